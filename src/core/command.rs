@@ -1,0 +1,78 @@
+//! The user commands: one per command-bar button or form event the solution defines.
+
+/// A command a user starts from Dynamics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Contact form: fill the form from SALESmanago.
+    FetchContact,
+    /// Contact form: upsert this contact to SALESmanago.
+    SendContact,
+    /// Contact grid: export the selected contacts, or all when none is selected.
+    ExportSelected,
+    /// Integration form: check the credentials against SALESmanago.
+    TestConnection,
+    /// Integration form: export every contact.
+    ExportAll,
+    /// Integration form: pull opt-outs and consents.
+    PullConsents,
+    /// Integration form: pull contacts changed in SALESmanago.
+    PullChanges,
+    /// Credential page: store the SALESmanago credentials on the integration record.
+    SaveCredentials,
+}
+
+impl Command {
+    /// Every command.
+    pub const ALL: [Command; 8] = [
+        Command::FetchContact,
+        Command::SendContact,
+        Command::ExportSelected,
+        Command::TestConnection,
+        Command::ExportAll,
+        Command::PullConsents,
+        Command::PullChanges,
+        Command::SaveCredentials,
+    ];
+
+    /// The name `commands.js` passes to the engine.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Command::FetchContact => "contact.fetch",
+            Command::SendContact => "contact.send",
+            Command::ExportSelected => "contact.exportSelected",
+            Command::TestConnection => "integration.testConnection",
+            Command::ExportAll => "integration.exportAll",
+            Command::PullConsents => "integration.pullConsents",
+            Command::PullChanges => "integration.pullChanges",
+            Command::SaveCredentials => "credentials.save",
+        }
+    }
+
+    /// The command with this name, if any.
+    pub fn from_name(name: &str) -> Option<Command> {
+        Command::ALL.into_iter().find(|c| c.name() == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_are_unique() {
+        for command in Command::ALL {
+            assert_eq!(Command::from_name(command.name()), Some(command));
+        }
+        let mut names: Vec<_> = Command::ALL.iter().map(|c| c.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Command::ALL.len());
+    }
+
+    #[test]
+    fn unknown_names_are_refused() {
+        for name in ["", "contact", "Contact.fetch", "contact.fetch ", "integration.delete"] {
+            assert_eq!(Command::from_name(name), None, "{name:?}");
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Dataverse: the tables and columns the solution defines or reads.
+
+pub mod schema;

@@ -1,0 +1,202 @@
+//! Every Dataverse schema name the product uses, in one place.
+//!
+//! The names of the original SALESmanago plugin (`new_salesmanagointegration`, `new_apisecret`,
+//! `new_clientid`, `new_owner`, `new_endpoint`, `new_consent_<name>`) are kept so that an
+//! existing installation upgrades in place. `tests/solution.rs` checks that the solution's
+//! `customizations.xml` defines exactly the custom columns listed here.
+
+/// The "SALESmanago Integration" table: one record holds the credentials and the job state.
+pub mod integration {
+    /// Logical name of the table.
+    pub const TABLE: &str = "new_salesmanagointegration";
+    /// Web API entity set name.
+    pub const ENTITY_SET: &str = "new_salesmanagointegrations";
+    /// Primary key column.
+    pub const ID: &str = "new_salesmanagointegrationid";
+    /// Primary name column.
+    pub const NAME: &str = "new_name";
+    /// SALESmanago API secret (hidden on the form; written only by the credential page).
+    pub const API_SECRET: &str = "new_apisecret";
+    /// SALESmanago client id.
+    pub const CLIENT_ID: &str = "new_clientid";
+    /// E-mail of the SALESmanago user who owns the contacts.
+    pub const OWNER: &str = "new_owner";
+    /// SALESmanago host (`app3.salesmanago.pl`) or an `https://` relay URL.
+    pub const ENDPOINT: &str = "new_endpoint";
+    /// When set, deleting a contact only opts it out in SALESmanago instead of deleting it.
+    pub const OPT_OUT_ON_DELETE: &str = "new_optoutondelete";
+    /// Upper bound on concurrent requests of bulk jobs.
+    pub const CONCURRENCY: &str = "new_concurrency";
+    /// Pull changes: SALESmanago modification time (Unix ms, decimal text) already pulled.
+    pub const CHANGES_WATERMARK: &str = "new_changeswatermark";
+}
+
+/// A bulk job run from the integration form, with its state columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Job {
+    /// Export all contacts to SALESmanago.
+    Export,
+    /// Pull opt-outs and consents from SALESmanago.
+    Consents,
+    /// Pull contacts changed in SALESmanago since the watermark.
+    Changes,
+}
+
+impl Job {
+    /// Every job, in the order the integration form shows them.
+    pub const ALL: [Job; 3] = [Job::Export, Job::Consents, Job::Changes];
+
+    /// Column holding the resumable checkpoint (JSON) of an interrupted run.
+    pub const fn checkpoint_column(self) -> &'static str {
+        match self {
+            Job::Export => "new_exportcheckpoint",
+            Job::Consents => "new_consentscheckpoint",
+            Job::Changes => "new_changescheckpoint",
+        }
+    }
+
+    /// Column holding the time the job last finished.
+    pub const fn last_run_column(self) -> &'static str {
+        match self {
+            Job::Export => "new_exportlastrun",
+            Job::Consents => "new_consentslastrun",
+            Job::Changes => "new_changeslastrun",
+        }
+    }
+
+    /// Column holding the summary of the last run.
+    pub const fn last_result_column(self) -> &'static str {
+        match self {
+            Job::Export => "new_exportlastresult",
+            Job::Consents => "new_consentslastresult",
+            Job::Changes => "new_changeslastresult",
+        }
+    }
+}
+
+/// The system `contact` table: standard columns the mapping reads and the columns we add.
+pub mod contact {
+    /// Logical name of the table.
+    pub const TABLE: &str = "contact";
+    /// Web API entity set name.
+    pub const ENTITY_SET: &str = "contacts";
+    /// Primary key column; sent to SALESmanago as `externalId`.
+    pub const ID: &str = "contactid";
+    /// SALESmanago contact id (added by the solution).
+    pub const SALESMANAGO_ID: &str = "new_salesmanagoid";
+    /// When the contact was last synchronised (added by the solution).
+    pub const SYNCED_ON: &str = "new_salesmanagosyncedon";
+    /// Outcome of the last synchronisation, a [`super::SyncStatus`] (added by the solution).
+    pub const SYNC_STATUS: &str = "new_salesmanagosyncstatus";
+    /// Reason of the last failure (added by the solution).
+    pub const LAST_ERROR: &str = "new_salesmanagolasterror";
+    /// "Do not allow SMS" (added by the solution).
+    pub const DO_NOT_SMS: &str = "new_donotsms";
+    /// Standard "Do not allow bulk e-mails": the newsletter opt-out.
+    pub const DO_NOT_BULK_EMAIL: &str = "donotbulkemail";
+    /// Prefix of the boolean consent columns that admins add; the rest of the name is the
+    /// SALESmanago consent name.
+    pub const CONSENT_PREFIX: &str = "new_consent_";
+}
+
+/// Every custom column the solution ships, per table. Consent columns are not shipped: admins
+/// add them and the engine discovers them at run time.
+pub const CUSTOM_COLUMNS: &[(&str, &[&str])] = &[
+    (
+        integration::TABLE,
+        &[
+            integration::NAME,
+            integration::API_SECRET,
+            integration::CLIENT_ID,
+            integration::OWNER,
+            integration::ENDPOINT,
+            integration::OPT_OUT_ON_DELETE,
+            integration::CONCURRENCY,
+            integration::CHANGES_WATERMARK,
+            Job::Export.checkpoint_column(),
+            Job::Export.last_run_column(),
+            Job::Export.last_result_column(),
+            Job::Consents.checkpoint_column(),
+            Job::Consents.last_run_column(),
+            Job::Consents.last_result_column(),
+            Job::Changes.checkpoint_column(),
+            Job::Changes.last_run_column(),
+            Job::Changes.last_result_column(),
+        ],
+    ),
+    (
+        contact::TABLE,
+        &[contact::SALESMANAGO_ID, contact::SYNCED_ON, contact::SYNC_STATUS, contact::LAST_ERROR, contact::DO_NOT_SMS],
+    ),
+];
+
+/// Values of the contact's `new_salesmanagosyncstatus` choice column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncStatus {
+    /// SALESmanago holds the contact as Dynamics does.
+    Synced = 100_000_000,
+    /// The last attempt failed; the reason is in `new_salesmanagolasterror`.
+    Failed = 100_000_001,
+    /// Not sent because it is invalid for SALESmanago (for example, no e-mail).
+    Skipped = 100_000_002,
+    /// A change is waiting to be sent.
+    Pending = 100_000_003,
+}
+
+impl SyncStatus {
+    /// Every status, in option-value order.
+    pub const ALL: [SyncStatus; 4] = [SyncStatus::Synced, SyncStatus::Failed, SyncStatus::Skipped, SyncStatus::Pending];
+
+    /// The option value stored in Dataverse.
+    pub const fn value(self) -> i32 {
+        self as i32
+    }
+}
+
+/// The SALESmanago consent name behind a consent column, if `column` is one: the part after
+/// `new_consent_`, in upper case as SALESmanago names consents (`new_consent_marketing` →
+/// `MARKETING`). Column names are compared case-insensitively, as Dataverse logical names are
+/// lower case but schema names are not.
+pub fn consent_name(column: &str) -> Option<String> {
+    let prefix = contact::CONSENT_PREFIX;
+    let head = column.get(..prefix.len())?;
+    if !head.eq_ignore_ascii_case(prefix) {
+        return None;
+    }
+    let name = &column[prefix.len()..];
+    let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    valid.then(|| name.to_ascii_uppercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consent_columns_name_their_consent() {
+        assert_eq!(consent_name("new_consent_marketing").as_deref(), Some("MARKETING"));
+        assert_eq!(consent_name("new_Consent_Integracja").as_deref(), Some("INTEGRACJA"));
+        assert_eq!(consent_name("new_consent_email_2").as_deref(), Some("EMAIL_2"));
+    }
+
+    #[test]
+    fn other_columns_are_not_consents() {
+        for column in
+            ["new_consent_", "new_consent", "donotbulkemail", "new_donotsms", "", "new_consent_a-b", "nęw_consent_x"]
+        {
+            assert_eq!(consent_name(column), None, "{column}");
+        }
+    }
+
+    #[test]
+    fn every_custom_column_is_listed_once() {
+        let mut seen = std::collections::BTreeSet::new();
+        for (table, columns) in CUSTOM_COLUMNS {
+            for column in *columns {
+                assert!(seen.insert((*table, *column)), "{table}.{column} listed twice");
+                assert!(column.starts_with("new_"), "{column} lacks the publisher prefix");
+                assert!(column.len() <= 50, "{column} is longer than Dataverse allows");
+            }
+        }
+    }
+}

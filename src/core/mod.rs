@@ -1,0 +1,6 @@
+//! The pure core: no `wasm-bindgen`, `js-sys`, `web-sys`, `gloo`, clock or random numbers.
+//! `tests/core_is_pure.rs` enforces that.
+
+pub mod command;
+pub mod dataverse;
+pub mod i18n;

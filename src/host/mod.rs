@@ -1,0 +1,7 @@
+//! The browser side (wasm32 only): everything that touches `wasm-bindgen`, `fetch` or `Xrm`.
+//! Mechanical by design; decisions and text come from [`crate::core`].
+
+mod exports;
+
+#[cfg(test)]
+mod tests;

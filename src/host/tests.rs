@@ -1,0 +1,38 @@
+//! The exports as JavaScript sees them, run in headless Chromium by wasm-bindgen-test.
+
+use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+
+use super::exports::{credentials_text, run_command, version};
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+#[wasm_bindgen_test]
+fn version_is_the_crate_version() {
+    assert_eq!(version(), env!("CARGO_PKG_VERSION"));
+}
+
+#[wasm_bindgen_test]
+fn credential_labels_follow_the_users_language() {
+    let pl: serde_json::Value = serde_json::from_str(&credentials_text(1045)).expect("JSON");
+    let en: serde_json::Value = serde_json::from_str(&credentials_text(1033)).expect("JSON");
+    assert_eq!(pl["apiSecret"], "Sekret API");
+    assert_eq!(en["apiSecret"], "API secret");
+    for key in ["title", "clientId", "apiSecret", "owner", "endpoint", "save", "secretSaved", "engine"] {
+        assert!(en[key].as_str().is_some_and(|t| !t.is_empty()), "{key}");
+        assert!(pl[key].as_str().is_some_and(|t| !t.is_empty()), "{key}");
+    }
+}
+
+#[wasm_bindgen_test]
+async fn unknown_commands_reject_with_a_localised_message() {
+    let error = run_command("contact.frobnicate".into(), 1045).await.expect_err("unknown command");
+    let message = wasm_bindgen::JsValue::from(error);
+    let text = js_sys::Reflect::get(&message, &"message".into()).expect("message").as_string().expect("text");
+    assert!(text.contains("contact.frobnicate") && text.contains("zaimportuj"), "{text}");
+}
+
+#[wasm_bindgen_test]
+async fn known_commands_resolve_to_text() {
+    let text = run_command("integration.pullChanges".into(), 1033).await.expect("a known command");
+    assert!(text.contains("Pull changes"), "{text}");
+}

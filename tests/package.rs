@@ -1,0 +1,174 @@
+//! The solution zips: their parts, content types, manifest and schema validity.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use support::{child_text, customizations_xsd, elements, parse, root, solution_version, Package, KINDS};
+
+const WEB_RESOURCES: [&str; 4] = [
+    "new_/salesmanago/commands.js",
+    "new_/salesmanago/credentials.html",
+    "new_/salesmanago/engine.js",
+    "new_/salesmanago/icon.svg",
+];
+
+/// `FileName` of every `<WebResource>`, by name.
+fn web_resource_files(customizations: &str) -> Vec<(String, String)> {
+    let doc = parse("customizations.xml", customizations);
+    elements(doc.root(), "WebResource")
+        .map(|w| {
+            let name = child_text(w, "Name").expect("Name").to_owned();
+            let file = child_text(w, "FileName").expect("FileName").to_owned();
+            (name, file)
+        })
+        .collect()
+}
+
+#[test]
+fn each_zip_holds_exactly_the_manifest_customizations_and_web_resources() {
+    for kind in KINDS {
+        let package = Package::built(kind);
+        let files = web_resource_files(package.text("customizations.xml"));
+        let names: BTreeSet<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, BTreeSet::from(WEB_RESOURCES), "{kind}: web resources");
+        let mut expected = vec!["[Content_Types].xml".to_owned(), "solution.xml".into(), "customizations.xml".into()];
+        let mut resources: Vec<String> = files.iter().map(|(_, f)| f.trim_start_matches('/').to_owned()).collect();
+        resources.sort();
+        expected.extend(resources);
+        assert_eq!(package.names, expected, "{kind}: parts and their order");
+        for name in &package.names {
+            assert!(!name.contains('\\') && !name.starts_with('/'), "{kind}: part name {name}");
+        }
+    }
+}
+
+#[test]
+fn web_resource_parts_are_named_as_dynamics_exports_name_them() {
+    let package = Package::built("unmanaged");
+    let doc = parse("customizations.xml", package.text("customizations.xml"));
+    for resource in elements(doc.root(), "WebResource") {
+        let name = child_text(resource, "Name").expect("Name");
+        let id = child_text(resource, "WebResourceId").expect("WebResourceId");
+        let file = child_text(resource, "FileName").expect("FileName");
+        let stem: String = name.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        let guid = id.trim_matches(|c| c == '{' || c == '}').to_uppercase();
+        assert_eq!(file, format!("/WebResources/{stem}{guid}"), "{name}");
+    }
+}
+
+#[test]
+fn shipped_web_resources_are_the_built_files() {
+    let built = root().join("target/webresources");
+    for kind in KINDS {
+        let package = Package::built(kind);
+        for (name, file) in web_resource_files(package.text("customizations.xml")) {
+            let source = built.join(name.trim_start_matches("new_/salesmanago/"));
+            let bytes = std::fs::read(&source).unwrap_or_else(|e| panic!("{}: {e}", source.display()));
+            assert!(
+                package.parts[file.trim_start_matches('/')] == bytes,
+                "{kind}: {name} differs from {}",
+                source.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn content_types_cover_every_part() {
+    for kind in KINDS {
+        let package = Package::built(kind);
+        let doc = parse("[Content_Types].xml", package.text("[Content_Types].xml"));
+        let types = doc.root_element();
+        assert_eq!(types.tag_name().namespace(), Some("http://schemas.openxmlformats.org/package/2006/content-types"));
+        let defaults: BTreeSet<&str> = elements(types, "Default").filter_map(|d| d.attribute("Extension")).collect();
+        let overrides: BTreeSet<&str> = elements(types, "Override").filter_map(|o| o.attribute("PartName")).collect();
+        for name in package.names.iter().filter(|n| *n != "[Content_Types].xml") {
+            let extension = name.rsplit_once('/').map_or(name.as_str(), |(_, f)| f).rsplit_once('.').map(|(_, e)| e);
+            let covered =
+                extension.is_some_and(|e| defaults.contains(e)) || overrides.contains(format!("/{name}").as_str());
+            assert!(covered, "{kind}: no content type for {name}");
+        }
+        for part in &overrides {
+            assert!(
+                package.parts.contains_key(part.trim_start_matches('/')),
+                "{kind}: override for a missing part {part}"
+            );
+        }
+    }
+}
+
+#[test]
+fn manifest_names_the_solution_version_publisher_and_root_components() {
+    for (kind, managed) in [("unmanaged", "0"), ("managed", "1")] {
+        let package = Package::built(kind);
+        let doc = parse("solution.xml", package.text("solution.xml"));
+        let manifest = elements(doc.root(), "SolutionManifest").next().expect("SolutionManifest");
+        assert_eq!(child_text(manifest, "UniqueName"), Some("SalesManagoIntegration"));
+        assert_eq!(child_text(manifest, "Version"), Some(solution_version().as_str()));
+        assert_eq!(child_text(manifest, "Managed"), Some(managed), "{kind}");
+        let publisher = elements(manifest, "Publisher").next().expect("Publisher");
+        assert_eq!(
+            child_text(publisher, "CustomizationPrefix"),
+            Some("new"),
+            "the original plugin's names need prefix new"
+        );
+        assert!(elements(manifest, "MissingDependencies").next().is_some());
+
+        let roots: BTreeSet<(String, String, String)> = elements(manifest, "RootComponent")
+            .map(|r| {
+                let attr = |a| r.attribute(a).unwrap_or_default().to_owned();
+                (attr("type"), attr("schemaName"), attr("behavior"))
+            })
+            .collect();
+        let mut expected = BTreeSet::from([
+            ("1".to_owned(), "new_salesmanagointegration".to_owned(), "0".to_owned()),
+            ("1".into(), "contact".into(), "2".into()),
+        ]);
+        expected.extend(WEB_RESOURCES.iter().map(|w| ("61".to_owned(), (*w).to_owned(), "0".to_owned())));
+        assert_eq!(roots, expected, "{kind}: root components");
+    }
+}
+
+#[test]
+fn managed_and_unmanaged_differ_only_in_the_managed_flag() {
+    let unmanaged = Package::built("unmanaged");
+    let managed = Package::built("managed");
+    assert_eq!(unmanaged.names, managed.names);
+    for name in &unmanaged.names {
+        if name == "solution.xml" {
+            let flip = unmanaged.text(name).replace("<Managed>0</Managed>", "<Managed>1</Managed>");
+            assert_eq!(flip, managed.text(name));
+        } else {
+            assert!(unmanaged.parts[name] == managed.parts[name], "{name} differs");
+        }
+    }
+}
+
+#[test]
+fn customizations_validate_against_microsofts_schema() {
+    let xsd = customizations_xsd();
+    let package = Package::built("unmanaged");
+    let file = root().join("target/customizations.validate.xml");
+    std::fs::write(&file, package.text("customizations.xml")).expect("writable target/");
+    let output = Command::new("xmllint")
+        .arg("--noout")
+        .arg("--schema")
+        .arg(&xsd)
+        .arg(&file)
+        .output()
+        .expect("xmllint is installed by `npm run setup`");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "customizations.xml does not validate:\n{stderr}");
+    assert!(stderr.contains("validates"), "{stderr}");
+}
+
+#[test]
+fn manifest_and_content_types_are_well_formed() {
+    let package = Package::built("unmanaged");
+    for name in ["solution.xml", "[Content_Types].xml", "customizations.xml"] {
+        parse(name, package.text(name));
+    }
+}

@@ -1,0 +1,142 @@
+// The built web resources, run in node:vm contexts that give them only what a Dynamics window
+// would: the ribbon and form functions the solution names exist, the engine loads lazily and
+// once, and failures reach the user as text.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import vm from "node:vm";
+import { solutionZip, version, webresource } from "./support/package.mjs";
+
+const commandsJs = webresource("commands.js");
+const engineJs = webresource("engine.js");
+
+/** A window-like vm context with a fake Xrm; engine.js "loads" when commands.js appends it. */
+function dynamicsWindow({ languageId = 1033, engineLoads = true } = {}) {
+  const seen = { alerts: [], errors: [], scripts: [] };
+  const context = {
+    console, atob, TextDecoder, TextEncoder, URL, FinalizationRegistry, WebAssembly, queueMicrotask, setTimeout,
+    Xrm: {
+      Utility: {
+        getGlobalContext: () => ({ userSettings: { languageId }, getClientUrl: () => "https://contoso.crm4.dynamics.com" }),
+      },
+      Navigation: {
+        openAlertDialog: (options) => (seen.alerts.push(options.text), Promise.resolve({})),
+        openErrorDialog: (options) => (seen.errors.push(options.message), Promise.resolve({})),
+      },
+    },
+    document: {
+      currentScript: null,
+      createElement: (tagName) => ({ tagName }),
+      head: {
+        appendChild(element) {
+          seen.scripts.push(element.src);
+          setTimeout(() => {
+            if (engineLoads) {
+              vm.runInContext(engineJs, context, { filename: "engine.js" });
+              element.onload();
+            } else {
+              element.onerror();
+            }
+          }, 1);
+        },
+      },
+    },
+  };
+  context.window = context;
+  vm.createContext(context);
+  return { context, seen };
+}
+
+function load(context, source, filename) {
+  vm.runInContext(source, context, { filename });
+}
+
+/** Every function name the solution's ribbon rules, commands and form handlers call. */
+function functionsTheSolutionCalls() {
+  const xml = solutionZip().get("customizations.xml").toString("utf8");
+  const names = [...xml.matchAll(/\b(?:FunctionName|functionName)="([^"]+)"/g)].map((m) => m[1]);
+  return [...new Set(names)];
+}
+
+function resolve(context, dotted) {
+  return dotted.split(".").reduce((object, key) => (object == null ? undefined : object[key]), context);
+}
+
+test("every function the solution calls is defined by commands.js", () => {
+  const { context } = dynamicsWindow();
+  load(context, commandsJs, "commands.js");
+  const names = functionsTheSolutionCalls();
+  assert.ok(names.length >= 9, `only ${names.length} function names in customizations.xml`);
+  for (const name of names) {
+    assert.equal(typeof resolve(context, name), "function", `${name} is not a function in commands.js`);
+  }
+});
+
+test("commands.js adds one global, SalesManago, and engine.js one, SalesManagoEngine", () => {
+  const { context } = dynamicsWindow();
+  const before = new Set(Object.keys(context));
+  load(context, commandsJs, "commands.js");
+  load(context, engineJs, "engine.js");
+  const added = Object.keys(context).filter((k) => !before.has(k)).sort();
+  assert.deepEqual(added, ["SalesManago", "SalesManagoEngine"]);
+  assert.equal(context.SalesManago.version, version());
+  assert.equal(context.SalesManagoEngine.version, version());
+});
+
+test("the contact form's enable rule answers at once and loads no engine", () => {
+  const { context, seen } = dynamicsWindow();
+  load(context, commandsJs, "commands.js");
+  assert.equal(context.SalesManago.Contact.onFormReady({}), true);
+  assert.deepEqual(seen.scripts, []);
+});
+
+test("commands load the engine on first use, once, and show its answer in the user's language", async () => {
+  const { context, seen } = dynamicsWindow({ languageId: 1045 });
+  load(context, commandsJs, "commands.js");
+  assert.equal(context.SalesManagoEngine, undefined, "engine.js must not load before a command runs");
+  await Promise.all([context.SalesManago.Integration.pullChanges({}), context.SalesManago.Contact.fetch({})]);
+  assert.deepEqual(seen.scripts, [
+    `https://contoso.crm4.dynamics.com/WebResources/new_/salesmanago/engine.js?ver=${version()}`,
+  ]);
+  assert.equal(seen.errors.length, 0, seen.errors.join("\n"));
+  assert.equal(seen.alerts.length, 2);
+  assert.match(seen.alerts[0], /Pobierz zmiany/);
+  assert.match(seen.alerts[1], /Pobierz z SALESmanago/);
+});
+
+test("an engine that cannot load is reported, and the next click tries again", async () => {
+  const { context, seen } = dynamicsWindow({ languageId: 1033, engineLoads: false });
+  load(context, commandsJs, "commands.js");
+  await context.SalesManago.Contact.send({});
+  assert.equal(seen.alerts.length, 0);
+  assert.equal(seen.errors.length, 1);
+  assert.match(seen.errors[0], /SALESmanago engine could not start .*engine\.js could not be loaded/);
+  await context.SalesManago.Contact.send({});
+  assert.equal(seen.scripts.length, 2, "a failed load must not be cached");
+});
+
+test("the engine instantiates once per window and a second engine.js keeps the first", async () => {
+  const { context } = dynamicsWindow();
+  load(context, engineJs, "engine.js");
+  const first = context.SalesManagoEngine;
+  const [a, b] = await Promise.all([first.ready(), first.ready()]);
+  assert.equal(a, b);
+  assert.equal(a.version(), version());
+  load(context, engineJs, "engine.js");
+  assert.equal(context.SalesManagoEngine, first);
+  assert.equal(await context.SalesManagoEngine.ready(), a);
+  await assert.rejects(a.runCommand("no.such", 1033), /no command “no\.such”/);
+});
+
+test("the integration form hands Xrm and its formContext to the credential page", async () => {
+  const { context } = dynamicsWindow();
+  load(context, commandsJs, "commands.js");
+  const received = [];
+  const page = { setClientApiContext: (xrm, formContext) => received.push([xrm, formContext]) };
+  const formContext = {
+    getControl: (name) => (name === "WebResource_credentials" ? { getContentWindow: () => Promise.resolve(page) } : null),
+  };
+  await context.SalesManago.Integration.onLoad({ getFormContext: () => formContext });
+  assert.equal(received.length, 1);
+  assert.equal(received[0][0], context.Xrm);
+  assert.equal(received[0][1], formContext);
+});

@@ -1,0 +1,163 @@
+/*
+ * SALESmanago for Dynamics 365 @@VERSION@@: command-bar and form entry points
+ * (web resource new_/salesmanago/commands.js).
+ *
+ * The solution's ribbon and form XML call the functions under the one global `SalesManago`.
+ * Each forwards to the engine (new_/salesmanago/engine.js), which this script loads on first
+ * use. Decisions and user text live in the engine; the only text here is the fallback shown
+ * when the engine itself cannot start.
+ */
+(function (root) {
+  "use strict";
+
+  var VERSION = "@@VERSION@@";
+  var ENGINE = "new_/salesmanago/engine.js";
+  var loading = null;
+
+  // The URL this script was loaded from, when the browser tells (ribbon libraries may be
+  // evaluated without a current script).
+  var self = root.document && root.document.currentScript ? root.document.currentScript.src : null;
+
+  function xrm() {
+    return root.Xrm || (root.parent && root.parent !== root ? root.parent.Xrm : undefined);
+  }
+
+  /** The user's language (LCID) as Dynamics reports it; 1033 when it cannot tell. */
+  function lcid() {
+    try {
+      return xrm().Utility.getGlobalContext().userSettings.languageId || 1033;
+    } catch (e) {
+      return 1033;
+    }
+  }
+
+  /** Where engine.js is: beside this script, else under the organisation's web resources. */
+  function engineUrl() {
+    if (self && /commands\.js(\?|$)/.test(self)) {
+      return self.replace(/commands\.js(\?.*)?$/, "engine.js?ver=" + VERSION);
+    }
+    return xrm().Utility.getGlobalContext().getClientUrl() + "/WebResources/" + ENGINE + "?ver=" + VERSION;
+  }
+
+  /** Resolves to the engine's exports, loading engine.js on first use (once per window). */
+  function loadEngine() {
+    if (!loading) {
+      loading = new Promise(function (resolve, reject) {
+        if (root.SalesManagoEngine) {
+          resolve();
+          return;
+        }
+        var script = root.document.createElement("script");
+        script.src = engineUrl();
+        script.onload = function () {
+          resolve();
+        };
+        script.onerror = function () {
+          reject(new Error("engine.js could not be loaded from " + script.src));
+        };
+        root.document.head.appendChild(script);
+      })
+        .then(function () {
+          if (!root.SalesManagoEngine) {
+            throw new Error("engine.js loaded but did not define SalesManagoEngine");
+          }
+          return root.SalesManagoEngine.ready();
+        })
+        .catch(function (error) {
+          loading = null;
+          throw error;
+        });
+    }
+    return loading;
+  }
+
+  /** The text shown when the engine cannot start, so it cannot come from the engine. */
+  function engineFailure(error) {
+    var reason = error && error.message ? error.message : String(error);
+    if (lcid() === 1045) {
+      return (
+        "Nie udało się uruchomić silnika SALESmanago (" + reason + "). " +
+        "Jeśli organizacja stosuje ścisłą politykę Content Security Policy, odblokuj WebAssembly " +
+        "albo poproś administratora o ponowne zaimportowanie rozwiązania."
+      );
+    }
+    return (
+      "The SALESmanago engine could not start (" + reason + "). " +
+      "If your organisation enforces a strict Content Security Policy, allow WebAssembly, " +
+      "or ask your administrator to import the solution again."
+    );
+  }
+
+  function showAlert(text) {
+    var navigation = xrm() && xrm().Navigation;
+    return navigation ? navigation.openAlertDialog({ text: text }) : Promise.resolve();
+  }
+
+  function showError(text) {
+    var navigation = xrm() && xrm().Navigation;
+    return navigation ? navigation.openErrorDialog({ message: text }) : Promise.resolve();
+  }
+
+  /** Runs engine command `name`; resolves once the user has seen the outcome. */
+  function run(name) {
+    var language = lcid();
+    return loadEngine().then(
+      function (engine) {
+        return engine.runCommand(name, language).then(showAlert, function (e) {
+          return showError(e && e.message ? e.message : String(e));
+        });
+      },
+      function (e) {
+        return showError(engineFailure(e));
+      }
+    );
+  }
+
+  /** A ribbon entry point running engine command `name`. */
+  function command(name) {
+    return function () {
+      return run(name);
+    };
+  }
+
+  root.SalesManago = Object.freeze({
+    version: VERSION,
+    loadEngine: loadEngine,
+    run: run,
+    Contact: Object.freeze({
+      /** Contact form: "Fetch from SALESmanago" (CrmParameter PrimaryControl). */
+      fetch: command("contact.fetch"),
+      /** Contact form: "Send to SALESmanago" (CrmParameter PrimaryControl). */
+      send: command("contact.send"),
+      /** Contact grid: "Export to SALESmanago" (SelectedControlSelectedItemIds, SelectedControl). */
+      exportSelected: command("contact.exportSelected"),
+      /** Enable rule of the contact form's buttons: the form is ready for them. Cheap; no engine. */
+      onFormReady: function () {
+        return true;
+      }
+    }),
+    Integration: Object.freeze({
+      /** Integration form OnLoad: hands Xrm and the formContext to the credential page. */
+      onLoad: function (executionContext) {
+        var formContext = executionContext.getFormContext();
+        var control = formContext.getControl("WebResource_credentials");
+        if (!control) {
+          return Promise.resolve();
+        }
+        return control.getContentWindow().then(function (page) {
+          if (page && typeof page.setClientApiContext === "function") {
+            page.setClientApiContext(xrm(), formContext);
+          }
+        });
+      },
+      /** Integration form: "Test connection". */
+      testConnection: command("integration.testConnection"),
+      /** Integration form: "Export all contacts". */
+      exportAll: command("integration.exportAll"),
+      /** Integration form: "Pull consents". */
+      pullConsents: command("integration.pullConsents"),
+      /** Integration form: "Pull changes". */
+      pullChanges: command("integration.pullChanges")
+    })
+  });
+})(window);

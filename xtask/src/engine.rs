@@ -1,0 +1,88 @@
+//! Builds the engine: `cargo build` for wasm32, then the wasm-bindgen CLI (`--target
+//! no-modules`), then `wasm-opt -Oz` from npm's binaryen.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+
+use crate::{fail, Result};
+
+/// The engine's wasm-bindgen glue and its optimised wasm.
+pub(crate) struct Engine {
+    /// The `--target no-modules` glue; it declares a local `wasm_bindgen`.
+    pub(crate) glue: String,
+    /// The module after `wasm-opt -Oz`.
+    pub(crate) wasm: Vec<u8>,
+}
+
+const TARGET: &str = "wasm32-unknown-unknown";
+
+/// The post-MVP features rustc's wasm32 target emits; wasm-opt must be told about them.
+const WASM_FEATURES: &[&str] = &[
+    "--enable-bulk-memory",
+    "--enable-mutable-globals",
+    "--enable-nontrapping-float-to-int",
+    "--enable-sign-ext",
+    "--enable-reference-types",
+    "--enable-multivalue",
+];
+
+pub(crate) fn build(root: &Path) -> Result<Engine> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    run(
+        Command::new(cargo).current_dir(root).args([
+            "build",
+            "--release",
+            "--lib",
+            "--package",
+            "salesmanago-dynamics",
+            "--target",
+            TARGET,
+        ]),
+        "cargo build for wasm32 (is the target installed? run `npm run setup`)",
+    )?;
+    let out = root.join("target/engine");
+    std::fs::create_dir_all(&out)?;
+    let built = root.join(format!("target/{TARGET}/release/salesmanago_dynamics.wasm"));
+    run(
+        Command::new("wasm-bindgen")
+            .args(["--target", "no-modules", "--no-typescript", "--out-name", "engine", "--out-dir"])
+            .arg(&out)
+            .arg(&built),
+        "wasm-bindgen (installed at the pinned version by `npm run setup`)",
+    )?;
+    let bindgen_wasm = out.join("engine_bg.wasm");
+    let optimised = out.join("engine_opt.wasm");
+    let wasm_opt = root.join("node_modules/.bin/wasm-opt");
+    if !wasm_opt.exists() {
+        return fail(format!("{} is missing: run `npm ci`", wasm_opt.display()));
+    }
+    run(
+        Command::new(&wasm_opt).arg("-Oz").args(WASM_FEATURES).arg(&bindgen_wasm).arg("-o").arg(&optimised),
+        "wasm-opt",
+    )?;
+    let engine = Engine { glue: std::fs::read_to_string(out.join("engine.js"))?, wasm: std::fs::read(&optimised)? };
+    println!(
+        "engine: wasm {} B raw, {} B gzip (before wasm-opt: {} B raw)",
+        engine.wasm.len(),
+        gzip_len(&engine.wasm)?,
+        std::fs::metadata(&bindgen_wasm)?.len()
+    );
+    Ok(engine)
+}
+
+/// The size of `bytes` gzipped at the best level, as a web server would send them.
+pub(crate) fn gzip_len(bytes: &[u8]) -> Result<usize> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(bytes)?;
+    Ok(encoder.finish()?.len())
+}
+
+fn run(command: &mut Command, what: &str) -> Result<()> {
+    let status = command.status().map_err(|e| format!("cannot start {what}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        fail(format!("{what} failed ({status})"))
+    }
+}

@@ -1,0 +1,48 @@
+//! Assembles the web resources into one folder, named as in the solution
+//! (`new_/salesmanago/<file>` is `<dir>/<file>`).
+//!
+//! `engine.js` is generated from `webresource/engine.template.js`: the wasm-bindgen glue and
+//! the wasm (base64) go inside one closure, so the only global is `SalesManagoEngine`.
+
+use std::path::Path;
+
+use base64::Engine as _;
+
+use crate::engine::{gzip_len, Engine};
+use crate::{fail, Result};
+
+/// Files copied from `webresource/` unchanged but for `@@VERSION@@`.
+const COPIED: &[&str] = &["commands.js", "credentials.html", "icon.svg"];
+
+pub(crate) fn assemble(root: &Path, engine: &Engine, dir: &Path) -> Result<()> {
+    let source = root.join("webresource");
+    std::fs::create_dir_all(dir)?;
+    let version = salesmanago_dynamics::VERSION;
+    for file in COPIED {
+        let text = std::fs::read_to_string(source.join(file))?;
+        std::fs::write(dir.join(file), text.replace("@@VERSION@@", version))?;
+    }
+    let template = std::fs::read_to_string(source.join("engine.template.js"))?;
+    let js = engine_js(&template, engine, version)?;
+    std::fs::write(dir.join("engine.js"), &js)?;
+    println!("engine.js: {} B raw, {} B gzip", js.len(), gzip_len(js.as_bytes())?);
+    Ok(())
+}
+
+fn engine_js(template: &str, engine: &Engine, version: &str) -> Result<String> {
+    for marker in ["/*@@GLUE@@*/", "@@WASM_BASE64@@", "@@VERSION@@"] {
+        if !template.contains(marker) {
+            return fail(format!("webresource/engine.template.js lacks the marker {marker}"));
+        }
+    }
+    if !engine.glue.contains("let wasm_bindgen") {
+        return fail(
+            "the wasm-bindgen glue no longer declares `let wasm_bindgen`: check the --target no-modules output",
+        );
+    }
+    let base64 = base64::engine::general_purpose::STANDARD.encode(&engine.wasm);
+    Ok(template
+        .replace("@@VERSION@@", version)
+        .replace("@@WASM_BASE64@@", &base64)
+        .replace("/*@@GLUE@@*/", engine.glue.trim_end()))
+}
