@@ -1,0 +1,780 @@
+// Contract tests of the SALESmanago API v2 simulator (tests/simulator/). Every simulator listens on
+// port 0 and is closed at the end of its test; loops are bounded.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { fileURLToPath } from "node:url";
+import { startSimulator } from "./simulator/server.mjs";
+
+const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+const DAY_MS = 86_400_000;
+const REQUEST_TIMEOUT_MS = 3000; // every request is bounded, so a stray hang fails instead of stalling
+
+const sha1 = (text) => createHash("sha1").update(text).digest("hex");
+
+/** Starts a simulator, runs fn(api), always closes it. */
+async function withSimulator(options, fn) {
+  const sim = await startSimulator({ port: 0, ...options });
+  try {
+    await fn(api(sim), sim);
+  } finally {
+    await sim.close();
+  }
+}
+
+/** A tiny client: signs with the simulator's own credentials unless `auth` overrides them. */
+function api(sim) {
+  const sign = (apiKey = `key-${Math.random()}`) => ({
+    clientId: sim.clientId,
+    apiKey,
+    requestTime: Date.now(),
+    sha: sha1(apiKey + sim.clientId + sim.apiSecret),
+  });
+  async function raw(path, init = {}) {
+    const response = await fetch(`${sim.url}${path}`, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS), ...init });
+    const text = await response.text();
+    return { status: response.status, headers: response.headers, text };
+  }
+  /** opts.auth replaces the signed auth fields; opts.owner: undefined sends no owner at all. */
+  async function call(method, fields = {}, opts = {}) {
+    const auth = opts.auth ?? sign();
+    const owner = "owner" in opts ? opts.owner : sim.owner;
+    const body = { ...auth, ...(owner === undefined ? {} : { owner }), ...fields };
+    const response = await raw(`/api/${method}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    return { ...response, json: parseOrUndefined(response.text) };
+  }
+  async function control(method, path, body) {
+    const init = body === undefined ? { method } : { method, body: JSON.stringify(body) };
+    const response = await raw(`/__sim/${path}`, init);
+    return { ...response, json: JSON.parse(response.text) };
+  }
+  const upsert = (contact, extra = {}) => call("contact/upsert", { contact, ...extra });
+  const stored = async (email) => (await control("GET", "contacts")).json.find((c) => c.email === email);
+  return { sign, raw, call, control, upsert, stored };
+}
+
+function parseOrUndefined(text) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function assertFailure(response, message) {
+  assert.equal(response.status, 200);
+  assert.deepEqual(response.json, { success: false, message: [message] });
+}
+
+// --- authentication --------------------------------------------------------------------------
+
+test("sha check uses sha1(apiKey + clientId + apiSecret): the reference §2 test vector", async () => {
+  const vector = "8c7b410b4b1c27f8bb78830431be9e59ed041b98";
+  assert.equal(sha1("my-random-api-key" + "abc123clientid" + "my-api-secret"), vector);
+  await withSimulator({ clientId: "abc123clientid", apiSecret: "my-api-secret" }, async ({ call }) => {
+    const auth = { clientId: "abc123clientid", apiKey: "my-random-api-key", requestTime: 1327056031488, sha: vector };
+    const ok = await call("user/listByClient", {}, { auth, owner: undefined });
+    assert.equal(ok.json.success, true, ok.text);
+
+    const flipped = vector.slice(0, -1) + "9";
+    assertFailure(await call("user/listByClient", {}, { auth: { ...auth, sha: flipped } }), "Not authenticated");
+    assertFailure(await call("user/listByClient", {}, { auth: { ...auth, sha: vector.toUpperCase() } }), "Not authenticated");
+    assertFailure(await call("user/listByClient", {}, { auth: { ...auth, apiKey: "other-key" } }), "Not authenticated");
+    const otherClient = { ...auth, clientId: "other", sha: sha1("my-random-api-key" + "other" + "my-api-secret") };
+    assertFailure(await call("user/listByClient", {}, { auth: otherClient }), "Not authenticated");
+  });
+});
+
+test("requestTime must be present and numeric, in any unit, number or string", async () => {
+  await withSimulator({}, async ({ call, sign }) => {
+    for (const requestTime of [1327056031, 1327056031488, "1560928886645", "1560928886"]) {
+      const response = await call("contact/hasContact", { email: "a@b.co" }, { auth: { ...sign(), requestTime } });
+      assert.equal(response.json.success, true, `requestTime ${requestTime}`);
+    }
+    for (const requestTime of [undefined, null, "", "soon", true, {}]) {
+      const response = await call("contact/hasContact", { email: "a@b.co" }, { auth: { ...sign(), requestTime } });
+      assertFailure(response, "Not authenticated");
+    }
+  });
+});
+
+// --- envelope and routing --------------------------------------------------------------------
+
+test("unknown or wrongly cased paths are 404 and non-JSON bodies are 400, both in the envelope", async () => {
+  await withSimulator({}, async ({ call, raw }) => {
+    const unknown = await call("contact/nothing");
+    assert.equal(unknown.status, 404);
+    assert.deepEqual(unknown.json, { success: false, message: ["Unknown method contact/nothing"] });
+    assert.equal((await call("contact/Upsert")).status, 404);
+
+    for (const body of ["{not json", "[1,2]", ""]) {
+      const response = await raw("/api/contact/upsert", { method: "POST", body });
+      assert.equal(response.status, 400, body);
+      assert.match(response.headers.get("content-type"), /^application\/json/);
+      assert.deepEqual(JSON.parse(response.text), { success: false, message: ["Malformed JSON"] });
+    }
+  });
+});
+
+// --- owner -----------------------------------------------------------------------------------
+
+test("owner is required on contact methods, matched case-insensitively against the account's users", async () => {
+  await withSimulator({}, async ({ call, upsert }) => {
+    const contact = { email: "a@b.co" };
+    assertFailure(await call("contact/upsert", { contact }, { owner: undefined }), "owner is a mandatory field");
+    assertFailure(await call("contact/upsert", { contact }, { owner: "nobody@example.com" }), "Owner nobody@example.com not found");
+    assert.equal((await call("contact/upsert", { contact }, { owner: "SECOND.owner@Example.com" })).json.success, true);
+    assert.equal((await upsert(contact)).json.success, true);
+    // opt-in family needs no owner
+    assert.equal((await call("contact/optout", { email: "a@b.co" }, { owner: undefined })).json.success, true);
+  });
+});
+
+test("user/listByClient lists the account's users; options override clientId, secret and default owner", async () => {
+  await withSimulator({}, async ({ call }, sim) => {
+    const { json } = await call("user/listByClient", {}, { owner: undefined });
+    assert.equal(json.success, true);
+    assert.deepEqual(json.users.map((u) => u.email), ["owner@example.com", "second.owner@example.com"]);
+    assert.ok(json.users.every((u) => typeof u.name === "string" && u.name.length > 0));
+    assert.deepEqual([sim.clientId, sim.apiSecret, sim.owner], ["sim-client", "sim-secret-0123456789", "owner@example.com"]);
+  });
+  await withSimulator({ clientId: "c2", apiSecret: "s2", owner: "boss@corp.io" }, async ({ call }, sim) => {
+    assert.deepEqual([sim.clientId, sim.apiSecret, sim.owner], ["c2", "s2", "boss@corp.io"]);
+    const { json } = await call("user/listByClient", {}, { owner: undefined });
+    assert.deepEqual(json.users.map((u) => u.email), ["boss@corp.io", "second.owner@example.com"]);
+    assert.equal((await call("contact/hasContact", { email: "a@b.co" })).json.success, true);
+  });
+});
+
+// --- upsert ----------------------------------------------------------------------------------
+
+test("upsert creates, then updates keeping absent/null fields, and renames with newEmail", async () => {
+  await withSimulator({}, async ({ upsert, stored, call, control }) => {
+    const created = await upsert(
+      {
+        email: " John@Example.COM ",
+        name: "John",
+        phone: "+48123",
+        company: "ACME",
+        externalId: "U1",
+        state: "PROSPECT",
+        address: { streetAddress: "Main 1", zipCode: "43-305", city: "Bielsko", country: "PL" },
+      },
+      { province: "Śląskie", birthday: "19801017" },
+    );
+    assert.equal(created.json.success, true);
+    assert.deepEqual(Object.keys(created.json).sort(), ["contactId", "message", "success"]);
+    assert.deepEqual(created.json.message, []);
+    assert.match(created.json.contactId, UUID_V4);
+
+    const updated = await upsert({ email: "john@example.com", name: null, phone: "+48999", address: { city: "Katowice" } });
+    assert.equal(updated.json.contactId, created.json.contactId);
+    const john = await stored("john@example.com");
+    assert.equal(john.id, created.json.contactId);
+    assert.equal(john.name, "John");
+    assert.equal(john.phone, "+48999");
+    assert.equal(john.company, "ACME");
+    assert.equal(john.mainContactOwner, "owner@example.com");
+    assert.deepEqual(john.address, { streetAddress: "Main 1", zipCode: "43-305", city: "Katowice", country: "PL" });
+    assert.equal(john.province, "Śląskie");
+    assert.equal(john.birthday, "19801017");
+
+    const renamed = await upsert({ email: "JOHN@example.com" }, { newEmail: "John.New@Example.com" });
+    assert.equal(renamed.json.contactId, created.json.contactId);
+    assert.equal(await stored("john@example.com"), undefined);
+    assert.equal((await stored("john.new@example.com")).name, "John");
+    assert.equal((await call("contact/hasContact", { email: "john.new@example.com" })).json.result, true);
+    assert.equal((await call("contact/hasContact", { email: "john@example.com" })).json.result, false);
+    assert.equal((await control("GET", "contacts")).json.length, 1);
+    await upsert({ email: "other@example.com" });
+    assertFailure(await upsert({ email: "other@example.com" }, { newEmail: "JOHN.NEW@example.com" }), "Contact john.new@example.com already exists");
+  });
+});
+
+test("modifiedOn is bumped only on a real change and strictly increases across the store", async () => {
+  await withSimulator({}, async ({ upsert, stored, call, control }) => {
+    await upsert({ email: "a@b.co", name: "A" }, { tags: ["x"], properties: { k: "v" } });
+    const first = await stored("a@b.co");
+    assert.equal(first.createdOn, first.modifiedOn);
+
+    await upsert({ email: "a@b.co", name: "A" }, { tags: ["X"], properties: { k: "v" } });
+    assert.equal((await stored("a@b.co")).modifiedOn, first.modifiedOn, "no change, no bump");
+
+    await upsert({ email: "a@b.co", name: "B" });
+    const second = await stored("a@b.co");
+    assert.ok(second.modifiedOn > first.modifiedOn);
+    assert.equal(second.createdOn, first.createdOn);
+
+    const times = [second.modifiedOn];
+    for (let i = 0; i < 20; i += 1) {
+      await upsert({ email: `c${i}@b.co` });
+      times.push((await stored(`c${i}@b.co`)).modifiedOn);
+    }
+    for (let i = 1; i < times.length; i += 1) assert.ok(times[i] > times[i - 1], `modifiedOn #${i} increases`);
+
+    // one batch is applied within the same millisecond, yet every modifiedOn differs
+    const upsertDetails = Array.from({ length: 50 }, (_, i) => ({ contact: { email: `batch${i}@b.co` } }));
+    await call("contact/batchupsert", { upsertDetails });
+    const all = (await control("GET", "contacts")).json.filter((c) => c.email.startsWith("batch"));
+    assert.equal(all.length, 50);
+    for (let i = 1; i < all.length; i += 1) assert.ok(all[i].modifiedOn > all[i - 1].modifiedOn, `batch item ${i}`);
+  });
+});
+
+test("e-mail validation rejects with 'Invalid email: <email>'", async () => {
+  await withSimulator({}, async ({ upsert, stored }) => {
+    const valid = ["a@b.co", "  Mixed.Case+tag@Example.COM ", `${"l".repeat(64)}@b.co`, `a@${"d".repeat(248)}.co`];
+    for (const email of valid) assert.equal((await upsert({ email })).json.success, true, email);
+    assert.ok(await stored("mixed.case+tag@example.com"), "stored trimmed and lower-cased");
+
+    const invalid = [
+      "",
+      "plain",
+      "a@@b.co",
+      "a@b@c.co",
+      "a@nodot",
+      "@b.co",
+      "a b@c.co",
+      "żółw@x.pl",
+      `${"l".repeat(65)}@b.co`,
+      `a@${"d".repeat(250)}.co`,
+    ];
+    for (const email of invalid) assertFailure(await upsert({ email }), `Invalid email: ${email}`);
+    assertFailure(await upsert({ email: "a@b.co" }, { newEmail: "broken" }), "Invalid email: broken");
+  });
+});
+
+test("birthday must be yyyyMMdd or MMdd of a real date", async () => {
+  await withSimulator({}, async ({ upsert, stored }) => {
+    for (const birthday of ["20240229", "0229", "19801017", "1231"]) {
+      assert.equal((await upsert({ email: "a@b.co" }, { birthday })).json.success, true, birthday);
+      assert.equal((await stored("a@b.co")).birthday, birthday);
+    }
+    for (const birthday of ["20230229", "19801301", "1332", "1980-10-17", "", "198010"]) {
+      assertFailure(await upsert({ email: "a@b.co" }, { birthday }), "Invalid birthday");
+    }
+    assert.equal((await stored("a@b.co")).birthday, "1231", "a rejected upsert changes nothing");
+  });
+});
+
+test("force flags, consents, tags and properties", async () => {
+  await withSimulator({}, async ({ upsert, stored }) => {
+    const email = "a@b.co";
+    await upsert({ email }, { forceOptOut: true, forcePhoneOptOut: true });
+    assert.deepEqual(await flags(), [true, true]);
+    await upsert({ email }, { forceOptIn: true });
+    assert.deepEqual(await flags(), [false, true]);
+    await upsert({ email }, { forcePhoneOptIn: true });
+    assert.deepEqual(await flags(), [false, false]);
+    await upsert({ email }, { forceOptIn: true, forceOptOut: true, forcePhoneOptIn: true, forcePhoneOptOut: true });
+    assert.deepEqual(await flags(), [true, true], "opt-out wins");
+    await upsert({ email });
+    assert.deepEqual(await flags(), [true, true], "absent flags keep the stored state");
+
+    await upsert(
+      { email },
+      {
+        consentDetails: [
+          { consentName: "Marketing", consentAccept: true, agreementDate: 1672327453000, optOut: false },
+          { consentName: "SMS", consentAccept: true, agreementDate: 1 },
+          { consentName: "MARKETING", consentAccept: false, optOut: true, agreementDate: 1672327454000 },
+        ],
+        tags: ["vip customer", " api "],
+        properties: { "custom.nickname": "Konri", tier: "GOLD" },
+      },
+    );
+    await upsert({ email }, { tags: ["new"], removeTags: ["Api"], properties: { tier: "SILVER", extra: 7 } });
+    const contact = await stored(email);
+    assert.deepEqual(contact.consents, [
+      { consentName: "MARKETING", consentAccept: false, optOut: true, agreementDate: 1672327454000 },
+      { consentName: "SMS", consentAccept: true, optOut: false, agreementDate: 1 },
+    ]);
+    assert.deepEqual(contact.tags.sort(), ["NEW", "VIP_CUSTOMER"]);
+    assert.deepEqual(contact.properties, { "custom.nickname": "Konri", tier: "SILVER", extra: "7" });
+
+    async function flags() {
+      const { optedOut, optedOutPhone } = await stored(email);
+      return [optedOut, optedOutPhone];
+    }
+  });
+});
+
+// --- batch -----------------------------------------------------------------------------------
+
+test("batchupsert returns contactIds by stored e-mail and one message per failed item", async () => {
+  await withSimulator({ maxBatch: 3 }, async ({ call, stored }) => {
+    const response = await call("contact/batchupsert", {
+      upsertDetails: [
+        { contact: { email: "A@Example.com", name: "A" }, forceOptIn: true },
+        { contact: { email: "not-an-email" } },
+        { contact: { email: "b@example.com" }, birthday: "20231340", tags: ["X"] },
+      ],
+    });
+    assert.equal(response.json.success, true);
+    assert.deepEqual(Object.keys(response.json.contactIds), ["a@example.com"]);
+    assert.equal(response.json.contactIds["a@example.com"], (await stored("a@example.com")).id);
+    assert.equal(response.json.message.length, 2);
+    assert.equal(response.json.message[0], "Invalid email: not-an-email");
+    assert.match(response.json.message[1], /b@example\.com/);
+    assert.match(response.json.message[1], /Invalid birthday/);
+    assert.equal(await stored("b@example.com"), undefined);
+
+    const tooMany = Array.from({ length: 4 }, (_, i) => ({ contact: { email: `c${i}@example.com` } }));
+    assertFailure(await call("contact/batchupsert", { upsertDetails: tooMany }), "Too many contacts in one request (max 3)");
+    assertFailure(await call("contact/batchupsert", { upsertDetails: tooMany.slice(0, 1) }, { owner: undefined }), "owner is a mandatory field");
+  });
+});
+
+test("batchupsert defaults to a 1000-item limit", async () => {
+  await withSimulator({}, async ({ call }) => {
+    const details = (n) => Array.from({ length: n }, (_, i) => ({ contact: { email: `c${i}@example.com` } }));
+    assertFailure(await call("contact/batchupsert", { upsertDetails: details(1001) }), "Too many contacts in one request (max 1000)");
+    const ok = await call("contact/batchupsert", { upsertDetails: details(1000) });
+    assert.equal(Object.keys(ok.json.contactIds).length, 1000);
+  });
+});
+
+// --- delete and lookups ----------------------------------------------------------------------
+
+test("delete removes the contact; hasContact reflects it", async () => {
+  await withSimulator({}, async ({ call, upsert }) => {
+    const { contactId } = (await upsert({ email: "a@b.co" })).json;
+    assert.deepEqual((await call("contact/hasContact", { email: "A@B.co" })).json, { success: true, message: [], result: true, contactId });
+    assert.deepEqual((await call("contact/delete", { email: "a@b.co", permanently: true })).json, { success: true, message: [], result: null });
+    assert.deepEqual((await call("contact/hasContact", { email: "a@b.co" })).json, { success: true, message: [], result: false, contactId: null });
+    assertFailure(await call("contact/delete", { email: "a@b.co" }), "Contact not found");
+  });
+});
+
+test("basic and basicById return the flat §3.4 shape plus consents", async () => {
+  await withSimulator({}, async ({ call, upsert, stored }) => {
+    await upsert(
+      { email: "banan@mail.com", name: "Banan", phone: "+393331231234", state: "PROSPECT", externalId: "152631" },
+      { birthday: "19840804", consentDetails: [{ consentName: "MARKETING", consentAccept: true, agreementDate: 5 }] },
+    );
+    await upsert({ email: "addr@mail.com", address: { city: "New York" } }, { birthday: "0704" });
+    const banan = await stored("banan@mail.com");
+    const expected = {
+      contactId: banan.id,
+      name: "Banan",
+      email: "banan@mail.com",
+      phone: "+393331231234",
+      fax: null,
+      score: 0,
+      state: "PROSPECT",
+      optedOut: false,
+      optedOutPhone: false,
+      deleted: false,
+      invalid: false,
+      company: null,
+      externalId: "152631",
+      address: null,
+      birthdayYear: "1984",
+      birthdayMonth: "8",
+      birthdayDay: "4",
+      modifiedOn: banan.modifiedOn,
+      createdOn: banan.createdOn,
+      lastVisit: null,
+      consents: [{ consentName: "MARKETING", consentAccept: true, optOut: false, agreementDate: 5 }],
+    };
+    const basic = await call("contact/basic", { email: ["BANAN@mail.com", "missing@mail.com"] });
+    assert.deepEqual(basic.json, { success: true, message: [], contacts: [expected] });
+    assert.deepEqual((await call("contact/basic", { email: "banan@mail.com" })).json.contacts, [expected]);
+    assert.deepEqual((await call("contact/basicById", { id: [banan.id, "nope"] })).json.contacts, [expected]);
+
+    const [addr] = (await call("contact/basic", { email: ["addr@mail.com"] })).json.contacts;
+    assert.deepEqual(addr.address, { streetAddress: null, zipCode: null, city: "New York", country: null });
+    assert.deepEqual([addr.birthdayYear, addr.birthdayMonth, addr.birthdayDay], [null, "7", "4"]);
+  });
+});
+
+test("listById returns full cards and at most 50 ids", async () => {
+  await withSimulator({}, async ({ call, upsert, stored }) => {
+    await upsert(
+      { email: "card@mail.com", name: "Card" },
+      { tags: ["igen"], properties: { Nem: "Nő" }, province: "Mazowieckie", consentDetails: [{ consentName: "M", agreementDate: 9 }] },
+    );
+    const card = await stored("card@mail.com");
+    const { json } = await call("contact/listById", { contactId: [card.id, "unknown-id"] });
+    assert.equal(json.success, true);
+    assert.equal(json.contacts.length, 1);
+    const [got] = json.contacts;
+    assert.equal(got.id, card.id);
+    assert.equal("contactId" in got, false);
+    assert.equal(got.mainContactOwner, "owner@example.com");
+    assert.equal(got.province, "Mazowieckie");
+    assert.deepEqual(got.properties, [{ name: "Nem", value: "Nő" }]);
+    assert.equal(got.contactTags.length, 1);
+    const [tag] = got.contactTags;
+    assert.deepEqual({ ...tag, createdOn: 0 }, { tag: "IGEN", tagName: "IGEN", score: 1, createdOn: 0, tagWithScore: "IGEN (1)" });
+    assert.equal(typeof tag.createdOn, "number");
+    for (const list of ["contactVisits", "contactEvents", "emailMessages", "contactFunnels", "contactNotes", "contactTasks", "incomingEmailMessages", "contactExtEvents", "coupons", "smsMessages"]) {
+      assert.deepEqual(got[list], [], list);
+    }
+    assert.deepEqual(got.consents, [{ consentName: "M", consentAccept: false, optOut: false, agreementDate: 9 }]);
+    assert.equal(got.modifiedOn, card.modifiedOn);
+
+    const ids = Array.from({ length: 51 }, (_, i) => `id-${i}`);
+    assertFailure(await call("contact/listById", { contactId: ids }), "Up to 50 contacts at once");
+    assert.equal((await call("contact/listById", { contactId: ids.slice(0, 50) })).json.success, true);
+  });
+});
+
+// --- change feeds ----------------------------------------------------------------------------
+
+test("modifiedContacts and paginatedModifiedContacts window, order and page", async () => {
+  await withSimulator({ maxWindowDays: 2 }, async ({ call, control }) => {
+    const base = 1_700_000_000_000;
+    const seeded = [3, 1, 2, 2, 5].map((offset, i) => ({ email: `m${i}@b.co`, modifiedOn: base + offset, id: `id-${i}` }));
+    assert.equal((await control("POST", "contacts", seeded)).status, 200);
+
+    const plain = await call("contact/modifiedContacts", { from: base + 1, to: `${base + 3}` });
+    assert.deepEqual(plain.json.modifiedContacts.map((c) => c.email), ["m1@b.co", "m2@b.co", "m3@b.co", "m0@b.co"]);
+    assert.deepEqual(plain.json.modifiedContacts[0], { id: "id-1", email: "m1@b.co" });
+
+    const page = (n, size) => call("contact/paginatedModifiedContacts", { from: base, to: base + 10, page: n, size });
+    const first = (await page(1, 2)).json;
+    assert.deepEqual(first, {
+      success: true,
+      message: [],
+      modifiedContacts: [
+        { contactId: "id-1", id: "id-1", email: "m1@b.co", modifiedOn: base + 1 },
+        { contactId: "id-2", id: "id-2", email: "m2@b.co", modifiedOn: base + 2 },
+      ],
+      hasMore: true,
+    });
+    assert.deepEqual((await page(2, 2)).json.modifiedContacts.map((c) => c.id), ["id-3", "id-0"]);
+    const last = (await page(3, 2)).json;
+    assert.deepEqual([last.modifiedContacts.map((c) => c.id), last.hasMore], [["id-4"], false]);
+    const exact = (await page(1, 5)).json;
+    assert.deepEqual([exact.modifiedContacts.length, exact.hasMore], [5, false], "a full last page has no more");
+    assert.deepEqual((await page(4, 2)).json.modifiedContacts, []);
+    assert.equal((await call("contact/paginatedModifiedContacts", { from: base, to: base + 10 })).json.modifiedContacts.length, 5);
+
+    const window = (from, to, extra = {}) => call("contact/paginatedModifiedContacts", { from, to, page: 1, size: 10, ...extra });
+    assert.equal((await window(base, base + 2 * DAY_MS)).json.success, true);
+    assertFailure(await window(base, base + 2 * DAY_MS + 1), "Date range too long (max 2 days)");
+    for (const bad of [window(base + 1, base), window(base, base + 1, { size: 0 }), window(base, base + 1, { size: 1001 }), window(base, base + 1, { page: 0 })]) {
+      const { json } = await bad;
+      assert.equal(json.success, false);
+      assert.equal(json.message.length, 1);
+      assert.ok(json.message[0].length > 5);
+    }
+  });
+});
+
+test("paginatedModifiedContacts allows 30 days by default", async () => {
+  await withSimulator({}, async ({ call }) => {
+    const from = 1_700_000_000_000;
+    assert.equal((await call("contact/paginatedModifiedContacts", { from, to: from + 30 * DAY_MS })).json.success, true);
+    assertFailure(await call("contact/paginatedModifiedContacts", { from, to: from + 30 * DAY_MS + 1 }), "Date range too long (max 30 days)");
+  });
+});
+
+// --- opt-in family ---------------------------------------------------------------------------
+
+test("optin/optout/phoneoptin/phoneoptout set the flags without an owner", async () => {
+  await withSimulator({}, async ({ call, upsert, stored }) => {
+    const { contactId } = (await upsert({ email: "a@b.co" })).json;
+    const steps = [
+      ["contact/optout", [true, false]],
+      ["contact/phoneoptout", [true, true]],
+      ["contact/optin", [false, true]],
+      ["contact/phoneoptin", [false, false]],
+    ];
+    for (const [method, flags] of steps) {
+      const before = (await stored("a@b.co")).modifiedOn;
+      assert.deepEqual((await call(method, { email: "A@b.co" }, { owner: undefined })).json, { success: true, message: [], contactId });
+      const after = await stored("a@b.co");
+      assert.deepEqual([after.optedOut, after.optedOutPhone], flags, method);
+      assert.ok(after.modifiedOn > before, `${method} bumps modifiedOn`);
+    }
+    assertFailure(await call("contact/optin", { email: "nobody@b.co" }, { owner: undefined }), "Contact not found");
+  });
+});
+
+// --- CORS ------------------------------------------------------------------------------------
+
+test("CORS headers on every /api response by default, none with cors disabled", async () => {
+  await withSimulator({}, async ({ call, raw, control }) => {
+    const preflight = await raw("/api/contact/upsert", { method: "OPTIONS", headers: { origin: "https://x.example" } });
+    assert.equal(preflight.status, 204);
+    assert.equal(preflight.headers.get("access-control-allow-origin"), "*");
+    assert.equal(preflight.headers.get("access-control-allow-methods"), "POST, GET, OPTIONS");
+    assert.equal(preflight.headers.get("access-control-allow-headers"), "content-type, accept");
+    assert.equal(preflight.headers.get("access-control-max-age"), "600");
+    assert.equal((await call("contact/upsert", { contact: { email: "a@b.co" } })).headers.get("access-control-allow-origin"), "*");
+    assert.equal((await call("nothing")).headers.get("access-control-allow-origin"), "*");
+    assert.equal((await call("contact/upsert", {}, { auth: {} })).headers.get("access-control-allow-origin"), "*");
+
+    await control("POST", "faults", { cors: false });
+    const noCors = await call("contact/upsert", { contact: { email: "a@b.co" } });
+    assert.equal(noCors.json.success, true);
+    assert.deepEqual(corsHeaders(noCors.headers), []);
+    assert.deepEqual(corsHeaders((await raw("/api/contact/upsert", { method: "OPTIONS" })).headers), []);
+    assert.equal((await control("GET", "stats")).headers.get("access-control-allow-origin"), "*", "/__sim keeps CORS");
+  });
+  await withSimulator({ cors: false }, async ({ call, raw, control }) => {
+    const preflight = await raw("/api/contact/upsert", { method: "OPTIONS" });
+    assert.equal(preflight.status, 204);
+    assert.deepEqual(corsHeaders(preflight.headers), []);
+    assert.deepEqual(corsHeaders((await call("contact/hasContact", { email: "a@b.co" })).headers), []);
+    assert.deepEqual(corsHeaders((await call("nothing")).headers), []);
+    assert.equal((await control("GET", "faults")).headers.get("access-control-allow-origin"), "*");
+  });
+
+  function corsHeaders(headers) {
+    return [...headers.keys()].filter((name) => name.startsWith("access-control-"));
+  }
+});
+
+// --- faults ----------------------------------------------------------------------------------
+
+test("throttle fires every N calls, with Retry-After, up to count times", async () => {
+  await withSimulator({}, async ({ call, control }) => {
+    const set = await control("POST", "faults", { throttle: { every: 2, retryAfter: 7, count: 2 } });
+    assert.deepEqual(set.json, { throttle: { every: 2, count: 2, retryAfter: 7 } });
+    const statuses = [];
+    for (let i = 1; i <= 7; i += 1) {
+      const response = await call("contact/hasContact", { email: "a@b.co" });
+      statuses.push(response.status);
+      if (response.status === 429) {
+        assert.equal(response.headers.get("retry-after"), "7");
+        assert.deepEqual(response.json, { success: false, message: ["Too many requests"] });
+      }
+    }
+    assert.deepEqual(statuses, [200, 429, 200, 429, 200, 200, 200]);
+    const stats = (await control("GET", "stats")).json;
+    assert.deepEqual(stats, { calls: { "contact/hasContact": 7 }, total: 7 });
+
+    await control("POST", "faults", { throttle: { every: 1 } });
+    const throttled = await call("contact/hasContact", { email: "a@b.co" });
+    assert.equal(throttled.headers.get("retry-after"), "1");
+    await control("POST", "faults", {});
+    assert.equal((await call("contact/hasContact", { email: "a@b.co" })).status, 200);
+  });
+});
+
+test("serverError, malformed and rejectEmails faults; faulted calls change nothing", async () => {
+  await withSimulator({}, async ({ call, upsert, control, raw, stored }) => {
+    await control("POST", "faults", { serverError: { every: 1, status: 502, count: 1 } });
+    const failed = await raw("/api/contact/upsert", { method: "POST", body: "{}" });
+    assert.equal(failed.status, 502);
+    assert.match(failed.headers.get("content-type"), /text\/html/);
+    assert.match(failed.text, /<html/);
+    assert.equal((await call("contact/hasContact", { email: "a@b.co" })).status, 200, "count: 1 stops it");
+
+    await control("POST", "faults", { serverError: { every: 1 } });
+    assert.equal((await upsert({ email: "lost@b.co" })).status, 503, "default status");
+    assert.equal(await stored("lost@b.co"), undefined);
+
+    await control("POST", "faults", { malformed: { every: 2 } });
+    assert.equal((await upsert({ email: "ok@b.co" })).json.success, true);
+    const broken = await raw("/api/contact/hasContact", { method: "POST", body: "{}" });
+    assert.equal(broken.status, 200);
+    assert.throws(() => JSON.parse(broken.text));
+    assert.ok(broken.text.startsWith('{"success":'));
+
+    await control("POST", "faults", { rejectEmails: ["Bad@B.co"] });
+    assertFailure(await upsert({ email: "bad@b.co" }), "Contact rejected: bad@b.co");
+    const batch = await call("contact/batchupsert", { upsertDetails: [{ contact: { email: "BAD@b.co" } }, { contact: { email: "good@b.co" } }] });
+    assert.deepEqual(batch.json.message, ["Contact rejected: bad@b.co"]);
+    assert.deepEqual(Object.keys(batch.json.contactIds), ["good@b.co"]);
+    assert.equal(await stored("bad@b.co"), undefined);
+  });
+});
+
+test("fault JSON is validated and echoed; reset clears contacts, counters and faults", async () => {
+  await withSimulator({}, async ({ call, upsert, control }) => {
+    for (const bad of [{ throttle: { every: 0 } }, { hang: {} }, { surprise: 1 }, { cors: "no" }, { serverError: { every: 1, status: 200 } }, [1]]) {
+      const response = await control("POST", "faults", bad);
+      assert.equal(response.status, 400, JSON.stringify(bad));
+      assert.equal(typeof response.json.error, "string");
+    }
+    const full = {
+      latencyMs: 0,
+      throttle: { every: 3, retryAfter: 2, count: 1 },
+      serverError: { every: 5, status: 500 },
+      hang: { every: 1000 },
+      malformed: { every: 7, count: 3 },
+      rejectEmails: ["x@y.zz"],
+      cors: true,
+    };
+    assert.deepEqual((await control("POST", "faults", full)).json, full);
+    assert.deepEqual((await control("GET", "faults")).json, full);
+
+    await upsert({ email: "a@b.co" });
+    await call("contact/nothing");
+    assert.equal((await control("GET", "stats")).json.total, 2);
+    assert.deepEqual((await control("POST", "reset")).status, 200);
+    assert.deepEqual((await control("GET", "contacts")).json, []);
+    assert.deepEqual((await control("GET", "faults")).json, {});
+    assert.deepEqual((await control("GET", "stats")).json, { calls: {}, total: 0 });
+  });
+});
+
+test("latency applies to every /api call, from options or faults", async () => {
+  await withSimulator({ latencyMs: 120 }, async ({ call, control }) => {
+    let started = Date.now();
+    await call("contact/hasContact", { email: "a@b.co" });
+    assert.ok(Date.now() - started >= 110, "option latency");
+    started = Date.now();
+    await control("GET", "stats");
+    assert.ok(Date.now() - started < 100, "/__sim is not delayed");
+
+    await control("POST", "faults", { latencyMs: 0 });
+    started = Date.now();
+    await call("contact/hasContact", { email: "a@b.co" });
+    assert.ok(Date.now() - started < 100, "fault latency overrides");
+    await control("POST", "faults", { latencyMs: 200 });
+    started = Date.now();
+    await call("nothing");
+    assert.ok(Date.now() - started >= 190, "fault latency also on unknown paths");
+  });
+});
+
+test("hang never answers, and close() is prompt with hung sockets", async () => {
+  const sim = await startSimulator({ port: 0 });
+  const { call, control } = api(sim);
+  try {
+    await control("POST", "faults", { hang: { every: 2, count: 1 } });
+    assert.equal((await call("contact/hasContact", { email: "a@b.co" })).status, 200);
+    await assert.rejects(
+      fetch(`${sim.url}/api/contact/hasContact`, { method: "POST", body: "{}", signal: AbortSignal.timeout(300) }),
+      { name: "TimeoutError" },
+    );
+    assert.equal((await call("contact/hasContact", { email: "a@b.co" })).status, 200, "count: 1 stops it");
+
+    await control("POST", "faults", { hang: { every: 1 } });
+    const signal = AbortSignal.timeout(REQUEST_TIMEOUT_MS);
+    const hung = fetch(`${sim.url}/api/contact/hasContact`, { method: "POST", body: "{}", signal }).then(
+      () => "answered",
+      () => "dropped",
+    );
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const started = Date.now();
+    await sim.close();
+    assert.ok(Date.now() - started < 1000, "close is prompt");
+    assert.equal(await hung, "dropped");
+  } finally {
+    await sim.close();
+  }
+});
+
+// --- control endpoints -----------------------------------------------------------------------
+
+test("/__sim/contacts seeds (honouring id and times) and lists the internal shape", async () => {
+  await withSimulator({}, async ({ call, control }) => {
+    const seed = [
+      {
+        email: "Seed@Example.com",
+        id: "fixed-id",
+        createdOn: 1000,
+        modifiedOn: 2000,
+        name: "Seed",
+        tags: ["a b"],
+        consents: [{ consentName: "MARKETING", consentAccept: true, optOut: false, agreementDate: 3 }],
+        properties: { k: "v" },
+        optedOut: true,
+        address: { city: "X" },
+      },
+      { email: "plain@example.com" },
+    ];
+    const seeded = await control("POST", "contacts", seed);
+    assert.equal(seeded.status, 200);
+    assert.equal(seeded.json.length, 2);
+    const listed = (await control("GET", "contacts")).json;
+    assert.deepEqual(listed, seeded.json);
+    const [first, second] = listed;
+    assert.deepEqual(first, {
+      id: "fixed-id",
+      email: "seed@example.com",
+      name: "Seed",
+      phone: null,
+      fax: null,
+      company: null,
+      externalId: null,
+      state: null,
+      address: { streetAddress: null, zipCode: null, city: "X", country: null },
+      province: null,
+      birthday: null,
+      optedOut: true,
+      optedOutPhone: false,
+      mainContactOwner: "owner@example.com",
+      consents: [{ consentName: "MARKETING", consentAccept: true, optOut: false, agreementDate: 3 }],
+      tags: ["A_B"],
+      properties: { k: "v" },
+      createdOn: 1000,
+      modifiedOn: 2000,
+    });
+    assert.match(second.id, UUID_V4);
+    assert.ok(second.modifiedOn > 2000);
+    assert.equal((await call("contact/hasContact", { email: "seed@example.com" })).json.contactId, "fixed-id");
+    assert.equal((await control("POST", "contacts", [{ name: "no email" }])).status, 400);
+    assert.equal((await control("POST", "contacts", { email: "a@b.co" })).status, 400);
+    assert.equal((await control("GET", "contacts")).json.length, 2, "a rejected seed stores nothing");
+  });
+});
+
+// --- command line ----------------------------------------------------------------------------
+
+test("the CLI prints one JSON line, serves, and exits 0 on SIGTERM; bad flags exit 2", async () => {
+  const cli = fileURLToPath(new URL("./simulator/cli.mjs", import.meta.url));
+  const child = spawn(process.execPath, [cli, "--port", "0", "--client-id", "cli-client", "--owner", "cli@owner.io"], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  try {
+    const line = await firstLine(child.stdout);
+    const info = JSON.parse(line);
+    assert.deepEqual(Object.keys(info).sort(), ["apiSecret", "clientId", "owner", "url"]);
+    assert.match(info.url, /^http:\/\/127\.0\.0\.1:\d+$/);
+    assert.deepEqual([info.clientId, info.owner], ["cli-client", "cli@owner.io"]);
+    const { call } = api({ ...info, owner: info.owner });
+    const response = await call("contact/upsert", { contact: { email: "cli@b.co" } });
+    assert.equal(response.json.success, true);
+    const exited = once(child, "exit");
+    child.kill("SIGTERM");
+    const [code] = await within(exited, "CLI exit after SIGTERM");
+    assert.equal(code, 0);
+  } finally {
+    if (child.exitCode === null) child.kill("SIGKILL");
+  }
+
+  const bad = spawn(process.execPath, [cli, "--port", "abc"], { stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  bad.stderr.on("data", (chunk) => (stderr += chunk));
+  const [code] = await within(once(bad, "exit"), "CLI exit on a bad flag");
+  assert.equal(code, 2);
+  assert.equal(stderr.trim().split("\n").length, 1);
+  assert.match(stderr, /usage:/);
+});
+
+function firstLine(stream) {
+  return new Promise((resolve, reject) => {
+    let buffered = "";
+    const timer = setTimeout(() => reject(new Error("no JSON line within 5 s")), 5000);
+    stream.on("data", (chunk) => {
+      buffered += chunk;
+      const end = buffered.indexOf("\n");
+      if (end >= 0) {
+        clearTimeout(timer);
+        resolve(buffered.slice(0, end));
+      }
+    });
+  });
+}
+
+/** Rejects when the promise takes longer than REQUEST_TIMEOUT_MS. */
+function within(promise, label) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${label}: no result within ${REQUEST_TIMEOUT_MS} ms`)), REQUEST_TIMEOUT_MS);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,974 @@
+// An independent SALESmanago API v2 simulator. It follows the contract in
+// /work/shared/reference/salesmanago-api.md plus the team's decisions where that document says
+// "unknown" (see README.md next to this file). Node built-ins only.
+import http from "node:http";
+import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
+
+export const DEFAULTS = Object.freeze({
+  host: "127.0.0.1",
+  port: 0,
+  latencyMs: 0,
+  cors: true,
+  clientId: "sim-client",
+  apiSecret: "sim-secret-0123456789",
+  owner: "owner@example.com",
+  maxBatch: 1000,
+  maxWindowDays: 30,
+});
+
+const SECOND_OWNER = { email: "second.owner@example.com", name: "Second Owner" };
+const DAY_MS = 86_400_000;
+const HANG_LIMIT_MS = 120_000;
+const MAX_BODY_BYTES = 32 * 1024 * 1024;
+const MAX_LIST_BY_ID = 50;
+const MAX_PAGE_SIZE = 1000;
+const TEXT_FIELDS = ["name", "phone", "fax", "company", "externalId", "state"];
+const ADDRESS_FIELDS = ["streetAddress", "zipCode", "city", "country"];
+const FAULT_KEYS = ["latencyMs", "throttle", "serverError", "hang", "malformed", "rejectEmails", "cors"];
+const PERIODIC_FAULTS = ["hang", "throttle", "serverError", "malformed"]; // precedence order
+const CORS_HEADERS = Object.freeze({
+  "access-control-allow-origin": "*",
+  "access-control-allow-methods": "POST, GET, OPTIONS",
+  "access-control-allow-headers": "content-type, accept",
+  "access-control-max-age": "600",
+  "access-control-expose-headers": "Retry-After",
+});
+
+// ---------------------------------------------------------------------------------------------
+// Failures
+
+/** A business failure: HTTP 200 with {"success":false,"message":[message]}. */
+class ApiFailure extends Error {}
+/** A bad /__sim request: HTTP 400 with {"error": message}. */
+class ControlError extends Error {}
+
+const fail = (message) => {
+  throw new ApiFailure(message);
+};
+
+// ---------------------------------------------------------------------------------------------
+// Small value helpers
+
+const isPlainObject = (value) => value !== null && typeof value === "object" && !Array.isArray(value);
+
+export function sha1Hex(text) {
+  return createHash("sha1").update(text, "utf8").digest("hex");
+}
+
+export function normalizeEmail(raw) {
+  return typeof raw === "string" ? raw.trim().toLowerCase() : "";
+}
+
+/** Trimmed, ≤254 chars, one "@", local part 1..64, a dot in the domain, printable ASCII only. */
+export function isValidEmail(raw) {
+  if (typeof raw !== "string") return false;
+  const email = raw.trim();
+  if (email.length === 0 || email.length > 254 || !/^[\x21-\x7e]+$/.test(email)) return false;
+  const parts = email.split("@");
+  if (parts.length !== 2) return false;
+  const [local, domain] = parts;
+  return local.length >= 1 && local.length <= 64 && domain.includes(".");
+}
+
+function requireValidEmail(raw) {
+  if (!isValidEmail(raw)) fail(`Invalid email: ${raw ?? ""}`);
+  return normalizeEmail(raw);
+}
+
+/** A non-negative integer from a number or a digit string, else null. */
+function toInteger(value) {
+  if (typeof value === "number" && Number.isSafeInteger(value)) return value;
+  if (typeof value === "string" && /^-?\d+$/.test(value.trim())) return Number(value.trim());
+  return null;
+}
+
+function isNumeric(value) {
+  if (typeof value === "number") return Number.isFinite(value);
+  return typeof value === "string" && /^\d+(\.\d+)?$/.test(value.trim());
+}
+
+/** A text field: strings as given, numbers/booleans stringified, null/absent → undefined. */
+function readText(value, label) {
+  if (value == null) return undefined;
+  if (typeof value === "string") return value;
+  if (typeof value === "number" || typeof value === "boolean") return String(value);
+  return fail(`Invalid value for ${label}`);
+}
+
+/** yyyyMMdd or MMdd of a real date; returns the string as kept (digits only). */
+export function parseBirthday(value) {
+  const text = typeof value === "number" ? String(value) : value;
+  if (typeof text !== "string") fail("Invalid birthday");
+  const full = /^(\d{4})(\d{2})(\d{2})$/.exec(text);
+  const short = /^(\d{2})(\d{2})$/.exec(text);
+  if (!full && !short) fail("Invalid birthday");
+  const [year, month, day] = full ? full.slice(1).map(Number) : [2000, ...short.slice(1).map(Number)];
+  const date = new Date(Date.UTC(year, month - 1, day));
+  const real = date.getUTCFullYear() === year && date.getUTCMonth() === month - 1 && date.getUTCDate() === day;
+  if (!real || year < 1) fail("Invalid birthday");
+  return text;
+}
+
+function birthdayParts(birthday) {
+  if (!birthday) return { birthdayYear: null, birthdayMonth: null, birthdayDay: null };
+  const unpadded = (digits) => String(Number(digits));
+  const monthDay = birthday.slice(-4);
+  return {
+    birthdayYear: birthday.length === 8 ? unpadded(birthday.slice(0, 4)) : null,
+    birthdayMonth: unpadded(monthDay.slice(0, 2)),
+    birthdayDay: unpadded(monthDay.slice(2)),
+  };
+}
+
+/** Tags as the vendor SDK sends them: upper case, spaces → "_". Empty tags are dropped. */
+function readTags(list, label) {
+  if (list == null) return [];
+  if (!Array.isArray(list)) fail(`${label} must be an array`);
+  return list
+    .map((tag) => readText(tag, label))
+    .filter((tag) => tag !== undefined)
+    .map((tag) => tag.trim().toUpperCase().replace(/ /g, "_"))
+    .filter((tag) => tag !== "");
+}
+
+function readProperties(map) {
+  if (map == null) return {};
+  if (!isPlainObject(map)) fail("properties must be an object");
+  const out = {};
+  for (const [name, value] of Object.entries(map)) {
+    const text = readText(value, `properties.${name}`);
+    if (text !== undefined) out[name] = text;
+  }
+  return out;
+}
+
+function readConsent(item) {
+  if (!isPlainObject(item) || typeof item.consentName !== "string" || item.consentName.trim() === "") {
+    fail("consentName is a mandatory field");
+  }
+  let agreementDate = null;
+  if (item.agreementDate != null) {
+    agreementDate = toInteger(item.agreementDate);
+    if (agreementDate === null) fail(`Invalid agreementDate for consent ${item.consentName}`);
+  }
+  return {
+    consentName: item.consentName.trim(),
+    consentAccept: item.consentAccept === true,
+    optOut: item.optOut === true,
+    agreementDate,
+  };
+}
+
+function readConsents(list) {
+  if (list == null) return [];
+  if (!Array.isArray(list)) fail("consentDetails must be an array");
+  return list.map(readConsent);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The contact store
+
+function blankContact(email, owner) {
+  return {
+    id: randomUUID(),
+    email,
+    name: null,
+    phone: null,
+    fax: null,
+    company: null,
+    externalId: null,
+    state: null,
+    address: { streetAddress: null, zipCode: null, city: null, country: null },
+    province: null,
+    birthday: null,
+    optedOut: false,
+    optedOutPhone: false,
+    mainContactOwner: owner,
+    consents: new Map(), // upper-cased consentName → {consentName, consentAccept, optOut, agreementDate}
+    tags: new Map(), // tag → createdOn (ms)
+    properties: {},
+    createdOn: 0,
+    modifiedOn: 0,
+  };
+}
+
+/** Everything a client can change, as one comparable string. */
+function fingerprint(contact) {
+  const { createdOn, modifiedOn, tags, consents, ...rest } = contact;
+  return JSON.stringify({
+    ...rest,
+    tags: [...tags.keys()].sort(),
+    consents: [...consents.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+  });
+}
+
+class ContactStore {
+  #byEmail = new Map();
+  #lastModifiedOn = 0;
+
+  /** max(now, last + 1): strictly increasing over the whole store. */
+  nextModifiedOn() {
+    this.#lastModifiedOn = Math.max(Date.now(), this.#lastModifiedOn + 1);
+    return this.#lastModifiedOn;
+  }
+
+  noteModifiedOn(time) {
+    this.#lastModifiedOn = Math.max(this.#lastModifiedOn, time);
+  }
+
+  get(email) {
+    return this.#byEmail.get(normalizeEmail(email));
+  }
+
+  findById(id) {
+    if (typeof id !== "string") return undefined;
+    for (const contact of this.#byEmail.values()) if (contact.id === id) return contact;
+    return undefined;
+  }
+
+  /** Stores the contact under its (possibly new) e-mail, dropping the old key. */
+  put(contact, previousEmail = contact.email) {
+    this.#byEmail.delete(previousEmail);
+    this.#byEmail.set(contact.email, contact);
+  }
+
+  remove(email) {
+    return this.#byEmail.delete(normalizeEmail(email));
+  }
+
+  all() {
+    return [...this.#byEmail.values()];
+  }
+
+  clear() {
+    this.#byEmail.clear();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upsert
+
+/** Validates one upsert body completely, before anything is changed. */
+function readUpsert(item, rejectEmails) {
+  if (!isPlainObject(item)) fail("Upsert details must be an object");
+  const source = item.contact;
+  if (!isPlainObject(source) || source.email == null) fail("contact.email is a mandatory field");
+  const email = requireValidEmail(source.email);
+  const newEmail = item.newEmail == null ? null : requireValidEmail(item.newEmail);
+  for (const address of [email, newEmail]) {
+    if (address && rejectEmails.has(address)) fail(`Contact rejected: ${address}`);
+  }
+  const address = source.address == null ? {} : source.address;
+  if (!isPlainObject(address)) fail("contact.address must be an object");
+  return {
+    email,
+    newEmail,
+    text: Object.fromEntries(TEXT_FIELDS.map((field) => [field, readText(source[field], `contact.${field}`)])),
+    address: Object.fromEntries(ADDRESS_FIELDS.map((field) => [field, readText(address[field], `address.${field}`)])),
+    province: readText(item.province, "province"),
+    birthday: item.birthday == null ? undefined : parseBirthday(item.birthday),
+    optedOut: item.forceOptOut === true ? true : item.forceOptIn === true ? false : undefined,
+    optedOutPhone: item.forcePhoneOptOut === true ? true : item.forcePhoneOptIn === true ? false : undefined,
+    consents: readConsents(item.consentDetails),
+    tags: readTags(item.tags, "tags"),
+    removeTags: readTags(item.removeTags, "removeTags"),
+    properties: readProperties(item.properties),
+  };
+}
+
+function assignDefined(target, values) {
+  for (const [key, value] of Object.entries(values)) if (value !== undefined) target[key] = value;
+}
+
+function applyConsent(contact, consent, now) {
+  const key = consent.consentName.toUpperCase();
+  const previous = contact.consents.get(key);
+  const unchanged =
+    previous && previous.consentAccept === consent.consentAccept && previous.optOut === consent.optOut;
+  const agreementDate = consent.agreementDate ?? (unchanged ? previous.agreementDate : now);
+  contact.consents.set(key, { ...consent, agreementDate });
+}
+
+function applyUpsert(contact, request) {
+  const now = Date.now();
+  assignDefined(contact, request.text);
+  assignDefined(contact.address, request.address);
+  assignDefined(contact, {
+    province: request.province,
+    birthday: request.birthday,
+    optedOut: request.optedOut,
+    optedOutPhone: request.optedOutPhone,
+  });
+  for (const consent of request.consents) applyConsent(contact, consent, now);
+  for (const tag of request.tags) if (!contact.tags.has(tag)) contact.tags.set(tag, now);
+  for (const tag of request.removeTags) contact.tags.delete(tag);
+  Object.assign(contact.properties, request.properties);
+  if (request.newEmail) contact.email = request.newEmail;
+}
+
+/** Creates or updates one contact; bumps modifiedOn only when something changed. */
+function upsertContact(store, item, owner, rejectEmails) {
+  const request = readUpsert(item, rejectEmails);
+  const existing = store.get(request.email);
+  const target = request.newEmail ?? request.email;
+  if (target !== request.email && store.get(target)) fail(`Contact ${target} already exists`);
+  const contact = existing ?? blankContact(request.email, owner);
+  const previousEmail = contact.email;
+  const before = existing ? fingerprint(existing) : null;
+  applyUpsert(contact, request);
+  if (!existing) {
+    contact.createdOn = contact.modifiedOn = store.nextModifiedOn();
+  } else if (fingerprint(contact) !== before) {
+    contact.modifiedOn = store.nextModifiedOn();
+  }
+  store.put(contact, previousEmail);
+  return contact;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Views
+
+function addressOrNull(address) {
+  return ADDRESS_FIELDS.some((field) => address[field] != null) ? { ...address } : null;
+}
+
+function consentList(contact) {
+  return [...contact.consents.values()].map((consent) => ({ ...consent }));
+}
+
+/** contact/basic and contact/basicById: the flat shape of reference §3.4 plus consents. */
+function basicView(contact) {
+  return {
+    contactId: contact.id,
+    name: contact.name,
+    email: contact.email,
+    phone: contact.phone,
+    fax: contact.fax,
+    score: 0,
+    state: contact.state,
+    optedOut: contact.optedOut,
+    optedOutPhone: contact.optedOutPhone,
+    deleted: false,
+    invalid: false,
+    company: contact.company,
+    externalId: contact.externalId,
+    address: addressOrNull(contact.address),
+    ...birthdayParts(contact.birthday),
+    modifiedOn: contact.modifiedOn,
+    createdOn: contact.createdOn,
+    lastVisit: null,
+    consents: consentList(contact),
+  };
+}
+
+/** contact/listById: the full card of the VFIBER sample plus consents. */
+function cardView(contact) {
+  return {
+    id: contact.id,
+    name: contact.name,
+    email: contact.email,
+    phone: contact.phone,
+    fax: contact.fax,
+    score: 0,
+    state: contact.state,
+    optedOut: contact.optedOut,
+    optedOutPhone: contact.optedOutPhone,
+    deleted: false,
+    invalid: false,
+    company: contact.company,
+    externalId: contact.externalId,
+    address: addressOrNull(contact.address),
+    ...birthdayParts(contact.birthday),
+    province: contact.province,
+    mainContactOwner: contact.mainContactOwner,
+    contactVisits: [],
+    contactEvents: [],
+    emailMessages: [],
+    contactTags: [...contact.tags].map(([tag, createdOn]) => ({
+      tag,
+      tagName: tag,
+      score: 1,
+      createdOn,
+      tagWithScore: `${tag} (1)`,
+    })),
+    properties: Object.entries(contact.properties).map(([name, value]) => ({ name, value })),
+    contactFunnels: [],
+    contactNotes: [],
+    contactTasks: [],
+    incomingEmailMessages: [],
+    contactExtEvents: [],
+    coupons: [],
+    smsMessages: [],
+    modifiedOn: contact.modifiedOn,
+    createdOn: contact.createdOn,
+    consents: consentList(contact),
+  };
+}
+
+/** The /__sim/contacts shape: the internal contact with consents and tags as arrays. */
+function exportView(contact) {
+  return {
+    ...contact,
+    address: { ...contact.address },
+    consents: consentList(contact),
+    tags: [...contact.tags.keys()],
+    properties: { ...contact.properties },
+  };
+}
+
+/** Builds a stored contact from a /__sim/contacts seed item (throws ControlError). */
+function seedContact(item, defaultOwner) {
+  try {
+    if (!isPlainObject(item)) fail("each seeded contact must be an object");
+    const email = requireValidEmail(item.email);
+    const request = readUpsert({ ...item, contact: { ...item, email }, consentDetails: item.consents }, new Set());
+    const owner = item.mainContactOwner == null ? defaultOwner : readText(item.mainContactOwner, "mainContactOwner");
+    const contact = blankContact(email, owner);
+    if (item.id != null) contact.id = readText(item.id, "id");
+    applyUpsert(contact, request);
+    assignDefined(contact, { optedOut: item.optedOut, optedOutPhone: item.optedOutPhone });
+    contact.modifiedOn = item.modifiedOn == null ? null : toInteger(item.modifiedOn);
+    contact.createdOn = item.createdOn == null ? null : toInteger(item.createdOn);
+    if (contact.modifiedOn === null && item.modifiedOn != null) fail("modifiedOn must be an integer");
+    if (contact.createdOn === null && item.createdOn != null) fail("createdOn must be an integer");
+    return contact;
+  } catch (error) {
+    if (error instanceof ApiFailure) throw new ControlError(error.message);
+    throw error;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// API methods. Each handler gets (ctx, body) and returns the payload added to the success
+// envelope, or throws ApiFailure.
+
+function listParam(value, name) {
+  if (value == null) fail(`${name} is a mandatory field`);
+  return (Array.isArray(value) ? value : [value]).filter((entry) => typeof entry === "string");
+}
+
+function requireEmailField(body) {
+  if (body.email == null || body.email === "") fail("email is a mandatory field");
+  return body.email;
+}
+
+function unique(list) {
+  return [...new Set(list)];
+}
+
+function readWindow(body) {
+  if (body.from == null || body.to == null) fail("from and to are mandatory fields");
+  const from = toInteger(body.from);
+  const to = toInteger(body.to);
+  if (from === null || to === null) fail("from and to must be timestamps in milliseconds");
+  return { from, to };
+}
+
+function modifiedBetween(store, from, to) {
+  return store
+    .all()
+    .filter((contact) => contact.modifiedOn >= from && contact.modifiedOn <= to)
+    .sort((a, b) => a.modifiedOn - b.modifiedOn || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+function readPaging(body) {
+  const page = body.page == null ? 1 : toInteger(body.page);
+  const size = body.size == null ? MAX_PAGE_SIZE : toInteger(body.size);
+  if (page === null || page < 1) fail("page must be an integer >= 1");
+  if (size === null || size < 1 || size > MAX_PAGE_SIZE) fail(`size must be an integer between 1 and ${MAX_PAGE_SIZE}`);
+  return { page, size };
+}
+
+function setFlag(flag, value) {
+  return (ctx, body) => {
+    const contact = ctx.store.get(requireEmailField(body));
+    if (!contact) fail("Contact not found");
+    if (contact[flag] !== value) {
+      contact[flag] = value;
+      contact.modifiedOn = ctx.store.nextModifiedOn();
+    }
+    return { contactId: contact.id };
+  };
+}
+
+const API_METHODS = {
+  "contact/upsert": {
+    owner: true,
+    handle(ctx, body) {
+      const contact = upsertContact(ctx.store, body, ctx.owner, ctx.rejectEmails());
+      return { contactId: contact.id };
+    },
+  },
+  "contact/batchupsert": {
+    owner: true,
+    handle(ctx, body) {
+      if (!Array.isArray(body.upsertDetails)) fail("upsertDetails is a mandatory field");
+      const max = ctx.options.maxBatch;
+      if (body.upsertDetails.length > max) fail(`Too many contacts in one request (max ${max})`);
+      const message = [];
+      const contactIds = {};
+      for (const item of body.upsertDetails) {
+        try {
+          const contact = upsertContact(ctx.store, item, ctx.owner, ctx.rejectEmails());
+          contactIds[contact.email] = contact.id;
+        } catch (error) {
+          if (!(error instanceof ApiFailure)) throw error;
+          message.push(itemFailure(item, error.message));
+        }
+      }
+      return { message, contactIds };
+    },
+  },
+  "contact/delete": {
+    owner: true,
+    handle(ctx, body) {
+      if (!ctx.store.remove(requireEmailField(body))) fail("Contact not found");
+      return { result: null };
+    },
+  },
+  "contact/hasContact": {
+    owner: true,
+    handle(ctx, body) {
+      const contact = ctx.store.get(requireEmailField(body));
+      return { result: Boolean(contact), contactId: contact ? contact.id : null };
+    },
+  },
+  "contact/basic": {
+    owner: true,
+    handle(ctx, body) {
+      const emails = unique(listParam(body.email, "email").map(normalizeEmail));
+      return { contacts: emails.map((email) => ctx.store.get(email)).filter(Boolean).map(basicView) };
+    },
+  },
+  "contact/basicById": {
+    owner: true,
+    handle(ctx, body) {
+      const ids = unique(listParam(body.id, "id"));
+      return { contacts: ids.map((id) => ctx.store.findById(id)).filter(Boolean).map(basicView) };
+    },
+  },
+  "contact/listById": {
+    owner: true,
+    handle(ctx, body) {
+      const ids = listParam(body.contactId, "contactId");
+      if (ids.length > MAX_LIST_BY_ID) fail(`Up to ${MAX_LIST_BY_ID} contacts at once`);
+      return { contacts: unique(ids).map((id) => ctx.store.findById(id)).filter(Boolean).map(cardView) };
+    },
+  },
+  "contact/modifiedContacts": {
+    owner: true,
+    handle(ctx, body) {
+      const { from, to } = readWindow(body);
+      const modified = modifiedBetween(ctx.store, from, to);
+      return { modifiedContacts: modified.map((contact) => ({ id: contact.id, email: contact.email })) };
+    },
+  },
+  "contact/paginatedModifiedContacts": {
+    owner: true,
+    handle(ctx, body) {
+      const { from, to } = readWindow(body);
+      if (from > to) fail("from must not be after to");
+      const maxDays = ctx.options.maxWindowDays;
+      if (to - from > maxDays * DAY_MS) fail(`Date range too long (max ${maxDays} days)`);
+      const { page, size } = readPaging(body);
+      const modified = modifiedBetween(ctx.store, from, to);
+      const slice = modified.slice((page - 1) * size, page * size);
+      return {
+        modifiedContacts: slice.map((c) => ({ contactId: c.id, id: c.id, email: c.email, modifiedOn: c.modifiedOn })),
+        hasMore: page * size < modified.length,
+      };
+    },
+  },
+  "user/listByClient": {
+    owner: false,
+    handle: (ctx) => ({ users: ctx.users.map((user) => ({ ...user })) }),
+  },
+  "contact/optin": { owner: false, handle: setFlag("optedOut", false) },
+  "contact/optout": { owner: false, handle: setFlag("optedOut", true) },
+  "contact/phoneoptin": { owner: false, handle: setFlag("optedOutPhone", false) },
+  "contact/phoneoptout": { owner: false, handle: setFlag("optedOutPhone", true) },
+};
+
+/** One batch failure line; it always names the item's e-mail. */
+function itemFailure(item, message) {
+  const email = isPlainObject(item) && isPlainObject(item.contact) ? item.contact.email : undefined;
+  const named = typeof email === "string" && (message.includes(email) || message.includes(normalizeEmail(email)));
+  return named ? message : `${email ?? "(no email)"}: ${message}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Authentication and owner
+
+function constantTimeEqual(a, b) {
+  const left = Buffer.from(a);
+  const right = Buffer.from(b);
+  return left.length === right.length && timingSafeEqual(left, right);
+}
+
+function isAuthenticated(body, account) {
+  const { clientId, apiKey, sha, requestTime } = body;
+  if (typeof clientId !== "string" || clientId !== account.clientId) return false;
+  if (typeof apiKey !== "string" || apiKey === "" || typeof sha !== "string") return false;
+  if (!isNumeric(requestTime)) return false;
+  return constantTimeEqual(sha, sha1Hex(apiKey + clientId + account.apiSecret));
+}
+
+/** The account user's e-mail (as the account spells it) that `owner` names. */
+function resolveOwner(owner, users) {
+  if (owner == null || owner === "") fail("owner is a mandatory field");
+  const wanted = String(owner).toLowerCase();
+  const user = users.find((candidate) => candidate.email.toLowerCase() === wanted);
+  if (!user) fail(`Owner ${owner} not found`);
+  return user.email;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Faults
+
+function positiveInteger(value, label) {
+  if (!Number.isSafeInteger(value) || value < 1) throw new ControlError(`${label} must be an integer >= 1`);
+  return value;
+}
+
+function nonNegativeInteger(value, label) {
+  if (!Number.isSafeInteger(value) || value < 0) throw new ControlError(`${label} must be an integer >= 0`);
+  return value;
+}
+
+function readPeriodic(value, name) {
+  if (!isPlainObject(value)) throw new ControlError(`${name} must be an object`);
+  const periodic = { every: positiveInteger(value.every, `${name}.every`) };
+  if (value.count != null) periodic.count = positiveInteger(value.count, `${name}.count`);
+  return periodic;
+}
+
+/** Validates a POSTed fault set and fills in defaults. */
+export function normalizeFaults(input) {
+  if (!isPlainObject(input)) throw new ControlError("the fault set must be a JSON object");
+  const unknown = Object.keys(input).filter((key) => !FAULT_KEYS.includes(key));
+  if (unknown.length > 0) throw new ControlError(`unknown fault keys: ${unknown.join(", ")}`);
+  const faults = {};
+  if (input.latencyMs != null) faults.latencyMs = nonNegativeInteger(input.latencyMs, "latencyMs");
+  if (input.throttle != null) {
+    const retryAfter = input.throttle.retryAfter ?? 1;
+    faults.throttle = { ...readPeriodic(input.throttle, "throttle"), retryAfter: nonNegativeInteger(retryAfter, "throttle.retryAfter") };
+  }
+  if (input.serverError != null) {
+    const status = input.serverError.status ?? 503;
+    if (!Number.isSafeInteger(status) || status < 400 || status > 599) {
+      throw new ControlError("serverError.status must be an HTTP status between 400 and 599");
+    }
+    faults.serverError = { ...readPeriodic(input.serverError, "serverError"), status };
+  }
+  if (input.hang != null) faults.hang = readPeriodic(input.hang, "hang");
+  if (input.malformed != null) faults.malformed = readPeriodic(input.malformed, "malformed");
+  if (input.rejectEmails != null) {
+    if (!Array.isArray(input.rejectEmails) || !input.rejectEmails.every((e) => typeof e === "string")) {
+      throw new ControlError("rejectEmails must be an array of strings");
+    }
+    faults.rejectEmails = unique(input.rejectEmails.map(normalizeEmail));
+  }
+  if (input.cors != null) {
+    if (typeof input.cors !== "boolean") throw new ControlError("cors must be a boolean");
+    faults.cors = input.cors;
+  }
+  return faults;
+}
+
+/** The active fault set and the call counter it is measured against. */
+class FaultPlan {
+  faults = {};
+  #call = 0;
+  #fired = {};
+
+  replace(faults) {
+    this.faults = faults;
+    this.#call = 0;
+    this.#fired = {};
+  }
+
+  /** Counts one /api call and returns the periodic fault that fires on it, if any. */
+  nextCall() {
+    this.#call += 1;
+    for (const name of PERIODIC_FAULTS) {
+      const fault = this.faults[name];
+      if (!fault || this.#call % fault.every !== 0) continue;
+      const fired = this.#fired[name] ?? 0;
+      if (fault.count != null && fired >= fault.count) continue;
+      this.#fired[name] = fired + 1;
+      return { name, ...fault };
+    }
+    return null;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP plumbing
+
+function sendJson(res, status, payload, headers = {}) {
+  sendRaw(res, status, JSON.stringify(payload), { "content-type": "application/json", ...headers });
+}
+
+function sendRaw(res, status, body, headers) {
+  if (res.headersSent || res.destroyed) return;
+  res.writeHead(status, { ...headers, "content-length": Buffer.byteLength(body) });
+  res.end(body);
+}
+
+const failure = (...message) => ({ success: false, message });
+
+function readBody(req) {
+  return new Promise((resolve, reject) => {
+    const chunks = [];
+    let size = 0;
+    req.on("data", (chunk) => {
+      size += chunk.length;
+      if (size <= MAX_BODY_BYTES) chunks.push(chunk);
+    });
+    req.on("end", () => resolve(size > MAX_BODY_BYTES ? null : Buffer.concat(chunks).toString("utf8")));
+    req.on("error", reject);
+  });
+}
+
+function parseJsonObject(text) {
+  try {
+    const value = JSON.parse(text);
+    return isPlainObject(value) ? value : null;
+  } catch {
+    return null;
+  }
+}
+
+function validateOptions(options) {
+  const merged = { ...DEFAULTS, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) };
+  const check = (ok, message) => {
+    if (!ok) throw new TypeError(message);
+  };
+  check(Number.isSafeInteger(merged.port) && merged.port >= 0 && merged.port <= 65535, "port must be 0..65535");
+  check(Number.isSafeInteger(merged.latencyMs) && merged.latencyMs >= 0, "latencyMs must be an integer >= 0");
+  check(Number.isSafeInteger(merged.maxBatch) && merged.maxBatch >= 1, "maxBatch must be an integer >= 1");
+  check(Number.isSafeInteger(merged.maxWindowDays) && merged.maxWindowDays >= 1, "maxWindowDays must be an integer >= 1");
+  check(typeof merged.clientId === "string" && merged.clientId !== "", "clientId must be a non-empty string");
+  check(typeof merged.apiSecret === "string" && merged.apiSecret !== "", "apiSecret must be a non-empty string");
+  check(isValidEmail(merged.owner), "owner must be a valid e-mail");
+  check(typeof merged.cors === "boolean", "cors must be a boolean");
+  return merged;
+}
+
+function urlFor(address) {
+  const host = address.family === "IPv6" || address.family === 6 ? `[${address.address}]` : address.address;
+  return `http://${host}:${address.port}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server
+
+/**
+ * Starts a simulator. Options (all optional): host, port, latencyMs, cors, clientId, apiSecret,
+ * owner, maxBatch, maxWindowDays. Resolves once listening.
+ */
+export async function startSimulator(options = {}) {
+  const config = validateOptions(options);
+  const account = { clientId: config.clientId, apiSecret: config.apiSecret };
+  const defaultOwner = config.owner.trim();
+  const users = [{ email: defaultOwner, name: "Simulated Owner" }];
+  if (defaultOwner.toLowerCase() !== SECOND_OWNER.email) users.push({ ...SECOND_OWNER });
+
+  const store = new ContactStore();
+  const plan = new FaultPlan();
+  let stats = { calls: {}, total: 0 };
+  const timers = new Set();
+
+  const rejectEmails = () => new Set(plan.faults.rejectEmails ?? []);
+  const apiCors = () => config.cors && plan.faults.cors !== false;
+  const corsFor = (enabled) => (enabled ? CORS_HEADERS : {});
+
+  function sleep(ms) {
+    if (ms <= 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        resolve();
+      }, ms);
+      timers.add(timer);
+    });
+  }
+
+  /** Holds the request unanswered; the socket is destroyed after HANG_LIMIT_MS or on close. */
+  function hold(res) {
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      res.socket?.destroy();
+    }, HANG_LIMIT_MS);
+    timer.unref();
+    timers.add(timer);
+    res.on("close", () => {
+      clearTimeout(timer);
+      timers.delete(timer);
+    });
+  }
+
+  function countCall(method) {
+    stats.calls[method] = (stats.calls[method] ?? 0) + 1;
+    stats.total += 1;
+    return plan.nextCall();
+  }
+
+  /** Answers with the fault; returns false when no fault fired. */
+  function applyFault(fault, res, cors) {
+    if (!fault) return false;
+    const headers = corsFor(cors);
+    if (fault.name === "hang") hold(res);
+    if (fault.name === "throttle") {
+      sendJson(res, 429, failure("Too many requests"), { ...headers, "retry-after": String(fault.retryAfter) });
+    }
+    if (fault.name === "serverError") {
+      const html = `<html><body><h1>${fault.status} ${http.STATUS_CODES[fault.status] ?? "Error"}</h1></body></html>`;
+      sendRaw(res, fault.status, html, { ...headers, "content-type": "text/html; charset=utf-8" });
+    }
+    if (fault.name === "malformed") sendRaw(res, 200, '{"success":tr', { ...headers, "content-type": "application/json" });
+    return true;
+  }
+
+  /** Runs one API method on a parsed body: auth, owner, handler. Returns the envelope. */
+  function callMethod(method, body) {
+    if (!isAuthenticated(body, account)) return failure("Not authenticated");
+    try {
+      const ctx = { store, users, options: config, rejectEmails, owner: null };
+      if (method.owner) ctx.owner = resolveOwner(body.owner, users);
+      const { message = [], ...payload } = method.handle(ctx, body);
+      return { success: true, message, ...payload };
+    } catch (error) {
+      if (error instanceof ApiFailure) return failure(error.message);
+      throw error;
+    }
+  }
+
+  async function handleApi(req, res, path) {
+    const cors = apiCors();
+    const headers = corsFor(cors);
+    if (req.method === "OPTIONS") return sendRaw(res, 204, "", headers);
+    const name = path.slice("/api/".length);
+    const fault = countCall(name);
+    const text = await readBody(req);
+    await sleep(plan.faults.latencyMs ?? config.latencyMs);
+    if (applyFault(fault, res, cors)) return undefined;
+    if (req.method !== "POST") return sendJson(res, 405, failure(`Method ${req.method} not allowed`), headers);
+    const method = Object.hasOwn(API_METHODS, name) ? API_METHODS[name] : null;
+    if (!method) return sendJson(res, 404, failure(`Unknown method ${name}`), headers);
+    if (text === null) return sendJson(res, 413, failure("Request body too large"), headers);
+    const body = parseJsonObject(text);
+    if (!body) return sendJson(res, 400, failure("Malformed JSON"), headers);
+    return sendJson(res, 200, callMethod(method, body), headers);
+  }
+
+  function seed(items) {
+    if (!Array.isArray(items)) throw new ControlError("seed with a JSON array of contacts");
+    const contacts = items.map((item) => seedContact(item, defaultOwner));
+    for (const contact of contacts) {
+      contact.modifiedOn ??= store.nextModifiedOn();
+      contact.createdOn ??= contact.modifiedOn;
+      store.noteModifiedOn(contact.modifiedOn);
+      store.put(contact);
+    }
+    return contacts.map(exportView);
+  }
+
+  function setFaults(input) {
+    plan.replace(normalizeFaults(input));
+    return plan.faults;
+  }
+
+  function reset() {
+    store.clear();
+    plan.replace({});
+    stats = { calls: {}, total: 0 };
+  }
+
+  const controls = {
+    "GET /__sim/contacts": () => store.all().map(exportView),
+    "POST /__sim/contacts": (body) => seed(body),
+    "GET /__sim/faults": () => plan.faults,
+    "POST /__sim/faults": (body) => setFaults(body),
+    "GET /__sim/stats": () => stats,
+    "POST /__sim/reset": () => (reset(), { reset: true }),
+  };
+
+  async function handleControl(req, res, path) {
+    if (req.method === "OPTIONS") return sendRaw(res, 204, "", CORS_HEADERS);
+    const control = controls[`${req.method} ${path}`];
+    if (!control) return sendJson(res, 404, { error: `Unknown control endpoint ${req.method} ${path}` }, CORS_HEADERS);
+    const text = await readBody(req);
+    let body;
+    if (req.method === "POST") {
+      try {
+        body = text === "" ? {} : JSON.parse(text ?? "");
+      } catch {
+        return sendJson(res, 400, { error: "Malformed JSON" }, CORS_HEADERS);
+      }
+    }
+    try {
+      return sendJson(res, 200, control(body), CORS_HEADERS);
+    } catch (error) {
+      if (error instanceof ControlError) return sendJson(res, 400, { error: error.message }, CORS_HEADERS);
+      throw error;
+    }
+  }
+
+  async function route(req, res) {
+    const path = new URL(req.url, "http://simulator").pathname;
+    if (path.startsWith("/__sim/")) return handleControl(req, res, path);
+    if (path.startsWith("/api/")) return handleApi(req, res, path);
+    const headers = corsFor(apiCors());
+    if (req.method === "OPTIONS") return sendRaw(res, 204, "", headers);
+    return sendJson(res, 404, failure(`Not found: ${path}`), headers);
+  }
+
+  const server = http.createServer((req, res) => {
+    route(req, res).catch(() => {
+      // Never echo request bodies (they carry apiKey/sha); a short generic answer is enough.
+      sendJson(res, 500, failure("Internal simulator error"));
+    });
+  });
+
+  await new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(config.port, config.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+
+  let closing = null;
+  function close() {
+    closing ??= new Promise((resolve) => {
+      server.close(() => resolve());
+      for (const timer of timers) clearTimeout(timer);
+      timers.clear();
+      server.closeAllConnections();
+    });
+    return closing;
+  }
+
+  const address = server.address();
+  return {
+    url: urlFor(address),
+    host: address.address,
+    port: address.port,
+    clientId: account.clientId,
+    apiSecret: account.apiSecret,
+    owner: defaultOwner,
+    owners: users.map((user) => user.email),
+    /** Auth fields for one request: {clientId, apiKey, requestTime, sha}. */
+    auth(apiKey = randomUUID()) {
+      return { clientId: account.clientId, apiKey, requestTime: Date.now(), sha: sha1Hex(apiKey + account.clientId + account.apiSecret) };
+    },
+    contacts: () => store.all().map(exportView),
+    seed: (items) => seed(items),
+    setFaults,
+    faults: () => plan.faults,
+    stats: () => structuredClone(stats),
+    reset,
+    close,
+  };
+}
