@@ -4,3 +4,6 @@
 pub mod command;
 pub mod dataverse;
 pub mod i18n;
+pub mod mapping;
+pub mod retry;
+pub mod salesmanago;

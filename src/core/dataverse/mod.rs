@@ -1,3 +1,4 @@
 //! Dataverse: the tables and columns the solution defines or reads.
 
+pub mod contact;
 pub mod schema;

@@ -2,6 +2,10 @@
 
 use super::Message;
 use crate::core::command::Command;
+use crate::core::mapping::normalize::EmailProblem;
+use crate::core::mapping::outbound::MAX_TEXT;
+use crate::core::mapping::{Skip, Warning};
+use crate::core::salesmanago::{EndpointError, SmError, TransportFailure};
 
 pub(super) fn text(message: &Message) -> String {
     match message {
@@ -20,6 +24,27 @@ pub(super) fn text(message: &Message) -> String {
         Message::UnknownCommand { name } => format!(
             "The SALESmanago engine has no command “{name}”. The solution's web resources are from different versions: import the solution again."
         ),
+        Message::Salesmanago(error) => salesmanago(error),
+        Message::Endpoint(error) => endpoint(*error).into(),
+        Message::CredentialsIncomplete => "The SALESmanago Integration record lacks the client ID, the API secret or the owner e-mail. Enter them on its credential page.".into(),
+        Message::InvalidInput { detail } => format!("The SALESmanago engine received data it cannot read ({detail}). Import the solution again; if that does not help, report this text."),
+        Message::Skipped(Skip::MissingEmail) => {
+            "Not sent: the contact has no e-mail address, and SALESmanago identifies contacts by e-mail. Add one and send it again.".into()
+        }
+        Message::Skipped(Skip::InvalidEmail { email, problem }) => {
+            format!("Not sent: “{email}” is not an e-mail address SALESmanago accepts ({}). Correct it and send it again.", email_problem(*problem))
+        }
+        Message::Warning(Warning::Truncated { column }) => {
+            format!("{} was longer than {MAX_TEXT} characters; SALESmanago received the first {MAX_TEXT}.", column_label(column))
+        }
+        Message::Warning(Warning::PhoneIgnored { column }) => {
+            format!("{} is not a phone number, so it was not sent.", column_label(column))
+        }
+        Message::Warning(Warning::BirthdateIgnored) => {
+            "The birth date is not a real date between 1900 and today, so it was not sent.".into()
+        }
+        Message::NotAccepted { email, reason: Some(reason) } => format!("SALESmanago did not accept {email}: {reason}"),
+        Message::NotAccepted { email, reason: None } => format!("SALESmanago did not accept {email} and gave no reason."),
     }
 }
 
@@ -33,5 +58,59 @@ fn command_label(command: Command) -> &'static str {
         Command::PullConsents => "Pull consents",
         Command::SaveCredentials => "Save credentials",
         Command::PullChanges => "Pull changes",
+    }
+}
+
+fn salesmanago(error: &SmError) -> String {
+    match error {
+        SmError::Auth => "SALESmanago refused the credentials. Check the client ID, the API secret and the endpoint on the SALESmanago Integration record (in SALESmanago: Integration Center → API).".into(),
+        SmError::UnknownOwner { owner } => format!("“{owner}” is not a user of this SALESmanago account. Enter the e-mail of a SALESmanago user as the owner."),
+        SmError::Rejected { messages } if messages.is_empty() => "SALESmanago refused the request without giving a reason.".into(),
+        SmError::Rejected { messages } => format!("SALESmanago refused the request: {}", messages.join("; ")),
+        SmError::Throttled { retry_after: Some(after) } => {
+            format!("SALESmanago is receiving too many requests. Try again in {} s.", after.delay_ms(0).div_ceil(1000).max(1))
+        }
+        SmError::Throttled { retry_after: None } => "SALESmanago is receiving too many requests. Try again in a minute.".into(),
+        SmError::Server { status } => format!("SALESmanago is not available right now (HTTP {status}). Try again in a few minutes."),
+        SmError::UnknownMethod => "The endpoint does not offer this SALESmanago function (HTTP 404). Check the endpoint: it should be your SALESmanago server, such as app3.salesmanago.pl, or a relay that forwards every /api call.".into(),
+        SmError::UnexpectedStatus { status } => format!("SALESmanago answered with HTTP {status}. Check the endpoint on the SALESmanago Integration record."),
+        SmError::Transport(TransportFailure::Timeout) => "SALESmanago did not answer in time. Check the connection and try again.".into(),
+        SmError::Transport(TransportFailure::Network) => "SALESmanago could not be reached. Check the internet connection and the endpoint on the SALESmanago Integration record.".into(),
+        SmError::Transport(TransportFailure::CrossOrigin) => "The browser blocked the call to SALESmanago: the endpoint does not allow calls from this Dynamics address (CORS). Ask SALESmanago to allow your Dynamics address, or set the endpoint to the https:// address of a relay that does.".into(),
+        SmError::InvalidResponse { detail } => format!("SALESmanago sent an answer the integration cannot read ({detail}). Try again; if it happens again, check the endpoint."),
+    }
+}
+
+fn endpoint(error: EndpointError) -> &'static str {
+    match error {
+        EndpointError::Missing => "Enter the SALESmanago endpoint, such as app3.salesmanago.pl.",
+        EndpointError::NotSalesmanagoHost => "The endpoint is not a SALESmanago server. Enter your SALESmanago host, such as app3.salesmanago.pl, or the full https:// address of a relay.",
+        EndpointError::InsecureScheme => "The endpoint must start with https://.",
+        EndpointError::CredentialsInUrl => "The endpoint must not contain a user name or password.",
+        EndpointError::QueryOrFragment => "The endpoint must not contain “?” or “#”. Enter only the host or the relay's address.",
+        EndpointError::InvalidHost => "The endpoint's host name is not valid. Enter a host such as app3.salesmanago.pl or an https:// address.",
+    }
+}
+
+fn email_problem(problem: EmailProblem) -> &'static str {
+    match problem {
+        EmailProblem::TooLong => "it is longer than 254 characters",
+        EmailProblem::LocalPartTooLong => "the part before @ is longer than 64 characters",
+        EmailProblem::NotAscii => "it contains letters such as ą or ü, which SALESmanago does not accept in addresses",
+        EmailProblem::Malformed => "it is not of the form name@domain.com",
+    }
+}
+
+fn column_label(column: &str) -> &'static str {
+    match column {
+        "fullname" => "The name",
+        "address1_line1" => "The street",
+        "address1_postalcode" => "The postal code",
+        "address1_city" => "The city",
+        "address1_country" => "The country",
+        "mobilephone" => "The mobile phone",
+        "telephone1" => "The business phone",
+        "fax" => "The fax",
+        _ => "A value",
     }
 }

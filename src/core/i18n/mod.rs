@@ -5,6 +5,8 @@ mod en;
 mod pl;
 
 use crate::core::command::Command;
+use crate::core::mapping::{Skip, Warning};
+use crate::core::salesmanago::{EndpointError, SmError};
 
 /// The user's language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +62,28 @@ pub enum Message {
         /// The name it asked for.
         name: String,
     },
+    /// A SALESmanago call failed.
+    Salesmanago(SmError),
+    /// Client ID, API secret or owner is missing.
+    CredentialsIncomplete,
+    /// The engine was called with data it cannot read (a packaging or scripting mistake).
+    InvalidInput {
+        /// What the parser said.
+        detail: String,
+    },
+    /// The endpoint on the integration record is not usable.
+    Endpoint(EndpointError),
+    /// A contact was not sent, and why.
+    Skipped(Skip),
+    /// A contact was sent with a value cut or left out.
+    Warning(Warning),
+    /// SALESmanago did not accept a contact of a batch.
+    NotAccepted {
+        /// The contact's e-mail.
+        email: String,
+        /// SALESmanago's message about it, if it gave one.
+        reason: Option<String>,
+    },
 }
 
 /// The text of `message` in `lang`.
@@ -85,11 +109,90 @@ mod tests {
             Message::EngineVersion { version: "9.9.9" },
             Message::UnknownCommand { name: "x.y".into() },
         ];
+        all.extend(catalogue_samples());
         for command in Command::ALL {
             all.push(Message::CommandLabel(command));
             all.push(Message::CommandNotAvailable { command, version: "9.9.9" });
         }
         all
+    }
+
+    /// One message of every error, skip and warning kind.
+    fn catalogue_samples() -> Vec<Message> {
+        use crate::core::mapping::normalize::EmailProblem;
+        use crate::core::salesmanago::{RetryAfter, TransportFailure};
+        let errors = [
+            SmError::Auth,
+            SmError::UnknownOwner { owner: "x@y.pl".into() },
+            SmError::Rejected { messages: vec!["Bad".into()] },
+            SmError::Rejected { messages: vec![] },
+            SmError::Throttled { retry_after: Some(RetryAfter::Seconds(30)) },
+            SmError::Throttled { retry_after: None },
+            SmError::Server { status: 503 },
+            SmError::UnknownMethod,
+            SmError::UnexpectedStatus { status: 403 },
+            SmError::Transport(TransportFailure::Timeout),
+            SmError::Transport(TransportFailure::Network),
+            SmError::Transport(TransportFailure::CrossOrigin),
+            SmError::InvalidResponse { detail: "not JSON".into() },
+        ];
+        let endpoints = [
+            EndpointError::Missing,
+            EndpointError::NotSalesmanagoHost,
+            EndpointError::InsecureScheme,
+            EndpointError::CredentialsInUrl,
+            EndpointError::QueryOrFragment,
+            EndpointError::InvalidHost,
+        ];
+        let problems =
+            [EmailProblem::TooLong, EmailProblem::LocalPartTooLong, EmailProblem::NotAscii, EmailProblem::Malformed];
+        let mut all: Vec<Message> = errors.into_iter().map(Message::Salesmanago).collect();
+        all.extend(endpoints.into_iter().map(Message::Endpoint));
+        all.push(Message::CredentialsIncomplete);
+        all.push(Message::InvalidInput { detail: "expected value".into() });
+        all.push(Message::Skipped(Skip::MissingEmail));
+        all.extend(
+            problems.into_iter().map(|problem| Message::Skipped(Skip::InvalidEmail { email: "x".into(), problem })),
+        );
+        for column in ["fullname", "address1_line1", "address1_postalcode", "address1_city", "address1_country"] {
+            all.push(Message::Warning(Warning::Truncated { column }));
+        }
+        for column in ["mobilephone", "telephone1", "fax"] {
+            all.push(Message::Warning(Warning::PhoneIgnored { column }));
+        }
+        all.push(Message::Warning(Warning::BirthdateIgnored));
+        all.push(Message::NotAccepted { email: "a@b.pl".into(), reason: Some("Bad".into()) });
+        all.push(Message::NotAccepted { email: "a@b.pl".into(), reason: None });
+        all
+    }
+
+    #[test]
+    fn error_messages_carry_their_details_and_never_a_column_name() {
+        for lang in [Lang::En, Lang::Pl] {
+            let owner = text(&Message::Salesmanago(SmError::UnknownOwner { owner: "x@y.pl".into() }), lang);
+            assert!(owner.contains("x@y.pl"), "{owner}");
+            let rejected =
+                text(&Message::Salesmanago(SmError::Rejected { messages: vec!["A".into(), "B".into()] }), lang);
+            assert!(rejected.contains("A; B"), "{rejected}");
+            let throttled = text(
+                &Message::Salesmanago(SmError::Throttled {
+                    retry_after: Some(crate::core::salesmanago::RetryAfter::Seconds(30)),
+                }),
+                lang,
+            );
+            assert!(throttled.contains("30"), "{throttled}");
+            let server = text(&Message::Salesmanago(SmError::Server { status: 503 }), lang);
+            assert!(server.contains("503"), "{server}");
+            let cors = text(
+                &Message::Salesmanago(SmError::Transport(crate::core::salesmanago::TransportFailure::CrossOrigin)),
+                lang,
+            );
+            assert!(cors.contains("CORS") && cors.contains("https://"), "{cors}");
+            for message in catalogue_samples() {
+                let t = text(&message, lang);
+                assert!(!t.contains("new_") && !t.contains("address1_") && !t.contains("telephone1"), "{t}");
+            }
+        }
     }
 
     #[test]

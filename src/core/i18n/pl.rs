@@ -2,6 +2,10 @@
 
 use super::Message;
 use crate::core::command::Command;
+use crate::core::mapping::normalize::EmailProblem;
+use crate::core::mapping::outbound::MAX_TEXT;
+use crate::core::mapping::{Skip, Warning};
+use crate::core::salesmanago::{EndpointError, SmError, TransportFailure};
 
 pub(super) fn text(message: &Message) -> String {
     match message {
@@ -20,6 +24,27 @@ pub(super) fn text(message: &Message) -> String {
         Message::UnknownCommand { name } => format!(
             "Silnik SALESmanago nie zna polecenia „{name}”. Zasoby sieci Web rozwiązania pochodzą z różnych wersji: zaimportuj rozwiązanie ponownie."
         ),
+        Message::Salesmanago(error) => salesmanago(error),
+        Message::Endpoint(error) => endpoint(*error).into(),
+        Message::CredentialsIncomplete => "W rekordzie Integracja z SALESmanago brakuje identyfikatora klienta, sekretu API albo e-maila właściciela. Wpisz je na stronie danych dostępowych.".into(),
+        Message::InvalidInput { detail } => format!("Silnik SALESmanago otrzymał dane, których nie potrafi odczytać ({detail}). Zaimportuj rozwiązanie ponownie; jeśli to nie pomoże, zgłoś ten tekst."),
+        Message::Skipped(Skip::MissingEmail) => {
+            "Nie wysłano: kontakt nie ma adresu e-mail, a SALESmanago rozpoznaje kontakty po adresie e-mail. Dodaj adres i wyślij ponownie.".into()
+        }
+        Message::Skipped(Skip::InvalidEmail { email, problem }) => {
+            format!("Nie wysłano: „{email}” nie jest adresem e-mail akceptowanym przez SALESmanago ({}). Popraw go i wyślij ponownie.", email_problem(*problem))
+        }
+        Message::Warning(Warning::Truncated { column }) => {
+            format!("{} miało więcej niż {MAX_TEXT} znaków; SALESmanago otrzymało pierwsze {MAX_TEXT}.", column_label(column))
+        }
+        Message::Warning(Warning::PhoneIgnored { column }) => {
+            format!("{} nie jest numerem telefonu, więc nie zostało wysłane.", column_label(column))
+        }
+        Message::Warning(Warning::BirthdateIgnored) => {
+            "Data urodzenia nie jest prawdziwą datą z przedziału od 1900 roku do dziś, więc nie została wysłana.".into()
+        }
+        Message::NotAccepted { email, reason: Some(reason) } => format!("SALESmanago nie przyjęło kontaktu {email}: {reason}"),
+        Message::NotAccepted { email, reason: None } => format!("SALESmanago nie przyjęło kontaktu {email} i nie podało powodu."),
     }
 }
 
@@ -33,5 +58,59 @@ fn command_label(command: Command) -> &'static str {
         Command::PullConsents => "Pobierz zgody",
         Command::SaveCredentials => "Zapisz dane dostępowe",
         Command::PullChanges => "Pobierz zmiany",
+    }
+}
+
+fn salesmanago(error: &SmError) -> String {
+    match error {
+        SmError::Auth => "SALESmanago odrzuciło dane dostępowe. Sprawdź identyfikator klienta, sekret API i adres API w rekordzie Integracja z SALESmanago (w SALESmanago: Centrum integracji → API).".into(),
+        SmError::UnknownOwner { owner } => format!("„{owner}” nie jest użytkownikiem tego konta SALESmanago. Jako właściciela wpisz e-mail użytkownika SALESmanago."),
+        SmError::Rejected { messages } if messages.is_empty() => "SALESmanago odrzuciło żądanie bez podania powodu.".into(),
+        SmError::Rejected { messages } => format!("SALESmanago odrzuciło żądanie: {}", messages.join("; ")),
+        SmError::Throttled { retry_after: Some(after) } => {
+            format!("SALESmanago otrzymuje zbyt wiele żądań. Spróbuj ponownie za {} s.", after.delay_ms(0).div_ceil(1000).max(1))
+        }
+        SmError::Throttled { retry_after: None } => "SALESmanago otrzymuje zbyt wiele żądań. Spróbuj ponownie za minutę.".into(),
+        SmError::Server { status } => format!("SALESmanago jest teraz niedostępne (HTTP {status}). Spróbuj ponownie za kilka minut."),
+        SmError::UnknownMethod => "Pod tym adresem API nie ma tej funkcji SALESmanago (HTTP 404). Sprawdź adres API: powinien to być Twój serwer SALESmanago, np. app3.salesmanago.pl, albo pośrednik, który przekazuje wszystkie wywołania /api.".into(),
+        SmError::UnexpectedStatus { status } => format!("SALESmanago odpowiedziało kodem HTTP {status}. Sprawdź adres API w rekordzie Integracja z SALESmanago."),
+        SmError::Transport(TransportFailure::Timeout) => "SALESmanago nie odpowiedziało na czas. Sprawdź połączenie i spróbuj ponownie.".into(),
+        SmError::Transport(TransportFailure::Network) => "Nie można połączyć się z SALESmanago. Sprawdź połączenie z internetem i adres API w rekordzie Integracja z SALESmanago.".into(),
+        SmError::Transport(TransportFailure::CrossOrigin) => "Przeglądarka zablokowała wywołanie SALESmanago: adres API nie zezwala na wywołania z tego adresu Dynamics (CORS). Poproś SALESmanago o dopuszczenie adresu Twojego Dynamics albo wpisz jako adres API adres https:// pośrednika, który na to zezwala.".into(),
+        SmError::InvalidResponse { detail } => format!("SALESmanago przysłało odpowiedź, której integracja nie potrafi odczytać ({detail}). Spróbuj ponownie; jeśli to się powtórzy, sprawdź adres API."),
+    }
+}
+
+fn endpoint(error: EndpointError) -> &'static str {
+    match error {
+        EndpointError::Missing => "Wpisz adres API SALESmanago, np. app3.salesmanago.pl.",
+        EndpointError::NotSalesmanagoHost => "Adres API nie jest serwerem SALESmanago. Wpisz swój serwer SALESmanago, np. app3.salesmanago.pl, albo pełny adres https:// pośrednika.",
+        EndpointError::InsecureScheme => "Adres API musi zaczynać się od https://.",
+        EndpointError::CredentialsInUrl => "Adres API nie może zawierać nazwy użytkownika ani hasła.",
+        EndpointError::QueryOrFragment => "Adres API nie może zawierać znaków „?” ani „#”. Wpisz tylko serwer albo adres pośrednika.",
+        EndpointError::InvalidHost => "Nazwa serwera w adresie API jest nieprawidłowa. Wpisz serwer, np. app3.salesmanago.pl, albo adres https://.",
+    }
+}
+
+fn email_problem(problem: EmailProblem) -> &'static str {
+    match problem {
+        EmailProblem::TooLong => "ma więcej niż 254 znaki",
+        EmailProblem::LocalPartTooLong => "część przed @ ma więcej niż 64 znaki",
+        EmailProblem::NotAscii => "zawiera litery takie jak ą czy ü, których SALESmanago nie przyjmuje w adresach",
+        EmailProblem::Malformed => "nie ma postaci nazwa@domena.pl",
+    }
+}
+
+fn column_label(column: &str) -> &'static str {
+    match column {
+        "fullname" => "Imię i nazwisko",
+        "address1_line1" => "Ulica",
+        "address1_postalcode" => "Kod pocztowy",
+        "address1_city" => "Miasto",
+        "address1_country" => "Kraj",
+        "mobilephone" => "Telefon komórkowy",
+        "telephone1" => "Telefon służbowy",
+        "fax" => "Faks",
+        _ => "Wartość",
     }
 }

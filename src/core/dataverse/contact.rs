@@ -1,0 +1,109 @@
+//! A contact row as the Dataverse Web API returns it, reduced to the columns the integration
+//! reads. Values are read tolerantly: absent, `null` and blank text are all "no value".
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use super::schema::{consent_name, contact};
+
+/// The standard contact columns the mapping reads, for `$select`. Consent columns are added at
+/// run time, from the table's metadata.
+pub const SELECT: &[&str] = &[
+    contact::ID,
+    "fullname",
+    "firstname",
+    "lastname",
+    "emailaddress1",
+    "mobilephone",
+    "telephone1",
+    "fax",
+    "address1_line1",
+    "address1_line2",
+    "address1_line3",
+    "address1_city",
+    "address1_postalcode",
+    "address1_country",
+    "birthdate",
+    contact::DO_NOT_BULK_EMAIL,
+    contact::DO_NOT_SMS,
+    contact::SALESMANAGO_ID,
+    "modifiedon",
+];
+
+/// One contact row.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContactRow {
+    /// Text columns by logical name (only those with a non-blank value).
+    pub text: BTreeMap<String, String>,
+    /// `donotbulkemail`: the newsletter opt-out.
+    pub do_not_bulk_email: Option<bool>,
+    /// `new_donotsms`: the SMS opt-out.
+    pub do_not_sms: Option<bool>,
+    /// Every `new_consent_<name>` column present in the row, by logical name (lower case), with
+    /// its value (`None` when null).
+    pub consents: BTreeMap<String, Option<bool>>,
+}
+
+impl ContactRow {
+    /// Reads a Web API row. Columns it does not know are ignored, except consent columns,
+    /// which are recognised by name.
+    pub fn from_json(row: &Map<String, Value>) -> ContactRow {
+        let mut parsed = ContactRow::default();
+        for (column, value) in row {
+            let column = column.to_ascii_lowercase();
+            if consent_name(&column).is_some() {
+                parsed.consents.insert(column, value.as_bool());
+                continue;
+            }
+            match column.as_str() {
+                contact::DO_NOT_BULK_EMAIL => parsed.do_not_bulk_email = value.as_bool(),
+                contact::DO_NOT_SMS => parsed.do_not_sms = value.as_bool(),
+                _ if column.contains('@') => {} // OData annotations such as `…@odata.etag`
+                _ => {
+                    if let Some(text) = value.as_str().filter(|t| !t.trim().is_empty()) {
+                        parsed.text.insert(column, text.to_owned());
+                    }
+                }
+            }
+        }
+        parsed
+    }
+
+    /// A text column's value, if it has one.
+    pub fn get(&self, column: &str) -> Option<&str> {
+        self.text.get(column).map(String::as_str)
+    }
+
+    /// The row's `contactid`, without braces, in lower case.
+    pub fn id(&self) -> Option<String> {
+        self.get(contact::ID).map(|id| id.trim_matches(|c| c == '{' || c == '}').to_ascii_lowercase())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn rows_are_read_tolerantly() {
+        let row = json!({
+            "@odata.etag": "W/\"1\"", "contactid": "{ABC-1}", "fullname": "Jan Kowalski",
+            "emailaddress1": "  ", "telephone1": null, "donotbulkemail": true, "new_donotsms": null,
+            "new_consent_marketing": false, "New_Consent_Profiling": null, "new_consent_": true,
+            "address1_city@OData.Community.Display.V1.FormattedValue": "x", "numberofchildren": 3});
+        let row = ContactRow::from_json(row.as_object().unwrap());
+        assert_eq!(row.id().as_deref(), Some("abc-1"));
+        assert_eq!(row.get("fullname"), Some("Jan Kowalski"));
+        assert_eq!(row.get("emailaddress1"), None, "blank is no value");
+        assert_eq!(row.get("telephone1"), None);
+        assert_eq!(row.get("numberofchildren"), None, "only text columns are kept");
+        assert_eq!(row.do_not_bulk_email, Some(true));
+        assert_eq!(row.do_not_sms, None);
+        assert_eq!(row.consents.len(), 2, "{:?}", row.consents);
+        assert_eq!(row.consents["new_consent_marketing"], Some(false));
+        assert_eq!(row.consents["new_consent_profiling"], None);
+        assert!(row.text.keys().all(|k| !k.contains('@')));
+    }
+}

@@ -1,0 +1,270 @@
+//! Normalisation and validation of single values, per the limits of
+//! `shared/reference/salesmanago-api.md` §4: e-mail addresses, free text, phone numbers and
+//! dates. Each function says what it accepts; none drops a value without saying why.
+
+/// Why an e-mail address cannot be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailProblem {
+    /// Longer than 254 characters.
+    TooLong,
+    /// More than 64 characters before the `@`.
+    LocalPartTooLong,
+    /// Non-ASCII characters (SALESmanago validates addresses per RFC 822, which has none).
+    NotAscii,
+    /// Not of the form `name@domain.tld`.
+    Malformed,
+}
+
+/// The address lower-cased and trimmed, as SALESmanago keys contacts, or why it is invalid.
+pub fn email(raw: &str) -> Result<String, EmailProblem> {
+    let address = raw.trim().to_lowercase();
+    if !address.is_ascii() {
+        return Err(EmailProblem::NotAscii);
+    }
+    if address.len() > 254 {
+        return Err(EmailProblem::TooLong);
+    }
+    let (local, domain) = address.split_once('@').ok_or(EmailProblem::Malformed)?;
+    if local.len() > 64 {
+        return Err(EmailProblem::LocalPartTooLong);
+    }
+    const LOCAL_SPECIALS: &[u8] = b"!#$%&'*+/=?^_`{|}~-.";
+    let local_ok = !local.is_empty()
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..")
+        && local.bytes().all(|b| b.is_ascii_alphanumeric() || LOCAL_SPECIALS.contains(&b));
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+        && labels.last().is_some_and(|tld| tld.len() >= 2 && tld.bytes().all(|b| b.is_ascii_alphabetic()));
+    if local_ok && domain_ok {
+        Ok(address)
+    } else {
+        Err(EmailProblem::Malformed)
+    }
+}
+
+/// Free text made single-line: control characters become spaces, runs of white space one space,
+/// ends trimmed. Blank text is no value. Longer than `max` characters is cut there, and the
+/// second value says so.
+pub fn text(raw: &str, max: usize) -> (Option<String>, bool) {
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        let c = if c.is_control() { ' ' } else { c };
+        if c.is_whitespace() && (out.is_empty() || out.ends_with(' ')) {
+            continue;
+        }
+        out.push(if c.is_whitespace() { ' ' } else { c });
+    }
+    let trimmed = out.trim_end();
+    if trimmed.is_empty() {
+        return (None, false);
+    }
+    match trimmed.char_indices().nth(max) {
+        Some((cut, _)) => (Some(trimmed[..cut].trim_end().to_owned()), true),
+        None => (Some(trimmed.to_owned()), false),
+    }
+}
+
+/// A phone or fax number: digits with an optional leading `+` and the separators people type
+/// (space, `-`, `.`, `/`, parentheses); 3 to 20 digits. White space is collapsed.
+pub fn phone(raw: &str) -> Option<String> {
+    let (value, _) = text(raw, 64);
+    let value = value?;
+    let body = value.strip_prefix('+').unwrap_or(&value);
+    let digits = body.bytes().filter(u8::is_ascii_digit).count();
+    let allowed = body.bytes().all(|b| b.is_ascii_digit() || b" -./()".contains(&b));
+    (allowed && (3..=20).contains(&digits)).then_some(value)
+}
+
+/// A calendar date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Date {
+    /// Year.
+    pub year: u16,
+    /// Month, 1–12.
+    pub month: u8,
+    /// Day, 1–31.
+    pub day: u8,
+}
+
+impl Date {
+    /// A real date, if `year`/`month`/`day` make one.
+    pub fn new(year: u16, month: u8, day: u8) -> Option<Date> {
+        let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+        let days = match month {
+            1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+            4 | 6 | 9 | 11 => 30,
+            2 if leap => 29,
+            2 => 28,
+            _ => return None,
+        };
+        (year > 0 && (1..=days).contains(&day)).then_some(Date { year, month, day })
+    }
+
+    /// Reads `YYYY-MM-DD`, optionally followed by a time (`T…`), as Dataverse writes dates.
+    pub fn parse_iso(raw: &str) -> Option<Date> {
+        let raw = raw.trim();
+        let date = raw.split_once('T').map_or(raw, |(d, _)| d);
+        let mut parts = date.split('-');
+        let (y, m, d) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() || y.len() != 4 || m.len() != 2 || d.len() != 2 {
+            return None;
+        }
+        Date::new(y.parse().ok()?, m.parse().ok()?, d.parse().ok()?)
+    }
+
+    /// The UTC date of a Unix time in milliseconds.
+    pub fn from_unix_ms(ms: u64) -> Date {
+        // Howard Hinnant's civil_from_days, for days since 1970-01-01.
+        let z = (ms / 86_400_000) as i64 + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
+        let year = (yoe + era * 400 + i64::from(month <= 2)) as u16;
+        Date { year, month, day }
+    }
+
+    /// Days since 1970-01-01.
+    pub fn days_since_epoch(self) -> i64 {
+        let (y, m, d) = (i64::from(self.year), i64::from(self.month), i64::from(self.day));
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        era * 146_097 + doe - 719_468
+    }
+
+    /// `yyyyMMdd`, as SALESmanago takes birthdays.
+    pub fn compact(self) -> String {
+        format!("{:04}{:02}{:02}", self.year, self.month, self.day)
+    }
+
+    /// `YYYY-MM-DD`, as Dataverse takes dates.
+    pub fn iso(self) -> String {
+        format!("{:04}-{:02}-{:02}", self.year, self.month, self.day)
+    }
+}
+
+/// A Dataverse date-time (`2024-05-01T10:20:30Z`, optional fraction) as Unix milliseconds.
+pub fn unix_ms(raw: &str) -> Option<u64> {
+    let raw = raw.trim();
+    let date = Date::parse_iso(raw)?;
+    let time = raw.split_once('T').map_or("00:00:00", |(_, t)| t.trim_end_matches('Z'));
+    let (hms, fraction) = time.split_once('.').unwrap_or((time, ""));
+    let mut parts = hms.split(':').map(|p| p.parse::<u64>().ok());
+    let (h, m, s) = (parts.next()??, parts.next()??, parts.next().flatten().unwrap_or(0));
+    if h > 23 || m > 59 || s > 60 {
+        return None;
+    }
+    let millis: u64 = fraction.chars().chain("000".chars()).take(3).collect::<String>().parse().ok()?;
+    let days = u64::try_from(date.days_since_epoch()).ok()?;
+    Some(days * 86_400_000 + (h * 3600 + m * 60 + s) * 1000 + millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_emails_are_lower_cased_and_trimmed() {
+        assert_eq!(email("  Jan.Kowalski@Example.COM "), Ok("jan.kowalski@example.com".into()));
+        assert_eq!(email("a+tag@sub.example.co.uk"), Ok("a+tag@sub.example.co.uk".into()));
+        assert_eq!(email("o'neil@example.ie"), Ok("o'neil@example.ie".into()));
+    }
+
+    #[test]
+    fn invalid_emails_say_why() {
+        let long_local = format!("{}@example.com", "a".repeat(65));
+        let long = format!(
+            "{}@{}.com",
+            "a".repeat(60),
+            ["b".repeat(60), "c".repeat(60), "d".repeat(60), "e".repeat(60)].join(".")
+        );
+        let cases = [
+            ("", EmailProblem::Malformed),
+            ("jan", EmailProblem::Malformed),
+            ("jan@", EmailProblem::Malformed),
+            ("@example.com", EmailProblem::Malformed),
+            ("jan@example", EmailProblem::Malformed),
+            ("jan@@example.com", EmailProblem::Malformed),
+            ("jan kowalski@example.com", EmailProblem::Malformed),
+            ("jan..k@example.com", EmailProblem::Malformed),
+            (".jan@example.com", EmailProblem::Malformed),
+            ("jan@-example.com", EmailProblem::Malformed),
+            ("jan@example.c0m", EmailProblem::Malformed),
+            ("Jan <jan@example.com>", EmailProblem::Malformed),
+            ("<script>@example.com", EmailProblem::Malformed),
+            ("zażółć@example.pl", EmailProblem::NotAscii),
+            ("jan@bücher.de", EmailProblem::NotAscii),
+            (long_local.as_str(), EmailProblem::LocalPartTooLong),
+            (long.as_str(), EmailProblem::TooLong),
+        ];
+        for (input, problem) in cases {
+            assert_eq!(email(input), Err(problem), "{input:?}");
+        }
+    }
+
+    #[test]
+    fn text_is_made_single_line_and_cut_on_a_character_boundary() {
+        assert_eq!(text("  Jan \t\r\n Kowalski\u{0}  ", 50), (Some("Jan Kowalski".into()), false));
+        assert_eq!(text(" \n\t ", 50), (None, false));
+        assert_eq!(text("Zażółć gęślą", 4), (Some("Zażó".into()), true));
+        assert_eq!(text("ab cd", 3), (Some("ab".into()), true), "no trailing space after the cut");
+        assert_eq!(text("<b>x</b>", 50), (Some("<b>x</b>".into()), false), "markup is data, kept verbatim");
+    }
+
+    #[test]
+    fn phones_must_look_like_phones() {
+        assert_eq!(phone(" +48 123-456-789 "), Some("+48 123-456-789".into()));
+        assert_eq!(phone("(22) 555 01 01"), Some("(22) 555 01 01".into()));
+        for bad in ["", "n/a", "12", "+48 123 456 789 ext. 5", "123456789012345678901", "+-+"] {
+            assert_eq!(phone(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn dates_are_real_dates() {
+        assert_eq!(Date::parse_iso("1984-08-04"), Date::new(1984, 8, 4));
+        assert_eq!(Date::parse_iso("2000-02-29T00:00:00Z").map(Date::compact).as_deref(), Some("20000229"));
+        for bad in [
+            "1900-02-29",
+            "2023-02-29",
+            "1984-13-01",
+            "1984-00-10",
+            "1984-04-31",
+            "84-8-4",
+            "1984/08/04",
+            "",
+            "0000-01-01",
+        ] {
+            assert_eq!(Date::parse_iso(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn unix_time_round_trips_through_dates() {
+        assert_eq!(Date::from_unix_ms(0), Date { year: 1970, month: 1, day: 1 });
+        assert_eq!(Date::from_unix_ms(951_782_400_000), Date { year: 2000, month: 2, day: 29 });
+        for ms in [0_u64, 86_399_999, 951_782_400_000, 1_700_000_000_000, 4_102_444_800_000] {
+            let date = Date::from_unix_ms(ms);
+            assert_eq!(date.days_since_epoch(), (ms / 86_400_000) as i64, "{ms}");
+        }
+        assert_eq!(unix_ms("2000-02-29T00:00:00Z"), Some(951_782_400_000));
+        assert_eq!(unix_ms("2023-11-14T22:13:20.5Z"), Some(1_700_000_000_500));
+        assert_eq!(unix_ms("2023-11-14T25:00:00Z"), None);
+        assert_eq!(unix_ms("yesterday"), None);
+    }
+}

@@ -1,0 +1,189 @@
+//! Dynamics contact → SALESmanago upsert ([`to_salesmanago`]).
+//!
+//! | Dataverse column                          | SALESmanago field                           |
+//! |-------------------------------------------|---------------------------------------------|
+//! | `fullname`, else `firstname` + `lastname` | `contact.name`                              |
+//! | `emailaddress1`                           | `contact.email` (the key; required)         |
+//! | `mobilephone`, else `telephone1`          | `contact.phone`                             |
+//! | `fax`                                     | `contact.fax`                               |
+//! | `address1_line1..3`                       | `contact.address.streetAddress`             |
+//! | `address1_postalcode`, `_city`, `_country`| `contact.address.zipCode`, `city`, `country`|
+//! | `birthdate`                               | `birthday` (`yyyyMMdd`)                     |
+//! | `contactid`                               | `contact.externalId`                        |
+//! | `donotbulkemail`                          | `forceOptOut` / `forceOptIn`                |
+//! | `new_donotsms`                            | `forcePhoneOptOut` / `forcePhoneOptIn`      |
+//! | `new_consent_<name>`                      | `consentDetails[{consentName: NAME, …}]`    |
+//!
+//! A contact without a valid e-mail is [`Skip`]ped with its reason. A value that cannot be sent
+//! as it is (too long, not a phone number, not a real birth date) is cut or left out, and a
+//! [`Warning`] says so; nothing is dropped silently.
+
+use super::normalize::{self, Date, EmailProblem};
+use crate::core::dataverse::contact::ContactRow;
+use crate::core::dataverse::schema::consent_name;
+use crate::core::salesmanago::contact::{Address, ConsentDetail, ContactData, UpsertDetails};
+
+/// Longest free text sent in one field. SALESmanago documents no contact field limits; 255 is the
+/// limit of its event detail fields (reference §4) and fits every Dynamics address column.
+pub const MAX_TEXT: usize = 255;
+
+/// What the caller knows beyond the row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OutboundOptions {
+    /// Now, Unix ms: consents' `agreementDate` and the upper bound of a birth date.
+    pub now_ms: u64,
+    /// Dynamics holds a deliberate newsletter opt-in (not merely "not opted out"): send
+    /// `forceOptIn`. Without it an allowed newsletter is left as SALESmanago has it.
+    pub opt_in_newsletter: bool,
+    /// The same for SMS: send `forcePhoneOptIn`.
+    pub opt_in_sms: bool,
+}
+
+/// A contact ready to upsert, and what had to be changed to send it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outbound {
+    /// The upsert.
+    pub details: UpsertDetails,
+    /// Values cut or left out.
+    pub warnings: Vec<Warning>,
+}
+
+/// Why a contact cannot be sent at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Skip {
+    /// `emailaddress1` is empty: SALESmanago identifies contacts by e-mail.
+    MissingEmail,
+    /// `emailaddress1` is not an address SALESmanago accepts.
+    InvalidEmail {
+        /// The address as entered.
+        email: String,
+        /// What is wrong with it.
+        problem: EmailProblem,
+    },
+}
+
+/// A value sent differently from how Dynamics holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Warning {
+    /// Cut to [`MAX_TEXT`] characters.
+    Truncated {
+        /// The Dataverse column.
+        column: &'static str,
+    },
+    /// Not a phone number; left out.
+    PhoneIgnored {
+        /// The Dataverse column.
+        column: &'static str,
+    },
+    /// Not a real birth date in the past; left out.
+    BirthdateIgnored,
+}
+
+/// Maps `row` to the upsert SALESmanago takes.
+///
+/// Fails with a [`Skip`] when the row has no valid e-mail.
+pub fn to_salesmanago(row: &ContactRow, options: &OutboundOptions) -> Result<Outbound, Skip> {
+    let raw_email = row.get("emailaddress1").ok_or(Skip::MissingEmail)?;
+    let email = normalize::email(raw_email)
+        .map_err(|problem| Skip::InvalidEmail { email: raw_email.trim().to_owned(), problem })?;
+    let mut warnings = Vec::new();
+    let mut text = |column: &'static str, value: Option<String>| {
+        let (value, cut) = normalize::text(value.as_deref()?, MAX_TEXT);
+        if cut {
+            warnings.push(Warning::Truncated { column });
+        }
+        value
+    };
+    let name = text("fullname", name(row));
+    let street = text("address1_line1", street(row));
+    let address = Address {
+        street_address: street,
+        zip_code: text("address1_postalcode", row.get("address1_postalcode").map(str::to_owned)),
+        city: text("address1_city", row.get("address1_city").map(str::to_owned)),
+        country: text("address1_country", row.get("address1_country").map(str::to_owned)),
+    };
+    let phone_column = if row.get("mobilephone").is_some() { "mobilephone" } else { "telephone1" };
+    let phone = phone_field(row, phone_column, &mut warnings);
+    let fax = phone_field(row, "fax", &mut warnings);
+    let birthday = birthday(row, options.now_ms, &mut warnings);
+
+    let opted_out = row.do_not_bulk_email == Some(true);
+    let sms_opted_out = row.do_not_sms == Some(true);
+    let details = UpsertDetails {
+        contact: ContactData {
+            email,
+            name,
+            phone,
+            fax,
+            company: None,
+            external_id: row.id(),
+            address: (!address.is_empty()).then_some(address),
+        },
+        new_email: None,
+        birthday,
+        force_opt_out: opted_out,
+        force_opt_in: !opted_out && row.do_not_bulk_email == Some(false) && options.opt_in_newsletter,
+        force_phone_opt_out: sms_opted_out,
+        force_phone_opt_in: !sms_opted_out && row.do_not_sms == Some(false) && options.opt_in_sms,
+        tags: Vec::new(),
+        properties: Default::default(),
+        consent_details: consents(row, options.now_ms),
+    };
+    Ok(Outbound { details, warnings })
+}
+
+/// `fullname`, else `firstname lastname`.
+fn name(row: &ContactRow) -> Option<String> {
+    if let Some(full) = row.get("fullname") {
+        return Some(full.to_owned());
+    }
+    let parts: Vec<&str> = ["firstname", "lastname"].iter().filter_map(|c| row.get(c)).collect();
+    (!parts.is_empty()).then(|| parts.join(" "))
+}
+
+/// The three street lines, joined with ", ".
+pub(super) fn street(row: &ContactRow) -> Option<String> {
+    let lines: Vec<String> = ["address1_line1", "address1_line2", "address1_line3"]
+        .iter()
+        .filter_map(|c| normalize::text(row.get(c)?, MAX_TEXT).0)
+        .collect();
+    (!lines.is_empty()).then(|| lines.join(", "))
+}
+
+fn phone_field(row: &ContactRow, column: &'static str, warnings: &mut Vec<Warning>) -> Option<String> {
+    let raw = row.get(column)?;
+    let phone = normalize::phone(raw);
+    if phone.is_none() {
+        warnings.push(Warning::PhoneIgnored { column });
+    }
+    phone
+}
+
+/// `birthdate` as `yyyyMMdd`, if it is a real date between 1900 and today.
+fn birthday(row: &ContactRow, now_ms: u64, warnings: &mut Vec<Warning>) -> Option<String> {
+    let raw = row.get("birthdate")?;
+    let today = Date::from_unix_ms(now_ms);
+    match Date::parse_iso(raw) {
+        Some(date) if date.year >= 1900 && date <= today => Some(date.compact()),
+        _ => {
+            warnings.push(Warning::BirthdateIgnored);
+            None
+        }
+    }
+}
+
+/// Every consent column with a value. `true` gives the consent; `false` withdraws it.
+fn consents(row: &ContactRow, now_ms: u64) -> Vec<ConsentDetail> {
+    row.consents
+        .iter()
+        .filter_map(|(column, value)| {
+            let accepted = (*value)?;
+            Some(ConsentDetail {
+                consent_name: consent_name(column)?,
+                consent_accept: accepted,
+                opt_out: !accepted,
+                agreement_date: now_ms,
+            })
+        })
+        .collect()
+}

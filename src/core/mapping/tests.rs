@@ -1,0 +1,294 @@
+//! The mapping both ways, on ordinary and on bad or awkward contacts.
+
+use serde_json::{json, Value};
+
+use super::normalize::EmailProblem;
+use super::*;
+use crate::core::dataverse::contact::ContactRow;
+use crate::core::salesmanago::contact::{SmConsent, SmContact};
+
+/// 2023-11-14T22:13:20Z.
+const NOW: u64 = 1_700_000_000_000;
+
+fn row(value: Value) -> ContactRow {
+    ContactRow::from_json(value.as_object().expect("an object"))
+}
+
+fn send(value: Value) -> Result<Outbound, Skip> {
+    to_salesmanago(&row(value), &OutboundOptions { now_ms: NOW, ..OutboundOptions::default() })
+}
+
+fn sent(value: Value) -> (Value, Vec<Warning>) {
+    let out = send(value).expect("a valid contact");
+    (serde_json::to_value(&out.details).unwrap(), out.warnings)
+}
+
+#[test]
+fn a_full_contact_maps_field_by_field() {
+    let (body, warnings) = sent(json!({
+        "contactid": "{6E1B3A1C-0000-4000-8000-00000000ABCD}", "fullname": "Jan Kowalski",
+        "firstname": "Jan", "lastname": "Kowalski", "emailaddress1": "Jan.Kowalski@Example.PL",
+        "mobilephone": "+48 600 100 200", "telephone1": "22 555 01 01", "fax": "22 555 01 02",
+        "address1_line1": "ul. Długa 5", "address1_line2": "lok. 3", "address1_line3": null,
+        "address1_city": "Bielsko-Biała", "address1_postalcode": "43-300", "address1_country": "PL",
+        "birthdate": "1984-08-04", "donotbulkemail": true, "new_donotsms": false,
+        "new_consent_marketing": true, "new_consent_profiling": false, "new_consent_other": null}));
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(
+        body,
+        json!({
+            "contact": {
+                "email": "jan.kowalski@example.pl", "name": "Jan Kowalski", "phone": "+48 600 100 200",
+                "fax": "22 555 01 02", "externalId": "6e1b3a1c-0000-4000-8000-00000000abcd",
+                "address": {"streetAddress": "ul. Długa 5, lok. 3", "zipCode": "43-300",
+                            "city": "Bielsko-Biała", "country": "PL"}},
+            "birthday": "19840804",
+            "forceOptOut": true,
+            "consentDetails": [
+                {"consentName": "MARKETING", "consentAccept": true, "optOut": false, "agreementDate": NOW},
+                {"consentName": "PROFILING", "consentAccept": false, "optOut": true, "agreementDate": NOW}]})
+    );
+}
+
+#[test]
+fn opt_ins_are_forced_only_when_deliberate() {
+    let contact = row(json!({"emailaddress1": "a@b.pl", "donotbulkemail": false, "new_donotsms": false}));
+    let plain = to_salesmanago(&contact, &OutboundOptions { now_ms: NOW, ..Default::default() }).unwrap();
+    assert!(!plain.details.force_opt_in && !plain.details.force_phone_opt_in && !plain.details.force_opt_out);
+    let deliberate = OutboundOptions { now_ms: NOW, opt_in_newsletter: true, opt_in_sms: true };
+    let forced = to_salesmanago(&contact, &deliberate).unwrap();
+    assert!(forced.details.force_opt_in && forced.details.force_phone_opt_in);
+    let opted_out = row(json!({"emailaddress1": "a@b.pl", "donotbulkemail": true, "new_donotsms": true}));
+    let out = to_salesmanago(&opted_out, &deliberate).unwrap().details;
+    assert!(out.force_opt_out && out.force_phone_opt_out && !out.force_opt_in && !out.force_phone_opt_in);
+    let unknown = row(json!({"emailaddress1": "a@b.pl"}));
+    assert!(!to_salesmanago(&unknown, &deliberate).unwrap().details.force_opt_in, "null is not an opt-in");
+}
+
+#[test]
+fn contacts_without_a_valid_email_are_skipped_with_the_reason() {
+    let cases: Vec<(Value, Skip)> = vec![
+        (json!({"fullname": "No Mail"}), Skip::MissingEmail),
+        (json!({"emailaddress1": null}), Skip::MissingEmail),
+        (json!({"emailaddress1": ""}), Skip::MissingEmail),
+        (json!({"emailaddress1": "   "}), Skip::MissingEmail),
+        (json!({"emailaddress1": "jan.kowalski"}), invalid("jan.kowalski", EmailProblem::Malformed)),
+        (json!({"emailaddress1": "jan@@x.pl"}), invalid("jan@@x.pl", EmailProblem::Malformed)),
+        (json!({"emailaddress1": "Jan <jan@x.pl>"}), invalid("Jan <jan@x.pl>", EmailProblem::Malformed)),
+        (json!({"emailaddress1": "jan@x.pl; ewa@x.pl"}), invalid("jan@x.pl; ewa@x.pl", EmailProblem::Malformed)),
+        (json!({"emailaddress1": "łukasz@example.pl"}), invalid("łukasz@example.pl", EmailProblem::NotAscii)),
+        (json!({"emailaddress1": "jan@żółw.pl"}), invalid("jan@żółw.pl", EmailProblem::NotAscii)),
+        (
+            json!({"emailaddress1": "<script>alert(1)</script>@x.pl"}),
+            invalid("<script>alert(1)</script>@x.pl", EmailProblem::Malformed),
+        ),
+        (
+            json!({"emailaddress1": format!("{}@x.pl", "a".repeat(70))}),
+            invalid(&format!("{}@x.pl", "a".repeat(70)), EmailProblem::LocalPartTooLong),
+        ),
+    ];
+    for (input, skip) in cases {
+        assert_eq!(send(input.clone()), Err(skip), "{input}");
+    }
+}
+
+fn invalid(email: &str, problem: EmailProblem) -> Skip {
+    Skip::InvalidEmail { email: email.into(), problem }
+}
+
+#[test]
+fn upper_case_and_padded_emails_become_one_key() {
+    let a = send(json!({"emailaddress1": "  ANNA@Example.COM\t"})).unwrap();
+    let b = send(json!({"emailaddress1": "anna@example.com"})).unwrap();
+    assert_eq!(a.details.contact.email, b.details.contact.email);
+}
+
+#[test]
+fn names_fall_back_to_first_and_last_and_keep_markup_verbatim() {
+    assert_eq!(
+        sent(json!({"emailaddress1": "a@b.pl", "firstname": "Ewa", "lastname": "Nowak"})).0["contact"]["name"],
+        "Ewa Nowak"
+    );
+    assert_eq!(sent(json!({"emailaddress1": "a@b.pl", "lastname": "Nowak"})).0["contact"]["name"], "Nowak");
+    assert_eq!(sent(json!({"emailaddress1": "a@b.pl"})).0["contact"].get("name"), None);
+    let (body, _) =
+        sent(json!({"emailaddress1": "a@b.pl", "fullname": "<script>alert('x')</script> \"Bobby\" Tables"}));
+    assert_eq!(body["contact"]["name"], "<script>alert('x')</script> \"Bobby\" Tables");
+    let (body, _) = sent(json!({"emailaddress1": "a@b.pl", "fullname": "Zoë\u{0}\n  Ó'Brien-Żak 😀"}));
+    assert_eq!(body["contact"]["name"], "Zoë Ó'Brien-Żak 😀", "controls and line breaks become single spaces");
+}
+
+#[test]
+fn over_long_fields_are_cut_and_reported() {
+    let long = "x".repeat(MAX + 40);
+    let (body, warnings) =
+        sent(json!({"emailaddress1": "a@b.pl", "fullname": long, "address1_city": "ł".repeat(MAX + 1)}));
+    assert_eq!(body["contact"]["name"].as_str().unwrap().chars().count(), MAX);
+    assert_eq!(body["contact"]["address"]["city"].as_str().unwrap().chars().count(), MAX);
+    assert_eq!(warnings, [Warning::Truncated { column: "fullname" }, Warning::Truncated { column: "address1_city" }]);
+}
+
+const MAX: usize = outbound::MAX_TEXT;
+
+#[test]
+fn empty_strings_and_nulls_send_nothing() {
+    let (body, warnings) = sent(json!({
+        "emailaddress1": "a@b.pl", "fullname": "", "mobilephone": " ", "telephone1": null, "fax": "",
+        "address1_line1": "", "address1_city": "  ", "address1_postalcode": null, "birthdate": null}));
+    assert_eq!(body, json!({"contact": {"email": "a@b.pl"}}));
+    assert!(warnings.is_empty());
+}
+
+#[test]
+fn phones_prefer_mobile_and_refuse_non_numbers() {
+    assert_eq!(
+        sent(json!({"emailaddress1": "a@b.pl", "telephone1": "22 555 01 01"})).0["contact"]["phone"],
+        "22 555 01 01"
+    );
+    let (body, warnings) =
+        sent(json!({"emailaddress1": "a@b.pl", "mobilephone": "call me maybe", "telephone1": "22 555"}));
+    assert_eq!(body["contact"].get("phone"), None, "the mobile column was chosen and is not a number");
+    assert_eq!(warnings, [Warning::PhoneIgnored { column: "mobilephone" }]);
+    let (body, warnings) = sent(json!({"emailaddress1": "a@b.pl", "fax": "+48 (22) 555-01-02 wew. 7"}));
+    assert_eq!(body["contact"].get("fax"), None);
+    assert_eq!(warnings, [Warning::PhoneIgnored { column: "fax" }]);
+}
+
+#[test]
+fn impossible_birthdates_are_left_out_with_a_warning() {
+    for bad in
+        ["2023-02-29", "1984-13-01", "1984-04-31", "1899-12-31", "2024-01-01", "2999-01-01", "04/08/1984", "yesterday"]
+    {
+        let (body, warnings) = sent(json!({"emailaddress1": "a@b.pl", "birthdate": bad}));
+        assert_eq!(body.get("birthday"), None, "{bad}");
+        assert_eq!(warnings, [Warning::BirthdateIgnored], "{bad}");
+    }
+    assert_eq!(sent(json!({"emailaddress1": "a@b.pl", "birthdate": "2000-02-29"})).0["birthday"], "20000229");
+    assert_eq!(
+        sent(json!({"emailaddress1": "a@b.pl", "birthdate": "2023-11-14"})).0["birthday"],
+        "20231114",
+        "today is fine"
+    );
+}
+
+#[test]
+fn street_lines_are_joined_without_blanks() {
+    let (body, _) = sent(
+        json!({"emailaddress1": "a@b.pl", "address1_line1": " ", "address1_line2": "Długa 5", "address1_line3": "m. 3 "}),
+    );
+    assert_eq!(body["contact"]["address"], json!({"streetAddress": "Długa 5, m. 3"}));
+}
+
+// ---- back from SALESmanago -------------------------------------------------------------
+
+fn sm(value: Value) -> SmContact {
+    SmContact::from_json(&value).expect("an object")
+}
+
+fn patch(current: Value, theirs: Value) -> Value {
+    let patch = from_salesmanago(&row(current), &sm(theirs));
+    Value::Object(patch.columns.into_iter().collect())
+}
+
+#[test]
+fn a_basic_response_fills_every_column() {
+    let changes = patch(
+        json!({"contactid": "c1", "emailaddress1": "jan@x.pl"}),
+        json!({"contactId": "u-1", "email": "jan@x.pl", "name": "Jan Maria Rokita", "phone": "+48600100200",
+               "fax": "225550102", "address": {"streetAddress": "Długa 5", "zipCode": "43-300", "city": "Kraków", "country": "PL"},
+               "birthdayYear": "1984", "birthdayMonth": "8", "birthdayDay": "4", "optedOut": true, "optedOutPhone": false}),
+    );
+    assert_eq!(
+        changes,
+        json!({"new_salesmanagoid": "u-1", "firstname": "Jan Maria", "lastname": "Rokita", "mobilephone": "+48600100200",
+               "fax": "225550102", "address1_line1": "Długa 5", "address1_postalcode": "43-300", "address1_city": "Kraków",
+               "address1_country": "PL", "birthdate": "1984-08-04", "donotbulkemail": true, "new_donotsms": false})
+    );
+}
+
+#[test]
+fn unchanged_values_and_blanks_write_nothing() {
+    let current = json!({"contactid": "c1", "new_salesmanagoid": "u-1", "emailaddress1": "Jan@X.pl", "fullname": "Jan  Kowalski",
+        "firstname": "Jan", "lastname": "Kowalski", "telephone1": "22 555", "address1_line1": "Długa 5", "address1_line2": "m. 3",
+        "birthdate": "1984-08-04", "donotbulkemail": false, "new_donotsms": true});
+    let theirs = json!({"contactId": "u-1", "email": "jan@x.pl", "name": "Jan Kowalski", "phone": "22 555", "fax": null,
+        "address": {"streetAddress": "Długa 5, m. 3", "zipCode": null, "city": " ", "country": null},
+        "birthdayYear": "1984", "birthdayMonth": "08", "birthdayDay": "4", "optedOut": false, "optedOutPhone": true});
+    assert_eq!(patch(current, theirs), json!({}));
+}
+
+#[test]
+fn one_word_names_and_the_other_phone_column() {
+    let changes = patch(
+        json!({"firstname": "Jan", "lastname": "K", "telephone1": "1"}),
+        json!({"name": "Madonna", "phone": "+48 1"}),
+    );
+    assert_eq!(changes, json!({"lastname": "Madonna", "firstname": null, "telephone1": "+48 1"}));
+}
+
+#[test]
+fn a_new_street_clears_the_extra_lines() {
+    let changes = patch(
+        json!({"address1_line1": "Stara 1", "address1_line3": "x"}),
+        json!({"address": {"streetAddress": "Nowa 2"}}),
+    );
+    assert_eq!(changes, json!({"address1_line1": "Nowa 2", "address1_line3": null}));
+}
+
+#[test]
+fn birthdays_without_a_year_or_impossible_ones_are_ignored() {
+    assert_eq!(patch(json!({}), json!({"birthdayMonth": "2", "birthdayDay": "29"})), json!({}));
+    assert_eq!(patch(json!({}), json!({"birthdayYear": "2023", "birthdayMonth": "2", "birthdayDay": "29"})), json!({}));
+    assert_eq!(patch(json!({}), json!({"birthday": "19840230"})), json!({}));
+}
+
+#[test]
+fn invalid_emails_from_salesmanago_are_not_written() {
+    assert_eq!(patch(json!({"emailaddress1": "a@b.pl"}), json!({"email": "not an email"})), json!({}));
+    assert_eq!(
+        patch(json!({"emailaddress1": "a@b.pl"}), json!({"email": "New@B.pl"})),
+        json!({"emailaddress1": "new@b.pl"})
+    );
+}
+
+#[test]
+fn an_opt_out_is_never_overwritten_by_an_older_opt_in() {
+    let dynamics = json!({"donotbulkemail": true, "new_donotsms": true, "modifiedon": "2023-11-14T22:13:20Z"});
+    let older = json!({"optedOut": false, "optedOutPhone": false, "modifiedOn": NOW - 1});
+    assert_eq!(patch(dynamics.clone(), older), json!({}));
+    let unknown_time = json!({"optedOut": false, "optedOutPhone": false});
+    assert_eq!(patch(dynamics.clone(), unknown_time), json!({}));
+    let newer = json!({"optedOut": false, "optedOutPhone": false, "modifiedOn": NOW + 1});
+    assert_eq!(patch(dynamics, newer), json!({"donotbulkemail": false, "new_donotsms": false}));
+    // SALESmanago's opt-out applies whatever its age.
+    let changes = patch(
+        json!({"donotbulkemail": false, "modifiedon": "2030-01-01T00:00:00Z"}),
+        json!({"optedOut": true, "modifiedOn": 1}),
+    );
+    assert_eq!(changes, json!({"donotbulkemail": true}));
+}
+
+#[test]
+fn consents_follow_the_same_rule() {
+    let current = json!({"new_consent_marketing": false, "new_consent_profiling": true, "new_consent_news": null,
+        "modifiedon": "2023-11-14T22:13:20Z"});
+    let consent = |name: &str, accepted: bool, opted_out: bool, date: u64| SmConsent {
+        name: name.into(),
+        accepted,
+        opted_out,
+        date: Some(date),
+    };
+    let mut theirs = sm(json!({}));
+    theirs.consents = vec![
+        consent("MARKETING", true, false, NOW - 5), // older opt-in: the withdrawal stays
+        consent("PROFILING", false, true, 1),       // withdrawal: applies
+        consent("NEWS", true, false, 1),            // Dynamics has no value: take it
+        consent("UNMAPPED", true, false, NOW + 5),  // no column: ignored
+    ];
+    let changes = from_salesmanago(&row(current.clone()), &theirs);
+    let changes = Value::Object(changes.columns.into_iter().collect());
+    assert_eq!(changes, json!({"new_consent_profiling": false, "new_consent_news": true}));
+    theirs.consents = vec![consent("MARKETING", true, false, NOW + 5)];
+    let changes = from_salesmanago(&row(current), &theirs);
+    assert_eq!(changes.columns.get("new_consent_marketing"), Some(&Value::Bool(true)), "a newer opt-in applies");
+}

@@ -1,0 +1,390 @@
+//! A contact as SALESmanago takes it ([`UpsertDetails`], the body of `contact/upsert` and an item
+//! of `contact/batchupsert`) and as it gives it back ([`SmContact`], from `basic`, `basicById`
+//! and `listById`). Request and response shapes differ (`shared/reference/salesmanago-api.md`
+//! §3.1, §3.4), so they are separate types; the parser tolerates every variant the reference
+//! warns of and ignores unknown fields.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// One contact to create or update, with its opt-in flags and consents.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpsertDetails {
+    /// The contact's data; `contact.email` identifies it.
+    pub contact: ContactData,
+    /// Renames the contact's e-mail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_email: Option<String>,
+    /// Birthday as `yyyyMMdd`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub birthday: Option<String>,
+    /// Subscribe to the newsletter.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub force_opt_in: bool,
+    /// Unsubscribe from the newsletter.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub force_opt_out: bool,
+    /// Subscribe to SMS.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub force_phone_opt_in: bool,
+    /// Unsubscribe from SMS.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub force_phone_opt_out: bool,
+    /// Tags to add.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Custom details (a map in requests).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub properties: BTreeMap<String, String>,
+    /// Consents given or withdrawn.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consent_details: Vec<ConsentDetail>,
+}
+
+/// The `contact` object of an upsert.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContactData {
+    /// E-mail, the contact's key.
+    pub email: String,
+    /// Full name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Phone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    /// Fax.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fax: Option<String>,
+    /// Company.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company: Option<String>,
+    /// Our id for the contact (the Dataverse `contactid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    /// Postal address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<Address>,
+}
+
+/// A postal address, in requests and responses alike.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Address {
+    /// Street and number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub street_address: Option<String>,
+    /// Postal code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zip_code: Option<String>,
+    /// City.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+    /// Country.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+}
+
+impl Address {
+    /// Whether every part is absent.
+    pub fn is_empty(&self) -> bool {
+        self.street_address.is_none() && self.zip_code.is_none() && self.city.is_none() && self.country.is_none()
+    }
+}
+
+/// A consent in an upsert's `consentDetails`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsentDetail {
+    /// The consent's name in SALESmanago (upper case).
+    pub consent_name: String,
+    /// Consent given.
+    pub consent_accept: bool,
+    /// Consent withdrawn.
+    pub opt_out: bool,
+    /// When it was given or withdrawn, Unix ms.
+    pub agreement_date: u64,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+/// A contact as SALESmanago returns it. Every field is optional: absent and `null` alike mean
+/// "SALESmanago did not say", never "clear it".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SmContact {
+    /// SALESmanago id (`contactId` in `basic`, `id` in `listById`).
+    pub id: Option<String>,
+    /// E-mail.
+    pub email: Option<String>,
+    /// Full name.
+    pub name: Option<String>,
+    /// Phone.
+    pub phone: Option<String>,
+    /// Fax.
+    pub fax: Option<String>,
+    /// Company.
+    pub company: Option<String>,
+    /// The `externalId` we sent.
+    pub external_id: Option<String>,
+    /// Postal address.
+    pub address: Address,
+    /// Birthday: year (if known), month, day.
+    pub birthday: Option<(Option<u16>, u8, u8)>,
+    /// Unsubscribed from the newsletter.
+    pub opted_out: Option<bool>,
+    /// Unsubscribed from SMS.
+    pub opted_out_phone: Option<bool>,
+    /// Consents, as far as the response lists them.
+    pub consents: Vec<SmConsent>,
+    /// Custom details (a map or a `{name, value}` list on the wire).
+    pub properties: BTreeMap<String, String>,
+    /// Tag names (strings or `contactTags` objects on the wire).
+    pub tags: Vec<String>,
+    /// Deleted in SALESmanago.
+    pub deleted: bool,
+    /// Last modification, Unix ms.
+    pub modified_on: Option<u64>,
+    /// Creation, Unix ms.
+    pub created_on: Option<u64>,
+}
+
+/// A consent as a response lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SmConsent {
+    /// Upper-case consent name.
+    pub name: String,
+    /// Given.
+    pub accepted: bool,
+    /// Withdrawn.
+    pub opted_out: bool,
+    /// When, Unix ms.
+    pub date: Option<u64>,
+}
+
+impl SmConsent {
+    /// Whether the consent currently holds.
+    pub fn holds(&self) -> bool {
+        self.accepted && !self.opted_out
+    }
+}
+
+impl SmContact {
+    /// Reads one contact object. Fails only when `value` is not an object.
+    pub fn from_json(value: &Value) -> Option<SmContact> {
+        let object = value.as_object()?;
+        let text = |key: &str| text_field(object, key);
+        Some(SmContact {
+            id: text("contactId").or_else(|| text("id")),
+            email: text("email").map(|e| e.to_lowercase()),
+            name: text("name"),
+            phone: text("phone"),
+            fax: text("fax"),
+            company: text("company"),
+            external_id: text("externalId"),
+            address: object.get("address").and_then(Value::as_object).map(address).unwrap_or_default(),
+            birthday: birthday(object),
+            opted_out: object.get("optedOut").and_then(flag),
+            opted_out_phone: object.get("optedOutPhone").and_then(flag),
+            consents: consents(object),
+            properties: properties(object.get("properties")),
+            tags: tags(object),
+            deleted: object.get("deleted").and_then(flag).unwrap_or(false),
+            modified_on: object.get("modifiedOn").and_then(number),
+            created_on: object.get("createdOn").and_then(number),
+        })
+    }
+}
+
+/// A non-blank string field, trimmed. Numbers are accepted as text (ids, phones).
+fn text_field(object: &Map<String, Value>, key: &str) -> Option<String> {
+    match object.get(key)? {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// A boolean, also from `"true"` / `"false"`.
+fn flag(value: &Value) -> Option<bool> {
+    match value {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A non-negative integer, also from a numeric string.
+pub(crate) fn number(value: &Value) -> Option<u64> {
+    match value {
+        Value::Number(n) => {
+            n.as_u64().or_else(|| n.as_f64().filter(|f| *f >= 0.0 && f.fract() == 0.0).map(|f| f as u64))
+        }
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn address(object: &Map<String, Value>) -> Address {
+    Address {
+        street_address: text_field(object, "streetAddress"),
+        zip_code: text_field(object, "zipCode"),
+        city: text_field(object, "city"),
+        country: text_field(object, "country"),
+    }
+}
+
+/// `birthdayYear` / `birthdayMonth` / `birthdayDay` (strings or numbers), else `birthday` as
+/// `yyyyMMdd` or `MMdd`.
+fn birthday(object: &Map<String, Value>) -> Option<(Option<u16>, u8, u8)> {
+    let part = |key: &str| object.get(key).and_then(number);
+    if let (Some(month), Some(day)) = (part("birthdayMonth"), part("birthdayDay")) {
+        let year = part("birthdayYear").and_then(|y| u16::try_from(y).ok());
+        return Some((year, u8::try_from(month).ok()?, u8::try_from(day).ok()?));
+    }
+    let digits = text_field(object, "birthday")?;
+    let field = |range: std::ops::Range<usize>| digits.get(range)?.parse::<u16>().ok();
+    match digits.len() {
+        8 if digits.bytes().all(|b| b.is_ascii_digit()) => {
+            Some((field(0..4), u8::try_from(field(4..6)?).ok()?, u8::try_from(field(6..8)?).ok()?))
+        }
+        4 if digits.bytes().all(|b| b.is_ascii_digit()) => {
+            Some((None, u8::try_from(field(0..2)?).ok()?, u8::try_from(field(2..4)?).ok()?))
+        }
+        _ => None,
+    }
+}
+
+/// `consents` or `consentDetails`: a list of `{consentName, consentAccept, optOut, agreementDate}`.
+fn consents(object: &Map<String, Value>) -> Vec<SmConsent> {
+    let list = object.get("consents").or_else(|| object.get("consentDetails")).and_then(Value::as_array);
+    list.into_iter()
+        .flatten()
+        .filter_map(|item| {
+            let item = item.as_object()?;
+            let name = text_field(item, "consentName").or_else(|| text_field(item, "name"))?;
+            Some(SmConsent {
+                name: name.to_uppercase(),
+                accepted: item.get("consentAccept").and_then(flag).unwrap_or(false),
+                opted_out: item.get("optOut").and_then(flag).unwrap_or(false),
+                date: item.get("agreementDate").or_else(|| item.get("modifiedOn")).and_then(number),
+            })
+        })
+        .collect()
+}
+
+/// A `{name: value}` map (requests) or a `[{name, value}]` list (responses).
+fn properties(value: Option<&Value>) -> BTreeMap<String, String> {
+    let as_text = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    };
+    match value {
+        Some(Value::Object(map)) => map.iter().filter_map(|(k, v)| Some((k.clone(), as_text(v)?))).collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|item| {
+                let item = item.as_object()?;
+                Some((text_field(item, "name")?, as_text(item.get("value")?)?))
+            })
+            .collect(),
+        _ => BTreeMap::new(),
+    }
+}
+
+/// `contactTags` objects (`{tag, …}`) or `tags` strings.
+fn tags(object: &Map<String, Value>) -> Vec<String> {
+    let list = object.get("contactTags").or_else(|| object.get("tags")).and_then(Value::as_array);
+    list.into_iter()
+        .flatten()
+        .filter_map(|item| match item {
+            Value::String(s) => Some(s.clone()),
+            Value::Object(o) => text_field(o, "tag").or_else(|| text_field(o, "tagName")),
+            _ => None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn upsert_details_serialise_only_what_is_set() {
+        let details = UpsertDetails {
+            contact: ContactData { email: "a@b.pl".into(), name: Some("A".into()), ..ContactData::default() },
+            force_opt_out: true,
+            ..UpsertDetails::default()
+        };
+        let value = serde_json::to_value(&details).unwrap();
+        assert_eq!(value, json!({"contact": {"email": "a@b.pl", "name": "A"}, "forceOptOut": true}));
+    }
+
+    #[test]
+    fn basic_shape_parses() {
+        // The sample of shared/reference/salesmanago-api.md §3.4.
+        let value = json!({
+            "name": "Banan", "email": "Test@Mail.com", "phone": "+393331231234", "fax": null,
+            "score": 90, "state": "PROSPECT", "optedOut": false, "optedOutPhone": true,
+            "deleted": false, "invalid": false, "company": null, "externalId": "152631",
+            "address": null, "contactId": "017ba22b-85ca-11ed-9d06-40a6b73c97e4",
+            "birthdayYear": "1984", "birthdayMonth": "8", "birthdayDay": "4",
+            "modifiedOn": 1672327453000_u64, "createdOn": 1672133817000_u64, "lastVisit": null});
+        let contact = SmContact::from_json(&value).unwrap();
+        assert_eq!(contact.id.as_deref(), Some("017ba22b-85ca-11ed-9d06-40a6b73c97e4"));
+        assert_eq!(contact.email.as_deref(), Some("test@mail.com"));
+        assert_eq!(contact.fax, None);
+        assert_eq!(contact.birthday, Some((Some(1984), 8, 4)));
+        assert_eq!((contact.opted_out, contact.opted_out_phone), (Some(false), Some(true)));
+        assert_eq!(contact.address, Address::default());
+        assert_eq!(contact.modified_on, Some(1672327453000));
+    }
+
+    #[test]
+    fn list_card_shape_parses() {
+        // The VFIBER sample of §3.4: `id`, properties as a list, contactTags objects.
+        let value = json!({
+            "id": "d51bd57f", "email": "excont@mailprovider.com", "phone": null,
+            "address": {"streetAddress": null, "zipCode": null, "city": "New York", "country": null},
+            "birthdayYear": null, "birthdayMonth": null, "birthdayDay": null,
+            "contactTags": [{"tag": "IGEN", "tagName": "IGEN", "score": 1}],
+            "properties": [{"name": "Nem", "value": "Nő"}, {"name": "n", "value": 3}],
+            "consents": [{"consentName": "marketing", "consentAccept": true, "optOut": false, "agreementDate": 5}],
+            "modifiedOn": "1487842709000", "unknownField": {"x": 1}});
+        let contact = SmContact::from_json(&value).unwrap();
+        assert_eq!(contact.id.as_deref(), Some("d51bd57f"));
+        assert_eq!(contact.address.city.as_deref(), Some("New York"));
+        assert_eq!(contact.birthday, None);
+        assert_eq!(contact.tags, ["IGEN"]);
+        assert_eq!(contact.properties["Nem"], "Nő");
+        assert_eq!(contact.properties["n"], "3");
+        assert_eq!(
+            contact.consents,
+            [SmConsent { name: "MARKETING".into(), accepted: true, opted_out: false, date: Some(5) }]
+        );
+        assert_eq!(contact.modified_on, Some(1487842709000));
+    }
+
+    #[test]
+    fn awkward_values_are_tolerated() {
+        let value = json!({"contactId": 12345, "name": "  ", "optedOut": "true", "birthday": "0229",
+            "properties": {"a": "1", "b": null}, "tags": ["X", 5]});
+        let contact = SmContact::from_json(&value).unwrap();
+        assert_eq!(contact.id.as_deref(), Some("12345"));
+        assert_eq!(contact.name, None, "blank is absent");
+        assert_eq!(contact.opted_out, Some(true));
+        assert_eq!(contact.birthday, Some((None, 2, 29)));
+        assert_eq!(contact.properties.len(), 1);
+        assert_eq!(contact.tags, ["X"]);
+        assert_eq!(SmContact::from_json(&json!("x")), None);
+        assert_eq!(SmContact::from_json(&json!({"birthday": "1984-08-04"})).unwrap().birthday, None);
+    }
+}

@@ -1,0 +1,60 @@
+//! The SALESmanago API v2 client, without I/O: [`Client::request`] turns an [`Operation`] into an
+//! [`HttpRequest`]; the host performs it; [`Client::response`] turns what came back into the
+//! operation's output or an [`SmError`].
+//!
+//! ```text
+//!   Operation ──request()──▶ HttpRequest ──host: fetch──▶ HttpResponse ──response()──▶ Output
+//!                                                   └──▶ TransportFailure ─┘        or SmError
+//! ```
+//!
+//! The contract is `shared/reference/salesmanago-api.md`; each module cites the section it
+//! follows.
+
+pub mod auth;
+pub mod contact;
+pub mod endpoint;
+pub mod envelope;
+pub mod error;
+pub mod http;
+pub mod operation;
+pub mod script;
+
+#[cfg(test)]
+mod operation_tests;
+
+use serde_json::Value;
+
+pub use auth::{ApiSecret, Credentials, Nonce};
+pub use endpoint::{Endpoint, EndpointError};
+pub use error::{RetryAfter, SmError};
+pub use http::{HttpRequest, HttpResponse, TransportFailure};
+pub use operation::Operation;
+
+/// One SALESmanago account at one endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    /// Where the API is.
+    pub endpoint: Endpoint,
+    /// Who calls it.
+    pub credentials: Credentials,
+}
+
+impl Client {
+    /// The HTTP request for `operation`, signed with `nonce`.
+    pub fn request<O: Operation>(&self, operation: &O, nonce: &Nonce) -> HttpRequest {
+        let mut body = self.credentials.auth_fields(nonce, operation.needs_owner());
+        body.extend(operation.body());
+        HttpRequest { url: self.endpoint.url(operation.method()), body: Value::Object(body).to_string() }
+    }
+
+    /// The output of `operation` from what the host got back.
+    ///
+    /// Fails with the [`SmError`] the status, the envelope or the payload stands for.
+    pub fn response<O: Operation>(
+        &self,
+        operation: &O,
+        outcome: Result<HttpResponse, TransportFailure>,
+    ) -> Result<O::Output, SmError> {
+        operation.parse(envelope::open(outcome)?)
+    }
+}

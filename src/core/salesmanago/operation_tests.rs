@@ -1,0 +1,202 @@
+//! Every operation's request body and the parsing of its documented answers
+//! (`shared/reference/salesmanago-api.md` §3).
+
+use serde_json::{json, Value};
+
+use super::contact::{ContactData, UpsertDetails};
+use super::operation::*;
+use super::*;
+
+fn client() -> Client {
+    Client {
+        endpoint: Endpoint::parse("app3.salesmanago.pl").unwrap(),
+        credentials: Credentials {
+            client_id: "cid".into(),
+            api_secret: ApiSecret::new("secret-xyz"),
+            owner: "owner@example.com".into(),
+        },
+    }
+}
+
+fn nonce() -> Nonce {
+    Nonce { api_key: "key-1".into(), request_time_ms: 1_700_000_000_000 }
+}
+
+/// The body `operation` sends, auth fields checked and removed.
+fn body<O: Operation>(operation: &O) -> Value {
+    let client = client();
+    let request = client.request(operation, &nonce());
+    assert_eq!(request.url, format!("https://app3.salesmanago.pl/api/{}", operation.method()));
+    assert!(!request.body.contains("secret-xyz"), "the secret is never sent");
+    let mut body: Value = serde_json::from_str(&request.body).unwrap();
+    let map = body.as_object_mut().unwrap();
+    assert_eq!(map.remove("clientId"), Some(json!("cid")));
+    assert_eq!(map.remove("apiKey"), Some(json!("key-1")));
+    assert_eq!(map.remove("requestTime"), Some(json!(1_700_000_000_000_u64)));
+    assert_eq!(map.remove("sha"), Some(json!(client.credentials.sign("key-1"))));
+    let owner = map.remove("owner");
+    assert_eq!(owner.is_some(), operation.needs_owner(), "{}", operation.method());
+    if let Some(owner) = owner {
+        assert_eq!(owner, "owner@example.com");
+    }
+    body
+}
+
+fn ok<O: Operation>(operation: &O, answer: Value) -> Result<O::Output, SmError> {
+    let response = HttpResponse { status: 200, retry_after: None, body: answer.to_string() };
+    client().response(operation, Ok(response))
+}
+
+fn details(email: &str) -> UpsertDetails {
+    UpsertDetails { contact: ContactData { email: email.into(), ..ContactData::default() }, ..UpsertDetails::default() }
+}
+
+#[test]
+fn upsert() {
+    let op = Upsert(UpsertDetails { force_phone_opt_out: true, ..details("a@b.pl") });
+    assert_eq!(body(&op), json!({"contact": {"email": "a@b.pl"}, "forcePhoneOptOut": true, "async": false}));
+    let id = ok(&op, json!({"success": true, "message": [], "contactId": "ded47013", "externalId": "U1"}));
+    assert_eq!(id, Ok("ded47013".into()));
+    assert!(matches!(ok(&op, json!({"success": true, "message": []})), Err(SmError::InvalidResponse { .. })));
+}
+
+#[test]
+fn batch_upsert_splits_and_reports_each_contact() {
+    let all: Vec<_> = (0..(BatchUpsert::MAX * 2 + 1)).map(|i| details(&format!("c{i}@x.pl"))).collect();
+    let calls = BatchUpsert::batches(&all);
+    assert_eq!(calls.iter().map(|c| c.details().len()).collect::<Vec<_>>(), [BatchUpsert::MAX, BatchUpsert::MAX, 1]);
+
+    let renamed = UpsertDetails { new_email: Some("New@X.pl".into()), ..details("old@x.pl") };
+    let op = &BatchUpsert::batches(&[details("A@x.pl"), details("b@x.pl"), details("c@x.pl"), renamed])[0];
+    let sent = body(op);
+    assert_eq!(sent["upsertDetails"].as_array().unwrap().len(), 4);
+    assert_eq!(sent["upsertDetails"][0], json!({"contact": {"email": "A@x.pl"}}));
+    assert_eq!(sent["useApiDoubleOptIn"], false);
+
+    let outcome = ok(
+        op,
+        json!({"success": true, "message": ["Contact rejected: b@x.pl"],
+               "contactIds": {"a@x.pl": "id-a", "NEW@x.pl": "id-n", "zzz@x.pl": "id-z"}}),
+    )
+    .unwrap();
+    assert_eq!(outcome.ids.len(), 2);
+    assert_eq!(outcome.ids["a@x.pl"], "id-a");
+    assert_eq!(outcome.ids["new@x.pl"], "id-n");
+    assert_eq!(outcome.failed["b@x.pl"].as_deref(), Some("Contact rejected: b@x.pl"));
+    assert_eq!(outcome.failed["c@x.pl"], None, "absent without a message: failed, reason unknown");
+    assert!(matches!(ok(op, json!({"success": true, "contactIds": []})), Err(SmError::InvalidResponse { .. })));
+}
+
+#[test]
+fn delete() {
+    let op = Delete { email: "a@b.pl".into(), permanently: true };
+    assert_eq!(body(&op), json!({"email": "a@b.pl", "permanently": true}));
+    assert_eq!(ok(&op, json!({"success": true, "message": [], "result": null})), Ok(()));
+    assert_eq!(ok(&op, json!({"success": true, "message": [], "result": "Contact deleted"})), Ok(()));
+}
+
+#[test]
+fn has_contact() {
+    let op = HasContact { email: "a@b.pl".into() };
+    assert_eq!(body(&op), json!({"email": "a@b.pl"}));
+    assert_eq!(
+        ok(&op, json!({"success": true, "message": [], "result": true, "contactId": "u1"})),
+        Ok(Some("u1".into()))
+    );
+    assert_eq!(ok(&op, json!({"success": true, "message": [], "result": false, "contactId": null})), Ok(None));
+    assert!(ok(&op, json!({"success": true, "message": [], "result": true})).is_err());
+}
+
+#[test]
+fn lookups_use_their_documented_keys_and_limits() {
+    let ids: Vec<String> = (0..120).map(|i| format!("id-{i}")).collect();
+    let list = Lookup::batches(LookupKind::ListById, &ids);
+    assert_eq!(list.iter().map(|l| l.keys().len()).collect::<Vec<_>>(), [50, 50, 20]);
+    assert_eq!(list[0].method(), "contact/listById");
+    assert_eq!(body(&list[2])["contactId"].as_array().unwrap().len(), 20);
+
+    let basic = &Lookup::batches(LookupKind::BasicByEmail, &["a@b.pl".into()])[0];
+    assert_eq!((basic.method(), body(basic)), ("contact/basic", json!({"email": ["a@b.pl"]})));
+    let by_id = &Lookup::batches(LookupKind::BasicById, &ids)[1];
+    assert_eq!(by_id.method(), "contact/basicById");
+    assert_eq!(body(by_id)["id"].as_array().unwrap().len(), 20);
+    assert!(Lookup::batches(LookupKind::BasicById, &[]).is_empty());
+
+    let found =
+        ok(basic, json!({"success": true, "message": [], "contacts": [{"contactId": "u1", "email": "a@b.pl"}]}));
+    assert_eq!(found.unwrap()[0].id.as_deref(), Some("u1"));
+    assert_eq!(ok(basic, json!({"success": true, "message": []})), Ok(vec![]));
+    assert!(ok(basic, json!({"success": true, "message": [], "contacts": {"a": 1}})).is_err());
+    assert!(ok(basic, json!({"success": true, "message": [], "contacts": [1]})).is_err());
+}
+
+#[test]
+fn modified_contacts_pages_and_windows() {
+    let paged = ModifiedContacts { from: 10, to: 20, page: Some(2) };
+    assert_eq!(paged.method(), "contact/paginatedModifiedContacts");
+    assert_eq!(body(&paged), json!({"from": 10, "to": 20, "page": 2, "size": 1000}));
+    let page = ok(
+        &paged,
+        json!({"success": true, "message": [], "hasMore": true,
+               "modifiedContacts": [{"contactId": "u1", "email": "A@b.pl", "modifiedOn": 15}, {"id": "u2"}]}),
+    )
+    .unwrap();
+    assert!(page.has_more);
+    assert_eq!(page.contacts[0].id, "u1");
+    assert_eq!(page.contacts[0].email.as_deref(), Some("a@b.pl"));
+    assert_eq!(page.contacts[0].modified_on, Some(15));
+    assert_eq!(page.contacts[1].id, "u2");
+    assert!(ok(&paged, json!({"success": true, "modifiedContacts": [{"email": "x@y.pl"}]})).is_err());
+
+    let legacy = ModifiedContacts { from: 10, to: 20, page: None };
+    assert_eq!(legacy.method(), "contact/modifiedContacts");
+    assert_eq!(body(&legacy), json!({"from": 10, "to": 20}));
+    let page = ok(&legacy, json!({"success": true, "hasMore": true, "modifiedContacts": []})).unwrap();
+    assert!(!page.has_more, "the unpaginated method has no next page");
+
+    let day = 24 * 3600 * 1000;
+    let windows = ModifiedContacts::windows(0, 65 * day);
+    assert_eq!(windows.len(), 3);
+    assert_eq!(windows[0], (0, 30 * day - 1));
+    assert_eq!(windows[1].0, 30 * day);
+    assert_eq!(windows[2], (60 * day, 65 * day));
+    assert_eq!(ModifiedContacts::windows(5, 5), [(5, 5)]);
+    assert!(ModifiedContacts::windows(6, 5).is_empty());
+    assert_eq!(ModifiedContacts::windows(u64::MAX - 1, u64::MAX), [(u64::MAX - 1, u64::MAX)]);
+}
+
+#[test]
+fn list_users() {
+    assert_eq!(body(&ListUsers), json!({}));
+    let users = ok(
+        &ListUsers,
+        json!({"success": true, "users": [{"email": "Owner@Example.com"}, "b@x.pl", {"login": "c@x.pl"}, 5]}),
+    );
+    assert_eq!(users, Ok(vec!["owner@example.com".into(), "b@x.pl".into(), "c@x.pl".into()]));
+    assert!(ok(&ListUsers, json!({"success": true})).is_err());
+}
+
+#[test]
+fn subscriptions() {
+    let cases = [
+        (Channel::Newsletter, true, "contact/optin"),
+        (Channel::Newsletter, false, "contact/optout"),
+        (Channel::Sms, true, "contact/phoneoptin"),
+        (Channel::Sms, false, "contact/phoneoptout"),
+    ];
+    for (channel, subscribed, method) in cases {
+        let op = SetSubscription { email: "a@b.pl".into(), channel, subscribed };
+        assert_eq!(op.method(), method);
+        assert_eq!(body(&op), json!({"email": "a@b.pl"}));
+        assert_eq!(ok(&op, json!({"success": true, "message": [], "contactId": "u"})), Ok("u".into()));
+    }
+}
+
+#[test]
+fn failures_reach_every_operation() {
+    let op = HasContact { email: "a@b.pl".into() };
+    let refused = ok(&op, json!({"success": false, "message": ["Not authenticated"]}));
+    assert_eq!(refused, Err(SmError::Auth));
+    let timeout = client().response(&op, Err(TransportFailure::Timeout));
+    assert_eq!(timeout, Err(SmError::Transport(TransportFailure::Timeout)));
+}
