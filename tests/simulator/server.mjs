@@ -1,5 +1,5 @@
 // An independent SALESmanago API v2 simulator. It follows the contract in
-// /work/shared/reference/salesmanago-api.md plus the team's decisions where that document says
+// shared/reference/salesmanago-api.md (beside the project) plus the team's decisions where that document says
 // "unknown" (see README.md next to this file). Node built-ins only.
 import http from "node:http";
 import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
