@@ -36,8 +36,9 @@ pub fn credentials_text(lcid: u32) -> String {
         ("secretSaved", Message::SecretSaved),
         ("engine", Message::EngineVersion { version: crate::VERSION }),
     ];
-    let map: serde_json::Map<String, serde_json::Value> =
-        entries.into_iter().map(|(key, message)| (key.to_owned(), text(&message, lang).into())).collect();
+    // `extend`, not `collect`, which would compile in a sort (see `contact::properties`).
+    let mut map = serde_json::Map::new();
+    map.extend(entries.into_iter().map(|(key, message)| (key.to_owned(), text(&message, lang).into())));
     serde_json::Value::Object(map).to_string()
 }
 
@@ -116,5 +117,7 @@ pub fn contact_patch(row: String, contact: String, lcid: u32) -> Result<String, 
     let contact: serde_json::Value = parse(&contact, lang)?;
     let contact = SmContact::from_json(&contact).ok_or_else(|| invalid_input("the contact is not an object", lang))?;
     let patch = from_salesmanago(&ContactRow::from_json(&row), &contact);
-    Ok(serde_json::Value::Object(patch.columns.into_iter().collect()).to_string())
+    let mut columns = serde_json::Map::new();
+    columns.extend(patch.columns);
+    Ok(serde_json::Value::Object(columns).to_string())
 }

@@ -182,7 +182,8 @@ impl SmContact {
         let text = |key: &str| text_field(object, key);
         Some(SmContact {
             id: text("contactId").or_else(|| text("id")),
-            email: text("email").map(|e| e.to_lowercase()),
+            // SALESmanago keeps only ASCII addresses (RFC 822), so ASCII lower-casing is enough.
+            email: text("email").map(|e| e.to_ascii_lowercase()),
             name: text("name"),
             phone: text("phone"),
             fax: text("fax"),
@@ -286,17 +287,18 @@ fn properties(value: Option<&Value>) -> BTreeMap<String, String> {
         Value::Null => None,
         other => Some(other.to_string()),
     };
+    // `extend`, not `collect`: a collected `BTreeMap` sorts its input, and that sort costs the
+    // wasm kilobytes for each key and value type.
+    let mut properties = BTreeMap::new();
     match value {
-        Some(Value::Object(map)) => map.iter().filter_map(|(k, v)| Some((k.clone(), as_text(v)?))).collect(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(|item| {
-                let item = item.as_object()?;
-                Some((text_field(item, "name")?, as_text(item.get("value")?)?))
-            })
-            .collect(),
-        _ => BTreeMap::new(),
+        Some(Value::Object(map)) => properties.extend(map.iter().filter_map(|(k, v)| Some((k.clone(), as_text(v)?)))),
+        Some(Value::Array(items)) => properties.extend(items.iter().filter_map(|item| {
+            let item = item.as_object()?;
+            Some((text_field(item, "name")?, as_text(item.get("value")?)?))
+        })),
+        _ => {}
     }
+    properties
 }
 
 /// `contactTags` objects (`{tag, …}`) or `tags` strings.

@@ -130,20 +130,26 @@ impl Operation for BatchUpsert {
             None | Some(Value::Null) => &Map::new(),
             Some(_) => return Err(invalid("`contactIds` is not a map")),
         };
-        let returned: BTreeMap<String, String> = returned
-            .iter()
-            .filter_map(|(email, id)| Some((email.trim().to_lowercase(), id.as_str()?.trim().to_owned())))
-            .filter(|(_, id)| !id.is_empty())
-            .collect();
+        // `extend`, not `collect`, which would compile in a sort (see `contact::properties`).
+        let mut ids = BTreeMap::new();
+        ids.extend(
+            returned
+                .iter()
+                .filter_map(|(email, id)| Some((email.trim().to_ascii_lowercase(), id.as_str()?.trim().to_owned())))
+                .filter(|(_, id)| !id.is_empty()),
+        );
+        let returned = ids;
         let mut outcome = BatchOutcome::default();
         for detail in &self.details {
-            let email = detail.new_email.as_ref().unwrap_or(&detail.contact.email).trim().to_lowercase();
+            // Addresses are ASCII (RFC 822, as SALESmanago keeps them), so ASCII lower-casing is
+            // enough here and below; Unicode's case tables would cost the wasm 18 KB.
+            let email = detail.new_email.as_ref().unwrap_or(&detail.contact.email).trim().to_ascii_lowercase();
             match returned.get(&email) {
                 Some(id) => {
                     outcome.ids.insert(email, id.clone());
                 }
                 None => {
-                    let reason = payload.messages.iter().find(|m| m.to_lowercase().contains(&email)).cloned();
+                    let reason = payload.messages.iter().find(|m| m.to_ascii_lowercase().contains(&email)).cloned();
                     outcome.failed.insert(email, reason);
                 }
             }
@@ -375,11 +381,12 @@ impl Operation for ListUsers {
             return Err(invalid("no `users` list"));
         };
         let email = |user: &Value| match user {
-            Value::String(s) => Some(s.trim().to_lowercase()),
+            // User logins are e-mail addresses: ASCII (see `BatchUpsert::parse`).
+            Value::String(s) => Some(s.trim().to_ascii_lowercase()),
             Value::Object(o) => ["email", "login", "username"]
                 .iter()
                 .find_map(|k| o.get(*k).and_then(Value::as_str))
-                .map(|s| s.trim().to_lowercase()),
+                .map(|s| s.trim().to_ascii_lowercase()),
             _ => None,
         };
         Ok(users.iter().filter_map(email).filter(|e| !e.is_empty()).collect())

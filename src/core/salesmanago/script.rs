@@ -2,7 +2,9 @@
 //! JavaScript (`salesmanagoCall`): the same [`super::operation`]s the commands use, named by
 //! their API method and with the API's own field names.
 
+use serde::de::{Deserializer, Error, MapAccess, Visitor};
 use serde::Deserialize;
+use serde_json::{Map, Value};
 
 use super::auth::{ApiSecret, Credentials};
 use super::contact::UpsertDetails;
@@ -12,8 +14,13 @@ use super::Client;
 use crate::core::retry::RetryPolicy;
 
 /// One call, as `{"method": "contact/upsert", …fields of that method}`.
+///
+/// The derive (`remote = "Self"`: an inherent `ScriptCall::deserialize`) reads serde's
+/// externally tagged form, `{"contact/upsert": {…fields}}`; the [`Deserialize`] impl below
+/// moves `method` there first. serde's own `tag = "method"` would buffer every field in its
+/// generic `Content` tree, which tripled the wasm code this enum compiles to.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(tag = "method", rename_all_fields = "camelCase", deny_unknown_fields)]
+#[serde(remote = "Self", rename_all_fields = "camelCase", deny_unknown_fields)]
 pub enum ScriptCall {
     /// `contact/upsert` with the fields of [`UpsertDetails`].
     #[serde(rename = "contact/upsert")]
@@ -76,6 +83,47 @@ pub enum ScriptCall {
         /// Subscribe or unsubscribe.
         subscribed: bool,
     },
+}
+
+impl<'de> Deserialize<'de> for ScriptCall {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ScriptCall, D::Error> {
+        let (method, fields) = deserializer.deserialize_map(MethodAndFields)?;
+        let mut tagged = Map::new();
+        tagged.insert(method, Value::Object(fields));
+        let tagged = Value::Object(tagged);
+        ScriptCall::deserialize(tagged).map_err(D::Error::custom)
+    }
+}
+
+/// A JSON object split into its `method` and its other fields; refuses repeated keys, as
+/// serde's derives do.
+struct MethodAndFields;
+
+impl<'de> Visitor<'de> for MethodAndFields {
+    type Value = (String, Map<String, Value>);
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("internally tagged enum ScriptCall")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut method = None;
+        let mut fields = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "method" {
+                if method.is_some() {
+                    return Err(A::Error::duplicate_field("method"));
+                }
+                method = Some(map.next_value()?);
+            } else if fields.contains_key(&key) {
+                return Err(A::Error::custom(format_args!("duplicate field `{key}`")));
+            } else {
+                let value = map.next_value()?;
+                fields.insert(key, value);
+            }
+        }
+        Ok((method.ok_or_else(|| A::Error::missing_field("method"))?, fields))
+    }
 }
 
 impl ScriptCall {
@@ -178,6 +226,18 @@ mod tests {
         assert!(parse(json!({"method": "contact/frobnicate"})).is_err());
         assert!(parse(json!({"method": "contact/delete", "email": "a@b.pl", "emial": 1})).is_err());
         assert!(parse(json!({"email": "a@b.pl"})).is_err());
+    }
+
+    #[test]
+    fn method_may_come_anywhere_and_keys_only_once() {
+        let call: ScriptCall = serde_json::from_str(r#"{"email": "a@b.pl", "method": "contact/hasContact"}"#).unwrap();
+        assert_eq!(call, ScriptCall::HasContact { email: "a@b.pl".into() });
+        for twice in [
+            r#"{"method": "contact/hasContact", "email": "a@b.pl", "email": "c@d.pl"}"#,
+            r#"{"method": "contact/hasContact", "method": "contact/hasContact", "email": "a@b.pl"}"#,
+        ] {
+            assert!(serde_json::from_str::<ScriptCall>(twice).is_err(), "{twice}");
+        }
     }
 
     #[test]
