@@ -2,6 +2,8 @@
 //! `shared/reference/salesmanago-api.md` §4: e-mail addresses, free text, phone numbers and
 //! dates. Each function says what it accepts; none drops a value without saying why.
 
+use crate::core::salesmanago::endpoint::is_dns_label;
+
 /// Why an e-mail address cannot be sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EmailProblem {
@@ -43,13 +45,7 @@ pub fn email(raw: &str) -> Result<String, EmailProblem> {
         && local.bytes().all(|b| b.is_ascii_alphanumeric() || LOCAL_SPECIALS.contains(&b));
     let labels: Vec<&str> = domain.split('.').collect();
     let domain_ok = labels.len() >= 2
-        && labels.iter().all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
+        && labels.iter().all(|l| is_dns_label(l))
         && labels.last().is_some_and(|tld| tld.len() >= 2 && tld.bytes().all(|b| b.is_ascii_alphabetic()));
     if local_ok && domain_ok {
         Ok(address)

@@ -122,15 +122,17 @@ fn valid_host(host: &str) -> bool {
     if host == "[::1]" {
         return true;
     }
-    !host.is_empty()
-        && host.len() <= 253
-        && host.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
+    !host.is_empty() && host.len() <= 253 && host.split('.').all(is_dns_label)
+}
+
+/// One dot-separated part of a host name: 1–63 letters, digits or inner hyphens (RFC 1123).
+/// E-mail domains are checked with it too.
+pub(crate) fn is_dns_label(label: &str) -> bool {
+    !label.is_empty()
+        && label.len() <= 63
+        && !label.starts_with('-')
+        && !label.ends_with('-')
+        && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 fn is_loopback(host: &str) -> bool {
