@@ -124,7 +124,7 @@ test("the engine instantiates once per window and a second engine.js keeps the f
   load(context, engineJs, "engine.js");
   assert.equal(context.SalesManagoEngine, first);
   assert.equal(await context.SalesManagoEngine.ready(), a);
-  await assert.rejects(a.runCommand("no.such", 1033), /no command “no\.such”/);
+  await assert.rejects(a.runCommand("no.such", { lcid: 1033 }), /no command “no\.such”/);
 });
 
 test("the integration form hands Xrm and its formContext to the credential page", async () => {

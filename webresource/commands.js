@@ -98,12 +98,23 @@
     return navigation ? navigation.openErrorDialog({ message: text }) : Promise.resolve();
   }
 
-  /** Runs engine command `name`; resolves once the user has seen the outcome. */
-  function run(name) {
-    var language = lcid();
+  /** A record id as Dynamics passes it (`{GUID}`), as the Web API takes it. */
+  function bareId(id) {
+    return String(id).replace(/[{}]/g, "").toLowerCase();
+  }
+
+  /**
+   * Runs engine command `name` with the button's parameters (`primaryControl`, `selectedIds`,
+   * `selectedControl`); resolves once the user has seen the outcome.
+   */
+  function run(name, parameters) {
+    var context = { lcid: lcid(), xrm: xrm() };
+    for (var key in parameters || {}) {
+      context[key] = parameters[key];
+    }
     return loadEngine().then(
       function (engine) {
-        return engine.runCommand(name, language).then(showAlert, function (e) {
+        return engine.runCommand(name, context).then(showAlert, function (e) {
           return showError(e && e.message ? e.message : String(e));
         });
       },
@@ -113,10 +124,17 @@
     );
   }
 
-  /** A ribbon entry point running engine command `name`. */
-  function command(name) {
-    return function () {
-      return run(name);
+  /** A form button running engine command `name` (CrmParameter PrimaryControl). */
+  function formCommand(name) {
+    return function (primaryControl) {
+      return run(name, { primaryControl: primaryControl });
+    };
+  }
+
+  /** A grid button running engine command `name` (SelectedControlSelectedItemIds, SelectedControl). */
+  function gridCommand(name) {
+    return function (selectedIds, selectedControl) {
+      return run(name, { selectedIds: (selectedIds || []).map(bareId), selectedControl: selectedControl });
     };
   }
 
@@ -126,11 +144,11 @@
     run: run,
     Contact: Object.freeze({
       /** Contact form: "Fetch from SALESmanago" (CrmParameter PrimaryControl). */
-      fetch: command("contact.fetch"),
+      fetch: formCommand("contact.fetch"),
       /** Contact form: "Send to SALESmanago" (CrmParameter PrimaryControl). */
-      send: command("contact.send"),
+      send: formCommand("contact.send"),
       /** Contact grid: "Export to SALESmanago" (SelectedControlSelectedItemIds, SelectedControl). */
-      exportSelected: command("contact.exportSelected"),
+      exportSelected: gridCommand("contact.exportSelected"),
       /** Enable rule of the contact form's buttons: the form is ready for them. Cheap; no engine. */
       onFormReady: function () {
         return true;
@@ -151,13 +169,13 @@
         });
       },
       /** Integration form: "Test connection". */
-      testConnection: command("integration.testConnection"),
+      testConnection: formCommand("integration.testConnection"),
       /** Integration form: "Export all contacts". */
-      exportAll: command("integration.exportAll"),
+      exportAll: formCommand("integration.exportAll"),
       /** Integration form: "Pull consents". */
-      pullConsents: command("integration.pullConsents"),
+      pullConsents: formCommand("integration.pullConsents"),
       /** Integration form: "Pull changes". */
-      pullChanges: command("integration.pullChanges")
+      pullChanges: formCommand("integration.pullChanges")
     })
   });
 })(window);

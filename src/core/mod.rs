@@ -2,8 +2,10 @@
 //! `tests/core_is_pure.rs` enforces that.
 
 pub mod command;
+pub mod credentials;
 pub mod dataverse;
 pub mod i18n;
+pub mod integration;
 pub mod mapping;
 pub mod retry;
 pub mod salesmanago;

@@ -14,6 +14,8 @@ use crate::core::salesmanago::contact::SmContact;
 use crate::core::salesmanago::script::{ScriptCall, ScriptConfig};
 
 use super::browser::now_ms;
+use super::commands::{self, Context};
+use super::dynamics::{to_json, FormContext};
 use super::salesmanago::Connection;
 
 /// The engine version, for `commands.js` to check that the web resources match.
@@ -34,6 +36,7 @@ pub fn credentials_text(lcid: u32) -> String {
         ("endpoint", Message::EndpointLabel),
         ("save", Message::CommandLabel(Command::SaveCredentials)),
         ("secretSaved", Message::SecretSaved),
+        ("needForm", Message::CredentialsNeedForm),
         ("engine", Message::EngineVersion { version: crate::VERSION }),
     ];
     // `extend`, not `collect`, which would compile in a sort (see `contact::properties`).
@@ -44,14 +47,47 @@ pub fn credentials_text(lcid: u32) -> String {
 
 /// Runs the command `name` (a [`Command::name`]) and resolves to the text to show the user.
 ///
-/// Fails with the localised reason when `name` is no command.
+/// `context` is `{lcid, xrm, primaryControl?, selectedIds?, selectedControl?, form?}`: the
+/// page's `Xrm` and the button's CrmParameters (`form`: the credential page's fields).
+/// Fails with an `Error` whose `message` is the user's text, `kind` names the failure, and
+/// `fields` (credential page) maps field ids to their problems.
 #[wasm_bindgen(js_name = runCommand)]
-pub async fn run_command(name: String, lcid: u32) -> Result<String, JsError> {
-    let lang = Lang::from_lcid(lcid);
+pub async fn run_command(name: String, context: JsValue) -> Result<String, JsValue> {
+    let lcid = js_sys::Reflect::get(&context, &"lcid".into()).ok().and_then(|v| v.as_f64()).unwrap_or(1033.0);
+    let lang = Lang::from_lcid(lcid as u32);
     let Some(command) = Command::from_name(&name) else {
-        return Err(JsError::new(&text(&Message::UnknownCommand { name }, lang)));
+        return Err(error(&Message::UnknownCommand { name }, lang, "unknownCommand"));
     };
-    Ok(text(&Message::CommandNotAvailable { command, version: crate::VERSION }, lang))
+    let member = |key: &str| js_sys::Reflect::get(&context, &key.into()).unwrap_or(JsValue::UNDEFINED);
+    let form = match to_json(&member("form")) {
+        serde_json::Value::Null => None,
+        value => Some(serde_json::from_value(value).map_err(|e| invalid_input(e, lang))?),
+    };
+    let context = Context { xrm: member("xrm"), primary_control: member("primaryControl"), form };
+    match commands::run(command, context).await {
+        Ok(message) => Ok(text(&message, lang)),
+        Err(failure) => {
+            let e = error(&failure.message, lang, failure.kind);
+            if !failure.fields.is_empty() {
+                let fields = js_sys::Object::new();
+                for (field, message) in &failure.fields {
+                    let _ = js_sys::Reflect::set(&fields, &field.id().into(), &text(message, lang).into());
+                }
+                let _ = js_sys::Reflect::set(&e, &"fields".into(), &fields);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// What the credential page shows of the credentials stored on the form's record, as JSON
+/// `{clientId, owner, endpoint, secretStored}`: never the secret itself.
+#[wasm_bindgen(js_name = credentialsState)]
+pub fn credentials_state(form_context: JsValue, lcid: u32) -> Result<String, JsValue> {
+    let lang = Lang::from_lcid(lcid);
+    commands::credentials_state(&FormContext(form_context))
+        .map(|state| state.to_string())
+        .map_err(|e| error(&Message::Dataverse { detail: e.message }, lang, "dataverse"))
 }
 
 /// A JavaScript `Error` with the user's text as `message` and a stable `kind` for scripts.

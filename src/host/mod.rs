@@ -2,6 +2,8 @@
 //! Mechanical by design; decisions and text come from [`crate::core`].
 
 mod browser;
+mod commands;
+mod dynamics;
 mod exports;
 mod salesmanago;
 mod script;

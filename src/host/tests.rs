@@ -6,6 +6,13 @@ use super::exports::{credentials_text, run_command, version};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
+/// A command context holding only the user's language.
+fn context(lcid: u32) -> wasm_bindgen::JsValue {
+    let context = js_sys::Object::new();
+    js_sys::Reflect::set(&context, &"lcid".into(), &lcid.into()).expect("set");
+    context.into()
+}
+
 #[wasm_bindgen_test]
 fn version_is_the_crate_version() {
     assert_eq!(version(), env!("CARGO_PKG_VERSION"));
@@ -17,7 +24,7 @@ fn credential_labels_follow_the_users_language() {
     let en: serde_json::Value = serde_json::from_str(&credentials_text(1033)).expect("JSON");
     assert_eq!(pl["apiSecret"], "Sekret API");
     assert_eq!(en["apiSecret"], "API secret");
-    for key in ["title", "clientId", "apiSecret", "owner", "endpoint", "save", "secretSaved", "engine"] {
+    for key in ["title", "clientId", "apiSecret", "owner", "endpoint", "save", "secretSaved", "needForm", "engine"] {
         assert!(en[key].as_str().is_some_and(|t| !t.is_empty()), "{key}");
         assert!(pl[key].as_str().is_some_and(|t| !t.is_empty()), "{key}");
     }
@@ -25,14 +32,14 @@ fn credential_labels_follow_the_users_language() {
 
 #[wasm_bindgen_test]
 async fn unknown_commands_reject_with_a_localised_message() {
-    let error = run_command("contact.frobnicate".into(), 1045).await.expect_err("unknown command");
-    let message = wasm_bindgen::JsValue::from(error);
+    let error = run_command("contact.frobnicate".into(), context(1045)).await.expect_err("unknown command");
+    let message = error;
     let text = js_sys::Reflect::get(&message, &"message".into()).expect("message").as_string().expect("text");
     assert!(text.contains("contact.frobnicate") && text.contains("zaimportuj"), "{text}");
 }
 
 #[wasm_bindgen_test]
 async fn known_commands_resolve_to_text() {
-    let text = run_command("integration.pullChanges".into(), 1033).await.expect("a known command");
+    let text = run_command("integration.pullChanges".into(), context(1033)).await.expect("a known command");
     assert!(text.contains("Pull changes"), "{text}");
 }

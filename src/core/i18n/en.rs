@@ -2,6 +2,8 @@
 
 use super::Message;
 use crate::core::command::Command;
+use crate::core::credentials::{Field, FieldProblem};
+use crate::core::integration::SettingsError;
 use crate::core::mapping::normalize::EmailProblem;
 use crate::core::mapping::outbound::MAX_TEXT;
 use crate::core::mapping::{Skip, Warning};
@@ -14,7 +16,8 @@ pub(super) fn text(message: &Message) -> String {
         Message::ApiSecretLabel => "API secret".into(),
         Message::OwnerLabel => "Owner e-mail".into(),
         Message::EndpointLabel => "Endpoint".into(),
-        Message::SecretSaved => "saved".into(),
+        Message::CredentialsNeedForm => "Open this page from the SALESmanago Integration record in Dynamics 365 to enter the credentials.".into(),
+        Message::SecretSaved => "saved (type a new secret to replace it)".into(),
         Message::EngineVersion { version } => format!("SALESmanago engine {version}"),
         Message::CommandLabel(command) => command_label(*command).into(),
         Message::CommandNotAvailable { command, version } => format!(
@@ -45,6 +48,14 @@ pub(super) fn text(message: &Message) -> String {
         }
         Message::NotAccepted { email, reason: Some(reason) } => format!("SALESmanago did not accept {email}: {reason}"),
         Message::NotAccepted { email, reason: None } => format!("SALESmanago did not accept {email} and gave no reason."),
+        Message::FieldInvalid { field, problem } => field_problem(*field, *problem),
+        Message::FieldsInvalid => "Nothing was saved: correct the fields marked.".into(),
+        Message::CredentialsSaved => "Credentials saved. Use “Test connection” to check them.".into(),
+        Message::IntegrationExists => "A SALESmanago Integration record already exists, and there can be only one. Open it from the SALESmanago Integration area instead of creating another.".into(),
+        Message::Settings(error) => settings(*error),
+        Message::ConnectionOk { owner } => format!("Connected to SALESmanago. {owner} is a user of this account, and contacts will be saved as theirs."),
+        Message::OwnerNotAUser { owner } => format!("The client ID and API secret work, but {owner} is not a user of this SALESmanago account. Enter the e-mail of a SALESmanago user as the owner."),
+        Message::Dataverse { detail } => format!("Dynamics 365 refused the request: {detail}"),
     }
 }
 
@@ -112,5 +123,40 @@ fn column_label(column: &str) -> &'static str {
         "telephone1" => "The business phone",
         "fax" => "The fax",
         _ => "A value",
+    }
+}
+
+fn field_problem(field: Field, problem: FieldProblem) -> String {
+    let name = match field {
+        Field::ClientId => "the client ID",
+        Field::ApiSecret => "the API secret",
+        Field::Owner => "the owner's e-mail",
+        Field::Endpoint => "the endpoint",
+    };
+    match problem {
+        FieldProblem::Required => format!("Enter {name}."),
+        FieldProblem::TooLong { max } => format!("Shorten {name} to at most {max} characters."),
+        FieldProblem::Whitespace => {
+            format!("Remove the spaces from {name}; copy it again from SALESmanago (Settings → Integration → API).")
+        }
+        FieldProblem::Email(problem) => format!("The owner must be an e-mail address ({}).", email_problem(problem)),
+        FieldProblem::Endpoint(error) => endpoint(error).into(),
+    }
+}
+
+fn settings(error: SettingsError) -> String {
+    match error {
+        SettingsError::NoRecord => {
+            "There is no SALESmanago Integration record yet. An administrator creates it and enters the credentials."
+                .into()
+        }
+        SettingsError::SeveralRecords => {
+            "There is more than one SALESmanago Integration record, so it is unclear which to use. Delete all but one."
+                .into()
+        }
+        SettingsError::Incomplete => text(&Message::CredentialsIncomplete),
+        SettingsError::Endpoint(error) => {
+            format!("The SALESmanago Integration record's endpoint is not usable. {}", endpoint(error))
+        }
     }
 }

@@ -5,6 +5,8 @@ mod en;
 mod pl;
 
 use crate::core::command::Command;
+use crate::core::credentials::{Field, FieldProblem};
+use crate::core::integration::SettingsError;
 use crate::core::mapping::{Skip, Warning};
 use crate::core::salesmanago::{EndpointError, SmError};
 
@@ -43,6 +45,8 @@ pub enum Message {
     EndpointLabel,
     /// Shown in place of a stored secret, which is never displayed again.
     SecretSaved,
+    /// The credential page was opened outside the integration form, so it cannot save.
+    CredentialsNeedForm,
     /// Footer of the credential page: the engine version.
     EngineVersion {
         /// The engine version.
@@ -84,6 +88,36 @@ pub enum Message {
         /// SALESmanago's message about it, if it gave one.
         reason: Option<String>,
     },
+    /// A field of the credential page is not acceptable.
+    FieldInvalid {
+        /// The field.
+        field: Field,
+        /// What is wrong.
+        problem: FieldProblem,
+    },
+    /// The credential page was not saved because of the fields marked.
+    FieldsInvalid,
+    /// The credentials were stored on the integration record.
+    CredentialsSaved,
+    /// The credential page is open on a new record while another integration record exists.
+    IntegrationExists,
+    /// The integration record's settings cannot be used.
+    Settings(SettingsError),
+    /// "Test connection" succeeded.
+    ConnectionOk {
+        /// The owner e-mail it checked.
+        owner: String,
+    },
+    /// The credentials work, but the owner is not a user of the account.
+    OwnerNotAUser {
+        /// The owner e-mail on the record.
+        owner: String,
+    },
+    /// Dynamics refused a request of the engine.
+    Dataverse {
+        /// What Dynamics said.
+        detail: String,
+    },
 }
 
 /// The text of `message` in `lang`.
@@ -106,6 +140,7 @@ mod tests {
             Message::OwnerLabel,
             Message::EndpointLabel,
             Message::SecretSaved,
+            Message::CredentialsNeedForm,
             Message::EngineVersion { version: "9.9.9" },
             Message::UnknownCommand { name: "x.y".into() },
         ];
@@ -163,6 +198,26 @@ mod tests {
         all.push(Message::Warning(Warning::BirthdateIgnored));
         all.push(Message::NotAccepted { email: "a@b.pl".into(), reason: Some("Bad".into()) });
         all.push(Message::NotAccepted { email: "a@b.pl".into(), reason: None });
+        let field_problems = [
+            FieldProblem::Required,
+            FieldProblem::TooLong { max: 100 },
+            FieldProblem::Whitespace,
+            FieldProblem::Email(EmailProblem::Malformed),
+            FieldProblem::Endpoint(EndpointError::InsecureScheme),
+        ];
+        for field in Field::ALL {
+            all.extend(field_problems.iter().map(|&problem| Message::FieldInvalid { field, problem }));
+        }
+        all.extend([Message::FieldsInvalid, Message::CredentialsSaved, Message::IntegrationExists]);
+        all.extend(
+            [SettingsError::NoRecord, SettingsError::SeveralRecords, SettingsError::Incomplete]
+                .into_iter()
+                .chain(endpoints.into_iter().map(SettingsError::Endpoint))
+                .map(Message::Settings),
+        );
+        all.push(Message::ConnectionOk { owner: "x@y.pl".into() });
+        all.push(Message::OwnerNotAUser { owner: "x@y.pl".into() });
+        all.push(Message::Dataverse { detail: "Access denied".into() });
         all
     }
 

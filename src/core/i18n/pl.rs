@@ -2,6 +2,8 @@
 
 use super::Message;
 use crate::core::command::Command;
+use crate::core::credentials::{Field, FieldProblem};
+use crate::core::integration::SettingsError;
 use crate::core::mapping::normalize::EmailProblem;
 use crate::core::mapping::outbound::MAX_TEXT;
 use crate::core::mapping::{Skip, Warning};
@@ -14,7 +16,8 @@ pub(super) fn text(message: &Message) -> String {
         Message::ApiSecretLabel => "Sekret API".into(),
         Message::OwnerLabel => "E-mail właściciela".into(),
         Message::EndpointLabel => "Adres API".into(),
-        Message::SecretSaved => "zapisano".into(),
+        Message::CredentialsNeedForm => "Otwórz tę stronę z rekordu Integracja z SALESmanago w Dynamics 365, aby wpisać dane dostępowe.".into(),
+        Message::SecretSaved => "zapisano (wpisz nowy sekret, aby go zastąpić)".into(),
         Message::EngineVersion { version } => format!("SALESmanago engine {version}"),
         Message::CommandLabel(command) => command_label(*command).into(),
         Message::CommandNotAvailable { command, version } => format!(
@@ -45,6 +48,14 @@ pub(super) fn text(message: &Message) -> String {
         }
         Message::NotAccepted { email, reason: Some(reason) } => format!("SALESmanago nie przyjęło kontaktu {email}: {reason}"),
         Message::NotAccepted { email, reason: None } => format!("SALESmanago nie przyjęło kontaktu {email} i nie podało powodu."),
+        Message::FieldInvalid { field, problem } => field_problem(*field, *problem),
+        Message::FieldsInvalid => "Nic nie zapisano: popraw zaznaczone pola.".into(),
+        Message::CredentialsSaved => "Zapisano dane dostępowe. Sprawdź je przyciskiem „Testuj połączenie”.".into(),
+        Message::IntegrationExists => "Rekord integracji z SALESmanago już istnieje, a może być tylko jeden. Otwórz go w obszarze Integracja z SALESmanago zamiast tworzyć kolejny.".into(),
+        Message::Settings(error) => settings(*error),
+        Message::ConnectionOk { owner } => format!("Połączono z SALESmanago. {owner} jest użytkownikiem tego konta i kontakty będą zapisywane jako jego."),
+        Message::OwnerNotAUser { owner } => format!("Identyfikator klienta i sekret API działają, ale {owner} nie jest użytkownikiem tego konta SALESmanago. Podaj jako właściciela e-mail użytkownika SALESmanago."),
+        Message::Dataverse { detail } => format!("Dynamics 365 odrzucił żądanie: {detail}"),
     }
 }
 
@@ -112,5 +123,32 @@ fn column_label(column: &str) -> &'static str {
         "telephone1" => "Telefon służbowy",
         "fax" => "Faks",
         _ => "Wartość",
+    }
+}
+
+fn field_problem(field: Field, problem: FieldProblem) -> String {
+    let name = match field {
+        Field::ClientId => "identyfikator klienta",
+        Field::ApiSecret => "sekret API",
+        Field::Owner => "e-mail właściciela",
+        Field::Endpoint => "adres API",
+    };
+    match problem {
+        FieldProblem::Required => format!("Podaj {name}."),
+        FieldProblem::TooLong { max } => format!("Skróć {name} do najwyżej {max} znaków."),
+        FieldProblem::Whitespace => format!(
+            "Usuń spacje z pola {name}; skopiuj wartość ponownie z SALESmanago (Ustawienia → Integracja → API)."
+        ),
+        FieldProblem::Email(problem) => format!("Właściciel musi być adresem e-mail ({}).", email_problem(problem)),
+        FieldProblem::Endpoint(error) => endpoint(error).into(),
+    }
+}
+
+fn settings(error: SettingsError) -> String {
+    match error {
+        SettingsError::NoRecord => "Nie ma jeszcze rekordu integracji z SALESmanago. Administrator tworzy go i wpisuje dane dostępowe.".into(),
+        SettingsError::SeveralRecords => "Istnieje więcej niż jeden rekord integracji z SALESmanago, więc nie wiadomo, którego użyć. Usuń wszystkie poza jednym.".into(),
+        SettingsError::Incomplete => text(&Message::CredentialsIncomplete),
+        SettingsError::Endpoint(error) => format!("Adres API w rekordzie integracji z SALESmanago jest nieprawidłowy. {}", endpoint(error)),
     }
 }

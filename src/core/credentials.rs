@@ -1,0 +1,223 @@
+//! The credential page: what the admin typed, checked field by field before anything is stored.
+//!
+//! The API secret is write-only. Once stored it is never read back into the page: leaving the
+//! field empty keeps the stored one, typing a new one replaces it.
+
+use crate::core::dataverse::schema::integration;
+use crate::core::mapping::normalize::{email, EmailProblem};
+use crate::core::salesmanago::{Endpoint, EndpointError};
+
+/// A field of the credential page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// SALESmanago client ID.
+    ClientId,
+    /// SALESmanago API secret.
+    ApiSecret,
+    /// E-mail of the SALESmanago user who owns the contacts.
+    Owner,
+    /// SALESmanago host or relay URL.
+    Endpoint,
+}
+
+impl Field {
+    /// Every field, in page order.
+    pub const ALL: [Field; 4] = [Field::ClientId, Field::ApiSecret, Field::Owner, Field::Endpoint];
+
+    /// The field's id on the credential page.
+    pub const fn id(self) -> &'static str {
+        match self {
+            Field::ClientId => "clientId",
+            Field::ApiSecret => "apiSecret",
+            Field::Owner => "owner",
+            Field::Endpoint => "endpoint",
+        }
+    }
+
+    /// The integration record's column that stores the field.
+    pub const fn column(self) -> &'static str {
+        match self {
+            Field::ClientId => integration::CLIENT_ID,
+            Field::ApiSecret => integration::API_SECRET,
+            Field::Owner => integration::OWNER,
+            Field::Endpoint => integration::ENDPOINT,
+        }
+    }
+
+    /// The column's maximum length in the solution.
+    const fn max_len(self) -> usize {
+        match self {
+            Field::ClientId => 100,
+            Field::ApiSecret | Field::Endpoint => 500,
+            Field::Owner => 320,
+        }
+    }
+}
+
+/// What is wrong with a field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldProblem {
+    /// Left empty.
+    Required,
+    /// Longer than the column holds.
+    TooLong {
+        /// The most characters the column holds.
+        max: usize,
+    },
+    /// Contains spaces or control characters, which client IDs and secrets never do.
+    Whitespace,
+    /// The owner is not an e-mail address.
+    Email(EmailProblem),
+    /// The endpoint is not usable.
+    Endpoint(EndpointError),
+}
+
+/// The page's four fields as typed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct CredentialsForm {
+    /// Client ID.
+    pub client_id: String,
+    /// API secret; empty keeps the stored one.
+    pub api_secret: String,
+    /// Owner e-mail.
+    pub owner: String,
+    /// Endpoint.
+    pub endpoint: String,
+}
+
+/// The column values to store, in field order. The secret is absent when the stored one stays.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ToStore(pub Vec<(Field, String)>);
+
+impl std::fmt::Debug for ToStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let fields: Vec<_> = self
+            .0
+            .iter()
+            .map(|(field, value)| (field, if *field == Field::ApiSecret { "<redacted>" } else { value }))
+            .collect();
+        f.debug_tuple("ToStore").field(&fields).finish()
+    }
+}
+
+fn token(value: &str, field: Field) -> Result<String, FieldProblem> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(FieldProblem::Required);
+    }
+    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(FieldProblem::Whitespace);
+    }
+    if value.chars().count() > field.max_len() {
+        return Err(FieldProblem::TooLong { max: field.max_len() });
+    }
+    Ok(value.to_owned())
+}
+
+/// Checks the form. `secret_stored` says whether the record already holds a secret.
+///
+/// Fails with every problem found, one per field, in page order.
+pub fn check(form: &CredentialsForm, secret_stored: bool) -> Result<ToStore, Vec<(Field, FieldProblem)>> {
+    let mut store = Vec::new();
+    let mut problems = Vec::new();
+    let mut take = |field: Field, result: Result<Option<String>, FieldProblem>| match result {
+        Ok(Some(value)) => store.push((field, value)),
+        Ok(None) => {}
+        Err(problem) => problems.push((field, problem)),
+    };
+    take(Field::ClientId, token(&form.client_id, Field::ClientId).map(Some));
+    let keep_secret = secret_stored && form.api_secret.trim().is_empty();
+    take(Field::ApiSecret, if keep_secret { Ok(None) } else { token(&form.api_secret, Field::ApiSecret).map(Some) });
+    let owner = if form.owner.trim().is_empty() {
+        Err(FieldProblem::Required)
+    } else {
+        email(&form.owner).map(Some).map_err(FieldProblem::Email)
+    };
+    take(Field::Owner, owner);
+    let endpoint = if form.endpoint.trim().chars().count() > Field::Endpoint.max_len() {
+        Err(FieldProblem::TooLong { max: Field::Endpoint.max_len() })
+    } else {
+        Endpoint::parse(&form.endpoint).map(|e| Some(e.base().to_owned())).map_err(FieldProblem::Endpoint)
+    };
+    take(Field::Endpoint, endpoint);
+    if problems.is_empty() {
+        Ok(ToStore(store))
+    } else {
+        Err(problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(client_id: &str, api_secret: &str, owner: &str, endpoint: &str) -> CredentialsForm {
+        CredentialsForm {
+            client_id: client_id.into(),
+            api_secret: api_secret.into(),
+            owner: owner.into(),
+            endpoint: endpoint.into(),
+        }
+    }
+
+    #[test]
+    fn a_complete_form_is_stored_normalised() {
+        let stored = check(&form(" abc123 ", "s3cret", " Owner@Example.COM ", "app3.salesmanago.pl"), false).unwrap();
+        assert_eq!(
+            stored.0,
+            vec![
+                (Field::ClientId, "abc123".into()),
+                (Field::ApiSecret, "s3cret".into()),
+                (Field::Owner, "owner@example.com".into()),
+                (Field::Endpoint, "https://app3.salesmanago.pl".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_empty_secret_keeps_the_stored_one_and_is_required_otherwise() {
+        let kept = check(&form("abc", "  ", "a@b.pl", "app3.salesmanago.pl"), true).unwrap();
+        assert!(kept.0.iter().all(|(field, _)| *field != Field::ApiSecret));
+        let missing = check(&form("abc", "", "a@b.pl", "app3.salesmanago.pl"), false).unwrap_err();
+        assert_eq!(missing, vec![(Field::ApiSecret, FieldProblem::Required)]);
+        let replaced = check(&form("abc", "new", "a@b.pl", "app3.salesmanago.pl"), true).unwrap();
+        assert!(replaced.0.contains(&(Field::ApiSecret, "new".into())));
+    }
+
+    #[test]
+    fn every_bad_field_is_reported_at_once_in_page_order() {
+        let problems = check(&form("", "a b", "not-an-email", "ftp://x"), false).unwrap_err();
+        assert_eq!(
+            problems,
+            vec![
+                (Field::ClientId, FieldProblem::Required),
+                (Field::ApiSecret, FieldProblem::Whitespace),
+                (Field::Owner, FieldProblem::Email(EmailProblem::Malformed)),
+                (Field::Endpoint, FieldProblem::Endpoint(EndpointError::InsecureScheme)),
+            ]
+        );
+    }
+
+    #[test]
+    fn lengths_are_those_of_the_columns() {
+        let long = "x".repeat(101);
+        let problems = check(&form(&long, "s", "a@b.pl", "app3.salesmanago.pl"), false).unwrap_err();
+        assert_eq!(problems, vec![(Field::ClientId, FieldProblem::TooLong { max: 100 })]);
+        let endpoint = format!("https://relay.example.com/{}", "p".repeat(500));
+        let problems = check(&form("c", "s", "a@b.pl", &endpoint), false).unwrap_err();
+        assert_eq!(problems, vec![(Field::Endpoint, FieldProblem::TooLong { max: 500 })]);
+    }
+
+    #[test]
+    fn the_secret_never_shows_in_debug_output() {
+        let stored = check(&form("abc", "TopSecret!", "a@b.pl", "app3.salesmanago.pl"), false).unwrap();
+        assert!(!format!("{stored:?}").contains("TopSecret!"));
+    }
+
+    #[test]
+    fn fields_name_the_plugins_columns() {
+        let columns: Vec<_> = Field::ALL.iter().map(|f| f.column()).collect();
+        assert_eq!(columns, ["new_clientid", "new_apisecret", "new_owner", "new_endpoint"]);
+    }
+}

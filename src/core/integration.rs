@@ -1,0 +1,175 @@
+//! The one SALESmanago Integration record: finding it, reading the connection from it, and
+//! judging a connection test.
+
+use serde_json::{Map, Value};
+
+use crate::core::dataverse::schema::integration;
+use crate::core::retry::RetryPolicy;
+use crate::core::salesmanago::{ApiSecret, Client, Credentials, Endpoint, EndpointError};
+
+/// The columns every command reads from the record.
+pub const SELECT: &[&str] = &[
+    integration::ID,
+    integration::CLIENT_ID,
+    integration::API_SECRET,
+    integration::OWNER,
+    integration::ENDPOINT,
+    integration::OPT_OUT_ON_DELETE,
+    integration::CONCURRENCY,
+];
+
+/// Why the record's settings cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettingsError {
+    /// There is no integration record.
+    NoRecord,
+    /// There is more than one; commands would not know which to use.
+    SeveralRecords,
+    /// Client ID, API secret or owner is missing.
+    Incomplete,
+    /// The endpoint is not usable.
+    Endpoint(EndpointError),
+}
+
+/// What the record says about the connection and the jobs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// The record's id.
+    pub id: String,
+    /// The SALESmanago account.
+    pub client: Client,
+    /// Deleting a contact only opts it out in SALESmanago.
+    pub opt_out_on_delete: bool,
+    /// Most concurrent requests of bulk jobs (1 to 16; 4 when not set).
+    pub concurrency: u32,
+}
+
+/// The default of [`Settings::concurrency`]: well under Dataverse's 52 concurrent requests.
+pub const DEFAULT_CONCURRENCY: u32 = 4;
+
+fn text(row: &Map<String, Value>, column: &str) -> String {
+    row.get(column).and_then(Value::as_str).map(str::trim).unwrap_or_default().to_owned()
+}
+
+/// Reads the settings from the rows a query for the record returned (ask for two, to notice a
+/// second record).
+///
+/// Fails when there is not exactly one record or it cannot be used.
+pub fn settings(rows: &[Map<String, Value>]) -> Result<Settings, SettingsError> {
+    let row = match rows {
+        [] => return Err(SettingsError::NoRecord),
+        [row] => row,
+        _ => return Err(SettingsError::SeveralRecords),
+    };
+    let credentials = Credentials {
+        client_id: text(row, integration::CLIENT_ID),
+        api_secret: ApiSecret::new(text(row, integration::API_SECRET)),
+        owner: text(row, integration::OWNER).to_ascii_lowercase(),
+    };
+    if credentials.client_id.is_empty() || credentials.api_secret.is_empty() || credentials.owner.is_empty() {
+        return Err(SettingsError::Incomplete);
+    }
+    let endpoint = Endpoint::parse(&text(row, integration::ENDPOINT)).map_err(SettingsError::Endpoint)?;
+    let concurrency = row
+        .get(integration::CONCURRENCY)
+        .and_then(Value::as_u64)
+        .map_or(DEFAULT_CONCURRENCY, |n| n.clamp(1, 16) as u32);
+    Ok(Settings {
+        id: text(row, integration::ID),
+        client: Client { endpoint, credentials },
+        opt_out_on_delete: row.get(integration::OPT_OUT_ON_DELETE).and_then(Value::as_bool).unwrap_or(false),
+        concurrency,
+    })
+}
+
+/// The retry policy of interactive commands: the default.
+pub fn retry_policy() -> RetryPolicy {
+    RetryPolicy::default()
+}
+
+/// The outcome of a connection test whose call succeeded: the account's users came back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionVerdict {
+    /// The credentials work and the owner is one of the account's users.
+    Ok,
+    /// The credentials work but the owner is not a user of the account.
+    OwnerNotAUser,
+}
+
+/// Judges the users `user/listByClient` returned against the configured owner.
+pub fn verdict(owner: &str, users: &[String]) -> ConnectionVerdict {
+    if users.iter().any(|user| user.eq_ignore_ascii_case(owner)) {
+        ConnectionVerdict::Ok
+    } else {
+        ConnectionVerdict::OwnerNotAUser
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn row(value: Value) -> Map<String, Value> {
+        value.as_object().unwrap().clone()
+    }
+
+    fn complete() -> Map<String, Value> {
+        row(json!({
+            "new_salesmanagointegrationid": "id-1",
+            "new_clientid": " client ",
+            "new_apisecret": "secret",
+            "new_owner": "Owner@Example.com",
+            "new_endpoint": "app3.salesmanago.pl",
+            "new_optoutondelete": true,
+            "new_concurrency": 99
+        }))
+    }
+
+    #[test]
+    fn one_complete_record_gives_the_settings() {
+        let settings = settings(&[complete()]).unwrap();
+        assert_eq!(settings.id, "id-1");
+        assert_eq!(settings.client.credentials.client_id, "client");
+        assert_eq!(settings.client.credentials.owner, "owner@example.com");
+        assert_eq!(settings.client.endpoint.base(), "https://app3.salesmanago.pl");
+        assert!(settings.opt_out_on_delete);
+        assert_eq!(settings.concurrency, 16, "clamped");
+    }
+
+    #[test]
+    fn no_record_or_several_are_refused() {
+        assert_eq!(settings(&[]), Err(SettingsError::NoRecord));
+        assert_eq!(settings(&[complete(), complete()]), Err(SettingsError::SeveralRecords));
+    }
+
+    #[test]
+    fn missing_credentials_or_a_bad_endpoint_are_refused() {
+        for column in ["new_clientid", "new_apisecret", "new_owner"] {
+            let mut r = complete();
+            r.insert(column.into(), json!("  "));
+            assert_eq!(settings(&[r]), Err(SettingsError::Incomplete), "{column}");
+        }
+        let mut r = complete();
+        r.remove("new_endpoint");
+        assert_eq!(settings(&[r]), Err(SettingsError::Endpoint(EndpointError::Missing)));
+    }
+
+    #[test]
+    fn defaults_apply_when_optional_columns_are_null() {
+        let mut r = complete();
+        r.insert("new_concurrency".into(), Value::Null);
+        r.insert("new_optoutondelete".into(), Value::Null);
+        let settings = settings(&[r]).unwrap();
+        assert_eq!(settings.concurrency, DEFAULT_CONCURRENCY);
+        assert!(!settings.opt_out_on_delete);
+    }
+
+    #[test]
+    fn the_owner_must_be_a_user_of_the_account() {
+        let users = vec!["owner@example.com".to_owned(), "second@example.com".to_owned()];
+        assert_eq!(verdict("OWNER@example.com", &users), ConnectionVerdict::Ok);
+        assert_eq!(verdict("third@example.com", &users), ConnectionVerdict::OwnerNotAUser);
+        assert_eq!(verdict("owner@example.com", &[]), ConnectionVerdict::OwnerNotAUser);
+    }
+}
