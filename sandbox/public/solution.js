@@ -1,0 +1,116 @@
+// Reads what the sandbox needs from the built solution's customizations.xml: each table's
+// columns, forms and RibbonDiffXml, and the web resources. DOM Level 2 only, so the same code
+// runs in the browser (DOMParser) and in Node (@xmldom/xmldom).
+
+/** The element children of `element` named `tag` (all element children when `tag` is omitted). */
+export function children(element, tag) {
+  const out = [];
+  for (let node = element ? element.firstChild : null; node; node = node.nextSibling) {
+    if (node.nodeType === 1 && (!tag || node.nodeName === tag)) out.push(node);
+  }
+  return out;
+}
+
+/** The first element child of `element` named `tag`, or null. */
+export function child(element, tag) {
+  return children(element, tag)[0] || null;
+}
+
+/** Follows a path of child names from `element`. */
+export function path(element, ...tags) {
+  return tags.reduce((at, tag) => child(at, tag), element);
+}
+
+function text(element) {
+  return element ? element.textContent.trim() : "";
+}
+
+/** `{lcid: text}` from elements carrying `description` and `languagecode` attributes. */
+export function localized(elements) {
+  const out = {};
+  for (const e of elements) out[Number(e.getAttribute("languagecode"))] = e.getAttribute("description");
+  return out;
+}
+
+/** The text of `labels` for `lcid`, falling back to English, then to any. */
+export function pick(labels, lcid) {
+  if (!labels) return "";
+  return labels[lcid] ?? labels[1033] ?? Object.values(labels)[0] ?? "";
+}
+
+/** Customizations.xml `<Type>` → Web API AttributeType; types the sandbox does not store are absent. */
+const TYPES = {
+  nvarchar: "String",
+  ntext: "Memo",
+  bit: "Boolean",
+  datetime: "DateTime",
+  picklist: "Picklist",
+  int: "Integer",
+  primarykey: "Uniqueidentifier",
+};
+
+function attribute(element) {
+  const type = TYPES[text(child(element, "Type"))];
+  if (!type) return null;
+  const column = {
+    logicalName: text(child(element, "LogicalName")),
+    type,
+    label: localized(children(path(element, "displaynames"), "displayname")),
+  };
+  const maxLength = text(child(element, "MaxLength"));
+  if (maxLength && (type === "String" || type === "Memo")) column.maxLength = Number(maxLength);
+  if (type === "DateTime" && text(child(element, "Format")) === "date") column.type = "DateOnly";
+  const options = children(path(element, "optionset", "options"), "option");
+  if (type === "Picklist" && options.length) {
+    column.options = options.map((o) => ({
+      value: Number(o.getAttribute("value")),
+      label: localized(children(child(o, "labels"), "label")),
+    }));
+  }
+  return column;
+}
+
+/**
+ * The solution: `entities` (logical name → {logicalName, columns: Map, forms: Element[],
+ * ribbon: Element|null}) and `webresources` (name → {name, fileName, type}).
+ */
+export function readSolution(doc) {
+  const root = doc.documentElement;
+  const entities = new Map();
+  for (const entity of children(child(root, "Entities"), "Entity")) {
+    const info = path(entity, "EntityInfo", "entity");
+    const logicalName = (info ? info.getAttribute("Name") : text(child(entity, "Name"))).toLowerCase();
+    const columns = new Map();
+    for (const element of children(path(info, "attributes"), "attribute")) {
+      const column = attribute(element);
+      if (column) columns.set(column.logicalName, column);
+    }
+    const forms = [];
+    for (const group of children(child(entity, "FormXml"), "forms")) {
+      for (const systemform of children(group, "systemform")) {
+        const form = child(systemform, "form");
+        if (form) forms.push({ type: group.getAttribute("type"), form });
+      }
+    }
+    entities.set(logicalName, { logicalName, columns, forms, ribbon: child(entity, "RibbonDiffXml") });
+  }
+  const webresources = new Map();
+  for (const resource of children(child(root, "WebResources"), "WebResource")) {
+    const name = text(child(resource, "Name"));
+    webresources.set(name, { name, fileName: text(child(resource, "FileName")), type: Number(text(child(resource, "WebResourceType"))) });
+  }
+  return { entities, webresources };
+}
+
+/** The text of a `$LocLabels:<id>` reference in `ribbon` for `lcid`; other text as is. */
+export function locLabel(ribbon, reference, lcid) {
+  if (!reference || !reference.startsWith("$LocLabels:")) return reference || "";
+  const id = reference.slice("$LocLabels:".length);
+  const label = children(path(ribbon, "LocLabels"), "LocLabel").find((l) => l.getAttribute("Id") === id);
+  return label ? pick(localized(children(child(label, "Titles"), "Title")), lcid) : "";
+}
+
+/** The web resource path a `$webresource:<name>` reference points at, or null. */
+export function webresourceUrl(reference) {
+  return reference && reference.startsWith("$webresource:") ? "/WebResources/" + reference.slice("$webresource:".length) : null;
+}

@@ -1,0 +1,138 @@
+// The sandbox web server: the model-driven app shell (/contacts, /contacts/<id>, /integration),
+// the built solution's web resources at the paths Dynamics serves them from, its
+// customizations.xml, and a Dataverse Web API stand-in at /api/data/v9.2/.
+import { createServer } from "node:http";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { dirname, extname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { DOMParser } from "@xmldom/xmldom";
+import { readZip } from "./zip.mjs";
+import { readSolution } from "./public/solution.js";
+import { CONTACT_COLUMNS, DEMO_CONSENT_COLUMN } from "./public/system.js";
+import { createDataverse } from "./dataverse.mjs";
+import { demoContacts } from "./seed.mjs";
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const root = join(here, "..");
+const PUBLIC = join(here, "public");
+const TYPES = { ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".html": "text/html; charset=utf-8", ".svg": "image/svg+xml", ".xml": "application/xml; charset=utf-8" };
+const WEBRESOURCE_TYPES = { 1: TYPES[".html"], 2: TYPES[".css"], 3: TYPES[".js"], 4: TYPES[".xml"], 11: TYPES[".svg"] };
+const PAGES = /^\/(contacts(\/[0-9a-fA-F-]{36}|\/new)?|integration)\/?$/;
+
+/** The built unmanaged solution: customizations.xml text, parsed solution, and zip entries. */
+export function loadBuiltSolution(dist = join(root, "dist")) {
+  const toml = readFileSync(join(root, "Cargo.toml"), "utf8");
+  const version = toml.match(/\[package\][^[]*?\nversion = "([^"]+)"/)[1];
+  const file = join(dist, `SalesManagoIntegration_${`${version}.0`.replaceAll(".", "_")}_unmanaged.zip`);
+  if (!existsSync(file)) throw new Error(`${file} is missing: run \`npm run build\` first (npm start does).`);
+  const entries = readZip(file);
+  const xml = entries.get("customizations.xml").toString("utf8");
+  const solution = readSolution(new DOMParser().parseFromString(xml, "text/xml"));
+  return { xml, solution, entries };
+}
+
+/** Table definitions for the Dataverse stand-in: system columns plus the solution's. */
+export function tablesFrom(solution) {
+  const managed = new Set(["createdon", "modifiedon"]);
+  const fromSolution = (name, primaryKey) =>
+    Object.fromEntries([...solution.entities.get(name).columns.values()].filter((c) => c.logicalName !== primaryKey && !managed.has(c.logicalName)).map((c) => [c.logicalName, c]));
+  return {
+    contact: {
+      entitySet: "contacts",
+      primaryKey: "contactid",
+      primaryName: "fullname",
+      columns: { ...Object.fromEntries(CONTACT_COLUMNS.map((c) => [c.logicalName, c])), ...fromSolution("contact", "contactid") },
+      computed: { fullname: (row) => [row.firstname, row.lastname].filter(Boolean).join(" ") || null },
+    },
+    new_salesmanagointegration: {
+      entitySet: "new_salesmanagointegrations",
+      primaryKey: "new_salesmanagointegrationid",
+      primaryName: "new_name",
+      columns: fromSolution("new_salesmanagointegration", "new_salesmanagointegrationid"),
+    },
+  };
+}
+
+/** The first integration record of a new sandbox: a name, no credentials yet. */
+export const DEMO_INTEGRATION = { new_salesmanagointegrationid: "00000000-0000-4000-8000-5a1e5a1e0001", new_name: "SALESmanago" };
+
+/**
+ * Starts the sandbox on `host:port`. `dataFile` holds the Dataverse data (created and seeded
+ * with `contacts` demo contacts when missing or when `reset`). Resolves to
+ * `{url, dataverse, solution, close()}`.
+ */
+export async function startSandbox({ port = 0, host = "127.0.0.1", dataFile = null, reset = false, contacts = 200, latencyMs = 0, protection } = {}) {
+  const built = loadBuiltSolution();
+  const tables = tablesFrom(built.solution);
+  if (dataFile) mkdirSync(dirname(dataFile), { recursive: true });
+  const fresh = reset || !dataFile || !existsSync(dataFile);
+  if (dataFile && reset) rmSync(dataFile, { force: true });
+  const dataverse = createDataverse({ file: dataFile, tables, latencyMs, protection });
+  if (fresh) {
+    dataverse.addColumn("contact", DEMO_CONSENT_COLUMN);
+    dataverse.seed("contact", demoContacts(contacts));
+    dataverse.seed("new_salesmanagointegration", [{ ...DEMO_INTEGRATION }]);
+    await dataverse.flush?.();
+  }
+  const files = new Map();
+  for (const resource of built.solution.webresources.values()) {
+    const entry = built.entries.get(resource.fileName.replace(/^\//, ""));
+    if (entry) files.set("/WebResources/" + resource.name, { body: entry, type: WEBRESOURCE_TYPES[resource.type] || "application/octet-stream" });
+  }
+
+  function definitions() {
+    const out = {};
+    for (const [name, table] of Object.entries(tables)) {
+      const columns = { ...table.columns, ...(dataverse.columns?.(name) || {}) };
+      out[name] = { entitySet: table.entitySet, primaryKey: table.primaryKey, primaryName: table.primaryName, columns };
+    }
+    return out;
+  }
+
+  async function json(request) {
+    const chunks = [];
+    for await (const chunk of request) chunks.push(chunk);
+    return chunks.length ? JSON.parse(Buffer.concat(chunks).toString("utf8")) : {};
+  }
+
+  const server = createServer(async (request, response) => {
+    try {
+      const url = new URL(request.url, "http://sandbox");
+      const p = url.pathname;
+      if (await dataverse.handle(request, response)) return;
+      const send = (status, type, body) => response.writeHead(status, { "Content-Type": type, "Cache-Control": "no-store" }).end(body);
+      if (p === "/") return response.writeHead(302, { Location: "/contacts" }).end();
+      if (PAGES.test(p)) return send(200, TYPES[".html"], await readFile(join(PUBLIC, "index.html")));
+      if (p.startsWith("/sandbox/") && /^[a-z]+\.(js|css)$/.test(p.slice(9))) return send(200, TYPES[extname(p)], await readFile(join(PUBLIC, p.slice(9))));
+      if (p === "/solution/customizations.xml") return send(200, TYPES[".xml"], built.xml);
+      if (files.has(p)) return send(200, files.get(p).type, files.get(p).body);
+      if (p === "/__sandbox/tables") return send(200, "application/json", JSON.stringify(definitions()));
+      if (p === "/__sandbox/stats") return send(200, "application/json", JSON.stringify(dataverse.stats()));
+      if (p === "/__sandbox/faults" && request.method === "POST") {
+        dataverse.setFaults(await json(request));
+        return send(200, "application/json", "{}");
+      }
+      if (p === "/favicon.ico") return response.writeHead(204).end();
+      send(404, "text/plain; charset=utf-8", `Not found: ${p}`);
+    } catch (error) {
+      if (!response.headersSent) response.writeHead(500, { "Content-Type": "text/plain; charset=utf-8" });
+      response.end(String(error && error.message));
+    }
+  });
+  await new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, resolve);
+  });
+  const url = `http://${host}:${server.address().port}`;
+  return {
+    url,
+    dataverse,
+    solution: built.solution,
+    async close() {
+      server.closeAllConnections?.();
+      await new Promise((resolve) => server.close(resolve));
+      await dataverse.flush?.();
+    },
+  };
+}
