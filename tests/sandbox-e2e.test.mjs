@@ -174,6 +174,10 @@ test("the grid pages through Dataverse and selects rows for its buttons", async 
   assert.equal(await del.isDisabled(), true);
   await world.page.locator("table.grid tbody input[type=checkbox]").first().check();
   assert.equal(await del.isDisabled(), false);
+  await world.page.getByRole("button", { name: /Previous page/ }).click();
+  await world.page.locator("text=Page 2").waitFor();
+  await world.page.evaluate(() => window.scrollTo(0, 0));
+  await world.page.screenshot({ path: join(SCREENSHOTS, "contacts-grid.png") });
 });
 
 // The buttons below run their engine command through commands.js; the commands themselves are
