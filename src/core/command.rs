@@ -19,11 +19,17 @@ pub enum Command {
     PullChanges,
     /// Credential page: store the SALESmanago credentials on the integration record.
     SaveCredentials,
+    /// Contact form opened: quietly check whether SALESmanago holds different data.
+    ContactOpened,
+    /// Contact form saved: send the contact when a synchronised column changed.
+    ContactSaved,
+    /// Contact form or grid "Delete": delete in SALESmanago (or opt out), then in Dynamics.
+    DeleteContacts,
 }
 
 impl Command {
     /// Every command.
-    pub const ALL: [Command; 8] = [
+    pub const ALL: [Command; 11] = [
         Command::FetchContact,
         Command::SendContact,
         Command::ExportSelected,
@@ -32,6 +38,9 @@ impl Command {
         Command::PullConsents,
         Command::PullChanges,
         Command::SaveCredentials,
+        Command::ContactOpened,
+        Command::ContactSaved,
+        Command::DeleteContacts,
     ];
 
     /// The name `commands.js` passes to the engine.
@@ -45,6 +54,9 @@ impl Command {
             Command::PullConsents => "integration.pullConsents",
             Command::PullChanges => "integration.pullChanges",
             Command::SaveCredentials => "credentials.save",
+            Command::ContactOpened => "contact.opened",
+            Command::ContactSaved => "contact.saved",
+            Command::DeleteContacts => "contact.delete",
         }
     }
 

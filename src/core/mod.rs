@@ -9,3 +9,4 @@ pub mod integration;
 pub mod mapping;
 pub mod retry;
 pub mod salesmanago;
+pub mod sync;

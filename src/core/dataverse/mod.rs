@@ -1,4 +1,5 @@
 //! Dataverse: the tables and columns the solution defines or reads.
 
 pub mod contact;
+pub mod query;
 pub mod schema;

@@ -1,6 +1,6 @@
 //! English catalogue.
 
-use super::Message;
+use super::{Counts, Message};
 use crate::core::command::Command;
 use crate::core::credentials::{Field, FieldProblem};
 use crate::core::integration::SettingsError;
@@ -56,6 +56,31 @@ pub(super) fn text(message: &Message) -> String {
         Message::ConnectionOk { owner } => format!("Connected to SALESmanago. {owner} is a user of this account, and contacts will be saved as theirs."),
         Message::OwnerNotAUser { owner } => format!("The client ID and API secret work, but {owner} is not a user of this SALESmanago account. Enter the e-mail of a SALESmanago user as the owner."),
         Message::Dataverse { detail } => format!("Dynamics 365 refused the request: {detail}"),
+        Message::Progress { command, done, total } => match total {
+            Some(total) => format!("{}: {done} of {total} contacts…", command_label(*command)),
+            None => format!("{}: {done} contacts…", command_label(*command)),
+        },
+        Message::Summary { command, counts } => summary(*command, counts),
+        Message::DownloadNotDone { count } => format!("Download the list of the {count} contacts that did not go, with the reasons (CSV)?"),
+        Message::Resuming { done } => format!("Continuing the interrupted export: {done} contacts were already exported."),
+        Message::NotInSalesmanago { email } if email.is_empty() => "SALESmanago has no such contact: this contact has no e-mail address and no SALESmanago ID to look it up by.".into(),
+        Message::NotInSalesmanago { email } => format!("SALESmanago has no contact with the e-mail {email}. Use “Send to SALESmanago” to create it there."),
+        Message::Fetched { fields } => format!("{fields} fields were filled in from SALESmanago. Review them, then save the contact to keep them."),
+        Message::SaveFirst => "Save the contact first, then try again.".into(),
+        Message::AlreadyMatches => "This contact already holds what SALESmanago holds.".into(),
+        Message::Differs { fields } => format!("SALESmanago holds different data for this contact ({fields} fields). Use “Fetch from SALESmanago” to review it."),
+        Message::Sent => "Sent to SALESmanago.".into(),
+        Message::SyncFailed { reason } => format!("Saved in Dynamics, but not sent to SALESmanago: {reason} Use “Send to SALESmanago” to try again."),
+        Message::DeleteConfirm { count, opt_out_only: false } => format!("Delete {count} contact(s) in Dynamics and in SALESmanago? This cannot be undone."),
+        Message::DeleteConfirm { count, opt_out_only: true } => format!("Delete {count} contact(s) in Dynamics and opt them out of newsletters and SMS in SALESmanago? This cannot be undone."),
+        Message::Deleted { deleted, failures, opt_out_only } => {
+            let there = if *opt_out_only { "opted out in SALESmanago" } else { "deleted in SALESmanago" };
+            let mut text = format!("{deleted} contact(s) deleted in Dynamics and {there}.");
+            if !failures.is_empty() {
+                text.push_str(&format!(" {} were not deleted anywhere; try again: {}", failures.len(), failures.join("; ")));
+            }
+            text
+        }
     }
 }
 
@@ -69,6 +94,9 @@ fn command_label(command: Command) -> &'static str {
         Command::PullConsents => "Pull consents",
         Command::SaveCredentials => "Save credentials",
         Command::PullChanges => "Pull changes",
+        Command::ContactOpened => "Check SALESmanago",
+        Command::ContactSaved => "Sync on save",
+        Command::DeleteContacts => "Delete",
     }
 }
 
@@ -158,5 +186,23 @@ fn settings(error: SettingsError) -> String {
         SettingsError::Endpoint(error) => {
             format!("The SALESmanago Integration record's endpoint is not usable. {}", endpoint(error))
         }
+    }
+}
+
+fn summary(command: Command, c: &Counts) -> String {
+    let label = command_label(command);
+    match command {
+        Command::PullConsents => format!(
+            "{label} finished: {} contacts checked. {} updated, {} already the same, {} not in SALESmanago, {} skipped (no valid e-mail), {} failed.",
+            c.total, c.done, c.same, c.missing, c.skipped, c.failed
+        ),
+        Command::PullChanges => format!(
+            "{label} finished: {} contacts changed in SALESmanago. {} updated in Dynamics, {} already the same, {} not in Dynamics (not created, as in the original plugin), {} failed.",
+            c.total, c.done, c.same, c.missing, c.failed
+        ),
+        _ => format!(
+            "{label} finished: {} contacts. {} sent, {} skipped, {} failed.",
+            c.total, c.done, c.skipped, c.failed
+        ),
     }
 }

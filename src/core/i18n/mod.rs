@@ -118,6 +118,100 @@ pub enum Message {
         /// What Dynamics said.
         detail: String,
     },
+    /// A job is under way.
+    Progress {
+        /// The job.
+        command: Command,
+        /// Contacts handled so far.
+        done: u64,
+        /// Contacts in all, when known.
+        total: Option<u64>,
+    },
+    /// A job finished.
+    Summary {
+        /// The job.
+        command: Command,
+        /// Its counts.
+        counts: Counts,
+    },
+    /// Offer to download the contacts a job did not handle.
+    DownloadNotDone {
+        /// How many.
+        count: u64,
+    },
+    /// An interrupted "Export all" continues.
+    Resuming {
+        /// Contacts already exported before.
+        done: u64,
+    },
+    /// "Fetch from SALESmanago": SALESmanago has no such contact.
+    NotInSalesmanago {
+        /// The e-mail looked up (empty when the contact has none).
+        email: String,
+    },
+    /// A command on a contact form that has unsaved changes or was never saved.
+    SaveFirst,
+    /// "Fetch from SALESmanago" filled fields into the form.
+    Fetched {
+        /// How many fields changed.
+        fields: usize,
+    },
+    /// "Fetch from SALESmanago": nothing differs.
+    AlreadyMatches,
+    /// A contact form opened whose contact SALESmanago holds differently.
+    Differs {
+        /// How many fields differ.
+        fields: usize,
+    },
+    /// A contact was sent to SALESmanago.
+    Sent,
+    /// The save succeeded but sending to SALESmanago did not.
+    SyncFailed {
+        /// Why, in the user's language.
+        reason: String,
+    },
+    /// Asks before deleting contacts in both places.
+    DeleteConfirm {
+        /// How many contacts.
+        count: usize,
+        /// Only opt them out in SALESmanago instead of deleting them there.
+        opt_out_only: bool,
+    },
+    /// The outcome of a delete.
+    Deleted {
+        /// Deleted in both places.
+        deleted: usize,
+        /// Not deleted, with the reasons, in the user's language.
+        failures: Vec<String>,
+        /// Only opted out in SALESmanago.
+        opt_out_only: bool,
+    },
+}
+
+/// A job's counts, as its summary reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Contacts looked at.
+    pub total: u64,
+    /// Sent, or updated.
+    pub done: u64,
+    /// Already the same.
+    pub same: u64,
+    /// Not found on the other side.
+    pub missing: u64,
+    /// Skipped.
+    pub skipped: u64,
+    /// Failed.
+    pub failed: u64,
+}
+
+/// The column titles of the CSV of contacts a job did not handle, and the words for its
+/// outcomes (skipped, failed).
+pub fn csv_titles(lang: Lang) -> ([&'static str; 5], [&'static str; 2]) {
+    match lang {
+        Lang::En => (["Contact ID", "E-mail", "Name", "Outcome", "Reason"], ["skipped", "failed"]),
+        Lang::Pl => (["Identyfikator kontaktu", "E-mail", "Nazwa", "Wynik", "Powód"], ["pominięty", "błąd"]),
+    }
 }
 
 /// The text of `message` in `lang`.
@@ -218,6 +312,28 @@ mod tests {
         all.push(Message::ConnectionOk { owner: "x@y.pl".into() });
         all.push(Message::OwnerNotAUser { owner: "x@y.pl".into() });
         all.push(Message::Dataverse { detail: "Access denied".into() });
+        let counts = Counts { total: 10, done: 4, same: 2, missing: 1, skipped: 2, failed: 1 };
+        for command in Command::ALL {
+            all.push(Message::Summary { command, counts });
+            all.push(Message::Progress { command, done: 400, total: Some(1000) });
+            all.push(Message::Progress { command, done: 400, total: None });
+        }
+        all.extend([
+            Message::DownloadNotDone { count: 3 },
+            Message::Resuming { done: 800 },
+            Message::NotInSalesmanago { email: "a@b.pl".into() },
+            Message::NotInSalesmanago { email: String::new() },
+            Message::Fetched { fields: 3 },
+            Message::AlreadyMatches,
+            Message::SaveFirst,
+            Message::Differs { fields: 2 },
+            Message::Sent,
+            Message::SyncFailed { reason: "down".into() },
+            Message::DeleteConfirm { count: 1, opt_out_only: false },
+            Message::DeleteConfirm { count: 5, opt_out_only: true },
+            Message::Deleted { deleted: 2, failures: vec![], opt_out_only: false },
+            Message::Deleted { deleted: 1, failures: vec!["a@b.pl: down".into()], opt_out_only: true },
+        ]);
         all
     }
 

@@ -1,6 +1,6 @@
 //! Polish catalogue.
 
-use super::Message;
+use super::{Counts, Message};
 use crate::core::command::Command;
 use crate::core::credentials::{Field, FieldProblem};
 use crate::core::integration::SettingsError;
@@ -56,6 +56,31 @@ pub(super) fn text(message: &Message) -> String {
         Message::ConnectionOk { owner } => format!("Połączono z SALESmanago. {owner} jest użytkownikiem tego konta i kontakty będą zapisywane jako jego."),
         Message::OwnerNotAUser { owner } => format!("Identyfikator klienta i sekret API działają, ale {owner} nie jest użytkownikiem tego konta SALESmanago. Podaj jako właściciela e-mail użytkownika SALESmanago."),
         Message::Dataverse { detail } => format!("Dynamics 365 odrzucił żądanie: {detail}"),
+        Message::Progress { command, done, total } => match total {
+            Some(total) => format!("{}: {done} z {total} kontaktów…", command_label(*command)),
+            None => format!("{}: {done} kontaktów…", command_label(*command)),
+        },
+        Message::Summary { command, counts } => summary(*command, counts),
+        Message::DownloadNotDone { count } => format!("Pobrać listę {count} kontaktów, których nie przetworzono, z powodami (CSV)?"),
+        Message::Resuming { done } => format!("Wznawiam przerwany eksport: {done} kontaktów już wyeksportowano."),
+        Message::NotInSalesmanago { email } if email.is_empty() => "W SALESmanago nie ma takiego kontaktu: ten kontakt nie ma adresu e-mail ani identyfikatora SALESmanago, po którym można go znaleźć.".into(),
+        Message::NotInSalesmanago { email } => format!("W SALESmanago nie ma kontaktu z adresem {email}. Użyj „Wyślij do SALESmanago”, aby go tam utworzyć."),
+        Message::Fetched { fields } => format!("Uzupełniono {fields} pól danymi z SALESmanago. Sprawdź je i zapisz kontakt, aby je zachować."),
+        Message::SaveFirst => "Najpierw zapisz kontakt, a potem spróbuj ponownie.".into(),
+        Message::AlreadyMatches => "Ten kontakt zawiera już to samo, co SALESmanago.".into(),
+        Message::Differs { fields } => format!("SALESmanago ma inne dane tego kontaktu (pól: {fields}). Użyj „Pobierz z SALESmanago”, aby je przejrzeć."),
+        Message::Sent => "Wysłano do SALESmanago.".into(),
+        Message::SyncFailed { reason } => format!("Zapisano w Dynamics, ale nie wysłano do SALESmanago: {reason} Użyj „Wyślij do SALESmanago”, aby spróbować ponownie."),
+        Message::DeleteConfirm { count, opt_out_only: false } => format!("Usunąć kontakty ({count}) w Dynamics i w SALESmanago? Tej operacji nie można cofnąć."),
+        Message::DeleteConfirm { count, opt_out_only: true } => format!("Usunąć kontakty ({count}) w Dynamics i wypisać je z newslettera i SMS w SALESmanago? Tej operacji nie można cofnąć."),
+        Message::Deleted { deleted, failures, opt_out_only } => {
+            let there = if *opt_out_only { "wypisano w SALESmanago" } else { "usunięto w SALESmanago" };
+            let mut text = format!("Usunięto kontakty w Dynamics ({deleted}) i {there}.");
+            if !failures.is_empty() {
+                text.push_str(&format!(" Nie usunięto nigdzie: {}; spróbuj ponownie: {}", failures.len(), failures.join("; ")));
+            }
+            text
+        }
     }
 }
 
@@ -69,6 +94,9 @@ fn command_label(command: Command) -> &'static str {
         Command::PullConsents => "Pobierz zgody",
         Command::SaveCredentials => "Zapisz dane dostępowe",
         Command::PullChanges => "Pobierz zmiany",
+        Command::ContactOpened => "Sprawdź SALESmanago",
+        Command::ContactSaved => "Synchronizacja przy zapisie",
+        Command::DeleteContacts => "Usuń",
     }
 }
 
@@ -150,5 +178,23 @@ fn settings(error: SettingsError) -> String {
         SettingsError::SeveralRecords => "Istnieje więcej niż jeden rekord integracji z SALESmanago, więc nie wiadomo, którego użyć. Usuń wszystkie poza jednym.".into(),
         SettingsError::Incomplete => text(&Message::CredentialsIncomplete),
         SettingsError::Endpoint(error) => format!("Adres API w rekordzie integracji z SALESmanago jest nieprawidłowy. {}", endpoint(error)),
+    }
+}
+
+fn summary(command: Command, c: &Counts) -> String {
+    let label = command_label(command);
+    match command {
+        Command::PullConsents => format!(
+            "{label}: zakończono. Sprawdzono kontaktów: {}. Zaktualizowano: {}, bez zmian: {}, brak w SALESmanago: {}, pominięto (brak poprawnego e-maila): {}, błędy: {}.",
+            c.total, c.done, c.same, c.missing, c.skipped, c.failed
+        ),
+        Command::PullChanges => format!(
+            "{label}: zakończono. Kontakty zmienione w SALESmanago: {}. Zaktualizowano w Dynamics: {}, bez zmian: {}, brak w Dynamics (nie tworzymy ich, jak oryginalna wtyczka): {}, błędy: {}.",
+            c.total, c.done, c.same, c.missing, c.failed
+        ),
+        _ => format!(
+            "{label}: zakończono. Kontakty: {}. Wysłano: {}, pominięto: {}, błędy: {}.",
+            c.total, c.done, c.skipped, c.failed
+        ),
     }
 }

@@ -79,6 +79,19 @@ impl RetryAfter {
 
 impl SmError {
     /// A stable name for the kind of failure, for scripts and tests (never shown to users).
+    /// Whether the error stops a whole job, because every later call would fail the same way
+    /// (credentials, owner, CORS, a wrong endpoint), rather than only the batch it hit.
+    pub fn stops_job(&self) -> bool {
+        matches!(
+            self,
+            SmError::Auth
+                | SmError::UnknownOwner { .. }
+                | SmError::UnknownMethod
+                | SmError::Transport(TransportFailure::CrossOrigin | TransportFailure::Network)
+        )
+    }
+
+    /// A stable name of the error, for scripts.
     pub fn kind(&self) -> &'static str {
         match self {
             SmError::Auth => "auth",

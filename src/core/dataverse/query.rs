@@ -1,0 +1,88 @@
+//! Web API query options (`?$select=…&$filter=…`) for the contact table.
+
+use super::contact::SELECT;
+use super::schema::contact;
+
+/// An OData string literal: single quotes, inner quotes doubled.
+pub fn literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+/// `column` is one of `values` (Dataverse's `In` function; at most 100 values per query keep
+/// the URL short).
+pub fn one_of(column: &str, values: &[String]) -> String {
+    let list: Vec<String> = values.iter().map(|v| literal(v)).collect();
+    format!("Microsoft.Dynamics.CRM.In(PropertyName={},PropertyValues=[{}])", literal(column), list.join(","))
+}
+
+/// The columns a synchronisation reads: [`SELECT`], the sync status columns, and the consent
+/// columns found in the table's metadata.
+pub fn contact_columns(consents: &[String]) -> Vec<String> {
+    let status = [contact::SYNC_STATUS, contact::LAST_ERROR, contact::SYNCED_ON];
+    SELECT.iter().chain(status.iter()).map(|c| (*c).to_owned()).chain(consents.iter().cloned()).collect()
+}
+
+/// `?$select=…` of [`contact_columns`], with a filter, in primary key order (stable paging).
+pub fn contacts(consents: &[String], filter: Option<&str>) -> String {
+    let mut options = format!("?$select={}", contact_columns(consents).join(","));
+    if let Some(filter) = filter {
+        options.push_str("&$filter=");
+        options.push_str(&encode(filter));
+    }
+    options.push_str("&$orderby=contactid asc");
+    options
+}
+
+/// Percent-encodes what a URL query value must not hold raw.
+fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        match byte {
+            b'A'..=b'Z'
+            | b'a'..=b'z'
+            | b'0'..=b'9'
+            | b'-'
+            | b'_'
+            | b'.'
+            | b'~'
+            | b'\''
+            | b'('
+            | b')'
+            | b','
+            | b'='
+            | b'['
+            | b']' => out.push(byte as char),
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_double_their_quotes() {
+        assert_eq!(literal("o'neil@example.ie"), "'o''neil@example.ie'");
+    }
+
+    #[test]
+    fn one_of_uses_dataverses_in_function() {
+        let ids = vec!["a".to_owned(), "b'c".to_owned()];
+        assert_eq!(
+            one_of("contactid", &ids),
+            "Microsoft.Dynamics.CRM.In(PropertyName='contactid',PropertyValues=['a','b''c'])"
+        );
+    }
+
+    #[test]
+    fn contact_queries_select_the_consents_and_page_in_key_order() {
+        let options = contacts(&["new_consent_marketing".into()], Some("emailaddress1 ne null"));
+        assert!(options.starts_with("?$select=contactid,fullname,"), "{options}");
+        assert!(options.contains(
+            ",new_salesmanagosyncstatus,new_salesmanagolasterror,new_salesmanagosyncedon,new_consent_marketing&"
+        ));
+        assert!(options.ends_with("&$filter=emailaddress1%20ne%20null&$orderby=contactid asc"), "{options}");
+    }
+}

@@ -1,0 +1,245 @@
+//! What a synchronisation writes back to a contact, and the tally of a job over many contacts:
+//! its summary and the CSV of the contacts it could not handle.
+
+use serde_json::{Map, Value};
+
+use crate::core::dataverse::contact::SELECT;
+use crate::core::dataverse::schema::{consent_name, contact, SyncStatus};
+use crate::core::mapping::normalize::Date;
+use crate::core::mapping::ContactPatch;
+
+/// Whether a change to `column` is one SALESmanago must hear about: a mapped contact column,
+/// an opt-out or a consent (not the key, the time, or our own status columns).
+pub fn is_synchronised(column: &str) -> bool {
+    let own = [contact::ID, "modifiedon", contact::SALESMANAGO_ID];
+    (SELECT.contains(&column) && !own.contains(&column)) || consent_name(column).is_some()
+}
+
+/// The part of `patch` about opt-outs and consents: what "Pull consents" writes.
+pub fn consents_only(mut patch: ContactPatch) -> ContactPatch {
+    patch.columns.retain(|column, _| {
+        column == contact::DO_NOT_BULK_EMAIL || column == contact::DO_NOT_SMS || consent_name(column).is_some()
+    });
+    patch
+}
+
+/// `2024-05-01T10:20:30Z`: a Unix time in milliseconds as Dataverse takes date-times.
+pub fn iso_datetime(ms: u64) -> String {
+    let date = Date::from_unix_ms(ms);
+    let seconds = (ms / 1000) % 86_400;
+    format!("{}T{:02}:{:02}:{:02}Z", date.iso(), seconds / 3600, (seconds / 60) % 60, seconds % 60)
+}
+
+/// The status columns to write on a contact after a synchronisation, or `None` when they
+/// already say so (a contact exported unchanged is not written again).
+///
+/// `row` is the contact as read (with the status columns selected); `error` is the reason
+/// shown to users for `Failed` and `Skipped`.
+pub fn write_back(
+    row: &Map<String, Value>,
+    status: SyncStatus,
+    sm_id: Option<&str>,
+    error: Option<&str>,
+    now_ms: u64,
+) -> Option<Map<String, Value>> {
+    let text = |column: &str| row.get(column).and_then(Value::as_str).filter(|s| !s.is_empty());
+    let same_status = row.get(contact::SYNC_STATUS).and_then(Value::as_i64) == Some(i64::from(status.value()));
+    let same_id = sm_id.is_none() || text(contact::SALESMANAGO_ID) == sm_id;
+    let same_error = text(contact::LAST_ERROR) == error;
+    if same_status && same_id && same_error {
+        return None;
+    }
+    let mut columns = Map::new();
+    columns.insert(contact::SYNC_STATUS.into(), status.value().into());
+    if let Some(id) = sm_id {
+        columns.insert(contact::SALESMANAGO_ID.into(), id.into());
+    }
+    columns.insert(
+        contact::LAST_ERROR.into(),
+        error.map_or(Value::Null, |e| e.chars().take(2000).collect::<String>().into()),
+    );
+    if status == SyncStatus::Synced {
+        columns.insert(contact::SYNCED_ON.into(), iso_datetime(now_ms).into());
+    }
+    Some(columns)
+}
+
+/// A contact a job could not handle, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotDone {
+    /// The contact's id.
+    pub id: String,
+    /// Its e-mail as stored.
+    pub email: String,
+    /// Its name.
+    pub name: String,
+    /// Skipped (it cannot be sent as it is) rather than failed (a call went wrong).
+    pub skipped: bool,
+    /// The reason, in the user's language.
+    pub reason: String,
+}
+
+/// The counts of a job. Every contact the job looked at is in exactly one of `done`, `same`,
+/// `missing` or `not_done`, so they add up to `total`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Contacts looked at.
+    pub total: u64,
+    /// Sent, or updated from SALESmanago.
+    pub done: u64,
+    /// Already the same on both sides.
+    pub same: u64,
+    /// Not found on the other side.
+    pub missing: u64,
+    /// Skipped or failed, with their reasons.
+    pub not_done: Vec<NotDone>,
+}
+
+impl Tally {
+    /// Skipped contacts.
+    pub fn skipped(&self) -> u64 {
+        self.not_done.iter().filter(|n| n.skipped).count() as u64
+    }
+
+    /// Failed contacts.
+    pub fn failed(&self) -> u64 {
+        self.not_done.iter().filter(|n| !n.skipped).count() as u64
+    }
+
+    /// Whether the counts add up to the total.
+    pub fn adds_up(&self) -> bool {
+        self.done + self.same + self.missing + self.not_done.len() as u64 == self.total
+    }
+
+    /// The contacts not handled as CSV (RFC 4180, with a header row), for a spreadsheet.
+    /// `header` is the localised column titles: id, e-mail, name, outcome, reason; `outcomes`
+    /// the words for skipped and failed.
+    pub fn csv(&self, header: [&str; 5], outcomes: [&str; 2]) -> String {
+        let mut out = String::new();
+        line(&mut out, &header);
+        for n in &self.not_done {
+            let outcome = if n.skipped { outcomes[0] } else { outcomes[1] };
+            line(&mut out, &[&n.id, &n.email, &n.name, outcome, &n.reason]);
+        }
+        out
+    }
+}
+
+fn line(out: &mut String, fields: &[&str]) {
+    for (i, field) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        // A leading =, +, - or @ would make a spreadsheet evaluate the cell as a formula.
+        let guarded = if field.starts_with(['=', '+', '-', '@']) { format!("'{field}") } else { (*field).to_owned() };
+        if guarded.contains([',', '"', '\n', '\r']) {
+            out.push('"');
+            out.push_str(&guarded.replace('"', "\"\""));
+            out.push('"');
+        } else {
+            out.push_str(&guarded);
+        }
+    }
+    out.push_str("\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn row(value: Value) -> Map<String, Value> {
+        value.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn synchronised_columns_are_the_mapped_ones() {
+        for column in
+            ["emailaddress1", "firstname", "donotbulkemail", "new_donotsms", "new_consent_marketing", "birthdate"]
+        {
+            assert!(is_synchronised(column), "{column}");
+        }
+        for column in
+            ["contactid", "modifiedon", "new_salesmanagoid", "new_salesmanagosyncstatus", "jobtitle", "description"]
+        {
+            assert!(!is_synchronised(column), "{column}");
+        }
+    }
+
+    #[test]
+    fn pull_consents_writes_only_opt_outs_and_consents() {
+        let mut patch = ContactPatch::default();
+        for column in ["address1_city", "donotbulkemail", "new_donotsms", "new_consent_marketing", "firstname"] {
+            patch.columns.insert(column.into(), Value::Bool(true));
+        }
+        let kept: Vec<_> = consents_only(patch).columns.into_keys().collect();
+        assert_eq!(kept, ["donotbulkemail", "new_consent_marketing", "new_donotsms"]);
+    }
+
+    #[test]
+    fn iso_datetimes_are_utc_seconds() {
+        assert_eq!(iso_datetime(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso_datetime(1_714_558_830_999), "2024-05-01T10:20:30Z");
+    }
+
+    #[test]
+    fn a_first_sync_writes_id_status_and_time() {
+        let columns = write_back(&row(json!({"contactid": "c1"})), SyncStatus::Synced, Some("sm-1"), None, 0).unwrap();
+        assert_eq!(
+            Value::Object(columns),
+            json!({"new_salesmanagosyncstatus": 100_000_000, "new_salesmanagoid": "sm-1",
+                   "new_salesmanagolasterror": null, "new_salesmanagosyncedon": "1970-01-01T00:00:00Z"})
+        );
+    }
+
+    #[test]
+    fn an_unchanged_contact_is_not_written_again() {
+        let synced = row(
+            json!({"new_salesmanagosyncstatus": 100_000_000, "new_salesmanagoid": "sm-1", "new_salesmanagolasterror": null}),
+        );
+        assert_eq!(write_back(&synced, SyncStatus::Synced, Some("sm-1"), None, 5), None);
+        assert!(write_back(&synced, SyncStatus::Synced, Some("sm-2"), None, 5).is_some(), "a new id is written");
+        let failed = write_back(&synced, SyncStatus::Failed, None, Some("down"), 5).unwrap();
+        assert_eq!(failed["new_salesmanagolasterror"], "down");
+        assert!(!failed.contains_key("new_salesmanagosyncedon"), "a failure does not move the sync time");
+        assert!(!failed.contains_key("new_salesmanagoid"));
+    }
+
+    #[test]
+    fn errors_are_cut_to_the_column() {
+        let long = "x".repeat(3000);
+        let columns = write_back(&Map::new(), SyncStatus::Failed, None, Some(&long), 0).unwrap();
+        assert_eq!(columns["new_salesmanagolasterror"].as_str().unwrap().len(), 2000);
+    }
+
+    #[test]
+    fn the_csv_quotes_and_defuses_formulas() {
+        let tally = Tally {
+            total: 2,
+            not_done: vec![
+                NotDone {
+                    id: "1".into(),
+                    email: "".into(),
+                    name: "Kowalski, Jan".into(),
+                    skipped: true,
+                    reason: "no \"e-mail\"".into(),
+                },
+                NotDone {
+                    id: "2".into(),
+                    email: "a@b.pl".into(),
+                    name: "=HYPERLINK(1)".into(),
+                    skipped: false,
+                    reason: "down".into(),
+                },
+            ],
+            ..Tally::default()
+        };
+        let csv = tally.csv(["id", "email", "name", "outcome", "reason"], ["skipped", "failed"]);
+        assert_eq!(
+            csv,
+            "id,email,name,outcome,reason\r\n1,,\"Kowalski, Jan\",skipped,\"no \"\"e-mail\"\"\"\r\n2,a@b.pl,'=HYPERLINK(1),failed,down\r\n"
+        );
+        assert!(tally.adds_up());
+        assert_eq!((tally.skipped(), tally.failed()), (1, 1));
+    }
+}
