@@ -46,13 +46,12 @@ fn call(target: &JsValue, method: &str, args: &[JsValue]) -> Result<JsValue> {
     Ok(function.apply(target, &list)?)
 }
 
-/// Calls `target[method](...args)` and awaits the promise it returns.
+/// Calls `target[method](...args)` and awaits what it returns. `Promise.resolve` adopts any
+/// thenable, so a promise of another window (the form's, seen from the credential page's
+/// frame) is awaited too, where an `instanceof Promise` check would miss it.
 async fn call_async(target: &JsValue, method: &str, args: &[JsValue]) -> Result<JsValue> {
     let value = call(target, method, args)?;
-    match value.dyn_into::<Promise>() {
-        Ok(promise) => Ok(JsFuture::from(promise).await?),
-        Err(value) => Ok(value),
-    }
+    Ok(JsFuture::from(Promise::resolve(&value)).await?)
 }
 
 /// A JS value as JSON (`undefined` becomes `null`).
@@ -144,5 +143,143 @@ impl FormContext {
     pub(crate) async fn save(&self) -> Result<()> {
         call_async(&get(&self.0, "data")?, "save", &[]).await?;
         Ok(())
+    }
+}
+
+impl WebApi {
+    /// `retrieveRecord`: one row.
+    pub(crate) async fn retrieve(&self, table: &str, id: &str, options: &str) -> Result<Map<String, Value>> {
+        let row = call_async(&self.0, "retrieveRecord", &[table.into(), id.into(), options.into()]).await?;
+        match to_json(&row) {
+            Value::Object(row) => Ok(row),
+            _ => Err(ClientApiError { message: format!("{table} {id} could not be read") }),
+        }
+    }
+
+    /// `updateRecord` with the columns of `data`.
+    pub(crate) async fn update(&self, table: &str, id: &str, data: &Map<String, Value>) -> Result<()> {
+        call_async(&self.0, "updateRecord", &[table.into(), id.into(), from_json(&Value::Object(data.clone()))])
+            .await?;
+        Ok(())
+    }
+
+    /// `deleteRecord`.
+    pub(crate) async fn delete(&self, table: &str, id: &str) -> Result<()> {
+        call_async(&self.0, "deleteRecord", &[table.into(), id.into()]).await?;
+        Ok(())
+    }
+}
+
+/// The parts of `Xrm` outside the Web API: dialogs, the progress indicator, the org's URL.
+pub(crate) struct Ui(pub(crate) JsValue);
+
+impl Ui {
+    /// `Xrm.Utility.showProgressIndicator(text)`.
+    pub(crate) fn progress(&self, text: &str) {
+        if let Ok(utility) = get(&self.0, "Utility") {
+            let _ = call(&utility, "showProgressIndicator", &[text.into()]);
+        }
+    }
+
+    /// `Xrm.Utility.closeProgressIndicator()`.
+    pub(crate) fn close_progress(&self) {
+        if let Ok(utility) = get(&self.0, "Utility") {
+            let _ = call(&utility, "closeProgressIndicator", &[]);
+        }
+    }
+
+    /// `Xrm.Navigation.openConfirmDialog({text})`: whether the user confirmed.
+    pub(crate) async fn confirm(&self, text: &str) -> Result<bool> {
+        let strings = js_sys::Object::new();
+        Reflect::set(&strings, &"text".into(), &text.into())?;
+        let result = call_async(&get(&self.0, "Navigation")?, "openConfirmDialog", &[strings.into()]).await?;
+        Ok(Reflect::get(&result, &"confirmed".into())?.as_bool().unwrap_or(false))
+    }
+
+    /// The organisation's URL (`getGlobalContext().getClientUrl()`).
+    pub(crate) fn client_url(&self) -> Result<String> {
+        let context = call(&get(&self.0, "Utility")?, "getGlobalContext", &[])?;
+        Ok(call(&context, "getClientUrl", &[])?.as_string().unwrap_or_default())
+    }
+}
+
+/// The contact table's consent columns (`new_consent_<name>`), read from its metadata at run
+/// time, so an admin adds one without any change here.
+pub(crate) async fn consent_columns(ui: &Ui) -> Result<Vec<String>> {
+    let url = format!(
+        "{}/api/data/v9.2/EntityDefinitions(LogicalName='contact')/Attributes?$select=LogicalName,AttributeType",
+        ui.client_url()?
+    );
+    let response = gloo_net::http::Request::get(&url)
+        .header("Accept", "application/json")
+        .header("OData-Version", "4.0")
+        .send()
+        .await
+        .map_err(|e| ClientApiError { message: e.to_string() })?;
+    if !response.ok() {
+        return Err(ClientApiError {
+            message: format!("the contact table's columns could not be read (HTTP {})", response.status()),
+        });
+    }
+    let body: Value = response.json().await.map_err(|e| ClientApiError { message: e.to_string() })?;
+    let mut columns: Vec<String> = body["value"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["AttributeType"] == "Boolean")
+        .filter_map(|a| a["LogicalName"].as_str())
+        .filter(|name| crate::core::dataverse::schema::consent_name(name).is_some())
+        .map(str::to_owned)
+        .collect();
+    columns.sort_unstable();
+    Ok(columns)
+}
+
+impl FormContext {
+    /// Sets a column as a user would: the form becomes dirty and saves it. Dates arrive as
+    /// `YYYY-MM-DD` and become the local midnight the form shows.
+    pub(crate) fn fill(&self, column: &str, value: &Value) -> Result<bool> {
+        let attribute = call(&self.0, "getAttribute", &[column.into()])?;
+        if attribute.is_null() || attribute.is_undefined() {
+            return Ok(false);
+        }
+        let kind = call(&attribute, "getAttributeType", &[])?.as_string().unwrap_or_default();
+        let js = match value {
+            Value::String(date) if kind == "datetime" => js_sys::Date::new(&format!("{date}T00:00:00").into()).into(),
+            other => from_json(other),
+        };
+        call(&attribute, "setValue", &[js])?;
+        Ok(true)
+    }
+
+    /// `ui.setFormNotification(text, level, id)`; `None` clears it.
+    pub(crate) fn notify(&self, id: &str, level: &str, text: Option<&str>) {
+        let Ok(ui) = get(&self.0, "ui") else { return };
+        let _ = match text {
+            Some(text) => call(&ui, "setFormNotification", &[text.into(), level.into(), id.into()]),
+            None => call(&ui, "clearFormNotification", &[id.into()]),
+        };
+    }
+
+    /// Whether the form has unsaved changes.
+    pub(crate) fn is_dirty(&self) -> bool {
+        get(&self.0, "data")
+            .and_then(|data| call(&data, "getIsDirty", &[]))
+            .ok()
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false)
+    }
+
+    /// `data.refresh(false)`: shows what was written behind the form.
+    pub(crate) async fn refresh(&self) -> Result<()> {
+        call_async(&get(&self.0, "data")?, "refresh", &[false.into()]).await?;
+        Ok(())
+    }
+}
+
+/// A grid control (SelectedControl): `refresh()`.
+pub(crate) fn refresh_grid(grid: &JsValue) {
+    if !grid.is_undefined() && !grid.is_null() {
+        let _ = call(grid, "refresh", &[]);
     }
 }

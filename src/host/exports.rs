@@ -15,7 +15,7 @@ use crate::core::salesmanago::script::{ScriptCall, ScriptConfig};
 
 use super::browser::now_ms;
 use super::commands::{self, Context};
-use super::dynamics::{to_json, FormContext};
+use super::dynamics::{from_json, to_json, FormContext};
 use super::salesmanago::Connection;
 
 /// The engine version, for `commands.js` to check that the web resources match.
@@ -52,20 +52,48 @@ pub fn credentials_text(lcid: u32) -> String {
 /// Fails with an `Error` whose `message` is the user's text, `kind` names the failure, and
 /// `fields` (credential page) maps field ids to their problems.
 #[wasm_bindgen(js_name = runCommand)]
-pub async fn run_command(name: String, context: JsValue) -> Result<String, JsValue> {
-    let lcid = js_sys::Reflect::get(&context, &"lcid".into()).ok().and_then(|v| v.as_f64()).unwrap_or(1033.0);
-    let lang = Lang::from_lcid(lcid as u32);
+pub async fn run_command(name: String, context: JsValue) -> Result<JsValue, JsValue> {
+    let member = |key: &str| js_sys::Reflect::get(&context, &key.into()).unwrap_or(JsValue::UNDEFINED);
+    let lang = Lang::from_lcid(member("lcid").as_f64().unwrap_or(1033.0) as u32);
     let Some(command) = Command::from_name(&name) else {
         return Err(error(&Message::UnknownCommand { name }, lang, "unknownCommand"));
     };
-    let member = |key: &str| js_sys::Reflect::get(&context, &key.into()).unwrap_or(JsValue::UNDEFINED);
     let form = match to_json(&member("form")) {
         serde_json::Value::Null => None,
         value => Some(serde_json::from_value(value).map_err(|e| invalid_input(e, lang))?),
     };
-    let context = Context { xrm: member("xrm"), primary_control: member("primaryControl"), form };
+    let strings = |key: &str| -> Vec<String> {
+        match to_json(&member(key)) {
+            serde_json::Value::Array(items) => items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+            _ => Vec::new(),
+        }
+    };
+    let context = Context {
+        lang,
+        xrm: member("xrm"),
+        primary_control: member("primaryControl"),
+        selected_ids: strings("selectedIds"),
+        selected_control: member("selectedControl"),
+        form,
+        changed: strings("changed"),
+    };
     match commands::run(command, context).await {
-        Ok(message) => Ok(text(&message, lang)),
+        Ok(done) => {
+            let mut message = text(&done.message, lang);
+            for detail in &done.details {
+                message.push('\n');
+                message.push_str(detail);
+            }
+            let mut result = serde_json::json!({"message": message, "closeForm": done.close_form});
+            if let Some((count, csv)) = done.download {
+                result["download"] = serde_json::json!({
+                    "name": format!("salesmanago-{}-not-done.csv", name.replace('.', "-")),
+                    "text": csv,
+                    "prompt": text(&Message::DownloadNotDone { count }, lang),
+                });
+            }
+            Ok(from_json(&result))
+        }
         Err(failure) => {
             let e = error(&failure.message, lang, failure.kind);
             if !failure.fields.is_empty() {

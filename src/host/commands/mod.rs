@@ -1,28 +1,76 @@
 //! The user commands, end to end: read from Dynamics, let the core decide, call SALESmanago,
-//! write back. One function per command.
+//! write back. One module per kind of command.
+
+mod contact;
+mod credentials;
+mod jobs;
 
 use serde_json::{Map, Value};
 use wasm_bindgen::JsValue;
 
 use crate::core::command::Command;
-use crate::core::credentials::{check, CredentialsForm, Field};
+use crate::core::credentials::{CredentialsForm, Field};
 use crate::core::dataverse::schema::integration;
-use crate::core::i18n::Message;
+use crate::core::i18n::{text, Lang, Message};
 use crate::core::integration::{retry_policy, settings, verdict, ConnectionVerdict, Settings, SELECT};
 use crate::core::salesmanago::operation::ListUsers;
 use crate::core::salesmanago::script::DEFAULT_TIMEOUT_MS;
+use crate::core::salesmanago::SmError;
 
-use super::dynamics::{ClientApiError, FormContext, WebApi};
+use super::dynamics::{ClientApiError, Ui, WebApi};
 use super::salesmanago::Connection;
+
+pub(crate) use credentials::credentials_state;
 
 /// What a command was started with: `Xrm`, and the CrmParameters of its button.
 pub(crate) struct Context {
+    /// The user's language.
+    pub(crate) lang: Lang,
     /// The `Xrm` object of the page.
     pub(crate) xrm: JsValue,
     /// PrimaryControl: the formContext on a form.
     pub(crate) primary_control: JsValue,
+    /// SelectedControlSelectedItemIds, braces stripped (grid buttons).
+    pub(crate) selected_ids: Vec<String>,
+    /// SelectedControl: the grid (grid buttons).
+    pub(crate) selected_control: JsValue,
     /// What the credential page's fields hold (credentials.save only).
     pub(crate) form: Option<CredentialsForm>,
+    /// The columns a save changed (contact.saved only).
+    pub(crate) changed: Vec<String>,
+}
+
+impl Context {
+    fn web_api(&self) -> Result<WebApi, Failure> {
+        Ok(WebApi::of(&self.xrm)?)
+    }
+
+    fn ui(&self) -> Ui {
+        Ui(self.xrm.clone())
+    }
+
+    /// A message in the user's language.
+    fn say(&self, message: &Message) -> String {
+        text(message, self.lang)
+    }
+}
+
+/// A command's result: what to tell the user, and a file to offer.
+pub(crate) struct Done {
+    /// The outcome.
+    pub(crate) message: Message,
+    /// Further lines (warnings), in the user's language.
+    pub(crate) details: Vec<String>,
+    /// A CSV of the contacts a job did not handle.
+    pub(crate) download: Option<(u64, String)>,
+    /// Close the form once the user has read the message (its record is gone).
+    pub(crate) close_form: bool,
+}
+
+impl From<Message> for Done {
+    fn from(message: Message) -> Done {
+        Done { message, details: Vec::new(), download: None, close_form: false }
+    }
 }
 
 /// Why a command did not succeed: the message, a stable kind for scripts, and per-field texts.
@@ -31,7 +79,7 @@ pub(crate) struct Failure {
     pub(crate) message: Message,
     /// A stable name of the failure.
     pub(crate) kind: &'static str,
-    /// Field id → problem, for the credential page.
+    /// Field → problem, for the credential page.
     pub(crate) fields: Vec<(Field, Message)>,
 }
 
@@ -47,26 +95,44 @@ impl From<ClientApiError> for Failure {
     }
 }
 
-type Outcome = Result<Message, Failure>;
+impl From<SmError> for Failure {
+    fn from(error: SmError) -> Failure {
+        let kind = error.kind();
+        Failure::new(Message::Salesmanago(error), kind)
+    }
+}
 
-/// Runs `command`; resolves to what to tell the user.
+type Outcome = Result<Done, Failure>;
+
+/// Runs `command`.
 pub(crate) async fn run(command: Command, context: Context) -> Outcome {
     match command {
-        Command::SaveCredentials => save_credentials(context).await,
+        Command::SaveCredentials => credentials::save(context).await,
         Command::TestConnection => test_connection(context).await,
-        other => Ok(Message::CommandNotAvailable { command: other, version: crate::VERSION }),
+        Command::FetchContact => contact::fetch(context).await,
+        Command::ContactOpened => contact::opened(context).await,
+        Command::SendContact => contact::send(context).await,
+        Command::ContactSaved => contact::saved(context).await,
+        Command::DeleteContacts => contact::delete(context).await,
+        Command::ExportSelected => jobs::export(context, Command::ExportSelected).await,
+        Command::ExportAll => jobs::export(context, Command::ExportAll).await,
+        Command::PullConsents => jobs::pull_consents(context).await,
+        Command::PullChanges => jobs::pull_changes(context).await,
     }
 }
 
 /// The integration record's rows, two at most (enough to notice a second one).
-async fn integration_rows(web_api: &WebApi) -> Result<Vec<Map<String, Value>>, Failure> {
-    let options = format!("?$select={}&$top=2", SELECT.join(","));
+async fn integration_rows(web_api: &WebApi, extra: &[&str]) -> Result<Vec<Map<String, Value>>, Failure> {
+    let columns: Vec<&str> = SELECT.iter().chain(extra).copied().collect();
+    let options = format!("?$select={}&$top=2", columns.join(","));
     Ok(web_api.retrieve_multiple(integration::TABLE, &options, None).await?.0)
 }
 
-/// The settings of the one integration record.
-async fn load_settings(web_api: &WebApi) -> Result<Settings, Failure> {
-    settings(&integration_rows(web_api).await?).map_err(|e| Failure::new(Message::Settings(e), "settings"))
+/// The settings of the one integration record, and the record's other columns asked for.
+async fn load_settings(web_api: &WebApi, extra: &[&str]) -> Result<(Settings, Map<String, Value>), Failure> {
+    let rows = integration_rows(web_api, extra).await?;
+    let settings = settings(&rows).map_err(|e| Failure::new(Message::Settings(e), "settings"))?;
+    Ok((settings, rows.into_iter().next().unwrap_or_default()))
 }
 
 fn connection(settings: &Settings) -> Connection {
@@ -74,58 +140,11 @@ fn connection(settings: &Settings) -> Connection {
 }
 
 async fn test_connection(context: Context) -> Outcome {
-    let web_api = WebApi::of(&context.xrm)?;
-    let settings = load_settings(&web_api).await?;
-    let users = connection(&settings)
-        .call(&ListUsers)
-        .await
-        .map_err(|e| Failure::new(Message::Salesmanago(e.clone()), e.kind()))?;
+    let (settings, _) = load_settings(&context.web_api()?, &[]).await?;
+    let users = connection(&settings).call(&ListUsers).await?;
     let owner = settings.client.credentials.owner.clone();
     match verdict(&owner, &users) {
-        ConnectionVerdict::Ok => Ok(Message::ConnectionOk { owner }),
+        ConnectionVerdict::Ok => Ok(Message::ConnectionOk { owner }.into()),
         ConnectionVerdict::OwnerNotAUser => Err(Failure::new(Message::OwnerNotAUser { owner }, "owner")),
     }
-}
-
-async fn save_credentials(context: Context) -> Outcome {
-    let form = FormContext(context.primary_control);
-    let typed = context.form.unwrap_or_default();
-    if form.id()?.is_none() {
-        let web_api = WebApi::of(&context.xrm)?;
-        if !integration_rows(&web_api).await?.is_empty() {
-            return Err(Failure::new(Message::IntegrationExists, "integrationExists"));
-        }
-    }
-    let secret_stored = matches!(form.value(integration::API_SECRET)?, Value::String(s) if !s.trim().is_empty());
-    let store = check(&typed, secret_stored).map_err(|problems| Failure {
-        message: Message::FieldsInvalid,
-        kind: "invalid",
-        fields: problems
-            .into_iter()
-            .map(|(field, problem)| (field, Message::FieldInvalid { field, problem }))
-            .collect(),
-    })?;
-    for (field, value) in &store.0 {
-        form.set_value(field.column(), &Value::String(value.clone()))?;
-    }
-    form.save().await?;
-    Ok(Message::CredentialsSaved)
-}
-
-/// What the credential page shows of the stored credentials: never the secret, only whether
-/// one is stored.
-pub(crate) fn credentials_state(form: &FormContext) -> Result<Value, ClientApiError> {
-    let text = |column| -> Result<Value, ClientApiError> {
-        Ok(match form.value(column)? {
-            Value::String(s) => Value::String(s),
-            _ => Value::String(String::new()),
-        })
-    };
-    let secret_stored = matches!(form.value(integration::API_SECRET)?, Value::String(s) if !s.trim().is_empty());
-    let mut state = Map::new();
-    state.insert(Field::ClientId.id().into(), text(integration::CLIENT_ID)?);
-    state.insert(Field::Owner.id().into(), text(integration::OWNER)?);
-    state.insert(Field::Endpoint.id().into(), text(integration::ENDPOINT)?);
-    state.insert("secretStored".into(), Value::Bool(secret_stored));
-    Ok(Value::Object(state))
 }

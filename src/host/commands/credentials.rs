@@ -1,0 +1,50 @@
+//! The credential page: save what the admin typed into the form's hidden columns.
+
+use serde_json::{Map, Value};
+
+use crate::core::credentials::{check, Field};
+use crate::core::dataverse::schema::integration;
+use crate::core::i18n::Message;
+
+use super::super::dynamics::{ClientApiError, FormContext};
+use super::{integration_rows, Context, Failure, Outcome};
+
+pub(super) async fn save(context: Context) -> Outcome {
+    let form = FormContext(context.primary_control.clone());
+    let typed = context.form.clone().unwrap_or_default();
+    if form.id()?.is_none() && !integration_rows(&context.web_api()?, &[]).await?.is_empty() {
+        return Err(Failure::new(Message::IntegrationExists, "integrationExists"));
+    }
+    let secret_stored = matches!(form.value(integration::API_SECRET)?, Value::String(s) if !s.trim().is_empty());
+    let store = check(&typed, secret_stored).map_err(|problems| Failure {
+        message: Message::FieldsInvalid,
+        kind: "invalid",
+        fields: problems
+            .into_iter()
+            .map(|(field, problem)| (field, Message::FieldInvalid { field, problem }))
+            .collect(),
+    })?;
+    for (field, value) in &store.0 {
+        form.set_value(field.column(), &Value::String(value.clone()))?;
+    }
+    form.save().await?;
+    Ok(Message::CredentialsSaved.into())
+}
+
+/// What the credential page shows of the stored credentials: never the secret, only whether
+/// one is stored.
+pub(crate) fn credentials_state(form: &FormContext) -> Result<Value, ClientApiError> {
+    let text = |column| -> Result<Value, ClientApiError> {
+        Ok(match form.value(column)? {
+            Value::String(s) => Value::String(s),
+            _ => Value::String(String::new()),
+        })
+    };
+    let secret_stored = matches!(form.value(integration::API_SECRET)?, Value::String(s) if !s.trim().is_empty());
+    let mut state = Map::new();
+    state.insert(Field::ClientId.id().into(), text(integration::CLIENT_ID)?);
+    state.insert(Field::Owner.id().into(), text(integration::OWNER)?);
+    state.insert(Field::Endpoint.id().into(), text(integration::ENDPOINT)?);
+    state.insert("secretStored".into(), Value::Bool(secret_stored));
+    Ok(Value::Object(state))
+}
