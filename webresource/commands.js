@@ -107,21 +107,101 @@
    * Runs engine command `name` with the button's parameters (`primaryControl`, `selectedIds`,
    * `selectedControl`); resolves once the user has seen the outcome.
    */
-  function run(name, parameters) {
-    var context = { lcid: lcid(), xrm: xrm() };
+  function context(parameters) {
+    var out = { lcid: lcid(), xrm: xrm() };
     for (var key in parameters || {}) {
-      context[key] = parameters[key];
+      out[key] = parameters[key];
     }
+    return out;
+  }
+
+  /** Offers the file a job produced (the contacts that did not go), if the user wants it. */
+  function offerDownload(download) {
+    var navigation = xrm() && xrm().Navigation;
+    if (!download || !navigation) {
+      return Promise.resolve();
+    }
+    return navigation.openConfirmDialog({ text: download.prompt }).then(function (answer) {
+      if (!answer || !answer.confirmed) {
+        return;
+      }
+      var url = URL.createObjectURL(new Blob(["\ufeff" + download.text], { type: "text/csv;charset=utf-8" }));
+      var link = root.document.createElement("a");
+      link.href = url;
+      link.download = download.name;
+      root.document.body.appendChild(link);
+      link.click();
+      link.remove();
+      setTimeout(function () {
+        URL.revokeObjectURL(url);
+      }, 10000);
+    });
+  }
+
+  function run(name, parameters) {
     return loadEngine().then(
       function (engine) {
-        return engine.runCommand(name, context).then(showAlert, function (e) {
-          return showError(e && e.message ? e.message : String(e));
-        });
+        return engine.runCommand(name, context(parameters)).then(
+          function (result) {
+            return showAlert(result.message).then(function () {
+              if (result.closeForm && parameters && parameters.primaryControl) {
+                parameters.primaryControl.ui.close();
+              }
+              return offerDownload(result.download);
+            });
+          },
+          function (e) {
+            return showError(e && e.message ? e.message : String(e));
+          }
+        );
       },
       function (e) {
         return showError(engineFailure(e));
       }
     );
+  }
+
+  /** Runs engine command `name` without dialogs: the engine reports on the form itself. */
+  function runQuietly(name, parameters) {
+    return loadEngine()
+      .then(function (engine) {
+        return engine.runCommand(name, context(parameters));
+      })
+      .catch(function () {
+        // Reported by the engine as a form notification, or not worth a dialog.
+      });
+  }
+
+  // Contact forms whose save handlers are registered (once per form).
+  var registered = typeof WeakSet === "function" ? new WeakSet() : null;
+
+  /**
+   * Enable rule of the contact form's buttons, evaluated when the form's command bar shows:
+   * registers the save handlers once per form and starts the quiet check against SALESmanago.
+   * Returns true at once; the engine loads in the background.
+   */
+  function onFormReady(formContext) {
+    if (!formContext || !formContext.data || !registered || registered.has(formContext)) {
+      return true;
+    }
+    registered.add(formContext);
+    var changed = [];
+    formContext.data.entity.addOnSave(function () {
+      changed = formContext.getAttribute().filter(function (a) {
+        return a.getIsDirty();
+      }).map(function (a) {
+        return a.getName();
+      });
+    });
+    formContext.data.entity.addOnPostSave(function (event) {
+      var args = event.getEventArgs();
+      if (args && typeof args.getIsSaveSuccess === "function" && !args.getIsSaveSuccess()) {
+        return;
+      }
+      return runQuietly("contact.saved", { primaryControl: formContext, changed: changed });
+    });
+    runQuietly("contact.opened", { primaryControl: formContext });
+    return true;
   }
 
   /** A form button running engine command `name` (CrmParameter PrimaryControl). */
@@ -149,10 +229,11 @@
       send: formCommand("contact.send"),
       /** Contact grid: "Export to SALESmanago" (SelectedControlSelectedItemIds, SelectedControl). */
       exportSelected: gridCommand("contact.exportSelected"),
-      /** Enable rule of the contact form's buttons: the form is ready for them. Cheap; no engine. */
-      onFormReady: function () {
-        return true;
-      }
+      /** Contact form and grid "Delete" (overrides the system command): SALESmanago, then Dynamics. */
+      delete: formCommand("contact.delete"),
+      deleteSelected: gridCommand("contact.delete"),
+      /** Enable rule of the contact form's buttons (CrmParameter PrimaryControl). */
+      onFormReady: onFormReady
     }),
     Integration: Object.freeze({
       /** Integration form OnLoad: hands Xrm and the formContext to the credential page. */
