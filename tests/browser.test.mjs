@@ -13,6 +13,7 @@ const HOST = `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>
   window.dialogs = [];
   window.Xrm = {
     Utility: { getGlobalContext: () => ({ userSettings: { languageId: 1045 }, getClientUrl: () => location.origin }) },
+    WebApi: { retrieveMultipleRecords: () => Promise.resolve({ entities: [] }) },
     Navigation: {
       openAlertDialog: (o) => { dialogs.push(["alert", o.text]); return Promise.resolve({}); },
       openErrorDialog: (o) => { dialogs.push(["error", o.message]); return Promise.resolve({}); },
@@ -81,8 +82,8 @@ test("a ribbon command loads engine.js beside commands.js once and shows the eng
   await page.waitForFunction(() => window.dialogs.length === 2, null, { timeout: 10_000 });
   const dialogs = await page.evaluate(() => window.dialogs);
   for (const [kind, text] of dialogs) {
-    assert.equal(kind, "alert", text);
-    assert.match(text, /Eksportuj wszystkie kontakty/);
+    assert.equal(kind, "error", text);
+    assert.match(text, /Nie ma jeszcze rekordu integracji z SALESmanago/);
   }
   const engineLoads = server.requests.filter((r) => r.startsWith("/WebResources/new_/salesmanago/engine.js"));
   assert.deepEqual(engineLoads.slice(-1), [`/WebResources/new_/salesmanago/engine.js?ver=${version()}`]);

@@ -31,14 +31,14 @@ function commandsWith(engine) {
 }
 
 /** An engine that records its calls and answers with `answer(name, context)`. */
-function recordingEngine(answer = () => Promise.resolve("done")) {
+function recordingEngine(answer = () => Promise.resolve({ message: "done" })) {
   const calls = [];
   return { calls, runCommand: (name, context) => (calls.push({ name, context }), answer(name, context)) };
 }
 
 test("a form button hands the engine its formContext, Xrm and the user's language, and shows the answer", async () => {
   setLanguage(1045);
-  const engine = recordingEngine(() => Promise.resolve("Gotowe."));
+  const engine = recordingEngine(() => Promise.resolve({ message: "Gotowe." }));
   const SalesManago = commandsWith(engine);
   const formContext = XrmMockGenerator.getFormContext();
   await SalesManago.Contact.fetch(formContext);

@@ -18,6 +18,10 @@ function dynamicsWindow({ languageId = 1033, engineLoads = true } = {}) {
       Utility: {
         getGlobalContext: () => ({ userSettings: { languageId }, getClientUrl: () => "https://contoso.crm4.dynamics.com" }),
       },
+      WebApi: {
+        // An org where the solution is imported but no integration record exists yet.
+        retrieveMultipleRecords: () => Promise.resolve({ entities: [] }),
+      },
       Navigation: {
         openAlertDialog: (options) => (seen.alerts.push(options.text), Promise.resolve({})),
         openErrorDialog: (options) => (seen.errors.push(options.message), Promise.resolve({})),
@@ -93,14 +97,13 @@ test("commands load the engine on first use, once, and show its answer in the us
   const { context, seen } = dynamicsWindow({ languageId: 1045 });
   load(context, commandsJs, "commands.js");
   assert.equal(context.SalesManagoEngine, undefined, "engine.js must not load before a command runs");
-  await Promise.all([context.SalesManago.Integration.pullChanges({}), context.SalesManago.Contact.fetch({})]);
+  await Promise.all([context.SalesManago.Integration.pullChanges({}), context.SalesManago.Integration.testConnection({})]);
   assert.deepEqual(seen.scripts, [
     `https://contoso.crm4.dynamics.com/WebResources/new_/salesmanago/engine.js?ver=${version()}`,
   ]);
-  assert.equal(seen.errors.length, 0, seen.errors.join("\n"));
-  assert.equal(seen.alerts.length, 2);
-  assert.match(seen.alerts[0], /Pobierz zmiany/);
-  assert.match(seen.alerts[1], /Pobierz z SALESmanago/);
+  assert.equal(seen.alerts.length, 0, seen.alerts.join("\n"));
+  assert.equal(seen.errors.length, 2);
+  for (const error of seen.errors) assert.match(error, /Nie ma jeszcze rekordu integracji z SALESmanago/);
 });
 
 test("an engine that cannot load is reported, and the next click tries again", async () => {

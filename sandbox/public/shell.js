@@ -288,7 +288,7 @@ async function gridPage(solution, tables, xrm) {
       element("span", {}, `${t("page")} ${pageIndex + 1}`),
       element("button", { type: "button", disabled: !nextLink, onclick: () => { pages[pageIndex + 1] = nextLink; pageIndex++; load(); } }, `${t("next")} ›`),
     );
-    main.replaceChildren(element("h1", {}, t("contacts")), element("table", { class: "grid", "aria-label": t("contacts") }, element("thead", {}, head), element("tbody", {}, body)), pager);
+    main.replaceChildren(element("h1", {}, t("contacts")), element("table", { class: "grid", "aria-label": t("contacts"), "data-page": pageIndex + 1 }, element("thead", {}, head), element("tbody", {}, body)), pager);
   }
 
   await showCommandBar(solution, "contact", "grid", parameters, state, system);

@@ -49,8 +49,10 @@ export function button(page, id) {
 
 /** Waits for the next dialog, returns `{kind, title, text}` and closes it with its first button. */
 export async function takeDialog(page, { timeout = 20_000 } = {}) {
-  const dialog = page.locator("#dialogs .dialog").first();
-  await dialog.waitFor({ timeout });
+  const first = page.locator("#dialogs .dialog").first();
+  await first.waitFor({ timeout });
+  // Pin this dialog: the next one may open as soon as this one closes.
+  const dialog = page.locator(`#dialogs .dialog[aria-labelledby="${await first.getAttribute("aria-labelledby")}"]`);
   const seen = {
     kind: await dialog.getAttribute("data-kind"),
     title: await dialog.locator("h2").innerText(),
@@ -59,6 +61,19 @@ export async function takeDialog(page, { timeout = 20_000 } = {}) {
   await dialog.locator(".buttons button").first().click();
   await dialog.waitFor({ state: "detached" });
   return seen;
+}
+
+/** Pages through the contact grid until the row of contact `id` shows; returns its checkbox. */
+export async function gridRow(page, id) {
+  const box = page.locator(`tr[data-id="${id}"] input[type=checkbox]`);
+  for (let n = 1; n <= 20; n++) {
+    await page.locator(`table.grid[data-page="${n}"]`).waitFor();
+    if (await box.count()) return box;
+    const next = page.locator("nav.pager button").last();
+    if (await next.isDisabled()) break;
+    await next.click();
+  }
+  throw new Error(`contact ${id} is on no page of the grid`);
 }
 
 /** The credential page inside the integration form. */
@@ -90,4 +105,24 @@ export function unlabelled() {
     (e.tagName === "BUTTON" ? e.textContent.trim() : "") ||
     (e.tagName === "IFRAME" ? e.title.trim() : "");
   return [...document.querySelectorAll("input, select, textarea, button, iframe")].filter((e) => !e.hidden && !named(e)).map((e) => e.outerHTML.slice(0, 120));
+}
+
+/** Stores the simulator's credentials on the integration record, as an admin would have. */
+export function configure(world, extra = {}) {
+  const [record] = world.sandbox.dataverse.rows("new_salesmanagointegration");
+  const { clientId, apiSecret, owner, endpoint } = world.credentials;
+  world.sandbox.dataverse.seed("new_salesmanagointegration", [
+    { ...record, new_clientid: clientId, new_apisecret: apiSecret, new_owner: owner, new_endpoint: endpoint, ...extra },
+  ]);
+}
+
+/** Polls `check` (sync or async) until it returns a truthy value; fails after `timeout` ms. */
+export async function until(check, { timeout = 15_000, what = "the condition" } = {}) {
+  const end = Date.now() + timeout;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }

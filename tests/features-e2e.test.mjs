@@ -1,0 +1,294 @@
+// The integration's features, end to end in the sandbox: each through its button or event, as
+// a user would, checked in Dataverse's data and in SALESmanago's (the simulator).
+import { after, before, beforeEach, test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { button, configure, gridRow, open, startSandboxWorld, takeDialog, until } from "./support/sandbox.mjs";
+
+let world;
+const rows = () => world.sandbox.dataverse.rows("contact");
+const row = (id) => rows().find((r) => r.contactid === id);
+const inSalesmanago = (email) => world.sim.contacts().find((c) => c.email === email?.trim().toLowerCase());
+const validEmail = (r) => typeof r.emailaddress1 === "string" && /^[a-z]+\.[a-z]+\d+@example\.com$/.test(r.emailaddress1);
+/** An e-mail SALESmanago accepts once trimmed and lower-cased (the demo data's upper-case ones too). */
+const sendable = (r) => typeof r.emailaddress1 === "string" && /^[a-z]+\.[a-z]+\d+@example\.com$/.test(r.emailaddress1.trim().toLowerCase());
+const SYNCED = 100000000;
+
+before(async () => {
+  world = await startSandboxWorld({ contacts: 120 });
+  configure(world);
+});
+
+after(async () => {
+  await world?.close();
+});
+
+beforeEach(() => {
+  world.sim.setFaults({});
+  world.sandbox.dataverse.setFaults({});
+});
+
+/** A contact with a valid e-mail that SALESmanago does not hold. */
+function notInSalesmanago(skip = 0) {
+  return rows().filter((r) => validEmail(r) && !inSalesmanago(r.emailaddress1))[skip];
+}
+
+/** A contact SALESmanago holds with a different phone (the demo data's "differs" group). */
+function differing(skip = 0) {
+  return rows().filter((r) => validEmail(r) && inSalesmanago(r.emailaddress1)?.phone === "+48 600 000 000" && r.mobilephone !== "+48 600 000 000")[skip];
+}
+
+test("Send to SALESmanago creates the contact there and records its id, time and status", async () => {
+  const contact = notInSalesmanago(0);
+  await open(world, `/contacts/${contact.contactid}`);
+  await button(world.page, "new.contact.Send.Button").click();
+  const dialog = await takeDialog(world.page);
+  assert.equal(dialog.kind, "alert", dialog.text);
+  assert.match(dialog.text, /^Sent to SALESmanago\./);
+  const held = inSalesmanago(contact.emailaddress1);
+  assert.ok(held, "SALESmanago holds it");
+  assert.equal(held.name, `${contact.firstname} ${contact.lastname}`);
+  assert.equal(held.address.city, contact.address1_city);
+  const after = row(contact.contactid);
+  assert.equal(after.new_salesmanagoid, held.id);
+  assert.equal(after.new_salesmanagosyncstatus, SYNCED);
+  assert.ok(Date.now() - Date.parse(after.new_salesmanagosyncedon) < 60_000, after.new_salesmanagosyncedon);
+  assert.equal(await world.page.locator("#field-new_salesmanagoid").inputValue(), held.id, "the form shows the new id");
+});
+
+test("Send for a contact without an e-mail says why, sends nothing and records it as skipped", async () => {
+  const contact = rows().find((r) => !r.emailaddress1);
+  const calls = world.sim.stats().total;
+  await open(world, `/contacts/${contact.contactid}`);
+  await button(world.page, "new.contact.Send.Button").click();
+  const dialog = await takeDialog(world.page);
+  assert.equal(dialog.kind, "error");
+  assert.match(dialog.text, /no e-mail address/);
+  assert.equal(world.sim.stats().total, calls, "nothing was sent");
+  assert.equal(row(contact.contactid).new_salesmanagosyncstatus, 100000002);
+  assert.match(row(contact.contactid).new_salesmanagolasterror, /no e-mail address/);
+});
+
+test("a contact form says when SALESmanago holds different data, and Fetch fills the form unsaved", async () => {
+  const contact = differing(0);
+  await open(world, `/contacts/${contact.contactid}`);
+  const notice = world.page.locator('#form-notifications [data-id="salesmanago.differs"]');
+  await notice.waitFor({ timeout: 15_000 });
+  assert.match(await notice.innerText(), /SALESmanago holds different data for this contact \(\d+ fields\)/);
+  assert.equal(row(contact.contactid).mobilephone, contact.mobilephone, "nothing changed unasked");
+
+  await button(world.page, "new.contact.Fetch.Button").click();
+  const dialog = await takeDialog(world.page);
+  assert.match(dialog.text, /fields were filled in from SALESmanago/);
+  assert.equal(await world.page.locator("#field-mobilephone").inputValue(), "+48 600 000 000");
+  assert.equal(await world.page.locator("#field-address1_line1").inputValue(), "ul. Nowa 1");
+  assert.match(await world.page.locator(".dirty").innerText(), /Unsaved/);
+  assert.equal(row(contact.contactid).mobilephone, contact.mobilephone, "the user reviews and saves");
+});
+
+test("Fetch for a contact SALESmanago does not hold says so", async () => {
+  const contact = notInSalesmanago(1);
+  await open(world, `/contacts/${contact.contactid}`, 1045);
+  await button(world.page, "new.contact.Fetch.Button").click();
+  const dialog = await takeDialog(world.page);
+  assert.match(dialog.text, new RegExp(`W SALESmanago nie ma kontaktu z adresem ${contact.emailaddress1.replace(/\./g, "\\.")}`));
+});
+
+test("saving a changed contact sends it; a failure keeps the save and shows on the form", async () => {
+  const contact = notInSalesmanago(2);
+  await open(world, `/contacts/${contact.contactid}`);
+  await world.page.locator("#field-address1_city").fill("Sopot");
+  await world.page.locator("#field-address1_city").dispatchEvent("change");
+  await button(world.page, "Mscrm.SavePrimary").click();
+  await until(() => inSalesmanago(contact.emailaddress1)?.address.city === "Sopot", { what: "the save to reach SALESmanago" });
+  await until(() => row(contact.contactid).new_salesmanagosyncstatus === SYNCED, { what: "the status" });
+
+  world.sim.setFaults({ serverError: { every: 1, status: 503, count: 100 } });
+  await world.page.locator("#field-address1_city").fill("Hel");
+  await world.page.locator("#field-address1_city").dispatchEvent("change");
+  await button(world.page, "Mscrm.SavePrimary").click();
+  const notice = world.page.locator('#form-notifications [data-id="salesmanago.sync"][data-level="ERROR"]');
+  await notice.waitFor({ timeout: 30_000 });
+  assert.match(await notice.innerText(), /Saved in Dynamics, but not sent to SALESmanago: .*503/);
+  assert.equal(row(contact.contactid).address1_city, "Hel", "the save stands");
+  assert.equal(row(contact.contactid).new_salesmanagosyncstatus, 100000001);
+  assert.equal(inSalesmanago(contact.emailaddress1).address.city, "Sopot");
+});
+
+test("saving without a synchronised change sends nothing", async () => {
+  const contact = notInSalesmanago(3);
+  await open(world, `/contacts/${contact.contactid}`);
+  const calls = world.sim.stats().calls["contact/upsert"] ?? 0;
+  await button(world.page, "Mscrm.SavePrimary").click();
+  await world.page.waitForFunction(() => window.__sandbox.log.some((e) => e.kind === "saved"));
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  assert.equal(world.sim.stats().calls["contact/upsert"] ?? 0, calls);
+});
+
+test("Delete on the form deletes in SALESmanago, then in Dynamics; a SALESmanago failure keeps both", async () => {
+  const keep = differing(1);
+  await open(world, `/contacts/${keep.contactid}`);
+  world.sim.setFaults({ serverError: { every: 1, status: 500, count: 100 } });
+  await button(world.page, "Mscrm.DeletePrimaryRecord").click();
+  const confirm = await takeDialog(world.page);
+  assert.equal(confirm.kind, "confirm");
+  assert.match(confirm.text, /Delete 1 contact\(s\) in Dynamics and in SALESmanago/);
+  const failed = await takeDialog(world.page, { timeout: 30_000 });
+  assert.equal(failed.kind, "error");
+  assert.match(failed.text, /were not deleted anywhere; try again/);
+  assert.ok(row(keep.contactid), "still in Dynamics");
+  assert.ok(inSalesmanago(keep.emailaddress1), "still in SALESmanago");
+
+  world.sim.setFaults({});
+  await button(world.page, "Mscrm.DeletePrimaryRecord").click();
+  await takeDialog(world.page);
+  const done = await takeDialog(world.page);
+  assert.match(done.text, /1 contact\(s\) deleted in Dynamics and deleted in SALESmanago/);
+  assert.equal(row(keep.contactid), undefined);
+  assert.equal(inSalesmanago(keep.emailaddress1), undefined);
+});
+
+test("Delete in the grid, with “only opt out” set, opts the contacts out in SALESmanago", async () => {
+  configure(world, { new_optoutondelete: true });
+  try {
+    const contact = rows().find((r) => validEmail(r) && inSalesmanago(r.emailaddress1) && !inSalesmanago(r.emailaddress1).optedOut);
+    await open(world, "/contacts");
+    await (await gridRow(world.page, contact.contactid)).check();
+    await button(world.page, "Mscrm.DeleteSelectedRecord").click();
+    assert.match((await takeDialog(world.page)).text, /opt them out of newsletters and SMS/);
+    assert.match((await takeDialog(world.page)).text, /1 contact\(s\) deleted in Dynamics and opted out in SALESmanago/);
+    assert.equal(row(contact.contactid), undefined);
+    const held = inSalesmanago(contact.emailaddress1);
+    assert.equal(held.optedOut, true);
+    assert.equal(held.optedOutPhone, true);
+  } finally {
+    configure(world, { new_optoutondelete: false });
+  }
+});
+
+test("Export to SALESmanago sends the selected rows and lists the ones that did not go", async () => {
+  const invalid = rows().find((r) => r.emailaddress1 && r.emailaddress1.endsWith("@"));
+  const fresh = [notInSalesmanago(4), notInSalesmanago(5)];
+  await open(world, "/contacts", 1045);
+  for (const contact of [invalid, ...fresh]) {
+    await (await gridRow(world.page, contact.contactid)).check();
+    // Selection is per page, as in Dynamics: export each page's selection.
+    await button(world.page, "new.contact.ExportSelected.Button").click();
+    const summary = await takeDialog(world.page);
+    assert.match(summary.text, /Eksportuj do SALESmanago: zakończono\. Kontakty: 1\./, summary.text);
+    if (contact === invalid) {
+      assert.match(summary.text, /pominięto: 1/);
+      const download = world.page.waitForEvent("download");
+      const prompt = await takeDialog(world.page);
+      assert.match(prompt.text, /Pobrać listę 1 kontaktów/);
+      const csv = readFileSync(await (await download).path(), "utf8");
+      assert.match(csv, /^\ufeffIdentyfikator kontaktu,E-mail,Nazwa,Wynik,Powód\r\n/);
+      assert.ok(csv.includes(invalid.contactid) && csv.includes("pominięty"), csv);
+    } else {
+      assert.match(summary.text, /Wysłano: 1/);
+      assert.ok(inSalesmanago(contact.emailaddress1));
+    }
+    await open(world, "/contacts", 1045);
+  }
+});
+
+test("Export all sends every contact; the counts add up; a second run writes nothing to contacts", async () => {
+  await open(world, "/integration");
+  await button(world.page, "new.integration.ExportAll.Button").click();
+  const summary = await takeDialog(world.page, { timeout: 60_000 });
+  const [, total, sent, skipped, failed] = summary.text.match(/finished: (\d+) contacts\. (\d+) sent, (\d+) skipped, (\d+) failed\./).map(Number);
+  assert.equal(total, rows().length);
+  assert.equal(sent + skipped + failed, total);
+  assert.equal(failed, 0);
+  assert.equal(skipped, rows().filter((r) => !sendable(r)).length);
+  for (const r of rows().filter(sendable)) assert.ok(inSalesmanago(r.emailaddress1), r.emailaddress1);
+  await takeDialog(world.page); // the download prompt, declined below by taking its first button
+  const record = world.sandbox.dataverse.rows("new_salesmanagointegration")[0];
+  assert.equal(record.new_exportcheckpoint ?? null, null);
+  assert.match(record.new_exportlastresult, /finished/);
+
+  world.sandbox.dataverse.resetStats();
+  await button(world.page, "new.integration.ExportAll.Button").click();
+  assert.match((await takeDialog(world.page, { timeout: 60_000 })).text, new RegExp(`finished: ${total} contacts\\. ${sent} sent`));
+  await takeDialog(world.page);
+  // One checkpoint and one summary on the integration record; no contact written again.
+  assert.equal(world.sandbox.dataverse.stats().byMethod.PATCH, 2);
+});
+
+test("Export all resumes from its checkpoint after the tab was closed", async () => {
+  const ordered = rows().map((r) => r.contactid).sort();
+  const after = ordered[99];
+  configure(world, { new_exportcheckpoint: JSON.stringify({ after, total: 100, done: 90, skipped: 10, failed: 0 }) });
+  const before = world.sim.stats().calls["contact/batchupsert"] ?? 0;
+  await open(world, "/integration");
+  await button(world.page, "new.integration.ExportAll.Button").click();
+  const summary = await takeDialog(world.page, { timeout: 60_000 });
+  const [, total, sent, skipped, failed] = summary.text.match(/finished: (\d+) contacts\. (\d+) sent, (\d+) skipped, (\d+) failed/).map(Number);
+  const rest = rows().filter((r) => r.contactid > after);
+  assert.equal(total, 100 + rest.length);
+  assert.equal(sent, 90 + rest.filter(sendable).length);
+  assert.equal(skipped, 10 + rest.filter((r) => !sendable(r)).length);
+  assert.equal(failed, 0);
+  assert.equal(world.sim.stats().calls["contact/batchupsert"], before + 1, "only the rest was sent, in one batch");
+  const logged = await world.page.evaluate(() => window.__sandbox.log.filter((e) => e.kind === "progress").map((e) => e.text));
+  assert.ok(logged.some((t) => /Continuing the interrupted export: 90 contacts/.test(t)), logged.join("\n"));
+  if (rest.some((r) => !sendable(r))) await takeDialog(world.page);
+});
+
+test("Pull consents updates only contacts that differ, and an older opt-in never overrides an opt-out", async () => {
+  const [a, b] = rows().filter((r) => validEmail(r) && inSalesmanago(r.emailaddress1));
+  const now = Date.now();
+  world.sandbox.dataverse.seed("contact", rows().map((r) => (r.contactid === b.contactid ? { ...r, donotbulkemail: true, modifiedon: new Date(now).toISOString() } : r)));
+  world.sim.seed([
+    { ...inSalesmanago(a.emailaddress1), optedOut: true, consents: [{ consentName: "MARKETING", consentAccept: false }], modifiedOn: now + 1000 },
+    { ...inSalesmanago(b.emailaddress1), optedOut: false, modifiedOn: now - 86_400_000 },
+  ]);
+  await open(world, "/integration");
+  await button(world.page, "new.integration.PullConsents.Button").click();
+  const summary = await takeDialog(world.page, { timeout: 60_000 });
+  const [, total, updated, same, missing, skipped, failed] = summary.text
+    .match(/(\d+) contacts checked\. (\d+) updated, (\d+) already the same, (\d+) not in SALESmanago, (\d+) skipped \(no valid e-mail\), (\d+) failed/)
+    .map(Number);
+  assert.equal(total, rows().filter((r) => r.emailaddress1).length);
+  assert.equal(updated + same + missing + skipped + failed, total);
+  assert.ok(updated >= 1);
+  assert.equal(row(a.contactid).donotbulkemail, true);
+  assert.equal(row(a.contactid).new_consent_marketing, false);
+  assert.equal(row(b.contactid).donotbulkemail, true, "the Dynamics opt-out stays");
+  if (skipped + failed > 0) assert.match((await takeDialog(world.page)).text, /Download the list/);
+});
+
+test("Pull changes updates the matched contacts, creates none, and stores the watermark", async () => {
+  const target = rows().find((r) => validEmail(r) && inSalesmanago(r.emailaddress1));
+  const count = rows().length;
+  world.sim.seed([
+    { ...inSalesmanago(target.emailaddress1), address: { city: "Zakopane" }, modifiedOn: Date.now() },
+    { email: "brand.new.in.salesmanago@example.com", name: "Only There", modifiedOn: Date.now() },
+  ]);
+  await open(world, "/integration");
+  await button(world.page, "new.integration.PullChanges.Button").click();
+  const summary = await takeDialog(world.page, { timeout: 60_000 });
+  const [, total, updated, , missing, failed] = summary.text
+    .match(/(\d+) contacts changed in SALESmanago\. (\d+) updated in Dynamics, (\d+) already the same, (\d+) not in Dynamics.*, (\d+) failed/)
+    .map(Number);
+  assert.ok(total >= 2 && updated >= 1 && missing >= 1 && failed === 0, summary.text);
+  assert.equal(row(target.contactid).address1_city, "Zakopane");
+  assert.equal(rows().length, count, "no contact created");
+  const record = world.sandbox.dataverse.rows("new_salesmanagointegration")[0];
+  assert.ok(Number(record.new_changeswatermark) > Date.now() - 120_000, record.new_changeswatermark);
+
+  await button(world.page, "new.integration.PullChanges.Button").click();
+  assert.match((await takeDialog(world.page, { timeout: 60_000 })).text, /finished: 0 contacts changed/);
+});
+
+test("a consent column an admin adds is synchronised without any change to the solution", async () => {
+  world.sandbox.dataverse.addColumn("contact", { logicalName: "new_consent_profiling", type: "Boolean", label: { 1033: "Profiling consent", 1045: "Zgoda na profilowanie" } });
+  const contact = rows().find(sendable);
+  world.sandbox.dataverse.seed("contact", rows().map((r) => (r.contactid === contact.contactid ? { ...r, new_consent_profiling: true } : r)));
+  await open(world, `/contacts/${contact.contactid}`);
+  assert.equal(await world.page.locator("#field-new_consent_profiling").count(), 1);
+  await button(world.page, "new.contact.Send.Button").click();
+  await takeDialog(world.page);
+  const consents = inSalesmanago(contact.emailaddress1).consents;
+  assert.ok(consents.some((c) => c.consentName === "PROFILING" && c.consentAccept === true), JSON.stringify(consents));
+});
