@@ -18,7 +18,7 @@ export const root = join(here, "..");
 const PUBLIC = join(here, "public");
 const TYPES = { ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".html": "text/html; charset=utf-8", ".svg": "image/svg+xml", ".xml": "application/xml; charset=utf-8" };
 const WEBRESOURCE_TYPES = { 1: TYPES[".html"], 2: TYPES[".css"], 3: TYPES[".js"], 4: TYPES[".xml"], 11: TYPES[".svg"] };
-const PAGES = /^\/(contacts(\/[0-9a-fA-F-]{36}|\/new)?|integration)\/?$/;
+const PAGES = /^\/(contacts(\/[0-9a-fA-F-]{36}|\/new)?|integration(\/new)?)\/?$/;
 
 /** The built unmanaged solution: customizations.xml text, parsed solution, and zip entries. */
 export function loadBuiltSolution(dist = join(root, "dist")) {

@@ -2,10 +2,13 @@
 // a user would, checked in Dataverse's data and in SALESmanago's (the simulator).
 import { after, before, beforeEach, test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { root } from "./support/package.mjs";
 import { button, configure, gridRow, open, startSandboxWorld, takeDialog, until } from "./support/sandbox.mjs";
 
 let world;
+const SCREENSHOTS = join(root, "target", "screenshots");
 const rows = () => world.sandbox.dataverse.rows("contact");
 const row = (id) => rows().find((r) => r.contactid === id);
 const inSalesmanago = (email) => world.sim.contacts().find((c) => c.email === email?.trim().toLowerCase());
@@ -17,6 +20,7 @@ const SYNCED = 100000000;
 before(async () => {
   world = await startSandboxWorld({ contacts: 120 });
   configure(world);
+  mkdirSync(SCREENSHOTS, { recursive: true });
 });
 
 after(async () => {
@@ -75,6 +79,7 @@ test("a contact form says when SALESmanago holds different data, and Fetch fills
   const notice = world.page.locator('#form-notifications [data-id="salesmanago.differs"]');
   await notice.waitFor({ timeout: 15_000 });
   assert.match(await notice.innerText(), /SALESmanago holds different data for this contact \(\d+ fields\)/);
+  await world.page.screenshot({ path: join(SCREENSHOTS, "contact-differs.png") });
   assert.equal(row(contact.contactid).mobilephone, contact.mobilephone, "nothing changed unasked");
 
   await button(world.page, "new.contact.Fetch.Button").click();
@@ -83,6 +88,7 @@ test("a contact form says when SALESmanago holds different data, and Fetch fills
   assert.equal(await world.page.locator("#field-mobilephone").inputValue(), "+48 600 000 000");
   assert.equal(await world.page.locator("#field-address1_line1").inputValue(), "ul. Nowa 1");
   assert.match(await world.page.locator(".dirty").innerText(), /Unsaved/);
+  await world.page.screenshot({ path: join(SCREENSHOTS, "contact-fetched.png") });
   assert.equal(row(contact.contactid).mobilephone, contact.mobilephone, "the user reviews and saves");
 });
 
@@ -195,7 +201,7 @@ test("Export to SALESmanago sends the selected rows and lists the ones that did 
 test("Export all sends every contact; the counts add up; a second run writes nothing to contacts", async () => {
   await open(world, "/integration");
   await button(world.page, "new.integration.ExportAll.Button").click();
-  const summary = await takeDialog(world.page, { timeout: 60_000 });
+  const summary = await takeDialog(world.page, { timeout: 60_000, screenshot: join(SCREENSHOTS, "export-all-summary.png") });
   const [, total, sent, skipped, failed] = summary.text.match(/finished: (\d+) contacts\. (\d+) sent, (\d+) skipped, (\d+) failed\./).map(Number);
   assert.equal(total, rows().length);
   assert.equal(sent + skipped + failed, total);
@@ -291,4 +297,32 @@ test("a consent column an admin adds is synchronised without any change to the s
   await takeDialog(world.page);
   const consents = inSalesmanago(contact.emailaddress1).consents;
   assert.ok(consents.some((c) => c.consentName === "PROFILING" && c.consentAccept === true), JSON.stringify(consents));
+});
+
+test("a second integration record is refused with a clear message", async () => {
+  await open(world, "/integration/new");
+  const notice = world.page.locator('#form-notifications [data-id="salesmanago.single"]');
+  await notice.waitFor({ timeout: 15_000 });
+  assert.match(await notice.innerText(), /already exists, and there can be only one/);
+  await world.page.locator("#field-new_name").fill("Second");
+  await world.page.locator("#field-new_name").dispatchEvent("change");
+  await button(world.page, "Mscrm.SavePrimary").click();
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  assert.equal(world.sandbox.dataverse.rows("new_salesmanagointegration").length, 1);
+});
+
+test("an export never forces an opt-in that Dynamics does not hold", async () => {
+  const contact = rows().find((r) => sendable(r) && inSalesmanago(r.emailaddress1) && r.donotbulkemail === false);
+  world.sim.seed([{ ...inSalesmanago(contact.emailaddress1), optedOut: true }]);
+  await open(world, `/contacts/${contact.contactid}`);
+  await button(world.page, "new.contact.Send.Button").click();
+  assert.match((await takeDialog(world.page)).text, /Sent to SALESmanago/);
+  assert.equal(inSalesmanago(contact.emailaddress1).optedOut, true, "still opted out in SALESmanago");
+
+  // A deliberate opt-in (the user allows bulk e-mail and saves) is passed on.
+  world.sandbox.dataverse.seed("contact", rows().map((r) => (r.contactid === contact.contactid ? { ...r, donotbulkemail: true } : r)));
+  await open(world, `/contacts/${contact.contactid}`);
+  await world.page.locator("#field-donotbulkemail").selectOption("false");
+  await button(world.page, "Mscrm.SavePrimary").click();
+  await until(() => inSalesmanago(contact.emailaddress1).optedOut === false, { what: "the opt-in to reach SALESmanago" });
 });

@@ -239,6 +239,22 @@
       /** Integration form OnLoad: hands Xrm and the formContext to the credential page. */
       onLoad: function (executionContext) {
         var formContext = executionContext.getFormContext();
+        if (formContext.ui && formContext.ui.getFormType && formContext.ui.getFormType() === 1) {
+          // There is one integration record: a new one is refused while another exists.
+          var refused = false;
+          formContext.data.entity.addOnSave(function (event) {
+            if (refused) {
+              event.getEventArgs().preventDefault();
+            }
+          });
+          loadEngine()
+            .then(function (engine) {
+              return engine.runCommand("integration.opened", context({ primaryControl: formContext }));
+            })
+            .catch(function (e) {
+              refused = !!(e && e.kind === "integrationExists");
+            });
+        }
         var control = formContext.getControl("WebResource_credentials");
         if (!control) {
           return Promise.resolve();

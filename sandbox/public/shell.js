@@ -513,7 +513,7 @@ async function formPage(solution, tables, xrm, entityName, id) {
 }
 
 function navigate(entityName, id) {
-  if (entityName === INTEGRATION) window.location.assign("/integration" + window.location.search);
+  if (entityName === INTEGRATION) window.location.assign((id === null ? "/integration/new" : "/integration") + window.location.search);
   else if (id === undefined) window.location.assign("/contacts" + window.location.search);
   else window.location.assign(`/contacts/${id ? String(id).replace(/[{}]/g, "").toLowerCase() : "new"}${window.location.search}`);
 }
@@ -547,6 +547,9 @@ async function main() {
     $("nav-contacts").setAttribute("aria-current", "page");
     const id = route.slice("/contacts/".length);
     await formPage(solution, tables, xrm, "contact", id === "new" ? null : id);
+  } else if (route === "/integration/new") {
+    $("nav-integration").setAttribute("aria-current", "page");
+    await formPage(solution, tables, xrm, INTEGRATION, null);
   } else if (route === "/integration") {
     $("nav-integration").setAttribute("aria-current", "page");
     const existing = await xrm.WebApi.retrieveMultipleRecords(INTEGRATION, "?$select=new_salesmanagointegrationid&$orderby=createdon asc&$top=1");

@@ -25,11 +25,13 @@ pub enum Command {
     ContactSaved,
     /// Contact form or grid "Delete": delete in SALESmanago (or opt out), then in Dynamics.
     DeleteContacts,
+    /// Integration form opened: a new record is refused while one exists.
+    IntegrationOpened,
 }
 
 impl Command {
     /// Every command.
-    pub const ALL: [Command; 11] = [
+    pub const ALL: [Command; 12] = [
         Command::FetchContact,
         Command::SendContact,
         Command::ExportSelected,
@@ -41,6 +43,7 @@ impl Command {
         Command::ContactOpened,
         Command::ContactSaved,
         Command::DeleteContacts,
+        Command::IntegrationOpened,
     ];
 
     /// The name `commands.js` passes to the engine.
@@ -57,6 +60,7 @@ impl Command {
             Command::ContactOpened => "contact.opened",
             Command::ContactSaved => "contact.saved",
             Command::DeleteContacts => "contact.delete",
+            Command::IntegrationOpened => "integration.opened",
         }
     }
 

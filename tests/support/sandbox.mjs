@@ -48,7 +48,7 @@ export function button(page, id) {
 }
 
 /** Waits for the next dialog, returns `{kind, title, text}` and closes it with its first button. */
-export async function takeDialog(page, { timeout = 20_000 } = {}) {
+export async function takeDialog(page, { timeout = 20_000, screenshot = null } = {}) {
   const first = page.locator("#dialogs .dialog").first();
   await first.waitFor({ timeout });
   // Pin this dialog: the next one may open as soon as this one closes.
@@ -58,6 +58,7 @@ export async function takeDialog(page, { timeout = 20_000 } = {}) {
     title: await dialog.locator("h2").innerText(),
     text: await dialog.locator(".text").innerText(),
   };
+  if (screenshot) await page.screenshot({ path: screenshot });
   await dialog.locator(".buttons button").first().click();
   await dialog.waitFor({ state: "detached" });
   return seen;

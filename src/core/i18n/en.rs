@@ -97,6 +97,7 @@ fn command_label(command: Command) -> &'static str {
         Command::ContactOpened => "Check SALESmanago",
         Command::ContactSaved => "Sync on save",
         Command::DeleteContacts => "Delete",
+        Command::IntegrationOpened => "Check the integration record",
     }
 }
 

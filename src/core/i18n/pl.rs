@@ -97,6 +97,7 @@ fn command_label(command: Command) -> &'static str {
         Command::ContactOpened => "Sprawdź SALESmanago",
         Command::ContactSaved => "Synchronizacja przy zapisie",
         Command::DeleteContacts => "Usuń",
+        Command::IntegrationOpened => "Sprawdź rekord integracji",
     }
 }
 

@@ -31,6 +31,17 @@ pub(super) async fn save(context: Context) -> Outcome {
     Ok(Message::CredentialsSaved.into())
 }
 
+/// On opening the integration form: a new record while one exists is refused, with the reason
+/// on the form (commands.js then blocks its save).
+pub(super) async fn opened(context: Context) -> Outcome {
+    let form = FormContext(context.primary_control.clone());
+    if form.id()?.is_none() && !integration_rows(&context.web_api()?, &[]).await?.is_empty() {
+        form.notify("salesmanago.single", "ERROR", Some(&context.say(&Message::IntegrationExists)));
+        return Err(Failure::new(Message::IntegrationExists, "integrationExists"));
+    }
+    Ok(Message::AlreadyMatches.into())
+}
+
 /// What the credential page shows of the stored credentials: never the secret, only whether
 /// one is stored.
 pub(crate) fn credentials_state(form: &FormContext) -> Result<Value, ClientApiError> {

@@ -108,6 +108,7 @@ type Outcome = Result<Done, Failure>;
 pub(crate) async fn run(command: Command, context: Context) -> Outcome {
     match command {
         Command::SaveCredentials => credentials::save(context).await,
+        Command::IntegrationOpened => credentials::opened(context).await,
         Command::TestConnection => test_connection(context).await,
         Command::FetchContact => contact::fetch(context).await,
         Command::ContactOpened => contact::opened(context).await,
