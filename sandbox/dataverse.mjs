@@ -1944,7 +1944,9 @@ export function createDataverse({ file = null, tables, latencyMs = 0, protection
         return errorResponse(error);
       }
       stats.batchedOperations += parsed.operations;
-      operations = Math.max(1, parsed.operations);
+      // A batch counts as one request towards the request limit unless told otherwise (the
+      // reference: "a batch counts as fewer requests"); its operations' execution time all counts.
+      operations = limits && limits.batchCountsOperations ? Math.max(1, parsed.operations) : 1;
       if (limits) {
         cost = 0;
         for (const item of parsed.items) for (const r of item.changeset ? item.requests : [item.request]) cost += limits.costMs[r.method] ?? limits.costMs.POST ?? 10;

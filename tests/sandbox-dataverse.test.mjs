@@ -826,7 +826,7 @@ test("the throttle fault answers every Nth request 429 with Retry-After, K times
 });
 
 test("service protection: request count over the sliding window, batches counted per operation", async () => {
-  await withServer({ protection: { maxRequests: 5, windowMs: 1000 } }, async ({ dv, api }) => {
+  await withServer({ protection: { maxRequests: 5, windowMs: 1000, batchCountsOperations: true } }, async ({ dv, api }) => {
     for (let i = 0; i < 5; i++) assert.equal((await api.get("WhoAmI")).status, 200);
     const limited = await api.get("WhoAmI");
     assert.equal(limited.status, 429);
@@ -851,6 +851,16 @@ test("service protection: request count over the sliding window, batches counted
     const over = await batch(1);
     assert.equal(over.status, 429);
     assert.equal(over.json.error.code, "0x80072322");
+  });
+
+  // By default a batch counts as one request towards the count (its execution time still adds up).
+  await withServer({ protection: { maxRequests: 2, windowMs: 1000 } }, async ({ api }) => {
+    const boundary = "batch_y";
+    const body = batchBody(boundary, Array.from({ length: 10 }, () => ({ method: "GET", url: "WhoAmI" })));
+    const headers = { "Content-Type": `multipart/mixed; boundary=${boundary}` };
+    assert.equal((await api.call("POST", "$batch", { body, headers })).status, 200);
+    assert.equal((await api.call("POST", "$batch", { body, headers })).status, 200);
+    assert.equal((await api.call("POST", "$batch", { body, headers })).status, 429);
   });
 
   // default limits are Dataverse's

@@ -79,8 +79,8 @@ pub struct NotDone {
     pub reason: String,
 }
 
-/// The counts of a job. Every contact the job looked at is in exactly one of `done`, `same`,
-/// `missing` or `not_done`, so they add up to `total`.
+/// The counts of a job. Every contact the job looked at is counted once as done, same,
+/// missing, skipped or failed, so they add up to `total`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tally {
     /// Contacts looked at.
@@ -91,35 +91,76 @@ pub struct Tally {
     pub same: u64,
     /// Not found on the other side.
     pub missing: u64,
-    /// Skipped or failed, with their reasons.
+    /// Skipped or failed contacts, with their reasons (the first [`MAX_LISTED`]).
     pub not_done: Vec<NotDone>,
+    /// Skipped contacts, listed or not.
+    pub skipped_count: u64,
+    /// Failed contacts, listed or not.
+    pub failed_count: u64,
 }
 
+/// The most contacts a tally lists by name (for the CSV); beyond it only counts grow, so a
+/// job's memory stays bounded. Every contact's own status columns still record its outcome.
+pub const MAX_LISTED: usize = 1000;
+
 impl Tally {
+    /// Counts a contact that was skipped (`skipped`) or failed, listing it while there is room.
+    pub fn not_done(&mut self, contact: NotDone) {
+        if contact.skipped {
+            self.skipped_count += 1;
+        } else {
+            self.failed_count += 1;
+        }
+        if self.not_done.len() < MAX_LISTED {
+            self.not_done.push(contact);
+        }
+    }
+
     /// Skipped contacts.
     pub fn skipped(&self) -> u64 {
-        self.not_done.iter().filter(|n| n.skipped).count() as u64
+        self.skipped_count
     }
 
     /// Failed contacts.
     pub fn failed(&self) -> u64 {
-        self.not_done.iter().filter(|n| !n.skipped).count() as u64
+        self.failed_count
     }
 
     /// Whether the counts add up to the total.
     pub fn adds_up(&self) -> bool {
-        self.done + self.same + self.missing + self.not_done.len() as u64 == self.total
+        self.done + self.same + self.missing + self.skipped_count + self.failed_count == self.total
+    }
+
+    /// Adds another part's counts and list (up to [`MAX_LISTED`]).
+    pub fn merge(&mut self, other: Tally) {
+        self.total += other.total;
+        self.done += other.done;
+        self.same += other.same;
+        self.missing += other.missing;
+        self.skipped_count += other.skipped_count;
+        self.failed_count += other.failed_count;
+        let room = MAX_LISTED.saturating_sub(self.not_done.len());
+        self.not_done.extend(other.not_done.into_iter().take(room));
+    }
+
+    /// Contacts counted but not listed.
+    pub fn unlisted(&self) -> u64 {
+        (self.skipped_count + self.failed_count).saturating_sub(self.not_done.len() as u64)
     }
 
     /// The contacts not handled as CSV (RFC 4180, with a header row), for a spreadsheet.
     /// `header` is the localised column titles: id, e-mail, name, outcome, reason; `outcomes`
     /// the words for skipped and failed.
-    pub fn csv(&self, header: [&str; 5], outcomes: [&str; 2]) -> String {
+    /// `more` is the last line's text when contacts were counted but not listed.
+    pub fn csv(&self, header: [&str; 5], outcomes: [&str; 2], more: &str) -> String {
         let mut out = String::new();
         line(&mut out, &header);
         for n in &self.not_done {
             let outcome = if n.skipped { outcomes[0] } else { outcomes[1] };
             line(&mut out, &[&n.id, &n.email, &n.name, outcome, &n.reason]);
+        }
+        if self.unlisted() > 0 {
+            line(&mut out, &["", "", "", "", more]);
         }
         out
     }
@@ -177,6 +218,31 @@ mod tests {
     }
 
     #[test]
+    fn the_list_is_bounded_but_the_counts_are_not() {
+        let contact = |i: usize| NotDone {
+            id: i.to_string(),
+            email: String::new(),
+            name: String::new(),
+            skipped: i % 2 == 0,
+            reason: "r".into(),
+        };
+        let mut a = Tally::default();
+        let mut b = Tally::default();
+        for i in 0..MAX_LISTED {
+            a.total += 1;
+            a.not_done(contact(i));
+            b.total += 1;
+            b.not_done(contact(i));
+        }
+        a.merge(b);
+        assert_eq!((a.total, a.skipped(), a.failed()), (2 * MAX_LISTED as u64, MAX_LISTED as u64, MAX_LISTED as u64));
+        assert_eq!(a.not_done.len(), MAX_LISTED);
+        assert_eq!(a.unlisted(), MAX_LISTED as u64);
+        assert!(a.adds_up());
+        assert!(a.csv(["a", "b", "c", "d", "e"], ["s", "f"], "1000 more").ends_with(",,,,1000 more\r\n"));
+    }
+
+    #[test]
     fn iso_datetimes_are_utc_seconds() {
         assert_eq!(iso_datetime(0), "1970-01-01T00:00:00Z");
         assert_eq!(iso_datetime(1_714_558_830_999), "2024-05-01T10:20:30Z");
@@ -214,27 +280,22 @@ mod tests {
 
     #[test]
     fn the_csv_quotes_and_defuses_formulas() {
-        let tally = Tally {
-            total: 2,
-            not_done: vec![
-                NotDone {
-                    id: "1".into(),
-                    email: "".into(),
-                    name: "Kowalski, Jan".into(),
-                    skipped: true,
-                    reason: "no \"e-mail\"".into(),
-                },
-                NotDone {
-                    id: "2".into(),
-                    email: "a@b.pl".into(),
-                    name: "=HYPERLINK(1)".into(),
-                    skipped: false,
-                    reason: "down".into(),
-                },
-            ],
-            ..Tally::default()
-        };
-        let csv = tally.csv(["id", "email", "name", "outcome", "reason"], ["skipped", "failed"]);
+        let mut tally = Tally { total: 2, ..Tally::default() };
+        tally.not_done(NotDone {
+            id: "1".into(),
+            email: "".into(),
+            name: "Kowalski, Jan".into(),
+            skipped: true,
+            reason: "no \"e-mail\"".into(),
+        });
+        tally.not_done(NotDone {
+            id: "2".into(),
+            email: "a@b.pl".into(),
+            name: "=HYPERLINK(1)".into(),
+            skipped: false,
+            reason: "down".into(),
+        });
+        let csv = tally.csv(["id", "email", "name", "outcome", "reason"], ["skipped", "failed"], "more");
         assert_eq!(
             csv,
             "id,email,name,outcome,reason\r\n1,,\"Kowalski, Jan\",skipped,\"no \"\"e-mail\"\"\"\r\n2,a@b.pl,'=HYPERLINK(1),failed,down\r\n"

@@ -11,16 +11,49 @@ use wasm_bindgen_futures::JsFuture;
 pub(crate) struct ClientApiError {
     /// Dynamics' message.
     pub(crate) message: String,
+    /// Seconds to wait when Dataverse's service protection refused the call (429).
+    pub(crate) retry_after: Option<u64>,
 }
+
+impl ClientApiError {
+    fn new(message: impl Into<String>) -> ClientApiError {
+        ClientApiError { message: message.into(), retry_after: None }
+    }
+}
+
+/// Dataverse's service-protection error codes (requests, execution time, concurrency).
+const THROTTLED: [f64; 3] = [2_147_951_394.0, 2_147_951_393.0, 2_147_951_398.0];
 
 impl From<JsValue> for ClientApiError {
     fn from(value: JsValue) -> Self {
-        let message = Reflect::get(&value, &"message".into())
-            .ok()
-            .and_then(|m| m.as_string())
-            .or_else(|| value.as_string())
-            .unwrap_or_else(|| "unknown error".into());
-        ClientApiError { message }
+        let member = |key: &str| Reflect::get(&value, &key.into()).unwrap_or(JsValue::UNDEFINED);
+        let message =
+            member("message").as_string().or_else(|| value.as_string()).unwrap_or_else(|| "unknown error".into());
+        let code = member("errorCode").as_f64().map(|c| if c < 0.0 { c + 4_294_967_296.0 } else { c });
+        let throttled = member("status").as_f64() == Some(429.0) || code.is_some_and(|c| THROTTLED.contains(&c));
+        let retry_after = throttled.then(|| member("retryAfter").as_f64().map_or(1, |s| s.max(1.0) as u64));
+        ClientApiError { message, retry_after }
+    }
+}
+
+/// Most attempts of a Dataverse call refused by service protection.
+const THROTTLE_ATTEMPTS: u32 = 8;
+
+/// Runs `attempt` again after each service-protection refusal, waiting as Dataverse asks.
+async fn patiently<T, F, Fut>(mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut tries = 1;
+    loop {
+        match attempt().await {
+            Err(ClientApiError { retry_after: Some(seconds), .. }) if tries < THROTTLE_ATTEMPTS => {
+                super::browser::sleep(seconds.min(300) * 1000).await;
+                tries += 1;
+            }
+            other => return other,
+        }
     }
 }
 
@@ -29,16 +62,15 @@ type Result<T> = std::result::Result<T, ClientApiError>;
 fn get(target: &JsValue, key: &str) -> Result<JsValue> {
     let value = Reflect::get(target, &key.into())?;
     if value.is_undefined() || value.is_null() {
-        return Err(ClientApiError { message: format!("{key} is not available") });
+        return Err(ClientApiError::new(format!("{key} is not available")));
     }
     Ok(value)
 }
 
 /// Calls `target[method](...args)`.
 fn call(target: &JsValue, method: &str, args: &[JsValue]) -> Result<JsValue> {
-    let function: Function = get(target, method)?
-        .dyn_into()
-        .map_err(|_| ClientApiError { message: format!("{method} is not a function") })?;
+    let function: Function =
+        get(target, method)?.dyn_into().map_err(|_| ClientApiError::new(format!("{method} is not a function")))?;
     let list = Array::new();
     for arg in args {
         list.push(arg);
@@ -91,7 +123,7 @@ impl WebApi {
         if let Some(size) = page_size {
             args.push(size.into());
         }
-        let result = call_async(&self.0, "retrieveMultipleRecords", &args).await?;
+        let result = patiently(|| call_async(&self.0, "retrieveMultipleRecords", &args)).await?;
         let rows = match to_json(&get(&result, "entities")?) {
             Value::Array(rows) => {
                 rows.into_iter().filter_map(|r| if let Value::Object(o) = r { Some(o) } else { None }).collect()
@@ -113,7 +145,7 @@ impl FormContext {
     fn attribute(&self, column: &str) -> Result<JsValue> {
         let attribute = call(&self.0, "getAttribute", &[column.into()])?;
         if attribute.is_null() || attribute.is_undefined() {
-            return Err(ClientApiError { message: format!("the form has no column {column}") });
+            return Err(ClientApiError::new(format!("the form has no column {column}")));
         }
         Ok(attribute)
     }
@@ -152,7 +184,7 @@ impl WebApi {
         let row = call_async(&self.0, "retrieveRecord", &[table.into(), id.into(), options.into()]).await?;
         match to_json(&row) {
             Value::Object(row) => Ok(row),
-            _ => Err(ClientApiError { message: format!("{table} {id} could not be read") }),
+            _ => Err(ClientApiError::new(format!("{table} {id} could not be read"))),
         }
     }
 
@@ -215,13 +247,14 @@ pub(crate) async fn consent_columns(ui: &Ui) -> Result<Vec<String>> {
         .header("OData-Version", "4.0")
         .send()
         .await
-        .map_err(|e| ClientApiError { message: e.to_string() })?;
+        .map_err(|e| ClientApiError::new(e.to_string()))?;
     if !response.ok() {
-        return Err(ClientApiError {
-            message: format!("the contact table's columns could not be read (HTTP {})", response.status()),
-        });
+        return Err(ClientApiError::new(format!(
+            "the contact table's columns could not be read (HTTP {})",
+            response.status()
+        )));
     }
-    let body: Value = response.json().await.map_err(|e| ClientApiError { message: e.to_string() })?;
+    let body: Value = response.json().await.map_err(|e| ClientApiError::new(e.to_string()))?;
     let mut columns: Vec<String> = body["value"]
         .as_array()
         .into_iter()
@@ -282,4 +315,41 @@ pub(crate) fn refresh_grid(grid: &JsValue) {
     if !grid.is_undefined() && !grid.is_null() {
         let _ = call(grid, "refresh", &[]);
     }
+}
+
+/// Updates many rows in one `$batch` request; each row's outcome, in order. Waits out
+/// service-protection refusals as Dataverse asks.
+pub(crate) async fn update_many(
+    ui: &Ui,
+    entity_set: &str,
+    rows: &[(String, Map<String, Value>)],
+) -> Result<Vec<std::result::Result<(), String>>> {
+    let root = format!("{}/api/data/v9.2/", ui.client_url()?);
+    let batch = crate::core::dataverse::batch::updates(&root, entity_set, rows, &super::browser::random_key());
+    patiently(|| async {
+        let response = gloo_net::http::Request::post(&format!("{root}$batch"))
+            .header("Content-Type", &batch.content_type)
+            .header("Accept", "application/json")
+            .header("OData-Version", "4.0")
+            .header("Prefer", "odata.continue-on-error")
+            .body(batch.body.clone())
+            .map_err(|e| ClientApiError::new(e.to_string()))?
+            .send()
+            .await
+            .map_err(|e| ClientApiError::new(e.to_string()))?;
+        if response.status() == 429 {
+            let seconds = response.headers().get("Retry-After").and_then(|s| s.trim().parse().ok()).unwrap_or(1);
+            return Err(ClientApiError { message: "Dataverse is busy (429)".into(), retry_after: Some(seconds) });
+        }
+        let text = response.text().await.map_err(|e| ClientApiError::new(e.to_string()))?;
+        if !response.ok() {
+            return Err(ClientApiError::new(format!(
+                "$batch: HTTP {} {}",
+                response.status(),
+                text.chars().take(200).collect::<String>()
+            )));
+        }
+        Ok(crate::core::dataverse::batch::outcomes(&text))
+    })
+    .await
 }

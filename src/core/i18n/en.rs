@@ -62,6 +62,7 @@ pub(super) fn text(message: &Message) -> String {
         },
         Message::Summary { command, counts } => summary(*command, counts),
         Message::DownloadNotDone { count } => format!("Download the list of the {count} contacts that did not go, with the reasons (CSV)?"),
+        Message::Unlisted { count } => format!("…and {count} more, not listed here. Each contact's SALESmanago sync status and last error record its reason."),
         Message::Resuming { done } => format!("Continuing the interrupted export: {done} contacts were already exported."),
         Message::NotInSalesmanago { email } if email.is_empty() => "SALESmanago has no such contact: this contact has no e-mail address and no SALESmanago ID to look it up by.".into(),
         Message::NotInSalesmanago { email } => format!("SALESmanago has no contact with the e-mail {email}. Use “Send to SALESmanago” to create it there."),

@@ -139,6 +139,11 @@ pub enum Message {
         /// How many.
         count: u64,
     },
+    /// The CSV's last line when it lists only the first contacts.
+    Unlisted {
+        /// Contacts counted but not listed.
+        count: u64,
+    },
     /// An interrupted "Export all" continues.
     Resuming {
         /// Contacts already exported before.
@@ -321,6 +326,7 @@ mod tests {
         all.extend([
             Message::DownloadNotDone { count: 3 },
             Message::Resuming { done: 800 },
+            Message::Unlisted { count: 12 },
             Message::NotInSalesmanago { email: "a@b.pl".into() },
             Message::NotInSalesmanago { email: String::new() },
             Message::Fetched { fields: 3 },

@@ -62,6 +62,7 @@ pub(super) fn text(message: &Message) -> String {
         },
         Message::Summary { command, counts } => summary(*command, counts),
         Message::DownloadNotDone { count } => format!("Pobrać listę {count} kontaktów, których nie przetworzono, z powodami (CSV)?"),
+        Message::Unlisted { count } => format!("…i {count} kolejnych, niewymienionych tutaj. Status synchronizacji i ostatni błąd każdego kontaktu zapisują powód."),
         Message::Resuming { done } => format!("Wznawiam przerwany eksport: {done} kontaktów już wyeksportowano."),
         Message::NotInSalesmanago { email } if email.is_empty() => "W SALESmanago nie ma takiego kontaktu: ten kontakt nie ma adresu e-mail ani identyfikatora SALESmanago, po którym można go znaleźć.".into(),
         Message::NotInSalesmanago { email } => format!("W SALESmanago nie ma kontaktu z adresem {email}. Użyj „Wyślij do SALESmanago”, aby go tam utworzyć."),

@@ -1,7 +1,12 @@
 //! The jobs over many contacts: export (selected or all, resumable), pull consents, pull
-//! changes. Each pages through Dataverse, calls SALESmanago in batches, writes back only what
-//! changes, shows progress, and ends with a summary whose counts add up.
+//! changes. Each pages through Dataverse while earlier pages are still with SALESmanago
+//! (bounded by the integration record's concurrency), writes back in `$batch` requests and only
+//! what changes, shows progress, and ends with a summary whose counts add up.
 
+use std::collections::BTreeMap;
+use std::pin::pin;
+
+use futures_util::stream::{self, Stream, StreamExt};
 use serde_json::{json, Map, Value};
 
 use crate::core::command::Command;
@@ -16,16 +21,20 @@ use crate::core::salesmanago::operation::{BatchUpsert, Lookup, LookupKind, Modif
 use crate::core::sync::{consents_only, iso_datetime, write_back, NotDone, Tally};
 
 use super::super::browser::now_ms;
-use super::super::dynamics::{consent_columns, WebApi};
+use super::super::dynamics::{consent_columns, update_many, WebApi};
 use super::super::salesmanago::Connection;
 use super::{connection, load_settings, Context, Done, Failure, Outcome};
 
-/// Contacts read from Dataverse per page.
-const PAGE: u32 = 400;
+/// Contacts read from Dataverse per page: one SALESmanago batch.
+const PAGE: u32 = BatchUpsert::MAX as u32;
 /// Values per `In` filter.
 const IN_CHUNK: usize = 100;
 /// How far back the first "Pull changes" looks.
 const FIRST_PULL_MS: u64 = 30 * 24 * 3600 * 1000;
+/// Pages between two checkpoints of "Export all".
+const CHECKPOINT_EVERY: usize = 10;
+
+type Row = Map<String, Value>;
 
 fn job_of(command: Command) -> Option<Job> {
     match command {
@@ -46,38 +55,71 @@ fn not_done(row: &ContactRow, skipped: bool, reason: String) -> NotDone {
     }
 }
 
-async fn record(
-    web_api: &WebApi,
-    row: &Map<String, Value>,
-    status: SyncStatus,
-    sm_id: Option<&str>,
-    error: Option<&str>,
-) -> Result<(), Failure> {
-    if let Some(columns) = write_back(row, status, sm_id, error, now_ms()) {
-        let id = ContactRow::from_json(row).id().unwrap_or_default();
-        web_api.update(contact::TABLE, &id, &columns).await?;
+/// The pages of contacts `queries` select, read one after the other.
+fn pages<'a>(web_api: &'a WebApi, queries: Vec<String>) -> impl Stream<Item = Result<Vec<Row>, Failure>> + 'a {
+    stream::iter(queries).flat_map(move |query| {
+        stream::unfold(Some(query), move |next| async move {
+            let query = next?;
+            match web_api.retrieve_multiple(contact::TABLE, &query, Some(PAGE)).await {
+                Ok((rows, next)) => Some((Ok(rows), next)),
+                Err(error) => Some((Err(error.into()), None)),
+            }
+        })
+    })
+}
+
+/// Writes `writes` in one `$batch`; a row whose write failed moves from done to failed.
+async fn write(context: &Context, writes: Vec<(String, Row, bool)>, tally: &mut Tally) -> Result<(), Failure> {
+    if writes.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<(String, Row)> = writes.iter().map(|(id, columns, _)| (id.clone(), columns.clone())).collect();
+    let outcomes = update_many(&context.ui(), "contacts", &rows).await?;
+    for ((id, _, counted_done), outcome) in writes.iter().zip(outcomes) {
+        if let Err(reason) = outcome {
+            if *counted_done {
+                tally.done -= 1;
+            }
+            let detail = context.say(&Message::Dataverse { detail: reason });
+            tally.not_done(NotDone {
+                id: id.clone(),
+                email: String::new(),
+                name: String::new(),
+                skipped: false,
+                reason: detail,
+            });
+        }
     }
     Ok(())
 }
 
-/// Sends one page of contacts in batches and records each outcome.
-async fn export_page(
-    context: &Context,
-    web_api: &WebApi,
-    connection: &Connection,
-    rows: &[Map<String, Value>],
-    tally: &mut Tally,
-) -> Result<(), Failure> {
+fn status(
+    row: &Row,
+    status: SyncStatus,
+    sm_id: Option<&str>,
+    error: Option<&str>,
+    done: bool,
+    writes: &mut Vec<(String, Row, bool)>,
+) {
+    if let Some(columns) = write_back(row, status, sm_id, error, now_ms()) {
+        writes.push((ContactRow::from_json(row).id().unwrap_or_default(), columns, done));
+    }
+}
+
+/// Sends one page of contacts in one batch and records each outcome.
+async fn export_page(context: &Context, connection: &Connection, rows: Vec<Row>) -> Result<Tally, Failure> {
+    let mut tally = Tally::default();
+    let mut writes = Vec::new();
     let mut sendable = Vec::new();
-    for row in rows {
+    for row in &rows {
         tally.total += 1;
         let parsed = ContactRow::from_json(row);
         match to_salesmanago(&parsed, &OutboundOptions { now_ms: now_ms(), ..Default::default() }) {
             Ok(outbound) => sendable.push((row, outbound.details)),
             Err(skip) => {
                 let reason = context.say(&Message::Skipped(skip));
-                record(web_api, row, SyncStatus::Skipped, None, Some(&reason)).await?;
-                tally.not_done.push(not_done(&parsed, true, reason));
+                status(row, SyncStatus::Skipped, None, Some(&reason), false, &mut writes);
+                tally.not_done(not_done(&parsed, true, reason));
             }
         }
     }
@@ -91,13 +133,13 @@ async fn export_page(
                 for (row, details) in part {
                     let key = details.contact.email.to_ascii_lowercase();
                     if let Some(id) = outcome.ids.get(&key) {
-                        record(web_api, row, SyncStatus::Synced, Some(id), None).await?;
+                        status(row, SyncStatus::Synced, Some(id), None, true, &mut writes);
                         tally.done += 1;
                     } else {
                         let reason = outcome.failed.get(&key).cloned().flatten();
                         let reason = context.say(&Message::NotAccepted { email: key, reason });
-                        record(web_api, row, SyncStatus::Failed, None, Some(&reason)).await?;
-                        tally.not_done.push(not_done(&ContactRow::from_json(row), false, reason));
+                        status(row, SyncStatus::Failed, None, Some(&reason), false, &mut writes);
+                        tally.not_done(not_done(&ContactRow::from_json(row), false, reason));
                     }
                 }
             }
@@ -105,26 +147,38 @@ async fn export_page(
             Err(error) => {
                 let reason = context.say(&Message::Salesmanago(error));
                 for (row, _) in part {
-                    record(web_api, row, SyncStatus::Failed, None, Some(&reason)).await?;
-                    tally.not_done.push(not_done(&ContactRow::from_json(row), false, reason.clone()));
+                    status(row, SyncStatus::Failed, None, Some(&reason), false, &mut writes);
+                    tally.not_done(not_done(&ContactRow::from_json(row), false, reason.clone()));
                 }
             }
         }
     }
-    Ok(())
+    write(context, writes, &mut tally).await?;
+    Ok(tally)
 }
 
-/// The checkpoint of an interrupted "Export all": the last contact done, and the counts.
-/// Contacts skipped and failed before the interruption are carried as counts only.
-fn read_checkpoint(record: &Map<String, Value>) -> Option<(String, Tally, (u64, u64))> {
+/// The checkpoint of an interrupted "Export all": the last contact done, the counts so far,
+/// and the skipped and failed counts (carried as counts only).
+fn read_checkpoint(record: &Row) -> Option<(String, Tally)> {
     let text = record.get(Job::Export.checkpoint_column())?.as_str()?;
     let value: Value = serde_json::from_str(text).ok()?;
     let after = value["after"].as_str()?.to_owned();
     let count = |key: &str| value[key].as_u64().unwrap_or(0);
-    let (skipped, failed) = (count("skipped"), count("failed"));
-    let tally =
-        Tally { total: count("total").saturating_sub(skipped + failed), done: count("done"), ..Tally::default() };
-    Some((after, tally, (skipped, failed)))
+    let tally = Tally {
+        total: count("total"),
+        done: count("done"),
+        skipped_count: count("skipped"),
+        failed_count: count("failed"),
+        ..Tally::default()
+    };
+    Some((after, tally))
+}
+
+async fn save_checkpoint(web_api: &WebApi, record_id: &str, after: &str, tally: &Tally) -> Result<(), Failure> {
+    let checkpoint = json!({"after": after, "total": tally.total, "done": tally.done, "skipped": tally.skipped(), "failed": tally.failed()});
+    let mut columns = Map::new();
+    columns.insert(Job::Export.checkpoint_column().into(), checkpoint.to_string().into());
+    Ok(web_api.update(integration::TABLE, record_id, &columns).await?)
 }
 
 pub(super) async fn export(context: Context, command: Command) -> Outcome {
@@ -133,69 +187,66 @@ pub(super) async fn export(context: Context, command: Command) -> Outcome {
     let consents = consent_columns(&context.ui()).await?;
     let connection = connection(&settings);
     let ui = context.ui();
+    let selected = command == Command::ExportSelected && !context.selected_ids.is_empty();
     let mut tally = Tally::default();
-    let mut carried = (0, 0);
-    let filters: Vec<Option<String>> = if command == Command::ExportSelected && !context.selected_ids.is_empty() {
-        context.selected_ids.chunks(IN_CHUNK).map(|ids| Some(one_of(contact::ID, ids))).collect()
-    } else if let Some((after, resumed, before)) =
-        (command == Command::ExportAll).then(|| read_checkpoint(&record)).flatten()
-    {
+    let queries: Vec<String> = if selected {
+        context.selected_ids.chunks(IN_CHUNK).map(|ids| contacts(&consents, Some(&one_of(contact::ID, ids)))).collect()
+    } else if let Some((after, resumed)) = (command == Command::ExportAll).then(|| read_checkpoint(&record)).flatten() {
         ui.progress(&context.say(&Message::Resuming { done: resumed.done }));
-        carried = before;
         tally = resumed;
-        vec![Some(format!("contactid gt {after}"))]
+        vec![contacts(&consents, Some(&format!("contactid gt {after}")))]
     } else {
-        vec![None]
+        vec![contacts(&consents, None)]
     };
-    let total = (command == Command::ExportSelected && !context.selected_ids.is_empty())
-        .then_some(context.selected_ids.len() as u64);
+    let total = selected.then_some(context.selected_ids.len() as u64);
     let result = async {
-        for filter in &filters {
-            let mut options = Some(contacts(&consents, filter.as_deref()));
-            while let Some(query) = options.take() {
-                let (rows, next) = web_api.retrieve_multiple(contact::TABLE, &query, Some(PAGE)).await?;
-                export_page(&context, &web_api, &connection, &rows, &mut tally).await?;
-                if command == Command::ExportAll {
-                    if let Some(last) = rows.last().and_then(|r| ContactRow::from_json(r).id()) {
-                        let checkpoint = json!({
-                            "after": last, "total": tally.total + carried.0 + carried.1, "done": tally.done,
-                            "skipped": tally.skipped() + carried.0, "failed": tally.failed() + carried.1
-                        })
-                        .to_string();
-                        let mut columns = Map::new();
-                        columns.insert(Job::Export.checkpoint_column().into(), checkpoint.into());
-                        web_api.update(integration::TABLE, &settings.id, &columns).await?;
-                    }
+        let work = pages(&web_api, queries)
+            .enumerate()
+            .map(|(index, page)| {
+                let (context, connection) = (&context, &connection);
+                async move {
+                    let rows = page?;
+                    let last = rows.last().and_then(|r| ContactRow::from_json(r).id());
+                    Ok::<_, Failure>((index, last, export_page(context, connection, rows).await?))
                 }
-                ui.progress(&context.say(&Message::Progress { command, done: tally.total, total }));
-                options = next;
+            })
+            .buffer_unordered(settings.concurrency as usize);
+        let mut work = pin!(work);
+        // Pages finish out of order; the checkpoint is the last contact of the pages all done.
+        let (mut finished, mut next, mut since) = (BTreeMap::new(), 0, 0);
+        while let Some(page) = work.next().await {
+            let (index, last, part) = page?;
+            tally.merge(part);
+            finished.insert(index, last);
+            let mut checkpoint = None;
+            while let Some(last) = finished.remove(&next) {
+                checkpoint = last.or(checkpoint);
+                next += 1;
+                since += 1;
             }
+            if let (Some(after), true) = (checkpoint, command == Command::ExportAll && since >= CHECKPOINT_EVERY) {
+                save_checkpoint(&web_api, &settings.id, &after, &tally).await?;
+                since = 0;
+            }
+            ui.progress(&context.say(&Message::Progress { command, done: tally.total, total }));
         }
         Ok::<_, Failure>(())
     }
     .await;
     ui.close_progress();
     result?;
-    finish(&context, &web_api, &settings.id, command, tally, carried).await
+    finish(&context, &web_api, &settings.id, command, tally).await
 }
 
 /// Records a job's end on the integration record and builds its summary.
-/// `carried` is the skipped and failed counts of an interrupted run, listed in its own CSV.
-async fn finish(
-    context: &Context,
-    web_api: &WebApi,
-    record_id: &str,
-    command: Command,
-    tally: Tally,
-    carried: (u64, u64),
-) -> Outcome {
+async fn finish(context: &Context, web_api: &WebApi, record_id: &str, command: Command, tally: Tally) -> Outcome {
     let counts = Counts {
-        total: tally.total + carried.0 + carried.1,
+        total: tally.total,
         done: tally.done,
         same: tally.same,
         missing: tally.missing,
-        skipped: tally.skipped() + carried.0,
-        failed: tally.failed() + carried.1,
+        skipped: tally.skipped(),
+        failed: tally.failed(),
     };
     let message = Message::Summary { command, counts };
     if let Some(job) = job_of(command) {
@@ -207,12 +258,13 @@ async fn finish(
     }
     let download = (!tally.not_done.is_empty()).then(|| {
         let (header, outcomes) = csv_titles(context.lang);
-        (tally.not_done.len() as u64, tally.csv(header, outcomes))
+        let more = context.say(&Message::Unlisted { count: tally.unlisted() });
+        (tally.skipped() + tally.failed(), tally.csv(header, outcomes, &more))
     });
     Ok(Done { message, details: Vec::new(), download, close_form: false })
 }
 
-/// SALESmanago's contacts for `emails`, by lower-case e-mail.
+/// SALESmanago's contacts for `emails`.
 async fn by_email(
     connection: &Connection,
     emails: &[String],
@@ -224,6 +276,58 @@ async fn by_email(
     Ok(found)
 }
 
+/// Compares one page of contacts with SALESmanago and writes the differing consents.
+async fn consents_page(context: &Context, connection: &Connection, rows: Vec<Row>) -> Result<Tally, Failure> {
+    let mut tally = Tally::default();
+    let mut valid = Vec::new();
+    for row in &rows {
+        let parsed = ContactRow::from_json(row);
+        tally.total += 1;
+        let raw = parsed.get("emailaddress1").unwrap_or_default().to_owned();
+        match email(&raw) {
+            Ok(address) => valid.push((parsed, address)),
+            Err(problem) => {
+                let reason = context.say(&Message::Skipped(Skip::InvalidEmail { email: raw, problem }));
+                tally.not_done(not_done(&parsed, true, reason));
+            }
+        }
+    }
+    let mut emails: Vec<String> = valid.iter().map(|(_, e)| e.clone()).collect();
+    emails.sort_unstable();
+    emails.dedup();
+    let found = match by_email(connection, &emails).await {
+        Ok(found) => found,
+        Err(error) if error.stops_job() => return Err(error.into()),
+        Err(error) => {
+            let reason = context.say(&Message::Salesmanago(error));
+            for (row, _) in &valid {
+                tally.not_done(not_done(row, false, reason.clone()));
+            }
+            return Ok(tally);
+        }
+    };
+    let by_address: BTreeMap<String, &SmContact> =
+        found.iter().filter_map(|c| Some((c.email.as_deref()?.to_ascii_lowercase(), c))).collect();
+    let mut writes = Vec::new();
+    for (row, address) in &valid {
+        let Some(sm) = by_address.get(address) else {
+            tally.missing += 1;
+            continue;
+        };
+        let patch = consents_only(from_salesmanago(row, sm));
+        if patch.is_empty() {
+            tally.same += 1;
+        } else {
+            let mut columns = Map::new();
+            columns.extend(patch.columns);
+            writes.push((row.id().unwrap_or_default(), columns, true));
+            tally.done += 1;
+        }
+    }
+    write(context, writes, &mut tally).await?;
+    Ok(tally)
+}
+
 pub(super) async fn pull_consents(context: Context) -> Outcome {
     let command = Command::PullConsents;
     let web_api = context.web_api()?;
@@ -233,60 +337,23 @@ pub(super) async fn pull_consents(context: Context) -> Outcome {
     let ui = context.ui();
     let mut tally = Tally::default();
     let result = async {
-        let mut options = Some(contacts(&consents, Some("emailaddress1 ne null")));
-        while let Some(query) = options.take() {
-            let (rows, next) = web_api.retrieve_multiple(contact::TABLE, &query, Some(PAGE)).await?;
-            let mut valid = Vec::new();
-            for row in &rows {
-                let parsed = ContactRow::from_json(row);
-                tally.total += 1;
-                let raw = parsed.get("emailaddress1").unwrap_or_default().to_owned();
-                match email(&raw) {
-                    Ok(address) => valid.push((parsed, address)),
-                    Err(problem) => {
-                        let reason = context.say(&Message::Skipped(Skip::InvalidEmail { email: raw, problem }));
-                        tally.not_done.push(not_done(&parsed, true, reason));
-                    }
-                }
-            }
-            let mut emails: Vec<String> = valid.iter().map(|(_, e)| e.clone()).collect();
-            emails.sort_unstable();
-            emails.dedup();
-            match by_email(&connection, &emails).await {
-                Ok(found) => {
-                    for (row, address) in &valid {
-                        let sm =
-                            found.iter().find(|c| c.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(address)));
-                        let Some(sm) = sm else {
-                            tally.missing += 1;
-                            continue;
-                        };
-                        let patch = consents_only(from_salesmanago(row, sm));
-                        if patch.is_empty() {
-                            tally.same += 1;
-                        } else {
-                            let mut columns = Map::new();
-                            columns.extend(patch.columns);
-                            web_api.update(contact::TABLE, &row.id().unwrap_or_default(), &columns).await?;
-                            tally.done += 1;
-                        }
-                    }
-                }
-                Err(error) if error.stops_job() => return Err(error.into()),
-                Err(error) => {
-                    let reason = context.say(&Message::Salesmanago(error));
-                    tally.not_done.extend(valid.iter().map(|(row, _)| not_done(row, false, reason.clone())));
-                }
-            }
+        let work = pages(&web_api, vec![contacts(&consents, Some("emailaddress1 ne null"))])
+            .map(|page| {
+                let (context, connection) = (&context, &connection);
+                async move { consents_page(context, connection, page?).await }
+            })
+            .buffer_unordered(settings.concurrency as usize);
+        let mut work = pin!(work);
+        while let Some(part) = work.next().await {
+            tally.merge(part?);
             ui.progress(&context.say(&Message::Progress { command, done: tally.total, total: None }));
-            options = next;
         }
         Ok::<_, Failure>(())
     }
     .await;
     ui.close_progress();
     result?;
-    finish(&context, &web_api, &settings.id, command, tally, (0, 0)).await
+    finish(&context, &web_api, &settings.id, command, tally).await
 }
 
 /// Dynamics rows whose `column` is one of `values`.
@@ -295,17 +362,60 @@ async fn rows_where(
     consents: &[String],
     column: &str,
     values: &[String],
-) -> Result<Vec<Map<String, Value>>, Failure> {
+) -> Result<Vec<Row>, Failure> {
+    let queries = values.chunks(IN_CHUNK).map(|chunk| contacts(consents, Some(&one_of(column, chunk)))).collect();
     let mut rows = Vec::new();
-    for chunk in values.chunks(IN_CHUNK) {
-        let mut options = Some(contacts(consents, Some(&one_of(column, chunk))));
-        while let Some(query) = options.take() {
-            let (page, next) = web_api.retrieve_multiple(contact::TABLE, &query, Some(PAGE)).await?;
-            rows.extend(page);
-            options = next;
-        }
+    let mut all = pin!(pages(web_api, queries));
+    while let Some(page) = all.next().await {
+        rows.extend(page?);
     }
     Ok(rows)
+}
+
+/// Matches SALESmanago's changed contacts to Dynamics rows (by SALESmanago id, then e-mail)
+/// and writes the differing columns.
+async fn changes_chunk(
+    context: &Context,
+    web_api: &WebApi,
+    consents: &[String],
+    changed: Vec<SmContact>,
+) -> Result<Tally, Failure> {
+    let mut tally = Tally::default();
+    let sm_ids: Vec<String> = changed.iter().filter_map(|c| c.id.clone()).collect();
+    let mut rows = rows_where(web_api, consents, contact::SALESMANAGO_ID, &sm_ids).await?;
+    let sm_id_of = |r: &Row| r.get(contact::SALESMANAGO_ID).and_then(Value::as_str).map(str::to_owned);
+    let unmatched: Vec<String> = changed
+        .iter()
+        .filter(|c| !rows.iter().any(|r| sm_id_of(r).is_some() && sm_id_of(r) == c.id))
+        .filter_map(|c| c.email.clone())
+        .collect();
+    rows.extend(rows_where(web_api, consents, "emailaddress1", &unmatched).await?);
+    let mut writes = Vec::new();
+    for sm in &changed {
+        tally.total += 1;
+        let row = rows.iter().find(|r| sm.id.is_some() && sm_id_of(r) == sm.id).or_else(|| {
+            let address = sm.email.as_deref()?;
+            rows.iter().find(|r| {
+                r.get("emailaddress1").and_then(Value::as_str).is_some_and(|e| e.trim().eq_ignore_ascii_case(address))
+            })
+        });
+        let Some(row) = row else {
+            tally.missing += 1;
+            continue;
+        };
+        let parsed = ContactRow::from_json(row);
+        let patch = from_salesmanago(&parsed, sm);
+        if patch.is_empty() {
+            tally.same += 1;
+        } else {
+            let mut columns = Map::new();
+            columns.extend(patch.columns);
+            writes.push((parsed.id().unwrap_or_default(), columns, true));
+            tally.done += 1;
+        }
+    }
+    write(context, writes, &mut tally).await?;
+    Ok(tally)
 }
 
 pub(super) async fn pull_changes(context: Context) -> Outcome {
@@ -333,52 +443,23 @@ pub(super) async fn pull_changes(context: Context) -> Outcome {
         }
         ids.sort_unstable();
         ids.dedup();
-        for chunk in ids.chunks(IN_CHUNK) {
-            let mut changed = Vec::new();
-            for call in Lookup::batches(LookupKind::ListById, chunk) {
-                changed.extend(connection.call(&call).await?);
-            }
-            let sm_ids: Vec<String> = changed.iter().filter_map(|c| c.id.clone()).collect();
-            let mut rows = rows_where(&web_api, &consents, contact::SALESMANAGO_ID, &sm_ids).await?;
-            let unmatched: Vec<String> = changed
-                .iter()
-                .filter(|c| {
-                    !rows.iter().any(|r| r.get(contact::SALESMANAGO_ID).and_then(Value::as_str) == c.id.as_deref())
-                })
-                .filter_map(|c| c.email.clone())
-                .collect();
-            rows.extend(rows_where(&web_api, &consents, "emailaddress1", &unmatched).await?);
-            for sm in &changed {
-                tally.total += 1;
-                let row = rows
-                    .iter()
-                    .find(|r| {
-                        sm.id.is_some() && r.get(contact::SALESMANAGO_ID).and_then(Value::as_str) == sm.id.as_deref()
-                    })
-                    .or_else(|| {
-                        let address = sm.email.as_deref()?;
-                        rows.iter().find(|r| {
-                            r.get("emailaddress1")
-                                .and_then(Value::as_str)
-                                .is_some_and(|e| e.trim().eq_ignore_ascii_case(address))
-                        })
-                    });
-                let Some(row) = row else {
-                    tally.missing += 1;
-                    continue;
-                };
-                let parsed = ContactRow::from_json(row);
-                let patch = from_salesmanago(&parsed, sm);
-                if patch.is_empty() {
-                    tally.same += 1;
-                } else {
-                    let mut columns = Map::new();
-                    columns.extend(patch.columns);
-                    web_api.update(contact::TABLE, &parsed.id().unwrap_or_default(), &columns).await?;
-                    tally.done += 1;
+        let total = ids.len() as u64;
+        let work = stream::iter(ids.chunks(IN_CHUNK).map(<[String]>::to_vec))
+            .map(|chunk| {
+                let (context, web_api, connection, consents) = (&context, &web_api, &connection, &consents);
+                async move {
+                    let mut changed = Vec::new();
+                    for call in Lookup::batches(LookupKind::ListById, &chunk) {
+                        changed.extend(connection.call(&call).await?);
+                    }
+                    changes_chunk(context, web_api, consents, changed).await
                 }
-            }
-            ui.progress(&context.say(&Message::Progress { command, done: tally.total, total: Some(ids.len() as u64) }));
+            })
+            .buffer_unordered(settings.concurrency as usize);
+        let mut work = pin!(work);
+        while let Some(part) = work.next().await {
+            tally.merge(part?);
+            ui.progress(&context.say(&Message::Progress { command, done: tally.total, total: Some(total) }));
         }
         Ok::<_, Failure>(())
     }
@@ -388,5 +469,5 @@ pub(super) async fn pull_changes(context: Context) -> Outcome {
     let mut columns = Map::new();
     columns.insert(integration::CHANGES_WATERMARK.into(), now.to_string().into());
     web_api.update(integration::TABLE, &settings.id, &columns).await?;
-    finish(&context, &web_api, &settings.id, command, tally, (0, 0)).await
+    finish(&context, &web_api, &settings.id, command, tally).await
 }

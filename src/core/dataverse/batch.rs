@@ -1,0 +1,95 @@
+//! Dataverse Web API `$batch` (OData multipart/mixed): many updates in one HTTP request, each
+//! independent of the others (no change set), so one failure does not undo the rest.
+
+use serde_json::{Map, Value};
+
+/// The most operations Dataverse takes in one batch.
+pub const MAX_OPERATIONS: usize = 1000;
+
+/// A `$batch` request body and its content type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchBody {
+    /// `multipart/mixed; boundary=…`.
+    pub content_type: String,
+    /// The body.
+    pub body: String,
+}
+
+/// PATCHes of `entity_set` rows: `(id, columns)`. `service_root` is the Web API root, such as
+/// `https://org.crm4.dynamics.com/api/data/v9.2/`; `tag` makes the boundary unique.
+pub fn updates(service_root: &str, entity_set: &str, rows: &[(String, Map<String, Value>)], tag: &str) -> BatchBody {
+    let boundary = format!("batch_{tag}");
+    let mut body = String::new();
+    for (id, columns) in rows {
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+        ));
+        body.push_str(&format!("PATCH {service_root}{entity_set}({id}) HTTP/1.1\r\n"));
+        body.push_str("Content-Type: application/json\r\nIf-Match: *\r\n\r\n");
+        body.push_str(&Value::Object(columns.clone()).to_string());
+        body.push_str("\r\n");
+    }
+    body.push_str(&format!("--{boundary}--\r\n"));
+    BatchBody { content_type: format!("multipart/mixed; boundary={boundary}"), body }
+}
+
+/// The outcome of each operation of a batch response, in order: `Ok` for a 2xx status, else
+/// the error's message (or the status line).
+pub fn outcomes(response: &str) -> Vec<Result<(), String>> {
+    let mut out = Vec::new();
+    let mut lines = response.lines().peekable();
+    while let Some(line) = lines.next() {
+        let Some(rest) = line.strip_prefix("HTTP/1.1 ") else { continue };
+        let status: u16 = rest.get(..3).and_then(|s| s.parse().ok()).unwrap_or(0);
+        if (200..300).contains(&status) {
+            out.push(Ok(()));
+            continue;
+        }
+        // The part's body follows its headers: the first JSON line carries the message.
+        let mut message = rest.to_owned();
+        while let Some(next) = lines.peek() {
+            if next.starts_with("--") || next.starts_with("HTTP/1.1 ") {
+                break;
+            }
+            let next = lines.next().unwrap_or_default();
+            if let Ok(Value::Object(json)) = serde_json::from_str::<Value>(next.trim()) {
+                if let Some(text) = json.get("error").and_then(|e| e.get("message")).and_then(Value::as_str) {
+                    message = text.to_owned();
+                }
+            }
+        }
+        out.push(Err(message));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn updates_are_independent_patches() {
+        let columns = json!({"new_salesmanagoid": "sm-1"}).as_object().unwrap().clone();
+        let batch = updates(
+            "https://org/api/data/v9.2/",
+            "contacts",
+            &[("c1".into(), columns.clone()), ("c2".into(), columns)],
+            "t1",
+        );
+        assert_eq!(batch.content_type, "multipart/mixed; boundary=batch_t1");
+        assert_eq!(batch.body.matches("PATCH https://org/api/data/v9.2/contacts(").count(), 2);
+        assert!(batch.body.contains("PATCH https://org/api/data/v9.2/contacts(c2) HTTP/1.1\r\nContent-Type: application/json\r\nIf-Match: *\r\n\r\n{\"new_salesmanagoid\":\"sm-1\"}\r\n"));
+        assert!(batch.body.ends_with("--batch_t1--\r\n"));
+        assert!(!batch.body.contains("changeset"), "no change set: one failure must not undo the rest");
+    }
+
+    #[test]
+    fn outcomes_follow_the_parts_in_order() {
+        let response = "--batchresponse_1\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\nHTTP/1.1 204 No Content\r\nOData-Version: 4.0\r\n\r\n\r\n--batchresponse_1\r\nContent-Type: application/http\r\n\r\nHTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n\r\n{\"error\":{\"code\":\"0x80040217\",\"message\":\"contact With Id = c2 Does Not Exist\"}}\r\n--batchresponse_1\r\n\r\nHTTP/1.1 412 Precondition Failed\r\n\r\n--batchresponse_1--\r\n";
+        assert_eq!(
+            outcomes(response),
+            vec![Ok(()), Err("contact With Id = c2 Does Not Exist".into()), Err("412 Precondition Failed".into())]
+        );
+    }
+}
