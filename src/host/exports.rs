@@ -24,6 +24,14 @@ pub fn version() -> String {
     crate::VERSION.into()
 }
 
+/// Bytes of the engine's WebAssembly memory, for the benchmark's memory figures.
+#[wasm_bindgen(js_name = memoryBytes)]
+pub fn memory_bytes() -> f64 {
+    use wasm_bindgen::JsCast;
+    let memory: js_sys::WebAssembly::Memory = wasm_bindgen::memory().unchecked_into();
+    memory.buffer().unchecked_into::<js_sys::ArrayBuffer>().byte_length() as f64
+}
+
 /// The credential page's labels in the user's language, as a JSON object.
 #[wasm_bindgen(js_name = credentialsText)]
 pub fn credentials_text(lcid: u32) -> String {

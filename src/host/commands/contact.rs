@@ -1,12 +1,15 @@
 //! The contact form's commands: fetch, the quiet check on open, send, sync on save; and
 //! delete, from the form or the grid.
 
+use std::cell::RefCell;
+
 use serde_json::{Map, Value};
 
 use crate::core::dataverse::contact::ContactRow;
 use crate::core::dataverse::query::contacts;
 use crate::core::dataverse::schema::{contact, SyncStatus};
 use crate::core::i18n::Message;
+use crate::core::integration::Settings;
 use crate::core::mapping::normalize::email;
 use crate::core::mapping::{from_salesmanago, to_salesmanago, OutboundOptions};
 use crate::core::salesmanago::contact::SmContact;
@@ -19,10 +22,30 @@ use super::super::dynamics::{consent_columns, refresh_grid, FormContext, WebApi}
 use super::super::salesmanago::Connection;
 use super::{connection, load_settings, Context, Done, Failure, Outcome};
 
-/// The saved contact behind `form`, with every column a synchronisation reads.
-async fn saved_row(context: &Context, web_api: &WebApi, id: &str) -> Result<Map<String, Value>, Failure> {
-    let consents = consent_columns(&context.ui()).await?;
-    Ok(web_api.retrieve(contact::TABLE, id, &contacts(&consents, None)).await?)
+/// How long a page keeps the integration settings and the consent columns between contact
+/// commands, so that a click costs one Dataverse and one SALESmanago round trip.
+const CACHE_MS: u64 = 60_000;
+
+thread_local! {
+    static CACHE: RefCell<Option<(u64, Settings, Vec<String>)>> = const { RefCell::new(None) };
+}
+
+/// The integration settings and the contact table's consent columns, cached for [`CACHE_MS`].
+async fn settings_and_consents(context: &Context, web_api: &WebApi) -> Result<(Settings, Vec<String>), Failure> {
+    let now = now_ms();
+    if let Some((_, settings, consents)) = CACHE.with(|c| c.borrow().clone()).filter(|(at, ..)| now.saturating_sub(*at) < CACHE_MS) {
+        return Ok((settings, consents));
+    }
+    let ui = context.ui();
+    let (settings, consents) = futures_util::future::join(load_settings(web_api, &[]), consent_columns(&ui)).await;
+    let (settings, consents) = (settings?.0, consents?);
+    CACHE.with(|c| *c.borrow_mut() = Some((now, settings.clone(), consents.clone())));
+    Ok((settings, consents))
+}
+
+/// The saved contact `id`, with every column a synchronisation reads.
+async fn saved_row(web_api: &WebApi, consents: &[String], id: &str) -> Result<Map<String, Value>, Failure> {
+    Ok(web_api.retrieve(contact::TABLE, id, &contacts(consents, None)).await?)
 }
 
 /// The contact in SALESmanago: by its SALESmanago id, else by e-mail.
@@ -51,8 +74,8 @@ pub(super) async fn fetch(context: Context) -> Outcome {
     let form = FormContext(context.primary_control.clone());
     let id = form_id(&form)?;
     let web_api = context.web_api()?;
-    let (settings, _) = load_settings(&web_api, &[]).await?;
-    let row = ContactRow::from_json(&saved_row(&context, &web_api, &id).await?);
+    let (settings, consents) = settings_and_consents(&context, &web_api).await?;
+    let row = ContactRow::from_json(&saved_row(&web_api, &consents, &id).await?);
     let Some(sm) = lookup(&connection(&settings), &row).await? else {
         let email = row.get("emailaddress1").unwrap_or_default().trim().to_owned();
         return Ok(Message::NotInSalesmanago { email }.into());
@@ -75,8 +98,8 @@ pub(super) async fn opened(context: Context) -> Outcome {
     let form = FormContext(context.primary_control.clone());
     let Some(id) = form.id()? else { return Ok(Message::AlreadyMatches.into()) };
     let web_api = context.web_api()?;
-    let (settings, _) = load_settings(&web_api, &[]).await?;
-    let row = ContactRow::from_json(&saved_row(&context, &web_api, &id).await?);
+    let (settings, consents) = settings_and_consents(&context, &web_api).await?;
+    let row = ContactRow::from_json(&saved_row(&web_api, &consents, &id).await?);
     let fields = match lookup(&connection(&settings), &row).await? {
         Some(sm) => from_salesmanago(&row, &sm).columns.len(),
         None => 0,
@@ -97,8 +120,8 @@ async fn upsert(
     id: &str,
     options: OutboundOptions,
 ) -> Result<Vec<String>, Failure> {
-    let (settings, _) = load_settings(web_api, &[]).await?;
-    let row = saved_row(context, web_api, id).await?;
+    let (settings, consents) = settings_and_consents(context, web_api).await?;
+    let row = saved_row(web_api, &consents, id).await?;
     let outcome = to_salesmanago(&ContactRow::from_json(&row), &OutboundOptions { now_ms: now_ms(), ..options });
     let outbound = match outcome {
         Ok(outbound) => outbound,

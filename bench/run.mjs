@@ -1,0 +1,279 @@
+#!/usr/bin/env node
+// `npm run bench`: bulk jobs at scale in the sandbox, in headless Chromium, against the
+// SALESmanago simulator (in its own process, so the two servers do not share a core).
+//
+//   npm run bench -- [--contacts N] [--latency-ms L] [--concurrency K] [--naive N] [--small N]
+//
+// For each job it prints contacts per second, the pipeline limit (the shortest time the round
+// trips and Dataverse's modelled service-protection budget allow), the ratio limit/measured,
+// the speed-up over a naive one-upsert-per-contact baseline (measured on a small N, scaled),
+// and peak memory (JS heap + wasm). Its last line is:
+//   bench: export <ratio to limit> of limit, <speed-up> x naive, wasm <bytes> B
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { gzipSync } from "node:zlib";
+import { chromium } from "playwright-core";
+import { startSandbox, root } from "../sandbox/server.mjs";
+import { DEFAULT_PROTECTION } from "../sandbox/dataverse.mjs";
+
+const PAGE = 400; // contacts per Dataverse page and per SALESmanago batch (BatchUpsert::MAX)
+const LOOKUP = 100; // e-mails per contact/basic call
+
+function parse(argv) {
+  const options = { contacts: 100_000, latencyMs: 20, concurrency: 4, naive: 200, small: 10_000 };
+  const names = { "--contacts": "contacts", "--latency-ms": "latencyMs", "--concurrency": "concurrency", "--naive": "naive", "--small": "small" };
+  for (let i = 0; i < argv.length; i++) {
+    const [flag, inline] = argv[i].split(/=(.*)/s);
+    const key = names[flag];
+    const value = Number(inline !== undefined ? inline : argv[++i]);
+    if (!key || !Number.isInteger(value) || value < 0) {
+      process.stderr.write(`unknown or bad option ${argv[i]}\nusage: npm run bench -- [--contacts N] [--latency-ms L] [--concurrency K] [--naive N] [--small N]\n`);
+      process.exit(2);
+    }
+    options[key] = value;
+  }
+  options.small = Math.min(options.small, options.contacts);
+  return options;
+}
+
+const log = (line) => process.stdout.write(line + "\n");
+const fmt = (n, digits = 2) => Number(n).toFixed(digits);
+
+/** The simulator in a child process; resolves to its JSON line plus a stop(). */
+function startSimulatorProcess(latencyMs) {
+  const child = spawn(process.execPath, [join(root, "tests", "simulator", "cli.mjs"), "--port", "0", "--latency-ms", String(latencyMs), "--max-batch", String(PAGE)], { stdio: ["ignore", "pipe", "inherit"] });
+  return new Promise((resolve, reject) => {
+    let out = "";
+    child.on("exit", (code) => reject(new Error(`simulator exited ${code}`)));
+    child.stdout.on("data", (d) => {
+      out += d;
+      if (out.includes("\n")) resolve({ ...JSON.parse(out.split("\n")[0]), stop: () => child.kill("SIGTERM") });
+    });
+  });
+}
+
+async function simulatorControl(sim, path, body) {
+  const response = await fetch(`${sim.url}/__sim/${path}`, body === undefined ? {} : { method: "POST", body: JSON.stringify(body) });
+  return response.json();
+}
+
+/** A sandbox with `contacts` demo contacts, modelling Dataverse's service protection. */
+async function sandboxWith(contacts, options, sim) {
+  // In memory: saving a 100,000-row file is the sandbox's chore, not Dataverse's behaviour.
+  const sandbox = await startSandbox({ port: 0, dataFile: null, reset: true, contacts, latencyMs: options.latencyMs, protection: true });
+  const [record] = sandbox.dataverse.rows("new_salesmanagointegration");
+  sandbox.dataverse.seed("new_salesmanagointegration", [
+    { ...record, new_clientid: sim.clientId, new_apisecret: sim.apiSecret, new_owner: sim.owner, new_endpoint: sim.url, new_concurrency: options.concurrency },
+  ]);
+  return sandbox;
+}
+
+async function launch() {
+  const profile = mkdtempSync(join(tmpdir(), "salesmanago-bench-chromium-"));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    args: [
+      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--enable-precise-memory-info",
+    ],
+  });
+  return { context, close: async () => (await context.close(), rmSync(profile, { recursive: true, force: true })) };
+}
+
+async function open(page, url) {
+  await page.goto(url);
+  await page.waitForFunction(() => window.__sandbox && (window.__sandbox.ready || window.__sandbox.fatal), null, { timeout: 60_000 });
+}
+
+/**
+ * Clicks command-bar button `id` and waits for the job's summary dialog. Meanwhile samples the
+ * JS heap and the engine's wasm memory, and the longest gap of a 50 ms timer (a frozen tab
+ * shows as a long gap). Returns {ms, text, peakBytes, stallMs}.
+ */
+async function runJob(page, id) {
+  return page.evaluate(async (id) => {
+    const engine = await SalesManagoEngine.ready().catch(() => null);
+    let peak = 0;
+    let peakHeap = 0;
+    let peakWasm = 0;
+    let stall = 0;
+    let last = performance.now();
+    const sample = () => {
+      const now = performance.now();
+      stall = Math.max(stall, now - last - 50);
+      last = now;
+      const wasm = window.SalesManagoEngine && engine ? engine.memoryBytes() : 0;
+      peak = Math.max(peak, performance.memory.usedJSHeapSize + wasm);
+      peakHeap = Math.max(peakHeap, performance.memory.usedJSHeapSize);
+      peakWasm = Math.max(peakWasm, wasm);
+    };
+    const timer = setInterval(sample, 50);
+    const started = performance.now();
+    document.querySelector(`#commandbar button[data-id="${id}"]`).click();
+    while (!document.querySelector("#dialogs .dialog")) await new Promise((r) => setTimeout(r, 20));
+    const ms = performance.now() - started;
+    sample();
+    clearInterval(timer);
+    const text = document.querySelector("#dialogs .dialog .text").textContent;
+    // Close the summary and decline the CSV.
+    for (let i = 0; i < 4 && document.querySelector("#dialogs .dialog"); i++) {
+      const buttons = document.querySelectorAll("#dialogs .dialog .buttons button");
+      buttons[buttons.length - 1].click();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return { ms, text, peakBytes: peak, peakHeap, peakWasm, stallMs: stall };
+  }, id);
+}
+
+/** Loads the engine in the page (as a first click would) and returns it ready. */
+async function warm(page) {
+  await page.evaluate(() => window.SalesManago.loadEngine());
+}
+
+/** Export's round-trip limit: sequential page reads; K pages at a time each needing a SALESmanago batch and a `$batch` write. */
+function exportLimit(n, latency, k, writes) {
+  const pages = Math.ceil(n / PAGE);
+  const rt = latency / 1000;
+  const reads = pages * rt;
+  const work = (pages * 2 * rt) / k;
+  const roundTrips = Math.max(reads, work) + 2 * rt; // the last page's batch and write
+  return Math.max(roundTrips, budget(pages * 2 + Math.ceil(pages / 10), pages * DEFAULT_PROTECTION.costMs.GET + writes * DEFAULT_PROTECTION.costMs.PATCH));
+}
+
+/** Pull consents' limit: sequential page reads; per page, ⌈page/100⌉ lookups in sequence, K pages at a time. */
+function consentsLimit(n, latency, k, writes) {
+  const pages = Math.ceil(n / PAGE);
+  const rt = latency / 1000;
+  const perPage = Math.ceil(PAGE / LOOKUP) * rt + (writes > 0 ? rt : 0);
+  const roundTrips = Math.max(pages * rt, (pages * perPage) / k) + perPage;
+  return Math.max(roundTrips, budget(pages * 2, pages * DEFAULT_PROTECTION.costMs.GET + writes * DEFAULT_PROTECTION.costMs.PATCH));
+}
+
+/** The shortest time Dataverse's service protection allows `requests` costing `costMs`. */
+function budget(requests, costMs) {
+  const { windowMs, maxRequests, maxExecutionMs } = DEFAULT_PROTECTION;
+  const windows = Math.max(requests / maxRequests, costMs / maxExecutionMs);
+  return windows <= 1 ? 0 : (windows - 1) * (windowMs / 1000);
+}
+
+/** The naive baseline: one upsert and one Dataverse update per contact, in sequence; seconds per contact. */
+async function naivePerContact(page, sim, count) {
+  return page.evaluate(
+    async ({ sim, count }) => {
+      const engine = await SalesManagoEngine.ready();
+      const config = JSON.stringify({ endpoint: sim.url, clientId: sim.clientId, apiSecret: sim.apiSecret, owner: sim.owner });
+      const { entities } = await Xrm.WebApi.retrieveMultipleRecords("contact", `?$select=contactid,emailaddress1,fullname&$filter=emailaddress1 ne null&$top=${count}`);
+      const started = performance.now();
+      let done = 0;
+      for (const row of entities) {
+        const email = row.emailaddress1.trim().toLowerCase();
+        if (!/^[^@]+@[^@]+\.[a-z]+$/.test(email)) continue;
+        const out = JSON.parse(await engine.salesmanagoCall(config, JSON.stringify({ method: "contact/upsert", contact: { email, name: row.fullname } }), 1033));
+        await Xrm.WebApi.updateRecord("contact", row.contactid, { new_salesmanagoid: out.contactId });
+        done++;
+      }
+      return (performance.now() - started) / 1000 / done;
+    },
+    { sim, count },
+  );
+}
+
+/** Click "Fetch from SALESmanago" on a freshly opened contact form until its phone shows SALESmanago's. */
+async function fetchClick(page, url, phone) {
+  await open(page, url);
+  await page.waitForFunction(() => window.__sandbox.log.some((e) => e.kind === "formNotification" && e.id === "salesmanago.differs"), null, { timeout: 30_000 });
+  return page.evaluate(async (phone) => {
+    const input = document.getElementById("field-mobilephone");
+    const started = performance.now();
+    document.querySelector('#commandbar button[data-id="new.contact.Fetch.Button"]').click();
+    while (input.value !== phone) await new Promise((r) => requestAnimationFrame(r));
+    const ms = performance.now() - started;
+    const dialog = document.querySelector("#dialogs .dialog .buttons button");
+    if (dialog) dialog.click();
+    return ms;
+  }, phone);
+}
+
+async function main() {
+  const options = parse(process.argv.slice(2));
+  const wasmFile = join(root, "target", "engine", "engine_opt.wasm");
+  const wasm = readFileSync(wasmFile);
+  const dir = mkdtempSync(join(tmpdir(), "salesmanago-bench-"));
+  const sim = await startSimulatorProcess(options.latencyMs);
+  const browser = await launch();
+  const page = await browser.context.newPage();
+  try {
+    log(`bench: ${options.contacts} contacts, latency ${options.latencyMs} ms on Dataverse and SALESmanago, concurrency ${options.concurrency}, ${PAGE} per batch`);
+
+    // Memory at the smaller size first, in its own sandbox.
+    let smallPeak = null;
+    if (options.small < options.contacts) {
+      const sandbox = await sandboxWith(options.small, options, sim);
+      await open(page, `${sandbox.url}/integration`);
+      await warm(page);
+      const small = await runJob(page, "new.integration.ExportAll.Button");
+      smallPeak = small.peakBytes;
+      log(`export ${options.small}: ${fmt(small.ms / 1000)} s, peak memory ${fmt(small.peakBytes / 1048576, 1)} MiB (JS heap ${fmt(small.peakHeap / 1048576, 1)}, wasm ${fmt(small.peakWasm / 1048576, 1)})`);
+      await sandbox.close();
+      await simulatorControl(sim, "reset", {});
+    }
+
+    const sandbox = await sandboxWith(options.contacts, options, sim);
+    const n = options.contacts;
+    const sendable = sandbox.dataverse.rows("contact").filter((r) => typeof r.emailaddress1 === "string" && /^[^@\s]+@[^@\s]+\.[a-z]+$/i.test(r.emailaddress1.trim())).length;
+
+    await open(page, `${sandbox.url}/integration`);
+    await warm(page);
+    const exp = await runJob(page, "new.integration.ExportAll.Button");
+    const expLimit = exportLimit(n, options.latencyMs, options.concurrency, n);
+    const expRatio = expLimit / (exp.ms / 1000);
+    log(`export all: ${fmt(exp.ms / 1000)} s, ${fmt(n / (exp.ms / 1000), 0)} contacts/s; pipeline limit ${fmt(expLimit)} s; ${fmt(expRatio)} of limit; peak memory ${fmt(exp.peakBytes / 1048576, 1)} MiB (JS heap ${fmt(exp.peakHeap / 1048576, 1)}, wasm ${fmt(exp.peakWasm / 1048576, 1)}); longest stall ${fmt(exp.stallMs, 0)} ms`);
+    log(`  summary: ${exp.text}`);
+
+    // A change in SALESmanago for 1% of the contacts, for pull consents to write.
+    const held = await simulatorControl(sim, "contacts");
+    const changed = held.filter((_, i) => i % 100 === 0).map((c) => ({ ...c, optedOut: !c.optedOut, modifiedOn: Date.now() + 60_000 }));
+    await simulatorControl(sim, "contacts", changed);
+    await open(page, `${sandbox.url}/integration`);
+    await warm(page);
+    const con = await runJob(page, "new.integration.PullConsents.Button");
+    const conLimit = consentsLimit(n, options.latencyMs, options.concurrency, changed.length);
+    log(`pull consents: ${fmt(con.ms / 1000)} s, ${fmt(n / (con.ms / 1000), 0)} contacts/s; pipeline limit ${fmt(conLimit)} s; ${fmt(conLimit / (con.ms / 1000))} of limit; peak memory ${fmt(con.peakBytes / 1048576, 1)} MiB; longest stall ${fmt(con.stallMs, 0)} ms`);
+    log(`  summary: ${con.text}`);
+
+    // Naive baseline on a small sample, scaled to N.
+    await open(page, `${sandbox.url}/integration`);
+    await warm(page);
+    const perContact = await naivePerContact(page, { url: sim.url, clientId: sim.clientId, apiSecret: sim.apiSecret, owner: sim.owner }, options.naive);
+    const naiveTotal = perContact * sendable;
+    const speedUp = naiveTotal / (exp.ms / 1000);
+    log(`naive baseline: ${fmt(perContact * 1000, 1)} ms per contact over ${options.naive} contacts → ${fmt(naiveTotal, 0)} s for ${sendable} contacts; export is ${fmt(speedUp, 0)}× faster`);
+
+    // Fetch: a contact whose phone differs in SALESmanago.
+    const target = sandbox.dataverse.rows("contact").find((r) => r.new_salesmanagoid && r.mobilephone);
+    await simulatorControl(sim, "contacts", [{ ...held.find((c) => c.id === target.new_salesmanagoid), phone: "+48 600 111 222", modifiedOn: Date.now() }]);
+    const clicks = [];
+    for (let i = 0; i < 5; i++) clicks.push(await fetchClick(page, `${sandbox.url}/contacts/${target.contactid}`, "+48 600 111 222"));
+    clicks.sort((a, b) => a - b);
+    const fetchTarget = 2 * options.latencyMs + 50;
+    log(`fetch contact: click to filled ${fmt(clicks[2], 0)} ms (median of 5; min ${fmt(clicks[0], 0)}, max ${fmt(clicks[4], 0)}); target ≤ ${fetchTarget} ms`);
+
+    const gz = gzipSync(wasm, { level: 9 }).length;
+    if (smallPeak) log(`memory: peak ${fmt(exp.peakBytes / 1048576, 1)} MiB at ${n} vs ${fmt(smallPeak / 1048576, 1)} MiB at ${options.small} (${fmt((exp.peakBytes / smallPeak - 1) * 100, 1)}%; target ≤ 20%)`);
+    log(`wasm: ${wasm.length} B raw, ${gz} B gzip (target ≤ 256000 B raw)`);
+    log(`bench: export ${fmt(expRatio)} of limit, ${fmt(speedUp, 0)} x naive, wasm ${statSync(wasmFile).size} B`);
+    await sandbox.close();
+  } finally {
+    await browser.close();
+    sim.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((error) => {
+  process.stderr.write(`bench: ${error.stack || error.message}\n`);
+  process.exit(1);
+});
