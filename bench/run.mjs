@@ -10,7 +10,7 @@
 // and peak memory (JS heap + wasm). Its last line is:
 //   bench: export <ratio to limit> of limit, <speed-up> x naive, wasm <bytes> B
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
@@ -22,8 +22,8 @@ const PAGE = 400; // contacts per Dataverse page and per SALESmanago batch (Batc
 const LOOKUP = 100; // e-mails per contact/basic call
 
 function parse(argv) {
-  const options = { contacts: 100_000, latencyMs: 20, concurrency: 4, naive: 200, small: 10_000 };
-  const names = { "--contacts": "contacts", "--latency-ms": "latencyMs", "--concurrency": "concurrency", "--naive": "naive", "--small": "small" };
+  const options = { contacts: 100_000, latencyMs: 20, concurrency: 4, naive: 200, small: 10_000, profile: 0 };
+  const names = { "--contacts": "contacts", "--latency-ms": "latencyMs", "--concurrency": "concurrency", "--naive": "naive", "--small": "small", "--profile": "profile" };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split(/=(.*)/s);
     const key = names[flag];
@@ -39,6 +39,32 @@ function parse(argv) {
 }
 
 const log = (line) => process.stdout.write(line + "\n");
+
+/** CPU seconds used so far by the processes whose command line contains `marker` (Linux /proc). */
+function cpuSeconds(marker) {
+  let ticks = 0;
+  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+    try {
+      if (!readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(marker)) continue;
+      const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime
+    } catch {
+      // the process ended
+    }
+  }
+  return ticks / 100;
+}
+
+/** CPU seconds of the browser, the sandbox (this process) and the simulator. */
+function cpu(profile) {
+  const own = process.cpuUsage();
+  return { browser: cpuSeconds(profile), sandbox: (own.user + own.system) / 1e6, simulator: cpuSeconds("tests/simulator/cli.mjs") };
+}
+
+function cpuLine(before, after, seconds) {
+  const part = (k) => `${k} ${fmt(after[k] - before[k], 1)} s`;
+  return `  CPU during the job (${fmt(seconds, 1)} s wall, 2 cores): ${part("browser")}, ${part("sandbox")} (Dataverse stand-in), ${part("simulator")}`;
+}
 const fmt = (n, digits = 2) => Number(n).toFixed(digits);
 
 /** The simulator in a child process; resolves to its JSON line plus a stop(). */
@@ -80,7 +106,7 @@ async function launch() {
       "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--enable-precise-memory-info",
     ],
   });
-  return { context, close: async () => (await context.close(), rmSync(profile, { recursive: true, force: true })) };
+  return { context, profile, close: async () => (await context.close(), rmSync(profile, { recursive: true, force: true })) };
 }
 
 async function open(page, url) {
@@ -227,11 +253,30 @@ async function main() {
 
     await open(page, `${sandbox.url}/integration`);
     await warm(page);
+    const cdp = options.profile ? await page.context().newCDPSession(page) : null;
+    if (cdp) await cdp.send("Profiler.enable").then(() => cdp.send("Profiler.start"));
+    const cpuBefore = cpu(browser.profile);
     const exp = await runJob(page, "new.integration.ExportAll.Button");
+    const cpuAfter = cpu(browser.profile);
+    if (cdp) {
+      // --profile 1: the page's heaviest functions during the export, by self time.
+      const { profile } = await cdp.send("Profiler.stop");
+      const self = new Map();
+      const dt = profile.timeDeltas;
+      const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+      profile.samples.forEach((id, i) => {
+        const f = byId.get(id).callFrame;
+        const key = `${f.functionName || "(anonymous)"} ${f.url.split("/").pop()}:${f.lineNumber}`;
+        self.set(key, (self.get(key) || 0) + (dt[i] || 0));
+      });
+      const top = [...self].sort((a, b) => b[1] - a[1]).slice(0, 15);
+      for (const [key, us] of top) log(`  profile: ${fmt(us / 1000, 0)} ms ${key}`);
+    }
     const expLimit = exportLimit(n, options.latencyMs, options.concurrency, n);
     const expRatio = expLimit / (exp.ms / 1000);
     log(`export all: ${fmt(exp.ms / 1000)} s, ${fmt(n / (exp.ms / 1000), 0)} contacts/s; pipeline limit ${fmt(expLimit)} s; ${fmt(expRatio)} of limit; peak memory ${fmt(exp.peakBytes / 1048576, 1)} MiB (JS heap ${fmt(exp.peakHeap / 1048576, 1)}, wasm ${fmt(exp.peakWasm / 1048576, 1)}); longest stall ${fmt(exp.stallMs, 0)} ms`);
     log(`  summary: ${exp.text}`);
+    log(cpuLine(cpuBefore, cpuAfter, exp.ms / 1000));
 
     // A change in SALESmanago for 1% of the contacts, for pull consents to write.
     const held = await simulatorControl(sim, "contacts");

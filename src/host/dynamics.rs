@@ -353,3 +353,45 @@ pub(crate) async fn update_many(
     })
     .await
 }
+
+/// One page of a Web API query, read with `fetch` and parsed once (no `Xrm.WebApi` object
+/// round trip): the rows, and the next page's query (`?…`) if any. Waits out
+/// service-protection refusals as Dataverse asks.
+pub(crate) async fn read_page(
+    ui: &Ui,
+    entity_set: &str,
+    query: &str,
+    page_size: u32,
+) -> Result<(Vec<Map<String, Value>>, Option<String>)> {
+    #[derive(serde::Deserialize)]
+    struct Page {
+        value: Vec<Map<String, Value>>,
+        #[serde(rename = "@odata.nextLink")]
+        next_link: Option<String>,
+    }
+    let url = format!("{}/api/data/v9.2/{entity_set}{query}", ui.client_url()?);
+    let page: Page = patiently(|| async {
+        let response = gloo_net::http::Request::get(&url)
+            .header("Accept", "application/json")
+            .header("OData-Version", "4.0")
+            .header("Prefer", &format!("odata.maxpagesize={page_size}"))
+            .send()
+            .await
+            .map_err(|e| ClientApiError::new(e.to_string()))?;
+        if response.status() == 429 {
+            let seconds = response.headers().get("Retry-After").and_then(|s| s.trim().parse().ok()).unwrap_or(1);
+            return Err(ClientApiError { message: "Dataverse is busy (429)".into(), retry_after: Some(seconds) });
+        }
+        let text = response.text().await.map_err(|e| ClientApiError::new(e.to_string()))?;
+        if !response.ok() {
+            let detail = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v["error"]["message"].as_str().map(str::to_owned));
+            return Err(ClientApiError::new(detail.unwrap_or_else(|| format!("HTTP {}", response.status()))));
+        }
+        serde_json::from_str(&text).map_err(|e| ClientApiError::new(e.to_string()))
+    })
+    .await?;
+    let next = page.next_link.map(|link| link.find('?').map_or(link.clone(), |at| link[at..].to_owned()));
+    Ok((page.value, next))
+}

@@ -33,7 +33,9 @@ thread_local! {
 /// The integration settings and the contact table's consent columns, cached for [`CACHE_MS`].
 async fn settings_and_consents(context: &Context, web_api: &WebApi) -> Result<(Settings, Vec<String>), Failure> {
     let now = now_ms();
-    if let Some((_, settings, consents)) = CACHE.with(|c| c.borrow().clone()).filter(|(at, ..)| now.saturating_sub(*at) < CACHE_MS) {
+    if let Some((_, settings, consents)) =
+        CACHE.with(|c| c.borrow().clone()).filter(|(at, ..)| now.saturating_sub(*at) < CACHE_MS)
+    {
         return Ok((settings, consents));
     }
     let ui = context.ui();

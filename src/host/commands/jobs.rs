@@ -21,7 +21,7 @@ use crate::core::salesmanago::operation::{BatchUpsert, Lookup, LookupKind, Modif
 use crate::core::sync::{consents_only, iso_datetime, write_back, NotDone, Tally};
 
 use super::super::browser::now_ms;
-use super::super::dynamics::{consent_columns, update_many, WebApi};
+use super::super::dynamics::{consent_columns, read_page, update_many, Ui, WebApi};
 use super::super::salesmanago::Connection;
 use super::{connection, load_settings, Context, Done, Failure, Outcome};
 
@@ -56,11 +56,11 @@ fn not_done(row: &ContactRow, skipped: bool, reason: String) -> NotDone {
 }
 
 /// The pages of contacts `queries` select, read one after the other.
-fn pages<'a>(web_api: &'a WebApi, queries: Vec<String>) -> impl Stream<Item = Result<Vec<Row>, Failure>> + 'a {
+fn pages<'a>(ui: &'a Ui, queries: Vec<String>) -> impl Stream<Item = Result<Vec<Row>, Failure>> + 'a {
     stream::iter(queries).flat_map(move |query| {
         stream::unfold(Some(query), move |next| async move {
             let query = next?;
-            match web_api.retrieve_multiple(contact::TABLE, &query, Some(PAGE)).await {
+            match read_page(ui, contact::ENTITY_SET, &query, PAGE).await {
                 Ok((rows, next)) => Some((Ok(rows), next)),
                 Err(error) => Some((Err(error.into()), None)),
             }
@@ -200,7 +200,7 @@ pub(super) async fn export(context: Context, command: Command) -> Outcome {
     };
     let total = selected.then_some(context.selected_ids.len() as u64);
     let result = async {
-        let work = pages(&web_api, queries)
+        let work = pages(&ui, queries)
             .enumerate()
             .map(|(index, page)| {
                 let (context, connection) = (&context, &connection);
@@ -337,7 +337,7 @@ pub(super) async fn pull_consents(context: Context) -> Outcome {
     let ui = context.ui();
     let mut tally = Tally::default();
     let result = async {
-        let work = pages(&web_api, vec![contacts(&consents, Some("emailaddress1 ne null"))])
+        let work = pages(&ui, vec![contacts(&consents, Some("emailaddress1 ne null"))])
             .map(|page| {
                 let (context, connection) = (&context, &connection);
                 async move { consents_page(context, connection, page?).await }
@@ -357,15 +357,10 @@ pub(super) async fn pull_consents(context: Context) -> Outcome {
 }
 
 /// Dynamics rows whose `column` is one of `values`.
-async fn rows_where(
-    web_api: &WebApi,
-    consents: &[String],
-    column: &str,
-    values: &[String],
-) -> Result<Vec<Row>, Failure> {
+async fn rows_where(ui: &Ui, consents: &[String], column: &str, values: &[String]) -> Result<Vec<Row>, Failure> {
     let queries = values.chunks(IN_CHUNK).map(|chunk| contacts(consents, Some(&one_of(column, chunk)))).collect();
     let mut rows = Vec::new();
-    let mut all = pin!(pages(web_api, queries));
+    let mut all = pin!(pages(ui, queries));
     while let Some(page) = all.next().await {
         rows.extend(page?);
     }
@@ -374,22 +369,18 @@ async fn rows_where(
 
 /// Matches SALESmanago's changed contacts to Dynamics rows (by SALESmanago id, then e-mail)
 /// and writes the differing columns.
-async fn changes_chunk(
-    context: &Context,
-    web_api: &WebApi,
-    consents: &[String],
-    changed: Vec<SmContact>,
-) -> Result<Tally, Failure> {
+async fn changes_chunk(context: &Context, consents: &[String], changed: Vec<SmContact>) -> Result<Tally, Failure> {
     let mut tally = Tally::default();
     let sm_ids: Vec<String> = changed.iter().filter_map(|c| c.id.clone()).collect();
-    let mut rows = rows_where(web_api, consents, contact::SALESMANAGO_ID, &sm_ids).await?;
+    let ui = context.ui();
+    let mut rows = rows_where(&ui, consents, contact::SALESMANAGO_ID, &sm_ids).await?;
     let sm_id_of = |r: &Row| r.get(contact::SALESMANAGO_ID).and_then(Value::as_str).map(str::to_owned);
     let unmatched: Vec<String> = changed
         .iter()
         .filter(|c| !rows.iter().any(|r| sm_id_of(r).is_some() && sm_id_of(r) == c.id))
         .filter_map(|c| c.email.clone())
         .collect();
-    rows.extend(rows_where(web_api, consents, "emailaddress1", &unmatched).await?);
+    rows.extend(rows_where(&ui, consents, "emailaddress1", &unmatched).await?);
     let mut writes = Vec::new();
     for sm in &changed {
         tally.total += 1;
@@ -446,13 +437,13 @@ pub(super) async fn pull_changes(context: Context) -> Outcome {
         let total = ids.len() as u64;
         let work = stream::iter(ids.chunks(IN_CHUNK).map(<[String]>::to_vec))
             .map(|chunk| {
-                let (context, web_api, connection, consents) = (&context, &web_api, &connection, &consents);
+                let (context, connection, consents) = (&context, &connection, &consents);
                 async move {
                     let mut changed = Vec::new();
                     for call in Lookup::batches(LookupKind::ListById, &chunk) {
                         changed.extend(connection.call(&call).await?);
                     }
-                    changes_chunk(context, web_api, consents, changed).await
+                    changes_chunk(context, consents, changed).await
                 }
             })
             .buffer_unordered(settings.concurrency as usize);
