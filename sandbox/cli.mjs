@@ -48,7 +48,7 @@ try {
   const simulator = await startSimulator({ port: options.simulatorPort, latencyMs: options.latencyMs });
   if (fresh || !existsSync(salesmanagoFile)) simulator.seed(demoSalesmanago(demoContacts(options.contacts)));
   else simulator.seed(JSON.parse(readFileSync(salesmanagoFile, "utf8")));
-  const sandbox = await startSandbox({ port: options.port, dataFile: dataverseFile, reset: fresh, contacts: options.contacts, latencyMs: options.latencyMs });
+  const sandbox = await startSandbox({ port: options.port, dataFile: dataverseFile, reset: fresh, contacts: options.contacts, latencyMs: options.latencyMs, protection: true });
 
   // SALESmanago's side survives restarts too: saved whenever it was called.
   let calls = -1;
