@@ -183,6 +183,15 @@ function consentsLimit(n, latency, k, writes) {
   return Math.max(roundTrips, budget(pages * 2, pages * DEFAULT_PROTECTION.costMs.GET + writes * DEFAULT_PROTECTION.costMs.PATCH));
 }
 
+/** Pull changes' limit: the change pages (1,000 ids) in sequence; per 100 ids, two listById calls and a Dataverse read, K at a time. */
+function changesLimit(changed, latency, k, writes) {
+  const rt = latency / 1000;
+  const pages = Math.ceil(changed / 1000);
+  const chunks = Math.ceil(changed / LOOKUP);
+  const roundTrips = Math.max(pages * rt, (chunks * 3 * rt) / k) + 3 * rt;
+  return Math.max(roundTrips, budget(chunks * 2, chunks * DEFAULT_PROTECTION.costMs.GET + writes * DEFAULT_PROTECTION.costMs.PATCH));
+}
+
 /** The shortest time Dataverse's service protection allows `requests` costing `costMs`. */
 function budget(requests, costMs) {
   const { windowMs, maxRequests, maxExecutionMs } = DEFAULT_PROTECTION;
@@ -293,6 +302,16 @@ async function main() {
     const conLimit = consentsLimit(n, options.latencyMs, options.concurrency, changed.length);
     log(`pull consents: ${fmt(con.ms / 1000)} s, ${fmt(n / (con.ms / 1000), 0)} contacts/s; pipeline limit ${fmt(conLimit)} s; ${fmt(conLimit / (con.ms / 1000))} of limit; peak live memory ${fmt(con.peakBytes / 1048576, 1)} MiB; longest stall ${fmt(con.stallMs, 0)} ms`);
     log(`  summary: ${con.text}`);
+
+    // Pull changes: the first pull looks back 30 days, so every contact the export wrote counts as changed.
+    await open(page, `${sandbox.url}/integration`);
+    await warm(page);
+    const chg = await runJob(page, "new.integration.PullChanges.Button");
+    const changedTotal = Number((chg.text.match(/finished: (\d+) contacts changed/) || [])[1] || 0);
+    const chgUpdated = Number((chg.text.match(/(\d+) updated in Dynamics/) || [])[1] || 0);
+    const chgLimit = changesLimit(changedTotal, options.latencyMs, options.concurrency, chgUpdated);
+    log(`pull changes: ${fmt(chg.ms / 1000)} s, ${fmt(changedTotal / (chg.ms / 1000), 0)} contacts/s; pipeline limit ${fmt(chgLimit)} s; ${fmt(chgLimit / (chg.ms / 1000))} of limit; peak live memory ${fmt(chg.peakBytes / 1048576, 1)} MiB; longest stall ${fmt(chg.stallMs, 0)} ms`);
+    log(`  summary: ${chg.text}`);
 
     // Naive baseline on a small sample, scaled to N.
     await open(page, `${sandbox.url}/integration`);

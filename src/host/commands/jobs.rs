@@ -422,23 +422,36 @@ pub(super) async fn pull_changes(context: Context) -> Outcome {
     let from = watermark.map_or(now.saturating_sub(FIRST_PULL_MS), |w| w + 1);
     let mut tally = Tally::default();
     let result = async {
-        let mut ids = Vec::new();
-        for (start, end) in ModifiedContacts::windows(from, now) {
-            for page in 1.. {
-                let found = connection.call(&ModifiedContacts { from: start, to: end, page: Some(page) }).await?;
-                ids.extend(found.contacts.into_iter().map(|c| c.id));
-                if !found.has_more {
-                    break;
+        // The changed ids arrive a page (up to 1,000) at a time and are handled in hundreds as
+        // they come, so memory does not grow with the number of changes.
+        let modified = stream::iter(ModifiedContacts::windows(from, now)).flat_map(|(start, end)| {
+            let connection = &connection;
+            stream::unfold(Some(1), move |page| async move {
+                let page = page?;
+                match connection.call(&ModifiedContacts { from: start, to: end, page: Some(page) }).await {
+                    Ok(found) => {
+                        let next = found.has_more.then_some(page + 1);
+                        let mut ids: Vec<String> = found.contacts.into_iter().map(|c| c.id).collect();
+                        ids.sort_unstable();
+                        ids.dedup();
+                        Some((Ok(ids), next))
+                    }
+                    Err(error) => Some((Err(Failure::from(error)), None)),
                 }
-            }
-        }
-        ids.sort_unstable();
-        ids.dedup();
-        let total = ids.len() as u64;
-        let work = stream::iter(ids.chunks(IN_CHUNK).map(<[String]>::to_vec))
+            })
+        });
+        let chunks = modified.flat_map(|ids: Result<Vec<String>, Failure>| {
+            let chunks: Vec<Result<Vec<String>, Failure>> = match ids {
+                Ok(ids) => ids.chunks(IN_CHUNK).map(|c| Ok(c.to_vec())).collect(),
+                Err(error) => vec![Err(error)],
+            };
+            stream::iter(chunks)
+        });
+        let work = chunks
             .map(|chunk| {
                 let (context, connection, consents) = (&context, &connection, &consents);
                 async move {
+                    let chunk = chunk?;
                     let mut changed = Vec::new();
                     for call in Lookup::batches(LookupKind::ListById, &chunk) {
                         changed.extend(connection.call(&call).await?);
@@ -450,7 +463,7 @@ pub(super) async fn pull_changes(context: Context) -> Outcome {
         let mut work = pin!(work);
         while let Some(part) = work.next().await {
             tally.merge(part?);
-            ui.progress(&context.say(&Message::Progress { command, done: tally.total, total: Some(total) }));
+            ui.progress(&context.say(&Message::Progress { command, done: tally.total, total: None }));
         }
         Ok::<_, Failure>(())
     }
