@@ -327,3 +327,18 @@ test("an export never forces an opt-in that Dynamics does not hold", async () =>
   await button(world.page, "Mscrm.SavePrimary").click();
   await until(() => inSalesmanago(contact.emailaddress1).optedOut === false, { what: "the opt-in to reach SALESmanago" });
 });
+
+test("a job waits out 429s from Dataverse and SALESmanago and still finishes with the right counts", async () => {
+  const expected = rows().filter((r) => r.emailaddress1).length;
+  await open(world, "/integration");
+  world.sandbox.dataverse.resetStats();
+  const throttledBefore = world.sandbox.dataverse.stats().throttled;
+  world.sandbox.dataverse.setFaults({ throttle: { every: 2, retryAfter: 1, count: 2 } });
+  world.sim.setFaults({ throttle: { every: 2, retryAfter: 1, count: 1 } });
+  await button(world.page, "new.integration.PullConsents.Button").click();
+  const summary = await takeDialog(world.page, { timeout: 60_000 });
+  assert.match(summary.text, new RegExp(`: ${expected} contacts checked\\.`), summary.text);
+  assert.match(summary.text, /, 0 failed\./);
+  assert.ok(world.sandbox.dataverse.stats().throttled - throttledBefore >= 1, "Dataverse answered 429 at least once");
+  if (Number(summary.text.match(/(\d+) skipped/)[1]) > 0) assert.match((await takeDialog(world.page)).text, /Download the list/);
+});

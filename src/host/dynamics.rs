@@ -36,6 +36,12 @@ impl From<JsValue> for ClientApiError {
     }
 }
 
+/// A 429 answer of the Web API, with the wait it asks for.
+fn throttled(response: &gloo_net::http::Response) -> ClientApiError {
+    let seconds = response.headers().get("Retry-After").and_then(|s| s.trim().parse().ok()).unwrap_or(1);
+    ClientApiError { message: "Dataverse is busy (429)".into(), retry_after: Some(seconds) }
+}
+
 /// Most attempts of a Dataverse call refused by service protection.
 const THROTTLE_ATTEMPTS: u32 = 8;
 
@@ -181,7 +187,11 @@ impl FormContext {
 impl WebApi {
     /// `retrieveRecord`: one row.
     pub(crate) async fn retrieve(&self, table: &str, id: &str, options: &str) -> Result<Map<String, Value>> {
-        let row = call_async(&self.0, "retrieveRecord", &[table.into(), id.into(), options.into()]).await?;
+        let row = patiently(|| {
+            let args = [table.into(), id.into(), options.into()];
+            async move { call_async(&self.0, "retrieveRecord", &args).await }
+        })
+        .await?;
         match to_json(&row) {
             Value::Object(row) => Ok(row),
             _ => Err(ClientApiError::new(format!("{table} {id} could not be read"))),
@@ -190,8 +200,12 @@ impl WebApi {
 
     /// `updateRecord` with the columns of `data`.
     pub(crate) async fn update(&self, table: &str, id: &str, data: &Map<String, Value>) -> Result<()> {
-        call_async(&self.0, "updateRecord", &[table.into(), id.into(), from_json(&Value::Object(data.clone()))])
-            .await?;
+        let data = from_json(&Value::Object(data.clone()));
+        patiently(|| {
+            let args = [table.into(), id.into(), data.clone()];
+            async move { call_async(&self.0, "updateRecord", &args).await }
+        })
+        .await?;
         Ok(())
     }
 
@@ -242,19 +256,23 @@ pub(crate) async fn consent_columns(ui: &Ui) -> Result<Vec<String>> {
         "{}/api/data/v9.2/EntityDefinitions(LogicalName='contact')/Attributes?$select=LogicalName,AttributeType",
         ui.client_url()?
     );
-    let response = gloo_net::http::Request::get(&url)
-        .header("Accept", "application/json")
-        .header("OData-Version", "4.0")
-        .send()
-        .await
-        .map_err(|e| ClientApiError::new(e.to_string()))?;
-    if !response.ok() {
-        return Err(ClientApiError::new(format!(
-            "the contact table's columns could not be read (HTTP {})",
-            response.status()
-        )));
-    }
-    let body: Value = response.json().await.map_err(|e| ClientApiError::new(e.to_string()))?;
+    let body: Value = patiently(|| async {
+        let response = gloo_net::http::Request::get(&url)
+            .header("Accept", "application/json")
+            .header("OData-Version", "4.0")
+            .send()
+            .await
+            .map_err(|e| ClientApiError::new(e.to_string()))?;
+        if response.status() == 429 {
+            return Err(throttled(&response));
+        }
+        if !response.ok() {
+            let status = response.status();
+            return Err(ClientApiError::new(format!("the contact table's columns could not be read (HTTP {status})")));
+        }
+        response.json().await.map_err(|e| ClientApiError::new(e.to_string()))
+    })
+    .await?;
     let mut columns: Vec<String> = body["value"]
         .as_array()
         .into_iter()
@@ -338,8 +356,7 @@ pub(crate) async fn update_many(
             .await
             .map_err(|e| ClientApiError::new(e.to_string()))?;
         if response.status() == 429 {
-            let seconds = response.headers().get("Retry-After").and_then(|s| s.trim().parse().ok()).unwrap_or(1);
-            return Err(ClientApiError { message: "Dataverse is busy (429)".into(), retry_after: Some(seconds) });
+            return Err(throttled(&response));
         }
         let text = response.text().await.map_err(|e| ClientApiError::new(e.to_string()))?;
         if !response.ok() {
@@ -379,8 +396,7 @@ pub(crate) async fn read_page(
             .await
             .map_err(|e| ClientApiError::new(e.to_string()))?;
         if response.status() == 429 {
-            let seconds = response.headers().get("Retry-After").and_then(|s| s.trim().parse().ok()).unwrap_or(1);
-            return Err(ClientApiError { message: "Dataverse is busy (429)".into(), retry_after: Some(seconds) });
+            return Err(throttled(&response));
         }
         let text = response.text().await.map_err(|e| ClientApiError::new(e.to_string()))?;
         if !response.ok() {
