@@ -42,6 +42,37 @@ fn throttled(response: &gloo_net::http::Response) -> ClientApiError {
     ClientApiError { message: "Dataverse is busy (429)".into(), retry_after: Some(seconds) }
 }
 
+/// A Web API request to the organisation: `GET` when `body` is `None`, else `POST` with that
+/// content type and body. Its answer's text, or Dataverse's error message; a 429 comes back
+/// as a throttling error with the wait Dataverse asks for (see [`patiently`]).
+async fn web_api(url: &str, prefer: &str, body: Option<(&str, &str)>) -> Result<String> {
+    let mut builder = match body {
+        None => gloo_net::http::Request::get(url),
+        Some((content_type, _)) => gloo_net::http::Request::post(url).header("Content-Type", content_type),
+    }
+    .header("Accept", "application/json")
+    .header("OData-Version", "4.0");
+    if !prefer.is_empty() {
+        builder = builder.header("Prefer", prefer);
+    }
+    let failed = |e: gloo_net::Error| ClientApiError::new(e.to_string());
+    let response = match body {
+        None => builder.send().await,
+        Some((_, text)) => builder.body(text.to_owned()).map_err(failed)?.send().await,
+    }
+    .map_err(failed)?;
+    if response.status() == 429 {
+        return Err(throttled(&response));
+    }
+    let text = response.text().await.map_err(failed)?;
+    if !response.ok() {
+        let detail =
+            serde_json::from_str::<Value>(&text).ok().and_then(|v| v["error"]["message"].as_str().map(str::to_owned));
+        return Err(ClientApiError::new(detail.unwrap_or_else(|| format!("HTTP {}", response.status()))));
+    }
+    Ok(text)
+}
+
 /// Most attempts of a Dataverse call refused by service protection.
 const THROTTLE_ATTEMPTS: u32 = 8;
 
@@ -256,23 +287,8 @@ pub(crate) async fn consent_columns(ui: &Ui) -> Result<Vec<String>> {
         "{}/api/data/v9.2/EntityDefinitions(LogicalName='contact')/Attributes?$select=LogicalName,AttributeType",
         ui.client_url()?
     );
-    let body: Value = patiently(|| async {
-        let response = gloo_net::http::Request::get(&url)
-            .header("Accept", "application/json")
-            .header("OData-Version", "4.0")
-            .send()
-            .await
-            .map_err(|e| ClientApiError::new(e.to_string()))?;
-        if response.status() == 429 {
-            return Err(throttled(&response));
-        }
-        if !response.ok() {
-            let status = response.status();
-            return Err(ClientApiError::new(format!("the contact table's columns could not be read (HTTP {status})")));
-        }
-        response.json().await.map_err(|e| ClientApiError::new(e.to_string()))
-    })
-    .await?;
+    let text = patiently(|| web_api(&url, "", None)).await?;
+    let body: Value = serde_json::from_str(&text).map_err(|e| ClientApiError::new(e.to_string()))?;
     let mut columns: Vec<String> = body["value"]
         .as_array()
         .into_iter()
@@ -344,31 +360,9 @@ pub(crate) async fn update_many(
 ) -> Result<Vec<std::result::Result<(), String>>> {
     let root = format!("{}/api/data/v9.2/", ui.client_url()?);
     let batch = crate::core::dataverse::batch::updates(&root, entity_set, rows, &super::browser::random_key());
-    patiently(|| async {
-        let response = gloo_net::http::Request::post(&format!("{root}$batch"))
-            .header("Content-Type", &batch.content_type)
-            .header("Accept", "application/json")
-            .header("OData-Version", "4.0")
-            .header("Prefer", "odata.continue-on-error")
-            .body(batch.body.clone())
-            .map_err(|e| ClientApiError::new(e.to_string()))?
-            .send()
-            .await
-            .map_err(|e| ClientApiError::new(e.to_string()))?;
-        if response.status() == 429 {
-            return Err(throttled(&response));
-        }
-        let text = response.text().await.map_err(|e| ClientApiError::new(e.to_string()))?;
-        if !response.ok() {
-            return Err(ClientApiError::new(format!(
-                "$batch: HTTP {} {}",
-                response.status(),
-                text.chars().take(200).collect::<String>()
-            )));
-        }
-        Ok(crate::core::dataverse::batch::outcomes(&text))
-    })
-    .await
+    let url = format!("{root}$batch");
+    let text = patiently(|| web_api(&url, "odata.continue-on-error", Some((&batch.content_type, &batch.body)))).await?;
+    Ok(crate::core::dataverse::batch::outcomes(&text))
 }
 
 /// One page of a Web API query, read with `fetch` and parsed once (no `Xrm.WebApi` object
@@ -387,27 +381,9 @@ pub(crate) async fn read_page(
         next_link: Option<String>,
     }
     let url = format!("{}/api/data/v9.2/{entity_set}{query}", ui.client_url()?);
-    let page: Page = patiently(|| async {
-        let response = gloo_net::http::Request::get(&url)
-            .header("Accept", "application/json")
-            .header("OData-Version", "4.0")
-            .header("Prefer", &format!("odata.maxpagesize={page_size}"))
-            .send()
-            .await
-            .map_err(|e| ClientApiError::new(e.to_string()))?;
-        if response.status() == 429 {
-            return Err(throttled(&response));
-        }
-        let text = response.text().await.map_err(|e| ClientApiError::new(e.to_string()))?;
-        if !response.ok() {
-            let detail = serde_json::from_str::<Value>(&text)
-                .ok()
-                .and_then(|v| v["error"]["message"].as_str().map(str::to_owned));
-            return Err(ClientApiError::new(detail.unwrap_or_else(|| format!("HTTP {}", response.status()))));
-        }
-        serde_json::from_str(&text).map_err(|e| ClientApiError::new(e.to_string()))
-    })
-    .await?;
+    let prefer = format!("odata.maxpagesize={page_size}");
+    let text = patiently(|| web_api(&url, &prefer, None)).await?;
+    let page: Page = serde_json::from_str(&text).map_err(|e| ClientApiError::new(e.to_string()))?;
     let next = page.next_link.map(|link| link.find('?').map_or(link.clone(), |at| link[at..].to_owned()));
     Ok((page.value, next))
 }

@@ -15,7 +15,7 @@ use crate::core::dataverse::query::{contacts, one_of};
 use crate::core::dataverse::schema::{contact, integration, Job, SyncStatus};
 use crate::core::i18n::{csv_titles, Counts, Message};
 use crate::core::mapping::normalize::email;
-use crate::core::mapping::{from_salesmanago, to_salesmanago, OutboundOptions, Skip};
+use crate::core::mapping::{from_salesmanago, to_salesmanago, ContactPatch, OutboundOptions, Skip};
 use crate::core::salesmanago::contact::SmContact;
 use crate::core::salesmanago::operation::{BatchUpsert, Lookup, LookupKind, ModifiedContacts};
 use crate::core::sync::{consents_only, iso_datetime, write_back, NotDone, Tally};
@@ -103,6 +103,18 @@ fn status(
 ) {
     if let Some(columns) = write_back(row, status, sm_id, error, now_ms()) {
         writes.push((ContactRow::from_json(row).id().unwrap_or_default(), columns, done));
+    }
+}
+
+/// Counts `row` as already the same when `patch` is empty, else queues the patch as a write.
+fn update_if_changed(row: &ContactRow, patch: ContactPatch, tally: &mut Tally, writes: &mut Vec<(String, Row, bool)>) {
+    if patch.is_empty() {
+        tally.same += 1;
+    } else {
+        let mut columns = Map::new();
+        columns.extend(patch.columns);
+        writes.push((row.id().unwrap_or_default(), columns, true));
+        tally.done += 1;
     }
 }
 
@@ -314,15 +326,7 @@ async fn consents_page(context: &Context, connection: &Connection, rows: Vec<Row
             tally.missing += 1;
             continue;
         };
-        let patch = consents_only(from_salesmanago(row, sm));
-        if patch.is_empty() {
-            tally.same += 1;
-        } else {
-            let mut columns = Map::new();
-            columns.extend(patch.columns);
-            writes.push((row.id().unwrap_or_default(), columns, true));
-            tally.done += 1;
-        }
+        update_if_changed(row, consents_only(from_salesmanago(row, sm)), &mut tally, &mut writes);
     }
     write(context, writes, &mut tally).await?;
     Ok(tally)
@@ -396,14 +400,7 @@ async fn changes_chunk(context: &Context, consents: &[String], changed: Vec<SmCo
         };
         let parsed = ContactRow::from_json(row);
         let patch = from_salesmanago(&parsed, sm);
-        if patch.is_empty() {
-            tally.same += 1;
-        } else {
-            let mut columns = Map::new();
-            columns.extend(patch.columns);
-            writes.push((parsed.id().unwrap_or_default(), columns, true));
-            tally.done += 1;
-        }
+        update_if_changed(&parsed, patch, &mut tally, &mut writes);
     }
     write(context, writes, &mut tally).await?;
     Ok(tally)
