@@ -14,7 +14,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { chromium } from "playwright-core";
+import { launchChromium } from "../tests/support/browser.mjs";
 import { startSandbox, root } from "../sandbox/server.mjs";
 import { DEFAULT_PROTECTION } from "../sandbox/dataverse.mjs";
 
@@ -94,20 +94,6 @@ async function sandboxWith(contacts, options, sim) {
     { ...record, new_clientid: sim.clientId, new_apisecret: sim.apiSecret, new_owner: sim.owner, new_endpoint: sim.url, new_concurrency: options.concurrency },
   ]);
   return sandbox;
-}
-
-async function launch() {
-  const profile = mkdtempSync(join(tmpdir(), "salesmanago-bench-chromium-"));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    args: [
-      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--enable-precise-memory-info",
-      "--js-flags=--expose-gc",
-    ],
-  });
-  return { context, profile, close: async () => (await context.close(), rmSync(profile, { recursive: true, force: true })) };
 }
 
 async function open(page, url) {
@@ -243,7 +229,8 @@ async function main() {
   const wasm = readFileSync(wasmFile);
   const dir = mkdtempSync(join(tmpdir(), "salesmanago-bench-"));
   const sim = await startSimulatorProcess(options.latencyMs);
-  const browser = await launch();
+  // Live memory needs precise heap figures and a collection on demand.
+  const browser = await launchChromium({ args: ["--enable-precise-memory-info", "--js-flags=--expose-gc"] });
   const page = await browser.context.newPage();
   try {
     log(`bench: ${options.contacts} contacts, latency ${options.latencyMs} ms on Dataverse and SALESmanago, concurrency ${options.concurrency}, ${PAGE} per batch`);

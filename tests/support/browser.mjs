@@ -39,7 +39,7 @@ export async function serveWebResources(pages = {}) {
 }
 
 /** Launches Debian's Chromium headless with a fresh profile; never downloads a browser. */
-export async function launchChromium() {
+export async function launchChromium({ args = [] } = {}) {
   const profile = mkdtempSync(join(tmpdir(), "salesmanago-chromium-"));
   const browser = await chromium.launchPersistentContext(profile, {
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
@@ -48,11 +48,13 @@ export async function launchChromium() {
       "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
       "--disable-background-networking", "--disable-component-update", "--disable-sync",
       "--disable-dev-shm-usage",
+      ...args,
     ],
     timeout: 30_000,
   });
   return {
     context: browser,
+    profile,
     close: async () => {
       await browser.close();
       rmSync(profile, { recursive: true, force: true });
