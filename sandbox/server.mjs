@@ -2,12 +2,12 @@
 // the built solution's web resources at the paths Dynamics serves them from, its
 // customizations.xml, and a Dataverse Web API stand-in at /api/data/v9.2/.
 import { createServer } from "node:http";
-import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { dirname, extname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { DOMParser } from "@xmldom/xmldom";
-import { readZip } from "./zip.mjs";
+import { readZip, solutionZipPath } from "./zip.mjs";
 import { readSolution } from "./public/solution.js";
 import { CONTACT_COLUMNS, DEMO_CONSENT_COLUMN } from "./public/system.js";
 import { createDataverse } from "./dataverse.mjs";
@@ -21,10 +21,8 @@ const WEBRESOURCE_TYPES = { 1: TYPES[".html"], 2: TYPES[".css"], 3: TYPES[".js"]
 const PAGES = /^\/(contacts(\/[0-9a-fA-F-]{36}|\/new)?|integration(\/new)?)\/?$/;
 
 /** The built unmanaged solution: customizations.xml text, parsed solution, and zip entries. */
-export function loadBuiltSolution(dist = join(root, "dist")) {
-  const toml = readFileSync(join(root, "Cargo.toml"), "utf8");
-  const version = toml.match(/\[package\][^[]*?\nversion = "([^"]+)"/)[1];
-  const file = join(dist, `SalesManagoIntegration_${`${version}.0`.replaceAll(".", "_")}_unmanaged.zip`);
+export function loadBuiltSolution() {
+  const file = solutionZipPath(root);
   if (!existsSync(file)) throw new Error(`${file} is missing: run \`npm run build\` first (npm start does).`);
   const entries = readZip(file);
   const xml = entries.get("customizations.xml").toString("utf8");

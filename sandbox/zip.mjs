@@ -1,6 +1,7 @@
-// Reads a zip's entries (stored or deflated) with nothing but node:zlib: enough for the
-// solution packages the build writes.
+// The built solution package: where the build leaves it, and its entries, read with nothing
+// but node:zlib (stored or deflated: enough for the zips the build writes).
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { inflateRawSync } from "node:zlib";
 
 /** Map of entry name → Buffer, in archive order. */
@@ -28,4 +29,17 @@ export function readZip(path) {
     at += 46 + nameLength + extraLength + commentLength;
   }
   return entries;
+}
+
+/** The crate version, from `root`/Cargo.toml's [package] section. */
+export function crateVersion(root) {
+  const toml = readFileSync(join(root, "Cargo.toml"), "utf8");
+  const match = toml.match(/\[package\][^[]*?\nversion = "([^"]+)"/);
+  if (!match) throw new Error("Cargo.toml has no [package] version");
+  return match[1];
+}
+
+/** Where the build leaves the solution zip (`unmanaged` or `managed`). */
+export function solutionZipPath(root, kind = "unmanaged") {
+  return join(root, "dist", `SalesManagoIntegration_${`${crateVersion(root)}.0`.replaceAll(".", "_")}_${kind}.zip`);
 }

@@ -110,14 +110,11 @@ export function createXrm({ lcid, ui, entitySets, userId = "00000000-0000-0000-0
     };
   }
 
-  let progress = 0;
   const Utility = {
     showProgressIndicator(message) {
-      progress++;
       ui.progress(message);
     },
     closeProgressIndicator() {
-      progress = 0;
       ui.progress(null);
     },
     getEntityMetadata,
@@ -168,5 +165,5 @@ export function createXrm({ lcid, ui, entitySets, userId = "00000000-0000-0000-0
     },
   };
 
-  return { WebApi, Utility, Navigation, App, get progressDepth() { return progress; } };
+  return { WebApi, Utility, Navigation, App };
 }

@@ -2,23 +2,19 @@
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { readZip } from "../../sandbox/zip.mjs";
+import { crateVersion, readZip, solutionZipPath } from "../../sandbox/zip.mjs";
 
 export const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const webresources = join(root, "target", "webresources");
 
 /** The crate version, from Cargo.toml's [package] section. */
 export function version() {
-  const toml = readFileSync(join(root, "Cargo.toml"), "utf8");
-  const match = toml.match(/\[package\][^[]*?\nversion = "([^"]+)"/);
-  if (!match) throw new Error("Cargo.toml has no [package] version");
-  return match[1];
+  return crateVersion(root);
 }
 
 /** The built solution zip's entries (`unmanaged` or `managed`). */
 export function solutionZip(kind = "unmanaged") {
-  const v = `${version()}.0`.replaceAll(".", "_");
-  return readZip(join(root, "dist", `SalesManagoIntegration_${v}_${kind}.zip`));
+  return readZip(solutionZipPath(root, kind));
 }
 
 /** A built web resource's text (`commands.js`, `engine.js`, …). */

@@ -72,13 +72,20 @@ fn form_id(form: &FormContext) -> Result<String, Failure> {
     form.id()?.ok_or_else(|| Failure::new(Message::SaveFirst, "saveFirst"))
 }
 
+/// The saved contact `id` and what SALESmanago holds of it, if anything.
+async fn both_sides(context: &Context, id: &str) -> Result<(ContactRow, Option<SmContact>), Failure> {
+    let web_api = context.web_api()?;
+    let (settings, consents) = settings_and_consents(context, &web_api).await?;
+    let row = ContactRow::from_json(&saved_row(&web_api, &consents, id).await?);
+    let found = lookup(&connection(&settings), &row).await?;
+    Ok((row, found))
+}
+
 pub(super) async fn fetch(context: Context) -> Outcome {
     let form = FormContext(context.primary_control.clone());
     let id = form_id(&form)?;
-    let web_api = context.web_api()?;
-    let (settings, consents) = settings_and_consents(&context, &web_api).await?;
-    let row = ContactRow::from_json(&saved_row(&web_api, &consents, &id).await?);
-    let Some(sm) = lookup(&connection(&settings), &row).await? else {
+    let (row, found) = both_sides(&context, &id).await?;
+    let Some(sm) = found else {
         let email = row.get("emailaddress1").unwrap_or_default().trim().to_owned();
         return Ok(Message::NotInSalesmanago { email }.into());
     };
@@ -99,10 +106,8 @@ const SYNC: &str = "salesmanago.sync";
 pub(super) async fn opened(context: Context) -> Outcome {
     let form = FormContext(context.primary_control.clone());
     let Some(id) = form.id()? else { return Ok(Message::AlreadyMatches.into()) };
-    let web_api = context.web_api()?;
-    let (settings, consents) = settings_and_consents(&context, &web_api).await?;
-    let row = ContactRow::from_json(&saved_row(&web_api, &consents, &id).await?);
-    let fields = match lookup(&connection(&settings), &row).await? {
+    let (row, found) = both_sides(&context, &id).await?;
+    let fields = match found {
         Some(sm) => from_salesmanago(&row, &sm).columns.len(),
         None => 0,
     };

@@ -250,6 +250,28 @@ pub(super) async fn export(context: Context, command: Command) -> Outcome {
     finish(&context, &web_api, &settings.id, command, tally).await
 }
 
+/// Drives a job's parts to the end: adds up their tallies and shows progress, which is
+/// closed however the job ends.
+async fn gather(
+    context: &Context,
+    ui: &Ui,
+    command: Command,
+    work: impl Stream<Item = Result<Tally, Failure>>,
+) -> Result<Tally, Failure> {
+    let mut work = pin!(work);
+    let mut tally = Tally::default();
+    let result = async {
+        while let Some(part) = work.next().await {
+            tally.merge(part?);
+            ui.progress(&context.say(&Message::Progress { command, done: tally.total, total: None }));
+        }
+        Ok::<_, Failure>(())
+    }
+    .await;
+    ui.close_progress();
+    result.map(|()| tally)
+}
+
 /// Records a job's end on the integration record and builds its summary.
 async fn finish(context: &Context, web_api: &WebApi, record_id: &str, command: Command, tally: Tally) -> Outcome {
     let counts = Counts {
@@ -339,24 +361,13 @@ pub(super) async fn pull_consents(context: Context) -> Outcome {
     let consents = consent_columns(&context.ui()).await?;
     let connection = connection(&settings);
     let ui = context.ui();
-    let mut tally = Tally::default();
-    let result = async {
-        let work = pages(&ui, vec![contacts(&consents, Some("emailaddress1 ne null"))])
-            .map(|page| {
-                let (context, connection) = (&context, &connection);
-                async move { consents_page(context, connection, page?).await }
-            })
-            .buffer_unordered(settings.concurrency as usize);
-        let mut work = pin!(work);
-        while let Some(part) = work.next().await {
-            tally.merge(part?);
-            ui.progress(&context.say(&Message::Progress { command, done: tally.total, total: None }));
-        }
-        Ok::<_, Failure>(())
-    }
-    .await;
-    ui.close_progress();
-    result?;
+    let work = pages(&ui, vec![contacts(&consents, Some("emailaddress1 ne null"))])
+        .map(|page| {
+            let (context, connection) = (&context, &connection);
+            async move { consents_page(context, connection, page?).await }
+        })
+        .buffer_unordered(settings.concurrency as usize);
+    let tally = gather(&context, &ui, command, work).await?;
     finish(&context, &web_api, &settings.id, command, tally).await
 }
 
@@ -417,56 +428,45 @@ pub(super) async fn pull_changes(context: Context) -> Outcome {
     let watermark =
         record.get(integration::CHANGES_WATERMARK).and_then(Value::as_str).and_then(|w| w.trim().parse::<u64>().ok());
     let from = watermark.map_or(now.saturating_sub(FIRST_PULL_MS), |w| w + 1);
-    let mut tally = Tally::default();
-    let result = async {
-        // The changed ids arrive a page (up to 1,000) at a time and are handled in hundreds as
-        // they come, so memory does not grow with the number of changes.
-        let modified = stream::iter(ModifiedContacts::windows(from, now)).flat_map(|(start, end)| {
-            let connection = &connection;
-            stream::unfold(Some(1), move |page| async move {
-                let page = page?;
-                match connection.call(&ModifiedContacts { from: start, to: end, page: Some(page) }).await {
-                    Ok(found) => {
-                        let next = found.has_more.then_some(page + 1);
-                        let mut ids: Vec<String> = found.contacts.into_iter().map(|c| c.id).collect();
-                        ids.sort_unstable();
-                        ids.dedup();
-                        Some((Ok(ids), next))
-                    }
-                    Err(error) => Some((Err(Failure::from(error)), None)),
+    // The changed ids arrive a page (up to 1,000) at a time and are handled in hundreds as
+    // they come, so memory does not grow with the number of changes.
+    let modified = stream::iter(ModifiedContacts::windows(from, now)).flat_map(|(start, end)| {
+        let connection = &connection;
+        stream::unfold(Some(1), move |page| async move {
+            let page = page?;
+            match connection.call(&ModifiedContacts { from: start, to: end, page: Some(page) }).await {
+                Ok(found) => {
+                    let next = found.has_more.then_some(page + 1);
+                    let mut ids: Vec<String> = found.contacts.into_iter().map(|c| c.id).collect();
+                    ids.sort_unstable();
+                    ids.dedup();
+                    Some((Ok(ids), next))
                 }
-            })
-        });
-        let chunks = modified.flat_map(|ids: Result<Vec<String>, Failure>| {
-            let chunks: Vec<Result<Vec<String>, Failure>> = match ids {
-                Ok(ids) => ids.chunks(IN_CHUNK).map(|c| Ok(c.to_vec())).collect(),
-                Err(error) => vec![Err(error)],
-            };
-            stream::iter(chunks)
-        });
-        let work = chunks
-            .map(|chunk| {
-                let (context, connection, consents) = (&context, &connection, &consents);
-                async move {
-                    let chunk = chunk?;
-                    let mut changed = Vec::new();
-                    for call in Lookup::batches(LookupKind::ListById, &chunk) {
-                        changed.extend(connection.call(&call).await?);
-                    }
-                    changes_chunk(context, consents, changed).await
+                Err(error) => Some((Err(Failure::from(error)), None)),
+            }
+        })
+    });
+    let chunks = modified.flat_map(|ids: Result<Vec<String>, Failure>| {
+        let chunks: Vec<Result<Vec<String>, Failure>> = match ids {
+            Ok(ids) => ids.chunks(IN_CHUNK).map(|c| Ok(c.to_vec())).collect(),
+            Err(error) => vec![Err(error)],
+        };
+        stream::iter(chunks)
+    });
+    let work = chunks
+        .map(|chunk| {
+            let (context, connection, consents) = (&context, &connection, &consents);
+            async move {
+                let chunk = chunk?;
+                let mut changed = Vec::new();
+                for call in Lookup::batches(LookupKind::ListById, &chunk) {
+                    changed.extend(connection.call(&call).await?);
                 }
-            })
-            .buffer_unordered(settings.concurrency as usize);
-        let mut work = pin!(work);
-        while let Some(part) = work.next().await {
-            tally.merge(part?);
-            ui.progress(&context.say(&Message::Progress { command, done: tally.total, total: None }));
-        }
-        Ok::<_, Failure>(())
-    }
-    .await;
-    ui.close_progress();
-    result?;
+                changes_chunk(context, consents, changed).await
+            }
+        })
+        .buffer_unordered(settings.concurrency as usize);
+    let tally = gather(&context, &ui, command, work).await?;
     let mut columns = Map::new();
     columns.insert(integration::CHANGES_WATERMARK.into(), now.to_string().into());
     web_api.update(integration::TABLE, &settings.id, &columns).await?;
