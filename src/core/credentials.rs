@@ -73,8 +73,7 @@ pub enum FieldProblem {
 }
 
 /// The page's four fields as typed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CredentialsForm {
     /// Client ID.
     pub client_id: String,
@@ -84,6 +83,19 @@ pub struct CredentialsForm {
     pub owner: String,
     /// Endpoint.
     pub endpoint: String,
+}
+
+impl CredentialsForm {
+    /// Reads `{clientId, apiSecret, owner, endpoint}`; a missing field is empty.
+    pub fn from_json(value: &crate::core::json::Value) -> Result<CredentialsForm, crate::core::json::Invalid> {
+        let fields = crate::core::json::Fields::of(value, &[])?;
+        Ok(CredentialsForm {
+            client_id: fields.or_default("clientId")?,
+            api_secret: fields.or_default("apiSecret")?,
+            owner: fields.or_default("owner")?,
+            endpoint: fields.or_default("endpoint")?,
+        })
+    }
 }
 
 /// The column values to store, in field order. The secret is absent when the stored one stays.

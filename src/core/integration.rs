@@ -1,7 +1,7 @@
 //! The one SALESmanago Integration record: finding it, reading the connection from it, and
 //! judging a connection test.
 
-use serde_json::{Map, Value};
+use crate::core::json::{Map, Value};
 
 use crate::core::dataverse::schema::integration;
 use crate::core::retry::RetryPolicy;
@@ -47,7 +47,7 @@ pub struct Settings {
 /// The default of [`Settings::concurrency`]: well under Dataverse's 52 concurrent requests.
 pub const DEFAULT_CONCURRENCY: u32 = 4;
 
-fn text(row: &Map<String, Value>, column: &str) -> String {
+fn text(row: &Map, column: &str) -> String {
     row.get(column).and_then(Value::as_str).map(str::trim).unwrap_or_default().to_owned()
 }
 
@@ -55,7 +55,7 @@ fn text(row: &Map<String, Value>, column: &str) -> String {
 /// second record).
 ///
 /// Fails when there is not exactly one record or it cannot be used.
-pub fn settings(rows: &[Map<String, Value>]) -> Result<Settings, SettingsError> {
+pub fn settings(rows: &[Map]) -> Result<Settings, SettingsError> {
     let row = match rows {
         [] => return Err(SettingsError::NoRecord),
         [row] => row,
@@ -108,13 +108,13 @@ pub fn verdict(owner: &str, users: &[String]) -> ConnectionVerdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::core::json::json;
 
-    fn row(value: Value) -> Map<String, Value> {
+    fn row(value: Value) -> Map {
         value.as_object().unwrap().clone()
     }
 
-    fn complete() -> Map<String, Value> {
+    fn complete() -> Map {
         row(json!({
             "new_salesmanagointegrationid": "id-1",
             "new_clientid": " client ",

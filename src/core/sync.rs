@@ -1,7 +1,7 @@
 //! What a synchronisation writes back to a contact, and the tally of a job over many contacts:
 //! its summary and the CSV of the contacts it could not handle.
 
-use serde_json::{Map, Value};
+use crate::core::json::{Map, Value};
 
 use crate::core::dataverse::contact::SELECT;
 use crate::core::dataverse::schema::{consent_name, contact, SyncStatus};
@@ -35,13 +35,7 @@ pub fn iso_datetime(ms: u64) -> String {
 ///
 /// `row` is the contact as read (with the status columns selected); `error` is the reason
 /// shown to users for `Failed` and `Skipped`.
-pub fn write_back(
-    row: &Map<String, Value>,
-    status: SyncStatus,
-    sm_id: Option<&str>,
-    error: Option<&str>,
-    now_ms: u64,
-) -> Option<Map<String, Value>> {
+pub fn write_back(row: &Map, status: SyncStatus, sm_id: Option<&str>, error: Option<&str>, now_ms: u64) -> Option<Map> {
     let text = |column: &str| row.get(column).and_then(Value::as_str).filter(|s| !s.is_empty());
     let same_status = row.get(contact::SYNC_STATUS).and_then(Value::as_i64) == Some(i64::from(status.value()));
     let same_id = sm_id.is_none() || text(contact::SALESMANAGO_ID) == sm_id;
@@ -187,9 +181,9 @@ fn line(out: &mut String, fields: &[&str]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::core::json::json;
 
-    fn row(value: Value) -> Map<String, Value> {
+    fn row(value: Value) -> Map {
         value.as_object().unwrap().clone()
     }
 

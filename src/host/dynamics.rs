@@ -1,8 +1,8 @@
 //! The Dynamics client API (`Xrm`, `formContext`) as the engine uses it. Values cross as JSON,
-//! so the core sees `serde_json` only. Mechanical: no decisions here.
+//! so the core sees JSON values only. Mechanical: no decisions here.
 
+use crate::core::json::{Map, Value};
 use js_sys::{Array, Function, Promise, Reflect, JSON};
-use serde_json::{Map, Value};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
@@ -67,7 +67,7 @@ async fn web_api(url: &str, prefer: &str, body: Option<(&str, &str)>) -> Result<
     let text = response.text().await.map_err(failed)?;
     if !response.ok() {
         let detail =
-            serde_json::from_str::<Value>(&text).ok().and_then(|v| v["error"]["message"].as_str().map(str::to_owned));
+            crate::core::json::from_str(&text).ok().and_then(|v| v["error"]["message"].as_str().map(str::to_owned));
         return Err(ClientApiError::new(detail.unwrap_or_else(|| format!("HTTP {}", response.status()))));
     }
     Ok(text)
@@ -131,7 +131,7 @@ pub(crate) fn to_json(value: &JsValue) -> Value {
     JSON::stringify(value)
         .ok()
         .and_then(|s| s.as_string())
-        .and_then(|s| serde_json::from_str(&s).ok())
+        .and_then(|s| crate::core::json::from_str(&s).ok())
         .unwrap_or(Value::Null)
 }
 
@@ -155,7 +155,7 @@ impl WebApi {
         table: &str,
         options: &str,
         page_size: Option<u32>,
-    ) -> Result<(Vec<Map<String, Value>>, Option<String>)> {
+    ) -> Result<(Vec<Map>, Option<String>)> {
         let mut args = vec![table.into(), options.into()];
         if let Some(size) = page_size {
             args.push(size.into());
@@ -217,7 +217,7 @@ impl FormContext {
 
 impl WebApi {
     /// `retrieveRecord`: one row.
-    pub(crate) async fn retrieve(&self, table: &str, id: &str, options: &str) -> Result<Map<String, Value>> {
+    pub(crate) async fn retrieve(&self, table: &str, id: &str, options: &str) -> Result<Map> {
         let row = patiently(|| {
             let args = [table.into(), id.into(), options.into()];
             async move { call_async(&self.0, "retrieveRecord", &args).await }
@@ -230,7 +230,7 @@ impl WebApi {
     }
 
     /// `updateRecord` with the columns of `data`.
-    pub(crate) async fn update(&self, table: &str, id: &str, data: &Map<String, Value>) -> Result<()> {
+    pub(crate) async fn update(&self, table: &str, id: &str, data: &Map) -> Result<()> {
         let data = from_json(&Value::Object(data.clone()));
         patiently(|| {
             let args = [table.into(), id.into(), data.clone()];
@@ -288,7 +288,7 @@ pub(crate) async fn consent_columns(ui: &Ui) -> Result<Vec<String>> {
         ui.client_url()?
     );
     let text = patiently(|| web_api(&url, "", None)).await?;
-    let body: Value = serde_json::from_str(&text).map_err(|e| ClientApiError::new(e.to_string()))?;
+    let body = crate::core::json::from_str(&text).map_err(|e| ClientApiError::new(e.to_string()))?;
     let mut columns: Vec<String> = body["value"]
         .as_array()
         .into_iter()
@@ -356,7 +356,7 @@ pub(crate) fn refresh_grid(grid: &JsValue) {
 pub(crate) async fn update_many(
     ui: &Ui,
     entity_set: &str,
-    rows: &[(String, Map<String, Value>)],
+    rows: &[(String, Map)],
 ) -> Result<Vec<std::result::Result<(), String>>> {
     let root = format!("{}/api/data/v9.2/", ui.client_url()?);
     let batch = crate::core::dataverse::batch::updates(&root, entity_set, rows, &super::browser::random_key());
@@ -373,17 +373,28 @@ pub(crate) async fn read_page(
     entity_set: &str,
     query: &str,
     page_size: u32,
-) -> Result<(Vec<Map<String, Value>>, Option<String>)> {
-    #[derive(serde::Deserialize)]
-    struct Page {
-        value: Vec<Map<String, Value>>,
-        #[serde(rename = "@odata.nextLink")]
-        next_link: Option<String>,
-    }
+) -> Result<(Vec<Map>, Option<String>)> {
     let url = format!("{}/api/data/v9.2/{entity_set}{query}", ui.client_url()?);
     let prefer = format!("odata.maxpagesize={page_size}");
     let text = patiently(|| web_api(&url, &prefer, None)).await?;
-    let page: Page = serde_json::from_str(&text).map_err(|e| ClientApiError::new(e.to_string()))?;
-    let next = page.next_link.map(|link| link.find('?').map_or(link.clone(), |at| link[at..].to_owned()));
-    Ok((page.value, next))
+    let page = crate::core::json::from_str(&text).map_err(|e| ClientApiError::new(e.to_string()))?;
+    let Value::Object(mut page) = page else {
+        return Err(ClientApiError::new("the page is not a JSON object"));
+    };
+    let rows = match page.remove("value") {
+        Some(Value::Array(rows)) => rows,
+        _ => return Err(ClientApiError::new("the page has no `value` list")),
+    };
+    let rows = rows
+        .into_iter()
+        .map(|row| match row {
+            Value::Object(row) => Ok(row),
+            _ => Err(ClientApiError::new("a row is not a JSON object")),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let next = page
+        .get("@odata.nextLink")
+        .and_then(Value::as_str)
+        .map(|link| link.find('?').map_or(link, |at| &link[at..]).to_owned());
+    Ok((rows, next))
 }

@@ -7,11 +7,14 @@
 use wasm_bindgen::prelude::*;
 
 use crate::core::command::Command;
+use crate::core::credentials::CredentialsForm;
 use crate::core::dataverse::contact::ContactRow;
 use crate::core::i18n::{text, Lang, Message};
+use crate::core::json::{self, Map, Value};
 use crate::core::mapping::{from_salesmanago, to_salesmanago, OutboundOptions};
 use crate::core::salesmanago::contact::SmContact;
 use crate::core::salesmanago::script::{ScriptCall, ScriptConfig};
+use crate::object;
 
 use super::browser::now_ms;
 use super::commands::{self, Context};
@@ -48,9 +51,9 @@ pub fn credentials_text(lcid: u32) -> String {
         ("engine", Message::EngineVersion { version: crate::VERSION }),
     ];
     // `extend`, not `collect`, which would compile in a sort (see `contact::properties`).
-    let mut map = serde_json::Map::new();
+    let mut map = Map::new();
     map.extend(entries.into_iter().map(|(key, message)| (key.to_owned(), text(&message, lang).into())));
-    serde_json::Value::Object(map).to_string()
+    Value::Object(map).to_string()
 }
 
 /// Runs the command `name` (a [`Command::name`]) and resolves to the text to show the user.
@@ -67,12 +70,12 @@ pub async fn run_command(name: String, context: JsValue) -> Result<JsValue, JsVa
         return Err(error(&Message::UnknownCommand { name }, lang, "unknownCommand"));
     };
     let form = match to_json(&member("form")) {
-        serde_json::Value::Null => None,
-        value => Some(serde_json::from_value(value).map_err(|e| invalid_input(e, lang))?),
+        Value::Null => None,
+        value => Some(CredentialsForm::from_json(&value).map_err(|e| invalid_input(e, lang))?),
     };
     let strings = |key: &str| -> Vec<String> {
         match to_json(&member(key)) {
-            serde_json::Value::Array(items) => items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+            Value::Array(items) => items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
             _ => Vec::new(),
         }
     };
@@ -92,14 +95,14 @@ pub async fn run_command(name: String, context: JsValue) -> Result<JsValue, JsVa
                 message.push('\n');
                 message.push_str(detail);
             }
-            let mut result = serde_json::json!({"message": message, "closeForm": done.close_form});
-            if let Some((count, csv)) = done.download {
-                result["download"] = serde_json::json!({
+            let download = done.download.map(|(count, csv)| {
+                object! {
                     "name": format!("salesmanago-{}-not-done.csv", name.replace('.', "-")),
                     "text": csv,
                     "prompt": text(&Message::DownloadNotDone { count }, lang),
-                });
-            }
+                }
+            });
+            let result = object! {"message": message, "closeForm": done.close_form, "download": download};
             Ok(from_json(&result))
         }
         Err(failure) => {
@@ -138,8 +141,15 @@ fn invalid_input(detail: impl ToString, lang: Lang) -> JsValue {
     error(&Message::InvalidInput { detail: detail.to_string() }, lang, "invalidInput")
 }
 
-fn parse<T: serde::de::DeserializeOwned>(json: &str, lang: Lang) -> Result<T, JsValue> {
-    serde_json::from_str(json).map_err(|e| invalid_input(e, lang))
+fn parse(json: &str, lang: Lang) -> Result<Value, JsValue> {
+    json::from_str(json).map_err(|e| invalid_input(e, lang))
+}
+
+fn parse_row(json: &str, lang: Lang) -> Result<Map, JsValue> {
+    match parse(json, lang)? {
+        Value::Object(row) => Ok(row),
+        _ => Err(invalid_input("the row is not an object", lang)),
+    }
 }
 
 /// Makes one SALESmanago API call. `config` is `{endpoint, clientId, apiSecret, owner,
@@ -151,8 +161,8 @@ fn parse<T: serde::de::DeserializeOwned>(json: &str, lang: Lang) -> Result<T, Js
 #[wasm_bindgen(js_name = salesmanagoCall)]
 pub async fn salesmanago_call(config: String, call: String, lcid: u32) -> Result<String, JsValue> {
     let lang = Lang::from_lcid(lcid);
-    let config: ScriptConfig = parse(&config, lang)?;
-    let call: ScriptCall = parse(&call, lang)?;
+    let config = ScriptConfig::from_json(&parse(&config, lang)?).map_err(|e| invalid_input(e, lang))?;
+    let call = ScriptCall::from_json_text(&call).map_err(|e| invalid_input(e, lang))?;
     let (client, retry) = config.client().map_err(|e| error(&Message::Endpoint(e), lang, "endpoint"))?;
     let credentials = &client.credentials;
     if credentials.client_id.is_empty() || credentials.api_secret.is_empty() || credentials.owner.is_empty() {
@@ -172,12 +182,12 @@ pub async fn salesmanago_call(config: String, call: String, lcid: u32) -> Result
 #[wasm_bindgen(js_name = mapContact)]
 pub fn map_contact(row: String, opt_in_newsletter: bool, opt_in_sms: bool, lcid: u32) -> Result<String, JsValue> {
     let lang = Lang::from_lcid(lcid);
-    let row: serde_json::Map<String, serde_json::Value> = parse(&row, lang)?;
+    let row = parse_row(&row, lang)?;
     let options = OutboundOptions { now_ms: now_ms(), opt_in_newsletter, opt_in_sms };
     let outbound = to_salesmanago(&ContactRow::from_json(&row), &options)
         .map_err(|skip| error(&Message::Skipped(skip), lang, "skipped"))?;
     let warnings: Vec<String> = outbound.warnings.into_iter().map(|w| text(&Message::Warning(w), lang)).collect();
-    Ok(serde_json::json!({"details": outbound.details, "warnings": warnings}).to_string())
+    Ok(object! {"details": outbound.details, "warnings": warnings}.to_string())
 }
 
 /// The columns of a Dataverse contact row (Web API JSON) that change to hold what a
@@ -185,11 +195,11 @@ pub fn map_contact(row: String, opt_in_newsletter: bool, opt_in_sms: bool, lcid:
 #[wasm_bindgen(js_name = contactPatch)]
 pub fn contact_patch(row: String, contact: String, lcid: u32) -> Result<String, JsValue> {
     let lang = Lang::from_lcid(lcid);
-    let row: serde_json::Map<String, serde_json::Value> = parse(&row, lang)?;
-    let contact: serde_json::Value = parse(&contact, lang)?;
+    let row = parse_row(&row, lang)?;
+    let contact = parse(&contact, lang)?;
     let contact = SmContact::from_json(&contact).ok_or_else(|| invalid_input("the contact is not an object", lang))?;
     let patch = from_salesmanago(&ContactRow::from_json(&row), &contact);
-    let mut columns = serde_json::Map::new();
+    let mut columns = Map::new();
     columns.extend(patch.columns);
-    Ok(serde_json::Value::Object(columns).to_string())
+    Ok(Value::Object(columns).to_string())
 }

@@ -1,7 +1,8 @@
 //! Runs a [`ScriptCall`] (the JSON form of a SALESmanago call) through a [`Connection`],
 //! splitting calls that exceed a method's limit, and returns the output as JSON.
 
-use serde_json::{json, Value};
+use crate::core::json::{ToJson, Value};
+use crate::object;
 
 use crate::core::salesmanago::operation::{BatchOutcome, BatchUpsert, Delete, HasContact, ListUsers, Lookup};
 use crate::core::salesmanago::operation::{ModifiedContacts, SetSubscription, Upsert};
@@ -13,7 +14,7 @@ use super::salesmanago::Connection;
 /// The output of `call`, as JSON.
 pub(crate) async fn execute(connection: &Connection, call: ScriptCall) -> Result<Value, SmError> {
     let output = match call {
-        ScriptCall::Upsert(details) => json!({"contactId": connection.call(&Upsert(*details)).await?}),
+        ScriptCall::Upsert(details) => object! {"contactId": connection.call(&Upsert(*details)).await?},
         ScriptCall::BatchUpsert { upsert_details } => {
             let mut outcome = BatchOutcome::default();
             for batch in BatchUpsert::batches(&upsert_details) {
@@ -21,25 +22,27 @@ pub(crate) async fn execute(connection: &Connection, call: ScriptCall) -> Result
                 outcome.ids.extend(part.ids);
                 outcome.failed.extend(part.failed);
             }
-            json!(outcome)
+            outcome.to_json()
         }
         ScriptCall::Delete { email, permanently } => {
             connection.call(&Delete { email, permanently }).await?;
-            json!({})
+            object! {}
         }
-        ScriptCall::HasContact { email } => json!({"contactId": connection.call(&HasContact { email }).await?}),
+        ScriptCall::HasContact { email } => object! {"contactId": connection.call(&HasContact { email }).await?},
         ScriptCall::Lookup { email, id, contact_id } => {
             let (kind, keys) = ScriptCall::lookup(email, id, contact_id);
             let mut contacts = Vec::new();
             for lookup in Lookup::batches(kind, &keys) {
                 contacts.extend(connection.call(&lookup).await?);
             }
-            json!({"contacts": contacts})
+            object! {"contacts": contacts}
         }
-        ScriptCall::Modified { from, to, page } => json!(connection.call(&ModifiedContacts { from, to, page }).await?),
-        ScriptCall::ListUsers {} => json!({"users": connection.call(&ListUsers).await?}),
+        ScriptCall::Modified { from, to, page } => {
+            connection.call(&ModifiedContacts { from, to, page }).await?.to_json()
+        }
+        ScriptCall::ListUsers {} => object! {"users": connection.call(&ListUsers).await?},
         ScriptCall::Subscription { email, channel, subscribed } => {
-            json!({"contactId": connection.call(&SetSubscription { email, channel, subscribed }).await?})
+            object! {"contactId": connection.call(&SetSubscription { email, channel, subscribed }).await?}
         }
     };
     Ok(output)

@@ -20,8 +20,8 @@ fn version_is_the_crate_version() {
 
 #[wasm_bindgen_test]
 fn credential_labels_follow_the_users_language() {
-    let pl: serde_json::Value = serde_json::from_str(&credentials_text(1045)).expect("JSON");
-    let en: serde_json::Value = serde_json::from_str(&credentials_text(1033)).expect("JSON");
+    let pl = crate::core::json::from_str(&credentials_text(1045)).expect("JSON");
+    let en = crate::core::json::from_str(&credentials_text(1033)).expect("JSON");
     assert_eq!(pl["apiSecret"], "Sekret API");
     assert_eq!(en["apiSecret"], "API secret");
     for key in ["title", "clientId", "apiSecret", "owner", "endpoint", "save", "secretSaved", "needForm", "engine"] {

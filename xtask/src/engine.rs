@@ -57,10 +57,13 @@ pub(crate) fn build(root: &Path) -> Result<Engine> {
     if !wasm_opt.exists() {
         return fail(format!("{} is missing: run `npm ci`", wasm_opt.display()));
     }
-    run(
-        Command::new(&wasm_opt).arg("-Oz").args(WASM_FEATURES).arg(&bindgen_wasm).arg("-o").arg(&optimised),
-        "wasm-opt",
-    )?;
+    let mut wasm_opt = Command::new(&wasm_opt);
+    wasm_opt.arg("-Oz").args(WASM_FEATURES).arg(&bindgen_wasm).arg("-o").arg(&optimised);
+    if std::env::var_os("ENGINE_NAMES").is_some() {
+        // For profiles (`ENGINE_NAMES=1 npm run bench -- --profile 1`): keep function names.
+        wasm_opt.arg("-g");
+    }
+    run(&mut wasm_opt, "wasm-opt")?;
     let engine = Engine { glue: std::fs::read_to_string(out.join("engine.js"))?, wasm: std::fs::read(&optimised)? };
     println!(
         "engine: wasm {} B raw, {} B gzip (before wasm-opt: {} B raw)",

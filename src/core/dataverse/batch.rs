@@ -1,7 +1,7 @@
 //! Dataverse Web API `$batch` (OData multipart/mixed): many updates in one HTTP request, each
 //! independent of the others (no change set), so one failure does not undo the rest.
 
-use serde_json::{Map, Value};
+use crate::core::json::{Map, Value};
 
 /// The most operations Dataverse takes in one batch.
 pub const MAX_OPERATIONS: usize = 1000;
@@ -17,7 +17,7 @@ pub struct BatchBody {
 
 /// PATCHes of `entity_set` rows: `(id, columns)`. `service_root` is the Web API root, such as
 /// `https://org.crm4.dynamics.com/api/data/v9.2/`; `tag` makes the boundary unique.
-pub fn updates(service_root: &str, entity_set: &str, rows: &[(String, Map<String, Value>)], tag: &str) -> BatchBody {
+pub fn updates(service_root: &str, entity_set: &str, rows: &[(String, Map)], tag: &str) -> BatchBody {
     let boundary = format!("batch_{tag}");
     let mut body = String::new();
     for (id, columns) in rows {
@@ -52,7 +52,7 @@ pub fn outcomes(response: &str) -> Vec<Result<(), String>> {
                 break;
             }
             let next = lines.next().unwrap_or_default();
-            if let Ok(Value::Object(json)) = serde_json::from_str::<Value>(next.trim()) {
+            if let Ok(Value::Object(json)) = crate::core::json::from_str(next.trim()) {
                 if let Some(text) = json.get("error").and_then(|e| e.get("message")).and_then(Value::as_str) {
                     message = text.to_owned();
                 }
@@ -66,7 +66,7 @@ pub fn outcomes(response: &str) -> Vec<Result<(), String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::core::json::json;
 
     #[test]
     fn updates_are_independent_patches() {

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value};
+use crate::core::json::Map;
 
 use super::schema::{consent_name, contact};
 
@@ -48,7 +48,7 @@ pub struct ContactRow {
 impl ContactRow {
     /// Reads a Web API row. Columns it does not know are ignored, except consent columns,
     /// which are recognised by name.
-    pub fn from_json(row: &Map<String, Value>) -> ContactRow {
+    pub fn from_json(row: &Map) -> ContactRow {
         let mut parsed = ContactRow::default();
         for (column, value) in row {
             let column = column.to_ascii_lowercase();
@@ -84,7 +84,7 @@ impl ContactRow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::core::json::json;
 
     #[test]
     fn rows_are_read_tolerantly() {

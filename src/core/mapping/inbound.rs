@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
+use crate::core::json::Value;
 
 use super::normalize::{self, Date};
 use super::outbound::{street, MAX_TEXT};

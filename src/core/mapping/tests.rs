@@ -1,6 +1,6 @@
 //! The mapping both ways, on ordinary and on bad or awkward contacts.
 
-use serde_json::{json, Value};
+use crate::core::json::{json, ToJson, Value};
 
 use super::normalize::EmailProblem;
 use super::*;
@@ -20,7 +20,7 @@ fn send(value: Value) -> Result<Outbound, Skip> {
 
 fn sent(value: Value) -> (Value, Vec<Warning>) {
     let out = send(value).expect("a valid contact");
-    (serde_json::to_value(&out.details).unwrap(), out.warnings)
+    (out.details.to_json(), out.warnings)
 }
 
 #[test]

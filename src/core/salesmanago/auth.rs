@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use serde_json::{Map, Value};
+use crate::core::json::Map;
 
 /// The SALESmanago API secret. It has no `Display` and a redacted `Debug`, so it cannot end up
 /// in a message, a log line or a URL; the only way to read it is [`Credentials::sign`].
@@ -63,7 +63,7 @@ impl Credentials {
 
     /// The auth fields (`clientId`, `apiKey`, `requestTime`, `sha`, and `owner` when
     /// `with_owner`), to merge flat into a request body.
-    pub fn auth_fields(&self, nonce: &Nonce, with_owner: bool) -> Map<String, Value> {
+    pub fn auth_fields(&self, nonce: &Nonce, with_owner: bool) -> Map {
         let mut fields = Map::new();
         fields.insert("clientId".into(), self.client_id.clone().into());
         fields.insert("apiKey".into(), nonce.api_key.clone().into());
@@ -110,7 +110,7 @@ mod tests {
         assert_eq!(fields["requestTime"], 1_700_000_000_123_u64);
         assert_eq!(fields["owner"], "o@example.com");
         assert_eq!(fields["sha"], creds.sign("k1"));
-        assert!(!Value::Object(fields).to_string().contains("top-secret-value"));
+        assert!(!crate::core::json::Value::Object(fields).to_string().contains("top-secret-value"));
         assert!(!creds.auth_fields(&nonce, false).contains_key("owner"));
     }
 

@@ -6,85 +6,62 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use crate::core::json::{Fields, FromJson, Invalid, Map, ToJson, Value};
 
 /// One contact to create or update, with its opt-in flags and consents.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UpsertDetails {
     /// The contact's data; `contact.email` identifies it.
     pub contact: ContactData,
     /// Renames the contact's e-mail.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub new_email: Option<String>,
     /// Birthday as `yyyyMMdd`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub birthday: Option<String>,
     /// Subscribe to the newsletter.
-    #[serde(default, skip_serializing_if = "is_false")]
     pub force_opt_in: bool,
     /// Unsubscribe from the newsletter.
-    #[serde(default, skip_serializing_if = "is_false")]
     pub force_opt_out: bool,
     /// Subscribe to SMS.
-    #[serde(default, skip_serializing_if = "is_false")]
     pub force_phone_opt_in: bool,
     /// Unsubscribe from SMS.
-    #[serde(default, skip_serializing_if = "is_false")]
     pub force_phone_opt_out: bool,
     /// Tags to add.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
     /// Custom details (a map in requests).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub properties: BTreeMap<String, String>,
     /// Consents given or withdrawn.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub consent_details: Vec<ConsentDetail>,
 }
 
 /// The `contact` object of an upsert.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ContactData {
     /// E-mail, the contact's key.
     pub email: String,
     /// Full name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Phone.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone: Option<String>,
     /// Fax.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fax: Option<String>,
     /// Company.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub company: Option<String>,
     /// Our id for the contact (the Dataverse `contactid`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
     /// Postal address.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<Address>,
 }
 
 /// A postal address, in requests and responses alike.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Address {
     /// Street and number.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub street_address: Option<String>,
     /// Postal code.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zip_code: Option<String>,
     /// City.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub city: Option<String>,
     /// Country.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub country: Option<String>,
 }
 
@@ -96,8 +73,7 @@ impl Address {
 }
 
 /// A consent in an upsert's `consentDetails`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsentDetail {
     /// The consent's name in SALESmanago (upper case).
     pub consent_name: String,
@@ -109,14 +85,131 @@ pub struct ConsentDetail {
     pub agreement_date: u64,
 }
 
-fn is_false(value: &bool) -> bool {
-    !*value
+impl ToJson for UpsertDetails {
+    /// The request shape: optional fields only when they say something.
+    fn to_json(&self) -> Value {
+        let mut map = Map::new();
+        map.insert("contact".into(), self.contact.to_json());
+        map.put("newEmail", self.new_email.to_json());
+        map.put("birthday", self.birthday.to_json());
+        map.put("forceOptIn", self.force_opt_in.to_json());
+        map.put("forceOptOut", self.force_opt_out.to_json());
+        map.put("forcePhoneOptIn", self.force_phone_opt_in.to_json());
+        map.put("forcePhoneOptOut", self.force_phone_opt_out.to_json());
+        map.put("tags", self.tags.to_json());
+        map.put("properties", self.properties.to_json());
+        map.put("consentDetails", self.consent_details.to_json());
+        Value::Object(map)
+    }
+}
+
+impl UpsertDetails {
+    /// Reads the request shape, as a script writes it; unknown fields are ignored.
+    pub fn from_json(value: &Value) -> Result<UpsertDetails, Invalid> {
+        let fields = Fields::of(value, &[])?;
+        Ok(UpsertDetails {
+            contact: fields.required("contact")?,
+            new_email: fields.optional("newEmail")?,
+            birthday: fields.optional("birthday")?,
+            force_opt_in: fields.or_default("forceOptIn")?,
+            force_opt_out: fields.or_default("forceOptOut")?,
+            force_phone_opt_in: fields.or_default("forcePhoneOptIn")?,
+            force_phone_opt_out: fields.or_default("forcePhoneOptOut")?,
+            tags: fields.or_default("tags")?,
+            properties: fields.or_default("properties")?,
+            consent_details: fields.or_default("consentDetails")?,
+        })
+    }
+}
+
+impl FromJson for UpsertDetails {
+    const EXPECTED: &'static str = "a contact's upsert details";
+    fn read(value: &Value) -> Option<UpsertDetails> {
+        UpsertDetails::from_json(value).ok()
+    }
+}
+
+impl ToJson for ContactData {
+    fn to_json(&self) -> Value {
+        let mut map = Map::new();
+        map.insert("email".into(), self.email.to_json());
+        map.put("name", self.name.to_json());
+        map.put("phone", self.phone.to_json());
+        map.put("fax", self.fax.to_json());
+        map.put("company", self.company.to_json());
+        map.put("externalId", self.external_id.to_json());
+        map.put("address", self.address.to_json());
+        Value::Object(map)
+    }
+}
+
+impl FromJson for ContactData {
+    const EXPECTED: &'static str = "a contact with an `email`";
+    fn read(value: &Value) -> Option<ContactData> {
+        let fields = Fields::of(value, &[]).ok()?;
+        Some(ContactData {
+            email: fields.required("email").ok()?,
+            name: fields.optional("name").ok()?,
+            phone: fields.optional("phone").ok()?,
+            fax: fields.optional("fax").ok()?,
+            company: fields.optional("company").ok()?,
+            external_id: fields.optional("externalId").ok()?,
+            address: fields.optional("address").ok()?,
+        })
+    }
+}
+
+impl ToJson for Address {
+    fn to_json(&self) -> Value {
+        let mut map = Map::new();
+        map.put("streetAddress", self.street_address.to_json());
+        map.put("zipCode", self.zip_code.to_json());
+        map.put("city", self.city.to_json());
+        map.put("country", self.country.to_json());
+        Value::Object(map)
+    }
+}
+
+impl FromJson for Address {
+    const EXPECTED: &'static str = "an address";
+    fn read(value: &Value) -> Option<Address> {
+        let fields = Fields::of(value, &[]).ok()?;
+        Some(Address {
+            street_address: fields.optional("streetAddress").ok()?,
+            zip_code: fields.optional("zipCode").ok()?,
+            city: fields.optional("city").ok()?,
+            country: fields.optional("country").ok()?,
+        })
+    }
+}
+
+impl ToJson for ConsentDetail {
+    fn to_json(&self) -> Value {
+        crate::object! {
+            "consentName": self.consent_name,
+            "consentAccept": self.consent_accept,
+            "optOut": self.opt_out,
+            "agreementDate": self.agreement_date,
+        }
+    }
+}
+
+impl FromJson for ConsentDetail {
+    const EXPECTED: &'static str = "a consent";
+    fn read(value: &Value) -> Option<ConsentDetail> {
+        let fields = Fields::of(value, &[]).ok()?;
+        Some(ConsentDetail {
+            consent_name: fields.required("consentName").ok()?,
+            consent_accept: fields.required("consentAccept").ok()?,
+            opt_out: fields.required("optOut").ok()?,
+            agreement_date: fields.required("agreementDate").ok()?,
+        })
+    }
 }
 
 /// A contact as SALESmanago returns it. Every field is optional: absent and `null` alike mean
 /// "SALESmanago did not say", never "clear it".
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SmContact {
     /// SALESmanago id (`contactId` in `basic`, `id` in `listById`).
     pub id: Option<String>,
@@ -155,8 +248,7 @@ pub struct SmContact {
 }
 
 /// A consent as a response lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SmConsent {
     /// Upper-case consent name.
     pub name: String,
@@ -172,6 +264,39 @@ impl SmConsent {
     /// Whether the consent currently holds.
     pub fn holds(&self) -> bool {
         self.accepted && !self.opted_out
+    }
+}
+
+impl ToJson for SmConsent {
+    fn to_json(&self) -> Value {
+        crate::object! {"name": self.name, "accepted": self.accepted, "optedOut": self.opted_out, "date": self.date}
+    }
+}
+
+impl ToJson for SmContact {
+    /// Every field, `null` when SALESmanago did not say; the birthday as `[year, month, day]`.
+    fn to_json(&self) -> Value {
+        let birthday =
+            self.birthday.map(|(year, month, day)| Value::Array(vec![year.to_json(), month.to_json(), day.to_json()]));
+        crate::object! {
+            "id": self.id,
+            "email": self.email,
+            "name": self.name,
+            "phone": self.phone,
+            "fax": self.fax,
+            "company": self.company,
+            "externalId": self.external_id,
+            "address": self.address,
+            "birthday": birthday,
+            "optedOut": self.opted_out,
+            "optedOutPhone": self.opted_out_phone,
+            "consents": self.consents,
+            "properties": self.properties,
+            "tags": self.tags,
+            "deleted": self.deleted,
+            "modifiedOn": self.modified_on,
+            "createdOn": self.created_on,
+        }
     }
 }
 
@@ -204,7 +329,7 @@ impl SmContact {
 }
 
 /// A non-blank string field, trimmed. Numbers are accepted as text (ids, phones).
-fn text_field(object: &Map<String, Value>, key: &str) -> Option<String> {
+fn text_field(object: &Map, key: &str) -> Option<String> {
     match object.get(key)? {
         Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
         Value::Number(n) => Some(n.to_string()),
@@ -224,15 +349,13 @@ fn flag(value: &Value) -> Option<bool> {
 /// A non-negative integer, also from a numeric string.
 pub(crate) fn number(value: &Value) -> Option<u64> {
     match value {
-        Value::Number(n) => {
-            n.as_u64().or_else(|| n.as_f64().filter(|f| *f >= 0.0 && f.fract() == 0.0).map(|f| f as u64))
-        }
+        Value::Number(n) => n.as_u64(),
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }
 }
 
-fn address(object: &Map<String, Value>) -> Address {
+fn address(object: &Map) -> Address {
     Address {
         street_address: text_field(object, "streetAddress"),
         zip_code: text_field(object, "zipCode"),
@@ -243,7 +366,7 @@ fn address(object: &Map<String, Value>) -> Address {
 
 /// `birthdayYear` / `birthdayMonth` / `birthdayDay` (strings or numbers), else `birthday` as
 /// `yyyyMMdd` or `MMdd`.
-fn birthday(object: &Map<String, Value>) -> Option<(Option<u16>, u8, u8)> {
+fn birthday(object: &Map) -> Option<(Option<u16>, u8, u8)> {
     let part = |key: &str| object.get(key).and_then(number);
     if let (Some(month), Some(day)) = (part("birthdayMonth"), part("birthdayDay")) {
         let year = part("birthdayYear").and_then(|y| u16::try_from(y).ok());
@@ -263,7 +386,7 @@ fn birthday(object: &Map<String, Value>) -> Option<(Option<u16>, u8, u8)> {
 }
 
 /// `consents` or `consentDetails`: a list of `{consentName, consentAccept, optOut, agreementDate}`.
-fn consents(object: &Map<String, Value>) -> Vec<SmConsent> {
+fn consents(object: &Map) -> Vec<SmConsent> {
     let list = object.get("consents").or_else(|| object.get("consentDetails")).and_then(Value::as_array);
     list.into_iter()
         .flatten()
@@ -302,7 +425,7 @@ fn properties(value: Option<&Value>) -> BTreeMap<String, String> {
 }
 
 /// `contactTags` objects (`{tag, …}`) or `tags` strings.
-fn tags(object: &Map<String, Value>) -> Vec<String> {
+fn tags(object: &Map) -> Vec<String> {
     let list = object.get("contactTags").or_else(|| object.get("tags")).and_then(Value::as_array);
     list.into_iter()
         .flatten()
@@ -317,7 +440,7 @@ fn tags(object: &Map<String, Value>) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::core::json::json;
 
     #[test]
     fn upsert_details_serialise_only_what_is_set() {
@@ -326,7 +449,7 @@ mod tests {
             force_opt_out: true,
             ..UpsertDetails::default()
         };
-        let value = serde_json::to_value(&details).unwrap();
+        let value = details.to_json();
         assert_eq!(value, json!({"contact": {"email": "a@b.pl", "name": "A"}, "forceOptOut": true}));
     }
 

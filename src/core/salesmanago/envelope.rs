@@ -2,7 +2,7 @@
 //! (`shared/reference/salesmanago-api.md` §3, §4). Classifies HTTP statuses and `success:false`
 //! into [`SmError`]s and hands the payload's other fields to the method's parser.
 
-use serde_json::{Map, Value};
+use crate::core::json::{Map, Value};
 
 use super::error::{RetryAfter, SmError};
 use super::http::{HttpResponse, TransportFailure};
@@ -11,7 +11,7 @@ use super::http::{HttpResponse, TransportFailure};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Payload {
     /// Every field of the body.
-    pub fields: Map<String, Value>,
+    pub fields: Map,
     /// The `message` array (empty on a clean success).
     pub messages: Vec<String>,
 }
@@ -40,7 +40,7 @@ pub fn open(outcome: Result<HttpResponse, TransportFailure>) -> Result<Payload, 
 }
 
 fn parse_body(body: &str) -> Result<Payload, SmError> {
-    let value: Value = serde_json::from_str(body).map_err(|e| invalid(&format!("not JSON ({e})")))?;
+    let value = crate::core::json::from_str(body).map_err(|e| invalid(&format!("not JSON ({e})")))?;
     let Value::Object(fields) = value else {
         return Err(invalid("not a JSON object"));
     };

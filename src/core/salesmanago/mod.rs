@@ -22,7 +22,7 @@ pub mod script;
 #[cfg(test)]
 mod operation_tests;
 
-use serde_json::Value;
+use crate::core::json::Value;
 
 pub use auth::{ApiSecret, Credentials, Nonce};
 pub use endpoint::{Endpoint, EndpointError};

@@ -6,8 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-use serde_json::{json, Map, Value};
+use crate::core::json::{FromJson, Map, ToJson, Value};
+use crate::object;
 
 use super::contact::{number, SmContact, UpsertDetails};
 use super::envelope::{invalid, Payload};
@@ -27,7 +27,7 @@ pub trait Operation {
     }
 
     /// The method's own body fields; the auth fields are added by the client.
-    fn body(&self) -> Map<String, Value>;
+    fn body(&self) -> Map;
 
     /// Reads a successful answer.
     ///
@@ -35,7 +35,7 @@ pub trait Operation {
     fn parse(&self, payload: Payload) -> Result<Self::Output, SmError>;
 }
 
-fn fields(value: Value) -> Map<String, Value> {
+fn fields(value: Value) -> Map {
     match value {
         Value::Object(map) => map,
         _ => Map::new(),
@@ -74,8 +74,8 @@ impl Operation for Upsert {
     fn method(&self) -> &'static str {
         "contact/upsert"
     }
-    fn body(&self) -> Map<String, Value> {
-        let mut body = fields(serde_json::to_value(&self.0).unwrap_or_default());
+    fn body(&self) -> Map {
+        let mut body = fields(self.0.to_json());
         body.insert("async".into(), false.into());
         body
     }
@@ -91,7 +91,7 @@ pub struct BatchUpsert {
 }
 
 /// What a batch upsert did with each contact.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BatchOutcome {
     /// SALESmanago id of each accepted contact, by lower-case e-mail.
     pub ids: BTreeMap<String, String>,
@@ -121,8 +121,8 @@ impl Operation for BatchUpsert {
     fn method(&self) -> &'static str {
         "contact/batchupsert"
     }
-    fn body(&self) -> Map<String, Value> {
-        fields(json!({"upsertDetails": self.details, "useApiDoubleOptIn": false}))
+    fn body(&self) -> Map {
+        fields(object! {"upsertDetails": self.details, "useApiDoubleOptIn": false})
     }
     fn parse(&self, payload: Payload) -> Result<BatchOutcome, SmError> {
         let returned = match payload.fields.get("contactIds") {
@@ -158,6 +158,12 @@ impl Operation for BatchUpsert {
     }
 }
 
+impl ToJson for BatchOutcome {
+    fn to_json(&self) -> Value {
+        object! {"ids": self.ids, "failed": self.failed}
+    }
+}
+
 /// `contact/delete`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delete {
@@ -172,8 +178,8 @@ impl Operation for Delete {
     fn method(&self) -> &'static str {
         "contact/delete"
     }
-    fn body(&self) -> Map<String, Value> {
-        fields(json!({"email": self.email, "permanently": self.permanently}))
+    fn body(&self) -> Map {
+        fields(object! {"email": self.email, "permanently": self.permanently})
     }
     fn parse(&self, _: Payload) -> Result<(), SmError> {
         Ok(())
@@ -192,8 +198,8 @@ impl Operation for HasContact {
     fn method(&self) -> &'static str {
         "contact/hasContact"
     }
-    fn body(&self) -> Map<String, Value> {
-        fields(json!({"email": self.email}))
+    fn body(&self) -> Map {
+        fields(object! {"email": self.email})
     }
     fn parse(&self, payload: Payload) -> Result<Option<String>, SmError> {
         match payload.fields.get("result") {
@@ -255,14 +261,14 @@ impl Operation for Lookup {
             LookupKind::ListById => "contact/listById",
         }
     }
-    fn body(&self) -> Map<String, Value> {
+    fn body(&self) -> Map {
         let key = match self.kind {
             LookupKind::BasicByEmail => "email",
             LookupKind::BasicById => "id",
             LookupKind::ListById => "contactId",
         };
         let mut body = Map::new();
-        body.insert(key.into(), self.keys.clone().into());
+        body.insert(key.into(), self.keys.to_json());
         body
     }
     fn parse(&self, payload: Payload) -> Result<Vec<SmContact>, SmError> {
@@ -283,7 +289,7 @@ pub struct ModifiedContacts {
 }
 
 /// One page of modified contacts.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ModifiedPage {
     /// The contacts, as id and e-mail.
     pub contacts: Vec<Modified>,
@@ -292,7 +298,7 @@ pub struct ModifiedPage {
 }
 
 /// A modified contact.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Modified {
     /// SALESmanago id.
     pub id: String,
@@ -300,6 +306,18 @@ pub struct Modified {
     pub email: Option<String>,
     /// Modification time, when given.
     pub modified_on: Option<u64>,
+}
+
+impl ToJson for ModifiedPage {
+    fn to_json(&self) -> Value {
+        object! {"contacts": self.contacts, "has_more": self.has_more}
+    }
+}
+
+impl ToJson for Modified {
+    fn to_json(&self) -> Value {
+        object! {"id": self.id, "email": self.email, "modified_on": self.modified_on}
+    }
 }
 
 impl ModifiedContacts {
@@ -333,10 +351,10 @@ impl Operation for ModifiedContacts {
             None => "contact/modifiedContacts",
         }
     }
-    fn body(&self) -> Map<String, Value> {
+    fn body(&self) -> Map {
         match self.page {
-            Some(page) => fields(json!({"from": self.from, "to": self.to, "page": page, "size": Self::PAGE_SIZE})),
-            None => fields(json!({"from": self.from, "to": self.to})),
+            Some(page) => fields(object! {"from": self.from, "to": self.to, "page": page, "size": Self::PAGE_SIZE}),
+            None => fields(object! {"from": self.from, "to": self.to}),
         }
     }
     fn parse(&self, payload: Payload) -> Result<ModifiedPage, SmError> {
@@ -373,7 +391,7 @@ impl Operation for ListUsers {
     fn needs_owner(&self) -> bool {
         false
     }
-    fn body(&self) -> Map<String, Value> {
+    fn body(&self) -> Map {
         Map::new()
     }
     fn parse(&self, payload: Payload) -> Result<Vec<String>, SmError> {
@@ -385,7 +403,7 @@ impl Operation for ListUsers {
             Value::String(s) => Some(s.trim().to_ascii_lowercase()),
             Value::Object(o) => ["email", "login", "username"]
                 .iter()
-                .find_map(|k| o.get(*k).and_then(Value::as_str))
+                .find_map(|k| o.get(k).and_then(Value::as_str))
                 .map(|s| s.trim().to_ascii_lowercase()),
             _ => None,
         };
@@ -394,13 +412,23 @@ impl Operation for ListUsers {
 }
 
 /// Which subscription an opt-in or opt-out is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Channel {
     /// The e-mail newsletter (`donotbulkemail` in Dynamics).
     Newsletter,
     /// SMS (`new_donotsms` in Dynamics).
     Sms,
+}
+
+impl FromJson for Channel {
+    const EXPECTED: &'static str = "`newsletter` or `sms`";
+    fn read(value: &Value) -> Option<Channel> {
+        match value.as_str()? {
+            "newsletter" => Some(Channel::Newsletter),
+            "sms" => Some(Channel::Sms),
+            _ => None,
+        }
+    }
 }
 
 /// `contact/optin`, `optout`, `phoneoptin` or `phoneoptout`: one subscription of one contact.
@@ -427,8 +455,8 @@ impl Operation for SetSubscription {
     fn needs_owner(&self) -> bool {
         false
     }
-    fn body(&self) -> Map<String, Value> {
-        fields(json!({"email": self.email}))
+    fn body(&self) -> Map {
+        fields(object! {"email": self.email})
     }
     fn parse(&self, payload: Payload) -> Result<String, SmError> {
         contact_id(&payload)

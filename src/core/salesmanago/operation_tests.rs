@@ -1,7 +1,7 @@
 //! Every operation's request body and the parsing of its documented answers
 //! (`shared/reference/salesmanago-api.md` §3).
 
-use serde_json::{json, Value};
+use crate::core::json::{json, Value};
 
 use super::contact::{ContactData, UpsertDetails};
 use super::operation::*;
@@ -28,7 +28,7 @@ fn body<O: Operation>(operation: &O) -> Value {
     let request = client.request(operation, &nonce());
     assert_eq!(request.url, format!("https://app3.salesmanago.pl/api/{}", operation.method()));
     assert!(!request.body.contains("secret-xyz"), "the secret is never sent");
-    let mut body: Value = serde_json::from_str(&request.body).unwrap();
+    let mut body = crate::core::json::from_str(&request.body).unwrap();
     let map = body.as_object_mut().unwrap();
     assert_eq!(map.remove("clientId"), Some(json!("cid")));
     assert_eq!(map.remove("apiKey"), Some(json!("key-1")));

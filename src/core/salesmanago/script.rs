@@ -2,9 +2,7 @@
 //! JavaScript (`salesmanagoCall`): the same [`super::operation`]s the commands use, named by
 //! their API method and with the API's own field names.
 
-use serde::de::{Deserializer, Error, MapAccess, Visitor};
-use serde::Deserialize;
-use serde_json::{Map, Value};
+use crate::core::json::{self, Fields, Invalid, Value};
 
 use super::auth::{ApiSecret, Credentials};
 use super::contact::UpsertDetails;
@@ -14,67 +12,48 @@ use super::Client;
 use crate::core::retry::RetryPolicy;
 
 /// One call, as `{"method": "contact/upsert", …fields of that method}`.
-///
-/// The derive (`remote = "Self"`: an inherent `ScriptCall::deserialize`) reads serde's
-/// externally tagged form, `{"contact/upsert": {…fields}}`; the [`Deserialize`] impl below
-/// moves `method` there first. serde's own `tag = "method"` would buffer every field in its
-/// generic `Content` tree, which tripled the wasm code this enum compiles to.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(remote = "Self", rename_all_fields = "camelCase", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ScriptCall {
     /// `contact/upsert` with the fields of [`UpsertDetails`].
-    #[serde(rename = "contact/upsert")]
     Upsert(Box<UpsertDetails>),
     /// `contact/batchupsert`; more than one call's worth is split.
-    #[serde(rename = "contact/batchupsert")]
     BatchUpsert {
         /// The contacts.
         upsert_details: Vec<UpsertDetails>,
     },
     /// `contact/delete`.
-    #[serde(rename = "contact/delete")]
     Delete {
         /// The contact's e-mail.
         email: String,
         /// Delete for good.
-        #[serde(default)]
         permanently: bool,
     },
     /// `contact/hasContact`.
-    #[serde(rename = "contact/hasContact")]
     HasContact {
         /// The e-mail to look up.
         email: String,
     },
     /// `contact/basic`, `contact/basicById` or `contact/listById`; split into calls as needed.
-    #[serde(rename = "contact/basic", alias = "contact/basicById", alias = "contact/listById")]
     Lookup {
         /// E-mails (`contact/basic`).
-        #[serde(default)]
         email: Vec<String>,
         /// Ids (`contact/basicById`).
-        #[serde(default)]
         id: Vec<String>,
         /// Ids (`contact/listById`).
-        #[serde(default)]
         contact_id: Vec<String>,
     },
     /// `contact/modifiedContacts` (no `page`) or `contact/paginatedModifiedContacts`.
-    #[serde(rename = "contact/paginatedModifiedContacts", alias = "contact/modifiedContacts")]
     Modified {
         /// Window start, Unix ms.
         from: u64,
         /// Window end, Unix ms.
         to: u64,
         /// 1-based page.
-        #[serde(default)]
         page: Option<u32>,
     },
     /// `user/listByClient`.
-    #[serde(rename = "user/listByClient")]
     ListUsers {},
     /// `contact/optin`, `optout`, `phoneoptin`, `phoneoptout` as `{channel, subscribed}`.
-    #[serde(rename = "contact/subscription")]
     Subscription {
         /// The contact's e-mail.
         email: String,
@@ -85,44 +64,80 @@ pub enum ScriptCall {
     },
 }
 
-impl<'de> Deserialize<'de> for ScriptCall {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ScriptCall, D::Error> {
-        let (method, fields) = deserializer.deserialize_map(MethodAndFields)?;
-        let mut tagged = Map::new();
-        tagged.insert(method, Value::Object(fields));
-        let tagged = Value::Object(tagged);
-        ScriptCall::deserialize(tagged).map_err(D::Error::custom)
-    }
-}
+/// The methods a script may name.
+const METHODS: &[&str] = &[
+    "contact/upsert",
+    "contact/batchupsert",
+    "contact/delete",
+    "contact/hasContact",
+    "contact/basic",
+    "contact/basicById",
+    "contact/listById",
+    "contact/paginatedModifiedContacts",
+    "contact/modifiedContacts",
+    "user/listByClient",
+    "contact/subscription",
+];
 
-/// A JSON object split into its `method` and its other fields; refuses repeated keys, as
-/// serde's derives do.
-struct MethodAndFields;
-
-impl<'de> Visitor<'de> for MethodAndFields {
-    type Value = (String, Map<String, Value>);
-
-    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.write_str("internally tagged enum ScriptCall")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut method = None;
-        let mut fields = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if key == "method" {
-                if method.is_some() {
-                    return Err(A::Error::duplicate_field("method"));
-                }
-                method = Some(map.next_value()?);
-            } else if fields.contains_key(&key) {
-                return Err(A::Error::custom(format_args!("duplicate field `{key}`")));
-            } else {
-                let value = map.next_value()?;
-                fields.insert(key, value);
+impl ScriptCall {
+    /// Reads a call's JSON text; a key given twice, an unknown method or a field the method
+    /// does not take is refused.
+    pub fn from_json_text(text: &str) -> Result<ScriptCall, Invalid> {
+        let mut value = json::from_str_unique(text)?;
+        let Value::Object(map) = &mut value else {
+            return Err(Invalid("invalid type: expected an object with a `method`".into()));
+        };
+        let method = match map.remove("method") {
+            Some(Value::String(method)) => method,
+            Some(_) => return Err(Invalid("invalid type: expected a string for `method`".into())),
+            None => return Err(Invalid("missing field `method`".into())),
+        };
+        let of = |known: &[&str]| Fields::of(&value, if known.is_empty() { &["-"] } else { known });
+        Ok(match method.as_str() {
+            "contact/upsert" => ScriptCall::Upsert(Box::new(UpsertDetails::from_json(&value)?)),
+            "contact/batchupsert" => {
+                let fields = of(&["upsertDetails"])?;
+                let items: Vec<Value> = fields.required("upsertDetails")?;
+                let upsert_details = items.iter().map(UpsertDetails::from_json).collect::<Result<_, _>>()?;
+                ScriptCall::BatchUpsert { upsert_details }
             }
-        }
-        Ok((method.ok_or_else(|| A::Error::missing_field("method"))?, fields))
+            "contact/delete" => {
+                let fields = of(&["email", "permanently"])?;
+                ScriptCall::Delete { email: fields.required("email")?, permanently: fields.or_default("permanently")? }
+            }
+            "contact/hasContact" => ScriptCall::HasContact { email: of(&["email"])?.required("email")? },
+            "contact/basic" | "contact/basicById" | "contact/listById" => {
+                let fields = of(&["email", "id", "contactId"])?;
+                ScriptCall::Lookup {
+                    email: fields.or_default("email")?,
+                    id: fields.or_default("id")?,
+                    contact_id: fields.or_default("contactId")?,
+                }
+            }
+            "contact/paginatedModifiedContacts" | "contact/modifiedContacts" => {
+                let fields = of(&["from", "to", "page"])?;
+                ScriptCall::Modified {
+                    from: fields.required("from")?,
+                    to: fields.required("to")?,
+                    page: fields.optional("page")?,
+                }
+            }
+            "user/listByClient" => {
+                of(&[])?;
+                ScriptCall::ListUsers {}
+            }
+            "contact/subscription" => {
+                let fields = of(&["email", "channel", "subscribed"])?;
+                ScriptCall::Subscription {
+                    email: fields.required("email")?,
+                    channel: fields.required("channel")?,
+                    subscribed: fields.required("subscribed")?,
+                }
+            }
+            other => {
+                return Err(Invalid(format!("unknown method `{other}`, expected one of `{}`", METHODS.join("`, `"))))
+            }
+        })
     }
 }
 
@@ -140,8 +155,7 @@ impl ScriptCall {
 }
 
 /// Connection settings as a script passes them.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone)]
 pub struct ScriptConfig {
     /// As in `new_endpoint`.
     pub endpoint: String,
@@ -152,24 +166,31 @@ pub struct ScriptConfig {
     /// As in `new_owner`.
     pub owner: String,
     /// Per-request timeout.
-    #[serde(default = "default_timeout")]
     pub timeout_ms: u32,
     /// Attempts per call, the first included.
-    #[serde(default)]
     pub max_attempts: Option<u32>,
     /// First backoff.
-    #[serde(default)]
     pub base_delay_ms: Option<u64>,
 }
 
 /// The per-request timeout: 30 s, as the vendor's own client (reference §4).
 pub const DEFAULT_TIMEOUT_MS: u32 = 30_000;
 
-fn default_timeout() -> u32 {
-    DEFAULT_TIMEOUT_MS
-}
-
 impl ScriptConfig {
+    /// Reads `{endpoint, clientId, apiSecret, owner, timeoutMs?, maxAttempts?, baseDelayMs?}`.
+    pub fn from_json(value: &Value) -> Result<ScriptConfig, Invalid> {
+        let fields = Fields::of(value, &[])?;
+        Ok(ScriptConfig {
+            endpoint: fields.required("endpoint")?,
+            client_id: fields.required("clientId")?,
+            api_secret: fields.required("apiSecret")?,
+            owner: fields.required("owner")?,
+            timeout_ms: fields.optional("timeoutMs")?.unwrap_or(DEFAULT_TIMEOUT_MS),
+            max_attempts: fields.optional("maxAttempts")?,
+            base_delay_ms: fields.optional("baseDelayMs")?,
+        })
+    }
+
     /// The client and retry policy these settings describe.
     ///
     /// Fails with the endpoint's problem when it is not usable.
@@ -193,10 +214,10 @@ impl ScriptConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::core::json::json;
 
-    fn parse(value: serde_json::Value) -> Result<ScriptCall, serde_json::Error> {
-        serde_json::from_value(value)
+    fn parse(value: Value) -> Result<ScriptCall, Invalid> {
+        ScriptCall::from_json_text(&value.to_string())
     }
 
     #[test]
@@ -230,19 +251,19 @@ mod tests {
 
     #[test]
     fn method_may_come_anywhere_and_keys_only_once() {
-        let call: ScriptCall = serde_json::from_str(r#"{"email": "a@b.pl", "method": "contact/hasContact"}"#).unwrap();
+        let call = ScriptCall::from_json_text(r#"{"email": "a@b.pl", "method": "contact/hasContact"}"#).unwrap();
         assert_eq!(call, ScriptCall::HasContact { email: "a@b.pl".into() });
         for twice in [
             r#"{"method": "contact/hasContact", "email": "a@b.pl", "email": "c@d.pl"}"#,
             r#"{"method": "contact/hasContact", "method": "contact/hasContact", "email": "a@b.pl"}"#,
         ] {
-            assert!(serde_json::from_str::<ScriptCall>(twice).is_err(), "{twice}");
+            assert!(ScriptCall::from_json_text(twice).is_err(), "{twice}");
         }
     }
 
     #[test]
     fn config_builds_a_client_or_names_the_endpoint_problem() {
-        let config: ScriptConfig = serde_json::from_value(json!({
+        let config = ScriptConfig::from_json(&json!({
             "endpoint": "http://127.0.0.1:9/", "clientId": " c ", "apiSecret": "s", "owner": "o@x.pl", "maxAttempts": 0}))
         .unwrap();
         let (client, policy) = config.client().unwrap();

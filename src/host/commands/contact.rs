@@ -3,7 +3,7 @@
 
 use std::cell::RefCell;
 
-use serde_json::{Map, Value};
+use crate::core::json::{Map, Value};
 
 use crate::core::dataverse::contact::ContactRow;
 use crate::core::dataverse::query::contacts;
@@ -46,7 +46,7 @@ async fn settings_and_consents(context: &Context, web_api: &WebApi) -> Result<(S
 }
 
 /// The saved contact `id`, with every column a synchronisation reads.
-async fn saved_row(web_api: &WebApi, consents: &[String], id: &str) -> Result<Map<String, Value>, Failure> {
+async fn saved_row(web_api: &WebApi, consents: &[String], id: &str) -> Result<Map, Failure> {
     Ok(web_api.retrieve(contact::TABLE, id, &contacts(consents, None)).await?)
 }
 

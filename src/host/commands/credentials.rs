@@ -1,6 +1,6 @@
 //! The credential page: save what the admin typed into the form's hidden columns.
 
-use serde_json::{Map, Value};
+use crate::core::json::{Map, Value};
 
 use crate::core::credentials::{check, Field};
 use crate::core::dataverse::schema::integration;

@@ -6,8 +6,9 @@
 use std::collections::BTreeMap;
 use std::pin::pin;
 
+use crate::core::json::{Map, Value};
+use crate::object;
 use futures_util::stream::{self, Stream, StreamExt};
-use serde_json::{json, Map, Value};
 
 use crate::core::command::Command;
 use crate::core::dataverse::contact::ContactRow;
@@ -34,7 +35,7 @@ const FIRST_PULL_MS: u64 = 30 * 24 * 3600 * 1000;
 /// Pages between two checkpoints of "Export all".
 const CHECKPOINT_EVERY: usize = 10;
 
-type Row = Map<String, Value>;
+type Row = Map;
 
 fn job_of(command: Command) -> Option<Job> {
     match command {
@@ -173,7 +174,7 @@ async fn export_page(context: &Context, connection: &Connection, rows: Vec<Row>)
 /// and the skipped and failed counts (carried as counts only).
 fn read_checkpoint(record: &Row) -> Option<(String, Tally)> {
     let text = record.get(Job::Export.checkpoint_column())?.as_str()?;
-    let value: Value = serde_json::from_str(text).ok()?;
+    let value = crate::core::json::from_str(text).ok()?;
     let after = value["after"].as_str()?.to_owned();
     let count = |key: &str| value[key].as_u64().unwrap_or(0);
     let tally = Tally {
@@ -187,7 +188,7 @@ fn read_checkpoint(record: &Row) -> Option<(String, Tally)> {
 }
 
 async fn save_checkpoint(web_api: &WebApi, record_id: &str, after: &str, tally: &Tally) -> Result<(), Failure> {
-    let checkpoint = json!({"after": after, "total": tally.total, "done": tally.done, "skipped": tally.skipped(), "failed": tally.failed()});
+    let checkpoint = object! {"after": after, "total": tally.total, "done": tally.done, "skipped": tally.skipped(), "failed": tally.failed()};
     let mut columns = Map::new();
     columns.insert(Job::Export.checkpoint_column().into(), checkpoint.to_string().into());
     Ok(web_api.update(integration::TABLE, record_id, &columns).await?)

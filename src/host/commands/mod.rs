@@ -5,7 +5,7 @@ mod contact;
 mod credentials;
 mod jobs;
 
-use serde_json::{Map, Value};
+use crate::core::json::Map;
 use wasm_bindgen::JsValue;
 
 use crate::core::command::Command;
@@ -123,14 +123,14 @@ pub(crate) async fn run(command: Command, context: Context) -> Outcome {
 }
 
 /// The integration record's rows, two at most (enough to notice a second one).
-async fn integration_rows(web_api: &WebApi, extra: &[&str]) -> Result<Vec<Map<String, Value>>, Failure> {
+async fn integration_rows(web_api: &WebApi, extra: &[&str]) -> Result<Vec<Map>, Failure> {
     let columns: Vec<&str> = SELECT.iter().chain(extra).copied().collect();
     let options = format!("?$select={}&$top=2", columns.join(","));
     Ok(web_api.retrieve_multiple(integration::TABLE, &options, None).await?.0)
 }
 
 /// The settings of the one integration record, and the record's other columns asked for.
-async fn load_settings(web_api: &WebApi, extra: &[&str]) -> Result<(Settings, Map<String, Value>), Failure> {
+async fn load_settings(web_api: &WebApi, extra: &[&str]) -> Result<(Settings, Map), Failure> {
     let rows = integration_rows(web_api, extra).await?;
     let settings = settings(&rows).map_err(|e| Failure::new(Message::Settings(e), "settings"))?;
     Ok((settings, rows.into_iter().next().unwrap_or_default()))
