@@ -8,7 +8,7 @@
 //! numbers keep their text, so what is read is written back unchanged and no float is
 //! formatted.
 
-use std::collections::BTreeMap;
+use crate::core::sorted::SortedMap;
 use std::fmt;
 
 /// A JSON value.
@@ -459,7 +459,7 @@ impl<T: ToJson> ToJson for Vec<T> {
     }
 }
 
-impl<T: ToJson> ToJson for BTreeMap<String, T> {
+impl<T: ToJson> ToJson for SortedMap<String, T> {
     fn to_json(&self) -> Value {
         Value::Object(Map(self.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()))
     }
@@ -598,10 +598,10 @@ impl<T: FromJson> FromJson for Vec<T> {
     }
 }
 
-impl FromJson for BTreeMap<String, String> {
+impl FromJson for SortedMap<String, String> {
     const EXPECTED: &'static str = "an object of strings";
-    fn read(value: &Value) -> Option<BTreeMap<String, String>> {
-        let mut map = BTreeMap::new();
+    fn read(value: &Value) -> Option<SortedMap<String, String>> {
+        let mut map = SortedMap::new();
         for (key, value) in value.as_object()? {
             map.insert(key.clone(), value.as_str()?.to_owned());
         }

@@ -10,4 +10,5 @@ pub mod json;
 pub mod mapping;
 pub mod retry;
 pub mod salesmanago;
+pub mod sorted;
 pub mod sync;

@@ -50,9 +50,7 @@ pub fn credentials_text(lcid: u32) -> String {
         ("needForm", Message::CredentialsNeedForm),
         ("engine", Message::EngineVersion { version: crate::VERSION }),
     ];
-    // `extend`, not `collect`, which would compile in a sort (see `contact::properties`).
-    let mut map = Map::new();
-    map.extend(entries.into_iter().map(|(key, message)| (key.to_owned(), text(&message, lang).into())));
+    let map: Map = entries.into_iter().map(|(key, message)| (key.to_owned(), text(&message, lang).into())).collect();
     Value::Object(map).to_string()
 }
 

@@ -1,7 +1,7 @@
 //! A contact row as the Dataverse Web API returns it, reduced to the columns the integration
 //! reads. Values are read tolerantly: absent, `null` and blank text are all "no value".
 
-use std::collections::BTreeMap;
+use crate::core::sorted::SortedMap;
 
 use crate::core::json::Map;
 
@@ -35,14 +35,14 @@ pub const SELECT: &[&str] = &[
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ContactRow {
     /// Text columns by logical name (only those with a non-blank value).
-    pub text: BTreeMap<String, String>,
+    pub text: SortedMap<String, String>,
     /// `donotbulkemail`: the newsletter opt-out.
     pub do_not_bulk_email: Option<bool>,
     /// `new_donotsms`: the SMS opt-out.
     pub do_not_sms: Option<bool>,
     /// Every `new_consent_<name>` column present in the row, by logical name (lower case), with
     /// its value (`None` when null).
-    pub consents: BTreeMap<String, Option<bool>>,
+    pub consents: SortedMap<String, Option<bool>>,
 }
 
 impl ContactRow {

@@ -5,7 +5,7 @@
 //! unknown, not empty. Opt-outs follow the consent rule: an opt-out on either side is never
 //! overwritten by an older opt-in.
 
-use std::collections::BTreeMap;
+use crate::core::sorted::SortedMap;
 
 use crate::core::json::Value;
 
@@ -19,7 +19,7 @@ use crate::core::salesmanago::contact::SmContact;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ContactPatch {
     /// Column → new value (text, boolean or `YYYY-MM-DD`).
-    pub columns: BTreeMap<String, Value>,
+    pub columns: SortedMap<String, Value>,
 }
 
 impl ContactPatch {

@@ -4,7 +4,7 @@
 //! §3.1, §3.4), so they are separate types; the parser tolerates every variant the reference
 //! warns of and ignores unknown fields.
 
-use std::collections::BTreeMap;
+use crate::core::sorted::SortedMap;
 
 use crate::core::json::{Fields, FromJson, Invalid, Map, ToJson, Value};
 
@@ -28,7 +28,7 @@ pub struct UpsertDetails {
     /// Tags to add.
     pub tags: Vec<String>,
     /// Custom details (a map in requests).
-    pub properties: BTreeMap<String, String>,
+    pub properties: SortedMap<String, String>,
     /// Consents given or withdrawn.
     pub consent_details: Vec<ConsentDetail>,
 }
@@ -236,7 +236,7 @@ pub struct SmContact {
     /// Consents, as far as the response lists them.
     pub consents: Vec<SmConsent>,
     /// Custom details (a map or a `{name, value}` list on the wire).
-    pub properties: BTreeMap<String, String>,
+    pub properties: SortedMap<String, String>,
     /// Tag names (strings or `contactTags` objects on the wire).
     pub tags: Vec<String>,
     /// Deleted in SALESmanago.
@@ -404,15 +404,13 @@ fn consents(object: &Map) -> Vec<SmConsent> {
 }
 
 /// A `{name: value}` map (requests) or a `[{name, value}]` list (responses).
-fn properties(value: Option<&Value>) -> BTreeMap<String, String> {
+fn properties(value: Option<&Value>) -> SortedMap<String, String> {
     let as_text = |v: &Value| match v {
         Value::String(s) => Some(s.clone()),
         Value::Null => None,
         other => Some(other.to_string()),
     };
-    // `extend`, not `collect`: a collected `BTreeMap` sorts its input, and that sort costs the
-    // wasm kilobytes for each key and value type.
-    let mut properties = BTreeMap::new();
+    let mut properties = SortedMap::new();
     match value {
         Some(Value::Object(map)) => properties.extend(map.iter().filter_map(|(k, v)| Some((k.clone(), as_text(v)?)))),
         Some(Value::Array(items)) => properties.extend(items.iter().filter_map(|item| {

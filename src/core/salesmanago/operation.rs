@@ -4,7 +4,7 @@
 //! [`super::Client`] adds the auth fields and the URL. Methods with a per-call limit are built
 //! through a `batches` constructor that splits the input, so an over-long call cannot be made.
 
-use std::collections::BTreeMap;
+use crate::core::sorted::SortedMap;
 
 use crate::core::json::{FromJson, Map, ToJson, Value};
 use crate::object;
@@ -94,10 +94,10 @@ pub struct BatchUpsert {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BatchOutcome {
     /// SALESmanago id of each accepted contact, by lower-case e-mail.
-    pub ids: BTreeMap<String, String>,
+    pub ids: SortedMap<String, String>,
     /// Each contact SALESmanago did not accept, by lower-case e-mail, with its reason (the
     /// server's message naming it, if any).
-    pub failed: BTreeMap<String, Option<String>>,
+    pub failed: SortedMap<String, Option<String>>,
 }
 
 impl BatchUpsert {
@@ -130,15 +130,11 @@ impl Operation for BatchUpsert {
             None | Some(Value::Null) => &Map::new(),
             Some(_) => return Err(invalid("`contactIds` is not a map")),
         };
-        // `extend`, not `collect`, which would compile in a sort (see `contact::properties`).
-        let mut ids = BTreeMap::new();
-        ids.extend(
-            returned
-                .iter()
-                .filter_map(|(email, id)| Some((email.trim().to_ascii_lowercase(), id.as_str()?.trim().to_owned())))
-                .filter(|(_, id)| !id.is_empty()),
-        );
-        let returned = ids;
+        let returned: SortedMap<String, String> = returned
+            .iter()
+            .filter_map(|(email, id)| Some((email.trim().to_ascii_lowercase(), id.as_str()?.trim().to_owned())))
+            .filter(|(_, id)| !id.is_empty())
+            .collect();
         let mut outcome = BatchOutcome::default();
         for detail in &self.details {
             // Addresses are ASCII (RFC 822, as SALESmanago keeps them), so ASCII lower-casing is

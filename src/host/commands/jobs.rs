@@ -3,7 +3,7 @@
 //! (bounded by the integration record's concurrency), writes back in `$batch` requests and only
 //! what changes, shows progress, and ends with a summary whose counts add up.
 
-use std::collections::BTreeMap;
+use crate::core::sorted::SortedMap;
 use std::pin::pin;
 
 use crate::core::json::{Map, Value};
@@ -226,7 +226,7 @@ pub(super) async fn export(context: Context, command: Command) -> Outcome {
             .buffer_unordered(settings.concurrency as usize);
         let mut work = pin!(work);
         // Pages finish out of order; the checkpoint is the last contact of the pages all done.
-        let (mut finished, mut next, mut since) = (BTreeMap::new(), 0, 0);
+        let (mut finished, mut next, mut since) = (SortedMap::new(), 0, 0);
         while let Some(page) = work.next().await {
             let (index, last, part) = page?;
             tally.merge(part);
@@ -341,7 +341,7 @@ async fn consents_page(context: &Context, connection: &Connection, rows: Vec<Row
             return Ok(tally);
         }
     };
-    let by_address: BTreeMap<String, &SmContact> =
+    let by_address: SortedMap<String, &SmContact> =
         found.iter().filter_map(|c| Some((c.email.as_deref()?.to_ascii_lowercase(), c))).collect();
     let mut writes = Vec::new();
     for (row, address) in &valid {
