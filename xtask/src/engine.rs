@@ -29,16 +29,24 @@ const WASM_FEATURES: &[&str] = &[
 
 pub(crate) fn build(root: &Path) -> Result<Engine> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // Panic locations name source files; without this, each dependency's file carries this
+    // machine's cargo home (an absolute path, and kilobytes of the wasm).
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cargo")))
+        .unwrap_or_default();
+    let mut rustflags: Vec<String> =
+        std::env::var("RUSTFLAGS").unwrap_or_default().split_whitespace().map(String::from).collect();
+    let registries = std::fs::read_dir(cargo_home.join("registry").join("src")).into_iter().flatten().flatten();
+    for registry in registries {
+        rustflags.push(format!("--remap-path-prefix={}=", registry.path().display()));
+    }
     run(
-        Command::new(cargo).current_dir(root).args([
-            "build",
-            "--release",
-            "--lib",
-            "--package",
-            "salesmanago-dynamics",
-            "--target",
-            TARGET,
-        ]),
+        Command::new(cargo)
+            .current_dir(root)
+            .env_remove("RUSTFLAGS")
+            .env("CARGO_ENCODED_RUSTFLAGS", rustflags.join("\x1f"))
+            .args(["build", "--release", "--lib", "--package", "salesmanago-dynamics", "--target", TARGET]),
         "cargo build for wasm32 (is the target installed? run `npm run setup`)",
     )?;
     let out = root.join("target/engine");
