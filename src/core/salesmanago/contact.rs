@@ -250,7 +250,7 @@ pub struct SmContact {
 /// A consent as a response lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SmConsent {
-    /// Upper-case consent name.
+    /// The consent name, its ASCII letters upper-cased.
     pub name: String,
     /// Given.
     pub accepted: bool,
@@ -394,7 +394,10 @@ fn consents(object: &Map) -> Vec<SmConsent> {
             let item = item.as_object()?;
             let name = text_field(item, "consentName").or_else(|| text_field(item, "name"))?;
             Some(SmConsent {
-                name: name.to_uppercase(),
+                // Consents are matched to `new_consent_<name>` columns, whose names are ASCII, so
+                // ASCII upper-casing matches what `to_uppercase` would; its Unicode tables would
+                // cost the wasm kilobytes.
+                name: name.to_ascii_uppercase(),
                 accepted: item.get("consentAccept").and_then(flag).unwrap_or(false),
                 opted_out: item.get("optOut").and_then(flag).unwrap_or(false),
                 date: item.get("agreementDate").or_else(|| item.get("modifiedOn")).and_then(number),
