@@ -609,6 +609,17 @@ impl FromJson for SortedMap<String, String> {
     }
 }
 
+#[inline(never)]
+fn missing(key: &str) -> Invalid {
+    Invalid(format!("missing field `{key}`"))
+}
+
+/// Kept out of line: one copy, not one per type read.
+#[inline(never)]
+fn invalid_type(expected: &str, key: &str) -> Invalid {
+    Invalid(format!("invalid type: expected {expected} for `{key}`"))
+}
+
 /// The fields of an object being read into a type.
 pub struct Fields<'a>(&'a Map);
 
@@ -627,9 +638,7 @@ impl<'a> Fields<'a> {
     pub fn optional<T: FromJson>(&self, key: &str) -> Result<Option<T>, Invalid> {
         match self.0.get(key) {
             None | Some(Value::Null) => Ok(None),
-            Some(value) => T::read(value)
-                .map(Some)
-                .ok_or_else(|| Invalid(format!("invalid type: expected {} for `{key}`", T::EXPECTED))),
+            Some(value) => T::read(value).map(Some).ok_or_else(|| invalid_type(T::EXPECTED, key)),
         }
     }
 
@@ -640,7 +649,7 @@ impl<'a> Fields<'a> {
 
     /// `key`'s value; fails when absent or `null`.
     pub fn required<T: FromJson>(&self, key: &str) -> Result<T, Invalid> {
-        self.optional(key)?.ok_or_else(|| Invalid(format!("missing field `{key}`")))
+        self.optional(key)?.ok_or_else(|| missing(key))
     }
 }
 

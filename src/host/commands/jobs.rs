@@ -95,7 +95,7 @@ async fn write(context: &Context, writes: Vec<(String, Row, bool)>, tally: &mut 
 }
 
 fn status(
-    row: &Row,
+    (row, parsed): (&Row, &ContactRow),
     status: SyncStatus,
     sm_id: Option<&str>,
     error: Option<&str>,
@@ -103,7 +103,7 @@ fn status(
     writes: &mut Vec<(String, Row, bool)>,
 ) {
     if let Some(columns) = write_back(row, status, sm_id, error, now_ms()) {
-        writes.push((ContactRow::from_json(row).id().unwrap_or_default(), columns, done));
+        writes.push((parsed.id().unwrap_or_default(), columns, done));
     }
 }
 
@@ -124,15 +124,17 @@ async fn export_page(context: &Context, connection: &Connection, rows: Vec<Row>)
     let mut tally = Tally::default();
     let mut writes = Vec::new();
     let mut sendable = Vec::new();
-    for row in &rows {
+    // Each row is read once; its columns stay at hand for the write-back.
+    let parsed: Vec<ContactRow> = rows.iter().map(ContactRow::from_json).collect();
+    let now = now_ms();
+    for (row, parsed) in rows.iter().zip(&parsed) {
         tally.total += 1;
-        let parsed = ContactRow::from_json(row);
-        match to_salesmanago(&parsed, &OutboundOptions { now_ms: now_ms(), ..Default::default() }) {
-            Ok(outbound) => sendable.push((row, outbound.details)),
+        match to_salesmanago(parsed, &OutboundOptions { now_ms: now, ..Default::default() }) {
+            Ok(outbound) => sendable.push(((row, parsed), outbound.details)),
             Err(skip) => {
                 let reason = context.say(&Message::Skipped(skip));
-                status(row, SyncStatus::Skipped, None, Some(&reason), false, &mut writes);
-                tally.not_done(not_done(&parsed, true, reason));
+                status((row, parsed), SyncStatus::Skipped, None, Some(&reason), false, &mut writes);
+                tally.not_done(not_done(parsed, true, reason));
             }
         }
     }
@@ -146,13 +148,13 @@ async fn export_page(context: &Context, connection: &Connection, rows: Vec<Row>)
                 for (row, details) in part {
                     let key = details.contact.email.to_ascii_lowercase();
                     if let Some(id) = outcome.ids.get(&key) {
-                        status(row, SyncStatus::Synced, Some(id), None, true, &mut writes);
+                        status(*row, SyncStatus::Synced, Some(id), None, true, &mut writes);
                         tally.done += 1;
                     } else {
                         let reason = outcome.failed.get(&key).cloned().flatten();
                         let reason = context.say(&Message::NotAccepted { email: key, reason });
-                        status(row, SyncStatus::Failed, None, Some(&reason), false, &mut writes);
-                        tally.not_done(not_done(&ContactRow::from_json(row), false, reason));
+                        status(*row, SyncStatus::Failed, None, Some(&reason), false, &mut writes);
+                        tally.not_done(not_done(row.1, false, reason));
                     }
                 }
             }
@@ -160,8 +162,8 @@ async fn export_page(context: &Context, connection: &Connection, rows: Vec<Row>)
             Err(error) => {
                 let reason = context.say(&Message::Salesmanago(error));
                 for (row, _) in part {
-                    status(row, SyncStatus::Failed, None, Some(&reason), false, &mut writes);
-                    tally.not_done(not_done(&ContactRow::from_json(row), false, reason.clone()));
+                    status(*row, SyncStatus::Failed, None, Some(&reason), false, &mut writes);
+                    tally.not_done(not_done(row.1, false, reason.clone()));
                 }
             }
         }
