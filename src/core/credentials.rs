@@ -88,7 +88,7 @@ pub struct CredentialsForm {
 impl CredentialsForm {
     /// Reads `{clientId, apiSecret, owner, endpoint}`; a missing field is empty.
     pub fn from_json(value: &crate::core::json::Value) -> Result<CredentialsForm, crate::core::json::Invalid> {
-        let fields = crate::core::json::Fields::of(value, &[])?;
+        let fields = crate::core::json::Fields::of(value)?;
         Ok(CredentialsForm {
             client_id: fields.or_default("clientId")?,
             api_secret: fields.or_default("apiSecret")?,

@@ -624,14 +624,19 @@ fn invalid_type(expected: &str, key: &str) -> Invalid {
 pub struct Fields<'a>(&'a Map);
 
 impl<'a> Fields<'a> {
-    /// `value`'s fields; fails unless it is an object, or when it has a field not in `known`
-    /// (an empty `known` accepts any).
-    pub fn of(value: &'a Value, known: &[&str]) -> Result<Fields<'a>, Invalid> {
-        let map = value.as_object().ok_or_else(|| Invalid("invalid type: expected an object".into()))?;
-        if let Some(key) = map.keys().find(|k| !known.is_empty() && !known.contains(&k.as_str())) {
-            return Err(Invalid(format!("unknown field `{key}`, expected one of `{}`", known.join("`, `"))));
+    /// `value`'s fields; fails unless it is an object. Fields no one asks for are ignored.
+    pub fn of(value: &'a Value) -> Result<Fields<'a>, Invalid> {
+        value.as_object().map(Fields).ok_or_else(|| Invalid("invalid type: expected an object".into()))
+    }
+
+    /// As [`Fields::of`], but fails when `value` has a field not in `known`.
+    pub fn only(value: &'a Value, known: &[&str]) -> Result<Fields<'a>, Invalid> {
+        let fields = Fields::of(value)?;
+        match fields.0.keys().find(|k| !known.contains(&k.as_str())) {
+            Some(key) if known.is_empty() => Err(Invalid(format!("unknown field `{key}`, there are none"))),
+            Some(key) => Err(Invalid(format!("unknown field `{key}`, expected one of `{}`", known.join("`, `")))),
+            None => Ok(fields),
         }
-        Ok(Fields(map))
     }
 
     /// `key`'s value; `None` when absent or `null`.

@@ -106,7 +106,7 @@ impl ToJson for UpsertDetails {
 impl UpsertDetails {
     /// Reads the request shape, as a script writes it; unknown fields are ignored.
     pub fn from_json(value: &Value) -> Result<UpsertDetails, Invalid> {
-        let fields = Fields::of(value, &[])?;
+        let fields = Fields::of(value)?;
         Ok(UpsertDetails {
             contact: fields.required("contact")?,
             new_email: fields.optional("newEmail")?,
@@ -146,7 +146,7 @@ impl ToJson for ContactData {
 impl FromJson for ContactData {
     const EXPECTED: &'static str = "a contact with an `email`";
     fn read(value: &Value) -> Option<ContactData> {
-        let fields = Fields::of(value, &[]).ok()?;
+        let fields = Fields::of(value).ok()?;
         Some(ContactData {
             email: fields.required("email").ok()?,
             name: fields.optional("name").ok()?,
@@ -173,7 +173,7 @@ impl ToJson for Address {
 impl FromJson for Address {
     const EXPECTED: &'static str = "an address";
     fn read(value: &Value) -> Option<Address> {
-        let fields = Fields::of(value, &[]).ok()?;
+        let fields = Fields::of(value).ok()?;
         Some(Address {
             street_address: fields.optional("streetAddress").ok()?,
             zip_code: fields.optional("zipCode").ok()?,
@@ -197,7 +197,7 @@ impl ToJson for ConsentDetail {
 impl FromJson for ConsentDetail {
     const EXPECTED: &'static str = "a consent";
     fn read(value: &Value) -> Option<ConsentDetail> {
-        let fields = Fields::of(value, &[]).ok()?;
+        let fields = Fields::of(value).ok()?;
         Some(ConsentDetail {
             consent_name: fields.required("consentName").ok()?,
             consent_accept: fields.required("consentAccept").ok()?,

@@ -92,7 +92,7 @@ impl ScriptCall {
             Some(_) => return Err(Invalid("invalid type: expected a string for `method`".into())),
             None => return Err(Invalid("missing field `method`".into())),
         };
-        let of = |known: &[&str]| Fields::of(&value, if known.is_empty() { &["-"] } else { known });
+        let of = |known: &[&str]| Fields::only(&value, known);
         Ok(match method.as_str() {
             "contact/upsert" => ScriptCall::Upsert(Box::new(UpsertDetails::from_json(&value)?)),
             "contact/batchupsert" => {
@@ -179,7 +179,7 @@ pub const DEFAULT_TIMEOUT_MS: u32 = 30_000;
 impl ScriptConfig {
     /// Reads `{endpoint, clientId, apiSecret, owner, timeoutMs?, maxAttempts?, baseDelayMs?}`.
     pub fn from_json(value: &Value) -> Result<ScriptConfig, Invalid> {
-        let fields = Fields::of(value, &[])?;
+        let fields = Fields::of(value)?;
         Ok(ScriptConfig {
             endpoint: fields.required("endpoint")?,
             client_id: fields.required("clientId")?,
@@ -247,6 +247,20 @@ mod tests {
         assert!(parse(json!({"method": "contact/frobnicate"})).is_err());
         assert!(parse(json!({"method": "contact/delete", "email": "a@b.pl", "emial": 1})).is_err());
         assert!(parse(json!({"email": "a@b.pl"})).is_err());
+        let said = |value: Value| parse(value).unwrap_err().to_string();
+        assert!(said(json!({"method": "contact/frobnicate"}))
+            .starts_with("unknown method `contact/frobnicate`, expected one of `contact/upsert`, "));
+        assert_eq!(
+            said(json!({"method": "contact/delete", "email": "a@b.pl", "emial": 1})),
+            "unknown field `emial`, expected one of `email`, `permanently`"
+        );
+        assert_eq!(said(json!({"method": "user/listByClient", "x": 1})), "unknown field `x`, there are none");
+        assert_eq!(said(json!({"method": "contact/hasContact"})), "missing field `email`");
+        assert_eq!(
+            said(json!({"method": "contact/hasContact", "email": 5})),
+            "invalid type: expected a string for `email`"
+        );
+        assert_eq!(said(json!({"email": "a@b.pl"})), "missing field `method`");
     }
 
     #[test]
