@@ -372,12 +372,6 @@ impl<'a> IntoIterator for &'a Map {
     }
 }
 
-impl fmt::Display for Map {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        Value::Object(self.clone()).fmt(f)
-    }
-}
-
 /// A value as JSON: the request bodies and script answers the engine builds.
 pub trait ToJson {
     /// This value as a JSON tree.
