@@ -51,7 +51,9 @@ pub(crate) fn build(root: &Path) -> Result<Engine> {
     )?;
     let out = root.join("target/engine");
     std::fs::create_dir_all(&out)?;
-    let built = root.join(format!("target/{TARGET}/release/salesmanago_dynamics.wasm"));
+    // Where cargo put it: `CARGO_TARGET_DIR` when set (relative to the workspace), else `target/`.
+    let cargo_target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), |dir| root.join(dir));
+    let built = cargo_target.join(format!("{TARGET}/release/salesmanago_dynamics.wasm"));
     run(
         Command::new("wasm-bindgen")
             .args(["--target", "no-modules", "--no-typescript", "--out-name", "engine", "--out-dir"])
