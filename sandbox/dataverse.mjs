@@ -416,7 +416,8 @@ function compileFilter(t, text) {
     }
     const l = left.ev;
     const r = right.ev;
-    return { type: "Boolean", ev: op === "and" ? (row) => l(row) === true && r(row) === true : (row) => l(row) === true || r(row) === true };
+    if (op === "and") return { type: "Boolean", ev: (row) => l(row) === true && r(row) === true, lookup: left.lookup || right.lookup };
+    return { type: "Boolean", ev: (row) => l(row) === true || r(row) === true };
   }
 
   function compare(op, left, right) {
@@ -523,14 +524,20 @@ function compileFilter(t, text) {
     }
     const ev = column(colName, tok).ev;
     const negate = name.endsWith("NotIn");
+    const keyOf = (row) => {
+      const v = ev(row);
+      return v != null && type === "String" ? v.toLowerCase() : v;
+    };
     return {
       type: "Boolean",
       ev: (row) => {
-        let v = ev(row);
+        const v = keyOf(row);
         if (v == null) return false;
-        if (type === "String") v = v.toLowerCase();
         return negate ? !set.has(v) : set.has(v);
       },
+      // The rows can only be among those whose column holds one of the values: a query can read
+      // them through an index instead of scanning the table, as Dataverse does.
+      lookup: negate ? undefined : { column: colName, keyOf, values: set },
     };
   }
 
@@ -663,7 +670,9 @@ function compileFilter(t, text) {
   if (pos < tokens.length) throw syntax(tokens[pos]);
   if (root.type !== "Boolean") throw badQuery(`The $filter expression must evaluate to a single boolean value.`);
   const ev = root.ev;
-  return (row) => ev(row) === true;
+  const predicate = (row) => ev(row) === true;
+  predicate.lookup = root.lookup;
+  return predicate;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1009,6 +1018,7 @@ export function createDataverse({ file = null, tables, latencyMs = 0, protection
   }
 
   function insertRecord(t, row, undo) {
+    t.indexes = undefined;
     const id = row[t.primaryKey];
     t.records.set(id, { row, version: nextVersion(), seq: t.seq++ });
     t.sortedKeys.splice(bound(t.sortedKeys, id, false), 0, id);
@@ -1017,6 +1027,7 @@ export function createDataverse({ file = null, tables, latencyMs = 0, protection
   }
 
   function replaceRecord(t, id, row, undo) {
+    t.indexes = undefined;
     const before = t.records.get(id);
     if (undo) undo.push({ t, id, before });
     t.records.set(id, { row, version: nextVersion(), seq: before.seq });
@@ -1024,6 +1035,7 @@ export function createDataverse({ file = null, tables, latencyMs = 0, protection
   }
 
   function deleteRecord(t, id, undo) {
+    t.indexes = undefined;
     const before = t.records.get(id);
     if (undo) undo.push({ t, id, before });
     t.records.delete(id);
@@ -1036,6 +1048,7 @@ export function createDataverse({ file = null, tables, latencyMs = 0, protection
     const reorder = new Set();
     for (let i = undo.length - 1; i >= 0; i--) {
       const { t, id, before } = undo[i];
+      t.indexes = undefined;
       if (before === undefined) {
         t.records.delete(id);
         const k = bound(t.sortedKeys, id, false);
@@ -1184,6 +1197,7 @@ export function createDataverse({ file = null, tables, latencyMs = 0, protection
     }
     t.records = records;
     t.sortedKeys = [...records.keys()].sort();
+    t.indexes = undefined;
   }
 
   if (file) {
@@ -1319,6 +1333,25 @@ export function createDataverse({ file = null, tables, latencyMs = 0, protection
     return `<cookie pagenumber="${page}" pagingcookie="${xmlAttr(b64url(JSON.stringify(token)))}" istracking="False" />`;
   }
 
+  /** The primary keys, sorted, of the rows whose `lookup.column` holds one of `lookup.values`. */
+  function candidateKeys(t, { column, keyOf, values }) {
+    if (!t.indexes) t.indexes = new Map();
+    let index = t.indexes.get(column);
+    if (!index) {
+      index = new Map(); // value → primary keys
+      for (const [id, rec] of t.records) {
+        const v = keyOf(rec.row);
+        if (v == null) continue;
+        if (!index.has(v)) index.set(v, []);
+        index.get(v).push(id);
+      }
+      t.indexes.set(column, index);
+    }
+    const found = [];
+    for (const v of values) for (const id of index.get(v) || []) found.push(id);
+    return found.sort();
+  }
+
   function queryRows(t, ctx, q) {
     rejectUnknownOptions(q, ["$select", "$filter", "$orderby", "$top", "$count", "$skiptoken", "$expand"]);
     rejectExpand(t, q);
@@ -1358,7 +1391,7 @@ export function createDataverse({ file = null, tables, latencyMs = 0, protection
     let lastKeys = null;
     if (pkOrder) {
       const desc = order.length > 0 && order[0].desc;
-      const keys = t.sortedKeys;
+      const keys = predicate?.lookup ? candidateKeys(t, predicate.lookup) : t.sortedKeys;
       let i = token ? (desc ? bound(keys, token.k, false) - 1 : bound(keys, token.k, true)) : desc ? keys.length - 1 : 0;
       const step = desc ? -1 : 1;
       for (; i >= 0 && i < keys.length && collected.length <= want; i += step) {
@@ -1369,7 +1402,7 @@ export function createDataverse({ file = null, tables, latencyMs = 0, protection
         if (!predicate) total = t.records.size;
         else {
           total = 0;
-          for (const rec of t.records.values()) if (predicate(rec.row)) total++;
+          for (const key of keys) if (predicate(t.records.get(key).row)) total++;
         }
       }
     } else {
@@ -2042,6 +2075,7 @@ export function createDataverse({ file = null, tables, latencyMs = 0, protection
     t.records = records;
     t.seq = seq;
     t.sortedKeys = [...records.keys()].sort();
+    t.indexes = undefined;
     markDirty();
   }
 

@@ -429,6 +429,50 @@ test("$filter: functions, and/or/not precedence, parentheses and errors", async 
   });
 });
 
+test("$filter In: read through an index that follows every write, paged and combined with and", async () => {
+  await withServer({}, async ({ dv, api }) => {
+    dv.seed("contact", Array.from({ length: 300 }, (_, i) => ({ firstname: `F${i}`, lastname: `L${i % 7}`, numberofchildren: i % 3 })));
+    const filter = "Microsoft.Dynamics.CRM.In(PropertyName='lastname',PropertyValues=['l1','L2']) and numberofchildren eq 0";
+    const expected = () =>
+      dv
+        .rows("contact")
+        .filter((r) => ["l1", "l2"].includes(r.lastname.toLowerCase()) && r.numberofchildren === 0)
+        .map((r) => r.contactid)
+        .sort();
+    const read = async () => {
+      const seen = [];
+      let url = `contacts?$select=contactid&$filter=${encodeURIComponent(filter)}&$count=true`;
+      for (let pages = 0; url && pages < 100; pages++) {
+        const r = await api.get(url, { Prefer: "odata.maxpagesize=10" });
+        assert.equal(r.status, 200);
+        assert.equal(r.json["@odata.count"], expected().length);
+        seen.push(...r.json.value.map((row) => row.contactid));
+        url = r.json["@odata.nextLink"];
+      }
+      return seen;
+    };
+    const before = expected();
+    assert.equal(before.length, 28, "rows 21k + 9 and 21k + 15 of 300");
+    assert.deepEqual(await read(), before, "every match once, in key order, across pages");
+
+    // A row leaves the set, another joins it, one is created and one deleted: each next read sees it.
+    const joining = dv.rows("contact").find((r) => r.lastname === "L3" && r.numberofchildren === 0).contactid;
+    const writes = [
+      () => api.patch(`contacts(${before[0]})`, { lastname: "L5" }),
+      () => api.patch(`contacts(${joining})`, { lastname: "l2" }),
+      () => api.post("contacts", { firstname: "New", lastname: "L1", numberofchildren: 0 }),
+      () => api.del(`contacts(${before[1]})`),
+    ];
+    for (const write of writes) {
+      assert.equal((await write()).status, 204);
+      assert.deepEqual(await read(), expected());
+    }
+    const after = expected();
+    assert.equal(after.length, before.length);
+    assert.ok(!after.includes(before[0]) && !after.includes(before[1]) && after.includes(joining));
+  });
+});
+
 test("$orderby, $top and $count", async () => {
   await withServer({}, async ({ dv, api }) => {
     dv.seed("contact", sampleContacts());
