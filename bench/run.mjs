@@ -285,20 +285,26 @@ async function main() {
     await simulatorControl(sim, "contacts", changed);
     await open(page, `${sandbox.url}/integration`);
     await warm(page);
+    const conCpu = cpu(browser.profile);
     const con = await runJob(page, "new.integration.PullConsents.Button");
+    const conCpuAfter = cpu(browser.profile);
     const conLimit = consentsLimit(n, options.latencyMs, options.concurrency, changed.length);
     log(`pull consents: ${fmt(con.ms / 1000)} s, ${fmt(n / (con.ms / 1000), 0)} contacts/s; pipeline limit ${fmt(conLimit)} s; ${fmt(conLimit / (con.ms / 1000))} of limit; peak live memory ${fmt(con.peakBytes / 1048576, 1)} MiB; longest stall ${fmt(con.stallMs, 0)} ms`);
     log(`  summary: ${con.text}`);
+    log(cpuLine(conCpu, conCpuAfter, con.ms / 1000));
 
     // Pull changes: the first pull looks back 30 days, so every contact the export wrote counts as changed.
     await open(page, `${sandbox.url}/integration`);
     await warm(page);
+    const chgCpu = cpu(browser.profile);
     const chg = await runJob(page, "new.integration.PullChanges.Button");
+    const chgCpuAfter = cpu(browser.profile);
     const changedTotal = Number((chg.text.match(/finished: (\d+) contacts changed/) || [])[1] || 0);
     const chgUpdated = Number((chg.text.match(/(\d+) updated in Dynamics/) || [])[1] || 0);
     const chgLimit = changesLimit(changedTotal, options.latencyMs, options.concurrency, chgUpdated);
     log(`pull changes: ${fmt(chg.ms / 1000)} s, ${fmt(changedTotal / (chg.ms / 1000), 0)} contacts/s; pipeline limit ${fmt(chgLimit)} s; ${fmt(chgLimit / (chg.ms / 1000))} of limit; peak live memory ${fmt(chg.peakBytes / 1048576, 1)} MiB; longest stall ${fmt(chg.stallMs, 0)} ms`);
     log(`  summary: ${chg.text}`);
+    log(cpuLine(chgCpu, chgCpuAfter, chg.ms / 1000));
 
     // Naive baseline on a small sample, scaled to N.
     await open(page, `${sandbox.url}/integration`);

@@ -349,6 +349,19 @@ test("delete removes the contact; hasContact reflects it", async () => {
     assert.deepEqual((await call("contact/delete", { email: "a@b.co", permanently: true })).json, { success: true, message: [], result: null });
     assert.deepEqual((await call("contact/hasContact", { email: "a@b.co" })).json, { success: true, message: [], result: false, contactId: null });
     assertFailure(await call("contact/delete", { email: "a@b.co" }), "Contact not found");
+    assert.deepEqual((await call("contact/basicById", { id: [contactId] })).json.contacts, [], "gone by id too");
+  });
+});
+
+test("lookups by id follow renames and replacements", async () => {
+  await withSimulator({}, async ({ call, upsert }) => {
+    const { contactId } = (await upsert({ email: "old@b.co" })).json;
+    await upsert({ email: "old@b.co" }, { newEmail: "new@b.co" });
+    const byId = async (id) => (await call("contact/listById", { contactId: [id] })).json.contacts.map((c) => c.email);
+    assert.deepEqual(await byId(contactId), ["new@b.co"]);
+    const other = (await upsert({ email: "other@b.co" })).json.contactId;
+    assert.deepEqual(await byId(other), ["other@b.co"]);
+    assert.notEqual(other, contactId);
   });
 });
 

@@ -204,6 +204,7 @@ function fingerprint(contact) {
 
 class ContactStore {
   #byEmail = new Map();
+  #byId = new Map(); // id → contact, so lookups by id do not scan the store
   #lastModifiedOn = 0;
 
   /** max(now, last + 1): strictly increasing over the whole store. */
@@ -221,19 +222,26 @@ class ContactStore {
   }
 
   findById(id) {
-    if (typeof id !== "string") return undefined;
-    for (const contact of this.#byEmail.values()) if (contact.id === id) return contact;
-    return undefined;
+    return typeof id === "string" ? this.#byId.get(id) : undefined;
   }
 
   /** Stores the contact under its (possibly new) e-mail, dropping the old key. */
   put(contact, previousEmail = contact.email) {
+    this.#forget(this.#byEmail.get(previousEmail));
     this.#byEmail.delete(previousEmail);
+    this.#forget(this.#byEmail.get(contact.email));
     this.#byEmail.set(contact.email, contact);
+    this.#byId.set(contact.id, contact);
   }
 
   remove(email) {
+    this.#forget(this.get(email));
     return this.#byEmail.delete(normalizeEmail(email));
+  }
+
+  /** Drops `contact` from the id index (a lookup by id must not find what is gone). */
+  #forget(contact) {
+    if (contact && this.#byId.get(contact.id) === contact) this.#byId.delete(contact.id);
   }
 
   all() {
@@ -242,6 +250,7 @@ class ContactStore {
 
   clear() {
     this.#byEmail.clear();
+    this.#byId.clear();
   }
 }
 
