@@ -1,0 +1,283 @@
+//! The parser: one JSON text to a [`Value`], with the line and column of what is wrong.
+
+use std::fmt;
+
+use super::{Map, Number, Value};
+
+/// Why a text is not JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    what: &'static str,
+    line: usize,
+    column: usize,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at line {} column {}", self.what, self.line, self.column)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Objects and arrays nested deeper than this are refused (a hostile answer cannot exhaust the
+/// stack).
+pub(super) const MAX_DEPTH: usize = 128;
+
+/// Parses one JSON text (surrounding whitespace allowed). A key repeated in an object keeps
+/// its last value, as browsers' `JSON.parse` does.
+pub fn from_str(text: &str) -> Result<Value, Error> {
+    parse(text, false)
+}
+
+/// Parses one JSON text, refusing a key repeated in an object: for inputs typed by people,
+/// where a repeated key is a mistake that must not pass silently.
+pub fn from_str_unique(text: &str) -> Result<Value, Error> {
+    parse(text, true)
+}
+
+fn parse(text: &str, unique: bool) -> Result<Value, Error> {
+    let mut parser = Parser { text, at: 0, depth: 0, unique };
+    let value = parser.value()?;
+    parser.space();
+    if parser.at < text.len() {
+        return Err(parser.error("trailing characters"));
+    }
+    Ok(value)
+}
+
+struct Parser<'a> {
+    text: &'a str,
+    at: usize,
+    depth: usize,
+    unique: bool,
+}
+
+impl Parser<'_> {
+    fn error(&self, what: &'static str) -> Error {
+        // After a bad escape `at` may sit inside a multi-byte character: count up to its start.
+        let mut at = self.at.min(self.text.len());
+        while !self.text.is_char_boundary(at) {
+            at -= 1;
+        }
+        let before = &self.text[..at];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        Error { what, line, column }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.at).copied()
+    }
+
+    fn space(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
+            self.at += 1;
+        }
+    }
+
+    fn literal(&mut self, word: &str, value: Value) -> Result<Value, Error> {
+        if self.text[self.at..].starts_with(word) {
+            self.at += word.len();
+            Ok(value)
+        } else {
+            Err(self.error("expected a value"))
+        }
+    }
+
+    fn value(&mut self) -> Result<Value, Error> {
+        self.space();
+        match self.peek() {
+            None => Err(self.error("unexpected end of JSON")),
+            Some(b'n') => self.literal("null", Value::Null),
+            Some(b't') => self.literal("true", Value::Bool(true)),
+            Some(b'f') => self.literal("false", Value::Bool(false)),
+            Some(b'"') => self.string().map(Value::String),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(b'[') => self.nested(Parser::array),
+            Some(b'{') => self.nested(Parser::object),
+            Some(_) => Err(self.error("expected a value")),
+        }
+    }
+
+    fn nested(&mut self, inner: fn(&mut Self) -> Result<Value, Error>) -> Result<Value, Error> {
+        if self.depth == MAX_DEPTH {
+            return Err(self.error("nested too deeply"));
+        }
+        self.depth += 1;
+        self.at += 1;
+        let value = inner(self);
+        self.depth -= 1;
+        value
+    }
+
+    /// After `[`.
+    fn array(&mut self) -> Result<Value, Error> {
+        let mut items = Vec::new();
+        self.space();
+        if self.peek() == Some(b']') {
+            self.at += 1;
+            return Ok(Value::Array(items));
+        }
+        loop {
+            items.push(self.value()?);
+            self.space();
+            match self.peek() {
+                Some(b',') => self.at += 1,
+                Some(b']') => {
+                    self.at += 1;
+                    return Ok(Value::Array(items));
+                }
+                _ => return Err(self.error("expected `,` or `]`")),
+            }
+        }
+    }
+
+    /// After `{`.
+    fn object(&mut self) -> Result<Value, Error> {
+        let mut map = Map::new();
+        self.space();
+        if self.peek() == Some(b'}') {
+            self.at += 1;
+            return Ok(Value::Object(map));
+        }
+        loop {
+            self.space();
+            if self.peek() != Some(b'"') {
+                return Err(self.error("expected a key"));
+            }
+            let key_at = self.at;
+            let key = self.string()?;
+            if self.unique && map.contains_key(&key) {
+                self.at = key_at;
+                return Err(self.error("repeated key"));
+            }
+            self.space();
+            if self.peek() != Some(b':') {
+                return Err(self.error("expected `:`"));
+            }
+            self.at += 1;
+            let value = self.value()?;
+            map.insert(key, value);
+            self.space();
+            match self.peek() {
+                Some(b',') => self.at += 1,
+                Some(b'}') => {
+                    self.at += 1;
+                    return Ok(Value::Object(map));
+                }
+                _ => return Err(self.error("expected `,` or `}`")),
+            }
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.at;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.at += 1;
+        }
+        self.at - start
+    }
+
+    fn number(&mut self) -> Result<Value, Error> {
+        let start = self.at;
+        if self.peek() == Some(b'-') {
+            self.at += 1;
+        }
+        let leading_zero = self.peek() == Some(b'0');
+        match self.digits() {
+            0 => return Err(self.invalid_number(start)),
+            n if leading_zero && n > 1 => return Err(self.invalid_number(start)),
+            _ => {}
+        }
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            if self.digits() == 0 {
+                return Err(self.invalid_number(start));
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.at += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.at += 1;
+            }
+            if self.digits() == 0 {
+                return Err(self.invalid_number(start));
+            }
+        }
+        Ok(Value::Number(Number(self.text[start..self.at].into())))
+    }
+
+    fn invalid_number(&mut self, start: usize) -> Error {
+        self.at = start;
+        self.error("invalid number")
+    }
+
+    fn hex4(&mut self) -> Result<u32, Error> {
+        let hex = self.text.get(self.at..self.at + 4).filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()));
+        let code = hex.and_then(|h| u32::from_str_radix(h, 16).ok()).ok_or_else(|| self.error("invalid escape"))?;
+        self.at += 4;
+        Ok(code)
+    }
+
+    /// At `"`; returns the unescaped text.
+    fn string(&mut self) -> Result<String, Error> {
+        self.at += 1;
+        let mut out = String::new();
+        loop {
+            let rest = &self.text.as_bytes()[self.at..];
+            let plain = rest.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+            let Some(plain) = plain else {
+                self.at = self.text.len();
+                return Err(self.error("unterminated string"));
+            };
+            out.push_str(&self.text[self.at..self.at + plain]);
+            self.at += plain;
+            match self.text.as_bytes()[self.at] {
+                b'"' => {
+                    self.at += 1;
+                    return Ok(out);
+                }
+                b'\\' => {
+                    self.at += 1;
+                    let escaped = self.peek().ok_or_else(|| self.error("unterminated string"))?;
+                    self.at += 1;
+                    match escaped {
+                        b'"' => out.push('"'),
+                        b'\\' => out.push('\\'),
+                        b'/' => out.push('/'),
+                        b'b' => out.push('\u{8}'),
+                        b'f' => out.push('\u{c}'),
+                        b'n' => out.push('\n'),
+                        b'r' => out.push('\r'),
+                        b't' => out.push('\t'),
+                        b'u' => out.push(self.unicode_escape()?),
+                        _ => return Err(self.error("invalid escape")),
+                    }
+                }
+                _ => return Err(self.error("control character in string")),
+            }
+        }
+    }
+
+    /// After `\u`: one character, from a surrogate pair if need be.
+    fn unicode_escape(&mut self) -> Result<char, Error> {
+        let first = self.hex4()?;
+        let code = match first {
+            0xd800..=0xdbff => {
+                if !self.text[self.at..].starts_with("\\u") {
+                    return Err(self.error("unpaired surrogate"));
+                }
+                self.at += 2;
+                let second = self.hex4()?;
+                if !(0xdc00..=0xdfff).contains(&second) {
+                    return Err(self.error("unpaired surrogate"));
+                }
+                0x10000 + ((first - 0xd800) << 10) + (second - 0xdc00)
+            }
+            0xdc00..=0xdfff => return Err(self.error("unpaired surrogate")),
+            code => code,
+        };
+        char::from_u32(code).ok_or_else(|| self.error("invalid escape"))
+    }
+}
