@@ -4,6 +4,7 @@
 //! field empty keeps the stored one, typing a new one replaces it.
 
 use crate::core::dataverse::schema::integration;
+use crate::core::json::{Fields, Invalid, Value};
 use crate::core::mapping::normalize::{email, EmailProblem};
 use crate::core::salesmanago::{Endpoint, EndpointError};
 
@@ -87,8 +88,8 @@ pub struct CredentialsForm {
 
 impl CredentialsForm {
     /// Reads `{clientId, apiSecret, owner, endpoint}`; a missing field is empty.
-    pub fn from_json(value: &crate::core::json::Value) -> Result<CredentialsForm, crate::core::json::Invalid> {
-        let fields = crate::core::json::Fields::of(value)?;
+    pub fn from_json(value: &Value) -> Result<CredentialsForm, Invalid> {
+        let fields = Fields::of(value)?;
         Ok(CredentialsForm {
             client_id: fields.or_default("clientId")?,
             api_secret: fields.or_default("apiSecret")?,

@@ -1,10 +1,11 @@
 //! The Dynamics client API (`Xrm`, `formContext`) as the engine uses it. Values cross as JSON,
 //! so the core sees JSON values only. Mechanical: no decisions here.
 
-use crate::core::json::{Map, Value};
 use js_sys::{Array, Function, Promise, Reflect, JSON};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
+
+use crate::core::json::{self, Map, Value};
 
 /// A rejected or failed client API call: what Dynamics said.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,8 +67,7 @@ async fn web_api(url: &str, prefer: &str, body: Option<(&str, &str)>) -> Result<
     }
     let text = response.text().await.map_err(failed)?;
     if !response.ok() {
-        let detail =
-            crate::core::json::from_str(&text).ok().and_then(|v| v["error"]["message"].as_str().map(str::to_owned));
+        let detail = json::from_str(&text).ok().and_then(|v| v["error"]["message"].as_str().map(str::to_owned));
         return Err(ClientApiError::new(detail.unwrap_or_else(|| format!("HTTP {}", response.status()))));
     }
     Ok(text)
@@ -128,11 +128,7 @@ pub(crate) fn to_json(value: &JsValue) -> Value {
     if value.is_undefined() {
         return Value::Null;
     }
-    JSON::stringify(value)
-        .ok()
-        .and_then(|s| s.as_string())
-        .and_then(|s| crate::core::json::from_str(&s).ok())
-        .unwrap_or(Value::Null)
+    JSON::stringify(value).ok().and_then(|s| s.as_string()).and_then(|s| json::from_str(&s).ok()).unwrap_or(Value::Null)
 }
 
 /// JSON as a JS value.
@@ -288,7 +284,7 @@ pub(crate) async fn consent_columns(ui: &Ui) -> Result<Vec<String>> {
         ui.client_url()?
     );
     let text = patiently(|| web_api(&url, "", None)).await?;
-    let body = crate::core::json::from_str(&text).map_err(|e| ClientApiError::new(e.to_string()))?;
+    let body = json::from_str(&text).map_err(|e| ClientApiError::new(e.to_string()))?;
     let mut columns: Vec<String> = body["value"]
         .as_array()
         .into_iter()
@@ -377,24 +373,5 @@ pub(crate) async fn read_page(
     let url = format!("{}/api/data/v9.2/{entity_set}{query}", ui.client_url()?);
     let prefer = format!("odata.maxpagesize={page_size}");
     let text = patiently(|| web_api(&url, &prefer, None)).await?;
-    let page = crate::core::json::from_str(&text).map_err(|e| ClientApiError::new(e.to_string()))?;
-    let Value::Object(mut page) = page else {
-        return Err(ClientApiError::new("the page is not a JSON object"));
-    };
-    let rows = match page.remove("value") {
-        Some(Value::Array(rows)) => rows,
-        _ => return Err(ClientApiError::new("the page has no `value` list")),
-    };
-    let rows = rows
-        .into_iter()
-        .map(|row| match row {
-            Value::Object(row) => Ok(row),
-            _ => Err(ClientApiError::new("a row is not a JSON object")),
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let next = page
-        .get("@odata.nextLink")
-        .and_then(Value::as_str)
-        .map(|link| link.find('?').map_or(link, |at| &link[at..]).to_owned());
-    Ok((rows, next))
+    crate::core::dataverse::query::page(&text).map_err(ClientApiError::new)
 }

@@ -65,13 +65,6 @@ impl FromJson for Value {
     }
 }
 
-impl FromJson for Map {
-    const EXPECTED: &'static str = "an object";
-    fn read(value: &Value) -> Option<Map> {
-        value.as_object().cloned()
-    }
-}
-
 impl<T: FromJson> FromJson for Vec<T> {
     const EXPECTED: &'static str = "a list";
     fn read(value: &Value) -> Option<Vec<T>> {

@@ -122,13 +122,6 @@ impl UpsertDetails {
     }
 }
 
-impl FromJson for UpsertDetails {
-    const EXPECTED: &'static str = "a contact's upsert details";
-    fn read(value: &Value) -> Option<UpsertDetails> {
-        UpsertDetails::from_json(value).ok()
-    }
-}
-
 impl ToJson for ContactData {
     fn to_json(&self) -> Value {
         let mut map = Map::new();

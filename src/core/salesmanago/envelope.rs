@@ -2,7 +2,7 @@
 //! (`shared/reference/salesmanago-api.md` §3, §4). Classifies HTTP statuses and `success:false`
 //! into [`SmError`]s and hands the payload's other fields to the method's parser.
 
-use crate::core::json::{Map, Value};
+use crate::core::json::{self, Map, Value};
 
 use super::error::{RetryAfter, SmError};
 use super::http::{HttpResponse, TransportFailure};
@@ -40,7 +40,7 @@ pub fn open(outcome: Result<HttpResponse, TransportFailure>) -> Result<Payload, 
 }
 
 fn parse_body(body: &str) -> Result<Payload, SmError> {
-    let value = crate::core::json::from_str(body).map_err(|e| invalid(&format!("not JSON ({e})")))?;
+    let value = json::from_str(body).map_err(|e| invalid(&format!("not JSON ({e})")))?;
     let Value::Object(fields) = value else {
         return Err(invalid("not a JSON object"));
     };

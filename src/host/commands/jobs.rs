@@ -3,11 +3,8 @@
 //! (bounded by the integration record's concurrency), writes back in `$batch` requests and only
 //! what changes, shows progress, and ends with a summary whose counts add up.
 
-use crate::core::sorted::SortedMap;
 use std::pin::pin;
 
-use crate::core::json::{Map, Value};
-use crate::object;
 use futures_util::stream::{self, Stream, StreamExt};
 
 use crate::core::command::Command;
@@ -15,11 +12,14 @@ use crate::core::dataverse::contact::ContactRow;
 use crate::core::dataverse::query::{contacts, one_of};
 use crate::core::dataverse::schema::{contact, integration, Job, SyncStatus};
 use crate::core::i18n::{csv_titles, Counts, Message};
+use crate::core::json::{self, Map, Value};
 use crate::core::mapping::normalize::email;
 use crate::core::mapping::{from_salesmanago, to_salesmanago, ContactPatch, OutboundOptions, Skip};
 use crate::core::salesmanago::contact::SmContact;
 use crate::core::salesmanago::operation::{BatchUpsert, Lookup, LookupKind, ModifiedContacts};
+use crate::core::sorted::SortedMap;
 use crate::core::sync::{consents_only, iso_datetime, write_back, NotDone, Tally};
+use crate::object;
 
 use super::super::browser::now_ms;
 use super::super::dynamics::{consent_columns, read_page, update_many, Ui, WebApi};
@@ -176,7 +176,7 @@ async fn export_page(context: &Context, connection: &Connection, rows: Vec<Row>)
 /// and the skipped and failed counts (carried as counts only).
 fn read_checkpoint(record: &Row) -> Option<(String, Tally)> {
     let text = record.get(Job::Export.checkpoint_column())?.as_str()?;
-    let value = crate::core::json::from_str(text).ok()?;
+    let value = json::from_str(text).ok()?;
     let after = value["after"].as_str()?.to_owned();
     let count = |key: &str| value[key].as_u64().unwrap_or(0);
     let tally = Tally {
