@@ -61,9 +61,14 @@ function cpu(profile) {
   return { browser: cpuSeconds(profile), sandbox: (own.user + own.system) / 1e6, simulator: cpuSeconds("tests/simulator/cli.mjs") };
 }
 
-function cpuLine(before, after, seconds) {
+/** A job run by `runJob`, with the CPU each process used meanwhile as `job.cpuLine`. */
+async function measuredJob(page, id, profile) {
+  const before = cpu(profile);
+  const job = await runJob(page, id);
+  const after = cpu(profile);
   const part = (k) => `${k} ${fmt(after[k] - before[k], 1)} s`;
-  return `  CPU during the job (${fmt(seconds, 1)} s wall, 2 cores): ${part("browser")}, ${part("sandbox")} (Dataverse stand-in), ${part("simulator")}`;
+  job.cpuLine = `  CPU during the job (${fmt(job.ms / 1000, 1)} s wall, 2 cores): ${part("browser")}, ${part("sandbox")} (Dataverse stand-in), ${part("simulator")}`;
+  return job;
 }
 const fmt = (n, digits = 2) => Number(n).toFixed(digits);
 
@@ -256,9 +261,7 @@ async function main() {
     await warm(page);
     const cdp = options.profile ? await page.context().newCDPSession(page) : null;
     if (cdp) await cdp.send("Profiler.enable").then(() => cdp.send("Profiler.start"));
-    const cpuBefore = cpu(browser.profile);
-    const exp = await runJob(page, "new.integration.ExportAll.Button");
-    const cpuAfter = cpu(browser.profile);
+    const exp = await measuredJob(page, "new.integration.ExportAll.Button", browser.profile);
     if (cdp) {
       // --profile 1: the page's heaviest functions during the export, by self time.
       const { profile } = await cdp.send("Profiler.stop");
@@ -277,7 +280,7 @@ async function main() {
     const expRatio = expLimit / (exp.ms / 1000);
     log(`export all: ${fmt(exp.ms / 1000)} s, ${fmt(n / (exp.ms / 1000), 0)} contacts/s; pipeline limit ${fmt(expLimit)} s; ${fmt(expRatio)} of limit; peak live memory ${fmt(exp.peakBytes / 1048576, 1)} MiB (JS heap ${fmt(exp.peakHeap / 1048576, 1)}, wasm ${fmt(exp.peakWasm / 1048576, 1)}); longest stall ${fmt(exp.stallMs, 0)} ms`);
     log(`  summary: ${exp.text}`);
-    log(cpuLine(cpuBefore, cpuAfter, exp.ms / 1000));
+    log(exp.cpuLine);
 
     // A change in SALESmanago for 1% of the contacts, for pull consents to write.
     const held = await simulatorControl(sim, "contacts");
@@ -285,26 +288,22 @@ async function main() {
     await simulatorControl(sim, "contacts", changed);
     await open(page, `${sandbox.url}/integration`);
     await warm(page);
-    const conCpu = cpu(browser.profile);
-    const con = await runJob(page, "new.integration.PullConsents.Button");
-    const conCpuAfter = cpu(browser.profile);
+    const con = await measuredJob(page, "new.integration.PullConsents.Button", browser.profile);
     const conLimit = consentsLimit(n, options.latencyMs, options.concurrency, changed.length);
     log(`pull consents: ${fmt(con.ms / 1000)} s, ${fmt(n / (con.ms / 1000), 0)} contacts/s; pipeline limit ${fmt(conLimit)} s; ${fmt(conLimit / (con.ms / 1000))} of limit; peak live memory ${fmt(con.peakBytes / 1048576, 1)} MiB; longest stall ${fmt(con.stallMs, 0)} ms`);
     log(`  summary: ${con.text}`);
-    log(cpuLine(conCpu, conCpuAfter, con.ms / 1000));
+    log(con.cpuLine);
 
     // Pull changes: the first pull looks back 30 days, so every contact the export wrote counts as changed.
     await open(page, `${sandbox.url}/integration`);
     await warm(page);
-    const chgCpu = cpu(browser.profile);
-    const chg = await runJob(page, "new.integration.PullChanges.Button");
-    const chgCpuAfter = cpu(browser.profile);
+    const chg = await measuredJob(page, "new.integration.PullChanges.Button", browser.profile);
     const changedTotal = Number((chg.text.match(/finished: (\d+) contacts changed/) || [])[1] || 0);
     const chgUpdated = Number((chg.text.match(/(\d+) updated in Dynamics/) || [])[1] || 0);
     const chgLimit = changesLimit(changedTotal, options.latencyMs, options.concurrency, chgUpdated);
     log(`pull changes: ${fmt(chg.ms / 1000)} s, ${fmt(changedTotal / (chg.ms / 1000), 0)} contacts/s; pipeline limit ${fmt(chgLimit)} s; ${fmt(chgLimit / (chg.ms / 1000))} of limit; peak live memory ${fmt(chg.peakBytes / 1048576, 1)} MiB; longest stall ${fmt(chg.stallMs, 0)} ms`);
     log(`  summary: ${chg.text}`);
-    log(cpuLine(chgCpu, chgCpuAfter, chg.ms / 1000));
+    log(chg.cpuLine);
 
     // Naive baseline on a small sample, scaled to N.
     await open(page, `${sandbox.url}/integration`);
