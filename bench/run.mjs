@@ -3,6 +3,7 @@
 // SALESmanago simulator (in its own process, so the two servers do not share a core).
 //
 //   npm run bench -- [--contacts N] [--latency-ms L] [--concurrency K] [--naive N] [--small N]
+//                    [--profile 1] [--driver devtools|playwright]
 //
 // For each job it prints contacts per second, the pipeline limit (the shortest time the round
 // trips and Dataverse's modelled service-protection budget allow), the ratio limit/measured,
@@ -15,21 +16,31 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { launchChromium } from "../tests/support/browser.mjs";
+import { launchBare } from "./devtools.mjs";
 import { startSandbox, root } from "../sandbox/server.mjs";
 import { DEFAULT_PROTECTION } from "../sandbox/dataverse.mjs";
 
 const PAGE = 400; // contacts per Dataverse page and per SALESmanago batch (BatchUpsert::MAX)
 const LOOKUP = 100; // e-mails per contact/basic call
 
+const USAGE = "usage: npm run bench -- [--contacts N] [--latency-ms L] [--concurrency K] [--naive N] [--small N] [--profile 1] [--driver devtools|playwright]";
+const DRIVERS = ["devtools", "playwright"];
+
 function parse(argv) {
-  const options = { contacts: 100_000, latencyMs: 20, concurrency: 4, naive: 200, small: 10_000, profile: 0 };
-  const names = { "--contacts": "contacts", "--latency-ms": "latencyMs", "--concurrency": "concurrency", "--naive": "naive", "--small": "small", "--profile": "profile" };
+  const options = { contacts: 100_000, latencyMs: 20, concurrency: 4, naive: 200, small: 10_000, profile: 0, driver: "devtools" };
+  const names = { "--contacts": "contacts", "--latency-ms": "latencyMs", "--concurrency": "concurrency", "--naive": "naive", "--small": "small", "--profile": "profile", "--driver": "driver" };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split(/=(.*)/s);
     const key = names[flag];
-    const value = Number(inline !== undefined ? inline : argv[++i]);
-    if (!key || !Number.isInteger(value) || value < 0) {
-      process.stderr.write(`unknown or bad option ${argv[i]}\nusage: npm run bench -- [--contacts N] [--latency-ms L] [--concurrency K] [--naive N] [--small N]\n`);
+    const text = inline !== undefined ? inline : argv[++i];
+    const value = key === "driver" ? text : Number(text);
+    const bad = !key
+      ? `unknown option ${flag}`
+      : key === "driver"
+        ? !DRIVERS.includes(value) && `${flag} takes ${DRIVERS.join(" or ")}, not ${text ?? "nothing"}`
+        : (!Number.isInteger(value) || value < 0) && `${flag} takes a whole number ≥ 0, not ${text ?? "nothing"}`;
+    if (bad) {
+      process.stderr.write(`${bad}\n${USAGE}\n`);
       process.exit(2);
     }
     options[key] = value;
@@ -38,27 +49,46 @@ function parse(argv) {
   return options;
 }
 
+/**
+ * The browser the jobs run in: bare Chromium over the DevTools pipe (the default), or Playwright's,
+ * whose network instrumentation makes each request cost the page more (for a side-by-side run).
+ */
+async function launch(driver, args) {
+  if (driver === "devtools") return launchBare({ args });
+  const browser = await launchChromium({ args });
+  const page = await browser.context.newPage();
+  page.session = () => page.context().newCDPSession(page);
+  return { page, profile: browser.profile, close: () => browser.close() };
+}
+
 const log = (line) => process.stdout.write(line + "\n");
 
-/** CPU seconds used so far by the processes whose command line contains `marker` (Linux /proc). */
+/** CPU seconds used so far by the processes whose command line contains `marker` (Linux /proc),
+ * in all and by Chromium process kind (`renderer`, `network`, `gpu`, `main`, ...). */
 function cpuSeconds(marker) {
+  const kinds = {};
   let ticks = 0;
   for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
     try {
-      if (!readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(marker)) continue;
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+      if (!cmdline.includes(marker)) continue;
       const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime
+      const used = Number(fields[11]) + Number(fields[12]); // utime, stime
+      const kind = /--utility-sub-type=network/.test(cmdline) ? "network" : (/--type=([a-z-]+)/.exec(cmdline)?.[1] ?? "main");
+      kinds[kind] = (kinds[kind] ?? 0) + used / 100;
+      ticks += used;
     } catch {
       // the process ended
     }
   }
-  return ticks / 100;
+  return { total: ticks / 100, kinds };
 }
 
-/** CPU seconds of the browser, the sandbox (this process) and the simulator. */
+/** CPU seconds of the browser (with its processes by kind), the sandbox (this process) and the simulator. */
 function cpu(profile) {
   const own = process.cpuUsage();
-  return { browser: cpuSeconds(profile), sandbox: (own.user + own.system) / 1e6, simulator: cpuSeconds("tests/simulator/cli.mjs") };
+  const browser = cpuSeconds(profile);
+  return { browser: browser.total, kinds: browser.kinds, sandbox: (own.user + own.system) / 1e6, simulator: cpuSeconds("tests/simulator/cli.mjs").total };
 }
 
 /** A job run by `runJob`, with the CPU each process used meanwhile as `job.cpuLine`. */
@@ -67,7 +97,13 @@ async function measuredJob(page, id, profile) {
   const job = await runJob(page, id);
   const after = cpu(profile);
   const part = (k) => `${k} ${fmt(after[k] - before[k], 1)} s`;
-  job.cpuLine = `  CPU during the job (${fmt(job.ms / 1000, 1)} s wall, 2 cores): ${part("browser")}, ${part("sandbox")} (Dataverse stand-in), ${part("simulator")}`;
+  const kinds = Object.keys(after.kinds)
+    .map((k) => [k, after.kinds[k] - (before.kinds[k] ?? 0)])
+    .filter(([, s]) => s >= 0.05)
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, s]) => `${k} ${fmt(s, 1)}`)
+    .join(", ");
+  job.cpuLine = `  CPU during the job (${fmt(job.ms / 1000, 1)} s wall, 2 cores): ${part("browser")} (${kinds}), ${part("sandbox")} (Dataverse stand-in), ${part("simulator")}`;
   return job;
 }
 const fmt = (n, digits = 2) => Number(n).toFixed(digits);
@@ -235,10 +271,10 @@ async function main() {
   const dir = mkdtempSync(join(tmpdir(), "salesmanago-bench-"));
   const sim = await startSimulatorProcess(options.latencyMs);
   // Live memory needs precise heap figures and a collection on demand.
-  const browser = await launchChromium({ args: ["--enable-precise-memory-info", "--js-flags=--expose-gc"] });
-  const page = await browser.context.newPage();
+  const browser = await launch(options.driver, ["--enable-precise-memory-info", "--js-flags=--expose-gc"]);
+  const { page } = browser;
   try {
-    log(`bench: ${options.contacts} contacts, latency ${options.latencyMs} ms on Dataverse and SALESmanago, concurrency ${options.concurrency}, ${PAGE} per batch`);
+    log(`bench: ${options.contacts} contacts, latency ${options.latencyMs} ms on Dataverse and SALESmanago, concurrency ${options.concurrency}, ${PAGE} per batch, ${options.driver} driver`);
 
     // Memory at the smaller size first, in its own sandbox.
     let smallPeak = null;
@@ -259,7 +295,7 @@ async function main() {
 
     await open(page, `${sandbox.url}/integration`);
     await warm(page);
-    const cdp = options.profile ? await page.context().newCDPSession(page) : null;
+    const cdp = options.profile ? await page.session() : null;
     if (cdp) await cdp.send("Profiler.enable").then(() => cdp.send("Profiler.start"));
     const exp = await measuredJob(page, "new.integration.ExportAll.Button", browser.profile);
     if (cdp) {
@@ -275,6 +311,13 @@ async function main() {
       });
       const top = [...self].sort((a, b) => b[1] - a[1]).slice(0, 15);
       for (const [key, us] of top) log(`  profile: ${fmt(us / 1000, 0)} ms ${key}`);
+      // The same samples by where they ran: the engine, page JS, the browser's own functions.
+      const kinds = new Map();
+      for (const [key, us] of self) {
+        const kind = / \((idle|program|garbage collector)\) /.test(` ${key} `) ? key.split(" :")[0] : key.includes(".wasm") ? "engine (wasm)" : /\.m?js/.test(key) ? "page JS" : "built-ins (fetch, Request, text codecs, ...)";
+        kinds.set(kind, (kinds.get(kind) || 0) + us);
+      }
+      log(`  profile by kind: ${[...kinds].sort((a, b) => b[1] - a[1]).map(([k, us]) => `${k} ${fmt(us / 1000, 0)} ms`).join(", ")}`);
     }
     const expLimit = exportLimit(n, options.latencyMs, options.concurrency, n);
     const expRatio = expLimit / (exp.ms / 1000);

@@ -1,0 +1,40 @@
+// `npm run bench` at a small size: every job runs to its summary through the bare DevTools
+// driver, the counts add up, and the last line has the issue's exact shape. Figures are not
+// judged here (the machine is noisy); only that the bench runs and says what it measured.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { root } from "./support/package.mjs";
+
+const bench = (args) =>
+  spawnSync(process.execPath, [join(root, "bench", "run.mjs"), ...args], { encoding: "utf8", timeout: 180_000 });
+
+test("the bench runs every job at a small size and ends with its one-line result", () => {
+  const run = bench(["--contacts", "1200", "--small", "400", "--naive", "3", "--latency-ms", "5"]);
+  assert.equal(run.status, 0, run.stderr);
+  const lines = run.stdout.trim().split("\n");
+  assert.match(lines[0], /^bench: 1200 contacts, latency 5 ms .*, devtools driver$/);
+  assert.match(run.stdout, /Export all contacts finished: 1200 contacts\. (\d+) sent, (\d+) skipped, 0 failed\./);
+  const [, sent, skipped] = run.stdout.match(/finished: 1200 contacts\. (\d+) sent, (\d+) skipped/);
+  assert.equal(Number(sent) + Number(skipped), 1200);
+  assert.match(run.stdout, /^pull consents: .* of limit/m);
+  assert.match(run.stdout, /^pull changes: .* of limit/m);
+  assert.match(run.stdout, /CPU during the job \(.*\): browser [\d.]+ s \(renderer [\d.]+/);
+  assert.match(run.stdout, /^fetch contact: click to filled \d+ ms \(median of 5/m);
+  assert.match(lines.at(-1), /^bench: export \d+\.\d\d of limit, \d+ x naive, wasm \d+ B$/);
+});
+
+test("the bench names a bad option or value, with its usage", () => {
+  for (const [args, said] of [
+    [["--driver", "firefox"], "--driver takes devtools or playwright, not firefox"],
+    [["--contacts=-5"], "--contacts takes a whole number ≥ 0, not -5"],
+    [["--latency-ms"], "--latency-ms takes a whole number ≥ 0, not nothing"],
+    [["--contact", "5"], "unknown option --contact"],
+  ]) {
+    const run = bench(args);
+    assert.equal(run.status, 2, args.join(" "));
+    assert.equal(run.stderr.split("\n")[0], said);
+    assert.match(run.stderr.split("\n")[1], /^usage: npm run bench -- .*\[--driver devtools\|playwright\]$/);
+  }
+});
