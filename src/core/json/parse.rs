@@ -37,7 +37,7 @@ pub fn from_str_unique(text: &str) -> Result<Value, Error> {
 }
 
 fn parse(text: &str, unique: bool) -> Result<Value, Error> {
-    let mut parser = Parser { text, at: 0, depth: 0, unique };
+    let mut parser = Parser { text, at: 0, depth: 0, unique, keys: Vec::new() };
     let value = parser.value()?;
     parser.space();
     if parser.at < text.len() {
@@ -51,6 +51,14 @@ struct Parser<'a> {
     at: usize,
     depth: usize,
     unique: bool,
+    /// A fingerprint of each key of the objects being read, innermost last: a repeated key is
+    /// found by comparing numbers, and only a matching number compares the text.
+    keys: Vec<u64>,
+}
+
+/// FNV-1a of `key`.
+fn fingerprint(key: &str) -> u64 {
+    key.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
 impl Parser<'_> {
@@ -136,10 +144,18 @@ impl Parser<'_> {
     /// After `{`.
     fn object(&mut self) -> Result<Value, Error> {
         let mut map = Map::new();
+        let base = self.keys.len();
+        let result = self.fields(&mut map, base);
+        self.keys.truncate(base);
+        result.map(|()| Value::Object(map))
+    }
+
+    /// The fields of an object up to its `}`; `self.keys[base..]` holds their fingerprints.
+    fn fields(&mut self, map: &mut Map, base: usize) -> Result<(), Error> {
         self.space();
         if self.peek() == Some(b'}') {
             self.at += 1;
-            return Ok(Value::Object(map));
+            return Ok(());
         }
         loop {
             self.space();
@@ -148,7 +164,9 @@ impl Parser<'_> {
             }
             let key_at = self.at;
             let key = self.string()?;
-            if self.unique && map.contains_key(&key) {
+            let print = fingerprint(&key);
+            let repeated = self.keys[base..].iter().zip(&map.0).position(|(p, (k, _))| *p == print && *k == key);
+            if self.unique && repeated.is_some() {
                 self.at = key_at;
                 return Err(self.error("repeated key"));
             }
@@ -158,13 +176,19 @@ impl Parser<'_> {
             }
             self.at += 1;
             let value = self.value()?;
-            map.insert(key, value);
+            match repeated {
+                Some(at) => map.0[at].1 = value,
+                None => {
+                    map.0.push((key, value));
+                    self.keys.push(print);
+                }
+            }
             self.space();
             match self.peek() {
                 Some(b',') => self.at += 1,
                 Some(b'}') => {
                     self.at += 1;
-                    return Ok(Value::Object(map));
+                    return Ok(());
                 }
                 _ => return Err(self.error("expected `,` or `}`")),
             }

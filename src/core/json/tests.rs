@@ -48,6 +48,22 @@ fn bad_texts_are_refused_with_where() {
 fn objects_keep_order_compare_as_sets_and_last_key_wins() {
     let value = from_str(r#"{"b":1,"a":2,"b":3}"#).unwrap();
     assert_eq!(value.to_string(), r#"{"b":3,"a":2}"#);
+    // Keys are compared per object: an inner object's keys neither clash with nor hide the outer ones.
+    let nested = r#"{"a":{"a":1,"b":{"a":0},"a":2},"b":[{"b":1},{"b":2}],"a":3,"c":{"a":4}}"#;
+    assert_eq!(from_str(nested).unwrap().to_string(), r#"{"a":3,"b":[{"b":1},{"b":2}],"c":{"a":4}}"#);
+    assert_eq!(from_str_unique(nested).unwrap_err().to_string(), "repeated key at line 1 column 25");
+    let outer_repeat = r#"{"a":{"a":1},"b":{"b":2},"a":3}"#;
+    assert_eq!(from_str_unique(outer_repeat).unwrap_err().to_string(), "repeated key at line 1 column 26");
+    assert!(from_str_unique(r#"{"a":{"a":1,"b":{"a":0}},"b":[{"b":1},{"b":1}],"c":{"a":4}}"#).is_ok());
+    assert_eq!(from_str(r#"{"x":{"y":1,"z":[{"w":0}]},"x":2}"#).unwrap().to_string(), r#"{"x":2}"#);
+    assert!(from_str_unique(r#"{"x":{"y":1},"x":2}"#).is_err());
+    // Many keys, each repeated once at the end: the last value wins, the order is the first's.
+    let keys: Vec<String> = (0..500).map(|i| format!(r#""k{i}":{i}"#)).collect();
+    let again: Vec<String> = (0..500).map(|i| format!(r#""k{i}":-{i}"#)).collect();
+    let wide = from_str(&format!("{{{},{}}}", keys.join(","), again.join(","))).unwrap();
+    let wide = wide.as_object().unwrap();
+    assert_eq!(wide.len(), 500);
+    assert!(wide.iter().enumerate().all(|(i, (k, v))| *k == format!("k{i}") && v.as_i64() == Some(-(i as i64))));
     assert_eq!(value, from_str(r#"{"a":2,"b":3}"#).unwrap());
     assert_ne!(value, from_str(r#"{"a":2,"b":4}"#).unwrap());
     assert_eq!(value["a"].as_u64(), Some(2));
