@@ -37,10 +37,14 @@ class Pipe {
         else waiter.resolve(message.result);
       }
     });
-    child.on("exit", () => {
-      for (const waiter of this.pending.values()) waiter.reject(new Error(`${waiter.method}: the browser ended`));
+    const fail = (why) => {
+      for (const waiter of this.pending.values()) waiter.reject(new Error(`${waiter.method}: ${why}`));
       this.pending.clear();
-    });
+    };
+    // A write to a browser that is gone fails here; the exit or error below says why.
+    this.out.on("error", () => {});
+    child.on("exit", () => fail("the browser ended"));
+    child.on("error", (error) => fail(`Chromium did not start (${error.message}); \`npm run setup\` installs it`));
   }
 
   send(method, params = {}, sessionId) {

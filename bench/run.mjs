@@ -171,7 +171,11 @@ async function runJob(page, id) {
     const timer = setInterval(() => sample(false), 50);
     const started = performance.now();
     document.querySelector(`#commandbar button[data-id="${id}"]`).click();
-    while (!document.querySelector("#dialogs .dialog")) await new Promise((r) => setTimeout(r, 20));
+    // Bounded: a job that never ends fails the bench instead of hanging it.
+    while (!document.querySelector("#dialogs .dialog")) {
+      if (performance.now() - started > 15 * 60_000) throw new Error(`${id} showed no summary in 15 minutes`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
     const ms = performance.now() - started;
     sample(true);
     clearInterval(timer);
@@ -270,10 +274,11 @@ async function main() {
   const wasm = readFileSync(wasmFile);
   const dir = mkdtempSync(join(tmpdir(), "salesmanago-bench-"));
   const sim = await startSimulatorProcess(options.latencyMs);
-  // Live memory needs precise heap figures and a collection on demand.
-  const browser = await launch(options.driver, ["--enable-precise-memory-info", "--js-flags=--expose-gc"]);
-  const { page } = browser;
+  let browser = null;
   try {
+    // Live memory needs precise heap figures and a collection on demand.
+    browser = await launch(options.driver, ["--enable-precise-memory-info", "--js-flags=--expose-gc"]);
+    const { page } = browser;
     log(`bench: ${options.contacts} contacts, latency ${options.latencyMs} ms on Dataverse and SALESmanago, concurrency ${options.concurrency}, ${PAGE} per batch, ${options.driver} driver`);
 
     // Memory at the smaller size first, in its own sandbox.
@@ -371,7 +376,7 @@ async function main() {
     log(`bench: export ${fmt(expRatio)} of limit, ${fmt(speedUp, 0)} x naive, wasm ${statSync(wasmFile).size} B`);
     await sandbox.close();
   } finally {
-    await browser.close();
+    await browser?.close();
     sim.stop();
     rmSync(dir, { recursive: true, force: true });
   }
