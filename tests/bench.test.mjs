@@ -21,6 +21,7 @@ test("the bench runs every job at a small size and ends with its one-line result
   assert.match(run.stdout, /^pull consents: .* of limit/m);
   assert.match(run.stdout, /^pull changes: .* of limit/m);
   assert.match(run.stdout, /CPU during the job \(.*\): browser [\d.]+ s \(renderer [\d.]+/);
+  assert.match(run.stdout, /^  CPU bound: [\d.]+ s of CPU on \d+ cores needs [\d.]+ s of wall time at least; the job took [\d.]+× that$/m);
   assert.match(run.stdout, /^fetch contact: click to filled \d+ ms \(median of 5/m);
   assert.match(lines.at(-1), /^bench: export \d+\.\d\d of limit, \d+ x naive, wasm \d+ B$/);
 });
