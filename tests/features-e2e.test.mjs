@@ -340,5 +340,17 @@ test("a job waits out 429s from Dataverse and SALESmanago and still finishes wit
   assert.match(summary.text, new RegExp(`: ${expected} contacts checked\\.`), summary.text);
   assert.match(summary.text, /, 0 failed\./);
   assert.ok(world.sandbox.dataverse.stats().throttled - throttledBefore >= 1, "Dataverse answered 429 at least once");
+  // While it waits, the progress indicator says which service asked and for how long.
+  const shown = await world.page.evaluate(() => window.__sandbox.log.filter((e) => e.kind === "progress" && e.text).map((e) => e.text));
+  const waits = shown.filter((text) => /asked to slow down/.test(text));
+  assert.ok(
+    waits.some((text) => /^Pull consents: \d+ contacts… Dynamics 365 asked to slow down \(service protection limits\): continuing in 1 s\.$/.test(text)),
+    `a Dataverse wait was shown: ${JSON.stringify(waits)}`,
+  );
+  assert.ok(
+    waits.some((text) => /^Pull consents: \d+ contacts… SALESmanago asked to slow down: continuing in 1 s\.$/.test(text)),
+    `a SALESmanago wait was shown: ${JSON.stringify(waits)}`,
+  );
+  assert.match(shown.at(-1), /^Pull consents: \d+ contacts…$/, "the last progress shown is the count, once the waits were over");
   if (Number(summary.text.match(/(\d+) skipped/)[1]) > 0) assert.match((await takeDialog(world.page)).text, /Download the list/);
 });

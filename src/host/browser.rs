@@ -34,6 +34,10 @@ pub(crate) fn random_key() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Told, before a wait, how many milliseconds a call will wait because its service asked it to
+/// slow down (HTTP 429 with `Retry-After`).
+pub(crate) type OnWait = std::rc::Rc<dyn Fn(u64)>;
+
 /// Resolves after `ms` milliseconds.
 pub(crate) async fn sleep(ms: u64) {
     let promise = js_sys::Promise::new(&mut |resolve, _| {

@@ -5,6 +5,8 @@ use js_sys::{Array, Function, Promise, Reflect, JSON};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
+use super::browser::OnWait;
+
 use crate::core::json::{self, Map, Value};
 
 /// A rejected or failed client API call: what Dynamics said.
@@ -76,8 +78,9 @@ async fn web_api(url: &str, prefer: &str, body: Option<(&str, &str)>) -> Result<
 /// Most attempts of a Dataverse call refused by service protection.
 const THROTTLE_ATTEMPTS: u32 = 8;
 
-/// Runs `attempt` again after each service-protection refusal, waiting as Dataverse asks.
-async fn patiently<T, F, Fut>(mut attempt: F) -> Result<T>
+/// Runs `attempt` again after each service-protection refusal, waiting as Dataverse asks (and
+/// telling `on_wait` first).
+async fn patiently<T, F, Fut>(on_wait: Option<&OnWait>, mut attempt: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T>>,
@@ -86,7 +89,11 @@ where
     loop {
         match attempt().await {
             Err(ClientApiError { retry_after: Some(seconds), .. }) if tries < THROTTLE_ATTEMPTS => {
-                super::browser::sleep(seconds.min(300) * 1000).await;
+                let ms = seconds.min(300) * 1000;
+                if let Some(tell) = on_wait {
+                    tell(ms);
+                }
+                super::browser::sleep(ms).await;
                 tries += 1;
             }
             other => return other,
@@ -156,7 +163,7 @@ impl WebApi {
         if let Some(size) = page_size {
             args.push(size.into());
         }
-        let result = patiently(|| call_async(&self.0, "retrieveMultipleRecords", &args)).await?;
+        let result = patiently(None, || call_async(&self.0, "retrieveMultipleRecords", &args)).await?;
         let rows = match to_json(&get(&result, "entities")?) {
             Value::Array(rows) => {
                 rows.into_iter().filter_map(|r| if let Value::Object(o) = r { Some(o) } else { None }).collect()
@@ -214,7 +221,7 @@ impl FormContext {
 impl WebApi {
     /// `retrieveRecord`: one row.
     pub(crate) async fn retrieve(&self, table: &str, id: &str, options: &str) -> Result<Map> {
-        let row = patiently(|| {
+        let row = patiently(None, || {
             let args = [table.into(), id.into(), options.into()];
             async move { call_async(&self.0, "retrieveRecord", &args).await }
         })
@@ -228,7 +235,7 @@ impl WebApi {
     /// `updateRecord` with the columns of `data`.
     pub(crate) async fn update(&self, table: &str, id: &str, data: &Map) -> Result<()> {
         let data = from_json(&Value::Object(data.clone()));
-        patiently(|| {
+        patiently(None, || {
             let args = [table.into(), id.into(), data.clone()];
             async move { call_async(&self.0, "updateRecord", &args).await }
         })
@@ -243,20 +250,35 @@ impl WebApi {
     }
 }
 
-/// The parts of `Xrm` outside the Web API: dialogs, the progress indicator, the org's URL.
-pub(crate) struct Ui(pub(crate) JsValue);
+/// The parts of `Xrm` outside the Web API: dialogs, the progress indicator, the org's URL; and
+/// who to tell when Dataverse asks a job's reads and writes ([`read_page`], [`update_many`]) to
+/// wait.
+pub(crate) struct Ui {
+    xrm: JsValue,
+    on_wait: Option<OnWait>,
+}
 
 impl Ui {
+    /// The `Xrm` object's parts.
+    pub(crate) fn new(xrm: JsValue) -> Ui {
+        Ui { xrm, on_wait: None }
+    }
+
+    /// This `Ui`, telling `on_wait` of each wait Dataverse asks for.
+    pub(crate) fn telling(self, on_wait: OnWait) -> Ui {
+        Ui { on_wait: Some(on_wait), ..self }
+    }
+
     /// `Xrm.Utility.showProgressIndicator(text)`.
     pub(crate) fn progress(&self, text: &str) {
-        if let Ok(utility) = get(&self.0, "Utility") {
+        if let Ok(utility) = get(&self.xrm, "Utility") {
             let _ = call(&utility, "showProgressIndicator", &[text.into()]);
         }
     }
 
     /// `Xrm.Utility.closeProgressIndicator()`.
     pub(crate) fn close_progress(&self) {
-        if let Ok(utility) = get(&self.0, "Utility") {
+        if let Ok(utility) = get(&self.xrm, "Utility") {
             let _ = call(&utility, "closeProgressIndicator", &[]);
         }
     }
@@ -265,13 +287,13 @@ impl Ui {
     pub(crate) async fn confirm(&self, text: &str) -> Result<bool> {
         let strings = js_sys::Object::new();
         Reflect::set(&strings, &"text".into(), &text.into())?;
-        let result = call_async(&get(&self.0, "Navigation")?, "openConfirmDialog", &[strings.into()]).await?;
+        let result = call_async(&get(&self.xrm, "Navigation")?, "openConfirmDialog", &[strings.into()]).await?;
         Ok(Reflect::get(&result, &"confirmed".into())?.as_bool().unwrap_or(false))
     }
 
     /// The organisation's URL (`getGlobalContext().getClientUrl()`).
     pub(crate) fn client_url(&self) -> Result<String> {
-        let context = call(&get(&self.0, "Utility")?, "getGlobalContext", &[])?;
+        let context = call(&get(&self.xrm, "Utility")?, "getGlobalContext", &[])?;
         Ok(call(&context, "getClientUrl", &[])?.as_string().unwrap_or_default())
     }
 }
@@ -283,7 +305,7 @@ pub(crate) async fn consent_columns(ui: &Ui) -> Result<Vec<String>> {
         "{}/api/data/v9.2/EntityDefinitions(LogicalName='contact')/Attributes?$select=LogicalName,AttributeType",
         ui.client_url()?
     );
-    let text = patiently(|| web_api(&url, "", None)).await?;
+    let text = patiently(None, || web_api(&url, "", None)).await?;
     let body = json::from_str(&text).map_err(|e| ClientApiError::new(e.to_string()))?;
     let mut columns: Vec<String> = body["value"]
         .as_array()
@@ -357,7 +379,10 @@ pub(crate) async fn update_many(
     let root = format!("{}/api/data/v9.2/", ui.client_url()?);
     let batch = crate::core::dataverse::batch::updates(&root, entity_set, rows, &super::browser::random_key());
     let url = format!("{root}$batch");
-    let text = patiently(|| web_api(&url, "odata.continue-on-error", Some((&batch.content_type, &batch.body)))).await?;
+    let text = patiently(ui.on_wait.as_ref(), || {
+        web_api(&url, "odata.continue-on-error", Some((&batch.content_type, &batch.body)))
+    })
+    .await?;
     Ok(crate::core::dataverse::batch::outcomes(&text))
 }
 
@@ -372,6 +397,6 @@ pub(crate) async fn read_page(
 ) -> Result<(Vec<Map>, Option<String>)> {
     let url = format!("{}/api/data/v9.2/{entity_set}{query}", ui.client_url()?);
     let prefer = format!("odata.maxpagesize={page_size}");
-    let text = patiently(|| web_api(&url, &prefer, None)).await?;
+    let text = patiently(ui.on_wait.as_ref(), || web_api(&url, &prefer, None)).await?;
     crate::core::dataverse::query::page(&text).map_err(ClientApiError::new)
 }

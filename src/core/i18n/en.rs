@@ -1,6 +1,6 @@
 //! English catalogue.
 
-use super::{Counts, Message};
+use super::{Counts, Message, Service};
 use crate::core::command::Command;
 use crate::core::credentials::{Field, FieldProblem};
 use crate::core::integration::SettingsError;
@@ -60,6 +60,13 @@ pub(super) fn text(message: &Message) -> String {
             Some(total) => format!("{}: {done} of {total} contacts…", command_label(*command)),
             None => format!("{}: {done} contacts…", command_label(*command)),
         },
+        Message::Waiting { command, done, total, service, seconds } => {
+            let progress = text(&Message::Progress { command: *command, done: *done, total: *total });
+            match service {
+                Service::Dataverse => format!("{progress} Dynamics 365 asked to slow down (service protection limits): continuing in {seconds} s."),
+                Service::Salesmanago => format!("{progress} SALESmanago asked to slow down: continuing in {seconds} s."),
+            }
+        }
         Message::Summary { command, counts } => summary(*command, counts),
         Message::DownloadNotDone { count } => format!("Download the list of the {count} contacts that did not go, with the reasons (CSV)?"),
         Message::Unlisted { count } => format!("…and {count} more, not listed here. Each contact's SALESmanago sync status and last error record its reason."),

@@ -30,6 +30,15 @@ impl Lang {
     }
 }
 
+/// The two services a job talks to, as users know them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// Dataverse, which users know as Dynamics 365.
+    Dataverse,
+    /// The SALESmanago API.
+    Salesmanago,
+}
+
 /// Something the product tells a user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
@@ -126,6 +135,20 @@ pub enum Message {
         done: u64,
         /// Contacts in all, when known.
         total: Option<u64>,
+    },
+    /// A job is under way and waits because a service asked it to slow down (HTTP 429 with
+    /// `Retry-After`).
+    Waiting {
+        /// The job.
+        command: Command,
+        /// Contacts handled so far.
+        done: u64,
+        /// Contacts in all, when known.
+        total: Option<u64>,
+        /// The service that asked.
+        service: Service,
+        /// Seconds left to wait.
+        seconds: u64,
     },
     /// A job finished.
     Summary {
@@ -322,6 +345,10 @@ mod tests {
             all.push(Message::Summary { command, counts });
             all.push(Message::Progress { command, done: 400, total: Some(1000) });
             all.push(Message::Progress { command, done: 400, total: None });
+            for service in [Service::Dataverse, Service::Salesmanago] {
+                all.push(Message::Waiting { command, done: 400, total: Some(1000), service, seconds: 42 });
+                all.push(Message::Waiting { command, done: 400, total: None, service, seconds: 1 });
+            }
         }
         all.extend([
             Message::DownloadNotDone { count: 3 },
@@ -400,5 +427,30 @@ mod tests {
             assert!(t.contains(&text(&Message::CommandLabel(Command::PullChanges), lang)), "{t}");
             assert!(text(&Message::UnknownCommand { name: "contact.frob".into() }, lang).contains("contact.frob"));
         }
+    }
+
+    #[test]
+    fn a_wait_says_which_service_asked_and_for_how_long() {
+        let wait = |service, lang| {
+            let message =
+                Message::Waiting { command: Command::ExportAll, done: 400, total: Some(1000), service, seconds: 42 };
+            text(&message, lang)
+        };
+        assert_eq!(
+            wait(Service::Dataverse, Lang::En),
+            "Export all contacts: 400 of 1000 contacts… Dynamics 365 asked to slow down (service protection limits): continuing in 42 s."
+        );
+        assert_eq!(
+            wait(Service::Salesmanago, Lang::En),
+            "Export all contacts: 400 of 1000 contacts… SALESmanago asked to slow down: continuing in 42 s."
+        );
+        assert_eq!(
+            wait(Service::Dataverse, Lang::Pl),
+            "Eksportuj wszystkie kontakty: 400 z 1000 kontaktów… Dynamics 365 poprosił o spowolnienie (limity ochrony usług): wznowienie za 42 s."
+        );
+        assert_eq!(
+            wait(Service::Salesmanago, Lang::Pl),
+            "Eksportuj wszystkie kontakty: 400 z 1000 kontaktów… SALESmanago poprosiło o spowolnienie: wznowienie za 42 s."
+        );
     }
 }

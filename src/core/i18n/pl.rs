@@ -1,6 +1,6 @@
 //! Polish catalogue.
 
-use super::{Counts, Message};
+use super::{Counts, Message, Service};
 use crate::core::command::Command;
 use crate::core::credentials::{Field, FieldProblem};
 use crate::core::integration::SettingsError;
@@ -60,6 +60,13 @@ pub(super) fn text(message: &Message) -> String {
             Some(total) => format!("{}: {done} z {total} kontaktów…", command_label(*command)),
             None => format!("{}: {done} kontaktów…", command_label(*command)),
         },
+        Message::Waiting { command, done, total, service, seconds } => {
+            let progress = text(&Message::Progress { command: *command, done: *done, total: *total });
+            match service {
+                Service::Dataverse => format!("{progress} Dynamics 365 poprosił o spowolnienie (limity ochrony usług): wznowienie za {seconds} s."),
+                Service::Salesmanago => format!("{progress} SALESmanago poprosiło o spowolnienie: wznowienie za {seconds} s."),
+            }
+        }
         Message::Summary { command, counts } => summary(*command, counts),
         Message::DownloadNotDone { count } => format!("Pobrać listę {count} kontaktów, których nie przetworzono, z powodami (CSV)?"),
         Message::Unlisted { count } => format!("…i {count} kolejnych, niewymienionych tutaj. Status synchronizacji i ostatni błąd każdego kontaktu zapisują powód."),

@@ -4,6 +4,7 @@
 //! what changes, shows progress, and ends with a summary whose counts add up.
 
 use std::pin::pin;
+use std::rc::Rc;
 
 use futures_util::stream::{self, Stream, StreamExt};
 
@@ -11,7 +12,8 @@ use crate::core::command::Command;
 use crate::core::dataverse::contact::ContactRow;
 use crate::core::dataverse::query::{contacts, one_of};
 use crate::core::dataverse::schema::{contact, integration, Job, SyncStatus};
-use crate::core::i18n::{csv_titles, Counts, Message};
+use crate::core::i18n::{csv_titles, Counts, Message, Service};
+use crate::core::integration::Settings;
 use crate::core::json::{self, Map, Value};
 use crate::core::mapping::normalize::email;
 use crate::core::mapping::{from_salesmanago, to_salesmanago, ContactPatch, OutboundOptions, Skip};
@@ -24,6 +26,7 @@ use crate::object;
 use super::super::browser::now_ms;
 use super::super::dynamics::{consent_columns, read_page, update_many, Ui, WebApi};
 use super::super::salesmanago::Connection;
+use super::progress::Progress;
 use super::{connection, load_settings, Context, Done, Failure, Outcome};
 
 /// Contacts read from Dataverse per page: one SALESmanago batch.
@@ -70,12 +73,12 @@ fn pages<'a>(ui: &'a Ui, queries: Vec<String>) -> impl Stream<Item = Result<Vec<
 }
 
 /// Writes `writes` in one `$batch`; a row whose write failed moves from done to failed.
-async fn write(context: &Context, writes: Vec<(String, Row, bool)>, tally: &mut Tally) -> Result<(), Failure> {
+async fn write(context: &Context, ui: &Ui, writes: Vec<(String, Row, bool)>, tally: &mut Tally) -> Result<(), Failure> {
     if writes.is_empty() {
         return Ok(());
     }
     let rows: Vec<(String, Row)> = writes.iter().map(|(id, columns, _)| (id.clone(), columns.clone())).collect();
-    let outcomes = update_many(&context.ui(), "contacts", &rows).await?;
+    let outcomes = update_many(ui, "contacts", &rows).await?;
     for ((id, _, counted_done), outcome) in writes.iter().zip(outcomes) {
         if let Err(reason) = outcome {
             if *counted_done {
@@ -119,8 +122,16 @@ fn update_if_changed(row: &ContactRow, patch: ContactPatch, tally: &mut Tally, w
     }
 }
 
+/// A job's view of Dynamics and its connection to SALESmanago, both telling `progress` of each
+/// wait their service asks for.
+fn channels(context: &Context, settings: &Settings, progress: &Rc<Progress>) -> (Ui, Connection) {
+    let ui = context.ui().telling(progress.on_wait(Service::Dataverse));
+    let connection = Connection { on_wait: Some(progress.on_wait(Service::Salesmanago)), ..connection(settings) };
+    (ui, connection)
+}
+
 /// Sends one page of contacts in one batch and records each outcome.
-async fn export_page(context: &Context, connection: &Connection, rows: Vec<Row>) -> Result<Tally, Failure> {
+async fn export_page(context: &Context, ui: &Ui, connection: &Connection, rows: Vec<Row>) -> Result<Tally, Failure> {
     let mut tally = Tally::default();
     let mut writes = Vec::new();
     let mut sendable = Vec::new();
@@ -168,7 +179,7 @@ async fn export_page(context: &Context, connection: &Connection, rows: Vec<Row>)
             }
         }
     }
-    write(context, writes, &mut tally).await?;
+    write(context, ui, writes, &mut tally).await?;
     Ok(tally)
 }
 
@@ -200,9 +211,10 @@ pub(super) async fn export(context: Context, command: Command) -> Outcome {
     let web_api = context.web_api()?;
     let (settings, record) = load_settings(&web_api, &[Job::Export.checkpoint_column()]).await?;
     let consents = consent_columns(&context.ui()).await?;
-    let connection = connection(&settings);
-    let ui = context.ui();
     let selected = command == Command::ExportSelected && !context.selected_ids.is_empty();
+    let total = selected.then_some(context.selected_ids.len() as u64);
+    let progress = Progress::new(&context, command, total);
+    let (ui, connection) = channels(&context, &settings, &progress);
     let mut tally = Tally::default();
     let queries: Vec<String> = if selected {
         context.selected_ids.chunks(IN_CHUNK).map(|ids| contacts(&consents, Some(&one_of(contact::ID, ids)))).collect()
@@ -213,16 +225,15 @@ pub(super) async fn export(context: Context, command: Command) -> Outcome {
     } else {
         vec![contacts(&consents, None)]
     };
-    let total = selected.then_some(context.selected_ids.len() as u64);
     let result = async {
         let work = pages(&ui, queries)
             .enumerate()
             .map(|(index, page)| {
-                let (context, connection) = (&context, &connection);
+                let (context, ui, connection) = (&context, &ui, &connection);
                 async move {
                     let rows = page?;
                     let last = rows.last().and_then(|r| ContactRow::from_json(r).id());
-                    Ok::<_, Failure>((index, last, export_page(context, connection, rows).await?))
+                    Ok::<_, Failure>((index, last, export_page(context, ui, connection, rows).await?))
                 }
             })
             .buffer_unordered(settings.concurrency as usize);
@@ -243,35 +254,30 @@ pub(super) async fn export(context: Context, command: Command) -> Outcome {
                 save_checkpoint(&web_api, &settings.id, &after, &tally).await?;
                 since = 0;
             }
-            ui.progress(&context.say(&Message::Progress { command, done: tally.total, total }));
+            progress.done(tally.total);
         }
         Ok::<_, Failure>(())
     }
     .await;
-    ui.close_progress();
+    progress.close();
     result?;
     finish(&context, &web_api, &settings.id, command, tally).await
 }
 
 /// Drives a job's parts to the end: adds up their tallies and shows progress, which is
 /// closed however the job ends.
-async fn gather(
-    context: &Context,
-    ui: &Ui,
-    command: Command,
-    work: impl Stream<Item = Result<Tally, Failure>>,
-) -> Result<Tally, Failure> {
+async fn gather(progress: &Progress, work: impl Stream<Item = Result<Tally, Failure>>) -> Result<Tally, Failure> {
     let mut work = pin!(work);
     let mut tally = Tally::default();
     let result = async {
         while let Some(part) = work.next().await {
             tally.merge(part?);
-            ui.progress(&context.say(&Message::Progress { command, done: tally.total, total: None }));
+            progress.done(tally.total);
         }
         Ok::<_, Failure>(())
     }
     .await;
-    ui.close_progress();
+    progress.close();
     result.map(|()| tally)
 }
 
@@ -314,7 +320,7 @@ async fn by_email(
 }
 
 /// Compares one page of contacts with SALESmanago and writes the differing consents.
-async fn consents_page(context: &Context, connection: &Connection, rows: Vec<Row>) -> Result<Tally, Failure> {
+async fn consents_page(context: &Context, ui: &Ui, connection: &Connection, rows: Vec<Row>) -> Result<Tally, Failure> {
     let mut tally = Tally::default();
     let mut valid = Vec::new();
     for row in &rows {
@@ -353,7 +359,7 @@ async fn consents_page(context: &Context, connection: &Connection, rows: Vec<Row
         };
         update_if_changed(row, consents_only(from_salesmanago(row, sm)), &mut tally, &mut writes);
     }
-    write(context, writes, &mut tally).await?;
+    write(context, ui, writes, &mut tally).await?;
     Ok(tally)
 }
 
@@ -362,15 +368,15 @@ pub(super) async fn pull_consents(context: Context) -> Outcome {
     let web_api = context.web_api()?;
     let (settings, _) = load_settings(&web_api, &[]).await?;
     let consents = consent_columns(&context.ui()).await?;
-    let connection = connection(&settings);
-    let ui = context.ui();
+    let progress = Progress::new(&context, command, None);
+    let (ui, connection) = channels(&context, &settings, &progress);
     let work = pages(&ui, vec![contacts(&consents, Some("emailaddress1 ne null"))])
         .map(|page| {
-            let (context, connection) = (&context, &connection);
-            async move { consents_page(context, connection, page?).await }
+            let (context, ui, connection) = (&context, &ui, &connection);
+            async move { consents_page(context, ui, connection, page?).await }
         })
         .buffer_unordered(settings.concurrency as usize);
-    let tally = gather(&context, &ui, command, work).await?;
+    let tally = gather(&progress, work).await?;
     finish(&context, &web_api, &settings.id, command, tally).await
 }
 
@@ -387,18 +393,22 @@ async fn rows_where(ui: &Ui, consents: &[String], column: &str, values: &[String
 
 /// Matches SALESmanago's changed contacts to Dynamics rows (by SALESmanago id, then e-mail)
 /// and writes the differing columns.
-async fn changes_chunk(context: &Context, consents: &[String], changed: Vec<SmContact>) -> Result<Tally, Failure> {
+async fn changes_chunk(
+    context: &Context,
+    ui: &Ui,
+    consents: &[String],
+    changed: Vec<SmContact>,
+) -> Result<Tally, Failure> {
     let mut tally = Tally::default();
     let sm_ids: Vec<String> = changed.iter().filter_map(|c| c.id.clone()).collect();
-    let ui = context.ui();
-    let mut rows = rows_where(&ui, consents, contact::SALESMANAGO_ID, &sm_ids).await?;
+    let mut rows = rows_where(ui, consents, contact::SALESMANAGO_ID, &sm_ids).await?;
     let sm_id_of = |r: &Row| r.get(contact::SALESMANAGO_ID).and_then(Value::as_str).map(str::to_owned);
     let unmatched: Vec<String> = changed
         .iter()
         .filter(|c| !rows.iter().any(|r| sm_id_of(r).is_some() && sm_id_of(r) == c.id))
         .filter_map(|c| c.email.clone())
         .collect();
-    rows.extend(rows_where(&ui, consents, "emailaddress1", &unmatched).await?);
+    rows.extend(rows_where(ui, consents, "emailaddress1", &unmatched).await?);
     let mut writes = Vec::new();
     for sm in &changed {
         tally.total += 1;
@@ -416,7 +426,7 @@ async fn changes_chunk(context: &Context, consents: &[String], changed: Vec<SmCo
         let patch = from_salesmanago(&parsed, sm);
         update_if_changed(&parsed, patch, &mut tally, &mut writes);
     }
-    write(context, writes, &mut tally).await?;
+    write(context, ui, writes, &mut tally).await?;
     Ok(tally)
 }
 
@@ -425,8 +435,8 @@ pub(super) async fn pull_changes(context: Context) -> Outcome {
     let web_api = context.web_api()?;
     let (settings, record) = load_settings(&web_api, &[integration::CHANGES_WATERMARK]).await?;
     let consents = consent_columns(&context.ui()).await?;
-    let connection = connection(&settings);
-    let ui = context.ui();
+    let progress = Progress::new(&context, command, None);
+    let (ui, connection) = channels(&context, &settings, &progress);
     let now = now_ms();
     let watermark =
         record.get(integration::CHANGES_WATERMARK).and_then(Value::as_str).and_then(|w| w.trim().parse::<u64>().ok());
@@ -458,18 +468,18 @@ pub(super) async fn pull_changes(context: Context) -> Outcome {
     });
     let work = chunks
         .map(|chunk| {
-            let (context, connection, consents) = (&context, &connection, &consents);
+            let (context, ui, connection, consents) = (&context, &ui, &connection, &consents);
             async move {
                 let chunk = chunk?;
                 let mut changed = Vec::new();
                 for call in Lookup::batches(LookupKind::ListById, &chunk) {
                     changed.extend(connection.call(&call).await?);
                 }
-                changes_chunk(context, consents, changed).await
+                changes_chunk(context, ui, consents, changed).await
             }
         })
         .buffer_unordered(settings.concurrency as usize);
-    let tally = gather(&context, &ui, command, work).await?;
+    let tally = gather(&progress, work).await?;
     let mut columns = Map::new();
     columns.insert(integration::CHANGES_WATERMARK.into(), now.to_string().into());
     web_api.update(integration::TABLE, &settings.id, &columns).await?;

@@ -4,6 +4,7 @@
 mod contact;
 mod credentials;
 mod jobs;
+mod progress;
 
 use crate::core::json::Map;
 use wasm_bindgen::JsValue;
@@ -46,7 +47,7 @@ impl Context {
     }
 
     fn ui(&self) -> Ui {
-        Ui(self.xrm.clone())
+        Ui::new(self.xrm.clone())
     }
 
     /// A message in the user's language.
@@ -137,7 +138,7 @@ async fn load_settings(web_api: &WebApi, extra: &[&str]) -> Result<(Settings, Ma
 }
 
 fn connection(settings: &Settings) -> Connection {
-    Connection { client: settings.client.clone(), retry: retry_policy(), timeout_ms: DEFAULT_TIMEOUT_MS }
+    Connection { client: settings.client.clone(), retry: retry_policy(), timeout_ms: DEFAULT_TIMEOUT_MS, on_wait: None }
 }
 
 async fn test_connection(context: Context) -> Outcome {
