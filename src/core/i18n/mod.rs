@@ -431,26 +431,14 @@ mod tests {
 
     #[test]
     fn a_wait_says_which_service_asked_and_for_how_long() {
-        let wait = |service, lang| {
-            let message =
-                Message::Waiting { command: Command::ExportAll, done: 400, total: Some(1000), service, seconds: 42 };
-            text(&message, lang)
-        };
-        assert_eq!(
-            wait(Service::Dataverse, Lang::En),
-            "Export all contacts: 400 of 1000 contacts… Dynamics 365 asked to slow down (service protection limits): continuing in 42 s."
-        );
-        assert_eq!(
-            wait(Service::Salesmanago, Lang::En),
-            "Export all contacts: 400 of 1000 contacts… SALESmanago asked to slow down: continuing in 42 s."
-        );
-        assert_eq!(
-            wait(Service::Dataverse, Lang::Pl),
-            "Eksportuj wszystkie kontakty: 400 z 1000 kontaktów… Dynamics 365 poprosił o spowolnienie (limity ochrony usług): wznowienie za 42 s."
-        );
-        assert_eq!(
-            wait(Service::Salesmanago, Lang::Pl),
-            "Eksportuj wszystkie kontakty: 400 z 1000 kontaktów… SALESmanago poprosiło o spowolnienie: wznowienie za 42 s."
-        );
+        for (service, lang, expected) in [
+            (Service::Dataverse, Lang::En, "Export all contacts: 400 of 1000 contacts… Dynamics 365 asked to slow down (service protection limits): continuing in 42 s."),
+            (Service::Salesmanago, Lang::En, "Export all contacts: 400 of 1000 contacts… SALESmanago asked to slow down: continuing in 42 s."),
+            (Service::Dataverse, Lang::Pl, "Eksportuj wszystkie kontakty: 400 z 1000 kontaktów… Dynamics 365 poprosił o spowolnienie (limity ochrony usług): wznowienie za 42 s."),
+            (Service::Salesmanago, Lang::Pl, "Eksportuj wszystkie kontakty: 400 z 1000 kontaktów… SALESmanago poprosiło o spowolnienie: wznowienie za 42 s."),
+        ] {
+            let message = Message::Waiting { command: Command::ExportAll, done: 400, total: Some(1000), service, seconds: 42 };
+            assert_eq!(text(&message, lang), expected);
+        }
     }
 }
