@@ -1,4 +1,4 @@
-//! When to try a failed call again: the one place that decides it.
+//! When to try a failed call again: the one place that decides it, for both services.
 //!
 //! Transient failures (timeouts, network errors, 5xx, 429, garbled answers) are retried with
 //! bounded exponential backoff and jitter; a `Retry-After` is honoured to the millisecond, and a
@@ -6,7 +6,8 @@
 //! Failures retrying cannot fix (credentials, refusals, CORS) are never retried. The host
 //! supplies the clock and the jitter, so every plan replays in tests.
 
-use crate::core::salesmanago::{SmError, TransportFailure};
+use crate::core::dataverse::error::DvError;
+use crate::core::salesmanago::{RetryAfter, SmError, TransportFailure};
 
 /// How hard to try.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +38,45 @@ pub enum Retry {
     GiveUp,
 }
 
+impl RetryPolicy {
+    /// Dataverse's service protection: `Retry-After` honoured up to 5 minutes (the longest
+    /// Microsoft documents for its limits), 8 attempts.
+    pub const fn dataverse() -> RetryPolicy {
+        RetryPolicy { max_attempts: 8, base_ms: 500, cap_ms: 20_000, max_wait_ms: 300_000 }
+    }
+}
+
+/// What a failure says about trying again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failed {
+    /// Retrying cannot fix it.
+    Final,
+    /// It may pass on another attempt.
+    Transient,
+    /// The service asked to slow down, for as long as it says, if it does.
+    Throttled(Option<RetryAfter>),
+}
+
+impl From<&SmError> for Failed {
+    fn from(error: &SmError) -> Failed {
+        match error {
+            SmError::Throttled { retry_after } => Failed::Throttled(*retry_after),
+            error if is_transient(error) => Failed::Transient,
+            _ => Failed::Final,
+        }
+    }
+}
+
+impl From<&DvError> for Failed {
+    fn from(error: &DvError) -> Failed {
+        match error {
+            DvError::Throttled { retry_after } => Failed::Throttled(*retry_after),
+            DvError::Unavailable { .. } => Failed::Transient,
+            DvError::Refused { .. } => Failed::Final,
+        }
+    }
+}
+
 /// Whether an error is worth another attempt.
 pub fn is_transient(error: &SmError) -> bool {
     match error {
@@ -54,11 +94,12 @@ impl RetryPolicy {
     /// The plan after attempt number `attempt` (1 for the first) failed with `error` at `now_ms`.
     /// `jitter` is a random number in `[0, 1)`; the backoff is drawn from its upper half
     /// ("equal jitter"), so concurrent callers spread out but never retry at once.
-    pub fn plan(&self, attempt: u32, error: &SmError, now_ms: u64, jitter: f64) -> Retry {
-        if attempt >= self.max_attempts || !is_transient(error) {
+    pub fn plan(&self, attempt: u32, error: impl Into<Failed>, now_ms: u64, jitter: f64) -> Retry {
+        let failed = error.into();
+        if attempt >= self.max_attempts || failed == Failed::Final {
             return Retry::GiveUp;
         }
-        if let SmError::Throttled { retry_after: Some(after) } = error {
+        if let Failed::Throttled(Some(after)) = failed {
             let wait = after.delay_ms(now_ms);
             return if wait > self.max_wait_ms { Retry::GiveUp } else { Retry::After(wait) };
         }
@@ -73,7 +114,6 @@ impl RetryPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::salesmanago::RetryAfter;
 
     const NOW: u64 = 1_700_000_000_000;
 
@@ -112,6 +152,18 @@ mod tests {
         assert_eq!(policy.plan(5, &throttled(RetryAfter::Seconds(1)), NOW, 0.5), Retry::GiveUp);
         let no_header = SmError::Throttled { retry_after: None };
         assert_eq!(policy.plan(1, &no_header, NOW, 0.0), Retry::After(250));
+    }
+
+    #[test]
+    fn dataverse_throttling_waits_as_asked_and_refusals_are_final() {
+        let policy = RetryPolicy::dataverse();
+        let throttled = DvError::Throttled { retry_after: Some(RetryAfter::Seconds(300)) };
+        assert_eq!(policy.plan(7, &throttled, NOW, 0.5), Retry::After(300_000));
+        assert_eq!(policy.plan(8, &throttled, NOW, 0.5), Retry::GiveUp);
+        let longer = DvError::Throttled { retry_after: Some(RetryAfter::Seconds(301)) };
+        assert_eq!(policy.plan(1, &longer, NOW, 0.5), Retry::GiveUp);
+        assert_eq!(policy.plan(1, &DvError::Unavailable { detail: "x".into() }, NOW, 0.0), Retry::After(250));
+        assert_eq!(policy.plan(1, &DvError::Refused { detail: "x".into() }, NOW, 0.0), Retry::GiveUp);
     }
 
     #[test]

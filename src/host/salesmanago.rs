@@ -35,7 +35,7 @@ impl Connection {
                     }
                     sleep(ms).await;
                 }
-                Retry::GiveUp => return Err(error),
+                Retry::GiveUp => return Err(error.settled(now_ms())),
             }
             attempt += 1;
         }

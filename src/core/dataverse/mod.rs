@@ -2,5 +2,6 @@
 
 pub mod batch;
 pub mod contact;
+pub mod error;
 pub mod query;
 pub mod schema;

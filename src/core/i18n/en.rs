@@ -7,7 +7,7 @@ use crate::core::integration::SettingsError;
 use crate::core::mapping::normalize::EmailProblem;
 use crate::core::mapping::outbound::MAX_TEXT;
 use crate::core::mapping::{Skip, Warning};
-use crate::core::salesmanago::{EndpointError, SmError, TransportFailure};
+use crate::core::salesmanago::{EndpointError, RetryAfter, SmError, TransportFailure};
 
 pub(super) fn text(message: &Message) -> String {
     match message {
@@ -115,10 +115,11 @@ fn salesmanago(error: &SmError) -> String {
         SmError::UnknownOwner { owner } => format!("“{owner}” is not a user of this SALESmanago account. Enter the e-mail of a SALESmanago user as the owner."),
         SmError::Rejected { messages } if messages.is_empty() => "SALESmanago refused the request without giving a reason.".into(),
         SmError::Rejected { messages } => format!("SALESmanago refused the request: {}", messages.join("; ")),
-        SmError::Throttled { retry_after: Some(after) } => {
-            format!("SALESmanago is receiving too many requests. Try again in {} s.", after.delay_ms(0).div_ceil(1000).max(1))
+        SmError::Throttled { retry_after: Some(RetryAfter::Seconds(seconds)) } => {
+            format!("SALESmanago is receiving too many requests. Try again in {} s.", (*seconds).max(1))
         }
-        SmError::Throttled { retry_after: None } => "SALESmanago is receiving too many requests. Try again in a minute.".into(),
+        // A date is made a delay where the clock is (`SmError::settled`); one left is not shown as a number.
+        SmError::Throttled { retry_after: None | Some(RetryAfter::At(_)) } => "SALESmanago is receiving too many requests. Try again in a minute.".into(),
         SmError::Server { status } => format!("SALESmanago is not available right now (HTTP {status}). Try again in a few minutes."),
         SmError::UnknownMethod => "The endpoint does not offer this SALESmanago function (HTTP 404). Check the endpoint: it should be your SALESmanago server, such as app3.salesmanago.pl, or a relay that forwards every /api call.".into(),
         SmError::UnexpectedStatus { status } => format!("SALESmanago answered with HTTP {status}. Check the endpoint on the SALESmanago Integration record."),

@@ -385,6 +385,13 @@ mod tests {
                 lang,
             );
             assert!(throttled.contains("30"), "{throttled}");
+            // A date, settled against the clock of the moment, says the delay, never the date.
+            let at = crate::core::salesmanago::RetryAfter::parse("Sun, 06 Nov 1994 08:49:37 GMT");
+            let settled = SmError::Throttled { retry_after: at }.settled(784_111_767_000);
+            let dated = text(&Message::Salesmanago(settled), lang);
+            assert!(dated.contains(" 10 s"), "{dated}");
+            let unsettled = text(&Message::Salesmanago(SmError::Throttled { retry_after: at }), lang);
+            assert!(!unsettled.chars().any(|c| c.is_ascii_digit()), "{unsettled}");
             let server = text(&Message::Salesmanago(SmError::Server { status: 503 }), lang);
             assert!(server.contains("503"), "{server}");
             let cors = text(

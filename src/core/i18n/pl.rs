@@ -7,7 +7,7 @@ use crate::core::integration::SettingsError;
 use crate::core::mapping::normalize::EmailProblem;
 use crate::core::mapping::outbound::MAX_TEXT;
 use crate::core::mapping::{Skip, Warning};
-use crate::core::salesmanago::{EndpointError, SmError, TransportFailure};
+use crate::core::salesmanago::{EndpointError, RetryAfter, SmError, TransportFailure};
 
 pub(super) fn text(message: &Message) -> String {
     match message {
@@ -115,10 +115,11 @@ fn salesmanago(error: &SmError) -> String {
         SmError::UnknownOwner { owner } => format!("„{owner}” nie jest użytkownikiem tego konta SALESmanago. Jako właściciela wpisz e-mail użytkownika SALESmanago."),
         SmError::Rejected { messages } if messages.is_empty() => "SALESmanago odrzuciło żądanie bez podania powodu.".into(),
         SmError::Rejected { messages } => format!("SALESmanago odrzuciło żądanie: {}", messages.join("; ")),
-        SmError::Throttled { retry_after: Some(after) } => {
-            format!("SALESmanago otrzymuje zbyt wiele żądań. Spróbuj ponownie za {} s.", after.delay_ms(0).div_ceil(1000).max(1))
+        SmError::Throttled { retry_after: Some(RetryAfter::Seconds(seconds)) } => {
+            format!("SALESmanago otrzymuje zbyt wiele żądań. Spróbuj ponownie za {} s.", (*seconds).max(1))
         }
-        SmError::Throttled { retry_after: None } => "SALESmanago otrzymuje zbyt wiele żądań. Spróbuj ponownie za minutę.".into(),
+        // A date is made a delay where the clock is (`SmError::settled`); one left is not shown as a number.
+        SmError::Throttled { retry_after: None | Some(RetryAfter::At(_)) } => "SALESmanago otrzymuje zbyt wiele żądań. Spróbuj ponownie za minutę.".into(),
         SmError::Server { status } => format!("SALESmanago jest teraz niedostępne (HTTP {status}). Spróbuj ponownie za kilka minut."),
         SmError::UnknownMethod => "Pod tym adresem API nie ma tej funkcji SALESmanago (HTTP 404). Sprawdź adres API: powinien to być Twój serwer SALESmanago, np. app3.salesmanago.pl, albo pośrednik, który przekazuje wszystkie wywołania /api.".into(),
         SmError::UnexpectedStatus { status } => format!("SALESmanago odpowiedziało kodem HTTP {status}. Sprawdź adres API w rekordzie Integracja z SALESmanago."),

@@ -284,22 +284,23 @@ impl Parser<'_> {
         }
     }
 
-    /// After `\u`: one character, from a surrogate pair if need be.
+    /// After `\u`: one character, from a surrogate pair if need be. A surrogate without its
+    /// other half reads as U+FFFD, as a browser shows it (the Web API returns such text when a
+    /// column holds it), so one odd value does not make a whole answer unreadable.
     fn unicode_escape(&mut self) -> Result<char, Error> {
         let first = self.hex4()?;
         let code = match first {
             0xd800..=0xdbff => {
-                if !self.text[self.at..].starts_with("\\u") {
-                    return Err(self.error("unpaired surrogate"));
+                let low = self.text.get(self.at + 2..self.at + 6).filter(|_| self.text[self.at..].starts_with("\\u"));
+                match low.and_then(|h| u32::from_str_radix(h, 16).ok()).filter(|c| (0xdc00..=0xdfff).contains(c)) {
+                    Some(second) => {
+                        self.at += 6;
+                        0x10000 + ((first - 0xd800) << 10) + (second - 0xdc00)
+                    }
+                    None => 0xfffd,
                 }
-                self.at += 2;
-                let second = self.hex4()?;
-                if !(0xdc00..=0xdfff).contains(&second) {
-                    return Err(self.error("unpaired surrogate"));
-                }
-                0x10000 + ((first - 0xd800) << 10) + (second - 0xdc00)
             }
-            0xdc00..=0xdfff => return Err(self.error("unpaired surrogate")),
+            0xdc00..=0xdfff => 0xfffd,
             code => code,
         };
         char::from_u32(code).ok_or_else(|| self.error("invalid escape"))

@@ -119,6 +119,17 @@ fn http_date_ms(header: &str) -> Option<u64> {
 }
 
 impl SmError {
+    /// This error with a `Retry-After` date turned into the delay it meant at `now_ms`, so a
+    /// message can say how long to wait.
+    pub fn settled(self, now_ms: u64) -> SmError {
+        match self {
+            SmError::Throttled { retry_after: Some(after @ RetryAfter::At(_)) } => {
+                SmError::Throttled { retry_after: Some(RetryAfter::Seconds(after.delay_ms(now_ms).div_ceil(1000))) }
+            }
+            other => other,
+        }
+    }
+
     /// A stable name for the kind of failure, for scripts and tests (never shown to users).
     /// Whether the error stops a whole job, because every later call would fail the same way
     /// (credentials, owner, CORS, a wrong endpoint), rather than only the batch it hit.
