@@ -84,7 +84,7 @@ fn main() {
         timed(&mut steps.read_page, started);
 
         let started = Instant::now();
-        let parsed: Vec<ContactRow> = rows.iter().map(ContactRow::from_json).collect();
+        let parsed: Vec<ContactRow> = rows.iter().filter_map(|r| r.as_object()).map(ContactRow::from_json).collect();
         timed(&mut steps.rows, started);
 
         let started = Instant::now();
@@ -109,6 +109,7 @@ fn main() {
         let started = Instant::now();
         let writes: Vec<(String, _)> = rows
             .iter()
+            .filter_map(|r| r.as_object())
             .zip(&parsed)
             .filter_map(|(row, parsed)| {
                 let key = parsed.get("emailaddress1")?.to_ascii_lowercase();

@@ -6,6 +6,7 @@ pub mod credentials;
 pub mod dataverse;
 pub mod i18n;
 pub mod integration;
+pub mod job;
 pub mod json;
 pub mod mapping;
 pub mod retry;

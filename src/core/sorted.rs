@@ -45,6 +45,14 @@ impl<K: Ord, V> SortedMap<K, V> {
         self.find(key).ok().map(|at| &self.0[at].1)
     }
 
+    /// The value of `key`, to change.
+    pub fn get_mut<Q: Ord + ?Sized>(&mut self, key: &Q) -> Option<&mut V>
+    where
+        K: Borrow<Q>,
+    {
+        self.find(key).ok().map(|at| &mut self.0[at].1)
+    }
+
     /// Whether `key` is present.
     pub fn contains_key<Q: Ord + ?Sized>(&self, key: &Q) -> bool
     where

@@ -46,6 +46,7 @@ pub(super) fn text(message: &Message) -> String {
         Message::Warning(Warning::BirthdateIgnored) => {
             "The birth date is not a real date between 1900 and today, so it was not sent.".into()
         }
+        Message::Unreadable => "Dynamics 365 returned this contact in a form the integration cannot read (no contact ID), so it was skipped. Open the contact and save it, then run the job again.".into(),
         Message::NotAccepted { email, reason: Some(reason) } => format!("SALESmanago did not accept {email}: {reason}"),
         Message::NotAccepted { email, reason: None } => format!("SALESmanago did not accept {email} and gave no reason."),
         Message::FieldInvalid { field, problem } => field_problem(*field, *problem),

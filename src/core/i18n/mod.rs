@@ -90,6 +90,8 @@ pub enum Message {
     Skipped(Skip),
     /// A contact was sent with a value cut or left out.
     Warning(Warning),
+    /// Dynamics 365 returned a contact row the engine cannot read (no id, not a record).
+    Unreadable,
     /// SALESmanago did not accept a contact of a batch.
     NotAccepted {
         /// The contact's e-mail.
@@ -320,6 +322,7 @@ mod tests {
         all.push(Message::Warning(Warning::BirthdateIgnored));
         all.push(Message::NotAccepted { email: "a@b.pl".into(), reason: Some("Bad".into()) });
         all.push(Message::NotAccepted { email: "a@b.pl".into(), reason: None });
+        all.push(Message::Unreadable);
         let field_problems = [
             FieldProblem::Required,
             FieldProblem::TooLong { max: 100 },

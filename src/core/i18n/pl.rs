@@ -46,6 +46,7 @@ pub(super) fn text(message: &Message) -> String {
         Message::Warning(Warning::BirthdateIgnored) => {
             "Data urodzenia nie jest prawdziwą datą z przedziału od 1900 roku do dziś, więc nie została wysłana.".into()
         }
+        Message::Unreadable => "Dynamics 365 zwróciło ten kontakt w postaci, której integracja nie potrafi odczytać (brak identyfikatora kontaktu), więc został pominięty. Otwórz kontakt i zapisz go, a potem uruchom zadanie ponownie.".into(),
         Message::NotAccepted { email, reason: Some(reason) } => format!("SALESmanago nie przyjęło kontaktu {email}: {reason}"),
         Message::NotAccepted { email, reason: None } => format!("SALESmanago nie przyjęło kontaktu {email} i nie podało powodu."),
         Message::FieldInvalid { field, problem } => field_problem(*field, *problem),

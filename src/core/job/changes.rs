@@ -1,0 +1,335 @@
+//! Pull changes: the contacts SALESmanago changed since the watermark, matched to Dynamics
+//! contacts by SALESmanago id, then by e-mail, and only their differing columns written.
+//!
+//! The watermark moves only past changes that were applied: a contact whose write failed (or
+//! whose lookup failed) holds it at its modification time, so the next pull tries it again,
+//! while its other columns (an opt-out above all) are written column by column meanwhile.
+
+use std::collections::VecDeque;
+
+use crate::core::dataverse::contact::ContactRow;
+use crate::core::dataverse::query::{contacts, one_of};
+use crate::core::dataverse::schema::{contact, integration};
+use crate::core::i18n::{text, Message};
+use crate::core::json::{Map, Value};
+use crate::core::mapping::from_salesmanago;
+use crate::core::salesmanago::contact::SmContact;
+use crate::core::salesmanago::operation::{Lookup, LookupKind, ModifiedContacts};
+use crate::core::sorted::SortedMap;
+use crate::core::sync::{NotDone, Tally};
+
+use super::runner::{Call, Error, Output, Request, Runner};
+use super::units::{not_done, rows, Patching, Row, Write};
+use super::{Ending, JobFailure, Start, Ticket};
+
+/// Changed ids handled together: one `In` filter.
+const CHUNK: usize = 100;
+/// How far back the first pull looks.
+const FIRST_PULL_MS: u64 = 30 * 24 * 3600 * 1000;
+
+/// Changed contacts on their way.
+#[derive(Default)]
+struct Chunk {
+    /// Each id with the time the watermark must stay before while it is not applied.
+    ids: Vec<(String, u64)>,
+    calls: usize,
+    changed: Vec<SmContact>,
+    /// Ids whose lookup failed, with the reason.
+    unknown: Vec<(String, String)>,
+    rows: Vec<ContactRow>,
+    stage: Stage,
+    reading: bool,
+    /// The writes; a write's key is its row.
+    patching: Patching,
+    tally: Tally,
+    hold: Option<u64>,
+}
+
+/// What a chunk waits for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Stage {
+    #[default]
+    Lookups,
+    ById,
+    ByEmail,
+    Writing,
+}
+
+enum Step {
+    Lookup(Vec<String>),
+    Read,
+    Write,
+}
+
+pub(super) struct Changes {
+    to: u64,
+    consents: Vec<String>,
+    windows: VecDeque<(u64, u64)>,
+    /// The next listing call: window and page.
+    next: Option<(u64, u64, u32)>,
+    listing: Option<(Ticket, u64, u64, u32)>,
+    listed: VecDeque<(String, u64)>,
+    chunks: SortedMap<usize, Chunk>,
+    next_index: usize,
+    tickets: SortedMap<Ticket, (usize, Step)>,
+    tally: Tally,
+    hold: Option<u64>,
+    ending: Ending,
+}
+
+impl Changes {
+    pub(super) fn new(start: &Start) -> Changes {
+        let watermark = start
+            .record
+            .get(integration::CHANGES_WATERMARK)
+            .and_then(Value::as_str)
+            .and_then(|w| w.trim().parse::<u64>().ok());
+        let to = start.now_ms;
+        let from = watermark.map_or(to.saturating_sub(FIRST_PULL_MS), |w| w + 1);
+        Changes {
+            to,
+            consents: start.consents.clone(),
+            windows: ModifiedContacts::windows(from, to).into(),
+            next: None,
+            listing: None,
+            listed: VecDeque::new(),
+            chunks: SortedMap::new(),
+            next_index: 0,
+            tickets: SortedMap::new(),
+            tally: Tally::default(),
+            hold: None,
+            ending: Ending::default(),
+        }
+    }
+
+    pub(super) fn advance(&mut self, run: &mut Runner, now_ms: u64) {
+        if self.ending.started() {
+            return;
+        }
+        let room = self.chunks.len() < run.limit();
+        if self.listing.is_none() && room && self.listed.len() < CHUNK * run.limit() {
+            if let Some((from, to, page)) =
+                self.next.take().or_else(|| self.windows.pop_front().map(|(f, t)| (f, t, 1)))
+            {
+                let call = ModifiedContacts { from, to, page: Some(page) };
+                let ticket = run.issue(Request::Call(Call::Modified(call)));
+                self.listing = Some((ticket, from, to, page));
+            }
+        }
+        let listed_all = self.listing.is_none() && self.next.is_none() && self.windows.is_empty();
+        while self.chunks.len() < run.limit() && (self.listed.len() >= CHUNK || (listed_all && !self.listed.is_empty()))
+        {
+            let take = self.listed.len().min(CHUNK);
+            let ids: Vec<(String, u64)> = self.listed.drain(..take).collect();
+            self.start_chunk(ids, run);
+        }
+        if listed_all && self.listed.is_empty() && self.chunks.is_empty() && !run.busy() {
+            // Next time starts after the last change applied.
+            let watermark = self.hold.map_or(self.to, |h| h.saturating_sub(1).min(self.to));
+            let mut extra = Map::new();
+            extra.insert(integration::CHANGES_WATERMARK.into(), watermark.to_string().into());
+            self.ending.start(run, std::mem::take(&mut self.tally), extra, now_ms);
+        }
+    }
+
+    fn start_chunk(&mut self, ids: Vec<(String, u64)>, run: &mut Runner) {
+        let index = self.next_index;
+        self.next_index += 1;
+        let keys: Vec<String> = ids.iter().map(|(id, _)| id.clone()).collect();
+        let mut chunk = Chunk { ids, ..Chunk::default() };
+        for call in Lookup::batches(LookupKind::ListById, &keys) {
+            let keys = call.keys().to_vec();
+            let ticket = run.issue(Request::Call(Call::Lookup(call)));
+            self.tickets.insert(ticket, (index, Step::Lookup(keys)));
+            chunk.calls += 1;
+        }
+        self.chunks.insert(index, chunk);
+    }
+
+    pub(super) fn on(&mut self, ticket: Ticket, result: Result<Output, Error>, run: &mut Runner, now_ms: u64) {
+        if self.ending.on(ticket, &result, run) {
+            return;
+        }
+        if let Some((listing, from, to, page)) = self.listing {
+            if listing == ticket {
+                self.listing = None;
+                match result {
+                    Ok(Output::Modified(found)) => {
+                        if found.has_more {
+                            self.next = Some((from, to, page + 1));
+                        }
+                        let mut ids: Vec<(String, u64)> = found
+                            .contacts
+                            .into_iter()
+                            .map(|c| (c.id, c.modified_on.unwrap_or(from).max(from)))
+                            .collect();
+                        ids.sort_unstable();
+                        ids.dedup_by(|a, b| a.0 == b.0);
+                        self.listed.extend(ids);
+                    }
+                    Ok(_) => unreachable!("a listing yields modified contacts"),
+                    Err(error) => run.fail(error.into()),
+                }
+                return;
+            }
+        }
+        let Some((index, step)) = self.tickets.remove(&ticket) else { return };
+        let Some(chunk) = self.chunks.get_mut(&index) else { return };
+        match (step, result) {
+            (Step::Lookup(_), Ok(Output::Found(found))) => {
+                chunk.calls -= 1;
+                chunk.changed.extend(found);
+            }
+            (Step::Lookup(ids), Err(error)) => {
+                if error.stops_job() {
+                    return run.fail(JobFailure::from(error));
+                }
+                chunk.calls -= 1;
+                let reason = text(&error.message(), run.lang);
+                chunk.unknown.extend(ids.into_iter().map(|id| (id, reason.clone())));
+            }
+            (Step::Read, Ok(Output::Page(values, next))) => {
+                chunk.rows.extend(values.into_iter().filter_map(|v| match Row::of(v) {
+                    Row::Read(parsed, _) => Some(parsed),
+                    Row::Unreadable => None,
+                }));
+                if let Some(next) = next {
+                    let ticket = run.issue(Request::Read(next));
+                    self.tickets.insert(ticket, (index, Step::Read));
+                    return;
+                }
+                chunk.reading = false;
+            }
+            (Step::Read, Err(error)) | (Step::Write, Err(error)) => return run.fail(error.into()),
+            (Step::Write, Ok(Output::Written(outcomes))) => {
+                for (key, reason) in chunk.patching.answer(outcomes) {
+                    let reason = text(&Message::Dataverse { detail: reason }, run.lang);
+                    chunk.tally.done -= 1;
+                    let held = Self::held(chunk, key);
+                    chunk.hold = Some(chunk.hold.map_or(held, |h| h.min(held)));
+                    let listed = not_done(&chunk.rows[key], false, reason);
+                    chunk.tally.not_done(listed);
+                }
+                return self.write(index, run, now_ms);
+            }
+            (_, Ok(_)) => unreachable!("each request yields its own output"),
+        }
+        self.next_step(index, run, now_ms);
+    }
+
+    /// The hold of the changed contact written to row `key`.
+    fn held(chunk: &Chunk, key: usize) -> u64 {
+        let sm_id = chunk.rows[key].get(contact::SALESMANAGO_ID);
+        let email = chunk.rows[key].get("emailaddress1");
+        let sm = chunk.changed.iter().find(|c| {
+            (c.id.is_some() && c.id.as_deref() == sm_id)
+                || c.email.as_deref().zip(email).is_some_and(|(a, b)| a.eq_ignore_ascii_case(b.trim()))
+        });
+        let id = sm.and_then(|c| c.id.as_deref());
+        chunk
+            .ids
+            .iter()
+            .filter(|(i, _)| Some(i.as_str()) == id)
+            .map(|(_, h)| *h)
+            .min()
+            .unwrap_or_else(|| chunk.ids.iter().map(|(_, h)| *h).min().unwrap_or(0))
+    }
+
+    /// Moves a chunk on once what it waits for is back: lookups, then the rows by SALESmanago
+    /// id, then by e-mail, then the writes.
+    fn next_step(&mut self, index: usize, run: &mut Runner, now_ms: u64) {
+        let Some(chunk) = self.chunks.get_mut(&index) else { return };
+        if chunk.calls > 0 || chunk.reading {
+            return;
+        }
+        while chunk.stage != Stage::Writing {
+            let (column, keys): (&str, Vec<String>) = match chunk.stage {
+                Stage::Lookups => {
+                    chunk.stage = Stage::ById;
+                    (contact::SALESMANAGO_ID, chunk.changed.iter().filter_map(|c| c.id.clone()).collect())
+                }
+                Stage::ById => {
+                    chunk.stage = Stage::ByEmail;
+                    let unmatched = chunk.changed.iter().filter(|c| chunk.matching(c).is_none());
+                    ("emailaddress1", unmatched.filter_map(|c| c.email.clone()).collect())
+                }
+                Stage::ByEmail | Stage::Writing => {
+                    chunk.stage = Stage::Writing;
+                    continue;
+                }
+            };
+            if !keys.is_empty() {
+                chunk.reading = true;
+                let ticket = run.issue(Request::Read(contacts(&self.consents, Some(&one_of(column, &keys)))));
+                self.tickets.insert(ticket, (index, Step::Read));
+                return;
+            }
+        }
+        self.patch(index, run, now_ms);
+    }
+
+    /// Every row is at hand: the differing columns of each changed contact are written.
+    fn patch(&mut self, index: usize, run: &mut Runner, now_ms: u64) {
+        let Some(chunk) = self.chunks.get_mut(&index) else { return };
+        chunk.tally = Tally::default();
+        for (id, reason) in std::mem::take(&mut chunk.unknown) {
+            chunk.tally.total += 1;
+            let hold = chunk.ids.iter().find(|(i, _)| *i == id).map_or(0, |(_, h)| *h);
+            chunk.hold = Some(chunk.hold.map_or(hold, |h| h.min(hold)));
+            let listed =
+                NotDone { id: String::new(), email: String::new(), name: String::new(), skipped: false, reason };
+            chunk.tally.not_done(listed);
+        }
+        let mut written: Vec<usize> = Vec::new();
+        for sm in &chunk.changed {
+            chunk.tally.total += 1;
+            let Some(row) = chunk.matching(sm) else {
+                chunk.tally.missing += 1;
+                continue;
+            };
+            let patch = from_salesmanago(&chunk.rows[row], sm);
+            // Two changed contacts matching one row: the first one's write stands.
+            if patch.is_empty() || written.contains(&row) {
+                chunk.tally.same += 1;
+                continue;
+            }
+            written.push(row);
+            let mut columns = Map::new();
+            columns.extend(patch.columns);
+            let id = chunk.rows[row].id().unwrap_or_default();
+            chunk.patching.writes.push(Write { key: row, id, columns });
+            chunk.tally.done += 1;
+        }
+        self.write(index, run, now_ms);
+    }
+
+    fn write(&mut self, index: usize, run: &mut Runner, now_ms: u64) {
+        let Some(chunk) = self.chunks.get_mut(&index) else { return };
+        if chunk.patching.writes.is_empty() {
+            let Some(chunk) = self.chunks.remove(&index) else { return };
+            if let Some(held) = chunk.hold {
+                self.hold = Some(self.hold.map_or(held, |h| h.min(held)));
+            }
+            self.tally.merge(chunk.tally);
+            run.handled = self.tally.total;
+            run.show(now_ms);
+            return;
+        }
+        let ticket = run.issue(Request::Write(rows(&chunk.patching.writes)));
+        self.tickets.insert(ticket, (index, Step::Write));
+    }
+}
+
+impl Chunk {
+    /// The row a changed contact is: by SALESmanago id, else by e-mail.
+    fn matching(&self, sm: &SmContact) -> Option<usize> {
+        let by_id =
+            sm.id.as_deref().and_then(|id| self.rows.iter().position(|r| r.get(contact::SALESMANAGO_ID) == Some(id)));
+        by_id.or_else(|| {
+            let address = sm.email.as_deref()?;
+            self.rows
+                .iter()
+                .position(|r| r.get("emailaddress1").is_some_and(|e| e.trim().eq_ignore_ascii_case(address)))
+        })
+    }
+}

@@ -1,0 +1,340 @@
+//! Export: the selected contacts, or all of them, to SALESmanago in batches; each contact's
+//! outcome written back where it changes. "Export all" saves a checkpoint every few pages
+//! and a later run resumes after it.
+
+use std::collections::VecDeque;
+
+use crate::core::command::Command;
+use crate::core::dataverse::contact::ContactRow;
+use crate::core::dataverse::query::{contacts, one_of};
+use crate::core::dataverse::schema::{contact, Job as JobColumns, SyncStatus};
+use crate::core::i18n::{text, Message};
+use crate::core::json::{self, Map, Value};
+use crate::core::mapping::{to_salesmanago, OutboundOptions, Warning};
+use crate::core::salesmanago::contact::UpsertDetails;
+use crate::core::salesmanago::operation::BatchUpsert;
+use crate::core::salesmanago::SmError;
+use crate::core::sorted::SortedMap;
+use crate::core::sync::{write_back, Tally};
+use crate::object;
+
+use super::runner::{Call, Error, Output, Request, Runner};
+use super::units::{not_done, rows, settle, unreadable, Row, Write};
+use super::{Ending, JobFailure, Start, Ticket};
+
+/// Ids per `In` filter of a selection.
+const IN_CHUNK: usize = 100;
+/// Pages between two checkpoints of "Export all".
+const CHECKPOINT_EVERY: usize = 10;
+
+/// A page on its way: its rows, what goes to SALESmanago, what is written back.
+#[derive(Default)]
+struct Page {
+    rows: Vec<ContactRow>,
+    maps: Vec<Map>,
+    /// Whether each row is counted done (sent).
+    sent: Vec<bool>,
+    /// Row index, upsert and warnings of each sendable row.
+    sendable: Vec<(usize, UpsertDetails, Vec<Warning>)>,
+    calls: usize,
+    writes: Vec<Write>,
+    tally: Tally,
+    /// The last contact of the page, for the checkpoint.
+    last: Option<String>,
+}
+
+enum Step {
+    /// A batch upsert of these `sendable` entries.
+    Call(Vec<usize>),
+    Write,
+}
+
+pub(super) struct Export {
+    all: bool,
+    queries: VecDeque<String>,
+    cursor: Option<String>,
+    reading: Option<Ticket>,
+    next_index: usize,
+    pages: SortedMap<usize, Page>,
+    tickets: SortedMap<Ticket, (usize, Step)>,
+    /// The counts of the pages done in order from the first; a checkpoint holds only these.
+    prefix: Tally,
+    /// Pages done out of order: their counts and last contact.
+    ahead: SortedMap<usize, (Tally, Option<String>)>,
+    next_done: usize,
+    since_checkpoint: usize,
+    after: Option<String>,
+    checkpoint: Option<Ticket>,
+    ending: Ending,
+}
+
+/// The checkpoint of an interrupted "Export all": the last contact done and the counts up to it.
+fn read_checkpoint(record: &Map) -> Option<(String, Tally)> {
+    let text = record.get(JobColumns::Export.checkpoint_column())?.as_str()?;
+    let value = json::from_str(text).ok()?;
+    let after = value.get("after")?.as_str()?.to_owned();
+    let count = |key: &str| value.get(key).and_then(Value::as_u64).unwrap_or(0);
+    let tally = Tally {
+        total: count("total"),
+        done: count("done"),
+        skipped_count: count("skipped"),
+        failed_count: count("failed"),
+        ..Tally::default()
+    };
+    tally.adds_up().then_some((after, tally))
+}
+
+impl Export {
+    pub(super) fn new(start: &Start, run: &mut Runner) -> Export {
+        let consents = &start.consents;
+        let selected = start.command == Command::ExportSelected && !start.selected.is_empty();
+        let all = start.command == Command::ExportAll;
+        let mut prefix = Tally::default();
+        let mut after = None;
+        let queries: VecDeque<String> = if selected {
+            run.total = Some(start.selected.len() as u64);
+            start.selected.chunks(IN_CHUNK).map(|ids| contacts(consents, Some(&one_of(contact::ID, ids)))).collect()
+        } else if let Some((last, resumed)) = all.then(|| read_checkpoint(&start.record)).flatten() {
+            run.say(Message::Resuming { done: resumed.done });
+            run.handled = resumed.total;
+            prefix = resumed;
+            let query = contacts(consents, Some(&format!("{} gt {last}", contact::ID)));
+            after = Some(last);
+            VecDeque::from([query])
+        } else {
+            VecDeque::from([contacts(consents, None)])
+        };
+        Export {
+            all,
+            queries,
+            cursor: None,
+            reading: None,
+            next_index: 0,
+            pages: SortedMap::new(),
+            tickets: SortedMap::new(),
+            prefix,
+            ahead: SortedMap::new(),
+            next_done: 0,
+            since_checkpoint: 0,
+            after,
+            checkpoint: None,
+            ending: Ending::default(),
+        }
+    }
+
+    pub(super) fn advance(&mut self, run: &mut Runner, now_ms: u64) {
+        if self.ending.started() {
+            return;
+        }
+        if self.reading.is_none() && self.pages.len() < run.limit() {
+            if let Some(query) = self.cursor.take().or_else(|| self.queries.pop_front()) {
+                self.reading = Some(run.issue(Request::Read(query)));
+            }
+        }
+        let idle = self.reading.is_none() && self.cursor.is_none() && self.queries.is_empty();
+        if idle && self.pages.is_empty() && !run.busy() {
+            self.ending.start(run, std::mem::take(&mut self.prefix), Map::new(), now_ms);
+        }
+    }
+
+    pub(super) fn on(&mut self, ticket: Ticket, result: Result<Output, Error>, run: &mut Runner, now_ms: u64) {
+        if self.ending.on(ticket, &result, run) {
+            return;
+        }
+        if self.reading == Some(ticket) {
+            self.reading = None;
+            match result {
+                Ok(Output::Page(values, next)) => {
+                    self.cursor = next;
+                    self.take_page(values, run, now_ms);
+                }
+                Ok(_) => unreachable!("a read yields a page"),
+                Err(error) => run.fail(error.into()),
+            }
+            return;
+        }
+        if self.checkpoint == Some(ticket) {
+            self.checkpoint = None;
+            if let Err(error) = result {
+                run.fail(error.into());
+            }
+            return;
+        }
+        let Some((index, step)) = self.tickets.remove(&ticket) else { return };
+        match (step, result) {
+            (Step::Call(keys), Ok(Output::Upserted(outcome))) => {
+                let page = self.page(index);
+                page.calls -= 1;
+                for key in keys {
+                    let (row, details, warnings) = &page.sendable[key];
+                    let (row, email, warnings) = (*row, details.contact.email.to_ascii_lowercase(), warnings.clone());
+                    match outcome.ids.get(&email) {
+                        Some(id) => {
+                            let warned: Vec<String> =
+                                warnings.iter().map(|w| text(&Message::Warning(w.clone()), run.lang)).collect();
+                            let warned = (!warned.is_empty()).then(|| warned.join(" "));
+                            page.status(row, SyncStatus::Synced, Some(id), warned.as_deref(), now_ms);
+                            page.tally.done += 1;
+                            page.sent[row] = true;
+                        }
+                        None => {
+                            let reason = outcome.failed.get(&email).cloned().flatten();
+                            let reason = text(&Message::NotAccepted { email, reason }, run.lang);
+                            page.fail(row, reason, now_ms);
+                        }
+                    }
+                }
+            }
+            (Step::Call(keys), Err(Error::Salesmanago(SmError::Rejected { .. }))) if keys.len() > 1 => {
+                // SALESmanago refused the batch as a whole: halve it until the contact it
+                // refuses is alone, so only that one fails.
+                let (first, second) = keys.split_at(keys.len() / 2);
+                for half in [first.to_vec(), second.to_vec()] {
+                    self.call(index, half, run);
+                }
+                self.page(index).calls -= 1;
+            }
+            (Step::Call(keys), Err(error)) => {
+                if error.stops_job() {
+                    return run.fail(JobFailure::from(error));
+                }
+                let reason = text(&error.message(), run.lang);
+                let page = self.page(index);
+                page.calls -= 1;
+                for key in keys {
+                    let row = page.sendable[key].0;
+                    page.fail(row, reason.clone(), now_ms);
+                }
+            }
+            (Step::Write, Ok(Output::Written(outcomes))) => {
+                let page = self.page(index);
+                let (failed, _) = settle(std::mem::take(&mut page.writes), outcomes, false);
+                for (row, reason) in failed {
+                    // Only a Synced write counted the contact done; it is failed now.
+                    let reason = text(&Message::Dataverse { detail: reason }, run.lang);
+                    page.written_failed(row, reason);
+                }
+                self.complete(index, run, now_ms);
+                return;
+            }
+            (Step::Write, Err(error)) => return run.fail(error.into()),
+            (_, Ok(_)) => unreachable!("each request yields its own output"),
+        }
+        if self.pages.get(&index).is_some_and(|p| p.calls == 0) {
+            self.write(index, run, now_ms);
+        }
+    }
+
+    fn page(&mut self, index: usize) -> &mut Page {
+        self.pages.get_mut(&index).unwrap_or_else(|| unreachable!("a page is kept until it is done"))
+    }
+
+    fn call(&mut self, index: usize, keys: Vec<usize>, run: &mut Runner) {
+        let page = self.page(index);
+        let details: Vec<UpsertDetails> = keys.iter().map(|k| page.sendable[*k].1.clone()).collect();
+        page.calls += 1;
+        let batch =
+            BatchUpsert::batches(&details).into_iter().next().unwrap_or_else(|| unreachable!("keys are not empty"));
+        let ticket = run.issue(Request::Call(Call::Upsert(batch)));
+        self.tickets.insert(ticket, (index, Step::Call(keys)));
+    }
+
+    fn take_page(&mut self, values: Vec<Value>, run: &mut Runner, now_ms: u64) {
+        let index = self.next_index;
+        self.next_index += 1;
+        let mut page = Page::default();
+        for value in values {
+            page.tally.total += 1;
+            let Row::Read(parsed, map) = Row::of(value) else {
+                page.tally.not_done(unreadable(run.lang));
+                continue;
+            };
+            page.last = parsed.id();
+            let at = page.rows.len();
+            page.rows.push(parsed);
+            page.maps.push(map);
+            page.sent.push(false);
+            match to_salesmanago(&page.rows[at], &OutboundOptions { now_ms, ..OutboundOptions::default() }) {
+                Ok(outbound) => page.sendable.push((at, outbound.details, outbound.warnings)),
+                Err(skip) => {
+                    let reason = text(&Message::Skipped(skip), run.lang);
+                    page.status(at, SyncStatus::Skipped, None, Some(&reason), now_ms);
+                    let listed = not_done(&page.rows[at], true, reason);
+                    page.tally.not_done(listed);
+                }
+            }
+        }
+        let sendable = page.sendable.len();
+        self.pages.insert(index, page);
+        let mut at = 0;
+        while at < sendable {
+            let end = (at + BatchUpsert::MAX).min(sendable);
+            self.call(index, (at..end).collect(), run);
+            at = end;
+        }
+        if sendable == 0 {
+            self.write(index, run, now_ms);
+        }
+    }
+
+    /// Writes the page's outcomes back, or completes it when nothing changes.
+    fn write(&mut self, index: usize, run: &mut Runner, now_ms: u64) {
+        let page = self.page(index);
+        if page.writes.is_empty() {
+            return self.complete(index, run, now_ms);
+        }
+        let ticket = run.issue(Request::Write(rows(&page.writes)));
+        self.tickets.insert(ticket, (index, Step::Write));
+    }
+
+    /// A page is done: its counts join the others; the checkpoint moves past the pages done
+    /// in order.
+    fn complete(&mut self, index: usize, run: &mut Runner, now_ms: u64) {
+        let Some(page) = self.pages.remove(&index) else { return };
+        self.ahead.insert(index, (page.tally, page.last));
+        while let Some((tally, last)) = self.ahead.remove(&self.next_done) {
+            self.prefix.merge(tally);
+            self.after = last.or(self.after.take());
+            self.next_done += 1;
+            self.since_checkpoint += 1;
+        }
+        run.handled = self.prefix.total + self.ahead.iter().map(|(_, (t, _))| t.total).sum::<u64>();
+        run.show(now_ms);
+        if self.all && self.since_checkpoint >= CHECKPOINT_EVERY && self.checkpoint.is_none() {
+            if let Some(after) = &self.after {
+                let t = &self.prefix;
+                let checkpoint = object! {"after": after, "total": t.total, "done": t.done, "skipped": t.skipped(), "failed": t.failed()};
+                let mut columns = Map::new();
+                columns.insert(JobColumns::Export.checkpoint_column().into(), checkpoint.to_string().into());
+                self.checkpoint = Some(run.issue(Request::Record(columns)));
+                self.since_checkpoint = 0;
+            }
+        }
+    }
+}
+
+impl Page {
+    /// Queues the status columns of row `at`, where they change.
+    fn status(&mut self, at: usize, status: SyncStatus, sm_id: Option<&str>, error: Option<&str>, now_ms: u64) {
+        if let Some(columns) = write_back(&self.maps[at], status, sm_id, error, now_ms) {
+            let id = self.rows[at].id().unwrap_or_default();
+            self.writes.push(Write { key: at, id, columns });
+        }
+    }
+
+    /// Row `at` failed in SALESmanago for `reason`.
+    fn fail(&mut self, at: usize, reason: String, now_ms: u64) {
+        self.status(at, SyncStatus::Failed, None, Some(&reason), now_ms);
+        let listed = not_done(&self.rows[at], false, reason);
+        self.tally.not_done(listed);
+    }
+
+    /// Dynamics refused the write-back of row `at`: a contact counted sent becomes failed.
+    fn written_failed(&mut self, at: usize, reason: String) {
+        if std::mem::take(&mut self.sent[at]) {
+            self.tally.done -= 1;
+            let listed = not_done(&self.rows[at], false, reason);
+            self.tally.not_done(listed);
+        }
+    }
+}

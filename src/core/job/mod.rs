@@ -1,0 +1,333 @@
+//! The jobs over many contacts as state machines, without I/O (quinn-proto's `Connection` is
+//! the model): export (selected, all, resumed), pull consents and pull changes.
+//!
+//! ```text
+//!   host ──poll(now)──▶ Job ──▶ Action: read a page │ write a $batch │ update the record │
+//!                        ▲                          call SALESmanago │ progress │ finished
+//!   host ──handle(ticket, reply, now)──┘     (poll_timeout(): when to poll if nothing answers)
+//! ```
+//!
+//! Every decision is here: paging and batching, matching, the checkpoint and the resume, the
+//! pull watermark, the tally, retries and waits for both services. The host executes actions
+//! and feeds back what came of them; `tests/simulation` drives the same jobs against
+//! in-memory services with seeded faults and a simulated clock.
+
+mod changes;
+mod consents;
+mod export;
+mod runner;
+mod units;
+
+use crate::core::command::Command;
+use crate::core::dataverse::batch::{self, BatchBody};
+use crate::core::dataverse::error::DvFailure;
+use crate::core::dataverse::schema::{contact, integration, Job as JobColumns};
+use crate::core::i18n::{csv_titles, text, Counts, Lang, Message};
+use crate::core::integration::Settings;
+use crate::core::json::{Map, Value};
+use crate::core::salesmanago::operation::BatchUpsert;
+use crate::core::salesmanago::{HttpRequest, HttpResponse, TransportFailure};
+use crate::core::sync::{iso_datetime, Tally};
+
+use runner::{Error, Output, Runner};
+
+/// Names a request of a job; its reply is handed back with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ticket(pub u64);
+
+/// A page of contacts to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Read {
+    /// The query options (`?$select=…`) or the next page's query.
+    pub query: String,
+}
+
+impl Read {
+    /// Contacts per page: one SALESmanago batch.
+    pub const PAGE: u32 = BatchUpsert::MAX as u32;
+
+    /// The request's URL under the Web API root (`https://org…/api/data/v9.2/`).
+    pub fn url(&self, service_root: &str) -> String {
+        format!("{service_root}{}{}", contact::ENTITY_SET, self.query)
+    }
+
+    /// The `Prefer` header.
+    pub fn prefer() -> String {
+        format!("odata.maxpagesize={}", Self::PAGE)
+    }
+}
+
+/// Contact columns to write in one `$batch`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Writes {
+    /// Each contact's id and columns.
+    pub rows: Vec<(String, Map)>,
+    /// Makes the batch boundary unique.
+    pub tag: String,
+}
+
+impl Writes {
+    /// The `$batch` request under the Web API root; it is POSTed to `{root}$batch` with
+    /// `Prefer: odata.continue-on-error`.
+    pub fn batch(&self, service_root: &str) -> BatchBody {
+        batch::updates(service_root, contact::ENTITY_SET, &self.rows, &self.tag)
+    }
+}
+
+/// What a job asks the host to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// GET a page of contacts; reply with [`Reply::Dataverse`].
+    Read {
+        /// Hand back with the reply.
+        ticket: Ticket,
+        /// What to read.
+        read: Read,
+    },
+    /// POST a `$batch`; reply with [`Reply::Dataverse`].
+    Write {
+        /// Hand back with the reply.
+        ticket: Ticket,
+        /// What to write.
+        writes: Writes,
+    },
+    /// Update the integration record (`Xrm.WebApi.updateRecord`); reply with
+    /// [`Reply::Dataverse`] (an empty body on success).
+    Record {
+        /// Hand back with the reply.
+        ticket: Ticket,
+        /// The table's logical name.
+        table: &'static str,
+        /// The record's id.
+        id: String,
+        /// The columns to write.
+        columns: Map,
+    },
+    /// Send a signed request to SALESmanago; reply with [`Reply::Salesmanago`].
+    Call {
+        /// Hand back with the reply.
+        ticket: Ticket,
+        /// The request.
+        request: HttpRequest,
+        /// Give up waiting after this long (a [`TransportFailure::Timeout`]).
+        timeout_ms: u32,
+    },
+    /// Show this progress (replacing the last).
+    Progress(Message),
+    /// The job is over; close the progress and tell the user.
+    Finished(Result<Summary, JobFailure>),
+}
+
+/// What came of an action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// The Web API's answer, or what the client API said instead.
+    Dataverse(Result<HttpResponse, DvFailure>),
+    /// SALESmanago's answer, or why there was none.
+    Salesmanago(Result<HttpResponse, TransportFailure>),
+}
+
+/// How a job ended well.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// The summary to show.
+    pub message: Message,
+    /// How many contacts did not go, and their CSV, when there are any.
+    pub download: Option<(u64, String)>,
+    /// The counts and the contacts listed.
+    pub tally: Tally,
+}
+
+/// Why a job stopped before its end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobFailure {
+    /// What to tell the user.
+    pub message: Message,
+    /// A stable name of the failure, for scripts.
+    pub kind: &'static str,
+}
+
+impl From<Error> for JobFailure {
+    fn from(error: Error) -> JobFailure {
+        let kind = match &error {
+            Error::Dataverse(_) => "dataverse",
+            Error::Salesmanago(e) => e.kind(),
+        };
+        JobFailure { message: error.message(), kind }
+    }
+}
+
+/// What a job starts from: what the host read before it.
+#[derive(Debug, Clone)]
+pub struct Start {
+    /// [`Command::ExportSelected`], [`Command::ExportAll`], [`Command::PullConsents`] or
+    /// [`Command::PullChanges`].
+    pub command: Command,
+    /// The user's language.
+    pub lang: Lang,
+    /// The integration record's settings.
+    pub settings: Settings,
+    /// The integration record's columns of [`record_columns`].
+    pub record: Map,
+    /// The contact table's consent columns.
+    pub consents: Vec<String>,
+    /// The contacts selected in a grid (ids without braces).
+    pub selected: Vec<String>,
+    /// Now, Unix ms.
+    pub now_ms: u64,
+    /// Random bits for request keys and jitter.
+    pub seed: u64,
+}
+
+const EXPORT_RECORD: &[&str] = &[JobColumns::Export.checkpoint_column()];
+
+/// The integration record's columns a job reads at its start, besides the settings.
+pub fn record_columns(command: Command) -> &'static [&'static str] {
+    match command {
+        Command::ExportAll => EXPORT_RECORD,
+        Command::PullChanges => &[integration::CHANGES_WATERMARK],
+        _ => &[],
+    }
+}
+
+/// Whether `command` is a job of this module.
+pub fn is_job(command: Command) -> bool {
+    matches!(command, Command::ExportSelected | Command::ExportAll | Command::PullConsents | Command::PullChanges)
+}
+
+enum Kind {
+    Export(export::Export),
+    Consents(consents::Consents),
+    Changes(changes::Changes),
+}
+
+/// A job under way.
+pub struct Job {
+    run: Runner,
+    kind: Kind,
+}
+
+impl Job {
+    /// Starts the job `start.command`.
+    ///
+    /// # Panics
+    /// When the command is not a job ([`is_job`]).
+    pub fn new(start: Start) -> Job {
+        let mut run = Runner::new(&start);
+        let kind = match start.command {
+            Command::ExportSelected | Command::ExportAll => Kind::Export(export::Export::new(&start, &mut run)),
+            Command::PullConsents => Kind::Consents(consents::Consents::new(&start)),
+            Command::PullChanges => Kind::Changes(changes::Changes::new(&start)),
+            other => panic!("{} is not a job", other.name()),
+        };
+        let mut job = Job { run, kind };
+        job.run.show(start.now_ms);
+        job.advance(start.now_ms);
+        job
+    }
+
+    /// The next action to take now, if any. Call until `None` after starting the job, after
+    /// each [`Job::handle`] and at [`Job::poll_timeout`].
+    pub fn poll(&mut self, now_ms: u64) -> Option<Action> {
+        self.run.poll(now_ms)
+    }
+
+    /// When to poll again if no reply comes first (a planned retry).
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.run.poll_timeout()
+    }
+
+    /// Takes the reply to the action `ticket` named.
+    pub fn handle(&mut self, ticket: Ticket, reply: Reply, now_ms: u64) {
+        if let Some(result) = self.run.answer(ticket, reply, now_ms) {
+            match &mut self.kind {
+                Kind::Export(job) => job.on(ticket, result, &mut self.run, now_ms),
+                Kind::Consents(job) => job.on(ticket, result, &mut self.run, now_ms),
+                Kind::Changes(job) => job.on(ticket, result, &mut self.run, now_ms),
+            }
+        }
+        self.advance(now_ms);
+    }
+
+    fn advance(&mut self, now_ms: u64) {
+        if self.run.finished() {
+            return;
+        }
+        match &mut self.kind {
+            Kind::Export(job) => job.advance(&mut self.run, now_ms),
+            Kind::Consents(job) => job.advance(&mut self.run, now_ms),
+            Kind::Changes(job) => job.advance(&mut self.run, now_ms),
+        }
+    }
+
+    /// Whether the job has finished, well or not.
+    pub fn is_finished(&self) -> bool {
+        self.run.finished()
+    }
+}
+
+/// The end of a job: its summary recorded on the integration record, then told.
+#[derive(Default)]
+struct Ending {
+    ticket: Option<Ticket>,
+    summary: Option<Summary>,
+}
+
+impl Ending {
+    fn started(&self) -> bool {
+        self.summary.is_some()
+    }
+
+    /// Records the summary of `tally` (and `extra` columns) on the record, then ends the job.
+    fn start(&mut self, run: &mut Runner, tally: Tally, mut extra: Map, now_ms: u64) {
+        let counts = Counts {
+            total: tally.total,
+            done: tally.done,
+            same: tally.same,
+            missing: tally.missing,
+            skipped: tally.skipped(),
+            failed: tally.failed(),
+        };
+        let message = Message::Summary { command: run.command, counts };
+        let download = (!tally.not_done.is_empty()).then(|| {
+            let (header, outcomes) = csv_titles(run.lang);
+            let more = text(&Message::Unlisted { count: tally.unlisted() }, run.lang);
+            (tally.skipped() + tally.failed(), tally.csv(header, outcomes, &more))
+        });
+        let columns = match run.command {
+            Command::ExportAll => Some(JobColumns::Export),
+            Command::PullConsents => Some(JobColumns::Consents),
+            Command::PullChanges => Some(JobColumns::Changes),
+            _ => None,
+        }
+        .map(|job| {
+            extra.insert(job.last_run_column().into(), iso_datetime(now_ms).into());
+            extra.insert(job.last_result_column().into(), text(&message, run.lang).into());
+            extra.insert(job.checkpoint_column().into(), Value::Null);
+            extra
+        });
+        let summary = Summary { message, download, tally };
+        match columns {
+            Some(columns) => {
+                self.ticket = Some(run.issue(runner::Request::Record(columns)));
+                self.summary = Some(summary);
+            }
+            None => {
+                self.summary = Some(summary.clone());
+                run.succeed(summary);
+            }
+        }
+    }
+
+    /// Takes the record's answer; `false` when `ticket` is not the ending's.
+    fn on(&mut self, ticket: Ticket, result: &Result<Output, Error>, run: &mut Runner) -> bool {
+        if self.ticket != Some(ticket) {
+            return false;
+        }
+        match result {
+            Ok(_) => run.succeed(self.summary.clone().unwrap_or_else(|| unreachable!("an ending has its summary"))),
+            Err(error) => run.fail(JobFailure { message: error.message(), kind: "dataverse" }),
+        }
+        true
+    }
+}

@@ -1,0 +1,330 @@
+//! What every job shares: tickets, the bound on requests in flight, retries as
+//! [`crate::core::retry`] plans them, signing, progress and the job's end.
+
+use std::collections::VecDeque;
+
+use crate::core::command::Command;
+use crate::core::dataverse::error::{self, DvError};
+use crate::core::dataverse::query;
+use crate::core::i18n::{Lang, Message, Service};
+use crate::core::json::{Map, Value};
+use crate::core::retry::{Failed, Retry, RetryPolicy};
+use crate::core::salesmanago::contact::SmContact;
+use crate::core::salesmanago::operation::{BatchOutcome, BatchUpsert, Lookup, ModifiedContacts, ModifiedPage};
+use crate::core::salesmanago::script::DEFAULT_TIMEOUT_MS;
+use crate::core::salesmanago::{Client, Nonce, SmError};
+use crate::core::sorted::SortedMap;
+
+use super::{Action, JobFailure, Read, Reply, Summary, Ticket, Writes};
+
+/// A request a job wants made; kept until it is answered for good, so it can be made again.
+#[derive(Debug, Clone)]
+pub(super) enum Request {
+    /// A page of contacts.
+    Read(String),
+    /// Contact columns, in one `$batch`.
+    Write(Vec<(String, Map)>),
+    /// Columns of the integration record.
+    Record(Map),
+    /// A SALESmanago call.
+    Call(Call),
+}
+
+/// The SALESmanago calls jobs make.
+#[derive(Debug, Clone)]
+pub(super) enum Call {
+    Upsert(BatchUpsert),
+    Lookup(Lookup),
+    Modified(ModifiedContacts),
+}
+
+/// What an answered request yields.
+#[derive(Debug)]
+pub(super) enum Output {
+    /// A page's rows (each as it came, read one by one) and the next page's query.
+    Page(Vec<Value>, Option<String>),
+    /// Each row's outcome of a `$batch`, in order.
+    Written(Vec<Result<(), String>>),
+    /// The integration record was updated.
+    Recorded,
+    Upserted(BatchOutcome),
+    Found(Vec<SmContact>),
+    Modified(ModifiedPage),
+}
+
+/// A request that failed for good.
+#[derive(Debug)]
+pub(super) enum Error {
+    Dataverse(DvError),
+    Salesmanago(SmError),
+}
+
+impl Error {
+    /// Whether every later request would fail the same way, so the job must stop.
+    pub(super) fn stops_job(&self) -> bool {
+        match self {
+            Error::Dataverse(_) => true,
+            Error::Salesmanago(error) => error.stops_job(),
+        }
+    }
+
+    /// The user's message.
+    pub(super) fn message(&self) -> Message {
+        match self {
+            Error::Dataverse(error) => Message::Dataverse { detail: error.detail() },
+            Error::Salesmanago(error) => Message::Salesmanago(error.clone()),
+        }
+    }
+}
+
+struct Pending {
+    request: Request,
+    attempt: u32,
+}
+
+/// A small deterministic generator (SplitMix64) for request keys and jitter, seeded by the host
+/// with real randomness, and by tests with a number they can replay.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1_u64 << 53) as f64
+    }
+
+    fn key(&mut self) -> String {
+        format!("{:016x}{:016x}", self.next(), self.next())
+    }
+}
+
+/// The shared machinery of a job.
+pub(super) struct Runner {
+    pub(super) lang: Lang,
+    pub(super) command: Command,
+    client: Client,
+    record_id: String,
+    limit: usize,
+    next_ticket: u64,
+    pending: SortedMap<Ticket, Pending>,
+    queued: VecDeque<Ticket>,
+    delayed: Vec<(u64, Ticket)>,
+    in_flight: usize,
+    rng: Rng,
+    out: VecDeque<Action>,
+    /// The service that asked to wait, and until when.
+    wait: Option<(Service, u64)>,
+    /// Contacts handled, and in all when known: what progress shows.
+    pub(super) handled: u64,
+    pub(super) total: Option<u64>,
+    finished: bool,
+}
+
+impl Runner {
+    pub(super) fn new(start: &super::Start) -> Runner {
+        Runner {
+            lang: start.lang,
+            command: start.command,
+            client: start.settings.client.clone(),
+            record_id: start.settings.id.clone(),
+            limit: start.settings.concurrency.max(1) as usize,
+            next_ticket: 1,
+            pending: SortedMap::new(),
+            queued: VecDeque::new(),
+            delayed: Vec::new(),
+            in_flight: 0,
+            rng: Rng(start.seed),
+            out: VecDeque::new(),
+            wait: None,
+            handled: 0,
+            total: None,
+            finished: false,
+        }
+    }
+
+    /// Most requests in flight at once, and most units (pages, chunks) in progress.
+    pub(super) fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Whether any request is still to be answered.
+    pub(super) fn busy(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    pub(super) fn finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Queues `request`; its answer comes back with the ticket returned.
+    pub(super) fn issue(&mut self, request: Request) -> Ticket {
+        let ticket = Ticket(self.next_ticket);
+        self.next_ticket += 1;
+        self.pending.insert(ticket, Pending { request, attempt: 1 });
+        self.queued.push_back(ticket);
+        ticket
+    }
+
+    /// The next thing for the host to do now, if any.
+    pub(super) fn poll(&mut self, now_ms: u64) -> Option<Action> {
+        if let Some(action) = self.out.pop_front() {
+            return Some(action);
+        }
+        if self.finished {
+            return None;
+        }
+        let (due, later): (Vec<_>, Vec<_>) = self.delayed.drain(..).partition(|(at, _)| *at <= now_ms);
+        self.delayed = later;
+        for (_, ticket) in due.into_iter().rev() {
+            self.queued.push_front(ticket);
+        }
+        if self.in_flight >= self.limit {
+            return None;
+        }
+        let ticket = self.queued.pop_front()?;
+        self.in_flight += 1;
+        let request = &self.pending.get(&ticket)?.request;
+        Some(match request {
+            Request::Read(query) => Action::Read { ticket, read: Read { query: query.clone() } },
+            Request::Write(rows) => {
+                Action::Write { ticket, writes: Writes { rows: rows.clone(), tag: self.rng.key() } }
+            }
+            Request::Record(columns) => Action::Record {
+                ticket,
+                table: crate::core::dataverse::schema::integration::TABLE,
+                id: self.record_id.clone(),
+                columns: columns.clone(),
+            },
+            Request::Call(call) => {
+                let nonce = Nonce { api_key: self.rng.key(), request_time_ms: now_ms };
+                let request = match call {
+                    Call::Upsert(op) => self.client.request(op, &nonce),
+                    Call::Lookup(op) => self.client.request(op, &nonce),
+                    Call::Modified(op) => self.client.request(op, &nonce),
+                };
+                Action::Call { ticket, request, timeout_ms: DEFAULT_TIMEOUT_MS }
+            }
+        })
+    }
+
+    /// When the host should poll again if nothing else happens first.
+    pub(super) fn poll_timeout(&self) -> Option<u64> {
+        if self.finished {
+            return None;
+        }
+        self.delayed.iter().map(|(at, _)| *at).min()
+    }
+
+    /// Takes the answer to `ticket`: what it yields, or `None` while it is being tried again
+    /// (or was not the job's).
+    pub(super) fn answer(&mut self, ticket: Ticket, reply: Reply, now_ms: u64) -> Option<Result<Output, Error>> {
+        if self.finished || self.queued.contains(&ticket) || self.delayed.iter().any(|(_, t)| *t == ticket) {
+            return None;
+        }
+        let pending = self.pending.get_mut(&ticket)?;
+        self.in_flight = self.in_flight.saturating_sub(1);
+        let result = read(&pending.request, &self.client, reply);
+        let retry = match &result {
+            Ok(_) => Retry::GiveUp,
+            Err(error) => {
+                let (policy, failed, service) = match error {
+                    Error::Dataverse(e) => (RetryPolicy::dataverse(), Failed::from(e), Service::Dataverse),
+                    Error::Salesmanago(e) => (RetryPolicy::default(), Failed::from(e), Service::Salesmanago),
+                };
+                let plan = policy.plan(pending.attempt, failed, now_ms, self.rng.unit());
+                if let (Retry::After(ms), Failed::Throttled(_)) = (plan, failed) {
+                    let until = now_ms + ms;
+                    if self.wait.is_none_or(|(_, later)| later <= until) {
+                        self.wait = Some((service, until));
+                    }
+                }
+                plan
+            }
+        };
+        if let Retry::After(ms) = retry {
+            pending.attempt += 1;
+            self.delayed.push((now_ms + ms, ticket));
+            self.show(now_ms);
+            return None;
+        }
+        self.pending.remove(&ticket);
+        Some(result.map_err(|error| match error {
+            Error::Salesmanago(e) => Error::Salesmanago(e.settled(now_ms)),
+            other => other,
+        }))
+    }
+
+    /// Shows progress: contacts handled, and a wait still under way.
+    pub(super) fn show(&mut self, now_ms: u64) {
+        let (command, done, total) = (self.command, self.handled, self.total);
+        let message = match self.wait {
+            Some((service, until)) if until > now_ms => {
+                Message::Waiting { command, done, total, service, seconds: (until - now_ms).div_ceil(1000) }
+            }
+            _ => Message::Progress { command, done, total },
+        };
+        self.say(message);
+    }
+
+    /// Tells the user `message` as progress.
+    pub(super) fn say(&mut self, message: Message) {
+        // Only the latest progress matters: an older one still waiting is replaced.
+        if let Some(Action::Progress(last)) = self.out.back_mut() {
+            *last = message;
+        } else {
+            self.out.push_back(Action::Progress(message));
+        }
+    }
+
+    /// Ends the job with `failure`; it stays failed, and its later answers are ignored.
+    pub(super) fn fail(&mut self, failure: JobFailure) {
+        if !self.finished {
+            self.finished = true;
+            self.out.push_back(Action::Finished(Err(failure)));
+        }
+    }
+
+    /// Ends the job with `summary`.
+    pub(super) fn succeed(&mut self, summary: Summary) {
+        if !self.finished {
+            self.finished = true;
+            self.out.push_back(Action::Finished(Ok(summary)));
+        }
+    }
+}
+
+/// Reads the host's reply to `request`.
+fn read(request: &Request, client: &Client, reply: Reply) -> Result<Output, Error> {
+    match (request, reply) {
+        (Request::Read(_), Reply::Dataverse(answer)) => {
+            let text = error::answer(answer).map_err(Error::Dataverse)?;
+            // An answer that is not a page (cut off, garbled) may read on another attempt.
+            let (rows, next) =
+                query::page(&text).map_err(|detail| Error::Dataverse(DvError::Unavailable { detail }))?;
+            Ok(Output::Page(rows, next))
+        }
+        (Request::Write(_), Reply::Dataverse(answer)) => {
+            let text = error::answer(answer).map_err(Error::Dataverse)?;
+            Ok(Output::Written(crate::core::dataverse::batch::outcomes(&text)))
+        }
+        (Request::Record(_), Reply::Dataverse(answer)) => {
+            error::answer(answer).map_err(Error::Dataverse)?;
+            Ok(Output::Recorded)
+        }
+        (Request::Call(call), Reply::Salesmanago(outcome)) => {
+            let sm = |e| Error::Salesmanago(e);
+            match call {
+                Call::Upsert(op) => client.response(op, outcome).map(Output::Upserted).map_err(sm),
+                Call::Lookup(op) => client.response(op, outcome).map(Output::Found).map_err(sm),
+                Call::Modified(op) => client.response(op, outcome).map(Output::Modified).map_err(sm),
+            }
+        }
+        (_, _) => Err(Error::Dataverse(DvError::Refused { detail: "the host answered with the wrong service".into() })),
+    }
+}

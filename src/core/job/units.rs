@@ -1,0 +1,157 @@
+//! What the jobs share about contacts: reading a page's rows one by one, and writing columns
+//! so that a column Dataverse refuses does not hold back the others.
+
+use crate::core::dataverse::contact::ContactRow;
+use crate::core::dataverse::schema::contact;
+use crate::core::i18n::{text, Lang, Message};
+use crate::core::json::{Map, Value};
+use crate::core::sync::NotDone;
+
+/// A row of a page: read, or why not (with its index in the page).
+pub(super) enum Row {
+    Read(ContactRow, Map),
+    Unreadable,
+}
+
+impl Row {
+    /// Reads one row as it came; a row without an object shape or an id fails alone.
+    pub(super) fn of(value: Value) -> Row {
+        match value {
+            Value::Object(map) => {
+                let parsed = ContactRow::from_json(&map);
+                if parsed.id().is_some() {
+                    Row::Read(parsed, map)
+                } else {
+                    Row::Unreadable
+                }
+            }
+            _ => Row::Unreadable,
+        }
+    }
+}
+
+/// A contact the job could not handle, for the CSV.
+pub(super) fn not_done(row: &ContactRow, skipped: bool, reason: String) -> NotDone {
+    NotDone {
+        id: row.id().unwrap_or_default(),
+        email: row.get("emailaddress1").unwrap_or_default().to_owned(),
+        name: row.get("fullname").unwrap_or_default().to_owned(),
+        skipped,
+        reason,
+    }
+}
+
+/// A row the engine could not read.
+pub(super) fn unreadable(lang: Lang) -> NotDone {
+    NotDone {
+        id: String::new(),
+        email: String::new(),
+        name: String::new(),
+        skipped: false,
+        reason: text(&Message::Unreadable, lang),
+    }
+}
+
+/// One contact's columns to write; `key` names the contact in its unit.
+#[derive(Debug, Clone)]
+pub(super) struct Write {
+    pub(super) key: usize,
+    pub(super) id: String,
+    pub(super) columns: Map,
+}
+
+/// The `$batch` rows of `writes`.
+pub(super) fn rows(writes: &[Write]) -> Vec<(String, Map)> {
+    writes.iter().map(|w| (w.id.clone(), w.columns.clone())).collect()
+}
+
+/// The outcome of a `$batch`: each failed contact's key with Dataverse's reason, and, when
+/// `split`, the writes to try again one column each (the first refused column must not hold
+/// back the others, an opt-out above all). A missing outcome counts as a failure.
+pub(super) fn settle(
+    writes: Vec<Write>,
+    outcomes: Vec<Result<(), String>>,
+    split: bool,
+) -> (Vec<(usize, String)>, Vec<Write>) {
+    let mut failed = Vec::new();
+    let mut again = Vec::new();
+    let mut outcomes = outcomes.into_iter();
+    for write in writes {
+        let reason = match outcomes.next() {
+            Some(Ok(())) => continue,
+            Some(Err(reason)) => reason,
+            None => "Dynamics 365 did not say whether it saved this contact".to_owned(),
+        };
+        if split && write.columns.len() > 1 {
+            // Opt-outs first, so they are written whatever happens to the rest.
+            let mut columns: Vec<(&String, &Value)> = write.columns.iter().collect();
+            columns
+                .sort_by_key(|(c, _)| !(c.as_str() == contact::DO_NOT_BULK_EMAIL || c.as_str() == contact::DO_NOT_SMS));
+            for (column, value) in columns {
+                let mut one = Map::new();
+                one.insert(column.clone(), value.clone());
+                again.push(Write { key: write.key, id: write.id.clone(), columns: one });
+            }
+        }
+        failed.push((write.key, reason));
+    }
+    (failed, again)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::json::json;
+
+    fn write(key: usize, columns: Value) -> Write {
+        Write { key, id: format!("c{key}"), columns: columns.as_object().unwrap().clone() }
+    }
+
+    #[test]
+    fn a_refused_write_is_tried_again_column_by_column_opt_outs_first() {
+        let writes = vec![
+            write(0, json!({"firstname": "x"})),
+            write(1, json!({"firstname": "long", "donotbulkemail": true, "address1_city": "K"})),
+            write(2, json!({"firstname": "ok"})),
+        ];
+        let (failed, again) = settle(writes, vec![Ok(()), Err("too long".into())], true);
+        assert_eq!(
+            failed,
+            [(1, "too long".into()), (2, "Dynamics 365 did not say whether it saved this contact".into())]
+        );
+        let columns: Vec<_> = again.iter().map(|w| (w.key, w.columns.keys().next().unwrap().clone())).collect();
+        assert_eq!(columns[0], (1, "donotbulkemail".into()));
+        assert_eq!(columns.len(), 3, "one a column; a single-column write is not split: {columns:?}");
+        let (_, none) = settle(vec![write(1, json!({"a": 1, "b": 2}))], vec![Err("x".into())], false);
+        assert!(none.is_empty());
+    }
+}
+
+/// Contact patches on their way to Dataverse: one `$batch`, then, for the contacts it
+/// refused, one more with each of their columns alone.
+#[derive(Default)]
+pub(super) struct Patching {
+    /// The writes of the `$batch` to send next.
+    pub(super) writes: Vec<Write>,
+    /// Whether those are the column-by-column retry.
+    pub(super) split: bool,
+}
+
+impl Patching {
+    /// Takes a `$batch`'s outcomes: the contacts that failed for good, with the reason. After
+    /// the first batch, [`Patching::writes`] holds the column-by-column retry, if any.
+    pub(super) fn answer(&mut self, outcomes: Vec<Result<(), String>>) -> Vec<(usize, String)> {
+        let first = !self.split;
+        let (failed, again) = settle(std::mem::take(&mut self.writes), outcomes, first);
+        let mut out: Vec<(usize, String)> = Vec::new();
+        for (key, reason) in failed {
+            let retried = again.iter().any(|w| w.key == key);
+            if !retried && !out.iter().any(|(k, _)| *k == key) {
+                out.push((key, reason));
+            }
+        }
+        self.writes = again;
+        self.split = first;
+        out
+    }
+}

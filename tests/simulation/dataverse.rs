@@ -1,0 +1,283 @@
+//! Dataverse in memory: the contact table (ordered by id, as `$orderby=contactid` pages it),
+//! the integration record, the Web API's answers and its service protection.
+
+use std::collections::BTreeMap;
+
+use salesmanago_dynamics::core::dataverse::error::DvFailure;
+use salesmanago_dynamics::core::dataverse::query::literal;
+use salesmanago_dynamics::core::dataverse::schema::{contact, integration};
+use salesmanago_dynamics::core::job::{Read, Writes};
+use salesmanago_dynamics::core::json::{Map, Value};
+use salesmanago_dynamics::core::mapping::normalize;
+use salesmanago_dynamics::core::salesmanago::HttpResponse;
+use salesmanago_dynamics::core::sync::iso_datetime;
+
+use super::rng::{http_date, Rng};
+use super::salesmanago::SmRecord;
+use super::Faults;
+
+/// Marks a value the Web API returns with an unpaired surrogate escape.
+const SURROGATE: &str = "@@SURROGATE@@";
+
+/// The longest value Dataverse takes in these columns.
+const LIMITS: &[(&str, usize)] = &[("firstname", 50), ("lastname", 50), ("fullname", 160), ("address1_city", 80)];
+
+pub(crate) struct Dataverse {
+    pub(crate) contacts: BTreeMap<String, Map>,
+    pub(crate) record: Map,
+    pub(crate) faults: Faults,
+}
+
+type Answer = Result<HttpResponse, DvFailure>;
+
+fn ok(body: String) -> Answer {
+    Ok(HttpResponse { status: 200, retry_after: None, body })
+}
+
+impl Dataverse {
+    pub(crate) fn seeded(rng: &mut Rng, n: usize, faults: Faults, now: u64) -> Dataverse {
+        let mut contacts = BTreeMap::new();
+        for i in 0..n {
+            let id = format!("00000000-0000-4000-8000-{:012x}", i * 7 + 3);
+            let mut row = Map::new();
+            row.insert(contact::ID.into(), id.clone().into());
+            let first = if rng.chance(5) { format!("Bad{SURROGATE}Name") } else { format!("Jan{i}") };
+            let last = format!("Kowalski{}", i % 97);
+            row.insert("firstname".into(), first.clone().into());
+            row.insert("lastname".into(), last.clone().into());
+            row.insert("fullname".into(), format!("{first} {last}").into());
+            let email = match rng.below(100) {
+                0..=2 => None,
+                3..=4 => Some(format!("not-an-email-{i}")),
+                5 => Some(format!("shared{}@example.com", i % 3)),
+                _ => Some(format!("user{i}@example.com")),
+            };
+            if let Some(email) = email {
+                row.insert("emailaddress1".into(), email.into());
+            }
+            if rng.chance(10) {
+                for line in ["address1_line1", "address1_line2", "address1_line3"] {
+                    row.insert(line.into(), "x".repeat(250).into());
+                }
+            }
+            row.insert(contact::DO_NOT_BULK_EMAIL.into(), Value::Bool(rng.chance(100)));
+            row.insert("modifiedon".into(), iso_datetime(now - 2 * 86_400_000).into());
+            contacts.insert(id, row);
+        }
+        let mut record = Map::new();
+        let settings: [(&str, Value); 6] = [
+            (integration::ID, "rec-1".into()),
+            (integration::CLIENT_ID, "sim-client".into()),
+            (integration::API_SECRET, "sim-secret".into()),
+            (integration::OWNER, "owner@example.com".into()),
+            (integration::ENDPOINT, "http://127.0.0.1:9".into()),
+            (integration::CONCURRENCY, (1 + rng.below(8)).into()),
+        ];
+        for (column, value) in settings {
+            record.insert(column.into(), value);
+        }
+        Dataverse { contacts, record, faults }
+    }
+
+    /// A fault of the Web API, if one comes up.
+    fn fault(&self, rng: &mut Rng, now: u64, body_fault: bool) -> Option<Answer> {
+        if rng.chance(self.faults.throttle) {
+            let seconds = 1 + rng.below(5);
+            let retry_after = if rng.below(2) == 0 { seconds.to_string() } else { http_date(now, seconds) };
+            let body = r#"{"error":{"code":"0x80072322","message":"Number of requests exceeded the limit of 6000 over time window of 300 seconds."}}"#;
+            return Some(Ok(HttpResponse { status: 429, retry_after: Some(retry_after), body: body.into() }));
+        }
+        if rng.chance(self.faults.server_error) {
+            return Some(Ok(HttpResponse { status: 503, retry_after: None, body: String::new() }));
+        }
+        if rng.chance(self.faults.timeout) {
+            return Some(Err(DvFailure { message: "Failed to fetch".into(), ..DvFailure::default() }));
+        }
+        if body_fault && rng.chance(self.faults.malformed) {
+            return Some(ok(r#"{"value":[{"contactid":"#.into()));
+        }
+        None
+    }
+
+    pub(crate) fn read(&mut self, read: &Read, rng: &mut Rng, now: u64) -> Answer {
+        if let Some(fault) = self.fault(rng, now, true) {
+            return fault;
+        }
+        let query = read.query.trim_start_matches('?');
+        let mut filter = None;
+        let mut after = None;
+        let mut base = Vec::new();
+        for part in query.split('&') {
+            if let Some(f) = part.strip_prefix("$filter=") {
+                filter = Some(decode(f));
+            }
+            match part.strip_prefix("$skiptoken=") {
+                Some(token) => after = Some(token.to_owned()),
+                None => base.push(part),
+            }
+        }
+        let select: Vec<String> = base
+            .iter()
+            .find_map(|p| p.strip_prefix("$select="))
+            .map(|s| s.split(',').map(str::to_owned).collect())
+            .unwrap_or_default();
+        let mut page = Vec::new();
+        let mut more = false;
+        let from = after.clone().unwrap_or_default();
+        for (id, row) in self.contacts.range(from..) {
+            if Some(id) == after.as_ref() || !matches(filter.as_deref(), row) {
+                continue;
+            }
+            if page.len() == Read::PAGE as usize {
+                more = true;
+                break;
+            }
+            page.push(row);
+        }
+        let rows: Vec<Value> = page
+            .iter()
+            .map(|row| {
+                let mut out = Map::new();
+                out.insert("@odata.etag".into(), "W/\"1\"".into());
+                for column in &select {
+                    out.insert(column.clone(), row.get(column).cloned().unwrap_or(Value::Null));
+                }
+                Value::Object(out)
+            })
+            .collect();
+        let mut body = Map::new();
+        body.insert("value".into(), Value::Array(rows));
+        if more {
+            let last = page.last().and_then(|r| r.get(contact::ID)).and_then(Value::as_str).unwrap_or_default();
+            let link = format!("https://org.example/api/data/v9.2/contacts?{}&$skiptoken={last}", base.join("&"));
+            body.insert("@odata.nextLink".into(), link.into());
+        }
+        ok(Value::Object(body).to_string().replace(SURROGATE, "\\ud800"))
+    }
+
+    pub(crate) fn write(&mut self, writes: &Writes, rng: &mut Rng, now: u64) -> Answer {
+        if let Some(fault) = self.fault(rng, now, false) {
+            return fault;
+        }
+        let mut body = String::new();
+        for (id, columns) in &writes.rows {
+            body.push_str("--batchresponse_1\r\nContent-Type: application/http\r\n\r\n");
+            match self.update(id, columns, now) {
+                Ok(()) => body.push_str("HTTP/1.1 204 No Content\r\n\r\n\r\n"),
+                Err(message) => body.push_str(&format!(
+                    "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n\r\n{}\r\n",
+                    Value::Object({
+                        let mut error = Map::new();
+                        error.insert("message".into(), message.into());
+                        let mut outer = Map::new();
+                        outer.insert("error".into(), Value::Object(error));
+                        outer
+                    })
+                )),
+            }
+        }
+        body.push_str("--batchresponse_1--\r\n");
+        Ok(HttpResponse { status: 200, retry_after: None, body })
+    }
+
+    fn update(&mut self, id: &str, columns: &Map, now: u64) -> Result<(), String> {
+        let row = self.contacts.get_mut(id).ok_or_else(|| format!("contact With Id = {id} Does Not Exist"))?;
+        for (column, value) in columns.iter() {
+            let limit = LIMITS.iter().find(|(c, _)| c == column).map(|(_, l)| *l);
+            if let (Some(limit), Some(text)) = (limit, value.as_str()) {
+                if text.chars().count() > limit {
+                    return Err(format!("A validation error occurred. The length of the '{column}' attribute of the 'contact' entity exceeded the maximum allowed length of '{limit}'."));
+                }
+            }
+        }
+        for (column, value) in columns.iter() {
+            row.insert(column.clone(), value.clone());
+        }
+        if columns.contains_key("firstname") || columns.contains_key("lastname") {
+            let parts: Vec<&str> =
+                ["firstname", "lastname"].iter().filter_map(|c| row.get(c).and_then(Value::as_str)).collect();
+            row.insert("fullname".into(), parts.join(" ").into());
+        }
+        row.insert("modifiedon".into(), iso_datetime(now).into());
+        Ok(())
+    }
+
+    pub(crate) fn record(&mut self, columns: &Map, rng: &mut Rng, now: u64) -> Answer {
+        if let Some(fault) = self.fault(rng, now, false) {
+            return fault;
+        }
+        for (column, value) in columns.iter() {
+            self.record.insert(column.clone(), value.clone());
+        }
+        Ok(HttpResponse { status: 204, retry_after: None, body: String::new() })
+    }
+
+    pub(crate) fn valid_email(&self, row: &Map) -> bool {
+        row.get("emailaddress1").and_then(Value::as_str).is_some_and(|e| normalize::email(e).is_ok())
+    }
+
+    /// Whether the export can send `row` (it has a valid e-mail).
+    pub(crate) fn sendable(&self, row: &Map) -> bool {
+        self.valid_email(row)
+    }
+
+    /// The contact a SALESmanago contact is: by SALESmanago id, else by e-mail.
+    pub(crate) fn matching(&self, sm: &SmRecord) -> Option<(&String, &Map)> {
+        let text = |row: &Map, column: &str| row.get(column).and_then(Value::as_str).map(str::to_owned);
+        self.contacts
+            .iter()
+            .find(|(_, row)| text(row, contact::SALESMANAGO_ID).as_deref() == Some(sm.id.as_str()))
+            .or_else(|| {
+                self.contacts.iter().find(|(_, row)| {
+                    text(row, "emailaddress1").is_some_and(|e| e.trim().eq_ignore_ascii_case(&sm.email))
+                })
+            })
+    }
+
+    /// Whether `row` holds SALESmanago's name of `sm`.
+    pub(crate) fn holds_name(&self, row: &Map, sm: &SmRecord) -> bool {
+        let name = normalize::text(&sm.name, 255).0;
+        // The Web API sends an unpaired surrogate, which reads as U+FFFD.
+        let held = row.get("fullname").and_then(Value::as_str).map(|n| n.replace(SURROGATE, "\u{fffd}"));
+        held.map(|n| normalize::text(&n, 255).0) == Some(name)
+    }
+}
+
+fn decode(text: &str) -> String {
+    let mut out = Vec::new();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() + 1 {
+            if let Ok(b) = u8::from_str_radix(&text[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).expect("UTF-8 filter")
+}
+
+/// Whether `row` passes one of the filters the jobs use.
+fn matches(filter: Option<&str>, row: &Map) -> bool {
+    let text = |column: &str| row.get(column).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let Some(filter) = filter else { return true };
+    if let Some(after) = filter.strip_prefix("contactid gt ") {
+        return text(contact::ID).as_str() > after;
+    }
+    if filter == "emailaddress1 ne null" {
+        return row.get("emailaddress1").is_some_and(|v| !v.is_null());
+    }
+    let inner = filter
+        .strip_prefix("Microsoft.Dynamics.CRM.In(PropertyName=")
+        .and_then(|f| f.strip_suffix("])"))
+        .unwrap_or_else(|| panic!("a filter the simulation does not know: {filter}"));
+    let (column, values) = inner.split_once(",PropertyValues=[").expect("In has values");
+    let column = column.trim_matches('\'');
+    let value = text(column);
+    !value.is_empty()
+        && values.split("','").any(|v| literal(&value).trim_matches('\'').eq_ignore_ascii_case(v.trim_matches('\'')))
+}

@@ -1,0 +1,247 @@
+//! SALESmanago in memory: contacts by e-mail, the API methods the jobs call with the envelope
+//! the real API answers with, and its faults (429 with either form of `Retry-After`, 5xx,
+//! timeouts after the work was done, garbled answers, refused e-mails).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use salesmanago_dynamics::core::json::{self, Map, Value};
+use salesmanago_dynamics::core::mapping::normalize;
+use salesmanago_dynamics::core::salesmanago::{HttpRequest, HttpResponse, TransportFailure};
+
+use super::dataverse::Dataverse;
+use super::rng::{http_date, Rng};
+use super::Faults;
+
+#[derive(Debug, Clone)]
+pub(crate) struct SmRecord {
+    pub(crate) id: String,
+    pub(crate) email: String,
+    pub(crate) name: String,
+    pub(crate) opted_out: bool,
+    pub(crate) modified_on: u64,
+    /// Changed in SALESmanago by the scenario (not by an export).
+    pub(crate) changed: bool,
+}
+
+pub(crate) struct Salesmanago {
+    store: BTreeMap<String, SmRecord>,
+    ids: BTreeMap<String, String>,
+    pub(crate) faults: Faults,
+    reject: BTreeSet<String>,
+    /// Whether a batch holding a refused e-mail is refused whole (`success:false`), rather
+    /// than that contact alone.
+    whole_batch: bool,
+    next_id: u64,
+}
+
+type Answer = (Result<HttpResponse, TransportFailure>, bool);
+
+fn answer(status: u16, body: Value) -> Answer {
+    (Ok(HttpResponse { status, retry_after: None, body: body.to_string() }), false)
+}
+
+fn object(pairs: Vec<(&str, Value)>) -> Value {
+    let mut map = Map::new();
+    for (k, v) in pairs {
+        map.insert(k.into(), v);
+    }
+    Value::Object(map)
+}
+
+fn strings(value: Option<&Value>) -> Vec<String> {
+    value.and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect()
+}
+
+impl Salesmanago {
+    pub(crate) fn new(faults: Faults, rng: &mut Rng, dataverse: &Dataverse) -> Salesmanago {
+        let mut reject = BTreeSet::new();
+        for row in dataverse.contacts.values() {
+            if let Some(email) = row.get("emailaddress1").and_then(Value::as_str) {
+                if rng.chance(10) {
+                    reject.insert(email.trim().to_ascii_lowercase());
+                }
+            }
+        }
+        let whole_batch = rng.below(2) == 0;
+        Salesmanago { store: BTreeMap::new(), ids: BTreeMap::new(), faults, reject, whole_batch, next_id: 1 }
+    }
+
+    pub(crate) fn rejects(&self, row: &Map) -> bool {
+        row.get("emailaddress1")
+            .and_then(Value::as_str)
+            .is_some_and(|e| self.reject.contains(&e.trim().to_ascii_lowercase()))
+    }
+
+    pub(crate) fn by_email(&self, email: &str) -> Option<&SmRecord> {
+        self.store.get(email)
+    }
+
+    pub(crate) fn by_id(&self, id: &str) -> Option<&SmRecord> {
+        self.store.get(self.ids.get(id)?)
+    }
+
+    pub(crate) fn changed(&self) -> impl Iterator<Item = &SmRecord> {
+        self.store.values().filter(|r| r.changed)
+    }
+
+    /// Every e-mail and every id names one contact.
+    pub(crate) fn check_unique(&self) {
+        assert_eq!(self.store.len(), self.ids.len(), "ids and e-mails are one to one");
+        for (id, email) in &self.ids {
+            assert_eq!(&self.store[email].id, id);
+        }
+    }
+
+    /// SALESmanago-side changes after the last export: new names (some too long for
+    /// Dynamics' columns) and opt-outs, an hour before the pull.
+    pub(crate) fn change_some(&mut self, rng: &mut Rng, dataverse: &Dataverse, start: u64) {
+        for (i, row) in dataverse.contacts.values().enumerate() {
+            let Some(email) = row.get("emailaddress1").and_then(Value::as_str) else { continue };
+            let Ok(email) = normalize::email(email) else { continue };
+            if !rng.chance(300) || self.store.contains_key(&email) {
+                continue;
+            }
+            let name = match rng.below(10) {
+                0 => format!("{} Long", "N".repeat(300)),
+                1..=3 => format!("Anna{i} Nowak"),
+                _ => row.get("fullname").and_then(Value::as_str).unwrap_or("X").replace("@@SURROGATE@@", "\u{fffd}"),
+            };
+            let id = self.new_id();
+            self.ids.insert(id.clone(), email.clone());
+            let record = SmRecord {
+                id,
+                email: email.clone(),
+                name,
+                opted_out: rng.chance(400),
+                modified_on: start + rng.below(3_000_000),
+                changed: true,
+            };
+            self.store.insert(email, record);
+        }
+    }
+
+    fn new_id(&mut self) -> String {
+        let id = format!("sm-{:08}", self.next_id);
+        self.next_id += 1;
+        id
+    }
+
+    fn card(record: &SmRecord) -> Value {
+        object(vec![
+            ("contactId", record.id.clone().into()),
+            ("email", record.email.clone().into()),
+            ("name", record.name.clone().into()),
+            ("optedOut", record.opted_out.into()),
+            ("modifiedOn", record.modified_on.into()),
+        ])
+    }
+
+    pub(crate) fn call(&mut self, request: &HttpRequest, rng: &mut Rng, now: u64) -> Answer {
+        if rng.chance(self.faults.throttle) {
+            let seconds = 1 + rng.below(4);
+            let retry_after = if rng.below(2) == 0 { seconds.to_string() } else { http_date(now, seconds) };
+            return (Ok(HttpResponse { status: 429, retry_after: Some(retry_after), body: String::new() }), false);
+        }
+        if rng.chance(self.faults.server_error) {
+            return answer(500, Value::Null);
+        }
+        let body = json::from_str(&request.body).expect("the engine sends JSON");
+        for field in ["clientId", "apiKey", "sha", "requestTime"] {
+            assert!(body.get(field).is_some(), "every call is signed: {field}");
+        }
+        let method = request.url.rsplit_once("/api/").map(|(_, m)| m).expect("an API URL");
+        let result = match method {
+            "contact/batchupsert" => self.batch_upsert(&body, now),
+            "contact/basic" => {
+                let found = strings(body.get("email"))
+                    .iter()
+                    .filter_map(|e| self.store.get(&e.to_ascii_lowercase()))
+                    .map(Self::card)
+                    .collect();
+                object(vec![
+                    ("success", true.into()),
+                    ("message", Value::Array(vec![])),
+                    ("contacts", Value::Array(found)),
+                ])
+            }
+            "contact/listById" => {
+                let found =
+                    strings(body.get("contactId")).iter().filter_map(|id| self.by_id(id)).map(Self::card).collect();
+                object(vec![
+                    ("success", true.into()),
+                    ("message", Value::Array(vec![])),
+                    ("contacts", Value::Array(found)),
+                ])
+            }
+            "contact/paginatedModifiedContacts" => {
+                let number = |k: &str| body.get(k).and_then(Value::as_u64).expect("a number");
+                let (from, to, page, size) = (number("from"), number("to"), number("page"), number("size"));
+                let all: Vec<&SmRecord> =
+                    self.store.values().filter(|r| r.modified_on >= from && r.modified_on <= to).collect();
+                let start = ((page - 1) * size) as usize;
+                let slice: Vec<Value> = all.iter().skip(start).take(size as usize).map(|r| Self::card(r)).collect();
+                let more = all.len() > start + size as usize;
+                object(vec![
+                    ("success", true.into()),
+                    ("modifiedContacts", Value::Array(slice)),
+                    ("hasMore", more.into()),
+                ])
+            }
+            other => panic!("a method the jobs do not call: {other}"),
+        };
+        // A timeout: the work is done, the answer is lost.
+        if rng.chance(self.faults.timeout) {
+            return (Err(TransportFailure::Timeout), true);
+        }
+        if rng.chance(self.faults.malformed) {
+            return (Ok(HttpResponse { status: 200, retry_after: None, body: "<html>gateway".into() }), false);
+        }
+        answer(200, result)
+    }
+
+    fn batch_upsert(&mut self, body: &Value, now: u64) -> Value {
+        let items = body.get("upsertDetails").and_then(Value::as_array).cloned().unwrap_or_default();
+        let email_of = |item: &Value| item["contact"]["email"].as_str().unwrap_or_default().trim().to_ascii_lowercase();
+        if self.whole_batch {
+            if let Some(bad) = items.iter().map(email_of).find(|e| self.reject.contains(e)) {
+                return object(vec![
+                    ("success", false.into()),
+                    ("message", Value::Array(vec![format!("Contact rejected: {bad}").into()])),
+                ]);
+            }
+        }
+        let mut ids = Map::new();
+        let mut messages = Vec::new();
+        for item in &items {
+            let email = email_of(item);
+            if self.reject.contains(&email) {
+                messages.push(Value::from(format!("Contact rejected: {email}")));
+                continue;
+            }
+            let id = match self.store.get(&email) {
+                Some(record) => record.id.clone(),
+                None => {
+                    let id = self.new_id();
+                    self.ids.insert(id.clone(), email.clone());
+                    id
+                }
+            };
+            let record = self.store.entry(email.clone()).or_insert_with(|| SmRecord {
+                id: id.clone(),
+                email: email.clone(),
+                name: String::new(),
+                opted_out: false,
+                modified_on: now,
+                changed: false,
+            });
+            if let Some(name) = item["contact"]["name"].as_str() {
+                record.name = name.to_owned();
+            }
+            if item["forceOptOut"].as_bool() == Some(true) {
+                record.opted_out = true;
+            }
+            ids.insert(email, id.into());
+        }
+        object(vec![("success", true.into()), ("message", Value::Array(messages)), ("contactIds", Value::Object(ids))])
+    }
+}
