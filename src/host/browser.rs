@@ -34,9 +34,14 @@ pub(crate) fn random_key() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Told, before a wait, how many milliseconds a call will wait because its service asked it to
-/// slow down (HTTP 429 with `Retry-After`).
-pub(crate) type OnWait = std::rc::Rc<dyn Fn(u64)>;
+/// 64 random bits, for a job's request keys and jitter.
+pub(crate) fn random_seed() -> u64 {
+    let mut bytes = [0_u8; 8];
+    if get_random_values(&mut bytes).is_err() {
+        return (random() * 2f64.powi(53)) as u64 ^ now_ms();
+    }
+    u64::from_le_bytes(bytes)
+}
 
 /// Resolves after `ms` milliseconds.
 pub(crate) async fn sleep(ms: u64) {

@@ -5,50 +5,61 @@ use js_sys::{Array, Function, Promise, Reflect, JSON};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
-use super::browser::OnWait;
+use super::browser::{now_ms, random};
 
+use crate::core::dataverse::error::{self, DvError, DvFailure};
 use crate::core::json::{self, Map, Value};
+use crate::core::retry::{Retry, RetryPolicy};
+use crate::core::salesmanago::HttpResponse;
 
-/// A rejected or failed client API call: what Dynamics said.
+/// A rejected or failed client API call: what Dynamics said, and what the core makes of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ClientApiError {
     /// Dynamics' message.
     pub(crate) message: String,
-    /// Seconds to wait when Dataverse's service protection refused the call (429).
-    pub(crate) retry_after: Option<u64>,
+    /// What the failure means (throttled, unavailable, refused).
+    pub(crate) error: DvError,
 }
 
 impl ClientApiError {
     fn new(message: impl Into<String>) -> ClientApiError {
-        ClientApiError { message: message.into(), retry_after: None }
+        let message = message.into();
+        ClientApiError { error: DvError::Refused { detail: message.clone() }, message }
     }
 }
 
-/// Dataverse's service-protection error codes (requests, execution time, concurrency).
-const THROTTLED: [f64; 3] = [2_147_951_394.0, 2_147_951_393.0, 2_147_951_398.0];
+impl From<DvFailure> for ClientApiError {
+    fn from(failure: DvFailure) -> Self {
+        let message = failure.message.clone();
+        let error = error::answer(Err(failure)).err().unwrap_or(DvError::Unavailable { detail: String::new() });
+        ClientApiError { message, error }
+    }
+}
+
+/// What a rejected client API promise carried, as the core reads it.
+pub(crate) fn failure_of(value: &JsValue) -> DvFailure {
+    let member = |key: &str| Reflect::get(value, &key.into()).unwrap_or(JsValue::UNDEFINED);
+    let message = member("message").as_string().or_else(|| value.as_string()).unwrap_or_else(|| "unknown error".into());
+    // `errorCode` comes signed from some client API versions.
+    let code = member("errorCode").as_f64().map(|c| if c < 0.0 { (c + 4_294_967_296.0) as u32 } else { c as u32 });
+    let status = member("status").as_f64().map(|s| s as u16);
+    let retry_after = member("retryAfter").as_f64().map(|s| (s.max(0.0) as u64).to_string());
+    DvFailure { message, status, code, retry_after }
+}
 
 impl From<JsValue> for ClientApiError {
     fn from(value: JsValue) -> Self {
-        let member = |key: &str| Reflect::get(&value, &key.into()).unwrap_or(JsValue::UNDEFINED);
-        let message =
-            member("message").as_string().or_else(|| value.as_string()).unwrap_or_else(|| "unknown error".into());
-        let code = member("errorCode").as_f64().map(|c| if c < 0.0 { c + 4_294_967_296.0 } else { c });
-        let throttled = member("status").as_f64() == Some(429.0) || code.is_some_and(|c| THROTTLED.contains(&c));
-        let retry_after = throttled.then(|| member("retryAfter").as_f64().map_or(1, |s| s.max(1.0) as u64));
-        ClientApiError { message, retry_after }
+        failure_of(&value).into()
     }
 }
 
-/// A 429 answer of the Web API, with the wait it asks for.
-fn throttled(response: &gloo_net::http::Response) -> ClientApiError {
-    let seconds = response.headers().get("Retry-After").and_then(|s| s.trim().parse().ok()).unwrap_or(1);
-    ClientApiError { message: "Dataverse is busy (429)".into(), retry_after: Some(seconds) }
-}
-
-/// A Web API request to the organisation: `GET` when `body` is `None`, else `POST` with that
-/// content type and body. Its answer's text, or Dataverse's error message; a 429 comes back
-/// as a throttling error with the wait Dataverse asks for (see [`patiently`]).
-async fn web_api(url: &str, prefer: &str, body: Option<(&str, &str)>) -> Result<String> {
+/// A Web API request to the organisation, as it came back: `GET` when `body` is `None`, else
+/// `POST` with that content type and body. Interprets nothing; the core reads the answer.
+pub(crate) async fn exchange(
+    url: &str,
+    prefer: &str,
+    body: Option<(&str, &str)>,
+) -> std::result::Result<HttpResponse, DvFailure> {
     let mut builder = match body {
         None => gloo_net::http::Request::get(url),
         Some((content_type, _)) => gloo_net::http::Request::post(url).header("Content-Type", content_type),
@@ -58,29 +69,27 @@ async fn web_api(url: &str, prefer: &str, body: Option<(&str, &str)>) -> Result<
     if !prefer.is_empty() {
         builder = builder.header("Prefer", prefer);
     }
-    let failed = |e: gloo_net::Error| ClientApiError::new(e.to_string());
+    let failed = |e: gloo_net::Error| DvFailure { message: e.to_string(), ..DvFailure::default() };
     let response = match body {
         None => builder.send().await,
         Some((_, text)) => builder.body(text.to_owned()).map_err(failed)?.send().await,
     }
     .map_err(failed)?;
-    if response.status() == 429 {
-        return Err(throttled(&response));
-    }
-    let text = response.text().await.map_err(failed)?;
-    if !response.ok() {
-        let detail = json::from_str(&text).ok().and_then(|v| v["error"]["message"].as_str().map(str::to_owned));
-        return Err(ClientApiError::new(detail.unwrap_or_else(|| format!("HTTP {}", response.status()))));
-    }
-    Ok(text)
+    let status = response.status();
+    let retry_after = response.headers().get("Retry-After");
+    let body = response.text().await.map_err(failed)?;
+    Ok(HttpResponse { status, retry_after, body })
 }
 
-/// Most attempts of a Dataverse call refused by service protection.
-const THROTTLE_ATTEMPTS: u32 = 8;
+/// A `GET` of the Web API: the answer's text, or what its failure means.
+async fn web_api(url: &str) -> Result<String> {
+    let reply = exchange(url, "", None).await;
+    error::answer(reply).map_err(|error| ClientApiError { message: error.detail(), error })
+}
 
-/// Runs `attempt` again after each service-protection refusal, waiting as Dataverse asks (and
-/// telling `on_wait` first).
-async fn patiently<T, F, Fut>(on_wait: Option<&OnWait>, mut attempt: F) -> Result<T>
+/// Runs `attempt` again as [`RetryPolicy::dataverse`] plans after each failure it may fix
+/// (service protection above all), waiting as Dataverse asks.
+async fn patiently<T, F, Fut>(mut attempt: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T>>,
@@ -88,15 +97,14 @@ where
     let mut tries = 1;
     loop {
         match attempt().await {
-            Err(ClientApiError { retry_after: Some(seconds), .. }) if tries < THROTTLE_ATTEMPTS => {
-                let ms = seconds.min(300) * 1000;
-                if let Some(tell) = on_wait {
-                    tell(ms);
+            Err(failure) => match RetryPolicy::dataverse().plan(tries, &failure.error, now_ms(), random()) {
+                Retry::After(ms) => {
+                    super::browser::sleep(ms).await;
+                    tries += 1;
                 }
-                super::browser::sleep(ms).await;
-                tries += 1;
-            }
-            other => return other,
+                Retry::GiveUp => return Err(failure),
+            },
+            ok => return ok,
         }
     }
 }
@@ -163,7 +171,7 @@ impl WebApi {
         if let Some(size) = page_size {
             args.push(size.into());
         }
-        let result = patiently(None, || call_async(&self.0, "retrieveMultipleRecords", &args)).await?;
+        let result = patiently(|| call_async(&self.0, "retrieveMultipleRecords", &args)).await?;
         let rows = match to_json(&get(&result, "entities")?) {
             Value::Array(rows) => {
                 rows.into_iter().filter_map(|r| if let Value::Object(o) = r { Some(o) } else { None }).collect()
@@ -221,7 +229,7 @@ impl FormContext {
 impl WebApi {
     /// `retrieveRecord`: one row.
     pub(crate) async fn retrieve(&self, table: &str, id: &str, options: &str) -> Result<Map> {
-        let row = patiently(None, || {
+        let row = patiently(|| {
             let args = [table.into(), id.into(), options.into()];
             async move { call_async(&self.0, "retrieveRecord", &args).await }
         })
@@ -235,12 +243,30 @@ impl WebApi {
     /// `updateRecord` with the columns of `data`.
     pub(crate) async fn update(&self, table: &str, id: &str, data: &Map) -> Result<()> {
         let data = from_json(&Value::Object(data.clone()));
-        patiently(None, || {
+        patiently(|| {
             let args = [table.into(), id.into(), data.clone()];
             async move { call_async(&self.0, "updateRecord", &args).await }
         })
         .await?;
         Ok(())
+    }
+
+    /// `updateRecord` once, as a future of what the client API answered; whoever drives it
+    /// plans any retry.
+    pub(crate) fn update_once(
+        &self,
+        table: &str,
+        id: &str,
+        data: &Map,
+    ) -> impl std::future::Future<Output = std::result::Result<JsValue, JsValue>> + 'static {
+        let args = [table.into(), id.into(), from_json(&Value::Object(data.clone()))];
+        let started = call(&self.0, "updateRecord", &args);
+        async move {
+            match started {
+                Ok(promise) => JsFuture::from(Promise::resolve(&promise)).await,
+                Err(error) => Err(JsValue::from_str(&error.message)),
+            }
+        }
     }
 
     /// `deleteRecord`.
@@ -250,23 +276,15 @@ impl WebApi {
     }
 }
 
-/// The parts of `Xrm` outside the Web API: dialogs, the progress indicator, the org's URL; and
-/// who to tell when Dataverse asks a job's reads and writes ([`read_page`], [`update_many`]) to
-/// wait.
+/// The parts of `Xrm` outside the Web API: dialogs, the progress indicator, the org's URL.
 pub(crate) struct Ui {
     xrm: JsValue,
-    on_wait: Option<OnWait>,
 }
 
 impl Ui {
     /// The `Xrm` object's parts.
     pub(crate) fn new(xrm: JsValue) -> Ui {
-        Ui { xrm, on_wait: None }
-    }
-
-    /// This `Ui`, telling `on_wait` of each wait Dataverse asks for.
-    pub(crate) fn telling(self, on_wait: OnWait) -> Ui {
-        Ui { on_wait: Some(on_wait), ..self }
+        Ui { xrm }
     }
 
     /// `Xrm.Utility.showProgressIndicator(text)`.
@@ -305,7 +323,7 @@ pub(crate) async fn consent_columns(ui: &Ui) -> Result<Vec<String>> {
         "{}/api/data/v9.2/EntityDefinitions(LogicalName='contact')/Attributes?$select=LogicalName,AttributeType",
         ui.client_url()?
     );
-    let text = patiently(None, || web_api(&url, "", None)).await?;
+    let text = patiently(|| web_api(&url)).await?;
     let body = json::from_str(&text).map_err(|e| ClientApiError::new(e.to_string()))?;
     let mut columns: Vec<String> = body["value"]
         .as_array()
@@ -367,36 +385,4 @@ pub(crate) fn refresh_grid(grid: &JsValue) {
     if !grid.is_undefined() && !grid.is_null() {
         let _ = call(grid, "refresh", &[]);
     }
-}
-
-/// Updates many rows in one `$batch` request; each row's outcome, in order. Waits out
-/// service-protection refusals as Dataverse asks.
-pub(crate) async fn update_many(
-    ui: &Ui,
-    entity_set: &str,
-    rows: &[(String, Map)],
-) -> Result<Vec<std::result::Result<(), String>>> {
-    let root = format!("{}/api/data/v9.2/", ui.client_url()?);
-    let batch = crate::core::dataverse::batch::updates(&root, entity_set, rows, &super::browser::random_key());
-    let url = format!("{root}$batch");
-    let text = patiently(ui.on_wait.as_ref(), || {
-        web_api(&url, "odata.continue-on-error", Some((&batch.content_type, &batch.body)))
-    })
-    .await?;
-    Ok(crate::core::dataverse::batch::outcomes(&text))
-}
-
-/// One page of a Web API query, read with `fetch` and parsed once (no `Xrm.WebApi` object
-/// round trip): the rows, and the next page's query (`?…`) if any. Waits out
-/// service-protection refusals as Dataverse asks.
-pub(crate) async fn read_page(
-    ui: &Ui,
-    entity_set: &str,
-    query: &str,
-    page_size: u32,
-) -> Result<(Vec<Map>, Option<String>)> {
-    let url = format!("{}/api/data/v9.2/{entity_set}{query}", ui.client_url()?);
-    let prefer = format!("odata.maxpagesize={page_size}");
-    let text = patiently(ui.on_wait.as_ref(), || web_api(&url, &prefer, None)).await?;
-    crate::core::dataverse::query::page(&text).map_err(ClientApiError::new)
 }

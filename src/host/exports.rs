@@ -166,7 +166,7 @@ pub async fn salesmanago_call(config: String, call: String, lcid: u32) -> Result
     if credentials.client_id.is_empty() || credentials.api_secret.is_empty() || credentials.owner.is_empty() {
         return Err(error(&Message::CredentialsIncomplete, lang, "credentials"));
     }
-    let connection = Connection { client, retry, timeout_ms: config.timeout_ms, on_wait: None };
+    let connection = Connection { client, retry, timeout_ms: config.timeout_ms };
     match super::script::execute(&connection, call).await {
         Ok(output) => Ok(output.to_string()),
         Err(e) => Err(error(&Message::Salesmanago(e.clone()), lang, e.kind())),

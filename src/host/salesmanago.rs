@@ -3,7 +3,7 @@
 use crate::core::retry::{Retry, RetryPolicy};
 use crate::core::salesmanago::{Client, Nonce, Operation, SmError};
 
-use super::browser::{now_ms, random, random_key, sleep, OnWait};
+use super::browser::{now_ms, random, random_key, sleep};
 use super::transport::perform;
 
 /// How the host calls SALESmanago.
@@ -12,8 +12,6 @@ pub(crate) struct Connection {
     pub(crate) client: Client,
     pub(crate) retry: RetryPolicy,
     pub(crate) timeout_ms: u32,
-    /// Told of each wait SALESmanago asks for (a job shows it).
-    pub(crate) on_wait: Option<OnWait>,
 }
 
 impl Connection {
@@ -29,12 +27,7 @@ impl Connection {
                 Err(error) => error,
             };
             match self.retry.plan(attempt, &error, now_ms(), random()) {
-                Retry::After(ms) => {
-                    if let (SmError::Throttled { .. }, Some(tell)) = (&error, &self.on_wait) {
-                        tell(ms);
-                    }
-                    sleep(ms).await;
-                }
+                Retry::After(ms) => sleep(ms).await,
                 Retry::GiveUp => return Err(error.settled(now_ms())),
             }
             attempt += 1;

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 
 use salesmanago_dynamics::core::dataverse::error::DvFailure;
 use salesmanago_dynamics::core::dataverse::query::literal;
-use salesmanago_dynamics::core::dataverse::schema::{contact, integration};
+use salesmanago_dynamics::core::dataverse::schema::{contact, integration, Job as JobColumns};
 use salesmanago_dynamics::core::job::{Read, Writes};
-use salesmanago_dynamics::core::json::{Map, Value};
+use salesmanago_dynamics::core::json::{self, Map, Value};
 use salesmanago_dynamics::core::mapping::normalize;
 use salesmanago_dynamics::core::salesmanago::HttpResponse;
 use salesmanago_dynamics::core::sync::iso_datetime;
@@ -205,6 +205,14 @@ impl Dataverse {
     pub(crate) fn record(&mut self, columns: &Map, rng: &mut Rng, now: u64) -> Answer {
         if let Some(fault) = self.fault(rng, now, false) {
             return fault;
+        }
+        if let Some(checkpoint) = columns.get(JobColumns::Export.checkpoint_column()).and_then(Value::as_str) {
+            // A checkpoint counts exactly the contacts up to the one it names: a resumed
+            // export starts after it, so any other count would be counted twice or never.
+            let checkpoint = json::from_str(checkpoint).expect("a checkpoint is JSON");
+            let after = checkpoint["after"].as_str().expect("a checkpoint names its last contact");
+            let upto = self.contacts.range(..=after.to_owned()).count() as u64;
+            assert_eq!(checkpoint["total"].as_u64(), Some(upto), "the checkpoint after {after} counts {upto} contacts");
         }
         for (column, value) in columns.iter() {
             self.record.insert(column.clone(), value.clone());

@@ -221,7 +221,7 @@ impl Job {
             other => panic!("{} is not a job", other.name()),
         };
         let mut job = Job { run, kind };
-        job.run.show(start.now_ms);
+        job.run.begin(start.now_ms);
         job.advance(start.now_ms);
         job
     }

@@ -272,6 +272,13 @@ impl Runner {
         self.say(message);
     }
 
+    /// Shows the first progress, unless the job has said something already (resuming).
+    pub(super) fn begin(&mut self, now_ms: u64) {
+        if self.out.is_empty() {
+            self.show(now_ms);
+        }
+    }
+
     /// Tells the user `message` as progress.
     pub(super) fn say(&mut self, message: Message) {
         // Only the latest progress matters: an older one still waiting is replaced.

@@ -4,7 +4,6 @@
 mod contact;
 mod credentials;
 mod jobs;
-mod progress;
 
 use crate::core::json::Map;
 use wasm_bindgen::JsValue;
@@ -116,10 +115,9 @@ pub(crate) async fn run(command: Command, context: Context) -> Outcome {
         Command::SendContact => contact::send(context).await,
         Command::ContactSaved => contact::saved(context).await,
         Command::DeleteContacts => contact::delete(context).await,
-        Command::ExportSelected => jobs::export(context, Command::ExportSelected).await,
-        Command::ExportAll => jobs::export(context, Command::ExportAll).await,
-        Command::PullConsents => jobs::pull_consents(context).await,
-        Command::PullChanges => jobs::pull_changes(context).await,
+        Command::ExportSelected | Command::ExportAll | Command::PullConsents | Command::PullChanges => {
+            jobs::run(context, command).await
+        }
     }
 }
 
@@ -138,7 +136,7 @@ async fn load_settings(web_api: &WebApi, extra: &[&str]) -> Result<(Settings, Ma
 }
 
 fn connection(settings: &Settings) -> Connection {
-    Connection { client: settings.client.clone(), retry: retry_policy(), timeout_ms: DEFAULT_TIMEOUT_MS, on_wait: None }
+    Connection { client: settings.client.clone(), retry: retry_policy(), timeout_ms: DEFAULT_TIMEOUT_MS }
 }
 
 async fn test_connection(context: Context) -> Outcome {
