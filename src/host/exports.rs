@@ -88,7 +88,7 @@ pub async fn run_command(name: String, context: JsValue) -> Result<JsValue, JsVa
     };
     match commands::run(command, context).await {
         Ok(done) => {
-            let mut message = text(&done.message, lang);
+            let mut message = text(&done.message.brief(), lang);
             for detail in &done.details {
                 message.push('\n');
                 message.push_str(detail);
@@ -129,7 +129,7 @@ pub fn credentials_state(form_context: JsValue, lcid: u32) -> Result<String, JsV
 
 /// A JavaScript `Error` with the user's text as `message` and a stable `kind` for scripts.
 fn error(message: &Message, lang: Lang, kind: &str) -> JsValue {
-    let error = js_sys::Error::new(&text(message, lang));
+    let error = js_sys::Error::new(&text(&message.clone().brief(), lang));
     // Setting a property on a fresh Error object cannot fail.
     let _ = js_sys::Reflect::set(&error, &"kind".into(), &kind.into());
     error.into()

@@ -244,6 +244,35 @@ pub fn csv_titles(lang: Lang) -> ([&'static str; 5], [&'static str; 2]) {
     }
 }
 
+/// The most characters of text from outside (SALESmanago, a relay, Dataverse) that a dialog or
+/// a notification shows; the CSV and the last-error column keep it whole.
+pub const BRIEF: usize = 300;
+
+fn cut(text: &mut String) {
+    if let Some((at, _)) = text.char_indices().nth(BRIEF) {
+        text.truncate(at);
+        text.push('…');
+    }
+}
+
+impl Message {
+    /// This message as a dialog or notification shows it: each text that came from outside
+    /// cut to [`BRIEF`] characters.
+    pub fn brief(mut self) -> Message {
+        match &mut self {
+            Message::Salesmanago(SmError::Rejected { messages }) => messages.iter_mut().for_each(cut),
+            Message::Salesmanago(SmError::InvalidResponse { detail })
+            | Message::Dataverse { detail }
+            | Message::InvalidInput { detail }
+            | Message::NotAccepted { reason: Some(detail), .. }
+            | Message::SyncFailed { reason: detail } => cut(detail),
+            Message::Deleted { failures, .. } => failures.iter_mut().for_each(cut),
+            _ => {}
+        }
+        self
+    }
+}
+
 /// The text of `message` in `lang`.
 pub fn text(message: &Message, lang: Lang) -> String {
     match lang {
@@ -371,6 +400,27 @@ mod tests {
             Message::Deleted { deleted: 1, failures: vec!["a@b.pl: down".into()], opt_out_only: true },
         ]);
         all
+    }
+
+    #[test]
+    fn dialogs_cut_text_from_outside() {
+        let long = "x".repeat(200_000);
+        for message in [
+            Message::Dataverse { detail: long.clone() },
+            Message::Salesmanago(SmError::Rejected { messages: vec![long.clone(), long.clone()] }),
+            Message::SyncFailed { reason: long.clone() },
+            Message::NotAccepted { email: "a@b.pl".into(), reason: Some(long.clone()) },
+            Message::Deleted { deleted: 0, failures: vec![long.clone()], opt_out_only: false },
+        ] {
+            for lang in [Lang::En, Lang::Pl] {
+                let whole = text(&message, lang);
+                let brief = text(&message.clone().brief(), lang);
+                assert!(whole.len() > 200_000, "the message itself keeps the text");
+                assert!(brief.chars().count() < 1_000 && brief.contains('…'), "{}", brief.len());
+            }
+        }
+        let short = Message::Dataverse { detail: "Access denied".into() };
+        assert_eq!(short.clone().brief(), short);
     }
 
     #[test]

@@ -199,7 +199,7 @@ pub(super) async fn saved(context: Context) -> Outcome {
         }
         Err(failure) => {
             let reason = context.say(&failure.message);
-            form.notify(SYNC, "ERROR", Some(&context.say(&Message::SyncFailed { reason })));
+            form.notify(SYNC, "ERROR", Some(&context.say(&Message::SyncFailed { reason }.brief())));
             if !form.is_dirty() {
                 let _ = form.refresh().await;
             }
