@@ -23,10 +23,10 @@ pub fn zip_path(dist: &Path, kind: &str) -> PathBuf {
     dist.join(format!("SalesManagoIntegration_{}_{kind}.zip", solution_version().replace('.', "_")))
 }
 
-/// Microsoft's solution schema, from `shared/` beside the project.
+/// Microsoft's solution schema, kept in `tests/xsd/`.
 pub fn customizations_xsd() -> PathBuf {
-    let xsd = root().join("../shared/reference/xsd/CustomizationsSolution.xsd");
-    assert!(xsd.exists(), "{} is missing: the shared folder must sit beside the project", xsd.display());
+    let xsd = root().join("tests/xsd/CustomizationsSolution.xsd");
+    assert!(xsd.exists(), "{} is missing from the repository", xsd.display());
     xsd
 }
 
