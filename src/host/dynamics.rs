@@ -30,9 +30,7 @@ impl ClientApiError {
 
 impl From<DvFailure> for ClientApiError {
     fn from(failure: DvFailure) -> Self {
-        let message = failure.message.clone();
-        let error = error::answer(Err(failure)).err().unwrap_or(DvError::Unavailable { detail: String::new() });
-        ClientApiError { message, error }
+        ClientApiError { message: failure.message.clone(), error: error::failure(failure) }
     }
 }
 

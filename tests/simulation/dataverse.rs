@@ -220,13 +220,9 @@ impl Dataverse {
         Ok(HttpResponse { status: 204, retry_after: None, body: String::new() })
     }
 
+    /// Whether `row` has an e-mail SALESmanago takes: the export can send it.
     pub(crate) fn valid_email(&self, row: &Map) -> bool {
         row.get("emailaddress1").and_then(Value::as_str).is_some_and(|e| normalize::email(e).is_ok())
-    }
-
-    /// Whether the export can send `row` (it has a valid e-mail).
-    pub(crate) fn sendable(&self, row: &Map) -> bool {
-        self.valid_email(row)
     }
 
     /// The contact a SALESmanago contact is: by SALESmanago id, else by e-mail.
@@ -256,7 +252,7 @@ fn decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() + 1 {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
             if let Ok(b) = u8::from_str_radix(&text[i + 1..i + 3], 16) {
                 out.push(b);
                 i += 3;

@@ -84,12 +84,15 @@ pub fn answer(reply: Result<HttpResponse, DvFailure>) -> Result<String, DvError>
             let detail = if message.is_empty() { format!("HTTP {}", response.status) } else { message };
             Err(classify(Some(response.status), code, response.retry_after.as_deref(), detail))
         }
-        Err(failure) => {
-            let message = if failure.message.is_empty() { "no answer".to_owned() } else { failure.message };
-            // The client API reports a refusal with its status; without one nothing answered.
-            Err(classify(failure.status, failure.code, failure.retry_after.as_deref(), message))
-        }
+        Err(failed) => Err(failure(failed)),
     }
+}
+
+/// What a client-API error or a failed `fetch` means.
+pub fn failure(failure: DvFailure) -> DvError {
+    let message = if failure.message.is_empty() { "no answer".to_owned() } else { failure.message };
+    // The client API reports a refusal with its status; without one nothing answered.
+    classify(failure.status, failure.code, failure.retry_after.as_deref(), message)
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use crate::core::sync::{NotDone, Tally};
 
 use super::runner::{Call, Error, Output, Request, Runner};
 use super::units::{not_done, rows, Patching, Row, Write};
-use super::{Ending, JobFailure, Start, Ticket};
+use super::{Ending, Start, Ticket};
 
 /// Changed ids handled together: one `In` filter.
 const CHUNK: usize = 100;
@@ -39,7 +39,7 @@ struct Chunk {
     rows: Vec<ContactRow>,
     stage: Stage,
     reading: bool,
-    /// The writes; a write's key is its row.
+    /// The writes; a write's key is its changed contact (an index into `changed`).
     patching: Patching,
     tally: Tally,
     hold: Option<u64>,
@@ -181,11 +181,8 @@ impl Changes {
                 chunk.changed.extend(found);
             }
             (Step::Lookup(ids), Err(error)) => {
-                if error.stops_job() {
-                    return run.fail(JobFailure::from(error));
-                }
+                let Some(reason) = run.reason(error) else { return };
                 chunk.calls -= 1;
-                let reason = text(&error.message(), run.lang);
                 chunk.unknown.extend(ids.into_iter().map(|id| (id, reason.clone())));
             }
             (Step::Read, Ok(Output::Page(values, next))) => {
@@ -202,12 +199,15 @@ impl Changes {
             }
             (Step::Read, Err(error)) | (Step::Write, Err(error)) => return run.fail(error.into()),
             (Step::Write, Ok(Output::Written(outcomes))) => {
+                // A write's key is its changed contact.
                 for (key, reason) in chunk.patching.answer(outcomes) {
                     let reason = text(&Message::Dataverse { detail: reason }, run.lang);
                     chunk.tally.done -= 1;
-                    let held = Self::held(chunk, key);
-                    chunk.hold = Some(chunk.hold.map_or(held, |h| h.min(held)));
-                    let listed = not_done(&chunk.rows[key], false, reason);
+                    let sm = &chunk.changed[key];
+                    let held = chunk.held(sm.id.as_deref());
+                    hold(&mut chunk.hold, held);
+                    let row = chunk.matching(sm).unwrap_or_else(|| unreachable!("a written contact has its row"));
+                    let listed = not_done(&chunk.rows[row], false, reason);
                     chunk.tally.not_done(listed);
                 }
                 return self.write(index, run, now_ms);
@@ -215,24 +215,6 @@ impl Changes {
             (_, Ok(_)) => unreachable!("each request yields its own output"),
         }
         self.next_step(index, run, now_ms);
-    }
-
-    /// The hold of the changed contact written to row `key`.
-    fn held(chunk: &Chunk, key: usize) -> u64 {
-        let sm_id = chunk.rows[key].get(contact::SALESMANAGO_ID);
-        let email = chunk.rows[key].get("emailaddress1");
-        let sm = chunk.changed.iter().find(|c| {
-            (c.id.is_some() && c.id.as_deref() == sm_id)
-                || c.email.as_deref().zip(email).is_some_and(|(a, b)| a.eq_ignore_ascii_case(b.trim()))
-        });
-        let id = sm.and_then(|c| c.id.as_deref());
-        chunk
-            .ids
-            .iter()
-            .filter(|(i, _)| Some(i.as_str()) == id)
-            .map(|(_, h)| *h)
-            .min()
-            .unwrap_or_else(|| chunk.ids.iter().map(|(_, h)| *h).min().unwrap_or(0))
     }
 
     /// Moves a chunk on once what it waits for is back: lookups, then the rows by SALESmanago
@@ -274,14 +256,14 @@ impl Changes {
         chunk.tally = Tally::default();
         for (id, reason) in std::mem::take(&mut chunk.unknown) {
             chunk.tally.total += 1;
-            let hold = chunk.ids.iter().find(|(i, _)| *i == id).map_or(0, |(_, h)| *h);
-            chunk.hold = Some(chunk.hold.map_or(hold, |h| h.min(hold)));
+            let held = chunk.held(Some(&id));
+            hold(&mut chunk.hold, held);
             let listed =
                 NotDone { id: String::new(), email: String::new(), name: String::new(), skipped: false, reason };
             chunk.tally.not_done(listed);
         }
         let mut written: Vec<usize> = Vec::new();
-        for sm in &chunk.changed {
+        for (key, sm) in chunk.changed.iter().enumerate() {
             chunk.tally.total += 1;
             let Some(row) = chunk.matching(sm) else {
                 chunk.tally.missing += 1;
@@ -297,7 +279,7 @@ impl Changes {
             let mut columns = Map::new();
             columns.extend(patch.columns);
             let id = chunk.rows[row].id().unwrap_or_default();
-            chunk.patching.writes.push(Write { key: row, id, columns });
+            chunk.patching.writes.push(Write { key, id, columns });
             chunk.tally.done += 1;
         }
         self.write(index, run, now_ms);
@@ -308,7 +290,7 @@ impl Changes {
         if chunk.patching.writes.is_empty() {
             let Some(chunk) = self.chunks.remove(&index) else { return };
             if let Some(held) = chunk.hold {
-                self.hold = Some(self.hold.map_or(held, |h| h.min(held)));
+                hold(&mut self.hold, held);
             }
             self.tally.merge(chunk.tally);
             run.handled = self.tally.total;
@@ -320,7 +302,20 @@ impl Changes {
     }
 }
 
+/// Keeps the watermark before `at`.
+fn hold(slot: &mut Option<u64>, at: u64) {
+    *slot = Some(slot.map_or(at, |h| h.min(at)));
+}
+
 impl Chunk {
+    /// How far the watermark may move while the change of SALESmanago contact `id` is not
+    /// applied: to just before its modification time (else its window's start).
+    fn held(&self, id: Option<&str>) -> u64 {
+        let own = self.ids.iter().filter(|(i, _)| Some(i.as_str()) == id).map(|(_, h)| *h).min();
+        // A contact without an id: the earliest change of the chunk, to be safe.
+        own.or_else(|| self.ids.iter().map(|(_, h)| *h).min()).unwrap_or(0)
+    }
+
     /// The row a changed contact is: by SALESmanago id, else by e-mail.
     fn matching(&self, sm: &SmContact) -> Option<usize> {
         let by_id =

@@ -13,8 +13,8 @@ use crate::core::sorted::SortedMap;
 use crate::core::sync::{consents_only, Tally};
 
 use super::runner::{Call, Error, Output, Request, Runner};
-use super::units::{not_done, rows, unreadable, Patching, Row, Write};
-use super::{Ending, JobFailure, Start, Ticket};
+use super::units::{not_done, rows, unreadable, Answer, Pages, Patching, Row, Write};
+use super::{Ending, Start, Ticket};
 
 #[derive(Default)]
 struct Page {
@@ -35,9 +35,7 @@ enum Step {
 }
 
 pub(super) struct Consents {
-    query: Option<String>,
-    cursor: Option<String>,
-    reading: Option<Ticket>,
+    pages_to_read: Pages,
     next_index: usize,
     pages: SortedMap<usize, Page>,
     tickets: SortedMap<Ticket, (usize, Step)>,
@@ -48,9 +46,7 @@ pub(super) struct Consents {
 impl Consents {
     pub(super) fn new(start: &Start) -> Consents {
         Consents {
-            query: Some(contacts(&start.consents, Some("emailaddress1 ne null"))),
-            cursor: None,
-            reading: None,
+            pages_to_read: Pages::new([contacts(&start.consents, Some("emailaddress1 ne null"))]),
             next_index: 0,
             pages: SortedMap::new(),
             tickets: SortedMap::new(),
@@ -63,13 +59,8 @@ impl Consents {
         if self.ending.started() {
             return;
         }
-        if self.reading.is_none() && self.pages.len() < run.limit() {
-            if let Some(query) = self.cursor.take().or_else(|| self.query.take()) {
-                self.reading = Some(run.issue(Request::Read(query)));
-            }
-        }
-        let idle = self.reading.is_none() && self.cursor.is_none() && self.query.is_none();
-        if idle && self.pages.is_empty() && !run.busy() {
+        self.pages_to_read.read(run, self.pages.len() < run.limit());
+        if self.pages_to_read.done() && self.pages.is_empty() && !run.busy() {
             self.ending.start(run, std::mem::take(&mut self.tally), Map::new(), now_ms);
         }
     }
@@ -78,18 +69,11 @@ impl Consents {
         if self.ending.on(ticket, &result, run) {
             return;
         }
-        if self.reading == Some(ticket) {
-            self.reading = None;
-            match result {
-                Ok(Output::Page(values, next)) => {
-                    self.cursor = next;
-                    self.take_page(values, run, now_ms);
-                }
-                Ok(_) => unreachable!("a read yields a page"),
-                Err(error) => run.fail(error.into()),
-            }
-            return;
-        }
+        let result = match self.pages_to_read.answer(ticket, result, run) {
+            Answer::Page(values) => return self.take_page(values, run, now_ms),
+            Answer::Failed => return,
+            Answer::Other(result) => result,
+        };
         let Some((index, step)) = self.tickets.remove(&ticket) else { return };
         let Some(page) = self.pages.get_mut(&index) else { return };
         match (step, result) {
@@ -102,11 +86,8 @@ impl Consents {
                 }
             }
             (Step::Lookup(emails), Err(error)) => {
-                if error.stops_job() {
-                    return run.fail(JobFailure::from(error));
-                }
+                let Some(reason) = run.reason(error) else { return };
                 page.calls -= 1;
-                let reason = text(&error.message(), run.lang);
                 for address in emails {
                     page.unknown.insert(address, reason.clone());
                 }

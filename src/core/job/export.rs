@@ -2,8 +2,6 @@
 //! outcome written back where it changes. "Export all" saves a checkpoint every few pages
 //! and a later run resumes after it.
 
-use std::collections::VecDeque;
-
 use crate::core::command::Command;
 use crate::core::dataverse::contact::ContactRow;
 use crate::core::dataverse::query::{contacts, one_of};
@@ -19,8 +17,8 @@ use crate::core::sync::{write_back, Tally};
 use crate::object;
 
 use super::runner::{Call, Error, Output, Request, Runner};
-use super::units::{not_done, rows, settle, unreadable, Row, Write};
-use super::{Ending, JobFailure, Start, Ticket};
+use super::units::{not_done, rows, settle, unreadable, Answer, Pages, Row, Write};
+use super::{Ending, Start, Ticket};
 
 /// Ids per `In` filter of a selection.
 const IN_CHUNK: usize = 100;
@@ -51,9 +49,7 @@ enum Step {
 
 pub(super) struct Export {
     all: bool,
-    queries: VecDeque<String>,
-    cursor: Option<String>,
-    reading: Option<Ticket>,
+    pages_to_read: Pages,
     next_index: usize,
     pages: SortedMap<usize, Page>,
     tickets: SortedMap<Ticket, (usize, Step)>,
@@ -91,7 +87,7 @@ impl Export {
         let all = start.command == Command::ExportAll;
         let mut prefix = Tally::default();
         let mut after = None;
-        let queries: VecDeque<String> = if selected {
+        let queries: Vec<String> = if selected {
             run.total = Some(start.selected.len() as u64);
             start.selected.chunks(IN_CHUNK).map(|ids| contacts(consents, Some(&one_of(contact::ID, ids)))).collect()
         } else if let Some((last, resumed)) = all.then(|| read_checkpoint(&start.record)).flatten() {
@@ -100,15 +96,13 @@ impl Export {
             prefix = resumed;
             let query = contacts(consents, Some(&format!("{} gt {last}", contact::ID)));
             after = Some(last);
-            VecDeque::from([query])
+            vec![query]
         } else {
-            VecDeque::from([contacts(consents, None)])
+            vec![contacts(consents, None)]
         };
         Export {
             all,
-            queries,
-            cursor: None,
-            reading: None,
+            pages_to_read: Pages::new(queries),
             next_index: 0,
             pages: SortedMap::new(),
             tickets: SortedMap::new(),
@@ -126,13 +120,8 @@ impl Export {
         if self.ending.started() {
             return;
         }
-        if self.reading.is_none() && self.pages.len() < run.limit() {
-            if let Some(query) = self.cursor.take().or_else(|| self.queries.pop_front()) {
-                self.reading = Some(run.issue(Request::Read(query)));
-            }
-        }
-        let idle = self.reading.is_none() && self.cursor.is_none() && self.queries.is_empty();
-        if idle && self.pages.is_empty() && !run.busy() {
+        self.pages_to_read.read(run, self.pages.len() < run.limit());
+        if self.pages_to_read.done() && self.pages.is_empty() && !run.busy() {
             self.ending.start(run, std::mem::take(&mut self.prefix), Map::new(), now_ms);
         }
     }
@@ -141,18 +130,11 @@ impl Export {
         if self.ending.on(ticket, &result, run) {
             return;
         }
-        if self.reading == Some(ticket) {
-            self.reading = None;
-            match result {
-                Ok(Output::Page(values, next)) => {
-                    self.cursor = next;
-                    self.take_page(values, run, now_ms);
-                }
-                Ok(_) => unreachable!("a read yields a page"),
-                Err(error) => run.fail(error.into()),
-            }
-            return;
-        }
+        let result = match self.pages_to_read.answer(ticket, result, run) {
+            Answer::Page(values) => return self.take_page(values, run, now_ms),
+            Answer::Failed => return,
+            Answer::Other(result) => result,
+        };
         if self.checkpoint == Some(ticket) {
             self.checkpoint = None;
             if let Err(error) = result {
@@ -195,10 +177,7 @@ impl Export {
                 self.page(index).calls -= 1;
             }
             (Step::Call(keys), Err(error)) => {
-                if error.stops_job() {
-                    return run.fail(JobFailure::from(error));
-                }
-                let reason = text(&error.message(), run.lang);
+                let Some(reason) = run.reason(error) else { return };
                 let page = self.page(index);
                 page.calls -= 1;
                 for key in keys {

@@ -190,11 +190,6 @@ pub fn record_columns(command: Command) -> &'static [&'static str] {
     }
 }
 
-/// Whether `command` is a job of this module.
-pub fn is_job(command: Command) -> bool {
-    matches!(command, Command::ExportSelected | Command::ExportAll | Command::PullConsents | Command::PullChanges)
-}
-
 enum Kind {
     Export(export::Export),
     Consents(consents::Consents),
@@ -211,7 +206,7 @@ impl Job {
     /// Starts the job `start.command`.
     ///
     /// # Panics
-    /// When the command is not a job ([`is_job`]).
+    /// When the command is not one of the jobs [`Start::command`] names.
     pub fn new(start: Start) -> Job {
         let mut run = Runner::new(&start);
         let kind = match start.command {
@@ -259,23 +254,20 @@ impl Job {
             Kind::Changes(job) => job.advance(&mut self.run, now_ms),
         }
     }
-
-    /// Whether the job has finished, well or not.
-    pub fn is_finished(&self) -> bool {
-        self.run.finished()
-    }
 }
 
 /// The end of a job: its summary recorded on the integration record, then told.
 #[derive(Default)]
 struct Ending {
+    started: bool,
+    /// The record's update, and the summary told once it is written.
     ticket: Option<Ticket>,
     summary: Option<Summary>,
 }
 
 impl Ending {
     fn started(&self) -> bool {
-        self.summary.is_some()
+        self.started
     }
 
     /// Records the summary of `tally` (and `extra` columns) on the record, then ends the job.
@@ -307,15 +299,13 @@ impl Ending {
             extra
         });
         let summary = Summary { message, download, tally };
+        self.started = true;
         match columns {
             Some(columns) => {
                 self.ticket = Some(run.issue(runner::Request::Record(columns)));
                 self.summary = Some(summary);
             }
-            None => {
-                self.summary = Some(summary.clone());
-                run.succeed(summary);
-            }
+            None => run.succeed(summary),
         }
     }
 
@@ -324,9 +314,10 @@ impl Ending {
         if self.ticket != Some(ticket) {
             return false;
         }
-        match result {
-            Ok(_) => run.succeed(self.summary.clone().unwrap_or_else(|| unreachable!("an ending has its summary"))),
-            Err(error) => run.fail(JobFailure { message: error.message(), kind: "dataverse" }),
+        match (result, self.summary.take()) {
+            (Ok(_), Some(summary)) => run.succeed(summary),
+            (Ok(_), None) => unreachable!("an ending keeps its summary until the record is written"),
+            (Err(error), _) => run.fail(JobFailure { message: error.message(), kind: "dataverse" }),
         }
         true
     }

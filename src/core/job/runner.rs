@@ -80,6 +80,25 @@ impl Error {
 struct Pending {
     request: Request,
     attempt: u32,
+    /// With the host now (not queued, nor waiting to go again).
+    sent: bool,
+}
+
+impl Request {
+    /// Which service answers it: each has its own bound on requests in flight.
+    fn service(&self) -> Service {
+        match self {
+            Request::Call(_) => Service::Salesmanago,
+            Request::Read(_) | Request::Write(_) | Request::Record(_) => Service::Dataverse,
+        }
+    }
+}
+
+fn slot(service: Service) -> usize {
+    match service {
+        Service::Dataverse => 0,
+        Service::Salesmanago => 1,
+    }
 }
 
 /// A small deterministic generator (SplitMix64) for request keys and jitter, seeded by the host
@@ -115,7 +134,8 @@ pub(super) struct Runner {
     pending: SortedMap<Ticket, Pending>,
     queued: VecDeque<Ticket>,
     delayed: Vec<(u64, Ticket)>,
-    in_flight: usize,
+    /// Requests with the host, per service.
+    in_flight: [usize; 2],
     rng: Rng,
     out: VecDeque<Action>,
     /// The service that asked to wait, and until when.
@@ -138,7 +158,7 @@ impl Runner {
             pending: SortedMap::new(),
             queued: VecDeque::new(),
             delayed: Vec::new(),
-            in_flight: 0,
+            in_flight: [0; 2],
             rng: Rng(start.seed),
             out: VecDeque::new(),
             wait: None,
@@ -148,7 +168,8 @@ impl Runner {
         }
     }
 
-    /// Most requests in flight at once, and most units (pages, chunks) in progress.
+    /// Most requests in flight at once to each service, and most units (pages, chunks) in
+    /// progress.
     pub(super) fn limit(&self) -> usize {
         self.limit
     }
@@ -166,7 +187,7 @@ impl Runner {
     pub(super) fn issue(&mut self, request: Request) -> Ticket {
         let ticket = Ticket(self.next_ticket);
         self.next_ticket += 1;
-        self.pending.insert(ticket, Pending { request, attempt: 1 });
+        self.pending.insert(ticket, Pending { request, attempt: 1, sent: false });
         self.queued.push_back(ticket);
         ticket
     }
@@ -184,12 +205,13 @@ impl Runner {
         for (_, ticket) in due.into_iter().rev() {
             self.queued.push_front(ticket);
         }
-        if self.in_flight >= self.limit {
-            return None;
-        }
-        let ticket = self.queued.pop_front()?;
-        self.in_flight += 1;
-        let request = &self.pending.get(&ticket)?.request;
+        let room = |pending: &Pending| self.in_flight[slot(pending.request.service())] < self.limit;
+        let at = self.queued.iter().position(|t| self.pending.get(t).is_some_and(room))?;
+        let ticket = self.queued.remove(at)?;
+        let pending = self.pending.get_mut(&ticket)?;
+        pending.sent = true;
+        self.in_flight[slot(pending.request.service())] += 1;
+        let request = &pending.request;
         Some(match request {
             Request::Read(query) => Action::Read { ticket, read: Read { query: query.clone() } },
             Request::Write(rows) => {
@@ -224,11 +246,9 @@ impl Runner {
     /// Takes the answer to `ticket`: what it yields, or `None` while it is being tried again
     /// (or was not the job's).
     pub(super) fn answer(&mut self, ticket: Ticket, reply: Reply, now_ms: u64) -> Option<Result<Output, Error>> {
-        if self.finished || self.queued.contains(&ticket) || self.delayed.iter().any(|(_, t)| *t == ticket) {
-            return None;
-        }
-        let pending = self.pending.get_mut(&ticket)?;
-        self.in_flight = self.in_flight.saturating_sub(1);
+        let pending = self.pending.get_mut(&ticket).filter(|p| p.sent && !self.finished)?;
+        pending.sent = false;
+        self.in_flight[slot(pending.request.service())] -= 1;
         let result = read(&pending.request, &self.client, reply);
         let retry = match &result {
             Ok(_) => Retry::GiveUp,
@@ -287,6 +307,17 @@ impl Runner {
         } else {
             self.out.push_back(Action::Progress(message));
         }
+    }
+
+    /// The reason, in the user's language, of a request that failed for good, when only the
+    /// contacts it was about fail; `None` when every later request would fail the same way, and
+    /// the job has failed.
+    pub(super) fn reason(&mut self, error: Error) -> Option<String> {
+        if error.stops_job() {
+            self.fail(error.into());
+            return None;
+        }
+        Some(crate::core::i18n::text(&error.message(), self.lang))
     }
 
     /// Ends the job with `failure`; it stays failed, and its later answers are ignored.

@@ -1,11 +1,75 @@
 //! What the jobs share about contacts: reading a page's rows one by one, and writing columns
 //! so that a column Dataverse refuses does not hold back the others.
 
+use std::collections::VecDeque;
+
 use crate::core::dataverse::contact::ContactRow;
 use crate::core::dataverse::schema::contact;
 use crate::core::i18n::{text, Lang, Message};
 use crate::core::json::{Map, Value};
 use crate::core::sync::NotDone;
+
+use super::runner::{Error, Output, Request, Runner};
+use super::Ticket;
+
+/// The pages of contacts a job reads, one after the other: its queries, each followed by its
+/// pages' next links.
+pub(super) struct Pages {
+    queries: VecDeque<String>,
+    reading: Option<Ticket>,
+}
+
+/// What an answer was, seen by [`Pages`].
+pub(super) enum Answer {
+    /// The rows of the next page.
+    Page(Vec<Value>),
+    /// A read that failed: the job has failed.
+    Failed,
+    /// Not a read's answer.
+    Other(Result<Output, Error>),
+}
+
+impl Pages {
+    pub(super) fn new(queries: impl IntoIterator<Item = String>) -> Pages {
+        Pages { queries: queries.into_iter().collect(), reading: None }
+    }
+
+    /// Asks for the next page, unless one is on its way or the job has no `room` for it.
+    pub(super) fn read(&mut self, run: &mut Runner, room: bool) {
+        if self.reading.is_none() && room {
+            if let Some(query) = self.queries.pop_front() {
+                self.reading = Some(run.issue(Request::Read(query)));
+            }
+        }
+    }
+
+    /// Whether every page has been read.
+    pub(super) fn done(&self) -> bool {
+        self.reading.is_none() && self.queries.is_empty()
+    }
+
+    /// Takes an answer: a page's rows (its next page queued first), or the answer back when it
+    /// is not a read's.
+    pub(super) fn answer(&mut self, ticket: Ticket, result: Result<Output, Error>, run: &mut Runner) -> Answer {
+        if self.reading != Some(ticket) {
+            return Answer::Other(result);
+        }
+        self.reading = None;
+        match result {
+            Ok(Output::Page(values, next)) => {
+                if let Some(next) = next {
+                    self.queries.push_front(next);
+                }
+                Answer::Page(values)
+            }
+            Ok(_) => unreachable!("a read yields a page"),
+            Err(error) => {
+                run.fail(error.into());
+                Answer::Failed
+            }
+        }
+    }
+}
 
 /// A row of a page: read, or why not (with its index in the page).
 pub(super) enum Row {
