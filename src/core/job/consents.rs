@@ -59,10 +59,17 @@ impl Consents {
         if self.ending.started() {
             return;
         }
-        self.pages_to_read.read(run, self.pages.len() < run.limit());
+        self.pages_to_read.read(run, self.pages.len());
         if self.pages_to_read.done() && self.pages.is_empty() && !run.busy() {
             self.ending.start(run, std::mem::take(&mut self.tally), Map::new(), now_ms);
         }
+    }
+
+    /// Works on a page that arrived; `false` when there is none.
+    pub(super) fn work(&mut self, run: &mut Runner, now_ms: u64) -> bool {
+        let Some(values) = self.pages_to_read.arrived() else { return false };
+        self.take_page(values, run, now_ms);
+        true
     }
 
     pub(super) fn on(&mut self, ticket: Ticket, result: Result<Output, Error>, run: &mut Runner, now_ms: u64) {
@@ -70,8 +77,7 @@ impl Consents {
             return;
         }
         let result = match self.pages_to_read.answer(ticket, result, run) {
-            Answer::Page(values) => return self.take_page(values, run, now_ms),
-            Answer::Failed => return,
+            Answer::Taken => return,
             Answer::Other(result) => result,
         };
         let Some((index, step)) = self.tickets.remove(&ticket) else { return };

@@ -224,7 +224,23 @@ impl Job {
     /// The next action to take now, if any. Call until `None` after starting the job, after
     /// each [`Job::handle`] and at [`Job::poll_timeout`].
     pub fn poll(&mut self, now_ms: u64) -> Option<Action> {
-        self.run.poll(now_ms)
+        loop {
+            if let Some(action) = self.run.poll(now_ms) {
+                return Some(action);
+            }
+            // The work a reply brought (a page's rows) is done here, once the requests it
+            // allowed (the next page's read) have gone out.
+            let worked = !self.run.finished()
+                && match &mut self.kind {
+                    Kind::Export(job) => job.work(&mut self.run, now_ms),
+                    Kind::Consents(job) => job.work(&mut self.run, now_ms),
+                    Kind::Changes(_) => false,
+                };
+            if !worked {
+                return None;
+            }
+            self.advance(now_ms);
+        }
     }
 
     /// When to poll again if no reply comes first (a planned retry).

@@ -187,8 +187,15 @@ impl Runner {
     pub(super) fn issue(&mut self, request: Request) -> Ticket {
         let ticket = Ticket(self.next_ticket);
         self.next_ticket += 1;
+        // Pages are read one after the other, and everything else waits for them: a read goes
+        // first, so the pipeline does not stall behind the write-backs.
+        let first = matches!(request, Request::Read(_));
         self.pending.insert(ticket, Pending { request, attempt: 1, sent: false });
-        self.queued.push_back(ticket);
+        if first {
+            self.queued.push_front(ticket);
+        } else {
+            self.queued.push_back(ticket);
+        }
         ticket
     }
 

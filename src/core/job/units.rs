@@ -13,43 +13,50 @@ use super::runner::{Error, Output, Request, Runner};
 use super::Ticket;
 
 /// The pages of contacts a job reads, one after the other: its queries, each followed by its
-/// pages' next links.
+/// pages' next links. A page that arrives is kept until the job works on it, after the next
+/// read has gone out, so the reads never wait for the work.
 pub(super) struct Pages {
     queries: VecDeque<String>,
     reading: Option<Ticket>,
+    arrived: Option<Vec<Value>>,
 }
 
 /// What an answer was, seen by [`Pages`].
 pub(super) enum Answer {
-    /// The rows of the next page.
-    Page(Vec<Value>),
-    /// A read that failed: the job has failed.
-    Failed,
+    /// A read's answer: its page is kept, or the read failed and so did the job.
+    Taken,
     /// Not a read's answer.
     Other(Result<Output, Error>),
 }
 
 impl Pages {
     pub(super) fn new(queries: impl IntoIterator<Item = String>) -> Pages {
-        Pages { queries: queries.into_iter().collect(), reading: None }
+        Pages { queries: queries.into_iter().collect(), reading: None, arrived: None }
     }
 
-    /// Asks for the next page, unless one is on its way or the job has no `room` for it.
-    pub(super) fn read(&mut self, run: &mut Runner, room: bool) {
-        if self.reading.is_none() && room {
+    /// Asks for the next page, unless one is on its way or the job has no room for it beside
+    /// the `in_progress` pages.
+    pub(super) fn read(&mut self, run: &mut Runner, in_progress: usize) {
+        let held = in_progress + usize::from(self.arrived.is_some());
+        if self.reading.is_none() && held < run.limit() {
             if let Some(query) = self.queries.pop_front() {
                 self.reading = Some(run.issue(Request::Read(query)));
             }
         }
     }
 
-    /// Whether every page has been read.
+    /// Whether every page has been read and handed over.
     pub(super) fn done(&self) -> bool {
-        self.reading.is_none() && self.queries.is_empty()
+        self.reading.is_none() && self.queries.is_empty() && self.arrived.is_none()
     }
 
-    /// Takes an answer: a page's rows (its next page queued first), or the answer back when it
-    /// is not a read's.
+    /// The page that arrived, to work on.
+    pub(super) fn arrived(&mut self) -> Option<Vec<Value>> {
+        self.arrived.take()
+    }
+
+    /// Takes an answer: a page is kept (its next page queued first), or the answer is given
+    /// back when it is not a read's.
     pub(super) fn answer(&mut self, ticket: Ticket, result: Result<Output, Error>, run: &mut Runner) -> Answer {
         if self.reading != Some(ticket) {
             return Answer::Other(result);
@@ -60,14 +67,12 @@ impl Pages {
                 if let Some(next) = next {
                     self.queries.push_front(next);
                 }
-                Answer::Page(values)
+                self.arrived = Some(values);
             }
             Ok(_) => unreachable!("a read yields a page"),
-            Err(error) => {
-                run.fail(error.into());
-                Answer::Failed
-            }
+            Err(error) => run.fail(error.into()),
         }
+        Answer::Taken
     }
 }
 

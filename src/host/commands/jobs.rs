@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use futures_util::future::poll_immediate;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use crate::core::command::Command;
@@ -46,7 +47,13 @@ pub(super) async fn run(context: Context, command: Command) -> Outcome {
     loop {
         while let Some(action) = job.poll(now_ms()) {
             match execute(action, &context, &ui, &web_api, &root) {
-                Step::Wait(future) => pending.push(future),
+                Step::Wait(future) => {
+                    pending.push(future);
+                    // Polled once now, so its request goes out before the job's next work.
+                    if let Some(Some(event)) = poll_immediate(pending.next()).await {
+                        timer = on(&mut job, event, timer);
+                    }
+                }
                 Step::Shown => {}
                 Step::End(outcome) => return outcome,
             }
@@ -61,10 +68,20 @@ pub(super) async fn run(context: Context, command: Command) -> Outcome {
             }
         }
         match pending.next().await {
-            Some(Event::Reply(ticket, reply)) => job.handle(ticket, reply, now_ms()),
-            Some(Event::Timer) => timer = None,
+            Some(event) => timer = on(&mut job, event, timer),
             None => unreachable!("a job that has not finished waits for a reply or its timer"),
         }
+    }
+}
+
+/// Hands `event` to the job; the timer still set afterwards.
+fn on(job: &mut Job, event: Event, timer: Option<u64>) -> Option<u64> {
+    match event {
+        Event::Reply(ticket, reply) => {
+            job.handle(ticket, reply, now_ms());
+            timer
+        }
+        Event::Timer => None,
     }
 }
 
