@@ -135,7 +135,9 @@ async function simulatorControl(sim, path, body) {
 /** A sandbox with `contacts` demo contacts, modelling Dataverse's service protection. */
 async function sandboxWith(contacts, options, sim) {
   // In memory: saving a 100,000-row file is the sandbox's chore, not Dataverse's behaviour.
-  const sandbox = await startSandbox({ port: 0, dataFile: null, reset: true, contacts, latencyMs: options.latencyMs, protection: true });
+  // The test engine: the shipped engine's jobs, plus `memoryBytes` and `salesmanagoCall`.
+  const engineJs = readFileSync(join(root, "target", "engine-test", "engine.js"), "utf8");
+  const sandbox = await startSandbox({ port: 0, dataFile: null, reset: true, contacts, latencyMs: options.latencyMs, protection: true, engineJs });
   const [record] = sandbox.dataverse.rows("new_salesmanagointegration");
   sandbox.dataverse.seed("new_salesmanagointegration", [
     { ...record, new_clientid: sim.clientId, new_apisecret: sim.apiSecret, new_owner: sim.owner, new_endpoint: sim.url, new_concurrency: options.concurrency },

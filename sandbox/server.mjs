@@ -58,9 +58,10 @@ export const DEMO_INTEGRATION = { new_salesmanagointegrationid: "00000000-0000-4
 /**
  * Starts the sandbox on `host:port`. `dataFile` holds the Dataverse data (created and seeded
  * with `contacts` demo contacts when missing or when `reset`). Resolves to
- * `{url, dataverse, solution, close()}`.
+ * `{url, dataverse, solution, close()}`. `engineJs`, when given, is served in place of the
+ * solution's engine.js (the bench's test engine).
  */
-export async function startSandbox({ port = 0, host = "127.0.0.1", dataFile = null, reset = false, contacts = 200, latencyMs = 0, protection } = {}) {
+export async function startSandbox({ port = 0, host = "127.0.0.1", dataFile = null, reset = false, contacts = 200, latencyMs = 0, protection, engineJs = null } = {}) {
   const built = loadBuiltSolution();
   const tables = tablesFrom(built.solution);
   if (dataFile) mkdirSync(dirname(dataFile), { recursive: true });
@@ -78,6 +79,7 @@ export async function startSandbox({ port = 0, host = "127.0.0.1", dataFile = nu
     const entry = built.entries.get(resource.fileName.replace(/^\//, ""));
     if (entry) files.set("/WebResources/" + resource.name, { body: entry, type: WEBRESOURCE_TYPES[resource.type] || "application/octet-stream" });
   }
+  if (engineJs !== null) files.set("/WebResources/new_/salesmanago/engine.js", { body: Buffer.from(engineJs, "utf8"), type: "text/javascript" });
 
   function definitions() {
     const out = {};

@@ -6,9 +6,10 @@ import assert from "node:assert/strict";
 import { createServer } from "node:net";
 import { launchChromium, serveWebResources } from "./support/browser.mjs";
 import { simulator } from "./support/engine.mjs";
+import { testEngine } from "./support/package.mjs";
 
 const HOST = `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>engine host</title>
-<script src="/WebResources/new_/salesmanago/engine.js"></script>
+<script src="/test-engine.js"></script>
 <script>
   window.smCall = async (config, call, lcid) => {
     const engine = await SalesManagoEngine.ready();
@@ -26,7 +27,7 @@ let sim;
 let page;
 
 before(async () => {
-  server = await serveWebResources({ "/host.html": HOST });
+  server = await serveWebResources({ "/host.html": HOST, "/test-engine.js": testEngine() });
   sim = await simulator();
   chromium = await launchChromium();
   page = await chromium.context.newPage();

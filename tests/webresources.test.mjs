@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import vm from "node:vm";
-import { solutionZip, version, webresource } from "./support/package.mjs";
+import { solutionZip, testEngine, version, webresource } from "./support/package.mjs";
 
 const commandsJs = webresource("commands.js");
 const engineJs = webresource("engine.js");
@@ -117,17 +117,43 @@ test("an engine that cannot load is reported, and the next click tries again", a
   assert.equal(seen.scripts.length, 2, "a failed load must not be cached");
 });
 
+test("an engine of another version (a stale cache) is reported, not used", async () => {
+  const { context, seen } = dynamicsWindow({ languageId: 1033 });
+  load(context, commandsJs, "commands.js");
+  const stale = engineJs.replaceAll(`"${version()}"`, '"0.0.1"');
+  context.document.head.appendChild = (element) => {
+    seen.scripts.push(element.src);
+    setTimeout(() => (vm.runInContext(stale, context, { filename: "engine.js" }), element.onload()), 1);
+  };
+  await context.SalesManago.Contact.send({});
+  assert.equal(seen.errors.length, 1);
+  assert.match(seen.errors[0], /SALESmanago engine could not start \(engine\.js is version 0\.0\.1, commands\.js \d+\.\d+\.\d+\)/);
+});
+
 test("the engine instantiates once per window and a second engine.js keeps the first", async () => {
   const { context } = dynamicsWindow();
   load(context, engineJs, "engine.js");
   const first = context.SalesManagoEngine;
   const [a, b] = await Promise.all([first.ready(), first.ready()]);
   assert.equal(a, b);
-  assert.equal(a.version(), version());
+  assert.equal(first.version, version());
   load(context, engineJs, "engine.js");
   assert.equal(context.SalesManagoEngine, first);
   assert.equal(await context.SalesManagoEngine.ready(), a);
   await assert.rejects(a.runCommand("no.such", { lcid: 1033 }), /no command “no\.such”/);
+});
+
+test("the shipped engine exports only what the web resources call; the test engine adds the test exports", async () => {
+  const exportsOf = async (js) => {
+    const { context } = dynamicsWindow();
+    load(context, js, "engine.js");
+    const engine = await context.SalesManagoEngine.ready();
+    return Object.keys(engine).filter((k) => typeof engine[k] === "function" && !k.startsWith("__") && k !== "initSync").sort();
+  };
+  const shipped = await exportsOf(engineJs);
+  assert.deepEqual(shipped, ["credentialsState", "credentialsText", "runCommand"]);
+  for (const name of shipped) assert.match(commandsJs + webresource("credentials.html"), new RegExp(`\\.${name}\\(`), `${name} is called`);
+  assert.deepEqual(await exportsOf(testEngine()), [...shipped, "contactPatch", "mapContact", "memoryBytes", "salesmanagoCall"].sort());
 });
 
 test("the integration form hands Xrm and its formContext to the credential page", async () => {

@@ -43,7 +43,7 @@
   function loadEngine() {
     if (!loading) {
       loading = new Promise(function (resolve, reject) {
-        if (root.SalesManagoEngine) {
+        if (root.SalesManagoEngine && root.SalesManagoEngine.version === VERSION) {
           resolve();
           return;
         }
@@ -60,6 +60,10 @@
         .then(function () {
           if (!root.SalesManagoEngine) {
             throw new Error("engine.js loaded but did not define SalesManagoEngine");
+          }
+          // A cache or a half-finished publish can serve another version's engine.
+          if (root.SalesManagoEngine.version !== VERSION) {
+            throw new Error("engine.js is version " + root.SalesManagoEngine.version + ", commands.js " + VERSION);
           }
           return root.SalesManagoEngine.ready();
         })

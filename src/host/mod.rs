@@ -6,7 +6,10 @@ mod commands;
 mod dynamics;
 mod exports;
 mod salesmanago;
+#[cfg(feature = "test-exports")]
 mod script;
+#[cfg(feature = "test-exports")]
+mod test_exports;
 mod transport;
 
 #[cfg(test)]

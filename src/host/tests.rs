@@ -2,7 +2,7 @@
 
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
-use super::exports::{credentials_text, run_command, version};
+use super::exports::{credentials_text, run_command};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
@@ -11,11 +11,6 @@ fn context(lcid: u32) -> wasm_bindgen::JsValue {
     let context = js_sys::Object::new();
     js_sys::Reflect::set(&context, &"lcid".into(), &lcid.into()).expect("set");
     context.into()
-}
-
-#[wasm_bindgen_test]
-fn version_is_the_crate_version() {
-    assert_eq!(version(), env!("CARGO_PKG_VERSION"));
 }
 
 #[wasm_bindgen_test]

@@ -11,7 +11,7 @@ import { webresources } from "./package.mjs";
 const TYPES = { ".js": "text/javascript", ".html": "text/html; charset=utf-8", ".svg": "image/svg+xml" };
 const PREFIX = "/WebResources/new_/salesmanago/";
 
-/** Serves the built web resources, plus `pages` (path → HTML) for host pages of the test. */
+/** Serves the built web resources, plus `pages` (path → text; HTML unless the path says `.js`) for the test. */
 export async function serveWebResources(pages = {}) {
   const requests = [];
   const server = createServer(async (request, response) => {
@@ -21,7 +21,7 @@ export async function serveWebResources(pages = {}) {
       if (path === "/favicon.ico") {
         response.writeHead(204).end(); // the browser asks; Dynamics answers it, not us
       } else if (pages[path]) {
-        response.writeHead(200, { "content-type": TYPES[".html"] }).end(pages[path]);
+        response.writeHead(200, { "content-type": TYPES[extname(path)] || TYPES[".html"] }).end(pages[path]);
       } else if (path.startsWith(PREFIX) && !path.slice(PREFIX.length).includes("/")) {
         const file = path.slice(PREFIX.length);
         const body = await readFile(join(webresources, file));

@@ -2,14 +2,14 @@
 // simulator for it to call: the real wasm client against an independent server.
 import vm from "node:vm";
 import { startSimulator } from "../simulator/server.mjs";
-import { webresource } from "./package.mjs";
+import { testEngine } from "./package.mjs";
 
 let engine;
 
-/** The engine's exports; engine.js is evaluated once, as a browser would. */
+/** The test engine's exports; its engine.js is evaluated once, as a browser would. */
 export async function loadEngine() {
   if (!engine) {
-    vm.runInThisContext(webresource("engine.js"), { filename: "engine.js" });
+    vm.runInThisContext(testEngine(), { filename: "engine.js" });
     engine = await globalThis.SalesManagoEngine.ready();
   }
   return engine;

@@ -17,6 +17,14 @@ export function solutionZip(kind = "unmanaged") {
   return readZip(solutionZipPath(root, kind));
 }
 
+/**
+ * The test engine's `engine.js` (`cargo xtask build --test-engine`): the shipped engine plus
+ * `salesmanagoCall`, `mapContact`, `contactPatch` and `memoryBytes`, which only tests call.
+ */
+export function testEngine() {
+  return readFileSync(join(root, "target", "engine-test", "engine.js"), "utf8");
+}
+
 /** A built web resource's text (`commands.js`, `engine.js`, …). */
 export function webresource(file) {
   return readFileSync(join(webresources, file), "utf8");

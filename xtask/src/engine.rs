@@ -27,7 +27,26 @@ const WASM_FEATURES: &[&str] = &[
     "--enable-multivalue",
 ];
 
-pub(crate) fn build(root: &Path) -> Result<Engine> {
+/// Which engine to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flavour {
+    /// The engine the solution ships: only what the web resources call.
+    Shipped,
+    /// The shipped engine plus the exports tests and the bench call (feature `test-exports`).
+    Test,
+}
+
+impl Flavour {
+    /// Where its files go, under `target/`.
+    fn dir(self) -> &'static str {
+        match self {
+            Flavour::Shipped => "engine",
+            Flavour::Test => "engine-test",
+        }
+    }
+}
+
+pub(crate) fn build(root: &Path, flavour: Flavour) -> Result<Engine> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     // Panic locations name source files; without this, each dependency's file carries this
     // machine's cargo home (an absolute path, and kilobytes of the wasm).
@@ -41,15 +60,21 @@ pub(crate) fn build(root: &Path) -> Result<Engine> {
     for registry in registries {
         rustflags.push(format!("--remap-path-prefix={}=", registry.path().display()));
     }
-    run(
-        Command::new(cargo)
-            .current_dir(root)
-            .env_remove("RUSTFLAGS")
-            .env("CARGO_ENCODED_RUSTFLAGS", rustflags.join("\x1f"))
-            .args(["build", "--release", "--lib", "--package", "salesmanago-dynamics", "--target", TARGET]),
-        "cargo build for wasm32 (is the target installed? run `npm run setup`)",
-    )?;
-    let out = root.join("target/engine");
+    let mut cargo = Command::new(cargo);
+    cargo.current_dir(root).env_remove("RUSTFLAGS").env("CARGO_ENCODED_RUSTFLAGS", rustflags.join("\x1f")).args([
+        "build",
+        "--release",
+        "--lib",
+        "--package",
+        "salesmanago-dynamics",
+        "--target",
+        TARGET,
+    ]);
+    if flavour == Flavour::Test {
+        cargo.args(["--features", "test-exports"]);
+    }
+    run(&mut cargo, "cargo build for wasm32 (is the target installed? run `npm run setup`)")?;
+    let out = root.join("target").join(flavour.dir());
     std::fs::create_dir_all(&out)?;
     // Where cargo put it: `CARGO_TARGET_DIR` when set (relative to the workspace), else `target/`.
     let cargo_target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), |dir| root.join(dir));
@@ -76,7 +101,8 @@ pub(crate) fn build(root: &Path) -> Result<Engine> {
     run(&mut wasm_opt, "wasm-opt")?;
     let engine = Engine { glue: std::fs::read_to_string(out.join("engine.js"))?, wasm: std::fs::read(&optimised)? };
     println!(
-        "engine: wasm {} B raw, {} B gzip (before wasm-opt: {} B raw)",
+        "{}: wasm {} B raw, {} B gzip (before wasm-opt: {} B raw)",
+        flavour.dir(),
         engine.wasm.len(),
         gzip_len(&engine.wasm)?,
         std::fs::metadata(&bindgen_wasm)?.len()

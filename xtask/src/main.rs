@@ -1,5 +1,7 @@
 //! Build tooling: `cargo xtask build` turns the engine into web resources and packs the
-//! Dataverse solution; `cargo xtask pack` only packs, from web resources already built.
+//! Dataverse solution (with `--test-engine`, also `target/engine-test/engine.js`, the engine
+//! with the exports only tests and the bench call); `cargo xtask pack` only packs, from web
+//! resources already built.
 //!
 //! Installing the tools it calls (wasm32 target, wasm-bindgen CLI, npm packages) is
 //! `xtask/setup.sh`'s job; this program checks for them and says what is missing.
@@ -11,6 +13,8 @@ mod webresources;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use engine::Flavour;
 
 /// A build step failed; the text says what to do.
 #[derive(Debug)]
@@ -29,7 +33,7 @@ pub(crate) fn fail<T>(message: impl Into<String>) -> Result<T> {
     Err(Failure(message.into()))
 }
 
-const USAGE: &str = "usage: cargo xtask build [--dist DIR]
+const USAGE: &str = "usage: cargo xtask build [--dist DIR] [--test-engine]
        cargo xtask pack --webresources DIR [--dist DIR]";
 
 fn main() -> ExitCode {
@@ -49,10 +53,15 @@ fn run(args: &[String]) -> Result<()> {
     let dist = option(options, "--dist")?.map_or_else(|| root.join("dist"), PathBuf::from);
     match command.as_str() {
         "build" => {
-            let engine = engine::build(&root)?;
+            let engine = engine::build(&root, Flavour::Shipped)?;
             let webresources = root.join("target/webresources");
             webresources::assemble(&root, &engine, &webresources)?;
-            report_zips(&solution::pack(&root, &webresources, &dist)?)
+            report_zips(&solution::pack(&root, &webresources, &dist)?)?;
+            if options.iter().any(|o| o == "--test-engine") {
+                let engine = engine::build(&root, Flavour::Test)?;
+                webresources::engine_only(&root, &engine, &root.join("target/engine-test"))?;
+            }
+            Ok(())
         }
         "pack" => {
             let webresources =

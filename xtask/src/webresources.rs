@@ -29,6 +29,14 @@ pub(crate) fn assemble(root: &Path, engine: &Engine, dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Writes `engine.js` alone into `dir` (the test engine: never packed into a solution).
+pub(crate) fn engine_only(root: &Path, engine: &Engine, dir: &Path) -> Result<()> {
+    let template = std::fs::read_to_string(root.join("webresource").join("engine.template.js"))?;
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("engine.js"), engine_js(&template, engine, salesmanago_dynamics::VERSION)?)?;
+    Ok(())
+}
+
 fn engine_js(template: &str, engine: &Engine, version: &str) -> Result<String> {
     for marker in ["/*@@GLUE@@*/", "@@WASM_BASE64@@", "@@VERSION@@"] {
         if !template.contains(marker) {
