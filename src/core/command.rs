@@ -1,5 +1,7 @@
 //! The user commands: one per command-bar button or form event the solution defines.
 
+use crate::core::dataverse::schema::Job;
+
 /// A command a user starts from Dynamics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
@@ -67,6 +69,60 @@ impl Command {
     /// The command with this name, if any.
     pub fn from_name(name: &str) -> Option<Command> {
         Command::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    /// The bulk job this command runs, if it runs one.
+    pub const fn bulk_job(self) -> Option<BulkJob> {
+        match self {
+            Command::ExportSelected => Some(BulkJob::ExportSelected),
+            Command::ExportAll => Some(BulkJob::ExportAll),
+            Command::PullConsents => Some(BulkJob::PullConsents),
+            Command::PullChanges => Some(BulkJob::PullChanges),
+            Command::FetchContact
+            | Command::SendContact
+            | Command::TestConnection
+            | Command::SaveCredentials
+            | Command::ContactOpened
+            | Command::ContactSaved
+            | Command::DeleteContacts
+            | Command::IntegrationOpened => None,
+        }
+    }
+}
+
+/// A command that works through many contacts ([`crate::core::job`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BulkJob {
+    /// Export the contacts selected in a grid, or all when none is.
+    ExportSelected,
+    /// Export every contact, resuming an interrupted run.
+    ExportAll,
+    /// Pull opt-outs and consents.
+    PullConsents,
+    /// Pull contacts changed in SALESmanago.
+    PullChanges,
+}
+
+impl BulkJob {
+    /// The command that starts it.
+    pub const fn command(self) -> Command {
+        match self {
+            BulkJob::ExportSelected => Command::ExportSelected,
+            BulkJob::ExportAll => Command::ExportAll,
+            BulkJob::PullConsents => Command::PullConsents,
+            BulkJob::PullChanges => Command::PullChanges,
+        }
+    }
+
+    /// Its state columns on the integration record (checkpoint, last run, last result): the
+    /// integration form's jobs have them, a grid's export does not.
+    pub const fn state(self) -> Option<Job> {
+        match self {
+            BulkJob::ExportSelected => None,
+            BulkJob::ExportAll => Some(Job::Export),
+            BulkJob::PullConsents => Some(Job::Consents),
+            BulkJob::PullChanges => Some(Job::Changes),
+        }
     }
 }
 

@@ -8,7 +8,7 @@ mod dataverse;
 mod rng;
 mod salesmanago;
 
-use salesmanago_dynamics::core::command::Command;
+use salesmanago_dynamics::core::command::BulkJob;
 use salesmanago_dynamics::core::dataverse::schema::{contact, integration, Job as JobColumns, SyncStatus};
 use salesmanago_dynamics::core::i18n::Lang;
 use salesmanago_dynamics::core::integration::settings;
@@ -61,17 +61,17 @@ impl World {
         World { now: START, rng, dataverse, salesmanago }
     }
 
-    fn start(&mut self, command: Command) -> Job {
+    fn start(&mut self, job: BulkJob) -> Job {
         let settings =
             settings(std::slice::from_ref(&self.dataverse.record)).expect("the simulated record is complete");
         let mut record = Map::new();
-        for column in record_columns(command) {
+        for column in record_columns(job) {
             if let Some(value) = self.dataverse.record.get(column) {
                 record.insert((*column).to_owned(), value.clone());
             }
         }
         Job::new(Start {
-            command,
+            job,
             lang: Lang::En,
             settings,
             record,
@@ -135,10 +135,10 @@ impl World {
         panic!("the job did not finish in ten million steps");
     }
 
-    /// Runs `command` to its end, abandoning it `interruptions` times at random steps first.
-    fn run(&mut self, command: Command, interruptions: usize) -> Result<Summary, String> {
+    /// Runs `job` to its end, abandoning it `interruptions` times at random steps first.
+    fn run(&mut self, job: BulkJob, interruptions: usize) -> Result<Summary, String> {
         for _ in 0..interruptions {
-            let mut job = self.start(command);
+            let mut job = self.start(job);
             // Anywhere in the job: a page of 400 contacts takes four actions, and many more
             // when faults make its requests go again.
             let stop = 1 + self.rng.below(self.dataverse.contacts.len() as u64 / 8 + 40) as usize;
@@ -147,7 +147,7 @@ impl World {
             }
             self.now += 1000 + self.rng.below(60_000);
         }
-        let mut job = self.start(command);
+        let mut job = self.start(job);
         self.drive(&mut job, None).expect("driven to the end")
     }
 }
@@ -162,7 +162,7 @@ fn text(row: &Map, column: &str) -> Option<String> {
 fn export_all(seed: u64, contacts: usize) {
     let mut world = World::new(seed, contacts);
     let interruptions = world.rng.below(4) as usize;
-    let summary = world.run(Command::ExportAll, interruptions);
+    let summary = world.run(BulkJob::ExportAll, interruptions);
     match summary {
         Ok(summary) => {
             let t = &summary.tally;
@@ -180,7 +180,7 @@ fn export_all(seed: u64, contacts: usize) {
     // A clean rerun.
     world.dataverse.faults = Faults::default();
     world.salesmanago.faults = Faults::default();
-    let clean = world.run(Command::ExportAll, 0).expect("a clean export succeeds");
+    let clean = world.run(BulkJob::ExportAll, 0).expect("a clean export succeeds");
     world.check_synced();
     for (id, row) in &world.dataverse.contacts {
         let sendable = world.dataverse.valid_email(row);
@@ -224,7 +224,7 @@ fn pull_changes(seed: u64, contacts: usize) {
     world.salesmanago.change_some(&mut world.rng, &world.dataverse, START);
     world.now = START + 3_600_000;
     let interruptions = world.rng.below(3) as usize;
-    match world.run(Command::PullChanges, interruptions) {
+    match world.run(BulkJob::PullChanges, interruptions) {
         Ok(summary) => assert!(summary.tally.adds_up(), "{:?}", summary.tally),
         Err(failure) => panic!("pull changes failed: {failure}"),
     }
@@ -247,7 +247,7 @@ fn pull_changes(seed: u64, contacts: usize) {
     world.dataverse.faults = Faults::default();
     world.salesmanago.faults = Faults::default();
     world.now += 60_000;
-    world.run(Command::PullChanges, 0).expect("a clean pull succeeds");
+    world.run(BulkJob::PullChanges, 0).expect("a clean pull succeeds");
     for sm in world.salesmanago.changed() {
         let Some((id, row)) = world.dataverse.matching(sm) else { continue };
         if sm.opted_out {
@@ -262,7 +262,7 @@ fn pull_consents(seed: u64, contacts: usize) {
     let mut world = World::new(seed, contacts);
     world.salesmanago.change_some(&mut world.rng, &world.dataverse, START);
     world.now = START + 3_600_000;
-    let summary = world.run(Command::PullConsents, 0).unwrap_or_else(|f| panic!("pull consents failed: {f}"));
+    let summary = world.run(BulkJob::PullConsents, 0).unwrap_or_else(|f| panic!("pull consents failed: {f}"));
     assert!(summary.tally.adds_up(), "{:?}", summary.tally);
     let failed: Vec<&str> = summary.tally.not_done.iter().map(|n| n.id.as_str()).collect();
     for sm in world.salesmanago.changed() {

@@ -9,6 +9,11 @@ pub fn literal(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
 
+/// `column` holds a value.
+pub fn has_value(column: &str) -> String {
+    format!("{column} ne null")
+}
+
 /// `column` is one of `values` (Dataverse's `In` function; at most 100 values per query keep
 /// the URL short).
 pub fn one_of(column: &str, values: &[String]) -> String {
@@ -30,7 +35,7 @@ pub fn contacts(consents: &[String], filter: Option<&str>) -> String {
         options.push_str("&$filter=");
         options.push_str(&encode(filter));
     }
-    options.push_str("&$orderby=contactid asc");
+    options.push_str(&format!("&$orderby={} asc", contact::ID));
     options
 }
 

@@ -82,6 +82,36 @@ pub mod contact {
     pub const ENTITY_SET: &str = "contacts";
     /// Primary key column; sent to SALESmanago as `externalId`.
     pub const ID: &str = "contactid";
+    /// Full name (Dataverse composes it from first and last name).
+    pub const FULL_NAME: &str = "fullname";
+    /// First name.
+    pub const FIRST_NAME: &str = "firstname";
+    /// Last name.
+    pub const LAST_NAME: &str = "lastname";
+    /// The e-mail that identifies the contact in SALESmanago.
+    pub const EMAIL: &str = "emailaddress1";
+    /// Mobile phone: the phone sent to SALESmanago when set.
+    pub const MOBILE_PHONE: &str = "mobilephone";
+    /// Business phone: sent when there is no mobile phone.
+    pub const BUSINESS_PHONE: &str = "telephone1";
+    /// Fax.
+    pub const FAX: &str = "fax";
+    /// Street, first line.
+    pub const STREET_1: &str = "address1_line1";
+    /// Street, second line.
+    pub const STREET_2: &str = "address1_line2";
+    /// Street, third line.
+    pub const STREET_3: &str = "address1_line3";
+    /// City.
+    pub const CITY: &str = "address1_city";
+    /// Postal code.
+    pub const POSTAL_CODE: &str = "address1_postalcode";
+    /// Country.
+    pub const COUNTRY: &str = "address1_country";
+    /// Birthday (a date-only column).
+    pub const BIRTH_DATE: &str = "birthdate";
+    /// When the row last changed (set by Dataverse).
+    pub const MODIFIED_ON: &str = "modifiedon";
     /// SALESmanago contact id (added by the solution).
     pub const SALESMANAGO_ID: &str = "new_salesmanagoid";
     /// When the contact was last synchronised (added by the solution).

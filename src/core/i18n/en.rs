@@ -1,8 +1,9 @@
 //! English catalogue.
 
 use super::{Counts, Message, Service};
-use crate::core::command::Command;
+use crate::core::command::{BulkJob, Command};
 use crate::core::credentials::{Field, FieldProblem};
+use crate::core::dataverse::schema::contact;
 use crate::core::integration::SettingsError;
 use crate::core::mapping::normalize::EmailProblem;
 use crate::core::mapping::outbound::MAX_TEXT;
@@ -68,7 +69,7 @@ pub(super) fn text(message: &Message) -> String {
                 Service::Salesmanago => format!("{progress} SALESmanago asked to slow down: continuing in {seconds} s."),
             }
         }
-        Message::Summary { command, counts } => summary(*command, counts),
+        Message::Summary { job, counts } => summary(*job, counts),
         Message::DownloadNotDone { count } => format!("Download the list of the {count} contacts that did not go, with the reasons (CSV)?"),
         Message::Unlisted { count } => format!("…and {count} more, not listed here. Each contact's SALESmanago sync status and last error record its reason."),
         Message::Resuming { done } => format!("Continuing the interrupted export: {done} contacts were already exported."),
@@ -153,14 +154,14 @@ fn email_problem(problem: EmailProblem) -> &'static str {
 
 fn column_label(column: &str) -> &'static str {
     match column {
-        "fullname" => "The name",
-        "address1_line1" => "The street",
-        "address1_postalcode" => "The postal code",
-        "address1_city" => "The city",
-        "address1_country" => "The country",
-        "mobilephone" => "The mobile phone",
-        "telephone1" => "The business phone",
-        "fax" => "The fax",
+        contact::FULL_NAME => "The name",
+        contact::STREET_1 => "The street",
+        contact::POSTAL_CODE => "The postal code",
+        contact::CITY => "The city",
+        contact::COUNTRY => "The country",
+        contact::MOBILE_PHONE => "The mobile phone",
+        contact::BUSINESS_PHONE => "The business phone",
+        contact::FAX => "The fax",
         _ => "A value",
     }
 }
@@ -200,18 +201,18 @@ fn settings(error: SettingsError) -> String {
     }
 }
 
-fn summary(command: Command, c: &Counts) -> String {
-    let label = command_label(command);
-    match command {
-        Command::PullConsents => format!(
+fn summary(job: BulkJob, c: &Counts) -> String {
+    let label = command_label(job.command());
+    match job {
+        BulkJob::PullConsents => format!(
             "{label} finished: {} contacts checked. {} updated, {} already the same, {} not in SALESmanago, {} skipped (no valid e-mail), {} failed.",
             c.total, c.done, c.same, c.missing, c.skipped, c.failed
         ),
-        Command::PullChanges => format!(
+        BulkJob::PullChanges => format!(
             "{label} finished: {} contacts changed in SALESmanago. {} updated in Dynamics, {} already the same, {} not in Dynamics (not created, as in the original plugin), {} failed.",
             c.total, c.done, c.same, c.missing, c.failed
         ),
-        _ => format!(
+        BulkJob::ExportSelected | BulkJob::ExportAll => format!(
             "{label} finished: {} contacts. {} sent, {} skipped, {} failed.",
             c.total, c.done, c.skipped, c.failed
         ),

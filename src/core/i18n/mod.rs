@@ -4,7 +4,7 @@
 mod en;
 mod pl;
 
-use crate::core::command::Command;
+use crate::core::command::{BulkJob, Command};
 use crate::core::credentials::{Field, FieldProblem};
 use crate::core::integration::SettingsError;
 use crate::core::mapping::{Skip, Warning};
@@ -155,7 +155,7 @@ pub enum Message {
     /// A job finished.
     Summary {
         /// The job.
-        command: Command,
+        job: BulkJob,
         /// Its counts.
         counts: Counts,
     },
@@ -258,16 +258,59 @@ fn cut(text: &mut String) {
 impl Message {
     /// This message as a dialog or notification shows it: each text that came from outside
     /// cut to [`BRIEF`] characters.
+    ///
+    /// Every message is named here, so a new one that carries outside text is not missed.
     pub fn brief(mut self) -> Message {
         match &mut self {
             Message::Salesmanago(SmError::Rejected { messages }) => messages.iter_mut().for_each(cut),
             Message::Salesmanago(SmError::InvalidResponse { detail })
             | Message::Dataverse { detail }
             | Message::InvalidInput { detail }
+            | Message::UnknownCommand { name: detail }
             | Message::NotAccepted { reason: Some(detail), .. }
             | Message::SyncFailed { reason: detail } => cut(detail),
             Message::Deleted { failures, .. } => failures.iter_mut().for_each(cut),
-            _ => {}
+            // SALESmanago's other errors carry no text of its own (a status, a wait, an owner
+            // from the record).
+            Message::Salesmanago(_) => {}
+            // Text from the integration record or a contact: bounded by its column's length.
+            Message::NotAccepted { reason: None, .. }
+            | Message::ConnectionOk { .. }
+            | Message::OwnerNotAUser { .. }
+            | Message::NotInSalesmanago { .. }
+            | Message::Skipped(_)
+            | Message::Warning(_)
+            | Message::Settings(_)
+            | Message::Endpoint(_) => {}
+            // The engine's own text and numbers.
+            Message::CredentialsTitle
+            | Message::ClientIdLabel
+            | Message::ApiSecretLabel
+            | Message::OwnerLabel
+            | Message::EndpointLabel
+            | Message::SecretSaved
+            | Message::CredentialsNeedForm
+            | Message::EngineVersion { .. }
+            | Message::CommandLabel(_)
+            | Message::CommandNotAvailable { .. }
+            | Message::CredentialsIncomplete
+            | Message::Unreadable
+            | Message::FieldInvalid { .. }
+            | Message::FieldsInvalid
+            | Message::CredentialsSaved
+            | Message::IntegrationExists
+            | Message::Progress { .. }
+            | Message::Waiting { .. }
+            | Message::Summary { .. }
+            | Message::DownloadNotDone { .. }
+            | Message::Unlisted { .. }
+            | Message::Resuming { .. }
+            | Message::SaveFirst
+            | Message::Fetched { .. }
+            | Message::AlreadyMatches
+            | Message::Differs { .. }
+            | Message::Sent
+            | Message::DeleteConfirm { .. } => {}
         }
         self
     }
@@ -374,7 +417,9 @@ mod tests {
         all.push(Message::Dataverse { detail: "Access denied".into() });
         let counts = Counts { total: 10, done: 4, same: 2, missing: 1, skipped: 2, failed: 1 };
         for command in Command::ALL {
-            all.push(Message::Summary { command, counts });
+            if let Some(job) = command.bulk_job() {
+                all.push(Message::Summary { job, counts });
+            }
             all.push(Message::Progress { command, done: 400, total: Some(1000) });
             all.push(Message::Progress { command, done: 400, total: None });
             for service in [Service::Dataverse, Service::Salesmanago] {
@@ -411,6 +456,9 @@ mod tests {
             Message::SyncFailed { reason: long.clone() },
             Message::NotAccepted { email: "a@b.pl".into(), reason: Some(long.clone()) },
             Message::Deleted { deleted: 0, failures: vec![long.clone()], opt_out_only: false },
+            Message::Salesmanago(SmError::InvalidResponse { detail: long.clone() }),
+            Message::InvalidInput { detail: long.clone() },
+            Message::UnknownCommand { name: long.clone() },
         ] {
             for lang in [Lang::En, Lang::Pl] {
                 let whole = text(&message, lang);

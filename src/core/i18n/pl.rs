@@ -1,8 +1,9 @@
 //! Polish catalogue.
 
 use super::{Counts, Message, Service};
-use crate::core::command::Command;
+use crate::core::command::{BulkJob, Command};
 use crate::core::credentials::{Field, FieldProblem};
+use crate::core::dataverse::schema::contact;
 use crate::core::integration::SettingsError;
 use crate::core::mapping::normalize::EmailProblem;
 use crate::core::mapping::outbound::MAX_TEXT;
@@ -68,7 +69,7 @@ pub(super) fn text(message: &Message) -> String {
                 Service::Salesmanago => format!("{progress} SALESmanago poprosiło o spowolnienie: wznowienie za {seconds} s."),
             }
         }
-        Message::Summary { command, counts } => summary(*command, counts),
+        Message::Summary { job, counts } => summary(*job, counts),
         Message::DownloadNotDone { count } => format!("Pobrać listę {count} kontaktów, których nie przetworzono, z powodami (CSV)?"),
         Message::Unlisted { count } => format!("…i {count} kolejnych, niewymienionych tutaj. Status synchronizacji i ostatni błąd każdego kontaktu zapisują powód."),
         Message::Resuming { done } => format!("Wznawiam przerwany eksport: {done} kontaktów już wyeksportowano."),
@@ -153,14 +154,14 @@ fn email_problem(problem: EmailProblem) -> &'static str {
 
 fn column_label(column: &str) -> &'static str {
     match column {
-        "fullname" => "Imię i nazwisko",
-        "address1_line1" => "Ulica",
-        "address1_postalcode" => "Kod pocztowy",
-        "address1_city" => "Miasto",
-        "address1_country" => "Kraj",
-        "mobilephone" => "Telefon komórkowy",
-        "telephone1" => "Telefon służbowy",
-        "fax" => "Faks",
+        contact::FULL_NAME => "Imię i nazwisko",
+        contact::STREET_1 => "Ulica",
+        contact::POSTAL_CODE => "Kod pocztowy",
+        contact::CITY => "Miasto",
+        contact::COUNTRY => "Kraj",
+        contact::MOBILE_PHONE => "Telefon komórkowy",
+        contact::BUSINESS_PHONE => "Telefon służbowy",
+        contact::FAX => "Faks",
         _ => "Wartość",
     }
 }
@@ -192,18 +193,18 @@ fn settings(error: SettingsError) -> String {
     }
 }
 
-fn summary(command: Command, c: &Counts) -> String {
-    let label = command_label(command);
-    match command {
-        Command::PullConsents => format!(
+fn summary(job: BulkJob, c: &Counts) -> String {
+    let label = command_label(job.command());
+    match job {
+        BulkJob::PullConsents => format!(
             "{label}: zakończono. Sprawdzono kontaktów: {}. Zaktualizowano: {}, bez zmian: {}, brak w SALESmanago: {}, pominięto (brak poprawnego e-maila): {}, błędy: {}.",
             c.total, c.done, c.same, c.missing, c.skipped, c.failed
         ),
-        Command::PullChanges => format!(
+        BulkJob::PullChanges => format!(
             "{label}: zakończono. Kontakty zmienione w SALESmanago: {}. Zaktualizowano w Dynamics: {}, bez zmian: {}, brak w Dynamics (nie tworzymy ich, jak oryginalna wtyczka): {}, błędy: {}.",
             c.total, c.done, c.same, c.missing, c.failed
         ),
-        _ => format!(
+        BulkJob::ExportSelected | BulkJob::ExportAll => format!(
             "{label}: zakończono. Kontakty: {}. Wysłano: {}, pominięto: {}, błędy: {}.",
             c.total, c.done, c.skipped, c.failed
         ),

@@ -233,7 +233,7 @@ impl Changes {
                 Stage::ById => {
                     chunk.stage = Stage::ByEmail;
                     let unmatched = chunk.changed.iter().filter(|c| chunk.matching(c).is_none());
-                    ("emailaddress1", unmatched.filter_map(|c| c.email.clone()).collect())
+                    (contact::EMAIL, unmatched.filter_map(|c| c.email.clone()).collect())
                 }
                 Stage::ByEmail | Stage::Writing => {
                     chunk.stage = Stage::Writing;
@@ -322,9 +322,7 @@ impl Chunk {
             sm.id.as_deref().and_then(|id| self.rows.iter().position(|r| r.get(contact::SALESMANAGO_ID) == Some(id)));
         by_id.or_else(|| {
             let address = sm.email.as_deref()?;
-            self.rows
-                .iter()
-                .position(|r| r.get("emailaddress1").is_some_and(|e| e.trim().eq_ignore_ascii_case(address)))
+            self.rows.iter().position(|r| r.get(contact::EMAIL).is_some_and(|e| e.trim().eq_ignore_ascii_case(address)))
         })
     }
 }

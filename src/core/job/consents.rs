@@ -2,7 +2,8 @@
 //! only its differing opt-outs and consents written.
 
 use crate::core::dataverse::contact::ContactRow;
-use crate::core::dataverse::query::contacts;
+use crate::core::dataverse::query::{contacts, has_value};
+use crate::core::dataverse::schema::contact;
 use crate::core::i18n::{text, Message};
 use crate::core::json::{Map, Value};
 use crate::core::mapping::normalize::email;
@@ -46,7 +47,7 @@ pub(super) struct Consents {
 impl Consents {
     pub(super) fn new(start: &Start) -> Consents {
         Consents {
-            pages_to_read: Pages::new([contacts(&start.consents, Some("emailaddress1 ne null"))]),
+            pages_to_read: Pages::new([contacts(&start.consents, Some(&has_value(contact::EMAIL)))]),
             next_index: 0,
             pages: SortedMap::new(),
             tickets: SortedMap::new(),
@@ -125,7 +126,7 @@ impl Consents {
                 page.tally.not_done(unreadable(run.lang));
                 continue;
             };
-            let raw = parsed.get("emailaddress1").unwrap_or_default().to_owned();
+            let raw = parsed.get(contact::EMAIL).unwrap_or_default().to_owned();
             match email(&raw) {
                 Ok(address) => page.valid.push((page.rows.len(), address)),
                 Err(problem) => {

@@ -2,7 +2,7 @@
 //! outcome written back where it changes. "Export all" saves a checkpoint every few pages
 //! and a later run resumes after it.
 
-use crate::core::command::Command;
+use crate::core::command::BulkJob;
 use crate::core::dataverse::contact::ContactRow;
 use crate::core::dataverse::query::{contacts, one_of};
 use crate::core::dataverse::schema::{contact, Job as JobColumns, SyncStatus};
@@ -83,8 +83,8 @@ fn read_checkpoint(record: &Map) -> Option<(String, Tally)> {
 impl Export {
     pub(super) fn new(start: &Start, run: &mut Runner) -> Export {
         let consents = &start.consents;
-        let selected = start.command == Command::ExportSelected && !start.selected.is_empty();
-        let all = start.command == Command::ExportAll;
+        let selected = start.job == BulkJob::ExportSelected && !start.selected.is_empty();
+        let all = start.job == BulkJob::ExportAll;
         let mut prefix = Tally::default();
         let mut after = None;
         let queries: Vec<String> = if selected {

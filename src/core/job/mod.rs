@@ -18,7 +18,7 @@ mod export;
 mod runner;
 mod units;
 
-use crate::core::command::Command;
+use crate::core::command::BulkJob;
 use crate::core::dataverse::batch::{self, BatchBody};
 use crate::core::dataverse::error::DvFailure;
 use crate::core::dataverse::schema::{contact, integration, Job as JobColumns};
@@ -160,9 +160,8 @@ impl From<Error> for JobFailure {
 /// What a job starts from: what the host read before it.
 #[derive(Debug, Clone)]
 pub struct Start {
-    /// [`Command::ExportSelected`], [`Command::ExportAll`], [`Command::PullConsents`] or
-    /// [`Command::PullChanges`].
-    pub command: Command,
+    /// Which job.
+    pub job: BulkJob,
     /// The user's language.
     pub lang: Lang,
     /// The integration record's settings.
@@ -182,11 +181,11 @@ pub struct Start {
 const EXPORT_RECORD: &[&str] = &[JobColumns::Export.checkpoint_column()];
 
 /// The integration record's columns a job reads at its start, besides the settings.
-pub fn record_columns(command: Command) -> &'static [&'static str] {
-    match command {
-        Command::ExportAll => EXPORT_RECORD,
-        Command::PullChanges => &[integration::CHANGES_WATERMARK],
-        _ => &[],
+pub fn record_columns(job: BulkJob) -> &'static [&'static str] {
+    match job {
+        BulkJob::ExportAll => EXPORT_RECORD,
+        BulkJob::PullChanges => &[integration::CHANGES_WATERMARK],
+        BulkJob::ExportSelected | BulkJob::PullConsents => &[],
     }
 }
 
@@ -203,17 +202,13 @@ pub struct Job {
 }
 
 impl Job {
-    /// Starts the job `start.command`.
-    ///
-    /// # Panics
-    /// When the command is not one of the jobs [`Start::command`] names.
+    /// Starts the job `start.job`.
     pub fn new(start: Start) -> Job {
         let mut run = Runner::new(&start);
-        let kind = match start.command {
-            Command::ExportSelected | Command::ExportAll => Kind::Export(export::Export::new(&start, &mut run)),
-            Command::PullConsents => Kind::Consents(consents::Consents::new(&start)),
-            Command::PullChanges => Kind::Changes(changes::Changes::new(&start)),
-            other => panic!("{} is not a job", other.name()),
+        let kind = match start.job {
+            BulkJob::ExportSelected | BulkJob::ExportAll => Kind::Export(export::Export::new(&start, &mut run)),
+            BulkJob::PullConsents => Kind::Consents(consents::Consents::new(&start)),
+            BulkJob::PullChanges => Kind::Changes(changes::Changes::new(&start)),
         };
         let mut job = Job { run, kind };
         job.run.begin(start.now_ms);
@@ -296,19 +291,13 @@ impl Ending {
             skipped: tally.skipped(),
             failed: tally.failed(),
         };
-        let message = Message::Summary { command: run.command, counts };
+        let message = Message::Summary { job: run.job, counts };
         let download = (!tally.not_done.is_empty()).then(|| {
             let (header, outcomes) = csv_titles(run.lang);
             let more = text(&Message::Unlisted { count: tally.unlisted() }, run.lang);
             (tally.skipped() + tally.failed(), tally.csv(header, outcomes, &more))
         });
-        let columns = match run.command {
-            Command::ExportAll => Some(JobColumns::Export),
-            Command::PullConsents => Some(JobColumns::Consents),
-            Command::PullChanges => Some(JobColumns::Changes),
-            _ => None,
-        }
-        .map(|job| {
+        let columns = run.job.state().map(|job| {
             extra.insert(job.last_run_column().into(), iso_datetime(now_ms).into());
             extra.insert(job.last_result_column().into(), text(&message, run.lang).into());
             extra.insert(job.checkpoint_column().into(), Value::Null);

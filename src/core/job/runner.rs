@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use crate::core::command::Command;
+use crate::core::command::BulkJob;
 use crate::core::dataverse::error::{self, DvError};
 use crate::core::dataverse::query;
 use crate::core::i18n::{Lang, Message, Service};
@@ -126,7 +126,7 @@ impl Rng {
 /// The shared machinery of a job.
 pub(super) struct Runner {
     pub(super) lang: Lang,
-    pub(super) command: Command,
+    pub(super) job: BulkJob,
     client: Client,
     record_id: String,
     limit: usize,
@@ -150,7 +150,7 @@ impl Runner {
     pub(super) fn new(start: &super::Start) -> Runner {
         Runner {
             lang: start.lang,
-            command: start.command,
+            job: start.job,
             client: start.settings.client.clone(),
             record_id: start.settings.id.clone(),
             limit: start.settings.concurrency.max(1) as usize,
@@ -289,7 +289,7 @@ impl Runner {
 
     /// Shows progress: contacts handled, and a wait still under way.
     pub(super) fn show(&mut self, now_ms: u64) {
-        let (command, done, total) = (self.command, self.handled, self.total);
+        let (command, done, total) = (self.job.command(), self.handled, self.total);
         let message = match self.wait {
             Some((service, until)) if until > now_ms => {
                 Message::Waiting { command, done, total, service, seconds: (until - now_ms).div_ceil(1000) }

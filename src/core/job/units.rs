@@ -103,8 +103,8 @@ impl Row {
 pub(super) fn not_done(row: &ContactRow, skipped: bool, reason: String) -> NotDone {
     NotDone {
         id: row.id().unwrap_or_default(),
-        email: row.get("emailaddress1").unwrap_or_default().to_owned(),
-        name: row.get("fullname").unwrap_or_default().to_owned(),
+        email: row.get(contact::EMAIL).unwrap_or_default().to_owned(),
+        name: row.get(contact::FULL_NAME).unwrap_or_default().to_owned(),
         skipped,
         reason,
     }

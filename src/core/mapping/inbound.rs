@@ -45,32 +45,32 @@ pub fn from_salesmanago(row: &ContactRow, sm: &SmContact) -> ContactPatch {
         patch.set_text(row, contact::SALESMANAGO_ID, id);
     }
     if let Some(email) = &sm.email {
-        let same = row.get("emailaddress1").is_some_and(|e| e.trim().eq_ignore_ascii_case(email));
+        let same = row.get(contact::EMAIL).is_some_and(|e| e.trim().eq_ignore_ascii_case(email));
         if !same && normalize::email(email).is_ok() {
-            patch.columns.insert("emailaddress1".into(), email.clone().into());
+            patch.columns.insert(contact::EMAIL.into(), email.clone().into());
         }
     }
     if let Some(name) = &sm.name {
         name_patch(row, name, &mut patch);
     }
     if let Some(phone) = &sm.phone {
-        let current = row.get("mobilephone").or_else(|| row.get("telephone1"));
+        let current = row.get(contact::MOBILE_PHONE).or_else(|| row.get(contact::BUSINESS_PHONE));
         if current.map(str::trim) != Some(phone.as_str()) {
-            let column = if row.get("mobilephone").is_some() || row.get("telephone1").is_none() {
-                "mobilephone"
+            let column = if row.get(contact::MOBILE_PHONE).is_some() || row.get(contact::BUSINESS_PHONE).is_none() {
+                contact::MOBILE_PHONE
             } else {
-                "telephone1"
+                contact::BUSINESS_PHONE
             };
             patch.set_text(row, column, phone);
         }
     }
     if let Some(fax) = &sm.fax {
-        patch.set_text(row, "fax", fax);
+        patch.set_text(row, contact::FAX, fax);
     }
     if let Some(street_address) = &sm.address.street_address {
         if street(row).as_deref() != normalize::text(street_address, MAX_TEXT).0.as_deref() {
-            patch.set_text(row, "address1_line1", street_address);
-            for line in ["address1_line2", "address1_line3"] {
+            patch.set_text(row, contact::STREET_1, street_address);
+            for line in [contact::STREET_2, contact::STREET_3] {
                 if row.get(line).is_some() {
                     patch.columns.insert(line.into(), Value::Null);
                 }
@@ -78,9 +78,9 @@ pub fn from_salesmanago(row: &ContactRow, sm: &SmContact) -> ContactPatch {
         }
     }
     let address = [
-        ("address1_postalcode", &sm.address.zip_code),
-        ("address1_city", &sm.address.city),
-        ("address1_country", &sm.address.country),
+        (contact::POSTAL_CODE, &sm.address.zip_code),
+        (contact::CITY, &sm.address.city),
+        (contact::COUNTRY, &sm.address.country),
     ];
     for (column, value) in address {
         if let Some(value) = value {
@@ -89,8 +89,8 @@ pub fn from_salesmanago(row: &ContactRow, sm: &SmContact) -> ContactPatch {
     }
     if let Some((Some(year), month, day)) = sm.birthday {
         if let Some(date) = Date::new(year, month, day) {
-            if row.get("birthdate").and_then(Date::parse_iso) != Some(date) {
-                patch.columns.insert("birthdate".into(), date.iso().into());
+            if row.get(contact::BIRTH_DATE).and_then(Date::parse_iso) != Some(date) {
+                patch.columns.insert(contact::BIRTH_DATE.into(), date.iso().into());
             }
         }
     }
@@ -120,8 +120,8 @@ pub fn from_salesmanago(row: &ContactRow, sm: &SmContact) -> ContactPatch {
 /// first name ("Jan Maria Rokita" → "Jan Maria" + "Rokita"); one word is a last name.
 fn name_patch(row: &ContactRow, name: &str, patch: &mut ContactPatch) {
     let Some(name) = normalize::text(name, MAX_TEXT).0 else { return };
-    let current = row.get("fullname").map(str::to_owned).or_else(|| {
-        let parts: Vec<&str> = ["firstname", "lastname"].iter().filter_map(|c| row.get(c)).collect();
+    let current = row.get(contact::FULL_NAME).map(str::to_owned).or_else(|| {
+        let parts: Vec<&str> = [contact::FIRST_NAME, contact::LAST_NAME].iter().filter_map(|c| row.get(c)).collect();
         (!parts.is_empty()).then(|| parts.join(" "))
     });
     if current.and_then(|c| normalize::text(&c, MAX_TEXT).0).as_deref() == Some(name.as_str()) {
@@ -129,13 +129,13 @@ fn name_patch(row: &ContactRow, name: &str, patch: &mut ContactPatch) {
     }
     match name.rsplit_once(' ') {
         Some((first, last)) => {
-            patch.set_text(row, "firstname", first);
-            patch.set_text(row, "lastname", last);
+            patch.set_text(row, contact::FIRST_NAME, first);
+            patch.set_text(row, contact::LAST_NAME, last);
         }
         None => {
-            patch.set_text(row, "lastname", &name);
-            if row.get("firstname").is_some() {
-                patch.columns.insert("firstname".into(), Value::Null);
+            patch.set_text(row, contact::LAST_NAME, &name);
+            if row.get(contact::FIRST_NAME).is_some() {
+                patch.columns.insert(contact::FIRST_NAME.into(), Value::Null);
             }
         }
     }
@@ -148,7 +148,7 @@ fn sm_is_newer(row: &ContactRow, sm_modified_on: Option<u64>) -> bool {
 }
 
 fn sm_is_newer_at(row: &ContactRow, at: u64) -> bool {
-    row.get("modifiedon").and_then(normalize::unix_ms).is_some_and(|row_at| at > row_at)
+    row.get(contact::MODIFIED_ON).and_then(normalize::unix_ms).is_some_and(|row_at| at > row_at)
 }
 
 /// The new value of an opt-out (`true` = opted out), if it changes: SALESmanago's opt-out always

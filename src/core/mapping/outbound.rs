@@ -20,7 +20,7 @@
 
 use super::normalize::{self, Date, EmailProblem};
 use crate::core::dataverse::contact::ContactRow;
-use crate::core::dataverse::schema::consent_name;
+use crate::core::dataverse::schema::{consent_name, contact};
 use crate::core::salesmanago::contact::{Address, ConsentDetail, ContactData, UpsertDetails};
 
 /// Longest free text sent in one field. SALESmanago documents no contact field limits; 255 is the
@@ -83,7 +83,7 @@ pub enum Warning {
 ///
 /// Fails with a [`Skip`] when the row has no valid e-mail.
 pub fn to_salesmanago(row: &ContactRow, options: &OutboundOptions) -> Result<Outbound, Skip> {
-    let raw_email = row.get("emailaddress1").ok_or(Skip::MissingEmail)?;
+    let raw_email = row.get(contact::EMAIL).ok_or(Skip::MissingEmail)?;
     let email = normalize::email(raw_email)
         .map_err(|problem| Skip::InvalidEmail { email: raw_email.trim().to_owned(), problem })?;
     let mut warnings = Vec::new();
@@ -94,17 +94,18 @@ pub fn to_salesmanago(row: &ContactRow, options: &OutboundOptions) -> Result<Out
         }
         value
     };
-    let name = text("fullname", name(row));
-    let street = text("address1_line1", street(row));
+    let name = text(contact::FULL_NAME, name(row));
+    let street = text(contact::STREET_1, street(row));
     let address = Address {
         street_address: street,
-        zip_code: text("address1_postalcode", row.get("address1_postalcode").map(str::to_owned)),
-        city: text("address1_city", row.get("address1_city").map(str::to_owned)),
-        country: text("address1_country", row.get("address1_country").map(str::to_owned)),
+        zip_code: text(contact::POSTAL_CODE, row.get(contact::POSTAL_CODE).map(str::to_owned)),
+        city: text(contact::CITY, row.get(contact::CITY).map(str::to_owned)),
+        country: text(contact::COUNTRY, row.get(contact::COUNTRY).map(str::to_owned)),
     };
-    let phone_column = if row.get("mobilephone").is_some() { "mobilephone" } else { "telephone1" };
+    let phone_column =
+        if row.get(contact::MOBILE_PHONE).is_some() { contact::MOBILE_PHONE } else { contact::BUSINESS_PHONE };
     let phone = phone_field(row, phone_column, &mut warnings);
-    let fax = phone_field(row, "fax", &mut warnings);
+    let fax = phone_field(row, contact::FAX, &mut warnings);
     let birthday = birthday(row, options.now_ms, &mut warnings);
 
     let opted_out = row.do_not_bulk_email == Some(true);
@@ -134,16 +135,16 @@ pub fn to_salesmanago(row: &ContactRow, options: &OutboundOptions) -> Result<Out
 
 /// `fullname`, else `firstname lastname`.
 fn name(row: &ContactRow) -> Option<String> {
-    if let Some(full) = row.get("fullname") {
+    if let Some(full) = row.get(contact::FULL_NAME) {
         return Some(full.to_owned());
     }
-    let parts: Vec<&str> = ["firstname", "lastname"].iter().filter_map(|c| row.get(c)).collect();
+    let parts: Vec<&str> = [contact::FIRST_NAME, contact::LAST_NAME].iter().filter_map(|c| row.get(c)).collect();
     (!parts.is_empty()).then(|| parts.join(" "))
 }
 
 /// The three street lines, joined with ", ".
 pub(super) fn street(row: &ContactRow) -> Option<String> {
-    let lines: Vec<String> = ["address1_line1", "address1_line2", "address1_line3"]
+    let lines: Vec<String> = [contact::STREET_1, contact::STREET_2, contact::STREET_3]
         .iter()
         .filter_map(|c| normalize::text(row.get(c)?, MAX_TEXT).0)
         .collect();
@@ -161,7 +162,7 @@ fn phone_field(row: &ContactRow, column: &'static str, warnings: &mut Vec<Warnin
 
 /// `birthdate` as `yyyyMMdd`, if it is a real date between 1900 and today.
 fn birthday(row: &ContactRow, now_ms: u64, warnings: &mut Vec<Warning>) -> Option<String> {
-    let raw = row.get("birthdate")?;
+    let raw = row.get(contact::BIRTH_DATE)?;
     let today = Date::from_unix_ms(now_ms);
     match Date::parse_iso(raw) {
         Some(date) if date.year >= 1900 && date <= today => Some(date.compact()),

@@ -59,7 +59,7 @@ pub(super) async fn lookup(connection: &Connection, row: &ContactRow) -> Result<
             }
         }
     }
-    let Some(address) = row.get("emailaddress1").and_then(|e| email(e).ok()) else { return Ok(None) };
+    let Some(address) = row.get(contact::EMAIL).and_then(|e| email(e).ok()) else { return Ok(None) };
     for call in Lookup::batches(LookupKind::BasicByEmail, &[address]) {
         if let Some(found) = connection.call(&call).await?.into_iter().next() {
             return Ok(Some(found));
@@ -86,7 +86,7 @@ pub(super) async fn fetch(context: Context) -> Outcome {
     let id = form_id(&form)?;
     let (row, found) = both_sides(&context, &id).await?;
     let Some(sm) = found else {
-        let email = row.get("emailaddress1").unwrap_or_default().trim().to_owned();
+        let email = row.get(contact::EMAIL).unwrap_or_default().trim().to_owned();
         return Ok(Message::NotInSalesmanago { email }.into());
     };
     let patch = from_salesmanago(&row, &sm);
@@ -227,9 +227,10 @@ pub(super) async fn delete(context: Context) -> Outcome {
     let mut failures = Vec::new();
     for id in &ids {
         let outcome = async {
-            let row = web_api.retrieve(contact::TABLE, id, "?$select=contactid,emailaddress1,fullname").await?;
+            let row =
+                web_api.retrieve(contact::TABLE, id, &format!("?$select={},{}", contact::ID, contact::EMAIL)).await?;
             let row = ContactRow::from_json(&row);
-            if let Some(address) = row.get("emailaddress1").and_then(|e| email(e).ok()) {
+            if let Some(address) = row.get(contact::EMAIL).and_then(|e| email(e).ok()) {
                 if connection.call(&HasContact { email: address.clone() }).await?.is_some() {
                     if opt_out_only {
                         for channel in [Channel::Newsletter, Channel::Sms] {

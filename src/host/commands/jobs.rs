@@ -8,7 +8,7 @@ use std::pin::Pin;
 use futures_util::future::poll_immediate;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
-use crate::core::command::Command;
+use crate::core::command::BulkJob;
 use crate::core::job::{record_columns, Action, Job, Read, Reply, Start, Ticket};
 
 use super::super::browser::{now_ms, random_seed, sleep};
@@ -24,15 +24,15 @@ enum Event {
 
 type Pending = Pin<Box<dyn Future<Output = Event>>>;
 
-/// Runs the job `command` to its end.
-pub(super) async fn run(context: Context, command: Command) -> Outcome {
+/// Runs `job` to its end.
+pub(super) async fn run(context: Context, job: BulkJob) -> Outcome {
     let web_api = context.web_api()?;
-    let (settings, record) = load_settings(&web_api, record_columns(command)).await?;
+    let (settings, record) = load_settings(&web_api, record_columns(job)).await?;
     let ui = context.ui();
     let consents = consent_columns(&ui).await?;
     let root = format!("{}/api/data/v9.2/", ui.client_url()?);
     let start = Start {
-        command,
+        job,
         lang: context.lang,
         settings,
         record,

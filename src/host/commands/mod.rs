@@ -8,7 +8,7 @@ mod jobs;
 use crate::core::json::Map;
 use wasm_bindgen::JsValue;
 
-use crate::core::command::Command;
+use crate::core::command::{BulkJob, Command};
 use crate::core::credentials::{CredentialsForm, Field};
 use crate::core::dataverse::schema::integration;
 use crate::core::i18n::{text, Lang, Message};
@@ -115,9 +115,10 @@ pub(crate) async fn run(command: Command, context: Context) -> Outcome {
         Command::SendContact => contact::send(context).await,
         Command::ContactSaved => contact::saved(context).await,
         Command::DeleteContacts => contact::delete(context).await,
-        Command::ExportSelected | Command::ExportAll | Command::PullConsents | Command::PullChanges => {
-            jobs::run(context, command).await
-        }
+        Command::ExportSelected => jobs::run(context, BulkJob::ExportSelected).await,
+        Command::ExportAll => jobs::run(context, BulkJob::ExportAll).await,
+        Command::PullConsents => jobs::run(context, BulkJob::PullConsents).await,
+        Command::PullChanges => jobs::run(context, BulkJob::PullChanges).await,
     }
 }
 
