@@ -5,7 +5,7 @@ import { beforeEach, test } from "node:test";
 import assert from "node:assert/strict";
 import vm from "node:vm";
 import { createRequire } from "node:module";
-import { webresource } from "./support/package.mjs";
+import { version, webresource } from "./support/package.mjs";
 
 const { XrmMockGenerator } = createRequire(import.meta.url)("xrm-mock");
 const INTEGRATION_ID = "{5A1E5A1E-0000-4000-8000-000000000001}";
@@ -23,7 +23,7 @@ function setLanguage(lcid) {
 
 /** commands.js in a window-like context whose engine is `engine` (already loaded). */
 function commandsWith(engine) {
-  const context = { console, setTimeout, Promise, Xrm, SalesManagoEngine: { ready: () => Promise.resolve(engine) }, document: { currentScript: null } };
+  const context = { console, setTimeout, Promise, Xrm, SalesManagoEngine: { version: version(), ready: () => Promise.resolve(engine) }, document: { currentScript: null } };
   context.window = context;
   vm.createContext(context);
   vm.runInContext(webresource("commands.js"), context, { filename: "commands.js" });
