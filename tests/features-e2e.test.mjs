@@ -217,15 +217,58 @@ test("Export all sends every contact; the counts add up; a second run writes not
   await button(world.page, "new.integration.ExportAll.Button").click();
   assert.match((await takeDialog(world.page, { timeout: 60_000 })).text, new RegExp(`finished: ${total} contacts\\. ${sent} sent`));
   await takeDialog(world.page);
-  // Only the summary on the integration record; no contact written again (no $batch at all).
-  assert.equal(world.sandbox.dataverse.stats().byMethod.PATCH, 1);
+  // On the integration record only the lease taken, then the summary with the lease given up;
+  // no contact written again (no $batch at all).
+  assert.equal(world.sandbox.dataverse.stats().byMethod.PATCH, 2);
   assert.equal(world.sandbox.dataverse.stats().batches, 0);
+  const lease = JSON.parse(world.sandbox.dataverse.rows("new_salesmanagointegration")[0].new_exportlease);
+  assert.equal(lease.released, true);
+  assert.equal(lease.user, "Sandbox User");
 });
 
-test("Export all resumes from its checkpoint after the tab was closed", async () => {
+test("Export all clicked twice runs once; the second click says who runs it and how far it is", async () => {
+  await open(world, "/integration");
+  const before = world.sim.stats().calls["contact/batchupsert"] ?? 0;
+  world.sandbox.dataverse.resetStats();
+  // A double click: the second starts before the first has done anything.
+  await world.page.evaluate(() => {
+    const button = document.querySelector('#commandbar button[data-id="new.integration.ExportAll.Button"]');
+    button.click();
+    button.click();
+  });
+  // The refusal opens first; the run's summary opens over it when the run ends.
+  const refusal = world.page.locator('#dialogs .dialog[data-kind="error"]');
+  await refusal.waitFor({ timeout: 60_000 });
+  assert.match(
+    await refusal.locator(".text").innerText(),
+    /^Export all contacts is already running: Sandbox User started it 0 min ago, and \d+ (of \d+ )?contacts are done so far\. Wait for it to finish\./,
+  );
+  const summary = world.page.locator('#dialogs .dialog[data-kind="alert"]').first();
+  await summary.waitFor({ timeout: 60_000 });
+  assert.match(await summary.locator(".text").innerText(), new RegExp(`Export all contacts finished: ${rows().length} contacts\\.`));
+  await summary.locator(".buttons button").first().click();
+  await summary.waitFor({ state: "detached" });
+  // The download prompt, over the refusal; then the refusal.
+  const prompt = world.page.locator("#dialogs .dialog").last();
+  await world.page.waitForFunction(() => document.querySelectorAll("#dialogs .dialog").length === 2);
+  await prompt.locator(".buttons button").first().click();
+  await refusal.locator(".buttons button").first().click();
+  await refusal.waitFor({ state: "detached" });
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  assert.equal(await world.page.locator("#dialogs .dialog").count(), 0, "one summary only");
+  // One run's traffic: a page of contacts is one batch upsert.
+  const pages = Math.ceil(rows().filter(sendable).length / 400);
+  assert.ok(world.sim.stats().calls["contact/batchupsert"] - before <= pages, "the export ran once");
+  assert.equal(JSON.parse(world.sandbox.dataverse.rows("new_salesmanagointegration")[0].new_exportlease).released, true);
+});
+
+test("Export all resumes from its checkpoint after the tab was closed, taking over the silent run's lease", async () => {
   const ordered = rows().map((r) => r.contactid).sort();
   const after = ordered[99];
-  configure(world, { new_exportcheckpoint: JSON.stringify({ after, total: 100, done: 90, skipped: 10, failed: 0 }) });
+  // The closed tab's lease: its last heartbeat ten minutes ago.
+  const silent = Date.now() - 600_000;
+  const lease = { token: "closed-tab", userId: "u-2", user: "Piotr Zieliński", since: silent - 60_000, heartbeat: silent, done: 100, total: null };
+  configure(world, { new_exportcheckpoint: JSON.stringify({ after, total: 100, done: 90, skipped: 10, failed: 0 }), new_exportlease: JSON.stringify(lease) });
   const before = world.sim.stats().calls["contact/batchupsert"] ?? 0;
   await open(world, "/integration");
   await button(world.page, "new.integration.ExportAll.Button").click();
@@ -239,6 +282,9 @@ test("Export all resumes from its checkpoint after the tab was closed", async ()
   assert.equal(world.sim.stats().calls["contact/batchupsert"], before + 1, "only the rest was sent, in one batch");
   const logged = await world.page.evaluate(() => window.__sandbox.log.filter((e) => e.kind === "progress").map((e) => e.text));
   assert.ok(logged.some((t) => /Continuing the interrupted export: 90 contacts/.test(t)), logged.join("\n"));
+  const taken = JSON.parse(world.sandbox.dataverse.rows("new_salesmanagointegration")[0].new_exportlease);
+  assert.equal(taken.user, "Sandbox User");
+  assert.equal(taken.released, true);
   if (rest.some((r) => !sendable(r))) await takeDialog(world.page);
 });
 

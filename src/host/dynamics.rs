@@ -8,6 +8,7 @@ use wasm_bindgen_futures::JsFuture;
 use super::browser::{now_ms, random};
 
 use crate::core::dataverse::error::{self, DvError, DvFailure};
+use crate::core::job::lease::User;
 use crate::core::json::{self, Map, Value};
 use crate::core::retry::{Retry, RetryPolicy};
 use crate::core::salesmanago::HttpResponse;
@@ -35,7 +36,7 @@ impl From<DvFailure> for ClientApiError {
 }
 
 /// What a rejected client API promise carried, as the core reads it.
-pub(crate) fn failure_of(value: &JsValue) -> DvFailure {
+fn failure_of(value: &JsValue) -> DvFailure {
     let member = |key: &str| Reflect::get(value, &key.into()).unwrap_or(JsValue::UNDEFINED);
     let message = member("message").as_string().or_else(|| value.as_string()).unwrap_or_else(|| "unknown error".into());
     // `errorCode` comes signed from some client API versions.
@@ -51,26 +52,35 @@ impl From<JsValue> for ClientApiError {
     }
 }
 
-/// A Web API request to the organisation, as it came back: `GET` when `body` is `None`, else
-/// `POST` with that content type and body. Interprets nothing; the core reads the answer.
-pub(crate) async fn exchange(
-    url: &str,
-    prefer: &str,
-    body: Option<(&str, &str)>,
-) -> std::result::Result<HttpResponse, DvFailure> {
-    let mut builder = match body {
-        None => gloo_net::http::Request::get(url),
-        Some((content_type, _)) => gloo_net::http::Request::post(url).header("Content-Type", content_type),
-    }
-    .header("Accept", "application/json")
-    .header("OData-Version", "4.0");
+/// How a Web API request is made.
+pub(crate) enum Send<'a> {
+    /// `GET`.
+    Get,
+    /// `POST` with this content type and body.
+    Post(&'a str, &'a str),
+    /// `PATCH` with this JSON body, if the row still has this ETag (`If-Match`).
+    Patch(&'a str, &'a str),
+}
+
+/// A Web API request to the organisation, as it came back. Interprets nothing; the core reads
+/// the answer.
+pub(crate) async fn exchange(url: &str, prefer: &str, send: Send<'_>) -> std::result::Result<HttpResponse, DvFailure> {
+    use gloo_net::http::Request;
+    let (mut builder, body) = match send {
+        Send::Get => (Request::get(url), None),
+        Send::Post(content_type, body) => (Request::post(url).header("Content-Type", content_type), Some(body)),
+        Send::Patch(if_match, body) => {
+            (Request::patch(url).header("Content-Type", "application/json").header("If-Match", if_match), Some(body))
+        }
+    };
+    builder = builder.header("Accept", "application/json").header("OData-Version", "4.0");
     if !prefer.is_empty() {
         builder = builder.header("Prefer", prefer);
     }
     let failed = |e: gloo_net::Error| DvFailure { message: e.to_string(), ..DvFailure::default() };
     let response = match body {
         None => builder.send().await,
-        Some((_, text)) => builder.body(text.to_owned()).map_err(failed)?.send().await,
+        Some(text) => builder.body(text.to_owned()).map_err(failed)?.send().await,
     }
     .map_err(failed)?;
     let status = response.status();
@@ -81,7 +91,7 @@ pub(crate) async fn exchange(
 
 /// A `GET` of the Web API: the answer's text, or what its failure means.
 async fn web_api(url: &str) -> Result<String> {
-    let reply = exchange(url, "", None).await;
+    let reply = exchange(url, "", Send::Get).await;
     error::answer(reply).map_err(|error| ClientApiError { message: error.detail(), error })
 }
 
@@ -249,24 +259,6 @@ impl WebApi {
         Ok(())
     }
 
-    /// `updateRecord` once, as a future of what the client API answered; whoever drives it
-    /// plans any retry.
-    pub(crate) fn update_once(
-        &self,
-        table: &str,
-        id: &str,
-        data: &Map,
-    ) -> impl std::future::Future<Output = std::result::Result<JsValue, JsValue>> + 'static {
-        let args = [table.into(), id.into(), from_json(&Value::Object(data.clone()))];
-        let started = call(&self.0, "updateRecord", &args);
-        async move {
-            match started {
-                Ok(promise) => JsFuture::from(Promise::resolve(&promise)).await,
-                Err(error) => Err(JsValue::from_str(&error.message)),
-            }
-        }
-    }
-
     /// `deleteRecord`.
     pub(crate) async fn delete(&self, table: &str, id: &str) -> Result<()> {
         call_async(&self.0, "deleteRecord", &[table.into(), id.into()]).await?;
@@ -311,6 +303,16 @@ impl Ui {
     pub(crate) fn client_url(&self) -> Result<String> {
         let context = call(&get(&self.xrm, "Utility")?, "getGlobalContext", &[])?;
         Ok(call(&context, "getClientUrl", &[])?.as_string().unwrap_or_default())
+    }
+
+    /// The signed-in user (`getGlobalContext().userSettings`): id without braces, and name.
+    pub(crate) fn user(&self) -> Result<User> {
+        let context = call(&get(&self.xrm, "Utility")?, "getGlobalContext", &[])?;
+        let settings = get(&context, "userSettings")?;
+        let text =
+            |key: &str| Reflect::get(&settings, &key.into()).ok().and_then(|v| v.as_string()).unwrap_or_default();
+        let id = text("userId").trim_matches(|c| c == '{' || c == '}').to_ascii_lowercase();
+        Ok(User { id, name: text("userName") })
     }
 }
 

@@ -25,6 +25,10 @@ const LIMITS: &[(&str, usize)] = &[("firstname", 50), ("lastname", 50), ("fullna
 pub(crate) struct Dataverse {
     pub(crate) contacts: BTreeMap<String, Map>,
     pub(crate) record: Map,
+    /// The record's row version: its ETag is `W/"<version>"`.
+    pub(crate) version: u64,
+    /// `$batch` writes of contacts made.
+    pub(crate) batches: u64,
     pub(crate) faults: Faults,
 }
 
@@ -76,7 +80,7 @@ impl Dataverse {
         for (column, value) in settings {
             record.insert(column.into(), value);
         }
-        Dataverse { contacts, record, faults }
+        Dataverse { contacts, record, version: 1, batches: 0, faults }
     }
 
     /// A fault of the Web API, if one comes up.
@@ -159,6 +163,7 @@ impl Dataverse {
         if let Some(fault) = self.fault(rng, now, false) {
             return fault;
         }
+        self.batches += 1;
         let mut body = String::new();
         for (id, columns) in &writes.rows {
             body.push_str("--batchresponse_1\r\nContent-Type: application/http\r\n\r\n");
@@ -202,10 +207,44 @@ impl Dataverse {
         Ok(())
     }
 
-    pub(crate) fn record(&mut self, columns: &Map, rng: &mut Rng, now: u64) -> Answer {
+    fn etag(&self) -> String {
+        format!("W/\"{}\"", self.version)
+    }
+
+    /// A `GET` of the record (`…(id)?$select=a,b`): its ETag and the columns asked for.
+    pub(crate) fn get(&mut self, path: &str, rng: &mut Rng, now: u64) -> Answer {
         if let Some(fault) = self.fault(rng, now, false) {
             return fault;
         }
+        let select = path.split_once("?$select=").map_or("", |(_, s)| s);
+        let mut row = Map::new();
+        row.insert("@odata.etag".into(), self.etag().into());
+        for column in select.split(',').filter(|c| !c.is_empty()) {
+            row.insert(column.into(), self.record.get(column).cloned().unwrap_or(Value::Null));
+        }
+        ok(Value::Object(row).to_string())
+    }
+
+    /// A `PATCH` of the record with `If-Match`: `412` when it changed since that ETag. Now and
+    /// then the write is made but its answer lost.
+    pub(crate) fn patch(&mut self, if_match: &str, body: &str, rng: &mut Rng, now: u64) -> Answer {
+        if let Some(fault) = self.fault(rng, now, false) {
+            return fault;
+        }
+        if if_match != self.etag() {
+            let body = r#"{"error":{"code":"0x80060882","message":"The version of the existing record doesn't match the RowVersion property provided."}}"#;
+            return Ok(HttpResponse { status: 412, retry_after: None, body: body.into() });
+        }
+        let Ok(Value::Object(columns)) = json::from_str(body) else { panic!("a PATCH body is a JSON object: {body}") };
+        self.record(&columns);
+        self.version += 1;
+        if rng.chance(self.faults.timeout) {
+            return Err(DvFailure { message: "Failed to fetch".into(), ..DvFailure::default() });
+        }
+        Ok(HttpResponse { status: 204, retry_after: None, body: String::new() })
+    }
+
+    fn record(&mut self, columns: &Map) {
         if let Some(checkpoint) = columns.get(JobColumns::Export.checkpoint_column()).and_then(Value::as_str) {
             // A checkpoint counts exactly the contacts up to the one it names: a resumed
             // export starts after it, so any other count would be counted twice or never.
@@ -217,7 +256,6 @@ impl Dataverse {
         for (column, value) in columns.iter() {
             self.record.insert(column.clone(), value.clone());
         }
-        Ok(HttpResponse { status: 204, retry_after: None, body: String::new() })
     }
 
     /// Whether `row` has an e-mail SALESmanago takes: the export can send it.

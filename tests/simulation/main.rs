@@ -12,7 +12,8 @@ use salesmanago_dynamics::core::command::BulkJob;
 use salesmanago_dynamics::core::dataverse::schema::{contact, integration, Job as JobColumns, SyncStatus};
 use salesmanago_dynamics::core::i18n::Lang;
 use salesmanago_dynamics::core::integration::settings;
-use salesmanago_dynamics::core::job::{record_columns, Action, Job, Reply, Start, Summary, Ticket};
+use salesmanago_dynamics::core::job::lease::{Holder, User, STALE_MS};
+use salesmanago_dynamics::core::job::{Action, Job, Reply, Start, Summary, Ticket};
 use salesmanago_dynamics::core::json::{Map, Value};
 
 use dataverse::Dataverse;
@@ -64,17 +65,11 @@ impl World {
     fn start(&mut self, job: BulkJob) -> Job {
         let settings =
             settings(std::slice::from_ref(&self.dataverse.record)).expect("the simulated record is complete");
-        let mut record = Map::new();
-        for column in record_columns(job) {
-            if let Some(value) = self.dataverse.record.get(column) {
-                record.insert((*column).to_owned(), value.clone());
-            }
-        }
         Job::new(Start {
             job,
             lang: Lang::En,
             settings,
-            record,
+            user: User { id: "u-1".into(), name: "Anna Nowak".into() },
             consents: vec!["new_consent_marketing".into()],
             selected: Vec::new(),
             now_ms: self.now,
@@ -85,14 +80,20 @@ impl World {
     /// Drives `job` until it finishes, or, with `stop_after`, until that many actions were taken
     /// (the tab closed): the answers still on their way are lost.
     fn drive(&mut self, job: &mut Job, stop_after: Option<usize>) -> Option<Result<Summary, String>> {
-        let mut in_flight: Vec<(u64, Ticket, Reply)> = Vec::new();
+        self.drive_with(job, stop_after, &mut Vec::new())
+    }
+
+    /// [`World::drive`] with the answers on their way kept in `in_flight` (a frozen tab's, to
+    /// arrive when it wakes).
+    fn drive_with(
+        &mut self,
+        job: &mut Job,
+        stop_after: Option<usize>,
+        in_flight: &mut Vec<(u64, Ticket, Reply)>,
+    ) -> Option<Result<Summary, String>> {
         let mut actions = 0;
         for _ in 0..10_000_000 {
             while let Some(action) = job.poll(self.now) {
-                actions += 1;
-                if stop_after.is_some_and(|n| actions > n) {
-                    return None;
-                }
                 // Mostly quick; now and then slow, so requests overtake each other.
                 let latency = 5 + self.rng.below(150) + if self.rng.chance(100) { self.rng.below(3000) } else { 0 };
                 match action {
@@ -104,8 +105,12 @@ impl World {
                         let reply = self.dataverse.write(&writes, &mut self.rng, self.now);
                         in_flight.push((self.now + latency, ticket, Reply::Dataverse(reply)));
                     }
-                    Action::Record { ticket, columns, .. } => {
-                        let reply = self.dataverse.record(&columns, &mut self.rng, self.now);
+                    Action::Get { ticket, path } => {
+                        let reply = self.dataverse.get(&path, &mut self.rng, self.now);
+                        in_flight.push((self.now + latency, ticket, Reply::Dataverse(reply)));
+                    }
+                    Action::Patch { ticket, if_match, body, .. } => {
+                        let reply = self.dataverse.patch(&if_match, &body, &mut self.rng, self.now);
                         in_flight.push((self.now + latency, ticket, Reply::Dataverse(reply)));
                     }
                     Action::Call { ticket, request, timeout_ms } => {
@@ -118,6 +123,10 @@ impl World {
                         assert!(job.poll(self.now).is_none(), "a finished job asks for nothing more");
                         return Some(result.map_err(|f| format!("{:?} ({})", f.message, f.kind)));
                     }
+                }
+                actions += 1;
+                if stop_after.is_some_and(|n| actions >= n) {
+                    return None;
                 }
             }
             let next_reply = in_flight.iter().map(|(at, ..)| *at).min();
@@ -138,17 +147,54 @@ impl World {
     /// Runs `job` to its end, abandoning it `interruptions` times at random steps first.
     fn run(&mut self, job: BulkJob, interruptions: usize) -> Result<Summary, String> {
         for _ in 0..interruptions {
-            let mut job = self.start(job);
+            let mut running = self.start(job);
             // Anywhere in the job: a page of 400 contacts takes four actions, and many more
             // when faults make its requests go again.
             let stop = 1 + self.rng.below(self.dataverse.contacts.len() as u64 / 8 + 40) as usize;
-            if let Some(result) = self.drive(&mut job, Some(stop)) {
+            if let Some(result) = self.drive(&mut running, Some(stop)) {
                 return result;
             }
-            self.now += 1000 + self.rng.below(60_000);
+            // The tab was closed; someone starts the job again, soon or later.
+            self.now += 1000 + self.rng.below(2 * STALE_MS);
+            self.refused_while_held(job);
         }
-        let mut job = self.start(job);
-        self.drive(&mut job, None).expect("driven to the end")
+        let mut running = self.start(job);
+        let result = self.drive(&mut running, None).expect("driven to the end");
+        if job.state().is_some() && result.is_ok() {
+            assert!(self.holder(job).is_some_and(|h| h.released), "a finished job gives its lease up");
+        }
+        result
+    }
+
+    /// The run that holds `job`'s lease, if any.
+    fn holder(&self, job: BulkJob) -> Option<Holder> {
+        let column = job.state()?.lease_column();
+        self.dataverse.record.get(column).and_then(Value::as_str).and_then(Holder::from_text)
+    }
+
+    /// While a silent run's lease of `job` is fresh, a start is refused, says who runs it and
+    /// how far it is, and writes nothing; then time passes until the lease may be taken over.
+    fn refused_while_held(&mut self, job: BulkJob) {
+        let Some(holder) = self.holder(job).filter(|h| !h.released && !h.stale(self.now)) else { return };
+        let (version, batches, calls) = (self.dataverse.version, self.dataverse.batches, self.salesmanago.calls);
+        let mut second = self.start(job);
+        match self.drive(&mut second, None).expect("driven to the end") {
+            Err(failure) if failure.contains("jobRunning") => {
+                assert!(
+                    failure.contains("Anna Nowak") && failure.contains(&format!("done: {}", holder.done)),
+                    "{failure}"
+                );
+            }
+            // Dataverse kept failing the read: the start failed, having written nothing.
+            Err(failure) if failure.contains("(dataverse)") => {}
+            other => panic!("started while {holder:?} holds the lease: {other:?}"),
+        }
+        assert_eq!(
+            (self.dataverse.version, self.dataverse.batches, self.salesmanago.calls),
+            (version, batches, calls),
+            "a refused start writes nothing and calls nothing"
+        );
+        self.now = self.now.max(holder.heartbeat_ms + STALE_MS);
     }
 }
 
@@ -302,6 +348,37 @@ fn size(seed: u64) -> usize {
         s if s % 25 == 0 => 4_000 + (s as usize * 7919) % 3000,
         s => (s as usize * 7919) % 1300,
     }
+}
+
+/// A tab frozen mid-export (a laptop asleep) wakes after another run took its lease over: it
+/// stops at its next write of the record, writes nothing there, and the other run's summary
+/// stands.
+fn frozen_tab(seed: u64, contacts: usize) {
+    let mut world = World::new(seed, contacts);
+    let mut frozen = world.start(BulkJob::ExportAll);
+    let mut on_its_way = Vec::new();
+    let stop = 1 + world.rng.below(contacts as u64 / 8 + 40) as usize;
+    if world.drive_with(&mut frozen, Some(stop), &mut on_its_way).is_some() {
+        return; // it finished before it froze
+    }
+    world.now += STALE_MS + world.rng.below(STALE_MS);
+    world.refused_while_held(BulkJob::ExportAll);
+    let mut other = world.start(BulkJob::ExportAll);
+    let summary = world.drive(&mut other, None).expect("driven to the end").expect("the second run succeeds");
+    assert!(summary.tally.adds_up());
+    let record = world.dataverse.record.clone();
+    match world.drive_with(&mut frozen, None, &mut on_its_way).expect("driven to the end") {
+        Err(failure) => assert!(failure.contains("jobTakenOver") || failure.contains("(dataverse)"), "{failure}"),
+        Ok(summary) => panic!("a run whose lease was taken over finished: {:?}", summary.tally),
+    }
+    assert_eq!(world.dataverse.record, record, "the run taken over wrote to the record");
+    world.check_synced();
+    world.salesmanago.check_unique();
+}
+
+#[test]
+fn a_frozen_run_taken_over_stops_and_writes_nothing_to_the_record() {
+    for_each_seed("frozen_tab", |seed| size(seed) / 4, frozen_tab);
 }
 
 #[test]

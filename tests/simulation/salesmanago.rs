@@ -32,6 +32,8 @@ pub(crate) struct Salesmanago {
     /// than that contact alone.
     whole_batch: bool,
     next_id: u64,
+    /// Calls received.
+    pub(crate) calls: u64,
 }
 
 type Answer = (Result<HttpResponse, TransportFailure>, bool);
@@ -63,7 +65,7 @@ impl Salesmanago {
             }
         }
         let whole_batch = rng.below(2) == 0;
-        Salesmanago { store: BTreeMap::new(), ids: BTreeMap::new(), faults, reject, whole_batch, next_id: 1 }
+        Salesmanago { store: BTreeMap::new(), ids: BTreeMap::new(), faults, reject, whole_batch, next_id: 1, calls: 0 }
     }
 
     pub(crate) fn rejects(&self, row: &Map) -> bool {
@@ -137,6 +139,7 @@ impl Salesmanago {
     }
 
     pub(crate) fn call(&mut self, request: &HttpRequest, rng: &mut Rng, now: u64) -> Answer {
+        self.calls += 1;
         if rng.chance(self.faults.throttle) {
             let seconds = 1 + rng.below(4);
             let retry_after = if rng.below(2) == 0 { seconds.to_string() } else { http_date(now, seconds) };

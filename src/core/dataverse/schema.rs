@@ -64,6 +64,16 @@ impl Job {
         }
     }
 
+    /// Column holding the lease of the run under way (JSON: who, since when, last heartbeat,
+    /// progress), so that one run of the job goes at a time.
+    pub const fn lease_column(self) -> &'static str {
+        match self {
+            Job::Export => "new_exportlease",
+            Job::Consents => "new_consentslease",
+            Job::Changes => "new_changeslease",
+        }
+    }
+
     /// Column holding the summary of the last run.
     pub const fn last_result_column(self) -> &'static str {
         match self {
@@ -146,12 +156,15 @@ pub const CUSTOM_COLUMNS: &[(&str, &[&str])] = &[
             Job::Export.checkpoint_column(),
             Job::Export.last_run_column(),
             Job::Export.last_result_column(),
+            Job::Export.lease_column(),
             Job::Consents.checkpoint_column(),
             Job::Consents.last_run_column(),
             Job::Consents.last_result_column(),
+            Job::Consents.lease_column(),
             Job::Changes.checkpoint_column(),
             Job::Changes.last_run_column(),
             Job::Changes.last_result_column(),
+            Job::Changes.lease_column(),
         ],
     ),
     (

@@ -70,6 +70,28 @@ pub(super) fn text(message: &Message) -> String {
             }
         }
         Message::Summary { job, counts } => summary(*job, counts),
+        Message::JobRunning { command, user, minutes, done, total, seconds_left } => {
+            let who = if user.is_empty() { "another user".to_owned() } else { user.clone() };
+            let progress = match total {
+                Some(total) => format!("{done} of {total} contacts"),
+                None => format!("{done} contacts"),
+            };
+            format!(
+                "{} is already running: {who} started it {minutes} min ago, and {progress} are done so far. Wait for it to finish. If its window was closed, you can start it again in {seconds_left} s (3 minutes after it was last active), and it goes on from where it stopped.",
+                command_label(*command)
+            )
+        }
+        Message::JobTakenOver { command, user } => {
+            let who = if user.is_empty() { "another user".to_owned() } else { user.clone() };
+            format!(
+                "{} stopped in this window: {who} started it again after this window had been silent for 3 minutes. Nothing is lost: the new run goes on from where this one stopped.",
+                command_label(*command)
+            )
+        }
+        Message::RecordBusy { command } => format!(
+            "{} could not save its progress: the SALESmanago Integration record kept changing. Try again in a moment.",
+            command_label(*command)
+        ),
         Message::DownloadNotDone { count } => format!("Download the list of the {count} contacts that did not go, with the reasons (CSV)?"),
         Message::Unlisted { count } => format!("…and {count} more, not listed here. Each contact's SALESmanago sync status and last error record its reason."),
         Message::Resuming { done } => format!("Continuing the interrupted export: {done} contacts were already exported."),

@@ -152,6 +152,33 @@ pub enum Message {
         /// Seconds left to wait.
         seconds: u64,
     },
+    /// A job was not started: another run of it is under way.
+    JobRunning {
+        /// The job.
+        command: Command,
+        /// Who started the other run.
+        user: String,
+        /// Minutes since it started.
+        minutes: u64,
+        /// Contacts it has handled.
+        done: u64,
+        /// Contacts in all, when known.
+        total: Option<u64>,
+        /// Seconds until it may be taken over, should it stay silent.
+        seconds_left: u64,
+    },
+    /// A job stopped: another run took it over while this one was silent.
+    JobTakenOver {
+        /// The job.
+        command: Command,
+        /// Who took it over.
+        user: String,
+    },
+    /// A job could not write to the integration record: it kept changing.
+    RecordBusy {
+        /// The job.
+        command: Command,
+    },
     /// A job finished.
     Summary {
         /// The job.
@@ -276,6 +303,8 @@ impl Message {
             // Text from the integration record or a contact: bounded by its column's length.
             Message::NotAccepted { reason: None, .. }
             | Message::ConnectionOk { .. }
+            | Message::JobRunning { .. }
+            | Message::JobTakenOver { .. }
             | Message::OwnerNotAUser { .. }
             | Message::NotInSalesmanago { .. }
             | Message::Skipped(_)
@@ -302,6 +331,7 @@ impl Message {
             | Message::Progress { .. }
             | Message::Waiting { .. }
             | Message::Summary { .. }
+            | Message::RecordBusy { .. }
             | Message::DownloadNotDone { .. }
             | Message::Unlisted { .. }
             | Message::Resuming { .. }
@@ -430,6 +460,25 @@ mod tests {
         all.extend([
             Message::DownloadNotDone { count: 3 },
             Message::Resuming { done: 800 },
+            Message::JobRunning {
+                command: Command::ExportAll,
+                user: "Anna Nowak".into(),
+                minutes: 12,
+                done: 4000,
+                total: Some(8000),
+                seconds_left: 170,
+            },
+            Message::JobRunning {
+                command: Command::PullChanges,
+                user: String::new(),
+                minutes: 0,
+                done: 0,
+                total: None,
+                seconds_left: 0,
+            },
+            Message::JobTakenOver { command: Command::ExportAll, user: "Anna Nowak".into() },
+            Message::JobTakenOver { command: Command::PullConsents, user: String::new() },
+            Message::RecordBusy { command: Command::PullConsents },
             Message::Unlisted { count: 12 },
             Message::NotInSalesmanago { email: "a@b.pl".into() },
             Message::NotInSalesmanago { email: String::new() },

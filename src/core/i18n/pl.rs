@@ -70,6 +70,28 @@ pub(super) fn text(message: &Message) -> String {
             }
         }
         Message::Summary { job, counts } => summary(*job, counts),
+        Message::JobRunning { command, user, minutes, done, total, seconds_left } => {
+            let who = if user.is_empty() { "inny użytkownik".to_owned() } else { user.clone() };
+            let progress = match total {
+                Some(total) => format!("{done} z {total}"),
+                None => format!("{done}"),
+            };
+            format!(
+                "„{}” już trwa: uruchomienie rozpoczął(-ęła) {who} {minutes} min temu, dotąd gotowe kontakty: {progress}. Poczekaj, aż się zakończy. Jeśli jego okno zamknięto, możesz uruchomić je ponownie za {seconds_left} s (3 minuty po ostatniej aktywności) i będzie kontynuowane od miejsca, w którym się zatrzymało.",
+                command_label(*command)
+            )
+        }
+        Message::JobTakenOver { command, user } => {
+            let who = if user.is_empty() { "inny użytkownik".to_owned() } else { user.clone() };
+            format!(
+                "„{}” zatrzymano w tym oknie: {who} uruchomił(a) je ponownie, gdy to okno przez 3 minuty nie dawało znaku życia. Nic nie przepadło: nowe uruchomienie kontynuuje od miejsca, w którym to się zatrzymało.",
+                command_label(*command)
+            )
+        }
+        Message::RecordBusy { command } => format!(
+            "„{}” nie może zapisać postępu: rekord integracji SALESmanago cały czas się zmieniał. Spróbuj ponownie za chwilę.",
+            command_label(*command)
+        ),
         Message::DownloadNotDone { count } => format!("Pobrać listę {count} kontaktów, których nie przetworzono, z powodami (CSV)?"),
         Message::Unlisted { count } => format!("…i {count} kolejnych, niewymienionych tutaj. Status synchronizacji i ostatni błąd każdego kontaktu zapisują powód."),
         Message::Resuming { done } => format!("Wznawiam przerwany eksport: {done} kontaktów już wyeksportowano."),

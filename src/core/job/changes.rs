@@ -78,13 +78,12 @@ pub(super) struct Changes {
 }
 
 impl Changes {
-    pub(super) fn new(start: &Start) -> Changes {
-        let watermark = start
-            .record
+    pub(super) fn new(start: &Start, record: &Map, now_ms: u64) -> Changes {
+        let watermark = record
             .get(integration::CHANGES_WATERMARK)
             .and_then(Value::as_str)
             .and_then(|w| w.trim().parse::<u64>().ok());
-        let to = start.now_ms;
+        let to = now_ms;
         let from = watermark.map_or(to.saturating_sub(FIRST_PULL_MS), |w| w + 1);
         Changes {
             to,

@@ -81,7 +81,7 @@ fn read_checkpoint(record: &Map) -> Option<(String, Tally)> {
 }
 
 impl Export {
-    pub(super) fn new(start: &Start, run: &mut Runner) -> Export {
+    pub(super) fn new(start: &Start, record: &Map, run: &mut Runner) -> Export {
         let consents = &start.consents;
         let selected = start.job == BulkJob::ExportSelected && !start.selected.is_empty();
         let all = start.job == BulkJob::ExportAll;
@@ -90,7 +90,7 @@ impl Export {
         let queries: Vec<String> = if selected {
             run.total = Some(start.selected.len() as u64);
             start.selected.chunks(IN_CHUNK).map(|ids| contacts(consents, Some(&one_of(contact::ID, ids)))).collect()
-        } else if let Some((last, resumed)) = all.then(|| read_checkpoint(&start.record)).flatten() {
+        } else if let Some((last, resumed)) = all.then(|| read_checkpoint(record)).flatten() {
             run.say(Message::Resuming { done: resumed.done });
             run.handled = resumed.total;
             prefix = resumed;
@@ -291,7 +291,7 @@ impl Export {
                 let checkpoint = object! {"after": after, "total": t.total, "done": t.done, "skipped": t.skipped(), "failed": t.failed()};
                 let mut columns = Map::new();
                 columns.insert(JobColumns::Export.checkpoint_column().into(), checkpoint.to_string().into());
-                self.checkpoint = Some(run.issue(Request::Record(columns)));
+                self.checkpoint = Some(run.record(columns, false));
                 self.since_checkpoint = 0;
             }
         }

@@ -15,12 +15,13 @@
 mod changes;
 mod consents;
 mod export;
+pub mod lease;
 mod runner;
 mod units;
 
 use crate::core::command::BulkJob;
 use crate::core::dataverse::batch::{self, BatchBody};
-use crate::core::dataverse::error::DvFailure;
+use crate::core::dataverse::error::{DvError, DvFailure};
 use crate::core::dataverse::schema::{contact, integration, Job as JobColumns};
 use crate::core::i18n::{csv_titles, text, Counts, Lang, Message};
 use crate::core::integration::Settings;
@@ -29,6 +30,7 @@ use crate::core::salesmanago::operation::BatchUpsert;
 use crate::core::salesmanago::{HttpRequest, HttpResponse, TransportFailure};
 use crate::core::sync::{iso_datetime, Tally};
 
+use lease::User;
 use runner::{Error, Output, Runner};
 
 /// Names a request of a job; its reply is handed back with it.
@@ -91,17 +93,25 @@ pub enum Action {
         /// What to write.
         writes: Writes,
     },
-    /// Update the integration record (`Xrm.WebApi.updateRecord`); reply with
-    /// [`Reply::Dataverse`] (an empty body on success).
-    Record {
+    /// GET a row of the Web API (`{root}{path}`, the integration record); reply with
+    /// [`Reply::Dataverse`].
+    Get {
         /// Hand back with the reply.
         ticket: Ticket,
-        /// The table's logical name.
-        table: &'static str,
-        /// The record's id.
-        id: String,
-        /// The columns to write.
-        columns: Map,
+        /// The row and its query options, under the Web API root.
+        path: String,
+    },
+    /// PATCH a row (`{root}{path}`) with `If-Match: {if_match}` and this JSON body; reply with
+    /// [`Reply::Dataverse`] (`412` when the row changed since it was read).
+    Patch {
+        /// Hand back with the reply.
+        ticket: Ticket,
+        /// The row, under the Web API root.
+        path: String,
+        /// The ETag the row must still have.
+        if_match: String,
+        /// The columns to write, as JSON.
+        body: String,
     },
     /// Send a signed request to SALESmanago; reply with [`Reply::Salesmanago`].
     Call {
@@ -149,11 +159,7 @@ pub struct JobFailure {
 
 impl From<Error> for JobFailure {
     fn from(error: Error) -> JobFailure {
-        let kind = match &error {
-            Error::Dataverse(_) => "dataverse",
-            Error::Salesmanago(e) => e.kind(),
-        };
-        JobFailure { message: error.message(), kind }
+        JobFailure { message: error.message(), kind: error.kind() }
     }
 }
 
@@ -166,8 +172,8 @@ pub struct Start {
     pub lang: Lang,
     /// The integration record's settings.
     pub settings: Settings,
-    /// The integration record's columns of [`record_columns`].
-    pub record: Map,
+    /// The user starting it, named in its lease.
+    pub user: User,
     /// The contact table's consent columns.
     pub consents: Vec<String>,
     /// The contacts selected in a grid (ids without braces).
@@ -180,8 +186,8 @@ pub struct Start {
 
 const EXPORT_RECORD: &[&str] = &[JobColumns::Export.checkpoint_column()];
 
-/// The integration record's columns a job reads at its start, besides the settings.
-pub fn record_columns(job: BulkJob) -> &'static [&'static str] {
+/// The integration record's columns a job reads when it takes its lease, besides the lease.
+fn record_columns(job: BulkJob) -> &'static [&'static str] {
     match job {
         BulkJob::ExportAll => EXPORT_RECORD,
         BulkJob::PullChanges => &[integration::CHANGES_WATERMARK],
@@ -195,24 +201,45 @@ enum Kind {
     Changes(changes::Changes),
 }
 
+impl Kind {
+    fn new(start: &Start, record: &Map, run: &mut Runner, now_ms: u64) -> Kind {
+        match start.job {
+            BulkJob::ExportSelected | BulkJob::ExportAll => Kind::Export(export::Export::new(start, record, run)),
+            BulkJob::PullConsents => Kind::Consents(consents::Consents::new(start)),
+            BulkJob::PullChanges => Kind::Changes(changes::Changes::new(start, record, now_ms)),
+        }
+    }
+}
+
 /// A job under way.
 pub struct Job {
     run: Runner,
-    kind: Kind,
+    /// The job's own state, once it has its lease (at once when it needs none).
+    kind: Option<Kind>,
+    /// What it was started with, until then.
+    start: Option<Start>,
+    /// The lease being taken.
+    acquiring: Option<Ticket>,
 }
 
 impl Job {
-    /// Starts the job `start.job`.
+    /// Starts the job `start.job`. A job with state on the integration record first takes its
+    /// lease ([`lease`]): one run of it at a time.
     pub fn new(start: Start) -> Job {
         let mut run = Runner::new(&start);
-        let kind = match start.job {
-            BulkJob::ExportSelected | BulkJob::ExportAll => Kind::Export(export::Export::new(&start, &mut run)),
-            BulkJob::PullConsents => Kind::Consents(consents::Consents::new(&start)),
-            BulkJob::PullChanges => Kind::Changes(changes::Changes::new(&start)),
+        let now_ms = start.now_ms;
+        let mut job = match start.job.state() {
+            Some(state) => {
+                let acquiring = Some(run.acquire(state, start.user.clone(), now_ms));
+                Job { run, kind: None, start: Some(start), acquiring }
+            }
+            None => {
+                let kind = Some(Kind::new(&start, &Map::new(), &mut run, now_ms));
+                Job { run, kind, start: None, acquiring: None }
+            }
         };
-        let mut job = Job { run, kind };
-        job.run.begin(start.now_ms);
-        job.advance(start.now_ms);
+        job.run.begin(now_ms);
+        job.advance(now_ms);
         job
     }
 
@@ -227,9 +254,9 @@ impl Job {
             // allowed (the next page's read) have gone out.
             let worked = !self.run.finished()
                 && match &mut self.kind {
-                    Kind::Export(job) => job.work(&mut self.run, now_ms),
-                    Kind::Consents(job) => job.work(&mut self.run, now_ms),
-                    Kind::Changes(_) => false,
+                    Some(Kind::Export(job)) => job.work(&mut self.run, now_ms),
+                    Some(Kind::Consents(job)) => job.work(&mut self.run, now_ms),
+                    Some(Kind::Changes(_)) | None => false,
                 };
             if !worked {
                 return None;
@@ -246,10 +273,25 @@ impl Job {
     /// Takes the reply to the action `ticket` named.
     pub fn handle(&mut self, ticket: Ticket, reply: Reply, now_ms: u64) {
         if let Some(result) = self.run.answer(ticket, reply, now_ms) {
-            match &mut self.kind {
-                Kind::Export(job) => job.on(ticket, result, &mut self.run, now_ms),
-                Kind::Consents(job) => job.on(ticket, result, &mut self.run, now_ms),
-                Kind::Changes(job) => job.on(ticket, result, &mut self.run, now_ms),
+            if self.acquiring == Some(ticket) {
+                self.acquiring = None;
+                match (result, self.start.take()) {
+                    (Ok(Output::Recorded(record)), Some(start)) => {
+                        self.kind = Some(Kind::new(&start, &record, &mut self.run, now_ms));
+                    }
+                    (Ok(_), _) => self.run.fail(JobFailure::from(Error::Dataverse(DvError::Refused {
+                        detail: "the lease was taken without the record".into(),
+                    }))),
+                    (Err(error), _) => self.run.fail(error.into()),
+                }
+            } else {
+                match &mut self.kind {
+                    Some(Kind::Export(job)) => job.on(ticket, result, &mut self.run, now_ms),
+                    Some(Kind::Consents(job)) => job.on(ticket, result, &mut self.run, now_ms),
+                    Some(Kind::Changes(job)) => job.on(ticket, result, &mut self.run, now_ms),
+                    // A heartbeat's answer, or one that came after the job failed.
+                    None => {}
+                }
             }
         }
         self.advance(now_ms);
@@ -260,9 +302,10 @@ impl Job {
             return;
         }
         match &mut self.kind {
-            Kind::Export(job) => job.advance(&mut self.run, now_ms),
-            Kind::Consents(job) => job.advance(&mut self.run, now_ms),
-            Kind::Changes(job) => job.advance(&mut self.run, now_ms),
+            Some(Kind::Export(job)) => job.advance(&mut self.run, now_ms),
+            Some(Kind::Consents(job)) => job.advance(&mut self.run, now_ms),
+            Some(Kind::Changes(job)) => job.advance(&mut self.run, now_ms),
+            None => {}
         }
     }
 }
@@ -307,7 +350,7 @@ impl Ending {
         self.started = true;
         match columns {
             Some(columns) => {
-                self.ticket = Some(run.issue(runner::Request::Record(columns)));
+                self.ticket = Some(run.record(columns, true));
                 self.summary = Some(summary);
             }
             None => run.succeed(summary),
@@ -322,7 +365,7 @@ impl Ending {
         match (result, self.summary.take()) {
             (Ok(_), Some(summary)) => run.succeed(summary),
             (Ok(_), None) => unreachable!("an ending keeps its summary until the record is written"),
-            (Err(error), _) => run.fail(JobFailure { message: error.message(), kind: "dataverse" }),
+            (Err(error), _) => run.fail(JobFailure { message: error.message(), kind: error.kind() }),
         }
         true
     }

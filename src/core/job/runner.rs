@@ -15,7 +15,9 @@ use crate::core::salesmanago::script::DEFAULT_TIMEOUT_MS;
 use crate::core::salesmanago::{Client, Nonce, SmError};
 use crate::core::sorted::SortedMap;
 
+use super::lease::{Lease, Purpose, User, Verdict, HEARTBEAT_MS, MAX_CONFLICTS, STALE_MS};
 use super::{Action, JobFailure, Read, Reply, Summary, Ticket, Writes};
+use crate::core::dataverse::schema::{integration, Job as JobColumns};
 
 /// A request a job wants made; kept until it is answered for good, so it can be made again.
 #[derive(Debug, Clone)]
@@ -24,10 +26,30 @@ pub(super) enum Request {
     Read(String),
     /// Contact columns, in one `$batch`.
     Write(Vec<(String, Map)>),
-    /// Columns of the integration record.
-    Record(Map),
+    /// Columns of the integration record, written under the job's lease.
+    Record(Guarded),
     /// A SALESmanago call.
     Call(Call),
+}
+
+/// A guarded write of the integration record: read it (ETag and lease), then `PATCH` with
+/// `If-Match` (see [`super::lease`]).
+#[derive(Debug, Clone)]
+pub(super) struct Guarded {
+    columns: Map,
+    purpose: Purpose,
+    /// The ETag read, once the record said to write.
+    etag: Option<String>,
+    /// Writes refused with `412` so far.
+    conflicts: u32,
+    /// The record as read.
+    read: Option<Map>,
+}
+
+impl Guarded {
+    fn new(columns: Map, purpose: Purpose) -> Guarded {
+        Guarded { columns, purpose, etag: None, conflicts: 0, read: None }
+    }
 }
 
 /// The SALESmanago calls jobs make.
@@ -45,8 +67,13 @@ pub(super) enum Output {
     Page(Vec<Value>, Option<String>),
     /// Each row's outcome of a `$batch`, in order.
     Written(Vec<Result<(), String>>),
-    /// The integration record was updated.
-    Recorded,
+    /// The integration record was read, judged and written: the record as read (before the
+    /// write).
+    Recorded(Map),
+    /// The integration record as read for a guarded write.
+    RecordRead(Map),
+    /// A guarded write found the record changed since it was read (`412`).
+    Conflict,
     Upserted(BatchOutcome),
     Found(Vec<SmContact>),
     Modified(ModifiedPage),
@@ -57,14 +84,36 @@ pub(super) enum Output {
 pub(super) enum Error {
     Dataverse(DvError),
     Salesmanago(SmError),
+    /// The job's lease stops it: another run holds it, took it over, or the record would not
+    /// stay still long enough to write.
+    Lease(Message, &'static str),
 }
 
 impl Error {
     /// Whether every later request would fail the same way, so the job must stop.
     pub(super) fn stops_job(&self) -> bool {
         match self {
-            Error::Dataverse(_) => true,
+            Error::Dataverse(_) | Error::Lease(..) => true,
             Error::Salesmanago(error) => error.stops_job(),
+        }
+    }
+
+    /// How to try again after it: the service's policy, what the failure says, the service.
+    fn retrying(&self) -> Option<(RetryPolicy, Failed, Service)> {
+        match self {
+            Error::Dataverse(e) => Some((RetryPolicy::dataverse(), Failed::from(e), Service::Dataverse)),
+            Error::Salesmanago(e) => Some((RetryPolicy::default(), Failed::from(e), Service::Salesmanago)),
+            // A lease's verdict is final.
+            Error::Lease(..) => None,
+        }
+    }
+
+    /// A stable name of the failure, for scripts.
+    pub(super) fn kind(&self) -> &'static str {
+        match self {
+            Error::Dataverse(_) => "dataverse",
+            Error::Salesmanago(e) => e.kind(),
+            Error::Lease(_, kind) => kind,
         }
     }
 
@@ -73,6 +122,7 @@ impl Error {
         match self {
             Error::Dataverse(error) => Message::Dataverse { detail: error.detail() },
             Error::Salesmanago(error) => Message::Salesmanago(error.clone()),
+            Error::Lease(message, _) => message.clone(),
         }
     }
 }
@@ -144,6 +194,10 @@ pub(super) struct Runner {
     pub(super) handled: u64,
     pub(super) total: Option<u64>,
     finished: bool,
+    /// The job's lease, when it has state columns on the record.
+    lease: Option<Lease>,
+    /// The failure told once the lease is given up.
+    failing: Option<JobFailure>,
 }
 
 impl Runner {
@@ -165,7 +219,23 @@ impl Runner {
             handled: 0,
             total: None,
             finished: false,
+            lease: None,
+            failing: None,
         }
+    }
+
+    /// Takes the lease of `job` for `user`: a guarded read and write of the record, whose
+    /// [`Output::Recorded`] carries the record's `columns` as they were.
+    pub(super) fn acquire(&mut self, job: JobColumns, user: User, now_ms: u64) -> Ticket {
+        let token = self.rng.key();
+        self.lease = Some(Lease::new(job, token, user, now_ms));
+        self.issue(Request::Record(Guarded::new(Map::new(), Purpose::Acquire)))
+    }
+
+    /// Writes `columns` to the record under the lease; on `release`, gives the lease up.
+    pub(super) fn record(&mut self, columns: Map, release: bool) -> Ticket {
+        let purpose = if release { Purpose::Release } else { Purpose::Renew };
+        self.issue(Request::Record(Guarded::new(columns, purpose)))
     }
 
     /// Most requests in flight at once to each service, and most units (pages, chunks) in
@@ -207,6 +277,9 @@ impl Runner {
         if self.finished {
             return None;
         }
+        if self.heartbeat_due(now_ms) {
+            self.record(Map::new(), false);
+        }
         let (due, later): (Vec<_>, Vec<_>) = self.delayed.drain(..).partition(|(at, _)| *at <= now_ms);
         self.delayed = later;
         for (_, ticket) in due.into_iter().rev() {
@@ -224,12 +297,24 @@ impl Runner {
             Request::Write(rows) => {
                 Action::Write { ticket, writes: Writes { rows: rows.clone(), tag: self.rng.key() } }
             }
-            Request::Record(columns) => Action::Record {
-                ticket,
-                table: crate::core::dataverse::schema::integration::TABLE,
-                id: self.record_id.clone(),
-                columns: columns.clone(),
-            },
+            Request::Record(guarded) => {
+                let row = format!("{}({})", integration::ENTITY_SET, self.record_id);
+                match (&guarded.etag, &self.lease) {
+                    (Some(etag), Some(lease)) => {
+                        let mut columns = guarded.columns.clone();
+                        let value = lease.value(guarded.purpose, self.handled, self.total, now_ms);
+                        columns.insert(lease.column.into(), value);
+                        let body = Value::Object(columns).to_string();
+                        Action::Patch { ticket, path: row, if_match: etag.clone(), body }
+                    }
+                    _ => {
+                        let lease = self.lease.as_ref().map(|l| l.column);
+                        let columns: Vec<&str> =
+                            lease.into_iter().chain(super::record_columns(self.job).iter().copied()).collect();
+                        Action::Get { ticket, path: format!("{row}?$select={}", columns.join(",")) }
+                    }
+                }
+            }
             Request::Call(call) => {
                 let nonce = Nonce { api_key: self.rng.key(), request_time_ms: now_ms };
                 let request = match call {
@@ -247,7 +332,20 @@ impl Runner {
         if self.finished {
             return None;
         }
-        self.delayed.iter().map(|(at, _)| *at).min()
+        let heartbeat = self.heartbeat_at();
+        self.delayed.iter().map(|(at, _)| *at).chain(heartbeat).min()
+    }
+
+    /// When the lease is next to be renewed: while it is held, no failure is being told, and
+    /// no write of the record is under way (each write renews it).
+    fn heartbeat_at(&self) -> Option<u64> {
+        let lease = self.lease.as_ref().filter(|l| l.held && self.failing.is_none())?;
+        let writing = self.pending.iter().any(|(_, p)| matches!(p.request, Request::Record(_)));
+        (!writing).then_some(lease.renewed_ms + HEARTBEAT_MS)
+    }
+
+    fn heartbeat_due(&self, now_ms: u64) -> bool {
+        self.heartbeat_at().is_some_and(|at| at <= now_ms)
     }
 
     /// Takes the answer to `ticket`: what it yields, or `None` while it is being tried again
@@ -257,13 +355,9 @@ impl Runner {
         pending.sent = false;
         self.in_flight[slot(pending.request.service())] -= 1;
         let result = read(&pending.request, &self.client, reply);
-        let retry = match &result {
-            Ok(_) => Retry::GiveUp,
-            Err(error) => {
-                let (policy, failed, service) = match error {
-                    Error::Dataverse(e) => (RetryPolicy::dataverse(), Failed::from(e), Service::Dataverse),
-                    Error::Salesmanago(e) => (RetryPolicy::default(), Failed::from(e), Service::Salesmanago),
-                };
+        let retry = match result.as_ref().err().and_then(Error::retrying) {
+            None => Retry::GiveUp,
+            Some((policy, failed, service)) => {
                 let plan = policy.plan(pending.attempt, failed, now_ms, self.rng.unit());
                 if let (Retry::After(ms), Failed::Throttled(_)) = (plan, failed) {
                     let until = now_ms + ms;
@@ -280,11 +374,79 @@ impl Runner {
             self.show(now_ms);
             return None;
         }
+        let result = match result {
+            Ok(output @ (Output::RecordRead(_) | Output::Conflict | Output::Recorded(_))) => {
+                self.guarded(ticket, output, now_ms)?
+            }
+            other => other,
+        };
         self.pending.remove(&ticket);
+        if let Some(failure) = self.failing.take() {
+            // The lease is given up (or could not be): now the failure is told.
+            self.finished = true;
+            self.out.push_back(Action::Finished(Err(failure)));
+            return None;
+        }
         Some(result.map_err(|error| match error {
             Error::Salesmanago(e) => Error::Salesmanago(e.settled(now_ms)),
             other => other,
         }))
+    }
+
+    /// The next step of the guarded write `ticket` after `output`: `None` while it goes on (a
+    /// write after the read, a read again after a conflict), else its result.
+    fn guarded(&mut self, ticket: Ticket, output: Output, now_ms: u64) -> Option<Result<Output, Error>> {
+        let Some(Pending { request: Request::Record(guarded), .. }) = self.pending.get_mut(&ticket) else {
+            return Some(Err(Error::Dataverse(DvError::Refused { detail: "not a write of the record".into() })));
+        };
+        let Some(lease) = self.lease.as_mut() else {
+            return Some(Err(Error::Dataverse(DvError::Refused { detail: "a record write without a lease".into() })));
+        };
+        let command = self.job.command();
+        match output {
+            Output::RecordRead(record) => match lease.judge(record, guarded.purpose, now_ms) {
+                Ok(Verdict::Write { etag, record }) => {
+                    guarded.etag = Some(etag);
+                    guarded.read = Some(record);
+                }
+                Ok(Verdict::Running(holder)) => {
+                    let message = Message::JobRunning {
+                        command,
+                        user: holder.user.name.clone(),
+                        minutes: now_ms.saturating_sub(holder.since_ms) / 60_000,
+                        done: holder.done,
+                        total: holder.total,
+                        seconds_left: (holder.heartbeat_ms + STALE_MS).saturating_sub(now_ms).div_ceil(1000),
+                    };
+                    return Some(Err(Error::Lease(message, "jobRunning")));
+                }
+                Ok(Verdict::Released) => {
+                    lease.held = false;
+                    return Some(Ok(Output::Recorded(Map::new())));
+                }
+                Ok(Verdict::TakenOver(holder)) => {
+                    lease.held = false;
+                    let user = holder.map(|h| h.user.name).unwrap_or_default();
+                    return Some(Err(Error::Lease(Message::JobTakenOver { command, user }, "jobTakenOver")));
+                }
+                Err(detail) => return Some(Err(Error::Dataverse(DvError::Refused { detail }))),
+            },
+            Output::Conflict => {
+                guarded.etag = None;
+                guarded.conflicts += 1;
+                if guarded.conflicts > MAX_CONFLICTS {
+                    return Some(Err(Error::Lease(Message::RecordBusy { command }, "recordBusy")));
+                }
+            }
+            Output::Recorded(..) => {
+                lease.held = guarded.purpose != Purpose::Release;
+                lease.renewed_ms = now_ms;
+                return Some(Ok(Output::Recorded(guarded.read.take().unwrap_or_default())));
+            }
+            other => return Some(Ok(other)),
+        }
+        self.queued.push_front(ticket);
+        None
     }
 
     /// Shows progress: contacts handled, and a wait still under way.
@@ -327,9 +489,21 @@ impl Runner {
         Some(crate::core::i18n::text(&error.message(), self.lang))
     }
 
-    /// Ends the job with `failure`; it stays failed, and its later answers are ignored.
+    /// Ends the job with `failure`; it stays failed, and its later answers are ignored. A lease
+    /// held is given up first, so the job can be started again at once.
     pub(super) fn fail(&mut self, failure: JobFailure) {
-        if !self.finished {
+        if self.finished || self.failing.is_some() {
+            return;
+        }
+        if self.lease.as_ref().is_some_and(|l| l.held) {
+            // Nothing else goes out: only the release, then the failure is told.
+            self.pending = SortedMap::new();
+            self.queued.clear();
+            self.delayed.clear();
+            self.in_flight = [0; 2];
+            self.failing = Some(failure);
+            self.record(Map::new(), true);
+        } else {
             self.finished = true;
             self.out.push_back(Action::Finished(Err(failure)));
         }
@@ -358,9 +532,22 @@ fn read(request: &Request, client: &Client, reply: Reply) -> Result<Output, Erro
             let text = error::answer(answer).map_err(Error::Dataverse)?;
             Ok(Output::Written(crate::core::dataverse::batch::outcomes(&text)))
         }
-        (Request::Record(_), Reply::Dataverse(answer)) => {
-            error::answer(answer).map_err(Error::Dataverse)?;
-            Ok(Output::Recorded)
+        (Request::Record(guarded), Reply::Dataverse(answer)) => {
+            if guarded.etag.is_some() {
+                if matches!(&answer, Ok(response) if response.status == 412) {
+                    return Ok(Output::Conflict);
+                }
+                error::answer(answer).map_err(Error::Dataverse)?;
+                return Ok(Output::Recorded(Map::new()));
+            }
+            let text = error::answer(answer).map_err(Error::Dataverse)?;
+            match crate::core::json::from_str(&text) {
+                Ok(Value::Object(record)) => Ok(Output::RecordRead(record)),
+                // Cut off or garbled: may read on another attempt.
+                _ => Err(Error::Dataverse(DvError::Unavailable {
+                    detail: "the integration record could not be read".into(),
+                })),
+            }
         }
         (Request::Call(call), Reply::Salesmanago(outcome)) => {
             let sm = |e| Error::Salesmanago(e);

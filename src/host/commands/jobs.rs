@@ -9,10 +9,10 @@ use futures_util::future::poll_immediate;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use crate::core::command::BulkJob;
-use crate::core::job::{record_columns, Action, Job, Read, Reply, Start, Ticket};
+use crate::core::job::{Action, Job, Read, Reply, Start, Ticket};
 
 use super::super::browser::{now_ms, random_seed, sleep};
-use super::super::dynamics::{consent_columns, exchange, failure_of, Ui, WebApi};
+use super::super::dynamics::{consent_columns, exchange, Send, Ui};
 use super::super::transport::perform;
 use super::{load_settings, Context, Done, Failure, Outcome};
 
@@ -27,7 +27,7 @@ type Pending = Pin<Box<dyn Future<Output = Event>>>;
 /// Runs `job` to its end.
 pub(super) async fn run(context: Context, job: BulkJob) -> Outcome {
     let web_api = context.web_api()?;
-    let (settings, record) = load_settings(&web_api, record_columns(job)).await?;
+    let (settings, _) = load_settings(&web_api, &[]).await?;
     let ui = context.ui();
     let consents = consent_columns(&ui).await?;
     let root = format!("{}/api/data/v9.2/", ui.client_url()?);
@@ -35,7 +35,7 @@ pub(super) async fn run(context: Context, job: BulkJob) -> Outcome {
         job,
         lang: context.lang,
         settings,
-        record,
+        user: ui.user()?,
         consents,
         selected: context.selected_ids.clone(),
         now_ms: now_ms(),
@@ -46,7 +46,7 @@ pub(super) async fn run(context: Context, job: BulkJob) -> Outcome {
     let mut timer: Option<u64> = None;
     loop {
         while let Some(action) = job.poll(now_ms()) {
-            match execute(action, &context, &ui, &web_api, &root) {
+            match execute(action, &context, &ui, &root) {
                 Step::Wait(future) => {
                     pending.push(future);
                     // Polled once now, so its request goes out before the job's next work.
@@ -96,29 +96,30 @@ enum Step {
 }
 
 /// Takes `action`.
-fn execute(action: Action, context: &Context, ui: &Ui, web_api: &WebApi, root: &str) -> Step {
+fn execute(action: Action, context: &Context, ui: &Ui, root: &str) -> Step {
     Step::Wait(match action {
         Action::Read { ticket, read } => {
             let url = read.url(root);
-            Box::pin(async move { Event::Reply(ticket, Reply::Dataverse(exchange(&url, &Read::prefer(), None).await)) })
+            Box::pin(
+                async move { Event::Reply(ticket, Reply::Dataverse(exchange(&url, &Read::prefer(), Send::Get).await)) },
+            )
         }
         Action::Write { ticket, writes } => {
             let batch = writes.batch(root);
             let url = format!("{root}$batch");
             Box::pin(async move {
-                let body = Some((batch.content_type.as_str(), batch.body.as_str()));
-                Event::Reply(ticket, Reply::Dataverse(exchange(&url, "odata.continue-on-error", body).await))
+                let send = Send::Post(&batch.content_type, &batch.body);
+                Event::Reply(ticket, Reply::Dataverse(exchange(&url, "odata.continue-on-error", send).await))
             })
         }
-        Action::Record { ticket, table, id, columns } => {
-            let update = web_api.update_once(table, &id, &columns);
+        Action::Get { ticket, path } => {
+            let url = format!("{root}{path}");
+            Box::pin(async move { Event::Reply(ticket, Reply::Dataverse(exchange(&url, "", Send::Get).await)) })
+        }
+        Action::Patch { ticket, path, if_match, body } => {
+            let url = format!("{root}{path}");
             Box::pin(async move {
-                let reply = update.await.map(|_| crate::core::salesmanago::HttpResponse {
-                    status: 204,
-                    retry_after: None,
-                    body: String::new(),
-                });
-                Event::Reply(ticket, Reply::Dataverse(reply.map_err(|e| failure_of(&e))))
+                Event::Reply(ticket, Reply::Dataverse(exchange(&url, "", Send::Patch(&if_match, &body)).await))
             })
         }
         Action::Call { ticket, request, timeout_ms } => {
