@@ -60,6 +60,8 @@ pub(crate) enum Send<'a> {
     Post(&'a str, &'a str),
     /// `PATCH` with this JSON body, if the row still has this ETag (`If-Match`).
     Patch(&'a str, &'a str),
+    /// `DELETE`.
+    Delete,
 }
 
 /// A Web API request to the organisation, as it came back. Interprets nothing; the core reads
@@ -69,6 +71,7 @@ pub(crate) async fn exchange(url: &str, prefer: &str, send: Send<'_>) -> std::re
     let (mut builder, body) = match send {
         Send::Get => (Request::get(url), None),
         Send::Post(content_type, body) => (Request::post(url).header("Content-Type", content_type), Some(body)),
+        Send::Delete => (Request::delete(url), None),
         Send::Patch(if_match, body) => {
             (Request::patch(url).header("Content-Type", "application/json").header("If-Match", if_match), Some(body))
         }
@@ -234,39 +237,8 @@ impl FormContext {
     }
 }
 
-impl WebApi {
-    /// `retrieveRecord`: one row.
-    pub(crate) async fn retrieve(&self, table: &str, id: &str, options: &str) -> Result<Map> {
-        let row = patiently(|| {
-            let args = [table.into(), id.into(), options.into()];
-            async move { call_async(&self.0, "retrieveRecord", &args).await }
-        })
-        .await?;
-        match to_json(&row) {
-            Value::Object(row) => Ok(row),
-            _ => Err(ClientApiError::new(format!("{table} {id} could not be read"))),
-        }
-    }
-
-    /// `updateRecord` with the columns of `data`.
-    pub(crate) async fn update(&self, table: &str, id: &str, data: &Map) -> Result<()> {
-        let data = from_json(&Value::Object(data.clone()));
-        patiently(|| {
-            let args = [table.into(), id.into(), data.clone()];
-            async move { call_async(&self.0, "updateRecord", &args).await }
-        })
-        .await?;
-        Ok(())
-    }
-
-    /// `deleteRecord`.
-    pub(crate) async fn delete(&self, table: &str, id: &str) -> Result<()> {
-        call_async(&self.0, "deleteRecord", &[table.into(), id.into()]).await?;
-        Ok(())
-    }
-}
-
 /// The parts of `Xrm` outside the Web API: dialogs, the progress indicator, the org's URL.
+#[derive(Clone)]
 pub(crate) struct Ui {
     xrm: JsValue,
 }

@@ -38,6 +38,16 @@ fn ok(body: String) -> Answer {
     Ok(HttpResponse { status: 200, retry_after: None, body })
 }
 
+/// The id in `contacts(<id>)?…`.
+fn row_id(path: &str) -> &str {
+    path.split_once('(').and_then(|(_, rest)| rest.split_once(')')).map_or("", |(id, _)| id)
+}
+
+fn not_found(id: &str) -> Answer {
+    let body = format!(r#"{{"error":{{"code":"0x80040217","message":"contact With Id = {id} Does Not Exist"}}}}"#);
+    Ok(HttpResponse { status: 404, retry_after: None, body })
+}
+
 impl Dataverse {
     pub(crate) fn seeded(rng: &mut Rng, n: usize, faults: Faults, now: u64) -> Dataverse {
         let mut contacts = BTreeMap::new();
@@ -205,6 +215,52 @@ impl Dataverse {
         }
         row.insert("modifiedon".into(), iso_datetime(now).into());
         Ok(())
+    }
+
+    /// A `GET` of one contact (`contacts(id)?$select=…`).
+    pub(crate) fn row(&mut self, path: &str, rng: &mut Rng, now: u64) -> Answer {
+        if let Some(fault) = self.fault(rng, now, true) {
+            return fault;
+        }
+        let id = row_id(path);
+        match self.contacts.get(id) {
+            Some(row) => ok(Value::Object(row.clone()).to_string().replace(SURROGATE, "\\ud800")),
+            None => not_found(id),
+        }
+    }
+
+    /// A `PATCH` of one existing contact (`If-Match: *`).
+    pub(crate) fn patch_row(&mut self, path: &str, body: &str, rng: &mut Rng, now: u64) -> Answer {
+        if let Some(fault) = self.fault(rng, now, false) {
+            return fault;
+        }
+        let Ok(Value::Object(columns)) = json::from_str(body) else { panic!("a PATCH body is a JSON object: {body}") };
+        let id = row_id(path);
+        if !self.contacts.contains_key(id) {
+            return not_found(id);
+        }
+        match self.update(id, &columns, now) {
+            Ok(()) => Ok(HttpResponse { status: 204, retry_after: None, body: String::new() }),
+            Err(message) => {
+                let body = format!(r#"{{"error":{{"code":"0x80044331","message":{}}}}}"#, Value::from(message));
+                Ok(HttpResponse { status: 400, retry_after: None, body })
+            }
+        }
+    }
+
+    /// A `DELETE` of one contact; the work is done even when the answer is lost.
+    pub(crate) fn remove(&mut self, path: &str, rng: &mut Rng, now: u64) -> Answer {
+        if let Some(fault) = self.fault(rng, now, false) {
+            return fault;
+        }
+        let id = row_id(path);
+        if self.contacts.remove(id).is_none() {
+            return not_found(id);
+        }
+        if rng.chance(self.faults.timeout) {
+            return Err(DvFailure { message: "Failed to fetch".into(), ..DvFailure::default() });
+        }
+        Ok(HttpResponse { status: 204, retry_after: None, body: String::new() })
     }
 
     fn etag(&self) -> String {

@@ -10,8 +10,9 @@ mod salesmanago;
 
 use salesmanago_dynamics::core::command::BulkJob;
 use salesmanago_dynamics::core::dataverse::schema::{contact, integration, Job as JobColumns, SyncStatus};
-use salesmanago_dynamics::core::i18n::Lang;
+use salesmanago_dynamics::core::i18n::{Lang, Message};
 use salesmanago_dynamics::core::integration::settings;
+use salesmanago_dynamics::core::job::contact::{ContactStart, FormAction, Level, Task, DIFFERS, SYNC};
 use salesmanago_dynamics::core::job::lease::{Holder, User, STALE_MS};
 use salesmanago_dynamics::core::job::{Action, Job, Reply, Start, Summary, Ticket};
 use salesmanago_dynamics::core::json::{Map, Value};
@@ -49,6 +50,8 @@ pub(crate) struct World {
     pub(crate) rng: Rng,
     pub(crate) dataverse: Dataverse,
     pub(crate) salesmanago: Salesmanago,
+    /// What the contact commands asked of the form.
+    pub(crate) form: Vec<FormAction>,
 }
 
 const START: u64 = 1_800_000_000_000;
@@ -59,7 +62,7 @@ impl World {
         let faults = Faults::draw(&mut rng);
         let dataverse = Dataverse::seeded(&mut rng, contacts, faults, START);
         let salesmanago = Salesmanago::new(faults, &mut rng, &dataverse);
-        World { now: START, rng, dataverse, salesmanago }
+        World { now: START, rng, dataverse, salesmanago, form: Vec::new() }
     }
 
     fn start(&mut self, job: BulkJob) -> Job {
@@ -106,12 +109,37 @@ impl World {
                         in_flight.push((self.now + latency, ticket, Reply::Dataverse(reply)));
                     }
                     Action::Get { ticket, path } => {
-                        let reply = self.dataverse.get(&path, &mut self.rng, self.now);
+                        let reply = if path.starts_with("contacts(") {
+                            self.dataverse.row(&path, &mut self.rng, self.now)
+                        } else {
+                            self.dataverse.get(&path, &mut self.rng, self.now)
+                        };
                         in_flight.push((self.now + latency, ticket, Reply::Dataverse(reply)));
                     }
-                    Action::Patch { ticket, if_match, body, .. } => {
-                        let reply = self.dataverse.patch(&if_match, &body, &mut self.rng, self.now);
+                    Action::Patch { ticket, path, if_match, body } => {
+                        let reply = if path.starts_with("contacts(") {
+                            assert_eq!(if_match, "*", "a contact is updated, never created");
+                            self.dataverse.patch_row(&path, &body, &mut self.rng, self.now)
+                        } else {
+                            self.dataverse.patch(&if_match, &body, &mut self.rng, self.now)
+                        };
                         in_flight.push((self.now + latency, ticket, Reply::Dataverse(reply)));
+                    }
+                    Action::Delete { ticket, path } => {
+                        let reply = self.dataverse.remove(&path, &mut self.rng, self.now);
+                        in_flight.push((self.now + latency, ticket, Reply::Dataverse(reply)));
+                    }
+                    Action::Form { ticket, act } => {
+                        // The user confirms; the form has every column it is asked to fill.
+                        let reply = match &act {
+                            FormAction::Fill(columns) => Some(Ok(columns.len())),
+                            FormAction::Confirm(_) => Some(Ok(1)),
+                            FormAction::Notify { .. } | FormAction::Refresh { .. } | FormAction::RefreshGrid => None,
+                        };
+                        self.form.push(act);
+                        if let (Some(ticket), Some(reply)) = (ticket, reply) {
+                            in_flight.push((self.now + 1, ticket, Reply::Form(reply)));
+                        }
                     }
                     Action::Call { ticket, request, timeout_ms } => {
                         let (reply, timed_out) = self.salesmanago.call(&request, &mut self.rng, self.now);
@@ -350,6 +378,136 @@ fn size(seed: u64) -> usize {
     }
 }
 
+impl World {
+    fn start_contact(&mut self, task: Task) -> Job {
+        let settings =
+            settings(std::slice::from_ref(&self.dataverse.record)).expect("the simulated record is complete");
+        Job::contact(ContactStart {
+            task,
+            lang: Lang::En,
+            settings,
+            consents: vec!["new_consent_marketing".into()],
+            now_ms: self.now,
+            seed: self.rng.next(),
+        })
+    }
+
+    /// The SALESmanago contact of `row`, as the commands find it: by e-mail.
+    fn in_salesmanago(&self, row: &Map) -> Option<&salesmanago::SmRecord> {
+        let email = text(row, "emailaddress1")?.trim().to_ascii_lowercase();
+        self.salesmanago.by_email(&email)
+    }
+}
+
+/// The contact commands on random contacts, under faults: send and sync on save leave each
+/// contact's status as SALESmanago has it, fetch fills the form with what differs, the check
+/// on open says so, delete removes a contact from Dynamics only once SALESmanago no longer has
+/// it (or has it opted out), and a failure after a save shows on the form.
+fn contact_commands(seed: u64, contacts: usize) {
+    let mut world = World::new(seed, contacts);
+    let opt_out_only = world.rng.chance(300);
+    world.dataverse.record.insert(integration::OPT_OUT_ON_DELETE.into(), opt_out_only.into());
+    let ids: Vec<String> = world.dataverse.contacts.keys().cloned().collect();
+    for _ in 0..30 {
+        let id = ids[world.rng.below(ids.len() as u64) as usize].clone();
+        let Some(before) = world.dataverse.contacts.get(&id).cloned() else { continue };
+        world.form.clear();
+        let task = match world.rng.below(5) {
+            0 => Task::Fetch { id: Some(id.clone()) },
+            1 => Task::Check { id: Some(id.clone()) },
+            2 => Task::Send { id: Some(id.clone()), dirty: false },
+            3 => {
+                let changed = vec!["firstname".to_owned(), contact::DO_NOT_BULK_EMAIL.to_owned()];
+                let mut values = Map::new();
+                values.insert(contact::DO_NOT_BULK_EMAIL.into(), Value::Bool(false));
+                Task::Saved { id: Some(id.clone()), changed, values }
+            }
+            _ => Task::Delete { ids: vec![id.clone()], on_form: world.rng.chance(500) },
+        };
+        let mut job = world.start_contact(task.clone());
+        let result = world.drive(&mut job, None).expect("driven to the end");
+        let after = world.dataverse.contacts.get(&id).cloned();
+        let status = after.as_ref().and_then(|r| r.get(contact::SYNC_STATUS)).and_then(Value::as_i64);
+        let failed_on_dataverse = matches!(&result, Err(f) if f.ends_with("(dataverse)"));
+        match (&task, &result) {
+            (Task::Send { .. } | Task::Saved { .. }, Ok(_)) => {
+                let row = after.expect("still there");
+                let sm = world.in_salesmanago(&row).expect("sent to SALESmanago");
+                assert_eq!(status, Some(i64::from(SyncStatus::Synced.value())), "{id}: {row:?}");
+                assert_eq!(text(&row, contact::SALESMANAGO_ID).as_deref(), Some(sm.id.as_str()));
+            }
+            (Task::Send { .. } | Task::Saved { .. }, Err(failure)) if failure.ends_with("(skipped)") => {
+                assert_eq!(status, Some(i64::from(SyncStatus::Skipped.value())), "{id}: {failure}");
+            }
+            (Task::Send { .. } | Task::Saved { .. }, Err(failure)) if !failed_on_dataverse => {
+                assert_eq!(status, Some(i64::from(SyncStatus::Failed.value())), "{id}: {failure}");
+                assert!(
+                    after.as_ref().and_then(|r| text(r, contact::LAST_ERROR)).is_some(),
+                    "{id}: the reason is kept"
+                );
+            }
+            (Task::Fetch { .. }, Ok(summary)) => {
+                let filled =
+                    world.form.iter().find_map(|a| if let FormAction::Fill(c) = a { Some(c.clone()) } else { None });
+                match (world.in_salesmanago(&before), filled) {
+                    (Some(_), Some(columns)) => {
+                        assert!(!columns.is_empty());
+                        assert_eq!(summary.message, Message::Fetched { fields: columns.len() });
+                    }
+                    (Some(_), None) => assert_eq!(summary.message, Message::AlreadyMatches),
+                    (None, filled) => {
+                        // Found by its SALESmanago id only, or not at all.
+                        let by_id =
+                            text(&before, contact::SALESMANAGO_ID).and_then(|i| world.salesmanago.by_id(&i).cloned());
+                        assert!(by_id.is_some() || filled.is_none(), "{id}: filled from nowhere");
+                    }
+                }
+            }
+            (Task::Check { .. }, Ok(summary)) => {
+                let warned = world
+                    .form
+                    .iter()
+                    .any(|a| matches!(a, FormAction::Notify { id: DIFFERS, level: Level::Warning, message: Some(_) }));
+                assert_eq!(warned, format!("{:?}", summary.message).contains("Differs"), "{:?}", world.form);
+            }
+            (Task::Delete { .. }, Ok(_)) => {
+                assert!(after.is_none(), "{id}: deleted, yet still in Dynamics");
+                if let Some(sm) = world.in_salesmanago(&before) {
+                    assert!(
+                        opt_out_only && sm.opted_out && sm.phone_opted_out,
+                        "{id}: deleted in Dynamics, still in SALESmanago: {sm:?}"
+                    );
+                }
+            }
+            (Task::Delete { .. }, Err(failure)) => {
+                // A contact Dynamics deleted whose answer was lost may be gone; one whose
+                // SALESmanago step failed is not.
+                if world.in_salesmanago(&before).is_some_and(|sm| !sm.opted_out || !opt_out_only)
+                    && !failed_on_dataverse
+                {
+                    assert!(after.is_some(), "{id}: gone from Dynamics though SALESmanago still has it: {failure}");
+                }
+            }
+            (_, _) => {}
+        }
+        if let (Task::Saved { .. }, Err(_)) = (&task, &result) {
+            let shown = world
+                .form
+                .iter()
+                .any(|a| matches!(a, FormAction::Notify { id: SYNC, level: Level::Error, message: Some(_) }));
+            assert!(shown, "a failure after a save shows on the form: {:?}", world.form);
+        }
+        world.now += 1000 + world.rng.below(60_000);
+    }
+    world.check_synced();
+    world.salesmanago.check_unique();
+}
+
+#[test]
+fn contact_commands_leave_each_contact_as_salesmanago_has_it() {
+    for_each_seed("contact_commands", |seed| 20 + size(seed) % 200, contact_commands);
+}
+
 /// A tab frozen mid-export (a laptop asleep) wakes after another run took its lease over: it
 /// stops at its next write of the record, writes nothing there, and the other run's summary
 /// stands.
@@ -362,16 +520,23 @@ fn frozen_tab(seed: u64, contacts: usize) {
         return; // it finished before it froze
     }
     world.now += STALE_MS + world.rng.below(STALE_MS);
+    // It may have frozen before it took the lease (then it starts when it wakes, after the
+    // other run), or after it gave it up (then it has finished, and only an answer is late).
+    let before = world.holder(BulkJob::ExportAll);
     world.refused_while_held(BulkJob::ExportAll);
     let mut other = world.start(BulkJob::ExportAll);
     let summary = world.drive(&mut other, None).expect("driven to the end").expect("the second run succeeds");
     assert!(summary.tally.adds_up());
     let record = world.dataverse.record.clone();
-    match world.drive_with(&mut frozen, None, &mut on_its_way).expect("driven to the end") {
-        Err(failure) => assert!(failure.contains("jobTakenOver") || failure.contains("(dataverse)"), "{failure}"),
-        Ok(summary) => panic!("a run whose lease was taken over finished: {:?}", summary.tally),
+    let result = world.drive_with(&mut frozen, None, &mut on_its_way).expect("driven to the end");
+    match (&before, result) {
+        (None, _) => {}
+        (Some(held), Ok(_)) => assert!(held.released, "a run whose lease was taken over finished"),
+        (Some(_), Err(failure)) => {
+            assert!(failure.contains("jobTakenOver") || failure.contains("(dataverse)"), "{failure}");
+            assert_eq!(world.dataverse.record, record, "the run taken over wrote to the record");
+        }
     }
-    assert_eq!(world.dataverse.record, record, "the run taken over wrote to the record");
     world.check_synced();
     world.salesmanago.check_unique();
 }

@@ -21,6 +21,8 @@ pub(crate) struct SmRecord {
     pub(crate) modified_on: u64,
     /// Changed in SALESmanago by the scenario (not by an export).
     pub(crate) changed: bool,
+    /// Opted out of SMS.
+    pub(crate) phone_opted_out: bool,
 }
 
 pub(crate) struct Salesmanago {
@@ -117,6 +119,7 @@ impl Salesmanago {
                 opted_out: rng.chance(400),
                 modified_on: start + rng.below(3_000_000),
                 changed: true,
+                phone_opted_out: false,
             };
             self.store.insert(email, record);
         }
@@ -161,6 +164,17 @@ impl Salesmanago {
                     .filter_map(|e| self.store.get(&e.to_ascii_lowercase()))
                     .map(Self::card)
                     .collect();
+                object(vec![
+                    ("success", true.into()),
+                    ("message", Value::Array(vec![])),
+                    ("contacts", Value::Array(found)),
+                ])
+            }
+            "contact/upsert" | "contact/hasContact" | "contact/delete" | "contact/optout" | "contact/phoneoptout" => {
+                self.contact_call(method, &body, now)
+            }
+            "contact/basicById" => {
+                let found = strings(body.get("id")).iter().filter_map(|id| self.by_id(id)).map(Self::card).collect();
                 object(vec![
                     ("success", true.into()),
                     ("message", Value::Array(vec![])),
@@ -216,11 +230,23 @@ impl Salesmanago {
         let mut ids = Map::new();
         let mut messages = Vec::new();
         for item in &items {
-            let email = email_of(item);
-            if self.reject.contains(&email) {
-                messages.push(Value::from(format!("Contact rejected: {email}")));
-                continue;
+            match self.upsert_one(item, now) {
+                Ok((email, id)) => {
+                    ids.insert(email, id.into());
+                }
+                Err(message) => messages.push(Value::from(message)),
             }
+        }
+        object(vec![("success", true.into()), ("message", Value::Array(messages)), ("contactIds", Value::Object(ids))])
+    }
+
+    /// One contact of an upsert: its e-mail and id, or why it is refused.
+    fn upsert_one(&mut self, item: &Value, now: u64) -> Result<(String, String), String> {
+        let email = item["contact"]["email"].as_str().unwrap_or_default().trim().to_ascii_lowercase();
+        if self.reject.contains(&email) {
+            return Err(format!("Contact rejected: {email}"));
+        }
+        {
             let id = match self.store.get(&email) {
                 Some(record) => record.id.clone(),
                 None => {
@@ -236,6 +262,7 @@ impl Salesmanago {
                 opted_out: false,
                 modified_on: now,
                 changed: false,
+                phone_opted_out: false,
             });
             if let Some(name) = item["contact"]["name"].as_str() {
                 record.name = name.to_owned();
@@ -243,8 +270,56 @@ impl Salesmanago {
             if item["forceOptOut"].as_bool() == Some(true) {
                 record.opted_out = true;
             }
-            ids.insert(email, id.into());
+            Ok((email, id))
         }
-        object(vec![("success", true.into()), ("message", Value::Array(messages)), ("contactIds", Value::Object(ids))])
+    }
+
+    /// The calls of the contact commands: one contact at a time.
+    fn contact_call(&mut self, method: &str, body: &Value, now: u64) -> Value {
+        let email = body["email"].as_str().unwrap_or_default().trim().to_ascii_lowercase();
+        let done = |id: &str| {
+            object(vec![("success", true.into()), ("message", Value::Array(vec![])), ("contactId", id.into())])
+        };
+        match method {
+            "contact/upsert" => match self.upsert_one(body, now) {
+                Ok((_, id)) => done(&id),
+                Err(message) => {
+                    object(vec![("success", false.into()), ("message", Value::Array(vec![message.into()]))])
+                }
+            },
+            "contact/hasContact" => match self.store.get(&email) {
+                Some(record) => {
+                    let mut answer = done(&record.id.clone());
+                    if let Value::Object(map) = &mut answer {
+                        map.insert("result".into(), true.into());
+                    }
+                    answer
+                }
+                None => {
+                    object(vec![("success", true.into()), ("message", Value::Array(vec![])), ("result", false.into())])
+                }
+            },
+            "contact/delete" => {
+                if let Some(record) = self.store.remove(&email) {
+                    self.ids.remove(&record.id);
+                }
+                object(vec![("success", true.into()), ("message", Value::Array(vec![]))])
+            }
+            "contact/optout" | "contact/phoneoptout" => match self.store.get_mut(&email) {
+                Some(record) => {
+                    if method == "contact/optout" {
+                        record.opted_out = true;
+                    } else {
+                        record.phone_opted_out = true;
+                    }
+                    let id = record.id.clone();
+                    done(&id)
+                }
+                None => {
+                    object(vec![("success", false.into()), ("message", Value::Array(vec!["Contact not found".into()]))])
+                }
+            },
+            other => panic!("a method the commands do not call: {other}"),
+        }
     }
 }

@@ -28,9 +28,14 @@ pub fn contact_columns(consents: &[String]) -> Vec<String> {
     SELECT.iter().chain(status.iter()).map(|c| (*c).to_owned()).chain(consents.iter().cloned()).collect()
 }
 
+/// `?$select=…` of [`contact_columns`].
+pub fn select(consents: &[String]) -> String {
+    format!("?$select={}", contact_columns(consents).join(","))
+}
+
 /// `?$select=…` of [`contact_columns`], with a filter, in primary key order (stable paging).
 pub fn contacts(consents: &[String], filter: Option<&str>) -> String {
-    let mut options = format!("?$select={}", contact_columns(consents).join(","));
+    let mut options = select(consents);
     if let Some(filter) = filter {
         options.push_str("&$filter=");
         options.push_str(&encode(filter));

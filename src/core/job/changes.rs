@@ -97,7 +97,7 @@ impl Changes {
             tickets: SortedMap::new(),
             tally: Tally::default(),
             hold: None,
-            ending: Ending::default(),
+            ending: Ending::new(start.job),
         }
     }
 

@@ -52,7 +52,7 @@ impl Consents {
             pages: SortedMap::new(),
             tickets: SortedMap::new(),
             tally: Tally::default(),
-            ending: Ending::default(),
+            ending: Ending::new(start.job),
         }
     }
 

@@ -112,7 +112,7 @@ impl Export {
             since_checkpoint: 0,
             after,
             checkpoint: None,
-            ending: Ending::default(),
+            ending: Ending::new(start.job),
         }
     }
 

@@ -14,6 +14,7 @@
 
 mod changes;
 mod consents;
+pub mod contact;
 mod export;
 pub mod lease;
 mod runner;
@@ -22,7 +23,7 @@ mod units;
 use crate::core::command::BulkJob;
 use crate::core::dataverse::batch::{self, BatchBody};
 use crate::core::dataverse::error::{DvError, DvFailure};
-use crate::core::dataverse::schema::{contact, integration, Job as JobColumns};
+use crate::core::dataverse::schema::{self, integration, Job as JobColumns};
 use crate::core::i18n::{csv_titles, text, Counts, Lang, Message};
 use crate::core::integration::Settings;
 use crate::core::json::{Map, Value};
@@ -50,7 +51,7 @@ impl Read {
 
     /// The request's URL under the Web API root (`https://org…/api/data/v9.2/`).
     pub fn url(&self, service_root: &str) -> String {
-        format!("{service_root}{}{}", contact::ENTITY_SET, self.query)
+        format!("{service_root}{}{}", schema::contact::ENTITY_SET, self.query)
     }
 
     /// The `Prefer` header.
@@ -72,7 +73,7 @@ impl Writes {
     /// The `$batch` request under the Web API root; it is POSTed to `{root}$batch` with
     /// `Prefer: odata.continue-on-error`.
     pub fn batch(&self, service_root: &str) -> BatchBody {
-        batch::updates(service_root, contact::ENTITY_SET, &self.rows, &self.tag)
+        batch::updates(service_root, schema::contact::ENTITY_SET, &self.rows, &self.tag)
     }
 }
 
@@ -113,6 +114,20 @@ pub enum Action {
         /// The columns to write, as JSON.
         body: String,
     },
+    /// DELETE a row (`{root}{path}`); reply with [`Reply::Dataverse`].
+    Delete {
+        /// Hand back with the reply.
+        ticket: Ticket,
+        /// The row, under the Web API root.
+        path: String,
+    },
+    /// Something for the form or grid to do; with a ticket, reply with [`Reply::Form`].
+    Form {
+        /// Hand back with the reply, when one is wanted.
+        ticket: Option<Ticket>,
+        /// What to do.
+        act: contact::FormAction,
+    },
     /// Send a signed request to SALESmanago; reply with [`Reply::Salesmanago`].
     Call {
         /// Hand back with the reply.
@@ -135,6 +150,8 @@ pub enum Reply {
     Dataverse(Result<HttpResponse, DvFailure>),
     /// SALESmanago's answer, or why there was none.
     Salesmanago(Result<HttpResponse, TransportFailure>),
+    /// The form's answer: columns filled, or 1 when the user confirmed; or what failed.
+    Form(Result<usize, String>),
 }
 
 /// How a job ended well.
@@ -142,6 +159,10 @@ pub enum Reply {
 pub struct Summary {
     /// The summary to show.
     pub message: Message,
+    /// Further lines (warnings), in the user's language.
+    pub details: Vec<String>,
+    /// Close the form once the user has read the message (its record is gone).
+    pub close_form: bool,
     /// How many contacts did not go, and their CSV, when there are any.
     pub download: Option<(u64, String)>,
     /// The counts and the contacts listed.
@@ -199,6 +220,7 @@ enum Kind {
     Export(export::Export),
     Consents(consents::Consents),
     Changes(changes::Changes),
+    Contact(contact::ContactCommand),
 }
 
 impl Kind {
@@ -243,6 +265,13 @@ impl Job {
         job
     }
 
+    /// Starts the contact command `start.task`.
+    pub fn contact(start: contact::ContactStart) -> Job {
+        let mut run = Runner::for_command(start.task.command(), start.lang, &start.settings, start.seed);
+        let kind = Some(Kind::Contact(contact::ContactCommand::new(&start, &mut run)));
+        Job { run, kind, start: None, acquiring: None }
+    }
+
     /// The next action to take now, if any. Call until `None` after starting the job, after
     /// each [`Job::handle`] and at [`Job::poll_timeout`].
     pub fn poll(&mut self, now_ms: u64) -> Option<Action> {
@@ -256,7 +285,7 @@ impl Job {
                 && match &mut self.kind {
                     Some(Kind::Export(job)) => job.work(&mut self.run, now_ms),
                     Some(Kind::Consents(job)) => job.work(&mut self.run, now_ms),
-                    Some(Kind::Changes(_)) | None => false,
+                    Some(Kind::Changes(_) | Kind::Contact(_)) | None => false,
                 };
             if !worked {
                 return None;
@@ -272,6 +301,12 @@ impl Job {
 
     /// Takes the reply to the action `ticket` named.
     pub fn handle(&mut self, ticket: Ticket, reply: Reply, now_ms: u64) {
+        if let Reply::Form(reply) = reply {
+            if let Some(Kind::Contact(command)) = &mut self.kind {
+                command.on_form(ticket, reply, &mut self.run);
+            }
+            return;
+        }
         if let Some(result) = self.run.answer(ticket, reply, now_ms) {
             if self.acquiring == Some(ticket) {
                 self.acquiring = None;
@@ -289,6 +324,7 @@ impl Job {
                     Some(Kind::Export(job)) => job.on(ticket, result, &mut self.run, now_ms),
                     Some(Kind::Consents(job)) => job.on(ticket, result, &mut self.run, now_ms),
                     Some(Kind::Changes(job)) => job.on(ticket, result, &mut self.run, now_ms),
+                    Some(Kind::Contact(command)) => command.on(ticket, result, &mut self.run),
                     // A heartbeat's answer, or one that came after the job failed.
                     None => {}
                 }
@@ -305,14 +341,14 @@ impl Job {
             Some(Kind::Export(job)) => job.advance(&mut self.run, now_ms),
             Some(Kind::Consents(job)) => job.advance(&mut self.run, now_ms),
             Some(Kind::Changes(job)) => job.advance(&mut self.run, now_ms),
-            None => {}
+            Some(Kind::Contact(_)) | None => {}
         }
     }
 }
 
 /// The end of a job: its summary recorded on the integration record, then told.
-#[derive(Default)]
 struct Ending {
+    job: BulkJob,
     started: bool,
     /// The record's update, and the summary told once it is written.
     ticket: Option<Ticket>,
@@ -320,6 +356,10 @@ struct Ending {
 }
 
 impl Ending {
+    fn new(job: BulkJob) -> Ending {
+        Ending { job, started: false, ticket: None, summary: None }
+    }
+
     fn started(&self) -> bool {
         self.started
     }
@@ -334,19 +374,19 @@ impl Ending {
             skipped: tally.skipped(),
             failed: tally.failed(),
         };
-        let message = Message::Summary { job: run.job, counts };
+        let message = Message::Summary { job: self.job, counts };
         let download = (!tally.not_done.is_empty()).then(|| {
             let (header, outcomes) = csv_titles(run.lang);
             let more = text(&Message::Unlisted { count: tally.unlisted() }, run.lang);
             (tally.skipped() + tally.failed(), tally.csv(header, outcomes, &more))
         });
-        let columns = run.job.state().map(|job| {
+        let columns = self.job.state().map(|job| {
             extra.insert(job.last_run_column().into(), iso_datetime(now_ms).into());
             extra.insert(job.last_result_column().into(), text(&message, run.lang).into());
             extra.insert(job.checkpoint_column().into(), Value::Null);
             extra
         });
-        let summary = Summary { message, download, tally };
+        let summary = Summary { message, details: Vec::new(), close_form: false, download, tally };
         self.started = true;
         match columns {
             Some(columns) => {

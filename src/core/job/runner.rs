@@ -3,14 +3,16 @@
 
 use std::collections::VecDeque;
 
-use crate::core::command::BulkJob;
+use crate::core::command::{BulkJob, Command};
 use crate::core::dataverse::error::{self, DvError};
 use crate::core::dataverse::query;
 use crate::core::i18n::{Lang, Message, Service};
+use crate::core::integration::Settings;
 use crate::core::json::{Map, Value};
 use crate::core::retry::{Failed, Retry, RetryPolicy};
 use crate::core::salesmanago::contact::SmContact;
 use crate::core::salesmanago::operation::{BatchOutcome, BatchUpsert, Lookup, ModifiedContacts, ModifiedPage};
+use crate::core::salesmanago::operation::{Delete, HasContact, SetSubscription, Upsert};
 use crate::core::salesmanago::script::DEFAULT_TIMEOUT_MS;
 use crate::core::salesmanago::{Client, Nonce, SmError};
 use crate::core::sorted::SortedMap;
@@ -28,6 +30,12 @@ pub(super) enum Request {
     Write(Vec<(String, Map)>),
     /// Columns of the integration record, written under the job's lease.
     Record(Guarded),
+    /// One row (`GET`, a path under the Web API root).
+    Row(String),
+    /// Columns of one row (`PATCH` of an existing row: `If-Match: *`).
+    Patch(String, Map),
+    /// Delete one row; one already gone counts as deleted.
+    Remove(String),
     /// A SALESmanago call.
     Call(Call),
 }
@@ -58,6 +66,10 @@ pub(super) enum Call {
     Upsert(BatchUpsert),
     Lookup(Lookup),
     Modified(ModifiedContacts),
+    UpsertOne(Box<Upsert>),
+    Has(HasContact),
+    Delete(Delete),
+    Subscribe(SetSubscription),
 }
 
 /// What an answered request yields.
@@ -77,6 +89,12 @@ pub(super) enum Output {
     Upserted(BatchOutcome),
     Found(Vec<SmContact>),
     Modified(ModifiedPage),
+    /// A row as read.
+    Row(Map),
+    /// A row written or deleted.
+    Done,
+    /// The SALESmanago id of the contact upserted, or found (`None`: not there).
+    Contact(Option<String>),
 }
 
 /// A request that failed for good.
@@ -139,7 +157,12 @@ impl Request {
     fn service(&self) -> Service {
         match self {
             Request::Call(_) => Service::Salesmanago,
-            Request::Read(_) | Request::Write(_) | Request::Record(_) => Service::Dataverse,
+            Request::Read(_)
+            | Request::Write(_)
+            | Request::Record(_)
+            | Request::Row(_)
+            | Request::Patch(..)
+            | Request::Remove(_) => Service::Dataverse,
         }
     }
 }
@@ -176,7 +199,10 @@ impl Rng {
 /// The shared machinery of a job.
 pub(super) struct Runner {
     pub(super) lang: Lang,
-    pub(super) job: BulkJob,
+    /// The command, for what progress says.
+    command: Command,
+    /// The bulk job, if the command is one.
+    job: Option<BulkJob>,
     client: Client,
     record_id: String,
     limit: usize,
@@ -202,18 +228,26 @@ pub(super) struct Runner {
 
 impl Runner {
     pub(super) fn new(start: &super::Start) -> Runner {
+        let mut run = Runner::for_command(start.job.command(), start.lang, &start.settings, start.seed);
+        run.job = Some(start.job);
+        run
+    }
+
+    /// The runner of a command that is not a bulk job (a contact command).
+    pub(super) fn for_command(command: Command, lang: Lang, settings: &Settings, seed: u64) -> Runner {
         Runner {
-            lang: start.lang,
-            job: start.job,
-            client: start.settings.client.clone(),
-            record_id: start.settings.id.clone(),
-            limit: start.settings.concurrency.max(1) as usize,
+            lang,
+            command,
+            job: None,
+            client: settings.client.clone(),
+            record_id: settings.id.clone(),
+            limit: settings.concurrency.max(1) as usize,
             next_ticket: 1,
             pending: SortedMap::new(),
             queued: VecDeque::new(),
             delayed: Vec::new(),
             in_flight: [0; 2],
-            rng: Rng(start.seed),
+            rng: Rng(seed),
             out: VecDeque::new(),
             wait: None,
             handled: 0,
@@ -253,10 +287,21 @@ impl Runner {
         self.finished
     }
 
-    /// Queues `request`; its answer comes back with the ticket returned.
-    pub(super) fn issue(&mut self, request: Request) -> Ticket {
+    /// A ticket for an action the runner does not answer (a form's).
+    pub(super) fn ticket(&mut self) -> Ticket {
         let ticket = Ticket(self.next_ticket);
         self.next_ticket += 1;
+        ticket
+    }
+
+    /// Hands `action` to the host as it is.
+    pub(super) fn emit(&mut self, action: Action) {
+        self.out.push_back(action);
+    }
+
+    /// Queues `request`; its answer comes back with the ticket returned.
+    pub(super) fn issue(&mut self, request: Request) -> Ticket {
+        let ticket = self.ticket();
         // Pages are read one after the other, and everything else waits for them: a read goes
         // first, so the pipeline does not stall behind the write-backs.
         let first = matches!(request, Request::Read(_));
@@ -309,18 +354,30 @@ impl Runner {
                     }
                     _ => {
                         let lease = self.lease.as_ref().map(|l| l.column);
-                        let columns: Vec<&str> =
-                            lease.into_iter().chain(super::record_columns(self.job).iter().copied()).collect();
+                        let more = self.job.map_or(&[][..], super::record_columns);
+                        let columns: Vec<&str> = lease.into_iter().chain(more.iter().copied()).collect();
                         Action::Get { ticket, path: format!("{row}?$select={}", columns.join(",")) }
                     }
                 }
             }
+            Request::Row(path) => Action::Get { ticket, path: path.clone() },
+            Request::Patch(path, columns) => Action::Patch {
+                ticket,
+                path: path.clone(),
+                if_match: "*".into(),
+                body: Value::Object(columns.clone()).to_string(),
+            },
+            Request::Remove(path) => Action::Delete { ticket, path: path.clone() },
             Request::Call(call) => {
                 let nonce = Nonce { api_key: self.rng.key(), request_time_ms: now_ms };
                 let request = match call {
                     Call::Upsert(op) => self.client.request(op, &nonce),
                     Call::Lookup(op) => self.client.request(op, &nonce),
                     Call::Modified(op) => self.client.request(op, &nonce),
+                    Call::UpsertOne(op) => self.client.request(op.as_ref(), &nonce),
+                    Call::Has(op) => self.client.request(op, &nonce),
+                    Call::Delete(op) => self.client.request(op, &nonce),
+                    Call::Subscribe(op) => self.client.request(op, &nonce),
                 };
                 Action::Call { ticket, request, timeout_ms: DEFAULT_TIMEOUT_MS }
             }
@@ -402,7 +459,7 @@ impl Runner {
         let Some(lease) = self.lease.as_mut() else {
             return Some(Err(Error::Dataverse(DvError::Refused { detail: "a record write without a lease".into() })));
         };
-        let command = self.job.command();
+        let command = self.command;
         match output {
             Output::RecordRead(record) => match lease.judge(record, guarded.purpose, now_ms) {
                 Ok(Verdict::Write { etag, record }) => {
@@ -451,7 +508,10 @@ impl Runner {
 
     /// Shows progress: contacts handled, and a wait still under way.
     pub(super) fn show(&mut self, now_ms: u64) {
-        let (command, done, total) = (self.job.command(), self.handled, self.total);
+        if self.job.is_none() {
+            return; // a contact command shows no progress
+        }
+        let (command, done, total) = (self.command, self.handled, self.total);
         let message = match self.wait {
             Some((service, until)) if until > now_ms => {
                 Message::Waiting { command, done, total, service, seconds: (until - now_ms).div_ceil(1000) }
@@ -555,7 +615,33 @@ fn read(request: &Request, client: &Client, reply: Reply) -> Result<Output, Erro
                 Call::Upsert(op) => client.response(op, outcome).map(Output::Upserted).map_err(sm),
                 Call::Lookup(op) => client.response(op, outcome).map(Output::Found).map_err(sm),
                 Call::Modified(op) => client.response(op, outcome).map(Output::Modified).map_err(sm),
+                Call::UpsertOne(op) => {
+                    client.response(op.as_ref(), outcome).map(|id| Output::Contact(Some(id))).map_err(sm)
+                }
+                Call::Has(op) => client.response(op, outcome).map(Output::Contact).map_err(sm),
+                Call::Delete(op) => client.response(op, outcome).map(|()| Output::Done).map_err(sm),
+                Call::Subscribe(op) => client.response(op, outcome).map(|_| Output::Done).map_err(sm),
             }
+        }
+        (Request::Row(_), Reply::Dataverse(answer)) => {
+            let text = error::answer(answer).map_err(Error::Dataverse)?;
+            match crate::core::json::from_str(&text) {
+                Ok(Value::Object(row)) => Ok(Output::Row(row)),
+                // Cut off or garbled: may read on another attempt.
+                _ => Err(Error::Dataverse(DvError::Unavailable { detail: "the row could not be read".into() })),
+            }
+        }
+        (Request::Patch(..), Reply::Dataverse(answer)) => {
+            error::answer(answer).map_err(Error::Dataverse)?;
+            Ok(Output::Done)
+        }
+        (Request::Remove(_), Reply::Dataverse(answer)) => {
+            // A row already gone (deleted by an earlier attempt whose answer was lost) is gone.
+            if matches!(&answer, Ok(response) if response.status == 404) {
+                return Ok(Output::Done);
+            }
+            error::answer(answer).map_err(Error::Dataverse)?;
+            Ok(Output::Done)
         }
         (_, _) => Err(Error::Dataverse(DvError::Refused { detail: "the host answered with the wrong service".into() })),
     }

@@ -1,6 +1,7 @@
-//! The driver of the jobs over many contacts (export, pull consents, pull changes): it runs
-//! the actions of a core [`Job`] (Web API requests, `Xrm.WebApi`, SALESmanago calls, timers,
-//! the progress indicator) and feeds back what came of them. Every decision is the core's.
+//! The driver of the core's state machines, the jobs over many contacts (export, pull consents,
+//! pull changes) and the contact commands: it runs a [`Job`]'s actions (Web API requests,
+//! SALESmanago calls, timers, the progress indicator, the form's fills, notifications and
+//! dialogs) and feeds back what came of them. Every decision is the core's.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -9,10 +10,11 @@ use futures_util::future::poll_immediate;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use crate::core::command::BulkJob;
+use crate::core::job::contact::FormAction;
 use crate::core::job::{Action, Job, Read, Reply, Start, Ticket};
 
 use super::super::browser::{now_ms, random_seed, sleep};
-use super::super::dynamics::{consent_columns, exchange, Send, Ui};
+use super::super::dynamics::{consent_columns, exchange, refresh_grid, FormContext, Send, Ui};
 use super::super::transport::perform;
 use super::{load_settings, Context, Done, Failure, Outcome};
 
@@ -30,7 +32,6 @@ pub(super) async fn run(context: Context, job: BulkJob) -> Outcome {
     let (settings, _) = load_settings(&web_api, &[]).await?;
     let ui = context.ui();
     let consents = consent_columns(&ui).await?;
-    let root = format!("{}/api/data/v9.2/", ui.client_url()?);
     let start = Start {
         job,
         lang: context.lang,
@@ -41,12 +42,18 @@ pub(super) async fn run(context: Context, job: BulkJob) -> Outcome {
         now_ms: now_ms(),
         seed: random_seed(),
     };
-    let mut job = Job::new(start);
+    drive(&context, Job::new(start)).await
+}
+
+/// Runs `job` to its end.
+pub(super) async fn drive(context: &Context, mut job: Job) -> Outcome {
+    let ui = context.ui();
+    let root = format!("{}/api/data/v9.2/", ui.client_url()?);
     let mut pending: FuturesUnordered<Pending> = FuturesUnordered::new();
     let mut timer: Option<u64> = None;
     loop {
         while let Some(action) = job.poll(now_ms()) {
-            match execute(action, &context, &ui, &root) {
+            match execute(action, context, &ui, &root) {
                 Step::Wait(future) => {
                     pending.push(future);
                     // Polled once now, so its request goes out before the job's next work.
@@ -122,6 +129,16 @@ fn execute(action: Action, context: &Context, ui: &Ui, root: &str) -> Step {
                 Event::Reply(ticket, Reply::Dataverse(exchange(&url, "", Send::Patch(&if_match, &body)).await))
             })
         }
+        Action::Delete { ticket, path } => {
+            let url = format!("{root}{path}");
+            Box::pin(async move { Event::Reply(ticket, Reply::Dataverse(exchange(&url, "", Send::Delete).await)) })
+        }
+        Action::Form { ticket, act } => match form(act, context, ui) {
+            Some(future) => {
+                Box::pin(async move { Event::Reply(ticket.unwrap_or(Ticket(0)), Reply::Form(future.await)) })
+            }
+            None => return Step::Shown,
+        },
         Action::Call { ticket, request, timeout_ms } => {
             Box::pin(async move { Event::Reply(ticket, Reply::Salesmanago(perform(&request, timeout_ms).await)) })
         }
@@ -134,12 +151,52 @@ fn execute(action: Action, context: &Context, ui: &Ui, root: &str) -> Step {
             return Step::End(match result {
                 Ok(summary) => Ok(Done {
                     message: summary.message,
-                    details: Vec::new(),
+                    details: summary.details,
                     download: summary.download,
-                    close_form: false,
+                    close_form: summary.close_form,
                 }),
                 Err(failure) => Err(Failure::new(failure.message, failure.kind)),
             });
         }
     })
+}
+
+type FormReply = Pin<Box<dyn Future<Output = Result<usize, String>>>>;
+
+/// Does what the form or grid is asked; the future of its answer, when one is wanted.
+fn form(act: FormAction, context: &Context, ui: &Ui) -> Option<FormReply> {
+    let form = FormContext(context.primary_control.clone());
+    match act {
+        FormAction::Fill(columns) => {
+            let mut filled = 0;
+            for (column, value) in columns.iter() {
+                match form.fill(column, value) {
+                    Ok(true) => filled += 1,
+                    Ok(false) => {}
+                    Err(error) => return Some(Box::pin(async move { Err(error.message) })),
+                }
+            }
+            Some(Box::pin(async move { Ok(filled) }))
+        }
+        FormAction::Confirm(message) => {
+            let (ui, text) = (ui.clone(), context.say(&message.brief()));
+            Some(Box::pin(async move { ui.confirm(&text).await.map(usize::from).map_err(|e| e.message) }))
+        }
+        FormAction::Notify { id, level, message } => {
+            form.notify(id, level.name(), message.map(|m| context.say(&m.brief())).as_deref());
+            None
+        }
+        FormAction::Refresh { if_clean } => {
+            if !if_clean || !form.is_dirty() {
+                wasm_bindgen_futures::spawn_local(async move {
+                    let _ = form.refresh().await;
+                });
+            }
+            None
+        }
+        FormAction::RefreshGrid => {
+            refresh_grid(&context.selected_control);
+            None
+        }
+    }
 }

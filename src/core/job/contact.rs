@@ -1,0 +1,528 @@
+//! The contact commands as state machines: fetch, the quiet check on open, send, sync on save,
+//! and delete (from the form or a grid). They share the jobs' [`Runner`]: tickets, retries of
+//! both services as [`crate::core::retry`] plans them, signing.
+//!
+//! What the form knows (its record's id, unsaved changes, the columns a save changed) comes in
+//! [`Task`]; what the form is to do (fill columns, show a notification, refresh, confirm)
+//! goes out as [`Action::Form`].
+
+use crate::core::command::Command;
+use crate::core::dataverse::contact::ContactRow;
+use crate::core::dataverse::query::select;
+use crate::core::dataverse::schema::{contact, SyncStatus};
+use crate::core::i18n::{text, Lang, Message};
+use crate::core::integration::Settings;
+use crate::core::json::{Map, Value};
+use crate::core::mapping::normalize::email;
+use crate::core::mapping::{from_salesmanago, to_salesmanago, OutboundOptions, Skip};
+use crate::core::salesmanago::contact::SmContact;
+use crate::core::salesmanago::operation::{Channel, Delete, HasContact, Lookup, LookupKind, SetSubscription, Upsert};
+use crate::core::sync::{is_synchronised, write_back, Tally};
+
+use super::runner::{Call, Error, Output, Request, Runner};
+use super::{Action, JobFailure, Summary, Ticket};
+
+/// The form notification that says SALESmanago holds other data.
+pub const DIFFERS: &str = "salesmanago.differs";
+/// The form notification of the last synchronisation.
+pub const SYNC: &str = "salesmanago.sync";
+
+/// What a form or grid is asked to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FormAction {
+    /// Set these columns as a user would (the form becomes dirty); reply with how many the
+    /// form has.
+    Fill(Map),
+    /// Show the notification `id` at `level`, or clear it when `message` is `None`.
+    Notify {
+        /// Which notification.
+        id: &'static str,
+        /// How it shows.
+        level: Level,
+        /// What it says.
+        message: Option<Message>,
+    },
+    /// Show what was written behind the form; `if_clean`: only when it has no unsaved changes.
+    Refresh {
+        /// Only when the form has no unsaved changes.
+        if_clean: bool,
+    },
+    /// Refresh the grid the command ran from.
+    RefreshGrid,
+    /// Ask the user; reply with 1 when confirmed, 0 when not.
+    Confirm(Message),
+}
+
+/// A form notification's level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// Information.
+    Info,
+    /// A warning.
+    Warning,
+    /// An error.
+    Error,
+}
+
+impl Level {
+    /// The level as `setFormNotification` takes it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Level::Info => "INFO",
+            Level::Warning => "WARNING",
+            Level::Error => "ERROR",
+        }
+    }
+}
+
+/// Which contact command, with what the form or grid says.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Task {
+    /// Fill the form from SALESmanago. `id`: the form's record (`None`: not saved yet).
+    Fetch {
+        /// The form's record.
+        id: Option<String>,
+    },
+    /// On open: one quiet lookup, a notification when SALESmanago differs.
+    Check {
+        /// The form's record.
+        id: Option<String>,
+    },
+    /// Upsert the saved contact.
+    Send {
+        /// The form's record.
+        id: Option<String>,
+        /// Whether the form has unsaved changes.
+        dirty: bool,
+    },
+    /// After a save: send the contact when a synchronised column changed.
+    Saved {
+        /// The form's record.
+        id: Option<String>,
+        /// The columns the save changed.
+        changed: Vec<String>,
+        /// The form's values of the opt-out columns among them.
+        values: Map,
+    },
+    /// Delete in SALESmanago (or opt out there), then in Dynamics.
+    Delete {
+        /// The contacts: the form's record, or a grid's selection.
+        ids: Vec<String>,
+        /// From the form (else a grid).
+        on_form: bool,
+    },
+}
+
+impl Task {
+    /// The command it is.
+    pub const fn command(&self) -> Command {
+        match self {
+            Task::Fetch { .. } => Command::FetchContact,
+            Task::Check { .. } => Command::ContactOpened,
+            Task::Send { .. } => Command::SendContact,
+            Task::Saved { .. } => Command::ContactSaved,
+            Task::Delete { .. } => Command::DeleteContacts,
+        }
+    }
+}
+
+/// What a contact command starts from.
+#[derive(Debug, Clone)]
+pub struct ContactStart {
+    /// The command, with what the form says.
+    pub task: Task,
+    /// The user's language.
+    pub lang: Lang,
+    /// The integration record's settings.
+    pub settings: Settings,
+    /// The contact table's consent columns.
+    pub consents: Vec<String>,
+    /// Now, Unix ms.
+    pub now_ms: u64,
+    /// Random bits for request keys and jitter.
+    pub seed: u64,
+}
+
+/// Where a command is.
+#[derive(Debug)]
+enum Stage {
+    /// Reading the contact.
+    Reading(Ticket),
+    /// Looking it up in SALESmanago, by id (`true`) or by e-mail.
+    LookingUp(Ticket, bool, Map),
+    /// The form is filling the columns.
+    Filling(Ticket),
+    /// Upserting it.
+    Upserting(Ticket, Map, Vec<String>),
+    /// Writing the outcome back; then the result.
+    WritingBack(Ticket, Result<Vec<String>, JobFailure>),
+    /// Waiting for the user to confirm a delete.
+    Confirming(Ticket),
+    /// Deleting `ids[next]`: a step of it under way.
+    Deleting(Ticket, DeleteStep),
+    /// Nothing more to do.
+    Over,
+}
+
+/// A step of deleting one contact.
+#[derive(Debug, Clone)]
+enum DeleteStep {
+    /// Reading its e-mail.
+    Reading,
+    /// Asking SALESmanago whether it has the contact.
+    Asking(String),
+    /// Opting it out of the newsletter, then of SMS.
+    OptingOut(String, Channel),
+    /// Deleting it in SALESmanago.
+    Deleting,
+    /// Deleting it in Dynamics.
+    Removing,
+}
+
+/// A contact command under way.
+pub(super) struct ContactCommand {
+    task: Task,
+    lang: Lang,
+    consents: Vec<String>,
+    opt_out_only: bool,
+    now_ms: u64,
+    stage: Stage,
+    /// Delete: the contact being deleted, those deleted, and the failures.
+    next: usize,
+    deleted: usize,
+    failures: Vec<String>,
+}
+
+fn path(id: &str) -> String {
+    format!("{}({id})", contact::ENTITY_SET)
+}
+
+impl ContactCommand {
+    pub(super) fn new(start: &ContactStart, run: &mut Runner) -> ContactCommand {
+        let mut command = ContactCommand {
+            task: start.task.clone(),
+            lang: start.lang,
+            consents: start.consents.clone(),
+            opt_out_only: start.settings.opt_out_on_delete,
+            now_ms: start.now_ms,
+            stage: Stage::Over,
+            next: 0,
+            deleted: 0,
+            failures: Vec::new(),
+        };
+        command.begin(run);
+        command
+    }
+
+    fn say(&self, message: &Message) -> String {
+        text(message, self.lang)
+    }
+
+    fn begin(&mut self, run: &mut Runner) {
+        let save_first = || JobFailure { message: Message::SaveFirst, kind: "saveFirst" };
+        match &self.task {
+            Task::Check { id: None } => self.succeed(run, Message::AlreadyMatches, Vec::new()),
+            Task::Fetch { id: None } | Task::Send { id: None, .. } | Task::Send { dirty: true, .. } => {
+                self.end(run, Err(save_first()));
+            }
+            Task::Saved { changed, .. } if !changed.iter().any(|c| is_synchronised(c)) => {
+                self.succeed(run, Message::AlreadyMatches, Vec::new());
+            }
+            Task::Saved { id: None, .. } => self.end(run, Err(save_first())),
+            Task::Fetch { id: Some(id) }
+            | Task::Check { id: Some(id) }
+            | Task::Send { id: Some(id), .. }
+            | Task::Saved { id: Some(id), .. } => {
+                let query = format!("{}{}", path(id), select(&self.consents));
+                self.stage = Stage::Reading(run.issue(Request::Row(query)));
+            }
+            Task::Delete { ids, .. } if ids.is_empty() => self.end(run, Err(save_first())),
+            Task::Delete { ids, .. } => {
+                let message = Message::DeleteConfirm { count: ids.len(), opt_out_only: self.opt_out_only };
+                let ticket = run.ticket();
+                run.emit(Action::Form { ticket: Some(ticket), act: FormAction::Confirm(message) });
+                self.stage = Stage::Confirming(ticket);
+            }
+        }
+    }
+}
+
+impl ContactCommand {
+    /// Takes the answer to `ticket` from Dataverse or SALESmanago.
+    pub(super) fn on(&mut self, ticket: Ticket, result: Result<Output, Error>, run: &mut Runner) {
+        match std::mem::replace(&mut self.stage, Stage::Over) {
+            Stage::Reading(t) if t == ticket => match result {
+                Ok(Output::Row(row)) => match self.task {
+                    Task::Fetch { .. } | Task::Check { .. } => self.lookup(row, run),
+                    Task::Send { .. } | Task::Saved { .. } => self.upsert(row, run),
+                    Task::Delete { .. } => self.end(run, Err(unexpected().into())),
+                },
+                other => self.end(run, Err(failure(other))),
+            },
+            Stage::LookingUp(t, by_id, row) if t == ticket => match result {
+                Ok(Output::Found(found)) => match found.into_iter().next() {
+                    Some(sm) => self.found(&row, Some(&sm), run),
+                    None if by_id => self.lookup_by_email(row, run),
+                    None => self.found(&row, None, run),
+                },
+                other => self.end(run, Err(failure(other))),
+            },
+            Stage::Upserting(t, row, warnings) if t == ticket => match result {
+                Ok(Output::Contact(Some(sm_id))) => {
+                    self.write_back(&row, SyncStatus::Synced, Some(&sm_id), None, Ok(warnings), run);
+                }
+                Err(Error::Salesmanago(error)) => {
+                    let reason = self.say(&Message::Salesmanago(error.clone()));
+                    let outcome = Err(JobFailure::from(Error::Salesmanago(error)));
+                    self.write_back(&row, SyncStatus::Failed, None, Some(reason), outcome, run);
+                }
+                other => self.end(run, Err(failure(other))),
+            },
+            Stage::WritingBack(t, outcome) if t == ticket => match result {
+                Ok(_) => self.upserted(run, outcome),
+                Err(error) => self.upserted(run, Err(error.into())),
+            },
+            Stage::Deleting(t, step) if t == ticket => self.delete_step(step, result, run),
+            other => self.stage = other,
+        }
+    }
+
+    /// Takes the form's answer to `ticket`: how many columns it filled, or whether the user
+    /// confirmed (1) or not (0).
+    pub(super) fn on_form(&mut self, ticket: Ticket, reply: Result<usize, String>, run: &mut Runner) {
+        match (std::mem::replace(&mut self.stage, Stage::Over), reply) {
+            (Stage::Filling(t), Ok(0)) if t == ticket => self.succeed(run, Message::AlreadyMatches, Vec::new()),
+            (Stage::Filling(t), Ok(fields)) if t == ticket => {
+                self.succeed(run, Message::Fetched { fields }, Vec::new())
+            }
+            (Stage::Confirming(t), Ok(1)) if t == ticket => self.delete_next(run),
+            (Stage::Confirming(t), Ok(_)) if t == ticket => {
+                let message = Message::Deleted { deleted: 0, failures: Vec::new(), opt_out_only: self.opt_out_only };
+                self.succeed(run, message, Vec::new());
+            }
+            (Stage::Filling(t) | Stage::Confirming(t), Err(detail)) if t == ticket => {
+                self.end(run, Err(JobFailure { message: Message::Dataverse { detail }, kind: "dataverse" }));
+            }
+            (other, _) => self.stage = other,
+        }
+    }
+
+    /// The contact in SALESmanago: by its SALESmanago id, else by e-mail.
+    fn lookup(&mut self, row: Map, run: &mut Runner) {
+        let sm_id = ContactRow::from_json(&row).get(contact::SALESMANAGO_ID).map(str::to_owned);
+        match sm_id.and_then(|id| Lookup::batches(LookupKind::BasicById, &[id]).into_iter().next()) {
+            Some(call) => self.stage = Stage::LookingUp(run.issue(Request::Call(Call::Lookup(call))), true, row),
+            None => self.lookup_by_email(row, run),
+        }
+    }
+
+    fn lookup_by_email(&mut self, row: Map, run: &mut Runner) {
+        let address = ContactRow::from_json(&row).get(contact::EMAIL).and_then(|e| email(e).ok());
+        match address.and_then(|a| Lookup::batches(LookupKind::BasicByEmail, &[a]).into_iter().next()) {
+            Some(call) => self.stage = Stage::LookingUp(run.issue(Request::Call(Call::Lookup(call))), false, row),
+            None => self.found(&row, None, run),
+        }
+    }
+
+    /// Fetch fills the form with what differs; the check on open says whether anything does.
+    fn found(&mut self, row: &Map, sm: Option<&SmContact>, run: &mut Runner) {
+        let parsed = ContactRow::from_json(row);
+        let columns: Map = sm.map(|sm| from_salesmanago(&parsed, sm).columns.into_iter().collect()).unwrap_or_default();
+        if let Task::Check { .. } = self.task {
+            let fields = columns.len();
+            if fields > 0 {
+                notify(run, DIFFERS, Level::Warning, Some(Message::Differs { fields }));
+                self.succeed(run, Message::Differs { fields }, Vec::new());
+            } else {
+                notify(run, DIFFERS, Level::Info, None);
+                self.succeed(run, Message::AlreadyMatches, Vec::new());
+            }
+        } else if sm.is_none() {
+            let email = parsed.get(contact::EMAIL).unwrap_or_default().trim().to_owned();
+            self.succeed(run, Message::NotInSalesmanago { email }, Vec::new());
+        } else if columns.is_empty() {
+            self.succeed(run, Message::AlreadyMatches, Vec::new());
+        } else {
+            let ticket = run.ticket();
+            run.emit(Action::Form { ticket: Some(ticket), act: FormAction::Fill(columns) });
+            self.stage = Stage::Filling(ticket);
+        }
+    }
+
+    /// Send and sync on save: map the saved row, upsert it, write the outcome back.
+    fn upsert(&mut self, row: Map, run: &mut Runner) {
+        let mut options = OutboundOptions { now_ms: self.now_ms, ..OutboundOptions::default() };
+        if let Task::Saved { changed, values, .. } = &self.task {
+            // Changing an opt-out to "allow" in this save is a deliberate opt-in: pass it on.
+            let allowed =
+                |column: &str| changed.iter().any(|c| c == column) && values.get(column) == Some(&Value::Bool(false));
+            options.opt_in_newsletter = allowed(contact::DO_NOT_BULK_EMAIL);
+            options.opt_in_sms = allowed(contact::DO_NOT_SMS);
+        }
+        match to_salesmanago(&ContactRow::from_json(&row), &options) {
+            Ok(outbound) => {
+                let warnings = outbound.warnings.into_iter().map(|w| self.say(&Message::Warning(w))).collect();
+                let ticket = run.issue(Request::Call(Call::UpsertOne(Box::new(Upsert(outbound.details)))));
+                self.stage = Stage::Upserting(ticket, row, warnings);
+            }
+            Err(skip) => {
+                let reason = self.say(&Message::Skipped(skip.clone()));
+                self.write_back(&row, SyncStatus::Skipped, None, Some(reason), Err(skipped(skip)), run);
+            }
+        }
+    }
+
+    /// Records `status` on the contact (only what changes), then ends with `outcome`.
+    fn write_back(
+        &mut self,
+        row: &Map,
+        status: SyncStatus,
+        sm_id: Option<&str>,
+        error: Option<String>,
+        outcome: Result<Vec<String>, JobFailure>,
+        run: &mut Runner,
+    ) {
+        let id = self.id().unwrap_or_default().to_owned();
+        match write_back(row, status, sm_id, error.as_deref(), self.now_ms) {
+            Some(columns) => self.stage = Stage::WritingBack(run.issue(Request::Patch(path(&id), columns)), outcome),
+            None => self.upserted(run, outcome),
+        }
+    }
+
+    /// The end of send and sync on save.
+    fn upserted(&mut self, run: &mut Runner, outcome: Result<Vec<String>, JobFailure>) {
+        match (&self.task, outcome) {
+            (Task::Saved { .. }, Ok(_)) => {
+                notify(run, SYNC, Level::Info, Some(Message::Sent));
+                notify(run, DIFFERS, Level::Info, None);
+                run.emit(Action::Form { ticket: None, act: FormAction::Refresh { if_clean: true } });
+                self.succeed(run, Message::Sent, Vec::new());
+            }
+            (_, Ok(warnings)) => {
+                notify(run, SYNC, Level::Info, None);
+                run.emit(Action::Form { ticket: None, act: FormAction::Refresh { if_clean: false } });
+                self.succeed(run, Message::Sent, warnings);
+            }
+            (_, Err(failure)) => self.end(run, Err(failure)),
+        }
+    }
+
+    fn id(&self) -> Option<&str> {
+        match &self.task {
+            Task::Fetch { id } | Task::Check { id } | Task::Send { id, .. } | Task::Saved { id, .. } => id.as_deref(),
+            Task::Delete { ids, .. } => ids.get(self.next).map(String::as_str),
+        }
+    }
+
+    /// Deletes the next contact, or ends when none is left.
+    fn delete_next(&mut self, run: &mut Runner) {
+        match self.id().map(str::to_owned) {
+            Some(id) => {
+                let query = format!("{}?$select={},{}", path(&id), contact::ID, contact::EMAIL);
+                self.stage = Stage::Deleting(run.issue(Request::Row(query)), DeleteStep::Reading);
+            }
+            None => self.deleted_all(run),
+        }
+    }
+
+    /// The next step of deleting the current contact: SALESmanago first, so that a contact
+    /// whose SALESmanago step fails stays in Dynamics, and the user can try again.
+    fn delete_step(&mut self, step: DeleteStep, result: Result<Output, Error>, run: &mut Runner) {
+        let id = self.id().unwrap_or_default().to_owned();
+        let remove = || Ok(Some((Request::Remove(path(&id)), DeleteStep::Removing)));
+        let unsubscribe = |email: String, channel| {
+            let call = Call::Subscribe(SetSubscription { email: email.clone(), channel, subscribed: false });
+            Ok(Some((Request::Call(call), DeleteStep::OptingOut(email, channel))))
+        };
+        let next: Result<Option<(Request, DeleteStep)>, Error> = match (step, result) {
+            (_, Err(error)) => Err(error),
+            (DeleteStep::Reading, Ok(Output::Row(row))) => {
+                match ContactRow::from_json(&row).get(contact::EMAIL).and_then(|e| email(e).ok()) {
+                    Some(address) => {
+                        let call = Call::Has(HasContact { email: address.clone() });
+                        Ok(Some((Request::Call(call), DeleteStep::Asking(address))))
+                    }
+                    None => remove(),
+                }
+            }
+            (DeleteStep::Asking(_), Ok(Output::Contact(None))) => remove(),
+            (DeleteStep::Asking(address), Ok(Output::Contact(Some(_)))) if self.opt_out_only => {
+                unsubscribe(address, Channel::Newsletter)
+            }
+            (DeleteStep::Asking(address), Ok(Output::Contact(Some(_)))) => {
+                let call = Call::Delete(Delete { email: address, permanently: false });
+                Ok(Some((Request::Call(call), DeleteStep::Deleting)))
+            }
+            (DeleteStep::OptingOut(address, Channel::Newsletter), Ok(_)) => unsubscribe(address, Channel::Sms),
+            (DeleteStep::OptingOut(_, Channel::Sms) | DeleteStep::Deleting, Ok(_)) => remove(),
+            (DeleteStep::Removing, Ok(_)) => Ok(None),
+            (DeleteStep::Reading | DeleteStep::Asking(_), Ok(_)) => Err(unexpected()),
+        };
+        match next {
+            Ok(Some((request, step))) => self.stage = Stage::Deleting(run.issue(request), step),
+            Ok(None) => {
+                self.deleted += 1;
+                self.next += 1;
+                self.delete_next(run);
+            }
+            Err(error) => {
+                self.failures.push(format!("{id}: {}", self.say(&error.message())));
+                self.next += 1;
+                self.delete_next(run);
+            }
+        }
+    }
+
+    fn deleted_all(&mut self, run: &mut Runner) {
+        let on_form = matches!(self.task, Task::Delete { on_form: true, .. });
+        if !on_form {
+            run.emit(Action::Form { ticket: None, act: FormAction::RefreshGrid });
+        }
+        let failures = std::mem::take(&mut self.failures);
+        let close_form = on_form && failures.is_empty();
+        let message = Message::Deleted { deleted: self.deleted, failures, opt_out_only: self.opt_out_only };
+        if self.deleted == 0 {
+            self.end(run, Err(JobFailure { message, kind: "deleteFailed" }));
+        } else {
+            self.stage = Stage::Over;
+            run.succeed(Summary { message, details: Vec::new(), download: None, tally: Tally::default(), close_form });
+        }
+    }
+
+    fn succeed(&mut self, run: &mut Runner, message: Message, details: Vec<String>) {
+        self.stage = Stage::Over;
+        run.succeed(Summary { message, details, download: None, tally: Tally::default(), close_form: false });
+    }
+
+    /// Ends with `result`; a failure after a save shows on the form too (the save stands).
+    fn end(&mut self, run: &mut Runner, result: Result<(), JobFailure>) {
+        self.stage = Stage::Over;
+        let Err(failure) = result else { return };
+        if let Task::Saved { .. } = self.task {
+            let reason = self.say(&failure.message);
+            notify(run, SYNC, Level::Error, Some(Message::SyncFailed { reason }));
+            run.emit(Action::Form { ticket: None, act: FormAction::Refresh { if_clean: true } });
+        }
+        run.fail(failure);
+    }
+}
+
+fn notify(run: &mut Runner, id: &'static str, level: Level, message: Option<Message>) {
+    run.emit(Action::Form { ticket: None, act: FormAction::Notify { id, level, message } });
+}
+
+fn skipped(skip: Skip) -> JobFailure {
+    JobFailure { message: Message::Skipped(skip), kind: "skipped" }
+}
+
+fn unexpected() -> Error {
+    Error::Dataverse(crate::core::dataverse::error::DvError::Refused { detail: "an unexpected answer".into() })
+}
+
+/// The failure of a request that did not give what the command needs.
+fn failure(result: Result<Output, Error>) -> JobFailure {
+    match result {
+        Err(error) => error.into(),
+        Ok(_) => unexpected().into(),
+    }
+}
