@@ -267,6 +267,18 @@ impl Dataverse {
         format!("W/\"{}\"", self.version)
     }
 
+    /// The record as the host reads it with the settings: its ETag and `columns`.
+    pub(crate) fn snapshot(&self, columns: &[&str]) -> Map {
+        let mut row = Map::new();
+        row.insert("@odata.etag".into(), self.etag().into());
+        for column in columns {
+            if let Some(value) = self.record.get(column) {
+                row.insert((*column).to_owned(), value.clone());
+            }
+        }
+        row
+    }
+
     /// A `GET` of the record (`…(id)?$select=a,b`): its ETag and the columns asked for.
     pub(crate) fn get(&mut self, path: &str, rng: &mut Rng, now: u64) -> Answer {
         if let Some(fault) = self.fault(rng, now, false) {
@@ -297,7 +309,13 @@ impl Dataverse {
         if rng.chance(self.faults.timeout) {
             return Err(DvFailure { message: "Failed to fetch".into(), ..DvFailure::default() });
         }
-        Ok(HttpResponse { status: 204, retry_after: None, body: String::new() })
+        // `Prefer: return=representation`: the row with its new ETag (now and then without).
+        if rng.chance(100) {
+            return Ok(HttpResponse { status: 204, retry_after: None, body: String::new() });
+        }
+        let mut row = Map::new();
+        row.insert("@odata.etag".into(), self.etag().into());
+        ok(Value::Object(row).to_string())
     }
 
     fn record(&mut self, columns: &Map) {

@@ -34,8 +34,8 @@ pub(crate) struct Salesmanago {
     /// than that contact alone.
     whole_batch: bool,
     next_id: u64,
-    /// Calls received.
-    pub(crate) calls: u64,
+    /// Calls received that change contacts.
+    pub(crate) writes: u64,
 }
 
 type Answer = (Result<HttpResponse, TransportFailure>, bool);
@@ -67,7 +67,7 @@ impl Salesmanago {
             }
         }
         let whole_batch = rng.below(2) == 0;
-        Salesmanago { store: BTreeMap::new(), ids: BTreeMap::new(), faults, reject, whole_batch, next_id: 1, calls: 0 }
+        Salesmanago { store: BTreeMap::new(), ids: BTreeMap::new(), faults, reject, whole_batch, next_id: 1, writes: 0 }
     }
 
     pub(crate) fn rejects(&self, row: &Map) -> bool {
@@ -142,7 +142,6 @@ impl Salesmanago {
     }
 
     pub(crate) fn call(&mut self, request: &HttpRequest, rng: &mut Rng, now: u64) -> Answer {
-        self.calls += 1;
         if rng.chance(self.faults.throttle) {
             let seconds = 1 + rng.below(4);
             let retry_after = if rng.below(2) == 0 { seconds.to_string() } else { http_date(now, seconds) };
@@ -152,6 +151,17 @@ impl Salesmanago {
             return answer(500, Value::Null);
         }
         let body = json::from_str(&request.body).expect("the engine sends JSON");
+        let method = request.url.rsplit_once("/api/").map(|(_, m)| m).expect("an API URL");
+        if !matches!(
+            method,
+            "contact/basic"
+                | "contact/basicById"
+                | "contact/listById"
+                | "contact/hasContact"
+                | "contact/paginatedModifiedContacts"
+        ) {
+            self.writes += 1;
+        }
         for field in ["clientId", "apiKey", "sha", "requestTime"] {
             assert!(body.get(field).is_some(), "every call is signed: {field}");
         }

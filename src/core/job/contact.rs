@@ -384,7 +384,11 @@ impl ContactCommand {
     ) {
         let id = self.id().unwrap_or_default().to_owned();
         match write_back(row, status, sm_id, error.as_deref(), self.now_ms) {
-            Some(columns) => self.stage = Stage::WritingBack(run.issue(Request::Patch(path(&id), columns)), outcome),
+            Some(columns) => {
+                // The answer holds the row (`Prefer: return=representation`): its key only.
+                let patch = Request::Patch(format!("{}?$select={}", path(&id), contact::ID), columns);
+                self.stage = Stage::WritingBack(run.issue(patch), outcome);
+            }
             None => self.upserted(run, outcome),
         }
     }

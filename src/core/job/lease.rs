@@ -1,12 +1,15 @@
 //! One job of a kind at a time, across tabs and users: a lease in the job's lease column on the
 //! integration record.
 //!
-//! Every write a leased job makes to the record is guarded: read the record (its ETag and the
-//! lease), check that the lease is still this run's, then `PATCH` with `If-Match` so that two
-//! writers cannot both win. A `412` means the record changed in between: read again. The lease
-//! carries a heartbeat, renewed at least every [`HEARTBEAT_MS`] with the job's progress; a
-//! lease whose heartbeat is older than [`STALE_MS`] (a closed tab) may be taken over, and the
-//! job resumes from its checkpoint.
+//! Every write a leased job makes to the record is guarded: a `PATCH` with `If-Match`, so that
+//! two writers cannot both win. The first is made with the ETag of the record as the host read
+//! it at the start (a lease alive there refuses the start at once); each later one with the
+//! ETag its previous write answered (`Prefer: return=representation`), which proves the lease
+//! is still this run's. A `412` means the record changed since: read it (ETag and lease), check
+//! the lease, and write again. The lease carries a heartbeat, renewed at least every
+//! [`HEARTBEAT_MS`] with the job's progress; a lease whose heartbeat is older than
+//! [`STALE_MS`] (a closed tab) may be taken over, and the job resumes from its checkpoint.
+//! While the lease is being taken the job already reads, but changes nothing.
 
 use crate::core::dataverse::schema::Job as JobColumns;
 use crate::core::json::{self, Map, Value};
@@ -104,8 +107,6 @@ pub(super) enum Verdict {
     Write {
         /// The record's ETag.
         etag: String,
-        /// The record's columns as read (the job's checkpoint and watermark, on acquiring).
-        record: Map,
     },
     /// Another run holds the lease and is alive.
     Running(Holder),
@@ -135,7 +136,7 @@ impl Lease {
     }
 
     /// Judges the record as read (its Web API JSON) for a write of `purpose`.
-    pub(super) fn judge(&self, record: Map, purpose: Purpose, now_ms: u64) -> Result<Verdict, String> {
+    pub(super) fn judge(&self, record: &Map, purpose: Purpose, now_ms: u64) -> Result<Verdict, String> {
         let etag = record
             .get("@odata.etag")
             .and_then(Value::as_str)
@@ -148,10 +149,10 @@ impl Lease {
         Ok(match purpose {
             Purpose::Acquire => match holder {
                 Some(other) if !ours && !other.released && !other.stale(now_ms) => Verdict::Running(other),
-                _ => Verdict::Write { etag, record },
+                _ => Verdict::Write { etag },
             },
             Purpose::Release if ours && released => Verdict::Released,
-            Purpose::Renew | Purpose::Release if ours && !released => Verdict::Write { etag, record },
+            Purpose::Renew | Purpose::Release if ours && !released => Verdict::Write { etag },
             Purpose::Renew | Purpose::Release => Verdict::TakenOver(holder),
         })
     }
@@ -215,15 +216,15 @@ mod tests {
     #[test]
     fn a_live_run_of_another_keeps_the_job() {
         let live = other(NOW - STALE_MS + 1);
-        assert_eq!(lease().judge(record(Some(&live)), Purpose::Acquire, NOW), Ok(Verdict::Running(live)));
+        assert_eq!(lease().judge(&record(Some(&live)), Purpose::Acquire, NOW), Ok(Verdict::Running(live)));
     }
 
     #[test]
     fn a_free_or_stale_lease_is_taken() {
-        let verdict = lease().judge(record(None), Purpose::Acquire, NOW).unwrap();
+        let verdict = lease().judge(&record(None), Purpose::Acquire, NOW).unwrap();
         assert!(matches!(verdict, Verdict::Write { ref etag, .. } if etag == "W/\"7\""));
         let stale = other(NOW - STALE_MS);
-        let verdict = lease().judge(record(Some(&stale)), Purpose::Acquire, NOW).unwrap();
+        let verdict = lease().judge(&record(Some(&stale)), Purpose::Acquire, NOW).unwrap();
         assert!(matches!(verdict, Verdict::Write { .. }));
     }
 
@@ -232,31 +233,31 @@ mod tests {
         let lease = lease();
         let mine = Holder::from_text(lease.value(Purpose::Renew, 5, None, NOW).as_str().unwrap()).unwrap();
         for purpose in [Purpose::Renew, Purpose::Release, Purpose::Acquire] {
-            let verdict = lease.judge(record(Some(&mine)), purpose, NOW + 1).unwrap();
+            let verdict = lease.judge(&record(Some(&mine)), purpose, NOW + 1).unwrap();
             assert!(matches!(verdict, Verdict::Write { .. }), "{purpose:?}");
         }
         let theirs = other(NOW);
         for purpose in [Purpose::Renew, Purpose::Release] {
-            let verdict = lease.judge(record(Some(&theirs)), purpose, NOW).unwrap();
+            let verdict = lease.judge(&record(Some(&theirs)), purpose, NOW).unwrap();
             assert_eq!(verdict, Verdict::TakenOver(Some(theirs.clone())));
         }
         for purpose in [Purpose::Renew, Purpose::Release] {
-            assert_eq!(lease.judge(record(None), purpose, NOW).unwrap(), Verdict::TakenOver(None));
+            assert_eq!(lease.judge(&record(None), purpose, NOW).unwrap(), Verdict::TakenOver(None));
         }
         // A release made whose answer was lost: nothing more to write.
         let released = Holder::from_text(lease.value(Purpose::Release, 5, None, NOW).as_str().unwrap()).unwrap();
-        assert_eq!(lease.judge(record(Some(&released)), Purpose::Release, NOW).unwrap(), Verdict::Released);
-        assert!(matches!(lease.judge(record(Some(&released)), Purpose::Renew, NOW), Ok(Verdict::TakenOver(_))));
+        assert_eq!(lease.judge(&record(Some(&released)), Purpose::Release, NOW).unwrap(), Verdict::Released);
+        assert!(matches!(lease.judge(&record(Some(&released)), Purpose::Renew, NOW), Ok(Verdict::TakenOver(_))));
         // A released lease is free for another run at once.
         let free = Holder { released: true, ..theirs };
-        assert!(matches!(lease.judge(record(Some(&free)), Purpose::Acquire, NOW), Ok(Verdict::Write { .. })));
+        assert!(matches!(lease.judge(&record(Some(&free)), Purpose::Acquire, NOW), Ok(Verdict::Write { .. })));
     }
 
     #[test]
     fn a_record_without_an_etag_is_not_written() {
         let mut record = record(None);
         record.remove("@odata.etag");
-        assert!(lease().judge(record, Purpose::Acquire, NOW).is_err());
+        assert!(lease().judge(&record, Purpose::Acquire, NOW).is_err());
     }
 
     #[test]

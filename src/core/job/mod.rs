@@ -22,7 +22,7 @@ mod units;
 
 use crate::core::command::BulkJob;
 use crate::core::dataverse::batch::{self, BatchBody};
-use crate::core::dataverse::error::{DvError, DvFailure};
+use crate::core::dataverse::error::DvFailure;
 use crate::core::dataverse::schema::{self, integration, Job as JobColumns};
 use crate::core::i18n::{csv_titles, text, Counts, Lang, Message};
 use crate::core::integration::Settings;
@@ -195,6 +195,9 @@ pub struct Start {
     pub settings: Settings,
     /// The user starting it, named in its lease.
     pub user: User,
+    /// The integration record as the host read it with the settings: its `@odata.etag` and
+    /// the columns of [`record_columns`].
+    pub record: Map,
     /// The contact table's consent columns.
     pub consents: Vec<String>,
     /// The contacts selected in a grid (ids without braces).
@@ -207,8 +210,15 @@ pub struct Start {
 
 const EXPORT_RECORD: &[&str] = &[JobColumns::Export.checkpoint_column()];
 
-/// The integration record's columns a job reads when it takes its lease, besides the lease.
-fn record_columns(job: BulkJob) -> &'static [&'static str] {
+/// The integration record's columns a job reads at its start, besides the settings (its lease
+/// among them).
+pub fn record_columns(job: BulkJob) -> Vec<&'static str> {
+    let own = state_columns(job);
+    job.state().map(JobColumns::lease_column).into_iter().chain(own.iter().copied()).collect()
+}
+
+/// The job's own columns it reads at its start.
+fn state_columns(job: BulkJob) -> &'static [&'static str] {
     match job {
         BulkJob::ExportAll => EXPORT_RECORD,
         BulkJob::PullChanges => &[integration::CHANGES_WATERMARK],
@@ -236,30 +246,32 @@ impl Kind {
 /// A job under way.
 pub struct Job {
     run: Runner,
-    /// The job's own state, once it has its lease (at once when it needs none).
+    /// The job's own state (`None` when it was refused at its start).
     kind: Option<Kind>,
-    /// What it was started with, until then.
-    start: Option<Start>,
     /// The lease being taken.
     acquiring: Option<Ticket>,
 }
 
 impl Job {
-    /// Starts the job `start.job`. A job with state on the integration record first takes its
-    /// lease ([`lease`]): one run of it at a time.
+    /// Starts the job `start.job`. A job with state on the integration record takes its lease
+    /// ([`lease`]), so that one run of it goes at a time: refused at once when the record as
+    /// the host read it shows another run alive. While the lease is being taken the job reads
+    /// already; it writes and calls SALESmanago to change anything only once it holds it.
     pub fn new(start: Start) -> Job {
         let mut run = Runner::new(&start);
         let now_ms = start.now_ms;
-        let mut job = match start.job.state() {
-            Some(state) => {
-                let acquiring = Some(run.acquire(state, start.user.clone(), now_ms));
-                Job { run, kind: None, start: Some(start), acquiring }
-            }
-            None => {
-                let kind = Some(Kind::new(&start, &Map::new(), &mut run, now_ms));
-                Job { run, kind, start: None, acquiring: None }
-            }
+        let acquiring = match start.job.state() {
+            Some(state) => match run.acquire(state, start.user.clone(), &start.record, now_ms) {
+                Ok(ticket) => Some(ticket),
+                Err(error) => {
+                    run.fail(error.into());
+                    return Job { run, kind: None, acquiring: None };
+                }
+            },
+            None => None,
         };
+        let kind = Some(Kind::new(&start, &start.record, &mut run, now_ms));
+        let mut job = Job { run, kind, acquiring };
         job.run.begin(now_ms);
         job.advance(now_ms);
         job
@@ -269,7 +281,7 @@ impl Job {
     pub fn contact(start: contact::ContactStart) -> Job {
         let mut run = Runner::for_command(start.task.command(), start.lang, &start.settings, start.seed);
         let kind = Some(Kind::Contact(contact::ContactCommand::new(&start, &mut run)));
-        Job { run, kind, start: None, acquiring: None }
+        Job { run, kind, acquiring: None }
     }
 
     /// The next action to take now, if any. Call until `None` after starting the job, after
@@ -310,14 +322,8 @@ impl Job {
         if let Some(result) = self.run.answer(ticket, reply, now_ms) {
             if self.acquiring == Some(ticket) {
                 self.acquiring = None;
-                match (result, self.start.take()) {
-                    (Ok(Output::Recorded(record)), Some(start)) => {
-                        self.kind = Some(Kind::new(&start, &record, &mut self.run, now_ms));
-                    }
-                    (Ok(_), _) => self.run.fail(JobFailure::from(Error::Dataverse(DvError::Refused {
-                        detail: "the lease was taken without the record".into(),
-                    }))),
-                    (Err(error), _) => self.run.fail(error.into()),
+                if let Err(error) = result {
+                    self.run.fail(error.into());
                 }
             } else {
                 match &mut self.kind {

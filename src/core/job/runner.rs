@@ -17,7 +17,7 @@ use crate::core::salesmanago::script::DEFAULT_TIMEOUT_MS;
 use crate::core::salesmanago::{Client, Nonce, SmError};
 use crate::core::sorted::SortedMap;
 
-use super::lease::{Lease, Purpose, User, Verdict, HEARTBEAT_MS, MAX_CONFLICTS, STALE_MS};
+use super::lease::{Holder, Lease, Purpose, User, Verdict, HEARTBEAT_MS, MAX_CONFLICTS, STALE_MS};
 use super::{Action, JobFailure, Read, Reply, Summary, Ticket, Writes};
 use crate::core::dataverse::schema::{integration, Job as JobColumns};
 
@@ -46,17 +46,15 @@ pub(super) enum Request {
 pub(super) struct Guarded {
     columns: Map,
     purpose: Purpose,
-    /// The ETag read, once the record said to write.
+    /// The ETag to write with: of this run's last write, or as read.
     etag: Option<String>,
     /// Writes refused with `412` so far.
     conflicts: u32,
-    /// The record as read.
-    read: Option<Map>,
 }
 
 impl Guarded {
-    fn new(columns: Map, purpose: Purpose) -> Guarded {
-        Guarded { columns, purpose, etag: None, conflicts: 0, read: None }
+    fn new(columns: Map, purpose: Purpose, etag: Option<String>) -> Guarded {
+        Guarded { columns, purpose, etag, conflicts: 0 }
     }
 }
 
@@ -79,9 +77,10 @@ pub(super) enum Output {
     Page(Vec<Value>, Option<String>),
     /// Each row's outcome of a `$batch`, in order.
     Written(Vec<Result<(), String>>),
-    /// The integration record was read, judged and written: the record as read (before the
-    /// write).
-    Recorded(Map),
+    /// The integration record was written under the lease.
+    Recorded,
+    /// A `PATCH` of the record went through: the record's new ETag, when it said.
+    RecordWritten(Option<String>),
     /// The integration record as read for a guarded write.
     RecordRead(Map),
     /// A guarded write found the record changed since it was read (`412`).
@@ -153,6 +152,17 @@ struct Pending {
 }
 
 impl Request {
+    /// Whether it changes anything in Dataverse or SALESmanago (all but reads).
+    fn changes(&self) -> bool {
+        match self {
+            Request::Read(_) | Request::Row(_) => false,
+            Request::Write(_) | Request::Patch(..) | Request::Remove(_) => true,
+            Request::Record(guarded) => guarded.purpose != Purpose::Acquire,
+            Request::Call(Call::Lookup(_) | Call::Modified(_) | Call::Has(_)) => false,
+            Request::Call(Call::Upsert(_) | Call::UpsertOne(_) | Call::Delete(_) | Call::Subscribe(_)) => true,
+        }
+    }
+
     /// Which service answers it: each has its own bound on requests in flight.
     fn service(&self) -> Service {
         match self {
@@ -224,6 +234,10 @@ pub(super) struct Runner {
     lease: Option<Lease>,
     /// The failure told once the lease is given up.
     failing: Option<JobFailure>,
+    /// The record's ETag after this run's last write, while nothing else changed it.
+    known_etag: Option<String>,
+    /// The lease's renewal under way.
+    heartbeat: Option<Ticket>,
 }
 
 impl Runner {
@@ -255,21 +269,39 @@ impl Runner {
             finished: false,
             lease: None,
             failing: None,
+            known_etag: None,
+            heartbeat: None,
         }
     }
 
     /// Takes the lease of `job` for `user`: a guarded read and write of the record, whose
     /// [`Output::Recorded`] carries the record's `columns` as they were.
-    pub(super) fn acquire(&mut self, job: JobColumns, user: User, now_ms: u64) -> Ticket {
-        let token = self.rng.key();
-        self.lease = Some(Lease::new(job, token, user, now_ms));
-        self.issue(Request::Record(Guarded::new(Map::new(), Purpose::Acquire)))
+    pub(super) fn acquire(&mut self, job: JobColumns, user: User, record: &Map, now_ms: u64) -> Result<Ticket, Error> {
+        let lease = Lease::new(job, self.rng.key(), user, now_ms);
+        let mut guarded = Guarded::new(Map::new(), Purpose::Acquire, None);
+        match lease.judge(record, Purpose::Acquire, now_ms) {
+            Ok(Verdict::Running(holder)) => return Err(running(self.command, &holder, now_ms)),
+            // Free or stale as the host read it: write with its ETag (a `412` reads again).
+            Ok(Verdict::Write { etag }) => guarded.etag = Some(etag),
+            // Read without an ETag: read it again before writing.
+            Ok(Verdict::TakenOver(_) | Verdict::Released) | Err(_) => {}
+        }
+        self.lease = Some(lease);
+        Ok(self.issue(Request::Record(guarded)))
     }
 
     /// Writes `columns` to the record under the lease; on `release`, gives the lease up.
+    /// With the ETag of this run's last write, it writes at once; else it reads first.
     pub(super) fn record(&mut self, columns: Map, release: bool) -> Ticket {
         let purpose = if release { Purpose::Release } else { Purpose::Renew };
-        self.issue(Request::Record(Guarded::new(columns, purpose)))
+        let known = self.known_etag.clone();
+        self.issue(Request::Record(Guarded::new(columns, purpose, known)))
+    }
+
+    /// Whether `request` must wait for the lease: while it is being taken, a job reads, but
+    /// changes nothing.
+    fn waits_for_lease(&self, request: &Request) -> bool {
+        self.lease.as_ref().is_some_and(|l| !l.held) && request.changes()
     }
 
     /// Most requests in flight at once to each service, and most units (pages, chunks) in
@@ -323,14 +355,16 @@ impl Runner {
             return None;
         }
         if self.heartbeat_due(now_ms) {
-            self.record(Map::new(), false);
+            self.heartbeat = Some(self.record(Map::new(), false));
         }
         let (due, later): (Vec<_>, Vec<_>) = self.delayed.drain(..).partition(|(at, _)| *at <= now_ms);
         self.delayed = later;
         for (_, ticket) in due.into_iter().rev() {
             self.queued.push_front(ticket);
         }
-        let room = |pending: &Pending| self.in_flight[slot(pending.request.service())] < self.limit;
+        let room = |pending: &Pending| {
+            self.in_flight[slot(pending.request.service())] < self.limit && !self.waits_for_lease(&pending.request)
+        };
         let at = self.queued.iter().position(|t| self.pending.get(t).is_some_and(room))?;
         let ticket = self.queued.remove(at)?;
         let pending = self.pending.get_mut(&ticket)?;
@@ -350,13 +384,13 @@ impl Runner {
                         let value = lease.value(guarded.purpose, self.handled, self.total, now_ms);
                         columns.insert(lease.column.into(), value);
                         let body = Value::Object(columns).to_string();
-                        Action::Patch { ticket, path: row, if_match: etag.clone(), body }
+                        // The answer holds the new ETag (`Prefer: return=representation`).
+                        let path = format!("{row}?$select={}", lease.column);
+                        Action::Patch { ticket, path, if_match: etag.clone(), body }
                     }
                     _ => {
-                        let lease = self.lease.as_ref().map(|l| l.column);
-                        let more = self.job.map_or(&[][..], super::record_columns);
-                        let columns: Vec<&str> = lease.into_iter().chain(more.iter().copied()).collect();
-                        Action::Get { ticket, path: format!("{row}?$select={}", columns.join(",")) }
+                        let lease = self.lease.as_ref().map_or(integration::ID, |l| l.column);
+                        Action::Get { ticket, path: format!("{row}?$select={lease}") }
                     }
                 }
             }
@@ -432,7 +466,7 @@ impl Runner {
             return None;
         }
         let result = match result {
-            Ok(output @ (Output::RecordRead(_) | Output::Conflict | Output::Recorded(_))) => {
+            Ok(output @ (Output::RecordRead(_) | Output::Conflict | Output::RecordWritten(_))) => {
                 self.guarded(ticket, output, now_ms)?
             }
             other => other,
@@ -442,6 +476,14 @@ impl Runner {
             // The lease is given up (or could not be): now the failure is told.
             self.finished = true;
             self.out.push_back(Action::Finished(Err(failure)));
+            return None;
+        }
+        if self.heartbeat == Some(ticket) {
+            // A renewal concerns the runner alone; a lease lost or unwritable ends the job.
+            self.heartbeat = None;
+            if let Err(error) = result {
+                self.fail(error.into());
+            }
             return None;
         }
         Some(result.map_err(|error| match error {
@@ -461,25 +503,12 @@ impl Runner {
         };
         let command = self.command;
         match output {
-            Output::RecordRead(record) => match lease.judge(record, guarded.purpose, now_ms) {
-                Ok(Verdict::Write { etag, record }) => {
-                    guarded.etag = Some(etag);
-                    guarded.read = Some(record);
-                }
-                Ok(Verdict::Running(holder)) => {
-                    let message = Message::JobRunning {
-                        command,
-                        user: holder.user.name.clone(),
-                        minutes: now_ms.saturating_sub(holder.since_ms) / 60_000,
-                        done: holder.done,
-                        total: holder.total,
-                        seconds_left: (holder.heartbeat_ms + STALE_MS).saturating_sub(now_ms).div_ceil(1000),
-                    };
-                    return Some(Err(Error::Lease(message, "jobRunning")));
-                }
+            Output::RecordRead(record) => match lease.judge(&record, guarded.purpose, now_ms) {
+                Ok(Verdict::Write { etag }) => guarded.etag = Some(etag),
+                Ok(Verdict::Running(holder)) => return Some(Err(running(command, &holder, now_ms))),
                 Ok(Verdict::Released) => {
                     lease.held = false;
-                    return Some(Ok(Output::Recorded(Map::new())));
+                    return Some(Ok(Output::Recorded));
                 }
                 Ok(Verdict::TakenOver(holder)) => {
                     lease.held = false;
@@ -490,15 +519,17 @@ impl Runner {
             },
             Output::Conflict => {
                 guarded.etag = None;
+                self.known_etag = None;
                 guarded.conflicts += 1;
                 if guarded.conflicts > MAX_CONFLICTS {
                     return Some(Err(Error::Lease(Message::RecordBusy { command }, "recordBusy")));
                 }
             }
-            Output::Recorded(..) => {
+            Output::RecordWritten(etag) => {
                 lease.held = guarded.purpose != Purpose::Release;
                 lease.renewed_ms = now_ms;
-                return Some(Ok(Output::Recorded(guarded.read.take().unwrap_or_default())));
+                self.known_etag = etag;
+                return Some(Ok(Output::Recorded));
             }
             other => return Some(Ok(other)),
         }
@@ -578,6 +609,19 @@ impl Runner {
     }
 }
 
+/// Why a job does not start: another run of it is alive.
+fn running(command: Command, holder: &Holder, now_ms: u64) -> Error {
+    let message = Message::JobRunning {
+        command,
+        user: holder.user.name.clone(),
+        minutes: now_ms.saturating_sub(holder.since_ms) / 60_000,
+        done: holder.done,
+        total: holder.total,
+        seconds_left: (holder.heartbeat_ms + STALE_MS).saturating_sub(now_ms).div_ceil(1000),
+    };
+    Error::Lease(message, "jobRunning")
+}
+
 /// Reads the host's reply to `request`.
 fn read(request: &Request, client: &Client, reply: Reply) -> Result<Output, Error> {
     match (request, reply) {
@@ -597,8 +641,12 @@ fn read(request: &Request, client: &Client, reply: Reply) -> Result<Output, Erro
                 if matches!(&answer, Ok(response) if response.status == 412) {
                     return Ok(Output::Conflict);
                 }
-                error::answer(answer).map_err(Error::Dataverse)?;
-                return Ok(Output::Recorded(Map::new()));
+                let text = error::answer(answer).map_err(Error::Dataverse)?;
+                let etag = match crate::core::json::from_str(&text) {
+                    Ok(Value::Object(row)) => row.get("@odata.etag").and_then(Value::as_str).map(str::to_owned),
+                    _ => None,
+                };
+                return Ok(Output::RecordWritten(etag));
             }
             let text = error::answer(answer).map_err(Error::Dataverse)?;
             match crate::core::json::from_str(&text) {

@@ -11,7 +11,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use crate::core::command::BulkJob;
 use crate::core::job::contact::FormAction;
-use crate::core::job::{Action, Job, Read, Reply, Start, Ticket};
+use crate::core::job::{record_columns, Action, Job, Read, Reply, Start, Ticket};
 
 use super::super::browser::{now_ms, random_seed, sleep};
 use super::super::dynamics::{consent_columns, exchange, refresh_grid, FormContext, Send, Ui};
@@ -29,7 +29,7 @@ type Pending = Pin<Box<dyn Future<Output = Event>>>;
 /// Runs `job` to its end.
 pub(super) async fn run(context: Context, job: BulkJob) -> Outcome {
     let web_api = context.web_api()?;
-    let (settings, _) = load_settings(&web_api, &[]).await?;
+    let (settings, record) = load_settings(&web_api, &record_columns(job)).await?;
     let ui = context.ui();
     let consents = consent_columns(&ui).await?;
     let start = Start {
@@ -37,6 +37,7 @@ pub(super) async fn run(context: Context, job: BulkJob) -> Outcome {
         lang: context.lang,
         settings,
         user: ui.user()?,
+        record,
         consents,
         selected: context.selected_ids.clone(),
         now_ms: now_ms(),
@@ -126,7 +127,8 @@ fn execute(action: Action, context: &Context, ui: &Ui, root: &str) -> Step {
         Action::Patch { ticket, path, if_match, body } => {
             let url = format!("{root}{path}");
             Box::pin(async move {
-                Event::Reply(ticket, Reply::Dataverse(exchange(&url, "", Send::Patch(&if_match, &body)).await))
+                let send = Send::Patch(&if_match, &body);
+                Event::Reply(ticket, Reply::Dataverse(exchange(&url, "return=representation", send).await))
             })
         }
         Action::Delete { ticket, path } => {
