@@ -311,6 +311,62 @@ test("Pull consents updates only contacts that differ, and an older opt-in never
   if (skipped + failed > 0) assert.match((await takeDialog(world.page)).text, /Download the list/);
 });
 
+/** Takes the job's summary, then any dialog that follows it (the download prompt). */
+async function summaryOf(id) {
+  await button(world.page, id).click();
+  const summary = await takeDialog(world.page, { timeout: 60_000 });
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  while (await world.page.locator("#dialogs .dialog").count()) await takeDialog(world.page);
+  return summary.text;
+}
+
+test("the consent rule: a consent withdrawn in SALESmanago is never granted back, an opt-out made in Dynamics is never undone", async () => {
+  const [c, d] = rows().filter((r) => validEmail(r) && inSalesmanago(r.emailaddress1)).slice(4, 6);
+  const now = Date.now();
+  const twoDaysAgo = new Date(now - 2 * 86_400_000).toISOString();
+  // As an install from before the rule: no consent base on either contact.
+  world.sandbox.dataverse.seed("contact", rows().map((r) => {
+    if (r.contactid === c.contactid) return { ...r, new_consent_marketing: true, modifiedon: twoDaysAgo, new_salesmanagoconsentbase: null };
+    if (r.contactid === d.contactid) return { ...r, donotbulkemail: true, new_donotsms: true, modifiedon: twoDaysAgo, new_salesmanagoconsentbase: null };
+    return r;
+  }));
+  // SALESmanago: c's marketing withdrawn an hour ago; d allows both and its phone changed then.
+  world.sim.seed([
+    { ...inSalesmanago(c.emailaddress1), consents: [{ consentName: "MARKETING", consentAccept: false, optOut: true, agreementDate: now - 3_600_000 }], modifiedOn: now - 3_600_000 },
+    { ...inSalesmanago(d.emailaddress1), optedOut: false, optedOutPhone: false, phone: "+48600999000", modifiedOn: now - 3_600_000 },
+  ]);
+  const marketing = () => inSalesmanago(c.emailaddress1).consents.find((x) => x.consentName === "MARKETING");
+  const withdrawn = () => assert.equal(marketing()?.consentAccept, false, JSON.stringify(marketing()));
+  const optedOut = () => {
+    assert.equal(row(d.contactid).donotbulkemail, true, "the newsletter opt-out stays");
+    assert.equal(row(d.contactid).new_donotsms, true, "the SMS opt-out stays");
+  };
+
+  await open(world, "/integration");
+  assert.match(await summaryOf("new.integration.ExportAll.Button"), /finished/);
+  withdrawn();
+
+  await open(world, `/contacts/${c.contactid}`);
+  await button(world.page, "new.contact.Send.Button").click();
+  await takeDialog(world.page);
+  withdrawn();
+  await world.page.locator("#field-address1_city").fill("Ustka");
+  await world.page.locator("#field-address1_city").dispatchEvent("change");
+  await button(world.page, "Mscrm.SavePrimary").click();
+  await until(() => inSalesmanago(c.emailaddress1)?.address.city === "Ustka", { what: "the save to reach SALESmanago" });
+  withdrawn();
+
+  await open(world, "/integration");
+  assert.match(await summaryOf("new.integration.PullConsents.Button"), /finished/);
+  optedOut();
+  assert.equal(row(c.contactid).new_consent_marketing, false, "SALESmanago's withdrawal reaches Dynamics");
+  assert.match(await summaryOf("new.integration.PullChanges.Button"), /finished/);
+  optedOut();
+  withdrawn();
+  // Both now agree, and say so in their base.
+  assert.deepEqual(JSON.parse(row(c.contactid).new_salesmanagoconsentbase).MARKETING, false);
+});
+
 test("Pull changes updates the matched contacts, creates none, and stores the watermark", async () => {
   const target = rows().find((r) => validEmail(r) && inSalesmanago(r.emailaddress1));
   const count = rows().length;
@@ -337,7 +393,9 @@ test("Pull changes updates the matched contacts, creates none, and stores the wa
 test("a consent column an admin adds is synchronised without any change to the solution", async () => {
   world.sandbox.dataverse.addColumn("contact", { logicalName: "new_consent_profiling", type: "Boolean", label: { 1033: "Profiling consent", 1045: "Zgoda na profilowanie" } });
   const contact = rows().find(sendable);
-  world.sandbox.dataverse.seed("contact", rows().map((r) => (r.contactid === contact.contactid ? { ...r, new_consent_profiling: true } : r)));
+  // Granted in Dynamics after both sides agreed it was not: a change, so it travels.
+  const granted = { new_consent_profiling: true, new_salesmanagoconsentbase: JSON.stringify({ PROFILING: false }) };
+  world.sandbox.dataverse.seed("contact", rows().map((r) => (r.contactid === contact.contactid ? { ...r, ...granted } : r)));
   await open(world, `/contacts/${contact.contactid}`);
   assert.equal(await world.page.locator("#field-new_consent_profiling").count(), 1);
   await button(world.page, "new.contact.Send.Button").click();

@@ -95,7 +95,9 @@ test("Dynamics rows map into SALESmanago and back without a difference", async (
     { contactid: "6e1b3a1c-0000-4000-8000-000000000001", fullname: "Zoë Ó'Brien-Żak", emailaddress1: " Zoe@Example.COM ",
       mobilephone: "+48 600 100 200", fax: "22 555 01 02", address1_line1: "ul. Długa 5", address1_line2: "m. 3",
       address1_city: "Bielsko-Biała", address1_postalcode: "43-300", address1_country: "PL", birthdate: "2000-02-29",
-      donotbulkemail: true, new_donotsms: false, new_consent_marketing: true, modifiedon: "2020-01-01T00:00:00Z" },
+      donotbulkemail: true, new_donotsms: false, new_consent_marketing: true, modifiedon: "2020-01-01T00:00:00Z",
+      // Agreed withdrawn at the last synchronisation, granted in Dynamics since: it travels.
+      new_salesmanagoconsentbase: JSON.stringify({ MARKETING: false }) },
     { contactid: "6e1b3a1c-0000-4000-8000-000000000002", firstname: "<b>Bobby</b>", lastname: "Tables",
       emailaddress1: "bobby@example.com", telephone1: "(22) 555 01 01", birthdate: "2023-02-29", donotbulkemail: false },
   ];

@@ -2,6 +2,7 @@
 //! `tests/core_is_pure.rs` enforces that.
 
 pub mod command;
+pub mod consent;
 pub mod credentials;
 pub mod dataverse;
 pub mod i18n;

@@ -20,6 +20,7 @@ pub fn consents_only(mut patch: ContactPatch) -> ContactPatch {
     patch.columns.retain(|column, _| {
         column == contact::DO_NOT_BULK_EMAIL || column == contact::DO_NOT_SMS || consent_name(column).is_some()
     });
+    // The base covers only the consent-like values, which are all kept.
     patch
 }
 
@@ -36,14 +37,29 @@ pub fn iso_datetime(ms: u64) -> String {
 /// `row` is the contact as read (with the status columns selected); `error` is the reason
 /// shown to users for `Failed` and `Skipped`.
 pub fn write_back(row: &Map, status: SyncStatus, sm_id: Option<&str>, error: Option<&str>, now_ms: u64) -> Option<Map> {
+    write_back_with(row, status, sm_id, error, None, now_ms)
+}
+
+/// [`write_back`], with the contact's new consent base (after an upsert that made it agreed).
+pub fn write_back_with(
+    row: &Map,
+    status: SyncStatus,
+    sm_id: Option<&str>,
+    error: Option<&str>,
+    base: Option<&str>,
+    now_ms: u64,
+) -> Option<Map> {
     let text = |column: &str| row.get(column).and_then(Value::as_str).filter(|s| !s.is_empty());
     let same_status = row.get(contact::SYNC_STATUS).and_then(Value::as_i64) == Some(i64::from(status.value()));
     let same_id = sm_id.is_none() || text(contact::SALESMANAGO_ID) == sm_id;
     let same_error = text(contact::LAST_ERROR) == error;
-    if same_status && same_id && same_error {
+    if same_status && same_id && same_error && base.is_none() {
         return None;
     }
     let mut columns = Map::new();
+    if let Some(base) = base {
+        columns.insert(contact::CONSENT_BASE.into(), base.into());
+    }
     columns.insert(contact::SYNC_STATUS.into(), status.value().into());
     if let Some(id) = sm_id {
         columns.insert(contact::SALESMANAGO_ID.into(), id.into());

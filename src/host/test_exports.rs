@@ -57,7 +57,14 @@ pub async fn salesmanago_call(config: String, call: String, lcid: u32) -> Result
 pub fn map_contact(row: String, opt_in_newsletter: bool, opt_in_sms: bool, lcid: u32) -> Result<String, JsValue> {
     let lang = Lang::from_lcid(lcid);
     let row = parse_row(&row, lang)?;
-    let options = OutboundOptions { now_ms: now_ms(), opt_in_newsletter, opt_in_sms };
+    let mut changed = Vec::new();
+    if opt_in_newsletter {
+        changed.push(crate::core::dataverse::schema::contact::DO_NOT_BULK_EMAIL.to_owned());
+    }
+    if opt_in_sms {
+        changed.push(crate::core::dataverse::schema::contact::DO_NOT_SMS.to_owned());
+    }
+    let options = OutboundOptions { now_ms: now_ms(), changed };
     let outbound = to_salesmanago(&ContactRow::from_json(&row), &options)
         .map_err(|skip| error(&Message::Skipped(skip), lang, "skipped"))?;
     let warnings: Vec<String> = outbound.warnings.into_iter().map(|w| text(&Message::Warning(w), lang)).collect();

@@ -434,9 +434,7 @@ fn contact_commands(seed: u64, contacts: usize) {
             2 => Task::Send { id: Some(id.clone()), dirty: false },
             3 => {
                 let changed = vec!["firstname".to_owned(), contact::DO_NOT_BULK_EMAIL.to_owned()];
-                let mut values = Map::new();
-                values.insert(contact::DO_NOT_BULK_EMAIL.into(), Value::Bool(false));
-                Task::Saved { id: Some(id.clone()), changed, values }
+                Task::Saved { id: Some(id.clone()), changed }
             }
             _ => Task::Delete { ids: vec![id.clone()], on_form: world.rng.chance(500) },
         };

@@ -6,6 +6,7 @@ use crate::core::sorted::SortedMap;
 use crate::core::json::Map;
 
 use super::schema::{consent_name, contact};
+use crate::core::consent::{Base, Key};
 
 /// The standard contact columns the mapping reads, for `$select`. Consent columns are added at
 /// run time, from the table's metadata.
@@ -43,6 +44,8 @@ pub struct ContactRow {
     /// Every `new_consent_<name>` column present in the row, by logical name (lower case), with
     /// its value (`None` when null).
     pub consents: SortedMap<String, Option<bool>>,
+    /// What both sides agreed on at the last synchronisation.
+    pub base: Base,
 }
 
 impl ContactRow {
@@ -59,6 +62,7 @@ impl ContactRow {
             match column.as_str() {
                 contact::DO_NOT_BULK_EMAIL => parsed.do_not_bulk_email = value.as_bool(),
                 contact::DO_NOT_SMS => parsed.do_not_sms = value.as_bool(),
+                contact::CONSENT_BASE => parsed.base = value.as_str().map(Base::from_text).unwrap_or_default(),
                 _ if column.contains('@') => {} // OData annotations such as `…@odata.etag`
                 _ => {
                     if let Some(text) = value.as_str().filter(|t| !t.trim().is_empty()) {
@@ -73,6 +77,19 @@ impl ContactRow {
     /// A text column's value, if it has one.
     pub fn get(&self, column: &str) -> Option<&str> {
         self.text.get(column).map(String::as_str)
+    }
+
+    /// Dynamics' consent-like values, read as granted (`true`: allowed or given): the
+    /// newsletter, SMS, and each consent column.
+    pub fn consent_values(&self) -> Vec<(Key, Option<bool>)> {
+        let mut values =
+            vec![(Key::Newsletter, self.do_not_bulk_email.map(|v| !v)), (Key::Sms, self.do_not_sms.map(|v| !v))];
+        for (column, value) in &self.consents {
+            if let Some(name) = consent_name(column) {
+                values.push((Key::Consent(name), *value));
+            }
+        }
+        values
     }
 
     /// The row's `contactid`, without braces, in lower case.

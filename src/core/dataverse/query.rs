@@ -24,7 +24,7 @@ pub fn one_of(column: &str, values: &[String]) -> String {
 /// The columns a synchronisation reads: [`SELECT`], the sync status columns, and the consent
 /// columns found in the table's metadata.
 pub fn contact_columns(consents: &[String]) -> Vec<String> {
-    let status = [contact::SYNC_STATUS, contact::LAST_ERROR, contact::SYNCED_ON];
+    let status = [contact::SYNC_STATUS, contact::LAST_ERROR, contact::SYNCED_ON, contact::CONSENT_BASE];
     SELECT.iter().chain(status.iter()).map(|c| (*c).to_owned()).chain(consents.iter().cloned()).collect()
 }
 
@@ -124,7 +124,7 @@ mod tests {
         let options = contacts(&["new_consent_marketing".into()], Some("emailaddress1 ne null"));
         assert!(options.starts_with("?$select=contactid,fullname,"), "{options}");
         assert!(options.contains(
-            ",new_salesmanagosyncstatus,new_salesmanagolasterror,new_salesmanagosyncedon,new_consent_marketing&"
+            ",new_salesmanagosyncstatus,new_salesmanagolasterror,new_salesmanagosyncedon,new_salesmanagoconsentbase,new_consent_marketing&"
         ));
         assert!(options.ends_with("&$filter=emailaddress1%20ne%20null&$orderby=contactid asc"), "{options}");
     }

@@ -130,6 +130,9 @@ pub mod contact {
     pub const SYNC_STATUS: &str = "new_salesmanagosyncstatus";
     /// Reason of the last failure (added by the solution).
     pub const LAST_ERROR: &str = "new_salesmanagolasterror";
+    /// The opt-outs and consents both sides agreed on at the last synchronisation, as JSON
+    /// ([`crate::core::consent::Base`]; added by the solution, not on any form).
+    pub const CONSENT_BASE: &str = "new_salesmanagoconsentbase";
     /// "Do not allow SMS" (added by the solution).
     pub const DO_NOT_SMS: &str = "new_donotsms";
     /// Standard "Do not allow bulk e-mails": the newsletter opt-out.
@@ -169,7 +172,14 @@ pub const CUSTOM_COLUMNS: &[(&str, &[&str])] = &[
     ),
     (
         contact::TABLE,
-        &[contact::SALESMANAGO_ID, contact::SYNCED_ON, contact::SYNC_STATUS, contact::LAST_ERROR, contact::DO_NOT_SMS],
+        &[
+            contact::SALESMANAGO_ID,
+            contact::SYNCED_ON,
+            contact::SYNC_STATUS,
+            contact::LAST_ERROR,
+            contact::DO_NOT_SMS,
+            contact::CONSENT_BASE,
+        ],
     ),
 ];
 

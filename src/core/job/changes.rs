@@ -270,16 +270,20 @@ impl Changes {
             };
             let patch = from_salesmanago(&chunk.rows[row], sm);
             // Two changed contacts matching one row: the first one's write stands.
-            if patch.is_empty() || written.contains(&row) {
+            if written.contains(&row) {
                 chunk.tally.same += 1;
                 continue;
             }
+            if patch.is_empty() {
+                chunk.tally.same += 1;
+            } else {
+                chunk.tally.done += 1;
+            }
+            // A contact whose values already agree may still get its consent base.
+            let Some(columns) = patch.write() else { continue };
             written.push(row);
-            let mut columns = Map::new();
-            columns.extend(patch.columns);
             let id = chunk.rows[row].id().unwrap_or_default();
             chunk.patching.writes.push(Write { key, id, columns });
-            chunk.tally.done += 1;
         }
         self.write(index, run, now_ms);
     }

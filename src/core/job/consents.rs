@@ -167,13 +167,14 @@ impl Consents {
                 continue;
             };
             let patch = consents_only(from_salesmanago(parsed, sm));
+            // A contact whose values already agree may still get its consent base.
             if patch.is_empty() {
                 page.tally.same += 1;
             } else {
-                let mut columns = Map::new();
-                columns.extend(patch.columns);
-                page.patching.writes.push(Write { key: row, id: parsed.id().unwrap_or_default(), columns });
                 page.tally.done += 1;
+            }
+            if let Some(columns) = patch.write() {
+                page.patching.writes.push(Write { key: row, id: parsed.id().unwrap_or_default(), columns });
             }
         }
         self.write(index, run, now_ms);

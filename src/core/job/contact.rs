@@ -12,12 +12,12 @@ use crate::core::dataverse::query::select;
 use crate::core::dataverse::schema::{contact, SyncStatus};
 use crate::core::i18n::{text, Lang, Message};
 use crate::core::integration::Settings;
-use crate::core::json::{Map, Value};
+use crate::core::json::Map;
 use crate::core::mapping::normalize::email;
 use crate::core::mapping::{from_salesmanago, to_salesmanago, OutboundOptions, Skip};
 use crate::core::salesmanago::contact::SmContact;
 use crate::core::salesmanago::operation::{Channel, Delete, HasContact, Lookup, LookupKind, SetSubscription, Upsert};
-use crate::core::sync::{is_synchronised, write_back, Tally};
+use crate::core::sync::{is_synchronised, write_back_with, Tally};
 
 use super::runner::{Call, Error, Output, Request, Runner};
 use super::{Action, JobFailure, Summary, Ticket};
@@ -101,8 +101,6 @@ pub enum Task {
         id: Option<String>,
         /// The columns the save changed.
         changed: Vec<String>,
-        /// The form's values of the opt-out columns among them.
-        values: Map,
     },
     /// Delete in SALESmanago (or opt out there), then in Dynamics.
     Delete {
@@ -152,8 +150,8 @@ enum Stage {
     LookingUp(Ticket, bool, Map),
     /// The form is filling the columns.
     Filling(Ticket),
-    /// Upserting it.
-    Upserting(Ticket, Map, Vec<String>),
+    /// Upserting it: the row, the warnings, and the consent base it makes.
+    Upserting(Ticket, Map, Vec<String>, Option<String>),
     /// Writing the outcome back; then the result.
     WritingBack(Ticket, Result<Vec<String>, JobFailure>),
     /// Waiting for the user to confirm a delete.
@@ -267,14 +265,15 @@ impl ContactCommand {
                 },
                 other => self.end(run, Err(failure(other))),
             },
-            Stage::Upserting(t, row, warnings) if t == ticket => match result {
+            Stage::Upserting(t, row, warnings, base) if t == ticket => match result {
                 Ok(Output::Contact(Some(sm_id))) => {
-                    self.write_back(&row, SyncStatus::Synced, Some(&sm_id), None, Ok(warnings), run);
+                    let done = (SyncStatus::Synced, Some(sm_id.as_str()), base.as_deref());
+                    self.write_back(&row, done, None, Ok(warnings), run);
                 }
                 Err(Error::Salesmanago(error)) => {
                     let reason = self.say(&Message::Salesmanago(error.clone()));
                     let outcome = Err(JobFailure::from(Error::Salesmanago(error)));
-                    self.write_back(&row, SyncStatus::Failed, None, Some(reason), outcome, run);
+                    self.write_back(&row, (SyncStatus::Failed, None, None), Some(reason), outcome, run);
                 }
                 other => self.end(run, Err(failure(other))),
             },
@@ -352,38 +351,36 @@ impl ContactCommand {
     /// Send and sync on save: map the saved row, upsert it, write the outcome back.
     fn upsert(&mut self, row: Map, run: &mut Runner) {
         let mut options = OutboundOptions { now_ms: self.now_ms, ..OutboundOptions::default() };
-        if let Task::Saved { changed, values, .. } = &self.task {
-            // Changing an opt-out to "allow" in this save is a deliberate opt-in: pass it on.
-            let allowed =
-                |column: &str| changed.iter().any(|c| c == column) && values.get(column) == Some(&Value::Bool(false));
-            options.opt_in_newsletter = allowed(contact::DO_NOT_BULK_EMAIL);
-            options.opt_in_sms = allowed(contact::DO_NOT_SMS);
+        if let Task::Saved { changed, .. } = &self.task {
+            // A consent-like value changed in this save is a deliberate change (the consent rule).
+            options.changed = changed.clone();
         }
         match to_salesmanago(&ContactRow::from_json(&row), &options) {
             Ok(outbound) => {
                 let warnings = outbound.warnings.into_iter().map(|w| self.say(&Message::Warning(w))).collect();
                 let ticket = run.issue(Request::Call(Call::UpsertOne(Box::new(Upsert(outbound.details)))));
-                self.stage = Stage::Upserting(ticket, row, warnings);
+                self.stage = Stage::Upserting(ticket, row, warnings, outbound.base);
             }
             Err(skip) => {
                 let reason = self.say(&Message::Skipped(skip.clone()));
-                self.write_back(&row, SyncStatus::Skipped, None, Some(reason), Err(skipped(skip)), run);
+                self.write_back(&row, (SyncStatus::Skipped, None, None), Some(reason), Err(skipped(skip)), run);
             }
         }
     }
 
-    /// Records `status` on the contact (only what changes), then ends with `outcome`.
+    /// Records the status, SALESmanago id and consent base of `done` on the contact (only what
+    /// changes), then ends with `outcome`.
     fn write_back(
         &mut self,
         row: &Map,
-        status: SyncStatus,
-        sm_id: Option<&str>,
+        done: (SyncStatus, Option<&str>, Option<&str>),
         error: Option<String>,
         outcome: Result<Vec<String>, JobFailure>,
         run: &mut Runner,
     ) {
         let id = self.id().unwrap_or_default().to_owned();
-        match write_back(row, status, sm_id, error.as_deref(), self.now_ms) {
+        let (status, sm_id, base) = done;
+        match write_back_with(row, status, sm_id, error.as_deref(), base, self.now_ms) {
             Some(columns) => {
                 // The answer holds the row (`Prefer: return=representation`): its key only.
                 let patch = Request::Patch(format!("{}?$select={}", path(&id), contact::ID), columns);

@@ -13,7 +13,7 @@ use crate::core::salesmanago::contact::UpsertDetails;
 use crate::core::salesmanago::operation::BatchUpsert;
 use crate::core::salesmanago::SmError;
 use crate::core::sorted::SortedMap;
-use crate::core::sync::{write_back, Tally};
+use crate::core::sync::{write_back_with, Tally};
 use crate::object;
 
 use super::runner::{Call, Error, Output, Request, Runner};
@@ -32,8 +32,8 @@ struct Page {
     maps: Vec<Map>,
     /// Whether each row is counted done (sent).
     sent: Vec<bool>,
-    /// Row index, upsert and warnings of each sendable row.
-    sendable: Vec<(usize, UpsertDetails, Vec<Warning>)>,
+    /// Row index, upsert, warnings and new consent base of each sendable row.
+    sendable: Vec<(usize, UpsertDetails, Vec<Warning>, Option<String>)>,
     calls: usize,
     writes: Vec<Write>,
     tally: Tally,
@@ -154,14 +154,15 @@ impl Export {
                 let page = self.page(index);
                 page.calls -= 1;
                 for key in keys {
-                    let (row, details, warnings) = &page.sendable[key];
+                    let (row, details, warnings, base) = &page.sendable[key];
                     let (row, email, warnings) = (*row, details.contact.email.to_ascii_lowercase(), warnings.clone());
+                    let base = base.clone();
                     match outcome.ids.get(&email) {
                         Some(id) => {
                             let warned: Vec<String> =
                                 warnings.iter().map(|w| text(&Message::Warning(w.clone()), run.lang)).collect();
                             let warned = (!warned.is_empty()).then(|| warned.join(" "));
-                            page.status(row, SyncStatus::Synced, Some(id), warned.as_deref(), now_ms);
+                            page.status(row, SyncStatus::Synced, Some(id), warned.as_deref(), base.as_deref(), now_ms);
                             page.tally.done += 1;
                             page.sent[row] = true;
                         }
@@ -240,10 +241,10 @@ impl Export {
             page.maps.push(map);
             page.sent.push(false);
             match to_salesmanago(&page.rows[at], &OutboundOptions { now_ms, ..OutboundOptions::default() }) {
-                Ok(outbound) => page.sendable.push((at, outbound.details, outbound.warnings)),
+                Ok(outbound) => page.sendable.push((at, outbound.details, outbound.warnings, outbound.base)),
                 Err(skip) => {
                     let reason = text(&Message::Skipped(skip), run.lang);
-                    page.status(at, SyncStatus::Skipped, None, Some(&reason), now_ms);
+                    page.status(at, SyncStatus::Skipped, None, Some(&reason), None, now_ms);
                     let listed = not_done(&page.rows[at], true, reason);
                     page.tally.not_done(listed);
                 }
@@ -299,9 +300,17 @@ impl Export {
 }
 
 impl Page {
-    /// Queues the status columns of row `at`, where they change.
-    fn status(&mut self, at: usize, status: SyncStatus, sm_id: Option<&str>, error: Option<&str>, now_ms: u64) {
-        if let Some(columns) = write_back(&self.maps[at], status, sm_id, error, now_ms) {
+    /// Queues the status columns of row `at` (and its new consent base), where they change.
+    fn status(
+        &mut self,
+        at: usize,
+        status: SyncStatus,
+        sm_id: Option<&str>,
+        error: Option<&str>,
+        base: Option<&str>,
+        now_ms: u64,
+    ) {
+        if let Some(columns) = write_back_with(&self.maps[at], status, sm_id, error, base, now_ms) {
             let id = self.rows[at].id().unwrap_or_default();
             self.writes.push(Write { key: at, id, columns });
         }
@@ -309,7 +318,7 @@ impl Page {
 
     /// Row `at` failed in SALESmanago for `reason`.
     fn fail(&mut self, at: usize, reason: String, now_ms: u64) {
-        self.status(at, SyncStatus::Failed, None, Some(&reason), now_ms);
+        self.status(at, SyncStatus::Failed, None, Some(&reason), None, now_ms);
         let listed = not_done(&self.rows[at], false, reason);
         self.tally.not_done(listed);
     }

@@ -157,6 +157,10 @@ pub(super) fn settle(
             columns
                 .sort_by_key(|(c, _)| !(c.as_str() == contact::DO_NOT_BULK_EMAIL || c.as_str() == contact::DO_NOT_SMS));
             for (column, value) in columns {
+                // The consent base says what both sides hold: never written without the values.
+                if column == contact::CONSENT_BASE {
+                    continue;
+                }
                 let mut one = Map::new();
                 one.insert(column.clone(), value.clone());
                 again.push(Write { key: write.key, id: write.id.clone(), columns: one });

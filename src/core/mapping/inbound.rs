@@ -2,8 +2,7 @@
 //!
 //! Only columns whose value changes are in the patch, so writing it back touches nothing else.
 //! SALESmanago's blanks never clear a Dynamics value: a field SALESmanago does not return is
-//! unknown, not empty. Opt-outs follow the consent rule: an opt-out on either side is never
-//! overwritten by an older opt-in.
+//! unknown, not empty. Opt-outs and consents follow the consent rule ([`crate::core::consent`]).
 
 use crate::core::sorted::SortedMap;
 
@@ -11,8 +10,10 @@ use crate::core::json::Value;
 
 use super::normalize::{self, Date};
 use super::outbound::{street, MAX_TEXT};
+use crate::core::consent::{decide, Key, Theirs};
 use crate::core::dataverse::contact::ContactRow;
 use crate::core::dataverse::schema::{consent_name, contact};
+use crate::core::json::Map;
 use crate::core::salesmanago::contact::SmContact;
 
 /// The columns to update on a contact, by logical name, with their new values.
@@ -20,12 +21,23 @@ use crate::core::salesmanago::contact::SmContact;
 pub struct ContactPatch {
     /// Column → new value (text, boolean or `YYYY-MM-DD`).
     pub columns: SortedMap<String, Value>,
+    /// The contact's new consent base, when it changes: written only with the columns.
+    pub base: Option<String>,
 }
 
 impl ContactPatch {
-    /// Whether nothing changes.
+    /// Whether no value changes (the base may).
     pub fn is_empty(&self) -> bool {
         self.columns.is_empty()
+    }
+
+    /// The columns to write: the values, and the base when it changes. `None`: nothing.
+    pub fn write(self) -> Option<Map> {
+        let mut columns: Map = self.columns.into_iter().collect();
+        if let Some(base) = self.base {
+            columns.insert(contact::CONSENT_BASE.into(), base.into());
+        }
+        (!columns.is_empty()).then_some(columns)
     }
 
     fn set_text(&mut self, row: &ContactRow, column: &str, value: &str) {
@@ -94,26 +106,38 @@ pub fn from_salesmanago(row: &ContactRow, sm: &SmContact) -> ContactPatch {
             }
         }
     }
-    let sm_is_newer = sm_is_newer(row, sm.modified_on);
-    let opt_outs = [
-        (contact::DO_NOT_BULK_EMAIL, row.do_not_bulk_email, sm.opted_out),
-        (contact::DO_NOT_SMS, row.do_not_sms, sm.opted_out_phone),
-    ];
-    for (column, current, theirs) in opt_outs {
-        if let Some(opted_out) = resolve_opt_out(current, theirs, sm_is_newer) {
-            patch.columns.insert(column.into(), opted_out.into());
+    let mut base = row.base.clone();
+    for (key, ours) in row.consent_values() {
+        let theirs = sm.theirs(&key);
+        let decision = decide(&key, ours, theirs, row.base.get(&key), false);
+        if let Some(granted) = decision.to_dynamics {
+            let (column, value) = match &key {
+                Key::Newsletter => (contact::DO_NOT_BULK_EMAIL.to_owned(), !granted),
+                Key::Sms => (contact::DO_NOT_SMS.to_owned(), !granted),
+                Key::Consent(name) => match consent_column(row, name) {
+                    Some(column) => (column, granted),
+                    None => continue,
+                },
+            };
+            patch.columns.insert(column, value.into());
+        }
+        match (decision.to_salesmanago, theirs) {
+            // What is to go to SALESmanago has not arrived there: the base is what SALESmanago
+            // holds (a consent it has none of is not given), so the next export sends it.
+            (Some(_), Theirs::Known(held)) => base.set(&key, Some(held.unwrap_or(false))),
+            (Some(_), Theirs::Unknown) => {}
+            (None, _) => base.set(&key, decision.agreed),
         }
     }
-    for (column, current) in &row.consents {
-        let Some(name) = consent_name(column) else { continue };
-        let Some(consent) = sm.consents.iter().find(|c| c.name == name) else { continue };
-        let newer = consent.date.map_or(sm_is_newer, |date| sm_is_newer_at(row, date));
-        // A consent column holds the opposite of an opt-out: `true` gives the consent.
-        if let Some(opted_out) = resolve_opt_out(current.map(|v| !v), Some(!consent.holds()), newer) {
-            patch.columns.insert(column.clone(), (!opted_out).into());
-        }
+    if base != row.base {
+        patch.base = Some(base.to_text());
     }
     patch
+}
+
+/// The row's column of the consent `name`.
+fn consent_column(row: &ContactRow, name: &str) -> Option<String> {
+    row.consents.keys().find(|column| consent_name(column).as_deref() == Some(name)).cloned()
 }
 
 /// `firstname` / `lastname` from a full name: the last word is the last name, the rest the
@@ -139,26 +163,4 @@ fn name_patch(row: &ContactRow, name: &str, patch: &mut ContactPatch) {
             }
         }
     }
-}
-
-/// Whether SALESmanago's change at `sm_modified_on` is newer than the row's last change.
-/// Unknown times count as not newer, so an opt-out stays.
-fn sm_is_newer(row: &ContactRow, sm_modified_on: Option<u64>) -> bool {
-    sm_modified_on.is_some_and(|at| sm_is_newer_at(row, at))
-}
-
-fn sm_is_newer_at(row: &ContactRow, at: u64) -> bool {
-    row.get(contact::MODIFIED_ON).and_then(normalize::unix_ms).is_some_and(|row_at| at > row_at)
-}
-
-/// The new value of an opt-out (`true` = opted out), if it changes: SALESmanago's opt-out always
-/// applies; its opt-in replaces a Dynamics opt-out only when SALESmanago's change is newer.
-fn resolve_opt_out(ours: Option<bool>, theirs: Option<bool>, theirs_is_newer: bool) -> Option<bool> {
-    let theirs = theirs?;
-    let apply = match ours {
-        Some(ours) if ours == theirs => false,
-        Some(true) => theirs_is_newer,
-        _ => true,
-    };
-    apply.then_some(theirs)
 }

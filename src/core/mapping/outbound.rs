@@ -19,6 +19,7 @@
 //! [`Warning`] says so; nothing is dropped silently.
 
 use super::normalize::{self, Date, EmailProblem};
+use crate::core::consent::{decide, Key, Theirs};
 use crate::core::dataverse::contact::ContactRow;
 use crate::core::dataverse::schema::{consent_name, contact};
 use crate::core::salesmanago::contact::{Address, ConsentDetail, ContactData, UpsertDetails};
@@ -28,15 +29,13 @@ use crate::core::salesmanago::contact::{Address, ConsentDetail, ContactData, Ups
 pub const MAX_TEXT: usize = 255;
 
 /// What the caller knows beyond the row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct OutboundOptions {
     /// Now, Unix ms: consents' `agreementDate` and the upper bound of a birth date.
     pub now_ms: u64,
-    /// Dynamics holds a deliberate newsletter opt-in (not merely "not opted out"): send
-    /// `forceOptIn`. Without it an allowed newsletter is left as SALESmanago has it.
-    pub opt_in_newsletter: bool,
-    /// The same for SMS: send `forcePhoneOptIn`.
-    pub opt_in_sms: bool,
+    /// The columns the user changed in this save: a change of an opt-out or a consent there is
+    /// deliberate, even where the contact has no consent base yet.
+    pub changed: Vec<String>,
 }
 
 /// A contact ready to upsert, and what had to be changed to send it.
@@ -46,6 +45,9 @@ pub struct Outbound {
     pub details: UpsertDetails,
     /// Values cut or left out.
     pub warnings: Vec<Warning>,
+    /// The contact's consent base once the upsert is made, when it changes (see
+    /// [`crate::core::consent`]): written back with the status.
+    pub base: Option<String>,
 }
 
 /// Why a contact cannot be sent at all.
@@ -108,8 +110,35 @@ pub fn to_salesmanago(row: &ContactRow, options: &OutboundOptions) -> Result<Out
     let fax = phone_field(row, contact::FAX, &mut warnings);
     let birthday = birthday(row, options.now_ms, &mut warnings);
 
-    let opted_out = row.do_not_bulk_email == Some(true);
-    let sms_opted_out = row.do_not_sms == Some(true);
+    // Only a change travels (the consent rule): SALESmanago's side is not read before an upsert.
+    let mut base = row.base.clone();
+    let mut sent: Vec<(Key, bool)> = Vec::new();
+    for (key, ours) in row.consent_values() {
+        let changed_now = options.changed.iter().any(|c| match &key {
+            Key::Newsletter => c == contact::DO_NOT_BULK_EMAIL,
+            Key::Sms => c == contact::DO_NOT_SMS,
+            Key::Consent(name) => consent_name(c).as_deref() == Some(name.as_str()),
+        });
+        let decision = decide(&key, ours, Theirs::Unknown, row.base.get(&key), changed_now);
+        base.set(&key, decision.agreed);
+        if let Some(granted) = decision.to_salesmanago {
+            sent.push((key, granted));
+        }
+    }
+    let channel = |key: Key| sent.iter().find(|(k, _)| *k == key).map(|(_, granted)| *granted);
+    let (newsletter, sms) = (channel(Key::Newsletter), channel(Key::Sms));
+    let consent_details = sent
+        .iter()
+        .filter_map(|(key, granted)| match key {
+            Key::Consent(name) => Some(ConsentDetail {
+                consent_name: name.clone(),
+                consent_accept: *granted,
+                opt_out: !granted,
+                agreement_date: options.now_ms,
+            }),
+            Key::Newsletter | Key::Sms => None,
+        })
+        .collect();
     let details = UpsertDetails {
         contact: ContactData {
             email,
@@ -122,15 +151,16 @@ pub fn to_salesmanago(row: &ContactRow, options: &OutboundOptions) -> Result<Out
         },
         new_email: None,
         birthday,
-        force_opt_out: opted_out,
-        force_opt_in: !opted_out && row.do_not_bulk_email == Some(false) && options.opt_in_newsletter,
-        force_phone_opt_out: sms_opted_out,
-        force_phone_opt_in: !sms_opted_out && row.do_not_sms == Some(false) && options.opt_in_sms,
+        force_opt_out: newsletter == Some(false),
+        force_opt_in: newsletter == Some(true),
+        force_phone_opt_out: sms == Some(false),
+        force_phone_opt_in: sms == Some(true),
         tags: Vec::new(),
         properties: Default::default(),
-        consent_details: consents(row, options.now_ms),
+        consent_details,
     };
-    Ok(Outbound { details, warnings })
+    let base = (base != row.base).then(|| base.to_text());
+    Ok(Outbound { details, warnings, base })
 }
 
 /// `fullname`, else `firstname lastname`.
@@ -171,20 +201,4 @@ fn birthday(row: &ContactRow, now_ms: u64, warnings: &mut Vec<Warning>) -> Optio
             None
         }
     }
-}
-
-/// Every consent column with a value. `true` gives the consent; `false` withdraws it.
-fn consents(row: &ContactRow, now_ms: u64) -> Vec<ConsentDetail> {
-    row.consents
-        .iter()
-        .filter_map(|(column, value)| {
-            let accepted = (*value)?;
-            Some(ConsentDetail {
-                consent_name: consent_name(column)?,
-                consent_accept: accepted,
-                opt_out: !accepted,
-                agreement_date: now_ms,
-            })
-        })
-        .collect()
 }

@@ -32,7 +32,9 @@ fn a_full_contact_maps_field_by_field() {
         "address1_line1": "ul. Długa 5", "address1_line2": "lok. 3", "address1_line3": null,
         "address1_city": "Bielsko-Biała", "address1_postalcode": "43-300", "address1_country": "PL",
         "birthdate": "1984-08-04", "donotbulkemail": true, "new_donotsms": false,
-        "new_consent_marketing": true, "new_consent_profiling": false, "new_consent_other": null}));
+        "new_consent_marketing": true, "new_consent_profiling": false, "new_consent_other": null,
+        // Marketing was agreed withdrawn last time; Dynamics granted it since.
+        "new_salesmanagoconsentbase": "{\"MARKETING\":false}"}));
     assert!(warnings.is_empty(), "{warnings:?}");
     assert_eq!(
         body,
@@ -55,14 +57,41 @@ fn opt_ins_are_forced_only_when_deliberate() {
     let contact = row(json!({"emailaddress1": "a@b.pl", "donotbulkemail": false, "new_donotsms": false}));
     let plain = to_salesmanago(&contact, &OutboundOptions { now_ms: NOW, ..Default::default() }).unwrap();
     assert!(!plain.details.force_opt_in && !plain.details.force_phone_opt_in && !plain.details.force_opt_out);
-    let deliberate = OutboundOptions { now_ms: NOW, opt_in_newsletter: true, opt_in_sms: true };
+    assert_eq!(plain.base, None, "nothing agreed on the default allow");
+    let changed = vec!["donotbulkemail".to_owned(), "new_donotsms".to_owned()];
+    let deliberate = OutboundOptions { now_ms: NOW, changed };
     let forced = to_salesmanago(&contact, &deliberate).unwrap();
     assert!(forced.details.force_opt_in && forced.details.force_phone_opt_in);
+    assert_eq!(forced.base.as_deref(), Some(r#"{"newsletter":true,"sms":true}"#));
     let opted_out = row(json!({"emailaddress1": "a@b.pl", "donotbulkemail": true, "new_donotsms": true}));
-    let out = to_salesmanago(&opted_out, &deliberate).unwrap().details;
+    let out = to_salesmanago(&opted_out, &OutboundOptions { now_ms: NOW, ..Default::default() }).unwrap().details;
     assert!(out.force_opt_out && out.force_phone_opt_out && !out.force_opt_in && !out.force_phone_opt_in);
     let unknown = row(json!({"emailaddress1": "a@b.pl"}));
     assert!(!to_salesmanago(&unknown, &deliberate).unwrap().details.force_opt_in, "null is not an opt-in");
+}
+
+#[test]
+fn an_export_sends_only_what_dynamics_changed_since_the_last_synchronisation() {
+    // Agreed last time: newsletter allowed, marketing given. Nothing changed in Dynamics since:
+    // nothing travels, whatever SALESmanago did meanwhile (a withdrawal there stays).
+    let agreed = r#"{"newsletter":true,"sms":true,"MARKETING":true}"#;
+    let same = send(json!({"emailaddress1": "a@b.pl", "donotbulkemail": false, "new_donotsms": false,
+        "new_consent_marketing": true, "new_salesmanagoconsentbase": agreed}))
+    .unwrap();
+    assert!(same.details.consent_details.is_empty(), "{:?}", same.details.consent_details);
+    assert!(!same.details.force_opt_in && !same.details.force_opt_out);
+    assert_eq!(same.base, None);
+    // Without a base, a grant is not sent: SALESmanago may hold a withdrawal.
+    let first = send(json!({"emailaddress1": "a@b.pl", "new_consent_marketing": true})).unwrap();
+    assert!(first.details.consent_details.is_empty());
+    // Withdrawn in Dynamics since: the withdrawal travels, and becomes the base.
+    let withdrawn = send(json!({"emailaddress1": "a@b.pl", "donotbulkemail": true,
+        "new_consent_marketing": false, "new_salesmanagoconsentbase": agreed}))
+    .unwrap();
+    assert!(withdrawn.details.force_opt_out);
+    assert_eq!(withdrawn.details.consent_details.len(), 1);
+    assert!(!withdrawn.details.consent_details[0].consent_accept);
+    assert_eq!(withdrawn.base.as_deref(), Some(r#"{"MARKETING":false,"newsletter":false,"sms":true}"#));
 }
 
 #[test]
@@ -185,6 +214,12 @@ fn sm(value: Value) -> SmContact {
     SmContact::from_json(&value).expect("an object")
 }
 
+fn theirs_listing_none() -> SmContact {
+    let mut theirs = sm(json!({"consents": []}));
+    theirs.consents_listed = true;
+    theirs
+}
+
 fn patch(current: Value, theirs: Value) -> Value {
     let patch = from_salesmanago(&row(current), &sm(theirs));
     Value::Object(patch.columns.into_iter().collect())
@@ -252,26 +287,29 @@ fn invalid_emails_from_salesmanago_are_not_written() {
 }
 
 #[test]
-fn an_opt_out_is_never_overwritten_by_an_older_opt_in() {
-    let dynamics = json!({"donotbulkemail": true, "new_donotsms": true, "modifiedon": "2023-11-14T22:13:20Z"});
-    let older = json!({"optedOut": false, "optedOutPhone": false, "modifiedOn": NOW - 1});
-    assert_eq!(patch(dynamics.clone(), older), json!({}));
-    let unknown_time = json!({"optedOut": false, "optedOutPhone": false});
-    assert_eq!(patch(dynamics.clone(), unknown_time), json!({}));
-    let newer = json!({"optedOut": false, "optedOutPhone": false, "modifiedOn": NOW + 1});
-    assert_eq!(patch(dynamics, newer), json!({"donotbulkemail": false, "new_donotsms": false}));
-    // SALESmanago's opt-out applies whatever its age.
-    let changes = patch(
-        json!({"donotbulkemail": false, "modifiedon": "2030-01-01T00:00:00Z"}),
-        json!({"optedOut": true, "modifiedOn": 1}),
-    );
+fn an_opt_out_made_in_dynamics_is_not_undone_by_an_unrelated_edit_in_salesmanago() {
+    // Opted out in Dynamics two days ago; SALESmanago still allows both and its contact was
+    // edited an hour ago: the time of that edit does not count.
+    let dynamics = |base: Option<&str>| {
+        json!({"donotbulkemail": true, "new_donotsms": true, "modifiedon": "2023-11-12T22:13:20Z",
+               "new_salesmanagoconsentbase": base})
+    };
+    let edited = json!({"optedOut": false, "optedOutPhone": false, "modifiedOn": NOW - 3_600_000});
+    assert_eq!(patch(dynamics(None), edited.clone()), json!({}), "no base: the opt-out wins");
+    let allowed = Some(r#"{"newsletter":true,"sms":true}"#);
+    assert_eq!(patch(dynamics(allowed), edited.clone()), json!({}), "Dynamics changed: it travels the other way");
+    // SALESmanago opted in after an agreed opt-out, and Dynamics did not change: it applies.
+    let opted_out = Some(r#"{"newsletter":false,"sms":false}"#);
+    assert_eq!(patch(dynamics(opted_out), edited), json!({"donotbulkemail": false, "new_donotsms": false}));
+    // SALESmanago's opt-out applies.
+    let changes = patch(json!({"donotbulkemail": false}), json!({"optedOut": true, "modifiedOn": 1}));
     assert_eq!(changes, json!({"donotbulkemail": true}));
 }
 
 #[test]
 fn consents_follow_the_same_rule() {
     let current = json!({"new_consent_marketing": false, "new_consent_profiling": true, "new_consent_news": null,
-        "modifiedon": "2023-11-14T22:13:20Z"});
+        "modifiedon": "2023-11-14T22:13:20Z", "new_salesmanagoconsentbase": r#"{"MARKETING":false}"#});
     let consent = |name: &str, accepted: bool, opted_out: bool, date: u64| SmConsent {
         name: name.into(),
         accepted,
@@ -279,16 +317,36 @@ fn consents_follow_the_same_rule() {
         date: Some(date),
     };
     let mut theirs = sm(json!({}));
+    theirs.consents_listed = true;
     theirs.consents = vec![
-        consent("MARKETING", true, false, NOW - 5), // older opt-in: the withdrawal stays
-        consent("PROFILING", false, true, 1),       // withdrawal: applies
-        consent("NEWS", true, false, 1),            // Dynamics has no value: take it
-        consent("UNMAPPED", true, false, NOW + 5),  // no column: ignored
+        consent("MARKETING", true, false, 1), // granted after the agreed withdrawal: applies
+        consent("PROFILING", false, true, 1), // no base, sides differ: the withdrawal wins
+        consent("NEWS", true, false, 1),      // Dynamics has no value: take it
+        consent("UNMAPPED", true, false, NOW + 5), // no column: ignored
     ];
     let changes = from_salesmanago(&row(current.clone()), &theirs);
+    assert_eq!(changes.base.as_deref(), Some(r#"{"MARKETING":true,"NEWS":true,"PROFILING":false}"#));
     let changes = Value::Object(changes.columns.into_iter().collect());
-    assert_eq!(changes, json!({"new_consent_profiling": false, "new_consent_news": true}));
-    theirs.consents = vec![consent("MARKETING", true, false, NOW + 5)];
+    assert_eq!(
+        changes,
+        json!({"new_consent_marketing": true, "new_consent_profiling": false, "new_consent_news": true})
+    );
+    // Given only in Dynamics: the base records that SALESmanago holds none, so the next export
+    // sends it as Dynamics' change.
+    let only_ours = json!({"emailaddress1": "a@b.pl", "new_consent_marketing": true});
+    let pulled = from_salesmanago(&row(only_ours.clone()), &theirs_listing_none());
+    assert!(pulled.columns.is_empty());
+    assert_eq!(pulled.base.as_deref(), Some(r#"{"MARKETING":false}"#));
+    let mut after_pull = only_ours;
+    if let Value::Object(map) = &mut after_pull {
+        map.insert("new_salesmanagoconsentbase".into(), pulled.base.unwrap().into());
+    }
+    let exported = send(after_pull).unwrap();
+    assert_eq!(exported.details.consent_details.len(), 1);
+    assert!(exported.details.consent_details[0].consent_accept);
+    assert_eq!(exported.base.as_deref(), Some(r#"{"MARKETING":true}"#));
+    // A response without a consent list says nothing about consents.
+    theirs.consents_listed = false;
     let changes = from_salesmanago(&row(current), &theirs);
-    assert_eq!(changes.columns.get("new_consent_marketing"), Some(&Value::Bool(true)), "a newer opt-in applies");
+    assert!(changes.columns.is_empty(), "{:?}", changes.columns);
 }

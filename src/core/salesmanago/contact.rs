@@ -4,6 +4,7 @@
 //! §3.1, §3.4), so they are separate types; the parser tolerates every variant the reference
 //! warns of and ignores unknown fields.
 
+use crate::core::consent::{Key, Theirs};
 use crate::core::sorted::SortedMap;
 
 use crate::core::json::{Fields, FromJson, Invalid, Map, ToJson, Value};
@@ -228,6 +229,8 @@ pub struct SmContact {
     pub opted_out_phone: Option<bool>,
     /// Consents, as far as the response lists them.
     pub consents: Vec<SmConsent>,
+    /// Whether the response had a list of consents at all (`basic` has none in the live API).
+    pub consents_listed: bool,
     /// Custom details (a map or a `{name, value}` list on the wire).
     pub properties: SortedMap<String, String>,
     /// Tag names (strings or `contactTags` objects on the wire).
@@ -294,6 +297,17 @@ impl ToJson for SmContact {
 }
 
 impl SmContact {
+    /// What this answer says of `key`, read as granted.
+    pub fn theirs(&self, key: &Key) -> Theirs {
+        let known = |value: Option<bool>| value.map_or(Theirs::Unknown, |v| Theirs::Known(Some(!v)));
+        match key {
+            Key::Newsletter => known(self.opted_out),
+            Key::Sms => known(self.opted_out_phone),
+            Key::Consent(_) if !self.consents_listed => Theirs::Unknown,
+            Key::Consent(name) => Theirs::Known(self.consents.iter().find(|c| c.name == *name).map(SmConsent::holds)),
+        }
+    }
+
     /// Reads one contact object. Fails only when `value` is not an object.
     pub fn from_json(value: &Value) -> Option<SmContact> {
         let object = value.as_object()?;
@@ -312,6 +326,10 @@ impl SmContact {
             opted_out: object.get("optedOut").and_then(flag),
             opted_out_phone: object.get("optedOutPhone").and_then(flag),
             consents: consents(object),
+            consents_listed: object
+                .get("consents")
+                .or_else(|| object.get("consentDetails"))
+                .is_some_and(|v| v.as_array().is_some()),
             properties: properties(object.get("properties")),
             tags: tags(object),
             deleted: object.get("deleted").and_then(flag).unwrap_or(false),

@@ -4,11 +4,9 @@
 
 use std::cell::RefCell;
 
-use crate::core::dataverse::schema::contact;
 use crate::core::integration::Settings;
 use crate::core::job::contact::{ContactStart, Task};
 use crate::core::job::Job;
-use crate::core::json::Map;
 
 use super::super::browser::{now_ms, random_seed};
 use super::super::dynamics::{consent_columns, FormContext};
@@ -66,16 +64,9 @@ pub(super) async fn send(context: Context) -> Outcome {
 }
 
 pub(super) async fn saved(context: Context) -> Outcome {
-    let form = form(&context);
-    let id = form.id()?;
-    let mut values = Map::new();
-    for column in [contact::DO_NOT_BULK_EMAIL, contact::DO_NOT_SMS] {
-        if context.changed.iter().any(|c| c == column) {
-            values.insert(column.into(), form.value(column)?);
-        }
-    }
+    let id = form(&context).id()?;
     let changed = context.changed.clone();
-    run(context, Task::Saved { id, changed, values }).await
+    run(context, Task::Saved { id, changed }).await
 }
 
 pub(super) async fn delete(context: Context) -> Outcome {
