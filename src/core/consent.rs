@@ -11,6 +11,17 @@
 //!
 //! Values are read as *granted*: `true` is a consent given or a channel allowed, `false` a
 //! consent withdrawn or a channel opted out of.
+//!
+//! What the rule cannot see, and assumes:
+//! - It compares states, not histories: a side that changed a value and changed it back since
+//!   the base counts as unchanged.
+//! - An export does not read SALESmanago first ([`Theirs::Unknown`]): a change made in
+//!   SALESmanago since the last pull is not seen, so where Dynamics changed the same value
+//!   meanwhile, Dynamics' change travels (the withdrawal wins only where a pull sees both).
+//! - The base is written with the status after SALESmanago took an export's change; if that
+//!   write is lost, the base is stale until the next pull, and a SALESmanago change of that
+//!   value back to the old base before then is taken for no change.
+//! - A consent SALESmanago holds none of counts as not given.
 
 use crate::core::json::{self, Map, Value};
 use crate::core::sorted::SortedMap;
