@@ -353,6 +353,18 @@ test("delete removes the contact; hasContact reflects it", async () => {
   });
 });
 
+test("insert creates only, update updates only the contact its top-level email names", async () => {
+  await withSimulator({}, async ({ call, stored }) => {
+    assertFailure(await call("contact/update", { email: "a@b.co", contact: { name: "A" } }), "Contact not found");
+    const { contactId } = (await call("contact/insert", { contact: { email: "a@b.co", name: "A" } })).json;
+    assertFailure(await call("contact/insert", { contact: { email: "A@b.co" } }), "Contact a@b.co already exists");
+    const updated = (await call("contact/update", { email: "A@B.co", contact: { name: "Ann", city: "x" } })).json;
+    assert.deepEqual(updated, { success: true, message: [], contactId });
+    assert.equal((await stored("a@b.co")).name, "Ann");
+    assertFailure(await call("contact/update", { contact: { email: "a@b.co" } }), "email is a mandatory field");
+  });
+});
+
 test("lookups by id follow renames and replacements", async () => {
   await withSimulator({}, async ({ call, upsert }) => {
     const { contactId } = (await upsert({ email: "old@b.co" })).json;

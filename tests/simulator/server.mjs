@@ -508,6 +508,27 @@ const API_METHODS = {
       return { contactId: contact.id };
     },
   },
+  // Reference §3.2: `insert` creates only; `update` updates only, the contact named by a
+  // top-level `email`. Both take the upsert's fields and answer its `contactId`.
+  "contact/insert": {
+    owner: true,
+    handle(ctx, body) {
+      const email = isPlainObject(body.contact) && body.contact.email != null ? requireValidEmail(body.contact.email) : null;
+      if (email && ctx.store.get(email)) fail(`Contact ${email} already exists`);
+      const contact = upsertContact(ctx.store, body, ctx.owner, ctx.rejectEmails());
+      return { contactId: contact.id };
+    },
+  },
+  "contact/update": {
+    owner: true,
+    handle(ctx, body) {
+      const email = requireValidEmail(requireEmailField(body));
+      if (!ctx.store.get(email)) fail("Contact not found");
+      const contact = isPlainObject(body.contact) ? body.contact : {};
+      const item = { ...body, contact: { ...contact, email } };
+      return { contactId: upsertContact(ctx.store, item, ctx.owner, ctx.rejectEmails()).id };
+    },
+  },
   "contact/batchupsert": {
     owner: true,
     handle(ctx, body) {
