@@ -14,7 +14,7 @@ use salesmanago_dynamics::core::consent::Key;
 use salesmanago_dynamics::core::dataverse::contact::ContactRow;
 use salesmanago_dynamics::core::dataverse::schema::contact;
 use salesmanago_dynamics::core::json::{Map, Value};
-use salesmanago_dynamics::core::mapping::{from_salesmanago, to_salesmanago, OutboundOptions};
+use salesmanago_dynamics::core::mapping::{from_salesmanago, to_salesmanago, Held, OutboundOptions};
 use salesmanago_dynamics::core::salesmanago::contact::{SmConsent, SmContact};
 
 const CONSENTS: [&str; 2] = ["MARKETING", "PROFILING"];
@@ -159,12 +159,13 @@ enum Sync {
 fn sync(c: &mut Contact, sync: Sync, fails: u64) {
     match sync {
         Sync::Export | Sync::Saved(_) => {
-            let changed = match sync {
-                Sync::Saved(changed) => changed,
-                _ => Vec::new(),
+            // Sync on save reads SALESmanago first; an export does not.
+            let (changed, salesmanago) = match sync {
+                Sync::Saved(changed) => (changed, Held::Found(Box::new(c.answer()))),
+                _ => (Vec::new(), Held::Unread),
             };
-            let outbound = to_salesmanago(&ContactRow::from_json(&c.row), &OutboundOptions { now_ms: 1, changed })
-                .expect("a valid contact");
+            let options = OutboundOptions { now_ms: 1, changed, salesmanago };
+            let outbound = to_salesmanago(&ContactRow::from_json(&c.row), &options).expect("a valid contact");
             if fails == 1 {
                 return;
             }
@@ -181,8 +182,12 @@ fn sync(c: &mut Contact, sync: Sync, fails: u64) {
             for consent in &d.consent_details {
                 set(&mut c.sm, &Key::Consent(consent.consent_name.clone()), Some(consent.consent_accept));
             }
+            // The write-back: the base, and what SALESmanago changed (when it was read first).
             if let Some(base) = outbound.base {
                 c.row.insert(contact::CONSENT_BASE.into(), base.into());
+            }
+            for (column, value) in outbound.dynamics.iter() {
+                c.row.insert(column.clone(), value.clone());
             }
         }
         Sync::Pull => {

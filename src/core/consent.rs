@@ -15,9 +15,10 @@
 //! What the rule cannot see, and assumes:
 //! - It compares states, not histories: a side that changed a value and changed it back since
 //!   the base counts as unchanged.
-//! - An export does not read SALESmanago first ([`Theirs::Unknown`]): a change made in
-//!   SALESmanago since the last pull is not seen, so where Dynamics changed the same value
-//!   meanwhile, Dynamics' change travels (the withdrawal wins only where a pull sees both).
+//! - An export does not read SALESmanago first ([`Theirs::Unknown`]; send and sync on save
+//!   do): a change made in SALESmanago since the last pull is not seen, so where Dynamics
+//!   changed the same value meanwhile, Dynamics' change travels (the withdrawal wins only
+//!   where both are seen).
 //! - The base is written with the status after SALESmanago took an export's change; if that
 //!   write is lost, the base is stale until the next pull, and a SALESmanago change of that
 //!   value back to the old base before then is taken for no change.

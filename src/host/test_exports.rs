@@ -64,7 +64,7 @@ pub fn map_contact(row: String, opt_in_newsletter: bool, opt_in_sms: bool, lcid:
     if opt_in_sms {
         changed.push(crate::core::dataverse::schema::contact::DO_NOT_SMS.to_owned());
     }
-    let options = OutboundOptions { now_ms: now_ms(), changed };
+    let options = OutboundOptions { now_ms: now_ms(), changed, ..OutboundOptions::default() };
     let outbound = to_salesmanago(&ContactRow::from_json(&row), &options)
         .map_err(|skip| error(&Message::Skipped(skip), lang, "skipped"))?;
     let warnings: Vec<String> = outbound.warnings.into_iter().map(|w| text(&Message::Warning(w), lang)).collect();

@@ -92,6 +92,20 @@ impl ContactRow {
         values
     }
 
+    /// The column of `key` in this row, and its value for `granted` (opt-out columns hold the
+    /// opposite); `None` for a consent the row has no column for.
+    pub fn consent_column(&self, key: &Key, granted: bool) -> Option<(String, bool)> {
+        match key {
+            Key::Newsletter => Some((contact::DO_NOT_BULK_EMAIL.to_owned(), !granted)),
+            Key::Sms => Some((contact::DO_NOT_SMS.to_owned(), !granted)),
+            Key::Consent(name) => self
+                .consents
+                .keys()
+                .find(|column| consent_name(column).as_deref() == Some(name.as_str()))
+                .map(|column| (column.clone(), granted)),
+        }
+    }
+
     /// The row's `contactid`, without braces, in lower case.
     pub fn id(&self) -> Option<String> {
         self.get(contact::ID).map(|id| id.trim_matches(|c| c == '{' || c == '}').to_ascii_lowercase())

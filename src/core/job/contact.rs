@@ -14,7 +14,7 @@ use crate::core::i18n::{text, Lang, Message};
 use crate::core::integration::Settings;
 use crate::core::json::Map;
 use crate::core::mapping::normalize::email;
-use crate::core::mapping::{from_salesmanago, to_salesmanago, OutboundOptions, Skip};
+use crate::core::mapping::{from_salesmanago, to_salesmanago, Held, OutboundOptions, Skip};
 use crate::core::salesmanago::contact::SmContact;
 use crate::core::salesmanago::operation::{Channel, Delete, HasContact, Lookup, LookupKind, SetSubscription, Upsert};
 use crate::core::sync::{is_synchronised, write_back_with, Tally};
@@ -150,8 +150,9 @@ enum Stage {
     LookingUp(Ticket, bool, Map),
     /// The form is filling the columns.
     Filling(Ticket),
-    /// Upserting it: the row, the warnings, and the consent base it makes.
-    Upserting(Ticket, Map, Vec<String>, Option<String>),
+    /// Upserting it: the row, the warnings, the consent base it makes and the values SALESmanago
+    /// changed, to write in Dynamics.
+    Upserting(Ticket, Map, Vec<String>, Option<String>, Map),
     /// Writing the outcome back; then the result.
     WritingBack(Ticket, Result<Vec<String>, JobFailure>),
     /// Waiting for the user to confirm a delete.
@@ -252,7 +253,8 @@ impl ContactCommand {
             Stage::Reading(t) if t == ticket => match result {
                 Ok(Output::Row(row)) => match self.task {
                     Task::Fetch { .. } | Task::Check { .. } => self.lookup(row, run),
-                    Task::Send { .. } | Task::Saved { .. } => self.upsert(row, run),
+                    // Send and sync on save read SALESmanago's side first (the consent rule).
+                    Task::Send { .. } | Task::Saved { .. } => self.lookup(row, run),
                     Task::Delete { .. } => self.end(run, Err(unexpected().into())),
                 },
                 other => self.end(run, Err(failure(other))),
@@ -263,17 +265,23 @@ impl ContactCommand {
                     None if by_id => self.lookup_by_email(row, run),
                     None => self.found(&row, None, run),
                 },
+                // A send that cannot read SALESmanago fails, and says so on the contact.
+                Err(Error::Salesmanago(error)) if matches!(self.task, Task::Send { .. } | Task::Saved { .. }) => {
+                    let reason = self.say(&Message::Salesmanago(error.clone()));
+                    let outcome = Err(JobFailure::from(Error::Salesmanago(error)));
+                    self.write_back(&row, (SyncStatus::Failed, None, None), Some(reason), outcome, Map::new(), run);
+                }
                 other => self.end(run, Err(failure(other))),
             },
-            Stage::Upserting(t, row, warnings, base) if t == ticket => match result {
+            Stage::Upserting(t, row, warnings, base, dynamics) if t == ticket => match result {
                 Ok(Output::Contact(Some(sm_id))) => {
                     let done = (SyncStatus::Synced, Some(sm_id.as_str()), base.as_deref());
-                    self.write_back(&row, done, None, Ok(warnings), run);
+                    self.write_back(&row, done, None, Ok(warnings), dynamics, run);
                 }
                 Err(Error::Salesmanago(error)) => {
                     let reason = self.say(&Message::Salesmanago(error.clone()));
                     let outcome = Err(JobFailure::from(Error::Salesmanago(error)));
-                    self.write_back(&row, (SyncStatus::Failed, None, None), Some(reason), outcome, run);
+                    self.write_back(&row, (SyncStatus::Failed, None, None), Some(reason), outcome, Map::new(), run);
                 }
                 other => self.end(run, Err(failure(other))),
             },
@@ -325,6 +333,10 @@ impl ContactCommand {
 
     /// Fetch fills the form with what differs; the check on open says whether anything does.
     fn found(&mut self, row: &Map, sm: Option<&SmContact>, run: &mut Runner) {
+        if let Task::Send { .. } | Task::Saved { .. } = self.task {
+            let held = sm.map_or(Held::Missing, |sm| Held::Found(Box::new(sm.clone())));
+            return self.upsert(row.clone(), held, run);
+        }
         let parsed = ContactRow::from_json(row);
         let columns: Map = sm.map(|sm| from_salesmanago(&parsed, sm).columns.into_iter().collect()).unwrap_or_default();
         if let Task::Check { .. } = self.task {
@@ -348,9 +360,10 @@ impl ContactCommand {
         }
     }
 
-    /// Send and sync on save: map the saved row, upsert it, write the outcome back.
-    fn upsert(&mut self, row: Map, run: &mut Runner) {
-        let mut options = OutboundOptions { now_ms: self.now_ms, ..OutboundOptions::default() };
+    /// Send and sync on save: map the saved row with what SALESmanago holds, upsert it, write
+    /// the outcome back.
+    fn upsert(&mut self, row: Map, held: Held, run: &mut Runner) {
+        let mut options = OutboundOptions { now_ms: self.now_ms, salesmanago: held, ..OutboundOptions::default() };
         if let Task::Saved { changed, .. } = &self.task {
             // A consent-like value changed in this save is a deliberate change (the consent rule).
             options.changed = changed.clone();
@@ -359,11 +372,12 @@ impl ContactCommand {
             Ok(outbound) => {
                 let warnings = outbound.warnings.into_iter().map(|w| self.say(&Message::Warning(w))).collect();
                 let ticket = run.issue(Request::Call(Call::UpsertOne(Box::new(Upsert(outbound.details)))));
-                self.stage = Stage::Upserting(ticket, row, warnings, outbound.base);
+                self.stage = Stage::Upserting(ticket, row, warnings, outbound.base, outbound.dynamics);
             }
             Err(skip) => {
                 let reason = self.say(&Message::Skipped(skip.clone()));
-                self.write_back(&row, (SyncStatus::Skipped, None, None), Some(reason), Err(skipped(skip)), run);
+                let outcome = Err(skipped(skip));
+                self.write_back(&row, (SyncStatus::Skipped, None, None), Some(reason), outcome, Map::new(), run);
             }
         }
     }
@@ -376,11 +390,14 @@ impl ContactCommand {
         done: (SyncStatus, Option<&str>, Option<&str>),
         error: Option<String>,
         outcome: Result<Vec<String>, JobFailure>,
+        values: Map,
         run: &mut Runner,
     ) {
         let id = self.id().unwrap_or_default().to_owned();
         let (status, sm_id, base) = done;
-        match write_back_with(row, status, sm_id, error.as_deref(), base, self.now_ms) {
+        let mut columns = write_back_with(row, status, sm_id, error.as_deref(), base, self.now_ms).unwrap_or_default();
+        columns.extend(values);
+        match (!columns.is_empty()).then_some(columns) {
             Some(columns) => {
                 // The answer holds the row (`Prefer: return=representation`): its key only.
                 let patch = Request::Patch(format!("{}?$select={}", path(&id), contact::ID), columns);

@@ -10,9 +10,9 @@ use crate::core::json::Value;
 
 use super::normalize::{self, Date};
 use super::outbound::{street, MAX_TEXT};
-use crate::core::consent::{decide, Key, Theirs};
+use crate::core::consent::{decide, Theirs};
 use crate::core::dataverse::contact::ContactRow;
-use crate::core::dataverse::schema::{consent_name, contact};
+use crate::core::dataverse::schema::contact;
 use crate::core::json::Map;
 use crate::core::salesmanago::contact::SmContact;
 
@@ -111,14 +111,7 @@ pub fn from_salesmanago(row: &ContactRow, sm: &SmContact) -> ContactPatch {
         let theirs = sm.theirs(&key);
         let decision = decide(&key, ours, theirs, row.base.get(&key), false);
         if let Some(granted) = decision.to_dynamics {
-            let (column, value) = match &key {
-                Key::Newsletter => (contact::DO_NOT_BULK_EMAIL.to_owned(), !granted),
-                Key::Sms => (contact::DO_NOT_SMS.to_owned(), !granted),
-                Key::Consent(name) => match consent_column(row, name) {
-                    Some(column) => (column, granted),
-                    None => continue,
-                },
-            };
+            let Some((column, value)) = row.consent_column(&key, granted) else { continue };
             patch.columns.insert(column, value.into());
         }
         match (decision.to_salesmanago, theirs) {
@@ -133,11 +126,6 @@ pub fn from_salesmanago(row: &ContactRow, sm: &SmContact) -> ContactPatch {
         patch.base = Some(base.to_text());
     }
     patch
-}
-
-/// The row's column of the consent `name`.
-fn consent_column(row: &ContactRow, name: &str) -> Option<String> {
-    row.consents.keys().find(|column| consent_name(column).as_deref() == Some(name)).cloned()
 }
 
 /// `firstname` / `lastname` from a full name: the last word is the last name, the rest the

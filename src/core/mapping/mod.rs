@@ -10,4 +10,4 @@ pub mod outbound;
 mod tests;
 
 pub use inbound::{from_salesmanago, ContactPatch};
-pub use outbound::{to_salesmanago, Outbound, OutboundOptions, Skip, Warning};
+pub use outbound::{to_salesmanago, Held, Outbound, OutboundOptions, Skip, Warning};

@@ -22,6 +22,8 @@ use super::normalize::{self, Date, EmailProblem};
 use crate::core::consent::{decide, Key, Theirs};
 use crate::core::dataverse::contact::ContactRow;
 use crate::core::dataverse::schema::{consent_name, contact};
+use crate::core::json::Map;
+use crate::core::salesmanago::contact::SmContact;
 use crate::core::salesmanago::contact::{Address, ConsentDetail, ContactData, UpsertDetails};
 
 /// Longest free text sent in one field. SALESmanago documents no contact field limits; 255 is the
@@ -36,6 +38,30 @@ pub struct OutboundOptions {
     /// The columns the user changed in this save: a change of an opt-out or a consent there is
     /// deliberate, even where the contact has no consent base yet.
     pub changed: Vec<String>,
+    /// What SALESmanago holds of the contact, when it was read just before sending.
+    pub salesmanago: Held,
+}
+
+/// What SALESmanago holds of a contact about to be sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Held {
+    /// Not read (an export sends without reading first).
+    #[default]
+    Unread,
+    /// Read: SALESmanago has no such contact.
+    Missing,
+    /// Read: the contact as SALESmanago answered.
+    Found(Box<SmContact>),
+}
+
+impl Held {
+    fn theirs(&self, key: &Key) -> Theirs {
+        match self {
+            Held::Unread => Theirs::Unknown,
+            Held::Missing => Theirs::Known(None),
+            Held::Found(sm) => sm.theirs(key),
+        }
+    }
 }
 
 /// A contact ready to upsert, and what had to be changed to send it.
@@ -48,6 +74,9 @@ pub struct Outbound {
     /// The contact's consent base once the upsert is made, when it changes (see
     /// [`crate::core::consent`]): written back with the status.
     pub base: Option<String>,
+    /// Values SALESmanago changed since the last agreement, to write in Dynamics with the
+    /// status (only when SALESmanago was read before sending).
+    pub dynamics: Map,
 }
 
 /// Why a contact cannot be sent at all.
@@ -110,16 +139,20 @@ pub fn to_salesmanago(row: &ContactRow, options: &OutboundOptions) -> Result<Out
     let fax = phone_field(row, contact::FAX, &mut warnings);
     let birthday = birthday(row, options.now_ms, &mut warnings);
 
-    // Only a change travels (the consent rule): SALESmanago's side is not read before an upsert.
+    // Only a change travels (the consent rule); SALESmanago's side as read just before, if it was.
     let mut base = row.base.clone();
     let mut sent: Vec<(Key, bool)> = Vec::new();
+    let mut dynamics = Map::new();
     for (key, ours) in row.consent_values() {
         let changed_now = options.changed.iter().any(|c| match &key {
             Key::Newsletter => c == contact::DO_NOT_BULK_EMAIL,
             Key::Sms => c == contact::DO_NOT_SMS,
             Key::Consent(name) => consent_name(c).as_deref() == Some(name.as_str()),
         });
-        let decision = decide(&key, ours, Theirs::Unknown, row.base.get(&key), changed_now);
+        let decision = decide(&key, ours, options.salesmanago.theirs(&key), row.base.get(&key), changed_now);
+        if let Some((column, value)) = decision.to_dynamics.and_then(|granted| row.consent_column(&key, granted)) {
+            dynamics.insert(column, value.into());
+        }
         base.set(&key, decision.agreed);
         if let Some(granted) = decision.to_salesmanago {
             sent.push((key, granted));
@@ -160,7 +193,7 @@ pub fn to_salesmanago(row: &ContactRow, options: &OutboundOptions) -> Result<Out
         consent_details,
     };
     let base = (base != row.base).then(|| base.to_text());
-    Ok(Outbound { details, warnings, base })
+    Ok(Outbound { details, warnings, base, dynamics })
 }
 
 /// `fullname`, else `firstname lastname`.

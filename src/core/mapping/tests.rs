@@ -59,7 +59,7 @@ fn opt_ins_are_forced_only_when_deliberate() {
     assert!(!plain.details.force_opt_in && !plain.details.force_phone_opt_in && !plain.details.force_opt_out);
     assert_eq!(plain.base, None, "nothing agreed on the default allow");
     let changed = vec!["donotbulkemail".to_owned(), "new_donotsms".to_owned()];
-    let deliberate = OutboundOptions { now_ms: NOW, changed };
+    let deliberate = OutboundOptions { now_ms: NOW, changed, ..Default::default() };
     let forced = to_salesmanago(&contact, &deliberate).unwrap();
     assert!(forced.details.force_opt_in && forced.details.force_phone_opt_in);
     assert_eq!(forced.base.as_deref(), Some(r#"{"newsletter":true,"sms":true}"#));
@@ -68,6 +68,23 @@ fn opt_ins_are_forced_only_when_deliberate() {
     assert!(out.force_opt_out && out.force_phone_opt_out && !out.force_opt_in && !out.force_phone_opt_in);
     let unknown = row(json!({"emailaddress1": "a@b.pl"}));
     assert!(!to_salesmanago(&unknown, &deliberate).unwrap().details.force_opt_in, "null is not an opt-in");
+}
+
+#[test]
+fn a_send_that_read_salesmanago_lets_its_withdrawal_win() {
+    // Given in Dynamics with no agreement yet; SALESmanago, read just before, holds it withdrawn.
+    let row = row(json!({"emailaddress1": "a@b.pl", "new_consent_marketing": true, "donotbulkemail": true}));
+    let mut held = sm(
+        json!({"optedOut": false, "consents": [{"consentName": "MARKETING", "consentAccept": false, "optOut": true}]}),
+    );
+    held.consents_listed = true;
+    let options = OutboundOptions { now_ms: NOW, salesmanago: Held::Found(Box::new(held)), ..Default::default() };
+    let out = to_salesmanago(&row, &options).unwrap();
+    assert!(out.details.consent_details.is_empty(), "the withdrawal stays: {:?}", out.details.consent_details);
+    assert!(out.details.force_opt_out, "Dynamics' opt-out wins over SALESmanago's allow");
+    // Not in SALESmanago at all: Dynamics' consent is the only one, and goes.
+    let options = OutboundOptions { now_ms: NOW, salesmanago: Held::Missing, ..Default::default() };
+    assert!(to_salesmanago(&row, &options).unwrap().details.consent_details[0].consent_accept);
 }
 
 #[test]
