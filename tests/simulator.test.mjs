@@ -365,6 +365,36 @@ test("insert creates only, update updates only the contact its top-level email n
   });
 });
 
+test("the export job: export/data by tag answers a requestId, job/status says when the file is ready, the file lists the contacts", async () => {
+  await withSimulator({ exportDelayMs: 300 }, async ({ call, upsert, raw }) => {
+    const consent = { consentName: "MARKETING", consentAccept: true, optOut: false, agreementDate: 1700000000000 };
+    const { contactId } = (await upsert({ email: "a@b.co" }, { tags: ["dynamics 365"], consentDetails: [consent] })).json;
+    await upsert({ email: "untagged@b.co" });
+    const data = [{ dataType: "CONTACT" }, { dataType: "CONSENTS" }];
+    assertFailure(await call("contact/export/data", { contacts: [{ addresseeType: "all" }], data }), 'contacts holds {"addresseeType":"tag","value":"…"} selections');
+    assertFailure(await call("contact/export/data", { contacts: [{ addresseeType: "tag", value: "X" }], data: [{ dataType: "NOPE" }] }), "Unknown dataType NOPE");
+    const { requestId } = (await call("contact/export/data", { contacts: [{ addresseeType: "tag", value: "DYNAMICS_365" }], data })).json;
+    assert.ok(Number.isInteger(requestId));
+    const pending = (await call("job/status", { requestId }, { owner: undefined })).json;
+    assert.equal(pending.success, true);
+    assert.ok(pending.message.length > 0 && pending.fileUrl === undefined, JSON.stringify(pending));
+    assertFailure(await call("job/status", { requestId: 1 }, { owner: undefined }), "Job not found");
+    let ready;
+    for (let i = 0; i < 50 && !ready?.fileUrl; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      ready = (await call("job/status", { requestId }, { owner: undefined })).json;
+    }
+    assert.deepEqual(ready.message, []);
+    const file = JSON.parse((await raw(new URL(ready.fileUrl).pathname)).text);
+    assert.equal(file.length, 1, "only the tagged contact");
+    const entry = file[0][contactId];
+    assert.equal(entry.contactData.email, "a@b.co");
+    assert.equal(entry.contactData.consents, undefined, "consents come in their own part");
+    assert.equal(entry.consents[0].consentName, "MARKETING");
+    assert.equal(entry.consents[0].consentAccept, true);
+  });
+});
+
 test("lookups by id follow renames and replacements", async () => {
   await withSimulator({}, async ({ call, upsert }) => {
     const { contactId } = (await upsert({ email: "old@b.co" })).json;

@@ -14,7 +14,17 @@ export const DEFAULTS = Object.freeze({
   owner: "owner@example.com",
   maxBatch: 1000,
   maxWindowDays: 30,
+  exportDelayMs: 1500,
 });
+
+/**
+ * The export job (reference, "Corrections"): `contact/export/data` answers a `requestId`;
+ * `job/status` answers a non-empty `message` while the file is prepared, then `fileUrl`; the file
+ * is a JSON list of `{<contactId>: {...}}`. Public clients select contacts by tag; the shape of
+ * the CONSENTS part is not documented: the simulator answers the shape consents are written in
+ * (`consentName`, `consentAccept`, `optOut`, `agreementDate`), under `consents`.
+ */
+const EXPORT_DATA_TYPES = ["CONTACT", "TAG", "CONSENTS", "PROPERTIES", "EXT_EVENT"];
 
 const SECOND_OWNER = { email: "second.owner@example.com", name: "Second Owner" };
 const DAY_MS = 86_400_000;
@@ -414,6 +424,18 @@ function cardView(contact) {
   };
 }
 
+/** One contact in an export file: the parts its `dataType`s ask for. */
+function exportEntry(contact, types) {
+  const entry = {};
+  if (types.includes("CONTACT")) {
+    const { consents, ...data } = basicView(contact);
+    entry.contactData = data;
+  }
+  if (types.includes("TAG")) entry.tags = [...contact.tags.keys()];
+  if (types.includes("CONSENTS")) entry.consents = consentList(contact);
+  return entry;
+}
+
 /** The /__sim/contacts shape: the internal contact with consents and tags as arrays. */
 function exportView(contact) {
   return {
@@ -527,6 +549,34 @@ const API_METHODS = {
       const contact = isPlainObject(body.contact) ? body.contact : {};
       const item = { ...body, contact: { ...contact, email } };
       return { contactId: upsertContact(ctx.store, item, ctx.owner, ctx.rejectEmails()).id };
+    },
+  },
+  "contact/export/data": {
+    owner: true,
+    handle(ctx, body) {
+      if (!Array.isArray(body.contacts) || body.contacts.length === 0) fail("contacts is a mandatory field");
+      const tags = body.contacts.map((selection) => {
+        if (!isPlainObject(selection) || selection.addresseeType !== "tag" || typeof selection.value !== "string") {
+          fail('contacts holds {"addresseeType":"tag","value":"…"} selections');
+        }
+        return selection.value.trim().toUpperCase().replace(/ /g, "_");
+      });
+      if (!Array.isArray(body.data) || body.data.length === 0) fail("data is a mandatory field");
+      const types = body.data.map((item) => (isPlainObject(item) ? item.dataType : null));
+      const unknown = types.find((type) => !EXPORT_DATA_TYPES.includes(type));
+      if (unknown !== undefined) fail(`Unknown dataType ${unknown}`);
+      const chosen = ctx.store.all().filter((contact) => tags.some((tag) => contact.tags.has(tag)));
+      const entries = chosen.map((contact) => ({ [contact.id]: exportEntry(contact, types) }));
+      return { requestId: ctx.exports.create(entries) };
+    },
+  },
+  "job/status": {
+    owner: false,
+    handle(ctx, body) {
+      const job = ctx.exports.get(body.requestId);
+      if (!job) fail("Job not found");
+      if (Date.now() < job.readyAt) return { message: ["The export is being prepared"] };
+      return { fileUrl: `${ctx.baseUrl()}/files/${job.id}.json` };
     },
   },
   "contact/batchupsert": {
@@ -782,6 +832,7 @@ function validateOptions(options) {
   check(typeof merged.apiSecret === "string" && merged.apiSecret !== "", "apiSecret must be a non-empty string");
   check(isValidEmail(merged.owner), "owner must be a valid e-mail");
   check(typeof merged.cors === "boolean", "cors must be a boolean");
+  check(Number.isSafeInteger(merged.exportDelayMs) && merged.exportDelayMs >= 0, "exportDelayMs must be an integer >= 0");
   return merged;
 }
 
@@ -806,6 +857,17 @@ export async function startSimulator(options = {}) {
 
   const store = new ContactStore();
   const plan = new FaultPlan();
+  const exportJobs = new Map();
+  let nextJob = 1000;
+  let baseUrl = "";
+  const exports = {
+    create(entries) {
+      const id = nextJob++;
+      exportJobs.set(id, { id, readyAt: Date.now() + config.exportDelayMs, file: JSON.stringify(entries) });
+      return id;
+    },
+    get: (requestId) => exportJobs.get(Number(requestId)),
+  };
   let stats = { calls: {}, total: 0 };
   const timers = new Set();
 
@@ -864,7 +926,7 @@ export async function startSimulator(options = {}) {
   function callMethod(method, body) {
     if (!isAuthenticated(body, account)) return failure("Not authenticated");
     try {
-      const ctx = { store, users, options: config, rejectEmails, owner: null };
+      const ctx = { store, users, options: config, rejectEmails, owner: null, exports, baseUrl: () => baseUrl };
       if (method.owner) ctx.owner = resolveOwner(body.owner, users);
       const { message = [], ...payload } = method.handle(ctx, body);
       return { success: true, message, ...payload };
@@ -950,6 +1012,12 @@ export async function startSimulator(options = {}) {
     if (path.startsWith("/__sim/")) return handleControl(req, res, path);
     if (path.startsWith("/api/")) return handleApi(req, res, path);
     const headers = corsFor(apiCors());
+    const file = path.match(/^\/files\/(\d+)\.json$/);
+    if (file && req.method === "GET") {
+      const job = exports.get(file[1]);
+      if (!job || Date.now() < job.readyAt) return sendJson(res, 404, failure(`Not found: ${path}`), headers);
+      return sendRaw(res, 200, job.file, { ...headers, "content-type": "application/json" });
+    }
     if (req.method === "OPTIONS") return sendRaw(res, 204, "", headers);
     return sendJson(res, 404, failure(`Not found: ${path}`), headers);
   }
@@ -981,6 +1049,7 @@ export async function startSimulator(options = {}) {
   }
 
   const address = server.address();
+  baseUrl = urlFor(address);
   return {
     url: urlFor(address),
     host: address.address,
