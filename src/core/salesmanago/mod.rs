@@ -15,6 +15,7 @@ pub mod contact;
 pub mod endpoint;
 pub mod envelope;
 pub mod error;
+pub mod export;
 pub mod http;
 pub mod operation;
 pub mod script;
