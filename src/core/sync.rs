@@ -35,13 +35,9 @@ pub fn iso_datetime(ms: u64) -> String {
 /// already say so (a contact exported unchanged is not written again).
 ///
 /// `row` is the contact as read (with the status columns selected); `error` is the reason
-/// shown to users for `Failed` and `Skipped`.
-pub fn write_back(row: &Map, status: SyncStatus, sm_id: Option<&str>, error: Option<&str>, now_ms: u64) -> Option<Map> {
-    write_back_with(row, status, sm_id, error, None, now_ms)
-}
-
-/// [`write_back`], with the contact's new consent base (after an upsert that made it agreed).
-pub fn write_back_with(
+/// shown to users for `Failed` and `Skipped`; `base` the contact's new consent base, after an
+/// upsert that made it agreed.
+pub fn write_back(
     row: &Map,
     status: SyncStatus,
     sm_id: Option<&str>,
@@ -260,7 +256,8 @@ mod tests {
 
     #[test]
     fn a_first_sync_writes_id_status_and_time() {
-        let columns = write_back(&row(json!({"contactid": "c1"})), SyncStatus::Synced, Some("sm-1"), None, 0).unwrap();
+        let columns =
+            write_back(&row(json!({"contactid": "c1"})), SyncStatus::Synced, Some("sm-1"), None, None, 0).unwrap();
         assert_eq!(
             Value::Object(columns),
             json!({"new_salesmanagosyncstatus": 100_000_000, "new_salesmanagoid": "sm-1",
@@ -273,9 +270,9 @@ mod tests {
         let synced = row(
             json!({"new_salesmanagosyncstatus": 100_000_000, "new_salesmanagoid": "sm-1", "new_salesmanagolasterror": null}),
         );
-        assert_eq!(write_back(&synced, SyncStatus::Synced, Some("sm-1"), None, 5), None);
-        assert!(write_back(&synced, SyncStatus::Synced, Some("sm-2"), None, 5).is_some(), "a new id is written");
-        let failed = write_back(&synced, SyncStatus::Failed, None, Some("down"), 5).unwrap();
+        assert_eq!(write_back(&synced, SyncStatus::Synced, Some("sm-1"), None, None, 5), None);
+        assert!(write_back(&synced, SyncStatus::Synced, Some("sm-2"), None, None, 5).is_some(), "a new id is written");
+        let failed = write_back(&synced, SyncStatus::Failed, None, Some("down"), None, 5).unwrap();
         assert_eq!(failed["new_salesmanagolasterror"], "down");
         assert!(!failed.contains_key("new_salesmanagosyncedon"), "a failure does not move the sync time");
         assert!(!failed.contains_key("new_salesmanagoid"));
@@ -284,7 +281,7 @@ mod tests {
     #[test]
     fn errors_are_cut_to_the_column() {
         let long = "x".repeat(3000);
-        let columns = write_back(&Map::new(), SyncStatus::Failed, None, Some(&long), 0).unwrap();
+        let columns = write_back(&Map::new(), SyncStatus::Failed, None, Some(&long), None, 0).unwrap();
         assert_eq!(columns["new_salesmanagolasterror"].as_str().unwrap().len(), 2000);
     }
 

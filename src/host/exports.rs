@@ -118,16 +118,3 @@ pub(super) fn error(message: &Message, lang: Lang, kind: &str) -> JsValue {
 pub(super) fn invalid_input(detail: impl ToString, lang: Lang) -> JsValue {
     error(&Message::InvalidInput { detail: detail.to_string() }, lang, "invalidInput")
 }
-
-#[cfg(feature = "test-exports")]
-pub(super) fn parse(json: &str, lang: Lang) -> Result<Value, JsValue> {
-    crate::core::json::from_str(json).map_err(|e| invalid_input(e, lang))
-}
-
-#[cfg(feature = "test-exports")]
-pub(super) fn parse_row(json: &str, lang: Lang) -> Result<Map, JsValue> {
-    match parse(json, lang)? {
-        Value::Object(row) => Ok(row),
-        _ => Err(invalid_input("the row is not an object", lang)),
-    }
-}

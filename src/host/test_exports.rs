@@ -15,7 +15,7 @@ use crate::core::salesmanago::script::{ScriptCall, ScriptConfig};
 use crate::object;
 
 use super::browser::now_ms;
-use super::exports::{error, invalid_input, parse, parse_row};
+use super::exports::{error, invalid_input};
 use super::salesmanago::Connection;
 
 /// Bytes of the engine's WebAssembly memory, for the benchmark's memory figures.
@@ -83,4 +83,15 @@ pub fn contact_patch(row: String, contact: String, lcid: u32) -> Result<String, 
     let mut columns = Map::new();
     columns.extend(patch.columns);
     Ok(Value::Object(columns).to_string())
+}
+
+fn parse(json: &str, lang: Lang) -> Result<Value, JsValue> {
+    crate::core::json::from_str(json).map_err(|e| invalid_input(e, lang))
+}
+
+fn parse_row(json: &str, lang: Lang) -> Result<Map, JsValue> {
+    match parse(json, lang)? {
+        Value::Object(row) => Ok(row),
+        _ => Err(invalid_input("the row is not an object", lang)),
+    }
 }

@@ -4,6 +4,7 @@
 //! --test simulation -- --nocapture` replays it.
 #![cfg(not(target_arch = "wasm32"))]
 
+mod consent_rule;
 mod dataverse;
 mod rng;
 mod salesmanago;
@@ -11,7 +12,7 @@ mod salesmanago;
 use salesmanago_dynamics::core::command::BulkJob;
 use salesmanago_dynamics::core::dataverse::schema::{contact, integration, Job as JobColumns, SyncStatus};
 use salesmanago_dynamics::core::i18n::{Lang, Message};
-use salesmanago_dynamics::core::integration::settings;
+use salesmanago_dynamics::core::integration::{settings, Settings};
 use salesmanago_dynamics::core::job::contact::{ContactStart, FormAction, Level, Task, DIFFERS, SYNC};
 use salesmanago_dynamics::core::job::lease::{Holder, User, STALE_MS};
 use salesmanago_dynamics::core::job::{record_columns, Action, Job, Reply, Start, Summary, Ticket};
@@ -70,10 +71,14 @@ impl World {
         self.start_with(job, record)
     }
 
+    /// The integration record's settings, as the host reads them.
+    fn settings(&self) -> Settings {
+        settings(std::slice::from_ref(&self.dataverse.record)).expect("the simulated record is complete")
+    }
+
     /// Starts `job` as if the host had read the record as `record`.
     fn start_with(&mut self, job: BulkJob, record: Map) -> Job {
-        let settings =
-            settings(std::slice::from_ref(&self.dataverse.record)).expect("the simulated record is complete");
+        let settings = self.settings();
         Job::new(Start {
             job,
             lang: Lang::En,
@@ -396,8 +401,7 @@ fn size(seed: u64) -> usize {
 
 impl World {
     fn start_contact(&mut self, task: Task) -> Job {
-        let settings =
-            settings(std::slice::from_ref(&self.dataverse.record)).expect("the simulated record is complete");
+        let settings = self.settings();
         Job::contact(ContactStart {
             task,
             lang: Lang::En,

@@ -17,7 +17,8 @@ use crate::core::mapping::normalize::email;
 use crate::core::mapping::{from_salesmanago, to_salesmanago, Held, OutboundOptions, Skip};
 use crate::core::salesmanago::contact::SmContact;
 use crate::core::salesmanago::operation::{Channel, Delete, HasContact, Lookup, LookupKind, SetSubscription, Upsert};
-use crate::core::sync::{is_synchronised, write_back_with, Tally};
+use crate::core::salesmanago::SmError;
+use crate::core::sync::{is_synchronised, write_back, Tally};
 
 use super::runner::{Call, Error, Output, Request, Runner};
 use super::{Action, JobFailure, Summary, Ticket};
@@ -267,9 +268,7 @@ impl ContactCommand {
                 },
                 // A send that cannot read SALESmanago fails, and says so on the contact.
                 Err(Error::Salesmanago(error)) if matches!(self.task, Task::Send { .. } | Task::Saved { .. }) => {
-                    let reason = self.say(&Message::Salesmanago(error.clone()));
-                    let outcome = Err(JobFailure::from(Error::Salesmanago(error)));
-                    self.write_back(&row, (SyncStatus::Failed, None, None), Some(reason), outcome, Map::new(), run);
+                    self.send_failed(&row, error, run);
                 }
                 other => self.end(run, Err(failure(other))),
             },
@@ -279,9 +278,7 @@ impl ContactCommand {
                     self.write_back(&row, done, None, Ok(warnings), dynamics, run);
                 }
                 Err(Error::Salesmanago(error)) => {
-                    let reason = self.say(&Message::Salesmanago(error.clone()));
-                    let outcome = Err(JobFailure::from(Error::Salesmanago(error)));
-                    self.write_back(&row, (SyncStatus::Failed, None, None), Some(reason), outcome, Map::new(), run);
+                    self.send_failed(&row, error, run);
                 }
                 other => self.end(run, Err(failure(other))),
             },
@@ -382,6 +379,14 @@ impl ContactCommand {
         }
     }
 
+    /// A send SALESmanago refused (or that could not read it first): the contact is marked
+    /// Failed with the reason, then the command fails.
+    fn send_failed(&mut self, row: &Map, error: SmError, run: &mut Runner) {
+        let reason = self.say(&Message::Salesmanago(error.clone()));
+        let outcome = Err(JobFailure::from(Error::Salesmanago(error)));
+        self.write_back(row, (SyncStatus::Failed, None, None), Some(reason), outcome, Map::new(), run);
+    }
+
     /// Records the status, SALESmanago id and consent base of `done` on the contact (only what
     /// changes), then ends with `outcome`.
     fn write_back(
@@ -395,7 +400,7 @@ impl ContactCommand {
     ) {
         let id = self.id().unwrap_or_default().to_owned();
         let (status, sm_id, base) = done;
-        let mut columns = write_back_with(row, status, sm_id, error.as_deref(), base, self.now_ms).unwrap_or_default();
+        let mut columns = write_back(row, status, sm_id, error.as_deref(), base, self.now_ms).unwrap_or_default();
         columns.extend(values);
         match (!columns.is_empty()).then_some(columns) {
             Some(columns) => {

@@ -13,7 +13,7 @@ use crate::core::salesmanago::contact::UpsertDetails;
 use crate::core::salesmanago::operation::BatchUpsert;
 use crate::core::salesmanago::SmError;
 use crate::core::sorted::SortedMap;
-use crate::core::sync::{write_back_with, Tally};
+use crate::core::sync::{write_back, Tally};
 use crate::object;
 
 use super::runner::{Call, Error, Output, Request, Runner};
@@ -310,7 +310,7 @@ impl Page {
         base: Option<&str>,
         now_ms: u64,
     ) {
-        if let Some(columns) = write_back_with(&self.maps[at], status, sm_id, error, base, now_ms) {
+        if let Some(columns) = write_back(&self.maps[at], status, sm_id, error, base, now_ms) {
             let id = self.rows[at].id().unwrap_or_default();
             self.writes.push(Write { key: at, id, columns });
         }

@@ -135,11 +135,10 @@ fn execute(action: Action, context: &Context, ui: &Ui, root: &str) -> Step {
             let url = format!("{root}{path}");
             Box::pin(async move { Event::Reply(ticket, Reply::Dataverse(exchange(&url, "", Send::Delete).await)) })
         }
-        Action::Form { ticket, act } => match form(act, context, ui) {
-            Some(future) => {
-                Box::pin(async move { Event::Reply(ticket.unwrap_or(Ticket(0)), Reply::Form(future.await)) })
-            }
-            None => return Step::Shown,
+        Action::Form { ticket, act } => match (form(act, context, ui), ticket) {
+            (Some(future), Some(ticket)) => Box::pin(async move { Event::Reply(ticket, Reply::Form(future.await)) }),
+            // Done at once, or an answer nobody asked for.
+            _ => return Step::Shown,
         },
         Action::Call { ticket, request, timeout_ms } => {
             Box::pin(async move { Event::Reply(ticket, Reply::Salesmanago(perform(&request, timeout_ms).await)) })

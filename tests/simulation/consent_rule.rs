@@ -1,6 +1,6 @@
 //! The consent rule, randomized on both sides: contacts whose newsletter, SMS and two consents
 //! are changed deliberately in Dynamics and in SALESmanago, in random order, between exports,
-//! sends after a save and pulls, some of which fail half-way. The mapping both ways is the
+//! sends after a save and pulls, some of which are refused. The mapping both ways is the
 //! engine's own ([`to_salesmanago`], [`from_salesmanago`]); the oracle is what the users did.
 //!
 //! After every synchronisation: a value only travels as a copy of the other side's, and a grant
@@ -8,9 +8,10 @@
 //! there from a user's change), never from a default; an opt-out or a withdrawal a user made is
 //! undone only by a grant that comes from a user's change. After the changes stop and a pull, an
 //! export and a pull run: both sides agree on every value. `CONSENT_SEED=<n>` replays one seed.
-#![cfg(not(target_arch = "wasm32"))]
 
 use salesmanago_dynamics::core::consent::Key;
+
+use crate::rng::Rng;
 use salesmanago_dynamics::core::dataverse::contact::ContactRow;
 use salesmanago_dynamics::core::dataverse::schema::contact;
 use salesmanago_dynamics::core::json::{Map, Value};
@@ -31,22 +32,6 @@ fn column(key: &Key) -> (String, bool) {
         Key::Newsletter => (contact::DO_NOT_BULK_EMAIL.into(), false),
         Key::Sms => (contact::DO_NOT_SMS.into(), false),
         Key::Consent(name) => (format!("{}{}", contact::CONSENT_PREFIX, name.to_ascii_lowercase()), true),
-    }
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
     }
 }
 
@@ -205,7 +190,7 @@ fn sync(c: &mut Contact, sync: Sync, fails: u64) {
 }
 
 fn run(seed: u64) {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     for _ in 0..50 {
         let mut c = Contact::new();
         let keys = keys();
@@ -267,7 +252,7 @@ fn no_consent_is_granted_that_nobody_gave_and_both_sides_agree_in_the_end() {
     };
     for seed in seeds {
         if std::panic::catch_unwind(|| run(seed)).is_err() {
-            panic!("the consent rule failed for seed {seed}: replay with CONSENT_SEED={seed} cargo test --test consent_rule -- --nocapture");
+            panic!("the consent rule failed for seed {seed}: replay with CONSENT_SEED={seed} cargo test --test simulation consent -- --nocapture");
         }
     }
 }
