@@ -159,11 +159,6 @@ impl Base {
             }
         }
     }
-
-    /// Whether nothing is agreed.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 #[cfg(test)]
@@ -280,7 +275,7 @@ mod tests {
         assert_eq!(again.get(&Key::Sms), F);
         base.set(&Key::Sms, N);
         assert_eq!(base.get(&Key::Sms), N);
-        assert!(Base::from_text("not json").is_empty());
-        assert!(Base::from_text("").is_empty());
+        assert_eq!(Base::from_text("not json"), Base::default());
+        assert_eq!(Base::from_text(""), Base::default());
     }
 }
