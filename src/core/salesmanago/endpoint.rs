@@ -91,6 +91,24 @@ impl Endpoint {
     }
 }
 
+/// Whether the engine may download `url`, an address SALESmanago handed out (an export's
+/// `fileUrl`): `https://` to a valid host, or `http://` to a loopback host, with no user name or
+/// password in it. Nothing is sent with the download but the GET itself.
+pub fn is_file_address(url: &str) -> bool {
+    let Some((scheme, rest)) = url.trim().split_once("://") else { return false };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default().to_ascii_lowercase();
+    if authority.contains('@') {
+        return false;
+    }
+    let Ok((host, _)) = split_port(&authority) else { return false };
+    valid_host(host)
+        && match scheme.to_ascii_lowercase().as_str() {
+            "https" => true,
+            "http" => is_loopback(host),
+            _ => false,
+        }
+}
+
 fn split_port(authority: &str) -> Result<(&str, Option<&str>), EndpointError> {
     if let Some(rest) = authority.strip_prefix('[') {
         // An IPv6 literal: `[::1]` or `[::1]:8080`.
@@ -135,8 +153,12 @@ pub(crate) fn is_dns_label(label: &str) -> bool {
         && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
-fn is_loopback(host: &str) -> bool {
-    host == "localhost" || host == "[::1]" || host.starts_with("127.")
+/// `localhost`, `[::1]` or an IPv4 address in 127.0.0.0/8; not a name that only starts like
+/// one (`127.attacker.example`).
+pub(crate) fn is_loopback(host: &str) -> bool {
+    let octets: Vec<&str> = host.split('.').collect();
+    let octet = |part: &&str| !part.is_empty() && part.len() <= 3 && part.parse::<u8>().is_ok();
+    host == "localhost" || host == "[::1]" || (octets.len() == 4 && octets[0] == "127" && octets.iter().all(octet))
 }
 
 #[cfg(test)]
@@ -169,6 +191,21 @@ mod tests {
         assert_eq!(base("http://[::1]:9000"), "http://[::1]:9000");
         assert_eq!(Endpoint::parse("http://app3.salesmanago.pl"), Err(EndpointError::InsecureScheme));
         assert_eq!(Endpoint::parse("ftp://relay.example.com"), Err(EndpointError::InsecureScheme));
+        // Names that only look like loopback are other hosts.
+        assert_eq!(Endpoint::parse("http://127.attacker.example:4901"), Err(EndpointError::InsecureScheme));
+        assert_eq!(Endpoint::parse("http://127.0.0.1.nip.io"), Err(EndpointError::InsecureScheme));
+        assert_eq!(base("http://127.1.2.3"), "http://127.1.2.3");
+    }
+
+    #[test]
+    fn files_are_downloaded_over_https_or_from_loopback() {
+        assert!(is_file_address("https://files.salesmanago.com/export/1.json?sig=x"));
+        assert!(is_file_address("http://127.0.0.1:4901/files/1.json"));
+        assert!(!is_file_address("http://files.salesmanago.com/1.json"));
+        assert!(!is_file_address("http://127.attacker.example/1.json"));
+        assert!(!is_file_address("https://user:pw@files.example/1.json"));
+        assert!(!is_file_address("javascript:alert(1)"));
+        assert!(!is_file_address("file:///etc/passwd"));
     }
 
     #[test]
