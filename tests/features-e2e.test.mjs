@@ -300,7 +300,7 @@ test("Pull consents updates only contacts that differ, and an older opt-in never
   await button(world.page, "new.integration.PullConsents.Button").click();
   const summary = await takeDialog(world.page, { timeout: 60_000 });
   const [, total, updated, same, missing, skipped, failed] = summary.text
-    .match(/(\d+) contacts checked\. (\d+) updated, (\d+) already the same, (\d+) not in SALESmanago, (\d+) skipped \(no valid e-mail\), (\d+) failed/)
+    .match(/(\d+) contacts checked\. (\d+) updated, (\d+) already the same, (\d+) not in SALESmanago's file \(only contacts sent from Dynamics are in it\), (\d+) skipped \(no valid e-mail\), (\d+) failed/)
     .map(Number);
   assert.equal(total, rows().filter((r) => r.emailaddress1).length);
   assert.equal(updated + same + missing + skipped + failed, total);
@@ -365,6 +365,11 @@ test("the consent rule: a consent withdrawn in SALESmanago is never granted back
   withdrawn();
   // Both now agree, and say so in their base.
   assert.deepEqual(JSON.parse(row(c.contactid).new_salesmanagoconsentbase).MARKETING, false);
+  // SALESmanago's history: after the withdrawal, MARKETING was never given again, not even for a moment.
+  const history = inSalesmanago(c.emailaddress1).consentHistory.filter((change) => change.consentName === "MARKETING");
+  const withdrawal = history.findIndex((change) => change.consentAccept === false);
+  assert.ok(withdrawal >= 0, JSON.stringify(history));
+  assert.deepEqual(history.slice(withdrawal).filter((change) => change.consentAccept), [], JSON.stringify(history));
 });
 
 test("Pull changes updates the matched contacts, creates none, and stores the watermark", async () => {
@@ -456,5 +461,9 @@ test("a job waits out 429s from Dataverse and SALESmanago and still finishes wit
     `a SALESmanago wait was shown: ${JSON.stringify(waits)}`,
   );
   assert.match(shown.at(-1), /^Pull consents: \d+ contacts…$/, "the last progress shown is the count, once the waits were over");
+  // Before it compares, it says that SALESmanago prepares the file, then that it reads it.
+  const preparing = shown.findIndex((text) => /^Pull consents: SALESmanago is preparing the file of consents and opt-outs \(\d+ s so far\)\./.test(text));
+  const reading = shown.findIndex((text) => /^Pull consents: reading SALESmanago's file, \d+ contacts so far…$/.test(text));
+  assert.ok(preparing >= 0 && reading > preparing, `the file's preparation, then its reading, were shown: ${JSON.stringify(shown)}`);
   if (Number(summary.text.match(/(\d+) skipped/)[1]) > 0) assert.match((await takeDialog(world.page)).text, /Download the list/);
 });

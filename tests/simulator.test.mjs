@@ -407,7 +407,7 @@ test("lookups by id follow renames and replacements", async () => {
   });
 });
 
-test("basic and basicById return the flat §3.4 shape plus consents", async () => {
+test("basic and basicById return the flat §3.4 shape, without consents", async () => {
   await withSimulator({}, async ({ call, upsert, stored }) => {
     await upsert(
       { email: "banan@mail.com", name: "Banan", phone: "+393331231234", state: "PROSPECT", externalId: "152631" },
@@ -436,7 +436,6 @@ test("basic and basicById return the flat §3.4 shape plus consents", async () =
       modifiedOn: banan.modifiedOn,
       createdOn: banan.createdOn,
       lastVisit: null,
-      consents: [{ consentName: "MARKETING", consentAccept: true, optOut: false, agreementDate: 5 }],
     };
     const basic = await call("contact/basic", { email: ["BANAN@mail.com", "missing@mail.com"] });
     assert.deepEqual(basic.json, { success: true, message: [], contacts: [expected] });
@@ -472,7 +471,7 @@ test("listById returns full cards and at most 50 ids", async () => {
     for (const list of ["contactVisits", "contactEvents", "emailMessages", "contactFunnels", "contactNotes", "contactTasks", "incomingEmailMessages", "contactExtEvents", "coupons", "smsMessages"]) {
       assert.deepEqual(got[list], [], list);
     }
-    assert.deepEqual(got.consents, [{ consentName: "M", consentAccept: false, optOut: false, agreementDate: 9 }]);
+    assert.equal("consents" in got, false, "no consents on listById, as on basic");
     assert.equal(got.modifiedOn, card.modifiedOn);
 
     const ids = Array.from({ length: 51 }, (_, i) => `id-${i}`);
@@ -747,6 +746,11 @@ test("/__sim/contacts seeds (honouring id and times) and lists the internal shap
     const listed = (await control("GET", "contacts")).json;
     assert.deepEqual(listed, seeded.json);
     const [first, second] = listed;
+    // The seeded consent is the first entry of its history, stamped when it was stored.
+    const [change, ...more] = first.consentHistory;
+    assert.deepEqual({ ...change, at: 0 }, { consentName: "MARKETING", consentAccept: true, optOut: false, agreementDate: 3, at: 0 });
+    assert.ok(change.at >= Date.now() - 60_000 && more.length === 0, JSON.stringify(first.consentHistory));
+    delete first.consentHistory;
     assert.deepEqual(first, {
       id: "fixed-id",
       email: "seed@example.com",

@@ -1,8 +1,13 @@
 //! Performs a core [`HttpRequest`] with `fetch` (gloo-net) and hands back what came of it.
 //! Interprets nothing: statuses and bodies go to the core as they are.
 
+use futures_util::future::{select, Either};
 use gloo_net::http::Request;
-use web_sys::{AbortSignal, RequestMode};
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{AbortController, AbortSignal, ReadableStreamDefaultReader, RequestMode};
+
+use super::browser::sleep;
 
 use crate::core::salesmanago::{HttpRequest, HttpResponse, TransportFailure};
 
@@ -33,6 +38,73 @@ pub(crate) async fn perform(request: &HttpRequest, timeout_ms: u32) -> Result<Ht
         Err(_) => return Err(TransportFailure::Network),
     };
     Ok(HttpResponse { status, retry_after, body })
+}
+
+/// A file's body being read, part by part; dropping it stops the download.
+pub(crate) struct Download {
+    status: u16,
+    reader: ReadableStreamDefaultReader,
+    controller: AbortController,
+    idle_ms: u32,
+}
+
+/// GETs `url` with no credentials: its body to read when the status is 2xx, else the response
+/// as it is.
+pub(crate) async fn download(url: &str, idle_ms: u32) -> Result<Result<Download, HttpResponse>, TransportFailure> {
+    let controller = AbortController::new().map_err(|_| TransportFailure::Network)?;
+    let signal = controller.signal();
+    let started = Request::get(url).abort_signal(Some(&signal)).send();
+    let response = match select(Box::pin(started), Box::pin(sleep(u64::from(idle_ms)))).await {
+        Either::Left((Ok(response), _)) => response,
+        Either::Left((Err(_), _)) => return Err(why_unreachable(url).await),
+        Either::Right(_) => {
+            controller.abort();
+            return Err(TransportFailure::Timeout);
+        }
+    };
+    let status = response.status();
+    let body = response.body().filter(|_| (200..300).contains(&status));
+    let Some(body) = body else {
+        let retry_after = response.headers().get("retry-after");
+        let body = response.text().await.unwrap_or_default();
+        return Ok(Err(HttpResponse { status, retry_after, body }));
+    };
+    let reader = body.get_reader().unchecked_into::<ReadableStreamDefaultReader>();
+    Ok(Ok(Download { status, reader, controller, idle_ms }))
+}
+
+impl Download {
+    /// The status the file was served with.
+    pub(crate) fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The next part of the body; `None` at its end. Fails when nothing comes for the idle
+    /// time, or the connection drops.
+    pub(crate) async fn next(&mut self) -> Result<Option<Vec<u8>>, TransportFailure> {
+        let read = JsFuture::from(self.reader.read());
+        let result = match select(read, Box::pin(sleep(u64::from(self.idle_ms)))).await {
+            Either::Left((Ok(result), _)) => result,
+            Either::Left((Err(_), _)) => return Err(TransportFailure::Network),
+            Either::Right(_) => {
+                self.controller.abort();
+                return Err(TransportFailure::Timeout);
+            }
+        };
+        let field = |name: &str| js_sys::Reflect::get(&result, &name.into()).unwrap_or_default();
+        if field("done").as_bool() == Some(true) {
+            return Ok(None);
+        }
+        let value = field("value");
+        let bytes = value.dyn_into::<js_sys::Uint8Array>().map_err(|_| TransportFailure::Network)?;
+        Ok(Some(bytes.to_vec()))
+    }
+}
+
+impl Drop for Download {
+    fn drop(&mut self) {
+        self.controller.abort();
+    }
 }
 
 /// `fetch` fails the same way whether the server is down or the browser withheld its answer

@@ -158,6 +158,19 @@ impl World {
                         let at = if timed_out { self.now + u64::from(timeout_ms) } else { self.now + latency };
                         in_flight.push((at, ticket, Reply::Salesmanago(reply)));
                     }
+                    Action::Download { ticket, url, idle_timeout_ms } => {
+                        // The parts arrive one after the other, then the end (or a failure).
+                        let (parts, end, stalled) = self.salesmanago.download(&url, &mut self.rng);
+                        let mut at = self.now + latency;
+                        for part in parts {
+                            in_flight.push((at, ticket, Reply::Part(part)));
+                            at += 1 + self.rng.below(20);
+                        }
+                        if stalled {
+                            at += u64::from(idle_timeout_ms);
+                        }
+                        in_flight.push((at, ticket, Reply::Salesmanago(end)));
+                    }
                     Action::Progress(_) => {}
                     Action::Finished(result) => {
                         assert!(job.poll(self.now).is_none(), "a finished job asks for nothing more");
@@ -351,19 +364,47 @@ fn pull_changes(seed: u64, contacts: usize) {
     }
 }
 
-/// Pull consents: the counts add up, and every opt-out SALESmanago holds reaches Dynamics or
-/// is counted failed.
+/// Pull consents, through SALESmanago's export job, after an export and changes on
+/// SALESmanago's side: the counts add up; every value SALESmanago changed reaches Dynamics
+/// (or its contact is counted failed); no consent is given in Dynamics that SALESmanago does
+/// not hold; contacts SALESmanago has but the engine never sent are not in the file.
 fn pull_consents(seed: u64, contacts: usize) {
     let mut world = World::new(seed, contacts);
+    let faults = (world.dataverse.faults, world.salesmanago.faults);
+    (world.dataverse.faults, world.salesmanago.faults) = (Faults::default(), Faults::default());
+    world.run(BulkJob::ExportAll, 0).expect("a clean export succeeds");
+    (world.dataverse.faults, world.salesmanago.faults) = faults;
+    let changed = world.salesmanago.change_consents(&mut world.rng);
     world.salesmanago.change_some(&mut world.rng, &world.dataverse, START);
-    world.now = START + 3_600_000;
-    let summary = world.run(BulkJob::PullConsents, 0).unwrap_or_else(|f| panic!("pull consents failed: {f}"));
-    assert!(summary.tally.adds_up(), "{:?}", summary.tally);
-    let failed: Vec<&str> = summary.tally.not_done.iter().map(|n| n.id.as_str()).collect();
-    for sm in world.salesmanago.changed() {
+    world.now += 3_600_000;
+    let before = world.dataverse.contacts.clone();
+    let interruptions = world.rng.below(2) as usize;
+    let summary =
+        world.run(BulkJob::PullConsents, interruptions).unwrap_or_else(|f| panic!("pull consents failed: {f}"));
+    let t = &summary.tally;
+    assert!(t.adds_up(), "{t:?}");
+    let failed: Vec<&str> = t.not_done.iter().map(|n| n.id.as_str()).collect();
+    let flag = |row: &Map, column: &str| row.get(column).and_then(Value::as_bool);
+    for email in &changed {
+        let sm = world.salesmanago.by_email(email).expect("still in SALESmanago");
         let Some((id, row)) = world.dataverse.matching(sm) else { continue };
-        if sm.opted_out && world.dataverse.valid_email(row) && !failed.contains(&id.as_str()) {
-            assert_eq!(row.get(contact::DO_NOT_BULK_EMAIL), Some(&Value::Bool(true)), "opt-out of {id} lost");
+        if failed.contains(&id.as_str()) {
+            continue;
+        }
+        assert_eq!(flag(row, contact::DO_NOT_BULK_EMAIL), Some(sm.opted_out), "{id}: newsletter {sm:?} {row:?}");
+        assert_eq!(flag(row, contact::DO_NOT_SMS).unwrap_or(false), sm.phone_opted_out, "{id}: SMS {sm:?} {row:?}");
+        assert_eq!(flag(row, "new_consent_marketing"), sm.consents.get("MARKETING").copied(), "{id}: {sm:?} {row:?}");
+    }
+    for (id, row) in &world.dataverse.contacts {
+        if flag(row, "new_consent_marketing") == Some(true) {
+            let sm = world.in_salesmanago(row).expect("given in Dynamics only from SALESmanago");
+            assert_eq!(sm.consents.get("MARKETING"), Some(&true), "{id}: given that SALESmanago does not hold");
+        }
+    }
+    for sm in world.salesmanago.changed().filter(|sm| !sm.tagged) {
+        if let Some((id, row)) = world.dataverse.matching(sm) {
+            let was = before.get(id).and_then(|row| flag(row, contact::DO_NOT_BULK_EMAIL));
+            assert_eq!(flag(row, contact::DO_NOT_BULK_EMAIL), was, "{id}: read from a contact not in the file");
         }
     }
 }

@@ -23,6 +23,10 @@ pub(crate) struct SmRecord {
     pub(crate) changed: bool,
     /// Opted out of SMS.
     pub(crate) phone_opted_out: bool,
+    /// Consents by name: given (`true`) or withdrawn.
+    pub(crate) consents: BTreeMap<String, bool>,
+    /// Carries the engine's tag, so the export job selects it.
+    pub(crate) tagged: bool,
 }
 
 pub(crate) struct Salesmanago {
@@ -36,6 +40,8 @@ pub(crate) struct Salesmanago {
     next_id: u64,
     /// Calls received that change contacts.
     pub(crate) writes: u64,
+    /// Export jobs: when each file is ready, and its text (the contacts as they were asked for).
+    exports: BTreeMap<String, (u64, String)>,
 }
 
 type Answer = (Result<HttpResponse, TransportFailure>, bool);
@@ -67,7 +73,16 @@ impl Salesmanago {
             }
         }
         let whole_batch = rng.below(2) == 0;
-        Salesmanago { store: BTreeMap::new(), ids: BTreeMap::new(), faults, reject, whole_batch, next_id: 1, writes: 0 }
+        Salesmanago {
+            store: BTreeMap::new(),
+            ids: BTreeMap::new(),
+            faults,
+            reject,
+            whole_batch,
+            next_id: 1,
+            writes: 0,
+            exports: BTreeMap::new(),
+        }
     }
 
     pub(crate) fn rejects(&self, row: &Map) -> bool {
@@ -120,9 +135,32 @@ impl Salesmanago {
                 modified_on: start + rng.below(3_000_000),
                 changed: true,
                 phone_opted_out: false,
+                consents: BTreeMap::new(),
+                tagged: false,
             };
             self.store.insert(email, record);
         }
+    }
+
+    /// Changes in SALESmanago to contacts the engine sent: opt-outs and opt-ins of the newsletter
+    /// and SMS, MARKETING given or withdrawn. The e-mails changed.
+    pub(crate) fn change_consents(&mut self, rng: &mut Rng) -> Vec<String> {
+        let mut changed = Vec::new();
+        for record in self.store.values_mut().filter(|r| r.tagged) {
+            if !rng.chance(200) {
+                continue;
+            }
+            match rng.below(3) {
+                0 => record.opted_out = !record.opted_out,
+                1 => record.phone_opted_out = !record.phone_opted_out,
+                _ => {
+                    let given = record.consents.get("MARKETING").is_none_or(|given| !given);
+                    record.consents.insert("MARKETING".into(), given);
+                }
+            }
+            changed.push(record.email.clone());
+        }
+        changed
     }
 
     fn new_id(&mut self) -> String {
@@ -159,6 +197,8 @@ impl Salesmanago {
                 | "contact/listById"
                 | "contact/hasContact"
                 | "contact/paginatedModifiedContacts"
+                | "contact/export/data"
+                | "job/status"
         ) {
             self.writes += 1;
         }
@@ -213,6 +253,16 @@ impl Salesmanago {
                     ("modifiedContacts", Value::Array(slice)),
                     ("hasMore", more.into()),
                 ])
+            }
+            "contact/export/data" => self.export(&body, rng, now),
+            "job/status" => {
+                let id = body["requestId"].to_string().trim_matches('"').to_owned();
+                let (ready_at, _) = self.exports.get(&id).expect("a job SALESmanago started");
+                let mut answer = vec![("success", true.into()), ("message", Value::Array(vec![]))];
+                if *ready_at <= now {
+                    answer.push(("fileUrl", format!("http://127.0.0.1:9/files/{id}.json").into()));
+                }
+                object(answer)
             }
             other => panic!("a method the jobs do not call: {other}"),
         };
@@ -273,12 +323,25 @@ impl Salesmanago {
                 modified_on: now,
                 changed: false,
                 phone_opted_out: false,
+                consents: BTreeMap::new(),
+                tagged: false,
             });
             if let Some(name) = item["contact"]["name"].as_str() {
                 record.name = name.to_owned();
             }
-            if item["forceOptOut"].as_bool() == Some(true) {
-                record.opted_out = true;
+            let forced = |field: &str| item[field].as_bool() == Some(true);
+            if forced("forceOptOut") || forced("forceOptIn") {
+                record.opted_out = forced("forceOptOut");
+            }
+            if forced("forcePhoneOptOut") || forced("forcePhoneOptIn") {
+                record.phone_opted_out = forced("forcePhoneOptOut");
+            }
+            for consent in item["consentDetails"].as_array().into_iter().flatten() {
+                let name = consent["consentName"].as_str().expect("a consent's name").to_owned();
+                record.consents.insert(name, consent["consentAccept"].as_bool() == Some(true));
+            }
+            if item["tags"].as_array().is_some_and(|tags| tags.iter().any(|t| t.as_str() == Some("DYNAMICS365"))) {
+                record.tagged = true;
             }
             Ok((email, id))
         }
@@ -331,5 +394,80 @@ impl Salesmanago {
             },
             other => panic!("a method the commands do not call: {other}"),
         }
+    }
+
+    /// `contact/export/data`: a job that prepares, in a while, the file of the tagged contacts
+    /// with their data and consents, as they are now.
+    fn export(&mut self, body: &Value, rng: &mut Rng, now: u64) -> Value {
+        assert_eq!(body["contacts"][0]["value"].as_str(), Some("DYNAMICS365"), "the engine's contacts");
+        let entries: Vec<Value> = self
+            .store
+            .values()
+            .filter(|r| r.tagged)
+            .map(|r| {
+                let consents: Vec<Value> = r
+                    .consents
+                    .iter()
+                    .map(|(name, given)| {
+                        object(vec![
+                            ("consentName", name.clone().into()),
+                            ("consentAccept", (*given).into()),
+                            ("optOut", (!given).into()),
+                            ("agreementDate", r.modified_on.into()),
+                        ])
+                    })
+                    .collect();
+                let data = object(vec![
+                    ("email", r.email.clone().into()),
+                    ("name", r.name.clone().into()),
+                    ("optedOut", r.opted_out.into()),
+                    ("optedOutPhone", r.phone_opted_out.into()),
+                ]);
+                let parts = object(vec![("contactData", data), ("consents", Value::Array(consents))]);
+                object(vec![(r.id.as_str(), parts)])
+            })
+            .collect();
+        let id = (1000 + self.exports.len()).to_string();
+        // Mostly ready within two minutes; now and then after twenty.
+        let delay = if rng.chance(50) { 20 * 60_000 } else { rng.below(120_000) };
+        self.exports.insert(id.clone(), (now + delay, Value::Array(entries).to_string()));
+        object(vec![
+            ("success", true.into()),
+            ("message", Value::Array(vec![])),
+            ("requestId", id.parse::<u64>().unwrap().into()),
+        ])
+    }
+
+    /// A download of an export file: its parts (cut anywhere), and how it ended; `true` when it
+    /// stalled (the host gives up after its idle timeout).
+    pub(crate) fn download(
+        &mut self,
+        url: &str,
+        rng: &mut Rng,
+    ) -> (Vec<Vec<u8>>, Result<HttpResponse, TransportFailure>, bool) {
+        let id = url.rsplit('/').next().and_then(|f| f.strip_suffix(".json")).expect("a file address");
+        let text = self.exports.get(id).map(|(_, text)| text.clone()).expect("a file SALESmanago handed out");
+        if rng.chance(self.faults.server_error) {
+            return (Vec::new(), Ok(HttpResponse { status: 503, retry_after: None, body: String::new() }), false);
+        }
+        let bytes = text.into_bytes();
+        let mut parts = Vec::new();
+        let mut at = 0;
+        while at < bytes.len() {
+            let most = if rng.chance(100) { 8 } else { 65_536 };
+            let size = 1 + rng.below(most) as usize;
+            let end = (at + size).min(bytes.len());
+            parts.push(bytes[at..end].to_vec());
+            at = end;
+        }
+        // The connection drops or stalls partway.
+        if rng.chance(self.faults.timeout) && !parts.is_empty() {
+            let kept = rng.below(parts.len() as u64) as usize;
+            parts.truncate(kept);
+            let stalled = rng.below(2) == 0;
+            let failure = if stalled { TransportFailure::Timeout } else { TransportFailure::Network };
+            return (parts, Err(failure), stalled);
+        }
+        (parts, Ok(HttpResponse { status: 200, retry_after: None, body: String::new() }), false)
     }
 }

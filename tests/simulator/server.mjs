@@ -195,6 +195,7 @@ function blankContact(email, owner) {
     optedOutPhone: false,
     mainContactOwner: owner,
     consents: new Map(), // upper-cased consentName → {consentName, consentAccept, optOut, agreementDate}
+    consentHistory: [], // every change of a consent, oldest first: {consentName, consentAccept, optOut, agreementDate, at}
     tags: new Map(), // tag → createdOn (ms)
     properties: {},
     createdOn: 0,
@@ -306,6 +307,7 @@ function applyConsent(contact, consent, now) {
     previous && previous.consentAccept === consent.consentAccept && previous.optOut === consent.optOut;
   const agreementDate = consent.agreementDate ?? (unchanged ? previous.agreementDate : now);
   contact.consents.set(key, { ...consent, agreementDate });
+  if (!unchanged) contact.consentHistory.push({ ...consent, consentName: key, agreementDate, at: now });
 }
 
 function applyUpsert(contact, request) {
@@ -355,7 +357,10 @@ function consentList(contact) {
   return [...contact.consents.values()].map((consent) => ({ ...consent }));
 }
 
-/** contact/basic and contact/basicById: the flat shape of reference §3.4 plus consents. */
+/**
+ * contact/basic and contact/basicById: the flat shape of reference §3.4. No consents: no public
+ * client of the live API reads them there (the vendor's PHP SDK and the C# client parse none).
+ */
 function basicView(contact) {
   return {
     contactId: contact.id,
@@ -376,11 +381,10 @@ function basicView(contact) {
     modifiedOn: contact.modifiedOn,
     createdOn: contact.createdOn,
     lastVisit: null,
-    consents: consentList(contact),
   };
 }
 
-/** contact/listById: the full card of the VFIBER sample plus consents. */
+/** contact/listById: the full card of the VFIBER sample (no consents, as on basic). */
 function cardView(contact) {
   return {
     id: contact.id,
@@ -420,7 +424,6 @@ function cardView(contact) {
     smsMessages: [],
     modifiedOn: contact.modifiedOn,
     createdOn: contact.createdOn,
-    consents: consentList(contact),
   };
 }
 
@@ -428,8 +431,7 @@ function cardView(contact) {
 function exportEntry(contact, types) {
   const entry = {};
   if (types.includes("CONTACT")) {
-    const { consents, ...data } = basicView(contact);
-    entry.contactData = data;
+    entry.contactData = basicView(contact);
   }
   if (types.includes("TAG")) entry.tags = [...contact.tags.keys()];
   if (types.includes("CONSENTS")) entry.consents = consentList(contact);
@@ -442,6 +444,7 @@ function exportView(contact) {
     ...contact,
     address: { ...contact.address },
     consents: consentList(contact),
+    consentHistory: contact.consentHistory.map((change) => ({ ...change })),
     tags: [...contact.tags.keys()],
     properties: { ...contact.properties },
   };

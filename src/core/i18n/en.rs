@@ -94,6 +94,10 @@ pub(super) fn text(message: &Message) -> String {
         ),
         Message::DownloadNotDone { count } => format!("Download the list of the {count} contacts that did not go, with the reasons (CSV)?"),
         Message::Unlisted { count } => format!("…and {count} more, not listed here. Each contact's SALESmanago sync status and last error record its reason."),
+        Message::PreparingFile { seconds } => format!("Pull consents: SALESmanago is preparing the file of consents and opt-outs ({seconds} s so far). Large accounts take a few minutes; keep this window open."),
+        Message::ReadingFile { contacts } => format!("Pull consents: reading SALESmanago's file, {contacts} contacts so far…"),
+        Message::FileNotReady { minutes } => format!("SALESmanago did not prepare the file of consents and opt-outs within {minutes} minutes, so nothing was changed. Try Pull consents again later."),
+        Message::FileUnreadable { detail } => format!("SALESmanago's file of consents and opt-outs could not be read ({detail}), so nothing was changed. Try Pull consents again; if it happens again, send this message to your administrator."),
         Message::Resuming { done } => format!("Continuing the interrupted export: {done} contacts were already exported."),
         Message::NotInSalesmanago { email } if email.is_empty() => "SALESmanago has no such contact: this contact has no e-mail address and no SALESmanago ID to look it up by.".into(),
         Message::NotInSalesmanago { email } => format!("SALESmanago has no contact with the e-mail {email}. Use “Send to SALESmanago” to create it there."),
@@ -227,7 +231,7 @@ fn summary(job: BulkJob, c: &Counts) -> String {
     let label = command_label(job.command());
     match job {
         BulkJob::PullConsents => format!(
-            "{label} finished: {} contacts checked. {} updated, {} already the same, {} not in SALESmanago, {} skipped (no valid e-mail), {} failed.",
+            "{label} finished: {} contacts checked. {} updated, {} already the same, {} not in SALESmanago's file (only contacts sent from Dynamics are in it), {} skipped (no valid e-mail), {} failed.",
             c.total, c.done, c.same, c.missing, c.skipped, c.failed
         ),
         BulkJob::PullChanges => format!(

@@ -196,6 +196,26 @@ pub enum Message {
         /// Contacts counted but not listed.
         count: u64,
     },
+    /// "Pull consents" waits for SALESmanago to prepare its export file.
+    PreparingFile {
+        /// Seconds waited so far.
+        seconds: u64,
+    },
+    /// "Pull consents" reads SALESmanago's export file.
+    ReadingFile {
+        /// Contacts read so far.
+        contacts: u64,
+    },
+    /// SALESmanago did not prepare the export file in time.
+    FileNotReady {
+        /// Minutes waited.
+        minutes: u64,
+    },
+    /// SALESmanago's export file could not be used.
+    FileUnreadable {
+        /// What is wrong with it (the engine's words, never the file's text).
+        detail: String,
+    },
     /// An interrupted "Export all" continues.
     Resuming {
         /// Contacts already exported before.
@@ -335,6 +355,10 @@ impl Message {
             | Message::DownloadNotDone { .. }
             | Message::Unlisted { .. }
             | Message::Resuming { .. }
+            | Message::PreparingFile { .. }
+            | Message::ReadingFile { .. }
+            | Message::FileNotReady { .. }
+            | Message::FileUnreadable { .. }
             | Message::SaveFirst
             | Message::Fetched { .. }
             | Message::AlreadyMatches
@@ -460,6 +484,10 @@ mod tests {
         all.extend([
             Message::DownloadNotDone { count: 3 },
             Message::Resuming { done: 800 },
+            Message::PreparingFile { seconds: 42 },
+            Message::ReadingFile { contacts: 12_000 },
+            Message::FileNotReady { minutes: 30 },
+            Message::FileUnreadable { detail: "the export file ends before its list does".into() },
             Message::JobRunning {
                 command: Command::ExportAll,
                 user: "Anna Nowak".into(),

@@ -94,6 +94,10 @@ pub(super) fn text(message: &Message) -> String {
         ),
         Message::DownloadNotDone { count } => format!("Pobrać listę {count} kontaktów, których nie przetworzono, z powodami (CSV)?"),
         Message::Unlisted { count } => format!("…i {count} kolejnych, niewymienionych tutaj. Status synchronizacji i ostatni błąd każdego kontaktu zapisują powód."),
+        Message::PreparingFile { seconds } => format!("Pobieranie zgód: SALESmanago przygotowuje plik ze zgodami i wypisami (czekam już {seconds} s). Przy dużych kontach trwa to kilka minut; nie zamykaj tego okna."),
+        Message::ReadingFile { contacts } => format!("Pobieranie zgód: czytam plik z SALESmanago, dotąd {contacts} kontaktów…"),
+        Message::FileNotReady { minutes } => format!("SALESmanago nie przygotował pliku ze zgodami i wypisami w ciągu {minutes} minut, więc nic nie zmieniono. Spróbuj pobrać zgody ponownie później."),
+        Message::FileUnreadable { detail } => format!("Nie udało się odczytać pliku ze zgodami i wypisami z SALESmanago ({detail}), więc nic nie zmieniono. Spróbuj ponownie; jeśli to się powtórzy, przekaż ten komunikat administratorowi."),
         Message::Resuming { done } => format!("Wznawiam przerwany eksport: {done} kontaktów już wyeksportowano."),
         Message::NotInSalesmanago { email } if email.is_empty() => "W SALESmanago nie ma takiego kontaktu: ten kontakt nie ma adresu e-mail ani identyfikatora SALESmanago, po którym można go znaleźć.".into(),
         Message::NotInSalesmanago { email } => format!("W SALESmanago nie ma kontaktu z adresem {email}. Użyj „Wyślij do SALESmanago”, aby go tam utworzyć."),
@@ -219,7 +223,7 @@ fn summary(job: BulkJob, c: &Counts) -> String {
     let label = command_label(job.command());
     match job {
         BulkJob::PullConsents => format!(
-            "{label}: zakończono. Sprawdzono kontaktów: {}. Zaktualizowano: {}, bez zmian: {}, brak w SALESmanago: {}, pominięto (brak poprawnego e-maila): {}, błędy: {}.",
+            "{label}: zakończono. Sprawdzono kontaktów: {}. Zaktualizowano: {}, bez zmian: {}, brak w pliku z SALESmanago (są w nim tylko kontakty wysłane z Dynamics): {}, pominięto (brak poprawnego e-maila): {}, błędy: {}.",
             c.total, c.done, c.same, c.missing, c.skipped, c.failed
         ),
         BulkJob::PullChanges => format!(

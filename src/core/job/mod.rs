@@ -137,6 +137,18 @@ pub enum Action {
         /// Give up waiting after this long (a [`TransportFailure::Timeout`]).
         timeout_ms: u32,
     },
+    /// GET a file SALESmanago handed out (an export's `fileUrl`), with no credentials and no
+    /// headers: each part of the body as it arrives with [`Reply::Part`], then
+    /// [`Reply::Salesmanago`] with the status (and the body, when the status is not 2xx) or why
+    /// there was none. Give up when no part comes for `idle_timeout_ms`.
+    Download {
+        /// Hand back with each reply.
+        ticket: Ticket,
+        /// The file's address ([`crate::core::salesmanago::endpoint::is_file_address`]).
+        url: String,
+        /// The longest wait for the next part.
+        idle_timeout_ms: u32,
+    },
     /// Show this progress (replacing the last).
     Progress(Message),
     /// The job is over; close the progress and tell the user.
@@ -150,6 +162,8 @@ pub enum Reply {
     Dataverse(Result<HttpResponse, DvFailure>),
     /// SALESmanago's answer, or why there was none.
     Salesmanago(Result<HttpResponse, TransportFailure>),
+    /// The next part of a [`Action::Download`]'s body.
+    Part(Vec<u8>),
     /// The form's answer: columns filled, or 1 when the user confirmed; or what failed.
     Form(Result<usize, String>),
 }
@@ -237,7 +251,7 @@ impl Kind {
     fn new(start: &Start, record: &Map, run: &mut Runner, now_ms: u64) -> Kind {
         match start.job {
             BulkJob::ExportSelected | BulkJob::ExportAll => Kind::Export(export::Export::new(start, record, run)),
-            BulkJob::PullConsents => Kind::Consents(consents::Consents::new(start)),
+            BulkJob::PullConsents => Kind::Consents(consents::Consents::new(start, run)),
             BulkJob::PullChanges => Kind::Changes(changes::Changes::new(start, record, now_ms)),
         }
     }

@@ -11,6 +11,8 @@ use crate::core::integration::Settings;
 use crate::core::json::{Map, Value};
 use crate::core::retry::{Failed, Retry, RetryPolicy};
 use crate::core::salesmanago::contact::SmContact;
+use crate::core::salesmanago::error::RetryAfter;
+use crate::core::salesmanago::export::{ExportConsents, JobStatus};
 use crate::core::salesmanago::operation::{BatchOutcome, BatchUpsert, Lookup, ModifiedContacts, ModifiedPage};
 use crate::core::salesmanago::operation::{Delete, HasContact, SetSubscription, Upsert};
 use crate::core::salesmanago::script::DEFAULT_TIMEOUT_MS;
@@ -20,6 +22,9 @@ use crate::core::sorted::SortedMap;
 use super::lease::{Holder, Lease, Purpose, User, Verdict, HEARTBEAT_MS, MAX_CONFLICTS, STALE_MS};
 use super::{Action, JobFailure, Read, Reply, Summary, Ticket, Writes};
 use crate::core::dataverse::schema::{integration, Job as JobColumns};
+
+/// The longest wait for the next part of a download.
+const DOWNLOAD_IDLE_MS: u32 = 60_000;
 
 /// A request a job wants made; kept until it is answered for good, so it can be made again.
 #[derive(Debug, Clone)]
@@ -38,6 +43,8 @@ pub(super) enum Request {
     Remove(String),
     /// A SALESmanago call.
     Call(Call),
+    /// A file SALESmanago handed out, read part by part.
+    Download(String),
 }
 
 /// A guarded write of the integration record: read it (ETag and lease), then `PATCH` with
@@ -68,6 +75,8 @@ pub(super) enum Call {
     Has(HasContact),
     Delete(Delete),
     Subscribe(SetSubscription),
+    Export(ExportConsents),
+    Status(JobStatus),
 }
 
 /// What an answered request yields.
@@ -94,6 +103,15 @@ pub(super) enum Output {
     Done,
     /// The SALESmanago id of the contact upserted, or found (`None`: not there).
     Contact(Option<String>),
+    /// The id of the export job SALESmanago started.
+    Requested(String),
+    /// The export file's address, once it is ready.
+    Status(Option<String>),
+    /// A part of a download; `true` when it is the first of this attempt (the download went
+    /// again from the start).
+    Part(Vec<u8>, bool),
+    /// A download is complete.
+    Downloaded,
 }
 
 /// A request that failed for good.
@@ -149,16 +167,21 @@ struct Pending {
     attempt: u32,
     /// With the host now (not queued, nor waiting to go again).
     sent: bool,
+    /// A download whose body has begun to arrive in this attempt.
+    receiving: bool,
 }
 
 impl Request {
     /// Whether it changes anything in Dataverse or SALESmanago (all but reads).
     fn changes(&self) -> bool {
         match self {
-            Request::Read(_) | Request::Row(_) => false,
+            Request::Read(_) | Request::Row(_) | Request::Download(_) => false,
             Request::Write(_) | Request::Patch(..) | Request::Remove(_) => true,
             Request::Record(guarded) => guarded.purpose != Purpose::Acquire,
-            Request::Call(Call::Lookup(_) | Call::Modified(_) | Call::Has(_)) => false,
+            // Asking for an export changes no contact.
+            Request::Call(Call::Lookup(_) | Call::Modified(_) | Call::Has(_) | Call::Export(_) | Call::Status(_)) => {
+                false
+            }
             Request::Call(Call::Upsert(_) | Call::UpsertOne(_) | Call::Delete(_) | Call::Subscribe(_)) => true,
         }
     }
@@ -166,7 +189,7 @@ impl Request {
     /// Which service answers it: each has its own bound on requests in flight.
     fn service(&self) -> Service {
         match self {
-            Request::Call(_) => Service::Salesmanago,
+            Request::Call(_) | Request::Download(_) => Service::Salesmanago,
             Request::Read(_)
             | Request::Write(_)
             | Request::Record(_)
@@ -331,13 +354,21 @@ impl Runner {
         self.out.push_back(action);
     }
 
+    /// Queues `request` to go at `at_ms`; its answer comes back with the ticket returned.
+    pub(super) fn issue_at(&mut self, request: Request, at_ms: u64) -> Ticket {
+        let ticket = self.ticket();
+        self.pending.insert(ticket, Pending { request, attempt: 1, sent: false, receiving: false });
+        self.delayed.push((at_ms, ticket));
+        ticket
+    }
+
     /// Queues `request`; its answer comes back with the ticket returned.
     pub(super) fn issue(&mut self, request: Request) -> Ticket {
         let ticket = self.ticket();
         // Pages are read one after the other, and everything else waits for them: a read goes
         // first, so the pipeline does not stall behind the write-backs.
         let first = matches!(request, Request::Read(_));
-        self.pending.insert(ticket, Pending { request, attempt: 1, sent: false });
+        self.pending.insert(ticket, Pending { request, attempt: 1, sent: false, receiving: false });
         if first {
             self.queued.push_front(ticket);
         } else {
@@ -412,9 +443,12 @@ impl Runner {
                     Call::Has(op) => self.client.request(op, &nonce),
                     Call::Delete(op) => self.client.request(op, &nonce),
                     Call::Subscribe(op) => self.client.request(op, &nonce),
+                    Call::Export(op) => self.client.request(op, &nonce),
+                    Call::Status(op) => self.client.request(op, &nonce),
                 };
                 Action::Call { ticket, request, timeout_ms: DEFAULT_TIMEOUT_MS }
             }
+            Request::Download(url) => Action::Download { ticket, url: url.clone(), idle_timeout_ms: DOWNLOAD_IDLE_MS },
         })
     }
 
@@ -443,7 +477,14 @@ impl Runner {
     /// (or was not the job's).
     pub(super) fn answer(&mut self, ticket: Ticket, reply: Reply, now_ms: u64) -> Option<Result<Output, Error>> {
         let pending = self.pending.get_mut(&ticket).filter(|p| p.sent && !self.finished)?;
+        if let Reply::Part(bytes) = reply {
+            // The download goes on: it stays with the host.
+            let first = !pending.receiving;
+            pending.receiving = true;
+            return matches!(pending.request, Request::Download(_)).then_some(Ok(Output::Part(bytes, first)));
+        }
         pending.sent = false;
+        pending.receiving = false;
         self.in_flight[slot(pending.request.service())] -= 1;
         let result = read(&pending.request, &self.client, reply);
         let retry = match result.as_ref().err().and_then(Error::retrying) {
@@ -669,8 +710,20 @@ fn read(request: &Request, client: &Client, reply: Reply) -> Result<Output, Erro
                 Call::Has(op) => client.response(op, outcome).map(Output::Contact).map_err(sm),
                 Call::Delete(op) => client.response(op, outcome).map(|()| Output::Done).map_err(sm),
                 Call::Subscribe(op) => client.response(op, outcome).map(|_| Output::Done).map_err(sm),
+                Call::Export(op) => client.response(op, outcome).map(Output::Requested).map_err(sm),
+                Call::Status(op) => client.response(op, outcome).map(Output::Status).map_err(sm),
             }
         }
+        (Request::Download(_), Reply::Salesmanago(outcome)) => match outcome {
+            Ok(response) if (200..300).contains(&response.status) => Ok(Output::Downloaded),
+            // The file's server speaks no envelope: its status says it all.
+            Ok(response) => Err(Error::Salesmanago(match response.status {
+                429 => SmError::Throttled { retry_after: response.retry_after.as_deref().and_then(RetryAfter::parse) },
+                status @ (408 | 500..=599) => SmError::Server { status },
+                status => SmError::UnexpectedStatus { status },
+            })),
+            Err(failure) => Err(Error::Salesmanago(SmError::Transport(failure))),
+        },
         (Request::Row(_), Reply::Dataverse(answer)) => {
             let text = error::answer(answer).map_err(Error::Dataverse)?;
             match crate::core::json::from_str(&text) {

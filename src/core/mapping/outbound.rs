@@ -25,6 +25,7 @@ use crate::core::dataverse::schema::{consent_name, contact};
 use crate::core::json::Map;
 use crate::core::salesmanago::contact::SmContact;
 use crate::core::salesmanago::contact::{Address, ConsentDetail, ContactData, UpsertDetails};
+use crate::core::salesmanago::export::SYNC_TAG;
 
 /// Longest free text sent in one field. SALESmanago documents no contact field limits; 255 is the
 /// limit of its event detail fields (reference §4) and fits every Dynamics address column.
@@ -188,7 +189,8 @@ pub fn to_salesmanago(row: &ContactRow, options: &OutboundOptions) -> Result<Out
         force_opt_in: newsletter == Some(true),
         force_phone_opt_out: sms == Some(false),
         force_phone_opt_in: sms == Some(true),
-        tags: Vec::new(),
+        // The export job selects contacts by tag: every contact sent carries ours.
+        tags: vec![SYNC_TAG.to_owned()],
         properties: Default::default(),
         consent_details,
     };

@@ -46,6 +46,7 @@ fn a_full_contact_maps_field_by_field() {
                             "city": "Bielsko-Biała", "country": "PL"}},
             "birthday": "19840804",
             "forceOptOut": true,
+            "tags": ["DYNAMICS365"],
             "consentDetails": [
                 {"consentName": "MARKETING", "consentAccept": true, "optOut": false, "agreementDate": NOW},
                 {"consentName": "PROFILING", "consentAccept": false, "optOut": true, "agreementDate": NOW}]})
@@ -181,7 +182,7 @@ fn empty_strings_and_nulls_send_nothing() {
     let (body, warnings) = sent(json!({
         "emailaddress1": "a@b.pl", "fullname": "", "mobilephone": " ", "telephone1": null, "fax": "",
         "address1_line1": "", "address1_city": "  ", "address1_postalcode": null, "birthdate": null}));
-    assert_eq!(body, json!({"contact": {"email": "a@b.pl"}}));
+    assert_eq!(body, json!({"contact": {"email": "a@b.pl"}, "tags": ["DYNAMICS365"]}));
     assert!(warnings.is_empty());
 }
 

@@ -16,7 +16,8 @@
 use crate::core::json::{self, Map, Value};
 use crate::object;
 
-use super::contact::SmContact;
+use super::contact::{SmConsent, SmContact};
+use super::endpoint::is_file_address;
 use super::envelope::{invalid, Payload};
 use super::error::SmError;
 use super::operation::Operation;
@@ -79,23 +80,131 @@ impl Operation for JobStatus {
     }
     fn parse(&self, payload: Payload) -> Result<Option<String>, SmError> {
         match payload.fields.get("fileUrl").and_then(Value::as_str).map(str::trim) {
-            Some(url) if url.starts_with("https://") || url.starts_with("http://") => Ok(Some(url.to_owned())),
-            Some(url) if !url.is_empty() => Err(invalid("`fileUrl` is not an address")),
+            Some(url) if is_file_address(url) => Ok(Some(url.to_owned())),
+            Some(url) if !url.is_empty() => Err(invalid("`fileUrl` is not an address the engine may download")),
             _ => Ok(None),
         }
     }
 }
 
-/// The contacts of an export file, each with its id, its opt-outs and its consents listed.
-///
-/// Fails, saying what is wrong, when the text is not a list of objects.
-pub fn read_file(text: &str) -> Result<Vec<SmContact>, String> {
-    let Value::Array(entries) = json::from_str(text).map_err(|e| e.to_string())? else {
-        return Err("the export file is not a list".into());
-    };
-    let mut contacts = Vec::new();
-    for entry in entries {
-        let Value::Object(entry) = entry else { return Err("an export entry is not an object".into()) };
+/// A contact of an export file: what Pull consents needs of it, and no more, so that a file of
+/// a million contacts fits in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exported {
+    /// The SALESmanago id (the entry's key).
+    pub id: String,
+    /// The e-mail, lower-cased.
+    pub email: Option<String>,
+    /// Unsubscribed from the newsletter.
+    pub opted_out: Option<bool>,
+    /// Unsubscribed from SMS.
+    pub opted_out_phone: Option<bool>,
+    /// The consents, when the entry had a consents part.
+    pub consents: Option<Vec<SmConsent>>,
+}
+
+/// Reads an export file as it arrives, part by part: each entry of the list is parsed once its
+/// last byte is in, so the file is never held whole, only the entry being read.
+#[derive(Debug, Default)]
+pub struct FileReader {
+    state: State,
+    /// Nesting depth inside the current entry.
+    depth: u32,
+    in_string: bool,
+    escaped: bool,
+    /// The current entry's bytes.
+    entry: Vec<u8>,
+    /// The contacts read and not yet taken.
+    read: Vec<Exported>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Before the list's `[` (a byte-order mark and white space allowed).
+    #[default]
+    Before,
+    /// Between entries: an entry, a comma or the closing `]`.
+    Between,
+    /// Inside an entry.
+    Entry,
+    /// After the list: white space only.
+    After,
+}
+
+impl FileReader {
+    /// Reads the next part of the file.
+    ///
+    /// Fails, saying what is wrong, when the file is not a list of objects.
+    pub fn feed(&mut self, bytes: &[u8]) -> Result<(), String> {
+        for &byte in bytes {
+            match self.state {
+                State::Before => match byte {
+                    b'[' => self.state = State::Between,
+                    0xEF | 0xBB | 0xBF => {}
+                    b if b.is_ascii_whitespace() => {}
+                    _ => return Err("the export file is not a list".into()),
+                },
+                State::Between => match byte {
+                    b'{' => {
+                        self.state = State::Entry;
+                        self.depth = 1;
+                        self.entry.push(byte);
+                    }
+                    b']' => self.state = State::After,
+                    b',' => {}
+                    b if b.is_ascii_whitespace() => {}
+                    _ => return Err("an export entry is not an object".into()),
+                },
+                State::Entry => {
+                    self.entry.push(byte);
+                    if self.in_string {
+                        match byte {
+                            _ if self.escaped => self.escaped = false,
+                            b'\\' => self.escaped = true,
+                            b'"' => self.in_string = false,
+                            _ => {}
+                        }
+                        continue;
+                    }
+                    match byte {
+                        b'"' => self.in_string = true,
+                        b'{' | b'[' => self.depth += 1,
+                        b'}' | b']' => self.depth -= 1,
+                        _ => {}
+                    }
+                    if self.depth == 0 {
+                        let entry = std::mem::take(&mut self.entry);
+                        self.state = State::Between;
+                        self.entry_read(&entry)?;
+                    }
+                }
+                State::After if byte.is_ascii_whitespace() => {}
+                State::After => return Err("the export file goes on after its list".into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// The contacts read since the last call.
+    pub fn take(&mut self) -> Vec<Exported> {
+        std::mem::take(&mut self.read)
+    }
+
+    /// Checks that the file ended where its list did.
+    ///
+    /// Fails when the file stopped inside it.
+    pub fn finish(&self) -> Result<(), String> {
+        match self.state {
+            State::After => Ok(()),
+            _ => Err("the export file ends before its list does".into()),
+        }
+    }
+
+    fn entry_read(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let text = std::str::from_utf8(bytes).map_err(|_| "an export entry is not UTF-8".to_owned())?;
+        let Value::Object(entry) = json::from_str(text).map_err(|e| e.to_string())? else {
+            return Err("an export entry is not an object".into());
+        };
         for (id, parts) in entry.iter() {
             let Some(parts) = parts.as_object() else { continue };
             let mut data = parts.get("contactData").and_then(Value::as_object).cloned().unwrap_or_default();
@@ -104,19 +213,29 @@ pub fn read_file(text: &str) -> Result<Vec<SmContact>, String> {
                     data.insert("consents".into(), list.clone());
                 }
             }
-            if let Some(mut contact) = SmContact::from_json(&Value::Object(data)) {
-                contact.id = Some(id.clone());
-                contacts.push(contact);
+            if let Some(contact) = SmContact::from_json(&Value::Object(data)) {
+                let consents = contact.consents_listed.then_some(contact.consents);
+                let (opted_out, opted_out_phone) = (contact.opted_out, contact.opted_out_phone);
+                self.read.push(Exported { id: id.clone(), email: contact.email, opted_out, opted_out_phone, consents });
             }
         }
+        Ok(())
     }
-    Ok(contacts)
+}
+
+/// The contacts of a whole export file (tests and small files).
+///
+/// Fails, saying what is wrong, when the text is not a list of objects.
+pub fn read_file(text: &str) -> Result<Vec<Exported>, String> {
+    let mut reader = FileReader::default();
+    reader.feed(text.as_bytes())?;
+    reader.finish()?;
+    Ok(reader.take())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::consent::{Key, Theirs};
     use crate::core::json::json;
 
     fn payload(value: Value) -> Payload {
@@ -152,12 +271,41 @@ mod tests {
                        {"u-2": {"contactData": {"email": "c@d.pl"}}}]"#;
         let contacts = read_file(text).unwrap();
         assert_eq!(contacts.len(), 2);
-        assert_eq!(contacts[0].id.as_deref(), Some("u-1"));
-        assert_eq!(contacts[0].email.as_deref(), Some("a@b.pl"));
-        assert_eq!(contacts[0].theirs(&Key::Newsletter), Theirs::Known(Some(false)));
-        assert_eq!(contacts[0].theirs(&Key::Consent("MARKETING".into())), Theirs::Known(Some(false)));
-        assert_eq!(contacts[1].theirs(&Key::Consent("MARKETING".into())), Theirs::Unknown, "no consents part");
+        let marketing = SmConsent { name: "MARKETING".into(), accepted: false, opted_out: true, date: Some(5) };
+        assert_eq!(
+            contacts[0],
+            Exported {
+                id: "u-1".into(),
+                email: Some("a@b.pl".into()),
+                opted_out: Some(true),
+                opted_out_phone: Some(false),
+                consents: Some(vec![marketing]),
+            }
+        );
+        assert_eq!(contacts[1].consents, None, "no consents part");
         assert!(read_file("{}").is_err());
         assert!(read_file("[1]").is_err());
+        assert!(read_file("[{\"u-1\": {}}").is_err(), "cut off");
+        assert!(read_file("[] x").is_err());
+        assert_eq!(read_file("\u{feff} [ ]\n").unwrap(), []);
+    }
+
+    #[test]
+    fn a_file_read_in_parts_gives_what_it_gives_whole() {
+        let text = r#"[{"u-1": {"contactData": {"email": "a@b.pl", "name": "Zo\"{[ł"}, "consents": []}},
+                       {"u-2": {"contactData": {"email": "c@d.pl", "optedOutPhone": "true"}}}]"#;
+        let whole = read_file(text).unwrap();
+        // Every split, including inside the multi-byte `ł` and after the escaped quote.
+        for cut in 0..=text.len() {
+            let mut reader = FileReader::default();
+            reader.feed(&text.as_bytes()[..cut]).unwrap();
+            let mut parts = reader.take();
+            reader.feed(&text.as_bytes()[cut..]).unwrap();
+            reader.finish().unwrap();
+            parts.extend(reader.take());
+            assert_eq!(parts, whole, "cut at {cut}");
+        }
+        assert_eq!(whole[0].consents, Some(Vec::new()));
+        assert_eq!(whole[1].opted_out_phone, Some(true));
     }
 }

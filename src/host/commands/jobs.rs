@@ -15,12 +15,15 @@ use crate::core::job::{record_columns, Action, Job, Read, Reply, Start, Ticket};
 
 use super::super::browser::{now_ms, random_seed, sleep};
 use super::super::dynamics::{consent_columns, exchange, refresh_grid, FormContext, Send, Ui};
-use super::super::transport::perform;
+use super::super::transport::{download, perform, Download};
 use super::{load_settings, Context, Done, Failure, Outcome};
+use crate::core::salesmanago::HttpResponse;
 
-/// Something the driver waits for: a reply, or the job's timer.
+/// Something the driver waits for: a reply, a part of a download (with the wait for the
+/// rest), or the job's timer.
 enum Event {
     Reply(Ticket, Reply),
+    Part(Ticket, Vec<u8>, Pending),
     Timer,
 }
 
@@ -59,7 +62,7 @@ pub(super) async fn drive(context: &Context, mut job: Job) -> Outcome {
                     pending.push(future);
                     // Polled once now, so its request goes out before the job's next work.
                     if let Some(Some(event)) = poll_immediate(pending.next()).await {
-                        timer = on(&mut job, event, timer);
+                        timer = on(&mut job, event, timer, &mut pending);
                     }
                 }
                 Step::Shown => {}
@@ -76,17 +79,22 @@ pub(super) async fn drive(context: &Context, mut job: Job) -> Outcome {
             }
         }
         match pending.next().await {
-            Some(event) => timer = on(&mut job, event, timer),
+            Some(event) => timer = on(&mut job, event, timer, &mut pending),
             None => unreachable!("a job that has not finished waits for a reply or its timer"),
         }
     }
 }
 
 /// Hands `event` to the job; the timer still set afterwards.
-fn on(job: &mut Job, event: Event, timer: Option<u64>) -> Option<u64> {
+fn on(job: &mut Job, event: Event, timer: Option<u64>, pending: &mut FuturesUnordered<Pending>) -> Option<u64> {
     match event {
         Event::Reply(ticket, reply) => {
             job.handle(ticket, reply, now_ms());
+            timer
+        }
+        Event::Part(ticket, bytes, rest) => {
+            job.handle(ticket, Reply::Part(bytes), now_ms());
+            pending.push(rest);
             timer
         }
         Event::Timer => None,
@@ -143,6 +151,13 @@ fn execute(action: Action, context: &Context, ui: &Ui, root: &str) -> Step {
         Action::Call { ticket, request, timeout_ms } => {
             Box::pin(async move { Event::Reply(ticket, Reply::Salesmanago(perform(&request, timeout_ms).await)) })
         }
+        Action::Download { ticket, url, idle_timeout_ms } => Box::pin(async move {
+            match download(&url, idle_timeout_ms).await {
+                Ok(Ok(body)) => next_part(ticket, body).await,
+                Ok(Err(response)) => Event::Reply(ticket, Reply::Salesmanago(Ok(response))),
+                Err(failure) => Event::Reply(ticket, Reply::Salesmanago(Err(failure))),
+            }
+        }),
         Action::Progress(message) => {
             ui.progress(&context.say(&message));
             return Step::Shown;
@@ -160,6 +175,18 @@ fn execute(action: Action, context: &Context, ui: &Ui, root: &str) -> Step {
             });
         }
     })
+}
+
+/// The next part of a download, with the wait for the one after; or its end.
+async fn next_part(ticket: Ticket, mut body: Download) -> Event {
+    match body.next().await {
+        Ok(Some(bytes)) => Event::Part(ticket, bytes, Box::pin(next_part(ticket, body))),
+        Ok(None) => {
+            let end = HttpResponse { status: body.status(), retry_after: None, body: String::new() };
+            Event::Reply(ticket, Reply::Salesmanago(Ok(end)))
+        }
+        Err(failure) => Event::Reply(ticket, Reply::Salesmanago(Err(failure))),
+    }
 }
 
 type FormReply = Pin<Box<dyn Future<Output = Result<usize, String>>>>;

@@ -1,5 +1,7 @@
-//! Pull consents: each contact with an e-mail compared with SALESmanago, page by page, and
-//! only its differing opt-outs and consents written.
+//! Pull consents: SALESmanago's export job prepares a file of every contact the engine sent,
+//! with its opt-outs and consents ([`crate::core::salesmanago::export`]); the job waits for it,
+//! reads it as it downloads, then compares each Dynamics contact with an e-mail page by page,
+//! matched by SALESmanago id, then by e-mail, and writes only the values the consent rule moves.
 
 use crate::core::dataverse::contact::ContactRow;
 use crate::core::dataverse::query::{contacts, has_value};
@@ -8,68 +10,90 @@ use crate::core::i18n::{text, Message};
 use crate::core::json::{Map, Value};
 use crate::core::mapping::normalize::email;
 use crate::core::mapping::{from_salesmanago, Skip};
-use crate::core::salesmanago::contact::SmContact;
-use crate::core::salesmanago::operation::{Lookup, LookupKind};
+use crate::core::salesmanago::export::{ExportConsents, FileReader, JobStatus};
 use crate::core::sorted::SortedMap;
 use crate::core::sync::{consents_only, Tally};
 
 use super::runner::{Call, Error, Output, Request, Runner};
 use super::units::{not_done, rows, unreadable, Answer, Pages, Patching, Row, Write};
-use super::{Ending, Start, Ticket};
+use super::{Ending, JobFailure, Start, Ticket};
+
+mod index;
+
+use index::Index;
+
+/// The first wait before asking whether the file is ready; each wait is half as long again as
+/// the one before, up to [`LONGEST_WAIT_MS`].
+const FIRST_WAIT_MS: u64 = 2_000;
+const LONGEST_WAIT_MS: u64 = 30_000;
+/// How long SALESmanago may take to prepare the file.
+const READY_WITHIN_MS: u64 = 30 * 60_000;
+/// Progress while reading the file is shown each time this many more contacts are in.
+const SHOW_EVERY: usize = 1_000;
+
+/// Where the job is.
+enum Phase {
+    /// SALESmanago is asked for the export.
+    Asking(Ticket),
+    /// SALESmanago prepares the file; it is asked again after `wait_ms`.
+    Preparing { ticket: Ticket, request_id: String, since_ms: u64, wait_ms: u64 },
+    /// The file is being read.
+    Reading(Ticket),
+    /// Dynamics' contacts are compared with the file.
+    Comparing,
+}
 
 #[derive(Default)]
 struct Page {
     rows: Vec<ContactRow>,
-    /// Row index and normalised e-mail of each row with a valid one.
-    valid: Vec<(usize, String)>,
-    found: SortedMap<String, SmContact>,
-    /// E-mails whose lookup failed, with the reason.
-    unknown: SortedMap<String, String>,
-    calls: usize,
     patching: Patching,
     tally: Tally,
 }
 
-enum Step {
-    Lookup(Vec<String>),
-    Write,
-}
-
 pub(super) struct Consents {
-    pages_to_read: Pages,
+    phase: Phase,
+    consents: Vec<String>,
+    reader: FileReader,
+    /// The file's contacts, as they are read.
+    file: Index,
+    pages_to_read: Option<Pages>,
     next_index: usize,
     pages: SortedMap<usize, Page>,
-    tickets: SortedMap<Ticket, (usize, Step)>,
+    /// Each `$batch` under way, with its page.
+    writes: SortedMap<Ticket, usize>,
     tally: Tally,
     ending: Ending,
 }
 
 impl Consents {
-    pub(super) fn new(start: &Start) -> Consents {
+    pub(super) fn new(start: &Start, run: &mut Runner) -> Consents {
+        let ticket = run.issue(Request::Call(Call::Export(ExportConsents)));
         Consents {
-            pages_to_read: Pages::new([contacts(&start.consents, Some(&has_value(contact::EMAIL)))]),
+            phase: Phase::Asking(ticket),
+            consents: start.consents.clone(),
+            reader: FileReader::default(),
+            file: Index::default(),
+            pages_to_read: None,
             next_index: 0,
             pages: SortedMap::new(),
-            tickets: SortedMap::new(),
+            writes: SortedMap::new(),
             tally: Tally::default(),
             ending: Ending::new(start.job),
         }
     }
 
     pub(super) fn advance(&mut self, run: &mut Runner, now_ms: u64) {
-        if self.ending.started() {
-            return;
-        }
-        self.pages_to_read.read(run, self.pages.len());
-        if self.pages_to_read.done() && self.pages.is_empty() && !run.busy() {
+        let Some(pages) = self.pages_to_read.as_mut().filter(|_| !self.ending.started()) else { return };
+        pages.read(run, self.pages.len());
+        if pages.done() && self.pages.is_empty() && !run.busy() {
             self.ending.start(run, std::mem::take(&mut self.tally), Map::new(), now_ms);
         }
     }
 
     /// Works on a page that arrived; `false` when there is none.
     pub(super) fn work(&mut self, run: &mut Runner, now_ms: u64) -> bool {
-        let Some(values) = self.pages_to_read.arrived() else { return false };
-        self.take_page(values, run, now_ms);
+        let Some(values) = self.pages_to_read.as_mut().and_then(Pages::arrived) else { return false };
+        self.compare(values, run, now_ms);
         true
     }
 
@@ -77,46 +101,91 @@ impl Consents {
         if self.ending.on(ticket, &result, run) {
             return;
         }
-        let result = match self.pages_to_read.answer(ticket, result, run) {
-            Answer::Taken => return,
-            Answer::Other(result) => result,
+        let result = match self.pages_to_read.as_mut() {
+            Some(pages) => match pages.answer(ticket, result, run) {
+                Answer::Taken => return,
+                Answer::Other(result) => result,
+            },
+            None => result,
         };
-        let Some((index, step)) = self.tickets.remove(&ticket) else { return };
-        let Some(page) = self.pages.get_mut(&index) else { return };
-        match (step, result) {
-            (Step::Lookup(_), Ok(Output::Found(found))) => {
-                page.calls -= 1;
-                for sm in found {
-                    if let Some(address) = sm.email.as_deref().map(str::to_ascii_lowercase) {
-                        page.found.insert(address, sm);
+        if let Some(index) = self.writes.remove(&ticket) {
+            return match result {
+                Ok(Output::Written(outcomes)) => self.written(index, outcomes, run, now_ms),
+                Ok(_) => unreachable!("a $batch yields its outcomes"),
+                Err(error) => run.fail(error.into()),
+            };
+        }
+        let result = match result {
+            Ok(output) => output,
+            // Every step of the file is needed: a step that failed for good ends the job.
+            Err(error) => return run.fail(error.into()),
+        };
+        match (&mut self.phase, result) {
+            (Phase::Asking(asked), Output::Requested(request_id)) if *asked == ticket => {
+                let wait_ms = FIRST_WAIT_MS;
+                let ticket = Self::ask_status(run, &request_id, now_ms + wait_ms);
+                self.phase = Phase::Preparing { ticket, request_id, since_ms: now_ms, wait_ms };
+                run.say(Message::PreparingFile { seconds: 0 });
+            }
+            (Phase::Preparing { ticket: asked, request_id, since_ms, wait_ms }, Output::Status(status))
+                if *asked == ticket =>
+            {
+                let waited = now_ms.saturating_sub(*since_ms);
+                match status {
+                    Some(url) => {
+                        self.phase = Phase::Reading(run.issue(Request::Download(url)));
+                        run.say(Message::ReadingFile { contacts: 0 });
+                    }
+                    None if waited >= READY_WITHIN_MS => {
+                        let message = Message::FileNotReady { minutes: READY_WITHIN_MS / 60_000 };
+                        run.fail(JobFailure { message, kind: "fileNotReady" });
+                    }
+                    None => {
+                        *wait_ms = (*wait_ms * 3 / 2).min(LONGEST_WAIT_MS);
+                        *asked = Self::ask_status(run, request_id, now_ms + *wait_ms);
+                        run.say(Message::PreparingFile { seconds: waited / 1000 });
                     }
                 }
             }
-            (Step::Lookup(emails), Err(error)) => {
-                let Some(reason) = run.reason(error) else { return };
-                page.calls -= 1;
-                for address in emails {
-                    page.unknown.insert(address, reason.clone());
+            (Phase::Reading(reading), Output::Part(bytes, first)) if *reading == ticket => {
+                if first {
+                    // The download started again from the beginning.
+                    self.reader = FileReader::default();
+                    self.file = Index::default();
+                }
+                let before = self.file.len();
+                if let Err(detail) = self.reader.feed(&bytes) {
+                    return unreadable_file(run, detail);
+                }
+                for contact in self.reader.take() {
+                    self.file.push(contact);
+                }
+                if self.file.len() / SHOW_EVERY > before / SHOW_EVERY {
+                    run.say(Message::ReadingFile { contacts: self.file.len() as u64 });
                 }
             }
-            (Step::Write, Ok(Output::Written(outcomes))) => {
-                for (row, reason) in page.patching.answer(outcomes) {
-                    let reason = text(&Message::Dataverse { detail: reason }, run.lang);
-                    page.tally.done -= 1;
-                    let listed = not_done(&page.rows[row], false, reason);
-                    page.tally.not_done(listed);
+            (Phase::Reading(reading), Output::Downloaded) if *reading == ticket => {
+                if let Err(detail) = self.reader.finish() {
+                    return unreadable_file(run, detail);
                 }
-                return self.write(index, run, now_ms);
+                self.file.complete();
+                self.phase = Phase::Comparing;
+                let query = contacts(&self.consents, Some(&has_value(contact::EMAIL)));
+                self.pages_to_read = Some(Pages::new([query]));
+                run.show(now_ms);
             }
-            (Step::Write, Err(error)) => return run.fail(error.into()),
-            (_, Ok(_)) => unreachable!("each request yields its own output"),
-        }
-        if page.calls == 0 {
-            self.compare(index, run, now_ms);
+            // A heartbeat's answer, or one that came late.
+            _ => {}
         }
     }
 
-    fn take_page(&mut self, values: Vec<Value>, run: &mut Runner, now_ms: u64) {
+    fn ask_status(run: &mut Runner, request_id: &str, at_ms: u64) -> Ticket {
+        let status = JobStatus { request_id: request_id.to_owned() };
+        run.issue_at(Request::Call(Call::Status(status)), at_ms)
+    }
+
+    /// Compares a page of contacts with the file, and writes what the consent rule moves.
+    fn compare(&mut self, values: Vec<Value>, run: &mut Runner, now_ms: u64) {
         let index = self.next_index;
         self.next_index += 1;
         let mut page = Page::default();
@@ -126,47 +195,29 @@ impl Consents {
                 page.tally.not_done(unreadable(run.lang));
                 continue;
             };
-            let raw = parsed.get(contact::EMAIL).unwrap_or_default().to_owned();
-            match email(&raw) {
-                Ok(address) => page.valid.push((page.rows.len(), address)),
-                Err(problem) => {
-                    let reason = text(&Message::Skipped(Skip::InvalidEmail { email: raw, problem }), run.lang);
-                    page.tally.not_done(not_done(&parsed, true, reason));
+            let by_id = parsed.get(contact::SALESMANAGO_ID).and_then(|id| self.file.by_id(id));
+            let found = match by_id {
+                Some(found) => found,
+                None => {
+                    let raw = parsed.get(contact::EMAIL).unwrap_or_default();
+                    match email(raw) {
+                        Ok(address) => match self.file.by_email(&address) {
+                            Some(found) => found,
+                            None => {
+                                page.tally.missing += 1;
+                                continue;
+                            }
+                        },
+                        Err(problem) => {
+                            let skip = Skip::InvalidEmail { email: raw.to_owned(), problem };
+                            let reason = text(&Message::Skipped(skip), run.lang);
+                            page.tally.not_done(not_done(&parsed, true, reason));
+                            continue;
+                        }
+                    }
                 }
-            }
-            page.rows.push(parsed);
-        }
-        let mut emails: Vec<String> = page.valid.iter().map(|(_, e)| e.clone()).collect();
-        emails.sort_unstable();
-        emails.dedup();
-        for call in Lookup::batches(LookupKind::BasicByEmail, &emails) {
-            let keys = call.keys().to_vec();
-            let ticket = run.issue(Request::Call(Call::Lookup(call)));
-            self.tickets.insert(ticket, (index, Step::Lookup(keys)));
-            page.calls += 1;
-        }
-        let calls = page.calls;
-        self.pages.insert(index, page);
-        if calls == 0 {
-            self.compare(index, run, now_ms);
-        }
-    }
-
-    /// Every lookup of the page is back: the differing consents are written.
-    fn compare(&mut self, index: usize, run: &mut Runner, now_ms: u64) {
-        let Some(page) = self.pages.get_mut(&index) else { return };
-        for (row, address) in std::mem::take(&mut page.valid) {
-            let parsed = &page.rows[row];
-            if let Some(reason) = page.unknown.get(&address) {
-                let listed = not_done(parsed, false, reason.clone());
-                page.tally.not_done(listed);
-                continue;
-            }
-            let Some(sm) = page.found.get(&address) else {
-                page.tally.missing += 1;
-                continue;
             };
-            let patch = consents_only(from_salesmanago(parsed, sm));
+            let patch = consents_only(from_salesmanago(&parsed, &found));
             // A contact whose values already agree may still get its consent base.
             if patch.is_empty() {
                 page.tally.same += 1;
@@ -174,8 +225,23 @@ impl Consents {
                 page.tally.done += 1;
             }
             if let Some(columns) = patch.write() {
-                page.patching.writes.push(Write { key: row, id: parsed.id().unwrap_or_default(), columns });
+                let write = Write { key: page.rows.len(), id: parsed.id().unwrap_or_default(), columns };
+                page.patching.writes.push(write);
             }
+            page.rows.push(parsed);
+        }
+        self.pages.insert(index, page);
+        self.write(index, run, now_ms);
+    }
+
+    /// Takes a `$batch`'s outcomes, and writes what is left of the page.
+    fn written(&mut self, index: usize, outcomes: Vec<Result<(), String>>, run: &mut Runner, now_ms: u64) {
+        let Some(page) = self.pages.get_mut(&index) else { return };
+        for (row, reason) in page.patching.answer(outcomes) {
+            let reason = text(&Message::Dataverse { detail: reason }, run.lang);
+            page.tally.done -= 1;
+            let listed = not_done(&page.rows[row], false, reason);
+            page.tally.not_done(listed);
         }
         self.write(index, run, now_ms);
     }
@@ -191,6 +257,11 @@ impl Consents {
             return;
         }
         let ticket = run.issue(Request::Write(rows(&page.patching.writes)));
-        self.tickets.insert(ticket, (index, Step::Write));
+        self.writes.insert(ticket, index);
     }
+}
+
+/// Ends the job: the file could not be read.
+fn unreadable_file(run: &mut Runner, detail: String) {
+    run.fail(JobFailure { message: Message::FileUnreadable { detail }, kind: "fileUnreadable" });
 }
