@@ -981,7 +981,7 @@ export function createDataverse({ file = null, tables, latencyMs = 0, protection
         costMs: { ...DEFAULT_PROTECTION.costMs, ...(isPlainObject(protection?.costMs) ? protection.costMs : {}) },
       }
     : null;
-  const slidingWindow = limits ? new SlidingWindow(limits.windowMs) : null;
+  let slidingWindow = limits ? new SlidingWindow(limits.windowMs) : null;
 
   let version = 0;
   const nextVersion = () => ++version;
@@ -2136,6 +2136,10 @@ export function createDataverse({ file = null, tables, latencyMs = 0, protection
     resetStats() {
       stats = freshStats();
       stats.inFlightPeak = inFlight;
+    },
+    /** Starts an empty service-protection window, as if the last requests were 5 minutes ago. */
+    resetProtection() {
+      if (limits) slidingWindow = new SlidingWindow(limits.windowMs);
     },
     addColumn,
     columns,
