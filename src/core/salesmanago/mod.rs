@@ -18,6 +18,7 @@ pub mod error;
 pub mod export;
 pub mod http;
 pub mod operation;
+pub mod relay;
 pub mod script;
 
 #[cfg(test)]

@@ -1,0 +1,179 @@
+//! The relay's settings, from environment variables (or files beside them, for container
+//! secrets): each missing or bad value is named, with what to put there instead.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use salesmanago_dynamics::core::salesmanago::{ApiSecret, Credentials, Endpoint};
+
+use crate::keys::StoredKey;
+
+/// Everything the relay runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// The SALESmanago account the relay calls for.
+    pub credentials: Credentials,
+    /// The SALESmanago server (`https://app3.salesmanago.pl`).
+    pub endpoint: Endpoint,
+    /// The Dynamics origins allowed to call (exact match, such as `https://org.crm4.dynamics.com`).
+    pub origins: Vec<String>,
+    /// The relay keys accepted, as stored (id and hash).
+    pub keys: Vec<StoredKey>,
+    /// The largest request body taken.
+    pub max_body: usize,
+    /// How long SALESmanago may take to answer.
+    pub upstream_timeout: Duration,
+    /// Requests under way at once, at most.
+    pub max_concurrent: usize,
+    /// Requests a second per key, on average (twice that in a burst).
+    pub rate_per_key: u32,
+    /// The relay's address as browsers reach it, for the file addresses it hands out; when
+    /// unset, taken from each request's `Host` (and `X-Forwarded-Proto`).
+    pub public_url: Option<String>,
+}
+
+/// A setting that is missing or wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads the settings from `var` (the process environment in `main`).
+    ///
+    /// Fails naming the first setting that is missing or wrong.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        // `NAME`, or the contents of the file `NAME_FILE` names.
+        let read = |name: &str| -> Result<Option<String>, ConfigError> {
+            if let Some(value) = var(name).filter(|v| !v.trim().is_empty()) {
+                return Ok(Some(value.trim().to_owned()));
+            }
+            match var(&format!("{name}_FILE")).filter(|v| !v.trim().is_empty()) {
+                Some(path) => std::fs::read_to_string(path.trim())
+                    .map(|text| Some(text.trim().to_owned()))
+                    .map_err(|e| ConfigError(format!("{name}_FILE: cannot read {}: {e}", path.trim()))),
+                None => Ok(None),
+            }
+        };
+        let required = |name: &str, what: &str| {
+            read(name)?
+                .ok_or_else(|| ConfigError(format!("{name} is not set: {what} (or {name}_FILE, a file holding it)")))
+        };
+        let number = |name: &str, default: u64| -> Result<u64, ConfigError> {
+            match read(name)? {
+                None => Ok(default),
+                Some(text) => text
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| ConfigError(format!("{name} must be a whole number above 0, not {text:?}"))),
+            }
+        };
+        let credentials = Credentials {
+            client_id: required("SALESMANAGO_CLIENT_ID", "the client id of Integration Center → API")?,
+            api_secret: ApiSecret::new(required(
+                "SALESMANAGO_API_SECRET",
+                "the API secret of Integration Center → API",
+            )?),
+            owner: required("SALESMANAGO_OWNER", "the e-mail of the SALESmanago user who owns the contacts")?
+                .to_ascii_lowercase(),
+        };
+        let endpoint_text = required("SALESMANAGO_ENDPOINT", "your SALESmanago server, such as app3.salesmanago.pl")?;
+        let endpoint = Endpoint::parse(&endpoint_text)
+            .map_err(|e| ConfigError(format!("SALESMANAGO_ENDPOINT {endpoint_text:?} is not usable: {e:?}")))?;
+        let origins = required(
+            "RELAY_ALLOWED_ORIGINS",
+            "the Dynamics addresses allowed, comma-separated, such as https://contoso.crm4.dynamics.com",
+        )?
+        .split(',')
+        .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
+        .filter(|o| !o.is_empty())
+        .map(|o| {
+            if o.starts_with("https://") || o.starts_with("http://127.0.0.1") || o.starts_with("http://localhost") {
+                Ok(o)
+            } else {
+                Err(ConfigError(format!("RELAY_ALLOWED_ORIGINS: {o:?} is not an https:// origin")))
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+        let keys = required(
+            "RELAY_KEYS",
+            "the relay keys' stored forms, comma-separated (salesmanago-relay new-key prints one)",
+        )?
+        .split(',')
+        .filter(|k| !k.trim().is_empty())
+        .map(|k| StoredKey::parse(k.trim()).map_err(|e| ConfigError(format!("RELAY_KEYS: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+        // Azure Functions' custom handlers are told their port; elsewhere RELAY_LISTEN.
+        let listen = match (var("FUNCTIONS_CUSTOMHANDLER_PORT"), read("RELAY_LISTEN")?) {
+            (Some(port), _) => format!("127.0.0.1:{}", port.trim()),
+            (None, Some(listen)) => listen,
+            (None, None) => "127.0.0.1:8080".into(),
+        };
+        let listen = listen.parse().map_err(|_| {
+            ConfigError(format!("RELAY_LISTEN must be an address and port such as 0.0.0.0:8080, not {listen:?}"))
+        })?;
+        Ok(Config {
+            listen,
+            credentials,
+            endpoint,
+            origins,
+            keys,
+            max_body: number("RELAY_MAX_BODY_BYTES", 4 * 1024 * 1024)? as usize,
+            upstream_timeout: Duration::from_millis(number("RELAY_UPSTREAM_TIMEOUT_MS", 30_000)?),
+            max_concurrent: number("RELAY_MAX_CONCURRENT", 64)? as usize,
+            rate_per_key: number("RELAY_RATE_PER_KEY", 20)? as u32,
+            public_url: read("RELAY_PUBLIC_URL")?.map(|u| u.trim_end_matches('/').to_owned()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let owned: Vec<(String, String)> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        move |name| owned.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    const KEY: &str = "k1:0000000000000000000000000000000000000000000000000000000000000000";
+
+    #[test]
+    fn a_complete_environment_reads_and_each_gap_is_named() {
+        let all = [
+            ("SALESMANAGO_CLIENT_ID", "cid"),
+            ("SALESMANAGO_API_SECRET", "secret"),
+            ("SALESMANAGO_OWNER", "Owner@Example.com"),
+            ("SALESMANAGO_ENDPOINT", "app3.salesmanago.pl"),
+            ("RELAY_ALLOWED_ORIGINS", "https://contoso.crm4.dynamics.com/, https://b.crm.dynamics.com"),
+            ("RELAY_KEYS", KEY),
+        ];
+        let config = Config::from_vars(vars(&all)).unwrap();
+        assert_eq!(config.origins, ["https://contoso.crm4.dynamics.com", "https://b.crm.dynamics.com"]);
+        assert_eq!(config.credentials.owner, "owner@example.com");
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        for missing in 0..all.len() {
+            let some: Vec<_> = all.iter().enumerate().filter(|(i, _)| *i != missing).map(|(_, p)| *p).collect();
+            let error = Config::from_vars(vars(&some)).unwrap_err();
+            assert!(error.0.starts_with(all[missing].0), "{error}");
+        }
+        let mut functions = all.to_vec();
+        functions.push(("FUNCTIONS_CUSTOMHANDLER_PORT", "7071"));
+        assert_eq!(Config::from_vars(vars(&functions)).unwrap().listen.to_string(), "127.0.0.1:7071");
+        let mut bad = all.to_vec();
+        bad.push(("RELAY_RATE_PER_KEY", "fast"));
+        assert!(Config::from_vars(vars(&bad)).unwrap_err().0.contains("RELAY_RATE_PER_KEY"));
+        let mut plain = all.to_vec();
+        plain[4] = ("RELAY_ALLOWED_ORIGINS", "http://contoso.example");
+        assert!(Config::from_vars(vars(&plain)).unwrap_err().0.contains("not an https:// origin"));
+    }
+}

@@ -1,0 +1,66 @@
+//! `salesmanago-relay [serve]`: runs the relay with the settings of the environment (see the
+//! README). `salesmanago-relay new-key <id>`: makes a relay key.
+
+use std::process::ExitCode;
+
+use salesmanago_relay::{app, keys, Config};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        [] | ["serve"] => serve(),
+        ["new-key", id] => match keys::new_key(id) {
+            Ok((key, stored)) => {
+                println!("relay key, for the SALESmanago Integration record: {key}");
+                println!("its stored form, for RELAY_KEYS: {}", stored.text());
+                ExitCode::SUCCESS
+            }
+            Err(problem) => fail(&problem),
+        },
+        _ => fail("usage: salesmanago-relay [serve] | salesmanago-relay new-key <id>"),
+    }
+}
+
+fn fail(problem: &str) -> ExitCode {
+    eprintln!("salesmanago-relay: {problem}");
+    ExitCode::from(2)
+}
+
+fn serve() -> ExitCode {
+    let config = match Config::from_vars(|name| std::env::var(name).ok()) {
+        Ok(config) => config,
+        Err(problem) => return fail(&problem.0),
+    };
+    tracing_subscriber::fmt().json().flatten_event(true).with_current_span(false).with_target(false).init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a runtime");
+    runtime.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(config.listen).await {
+            Ok(listener) => listener,
+            Err(e) => return fail(&format!("cannot listen on {}: {e}", config.listen)),
+        };
+        let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        tracing::info!(
+            listening = address.as_str(),
+            origins = config.origins.join(",").as_str(),
+            keys = config.keys.len()
+        );
+        // Ctrl-C, or SIGTERM from systemd or a container runtime: finish what is under way.
+        let shutdown = async {
+            #[cfg(unix)]
+            {
+                use tokio::signal::unix::{signal, SignalKind};
+                let mut term = signal(SignalKind::terminate()).expect("a SIGTERM handler");
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            #[cfg(not(unix))]
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        match axum::serve(listener, app(config)).with_graceful_shutdown(shutdown).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&format!("stopped: {e}")),
+        }
+    })
+}

@@ -1,0 +1,201 @@
+//! What the engine and `salesmanago-relay` share, so that neither has a second copy: the API
+//! methods the engine calls (the only ones the relay forwards, and whether each carries the
+//! owner), how the browser shows its relay key, and the relay's own refusals.
+//!
+//! A refusal is the relay's, not SALESmanago's: its body is the API's envelope with one more
+//! field, `relayRefusal`, naming the reason, so the engine can tell "your relay key is wrong"
+//! from anything SALESmanago says.
+
+use crate::core::json::Value;
+
+/// An API method the engine calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Method {
+    /// The path under `/api/`.
+    pub name: &'static str,
+    /// Whether its body carries `owner`.
+    pub needs_owner: bool,
+}
+
+const fn method(name: &'static str, needs_owner: bool) -> Method {
+    Method { name, needs_owner }
+}
+
+/// Every method the engine calls. A test checks each [`super::Operation`] against it.
+pub const METHODS: &[Method] = &[
+    method("contact/upsert", true),
+    method("contact/batchupsert", true),
+    method("contact/delete", true),
+    method("contact/hasContact", true),
+    method("contact/basic", true),
+    method("contact/basicById", true),
+    method("contact/listById", true),
+    method("contact/modifiedContacts", true),
+    method("contact/paginatedModifiedContacts", true),
+    method("contact/optin", false),
+    method("contact/optout", false),
+    method("contact/phoneoptin", false),
+    method("contact/phoneoptout", false),
+    method("contact/export/data", true),
+    method("job/status", false),
+    method("user/listByClient", false),
+];
+
+/// The method named `name`, if the engine calls it.
+pub fn find(name: &str) -> Option<Method> {
+    METHODS.iter().copied().find(|m| m.name == name)
+}
+
+/// The relay key goes in `Authorization: Bearer <key>`.
+pub const AUTH_SCHEME: &str = "Bearer";
+
+/// The envelope field that names a relay's refusal.
+pub const REFUSAL_FIELD: &str = "relayRefusal";
+
+/// Why the relay did not forward a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No relay key, or not one the relay knows.
+    Key,
+    /// The request came from an origin the relay does not serve.
+    Origin,
+    /// A method the engine does not call.
+    Method,
+    /// A body over the relay's limit.
+    TooLarge,
+    /// The key sent more requests than its rate allows (`Retry-After` says when to go on).
+    Rate,
+    /// The relay has as many requests under way as it takes (`Retry-After` says when to go on).
+    Busy,
+    /// The relay could not reach SALESmanago.
+    Unreachable,
+    /// SALESmanago did not answer the relay in time.
+    Timeout,
+    /// A file address the relay did not hand out, or one whose signature does not match.
+    File,
+}
+
+impl Refusal {
+    const ALL: [Refusal; 9] = [
+        Refusal::Key,
+        Refusal::Origin,
+        Refusal::Method,
+        Refusal::TooLarge,
+        Refusal::Rate,
+        Refusal::Busy,
+        Refusal::Unreachable,
+        Refusal::Timeout,
+        Refusal::File,
+    ];
+
+    /// The HTTP status the relay answers with.
+    pub fn status(self) -> u16 {
+        match self {
+            Refusal::Key => 401,
+            Refusal::Origin => 403,
+            Refusal::Method | Refusal::File => 404,
+            Refusal::TooLarge => 413,
+            Refusal::Rate => 429,
+            Refusal::Busy => 503,
+            Refusal::Unreachable => 502,
+            Refusal::Timeout => 504,
+        }
+    }
+
+    /// The reason's name in `relayRefusal`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Refusal::Key => "key",
+            Refusal::Origin => "origin",
+            Refusal::Method => "method",
+            Refusal::TooLarge => "tooLarge",
+            Refusal::Rate => "rate",
+            Refusal::Busy => "busy",
+            Refusal::Unreachable => "unreachable",
+            Refusal::Timeout => "timeout",
+            Refusal::File => "file",
+        }
+    }
+
+    /// The refusal named `code`.
+    pub fn from_code(code: &str) -> Option<Refusal> {
+        Refusal::ALL.into_iter().find(|r| r.code() == code)
+    }
+
+    /// The refusal a response body names, if it is one.
+    pub fn of_body(body: &str) -> Option<Refusal> {
+        let value = crate::core::json::from_str(body).ok()?;
+        Refusal::from_code(value.get(REFUSAL_FIELD)?.as_str()?)
+    }
+
+    /// The body the relay answers with: the envelope, a message for people reading logs, and
+    /// the reason.
+    pub fn body(self) -> String {
+        let message = match self {
+            Refusal::Key => "Missing or unknown relay key",
+            Refusal::Origin => "Origin not allowed",
+            Refusal::Method => "Method not forwarded",
+            Refusal::TooLarge => "Request body too large",
+            Refusal::Rate => "Too many requests for this key",
+            Refusal::Busy => "Too many requests under way",
+            Refusal::Unreachable => "SALESmanago could not be reached",
+            Refusal::Timeout => "SALESmanago did not answer in time",
+            Refusal::File => "Unknown file address",
+        };
+        crate::object! {"success": false, "message": vec![Value::from(message)], "relayRefusal": self.code()}
+            .to_string()
+    }
+
+    /// Whether another attempt may pass.
+    pub fn transient(self) -> bool {
+        matches!(self, Refusal::Rate | Refusal::Busy | Refusal::Unreachable | Refusal::Timeout)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::salesmanago::export::{ExportConsents, JobStatus};
+    use crate::core::salesmanago::operation::*;
+    use crate::core::salesmanago::Operation;
+
+    fn check<O: Operation>(operation: &O) {
+        let listed = find(operation.method()).unwrap_or_else(|| panic!("{} is not listed", operation.method()));
+        assert_eq!(listed.needs_owner, operation.needs_owner(), "{}", listed.name);
+    }
+
+    #[test]
+    fn every_operation_the_engine_has_is_listed_with_its_owner() {
+        check(&Upsert(Default::default()));
+        for op in BatchUpsert::batches(&[Default::default()]) {
+            check(&op);
+        }
+        check(&Delete { email: "a@b.pl".into(), permanently: false });
+        check(&HasContact { email: "a@b.pl".into() });
+        for kind in [LookupKind::BasicByEmail, LookupKind::BasicById, LookupKind::ListById] {
+            for op in Lookup::batches(kind, &["x".to_owned()]) {
+                check(&op);
+            }
+        }
+        check(&ModifiedContacts { from: 0, to: 1, page: None });
+        check(&ModifiedContacts { from: 0, to: 1, page: Some(1) });
+        check(&ListUsers);
+        for channel in [Channel::Newsletter, Channel::Sms] {
+            for subscribed in [true, false] {
+                check(&SetSubscription { email: "a@b.pl".into(), channel, subscribed });
+            }
+        }
+        check(&ExportConsents);
+        check(&JobStatus { request_id: "1".into() });
+    }
+
+    #[test]
+    fn refusals_travel_in_the_body() {
+        for refusal in Refusal::ALL {
+            assert_eq!(Refusal::of_body(&refusal.body()), Some(refusal));
+            assert!(refusal.status() >= 400);
+        }
+        assert_eq!(Refusal::of_body(r#"{"success":false,"message":["Not authenticated"]}"#), None);
+        assert_eq!(Refusal::of_body("<html>"), None);
+    }
+}
