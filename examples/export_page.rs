@@ -73,6 +73,7 @@ fn main() {
             api_secret: ApiSecret::new("secret"),
             owner: "owner@example.com".into(),
         },
+        relay: None,
     };
     let texts: Vec<String> = (0..pages.min(10)).map(|p| dataverse_page(p * ROWS)).collect();
     let mut steps = Steps::default();

@@ -120,7 +120,8 @@ fn manifest_names_the_solution_version_publisher_and_root_components() {
         let roots: BTreeSet<(String, String, String)> = elements(manifest, "RootComponent")
             .map(|r| {
                 let attr = |a| r.attribute(a).unwrap_or_default().to_owned();
-                (attr("type"), attr("schemaName"), attr("behavior"))
+                let name = r.attribute("schemaName").or(r.attribute("id")).unwrap_or_default().to_owned();
+                (attr("type"), name, attr("behavior"))
             })
             .collect();
         let mut expected = BTreeSet::from([
@@ -128,6 +129,12 @@ fn manifest_names_the_solution_version_publisher_and_root_components() {
             ("1".into(), "contact".into(), "2".into()),
         ]);
         expected.extend(WEB_RESOURCES.iter().map(|w| ("61".to_owned(), (*w).to_owned(), "0".to_owned())));
+        // The field security profiles, by the ids customizations.xml gives them.
+        let customizations = parse("customizations.xml", package.text("customizations.xml"));
+        for profile in elements(customizations.root(), "FieldSecurityProfile") {
+            let id = profile.attribute("fieldsecurityprofileid").expect("an id").to_owned();
+            expected.insert(("70".to_owned(), id, "0".to_owned()));
+        }
         assert_eq!(roots, expected, "{kind}: root components");
     }
 }
@@ -171,4 +178,34 @@ fn manifest_and_content_types_are_well_formed() {
     for name in ["solution.xml", "[Content_Types].xml", "customizations.xml"] {
         parse(name, package.text(name));
     }
+}
+
+/// The relay key is a secured column, and the solution ships who may read and set it: users
+/// read it (their browser sends it to the relay), administrators also set it.
+#[test]
+fn the_relay_key_is_secured_and_its_profiles_ship() {
+    let package = Package::built("unmanaged");
+    let doc = parse("customizations.xml", package.text("customizations.xml"));
+    let secured = elements(doc.root(), "attribute")
+        .find(|a| child_text(*a, "LogicalName") == Some("new_relaykey"))
+        .and_then(|a| child_text(a, "IsSecured"));
+    assert_eq!(secured, Some("1"));
+    let grants: BTreeSet<(String, String, String, String, String)> = elements(doc.root(), "FieldSecurityProfile")
+        .flat_map(|profile| {
+            let name = profile.attribute("name").unwrap_or_default().to_owned();
+            elements(profile, "FieldPermission")
+                .map(|p| {
+                    let text = |tag| child_text(p, tag).unwrap_or_default().to_owned();
+                    (name.clone(), text("AttributeName"), text("CanRead"), text("CanUpdate"), text("CanCreate"))
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let grant = |name: &str, read: &str, update: &str, create: &str| {
+        (name.to_owned(), "new_relaykey".to_owned(), read.to_owned(), update.to_owned(), create.to_owned())
+    };
+    assert_eq!(
+        grants,
+        BTreeSet::from([grant("SALESmanago users", "4", "0", "0"), grant("SALESmanago administrators", "4", "4", "4")])
+    );
 }

@@ -93,7 +93,7 @@ function credentialDocument() {
     };
   };
   const ids = ["title", "credentials", "save", "status", "engine"];
-  for (const f of ["clientId", "apiSecret", "owner", "endpoint"]) ids.push(f, f + "Label", f + "Error");
+  for (const f of ["clientId", "apiSecret", "owner", "endpoint", "relayKey"]) ids.push(f, f + "Label", f + "Error");
   for (const id of ids) elements.set(id, make(id));
   return { elements, document: { currentScript: null, getElementById: (id) => elements.get(id) || null, documentElement: { lang: "" }, title: "" } };
 }
@@ -125,7 +125,7 @@ async function credentialPage(lcid, columns) {
   return { $, formContext, saves, submit, context };
 }
 
-const STORED = { new_clientid: "client-1", new_apisecret: "stored-secret", new_owner: "owner@example.com", new_endpoint: "https://app3.salesmanago.pl" };
+const STORED = { new_clientid: "client-1", new_apisecret: "stored-secret", new_owner: "owner@example.com", new_endpoint: "https://app3.salesmanago.pl", new_relaykey: null };
 
 test("the credential page shows what is stored, except the secret, in the user's language", async () => {
   const { $ } = await credentialPage(1045, STORED);

@@ -57,7 +57,7 @@ pub fn app(config: Config) -> Router {
         .connect_timeout(config.upstream_timeout)
         .build()
         .expect("a TLS client with the built-in roots");
-    let client = Client { endpoint: config.endpoint.clone(), credentials: config.credentials.clone() };
+    let client = Client { endpoint: config.endpoint.clone(), credentials: config.credentials.clone(), relay: None };
     let files = FileSigner::new(config.credentials.sign("salesmanago-relay files").as_bytes());
     let relay = Relay {
         rate: Rate::new(config.rate_per_key),
@@ -69,10 +69,12 @@ pub fn app(config: Config) -> Router {
     };
     Router::new()
         .route("/healthz", get(|| async { json_response(200, r#"{"status":"ok"}"#.into()) }))
-        .route("/healthz/deep", get(deep))
+        .route("/healthz/deep", get(deep).post(deep).options(preflight))
         .route("/api/{*method}", post(api).options(preflight))
         .route("/files/{expires}/{sig}/{address}", get(file).options(preflight))
-        .fallback(|| async { json_response(404, r#"{"status":"not found"}"#.into()) })
+        .fallback(|headers: HeaderMap| async move {
+            with_cors(json_response(404, r#"{"status":"not found"}"#.into()), origin(&headers).as_deref())
+        })
         .with_state(Arc::new(relay))
 }
 
@@ -308,7 +310,7 @@ async fn file(
     line.log(cors(response), length.map(|n| n as usize))
 }
 
-/// `GET /healthz/deep` (with a relay key): signs a `user/listByClient` call and checks that the
+/// `GET` or `POST /healthz/deep` (with a relay key; the engine POSTs): signs a `user/listByClient` call and checks that the
 /// owner is one of the account's users.
 async fn deep(State(relay): State<Arc<Relay>>, headers: HeaderMap) -> Response {
     let origin = origin(&headers);

@@ -19,11 +19,13 @@ pub enum Field {
     Owner,
     /// SALESmanago host or relay URL.
     Endpoint,
+    /// The key of `salesmanago-relay`; with it, the relay holds the API secret.
+    RelayKey,
 }
 
 impl Field {
     /// Every field, in page order.
-    pub const ALL: [Field; 4] = [Field::ClientId, Field::ApiSecret, Field::Owner, Field::Endpoint];
+    pub const ALL: [Field; 5] = [Field::ClientId, Field::ApiSecret, Field::Owner, Field::Endpoint, Field::RelayKey];
 
     /// The field's id on the credential page.
     pub const fn id(self) -> &'static str {
@@ -32,6 +34,7 @@ impl Field {
             Field::ApiSecret => "apiSecret",
             Field::Owner => "owner",
             Field::Endpoint => "endpoint",
+            Field::RelayKey => "relayKey",
         }
     }
 
@@ -42,6 +45,7 @@ impl Field {
             Field::ApiSecret => integration::API_SECRET,
             Field::Owner => integration::OWNER,
             Field::Endpoint => integration::ENDPOINT,
+            Field::RelayKey => integration::RELAY_KEY,
         }
     }
 
@@ -49,7 +53,7 @@ impl Field {
     const fn max_len(self) -> usize {
         match self {
             Field::ClientId => 100,
-            Field::ApiSecret | Field::Endpoint => 500,
+            Field::ApiSecret | Field::Endpoint | Field::RelayKey => 500,
             Field::Owner => 320,
         }
     }
@@ -71,6 +75,10 @@ pub enum FieldProblem {
     Email(EmailProblem),
     /// The endpoint is not usable.
     Endpoint(EndpointError),
+    /// An API secret typed together with a relay key: the relay holds the secret.
+    SecretWithRelay,
+    /// A relay key that is not `<id>.<secret>`.
+    RelayKeyShape,
 }
 
 /// The page's four fields as typed.
@@ -84,6 +92,8 @@ pub struct CredentialsForm {
     pub owner: String,
     /// Endpoint.
     pub endpoint: String,
+    /// Relay key; empty keeps the stored one, unless a secret is typed.
+    pub relay_key: String,
 }
 
 impl CredentialsForm {
@@ -95,6 +105,7 @@ impl CredentialsForm {
             api_secret: fields.or_default("apiSecret")?,
             owner: fields.or_default("owner")?,
             endpoint: fields.or_default("endpoint")?,
+            relay_key: fields.or_default("relayKey")?,
         })
     }
 }
@@ -108,7 +119,10 @@ impl std::fmt::Debug for ToStore {
         let fields: Vec<_> = self
             .0
             .iter()
-            .map(|(field, value)| (field, if *field == Field::ApiSecret { "<redacted>" } else { value }))
+            .map(|(field, value)| {
+                let secret = matches!(field, Field::ApiSecret | Field::RelayKey) && !value.is_empty();
+                (field, if secret { "<redacted>" } else { value })
+            })
             .collect();
         f.debug_tuple("ToStore").field(&fields).finish()
     }
@@ -128,10 +142,23 @@ fn token(value: &str, field: Field) -> Result<String, FieldProblem> {
     Ok(value.to_owned())
 }
 
-/// Checks the form. `secret_stored` says whether the record already holds a secret.
+/// What the record holds already: a secret, a relay key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stored {
+    /// An API secret.
+    pub secret: bool,
+    /// A relay key.
+    pub relay_key: bool,
+}
+
+/// Checks the form against what the record holds.
+///
+/// Two modes: direct (client ID, API secret and owner required; a stored relay key is
+/// cleared), or through a relay (a relay key typed, or stored and no secret typed: the relay
+/// holds the credentials, so a stored secret is cleared and the rest is optional).
 ///
 /// Fails with every problem found, one per field, in page order.
-pub fn check(form: &CredentialsForm, secret_stored: bool) -> Result<ToStore, Vec<(Field, FieldProblem)>> {
+pub fn check(form: &CredentialsForm, stored: Stored) -> Result<ToStore, Vec<(Field, FieldProblem)>> {
     let mut store = Vec::new();
     let mut problems = Vec::new();
     let mut take = |field: Field, result: Result<Option<String>, FieldProblem>| match result {
@@ -139,14 +166,31 @@ pub fn check(form: &CredentialsForm, secret_stored: bool) -> Result<ToStore, Vec
         Ok(None) => {}
         Err(problem) => problems.push((field, problem)),
     };
-    take(Field::ClientId, token(&form.client_id, Field::ClientId).map(Some));
-    let keep_secret = secret_stored && form.api_secret.trim().is_empty();
-    take(Field::ApiSecret, if keep_secret { Ok(None) } else { token(&form.api_secret, Field::ApiSecret).map(Some) });
-    let owner = if form.owner.trim().is_empty() {
-        Err(FieldProblem::Required)
-    } else {
-        email(&form.owner).map(Some).map_err(FieldProblem::Email)
+    let (secret_typed, key_typed) = (!form.api_secret.trim().is_empty(), !form.relay_key.trim().is_empty());
+    let relayed = key_typed || (stored.relay_key && !secret_typed);
+    // Optional through a relay: checked when given, cleared when not.
+    let optional = |value: &str, check: &dyn Fn() -> Result<Option<String>, FieldProblem>| {
+        if relayed && value.trim().is_empty() {
+            Ok(Some(String::new()))
+        } else {
+            check()
+        }
     };
+    take(Field::ClientId, optional(&form.client_id, &|| token(&form.client_id, Field::ClientId).map(Some)));
+    let secret = match (relayed, secret_typed) {
+        (true, true) => Err(FieldProblem::SecretWithRelay),
+        (true, false) => Ok(stored.secret.then(String::new)),
+        (false, false) if stored.secret => Ok(None),
+        (false, _) => token(&form.api_secret, Field::ApiSecret).map(Some),
+    };
+    take(Field::ApiSecret, secret);
+    let owner = optional(&form.owner, &|| {
+        if form.owner.trim().is_empty() {
+            Err(FieldProblem::Required)
+        } else {
+            email(&form.owner).map(Some).map_err(FieldProblem::Email)
+        }
+    });
     take(Field::Owner, owner);
     let endpoint = if form.endpoint.trim().chars().count() > Field::Endpoint.max_len() {
         Err(FieldProblem::TooLong { max: Field::Endpoint.max_len() })
@@ -154,6 +198,15 @@ pub fn check(form: &CredentialsForm, secret_stored: bool) -> Result<ToStore, Vec
         Endpoint::parse(&form.endpoint).map(|e| Some(e.base().to_owned())).map_err(FieldProblem::Endpoint)
     };
     take(Field::Endpoint, endpoint);
+    let key = match (key_typed, relayed) {
+        (true, _) => token(&form.relay_key, Field::RelayKey).and_then(|key| match key.split_once('.') {
+            Some((id, secret)) if !id.is_empty() && !secret.is_empty() => Ok(Some(key)),
+            _ => Err(FieldProblem::RelayKeyShape),
+        }),
+        (false, true) => Ok(None),
+        (false, false) => Ok(stored.relay_key.then(String::new)),
+    };
+    take(Field::RelayKey, key);
     if problems.is_empty() {
         Ok(ToStore(store))
     } else {
@@ -171,12 +224,16 @@ mod tests {
             api_secret: api_secret.into(),
             owner: owner.into(),
             endpoint: endpoint.into(),
+            relay_key: String::new(),
         }
     }
 
+    const NOTHING: Stored = Stored { secret: false, relay_key: false };
+    const SECRET: Stored = Stored { secret: true, relay_key: false };
+
     #[test]
     fn a_complete_form_is_stored_normalised() {
-        let stored = check(&form(" abc123 ", "s3cret", " Owner@Example.COM ", "app3.salesmanago.pl"), false).unwrap();
+        let stored = check(&form(" abc123 ", "s3cret", " Owner@Example.COM ", "app3.salesmanago.pl"), NOTHING).unwrap();
         assert_eq!(
             stored.0,
             vec![
@@ -190,17 +247,17 @@ mod tests {
 
     #[test]
     fn an_empty_secret_keeps_the_stored_one_and_is_required_otherwise() {
-        let kept = check(&form("abc", "  ", "a@b.pl", "app3.salesmanago.pl"), true).unwrap();
+        let kept = check(&form("abc", "  ", "a@b.pl", "app3.salesmanago.pl"), SECRET).unwrap();
         assert!(kept.0.iter().all(|(field, _)| *field != Field::ApiSecret));
-        let missing = check(&form("abc", "", "a@b.pl", "app3.salesmanago.pl"), false).unwrap_err();
+        let missing = check(&form("abc", "", "a@b.pl", "app3.salesmanago.pl"), NOTHING).unwrap_err();
         assert_eq!(missing, vec![(Field::ApiSecret, FieldProblem::Required)]);
-        let replaced = check(&form("abc", "new", "a@b.pl", "app3.salesmanago.pl"), true).unwrap();
+        let replaced = check(&form("abc", "new", "a@b.pl", "app3.salesmanago.pl"), SECRET).unwrap();
         assert!(replaced.0.contains(&(Field::ApiSecret, "new".into())));
     }
 
     #[test]
     fn every_bad_field_is_reported_at_once_in_page_order() {
-        let problems = check(&form("", "a b", "not-an-email", "ftp://x"), false).unwrap_err();
+        let problems = check(&form("", "a b", "not-an-email", "ftp://x"), NOTHING).unwrap_err();
         assert_eq!(
             problems,
             vec![
@@ -215,22 +272,59 @@ mod tests {
     #[test]
     fn lengths_are_those_of_the_columns() {
         let long = "x".repeat(101);
-        let problems = check(&form(&long, "s", "a@b.pl", "app3.salesmanago.pl"), false).unwrap_err();
+        let problems = check(&form(&long, "s", "a@b.pl", "app3.salesmanago.pl"), NOTHING).unwrap_err();
         assert_eq!(problems, vec![(Field::ClientId, FieldProblem::TooLong { max: 100 })]);
         let endpoint = format!("https://relay.example.com/{}", "p".repeat(500));
-        let problems = check(&form("c", "s", "a@b.pl", &endpoint), false).unwrap_err();
+        let problems = check(&form("c", "s", "a@b.pl", &endpoint), NOTHING).unwrap_err();
         assert_eq!(problems, vec![(Field::Endpoint, FieldProblem::TooLong { max: 500 })]);
     }
 
     #[test]
     fn the_secret_never_shows_in_debug_output() {
-        let stored = check(&form("abc", "TopSecret!", "a@b.pl", "app3.salesmanago.pl"), false).unwrap();
+        let stored = check(&form("abc", "TopSecret!", "a@b.pl", "app3.salesmanago.pl"), NOTHING).unwrap();
         assert!(!format!("{stored:?}").contains("TopSecret!"));
     }
 
     #[test]
     fn fields_name_the_plugins_columns() {
         let columns: Vec<_> = Field::ALL.iter().map(|f| f.column()).collect();
-        assert_eq!(columns, ["new_clientid", "new_apisecret", "new_owner", "new_endpoint"]);
+        assert_eq!(columns, ["new_clientid", "new_apisecret", "new_owner", "new_endpoint", "new_relaykey"]);
+    }
+
+    fn relayed(key: &str, secret: &str) -> CredentialsForm {
+        CredentialsForm { relay_key: key.into(), ..form("", secret, "", "https://relay.example.com") }
+    }
+
+    #[test]
+    fn a_relay_key_stands_for_the_credentials_and_clears_the_stored_secret() {
+        let stored = check(&relayed(" k1.abc ", ""), SECRET).unwrap();
+        assert_eq!(
+            stored.0,
+            vec![
+                (Field::ClientId, String::new()),
+                (Field::ApiSecret, String::new()),
+                (Field::Owner, String::new()),
+                (Field::Endpoint, "https://relay.example.com".into()),
+                (Field::RelayKey, "k1.abc".into()),
+            ]
+        );
+        assert!(!format!("{stored:?}").contains("abc"), "the key is redacted");
+        // Kept when not typed again; a secret typed with it is refused; a bad key is named.
+        let kept = check(&relayed("", ""), Stored { secret: false, relay_key: true }).unwrap();
+        assert!(kept.0.iter().all(|(field, _)| *field != Field::RelayKey && *field != Field::ApiSecret));
+        assert_eq!(
+            check(&relayed("k1.abc", "s"), NOTHING).unwrap_err(),
+            [(Field::ApiSecret, FieldProblem::SecretWithRelay)]
+        );
+        assert_eq!(check(&relayed("k1", ""), NOTHING).unwrap_err(), [(Field::RelayKey, FieldProblem::RelayKeyShape)]);
+        // An owner given through a relay is still checked.
+        let owner = CredentialsForm { owner: "nope".into(), ..relayed("k1.abc", "") };
+        assert_eq!(check(&owner, NOTHING).unwrap_err(), [(Field::Owner, FieldProblem::Email(EmailProblem::Malformed))]);
+        // Typing a secret over a stored relay key goes back to calling SALESmanago directly.
+        let direct =
+            check(&form("c", "s", "a@b.pl", "app3.salesmanago.pl"), Stored { secret: false, relay_key: true }).unwrap();
+        assert!(
+            direct.0.contains(&(Field::RelayKey, String::new())) && direct.0.contains(&(Field::ApiSecret, "s".into()))
+        );
     }
 }

@@ -5,6 +5,7 @@ use crate::core::json::{Map, Value};
 
 use crate::core::dataverse::schema::integration;
 use crate::core::retry::RetryPolicy;
+use crate::core::salesmanago::relay::RelayKey;
 use crate::core::salesmanago::{ApiSecret, Client, Credentials, Endpoint, EndpointError};
 
 /// The columns every command reads from the record.
@@ -14,6 +15,7 @@ pub const SELECT: &[&str] = &[
     integration::API_SECRET,
     integration::OWNER,
     integration::ENDPOINT,
+    integration::RELAY_KEY,
     integration::OPT_OUT_ON_DELETE,
     integration::CONCURRENCY,
 ];
@@ -25,7 +27,7 @@ pub enum SettingsError {
     NoRecord,
     /// There is more than one; commands would not know which to use.
     SeveralRecords,
-    /// Client ID, API secret or owner is missing.
+    /// Client ID, API secret or owner is missing (and no relay key stands for them).
     Incomplete,
     /// The endpoint is not usable.
     Endpoint(EndpointError),
@@ -66,7 +68,11 @@ pub fn settings(rows: &[Map]) -> Result<Settings, SettingsError> {
         api_secret: ApiSecret::new(text(row, integration::API_SECRET)),
         owner: text(row, integration::OWNER).to_ascii_lowercase(),
     };
-    if credentials.client_id.is_empty() || credentials.api_secret.is_empty() || credentials.owner.is_empty() {
+    // Through a relay, the relay holds the credentials and the owner.
+    let relay = RelayKey::new(&text(row, integration::RELAY_KEY));
+    let direct =
+        !credentials.client_id.is_empty() && !credentials.api_secret.is_empty() && !credentials.owner.is_empty();
+    if relay.is_none() && !direct {
         return Err(SettingsError::Incomplete);
     }
     let endpoint = Endpoint::parse(&text(row, integration::ENDPOINT)).map_err(SettingsError::Endpoint)?;
@@ -76,7 +82,7 @@ pub fn settings(rows: &[Map]) -> Result<Settings, SettingsError> {
         .map_or(DEFAULT_CONCURRENCY, |n| n.clamp(1, 16) as u32);
     Ok(Settings {
         id: text(row, integration::ID),
-        client: Client { endpoint, credentials },
+        client: Client { endpoint, credentials, relay },
         opt_out_on_delete: row.get(integration::OPT_OUT_ON_DELETE).and_then(Value::as_bool).unwrap_or(false),
         concurrency,
     })

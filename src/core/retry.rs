@@ -82,7 +82,9 @@ pub fn is_transient(error: &SmError) -> bool {
     match error {
         SmError::Throttled { .. } | SmError::Server { .. } | SmError::InvalidResponse { .. } => true,
         SmError::Transport(failure) => !matches!(failure, TransportFailure::CrossOrigin),
+        SmError::Relay(refusal) => refusal.transient(),
         SmError::Auth
+        | SmError::RelayCredentials
         | SmError::UnknownOwner { .. }
         | SmError::Rejected { .. }
         | SmError::UnknownMethod

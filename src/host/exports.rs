@@ -25,6 +25,8 @@ pub fn credentials_text(lcid: u32) -> String {
         ("apiSecret", Message::ApiSecretLabel),
         ("owner", Message::OwnerLabel),
         ("endpoint", Message::EndpointLabel),
+        ("relayKey", Message::RelayKeyLabel),
+        ("relayKeySaved", Message::RelayKeySaved),
         ("save", Message::CommandLabel(Command::SaveCredentials)),
         ("secretSaved", Message::SecretSaved),
         ("needForm", Message::CredentialsNeedForm),

@@ -17,9 +17,13 @@ const PROBE_TIMEOUT_MS: u32 = 5_000;
 /// Sends `request`; gives up after `timeout_ms`.
 pub(crate) async fn perform(request: &HttpRequest, timeout_ms: u32) -> Result<HttpResponse, TransportFailure> {
     let signal = AbortSignal::timeout_with_u32(timeout_ms);
-    let sent = Request::post(&request.url)
+    let mut builder = Request::post(&request.url)
         .header("Content-Type", HttpRequest::CONTENT_TYPE)
-        .header("Accept", HttpRequest::ACCEPT)
+        .header("Accept", HttpRequest::ACCEPT);
+    if let Some(key) = &request.relay_key {
+        builder = builder.header("Authorization", &key.authorization());
+    }
+    let sent = builder
         .abort_signal(Some(&signal))
         .body(request.body.as_str())
         .map_err(|_| TransportFailure::Network)?

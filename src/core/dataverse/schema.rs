@@ -23,6 +23,9 @@ pub mod integration {
     pub const OWNER: &str = "new_owner";
     /// SALESmanago host (`app3.salesmanago.pl`) or an `https://` relay URL.
     pub const ENDPOINT: &str = "new_endpoint";
+    /// The key of `salesmanago-relay` (`<id>.<secret>`); when set, calls go through the relay at
+    /// the endpoint and the record holds no API secret. Protected by field security.
+    pub const RELAY_KEY: &str = "new_relaykey";
     /// When set, deleting a contact only opts it out in SALESmanago instead of deleting it.
     pub const OPT_OUT_ON_DELETE: &str = "new_optoutondelete";
     /// Upper bound on concurrent requests of bulk jobs.
@@ -153,6 +156,7 @@ pub const CUSTOM_COLUMNS: &[(&str, &[&str])] = &[
             integration::CLIENT_ID,
             integration::OWNER,
             integration::ENDPOINT,
+            integration::RELAY_KEY,
             integration::OPT_OUT_ON_DELETE,
             integration::CONCURRENCY,
             integration::CHANGES_WATERMARK,

@@ -8,6 +8,7 @@ use crate::core::integration::SettingsError;
 use crate::core::mapping::normalize::EmailProblem;
 use crate::core::mapping::outbound::MAX_TEXT;
 use crate::core::mapping::{Skip, Warning};
+use crate::core::salesmanago::relay::Refusal;
 use crate::core::salesmanago::{EndpointError, RetryAfter, SmError, TransportFailure};
 
 pub(super) fn text(message: &Message) -> String {
@@ -17,6 +18,8 @@ pub(super) fn text(message: &Message) -> String {
         Message::ApiSecretLabel => "API secret".into(),
         Message::OwnerLabel => "Owner e-mail".into(),
         Message::EndpointLabel => "Endpoint".into(),
+        Message::RelayKeyLabel => "Relay key (only with salesmanago-relay)".into(),
+        Message::RelayKeySaved => "saved (type a new key to replace it)".into(),
         Message::CredentialsNeedForm => "Open this page from the SALESmanago Integration record in Dynamics 365 to enter the credentials.".into(),
         Message::SecretSaved => "saved (type a new secret to replace it)".into(),
         Message::EngineVersion { version } => format!("SALESmanago engine {version}"),
@@ -55,6 +58,9 @@ pub(super) fn text(message: &Message) -> String {
         Message::CredentialsSaved => "Credentials saved. Use “Test connection” to check them.".into(),
         Message::IntegrationExists => "A SALESmanago Integration record already exists, and there can be only one. Open it from the SALESmanago Integration area instead of creating another.".into(),
         Message::Settings(error) => settings(*error),
+        // Through a relay, the owner is the relay's (SALESMANAGO_OWNER), not the record's.
+        Message::ConnectionOk { owner } if owner.is_empty() => "Connected to SALESmanago through the relay. The relay's owner (SALESMANAGO_OWNER) is a user of this account, and contacts will be saved as theirs.".into(),
+        Message::OwnerNotAUser { owner } if owner.is_empty() => "The relay reaches SALESmanago, but its owner (SALESMANAGO_OWNER) is not a user of this SALESmanago account. Ask the relay's administrator to set the e-mail of a SALESmanago user.".into(),
         Message::ConnectionOk { owner } => format!("Connected to SALESmanago. {owner} is a user of this account, and contacts will be saved as theirs."),
         Message::OwnerNotAUser { owner } => format!("The client ID and API secret work, but {owner} is not a user of this SALESmanago account. Enter the e-mail of a SALESmanago user as the owner."),
         Message::Dataverse { detail } => format!("Dynamics 365 refused the request: {detail}"),
@@ -153,8 +159,10 @@ fn salesmanago(error: &SmError) -> String {
         SmError::UnexpectedStatus { status } => format!("SALESmanago answered with HTTP {status}. Check the endpoint on the SALESmanago Integration record."),
         SmError::Transport(TransportFailure::Timeout) => "SALESmanago did not answer in time. Check the connection and try again.".into(),
         SmError::Transport(TransportFailure::Network) => "SALESmanago could not be reached. Check the internet connection and the endpoint on the SALESmanago Integration record.".into(),
-        SmError::Transport(TransportFailure::CrossOrigin) => "The browser blocked the call to SALESmanago: the endpoint does not allow calls from this Dynamics address (CORS). Ask SALESmanago to allow your Dynamics address, or set the endpoint to the https:// address of a relay that does.".into(),
+        SmError::Transport(TransportFailure::CrossOrigin) => "The browser blocked the call to SALESmanago: the endpoint does not allow calls from this Dynamics address (CORS). SALESmanago's API is made to be called from servers: run salesmanago-relay (see the solution's README) and enter its https:// address and relay key on the SALESmanago Integration record.".into(),
         SmError::InvalidResponse { detail } => format!("SALESmanago sent an answer the integration cannot read ({detail}). Try again; if it happens again, check the endpoint."),
+        SmError::Relay(refusal) => relay(*refusal),
+        SmError::RelayCredentials => "SALESmanago refused the relay's credentials. Ask the relay's administrator to check its SALESMANAGO_CLIENT_ID, SALESMANAGO_API_SECRET and SALESMANAGO_ENDPOINT.".into(),
     }
 }
 
@@ -198,6 +206,7 @@ fn field_problem(field: Field, problem: FieldProblem) -> String {
         Field::ApiSecret => "the API secret",
         Field::Owner => "the owner's e-mail",
         Field::Endpoint => "the endpoint",
+        Field::RelayKey => "the relay key",
     };
     match problem {
         FieldProblem::Required => format!("Enter {name}."),
@@ -207,6 +216,8 @@ fn field_problem(field: Field, problem: FieldProblem) -> String {
         }
         FieldProblem::Email(problem) => format!("The owner must be an e-mail address ({}).", email_problem(problem)),
         FieldProblem::Endpoint(error) => endpoint(error).into(),
+        FieldProblem::SecretWithRelay => "Leave the API secret empty when you use a relay key: the relay holds the secret. To call SALESmanago directly instead, clear the relay key.".into(),
+        FieldProblem::RelayKeyShape => "Enter the relay key as salesmanago-relay new-key printed it: its id, a dot, then its secret.".into(),
     }
 }
 
@@ -243,4 +254,19 @@ fn summary(job: BulkJob, c: &Counts) -> String {
             c.total, c.done, c.skipped, c.failed
         ),
     }
+}
+
+fn relay(refusal: Refusal) -> String {
+    match refusal {
+        Refusal::Key => "The relay refused the relay key. Enter the key its administrator gave you as the relay key on the SALESmanago Integration record, or ask for a new one.",
+        Refusal::Origin => "The relay does not allow calls from this Dynamics address. Ask its administrator to add this address to RELAY_ALLOWED_ORIGINS.",
+        Refusal::Method => "The relay does not forward this SALESmanago function. Ask its administrator to update the relay to this solution's version.",
+        Refusal::TooLarge => "The request was too large for the relay. Ask its administrator to raise RELAY_MAX_BODY_BYTES.",
+        Refusal::Rate => "The relay is receiving too many requests with this key. Try again in a minute.",
+        Refusal::Busy => "The relay is busy. Try again in a minute.",
+        Refusal::Unreachable => "The relay could not reach SALESmanago. Try again in a few minutes; if it goes on, ask the relay's administrator to check its SALESMANAGO_ENDPOINT and network.",
+        Refusal::Timeout => "SALESmanago did not answer the relay in time. Try again in a few minutes.",
+        Refusal::File => "The relay refused the address of SALESmanago's file (it expired, or the relay did not hand it out). Run the job again.",
+    }
+    .into()
 }

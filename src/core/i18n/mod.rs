@@ -52,6 +52,10 @@ pub enum Message {
     OwnerLabel,
     /// Label of the endpoint field.
     EndpointLabel,
+    /// The credential page's relay key label.
+    RelayKeyLabel,
+    /// The relay key field's placeholder when a key is stored.
+    RelayKeySaved,
     /// Shown in place of a stored secret, which is never displayed again.
     SecretSaved,
     /// The credential page was opened outside the integration form, so it cannot save.
@@ -337,6 +341,8 @@ impl Message {
             | Message::ApiSecretLabel
             | Message::OwnerLabel
             | Message::EndpointLabel
+            | Message::RelayKeyLabel
+            | Message::RelayKeySaved
             | Message::SecretSaved
             | Message::CredentialsNeedForm
             | Message::EngineVersion { .. }
@@ -389,6 +395,8 @@ mod tests {
             Message::ApiSecretLabel,
             Message::OwnerLabel,
             Message::EndpointLabel,
+            Message::RelayKeyLabel,
+            Message::RelayKeySaved,
             Message::SecretSaved,
             Message::CredentialsNeedForm,
             Message::EngineVersion { version: "9.9.9" },

@@ -8,6 +8,7 @@ use crate::core::integration::SettingsError;
 use crate::core::mapping::normalize::EmailProblem;
 use crate::core::mapping::outbound::MAX_TEXT;
 use crate::core::mapping::{Skip, Warning};
+use crate::core::salesmanago::relay::Refusal;
 use crate::core::salesmanago::{EndpointError, RetryAfter, SmError, TransportFailure};
 
 pub(super) fn text(message: &Message) -> String {
@@ -17,6 +18,8 @@ pub(super) fn text(message: &Message) -> String {
         Message::ApiSecretLabel => "Sekret API".into(),
         Message::OwnerLabel => "E-mail właściciela".into(),
         Message::EndpointLabel => "Adres API".into(),
+        Message::RelayKeyLabel => "Klucz pośrednika (tylko z salesmanago-relay)".into(),
+        Message::RelayKeySaved => "zapisano (wpisz nowy klucz, aby go zastąpić)".into(),
         Message::CredentialsNeedForm => "Otwórz tę stronę z rekordu Integracja z SALESmanago w Dynamics 365, aby wpisać dane dostępowe.".into(),
         Message::SecretSaved => "zapisano (wpisz nowy sekret, aby go zastąpić)".into(),
         Message::EngineVersion { version } => format!("SALESmanago engine {version}"),
@@ -55,6 +58,8 @@ pub(super) fn text(message: &Message) -> String {
         Message::CredentialsSaved => "Zapisano dane dostępowe. Sprawdź je przyciskiem „Testuj połączenie”.".into(),
         Message::IntegrationExists => "Rekord integracji z SALESmanago już istnieje, a może być tylko jeden. Otwórz go w obszarze Integracja z SALESmanago zamiast tworzyć kolejny.".into(),
         Message::Settings(error) => settings(*error),
+        Message::ConnectionOk { owner } if owner.is_empty() => "Połączono z SALESmanago przez pośrednika. Właściciel ustawiony w pośredniku (SALESMANAGO_OWNER) jest użytkownikiem tego konta i kontakty będą zapisywane jako jego.".into(),
+        Message::OwnerNotAUser { owner } if owner.is_empty() => "Pośrednik łączy się z SALESmanago, ale jego właściciel (SALESMANAGO_OWNER) nie jest użytkownikiem tego konta SALESmanago. Poproś administratora pośrednika o wpisanie e-maila użytkownika SALESmanago.".into(),
         Message::ConnectionOk { owner } => format!("Połączono z SALESmanago. {owner} jest użytkownikiem tego konta i kontakty będą zapisywane jako jego."),
         Message::OwnerNotAUser { owner } => format!("Identyfikator klienta i sekret API działają, ale {owner} nie jest użytkownikiem tego konta SALESmanago. Podaj jako właściciela e-mail użytkownika SALESmanago."),
         Message::Dataverse { detail } => format!("Dynamics 365 odrzucił żądanie: {detail}"),
@@ -153,8 +158,10 @@ fn salesmanago(error: &SmError) -> String {
         SmError::UnexpectedStatus { status } => format!("SALESmanago odpowiedziało kodem HTTP {status}. Sprawdź adres API w rekordzie Integracja z SALESmanago."),
         SmError::Transport(TransportFailure::Timeout) => "SALESmanago nie odpowiedziało na czas. Sprawdź połączenie i spróbuj ponownie.".into(),
         SmError::Transport(TransportFailure::Network) => "Nie można połączyć się z SALESmanago. Sprawdź połączenie z internetem i adres API w rekordzie Integracja z SALESmanago.".into(),
-        SmError::Transport(TransportFailure::CrossOrigin) => "Przeglądarka zablokowała wywołanie SALESmanago: adres API nie zezwala na wywołania z tego adresu Dynamics (CORS). Poproś SALESmanago o dopuszczenie adresu Twojego Dynamics albo wpisz jako adres API adres https:// pośrednika, który na to zezwala.".into(),
+        SmError::Transport(TransportFailure::CrossOrigin) => "Przeglądarka zablokowała wywołanie SALESmanago: adres API nie zezwala na wywołania z tego adresu Dynamics (CORS). API SALESmanago jest przeznaczone do wywołań z serwerów: uruchom salesmanago-relay (zob. README rozwiązania) i wpisz jego adres https:// oraz klucz pośrednika w rekordzie Integracja z SALESmanago.".into(),
         SmError::InvalidResponse { detail } => format!("SALESmanago przysłało odpowiedź, której integracja nie potrafi odczytać ({detail}). Spróbuj ponownie; jeśli to się powtórzy, sprawdź adres API."),
+        SmError::Relay(refusal) => relay(*refusal),
+        SmError::RelayCredentials => "SALESmanago odrzuciło dane dostępowe pośrednika. Poproś jego administratora o sprawdzenie SALESMANAGO_CLIENT_ID, SALESMANAGO_API_SECRET i SALESMANAGO_ENDPOINT.".into(),
     }
 }
 
@@ -198,6 +205,7 @@ fn field_problem(field: Field, problem: FieldProblem) -> String {
         Field::ApiSecret => "sekret API",
         Field::Owner => "e-mail właściciela",
         Field::Endpoint => "adres API",
+        Field::RelayKey => "klucz pośrednika",
     };
     match problem {
         FieldProblem::Required => format!("Podaj {name}."),
@@ -207,6 +215,8 @@ fn field_problem(field: Field, problem: FieldProblem) -> String {
         ),
         FieldProblem::Email(problem) => format!("Właściciel musi być adresem e-mail ({}).", email_problem(problem)),
         FieldProblem::Endpoint(error) => endpoint(error).into(),
+        FieldProblem::SecretWithRelay => "Zostaw sekret API pusty, gdy używasz klucza pośrednika: sekret przechowuje pośrednik. Aby łączyć się z SALESmanago bezpośrednio, usuń klucz pośrednika.".into(),
+        FieldProblem::RelayKeyShape => "Wpisz klucz pośrednika tak, jak wypisało go salesmanago-relay new-key: jego identyfikator, kropkę i sekret.".into(),
     }
 }
 
@@ -235,4 +245,19 @@ fn summary(job: BulkJob, c: &Counts) -> String {
             c.total, c.done, c.skipped, c.failed
         ),
     }
+}
+
+fn relay(refusal: Refusal) -> String {
+    match refusal {
+        Refusal::Key => "Pośrednik odrzucił klucz. Wpisz jako klucz pośrednika w rekordzie Integracja z SALESmanago klucz otrzymany od jego administratora albo poproś o nowy.",
+        Refusal::Origin => "Pośrednik nie przyjmuje wywołań z tego adresu Dynamics. Poproś jego administratora o dopisanie tego adresu do RELAY_ALLOWED_ORIGINS.",
+        Refusal::Method => "Pośrednik nie przekazuje tej funkcji SALESmanago. Poproś jego administratora o aktualizację pośrednika do wersji tego rozwiązania.",
+        Refusal::TooLarge => "Żądanie jest za duże dla pośrednika. Poproś jego administratora o zwiększenie RELAY_MAX_BODY_BYTES.",
+        Refusal::Rate => "Pośrednik otrzymuje zbyt wiele żądań z tym kluczem. Spróbuj ponownie za minutę.",
+        Refusal::Busy => "Pośrednik jest zajęty. Spróbuj ponownie za minutę.",
+        Refusal::Unreachable => "Pośrednik nie może połączyć się z SALESmanago. Spróbuj ponownie za kilka minut; jeśli to się powtarza, poproś jego administratora o sprawdzenie SALESMANAGO_ENDPOINT i sieci.",
+        Refusal::Timeout => "SALESmanago nie odpowiedziało pośrednikowi na czas. Spróbuj ponownie za kilka minut.",
+        Refusal::File => "Pośrednik odrzucił adres pliku z SALESmanago (wygasł albo nie pochodzi od pośrednika). Uruchom zadanie ponownie.",
+    }
+    .into()
 }

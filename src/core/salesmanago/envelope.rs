@@ -19,6 +19,17 @@ pub struct Payload {
 /// Opens a response: fails with the [`SmError`] its status or `success:false` means.
 pub fn open(outcome: Result<HttpResponse, TransportFailure>) -> Result<Payload, SmError> {
     let response = outcome?;
+    if !(200..=299).contains(&response.status) {
+        match super::relay::Refusal::of_body(&response.body) {
+            // The relay's own limits: waited out like SALESmanago's.
+            Some(super::relay::Refusal::Rate | super::relay::Refusal::Busy) => {
+                let retry_after = response.retry_after.as_deref().and_then(RetryAfter::parse);
+                return Err(SmError::Throttled { retry_after });
+            }
+            Some(refusal) => return Err(SmError::Relay(refusal)),
+            None => {}
+        }
+    }
     match response.status {
         200..=299 => {}
         429 => {

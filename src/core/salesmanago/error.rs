@@ -47,6 +47,10 @@ pub enum SmError {
         /// What was wrong, for support (never the body itself).
         detail: String,
     },
+    /// The relay refused the request, or could not get SALESmanago's answer.
+    Relay(super::relay::Refusal),
+    /// SALESmanago refused the relay's credentials: its administrator must fix them there.
+    RelayCredentials,
 }
 
 /// A `Retry-After` value (RFC 9110 §10.2.3).
@@ -134,11 +138,14 @@ impl SmError {
     /// Whether the error stops a whole job, because every later call would fail the same way
     /// (credentials, owner, CORS, a wrong endpoint), rather than only the batch it hit.
     pub fn stops_job(&self) -> bool {
+        use super::relay::Refusal;
         matches!(
             self,
             SmError::Auth
                 | SmError::UnknownOwner { .. }
                 | SmError::UnknownMethod
+                | SmError::RelayCredentials
+                | SmError::Relay(Refusal::Key | Refusal::Origin | Refusal::Method)
                 | SmError::Transport(TransportFailure::CrossOrigin | TransportFailure::Network)
         )
     }
@@ -157,6 +164,8 @@ impl SmError {
             SmError::Transport(TransportFailure::Network) => "network",
             SmError::Transport(TransportFailure::CrossOrigin) => "crossOrigin",
             SmError::InvalidResponse { .. } => "invalidResponse",
+            SmError::Relay(_) => "relay",
+            SmError::RelayCredentials => "relayCredentials",
         }
     }
 }

@@ -1,13 +1,17 @@
 //! Plain-data HTTP exchanges: the core builds [`HttpRequest`]s and reads [`HttpResponse`]s; the
 //! host performs them. Status codes are data here, classified by [`super::envelope`].
 
+use super::relay::RelayKey;
+
 /// A request to SALESmanago: always `POST` with a JSON body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpRequest {
     /// Absolute URL; never carries a secret.
     pub url: String,
-    /// The JSON body, auth fields included.
+    /// The JSON body, auth fields included (none through a relay).
     pub body: String,
+    /// Through a relay: its key, sent as `Authorization` ([`RelayKey::authorization`]).
+    pub relay_key: Option<RelayKey>,
 }
 
 impl HttpRequest {

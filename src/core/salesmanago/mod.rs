@@ -32,21 +32,27 @@ pub use error::{RetryAfter, SmError};
 pub use http::{HttpRequest, HttpResponse, TransportFailure};
 pub use operation::Operation;
 
-/// One SALESmanago account at one endpoint.
+/// One SALESmanago account at one endpoint, or a relay that calls it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Client {
-    /// Where the API is.
+    /// Where the API is: SALESmanago, or a relay.
     pub endpoint: Endpoint,
-    /// Who calls it.
+    /// Who calls it (blank through a relay, which holds them).
     pub credentials: Credentials,
+    /// Through a relay: its key. Requests then go unsigned, and the relay signs them.
+    pub relay: Option<relay::RelayKey>,
 }
 
 impl Client {
     /// The HTTP request for `operation`, signed with `nonce`.
     pub fn request<O: Operation>(&self, operation: &O, nonce: &Nonce) -> HttpRequest {
-        let mut body = self.credentials.auth_fields(nonce, operation.needs_owner());
+        let mut body = match self.relay {
+            Some(_) => crate::core::json::Map::new(),
+            None => self.credentials.auth_fields(nonce, operation.needs_owner()),
+        };
         body.extend(operation.body());
-        HttpRequest { url: self.endpoint.url(operation.method()), body: Value::Object(body).to_string() }
+        let url = self.endpoint.url(operation.method());
+        HttpRequest { url, body: Value::Object(body).to_string(), relay_key: self.relay.clone() }
     }
 
     /// The output of `operation` from what the host got back.
@@ -57,6 +63,21 @@ impl Client {
         operation: &O,
         outcome: Result<HttpResponse, TransportFailure>,
     ) -> Result<O::Output, SmError> {
-        operation.parse(envelope::open(outcome)?)
+        match envelope::open(outcome) {
+            Ok(payload) => operation.parse(payload),
+            // The credentials SALESmanago refused are the relay's.
+            Err(SmError::Auth) if self.relay.is_some() => Err(SmError::RelayCredentials),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Through a relay: the request of its deep check ([`relay::CHECK_PATH`]).
+    pub fn relay_check(&self) -> Option<HttpRequest> {
+        let key = self.relay.clone()?;
+        Some(HttpRequest {
+            url: format!("{}{}", self.endpoint.base(), relay::CHECK_PATH),
+            body: "{}".into(),
+            relay_key: Some(key),
+        })
     }
 }

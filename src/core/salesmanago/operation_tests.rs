@@ -15,6 +15,7 @@ fn client() -> Client {
             api_secret: ApiSecret::new("secret-xyz"),
             owner: "owner@example.com".into(),
         },
+        relay: None,
     }
 }
 
@@ -199,4 +200,32 @@ fn failures_reach_every_operation() {
     assert_eq!(refused, Err(SmError::Auth));
     let timeout = client().response(&op, Err(TransportFailure::Timeout));
     assert_eq!(timeout, Err(SmError::Transport(TransportFailure::Timeout)));
+}
+
+#[test]
+fn through_a_relay_requests_go_unsigned_with_the_key_and_its_refusals_are_named() {
+    use super::relay::{Refusal, RelayKey};
+    let relay = Client {
+        endpoint: Endpoint::parse("https://relay.example.com/sm").unwrap(),
+        credentials: Credentials { client_id: String::new(), api_secret: ApiSecret::new(""), owner: String::new() },
+        relay: RelayKey::new("k1.abc"),
+    };
+    let request = relay.request(&HasContact { email: "a@b.pl".into() }, &nonce());
+    assert_eq!(request.url, "https://relay.example.com/sm/api/contact/hasContact");
+    assert_eq!(request.body, r#"{"email":"a@b.pl"}"#, "no auth fields: the relay signs");
+    assert_eq!(request.relay_key.as_ref().map(RelayKey::authorization).as_deref(), Some("Bearer k1.abc"));
+    assert!(!format!("{request:?}").contains("abc"), "the key is redacted");
+    assert_eq!(client().request(&ListUsers, &nonce()).relay_key, None);
+    let answer = |status: u16, body: String| Ok(HttpResponse { status, retry_after: Some("3".into()), body });
+    let op = HasContact { email: "a@b.pl".into() };
+    assert_eq!(relay.response(&op, answer(401, Refusal::Key.body())), Err(SmError::Relay(Refusal::Key)));
+    assert_eq!(
+        relay.response(&op, answer(429, Refusal::Rate.body())),
+        Err(SmError::Throttled { retry_after: Some(RetryAfter::Seconds(3)) })
+    );
+    let refused = r#"{"success":false,"message":["Not authenticated"]}"#.to_owned();
+    assert_eq!(relay.response(&op, answer(200, refused.clone())), Err(SmError::RelayCredentials));
+    assert_eq!(client().response(&op, answer(200, refused)), Err(SmError::Auth));
+    assert_eq!(relay.relay_check().unwrap().url, "https://relay.example.com/sm/healthz/deep");
+    assert_eq!(client().relay_check(), None);
 }

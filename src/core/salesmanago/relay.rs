@@ -49,6 +49,60 @@ pub fn find(name: &str) -> Option<Method> {
 /// The relay key goes in `Authorization: Bearer <key>`.
 pub const AUTH_SCHEME: &str = "Bearer";
 
+/// A relay key (`<id>.<secret>`, the integration record's `new_relaykey`): it has no `Display`
+/// and a redacted `Debug`, so it cannot end up in a message or a log line; the only way to read
+/// it is [`RelayKey::authorization`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct RelayKey(String);
+
+impl RelayKey {
+    /// A key as stored; `None` when there is none.
+    pub fn new(key: &str) -> Option<RelayKey> {
+        let key = key.trim();
+        (!key.is_empty()).then(|| RelayKey(key.to_owned()))
+    }
+
+    /// The `Authorization` header's value.
+    pub fn authorization(&self) -> String {
+        format!("{AUTH_SCHEME} {}", self.0)
+    }
+}
+
+impl std::fmt::Debug for RelayKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RelayKey(<redacted>)")
+    }
+}
+
+/// The path of the relay's deep check, under its base: it signs a `user/listByClient` call and
+/// checks its owner; "Test connection" asks it in relay mode.
+pub const CHECK_PATH: &str = "/healthz/deep";
+
+/// What the deep check found, from its answer.
+///
+/// Fails with the [`super::SmError`] its answer stands for.
+pub fn check_verdict(
+    outcome: Result<super::HttpResponse, super::TransportFailure>,
+) -> Result<crate::core::integration::ConnectionVerdict, super::SmError> {
+    use super::SmError;
+    use crate::core::integration::ConnectionVerdict;
+    let response = outcome?;
+    if let Some(refusal) = Refusal::of_body(&response.body) {
+        return Err(SmError::Relay(refusal));
+    }
+    let value = crate::core::json::from_str(&response.body)
+        .map_err(|_| SmError::InvalidResponse { detail: "the relay's check is not JSON".into() })?;
+    let field = |name: &str| value.get(name).and_then(Value::as_str).unwrap_or_default().to_owned();
+    match (response.status, field("salesmanago").as_str(), field("owner").as_str()) {
+        (200, "ok", "ok") => Ok(ConnectionVerdict::Ok),
+        (200, "ok", "notAUser") => Ok(ConnectionVerdict::OwnerNotAUser),
+        (_, "credentialsRefused", _) => Err(SmError::RelayCredentials),
+        (_, "unreachable", _) => Err(SmError::Relay(Refusal::Unreachable)),
+        (404, _, _) => Err(SmError::UnknownMethod),
+        (status, _, _) => Err(SmError::UnexpectedStatus { status }),
+    }
+}
+
 /// The envelope field that names a relay's refusal.
 pub const REFUSAL_FIELD: &str = "relayRefusal";
 
@@ -197,5 +251,21 @@ mod tests {
         }
         assert_eq!(Refusal::of_body(r#"{"success":false,"message":["Not authenticated"]}"#), None);
         assert_eq!(Refusal::of_body("<html>"), None);
+    }
+
+    #[test]
+    fn the_deep_check_says_whether_the_relay_works_and_its_owner_is_a_user() {
+        use crate::core::integration::ConnectionVerdict;
+        use crate::core::salesmanago::{HttpResponse, SmError};
+        let answer = |status: u16, body: &str| Ok(HttpResponse { status, retry_after: None, body: body.into() });
+        let ok = r#"{"status":"ok","salesmanago":"ok","owner":"ok"}"#;
+        assert_eq!(check_verdict(answer(200, ok)), Ok(ConnectionVerdict::Ok));
+        let stranger = r#"{"status":"ok","salesmanago":"ok","owner":"notAUser"}"#;
+        assert_eq!(check_verdict(answer(200, stranger)), Ok(ConnectionVerdict::OwnerNotAUser));
+        let refused = r#"{"status":"failed","salesmanago":"credentialsRefused"}"#;
+        assert_eq!(check_verdict(answer(502, refused)), Err(SmError::RelayCredentials));
+        assert_eq!(check_verdict(answer(401, &Refusal::Key.body())), Err(SmError::Relay(Refusal::Key)));
+        assert_eq!(check_verdict(answer(404, "{}")), Err(SmError::UnknownMethod), "not a relay");
+        assert!(check_verdict(answer(200, "<html>")).is_err());
     }
 }

@@ -207,7 +207,7 @@ impl ScriptConfig {
             base_ms: self.base_delay_ms.unwrap_or(defaults.base_ms),
             ..defaults
         };
-        Ok((Client { endpoint, credentials }, policy))
+        Ok((Client { endpoint, credentials, relay: None }, policy))
     }
 }
 

@@ -2,7 +2,7 @@
 
 use crate::core::json::{Map, Value};
 
-use crate::core::credentials::{check, Field};
+use crate::core::credentials::{check, Field, Stored};
 use crate::core::dataverse::schema::integration;
 use crate::core::i18n::Message;
 
@@ -15,8 +15,7 @@ pub(super) async fn save(context: Context) -> Outcome {
     if form.id()?.is_none() && !integration_rows(&context.web_api()?, &[]).await?.is_empty() {
         return Err(Failure::new(Message::IntegrationExists, "integrationExists"));
     }
-    let secret_stored = matches!(form.value(integration::API_SECRET)?, Value::String(s) if !s.trim().is_empty());
-    let store = check(&typed, secret_stored).map_err(|problems| Failure {
+    let store = check(&typed, stored(&form)?).map_err(|problems| Failure {
         message: Message::FieldsInvalid,
         kind: "invalid",
         fields: problems
@@ -42,8 +41,16 @@ pub(super) async fn opened(context: Context) -> Outcome {
     Ok(Message::AlreadyMatches.into())
 }
 
-/// What the credential page shows of the stored credentials: never the secret, only whether
-/// one is stored.
+/// Whether the record holds a secret and a relay key.
+fn stored(form: &FormContext) -> Result<Stored, ClientApiError> {
+    let held = |column| -> Result<bool, ClientApiError> {
+        Ok(matches!(form.value(column)?, Value::String(s) if !s.trim().is_empty()))
+    };
+    Ok(Stored { secret: held(integration::API_SECRET)?, relay_key: held(integration::RELAY_KEY)? })
+}
+
+/// What the credential page shows of the stored credentials: never the secret or the relay
+/// key, only whether one is stored.
 pub(crate) fn credentials_state(form: &FormContext) -> Result<Value, ClientApiError> {
     let text = |column| -> Result<Value, ClientApiError> {
         Ok(match form.value(column)? {
@@ -51,11 +58,12 @@ pub(crate) fn credentials_state(form: &FormContext) -> Result<Value, ClientApiEr
             _ => Value::String(String::new()),
         })
     };
-    let secret_stored = matches!(form.value(integration::API_SECRET)?, Value::String(s) if !s.trim().is_empty());
+    let held = stored(form)?;
     let mut state = Map::new();
     state.insert(Field::ClientId.id().into(), text(integration::CLIENT_ID)?);
     state.insert(Field::Owner.id().into(), text(integration::OWNER)?);
     state.insert(Field::Endpoint.id().into(), text(integration::ENDPOINT)?);
-    state.insert("secretStored".into(), Value::Bool(secret_stored));
+    state.insert("secretStored".into(), Value::Bool(held.secret));
+    state.insert("relayKeyStored".into(), Value::Bool(held.relay_key));
     Ok(Value::Object(state))
 }

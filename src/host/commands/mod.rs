@@ -14,11 +14,13 @@ use crate::core::dataverse::schema::integration;
 use crate::core::i18n::{text, Lang, Message};
 use crate::core::integration::{retry_policy, settings, verdict, ConnectionVerdict, Settings, SELECT};
 use crate::core::salesmanago::operation::ListUsers;
+use crate::core::salesmanago::relay::check_verdict;
 use crate::core::salesmanago::script::DEFAULT_TIMEOUT_MS;
 use crate::core::salesmanago::SmError;
 
 use super::dynamics::{ClientApiError, Ui, WebApi};
 use super::salesmanago::Connection;
+use super::transport::perform;
 
 pub(crate) use credentials::credentials_state;
 
@@ -142,9 +144,20 @@ fn connection(settings: &Settings) -> Connection {
 
 async fn test_connection(context: Context) -> Outcome {
     let (settings, _) = load_settings(&context.web_api()?, &[]).await?;
-    let users = connection(&settings).call(&ListUsers).await?;
-    let owner = settings.client.credentials.owner.clone();
-    match verdict(&owner, &users) {
+    // Through a relay, its deep check signs the call and judges its own owner.
+    let judged = match settings.client.relay_check() {
+        Some(check) => check_verdict(perform(&check, DEFAULT_TIMEOUT_MS).await)?,
+        None => {
+            let users = connection(&settings).call(&ListUsers).await?;
+            verdict(&settings.client.credentials.owner, &users)
+        }
+    };
+    // Through a relay, the owner is the relay's: the messages say so without naming one.
+    let owner = match settings.client.relay {
+        Some(_) => String::new(),
+        None => settings.client.credentials.owner.clone(),
+    };
+    match judged {
         ConnectionVerdict::Ok => Ok(Message::ConnectionOk { owner }.into()),
         ConnectionVerdict::OwnerNotAUser => Err(Failure::new(Message::OwnerNotAUser { owner }, "owner")),
     }
