@@ -117,7 +117,7 @@ const fmt = (n, digits = 2) => Number(n).toFixed(digits);
 
 /** The simulator in a child process; resolves to its JSON line plus a stop(). */
 function startSimulatorProcess(latencyMs) {
-  const child = spawn(process.execPath, [join(root, "tests", "simulator", "cli.mjs"), "--port", "0", "--latency-ms", String(latencyMs), "--max-batch", String(PAGE)], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, [join(root, "tests", "simulator", "cli.mjs"), "--port", "0", "--latency-ms", String(latencyMs), "--max-batch", String(PAGE), "--cors"], { stdio: ["ignore", "pipe", "inherit"] });
   return new Promise((resolve, reject) => {
     let out = "";
     child.on("exit", (code) => reject(new Error(`simulator exited ${code}`)));

@@ -45,7 +45,9 @@ const fresh = options.reset || !existsSync(dataverseFile);
 mkdirSync(dir, { recursive: true });
 
 try {
-  const simulator = await startSimulator({ port: options.simulatorPort, latencyMs: options.latencyMs });
+  // Answering the browser directly, so the sandbox needs no relay; the live API is not known to
+  // (see salesmanago-relay in the README).
+  const simulator = await startSimulator({ port: options.simulatorPort, latencyMs: options.latencyMs, cors: true });
   if (fresh || !existsSync(salesmanagoFile)) simulator.seed(demoSalesmanago(demoContacts(options.contacts)));
   else simulator.seed(JSON.parse(readFileSync(salesmanagoFile, "utf8")));
   const sandbox = await startSandbox({ port: options.port, dataFile: dataverseFile, reset: fresh, contacts: options.contacts, latencyMs: options.latencyMs, protection: true });

@@ -4,7 +4,7 @@
 import { startSimulator } from "./server.mjs";
 
 const USAGE =
-  "usage: node tests/simulator/cli.mjs [--port N] [--host H] [--latency-ms N] [--no-cors] [--client-id X] " +
+  "usage: node tests/simulator/cli.mjs [--port N] [--host H] [--latency-ms N] [--cors | --no-cors] [--client-id X] " +
   "[--api-secret Y] [--owner a@b.c] [--max-batch N] [--max-window-days N]";
 
 const integer = (min, max) => (text) => {
@@ -32,8 +32,8 @@ function parseArgs(argv) {
   const options = {};
   for (let i = 0; i < argv.length; i += 1) {
     const [flag, inline] = argv[i].split(/=(.*)/s, 2);
-    if (flag === "--no-cors" && inline === undefined) {
-      options.cors = false;
+    if ((flag === "--cors" || flag === "--no-cors") && inline === undefined) {
+      options.cors = flag === "--cors";
       continue;
     }
     if (flag === "--help" || flag === "-h") throw new UsageError("help");

@@ -8,7 +8,8 @@ export const DEFAULTS = Object.freeze({
   host: "127.0.0.1",
   port: 0,
   latencyMs: 0,
-  cors: true,
+  // As the live API most likely is: no public evidence shows it answering a browser's origin.
+  cors: false,
   clientId: "sim-client",
   apiSecret: "sim-secret-0123456789",
   owner: "owner@example.com",

@@ -17,7 +17,8 @@ export async function loadEngine() {
 
 /** A simulator on 127.0.0.1 with helpers for its control endpoints. */
 export async function simulator(options = {}) {
-  const sim = await startSimulator({ port: 0, ...options });
+  // Answering the browser directly, unless a test says otherwise (the live API is not known to).
+  const sim = await startSimulator({ port: 0, cors: true, ...options });
   const control = async (path, body) => {
     const init = body === undefined ? {} : { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json" } };
     const response = await fetch(sim.url + path, init);
