@@ -78,22 +78,27 @@ pub fn app(config: Config) -> Router {
         .with_state(Arc::new(relay))
 }
 
-/// What one request did, for its log line.
-struct Line<'a> {
+/// One request: what its log line says, and the CORS headers its answer gets.
+struct Line {
     started: Instant,
-    key: &'a str,
-    origin: &'a str,
-    method: &'a str,
+    origin: Option<String>,
+    key: String,
+    method: &'static str,
     upstream_ms: Option<u128>,
 }
 
-impl Line<'_> {
-    /// Logs the line with `response`'s status and size, and hands the response on.
-    fn log(&self, response: Response, bytes: Option<usize>) -> Response {
+impl Line {
+    fn new(headers: &HeaderMap, method: &'static str) -> Line {
+        Line { started: Instant::now(), origin: origin(headers), key: String::new(), method, upstream_ms: None }
+    }
+
+    /// Answers with `response` (CORS headers added), logging the line with its status and size.
+    fn answer(&self, response: Response, bytes: Option<usize>) -> Response {
+        let response = with_cors(response, self.origin.as_deref());
         tracing::info!(
             target: "request",
-            key = self.key,
-            origin = self.origin,
+            key = self.key.as_str(),
+            origin = self.origin.as_deref().unwrap_or(""),
             method = self.method,
             status = response.status().as_u16(),
             upstream_ms = self.upstream_ms.map(|ms| ms as u64),
@@ -101,6 +106,11 @@ impl Line<'_> {
             ms = self.started.elapsed().as_millis() as u64,
         );
         response
+    }
+
+    /// Answers with the refusal.
+    fn refuse(&self, refused: Refusal, retry_after_s: Option<u64>) -> Response {
+        self.answer(refusal(refused, retry_after_s), None)
     }
 }
 
@@ -148,6 +158,22 @@ async fn preflight(headers: HeaderMap) -> Response {
 }
 
 impl Relay {
+    /// Lets a request in when its origin is allowed and, with `keyed`, its relay key is known:
+    /// its line (with the key's id), or the refusal, answered.
+    fn admit(&self, headers: &HeaderMap, method: &'static str, keyed: bool) -> Result<Line, Box<Response>> {
+        let mut line = Line::new(headers, method);
+        if !self.origin_allowed(line.origin.as_deref()) {
+            return Err(Box::new(line.refuse(Refusal::Origin, None)));
+        }
+        if keyed {
+            match self.key(headers) {
+                Some(key) => line.key = key,
+                None => return Err(Box::new(line.refuse(Refusal::Key, None))),
+            }
+        }
+        Ok(line)
+    }
+
     /// The key id of the request's relay key.
     fn key(&self, headers: &HeaderMap) -> Option<String> {
         let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -212,50 +238,38 @@ fn now_ms() -> u64 {
 }
 
 async fn api(State(relay): State<Arc<Relay>>, Path(method): Path<String>, headers: HeaderMap, body: Body) -> Response {
-    let origin = origin(&headers);
-    let mut line = Line {
-        started: Instant::now(),
-        key: "",
-        origin: origin.as_deref().unwrap_or(""),
-        method: "",
-        upstream_ms: None,
+    let mut line = match relay.admit(&headers, "", true) {
+        Ok(line) => line,
+        Err(refused) => return *refused,
     };
-    let cors = |response| with_cors(response, origin.as_deref());
-    if !relay.origin_allowed(origin.as_deref()) {
-        return line.log(cors(refusal(Refusal::Origin, None)), None);
-    }
-    let Some(key) = relay.key(&headers) else {
-        return line.log(cors(refusal(Refusal::Key, None)), None);
-    };
-    line.key = &key;
     let Some(method) = relay::find(&method) else {
-        return line.log(cors(refusal(Refusal::Method, None)), None);
+        return line.refuse(Refusal::Method, None);
     };
     line.method = method.name;
-    if let Err(seconds) = relay.rate.take(&key, Instant::now()) {
-        return line.log(cors(refusal(Refusal::Rate, Some(seconds))), None);
+    if let Err(seconds) = relay.rate.take(&line.key, Instant::now()) {
+        return line.refuse(Refusal::Rate, Some(seconds));
     }
     let Ok(_permit) = relay.under_way.try_acquire() else {
-        return line.log(cors(refusal(Refusal::Busy, Some(1))), None);
+        return line.refuse(Refusal::Busy, Some(1));
     };
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if declared.is_some_and(|n| n > relay.config.max_body) {
-        return line.log(cors(refusal(Refusal::TooLarge, None)), None);
+        return line.refuse(Refusal::TooLarge, None);
     }
     let Ok(bytes) = to_bytes(body, relay.config.max_body).await else {
-        return line.log(cors(refusal(Refusal::TooLarge, None)), None);
+        return line.refuse(Refusal::TooLarge, None);
     };
     let parsed = std::str::from_utf8(&bytes).ok().and_then(|text| json::from_str(text).ok());
     let Some(Value::Object(fields)) = parsed else {
         let body = r#"{"success":false,"message":["The request body is not a JSON object"]}"#;
-        return line.log(cors(json_response(400, body.into())), None);
+        return line.answer(json_response(400, body.into()), None);
     };
     let upstream = Instant::now();
     let result = relay.call(method, fields).await;
     line.upstream_ms = Some(upstream.elapsed().as_millis());
     let (status, retry_after, body) = match result {
         Ok(answer) => answer,
-        Err(refused) => return line.log(cors(refusal(refused, None)), None),
+        Err(refused) => return line.refuse(refused, None),
     };
     let body = match (method.name, status) {
         ("job/status", 200..=299) => {
@@ -271,7 +285,7 @@ async fn api(State(relay): State<Arc<Relay>>, Path(method): Path<String>, header
     if let Some(value) = retry_after.and_then(|v| HeaderValue::from_str(&v).ok()) {
         response.headers_mut().insert(header::RETRY_AFTER, value);
     }
-    line.log(cors(response), Some(size))
+    line.answer(response, Some(size))
 }
 
 async fn file(
@@ -279,26 +293,19 @@ async fn file(
     Path((expires, sig, address)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let origin = origin(&headers);
-    let line = Line {
-        started: Instant::now(),
-        key: "",
-        origin: origin.as_deref().unwrap_or(""),
-        method: "file",
-        upstream_ms: None,
+    // The signed address is the permission: the browser's download sends no key.
+    let line = match relay.admit(&headers, "file", false) {
+        Ok(line) => line,
+        Err(refused) => return *refused,
     };
-    let cors = |response| with_cors(response, origin.as_deref());
-    if !relay.origin_allowed(origin.as_deref()) {
-        return line.log(cors(refusal(Refusal::Origin, None)), None);
-    }
     let Some(url) = relay.files.open(&expires, &sig, &address, now_ms() / 1000) else {
-        return line.log(cors(refusal(Refusal::File, None)), None);
+        return line.refuse(Refusal::File, None);
     };
     let sent = relay.http.get(url).timeout(relay.config.upstream_timeout * 20).send().await;
     let upstream = match sent {
         Ok(upstream) => upstream,
-        Err(e) if e.is_timeout() => return line.log(cors(refusal(Refusal::Timeout, None)), None),
-        Err(_) => return line.log(cors(refusal(Refusal::Unreachable, None)), None),
+        Err(e) if e.is_timeout() => return line.refuse(Refusal::Timeout, None),
+        Err(_) => return line.refuse(Refusal::Unreachable, None),
     };
     let status = StatusCode::from_u16(upstream.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let length = upstream.content_length();
@@ -307,28 +314,16 @@ async fn file(
     let mut response = Response::new(Body::from_stream(stream));
     *response.status_mut() = status;
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    line.log(cors(response), length.map(|n| n as usize))
+    line.answer(response, length.map(|n| n as usize))
 }
 
 /// `GET` or `POST /healthz/deep` (with a relay key; the engine POSTs): signs a `user/listByClient` call and checks that the
 /// owner is one of the account's users.
 async fn deep(State(relay): State<Arc<Relay>>, headers: HeaderMap) -> Response {
-    let origin = origin(&headers);
-    let mut line = Line {
-        started: Instant::now(),
-        key: "",
-        origin: origin.as_deref().unwrap_or(""),
-        method: "healthz/deep",
-        upstream_ms: None,
+    let mut line = match relay.admit(&headers, "healthz/deep", true) {
+        Ok(line) => line,
+        Err(refused) => return *refused,
     };
-    let cors = |response| with_cors(response, origin.as_deref());
-    if !relay.origin_allowed(origin.as_deref()) {
-        return line.log(cors(refusal(Refusal::Origin, None)), None);
-    }
-    let Some(key) = relay.key(&headers) else {
-        return line.log(cors(refusal(Refusal::Key, None)), None);
-    };
-    line.key = &key;
     let method = relay::find("user/listByClient").expect("listed");
     let upstream = Instant::now();
     let answer = relay.call(method, json::Map::new()).await;
@@ -350,5 +345,5 @@ async fn deep(State(relay): State<Arc<Relay>>, headers: HeaderMap) -> Response {
         Err(SmError::Transport(_)) => (502, r#"{"status":"failed","salesmanago":"unreachable"}"#),
         Err(_) => (502, r#"{"status":"failed","salesmanago":"error"}"#),
     };
-    line.log(cors(json_response(status, body.into())), Some(body.len()))
+    line.answer(json_response(status, body.into()), Some(body.len()))
 }
