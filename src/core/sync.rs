@@ -172,13 +172,32 @@ impl Tally {
     }
 }
 
+/// `field` safe to open in a spreadsheet: control characters gone (tabs and line breaks become
+/// spaces), and a `'` before it when any part of it, split where Excel splits a line (`,`, or
+/// `;` with a Polish locale), starts a formula (`=`, `+`, `-`, `@`) after white space.
+fn defused(field: &str) -> String {
+    let clean: String = field
+        .chars()
+        .filter_map(|c| match c {
+            '\t' | '\n' | '\r' => Some(' '),
+            c if c.is_control() => None,
+            c => Some(c),
+        })
+        .collect();
+    let formula = clean.split([',', ';']).any(|part| part.trim_start().starts_with(['=', '+', '-', '@']));
+    if formula {
+        format!("'{clean}")
+    } else {
+        clean
+    }
+}
+
 fn line(out: &mut String, fields: &[&str]) {
     for (i, field) in fields.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        // A leading =, +, - or @ would make a spreadsheet evaluate the cell as a formula.
-        let guarded = if field.starts_with(['=', '+', '-', '@']) { format!("'{field}") } else { (*field).to_owned() };
+        let guarded = defused(field);
         if guarded.contains([',', '"', '\n', '\r']) {
             out.push('"');
             out.push_str(&guarded.replace('"', "\"\""));
@@ -308,6 +327,20 @@ mod tests {
             "id,email,name,outcome,reason\r\n1,,\"Kowalski, Jan\",skipped,\"no \"\"e-mail\"\"\"\r\n2,a@b.pl,'=HYPERLINK(1),failed,down\r\n"
         );
         assert!(tally.adds_up());
+        // The shapes a hostile name takes: after a tab, after a separator, with controls.
+        for (name, cell) in [
+            ("\t=1+1", "' =1+1"),
+            ("x;=1+1;y", "'x;=1+1;y"),
+            ("Jan, @SUM(A1)", "\"'Jan, @SUM(A1)\""),
+            ("\r-2", "' -2"),
+            ("Ann\u{0}a\u{7}\nNowak", "Anna Nowak"),
+            ("Kowalska-Nowak", "Kowalska-Nowak"),
+        ] {
+            let mut one = Tally { total: 1, ..Tally::default() };
+            one.not_done(NotDone { id: "3".into(), email: String::new(), name: name.into(), skipped: true, reason: "r".into() });
+            let csv = one.csv(["i", "e", "n", "o", "r"], ["s", "f"], "");
+            assert_eq!(csv.lines().nth(1), Some(format!("3,,{cell},s,r").as_str()), "{name:?}");
+        }
         assert_eq!((tally.skipped(), tally.failed()), (1, 1));
     }
 }
