@@ -122,6 +122,15 @@ test("test connection with good credentials says so, and the simulator saw the c
   await open(world, "/integration");
   const before = world.sim.stats().calls["user/listByClient"] ?? 0;
   await button(world.page, "new.integration.TestConnection.Button").click();
+  // A dialog to assistive technology: found by its role and its name, modal, and Tab stays in it.
+  const shown = world.page.getByRole("alertdialog", { name: "Dynamics 365" });
+  await shown.waitFor();
+  assert.equal(await shown.getAttribute("aria-modal"), "true");
+  assert.match(await shown.getAttribute("aria-describedby"), /^dialog-text-/);
+  for (const key of ["Tab", "Tab", "Shift+Tab"]) {
+    await world.page.keyboard.press(key);
+    assert.ok(await world.page.evaluate(() => document.activeElement.closest("[role=alertdialog]") !== null), `focus left the dialog after ${key}`);
+  }
   const dialog = await takeDialog(world.page);
   assert.equal(dialog.kind, "alert");
   assert.match(dialog.text, /Connected to SALESmanago\. owner@example\.com is a user/);

@@ -69,6 +69,13 @@ function dialog({ kind, title, subtitle, text, details, errorCode, confirm, canc
     const scrim = element("div", { class: "scrim" }, box);
     box.addEventListener("keydown", (event) => {
       if (event.key === "Escape") close(kind === "confirm" ? false : true);
+      // Modal: Tab and Shift+Tab go round the dialog's buttons, never to the page behind.
+      if (event.key === "Tab") {
+        event.preventDefault();
+        const at = buttons.indexOf(document.activeElement);
+        const next = (at + (event.shiftKey ? buttons.length - 1 : 1) + buttons.length) % buttons.length;
+        buttons[at < 0 ? 0 : next].focus();
+      }
     });
     $("dialogs").append(scrim);
     ok.focus();
