@@ -337,7 +337,13 @@ mod tests {
             ("Kowalska-Nowak", "Kowalska-Nowak"),
         ] {
             let mut one = Tally { total: 1, ..Tally::default() };
-            one.not_done(NotDone { id: "3".into(), email: String::new(), name: name.into(), skipped: true, reason: "r".into() });
+            one.not_done(NotDone {
+                id: "3".into(),
+                email: String::new(),
+                name: name.into(),
+                skipped: true,
+                reason: "r".into(),
+            });
             let csv = one.csv(["i", "e", "n", "o", "r"], ["s", "f"], "");
             assert_eq!(csv.lines().nth(1), Some(format!("3,,{cell},s,r").as_str()), "{name:?}");
         }

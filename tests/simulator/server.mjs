@@ -1,5 +1,5 @@
 // An independent SALESmanago API v2 simulator. It follows the contract in
-// shared/reference/salesmanago-api.md (beside the project) plus the team's decisions where that document says
+// docs/salesmanago-api.md plus the team's decisions where that document says
 // "unknown" (see README.md next to this file). Node built-ins only.
 import http from "node:http";
 import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
@@ -19,7 +19,7 @@ export const DEFAULTS = Object.freeze({
 });
 
 /**
- * The export job (reference, "Corrections"): `contact/export/data` answers a `requestId`;
+ * The export job (docs/salesmanago-api.md §3.7): `contact/export/data` answers a `requestId`;
  * `job/status` answers a non-empty `message` while the file is prepared, then `fileUrl`; the file
  * is a JSON list of `{<contactId>: {...}}`. Public clients select contacts by tag; the shape of
  * the CONSENTS part is not documented: the simulator answers the shape consents are written in
@@ -359,7 +359,7 @@ function consentList(contact) {
 }
 
 /**
- * contact/basic and contact/basicById: the flat shape of reference §3.4. No consents: no public
+ * contact/basic and contact/basicById: the flat shape of docs/salesmanago-api.md §3.4. No consents: no public
  * client of the live API reads them there (the vendor's PHP SDK and the C# client parse none).
  */
 function basicView(contact) {

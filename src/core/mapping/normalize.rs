@@ -1,5 +1,5 @@
 //! Normalisation and validation of single values, per the limits of
-//! `shared/reference/salesmanago-api.md` §4: e-mail addresses, free text, phone numbers and
+//! `docs/salesmanago-api.md` §4: e-mail addresses, free text, phone numbers and
 //! dates. Each function says what it accepts; none drops a value without saying why.
 
 use crate::core::salesmanago::endpoint::is_dns_label;

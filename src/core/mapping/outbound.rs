@@ -28,7 +28,7 @@ use crate::core::salesmanago::contact::{Address, ConsentDetail, ContactData, Ups
 use crate::core::salesmanago::export::SYNC_TAG;
 
 /// Longest free text sent in one field. SALESmanago documents no contact field limits; 255 is the
-/// limit of its event detail fields (reference §4) and fits every Dynamics address column.
+/// limit of its event detail fields (`docs/salesmanago-api.md` §4) and fits every Dynamics address column.
 pub const MAX_TEXT: usize = 255;
 
 /// What the caller knows beyond the row.

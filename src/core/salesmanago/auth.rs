@@ -1,4 +1,4 @@
-//! Request signing: the auth fields every API v2 body carries (`shared/reference/salesmanago-api.md` §2).
+//! Request signing: the auth fields every API v2 body carries (`docs/salesmanago-api.md` §2).
 //!
 //! `sha = sha1(apiKey + clientId + apiSecret)`, lower-case hex. The API secret itself is never
 //! sent; the `apiKey` is any random string, which the host draws per request and passes in, as
@@ -86,7 +86,7 @@ mod tests {
 
     #[test]
     fn sha_matches_the_reference_test_vector() {
-        // shared/reference/salesmanago-api.md §2
+        // docs/salesmanago-api.md §2
         let sha = credentials("abc123clientid", "my-api-secret").sign("my-random-api-key");
         assert_eq!(sha, "8c7b410b4b1c27f8bb78830431be9e59ed041b98");
     }

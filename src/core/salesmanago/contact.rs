@@ -1,6 +1,6 @@
 //! A contact as SALESmanago takes it ([`UpsertDetails`], the body of `contact/upsert` and an item
 //! of `contact/batchupsert`) and as it gives it back ([`SmContact`], from `basic`, `basicById`
-//! and `listById`). Request and response shapes differ (`shared/reference/salesmanago-api.md`
+//! and `listById`). Request and response shapes differ (`docs/salesmanago-api.md`
 //! §3.1, §3.4), so they are separate types; the parser tolerates every variant the reference
 //! warns of and ignores unknown fields.
 
@@ -467,7 +467,7 @@ mod tests {
 
     #[test]
     fn basic_shape_parses() {
-        // The sample of shared/reference/salesmanago-api.md §3.4.
+        // The sample of docs/salesmanago-api.md §3.4.
         let value = json!({
             "name": "Banan", "email": "Test@Mail.com", "phone": "+393331231234", "fax": null,
             "score": 90, "state": "PROSPECT", "optedOut": false, "optedOutPhone": true,

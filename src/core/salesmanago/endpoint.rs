@@ -1,6 +1,6 @@
 //! Where the API lives: the `new_endpoint` column, validated once.
 //!
-//! Accepted forms (`shared/reference/salesmanago-api.md` §1):
+//! Accepted forms (`docs/salesmanago-api.md` §1):
 //! - a SALESmanago host, such as `app3.salesmanago.pl` or `www.salesmanago.com`, optionally with
 //!   `https://` and a trailing `/api`;
 //! - an `https://` URL with an optional path prefix: a relay that forwards `<prefix>/api/...`;

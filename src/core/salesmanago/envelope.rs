@@ -1,5 +1,5 @@
 //! The response envelope every API v2 method shares: `{"success": bool, "message": [..], ...}`
-//! (`shared/reference/salesmanago-api.md` §3, §4). Classifies HTTP statuses and `success:false`
+//! (`docs/salesmanago-api.md` §3, §4). Classifies HTTP statuses and `success:false`
 //! into [`SmError`]s and hands the payload's other fields to the method's parser.
 
 use crate::core::json::{self, Map, Value};

@@ -1,5 +1,5 @@
-//! SALESmanago's export job, the one way public clients read consents back (reference,
-//! "Corrections"): `contact/export/data` asks for a file and answers a `requestId`;
+//! SALESmanago's export job, the one way public clients read consents back (`docs/salesmanago-api.md`
+//! §3.7): `contact/export/data` asks for a file and answers a `requestId`;
 //! `job/status` is asked until it answers a `fileUrl`; the file is a JSON list of
 //! `{<contactId>: {"contactData": {…}, …}}`.
 //!

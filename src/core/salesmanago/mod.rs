@@ -7,7 +7,7 @@
 //!                                                   └──▶ TransportFailure ─┘        or SmError
 //! ```
 //!
-//! The contract is `shared/reference/salesmanago-api.md`; each module cites the section it
+//! The contract is `docs/salesmanago-api.md`; each module cites the section it
 //! follows.
 
 pub mod auth;

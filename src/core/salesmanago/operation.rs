@@ -1,4 +1,4 @@
-//! The API v2 methods the product calls, one type each (`shared/reference/salesmanago-api.md` §3).
+//! The API v2 methods the product calls, one type each (`docs/salesmanago-api.md` §3).
 //!
 //! Each [`Operation`] knows its method path, its own body fields and how to read its answer; a
 //! [`super::Client`] adds the auth fields and the URL. Methods with a per-call limit are built
@@ -101,7 +101,7 @@ pub struct BatchOutcome {
 }
 
 impl BatchUpsert {
-    /// Contacts per call: the vendor's own plugin sends 400 (reference §3.2); no maximum is
+    /// Contacts per call: the vendor's own plugin sends 400 (`docs/salesmanago-api.md` §3.2); no maximum is
     /// documented.
     pub const MAX: usize = 400;
 
@@ -273,7 +273,7 @@ impl Operation for Lookup {
 }
 
 /// Contacts modified in a time window: `contact/paginatedModifiedContacts` one page at a time,
-/// or the older unpaginated `contact/modifiedContacts` (reference §3.5).
+/// or the older unpaginated `contact/modifiedContacts` (`docs/salesmanago-api.md` §3.5).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModifiedContacts {
     /// Window start, Unix ms (inclusive).

@@ -1,5 +1,5 @@
 //! Every operation's request body and the parsing of its documented answers
-//! (`shared/reference/salesmanago-api.md` §3).
+//! (`docs/salesmanago-api.md` §3).
 
 use crate::core::json::{json, Value};
 

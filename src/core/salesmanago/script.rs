@@ -173,7 +173,7 @@ pub struct ScriptConfig {
     pub base_delay_ms: Option<u64>,
 }
 
-/// The per-request timeout: 30 s, as the vendor's own client (reference §4).
+/// The per-request timeout: 30 s, as the vendor's own client (`docs/salesmanago-api.md` §4).
 pub const DEFAULT_TIMEOUT_MS: u32 = 30_000;
 
 impl ScriptConfig {
