@@ -86,6 +86,7 @@ const CODE_NOT_EXIST = "0x80040217";
 const CODE_DUPLICATE = "0x80040237";
 const CODE_VERSION = "0x80060882";
 const CODE_UNEXPECTED = "0x80040216";
+const CODE_PRIVILEGE = "0x80040220";
 const CODE_REQUESTS = "0x80072322";
 const CODE_EXECUTION = "0x80072321";
 const CODE_CONCURRENCY = "0x80072326";
@@ -982,6 +983,8 @@ export function createDataverse({ file = null, tables, latencyMs = 0, protection
       }
     : null;
   let slidingWindow = limits ? new SlidingWindow(limits.windowMs) : null;
+  // The sandbox user's privileges on contacts; a test takes one away to see what such a user sees.
+  let userPrivileges = { delete: true };
 
   let version = 0;
   const nextVersion = () => ++version;
@@ -1518,6 +1521,9 @@ export function createDataverse({ file = null, tables, latencyMs = 0, protection
       if (method === "DELETE") {
         const rec = t.records.get(id);
         if (!rec) throw missing(t, id);
+        if (t.logical === "contact" && !userPrivileges.delete) {
+          throw new DvError(403, CODE_PRIVILEGE, `Principal user (Id=${WHO_AM_I.UserId}, type=8) is missing prvDeleteContact privilege`);
+        }
         checkIfMatch(ctx, rec);
         deleteRecord(t, id, ctx.undo);
         return empty(204);
@@ -1733,6 +1739,24 @@ export function createDataverse({ file = null, tables, latencyMs = 0, protection
 
   // ----- routing -----------------------------------------------------------------------------
 
+  /**
+   * `systemusers(<id>)/Microsoft.Dynamics.CRM.RetrievePrincipalAccess(Target=@t)?@t={'@odata.id':'<set>(<id>)'}`:
+   * the user's rights on that row, as flags.
+   */
+  function principalAccess(segs, ctx, q) {
+    if (ctx.method !== "GET") throw notAllowed(ctx.method, "the function RetrievePrincipalAccess", "GET");
+    if (segs.length !== 2 || segs[1].key !== "Target=@t") throw badQuery("RetrievePrincipalAccess takes Target=@t.");
+    const target = /^\{'@odata\.id':'([a-z_]+)\(([0-9a-f-]{36})\)'\}$/.exec(q.get("@t") || "");
+    if (!target) throw badQuery(`The parameter alias @t is not a row reference: '${q.get("@t")}'.`);
+    const t = bySet.get(target[1]);
+    if (!t) throw notFoundSegment(target[1]);
+    if (!t.records.has(target[2])) throw missing(t, target[2]);
+    const rights = ["ReadAccess", "WriteAccess", "AppendAccess", "AppendToAccess", "CreateAccess"];
+    if (!(t.logical === "contact" && !userPrivileges.delete)) rights.push("DeleteAccess");
+    rights.push("ShareAccess", "AssignAccess");
+    return json(200, { "@odata.context": `${ctx.base}$metadata#Microsoft.Dynamics.CRM.RetrievePrincipalAccessResponse`, AccessRights: rights.join(", ") });
+  }
+
   function parseSegments(p) {
     const segs = [];
     let i = 0;
@@ -1787,6 +1811,9 @@ export function createDataverse({ file = null, tables, latencyMs = 0, protection
         return json(200, { "@odata.context": `${ctx.base}$metadata#Microsoft.Dynamics.CRM.WhoAmIResponse`, ...WHO_AM_I });
       }
       if (first.name === "EntityDefinitions") return metadataRoute(segs, ctx, q);
+      if (first.name === "systemusers" && segs[1]?.name === "Microsoft.Dynamics.CRM.RetrievePrincipalAccess") {
+        return principalAccess(segs, ctx, q);
+      }
       const t = bySet.get(first.name);
       if (!t) {
         if (byName.has(first.name)) throw new DvError(404, CODE_NOT_FOUND_SEGMENT, `Resource not found for the segment '${first.name}'. Use the entity set name '${byName.get(first.name).entitySet}'.`);
@@ -2133,6 +2160,11 @@ export function createDataverse({ file = null, tables, latencyMs = 0, protection
     seed,
     setFaults,
     stats: () => ({ ...stats, byMethod: { ...stats.byMethod } }),
+    /** The user's privileges on contacts (`{delete}`), as a security role would give them. */
+    privileges: () => ({ ...userPrivileges }),
+    setPrivileges(privileges) {
+      userPrivileges = { ...userPrivileges, ...privileges };
+    },
     resetStats() {
       stats = freshStats();
       stats.inFlightPeak = inFlight;

@@ -109,6 +109,8 @@ export async function startSandbox({ port = 0, host = "127.0.0.1", dataFile = nu
       if (files.has(p)) return send(200, files.get(p).type, files.get(p).body);
       if (p === "/__sandbox/tables") return send(200, "application/json", JSON.stringify(definitions()));
       if (p === "/__sandbox/stats") return send(200, "application/json", JSON.stringify(dataverse.stats()));
+      // What the user's security roles give: the command bar's privilege rules read it.
+      if (p === "/__sandbox/privileges") return send(200, "application/json", JSON.stringify(dataverse.privileges()));
       if (p === "/__sandbox/faults" && request.method === "POST") {
         dataverse.setFaults(await json(request));
         return send(200, "application/json", "{}");

@@ -172,6 +172,32 @@ test("Delete in the grid, with “only opt out” set, opts the contacts out in 
   }
 });
 
+test("a user who may not delete contacts sees no Delete, and the engine deletes nothing anywhere for them", async () => {
+  const contact = rows().find((r) => validEmail(r) && inSalesmanago(r.emailaddress1));
+  world.sandbox.dataverse.setPrivileges({ delete: false });
+  try {
+    await open(world, `/contacts/${contact.contactid}`);
+    assert.equal(await button(world.page, "Mscrm.DeletePrimaryRecord").count(), 0, "no Delete on the form");
+    assert.equal(await button(world.page, "new.contact.Send.Button").count(), 1, "the other buttons stay");
+    // Called anyway (a stale page, another ribbon): the contact stays in both systems, and the user is told why.
+    const called = world.page.evaluate(() => window.SalesManago.Contact.delete(window.__sandbox.formContext));
+    assert.equal((await takeDialog(world.page)).kind, "confirm");
+    const refused = await takeDialog(world.page, { timeout: 30_000 });
+    await called;
+    assert.match(refused.text, /you may not delete this contact in Dynamics 365, so it was left as it is in SALESmanago too/);
+    assert.ok(row(contact.contactid), "still in Dynamics");
+    assert.ok(inSalesmanago(contact.emailaddress1), "still in SALESmanago");
+    await open(world, "/contacts");
+    await (await gridRow(world.page, contact.contactid)).check();
+    assert.equal(await button(world.page, "Mscrm.DeleteSelectedRecord").count(), 0, "no Delete in the grid");
+  } finally {
+    world.sandbox.dataverse.setPrivileges({ delete: true });
+  }
+  await open(world, "/contacts");
+  await (await gridRow(world.page, contact.contactid)).check();
+  assert.equal(await button(world.page, "Mscrm.DeleteSelectedRecord").count(), 1, "Delete is back with the right");
+});
+
 test("Export to SALESmanago sends the selected rows and lists the ones that did not go", async () => {
   const invalid = rows().find((r) => r.emailaddress1 && r.emailaddress1.endsWith("@"));
   const fresh = [notInSalesmanago(4), notInSalesmanago(5)];

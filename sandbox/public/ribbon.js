@@ -6,11 +6,22 @@
 import { child, children, locLabel, path, pick, webresourceUrl } from "./solution.js";
 import { SYSTEM_BUTTONS } from "./system.js";
 
-/** Rules Dynamics defines itself (base ribbon), by id. */
+/**
+ * Rules Dynamics defines itself (base ribbon), by id. `state.privileges` is what the user's
+ * security roles give on contacts (the sandbox user has the same rights on every row); the
+ * sandbox's grids are home grids, never many-to-many sub-grids, and it has no charts pane and
+ * no mobile offline.
+ */
 const SYSTEM_RULES = {
   "Mscrm.FormStateNotNew": (state) => state.formType !== 1,
   "Mscrm.SelectionCountAtLeastOne": (state) => state.selected >= 1,
   "Mscrm.SelectionCountExactlyOne": (state) => state.selected === 1,
+  "Mscrm.CanDeletePrimary": (state) => state.privileges?.delete !== false,
+  "Mscrm.DeletePrimaryEntityPermission": (state) => state.privileges?.delete !== false,
+  "Mscrm.DeleteSelectedEntityPermission": (state) => state.privileges?.delete !== false,
+  "Mscrm.IsEntityAvailableForUserInMocaOffline": () => true,
+  "Mscrm.VisualizationPaneNotMaximized": () => true,
+  "Mscrm.NotShowForManyToManyGrids": (state) => !state.manyToMany,
 };
 
 const libraries = new Map();

@@ -145,6 +145,8 @@ let renderBar = async () => {};
 
 async function showCommandBar(solution, entityName, page, parameters, state, system) {
   const bar = $("commandbar");
+  state.privileges = await (await fetch("/__sandbox/privileges")).json();
+  state.manyToMany = false;
   const buttons = commandBar(solution, entityName, page, { lcid, parameters, state, system, wiring });
   renderBar = async () => {
     const rendered = [];

@@ -30,6 +30,8 @@ pub(crate) struct Dataverse {
     /// `$batch` writes of contacts made.
     pub(crate) batches: u64,
     pub(crate) faults: Faults,
+    /// Whether the user may delete contacts (a role without the privilege, when not).
+    pub(crate) may_delete: bool,
 }
 
 type Answer = Result<HttpResponse, DvFailure>;
@@ -90,7 +92,7 @@ impl Dataverse {
         for (column, value) in settings {
             record.insert(column.into(), value);
         }
-        Dataverse { contacts, record, version: 1, batches: 0, faults }
+        Dataverse { contacts, record, version: 1, batches: 0, faults, may_delete: true }
     }
 
     /// A fault of the Web API, if one comes up.
@@ -229,6 +231,15 @@ impl Dataverse {
         }
     }
 
+    /// `RetrievePrincipalAccess` of a contact for the user.
+    pub(crate) fn access(&mut self, rng: &mut Rng, now: u64) -> Answer {
+        if let Some(fault) = self.fault(rng, now, true) {
+            return fault;
+        }
+        let rights = if self.may_delete { "ReadAccess, WriteAccess, DeleteAccess" } else { "ReadAccess, WriteAccess" };
+        ok(format!(r#"{{"AccessRights":"{rights}"}}"#))
+    }
+
     /// A `PATCH` of one existing contact (`If-Match: *`).
     pub(crate) fn patch_row(&mut self, path: &str, body: &str, rng: &mut Rng, now: u64) -> Answer {
         if let Some(fault) = self.fault(rng, now, false) {
@@ -254,6 +265,11 @@ impl Dataverse {
             return fault;
         }
         let id = row_id(path);
+        if !self.may_delete {
+            let body =
+                r#"{"error":{"code":"0x80040220","message":"Principal user is missing prvDeleteContact privilege"}}"#;
+            return Ok(HttpResponse { status: 403, retry_after: None, body: body.into() });
+        }
         if self.contacts.remove(id).is_none() {
             return not_found(id);
         }

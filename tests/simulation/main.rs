@@ -123,6 +123,8 @@ impl World {
                     Action::Get { ticket, path } => {
                         let reply = if path.starts_with("contacts(") {
                             self.dataverse.row(&path, &mut self.rng, self.now)
+                        } else if path.starts_with("systemusers(u-1)/Microsoft.Dynamics.CRM.RetrievePrincipalAccess") {
+                            self.dataverse.access(&mut self.rng, self.now)
                         } else {
                             self.dataverse.get(&path, &mut self.rng, self.now)
                         };
@@ -468,6 +470,8 @@ fn contact_commands(seed: u64, contacts: usize) {
     let mut world = World::new(seed, contacts);
     let opt_out_only = world.rng.chance(300);
     world.dataverse.record.insert(integration::OPT_OUT_ON_DELETE.into(), opt_out_only.into());
+    // Now and then a user whose role does not let them delete contacts.
+    world.dataverse.may_delete = !world.rng.chance(200);
     let ids: Vec<String> = world.dataverse.contacts.keys().cloned().collect();
     for _ in 0..30 {
         let id = ids[world.rng.below(ids.len() as u64) as usize].clone();
@@ -481,8 +485,9 @@ fn contact_commands(seed: u64, contacts: usize) {
                 let changed = vec!["firstname".to_owned(), contact::DO_NOT_BULK_EMAIL.to_owned()];
                 Task::Saved { id: Some(id.clone()), changed }
             }
-            _ => Task::Delete { ids: vec![id.clone()], on_form: world.rng.chance(500) },
+            _ => Task::Delete { ids: vec![id.clone()], on_form: world.rng.chance(500), user: "u-1".into() },
         };
+        let held_before = world.in_salesmanago(&before).map(|s| (s.id.clone(), s.opted_out, s.phone_opted_out));
         let mut job = world.start_contact(task.clone());
         let result = world.drive(&mut job, None).expect("driven to the end");
         let after = world.dataverse.contacts.get(&id).cloned();
@@ -537,6 +542,14 @@ fn contact_commands(seed: u64, contacts: usize) {
                         "{id}: deleted in Dynamics, still in SALESmanago: {sm:?}"
                     );
                 }
+            }
+            (Task::Delete { .. }, Err(failure)) if !world.dataverse.may_delete => {
+                // Nothing happens anywhere for want of the right, and the message says why.
+                assert_eq!(after.as_ref(), Some(&before), "{id}: changed in Dynamics: {failure}");
+                let held =
+                    |sm: Option<&salesmanago::SmRecord>| sm.map(|s| (s.id.clone(), s.opted_out, s.phone_opted_out));
+                assert_eq!(held(world.in_salesmanago(&before)), held_before, "{id}: touched in SALESmanago");
+                assert!(failure.contains("you may not delete") || failure.contains("(dataverse)"), "{failure}");
             }
             (Task::Delete { .. }, Err(failure)) => {
                 // A contact Dynamics deleted whose answer was lost may be gone; one whose

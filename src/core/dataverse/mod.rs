@@ -1,5 +1,6 @@
 //! Dataverse: the tables and columns the solution defines or reads.
 
+pub mod access;
 pub mod batch;
 pub mod contact;
 pub mod error;

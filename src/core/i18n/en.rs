@@ -104,6 +104,7 @@ pub(super) fn text(message: &Message) -> String {
         Message::ReadingFile { contacts } => format!("Pull consents: reading SALESmanago's file, {contacts} contacts so far…"),
         Message::FileNotReady { minutes } => format!("SALESmanago did not prepare the file of consents and opt-outs within {minutes} minutes, so nothing was changed. Try Pull consents again later."),
         Message::FileUnreadable { detail } => format!("SALESmanago's file of consents and opt-outs could not be read ({detail}), so nothing was changed. Try Pull consents again; if it happens again, send this message to your administrator."),
+        Message::MayNotDelete => "you may not delete this contact in Dynamics 365, so it was left as it is in SALESmanago too. Ask your administrator for the right to delete contacts.".into(),
         Message::Resuming { done } => format!("Continuing the interrupted export: {done} contacts were already exported."),
         Message::NotInSalesmanago { email } if email.is_empty() => "SALESmanago has no such contact: this contact has no e-mail address and no SALESmanago ID to look it up by.".into(),
         Message::NotInSalesmanago { email } => format!("SALESmanago has no contact with the e-mail {email}. Use “Send to SALESmanago” to create it there."),

@@ -220,6 +220,8 @@ pub enum Message {
         /// What is wrong with it (the engine's words, never the file's text).
         detail: String,
     },
+    /// A contact the user may not delete in Dynamics, so it was not touched in SALESmanago.
+    MayNotDelete,
     /// An interrupted "Export all" continues.
     Resuming {
         /// Contacts already exported before.
@@ -361,6 +363,7 @@ impl Message {
             | Message::DownloadNotDone { .. }
             | Message::Unlisted { .. }
             | Message::Resuming { .. }
+            | Message::MayNotDelete
             | Message::PreparingFile { .. }
             | Message::ReadingFile { .. }
             | Message::FileNotReady { .. }
@@ -492,6 +495,7 @@ mod tests {
         all.extend([
             Message::DownloadNotDone { count: 3 },
             Message::Resuming { done: 800 },
+            Message::MayNotDelete,
             Message::PreparingFile { seconds: 42 },
             Message::ReadingFile { contacts: 12_000 },
             Message::FileNotReady { minutes: 30 },

@@ -103,6 +103,7 @@ pub(super) fn text(message: &Message) -> String {
         Message::ReadingFile { contacts } => format!("Pobieranie zgód: czytam plik z SALESmanago, dotąd {contacts} kontaktów…"),
         Message::FileNotReady { minutes } => format!("SALESmanago nie przygotował pliku ze zgodami i wypisami w ciągu {minutes} minut, więc nic nie zmieniono. Spróbuj pobrać zgody ponownie później."),
         Message::FileUnreadable { detail } => format!("Nie udało się odczytać pliku ze zgodami i wypisami z SALESmanago ({detail}), więc nic nie zmieniono. Spróbuj ponownie; jeśli to się powtórzy, przekaż ten komunikat administratorowi."),
+        Message::MayNotDelete => "nie masz uprawnień do usunięcia tego kontaktu w Dynamics 365, więc w SALESmanago też pozostał bez zmian. Poproś administratora o prawo usuwania kontaktów.".into(),
         Message::Resuming { done } => format!("Wznawiam przerwany eksport: {done} kontaktów już wyeksportowano."),
         Message::NotInSalesmanago { email } if email.is_empty() => "W SALESmanago nie ma takiego kontaktu: ten kontakt nie ma adresu e-mail ani identyfikatora SALESmanago, po którym można go znaleźć.".into(),
         Message::NotInSalesmanago { email } => format!("W SALESmanago nie ma kontaktu z adresem {email}. Użyj „Wyślij do SALESmanago”, aby go tam utworzyć."),

@@ -7,6 +7,7 @@
 //! goes out as [`Action::Form`].
 
 use crate::core::command::Command;
+use crate::core::dataverse::access;
 use crate::core::dataverse::contact::ContactRow;
 use crate::core::dataverse::query::select;
 use crate::core::dataverse::schema::{contact, SyncStatus};
@@ -109,6 +110,8 @@ pub enum Task {
         ids: Vec<String>,
         /// From the form (else a grid).
         on_form: bool,
+        /// The user's id (without braces): a contact is touched only where the user may delete it.
+        user: String,
     },
 }
 
@@ -167,6 +170,9 @@ enum Stage {
 /// A step of deleting one contact.
 #[derive(Debug, Clone)]
 enum DeleteStep {
+    /// Asking Dataverse whether the user may delete it: without that right, nothing is deleted in
+    /// SALESmanago that would stay in Dynamics.
+    Checking,
     /// Reading its e-mail.
     Reading,
     /// Asking SALESmanago whether it has the contact.
@@ -441,8 +447,12 @@ impl ContactCommand {
     fn delete_next(&mut self, run: &mut Runner) {
         match self.id().map(str::to_owned) {
             Some(id) => {
-                let query = format!("{}?$select={},{}", path(&id), contact::ID, contact::EMAIL);
-                self.stage = Stage::Deleting(run.issue(Request::Row(query)), DeleteStep::Reading);
+                let user = match &self.task {
+                    Task::Delete { user, .. } => user.clone(),
+                    _ => String::new(),
+                };
+                let query = access::query(&user, contact::ENTITY_SET, &id);
+                self.stage = Stage::Deleting(run.issue(Request::Row(query)), DeleteStep::Checking);
             }
             None => self.deleted_all(run),
         }
@@ -459,6 +469,11 @@ impl ContactCommand {
         };
         let next: Result<Option<(Request, DeleteStep)>, Error> = match (step, result) {
             (_, Err(error)) => Err(error),
+            (DeleteStep::Checking, Ok(Output::Row(answer))) if access::may_delete(&answer) => {
+                let query = format!("{}?$select={},{}", path(&id), contact::ID, contact::EMAIL);
+                Ok(Some((Request::Row(query), DeleteStep::Reading)))
+            }
+            (DeleteStep::Checking, Ok(_)) => Err(Error::Refused(Message::MayNotDelete, "mayNotDelete")),
             (DeleteStep::Reading, Ok(Output::Row(row))) => {
                 match ContactRow::from_json(&row).get(contact::EMAIL).and_then(|e| email(e).ok()) {
                     Some(address) => {

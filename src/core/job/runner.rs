@@ -119,16 +119,17 @@ pub(super) enum Output {
 pub(super) enum Error {
     Dataverse(DvError),
     Salesmanago(SmError),
-    /// The job's lease stops it: another run holds it, took it over, or the record would not
-    /// stay still long enough to write.
-    Lease(Message, &'static str),
+    /// A verdict that trying again cannot change: the job's lease stops it (another run holds
+    /// it, took it over, or the record would not stay still long enough to write), or Dataverse
+    /// says the user may not do this.
+    Refused(Message, &'static str),
 }
 
 impl Error {
     /// Whether every later request would fail the same way, so the job must stop.
     pub(super) fn stops_job(&self) -> bool {
         match self {
-            Error::Dataverse(_) | Error::Lease(..) => true,
+            Error::Dataverse(_) | Error::Refused(..) => true,
             Error::Salesmanago(error) => error.stops_job(),
         }
     }
@@ -139,7 +140,7 @@ impl Error {
             Error::Dataverse(e) => Some((RetryPolicy::dataverse(), Failed::from(e), Service::Dataverse)),
             Error::Salesmanago(e) => Some((RetryPolicy::default(), Failed::from(e), Service::Salesmanago)),
             // A lease's verdict is final.
-            Error::Lease(..) => None,
+            Error::Refused(..) => None,
         }
     }
 
@@ -148,7 +149,7 @@ impl Error {
         match self {
             Error::Dataverse(_) => "dataverse",
             Error::Salesmanago(e) => e.kind(),
-            Error::Lease(_, kind) => kind,
+            Error::Refused(_, kind) => kind,
         }
     }
 
@@ -157,7 +158,7 @@ impl Error {
         match self {
             Error::Dataverse(error) => Message::Dataverse { detail: error.detail() },
             Error::Salesmanago(error) => Message::Salesmanago(error.clone()),
-            Error::Lease(message, _) => message.clone(),
+            Error::Refused(message, _) => message.clone(),
         }
     }
 }
@@ -554,7 +555,7 @@ impl Runner {
                 Ok(Verdict::TakenOver(holder)) => {
                     lease.held = false;
                     let user = holder.map(|h| h.user.name).unwrap_or_default();
-                    return Some(Err(Error::Lease(Message::JobTakenOver { command, user }, "jobTakenOver")));
+                    return Some(Err(Error::Refused(Message::JobTakenOver { command, user }, "jobTakenOver")));
                 }
                 Err(detail) => return Some(Err(Error::Dataverse(DvError::Refused { detail }))),
             },
@@ -563,7 +564,7 @@ impl Runner {
                 self.known_etag = None;
                 guarded.conflicts += 1;
                 if guarded.conflicts > MAX_CONFLICTS {
-                    return Some(Err(Error::Lease(Message::RecordBusy { command }, "recordBusy")));
+                    return Some(Err(Error::Refused(Message::RecordBusy { command }, "recordBusy")));
                 }
             }
             Output::RecordWritten(etag) => {
@@ -660,7 +661,7 @@ fn running(command: Command, holder: &Holder, now_ms: u64) -> Error {
         total: holder.total,
         seconds_left: (holder.heartbeat_ms + STALE_MS).saturating_sub(now_ms).div_ceil(1000),
     };
-    Error::Lease(message, "jobRunning")
+    Error::Refused(message, "jobRunning")
 }
 
 /// Reads the host's reply to `request`.

@@ -75,7 +75,7 @@ pub(super) async fn delete(context: Context) -> Outcome {
     // The delete setting is read fresh: it decides what happens to the contacts.
     let (settings, _) = load_settings(&context.web_api()?, &[]).await?;
     let start = ContactStart {
-        task: Task::Delete { ids, on_form },
+        task: Task::Delete { ids, on_form, user: context.ui().user()?.id },
         lang: context.lang,
         settings,
         consents: Vec::new(),
