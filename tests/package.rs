@@ -135,6 +135,9 @@ fn manifest_names_the_solution_version_publisher_and_root_components() {
             let id = profile.attribute("fieldsecurityprofileid").expect("an id").to_owned();
             expected.insert(("70".to_owned(), id, "0".to_owned()));
         }
+        for role in elements(customizations.root(), "Role") {
+            expected.insert(("20".to_owned(), role.attribute("id").expect("an id").to_owned(), "0".to_owned()));
+        }
         assert_eq!(roots, expected, "{kind}: root components");
     }
 }
@@ -208,4 +211,38 @@ fn the_relay_key_is_secured_and_its_profiles_ship() {
         grants,
         BTreeSet::from([grant("SALESmanago users", "4", "0", "0"), grant("SALESmanago administrators", "4", "4", "4")])
     );
+}
+
+/// The roles give what each command reads and writes, and no more than that on contacts: a
+/// user's buttons read the integration record (at organisation level: there is one) and the
+/// contact metadata, and read and write contacts; an administrator keeps the record and runs the
+/// jobs over every contact. Neither may delete contacts: that stays with the user's own role.
+#[test]
+fn the_roles_grant_what_the_commands_need() {
+    let package = Package::built("unmanaged");
+    let doc = parse("customizations.xml", package.text("customizations.xml"));
+    let role = |name: &str| -> BTreeSet<(String, String)> {
+        let node = elements(doc.root(), "Role").find(|r| r.attribute("name") == Some(name)).expect(name);
+        elements(node, "RolePrivilege")
+            .map(|p| (p.attribute("name").unwrap_or_default().to_owned(), p.attribute("level").unwrap_or_default().to_owned()))
+            .collect()
+    };
+    let grant = |name: &str, level: &str| (name.to_owned(), level.to_owned());
+    let user = role("SALESmanago user");
+    for needed in [
+        grant("prvReadnew_salesmanagointegration", "Global"),
+        grant("prvReadEntity", "Global"),
+        grant("prvReadAttribute", "Global"),
+        grant("prvReadContact", "Basic"),
+        grant("prvWriteContact", "Basic"),
+    ] {
+        assert!(user.contains(&needed), "the user role lacks {needed:?}");
+    }
+    assert!(!user.iter().any(|(p, _)| p.starts_with("prvWritenew_") || p.starts_with("prvDelete")), "{user:?}");
+    let admin = role("SALESmanago administrator");
+    for action in ["Create", "Read", "Write", "Delete", "Append", "AppendTo", "Assign", "Share"] {
+        assert!(admin.contains(&grant(&format!("prv{action}new_salesmanagointegration"), "Global")), "{action}");
+    }
+    assert!(admin.contains(&grant("prvWriteContact", "Global")), "the jobs write every contact");
+    assert!(!admin.iter().any(|(p, _)| p == "prvDeleteContact"), "{admin:?}");
 }
