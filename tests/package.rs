@@ -135,7 +135,9 @@ fn manifest_names_the_solution_version_publisher_and_root_components() {
             let id = profile.attribute("fieldsecurityprofileid").expect("an id").to_owned();
             expected.insert(("70".to_owned(), id, "0".to_owned()));
         }
-        for role in elements(customizations.root(), "Role") {
+        expected.insert(("62".to_owned(), "new_salesmanago".to_owned(), "0".to_owned()));
+        expected.insert(("80".to_owned(), "new_salesmanago".to_owned(), "0".to_owned()));
+        for role in elements(customizations.root(), "Role").filter(|r| r.attribute("name").is_some()) {
             expected.insert(("20".to_owned(), role.attribute("id").expect("an id").to_owned(), "0".to_owned()));
         }
         assert_eq!(roots, expected, "{kind}: root components");
@@ -224,7 +226,12 @@ fn the_roles_grant_what_the_commands_need() {
     let role = |name: &str| -> BTreeSet<(String, String)> {
         let node = elements(doc.root(), "Role").find(|r| r.attribute("name") == Some(name)).expect(name);
         elements(node, "RolePrivilege")
-            .map(|p| (p.attribute("name").unwrap_or_default().to_owned(), p.attribute("level").unwrap_or_default().to_owned()))
+            .map(|p| {
+                (
+                    p.attribute("name").unwrap_or_default().to_owned(),
+                    p.attribute("level").unwrap_or_default().to_owned(),
+                )
+            })
             .collect()
     };
     let grant = |name: &str, level: &str| (name.to_owned(), level.to_owned());
@@ -245,4 +252,42 @@ fn the_roles_grant_what_the_commands_need() {
     }
     assert!(admin.contains(&grant("prvWriteContact", "Global")), "the jobs write every contact");
     assert!(!admin.iter().any(|(p, _)| p == "prvDeleteContact"), "{admin:?}");
+}
+
+/// The app "SALESmanago" holds contacts and the integration record, its site map leads to both,
+/// and it is for the two roles the solution ships.
+#[test]
+fn the_app_leads_to_contacts_and_the_integration_record() {
+    let package = Package::built("unmanaged");
+    let doc = parse("customizations.xml", package.text("customizations.xml"));
+    let app = elements(doc.root(), "AppModule").next().expect("an app");
+    assert_eq!(child_text(app, "UniqueName"), Some("new_salesmanago"));
+    let components: BTreeSet<(String, String)> = elements(app, "AppModuleComponent")
+        .map(|c| {
+            (
+                c.attribute("type").unwrap_or_default().to_owned(),
+                c.attribute("schemaName").unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let component = |t: &str, n: &str| (t.to_owned(), n.to_owned());
+    assert_eq!(
+        components,
+        BTreeSet::from([
+            component("1", "contact"),
+            component("1", "new_salesmanagointegration"),
+            component("62", "new_salesmanago")
+        ])
+    );
+    let map = elements(doc.root(), "AppModuleSiteMap").next().expect("a site map");
+    assert_eq!(child_text(map, "SiteMapUniqueName"), Some("new_salesmanago"));
+    let tables: Vec<&str> = elements(map, "SubArea").filter_map(|s| s.attribute("Entity")).collect();
+    assert_eq!(tables, ["contact", "new_salesmanagointegration"]);
+    let roles: BTreeSet<&str> = elements(doc.root(), "Role").filter_map(|r| r.attribute("id")).collect();
+    let mapped: Vec<&str> = elements(app, "AppModuleRoleMaps")
+        .flat_map(|m| elements(m, "Role"))
+        .filter_map(|r| r.attribute("id"))
+        .collect();
+    assert_eq!(mapped.len(), 2);
+    assert!(mapped.iter().all(|id| roles.contains(id)), "{mapped:?}");
 }

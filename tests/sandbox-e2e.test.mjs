@@ -118,6 +118,16 @@ test("saving credentials stores them in the hidden columns and never shows the s
   assert.match(await saveCredentials(world.page, { owner: world.credentials.owner }), /Credentials saved/);
 });
 
+test("the navigation is the app's site map, in the user's language", async () => {
+  for (const [lcid, names] of [[1033, ["Contacts", "SALESmanago Integration"]], [1045, ["Kontakty", "Integracja z SALESmanago"]]]) {
+    await open(world, "/contacts", lcid);
+    const links = world.page.locator("nav#sitemap a");
+    assert.deepEqual(await links.allInnerTexts(), names);
+    assert.deepEqual(await links.evaluateAll((as) => as.map((a) => a.getAttribute("href"))), ["/contacts", "/integration"]);
+    assert.equal(await world.page.locator("#nav-contacts").getAttribute("aria-current"), "page");
+  }
+});
+
 test("test connection with good credentials says so, and the simulator saw the call", async () => {
   await open(world, "/integration");
   const before = world.sim.stats().calls["user/listByClient"] ?? 0;

@@ -529,8 +529,6 @@ function navigate(entityName, id) {
 
 async function main() {
   document.documentElement.lang = lcid === 1045 ? "pl" : "en";
-  $("nav-contacts").textContent = t("contacts");
-  $("nav-integration").textContent = t("integration");
   $("language-label").textContent = t("language");
   $("commandbar").setAttribute("aria-label", t("commandBar"));
   $("badge").textContent = t("sandbox");
@@ -544,6 +542,14 @@ async function main() {
   });
 
   const [solution, tables] = await Promise.all([loadSolution(), loadTables()]);
+  // The navigation is the app's site map, as the solution ships it.
+  const PAGES = { contact: ["nav-contacts", "/contacts"], [INTEGRATION]: ["nav-integration", "/integration"] };
+  $("sitemap").replaceChildren(
+    ...solution.siteMap.map(({ entity, titles }) => {
+      const [id, href] = PAGES[entity] || [`nav-${entity}`, `/${entity}`];
+      return element("a", { id, href }, pick(titles, lcid));
+    }),
+  );
   const entitySets = Object.fromEntries(Object.entries(tables).map(([name, table]) => [name, table.entitySet]));
   const xrm = createXrm({ lcid, entitySets, ui: { dialog, progress, globalNotification, navigate, label: (l) => pick(l, lcid) } });
   window.Xrm = xrm;

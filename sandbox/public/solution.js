@@ -72,7 +72,8 @@ function attribute(element) {
 
 /**
  * The solution: `entities` (logical name → {logicalName, columns: Map, forms: Element[],
- * ribbon: Element|null}) and `webresources` (name → {name, fileName, type}).
+ * ribbon: Element|null}), `webresources` (name → {name, fileName, type}) and `siteMap` (the
+ * app's navigation: [{id, entity, titles}]).
  */
 export function readSolution(doc) {
   const root = doc.documentElement;
@@ -99,7 +100,20 @@ export function readSolution(doc) {
     const name = text(child(resource, "Name"));
     webresources.set(name, { name, fileName: text(child(resource, "FileName")), type: Number(text(child(resource, "WebResourceType"))) });
   }
-  return { entities, webresources };
+  // The app's site map: each SubArea's table and titles, in order.
+  const siteMap = [];
+  for (const map of children(child(root, "AppModuleSiteMaps"), "AppModuleSiteMap")) {
+    for (const area of children(child(map, "SiteMap"), "Area")) {
+      for (const group of children(area, "Group")) {
+        for (const subArea of children(group, "SubArea")) {
+          const titles = {};
+          for (const title of children(child(subArea, "Titles"), "Title")) titles[Number(title.getAttribute("LCID"))] = title.getAttribute("Title");
+          siteMap.push({ id: subArea.getAttribute("Id"), entity: subArea.getAttribute("Entity"), titles });
+        }
+      }
+    }
+  }
+  return { entities, webresources, siteMap };
 }
 
 /** The text of a `$LocLabels:<id>` reference in `ribbon` for `lcid`; other text as is. */
