@@ -1220,7 +1220,17 @@ export function createDataverse({ file = null, tables, latencyMs = 0, protection
           } catch (error) {
             throw corruptFile(file, error.message);
           }
-          if (t.columns.has(name) && !t.added.has(name)) continue; // now a defined column
+          if (t.columns.has(name) && !t.added.has(name)) {
+            // The solution now defines a column the org had (a manual set-up it upgrades):
+            // Dataverse's import keeps its data, but cannot change its type.
+            const defined = t.columns.get(name);
+            if (defined.type !== column.type) {
+              throw new Error(
+                `sandbox/dataverse: importing the solution over ${file} would fail: "${logical}.${name}" is ${column.type} there and ${defined.type} in the solution`,
+              );
+            }
+            continue;
+          }
           t.columns.set(name, column);
           t.added.set(name, column);
         }

@@ -265,6 +265,44 @@ fn the_integration_table_is_user_owned_with_hidden_credentials_on_its_form() {
     }
 }
 
+/// The manual set-up of SALESmanago's own plugin, as its help page (in Polish) describes it: the
+/// table `new_salesmanagointegration` (user-owned, business process flows on) with its primary
+/// name, and four single-line text columns. Consent columns (`new_consent_<name>`, Yes/No) are the admin's.
+const MANUAL_SETUP: [(&str, &str); 5] = [
+    ("new_name", "nvarchar"),
+    ("new_apisecret", "nvarchar"),
+    ("new_clientid", "nvarchar"),
+    ("new_owner", "nvarchar"),
+    ("new_endpoint", "nvarchar"),
+];
+
+/// Importing over the manual set-up changes no column's type (an import cannot), shrinks no text
+/// column below the 100 characters a new single-line column gets, keeps the table's ownership
+/// and process flows, and ships no consent column, so the admin's stay as they are.
+#[test]
+fn the_solution_upgrades_a_manual_set_up_in_place() {
+    let xml = customizations();
+    let doc = parse("customizations.xml", &xml);
+    let table = entity(&doc, schema::integration::TABLE);
+    for (column, manual_type) in MANUAL_SETUP {
+        let attribute = elements(table, "attribute")
+            .find(|a| elements(*a, "LogicalName").next().and_then(|n| n.text()) == Some(column))
+            .unwrap_or_else(|| panic!("{column} of the manual set-up is not in the solution"));
+        let text = |tag: &str| elements(attribute, tag).next().and_then(|n| n.text()).unwrap_or_default().to_owned();
+        assert_eq!(text("Type"), manual_type, "{column} keeps its type");
+        assert_eq!(text("Format"), "text", "{column} stays single-line text");
+        let length: u32 = text("MaxLength").parse().expect("a length");
+        assert!(length >= 100, "{column} is not shrunk below the default 100: {length}");
+    }
+    assert_eq!(elements(table, "IsBusinessProcessEnabled").next().and_then(|n| n.text()), Some("1"));
+    assert_eq!(elements(table, "OwnershipTypeMask").next().and_then(|n| n.text()), Some("UserOwned"));
+    let shipped_consents = elements(doc.root(), "LogicalName")
+        .filter_map(|n| n.text())
+        .filter(|n| schema::consent_name(n).is_some())
+        .count();
+    assert_eq!(shipped_consents, 0, "the admin's consent columns are left alone");
+}
+
 #[test]
 fn sync_status_choices_are_the_engines() {
     let xml = customizations();
