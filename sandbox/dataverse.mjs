@@ -983,8 +983,10 @@ export function createDataverse({ file = null, tables, latencyMs = 0, protection
       }
     : null;
   let slidingWindow = limits ? new SlidingWindow(limits.windowMs) : null;
-  // The sandbox user's privileges on contacts; a test takes one away to see what such a user sees.
-  let userPrivileges = { delete: true };
+  // The sandbox user's privileges, as their security roles give them: deleting contacts, and
+  // reading the integration record (the role "SALESmanago user"). A test takes one away to see
+  // what such a user sees.
+  let userPrivileges = { delete: true, readIntegration: true };
 
   let version = 0;
   const nextVersion = () => ++version;
@@ -1507,6 +1509,10 @@ export function createDataverse({ file = null, tables, latencyMs = 0, protection
   function entitySetRoute(t, segs, ctx, q) {
     const [first, ...rest] = segs;
     const method = ctx.method;
+    // A user without the role "SALESmanago user" cannot read the integration table.
+    if (t.logical === "new_salesmanagointegration" && method === "GET" && userPrivileges.readIntegration === false) {
+      throw new DvError(403, CODE_PRIVILEGE, `Principal user (Id=${WHO_AM_I.UserId}, type=8) is missing prvReadnew_salesmanagointegration privilege`);
+    }
     if (first.key === null) {
       if (rest.length) throw notFoundSegment(rest[0].name);
       if (method === "GET") return queryRows(t, ctx, q);

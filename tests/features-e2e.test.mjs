@@ -198,6 +198,25 @@ test("a user who may not delete contacts sees no Delete, and the engine deletes 
   assert.equal(await button(world.page, "Mscrm.DeleteSelectedRecord").count(), 1, "Delete is back with the right");
 });
 
+test("a user without the role “SALESmanago user” is told which role to ask for, in their language", async () => {
+  const contact = rows().find((r) => validEmail(r));
+  world.sandbox.dataverse.setPrivileges({ readIntegration: false });
+  try {
+    for (const [lcid, said] of [
+      [1033, /^Your security roles do not let you read the SALESmanago Integration record\. Ask your administrator to assign you the role “SALESmanago user”/],
+      [1045, /^Twoje role zabezpieczeń nie pozwalają odczytać rekordu Integracja z SALESmanago\. Poproś administratora o przypisanie roli „SALESmanago user”/],
+    ]) {
+      await open(world, `/contacts/${contact.contactid}`, lcid);
+      await button(world.page, "new.contact.Send.Button").click();
+      const dialog = await takeDialog(world.page);
+      assert.equal(dialog.kind, "error");
+      assert.match(dialog.text, said);
+    }
+  } finally {
+    world.sandbox.dataverse.setPrivileges({ readIntegration: true });
+  }
+});
+
 test("Export to SALESmanago sends the selected rows and lists the ones that did not go", async () => {
   const invalid = rows().find((r) => r.emailaddress1 && r.emailaddress1.endsWith("@"));
   const fresh = [notInSalesmanago(4), notInSalesmanago(5)];

@@ -72,7 +72,7 @@ impl From<&DvError> for Failed {
         match error {
             DvError::Throttled { retry_after } => Failed::Throttled(*retry_after),
             DvError::Unavailable { .. } => Failed::Transient,
-            DvError::Refused { .. } => Failed::Final,
+            DvError::Refused { .. } | DvError::MissingPrivilege { .. } => Failed::Final,
         }
     }
 }

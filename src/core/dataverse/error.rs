@@ -38,6 +38,25 @@ pub enum DvError {
         /// Dataverse's message.
         detail: String,
     },
+    /// The user's security roles lack a privilege the request needs (`0x80040220`).
+    MissingPrivilege {
+        /// The privilege named (`prvReadnew_salesmanagointegration`), or Dataverse's message.
+        privilege: String,
+    },
+}
+
+/// Dataverse's "principal user is missing a privilege" error code.
+pub const PRIVILEGE_DENIED: u32 = 0x8004_0220;
+
+impl DvError {
+    /// The message of a refusal for want of a privilege: the privilege's name when it says it.
+    fn missing(detail: String) -> DvError {
+        let named = detail
+            .split_whitespace()
+            .find(|w| w.starts_with("prv"))
+            .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric() && c != '_'));
+        DvError::MissingPrivilege { privilege: named.map_or(detail.clone(), str::to_owned) }
+    }
 }
 
 /// Dataverse's service-protection error codes: number of requests, combined execution time,
@@ -50,6 +69,7 @@ impl DvError {
         match self {
             DvError::Throttled { .. } => "service protection limits (HTTP 429)".into(),
             DvError::Unavailable { detail } | DvError::Refused { detail } => detail.clone(),
+            DvError::MissingPrivilege { privilege } => format!("missing privilege {privilege}"),
         }
     }
 }
@@ -68,6 +88,9 @@ fn body_error(body: &str) -> Option<(Option<u32>, String)> {
 fn classify(status: Option<u16>, code: Option<u32>, retry_after: Option<&str>, detail: String) -> DvError {
     if status == Some(429) || code.is_some_and(|c| THROTTLED.contains(&c)) {
         return DvError::Throttled { retry_after: retry_after.and_then(RetryAfter::parse) };
+    }
+    if code == Some(PRIVILEGE_DENIED) {
+        return DvError::missing(detail);
     }
     match status {
         None | Some(408 | 500..=599) => DvError::Unavailable { detail },
@@ -135,5 +158,21 @@ mod tests {
             Err(DvError::Unavailable { detail: "Failed to fetch".into() })
         );
         assert_eq!(answer(response(204, None, "")), Ok(String::new()));
+    }
+
+    #[test]
+    fn a_missing_privilege_is_named() {
+        let body = r#"{"error":{"code":"0x80040220","message":"Principal user (Id=u-1, type=8) is missing prvReadnew_salesmanagointegration privilege (Id=p-1)"}}"#;
+        assert_eq!(
+            answer(response(403, None, body)),
+            Err(DvError::MissingPrivilege { privilege: "prvReadnew_salesmanagointegration".into() })
+        );
+        let client_api = DvFailure {
+            message: "Not allowed".into(),
+            status: Some(403),
+            code: Some(PRIVILEGE_DENIED),
+            ..DvFailure::default()
+        };
+        assert_eq!(answer(Err(client_api)), Err(DvError::MissingPrivilege { privilege: "Not allowed".into() }));
     }
 }

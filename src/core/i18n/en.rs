@@ -105,6 +105,7 @@ pub(super) fn text(message: &Message) -> String {
         Message::FileNotReady { minutes } => format!("SALESmanago did not prepare the file of consents and opt-outs within {minutes} minutes, so nothing was changed. Try Pull consents again later."),
         Message::FileUnreadable { detail } => format!("SALESmanago's file of consents and opt-outs could not be read ({detail}), so nothing was changed. Try Pull consents again; if it happens again, send this message to your administrator."),
         Message::MayNotDelete => "you may not delete this contact in Dynamics 365, so it was left as it is in SALESmanago too. Ask your administrator for the right to delete contacts.".into(),
+        Message::MissingPrivilege { privilege } => format!("Your security roles do not let you {}. Ask your administrator to assign you the role “SALESmanago user” (for the SALESmanago buttons on contacts) or “SALESmanago administrator” (for the SALESmanago Integration record and its jobs).", privilege_words(privilege)),
         Message::Resuming { done } => format!("Continuing the interrupted export: {done} contacts were already exported."),
         Message::NotInSalesmanago { email } if email.is_empty() => "SALESmanago has no such contact: this contact has no e-mail address and no SALESmanago ID to look it up by.".into(),
         Message::NotInSalesmanago { email } => format!("SALESmanago has no contact with the e-mail {email}. Use “Send to SALESmanago” to create it there."),
@@ -270,4 +271,25 @@ fn relay(refusal: Refusal) -> String {
         Refusal::File => "The relay refused the address of SALESmanago's file (it expired, or the relay did not hand it out). Run the job again.",
     }
     .into()
+}
+
+/// A privilege Dataverse named (`prvReadnew_salesmanagointegration`) in words; one it does not
+/// name as `prv<action><table>` stays a request.
+fn privilege_words(privilege: &str) -> String {
+    let Some((action, table)) = super::privilege_parts(privilege) else { return "make this request".into() };
+    let action = match action {
+        "Read" => "read",
+        "Write" => "change",
+        "Create" => "create",
+        "Delete" => "delete",
+        "Append" | "AppendTo" => "link",
+        "Assign" => "assign",
+        _ => "share",
+    };
+    let table = match table {
+        "new_salesmanagointegration" => "the SALESmanago Integration record",
+        "contact" => "contacts",
+        _ => "these records",
+    };
+    format!("{action} {table}")
 }

@@ -222,6 +222,11 @@ pub enum Message {
     },
     /// A contact the user may not delete in Dynamics, so it was not touched in SALESmanago.
     MayNotDelete,
+    /// The user's security roles lack a privilege a command needs.
+    MissingPrivilege {
+        /// The privilege Dataverse named.
+        privilege: String,
+    },
     /// An interrupted "Export all" continues.
     Resuming {
         /// Contacts already exported before.
@@ -286,6 +291,15 @@ pub struct Counts {
     pub skipped: u64,
     /// Failed.
     pub failed: u64,
+}
+
+/// `prv<action><table>` split: the action (`Read`, `AppendTo`, …) and the table's logical name.
+fn privilege_parts(privilege: &str) -> Option<(&str, &str)> {
+    let rest = privilege.strip_prefix("prv")?;
+    ["AppendTo", "Append", "Read", "Write", "Create", "Delete", "Assign", "Share"]
+        .into_iter()
+        .find_map(|action| Some((action, rest.strip_prefix(action)?)))
+        .filter(|(_, table)| !table.is_empty())
 }
 
 /// The column titles of the CSV of contacts a job did not handle, and the words for its
@@ -364,6 +378,7 @@ impl Message {
             | Message::Unlisted { .. }
             | Message::Resuming { .. }
             | Message::MayNotDelete
+            | Message::MissingPrivilege { .. }
             | Message::PreparingFile { .. }
             | Message::ReadingFile { .. }
             | Message::FileNotReady { .. }
@@ -496,6 +511,7 @@ mod tests {
             Message::DownloadNotDone { count: 3 },
             Message::Resuming { done: 800 },
             Message::MayNotDelete,
+            Message::MissingPrivilege { privilege: "prvReadnew_salesmanagointegration".into() },
             Message::PreparingFile { seconds: 42 },
             Message::ReadingFile { contacts: 12_000 },
             Message::FileNotReady { minutes: 30 },

@@ -104,6 +104,7 @@ pub(super) fn text(message: &Message) -> String {
         Message::FileNotReady { minutes } => format!("SALESmanago nie przygotował pliku ze zgodami i wypisami w ciągu {minutes} minut, więc nic nie zmieniono. Spróbuj pobrać zgody ponownie później."),
         Message::FileUnreadable { detail } => format!("Nie udało się odczytać pliku ze zgodami i wypisami z SALESmanago ({detail}), więc nic nie zmieniono. Spróbuj ponownie; jeśli to się powtórzy, przekaż ten komunikat administratorowi."),
         Message::MayNotDelete => "nie masz uprawnień do usunięcia tego kontaktu w Dynamics 365, więc w SALESmanago też pozostał bez zmian. Poproś administratora o prawo usuwania kontaktów.".into(),
+        Message::MissingPrivilege { privilege } => format!("Twoje role zabezpieczeń nie pozwalają {}. Poproś administratora o przypisanie roli „SALESmanago user” (przyciski SALESmanago na kontaktach) albo „SALESmanago administrator” (rekord Integracja z SALESmanago i jego zadania).", privilege_words(privilege)),
         Message::Resuming { done } => format!("Wznawiam przerwany eksport: {done} kontaktów już wyeksportowano."),
         Message::NotInSalesmanago { email } if email.is_empty() => "W SALESmanago nie ma takiego kontaktu: ten kontakt nie ma adresu e-mail ani identyfikatora SALESmanago, po którym można go znaleźć.".into(),
         Message::NotInSalesmanago { email } => format!("W SALESmanago nie ma kontaktu z adresem {email}. Użyj „Wyślij do SALESmanago”, aby go tam utworzyć."),
@@ -261,4 +262,24 @@ fn relay(refusal: Refusal) -> String {
         Refusal::File => "Pośrednik odrzucił adres pliku z SALESmanago (wygasł albo nie pochodzi od pośrednika). Uruchom zadanie ponownie.",
     }
     .into()
+}
+
+/// A privilege Dataverse named in words (see the English).
+fn privilege_words(privilege: &str) -> String {
+    let Some((action, table)) = super::privilege_parts(privilege) else { return "wykonać tego żądania".into() };
+    let action = match action {
+        "Read" => "odczytać",
+        "Write" => "zmienić",
+        "Create" => "utworzyć",
+        "Delete" => "usunąć",
+        "Append" | "AppendTo" => "powiązać",
+        "Assign" => "przypisać",
+        _ => "udostępnić",
+    };
+    let table = match table {
+        "new_salesmanagointegration" => "rekordu Integracja z SALESmanago",
+        "contact" => "kontaktów",
+        _ => "tych rekordów",
+    };
+    format!("{action} {table}")
 }

@@ -156,6 +156,9 @@ impl Error {
     /// The user's message.
     pub(super) fn message(&self) -> Message {
         match self {
+            Error::Dataverse(DvError::MissingPrivilege { privilege }) => {
+                Message::MissingPrivilege { privilege: privilege.clone() }
+            }
             Error::Dataverse(error) => Message::Dataverse { detail: error.detail() },
             Error::Salesmanago(error) => Message::Salesmanago(error.clone()),
             Error::Refused(message, _) => message.clone(),

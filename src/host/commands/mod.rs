@@ -10,6 +10,7 @@ use wasm_bindgen::JsValue;
 
 use crate::core::command::{BulkJob, Command};
 use crate::core::credentials::{CredentialsForm, Field};
+use crate::core::dataverse::error::DvError;
 use crate::core::dataverse::schema::integration;
 use crate::core::i18n::{text, Lang, Message};
 use crate::core::integration::{retry_policy, settings, verdict, ConnectionVerdict, Settings, SELECT};
@@ -93,7 +94,12 @@ impl Failure {
 
 impl From<ClientApiError> for Failure {
     fn from(error: ClientApiError) -> Failure {
-        Failure::new(Message::Dataverse { detail: error.message }, "dataverse")
+        match error.error {
+            DvError::MissingPrivilege { privilege } => {
+                Failure::new(Message::MissingPrivilege { privilege }, "privilege")
+            }
+            _ => Failure::new(Message::Dataverse { detail: error.message }, "dataverse"),
+        }
     }
 }
 
