@@ -4,5 +4,6 @@ pub mod access;
 pub mod batch;
 pub mod contact;
 pub mod error;
+pub mod event;
 pub mod query;
 pub mod schema;
