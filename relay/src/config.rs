@@ -32,6 +32,12 @@ pub struct Config {
     /// The relay's address as browsers reach it, for the file addresses it hands out; when
     /// unset, taken from each request's `Host` (and `X-Forwarded-Proto`).
     pub public_url: Option<String>,
+    /// The keys Dataverse's webhook may show (none: the webhook is off).
+    pub webhook_keys: Vec<StoredKey>,
+    /// The application user the integration writes back as: its changes never travel back.
+    pub app_user: Option<String>,
+    /// A contact deleted in Dynamics is opted out in SALESmanago, not deleted there.
+    pub opt_out_on_delete: bool,
 }
 
 /// A setting that is missing or wrong.
@@ -132,6 +138,20 @@ impl Config {
             max_concurrent: number("RELAY_MAX_CONCURRENT", 64)? as usize,
             rate_per_key: number("RELAY_RATE_PER_KEY", 20)? as u32,
             public_url: read("RELAY_PUBLIC_URL")?.map(|u| u.trim_end_matches('/').to_owned()),
+            webhook_keys: read("RELAY_WEBHOOK_KEYS")?
+                .unwrap_or_default()
+                .split(',')
+                .filter(|k| !k.trim().is_empty())
+                .map(|k| StoredKey::parse(k.trim()).map_err(|e| ConfigError(format!("RELAY_WEBHOOK_KEYS: {e}"))))
+                .collect::<Result<Vec<_>, _>>()?,
+            app_user: read("RELAY_APP_USER")?,
+            opt_out_on_delete: match read("RELAY_ON_DELETE")?.as_deref() {
+                None | Some("delete") => false,
+                Some("optout") => true,
+                Some(other) => {
+                    return Err(ConfigError(format!("RELAY_ON_DELETE must be delete or optout, not {other:?}")))
+                }
+            },
         })
     }
 }

@@ -16,6 +16,7 @@ pub mod config;
 mod files;
 pub mod keys;
 mod limits;
+mod webhook;
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -49,6 +50,8 @@ struct Relay {
     rate: Rate,
     under_way: Semaphore,
     files: FileSigner,
+    /// The webhook deliveries acted on.
+    seen: webhook::Seen,
 }
 
 /// The relay's routes over `config`.
@@ -65,6 +68,7 @@ pub fn app(config: Config) -> Router {
         client,
         http,
         files,
+        seen: webhook::Seen::new(),
         config,
     };
     Router::new()
@@ -72,6 +76,7 @@ pub fn app(config: Config) -> Router {
         .route("/healthz/deep", get(deep).post(deep).options(preflight))
         .route("/api/{*method}", post(api).options(preflight))
         .route("/files/{expires}/{sig}/{address}", get(file).options(preflight))
+        .route("/dataverse/webhook", post(webhook::webhook))
         .fallback(|headers: HeaderMap| async move {
             with_cors(json_response(404, r#"{"status":"not found"}"#.into()), origin(&headers).as_deref())
         })
@@ -114,14 +119,14 @@ impl Line {
     }
 }
 
-fn json_response(status: u16, body: String) -> Response {
+pub(crate) fn json_response(status: u16, body: String) -> Response {
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 
-fn refusal(refusal: Refusal, retry_after_s: Option<u64>) -> Response {
+pub(crate) fn refusal(refusal: Refusal, retry_after_s: Option<u64>) -> Response {
     let body = refusal.body();
     let mut response = json_response(refusal.status(), body);
     if let Some(seconds) = retry_after_s {
@@ -205,7 +210,11 @@ impl Relay {
     }
 
     /// Sends `body` (without auth fields) to `method`, signed.
-    async fn call(&self, method: relay::Method, body: json::Map) -> Result<(u16, Option<String>, Bytes), Refusal> {
+    pub(crate) async fn call(
+        &self,
+        method: relay::Method,
+        body: json::Map,
+    ) -> Result<(u16, Option<String>, Bytes), Refusal> {
         let mut body = body;
         for field in AUTH_FIELDS {
             body.remove(field);

@@ -1,0 +1,180 @@
+//! `POST /dataverse/webhook`: Dataverse's webhook (a service endpoint with asynchronous steps on
+//! contact Create, Update and Delete) posts each change here, and the relay acts on it with the
+//! engine's core: the event's plan ([`event::plan`]), the contact mapping and the consent rule
+//! ([`to_salesmanago`]), the SALESmanago operations.
+//!
+//! The webhook's key comes as the header `x-relay-webhook-key` (authentication type HttpHeader)
+//! or as `?code=` (WebhookKey); it is checked like the relay keys. Dataverse retries a delivery
+//! once, and only after 502, 503 or 504, so a failure that may pass answers 503; a refusal that
+//! will not change answers 400, which Dataverse records as a failed system job for an admin to
+//! see. A delivery seen before (its operation id) is answered without acting again.
+//!
+//! Not yet: reading a contact back through the Dataverse Web API (a payload cut for size, or a
+//! step without a post-image) and writing the status back. Such events are answered with what
+//! was skipped and why, and logged.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+
+use salesmanago_dynamics::core::dataverse::contact::ContactRow;
+use salesmanago_dynamics::core::dataverse::event::{self, Event, Plan, SIZE_EXCEEDED_HEADER};
+use salesmanago_dynamics::core::mapping::{to_salesmanago, Held, OutboundOptions};
+use salesmanago_dynamics::core::retry::is_transient;
+use salesmanago_dynamics::core::salesmanago::operation::{Channel, Delete, SetSubscription, Upsert};
+use salesmanago_dynamics::core::salesmanago::relay;
+use salesmanago_dynamics::core::salesmanago::{HttpResponse, Operation, SmError, TransportFailure};
+
+use crate::{json_response, keys, Relay};
+
+/// Operation ids of deliveries already acted on, the newest last.
+pub(crate) struct Seen {
+    ids: Mutex<VecDeque<String>>,
+}
+
+const REMEMBERED: usize = 10_000;
+
+impl Seen {
+    pub(crate) fn new() -> Seen {
+        Seen { ids: Mutex::new(VecDeque::new()) }
+    }
+
+    fn contains(&self, id: &str) -> bool {
+        self.ids.lock().unwrap_or_else(|p| p.into_inner()).iter().any(|seen| seen == id)
+    }
+
+    fn add(&self, id: String) {
+        let mut ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
+        if ids.len() == REMEMBERED {
+            ids.pop_front();
+        }
+        ids.push_back(id);
+    }
+}
+
+/// The webhook key the request shows, if any.
+fn presented(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+    if let Some(key) = headers.get("x-relay-webhook-key").and_then(|v| v.to_str().ok()) {
+        return Some(key.trim().to_owned());
+    }
+    query?.split('&').find_map(|part| part.strip_prefix("code=")).map(str::to_owned)
+}
+
+fn answer(status: u16, done: &str, reason: &str) -> Response {
+    let body = salesmanago_dynamics::object! {"done": done, "reason": reason}.to_string();
+    json_response(status, body)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// What came of the SALESmanago calls of a plan: done, or the failure that decides the answer.
+async fn run<O: Operation>(relay: &Relay, operation: &O) -> Result<(), SmError> {
+    let method = relay::find(operation.method()).ok_or(SmError::UnknownMethod)?;
+    let outcome = match relay.call(method, operation.body()).await {
+        Ok((status, retry_after, body)) => {
+            Ok(HttpResponse { status, retry_after, body: String::from_utf8_lossy(&body).into_owned() })
+        }
+        Err(relay::Refusal::Timeout) => Err(TransportFailure::Timeout),
+        Err(_) => Err(TransportFailure::Network),
+    };
+    relay.client.response(operation, outcome).map(|_| ())
+}
+
+pub(crate) async fn webhook(
+    State(relay): State<std::sync::Arc<Relay>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let key = presented(&headers, query.as_deref())
+        .and_then(|k| keys::verify(&relay.config.webhook_keys, &k).map(str::to_owned));
+    let (response, change, planned) = match key {
+        None => (crate::refusal(relay::Refusal::Key, None), "", "refused"),
+        Some(_) => handle(&relay, &headers, body).await,
+    };
+    tracing::info!(
+        target: "request",
+        key = key.as_deref().unwrap_or(""),
+        method = "dataverse/webhook",
+        change,
+        plan = planned,
+        status = response.status().as_u16(),
+        ms = started.elapsed().as_millis() as u64,
+    );
+    response
+}
+
+/// Acts on one delivery: the answer, the change and the plan's kind (for the log).
+async fn handle(relay: &Relay, headers: &HeaderMap, body: Body) -> (Response, &'static str, &'static str) {
+    let Ok(bytes) = to_bytes(body, relay.config.max_body).await else {
+        return (crate::refusal(relay::Refusal::TooLarge, None), "", "refused");
+    };
+    let truncated = headers.contains_key(SIZE_EXCEEDED_HEADER);
+    let event =
+        match std::str::from_utf8(&bytes).map_err(|e| e.to_string()).and_then(|text| Event::parse(text, truncated)) {
+            Ok(event) => event,
+            Err(problem) => {
+                return (answer(400, "refused", &format!("not an execution context: {problem}")), "", "refused")
+            }
+        };
+    let change = match event.change {
+        event::Change::Create => "Create",
+        event::Change::Update => "Update",
+        event::Change::Delete => "Delete",
+        event::Change::Other(_) => "Other",
+    };
+    if event.operation.as_deref().is_some_and(|id| relay.seen.contains(id)) {
+        return (answer(200, "repeated", "this delivery was acted on before"), change, "repeated");
+    }
+    let planned = event::plan(&event, relay.config.app_user.as_deref());
+    let (kind, result) = match planned {
+        Plan::Ignore(reason) => return (answer(200, "ignored", reason), change, "ignore"),
+        Plan::ReadBack(_) => {
+            let reason = "the event does not say enough, and reading the contact back through the Dataverse Web API is not configured yet";
+            return (answer(200, "skipped", reason), change, "readBack");
+        }
+        Plan::Send { row, changed } => {
+            let options = OutboundOptions { now_ms: now_ms(), changed, salesmanago: Held::Unread };
+            match to_salesmanago(&ContactRow::from_json(&row), &options) {
+                Ok(outbound) => ("send", run(relay, &Upsert(outbound.details)).await),
+                Err(_) => {
+                    return (answer(200, "skipped", "the contact cannot be sent (no valid e-mail)"), change, "send")
+                }
+            }
+        }
+        Plan::Remove { email } if relay.config.opt_out_on_delete => {
+            let unsubscribe = |channel| SetSubscription { email: email.clone(), channel, subscribed: false };
+            let result = match run(relay, &unsubscribe(Channel::Newsletter)).await {
+                Ok(()) => run(relay, &unsubscribe(Channel::Sms)).await,
+                failed => failed,
+            };
+            ("optOut", result)
+        }
+        Plan::Remove { email } => ("delete", run(relay, &Delete { email, permanently: false }).await),
+    };
+    let response = match result {
+        Ok(()) => {
+            if let Some(id) = event.operation {
+                relay.seen.add(id);
+            }
+            answer(200, "done", "")
+        }
+        // Dataverse retries once after a 503; the catch-up repairs what fails twice.
+        Err(error) if is_transient(&error) => answer(503, "failed", error.kind()),
+        Err(SmError::Rejected { messages })
+            if messages.iter().any(|m| m.to_ascii_lowercase().contains("not found")) =>
+        {
+            answer(200, "done", "SALESmanago has no such contact")
+        }
+        Err(error) => answer(400, "refused", error.kind()),
+    };
+    (response, change, kind)
+}

@@ -1,0 +1,142 @@
+//! Dataverse's webhook into the relay, over real sockets: each event in the documented shape
+//! (the core's fixtures) reaches a stand-in for SALESmanago as the engine would send it, a
+//! repeated delivery does nothing twice, the integration's own write-back never travels back,
+//! and the answers are those Dataverse acts on (503 to retry, 400 to record a failure).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::routing::post;
+use axum::Router;
+use salesmanago_dynamics::core::json::{self, Value};
+use salesmanago_relay::keys::{new_key, StoredKey};
+use salesmanago_relay::{app, Config};
+
+const UPDATE: &str = include_str!("../../src/core/dataverse/event_samples/update.json");
+const DELETE: &str = include_str!("../../src/core/dataverse/event_samples/delete.json");
+
+/// The calls SALESmanago received, and whether it answers 500.
+#[derive(Clone, Default)]
+struct Salesmanago {
+    calls: Arc<Mutex<Vec<(String, Value)>>>,
+    failing: Arc<Mutex<bool>>,
+}
+
+async fn serve(router: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    address
+}
+
+async fn salesmanago(state: Salesmanago) -> SocketAddr {
+    let api = move |axum::extract::Path(method): axum::extract::Path<String>, body: Bytes| {
+        let state = state.clone();
+        async move {
+            if *state.failing.lock().unwrap() {
+                return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, String::new());
+            }
+            let value = json::from_str(std::str::from_utf8(&body).unwrap()).unwrap();
+            state.calls.lock().unwrap().push((method, value));
+            (axum::http::StatusCode::OK, r#"{"success":true,"message":[],"contactId":"sm-1","result":null}"#.to_owned())
+        }
+    };
+    serve(Router::new().route("/api/{*method}", post(api))).await
+}
+
+fn config(sm: SocketAddr, webhook: &StoredKey, extra: &[(&str, &str)]) -> Config {
+    let (_, browser) = new_key("browser").unwrap();
+    let mut vars: Vec<(String, String)> = vec![
+        ("SALESMANAGO_CLIENT_ID".into(), "cid".into()),
+        ("SALESMANAGO_API_SECRET".into(), "secret".into()),
+        ("SALESMANAGO_OWNER".into(), "owner@example.com".into()),
+        ("SALESMANAGO_ENDPOINT".into(), format!("http://{sm}")),
+        ("RELAY_ALLOWED_ORIGINS".into(), "https://contoso.crm4.dynamics.com".into()),
+        ("RELAY_KEYS".into(), browser.text()),
+        ("RELAY_WEBHOOK_KEYS".into(), webhook.text()),
+    ];
+    vars.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    Config::from_vars(|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())).unwrap()
+}
+
+async fn deliver(relay: SocketAddr, key: Option<&str>, body: &str, headers: &[(&str, &str)]) -> (u16, Value) {
+    let mut request = reqwest::Client::new().post(format!("http://{relay}/dataverse/webhook")).body(body.to_owned());
+    if let Some(key) = key {
+        request = request.header("x-relay-webhook-key", key);
+    }
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, json::from_str(&response.text().await.unwrap()).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn each_event_reaches_salesmanago_once_as_the_engine_would_send_it() {
+    let sm_state = Salesmanago::default();
+    let sm = salesmanago(sm_state.clone()).await;
+    let (key, stored) = new_key("dataverse").unwrap();
+    let relay = serve(app(config(sm, &stored, &[("RELAY_APP_USER", "{00000000-0000-0000-0000-0000000000AA}")]))).await;
+    let calls = || sm_state.calls.lock().unwrap().clone();
+
+    assert_eq!(deliver(relay, None, UPDATE, &[]).await.0, 401, "no key");
+    assert_eq!(deliver(relay, Some(&key.replace("dataverse.", "dataverse.0")), UPDATE, &[]).await.0, 401);
+
+    // An update: the contact goes as the engine sends it, the opt-out the request set with it.
+    let (status, said) = deliver(relay, Some(&key), UPDATE, &[]).await;
+    assert_eq!((status, said["done"].as_str()), (200, Some("done")), "{said}");
+    let sent = calls();
+    assert_eq!(sent.len(), 1);
+    let (method, body) = &sent[0];
+    assert_eq!(method, "contact/upsert");
+    assert_eq!(body["contact"]["email"].as_str(), Some("jan.kowalski@example.com"));
+    assert_eq!(body["forceOptOut"].as_bool(), Some(true));
+    assert_eq!(body["tags"][0].as_str(), Some("DYNAMICS365"));
+    assert_eq!(body["owner"].as_str(), Some("owner@example.com"), "signed by the relay");
+
+    // Delivered again (Dataverse retried): nothing is sent twice.
+    assert_eq!(deliver(relay, Some(&key), UPDATE, &[]).await.1["done"].as_str(), Some("repeated"));
+    assert_eq!(calls().len(), 1);
+
+    // A delete, with the key as WebhookKey authentication sends it.
+    let response = reqwest::Client::new()
+        .post(format!("http://{relay}/dataverse/webhook?code={key}"))
+        .body(DELETE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let (method, body) = calls().last().cloned().unwrap();
+    assert_eq!((method.as_str(), body["email"].as_str()), ("contact/delete", Some("jan.kowalski@example.com")));
+
+    // The integration's own write-back, and a payload cut for size.
+    let own = UPDATE
+        .replace("5e6f7a8b-1c2d-4e3f-9a0b-1c2d3e4f5a6b", "00000000-0000-0000-0000-0000000000aa")
+        .replace("91c2e0aa", "91c2e0ab");
+    assert_eq!(deliver(relay, Some(&key), &own, &[]).await.1["done"].as_str(), Some("ignored"));
+    let cut = UPDATE.replace("91c2e0aa", "91c2e0ac");
+    let (status, said) = deliver(relay, Some(&key), &cut, &[("x-ms-dynamics-msg-size-exceeded", "true")]).await;
+    assert_eq!((status, said["done"].as_str()), (200, Some("skipped")));
+    assert_eq!(calls().len(), 2, "neither went to SALESmanago");
+
+    // SALESmanago failing: 503, so Dataverse tries once more; a body that is no event: 400.
+    *sm_state.failing.lock().unwrap() = true;
+    let again = UPDATE.replace("91c2e0aa", "91c2e0ad");
+    assert_eq!(deliver(relay, Some(&key), &again, &[]).await.0, 503);
+    *sm_state.failing.lock().unwrap() = false;
+    assert_eq!(deliver(relay, Some(&key), &again, &[]).await.0, 200, "the retry goes through");
+    assert_eq!(deliver(relay, Some(&key), "{}", &[]).await.0, 400);
+}
+
+#[tokio::test]
+async fn with_opt_out_on_delete_a_deleted_contact_is_opted_out_of_both_channels() {
+    let sm_state = Salesmanago::default();
+    let sm = salesmanago(sm_state.clone()).await;
+    let (key, stored) = new_key("dataverse").unwrap();
+    let relay = serve(app(config(sm, &stored, &[("RELAY_ON_DELETE", "optout")]))).await;
+    assert_eq!(deliver(relay, Some(&key), DELETE, &[]).await.0, 200);
+    let methods: Vec<String> = sm_state.calls.lock().unwrap().iter().map(|(m, _)| m.clone()).collect();
+    assert_eq!(methods, ["contact/optout", "contact/phoneoptout"]);
+}
