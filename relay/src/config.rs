@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use salesmanago_dynamics::core::salesmanago::{ApiSecret, Credentials, Endpoint};
 
+use crate::dataverse::DataverseConfig;
 use crate::keys::StoredKey;
 
 /// Everything the relay runs with.
@@ -38,6 +39,9 @@ pub struct Config {
     pub app_user: Option<String>,
     /// A contact deleted in Dynamics is opted out in SALESmanago, not deleted there.
     pub opt_out_on_delete: bool,
+    /// How the relay reaches Dataverse itself (reading contacts back, writing their status):
+    /// `DATAVERSE_URL` with an app registration; none when not set.
+    pub dataverse: Option<DataverseConfig>,
 }
 
 /// A setting that is missing or wrong.
@@ -145,6 +149,26 @@ impl Config {
                 .map(|k| StoredKey::parse(k.trim()).map_err(|e| ConfigError(format!("RELAY_WEBHOOK_KEYS: {e}"))))
                 .collect::<Result<Vec<_>, _>>()?,
             app_user: read("RELAY_APP_USER")?,
+            dataverse: match read("DATAVERSE_URL")? {
+                None => None,
+                Some(url) => {
+                    let token_url = match (read("DATAVERSE_TOKEN_URL")?, read("DATAVERSE_TENANT_ID")?) {
+                        (Some(token_url), _) => token_url,
+                        (None, Some(tenant)) => format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"),
+                        (None, None) => {
+                            return Err(ConfigError(
+                                "DATAVERSE_TENANT_ID is not set: the Entra ID tenant of the app registration (or DATAVERSE_TOKEN_URL)".into(),
+                            ))
+                        }
+                    };
+                    Some(DataverseConfig {
+                        url: url.trim_end_matches('/').to_owned(),
+                        token_url,
+                        client_id: required("DATAVERSE_CLIENT_ID", "the app registration's client id")?,
+                        client_secret: required("DATAVERSE_CLIENT_SECRET", "the app registration's client secret")?,
+                    })
+                }
+            },
             opt_out_on_delete: match read("RELAY_ON_DELETE")?.as_deref() {
                 None | Some("delete") => false,
                 Some("optout") => true,

@@ -13,6 +13,7 @@
 //! without bodies, e-mails, keys or the secret. Stateless but for its rate counters.
 
 pub mod config;
+pub mod dataverse;
 mod files;
 pub mod keys;
 mod limits;
@@ -52,6 +53,8 @@ struct Relay {
     files: FileSigner,
     /// The webhook deliveries acted on.
     seen: webhook::Seen,
+    /// Dataverse, as the integration's application user, when configured.
+    dataverse: Option<dataverse::Dataverse>,
 }
 
 /// The relay's routes over `config`.
@@ -62,6 +65,7 @@ pub fn app(config: Config) -> Router {
         .expect("a TLS client with the built-in roots");
     let client = Client { endpoint: config.endpoint.clone(), credentials: config.credentials.clone(), relay: None };
     let files = FileSigner::new(config.credentials.sign("salesmanago-relay files").as_bytes());
+    let dataverse = config.dataverse.clone().map(|c| dataverse::Dataverse::new(c, http.clone()));
     let relay = Relay {
         rate: Rate::new(config.rate_per_key),
         under_way: Semaphore::new(config.max_concurrent),
@@ -69,6 +73,7 @@ pub fn app(config: Config) -> Router {
         http,
         files,
         seen: webhook::Seen::new(),
+        dataverse,
         config,
     };
     Router::new()

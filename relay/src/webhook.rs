@@ -9,9 +9,11 @@
 //! will not change answers 400, which Dataverse records as a failed system job for an admin to
 //! see. A delivery seen before (its operation id) is answered without acting again.
 //!
-//! Not yet: reading a contact back through the Dataverse Web API (a payload cut for size, or a
-//! step without a post-image) and writing the status back. Such events are answered with what
-//! was skipped and why, and logged.
+//! With Dataverse access (`DATAVERSE_URL` and an app registration), a contact the event does not
+//! fully describe (a payload cut for size, a step without a post-image) is read back, and the
+//! status the browser would write (SALESmanago id, time, status, last error, consent base) is
+//! written back as the application user, whose own changes the plan never sends back. Without
+//! it, such events are answered "skipped" with the reason.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -24,11 +26,14 @@ use axum::response::Response;
 
 use salesmanago_dynamics::core::dataverse::contact::ContactRow;
 use salesmanago_dynamics::core::dataverse::event::{self, Event, Plan, SIZE_EXCEEDED_HEADER};
+use salesmanago_dynamics::core::dataverse::schema::SyncStatus;
+use salesmanago_dynamics::core::i18n::{text, Lang, Message};
 use salesmanago_dynamics::core::mapping::{to_salesmanago, Held, OutboundOptions};
 use salesmanago_dynamics::core::retry::is_transient;
 use salesmanago_dynamics::core::salesmanago::operation::{Channel, Delete, SetSubscription, Upsert};
 use salesmanago_dynamics::core::salesmanago::relay;
 use salesmanago_dynamics::core::salesmanago::{HttpResponse, Operation, SmError, TransportFailure};
+use salesmanago_dynamics::core::sync;
 
 use crate::{json_response, keys, Relay};
 
@@ -74,8 +79,8 @@ fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-/// What came of the SALESmanago calls of a plan: done, or the failure that decides the answer.
-async fn run<O: Operation>(relay: &Relay, operation: &O) -> Result<(), SmError> {
+/// A SALESmanago call of a plan: its output, or the failure that decides the answer.
+async fn run<O: Operation>(relay: &Relay, operation: &O) -> Result<O::Output, SmError> {
     let method = relay::find(operation.method()).ok_or(SmError::UnknownMethod)?;
     let outcome = match relay.call(method, operation.body()).await {
         Ok((status, retry_after, body)) => {
@@ -84,7 +89,7 @@ async fn run<O: Operation>(relay: &Relay, operation: &O) -> Result<(), SmError> 
         Err(relay::Refusal::Timeout) => Err(TransportFailure::Timeout),
         Err(_) => Err(TransportFailure::Network),
     };
-    relay.client.response(operation, outcome).map(|_| ())
+    relay.client.response(operation, outcome)
 }
 
 pub(crate) async fn webhook(
@@ -134,17 +139,43 @@ async fn handle(relay: &Relay, headers: &HeaderMap, body: Body) -> (Response, &'
     if event.operation.as_deref().is_some_and(|id| relay.seen.contains(id)) {
         return (answer(200, "repeated", "this delivery was acted on before"), change, "repeated");
     }
-    let planned = event::plan(&event, relay.config.app_user.as_deref());
+    let mut planned = event::plan(&event, relay.config.app_user.as_deref());
+    if let Plan::ReadBack(id) = &planned {
+        // The event does not say enough: the contact as Dataverse holds it now.
+        let Some(dataverse) = &relay.dataverse else {
+            let reason = "the event does not say enough, and the relay has no Dataverse access (DATAVERSE_URL) to read the contact back";
+            return (answer(200, "skipped", reason), change, "readBack");
+        };
+        match dataverse.contact(id).await {
+            Ok(row) => planned = Plan::Send { row, changed: event.target.keys().cloned().collect() },
+            Err(error) if error.transient() => return (answer(503, "failed", "Dataverse"), change, "readBack"),
+            Err(_) => return (answer(400, "refused", "the contact could not be read back"), change, "readBack"),
+        }
+    }
+    let mut write_back = None;
     let (kind, result) = match planned {
         Plan::Ignore(reason) => return (answer(200, "ignored", reason), change, "ignore"),
-        Plan::ReadBack(_) => {
-            let reason = "the event does not say enough, and reading the contact back through the Dataverse Web API is not configured yet";
-            return (answer(200, "skipped", reason), change, "readBack");
-        }
+        Plan::ReadBack(_) => unreachable!("read back above"),
         Plan::Send { row, changed } => {
             let options = OutboundOptions { now_ms: now_ms(), changed, salesmanago: Held::Unread };
             match to_salesmanago(&ContactRow::from_json(&row), &options) {
-                Ok(outbound) => ("send", run(relay, &Upsert(outbound.details)).await),
+                Ok(outbound) => {
+                    let result = run(relay, &Upsert(outbound.details)).await;
+                    // The status the browser would write, from the relay: Synced with the id and the
+                    // consent base, or Failed with the reason when SALESmanago refused.
+                    let now = now_ms();
+                    write_back = match &result {
+                        Ok(id) => {
+                            sync::write_back(&row, SyncStatus::Synced, Some(id), None, outbound.base.as_deref(), now)
+                        }
+                        Err(error) if !is_transient(error) => {
+                            let reason = text(&Message::Salesmanago(error.clone()), Lang::En);
+                            sync::write_back(&row, SyncStatus::Failed, None, Some(&reason), None, now)
+                        }
+                        Err(_) => None,
+                    };
+                    ("send", result.map(|_| ()))
+                }
                 Err(_) => {
                     return (answer(200, "skipped", "the contact cannot be sent (no valid e-mail)"), change, "send")
                 }
@@ -153,13 +184,19 @@ async fn handle(relay: &Relay, headers: &HeaderMap, body: Body) -> (Response, &'
         Plan::Remove { email } if relay.config.opt_out_on_delete => {
             let unsubscribe = |channel| SetSubscription { email: email.clone(), channel, subscribed: false };
             let result = match run(relay, &unsubscribe(Channel::Newsletter)).await {
-                Ok(()) => run(relay, &unsubscribe(Channel::Sms)).await,
-                failed => failed,
+                Ok(_) => run(relay, &unsubscribe(Channel::Sms)).await.map(|_| ()),
+                Err(failed) => Err(failed),
             };
             ("optOut", result)
         }
         Plan::Remove { email } => ("delete", run(relay, &Delete { email, permanently: false }).await),
     };
+    if let (Some(columns), Some(dataverse)) = (write_back, &relay.dataverse) {
+        // Written as the application user, whose changes the plan never sends back.
+        if let Err(error) = dataverse.write(&event.id, &columns).await {
+            tracing::warn!(target: "request", method = "dataverse/write", error = format!("{error:?}").as_str());
+        }
+    }
     let response = match result {
         Ok(()) => {
             if let Some(id) = event.operation {

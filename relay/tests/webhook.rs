@@ -140,3 +140,81 @@ async fn with_opt_out_on_delete_a_deleted_contact_is_opted_out_of_both_channels(
     let methods: Vec<String> = sm_state.calls.lock().unwrap().iter().map(|(m, _)| m.clone()).collect();
     assert_eq!(methods, ["contact/optout", "contact/phoneoptout"]);
 }
+
+/// Dataverse as the relay's application user sees it: Entra ID's token endpoint and the Web API
+/// of one contact, recording what was asked and written.
+#[derive(Clone, Default)]
+struct Org {
+    requests: Arc<Mutex<Vec<String>>>,
+    patches: Arc<Mutex<Vec<Value>>>,
+}
+
+async fn org(state: Org) -> SocketAddr {
+    let token = {
+        let state = state.clone();
+        move |body: Bytes| {
+            let state = state.clone();
+            async move {
+                let form = String::from_utf8_lossy(&body).into_owned();
+                assert!(
+                    form.contains("grant_type=client_credentials") && form.contains("client_secret=app-secret"),
+                    "{form}"
+                );
+                assert!(form.contains("scope=http%3A%2F%2F127.0.0.1"), "the org's .default scope: {form}");
+                state.requests.lock().unwrap().push("token".into());
+                r#"{"token_type":"Bearer","expires_in":3599,"access_token":"t-1"}"#
+            }
+        }
+    };
+    let contact = {
+        let state = state.clone();
+        move |method: axum::http::Method, headers: axum::http::HeaderMap, body: Bytes| {
+            let state = state.clone();
+            async move {
+                assert_eq!(headers["authorization"], "Bearer t-1");
+                state.requests.lock().unwrap().push(method.to_string());
+                if method == axum::http::Method::PATCH {
+                    assert_eq!(headers["if-match"], "*", "never creates a contact");
+                    state.patches.lock().unwrap().push(json::from_str(std::str::from_utf8(&body).unwrap()).unwrap());
+                    return (axum::http::StatusCode::NO_CONTENT, String::new());
+                }
+                let row = r#"{"contactid":"2b0f6c1e-7a31-4c55-9d1a-0c6f1e2a9b10","emailaddress1":"jan.kowalski@example.com","fullname":"Jan Kowalski","donotbulkemail":false}"#;
+                (axum::http::StatusCode::OK, row.to_owned())
+            }
+        }
+    };
+    let router = Router::new()
+        .route("/tenant/oauth2/v2.0/token", post(token))
+        .route("/api/data/v9.2/{row}", axum::routing::get(contact.clone()).patch(contact));
+    serve(router).await
+}
+
+#[tokio::test]
+async fn with_dataverse_access_a_cut_event_is_read_back_and_the_status_written_back() {
+    let sm_state = Salesmanago::default();
+    let sm = salesmanago(sm_state.clone()).await;
+    let org_state = Org::default();
+    let dataverse = org(org_state.clone()).await;
+    let (key, stored) = new_key("dataverse").unwrap();
+    let url = format!("http://{dataverse}");
+    let token_url = format!("{url}/tenant/oauth2/v2.0/token");
+    let extra = [
+        ("DATAVERSE_URL", url.as_str()),
+        ("DATAVERSE_TOKEN_URL", token_url.as_str()),
+        ("DATAVERSE_CLIENT_ID", "app-1"),
+        ("DATAVERSE_CLIENT_SECRET", "app-secret"),
+    ];
+    let relay = serve(app(config(sm, &stored, &extra))).await;
+    let (status, said) = deliver(relay, Some(&key), UPDATE, &[("x-ms-dynamics-msg-size-exceeded", "true")]).await;
+    assert_eq!((status, said["done"].as_str()), (200, Some("done")), "{said}");
+    assert_eq!(*org_state.requests.lock().unwrap(), ["token", "GET", "PATCH"], "one token, read back, written back");
+    let sent = sm_state.calls.lock().unwrap().clone();
+    assert_eq!(sent[0].1["contact"]["name"].as_str(), Some("Jan Kowalski"), "the contact as read back");
+    let patch = org_state.patches.lock().unwrap()[0].clone();
+    assert_eq!(patch["new_salesmanagoid"].as_str(), Some("sm-1"));
+    assert_eq!(patch["new_salesmanagosyncstatus"].as_u64(), Some(100_000_000), "Synced");
+    // The next event uses the token it holds.
+    let next = UPDATE.replace("91c2e0aa", "91c2e0ae");
+    assert_eq!(deliver(relay, Some(&key), &next, &[]).await.0, 200);
+    assert_eq!(org_state.requests.lock().unwrap().iter().filter(|r| *r == "token").count(), 1);
+}

@@ -1,0 +1,162 @@
+//! The relay's own way into Dataverse, as an application user: an OAuth 2.0 client-credentials
+//! token from Entra ID (scope `<org>/.default`), kept until a minute before it expires, then
+//! the Web API: read a contact back, write its synchronisation status. Service protection's
+//! `429` is waited out once, as long as `Retry-After` says, up to a minute.
+
+use std::time::{Duration, Instant};
+
+use axum::http::header;
+use salesmanago_dynamics::core::json::{self, Map, Value};
+use tokio::sync::Mutex;
+
+/// Where and as whom the relay reaches Dataverse.
+#[derive(Debug, Clone)]
+pub struct DataverseConfig {
+    /// The org's address, such as `https://contoso.crm4.dynamics.com`.
+    pub url: String,
+    /// The token endpoint (Entra ID's `https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token`).
+    pub token_url: String,
+    /// The app registration's client id.
+    pub client_id: String,
+    /// Its client secret.
+    pub client_secret: String,
+}
+
+/// A failed Dataverse request, for the log and the answer to the webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataverseError {
+    /// No token: the app registration's credentials or the token endpoint.
+    Token(String),
+    /// Dataverse answered with this status.
+    Status(u16),
+    /// No answer.
+    Unreachable,
+}
+
+impl DataverseError {
+    /// Whether another delivery may pass.
+    pub fn transient(&self) -> bool {
+        match self {
+            DataverseError::Status(status) => *status == 429 || *status >= 500,
+            DataverseError::Unreachable => true,
+            DataverseError::Token(_) => false,
+        }
+    }
+}
+
+/// The relay's Dataverse client.
+pub struct Dataverse {
+    config: DataverseConfig,
+    http: reqwest::Client,
+    token: Mutex<Option<(String, Instant)>>,
+}
+
+impl Dataverse {
+    /// A client for `config`.
+    pub fn new(config: DataverseConfig, http: reqwest::Client) -> Dataverse {
+        Dataverse { config, http, token: Mutex::new(None) }
+    }
+
+    async fn token(&self) -> Result<String, DataverseError> {
+        let mut held = self.token.lock().await;
+        if let Some((token, until)) = held.as_ref() {
+            if Instant::now() < *until {
+                return Ok(token.clone());
+            }
+        }
+        let scope = format!("{}/.default", self.config.url.trim_end_matches('/'));
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", self.config.client_id.as_str()),
+            ("client_secret", self.config.client_secret.as_str()),
+            ("scope", scope.as_str()),
+        ];
+        let body: String = form.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect::<Vec<_>>().join("&");
+        let response = self
+            .http
+            .post(&self.config.token_url)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .map_err(|_| DataverseError::Token("the token endpoint could not be reached".into()))?;
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        let value = json::from_str(&text).unwrap_or(Value::Null);
+        let Some(token) = value.get("access_token").and_then(Value::as_str).filter(|_| status == 200) else {
+            let said = value.get("error").and_then(Value::as_str).unwrap_or("no token");
+            return Err(DataverseError::Token(format!("HTTP {status}: {said}")));
+        };
+        let lifetime = value.get("expires_in").and_then(Value::as_u64).unwrap_or(300);
+        let until = Instant::now() + Duration::from_secs(lifetime.saturating_sub(60));
+        *held = Some((token.to_owned(), until));
+        Ok(token.to_owned())
+    }
+
+    /// Sends a Web API request built by `make` with the token, waiting out one `429`.
+    async fn send(&self, make: impl Fn(&str) -> reqwest::RequestBuilder) -> Result<reqwest::Response, DataverseError> {
+        for attempt in 0..2 {
+            let token = self.token().await?;
+            let response = make(&token).send().await.map_err(|_| DataverseError::Unreachable)?;
+            if response.status().as_u16() == 429 && attempt == 0 {
+                let wait = response.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()?.parse().ok());
+                tokio::time::sleep(Duration::from_secs(wait.unwrap_or(1).min(60))).await;
+                continue;
+            }
+            return Ok(response);
+        }
+        Err(DataverseError::Status(429))
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/api/data/v9.2/{path}", self.config.url.trim_end_matches('/'))
+    }
+
+    /// The contact `id` as the Web API gives it, every column.
+    pub async fn contact(&self, id: &str) -> Result<Map, DataverseError> {
+        let url = self.url(&format!("contacts({id})"));
+        let response = self
+            .send(|token| self.http.get(&url).bearer_auth(token).header(header::ACCEPT, "application/json"))
+            .await?;
+        let status = response.status().as_u16();
+        if status != 200 {
+            return Err(DataverseError::Status(status));
+        }
+        let text = response.text().await.map_err(|_| DataverseError::Unreachable)?;
+        match json::from_str(&text) {
+            Ok(Value::Object(row)) => Ok(row),
+            _ => Err(DataverseError::Unreachable),
+        }
+    }
+
+    /// Writes `columns` to the existing contact `id` (`If-Match: *`: never creates one).
+    pub async fn write(&self, id: &str, columns: &Map) -> Result<(), DataverseError> {
+        let url = self.url(&format!("contacts({id})"));
+        let body = Value::Object(columns.clone()).to_string();
+        let response = self
+            .send(|token| {
+                self.http
+                    .patch(&url)
+                    .bearer_auth(token)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .header(header::IF_MATCH, "*")
+                    .body(body.clone())
+            })
+            .await?;
+        match response.status().as_u16() {
+            200..=299 => Ok(()),
+            status => Err(DataverseError::Status(status)),
+        }
+    }
+}
+
+/// Percent-encodes a form value.
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
