@@ -17,6 +17,7 @@ pub const SELECT: &[&str] = &[
     integration::ENDPOINT,
     integration::RELAY_KEY,
     integration::OPT_OUT_ON_DELETE,
+    integration::WEBHOOKS,
     integration::CONCURRENCY,
 ];
 
@@ -42,6 +43,8 @@ pub struct Settings {
     pub client: Client,
     /// Deleting a contact only opts it out in SALESmanago.
     pub opt_out_on_delete: bool,
+    /// Dataverse's webhook sends every change through the relay: sync on save stays silent.
+    pub webhooks: bool,
     /// Most concurrent requests of bulk jobs (1 to 16; 4 when not set).
     pub concurrency: u32,
 }
@@ -84,6 +87,7 @@ pub fn settings(rows: &[Map]) -> Result<Settings, SettingsError> {
         id: text(row, integration::ID),
         client: Client { endpoint, credentials, relay },
         opt_out_on_delete: row.get(integration::OPT_OUT_ON_DELETE).and_then(Value::as_bool).unwrap_or(false),
+        webhooks: row.get(integration::WEBHOOKS).and_then(Value::as_bool).unwrap_or(false),
         concurrency,
     })
 }

@@ -472,6 +472,9 @@ fn contact_commands(seed: u64, contacts: usize) {
     world.dataverse.record.insert(integration::OPT_OUT_ON_DELETE.into(), opt_out_only.into());
     // Now and then a user whose role does not let them delete contacts.
     world.dataverse.may_delete = !world.rng.chance(200);
+    // Now and then an org whose changes go through the relay's webhook.
+    let webhooks = world.rng.chance(200);
+    world.dataverse.record.insert(integration::WEBHOOKS.into(), webhooks.into());
     let ids: Vec<String> = world.dataverse.contacts.keys().cloned().collect();
     for _ in 0..30 {
         let id = ids[world.rng.below(ids.len() as u64) as usize].clone();
@@ -488,12 +491,19 @@ fn contact_commands(seed: u64, contacts: usize) {
             _ => Task::Delete { ids: vec![id.clone()], on_form: world.rng.chance(500), user: "u-1".into() },
         };
         let held_before = world.in_salesmanago(&before).map(|s| (s.id.clone(), s.opted_out, s.phone_opted_out));
+        let writes_before = world.salesmanago.writes;
         let mut job = world.start_contact(task.clone());
         let result = world.drive(&mut job, None).expect("driven to the end");
         let after = world.dataverse.contacts.get(&id).cloned();
         let status = after.as_ref().and_then(|r| r.get(contact::SYNC_STATUS)).and_then(Value::as_i64);
         let failed_on_dataverse = matches!(&result, Err(f) if f.ends_with("(dataverse)"));
         match (&task, &result) {
+            (Task::Saved { .. }, _) if webhooks => {
+                // The webhook sends it: the browser sends nothing and writes nothing.
+                assert!(result.is_ok(), "{result:?}");
+                assert_eq!(world.salesmanago.writes, writes_before, "{id}: sent from the browser too");
+                assert_eq!(after.as_ref(), Some(&before), "{id}: written from the browser");
+            }
             (Task::Send { .. } | Task::Saved { .. }, Ok(_)) => {
                 let row = after.expect("still there");
                 let sm = world.in_salesmanago(&row).expect("sent to SALESmanago");

@@ -28,6 +28,9 @@ pub mod integration {
     pub const RELAY_KEY: &str = "new_relaykey";
     /// When set, deleting a contact only opts it out in SALESmanago instead of deleting it.
     pub const OPT_OUT_ON_DELETE: &str = "new_optoutondelete";
+    /// When set, Dataverse's webhook sends every change to the relay, so sync on save in the
+    /// browser stays silent (no change is sent twice).
+    pub const WEBHOOKS: &str = "new_webhooks";
     /// Upper bound on concurrent requests of bulk jobs.
     pub const CONCURRENCY: &str = "new_concurrency";
     /// Pull changes: SALESmanago modification time (Unix ms, decimal text) already pulled.
@@ -158,6 +161,7 @@ pub const CUSTOM_COLUMNS: &[(&str, &[&str])] = &[
             integration::ENDPOINT,
             integration::RELAY_KEY,
             integration::OPT_OUT_ON_DELETE,
+            integration::WEBHOOKS,
             integration::CONCURRENCY,
             integration::CHANGES_WATERMARK,
             Job::Export.checkpoint_column(),

@@ -191,6 +191,8 @@ pub(super) struct ContactCommand {
     lang: Lang,
     consents: Vec<String>,
     opt_out_only: bool,
+    /// The relay's webhook sends each change: a save sends nothing from the browser.
+    webhooks: bool,
     now_ms: u64,
     stage: Stage,
     /// Delete: the contact being deleted, those deleted, and the failures.
@@ -210,6 +212,7 @@ impl ContactCommand {
             lang: start.lang,
             consents: start.consents.clone(),
             opt_out_only: start.settings.opt_out_on_delete,
+            webhooks: start.settings.webhooks,
             now_ms: start.now_ms,
             stage: Stage::Over,
             next: 0,
@@ -231,7 +234,7 @@ impl ContactCommand {
             Task::Fetch { id: None } | Task::Send { id: None, .. } | Task::Send { dirty: true, .. } => {
                 self.end(run, Err(save_first()));
             }
-            Task::Saved { changed, .. } if !changed.iter().any(|c| is_synchronised(c)) => {
+            Task::Saved { changed, .. } if self.webhooks || !changed.iter().any(|c| is_synchronised(c)) => {
                 self.succeed(run, Message::AlreadyMatches, Vec::new());
             }
             Task::Saved { id: None, .. } => self.end(run, Err(save_first())),
