@@ -2,6 +2,8 @@
 //! SALESmanago that checks each signature: what is forwarded, what is refused and why, the
 //! CORS headers, the files, the deep health check, and the log lines of the whole run.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,6 +16,7 @@ use salesmanago_dynamics::core::json::{self, Value};
 use salesmanago_dynamics::core::salesmanago::{ApiSecret, Credentials};
 use salesmanago_relay::keys::new_key;
 use salesmanago_relay::{app, Config};
+use support::serve;
 
 const SECRET: &str = "relay-test-secret-value";
 const ORIGIN: &str = "https://contoso.crm4.dynamics.com";
@@ -21,13 +24,6 @@ const OWNER: &str = "owner@example.com";
 
 /// What the stand-in received: each call's method and body.
 type Seen = Arc<Mutex<Vec<(String, Value)>>>;
-
-async fn serve(router: Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    address
-}
 
 /// SALESmanago, checking each call's signature.
 async fn salesmanago(seen: Seen) -> SocketAddr {

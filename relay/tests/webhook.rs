@@ -3,6 +3,8 @@
 //! repeated delivery does nothing twice, the integration's own write-back never travels back,
 //! and the answers are those Dataverse acts on (503 to retry, 400 to record a failure).
 
+mod support;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -12,6 +14,7 @@ use axum::Router;
 use salesmanago_dynamics::core::json::{self, Value};
 use salesmanago_relay::keys::{new_key, StoredKey};
 use salesmanago_relay::{app, Config};
+use support::serve;
 
 const UPDATE: &str = include_str!("../../src/core/dataverse/event_samples/update.json");
 const DELETE: &str = include_str!("../../src/core/dataverse/event_samples/delete.json");
@@ -21,13 +24,6 @@ const DELETE: &str = include_str!("../../src/core/dataverse/event_samples/delete
 struct Salesmanago {
     calls: Arc<Mutex<Vec<(String, Value)>>>,
     failing: Arc<Mutex<bool>>,
-}
-
-async fn serve(router: Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    address
 }
 
 async fn salesmanago(state: Salesmanago) -> SocketAddr {

@@ -1,0 +1,13 @@
+//! What the relay's tests share.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+
+/// Serves `router` on a free port of 127.0.0.1; its address.
+pub(crate) async fn serve(router: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    address
+}
