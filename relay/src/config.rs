@@ -39,6 +39,8 @@ pub struct Config {
     pub app_user: Option<String>,
     /// A contact deleted in Dynamics is opted out in SALESmanago, not deleted there.
     pub opt_out_on_delete: bool,
+    /// How often the catch-up runs (with Dataverse access); zero: never on its own.
+    pub catch_up: Duration,
     /// How the relay reaches Dataverse itself (reading contacts back, writing their status):
     /// `DATAVERSE_URL` with an app registration; none when not set.
     pub dataverse: Option<DataverseConfig>,
@@ -168,6 +170,16 @@ impl Config {
                         client_secret: required("DATAVERSE_CLIENT_SECRET", "the app registration's client secret")?,
                     })
                 }
+            },
+            catch_up: match read("RELAY_CATCH_UP_MINUTES")? {
+                None => Duration::from_secs(15 * 60),
+                Some(text) => Duration::from_secs(
+                    60 * text.parse::<u64>().map_err(|_| {
+                        ConfigError(format!(
+                            "RELAY_CATCH_UP_MINUTES must be a whole number of minutes (0: off), not {text:?}"
+                        ))
+                    })?,
+                ),
             },
             opt_out_on_delete: match read("RELAY_ON_DELETE")?.as_deref() {
                 None | Some("delete") => false,

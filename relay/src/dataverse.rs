@@ -114,9 +114,21 @@ impl Dataverse {
 
     /// The contact `id` as the Web API gives it, every column.
     pub async fn contact(&self, id: &str) -> Result<Map, DataverseError> {
-        let url = self.url(&format!("contacts({id})"));
+        self.get(&format!("contacts({id})")).await
+    }
+
+    /// `GET` of `path` under the Web API root (a row, or a page with `value` and
+    /// `@odata.nextLink`; an absolute next link is taken as it is).
+    pub async fn get(&self, path: &str) -> Result<Map, DataverseError> {
+        let url = if path.starts_with("http") { path.to_owned() } else { self.url(path) };
         let response = self
-            .send(|token| self.http.get(&url).bearer_auth(token).header(header::ACCEPT, "application/json"))
+            .send(|token| {
+                self.http
+                    .get(&url)
+                    .bearer_auth(token)
+                    .header(header::ACCEPT, "application/json")
+                    .header("Prefer", "odata.maxpagesize=400")
+            })
             .await?;
         let status = response.status().as_u16();
         if status != 200 {
@@ -131,7 +143,12 @@ impl Dataverse {
 
     /// Writes `columns` to the existing contact `id` (`If-Match: *`: never creates one).
     pub async fn write(&self, id: &str, columns: &Map) -> Result<(), DataverseError> {
-        let url = self.url(&format!("contacts({id})"));
+        self.patch(&format!("contacts({id})"), columns).await
+    }
+
+    /// Writes `columns` to the existing row at `path` (`If-Match: *`).
+    pub async fn patch(&self, path: &str, columns: &Map) -> Result<(), DataverseError> {
+        let url = self.url(path);
         let body = Value::Object(columns.clone()).to_string();
         let response = self
             .send(|token| {

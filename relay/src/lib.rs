@@ -12,6 +12,7 @@
 //! and reason ([`Refusal`]), which the engine turns into a message. One JSON log line a request,
 //! without bodies, e-mails, keys or the secret. Stateless but for its rate counters.
 
+mod catchup;
 pub mod config;
 pub mod dataverse;
 mod files;
@@ -76,16 +77,21 @@ pub fn app(config: Config) -> Router {
         dataverse,
         config,
     };
+    let state = Arc::new(relay);
+    if state.dataverse.is_some() && !state.config.catch_up.is_zero() {
+        tokio::spawn(catchup::every(state.clone()));
+    }
     Router::new()
         .route("/healthz", get(|| async { json_response(200, r#"{"status":"ok"}"#.into()) }))
         .route("/healthz/deep", get(deep).post(deep).options(preflight))
         .route("/api/{*method}", post(api).options(preflight))
         .route("/files/{expires}/{sig}/{address}", get(file).options(preflight))
         .route("/dataverse/webhook", post(webhook::webhook))
+        .route("/dataverse/catch-up", post(webhook::catch_up_now))
         .fallback(|headers: HeaderMap| async move {
             with_cors(json_response(404, r#"{"status":"not found"}"#.into()), origin(&headers).as_deref())
         })
-        .with_state(Arc::new(relay))
+        .with_state(state)
 }
 
 /// One request: what its log line says, and the CORS headers its answer gets.

@@ -28,6 +28,7 @@ use salesmanago_dynamics::core::dataverse::contact::ContactRow;
 use salesmanago_dynamics::core::dataverse::event::{self, Event, Plan, SIZE_EXCEEDED_HEADER};
 use salesmanago_dynamics::core::dataverse::schema::SyncStatus;
 use salesmanago_dynamics::core::i18n::{text, Lang, Message};
+use salesmanago_dynamics::core::json::Map;
 use salesmanago_dynamics::core::mapping::{to_salesmanago, Held, OutboundOptions};
 use salesmanago_dynamics::core::retry::is_transient;
 use salesmanago_dynamics::core::salesmanago::operation::{Channel, Delete, SetSubscription, Upsert};
@@ -152,35 +153,16 @@ async fn handle(relay: &Relay, headers: &HeaderMap, body: Body) -> (Response, &'
             Err(_) => return (answer(400, "refused", "the contact could not be read back"), change, "readBack"),
         }
     }
-    let mut write_back = None;
     let (kind, result) = match planned {
         Plan::Ignore(reason) => return (answer(200, "ignored", reason), change, "ignore"),
         Plan::ReadBack(_) => unreachable!("read back above"),
-        Plan::Send { row, changed } => {
-            let options = OutboundOptions { now_ms: now_ms(), changed, salesmanago: Held::Unread };
-            match to_salesmanago(&ContactRow::from_json(&row), &options) {
-                Ok(outbound) => {
-                    let result = run(relay, &Upsert(outbound.details)).await;
-                    // The status the browser would write, from the relay: Synced with the id and the
-                    // consent base, or Failed with the reason when SALESmanago refused.
-                    let now = now_ms();
-                    write_back = match &result {
-                        Ok(id) => {
-                            sync::write_back(&row, SyncStatus::Synced, Some(id), None, outbound.base.as_deref(), now)
-                        }
-                        Err(error) if !is_transient(error) => {
-                            let reason = text(&Message::Salesmanago(error.clone()), Lang::En);
-                            sync::write_back(&row, SyncStatus::Failed, None, Some(&reason), None, now)
-                        }
-                        Err(_) => None,
-                    };
-                    ("send", result.map(|_| ()))
-                }
-                Err(_) => {
-                    return (answer(200, "skipped", "the contact cannot be sent (no valid e-mail)"), change, "send")
-                }
+        Plan::Send { row, changed } => match send_contact(relay, &event.id, &row, changed).await {
+            Ok(true) => ("send", Ok(())),
+            Ok(false) => {
+                return (answer(200, "skipped", "the contact cannot be sent (no valid e-mail)"), change, "send")
             }
-        }
+            Err(error) => ("send", Err(error)),
+        },
         Plan::Remove { email } if relay.config.opt_out_on_delete => {
             let unsubscribe = |channel| SetSubscription { email: email.clone(), channel, subscribed: false };
             let result = match run(relay, &unsubscribe(Channel::Newsletter)).await {
@@ -191,12 +173,6 @@ async fn handle(relay: &Relay, headers: &HeaderMap, body: Body) -> (Response, &'
         }
         Plan::Remove { email } => ("delete", run(relay, &Delete { email, permanently: false }).await),
     };
-    if let (Some(columns), Some(dataverse)) = (write_back, &relay.dataverse) {
-        // Written as the application user, whose changes the plan never sends back.
-        if let Err(error) = dataverse.write(&event.id, &columns).await {
-            tracing::warn!(target: "request", method = "dataverse/write", error = format!("{error:?}").as_str());
-        }
-    }
     let response = match result {
         Ok(()) => {
             if let Some(id) = event.operation {
@@ -214,4 +190,49 @@ async fn handle(relay: &Relay, headers: &HeaderMap, body: Body) -> (Response, &'
         Err(error) => answer(400, "refused", error.kind()),
     };
     (response, change, kind)
+}
+
+/// Sends contact `id` as `row` says (the columns in `changed` count as deliberate), then, with
+/// Dataverse access, writes back what the browser writes: Synced with the SALESmanago id and the
+/// consent base, or Failed with the reason when SALESmanago refused. `Ok(false)`: not sendable
+/// (no valid e-mail).
+pub(crate) async fn send_contact(relay: &Relay, id: &str, row: &Map, changed: Vec<String>) -> Result<bool, SmError> {
+    let options = OutboundOptions { now_ms: now_ms(), changed, salesmanago: Held::Unread };
+    let Ok(outbound) = to_salesmanago(&ContactRow::from_json(row), &options) else { return Ok(false) };
+    let result = run(relay, &Upsert(outbound.details)).await;
+    let now = now_ms();
+    let columns = match &result {
+        Ok(sm_id) => sync::write_back(row, SyncStatus::Synced, Some(sm_id), None, outbound.base.as_deref(), now),
+        Err(error) if !is_transient(error) => {
+            let reason = text(&Message::Salesmanago(error.clone()), Lang::En);
+            sync::write_back(row, SyncStatus::Failed, None, Some(&reason), None, now)
+        }
+        Err(_) => None,
+    };
+    if let (Some(columns), Some(dataverse)) = (columns, &relay.dataverse) {
+        // Written as the application user, whose changes are never sent back.
+        if let Err(error) = dataverse.write(id, &columns).await {
+            tracing::warn!(target: "request", method = "dataverse/write", error = format!("{error:?}").as_str());
+        }
+    }
+    result.map(|_| true)
+}
+
+/// `POST /dataverse/catch-up` (with a webhook key): one catch-up now, and what it did.
+pub(crate) async fn catch_up_now(
+    State(relay): State<std::sync::Arc<Relay>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    if presented(&headers, query.as_deref()).and_then(|k| keys::verify(&relay.config.webhook_keys, &k)).is_none() {
+        return crate::refusal(relay::Refusal::Key, None);
+    }
+    match crate::catchup::catch_up(&relay).await {
+        Ok(done) => {
+            let watermark = done.watermark.map(|w| w.to_string());
+            let body = salesmanago_dynamics::object! {"sent": done.sent, "skipped": done.skipped, "failed": done.failed, "watermark": watermark};
+            json_response(200, body.to_string())
+        }
+        Err(error) => answer(if error.transient() { 503 } else { 502 }, "failed", &format!("{error:?}")),
+    }
 }

@@ -214,3 +214,104 @@ async fn with_dataverse_access_a_cut_event_is_read_back_and_the_status_written_b
     assert_eq!(deliver(relay, Some(&key), &next, &[]).await.0, 200);
     assert_eq!(org_state.requests.lock().unwrap().iter().filter(|r| *r == "token").count(), 1);
 }
+
+/// An org whose contacts changed while the relay could not hear of it: the integration record
+/// (its watermark), two pages of changed contacts, and what the relay wrote.
+async fn changed_org(patches: Arc<Mutex<Vec<(String, Value)>>>) -> SocketAddr {
+    let token = || async { r#"{"token_type":"Bearer","expires_in":3599,"access_token":"t-1"}"# };
+    let api = move |method: axum::http::Method, uri: axum::http::Uri, headers: axum::http::HeaderMap, body: Bytes| {
+        let patches = patches.clone();
+        async move {
+            let path = uri.path().trim_start_matches("/api/data/v9.2/").to_owned();
+            let query = uri.query().unwrap_or_default().to_owned();
+            if method == axum::http::Method::PATCH {
+                patches.lock().unwrap().push((path, json::from_str(std::str::from_utf8(&body).unwrap()).unwrap()));
+                return (axum::http::StatusCode::NO_CONTENT, String::new());
+            }
+            let body = match (path.as_str(), query.contains("skiptoken")) {
+                ("new_salesmanagointegrations", _) => r#"{"value":[{"new_salesmanagointegrationid":"rec-1","new_catchupwatermark":null}]}"#.to_owned(),
+                ("contacts", false) => {
+                    assert!(query.contains("modifiedon%20ge") || query.contains("modifiedon ge"), "{query}");
+                    format!(
+                        r#"{{"value":[
+                          {{"contactid":"c-1","emailaddress1":"anna@example.com","modifiedon":"2026-11-30T10:00:00Z","_modifiedby_value":"u-9"}},
+                          {{"contactid":"c-2","emailaddress1":"bob@example.com","modifiedon":"2026-11-30T10:01:00Z","_modifiedby_value":"00000000-0000-0000-0000-0000000000aa"}}],
+                          "@odata.nextLink":"http://{}/api/data/v9.2/contacts?$skiptoken=2"}}"#,
+                        headers["host"].to_str().unwrap()
+                    )
+                }
+                ("contacts", true) => r#"{"value":[{"contactid":"c-3","emailaddress1":"not an e-mail","modifiedon":"2026-11-30T10:02:00Z","_modifiedby_value":"u-9"}]}"#.to_owned(),
+                other => panic!("an unexpected request: {other:?}"),
+            };
+            (axum::http::StatusCode::OK, body)
+        }
+    };
+    let router = Router::new()
+        .route("/tenant/oauth2/v2.0/token", post(token))
+        .route("/api/data/v9.2/{*rest}", axum::routing::get(api.clone()).patch(api));
+    serve(router).await
+}
+
+#[tokio::test]
+async fn the_catch_up_sends_what_changed_and_moves_its_watermark_only_past_what_went() {
+    let sm_state = Salesmanago::default();
+    let sm = salesmanago(sm_state.clone()).await;
+    let patches = Arc::new(Mutex::new(Vec::new()));
+    let dataverse = changed_org(patches.clone()).await;
+    let (key, stored) = new_key("dataverse").unwrap();
+    let url = format!("http://{dataverse}");
+    let token_url = format!("{url}/tenant/oauth2/v2.0/token");
+    let extra = [
+        ("DATAVERSE_URL", url.as_str()),
+        ("DATAVERSE_TOKEN_URL", token_url.as_str()),
+        ("DATAVERSE_CLIENT_ID", "app-1"),
+        ("DATAVERSE_CLIENT_SECRET", "app-secret"),
+        ("RELAY_APP_USER", "00000000-0000-0000-0000-0000000000aa"),
+    ];
+    let relay = serve(app(config(sm, &stored, &extra))).await;
+    let catch_up = || {
+        reqwest::Client::new()
+            .post(format!("http://{relay}/dataverse/catch-up"))
+            .header("x-relay-webhook-key", key.clone())
+            .send()
+    };
+    assert_eq!(
+        reqwest::Client::new().post(format!("http://{relay}/dataverse/catch-up")).send().await.unwrap().status(),
+        401
+    );
+
+    // SALESmanago down: nothing goes, and the watermark stays before the first contact.
+    *sm_state.failing.lock().unwrap() = true;
+    let done: Value = json::from_str(&catch_up().await.unwrap().text().await.unwrap()).unwrap();
+    assert_eq!(
+        (done["sent"].as_u64(), done["failed"].as_u64(), done["watermark"].as_str()),
+        (Some(0), Some(1), None),
+        "{done}"
+    );
+    assert!(patches.lock().unwrap().iter().all(|(path, _)| !path.starts_with("new_salesmanagointegrations")));
+
+    // Back up: anna goes, bob is the integration's own write-back, the third has no e-mail.
+    *sm_state.failing.lock().unwrap() = false;
+    let done: Value = json::from_str(&catch_up().await.unwrap().text().await.unwrap()).unwrap();
+    assert_eq!(
+        (done["sent"].as_u64(), done["skipped"].as_u64(), done["failed"].as_u64()),
+        (Some(1), Some(2), Some(0)),
+        "{done}"
+    );
+    let sent: Vec<String> = sm_state
+        .calls
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, b)| b["contact"]["email"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(sent, ["anna@example.com"]);
+    let record = patches
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(path, _)| path == "new_salesmanagointegrations(rec-1)")
+        .cloned()
+        .expect("the watermark written");
+    assert_eq!(record.1["new_catchupwatermark"].as_str(), Some("1796032920000"), "the newest contact passed: 10:02");
+}

@@ -31,6 +31,17 @@ pub fn iso_datetime(ms: u64) -> String {
     format!("{}T{:02}:{:02}:{:02}Z", date.iso(), seconds / 3600, (seconds / 60) % 60, seconds % 60)
 }
 
+/// A Dataverse date-time (`2024-05-01T10:20:30Z`, seconds' fractions ignored) as Unix ms.
+pub fn unix_ms(iso: &str) -> Option<u64> {
+    let date = Date::parse_iso(iso)?;
+    let time = iso.trim().split_once('T')?.1.trim_end_matches('Z');
+    let mut hms = time.split(':');
+    let (h, m) = (hms.next()?.parse::<u64>().ok()?, hms.next()?.parse::<u64>().ok()?);
+    let s = hms.next().map_or(Some(0), |s| s.split('.').next()?.parse::<u64>().ok())?;
+    let days = u64::try_from(date.days_since_epoch()).ok()?;
+    Some((days * 86_400 + h * 3600 + m * 60 + s) * 1000)
+}
+
 /// The status columns to write on a contact after a synchronisation, or `None` when they
 /// already say so (a contact exported unchanged is not written again).
 ///
@@ -211,6 +222,15 @@ fn line(out: &mut String, fields: &[&str]) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn dataverse_times_read_as_unix_ms_and_back() {
+        assert_eq!(unix_ms("2017-09-26T00:04:07Z"), Some(1_506_384_247_000));
+        assert_eq!(unix_ms("2017-09-26T00:04:07.123Z"), Some(1_506_384_247_000));
+        assert_eq!(unix_ms(&iso_datetime(1_800_000_000_000)), Some(1_800_000_000_000));
+        assert_eq!(unix_ms("2017-09-26"), None);
+        assert_eq!(unix_ms("soon"), None);
+    }
     use super::*;
     use crate::core::json::json;
 

@@ -35,6 +35,9 @@ pub mod integration {
     pub const CONCURRENCY: &str = "new_concurrency";
     /// Pull changes: SALESmanago modification time (Unix ms, decimal text) already pulled.
     pub const CHANGES_WATERMARK: &str = "new_changeswatermark";
+    /// The relay's catch-up: the modification time (Unix ms, decimal text) of the newest
+    /// Dynamics change it sent.
+    pub const CATCH_UP_WATERMARK: &str = "new_catchupwatermark";
 }
 
 /// A bulk job run from the integration form, with its state columns.
@@ -164,6 +167,7 @@ pub const CUSTOM_COLUMNS: &[(&str, &[&str])] = &[
             integration::WEBHOOKS,
             integration::CONCURRENCY,
             integration::CHANGES_WATERMARK,
+            integration::CATCH_UP_WATERMARK,
             Job::Export.checkpoint_column(),
             Job::Export.last_run_column(),
             Job::Export.last_result_column(),
