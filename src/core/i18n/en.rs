@@ -117,9 +117,12 @@ pub(super) fn text(message: &Message) -> String {
         Message::SyncFailed { reason } => format!("Saved in Dynamics, but not sent to SALESmanago: {reason} Use “Send to SALESmanago” to try again."),
         Message::DeleteConfirm { count, opt_out_only: false } => format!("Delete {count} contact(s) in Dynamics and in SALESmanago? This cannot be undone."),
         Message::DeleteConfirm { count, opt_out_only: true } => format!("Delete {count} contact(s) in Dynamics and opt them out of newsletters and SMS in SALESmanago? This cannot be undone."),
-        Message::Deleted { deleted, failures, opt_out_only } => {
+        Message::Deleted { deleted, failures, kept, opt_out_only } => {
             let there = if *opt_out_only { "opted out in SALESmanago" } else { "deleted in SALESmanago" };
             let mut text = format!("{deleted} contact(s) deleted in Dynamics and {there}.");
+            if *kept > 0 {
+                text.push_str(&format!(" Of these, {kept} stayed in SALESmanago: another contact in Dynamics has the same e-mail."));
+            }
             if !failures.is_empty() {
                 text.push_str(&format!(" {} were not deleted anywhere; try again: {}", failures.len(), failures.join("; ")));
             }

@@ -271,6 +271,9 @@ pub enum Message {
         deleted: usize,
         /// Not deleted, with the reasons, in the user's language.
         failures: Vec<String>,
+        /// Deleted in Dynamics only: another contact there has the same e-mail, and the
+        /// SALESmanago contact stands for it.
+        kept: usize,
         /// Only opted out in SALESmanago.
         opt_out_only: bool,
     },
@@ -546,8 +549,8 @@ mod tests {
             Message::SyncFailed { reason: "down".into() },
             Message::DeleteConfirm { count: 1, opt_out_only: false },
             Message::DeleteConfirm { count: 5, opt_out_only: true },
-            Message::Deleted { deleted: 2, failures: vec![], opt_out_only: false },
-            Message::Deleted { deleted: 1, failures: vec!["a@b.pl: down".into()], opt_out_only: true },
+            Message::Deleted { deleted: 2, failures: vec![], kept: 0, opt_out_only: false },
+            Message::Deleted { deleted: 1, failures: vec!["a@b.pl: down".into()], kept: 1, opt_out_only: true },
         ]);
         all
     }
@@ -560,7 +563,7 @@ mod tests {
             Message::Salesmanago(SmError::Rejected { messages: vec![long.clone(), long.clone()] }),
             Message::SyncFailed { reason: long.clone() },
             Message::NotAccepted { email: "a@b.pl".into(), reason: Some(long.clone()) },
-            Message::Deleted { deleted: 0, failures: vec![long.clone()], opt_out_only: false },
+            Message::Deleted { deleted: 0, failures: vec![long.clone()], kept: 0, opt_out_only: false },
             Message::Salesmanago(SmError::InvalidResponse { detail: long.clone() }),
             Message::InvalidInput { detail: long.clone() },
             Message::UnknownCommand { name: long.clone() },

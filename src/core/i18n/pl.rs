@@ -116,9 +116,12 @@ pub(super) fn text(message: &Message) -> String {
         Message::SyncFailed { reason } => format!("Zapisano w Dynamics, ale nie wysłano do SALESmanago: {reason} Użyj „Wyślij do SALESmanago”, aby spróbować ponownie."),
         Message::DeleteConfirm { count, opt_out_only: false } => format!("Usunąć kontakty ({count}) w Dynamics i w SALESmanago? Tej operacji nie można cofnąć."),
         Message::DeleteConfirm { count, opt_out_only: true } => format!("Usunąć kontakty ({count}) w Dynamics i wypisać je z newslettera i SMS w SALESmanago? Tej operacji nie można cofnąć."),
-        Message::Deleted { deleted, failures, opt_out_only } => {
+        Message::Deleted { deleted, failures, kept, opt_out_only } => {
             let there = if *opt_out_only { "wypisano w SALESmanago" } else { "usunięto w SALESmanago" };
             let mut text = format!("Usunięto kontakty w Dynamics ({deleted}) i {there}.");
+            if *kept > 0 {
+                text.push_str(&format!(" Z nich w SALESmanago pozostało: {kept}, bo inny kontakt w Dynamics ma ten sam e-mail."));
+            }
             if !failures.is_empty() {
                 text.push_str(&format!(" Nie usunięto nigdzie: {}; spróbuj ponownie: {}", failures.len(), failures.join("; ")));
             }

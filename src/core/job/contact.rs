@@ -9,7 +9,7 @@
 use crate::core::command::Command;
 use crate::core::dataverse::access;
 use crate::core::dataverse::contact::ContactRow;
-use crate::core::dataverse::query::select;
+use crate::core::dataverse::query::{one_of, select};
 use crate::core::dataverse::schema::{contact, SyncStatus};
 use crate::core::i18n::{text, Lang, Message};
 use crate::core::integration::Settings;
@@ -175,6 +175,9 @@ enum DeleteStep {
     Checking,
     /// Reading its e-mail.
     Reading,
+    /// Asking Dataverse whether another contact has the same e-mail: the SALESmanago contact
+    /// then stands for that one too, and stays.
+    Sharing(String),
     /// Asking SALESmanago whether it has the contact.
     Asking(String),
     /// Opting it out of the newsletter, then of SMS.
@@ -198,6 +201,8 @@ pub(super) struct ContactCommand {
     /// Delete: the contact being deleted, those deleted, and the failures.
     next: usize,
     deleted: usize,
+    /// Deleted in Dynamics only, the SALESmanago contact standing for another with its e-mail.
+    kept: usize,
     failures: Vec<String>,
 }
 
@@ -217,6 +222,7 @@ impl ContactCommand {
             stage: Stage::Over,
             next: 0,
             deleted: 0,
+            kept: 0,
             failures: Vec::new(),
         };
         command.begin(run);
@@ -310,7 +316,8 @@ impl ContactCommand {
             }
             (Stage::Confirming(t), Ok(1)) if t == ticket => self.delete_next(run),
             (Stage::Confirming(t), Ok(_)) if t == ticket => {
-                let message = Message::Deleted { deleted: 0, failures: Vec::new(), opt_out_only: self.opt_out_only };
+                let message =
+                    Message::Deleted { deleted: 0, failures: Vec::new(), kept: 0, opt_out_only: self.opt_out_only };
                 self.succeed(run, message, Vec::new());
             }
             (Stage::Filling(t) | Stage::Confirming(t), Err(detail)) if t == ticket => {
@@ -478,12 +485,24 @@ impl ContactCommand {
             }
             (DeleteStep::Checking, Ok(_)) => Err(Error::Refused(Message::MayNotDelete, "mayNotDelete")),
             (DeleteStep::Reading, Ok(Output::Row(row))) => {
-                match ContactRow::from_json(&row).get(contact::EMAIL).and_then(|e| email(e).ok()) {
+                let raw = ContactRow::from_json(&row).get(contact::EMAIL).map(|e| e.trim().to_owned());
+                match raw.as_deref().and_then(|e| email(e).ok()) {
                     Some(address) => {
-                        let call = Call::Has(HasContact { email: address.clone() });
-                        Ok(Some((Request::Call(call), DeleteStep::Asking(address))))
+                        let filter = one_of(contact::EMAIL, &[raw.unwrap_or_default()]);
+                        let query = format!("?$select={}&$filter={filter}&$top=2", contact::ID);
+                        Ok(Some((Request::Read(query), DeleteStep::Sharing(address))))
                     }
                     None => remove(),
+                }
+            }
+            (DeleteStep::Sharing(address), Ok(Output::Page(rows, _))) => {
+                let other = rows.iter().any(|r| r.get(contact::ID).and_then(|v| v.as_str()).is_some_and(|o| o != id));
+                if other {
+                    self.kept += 1;
+                    remove()
+                } else {
+                    let call = Call::Has(HasContact { email: address.clone() });
+                    Ok(Some((Request::Call(call), DeleteStep::Asking(address))))
                 }
             }
             (DeleteStep::Asking(_), Ok(Output::Contact(None))) => remove(),
@@ -497,7 +516,7 @@ impl ContactCommand {
             (DeleteStep::OptingOut(address, Channel::Newsletter), Ok(_)) => unsubscribe(address, Channel::Sms),
             (DeleteStep::OptingOut(_, Channel::Sms) | DeleteStep::Deleting, Ok(_)) => remove(),
             (DeleteStep::Removing, Ok(_)) => Ok(None),
-            (DeleteStep::Reading | DeleteStep::Asking(_), Ok(_)) => Err(unexpected()),
+            (DeleteStep::Reading | DeleteStep::Sharing(_) | DeleteStep::Asking(_), Ok(_)) => Err(unexpected()),
         };
         match next {
             Ok(Some((request, step))) => self.stage = Stage::Deleting(run.issue(request), step),
@@ -521,7 +540,8 @@ impl ContactCommand {
         }
         let failures = std::mem::take(&mut self.failures);
         let close_form = on_form && failures.is_empty();
-        let message = Message::Deleted { deleted: self.deleted, failures, opt_out_only: self.opt_out_only };
+        let message =
+            Message::Deleted { deleted: self.deleted, failures, kept: self.kept, opt_out_only: self.opt_out_only };
         if self.deleted == 0 {
             self.end(run, Err(JobFailure { message, kind: "deleteFailed" }));
         } else {
