@@ -137,6 +137,25 @@ async fn with_opt_out_on_delete_a_deleted_contact_is_opted_out_of_both_channels(
     assert_eq!(methods, ["contact/optout", "contact/phoneoptout"]);
 }
 
+/// The relay's settings for the org stand-in at `address` (and the application user's id).
+fn org_vars(address: SocketAddr, app_user: Option<&str>) -> Vec<(String, String)> {
+    let url = format!("http://{address}");
+    let mut vars = vec![
+        ("DATAVERSE_TOKEN_URL".to_owned(), format!("{url}/tenant/oauth2/v2.0/token")),
+        ("DATAVERSE_URL".to_owned(), url),
+        ("DATAVERSE_CLIENT_ID".to_owned(), "app-1".to_owned()),
+        ("DATAVERSE_CLIENT_SECRET".to_owned(), "app-secret".to_owned()),
+    ];
+    if let Some(user) = app_user {
+        vars.push(("RELAY_APP_USER".to_owned(), user.to_owned()));
+    }
+    vars
+}
+
+fn borrowed(vars: &[(String, String)]) -> Vec<(&str, &str)> {
+    vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
 /// Dataverse as the relay's application user sees it: Entra ID's token endpoint and the Web API
 /// of one contact, recording what was asked and written.
 #[derive(Clone, Default)]
@@ -192,15 +211,8 @@ async fn with_dataverse_access_a_cut_event_is_read_back_and_the_status_written_b
     let org_state = Org::default();
     let dataverse = org(org_state.clone()).await;
     let (key, stored) = new_key("dataverse").unwrap();
-    let url = format!("http://{dataverse}");
-    let token_url = format!("{url}/tenant/oauth2/v2.0/token");
-    let extra = [
-        ("DATAVERSE_URL", url.as_str()),
-        ("DATAVERSE_TOKEN_URL", token_url.as_str()),
-        ("DATAVERSE_CLIENT_ID", "app-1"),
-        ("DATAVERSE_CLIENT_SECRET", "app-secret"),
-    ];
-    let relay = serve(app(config(sm, &stored, &extra))).await;
+    let vars = org_vars(dataverse, None);
+    let relay = serve(app(config(sm, &stored, &borrowed(&vars)))).await;
     let (status, said) = deliver(relay, Some(&key), UPDATE, &[("x-ms-dynamics-msg-size-exceeded", "true")]).await;
     assert_eq!((status, said["done"].as_str()), (200, Some("done")), "{said}");
     assert_eq!(*org_state.requests.lock().unwrap(), ["token", "GET", "PATCH"], "one token, read back, written back");
@@ -259,16 +271,8 @@ async fn the_catch_up_sends_what_changed_and_moves_its_watermark_only_past_what_
     let patches = Arc::new(Mutex::new(Vec::new()));
     let dataverse = changed_org(patches.clone()).await;
     let (key, stored) = new_key("dataverse").unwrap();
-    let url = format!("http://{dataverse}");
-    let token_url = format!("{url}/tenant/oauth2/v2.0/token");
-    let extra = [
-        ("DATAVERSE_URL", url.as_str()),
-        ("DATAVERSE_TOKEN_URL", token_url.as_str()),
-        ("DATAVERSE_CLIENT_ID", "app-1"),
-        ("DATAVERSE_CLIENT_SECRET", "app-secret"),
-        ("RELAY_APP_USER", "00000000-0000-0000-0000-0000000000aa"),
-    ];
-    let relay = serve(app(config(sm, &stored, &extra))).await;
+    let vars = org_vars(dataverse, Some("00000000-0000-0000-0000-0000000000aa"));
+    let relay = serve(app(config(sm, &stored, &borrowed(&vars)))).await;
     let catch_up = || {
         reqwest::Client::new()
             .post(format!("http://{relay}/dataverse/catch-up"))
