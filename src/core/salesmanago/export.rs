@@ -20,7 +20,7 @@ use super::contact::{SmConsent, SmContact};
 use super::endpoint::is_file_address;
 use super::envelope::{invalid, Payload};
 use super::error::SmError;
-use super::operation::Operation;
+use super::operation::{fields, Operation};
 
 /// The tag every contact the engine sends carries, so that the export job can select them.
 pub const SYNC_TAG: &str = "DYNAMICS365";
@@ -38,11 +38,7 @@ impl Operation for ExportConsents {
     fn body(&self) -> Map {
         let selection = vec![object! {"addresseeType": "tag", "value": SYNC_TAG}];
         let data = vec![object! {"dataType": "CONTACT"}, object! {"dataType": "CONSENTS"}];
-        let body = object! {"contacts": selection, "data": data};
-        match body {
-            Value::Object(map) => map,
-            _ => Map::new(),
-        }
+        fields(object! {"contacts": selection, "data": data})
     }
     fn parse(&self, payload: Payload) -> Result<String, SmError> {
         match payload.fields.get("requestId") {

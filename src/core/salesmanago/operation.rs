@@ -35,7 +35,8 @@ pub trait Operation {
     fn parse(&self, payload: Payload) -> Result<Self::Output, SmError>;
 }
 
-fn fields(value: Value) -> Map {
+/// The fields of an object built with [`crate::object!`].
+pub(super) fn fields(value: Value) -> Map {
     match value {
         Value::Object(map) => map,
         _ => Map::new(),
