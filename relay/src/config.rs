@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use salesmanago_dynamics::core::salesmanago::endpoint::is_file_address;
 use salesmanago_dynamics::core::salesmanago::{ApiSecret, Credentials, Endpoint};
 
 use crate::dataverse::DataverseConfig;
@@ -109,7 +110,9 @@ impl Config {
         .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
         .filter(|o| !o.is_empty())
         .map(|o| {
-            if o.starts_with("https://") || o.starts_with("http://127.0.0.1") || o.starts_with("http://localhost") {
+            // An origin has no path; plain http only to a real loopback host, as for the endpoint.
+            let bare = o.split_once("://").is_some_and(|(_, rest)| !rest.contains(['/', '?', '#']));
+            if bare && is_file_address(&o) {
                 Ok(o)
             } else {
                 Err(ConfigError(format!("RELAY_ALLOWED_ORIGINS: {o:?} is not an https:// origin")))
@@ -229,7 +232,11 @@ mod tests {
         bad.push(("RELAY_RATE_PER_KEY", "fast"));
         assert!(Config::from_vars(vars(&bad)).unwrap_err().0.contains("RELAY_RATE_PER_KEY"));
         let mut plain = all.to_vec();
-        plain[4] = ("RELAY_ALLOWED_ORIGINS", "http://contoso.example");
-        assert!(Config::from_vars(vars(&plain)).unwrap_err().0.contains("not an https:// origin"));
+        for bad in ["http://contoso.example", "http://127.0.0.1.nip.io", "https://contoso.example/path"] {
+            plain[4] = ("RELAY_ALLOWED_ORIGINS", bad);
+            assert!(Config::from_vars(vars(&plain)).unwrap_err().0.contains("not an https:// origin"), "{bad}");
+        }
+        plain[4] = ("RELAY_ALLOWED_ORIGINS", "http://127.0.0.1:4000");
+        assert!(Config::from_vars(vars(&plain)).is_ok(), "a developer's loopback origin");
     }
 }

@@ -34,6 +34,7 @@ use tokio::sync::Semaphore;
 
 use salesmanago_dynamics::core::integration::{verdict, ConnectionVerdict};
 use salesmanago_dynamics::core::json::{self, Value};
+use salesmanago_dynamics::core::salesmanago::endpoint::is_file_address;
 use salesmanago_dynamics::core::salesmanago::operation::ListUsers;
 use salesmanago_dynamics::core::salesmanago::relay::{self, Refusal};
 use salesmanago_dynamics::core::salesmanago::{Client, HttpRequest, HttpResponse, Nonce, SmError, TransportFailure};
@@ -211,7 +212,8 @@ impl Relay {
             return url.clone();
         }
         let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-        let loopback = host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]");
+        // The endpoint's rule: plain http only to a real loopback host.
+        let loopback = is_file_address(&format!("http://{host}"));
         let proto = headers.get("x-forwarded-proto").and_then(|p| p.to_str().ok()).unwrap_or(if loopback {
             "http"
         } else {
