@@ -37,7 +37,9 @@ use salesmanago_dynamics::core::json::{self, Value};
 use salesmanago_dynamics::core::salesmanago::endpoint::is_file_address;
 use salesmanago_dynamics::core::salesmanago::operation::ListUsers;
 use salesmanago_dynamics::core::salesmanago::relay::{self, Refusal};
-use salesmanago_dynamics::core::salesmanago::{Client, HttpRequest, HttpResponse, Nonce, SmError, TransportFailure};
+use salesmanago_dynamics::core::salesmanago::{
+    Client, HttpRequest, HttpResponse, Nonce, Operation, SmError, TransportFailure,
+};
 
 pub use config::Config;
 use files::FileSigner;
@@ -222,6 +224,21 @@ impl Relay {
         format!("{proto}://{host}")
     }
 
+    /// Calls `operation` on SALESmanago, signed, and reads its answer as the engine does: its
+    /// output, or the [`SmError`] (the relay's own failures to reach SALESmanago as transport
+    /// failures).
+    pub(crate) async fn perform<O: Operation>(&self, operation: &O) -> Result<O::Output, SmError> {
+        let method = relay::find(operation.method()).ok_or(SmError::UnknownMethod)?;
+        let outcome = match self.call(method, operation.body()).await {
+            Ok((status, retry_after, body)) => {
+                Ok(HttpResponse { status, retry_after, body: String::from_utf8_lossy(&body).into_owned() })
+            }
+            Err(Refusal::Timeout) => Err(TransportFailure::Timeout),
+            Err(_) => Err(TransportFailure::Network),
+        };
+        self.client.response(operation, outcome)
+    }
+
     /// Sends `body` (without auth fields) to `method`, signed.
     pub(crate) async fn call(
         &self,
@@ -346,18 +363,9 @@ async fn deep(State(relay): State<Arc<Relay>>, headers: HeaderMap) -> Response {
         Ok(line) => line,
         Err(refused) => return *refused,
     };
-    let method = relay::find("user/listByClient").expect("listed");
     let upstream = Instant::now();
-    let answer = relay.call(method, json::Map::new()).await;
+    let outcome = relay.perform(&ListUsers).await;
     line.upstream_ms = Some(upstream.elapsed().as_millis());
-    let outcome = match answer {
-        Ok((status, retry_after, body)) => {
-            let body = String::from_utf8_lossy(&body).into_owned();
-            relay.client.response(&ListUsers, Ok(HttpResponse { status, retry_after, body }))
-        }
-        Err(Refusal::Timeout) => Err(SmError::Transport(TransportFailure::Timeout)),
-        Err(_) => Err(SmError::Transport(TransportFailure::Network)),
-    };
     let (status, body) = match outcome {
         Ok(users) => match verdict(&relay.config.credentials.owner, &users) {
             ConnectionVerdict::Ok => (200, r#"{"status":"ok","salesmanago":"ok","owner":"ok"}"#),

@@ -33,7 +33,7 @@ use salesmanago_dynamics::core::mapping::{to_salesmanago, Held, OutboundOptions}
 use salesmanago_dynamics::core::retry::is_transient;
 use salesmanago_dynamics::core::salesmanago::operation::{Channel, Delete, SetSubscription, Upsert};
 use salesmanago_dynamics::core::salesmanago::relay;
-use salesmanago_dynamics::core::salesmanago::{HttpResponse, Operation, SmError, TransportFailure};
+use salesmanago_dynamics::core::salesmanago::SmError;
 use salesmanago_dynamics::core::sync;
 
 use crate::{json_response, keys, Relay};
@@ -78,19 +78,6 @@ fn answer(status: u16, done: &str, reason: &str) -> Response {
 
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
-
-/// A SALESmanago call of a plan: its output, or the failure that decides the answer.
-async fn run<O: Operation>(relay: &Relay, operation: &O) -> Result<O::Output, SmError> {
-    let method = relay::find(operation.method()).ok_or(SmError::UnknownMethod)?;
-    let outcome = match relay.call(method, operation.body()).await {
-        Ok((status, retry_after, body)) => {
-            Ok(HttpResponse { status, retry_after, body: String::from_utf8_lossy(&body).into_owned() })
-        }
-        Err(relay::Refusal::Timeout) => Err(TransportFailure::Timeout),
-        Err(_) => Err(TransportFailure::Network),
-    };
-    relay.client.response(operation, outcome)
 }
 
 pub(crate) async fn webhook(
@@ -165,13 +152,13 @@ async fn handle(relay: &Relay, headers: &HeaderMap, body: Body) -> (Response, &'
         },
         Plan::Remove { email } if relay.config.opt_out_on_delete => {
             let unsubscribe = |channel| SetSubscription { email: email.clone(), channel, subscribed: false };
-            let result = match run(relay, &unsubscribe(Channel::Newsletter)).await {
-                Ok(_) => run(relay, &unsubscribe(Channel::Sms)).await.map(|_| ()),
+            let result = match relay.perform(&unsubscribe(Channel::Newsletter)).await {
+                Ok(_) => relay.perform(&unsubscribe(Channel::Sms)).await.map(|_| ()),
                 Err(failed) => Err(failed),
             };
             ("optOut", result)
         }
-        Plan::Remove { email } => ("delete", run(relay, &Delete { email, permanently: false }).await),
+        Plan::Remove { email } => ("delete", relay.perform(&Delete { email, permanently: false }).await),
     };
     let response = match result {
         Ok(()) => {
@@ -199,7 +186,7 @@ async fn handle(relay: &Relay, headers: &HeaderMap, body: Body) -> (Response, &'
 pub(crate) async fn send_contact(relay: &Relay, id: &str, row: &Map, changed: Vec<String>) -> Result<bool, SmError> {
     let options = OutboundOptions { now_ms: now_ms(), changed, salesmanago: Held::Unread };
     let Ok(outbound) = to_salesmanago(&ContactRow::from_json(row), &options) else { return Ok(false) };
-    let result = run(relay, &Upsert(outbound.details)).await;
+    let result = relay.perform(&Upsert(outbound.details)).await;
     let now = now_ms();
     let columns = match &result {
         Ok(sm_id) => sync::write_back(row, SyncStatus::Synced, Some(sm_id), None, outbound.base.as_deref(), now),
