@@ -15,7 +15,7 @@
 //! written back as the application user, whose own changes the plan never sends back. Without
 //! it, such events are answered "skipped" with the reason.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -40,26 +40,33 @@ use crate::{json_response, keys, Relay};
 
 /// Operation ids of deliveries already acted on, the newest last.
 pub(crate) struct Seen {
-    ids: Mutex<VecDeque<String>>,
+    ids: Mutex<(HashSet<String>, VecDeque<String>)>,
 }
 
 const REMEMBERED: usize = 10_000;
 
 impl Seen {
     pub(crate) fn new() -> Seen {
-        Seen { ids: Mutex::new(VecDeque::new()) }
+        Seen { ids: Mutex::new((HashSet::new(), VecDeque::new())) }
     }
 
     fn contains(&self, id: &str) -> bool {
-        self.ids.lock().unwrap_or_else(|p| p.into_inner()).iter().any(|seen| seen == id)
+        self.ids.lock().unwrap_or_else(|p| p.into_inner()).0.contains(id)
     }
 
+    /// Remembers `id`, forgetting the oldest beyond [`REMEMBERED`].
     fn add(&self, id: String) {
-        let mut ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
-        if ids.len() == REMEMBERED {
-            ids.pop_front();
+        let mut guard = self.ids.lock().unwrap_or_else(|p| p.into_inner());
+        let (set, order) = &mut *guard;
+        if !set.insert(id.clone()) {
+            return;
         }
-        ids.push_back(id);
+        order.push_back(id);
+        if order.len() > REMEMBERED {
+            if let Some(oldest) = order.pop_front() {
+                set.remove(&oldest);
+            }
+        }
     }
 }
 
