@@ -360,19 +360,24 @@ impl Runner {
 
     /// Queues `request` to go at `at_ms`; its answer comes back with the ticket returned.
     pub(super) fn issue_at(&mut self, request: Request, at_ms: u64) -> Ticket {
+        let ticket = self.hold(request);
+        self.delayed.push((at_ms, ticket));
+        ticket
+    }
+
+    /// Keeps `request` until it is answered for good; its ticket.
+    fn hold(&mut self, request: Request) -> Ticket {
         let ticket = self.ticket();
         self.pending.insert(ticket, Pending { request, attempt: 1, sent: false, receiving: false });
-        self.delayed.push((at_ms, ticket));
         ticket
     }
 
     /// Queues `request`; its answer comes back with the ticket returned.
     pub(super) fn issue(&mut self, request: Request) -> Ticket {
-        let ticket = self.ticket();
         // Pages are read one after the other, and everything else waits for them: a read goes
         // first, so the pipeline does not stall behind the write-backs.
         let first = matches!(request, Request::Read(_));
-        self.pending.insert(ticket, Pending { request, attempt: 1, sent: false, receiving: false });
+        let ticket = self.hold(request);
         if first {
             self.queued.push_front(ticket);
         } else {
@@ -482,10 +487,13 @@ impl Runner {
     pub(super) fn answer(&mut self, ticket: Ticket, reply: Reply, now_ms: u64) -> Option<Result<Output, Error>> {
         let pending = self.pending.get_mut(&ticket).filter(|p| p.sent && !self.finished)?;
         if let Reply::Part(bytes) = reply {
-            // The download goes on: it stays with the host.
+            // The download goes on: it stays with the host. A part for anything else is ignored.
+            if !matches!(pending.request, Request::Download(_)) {
+                return None;
+            }
             let first = !pending.receiving;
             pending.receiving = true;
-            return matches!(pending.request, Request::Download(_)).then_some(Ok(Output::Part(bytes, first)));
+            return Some(Ok(Output::Part(bytes, first)));
         }
         pending.sent = false;
         pending.receiving = false;
