@@ -219,20 +219,18 @@ impl FileReader {
     }
 }
 
-/// The contacts of a whole export file (tests and small files).
-///
-/// Fails, saying what is wrong, when the text is not a list of objects.
-pub fn read_file(text: &str) -> Result<Vec<Exported>, String> {
-    let mut reader = FileReader::default();
-    reader.feed(text.as_bytes())?;
-    reader.finish()?;
-    Ok(reader.take())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::core::json::json;
+
+    /// The contacts of a whole export file, read in one part.
+    fn read_file(text: &str) -> Result<Vec<Exported>, String> {
+        let mut reader = FileReader::default();
+        reader.feed(text.as_bytes())?;
+        reader.finish()?;
+        Ok(reader.take())
+    }
 
     fn payload(value: Value) -> Payload {
         Payload { fields: value.as_object().unwrap().clone(), messages: Vec::new() }
