@@ -7,6 +7,8 @@ use std::time::Duration;
 use salesmanago_dynamics::core::salesmanago::endpoint::is_file_address;
 use salesmanago_dynamics::core::salesmanago::{ApiSecret, Credentials, Endpoint};
 
+use salesmanago_dynamics::core::dataverse::registration;
+
 use crate::dataverse::DataverseConfig;
 use crate::keys::StoredKey;
 
@@ -64,22 +66,8 @@ impl Config {
     ///
     /// Fails naming the first setting that is missing or wrong.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        // `NAME`, or the contents of the file `NAME_FILE` names.
-        let read = |name: &str| -> Result<Option<String>, ConfigError> {
-            if let Some(value) = var(name).filter(|v| !v.trim().is_empty()) {
-                return Ok(Some(value.trim().to_owned()));
-            }
-            match var(&format!("{name}_FILE")).filter(|v| !v.trim().is_empty()) {
-                Some(path) => std::fs::read_to_string(path.trim())
-                    .map(|text| Some(text.trim().to_owned()))
-                    .map_err(|e| ConfigError(format!("{name}_FILE: cannot read {}: {e}", path.trim()))),
-                None => Ok(None),
-            }
-        };
-        let required = |name: &str, what: &str| {
-            read(name)?
-                .ok_or_else(|| ConfigError(format!("{name} is not set: {what} (or {name}_FILE, a file holding it)")))
-        };
+        let read = |name: &str| setting(&var, name);
+        let required = |name: &str, what: &str| required(&var, name, what);
         let number = |name: &str, default: u64| -> Result<u64, ConfigError> {
             match read(name)? {
                 None => Ok(default),
@@ -154,26 +142,7 @@ impl Config {
                 .map(|k| StoredKey::parse(k.trim()).map_err(|e| ConfigError(format!("RELAY_WEBHOOK_KEYS: {e}"))))
                 .collect::<Result<Vec<_>, _>>()?,
             app_user: read("RELAY_APP_USER")?,
-            dataverse: match read("DATAVERSE_URL")? {
-                None => None,
-                Some(url) => {
-                    let token_url = match (read("DATAVERSE_TOKEN_URL")?, read("DATAVERSE_TENANT_ID")?) {
-                        (Some(token_url), _) => token_url,
-                        (None, Some(tenant)) => format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"),
-                        (None, None) => {
-                            return Err(ConfigError(
-                                "DATAVERSE_TENANT_ID is not set: the Entra ID tenant of the app registration (or DATAVERSE_TOKEN_URL)".into(),
-                            ))
-                        }
-                    };
-                    Some(DataverseConfig {
-                        url: url.trim_end_matches('/').to_owned(),
-                        token_url,
-                        client_id: required("DATAVERSE_CLIENT_ID", "the app registration's client id")?,
-                        client_secret: required("DATAVERSE_CLIENT_SECRET", "the app registration's client secret")?,
-                    })
-                }
-            },
+            dataverse: dataverse(&var)?,
             catch_up: match read("RELAY_CATCH_UP_MINUTES")? {
                 None => Duration::from_secs(15 * 60),
                 Some(text) => Duration::from_secs(
@@ -192,6 +161,88 @@ impl Config {
                 }
             },
         })
+    }
+}
+
+/// `NAME`, or the contents of the file `NAME_FILE` names.
+fn setting(var: &impl Fn(&str) -> Option<String>, name: &str) -> Result<Option<String>, ConfigError> {
+    if let Some(value) = var(name).filter(|v| !v.trim().is_empty()) {
+        return Ok(Some(value.trim().to_owned()));
+    }
+    match var(&format!("{name}_FILE")).filter(|v| !v.trim().is_empty()) {
+        Some(path) => std::fs::read_to_string(path.trim())
+            .map(|text| Some(text.trim().to_owned()))
+            .map_err(|e| ConfigError(format!("{name}_FILE: cannot read {}: {e}", path.trim()))),
+        None => Ok(None),
+    }
+}
+
+fn required(var: &impl Fn(&str) -> Option<String>, name: &str, what: &str) -> Result<String, ConfigError> {
+    setting(var, name)?
+        .ok_or_else(|| ConfigError(format!("{name} is not set: {what} (or {name}_FILE, a file holding it)")))
+}
+
+/// Dataverse access (`DATAVERSE_URL` and an app registration), when `DATAVERSE_URL` is set.
+fn dataverse(var: &impl Fn(&str) -> Option<String>) -> Result<Option<DataverseConfig>, ConfigError> {
+    let Some(url) = setting(var, "DATAVERSE_URL")? else { return Ok(None) };
+    let token_url =
+        match (setting(var, "DATAVERSE_TOKEN_URL")?, setting(var, "DATAVERSE_TENANT_ID")?) {
+            (Some(token_url), _) => token_url,
+            (None, Some(tenant)) => format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"),
+            (None, None) => return Err(ConfigError(
+                "DATAVERSE_TENANT_ID is not set: the Entra ID tenant of the app registration (or DATAVERSE_TOKEN_URL)"
+                    .into(),
+            )),
+        };
+    Ok(Some(DataverseConfig {
+        url: url.trim_end_matches('/').to_owned(),
+        token_url,
+        client_id: required(var, "DATAVERSE_CLIENT_ID", "the app registration's client id")?,
+        client_secret: required(var, "DATAVERSE_CLIENT_SECRET", "the app registration's client secret")?,
+    }))
+}
+
+/// What `salesmanago-relay register` needs: Dataverse access, the webhook's public address and
+/// the webhook key in plain (which `RELAY_WEBHOOK_KEYS`, when set, must accept).
+#[derive(Debug, Clone)]
+pub struct Registration {
+    /// How to reach Dataverse.
+    pub dataverse: DataverseConfig,
+    /// The webhook's address as Dataverse reaches it.
+    pub url: String,
+    /// The webhook key Dataverse will show.
+    pub key: String,
+}
+
+impl Registration {
+    /// Reads what `register` (`with_key`) or `unregister` needs from `var`.
+    ///
+    /// Fails naming the first setting that is missing or wrong.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>, with_key: bool) -> Result<Registration, ConfigError> {
+        let dataverse = dataverse(&var)?.ok_or_else(|| {
+            ConfigError("DATAVERSE_URL is not set: the org's address, such as https://contoso.crm4.dynamics.com".into())
+        })?;
+        if !with_key {
+            return Ok(Registration { dataverse, url: String::new(), key: String::new() });
+        }
+        let public = required(&var, "RELAY_PUBLIC_URL", "the relay's https address as Dataverse reaches it")?;
+        let url = format!("{}{}", public.trim_end_matches('/'), registration::WEBHOOK_PATH);
+        if !is_file_address(&url) {
+            return Err(ConfigError(format!("RELAY_PUBLIC_URL: {public:?} is not an https:// address")));
+        }
+        let key = required(&var, "RELAY_WEBHOOK_KEY", "the webhook key (salesmanago-relay new-key prints one)")?;
+        let stored = setting(&var, "RELAY_WEBHOOK_KEYS")?.unwrap_or_default();
+        let stored = stored
+            .split(',')
+            .filter(|k| !k.trim().is_empty())
+            .map(|k| StoredKey::parse(k.trim()).map_err(|e| ConfigError(format!("RELAY_WEBHOOK_KEYS: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        if !stored.is_empty() && crate::keys::verify(&stored, &key).is_none() {
+            return Err(ConfigError(
+                "RELAY_WEBHOOK_KEY is not one of RELAY_WEBHOOK_KEYS: the relay would refuse every delivery".into(),
+            ));
+        }
+        Ok(Registration { dataverse, url, key })
     }
 }
 

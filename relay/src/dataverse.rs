@@ -167,6 +167,40 @@ impl Dataverse {
     }
 }
 
+impl Dataverse {
+    /// Creates a row in entity set `set`; its id, from the `OData-EntityId` header.
+    pub async fn create(&self, set: &str, columns: &Map) -> Result<String, DataverseError> {
+        let url = self.url(set);
+        let body = Value::Object(columns.clone()).to_string();
+        let response = self
+            .send(|token| {
+                self.http
+                    .post(&url)
+                    .bearer_auth(token)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(body.clone())
+            })
+            .await?;
+        let status = response.status().as_u16();
+        if !(200..=299).contains(&status) {
+            return Err(DataverseError::Status(status));
+        }
+        let entity = response.headers().get("OData-EntityId").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let id = entity.rsplit_once('(').and_then(|(_, rest)| rest.strip_suffix(')'));
+        id.map(str::to_owned).ok_or(DataverseError::Status(status))
+    }
+
+    /// Deletes the row at `path`; a row already gone counts as deleted.
+    pub async fn delete(&self, path: &str) -> Result<(), DataverseError> {
+        let url = self.url(path);
+        let response = self.send(|token| self.http.delete(&url).bearer_auth(token)).await?;
+        match response.status().as_u16() {
+            200..=299 | 404 => Ok(()),
+            status => Err(DataverseError::Status(status)),
+        }
+    }
+}
+
 /// Percent-encodes a form value.
 fn encode(value: &str) -> String {
     value

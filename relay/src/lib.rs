@@ -18,6 +18,7 @@ pub mod dataverse;
 mod files;
 pub mod keys;
 mod limits;
+pub mod register;
 mod webhook;
 
 use std::sync::Arc;
@@ -89,7 +90,7 @@ pub fn app(config: Config) -> Router {
         .route("/healthz/deep", get(deep).post(deep).options(preflight))
         .route("/api/{*method}", post(api).options(preflight))
         .route("/files/{expires}/{sig}/{address}", get(file).options(preflight))
-        .route("/dataverse/webhook", post(webhook::webhook))
+        .route(salesmanago_dynamics::core::dataverse::registration::WEBHOOK_PATH, post(webhook::webhook))
         .route("/dataverse/catch-up", post(webhook::catch_up_now))
         .fallback(|headers: HeaderMap| async move {
             with_cors(json_response(404, r#"{"status":"not found"}"#.into()), origin(&headers).as_deref())

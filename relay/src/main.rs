@@ -1,9 +1,11 @@
 //! `salesmanago-relay [serve]`: runs the relay with the settings of the environment (see the
-//! README). `salesmanago-relay new-key <id>`: makes a relay key.
+//! README). `salesmanago-relay new-key <id>`: makes a relay key. `salesmanago-relay register` /
+//! `unregister`: registers (or removes) Dataverse's webhook to the relay, through the Web API.
 
 use std::process::ExitCode;
 
-use salesmanago_relay::{app, keys, Config};
+use salesmanago_relay::config::Registration;
+use salesmanago_relay::{app, dataverse, keys, register, Config};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -17,13 +19,45 @@ fn main() -> ExitCode {
             }
             Err(problem) => fail(&problem),
         },
-        _ => fail("usage: salesmanago-relay [serve] | salesmanago-relay new-key <id>"),
+        ["register"] => registration(true),
+        ["unregister"] => registration(false),
+        _ => fail("usage: salesmanago-relay [serve] | new-key <id> | register | unregister"),
     }
 }
 
 fn fail(problem: &str) -> ExitCode {
     eprintln!("salesmanago-relay: {problem}");
     ExitCode::from(2)
+}
+
+/// `register` (`true`) or `unregister`, printing what was done.
+fn registration(add: bool) -> ExitCode {
+    let settings = match Registration::from_vars(|name| std::env::var(name).ok(), add) {
+        Ok(settings) => settings,
+        Err(problem) => return fail(&problem.0),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    runtime.block_on(async move {
+        let http = reqwest::Client::builder().build().expect("a TLS client with the built-in roots");
+        let dataverse = dataverse::Dataverse::new(settings.dataverse, http);
+        let done = if add {
+            register::register(&dataverse, &settings.url, &settings.key).await
+        } else {
+            register::unregister(&dataverse).await
+        };
+        match done {
+            Ok(report) => {
+                for line in &report {
+                    println!("{line}");
+                }
+                if report.is_empty() {
+                    println!("nothing was registered");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(problem) => fail(&problem.to_string()),
+        }
+    })
 }
 
 fn serve() -> ExitCode {

@@ -26,6 +26,7 @@ use axum::response::Response;
 
 use salesmanago_dynamics::core::dataverse::contact::ContactRow;
 use salesmanago_dynamics::core::dataverse::event::{self, Event, Plan, SIZE_EXCEEDED_HEADER};
+use salesmanago_dynamics::core::dataverse::registration;
 use salesmanago_dynamics::core::dataverse::schema::SyncStatus;
 use salesmanago_dynamics::core::i18n::{text, Lang, Message};
 use salesmanago_dynamics::core::json::Map;
@@ -72,7 +73,7 @@ impl Seen {
 
 /// The webhook key the request shows, if any.
 fn presented(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
-    if let Some(key) = headers.get("x-relay-webhook-key").and_then(|v| v.to_str().ok()) {
+    if let Some(key) = headers.get(registration::KEY_HEADER).and_then(|v| v.to_str().ok()) {
         return Some(key.trim().to_owned());
     }
     query?.split('&').find_map(|part| part.strip_prefix("code=")).map(str::to_owned)

@@ -6,4 +6,5 @@ pub mod contact;
 pub mod error;
 pub mod event;
 pub mod query;
+pub mod registration;
 pub mod schema;
