@@ -180,7 +180,7 @@ fn sync(c: &mut Contact, sync: Sync, fails: u64) {
                 return;
             }
             let patch = from_salesmanago(&ContactRow::from_json(&c.row), &c.answer());
-            if let Some(columns) = patch.write() {
+            if let Some(columns) = patch.write(0) {
                 for (column, value) in columns.iter() {
                     c.row.insert(column.clone(), value.clone());
                 }

@@ -206,6 +206,11 @@ pub fn plan(event: &Event, own_user: Option<&str>) -> Plan {
             {
                 return Plan::Ignore("only the synchronisation's own columns changed");
             }
+            // Pull changes and Pull consents stamp what they write from SALESmanago with the
+            // time of the synchronisation: those values are the synchronised state already.
+            if event.change == Change::Update && changed.iter().any(|c| c == contact::SYNCED_ON) {
+                return Plan::Ignore("the values came from SALESmanago (a pull), the synchronised state");
+            }
             let row = event.row_after();
             if event.truncated || text(&row, contact::EMAIL).is_none() {
                 return Plan::ReadBack(event.id.clone());
@@ -289,6 +294,13 @@ mod tests {
                 .unwrap()
                 .clone();
         assert_eq!(plan(&own, None), Plan::Ignore("only the synchronisation's own columns changed"));
+        let mut pulled = update.clone();
+        pulled.target.insert("new_consent_marketing".into(), true.into());
+        pulled.target.insert(contact::SYNCED_ON.into(), "2026-11-30T05:00:00Z".into());
+        assert!(
+            matches!(plan(&pulled, None), Plan::Ignore(reason) if reason.contains("pull")),
+            "a pull's write holds SALESmanago's values: no echo"
+        );
         let mut account = update;
         account.table = "account".into();
         assert_eq!(plan(&account, None), Plan::Ignore("not a contact"));

@@ -280,7 +280,7 @@ impl Changes {
                 chunk.tally.done += 1;
             }
             // A contact whose values already agree may still get its consent base.
-            let Some(columns) = patch.write() else { continue };
+            let Some(columns) = patch.write(now_ms) else { continue };
             written.push(row);
             let id = chunk.rows[row].id().unwrap_or_default();
             chunk.patching.writes.push(Write { key, id, columns });

@@ -31,13 +31,20 @@ impl ContactPatch {
         self.columns.is_empty()
     }
 
-    /// The columns to write: the values, and the base when it changes. `None`: nothing.
-    pub fn write(self) -> Option<Map> {
+    /// The columns to write: the values, and the base when it changes, stamped with the time
+    /// of the synchronisation (`now_ms`), which marks the write as the integration's own: a
+    /// webhook event carrying it holds SALESmanago's values and is not sent back
+    /// ([`crate::core::dataverse::event::plan`]). `None`: nothing.
+    pub fn write(self, now_ms: u64) -> Option<Map> {
         let mut columns: Map = self.columns.into_iter().collect();
         if let Some(base) = self.base {
             columns.insert(contact::CONSENT_BASE.into(), base.into());
         }
-        (!columns.is_empty()).then_some(columns)
+        if columns.is_empty() {
+            return None;
+        }
+        columns.insert(contact::SYNCED_ON.into(), crate::core::sync::iso_datetime(now_ms).into());
+        Some(columns)
     }
 
     fn set_text(&mut self, row: &ContactRow, column: &str, value: &str) {

@@ -224,7 +224,7 @@ impl Consents {
             } else {
                 page.tally.done += 1;
             }
-            if let Some(columns) = patch.write() {
+            if let Some(columns) = patch.write(now_ms) {
                 let write = Write { key: page.rows.len(), id: parsed.id().unwrap_or_default(), columns };
                 page.patching.writes.push(write);
             }
