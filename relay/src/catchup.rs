@@ -9,16 +9,15 @@
 //! and on `POST /dataverse/catch-up` with a webhook key.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use salesmanago_dynamics::core::dataverse::schema::{contact, integration};
 use salesmanago_dynamics::core::json::{Map, Value};
 use salesmanago_dynamics::core::retry::is_transient;
 use salesmanago_dynamics::core::sync::{iso_datetime, unix_ms};
 
+use crate::burst::{self, Done, Item, Work};
 use crate::dataverse::DataverseError;
-use crate::webhook::send_contact;
-use crate::Relay;
+use crate::{now_ms, Relay};
 
 /// Changes committed out of order: the catch-up looks this far behind its watermark.
 const OVERLAP_MS: u64 = 5 * 60_000;
@@ -34,10 +33,6 @@ pub(crate) struct CatchUp {
     pub(crate) failed: u64,
     /// The watermark now (Unix ms).
     pub(crate) watermark: Option<u64>,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// One catch-up.
@@ -63,18 +58,31 @@ pub(crate) async fn catch_up(relay: &Relay) -> Result<CatchUp, DataverseError> {
     let mut stopped = false;
     while let Some(page) = next.take() {
         let answer = dataverse.get(&page).await?;
-        for row in answer.get("value").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_object) {
-            let modified = row.get("modifiedon").and_then(Value::as_str).and_then(unix_ms);
-            let id = row.get(contact::ID).and_then(Value::as_str).unwrap_or_default().to_owned();
-            let own = relay.config.app_user.as_deref().is_some_and(|own| {
+        let rows: Vec<&Map> =
+            answer.get("value").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_object).collect();
+        let own = |row: &Map| {
+            relay.config.app_user.as_deref().is_some_and(|own| {
                 row.get("_modifiedby_value")
                     .and_then(Value::as_str)
                     .is_some_and(|by| by.eq_ignore_ascii_case(own.trim_matches(['{', '}'])))
-            });
-            let outcome = if own { Ok(false) } else { send_contact(relay, &id, row, Vec::new()).await };
+            })
+        };
+        // The page's contacts go together, as a burst does; the integration's own writes do not.
+        let items: Vec<Item> = rows
+            .iter()
+            .filter(|row| !own(row))
+            .map(|row| Item {
+                contact: row.get(contact::ID).and_then(Value::as_str).unwrap_or_default().to_owned(),
+                work: Work::Send { row: (*row).clone(), changed: Vec::new() },
+            })
+            .collect();
+        let mut answers = burst::go(relay, &items).await.into_iter();
+        for row in rows {
+            let modified = row.get(contact::MODIFIED_ON).and_then(Value::as_str).and_then(unix_ms);
+            let outcome = if own(row) { Ok(Done::Unsendable) } else { answers.next().unwrap_or(Ok(Done::Unsendable)) };
             match outcome {
-                Ok(true) => done.sent += 1,
-                Ok(false) => done.skipped += 1,
+                Ok(Done::Went) => done.sent += 1,
+                Ok(_) => done.skipped += 1,
                 Err(error) if is_transient(&error) => {
                     done.failed += 1;
                     stopped = true;

@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use axum::http::header;
+use salesmanago_dynamics::core::dataverse::batch::{self, BatchBody};
 use salesmanago_dynamics::core::json::{self, Map, Value};
 use tokio::sync::Mutex;
 
@@ -188,6 +189,32 @@ impl Dataverse {
         let entity = response.headers().get("OData-EntityId").and_then(|v| v.to_str().ok()).unwrap_or_default();
         let id = entity.rsplit_once('(').and_then(|(_, rest)| rest.strip_suffix(')'));
         id.map(str::to_owned).ok_or(DataverseError::Status(status))
+    }
+
+    /// The Web API's root, for the addresses inside a `$batch`.
+    pub fn service_root(&self) -> String {
+        self.url("")
+    }
+
+    /// Sends a `$batch` of independent requests; each one's outcome, in order.
+    pub async fn batch(&self, batch: &BatchBody) -> Result<Vec<Result<(), String>>, DataverseError> {
+        let url = self.url("$batch");
+        let response = self
+            .send(|token| {
+                self.http
+                    .post(&url)
+                    .bearer_auth(token)
+                    .header(header::CONTENT_TYPE, batch.content_type.as_str())
+                    .header("Prefer", "odata.continue-on-error")
+                    .body(batch.body.clone())
+            })
+            .await?;
+        let status = response.status().as_u16();
+        if !(200..=299).contains(&status) {
+            return Err(DataverseError::Status(status));
+        }
+        let text = response.text().await.map_err(|_| DataverseError::Unreachable)?;
+        Ok(batch::outcomes(&text))
     }
 
     /// Deletes the row at `path`; a row already gone counts as deleted.

@@ -12,6 +12,7 @@
 //! and reason ([`Refusal`]), which the engine turns into a message. One JSON log line a request,
 //! without bodies, e-mails, keys or the secret. Stateless but for its rate counters.
 
+mod burst;
 mod catchup;
 pub mod config;
 pub mod dataverse;
@@ -58,6 +59,8 @@ struct Relay {
     files: FileSigner,
     /// The webhook deliveries acted on.
     seen: webhook::Seen,
+    /// Deliveries gathered into batch upserts.
+    burst: burst::Burst,
     /// Dataverse, as the integration's application user, when configured.
     dataverse: Option<dataverse::Dataverse>,
 }
@@ -78,6 +81,7 @@ pub fn app(config: Config) -> Router {
         http,
         files,
         seen: webhook::Seen::new(),
+        burst: burst::Burst::new(config.burst),
         dataverse,
         config,
     };
@@ -273,7 +277,7 @@ impl Relay {
     }
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 

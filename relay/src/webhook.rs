@@ -16,27 +16,20 @@
 //! it, such events are answered "skipped" with the reason.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::Mutex;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use axum::body::{to_bytes, Body};
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 
-use salesmanago_dynamics::core::dataverse::contact::ContactRow;
 use salesmanago_dynamics::core::dataverse::event::{self, Event, Plan, SIZE_EXCEEDED_HEADER};
 use salesmanago_dynamics::core::dataverse::registration;
-use salesmanago_dynamics::core::dataverse::schema::SyncStatus;
-use salesmanago_dynamics::core::i18n::{text, Lang, Message};
-use salesmanago_dynamics::core::json::Map;
-use salesmanago_dynamics::core::mapping::{to_salesmanago, Held, OutboundOptions};
 use salesmanago_dynamics::core::retry::is_transient;
-use salesmanago_dynamics::core::salesmanago::operation::{Channel, Delete, SetSubscription, Upsert};
 use salesmanago_dynamics::core::salesmanago::relay;
-use salesmanago_dynamics::core::salesmanago::SmError;
-use salesmanago_dynamics::core::sync;
 
+use crate::burst::{self, Done, Item, Work};
 use crate::{json_response, keys, Relay};
 
 /// Operation ids of deliveries already acted on, the newest last.
@@ -84,10 +77,6 @@ fn answer(status: u16, done: &str, reason: &str) -> Response {
     json_response(status, body)
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
-
 pub(crate) async fn webhook(
     State(relay): State<std::sync::Arc<Relay>>,
     RawQuery(query): RawQuery,
@@ -114,7 +103,7 @@ pub(crate) async fn webhook(
 }
 
 /// Acts on one delivery: the answer, the change and the plan's kind (for the log).
-async fn handle(relay: &Relay, headers: &HeaderMap, body: Body) -> (Response, &'static str, &'static str) {
+async fn handle(relay: &Arc<Relay>, headers: &HeaderMap, body: Body) -> (Response, &'static str, &'static str) {
     let Ok(bytes) = to_bytes(body, relay.config.max_body).await else {
         return (crate::refusal(relay::Refusal::TooLarge, None), "", "refused");
     };
@@ -148,69 +137,31 @@ async fn handle(relay: &Relay, headers: &HeaderMap, body: Body) -> (Response, &'
             Err(_) => return (answer(400, "refused", "the contact could not be read back"), change, "readBack"),
         }
     }
-    let (kind, result) = match planned {
+    let (kind, work) = match planned {
         Plan::Ignore(reason) => return (answer(200, "ignored", reason), change, "ignore"),
         Plan::ReadBack(_) => unreachable!("read back above"),
-        Plan::Send { row, changed } => match send_contact(relay, &event.id, &row, changed).await {
-            Ok(true) => ("send", Ok(())),
-            Ok(false) => {
-                return (answer(200, "skipped", "the contact cannot be sent (no valid e-mail)"), change, "send")
-            }
-            Err(error) => ("send", Err(error)),
-        },
-        Plan::Remove { email } if relay.config.opt_out_on_delete => {
-            let unsubscribe = |channel| SetSubscription { email: email.clone(), channel, subscribed: false };
-            let result = match relay.perform(&unsubscribe(Channel::Newsletter)).await {
-                Ok(_) => relay.perform(&unsubscribe(Channel::Sms)).await.map(|_| ()),
-                Err(failed) => Err(failed),
-            };
-            ("optOut", result)
+        Plan::Send { row, changed } => ("send", Work::Send { row, changed }),
+        Plan::Remove { email } => {
+            (if relay.config.opt_out_on_delete { "optOut" } else { "delete" }, Work::Remove { email })
         }
-        Plan::Remove { email } => ("delete", relay.perform(&Delete { email, permanently: false }).await),
     };
-    let response = match result {
-        Ok(()) => {
+    let response = match burst::submit(relay, Item { contact: event.id.clone(), work }).await {
+        Ok(done) => {
             if let Some(id) = event.operation {
                 relay.seen.add(id);
             }
-            answer(200, "done", "")
+            match done {
+                Done::Went => answer(200, "done", ""),
+                Done::Stale => answer(200, "done", "a newer change of this contact went already"),
+                Done::Absent => answer(200, "done", "SALESmanago has no such contact"),
+                Done::Unsendable => answer(200, "skipped", "the contact cannot be sent (no valid e-mail)"),
+            }
         }
         // Dataverse retries once after a 503; the catch-up repairs what fails twice.
         Err(error) if is_transient(&error) => answer(503, "failed", error.kind()),
-        Err(SmError::Rejected { messages })
-            if messages.iter().any(|m| m.to_ascii_lowercase().contains("not found")) =>
-        {
-            answer(200, "done", "SALESmanago has no such contact")
-        }
         Err(error) => answer(400, "refused", error.kind()),
     };
     (response, change, kind)
-}
-
-/// Sends contact `id` as `row` says (the columns in `changed` count as deliberate), then, with
-/// Dataverse access, writes back what the browser writes: Synced with the SALESmanago id and the
-/// consent base, or Failed with the reason when SALESmanago refused. `Ok(false)`: not sendable
-/// (no valid e-mail).
-pub(crate) async fn send_contact(relay: &Relay, id: &str, row: &Map, changed: Vec<String>) -> Result<bool, SmError> {
-    let options = OutboundOptions { now_ms: now_ms(), changed, salesmanago: Held::Unread };
-    let Ok(outbound) = to_salesmanago(&ContactRow::from_json(row), &options) else { return Ok(false) };
-    let result = relay.perform(&Upsert(outbound.details)).await;
-    let now = now_ms();
-    let columns = match &result {
-        Ok(sm_id) => sync::write_back(row, SyncStatus::Synced, Some(sm_id), None, outbound.base.as_deref(), now),
-        Err(error) if !is_transient(error) => {
-            let reason = text(&Message::Salesmanago(error.clone()), Lang::En);
-            sync::write_back(row, SyncStatus::Failed, None, Some(&reason), None, now)
-        }
-        Err(_) => None,
-    };
-    if let (Some(columns), Some(dataverse)) = (columns, &relay.dataverse) {
-        // Written as the application user, whose changes are never sent back.
-        if let Err(error) = dataverse.write(id, &columns).await {
-            tracing::warn!(target: "request", method = "dataverse/write", error = format!("{error:?}").as_str());
-        }
-    }
-    result.map(|_| true)
 }
 
 /// `POST /dataverse/catch-up` (with a webhook key): one catch-up now, and what it did.

@@ -33,9 +33,21 @@ async fn salesmanago(state: Salesmanago) -> SocketAddr {
             if *state.failing.lock().unwrap() {
                 return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, String::new());
             }
-            let value = json::from_str(std::str::from_utf8(&body).unwrap()).unwrap();
+            let value: Value = json::from_str(std::str::from_utf8(&body).unwrap()).unwrap();
+            // A batch upsert answers each contact's id by its e-mail.
+            let ids: Vec<String> = value["upsertDetails"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|d| d["contact"]["email"].as_str())
+                .map(|email| format!(r#""{email}":"sm-1""#))
+                .collect();
             state.calls.lock().unwrap().push((method, value));
-            (axum::http::StatusCode::OK, r#"{"success":true,"message":[],"contactId":"sm-1","result":null}"#.to_owned())
+            let answer = format!(
+                r#"{{"success":true,"message":[],"contactId":"sm-1","contactIds":{{{}}},"result":null}}"#,
+                ids.join(",")
+            );
+            (axum::http::StatusCode::OK, answer)
         }
     };
     serve(Router::new().route("/api/{*method}", post(api))).await
@@ -86,10 +98,11 @@ async fn each_event_reaches_salesmanago_once_as_the_engine_would_send_it() {
     let sent = calls();
     assert_eq!(sent.len(), 1);
     let (method, body) = &sent[0];
-    assert_eq!(method, "contact/upsert");
-    assert_eq!(body["contact"]["email"].as_str(), Some("jan.kowalski@example.com"));
-    assert_eq!(body["forceOptOut"].as_bool(), Some(true));
-    assert_eq!(body["tags"][0].as_str(), Some("DYNAMICS365"));
+    assert_eq!(method, "contact/batchupsert");
+    let detail = &body["upsertDetails"][0];
+    assert_eq!(detail["contact"]["email"].as_str(), Some("jan.kowalski@example.com"));
+    assert_eq!(detail["forceOptOut"].as_bool(), Some(true));
+    assert_eq!(detail["tags"][0].as_str(), Some("DYNAMICS365"));
     assert_eq!(body["owner"].as_str(), Some("owner@example.com"), "signed by the relay");
 
     // Delivered again (Dataverse retried): nothing is sent twice.
@@ -119,7 +132,8 @@ async fn each_event_reaches_salesmanago_once_as_the_engine_would_send_it() {
 
     // SALESmanago failing: 503, so Dataverse tries once more; a body that is no event: 400.
     *sm_state.failing.lock().unwrap() = true;
-    let again = UPDATE.replace("91c2e0aa", "91c2e0ad");
+    // A newer change (a change no newer than what went is not sent again).
+    let again = UPDATE.replace("91c2e0aa", "91c2e0ad").replace("Date(1506384247000)", "Date(1506384248000)");
     assert_eq!(deliver(relay, Some(&key), &again, &[]).await.0, 503);
     *sm_state.failing.lock().unwrap() = false;
     assert_eq!(deliver(relay, Some(&key), &again, &[]).await.0, 200, "the retry goes through");
@@ -198,8 +212,22 @@ async fn org(state: Org) -> SocketAddr {
             }
         }
     };
+    let batch = {
+        let state = state.clone();
+        move |headers: axum::http::HeaderMap, body: Bytes| {
+            let state = state.clone();
+            async move {
+                assert_eq!(headers["authorization"], "Bearer t-1");
+                state.requests.lock().unwrap().push("PATCH".into());
+                let (answer, patches) = batch_answer(&headers, &body);
+                state.patches.lock().unwrap().extend(patches.into_iter().map(|(_, p)| p));
+                answer
+            }
+        }
+    };
     let router = Router::new()
         .route("/tenant/oauth2/v2.0/token", post(token))
+        .route("/api/data/v9.2/$batch", post(batch))
         .route("/api/data/v9.2/{row}", axum::routing::get(contact.clone()).patch(contact));
     serve(router).await
 }
@@ -217,7 +245,11 @@ async fn with_dataverse_access_a_cut_event_is_read_back_and_the_status_written_b
     assert_eq!((status, said["done"].as_str()), (200, Some("done")), "{said}");
     assert_eq!(*org_state.requests.lock().unwrap(), ["token", "GET", "PATCH"], "one token, read back, written back");
     let sent = sm_state.calls.lock().unwrap().clone();
-    assert_eq!(sent[0].1["contact"]["name"].as_str(), Some("Jan Kowalski"), "the contact as read back");
+    assert_eq!(
+        sent[0].1["upsertDetails"][0]["contact"]["name"].as_str(),
+        Some("Jan Kowalski"),
+        "the contact as read back"
+    );
     let patch = org_state.patches.lock().unwrap()[0].clone();
     assert_eq!(patch["new_salesmanagoid"].as_str(), Some("sm-1"));
     assert_eq!(patch["new_salesmanagosyncstatus"].as_u64(), Some(100_000_000), "Synced");
@@ -227,9 +259,36 @@ async fn with_dataverse_access_a_cut_event_is_read_back_and_the_status_written_b
     assert_eq!(org_state.requests.lock().unwrap().iter().filter(|r| *r == "token").count(), 1);
 }
 
+/// A `$batch` of PATCHes as Dataverse takes it: each part's path and body, and an answer of
+/// `204` for each.
+fn batch_answer(headers: &axum::http::HeaderMap, body: &Bytes) -> (axum::response::Response, Vec<(String, Value)>) {
+    use axum::response::IntoResponse;
+    let content_type = headers["content-type"].to_str().unwrap();
+    assert!(content_type.starts_with("multipart/mixed; boundary="), "{content_type}");
+    let text = std::str::from_utf8(body).unwrap();
+    let mut patches = Vec::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        let Some(rest) = line.strip_prefix("PATCH ") else { continue };
+        let path = rest.trim_end_matches(" HTTP/1.1").rsplit("/api/data/v9.2/").next().unwrap().to_owned();
+        let json_line = lines.by_ref().find(|l| l.starts_with('{')).unwrap();
+        patches.push((path, json::from_str(json_line).unwrap()));
+    }
+    let mut answer = String::new();
+    for _ in &patches {
+        answer.push_str("--batchresponse_1\r\nContent-Type: application/http\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n");
+    }
+    answer.push_str("--batchresponse_1--\r\n");
+    let response =
+        (axum::http::StatusCode::OK, [("content-type", "multipart/mixed; boundary=batchresponse_1")], answer)
+            .into_response();
+    (response, patches)
+}
+
 /// An org whose contacts changed while the relay could not hear of it: the integration record
 /// (its watermark), two pages of changed contacts, and what the relay wrote.
 async fn changed_org(patches: Arc<Mutex<Vec<(String, Value)>>>) -> SocketAddr {
+    let batch_patches = patches.clone();
     let token = || async { r#"{"token_type":"Bearer","expires_in":3599,"access_token":"t-1"}"# };
     let api = move |method: axum::http::Method, uri: axum::http::Uri, headers: axum::http::HeaderMap, body: Bytes| {
         let patches = patches.clone();
@@ -258,8 +317,17 @@ async fn changed_org(patches: Arc<Mutex<Vec<(String, Value)>>>) -> SocketAddr {
             (axum::http::StatusCode::OK, body)
         }
     };
+    let batch = move |headers: axum::http::HeaderMap, body: Bytes| {
+        let patches = batch_patches.clone();
+        async move {
+            let (answer, written) = batch_answer(&headers, &body);
+            patches.lock().unwrap().extend(written);
+            answer
+        }
+    };
     let router = Router::new()
         .route("/tenant/oauth2/v2.0/token", post(token))
+        .route("/api/data/v9.2/$batch", post(batch))
         .route("/api/data/v9.2/{*rest}", axum::routing::get(api.clone()).patch(api));
     serve(router).await
 }
@@ -307,7 +375,7 @@ async fn the_catch_up_sends_what_changed_and_moves_its_watermark_only_past_what_
         .lock()
         .unwrap()
         .iter()
-        .map(|(_, b)| b["contact"]["email"].as_str().unwrap_or_default().to_owned())
+        .map(|(_, b)| b["upsertDetails"][0]["contact"]["email"].as_str().unwrap_or_default().to_owned())
         .collect();
     assert_eq!(sent, ["anna@example.com"]);
     let record = patches
@@ -318,4 +386,47 @@ async fn the_catch_up_sends_what_changed_and_moves_its_watermark_only_past_what_
         .cloned()
         .expect("the watermark written");
     assert_eq!(record.1["new_catchupwatermark"].as_str(), Some("1796032920000"), "the newest contact passed: 10:02");
+}
+
+/// The fixture's update, as the change of another contact (`n`) at another time.
+fn update_of(n: usize, modified_ms: u64, first_name: &str) -> String {
+    UPDATE
+        .replace("2b0f6c1e-7a31-4c55-9d1a-0c6f1e2a9b10", &format!("2b0f6c1e-7a31-4c55-9d1a-{n:012}"))
+        .replace("jan.kowalski@example.com", &format!("contact{n}@example.com"))
+        .replace(
+            "91c2e0aa-5b7d-4e0b-8f0e-3d2c1b0a9f88",
+            &format!("91c2e0aa-5b7d-4e0b-8f0e-{:012}", n * 1000 + modified_ms as usize % 1000),
+        )
+        .replace("Date(1506384247000)", &format!("Date({modified_ms})"))
+        .replace("Jan Kowalski", &format!("{first_name} Kowalski"))
+}
+
+#[tokio::test]
+async fn a_burst_goes_as_batch_upserts_and_each_contact_as_its_newest_change() {
+    let sm_state = Salesmanago::default();
+    let sm = salesmanago(sm_state.clone()).await;
+    let (key, stored) = new_key("dataverse").unwrap();
+    let relay = serve(app(config(sm, &stored, &[("RELAY_BURST_MS", "300")]))).await;
+
+    // 60 deliveries at once, and contact 0 changed twice, its older change arriving last.
+    let mut bodies: Vec<String> = (1..=60).map(|n| update_of(n, 1_506_384_247_000, "Jan")).collect();
+    bodies.insert(0, update_of(0, 1_506_384_249_000, "Newer"));
+    bodies.push(update_of(0, 1_506_384_248_000, "Older"));
+    let answers = futures_util::future::join_all(bodies.iter().map(|body| deliver(relay, Some(&key), body, &[]))).await;
+    assert!(answers.iter().all(|(status, said)| *status == 200 && said["done"] == "done"), "{answers:?}");
+    let calls = sm_state.calls.lock().unwrap().clone();
+    assert!(calls.iter().all(|(method, _)| method == "contact/batchupsert"));
+    assert!(calls.len() <= 3, "{} calls for one burst", calls.len());
+    let details: Vec<Value> =
+        calls.iter().flat_map(|(_, body)| body["upsertDetails"].as_array().cloned().unwrap_or_default()).collect();
+    assert_eq!(details.len(), 61, "each contact once");
+    let zero: Vec<&Value> = details.iter().filter(|d| d["contact"]["email"] == "contact0@example.com").collect();
+    assert_eq!(zero.len(), 1);
+    assert_eq!(zero[0]["contact"]["name"].as_str().map(|n| n.starts_with("Newer")), Some(true), "{}", zero[0]);
+
+    // The older change delivered again, alone: it is stale, and nothing is sent.
+    let late = update_of(0, 1_506_384_248_000, "Older").replace("-4e0b-8f0e-", "-4e0b-8f0f-");
+    let (status, said) = deliver(relay, Some(&key), &late, &[]).await;
+    assert_eq!((status, said["reason"].as_str()), (200, Some("a newer change of this contact went already")));
+    assert_eq!(sm_state.calls.lock().unwrap().len(), calls.len());
 }

@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod batch;
+pub mod burst;
 pub mod contact;
 pub mod error;
 pub mod event;

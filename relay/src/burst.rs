@@ -1,0 +1,252 @@
+//! Bursts: webhook deliveries arriving together (an import fires one a contact) wait up to
+//! `RELAY_BURST_MS` and go to SALESmanago as batch upserts of up to 400 contacts, with their
+//! statuses written back in one Dataverse `$batch`; each delivery is answered with its own
+//! contact's outcome, so a failure still answers 503 and Dataverse retries it. Which change of a
+//! contact goes is [`coalesce`]'s decision: its newest, never one older than what went already,
+//! and a deletion over everything else.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use salesmanago_dynamics::core::dataverse::batch;
+use salesmanago_dynamics::core::dataverse::burst::{coalesce, Change, Fate};
+use salesmanago_dynamics::core::dataverse::contact::ContactRow;
+use salesmanago_dynamics::core::dataverse::schema::{contact, SyncStatus};
+use salesmanago_dynamics::core::i18n::{text, Lang, Message};
+use salesmanago_dynamics::core::json::{Map, Value};
+use salesmanago_dynamics::core::mapping::{to_salesmanago, Held, OutboundOptions};
+use salesmanago_dynamics::core::retry::is_transient;
+use salesmanago_dynamics::core::salesmanago::operation::{BatchUpsert, Channel, Delete, SetSubscription};
+use salesmanago_dynamics::core::salesmanago::SmError;
+use salesmanago_dynamics::core::sync::{self, unix_ms};
+
+use crate::Relay;
+
+/// What to do for one contact.
+#[derive(Debug, Clone)]
+pub(crate) enum Work {
+    /// Send it as `row` says; the columns in `changed` count as deliberate.
+    Send { row: Map, changed: Vec<String> },
+    /// Delete it from SALESmanago, or opt it out (as set), by its e-mail.
+    Remove { email: String },
+}
+
+/// One contact's change.
+#[derive(Debug, Clone)]
+pub(crate) struct Item {
+    /// The contact's id.
+    pub(crate) contact: String,
+    pub(crate) work: Work,
+}
+
+/// How a change ended, when it did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Done {
+    /// SALESmanago has it (sent, deleted or opted out).
+    Went,
+    /// Not sendable (no valid e-mail).
+    Unsendable,
+    /// No newer than what went already.
+    Stale,
+    /// Deleting: SALESmanago had no such contact.
+    Absent,
+}
+
+pub(crate) type Answer = Result<Done, SmError>;
+
+/// Contacts remembered as sent, for [`Fate::Stale`].
+const REMEMBERED: usize = 200_000;
+
+/// The waiting deliveries, and what went.
+pub(crate) struct Burst {
+    window: Duration,
+    waiting: Mutex<Vec<(Item, oneshot::Sender<Answer>)>>,
+    /// The modification time last sent, by lower-case contact id (oldest first in the queue).
+    sent: Mutex<(HashMap<String, u64>, VecDeque<String>)>,
+}
+
+impl Burst {
+    /// Bursts gathered for `window`.
+    pub(crate) fn new(window: Duration) -> Burst {
+        Burst { window, waiting: Mutex::new(Vec::new()), sent: Mutex::new((HashMap::new(), VecDeque::new())) }
+    }
+
+    fn remember(&self, contact: &str, modified: u64) {
+        let mut guard = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+        let (map, order) = &mut *guard;
+        if map.insert(contact.to_ascii_lowercase(), modified).is_none() {
+            order.push_back(contact.to_ascii_lowercase());
+            if order.len() > REMEMBERED {
+                if let Some(oldest) = order.pop_front() {
+                    map.remove(&oldest);
+                }
+            }
+        }
+    }
+}
+
+/// Puts `item` in the burst under way and waits for its answer.
+pub(crate) async fn submit(relay: &Arc<Relay>, item: Item) -> Answer {
+    let (reply, answer) = oneshot::channel();
+    let (first, full) = {
+        let mut waiting = relay.burst.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        waiting.push((item, reply));
+        (waiting.len() == 1, waiting.len() >= BatchUpsert::MAX)
+    };
+    if full {
+        tokio::spawn(flush(relay.clone()));
+    } else if first {
+        let relay = relay.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(relay.burst.window).await;
+            flush(relay).await;
+        });
+    }
+    // A flush that panicked drops the reply: answered as a failure that may pass.
+    answer.await.unwrap_or(Err(SmError::Server { status: 503 }))
+}
+
+async fn flush(relay: Arc<Relay>) {
+    let taken = std::mem::take(&mut *relay.burst.waiting.lock().unwrap_or_else(|p| p.into_inner()));
+    if taken.is_empty() {
+        return;
+    }
+    let (items, replies): (Vec<Item>, Vec<_>) = taken.into_iter().unzip();
+    let answers = go(&relay, &items).await;
+    for (reply, answer) in replies.into_iter().zip(answers) {
+        let _ = reply.send(answer);
+    }
+}
+
+fn modified(row: &Map) -> Option<u64> {
+    row.get(contact::MODIFIED_ON).and_then(Value::as_str).and_then(unix_ms)
+}
+
+/// Does `items` now, together: their answers, in order.
+pub(crate) async fn go(relay: &Relay, items: &[Item]) -> Vec<Answer> {
+    let changes: Vec<Change> = items
+        .iter()
+        .map(|item| match &item.work {
+            Work::Send { row, .. } => {
+                Change { contact: item.contact.clone(), modified_ms: modified(row), delete: false }
+            }
+            Work::Remove { .. } => Change { contact: item.contact.clone(), modified_ms: None, delete: true },
+        })
+        .collect();
+    let fates = {
+        let sent = relay.burst.sent.lock().unwrap_or_else(|p| p.into_inner());
+        coalesce(&changes, |contact| sent.0.get(contact).copied())
+    };
+    let mut answers: Vec<Option<Answer>> = vec![None; items.len()];
+    let now = crate::now_ms();
+    // The sends, as batch upserts.
+    let mut going = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        match (&fates[index], &item.work) {
+            (Fate::Stale, _) => answers[index] = Some(Ok(Done::Stale)),
+            (Fate::Go, Work::Send { row, changed }) => {
+                let options = OutboundOptions { now_ms: now, changed: changed.clone(), salesmanago: Held::Unread };
+                match to_salesmanago(&ContactRow::from_json(row), &options) {
+                    Ok(outbound) => going.push((index, row, outbound)),
+                    Err(_) => answers[index] = Some(Ok(Done::Unsendable)),
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut writes = Vec::new();
+    for chunk in going.chunks(BatchUpsert::MAX) {
+        let details: Vec<_> = chunk.iter().map(|(_, _, outbound)| outbound.details.clone()).collect();
+        let Some(call) = BatchUpsert::batches(&details).into_iter().next() else { continue };
+        let result = relay.perform(&call).await;
+        for (index, row, outbound) in chunk {
+            let detail = &outbound.details;
+            let email = detail.new_email.as_ref().unwrap_or(&detail.contact.email).trim().to_ascii_lowercase();
+            let outcome = match &result {
+                Ok(done) => match done.ids.get(&email) {
+                    Some(id) => Ok(id.clone()),
+                    None => Err(SmError::Rejected {
+                        messages: vec![done.failed.get(&email).cloned().flatten().unwrap_or_else(|| {
+                            "SALESmanago did not take the contact and said nothing of it".to_owned()
+                        })],
+                    }),
+                },
+                Err(error) => Err(error.clone()),
+            };
+            let columns = match &outcome {
+                Ok(id) => sync::write_back(row, SyncStatus::Synced, Some(id), None, outbound.base.as_deref(), now),
+                Err(error) if !is_transient(error) => {
+                    let reason = text(&Message::Salesmanago(error.clone()), Lang::En);
+                    sync::write_back(row, SyncStatus::Failed, None, Some(&reason), None, now)
+                }
+                Err(_) => None,
+            };
+            if let Some(columns) = columns {
+                writes.push((items[*index].contact.clone(), columns));
+            }
+            if outcome.is_ok() {
+                if let Some(modified) = modified(row) {
+                    relay.burst.remember(&items[*index].contact, modified);
+                }
+            }
+            answers[*index] = Some(outcome.map(|_| Done::Went));
+        }
+    }
+    write_back(relay, &writes).await;
+    // The deletions, one by one: SALESmanago has no batch for them.
+    for (index, item) in items.iter().enumerate() {
+        if let (Fate::Go, Work::Remove { email }) = (&fates[index], &item.work) {
+            answers[index] = Some(remove(relay, email).await);
+        }
+    }
+    (0..items.len())
+        .map(|index| match fates[index] {
+            Fate::RidesOn(winner) => answers[winner].clone(),
+            _ => answers[index].clone(),
+        })
+        .map(|answer| answer.unwrap_or(Ok(Done::Unsendable)))
+        .collect()
+}
+
+async fn remove(relay: &Relay, email: &str) -> Answer {
+    let result = if relay.config.opt_out_on_delete {
+        let unsubscribe = |channel| SetSubscription { email: email.to_owned(), channel, subscribed: false };
+        match relay.perform(&unsubscribe(Channel::Newsletter)).await {
+            Ok(_) => relay.perform(&unsubscribe(Channel::Sms)).await.map(|_| ()),
+            Err(failed) => Err(failed),
+        }
+    } else {
+        relay.perform(&Delete { email: email.to_owned(), permanently: false }).await
+    };
+    match result {
+        Ok(()) => Ok(Done::Went),
+        Err(SmError::Rejected { messages })
+            if messages.iter().any(|m| m.to_ascii_lowercase().contains("not found")) =>
+        {
+            Ok(Done::Absent)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// Writes the statuses back in `$batch`es, as the application user (whose changes are never
+/// sent back). A failure is logged: the contact went, and the next change writes it again.
+async fn write_back(relay: &Relay, writes: &[(String, Map)]) {
+    let Some(dataverse) = &relay.dataverse else { return };
+    for chunk in writes.chunks(batch::MAX_OPERATIONS) {
+        let body = batch::updates(&dataverse.service_root(), contact::ENTITY_SET, chunk, &crate::now_ms().to_string());
+        match dataverse.batch(&body).await {
+            Ok(outcomes) => {
+                for refused in outcomes.into_iter().filter_map(Result::err) {
+                    tracing::warn!(target: "request", method = "dataverse/write", error = refused.as_str());
+                }
+            }
+            Err(error) => {
+                tracing::warn!(target: "request", method = "dataverse/write", error = format!("{error:?}").as_str())
+            }
+        }
+    }
+}
