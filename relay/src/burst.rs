@@ -212,7 +212,7 @@ pub(crate) async fn go(relay: &Relay, items: &[Item]) -> Vec<Answer> {
 }
 
 async fn remove(relay: &Relay, email: &str) -> Answer {
-    let result = if relay.config.opt_out_on_delete {
+    let result = if crate::record::settings(relay).await.opt_out_on_delete {
         let unsubscribe = |channel| SetSubscription { email: email.to_owned(), channel, subscribed: false };
         match relay.perform(&unsubscribe(Channel::Newsletter)).await {
             Ok(_) => relay.perform(&unsubscribe(Channel::Sms)).await.map(|_| ()),

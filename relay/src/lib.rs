@@ -19,6 +19,7 @@ pub mod dataverse;
 mod files;
 pub mod keys;
 mod limits;
+mod record;
 pub mod register;
 mod webhook;
 
@@ -61,6 +62,8 @@ struct Relay {
     seen: webhook::Seen,
     /// Deliveries gathered into batch upserts.
     burst: burst::Burst,
+    /// The integration record's settings, as last read.
+    record: record::Record,
     /// Dataverse, as the integration's application user, when configured.
     dataverse: Option<dataverse::Dataverse>,
 }
@@ -82,6 +85,7 @@ pub fn app(config: Config) -> Router {
         files,
         seen: webhook::Seen::new(),
         burst: burst::Burst::new(config.burst),
+        record: record::Record::new(),
         dataverse,
         config,
     };

@@ -30,7 +30,7 @@ use salesmanago_dynamics::core::retry::is_transient;
 use salesmanago_dynamics::core::salesmanago::relay;
 
 use crate::burst::{self, Done, Item, Work};
-use crate::{json_response, keys, Relay};
+use crate::{json_response, keys, record, Relay};
 
 /// Operation ids of deliveries already acted on, the newest last.
 pub(crate) struct Seen {
@@ -123,6 +123,11 @@ async fn handle(relay: &Arc<Relay>, headers: &HeaderMap, body: Body) -> (Respons
     };
     if event.operation.as_deref().is_some_and(|id| relay.seen.contains(id)) {
         return (answer(200, "repeated", "this delivery was acted on before"), change, "repeated");
+    }
+    let settings = record::settings(relay).await;
+    if !settings.webhooks {
+        let reason = "webhooks are off on the SALESmanago Integration record: the browser sends changes on save";
+        return (answer(200, "ignored", reason), change, "ignore");
     }
     let mut planned = event::plan(&event, relay.config.app_user.as_deref());
     if let Plan::ReadBack(id) = &planned {

@@ -176,6 +176,8 @@ fn borrowed(vars: &[(String, String)]) -> Vec<(&str, &str)> {
 struct Org {
     requests: Arc<Mutex<Vec<String>>>,
     patches: Arc<Mutex<Vec<Value>>>,
+    /// The integration record's settings (`new_optoutondelete`, `new_webhooks`).
+    record: Arc<Mutex<(bool, bool)>>,
 }
 
 async fn org(state: Org) -> SocketAddr {
@@ -197,10 +199,16 @@ async fn org(state: Org) -> SocketAddr {
     };
     let contact = {
         let state = state.clone();
-        move |method: axum::http::Method, headers: axum::http::HeaderMap, body: Bytes| {
+        move |method: axum::http::Method, uri: axum::http::Uri, headers: axum::http::HeaderMap, body: Bytes| {
             let state = state.clone();
             async move {
                 assert_eq!(headers["authorization"], "Bearer t-1");
+                if uri.path().ends_with("/new_salesmanagointegrations") {
+                    state.requests.lock().unwrap().push("record".into());
+                    let (opt_out, webhooks) = *state.record.lock().unwrap();
+                    let row = format!(r#"{{"value":[{{"new_optoutondelete":{opt_out},"new_webhooks":{webhooks}}}]}}"#);
+                    return (axum::http::StatusCode::OK, row);
+                }
                 state.requests.lock().unwrap().push(method.to_string());
                 if method == axum::http::Method::PATCH {
                     assert_eq!(headers["if-match"], "*", "never creates a contact");
@@ -237,13 +245,18 @@ async fn with_dataverse_access_a_cut_event_is_read_back_and_the_status_written_b
     let sm_state = Salesmanago::default();
     let sm = salesmanago(sm_state.clone()).await;
     let org_state = Org::default();
+    *org_state.record.lock().unwrap() = (false, true);
     let dataverse = org(org_state.clone()).await;
     let (key, stored) = new_key("dataverse").unwrap();
     let vars = org_vars(dataverse, None);
     let relay = serve(app(config(sm, &stored, &borrowed(&vars)))).await;
     let (status, said) = deliver(relay, Some(&key), UPDATE, &[("x-ms-dynamics-msg-size-exceeded", "true")]).await;
     assert_eq!((status, said["done"].as_str()), (200, Some("done")), "{said}");
-    assert_eq!(*org_state.requests.lock().unwrap(), ["token", "GET", "PATCH"], "one token, read back, written back");
+    assert_eq!(
+        *org_state.requests.lock().unwrap(),
+        ["token", "record", "GET", "PATCH"],
+        "one token, the record's settings, read back, written back"
+    );
     let sent = sm_state.calls.lock().unwrap().clone();
     assert_eq!(
         sent[0].1["upsertDetails"][0]["contact"]["name"].as_str(),
@@ -257,6 +270,30 @@ async fn with_dataverse_access_a_cut_event_is_read_back_and_the_status_written_b
     let next = UPDATE.replace("91c2e0aa", "91c2e0ae");
     assert_eq!(deliver(relay, Some(&key), &next, &[]).await.0, 200);
     assert_eq!(org_state.requests.lock().unwrap().iter().filter(|r| *r == "token").count(), 1);
+}
+
+#[tokio::test]
+async fn the_integration_record_says_whether_to_act_and_how_to_remove() {
+    let sm_state = Salesmanago::default();
+    let sm = salesmanago(sm_state.clone()).await;
+    let org_state = Org::default();
+    *org_state.record.lock().unwrap() = (true, true);
+    let dataverse = org(org_state.clone()).await;
+    let (key, stored) = new_key("dataverse").unwrap();
+    let vars = org_vars(dataverse, None);
+    let relay = serve(app(config(sm, &stored, &borrowed(&vars)))).await;
+    // "On delete, only opt out" on the record, though RELAY_ON_DELETE is unset.
+    assert_eq!(deliver(relay, Some(&key), DELETE, &[]).await.0, 200);
+    let methods: Vec<String> = sm_state.calls.lock().unwrap().iter().map(|(m, _)| m.clone()).collect();
+    assert_eq!(methods, ["contact/optout", "contact/phoneoptout"]);
+
+    // Webhooks off on the record (read again after a minute; a new relay here): nothing is sent.
+    *org_state.record.lock().unwrap() = (false, false);
+    let relay = serve(app(config(sm, &stored, &borrowed(&vars)))).await;
+    let (status, said) = deliver(relay, Some(&key), UPDATE, &[]).await;
+    assert_eq!((status, said["done"].as_str()), (200, Some("ignored")), "{said}");
+    assert!(said["reason"].as_str().unwrap().contains("webhooks are off"));
+    assert_eq!(sm_state.calls.lock().unwrap().len(), 2);
 }
 
 /// A `$batch` of PATCHes as Dataverse takes it: each part's path and body, and an answer of
