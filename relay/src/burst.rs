@@ -158,10 +158,18 @@ pub(crate) async fn go(relay: &Relay, items: &[Item]) -> Vec<Answer> {
         }
     }
     let mut writes = Vec::new();
-    for chunk in going.chunks(BatchUpsert::MAX) {
+    // SALESmanago refusing a batch as a whole: halved until the contact it refuses is alone, as
+    // the browser's export does, so only that one fails.
+    let mut chunks: Vec<&[_]> = going.chunks(BatchUpsert::MAX).collect();
+    while let Some(chunk) = chunks.pop() {
         let details: Vec<_> = chunk.iter().map(|(_, _, outbound)| outbound.details.clone()).collect();
         let Some(call) = BatchUpsert::batches(&details).into_iter().next() else { continue };
         let result = relay.perform(&call).await;
+        if chunk.len() > 1 && matches!(result, Err(SmError::Rejected { .. })) {
+            let (first, second) = chunk.split_at(chunk.len() / 2);
+            chunks.extend([second, first]);
+            continue;
+        }
         for (index, row, outbound) in chunk {
             let detail = &outbound.details;
             let email = detail.new_email.as_ref().unwrap_or(&detail.contact.email).trim().to_ascii_lowercase();

@@ -43,6 +43,13 @@ async fn salesmanago(state: Salesmanago) -> SocketAddr {
                 .map(|email| format!(r#""{email}":"sm-1""#))
                 .collect();
             state.calls.lock().unwrap().push((method, value));
+            // A batch holding a contact SALESmanago refuses is refused as a whole.
+            if ids.iter().any(|id| id.contains("refused")) {
+                return (
+                    axum::http::StatusCode::OK,
+                    r#"{"success":false,"message":["refused@example.com: not valid"]}"#.to_owned(),
+                );
+            }
             let answer = format!(
                 r#"{{"success":true,"message":[],"contactId":"sm-1","contactIds":{{{}}},"result":null}}"#,
                 ids.join(",")
@@ -466,4 +473,17 @@ async fn a_burst_goes_as_batch_upserts_and_each_contact_as_its_newest_change() {
     let (status, said) = deliver(relay, Some(&key), &late, &[]).await;
     assert_eq!((status, said["reason"].as_str()), (200, Some("a newer change of this contact went already")));
     assert_eq!(sm_state.calls.lock().unwrap().len(), calls.len());
+}
+
+#[tokio::test]
+async fn a_batch_refused_as_a_whole_fails_only_the_contact_refused() {
+    let sm_state = Salesmanago::default();
+    let sm = salesmanago(sm_state.clone()).await;
+    let (key, stored) = new_key("dataverse").unwrap();
+    let relay = serve(app(config(sm, &stored, &[("RELAY_BURST_MS", "300")]))).await;
+    let mut bodies: Vec<String> = (1..=5).map(|n| update_of(n, 1_506_384_247_000, "Jan")).collect();
+    bodies[3] = bodies[3].replace("contact4@example.com", "refused@example.com");
+    let answers = futures_util::future::join_all(bodies.iter().map(|body| deliver(relay, Some(&key), body, &[]))).await;
+    let statuses: Vec<u16> = answers.iter().map(|(status, _)| *status).collect();
+    assert_eq!(statuses, [200, 200, 200, 400, 200], "{answers:?}");
 }
