@@ -1,0 +1,178 @@
+// OData plumbing shared by the routes: the request context (path, query options, Prefer), the
+// path segments, and the shapes of answers (JSON with OData headers, errors, rows with etags and
+// formatted values).
+import { BOOLEAN_LABELS } from "./tables.mjs";
+import { badPayload, badQuery, noProperty, notFoundSegment } from "./errors.mjs";
+import { isPlainObject, pickLabel } from "./util.mjs";
+
+export const API_PREFIX = "/api/data/v9.2/";
+export const JSON_TYPE = "application/json; odata.metadata=minimal";
+
+// ----- answers ---------------------------------------------------------------------------------
+
+export const json = (status, body, headers = {}) => ({ status, headers: { "Content-Type": JSON_TYPE, "OData-Version": "4.0", ...headers }, body: JSON.stringify(body) });
+export const empty = (status, headers = {}) => ({ status, headers: { "OData-Version": "4.0", ...headers }, body: "" });
+export const errorResponse = (error) => json(error.status, { error: { code: error.code, message: error.message } }, error.headers);
+
+export const etag = (rec) => `W/"${rec.version}"`;
+
+function formattedValue(col, value, lcid) {
+  if (value == null) return undefined;
+  if (col.type === "Picklist") {
+    const option = col.options?.find((o) => o.value === value);
+    return option ? pickLabel(option.label, lcid) ?? String(value) : String(value);
+  }
+  if (col.type === "Boolean") {
+    const option = col.options?.find((o) => o.value === value || o.value === (value ? 1 : 0));
+    return (option && pickLabel(option.label, lcid)) || pickLabel(BOOLEAN_LABELS[value], lcid);
+  }
+  return undefined;
+}
+
+/** A row as the Web API shows it: etag, the selected columns (all when none), always the key. */
+export function project(t, rec, select, ctx) {
+  const out = { "@odata.etag": etag(rec) };
+  const cols = select || [...t.columns.values()];
+  for (const col of cols) {
+    const value = rec.row[col.name] === undefined ? null : rec.row[col.name];
+    out[col.name] = value;
+    if (ctx.annotations) {
+      const f = formattedValue(col, value, ctx.lcid);
+      if (f !== undefined) out[`${col.name}@OData.Community.Display.V1.FormattedValue`] = f;
+    }
+  }
+  if (!(t.primaryKey in out)) out[t.primaryKey] = rec.row[t.primaryKey];
+  return out;
+}
+
+export function contextUrl(ctx, t, select, suffix = "") {
+  const cols = select ? `(${select.map((c) => c.name).join(",")})` : "";
+  return `${ctx.base}$metadata#${t.entitySet}${cols}${suffix}`;
+}
+
+export function representationHeaders(ctx) {
+  return ctx.prefer.return === "representation" ? { "Preference-Applied": "return=representation" } : null;
+}
+
+// ----- requests --------------------------------------------------------------------------------
+
+/** Prefer header → { key: value|true }. */
+export function parsePrefer(header) {
+  const out = {};
+  for (const part of String(header ?? "").split(",")) {
+    const item = part.trim();
+    if (!item) continue;
+    const eq = item.indexOf("=");
+    const key = (eq < 0 ? item : item.slice(0, eq)).trim().toLowerCase();
+    const value = eq < 0 ? true : item.slice(eq + 1).trim().replace(/^"(.*)"$/, "$1");
+    out[key] = value;
+  }
+  return out;
+}
+
+/** Query string → Map; $-options lower-cased, each at most once. */
+export function parseQuery(raw) {
+  const map = new Map();
+  if (!raw) return map;
+  for (const part of raw.split("&")) {
+    if (!part) continue;
+    const eq = part.indexOf("=");
+    let key;
+    let value;
+    try {
+      key = decodeURIComponent((eq < 0 ? part : part.slice(0, eq)).replace(/\+/g, " "));
+      value = eq < 0 ? "" : decodeURIComponent(part.slice(eq + 1).replace(/\+/g, " "));
+    } catch {
+      throw badQuery(`The query string is not correctly percent-encoded: '${part}'.`);
+    }
+    if (key.startsWith("$")) key = key.toLowerCase();
+    if (map.has(key)) throw badQuery(`Query option '${key}' was specified more than once, but it must be specified at most once.`);
+    map.set(key, value);
+  }
+  return map;
+}
+
+/** A decoded path → [{name, key}] (`key` is the text in parentheses, or null). */
+export function parseSegments(p) {
+  const segs = [];
+  let i = 0;
+  while (i < p.length) {
+    let j = i;
+    while (j < p.length && p[j] !== "(" && p[j] !== "/") j++;
+    const name = p.slice(i, j);
+    let key = null;
+    if (p[j] === "(") {
+      let k = j + 1;
+      let quoted = false;
+      for (; k < p.length; k++) {
+        if (p[k] === "'") quoted = !quoted;
+        else if (p[k] === ")" && !quoted) break;
+      }
+      if (k >= p.length) throw badQuery(`Bad Request - Error in query syntax: unbalanced parentheses in '${p}'.`);
+      key = p.slice(j + 1, k);
+      j = k + 1;
+    }
+    if (!name) throw notFoundSegment(p);
+    segs.push({ name, key });
+    if (j < p.length) {
+      if (p[j] !== "/") throw badQuery(`Bad Request - Error in query syntax: '${p}'.`);
+      j++;
+    }
+    i = j;
+  }
+  return segs;
+}
+
+/**
+ * The context of one operation (top level or inside a $batch): method, path and query relative
+ * to the API root, lower-case headers, body, base URL, Prefer, and the undo list its writes add
+ * to (`undo`, in a change set).
+ */
+export function contextFor(method, target, headers, body, base, extra = {}) {
+  const qi = target.indexOf("?");
+  const prefer = parsePrefer(headers.prefer);
+  const annotationsRaw = typeof prefer["odata.include-annotations"] === "string" ? prefer["odata.include-annotations"] : null;
+  const annotations = !!annotationsRaw && (annotationsRaw === "*" || /FormattedValue|\*/.test(annotationsRaw));
+  const lcid = Number(headers["x-sandbox-lcid"]) || 1033;
+  return {
+    method,
+    path: qi < 0 ? target : target.slice(0, qi),
+    rawQuery: qi < 0 ? "" : target.slice(qi + 1),
+    headers,
+    body,
+    base,
+    prefer,
+    annotations,
+    annotationsRaw,
+    lcid,
+    undo: null,
+    inBatch: false,
+    ...extra,
+  };
+}
+
+export function parseJsonObject(t, text) {
+  let body;
+  try {
+    body = JSON.parse(text || "");
+  } catch {
+    throw badPayload(`Error identified in Payload provided by the user for Entity :'${t.logical}'. The request body is not valid JSON.`);
+  }
+  if (!isPlainObject(body)) throw badPayload(`Error identified in Payload provided by the user for Entity :'${t.logical}'. The request body must be a JSON object.`);
+  return body;
+}
+
+export function rejectUnknownOptions(q, allowed) {
+  for (const key of q.keys()) {
+    if (!key.startsWith("$")) continue;
+    if (key === "$skip") throw badQuery("The query parameter $skip is not supported.");
+    if (!allowed.includes(key)) throw badQuery(`The query parameter ${key} is not supported.`);
+  }
+}
+
+export function rejectExpand(t, q) {
+  const expand = q.get("$expand");
+  if (expand == null) return;
+  const name = expand.split(/[(,]/)[0].trim();
+  throw noProperty(t, name || expand);
+}

@@ -1,0 +1,213 @@
+// Persistence: every table's rows (and the columns added at run time) in one JSON file,
+//   {"version":1,"columns":{table:{name:definition}},"tables":{table:[row,…]}}
+// written atomically (a temporary file renamed over it), debounced, in chunks; tables and
+// columns the definitions do not know are kept as they are.
+import fs from "node:fs";
+import fsp from "node:fs/promises";
+import path from "node:path";
+import { randomUUID } from "node:crypto";
+import { normalizeColumn } from "./tables.mjs";
+import { isPlainObject } from "./util.mjs";
+import { GUID_RE } from "./values.mjs";
+
+const SAVE_DELAY_MS = 250; // debounce of the file write; always ≤ 1 s after the first change
+const SAVE_CHUNK_ROWS = 2000;
+
+export function corruptFile(file, why) {
+  return new Error(`The sandbox Dataverse data file ${file} is corrupt (${why}). Delete it or run with --reset.`);
+}
+
+function readDataFile(file) {
+  let text;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch (error) {
+    if (error.code === "ENOENT") return null;
+    throw new Error(`Cannot read the sandbox Dataverse data file ${file}: ${error.message}`);
+  }
+  let data;
+  try {
+    data = JSON.parse(text);
+  } catch (error) {
+    throw corruptFile(file, `not JSON: ${error.message}`);
+  }
+  if (!isPlainObject(data)) throw corruptFile(file, "not a JSON object");
+  if (data.version !== 1) throw corruptFile(file, `unknown version ${JSON.stringify(data.version)}`);
+  if (!isPlainObject(data.tables)) throw corruptFile(file, `"tables" is not an object`);
+  if (data.columns !== undefined && !isPlainObject(data.columns)) throw corruptFile(file, `"columns" is not an object`);
+  for (const [name, rows] of Object.entries(data.tables)) {
+    if (!Array.isArray(rows)) throw corruptFile(file, `the rows of "${name}" are not an array`);
+  }
+  return data;
+}
+
+async function writeFileAtomically(file, columns, tables) {
+  await fsp.mkdir(path.dirname(path.resolve(file)), { recursive: true });
+  const temp = `${file}.${process.pid}.${randomUUID().slice(0, 8)}.tmp`;
+  let handle;
+  try {
+    handle = await fsp.open(temp, "w");
+    await handle.write(`{"version":1,"columns":${JSON.stringify(columns)},"tables":{`);
+    let firstTable = true;
+    for (const [name, rows] of tables) {
+      await handle.write(`${firstTable ? "" : ","}\n${JSON.stringify(name)}:[`);
+      firstTable = false;
+      for (let i = 0; i < rows.length; i += SAVE_CHUNK_ROWS) {
+        const end = Math.min(rows.length, i + SAVE_CHUNK_ROWS);
+        let chunk = "";
+        for (let j = i; j < end; j++) chunk += `${j === 0 ? "" : ","}\n${JSON.stringify(rows[j])}`;
+        await handle.write(chunk);
+      }
+      await handle.write("\n]");
+    }
+    await handle.write("\n}}\n");
+    await handle.sync();
+    await handle.close();
+    handle = null;
+    await fsp.rename(temp, file);
+  } catch (error) {
+    if (handle) await handle.close().catch(() => {});
+    await fsp.rm(temp, { force: true }).catch(() => {});
+    throw error;
+  }
+}
+
+
+/**
+ * Debounced saves of `snapshot()` ({columns, data: [[table, rows]…]}) to `file` (nothing when
+ * `file` is null): `markDirty()` after each change, `flush()` to wait until the file holds them.
+ */
+export function createSaver(file, snapshot) {
+  let dirty = false;
+  let timer = null;
+  let saving = null;
+  let lastSaveError = null;
+  let reportedError = null;
+
+  function markDirty() {
+    if (!file) return;
+    dirty = true;
+    scheduleSave();
+  }
+
+  function scheduleSave() {
+    if (!file || !dirty || timer || saving) return;
+    timer = setTimeout(() => {
+      timer = null;
+      startSave();
+    }, SAVE_DELAY_MS);
+  }
+
+  function startSave() {
+    dirty = false;
+    const { columns, data } = snapshot();
+    saving = writeFileAtomically(file, columns, data)
+      .then(
+        () => {
+          lastSaveError = null;
+          reportedError = null;
+        },
+        (error) => {
+          lastSaveError = error;
+          if (reportedError !== error.message) {
+            reportedError = error.message;
+            console.error(`sandbox/dataverse: could not save ${file}: ${error.message}`);
+          }
+        },
+      )
+      .finally(() => {
+        saving = null;
+        scheduleSave();
+      });
+    return saving;
+  }
+
+  async function flush() {
+    if (!file) return;
+    for (let i = 0; i < 100; i++) {
+      if (timer) {
+        clearTimeout(timer);
+        timer = null;
+      }
+      if (saving) {
+        await saving;
+        continue;
+      }
+      if (dirty) {
+        await startSave();
+        continue;
+      }
+      break;
+    }
+    if (timer) {
+      clearTimeout(timer);
+      timer = null;
+    }
+    if (lastSaveError) throw lastSaveError;
+  }
+
+  return { markDirty, flush };
+}
+
+function loadRows(t, rows, where, nextVersion) {
+  const records = new Map();
+  for (const raw of rows) {
+    if (!isPlainObject(raw)) throw corruptFile(where, `a row of "${t.logical}" is not an object`);
+    const id = raw[t.primaryKey];
+    if (typeof id !== "string" || !GUID_RE.test(id)) throw corruptFile(where, `a row of "${t.logical}" has no valid ${t.primaryKey}`);
+    const key = id.toLowerCase();
+    if (records.has(key)) throw corruptFile(where, `${t.primaryKey} ${key} appears twice in "${t.logical}"`);
+    const row = { ...raw, [t.primaryKey]: key };
+    records.set(key, { row, version: nextVersion(), seq: t.seq++ });
+  }
+  t.records = records;
+  t.sortedKeys = [...records.keys()].sort();
+  t.indexes = undefined;
+}
+
+/**
+ * Loads `file` (when it exists) into the compiled tables `byName`: its added columns, then its
+ * rows (each taking a version from `nextVersion`). Returns what belongs to no defined table,
+ * `{foreignTables, foreignColumns}`, to be written back as it was.
+ */
+export function loadDataFile(file, byName, nextVersion) {
+  const foreignTables = {}; // tables in the data file that are not defined: kept as they are
+  const foreignColumns = {};
+  const data = readDataFile(file);
+  if (!data) return { foreignTables, foreignColumns };
+  for (const [logical, cols] of Object.entries(data.columns ?? {})) {
+    const t = byName.get(logical);
+    if (!t) {
+      foreignColumns[logical] = cols;
+      continue;
+    }
+    if (!isPlainObject(cols)) throw corruptFile(file, `the added columns of "${logical}" are not an object`);
+    for (const [name, def] of Object.entries(cols)) {
+      let column;
+      try {
+        column = normalizeColumn(logical, name, def);
+      } catch (error) {
+        throw corruptFile(file, error.message);
+      }
+      if (t.columns.has(name) && !t.added.has(name)) {
+        // The solution now defines a column the org had (a manual set-up it upgrades):
+        // Dataverse's import keeps its data, but cannot change its type.
+        const defined = t.columns.get(name);
+        if (defined.type !== column.type) {
+          throw new Error(
+            `sandbox/dataverse: importing the solution over ${file} would fail: "${logical}.${name}" is ${column.type} there and ${defined.type} in the solution`,
+          );
+        }
+        continue;
+      }
+      t.columns.set(name, column);
+      t.added.set(name, column);
+    }
+  }
+  for (const [logical, rows] of Object.entries(data.tables)) {
+    const t = byName.get(logical);
+    if (t) loadRows(t, rows, file, nextVersion);
+    else foreignTables[logical] = rows;
+  }
+  return { foreignTables, foreignColumns };
+}

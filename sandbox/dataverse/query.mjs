@@ -1,0 +1,212 @@
+// Reading a collection: $select, $orderby (and the comparable keys it sorts by), $top, $count,
+// server-driven paging with a $skiptoken, and the index an In filter reads through.
+import { badQuery, noProperty } from "./errors.mjs";
+import { compileFilter } from "./filter.mjs";
+import { contextUrl, json, project, rejectExpand, rejectUnknownOptions } from "./odata.mjs";
+import { b64url, bound, isPlainObject, unb64url, xmlAttr, xmlUnattr } from "./util.mjs";
+import { isoMillis } from "./values.mjs";
+
+const DEFAULT_PAGE_SIZE = 5000;
+const MAX_PAGE_SIZE = 5000;
+const COUNT_LIMIT = 5000; // Dataverse caps @odata.count at 5000
+
+export function parseSelect(t, text) {
+  if (text == null) return null;
+  const names = text.split(",").map((s) => s.trim());
+  if (names.length === 1 && names[0] === "*") return null;
+  const out = [];
+  for (const name of names) {
+    if (!name) throw badQuery(`Syntax error in $select '${text}'.`);
+    const col = t.columns.get(name);
+    if (!col) throw noProperty(t, name);
+    if (!out.includes(col)) out.push(col);
+  }
+  return out;
+}
+
+export function parseOrderBy(t, text) {
+  if (text == null) return [];
+  const out = [];
+  for (const part of text.split(",")) {
+    const m = /^\s*([A-Za-z_][A-Za-z0-9_]*)(?:\s+(asc|desc))?\s*$/.exec(part);
+    if (!m) throw badQuery(`Syntax error in $orderby '${text}'.`);
+    const col = t.columns.get(m[1]);
+    if (!col) throw noProperty(t, m[1]);
+    out.push({ col, desc: m[2] === "desc" });
+  }
+  return out;
+}
+
+/** A comparable key of a stored value: null first, strings case-insensitively, dates as ms. */
+export function sortKey(col, value) {
+  if (value == null) return null;
+  switch (col.type) {
+    case "String":
+    case "Memo":
+    case "Uniqueidentifier":
+      return String(value).toLowerCase();
+    case "DateTime":
+    case "DateOnly": {
+      const ms = isoMillis(value);
+      return Number.isNaN(ms) ? null : ms;
+    }
+    case "Boolean":
+      return value ? 1 : 0;
+    default:
+      return typeof value === "number" ? value : null;
+  }
+}
+
+function compareKeys(a, b, order) {
+  for (let i = 0; i < order.length; i++) {
+    const x = a[i];
+    const y = b[i];
+    if (x === y) continue;
+    let c;
+    if (x === null) c = -1;
+    else if (y === null) c = 1;
+    else if (typeof x !== typeof y) c = String(x) < String(y) ? -1 : 1;
+    else c = x < y ? -1 : x > y ? 1 : 0;
+    if (c !== 0) return order[i].desc ? -c : c;
+  }
+  const pa = a[order.length];
+  const pb = b[order.length];
+  return pa < pb ? -1 : pa > pb ? 1 : 0;
+}
+
+function decodeSkipToken(text) {
+  const m = /pagingcookie="([^"]*)"/.exec(text);
+  let token;
+  try {
+    token = JSON.parse(unb64url(xmlUnattr(m ? m[1] : "")));
+  } catch {
+    token = null;
+  }
+  if (!isPlainObject(token) || !Number.isInteger(token.n) || token.n < 0 || typeof token.k !== "string" || (token.v !== undefined && !Array.isArray(token.v)))
+    throw badQuery(`The $skiptoken '${text}' is not valid: use the @odata.nextLink as it was returned.`);
+  return token;
+}
+
+function encodeSkipToken(page, token) {
+  return `<cookie pagenumber="${page}" pagingcookie="${xmlAttr(b64url(JSON.stringify(token)))}" istracking="False" />`;
+}
+
+/** The primary keys, sorted, of the rows whose `lookup.column` holds one of `lookup.values`. */
+function candidateKeys(t, { column, keyOf, values }) {
+  if (!t.indexes) t.indexes = new Map();
+  let index = t.indexes.get(column);
+  if (!index) {
+    index = new Map(); // value → primary keys
+    for (const [id, rec] of t.records) {
+      const v = keyOf(rec.row);
+      if (v == null) continue;
+      if (!index.has(v)) index.set(v, []);
+      index.get(v).push(id);
+    }
+    t.indexes.set(column, index);
+  }
+  const found = [];
+  for (const v of values) for (const id of index.get(v) || []) found.push(id);
+  return found.sort();
+}
+
+/** GET of an entity set: the matching rows, a page at a time. */
+export function queryRows(t, ctx, q) {
+  rejectUnknownOptions(q, ["$select", "$filter", "$orderby", "$top", "$count", "$skiptoken", "$expand"]);
+  rejectExpand(t, q);
+  const select = parseSelect(t, q.get("$select"));
+  const predicate = q.has("$filter") ? compileFilter(t, q.get("$filter")) : null;
+  const order = parseOrderBy(t, q.get("$orderby"));
+  let top = null;
+  if (q.has("$top")) {
+    if (!/^\d+$/.test(q.get("$top").trim())) throw badQuery(`Invalid value '${q.get("$top")}' for $top query option found. The $top query option requires a non-negative integer value.`);
+    top = Number(q.get("$top").trim());
+  }
+  let count = false;
+  if (q.has("$count")) {
+    const c = q.get("$count").trim().toLowerCase();
+    if (c !== "true" && c !== "false") throw badQuery(`'${q.get("$count")}' is not a valid count option.`);
+    count = c === "true";
+  }
+  const prefer = ctx.prefer;
+  let pageSize = DEFAULT_PAGE_SIZE;
+  const applied = [];
+  if (prefer["odata.maxpagesize"] !== undefined) {
+    const n = Number(prefer["odata.maxpagesize"]);
+    if (Number.isInteger(n) && n > 0) {
+      pageSize = Math.min(n, MAX_PAGE_SIZE);
+      applied.push(`odata.maxpagesize=${pageSize}`);
+    }
+  }
+  if (ctx.annotations) applied.push(`odata.include-annotations="${ctx.annotationsRaw}"`);
+  const token = q.has("$skiptoken") ? decodeSkipToken(q.get("$skiptoken")) : null;
+  const returned = token ? token.n : 0;
+  const remaining = top === null ? Infinity : Math.max(0, top - returned);
+  const want = Math.min(pageSize, remaining);
+
+  const pkOrder = order.length === 0 || order[0].col.name === t.primaryKey;
+  const collected = [];
+  let total = null;
+  let lastKeys = null;
+  if (pkOrder) {
+    const desc = order.length > 0 && order[0].desc;
+    const keys = predicate?.lookup ? candidateKeys(t, predicate.lookup) : t.sortedKeys;
+    let i = token ? (desc ? bound(keys, token.k, false) - 1 : bound(keys, token.k, true)) : desc ? keys.length - 1 : 0;
+    const step = desc ? -1 : 1;
+    for (; i >= 0 && i < keys.length && collected.length <= want; i += step) {
+      const rec = t.records.get(keys[i]);
+      if (!predicate || predicate(rec.row)) collected.push(rec);
+    }
+    if (count) {
+      if (!predicate) total = t.records.size;
+      else {
+        total = 0;
+        for (const key of keys) if (predicate(t.records.get(key).row)) total++;
+      }
+    }
+  } else {
+    const decorated = [];
+    for (const rec of t.records.values()) {
+      if (predicate && !predicate(rec.row)) continue;
+      const keys = order.map((o) => sortKey(o.col, rec.row[o.col.name]));
+      keys.push(rec.row[t.primaryKey]);
+      decorated.push({ rec, keys });
+    }
+    decorated.sort((a, b) => compareKeys(a.keys, b.keys, order));
+    total = decorated.length;
+    let start = 0;
+    if (token) {
+      const tokenKeys = [...(token.v || []), token.k];
+      if (tokenKeys.length !== order.length + 1) throw badQuery(`The $skiptoken does not match the $orderby of this query: use the @odata.nextLink as it was returned.`);
+      let lo = 0;
+      let hi = decorated.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (compareKeys(decorated[mid].keys, tokenKeys, order) <= 0) lo = mid + 1;
+        else hi = mid;
+      }
+      start = lo;
+    }
+    for (let i = start; i < decorated.length && collected.length <= want; i++) collected.push(decorated[i].rec);
+    lastKeys = (rec) => order.map((o) => sortKey(o.col, rec.row[o.col.name]));
+  }
+  const more = want > 0 && want < remaining && collected.length > want; // $top caps the total
+  const page = collected.slice(0, want);
+  const body = { "@odata.context": contextUrl(ctx, t, select) };
+  if (count) {
+    body["@odata.count"] = Math.min(total, COUNT_LIMIT);
+    if (total > COUNT_LIMIT) body["@Microsoft.Dynamics.CRM.totalrecordcountlimitexceeded"] = true;
+  }
+  body.value = page.map((rec) => project(t, rec, select, ctx));
+  if (more) {
+    const last = page[page.length - 1];
+    const next = { n: returned + page.length, k: last.row[t.primaryKey] };
+    if (lastKeys) next.v = lastKeys(last);
+    const pageNumber = Math.floor(returned / Math.max(1, pageSize)) + 2;
+    const kept = (ctx.rawQuery || "").split("&").filter((p) => p && !/^(%24|\$)skiptoken=/i.test(p));
+    kept.push(`$skiptoken=${encodeURIComponent(encodeSkipToken(pageNumber, next))}`);
+    body["@odata.nextLink"] = `${ctx.base}${t.entitySet}?${kept.join("&")}`;
+  }
+  return json(200, body, applied.length ? { "Preference-Applied": applied.join(",") } : {});
+}
+

@@ -1,0 +1,171 @@
+// The store: the compiled tables and their rows, writes (with an undo list a change set can be
+// rolled back by), persistence to the data file, and the JavaScript API over the rows (rows,
+// seed, addColumn, columns, flush).
+import { columnDefinition, compileTable, fullRow, newRow, normalizeColumn } from "./tables.mjs";
+import { changesFromBody } from "./values.mjs";
+import { createSaver, loadDataFile } from "./persistence.mjs";
+import { bound, isPlainObject } from "./util.mjs";
+
+/**
+ * The store of `tables` (definitions keyed by logical name), kept in `file` when given.
+ * @param {{tables: object, file?: string|null}} options
+ */
+export function createStore({ tables, file = null }) {
+  if (!isPlainObject(tables) || Object.keys(tables).length === 0) throw new Error("sandbox/dataverse: `tables` must define at least one table");
+  const byName = new Map();
+  const bySet = new Map();
+  for (const [logical, def] of Object.entries(tables)) {
+    const t = compileTable(logical, def);
+    if (bySet.has(t.entitySet)) throw new Error(`sandbox/dataverse: entity set '${t.entitySet}' is used by two tables`);
+    byName.set(logical, t);
+    bySet.set(t.entitySet, t);
+  }
+
+  let version = 0;
+  const nextVersion = () => ++version;
+
+  let foreign = { foreignTables: {}, foreignColumns: {} };
+  const saver = createSaver(file, snapshot);
+  const markDirty = saver.markDirty;
+  if (file) foreign = loadDataFile(file, byName, nextVersion);
+
+  function snapshot() {
+    const columns = { ...foreign.foreignColumns };
+    const data = [];
+    for (const t of byName.values()) {
+      if (t.added.size) columns[t.logical] = Object.fromEntries([...t.added.values()].map((c) => [c.name, columnDefinition(c)]));
+      data.push([t.logical, Array.from(t.records.values(), (rec) => rec.row)]);
+    }
+    for (const [name, rows] of Object.entries(foreign.foreignTables)) data.push([name, rows]);
+    return { columns, data };
+  }
+
+  function table(logical) {
+    const t = byName.get(logical);
+    if (!t) throw new Error(`sandbox/dataverse: unknown table '${logical}' (known: ${[...byName.keys()].join(", ")})`);
+    return t;
+  }
+
+  // ----- writes ------------------------------------------------------------------------------
+  // `undo` (null when the write cannot be rolled back) gets what each write replaced.
+
+  function insert(t, row, undo) {
+    t.indexes = undefined;
+    const id = row[t.primaryKey];
+    t.records.set(id, { row, version: nextVersion(), seq: t.seq++ });
+    t.sortedKeys.splice(bound(t.sortedKeys, id, false), 0, id);
+    if (undo) undo.push({ t, id, before: undefined });
+    markDirty();
+  }
+
+  function replace(t, id, row, undo) {
+    t.indexes = undefined;
+    const before = t.records.get(id);
+    if (undo) undo.push({ t, id, before });
+    t.records.set(id, { row, version: nextVersion(), seq: before.seq });
+    markDirty();
+  }
+
+  function remove(t, id, undo) {
+    t.indexes = undefined;
+    const before = t.records.get(id);
+    if (undo) undo.push({ t, id, before });
+    t.records.delete(id);
+    const i = bound(t.sortedKeys, id, false);
+    if (t.sortedKeys[i] === id) t.sortedKeys.splice(i, 1);
+    markDirty();
+  }
+
+  /** Undoes the writes of `undo`, newest first, keeping the rows' order. */
+  function rollback(undo) {
+    const reorder = new Set();
+    for (let i = undo.length - 1; i >= 0; i--) {
+      const { t, id, before } = undo[i];
+      t.indexes = undefined;
+      if (before === undefined) {
+        t.records.delete(id);
+        const k = bound(t.sortedKeys, id, false);
+        if (t.sortedKeys[k] === id) t.sortedKeys.splice(k, 1);
+      } else {
+        if (!t.records.has(id)) {
+          t.sortedKeys.splice(bound(t.sortedKeys, id, false), 0, id);
+          reorder.add(t);
+        }
+        t.records.set(id, before);
+      }
+    }
+    for (const t of reorder) t.records = new Map([...t.records].sort((a, b) => a[1].seq - b[1].seq));
+    if (undo.length) markDirty();
+  }
+
+  // ----- the JavaScript API ------------------------------------------------------------------
+
+  function rows(logical) {
+    const t = table(logical);
+    return Array.from(t.records.values(), (rec) => fullRow(t, rec.row));
+  }
+
+  /** Replaces the rows of `logical` by `list`. */
+  function seed(logical, list) {
+    const t = table(logical);
+    if (!Array.isArray(list)) throw new Error(`sandbox/dataverse: seed('${logical}', rows) needs an array of rows`);
+    const records = new Map();
+    let seq = 0;
+    list.forEach((input, index) => {
+      if (!isPlainObject(input)) throw new Error(`sandbox/dataverse: seed('${logical}'): row ${index} is not an object`);
+      let changes;
+      try {
+        changes = changesFromBody(t, input, { allowSystem: true });
+      } catch (error) {
+        throw new Error(`sandbox/dataverse: seed('${logical}'): row ${index}: ${error.message}`);
+      }
+      const row = newRow(t, changes);
+      const id = row[t.primaryKey];
+      if (records.has(id)) throw new Error(`sandbox/dataverse: seed('${logical}'): row ${index} repeats ${t.primaryKey} ${id}`);
+      records.set(id, { row, version: nextVersion(), seq: seq++ });
+    });
+    t.records = records;
+    t.seq = seq;
+    t.sortedKeys = [...records.keys()].sort();
+    t.indexes = undefined;
+    markDirty();
+  }
+
+  function addColumn(logical, column) {
+    const t = table(logical);
+    if (!isPlainObject(column)) throw new Error("sandbox/dataverse: addColumn(table, {logicalName, type, label, …}) needs a column object");
+    const name = column.logicalName ?? column.name;
+    if (typeof name !== "string") throw new Error("sandbox/dataverse: addColumn needs column.logicalName");
+    const normalized = normalizeColumn(logical, name, column);
+    const existing = t.columns.get(name);
+    if (existing && !t.added.has(name)) {
+      if (existing.type !== normalized.type || existing.system) throw new Error(`sandbox/dataverse: '${logical}' already has a column '${name}' of type ${existing.type}`);
+      return; // already defined by the table definitions
+    }
+    if (existing && existing.type !== normalized.type) throw new Error(`sandbox/dataverse: '${logical}' already has an added column '${name}' of type ${existing.type}`);
+    t.columns.set(name, normalized);
+    t.added.set(name, normalized);
+    markDirty();
+  }
+
+  /** The columns added at run time to `logical` (as definitions keyed by logical name). */
+  function columns(logical) {
+    const t = table(logical);
+    return Object.fromEntries([...t.added.values()].map((c) => [c.name, columnDefinition(c)]));
+  }
+
+  return {
+    byName,
+    bySet,
+    table,
+    insert,
+    replace,
+    remove,
+    rollback,
+    rows,
+    seed,
+    addColumn,
+    columns,
+    flush: saver.flush,
+  };
+}

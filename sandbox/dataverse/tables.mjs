@@ -1,0 +1,114 @@
+// Table definitions: a table as handed to createDataverse compiled to its columns (with the
+// implicit ones every Dataverse table has), and the rows built from it.
+//
+// Rows are kept immutable in a Map per table (primary key → {row, version, seq}) in insertion order,
+// plus a sorted array of primary keys for paging in key order without rescanning.
+import { randomUUID } from "node:crypto";
+import { isPlainObject, nowIso } from "./util.mjs";
+import { COLUMN_TYPES, MEMO_MAX, NAME_RE, STRING_MAX } from "./values.mjs";
+
+const SYSTEM_LABELS = {
+  createdon: { 1033: "Created On", 1045: "Data utworzenia" },
+  modifiedon: { 1033: "Modified On", 1045: "Data modyfikacji" },
+};
+const IMPLICIT = new Set(Object.keys(SYSTEM_LABELS));
+export const BOOLEAN_LABELS = { true: { 1033: "Yes", 1045: "Tak" }, false: { 1033: "No", 1045: "Nie" } };
+
+export function normalizeColumn(tableName, name, def) {
+  if (!NAME_RE.test(name)) throw new Error(`sandbox/dataverse: column name '${name}' of table '${tableName}' is not a valid logical name`);
+  if (!isPlainObject(def)) throw new Error(`sandbox/dataverse: column '${tableName}.${name}' needs a definition object`);
+  if (!COLUMN_TYPES.includes(def.type)) throw new Error(`sandbox/dataverse: column '${tableName}.${name}' has unknown type '${def.type}' (one of ${COLUMN_TYPES.join(", ")})`);
+  const column = { name, type: def.type, label: isPlainObject(def.label) ? { ...def.label } : {}, readOnly: def.readOnly === true };
+  if (def.type === "String" || def.type === "Memo") {
+    const max = def.type === "String" ? STRING_MAX : MEMO_MAX;
+    column.maxLength = Number.isInteger(def.maxLength) && def.maxLength > 0 ? def.maxLength : max;
+  }
+  if (def.type === "Picklist" || def.type === "Boolean") {
+    if (Array.isArray(def.options)) column.options = def.options.map((o) => ({ value: o.value, label: isPlainObject(o.label) ? { ...o.label } : {} }));
+  }
+  return column;
+}
+
+/** The column as handed in / persisted (for `columns()` and the data file). */
+export function columnDefinition(column) {
+  const out = { logicalName: column.name, type: column.type, label: { ...column.label } };
+  if (column.maxLength !== undefined && column.maxLength !== (column.type === "String" ? STRING_MAX : MEMO_MAX)) out.maxLength = column.maxLength;
+  if (column.options) out.options = column.options.map((o) => ({ value: o.value, label: { ...o.label } }));
+  return out;
+}
+
+export function compileTable(logical, def) {
+  if (!NAME_RE.test(logical)) throw new Error(`sandbox/dataverse: '${logical}' is not a valid table logical name`);
+  if (!isPlainObject(def)) throw new Error(`sandbox/dataverse: table '${logical}' needs a definition object`);
+  const { entitySet, primaryKey } = def;
+  if (typeof entitySet !== "string" || !NAME_RE.test(entitySet)) throw new Error(`sandbox/dataverse: table '${logical}' needs an entitySet name`);
+  if (typeof primaryKey !== "string" || !NAME_RE.test(primaryKey)) throw new Error(`sandbox/dataverse: table '${logical}' needs a primaryKey name`);
+  const columns = new Map();
+  columns.set(primaryKey, { name: primaryKey, type: "Uniqueidentifier", label: isPlainObject(def.label) ? { ...def.label } : {}, system: true, readOnly: false });
+  for (const [name, c] of Object.entries(def.columns ?? {})) {
+    if (name === primaryKey || IMPLICIT.has(name)) {
+      // implicit columns: keep their type, take a label if one is given
+      if (isPlainObject(c?.label) && name === primaryKey) columns.get(name).label = { ...c.label };
+      continue;
+    }
+    columns.set(name, normalizeColumn(logical, name, c));
+  }
+  const computed = [];
+  for (const [name, fn] of Object.entries(def.computed ?? {})) {
+    if (typeof fn !== "function") throw new Error(`sandbox/dataverse: computed column '${logical}.${name}' must be a function`);
+    if (!columns.has(name)) columns.set(name, normalizeColumn(logical, name, { type: "String" }));
+    columns.get(name).computed = true;
+    computed.push([name, fn]);
+  }
+  for (const name of ["createdon", "modifiedon"]) {
+    const given = def.columns?.[name];
+    columns.set(name, { name, type: "DateTime", label: isPlainObject(given?.label) ? { ...given.label } : { ...SYSTEM_LABELS[name] }, system: true, readOnly: true });
+  }
+  const primaryName = typeof def.primaryName === "string" ? def.primaryName : null;
+  if (primaryName && !columns.has(primaryName)) throw new Error(`sandbox/dataverse: primaryName '${primaryName}' of table '${logical}' is not one of its columns`);
+  return {
+    logical,
+    entitySet,
+    primaryKey,
+    primaryName,
+    label: isPlainObject(def.label) ? { ...def.label } : {},
+    columns,
+    added: new Map(), // name → column, added at run time (persisted)
+    computed,
+    records: new Map(), // primary key → { row, version, seq }
+    sortedKeys: [],
+    seq: 0,
+  };
+}
+
+export function applyComputed(t, row) {
+  for (const [name, fn] of t.computed) {
+    let value;
+    try {
+      value = fn({ ...row });
+    } catch {
+      value = null;
+    }
+    row[name] = value === undefined ? null : value;
+  }
+  return row;
+}
+
+/** The full row of a record: every defined column, null when unset. */
+export function fullRow(t, row) {
+  const out = {};
+  for (const name of t.columns.keys()) out[name] = row[name] === undefined ? null : row[name];
+  return out;
+}
+
+/** A new row of `changes`: a fresh primary key and createdon/modifiedon now, unless given. */
+export function newRow(t, changes) {
+  const row = {};
+  for (const name of t.columns.keys()) row[name] = null;
+  Object.assign(row, changes);
+  if (row[t.primaryKey] == null) row[t.primaryKey] = randomUUID();
+  const now = nowIso();
+  if (row.createdon == null) row.createdon = now;
+  if (row.modifiedon == null) row.modifiedon = row.createdon;
+  return applyComputed(t, row);
+}
