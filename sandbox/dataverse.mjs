@@ -5,9 +5,10 @@
 //
 //   const dv = createDataverse({ file, tables, latencyMs, protection });
 //   if (await dv.handle(req, res)) return;   // true when the path starts with /api/data/v9.2/
+//   const stop = dv.onCommit((event) => …);  // after each committed create, update and delete
 //
-// The parts, in sandbox/dataverse/: store (tables, rows, writes and their undo, the data file
-// through persistence), tables and values (definitions, coercion), odata (requests and
+// The parts, in sandbox/dataverse/: store (tables, rows, transactions, commit observers, the
+// data file through persistence), tables and values (definitions, coercion), odata (requests and
 // answers), routes (one operation) with entities, query and filter (entity sets), metadata
 // (EntityDefinitions), security (callers and privileges), batch ($batch), protection (limits and
 // faults) and service (the HTTP pipeline). This file composes them.
@@ -23,6 +24,14 @@ export { COLUMN_TYPES } from "./dataverse/values.mjs";
 
 /**
  * Creates a Dataverse Web API stand-in. See the header of this file and `handle`.
+ *
+ * `onCommit(fn)` calls `fn` after each committed write, once per row, with
+ * `{table, message: "Create"|"Update"|"Delete", id, pre, post, target, userId, at}`: `pre` and
+ * `post` are the full rows before and after (null for a create's pre and a delete's post),
+ * `target` the columns the request set ({} for a delete), `userId` the caller, `at` the time
+ * of the write (ms). A change set's writes are told once it commits, none when it rolls back;
+ * `seed` tells no one. It returns the unsubscribe function.
+ *
  * @param {{file?: string, tables: object, latencyMs?: number, protection?: object|boolean}} options
  */
 export function createDataverse({ file = null, tables, latencyMs = 0, protection = null } = {}) {
@@ -52,5 +61,6 @@ export function createDataverse({ file = null, tables, latencyMs = 0, protection
     addColumn: store.addColumn,
     columns: store.columns,
     flush: store.flush,
+    onCommit: store.onCommit,
   };
 }

@@ -1129,3 +1129,158 @@ test("100,000 contacts: seed, save, load and page with a filter in a few seconds
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+// ---------------------------------------------------------------------------------------------
+// Commit observers
+
+const BROWSER_USER = "00000000-0000-0000-0000-0000000000aa"; // WHO_AM_I.UserId
+const asApp = { Authorization: "Bearer app-token" };
+
+test("onCommit: a create, an update, a PUT and a DELETE of a property, a delete, each told once after it committed", async () => {
+  await withServer({}, async ({ dv, api }) => {
+    dv.seed("contact", sampleContacts());
+    const events = [];
+    const stop = dv.onCommit((event) => events.push(event));
+    dv.seed("contact", sampleContacts());
+    assert.equal(events.length, 0, "seed tells no one");
+
+    const t0 = Date.now();
+    const created = await api.post("contacts", { firstname: "Ewa", lastname: "Lis", fullname: "ignored", numberofchildren: 1 });
+    assert.equal(created.status, 204);
+    assert.equal(events.length, 1, "told before the answer");
+    const newId = /\(([0-9a-f-]{36})\)$/.exec(created.headers.get("odata-entityid"))[1];
+    const [create] = events;
+    assert.deepEqual(Object.keys(create).sort(), ["at", "id", "message", "post", "pre", "table", "target", "userId"]);
+    assert.equal(create.table, "contact");
+    assert.equal(create.message, "Create");
+    assert.equal(create.id, newId);
+    assert.equal(create.pre, null);
+    assert.deepEqual(create.post, dv.rows("contact").find((r) => r.contactid === newId), "the full row after");
+    assert.equal(create.post.fullname, "Ewa Lis");
+    assert.deepEqual(create.target, { firstname: "Ewa", lastname: "Lis", numberofchildren: 1 }, "just the columns the request set");
+    assert.equal(create.userId, BROWSER_USER);
+    assert.ok(create.at >= t0 && create.at <= Date.now(), `${create.at}`);
+
+    // the rows given are copies
+    create.post.lastname = "Changed";
+    create.target.lastname = "Changed";
+    assert.equal(dv.rows("contact").find((r) => r.contactid === newId).lastname, "Lis");
+
+    assert.equal((await api.patch(`contacts(${id(1)})`, { lastname: "Nowicka", "@odata.etag": "x" })).status, 204);
+    assert.equal(events.length, 2);
+    const update = events[1];
+    assert.equal(update.message, "Update");
+    assert.equal(update.id, id(1));
+    assert.equal(update.pre.lastname, "Kowalska");
+    assert.equal(update.pre.fullname, "Anna Kowalska");
+    assert.equal(update.post.lastname, "Nowicka");
+    assert.equal(update.post.fullname, "Anna Nowicka");
+    assert.equal(update.post.emailaddress1, "anna@example.com", "the full row, not just what changed");
+    assert.deepEqual(update.target, { lastname: "Nowicka" });
+
+    assert.equal((await api.call("PUT", `contacts(${id(2)})/emailaddress1`, { body: { value: "jan@example.org" } })).status, 204);
+    assert.equal((await api.del(`contacts(${id(2)})/numberofchildren`)).status, 204);
+    assert.deepEqual(
+      events.slice(2).map((e) => [e.message, e.id, e.target]),
+      [
+        ["Update", id(2), { emailaddress1: "jan@example.org" }],
+        ["Update", id(2), { numberofchildren: null }],
+      ],
+    );
+    assert.equal(events[3].pre.emailaddress1, "jan@example.org");
+
+    const before = dv.rows("contact").find((r) => r.contactid === id(3));
+    assert.equal((await api.del(`contacts(${id(3)})`)).status, 204);
+    const remove = events[4];
+    assert.equal(remove.message, "Delete");
+    assert.equal(remove.id, id(3));
+    assert.deepEqual(remove.pre, before);
+    assert.equal(remove.post, null);
+    assert.deepEqual(remove.target, {});
+
+    // what fails, and what only reads, tells no one
+    assert.equal((await api.post("contacts", { numberofchildren: "many" })).status, 400);
+    assert.equal((await api.patch(`contacts(${id(3)})`, { lastname: "Gone" })).status, 404);
+    assert.equal((await api.del(`contacts(${id(3)})`)).status, 404);
+    assert.equal((await api.get(`contacts(${id(1)})`)).status, 200);
+    assert.equal(events.length, 5);
+
+    stop();
+    assert.equal((await api.patch(`contacts(${id(1)})`, { lastname: "Kowalska" })).status, 204);
+    assert.equal(events.length, 5, "unsubscribed");
+  });
+});
+
+test("onCommit: a change set is told once it committed, in order; a rolled-back one tells nothing", async () => {
+  await withServer({}, async ({ dv, api }) => {
+    dv.seed("contact", sampleContacts());
+    const events = [];
+    dv.onCommit((event) => {
+      // the whole change set stands when its first write is told
+      events.push({ ...event, seventhLeft: dv.rows("contact").some((r) => r.contactid === id(7)) });
+    });
+    const { parts } = await postBatch(
+      api,
+      [
+        { method: "GET", url: `contacts(${id(1)})?$select=firstname` },
+        [
+          { method: "POST", url: "contacts", body: { firstname: "Batch", lastname: "One" }, contentId: "1" },
+          { method: "PATCH", url: "$1", body: { lastname: "Uno" }, contentId: "2" },
+          { method: "DELETE", url: `contacts(${id(7)})`, contentId: "3" },
+        ],
+        [
+          { method: "PATCH", url: `contacts(${id(1)})`, body: { lastname: "Never" }, contentId: "4" },
+          { method: "DELETE", url: `contacts(${id(2)})`, contentId: "5" },
+          { method: "PATCH", url: `contacts(${id(4)})`, body: { numberofchildren: "many" }, contentId: "6" },
+        ],
+        { method: "PATCH", url: `contacts(${id(5)})`, body: { lastname: "Alone" } },
+      ],
+      { Prefer: "odata.continue-on-error", ...asApp },
+    );
+    assert.deepEqual(
+      parts.map((p) => p.changeset?.map((c) => c.status) ?? p.status),
+      [200, [204, 204, 204], 400, 204],
+    );
+    const createdId = dv.rows("contact").find((r) => r.lastname === "Uno").contactid;
+    assert.deepEqual(
+      events.map((e) => [e.message, e.id, e.target, e.seventhLeft]),
+      [
+        ["Create", createdId, { firstname: "Batch", lastname: "One" }, false],
+        ["Update", createdId, { lastname: "Uno" }, false],
+        ["Delete", id(7), {}, false],
+        ["Update", id(5), { lastname: "Alone" }, false],
+      ],
+    );
+    assert.equal(events[1].pre.lastname, "One");
+    assert.equal(events[1].post.fullname, "Batch Uno");
+    assert.ok(events.every((e) => e.userId === BROWSER_USER), "no principal registered: the browser user");
+    assert.equal(dv.rows("contact").find((r) => r.contactid === id(1)).lastname, "Kowalska", "rolled back");
+  });
+});
+
+test("onCommit: an observer that throws is reported and breaks neither the request nor the other observers", async () => {
+  await withServer({}, async ({ dv, api }) => {
+    const seen = [];
+    const reported = [];
+    const error = console.error;
+    console.error = (...args) => reported.push(args.map(String).join(" "));
+    try {
+      dv.onCommit(() => {
+        throw new Error("observer broke");
+      });
+      dv.onCommit((event) => seen.push(event.message));
+      const created = await api.post("contacts", { firstname: "Still" }, { Prefer: "return=representation" });
+      assert.equal(created.status, 201);
+      assert.equal(created.json.firstname, "Still");
+      const batch = await postBatch(api, [[{ method: "PATCH", url: `contacts(${created.json.contactid})`, body: { lastname: "Saved" } }]]);
+      assert.equal(batch.parts[0].changeset[0].status, 204);
+    } finally {
+      console.error = error;
+    }
+    assert.deepEqual(seen, ["Create", "Update"]);
+    assert.equal(reported.length, 2);
+    assert.match(reported[0], /observer broke/);
+    assert.equal(dv.rows("contact")[0].lastname, "Saved");
+    assert.throws(() => dv.onCommit("not a function"), /needs a function/);
+  });
+});

@@ -5,7 +5,7 @@ import { randomUUID } from "node:crypto";
 import { STATUS_CODES } from "node:http";
 import { badQuery, notFoundSegment } from "./errors.mjs";
 import { API_PREFIX, contextFor, errorResponse } from "./odata.mjs";
-import { execute } from "./routes.mjs";
+import { execute, executeAlone } from "./routes.mjs";
 
 export const MAX_BATCH_OPERATIONS = 1000;
 
@@ -120,19 +120,21 @@ function batchTarget(target, contentIds) {
 }
 
 /**
- * Runs the parsed batch of the request `ctx` (see parseBatch) and answers it. A change set is
- * rolled back as a whole when one of its operations fails.
+ * Runs the parsed batch of the request `ctx` (see parseBatch) and answers it. An operation
+ * outside a change set commits on its own; a change set commits (and tells the commit observers)
+ * once all its operations succeeded, else it is rolled back and tells no one.
  */
 export function runBatch(env, ctx, parsed) {
   const continueOnError = ctx.prefer["odata.continue-on-error"] !== undefined && ctx.prefer["odata.continue-on-error"] !== "false";
   const lcidHeader = ctx.headers["x-sandbox-lcid"];
-  const one = (req, contentIds, undo) => {
+  const one = (req, contentIds, tx) => {
     const target = batchTarget(req.target, contentIds);
     const headers = { ...req.headers };
     if (lcidHeader && !headers["x-sandbox-lcid"]) headers["x-sandbox-lcid"] = lcidHeader;
     if (target === null) return { response: errorResponse(notFoundSegment(req.target)), created: null };
-    const inner = contextFor(req.method, target, headers, req.body, ctx.base, { undo, inBatch: true });
-    const response = execute(env, inner);
+    // the batch's caller is every operation's
+    const inner = contextFor(req.method, target, headers, req.body, ctx.base, { userId: ctx.userId, tx, inBatch: true });
+    const response = tx ? execute(env, inner) : executeAlone(env, inner);
     return { response, created: inner.created || null };
   };
   const parts = [];
@@ -143,14 +145,14 @@ export function runBatch(env, ctx, parsed) {
       if (response.status >= 400 && !continueOnError) break;
       continue;
     }
-    const undo = [];
+    const tx = env.store.begin(ctx.userId, { undoable: true });
     const contentIds = new Map();
     const responses = [];
     let failed = null;
     for (const req of item.requests) {
       let result;
       if (req.method === "GET") result = { response: errorResponse(badQuery("A change set cannot contain a GET request; put it outside the change set.")) };
-      else result = one(req, contentIds, undo);
+      else result = one(req, contentIds, tx);
       if (result.response.status >= 400) {
         failed = { contentId: req.contentId, response: result.response };
         break;
@@ -159,10 +161,11 @@ export function runBatch(env, ctx, parsed) {
       responses.push({ contentId: req.contentId, response: result.response });
     }
     if (failed) {
-      env.store.rollback(undo);
+      env.store.rollback(tx);
       parts.push(failed);
       if (!continueOnError) break;
     } else {
+      env.store.commit(tx);
       parts.push({ changeset: responses });
     }
   }

@@ -1,6 +1,6 @@
 // The entity sets: `<set>` (GET a page of rows, POST a row), `<set>(<id>)` (GET, PATCH, DELETE,
-// with etags) and `<set>(<id>)/<column>` (GET, PUT, DELETE of one value). Writes add to the
-// operation's undo list (`ctx.undo`) when it has one.
+// with etags) and `<set>(<id>)/<column>` (GET, PUT, DELETE of one value). Writes join the
+// operation's transaction (`ctx.tx`).
 //
 // `env` is {store, security} (see createDataverse).
 import { DvError, CODE_DUPLICATE, CODE_VERSION, badPayload, badQuery, missing, notAllowed, notFoundSegment } from "./errors.mjs";
@@ -31,7 +31,7 @@ function createRow(env, t, ctx, q) {
   const changes = changesFromBody(t, parseJsonObject(t, ctx.body));
   if (changes[t.primaryKey] != null && t.records.has(changes[t.primaryKey])) throw new DvError(412, CODE_DUPLICATE, "A record with matching key values already exists.");
   const row = newRow(t, changes);
-  env.store.insert(t, row, ctx.undo);
+  env.store.insert(t, row, ctx.tx, changes);
   const id = row[t.primaryKey];
   const entityId = `${ctx.base}${t.entitySet}(${id})`;
   ctx.created = { t, id };
@@ -53,7 +53,7 @@ function updateRow(env, t, id, ctx, q, changesOverride) {
   const changes = changesOverride || changesFromBody(t, parseJsonObject(t, ctx.body));
   if (changes[t.primaryKey] != null && changes[t.primaryKey] !== id) throw badQuery(`The primary key '${t.primaryKey}' of a record cannot be changed (${id} → ${changes[t.primaryKey]}).`);
   const row = applyComputed(t, { ...rec.row, ...changes, [t.primaryKey]: id, modifiedon: nowIso() });
-  env.store.replace(t, id, row, ctx.undo);
+  env.store.replace(t, id, row, ctx.tx, changes);
   const entityId = `${ctx.base}${t.entitySet}(${id})`;
   const rep = representationHeaders(ctx);
   if (rep) return json(200, { "@odata.context": contextUrl(ctx, t, select, "/$entity"), ...project(t, t.records.get(id), select, ctx) }, { ...rep, "OData-EntityId": entityId });
@@ -91,7 +91,7 @@ export function entitySetRoute(env, t, segs, ctx, q) {
       if (!rec) throw missing(t, id);
       env.security.checkDelete(t);
       checkIfMatch(ctx, rec);
-      env.store.remove(t, id, ctx.undo);
+      env.store.remove(t, id, ctx.tx);
       return empty(204);
     }
     throw notAllowed(method, `a ${t.logical} record`, "GET, PATCH, DELETE");

@@ -125,8 +125,8 @@ export function parseSegments(p) {
 
 /**
  * The context of one operation (top level or inside a $batch): method, path and query relative
- * to the API root, lower-case headers, body, base URL, Prefer, and the undo list its writes add
- * to (`undo`, in a change set).
+ * to the API root, lower-case headers, body, base URL, Prefer, the caller (`userId`) and the
+ * transaction its writes join (`tx`).
  */
 export function contextFor(method, target, headers, body, base, extra = {}) {
   const qi = target.indexOf("?");
@@ -145,7 +145,8 @@ export function contextFor(method, target, headers, body, base, extra = {}) {
     annotations,
     annotationsRaw,
     lcid,
-    undo: null,
+    userId: null,
+    tx: null,
     inBatch: false,
     ...extra,
   };

@@ -9,7 +9,7 @@ import { metadataRoute } from "./metadata.mjs";
 import { errorResponse, json, parseQuery, parseSegments } from "./odata.mjs";
 import { principalAccessRoute, whoAmIRoute } from "./security.mjs";
 
-/** Runs one operation; its writes add to `ctx.undo` when set. Returns {status, headers, body}. */
+/** Runs one operation; its writes join `ctx.tx`. Returns {status, headers, body}. */
 export function execute(env, ctx) {
   const { byName, bySet } = env.store;
   try {
@@ -43,4 +43,16 @@ export function execute(env, ctx) {
     if (error instanceof DvError) return errorResponse(error);
     return errorResponse(unexpected(error));
   }
+}
+
+/**
+ * Runs one operation that commits on its own (any but those of a change set): what it wrote
+ * stands at once, and the commit observers are told before the answer is returned.
+ */
+export function executeAlone(env, ctx) {
+  const tx = env.store.begin(ctx.userId);
+  ctx.tx = tx;
+  const response = execute(env, ctx);
+  env.store.commit(tx);
+  return response;
 }

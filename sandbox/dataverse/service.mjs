@@ -6,7 +6,8 @@
 import { DvError, CODE_BAD_QUERY, CODE_UNEXPECTED, badQuery, notAllowed, unexpected } from "./errors.mjs";
 import { MAX_BATCH_OPERATIONS, parseBatch, runBatch } from "./batch.mjs";
 import { API_PREFIX, JSON_TYPE, contextFor, errorResponse } from "./odata.mjs";
-import { execute } from "./routes.mjs";
+import { executeAlone } from "./routes.mjs";
+import { WHO_AM_I } from "./security.mjs";
 
 const MAX_BODY_BYTES = 64 * 1024 * 1024;
 
@@ -69,7 +70,7 @@ async function serve(env, req, target) {
   if (fault) return tooMany(env, fault);
   const headers = {};
   for (const [k, v] of Object.entries(req.headers)) headers[k.toLowerCase()] = Array.isArray(v) ? v.join(", ") : String(v);
-  const ctx = contextFor(method, target, headers, body, baseUrl(req));
+  const ctx = contextFor(method, target, headers, body, baseUrl(req), { userId: WHO_AM_I.UserId });
   const isBatch = ctx.path === "$batch";
   let parsed = null;
   if (isBatch && method === "POST") {
@@ -89,7 +90,7 @@ async function serve(env, req, target) {
     if (method !== "POST") return errorResponse(notAllowed(method, "$batch", "POST"));
     return runBatch(env, ctx, parsed);
   }
-  return execute(env, ctx);
+  return executeAlone(env, ctx);
 }
 
 /** Answers requests under /api/data/v9.2/; returns false (and does nothing) for any other path. */

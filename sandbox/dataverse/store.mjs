@@ -1,6 +1,9 @@
-// The store: the compiled tables and their rows, writes (with an undo list a change set can be
-// rolled back by), persistence to the data file, and the JavaScript API over the rows (rows,
-// seed, addColumn, columns, flush).
+// The store: the compiled tables and their rows, writes in transactions (a change set's can be
+// rolled back; a committed one tells the commit observers), persistence to the data file, and
+// the JavaScript API over the rows (rows, seed, addColumn, columns, flush, onCommit).
+//
+// A transaction is `{userId, undo, changes}`: `undo` (null when it cannot be rolled back) lists
+// what each write replaced, newest last; `changes` what each write did, for the observers.
 import { columnDefinition, compileTable, fullRow, newRow, normalizeColumn } from "./tables.mjs";
 import { changesFromBody } from "./values.mjs";
 import { createSaver, loadDataFile } from "./persistence.mjs";
@@ -23,6 +26,7 @@ export function createStore({ tables, file = null }) {
 
   let version = 0;
   const nextVersion = () => ++version;
+  const observers = new Set(); // {fn}, in the order they subscribed
 
   let foreign = { foreignTables: {}, foreignColumns: {} };
   const saver = createSaver(file, snapshot);
@@ -46,38 +50,52 @@ export function createStore({ tables, file = null }) {
     return t;
   }
 
-  // ----- writes ------------------------------------------------------------------------------
-  // `undo` (null when the write cannot be rolled back) gets what each write replaced.
+  // ----- transactions ------------------------------------------------------------------------
 
-  function insert(t, row, undo) {
+  /** A transaction of the user `userId`; `undoable` when it may be rolled back (a change set). */
+  function begin(userId, { undoable = false } = {}) {
+    return { userId, undo: undoable ? [] : null, changes: [] };
+  }
+
+  function record(tx, change) {
+    if (tx) tx.changes.push({ ...change, at: Date.now() });
+  }
+
+  /** Adds the new `row`; `target` holds the columns the request set. */
+  function insert(t, row, tx, target) {
     t.indexes = undefined;
     const id = row[t.primaryKey];
     t.records.set(id, { row, version: nextVersion(), seq: t.seq++ });
     t.sortedKeys.splice(bound(t.sortedKeys, id, false), 0, id);
-    if (undo) undo.push({ t, id, before: undefined });
+    if (tx?.undo) tx.undo.push({ t, id, before: undefined });
+    record(tx, { t, message: "Create", id, before: null, after: row, target });
     markDirty();
   }
 
-  function replace(t, id, row, undo) {
+  /** Replaces the row `id` by `row`; `target` holds the columns the request set. */
+  function replace(t, id, row, tx, target) {
     t.indexes = undefined;
     const before = t.records.get(id);
-    if (undo) undo.push({ t, id, before });
+    if (tx?.undo) tx.undo.push({ t, id, before });
     t.records.set(id, { row, version: nextVersion(), seq: before.seq });
+    record(tx, { t, message: "Update", id, before: before.row, after: row, target });
     markDirty();
   }
 
-  function remove(t, id, undo) {
+  function remove(t, id, tx) {
     t.indexes = undefined;
     const before = t.records.get(id);
-    if (undo) undo.push({ t, id, before });
+    if (tx?.undo) tx.undo.push({ t, id, before });
     t.records.delete(id);
     const i = bound(t.sortedKeys, id, false);
     if (t.sortedKeys[i] === id) t.sortedKeys.splice(i, 1);
+    record(tx, { t, message: "Delete", id, before: before.row, after: null, target: {} });
     markDirty();
   }
 
-  /** Undoes the writes of `undo`, newest first, keeping the rows' order. */
-  function rollback(undo) {
+  /** Undoes the writes of `tx` (newest first, the rows' order kept); its changes tell no one. */
+  function rollback(tx) {
+    const undo = tx.undo || [];
     const reorder = new Set();
     for (let i = undo.length - 1; i >= 0; i--) {
       const { t, id, before } = undo[i];
@@ -96,6 +114,49 @@ export function createStore({ tables, file = null }) {
     }
     for (const t of reorder) t.records = new Map([...t.records].sort((a, b) => a[1].seq - b[1].seq));
     if (undo.length) markDirty();
+    tx.undo = tx.undo && [];
+    tx.changes = [];
+  }
+
+  /** The writes of `tx` stand: every observer is called with each change, in order. */
+  function commit(tx) {
+    const changes = tx.changes;
+    tx.undo = tx.undo && [];
+    tx.changes = [];
+    if (changes.length === 0 || observers.size === 0) return;
+    for (const change of changes) {
+      for (const observer of [...observers]) {
+        try {
+          observer.fn(commitEvent(change, tx.userId));
+        } catch (error) {
+          console.error(`sandbox/dataverse: a commit observer failed on ${change.message} of ${change.t.logical} ${change.id}:`, error);
+        }
+      }
+    }
+  }
+
+  /** What an observer is given: plain copies, so that it cannot change the store. */
+  function commitEvent({ t, message, id, before, after, target, at }, userId) {
+    return {
+      table: t.logical,
+      message,
+      id,
+      pre: before ? fullRow(t, before) : null,
+      post: after ? fullRow(t, after) : null,
+      target: { ...target },
+      userId,
+      at,
+    };
+  }
+
+  /** Calls `fn(event)` after each committed create, update and delete; returns the unsubscribe. */
+  function onCommit(fn) {
+    if (typeof fn !== "function") throw new Error("sandbox/dataverse: onCommit(fn) needs a function");
+    const observer = { fn };
+    observers.add(observer);
+    return () => {
+      observers.delete(observer);
+    };
   }
 
   // ----- the JavaScript API ------------------------------------------------------------------
@@ -105,7 +166,7 @@ export function createStore({ tables, file = null }) {
     return Array.from(t.records.values(), (rec) => fullRow(t, rec.row));
   }
 
-  /** Replaces the rows of `logical` by `list`. */
+  /** Replaces the rows of `logical` by `list` (no observer is told). */
   function seed(logical, list) {
     const t = table(logical);
     if (!Array.isArray(list)) throw new Error(`sandbox/dataverse: seed('${logical}', rows) needs an array of rows`);
@@ -158,10 +219,13 @@ export function createStore({ tables, file = null }) {
     byName,
     bySet,
     table,
+    begin,
     insert,
     replace,
     remove,
     rollback,
+    commit,
+    onCommit,
     rows,
     seed,
     addColumn,
