@@ -174,6 +174,12 @@ fn every_button_runs_an_engine_command_under_the_engines_label() {
         (
             "new_salesmanagointegration",
             "Mscrm.Form.new_salesmanagointegration.MainTab.Save.Controls._children",
+            Command::ExportChanges,
+            &["PrimaryControl"],
+        ),
+        (
+            "new_salesmanagointegration",
+            "Mscrm.Form.new_salesmanagointegration.MainTab.Save.Controls._children",
             Command::PullConsents,
             &["PrimaryControl"],
         ),

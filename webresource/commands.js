@@ -273,6 +273,8 @@
       testConnection: formCommand("integration.testConnection"),
       /** Integration form: "Export all contacts". */
       exportAll: formCommand("integration.exportAll"),
+      /** Integration form: "Export changes". */
+      exportChanges: formCommand("integration.exportChanges"),
       /** Integration form: "Pull consents". */
       pullConsents: formCommand("integration.pullConsents"),
       /** Integration form: "Pull changes". */

@@ -1,7 +1,7 @@
 //! The catch-up: what a webhook delivery that failed twice, or a relay that was down, left
-//! unsent. It reads the contacts modified since its watermark (less an overlap of five minutes,
-//! for changes committed out of order), oldest first, and sends each as the webhook would; the
-//! watermark (`new_catchupwatermark` on the integration record, Unix ms) moves only past
+//! unsent. It reads the contacts modified since its watermark (less an overlap for changes
+//! committed out of order: [`catch_up_since`]), oldest first, and sends each as the webhook
+//! would; the watermark (`new_catchupwatermark` on the integration record, Unix ms) moves only past
 //! contacts that went, or were skipped with their reason written back, never past one that
 //! failed for now. The integration's own write-backs are not sent again.
 //!
@@ -13,14 +13,11 @@ use std::sync::Arc;
 use salesmanago_dynamics::core::dataverse::schema::{contact, integration};
 use salesmanago_dynamics::core::json::{Map, Value};
 use salesmanago_dynamics::core::retry::is_transient;
-use salesmanago_dynamics::core::sync::{iso_datetime, unix_ms};
+use salesmanago_dynamics::core::sync::{catch_up_since, iso_datetime, unix_ms};
 
 use crate::burst::{self, Done, Item, Work};
 use crate::dataverse::DataverseError;
 use crate::{now_ms, Relay};
-
-/// Changes committed out of order: the catch-up looks this far behind its watermark.
-const OVERLAP_MS: u64 = 5 * 60_000;
 
 /// What one catch-up did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -49,9 +46,8 @@ pub(crate) async fn catch_up(relay: &Relay) -> Result<CatchUp, DataverseError> {
     let stored =
         record.get(integration::CATCH_UP_WATERMARK).and_then(Value::as_str).and_then(|w| w.parse::<u64>().ok());
     // The first run looks back two periods: "Export all contacts" is the way to send everything.
-    let since = stored.map_or(now_ms().saturating_sub(2 * relay.config.catch_up.as_millis() as u64), |w| {
-        w.saturating_sub(OVERLAP_MS)
-    });
+    let first = now_ms().saturating_sub(2 * relay.config.catch_up.as_millis() as u64);
+    let since = catch_up_since(record.get(integration::CATCH_UP_WATERMARK), Some(first)).unwrap_or(first);
     let mut next =
         Some(format!("{}?$filter=modifiedon ge {}&$orderby=modifiedon asc", contact::ENTITY_SET, iso_datetime(since)));
     let mut done = CatchUp { watermark: stored, ..CatchUp::default() };

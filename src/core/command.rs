@@ -15,6 +15,9 @@ pub enum Command {
     TestConnection,
     /// Integration form: export every contact.
     ExportAll,
+    /// Integration form: export the contacts changed since the last catch-up (the relay's, or
+    /// this button's).
+    ExportChanges,
     /// Integration form: pull opt-outs and consents.
     PullConsents,
     /// Integration form: pull contacts changed in SALESmanago.
@@ -33,12 +36,13 @@ pub enum Command {
 
 impl Command {
     /// Every command.
-    pub const ALL: [Command; 12] = [
+    pub const ALL: [Command; 13] = [
         Command::FetchContact,
         Command::SendContact,
         Command::ExportSelected,
         Command::TestConnection,
         Command::ExportAll,
+        Command::ExportChanges,
         Command::PullConsents,
         Command::PullChanges,
         Command::SaveCredentials,
@@ -56,6 +60,7 @@ impl Command {
             Command::ExportSelected => "contact.exportSelected",
             Command::TestConnection => "integration.testConnection",
             Command::ExportAll => "integration.exportAll",
+            Command::ExportChanges => "integration.exportChanges",
             Command::PullConsents => "integration.pullConsents",
             Command::PullChanges => "integration.pullChanges",
             Command::SaveCredentials => "credentials.save",
@@ -76,6 +81,7 @@ impl Command {
         match self {
             Command::ExportSelected => Some(BulkJob::ExportSelected),
             Command::ExportAll => Some(BulkJob::ExportAll),
+            Command::ExportChanges => Some(BulkJob::ExportChanges),
             Command::PullConsents => Some(BulkJob::PullConsents),
             Command::PullChanges => Some(BulkJob::PullChanges),
             Command::FetchContact
@@ -97,6 +103,8 @@ pub enum BulkJob {
     ExportSelected,
     /// Export every contact, resuming an interrupted run.
     ExportAll,
+    /// Export the contacts modified since the catch-up watermark.
+    ExportChanges,
     /// Pull opt-outs and consents.
     PullConsents,
     /// Pull contacts changed in SALESmanago.
@@ -109,6 +117,7 @@ impl BulkJob {
         match self {
             BulkJob::ExportSelected => Command::ExportSelected,
             BulkJob::ExportAll => Command::ExportAll,
+            BulkJob::ExportChanges => Command::ExportChanges,
             BulkJob::PullConsents => Command::PullConsents,
             BulkJob::PullChanges => Command::PullChanges,
         }
@@ -119,7 +128,8 @@ impl BulkJob {
     pub const fn state(self) -> Option<Job> {
         match self {
             BulkJob::ExportSelected => None,
-            BulkJob::ExportAll => Some(Job::Export),
+            // One export at a time: it shares the export's lease, last run and result.
+            BulkJob::ExportAll | BulkJob::ExportChanges => Some(Job::Export),
             BulkJob::PullConsents => Some(Job::Consents),
             BulkJob::PullChanges => Some(Job::Changes),
         }

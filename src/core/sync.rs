@@ -15,6 +15,17 @@ pub fn is_synchronised(column: &str) -> bool {
     (SELECT.contains(&column) && !own.contains(&column)) || consent_name(column).is_some()
 }
 
+/// Changes committed out of order: a catch-up (the relay's, or "Export changes") looks this far
+/// behind its watermark.
+pub const CATCH_UP_OVERLAP_MS: u64 = 5 * 60_000;
+
+/// Where a catch-up starts: the watermark (`new_catchupwatermark`, Unix ms as text) less the
+/// overlap; without one, `otherwise`.
+pub fn catch_up_since(watermark: Option<&Value>, otherwise: Option<u64>) -> Option<u64> {
+    let stored = watermark.and_then(Value::as_str).and_then(|w| w.trim().parse::<u64>().ok());
+    stored.map(|w| w.saturating_sub(CATCH_UP_OVERLAP_MS)).or(otherwise)
+}
+
 /// The part of `patch` about opt-outs and consents: what "Pull consents" writes.
 pub fn consents_only(mut patch: ContactPatch) -> ContactPatch {
     patch.columns.retain(|column, _| {

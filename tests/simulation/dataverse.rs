@@ -10,7 +10,7 @@ use salesmanago_dynamics::core::job::{Read, Writes};
 use salesmanago_dynamics::core::json::{self, Map, Value};
 use salesmanago_dynamics::core::mapping::normalize;
 use salesmanago_dynamics::core::salesmanago::HttpResponse;
-use salesmanago_dynamics::core::sync::iso_datetime;
+use salesmanago_dynamics::core::sync::{iso_datetime, unix_ms};
 
 use super::rng::{http_date, Rng};
 use super::salesmanago::SmRecord;
@@ -399,6 +399,9 @@ fn matches(filter: Option<&str>, row: &Map) -> bool {
     let Some(filter) = filter else { return true };
     if let Some(after) = filter.strip_prefix("contactid gt ") {
         return text(contact::ID).as_str() > after;
+    }
+    if let Some(since) = filter.strip_prefix("modifiedon ge ") {
+        return unix_ms(&text("modifiedon")) >= unix_ms(since);
     }
     if filter == "emailaddress1 ne null" {
         return row.get("emailaddress1").is_some_and(|v| !v.is_null());

@@ -17,6 +17,7 @@ use salesmanago_dynamics::core::job::contact::{ContactStart, FormAction, Level, 
 use salesmanago_dynamics::core::job::lease::{Holder, User, STALE_MS};
 use salesmanago_dynamics::core::job::{record_columns, Action, Job, Reply, Start, Summary, Ticket};
 use salesmanago_dynamics::core::json::{Map, Value};
+use salesmanago_dynamics::core::sync::{iso_datetime, unix_ms};
 
 use dataverse::Dataverse;
 use rng::Rng;
@@ -366,6 +367,93 @@ fn pull_changes(seed: u64, contacts: usize) {
     }
 }
 
+/// Export changes: after an export, contacts changed in Dynamics are sent, and only they; the
+/// catch-up watermark moves to the run's start only when none failed, so a later run tries
+/// again whatever did; Export all's checkpoint is never touched.
+fn export_changes(seed: u64, contacts: usize) {
+    let mut world = World::new(seed, contacts);
+    let faults = (world.dataverse.faults, world.salesmanago.faults);
+    world.dataverse.faults = Faults::default();
+    world.salesmanago.faults = Faults::default();
+    world.run(BulkJob::ExportAll, 0).expect("a clean export succeeds");
+    world.now += 3_600_000;
+    let ids: Vec<String> = world.dataverse.contacts.keys().cloned().collect();
+    let mut changed = Vec::new();
+    for id in ids {
+        if !world.rng.chance(200) {
+            continue;
+        }
+        let row = world.dataverse.contacts.get_mut(&id).expect("a contact");
+        let last = text(row, "lastname").unwrap_or_default();
+        row.insert("firstname".into(), "Zmieniony".into());
+        row.insert("fullname".into(), format!("Zmieniony {last}").into());
+        row.insert("modifiedon".into(), iso_datetime(world.now).into());
+        changed.push(id);
+    }
+    world.now += 60_000;
+    (world.dataverse.faults, world.salesmanago.faults) = faults;
+    let started = world.now;
+    // What it must send: every contact modified since the export finished (its own write-backs
+    // at that instant too), which includes every contact changed since.
+    let since = text(&world.dataverse.record, JobColumns::Export.last_run_column())
+        .and_then(|t| unix_ms(&t))
+        .expect("the export's last run");
+    let due: Vec<&String> = world
+        .dataverse
+        .contacts
+        .iter()
+        .filter(|(_, row)| text(row, "modifiedon").and_then(|t| unix_ms(&t)).is_some_and(|m| m >= since))
+        .map(|(id, _)| id)
+        .collect();
+    assert!(changed.iter().all(|id| due.contains(&id)));
+    let due = due.len() as u64;
+    let interruptions = world.rng.below(3) as usize;
+    let result = world.run(BulkJob::ExportChanges, interruptions);
+    let watermark = text(&world.dataverse.record, integration::CATCH_UP_WATERMARK);
+    match result {
+        Ok(summary) => {
+            let t = &summary.tally;
+            assert!(t.adds_up(), "{t:?}");
+            assert_eq!(t.total, due, "the contacts modified since the last export, and only they: {t:?}");
+            check_watermark(t.failed(), watermark, started);
+        }
+        // Stopped by the faults (service protection outlasting its retries): nothing moves.
+        Err(failure) => assert_eq!(watermark, None, "stopped ({failure}): the watermark stays"),
+    }
+    // Clean, again: every changed contact SALESmanago takes holds its new name.
+    world.dataverse.faults = Faults::default();
+    world.salesmanago.faults = Faults::default();
+    world.now += 60_000;
+    world.run(BulkJob::ExportChanges, 0).expect("a clean run succeeds");
+    for id in &changed {
+        let row = &world.dataverse.contacts[id];
+        let email = text(row, "emailaddress1").unwrap_or_default().trim().to_ascii_lowercase();
+        if !world.dataverse.valid_email(row) || world.salesmanago.rejects(row) || email.starts_with("shared") {
+            continue;
+        }
+        let sm = world.salesmanago.by_email(&email).expect("in SALESmanago");
+        assert!(sm.name.contains("Zmieniony"), "{id}: the change did not reach SALESmanago: {sm:?}");
+    }
+    assert!(
+        world.dataverse.record.get(JobColumns::Export.checkpoint_column()).is_none_or(Value::is_null),
+        "no checkpoint of its own"
+    );
+    world.check_synced();
+}
+
+/// After a run of "Export changes" with `failed` contacts failed: the watermark moved to the
+/// run's start only when none did.
+fn check_watermark(failed: u64, watermark: Option<String>, started: u64) {
+    if failed == 0 {
+        assert!(
+            watermark.as_deref().and_then(|w| w.parse::<u64>().ok()).is_some_and(|w| w >= started),
+            "all went: the watermark moves to the run's start ({watermark:?})"
+        );
+    } else {
+        assert_eq!(watermark, None, "{failed} failed: the watermark stays");
+    }
+}
+
 /// Pull consents, through SALESmanago's export job, after an export and changes on
 /// SALESmanago's side: the counts add up; every value SALESmanago changed reaches Dynamics
 /// (or its contact is counted failed); no consent is given in Dynamics that SALESmanago does
@@ -651,6 +739,11 @@ fn a_frozen_run_taken_over_stops_and_writes_nothing_to_the_record() {
 #[test]
 fn export_all_adds_up_and_syncs_only_what_salesmanago_holds() {
     for_each_seed("export_all", size, export_all);
+}
+
+#[test]
+fn export_changes_sends_what_changed_and_moves_its_watermark_only_when_all_went() {
+    for_each_seed("export_changes", size, export_changes);
 }
 
 #[test]

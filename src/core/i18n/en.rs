@@ -138,6 +138,7 @@ fn command_label(command: Command) -> &'static str {
         Command::ExportSelected => "Export to SALESmanago",
         Command::TestConnection => "Test connection",
         Command::ExportAll => "Export all contacts",
+        Command::ExportChanges => "Export changes",
         Command::PullConsents => "Pull consents",
         Command::SaveCredentials => "Save credentials",
         Command::PullChanges => "Pull changes",
@@ -253,6 +254,10 @@ fn summary(job: BulkJob, c: &Counts) -> String {
         BulkJob::PullChanges => format!(
             "{label} finished: {} contacts changed in SALESmanago. {} updated in Dynamics, {} already the same, {} not in Dynamics (not created, as in the original plugin), {} failed.",
             c.total, c.done, c.same, c.missing, c.failed
+        ),
+        BulkJob::ExportChanges => format!(
+            "{label} finished: {} contacts changed in Dynamics since the last catch-up. {} sent, {} skipped, {} failed.",
+            c.total, c.done, c.skipped, c.failed
         ),
         BulkJob::ExportSelected | BulkJob::ExportAll => format!(
             "{label} finished: {} contacts. {} sent, {} skipped, {} failed.",

@@ -137,6 +137,7 @@ fn command_label(command: Command) -> &'static str {
         Command::ExportSelected => "Eksportuj do SALESmanago",
         Command::TestConnection => "Testuj połączenie",
         Command::ExportAll => "Eksportuj wszystkie kontakty",
+        Command::ExportChanges => "Eksportuj zmiany",
         Command::PullConsents => "Pobierz zgody",
         Command::SaveCredentials => "Zapisz dane dostępowe",
         Command::PullChanges => "Pobierz zmiany",
@@ -244,6 +245,10 @@ fn summary(job: BulkJob, c: &Counts) -> String {
         BulkJob::PullChanges => format!(
             "{label}: zakończono. Kontakty zmienione w SALESmanago: {}. Zaktualizowano w Dynamics: {}, bez zmian: {}, brak w Dynamics (nie tworzymy ich, jak oryginalna wtyczka): {}, błędy: {}.",
             c.total, c.done, c.same, c.missing, c.failed
+        ),
+        BulkJob::ExportChanges => format!(
+            "{label}: zakończono. Kontakty zmienione w Dynamics od ostatniego nadrabiania: {}. Wysłano: {}, pominięto: {}, błędy: {}.",
+            c.total, c.done, c.skipped, c.failed
         ),
         BulkJob::ExportSelected | BulkJob::ExportAll => format!(
             "{label}: zakończono. Kontakty: {}. Wysłano: {}, pominięto: {}, błędy: {}.",

@@ -5,7 +5,7 @@
 use crate::core::command::BulkJob;
 use crate::core::dataverse::contact::ContactRow;
 use crate::core::dataverse::query::{contacts, one_of};
-use crate::core::dataverse::schema::{contact, Job as JobColumns, SyncStatus};
+use crate::core::dataverse::schema::{contact, integration, Job as JobColumns, SyncStatus};
 use crate::core::i18n::{text, Message};
 use crate::core::json::{self, Map, Value};
 use crate::core::mapping::{to_salesmanago, OutboundOptions, Warning};
@@ -13,7 +13,7 @@ use crate::core::salesmanago::contact::UpsertDetails;
 use crate::core::salesmanago::operation::BatchUpsert;
 use crate::core::salesmanago::SmError;
 use crate::core::sorted::SortedMap;
-use crate::core::sync::{write_back, Tally};
+use crate::core::sync::{catch_up_since, iso_datetime, unix_ms, write_back, Tally};
 use crate::object;
 
 use super::runner::{Call, Error, Output, Request, Runner};
@@ -49,6 +49,8 @@ enum Step {
 
 pub(super) struct Export {
     all: bool,
+    /// "Export changes": the watermark to write when every contact went (the run's start).
+    watermark: Option<u64>,
     pages_to_read: Pages,
     next_index: usize,
     pages: SortedMap<usize, Page>,
@@ -87,7 +89,15 @@ impl Export {
         let all = start.job == BulkJob::ExportAll;
         let mut prefix = Tally::default();
         let mut after = None;
-        let queries: Vec<String> = if selected {
+        let changes = start.job == BulkJob::ExportChanges;
+        let queries: Vec<String> = if changes {
+            // Since the catch-up's watermark; the first time, since the last export finished.
+            let last_export =
+                record.get(JobColumns::Export.last_run_column()).and_then(Value::as_str).and_then(unix_ms);
+            let since = catch_up_since(record.get(integration::CATCH_UP_WATERMARK), last_export);
+            let filter = since.map(|ms| format!("{} ge {}", contact::MODIFIED_ON, iso_datetime(ms)));
+            vec![contacts(consents, filter.as_deref())]
+        } else if selected {
             run.total = Some(start.selected.len() as u64);
             start.selected.chunks(IN_CHUNK).map(|ids| contacts(consents, Some(&one_of(contact::ID, ids)))).collect()
         } else if let Some((last, resumed)) = all.then(|| read_checkpoint(record)).flatten() {
@@ -102,6 +112,7 @@ impl Export {
         };
         Export {
             all,
+            watermark: changes.then_some(start.now_ms),
             pages_to_read: Pages::new(queries),
             next_index: 0,
             pages: SortedMap::new(),
@@ -122,7 +133,13 @@ impl Export {
         }
         self.pages_to_read.read(run, self.pages.len());
         if self.pages_to_read.done() && self.pages.is_empty() && !run.busy() {
-            self.ending.start(run, std::mem::take(&mut self.prefix), Map::new(), now_ms);
+            let tally = std::mem::take(&mut self.prefix);
+            let mut extra = Map::new();
+            // The watermark moves only when every contact went or was skipped with its reason.
+            if let Some(watermark) = self.watermark.filter(|_| tally.failed() == 0) {
+                extra.insert(integration::CATCH_UP_WATERMARK.into(), watermark.to_string().into());
+            }
+            self.ending.start(run, tally, extra, now_ms);
         }
     }
 

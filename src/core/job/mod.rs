@@ -223,6 +223,7 @@ pub struct Start {
 }
 
 const EXPORT_RECORD: &[&str] = &[JobColumns::Export.checkpoint_column()];
+const EXPORT_CHANGES_RECORD: &[&str] = &[integration::CATCH_UP_WATERMARK, JobColumns::Export.last_run_column()];
 
 /// The integration record's columns a job reads at its start, besides the settings (its lease
 /// among them).
@@ -236,6 +237,7 @@ fn state_columns(job: BulkJob) -> &'static [&'static str] {
     match job {
         BulkJob::ExportAll => EXPORT_RECORD,
         BulkJob::PullChanges => &[integration::CHANGES_WATERMARK],
+        BulkJob::ExportChanges => EXPORT_CHANGES_RECORD,
         BulkJob::ExportSelected | BulkJob::PullConsents => &[],
     }
 }
@@ -250,7 +252,9 @@ enum Kind {
 impl Kind {
     fn new(start: &Start, record: &Map, run: &mut Runner, now_ms: u64) -> Kind {
         match start.job {
-            BulkJob::ExportSelected | BulkJob::ExportAll => Kind::Export(export::Export::new(start, record, run)),
+            BulkJob::ExportSelected | BulkJob::ExportAll | BulkJob::ExportChanges => {
+                Kind::Export(export::Export::new(start, record, run))
+            }
             BulkJob::PullConsents => Kind::Consents(consents::Consents::new(start, run)),
             BulkJob::PullChanges => Kind::Changes(changes::Changes::new(start, record, now_ms)),
         }
@@ -403,7 +407,10 @@ impl Ending {
         let columns = self.job.state().map(|job| {
             extra.insert(job.last_run_column().into(), iso_datetime(now_ms).into());
             extra.insert(job.last_result_column().into(), text(&message, run.lang).into());
-            extra.insert(job.checkpoint_column().into(), Value::Null);
+            // "Export changes" shares the export's columns, but not Export all's checkpoint.
+            if self.job != BulkJob::ExportChanges {
+                extra.insert(job.checkpoint_column().into(), Value::Null);
+            }
             extra
         });
         let summary = Summary { message, details: Vec::new(), close_form: false, download, tally };

@@ -125,6 +125,7 @@ pub(crate) async fn run(command: Command, context: Context) -> Outcome {
         Command::DeleteContacts => contact::delete(context).await,
         Command::ExportSelected => jobs::run(context, BulkJob::ExportSelected).await,
         Command::ExportAll => jobs::run(context, BulkJob::ExportAll).await,
+        Command::ExportChanges => jobs::run(context, BulkJob::ExportChanges).await,
         Command::PullConsents => jobs::run(context, BulkJob::PullConsents).await,
         Command::PullChanges => jobs::run(context, BulkJob::PullChanges).await,
     }
