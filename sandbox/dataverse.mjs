@@ -3,7 +3,7 @@
 // $batch with change sets, a slice of EntityDefinitions metadata, WhoAmI, fault injection and the
 // service-protection limits, with the data optionally kept in one JSON file. Node built-ins only.
 //
-//   const dv = createDataverse({ file, tables, latencyMs, protection });
+//   const dv = createDataverse({ file, tables, latencyMs, protection, principals });
 //   if (await dv.handle(req, res)) return;   // true when the path starts with /api/data/v9.2/
 //   const stop = dv.onCommit((event) => …);  // after each committed create, update and delete
 //
@@ -25,6 +25,11 @@ export { COLUMN_TYPES } from "./dataverse/values.mjs";
 /**
  * Creates a Dataverse Web API stand-in. See the header of this file and `handle`.
  *
+ * `principals` maps bearer tokens to application users' systemuserids ({token: userId}, or a
+ * Map): a request with `Authorization: Bearer <token>` acts as that user (allowed everything);
+ * any other acts as the browser user WHO_AM_I.UserId. `addPrincipal(token, userId)` adds one
+ * later and returns its removal.
+ *
  * `onCommit(fn)` calls `fn` after each committed write, once per row, with
  * `{table, message: "Create"|"Update"|"Delete", id, pre, post, target, userId, at}`: `pre` and
  * `post` are the full rows before and after (null for a create's pre and a delete's post),
@@ -32,13 +37,13 @@ export { COLUMN_TYPES } from "./dataverse/values.mjs";
  * of the write (ms). A change set's writes are told once it commits, none when it rolls back;
  * `seed` tells no one. It returns the unsubscribe function.
  *
- * @param {{file?: string, tables: object, latencyMs?: number, protection?: object|boolean}} options
+ * @param {{file?: string, tables: object, latencyMs?: number, protection?: object|boolean, principals?: object}} options
  */
-export function createDataverse({ file = null, tables, latencyMs = 0, protection = null } = {}) {
+export function createDataverse({ file = null, tables, latencyMs = 0, protection = null, principals = null } = {}) {
   const store = createStore({ tables, file });
   const env = {
     store,
-    security: createSecurity(),
+    security: createSecurity({ principals }),
     protection: createProtection({ protection, latencyMs }),
     stats: freshStats(),
     inFlight: 0,
@@ -49,7 +54,7 @@ export function createDataverse({ file = null, tables, latencyMs = 0, protection
     seed: store.seed,
     setFaults: env.protection.setFaults,
     stats: () => ({ ...env.stats, byMethod: { ...env.stats.byMethod } }),
-    /** The user's privileges on contacts (`{delete}`), as a security role would give them. */
+    /** The browser user's privileges on contacts (`{delete}`), as a security role would give them. */
     privileges: env.security.privileges,
     setPrivileges: env.security.setPrivileges,
     resetStats() {
@@ -62,5 +67,6 @@ export function createDataverse({ file = null, tables, latencyMs = 0, protection
     columns: store.columns,
     flush: store.flush,
     onCommit: store.onCommit,
+    addPrincipal: env.security.addPrincipal,
   };
 }

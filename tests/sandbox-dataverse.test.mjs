@@ -1131,9 +1131,11 @@ test("100,000 contacts: seed, save, load and page with a filter in a few seconds
 });
 
 // ---------------------------------------------------------------------------------------------
-// Commit observers
+// Commit observers, callers and who modified a row
 
 const BROWSER_USER = "00000000-0000-0000-0000-0000000000aa"; // WHO_AM_I.UserId
+const APP_USER = "6a0d7c1e-0000-4000-8000-00000000a001";
+const OTHER_APP_USER = "6a0d7c1e-0000-4000-8000-00000000a002";
 const asApp = { Authorization: "Bearer app-token" };
 
 test("onCommit: a create, an update, a PUT and a DELETE of a property, a delete, each told once after it committed", async () => {
@@ -1283,4 +1285,119 @@ test("onCommit: an observer that throws is reported and breaks neither the reque
     assert.equal(dv.rows("contact")[0].lastname, "Saved");
     assert.throws(() => dv.onCommit("not a function"), /needs a function/);
   });
+});
+
+test("principals: a registered bearer token acts as its application user; rows carry who created and modified them", async () => {
+  await withServer({ principals: { "app-token": APP_USER.toUpperCase() } }, async ({ dv, api }) => {
+    const who = async (headers) => (await api.get("WhoAmI", headers)).json.UserId;
+    assert.equal(await who(), BROWSER_USER);
+    assert.equal(await who(asApp), APP_USER, "lower case, as GUIDs are answered");
+    assert.equal(await who({ Authorization: "Bearer unknown-token" }), BROWSER_USER);
+    assert.equal(await who({ Authorization: "Basic app-token" }), BROWSER_USER);
+
+    // created by the browser user, then modified by the application user
+    const created = await api.post("contacts", { firstname: "Ola", _modifiedby_value: OTHER_APP_USER }, { Prefer: "return=representation" });
+    assert.equal(created.status, 201);
+    const newId = created.json.contactid;
+    assert.equal(created.json._createdby_value, BROWSER_USER);
+    assert.equal(created.json._modifiedby_value, BROWSER_USER, "read-only: what a body gives is ignored");
+    assert.equal((await api.patch(`contacts(${newId})`, { lastname: "Lis" }, asApp)).status, 204);
+    const full = await api.get(`contacts(${newId})`);
+    assert.equal(full.json._createdby_value, BROWSER_USER);
+    assert.equal(full.json._modifiedby_value, APP_USER, "in a GET without $select");
+    assert.equal(full.json.lastname, "Lis");
+    const selected = await api.get(`contacts(${newId})?$select=_modifiedby_value`);
+    assert.deepEqual(Object.keys(selected.json).sort(), ["@odata.context", "@odata.etag", "_modifiedby_value", "contactid"]);
+    assert.equal(selected.json._modifiedby_value, APP_USER);
+    assert.equal((await api.get(`contacts(${newId})/_modifiedby_value`)).json.value, APP_USER);
+    assert.equal((await api.call("PUT", `contacts(${newId})/_modifiedby_value`, { body: { value: BROWSER_USER } })).status, 400);
+
+    // created by the application user, in a change set
+    const { parts } = await postBatch(api, [[{ method: "POST", url: "contacts", body: { firstname: "Jan" }, contentId: "1" }]], asApp);
+    const batchId = /\(([0-9a-f-]{36})\)$/.exec(parts[0].changeset[0].headers["odata-entityid"])[1];
+    const byApp = dv.rows("contact").find((r) => r.contactid === batchId);
+    assert.equal(byApp._createdby_value, APP_USER);
+    assert.equal(byApp._modifiedby_value, APP_USER);
+
+    assert.deepEqual((await ids(api, `$filter=_modifiedby_value eq ${APP_USER}`)).sort(), [newId, batchId].sort());
+    assert.deepEqual(await ids(api, `$filter=_createdby_value eq ${BROWSER_USER}`), [newId]);
+    assert.deepEqual((await ids(api, `$filter=_modifiedby_value ne ${APP_USER}`)).length, 0);
+    const list = await api.get(`contacts?$select=firstname,_modifiedby_value&$orderby=_modifiedby_value`);
+    assert.equal(list.status, 200);
+    assert.ok(list.json.value.every((r) => r._modifiedby_value === APP_USER));
+
+    // the lookups are not described as attributes (their attributes would be Lookup ones)
+    const attributes = await api.get("EntityDefinitions(LogicalName='contact')/Attributes?$select=LogicalName");
+    assert.equal(attributes.json.value.some((a) => a.LogicalName.includes("_value")), false);
+
+    // seeded rows keep what they give, else have none
+    dv.seed("contact", [{ firstname: "Seeded" }, { firstname: "Kept", _modifiedby_value: OTHER_APP_USER }]);
+    assert.deepEqual(
+      dv.rows("contact").map((r) => [r.firstname, r._createdby_value, r._modifiedby_value]),
+      [
+        ["Seeded", null, null],
+        ["Kept", null, OTHER_APP_USER],
+      ],
+    );
+
+    // a principal added later, and removed
+    const remove = dv.addPrincipal("later-token", OTHER_APP_USER);
+    assert.equal(await who({ Authorization: "Bearer later-token" }), OTHER_APP_USER);
+    remove();
+    assert.equal(await who({ Authorization: "Bearer later-token" }), BROWSER_USER);
+    assert.throws(() => dv.addPrincipal("token", "not-a-guid"), /not a GUID/);
+    assert.throws(() => dv.addPrincipal("", APP_USER), /token/);
+  });
+  assert.throws(() => createDataverse({ tables: TABLES(), principals: "app-token" }), /principals/);
+});
+
+test("principals: the browser user's privileges apply to it alone; an application user may do everything", async () => {
+  await withServer({ principals: new Map([["app-token", APP_USER]]) }, async ({ dv, api }) => {
+    dv.seed("contact", sampleContacts());
+    dv.seed("new_salesmanagointegration", [{ new_name: "SALESmanago" }]);
+    const events = [];
+    dv.onCommit((event) => events.push(event));
+    const access = async (user, row) =>
+      (await api.get(`systemusers(${user})/Microsoft.Dynamics.CRM.RetrievePrincipalAccess(Target=@t)?@t={'@odata.id':'contacts(${row})'}`)).json.AccessRights;
+    assert.match(await access(BROWSER_USER, id(1)), /DeleteAccess/);
+
+    dv.setPrivileges({ delete: false, readIntegration: false });
+    assert.deepEqual(dv.privileges(), { delete: false, readIntegration: false });
+    const refused = await api.del(`contacts(${id(1)})`);
+    assert.equal(refused.status, 403);
+    assert.equal(refused.json.error.message, `Principal user (Id=${BROWSER_USER}, type=8) is missing prvDeleteContact privilege`);
+    assert.equal((await api.get("new_salesmanagointegrations")).status, 403);
+    assert.doesNotMatch(await access(BROWSER_USER, id(1)), /DeleteAccess/);
+
+    assert.equal((await api.get("new_salesmanagointegrations", asApp)).status, 200);
+    assert.match(await access(APP_USER, id(1)), /DeleteAccess/);
+    assert.equal((await api.del(`contacts(${id(1)})`, asApp)).status, 204);
+    assert.deepEqual(
+      events.map((e) => [e.message, e.id, e.userId]),
+      [["Delete", id(1), APP_USER]],
+    );
+  });
+});
+
+test("persistence: a data file written before rows carried who modified them loads, and reads them as null", async () => {
+  const dir = tempDir();
+  const file = path.join(dir, "dataverse.json");
+  try {
+    fs.writeFileSync(file, JSON.stringify({ version: 1, tables: { contact: [{ contactid: id(1), firstname: "Old", createdon: "2020-01-01T00:00:00Z", modifiedon: "2020-01-01T00:00:00Z" }] } }));
+    await withServer({ file, principals: { "app-token": APP_USER } }, async ({ dv, api }) => {
+      assert.equal(dv.rows("contact")[0]._modifiedby_value, null);
+      const old = await api.get(`contacts(${id(1)})`);
+      assert.equal(old.status, 200);
+      assert.equal(old.json._createdby_value, null);
+      assert.equal(old.json._modifiedby_value, null);
+      assert.deepEqual(await ids(api, "$filter=_modifiedby_value eq null"), [id(1)]);
+      assert.equal((await api.patch(`contacts(${id(1)})`, { lastname: "New" }, asApp)).status, 204);
+    });
+    const [row] = JSON.parse(fs.readFileSync(file, "utf8")).tables.contact;
+    assert.equal(row._modifiedby_value, APP_USER);
+    assert.equal(row._createdby_value ?? null, null);
+    assert.equal(createDataverse({ tables: TABLES(), file }).rows("contact")[0]._modifiedby_value, APP_USER);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

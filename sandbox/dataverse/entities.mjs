@@ -1,12 +1,12 @@
 // The entity sets: `<set>` (GET a page of rows, POST a row), `<set>(<id>)` (GET, PATCH, DELETE,
 // with etags) and `<set>(<id>)/<column>` (GET, PUT, DELETE of one value). Writes join the
-// operation's transaction (`ctx.tx`).
+// operation's transaction (`ctx.tx`) and are stamped with the caller (`ctx.userId`).
 //
 // `env` is {store, security} (see createDataverse).
 import { DvError, CODE_DUPLICATE, CODE_VERSION, badPayload, badQuery, missing, notAllowed, notFoundSegment } from "./errors.mjs";
 import { contextUrl, empty, etag, json, parseJsonObject, project, rejectExpand, rejectUnknownOptions, representationHeaders } from "./odata.mjs";
 import { parseSelect, queryRows } from "./query.mjs";
-import { applyComputed, newRow } from "./tables.mjs";
+import { MODIFIED_BY, applyComputed, newRow } from "./tables.mjs";
 import { nowIso } from "./util.mjs";
 import { GUID_RE, changesFromBody, coerceValue } from "./values.mjs";
 
@@ -30,7 +30,7 @@ function createRow(env, t, ctx, q) {
   const select = parseSelect(t, q.get("$select"));
   const changes = changesFromBody(t, parseJsonObject(t, ctx.body));
   if (changes[t.primaryKey] != null && t.records.has(changes[t.primaryKey])) throw new DvError(412, CODE_DUPLICATE, "A record with matching key values already exists.");
-  const row = newRow(t, changes);
+  const row = newRow(t, changes, ctx.userId);
   env.store.insert(t, row, ctx.tx, changes);
   const id = row[t.primaryKey];
   const entityId = `${ctx.base}${t.entitySet}(${id})`;
@@ -52,7 +52,7 @@ function updateRow(env, t, id, ctx, q, changesOverride) {
   checkIfMatch(ctx, rec);
   const changes = changesOverride || changesFromBody(t, parseJsonObject(t, ctx.body));
   if (changes[t.primaryKey] != null && changes[t.primaryKey] !== id) throw badQuery(`The primary key '${t.primaryKey}' of a record cannot be changed (${id} → ${changes[t.primaryKey]}).`);
-  const row = applyComputed(t, { ...rec.row, ...changes, [t.primaryKey]: id, modifiedon: nowIso() });
+  const row = applyComputed(t, { ...rec.row, ...changes, [t.primaryKey]: id, modifiedon: nowIso(), [MODIFIED_BY]: ctx.userId });
   env.store.replace(t, id, row, ctx.tx, changes);
   const entityId = `${ctx.base}${t.entitySet}(${id})`;
   const rep = representationHeaders(ctx);
@@ -64,7 +64,7 @@ function updateRow(env, t, id, ctx, q, changesOverride) {
 export function entitySetRoute(env, t, segs, ctx, q) {
   const [first, ...rest] = segs;
   const method = ctx.method;
-  if (method === "GET") env.security.checkRead(t);
+  if (method === "GET") env.security.checkRead(t, ctx.userId);
   if (first.key === null) {
     if (rest.length) throw notFoundSegment(rest[0].name);
     if (method === "GET") return queryRows(t, ctx, q);
@@ -89,7 +89,7 @@ export function entitySetRoute(env, t, segs, ctx, q) {
     if (method === "DELETE") {
       const rec = t.records.get(id);
       if (!rec) throw missing(t, id);
-      env.security.checkDelete(t);
+      env.security.checkDelete(t, ctx.userId);
       checkIfMatch(ctx, rec);
       env.store.remove(t, id, ctx.tx);
       return empty(204);

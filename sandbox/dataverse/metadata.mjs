@@ -1,5 +1,7 @@
 // A slice of the metadata: EntityDefinitions, their Attributes (with a cast to one attribute
 // type) and the option sets of choice and yes/no columns, with labels in the user's language.
+// The lookups every row carries (_createdby_value, _modifiedby_value) are not listed as
+// attributes: their attributes are Lookup attributes, a type the sandbox does not describe.
 import { DvError, CODE_NOT_EXIST, badQuery, notAllowed, notFoundSegment } from "./errors.mjs";
 import { json } from "./odata.mjs";
 import { BOOLEAN_LABELS } from "./tables.mjs";
@@ -137,6 +139,9 @@ function metadataKey(key, what) {
   throw badQuery(`'${key}' is not a valid key for ${what}: use LogicalName='…' or a MetadataId.`);
 }
 
+/** The columns described as attributes: all but the lookups. */
+const attributesOf = (t) => [...t.columns.values()].filter((c) => !c.lookup);
+
 /** GET EntityDefinitions… (the only method allowed). */
 export function metadataRoute(store, segs, ctx, q) {
   const { byName } = store;
@@ -153,7 +158,7 @@ export function metadataRoute(store, segs, ctx, q) {
     const expand = parseExpand(q.get("$expand"));
     const entity = pickProperties(entityMetadata(t, lcid), listOf(q.get("$select")));
     const attrs = expand.get("Attributes");
-    if (attrs) entity.Attributes = [...t.columns.values()].map((c) => pickProperties(attributeMetadata(t, c, lcid, wantOptionSets), attrs.select));
+    if (attrs) entity.Attributes = attributesOf(t).map((c) => pickProperties(attributeMetadata(t, c, lcid, wantOptionSets), attrs.select));
     return entity;
   };
   const [first, ...rest] = segs;
@@ -181,11 +186,11 @@ export function metadataRoute(store, segs, ctx, q) {
   const context = `${ctx.base}$metadata#EntityDefinitions('${t.logical}')/Attributes${cast ? `/Microsoft.Dynamics.CRM.${cast}` : ""}`;
   if (rest[0].key !== null) {
     const k = metadataKey(rest[0].key, "Attributes");
-    const col = [...t.columns.values()].find((c) => (k.logicalName !== undefined ? c.name === k.logicalName : guidFrom(`attribute:${t.logical}.${c.name}`) === k.metadataId));
+    const col = attributesOf(t).find((c) => (k.logicalName !== undefined ? c.name === k.logicalName : guidFrom(`attribute:${t.logical}.${c.name}`) === k.metadataId));
     if (!col || !fits(col)) throw new DvError(404, CODE_NOT_EXIST, `Could not find attribute ${k.logicalName ?? k.metadataId} on entity '${t.logical}'${cast ? ` of type ${cast}` : ""}.`);
     return json(200, { "@odata.context": `${context}/$entity`, ...pickProperties(attributeMetadata(t, col, lcid, wantOptionSets), select) });
   }
-  const value = [...t.columns.values()].filter(fits).map((c) => pickProperties(attributeMetadata(t, c, lcid, wantOptionSets), select));
+  const value = attributesOf(t).filter(fits).map((c) => pickProperties(attributeMetadata(t, c, lcid, wantOptionSets), select));
   return json(200, { "@odata.context": context, value });
 }
 

@@ -1,7 +1,8 @@
 // Persistence: every table's rows (and the columns added at run time) in one JSON file,
 //   {"version":1,"columns":{table:{name:definition}},"tables":{table:[row,…]}}
 // written atomically (a temporary file renamed over it), debounced, in chunks; tables and
-// columns the definitions do not know are kept as they are.
+// columns the definitions do not know are kept as they are. Rows written before a column
+// existed (e.g. _modifiedby_value) simply lack it and read as null.
 import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";

@@ -1,48 +1,91 @@
-// Who the caller is and what they may do: the sandbox's browser user (WHO_AM_I), whose
-// privileges are those its security roles give (a test takes one away to see what such a user
-// sees). WhoAmI and RetrievePrincipalAccess answer from this.
+// Who the caller is and what they may do. A request whose `Authorization: Bearer <token>` carries
+// a registered token acts as that token's application user, which may do everything; any other
+// request acts as the sandbox's browser user (WHO_AM_I.UserId), whose privileges are those its
+// security roles give (a test takes one away to see what such a user sees). WhoAmI and
+// RetrievePrincipalAccess answer from this.
 import { DvError, CODE_PRIVILEGE, badQuery, missing, notAllowed, notFoundSegment } from "./errors.mjs";
 import { json } from "./odata.mjs";
+import { isPlainObject } from "./util.mjs";
+import { GUID_RE } from "./values.mjs";
 
-/** Fixed identities answered by WhoAmI. */
+/** Fixed identities answered by WhoAmI (UserId is the browser user's). */
 export const WHO_AM_I = Object.freeze({
   UserId: "00000000-0000-0000-0000-0000000000aa",
   BusinessUnitId: "00000000-0000-0000-0000-0000000000cc",
   OrganizationId: "00000000-0000-0000-0000-0000000000bb",
 });
 
-/** The user's privileges and the checks of them. */
-export function createSecurity() {
-  // The sandbox user's privileges, as their security roles give them: deleting contacts, and
+const BEARER_RE = /^\s*Bearer\s+(\S+)\s*$/i;
+
+/**
+ * The callers and their privileges: `principals` maps bearer tokens to application users'
+ * systemuserids (an object or a Map, token → userId); `addPrincipal` adds more.
+ */
+export function createSecurity({ principals = null } = {}) {
+  const tokens = new Map(); // token → systemuserid (lower case)
+  // The browser user's privileges, as their security roles give them: deleting contacts, and
   // reading the integration record (the role "SALESmanago user").
   let userPrivileges = { delete: true, readIntegration: true };
 
-  const refused = (privilege) => new DvError(403, CODE_PRIVILEGE, `Principal user (Id=${WHO_AM_I.UserId}, type=8) is missing ${privilege} privilege`);
+  /** Requests carrying `Authorization: Bearer <token>` act as `userId`; returns the removal. */
+  function addPrincipal(token, userId) {
+    if (typeof token !== "string" || !/^\S+$/.test(token)) throw new Error("sandbox/dataverse: addPrincipal(token, userId) needs a token without spaces");
+    if (typeof userId !== "string" || !GUID_RE.test(userId.trim())) throw new Error(`sandbox/dataverse: addPrincipal: '${userId}' is not a GUID (a systemuserid)`);
+    const id = userId.trim().toLowerCase();
+    tokens.set(token, id);
+    return () => {
+      if (tokens.get(token) === id) tokens.delete(token);
+    };
+  }
 
-  /** Throws 403 when the user may not read the rows of `t`. */
-  function checkRead(t) {
+  if (principals != null) {
+    const entries = principals instanceof Map ? [...principals] : isPlainObject(principals) ? Object.entries(principals) : null;
+    if (!entries) throw new Error("sandbox/dataverse: `principals` maps bearer tokens to user ids ({token: userId})");
+    for (const [token, userId] of entries) addPrincipal(token, userId);
+  }
+
+  /** The systemuserid a request acts as, from its (lower-case) headers. */
+  function userOf(headers) {
+    const m = BEARER_RE.exec(headers.authorization || "");
+    return (m && tokens.get(m[1])) || WHO_AM_I.UserId;
+  }
+
+  /** Whether `userId` is an application user (allowed everything), not the browser user. */
+  function isApplicationUser(userId) {
+    return userId !== WHO_AM_I.UserId && [...tokens.values()].includes(userId);
+  }
+
+  const refused = (userId, privilege) => new DvError(403, CODE_PRIVILEGE, `Principal user (Id=${userId}, type=8) is missing ${privilege} privilege`);
+
+  /** Throws 403 when `userId` may not read the rows of `t`. */
+  function checkRead(t, userId) {
     // A user without the role "SALESmanago user" cannot read the integration table.
-    if (t.logical === "new_salesmanagointegration" && userPrivileges.readIntegration === false) throw refused("prvReadnew_salesmanagointegration");
+    if (t.logical === "new_salesmanagointegration" && userPrivileges.readIntegration === false && !isApplicationUser(userId)) {
+      throw refused(userId, "prvReadnew_salesmanagointegration");
+    }
   }
 
-  /** Throws 403 when the user may not delete rows of `t`. */
-  function checkDelete(t) {
-    if (t.logical === "contact" && !userPrivileges.delete) throw refused("prvDeleteContact");
+  /** Throws 403 when `userId` may not delete rows of `t`. */
+  function checkDelete(t, userId) {
+    if (t.logical === "contact" && !userPrivileges.delete && !isApplicationUser(userId)) throw refused(userId, "prvDeleteContact");
   }
 
-  /** The user's rights on rows of `t`, as RetrievePrincipalAccess names them. */
-  function accessRights(t) {
+  /** The rights of `userId` on rows of `t`, as RetrievePrincipalAccess names them. */
+  function accessRights(t, userId) {
     const rights = ["ReadAccess", "WriteAccess", "AppendAccess", "AppendToAccess", "CreateAccess"];
-    if (!(t.logical === "contact" && !userPrivileges.delete)) rights.push("DeleteAccess");
+    if (!(t.logical === "contact" && !userPrivileges.delete) || isApplicationUser(userId)) rights.push("DeleteAccess");
     rights.push("ShareAccess", "AssignAccess");
     return rights;
   }
 
   return {
+    addPrincipal,
+    userOf,
+    isApplicationUser,
     checkRead,
     checkDelete,
     accessRights,
-    /** The user's privileges on contacts (`{delete}`), as a security role would give them. */
+    /** The browser user's privileges (`{delete, readIntegration}`), as a security role would give them. */
     privileges: () => ({ ...userPrivileges }),
     setPrivileges(privileges) {
       userPrivileges = { ...userPrivileges, ...privileges };
@@ -50,12 +93,12 @@ export function createSecurity() {
   };
 }
 
-/** GET WhoAmI. */
+/** GET WhoAmI: the caller's ids. */
 export function whoAmIRoute(segs, ctx) {
   const first = segs[0];
   if (segs.length > 1 || (first.key !== null && first.key.trim() !== "")) throw notFoundSegment(segs[segs.length - 1].name);
   if (ctx.method !== "GET") throw notAllowed(ctx.method, "the function WhoAmI", "GET");
-  return json(200, { "@odata.context": `${ctx.base}$metadata#Microsoft.Dynamics.CRM.WhoAmIResponse`, ...WHO_AM_I });
+  return json(200, { "@odata.context": `${ctx.base}$metadata#Microsoft.Dynamics.CRM.WhoAmIResponse`, ...WHO_AM_I, UserId: ctx.userId });
 }
 
 /**
@@ -70,5 +113,8 @@ export function principalAccessRoute(env, segs, ctx, q) {
   const t = env.store.bySet.get(target[1]);
   if (!t) throw notFoundSegment(target[1]);
   if (!t.records.has(target[2])) throw missing(t, target[2]);
-  return json(200, { "@odata.context": `${ctx.base}$metadata#Microsoft.Dynamics.CRM.RetrievePrincipalAccessResponse`, AccessRights: env.security.accessRights(t).join(", ") });
+  // The user asked about: an application user's id, or (any other id) the browser user.
+  const asked = String(segs[0].key ?? "").trim().replace(/^\{(.*)\}$/, "$1").toLowerCase();
+  const rights = env.security.accessRights(t, asked);
+  return json(200, { "@odata.context": `${ctx.base}$metadata#Microsoft.Dynamics.CRM.RetrievePrincipalAccessResponse`, AccessRights: rights.join(", ") });
 }

@@ -7,7 +7,6 @@ import { DvError, CODE_BAD_QUERY, CODE_UNEXPECTED, badQuery, notAllowed, unexpec
 import { MAX_BATCH_OPERATIONS, parseBatch, runBatch } from "./batch.mjs";
 import { API_PREFIX, JSON_TYPE, contextFor, errorResponse } from "./odata.mjs";
 import { executeAlone } from "./routes.mjs";
-import { WHO_AM_I } from "./security.mjs";
 
 const MAX_BODY_BYTES = 64 * 1024 * 1024;
 
@@ -70,7 +69,7 @@ async function serve(env, req, target) {
   if (fault) return tooMany(env, fault);
   const headers = {};
   for (const [k, v] of Object.entries(req.headers)) headers[k.toLowerCase()] = Array.isArray(v) ? v.join(", ") : String(v);
-  const ctx = contextFor(method, target, headers, body, baseUrl(req), { userId: WHO_AM_I.UserId });
+  const ctx = contextFor(method, target, headers, body, baseUrl(req), { userId: env.security.userOf(headers) });
   const isBatch = ctx.path === "$batch";
   let parsed = null;
   if (isBatch && method === "POST") {

@@ -7,10 +7,21 @@ import { randomUUID } from "node:crypto";
 import { isPlainObject, nowIso } from "./util.mjs";
 import { COLUMN_TYPES, MEMO_MAX, NAME_RE, STRING_MAX } from "./values.mjs";
 
+/** The lookups to the user who created and last modified a row, as the Web API names them. */
+export const CREATED_BY = "_createdby_value";
+export const MODIFIED_BY = "_modifiedby_value";
+
 const SYSTEM_LABELS = {
   createdon: { 1033: "Created On", 1045: "Data utworzenia" },
   modifiedon: { 1033: "Modified On", 1045: "Data modyfikacji" },
+  [CREATED_BY]: { 1033: "Created By", 1045: "Utworzone przez" },
+  [MODIFIED_BY]: { 1033: "Modified By", 1045: "Zmodyfikowane przez" },
 };
+/** The lookup columns every table has: Web API property → attribute (a systemuser lookup). */
+const LOOKUPS = [
+  [CREATED_BY, "createdby"],
+  [MODIFIED_BY, "modifiedby"],
+];
 const IMPLICIT = new Set(Object.keys(SYSTEM_LABELS));
 export const BOOLEAN_LABELS = { true: { 1033: "Yes", 1045: "Tak" }, false: { 1033: "No", 1045: "Nie" } };
 
@@ -64,6 +75,11 @@ export function compileTable(logical, def) {
     const given = def.columns?.[name];
     columns.set(name, { name, type: "DateTime", label: isPlainObject(given?.label) ? { ...given.label } : { ...SYSTEM_LABELS[name] }, system: true, readOnly: true });
   }
+  for (const [name, attribute] of LOOKUPS) {
+    const given = def.columns?.[name];
+    const label = isPlainObject(given?.label) ? { ...given.label } : { ...SYSTEM_LABELS[name] };
+    columns.set(name, { name, type: "Uniqueidentifier", label, system: true, readOnly: true, lookup: { attribute, target: "systemuser" } });
+  }
   const primaryName = typeof def.primaryName === "string" ? def.primaryName : null;
   if (primaryName && !columns.has(primaryName)) throw new Error(`sandbox/dataverse: primaryName '${primaryName}' of table '${logical}' is not one of its columns`);
   return {
@@ -101,8 +117,11 @@ export function fullRow(t, row) {
   return out;
 }
 
-/** A new row of `changes`: a fresh primary key and createdon/modifiedon now, unless given. */
-export function newRow(t, changes) {
+/**
+ * A new row of `changes`: a fresh primary key, createdon/modifiedon now and created/modified by
+ * `userId`, unless `changes` give them (the JS API's seed; with no user they stay null).
+ */
+export function newRow(t, changes, userId = null) {
   const row = {};
   for (const name of t.columns.keys()) row[name] = null;
   Object.assign(row, changes);
@@ -110,5 +129,7 @@ export function newRow(t, changes) {
   const now = nowIso();
   if (row.createdon == null) row.createdon = now;
   if (row.modifiedon == null) row.modifiedon = row.createdon;
+  if (row[CREATED_BY] == null) row[CREATED_BY] = userId;
+  if (row[MODIFIED_BY] == null) row[MODIFIED_BY] = row[CREATED_BY];
   return applyComputed(t, row);
 }
