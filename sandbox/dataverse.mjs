@@ -67,6 +67,10 @@ export function createDataverse({ file = null, tables, latencyMs = 0, protection
     columns: store.columns,
     flush: store.flush,
     onCommit: store.onCommit,
+    /** `addValidator(fn)`: `fn({table, message, row, get(table, id)})` may throw a DvError to refuse a Web API write. */
+    addValidator: store.addValidator,
+    /** The compiled table `logical` (its columns and their types). */
+    table: store.table,
     addPrincipal: env.security.addPrincipal,
   };
 }

@@ -11,6 +11,8 @@ import { readZip, solutionZipPath } from "./zip.mjs";
 import { readSolution } from "./public/solution.js";
 import { CONTACT_COLUMNS, DEMO_CONSENT_COLUMN } from "./public/system.js";
 import { createDataverse } from "./dataverse.mjs";
+import { EVENT_TABLES, createEvents, seedEventTables } from "./dataverse/events.mjs";
+import { createEntra } from "./entra.mjs";
 import { demoContacts } from "./seed.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -52,6 +54,17 @@ export function tablesFrom(solution) {
   };
 }
 
+/**
+ * The relay's application user in the sandbox: an app registration Entra ID's stand-in knows,
+ * and the Dataverse user its tokens act as.
+ */
+export const APP_USER = Object.freeze({
+  tenant: "00000000-0000-4000-8000-7e7a7e7a0001",
+  clientId: "00000000-0000-4000-8000-c11e7c11e7c1",
+  clientSecret: "sandbox-app-secret",
+  userId: "00000000-0000-4000-8000-a99a99a99a01",
+});
+
 /** The first integration record of a new sandbox: a name, no credentials yet. */
 export const DEMO_INTEGRATION = { new_salesmanagointegrationid: "00000000-0000-4000-8000-5a1e5a1e0001", new_name: "SALESmanago" };
 
@@ -61,9 +74,11 @@ export const DEMO_INTEGRATION = { new_salesmanagointegrationid: "00000000-0000-4
  * `{url, dataverse, solution, close()}`. `engineJs`, when given, is served in place of the
  * solution's engine.js (the bench's test engine).
  */
-export async function startSandbox({ port = 0, host = "127.0.0.1", dataFile = null, reset = false, contacts = 200, latencyMs = 0, protection, engineJs = null } = {}) {
+export async function startSandbox({ port = 0, host = "127.0.0.1", dataFile = null, reset = false, contacts = 200, latencyMs = 0, protection, engineJs = null, webhooks = null } = {}) {
   const built = loadBuiltSolution();
-  const tables = tablesFrom(built.solution);
+  // Dataverse's webhooks (registration tables, deliveries) and Entra ID for the relay's
+  // application user; `webhooks` holds createEvents' options, or `true` for the defaults.
+  const tables = { ...tablesFrom(built.solution), ...(webhooks ? EVENT_TABLES : {}) };
   if (dataFile) mkdirSync(dirname(dataFile), { recursive: true });
   const fresh = reset || !dataFile || !existsSync(dataFile);
   if (dataFile && reset) rmSync(dataFile, { force: true });
@@ -73,6 +88,14 @@ export async function startSandbox({ port = 0, host = "127.0.0.1", dataFile = nu
     dataverse.seed("contact", demoContacts(contacts));
     dataverse.seed("new_salesmanagointegration", [{ ...DEMO_INTEGRATION }]);
     await dataverse.flush?.();
+  }
+  let events = null;
+  let entra = null;
+  if (webhooks) {
+    if (dataverse.rows("sdkmessage").length === 0) seedEventTables(dataverse, ["contact"]);
+    events = createEvents(dataverse, webhooks === true ? {} : webhooks);
+    const { tenant, clientId, clientSecret: secret, userId } = APP_USER;
+    entra = createEntra({ tenant, clients: [{ clientId, secret, userId }], grant: (token, user) => dataverse.addPrincipal(token, user) });
   }
   const files = new Map();
   for (const resource of built.solution.webresources.values()) {
@@ -101,6 +124,7 @@ export async function startSandbox({ port = 0, host = "127.0.0.1", dataFile = nu
       const url = new URL(request.url, "http://sandbox");
       const p = url.pathname;
       if (await dataverse.handle(request, response)) return;
+      if (entra && (await entra.handle(request, response))) return;
       const send = (status, type, body) => response.writeHead(status, { "Content-Type": type, "Cache-Control": "no-store" }).end(body);
       if (p === "/") return response.writeHead(302, { Location: "/contacts" }).end();
       if (PAGES.test(p)) return send(200, TYPES[".html"], await readFile(join(PUBLIC, "index.html")));
@@ -131,7 +155,12 @@ export async function startSandbox({ port = 0, host = "127.0.0.1", dataFile = nu
     url,
     dataverse,
     solution: built.solution,
+    /** Webhook deliveries (with `webhooks`): stats(), idle(), failedJobs(). */
+    events,
+    /** The relay's way in (with `webhooks`): Dataverse's address and the app registration. */
+    appUser: webhooks ? { ...APP_USER, dataverseUrl: url, tokenUrl: `${url}/${APP_USER.tenant}/oauth2/v2.0/token` } : null,
     async close() {
+      events?.close();
       server.closeAllConnections?.();
       await new Promise((resolve) => server.close(resolve));
       await dataverse.flush?.();

@@ -27,6 +27,7 @@ export function createStore({ tables, file = null }) {
   let version = 0;
   const nextVersion = () => ++version;
   const observers = new Set(); // {fn}, in the order they subscribed
+  const validators = new Set(); // fn({table, message, row, get}): throws to refuse a write
 
   let foreign = { foreignTables: {}, foreignColumns: {} };
   const saver = createSaver(file, snapshot);
@@ -61,8 +62,15 @@ export function createStore({ tables, file = null }) {
     if (tx) tx.changes.push({ ...change, at: Date.now() });
   }
 
+  /** Lets each validator refuse the write of `row` (throws DvError). */
+  function validate(t, message, row) {
+    const get = (logical, id) => byName.get(logical)?.records.get(id)?.row ?? null;
+    for (const fn of validators) fn({ table: t.logical, message, row, get });
+  }
+
   /** Adds the new `row`; `target` holds the columns the request set. */
   function insert(t, row, tx, target) {
+    if (tx) validate(t, "Create", row);
     t.indexes = undefined;
     const id = row[t.primaryKey];
     t.records.set(id, { row, version: nextVersion(), seq: t.seq++ });
@@ -74,6 +82,7 @@ export function createStore({ tables, file = null }) {
 
   /** Replaces the row `id` by `row`; `target` holds the columns the request set. */
   function replace(t, id, row, tx, target) {
+    if (tx) validate(t, "Update", row);
     t.indexes = undefined;
     const before = t.records.get(id);
     if (tx?.undo) tx.undo.push({ t, id, before });
@@ -159,6 +168,13 @@ export function createStore({ tables, file = null }) {
     };
   }
 
+  /** Adds a check every write through the Web API passes (not `seed`); returns its removal. */
+  function addValidator(fn) {
+    if (typeof fn !== "function") throw new Error("sandbox/dataverse: addValidator(fn) needs a function");
+    validators.add(fn);
+    return () => validators.delete(fn);
+  }
+
   // ----- the JavaScript API ------------------------------------------------------------------
 
   function rows(logical) {
@@ -226,6 +242,7 @@ export function createStore({ tables, file = null }) {
     rollback,
     commit,
     onCommit,
+    addValidator,
     rows,
     seed,
     addColumn,

@@ -80,6 +80,16 @@ export function compileTable(logical, def) {
     const label = isPlainObject(given?.label) ? { ...given.label } : { ...SYSTEM_LABELS[name] };
     columns.set(name, { name, type: "Uniqueidentifier", label, system: true, readOnly: true, lookup: { attribute, target: "systemuser" } });
   }
+  // Lookups a table defines: a navigation property set with `<nav>@odata.bind: "/<set>(<id>)"`,
+  // read back as the `_<attribute>_value` column, as the Web API has them.
+  const navigations = new Map();
+  for (const [nav, l] of Object.entries(def.lookups ?? {})) {
+    if (!NAME_RE.test(nav) || !isPlainObject(l) || typeof l.attribute !== "string" || typeof l.set !== "string") throw new Error(`sandbox/dataverse: lookup '${logical}.${nav}' needs {attribute, set}`);
+    const name = `_${l.attribute}_value`;
+    const column = { name, type: "Uniqueidentifier", label: isPlainObject(l.label) ? { ...l.label } : {}, system: true, readOnly: true, lookup: { attribute: l.attribute, target: l.target ?? null, set: l.set } };
+    columns.set(name, column);
+    navigations.set(nav, column);
+  }
   const primaryName = typeof def.primaryName === "string" ? def.primaryName : null;
   if (primaryName && !columns.has(primaryName)) throw new Error(`sandbox/dataverse: primaryName '${primaryName}' of table '${logical}' is not one of its columns`);
   return {
@@ -89,6 +99,7 @@ export function compileTable(logical, def) {
     primaryName,
     label: isPlainObject(def.label) ? { ...def.label } : {},
     columns,
+    navigations,
     added: new Map(), // name → column, added at run time (persisted)
     computed,
     records: new Map(), // primary key → { row, version, seq }

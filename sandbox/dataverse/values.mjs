@@ -91,6 +91,14 @@ export function coerceValue(t, column, value) {
  * A JSON object of the body's column values, checked; throws DvError. Computed and read-only
  * columns are ignored (server-set, as Dataverse does) unless `allowSystem` (the JS API's seed).
  */
+/** The id a `<nav>@odata.bind` value ("/<set>(<id>)", or a full address ending so) names. */
+function boundId(column, nav, value) {
+  const match = typeof value === "string" ? /(?:^|\/)([A-Za-z_][A-Za-z0-9_]*)\(\{?([0-9a-fA-F-]{36})\}?\)$/.exec(value.trim()) : null;
+  if (!match || !GUID_RE.test(match[2])) throw badQuery(`The value of '${nav}@odata.bind' is not a reference such as '/${column.lookup.set}(00000000-0000-0000-0000-000000000000)'.`);
+  if (match[1] !== column.lookup.set) throw badQuery(`'${nav}@odata.bind' refers to the entity set '${match[1]}'; it must refer to '${column.lookup.set}'.`);
+  return match[2].toLowerCase();
+}
+
 export function changesFromBody(t, body, { allowSystem = false } = {}) {
   const changes = {};
   for (const [key, value] of Object.entries(body)) {
@@ -98,6 +106,11 @@ export function changesFromBody(t, body, { allowSystem = false } = {}) {
     const at = key.indexOf("@");
     if (at > 0) {
       const prop = key.slice(0, at);
+      const nav = key.endsWith("@odata.bind") ? t.navigations?.get(prop) : null;
+      if (nav) {
+        changes[nav.name] = boundId(nav, prop, value);
+        continue;
+      }
       if (key.endsWith("@odata.bind"))
         throw badQuery(`An undeclared property '${prop}' which only has property annotations in the payload but no property value was found in the payload. In OData, only declared navigation properties and declared named streams can be represented as properties without values.`);
       continue;

@@ -874,6 +874,7 @@ export async function startSimulator(options = {}) {
   };
   let stats = { calls: {}, total: 0 };
   const timers = new Set();
+  const listeners = new Set(); // fn(method, body, envelope, at): told after each answered call
 
   const rejectEmails = () => new Set(plan.faults.rejectEmails ?? []);
   const apiCors = () => config.cors && plan.faults.cors !== false;
@@ -927,13 +928,15 @@ export async function startSimulator(options = {}) {
   }
 
   /** Runs one API method on a parsed body: auth, owner, handler. Returns the envelope. */
-  function callMethod(method, body) {
+  function callMethod(name, method, body) {
     if (!isAuthenticated(body, account)) return failure("Not authenticated");
     try {
       const ctx = { store, users, options: config, rejectEmails, owner: null, exports, baseUrl: () => baseUrl };
       if (method.owner) ctx.owner = resolveOwner(body.owner, users);
       const { message = [], ...payload } = method.handle(ctx, body);
-      return { success: true, message, ...payload };
+      const envelope = { success: true, message, ...payload };
+      for (const fn of listeners) fn(name, body, envelope, Date.now());
+      return envelope;
     } catch (error) {
       if (error instanceof ApiFailure) return failure(error.message);
       throw error;
@@ -955,7 +958,7 @@ export async function startSimulator(options = {}) {
     if (text === null) return sendJson(res, 413, failure("Request body too large"), headers);
     const body = parseJsonObject(text);
     if (!body) return sendJson(res, 400, failure("Malformed JSON"), headers);
-    return sendJson(res, 200, callMethod(method, body), headers);
+    return sendJson(res, 200, callMethod(name, method, body), headers);
   }
 
   function seed(items) {
@@ -1071,6 +1074,11 @@ export async function startSimulator(options = {}) {
     setFaults,
     faults: () => plan.faults,
     stats: () => structuredClone(stats),
+    /** `onCall(fn)`: `fn(name, body, envelope, at)` after each call that succeeded; returns its removal. */
+    onCall(fn) {
+      listeners.add(fn);
+      return () => listeners.delete(fn);
+    },
     reset,
     close,
   };

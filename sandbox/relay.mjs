@@ -1,0 +1,116 @@
+// salesmanago-relay beside the sandbox: the real binary (built when missing), started with the
+// SALESmanago simulator's credentials and, for webhooks, the sandbox's Dataverse and Entra ID
+// stand-ins; `salesmanago-relay register` run against them as an admin would. Used by
+// `npm start -- --webhooks` and the end-to-end tests.
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { root } from "./server.mjs";
+
+export const RELAY_BINARY = join(root, "target", "debug", process.platform === "win32" ? "salesmanago-relay.exe" : "salesmanago-relay");
+
+/** Builds the relay when its binary is missing. */
+export function ensureRelay() {
+  if (existsSync(RELAY_BINARY)) return;
+  const built = spawnSync("cargo", ["build", "-p", "salesmanago-relay"], { cwd: root, stdio: "inherit", timeout: 900_000 });
+  if (built.status !== 0) throw new Error("cargo build -p salesmanago-relay failed");
+}
+
+/** A new key `id`: `{key, stored}` (what the caller shows, and what RELAY_KEYS holds). */
+export function newKey(id) {
+  const made = spawnSync(RELAY_BINARY, ["new-key", id], { encoding: "utf8" });
+  if (made.status !== 0) throw new Error(`salesmanago-relay new-key: ${made.stderr}`);
+  return { key: made.stdout.match(/record: (\S+)/)[1], stored: made.stdout.match(/RELAY_KEYS: (\S+)/)[1] };
+}
+
+/**
+ * Runs `salesmanago-relay serve` with `env`; resolves once it listens, with `{url, log, stop()}`
+ * (`log`: its JSON lines so far).
+ */
+export function startRelay(env) {
+  const child = spawn(RELAY_BINARY, ["serve"], { env: { PATH: process.env.PATH, RELAY_LISTEN: "127.0.0.1:0", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const log = [];
+  let errors = "";
+  child.stderr.on("data", (d) => (errors += d));
+  const exited = new Promise((resolve) => child.on("exit", resolve));
+  return new Promise((resolve, reject) => {
+    let buffer = "";
+    child.on("exit", (code) => reject(new Error(`the relay exited ${code}: ${errors}`)));
+    child.stdout.on("data", (data) => {
+      buffer += data;
+      const lines = buffer.split("\n");
+      buffer = lines.pop();
+      for (const line of lines) {
+        log.push(line);
+        const listening = JSON.parse(line).listening;
+        if (listening)
+          resolve({
+            url: `http://${listening}`,
+            log,
+            async stop() {
+              child.kill("SIGTERM");
+              await exited;
+            },
+          });
+      }
+    });
+  });
+}
+
+/** The environment giving the relay the sandbox's Dataverse as its application user. */
+export function dataverseEnv(appUser) {
+  return {
+    DATAVERSE_URL: appUser.dataverseUrl,
+    DATAVERSE_TOKEN_URL: appUser.tokenUrl,
+    DATAVERSE_CLIENT_ID: appUser.clientId,
+    DATAVERSE_CLIENT_SECRET: appUser.clientSecret,
+    RELAY_APP_USER: appUser.userId,
+  };
+}
+
+/**
+ * Runs `salesmanago-relay register` (or `unregister`) with `env`: its printed lines. Not
+ * spawnSync: the sandbox it registers in answers from this same process.
+ */
+export function register(env, { remove = false } = {}) {
+  const verb = remove ? "unregister" : "register";
+  const child = spawn(RELAY_BINARY, [verb], { env: { PATH: process.env.PATH, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  let errors = "";
+  child.stdout.on("data", (d) => (out += d));
+  child.stderr.on("data", (d) => (errors += d));
+  const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  return new Promise((resolve, reject) => {
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(out.trim().split("\n"));
+      else reject(new Error(`salesmanago-relay ${verb}: ${errors.trim() || `exit ${code}`}`));
+    });
+  });
+}
+
+/**
+ * The relay serving the browser and Dataverse's webhook for `sandbox` (started with
+ * `webhooks`) and the simulator `credentials`, registered in the sandbox, with the
+ * integration record switched to webhooks. Resolves to `{url, key, webhookKey, env, log, stop()}`.
+ */
+export async function startWebhookRelay(sandbox, credentials, { extra = {} } = {}) {
+  ensureRelay();
+  const browser = newKey("browser");
+  const webhook = newKey("dataverse");
+  const env = {
+    SALESMANAGO_CLIENT_ID: credentials.clientId,
+    SALESMANAGO_API_SECRET: credentials.apiSecret,
+    SALESMANAGO_OWNER: credentials.owner,
+    SALESMANAGO_ENDPOINT: credentials.endpoint,
+    RELAY_ALLOWED_ORIGINS: sandbox.url,
+    RELAY_KEYS: browser.stored,
+    RELAY_WEBHOOK_KEYS: webhook.stored,
+    RELAY_CATCH_UP_MINUTES: "0",
+    ...dataverseEnv(sandbox.appUser),
+    ...extra,
+  };
+  const relay = await startRelay(env);
+  const registered = await register({ ...env, RELAY_PUBLIC_URL: relay.url, RELAY_WEBHOOK_KEY: webhook.key });
+  return { ...relay, key: browser.key, webhookKey: webhook.key, env, registered };
+}
