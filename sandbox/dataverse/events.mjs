@@ -273,7 +273,9 @@ export function createEvents(dataverse, { delayMs = 0, retryDelayMs = 1000, conc
   function failed(job, why) {
     stats.failed += 1;
     const { registration, change } = job;
+    // `seed` replaces a table's rows: keep the jobs already there.
     dataverse.seed("asyncoperation", [
+      ...dataverse.rows("asyncoperation"),
       {
         asyncoperationid: randomUUID(),
         name: `${registration.step.name ?? registration.endpoint.name}`,
