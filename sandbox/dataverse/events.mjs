@@ -143,14 +143,14 @@ function contractValue(column, value) {
   return value;
 }
 
-/** An Entity of `columns` (Web API names) of `row`. */
+/** An Entity of `columns` (Web API names, or a lookup's attribute name as images list it) of `row`. */
 function entity(t, id, row, names) {
   const attributes = [];
   for (const name of names) {
-    const column = t.columns.get(name);
-    if (!column || !(name in row)) continue;
-    const key = column.lookup ? column.lookup.attribute : name;
-    attributes.push({ key, value: contractValue(column, row[name]) });
+    const column = t.columns.get(name) ?? [...t.columns.values()].find((c) => c.lookup?.attribute === name);
+    if (!column || !(column.name in row)) continue;
+    const key = column.lookup ? column.lookup.attribute : column.name;
+    attributes.push({ key, value: contractValue(column, row[column.name]) });
   }
   return { __type: `Entity:${XRM}`, Attributes: attributes, EntityState: null, FormattedValues: [], Id: id, KeyAttributes: [], LogicalName: t.logical, RelatedEntities: [], RowVersion: null };
 }
