@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use salesmanago_dynamics::core::dataverse::batch;
-use salesmanago_dynamics::core::dataverse::burst::{coalesce, Change, Fate};
+use salesmanago_dynamics::core::dataverse::burst::{coalesce, Change, Fate, Sent};
 use salesmanago_dynamics::core::dataverse::contact::ContactRow;
 use salesmanago_dynamics::core::dataverse::schema::{contact, SyncStatus};
 use salesmanago_dynamics::core::i18n::{text, Lang, Message};
@@ -64,8 +64,8 @@ const REMEMBERED: usize = 200_000;
 pub(crate) struct Burst {
     window: Duration,
     waiting: Mutex<Vec<(Item, oneshot::Sender<Answer>)>>,
-    /// The modification time last sent, by lower-case contact id (oldest first in the queue).
-    sent: Mutex<(HashMap<String, u64>, VecDeque<String>)>,
+    /// What went last, by lower-case contact id (oldest first in the queue).
+    sent: Mutex<(HashMap<String, Sent>, VecDeque<String>)>,
 }
 
 impl Burst {
@@ -74,10 +74,10 @@ impl Burst {
         Burst { window, waiting: Mutex::new(Vec::new()), sent: Mutex::new((HashMap::new(), VecDeque::new())) }
     }
 
-    fn remember(&self, contact: &str, modified: u64) {
+    fn remember(&self, contact: &str, went: Sent) {
         let mut guard = self.sent.lock().unwrap_or_else(|p| p.into_inner());
         let (map, order) = &mut *guard;
-        if map.insert(contact.to_ascii_lowercase(), modified).is_none() {
+        if map.insert(contact.to_ascii_lowercase(), went).is_none() {
             order.push_back(contact.to_ascii_lowercase());
             if order.len() > REMEMBERED {
                 if let Some(oldest) = order.pop_front() {
@@ -121,8 +121,12 @@ async fn flush(relay: Arc<Relay>) {
     }
 }
 
-fn modified(row: &Map) -> Option<u64> {
-    row.get(contact::MODIFIED_ON).and_then(Value::as_str).and_then(unix_ms)
+/// The change `row` stands for: its version and modification time.
+fn change_of(contact: &str, row: &Map) -> Change {
+    // `versionnumber` is an Edm.Int64: a number, or text when the client asked for IEEE754Compatible.
+    let version = row.get(contact::VERSION).and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()));
+    let modified_ms = row.get(contact::MODIFIED_ON).and_then(Value::as_str).and_then(unix_ms);
+    Change { contact: contact.to_owned(), version, modified_ms, delete: false }
 }
 
 /// Does `items` now, together: their answers, in order.
@@ -130,10 +134,10 @@ pub(crate) async fn go(relay: &Relay, items: &[Item]) -> Vec<Answer> {
     let changes: Vec<Change> = items
         .iter()
         .map(|item| match &item.work {
-            Work::Send { row, .. } => {
-                Change { contact: item.contact.clone(), modified_ms: modified(row), delete: false }
+            Work::Send { row, .. } => change_of(&item.contact, row),
+            Work::Remove { .. } => {
+                Change { contact: item.contact.clone(), version: None, modified_ms: None, delete: true }
             }
-            Work::Remove { .. } => Change { contact: item.contact.clone(), modified_ms: None, delete: true },
         })
         .collect();
     let fates = {
@@ -196,9 +200,7 @@ pub(crate) async fn go(relay: &Relay, items: &[Item]) -> Vec<Answer> {
                 writes.push((items[*index].contact.clone(), columns));
             }
             if outcome.is_ok() {
-                if let Some(modified) = modified(row) {
-                    relay.burst.remember(&items[*index].contact, modified);
-                }
+                relay.burst.remember(&items[*index].contact, changes[*index].sent());
             }
             answers[*index] = Some(outcome.map(|_| Done::Went));
         }

@@ -168,6 +168,7 @@ export function createEvents(dataverse, { delayMs = 0, retryDelayMs = 1000, conc
   let underWay = 0;
   let idleWaiters = [];
   const stats = { fired: 0, delivered: 0, retried: 0, failed: 0, cut: 0 };
+  const recent = []; // the last deliveries answered 2xx: {url, headers, text}, newest last
   let registrations = null; // cache of the steps, dropped on any write to the registration tables
 
   function steps() {
@@ -301,6 +302,8 @@ export function createEvents(dataverse, { delayMs = 0, retryDelayMs = 1000, conc
     }
     if (status >= 200 && status < 300) {
       stats.delivered += 1;
+      recent.push({ url: job.url, headers: job.headers, text: job.text });
+      if (recent.length > 50) recent.shift();
       return;
     }
     if (RETRIED.has(status) && job.attempt === 0) {
@@ -358,6 +361,8 @@ export function createEvents(dataverse, { delayMs = 0, retryDelayMs = 1000, conc
     stats: () => ({ ...stats, pending: queue.length + underWay }),
     /** Resolves when nothing is waiting or under way. */
     idle: () => (underWay === 0 && queue.length === 0 ? Promise.resolve() : new Promise((resolve) => idleWaiters.push(resolve))),
+    /** The last deliveries answered 2xx (`{url, headers, text}`), to replay one. */
+    delivered: () => recent.slice(),
     /** Failed deliveries, as the system jobs an admin sees. */
     failedJobs: () => dataverse.rows("asyncoperation").filter((j) => j.statuscode === 31),
     close() {

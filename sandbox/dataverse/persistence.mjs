@@ -158,8 +158,9 @@ function loadRows(t, rows, where, nextVersion) {
     if (typeof id !== "string" || !GUID_RE.test(id)) throw corruptFile(where, `a row of "${t.logical}" has no valid ${t.primaryKey}`);
     const key = id.toLowerCase();
     if (records.has(key)) throw corruptFile(where, `${t.primaryKey} ${key} appears twice in "${t.logical}"`);
-    const row = { ...raw, [t.primaryKey]: key };
-    records.set(key, { row, version: nextVersion(), seq: t.seq++ });
+    const version = nextVersion();
+    const row = { ...raw, [t.primaryKey]: key, versionnumber: version };
+    records.set(key, { row, version, seq: t.seq++ });
   }
   t.records = records;
   t.sortedKeys = [...records.keys()].sort();

@@ -4,7 +4,7 @@
 //
 // A transaction is `{userId, undo, changes}`: `undo` (null when it cannot be rolled back) lists
 // what each write replaced, newest last; `changes` what each write did, for the observers.
-import { columnDefinition, compileTable, fullRow, newRow, normalizeColumn } from "./tables.mjs";
+import { VERSION, columnDefinition, compileTable, fullRow, newRow, normalizeColumn } from "./tables.mjs";
 import { changesFromBody } from "./values.mjs";
 import { createSaver, loadDataFile } from "./persistence.mjs";
 import { bound, isPlainObject } from "./util.mjs";
@@ -73,7 +73,9 @@ export function createStore({ tables, file = null }) {
     if (tx) validate(t, "Create", row);
     t.indexes = undefined;
     const id = row[t.primaryKey];
-    t.records.set(id, { row, version: nextVersion(), seq: t.seq++ });
+    const version = nextVersion();
+    row[VERSION] = version;
+    t.records.set(id, { row, version, seq: t.seq++ });
     t.sortedKeys.splice(bound(t.sortedKeys, id, false), 0, id);
     if (tx?.undo) tx.undo.push({ t, id, before: undefined });
     record(tx, { t, message: "Create", id, before: null, after: row, target });
@@ -86,7 +88,9 @@ export function createStore({ tables, file = null }) {
     t.indexes = undefined;
     const before = t.records.get(id);
     if (tx?.undo) tx.undo.push({ t, id, before });
-    t.records.set(id, { row, version: nextVersion(), seq: before.seq });
+    const version = nextVersion();
+    row[VERSION] = version;
+    t.records.set(id, { row, version, seq: before.seq });
     record(tx, { t, message: "Update", id, before: before.row, after: row, target });
     markDirty();
   }
@@ -199,7 +203,9 @@ export function createStore({ tables, file = null }) {
       const row = newRow(t, changes);
       const id = row[t.primaryKey];
       if (records.has(id)) throw new Error(`sandbox/dataverse: seed('${logical}'): row ${index} repeats ${t.primaryKey} ${id}`);
-      records.set(id, { row, version: nextVersion(), seq: seq++ });
+      const version = nextVersion();
+      row[VERSION] = version;
+      records.set(id, { row, version, seq: seq++ });
     });
     t.records = records;
     t.seq = seq;

@@ -10,6 +10,8 @@ import { COLUMN_TYPES, MEMO_MAX, NAME_RE, STRING_MAX } from "./values.mjs";
 /** The lookups to the user who created and last modified a row, as the Web API names them. */
 export const CREATED_BY = "_createdby_value";
 export const MODIFIED_BY = "_modifiedby_value";
+/** The row version column every table has. */
+export const VERSION = "versionnumber";
 
 const SYSTEM_LABELS = {
   createdon: { 1033: "Created On", 1045: "Data utworzenia" },
@@ -75,6 +77,10 @@ export function compileTable(logical, def) {
     const given = def.columns?.[name];
     columns.set(name, { name, type: "DateTime", label: isPlainObject(given?.label) ? { ...given.label } : { ...SYSTEM_LABELS[name] }, system: true, readOnly: true });
   }
+  // The row's version, as the Web API gives it (Edm.Int64; its ETag is the same number): every
+  // write takes a higher one, so changes of one row order by it where modifiedon (to the
+  // second) cannot.
+  columns.set(VERSION, { name: VERSION, type: "Integer", label: { 1033: "Version Number", 1045: "Numer wersji" }, system: true, readOnly: true });
   for (const [name, attribute] of LOOKUPS) {
     const given = def.columns?.[name];
     const label = isPlainObject(given?.label) ? { ...given.label } : { ...SYSTEM_LABELS[name] };

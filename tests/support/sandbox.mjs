@@ -9,13 +9,13 @@ import { demoContacts, demoSalesmanago } from "../../sandbox/seed.mjs";
 import { launchChromium } from "./browser.mjs";
 
 /** Starts the simulator, a sandbox with `contacts` demo contacts in a temp dir, and Chromium. */
-export async function startSandboxWorld({ contacts = 60 } = {}) {
+export async function startSandboxWorld({ contacts = 60, webhooks = null } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "salesmanago-sandbox-"));
   // A SALESmanago that answers the browser directly, which the live API is not known to do
   // (tests/relay-e2e.test.mjs runs the world as the evidence has it, through the relay).
   const sim = await startSimulator({ port: 0, cors: true });
   sim.seed(demoSalesmanago(demoContacts(contacts)));
-  const sandbox = await startSandbox({ port: 0, dataFile: join(dir, "dataverse.json"), reset: true, contacts });
+  const sandbox = await startSandbox({ port: 0, dataFile: join(dir, "dataverse.json"), reset: true, contacts, webhooks });
   const chromium = await launchChromium();
   const page = await chromium.context.newPage();
   const problems = [];

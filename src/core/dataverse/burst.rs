@@ -2,10 +2,12 @@
 //! sent as batch upserts: which change of each contact goes, and which ride on it.
 //!
 //! Dataverse delivers asynchronous steps in no promised order, so a contact's changes are
-//! ordered by the time the row was modified (`modifiedon`, in the event's post-image), not by
-//! arrival: in a burst, only each contact's newest change is sent, and a change no newer than
-//! one already sent for that contact is stale and not sent at all. A deletion is final: it wins
-//! over every change of its contact in the burst.
+//! ordered by the row's version (`versionnumber`, which every write raises; the registered
+//! images carry it), not by arrival: in a burst, only each contact's newest change is sent, and
+//! a change no newer than one already sent for that contact is stale and not sent at all.
+//! Without versions, `modifiedon` orders them, but it counts whole seconds: two changes in the
+//! same second are both sent, the later arrival last. A deletion is final: it wins over every
+//! change of its contact in the burst.
 
 use crate::core::sorted::SortedMap;
 
@@ -14,6 +16,8 @@ use crate::core::sorted::SortedMap;
 pub struct Change {
     /// The contact's id (compared without case).
     pub contact: String,
+    /// The row's version (`versionnumber`), when the event says.
+    pub version: Option<u64>,
     /// When the row was modified (Unix ms), when the event says.
     pub modified_ms: Option<u64>,
     /// The contact was deleted.
@@ -32,9 +36,46 @@ pub enum Fate {
     Stale,
 }
 
-/// The fate of each of `changes`, in order. `sent` tells the modification time last sent for a
-/// contact (lower-case id).
-pub fn coalesce(changes: &[Change], sent: impl Fn(&str) -> Option<u64>) -> Vec<Fate> {
+/// What went last for a contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Sent {
+    /// Its version.
+    pub version: Option<u64>,
+    /// Its modification time (Unix ms).
+    pub modified_ms: Option<u64>,
+}
+
+impl Change {
+    /// Whether this change is newer than `other`, or as new and arrived later (`later`).
+    fn newer_than(&self, version: Option<u64>, modified_ms: Option<u64>, later: bool) -> bool {
+        match (self.version, version) {
+            (Some(mine), Some(theirs)) => mine > theirs || (mine == theirs && later),
+            _ => match (self.modified_ms, modified_ms) {
+                (Some(mine), Some(theirs)) => mine > theirs || (mine == theirs && later),
+                // Nothing to order by: the later arrival.
+                _ => later,
+            },
+        }
+    }
+
+    /// What went for its contact already holds this change, or a newer one.
+    fn went(&self, sent: &Sent) -> bool {
+        match (self.version, sent.version) {
+            (Some(mine), Some(last)) => mine <= last,
+            // Seconds cannot tell two changes of one second apart: only an older one is stale.
+            _ => matches!((self.modified_ms, sent.modified_ms), (Some(mine), Some(last)) if mine < last),
+        }
+    }
+
+    /// What to remember once it went.
+    pub fn sent(&self) -> Sent {
+        Sent { version: self.version, modified_ms: self.modified_ms }
+    }
+}
+
+/// The fate of each of `changes`, in order. `sent` tells what went last for a contact
+/// (lower-case id).
+pub fn coalesce(changes: &[Change], sent: impl Fn(&str) -> Option<Sent>) -> Vec<Fate> {
     // Per contact, the index of the change that stands for all of its changes in the burst.
     let mut winner: SortedMap<String, usize> = SortedMap::new();
     for (index, change) in changes.iter().enumerate() {
@@ -43,10 +84,8 @@ pub fn coalesce(changes: &[Change], sent: impl Fn(&str) -> Option<u64>) -> Vec<F
             None => true,
             Some(&held) => {
                 let held = &changes[held];
-                // A deletion is final; else the newer modification, the later arrival on a tie
-                // or when a time is missing.
-                !held.delete
-                    && (change.delete || change.modified_ms.unwrap_or(u64::MAX) >= held.modified_ms.unwrap_or(0))
+                // A deletion is final; else the newer change, the later arrival on a tie.
+                !held.delete && (change.delete || change.newer_than(held.version, held.modified_ms, true))
             }
         };
         if better {
@@ -62,8 +101,7 @@ pub fn coalesce(changes: &[Change], sent: impl Fn(&str) -> Option<u64>) -> Vec<F
             if won != index {
                 return Fate::RidesOn(won);
             }
-            let stale = !change.delete
-                && matches!((change.modified_ms, sent(&key)), (Some(modified), Some(last)) if modified <= last);
+            let stale = !change.delete && sent(&key).is_some_and(|last| change.went(&last));
             if stale {
                 Fate::Stale
             } else {
@@ -78,7 +116,15 @@ mod tests {
     use super::*;
 
     fn change(contact: &str, modified_ms: Option<u64>, delete: bool) -> Change {
-        Change { contact: contact.into(), modified_ms, delete }
+        Change { contact: contact.into(), version: None, modified_ms, delete }
+    }
+
+    fn versioned(contact: &str, version: u64, modified_ms: u64) -> Change {
+        Change { contact: contact.into(), version: Some(version), modified_ms: Some(modified_ms), delete: false }
+    }
+
+    fn at(modified_ms: u64) -> Option<Sent> {
+        Some(Sent { version: None, modified_ms: Some(modified_ms) })
     }
 
     #[test]
@@ -94,25 +140,39 @@ mod tests {
     }
 
     #[test]
+    fn versions_order_changes_of_one_second() {
+        // Created and changed in the same second, the change arriving first.
+        let changes = [versioned("a", 8, 1000), versioned("a", 7, 1000)];
+        assert_eq!(coalesce(&changes, |_| None), [Fate::Go, Fate::RidesOn(0)]);
+        // Arriving apart: the older one is stale once the newer went.
+        let newer = Some(Sent { version: Some(8), modified_ms: Some(1000) });
+        assert_eq!(coalesce(&[versioned("a", 7, 1000)], |_| newer), [Fate::Stale]);
+        assert_eq!(coalesce(&[versioned("a", 8, 1000)], |_| newer), [Fate::Stale], "the same change again");
+        assert_eq!(coalesce(&[versioned("a", 9, 1000)], |_| newer), [Fate::Go]);
+        // Without versions, a change of the same second is not called stale.
+        assert_eq!(coalesce(&[change("a", Some(1000), false)], |_| at(1000)), [Fate::Go]);
+    }
+
+    #[test]
     fn a_deletion_wins_and_nothing_older_than_what_went_is_sent_again() {
         let changes = [change("a", Some(50), false), change("a", Some(10), true), change("b", Some(5), false)];
-        let fates = coalesce(&changes, |c| (c == "b").then_some(5));
-        assert_eq!(fates, [Fate::RidesOn(1), Fate::Go, Fate::Stale], "b at 5 went already");
-        let newer = [change("b", Some(6), false)];
-        assert_eq!(coalesce(&newer, |_| Some(5)), [Fate::Go]);
+        let fates = coalesce(&changes, |c| if c == "b" { at(6) } else { None });
+        assert_eq!(fates, [Fate::RidesOn(1), Fate::Go, Fate::Stale], "b at 6 went already");
+        let newer = [change("b", Some(7), false)];
+        assert_eq!(coalesce(&newer, |_| at(6)), [Fate::Go]);
         let unknown = [change("b", None, false)];
-        assert_eq!(coalesce(&unknown, |_| Some(5)), [Fate::Go], "no time: cannot be called stale");
+        assert_eq!(coalesce(&unknown, |_| at(6)), [Fate::Go], "no time: cannot be called stale");
     }
 
     #[test]
     fn fates_hold_for_any_arrival_order() {
         // Every order of the same changes sends the same version of each contact.
         let changes = [
-            change("a", Some(1), false),
-            change("a", Some(3), false),
-            change("b", Some(2), false),
-            change("a", Some(2), false),
-            change("b", Some(9), true),
+            versioned("a", 1, 1),
+            versioned("a", 3, 3),
+            versioned("b", 2, 2),
+            versioned("a", 2, 3),
+            Change { contact: "b".into(), version: None, modified_ms: Some(9), delete: true },
         ];
         let mut order: Vec<usize> = (0..changes.len()).collect();
         for round in 0..120 {

@@ -62,7 +62,9 @@ pub struct Image {
 /// the integration's own status columns: no echo); Delete carries a pre-image with the e-mail.
 pub fn steps(consents: &[String]) -> Vec<Step> {
     let columns = contact_columns(consents);
-    let after = |property| Image { alias: "PostImage", kind: 1, property, attributes: columns.join(",") };
+    // The row's version orders changes of one second ([`super::burst`]); not a filtering one.
+    let imaged: Vec<&str> = columns.iter().map(String::as_str).chain([contact::VERSION]).collect();
+    let after = |property| Image { alias: "PostImage", kind: 1, property, attributes: imaged.join(",") };
     let filtering: Vec<&str> = columns.iter().map(String::as_str).filter(|c| is_synchronised(c)).collect();
     vec![
         Step { message: "Create", filtering: None, image: after("Id") },

@@ -131,6 +131,8 @@ pub mod contact {
     pub const BIRTH_DATE: &str = "birthdate";
     /// When the row last changed (set by Dataverse).
     pub const MODIFIED_ON: &str = "modifiedon";
+    /// The row's version (`versionnumber`): every write raises it.
+    pub const VERSION: &str = "versionnumber";
     /// SALESmanago contact id (added by the solution).
     pub const SALESMANAGO_ID: &str = "new_salesmanagoid";
     /// When the contact was last synchronised (added by the solution).
