@@ -7,16 +7,17 @@ import { startSimulator } from "../tests/simulator/server.mjs";
 import { startSandbox } from "./server.mjs";
 import { demoContacts, demoSalesmanago } from "./seed.mjs";
 
-const USAGE = "usage: npm start -- [--reset] [--contacts N] [--port N] [--simulator-port N] [--latency-ms N] [--data DIR] [--json]";
+const USAGE = "usage: npm start -- [--reset] [--contacts N] [--port N] [--simulator-port N] [--latency-ms N] [--data DIR] [--json] [--webhooks]";
 
 function parse(argv) {
-  const options = { reset: false, contacts: 200, port: 4780, simulatorPort: null, latencyMs: 0, data: ".sandbox", json: false };
+  const options = { reset: false, contacts: 200, port: 4780, simulatorPort: null, latencyMs: 0, data: ".sandbox", json: false, webhooks: false };
   const numbers = { "--contacts": "contacts", "--port": "port", "--simulator-port": "simulatorPort", "--latency-ms": "latencyMs" };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split(/=(.*)/s);
     const value = () => (inline !== undefined ? inline : argv[++i]);
     if (flag === "--reset") options.reset = true;
     else if (flag === "--json") options.json = true;
+    else if (flag === "--webhooks") options.webhooks = true;
     else if (flag === "--data") options.data = value();
     else if (numbers[flag]) {
       const n = Number(value());
@@ -50,7 +51,16 @@ try {
   const simulator = await startSimulator({ port: options.simulatorPort, latencyMs: options.latencyMs, cors: true });
   if (fresh || !existsSync(salesmanagoFile)) simulator.seed(demoSalesmanago(demoContacts(options.contacts)));
   else simulator.seed(JSON.parse(readFileSync(salesmanagoFile, "utf8")));
-  const sandbox = await startSandbox({ port: options.port, dataFile: dataverseFile, reset: fresh, contacts: options.contacts, latencyMs: options.latencyMs, protection: true });
+  const sandbox = await startSandbox({ port: options.port, dataFile: dataverseFile, reset: fresh, contacts: options.contacts, latencyMs: options.latencyMs, protection: true, webhooks: options.webhooks });
+  // With --webhooks: the real relay, registered in the sandbox as an admin would with
+  // `salesmanago-relay register`, and the integration record switched to webhooks.
+  let relay = null;
+  if (options.webhooks) {
+    const { startWebhookRelay } = await import("./relay.mjs");
+    relay = await startWebhookRelay(sandbox, { clientId: simulator.clientId, apiSecret: simulator.apiSecret, owner: simulator.owner, endpoint: simulator.url });
+    const [record] = sandbox.dataverse.rows("new_salesmanagointegration");
+    sandbox.dataverse.seed("new_salesmanagointegration", [{ ...record, new_webhooks: true }]);
+  }
 
   // SALESmanago's side survives restarts too: saved whenever it was called.
   let calls = -1;
@@ -65,7 +75,7 @@ try {
   const timer = setInterval(saveSalesmanago, 2000);
 
   if (options.json) {
-    process.stdout.write(JSON.stringify({ sandbox: sandbox.url, simulator: simulator.url, clientId: simulator.clientId, apiSecret: simulator.apiSecret, owner: simulator.owner }) + "\n");
+    process.stdout.write(JSON.stringify({ sandbox: sandbox.url, simulator: simulator.url, clientId: simulator.clientId, apiSecret: simulator.apiSecret, owner: simulator.owner, ...(relay ? { relay: relay.url } : {}) }) + "\n");
   } else {
     process.stdout.write(
       [
@@ -78,6 +88,13 @@ try {
         `  Owner e-mail  ${simulator.owner}`,
         `  Endpoint      ${simulator.url}`,
         "",
+        ...(relay
+          ? [
+              `Webhooks: on. salesmanago-relay at ${relay.url} receives every change of a contact (registered: ${relay.registered.length} rows);`,
+              `  try: curl -X POST ${sandbox.url}/api/data/v9.2/contacts -H 'Content-Type: application/json' -d '{"firstname":"Ala","emailaddress1":"ala@example.com"}'`,
+              "",
+            ]
+          : []),
         `Data: ${options.data}/ (${fresh ? `new, ${options.contacts} demo contacts` : "kept from the last run"}; \`npm start -- --reset\` starts afresh). Ctrl+C stops.`,
         "",
       ].join("\n"),
@@ -88,6 +105,7 @@ try {
     clearInterval(timer);
     calls = -1; // save even if only the control endpoints changed it
     saveSalesmanago();
+    await relay?.stop();
     await Promise.all([sandbox.close(), simulator.close()]);
     process.exit(0);
   };

@@ -7,7 +7,8 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { root } from "./server.mjs";
 
-export const RELAY_BINARY = join(root, "target", "debug", process.platform === "win32" ? "salesmanago-relay.exe" : "salesmanago-relay");
+/** The relay's debug build, or the binary SALESMANAGO_RELAY_BIN names (the bench's release build). */
+export const RELAY_BINARY = process.env.SALESMANAGO_RELAY_BIN || join(root, "target", "debug", process.platform === "win32" ? "salesmanago-relay.exe" : "salesmanago-relay");
 
 /** Builds the relay when its binary is missing. */
 export function ensureRelay() {

@@ -112,3 +112,29 @@ test("a bad flag prints the usage and exits 2", async () => {
   assert.match(err, /--contacts needs a whole number/);
   assert.match(err, /usage: npm start -- /);
 });
+
+test("--webhooks runs the relay, registered in the sandbox: a contact written through the Web API reaches SALESmanago", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "sandbox-cli-"));
+  const run = await start(["--port", "0", "--json", "--webhooks", "--contacts", "3", "--data", dir]);
+  try {
+    const info = run.info();
+    assert.match(info.relay, /^http:\/\/127\.0\.0\.1:\d+$/);
+    const created = await fetch(`${info.sandbox}/api/data/v9.2/contacts`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ firstname: "Ala", lastname: "Webhook", emailaddress1: "cli.webhook@example.com" }),
+    });
+    assert.equal(created.status, 204);
+    let found = null;
+    for (let i = 0; i < 200 && !found; i++) {
+      const contacts = await (await fetch(`${info.simulator}/__sim/contacts`)).json();
+      found = contacts.find((c) => c.email === "cli.webhook@example.com");
+      if (!found) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.equal(found?.name, "Ala Webhook", "the change reached SALESmanago with no button");
+  } finally {
+    const { code } = await run.stop();
+    assert.equal(code, 0);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -1,5 +1,6 @@
-//! Bursts: webhook deliveries arriving together (an import fires one a contact) wait up to
-//! `RELAY_BURST_MS` and go to SALESmanago as batch upserts of up to 400 contacts, with their
+//! Bursts: webhook deliveries arriving together (an import fires one a contact) wait until
+//! arrivals pause for [`IDLE`] (at most `RELAY_BURST_MS`) and go to SALESmanago as batch
+//! upserts of up to 400 contacts, with their
 //! statuses written back in one Dataverse `$batch`; each delivery is answered with its own
 //! contact's outcome, so a failure still answers 503 and Dataverse retries it. Which change of a
 //! contact goes is [`coalesce`]'s decision: its newest, never one older than what went already,
@@ -7,9 +8,9 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use salesmanago_dynamics::core::dataverse::batch;
 use salesmanago_dynamics::core::dataverse::burst::{coalesce, Change, Fate, Sent};
@@ -57,21 +58,37 @@ pub(crate) enum Done {
 
 pub(crate) type Answer = Result<Done, SmError>;
 
+/// The deliveries waiting, and when the first and the last of them came.
+struct Waiting {
+    items: Vec<(Item, oneshot::Sender<Answer>)>,
+    first: Instant,
+    last: Instant,
+}
+
+/// A pause in arrivals this long ends the burst: Dataverse has sent what it had under way (it
+/// delivers a few at a time, each waiting for its answer), so waiting longer gains nothing.
+const IDLE: Duration = Duration::from_millis(10);
+
 /// Contacts remembered as sent, for [`Fate::Stale`].
 const REMEMBERED: usize = 200_000;
 
 /// The waiting deliveries, and what went.
 pub(crate) struct Burst {
     window: Duration,
-    waiting: Mutex<Vec<(Item, oneshot::Sender<Answer>)>>,
+    waiting: Mutex<Waiting>,
+    /// Statuses to write back, to [`writer`].
+    writes: mpsc::UnboundedSender<Vec<(String, Map)>>,
     /// What went last, by lower-case contact id (oldest first in the queue).
     sent: Mutex<(HashMap<String, Sent>, VecDeque<String>)>,
 }
 
 impl Burst {
-    /// Bursts gathered for `window`.
-    pub(crate) fn new(window: Duration) -> Burst {
-        Burst { window, waiting: Mutex::new(Vec::new()), sent: Mutex::new((HashMap::new(), VecDeque::new())) }
+    /// Bursts gathered for `window` at most, their write-backs sent to `writes` (see [`writer`]).
+    pub(crate) fn new(window: Duration, writes: mpsc::UnboundedSender<Vec<(String, Map)>>) -> Burst {
+        let now = Instant::now();
+        let waiting = Waiting { items: Vec::new(), first: now, last: now };
+        let sent = Mutex::new((HashMap::new(), VecDeque::new()));
+        Burst { window, waiting: Mutex::new(waiting), writes, sent }
     }
 
     fn remember(&self, contact: &str, went: Sent) {
@@ -93,16 +110,32 @@ pub(crate) async fn submit(relay: &Arc<Relay>, item: Item) -> Answer {
     let (reply, answer) = oneshot::channel();
     let (first, full) = {
         let mut waiting = relay.burst.waiting.lock().unwrap_or_else(|p| p.into_inner());
-        waiting.push((item, reply));
-        (waiting.len() == 1, waiting.len() >= BatchUpsert::MAX)
+        let now = Instant::now();
+        if waiting.items.is_empty() {
+            waiting.first = now;
+        }
+        waiting.last = now;
+        waiting.items.push((item, reply));
+        (waiting.items.len() == 1, waiting.items.len() >= BatchUpsert::MAX)
     };
     if full {
         tokio::spawn(flush(relay.clone()));
     } else if first {
         let relay = relay.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(relay.burst.window).await;
-            flush(relay).await;
+            let idle = IDLE.min(relay.burst.window);
+            loop {
+                tokio::time::sleep(idle).await;
+                let due = {
+                    let waiting = relay.burst.waiting.lock().unwrap_or_else(|p| p.into_inner());
+                    waiting.items.is_empty()
+                        || waiting.last.elapsed() >= idle
+                        || waiting.first.elapsed() >= relay.burst.window
+                };
+                if due {
+                    return flush(relay).await;
+                }
+            }
         });
     }
     // A flush that panicked drops the reply: answered as a failure that may pass.
@@ -110,7 +143,7 @@ pub(crate) async fn submit(relay: &Arc<Relay>, item: Item) -> Answer {
 }
 
 async fn flush(relay: Arc<Relay>) {
-    let taken = std::mem::take(&mut *relay.burst.waiting.lock().unwrap_or_else(|p| p.into_inner()));
+    let taken = std::mem::take(&mut relay.burst.waiting.lock().unwrap_or_else(|p| p.into_inner()).items);
     if taken.is_empty() {
         return;
     }
@@ -205,7 +238,10 @@ pub(crate) async fn go(relay: &Relay, items: &[Item]) -> Vec<Answer> {
             answers[*index] = Some(outcome.map(|_| Done::Went));
         }
     }
-    write_back(relay, &writes).await;
+    if relay.dataverse.is_some() && !writes.is_empty() {
+        // In order, off the answer's path: the writer sends them as they come, together.
+        let _ = relay.burst.writes.send(writes);
+    }
     // The deletions, one by one: SALESmanago has no batch for them.
     for (index, item) in items.iter().enumerate() {
         if let (Fate::Go, Work::Remove { email }) = (&fates[index], &item.work) {
@@ -242,8 +278,21 @@ async fn remove(relay: &Relay, email: &str) -> Answer {
     }
 }
 
-/// Writes the statuses back in `$batch`es, as the application user (whose changes are never
-/// sent back). A failure is logged: the contact went, and the next change writes it again.
+/// The writer: writes the statuses back in the order the bursts ended, as the application user
+/// (whose changes are never sent back), in `$batch`es of whatever has gathered meanwhile (up to
+/// 1,000). A failure is logged: the contact went, and its next change writes it again.
+pub(crate) async fn writer(relay: Arc<Relay>, mut writes: mpsc::UnboundedReceiver<Vec<(String, Map)>>) {
+    while let Some(mut gathered) = writes.recv().await {
+        while gathered.len() < batch::MAX_OPERATIONS {
+            match writes.try_recv() {
+                Ok(more) => gathered.extend(more),
+                Err(_) => break,
+            }
+        }
+        write_back(&relay, &gathered).await;
+    }
+}
+
 async fn write_back(relay: &Relay, writes: &[(String, Map)]) {
     let Some(dataverse) = &relay.dataverse else { return };
     for chunk in writes.chunks(batch::MAX_OPERATIONS) {

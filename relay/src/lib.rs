@@ -77,6 +77,7 @@ pub fn app(config: Config) -> Router {
     let client = Client { endpoint: config.endpoint.clone(), credentials: config.credentials.clone(), relay: None };
     let files = FileSigner::new(config.credentials.sign("salesmanago-relay files").as_bytes());
     let dataverse = config.dataverse.clone().map(|c| dataverse::Dataverse::new(c, http.clone()));
+    let (writes, written) = tokio::sync::mpsc::unbounded_channel();
     let relay = Relay {
         rate: Rate::new(config.rate_per_key),
         under_way: Semaphore::new(config.max_concurrent),
@@ -84,12 +85,13 @@ pub fn app(config: Config) -> Router {
         http,
         files,
         seen: webhook::Seen::new(),
-        burst: burst::Burst::new(config.burst),
+        burst: burst::Burst::new(config.burst, writes),
         record: record::Record::new(),
         dataverse,
         config,
     };
     let state = Arc::new(relay);
+    tokio::spawn(burst::writer(state.clone(), written));
     if state.dataverse.is_some() && !state.config.catch_up.is_zero() {
         tokio::spawn(catchup::every(state.clone()));
     }

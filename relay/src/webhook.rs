@@ -1,7 +1,8 @@
 //! `POST /dataverse/webhook`: Dataverse's webhook (a service endpoint with asynchronous steps on
 //! contact Create, Update and Delete) posts each change here, and the relay acts on it with the
-//! engine's core: the event's plan ([`event::plan`]), the contact mapping and the consent rule
-//! ([`to_salesmanago`]), the SALESmanago operations.
+//! engine's core: the event's plan ([`event::plan`]); the contact then goes with the deliveries
+//! arriving with it ([`crate::burst`]: the mapping and the consent rule, batch upserts, the
+//! write-back), and this delivery is answered with its own contact's outcome.
 //!
 //! The webhook's key comes as the header `x-relay-webhook-key` (authentication type HttpHeader)
 //! or as `?code=` (WebhookKey); it is checked like the relay keys. Dataverse retries a delivery
@@ -10,10 +11,11 @@
 //! see. A delivery seen before (its operation id) is answered without acting again.
 //!
 //! With Dataverse access (`DATAVERSE_URL` and an app registration), a contact the event does not
-//! fully describe (a payload cut for size, a step without a post-image) is read back, and the
-//! status the browser would write (SALESmanago id, time, status, last error, consent base) is
-//! written back as the application user, whose own changes the plan never sends back. Without
-//! it, such events are answered "skipped" with the reason.
+//! fully describe (a payload cut for size, a step without a post-image) is read back, the
+//! integration record's settings are followed ([`crate::record`]), and the status the browser
+//! would write (SALESmanago id, time, status, last error, consent base) is written back as the
+//! application user, whose own changes the plan never sends back. Without it, such events are
+//! answered "skipped" with the reason.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};

@@ -259,6 +259,13 @@ async fn with_dataverse_access_a_cut_event_is_read_back_and_the_status_written_b
     let relay = serve(app(config(sm, &stored, &borrowed(&vars)))).await;
     let (status, said) = deliver(relay, Some(&key), UPDATE, &[("x-ms-dynamics-msg-size-exceeded", "true")]).await;
     assert_eq!((status, said["done"].as_str()), (200, Some("done")), "{said}");
+    // The write-back follows the answer, in order, from the relay's writer.
+    for _ in 0..200 {
+        if org_state.requests.lock().unwrap().len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     assert_eq!(
         *org_state.requests.lock().unwrap(),
         ["token", "record", "GET", "PATCH"],
