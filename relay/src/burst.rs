@@ -138,8 +138,13 @@ pub(crate) async fn submit(relay: &Arc<Relay>, item: Item) -> Answer {
             }
         });
     }
-    // A flush that panicked drops the reply: answered as a failure that may pass.
-    answer.await.unwrap_or(Err(SmError::Server { status: 503 }))
+    // Dataverse waits 60 s for an answer: past `answer_within`, the delivery is answered as a
+    // failure that may pass (503), so Dataverse delivers it once more; by then its contact has
+    // gone, and the repeat finds it stale. A flush that panicked drops the reply: the same.
+    match tokio::time::timeout(relay.config.answer_within, answer).await {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(_)) | Err(_) => Err(SmError::Server { status: 503 }),
+    }
 }
 
 async fn flush(relay: Arc<Relay>) {

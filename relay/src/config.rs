@@ -44,8 +44,11 @@ pub struct Config {
     pub opt_out_on_delete: bool,
     /// How often the catch-up runs (with Dataverse access); zero: never on its own.
     pub catch_up: Duration,
-    /// How long webhook deliveries gather into one batch upsert (`RELAY_BURST_MS`).
+    /// How long webhook deliveries gather into one batch upsert (`RELAY_BURST_MS`), at most.
     pub burst: Duration,
+    /// A webhook delivery is answered within this (`RELAY_ANSWER_WITHIN_MS`, 50 s: Dataverse
+    /// waits 60), with 503 if its contact has not gone by then.
+    pub answer_within: Duration,
     /// How the relay reaches Dataverse itself (reading contacts back, writing their status):
     /// `DATAVERSE_URL` with an app registration; none when not set.
     pub dataverse: Option<DataverseConfig>,
@@ -135,6 +138,7 @@ impl Config {
             max_body: number("RELAY_MAX_BODY_BYTES", 4 * 1024 * 1024)? as usize,
             upstream_timeout: Duration::from_millis(number("RELAY_UPSTREAM_TIMEOUT_MS", 30_000)?),
             burst: Duration::from_millis(number("RELAY_BURST_MS", 100)?),
+            answer_within: Duration::from_millis(number("RELAY_ANSWER_WITHIN_MS", 50_000)?),
             max_concurrent: number("RELAY_MAX_CONCURRENT", 64)? as usize,
             rate_per_key: number("RELAY_RATE_PER_KEY", 20)? as u32,
             public_url: read("RELAY_PUBLIC_URL")?.map(|u| u.trim_end_matches('/').to_owned()),

@@ -159,7 +159,7 @@ async fn handle(relay: &Arc<Relay>, headers: &HeaderMap, body: Body) -> (Respons
             }
             match done {
                 Done::Went => answer(200, "done", ""),
-                Done::Stale => answer(200, "done", "a newer change of this contact went already"),
+                Done::Stale => answer(200, "done", "this change of the contact, or a newer one, went already"),
                 Done::Absent => answer(200, "done", "SALESmanago has no such contact"),
                 Done::Unsendable => answer(200, "skipped", "the contact cannot be sent (no valid e-mail)"),
             }

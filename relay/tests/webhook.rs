@@ -24,12 +24,16 @@ const DELETE: &str = include_str!("../../src/core/dataverse/event_samples/delete
 struct Salesmanago {
     calls: Arc<Mutex<Vec<(String, Value)>>>,
     failing: Arc<Mutex<bool>>,
+    /// How long it takes to answer (ms).
+    slow: Arc<Mutex<u64>>,
 }
 
 async fn salesmanago(state: Salesmanago) -> SocketAddr {
     let api = move |axum::extract::Path(method): axum::extract::Path<String>, body: Bytes| {
         let state = state.clone();
         async move {
+            let slow = *state.slow.lock().unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(slow)).await;
             if *state.failing.lock().unwrap() {
                 return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, String::new());
             }
@@ -478,7 +482,10 @@ async fn a_burst_goes_as_batch_upserts_and_each_contact_as_its_newest_change() {
     // The older change delivered again, alone: it is stale, and nothing is sent.
     let late = update_of(0, 1_506_384_248_000, "Older").replace("-4e0b-8f0e-", "-4e0b-8f0f-");
     let (status, said) = deliver(relay, Some(&key), &late, &[]).await;
-    assert_eq!((status, said["reason"].as_str()), (200, Some("a newer change of this contact went already")));
+    assert_eq!(
+        (status, said["reason"].as_str()),
+        (200, Some("this change of the contact, or a newer one, went already"))
+    );
     assert_eq!(sm_state.calls.lock().unwrap().len(), calls.len());
 }
 
@@ -493,4 +500,32 @@ async fn a_batch_refused_as_a_whole_fails_only_the_contact_refused() {
     let answers = futures_util::future::join_all(bodies.iter().map(|body| deliver(relay, Some(&key), body, &[]))).await;
     let statuses: Vec<u16> = answers.iter().map(|(status, _)| *status).collect();
     assert_eq!(statuses, [200, 200, 200, 400, 200], "{answers:?}");
+}
+
+#[tokio::test]
+async fn a_delivery_is_answered_in_time_and_its_repeat_finds_the_contact_gone() {
+    let sm_state = Salesmanago::default();
+    *sm_state.slow.lock().unwrap() = 800;
+    let sm = salesmanago(sm_state.clone()).await;
+    let (key, stored) = new_key("dataverse").unwrap();
+    let relay = serve(app(config(sm, &stored, &[("RELAY_ANSWER_WITHIN_MS", "200")]))).await;
+    // The post-image carries the row's version, as the registered images ask.
+    let update = UPDATE.replace(
+        r#"{"key": "fullname", "value": "Jan Kowalski"},"#,
+        r#"{"key": "fullname", "value": "Jan Kowalski"}, {"key": "versionnumber", "value": 5},"#,
+    );
+    assert!(update.contains("versionnumber"));
+    let started = std::time::Instant::now();
+    let (status, said) = deliver(relay, Some(&key), &update, &[]).await;
+    assert_eq!(status, 503, "past its time, a delivery is answered to be tried again: {said}");
+    assert!(started.elapsed() < std::time::Duration::from_millis(700), "answered before SALESmanago did");
+    // SALESmanago answers meanwhile; Dataverse's one retry finds the change gone.
+    tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+    assert_eq!(sm_state.calls.lock().unwrap().len(), 1);
+    let (status, said) = deliver(relay, Some(&key), &update, &[]).await;
+    assert_eq!(
+        (status, said["reason"].as_str()),
+        (200, Some("this change of the contact, or a newer one, went already"))
+    );
+    assert_eq!(sm_state.calls.lock().unwrap().len(), 1, "not sent twice");
 }
