@@ -6,50 +6,20 @@
 // secret, key or e-mail.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
-import { join } from "node:path";
-import { root } from "./support/package.mjs";
+import { ensureRelay, newKey, startRelay } from "../sandbox/relay.mjs";
 import { button, configure, open, saveCredentials, startSandboxWorld, takeDialog, until } from "./support/sandbox.mjs";
 
-const BINARY = join(root, "target", "debug", "salesmanago-relay");
 let world;
 let relay;
 let key;
 
-/** Runs the relay binary with `env`; resolves once it listens, with its address and its log. */
-function startRelay(env) {
-  const child = spawn(BINARY, ["serve"], { env: { PATH: process.env.PATH, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-  const log = [];
-  let errors = "";
-  child.stderr.on("data", (d) => (errors += d));
-  return new Promise((resolve, reject) => {
-    let buffer = "";
-    child.on("exit", (code) => reject(new Error(`the relay exited ${code}: ${errors}`)));
-    child.stdout.on("data", (data) => {
-      buffer += data;
-      const lines = buffer.split("\n");
-      buffer = lines.pop();
-      for (const line of lines) {
-        log.push(line);
-        const listening = JSON.parse(line).listening;
-        if (listening) resolve({ url: `http://${listening}`, log, stop: () => child.kill("SIGTERM") });
-      }
-    });
-  });
-}
-
 before(async () => {
-  if (!existsSync(BINARY)) {
-    const built = spawnSync("cargo", ["build", "-p", "salesmanago-relay"], { cwd: root, stdio: "inherit", timeout: 900_000 });
-    assert.equal(built.status, 0, "cargo build -p salesmanago-relay");
-  }
+  ensureRelay();
   world = await startSandboxWorld({ contacts: 40 });
   world.sim.setFaults({ cors: false });
-  const made = spawnSync(BINARY, ["new-key", "e2e"], { encoding: "utf8" });
-  assert.equal(made.status, 0, made.stderr);
-  key = made.stdout.match(/record: (\S+)/)[1];
-  const stored = made.stdout.match(/RELAY_KEYS: (\S+)/)[1];
+  const made = newKey("e2e");
+  key = made.key;
+  const stored = made.stored;
   const { clientId, apiSecret, owner, endpoint } = world.credentials;
   relay = await startRelay({
     SALESMANAGO_CLIENT_ID: clientId,
@@ -63,7 +33,7 @@ before(async () => {
 });
 
 after(async () => {
-  relay?.stop();
+  await relay?.stop();
   await world?.close();
 });
 
