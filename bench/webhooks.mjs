@@ -78,7 +78,7 @@ async function main() {
       const sent = Date.now();
       const response = await fetch(api + "contacts", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ firstname: "Latency", lastname: `N${i}`, emailaddress1: email }) });
       if (response.status !== 204) throw new Error(`create: HTTP ${response.status}`);
-      const at = await Promise.race([reached, new Promise((_, reject) => setTimeout(() => reject(new Error(`${email} did not arrive in 60 s`)), 60_000))]);
+      const at = await Promise.race([reached, new Promise((_, reject) => setTimeout(() => reject(new Error(`${email} did not arrive in 60 s`)), 60_000).unref())]);
       waiting.delete(email);
       latencies.push(at - sent);
     }
@@ -108,7 +108,7 @@ async function main() {
       if (response.status !== 200) throw new Error(`$batch: HTTP ${response.status}`);
     }
     const written = Date.now();
-    const done = await Promise.race([all, new Promise((_, reject) => setTimeout(() => reject(new Error("the import did not arrive within 30 minutes")), 30 * 60_000))]);
+    const done = await Promise.race([all, new Promise((_, reject) => setTimeout(() => reject(new Error("the import did not arrive within 30 minutes")), 30 * 60_000).unref())]);
     const seconds = (done - start) / 1000;
     const batches = sim.stats().calls["contact/batchupsert"] ?? 0;
     console.log(`latency (${options.samples} single writes, API write → contact in SALESmanago): median ${percentile(latencies, 50)} ms, p99 ${percentile(latencies, 99)} ms, max ${latencies.at(-1)} ms`);

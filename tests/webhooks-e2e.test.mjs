@@ -5,7 +5,7 @@
 // no form, as an import, a flow or another system makes them; the last test saves a form.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { button, configure, open, startSandboxWorld, until } from "./support/sandbox.mjs";
+import { button, configure, open, startSandboxWorld, takeDialog, until } from "./support/sandbox.mjs";
 import { register, startRelay, startWebhookRelay } from "../sandbox/relay.mjs";
 
 const SYNCED = 100000000;
@@ -194,4 +194,22 @@ test("with webhooks on, a form save sends once, and the form shows the status th
   const status = await world.page.locator("#field-new_salesmanagosyncstatus").inputValue();
   assert.equal(Number(status), SYNCED, "the form shows the status the relay wrote");
   assert.deepEqual(world.problems, []);
+});
+
+test("Export changes on the integration form sends what changed since the catch-up and moves its watermark", async () => {
+  const before = Number(world.sandbox.dataverse.rows("new_salesmanagointegration")[0].new_catchupwatermark);
+  // A change the webhook could not deliver (its endpoint pointing nowhere for a moment): the button repairs it.
+  await api("PATCH", `serviceendpoints(${world.sandbox.dataverse.rows("serviceendpoint")[0].serviceendpointid})`, { url: "http://127.0.0.1:9/dataverse/webhook" }, { "If-Match": "*" });
+  await create({ firstname: "Przycisk", lastname: "Eksport", emailaddress1: "export.changes@example.com" });
+  await world.sandbox.events.idle();
+  assert.ok(!inSalesmanago("export.changes@example.com"));
+  await open(world, "/integration");
+  await button(world.page, "new.integration.ExportChanges.Button").click();
+  const summary = await takeDialog(world.page, { timeout: 60_000 });
+  assert.match(summary.text, /Export changes finished: \d+ contacts changed in Dynamics since the last catch-up\. \d+ sent, \d+ skipped, 0 failed\./, summary.text);
+  assert.ok(inSalesmanago("export.changes@example.com"), "sent by the button");
+  const after = Number(world.sandbox.dataverse.rows("new_salesmanagointegration")[0].new_catchupwatermark);
+  assert.ok(after > before, `the watermark moved: ${before} → ${after}`);
+  // The webhook back, for whatever runs next.
+  await register({ ...relay.env, RELAY_PUBLIC_URL: relay.url, RELAY_WEBHOOK_KEY: relay.webhookKey });
 });
