@@ -414,7 +414,13 @@ fn export_changes(seed: u64, contacts: usize) {
         Ok(summary) => {
             let t = &summary.tally;
             assert!(t.adds_up(), "{t:?}");
-            assert_eq!(t.total, due, "the contacts modified since the last export, and only they: {t:?}");
+            // Only those; all of them unless an interrupted attempt finished the job (its
+            // watermark written, the tab closed before the summary) and sent them already:
+            // the check after the clean run below finds any contact missed.
+            assert!(t.total <= due, "the contacts modified since the last export, and only they: {t:?}");
+            if interruptions == 0 {
+                assert_eq!(t.total, due, "the contacts modified since the last export: {t:?}");
+            }
             check_watermark(t.failed(), watermark, started);
         }
         // Stopped by the faults (service protection outlasting its retries): nothing moves.
