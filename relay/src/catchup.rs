@@ -45,8 +45,10 @@ pub(crate) async fn catch_up(relay: &Relay) -> Result<CatchUp, DataverseError> {
     let record_id = record.get(integration::ID).and_then(Value::as_str).unwrap_or_default().to_owned();
     let stored =
         record.get(integration::CATCH_UP_WATERMARK).and_then(Value::as_str).and_then(|w| w.parse::<u64>().ok());
-    // The first run looks back two periods: "Export all contacts" is the way to send everything.
-    let first = now_ms().saturating_sub(2 * relay.config.catch_up.as_millis() as u64);
+    // The first run looks back two periods (of 15 minutes when the schedule is off): "Export all
+    // contacts" is the way to send everything.
+    let period = if relay.config.catch_up.is_zero() { 15 * 60_000 } else { relay.config.catch_up.as_millis() as u64 };
+    let first = now_ms().saturating_sub(2 * period);
     let since = catch_up_since(record.get(integration::CATCH_UP_WATERMARK), Some(first)).unwrap_or(first);
     let mut next =
         Some(format!("{}?$filter=modifiedon ge {}&$orderby=modifiedon asc", contact::ENTITY_SET, iso_datetime(since)));
