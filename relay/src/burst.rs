@@ -213,26 +213,25 @@ pub(crate) async fn go(relay: &Relay, items: &[Item]) -> Vec<Answer> {
             continue;
         }
         for (index, row, outbound) in chunk {
-            let detail = &outbound.details;
-            let email = detail.new_email.as_ref().unwrap_or(&detail.contact.email).trim().to_ascii_lowercase();
-            let outcome = match &result {
-                Ok(done) => match done.ids.get(&email) {
-                    Some(id) => Ok(id.clone()),
-                    None => Err(SmError::Rejected {
-                        messages: vec![done.failed.get(&email).cloned().flatten().unwrap_or_else(|| {
-                            "SALESmanago did not take the contact and said nothing of it".to_owned()
-                        })],
-                    }),
+            // The outcome, and the reason written on the contact when it is refused for good (in
+            // the words the browser's export writes).
+            let (outcome, refused) = match &result {
+                Ok(done) => match done.of(&outbound.details) {
+                    Ok(id) => (Ok(id.to_owned()), None),
+                    Err((email, reason)) => {
+                        let message = Message::NotAccepted { email, reason: reason.clone() };
+                        (Err(SmError::Rejected { messages: reason.into_iter().collect() }), Some(message))
+                    }
                 },
-                Err(error) => Err(error.clone()),
+                Err(error) if is_transient(error) => (Err(error.clone()), None),
+                Err(error) => (Err(error.clone()), Some(Message::Salesmanago(error.clone()))),
             };
-            let columns = match &outcome {
-                Ok(id) => sync::write_back(row, SyncStatus::Synced, Some(id), None, outbound.base.as_deref(), now),
-                Err(error) if !is_transient(error) => {
-                    let reason = text(&Message::Salesmanago(error.clone()), Lang::En);
-                    sync::write_back(row, SyncStatus::Failed, None, Some(&reason), None, now)
+            let columns = match (&outcome, refused) {
+                (Ok(id), _) => sync::write_back(row, SyncStatus::Synced, Some(id), None, outbound.base.as_deref(), now),
+                (Err(_), Some(message)) => {
+                    sync::write_back(row, SyncStatus::Failed, None, Some(&text(&message, Lang::En)), None, now)
                 }
-                Err(_) => None,
+                (Err(_), None) => None,
             };
             if let Some(columns) = columns {
                 writes.push((items[*index].contact.clone(), columns));

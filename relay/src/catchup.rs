@@ -1,6 +1,6 @@
 //! The catch-up: what a webhook delivery that failed twice, or a relay that was down, left
 //! unsent. It reads the contacts modified since its watermark (less an overlap for changes
-//! committed out of order: [`catch_up_since`]), oldest first, and sends each as the webhook
+//! committed out of order: [`CATCH_UP_OVERLAP_MS`]), oldest first, and sends each as the webhook
 //! would; the watermark (`new_catchupwatermark` on the integration record, Unix ms) moves only past
 //! contacts that went, or were skipped with their reason written back, never past one that
 //! failed for now. The integration's own write-backs are not sent again.
@@ -13,7 +13,7 @@ use std::sync::Arc;
 use salesmanago_dynamics::core::dataverse::schema::{contact, integration};
 use salesmanago_dynamics::core::json::{Map, Value};
 use salesmanago_dynamics::core::retry::is_transient;
-use salesmanago_dynamics::core::sync::{catch_up_since, iso_datetime, unix_ms};
+use salesmanago_dynamics::core::sync::{iso_datetime, unix_ms, CATCH_UP_OVERLAP_MS};
 
 use crate::burst::{self, Done, Item, Work};
 use crate::dataverse::DataverseError;
@@ -49,7 +49,7 @@ pub(crate) async fn catch_up(relay: &Relay) -> Result<CatchUp, DataverseError> {
     // contacts" is the way to send everything.
     let period = if relay.config.catch_up.is_zero() { 15 * 60_000 } else { relay.config.catch_up.as_millis() as u64 };
     let first = now_ms().saturating_sub(2 * period);
-    let since = catch_up_since(record.get(integration::CATCH_UP_WATERMARK), Some(first)).unwrap_or(first);
+    let since = stored.map_or(first, |w| w.saturating_sub(CATCH_UP_OVERLAP_MS));
     let mut next =
         Some(format!("{}?$filter=modifiedon ge {}&$orderby=modifiedon asc", contact::ENTITY_SET, iso_datetime(since)));
     let mut done = CatchUp { watermark: stored, ..CatchUp::default() };

@@ -172,10 +172,9 @@ impl Export {
                 page.calls -= 1;
                 for key in keys {
                     let (row, details, warnings, base) = &page.sendable[key];
-                    let (row, email, warnings) = (*row, details.contact.email.to_ascii_lowercase(), warnings.clone());
-                    let base = base.clone();
-                    match outcome.ids.get(&email) {
-                        Some(id) => {
+                    let (row, warnings, base) = (*row, warnings.clone(), base.clone());
+                    match outcome.of(details) {
+                        Ok(id) => {
                             let warned: Vec<String> =
                                 warnings.iter().map(|w| text(&Message::Warning(w.clone()), run.lang)).collect();
                             let warned = (!warned.is_empty()).then(|| warned.join(" "));
@@ -183,8 +182,7 @@ impl Export {
                             page.tally.done += 1;
                             page.sent[row] = true;
                         }
-                        None => {
-                            let reason = outcome.failed.get(&email).cloned().flatten();
+                        Err((email, reason)) => {
                             let reason = text(&Message::NotAccepted { email, reason }, run.lang);
                             page.fail(row, reason, now_ms);
                         }

@@ -101,6 +101,28 @@ pub struct BatchOutcome {
     pub failed: SortedMap<String, Option<String>>,
 }
 
+/// The e-mail a batch upsert answers `detail` under (lower case): its new address, if renamed.
+fn answered_as(detail: &UpsertDetails) -> String {
+    // Addresses are ASCII (RFC 822, as SALESmanago keeps them), so ASCII lower-casing is enough;
+    // Unicode's case tables would cost the wasm 18 KB.
+    detail.new_email.as_ref().unwrap_or(&detail.contact.email).trim().to_ascii_lowercase()
+}
+
+impl BatchOutcome {
+    /// What SALESmanago did with `detail` of the call: the contact's id, or the e-mail and the
+    /// reason SALESmanago gave (if any) for not taking it.
+    pub fn of(&self, detail: &UpsertDetails) -> Result<&str, (String, Option<String>)> {
+        let email = answered_as(detail);
+        match self.ids.get(&email) {
+            Some(id) => Ok(id),
+            None => {
+                let reason = self.failed.get(&email).cloned().flatten();
+                Err((email, reason))
+            }
+        }
+    }
+}
+
 impl BatchUpsert {
     /// Contacts per call: the vendor's own plugin sends 400 (`docs/salesmanago-api.md` §3.2); no maximum is
     /// documented.
@@ -138,9 +160,7 @@ impl Operation for BatchUpsert {
             .collect();
         let mut outcome = BatchOutcome::default();
         for detail in &self.details {
-            // Addresses are ASCII (RFC 822, as SALESmanago keeps them), so ASCII lower-casing is
-            // enough here and below; Unicode's case tables would cost the wasm 18 KB.
-            let email = detail.new_email.as_ref().unwrap_or(&detail.contact.email).trim().to_ascii_lowercase();
+            let email = answered_as(detail);
             match returned.get(&email) {
                 Some(id) => {
                     outcome.ids.insert(email, id.clone());
