@@ -31,8 +31,8 @@ use crate::Relay;
 pub(crate) enum Work {
     /// Send it as `row` says; the columns in `changed` count as deliberate.
     Send { row: Map, changed: Vec<String> },
-    /// Delete it from SALESmanago, or opt it out (as set), by its e-mail.
-    Remove { email: String },
+    /// Delete it from SALESmanago, or opt it out (`opt_out`, as the record says), by its e-mail.
+    Remove { email: String, opt_out: bool },
 }
 
 /// One contact's change.
@@ -248,8 +248,8 @@ pub(crate) async fn go(relay: &Relay, items: &[Item]) -> Vec<Answer> {
     }
     // The deletions, one by one: SALESmanago has no batch for them.
     for (index, item) in items.iter().enumerate() {
-        if let (Fate::Go, Work::Remove { email }) = (&fates[index], &item.work) {
-            answers[index] = Some(remove(relay, email).await);
+        if let (Fate::Go, Work::Remove { email, opt_out }) = (&fates[index], &item.work) {
+            answers[index] = Some(remove(relay, email, *opt_out).await);
         }
     }
     (0..items.len())
@@ -261,8 +261,8 @@ pub(crate) async fn go(relay: &Relay, items: &[Item]) -> Vec<Answer> {
         .collect()
 }
 
-async fn remove(relay: &Relay, email: &str) -> Answer {
-    let result = if crate::record::settings(relay).await.opt_out_on_delete {
+async fn remove(relay: &Relay, email: &str, opt_out: bool) -> Answer {
+    let result = if opt_out {
         let unsubscribe = |channel| SetSubscription { email: email.to_owned(), channel, subscribed: false };
         match relay.perform(&unsubscribe(Channel::Newsletter)).await {
             Ok(_) => relay.perform(&unsubscribe(Channel::Sms)).await.map(|_| ()),

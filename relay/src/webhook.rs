@@ -149,7 +149,8 @@ async fn handle(relay: &Arc<Relay>, headers: &HeaderMap, body: Body) -> (Respons
         Plan::ReadBack(_) => unreachable!("read back above"),
         Plan::Send { row, changed } => ("send", Work::Send { row, changed }),
         Plan::Remove { email } => {
-            (if relay.config.opt_out_on_delete { "optOut" } else { "delete" }, Work::Remove { email })
+            let opt_out = settings.opt_out_on_delete;
+            (if opt_out { "optOut" } else { "delete" }, Work::Remove { email, opt_out })
         }
     };
     let response = match burst::submit(relay, Item { contact: event.id.clone(), work }).await {
