@@ -20,6 +20,7 @@
 // (its relay runs on a free port of 127.0.0.1).
 import { randomUUID } from "node:crypto";
 import { badPayload, DvError } from "./errors.mjs";
+import { guidFrom } from "./util.mjs";
 
 /** Payloads above this are cut (Dataverse: 256 KB). */
 export const MAX_PAYLOAD_BYTES = 256 * 1024;
@@ -92,8 +93,7 @@ export function seedEventTables(dataverse, tables = ["contact"]) {
   const filters = [];
   for (const table of tables) {
     for (const [name, id] of Object.entries(SDK_MESSAGES)) {
-      const suffix = (table.length * 7919 + name.length).toString(16).padStart(4, "0");
-      filters.push({ sdkmessagefilterid: `${id.slice(0, 24)}${suffix.slice(-4)}${id.slice(28)}`, primaryobjecttypecode: table, _sdkmessageid_value: id });
+      filters.push({ sdkmessagefilterid: guidFrom(`sdkmessagefilter:${table}:${name}`), primaryobjecttypecode: table, _sdkmessageid_value: id });
     }
   }
   dataverse.seed("sdkmessagefilter", filters);
