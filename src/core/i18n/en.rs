@@ -277,6 +277,10 @@ fn relay(refusal: Refusal) -> String {
         Refusal::Unreachable => "The relay could not reach SALESmanago. Try again in a few minutes; if it goes on, ask the relay's administrator to check its SALESMANAGO_ENDPOINT and network.",
         Refusal::Timeout => "SALESmanago did not answer the relay in time. Try again in a few minutes.",
         Refusal::File => "The relay refused the address of SALESmanago's file (it expired, or the relay did not hand it out). Run the job again.",
+        Refusal::Redirect => "SALESmanago answered the relay with a redirect to another address, which the relay does not follow. Ask the relay's administrator to check its SALESMANAGO_ENDPOINT (the account may have moved to another server).",
+        Refusal::AnswerTooLarge => "SALESmanago's answer was larger than the relay takes. Ask the relay's administrator to raise RELAY_MAX_ANSWER_BYTES, or select fewer contacts.",
+        Refusal::FileHost => "SALESmanago handed out its file on a host the relay does not fetch files from. Ask the relay's administrator to add that host (its log names it) to RELAY_FILE_HOSTS.",
+        Refusal::Body => "The relay could not read the request: it arrived cut off or too slowly. Try again; if it goes on, check the network between this browser and the relay.",
     }
     .into()
 }

@@ -268,6 +268,10 @@ fn relay(refusal: Refusal) -> String {
         Refusal::Unreachable => "Pośrednik nie może połączyć się z SALESmanago. Spróbuj ponownie za kilka minut; jeśli to się powtarza, poproś jego administratora o sprawdzenie SALESMANAGO_ENDPOINT i sieci.",
         Refusal::Timeout => "SALESmanago nie odpowiedziało pośrednikowi na czas. Spróbuj ponownie za kilka minut.",
         Refusal::File => "Pośrednik odrzucił adres pliku z SALESmanago (wygasł albo nie pochodzi od pośrednika). Uruchom zadanie ponownie.",
+        Refusal::Redirect => "SALESmanago odpowiedziało pośrednikowi przekierowaniem na inny adres, za którym pośrednik nie podąża. Poproś jego administratora o sprawdzenie SALESMANAGO_ENDPOINT (konto mogło zostać przeniesione na inny serwer).",
+        Refusal::AnswerTooLarge => "Odpowiedź SALESmanago jest większa, niż pośrednik przyjmuje. Poproś jego administratora o zwiększenie RELAY_MAX_ANSWER_BYTES albo wybierz mniej kontaktów.",
+        Refusal::FileHost => "SALESmanago udostępniło plik na serwerze, z którego pośrednik nie pobiera plików. Poproś jego administratora o dopisanie tego serwera (podaje go dziennik pośrednika) do RELAY_FILE_HOSTS.",
+        Refusal::Body => "Pośrednik nie mógł odczytać żądania: dotarło niekompletne albo zbyt wolno. Spróbuj ponownie; jeśli to się powtarza, sprawdź sieć między tą przeglądarką a pośrednikiem.",
     }
     .into()
 }

@@ -15,6 +15,7 @@ use crate::core::salesmanago::error::RetryAfter;
 use crate::core::salesmanago::export::{ExportConsents, JobStatus};
 use crate::core::salesmanago::operation::{BatchOutcome, BatchUpsert, Lookup, ModifiedContacts, ModifiedPage};
 use crate::core::salesmanago::operation::{Delete, HasContact, SetSubscription, Upsert};
+use crate::core::salesmanago::relay::{self, Refusal};
 use crate::core::salesmanago::script::DEFAULT_TIMEOUT_MS;
 use crate::core::salesmanago::{Client, Nonce, SmError};
 use crate::core::sorted::SortedMap;
@@ -723,17 +724,25 @@ fn read(request: &Request, client: &Client, reply: Reply) -> Result<Output, Erro
                 Call::Delete(op) => client.response(op, outcome).map(|()| Output::Done).map_err(sm),
                 Call::Subscribe(op) => client.response(op, outcome).map(|_| Output::Done).map_err(sm),
                 Call::Export(op) => client.response(op, outcome).map(Output::Requested).map_err(sm),
-                Call::Status(op) => client.response(op, outcome).map(Output::Status).map_err(sm),
+                Call::Status(op) => {
+                    let address = client.response(op, outcome).map_err(sm)?;
+                    Ok(Output::Status(address.map(|url| client.file_address(&url))))
+                }
             }
         }
         (Request::Download(_), Reply::Salesmanago(outcome)) => match outcome {
             Ok(response) if (200..300).contains(&response.status) => Ok(Output::Downloaded),
-            // The file's server speaks no envelope: its status says it all.
-            Ok(response) => Err(Error::Salesmanago(match response.status {
-                429 => SmError::Throttled { retry_after: response.retry_after.as_deref().and_then(RetryAfter::parse) },
-                status @ (408 | 500..=599) => SmError::Server { status },
-                status => SmError::UnexpectedStatus { status },
+            // The file's server speaks no envelope: its status says it all, but for a relay's
+            // refusal, which names its reason.
+            Ok(response) => Err(Error::Salesmanago(match (Refusal::of_body(&response.body), response.status) {
+                (Some(refusal), _) if client.relay.is_some() => SmError::Relay(refusal),
+                (_, 429) => {
+                    SmError::Throttled { retry_after: response.retry_after.as_deref().and_then(RetryAfter::parse) }
+                }
+                (_, status @ (408 | 500..=599)) => SmError::Server { status },
+                (_, status) => SmError::UnexpectedStatus { status },
             })),
+            Err(failure) if client.relay.is_some() => Err(Error::Salesmanago(relay::through(failure.into()))),
             Err(failure) => Err(Error::Salesmanago(SmError::Transport(failure))),
         },
         (Request::Row(_), Reply::Dataverse(answer)) => {

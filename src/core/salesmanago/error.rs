@@ -145,7 +145,9 @@ impl SmError {
                 | SmError::UnknownOwner { .. }
                 | SmError::UnknownMethod
                 | SmError::RelayCredentials
-                | SmError::Relay(Refusal::Key | Refusal::Origin | Refusal::Method)
+                | SmError::Relay(
+                    Refusal::Key | Refusal::Origin | Refusal::Method | Refusal::Redirect | Refusal::FileHost
+                )
                 | SmError::Transport(TransportFailure::CrossOrigin | TransportFailure::Network)
         )
     }

@@ -76,7 +76,7 @@ impl Operation for JobStatus {
     }
     fn parse(&self, payload: Payload) -> Result<Option<String>, SmError> {
         match payload.fields.get("fileUrl").and_then(Value::as_str).map(str::trim) {
-            Some(url) if is_file_address(url) => Ok(Some(url.to_owned())),
+            Some(url) if is_file_address(url) || super::relay::is_file_path(url) => Ok(Some(url.to_owned())),
             Some(url) if !url.is_empty() => Err(invalid("`fileUrl` is not an address the engine may download")),
             _ => Ok(None),
         }

@@ -67,7 +67,18 @@ impl Client {
             Ok(payload) => operation.parse(payload),
             // The credentials SALESmanago refused are the relay's.
             Err(SmError::Auth) if self.relay.is_some() => Err(SmError::RelayCredentials),
+            Err(error) if self.relay.is_some() => Err(relay::through(error)),
             Err(error) => Err(error),
+        }
+    }
+
+    /// The address to download a file at, from a `job/status` answer's `fileUrl`: as it is, or,
+    /// when a relay handed out a path under itself ([`relay::is_file_path`]), under the
+    /// endpoint, so the relay never needs to know its own public address.
+    pub fn file_address(&self, file_url: &str) -> String {
+        match relay::is_file_path(file_url) {
+            true => format!("{}/{file_url}", self.endpoint.base()),
+            false => file_url.to_owned(),
         }
     }
 

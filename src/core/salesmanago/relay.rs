@@ -74,6 +74,31 @@ impl std::fmt::Debug for RelayKey {
     }
 }
 
+/// The start of the path, under the relay's base, of a file it hands out (`fileUrl` in a
+/// `job/status` answer, when the relay is not told its public address).
+pub const FILE_PATH: &str = "files/";
+
+/// Whether `text` is a file path a relay hands out: `files/` and then only the letters of
+/// its signed parts (digits, base64url and `/`), so it can only name a path under the relay.
+pub fn is_file_path(text: &str) -> bool {
+    text.strip_prefix(FILE_PATH).is_some_and(|rest| {
+        !rest.is_empty()
+            && !rest.starts_with('/')
+            && !rest.contains("//")
+            && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'/')
+    })
+}
+
+/// A failure of a call through the relay, as the relay means it: the relay answers every
+/// origin it allows with CORS headers, so a call the browser blocked is the relay refusing
+/// this origin.
+pub fn through(error: super::SmError) -> super::SmError {
+    match error {
+        super::SmError::Transport(super::TransportFailure::CrossOrigin) => super::SmError::Relay(Refusal::Origin),
+        other => other,
+    }
+}
+
 /// The path of the relay's deep check, under its base: it signs a `user/listByClient` call and
 /// checks its owner; "Test connection" asks it in relay mode.
 pub const CHECK_PATH: &str = "/healthz/deep";
@@ -86,7 +111,7 @@ pub fn check_verdict(
 ) -> Result<crate::core::integration::ConnectionVerdict, super::SmError> {
     use super::SmError;
     use crate::core::integration::ConnectionVerdict;
-    let response = outcome?;
+    let response = outcome.map_err(|failure| through(failure.into()))?;
     if let Some(refusal) = Refusal::of_body(&response.body) {
         return Err(SmError::Relay(refusal));
     }
@@ -127,10 +152,18 @@ pub enum Refusal {
     Timeout,
     /// A file address the relay did not hand out, or one whose signature does not match.
     File,
+    /// SALESmanago answered with a redirect, which the relay never follows.
+    Redirect,
+    /// SALESmanago's answer was larger than the relay takes.
+    AnswerTooLarge,
+    /// SALESmanago handed out a file on a host the relay does not fetch from.
+    FileHost,
+    /// The request's body could not be read: malformed, cut off, or too slow.
+    Body,
 }
 
 impl Refusal {
-    const ALL: [Refusal; 9] = [
+    const ALL: [Refusal; 13] = [
         Refusal::Key,
         Refusal::Origin,
         Refusal::Method,
@@ -140,6 +173,10 @@ impl Refusal {
         Refusal::Unreachable,
         Refusal::Timeout,
         Refusal::File,
+        Refusal::Redirect,
+        Refusal::AnswerTooLarge,
+        Refusal::FileHost,
+        Refusal::Body,
     ];
 
     /// The HTTP status the relay answers with.
@@ -148,10 +185,11 @@ impl Refusal {
             Refusal::Key => 401,
             Refusal::Origin => 403,
             Refusal::Method | Refusal::File => 404,
+            Refusal::Body => 400,
             Refusal::TooLarge => 413,
             Refusal::Rate => 429,
             Refusal::Busy => 503,
-            Refusal::Unreachable => 502,
+            Refusal::Unreachable | Refusal::Redirect | Refusal::AnswerTooLarge | Refusal::FileHost => 502,
             Refusal::Timeout => 504,
         }
     }
@@ -168,6 +206,10 @@ impl Refusal {
             Refusal::Unreachable => "unreachable",
             Refusal::Timeout => "timeout",
             Refusal::File => "file",
+            Refusal::Redirect => "redirect",
+            Refusal::AnswerTooLarge => "answerTooLarge",
+            Refusal::FileHost => "fileHost",
+            Refusal::Body => "body",
         }
     }
 
@@ -195,6 +237,10 @@ impl Refusal {
             Refusal::Unreachable => "SALESmanago could not be reached",
             Refusal::Timeout => "SALESmanago did not answer in time",
             Refusal::File => "Unknown file address",
+            Refusal::Redirect => "SALESmanago answered with a redirect, which the relay does not follow",
+            Refusal::AnswerTooLarge => "SALESmanago's answer is larger than the relay takes",
+            Refusal::FileHost => "SALESmanago's file is on a host the relay does not fetch from",
+            Refusal::Body => "The request body could not be read (malformed, cut off or too slow)",
         };
         crate::object! {"success": false, "message": vec![Value::from(message)], "relayRefusal": self.code()}
             .to_string()
@@ -202,7 +248,7 @@ impl Refusal {
 
     /// Whether another attempt may pass.
     pub fn transient(self) -> bool {
-        matches!(self, Refusal::Rate | Refusal::Busy | Refusal::Unreachable | Refusal::Timeout)
+        matches!(self, Refusal::Rate | Refusal::Busy | Refusal::Unreachable | Refusal::Timeout | Refusal::Body)
     }
 }
 
@@ -251,6 +297,35 @@ mod tests {
         }
         assert_eq!(Refusal::of_body(r#"{"success":false,"message":["Not authenticated"]}"#), None);
         assert_eq!(Refusal::of_body("<html>"), None);
+    }
+
+    #[test]
+    fn a_relay_file_path_names_only_a_path_under_the_relay() {
+        assert!(is_file_path("files/1700000000/c2ln/aHR0cHM6Ly9m"));
+        for not in ["files/", "/files/1/a/b", "files//x", "files/../x", "files/a?x=1", "files/a#b", "https://x/files/1"]
+        {
+            assert!(!is_file_path(not), "{not}");
+        }
+        use crate::core::salesmanago::{Client, Credentials, Endpoint};
+        let client = Client {
+            endpoint: Endpoint::parse("https://relay.example.com/sm").unwrap(),
+            credentials: Credentials {
+                client_id: String::new(),
+                api_secret: super::super::ApiSecret::new(""),
+                owner: String::new(),
+            },
+            relay: RelayKey::new("k1.x"),
+        };
+        assert_eq!(client.file_address("files/1/s/a"), "https://relay.example.com/sm/files/1/s/a");
+        assert_eq!(client.file_address("https://files.example/1.json"), "https://files.example/1.json");
+    }
+
+    #[test]
+    fn through_the_relay_a_blocked_call_is_the_relay_refusing_the_origin() {
+        use crate::core::salesmanago::{SmError, TransportFailure};
+        assert_eq!(through(SmError::Transport(TransportFailure::CrossOrigin)), SmError::Relay(Refusal::Origin));
+        assert_eq!(through(SmError::Auth), SmError::Auth);
+        assert_eq!(check_verdict(Err(TransportFailure::CrossOrigin)), Err(SmError::Relay(Refusal::Origin)));
     }
 
     #[test]
