@@ -63,7 +63,8 @@ pub(crate) fn build(root: &Path, flavour: Flavour) -> Result<Engine> {
     let mut cargo = Command::new(cargo);
     cargo.current_dir(root).env_remove("RUSTFLAGS").env("CARGO_ENCODED_RUSTFLAGS", rustflags.join("\x1f")).args([
         "build",
-        "--release",
+        "--profile",
+        "engine",
         "--lib",
         "--package",
         "salesmanago-dynamics",
@@ -78,7 +79,7 @@ pub(crate) fn build(root: &Path, flavour: Flavour) -> Result<Engine> {
     std::fs::create_dir_all(&out)?;
     // Where cargo put it: `CARGO_TARGET_DIR` when set (relative to the workspace), else `target/`.
     let cargo_target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), |dir| root.join(dir));
-    let built = cargo_target.join(format!("{TARGET}/release/salesmanago_dynamics.wasm"));
+    let built = cargo_target.join(format!("{TARGET}/engine/salesmanago_dynamics.wasm"));
     run(
         Command::new("wasm-bindgen")
             .args(["--target", "no-modules", "--no-typescript", "--out-name", "engine", "--out-dir"])
