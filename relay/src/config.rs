@@ -29,12 +29,31 @@ pub struct Config {
     pub max_body: usize,
     /// How long SALESmanago may take to answer.
     pub upstream_timeout: Duration,
-    /// Requests under way at once, at most.
+    /// Calls to SALESmanago under way at once, at most, split evenly among the relay keys
+    /// (`RELAY_MAX_CONCURRENT`).
     pub max_concurrent: usize,
     /// Requests a second per key, on average (twice that in a burst).
     pub rate_per_key: u32,
+    /// Connections open at once, at most (`RELAY_MAX_CONNECTIONS`; by default three quarters
+    /// of the process's file descriptors, see [`Config::connection_cap`]).
+    pub max_connections: Option<usize>,
+    /// How long a connection may take to send a request's headers, counted from when it opens
+    /// or from the end of its last answer, so it is also the idle keep-alive timeout
+    /// (`RELAY_HEADER_TIMEOUT_MS`).
+    pub header_timeout: Duration,
+    /// How long a request's whole body may take to arrive (`RELAY_BODY_TIMEOUT_MS`).
+    pub body_timeout: Duration,
+    /// How long an answer may wait for the caller to read it (`RELAY_WRITE_TIMEOUT_MS`).
+    pub write_timeout: Duration,
+    /// The largest SALESmanago API answer taken (`RELAY_MAX_ANSWER_BYTES`).
+    pub max_answer: usize,
+    /// The largest file passed through (`RELAY_MAX_FILE_BYTES`).
+    pub max_file: u64,
+    /// Hosts the relay fetches SALESmanago's files from besides the endpoint's own domain
+    /// (`RELAY_FILE_HOSTS`; each one also covers its subdomains).
+    pub file_hosts: Vec<String>,
     /// The relay's address as browsers reach it, for the file addresses it hands out; when
-    /// unset, taken from each request's `Host` (and `X-Forwarded-Proto`).
+    /// unset, it hands out paths under itself, which the engine puts under its endpoint.
     pub public_url: Option<String>,
     /// The keys Dataverse's webhook may show (none: the webhook is off).
     pub webhook_keys: Vec<StoredKey>,
@@ -73,15 +92,14 @@ impl Config {
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let read = |name: &str| setting(&var, name);
         let required = |name: &str, what: &str| required(&var, name, what);
-        let number = |name: &str, default: u64| -> Result<u64, ConfigError> {
+        let number = |name: &str, default: u64, range: std::ops::RangeInclusive<u64>| -> Result<u64, ConfigError> {
             match read(name)? {
                 None => Ok(default),
-                Some(text) => text
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| ConfigError(format!("{name} must be a whole number above 0, not {text:?}"))),
+                Some(text) => whole(name, &text, range),
             }
+        };
+        let millis = |name: &str, default: u64, range: std::ops::RangeInclusive<u64>| {
+            number(name, default, range).map(Duration::from_millis)
         };
         let credentials = Credentials {
             client_id: required("SALESMANAGO_CLIENT_ID", "the client id of Integration Center → API")?,
@@ -94,7 +112,7 @@ impl Config {
         };
         let endpoint_text = required("SALESMANAGO_ENDPOINT", "your SALESmanago server, such as app3.salesmanago.pl")?;
         let endpoint = Endpoint::parse(&endpoint_text)
-            .map_err(|e| ConfigError(format!("SALESMANAGO_ENDPOINT {endpoint_text:?} is not usable: {e:?}")))?;
+            .map_err(|e| ConfigError(format!("SALESMANAGO_ENDPOINT {:?} is not usable: {e:?}", cut(&endpoint_text))))?;
         let origins = required(
             "RELAY_ALLOWED_ORIGINS",
             "the Dynamics addresses allowed, comma-separated, such as https://contoso.crm4.dynamics.com",
@@ -108,18 +126,15 @@ impl Config {
             if bare && is_file_address(&o) {
                 Ok(o)
             } else {
-                Err(ConfigError(format!("RELAY_ALLOWED_ORIGINS: {o:?} is not an https:// origin")))
+                Err(ConfigError(format!("RELAY_ALLOWED_ORIGINS: {:?} is not an https:// origin", cut(&o))))
             }
         })
         .collect::<Result<Vec<_>, _>>()?;
         let keys = required(
             "RELAY_KEYS",
             "the relay keys' stored forms, comma-separated (salesmanago-relay new-key prints one)",
-        )?
-        .split(',')
-        .filter(|k| !k.trim().is_empty())
-        .map(|k| StoredKey::parse(k.trim()).map_err(|e| ConfigError(format!("RELAY_KEYS: {e}"))))
-        .collect::<Result<Vec<_>, _>>()?;
+        )?;
+        let keys = stored_keys("RELAY_KEYS", &keys)?;
         // Azure Functions' custom handlers are told their port; elsewhere RELAY_LISTEN.
         let listen = match (var("FUNCTIONS_CUSTOMHANDLER_PORT"), read("RELAY_LISTEN")?) {
             (Some(port), _) => format!("127.0.0.1:{}", port.trim()),
@@ -127,7 +142,10 @@ impl Config {
             (None, None) => "127.0.0.1:8080".into(),
         };
         let listen = listen.parse().map_err(|_| {
-            ConfigError(format!("RELAY_LISTEN must be an address and port such as 0.0.0.0:8080, not {listen:?}"))
+            ConfigError(format!(
+                "RELAY_LISTEN must be an address and port such as 0.0.0.0:8080, not {:?}",
+                cut(&listen)
+            ))
         })?;
         Ok(Config {
             listen,
@@ -135,39 +153,133 @@ impl Config {
             endpoint,
             origins,
             keys,
-            max_body: number("RELAY_MAX_BODY_BYTES", 4 * 1024 * 1024)? as usize,
-            upstream_timeout: Duration::from_millis(number("RELAY_UPSTREAM_TIMEOUT_MS", 30_000)?),
-            burst: Duration::from_millis(number("RELAY_BURST_MS", 100)?),
-            answer_within: Duration::from_millis(number("RELAY_ANSWER_WITHIN_MS", 50_000)?),
-            max_concurrent: number("RELAY_MAX_CONCURRENT", 64)? as usize,
-            rate_per_key: number("RELAY_RATE_PER_KEY", 20)? as u32,
-            public_url: read("RELAY_PUBLIC_URL")?.map(|u| u.trim_end_matches('/').to_owned()),
-            webhook_keys: read("RELAY_WEBHOOK_KEYS")?
+            max_body: number("RELAY_MAX_BODY_BYTES", 4 * MIB, 1024..=64 * MIB)? as usize,
+            upstream_timeout: millis("RELAY_UPSTREAM_TIMEOUT_MS", 30_000, 100..=600_000)?,
+            burst: millis("RELAY_BURST_MS", 100, 1..=10_000)?,
+            // Dataverse waits 60 s for an answer.
+            answer_within: millis("RELAY_ANSWER_WITHIN_MS", 50_000, 100..=59_000)?,
+            max_concurrent: number("RELAY_MAX_CONCURRENT", 64, 1..=100_000)? as usize,
+            rate_per_key: number("RELAY_RATE_PER_KEY", 20, 1..=100_000)? as u32,
+            max_connections: match read("RELAY_MAX_CONNECTIONS")? {
+                None => None,
+                Some(text) => Some(whole("RELAY_MAX_CONNECTIONS", &text, 16..=1_000_000)? as usize),
+            },
+            header_timeout: millis("RELAY_HEADER_TIMEOUT_MS", 10_000, 100..=600_000)?,
+            body_timeout: millis("RELAY_BODY_TIMEOUT_MS", 30_000, 100..=600_000)?,
+            write_timeout: millis("RELAY_WRITE_TIMEOUT_MS", 30_000, 100..=600_000)?,
+            max_answer: number("RELAY_MAX_ANSWER_BYTES", 8 * MIB, 64 * 1024..=1024 * MIB)? as usize,
+            max_file: number("RELAY_MAX_FILE_BYTES", 1024 * MIB, MIB..=64 * 1024 * MIB)?,
+            file_hosts: read("RELAY_FILE_HOSTS")?
                 .unwrap_or_default()
                 .split(',')
-                .filter(|k| !k.trim().is_empty())
-                .map(|k| StoredKey::parse(k.trim()).map_err(|e| ConfigError(format!("RELAY_WEBHOOK_KEYS: {e}"))))
+                .map(|h| h.trim().trim_start_matches("*.").trim_end_matches('.').to_ascii_lowercase())
+                .filter(|h| !h.is_empty())
+                .map(|h| match is_file_address(&format!("https://{h}/")) && !h.contains([':', '/', '[']) {
+                    true => Ok(h),
+                    false => Err(ConfigError(format!("RELAY_FILE_HOSTS: {:?} is not a host name", cut(&h)))),
+                })
                 .collect::<Result<Vec<_>, _>>()?,
+            public_url: match read("RELAY_PUBLIC_URL")? {
+                None => None,
+                Some(url) if is_file_address(&url) && !url.contains(['?', '#']) => {
+                    Some(url.trim_end_matches('/').to_owned())
+                }
+                Some(url) => {
+                    return Err(ConfigError(format!(
+                        "RELAY_PUBLIC_URL: {:?} is not an https:// address (plain http only to a loopback host)",
+                        cut(&url)
+                    )))
+                }
+            },
+            webhook_keys: stored_keys("RELAY_WEBHOOK_KEYS", &read("RELAY_WEBHOOK_KEYS")?.unwrap_or_default())?,
             app_user: read("RELAY_APP_USER")?,
             dataverse: dataverse(&var)?,
-            catch_up: match read("RELAY_CATCH_UP_MINUTES")? {
-                None => Duration::from_secs(15 * 60),
-                Some(text) => Duration::from_secs(
-                    60 * text.parse::<u64>().map_err(|_| {
-                        ConfigError(format!(
-                            "RELAY_CATCH_UP_MINUTES must be a whole number of minutes (0: off), not {text:?}"
-                        ))
-                    })?,
-                ),
-            },
+            // Minutes, 0 for off; at most a week.
+            catch_up: Duration::from_secs(60 * number("RELAY_CATCH_UP_MINUTES", 15, 0..=7 * 24 * 60)?),
             opt_out_on_delete: match read("RELAY_ON_DELETE")?.as_deref() {
                 None | Some("delete") => false,
                 Some("optout") => true,
                 Some(other) => {
-                    return Err(ConfigError(format!("RELAY_ON_DELETE must be delete or optout, not {other:?}")))
+                    return Err(ConfigError(format!("RELAY_ON_DELETE must be delete or optout, not {:?}", cut(other))))
                 }
             },
         })
+    }
+}
+
+const MIB: u64 = 1024 * 1024;
+
+/// `text` of setting `name` as a whole number in `range`. The message shows the value only
+/// when it is a short number, so a secret pasted into the wrong setting is never printed.
+fn whole(name: &str, text: &str, range: std::ops::RangeInclusive<u64>) -> Result<u64, ConfigError> {
+    let (low, high) = (range.start(), range.end());
+    let shown = match text.len() <= 24 && text.bytes().all(|b| b.is_ascii_digit() || b == b'-' || b == b'+') {
+        true => format!("not {text}"),
+        false => "not that value (not shown)".to_owned(),
+    };
+    match text.parse::<u64>() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(ConfigError(format!("{name} must be a whole number from {low} to {high}, {shown}"))),
+    }
+}
+
+/// `text` cut for a message: a setting that is not secret, but may be long.
+fn cut(text: &str) -> String {
+    const SHOWN: usize = 80;
+    match text.char_indices().nth(SHOWN) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}
+
+/// The stored keys of setting `name` (comma-separated `<id>:<sha-256 hex>`). A wrong entry is
+/// named by its place, never shown: it may be a key itself, pasted where its stored form goes.
+fn stored_keys(name: &str, text: &str) -> Result<Vec<StoredKey>, ConfigError> {
+    let entries = text.split(',').map(str::trim).filter(|k| !k.is_empty());
+    entries
+        .enumerate()
+        .map(|(i, entry)| {
+            StoredKey::parse(entry).map_err(|_| {
+                let hint = match entry.split_once('.') {
+                    Some(_) if !entry.contains(':') => {
+                        " It looks like a relay key itself: put the stored form that `salesmanago-relay new-key` prints (<id>:<64 hex digits>), never the key"
+                    }
+                    _ => "",
+                };
+                ConfigError(format!(
+                    "{name}: entry {} is not a stored key (<id>:<64 hex digits>, the id 1 to 32 letters, digits, - or _).{hint}",
+                    i + 1
+                ))
+            })
+        })
+        .collect()
+}
+
+/// Descriptors a relay keeps for itself besides its callers' connections: its own calls to
+/// SALESmanago and Dataverse, its listener, its runtime.
+const OWN_DESCRIPTORS: u64 = 128;
+
+impl Config {
+    /// The cap on open connections for a process allowed `descriptors` open files (its soft
+    /// `RLIMIT_NOFILE`, when known): `RELAY_MAX_CONNECTIONS`, which must leave the relay
+    /// descriptors of its own, or by default three quarters of them.
+    ///
+    /// Fails naming `RELAY_MAX_CONNECTIONS` and the limit when it does not fit.
+    pub fn connection_cap(&self, descriptors: Option<u64>) -> Result<usize, ConfigError> {
+        let room = descriptors.map(|d| d.saturating_sub(OWN_DESCRIPTORS));
+        match (self.max_connections, room) {
+            (Some(cap), Some(room)) if cap as u64 > room => Err(ConfigError(format!(
+                "RELAY_MAX_CONNECTIONS is {cap}, but the process may open {} files and the relay keeps {OWN_DESCRIPTORS} for itself: lower it to {room} or less, or raise the limit (LimitNOFILE= in the systemd unit, ulimit -n)",
+                descriptors.unwrap_or_default()
+            ))),
+            (Some(cap), _) => Ok(cap),
+            (None, Some(room)) if room < 16 => Err(ConfigError(format!(
+                "the process may open only {} files: raise the limit (LimitNOFILE= in the systemd unit, ulimit -n)",
+                descriptors.unwrap_or_default()
+            ))),
+            (None, Some(room)) => Ok((descriptors.unwrap_or_default() / 4 * 3).min(room).min(1_000_000) as usize),
+            (None, None) => Ok(1024),
+        }
     }
 }
 
@@ -235,15 +347,11 @@ impl Registration {
         let public = required(&var, "RELAY_PUBLIC_URL", "the relay's https address as Dataverse reaches it")?;
         let url = format!("{}{}", public.trim_end_matches('/'), registration::WEBHOOK_PATH);
         if !is_file_address(&url) {
-            return Err(ConfigError(format!("RELAY_PUBLIC_URL: {public:?} is not an https:// address")));
+            return Err(ConfigError(format!("RELAY_PUBLIC_URL: {:?} is not an https:// address", cut(&public))));
         }
         let key = required(&var, "RELAY_WEBHOOK_KEY", "the webhook key (salesmanago-relay new-key prints one)")?;
         let stored = setting(&var, "RELAY_WEBHOOK_KEYS")?.unwrap_or_default();
-        let stored = stored
-            .split(',')
-            .filter(|k| !k.trim().is_empty())
-            .map(|k| StoredKey::parse(k.trim()).map_err(|e| ConfigError(format!("RELAY_WEBHOOK_KEYS: {e}"))))
-            .collect::<Result<Vec<_>, _>>()?;
+        let stored = stored_keys("RELAY_WEBHOOK_KEYS", &stored)?;
         if !stored.is_empty() && crate::keys::verify(&stored, &key).is_none() {
             return Err(ConfigError(
                 "RELAY_WEBHOOK_KEY is not one of RELAY_WEBHOOK_KEYS: the relay would refuse every delivery".into(),

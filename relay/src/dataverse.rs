@@ -82,7 +82,7 @@ impl Dataverse {
             .await
             .map_err(|_| DataverseError::Token("the token endpoint could not be reached".into()))?;
         let status = response.status().as_u16();
-        let text = response.text().await.unwrap_or_default();
+        let text = read(response).await.unwrap_or_default();
         let value = json::from_str(&text).unwrap_or(Value::Null);
         let Some(token) = value.get("access_token").and_then(Value::as_str).filter(|_| status == 200) else {
             let said = value.get("error").and_then(Value::as_str).unwrap_or("no token");
@@ -135,7 +135,7 @@ impl Dataverse {
         if status != 200 {
             return Err(DataverseError::Status(status));
         }
-        let text = response.text().await.map_err(|_| DataverseError::Unreachable)?;
+        let text = read(response).await?;
         match json::from_str(&text) {
             Ok(Value::Object(row)) => Ok(row),
             _ => Err(DataverseError::Unreachable),
@@ -213,7 +213,7 @@ impl Dataverse {
         if !(200..=299).contains(&status) {
             return Err(DataverseError::Status(status));
         }
-        let text = response.text().await.map_err(|_| DataverseError::Unreachable)?;
+        let text = read(response).await?;
         Ok(batch::outcomes(&text))
     }
 
@@ -226,6 +226,15 @@ impl Dataverse {
             status => Err(DataverseError::Status(status)),
         }
     }
+}
+
+/// The largest Dataverse answer read (a page of 400 contacts with every column is well under).
+const MAX_ANSWER: usize = 64 * 1024 * 1024;
+
+/// The text of `response`, at most [`MAX_ANSWER`] bytes.
+async fn read(response: reqwest::Response) -> Result<String, DataverseError> {
+    let bytes = crate::upstream::capped(response, MAX_ANSWER).await.map_err(|_| DataverseError::Unreachable)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// Percent-encodes a form value.

@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use salesmanago_relay::config::Registration;
-use salesmanago_relay::{app, dataverse, keys, register, Config};
+use salesmanago_relay::{dataverse, keys, register, Config};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -65,7 +65,16 @@ fn serve() -> ExitCode {
         Ok(config) => config,
         Err(problem) => return fail(&problem.0),
     };
+    if let Err(problem) = config.connection_cap(salesmanago_relay::server::descriptors()) {
+        return fail(&problem.0);
+    }
     tracing_subscriber::fmt().json().flatten_event(true).with_current_span(false).with_target(false).init();
+    // A panic is logged with its place only (its message could hold a value), and then caught:
+    // one request's panic is its own 500, a background task's ends that task only.
+    std::panic::set_hook(Box::new(|info| {
+        let place = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        tracing::error!(target: "panic", place = place.as_str(), "panic");
+    }));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a runtime");
     runtime.block_on(async move {
         let listener = match tokio::net::TcpListener::bind(config.listen).await {
@@ -92,9 +101,9 @@ fn serve() -> ExitCode {
             #[cfg(not(unix))]
             let _ = tokio::signal::ctrl_c().await;
         };
-        match axum::serve(listener, app(config)).with_graceful_shutdown(shutdown).await {
+        match salesmanago_relay::serve(listener, config, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
-            Err(e) => fail(&format!("stopped: {e}")),
+            Err(problem) => fail(&problem.0),
         }
     })
 }

@@ -21,7 +21,7 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use axum::body::{to_bytes, Body};
+use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -29,10 +29,9 @@ use axum::response::Response;
 use salesmanago_dynamics::core::dataverse::event::{self, Event, Plan, SIZE_EXCEEDED_HEADER};
 use salesmanago_dynamics::core::dataverse::registration;
 use salesmanago_dynamics::core::retry::is_transient;
-use salesmanago_dynamics::core::salesmanago::relay;
 
 use crate::burst::{self, Done, Item, Work};
-use crate::{json_response, keys, record, Relay};
+use crate::{intake, json_response, keys, record, Relay};
 
 /// Operation ids of deliveries already acted on, the newest last.
 pub(crate) struct Seen {
@@ -66,12 +65,19 @@ impl Seen {
     }
 }
 
-/// The webhook key the request shows, if any.
+/// The webhook key the request shows, if any: its header, or `?code=` (percent-decoded).
 fn presented(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
     if let Some(key) = headers.get(registration::KEY_HEADER).and_then(|v| v.to_str().ok()) {
         return Some(key.trim().to_owned());
     }
-    query?.split('&').find_map(|part| part.strip_prefix("code=")).map(str::to_owned)
+    let code = query?.split('&').find_map(|part| part.strip_prefix("code="))?;
+    let code = code.replace('+', " ");
+    percent_encoding::percent_decode_str(&code).decode_utf8().ok().map(|c| c.trim().to_owned())
+}
+
+/// The answer to a delivery without a webhook key the relay knows.
+fn unknown_key() -> Response {
+    answer(401, "refused", "missing or unknown webhook key (the x-relay-webhook-key header, or ?code=)")
 }
 
 fn answer(status: u16, done: &str, reason: &str) -> Response {
@@ -89,7 +95,7 @@ pub(crate) async fn webhook(
     let key = presented(&headers, query.as_deref())
         .and_then(|k| keys::verify(&relay.config.webhook_keys, &k).map(str::to_owned));
     let (response, change, planned) = match key {
-        None => (crate::refusal(relay::Refusal::Key, None), "", "refused"),
+        None => (unknown_key(), "", "refused"),
         Some(_) => handle(&relay, &headers, body).await,
     };
     tracing::info!(
@@ -106,8 +112,9 @@ pub(crate) async fn webhook(
 
 /// Acts on one delivery: the answer, the change and the plan's kind (for the log).
 async fn handle(relay: &Arc<Relay>, headers: &HeaderMap, body: Body) -> (Response, &'static str, &'static str) {
-    let Ok(bytes) = to_bytes(body, relay.config.max_body).await else {
-        return (crate::refusal(relay::Refusal::TooLarge, None), "", "refused");
+    let bytes = match intake::body(headers, body, relay.config.max_body, relay.config.body_timeout).await {
+        Ok(bytes) => bytes,
+        Err(refused) => return (crate::refusal(refused, None), "", "refused"),
     };
     let truncated = headers.contains_key(SIZE_EXCEEDED_HEADER);
     let event =
@@ -179,7 +186,7 @@ pub(crate) async fn catch_up_now(
     headers: HeaderMap,
 ) -> Response {
     if presented(&headers, query.as_deref()).and_then(|k| keys::verify(&relay.config.webhook_keys, &k)).is_none() {
-        return crate::refusal(relay::Refusal::Key, None);
+        return unknown_key();
     }
     match crate::catchup::catch_up(&relay).await {
         Ok(done) => {

@@ -73,7 +73,7 @@ async fn the_binary_runs_as_a_functions_custom_handler() {
         .send()
         .await
         .unwrap();
-    assert_eq!(preflight.status(), 204);
+    assert_eq!(preflight.status(), 200);
     let forwarded = http
         .post(format!("{base}/api/contact/upsert"))
         .header("authorization", format!("Bearer {key}"))

@@ -13,8 +13,8 @@ use axum::routing::post;
 use axum::Router;
 use salesmanago_dynamics::core::json::{self, Value};
 use salesmanago_relay::keys::{new_key, StoredKey};
-use salesmanago_relay::{app, Config};
-use support::serve;
+use salesmanago_relay::Config;
+use support::{serve, spawn_relay};
 
 const UPDATE: &str = include_str!("../../src/core/dataverse/event_samples/update.json");
 const DELETE: &str = include_str!("../../src/core/dataverse/event_samples/delete.json");
@@ -97,7 +97,7 @@ async fn each_event_reaches_salesmanago_once_as_the_engine_would_send_it() {
     let sm_state = Salesmanago::default();
     let sm = salesmanago(sm_state.clone()).await;
     let (key, stored) = new_key("dataverse").unwrap();
-    let relay = serve(app(config(sm, &stored, &[("RELAY_APP_USER", "{00000000-0000-0000-0000-0000000000AA}")]))).await;
+    let relay = spawn_relay(config(sm, &stored, &[("RELAY_APP_USER", "{00000000-0000-0000-0000-0000000000AA}")])).await;
     let calls = || sm_state.calls.lock().unwrap().clone();
 
     assert_eq!(deliver(relay, None, UPDATE, &[]).await.0, 401, "no key");
@@ -156,7 +156,7 @@ async fn with_opt_out_on_delete_a_deleted_contact_is_opted_out_of_both_channels(
     let sm_state = Salesmanago::default();
     let sm = salesmanago(sm_state.clone()).await;
     let (key, stored) = new_key("dataverse").unwrap();
-    let relay = serve(app(config(sm, &stored, &[("RELAY_ON_DELETE", "optout")]))).await;
+    let relay = spawn_relay(config(sm, &stored, &[("RELAY_ON_DELETE", "optout")])).await;
     assert_eq!(deliver(relay, Some(&key), DELETE, &[]).await.0, 200);
     let methods: Vec<String> = sm_state.calls.lock().unwrap().iter().map(|(m, _)| m.clone()).collect();
     assert_eq!(methods, ["contact/optout", "contact/phoneoptout"]);
@@ -260,7 +260,7 @@ async fn with_dataverse_access_a_cut_event_is_read_back_and_the_status_written_b
     let dataverse = org(org_state.clone()).await;
     let (key, stored) = new_key("dataverse").unwrap();
     let vars = org_vars(dataverse, None);
-    let relay = serve(app(config(sm, &stored, &borrowed(&vars)))).await;
+    let relay = spawn_relay(config(sm, &stored, &borrowed(&vars))).await;
     let (status, said) = deliver(relay, Some(&key), UPDATE, &[("x-ms-dynamics-msg-size-exceeded", "true")]).await;
     assert_eq!((status, said["done"].as_str()), (200, Some("done")), "{said}");
     // The write-back follows the answer, in order, from the relay's writer.
@@ -299,7 +299,7 @@ async fn the_integration_record_says_whether_to_act_and_how_to_remove() {
     let dataverse = org(org_state.clone()).await;
     let (key, stored) = new_key("dataverse").unwrap();
     let vars = org_vars(dataverse, None);
-    let relay = serve(app(config(sm, &stored, &borrowed(&vars)))).await;
+    let relay = spawn_relay(config(sm, &stored, &borrowed(&vars))).await;
     // "On delete, only opt out" on the record, though RELAY_ON_DELETE is unset.
     assert_eq!(deliver(relay, Some(&key), DELETE, &[]).await.0, 200);
     let methods: Vec<String> = sm_state.calls.lock().unwrap().iter().map(|(m, _)| m.clone()).collect();
@@ -307,7 +307,7 @@ async fn the_integration_record_says_whether_to_act_and_how_to_remove() {
 
     // Webhooks off on the record (read again after a minute; a new relay here): nothing is sent.
     *org_state.record.lock().unwrap() = (false, false);
-    let relay = serve(app(config(sm, &stored, &borrowed(&vars)))).await;
+    let relay = spawn_relay(config(sm, &stored, &borrowed(&vars))).await;
     let (status, said) = deliver(relay, Some(&key), UPDATE, &[]).await;
     assert_eq!((status, said["done"].as_str()), (200, Some("ignored")), "{said}");
     assert!(said["reason"].as_str().unwrap().contains("webhooks are off"));
@@ -395,7 +395,7 @@ async fn the_catch_up_sends_what_changed_and_moves_its_watermark_only_past_what_
     let dataverse = changed_org(patches.clone()).await;
     let (key, stored) = new_key("dataverse").unwrap();
     let vars = org_vars(dataverse, Some("00000000-0000-0000-0000-0000000000aa"));
-    let relay = serve(app(config(sm, &stored, &borrowed(&vars)))).await;
+    let relay = spawn_relay(config(sm, &stored, &borrowed(&vars))).await;
     let catch_up = || {
         reqwest::Client::new()
             .post(format!("http://{relay}/dataverse/catch-up"))
@@ -461,7 +461,7 @@ async fn a_burst_goes_as_batch_upserts_and_each_contact_as_its_newest_change() {
     let sm_state = Salesmanago::default();
     let sm = salesmanago(sm_state.clone()).await;
     let (key, stored) = new_key("dataverse").unwrap();
-    let relay = serve(app(config(sm, &stored, &[("RELAY_BURST_MS", "300")]))).await;
+    let relay = spawn_relay(config(sm, &stored, &[("RELAY_BURST_MS", "300")])).await;
 
     // 60 deliveries at once, and contact 0 changed twice, its older change arriving last.
     let mut bodies: Vec<String> = (1..=60).map(|n| update_of(n, 1_506_384_247_000, "Jan")).collect();
@@ -494,7 +494,7 @@ async fn a_batch_refused_as_a_whole_fails_only_the_contact_refused() {
     let sm_state = Salesmanago::default();
     let sm = salesmanago(sm_state.clone()).await;
     let (key, stored) = new_key("dataverse").unwrap();
-    let relay = serve(app(config(sm, &stored, &[("RELAY_BURST_MS", "300")]))).await;
+    let relay = spawn_relay(config(sm, &stored, &[("RELAY_BURST_MS", "300")])).await;
     let mut bodies: Vec<String> = (1..=5).map(|n| update_of(n, 1_506_384_247_000, "Jan")).collect();
     bodies[3] = bodies[3].replace("contact4@example.com", "refused@example.com");
     let answers = futures_util::future::join_all(bodies.iter().map(|body| deliver(relay, Some(&key), body, &[]))).await;
@@ -508,7 +508,7 @@ async fn a_delivery_is_answered_in_time_and_its_repeat_finds_the_contact_gone() 
     *sm_state.slow.lock().unwrap() = 800;
     let sm = salesmanago(sm_state.clone()).await;
     let (key, stored) = new_key("dataverse").unwrap();
-    let relay = serve(app(config(sm, &stored, &[("RELAY_ANSWER_WITHIN_MS", "200")]))).await;
+    let relay = spawn_relay(config(sm, &stored, &[("RELAY_ANSWER_WITHIN_MS", "200")])).await;
     // The post-image carries the row's version, as the registered images ask.
     let update = UPDATE.replace(
         r#"{"key": "fullname", "value": "Jan Kowalski"},"#,
