@@ -1,5 +1,6 @@
 // The integration's features, end to end in the sandbox: each through its button or event, as
-// a user would, checked in Dataverse's data and in SALESmanago's (the simulator).
+// a user would, checked in Dataverse's data and in SALESmanago's (the simulator, which refuses
+// browsers: every call goes through salesmanago-relay, the real binary).
 import { after, before, beforeEach, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, readFileSync } from "node:fs";
@@ -18,6 +19,8 @@ const sendable = (r) => typeof r.emailaddress1 === "string" && /^[a-z]+\.[a-z]+\
 const SYNCED = 100000000;
 
 before(async () => {
+  // Through salesmanago-relay, as a real org runs (the world's default); tests/direct-e2e.test.mjs
+  // runs a few of these with the browser calling SALESmanago directly.
   world = await startSandboxWorld({ contacts: 120 });
   configure(world);
   mkdirSync(SCREENSHOTS, { recursive: true });
@@ -511,4 +514,19 @@ test("a job waits out 429s from Dataverse and SALESmanago and still finishes wit
   const reading = shown.findIndex((text) => /^Pull consents: reading SALESmanago's file, \d+ contacts so far…$/.test(text));
   assert.ok(preparing >= 0 && reading > preparing, `the file's preparation, then its reading, were shown: ${JSON.stringify(shown)}`);
   if (Number(summary.text.match(/(\d+) skipped/)[1]) > 0) assert.match((await takeDialog(world.page)).text, /Download the list/);
+});
+
+test("every call reached SALESmanago through the relay, with the browser's key, from the sandbox", () => {
+  // The sum of the tests above: SALESmanago (refusing browsers) answered only calls the relay forwarded.
+  const lines = world.relay.log.map((line) => JSON.parse(line)).filter((line) => "status" in line);
+  const forwarded = {};
+  for (const line of lines) {
+    assert.equal(line.origin, world.sandbox.url, JSON.stringify(line));
+    // SALESmanago's file goes by the address the relay signed; every API call with the browser's key.
+    if (line.method === "file") continue;
+    assert.equal(line.key, "browser", JSON.stringify(line));
+    forwarded[line.method] = (forwarded[line.method] ?? 0) + 1;
+  }
+  assert.deepEqual(forwarded, world.sim.stats().calls, "each call SALESmanago answered, once through the relay");
+  assert.ok(lines.some((line) => line.method === "file" && line.status === 200), "Pull consents read SALESmanago's file through the relay");
 });

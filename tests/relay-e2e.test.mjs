@@ -6,39 +6,28 @@
 // secret, key or e-mail.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { ensureRelay, newKey, startRelay } from "../sandbox/relay.mjs";
-import { button, configure, open, saveCredentials, startSandboxWorld, takeDialog, until } from "./support/sandbox.mjs";
+import { button, open, saveCredentials, startSandboxWorld, takeDialog, until } from "./support/sandbox.mjs";
 
 let world;
 let relay;
 let key;
 
 before(async () => {
-  ensureRelay();
+  // The sandbox world's default: the simulator refuses browsers, and the relay holds its credentials.
   world = await startSandboxWorld({ contacts: 40 });
-  world.sim.setFaults({ cors: false });
-  const made = newKey("e2e");
-  key = made.key;
-  const stored = made.stored;
-  const { clientId, apiSecret, owner, endpoint } = world.credentials;
-  relay = await startRelay({
-    SALESMANAGO_CLIENT_ID: clientId,
-    SALESMANAGO_API_SECRET: apiSecret,
-    SALESMANAGO_OWNER: owner,
-    SALESMANAGO_ENDPOINT: endpoint,
-    RELAY_ALLOWED_ORIGINS: world.sandbox.url,
-    RELAY_KEYS: stored,
-    RELAY_LISTEN: "127.0.0.1:0",
-  });
+  ({ relay } = world);
+  key = relay.key;
 });
 
 after(async () => {
-  await relay?.stop();
   await world?.close();
 });
 
 test("without a relay, the browser is refused by SALESmanago and the message says to run one", async () => {
-  configure(world);
+  // The record as direct mode has it: SALESmanago's credentials, no relay key.
+  const [record] = world.sandbox.dataverse.rows("new_salesmanagointegration");
+  const { clientId, apiSecret, owner, endpoint } = world.credentials;
+  world.sandbox.dataverse.seed("new_salesmanagointegration", [{ ...record, new_clientid: clientId, new_apisecret: apiSecret, new_owner: owner, new_endpoint: endpoint, new_relaykey: null }]);
   await open(world, "/integration");
   await button(world.page, "new.integration.TestConnection.Button").click();
   const dialog = await takeDialog(world.page);

@@ -1,7 +1,8 @@
 // End to end in headless Chromium: the sandbox serves the built solution's web resources and
 // builds each page's command bar from its customizations.xml; the tests click every button
 // the solution defines, as a user would, and check Dataverse's data and SALESmanago's
-// (the simulator, on another origin).
+// (the simulator, on another origin, refusing browsers: the engine calls it through
+// salesmanago-relay, as a real org does; tests/direct-e2e.test.mjs covers direct mode).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
@@ -9,6 +10,7 @@ import { join } from "node:path";
 import { DOMParser } from "@xmldom/xmldom";
 import { children, child, path, readSolution } from "../sandbox/public/solution.js";
 import { root } from "./support/package.mjs";
+import { startBrowserRelay } from "../sandbox/relay.mjs";
 import { button, credentialFrame, open, saveCredentials, startSandboxWorld, takeDialog, unlabelled } from "./support/sandbox.mjs";
 
 const SCREENSHOTS = join(root, "target", "screenshots");
@@ -88,34 +90,38 @@ test("bad credentials are marked field by field and nothing is stored", async ()
   assert.equal(row.new_apisecret ?? null, null);
 });
 
-test("saving credentials stores them in the hidden columns and never shows the secret again", async () => {
+test("saving the relay's address and key stores them in the hidden columns, clears the rest, and never shows the key again", async () => {
   await open(world, "/integration");
-  const status = await saveCredentials(world.page, world.credentials);
+  // What `npm start` says to type: the relay's address and key, nothing else.
+  const status = await saveCredentials(world.page, world.form);
   assert.match(status, /Credentials saved/);
   const row = integrationRow();
-  assert.equal(row.new_clientid, world.credentials.clientId);
-  assert.equal(row.new_apisecret, world.credentials.apiSecret);
-  assert.equal(row.new_owner, world.credentials.owner);
-  assert.equal(row.new_endpoint, world.credentials.endpoint);
+  assert.equal(row.new_endpoint, world.relay.url);
+  assert.equal(row.new_relaykey, world.relay.key);
+  for (const cleared of ["new_clientid", "new_apisecret", "new_owner"]) assert.equal(row[cleared] ?? "", "", cleared);
 
   await open(world, "/integration");
   const frame = credentialFrame(world.page);
   await frame.locator("#save:not([disabled])").waitFor();
-  assert.equal(await frame.locator("#clientId").inputValue(), world.credentials.clientId);
+  assert.equal(await frame.locator("#endpoint").inputValue(), world.relay.url);
+  assert.equal(await frame.locator("#relayKey").inputValue(), "");
+  assert.match(await frame.locator("#relayKey").getAttribute("placeholder"), /saved/);
   assert.equal(await frame.locator("#apiSecret").inputValue(), "");
-  assert.match(await frame.locator("#apiSecret").getAttribute("placeholder"), /saved/);
+  assert.equal(await frame.locator("#apiSecret").getAttribute("placeholder"), "", "no secret is stored");
   const html = (await world.page.content()) + (await world.page.frames().find((f) => f.url().includes("credentials.html")).content());
-  assert.ok(!html.includes(world.credentials.apiSecret), "the secret is in the page");
-  for (const hidden of ["new_apisecret", "new_clientid", "new_owner", "new_endpoint"]) {
+  assert.ok(!html.includes(world.relay.key.split(".")[1]), "the relay key is in the page");
+  for (const hidden of ["new_apisecret", "new_clientid", "new_owner", "new_endpoint", "new_relaykey"]) {
     assert.equal(await world.page.locator(`#field-${hidden}`).count(), 0, `${hidden} is visible on the form`);
   }
   await world.page.screenshot({ path: join(SCREENSHOTS, "integration-form.png"), fullPage: true });
 
-  // Saving again with the secret left empty keeps the stored one.
-  assert.match(await saveCredentials(world.page, { owner: "second.owner@example.com" }), /Credentials saved/);
-  assert.equal(integrationRow().new_apisecret, world.credentials.apiSecret);
-  assert.equal(integrationRow().new_owner, "second.owner@example.com");
-  assert.match(await saveCredentials(world.page, { owner: world.credentials.owner }), /Credentials saved/);
+  // Saving again with the key left empty keeps the stored one; a secret typed with a key is refused.
+  assert.match(await saveCredentials(world.page, { endpoint: world.relay.url }), /Credentials saved/);
+  assert.equal(integrationRow().new_relaykey, world.relay.key);
+  assert.match(await saveCredentials(world.page, { apiSecret: world.credentials.apiSecret, relayKey: world.relay.key }), /Nothing was saved/);
+  assert.match(await credentialFrame(world.page).locator("#apiSecretError").innerText(), /Leave the API secret empty when you use a relay key/);
+  assert.equal(integrationRow().new_apisecret ?? "", "", "the secret was not stored");
+  assert.equal(integrationRow().new_relaykey, world.relay.key);
 });
 
 test("the navigation is the app's site map, in the user's language", async () => {
@@ -128,7 +134,7 @@ test("the navigation is the app's site map, in the user's language", async () =>
   }
 });
 
-test("test connection with good credentials says so, and the simulator saw the call", async () => {
+test("test connection through the relay says so, and the simulator saw the relay's signed call", async () => {
   await open(world, "/integration");
   const before = world.sim.stats().calls["user/listByClient"] ?? 0;
   await button(world.page, "new.integration.TestConnection.Button").click();
@@ -143,24 +149,39 @@ test("test connection with good credentials says so, and the simulator saw the c
   }
   const dialog = await takeDialog(world.page);
   assert.equal(dialog.kind, "alert");
-  assert.match(dialog.text, /Connected to SALESmanago\. owner@example\.com is a user/);
+  assert.match(dialog.text, /^Connected to SALESmanago through the relay\. The relay's owner \(SALESMANAGO_OWNER\) is a user of this account/);
   assert.equal(world.sim.stats().calls["user/listByClient"], before + 1);
 });
 
-test("test connection with bad credentials says what is wrong, in the user's language", async () => {
+test("test connection with a wrong relay key, or a relay SALESmanago refuses, says what is wrong, in the user's language", async () => {
+  const wrongKey = world.relay.key.replace(/.$/, (c) => (c === "0" ? "1" : "0"));
   await open(world, "/integration", 1045);
-  assert.match(await saveCredentials(world.page, { apiSecret: "wrong-secret" }), /Zapisano dane dostępowe/);
+  assert.match(await saveCredentials(world.page, { endpoint: world.relay.url, relayKey: wrongKey }), /Zapisano dane dostępowe/);
   await button(world.page, "new.integration.TestConnection.Button").click();
   const dialog = await takeDialog(world.page);
   assert.equal(dialog.kind, "error");
-  assert.match(dialog.text, /odrzuciło dane dostępowe/);
-  assert.ok(!dialog.text.includes("wrong-secret"));
+  assert.match(dialog.text, /^Pośrednik odrzucił klucz\./);
+  assert.ok(!dialog.text.includes(wrongKey.split(".")[1]));
 
-  await open(world, "/integration");
-  assert.match(await saveCredentials(world.page, { apiSecret: world.credentials.apiSecret, owner: "nobody@example.com" }), /Credentials saved/);
-  await button(world.page, "new.integration.TestConnection.Button").click();
-  assert.match((await takeDialog(world.page)).text, /nobody@example\.com is not a user of this SALESmanago account/);
-  assert.match(await saveCredentials(world.page, { owner: world.credentials.owner }), /Credentials saved/);
+  // Relays of the admin's own making: one with a wrong API secret, one whose owner is no user.
+  for (const [held, said] of [
+    [{ apiSecret: "wrong-secret" }, /^SALESmanago refused the relay's credentials\. Ask the relay's administrator to check its SALESMANAGO_CLIENT_ID, SALESMANAGO_API_SECRET/],
+    [{ owner: "nobody@example.com" }, /^The relay reaches SALESmanago, but its owner \(SALESMANAGO_OWNER\) is not a user of this SALESmanago account\./],
+  ]) {
+    const other = await startBrowserRelay(world.sandbox, { ...world.credentials, ...held });
+    try {
+      await open(world, "/integration");
+      assert.match(await saveCredentials(world.page, { endpoint: other.url, relayKey: other.key }), /Credentials saved/);
+      await button(world.page, "new.integration.TestConnection.Button").click();
+      const refused = await takeDialog(world.page);
+      assert.equal(refused.kind, "error");
+      assert.match(refused.text, said);
+      assert.ok(!refused.text.includes("wrong-secret"));
+    } finally {
+      await other.stop();
+    }
+  }
+  assert.match(await saveCredentials(world.page, world.form), /Credentials saved/);
 });
 
 test("the contact form shows the solution's and the consent columns, and saves edits to Dataverse", async () => {

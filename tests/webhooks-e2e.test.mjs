@@ -6,7 +6,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { button, configure, open, startSandboxWorld, takeDialog, until } from "./support/sandbox.mjs";
-import { register, startRelay, startWebhookRelay } from "../sandbox/relay.mjs";
+import { register, startRelay } from "../sandbox/relay.mjs";
 
 const SYNCED = 100000000;
 let world;
@@ -47,7 +47,10 @@ async function importRows(rows, method = "POST", path = () => "contacts") {
 }
 
 before(async () => {
-  world = await startSandboxWorld({ contacts: 10, webhooks: { retryDelayMs: 300, concurrency: 16 } });
+  // One relay, as `npm start -- --webhooks` runs it: the browser's calls and Dataverse's webhooks.
+  // The first catch-up looks back two periods: an hour here, so it sees this test's writes.
+  world = await startSandboxWorld({ contacts: 10, webhooks: { retryDelayMs: 300, concurrency: 16 }, relayEnv: { RELAY_BURST_MS: "50", RELAY_CATCH_UP_MINUTES: "30" } });
+  relay = world.relay;
   world.sim.onCall((name, body) => {
     const details = name === "contact/batchupsert" ? body.upsertDetails ?? [] : name === "contact/upsert" ? [body] : [];
     for (const detail of details) {
@@ -55,14 +58,11 @@ before(async () => {
       sent.set(email, (sent.get(email) ?? 0) + 1);
     }
   });
-  // Webhooks on, and the browser's credentials (for the form save at the end).
+  // Webhooks on, and the browser's relay address and key (for the form save and Export changes).
   configure(world, { new_webhooks: true });
-  // The first catch-up looks back two periods: an hour here, so it sees this test's writes.
-  relay = await startWebhookRelay(world.sandbox, world.credentials, { extra: { RELAY_BURST_MS: "50", RELAY_CATCH_UP_MINUTES: "30" } });
 });
 
 after(async () => {
-  await relay?.stop();
   await world?.close();
 });
 
@@ -130,7 +130,7 @@ test("the relay down longer than Dataverse's one retry loses nothing: the catch-
 
   // Back on the same address; the catch-up (here asked for, as the schedule would) repairs it.
   const restarted = await startRelay({ ...relay.env, RELAY_LISTEN: address });
-  relay = { ...relay, ...restarted };
+  relay = world.relay = { ...relay, ...restarted };
   const response = await fetch(`${relay.url}/dataverse/catch-up`, { method: "POST", headers: { "x-relay-webhook-key": relay.webhookKey } });
   const done = await response.json();
   assert.equal(response.status, 200, JSON.stringify(done));

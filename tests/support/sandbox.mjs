@@ -1,38 +1,69 @@
-// The sandbox and the simulator for browser end-to-end tests, and page helpers that act as a
-// user would: open a page, click a command-bar button, read and close the dialog it opens.
-import { mkdtempSync, rmSync } from "node:fs";
+// The sandbox, the simulator and the relay for browser end-to-end tests, and page helpers that
+// act as a user would: open a page, click a command-bar button, read and close the dialog it
+// opens.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startSimulator } from "../simulator/server.mjs";
 import { startSandbox } from "../../sandbox/server.mjs";
+import { startBrowserRelay, startWebhookRelay } from "../../sandbox/relay.mjs";
 import { demoContacts, demoSalesmanago } from "../../sandbox/seed.mjs";
 import { launchChromium } from "./browser.mjs";
 
-/** Starts the simulator, a sandbox with `contacts` demo contacts in a temp dir, and Chromium. */
-export async function startSandboxWorld({ contacts = 60, webhooks = null } = {}) {
+/**
+ * Starts the simulator, a sandbox with `contacts` demo contacts in a temp dir, and Chromium.
+ *
+ * By default as the evidence has it and `npm start` runs: SALESmanago refuses the browser (no
+ * CORS headers, as the live API most likely does), and salesmanago-relay (the real binary) holds
+ * its credentials and signs the calls; with `webhooks`, the same relay receives Dataverse's
+ * webhooks, registered in the sandbox (`relayEnv`: more of its environment). `direct`: a
+ * SALESmanago that answers the browser, called with the credentials on the record, and no relay.
+ *
+ * `dataverse`: the Dataverse data to start from (a data file's content) instead of the demo
+ * contacts.
+ *
+ * The world holds `credentials` (SALESmanago's: what the relay holds, or the record in direct
+ * mode), `form` (what an admin types on the credential page in this mode), `relay` (or null),
+ * and close(), which stops them all.
+ */
+export async function startSandboxWorld({ contacts = 60, webhooks = null, direct = false, relayEnv = {}, dataverse = null } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "salesmanago-sandbox-"));
-  // A SALESmanago that answers the browser directly, which the live API is not known to do
-  // (tests/relay-e2e.test.mjs runs the world as the evidence has it, through the relay).
-  const sim = await startSimulator({ port: 0, cors: true });
-  sim.seed(demoSalesmanago(demoContacts(contacts)));
-  const sandbox = await startSandbox({ port: 0, dataFile: join(dir, "dataverse.json"), reset: true, contacts, webhooks });
-  const chromium = await launchChromium();
-  const page = await chromium.context.newPage();
-  const problems = [];
-  page.on("pageerror", (error) => problems.push(`pageerror: ${error.message}`));
-  return {
-    sim,
-    sandbox,
-    page,
-    problems,
-    credentials: { clientId: sim.clientId, apiSecret: sim.apiSecret, owner: sim.owner, endpoint: sim.url },
+  const closers = [() => rmSync(dir, { recursive: true, force: true })];
+  const world = {
+    direct,
+    relay: null,
+    problems: [],
+    /** Stops what the world started, the relay too (`world.relay`, as restarted by a test). */
     async close() {
-      await chromium.close();
-      await sandbox.close();
-      await sim.close();
-      rmSync(dir, { recursive: true, force: true });
+      while (closers.length) await closers.pop()();
     },
   };
+  try {
+    world.sim = await startSimulator({ port: 0, cors: direct });
+    closers.push(() => world.sim.close());
+    world.sim.seed(demoSalesmanago(demoContacts(contacts)));
+    const dataFile = join(dir, "dataverse.json");
+    if (dataverse) writeFileSync(dataFile, JSON.stringify(dataverse));
+    world.sandbox = await startSandbox({ port: 0, dataFile, reset: !dataverse, contacts, webhooks });
+    closers.push(() => world.sandbox.close());
+    world.credentials = { clientId: world.sim.clientId, apiSecret: world.sim.apiSecret, owner: world.sim.owner, endpoint: world.sim.url };
+    if (direct) {
+      world.form = { ...world.credentials, relayKey: "" };
+    } else {
+      const start = webhooks ? startWebhookRelay : startBrowserRelay;
+      world.relay = await start(world.sandbox, world.credentials, { extra: relayEnv });
+      closers.push(() => world.relay?.stop());
+      world.form = { clientId: "", apiSecret: "", owner: "", endpoint: world.relay.url, relayKey: world.relay.key };
+    }
+    const chromium = await launchChromium();
+    closers.push(() => chromium.close());
+    world.page = await chromium.context.newPage();
+    world.page.on("pageerror", (error) => world.problems.push(`pageerror: ${error.message}`));
+    return world;
+  } catch (error) {
+    await world.close();
+    throw error;
+  }
 }
 
 /** Opens a sandbox page in language `lcid` and waits until its forms and command bar are built. */
@@ -110,12 +141,16 @@ export function unlabelled() {
   return [...document.querySelectorAll("input, select, textarea, button, iframe")].filter((e) => !e.hidden && !named(e)).map((e) => e.outerHTML.slice(0, 120));
 }
 
-/** Stores the simulator's credentials on the integration record, as an admin would have. */
+/**
+ * Stores the credentials on the integration record, as an admin would have: in relay mode the
+ * relay's address and key, and no client ID, secret or owner; in direct mode the simulator's.
+ */
 export function configure(world, extra = {}) {
   const [record] = world.sandbox.dataverse.rows("new_salesmanagointegration");
-  const { clientId, apiSecret, owner, endpoint } = world.credentials;
+  const { clientId, apiSecret, owner, endpoint, relayKey } = world.form;
+  const text = (value) => value || null;
   world.sandbox.dataverse.seed("new_salesmanagointegration", [
-    { ...record, new_clientid: clientId, new_apisecret: apiSecret, new_owner: owner, new_endpoint: endpoint, ...extra },
+    { ...record, new_clientid: text(clientId), new_apisecret: text(apiSecret), new_owner: text(owner), new_endpoint: endpoint, new_relaykey: text(relayKey), ...extra },
   ]);
 }
 
