@@ -15,9 +15,31 @@ pub(crate) async fn spawn_relay(config: salesmanago_relay::Config) -> SocketAddr
 }
 
 /// Serves `router` on a free port of 127.0.0.1; its address.
+#[allow(dead_code)]
 pub(crate) async fn serve(router: Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     address
+}
+
+/// The origin the tests' relays allow.
+#[allow(dead_code)]
+pub(crate) const ORIGIN: &str = "https://contoso.crm4.dynamics.com";
+
+/// A relay's settings: the account `cid` / `secret` / `owner@example.com` at `endpoint`, the
+/// browser keys `keys` (stored forms), [`ORIGIN`] allowed, and `extra`.
+#[allow(dead_code)]
+pub(crate) fn settings(endpoint: &str, keys: &[String], extra: &[(&str, &str)]) -> salesmanago_relay::Config {
+    let mut vars: Vec<(String, String)> = vec![
+        ("SALESMANAGO_CLIENT_ID".into(), "cid".into()),
+        ("SALESMANAGO_API_SECRET".into(), "secret".into()),
+        ("SALESMANAGO_OWNER".into(), "owner@example.com".into()),
+        ("SALESMANAGO_ENDPOINT".into(), endpoint.into()),
+        ("RELAY_ALLOWED_ORIGINS".into(), ORIGIN.into()),
+        ("RELAY_KEYS".into(), keys.join(",")),
+    ];
+    vars.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    let read = |name: &str| vars.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    salesmanago_relay::Config::from_vars(read).unwrap()
 }
