@@ -12,8 +12,8 @@ import { demoContacts, demoSalesmanago } from "./seed.mjs";
 
 const USAGE = `usage: npm start -- [--direct] [--webhooks] [--reset] [--contacts N] [--port N] [--simulator-port N] [--relay-port N] [--latency-ms N] [--data DIR] [--json] [--help]
 
-Starts the Dynamics 365 sandbox and the SALESmanago simulator, and prints what to type on the
-integration form.
+Starts the Dynamics 365 sandbox, the SALESmanago simulator and (in relay mode) salesmanago-relay,
+and prints what to type on the integration form.
 
   (default)           relay mode: the simulator refuses browsers, as the live API most likely
                       does; salesmanago-relay holds its credentials and signs the calls; the
@@ -96,8 +96,19 @@ function relayKey(newKey) {
   return made;
 }
 
+// Stopping (Ctrl+C, or a signal at any time, even while starting) closes what was started, last
+// first: the relay before the sandbox and the simulator.
 const closers = [];
 let stopping = false;
+const stop = async (code) => {
+  if (stopping) return;
+  stopping = true;
+  for (const close of closers.reverse()) await Promise.resolve(close()).catch((error) => process.stderr.write(`npm start: ${error.message}\n`));
+  process.exit(code);
+};
+process.on("SIGINT", () => stop(0));
+process.on("SIGTERM", () => stop(0));
+
 try {
   // Relay mode: SALESmanago refuses the browser's origin, as the live API most likely does
   // (see salesmanago-relay in the README). Direct mode: it answers the browser.
@@ -140,6 +151,11 @@ try {
   };
   saveSalesmanago();
   const timer = setInterval(saveSalesmanago, 2000);
+  closers.push(() => {
+    clearInterval(timer);
+    calls = -1; // save even if only the control endpoints changed it
+    saveSalesmanago();
+  });
 
   const mode = options.direct ? "direct" : "relay";
   if (options.json) {
@@ -165,15 +181,19 @@ try {
         "",
         ...(options.direct
           ? [
-              `Direct mode: the browser calls SALESmanago itself. ${form}`,
+              "Direct mode: the browser calls SALESmanago itself.",
+              form,
               `  Client ID     ${simulator.clientId}`,
               `  API secret    ${simulator.apiSecret}`,
               `  Owner e-mail  ${simulator.owner}`,
               `  Endpoint      ${simulator.url}`,
               `  Relay key     (empty)`,
+              "",
+              "Through salesmanago-relay instead, as a real org should run it: npm start (without --direct)",
             ]
           : [
-              `Relay mode: the browser calls SALESmanago through the relay. ${form}`,
+              "Relay mode: the browser calls SALESmanago through the relay.",
+              form,
               `  Client ID     (empty)`,
               `  API secret    (empty: the relay holds it)`,
               `  Owner e-mail  (empty)`,
@@ -195,21 +215,7 @@ try {
       ].join("\n"),
     );
   }
-
-  const stop = async () => {
-    if (stopping) return;
-    stopping = true;
-    clearInterval(timer);
-    calls = -1; // save even if only the control endpoints changed it
-    saveSalesmanago();
-    for (const close of closers.reverse()) await close();
-    process.exit(0);
-  };
-  process.on("SIGINT", stop);
-  process.on("SIGTERM", stop);
 } catch (error) {
   process.stderr.write(`npm start: ${error.message}\n`);
-  stopping = true;
-  for (const close of closers.reverse()) await Promise.resolve(close()).catch(() => {});
-  process.exit(1);
+  await stop(1);
 }

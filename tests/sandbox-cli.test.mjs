@@ -54,6 +54,12 @@ function runToEnd(args) {
   return new Promise((resolve) => child.on("exit", (code) => (clearTimeout(timer), resolve({ code, out, err }))));
 }
 
+/** Stops a started program with SIGTERM, as Ctrl+C would: it ends with 0. */
+async function stopsCleanly(run) {
+  const { code, err } = await run.stop();
+  assert.equal(code, 0, `exit ${code}; stderr: ${err}`);
+}
+
 async function count(info, filter = "") {
   const response = await fetch(`${info.sandbox}/api/data/v9.2/contacts?$select=contactid&$count=true&$top=1${filter}`);
   return (await response.json())["@odata.count"];
@@ -126,7 +132,7 @@ test("data survives a restart, and --reset starts afresh", async () => {
     assert.equal(patch.status, 204);
     await fetch(`${info.simulator}/__sim/contacts`, { method: "POST", body: JSON.stringify([{ email: "kept@example.com" }]) });
     await fetch(`${info.simulator}/api/user/listByClient`, { method: "POST", body: "{}" });
-    assert.equal((await run.stop()).code, 0);
+    await stopsCleanly(run);
 
     run = await start(["--port", "0", "--json", "--data", dir, "--contacts", "99"]);
     info = run.info();
@@ -134,13 +140,13 @@ test("data survives a restart, and --reset starts afresh", async () => {
     assert.equal(await count(info, "&$filter=address1_city eq 'Zakopane'"), 1);
     const emails = (await (await fetch(`${info.simulator}/__sim/contacts`)).json()).map((c) => c.email);
     assert.ok(emails.includes("kept@example.com"), "SALESmanago's data was kept");
-    assert.equal((await run.stop()).code, 0);
+    await stopsCleanly(run);
 
     run = await start(["--port", "0", "--json", "--data", dir, "--reset", "--contacts", "7"]);
     info = run.info();
     assert.equal(await count(info), 7);
     assert.equal(await count(info, "&$filter=address1_city eq 'Zakopane'"), 0);
-    assert.equal((await run.stop()).code, 0);
+    await stopsCleanly(run);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -154,21 +160,21 @@ test("a restart keeps the relay's address and key, so what the admin typed keeps
     let run = await start(args);
     const first = run.info();
     assert.equal(first.relay, `http://127.0.0.1:${relayPort}`);
-    assert.equal((await run.stop()).code, 0);
+    await stopsCleanly(run);
 
     run = await start(args);
     const second = run.info();
     assert.equal(second.relay, first.relay);
     assert.equal(second.relayKey, first.relayKey);
     assert.equal((await deepHealth(second.relay, first.relayKey, second.sandbox)).status, 200, "the key typed before the restart");
-    assert.equal((await run.stop()).code, 0);
+    await stopsCleanly(run);
 
     run = await start([...args, "--reset"]);
     const third = run.info();
     assert.notEqual(third.relayKey, first.relayKey);
     assert.equal((await deepHealth(third.relay, first.relayKey, third.sandbox)).status, 401, "the old key no longer works");
     assert.equal((await deepHealth(third.relay, third.relayKey, third.sandbox)).status, 200);
-    assert.equal((await run.stop()).code, 0);
+    await stopsCleanly(run);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -178,7 +184,8 @@ test("without --json it prints the relay's address and the relay-mode values to 
   const dir = mkdtempSync(join(tmpdir(), "sandbox-cli-"));
   try {
     const run = await start(["--port", "0", "--data", dir, "--contacts", "3"]);
-    const { out } = await run.stop();
+    const { code, out, err } = await run.stop();
+    assert.equal(code, 0, err);
     const sandbox = out.match(/^Dynamics 365 sandbox: +(http:\/\/127\.0\.0\.1:\d+)\/contacts$/m)?.[1];
     const relay = out.match(/^salesmanago-relay: +(http:\/\/127\.0\.0\.1:\d+) /m)?.[1];
     assert.ok(sandbox && relay, out);
@@ -198,7 +205,7 @@ test("without --json it prints the relay's address and the relay-mode values to 
     const info = again.info();
     assert.equal(info.relayKey, key);
     assert.equal((await deepHealth(info.relay, key, info.sandbox)).status, 200);
-    assert.equal((await again.stop()).code, 0);
+    await stopsCleanly(again);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -213,7 +220,7 @@ test("--direct: SALESmanago answers browsers, no relay, and it prints the four d
     assert.equal(info.relay, null);
     assert.equal(info.relayKey, null);
     assert.equal(await allowsBrowsers(info.simulator, info.sandbox), true);
-    assert.equal((await run.stop()).code, 0);
+    await stopsCleanly(run);
 
     run = await start(["--direct", "--port", "0", "--data", dir]);
     const { code, out } = await run.stop();
