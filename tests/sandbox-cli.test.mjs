@@ -1,7 +1,7 @@
 // `npm start`'s program: relay mode by default (the simulator refusing browsers, the relay and
 // the values to type), `--direct`, `--help`, one JSON line for scripts, demo data and the relay
 // key that survive a restart, --reset, --contacts, and a usage line for a bad flag.
-import { before, test } from "node:test";
+import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -16,9 +16,17 @@ const CLI = join(root, "sandbox", "cli.mjs");
 // Built here when missing (it takes minutes the first time), not by the program under test.
 before(() => ensureRelay());
 
+// Programs a failed test left running are stopped, with their relays.
+const running = new Set();
+after(() => {
+  for (const child of running) child.kill("SIGTERM");
+});
+
 /** Starts sandbox/cli.mjs; resolves to {info, lines, stop()} once it printed its first line. */
 function start(args) {
   const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  running.add(child);
+  child.on("exit", () => running.delete(child));
   let out = "";
   let err = "";
   const exited = new Promise((resolve) => child.on("exit", (code) => resolve(code)));
