@@ -87,8 +87,7 @@ impl Relay {
         Ok(line)
     }
 
-    /// Takes a token of the line's key, and then a slot of its share from `take`: the slot, or
-    /// the refusal, answered.
+    /// A slot of the line's key's share from `take`: the slot, or the refusal (busy), answered.
     fn slot(
         &self,
         line: &Line,
@@ -97,6 +96,7 @@ impl Relay {
         take(&line.key).ok_or_else(|| Box::new(line.refuse(Refusal::Busy, Some(1))))
     }
 
+    /// A token of the line's key's rate, or the refusal, answered.
     fn rate(&self, line: &Line) -> Result<(), Box<Response>> {
         self.rate.take(&line.key, Instant::now()).map_err(|seconds| Box::new(line.refuse(Refusal::Rate, Some(seconds))))
     }
