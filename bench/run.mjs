@@ -4,6 +4,7 @@
 //
 //   npm run bench -- [--contacts N] [--latency-ms L] [--concurrency K] [--naive N] [--small N]
 //                    [--profile 1] [--driver devtools|playwright]
+//   npm run bench -- --relay [options of bench/relay.mjs]   (the relay's load bench instead)
 //
 // For each job it prints contacts per second, the pipeline limit (the shortest time the round
 // trips and Dataverse's modelled service-protection budget allow), the ratio limit/measured,
@@ -400,7 +401,13 @@ async function main() {
   }
 }
 
-main().catch((error) => {
-  process.stderr.write(`bench: ${error.stack || error.message}\n`);
-  process.exit(1);
-});
+if (process.argv.includes("--relay")) {
+  // `npm run bench -- --relay [options]`: the relay's load bench (bench/relay.mjs) instead.
+  process.argv = process.argv.filter((arg) => arg !== "--relay");
+  await import("./relay.mjs");
+} else {
+  main().catch((error) => {
+    process.stderr.write(`bench: ${error.stack || error.message}\n`);
+    process.exit(1);
+  });
+}
