@@ -14,13 +14,13 @@ use axum::response::Response;
 use tokio::sync::OwnedSemaphorePermit;
 
 use salesmanago_dynamics::core::integration::{verdict, ConnectionVerdict};
-use salesmanago_dynamics::core::json::{self, Value};
 use salesmanago_dynamics::core::salesmanago::operation::ListUsers;
 use salesmanago_dynamics::core::salesmanago::relay::{self, Refusal};
 use salesmanago_dynamics::core::salesmanago::SmError;
 
 use crate::files::Rewritten;
 use crate::intake::{self, LOGGED};
+use crate::outgoing::Fields;
 use crate::{json_response, key_of, now_ms, refusal, Relay};
 
 /// How long the deep check's answer is kept: however many ask, SALESmanago is asked at most
@@ -133,8 +133,7 @@ pub(crate) async fn api(
         Ok(calling) => calling,
         Err(refused) => return *refused,
     };
-    let parsed = std::str::from_utf8(&bytes).ok().and_then(|text| json::from_str(text).ok());
-    let Some(Value::Object(fields)) = parsed else {
+    let Some(fields) = Fields::of_caller(&bytes) else {
         let body = r#"{"success":false,"message":["The request body is not a JSON object"]}"#;
         return line.answer(json_response(400, body.into()), None);
     };

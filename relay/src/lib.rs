@@ -23,6 +23,7 @@ mod files;
 mod intake;
 pub mod keys;
 mod limits;
+mod outgoing;
 mod record;
 pub mod register;
 pub mod server;
@@ -40,7 +41,6 @@ use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use salesmanago_dynamics::core::json::{self, Value};
 use salesmanago_dynamics::core::salesmanago::relay::{self, Refusal};
 use salesmanago_dynamics::core::salesmanago::{
     Client, HttpRequest, HttpResponse, Nonce, Operation, SmError, TransportFailure,
@@ -51,12 +51,11 @@ use files::FileSigner;
 use limits::{Rate, Shares};
 pub use server::serve;
 
-/// The auth fields the relay sets itself; a browser's are dropped.
-const AUTH_FIELDS: [&str; 5] = ["clientId", "apiKey", "requestTime", "sha", "owner"];
-
 struct Relay {
     config: Config,
     client: Client,
+    /// Each method's address at SALESmanago, parsed once.
+    urls: std::collections::HashMap<&'static str, reqwest::Url>,
     upstream: upstream::Upstream,
     rate: Rate,
     shares: Shares,
@@ -81,7 +80,12 @@ pub fn app(config: Config) -> Router {
     let files = FileSigner::new(config.credentials.sign("salesmanago-relay files").as_bytes());
     let dataverse = config.dataverse.clone().map(|c| dataverse::Dataverse::new(c, upstream.api.clone()));
     let (writes, written) = tokio::sync::mpsc::unbounded_channel();
+    let urls = relay::METHODS
+        .iter()
+        .filter_map(|m| Some((m.name, reqwest::Url::parse(&config.endpoint.url(m.name)).ok()?)))
+        .collect();
     let relay = Relay {
+        urls,
         rate: Rate::new(config.rate_per_key),
         shares: Shares::new(config.keys.iter().map(|k| k.id.as_str()), config.max_concurrent),
         client,
@@ -176,7 +180,7 @@ impl Relay {
     /// failures, its refusals as such).
     pub(crate) async fn perform<O: Operation>(&self, operation: &O) -> Result<O::Output, SmError> {
         let method = relay::find(operation.method()).ok_or(SmError::UnknownMethod)?;
-        let outcome = match self.call(method, operation.body()).await {
+        let outcome = match self.call(method, outgoing::Fields::Own(operation.body())).await {
             Ok((status, retry_after, body)) => {
                 Ok(HttpResponse { status, retry_after, body: String::from_utf8_lossy(&body).into_owned() })
             }
@@ -187,23 +191,18 @@ impl Relay {
         self.client.response(operation, outcome)
     }
 
-    /// Sends `body` (without auth fields) to `method`, signed: SALESmanago's status,
+    /// Sends `fields` (without auth fields) to `method`, signed: SALESmanago's status,
     /// `Retry-After` and body (at most `RELAY_MAX_ANSWER_BYTES`), or the relay's refusal (a
     /// redirect is one: it is never followed).
     pub(crate) async fn call(
         &self,
         method: relay::Method,
-        body: json::Map,
+        fields: outgoing::Fields<'_>,
     ) -> Result<(u16, Option<String>, Bytes), Refusal> {
-        let mut body = body;
-        for field in AUTH_FIELDS {
-            body.remove(field);
-        }
-        let mut random = [0u8; 16];
-        getrandom::fill(&mut random).map_err(|_| Refusal::Unreachable)?;
-        let nonce = Nonce { api_key: random.iter().map(|b| format!("{b:02x}")).collect(), request_time_ms: now_ms() };
-        body.extend(self.config.credentials.auth_fields(&nonce, method.needs_owner));
-        let url = self.config.endpoint.url(method.name);
+        let api_key = outgoing::api_key().ok_or(Refusal::Unreachable)?;
+        let nonce = Nonce { api_key, request_time_ms: now_ms() };
+        let body = fields.signed(self.config.credentials.auth_fields(&nonce, method.needs_owner));
+        let url = self.urls.get(method.name).cloned().ok_or(Refusal::Unreachable)?;
         let sent = self
             .upstream
             .api
@@ -211,7 +210,7 @@ impl Relay {
             .header(header::CONTENT_TYPE, HttpRequest::CONTENT_TYPE)
             .header(header::ACCEPT, HttpRequest::ACCEPT)
             .timeout(self.config.upstream_timeout)
-            .body(Value::Object(body).to_string())
+            .body(body)
             .send()
             .await;
         let response = sent.map_err(|e| upstream::failure(&e))?;
