@@ -49,6 +49,9 @@ pub struct Config {
     pub max_answer: usize,
     /// The largest file passed through (`RELAY_MAX_FILE_BYTES`).
     pub max_file: u64,
+    /// Threads serving requests (`RELAY_WORKER_THREADS`, 1 by default: one thread serves
+    /// thousands of calls a second, and fewer threads wake each other less).
+    pub worker_threads: usize,
     /// Hosts the relay fetches SALESmanago's files from besides the endpoint's own domain
     /// (`RELAY_FILE_HOSTS`; each one also covers its subdomains).
     pub file_hosts: Vec<String>,
@@ -164,6 +167,7 @@ impl Config {
                 None => None,
                 Some(text) => Some(whole("RELAY_MAX_CONNECTIONS", &text, 16..=1_000_000)? as usize),
             },
+            worker_threads: number("RELAY_WORKER_THREADS", 1, 1..=256)? as usize,
             header_timeout: millis("RELAY_HEADER_TIMEOUT_MS", 10_000, 100..=600_000)?,
             body_timeout: millis("RELAY_BODY_TIMEOUT_MS", 30_000, 100..=600_000)?,
             write_timeout: millis("RELAY_WRITE_TIMEOUT_MS", 30_000, 100..=600_000)?,
