@@ -8,7 +8,8 @@
 //! - Its body within `RELAY_BODY_TIMEOUT_MS`, all of it ([`crate::intake`]).
 //! - An answer the caller does not read ends the connection after `RELAY_WRITE_TIMEOUT_MS`
 //!   without progress.
-//! - Over the cap a connection gets a `503` and is closed at once, never left waiting.
+//! - Over the cap a connection gets a `503` and is closed at once, never left waiting (given
+//!   half a second to read it, while few are).
 //! - The header section is at most 64 KiB (hyper answers `431` past it).
 
 use std::future::Future;
@@ -21,6 +22,7 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_io_timeout::TimeoutStream;
@@ -66,6 +68,7 @@ struct Limits {
 
 async fn accept(listener: TcpListener, router: Router, limits: Limits, shutdown: impl Future<Output = ()>) {
     let open = Arc::new(Semaphore::new(limits.cap));
+    let lingering = Arc::new(Semaphore::new(LINGERING));
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).max_buf_size(MAX_HEADERS_BYTES);
@@ -89,7 +92,7 @@ async fn accept(listener: TcpListener, router: Router, limits: Limits, shutdown:
             }
         };
         let Ok(permit) = open.clone().try_acquire_owned() else {
-            refuse(stream);
+            refuse(stream, &lingering);
             refused.note(None);
             continue;
         };
@@ -107,15 +110,38 @@ async fn accept(listener: TcpListener, router: Router, limits: Limits, shutdown:
     let _ = tokio::time::timeout(DRAIN, graceful.shutdown()).await;
 }
 
-/// Answers a connection over the cap with `503 busy` (as much as its socket takes at once) and
-/// closes it.
-fn refuse(stream: TcpStream) {
+/// Refused connections given a moment to read their `503` before they are closed, at most.
+const LINGERING: usize = 64;
+
+/// How long a refused connection is given to read its `503`.
+const LINGER: Duration = Duration::from_millis(500);
+
+/// Answers a connection over the cap with `503 busy` and closes it. Closing a socket whose
+/// request was not read resets it, and the caller may lose the answer; so, while fewer than
+/// [`LINGERING`] do, the request is read and dropped for up to [`LINGER`] after the answer.
+/// Beyond that, the answer is written as far as the socket takes it at once, and it is closed.
+fn refuse(stream: TcpStream, lingering: &Arc<Semaphore>) {
     let body = Refusal::Busy.body();
     let answer = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     );
-    let _ = stream.try_write(answer.as_bytes());
+    let Ok(permit) = lingering.clone().try_acquire_owned() else {
+        let _ = stream.try_write(answer.as_bytes());
+        return;
+    };
+    tokio::spawn(async move {
+        let mut stream = stream;
+        let _ = tokio::time::timeout(LINGER, async {
+            stream.write_all(answer.as_bytes()).await?;
+            stream.shutdown().await?;
+            let mut sink = [0u8; 4096];
+            while stream.read(&mut sink).await? > 0 {}
+            Ok::<(), io::Error>(())
+        })
+        .await;
+        drop(permit);
+    });
 }
 
 /// A warning logged at most once a second, with how many times it happened meanwhile, so a

@@ -106,6 +106,18 @@ async fn raw_answer(stream: &mut TcpStream, within: Duration) -> (u16, String) {
     (status, text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
 }
 
+/// The `fileUrl` of the relay's answer to `job/status`, asked with `key` and `headers`.
+async fn file_url(relay: SocketAddr, key: &str, headers: &[(&str, &str)]) -> String {
+    let mut ask = reqwest::Client::new()
+        .post(format!("http://{relay}/api/job/status"))
+        .header("authorization", format!("Bearer {key}"));
+    for (name, value) in headers {
+        ask = ask.header(*name, *value);
+    }
+    let status = ask.body(r#"{"requestId":1}"#).send().await.unwrap().text().await.unwrap();
+    json::from_str(&status).unwrap()["fileUrl"].as_str().unwrap().to_owned()
+}
+
 fn refusal_of(body: &str) -> Option<String> {
     json::from_str(body).ok()?.get("relayRefusal")?.as_str().map(str::to_owned)
 }
@@ -307,8 +319,7 @@ async fn redirects_from_salesmanago_are_never_followed() {
     let upsert = call("contact/upsert", r#"{"contact":{"email":"a@example.com"}}"#).send().await.unwrap();
     assert_eq!(upsert.status(), 502);
     assert_eq!(refusal_of(&upsert.text().await.unwrap()).as_deref(), Some("redirect"));
-    let status = call("job/status", r#"{"requestId":1}"#).send().await.unwrap().text().await.unwrap();
-    let path = json::from_str(&status).unwrap()["fileUrl"].as_str().unwrap().to_owned();
+    let path = file_url(relay, &key, &[]).await;
     let file = http.get(format!("http://{relay}/{path}")).send().await.unwrap();
     assert_eq!(file.status(), 502);
     assert_eq!(refusal_of(&file.text().await.unwrap()).as_deref(), Some("redirect"));
@@ -439,17 +450,7 @@ async fn endless_and_oversized_answers_are_refused_and_files_cut() {
         assert_eq!(refusal_of(&answer.text().await.unwrap()).as_deref(), Some("answerTooLarge"), "{method}");
         assert!(started.elapsed() < Duration::from_secs(2), "{method}: {:?}", started.elapsed());
     }
-    let status = http
-        .post(format!("http://{relay}/api/job/status"))
-        .header("authorization", format!("Bearer {key}"))
-        .body(r#"{"requestId":1}"#)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let path = json::from_str(&status).unwrap()["fileUrl"].as_str().unwrap().to_owned();
+    let path = file_url(relay, &key, &[]).await;
     let mut file = http.get(format!("http://{relay}/{path}")).send().await.unwrap();
     assert_eq!(file.status(), 200, "the file starts");
     let mut received = 0usize;
@@ -521,19 +522,7 @@ async fn the_small_points_hold() {
     assert_ne!(coded.status(), 401, "the percent-encoded key is the key");
 
     // The file address is never built from what the caller says its host is.
-    let status = http
-        .post(format!("http://{relay}/api/job/status"))
-        .header("authorization", format!("Bearer {key}"))
-        .header("host", "evil.example")
-        .header("x-forwarded-proto", "http")
-        .body(r#"{"requestId":1}"#)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let file_url = json::from_str(&status).unwrap()["fileUrl"].as_str().unwrap().to_owned();
+    let file_url = file_url(relay, &key, &[("host", "evil.example"), ("x-forwarded-proto", "http")]).await;
     assert!(file_url.starts_with("files/") && !file_url.contains("evil"), "{file_url}");
 }
 

@@ -4,25 +4,9 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
-
 use salesmanago_dynamics::core::json;
 use salesmanago_relay::keys::new_key;
-use support::{settings, spawn_relay, ORIGIN};
-
-/// The log lines written while a test runs on its one thread.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use support::{settings, spawn_relay, Logs, ORIGIN};
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_long_origin_is_cut_in_the_log_and_echoed_only_when_allowed() {
@@ -57,7 +41,7 @@ async fn a_long_origin_is_cut_in_the_log_and_echoed_only_when_allowed() {
         .await
         .unwrap();
     assert_eq!(allowed.headers()["access-control-allow-origin"], ORIGIN);
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     assert!(text.len() < 40_000, "{} bytes of log for 102 requests", text.len());
     let line = text.lines().find(|l| l.contains(r#""status":403"#)).unwrap();
     let origin = json::from_str(line).unwrap()["origin"].as_str().unwrap().to_owned();

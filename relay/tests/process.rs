@@ -62,9 +62,9 @@ fn env(endpoint: &str, stored: &str) -> Vec<(String, String)> {
     .collect()
 }
 
-/// Starts the binary with `vars`, allowed `descriptors` open files; once it listens.
-fn start(vars: &[(String, String)], descriptors: u32) -> Running {
-    let mut child = Command::new("sh")
+/// `salesmanago-relay serve` with only `vars`, allowed `descriptors` open files.
+fn spawn(vars: &[(String, String)], descriptors: u32) -> Child {
+    Command::new("sh")
         .arg("-c")
         .arg(format!("ulimit -n {descriptors} && exec \"$0\" serve"))
         .arg(BINARY)
@@ -73,7 +73,12 @@ fn start(vars: &[(String, String)], descriptors: u32) -> Running {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("the binary starts");
+        .expect("the binary starts")
+}
+
+/// Starts the binary with `vars`, allowed `descriptors` open files; once it listens.
+fn start(vars: &[(String, String)], descriptors: u32) -> Running {
+    let mut child = spawn(vars, descriptors);
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let listening = loop {
         let line = lines.next().expect("a log line").unwrap();
@@ -91,8 +96,12 @@ async fn health(address: SocketAddr, within: Duration) -> u16 {
     let asked = async {
         let mut stream = TcpStream::connect(address).await.ok()?;
         stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n").await.ok()?;
+        // What came before the peer closed, even if it closed with a reset.
         let mut answer = Vec::new();
-        stream.read_to_end(&mut answer).await.ok()?;
+        let mut buffer = [0u8; 1024];
+        while let Ok(n @ 1..) = stream.read(&mut buffer).await {
+            answer.extend_from_slice(&buffer[..n]);
+        }
         String::from_utf8_lossy(&answer).split(' ').nth(1)?.parse().ok()
     };
     tokio::time::timeout(within, asked).await.ok().flatten().unwrap_or(0)
@@ -181,16 +190,7 @@ async fn eight_endless_answers_leave_the_relays_memory_bounded() {
 /// What the binary says, and its exit code, when started with `vars` (killed after 5 s: a
 /// relay that starts with a bad setting must fail the test, not hang it).
 fn refused(vars: &[(String, String)]) -> (Option<i32>, String, String) {
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg("ulimit -n 1024 && exec \"$0\" serve")
-        .arg(BINARY)
-        .env_clear()
-        .envs(vars.iter().cloned())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(vars, 1024);
     let end = Instant::now() + Duration::from_secs(5);
     while child.try_wait().unwrap().is_none() && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(20));

@@ -16,7 +16,7 @@ use salesmanago_dynamics::core::json::{self, Value};
 use salesmanago_dynamics::core::salesmanago::{ApiSecret, Credentials};
 use salesmanago_relay::keys::new_key;
 use salesmanago_relay::Config;
-use support::{serve, spawn_relay};
+use support::{serve, spawn_relay, Logs};
 
 const SECRET: &str = "relay-test-secret-value";
 const ORIGIN: &str = "https://contoso.crm4.dynamics.com";
@@ -82,20 +82,6 @@ fn config(endpoint: &str, stored: &[&salesmanago_relay::keys::StoredKey], extra:
     ];
     vars.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     Config::from_vars(|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())).unwrap()
-}
-
-/// The log lines written while the test runs (all of it runs on the test's thread).
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 struct Answer {
@@ -231,7 +217,7 @@ async fn the_relay_forwards_signed_calls_refuses_the_rest_and_logs_no_secret() {
     assert_eq!((unreachable.status, unreachable.refusal().as_deref()), (502, Some("unreachable")));
 
     // One JSON line a request, with its key id, method and status, and no secret, key, e-mail or body.
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     let lines: Vec<Value> = text.lines().map(|line| json::from_str(line).unwrap()).collect();
     assert!(lines.len() >= 15, "{text}");
     let upserted = lines

@@ -43,3 +43,26 @@ pub(crate) fn settings(endpoint: &str, keys: &[String], extra: &[(&str, &str)]) 
     let read = |name: &str| vars.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     salesmanago_relay::Config::from_vars(read).unwrap()
 }
+
+/// The log lines written while a test runs on its one thread.
+#[derive(Clone, Default)]
+#[allow(dead_code)]
+pub(crate) struct Logs(pub(crate) std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    /// Everything written so far.
+    #[allow(dead_code)]
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
