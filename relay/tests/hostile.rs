@@ -326,6 +326,38 @@ async fn redirects_from_salesmanago_are_never_followed() {
     assert_eq!(elsewhere.load(Ordering::SeqCst), 0, "the redirect's target got nothing");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_that_never_reads_its_answer_loses_its_connection() {
+    const SIZE: usize = 32 * 1024 * 1024;
+    let sm_port = Arc::new(Mutex::new(0u16));
+    let port = sm_port.clone();
+    let api = move || {
+        let port = *port.lock().unwrap();
+        async move { format!(r#"{{"success":true,"message":[],"fileUrl":"http://127.0.0.1:{port}/big.json"}}"#) }
+    };
+    let big = || async { vec![b' '; SIZE] };
+    let sm = serve(Router::new().route("/api/{*method}", post(api)).route("/big.json", get(big))).await;
+    *sm_port.lock().unwrap() = sm.port();
+    let (key, stored) = new_key("k1").unwrap();
+    let relay =
+        spawn_relay(settings(&format!("http://{sm}"), &[stored.text()], &[("RELAY_WRITE_TIMEOUT_MS", "500")])).await;
+    let path = file_url(relay, &key, &[]).await;
+    let mut stream = TcpStream::connect(relay).await.unwrap();
+    stream.write_all(format!("GET /{path} HTTP/1.1\r\nHost: relay\r\n\r\n").as_bytes()).await.unwrap();
+    // Not a byte read for 3 s: the relay's writes stall, and it gives up after 0.5 s.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut received = 0usize;
+    let mut buffer = vec![0u8; 1 << 16];
+    let read_all = async {
+        while let Ok(n @ 1..) = stream.read(&mut buffer).await {
+            received += n;
+        }
+    };
+    let ended = tokio::time::timeout(Duration::from_secs(10), read_all).await;
+    assert!(ended.is_ok(), "the relay kept the connection of a caller who did not read its answer");
+    assert!(received < SIZE, "{received} bytes: the whole answer waited for a caller who did not read");
+}
+
 /// The relay's path for the file at `url`, signed as the relay of the tests' account signs.
 fn signed(url: &str) -> String {
     let credentials = Credentials {
