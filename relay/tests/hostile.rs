@@ -238,7 +238,9 @@ async fn slow_bodies_of_two_keys_leave_a_third_key_its_share() {
             panic!("a slow body got {text}");
         }
     }
-    assert_eq!((busy, cut), (76, 4), "two readers a key; the rest are told the key is busy");
+    // Two readers a key at a time: four cut off at first (more only if some arrived after),
+    // the rest told their key is busy.
+    assert!(cut >= 4 && busy >= 60 && busy + cut == 80, "{busy} busy, {cut} cut off");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -246,7 +248,8 @@ async fn deep_checks_count_against_the_rate_and_share_one_call() {
     let calls: Arc<Mutex<Vec<String>>> = Arc::default();
     let sm = plain_salesmanago(calls.clone()).await;
     let (key, stored) = new_key("k1").unwrap();
-    let relay = spawn_relay(settings(&format!("http://{sm}"), &[stored.text()], &[("RELAY_RATE_PER_KEY", "5")])).await;
+    // One a second, two in a burst: the 60 checks arrive well within a second or two.
+    let relay = spawn_relay(settings(&format!("http://{sm}"), &[stored.text()], &[("RELAY_RATE_PER_KEY", "1")])).await;
     let http = reqwest::Client::new();
     let checks: Vec<_> = (0..60)
         .map(|_| {
@@ -268,7 +271,8 @@ async fn deep_checks_count_against_the_rate_and_share_one_call() {
         }
         statuses.push(status);
     }
-    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 10, "the burst: twice the rate");
+    let answered = statuses.iter().filter(|s| **s == 200).count();
+    assert!((2..=3).contains(&answered), "{answered} answered: the burst (twice the rate), and at most one more");
     let asked = calls.lock().unwrap().iter().filter(|m| *m == "user/listByClient").count();
     assert_eq!(asked, 1, "SALESmanago is asked once, whatever the number of checks");
 }

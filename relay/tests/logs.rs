@@ -42,7 +42,8 @@ async fn a_long_origin_is_cut_in_the_log_and_echoed_only_when_allowed() {
         .unwrap();
     assert_eq!(allowed.headers()["access-control-allow-origin"], ORIGIN);
     let text = logs.text();
-    assert!(text.len() < 40_000, "{} bytes of log for 102 requests", text.len());
+    // About 300 bytes a line (it was 5 MB, the whole Origin on each of them).
+    assert!(text.len() < 60_000, "{} bytes of log for 102 requests", text.len());
     let line = text.lines().find(|l| l.contains(r#""status":403"#)).unwrap();
     let origin = json::from_str(line).unwrap()["origin"].as_str().unwrap().to_owned();
     assert_eq!(origin.chars().count(), 101, "cut to 100 characters and marked");
