@@ -6,7 +6,8 @@
 //! After every synchronisation: a value only travels as a copy of the other side's, and a grant
 //! only as the copy of a grant that comes from a user's change (made on that side, or travelled
 //! there from a user's change), never from a default; an opt-out or a withdrawal a user made is
-//! undone only by a grant that comes from a user's change. After the changes stop and a pull, an
+//! undone only by a grant that comes from a user's change, and never when it was made since both
+//! sides last agreed (then both changed, and the withdrawal wins). After the changes stop and a pull, an
 //! export and a pull run: both sides agree on every value. `CONSENT_SEED=<n>` replays one seed.
 
 use salesmanago_dynamics::core::consent::Key;
@@ -44,6 +45,9 @@ struct Contact {
     /// Per value: whether Dynamics' and SALESmanago's current values come from a user's
     /// change (on that side, or travelled from the other), rather than from a default.
     deliberate: Vec<(Key, (bool, bool))>,
+    /// Per value: what both sides last really held at once after a synchronisation (not the
+    /// engine's base: the truth the base should follow).
+    agreed: Vec<(Key, Option<bool>)>,
 }
 
 fn get(list: &[(Key, Option<bool>)], key: &Key) -> Option<bool> {
@@ -69,7 +73,8 @@ impl Contact {
         }
         let sm = keys().into_iter().map(|k| (k.clone(), k.is_channel().then_some(true))).collect();
         let deliberate = keys().into_iter().map(|k| (k, (false, false))).collect();
-        Contact { row, sm, deliberate }
+        let agreed = keys().into_iter().map(|k| (k, None)).collect();
+        Contact { row, sm, deliberate, agreed }
     }
 
     fn dynamics(&self, key: &Key) -> Option<bool> {
@@ -102,9 +107,10 @@ impl Contact {
         &mut self.deliberate.iter_mut().find(|(k, _)| k == key).expect("every key").1
     }
 
-    /// After a synchronisation (`before`: the values before it): each value that changed is a
-    /// copy of the other side's, and a grant that travelled comes from a user's change.
-    fn check(&mut self, before: &[(Key, Option<bool>, Option<bool>)], step: &str) {
+    /// After a synchronisation (`before`: the values before it; `done`: it went through): each
+    /// value that changed is a copy of the other side's, and a grant that travelled comes from a
+    /// user's change.
+    fn check(&mut self, before: &[(Key, Option<bool>, Option<bool>)], step: &str, done: bool) {
         for (key, dynamics, salesmanago) in before {
             let (now_d, now_s) = (self.dynamics(key), get(&self.sm, key));
             let (from_d, from_s) = *self.origin(key);
@@ -117,6 +123,23 @@ impl Contact {
                 assert_eq!(now_s, now_d, "{step}: {key:?} reached SALESmanago, not as Dynamics' value");
                 assert!(now_s != Some(true) || from_d, "{step} gave {key:?} in SALESmanago from Dynamics' default");
                 self.origin(key).1 = from_d;
+            }
+            // A withdrawal (or opt-out) a side holds since the two last agreed is a change of
+            // that side: a grant from the other side never undoes it.
+            let agreed = get(&self.agreed, key);
+            for (side, was, now) in [("Dynamics", *dynamics, now_d), ("SALESmanago", *salesmanago, now_s)] {
+                if was == Some(false) && now == Some(true) {
+                    assert_eq!(
+                        agreed,
+                        Some(false),
+                        "{step} undid a withdrawal of {key:?} in {side} made since both sides last agreed"
+                    );
+                }
+            }
+            // Only a synchronisation that went through makes the two sides agree (they may hold
+            // the same value by chance before it).
+            if done && now_d.is_some() && now_d == now_s {
+                set(&mut self.agreed, key, now_d);
             }
         }
     }
@@ -223,18 +246,19 @@ fn run(seed: u64) {
             if let Some(op) = synced {
                 let before = c.values();
                 sync(&mut c, op, fails);
-                c.check(&before, &step);
+                c.check(&before, &step, fails == 0);
             }
             if std::env::var("CONSENT_SEED").is_ok() {
                 eprintln!("{step}: {:?}, base {:?}", c.values(), c.row.get(contact::CONSENT_BASE));
             }
         }
-        // The changes stop: a pull, an export and a pull bring both sides together.
-        for op in [Sync::Pull, Sync::Export, Sync::Pull] {
+        // The changes stop: a pull, an export, a send (which reads SALESmanago first: a grant
+        // the two sides never agreed on waits for one) and a pull bring both sides together.
+        for op in [Sync::Pull, Sync::Export, Sync::Saved(Vec::new()), Sync::Pull] {
             let before = c.values();
             let step = format!("{op:?} at the end");
             sync(&mut c, op, 0);
-            c.check(&before, &step);
+            c.check(&before, &step, true);
         }
         for (key, dynamics, salesmanago) in c.values() {
             // A consent a side holds none of is not given.

@@ -10,7 +10,7 @@ use crate::core::json::Value;
 
 use super::normalize::{self, Date};
 use super::outbound::{street, MAX_TEXT};
-use crate::core::consent::{decide, Theirs};
+use crate::core::consent::decide;
 use crate::core::dataverse::contact::ContactRow;
 use crate::core::dataverse::schema::contact;
 use crate::core::json::Map;
@@ -121,12 +121,15 @@ pub fn from_salesmanago(row: &ContactRow, sm: &SmContact) -> ContactPatch {
             let Some((column, value)) = row.consent_column(&key, granted) else { continue };
             patch.columns.insert(column, value.into());
         }
-        match (decision.to_salesmanago, theirs) {
-            // What is to go to SALESmanago has not arrived there: the base is what SALESmanago
-            // holds (a consent it has none of is not given), so the next export sends it.
-            (Some(_), Theirs::Known(held)) => base.set(&key, Some(held.unwrap_or(false))),
-            (Some(_), Theirs::Unknown) => {}
-            (None, _) => base.set(&key, decision.agreed),
+        // What is to go to SALESmanago has not arrived there (a pull sends nothing): nothing
+        // was agreed, so the base stays what the two sides last really agreed on. A Dynamics
+        // value changed since then still goes with the next export; one that never was agreed
+        // waits for a synchronisation that reads SALESmanago first (Send, a save), where a
+        // withdrawal made there meanwhile wins. Recording SALESmanago's value as agreed here
+        // made the next export take Dynamics' old value for a new grant, and send it over a
+        // withdrawal made in SALESmanago since.
+        if decision.to_salesmanago.is_none() {
+            base.set(&key, decision.agreed);
         }
     }
     if base != row.base {
