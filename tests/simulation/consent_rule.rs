@@ -220,7 +220,7 @@ fn run(seed: u64) {
         for _ in 0..40 {
             let fails = u64::from(rng.below(5) == 0);
             let key = keys[rng.below(keys.len() as u64) as usize].clone();
-            let (step, synced) = match rng.below(6) {
+            let (step, synced) = match rng.below(7) {
                 // A user's change on a form, or elsewhere (an import, a bulk edit); a change
                 // makes the value the other one (or one, where there is none).
                 kind @ (0 | 1) => {
@@ -241,6 +241,8 @@ fn run(seed: u64) {
                     (format!("a change of {key:?} in SALESmanago"), None)
                 }
                 3 => (format!("an export (failure {fails})"), Some(Sync::Export)),
+                // "Send to SALESmanago": reads SALESmanago first, as a save does, with no change.
+                4 => (format!("a send (failure {fails})"), Some(Sync::Saved(Vec::new()))),
                 _ => (format!("a pull (failure {fails})"), Some(Sync::Pull)),
             };
             if let Some(op) = synced {
