@@ -229,11 +229,7 @@ fn whole(name: &str, text: &str, range: std::ops::RangeInclusive<u64>) -> Result
 
 /// `text` cut for a message: a setting that is not secret, but may be long.
 fn cut(text: &str) -> String {
-    const SHOWN: usize = 80;
-    match text.char_indices().nth(SHOWN) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.to_owned(),
-    }
+    crate::intake::cut(text, 80)
 }
 
 /// The stored keys of setting `name` (comma-separated `<id>:<sha-256 hex>`). A wrong entry is

@@ -16,6 +16,7 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::redirect::Policy;
 use reqwest::Url;
 
+use salesmanago_dynamics::core::salesmanago::endpoint::is_loopback;
 use salesmanago_dynamics::core::salesmanago::relay::Refusal;
 use salesmanago_dynamics::core::salesmanago::Endpoint;
 
@@ -32,12 +33,7 @@ impl FileHosts {
     /// The endpoint's own domain (`app3.salesmanago.pl` → `salesmanago.pl`) and `extra`.
     pub(crate) fn new(endpoint: &Endpoint, extra: &[String]) -> FileHosts {
         let host = Url::parse(endpoint.base()).ok().and_then(|url| url.host().map(|h| h.to_owned()));
-        let loopback = match &host {
-            Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            None => false,
-        };
+        let loopback = host.as_ref().is_some_and(|h| is_loopback(&h.to_string()));
         let mut domains = extra.to_vec();
         if let Some(url::Host::Domain(name)) = host {
             let labels: Vec<&str> = name.split('.').collect();
@@ -51,11 +47,7 @@ impl FileHosts {
     pub(crate) fn check(&self, url: &str) -> Result<Url, String> {
         let parsed = Url::parse(url).map_err(|_| "an address that cannot be read".to_owned())?;
         let host = parsed.host().map(|h| h.to_owned()).ok_or_else(|| "an address without a host".to_owned())?;
-        let loopback = match &host {
-            url::Host::Domain(name) => name.eq_ignore_ascii_case("localhost"),
-            url::Host::Ipv4(ip) => ip.is_loopback(),
-            url::Host::Ipv6(ip) => ip.is_loopback(),
-        };
+        let loopback = is_loopback(&host.to_string());
         let named = |name: &str| {
             let name = name.to_ascii_lowercase();
             self.domains.iter().any(|d| name == *d || name.ends_with(&format!(".{d}")))

@@ -10,10 +10,7 @@ use support::{settings, spawn_relay, Logs, ORIGIN};
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_long_origin_is_cut_in_the_log_and_echoed_only_when_allowed() {
-    let logs = Logs::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt().json().flatten_event(true).with_writer(move || writer.clone()).finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = Logs::capture();
     let (key, stored) = new_key("k1").unwrap();
     let relay = spawn_relay(settings("http://127.0.0.1:9", &[stored.text()], &[])).await;
     let http = reqwest::Client::new();

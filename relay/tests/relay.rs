@@ -106,10 +106,7 @@ async fn send(request: reqwest::RequestBuilder) -> Answer {
 
 #[tokio::test(flavor = "current_thread")]
 async fn the_relay_forwards_signed_calls_refuses_the_rest_and_logs_no_secret() {
-    let logs = Logs::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt().json().flatten_event(true).with_writer(move || writer.clone()).finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = Logs::capture();
 
     let seen: Seen = Arc::default();
     let sm = salesmanago(seen.clone()).await;

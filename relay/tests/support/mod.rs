@@ -60,6 +60,17 @@ impl std::io::Write for Logs {
 }
 
 impl Logs {
+    /// Captures the JSON log lines written on this thread (the relay's format) until the guard
+    /// is dropped.
+    #[allow(dead_code)]
+    pub(crate) fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
+        let logs = Logs::default();
+        let writer = logs.clone();
+        let subscriber =
+            tracing_subscriber::fmt().json().flatten_event(true).with_writer(move || writer.clone()).finish();
+        (logs, tracing::subscriber::set_default(subscriber))
+    }
+
     /// Everything written so far.
     #[allow(dead_code)]
     pub(crate) fn text(&self) -> String {

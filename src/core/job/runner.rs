@@ -15,7 +15,7 @@ use crate::core::salesmanago::error::RetryAfter;
 use crate::core::salesmanago::export::{ExportConsents, JobStatus};
 use crate::core::salesmanago::operation::{BatchOutcome, BatchUpsert, Lookup, ModifiedContacts, ModifiedPage};
 use crate::core::salesmanago::operation::{Delete, HasContact, SetSubscription, Upsert};
-use crate::core::salesmanago::relay::{self, Refusal};
+use crate::core::salesmanago::relay::Refusal;
 use crate::core::salesmanago::script::DEFAULT_TIMEOUT_MS;
 use crate::core::salesmanago::{Client, Nonce, SmError};
 use crate::core::sorted::SortedMap;
@@ -742,8 +742,7 @@ fn read(request: &Request, client: &Client, reply: Reply) -> Result<Output, Erro
                 (_, status @ (408 | 500..=599)) => SmError::Server { status },
                 (_, status) => SmError::UnexpectedStatus { status },
             })),
-            Err(failure) if client.relay.is_some() => Err(Error::Salesmanago(relay::through(failure.into()))),
-            Err(failure) => Err(Error::Salesmanago(SmError::Transport(failure))),
+            Err(failure) => Err(Error::Salesmanago(client.judged(failure.into()))),
         },
         (Request::Row(_), Reply::Dataverse(answer)) => {
             let text = error::answer(answer).map_err(Error::Dataverse)?;

@@ -155,7 +155,7 @@ pub(crate) fn is_dns_label(label: &str) -> bool {
 
 /// `localhost`, `[::1]` or an IPv4 address in 127.0.0.0/8; not a name that only starts like
 /// one (`127.attacker.example`).
-pub(crate) fn is_loopback(host: &str) -> bool {
+pub fn is_loopback(host: &str) -> bool {
     let octets: Vec<&str> = host.split('.').collect();
     let octet = |part: &&str| !part.is_empty() && part.len() <= 3 && part.parse::<u8>().is_ok();
     host == "localhost" || host == "[::1]" || (octets.len() == 4 && octets[0] == "127" && octets.iter().all(octet))

@@ -67,8 +67,16 @@ impl Client {
             Ok(payload) => operation.parse(payload),
             // The credentials SALESmanago refused are the relay's.
             Err(SmError::Auth) if self.relay.is_some() => Err(SmError::RelayCredentials),
-            Err(error) if self.relay.is_some() => Err(relay::through(error)),
-            Err(error) => Err(error),
+            Err(error) => Err(self.judged(error)),
+        }
+    }
+
+    /// `error` as this client means it: through a relay, a call the browser blocked is the
+    /// relay refusing this origin ([`relay::through`]).
+    pub fn judged(&self, error: SmError) -> SmError {
+        match self.relay {
+            Some(_) => relay::through(error),
+            None => error,
         }
     }
 
