@@ -3,7 +3,7 @@
 // of MARKETING in SALESmanago, Export all. The second export must grant nothing back.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { button, configure, open, startSandboxWorld, takeDialog } from "./support/sandbox.mjs";
+import { configure, jobSummary, open, startSandboxWorld } from "./support/sandbox.mjs";
 
 let world;
 
@@ -16,19 +16,10 @@ after(async () => {
   await world?.close();
 });
 
-async function run(id) {
-  await button(world.page, id).click();
-  const summary = await takeDialog(world.page, { timeout: 60_000 });
-  await new Promise((resolve) => setTimeout(resolve, 300));
-  while (await world.page.locator("#dialogs .dialog").count()) await takeDialog(world.page);
-  assert.match(summary.text, /finished/, summary.text);
-  return summary.text;
-}
-
 test("Export all, Pull consents, a withdrawal in SALESmanago, Export all: no consent is granted back", async () => {
   await open(world, "/integration");
-  await run("new.integration.ExportAll.Button");
-  await run("new.integration.PullConsents.Button");
+  assert.match(await jobSummary(world.page, "new.integration.ExportAll.Button"), /finished/);
+  assert.match(await jobSummary(world.page, "new.integration.PullConsents.Button"), /finished/);
   // Every contact SALESmanago holds withdraws MARKETING there.
   const withdrawnAt = Date.now();
   const held = world.sim.contacts();
@@ -38,7 +29,7 @@ test("Export all, Pull consents, a withdrawal in SALESmanago, Export all: no con
       return { ...contact, consents: [...others, { consentName: "MARKETING", consentAccept: false, optOut: true, agreementDate: withdrawnAt }] };
     }),
   );
-  await run("new.integration.ExportAll.Button");
+  assert.match(await jobSummary(world.page, "new.integration.ExportAll.Button"), /finished/);
   const regranted = world.sim
     .contacts()
     .filter((contact) => contact.consentHistory.some((change) => change.consentName === "MARKETING" && change.consentAccept && change.at >= withdrawnAt));

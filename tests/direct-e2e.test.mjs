@@ -5,7 +5,7 @@
 // Pull consents with its file read by the browser from SALESmanago itself.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { button, credentialFrame, open, saveCredentials, startSandboxWorld, takeDialog, until } from "./support/sandbox.mjs";
+import { button, credentialFrame, open, saveCredentials, startSandboxWorld, takeDialog, until, jobSummary } from "./support/sandbox.mjs";
 
 let world;
 const rows = () => world.sandbox.dataverse.rows("contact");
@@ -24,15 +24,6 @@ before(async () => {
 after(async () => {
   await world?.close();
 });
-
-/** Takes the job's summary, then any dialog that follows it (the download prompt). */
-async function summaryOf(id) {
-  await button(world.page, id).click();
-  const summary = await takeDialog(world.page, { timeout: 60_000 });
-  await new Promise((resolve) => setTimeout(resolve, 300));
-  while (await world.page.locator("#dialogs .dialog").count()) await takeDialog(world.page);
-  return summary.text;
-}
 
 test("direct mode has no relay, and SALESmanago answers the sandbox's origin", async () => {
   assert.equal(world.relay, null);
@@ -112,7 +103,7 @@ test("Fetch fills the form from SALESmanago, unsaved", async () => {
 
 test("Export all sends every contact it can, and Pull consents reads SALESmanago's file from the browser", async () => {
   await open(world, "/integration");
-  const text = await summaryOf("new.integration.ExportAll.Button");
+  const text = await jobSummary(world.page, "new.integration.ExportAll.Button");
   const [, total, sent, skipped, failed] = text.match(/finished: (\d+) contacts\. (\d+) sent, (\d+) skipped, (\d+) failed\./).map(Number);
   assert.equal(total, rows().length);
   assert.equal(sent + skipped + failed, total);
@@ -127,7 +118,7 @@ test("Export all sends every contact it can, and Pull consents reads SALESmanago
   const seen = (request) => request.url().startsWith(`${world.sim.url}/files/`) && files.push(request.url());
   world.page.on("request", seen);
   try {
-    assert.match(await summaryOf("new.integration.PullConsents.Button"), /Pull consents finished: \d+ contacts checked\. [1-9]\d* updated/);
+    assert.match(await jobSummary(world.page, "new.integration.PullConsents.Button"), /Pull consents finished: \d+ contacts checked\. [1-9]\d* updated/);
   } finally {
     world.page.off("request", seen);
   }

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { root } from "./support/package.mjs";
-import { button, configure, gridRow, open, startSandboxWorld, takeDialog, until } from "./support/sandbox.mjs";
+import { button, configure, gridRow, open, startSandboxWorld, takeDialog, until, jobSummary } from "./support/sandbox.mjs";
 
 let world;
 const SCREENSHOTS = join(root, "target", "screenshots");
@@ -359,15 +359,6 @@ test("Pull consents updates only contacts that differ, and an older opt-in never
   if (skipped + failed > 0) assert.match((await takeDialog(world.page)).text, /Download the list/);
 });
 
-/** Takes the job's summary, then any dialog that follows it (the download prompt). */
-async function summaryOf(id) {
-  await button(world.page, id).click();
-  const summary = await takeDialog(world.page, { timeout: 60_000 });
-  await new Promise((resolve) => setTimeout(resolve, 300));
-  while (await world.page.locator("#dialogs .dialog").count()) await takeDialog(world.page);
-  return summary.text;
-}
-
 test("the consent rule: a consent withdrawn in SALESmanago is never granted back, an opt-out made in Dynamics is never undone", async () => {
   const [c, d] = rows().filter((r) => validEmail(r) && inSalesmanago(r.emailaddress1)).slice(4, 6);
   const now = Date.now();
@@ -391,7 +382,7 @@ test("the consent rule: a consent withdrawn in SALESmanago is never granted back
   };
 
   await open(world, "/integration");
-  assert.match(await summaryOf("new.integration.ExportAll.Button"), /finished/);
+  assert.match(await jobSummary(world.page, "new.integration.ExportAll.Button"), /finished/);
   withdrawn();
 
   await open(world, `/contacts/${c.contactid}`);
@@ -405,10 +396,10 @@ test("the consent rule: a consent withdrawn in SALESmanago is never granted back
   withdrawn();
 
   await open(world, "/integration");
-  assert.match(await summaryOf("new.integration.PullConsents.Button"), /finished/);
+  assert.match(await jobSummary(world.page, "new.integration.PullConsents.Button"), /finished/);
   optedOut();
   assert.equal(row(c.contactid).new_consent_marketing, false, "SALESmanago's withdrawal reaches Dynamics");
-  assert.match(await summaryOf("new.integration.PullChanges.Button"), /finished/);
+  assert.match(await jobSummary(world.page, "new.integration.PullChanges.Button"), /finished/);
   optedOut();
   withdrawn();
   // Both now agree, and say so in their base.

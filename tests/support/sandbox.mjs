@@ -97,6 +97,18 @@ export async function takeDialog(page, { timeout = 20_000, screenshot = null } =
   return seen;
 }
 
+/**
+ * Clicks the command-bar button `id` of a job, takes its summary dialog, then any dialog that
+ * follows it (the download prompt); resolves to the summary's text.
+ */
+export async function jobSummary(page, id) {
+  await button(page, id).click();
+  const summary = await takeDialog(page, { timeout: 60_000 });
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  while (await page.locator("#dialogs .dialog").count()) await takeDialog(page);
+  return summary.text;
+}
+
 /** Pages through the contact grid until the row of contact `id` shows; returns its checkbox. */
 export async function gridRow(page, id) {
   const box = page.locator(`tr[data-id="${id}"] input[type=checkbox]`);
