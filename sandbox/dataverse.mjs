@@ -1,17 +1,19 @@
 // A local stand-in for the Microsoft Dataverse Web API (OData v4, /api/data/v9.2/), for the browser
 // sandbox and its tests: CRUD, $select/$filter/$orderby/$top/$count with server-driven paging,
-// $batch with change sets, a slice of EntityDefinitions metadata, WhoAmI, fault injection and the
-// service-protection limits, with the data optionally kept in one JSON file. Node built-ins only.
+// change tracking (Prefer: odata.track-changes, delta links, deleted rows), $batch with change
+// sets, a slice of EntityDefinitions metadata, WhoAmI, fault injection and the service-protection
+// limits, with the data optionally kept in one JSON file. Node built-ins only.
 //
-//   const dv = createDataverse({ file, tables, latencyMs, protection, principals });
+//   const dv = createDataverse({ file, tables, latencyMs, protection, principals, changeTracking });
 //   if (await dv.handle(req, res)) return;   // true when the path starts with /api/data/v9.2/
 //   const stop = dv.onCommit((event) => …);  // after each committed create, update and delete
 //
 // The parts, in sandbox/dataverse/: store (tables, rows, transactions, commit observers, the
 // data file through persistence), tables and values (definitions, coercion), odata (requests and
 // answers), routes (one operation) with entities, query and filter (entity sets), metadata
-// (EntityDefinitions), security (callers and privileges), batch ($batch), protection (limits and
-// faults) and service (the HTTP pipeline). This file composes them.
+// (EntityDefinitions), security (callers and privileges), batch ($batch), changes (change
+// tracking), protection (limits and faults) and service (the HTTP pipeline). This file composes
+// them.
 import { createProtection } from "./dataverse/protection.mjs";
 import { createSecurity } from "./dataverse/security.mjs";
 import { freshStats, handle } from "./dataverse/service.mjs";
@@ -37,10 +39,19 @@ export { COLUMN_TYPES } from "./dataverse/values.mjs";
  * of the write (ms). A change set's writes are told once it commits, none when it rolls back;
  * `seed` tells no one. It returns the unsubscribe function.
  *
- * @param {{file?: string, tables: object, latencyMs?: number, protection?: object|boolean, principals?: object}} options
+ * `changeTracking` is `{tables, expireDays}`: the logical names of the tables with change
+ * tracking (by default `contact`, when it is defined) and how many days a delta token lives
+ * (Dataverse's ExpireChangeTrackingInDays, 7 by default). `advanceChangeTrackingClock(ms)` moves
+ * the time change tracking reads forward (tokens' age, the deletion log), for tests of expiry;
+ * createdon and modifiedon keep the real time.
+ *
+ * @param {{file?: string, tables: object, latencyMs?: number, protection?: object|boolean, principals?: object, changeTracking?: {tables?: string[], expireDays?: number}}} options
  */
-export function createDataverse({ file = null, tables, latencyMs = 0, protection = null, principals = null } = {}) {
-  const store = createStore({ tables, file });
+export function createDataverse({ file = null, tables, latencyMs = 0, protection = null, principals = null, changeTracking = {} } = {}) {
+  const { tables: tracked = tables && typeof tables === "object" && Object.hasOwn(tables, "contact") ? ["contact"] : [], expireDays = 7 } = changeTracking ?? {};
+  if (!Array.isArray(tracked)) throw new Error("sandbox/dataverse: changeTracking.tables must be a list of table logical names");
+  if (!Number.isFinite(expireDays) || expireDays <= 0) throw new Error("sandbox/dataverse: changeTracking.expireDays must be a number of days > 0");
+  const store = createStore({ tables, file, changeTracking: { tables: tracked, expireDays } });
   const env = {
     store,
     security: createSecurity({ principals }),
@@ -72,5 +83,7 @@ export function createDataverse({ file = null, tables, latencyMs = 0, protection
     /** The compiled table `logical` (its columns and their types). */
     table: store.table,
     addPrincipal: env.security.addPrincipal,
+    /** Moves the change-tracking clock forward by `ms` (delta tokens age, the deletion log is pruned). */
+    advanceChangeTrackingClock: store.clock.advance,
   };
 }

@@ -22,6 +22,10 @@ export const CODE_PRIVILEGE = "0x80040220";
 export const CODE_REQUESTS = "0x80072322";
 export const CODE_EXECUTION = "0x80072321";
 export const CODE_CONCURRENCY = "0x80072326";
+/** ExpiredVersionStamp: "Version stamp associated with the client has expired. Please perform a full sync." */
+export const CODE_EXPIRED_VERSION_STAMP = "0x80044352";
+/** ChangeTrackingNotEnabledForEntity: "Entity {0} isn't enabled for change tracking." */
+export const CODE_CHANGE_TRACKING_NOT_ENABLED = "0x80072491";
 
 export const badQuery = (message) => new DvError(400, CODE_BAD_QUERY, message);
 export const badPayload = (message) => new DvError(400, CODE_PAYLOAD, message);

@@ -89,6 +89,7 @@ function entityMetadata(t, lcid) {
     PrimaryNameAttribute: t.primaryName,
     DisplayName: labelOf(t.label, lcid),
     IsCustomEntity: /^[a-z0-9]+_/.test(t.logical),
+    ChangeTrackingEnabled: t.changeTracking === true,
   };
 }
 

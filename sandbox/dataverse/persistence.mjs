@@ -1,8 +1,16 @@
 // Persistence: every table's rows (and the columns added at run time) in one JSON file,
-//   {"version":1,"columns":{table:{name:definition}},"tables":{table:[row,…]}}
+//   {"version":1,"rowversion":N,"columns":{table:{name:definition}},
+//    "deleted":{table:[[id,version,ms],…]},"tables":{table:[row,…]}}
 // written atomically (a temporary file renamed over it), debounced, in chunks; tables and
 // columns the definitions do not know are kept as they are. Rows written before a column
 // existed (e.g. _modifiedby_value) simply lack it and read as null.
+//
+// Change tracking needs versions that survive a restart: each row keeps its `versionnumber`,
+// `rowversion` is the highest version handed out (the next write takes a higher one, even when
+// the newest versions belonged to rows since deleted), and `deleted` is the deletion log of the
+// tables with change tracking (id, the version of the deletion, when it happened in ms). Files
+// written before these keys existed load too; a row without a valid version of its own (or with
+// one another row already has) takes a fresh one above all the others.
 import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
@@ -17,6 +25,8 @@ const SAVE_CHUNK_ROWS = 2000;
 export function corruptFile(file, why) {
   return new Error(`The sandbox Dataverse data file ${file} is corrupt (${why}). Delete it or run with --reset.`);
 }
+
+const isVersion = (v, zero = false) => Number.isSafeInteger(v) && (zero ? v >= 0 : v > 0);
 
 function readDataFile(file) {
   let text;
@@ -39,16 +49,24 @@ function readDataFile(file) {
   for (const [name, rows] of Object.entries(data.tables)) {
     if (!Array.isArray(rows)) throw corruptFile(file, `the rows of "${name}" are not an array`);
   }
+  if (data.rowversion !== undefined && !isVersion(data.rowversion, true)) throw corruptFile(file, `"rowversion" is not a whole number`);
+  if (data.deleted !== undefined) {
+    if (!isPlainObject(data.deleted)) throw corruptFile(file, `"deleted" is not an object`);
+    for (const [name, list] of Object.entries(data.deleted)) {
+      const ok = Array.isArray(list) && list.every((d) => Array.isArray(d) && d.length === 3 && typeof d[0] === "string" && GUID_RE.test(d[0]) && isVersion(d[1]) && Number.isFinite(d[2]));
+      if (!ok) throw corruptFile(file, `the deletion log of "${name}" is not a list of [id, version, time]`);
+    }
+  }
   return data;
 }
 
-async function writeFileAtomically(file, columns, tables) {
+async function writeFileAtomically(file, { columns, data: tables, rowversion, deleted }) {
   await fsp.mkdir(path.dirname(path.resolve(file)), { recursive: true });
   const temp = `${file}.${process.pid}.${randomUUID().slice(0, 8)}.tmp`;
   let handle;
   try {
     handle = await fsp.open(temp, "w");
-    await handle.write(`{"version":1,"columns":${JSON.stringify(columns)},"tables":{`);
+    await handle.write(`{"version":1,"rowversion":${JSON.stringify(rowversion)},"columns":${JSON.stringify(columns)},"deleted":${JSON.stringify(deleted)},"tables":{`);
     let firstTable = true;
     for (const [name, rows] of tables) {
       await handle.write(`${firstTable ? "" : ","}\n${JSON.stringify(name)}:[`);
@@ -75,8 +93,9 @@ async function writeFileAtomically(file, columns, tables) {
 
 
 /**
- * Debounced saves of `snapshot()` ({columns, data: [[table, rows]…]}) to `file` (nothing when
- * `file` is null): `markDirty()` after each change, `flush()` to wait until the file holds them.
+ * Debounced saves of `snapshot()` ({columns, data: [[table, rows]…], rowversion, deleted}) to
+ * `file` (nothing when `file` is null): `markDirty()` after each change, `flush()` to wait until
+ * the file holds them.
  */
 export function createSaver(file, snapshot) {
   let dirty = false;
@@ -101,8 +120,7 @@ export function createSaver(file, snapshot) {
 
   function startSave() {
     dirty = false;
-    const { columns, data } = snapshot();
-    saving = writeFileAtomically(file, columns, data)
+    saving = writeFileAtomically(file, snapshot())
       .then(
         () => {
           lastSaveError = null;
@@ -150,33 +168,55 @@ export function createSaver(file, snapshot) {
   return { markDirty, flush };
 }
 
-function loadRows(t, rows, where, nextVersion) {
+/**
+ * The rows of `t`: each keeps its saved version when it has a valid one not taken yet (`seen`);
+ * the others are returned, to take fresh versions once every saved one is known.
+ */
+function loadRows(t, rows, where, versions, seen) {
   const records = new Map();
+  const fresh = [];
   for (const raw of rows) {
     if (!isPlainObject(raw)) throw corruptFile(where, `a row of "${t.logical}" is not an object`);
     const id = raw[t.primaryKey];
     if (typeof id !== "string" || !GUID_RE.test(id)) throw corruptFile(where, `a row of "${t.logical}" has no valid ${t.primaryKey}`);
     const key = id.toLowerCase();
     if (records.has(key)) throw corruptFile(where, `${t.primaryKey} ${key} appears twice in "${t.logical}"`);
-    const version = nextVersion();
-    const row = { ...raw, [t.primaryKey]: key, versionnumber: version };
-    records.set(key, { row, version, seq: t.seq++ });
+    const saved = raw.versionnumber;
+    const keep = isVersion(saved) && !seen.has(saved);
+    const row = { ...raw, [t.primaryKey]: key, versionnumber: keep ? saved : 0 };
+    const rec = { row, version: row.versionnumber, seq: t.seq++ };
+    if (keep) {
+      seen.add(saved);
+      versions.raise(saved);
+    } else fresh.push(rec);
+    records.set(key, rec);
   }
   t.records = records;
   t.sortedKeys = [...records.keys()].sort();
   t.indexes = undefined;
+  return fresh;
 }
 
 /**
- * Loads `file` (when it exists) into the compiled tables `byName`: its added columns, then its
- * rows (each taking a version from `nextVersion`). Returns what belongs to no defined table,
- * `{foreignTables, foreignColumns}`, to be written back as it was.
+ * Loads `file` (when it exists) into the compiled tables `byName`: its added columns, its rows
+ * (keeping their versions; `versions.raise(n)` makes the store's counter at least n,
+ * `versions.next()` gives a fresh one), and the deletion log of the tables with change tracking
+ * (`t.deleted`). Returns what belongs to no defined table, `{foreignTables, foreignColumns,
+ * foreignDeleted}`, to be written back as it was.
  */
-export function loadDataFile(file, byName, nextVersion) {
+export function loadDataFile(file, byName, versions) {
   const foreignTables = {}; // tables in the data file that are not defined: kept as they are
   const foreignColumns = {};
+  const foreignDeleted = {};
   const data = readDataFile(file);
-  if (!data) return { foreignTables, foreignColumns };
+  if (!data) return { foreignTables, foreignColumns, foreignDeleted };
+  versions.raise(data.rowversion ?? 0);
+  for (const [logical, list] of Object.entries(data.deleted ?? {})) {
+    const t = byName.get(logical);
+    for (const [, version] of list) versions.raise(version);
+    if (!t) foreignDeleted[logical] = list;
+    else if (t.changeTracking) t.deleted = list.map(([id, version, at]) => ({ id: id.toLowerCase(), version, at })).sort((a, b) => a.version - b.version);
+  }
   for (const [logical, cols] of Object.entries(data.columns ?? {})) {
     const t = byName.get(logical);
     if (!t) {
@@ -206,10 +246,16 @@ export function loadDataFile(file, byName, nextVersion) {
       t.added.set(name, column);
     }
   }
+  const seen = new Set();
+  const fresh = [];
   for (const [logical, rows] of Object.entries(data.tables)) {
     const t = byName.get(logical);
-    if (t) loadRows(t, rows, file, nextVersion);
+    if (t) fresh.push(...loadRows(t, rows, file, versions, seen));
     else foreignTables[logical] = rows;
   }
-  return { foreignTables, foreignColumns };
+  for (const rec of fresh) {
+    rec.version = versions.next();
+    rec.row.versionnumber = rec.version;
+  }
+  return { foreignTables, foreignColumns, foreignDeleted };
 }

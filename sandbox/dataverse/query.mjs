@@ -6,8 +6,8 @@ import { contextUrl, json, project, rejectExpand, rejectUnknownOptions } from ".
 import { b64url, bound, isPlainObject, unb64url, xmlAttr, xmlUnattr } from "./util.mjs";
 import { isoMillis } from "./values.mjs";
 
-const DEFAULT_PAGE_SIZE = 5000;
-const MAX_PAGE_SIZE = 5000;
+export const DEFAULT_PAGE_SIZE = 5000;
+export const MAX_PAGE_SIZE = 5000;
 const COUNT_LIMIT = 5000; // Dataverse caps @odata.count at 5000
 
 export function parseSelect(t, text) {

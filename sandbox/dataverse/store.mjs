@@ -4,16 +4,26 @@
 //
 // A transaction is `{userId, undo, changes}`: `undo` (null when it cannot be rolled back) lists
 // what each write replaced, newest last; `changes` what each write did, for the observers.
+//
+// Versions: one counter for every table, as Dataverse's row versions (each write takes a
+// higher one, kept across restarts by the data file). For change tracking (changes.mjs) the
+// tables that have it (`t.changeTracking`) keep a deletion log, `t.deleted` ([{id, version,
+// at}], oldest first, each deletion taking a version of its own), pruned of what is older than
+// the tokens' lifetime; `clock` is the time change tracking reads (tests move it forward).
 import { VERSION, columnDefinition, compileTable, fullRow, newRow, normalizeColumn } from "./tables.mjs";
 import { changesFromBody } from "./values.mjs";
 import { createSaver, loadDataFile } from "./persistence.mjs";
 import { bound, isPlainObject } from "./util.mjs";
 
+const DAY_MS = 86_400_000;
+
 /**
  * The store of `tables` (definitions keyed by logical name), kept in `file` when given.
- * @param {{tables: object, file?: string|null}} options
+ * `changeTracking`: the logical names of the tables with change tracking, and how many days
+ * its tokens (and the deletion log) live.
+ * @param {{tables: object, file?: string|null, changeTracking?: {tables: string[], expireDays: number}}} options
  */
-export function createStore({ tables, file = null }) {
+export function createStore({ tables, file = null, changeTracking = { tables: [], expireDays: 7 } }) {
   if (!isPlainObject(tables) || Object.keys(tables).length === 0) throw new Error("sandbox/dataverse: `tables` must define at least one table");
   const byName = new Map();
   const bySet = new Map();
@@ -23,26 +33,67 @@ export function createStore({ tables, file = null }) {
     byName.set(logical, t);
     bySet.set(t.entitySet, t);
   }
+  for (const logical of changeTracking.tables) {
+    const t = byName.get(logical);
+    if (!t) throw new Error(`sandbox/dataverse: changeTracking names '${logical}', which is not a table (known: ${[...byName.keys()].join(", ")})`);
+    t.changeTracking = true;
+    t.deleted = [];
+  }
+  const expireDays = changeTracking.expireDays;
+  let clockOffset = 0;
+  const clock = {
+    /** The time change tracking reads (ms): the real time, moved by `advance`. */
+    now: () => Date.now() + clockOffset,
+    advance(ms) {
+      if (!Number.isFinite(ms) || ms < 0) throw new Error("sandbox/dataverse: advanceChangeTrackingClock(ms) needs a number of milliseconds ≥ 0");
+      clockOffset += ms;
+    },
+  };
 
   let version = 0;
   const nextVersion = () => ++version;
   const observers = new Set(); // {fn}, in the order they subscribed
   const validators = new Set(); // fn({table, message, row, get}): throws to refuse a write
 
-  let foreign = { foreignTables: {}, foreignColumns: {} };
+  let foreign = { foreignTables: {}, foreignColumns: {}, foreignDeleted: {} };
   const saver = createSaver(file, snapshot);
   const markDirty = saver.markDirty;
-  if (file) foreign = loadDataFile(file, byName, nextVersion);
+  if (file) {
+    const raise = (n) => {
+      if (n > version) version = n;
+    };
+    foreign = loadDataFile(file, byName, { next: nextVersion, raise });
+    for (const t of byName.values()) if (t.changeTracking) pruneDeleted(t);
+  }
 
   function snapshot() {
     const columns = { ...foreign.foreignColumns };
+    const deleted = { ...foreign.foreignDeleted };
     const data = [];
     for (const t of byName.values()) {
       if (t.added.size) columns[t.logical] = Object.fromEntries([...t.added.values()].map((c) => [c.name, columnDefinition(c)]));
+      if (t.changeTracking) deleted[t.logical] = t.deleted.map((d) => [d.id, d.version, d.at]);
       data.push([t.logical, Array.from(t.records.values(), (rec) => rec.row)]);
     }
     for (const [name, rows] of Object.entries(foreign.foreignTables)) data.push([name, rows]);
-    return { columns, data };
+    return { columns, data, rowversion: version, deleted };
+  }
+
+  // ----- change tracking ---------------------------------------------------------------------
+
+  /** Logs the deletion of `id` from `t` (when `t` tracks changes); returns the entry, or null. */
+  function logDeletion(t, id) {
+    if (!t.changeTracking) return null;
+    pruneDeleted(t);
+    const entry = { id, version: nextVersion(), at: clock.now() };
+    t.deleted.push(entry);
+    return entry;
+  }
+
+  /** Forgets the deletions older than the tokens' lifetime: no valid token can ask for them. */
+  function pruneDeleted(t) {
+    const cutoff = clock.now() - expireDays * DAY_MS;
+    if (t.deleted.length && t.deleted[0].at < cutoff) t.deleted = t.deleted.filter((d) => d.at >= cutoff);
   }
 
   function table(logical) {
@@ -98,7 +149,8 @@ export function createStore({ tables, file = null }) {
   function remove(t, id, tx) {
     t.indexes = undefined;
     const before = t.records.get(id);
-    if (tx?.undo) tx.undo.push({ t, id, before });
+    const logged = logDeletion(t, id);
+    if (tx?.undo) tx.undo.push({ t, id, before, logged });
     t.records.delete(id);
     const i = bound(t.sortedKeys, id, false);
     if (t.sortedKeys[i] === id) t.sortedKeys.splice(i, 1);
@@ -111,8 +163,12 @@ export function createStore({ tables, file = null }) {
     const undo = tx.undo || [];
     const reorder = new Set();
     for (let i = undo.length - 1; i >= 0; i--) {
-      const { t, id, before } = undo[i];
+      const { t, id, before, logged } = undo[i];
       t.indexes = undefined;
+      if (logged) {
+        const k = t.deleted.lastIndexOf(logged);
+        if (k >= 0) t.deleted.splice(k, 1);
+      }
       if (before === undefined) {
         t.records.delete(id);
         const k = bound(t.sortedKeys, id, false);
@@ -186,7 +242,10 @@ export function createStore({ tables, file = null }) {
     return Array.from(t.records.values(), (rec) => fullRow(t, rec.row));
   }
 
-  /** Replaces the rows of `logical` by `list` (no observer is told). */
+  /**
+   * Replaces the rows of `logical` by `list` (no observer is told). Every row takes a new
+   * version; with change tracking, the rows that are gone are logged as deleted.
+   */
   function seed(logical, list) {
     const t = table(logical);
     if (!Array.isArray(list)) throw new Error(`sandbox/dataverse: seed('${logical}', rows) needs an array of rows`);
@@ -207,6 +266,7 @@ export function createStore({ tables, file = null }) {
       row[VERSION] = version;
       records.set(id, { row, version, seq: seq++ });
     });
+    if (t.changeTracking) for (const id of t.records.keys()) if (!records.has(id)) logDeletion(t, id);
     t.records = records;
     t.seq = seq;
     t.sortedKeys = [...records.keys()].sort();
@@ -254,5 +314,10 @@ export function createStore({ tables, file = null }) {
     addColumn,
     columns,
     flush: saver.flush,
+    /** The highest version handed out: every later write takes a higher one. */
+    currentVersion: () => version,
+    clock,
+    expireDays,
+    pruneDeleted,
   };
 }
