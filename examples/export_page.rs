@@ -102,7 +102,7 @@ fn main() {
         bytes.0 += requests.iter().map(|r| r.body.len()).sum::<usize>();
 
         let emails: Vec<String> = details.iter().map(|d| d.contact.email.clone()).collect();
-        let answer = HttpResponse { status: 200, retry_after: None, body: upsert_answer(&emails) };
+        let answer = HttpResponse { date: None, status: 200, retry_after: None, body: upsert_answer(&emails) };
         let started = Instant::now();
         let outcome = client.response(&batches[0], Ok(answer)).expect("accepted");
         timed(&mut steps.response, started);

@@ -127,7 +127,7 @@ pub fn guarded(router: Router) -> Router {
 
 /// CORS for the Dynamics `origins`: each answer to an allowed origin carries its
 /// `Access-Control-Allow-Origin` (refusals too, so the engine can read why) and exposes
-/// `Retry-After`; an origin not allowed is never echoed.
+/// `Retry-After` and `Date`; an origin not allowed is never echoed.
 fn cors(origins: Vec<String>) -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, _| {
@@ -135,7 +135,8 @@ fn cors(origins: Vec<String>) -> CorsLayer {
         }))
         .allow_methods([Method::POST, Method::GET, Method::OPTIONS])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
-        .expose_headers([header::RETRY_AFTER])
+        // `Date`: SALESmanago's clock, against which a `Retry-After` date is read.
+        .expose_headers([header::RETRY_AFTER, header::DATE])
         .max_age(Duration::from_secs(600))
 }
 
@@ -182,7 +183,7 @@ impl Relay {
         let method = relay::find(operation.method()).ok_or(SmError::UnknownMethod)?;
         let outcome = match self.call(method, outgoing::Fields::Own(operation.body())).await {
             Ok((status, retry_after, body)) => {
-                Ok(HttpResponse { status, retry_after, body: String::from_utf8_lossy(&body).into_owned() })
+                Ok(HttpResponse { date: None, status, retry_after, body: String::from_utf8_lossy(&body).into_owned() })
             }
             Err(Refusal::Timeout) => Err(TransportFailure::Timeout),
             Err(Refusal::Unreachable) => Err(TransportFailure::Network),

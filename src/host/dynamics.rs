@@ -88,8 +88,10 @@ pub(crate) async fn exchange(url: &str, prefer: &str, send: Send<'_>) -> std::re
     .map_err(failed)?;
     let status = response.status();
     let retry_after = response.headers().get("Retry-After");
+    // Dataverse's clock: the organisation's own origin, so the header is readable.
+    let date = response.headers().get("Date");
     let body = response.text().await.map_err(failed)?;
-    Ok(HttpResponse { status, retry_after, body })
+    Ok(HttpResponse { status, retry_after, body, date })
 }
 
 /// A `GET` of the Web API: the answer's text, or what its failure means.

@@ -36,12 +36,14 @@ pub(crate) async fn perform(request: &HttpRequest, timeout_ms: u32) -> Result<Ht
     };
     let status = response.status();
     let retry_after = response.headers().get("retry-after");
+    // Readable only when the server exposes it to the page's origin (the relay does).
+    let date = response.headers().get("date");
     let body = match response.text().await {
         Ok(body) => body,
         Err(_) if signal.aborted() => return Err(TransportFailure::Timeout),
         Err(_) => return Err(TransportFailure::Network),
     };
-    Ok(HttpResponse { status, retry_after, body })
+    Ok(HttpResponse { status, retry_after, body, date })
 }
 
 /// A file's body being read, part by part; dropping it stops the download.
@@ -71,7 +73,7 @@ pub(crate) async fn download(url: &str, idle_ms: u32) -> Result<Result<Download,
     let Some(body) = body else {
         let retry_after = response.headers().get("retry-after");
         let body = response.text().await.unwrap_or_default();
-        return Ok(Err(HttpResponse { status, retry_after, body }));
+        return Ok(Err(HttpResponse { date: None, status, retry_after, body }));
     };
     let reader = body.get_reader().unchecked_into::<ReadableStreamDefaultReader>();
     Ok(Ok(Download { status, reader, controller, idle_ms }))

@@ -37,7 +37,7 @@ pub(crate) struct Dataverse {
 type Answer = Result<HttpResponse, DvFailure>;
 
 fn ok(body: String) -> Answer {
-    Ok(HttpResponse { status: 200, retry_after: None, body })
+    Ok(HttpResponse { date: None, status: 200, retry_after: None, body })
 }
 
 /// The id in `contacts(<id>)?…`.
@@ -47,7 +47,7 @@ fn row_id(path: &str) -> &str {
 
 fn not_found(id: &str) -> Answer {
     let body = format!(r#"{{"error":{{"code":"0x80040217","message":"contact With Id = {id} Does Not Exist"}}}}"#);
-    Ok(HttpResponse { status: 404, retry_after: None, body })
+    Ok(HttpResponse { date: None, status: 404, retry_after: None, body })
 }
 
 impl Dataverse {
@@ -101,10 +101,15 @@ impl Dataverse {
             let seconds = 1 + rng.below(5);
             let retry_after = if rng.below(2) == 0 { seconds.to_string() } else { http_date(now, seconds) };
             let body = r#"{"error":{"code":"0x80072322","message":"Number of requests exceeded the limit of 6000 over time window of 300 seconds."}}"#;
-            return Some(Ok(HttpResponse { status: 429, retry_after: Some(retry_after), body: body.into() }));
+            return Some(Ok(HttpResponse {
+                date: None,
+                status: 429,
+                retry_after: Some(retry_after),
+                body: body.into(),
+            }));
         }
         if rng.chance(self.faults.server_error) {
-            return Some(Ok(HttpResponse { status: 503, retry_after: None, body: String::new() }));
+            return Some(Ok(HttpResponse { date: None, status: 503, retry_after: None, body: String::new() }));
         }
         if rng.chance(self.faults.timeout) {
             return Some(Err(DvFailure { message: "Failed to fetch".into(), ..DvFailure::default() }));
@@ -194,7 +199,7 @@ impl Dataverse {
             }
         }
         body.push_str("--batchresponse_1--\r\n");
-        Ok(HttpResponse { status: 200, retry_after: None, body })
+        Ok(HttpResponse { date: None, status: 200, retry_after: None, body })
     }
 
     fn update(&mut self, id: &str, columns: &Map, now: u64) -> Result<(), String> {
@@ -251,10 +256,10 @@ impl Dataverse {
             return not_found(id);
         }
         match self.update(id, &columns, now) {
-            Ok(()) => Ok(HttpResponse { status: 204, retry_after: None, body: String::new() }),
+            Ok(()) => Ok(HttpResponse { date: None, status: 204, retry_after: None, body: String::new() }),
             Err(message) => {
                 let body = format!(r#"{{"error":{{"code":"0x80044331","message":{}}}}}"#, Value::from(message));
-                Ok(HttpResponse { status: 400, retry_after: None, body })
+                Ok(HttpResponse { date: None, status: 400, retry_after: None, body })
             }
         }
     }
@@ -268,7 +273,7 @@ impl Dataverse {
         if !self.may_delete {
             let body =
                 r#"{"error":{"code":"0x80040220","message":"Principal user is missing prvDeleteContact privilege"}}"#;
-            return Ok(HttpResponse { status: 403, retry_after: None, body: body.into() });
+            return Ok(HttpResponse { date: None, status: 403, retry_after: None, body: body.into() });
         }
         if self.contacts.remove(id).is_none() {
             return not_found(id);
@@ -276,7 +281,7 @@ impl Dataverse {
         if rng.chance(self.faults.timeout) {
             return Err(DvFailure { message: "Failed to fetch".into(), ..DvFailure::default() });
         }
-        Ok(HttpResponse { status: 204, retry_after: None, body: String::new() })
+        Ok(HttpResponse { date: None, status: 204, retry_after: None, body: String::new() })
     }
 
     fn etag(&self) -> String {
@@ -317,7 +322,7 @@ impl Dataverse {
         }
         if if_match != self.etag() {
             let body = r#"{"error":{"code":"0x80060882","message":"The version of the existing record doesn't match the RowVersion property provided."}}"#;
-            return Ok(HttpResponse { status: 412, retry_after: None, body: body.into() });
+            return Ok(HttpResponse { date: None, status: 412, retry_after: None, body: body.into() });
         }
         let Ok(Value::Object(columns)) = json::from_str(body) else { panic!("a PATCH body is a JSON object: {body}") };
         self.record(&columns);
@@ -327,7 +332,7 @@ impl Dataverse {
         }
         // `Prefer: return=representation`: the row with its new ETag (now and then without).
         if rng.chance(100) {
-            return Ok(HttpResponse { status: 204, retry_after: None, body: String::new() });
+            return Ok(HttpResponse { date: None, status: 204, retry_after: None, body: String::new() });
         }
         let mut row = Map::new();
         row.insert("@odata.etag".into(), self.etag().into());

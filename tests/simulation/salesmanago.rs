@@ -47,7 +47,7 @@ pub(crate) struct Salesmanago {
 type Answer = (Result<HttpResponse, TransportFailure>, bool);
 
 fn answer(status: u16, body: Value) -> Answer {
-    (Ok(HttpResponse { status, retry_after: None, body: body.to_string() }), false)
+    (Ok(HttpResponse { date: None, status, retry_after: None, body: body.to_string() }), false)
 }
 
 fn object(pairs: Vec<(&str, Value)>) -> Value {
@@ -183,7 +183,10 @@ impl Salesmanago {
         if rng.chance(self.faults.throttle) {
             let seconds = 1 + rng.below(4);
             let retry_after = if rng.below(2) == 0 { seconds.to_string() } else { http_date(now, seconds) };
-            return (Ok(HttpResponse { status: 429, retry_after: Some(retry_after), body: String::new() }), false);
+            return (
+                Ok(HttpResponse { date: None, status: 429, retry_after: Some(retry_after), body: String::new() }),
+                false,
+            );
         }
         if rng.chance(self.faults.server_error) {
             return answer(500, Value::Null);
@@ -271,7 +274,10 @@ impl Salesmanago {
             return (Err(TransportFailure::Timeout), true);
         }
         if rng.chance(self.faults.malformed) {
-            return (Ok(HttpResponse { status: 200, retry_after: None, body: "<html>gateway".into() }), false);
+            return (
+                Ok(HttpResponse { date: None, status: 200, retry_after: None, body: "<html>gateway".into() }),
+                false,
+            );
         }
         answer(200, result)
     }
@@ -448,7 +454,11 @@ impl Salesmanago {
         let id = url.rsplit('/').next().and_then(|f| f.strip_suffix(".json")).expect("a file address");
         let text = self.exports.get(id).map(|(_, text)| text.clone()).expect("a file SALESmanago handed out");
         if rng.chance(self.faults.server_error) {
-            return (Vec::new(), Ok(HttpResponse { status: 503, retry_after: None, body: String::new() }), false);
+            return (
+                Vec::new(),
+                Ok(HttpResponse { date: None, status: 503, retry_after: None, body: String::new() }),
+                false,
+            );
         }
         let bytes = text.into_bytes();
         let mut parts = Vec::new();
@@ -468,6 +478,6 @@ impl Salesmanago {
             let failure = if stalled { TransportFailure::Timeout } else { TransportFailure::Network };
             return (parts, Err(failure), stalled);
         }
-        (parts, Ok(HttpResponse { status: 200, retry_after: None, body: String::new() }), false)
+        (parts, Ok(HttpResponse { date: None, status: 200, retry_after: None, body: String::new() }), false)
     }
 }

@@ -85,9 +85,9 @@ fn body_error(body: &str) -> Option<(Option<u32>, String)> {
     Some((code, error.get("message").and_then(Value::as_str).unwrap_or_default().to_owned()))
 }
 
-fn classify(status: Option<u16>, code: Option<u32>, retry_after: Option<&str>, detail: String) -> DvError {
+fn classify(status: Option<u16>, code: Option<u32>, retry_after: Option<RetryAfter>, detail: String) -> DvError {
     if status == Some(429) || code.is_some_and(|c| THROTTLED.contains(&c)) {
-        return DvError::Throttled { retry_after: retry_after.and_then(RetryAfter::parse) };
+        return DvError::Throttled { retry_after };
     }
     if code == Some(PRIVILEGE_DENIED) {
         return DvError::missing(detail);
@@ -105,7 +105,7 @@ pub fn answer(reply: Result<HttpResponse, DvFailure>) -> Result<String, DvError>
         Ok(response) => {
             let (code, message) = body_error(&response.body).unwrap_or((None, String::new()));
             let detail = if message.is_empty() { format!("HTTP {}", response.status) } else { message };
-            Err(classify(Some(response.status), code, response.retry_after.as_deref(), detail))
+            Err(classify(Some(response.status), code, response.wait(), detail))
         }
         Err(failed) => Err(failure(failed)),
     }
@@ -115,7 +115,7 @@ pub fn answer(reply: Result<HttpResponse, DvFailure>) -> Result<String, DvError>
 pub fn failure(failure: DvFailure) -> DvError {
     let message = if failure.message.is_empty() { "no answer".to_owned() } else { failure.message };
     // The client API reports a refusal with its status; without one nothing answered.
-    classify(failure.status, failure.code, failure.retry_after.as_deref(), message)
+    classify(failure.status, failure.code, failure.retry_after.as_deref().and_then(RetryAfter::parse), message)
 }
 
 #[cfg(test)]
@@ -123,7 +123,7 @@ mod tests {
     use super::*;
 
     fn response(status: u16, retry_after: Option<&str>, body: &str) -> Result<HttpResponse, DvFailure> {
-        Ok(HttpResponse { status, retry_after: retry_after.map(str::to_owned), body: body.into() })
+        Ok(HttpResponse { date: None, status, retry_after: retry_after.map(str::to_owned), body: body.into() })
     }
 
     #[test]

@@ -49,7 +49,8 @@ enum Step {
 
 pub(super) struct Export {
     all: bool,
-    /// "Export changes": the watermark to write when every contact went (the run's start).
+    /// "Export changes": the watermark to write when every contact went (the run's start, on
+    /// this machine's clock: written on Dataverse's).
     watermark: Option<u64>,
     pages_to_read: Pages,
     next_index: usize,
@@ -112,6 +113,7 @@ impl Export {
         };
         Export {
             all,
+            // On Dataverse's clock once its answers have told it (`modifiedon` is its time).
             watermark: changes.then_some(start.now_ms),
             pages_to_read: Pages::new(queries),
             next_index: 0,
@@ -137,6 +139,7 @@ impl Export {
             let mut extra = Map::new();
             // The watermark moves only when every contact went or was skipped with its reason.
             if let Some(watermark) = self.watermark.filter(|_| tally.failed() == 0) {
+                let watermark = run.dataverse_time(watermark);
                 extra.insert(integration::CATCH_UP_WATERMARK.into(), watermark.to_string().into());
             }
             self.ending.start(run, tally, extra, now_ms);

@@ -10,6 +10,11 @@
 //! [`HEARTBEAT_MS`] with the job's progress; a lease whose heartbeat is older than
 //! [`STALE_MS`] (a closed tab) may be taken over, and the job resumes from its checkpoint.
 //! While the lease is being taken the job already reads, but changes nothing.
+//!
+//! Every time in a lease (its start, its heartbeat) and every "now" it is judged at is
+//! Dataverse's clock as each browser learns it ([`crate::core::clock`]), never the browser's own:
+//! a tab whose clock runs ten minutes fast would otherwise find a live run stale, and one ten
+//! minutes slow would wait for a dead one.
 
 use crate::core::dataverse::schema::Job as JobColumns;
 use crate::core::json::{self, Map, Value};
@@ -123,7 +128,8 @@ pub(super) struct Lease {
     pub(super) column: &'static str,
     token: String,
     user: User,
-    since_ms: u64,
+    /// When it was first written (Dataverse's clock).
+    since_ms: Option<u64>,
     /// Whether the lease is this run's (acquired and not yet released).
     pub(super) held: bool,
     /// When it was last written.
@@ -132,10 +138,11 @@ pub(super) struct Lease {
 
 impl Lease {
     pub(super) fn new(job: JobColumns, token: String, user: User, now_ms: u64) -> Lease {
-        Lease { column: job.lease_column(), token, user, since_ms: now_ms, held: false, renewed_ms: now_ms }
+        Lease { column: job.lease_column(), token, user, since_ms: None, held: false, renewed_ms: now_ms }
     }
 
-    /// Judges the record as read (its Web API JSON) for a write of `purpose`.
+    /// Judges the record as read (its Web API JSON) for a write of `purpose`, at `now_ms` on
+    /// Dataverse's clock.
     pub(super) fn judge(&self, record: &Map, purpose: Purpose, now_ms: u64) -> Result<Verdict, String> {
         let etag = record
             .get("@odata.etag")
@@ -157,13 +164,14 @@ impl Lease {
         })
     }
 
-    /// The lease column's new value for a write of `purpose`: this run with its progress,
-    /// marked released on release (so that a release whose answer was lost is known as made).
-    pub(super) fn value(&self, purpose: Purpose, done: u64, total: Option<u64>, now_ms: u64) -> Value {
+    /// The lease column's new value for a write of `purpose` at `now_ms` on Dataverse's clock:
+    /// this run with its progress, marked released on release (so that a release whose answer
+    /// was lost is known as made).
+    pub(super) fn value(&mut self, purpose: Purpose, done: u64, total: Option<u64>, now_ms: u64) -> Value {
         Holder {
             token: self.token.clone(),
             user: self.user.clone(),
-            since_ms: self.since_ms,
+            since_ms: *self.since_ms.get_or_insert(now_ms),
             heartbeat_ms: now_ms,
             done,
             total,
@@ -230,7 +238,7 @@ mod tests {
 
     #[test]
     fn a_run_writes_only_while_the_lease_is_its_own() {
-        let lease = lease();
+        let mut lease = lease();
         let mine = Holder::from_text(lease.value(Purpose::Renew, 5, None, NOW).as_str().unwrap()).unwrap();
         for purpose in [Purpose::Renew, Purpose::Release, Purpose::Acquire] {
             let verdict = lease.judge(&record(Some(&mine)), purpose, NOW + 1).unwrap();
@@ -262,11 +270,14 @@ mod tests {
 
     #[test]
     fn the_lease_says_who_since_when_and_how_far() {
-        let value = lease().value(Purpose::Renew, 400, Some(1000), NOW + 5);
+        let mut lease = lease();
+        // Since its first write, on Dataverse's clock.
+        lease.value(Purpose::Acquire, 0, None, NOW);
+        let value = lease.value(Purpose::Renew, 400, Some(1000), NOW + 5);
         let holder = Holder::from_text(value.as_str().unwrap()).unwrap();
         assert_eq!((holder.user.name.as_str(), holder.since_ms, holder.heartbeat_ms), ("Anna", NOW, NOW + 5));
         assert_eq!((holder.done, holder.total), (400, Some(1000)));
-        let released = lease().value(Purpose::Release, 400, Some(1000), NOW);
+        let released = lease.value(Purpose::Release, 400, Some(1000), NOW);
         assert!(Holder::from_text(released.as_str().unwrap()).unwrap().released);
     }
 }

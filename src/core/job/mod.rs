@@ -264,7 +264,7 @@ impl Kind {
 /// A job under way.
 pub struct Job {
     run: Runner,
-    /// The job's own state (`None` when it was refused at its start).
+    /// The job's own state (`None` for a job that has none).
     kind: Option<Kind>,
     /// The lease being taken.
     acquiring: Option<Ticket>,
@@ -272,22 +272,14 @@ pub struct Job {
 
 impl Job {
     /// Starts the job `start.job`. A job with state on the integration record takes its lease
-    /// ([`lease`]), so that one run of it goes at a time: refused at once when the record as
-    /// the host read it shows another run alive. While the lease is being taken the job reads
-    /// already; it writes and calls SALESmanago to change anything only once it holds it.
+    /// ([`lease`]), so that one run of it goes at a time: refused, having changed nothing, when
+    /// the record shows another run alive on Dataverse's clock. While the lease is being taken
+    /// the job reads already; it writes and calls SALESmanago to change anything only once it
+    /// holds it.
     pub fn new(start: Start) -> Job {
         let mut run = Runner::new(&start);
         let now_ms = start.now_ms;
-        let acquiring = match start.job.state() {
-            Some(state) => match run.acquire(state, start.user.clone(), &start.record, now_ms) {
-                Ok(ticket) => Some(ticket),
-                Err(error) => {
-                    run.fail(error.into());
-                    return Job { run, kind: None, acquiring: None };
-                }
-            },
-            None => None,
-        };
+        let acquiring = start.job.state().map(|state| run.acquire(state, start.user.clone(), now_ms));
         let kind = Some(Kind::new(&start, &start.record, &mut run, now_ms));
         let mut job = Job { run, kind, acquiring };
         job.run.begin(now_ms);
@@ -405,7 +397,8 @@ impl Ending {
             (tally.skipped() + tally.failed(), tally.csv(header, outcomes, &more))
         });
         let columns = self.job.state().map(|job| {
-            extra.insert(job.last_run_column().into(), iso_datetime(now_ms).into());
+            // Dataverse's time: "Export changes" reads from it.
+            extra.insert(job.last_run_column().into(), iso_datetime(run.dataverse_time(now_ms)).into());
             extra.insert(job.last_result_column().into(), text(&message, run.lang).into());
             // "Export changes" shares the export's columns, but not Export all's checkpoint.
             if self.job != BulkJob::ExportChanges {

@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 
+use crate::core::clock::ServiceClock;
 use crate::core::command::{BulkJob, Command};
 use crate::core::dataverse::error::{self, DvError};
 use crate::core::dataverse::query;
@@ -11,7 +12,6 @@ use crate::core::integration::Settings;
 use crate::core::json::{Map, Value};
 use crate::core::retry::{Failed, Retry, RetryPolicy};
 use crate::core::salesmanago::contact::SmContact;
-use crate::core::salesmanago::error::RetryAfter;
 use crate::core::salesmanago::export::{ExportConsents, JobStatus};
 use crate::core::salesmanago::operation::{BatchOutcome, BatchUpsert, Lookup, ModifiedContacts, ModifiedPage};
 use crate::core::salesmanago::operation::{Delete, HasContact, SetSubscription, Upsert};
@@ -266,6 +266,9 @@ pub(super) struct Runner {
     known_etag: Option<String>,
     /// The lease's renewal under way.
     heartbeat: Option<Ticket>,
+    /// Dataverse's clock, as its answers tell it: what the lease and the watermarks are judged
+    /// and written by.
+    clock: ServiceClock,
 }
 
 impl Runner {
@@ -299,23 +302,21 @@ impl Runner {
             failing: None,
             known_etag: None,
             heartbeat: None,
+            clock: ServiceClock::default(),
         }
     }
 
-    /// Takes the lease of `job` for `user`: a guarded read and write of the record, whose
-    /// [`Output::Recorded`] carries the record's `columns` as they were.
-    pub(super) fn acquire(&mut self, job: JobColumns, user: User, record: &Map, now_ms: u64) -> Result<Ticket, Error> {
-        let lease = Lease::new(job, self.rng.key(), user, now_ms);
-        let mut guarded = Guarded::new(Map::new(), Purpose::Acquire, None);
-        match lease.judge(record, Purpose::Acquire, now_ms) {
-            Ok(Verdict::Running(holder)) => return Err(running(self.command, &holder, now_ms)),
-            // Free or stale as the host read it: write with its ETag (a `412` reads again).
-            Ok(Verdict::Write { etag }) => guarded.etag = Some(etag),
-            // Read without an ETag: read it again before writing.
-            Ok(Verdict::TakenOver(_) | Verdict::Released) | Err(_) => {}
-        }
-        self.lease = Some(lease);
-        Ok(self.issue(Request::Record(guarded)))
+    /// Takes the lease of `job` for `user`: a guarded read and write of the record. The record
+    /// is read first, whatever the host read: its answer tells Dataverse's time, by which the
+    /// lease there is judged and this run's is written.
+    pub(super) fn acquire(&mut self, job: JobColumns, user: User, now_ms: u64) -> Ticket {
+        self.lease = Some(Lease::new(job, self.rng.key(), user, now_ms));
+        self.issue(Request::Record(Guarded::new(Map::new(), Purpose::Acquire, None)))
+    }
+
+    /// `local_ms` on Dataverse's clock, as its answers so far tell it.
+    pub(super) fn dataverse_time(&self, local_ms: u64) -> u64 {
+        self.clock.at(local_ms)
     }
 
     /// Writes `columns` to the record under the lease; on `release`, gives the lease up.
@@ -419,10 +420,10 @@ impl Runner {
             }
             Request::Record(guarded) => {
                 let row = format!("{}({})", integration::ENTITY_SET, self.record_id);
-                match (&guarded.etag, &self.lease) {
+                match (&guarded.etag, self.lease.as_mut()) {
                     (Some(etag), Some(lease)) => {
                         let mut columns = guarded.columns.clone();
-                        let value = lease.value(guarded.purpose, self.handled, self.total, now_ms);
+                        let value = lease.value(guarded.purpose, self.handled, self.total, self.clock.at(now_ms));
                         columns.insert(lease.column.into(), value);
                         let body = Value::Object(columns).to_string();
                         // The answer holds the new ETag (`Prefer: return=representation`).
@@ -487,6 +488,9 @@ impl Runner {
     /// (or was not the job's).
     pub(super) fn answer(&mut self, ticket: Ticket, reply: Reply, now_ms: u64) -> Option<Result<Output, Error>> {
         let pending = self.pending.get_mut(&ticket).filter(|p| p.sent && !self.finished)?;
+        if let Reply::Dataverse(Ok(response)) = &reply {
+            self.clock.observe(response.date.as_deref(), now_ms);
+        }
         if let Reply::Part(bytes) = reply {
             // The download goes on: it stays with the host. A part for anything else is ignored.
             if !matches!(pending.request, Request::Download(_)) {
@@ -556,10 +560,11 @@ impl Runner {
             return Some(Err(Error::Dataverse(DvError::Refused { detail: "a record write without a lease".into() })));
         };
         let command = self.command;
+        let dataverse_now = self.clock.at(now_ms);
         match output {
-            Output::RecordRead(record) => match lease.judge(&record, guarded.purpose, now_ms) {
+            Output::RecordRead(record) => match lease.judge(&record, guarded.purpose, dataverse_now) {
                 Ok(Verdict::Write { etag }) => guarded.etag = Some(etag),
-                Ok(Verdict::Running(holder)) => return Some(Err(running(command, &holder, now_ms))),
+                Ok(Verdict::Running(holder)) => return Some(Err(running(command, &holder, dataverse_now))),
                 Ok(Verdict::Released) => {
                     lease.held = false;
                     return Some(Ok(Output::Recorded));
@@ -663,7 +668,7 @@ impl Runner {
     }
 }
 
-/// Why a job does not start: another run of it is alive.
+/// Why a job does not start: another run of it is alive (`now_ms` on Dataverse's clock).
 fn running(command: Command, holder: &Holder, now_ms: u64) -> Error {
     let message = Message::JobRunning {
         command,
@@ -736,9 +741,7 @@ fn read(request: &Request, client: &Client, reply: Reply) -> Result<Output, Erro
             // refusal, which names its reason.
             Ok(response) => Err(Error::Salesmanago(match (Refusal::of_body(&response.body), response.status) {
                 (Some(refusal), _) if client.relay.is_some() => SmError::Relay(refusal),
-                (_, 429) => {
-                    SmError::Throttled { retry_after: response.retry_after.as_deref().and_then(RetryAfter::parse) }
-                }
+                (_, 429) => SmError::Throttled { retry_after: response.wait() },
                 (_, status @ (408 | 500..=599)) => SmError::Server { status },
                 (_, status) => SmError::UnexpectedStatus { status },
             })),

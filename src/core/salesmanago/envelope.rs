@@ -4,7 +4,7 @@
 
 use crate::core::json::{self, Map, Value};
 
-use super::error::{RetryAfter, SmError};
+use super::error::SmError;
 use super::http::{HttpResponse, TransportFailure};
 
 /// The fields of a successful answer, and any `message` strings it carried.
@@ -23,7 +23,7 @@ pub fn open(outcome: Result<HttpResponse, TransportFailure>) -> Result<Payload, 
         match super::relay::Refusal::of_body(&response.body) {
             // The relay's own limits: waited out like SALESmanago's.
             Some(super::relay::Refusal::Rate | super::relay::Refusal::Busy) => {
-                let retry_after = response.retry_after.as_deref().and_then(RetryAfter::parse);
+                let retry_after = response.wait();
                 return Err(SmError::Throttled { retry_after });
             }
             Some(refusal) => return Err(SmError::Relay(refusal)),
@@ -33,7 +33,7 @@ pub fn open(outcome: Result<HttpResponse, TransportFailure>) -> Result<Payload, 
     match response.status {
         200..=299 => {}
         429 => {
-            let retry_after = response.retry_after.as_deref().and_then(RetryAfter::parse);
+            let retry_after = response.wait();
             return Err(SmError::Throttled { retry_after });
         }
         404 => return Err(SmError::UnknownMethod),
@@ -99,9 +99,10 @@ pub(crate) fn invalid(detail: &str) -> SmError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::salesmanago::error::RetryAfter;
 
     fn response(status: u16, body: &str) -> Result<HttpResponse, TransportFailure> {
-        Ok(HttpResponse { status, retry_after: None, body: body.into() })
+        Ok(HttpResponse { date: None, status, retry_after: None, body: body.into() })
     }
 
     #[test]
@@ -136,7 +137,8 @@ mod tests {
 
     #[test]
     fn statuses_are_classified() {
-        let mut throttled = HttpResponse { status: 429, retry_after: Some("7".into()), body: String::new() };
+        let mut throttled =
+            HttpResponse { date: None, status: 429, retry_after: Some("7".into()), body: String::new() };
         assert_eq!(open(Ok(throttled.clone())), Err(SmError::Throttled { retry_after: Some(RetryAfter::Seconds(7)) }));
         throttled.retry_after = Some("later".into());
         assert_eq!(open(Ok(throttled)), Err(SmError::Throttled { retry_after: None }));

@@ -2,8 +2,6 @@
 //! is in [`crate::core::i18n`]; whether to try again is [`crate::core::retry`]'s decision.
 //! No variant holds a secret: server messages and statuses only.
 
-use crate::core::mapping::normalize::Date;
-
 use super::http::TransportFailure;
 
 /// A failed SALESmanago call.
@@ -69,7 +67,7 @@ impl RetryAfter {
         if let Ok(seconds) = header.parse::<u64>() {
             return Some(RetryAfter::Seconds(seconds));
         }
-        http_date_ms(header).map(RetryAfter::At)
+        crate::core::clock::http_date_ms(header).map(RetryAfter::At)
     }
 
     /// Milliseconds to wait from `now_ms`.
@@ -79,47 +77,6 @@ impl RetryAfter {
             RetryAfter::At(at) => at.saturating_sub(now_ms),
         }
     }
-}
-
-/// An HTTP date (RFC 9110 §5.6.7) as Unix ms: the IMF-fixdate senders must use
-/// (`Sun, 06 Nov 1994 08:49:37 GMT`), and the obsolete RFC 850 (`Sunday, 06-Nov-94 08:49:37
-/// GMT`) and asctime (`Sun Nov  6 08:49:37 1994`) forms recipients should read.
-fn http_date_ms(header: &str) -> Option<u64> {
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let (day, month, year, time) = match header.split_once(',') {
-        Some((_, rest)) => {
-            let parts: Vec<&str> = rest.split_whitespace().collect();
-            match parts[..] {
-                [day, month, year, time, "GMT"] => (day, month, year, time),
-                [date, time, "GMT"] => {
-                    let mut date = date.split('-');
-                    let (day, month, year) = (date.next()?, date.next()?, date.next()?);
-                    (day, month, year, time)
-                }
-                _ => return None,
-            }
-        }
-        None => match header.split_whitespace().collect::<Vec<_>>()[..] {
-            [_, month, day, time, year] => (day, month, year, time),
-            _ => return None,
-        },
-    };
-    let month = MONTHS.iter().position(|m| *m == month)? as u8 + 1;
-    let year: u16 = match (year.len(), year.parse::<u16>().ok()?) {
-        (4, year) => year,
-        // RFC 850's two digits: the nearest year that is not more than 50 years ahead.
-        (2, yy) if yy < 70 => 2000 + yy,
-        (2, yy) => 1900 + yy,
-        _ => return None,
-    };
-    let date = Date::new(year, month, day.parse().ok()?)?;
-    let mut hms = time.split(':').map(|part| part.parse::<u64>().ok().filter(|_| part.len() == 2));
-    let (h, m, s) = (hms.next()??, hms.next()??, hms.next()??);
-    if hms.next().is_some() || h > 23 || m > 59 || s > 60 {
-        return None;
-    }
-    let days = u64::try_from(date.days_since_epoch()).ok()?;
-    Some((days * 86_400 + h * 3600 + m * 60 + s) * 1000)
 }
 
 impl SmError {

@@ -1,6 +1,7 @@
 //! Plain-data HTTP exchanges: the core builds [`HttpRequest`]s and reads [`HttpResponse`]s; the
 //! host performs them. Status codes are data here, classified by [`super::envelope`].
 
+use super::error::RetryAfter;
 use super::relay::RelayKey;
 
 /// A request to SALESmanago: always `POST` with a JSON body.
@@ -32,6 +33,21 @@ pub struct HttpResponse {
     pub retry_after: Option<String>,
     /// The body as text.
     pub body: String,
+    /// The `Date` header, if any: the server's clock ([`crate::core::clock`]).
+    pub date: Option<String>,
+}
+
+impl HttpResponse {
+    /// How long the server asks to wait (`Retry-After`). A date is read against the answer's
+    /// own `Date`, so the wait does not depend on this machine's clock.
+    pub fn wait(&self) -> Option<RetryAfter> {
+        let asked = RetryAfter::parse(self.retry_after.as_deref()?)?;
+        let said = self.date.as_deref().and_then(crate::core::clock::http_date_ms);
+        Some(match (asked, said) {
+            (RetryAfter::At(at), Some(now)) => RetryAfter::Seconds(at.saturating_sub(now).div_ceil(1000)),
+            (asked, _) => asked,
+        })
+    }
 }
 
 /// A request that got no HTTP response.

@@ -44,7 +44,7 @@ fn body<O: Operation>(operation: &O) -> Value {
 }
 
 fn ok<O: Operation>(operation: &O, answer: Value) -> Result<O::Output, SmError> {
-    let response = HttpResponse { status: 200, retry_after: None, body: answer.to_string() };
+    let response = HttpResponse { date: None, status: 200, retry_after: None, body: answer.to_string() };
     client().response(operation, Ok(response))
 }
 
@@ -216,7 +216,8 @@ fn through_a_relay_requests_go_unsigned_with_the_key_and_its_refusals_are_named(
     assert_eq!(request.relay_key.as_ref().map(RelayKey::authorization).as_deref(), Some("Bearer k1.abc"));
     assert!(!format!("{request:?}").contains("abc"), "the key is redacted");
     assert_eq!(client().request(&ListUsers, &nonce()).relay_key, None);
-    let answer = |status: u16, body: String| Ok(HttpResponse { status, retry_after: Some("3".into()), body });
+    let answer =
+        |status: u16, body: String| Ok(HttpResponse { date: None, status, retry_after: Some("3".into()), body });
     let op = HasContact { email: "a@b.pl".into() };
     assert_eq!(relay.response(&op, answer(401, Refusal::Key.body())), Err(SmError::Relay(Refusal::Key)));
     assert_eq!(

@@ -332,7 +332,8 @@ mod tests {
     fn the_deep_check_says_whether_the_relay_works_and_its_owner_is_a_user() {
         use crate::core::integration::ConnectionVerdict;
         use crate::core::salesmanago::{HttpResponse, SmError};
-        let answer = |status: u16, body: &str| Ok(HttpResponse { status, retry_after: None, body: body.into() });
+        let answer =
+            |status: u16, body: &str| Ok(HttpResponse { date: None, status, retry_after: None, body: body.into() });
         let ok = r#"{"status":"ok","salesmanago":"ok","owner":"ok"}"#;
         assert_eq!(check_verdict(answer(200, ok)), Ok(ConnectionVerdict::Ok));
         let stranger = r#"{"status":"ok","salesmanago":"ok","owner":"notAUser"}"#;

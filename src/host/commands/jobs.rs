@@ -182,7 +182,7 @@ async fn next_part(ticket: Ticket, mut body: Download) -> Event {
     match body.next().await {
         Ok(Some(bytes)) => Event::Part(ticket, bytes, Box::pin(next_part(ticket, body))),
         Ok(None) => {
-            let end = HttpResponse { status: body.status(), retry_after: None, body: String::new() };
+            let end = HttpResponse { date: None, status: body.status(), retry_after: None, body: String::new() };
             Event::Reply(ticket, Reply::Salesmanago(Ok(end)))
         }
         Err(failure) => Event::Reply(ticket, Reply::Salesmanago(Err(failure))),
