@@ -1,38 +1,37 @@
 //! Bursts: webhook deliveries arriving together (an import fires one a contact) wait until
-//! arrivals pause for [`IDLE`] (at most `RELAY_BURST_MS`) and go to SALESmanago as batch
-//! upserts of up to 400 contacts, with their
-//! statuses written back in one Dataverse `$batch`; each delivery is answered with its own
-//! contact's outcome, so a failure still answers 503 and Dataverse retries it. Which change of a
-//! contact goes is [`coalesce`]'s decision: its newest, never one older than what went already,
-//! and a deletion over everything else.
+//! arrivals pause for [`IDLE`] (at most `RELAY_BURST_MS`) and go together through the core's
+//! jobs ([`go`]): batch upserts of up to 400 contacts, their statuses written back in one
+//! Dataverse `$batch`. Each delivery is answered with its own contact's outcome, so a failure
+//! still answers 503 and Dataverse retries it. Which change of a contact goes is [`coalesce`]'s
+//! decision: one per contact, and a deletion over everything else.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
-use salesmanago_dynamics::core::dataverse::batch;
+use salesmanago_dynamics::core::command::BulkJob;
 use salesmanago_dynamics::core::dataverse::burst::{coalesce, Change, Fate, Sent};
-use salesmanago_dynamics::core::dataverse::contact::ContactRow;
-use salesmanago_dynamics::core::dataverse::schema::{contact, SyncStatus};
+use salesmanago_dynamics::core::dataverse::schema::{self, integration};
 use salesmanago_dynamics::core::i18n::{text, Lang, Message};
+use salesmanago_dynamics::core::integration::{Settings, SELECT};
+use salesmanago_dynamics::core::job::contact::{ContactStart, Task};
+use salesmanago_dynamics::core::job::lease::User;
+use salesmanago_dynamics::core::job::{Job, Start};
 use salesmanago_dynamics::core::json::{Map, Value};
-use salesmanago_dynamics::core::mapping::{to_salesmanago, Held, OutboundOptions};
-use salesmanago_dynamics::core::retry::is_transient;
-use salesmanago_dynamics::core::salesmanago::operation::{BatchUpsert, Channel, Delete, SetSubscription};
-use salesmanago_dynamics::core::salesmanago::SmError;
-use salesmanago_dynamics::core::sync::{self, unix_ms};
+use salesmanago_dynamics::core::salesmanago::operation::BatchUpsert;
 
-use crate::Relay;
+use crate::{driver, Relay};
 
 /// What to do for one contact.
 #[derive(Debug, Clone)]
 pub(crate) enum Work {
-    /// Send it as `row` says; the columns in `changed` count as deliberate.
-    Send { row: Map, changed: Vec<String> },
-    /// Delete it from SALESmanago, or opt it out (`opt_out`, as the record says), by its e-mail.
-    Remove { email: String, opt_out: bool },
+    /// Send it as Dataverse holds it now (the delivery's `version` at least); the columns in
+    /// `changed` count as deliberate.
+    Send { version: Option<u64>, changed: Vec<String> },
+    /// Delete it from SALESmanago, or opt it out (as the record says), by its e-mail.
+    Remove { email: String },
 }
 
 /// One contact's change.
@@ -44,19 +43,33 @@ pub(crate) struct Item {
 }
 
 /// How a change ended, when it did not fail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Done {
-    /// SALESmanago has it (sent, deleted or opted out).
+    /// SALESmanago has it (sent, deleted or opted out; or it had no such contact to remove).
     Went,
-    /// Not sendable (no valid e-mail).
-    Unsendable,
-    /// No newer than what went already.
+    /// Not sendable, with the reason written on the contact.
+    Unsendable(String),
+    /// No newer than what this relay sent already.
     Stale,
-    /// Deleting: SALESmanago had no such contact.
-    Absent,
+    /// The contact no longer exists in Dynamics: nothing to send (its deletion comes on its own).
+    Gone,
+    /// Deleted in Dynamics only: another contact there holds its e-mail, and the SALESmanago
+    /// contact stands for that one.
+    Kept,
+    /// Nothing to do, and why.
+    Ignored(&'static str),
 }
 
-pub(crate) type Answer = Result<Done, SmError>;
+/// Why a change did not go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Failed {
+    /// It may go on another try (Dataverse delivers once more after a 503; the catch-up after).
+    ForNow(String),
+    /// It cannot go as the relay is set up.
+    Refused(String),
+}
+
+pub(crate) type Answer = Result<Done, Failed>;
 
 /// The deliveries waiting, and when the first and the last of them came.
 struct Waiting {
@@ -76,19 +89,17 @@ const REMEMBERED: usize = 200_000;
 pub(crate) struct Burst {
     window: Duration,
     waiting: Mutex<Waiting>,
-    /// Statuses to write back, to [`writer`].
-    writes: mpsc::UnboundedSender<Vec<(String, Map)>>,
     /// What went last, by lower-case contact id (oldest first in the queue).
     sent: Mutex<(HashMap<String, Sent>, VecDeque<String>)>,
 }
 
 impl Burst {
-    /// Bursts gathered for `window` at most, their write-backs sent to `writes` (see [`writer`]).
-    pub(crate) fn new(window: Duration, writes: mpsc::UnboundedSender<Vec<(String, Map)>>) -> Burst {
+    /// Bursts gathered for `window` at most.
+    pub(crate) fn new(window: Duration) -> Burst {
         let now = Instant::now();
         let waiting = Waiting { items: Vec::new(), first: now, last: now };
         let sent = Mutex::new((HashMap::new(), VecDeque::new()));
-        Burst { window, waiting: Mutex::new(waiting), writes, sent }
+        Burst { window, waiting: Mutex::new(waiting), sent }
     }
 
     fn remember(&self, contact: &str, went: Sent) {
@@ -143,7 +154,7 @@ pub(crate) async fn submit(relay: &Arc<Relay>, item: Item) -> Answer {
     // gone, and the repeat finds it stale. A flush that panicked drops the reply: the same.
     match tokio::time::timeout(relay.config.answer_within, answer).await {
         Ok(Ok(answer)) => answer,
-        Ok(Err(_)) | Err(_) => Err(SmError::Server { status: 503 }),
+        Ok(Err(_)) | Err(_) => Err(Failed::ForNow("no answer within the time Dataverse waits".into())),
     }
 }
 
@@ -159,157 +170,167 @@ async fn flush(relay: Arc<Relay>) {
     }
 }
 
-/// The change `row` stands for: its version and modification time.
-fn change_of(contact: &str, row: &Map) -> Change {
-    // `versionnumber` is an Edm.Int64: a number, or text when the client asked for IEEE754Compatible.
-    let version = row.get(contact::VERSION).and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()));
-    let modified_ms = row.get(contact::MODIFIED_ON).and_then(Value::as_str).and_then(unix_ms);
-    Change { contact: contact.to_owned(), version, modified_ms, delete: false }
-}
-
-/// Does `items` now, together: their answers, in order.
+/// Does `items` now, together, with the core's jobs as the browser runs them: the contacts to
+/// send as "Export selected" of their rows as Dataverse holds them now (never an older version
+/// from a delivery that came late), the deleted ones each as a delete made in Dynamics already
+/// (`Task::Forget`: kept while another contact holds the e-mail). Their answers, in order.
 pub(crate) async fn go(relay: &Relay, items: &[Item]) -> Vec<Answer> {
+    let all = |answer: Answer| vec![answer; items.len()];
+    let Some(dataverse) = &relay.dataverse else {
+        return all(Err(Failed::Refused(
+            "the relay has no Dataverse access (DATAVERSE_URL and an app registration) to read the contact as it is now"
+                .into(),
+        )));
+    };
+    // The record's settings and the consent columns, now: never one process's memory.
+    let record_query = format!("{}?$select={}&$top=2", integration::ENTITY_SET, SELECT.join(","));
+    let (record, attributes) = tokio::join!(dataverse.get(&record_query), dataverse.get(schema::CONTACT_ATTRIBUTES));
+    let (record, attributes) = match (record, attributes) {
+        (Ok(record), Ok(attributes)) => (record, attributes),
+        _ => return all(Err(Failed::ForNow("Dataverse could not be read".into()))),
+    };
+    let rows: Vec<Map> = record
+        .get("value")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.as_object().cloned())
+        .collect();
+    let [row] = rows.as_slice() else {
+        return all(Ok(Done::Ignored("there is not exactly one SALESmanago Integration record")));
+    };
+    let settings = Settings::with(row, relay.client.clone());
+    if !settings.webhooks {
+        return all(Ok(Done::Ignored(
+            "webhooks are off on the SALESmanago Integration record: the browser sends changes on save",
+        )));
+    }
+    let consents = schema::consent_columns(&Value::Object(attributes));
     let changes: Vec<Change> = items
         .iter()
         .map(|item| match &item.work {
-            Work::Send { row, .. } => change_of(&item.contact, row),
+            Work::Send { version, .. } => {
+                Change { contact: item.contact.clone(), version: *version, modified_ms: None, delete: false }
+            }
             Work::Remove { .. } => {
                 Change { contact: item.contact.clone(), version: None, modified_ms: None, delete: true }
             }
         })
         .collect();
+    // Which change of a contact goes; what this relay sent already spares a read (an
+    // optimisation: the rows are read as they are now).
     let fates = {
         let sent = relay.burst.sent.lock().unwrap_or_else(|p| p.into_inner());
         coalesce(&changes, |contact| sent.0.get(contact).copied())
     };
-    let mut answers: Vec<Option<Answer>> = vec![None; items.len()];
     let now = crate::now_ms();
-    // The sends, as batch upserts.
-    let mut going = Vec::new();
+    let user = User { id: relay.config.app_user.clone().unwrap_or_default(), name: "SALESmanago relay".into() };
+    let mut selected = Vec::new();
+    let mut changed: Vec<(String, Vec<String>)> = Vec::new();
     for (index, item) in items.iter().enumerate() {
-        match (&fates[index], &item.work) {
-            (Fate::Stale, _) => answers[index] = Some(Ok(Done::Stale)),
-            (Fate::Go, Work::Send { row, changed }) => {
-                let options = OutboundOptions { now_ms: now, changed: changed.clone(), salesmanago: Held::Unread };
-                match to_salesmanago(&ContactRow::from_json(row), &options) {
-                    Ok(outbound) => going.push((index, row, outbound)),
-                    Err(_) => answers[index] = Some(Ok(Done::Unsendable)),
-                }
-            }
-            _ => {}
-        }
-    }
-    let mut writes = Vec::new();
-    // SALESmanago refusing a batch as a whole: halved until the contact it refuses is alone, as
-    // the browser's export does, so only that one fails.
-    let mut chunks: Vec<&[_]> = going.chunks(BatchUpsert::MAX).collect();
-    while let Some(chunk) = chunks.pop() {
-        let details: Vec<_> = chunk.iter().map(|(_, _, outbound)| outbound.details.clone()).collect();
-        let Some(call) = BatchUpsert::batches(&details).into_iter().next() else { continue };
-        let result = relay.perform(&call).await;
-        if chunk.len() > 1 && matches!(result, Err(SmError::Rejected { .. })) {
-            let (first, second) = chunk.split_at(chunk.len() / 2);
-            chunks.extend([second, first]);
-            continue;
-        }
-        for (index, row, outbound) in chunk {
-            // The outcome, and the reason written on the contact when it is refused for good (in
-            // the words the browser's export writes).
-            let (outcome, refused) = match &result {
-                Ok(done) => match done.of(&outbound.details) {
-                    Ok(id) => (Ok(id.to_owned()), None),
-                    Err((email, reason)) => {
-                        let message = Message::NotAccepted { email, reason: reason.clone() };
-                        (Err(SmError::Rejected { messages: reason.into_iter().collect() }), Some(message))
+        if let (Fate::Go, Work::Send { changed: columns, .. }) = (&fates[index], &item.work) {
+            selected.push(item.contact.clone());
+            // The columns set by every change of the contact in the burst.
+            let mut columns = columns.clone();
+            for (other, change) in items.iter().enumerate() {
+                if matches!(fates[other], Fate::RidesOn(winner) if winner == index) {
+                    if let Work::Send { changed: more, .. } = &change.work {
+                        columns.extend(more.iter().cloned());
                     }
-                },
-                Err(error) if is_transient(error) => (Err(error.clone()), None),
-                Err(error) => (Err(error.clone()), Some(Message::Salesmanago(error.clone()))),
-            };
-            let columns = match (&outcome, refused) {
-                (Ok(id), _) => sync::write_back(row, SyncStatus::Synced, Some(id), None, outbound.base.as_deref(), now),
-                (Err(_), Some(message)) => {
-                    sync::write_back(row, SyncStatus::Failed, None, Some(&text(&message, Lang::En)), None, now)
                 }
-                (Err(_), None) => None,
+            }
+            changed.push((item.contact.clone(), columns));
+        }
+    }
+    let export = (!selected.is_empty()).then(|| {
+        Job::new(Start {
+            job: BulkJob::ExportSelected,
+            lang: Lang::En,
+            settings: settings.clone(),
+            user: user.clone(),
+            record: row.clone(),
+            consents: consents.clone(),
+            selected: selected.clone(),
+            changed,
+            now_ms: now,
+            seed: crate::outgoing::seed(),
+        })
+    });
+    let forgets: Vec<(usize, Job)> = items
+        .iter()
+        .enumerate()
+        .filter_map(|(index, item)| match (&fates[index], &item.work) {
+            (Fate::Go, Work::Remove { email }) => Some((index, email)),
+            _ => None,
+        })
+        .map(|(index, email)| {
+            let task = Task::Forget { id: items[index].contact.clone(), email: email.clone() };
+            let start = ContactStart {
+                task,
+                lang: Lang::En,
+                settings: settings.clone(),
+                consents: consents.clone(),
+                now_ms: now,
+                seed: crate::outgoing::seed(),
             };
-            if let Some(columns) = columns {
-                writes.push((items[*index].contact.clone(), columns));
+            (index, Job::contact(start))
+        })
+        .collect();
+    let exported = async {
+        match export {
+            Some(mut job) => {
+                let result = driver::drive(relay, dataverse, &mut job).await;
+                Some((result, job.went().to_vec()))
             }
-            if outcome.is_ok() {
-                relay.burst.remember(&items[*index].contact, changes[*index].sent());
+            None => None,
+        }
+    };
+    let forgotten = futures_util::future::join_all(
+        forgets
+            .into_iter()
+            .map(|(index, mut job)| async move { (index, driver::drive(relay, dataverse, &mut job).await) }),
+    );
+    let (exported, forgotten) = tokio::join!(exported, forgotten);
+    let mut answers: Vec<Option<Answer>> = vec![None; items.len()];
+    if let Some((result, went)) = exported {
+        for (index, item) in items.iter().enumerate() {
+            if !(matches!(fates[index], Fate::Go) && matches!(item.work, Work::Send { .. })) {
+                continue;
             }
-            answers[*index] = Some(outcome.map(|_| Done::Went));
+            let id = item.contact.to_ascii_lowercase();
+            let sent = went.iter().find(|(w, _)| w.eq_ignore_ascii_case(&id));
+            answers[index] = Some(match (&result, sent) {
+                (_, Some((_, version))) => {
+                    relay.burst.remember(&id, Sent { version: *version, modified_ms: None });
+                    Ok(Done::Went)
+                }
+                (Ok(summary), None) => {
+                    match summary.tally.not_done.iter().find(|n| n.id.eq_ignore_ascii_case(&id)) {
+                        Some(n) if n.skipped => Ok(Done::Unsendable(n.reason.clone())),
+                        Some(n) => Err(Failed::ForNow(n.reason.clone())),
+                        // Not read: deleted since (its deletion comes on its own).
+                        None => Ok(Done::Gone),
+                    }
+                }
+                (Err(failure), None) => Err(Failed::ForNow(text(&failure.message, Lang::En))),
+            });
         }
     }
-    if relay.dataverse.is_some() && !writes.is_empty() {
-        // In order, off the answer's path: the writer sends them as they come, together.
-        let _ = relay.burst.writes.send(writes);
-    }
-    // The deletions, one by one: SALESmanago has no batch for them.
-    for (index, item) in items.iter().enumerate() {
-        if let (Fate::Go, Work::Remove { email, opt_out }) = (&fates[index], &item.work) {
-            answers[index] = Some(remove(relay, email, *opt_out).await);
-        }
+    for (index, result) in forgotten {
+        answers[index] = Some(match result {
+            Ok(summary) => match summary.message {
+                Message::Deleted { kept, .. } if kept > 0 => Ok(Done::Kept),
+                _ => Ok(Done::Went),
+            },
+            Err(failure) => Err(Failed::ForNow(text(&failure.message, Lang::En))),
+        });
     }
     (0..items.len())
         .map(|index| match fates[index] {
             Fate::RidesOn(winner) => answers[winner].clone(),
-            _ => answers[index].clone(),
+            Fate::Stale => Some(Ok(Done::Stale)),
+            Fate::Go => answers[index].clone(),
         })
-        .map(|answer| answer.unwrap_or(Ok(Done::Unsendable)))
+        .map(|answer| answer.unwrap_or(Ok(Done::Gone)))
         .collect()
-}
-
-async fn remove(relay: &Relay, email: &str, opt_out: bool) -> Answer {
-    let result = if opt_out {
-        let unsubscribe = |channel| SetSubscription { email: email.to_owned(), channel, subscribed: false };
-        match relay.perform(&unsubscribe(Channel::Newsletter)).await {
-            Ok(_) => relay.perform(&unsubscribe(Channel::Sms)).await.map(|_| ()),
-            Err(failed) => Err(failed),
-        }
-    } else {
-        relay.perform(&Delete { email: email.to_owned(), permanently: false }).await
-    };
-    match result {
-        Ok(()) => Ok(Done::Went),
-        Err(SmError::Rejected { messages })
-            if messages.iter().any(|m| m.to_ascii_lowercase().contains("not found")) =>
-        {
-            Ok(Done::Absent)
-        }
-        Err(error) => Err(error),
-    }
-}
-
-/// The writer: writes the statuses back in the order the bursts ended, as the application user
-/// (whose changes are never sent back), in `$batch`es of whatever has gathered meanwhile (up to
-/// 1,000). A failure is logged: the contact went, and its next change writes it again.
-pub(crate) async fn writer(relay: Arc<Relay>, mut writes: mpsc::UnboundedReceiver<Vec<(String, Map)>>) {
-    while let Some(mut gathered) = writes.recv().await {
-        while gathered.len() < batch::MAX_OPERATIONS {
-            match writes.try_recv() {
-                Ok(more) => gathered.extend(more),
-                Err(_) => break,
-            }
-        }
-        write_back(&relay, &gathered).await;
-    }
-}
-
-async fn write_back(relay: &Relay, writes: &[(String, Map)]) {
-    let Some(dataverse) = &relay.dataverse else { return };
-    for chunk in writes.chunks(batch::MAX_OPERATIONS) {
-        let body = batch::updates(&dataverse.service_root(), contact::ENTITY_SET, chunk, &crate::now_ms().to_string());
-        match dataverse.batch(&body).await {
-            Ok(outcomes) => {
-                for refused in outcomes.into_iter().filter_map(Result::err) {
-                    tracing::warn!(target: "request", method = "dataverse/write", error = refused.as_str());
-                }
-            }
-            Err(error) => {
-                tracing::warn!(target: "request", method = "dataverse/write", error = format!("{error:?}").as_str())
-            }
-        }
-    }
 }

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use axum::http::header;
 use salesmanago_dynamics::core::dataverse::batch::{self, BatchBody};
+use salesmanago_dynamics::core::dataverse::error::DvFailure;
 use salesmanago_dynamics::core::json::{self, Map, Value};
+use salesmanago_dynamics::core::salesmanago::HttpResponse;
 use tokio::sync::Mutex;
 
 /// Where and as whom the relay reaches Dataverse.
@@ -229,6 +231,49 @@ impl Dataverse {
 }
 
 /// The largest Dataverse answer read (a page of 400 contacts with every column is well under).
+/// A Web API request as a core job asks for it ([`crate::driver`]).
+pub(crate) enum Method<'a> {
+    Get,
+    /// `POST` of this content type and body.
+    Post(&'a str, &'a str),
+    /// `PATCH` of this JSON body with `If-Match`.
+    Patch(&'a str, &'a str),
+    Delete,
+}
+
+impl Dataverse {
+    /// One Web API request (`url` absolute, under [`Dataverse::service_root`]), as it came back:
+    /// status, `Retry-After`, `Date` and body. Interprets and retries nothing: the core's job
+    /// does (`core::retry`).
+    pub(crate) async fn exchange(&self, url: &str, prefer: &str, send: Method<'_>) -> Result<HttpResponse, DvFailure> {
+        let failed = |message: &str| DvFailure { message: message.to_owned(), ..DvFailure::default() };
+        let token = self.token().await.map_err(|e| failed(&format!("{e:?}")))?;
+        let mut request = match send {
+            Method::Get => self.http.get(url),
+            Method::Post(content_type, body) => {
+                self.http.post(url).header(header::CONTENT_TYPE, content_type).body(body.to_owned())
+            }
+            Method::Patch(if_match, body) => self
+                .http
+                .patch(url)
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::IF_MATCH, if_match)
+                .body(body.to_owned()),
+            Method::Delete => self.http.delete(url),
+        };
+        request = request.bearer_auth(token).header(header::ACCEPT, "application/json").header("OData-Version", "4.0");
+        if !prefer.is_empty() {
+            request = request.header("Prefer", prefer);
+        }
+        let response = request.send().await.map_err(|_| failed("Dataverse could not be reached"))?;
+        let status = response.status().as_u16();
+        let header_text = |name| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let (retry_after, date) = (header_text(header::RETRY_AFTER), header_text(header::DATE));
+        let body = read(response).await.map_err(|_| failed("the answer was cut off"))?;
+        Ok(HttpResponse { status, retry_after, body, date })
+    }
+}
+
 const MAX_ANSWER: usize = 64 * 1024 * 1024;
 
 /// The text of `response`, at most [`MAX_ANSWER`] bytes.

@@ -19,12 +19,12 @@ mod burst;
 mod catchup;
 pub mod config;
 pub mod dataverse;
+mod driver;
 mod files;
 mod intake;
 pub mod keys;
 mod limits;
 mod outgoing;
-mod record;
 pub mod register;
 pub mod server;
 mod upstream;
@@ -66,8 +66,6 @@ struct Relay {
     seen: webhook::Seen,
     /// Deliveries gathered into batch upserts.
     burst: burst::Burst,
-    /// The integration record's settings, as last read.
-    record: record::Record,
     /// Dataverse, as the integration's application user, when configured.
     dataverse: Option<dataverse::Dataverse>,
 }
@@ -79,7 +77,6 @@ pub fn app(config: Config) -> Router {
     let client = Client { endpoint: config.endpoint.clone(), credentials: config.credentials.clone(), relay: None };
     let files = FileSigner::new(config.credentials.sign("salesmanago-relay files").as_bytes());
     let dataverse = config.dataverse.clone().map(|c| dataverse::Dataverse::new(c, upstream.api.clone()));
-    let (writes, written) = tokio::sync::mpsc::unbounded_channel();
     let urls = relay::METHODS
         .iter()
         .filter_map(|m| Some((m.name, reqwest::Url::parse(&config.endpoint.url(m.name)).ok()?)))
@@ -93,13 +90,11 @@ pub fn app(config: Config) -> Router {
         files,
         deep: api::DeepCheck::default(),
         seen: webhook::Seen::new(),
-        burst: burst::Burst::new(config.burst, writes),
-        record: record::Record::new(),
+        burst: burst::Burst::new(config.burst),
         dataverse,
         config,
     };
     let state = Arc::new(relay);
-    tokio::spawn(burst::writer(state.clone(), written));
     if state.dataverse.is_some() && !state.config.catch_up.is_zero() {
         tokio::spawn(catchup::every(state.clone()));
     }
@@ -224,6 +219,46 @@ impl Relay {
         let retry_after = retry_after.map(|v| intake::cut(&v, 40));
         let bytes = upstream::capped(response, self.config.max_answer).await?;
         Ok((status.as_u16(), retry_after, bytes))
+    }
+}
+
+impl Relay {
+    /// POSTs a request the core built and signed (a job's call) to SALESmanago: its answer with
+    /// `Date`, or why there was none (a redirect, never followed, counts as unreachable).
+    pub(crate) async fn post_signed(
+        &self,
+        request: &HttpRequest,
+        timeout: Duration,
+    ) -> Result<HttpResponse, TransportFailure> {
+        let sent = self
+            .upstream
+            .api
+            .post(&request.url)
+            .header(header::CONTENT_TYPE, HttpRequest::CONTENT_TYPE)
+            .header(header::ACCEPT, HttpRequest::ACCEPT)
+            .timeout(timeout.min(self.config.upstream_timeout))
+            .body(request.body.clone())
+            .send()
+            .await;
+        let response = match sent.map_err(|e| upstream::failure(&e)) {
+            Ok(response) => response,
+            Err(Refusal::Timeout) => return Err(TransportFailure::Timeout),
+            Err(_) => return Err(TransportFailure::Network),
+        };
+        let status = response.status();
+        if status.is_redirection() {
+            return Err(TransportFailure::Network);
+        }
+        let header_text = |name| response.headers().get(name).and_then(|v| v.to_str().ok()).map(|v| intake::cut(v, 40));
+        let (retry_after, date) = (header_text(header::RETRY_AFTER), header_text(header::DATE));
+        match upstream::capped(response, self.config.max_answer).await {
+            Ok(bytes) => {
+                let body = String::from_utf8_lossy(&bytes).into_owned();
+                Ok(HttpResponse { status: status.as_u16(), retry_after, body, date })
+            }
+            Err(Refusal::Timeout) => Err(TransportFailure::Timeout),
+            Err(_) => Err(TransportFailure::Network),
+        }
     }
 }
 

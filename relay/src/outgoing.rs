@@ -79,6 +79,16 @@ pub(crate) fn api_key() -> Option<String> {
     Some(key)
 }
 
+/// Random bits for a core job's request keys and jitter.
+pub(crate) fn seed() -> u64 {
+    let mut random = [0u8; 8];
+    // Without the system's randomness, the time still tells two runs apart.
+    if getrandom::fill(&mut random).is_err() {
+        return crate::now_ms();
+    }
+    u64::from_le_bytes(random)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,12 +26,12 @@ use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 
+use salesmanago_dynamics::core::dataverse::contact;
 use salesmanago_dynamics::core::dataverse::event::{self, Event, Plan, SIZE_EXCEEDED_HEADER};
 use salesmanago_dynamics::core::dataverse::registration;
-use salesmanago_dynamics::core::retry::is_transient;
 
-use crate::burst::{self, Done, Item, Work};
-use crate::{intake, json_response, keys, record, Relay};
+use crate::burst::{self, Done, Failed, Item, Work};
+use crate::{intake, json_response, keys, Relay};
 
 /// Operation ids of deliveries already acted on, the newest last.
 pub(crate) struct Seen {
@@ -133,32 +133,17 @@ async fn handle(relay: &Arc<Relay>, headers: &HeaderMap, body: Body) -> (Respons
     if event.operation.as_deref().is_some_and(|id| relay.seen.contains(id)) {
         return (answer(200, "repeated", "this delivery was acted on before"), change, "repeated");
     }
-    let settings = record::settings(relay).await;
-    if !settings.webhooks {
-        let reason = "webhooks are off on the SALESmanago Integration record: the browser sends changes on save";
-        return (answer(200, "ignored", reason), change, "ignore");
-    }
-    let mut planned = event::plan(&event, relay.config.app_user.as_deref());
-    if let Plan::ReadBack(id) = &planned {
-        // The event does not say enough: the contact as Dataverse holds it now.
-        let Some(dataverse) = &relay.dataverse else {
-            let reason = "the event does not say enough, and the relay has no Dataverse access (DATAVERSE_URL) to read the contact back";
-            return (answer(200, "skipped", reason), change, "readBack");
-        };
-        match dataverse.contact(id).await {
-            Ok(row) => planned = Plan::Send { row, changed: event.target.keys().cloned().collect() },
-            Err(error) if error.transient() => return (answer(503, "failed", "Dataverse"), change, "readBack"),
-            Err(_) => return (answer(400, "refused", "the contact could not be read back"), change, "readBack"),
-        }
-    }
-    let (kind, work) = match planned {
+    let work = match event::plan(&event, relay.config.app_user.as_deref()) {
         Plan::Ignore(reason) => return (answer(200, "ignored", reason), change, "ignore"),
-        Plan::ReadBack(_) => unreachable!("read back above"),
-        Plan::Send { row, changed } => ("send", Work::Send { row, changed }),
-        Plan::Remove { email } => {
-            let opt_out = settings.opt_out_on_delete;
-            (if opt_out { "optOut" } else { "delete" }, Work::Remove { email, opt_out })
-        }
+        // The contact goes as Dataverse holds it now (read for the burst): the event's row
+        // only tells its version, and which columns the request set.
+        Plan::ReadBack(_) => Work::Send { version: None, changed: event.target.keys().cloned().collect() },
+        Plan::Send { row, changed } => Work::Send { version: contact::version(&row), changed },
+        Plan::Remove { email } => Work::Remove { email },
+    };
+    let kind = match work {
+        Work::Send { .. } => "send",
+        Work::Remove { .. } => "remove",
     };
     let response = match burst::submit(relay, Item { contact: event.id.clone(), work }).await {
         Ok(done) => {
@@ -168,13 +153,19 @@ async fn handle(relay: &Arc<Relay>, headers: &HeaderMap, body: Body) -> (Respons
             match done {
                 Done::Went => answer(200, "done", ""),
                 Done::Stale => answer(200, "done", "this change of the contact, or a newer one, went already"),
-                Done::Absent => answer(200, "done", "SALESmanago has no such contact"),
-                Done::Unsendable => answer(200, "skipped", "the contact cannot be sent (no valid e-mail)"),
+                Done::Gone => answer(200, "done", "the contact no longer exists in Dynamics: nothing to send"),
+                Done::Kept => answer(
+                    200,
+                    "kept",
+                    "another Dynamics contact holds the e-mail: the SALESmanago contact stands for it and stays",
+                ),
+                Done::Unsendable(reason) => answer(200, "skipped", &reason),
+                Done::Ignored(reason) => answer(200, "ignored", reason),
             }
         }
         // Dataverse retries once after a 503; the catch-up repairs what fails twice.
-        Err(error) if is_transient(&error) => answer(503, "failed", error.kind()),
-        Err(error) => answer(400, "refused", error.kind()),
+        Err(Failed::ForNow(reason)) => answer(503, "failed", &reason),
+        Err(Failed::Refused(reason)) => answer(400, "refused", &reason),
     };
     (response, change, kind)
 }
@@ -194,6 +185,6 @@ pub(crate) async fn catch_up_now(
             let body = salesmanago_dynamics::object! {"sent": done.sent, "skipped": done.skipped, "failed": done.failed, "watermark": watermark};
             json_response(200, body.to_string())
         }
-        Err(error) => answer(if error.transient() { 503 } else { 502 }, "failed", &format!("{error:?}")),
+        Err(stopped) => answer(if stopped.transient { 503 } else { 502 }, "failed", &stopped.reason),
     }
 }

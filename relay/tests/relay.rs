@@ -141,7 +141,8 @@ async fn the_relay_forwards_signed_calls_refuses_the_rest_and_logs_no_secret() {
     let upsert = send(call("contact/upsert", &key, ORIGIN, body)).await;
     assert_eq!((upsert.status, upsert.body.as_str()), (200, r#"{"success":true,"message":[],"contactId":"sm-1"}"#));
     assert_eq!(upsert.headers["access-control-allow-origin"], ORIGIN);
-    assert!(upsert.headers["access-control-expose-headers"].to_str().unwrap().eq_ignore_ascii_case("Retry-After"));
+    let exposed = upsert.headers["access-control-expose-headers"].to_str().unwrap().to_ascii_lowercase();
+    assert_eq!(exposed.split(',').map(str::trim).collect::<Vec<_>>(), ["retry-after", "date"]);
     {
         let seen = seen.lock().unwrap();
         let (method, sent) = seen.last().unwrap();

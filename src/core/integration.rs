@@ -52,6 +52,42 @@ pub struct Settings {
 /// The default of [`Settings::concurrency`]: well under Dataverse's 52 concurrent requests.
 pub const DEFAULT_CONCURRENCY: u32 = 4;
 
+/// What the record says the synchronisation does, besides the connection: read by this one
+/// function, with one set of defaults, by the browser and by the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Behaviour {
+    /// Deleting a contact only opts it out in SALESmanago (off when not set).
+    pub opt_out_on_delete: bool,
+    /// Changes reach SALESmanago through the relay's webhook (off when not set).
+    pub webhooks: bool,
+    /// Most concurrent requests of bulk jobs (1 to 16; [`DEFAULT_CONCURRENCY`] when not set).
+    pub concurrency: u32,
+}
+
+/// The record's [`Behaviour`]. Its Yes/No columns read as booleans, as the Web API gives them;
+/// anything else counts as not set.
+pub fn behaviour(row: &Map) -> Behaviour {
+    let yes = |column: &str| row.get(column).and_then(Value::as_bool).unwrap_or(false);
+    let concurrency = row
+        .get(integration::CONCURRENCY)
+        .and_then(Value::as_u64)
+        .map_or(DEFAULT_CONCURRENCY, |n| n.clamp(1, 16) as u32);
+    Behaviour {
+        opt_out_on_delete: yes(integration::OPT_OUT_ON_DELETE),
+        webhooks: yes(integration::WEBHOOKS),
+        concurrency,
+    }
+}
+
+impl Settings {
+    /// The settings of the record `row` over `client`: the browser's from the record, the
+    /// relay's own (it holds the credentials itself).
+    pub fn with(row: &Map, client: Client) -> Settings {
+        let Behaviour { opt_out_on_delete, webhooks, concurrency } = behaviour(row);
+        Settings { id: text(row, integration::ID), client, opt_out_on_delete, webhooks, concurrency }
+    }
+}
+
 fn text(row: &Map, column: &str) -> String {
     row.get(column).and_then(Value::as_str).map(str::trim).unwrap_or_default().to_owned()
 }
@@ -79,17 +115,7 @@ pub fn settings(rows: &[Map]) -> Result<Settings, SettingsError> {
         return Err(SettingsError::Incomplete);
     }
     let endpoint = Endpoint::parse(&text(row, integration::ENDPOINT)).map_err(SettingsError::Endpoint)?;
-    let concurrency = row
-        .get(integration::CONCURRENCY)
-        .and_then(Value::as_u64)
-        .map_or(DEFAULT_CONCURRENCY, |n| n.clamp(1, 16) as u32);
-    Ok(Settings {
-        id: text(row, integration::ID),
-        client: Client { endpoint, credentials, relay },
-        opt_out_on_delete: row.get(integration::OPT_OUT_ON_DELETE).and_then(Value::as_bool).unwrap_or(false),
-        webhooks: row.get(integration::WEBHOOKS).and_then(Value::as_bool).unwrap_or(false),
-        concurrency,
-    })
+    Ok(Settings::with(row, Client { endpoint, credentials, relay }))
 }
 
 /// The retry policy of interactive commands: the default.
@@ -173,6 +199,17 @@ mod tests {
         let settings = settings(&[r]).unwrap();
         assert_eq!(settings.concurrency, DEFAULT_CONCURRENCY);
         assert!(!settings.opt_out_on_delete);
+    }
+
+    #[test]
+    fn the_behaviour_has_one_set_of_defaults() {
+        let off = Behaviour { opt_out_on_delete: false, webhooks: false, concurrency: DEFAULT_CONCURRENCY };
+        assert_eq!(behaviour(&Map::new()), off);
+        // Only a Yes/No answer counts: an option set's number or text is not one.
+        let odd = row(json!({"new_webhooks": 1, "new_optoutondelete": "true", "new_concurrency": "8"}));
+        assert_eq!(behaviour(&odd), off);
+        let on = row(json!({"new_webhooks": true, "new_optoutondelete": true, "new_concurrency": 0}));
+        assert_eq!(behaviour(&on), Behaviour { opt_out_on_delete: true, webhooks: true, concurrency: 1 });
     }
 
     #[test]

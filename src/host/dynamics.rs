@@ -293,23 +293,11 @@ impl Ui {
 /// The contact table's consent columns (`new_consent_<name>`), read from its metadata at run
 /// time, so an admin adds one without any change here.
 pub(crate) async fn consent_columns(ui: &Ui) -> Result<Vec<String>> {
-    let url = format!(
-        "{}/api/data/v9.2/EntityDefinitions(LogicalName='contact')/Attributes?$select=LogicalName,AttributeType",
-        ui.client_url()?
-    );
+    use crate::core::dataverse::schema;
+    let url = format!("{}/api/data/v9.2/{}", ui.client_url()?, schema::CONTACT_ATTRIBUTES);
     let text = patiently(|| web_api(&url)).await?;
     let body = json::from_str(&text).map_err(|e| ClientApiError::new(e.to_string()))?;
-    let mut columns: Vec<String> = body["value"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|a| a["AttributeType"] == "Boolean")
-        .filter_map(|a| a["LogicalName"].as_str())
-        .filter(|name| crate::core::dataverse::schema::consent_name(name).is_some())
-        .map(str::to_owned)
-        .collect();
-    columns.sort_unstable();
-    Ok(columns)
+    Ok(schema::consent_columns(&body))
 }
 
 impl FormContext {

@@ -110,6 +110,7 @@ impl World {
             record,
             consents: vec!["new_consent_marketing".into()],
             selected: Vec::new(),
+            changed: Vec::new(),
             now_ms: self.local(),
             seed: self.rng.next(),
         })

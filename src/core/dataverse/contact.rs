@@ -30,6 +30,7 @@ pub const SELECT: &[&str] = &[
     contact::DO_NOT_SMS,
     contact::SALESMANAGO_ID,
     contact::MODIFIED_ON,
+    contact::VERSION,
 ];
 
 /// One contact row.
@@ -110,6 +111,12 @@ impl ContactRow {
     pub fn id(&self) -> Option<String> {
         self.get(contact::ID).map(|id| id.trim_matches(|c| c == '{' || c == '}').to_ascii_lowercase())
     }
+}
+
+/// A row's version (`versionnumber`, which every write raises; an Edm.Int64: a number, or text
+/// when the client asked for IEEE754Compatible).
+pub fn version(row: &Map) -> Option<u64> {
+    row.get(contact::VERSION).and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
 }
 
 #[cfg(test)]

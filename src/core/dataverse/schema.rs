@@ -220,6 +220,27 @@ impl SyncStatus {
     }
 }
 
+/// The contact table's attributes as the Web API lists them, under its root: what
+/// [`consent_columns`] reads.
+pub const CONTACT_ATTRIBUTES: &str =
+    "EntityDefinitions(LogicalName='contact')/Attributes?$select=LogicalName,AttributeType";
+
+/// The consent columns (Yes/No columns named `new_consent_<name>`) in the answer to
+/// [`CONTACT_ATTRIBUTES`], sorted.
+pub fn consent_columns(attributes: &crate::core::json::Value) -> Vec<String> {
+    let mut columns: Vec<String> = attributes["value"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["AttributeType"] == "Boolean")
+        .filter_map(|a| a["LogicalName"].as_str())
+        .filter(|name| consent_name(name).is_some())
+        .map(str::to_owned)
+        .collect();
+    columns.sort_unstable();
+    columns
+}
+
 /// The SALESmanago consent name behind a consent column, if `column` is one: the part after
 /// `new_consent_`, in upper case as SALESmanago names consents (`new_consent_marketing` →
 /// `MARKETING`). Column names are compared case-insensitively, as Dataverse logical names are

@@ -113,6 +113,15 @@ pub enum Task {
         /// The user's id (without braces): a contact is touched only where the user may delete it.
         user: String,
     },
+    /// A contact deleted in Dynamics already (a webhook's delete, or one the catch-up found):
+    /// delete it in SALESmanago (or opt it out there), as a delete from the form would, unless
+    /// another contact still holds its e-mail.
+    Forget {
+        /// The deleted contact's id.
+        id: String,
+        /// Its e-mail, as it was.
+        email: String,
+    },
 }
 
 impl Task {
@@ -123,7 +132,7 @@ impl Task {
             Task::Check { .. } => Command::ContactOpened,
             Task::Send { .. } => Command::SendContact,
             Task::Saved { .. } => Command::ContactSaved,
-            Task::Delete { .. } => Command::DeleteContacts,
+            Task::Delete { .. } | Task::Forget { .. } => Command::DeleteContacts,
         }
     }
 }
@@ -251,6 +260,14 @@ impl ContactCommand {
                 let query = format!("{}{}", path(id), select(&self.consents));
                 self.stage = Stage::Reading(run.issue(Request::Row(query)));
             }
+            Task::Forget { email: raw, .. } => match email(raw.trim()) {
+                Ok(address) => self.stage = sharing(raw.trim(), address, run),
+                // Nothing SALESmanago could hold: nothing to remove.
+                Err(_) => {
+                    self.deleted = 1;
+                    self.deleted_all(run);
+                }
+            },
             Task::Delete { ids, .. } if ids.is_empty() => self.end(run, Err(save_first())),
             Task::Delete { ids, .. } => {
                 let message = Message::DeleteConfirm { count: ids.len(), opt_out_only: self.opt_out_only };
@@ -271,7 +288,7 @@ impl ContactCommand {
                     Task::Fetch { .. } | Task::Check { .. } => self.lookup(row, run),
                     // Send and sync on save read SALESmanago's side first (the consent rule).
                     Task::Send { .. } | Task::Saved { .. } => self.lookup(row, run),
-                    Task::Delete { .. } => self.end(run, Err(unexpected().into())),
+                    Task::Delete { .. } | Task::Forget { .. } => self.end(run, Err(unexpected().into())),
                 },
                 other => self.end(run, Err(failure(other))),
             },
@@ -450,6 +467,7 @@ impl ContactCommand {
         match &self.task {
             Task::Fetch { id } | Task::Check { id } | Task::Send { id, .. } | Task::Saved { id, .. } => id.as_deref(),
             Task::Delete { ids, .. } => ids.get(self.next).map(String::as_str),
+            Task::Forget { id, .. } => (self.next == 0).then_some(id.as_str()),
         }
     }
 
@@ -472,7 +490,12 @@ impl ContactCommand {
     /// whose SALESmanago step fails stays in Dynamics, and the user can try again.
     fn delete_step(&mut self, step: DeleteStep, result: Result<Output, Error>, run: &mut Runner) {
         let id = self.id().unwrap_or_default().to_owned();
-        let remove = || Ok(Some((Request::Remove(path(&id)), DeleteStep::Removing)));
+        // Deleted in Dynamics already (a webhook's), or now.
+        let gone = matches!(self.task, Task::Forget { .. });
+        let remove = || match gone {
+            true => Ok(None),
+            false => Ok(Some((Request::Remove(path(&id)), DeleteStep::Removing))),
+        };
         let unsubscribe = |email: String, channel| {
             let call = Call::Subscribe(SetSubscription { email: email.clone(), channel, subscribed: false });
             Ok(Some((Request::Call(call), DeleteStep::OptingOut(email, channel))))
@@ -487,11 +510,10 @@ impl ContactCommand {
             (DeleteStep::Reading, Ok(Output::Row(row))) => {
                 let raw = ContactRow::from_json(&row).get(contact::EMAIL).map(|e| e.trim().to_owned());
                 match raw.as_deref().and_then(|e| email(e).ok()) {
-                    Some(address) => {
-                        let filter = one_of(contact::EMAIL, &[raw.unwrap_or_default()]);
-                        let query = format!("?$select={}&$filter={filter}&$top=2", contact::ID);
-                        Ok(Some((Request::Read(query), DeleteStep::Sharing(address))))
-                    }
+                    Some(address) => Ok(Some((
+                        Request::Read(sharing_query(raw.as_deref().unwrap_or_default())),
+                        DeleteStep::Sharing(address),
+                    ))),
                     None => remove(),
                 }
             }
@@ -535,7 +557,7 @@ impl ContactCommand {
 
     fn deleted_all(&mut self, run: &mut Runner) {
         let on_form = matches!(self.task, Task::Delete { on_form: true, .. });
-        if !on_form {
+        if matches!(self.task, Task::Delete { on_form: false, .. }) {
             run.emit(Action::Form { ticket: None, act: FormAction::RefreshGrid });
         }
         let failures = std::mem::take(&mut self.failures);
@@ -586,4 +608,15 @@ fn failure(result: Result<Output, Error>) -> JobFailure {
         Err(error) => error.into(),
         Ok(_) => unexpected().into(),
     }
+}
+
+/// "Does another contact hold this e-mail?": the read of the delete's sharing rule.
+fn sharing_query(raw: &str) -> String {
+    let filter = one_of(contact::EMAIL, &[raw.to_owned()]);
+    format!("?$select={}&$filter={filter}&$top=2", contact::ID)
+}
+
+/// Asks whether another contact holds `raw` (whose address is `address`).
+fn sharing(raw: &str, address: String, run: &mut Runner) -> Stage {
+    Stage::Deleting(run.issue(Request::Read(sharing_query(raw))), DeleteStep::Sharing(address))
 }

@@ -65,6 +65,11 @@ pub(super) struct Export {
     after: Option<String>,
     checkpoint: Option<Ticket>,
     ending: Ending,
+    /// The columns each contact's change set deliberately (lower-case id), as webhook events
+    /// tell them: the consent rule takes a change there as the user's.
+    changed: SortedMap<String, Vec<String>>,
+    /// "Export selected": each contact sent, with its row's version.
+    went: Vec<(String, Option<u64>)>,
 }
 
 /// The checkpoint of an interrupted "Export all": the last contact done and the counts up to it.
@@ -126,6 +131,8 @@ impl Export {
             after,
             checkpoint: None,
             ending: Ending::new(start.job),
+            changed: start.changed.iter().map(|(id, columns)| (id.to_ascii_lowercase(), columns.clone())).collect(),
+            went: Vec::new(),
         }
     }
 
@@ -258,7 +265,8 @@ impl Export {
             page.rows.push(parsed);
             page.maps.push(map);
             page.sent.push(false);
-            match to_salesmanago(&page.rows[at], &OutboundOptions { now_ms, ..OutboundOptions::default() }) {
+            let changed = parsed_id(&page.rows[at]).and_then(|id| self.changed.get(&id)).cloned().unwrap_or_default();
+            match to_salesmanago(&page.rows[at], &OutboundOptions { now_ms, changed, ..OutboundOptions::default() }) {
                 Ok(outbound) => page.sendable.push((at, outbound.details, outbound.warnings, outbound.base)),
                 Err(skip) => {
                     let reason = text(&Message::Skipped(skip), run.lang);
@@ -295,6 +303,11 @@ impl Export {
     /// in order.
     fn complete(&mut self, index: usize, run: &mut Runner, now_ms: u64) {
         let Some(page) = self.pages.remove(&index) else { return };
+        if !self.all && self.watermark.is_none() {
+            for (at, map) in page.maps.iter().enumerate().filter(|(at, _)| page.sent[*at]) {
+                self.went.push((page.rows[at].id().unwrap_or_default(), crate::core::dataverse::contact::version(map)));
+            }
+        }
         self.ahead.insert(index, (page.tally, page.last));
         while let Some((tally, last)) = self.ahead.remove(&self.next_done) {
             self.prefix.merge(tally);
@@ -348,5 +361,17 @@ impl Page {
             let listed = not_done(&self.rows[at], false, reason);
             self.tally.not_done(listed);
         }
+    }
+}
+
+/// A row's id, in lower case.
+fn parsed_id(row: &ContactRow) -> Option<String> {
+    row.id().map(|id| id.to_ascii_lowercase())
+}
+
+impl Export {
+    /// "Export selected": each contact sent, with its row's version.
+    pub(super) fn went(&self) -> &[(String, Option<u64>)] {
+        &self.went
     }
 }

@@ -216,6 +216,9 @@ pub struct Start {
     pub consents: Vec<String>,
     /// The contacts selected in a grid (ids without braces).
     pub selected: Vec<String>,
+    /// The columns each contact's change set deliberately (webhook events): the consent rule
+    /// takes a change there as the user's. Empty in the browser.
+    pub changed: Vec<(String, Vec<String>)>,
     /// Now, Unix ms.
     pub now_ms: u64,
     /// Random bits for request keys and jitter.
@@ -313,6 +316,14 @@ impl Job {
                 return None;
             }
             self.advance(now_ms);
+        }
+    }
+
+    /// "Export selected": each contact sent so far, with its row's version.
+    pub fn went(&self) -> &[(String, Option<u64>)] {
+        match &self.kind {
+            Some(Kind::Export(job)) => job.went(),
+            _ => &[],
         }
     }
 

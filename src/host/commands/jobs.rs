@@ -43,6 +43,7 @@ pub(super) async fn run(context: Context, job: BulkJob) -> Outcome {
         record,
         consents,
         selected: context.selected_ids.clone(),
+        changed: Vec::new(),
         now_ms: now_ms(),
         seed: random_seed(),
     };
