@@ -30,7 +30,7 @@ use salesmanago_dynamics::core::dataverse::contact;
 use salesmanago_dynamics::core::dataverse::event::{self, Event, Plan, SIZE_EXCEEDED_HEADER};
 use salesmanago_dynamics::core::dataverse::registration;
 
-use crate::burst::{self, Done, Failed, Item, Work};
+use crate::burst::{self, Delivery, Done, Failed, Work};
 use crate::{intake, json_response, keys, Relay};
 
 /// Operation ids of deliveries already acted on, the newest last.
@@ -145,7 +145,7 @@ async fn handle(relay: &Arc<Relay>, headers: &HeaderMap, body: Body) -> (Respons
         Work::Send { .. } => "send",
         Work::Remove { .. } => "remove",
     };
-    let response = match burst::submit(relay, Item { contact: event.id.clone(), work }).await {
+    let response = match burst::submit(relay, Delivery { contact: event.id.clone(), work }).await {
         Ok(done) => {
             if let Some(id) = event.operation {
                 relay.seen.add(id);

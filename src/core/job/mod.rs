@@ -15,6 +15,7 @@
 mod changes;
 mod consents;
 pub mod contact;
+pub mod deliveries;
 mod export;
 pub mod lease;
 mod runner;

@@ -1,0 +1,261 @@
+//! A burst of webhook deliveries (Dataverse's asynchronous service posts each contact change to
+//! the relay) as the core's jobs, so that the relay decides nothing of its own: the contacts to
+//! send go as "Export selected" of their rows as Dataverse holds them now, never an older
+//! version from a delivery that came late, on any relay instance; each deleted contact goes as
+//! a delete made in Dynamics already ([`Task::Forget`]: kept while another contact holds its
+//! e-mail). The host reads the integration record and the consent columns for the burst,
+//! drives the jobs [`Burst::new`] makes, and hands their ends to [`Burst::answers`].
+//!
+//! ```text
+//!   deliveries ──plan (coalesce)──▶ Export selected (sends) + Forget per delete ──drive──▶ answers
+//! ```
+
+use crate::core::command::BulkJob;
+use crate::core::dataverse::burst::{coalesce, Change, Fate, Sent};
+use crate::core::i18n::{text, Lang, Message};
+use crate::core::integration::Settings;
+use crate::core::json::Map;
+use crate::core::salesmanago::Client;
+
+use super::contact::{ContactStart, Task};
+use super::lease::User;
+use super::{Job, JobFailure, Start, Summary};
+
+/// What a delivery asks for one contact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Work {
+    /// Send it as Dataverse holds it now (at least the delivery's `version`); the columns in
+    /// `changed` were set by the request, so a change there is the user's (the consent rule).
+    Send {
+        /// The row's version the event carries, when it does.
+        version: Option<u64>,
+        /// The columns the request set.
+        changed: Vec<String>,
+    },
+    /// It was deleted: remove it from SALESmanago (delete, or opt out as the record says).
+    Remove {
+        /// Its e-mail, from the event's pre-image.
+        email: String,
+    },
+}
+
+/// One delivery: a contact and what its change asks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The contact's id.
+    pub contact: String,
+    /// What to do.
+    pub work: Work,
+}
+
+/// How a delivery ended, when it did not fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Done {
+    /// SALESmanago has it (sent, deleted or opted out; or it had no such contact to remove).
+    Went,
+    /// Not sendable, with the reason (written on the contact).
+    Unsendable(String),
+    /// No newer than what this host sent already.
+    Stale,
+    /// The contact no longer exists in Dynamics: nothing to send (its deletion comes on its own).
+    Gone,
+    /// Deleted in Dynamics only: another contact there holds its e-mail, and the SALESmanago
+    /// contact stands for that one.
+    Kept,
+    /// Nothing to do, and why.
+    Ignored(&'static str),
+}
+
+/// Why a delivery did not go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failed {
+    /// It may go on another try (Dataverse delivers once more after a 503; the catch-up after).
+    ForNow(String),
+    /// It cannot go as things are set up.
+    Refused(String),
+}
+
+/// The answer to one delivery.
+pub type Answer = Result<Done, Failed>;
+
+/// What the host read for the burst.
+#[derive(Debug, Clone)]
+pub struct BurstStart {
+    /// The integration record query's rows (exactly one is expected).
+    pub records: Vec<Map>,
+    /// The contact table's consent columns.
+    pub consents: Vec<String>,
+    /// How the host reaches SALESmanago (the relay holds the credentials itself).
+    pub client: Client,
+    /// The application user the host acts as.
+    pub user: User,
+    /// Now, Unix ms (the host's clock: only progress and the sync time shown).
+    pub now_ms: u64,
+    /// Random bits for the jobs' request keys and jitter.
+    pub seed: u64,
+}
+
+/// How the burst's "Export selected" ended: its end, and the contacts it sent with their
+/// rows' versions ([`Job::went`]).
+pub struct Exported<'a> {
+    /// The job's end.
+    pub result: &'a Result<Summary, JobFailure>,
+    /// The contacts sent.
+    pub went: &'a [(String, Option<u64>)],
+}
+
+/// A burst planned: the jobs to drive, and how each delivery's answer comes of them.
+pub struct Burst {
+    fates: Vec<Fate>,
+    /// The deliveries' works.
+    works: Vec<Work>,
+    contacts: Vec<String>,
+    /// "Export selected" of the contacts to send, when there are any.
+    pub export: Option<Job>,
+    /// A Forget of each contact deleted, with the index of its delivery.
+    pub forgets: Vec<(usize, Job)>,
+}
+
+impl Burst {
+    /// Plans `deliveries`; `sent` tells what this host sent last for a contact (lower-case
+    /// id): an optimisation only, the rows are read as they are now. `Err` answers every
+    /// delivery at once (the record says not to act).
+    pub fn new(
+        deliveries: &[Delivery],
+        start: BurstStart,
+        sent: impl Fn(&str) -> Option<Sent>,
+    ) -> Result<Burst, Answer> {
+        let [record] = start.records.as_slice() else {
+            return Err(Ok(Done::Ignored("there is not exactly one SALESmanago Integration record")));
+        };
+        let settings = Settings::with(record, start.client.clone());
+        if !settings.webhooks {
+            return Err(Ok(Done::Ignored(
+                "webhooks are off on the SALESmanago Integration record: the browser sends changes on save",
+            )));
+        }
+        let changes: Vec<Change> = deliveries
+            .iter()
+            .map(|d| Change {
+                contact: d.contact.clone(),
+                version: match &d.work {
+                    Work::Send { version, .. } => *version,
+                    Work::Remove { .. } => None,
+                },
+                modified_ms: None,
+                delete: matches!(d.work, Work::Remove { .. }),
+            })
+            .collect();
+        let fates = coalesce(&changes, sent);
+        let mut seeds = Seeds(start.seed);
+        let mut selected = Vec::new();
+        let mut changed = Vec::new();
+        let mut forgets = Vec::new();
+        for (index, delivery) in deliveries.iter().enumerate() {
+            if fates[index] != Fate::Go {
+                continue;
+            }
+            match &delivery.work {
+                Work::Send { changed: columns, .. } => {
+                    // The columns set by every change of the contact in the burst.
+                    let mut columns = columns.clone();
+                    for (other, riding) in deliveries.iter().enumerate() {
+                        if let (Fate::RidesOn(winner), Work::Send { changed: more, .. }) = (fates[other], &riding.work)
+                        {
+                            if winner == index {
+                                columns.extend(more.iter().cloned());
+                            }
+                        }
+                    }
+                    columns.sort_unstable();
+                    columns.dedup();
+                    selected.push(delivery.contact.clone());
+                    changed.push((delivery.contact.clone(), columns));
+                }
+                Work::Remove { email } => {
+                    let task = Task::Forget { id: delivery.contact.clone(), email: email.clone() };
+                    let forget = Job::contact(ContactStart {
+                        task,
+                        lang: Lang::En,
+                        settings: settings.clone(),
+                        consents: start.consents.clone(),
+                        now_ms: start.now_ms,
+                        seed: seeds.next(),
+                    });
+                    forgets.push((index, forget));
+                }
+            }
+        }
+        let export = (!selected.is_empty()).then(|| {
+            Job::new(Start {
+                job: BulkJob::ExportSelected,
+                lang: Lang::En,
+                settings,
+                user: start.user.clone(),
+                record: record.clone(),
+                consents: start.consents.clone(),
+                selected,
+                changed,
+                now_ms: start.now_ms,
+                seed: seeds.next(),
+            })
+        });
+        let works = deliveries.iter().map(|d| d.work.clone()).collect();
+        let contacts = deliveries.iter().map(|d| d.contact.clone()).collect();
+        Ok(Burst { fates, works, contacts, export, forgets })
+    }
+
+    /// Each delivery's answer, in order, from how the jobs ended: the export's, and each
+    /// Forget's by its delivery's index.
+    pub fn answers(
+        &self,
+        exported: Option<Exported<'_>>,
+        forgotten: &[(usize, Result<Summary, JobFailure>)],
+    ) -> Vec<Answer> {
+        let failed = |failure: &JobFailure| Err(Failed::ForNow(text(&failure.message, Lang::En)));
+        let mut answers: Vec<Option<Answer>> = vec![None; self.fates.len()];
+        for (index, work) in self.works.iter().enumerate() {
+            if self.fates[index] != Fate::Go || !matches!(work, Work::Send { .. }) {
+                continue;
+            }
+            let Some(Exported { result, went }) = &exported else { continue };
+            let id = &self.contacts[index];
+            answers[index] = Some(match (result, went.iter().any(|(w, _)| w.eq_ignore_ascii_case(id))) {
+                (_, true) => Ok(Done::Went),
+                (Ok(summary), false) => match summary.tally.not_done.iter().find(|n| n.id.eq_ignore_ascii_case(id)) {
+                    Some(n) if n.skipped => Ok(Done::Unsendable(n.reason.clone())),
+                    Some(n) => Err(Failed::ForNow(n.reason.clone())),
+                    // Not read: deleted since (its deletion comes on its own).
+                    None => Ok(Done::Gone),
+                },
+                (Err(failure), false) => failed(failure),
+            });
+        }
+        for (index, result) in forgotten {
+            answers[*index] = Some(match result {
+                Ok(Summary { message: Message::Deleted { kept, .. }, .. }) if *kept > 0 => Ok(Done::Kept),
+                Ok(_) => Ok(Done::Went),
+                Err(failure) => failed(failure),
+            });
+        }
+        (0..self.fates.len())
+            .map(|index| match self.fates[index] {
+                Fate::RidesOn(winner) => answers[winner].clone(),
+                Fate::Stale => Some(Ok(Done::Stale)),
+                Fate::Go => answers[index].clone(),
+            })
+            .map(|answer| answer.unwrap_or(Err(Failed::ForNow("its job did not end".into()))))
+            .collect()
+    }
+}
+
+/// Seeds for the burst's jobs, one after the other (SplitMix64's step).
+struct Seeds(u64);
+
+impl Seeds {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let z = (self.0 ^ (self.0 >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z ^ (z >> 31)
+    }
+}
