@@ -9,7 +9,7 @@
 use crate::core::command::Command;
 use crate::core::dataverse::access;
 use crate::core::dataverse::contact::ContactRow;
-use crate::core::dataverse::query::{one_of, select};
+use crate::core::dataverse::query::select;
 use crate::core::dataverse::schema::{contact, SyncStatus};
 use crate::core::i18n::{text, Lang, Message};
 use crate::core::integration::Settings;
@@ -17,10 +17,11 @@ use crate::core::json::Map;
 use crate::core::mapping::normalize::email;
 use crate::core::mapping::{from_salesmanago, to_salesmanago, Held, OutboundOptions, Skip};
 use crate::core::salesmanago::contact::SmContact;
-use crate::core::salesmanago::operation::{Channel, Delete, HasContact, Lookup, LookupKind, SetSubscription, Upsert};
+use crate::core::salesmanago::operation::{Lookup, LookupKind, Upsert};
 use crate::core::salesmanago::SmError;
 use crate::core::sync::{is_synchronised, write_back, Tally};
 
+use super::removal::{Next, Removal, Removed};
 use super::runner::{Call, Error, Output, Request, Runner};
 use super::{Action, JobFailure, Summary, Ticket};
 
@@ -184,17 +185,10 @@ enum DeleteStep {
     Checking,
     /// Reading its e-mail.
     Reading,
-    /// Asking Dataverse whether another contact has the same e-mail: the SALESmanago contact
-    /// then stands for that one too, and stays.
-    Sharing(String),
-    /// Asking SALESmanago whether it has the contact.
-    Asking(String),
-    /// Opting it out of the newsletter, then of SMS.
-    OptingOut(String, Channel),
-    /// Deleting it in SALESmanago.
-    Deleting,
+    /// Removing it from SALESmanago ([`Removal`]).
+    Removing(Removal),
     /// Deleting it in Dynamics.
-    Removing,
+    Deleting,
 }
 
 /// A contact command under way.
@@ -260,10 +254,12 @@ impl ContactCommand {
                 let query = format!("{}{}", path(id), select(&self.consents));
                 self.stage = Stage::Reading(run.issue(Request::Row(query)));
             }
-            Task::Forget { email: raw, .. } => match email(raw.trim()) {
-                Ok(address) => self.stage = sharing(raw.trim(), address, run),
+            Task::Forget { id, email: raw } => match Removal::start(id, raw, self.opt_out_only) {
+                Some((removal, request)) => {
+                    self.stage = Stage::Deleting(run.issue(request), DeleteStep::Removing(removal));
+                }
                 // Nothing SALESmanago could hold: nothing to remove.
-                Err(_) => {
+                None => {
                     self.deleted = 1;
                     self.deleted_all(run);
                 }
@@ -492,15 +488,21 @@ impl ContactCommand {
         let id = self.id().unwrap_or_default().to_owned();
         // Deleted in Dynamics already (a webhook's), or now.
         let gone = matches!(self.task, Task::Forget { .. });
-        let remove = || match gone {
+        let delete = || match gone {
             true => Ok(None),
-            false => Ok(Some((Request::Remove(path(&id)), DeleteStep::Removing))),
-        };
-        let unsubscribe = |email: String, channel| {
-            let call = Call::Subscribe(SetSubscription { email: email.clone(), channel, subscribed: false });
-            Ok(Some((Request::Call(call), DeleteStep::OptingOut(email, channel))))
+            false => Ok(Some((Request::Remove(path(&id)), DeleteStep::Deleting))),
         };
         let next: Result<Option<(Request, DeleteStep)>, Error> = match (step, result) {
+            (DeleteStep::Removing(removal), result) => match removal.on(result) {
+                Ok(Next::Ask(removal, request)) => Ok(Some((request, DeleteStep::Removing(removal)))),
+                Ok(Next::Done(removed)) => {
+                    if removed == Removed::Kept {
+                        self.kept += 1;
+                    }
+                    delete()
+                }
+                Err(error) => Err(error),
+            },
             (_, Err(error)) => Err(error),
             (DeleteStep::Checking, Ok(Output::Row(answer))) if access::may_delete(&answer) => {
                 let query = format!("{}?$select={},{}", path(&id), contact::ID, contact::EMAIL);
@@ -508,37 +510,14 @@ impl ContactCommand {
             }
             (DeleteStep::Checking, Ok(_)) => Err(Error::Refused(Message::MayNotDelete, "mayNotDelete")),
             (DeleteStep::Reading, Ok(Output::Row(row))) => {
-                let raw = ContactRow::from_json(&row).get(contact::EMAIL).map(|e| e.trim().to_owned());
-                match raw.as_deref().and_then(|e| email(e).ok()) {
-                    Some(address) => Ok(Some((
-                        Request::Read(sharing_query(raw.as_deref().unwrap_or_default())),
-                        DeleteStep::Sharing(address),
-                    ))),
-                    None => remove(),
+                let raw = ContactRow::from_json(&row).get(contact::EMAIL).unwrap_or_default().to_owned();
+                match Removal::start(&id, &raw, self.opt_out_only) {
+                    Some((removal, request)) => Ok(Some((request, DeleteStep::Removing(removal)))),
+                    None => delete(),
                 }
             }
-            (DeleteStep::Sharing(address), Ok(Output::Page(rows, _))) => {
-                let other = rows.iter().any(|r| r.get(contact::ID).and_then(|v| v.as_str()).is_some_and(|o| o != id));
-                if other {
-                    self.kept += 1;
-                    remove()
-                } else {
-                    let call = Call::Has(HasContact { email: address.clone() });
-                    Ok(Some((Request::Call(call), DeleteStep::Asking(address))))
-                }
-            }
-            (DeleteStep::Asking(_), Ok(Output::Contact(None))) => remove(),
-            (DeleteStep::Asking(address), Ok(Output::Contact(Some(_)))) if self.opt_out_only => {
-                unsubscribe(address, Channel::Newsletter)
-            }
-            (DeleteStep::Asking(address), Ok(Output::Contact(Some(_)))) => {
-                let call = Call::Delete(Delete { email: address, permanently: false });
-                Ok(Some((Request::Call(call), DeleteStep::Deleting)))
-            }
-            (DeleteStep::OptingOut(address, Channel::Newsletter), Ok(_)) => unsubscribe(address, Channel::Sms),
-            (DeleteStep::OptingOut(_, Channel::Sms) | DeleteStep::Deleting, Ok(_)) => remove(),
-            (DeleteStep::Removing, Ok(_)) => Ok(None),
-            (DeleteStep::Reading | DeleteStep::Sharing(_) | DeleteStep::Asking(_), Ok(_)) => Err(unexpected()),
+            (DeleteStep::Deleting, Ok(_)) => Ok(None),
+            (DeleteStep::Reading, Ok(_)) => Err(unexpected()),
         };
         match next {
             Ok(Some((request, step))) => self.stage = Stage::Deleting(run.issue(request), step),
@@ -608,15 +587,4 @@ fn failure(result: Result<Output, Error>) -> JobFailure {
         Err(error) => error.into(),
         Ok(_) => unexpected().into(),
     }
-}
-
-/// "Does another contact hold this e-mail?": the read of the delete's sharing rule.
-fn sharing_query(raw: &str) -> String {
-    let filter = one_of(contact::EMAIL, &[raw.to_owned()]);
-    format!("?$select={}&$filter={filter}&$top=2", contact::ID)
-}
-
-/// Asks whether another contact holds `raw` (whose address is `address`).
-fn sharing(raw: &str, address: String, run: &mut Runner) -> Stage {
-    Stage::Deleting(run.issue(Request::Read(sharing_query(raw))), DeleteStep::Sharing(address))
 }

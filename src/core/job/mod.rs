@@ -18,6 +18,7 @@ pub mod contact;
 pub mod deliveries;
 mod export;
 pub mod lease;
+mod removal;
 mod runner;
 mod units;
 
