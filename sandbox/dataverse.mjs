@@ -1,10 +1,12 @@
 // A local stand-in for the Microsoft Dataverse Web API (OData v4, /api/data/v9.2/), for the browser
 // sandbox and its tests: CRUD, $select/$filter/$orderby/$top/$count with server-driven paging,
-// change tracking (Prefer: odata.track-changes, delta links, deleted rows), $batch with change
-// sets, a slice of EntityDefinitions metadata, WhoAmI, fault injection and the service-protection
-// limits, with the data optionally kept in one JSON file. Node built-ins only.
+// change tracking (Prefer: odata.track-changes, delta links, deleted rows), a strict subset of
+// FetchXML (`?fetchXml=`) that also reads the recycle bin of deleted rows (datasource="bin"),
+// $batch with change sets, a slice of EntityDefinitions metadata, WhoAmI, fault injection and the
+// service-protection limits, with the data optionally kept in one JSON file. Node built-ins, and
+// @xmldom/xmldom to read FetchXML.
 //
-//   const dv = createDataverse({ file, tables, latencyMs, protection, principals, changeTracking });
+//   const dv = createDataverse({ file, tables, latencyMs, protection, principals, changeTracking, recycleBin });
 //   if (await dv.handle(req, res)) return;   // true when the path starts with /api/data/v9.2/
 //   const stop = dv.onCommit((event) => …);  // after each committed create, update and delete
 //
@@ -12,8 +14,8 @@
 // data file through persistence), tables and values (definitions, coercion), odata (requests and
 // answers), routes (one operation) with entities, query and filter (entity sets), metadata
 // (EntityDefinitions), security (callers and privileges), batch ($batch), changes (change
-// tracking), protection (limits and faults) and service (the HTTP pipeline). This file composes
-// them.
+// tracking), fetchxml (FetchXML and the recycle bin), protection (limits and faults) and service
+// (the HTTP pipeline). This file composes them.
 import { createProtection } from "./dataverse/protection.mjs";
 import { createSecurity } from "./dataverse/security.mjs";
 import { freshStats, handle } from "./dataverse/service.mjs";
@@ -45,13 +47,29 @@ export { COLUMN_TYPES } from "./dataverse/values.mjs";
  * the time change tracking reads forward (tokens' age, the deletion log), for tests of expiry;
  * createdon and modifiedon keep the real time.
  *
- * @param {{file?: string, tables: object, latencyMs?: number, protection?: object|boolean, principals?: object, changeTracking?: {tables?: string[], expireDays?: number}}} options
+ * `recycleBin` is `{enabled, tables, retentionDays, whenOff}`, the environment setting "Keep
+ * deleted Dataverse records": whether it is on (true by default), the tables whose deleted rows
+ * are kept (by default `contact`, when it is defined), for how many days (30 by default), and
+ * what `?fetchXml=<fetch datasource="bin">…` answers while it is off: `"empty"` (no rows, the
+ * default, as Microsoft documents for a table without the bin) or `"error"` (an assumed 400).
+ * See sandbox/dataverse/fetchxml.mjs. The bin reads the change-tracking clock
+ * (`advanceChangeTrackingClock`, alias `advanceClock`). `setRecycleBin({enabled, whenOff})` turns the
+ * setting on or off at run time (off forgets what was kept: an assumption, nothing documents
+ * what becomes of it); `recycleBin(table)` lists what is kept, `[{id, deletedAt, row}]`.
+ *
+ * @param {{file?: string, tables: object, latencyMs?: number, protection?: object|boolean, principals?: object, changeTracking?: {tables?: string[], expireDays?: number}, recycleBin?: {enabled?: boolean, tables?: string[], retentionDays?: number, whenOff?: "empty"|"error"}}} options
  */
-export function createDataverse({ file = null, tables, latencyMs = 0, protection = null, principals = null, changeTracking = {} } = {}) {
-  const { tables: tracked = tables && typeof tables === "object" && Object.hasOwn(tables, "contact") ? ["contact"] : [], expireDays = 7 } = changeTracking ?? {};
+export function createDataverse({ file = null, tables, latencyMs = 0, protection = null, principals = null, changeTracking = {}, recycleBin = {} } = {}) {
+  const hasContact = tables && typeof tables === "object" && Object.hasOwn(tables, "contact");
+  const { tables: tracked = hasContact ? ["contact"] : [], expireDays = 7 } = changeTracking ?? {};
   if (!Array.isArray(tracked)) throw new Error("sandbox/dataverse: changeTracking.tables must be a list of table logical names");
   if (!Number.isFinite(expireDays) || expireDays <= 0) throw new Error("sandbox/dataverse: changeTracking.expireDays must be a number of days > 0");
-  const store = createStore({ tables, file, changeTracking: { tables: tracked, expireDays } });
+  const { enabled = true, tables: binTables = hasContact ? ["contact"] : [], retentionDays = 30, whenOff = "empty" } = recycleBin ?? {};
+  if (typeof enabled !== "boolean") throw new Error("sandbox/dataverse: recycleBin.enabled must be true or false");
+  if (!Array.isArray(binTables)) throw new Error("sandbox/dataverse: recycleBin.tables must be a list of table logical names");
+  if (!Number.isFinite(retentionDays) || retentionDays <= 0) throw new Error("sandbox/dataverse: recycleBin.retentionDays must be a number of days > 0");
+  if (whenOff !== "empty" && whenOff !== "error") throw new Error('sandbox/dataverse: recycleBin.whenOff must be "empty" or "error"');
+  const store = createStore({ tables, file, changeTracking: { tables: tracked, expireDays }, recycleBin: { enabled, tables: binTables, retentionDays, whenOff } });
   const env = {
     store,
     security: createSecurity({ principals }),
@@ -83,7 +101,13 @@ export function createDataverse({ file = null, tables, latencyMs = 0, protection
     /** The compiled table `logical` (its columns and their types). */
     table: store.table,
     addPrincipal: env.security.addPrincipal,
-    /** Moves the change-tracking clock forward by `ms` (delta tokens age, the deletion log is pruned). */
+    /** Moves the change-tracking clock forward by `ms` (delta tokens age, the deletion log and the recycle bin are pruned). */
     advanceChangeTrackingClock: store.clock.advance,
+    /** The same clock: it also ages what the recycle bin keeps. */
+    advanceClock: store.clock.advance,
+    /** The rows the recycle bin of `table` keeps, `[{id, deletedAt, row}]`, oldest deletion first. */
+    recycleBin: store.recycleBinRows,
+    /** Turns "Keep deleted Dataverse records" on or off (`{enabled, whenOff?}`); off forgets what was kept. */
+    setRecycleBin: store.setRecycleBin,
   };
 }

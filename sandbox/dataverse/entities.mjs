@@ -1,5 +1,6 @@
 // The entity sets: `<set>` (GET a page of rows, or with change tracking the rows and then
-// their changes, see changes.mjs; POST a row), `<set>(<id>)` (GET, PATCH, DELETE,
+// their changes, see changes.mjs, or a FetchXML query of the rows or of the recycle bin, see
+// fetchxml.mjs; POST a row), `<set>(<id>)` (GET, PATCH, DELETE,
 // with etags) and `<set>(<id>)/<column>` (GET, PUT, DELETE of one value). Writes join the
 // operation's transaction (`ctx.tx`) and are stamped with the caller (`ctx.userId`).
 //
@@ -7,6 +8,7 @@
 import { DvError, CODE_DUPLICATE, CODE_VERSION, badPayload, badQuery, missing, notAllowed, notFoundSegment } from "./errors.mjs";
 import { contextUrl, empty, etag, json, parseJsonObject, project, rejectExpand, rejectUnknownOptions, representationHeaders } from "./odata.mjs";
 import { isTrackedRead, trackedRead } from "./changes.mjs";
+import { fetchRows, isFetchRead } from "./fetchxml.mjs";
 import { parseSelect, queryRows } from "./query.mjs";
 import { MODIFIED_BY, applyComputed, newRow } from "./tables.mjs";
 import { nowIso } from "./util.mjs";
@@ -69,7 +71,10 @@ export function entitySetRoute(env, t, segs, ctx, q) {
   if (method === "GET") env.security.checkRead(t, ctx.userId);
   if (first.key === null) {
     if (rest.length) throw notFoundSegment(rest[0].name);
-    if (method === "GET") return isTrackedRead(ctx, q) ? trackedRead(env, t, ctx, q) : queryRows(t, ctx, q);
+    if (method === "GET") {
+      if (isFetchRead(q)) return fetchRows(env, t, ctx, q);
+      return isTrackedRead(ctx, q) ? trackedRead(env, t, ctx, q) : queryRows(t, ctx, q);
+    }
     if (method === "POST") return createRow(env, t, ctx, q);
     throw notAllowed(method, `the entity set '${t.entitySet}'`, "GET, POST");
   }

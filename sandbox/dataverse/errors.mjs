@@ -24,6 +24,8 @@ export const CODE_EXECUTION = "0x80072321";
 export const CODE_CONCURRENCY = "0x80072326";
 /** ExpiredVersionStamp: "Version stamp associated with the client has expired. Please perform a full sync." */
 export const CODE_EXPIRED_VERSION_STAMP = "0x80044352";
+/** A FetchXML column that is not an attribute of the table ("… entity doesn't contain attribute with Name = …"). */
+export const CODE_NO_ATTRIBUTE = "0x80041103";
 /** ChangeTrackingNotEnabledForEntity: "Entity {0} isn't enabled for change tracking." */
 export const CODE_CHANGE_TRACKING_NOT_ENABLED = "0x80072491";
 

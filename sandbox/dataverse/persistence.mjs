@@ -1,6 +1,6 @@
 // Persistence: every table's rows (and the columns added at run time) in one JSON file,
 //   {"version":1,"rowversion":N,"columns":{table:{name:definition}},
-//    "deleted":{table:[[id,version,ms],…]},"tables":{table:[row,…]}}
+//    "deleted":{table:[[id,version,ms],…]},"bin":{table:[[id,ms,row],…]},"tables":{table:[row,…]}}
 // written atomically (a temporary file renamed over it), debounced, in chunks; tables and
 // columns the definitions do not know are kept as they are. Rows written before a column
 // existed (e.g. _modifiedby_value) simply lack it and read as null.
@@ -11,6 +11,9 @@
 // tables with change tracking (id, the version of the deletion, when it happened in ms). Files
 // written before these keys existed load too; a row without a valid version of its own (or with
 // one another row already has) takes a fresh one above all the others.
+//
+// The recycle bin survives a restart too: `bin` holds, per table that keeps deleted records, the
+// full row of each deleted record with the time of its deletion (ms), oldest first.
 import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
@@ -57,16 +60,35 @@ function readDataFile(file) {
       if (!ok) throw corruptFile(file, `the deletion log of "${name}" is not a list of [id, version, time]`);
     }
   }
+  if (data.bin !== undefined) {
+    if (!isPlainObject(data.bin)) throw corruptFile(file, `"bin" is not an object`);
+    for (const [name, list] of Object.entries(data.bin)) {
+      const ok = Array.isArray(list) && list.every((e) => Array.isArray(e) && e.length === 3 && typeof e[0] === "string" && GUID_RE.test(e[0]) && Number.isFinite(e[1]) && isPlainObject(e[2]));
+      if (!ok) throw corruptFile(file, `the recycle bin of "${name}" is not a list of [id, time, row]`);
+    }
+  }
   return data;
 }
 
-async function writeFileAtomically(file, { columns, data: tables, rowversion, deleted }) {
+async function writeFileAtomically(file, { columns, data: tables, rowversion, deleted, bin }) {
   await fsp.mkdir(path.dirname(path.resolve(file)), { recursive: true });
   const temp = `${file}.${process.pid}.${randomUUID().slice(0, 8)}.tmp`;
   let handle;
   try {
     handle = await fsp.open(temp, "w");
-    await handle.write(`{"version":1,"rowversion":${JSON.stringify(rowversion)},"columns":${JSON.stringify(columns)},"deleted":${JSON.stringify(deleted)},"tables":{`);
+    await handle.write(`{"version":1,"rowversion":${JSON.stringify(rowversion)},"columns":${JSON.stringify(columns)},"deleted":${JSON.stringify(deleted)},"bin":{`);
+    let firstBin = true;
+    for (const [name, entries] of Object.entries(bin ?? {})) {
+      await handle.write(`${firstBin ? "" : ","}\n${JSON.stringify(name)}:[`);
+      firstBin = false;
+      for (let i = 0; i < entries.length; i += SAVE_CHUNK_ROWS) {
+        let chunk = "";
+        for (let j = i; j < Math.min(entries.length, i + SAVE_CHUNK_ROWS); j++) chunk += `${j === 0 ? "" : ","}\n${JSON.stringify(entries[j])}`;
+        await handle.write(chunk);
+      }
+      await handle.write("\n]");
+    }
+    await handle.write(`},"tables":{`);
     let firstTable = true;
     for (const [name, rows] of tables) {
       await handle.write(`${firstTable ? "" : ","}\n${JSON.stringify(name)}:[`);
@@ -93,7 +115,7 @@ async function writeFileAtomically(file, { columns, data: tables, rowversion, de
 
 
 /**
- * Debounced saves of `snapshot()` ({columns, data: [[table, rows]…], rowversion, deleted}) to
+ * Debounced saves of `snapshot()` ({columns, data: [[table, rows]…], rowversion, deleted, bin}) to
  * `file` (nothing when `file` is null): `markDirty()` after each change, `flush()` to wait until
  * the file holds them.
  */
@@ -200,22 +222,43 @@ function loadRows(t, rows, where, versions, seen) {
 /**
  * Loads `file` (when it exists) into the compiled tables `byName`: its added columns, its rows
  * (keeping their versions; `versions.raise(n)` makes the store's counter at least n,
- * `versions.next()` gives a fresh one), and the deletion log of the tables with change tracking
- * (`t.deleted`). Returns what belongs to no defined table, `{foreignTables, foreignColumns,
- * foreignDeleted}`, to be written back as it was.
+ * `versions.next()` gives a fresh one), the deletion log of the tables with change tracking
+ * (`t.deleted`) and the rows the tables with a recycle bin keep (`t.bin`; a table that no longer
+ * keeps deleted records drops them). Returns what belongs to no defined table, `{foreignTables,
+ * foreignColumns, foreignDeleted, foreignBin}`, to be written back as it was.
  */
 export function loadDataFile(file, byName, versions) {
   const foreignTables = {}; // tables in the data file that are not defined: kept as they are
   const foreignColumns = {};
   const foreignDeleted = {};
+  const foreignBin = {};
   const data = readDataFile(file);
-  if (!data) return { foreignTables, foreignColumns, foreignDeleted };
+  if (!data) return { foreignTables, foreignColumns, foreignDeleted, foreignBin };
   versions.raise(data.rowversion ?? 0);
   for (const [logical, list] of Object.entries(data.deleted ?? {})) {
     const t = byName.get(logical);
     for (const [, version] of list) versions.raise(version);
     if (!t) foreignDeleted[logical] = list;
     else if (t.changeTracking) t.deleted = list.map(([id, version, at]) => ({ id: id.toLowerCase(), version, at })).sort((a, b) => a.version - b.version);
+  }
+  for (const [logical, list] of Object.entries(data.bin ?? {})) {
+    const t = byName.get(logical);
+    if (!t) {
+      foreignBin[logical] = list;
+      continue;
+    }
+    if (!t.recycleBin) continue;
+    const entries = [];
+    const seenIds = new Set();
+    for (const [rawId, at, raw] of list) {
+      const id = rawId.toLowerCase();
+      if (String(raw[t.primaryKey] ?? "").toLowerCase() !== id) throw corruptFile(file, `a row in the recycle bin of "${logical}" is not the row of ${id}`);
+      if (seenIds.has(id)) throw corruptFile(file, `${id} appears twice in the recycle bin of "${logical}"`);
+      seenIds.add(id);
+      entries.push({ id, at, row: { ...raw, [t.primaryKey]: id } });
+    }
+    entries.sort((a, b) => a.at - b.at);
+    for (const e of entries) t.bin.set(e.id, e);
   }
   for (const [logical, cols] of Object.entries(data.columns ?? {})) {
     const t = byName.get(logical);
@@ -257,5 +300,5 @@ export function loadDataFile(file, byName, versions) {
     rec.version = versions.next();
     rec.row.versionnumber = rec.version;
   }
-  return { foreignTables, foreignColumns, foreignDeleted };
+  return { foreignTables, foreignColumns, foreignDeleted, foreignBin };
 }

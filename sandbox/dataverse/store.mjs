@@ -10,6 +10,15 @@
 // tables that have it (`t.changeTracking`) keep a deletion log, `t.deleted` ([{id, version,
 // at}], oldest first, each deletion taking a version of its own), pruned of what is older than
 // the tokens' lifetime; `clock` is the time change tracking reads (tests move it forward).
+//
+// The recycle bin ("Keep deleted Dataverse records", see fetchxml.mjs for how it is read): the
+// tables that have it (`t.recycleBin`) keep the full row of each deleted record, `t.bin` (Map id
+// → {id, at, row}, in the order of deletion), for `retentionDays` on the same clock, and only
+// while the environment's setting is on (`bin.enabled`). As Microsoft documents it, a deletion
+// of a key the bin already holds is not kept again ("If the record with same primary key was
+// already deleted before, copy to Recycle Bin is ignored for the record"), and nothing deleted
+// while the setting is off is kept ("You can only restore records deleted after the feature is
+// turned on").
 import { VERSION, columnDefinition, compileTable, fullRow, newRow, normalizeColumn } from "./tables.mjs";
 import { changesFromBody } from "./values.mjs";
 import { createSaver, loadDataFile } from "./persistence.mjs";
@@ -20,10 +29,12 @@ const DAY_MS = 86_400_000;
 /**
  * The store of `tables` (definitions keyed by logical name), kept in `file` when given.
  * `changeTracking`: the logical names of the tables with change tracking, and how many days
- * its tokens (and the deletion log) live.
- * @param {{tables: object, file?: string|null, changeTracking?: {tables: string[], expireDays: number}}} options
+ * its tokens (and the deletion log) live. `recycleBin`: whether the environment keeps deleted
+ * records, the tables that do, how many days, and what a read of the bin answers while it is
+ * off (`whenOff`, see fetchxml.mjs).
+ * @param {{tables: object, file?: string|null, changeTracking?: {tables: string[], expireDays: number}, recycleBin?: {enabled: boolean, tables: string[], retentionDays: number, whenOff: "empty"|"error"}}} options
  */
-export function createStore({ tables, file = null, changeTracking = { tables: [], expireDays: 7 } }) {
+export function createStore({ tables, file = null, changeTracking = { tables: [], expireDays: 7 }, recycleBin = { enabled: false, tables: [], retentionDays: 30, whenOff: "empty" } }) {
   if (!isPlainObject(tables) || Object.keys(tables).length === 0) throw new Error("sandbox/dataverse: `tables` must define at least one table");
   const byName = new Map();
   const bySet = new Map();
@@ -39,7 +50,15 @@ export function createStore({ tables, file = null, changeTracking = { tables: []
     t.changeTracking = true;
     t.deleted = [];
   }
+  for (const logical of recycleBin.tables) {
+    const t = byName.get(logical);
+    if (!t) throw new Error(`sandbox/dataverse: recycleBin names '${logical}', which is not a table (known: ${[...byName.keys()].join(", ")})`);
+    t.recycleBin = true;
+    t.bin = new Map();
+  }
   const expireDays = changeTracking.expireDays;
+  /** The environment's setting: on or off, days kept, what a read answers while it is off. */
+  const bin = { enabled: recycleBin.enabled, retentionDays: recycleBin.retentionDays, whenOff: recycleBin.whenOff };
   let clockOffset = 0;
   const clock = {
     /** The time change tracking reads (ms): the real time, moved by `advance`. */
@@ -55,7 +74,7 @@ export function createStore({ tables, file = null, changeTracking = { tables: []
   const observers = new Set(); // {fn}, in the order they subscribed
   const validators = new Set(); // fn({table, message, row, get}): throws to refuse a write
 
-  let foreign = { foreignTables: {}, foreignColumns: {}, foreignDeleted: {} };
+  let foreign = { foreignTables: {}, foreignColumns: {}, foreignDeleted: {}, foreignBin: {} };
   const saver = createSaver(file, snapshot);
   const markDirty = saver.markDirty;
   if (file) {
@@ -63,20 +82,29 @@ export function createStore({ tables, file = null, changeTracking = { tables: []
       if (n > version) version = n;
     };
     foreign = loadDataFile(file, byName, { next: nextVersion, raise });
-    for (const t of byName.values()) if (t.changeTracking) pruneDeleted(t);
+    for (const t of byName.values()) {
+      if (t.changeTracking) pruneDeleted(t);
+      if (t.recycleBin && !bin.enabled) t.bin.clear();
+      if (t.recycleBin) pruneBin(t);
+    }
   }
 
   function snapshot() {
     const columns = { ...foreign.foreignColumns };
     const deleted = { ...foreign.foreignDeleted };
+    const kept = { ...foreign.foreignBin };
     const data = [];
     for (const t of byName.values()) {
       if (t.added.size) columns[t.logical] = Object.fromEntries([...t.added.values()].map((c) => [c.name, columnDefinition(c)]));
       if (t.changeTracking) deleted[t.logical] = t.deleted.map((d) => [d.id, d.version, d.at]);
+      if (t.recycleBin) {
+        pruneBin(t);
+        kept[t.logical] = Array.from(t.bin.values(), (e) => [e.id, e.at, e.row]);
+      }
       data.push([t.logical, Array.from(t.records.values(), (rec) => rec.row)]);
     }
     for (const [name, rows] of Object.entries(foreign.foreignTables)) data.push([name, rows]);
-    return { columns, data, rowversion: version, deleted };
+    return { columns, data, rowversion: version, deleted, bin: kept };
   }
 
   // ----- change tracking ---------------------------------------------------------------------
@@ -94,6 +122,50 @@ export function createStore({ tables, file = null, changeTracking = { tables: []
   function pruneDeleted(t) {
     const cutoff = clock.now() - expireDays * DAY_MS;
     if (t.deleted.length && t.deleted[0].at < cutoff) t.deleted = t.deleted.filter((d) => d.at >= cutoff);
+  }
+
+  // ----- the recycle bin ----------------------------------------------------------------------
+
+  /** Keeps the deleted `row` of `t` (when the bin is on for it); returns the entry, or null. */
+  function keepDeleted(t, row) {
+    if (!t.recycleBin || !bin.enabled) return null;
+    pruneBin(t);
+    const id = row[t.primaryKey];
+    if (t.bin.has(id)) return null; // deleted before: Dataverse keeps the first copy only
+    const entry = { id, at: clock.now(), row };
+    t.bin.set(id, entry);
+    return entry;
+  }
+
+  /** Forgets the kept rows older than the retention period. */
+  function pruneBin(t) {
+    const cutoff = clock.now() - bin.retentionDays * DAY_MS;
+    for (const [id, entry] of t.bin) {
+      if (entry.at >= cutoff) break; // in the order of deletion
+      t.bin.delete(id);
+      markDirty();
+    }
+  }
+
+  /** The kept rows of `t` within the retention period (oldest deletion first). */
+  function binEntries(t) {
+    if (!t.recycleBin) return [];
+    pruneBin(t);
+    return [...t.bin.values()];
+  }
+
+  /**
+   * Turns the environment's setting on or off (and sets what a read answers while it is off);
+   * off forgets what was kept (see dataverse.mjs).
+   */
+  function setRecycleBin({ enabled, whenOff = bin.whenOff } = {}) {
+    if (typeof enabled !== "boolean") throw new Error("sandbox/dataverse: setRecycleBin({enabled}) needs enabled: true or false");
+    if (whenOff !== "empty" && whenOff !== "error") throw new Error('sandbox/dataverse: setRecycleBin: whenOff must be "empty" or "error"');
+    bin.whenOff = whenOff;
+    if (bin.enabled === enabled) return;
+    bin.enabled = enabled;
+    if (!enabled) for (const t of byName.values()) if (t.recycleBin && t.bin.size) t.bin.clear();
+    markDirty();
   }
 
   function table(logical) {
@@ -150,7 +222,8 @@ export function createStore({ tables, file = null, changeTracking = { tables: []
     t.indexes = undefined;
     const before = t.records.get(id);
     const logged = logDeletion(t, id);
-    if (tx?.undo) tx.undo.push({ t, id, before, logged });
+    const binned = keepDeleted(t, before.row);
+    if (tx?.undo) tx.undo.push({ t, id, before, logged, binned });
     t.records.delete(id);
     const i = bound(t.sortedKeys, id, false);
     if (t.sortedKeys[i] === id) t.sortedKeys.splice(i, 1);
@@ -163,12 +236,13 @@ export function createStore({ tables, file = null, changeTracking = { tables: []
     const undo = tx.undo || [];
     const reorder = new Set();
     for (let i = undo.length - 1; i >= 0; i--) {
-      const { t, id, before, logged } = undo[i];
+      const { t, id, before, logged, binned } = undo[i];
       t.indexes = undefined;
       if (logged) {
         const k = t.deleted.lastIndexOf(logged);
         if (k >= 0) t.deleted.splice(k, 1);
       }
+      if (binned && t.bin.get(id) === binned) t.bin.delete(id);
       if (before === undefined) {
         t.records.delete(id);
         const k = bound(t.sortedKeys, id, false);
@@ -244,7 +318,8 @@ export function createStore({ tables, file = null, changeTracking = { tables: []
 
   /**
    * Replaces the rows of `logical` by `list` (no observer is told). Every row takes a new
-   * version; with change tracking, the rows that are gone are logged as deleted.
+   * version; the rows that are gone are deleted: with change tracking they are logged as
+   * deleted, with the recycle bin their rows are kept.
    */
   function seed(logical, list) {
     const t = table(logical);
@@ -266,7 +341,11 @@ export function createStore({ tables, file = null, changeTracking = { tables: []
       row[VERSION] = version;
       records.set(id, { row, version, seq: seq++ });
     });
-    if (t.changeTracking) for (const id of t.records.keys()) if (!records.has(id)) logDeletion(t, id);
+    for (const [id, rec] of t.records) {
+      if (records.has(id)) continue;
+      logDeletion(t, id);
+      keepDeleted(t, rec.row);
+    }
     t.records = records;
     t.seq = seq;
     t.sortedKeys = [...records.keys()].sort();
@@ -297,6 +376,12 @@ export function createStore({ tables, file = null, changeTracking = { tables: []
     return Object.fromEntries([...t.added.values()].map((c) => [c.name, columnDefinition(c)]));
   }
 
+  /** The rows the recycle bin of `logical` keeps: [{id, deletedAt (ISO), row}], oldest first. */
+  function recycleBinRows(logical) {
+    const t = table(logical);
+    return binEntries(t).map((e) => ({ id: e.id, deletedAt: new Date(e.at).toISOString(), row: fullRow(t, e.row) }));
+  }
+
   return {
     byName,
     bySet,
@@ -319,5 +404,10 @@ export function createStore({ tables, file = null, changeTracking = { tables: []
     clock,
     expireDays,
     pruneDeleted,
+    /** The recycle bin's setting ({enabled, retentionDays, whenOff}). */
+    bin,
+    binEntries,
+    setRecycleBin,
+    recycleBinRows,
   };
 }
