@@ -10,7 +10,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use salesmanago_dynamics::core::dataverse::error::DvFailure;
 use salesmanago_dynamics::core::job::contact::FormAction;
-use salesmanago_dynamics::core::job::{Action, Job, JobFailure, Read, Reply, Summary, Ticket};
+use salesmanago_dynamics::core::job::{Action, Job, JobFailure, Reply, Summary, Ticket};
 use salesmanago_dynamics::core::salesmanago::TransportFailure;
 
 use crate::dataverse::{Dataverse, Method};
@@ -64,7 +64,7 @@ fn execute<'a>(action: Action, relay: &'a Relay, dataverse: &'a Dataverse, root:
         Action::Read { ticket, read } => {
             let url = read.url(root);
             Box::pin(async move {
-                Some((ticket, Reply::Dataverse(dataverse.exchange(&url, &Read::prefer(), Method::Get).await)))
+                Some((ticket, Reply::Dataverse(dataverse.exchange(&url, &read.prefer(), Method::Get).await)))
             })
         }
         Action::Write { ticket, writes } => {

@@ -72,7 +72,10 @@ impl From<&DvError> for Failed {
         match error {
             DvError::Throttled { retry_after } => Failed::Throttled(*retry_after),
             DvError::Unavailable { .. } => Failed::Transient,
-            DvError::Refused { .. } | DvError::MissingPrivilege { .. } => Failed::Final,
+            DvError::Refused { .. }
+            | DvError::MissingPrivilege { .. }
+            | DvError::DeltaExpired
+            | DvError::NotTracked => Failed::Final,
         }
     }
 }

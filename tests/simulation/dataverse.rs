@@ -32,6 +32,18 @@ pub(crate) struct Dataverse {
     pub(crate) faults: Faults,
     /// Whether the user may delete contacts (a role without the privilege, when not).
     pub(crate) may_delete: bool,
+    /// The last row version handed out (`versionnumber`; every write raises it).
+    pub(crate) row_version: u64,
+    /// Deleted contacts, with the row version of their deletion: change tracking's deleted
+    /// rows, and the recycle bin's (when `bin` is on).
+    pub(crate) deleted: BTreeMap<String, (u64, Map)>,
+    /// The environment keeps deleted records ("Keep deleted Dataverse records").
+    pub(crate) bin: bool,
+    /// The contact table tracks changes.
+    pub(crate) tracking: bool,
+    /// Delta tokens handed out, with when; older than `keep_changes_ms` they have expired.
+    tokens: BTreeMap<u64, u64>,
+    pub(crate) keep_changes_ms: u64,
 }
 
 type Answer = Result<HttpResponse, DvFailure>;
@@ -78,6 +90,7 @@ impl Dataverse {
             }
             row.insert(contact::DO_NOT_BULK_EMAIL.into(), Value::Bool(rng.chance(100)));
             row.insert("modifiedon".into(), iso_datetime(now - 2 * 86_400_000).into());
+            row.insert(contact::VERSION.into(), (i as u64 + 1).into());
             contacts.insert(id, row);
         }
         let mut record = Map::new();
@@ -92,7 +105,133 @@ impl Dataverse {
         for (column, value) in settings {
             record.insert(column.into(), value);
         }
-        Dataverse { contacts, record, version: 1, batches: 0, faults, may_delete: true }
+        Dataverse {
+            contacts,
+            record,
+            version: 1,
+            batches: 0,
+            faults,
+            may_delete: true,
+            row_version: n as u64,
+            deleted: BTreeMap::new(),
+            bin: !rng.chance(200),
+            tracking: !rng.chance(100),
+            tokens: BTreeMap::new(),
+            keep_changes_ms: 7 * 86_400_000,
+        }
+    }
+
+    /// Marks contact `id` changed now (a write Dataverse makes raises its version).
+    pub(crate) fn touch(&mut self, id: &str, now: u64) {
+        self.row_version += 1;
+        if let Some(row) = self.contacts.get_mut(id) {
+            row.insert("modifiedon".into(), iso_datetime(now).into());
+            row.insert(contact::VERSION.into(), self.row_version.into());
+        }
+    }
+
+    /// Deletes contact `id` (a user's delete), remembering it as change tracking and the
+    /// recycle bin do.
+    pub(crate) fn delete(&mut self, id: &str) -> Option<Map> {
+        let row = self.contacts.remove(id)?;
+        self.row_version += 1;
+        self.deleted.insert(id.to_owned(), (self.row_version, row.clone()));
+        Some(row)
+    }
+
+    /// A change-tracked read: every contact, or those changed and deleted since the token,
+    /// a page at a time; the last page carries the delta link from the version the read
+    /// started at.
+    fn tracked(&mut self, query: &str, now: u64) -> Answer {
+        if !self.tracking {
+            let body =
+                r#"{"error":{"code":"0x80072491","message":"Entity contact isn't enabled for change tracking."}}"#;
+            return Ok(HttpResponse { date: None, status: 400, retry_after: None, body: body.into() });
+        }
+        let param =
+            |name: &str| query.split('&').find_map(|p| p.strip_prefix(name)).and_then(|v| v.parse::<u64>().ok());
+        let since = param("$deltatoken=");
+        if let Some(token) = since {
+            let expired = self.tokens.get(&token).is_none_or(|at| now.saturating_sub(*at) > self.keep_changes_ms);
+            if expired {
+                let body = r#"{"error":{"code":"0x80044352","message":"Version stamp associated with the client has expired. Please perform a full sync."}}"#;
+                return Ok(HttpResponse { date: None, status: 400, retry_after: None, body: body.into() });
+            }
+        }
+        let from = param("$trackfrom=").unwrap_or(self.row_version);
+        let skip = param("$skiptoken=").unwrap_or(0) as usize;
+        let select: Vec<String> = query
+            .split('&')
+            .find_map(|p| p.strip_prefix("$select="))
+            .map(|s| s.split(',').map(str::to_owned).collect())
+            .unwrap_or_default();
+        let newer = |row: &Map| row.get(contact::VERSION).and_then(Value::as_u64).unwrap_or(0) > since.unwrap_or(0);
+        let mut items: Vec<Value> = self
+            .contacts
+            .values()
+            .filter(|row| since.is_none() || newer(row))
+            .map(|row| {
+                let mut out = Map::new();
+                out.insert("@odata.etag".into(), "W/\"1\"".into());
+                for column in &select {
+                    out.insert(column.clone(), row.get(column).cloned().unwrap_or(Value::Null));
+                }
+                Value::Object(out)
+            })
+            .collect();
+        if let Some(since) = since {
+            for (id, (version, _)) in &self.deleted {
+                if *version > since && !self.contacts.contains_key(id) {
+                    let mut gone = Map::new();
+                    gone.insert(
+                        "@odata.context".into(),
+                        "https://org.example/api/data/v9.2/$metadata#contacts/$deletedEntity".into(),
+                    );
+                    gone.insert("id".into(), id.clone().into());
+                    gone.insert("reason".into(), "deleted".into());
+                    items.push(Value::Object(gone));
+                }
+            }
+        }
+        let page: Vec<Value> = items.iter().skip(skip).take(Read::PAGE as usize).cloned().collect();
+        let select = format!("$select={}", select.join(","));
+        let mut body = Map::new();
+        body.insert("value".into(), Value::Array(page));
+        let root = "https://org.example/api/data/v9.2/contacts?";
+        if skip + (Read::PAGE as usize) < items.len() {
+            let token = since.map(|t| format!("&$deltatoken={t}")).unwrap_or_default();
+            let link = format!("{root}{select}{token}&$trackfrom={from}&$skiptoken={}", skip + Read::PAGE as usize);
+            body.insert("@odata.nextLink".into(), link.into());
+        } else {
+            self.tokens.insert(from, now);
+            body.insert("@odata.deltaLink".into(), format!("{root}{select}&$deltatoken={from}").into());
+        }
+        ok(Value::Object(body).to_string().replace(SURROGATE, "\\ud800"))
+    }
+
+    /// A FetchXML read of the recycle bin: the deleted contacts named, with their e-mails.
+    fn bin_read(&self, query: &str) -> Answer {
+        if !self.bin {
+            let body =
+                r#"{"error":{"code":"0x80040203","message":"The recycle bin is not enabled in this environment."}}"#;
+            return Ok(HttpResponse { date: None, status: 400, retry_after: None, body: body.into() });
+        }
+        let fetch = decode(query);
+        let rows: Vec<Value> = fetch
+            .split("<value>")
+            .skip(1)
+            .filter_map(|part| part.split_once("</value>").map(|(id, _)| id))
+            .filter_map(|id| self.deleted.get(id).map(|(_, row)| (id, row)))
+            .map(|(id, row)| {
+                let mut out = Map::new();
+                out.insert(contact::ID.into(), id.into());
+                out.insert(contact::EMAIL.into(), row.get(contact::EMAIL).cloned().unwrap_or(Value::Null));
+                Value::Object(out)
+            })
+            .collect();
+        let mut body = Map::new();
+        body.insert("value".into(), Value::Array(rows));
+        ok(Value::Object(body).to_string())
     }
 
     /// A fault of the Web API, if one comes up.
@@ -125,6 +264,12 @@ impl Dataverse {
             return fault;
         }
         let query = read.query.trim_start_matches('?');
+        if let Some(fetch) = query.strip_prefix("fetchXml=") {
+            return self.bin_read(fetch);
+        }
+        if read.track {
+            return self.tracked(query, now);
+        }
         let mut filter = None;
         let mut after = None;
         let mut base = Vec::new();
@@ -221,6 +366,8 @@ impl Dataverse {
             row.insert("fullname".into(), parts.join(" ").into());
         }
         row.insert("modifiedon".into(), iso_datetime(now).into());
+        self.row_version += 1;
+        row.insert(contact::VERSION.into(), self.row_version.into());
         Ok(())
     }
 
@@ -275,7 +422,7 @@ impl Dataverse {
                 r#"{"error":{"code":"0x80040220","message":"Principal user is missing prvDeleteContact privilege"}}"#;
             return Ok(HttpResponse { date: None, status: 403, retry_after: None, body: body.into() });
         }
-        if self.contacts.remove(id).is_none() {
+        if self.delete(id).is_none() {
             return not_found(id);
         }
         if rng.chance(self.faults.timeout) {

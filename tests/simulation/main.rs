@@ -19,7 +19,7 @@ use salesmanago_dynamics::core::job::lease::{Holder, User, STALE_MS};
 use salesmanago_dynamics::core::job::{record_columns, Action, Job, Reply, Start, Summary, Ticket};
 use salesmanago_dynamics::core::json::{Map, Value};
 use salesmanago_dynamics::core::salesmanago::HttpResponse;
-use salesmanago_dynamics::core::sync::{iso_datetime, unix_ms};
+use salesmanago_dynamics::core::sync::unix_ms;
 
 use dataverse::Dataverse;
 use rng::Rng;
@@ -446,7 +446,7 @@ fn export_changes(seed: u64, contacts: usize) {
         let last = text(row, "lastname").unwrap_or_default();
         row.insert("firstname".into(), "Zmieniony".into());
         row.insert("fullname".into(), format!("Zmieniony {last}").into());
-        row.insert("modifiedon".into(), iso_datetime(world.now).into());
+        world.dataverse.touch(&id, world.now);
         changed.push(id);
     }
     world.now += 60_000;

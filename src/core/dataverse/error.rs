@@ -43,7 +43,19 @@ pub enum DvError {
         /// The privilege named (`prvReadnew_salesmanagointegration`), or Dataverse's message.
         privilege: String,
     },
+    /// A change-tracking delta link is too old (`ExpiredVersionStamp`, `0x80044352`): Dataverse
+    /// keeps changes for its `ExpireChangeTrackingInDays`, and a full read must start again.
+    DeltaExpired,
+    /// The table does not track changes (`ChangeTrackingNotEnabledForEntity`, `0x80072491`).
+    NotTracked,
 }
+
+/// Dataverse's `ExpiredVersionStamp` ("Version stamp associated with the client has expired.
+/// Please perform a full sync."), Microsoft's web service error codes.
+pub const DELTA_EXPIRED: u32 = 0x8004_4352;
+
+/// Dataverse's `ChangeTrackingNotEnabledForEntity`.
+pub const NOT_TRACKED: u32 = 0x8007_2491;
 
 /// Dataverse's "principal user is missing a privilege" error code.
 pub const PRIVILEGE_DENIED: u32 = 0x8004_0220;
@@ -70,6 +82,8 @@ impl DvError {
             DvError::Throttled { .. } => "service protection limits (HTTP 429)".into(),
             DvError::Unavailable { detail } | DvError::Refused { detail } => detail.clone(),
             DvError::MissingPrivilege { privilege } => format!("missing privilege {privilege}"),
+            DvError::DeltaExpired => "the change-tracking link has expired".into(),
+            DvError::NotTracked => "the contact table does not track changes".into(),
         }
     }
 }
@@ -91,6 +105,11 @@ fn classify(status: Option<u16>, code: Option<u32>, retry_after: Option<RetryAft
     }
     if code == Some(PRIVILEGE_DENIED) {
         return DvError::missing(detail);
+    }
+    match code {
+        Some(DELTA_EXPIRED) => return DvError::DeltaExpired,
+        Some(NOT_TRACKED) => return DvError::NotTracked,
+        _ => {}
     }
     match status {
         None | Some(408 | 500..=599) => DvError::Unavailable { detail },

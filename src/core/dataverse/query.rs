@@ -73,14 +73,53 @@ fn encode(value: &str) -> String {
 /// fails alone), and the next page's query (`?…`, from `@odata.nextLink`) if there is one.
 /// Fails, saying what is wrong, on anything else.
 pub fn page(text: &str) -> Result<(Vec<Value>, Option<String>), String> {
+    tracked_page(text).map(|(rows, next, _)| (rows, next))
+}
+
+/// A page of a change-tracked read: its rows, the next page's query, and the delta link.
+pub type TrackedPage = (Vec<Value>, Option<String>, Option<String>);
+
+/// [`page`] of a change-tracked read (`Prefer: odata.track-changes`), with the delta link its
+/// last page carries (`@odata.deltaLink`, as a query under the contacts' entity set).
+pub fn tracked_page(text: &str) -> Result<TrackedPage, String> {
     let Value::Object(mut page) = json::from_str(text).map_err(|e| e.to_string())? else {
         return Err("the page is not a JSON object".into());
     };
     let Some(Value::Array(rows)) = page.remove("value") else {
         return Err("the page has no `value` list".into());
     };
-    let next = page.get("@odata.nextLink").and_then(Value::as_str);
-    Ok((rows, next.map(|link| link.find('?').map_or(link, |at| &link[at..]).to_owned())))
+    let query = |key: &str| {
+        let link = page.get(key).and_then(Value::as_str)?;
+        Some(link.find('?').map_or(link, |at| &link[at..]).to_owned())
+    };
+    Ok((rows, query("@odata.nextLink"), query("@odata.deltaLink")))
+}
+
+/// The id of a row a delta read says was deleted (`{"@odata.context": "…/$deletedEntity",
+/// "id": …, "reason": "deleted"}`), if it is one.
+pub fn deleted(row: &Value) -> Option<&str> {
+    let context = row.get("@odata.context").and_then(Value::as_str)?;
+    context.ends_with("$deletedEntity").then(|| row.get("id").and_then(Value::as_str)).flatten()
+}
+
+/// The query (under the contacts' entity set) that reads `ids` from the recycle bin, where
+/// Dataverse keeps deleted rows when "Keep deleted records" is on: FetchXML with
+/// `datasource="bin"`, the only way the Web API reads it.
+pub fn from_bin(ids: &[String]) -> String {
+    let values: String = ids.iter().map(|id| format!("<value>{}</value>", xml_text(id))).collect();
+    let fetch = format!(
+        "<fetch datasource=\"bin\"><entity name=\"{}\"><attribute name=\"{}\"/><attribute name=\"{}\"/><filter><condition attribute=\"{}\" operator=\"in\">{values}</condition></filter></entity></fetch>",
+        contact::TABLE,
+        contact::ID,
+        contact::EMAIL,
+        contact::ID
+    );
+    format!("?fetchXml={}", encode(&fetch))
+}
+
+/// `text` as XML character data.
+fn xml_text(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 #[cfg(test)]

@@ -38,6 +38,9 @@ pub mod integration {
     /// The relay's catch-up: the modification time (Unix ms, decimal text) of the newest
     /// Dynamics change it sent.
     pub const CATCH_UP_WATERMARK: &str = "new_catchupwatermark";
+    /// The catch-up's (the relay's, or Export changes') place in Dataverse change tracking: the
+    /// delta link to read next, under the Web API root (`?$select=…&$deltatoken=…`).
+    pub const CATCH_UP_DELTA: &str = "new_catchupdelta";
 }
 
 /// A bulk job run from the integration form, with its state columns.
@@ -170,6 +173,7 @@ pub const CUSTOM_COLUMNS: &[(&str, &[&str])] = &[
             integration::CONCURRENCY,
             integration::CHANGES_WATERMARK,
             integration::CATCH_UP_WATERMARK,
+            integration::CATCH_UP_DELTA,
             Job::Export.checkpoint_column(),
             Job::Export.last_run_column(),
             Job::Export.last_result_column(),

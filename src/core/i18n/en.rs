@@ -50,6 +50,9 @@ pub(super) fn text(message: &Message) -> String {
         Message::Warning(Warning::BirthdateIgnored) => {
             "The birth date is not a real date between 1900 and today, so it was not sent.".into()
         }
+        Message::DeletedEmailUnknown => "This contact was deleted in Dynamics 365 while its change was not delivered to SALESmanago, and its e-mail is no longer known, so it was not removed from SALESmanago. Remove it there by hand; to let the catch-up do it next time, turn on \"Keep deleted Dataverse records\" in the environment's settings.".into(),
+        Message::DeltaExpired => "Dynamics 365 no longer keeps the changes since the last catch-up (its change tracking keeps them for a number of days), so every contact was read again. Contacts deleted meanwhile could not be seen: check SALESmanago for contacts deleted in Dynamics 365.".into(),
+        Message::NotTracked => "The Contact table does not track changes, so contacts were read by modification time and deletions cannot be caught up. Turn on \"Track changes\" for the Contact table.".into(),
         Message::Unreadable => "Dynamics 365 returned this contact in a form the integration cannot read (no contact ID), so it was skipped. Open the contact and save it, then run the job again.".into(),
         Message::NotAccepted { email, reason: Some(reason) } => format!("SALESmanago did not accept {email}: {reason}"),
         Message::NotAccepted { email, reason: None } => format!("SALESmanago did not accept {email} and gave no reason."),

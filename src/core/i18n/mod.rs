@@ -96,6 +96,15 @@ pub enum Message {
     Warning(Warning),
     /// Dynamics 365 returned a contact row the engine cannot read (no id, not a record).
     Unreadable,
+    /// The catch-up saw a contact deleted in Dynamics whose e-mail is no longer known (the
+    /// environment keeps no deleted records), so it cannot remove it from SALESmanago.
+    DeletedEmailUnknown,
+    /// The catch-up's change-tracking link had expired: every contact was read again, and
+    /// contacts deleted meanwhile could not be seen.
+    DeltaExpired,
+    /// The contact table does not track changes: the catch-up read contacts by modification
+    /// time, and cannot see deletions.
+    NotTracked,
     /// SALESmanago did not accept a contact of a batch.
     NotAccepted {
         /// The contact's e-mail.
@@ -369,6 +378,9 @@ impl Message {
             | Message::CommandNotAvailable { .. }
             | Message::CredentialsIncomplete
             | Message::Unreadable
+            | Message::DeletedEmailUnknown
+            | Message::DeltaExpired
+            | Message::NotTracked
             | Message::FieldInvalid { .. }
             | Message::FieldsInvalid
             | Message::CredentialsSaved
@@ -478,6 +490,7 @@ mod tests {
         all.push(Message::NotAccepted { email: "a@b.pl".into(), reason: Some("Bad".into()) });
         all.push(Message::NotAccepted { email: "a@b.pl".into(), reason: None });
         all.push(Message::Unreadable);
+        all.extend([Message::DeletedEmailUnknown, Message::DeltaExpired, Message::NotTracked]);
         let field_problems = [
             FieldProblem::Required,
             FieldProblem::TooLong { max: 100 },

@@ -50,6 +50,9 @@ pub(super) fn text(message: &Message) -> String {
         Message::Warning(Warning::BirthdateIgnored) => {
             "Data urodzenia nie jest prawdziwą datą z przedziału od 1900 roku do dziś, więc nie została wysłana.".into()
         }
+        Message::DeletedEmailUnknown => "Ten kontakt usunięto w Dynamics 365, gdy jego zmiana nie dotarła do SALESmanago, a jego adres e-mail nie jest już znany, więc nie został usunięty z SALESmanago. Usuń go tam ręcznie; aby następnym razem zrobiło to nadrabianie, włącz \"Zachowuj usunięte rekordy Dataverse\" w ustawieniach środowiska.".into(),
+        Message::DeltaExpired => "Dynamics 365 nie przechowuje już zmian od ostatniego nadrabiania (śledzenie zmian przechowuje je przez określoną liczbę dni), więc wszystkie kontakty odczytano ponownie. Kontaktów usuniętych w międzyczasie nie dało się zobaczyć: sprawdź w SALESmanago kontakty usunięte w Dynamics 365.".into(),
+        Message::NotTracked => "Tabela Kontakt nie śledzi zmian, więc kontakty odczytano według czasu modyfikacji, a usunięć nie da się nadrobić. Włącz \"Śledzenie zmian\" dla tabeli Kontakt.".into(),
         Message::Unreadable => "Dynamics 365 zwróciło ten kontakt w postaci, której integracja nie potrafi odczytać (brak identyfikatora kontaktu), więc został pominięty. Otwórz kontakt i zapisz go, a potem uruchom zadanie ponownie.".into(),
         Message::NotAccepted { email, reason: Some(reason) } => format!("SALESmanago nie przyjęło kontaktu {email}: {reason}"),
         Message::NotAccepted { email, reason: None } => format!("SALESmanago nie przyjęło kontaktu {email} i nie podało powodu."),

@@ -13,9 +13,10 @@ use crate::core::salesmanago::contact::UpsertDetails;
 use crate::core::salesmanago::operation::BatchUpsert;
 use crate::core::salesmanago::SmError;
 use crate::core::sorted::SortedMap;
-use crate::core::sync::{catch_up_since, iso_datetime, unix_ms, write_back, Tally};
+use crate::core::sync::{write_back, Tally};
 use crate::object;
 
+use super::catchup::{CatchUp, Row as CatchRow};
 use super::runner::{Call, Error, Output, Request, Runner};
 use super::units::{not_done, rows, settle, unreadable, Answer, Pages, Row, Write};
 use super::{Ending, Start, Ticket};
@@ -48,6 +49,8 @@ enum Step {
 }
 
 pub(super) struct Export {
+    /// "Export changes": reading through change tracking, deletions among the changes.
+    catch_up: Option<CatchUp>,
     all: bool,
     /// "Export changes": the watermark to write when every contact went (the run's start, on
     /// this machine's clock: written on Dataverse's).
@@ -96,13 +99,11 @@ impl Export {
         let mut prefix = Tally::default();
         let mut after = None;
         let changes = start.job == BulkJob::ExportChanges;
+        let mut catch_up = None;
         let queries: Vec<String> = if changes {
-            // Since the catch-up's watermark; the first time, since the last export finished.
-            let last_export =
-                record.get(JobColumns::Export.last_run_column()).and_then(Value::as_str).and_then(unix_ms);
-            let since = catch_up_since(record.get(integration::CATCH_UP_WATERMARK), last_export);
-            let filter = since.map(|ms| format!("{} ge {}", contact::MODIFIED_ON, iso_datetime(ms)));
-            vec![contacts(consents, filter.as_deref())]
+            let (tracking, pages) = CatchUp::new(record, consents, start.settings.opt_out_on_delete, start.lang);
+            catch_up = Some((tracking, pages));
+            Vec::new()
         } else if selected {
             run.total = Some(start.selected.len() as u64);
             start.selected.chunks(IN_CHUNK).map(|ids| contacts(consents, Some(&one_of(contact::ID, ids)))).collect()
@@ -116,11 +117,16 @@ impl Export {
         } else {
             vec![contacts(consents, None)]
         };
+        let (catch_up, pages_to_read) = match catch_up {
+            Some((tracking, pages)) => (Some(tracking), pages),
+            None => (None, Pages::new(queries)),
+        };
         Export {
+            catch_up,
             all,
             // On Dataverse's clock once its answers have told it (`modifiedon` is its time).
             watermark: changes.then_some(start.now_ms),
-            pages_to_read: Pages::new(queries),
+            pages_to_read,
             next_index: 0,
             pages: SortedMap::new(),
             tickets: SortedMap::new(),
@@ -142,8 +148,20 @@ impl Export {
         }
         self.pages_to_read.read(run, self.pages.len());
         if self.pages_to_read.done() && self.pages.is_empty() && !run.busy() {
-            let tally = std::mem::take(&mut self.prefix);
+            if let Some(catch_up) = &mut self.catch_up {
+                if !catch_up.finish(run) {
+                    return;
+                }
+            }
+            let mut tally = std::mem::take(&mut self.prefix);
             let mut extra = Map::new();
+            if let Some(catch_up) = &mut self.catch_up {
+                tally.merge(std::mem::take(&mut catch_up.tally));
+                catch_up.columns(self.pages_to_read.delta.take(), tally.failed() > 0, &mut extra);
+                for note in &catch_up.notes {
+                    self.ending.details.push(text(note, run.lang));
+                }
+            }
             // The watermark moves only when every contact went or was skipped with its reason.
             if let Some(watermark) = self.watermark.filter(|_| tally.failed() == 0) {
                 let watermark = run.dataverse_time(watermark);
@@ -164,8 +182,21 @@ impl Export {
         if self.ending.on(ticket, &result, run) {
             return;
         }
+        let mut slot = Some(result);
+        if self.catch_up.as_mut().is_some_and(|catch_up| catch_up.on(ticket, &mut slot, run)) {
+            return;
+        }
+        let Some(result) = slot else { return };
         let result = match self.pages_to_read.answer(ticket, result, run) {
             Answer::Taken => return,
+            Answer::Untracked(error) => {
+                match self.catch_up.as_mut().map(|catch_up| catch_up.untracked(error)) {
+                    Some(Ok(pages)) => self.pages_to_read = pages,
+                    Some(Err(error)) => run.fail(error.into()),
+                    None => {}
+                }
+                return;
+            }
             Answer::Other(result) => result,
         };
         if self.checkpoint == Some(ticket) {
@@ -255,6 +286,17 @@ impl Export {
         self.next_index += 1;
         let mut page = Page::default();
         for value in values {
+            let value = match self.catch_up.as_mut() {
+                None => value,
+                Some(catch_up) => match catch_up.row(value) {
+                    CatchRow::Send(value) => value,
+                    CatchRow::Deleted(id) => {
+                        catch_up.deleted(id);
+                        continue;
+                    }
+                    CatchRow::Unchanged => continue,
+                },
+            };
             page.tally.total += 1;
             let Row::Read(parsed, map) = Row::of(value) else {
                 page.tally.not_done(unreadable(run.lang));

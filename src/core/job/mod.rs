@@ -12,6 +12,7 @@
 //! and feeds back what came of them; `tests/simulation` drives the same jobs against
 //! in-memory services with seeded faults and a simulated clock.
 
+mod catchup;
 mod changes;
 mod consents;
 pub mod contact;
@@ -45,6 +46,9 @@ pub struct Ticket(pub u64);
 pub struct Read {
     /// The query options (`?$select=…`) or the next page's query.
     pub query: String,
+    /// A change-tracked read (`Prefer: odata.track-changes`): its last page carries the delta
+    /// link, and a delta read its deleted rows.
+    pub track: bool,
 }
 
 impl Read {
@@ -57,8 +61,11 @@ impl Read {
     }
 
     /// The `Prefer` header.
-    pub fn prefer() -> String {
-        format!("odata.maxpagesize={}", Self::PAGE)
+    pub fn prefer(&self) -> String {
+        match self.track {
+            true => format!("odata.track-changes,odata.maxpagesize={}", Self::PAGE),
+            false => format!("odata.maxpagesize={}", Self::PAGE),
+        }
     }
 }
 
@@ -382,11 +389,13 @@ struct Ending {
     /// The record's update, and the summary told once it is written.
     ticket: Option<Ticket>,
     summary: Option<Summary>,
+    /// What the summary says beside the counts, in the user's language.
+    details: Vec<String>,
 }
 
 impl Ending {
     fn new(job: BulkJob) -> Ending {
-        Ending { job, started: false, ticket: None, summary: None }
+        Ending { job, started: false, ticket: None, summary: None, details: Vec::new() }
     }
 
     fn started(&self) -> bool {
@@ -419,7 +428,8 @@ impl Ending {
             }
             extra
         });
-        let summary = Summary { message, details: Vec::new(), close_form: false, download, tally };
+        let details = std::mem::take(&mut self.details);
+        let summary = Summary { message, details, close_form: false, download, tally };
         self.started = true;
         match columns {
             Some(columns) => {

@@ -32,6 +32,8 @@ const DOWNLOAD_IDLE_MS: u32 = 60_000;
 pub(super) enum Request {
     /// A page of contacts.
     Read(String),
+    /// A page of a change-tracked read of contacts.
+    Tracked(String),
     /// Contact columns, in one `$batch`.
     Write(Vec<(String, Map)>),
     /// Columns of the integration record, written under the job's lease.
@@ -85,6 +87,9 @@ pub(super) enum Call {
 pub(super) enum Output {
     /// A page's rows (each as it came, read one by one) and the next page's query.
     Page(Vec<Value>, Option<String>),
+    /// A change-tracked page: its rows, the next page's query, and on the last page the delta
+    /// link to read next time.
+    Tracked(Vec<Value>, Option<String>, Option<String>),
     /// Each row's outcome of a `$batch`, in order.
     Written(Vec<Result<(), String>>),
     /// The integration record was written under the lease.
@@ -180,7 +185,7 @@ impl Request {
     /// Whether it changes anything in Dataverse or SALESmanago (all but reads).
     fn changes(&self) -> bool {
         match self {
-            Request::Read(_) | Request::Row(_) | Request::Download(_) => false,
+            Request::Read(_) | Request::Tracked(_) | Request::Row(_) | Request::Download(_) => false,
             Request::Write(_) | Request::Patch(..) | Request::Remove(_) => true,
             Request::Record(guarded) => guarded.purpose != Purpose::Acquire,
             // Asking for an export changes no contact.
@@ -196,6 +201,7 @@ impl Request {
         match self {
             Request::Call(_) | Request::Download(_) => Service::Salesmanago,
             Request::Read(_)
+            | Request::Tracked(_)
             | Request::Write(_)
             | Request::Record(_)
             | Request::Row(_)
@@ -378,7 +384,7 @@ impl Runner {
     pub(super) fn issue(&mut self, request: Request) -> Ticket {
         // Pages are read one after the other, and everything else waits for them: a read goes
         // first, so the pipeline does not stall behind the write-backs.
-        let first = matches!(request, Request::Read(_));
+        let first = matches!(request, Request::Read(_) | Request::Tracked(_));
         let ticket = self.hold(request);
         if first {
             self.queued.push_front(ticket);
@@ -414,7 +420,8 @@ impl Runner {
         self.in_flight[slot(pending.request.service())] += 1;
         let request = &pending.request;
         Some(match request {
-            Request::Read(query) => Action::Read { ticket, read: Read { query: query.clone() } },
+            Request::Read(query) => Action::Read { ticket, read: Read { query: query.clone(), track: false } },
+            Request::Tracked(query) => Action::Read { ticket, read: Read { query: query.clone(), track: true } },
             Request::Write(rows) => {
                 Action::Write { ticket, writes: Writes { rows: rows.clone(), tag: self.rng.key() } }
             }
@@ -690,6 +697,12 @@ fn read(request: &Request, client: &Client, reply: Reply) -> Result<Output, Erro
             let (rows, next) =
                 query::page(&text).map_err(|detail| Error::Dataverse(DvError::Unavailable { detail }))?;
             Ok(Output::Page(rows, next))
+        }
+        (Request::Tracked(_), Reply::Dataverse(answer)) => {
+            let text = error::answer(answer).map_err(Error::Dataverse)?;
+            let (rows, next, delta) =
+                query::tracked_page(&text).map_err(|detail| Error::Dataverse(DvError::Unavailable { detail }))?;
+            Ok(Output::Tracked(rows, next, delta))
         }
         (Request::Write(_), Reply::Dataverse(answer)) => {
             let text = error::answer(answer).map_err(Error::Dataverse)?;

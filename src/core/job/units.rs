@@ -10,7 +10,8 @@ use crate::core::json::{Map, Value};
 use crate::core::sync::NotDone;
 
 use super::runner::{Error, Output, Request, Runner};
-use super::Ticket;
+use super::{JobFailure, Ticket};
+use crate::core::dataverse::error::DvError;
 
 /// The pages of contacts a job reads, one after the other: its queries, each followed by its
 /// pages' next links. A page that arrives is kept until the job works on it, after the next
@@ -19,19 +20,31 @@ pub(super) struct Pages {
     queries: VecDeque<String>,
     reading: Option<Ticket>,
     arrived: Option<Vec<Value>>,
+    /// Change-tracked reads (`Prefer: odata.track-changes`).
+    tracked: bool,
+    /// The delta link the last tracked page carried.
+    pub(super) delta: Option<String>,
 }
 
 /// What an answer was, seen by [`Pages`].
 pub(super) enum Answer {
     /// A read's answer: its page is kept, or the read failed and so did the job.
     Taken,
+    /// A tracked read refused: its link expired, or the table does not track changes. The job
+    /// decides what to read instead.
+    Untracked(Error),
     /// Not a read's answer.
     Other(Result<Output, Error>),
 }
 
 impl Pages {
     pub(super) fn new(queries: impl IntoIterator<Item = String>) -> Pages {
-        Pages { queries: queries.into_iter().collect(), reading: None, arrived: None }
+        Pages { queries: queries.into_iter().collect(), reading: None, arrived: None, tracked: false, delta: None }
+    }
+
+    /// A change-tracked read of `query`, and of the pages after it.
+    pub(super) fn tracked(query: String) -> Pages {
+        Pages { tracked: true, ..Pages::new([query]) }
     }
 
     /// Asks for the next page, unless one is on its way or the job has no room for it beside
@@ -40,7 +53,8 @@ impl Pages {
         let held = in_progress + usize::from(self.arrived.is_some());
         if self.reading.is_none() && held < run.limit() {
             if let Some(query) = self.queries.pop_front() {
-                self.reading = Some(run.issue(Request::Read(query)));
+                let request = if self.tracked { Request::Tracked(query) } else { Request::Read(query) };
+                self.reading = Some(run.issue(request));
             }
         }
     }
@@ -69,8 +83,21 @@ impl Pages {
                 }
                 self.arrived = Some(values);
             }
-            Ok(_) => unreachable!("a read yields a page"),
+            Ok(Output::Tracked(values, next, delta)) => {
+                if let Some(next) = next {
+                    self.queries.push_front(next);
+                }
+                self.delta = delta.or(self.delta.take());
+                self.arrived = Some(values);
+            }
+            Err(error @ Error::Dataverse(DvError::DeltaExpired | DvError::NotTracked)) if self.tracked => {
+                return Answer::Untracked(error);
+            }
             Err(error) => run.fail(error.into()),
+            Ok(_) => run.fail(JobFailure {
+                message: Message::Dataverse { detail: "a read answered with something else than a page".into() },
+                kind: "dataverse",
+            }),
         }
         Answer::Taken
     }

@@ -11,7 +11,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use crate::core::command::BulkJob;
 use crate::core::job::contact::FormAction;
-use crate::core::job::{record_columns, Action, Job, Read, Reply, Start, Ticket};
+use crate::core::job::{record_columns, Action, Job, Reply, Start, Ticket};
 
 use super::super::browser::{now_ms, random_seed, sleep};
 use super::super::dynamics::{consent_columns, exchange, refresh_grid, FormContext, Send, Ui};
@@ -118,7 +118,7 @@ fn execute(action: Action, context: &Context, ui: &Ui, root: &str) -> Step {
         Action::Read { ticket, read } => {
             let url = read.url(root);
             Box::pin(
-                async move { Event::Reply(ticket, Reply::Dataverse(exchange(&url, &Read::prefer(), Send::Get).await)) },
+                async move { Event::Reply(ticket, Reply::Dataverse(exchange(&url, &read.prefer(), Send::Get).await)) },
             )
         }
         Action::Write { ticket, writes } => {

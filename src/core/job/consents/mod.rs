@@ -104,6 +104,8 @@ impl Consents {
         let result = match self.pages_to_read.as_mut() {
             Some(pages) => match pages.answer(ticket, result, run) {
                 Answer::Taken => return,
+                // Its reads are not change-tracked.
+                Answer::Untracked(error) => return run.fail(error.into()),
                 Answer::Other(result) => result,
             },
             None => result,
