@@ -1,86 +1,317 @@
-//! Dataverse's webhook into the relay, over real sockets: each event in the documented shape
-//! (the core's fixtures) reaches a stand-in for SALESmanago as the engine would send it, a
-//! repeated delivery does nothing twice, the integration's own write-back never travels back,
-//! and the answers are those Dataverse acts on (503 to retry, 400 to record a failure).
+//! Dataverse's webhook into the relay, over real sockets, against a stand-in org
+//! (`support/org.rs`: contacts with row versions, change tracking, the integration record with
+//! its ETag, the metadata, `$batch`) and a stand-in SALESmanago that keeps what it is sent. Each event in the
+//! documented shape (the core's fixtures) reaches SALESmanago once, as the engine would send
+//! the contact as Dataverse holds it now; a repeated delivery does nothing twice, the
+//! integration's own write-back never travels back, a deleted contact is removed unless
+//! another contact holds its e-mail, the catch-up runs under the export's lease, and the
+//! answers are those Dataverse acts on (503 to retry, 400 to record a failure).
 
 mod support;
 
+#[path = "support/org.rs"]
+mod org;
+
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::routing::post;
 use axum::Router;
-use salesmanago_dynamics::core::json::{self, Value};
+use org::Org;
+use salesmanago_dynamics::core::dataverse::schema::{contact, integration, Job as JobColumns};
+use salesmanago_dynamics::core::job::lease::{Holder, User};
+use salesmanago_dynamics::core::salesmanago::{ApiSecret, Credentials};
 use salesmanago_relay::keys::{new_key, StoredKey};
 use salesmanago_relay::Config;
+use serde_json::{json, Value};
 use support::{serve, spawn_relay};
 
 const UPDATE: &str = include_str!("../../src/core/dataverse/event_samples/update.json");
 const DELETE: &str = include_str!("../../src/core/dataverse/event_samples/delete.json");
 
-/// The calls SALESmanago received, and whether it answers 500.
-#[derive(Clone, Default)]
-struct Salesmanago {
-    calls: Arc<Mutex<Vec<(String, Value)>>>,
-    failing: Arc<Mutex<bool>>,
+/// The fixtures' contact.
+const JAN: &str = "2b0f6c1e-7a31-4c55-9d1a-0c6f1e2a9b10";
+const JAN_EMAIL: &str = "jan.kowalski@example.com";
+/// The application user the relay writes back as.
+const APP_USER: &str = "00000000-0000-0000-0000-0000000000aa";
+
+const SYNCED: u64 = 100_000_000;
+const FAILED: u64 = 100_000_001;
+const SKIPPED: u64 = 100_000_002;
+
+const STALE: &str = "this change of the contact, or a newer one, went already";
+
+/// Contact `n`'s id.
+fn id(n: u64) -> String {
+    format!("2b0f6c1e-7a31-4c55-9d1a-{n:012}")
+}
+
+/// Delivery `n`'s operation id.
+fn op(n: u64) -> String {
+    format!("91c2e0aa-5b7d-4e0b-8f0e-{n:012}")
+}
+
+// ---------------------------------------------------------------------------------------------
+// SALESmanago
+// ---------------------------------------------------------------------------------------------
+
+/// A contact as SALESmanago holds it.
+#[derive(Debug, Clone, Default)]
+struct Held {
+    id: String,
+    name: Option<String>,
+    external_id: Option<String>,
+    newsletter_opt_out: bool,
+    sms_opt_out: bool,
+}
+
+#[derive(Default)]
+struct SmState {
+    /// Each call's method and body, in order (a refused or failed one too).
+    calls: Vec<(String, Value)>,
+    /// Contacts by lower-case e-mail.
+    contacts: BTreeMap<String, Held>,
+    /// E-mails it refuses: a batch holding one is refused as a whole.
+    refuse: Vec<String>,
+    /// The next so many calls answer 500.
+    fail_next: u32,
     /// How long it takes to answer (ms).
-    slow: Arc<Mutex<u64>>,
+    slow_ms: u64,
+    ids: u64,
 }
 
-async fn salesmanago(state: Salesmanago) -> SocketAddr {
-    let api = move |axum::extract::Path(method): axum::extract::Path<String>, body: Bytes| {
-        let state = state.clone();
-        async move {
-            let slow = *state.slow.lock().unwrap();
-            tokio::time::sleep(std::time::Duration::from_millis(slow)).await;
-            if *state.failing.lock().unwrap() {
-                return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, String::new());
-            }
-            let value: Value = json::from_str(std::str::from_utf8(&body).unwrap()).unwrap();
-            // A batch upsert answers each contact's id by its e-mail.
-            let ids: Vec<String> = value["upsertDetails"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|d| d["contact"]["email"].as_str())
-                .map(|email| format!(r#""{email}":"sm-1""#))
-                .collect();
-            state.calls.lock().unwrap().push((method, value));
-            // A batch holding a contact SALESmanago refuses is refused as a whole.
-            if ids.iter().any(|id| id.contains("refused")) {
-                return (
-                    axum::http::StatusCode::OK,
-                    r#"{"success":false,"message":["refused@example.com: not valid"]}"#.to_owned(),
-                );
-            }
-            let answer = format!(
-                r#"{{"success":true,"message":[],"contactId":"sm-1","contactIds":{{{}}},"result":null}}"#,
-                ids.join(",")
-            );
-            (axum::http::StatusCode::OK, answer)
+impl SmState {
+    fn hold(&mut self, email: &str) -> &mut Held {
+        let email = email.to_ascii_lowercase();
+        if !self.contacts.contains_key(&email) {
+            self.ids += 1;
+            let held = Held { id: format!("sm-{}", self.ids), ..Held::default() };
+            self.contacts.insert(email.clone(), held);
         }
-    };
-    serve(Router::new().route("/api/{*method}", post(api))).await
+        self.contacts.get_mut(&email).unwrap()
+    }
 }
 
-fn config(sm: SocketAddr, webhook: &StoredKey, extra: &[(&str, &str)]) -> Config {
-    let (_, browser) = new_key("browser").unwrap();
-    let mut vars: Vec<(String, String)> = vec![
-        ("SALESMANAGO_CLIENT_ID".into(), "cid".into()),
-        ("SALESMANAGO_API_SECRET".into(), "secret".into()),
-        ("SALESMANAGO_OWNER".into(), "owner@example.com".into()),
-        ("SALESMANAGO_ENDPOINT".into(), format!("http://{sm}")),
-        ("RELAY_ALLOWED_ORIGINS".into(), "https://contoso.crm4.dynamics.com".into()),
-        ("RELAY_KEYS".into(), browser.text()),
-        ("RELAY_WEBHOOK_KEYS".into(), webhook.text()),
-    ];
-    vars.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-    Config::from_vars(|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())).unwrap()
+/// SALESmanago's API: batch upserts, hasContact, delete, opt-outs, signed as the relay signs.
+#[derive(Clone, Default)]
+struct Salesmanago(Arc<Mutex<SmState>>);
+
+impl Salesmanago {
+    fn lock(&self) -> MutexGuard<'_, SmState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn serve(&self) -> SocketAddr {
+        serve(Router::new().route("/api/{*method}", post(salesmanago_api)).with_state(self.clone())).await
+    }
+
+    fn calls(&self) -> Vec<(String, Value)> {
+        self.lock().calls.clone()
+    }
+
+    fn methods(&self) -> Vec<String> {
+        self.lock().calls.iter().map(|(m, _)| m.clone()).collect()
+    }
+
+    /// Every contact sent in a batch upsert, in order (those of refused batches too).
+    fn upserted(&self) -> Vec<Value> {
+        self.lock()
+            .calls
+            .iter()
+            .filter(|(m, _)| m == "contact/batchupsert")
+            .flat_map(|(_, body)| body["upsertDetails"].as_array().cloned().unwrap_or_default())
+            .collect()
+    }
+
+    fn held(&self, email: &str) -> Option<Held> {
+        self.lock().contacts.get(email).cloned()
+    }
+
+    /// A contact SALESmanago has already.
+    fn has(&self, email: &str) {
+        self.lock().hold(email);
+    }
+}
+
+async fn salesmanago_api(
+    State(sm): State<Salesmanago>,
+    Path(method): Path<String>,
+    body: Bytes,
+) -> (StatusCode, String) {
+    let slow = sm.lock().slow_ms;
+    tokio::time::sleep(Duration::from_millis(slow)).await;
+    let mut sm = sm.lock();
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return (StatusCode::BAD_REQUEST, String::new());
+    };
+    sm.calls.push((method.clone(), body.clone()));
+    if sm.fail_next > 0 {
+        sm.fail_next -= 1;
+        return (StatusCode::INTERNAL_SERVER_ERROR, String::new());
+    }
+    // Signed with the relay's account: the client id and the secret's signature of the key.
+    let credentials = Credentials {
+        client_id: "cid".into(),
+        api_secret: ApiSecret::new("secret"),
+        owner: "owner@example.com".into(),
+    };
+    let signed = body["clientId"] == "cid"
+        && body["apiKey"].as_str().is_some_and(|key| body["sha"] == credentials.sign(key).as_str());
+    let owned = !method.starts_with("contact/") || method.contains("opt") || body["owner"] == "owner@example.com";
+    if !signed || !owned {
+        return (StatusCode::OK, json!({"success": false, "message": ["Not authenticated"]}).to_string());
+    }
+    let email = body["email"].as_str().unwrap_or_default().to_ascii_lowercase();
+    let answer = match method.as_str() {
+        "contact/batchupsert" => {
+            let details = body["upsertDetails"].as_array().cloned().unwrap_or_default();
+            let emails: Vec<String> = details
+                .iter()
+                .map(|d| d["contact"]["email"].as_str().unwrap_or_default().to_ascii_lowercase())
+                .collect();
+            if let Some(refused) = emails.iter().find(|e| sm.refuse.contains(e)) {
+                json!({"success": false, "message": [format!("{refused}: not valid")]})
+            } else {
+                let mut ids = serde_json::Map::new();
+                for (detail, email) in details.iter().zip(&emails) {
+                    let held = sm.hold(email);
+                    held.name = detail["contact"]["name"].as_str().map(str::to_owned);
+                    held.external_id = detail["contact"]["externalId"].as_str().map(str::to_owned);
+                    if detail["forceOptOut"] == true {
+                        held.newsletter_opt_out = true;
+                    }
+                    if detail["forceOptIn"] == true {
+                        held.newsletter_opt_out = false;
+                    }
+                    ids.insert(email.clone(), held.id.clone().into());
+                }
+                json!({"success": true, "message": [], "contactIds": ids})
+            }
+        }
+        "contact/hasContact" => match sm.contacts.get(&email) {
+            Some(held) => json!({"success": true, "message": [], "result": true, "contactId": held.id}),
+            None => json!({"success": true, "message": [], "result": false, "contactId": null}),
+        },
+        "contact/delete" => match sm.contacts.remove(&email) {
+            Some(_) => json!({"success": true, "message": []}),
+            None => json!({"success": false, "message": ["Contact not found"]}),
+        },
+        "contact/optout" | "contact/phoneoptout" => match sm.contacts.get_mut(&email) {
+            Some(held) => {
+                if method == "contact/optout" {
+                    held.newsletter_opt_out = true;
+                } else {
+                    held.sms_opt_out = true;
+                }
+                json!({"success": true, "message": [], "contactId": held.id})
+            }
+            None => json!({"success": false, "message": ["Contact not found"]}),
+        },
+        _ => return (StatusCode::NOT_FOUND, String::new()),
+    };
+    (StatusCode::OK, answer.to_string())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The relay, the org and SALESmanago together
+// ---------------------------------------------------------------------------------------------
+
+struct World {
+    sm: Salesmanago,
+    org: Org,
+    /// The webhook key, as Dataverse shows it.
+    key: String,
+    stored: StoredKey,
+    sm_address: SocketAddr,
+    org_address: SocketAddr,
+}
+
+impl World {
+    async fn new() -> World {
+        World::with(Org::new()).await
+    }
+
+    async fn with(org: Org) -> World {
+        let sm = Salesmanago::default();
+        let sm_address = sm.serve().await;
+        let org_address = org.serve().await;
+        let (key, stored) = new_key("dataverse").unwrap();
+        World { sm, org, key, stored, sm_address, org_address }
+    }
+
+    /// The relay's settings: its SALESmanago account, the webhook key, `extra`, and, when
+    /// `dataverse`, the org as its application user (the periodic catch-up off).
+    fn config(&self, dataverse: bool, extra: &[(&str, &str)]) -> Config {
+        let (_, browser) = new_key("browser").unwrap();
+        let mut vars: Vec<(String, String)> = vec![
+            ("SALESMANAGO_CLIENT_ID".into(), "cid".into()),
+            ("SALESMANAGO_API_SECRET".into(), "secret".into()),
+            ("SALESMANAGO_OWNER".into(), "owner@example.com".into()),
+            ("SALESMANAGO_ENDPOINT".into(), format!("http://{}", self.sm_address)),
+            ("RELAY_ALLOWED_ORIGINS".into(), "https://contoso.crm4.dynamics.com".into()),
+            ("RELAY_KEYS".into(), browser.text()),
+            ("RELAY_WEBHOOK_KEYS".into(), self.stored.text()),
+            ("RELAY_APP_USER".into(), format!("{{{}}}", APP_USER.to_ascii_uppercase())),
+            ("RELAY_CATCH_UP_MINUTES".into(), "0".into()),
+        ];
+        if dataverse {
+            let url = format!("http://{}", self.org_address);
+            vars.push(("DATAVERSE_TOKEN_URL".into(), format!("{url}/tenant/oauth2/v2.0/token")));
+            vars.push(("DATAVERSE_URL".into(), url));
+            vars.push(("DATAVERSE_CLIENT_ID".into(), "app-1".into()));
+            vars.push(("DATAVERSE_CLIENT_SECRET".into(), "app-secret".into()));
+        }
+        vars.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        Config::from_vars(|name| vars.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone())).unwrap()
+    }
+
+    /// A relay instance with Dataverse access (its own memory: each call makes another).
+    async fn relay(&self, extra: &[(&str, &str)]) -> SocketAddr {
+        spawn_relay(self.config(true, extra)).await
+    }
+
+    async fn deliver(&self, relay: SocketAddr, body: &str) -> (u16, Value) {
+        self.deliver_with(relay, body, &[]).await
+    }
+
+    async fn deliver_with(&self, relay: SocketAddr, body: &str, headers: &[(&str, &str)]) -> (u16, Value) {
+        deliver(relay, Some(&self.key), body, headers).await
+    }
+
+    async fn catch_up(&self, relay: SocketAddr) -> (u16, Value) {
+        let response = client()
+            .post(format!("http://{relay}/dataverse/catch-up"))
+            .header("x-relay-webhook-key", &self.key)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, serde_json::from_str(&response.text().await.unwrap()).unwrap_or(Value::Null))
+    }
+
+    /// Contact `id`'s column as the org holds it.
+    fn column(&self, id: &str, column: &str) -> Value {
+        self.org.contact(id).and_then(|row| row.get(column).cloned()).unwrap_or(Value::Null)
+    }
+
+    /// The org was asked nothing a real one would refuse.
+    fn assert_faithful(&self) {
+        assert_eq!(self.org.problems(), Vec::<String>::new(), "{:#?}", self.org.lines());
+    }
+}
+
+/// An HTTP client that gives up after 30 s (a relay that never answers fails the test).
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
 }
 
 async fn deliver(relay: SocketAddr, key: Option<&str>, body: &str, headers: &[(&str, &str)]) -> (u16, Value) {
-    let mut request = reqwest::Client::new().post(format!("http://{relay}/dataverse/webhook")).body(body.to_owned());
+    let mut request = client().post(format!("http://{relay}/dataverse/webhook")).body(body.to_owned());
     if let Some(key) = key {
         request = request.header("x-relay-webhook-key", key);
     }
@@ -89,443 +320,661 @@ async fn deliver(relay: SocketAddr, key: Option<&str>, body: &str, headers: &[(&
     }
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();
-    (status, json::from_str(&response.text().await.unwrap()).unwrap_or(Value::Null))
+    (status, serde_json::from_str(&response.text().await.unwrap()).unwrap_or(Value::Null))
 }
+
+/// Sets `key` in an `Entity`'s attributes.
+fn set_attribute(entity: &mut Value, key: &str, value: Value) {
+    let attributes = entity["Attributes"].as_array_mut().unwrap();
+    match attributes.iter_mut().find(|a| a["key"] == key) {
+        Some(attribute) => attribute["value"] = value,
+        None => attributes.push(json!({"key": key, "value": value})),
+    }
+}
+
+/// The fixture's Update, as delivery `op` of contact `id` whose post-image holds `image` (a
+/// `versionnumber` among them, as the registered images carry it).
+fn update(id: &str, op: &str, image: Value) -> String {
+    let mut event: Value = serde_json::from_str(UPDATE).unwrap();
+    event["PrimaryEntityId"] = id.into();
+    event["OperationId"] = op.into();
+    let target = &mut event["InputParameters"][0]["value"];
+    target["Id"] = id.into();
+    set_attribute(target, "contactid", id.into());
+    let after = &mut event["PostEntityImages"][0]["value"];
+    after["Id"] = id.into();
+    set_attribute(after, "contactid", id.into());
+    for (key, value) in image.as_object().unwrap() {
+        set_attribute(after, key, value.clone());
+    }
+    event.to_string()
+}
+
+/// The fixture's Delete, as delivery `op` of contact `id` whose pre-image holds `email`.
+fn delete(id: &str, op: &str, email: &str) -> String {
+    let mut event: Value = serde_json::from_str(DELETE).unwrap();
+    event["PrimaryEntityId"] = id.into();
+    event["OperationId"] = op.into();
+    event["InputParameters"][0]["value"]["Id"] = id.into();
+    let before = &mut event["PreEntityImages"][0]["value"];
+    before["Id"] = id.into();
+    set_attribute(before, "contactid", id.into());
+    set_attribute(before, "emailaddress1", email.into());
+    event.to_string()
+}
+
+/// Waits, a bounded while, for `done`.
+async fn eventually(what: &str, done: impl Fn() -> bool) {
+    for _ in 0..300 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{what} did not happen within 3 s");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------------------------
 
 #[tokio::test]
 async fn each_event_reaches_salesmanago_once_as_the_engine_would_send_it() {
-    let sm_state = Salesmanago::default();
-    let sm = salesmanago(sm_state.clone()).await;
-    let (key, stored) = new_key("dataverse").unwrap();
-    let relay = spawn_relay(config(sm, &stored, &[("RELAY_APP_USER", "{00000000-0000-0000-0000-0000000000AA}")])).await;
-    let calls = || sm_state.calls.lock().unwrap().clone();
+    let world = World::new().await;
+    let org = &world.org;
+    org.put_contact(
+        JAN,
+        json!({"firstname": "Jan", "lastname": "Kowalski", "emailaddress1": JAN_EMAIL, "donotbulkemail": true}),
+    );
+    let relay = world.relay(&[]).await;
 
     assert_eq!(deliver(relay, None, UPDATE, &[]).await.0, 401, "no key");
-    assert_eq!(deliver(relay, Some(&key.replace("dataverse.", "dataverse.0")), UPDATE, &[]).await.0, 401);
+    assert_eq!(deliver(relay, Some(&world.key.replace("dataverse.", "dataverse.0")), UPDATE, &[]).await.0, 401);
+    assert!(world.sm.calls().is_empty());
 
-    // An update: the contact goes as the engine sends it, the opt-out the request set with it.
-    let (status, said) = deliver(relay, Some(&key), UPDATE, &[]).await;
+    // The contact changed again after the event was raised: the row goes as Dataverse holds it
+    // now, not as the event's image shows it; the opt-out the request set goes with it.
+    org.put_contact(JAN, json!({"lastname": "Nowak"}));
+    let (status, said) = world.deliver(relay, UPDATE).await;
     assert_eq!((status, said["done"].as_str()), (200, Some("done")), "{said}");
-    let sent = calls();
+    let sent = world.sm.calls();
     assert_eq!(sent.len(), 1);
     let (method, body) = &sent[0];
     assert_eq!(method, "contact/batchupsert");
+    assert_eq!(body["owner"], "owner@example.com", "signed by the relay");
     let detail = &body["upsertDetails"][0];
-    assert_eq!(detail["contact"]["email"].as_str(), Some("jan.kowalski@example.com"));
-    assert_eq!(detail["forceOptOut"].as_bool(), Some(true));
-    assert_eq!(detail["tags"][0].as_str(), Some("DYNAMICS365"));
-    assert_eq!(body["owner"].as_str(), Some("owner@example.com"), "signed by the relay");
+    assert_eq!(detail["contact"]["email"], JAN_EMAIL);
+    assert_eq!(detail["contact"]["name"], "Jan Nowak", "as it is now, not the image's Jan Kowalski");
+    assert_eq!(detail["contact"]["externalId"], JAN);
+    assert_eq!(detail["forceOptOut"], true);
+    assert_eq!(detail["tags"], json!(["DYNAMICS365"]));
+    // Its status written back on the contact.
+    let sm_id = world.sm.held(JAN_EMAIL).unwrap().id;
+    assert_eq!(world.column(JAN, contact::SYNC_STATUS), SYNCED);
+    assert_eq!(world.column(JAN, contact::SALESMANAGO_ID), sm_id.as_str());
+    assert_eq!(world.column(JAN, contact::LAST_ERROR), Value::Null);
 
     // Delivered again (Dataverse retried): nothing is sent twice.
-    assert_eq!(deliver(relay, Some(&key), UPDATE, &[]).await.1["done"].as_str(), Some("repeated"));
-    assert_eq!(calls().len(), 1);
+    let (status, said) = world.deliver(relay, UPDATE).await;
+    assert_eq!((status, said["done"].as_str()), (200, Some("repeated")));
+    assert_eq!(world.sm.calls().len(), 1);
 
-    // A delete, with the key as WebhookKey authentication sends it.
-    let response = reqwest::Client::new()
-        .post(format!("http://{relay}/dataverse/webhook?code={key}"))
+    // The integration's own write-back never travels back.
+    let mut own: Value = serde_json::from_str(&update(JAN, &op(2), json!({}))).unwrap();
+    own["InitiatingUserId"] = APP_USER.into();
+    let (status, said) = world.deliver(relay, &own.to_string()).await;
+    assert_eq!((status, said["done"].as_str()), (200, Some("ignored")), "{said}");
+    assert_eq!(world.sm.calls().len(), 1);
+
+    // A contact deleted since its change: nothing to read, nothing to send.
+    let (status, said) =
+        world.deliver(relay, &update(&id(9), &op(9), json!({"emailaddress1": "gone@example.com"}))).await;
+    assert_eq!((status, said["done"].as_str()), (200, Some("done")), "{said}");
+    assert!(said["reason"].as_str().unwrap().contains("no longer exists"), "{said}");
+    assert_eq!(world.sm.calls().len(), 1);
+
+    // SALESmanago failing once: the job tries again, and the change goes.
+    org.put_contact(JAN, json!({"firstname": "Janek"}));
+    world.sm.lock().fail_next = 1;
+    let (status, said) = world.deliver(relay, &update(JAN, &op(3), json!({}))).await;
+    assert_eq!((status, said["done"].as_str()), (200, Some("done")), "{said}");
+    assert_eq!(world.sm.methods(), ["contact/batchupsert"; 3]);
+    assert_eq!(world.sm.held(JAN_EMAIL).unwrap().name.as_deref(), Some("Janek Nowak"));
+
+    // A body that is no event.
+    assert_eq!(world.deliver(relay, "{}").await.0, 400);
+
+    // Deleted in Dynamics, delivered with the key as WebhookKey authentication sends it.
+    org.delete_contact(JAN);
+    let response = client()
+        .post(format!("http://{relay}/dataverse/webhook?code={}", world.key))
         .body(DELETE)
         .send()
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 200);
-    let (method, body) = calls().last().cloned().unwrap();
-    assert_eq!((method.as_str(), body["email"].as_str()), ("contact/delete", Some("jan.kowalski@example.com")));
-
-    // The integration's own write-back, and a payload cut for size.
-    let own = UPDATE
-        .replace("5e6f7a8b-1c2d-4e3f-9a0b-1c2d3e4f5a6b", "00000000-0000-0000-0000-0000000000aa")
-        .replace("91c2e0aa", "91c2e0ab");
-    assert_eq!(deliver(relay, Some(&key), &own, &[]).await.1["done"].as_str(), Some("ignored"));
-    let cut = UPDATE.replace("91c2e0aa", "91c2e0ac");
-    let (status, said) = deliver(relay, Some(&key), &cut, &[("x-ms-dynamics-msg-size-exceeded", "true")]).await;
-    assert_eq!((status, said["done"].as_str()), (200, Some("skipped")));
-    assert_eq!(calls().len(), 2, "neither went to SALESmanago");
-
-    // SALESmanago failing: 503, so Dataverse tries once more; a body that is no event: 400.
-    *sm_state.failing.lock().unwrap() = true;
-    // A newer change (a change no newer than what went is not sent again).
-    let again = UPDATE.replace("91c2e0aa", "91c2e0ad").replace("Date(1506384247000)", "Date(1506384248000)");
-    assert_eq!(deliver(relay, Some(&key), &again, &[]).await.0, 503);
-    *sm_state.failing.lock().unwrap() = false;
-    assert_eq!(deliver(relay, Some(&key), &again, &[]).await.0, 200, "the retry goes through");
-    assert_eq!(deliver(relay, Some(&key), "{}", &[]).await.0, 400);
+    assert_eq!(world.sm.methods()[3..], ["contact/hasContact", "contact/delete"]);
+    assert!(world.sm.held(JAN_EMAIL).is_none(), "deleted in SALESmanago");
+    world.assert_faithful();
 }
 
 #[tokio::test]
 async fn with_opt_out_on_delete_a_deleted_contact_is_opted_out_of_both_channels() {
-    let sm_state = Salesmanago::default();
-    let sm = salesmanago(sm_state.clone()).await;
-    let (key, stored) = new_key("dataverse").unwrap();
-    let relay = spawn_relay(config(sm, &stored, &[("RELAY_ON_DELETE", "optout")])).await;
-    assert_eq!(deliver(relay, Some(&key), DELETE, &[]).await.0, 200);
-    let methods: Vec<String> = sm_state.calls.lock().unwrap().iter().map(|(m, _)| m.clone()).collect();
-    assert_eq!(methods, ["contact/optout", "contact/phoneoptout"]);
-}
-
-/// The relay's settings for the org stand-in at `address` (and the application user's id).
-fn org_vars(address: SocketAddr, app_user: Option<&str>) -> Vec<(String, String)> {
-    let url = format!("http://{address}");
-    let mut vars = vec![
-        ("DATAVERSE_TOKEN_URL".to_owned(), format!("{url}/tenant/oauth2/v2.0/token")),
-        ("DATAVERSE_URL".to_owned(), url),
-        ("DATAVERSE_CLIENT_ID".to_owned(), "app-1".to_owned()),
-        ("DATAVERSE_CLIENT_SECRET".to_owned(), "app-secret".to_owned()),
-    ];
-    if let Some(user) = app_user {
-        vars.push(("RELAY_APP_USER".to_owned(), user.to_owned()));
-    }
-    vars
-}
-
-fn borrowed(vars: &[(String, String)]) -> Vec<(&str, &str)> {
-    vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
-}
-
-/// Dataverse as the relay's application user sees it: Entra ID's token endpoint and the Web API
-/// of one contact, recording what was asked and written.
-#[derive(Clone, Default)]
-struct Org {
-    requests: Arc<Mutex<Vec<String>>>,
-    patches: Arc<Mutex<Vec<Value>>>,
-    /// The integration record's settings (`new_optoutondelete`, `new_webhooks`).
-    record: Arc<Mutex<(bool, bool)>>,
-}
-
-async fn org(state: Org) -> SocketAddr {
-    let token = {
-        let state = state.clone();
-        move |body: Bytes| {
-            let state = state.clone();
-            async move {
-                let form = String::from_utf8_lossy(&body).into_owned();
-                assert!(
-                    form.contains("grant_type=client_credentials") && form.contains("client_secret=app-secret"),
-                    "{form}"
-                );
-                assert!(form.contains("scope=http%3A%2F%2F127.0.0.1"), "the org's .default scope: {form}");
-                state.requests.lock().unwrap().push("token".into());
-                r#"{"token_type":"Bearer","expires_in":3599,"access_token":"t-1"}"#
-            }
-        }
-    };
-    let contact = {
-        let state = state.clone();
-        move |method: axum::http::Method, uri: axum::http::Uri, headers: axum::http::HeaderMap, body: Bytes| {
-            let state = state.clone();
-            async move {
-                assert_eq!(headers["authorization"], "Bearer t-1");
-                if uri.path().ends_with("/new_salesmanagointegrations") {
-                    state.requests.lock().unwrap().push("record".into());
-                    let (opt_out, webhooks) = *state.record.lock().unwrap();
-                    let row = format!(r#"{{"value":[{{"new_optoutondelete":{opt_out},"new_webhooks":{webhooks}}}]}}"#);
-                    return (axum::http::StatusCode::OK, row);
-                }
-                state.requests.lock().unwrap().push(method.to_string());
-                if method == axum::http::Method::PATCH {
-                    assert_eq!(headers["if-match"], "*", "never creates a contact");
-                    state.patches.lock().unwrap().push(json::from_str(std::str::from_utf8(&body).unwrap()).unwrap());
-                    return (axum::http::StatusCode::NO_CONTENT, String::new());
-                }
-                let row = r#"{"contactid":"2b0f6c1e-7a31-4c55-9d1a-0c6f1e2a9b10","emailaddress1":"jan.kowalski@example.com","fullname":"Jan Kowalski","donotbulkemail":false}"#;
-                (axum::http::StatusCode::OK, row.to_owned())
-            }
-        }
-    };
-    let batch = {
-        let state = state.clone();
-        move |headers: axum::http::HeaderMap, body: Bytes| {
-            let state = state.clone();
-            async move {
-                assert_eq!(headers["authorization"], "Bearer t-1");
-                state.requests.lock().unwrap().push("PATCH".into());
-                let (answer, patches) = batch_answer(&headers, &body);
-                state.patches.lock().unwrap().extend(patches.into_iter().map(|(_, p)| p));
-                answer
-            }
-        }
-    };
-    let router = Router::new()
-        .route("/tenant/oauth2/v2.0/token", post(token))
-        .route("/api/data/v9.2/$batch", post(batch))
-        .route("/api/data/v9.2/{row}", axum::routing::get(contact.clone()).patch(contact));
-    serve(router).await
+    let world = World::new().await;
+    world.org.set_record(integration::OPT_OUT_ON_DELETE, true.into());
+    world.sm.has(JAN_EMAIL);
+    let relay = world.relay(&[]).await;
+    let (status, said) = world.deliver(relay, DELETE).await;
+    assert_eq!((status, said["done"].as_str()), (200, Some("done")), "{said}");
+    assert_eq!(world.sm.methods(), ["contact/hasContact", "contact/optout", "contact/phoneoptout"]);
+    let held = world.sm.held(JAN_EMAIL).expect("kept in SALESmanago, opted out");
+    assert!(held.newsletter_opt_out && held.sms_opt_out, "{held:?}");
+    world.assert_faithful();
 }
 
 #[tokio::test]
 async fn with_dataverse_access_a_cut_event_is_read_back_and_the_status_written_back() {
-    let sm_state = Salesmanago::default();
-    let sm = salesmanago(sm_state.clone()).await;
-    let org_state = Org::default();
-    *org_state.record.lock().unwrap() = (false, true);
-    let dataverse = org(org_state.clone()).await;
-    let (key, stored) = new_key("dataverse").unwrap();
-    let vars = org_vars(dataverse, None);
-    let relay = spawn_relay(config(sm, &stored, &borrowed(&vars))).await;
-    let (status, said) = deliver(relay, Some(&key), UPDATE, &[("x-ms-dynamics-msg-size-exceeded", "true")]).await;
+    let world = World::new().await;
+    let org = &world.org;
+    org.put_contact(JAN, json!({"firstname": "Jan", "lastname": "Kowalski", "emailaddress1": JAN_EMAIL}));
+    let relay = world.relay(&[]).await;
+    // Cut for size: no parameters, no images.
+    let cut = json!({"MessageName": "Update", "PrimaryEntityName": "contact", "PrimaryEntityId": format!("{{{}}}", JAN.to_ascii_uppercase()),
+        "OperationId": op(1), "Depth": 1, "InitiatingUserId": "5e6f7a8b-1c2d-4e3f-9a0b-1c2d3e4f5a6b"});
+    let (status, said) =
+        world.deliver_with(relay, &cut.to_string(), &[("x-ms-dynamics-msg-size-exceeded", "true")]).await;
     assert_eq!((status, said["done"].as_str()), (200, Some("done")), "{said}");
-    // The write-back follows the answer, in order, from the relay's writer.
-    for _ in 0..200 {
-        if org_state.requests.lock().unwrap().len() >= 4 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    let sent = world.sm.upserted();
+    assert_eq!((sent.len(), sent[0]["contact"]["name"].as_str()), (1, Some("Jan Kowalski")), "as read back");
+
+    // The record's settings and the consent columns, the contact read back, its status written.
+    let requests: Vec<_> = org.requests().into_iter().filter(|r| !r.in_batch).collect();
+    let mut asked: Vec<String> = requests.iter().map(|r| format!("{} {}", r.method, r.path)).collect();
+    asked[..2].sort();
     assert_eq!(
-        *org_state.requests.lock().unwrap(),
-        ["token", "record", "GET", "PATCH"],
-        "one token, the record's settings, read back, written back"
+        asked,
+        [
+            "GET EntityDefinitions(LogicalName='contact')/Attributes",
+            "GET new_salesmanagointegrations",
+            "GET contacts",
+            "POST $batch"
+        ],
+        "{:#?}",
+        org.lines()
     );
-    let sent = sm_state.calls.lock().unwrap().clone();
+    assert!(requests.iter().all(|r| r.status == 200), "{:#?}", org.lines());
+    let record = requests.iter().find(|r| r.path == "new_salesmanagointegrations").unwrap();
+    assert_eq!(record.param("$top"), Some("2"), "a second record is noticed");
+    assert!(record.param("$select").unwrap().split(',').any(|c| c == integration::WEBHOOKS));
+    let read = requests.iter().find(|r| r.path == "contacts").unwrap();
     assert_eq!(
-        sent[0].1["upsertDetails"][0]["contact"]["name"].as_str(),
-        Some("Jan Kowalski"),
-        "the contact as read back"
+        read.param("$filter"),
+        Some(format!("Microsoft.Dynamics.CRM.In(PropertyName='contactid',PropertyValues=['{JAN}'])").as_str())
     );
-    let patch = org_state.patches.lock().unwrap()[0].clone();
-    assert_eq!(patch["new_salesmanagoid"].as_str(), Some("sm-1"));
-    assert_eq!(patch["new_salesmanagosyncstatus"].as_u64(), Some(100_000_000), "Synced");
-    // The next event uses the token it holds.
-    let next = UPDATE.replace("91c2e0aa", "91c2e0ae");
-    assert_eq!(deliver(relay, Some(&key), &next, &[]).await.0, 200);
-    assert_eq!(org_state.requests.lock().unwrap().iter().filter(|r| *r == "token").count(), 1);
+    let columns: Vec<&str> = read.param("$select").unwrap().split(',').collect();
+    assert!(columns.contains(&"new_consent_marketing"), "the consent column found in the metadata");
+    assert!(!columns.contains(&"new_consent_notes"), "a text column is no consent");
+    assert_eq!(read.header("prefer"), Some("odata.maxpagesize=400"));
+    let batch = requests.iter().find(|r| r.path == "$batch").unwrap();
+    assert_eq!(batch.header("prefer"), Some("odata.continue-on-error"));
+    let patches: Vec<_> = org.requests().into_iter().filter(|r| r.in_batch).collect();
+    assert_eq!(patches.len(), 1);
+    assert_eq!((patches[0].method.as_str(), patches[0].path.clone()), ("PATCH", format!("contacts({JAN})")));
+    assert_eq!((patches[0].header("if-match"), patches[0].status), (Some("*"), 204), "never creates a contact");
+    assert_eq!(world.column(JAN, contact::SYNC_STATUS), SYNCED);
+    assert_eq!(world.column(JAN, contact::SALESMANAGO_ID), world.sm.held(JAN_EMAIL).unwrap().id.as_str());
+
+    // The next event uses the token the relay holds.
+    assert_eq!(world.deliver(relay, &update(JAN, &op(2), json!({}))).await.0, 200);
+    assert_eq!(org.tokens(), 1);
+    world.assert_faithful();
 }
 
 #[tokio::test]
 async fn the_integration_record_says_whether_to_act_and_how_to_remove() {
-    let sm_state = Salesmanago::default();
-    let sm = salesmanago(sm_state.clone()).await;
-    let org_state = Org::default();
-    *org_state.record.lock().unwrap() = (true, true);
-    let dataverse = org(org_state.clone()).await;
-    let (key, stored) = new_key("dataverse").unwrap();
-    let vars = org_vars(dataverse, None);
-    let relay = spawn_relay(config(sm, &stored, &borrowed(&vars))).await;
-    // "On delete, only opt out" on the record, though RELAY_ON_DELETE is unset.
-    assert_eq!(deliver(relay, Some(&key), DELETE, &[]).await.0, 200);
-    let methods: Vec<String> = sm_state.calls.lock().unwrap().iter().map(|(m, _)| m.clone()).collect();
-    assert_eq!(methods, ["contact/optout", "contact/phoneoptout"]);
+    let world = World::new().await;
+    let org = &world.org;
+    org.put_contact(JAN, json!({"firstname": "Jan", "emailaddress1": JAN_EMAIL}));
+    org.set_record(integration::WEBHOOKS, false.into());
+    let relay = world.relay(&[]).await;
 
-    // Webhooks off on the record (read again after a minute; a new relay here): nothing is sent.
-    *org_state.record.lock().unwrap() = (false, false);
-    let relay = spawn_relay(config(sm, &stored, &borrowed(&vars))).await;
-    let (status, said) = deliver(relay, Some(&key), UPDATE, &[]).await;
+    // Webhooks off on the record: nothing is read or sent.
+    let (status, said) = world.deliver(relay, UPDATE).await;
     assert_eq!((status, said["done"].as_str()), (200, Some("ignored")), "{said}");
-    assert!(said["reason"].as_str().unwrap().contains("webhooks are off"));
-    assert_eq!(sm_state.calls.lock().unwrap().len(), 2);
-}
+    assert!(said["reason"].as_str().unwrap().contains("webhooks are off"), "{said}");
+    assert!(world.sm.calls().is_empty());
+    assert!(org.requests().iter().all(|r| r.path != "contacts"), "{:#?}", org.lines());
 
-/// A `$batch` of PATCHes as Dataverse takes it: each part's path and body, and an answer of
-/// `204` for each.
-fn batch_answer(headers: &axum::http::HeaderMap, body: &Bytes) -> (axum::response::Response, Vec<(String, Value)>) {
-    use axum::response::IntoResponse;
-    let content_type = headers["content-type"].to_str().unwrap();
-    assert!(content_type.starts_with("multipart/mixed; boundary="), "{content_type}");
-    let text = std::str::from_utf8(body).unwrap();
-    let mut patches = Vec::new();
-    let mut lines = text.lines();
-    while let Some(line) = lines.next() {
-        let Some(rest) = line.strip_prefix("PATCH ") else { continue };
-        let path = rest.trim_end_matches(" HTTP/1.1").rsplit("/api/data/v9.2/").next().unwrap().to_owned();
-        let json_line = lines.by_ref().find(|l| l.starts_with('{')).unwrap();
-        patches.push((path, json::from_str(json_line).unwrap()));
-    }
-    let mut answer = String::new();
-    for _ in &patches {
-        answer.push_str("--batchresponse_1\r\nContent-Type: application/http\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n");
-    }
-    answer.push_str("--batchresponse_1--\r\n");
-    let response =
-        (axum::http::StatusCode::OK, [("content-type", "multipart/mixed; boundary=batchresponse_1")], answer)
-            .into_response();
-    (response, patches)
-}
+    // Turned on: the same relay follows the record at once (it reads it for every burst).
+    org.set_record(integration::WEBHOOKS, true.into());
+    let (status, said) = world.deliver(relay, &update(JAN, &op(2), json!({}))).await;
+    assert_eq!((status, said["done"].as_str()), (200, Some("done")), "{said}");
+    assert_eq!(world.sm.methods(), ["contact/batchupsert"]);
 
-/// An org whose contacts changed while the relay could not hear of it: the integration record
-/// (its watermark), two pages of changed contacts, and what the relay wrote.
-async fn changed_org(patches: Arc<Mutex<Vec<(String, Value)>>>) -> SocketAddr {
-    let batch_patches = patches.clone();
-    let token = || async { r#"{"token_type":"Bearer","expires_in":3599,"access_token":"t-1"}"# };
-    let api = move |method: axum::http::Method, uri: axum::http::Uri, headers: axum::http::HeaderMap, body: Bytes| {
-        let patches = patches.clone();
-        async move {
-            let path = uri.path().trim_start_matches("/api/data/v9.2/").to_owned();
-            let query = uri.query().unwrap_or_default().to_owned();
-            if method == axum::http::Method::PATCH {
-                patches.lock().unwrap().push((path, json::from_str(std::str::from_utf8(&body).unwrap()).unwrap()));
-                return (axum::http::StatusCode::NO_CONTENT, String::new());
-            }
-            let body = match (path.as_str(), query.contains("skiptoken")) {
-                ("new_salesmanagointegrations", _) => r#"{"value":[{"new_salesmanagointegrationid":"rec-1","new_catchupwatermark":null}]}"#.to_owned(),
-                ("contacts", false) => {
-                    assert!(query.contains("modifiedon%20ge") || query.contains("modifiedon ge"), "{query}");
-                    format!(
-                        r#"{{"value":[
-                          {{"contactid":"c-1","emailaddress1":"anna@example.com","modifiedon":"2026-11-30T10:00:00Z","_modifiedby_value":"u-9"}},
-                          {{"contactid":"c-2","emailaddress1":"bob@example.com","modifiedon":"2026-11-30T10:01:00Z","_modifiedby_value":"00000000-0000-0000-0000-0000000000aa"}}],
-                          "@odata.nextLink":"http://{}/api/data/v9.2/contacts?$skiptoken=2"}}"#,
-                        headers["host"].to_str().unwrap()
-                    )
-                }
-                ("contacts", true) => r#"{"value":[{"contactid":"c-3","emailaddress1":"not an e-mail","modifiedon":"2026-11-30T10:02:00Z","_modifiedby_value":"u-9"}]}"#.to_owned(),
-                other => panic!("an unexpected request: {other:?}"),
-            };
-            (axum::http::StatusCode::OK, body)
-        }
-    };
-    let batch = move |headers: axum::http::HeaderMap, body: Bytes| {
-        let patches = batch_patches.clone();
-        async move {
-            let (answer, written) = batch_answer(&headers, &body);
-            patches.lock().unwrap().extend(written);
-            answer
-        }
-    };
-    let router = Router::new()
-        .route("/tenant/oauth2/v2.0/token", post(token))
-        .route("/api/data/v9.2/$batch", post(batch))
-        .route("/api/data/v9.2/{*rest}", axum::routing::get(api.clone()).patch(api));
-    serve(router).await
+    // How to remove: deleted, as the record says by default; then only opted out.
+    for email in ["anna@example.com", "bob@example.com"] {
+        world.sm.has(email);
+    }
+    assert_eq!(world.deliver(relay, &delete(&id(1), &op(3), "anna@example.com")).await.0, 200);
+    assert!(world.sm.held("anna@example.com").is_none());
+    org.set_record(integration::OPT_OUT_ON_DELETE, true.into());
+    assert_eq!(world.deliver(relay, &delete(&id(2), &op(4), "bob@example.com")).await.0, 200);
+    let bob = world.sm.held("bob@example.com").expect("opted out, not deleted");
+    assert!(bob.newsletter_opt_out && bob.sms_opt_out);
+    assert_eq!(
+        world.sm.methods()[1..],
+        ["contact/hasContact", "contact/delete", "contact/hasContact", "contact/optout", "contact/phoneoptout"]
+    );
+
+    // Dataverse unavailable: 503, so Dataverse delivers once more.
+    org.set_down(true);
+    let (status, said) = world.deliver(relay, &update(JAN, &op(5), json!({}))).await;
+    assert_eq!((status, said["done"].as_str()), (503, Some("failed")), "{said}");
+    org.set_down(false);
+    let (status, said) = world.deliver(relay, &update(JAN, &op(5), json!({}))).await;
+    assert_eq!((status, said["done"].as_str()), (200, Some("done")), "the retry goes: {said}");
+    world.assert_faithful();
 }
 
 #[tokio::test]
-async fn the_catch_up_sends_what_changed_and_moves_its_watermark_only_past_what_went() {
-    let sm_state = Salesmanago::default();
-    let sm = salesmanago(sm_state.clone()).await;
-    let patches = Arc::new(Mutex::new(Vec::new()));
-    let dataverse = changed_org(patches.clone()).await;
-    let (key, stored) = new_key("dataverse").unwrap();
-    let vars = org_vars(dataverse, Some("00000000-0000-0000-0000-0000000000aa"));
-    let relay = spawn_relay(config(sm, &stored, &borrowed(&vars))).await;
-    let catch_up = || {
-        reqwest::Client::new()
-            .post(format!("http://{relay}/dataverse/catch-up"))
-            .header("x-relay-webhook-key", key.clone())
-            .send()
-    };
-    assert_eq!(
-        reqwest::Client::new().post(format!("http://{relay}/dataverse/catch-up")).send().await.unwrap().status(),
-        401
-    );
+async fn deleting_one_of_two_contacts_that_share_an_email_keeps_the_salesmanago_contact() {
+    let world = World::new().await;
+    let org = &world.org;
+    org.put_contact(&id(1), json!({"firstname": "Jan", "emailaddress1": JAN_EMAIL}));
+    org.put_contact(&id(2), json!({"firstname": "Jan (duplicate)", "emailaddress1": "Jan.Kowalski@Example.com"}));
+    world.sm.has(JAN_EMAIL);
+    let relay = world.relay(&[]).await;
 
-    // SALESmanago down: nothing goes, and the watermark stays before the first contact.
-    *sm_state.failing.lock().unwrap() = true;
-    let done: Value = json::from_str(&catch_up().await.unwrap().text().await.unwrap()).unwrap();
+    org.delete_contact(&id(1));
+    let (status, said) = world.deliver(relay, &delete(&id(1), &op(1), JAN_EMAIL)).await;
+    assert_eq!((status, said["done"].as_str()), (200, Some("kept")), "{said}");
+    assert!(said["reason"].as_str().unwrap().contains("another Dynamics contact holds the e-mail"), "{said}");
+    assert!(world.sm.calls().is_empty(), "SALESmanago is not touched: {:?}", world.sm.methods());
+    assert!(world.sm.held(JAN_EMAIL).is_some());
+    // The sharing read: who else holds the e-mail (Dataverse compares text without case).
+    let read = org.requests().into_iter().find(|r| r.path == "contacts").expect("the sharing read");
     assert_eq!(
-        (done["sent"].as_u64(), done["failed"].as_u64(), done["watermark"].as_str()),
-        (Some(0), Some(1), None),
-        "{done}"
+        read.param("$filter"),
+        Some(
+            format!("Microsoft.Dynamics.CRM.In(PropertyName='emailaddress1',PropertyValues=['{JAN_EMAIL}'])").as_str()
+        )
     );
-    assert!(patches.lock().unwrap().iter().all(|(path, _)| !path.starts_with("new_salesmanagointegrations")));
+    assert_eq!((read.param("$select"), read.param("$top"), read.status), (Some("contactid"), Some("2"), 200));
+    world.assert_faithful();
+}
 
-    // Back up: anna goes, bob is the integration's own write-back, the third has no e-mail.
-    *sm_state.failing.lock().unwrap() = false;
-    let done: Value = json::from_str(&catch_up().await.unwrap().text().await.unwrap()).unwrap();
+#[tokio::test]
+async fn a_delete_whose_email_nobody_else_holds_deletes_it() {
+    let world = World::new().await;
+    let org = &world.org;
+    org.put_contact(&id(1), json!({"firstname": "Jan", "emailaddress1": JAN_EMAIL}));
+    org.put_contact(&id(2), json!({"firstname": "Anna", "emailaddress1": "anna@example.com"}));
+    world.sm.has(JAN_EMAIL);
+    world.sm.has("anna@example.com");
+    let relay = world.relay(&[]).await;
+
+    org.delete_contact(&id(1));
+    let (status, said) = world.deliver(relay, &delete(&id(1), &op(1), JAN_EMAIL)).await;
+    assert_eq!((status, said["done"].as_str()), (200, Some("done")), "{said}");
+    assert_eq!(world.sm.methods(), ["contact/hasContact", "contact/delete"]);
+    assert!(world.sm.held(JAN_EMAIL).is_none());
+    assert!(world.sm.held("anna@example.com").is_some(), "another e-mail stays");
+
+    // A contact SALESmanago never had: asked, nothing deleted.
+    org.delete_contact(&id(2));
+    let (status, said) = world.deliver(relay, &delete(&id(3), &op(2), "nobody@example.com")).await;
+    assert_eq!((status, said["done"].as_str()), (200, Some("done")), "{said}");
+    assert_eq!(world.sm.methods()[2..], ["contact/hasContact"]);
+    world.assert_faithful();
+}
+
+#[tokio::test]
+async fn the_catch_up_sends_what_changed_and_moves_its_watermark_only_when_nothing_failed() {
+    // Dataverse's clock runs three hours ahead of this machine's: the watermark, the lease and
+    // `modifiedon` are all on Dataverse's.
+    let world = World::with(Org::new().with_clock_offset(3 * 3_600_000)).await;
+    let org = &world.org;
+    let now = org.now_ms();
+    let watermark = now - 3_600_000;
+    org.set_record(integration::CATCH_UP_WATERMARK, watermark.to_string().into());
+    let (anna, bob, carol, dora) = (id(1), id(2), id(3), id(4));
+    org.put_contact(&anna, json!({"firstname": "Anna", "emailaddress1": "anna@example.com"}));
+    org.backdate(&anna, now - 10 * 60_000);
+    org.put_contact(&bob, json!({"firstname": "Bob", "emailaddress1": "bob@example.com"}));
+    org.backdate(&bob, now - 2 * 3_600_000);
+    org.put_contact(&carol, json!({"firstname": "Carol", "emailaddress1": "not an e-mail"}));
+    org.backdate(&carol, now - 30 * 60_000);
+    org.put_contact(&dora, json!({"firstname": "Dora", "emailaddress1": "refused@example.com"}));
+    org.backdate(&dora, now - 20 * 60_000);
+    world.sm.lock().refuse.push("refused@example.com".into());
+    org.set_page_cap(2);
+    let relay = world.relay(&[]).await;
+    let no_key = client().post(format!("http://{relay}/dataverse/catch-up")).send().await.unwrap();
+    assert_eq!(no_key.status().as_u16(), 401);
+    let lease_column = JobColumns::Export.lease_column();
+    let lease = || Holder::from_text(org.record()[lease_column].as_str().unwrap_or_default());
+
+    // SALESmanago refuses Dora: the rest go, and the watermark stays.
+    let (status, done) = world.catch_up(relay).await;
+    assert_eq!(status, 200, "{done}");
     assert_eq!(
         (done["sent"].as_u64(), done["skipped"].as_u64(), done["failed"].as_u64()),
-        (Some(1), Some(2), Some(0)),
+        (Some(1), Some(1), Some(1)),
         "{done}"
     );
-    let sent: Vec<String> = sm_state
-        .calls
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(_, b)| b["upsertDetails"][0]["contact"]["email"].as_str().unwrap_or_default().to_owned())
-        .collect();
-    assert_eq!(sent, ["anna@example.com"]);
-    let record = patches
-        .lock()
-        .unwrap()
-        .iter()
-        .find(|(path, _)| path == "new_salesmanagointegrations(rec-1)")
-        .cloned()
-        .expect("the watermark written");
-    assert_eq!(record.1["new_catchupwatermark"].as_str(), Some("1796032920000"), "the newest contact passed: 10:02");
-}
+    assert_eq!(done["watermark"], watermark.to_string());
+    assert_eq!(org.record()[integration::CATCH_UP_WATERMARK], watermark.to_string());
+    assert!(world.sm.held("anna@example.com").is_some());
+    assert!(world.sm.upserted().iter().all(|d| d["contact"]["email"] != "bob@example.com"), "Bob did not change");
+    assert_eq!(world.column(&anna, contact::SYNC_STATUS), SYNCED);
+    assert_eq!(world.column(&carol, contact::SYNC_STATUS), SKIPPED);
+    assert_eq!(world.column(&dora, contact::SYNC_STATUS), FAILED);
+    assert!(world.column(&dora, contact::LAST_ERROR).as_str().unwrap().contains("refused@example.com"));
+    assert_eq!(world.column(&bob, contact::SYNC_STATUS), Value::Null);
+    // Read a page at a time (the org pages by two here).
+    let reads = org.requests().iter().filter(|r| r.path == "contacts").count();
+    assert!(reads >= 2, "{:#?}", org.lines());
+    // Under the export's lease: read, taken with the ETag read, released with the ETag its
+    // write answered; on Dataverse's clock.
+    let guarded: Vec<_> =
+        org.requests().into_iter().filter(|r| r.path.starts_with("new_salesmanagointegrations(")).collect();
+    let steps: Vec<(&str, u16)> = guarded.iter().map(|r| (r.method.as_str(), r.status)).collect();
+    assert_eq!(steps, [("GET", 200), ("PATCH", 200), ("PATCH", 200)], "{:#?}", org.lines());
+    let etag_of =
+        |answer: &str| serde_json::from_str::<Value>(answer).unwrap()["@odata.etag"].as_str().unwrap().to_owned();
+    assert_eq!(guarded[1].header("if-match"), Some(etag_of(&guarded[0].answer).as_str()));
+    assert_eq!(guarded[2].header("if-match"), Some(etag_of(&guarded[1].answer).as_str()));
+    assert!(guarded[1..].iter().all(|r| r.header("prefer") == Some("return=representation")));
+    let taken: Value = serde_json::from_str(&guarded[1].body).unwrap();
+    let taken = Holder::from_text(taken[lease_column].as_str().unwrap()).unwrap();
+    assert!(!taken.released);
+    let user = taken.user.id.trim_matches(|c| c == '{' || c == '}').to_ascii_lowercase();
+    assert_eq!((user.as_str(), taken.user.name.as_str()), (APP_USER, "SALESmanago relay"));
+    assert!(taken.heartbeat_ms.abs_diff(org.now_ms()) < 60_000, "on Dataverse's clock: {taken:?}");
+    let released = lease().unwrap();
+    assert!(released.released && released.token == taken.token, "{released:?}");
+    assert!(org.record()[JobColumns::Export.last_result_column()].as_str().is_some());
+    assert!(org.record()[JobColumns::Export.last_run_column()].as_str().is_some());
 
-/// The fixture's update, as the change of another contact (`n`) at another time.
-fn update_of(n: usize, modified_ms: u64, first_name: &str) -> String {
-    UPDATE
-        .replace("2b0f6c1e-7a31-4c55-9d1a-0c6f1e2a9b10", &format!("2b0f6c1e-7a31-4c55-9d1a-{n:012}"))
-        .replace("jan.kowalski@example.com", &format!("contact{n}@example.com"))
-        .replace(
-            "91c2e0aa-5b7d-4e0b-8f0e-3d2c1b0a9f88",
-            &format!("91c2e0aa-5b7d-4e0b-8f0e-{:012}", n * 1000 + modified_ms as usize % 1000),
-        )
-        .replace("Date(1506384247000)", &format!("Date({modified_ms})"))
-        .replace("Jan Kowalski", &format!("{first_name} Kowalski"))
+    // SALESmanago takes Dora now: nothing fails, and the watermark moves to the run's start.
+    world.sm.lock().refuse.clear();
+    let started = org.now_ms();
+    let (status, done) = world.catch_up(relay).await;
+    assert_eq!((status, done["failed"].as_u64()), (200, Some(0)), "{done}");
+    let moved: u64 = done["watermark"].as_str().unwrap().parse().unwrap();
+    assert!(moved + 2_000 >= started && moved <= org.now_ms() + 1_000, "{moved} on Dataverse's clock, from {started}");
+    assert_eq!(org.record()[integration::CATCH_UP_WATERMARK], moved.to_string());
+    assert_eq!(world.column(&dora, contact::SYNC_STATUS), SYNCED);
+    assert!(world.sm.held("refused@example.com").is_some());
+
+    // Another run alive holds the lease (a browser's export): the catch-up does not start.
+    let live = Holder {
+        token: "browser-run".into(),
+        user: User { id: "u-7".into(), name: "Piotr".into() },
+        since_ms: org.now_ms() - 60_000,
+        heartbeat_ms: org.now_ms() - 30_000,
+        done: 10,
+        total: Some(100),
+        released: false,
+    };
+    org.set_record(lease_column, live.to_text().into());
+    let calls = world.sm.calls().len();
+    let (status, said) = world.catch_up(relay).await;
+    assert_eq!(status, 503, "{said}");
+    assert!(said["reason"].as_str().unwrap().contains("Piotr"), "{said}");
+    assert_eq!(world.sm.calls().len(), calls);
+    assert_eq!(lease(), Some(live.clone()));
+    // Silent longer than a lease lives, on Dataverse's clock (on this machine's, its heartbeat
+    // is three hours ahead): taken over.
+    let silent = Holder { heartbeat_ms: org.now_ms() - 4 * 60_000, ..live };
+    org.set_record(lease_column, silent.to_text().into());
+    let (status, said) = world.catch_up(relay).await;
+    assert_eq!(status, 200, "{said}");
+    assert!(lease().is_some_and(|l| l.released && l.user.name == "SALESmanago relay"));
+
+    // Another writer changes the record between the lease's read and its write: 412, read
+    // again, written.
+    org.interfere_once();
+    let (status, said) = world.catch_up(relay).await;
+    assert_eq!(status, 200, "{said}");
+    assert!(org.requests().iter().any(|r| r.path.starts_with("new_salesmanagointegrations(") && r.status == 412));
+    assert!(lease().is_some_and(|l| l.released && l.user.name == "SALESmanago relay"));
+    world.assert_faithful();
 }
 
 #[tokio::test]
-async fn a_burst_goes_as_batch_upserts_and_each_contact_as_its_newest_change() {
-    let sm_state = Salesmanago::default();
-    let sm = salesmanago(sm_state.clone()).await;
-    let (key, stored) = new_key("dataverse").unwrap();
-    let relay = spawn_relay(config(sm, &stored, &[("RELAY_BURST_MS", "300")])).await;
+async fn a_burst_goes_as_batch_upserts_one_per_contact_as_dataverse_holds_it() {
+    let world = World::new().await;
+    let org = &world.org;
+    let relay = world.relay(&[("RELAY_BURST_MS", "300")]).await;
+    let mut versions = Vec::new();
+    for n in 0..=60 {
+        let email = format!("contact{n}@example.com");
+        versions.push(
+            org.put_contact(&id(n), json!({"firstname": "Jan", "lastname": format!("K{n}"), "emailaddress1": email})),
+        );
+    }
+    // Contact 0 changed twice: its older change's delivery arrives last.
+    let older = org.put_contact(&id(0), json!({"firstname": "Older"}));
+    let newer = org.put_contact(&id(0), json!({"firstname": "Newer"}));
+    let image = |version: u64, first: &str| json!({"versionnumber": version, "firstname": first, "emailaddress1": "contact0@example.com"});
+    let mut bodies = vec![update(&id(0), &op(1000), image(newer, "Newer"))];
+    for n in 1..=60 {
+        let email = format!("contact{n}@example.com");
+        bodies.push(update(&id(n), &op(n), json!({"versionnumber": versions[n as usize], "emailaddress1": email})));
+    }
+    bodies.push(update(&id(0), &op(1001), image(older, "Older")));
 
-    // 60 deliveries at once, and contact 0 changed twice, its older change arriving last.
-    let mut bodies: Vec<String> = (1..=60).map(|n| update_of(n, 1_506_384_247_000, "Jan")).collect();
-    bodies.insert(0, update_of(0, 1_506_384_249_000, "Newer"));
-    bodies.push(update_of(0, 1_506_384_248_000, "Older"));
-    let answers = futures_util::future::join_all(bodies.iter().map(|body| deliver(relay, Some(&key), body, &[]))).await;
+    let answers = futures_util::future::join_all(bodies.iter().map(|body| world.deliver(relay, body))).await;
     assert!(answers.iter().all(|(status, said)| *status == 200 && said["done"] == "done"), "{answers:?}");
-    let calls = sm_state.calls.lock().unwrap().clone();
+    let calls = world.sm.calls();
     assert!(calls.iter().all(|(method, _)| method == "contact/batchupsert"));
     assert!(calls.len() <= 3, "{} calls for one burst", calls.len());
-    let details: Vec<Value> =
-        calls.iter().flat_map(|(_, body)| body["upsertDetails"].as_array().cloned().unwrap_or_default()).collect();
+    let details = world.sm.upserted();
     assert_eq!(details.len(), 61, "each contact once");
     let zero: Vec<&Value> = details.iter().filter(|d| d["contact"]["email"] == "contact0@example.com").collect();
     assert_eq!(zero.len(), 1);
-    assert_eq!(zero[0]["contact"]["name"].as_str().map(|n| n.starts_with("Newer")), Some(true), "{}", zero[0]);
+    assert_eq!(zero[0]["contact"]["name"], "Newer K0");
+    assert!((0..=60).all(|n| world.column(&id(n), contact::SYNC_STATUS) == SYNCED));
+    let batches = org.requests().iter().filter(|r| r.path == "$batch").count();
+    assert!(batches <= 3, "{batches} write-backs for one burst");
 
-    // The older change delivered again, alone: it is stale, and nothing is sent.
-    let late = update_of(0, 1_506_384_248_000, "Older").replace("-4e0b-8f0e-", "-4e0b-8f0f-");
-    let (status, said) = deliver(relay, Some(&key), &late, &[]).await;
-    assert_eq!(
-        (status, said["reason"].as_str()),
-        (200, Some("this change of the contact, or a newer one, went already"))
-    );
-    assert_eq!(sm_state.calls.lock().unwrap().len(), calls.len());
+    // The older change delivered again, alone: stale, so neither read nor sent.
+    let reads = org.requests().iter().filter(|r| r.path == "contacts").count();
+    let (status, said) = world.deliver(relay, &update(&id(0), &op(1002), image(older, "Older"))).await;
+    assert_eq!((status, said["reason"].as_str()), (200, Some(STALE)), "{said}");
+    assert_eq!(world.sm.calls().len(), calls.len());
+    assert_eq!(org.requests().iter().filter(|r| r.path == "contacts").count(), reads);
+    world.assert_faithful();
 }
 
 #[tokio::test]
 async fn a_batch_refused_as_a_whole_fails_only_the_contact_refused() {
-    let sm_state = Salesmanago::default();
-    let sm = salesmanago(sm_state.clone()).await;
-    let (key, stored) = new_key("dataverse").unwrap();
-    let relay = spawn_relay(config(sm, &stored, &[("RELAY_BURST_MS", "300")])).await;
-    let mut bodies: Vec<String> = (1..=5).map(|n| update_of(n, 1_506_384_247_000, "Jan")).collect();
-    bodies[3] = bodies[3].replace("contact4@example.com", "refused@example.com");
-    let answers = futures_util::future::join_all(bodies.iter().map(|body| deliver(relay, Some(&key), body, &[]))).await;
+    let world = World::new().await;
+    let relay = world.relay(&[("RELAY_BURST_MS", "300")]).await;
+    let email = |n: u64| if n == 4 { "refused@example.com".to_owned() } else { format!("contact{n}@example.com") };
+    for n in 1..=5 {
+        world.org.put_contact(&id(n), json!({"firstname": "Jan", "emailaddress1": email(n)}));
+    }
+    world.sm.lock().refuse.push("refused@example.com".into());
+    let bodies: Vec<String> = (1..=5).map(|n| update(&id(n), &op(n), json!({"emailaddress1": email(n)}))).collect();
+    let answers = futures_util::future::join_all(bodies.iter().map(|body| world.deliver(relay, body))).await;
     let statuses: Vec<u16> = answers.iter().map(|(status, _)| *status).collect();
-    assert_eq!(statuses, [200, 200, 200, 400, 200], "{answers:?}");
+    assert_eq!(statuses, [200, 200, 200, 503, 200], "{answers:?}");
+    assert!(answers[3].1["reason"].as_str().unwrap().contains("refused@example.com"), "{answers:?}");
+    for n in [1, 2, 3, 5] {
+        assert_eq!(world.column(&id(n), contact::SYNC_STATUS), SYNCED, "contact {n}");
+        assert!(world.sm.held(&email(n)).is_some());
+    }
+    assert_eq!(world.column(&id(4), contact::SYNC_STATUS), FAILED);
+    assert!(world.column(&id(4), contact::LAST_ERROR).as_str().unwrap().contains("not valid"));
+    assert!(world.sm.held("refused@example.com").is_none());
+    // First all five together, refused; then halves, until the refused contact is alone.
+    let first = &world.sm.calls()[0].1;
+    assert_eq!(first["upsertDetails"].as_array().unwrap().len(), 5);
+    world.assert_faithful();
 }
 
 #[tokio::test]
-async fn a_delivery_is_answered_in_time_and_its_repeat_finds_the_contact_gone() {
-    let sm_state = Salesmanago::default();
-    *sm_state.slow.lock().unwrap() = 800;
-    let sm = salesmanago(sm_state.clone()).await;
-    let (key, stored) = new_key("dataverse").unwrap();
-    let relay = spawn_relay(config(sm, &stored, &[("RELAY_ANSWER_WITHIN_MS", "200")])).await;
-    // The post-image carries the row's version, as the registered images ask.
-    let update = UPDATE.replace(
-        r#"{"key": "fullname", "value": "Jan Kowalski"},"#,
-        r#"{"key": "fullname", "value": "Jan Kowalski"}, {"key": "versionnumber", "value": 5},"#,
-    );
-    assert!(update.contains("versionnumber"));
+async fn a_delivery_is_answered_in_time_and_its_repeat_is_harmless() {
+    let world = World::new().await;
+    world.sm.lock().slow_ms = 800;
+    let relay = world.relay(&[("RELAY_ANSWER_WITHIN_MS", "200")]).await;
+    let version = world.org.put_contact(JAN, json!({"firstname": "Jan", "emailaddress1": JAN_EMAIL}));
+    let update = update(JAN, &op(1), json!({"versionnumber": version}));
     let started = std::time::Instant::now();
-    let (status, said) = deliver(relay, Some(&key), &update, &[]).await;
+    let (status, said) = world.deliver(relay, &update).await;
     assert_eq!(status, 503, "past its time, a delivery is answered to be tried again: {said}");
-    assert!(started.elapsed() < std::time::Duration::from_millis(700), "answered before SALESmanago did");
-    // SALESmanago answers meanwhile; Dataverse's one retry finds the change gone.
-    tokio::time::sleep(std::time::Duration::from_millis(900)).await;
-    assert_eq!(sm_state.calls.lock().unwrap().len(), 1);
-    let (status, said) = deliver(relay, Some(&key), &update, &[]).await;
-    assert_eq!(
-        (status, said["reason"].as_str()),
-        (200, Some("this change of the contact, or a newer one, went already"))
-    );
-    assert_eq!(sm_state.calls.lock().unwrap().len(), 1, "not sent twice");
+    assert!(started.elapsed() < Duration::from_millis(700), "answered before SALESmanago did");
+    // SALESmanago answers meanwhile, and the status is written back.
+    eventually("the write-back", || world.column(JAN, contact::SYNC_STATUS) == SYNCED).await;
+    assert_eq!(world.sm.calls().len(), 1);
+    // Dataverse's one retry finds the change gone.
+    let (status, said) = world.deliver(relay, &update).await;
+    assert_eq!((status, said["done"].as_str(), said["reason"].as_str()), (200, Some("done"), Some(STALE)), "{said}");
+    assert_eq!(world.sm.calls().len(), 1, "not sent twice");
+    world.assert_faithful();
+}
+
+#[tokio::test]
+async fn without_dataverse_access_deliveries_are_refused_naming_dataverse_url() {
+    let world = World::new().await;
+    world.org.put_contact(JAN, json!({"firstname": "Jan", "emailaddress1": JAN_EMAIL}));
+    world.sm.has(JAN_EMAIL);
+    let relay = spawn_relay(world.config(false, &[])).await;
+    for body in [UPDATE, DELETE] {
+        let (status, said) = world.deliver(relay, body).await;
+        assert_eq!((status, said["done"].as_str()), (400, Some("refused")), "{said}");
+        assert!(said["reason"].as_str().unwrap().contains("DATAVERSE_URL"), "{said}");
+    }
+    assert!(world.sm.calls().is_empty());
+    assert!(world.org.requests().is_empty() && world.org.tokens() == 0);
+    let (status, said) = world.catch_up(relay).await;
+    assert_eq!((status, said["done"].as_str()), (502, Some("failed")), "{said}");
+}
+
+#[tokio::test]
+async fn an_older_delivery_never_overwrites_a_newer_change_on_any_relay_instance() {
+    let world = World::new().await;
+    let org = &world.org;
+    let older = org.put_contact(JAN, json!({"firstname": "Old", "lastname": "Name", "emailaddress1": JAN_EMAIL}));
+    let older = update(JAN, &op(1), json!({"versionnumber": older, "firstname": "Old", "fullname": "Old Name"}));
+    let newer = org.put_contact(JAN, json!({"firstname": "New"}));
+    let newer = update(JAN, &op(2), json!({"versionnumber": newer, "firstname": "New", "fullname": "New Name"}));
+    // Two instances: each with its own memory, the same org and SALESmanago.
+    let (first, second) = (world.relay(&[]).await, world.relay(&[]).await);
+
+    assert_eq!(world.deliver(first, &newer).await.1["done"], "done");
+    assert_eq!(world.sm.held(JAN_EMAIL).unwrap().name.as_deref(), Some("New Name"));
+    // The older change arrives after it, at the instance that sent the newer: stale.
+    let (status, said) = world.deliver(first, &older).await;
+    assert_eq!((status, said["reason"].as_str()), (200, Some(STALE)), "{said}");
+    // And at another instance, which never heard of the newer: it reads the contact as it is.
+    let (status, said) = world.deliver(second, &older).await;
+    assert_eq!((status, said["done"].as_str()), (200, Some("done")), "{said}");
+    let names: Vec<Value> = world.sm.upserted().iter().map(|d| d["contact"]["name"].clone()).collect();
+    assert!(names.len() >= 2 && names.iter().all(|n| n == "New Name"), "an older version was sent: {names:?}");
+    assert_eq!(world.sm.held(JAN_EMAIL).unwrap().name.as_deref(), Some("New Name"));
+    assert_eq!(org.contact(JAN).unwrap()["fullname"], "New Name");
+    world.assert_faithful();
+}
+
+#[tokio::test]
+async fn changes_of_a_contact_that_went_already_are_all_answered_done_together() {
+    let world = World::new().await;
+    let org = &world.org;
+    let older = org.put_contact(JAN, json!({"firstname": "Old", "emailaddress1": JAN_EMAIL}));
+    let newer = org.put_contact(JAN, json!({"firstname": "New"}));
+    let relay = world.relay(&[("RELAY_BURST_MS", "300")]).await;
+    assert_eq!(world.deliver(relay, &update(JAN, &op(1), json!({"versionnumber": newer}))).await.1["done"], "done");
+    // Dataverse delivers both changes once more (its retry of each, after an answer was lost),
+    // together: neither is newer than what went, so neither is read or sent, and both are
+    // answered so that Dataverse does not try again.
+    let again =
+        [update(JAN, &op(2), json!({"versionnumber": newer})), update(JAN, &op(3), json!({"versionnumber": older}))];
+    let answers = futures_util::future::join_all(again.iter().map(|body| world.deliver(relay, body))).await;
+    for (status, said) in &answers {
+        assert_eq!(
+            (*status, said["done"].as_str(), said["reason"].as_str()),
+            (200, Some("done"), Some(STALE)),
+            "{answers:?}"
+        );
+    }
+    assert_eq!(world.sm.calls().len(), 1);
+    world.assert_faithful();
+}
+
+#[tokio::test]
+async fn an_email_with_characters_special_in_a_url_is_asked_about_as_it_is() {
+    // Addresses may hold `+`, `&` and `#` (RFC 5322): the sharing read must find the other
+    // contact holding the very same address, whatever the query string makes of them.
+    let mut wrong = Vec::new();
+    for (n, email) in [(1, "jan+news@example.com"), (3, "tom&jerry@example.com"), (5, "room#1@example.com")] {
+        let world = World::new().await;
+        let org = &world.org;
+        org.put_contact(&id(n), json!({"firstname": "Jan", "emailaddress1": email}));
+        org.put_contact(&id(n + 1), json!({"firstname": "Jan (duplicate)", "emailaddress1": email}));
+        world.sm.has(email);
+        let relay = world.relay(&[]).await;
+        org.delete_contact(&id(n));
+        let (status, said) = world.deliver(relay, &delete(&id(n), &op(n), email)).await;
+        let read = org.requests().into_iter().find(|r| r.path == "contacts").map(|r| r.line()).unwrap_or_default();
+        if (status, said["done"].as_str()) != (200, Some("kept")) || world.sm.held(email).is_none() {
+            wrong.push(format!(
+                "{email}: answered {status} {said}, SALESmanago {:?}; the org read {read}",
+                world.sm.methods()
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+#[tokio::test]
+async fn the_catch_up_follows_dataverse_change_tracking_deletions_included() {
+    let world = World::new().await;
+    let org = &world.org;
+    let (anna, bob) = (id(1), id(2));
+    org.put_contact(&anna, json!({"firstname": "Anna", "emailaddress1": "anna@example.com"}));
+    org.put_contact(&bob, json!({"firstname": "Bob", "emailaddress1": "bob@example.com"}));
+    let relay = world.relay(&[]).await;
+    let delta = || org.record().get(integration::CATCH_UP_DELTA).and_then(Value::as_str).map(str::to_owned);
+    let reads = || org.requests().into_iter().filter(|r| r.path == "contacts").collect::<Vec<_>>();
+
+    // The first run reads every contact, tracked, and keeps the link to what changes next.
+    let (status, done) = world.catch_up(relay).await;
+    assert_eq!((status, done["sent"].as_u64(), done["failed"].as_u64()), (200, Some(2), Some(0)), "{done}");
+    let link = delta().expect("the delta link kept on the record");
+    assert!(link.starts_with('?') && link.contains("$deltatoken="), "{link}");
+
+    // While the relay heard nothing: Anna changed, Bob was deleted.
+    org.put_contact(&anna, json!({"lastname": "Nowak"}));
+    org.delete_contact(&bob);
+    let before = reads().len();
+    let (status, done) = world.catch_up(relay).await;
+    assert_eq!((status, done["failed"].as_u64()), (200, Some(0)), "{done}");
+    assert!(reads()[before..].iter().any(|r| r.param("$deltatoken").is_some()), "the link read: {:#?}", org.lines());
+    assert_eq!(world.sm.held("anna@example.com").unwrap().name.as_deref(), Some("Anna Nowak"));
+    assert!(world.sm.held("bob@example.com").is_none(), "Bob's deletion reached SALESmanago: {:?}", world.sm.methods());
+    assert_ne!(delta(), Some(link.clone()), "the link moved");
+
+    // A link kept longer than Dataverse keeps changes: refused, and everything is read again.
+    let (kept, _) = link.split_once("$deltatoken=").unwrap();
+    org.set_record(integration::CATCH_UP_DELTA, format!("{kept}$deltatoken=5%2101%2F01%2F2020%2000%3A00%3A00").into());
+    let before = reads().len();
+    let (status, done) = world.catch_up(relay).await;
+    assert_eq!((status, done["failed"].as_u64()), (200, Some(0)), "{done}");
+    let again = reads();
+    assert_eq!(again[before].status, 400, "{:#?}", org.lines());
+    assert!(again[before + 1..].iter().all(|r| r.status == 200 && r.param("$deltatoken").is_none()));
+    assert!(delta().is_some_and(|d| !d.contains("2020")), "a new link");
+
+    // A contact table that does not track changes: read by modification time.
+    org.set_tracking(false);
+    org.put_contact(&anna, json!({"firstname": "Ania"}));
+    let before = reads().len();
+    let (status, done) = world.catch_up(relay).await;
+    assert_eq!((status, done["failed"].as_u64()), (200, Some(0)), "{done}");
+    assert!(reads()[before..].iter().any(|r| r.param("$filter").is_some_and(|f| f.starts_with("modifiedon ge "))));
+    assert_eq!(world.sm.held("anna@example.com").unwrap().name.as_deref(), Some("Ania Nowak"));
+    world.assert_faithful();
 }
