@@ -15,7 +15,6 @@ use salesmanago_dynamics::core::dataverse::burst::Sent;
 use salesmanago_dynamics::core::dataverse::schema::{self, integration};
 use salesmanago_dynamics::core::integration::SELECT;
 use salesmanago_dynamics::core::job::deliveries::{self, BurstStart, Exported};
-use salesmanago_dynamics::core::job::lease::User;
 use salesmanago_dynamics::core::json::Value;
 use salesmanago_dynamics::core::salesmanago::operation::BatchUpsert;
 
@@ -143,7 +142,7 @@ pub(crate) async fn go(relay: &Relay, items: &[Delivery]) -> Vec<Answer> {
         records: records.filter_map(|r| r.as_object().cloned()).collect(),
         consents: schema::consent_columns(&Value::Object(attributes)),
         client: relay.client.clone(),
-        user: User { id: relay.config.app_user.clone().unwrap_or_default(), name: "SALESmanago relay".into() },
+        user: relay.user(),
         now_ms: crate::now_ms(),
         seed: crate::outgoing::seed(),
     };

@@ -13,7 +13,6 @@ use salesmanago_dynamics::core::command::BulkJob;
 use salesmanago_dynamics::core::dataverse::schema::{self, integration};
 use salesmanago_dynamics::core::i18n::{text, Lang};
 use salesmanago_dynamics::core::integration::{Settings, SELECT};
-use salesmanago_dynamics::core::job::lease::User;
 use salesmanago_dynamics::core::job::{record_columns, Job, Start};
 use salesmanago_dynamics::core::json::Value;
 
@@ -59,7 +58,7 @@ pub(crate) async fn catch_up(relay: &Relay) -> Result<CatchUp, Stopped> {
         job,
         lang: Lang::En,
         settings: Settings::with(record, relay.client.clone()),
-        user: User { id: relay.config.app_user.clone().unwrap_or_default(), name: "SALESmanago relay".into() },
+        user: relay.user(),
         record: record.clone(),
         consents: schema::consent_columns(&Value::Object(attributes)),
         selected: Vec::new(),

@@ -62,8 +62,6 @@ pub struct Config {
     pub webhook_keys: Vec<StoredKey>,
     /// The application user the integration writes back as: its changes never travel back.
     pub app_user: Option<String>,
-    /// A contact deleted in Dynamics is opted out in SALESmanago, not deleted there.
-    pub opt_out_on_delete: bool,
     /// How often the catch-up runs (with Dataverse access); zero: never on its own.
     pub catch_up: Duration,
     /// How long webhook deliveries gather into one batch upsert (`RELAY_BURST_MS`), at most.
@@ -200,13 +198,6 @@ impl Config {
             dataverse: dataverse(&var)?,
             // Minutes, 0 for off; at most a week.
             catch_up: Duration::from_secs(60 * number("RELAY_CATCH_UP_MINUTES", 15, 0..=7 * 24 * 60)?),
-            opt_out_on_delete: match read("RELAY_ON_DELETE")?.as_deref() {
-                None | Some("delete") => false,
-                Some("optout") => true,
-                Some(other) => {
-                    return Err(ConfigError(format!("RELAY_ON_DELETE must be delete or optout, not {:?}", cut(other))))
-                }
-            },
         })
     }
 }

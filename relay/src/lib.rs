@@ -41,6 +41,7 @@ use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use salesmanago_dynamics::core::job::lease::User;
 use salesmanago_dynamics::core::salesmanago::relay::{self, Refusal};
 use salesmanago_dynamics::core::salesmanago::{
     Client, HttpRequest, HttpResponse, Nonce, Operation, SmError, TransportFailure,
@@ -223,6 +224,13 @@ impl Relay {
 }
 
 impl Relay {
+    /// Who the relay's jobs run as: its application user (its id as Dynamics writes user ids,
+    /// without braces, in lower case), named in the leases it takes.
+    pub(crate) fn user(&self) -> User {
+        let id = self.config.app_user.as_deref().unwrap_or_default().trim().trim_matches(['{', '}']);
+        User { id: id.to_ascii_lowercase(), name: "SALESmanago relay".into() }
+    }
+
     /// POSTs a request the core built and signed (a job's call) to SALESmanago: its answer with
     /// `Date`, or why there was none (a redirect, never followed, counts as unreachable).
     pub(crate) async fn post_signed(

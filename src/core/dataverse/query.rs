@@ -45,7 +45,7 @@ pub fn contacts(consents: &[String], filter: Option<&str>) -> String {
 }
 
 /// Percent-encodes what a URL query value must not hold raw.
-fn encode(value: &str) -> String {
+pub fn encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for byte in value.bytes() {
         match byte {

@@ -235,11 +235,17 @@ impl Burst {
             answers[*index] = Some(match result {
                 Ok(Summary { message: Message::Deleted { kept, .. }, .. }) if *kept > 0 => Ok(Done::Kept),
                 Ok(_) => Ok(Done::Went),
+                // The removal's own reason, not the delete command's summary of it.
+                Err(JobFailure { message: Message::Deleted { failures, .. }, .. }) if !failures.is_empty() => {
+                    Err(Failed::ForNow(failures.join("; ")))
+                }
                 Err(failure) => failed(failure),
             });
         }
         (0..self.fates.len())
             .map(|index| match self.fates[index] {
+                // The contact's change that stands for this one went already.
+                Fate::RidesOn(winner) if self.fates[winner] == Fate::Stale => Some(Ok(Done::Stale)),
                 Fate::RidesOn(winner) => answers[winner].clone(),
                 Fate::Stale => Some(Ok(Done::Stale)),
                 Fate::Go => answers[index].clone(),

@@ -235,7 +235,8 @@ pub struct Start {
 }
 
 const EXPORT_RECORD: &[&str] = &[JobColumns::Export.checkpoint_column()];
-const EXPORT_CHANGES_RECORD: &[&str] = &[integration::CATCH_UP_WATERMARK, JobColumns::Export.last_run_column()];
+const EXPORT_CHANGES_RECORD: &[&str] =
+    &[integration::CATCH_UP_WATERMARK, integration::CATCH_UP_DELTA, JobColumns::Export.last_run_column()];
 
 /// The integration record's columns a job reads at its start, besides the settings (its lease
 /// among them).

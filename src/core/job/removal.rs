@@ -4,7 +4,7 @@
 //! one, and stays), it is deleted in SALESmanago, or only opted out of both channels when the
 //! record says so. A contact SALESmanago does not have is removed already.
 
-use crate::core::dataverse::query::one_of;
+use crate::core::dataverse::query::{encode, one_of};
 use crate::core::dataverse::schema::contact;
 use crate::core::json::Value;
 use crate::core::mapping::normalize::email;
@@ -58,7 +58,7 @@ impl Removal {
     /// when the e-mail is nothing SALESmanago could hold.
     pub(super) fn start(own: &str, raw: &str, opt_out_only: bool) -> Option<(Removal, Request)> {
         let address = email(raw.trim()).ok()?;
-        let filter = one_of(contact::EMAIL, &[raw.trim().to_owned()]);
+        let filter = encode(&one_of(contact::EMAIL, &[raw.trim().to_owned()]));
         let query = format!("?$select={}&$filter={filter}&$top=2", contact::ID);
         let removal = Removal { step: Step::Sharing, address, own: own.to_owned(), opt_out_only };
         Some((removal, Request::Read(query)))
