@@ -40,6 +40,8 @@ pub(crate) struct Salesmanago {
     next_id: u64,
     /// Calls received that change contacts.
     pub(crate) writes: u64,
+    /// Each name an upsert gave a contact, in order: (e-mail, name).
+    pub(crate) history: Vec<(String, String)>,
     /// Export jobs: when each file is ready, and its text (the contacts as they were asked for).
     exports: BTreeMap<String, (u64, String)>,
 }
@@ -81,6 +83,7 @@ impl Salesmanago {
             whole_batch,
             next_id: 1,
             writes: 0,
+            history: Vec::new(),
             exports: BTreeMap::new(),
         }
     }
@@ -334,6 +337,7 @@ impl Salesmanago {
             });
             if let Some(name) = item["contact"]["name"].as_str() {
                 record.name = name.to_owned();
+                self.history.push((email.clone(), name.to_owned()));
             }
             let forced = |field: &str| item[field].as_bool() == Some(true);
             if forced("forceOptOut") || forced("forceOptIn") {

@@ -65,6 +65,8 @@ pub(super) struct CatchUp {
     removals: SortedMap<Ticket, (String, Removal)>,
     /// The deleted contacts' counts.
     pub(super) tally: Tally,
+    /// Deleted contacts that failed for now.
+    pub(super) for_now: u64,
     /// What the summary says beside the counts.
     pub(super) notes: Vec<Message>,
     lang: Lang,
@@ -91,6 +93,7 @@ impl CatchUp {
             bin: SortedMap::new(),
             removals: SortedMap::new(),
             tally: Tally::default(),
+            for_now: 0,
             notes: Vec::new(),
             lang,
         };
@@ -171,6 +174,7 @@ impl CatchUp {
                 }
                 Ok(Next::Done(_)) => self.tally.done += 1,
                 Err(error) => {
+                    self.for_now += u64::from(error.passes());
                     if let Some(reason) = run.reason(error) {
                         self.not_done(&id, "", false, reason);
                     }
@@ -189,6 +193,9 @@ impl CatchUp {
             // The environment keeps no deleted records (or refuses FetchXML on them).
             Err(Error::Dataverse(DvError::Refused { .. })) | Ok(_) => Vec::new(),
             Err(error) => {
+                if error.passes() {
+                    self.for_now += chunk.len() as u64;
+                }
                 let Some(reason) = run.reason(error) else { return };
                 for id in chunk {
                     self.tally.total += 1;

@@ -73,6 +73,10 @@ pub(super) struct Export {
     changed: SortedMap<String, Vec<String>>,
     /// "Export selected": each contact sent, with its row's version.
     went: Vec<(String, Option<u64>)>,
+    /// Contacts that failed for now (a service unavailable or busy): the catch-up's watermark
+    /// and link stay before them. A refusal that stands (SALESmanago refusing a contact) does
+    /// not hold them back; it is listed with its reason.
+    for_now: u64,
 }
 
 /// The checkpoint of an interrupted "Export all": the last contact done and the counts up to it.
@@ -139,6 +143,7 @@ impl Export {
             ending: Ending::new(start.job),
             changed: start.changed.iter().map(|(id, columns)| (id.to_ascii_lowercase(), columns.clone())).collect(),
             went: Vec::new(),
+            for_now: 0,
         }
     }
 
@@ -157,13 +162,14 @@ impl Export {
             let mut extra = Map::new();
             if let Some(catch_up) = &mut self.catch_up {
                 tally.merge(std::mem::take(&mut catch_up.tally));
-                catch_up.columns(self.pages_to_read.delta.take(), tally.failed() > 0, &mut extra);
+                self.for_now += catch_up.for_now;
+                catch_up.columns(self.pages_to_read.delta.take(), self.for_now > 0, &mut extra);
                 for note in &catch_up.notes {
                     self.ending.details.push(text(note, run.lang));
                 }
             }
-            // The watermark moves only when every contact went or was skipped with its reason.
-            if let Some(watermark) = self.watermark.filter(|_| tally.failed() == 0) {
+            // The watermark moves only when no contact failed for now.
+            if let Some(watermark) = self.watermark.filter(|_| self.for_now == 0) {
                 let watermark = run.dataverse_time(watermark);
                 extra.insert(integration::CATCH_UP_WATERMARK.into(), watermark.to_string().into());
             }
@@ -240,6 +246,9 @@ impl Export {
                 self.page(index).calls -= 1;
             }
             (Step::Call(keys), Err(error)) => {
+                if error.passes() {
+                    self.for_now += keys.len() as u64;
+                }
                 let Some(reason) = run.reason(error) else { return };
                 let page = self.page(index);
                 page.calls -= 1;

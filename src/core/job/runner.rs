@@ -132,6 +132,16 @@ pub(super) enum Error {
 }
 
 impl Error {
+    /// Whether it may pass on another try (a service unavailable or busy), rather than being a
+    /// refusal that stands.
+    pub(super) fn passes(&self) -> bool {
+        match self {
+            Error::Dataverse(DvError::Unavailable { .. } | DvError::Throttled { .. }) => true,
+            Error::Dataverse(_) | Error::Refused(..) => false,
+            Error::Salesmanago(error) => crate::core::retry::is_transient(error),
+        }
+    }
+
     /// Whether every later request would fail the same way, so the job must stop.
     pub(super) fn stops_job(&self) -> bool {
         match self {

@@ -1,0 +1,340 @@
+//! The distributed world: Dataverse's asynchronous service delivering webhooks out of order,
+//! duplicated, retried once after a 503 and dropped while the relay is down; one to three relay
+//! instances, each with its own memory, that restart and lose it; webhooks switched off and on;
+//! users creating, editing and deleting contacts (duplicates sharing an e-mail among them); the
+//! catch-up ("Export changes") run by the relay or by browsers whose clocks are up to ten
+//! minutes off. Every relay decision is the core's: a burst goes through
+//! [`deliveries::Burst`] and its jobs, driven here as `relay/src/burst.rs` drives them.
+//!
+//! After each run: every change reached SALESmanago as its newest version; no older version
+//! was sent after a newer one; no SALESmanago contact was removed while a Dynamics contact holds
+//! its e-mail, and a deleted contact's removal reached SALESmanago even when its delivery was
+//! lost (unless the environment keeps no deleted records, and then the catch-up said so); every
+//! job's counts add up.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use salesmanago_dynamics::core::command::BulkJob;
+use salesmanago_dynamics::core::dataverse::burst::Sent;
+use salesmanago_dynamics::core::dataverse::schema::{contact, integration};
+use salesmanago_dynamics::core::integration::SELECT;
+use salesmanago_dynamics::core::job::deliveries::{Answer, Burst, BurstStart, Delivery, Done, Exported, Failed, Work};
+use salesmanago_dynamics::core::job::lease::User;
+use salesmanago_dynamics::core::json::{Map, Value};
+use salesmanago_dynamics::core::mapping::normalize;
+
+use super::{for_each_seed, size, text, Faults, World};
+
+/// A delivery waiting in Dataverse's asynchronous service, with the tries made.
+struct Queued {
+    delivery: Delivery,
+    tries: u8,
+}
+
+/// A relay instance: its memory of what it sent (lost on a restart).
+#[derive(Default)]
+struct Instance {
+    sent: BTreeMap<String, Sent>,
+}
+
+/// The version a name given by the scenario carries (`V<version> …`).
+fn version_of(name: &str) -> Option<u64> {
+    name.strip_prefix('V')?.split_whitespace().next()?.parse().ok()
+}
+
+fn email_key(row: &Map) -> Option<String> {
+    let raw = row.get(contact::EMAIL).and_then(Value::as_str)?;
+    normalize::email(raw.trim()).ok()
+}
+
+struct Scenario {
+    queue: Vec<Queued>,
+    instances: Vec<Instance>,
+    relay_down: bool,
+    /// Deleted contacts whose e-mail SALESmanago should no longer hold (unless another live
+    /// contact holds it), and whether their delivery was lost.
+    deleted: BTreeMap<String, (String, bool)>,
+    next_contact: u64,
+    /// The contacts that ever held each e-mail: where two did, SALESmanago's one contact
+    /// stands for both, and its name is whichever went last.
+    held: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Scenario {
+    fn enqueue(&mut self, world: &mut World, delivery: Delivery) {
+        // Now and then the service delivers one twice.
+        if world.rng.chance(50) {
+            self.queue.push(Queued { delivery: delivery.clone(), tries: 0 });
+        }
+        self.queue.push(Queued { delivery, tries: 0 });
+    }
+
+    /// A user edits a contact: its name now tells the row's version.
+    fn edit(&mut self, world: &mut World) {
+        let ids: Vec<String> = world.dataverse.contacts.keys().cloned().collect();
+        let Some(id) = ids.get(world.rng.below(ids.len().max(1) as u64) as usize).cloned() else { return };
+        let version = world.dataverse.row_version + 1;
+        let row = world.dataverse.contacts.get_mut(&id).expect("a contact");
+        let name = format!("V{version} Edited");
+        row.insert("firstname".into(), format!("V{version}").into());
+        row.insert("lastname".into(), "Edited".into());
+        row.insert("fullname".into(), name.into());
+        world.dataverse.touch(&id, world.now);
+        let work = Work::Send {
+            version: Some(version),
+            changed: vec!["firstname".into(), "lastname".into(), "fullname".into()],
+        };
+        self.enqueue(world, Delivery { contact: id, work });
+    }
+
+    /// A user creates a contact, now and then with an e-mail another contact has.
+    fn create(&mut self, world: &mut World) {
+        self.next_contact += 1;
+        let id = format!("00000000-0000-4000-9000-{:012x}", self.next_contact);
+        let shared = world.rng.chance(300).then(|| {
+            let rows: Vec<&Map> = world.dataverse.contacts.values().filter(|r| email_key(r).is_some()).collect();
+            rows.get(world.rng.below(rows.len().max(1) as u64) as usize).and_then(|r| email_key(r))
+        });
+        let email = shared.flatten().unwrap_or_else(|| format!("new{}@example.com", self.next_contact));
+        let version = world.dataverse.row_version + 1;
+        let mut row = Map::new();
+        row.insert(contact::ID.into(), id.clone().into());
+        row.insert(contact::EMAIL.into(), email.into());
+        row.insert("firstname".into(), format!("V{version}").into());
+        row.insert("lastname".into(), "Created".into());
+        row.insert("fullname".into(), format!("V{version} Created").into());
+        row.insert(contact::DO_NOT_BULK_EMAIL.into(), false.into());
+        if let Some(email) = email_key(&row) {
+            self.held.entry(email).or_default().insert(id.clone());
+        }
+        world.dataverse.contacts.insert(id.clone(), row);
+        world.dataverse.touch(&id, world.now);
+        let changed = vec!["emailaddress1".into(), "fullname".into()];
+        self.enqueue(world, Delivery { contact: id, work: Work::Send { version: Some(version), changed } });
+    }
+
+    /// A user deletes a contact.
+    fn delete(&mut self, world: &mut World) {
+        let ids: Vec<String> = world.dataverse.contacts.keys().cloned().collect();
+        let Some(id) = ids.get(world.rng.below(ids.len().max(1) as u64) as usize).cloned() else { return };
+        let row = world.dataverse.delete(&id).expect("a contact");
+        if let Some(email) = email_key(&row) {
+            self.deleted.insert(id.clone(), (email.clone(), false));
+            let raw = text(&row, contact::EMAIL).unwrap_or_default();
+            self.enqueue(world, Delivery { contact: id, work: Work::Remove { email: raw } });
+        }
+    }
+
+    /// One relay instance takes a burst of what is waiting, in no order.
+    fn deliver(&mut self, world: &mut World) {
+        if self.queue.is_empty() {
+            return;
+        }
+        let n = 1 + world.rng.below(self.queue.len().min(60) as u64) as usize;
+        let mut burst = Vec::new();
+        for _ in 0..n {
+            let at = world.rng.below(self.queue.len() as u64) as usize;
+            burst.push(self.queue.swap_remove(at));
+        }
+        let answers: Vec<Answer> = if self.relay_down {
+            vec![Err(Failed::ForNow("the relay is down".into())); burst.len()]
+        } else {
+            let instance = world.rng.below(self.instances.len() as u64) as usize;
+            let items: Vec<Delivery> = burst.iter().map(|q| q.delivery.clone()).collect();
+            self.burst(world, instance, &items)
+        };
+        for (mut queued, answer) in burst.into_iter().zip(answers) {
+            // Answered, but not acted on (webhooks off): only the catch-up can see it now.
+            if let (Ok(Done::Ignored(_)), Work::Remove { .. }) = (&answer, &queued.delivery.work) {
+                if let Some(entry) = self.deleted.get_mut(&queued.delivery.contact) {
+                    entry.1 = true;
+                }
+            }
+            if let Err(Failed::ForNow(_)) = answer {
+                // Dataverse tries once more after a 503; then the delivery is lost.
+                queued.tries += 1;
+                if queued.tries < 2 {
+                    self.queue.push(queued);
+                } else if let Work::Remove { .. } = queued.delivery.work {
+                    if let Some(entry) = self.deleted.get_mut(&queued.delivery.contact) {
+                        entry.1 = true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// A burst on relay instance `instance`, as `relay/src/burst.rs` does it.
+    fn burst(&mut self, world: &mut World, instance: usize, items: &[Delivery]) -> Vec<Answer> {
+        let record = world.dataverse.snapshot(SELECT);
+        let start = BurstStart {
+            records: vec![record],
+            consents: vec!["new_consent_marketing".into()],
+            client: world.settings().client,
+            user: User { id: "app-user".into(), name: "SALESmanago relay".into() },
+            now_ms: world.now,
+            seed: world.rng.next(),
+        };
+        let memory = &self.instances[instance].sent;
+        let mut burst = match Burst::new(items, start, |contact| memory.get(contact).copied()) {
+            Ok(burst) => burst,
+            Err(answer) => return vec![answer; items.len()],
+        };
+        let exported = burst.export.take().map(|mut job| {
+            let result = world.drive_raw(&mut job, None, &mut Vec::new()).expect("driven to the end");
+            if let Ok(summary) = &result {
+                assert!(summary.tally.adds_up(), "a burst's counts add up: {:?}", summary.tally);
+            }
+            (result, job.went().to_vec())
+        });
+        let forgotten: Vec<_> = std::mem::take(&mut burst.forgets)
+            .into_iter()
+            .map(|(index, mut job)| {
+                (index, world.drive_raw(&mut job, None, &mut Vec::new()).expect("driven to the end"))
+            })
+            .collect();
+        if let Some((_, went)) = &exported {
+            for (id, version) in went {
+                self.instances[instance]
+                    .sent
+                    .insert(id.to_ascii_lowercase(), Sent { version: *version, modified_ms: None });
+            }
+        }
+        burst.answers(exported.as_ref().map(|(result, went)| Exported { result, went }), &forgotten)
+    }
+
+    /// The catch-up: "Export changes", by the relay or from a browser with a clock of its own.
+    fn catch_up(&mut self, world: &mut World) {
+        world.another_browser();
+        let result = world.run(BulkJob::ExportChanges, 0);
+        if let Ok(summary) = result {
+            assert!(summary.tally.adds_up(), "the catch-up's counts add up: {:?}", summary.tally);
+        }
+    }
+}
+
+fn distributed(seed: u64, contacts: usize) {
+    let mut world = World::new(seed, contacts);
+    let faults = (world.dataverse.faults, world.salesmanago.faults);
+    (world.dataverse.faults, world.salesmanago.faults) = (Faults::default(), Faults::default());
+    world.run(BulkJob::ExportAll, 0).expect("a clean export succeeds");
+    // The catch-up's first run takes its place in change tracking.
+    world.run(BulkJob::ExportChanges, 0).expect("a clean catch-up succeeds");
+    (world.dataverse.faults, world.salesmanago.faults) = faults;
+    world.dataverse.record.insert(integration::WEBHOOKS.into(), true.into());
+    if world.rng.chance(200) {
+        world.dataverse.record.insert(integration::OPT_OUT_ON_DELETE.into(), true.into());
+    }
+    let opt_out = world.dataverse.record.get(integration::OPT_OUT_ON_DELETE) == Some(&Value::Bool(true));
+    let instances = 1 + world.rng.below(3) as usize;
+    let mut scenario = Scenario {
+        queue: Vec::new(),
+        instances: (0..instances).map(|_| Instance::default()).collect(),
+        relay_down: false,
+        deleted: BTreeMap::new(),
+        next_contact: 0,
+        held: BTreeMap::new(),
+    };
+    for (id, row) in &world.dataverse.contacts {
+        if let Some(email) = email_key(row) {
+            scenario.held.entry(email).or_default().insert(id.clone());
+        }
+    }
+    let steps = 20 + world.rng.below(60);
+    for _ in 0..steps {
+        world.now += 1 + world.rng.below(20_000);
+        match world.rng.below(100) {
+            0..=29 => scenario.edit(&mut world),
+            30..=39 => scenario.create(&mut world),
+            40..=47 => scenario.delete(&mut world),
+            48..=79 => scenario.deliver(&mut world),
+            80..=84 => scenario.relay_down = !scenario.relay_down,
+            85..=89 => {
+                // A relay instance restarts: its memory is gone.
+                let at = world.rng.below(instances as u64) as usize;
+                scenario.instances[at] = Instance::default();
+            }
+            90..=93 => {
+                let on = world.dataverse.record.get(integration::WEBHOOKS) == Some(&Value::Bool(true));
+                world.dataverse.record.insert(integration::WEBHOOKS.into(), (!on).into());
+            }
+            _ => scenario.catch_up(&mut world),
+        }
+    }
+    // The relay is back, webhooks on, the faults over: what waits is delivered, then the
+    // catch-up runs until it has nothing left.
+    scenario.relay_down = false;
+    world.dataverse.record.insert(integration::WEBHOOKS.into(), true.into());
+    (world.dataverse.faults, world.salesmanago.faults) = (Faults::default(), Faults::default());
+    for _ in 0..1000 {
+        if scenario.queue.is_empty() {
+            break;
+        }
+        scenario.deliver(&mut world);
+    }
+    world.now += 60_000;
+    scenario.catch_up(&mut world);
+    world.now += 60_000;
+    let last = world.run(BulkJob::ExportChanges, 0).expect("a clean catch-up succeeds");
+    if !world.dataverse.tracking {
+        assert!(!last.details.is_empty(), "the catch-up says it cannot see deletions: {last:?}");
+    }
+    for failed in last.tally.not_done.iter().filter(|n| !n.skipped) {
+        let refused = world.dataverse.contacts.get(&failed.id).is_some_and(|row| world.salesmanago.rejects(row));
+        assert!(refused, "nothing fails once the faults are over but what SALESmanago refuses: {failed:?}");
+    }
+
+    // Every change reached SALESmanago as its newest version.
+    let mut holders: BTreeMap<String, Vec<&Map>> = BTreeMap::new();
+    for row in world.dataverse.contacts.values() {
+        if let Some(email) = email_key(row) {
+            holders.entry(email).or_default().push(row);
+        }
+    }
+    for (email, rows) in &holders {
+        if rows.iter().any(|row| world.salesmanago.rejects(row)) {
+            continue;
+        }
+        let sm = world.salesmanago.by_email(email);
+        assert!(sm.is_some(), "{email}: a Dynamics contact holds it, SALESmanago must too");
+        let sm = sm.expect("checked");
+        // One contact's e-mail (ever): SALESmanago's contact is that one's.
+        let own = scenario.held.get(email).is_none_or(|ids| ids.len() < 2);
+        if let ([row], true) = (rows.as_slice(), own) {
+            let name = text(row, "fullname").unwrap_or_default();
+            if version_of(&name).is_some() {
+                assert_eq!(sm.name, name, "{email}: SALESmanago holds its newest version");
+            }
+        }
+    }
+    // A deleted contact nobody else holds is gone from SALESmanago (or opted out), even when its
+    // delivery was lost, unless the environment keeps no deleted records.
+    for (id, (email, lost)) in &scenario.deleted {
+        // Lost with no way to see it again: no change tracking (the catch-up says so), or no
+        // deleted records to read its e-mail from (the catch-up lists it, saying why).
+        if holders.contains_key(email) || (*lost && !(world.dataverse.bin && world.dataverse.tracking)) {
+            continue;
+        }
+        match world.salesmanago.by_email(email) {
+            None => {}
+            Some(sm) if opt_out => assert!(sm.opted_out, "{id} ({email}): deleted, so opted out: {sm:?}"),
+            Some(sm) => panic!("{id} ({email}): deleted in Dynamics, still in SALESmanago: {sm:?}"),
+        }
+    }
+    // No older version sent after a newer one: bursts here run one after the other, so every
+    // contact's names in SALESmanago only move forward.
+    let mut newest: BTreeMap<&str, u64> = BTreeMap::new();
+    for (email, name) in &world.salesmanago.history {
+        let shared = scenario.held.get(email).is_some_and(|ids| ids.len() > 1);
+        let Some(version) = version_of(name).filter(|_| !shared) else { continue };
+        let last = newest.entry(email.as_str()).or_insert(0);
+        assert!(version >= *last, "{email}: version {version} sent after {last}");
+        *last = version;
+    }
+    world.salesmanago.check_unique();
+}
+
+#[test]
+fn the_distributed_world_converges_in_order_and_removes_what_was_deleted() {
+    for_each_seed("the_distributed_world", |seed| size(seed) / 8, distributed);
+}
