@@ -20,167 +20,18 @@ use crate::core::salesmanago::script::DEFAULT_TIMEOUT_MS;
 use crate::core::salesmanago::{Client, Nonce, SmError};
 use crate::core::sorted::SortedMap;
 
+mod guarded;
+mod request;
+
+use request::read;
+pub(super) use request::{Call, Error, Output, Request};
+
 use super::lease::{Holder, Lease, Purpose, User, Verdict, HEARTBEAT_MS, MAX_CONFLICTS, STALE_MS};
 use super::{Action, JobFailure, Read, Reply, Summary, Ticket, Writes};
 use crate::core::dataverse::schema::{integration, Job as JobColumns};
 
 /// The longest wait for the next part of a download.
 const DOWNLOAD_IDLE_MS: u32 = 60_000;
-
-/// A request a job wants made; kept until it is answered for good, so it can be made again.
-#[derive(Debug, Clone)]
-pub(super) enum Request {
-    /// A page of contacts.
-    Read(String),
-    /// A page of a change-tracked read of contacts.
-    Tracked(String),
-    /// Contact columns, in one `$batch`.
-    Write(Vec<(String, Map)>),
-    /// Columns of the integration record, written under the job's lease.
-    Record(Guarded),
-    /// One row (`GET`, a path under the Web API root).
-    Row(String),
-    /// Columns of one row (`PATCH` of an existing row: `If-Match: *`).
-    Patch(String, Map),
-    /// Delete one row; one already gone counts as deleted.
-    Remove(String),
-    /// A SALESmanago call.
-    Call(Call),
-    /// A file SALESmanago handed out, read part by part.
-    Download(String),
-}
-
-/// A guarded write of the integration record: read it (ETag and lease), then `PATCH` with
-/// `If-Match` (see [`super::lease`]).
-#[derive(Debug, Clone)]
-pub(super) struct Guarded {
-    columns: Map,
-    purpose: Purpose,
-    /// The ETag to write with: of this run's last write, or as read.
-    etag: Option<String>,
-    /// Writes refused with `412` so far.
-    conflicts: u32,
-}
-
-impl Guarded {
-    fn new(columns: Map, purpose: Purpose, etag: Option<String>) -> Guarded {
-        Guarded { columns, purpose, etag, conflicts: 0 }
-    }
-}
-
-/// The SALESmanago calls jobs make.
-#[derive(Debug, Clone)]
-pub(super) enum Call {
-    Upsert(BatchUpsert),
-    Lookup(Lookup),
-    Modified(ModifiedContacts),
-    UpsertOne(Box<Upsert>),
-    Has(HasContact),
-    Delete(Delete),
-    Subscribe(SetSubscription),
-    Export(ExportConsents),
-    Status(JobStatus),
-}
-
-/// What an answered request yields.
-#[derive(Debug)]
-pub(super) enum Output {
-    /// A page's rows (each as it came, read one by one) and the next page's query.
-    Page(Vec<Value>, Option<String>),
-    /// A change-tracked page: its rows, the next page's query, and on the last page the delta
-    /// link to read next time.
-    Tracked(Vec<Value>, Option<String>, Option<String>),
-    /// Each row's outcome of a `$batch`, in order.
-    Written(Vec<Result<(), String>>),
-    /// The integration record was written under the lease.
-    Recorded,
-    /// A `PATCH` of the record went through: the record's new ETag, when it said.
-    RecordWritten(Option<String>),
-    /// The integration record as read for a guarded write.
-    RecordRead(Map),
-    /// A guarded write found the record changed since it was read (`412`).
-    Conflict,
-    Upserted(BatchOutcome),
-    Found(Vec<SmContact>),
-    Modified(ModifiedPage),
-    /// A row as read.
-    Row(Map),
-    /// A row written or deleted.
-    Done,
-    /// The SALESmanago id of the contact upserted, or found (`None`: not there).
-    Contact(Option<String>),
-    /// The id of the export job SALESmanago started.
-    Requested(String),
-    /// The export file's address, once it is ready.
-    Status(Option<String>),
-    /// A part of a download; `true` when it is the first of this attempt (the download went
-    /// again from the start).
-    Part(Vec<u8>, bool),
-    /// A download is complete.
-    Downloaded,
-}
-
-/// A request that failed for good.
-#[derive(Debug)]
-pub(super) enum Error {
-    Dataverse(DvError),
-    Salesmanago(SmError),
-    /// A verdict that trying again cannot change: the job's lease stops it (another run holds
-    /// it, took it over, or the record would not stay still long enough to write), or Dataverse
-    /// says the user may not do this.
-    Refused(Message, &'static str),
-}
-
-impl Error {
-    /// Whether it may pass on another try (a service unavailable or busy), rather than being a
-    /// refusal that stands.
-    pub(super) fn passes(&self) -> bool {
-        match self {
-            Error::Dataverse(DvError::Unavailable { .. } | DvError::Throttled { .. }) => true,
-            Error::Dataverse(_) | Error::Refused(..) => false,
-            Error::Salesmanago(error) => crate::core::retry::is_transient(error),
-        }
-    }
-
-    /// Whether every later request would fail the same way, so the job must stop.
-    pub(super) fn stops_job(&self) -> bool {
-        match self {
-            Error::Dataverse(_) | Error::Refused(..) => true,
-            Error::Salesmanago(error) => error.stops_job(),
-        }
-    }
-
-    /// How to try again after it: the service's policy, what the failure says, the service.
-    fn retrying(&self) -> Option<(RetryPolicy, Failed, Service)> {
-        match self {
-            Error::Dataverse(e) => Some((RetryPolicy::dataverse(), Failed::from(e), Service::Dataverse)),
-            Error::Salesmanago(e) => Some((RetryPolicy::default(), Failed::from(e), Service::Salesmanago)),
-            // A lease's verdict is final.
-            Error::Refused(..) => None,
-        }
-    }
-
-    /// A stable name of the failure, for scripts.
-    pub(super) fn kind(&self) -> &'static str {
-        match self {
-            Error::Dataverse(_) => "dataverse",
-            Error::Salesmanago(e) => e.kind(),
-            Error::Refused(_, kind) => kind,
-        }
-    }
-
-    /// The user's message.
-    pub(super) fn message(&self) -> Message {
-        match self {
-            Error::Dataverse(DvError::MissingPrivilege { privilege }) => {
-                Message::MissingPrivilege { privilege: privilege.clone() }
-            }
-            Error::Dataverse(error) => Message::Dataverse { detail: error.detail() },
-            Error::Salesmanago(error) => Message::Salesmanago(error.clone()),
-            Error::Refused(message, _) => message.clone(),
-        }
-    }
-}
 
 struct Pending {
     request: Request,
@@ -189,36 +40,6 @@ struct Pending {
     sent: bool,
     /// A download whose body has begun to arrive in this attempt.
     receiving: bool,
-}
-
-impl Request {
-    /// Whether it changes anything in Dataverse or SALESmanago (all but reads).
-    fn changes(&self) -> bool {
-        match self {
-            Request::Read(_) | Request::Tracked(_) | Request::Row(_) | Request::Download(_) => false,
-            Request::Write(_) | Request::Patch(..) | Request::Remove(_) => true,
-            Request::Record(guarded) => guarded.purpose != Purpose::Acquire,
-            // Asking for an export changes no contact.
-            Request::Call(Call::Lookup(_) | Call::Modified(_) | Call::Has(_) | Call::Export(_) | Call::Status(_)) => {
-                false
-            }
-            Request::Call(Call::Upsert(_) | Call::UpsertOne(_) | Call::Delete(_) | Call::Subscribe(_)) => true,
-        }
-    }
-
-    /// Which service answers it: each has its own bound on requests in flight.
-    fn service(&self) -> Service {
-        match self {
-            Request::Call(_) | Request::Download(_) => Service::Salesmanago,
-            Request::Read(_)
-            | Request::Tracked(_)
-            | Request::Write(_)
-            | Request::Record(_)
-            | Request::Row(_)
-            | Request::Patch(..)
-            | Request::Remove(_) => Service::Dataverse,
-        }
-    }
 }
 
 fn slot(service: Service) -> usize {
@@ -322,31 +143,9 @@ impl Runner {
         }
     }
 
-    /// Takes the lease of `job` for `user`: a guarded read and write of the record. The record
-    /// is read first, whatever the host read: its answer tells Dataverse's time, by which the
-    /// lease there is judged and this run's is written.
-    pub(super) fn acquire(&mut self, job: JobColumns, user: User, now_ms: u64) -> Ticket {
-        self.lease = Some(Lease::new(job, self.rng.key(), user, now_ms));
-        self.issue(Request::Record(Guarded::new(Map::new(), Purpose::Acquire, None)))
-    }
-
     /// `local_ms` on Dataverse's clock, as its answers so far tell it.
     pub(super) fn dataverse_time(&self, local_ms: u64) -> u64 {
         self.clock.at(local_ms)
-    }
-
-    /// Writes `columns` to the record under the lease; on `release`, gives the lease up.
-    /// With the ETag of this run's last write, it writes at once; else it reads first.
-    pub(super) fn record(&mut self, columns: Map, release: bool) -> Ticket {
-        let purpose = if release { Purpose::Release } else { Purpose::Renew };
-        let known = self.known_etag.clone();
-        self.issue(Request::Record(Guarded::new(columns, purpose, known)))
-    }
-
-    /// Whether `request` must wait for the lease: while it is being taken, a job reads, but
-    /// changes nothing.
-    fn waits_for_lease(&self, request: &Request) -> bool {
-        self.lease.as_ref().is_some_and(|l| !l.held) && request.changes()
     }
 
     /// Most requests in flight at once to each service, and most units (pages, chunks) in
@@ -489,18 +288,6 @@ impl Runner {
         self.delayed.iter().map(|(at, _)| *at).chain(heartbeat).min()
     }
 
-    /// When the lease is next to be renewed: while it is held, no failure is being told, and
-    /// no write of the record is under way (each write renews it).
-    fn heartbeat_at(&self) -> Option<u64> {
-        let lease = self.lease.as_ref().filter(|l| l.held && self.failing.is_none())?;
-        let writing = self.pending.iter().any(|(_, p)| matches!(p.request, Request::Record(_)));
-        (!writing).then_some(lease.renewed_ms + HEARTBEAT_MS)
-    }
-
-    fn heartbeat_due(&self, now_ms: u64) -> bool {
-        self.heartbeat_at().is_some_and(|at| at <= now_ms)
-    }
-
     /// Takes the answer to `ticket`: what it yields, or `None` while it is being tried again
     /// (or was not the job's).
     pub(super) fn answer(&mut self, ticket: Ticket, reply: Reply, now_ms: u64) -> Option<Result<Output, Error>> {
@@ -565,52 +352,6 @@ impl Runner {
             Error::Salesmanago(e) => Error::Salesmanago(e.settled(now_ms)),
             other => other,
         }))
-    }
-
-    /// The next step of the guarded write `ticket` after `output`: `None` while it goes on (a
-    /// write after the read, a read again after a conflict), else its result.
-    fn guarded(&mut self, ticket: Ticket, output: Output, now_ms: u64) -> Option<Result<Output, Error>> {
-        let Some(Pending { request: Request::Record(guarded), .. }) = self.pending.get_mut(&ticket) else {
-            return Some(Err(Error::Dataverse(DvError::Refused { detail: "not a write of the record".into() })));
-        };
-        let Some(lease) = self.lease.as_mut() else {
-            return Some(Err(Error::Dataverse(DvError::Refused { detail: "a record write without a lease".into() })));
-        };
-        let command = self.command;
-        let dataverse_now = self.clock.at(now_ms);
-        match output {
-            Output::RecordRead(record) => match lease.judge(&record, guarded.purpose, dataverse_now) {
-                Ok(Verdict::Write { etag }) => guarded.etag = Some(etag),
-                Ok(Verdict::Running(holder)) => return Some(Err(running(command, &holder, dataverse_now))),
-                Ok(Verdict::Released) => {
-                    lease.held = false;
-                    return Some(Ok(Output::Recorded));
-                }
-                Ok(Verdict::TakenOver(holder)) => {
-                    lease.held = false;
-                    let user = holder.map(|h| h.user.name).unwrap_or_default();
-                    return Some(Err(Error::Refused(Message::JobTakenOver { command, user }, "jobTakenOver")));
-                }
-                Err(detail) => return Some(Err(Error::Dataverse(DvError::Refused { detail }))),
-            },
-            Output::Conflict => {
-                guarded.etag = None;
-                self.known_etag = None;
-                guarded.conflicts += 1;
-                if guarded.conflicts > MAX_CONFLICTS {
-                    return Some(Err(Error::Refused(Message::RecordBusy { command }, "recordBusy")));
-                }
-            }
-            Output::RecordWritten(etag) => {
-                lease.held = guarded.purpose != Purpose::Release;
-                lease.renewed_ms = now_ms;
-                self.known_etag = etag;
-                return Some(Ok(Output::Recorded));
-            }
-            other => return Some(Ok(other)),
-        }
-        self.queued.push_front(ticket);
-        None
     }
 
     /// Shows progress: contacts handled, and a wait still under way.
@@ -682,114 +423,5 @@ impl Runner {
             self.finished = true;
             self.out.push_back(Action::Finished(Ok(summary)));
         }
-    }
-}
-
-/// Why a job does not start: another run of it is alive (`now_ms` on Dataverse's clock).
-fn running(command: Command, holder: &Holder, now_ms: u64) -> Error {
-    let message = Message::JobRunning {
-        command,
-        user: holder.user.name.clone(),
-        minutes: now_ms.saturating_sub(holder.since_ms) / 60_000,
-        done: holder.done,
-        total: holder.total,
-        seconds_left: (holder.heartbeat_ms + STALE_MS).saturating_sub(now_ms).div_ceil(1000),
-    };
-    Error::Refused(message, "jobRunning")
-}
-
-/// Reads the host's reply to `request`.
-fn read(request: &Request, client: &Client, reply: Reply) -> Result<Output, Error> {
-    match (request, reply) {
-        (Request::Read(_), Reply::Dataverse(answer)) => {
-            let text = error::answer(answer).map_err(Error::Dataverse)?;
-            // An answer that is not a page (cut off, garbled) may read on another attempt.
-            let (rows, next) =
-                query::page(&text).map_err(|detail| Error::Dataverse(DvError::Unavailable { detail }))?;
-            Ok(Output::Page(rows, next))
-        }
-        (Request::Tracked(_), Reply::Dataverse(answer)) => {
-            let text = error::answer(answer).map_err(Error::Dataverse)?;
-            let (rows, next, delta) =
-                query::tracked_page(&text).map_err(|detail| Error::Dataverse(DvError::Unavailable { detail }))?;
-            Ok(Output::Tracked(rows, next, delta))
-        }
-        (Request::Write(_), Reply::Dataverse(answer)) => {
-            let text = error::answer(answer).map_err(Error::Dataverse)?;
-            Ok(Output::Written(crate::core::dataverse::batch::outcomes(&text)))
-        }
-        (Request::Record(guarded), Reply::Dataverse(answer)) => {
-            if guarded.etag.is_some() {
-                if matches!(&answer, Ok(response) if response.status == 412) {
-                    return Ok(Output::Conflict);
-                }
-                let text = error::answer(answer).map_err(Error::Dataverse)?;
-                let etag = match crate::core::json::from_str(&text) {
-                    Ok(Value::Object(row)) => row.get("@odata.etag").and_then(Value::as_str).map(str::to_owned),
-                    _ => None,
-                };
-                return Ok(Output::RecordWritten(etag));
-            }
-            let text = error::answer(answer).map_err(Error::Dataverse)?;
-            match crate::core::json::from_str(&text) {
-                Ok(Value::Object(record)) => Ok(Output::RecordRead(record)),
-                // Cut off or garbled: may read on another attempt.
-                _ => Err(Error::Dataverse(DvError::Unavailable {
-                    detail: "the integration record could not be read".into(),
-                })),
-            }
-        }
-        (Request::Call(call), Reply::Salesmanago(outcome)) => {
-            let sm = |e| Error::Salesmanago(e);
-            match call {
-                Call::Upsert(op) => client.response(op, outcome).map(Output::Upserted).map_err(sm),
-                Call::Lookup(op) => client.response(op, outcome).map(Output::Found).map_err(sm),
-                Call::Modified(op) => client.response(op, outcome).map(Output::Modified).map_err(sm),
-                Call::UpsertOne(op) => {
-                    client.response(op.as_ref(), outcome).map(|id| Output::Contact(Some(id))).map_err(sm)
-                }
-                Call::Has(op) => client.response(op, outcome).map(Output::Contact).map_err(sm),
-                Call::Delete(op) => client.response(op, outcome).map(|()| Output::Done).map_err(sm),
-                Call::Subscribe(op) => client.response(op, outcome).map(|_| Output::Done).map_err(sm),
-                Call::Export(op) => client.response(op, outcome).map(Output::Requested).map_err(sm),
-                Call::Status(op) => {
-                    let address = client.response(op, outcome).map_err(sm)?;
-                    Ok(Output::Status(address.map(|url| client.file_address(&url))))
-                }
-            }
-        }
-        (Request::Download(_), Reply::Salesmanago(outcome)) => match outcome {
-            Ok(response) if (200..300).contains(&response.status) => Ok(Output::Downloaded),
-            // The file's server speaks no envelope: its status says it all, but for a relay's
-            // refusal, which names its reason.
-            Ok(response) => Err(Error::Salesmanago(match (Refusal::of_body(&response.body), response.status) {
-                (Some(refusal), _) if client.relay.is_some() => SmError::Relay(refusal),
-                (_, 429) => SmError::Throttled { retry_after: response.wait() },
-                (_, status @ (408 | 500..=599)) => SmError::Server { status },
-                (_, status) => SmError::UnexpectedStatus { status },
-            })),
-            Err(failure) => Err(Error::Salesmanago(client.judged(failure.into()))),
-        },
-        (Request::Row(_), Reply::Dataverse(answer)) => {
-            let text = error::answer(answer).map_err(Error::Dataverse)?;
-            match crate::core::json::from_str(&text) {
-                Ok(Value::Object(row)) => Ok(Output::Row(row)),
-                // Cut off or garbled: may read on another attempt.
-                _ => Err(Error::Dataverse(DvError::Unavailable { detail: "the row could not be read".into() })),
-            }
-        }
-        (Request::Patch(..), Reply::Dataverse(answer)) => {
-            error::answer(answer).map_err(Error::Dataverse)?;
-            Ok(Output::Done)
-        }
-        (Request::Remove(_), Reply::Dataverse(answer)) => {
-            // A row already gone (deleted by an earlier attempt whose answer was lost) is gone.
-            if matches!(&answer, Ok(response) if response.status == 404) {
-                return Ok(Output::Done);
-            }
-            error::answer(answer).map_err(Error::Dataverse)?;
-            Ok(Output::Done)
-        }
-        (_, _) => Err(Error::Dataverse(DvError::Refused { detail: "the host answered with the wrong service".into() })),
     }
 }
