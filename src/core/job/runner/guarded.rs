@@ -123,4 +123,25 @@ impl Runner {
         self.queued.push_front(ticket);
         None
     }
+
+    /// The action of the guarded write `guarded`: its `PATCH` with `If-Match` and this run's
+    /// lease when its ETag is known, else the read of the record first.
+    pub(super) fn record_action(&mut self, ticket: Ticket, guarded: &Guarded, now_ms: u64) -> Action {
+        let row = format!("{}({})", integration::ENTITY_SET, self.record_id);
+        match (&guarded.etag, self.lease.as_mut()) {
+            (Some(etag), Some(lease)) => {
+                let mut columns = guarded.columns.clone();
+                let value = lease.value(guarded.purpose, self.handled, self.total, self.clock.at(now_ms));
+                columns.insert(lease.column.into(), value);
+                let body = Value::Object(columns).to_string();
+                // The answer holds the new ETag (`Prefer: return=representation`).
+                let path = format!("{row}?$select={}", lease.column);
+                Action::Patch { ticket, path, if_match: etag.clone(), body }
+            }
+            _ => {
+                let lease = self.lease.as_ref().map_or(integration::ID, |l| l.column);
+                Action::Get { ticket, path: format!("{row}?$select={lease}") }
+            }
+        }
+    }
 }

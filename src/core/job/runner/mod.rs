@@ -5,19 +5,12 @@ use std::collections::VecDeque;
 
 use crate::core::clock::ServiceClock;
 use crate::core::command::{BulkJob, Command};
-use crate::core::dataverse::error::{self, DvError};
-use crate::core::dataverse::query;
 use crate::core::i18n::{Lang, Message, Service};
 use crate::core::integration::Settings;
 use crate::core::json::{Map, Value};
-use crate::core::retry::{Failed, Retry, RetryPolicy};
-use crate::core::salesmanago::contact::SmContact;
-use crate::core::salesmanago::export::{ExportConsents, JobStatus};
-use crate::core::salesmanago::operation::{BatchOutcome, BatchUpsert, Lookup, ModifiedContacts, ModifiedPage};
-use crate::core::salesmanago::operation::{Delete, HasContact, SetSubscription, Upsert};
-use crate::core::salesmanago::relay::Refusal;
+use crate::core::retry::{Failed, Retry};
 use crate::core::salesmanago::script::DEFAULT_TIMEOUT_MS;
-use crate::core::salesmanago::{Client, Nonce, SmError};
+use crate::core::salesmanago::{Client, Nonce};
 use crate::core::sorted::SortedMap;
 
 mod guarded;
@@ -26,9 +19,8 @@ mod request;
 use request::read;
 pub(super) use request::{Call, Error, Output, Request};
 
-use super::lease::{Holder, Lease, Purpose, User, Verdict, HEARTBEAT_MS, MAX_CONFLICTS, STALE_MS};
+use super::lease::Lease;
 use super::{Action, JobFailure, Read, Reply, Summary, Ticket, Writes};
-use crate::core::dataverse::schema::{integration, Job as JobColumns};
 
 /// The longest wait for the next part of a download.
 const DOWNLOAD_IDLE_MS: u32 = 60_000;
@@ -235,22 +227,8 @@ impl Runner {
                 Action::Write { ticket, writes: Writes { rows: rows.clone(), tag: self.rng.key() } }
             }
             Request::Record(guarded) => {
-                let row = format!("{}({})", integration::ENTITY_SET, self.record_id);
-                match (&guarded.etag, self.lease.as_mut()) {
-                    (Some(etag), Some(lease)) => {
-                        let mut columns = guarded.columns.clone();
-                        let value = lease.value(guarded.purpose, self.handled, self.total, self.clock.at(now_ms));
-                        columns.insert(lease.column.into(), value);
-                        let body = Value::Object(columns).to_string();
-                        // The answer holds the new ETag (`Prefer: return=representation`).
-                        let path = format!("{row}?$select={}", lease.column);
-                        Action::Patch { ticket, path, if_match: etag.clone(), body }
-                    }
-                    _ => {
-                        let lease = self.lease.as_ref().map_or(integration::ID, |l| l.column);
-                        Action::Get { ticket, path: format!("{row}?$select={lease}") }
-                    }
-                }
+                let guarded = guarded.clone();
+                self.record_action(ticket, &guarded, now_ms)
             }
             Request::Row(path) => Action::Get { ticket, path: path.clone() },
             Request::Patch(path, columns) => Action::Patch {
