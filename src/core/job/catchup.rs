@@ -124,12 +124,14 @@ impl CatchUp {
         if let Some(id) = query::deleted(&value) {
             return Row::Deleted(id.to_owned());
         }
+        let modified = value.get(contact::MODIFIED_ON).and_then(Value::as_str).and_then(unix_ms);
         if let Reading::Full { since: Some(since) } = self.reading {
-            let modified = value.get(contact::MODIFIED_ON).and_then(Value::as_str).and_then(unix_ms);
             if modified.is_some_and(|m| m < since) {
                 return Row::Unchanged;
             }
         }
+        // A row last written by the synchronisation itself (its write-back) goes again: telling
+        // it from a user's edit made in the same seconds needs more than the times.
         Row::Send(value)
     }
 

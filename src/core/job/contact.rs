@@ -429,7 +429,9 @@ impl ContactCommand {
     ) {
         let id = self.id().unwrap_or_default().to_owned();
         let (status, sm_id, base) = done;
-        let mut columns = write_back(row, status, sm_id, error.as_deref(), base, self.now_ms).unwrap_or_default();
+        // The sync time on Dataverse's clock: the catch-up compares it with `modifiedon`.
+        let stamp = run.dataverse_time(self.now_ms);
+        let mut columns = write_back(row, status, sm_id, error.as_deref(), base, stamp).unwrap_or_default();
         columns.extend(values);
         match (!columns.is_empty()).then_some(columns) {
             Some(columns) => {

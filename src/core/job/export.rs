@@ -17,6 +17,7 @@ use crate::core::sync::{write_back, Tally};
 use crate::object;
 
 use super::catchup::{CatchUp, Row as CatchRow};
+use super::recheck::{Checked, Recheck};
 use super::runner::{Call, Error, Output, Request, Runner};
 use super::units::{not_done, rows, settle, unreadable, Answer, Pages, Row, Write};
 use super::{Ending, Start, Ticket};
@@ -73,6 +74,11 @@ pub(super) struct Export {
     changed: SortedMap<String, Vec<String>>,
     /// "Export selected": each contact sent, with its row's version.
     went: Vec<(String, Option<u64>)>,
+    /// "Export selected": the versions of the contacts sent read again, and those changed
+    /// meanwhile sent again (their counts are not counted twice).
+    recheck: Option<Recheck>,
+    resending: bool,
+    consents: Vec<String>,
     /// Contacts that failed for now (a service unavailable or busy): the catch-up's watermark
     /// and link stay before them. A refusal that stands (SALESmanago refusing a contact) does
     /// not hold them back; it is listed with its reason.
@@ -144,6 +150,9 @@ impl Export {
             changed: start.changed.iter().map(|(id, columns)| (id.to_ascii_lowercase(), columns.clone())).collect(),
             went: Vec::new(),
             for_now: 0,
+            recheck: selected.then(Recheck::default),
+            resending: false,
+            consents: consents.clone(),
         }
     }
 
@@ -155,6 +164,11 @@ impl Export {
         if self.pages_to_read.done() && self.pages.is_empty() && !run.busy() {
             if let Some(catch_up) = &mut self.catch_up {
                 if !catch_up.finish(run) {
+                    return;
+                }
+            }
+            if let Some(recheck) = &mut self.recheck {
+                if recheck.start(&self.went, run) {
                     return;
                 }
             }
@@ -193,6 +207,23 @@ impl Export {
             return;
         }
         let Some(result) = slot else { return };
+        let checked = match self.recheck.as_mut() {
+            None => Checked::Other(result),
+            Some(recheck) => recheck.on(ticket, result),
+        };
+        let result = match checked {
+            Checked::Other(result) => result,
+            Checked::Waiting => return,
+            Checked::Changed(ids) => {
+                if !ids.is_empty() {
+                    self.resending = true;
+                    let queries =
+                        ids.chunks(IN_CHUNK).map(|ids| contacts(&self.consents, Some(&one_of(contact::ID, ids))));
+                    self.pages_to_read = Pages::new(queries.collect::<Vec<_>>());
+                }
+                return;
+            }
+        };
         let result = match self.pages_to_read.answer(ticket, result, run) {
             Answer::Taken => return,
             Answer::Untracked(error) => {
@@ -225,13 +256,14 @@ impl Export {
                             let warned: Vec<String> =
                                 warnings.iter().map(|w| text(&Message::Warning(w.clone()), run.lang)).collect();
                             let warned = (!warned.is_empty()).then(|| warned.join(" "));
-                            page.status(row, SyncStatus::Synced, Some(id), warned.as_deref(), base.as_deref(), now_ms);
+                            let stamp = run.dataverse_time(now_ms);
+                            page.status(row, SyncStatus::Synced, Some(id), warned.as_deref(), base.as_deref(), stamp);
                             page.tally.done += 1;
                             page.sent[row] = true;
                         }
                         Err((email, reason)) => {
                             let reason = text(&Message::NotAccepted { email, reason }, run.lang);
-                            page.fail(row, reason, now_ms);
+                            page.fail(row, reason, run.dataverse_time(now_ms));
                         }
                     }
                 }
@@ -254,7 +286,7 @@ impl Export {
                 page.calls -= 1;
                 for key in keys {
                     let row = page.sendable[key].0;
-                    page.fail(row, reason.clone(), now_ms);
+                    page.fail(row, reason.clone(), run.dataverse_time(now_ms));
                 }
             }
             (Step::Write, Ok(Output::Written(outcomes))) => {
@@ -321,7 +353,7 @@ impl Export {
                 Ok(outbound) => page.sendable.push((at, outbound.details, outbound.warnings, outbound.base)),
                 Err(skip) => {
                     let reason = text(&Message::Skipped(skip), run.lang);
-                    page.status(at, SyncStatus::Skipped, None, Some(&reason), None, now_ms);
+                    page.status(at, SyncStatus::Skipped, None, Some(&reason), None, run.dataverse_time(now_ms));
                     let listed = not_done(&page.rows[at], true, reason);
                     page.tally.not_done(listed);
                 }
@@ -359,7 +391,9 @@ impl Export {
                 self.went.push((page.rows[at].id().unwrap_or_default(), crate::core::dataverse::contact::version(map)));
             }
         }
-        self.ahead.insert(index, (page.tally, page.last));
+        // A contact sent again counts once, as it first went.
+        let tally = if self.resending { Tally::default() } else { page.tally };
+        self.ahead.insert(index, (tally, page.last));
         while let Some((tally, last)) = self.ahead.remove(&self.next_done) {
             self.prefix.merge(tally);
             self.after = last.or(self.after.take());

@@ -19,6 +19,7 @@ pub mod contact;
 pub mod deliveries;
 mod export;
 pub mod lease;
+mod recheck;
 mod removal;
 mod runner;
 mod units;

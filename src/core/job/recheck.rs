@@ -1,0 +1,88 @@
+//! After "Export selected" sent its contacts (above all a burst of webhook deliveries), their
+//! rows' versions are read again: a contact changed meanwhile goes again, as it is now. Two
+//! relay instances may each read a contact, one before and one after a change, and the older
+//! send may land in SALESmanago last; the instance that sent it sees the newer version here and
+//! sends that, so SALESmanago ends with the newest version without waiting for the catch-up.
+
+use crate::core::dataverse::contact::version;
+use crate::core::dataverse::query::{encode, one_of};
+use crate::core::dataverse::schema::contact;
+use crate::core::json::Value;
+use crate::core::sorted::SortedMap;
+
+use super::runner::{Error, Output, Request, Runner};
+use super::Ticket;
+
+/// Rounds of reading again and sending again, at most (each a contact changed while it went).
+const ROUNDS: u8 = 3;
+
+/// Ids per read of versions.
+const CHUNK: usize = 100;
+
+/// The versions read again.
+#[derive(Default)]
+pub(super) struct Recheck {
+    rounds: u8,
+    /// How many of the contacts sent were read again already.
+    checked: usize,
+    /// Reads under way, with the contacts and the versions that went.
+    reading: SortedMap<Ticket, Vec<(String, Option<u64>)>>,
+    /// Contacts changed since they went.
+    again: Vec<String>,
+}
+
+/// What an answer was to the recheck.
+pub(super) enum Checked {
+    /// Not a recheck's answer.
+    Other(Result<Output, Error>),
+    /// Taken; more reads are under way.
+    Waiting,
+    /// The last read answered: these contacts changed since they went.
+    Changed(Vec<String>),
+}
+
+impl Recheck {
+    /// Reads again the versions of the contacts in `went` not read again yet: whether any read
+    /// went out (the job waits for it).
+    pub(super) fn start(&mut self, went: &[(String, Option<u64>)], run: &mut Runner) -> bool {
+        if !self.reading.is_empty() {
+            return true;
+        }
+        if self.rounds >= ROUNDS || self.checked >= went.len() {
+            return false;
+        }
+        let fresh = &went[self.checked..];
+        self.checked = went.len();
+        self.rounds += 1;
+        for chunk in fresh.chunks(CHUNK) {
+            let ids: Vec<String> = chunk.iter().map(|(id, _)| id.clone()).collect();
+            let filter = encode(&one_of(contact::ID, &ids));
+            let query = format!("?$select={},{}&$filter={filter}", contact::ID, contact::VERSION);
+            self.reading.insert(run.issue(Request::Read(query)), chunk.to_vec());
+        }
+        true
+    }
+
+    /// Takes the answer to `ticket`.
+    pub(super) fn on(&mut self, ticket: Ticket, result: Result<Output, Error>) -> Checked {
+        let Some(sent) = self.reading.remove(&ticket) else { return Checked::Other(result) };
+        // A read that failed changes nothing: the contacts went, and the catch-up follows
+        // whatever changed since.
+        if let Ok(Output::Page(rows, _)) = result {
+            for row in rows.iter().filter_map(Value::as_object) {
+                let id = row.get(contact::ID).and_then(Value::as_str).unwrap_or_default();
+                let went = sent.iter().find(|(s, _)| s.eq_ignore_ascii_case(id)).and_then(|(_, v)| *v);
+                if let (Some(now), Some(went)) = (version(row), went) {
+                    if now > went {
+                        self.again.push(id.to_owned());
+                    }
+                }
+            }
+        }
+        if self.reading.is_empty() {
+            Checked::Changed(std::mem::take(&mut self.again))
+        } else {
+            Checked::Waiting
+        }
+    }
+}
