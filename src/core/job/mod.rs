@@ -257,7 +257,7 @@ fn state_columns(job: BulkJob) -> &'static [&'static str] {
 }
 
 enum Kind {
-    Export(export::Export),
+    Export(Box<export::Export>),
     Consents(consents::Consents),
     Changes(changes::Changes),
     Contact(contact::ContactCommand),
@@ -267,7 +267,7 @@ impl Kind {
     fn new(start: &Start, record: &Map, run: &mut Runner, now_ms: u64) -> Kind {
         match start.job {
             BulkJob::ExportSelected | BulkJob::ExportAll | BulkJob::ExportChanges => {
-                Kind::Export(export::Export::new(start, record, run))
+                Kind::Export(Box::new(export::Export::new(start, record, run)))
             }
             BulkJob::PullConsents => Kind::Consents(consents::Consents::new(start, run)),
             BulkJob::PullChanges => Kind::Changes(changes::Changes::new(start, record, now_ms)),
