@@ -115,7 +115,7 @@ fn main() {
             .filter_map(|(row, parsed)| {
                 let key = parsed.get("emailaddress1")?.to_ascii_lowercase();
                 let id = outcome.ids.get(&key).map(String::as_str);
-                Some((parsed.id()?, write_back(row, SyncStatus::Synced, id, None, None, NOW)?))
+                Some((parsed.id()?, write_back(row, SyncStatus::Synced, id, Some(&key), None, None, NOW)?))
             })
             .collect();
         let body = updates("https://org.crm4.dynamics.com/api/data/v9.2/", "contacts", &writes, "batch_1");

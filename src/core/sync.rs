@@ -56,13 +56,15 @@ pub fn unix_ms(iso: &str) -> Option<u64> {
 /// The status columns to write on a contact after a synchronisation, or `None` when they
 /// already say so (a contact exported unchanged is not written again).
 ///
-/// `row` is the contact as read (with the status columns selected); `error` is the reason
-/// shown to users for `Failed` and `Skipped`; `base` the contact's new consent base, after an
-/// upsert that made it agreed.
+/// `row` is the contact as read (with the status columns selected); `sm_id` and `email` the
+/// SALESmanago id and the address the contact was sent by (normalised, as sent: SALESmanago
+/// knows it by that one now); `error` is the reason shown to users for `Failed` and `Skipped`;
+/// `base` the contact's new consent base, after an upsert that made it agreed.
 pub fn write_back(
     row: &Map,
     status: SyncStatus,
     sm_id: Option<&str>,
+    email: Option<&str>,
     error: Option<&str>,
     base: Option<&str>,
     now_ms: u64,
@@ -70,8 +72,9 @@ pub fn write_back(
     let text = |column: &str| row.get(column).and_then(Value::as_str).filter(|s| !s.is_empty());
     let same_status = row.get(contact::SYNC_STATUS).and_then(Value::as_i64) == Some(i64::from(status.value()));
     let same_id = sm_id.is_none() || text(contact::SALESMANAGO_ID) == sm_id;
+    let same_email = email.is_none() || text(contact::SALESMANAGO_EMAIL) == email;
     let same_error = text(contact::LAST_ERROR) == error;
-    if same_status && same_id && same_error && base.is_none() {
+    if same_status && same_id && same_email && same_error && base.is_none() {
         return None;
     }
     let mut columns = Map::new();
@@ -81,6 +84,9 @@ pub fn write_back(
     columns.insert(contact::SYNC_STATUS.into(), status.value().into());
     if let Some(id) = sm_id {
         columns.insert(contact::SALESMANAGO_ID.into(), id.into());
+    }
+    if let Some(email) = email {
+        columns.insert(contact::SALESMANAGO_EMAIL.into(), email.into());
     }
     columns.insert(
         contact::LAST_ERROR.into(),
@@ -256,9 +262,15 @@ mod tests {
         {
             assert!(is_synchronised(column), "{column}");
         }
-        for column in
-            ["contactid", "modifiedon", "new_salesmanagoid", "new_salesmanagosyncstatus", "jobtitle", "description"]
-        {
+        for column in [
+            "contactid",
+            "modifiedon",
+            "new_salesmanagoid",
+            "new_salesmanagoemail",
+            "new_salesmanagosyncstatus",
+            "jobtitle",
+            "description",
+        ] {
             assert!(!is_synchronised(column), "{column}");
         }
     }
@@ -306,32 +318,44 @@ mod tests {
 
     #[test]
     fn a_first_sync_writes_id_status_and_time() {
-        let columns =
-            write_back(&row(json!({"contactid": "c1"})), SyncStatus::Synced, Some("sm-1"), None, None, 0).unwrap();
+        let columns = write_back(
+            &row(json!({"contactid": "c1"})),
+            SyncStatus::Synced,
+            Some("sm-1"),
+            Some("a@b.pl"),
+            None,
+            None,
+            0,
+        )
+        .unwrap();
         assert_eq!(
             Value::Object(columns),
             json!({"new_salesmanagosyncstatus": 100_000_000, "new_salesmanagoid": "sm-1",
+                   "new_salesmanagoemail": "a@b.pl",
                    "new_salesmanagolasterror": null, "new_salesmanagosyncedon": "1970-01-01T00:00:00Z"})
         );
     }
 
     #[test]
     fn an_unchanged_contact_is_not_written_again() {
-        let synced = row(
-            json!({"new_salesmanagosyncstatus": 100_000_000, "new_salesmanagoid": "sm-1", "new_salesmanagolasterror": null}),
-        );
-        assert_eq!(write_back(&synced, SyncStatus::Synced, Some("sm-1"), None, None, 5), None);
-        assert!(write_back(&synced, SyncStatus::Synced, Some("sm-2"), None, None, 5).is_some(), "a new id is written");
-        let failed = write_back(&synced, SyncStatus::Failed, None, Some("down"), None, 5).unwrap();
+        let synced = row(json!({"new_salesmanagosyncstatus": 100_000_000, "new_salesmanagoid": "sm-1",
+            "new_salesmanagoemail": "a@b.pl", "new_salesmanagolasterror": null}));
+        let sent = |id, email| write_back(&synced, SyncStatus::Synced, Some(id), Some(email), None, None, 5);
+        assert_eq!(sent("sm-1", "a@b.pl"), None);
+        assert!(sent("sm-2", "a@b.pl").is_some(), "a new id is written");
+        let renamed = sent("sm-1", "new@b.pl").expect("a new address is written");
+        assert_eq!(renamed["new_salesmanagoemail"], "new@b.pl");
+        let failed = write_back(&synced, SyncStatus::Failed, None, None, Some("down"), None, 5).unwrap();
         assert_eq!(failed["new_salesmanagolasterror"], "down");
         assert!(!failed.contains_key("new_salesmanagosyncedon"), "a failure does not move the sync time");
         assert!(!failed.contains_key("new_salesmanagoid"));
+        assert!(!failed.contains_key("new_salesmanagoemail"), "a failure leaves the address SALESmanago knows");
     }
 
     #[test]
     fn errors_are_cut_to_the_column() {
         let long = "x".repeat(3000);
-        let columns = write_back(&Map::new(), SyncStatus::Failed, None, Some(&long), None, 0).unwrap();
+        let columns = write_back(&Map::new(), SyncStatus::Failed, None, None, Some(&long), None, 0).unwrap();
         assert_eq!(columns["new_salesmanagolasterror"].as_str().unwrap().len(), 2000);
     }
 

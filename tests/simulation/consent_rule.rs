@@ -172,7 +172,7 @@ fn sync(c: &mut Contact, sync: Sync, fails: u64) {
                 Sync::Saved(changed) => (changed, Held::Found(Box::new(c.answer()))),
                 _ => (Vec::new(), Held::Unread),
             };
-            let options = OutboundOptions { now_ms: 1, changed, salesmanago };
+            let options = OutboundOptions { now_ms: 1, changed, salesmanago, previous_shared: false };
             let outbound = to_salesmanago(&ContactRow::from_json(&c.row), &options).expect("a valid contact");
             if fails == 1 {
                 return;

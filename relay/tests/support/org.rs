@@ -69,6 +69,7 @@ const CONTACT_ATTRIBUTES: &[(&str, &str)] = &[
     ("modifiedon", "DateTime"),
     ("versionnumber", "BigInt"),
     ("new_salesmanagoid", "String"),
+    ("new_salesmanagoemail", "String"),
     ("new_salesmanagosyncedon", "DateTime"),
     ("new_salesmanagosyncstatus", "Picklist"),
     ("new_salesmanagolasterror", "Memo"),

@@ -180,8 +180,14 @@ pub enum Plan {
 
 /// The columns the synchronisation itself writes on a contact: a change of only these is the
 /// integration's own write-back, not news for SALESmanago.
-const OWN_COLUMNS: [&str; 5] =
-    [contact::SALESMANAGO_ID, contact::SYNCED_ON, contact::SYNC_STATUS, contact::LAST_ERROR, contact::CONSENT_BASE];
+const OWN_COLUMNS: [&str; 6] = [
+    contact::SALESMANAGO_ID,
+    contact::SALESMANAGO_EMAIL,
+    contact::SYNCED_ON,
+    contact::SYNC_STATUS,
+    contact::LAST_ERROR,
+    contact::CONSENT_BASE,
+];
 
 /// Decides what `event` asks of SALESmanago. `own_user` is the application user the integration
 /// writes back as: its changes never travel back (no echo).

@@ -21,10 +21,16 @@ pub fn one_of(column: &str, values: &[String]) -> String {
     format!("Microsoft.Dynamics.CRM.In(PropertyName={},PropertyValues=[{}])", literal(column), list.join(","))
 }
 
-/// The columns a synchronisation reads: [`SELECT`], the sync status columns, and the consent
-/// columns found in the table's metadata.
+/// The columns a synchronisation reads: [`SELECT`], the sync status columns (with the address
+/// SALESmanago knows the contact by), and the consent columns found in the table's metadata.
 pub fn contact_columns(consents: &[String]) -> Vec<String> {
-    let status = [contact::SYNC_STATUS, contact::LAST_ERROR, contact::SYNCED_ON, contact::CONSENT_BASE];
+    let status = [
+        contact::SYNC_STATUS,
+        contact::LAST_ERROR,
+        contact::SYNCED_ON,
+        contact::CONSENT_BASE,
+        contact::SALESMANAGO_EMAIL,
+    ];
     SELECT.iter().chain(status.iter()).map(|c| (*c).to_owned()).chain(consents.iter().cloned()).collect()
 }
 
@@ -42,6 +48,17 @@ pub fn contacts(consents: &[String], filter: Option<&str>) -> String {
     }
     options.push_str(&format!("&$orderby={} asc", contact::ID));
     options
+}
+
+/// Addresses per [`holders`] query: one `In` filter.
+pub const HOLDERS_CHUNK: usize = 100;
+
+/// `?$select=…&$filter=…` of the contacts whose e-mail is one of `addresses` (at most
+/// [`HOLDERS_CHUNK`]; Dataverse compares text case-insensitively): their id and e-mail, for
+/// [`crate::core::mapping::outbound::held_by_another`].
+pub fn holders(addresses: &[String]) -> String {
+    let filter = one_of(contact::EMAIL, addresses);
+    format!("?$select={},{}&$filter={}", contact::ID, contact::EMAIL, encode(&filter))
 }
 
 /// Percent-encodes what a URL query value must not hold raw.
@@ -159,11 +176,20 @@ mod tests {
     }
 
     #[test]
+    fn holders_are_read_by_their_e_mail() {
+        let query = holders(&["a@b.pl".into(), "o'neil@x.ie".into()]);
+        assert_eq!(
+            query,
+            "?$select=contactid,emailaddress1&$filter=Microsoft.Dynamics.CRM.In(PropertyName='emailaddress1',PropertyValues=['a%40b.pl','o''neil%40x.ie'])"
+        );
+    }
+
+    #[test]
     fn contact_queries_select_the_consents_and_page_in_key_order() {
         let options = contacts(&["new_consent_marketing".into()], Some("emailaddress1 ne null"));
         assert!(options.starts_with("?$select=contactid,fullname,"), "{options}");
         assert!(options.contains(
-            ",new_salesmanagosyncstatus,new_salesmanagolasterror,new_salesmanagosyncedon,new_salesmanagoconsentbase,new_consent_marketing&"
+            ",new_salesmanagosyncstatus,new_salesmanagolasterror,new_salesmanagosyncedon,new_salesmanagoconsentbase,new_salesmanagoemail,new_consent_marketing&"
         ));
         assert!(options.ends_with("&$filter=emailaddress1%20ne%20null&$orderby=contactid asc"), "{options}");
     }

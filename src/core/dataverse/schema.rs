@@ -138,6 +138,10 @@ pub mod contact {
     pub const VERSION: &str = "versionnumber";
     /// SALESmanago contact id (added by the solution).
     pub const SALESMANAGO_ID: &str = "new_salesmanagoid";
+    /// The address SALESmanago knows this contact by: the e-mail last sent, as sent (added by
+    /// the solution). When `emailaddress1` moves away from it, the next upsert renames the
+    /// SALESmanago contact ([`crate::core::mapping::outbound::rename_from`]).
+    pub const SALESMANAGO_EMAIL: &str = "new_salesmanagoemail";
     /// When the contact was last synchronised (added by the solution).
     pub const SYNCED_ON: &str = "new_salesmanagosyncedon";
     /// Outcome of the last synchronisation, a [`super::SyncStatus`] (added by the solution).
@@ -192,6 +196,7 @@ pub const CUSTOM_COLUMNS: &[(&str, &[&str])] = &[
         contact::TABLE,
         &[
             contact::SALESMANAGO_ID,
+            contact::SALESMANAGO_EMAIL,
             contact::SYNCED_ON,
             contact::SYNC_STATUS,
             contact::LAST_ERROR,

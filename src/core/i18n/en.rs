@@ -56,6 +56,7 @@ pub(super) fn text(message: &Message) -> String {
         Message::Unreadable => "Dynamics 365 returned this contact in a form the integration cannot read (no contact ID), so it was skipped. Open the contact and save it, then run the job again.".into(),
         Message::NotAccepted { email, reason: Some(reason) } => format!("SALESmanago did not accept {email}: {reason}"),
         Message::NotAccepted { email, reason: None } => format!("SALESmanago did not accept {email} and gave no reason."),
+        Message::EmailTaken { email } => format!("The new e-mail {email} is already used by another SALESmanago contact, so this contact was not renamed to it. Merge the two contacts in SALESmanago, or change the address."),
         Message::FieldInvalid { field, problem } => field_problem(*field, *problem),
         Message::FieldsInvalid => "Nothing was saved: correct the fields marked.".into(),
         Message::CredentialsSaved => "Credentials saved. Use “Test connection” to check them.".into(),

@@ -8,6 +8,7 @@ use crate::core::command::{BulkJob, Command};
 use crate::core::credentials::{Field, FieldProblem};
 use crate::core::integration::SettingsError;
 use crate::core::mapping::{Skip, Warning};
+use crate::core::salesmanago::operation::Refused;
 use crate::core::salesmanago::{EndpointError, SmError};
 
 /// The user's language.
@@ -111,6 +112,12 @@ pub enum Message {
         email: String,
         /// SALESmanago's message about it, if it gave one.
         reason: Option<String>,
+    },
+    /// SALESmanago did not rename a contact whose e-mail changed: another SALESmanago contact
+    /// has the new address, and nothing is merged silently.
+    EmailTaken {
+        /// The new address.
+        email: String,
     },
     /// A field of the credential page is not acceptable.
     FieldInvalid {
@@ -288,6 +295,16 @@ pub enum Message {
     },
 }
 
+impl From<Refused> for Message {
+    /// What users read of a contact SALESmanago did not take.
+    fn from(refused: Refused) -> Message {
+        match refused {
+            Refused::Taken { email } => Message::EmailTaken { email },
+            Refused::Other { email, reason } => Message::NotAccepted { email, reason },
+        }
+    }
+}
+
 /// A job's counts, as its summary reports them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -354,6 +371,7 @@ impl Message {
             Message::Salesmanago(_) => {}
             // Text from the integration record or a contact: bounded by its column's length.
             Message::NotAccepted { reason: None, .. }
+            | Message::EmailTaken { .. }
             | Message::ConnectionOk { .. }
             | Message::JobRunning { .. }
             | Message::JobTakenOver { .. }
@@ -489,6 +507,7 @@ mod tests {
         all.push(Message::Warning(Warning::BirthdateIgnored));
         all.push(Message::NotAccepted { email: "a@b.pl".into(), reason: Some("Bad".into()) });
         all.push(Message::NotAccepted { email: "a@b.pl".into(), reason: None });
+        all.push(Message::EmailTaken { email: "a@b.pl".into() });
         all.push(Message::Unreadable);
         all.extend([Message::DeletedEmailUnknown, Message::DeltaExpired, Message::NotTracked]);
         let field_problems = [

@@ -56,6 +56,7 @@ pub(super) fn text(message: &Message) -> String {
         Message::Unreadable => "Dynamics 365 zwróciło ten kontakt w postaci, której integracja nie potrafi odczytać (brak identyfikatora kontaktu), więc został pominięty. Otwórz kontakt i zapisz go, a potem uruchom zadanie ponownie.".into(),
         Message::NotAccepted { email, reason: Some(reason) } => format!("SALESmanago nie przyjęło kontaktu {email}: {reason}"),
         Message::NotAccepted { email, reason: None } => format!("SALESmanago nie przyjęło kontaktu {email} i nie podało powodu."),
+        Message::EmailTaken { email } => format!("Nowy adres e-mail {email} ma już inny kontakt w SALESmanago, więc adres tego kontaktu nie został zmieniony. Scal oba kontakty w SALESmanago albo zmień adres."),
         Message::FieldInvalid { field, problem } => field_problem(*field, *problem),
         Message::FieldsInvalid => "Nic nie zapisano: popraw zaznaczone pola.".into(),
         Message::CredentialsSaved => "Zapisano dane dostępowe. Sprawdź je przyciskiem „Testuj połączenie”.".into(),

@@ -9,15 +9,16 @@
 use crate::core::command::Command;
 use crate::core::dataverse::access;
 use crate::core::dataverse::contact::ContactRow;
-use crate::core::dataverse::query::select;
+use crate::core::dataverse::query::{holders, select};
 use crate::core::dataverse::schema::{contact, SyncStatus};
 use crate::core::i18n::{text, Lang, Message};
 use crate::core::integration::Settings;
 use crate::core::json::Map;
 use crate::core::mapping::normalize::email;
+use crate::core::mapping::outbound::{held_by_another, rename_from, rename_lookup, unrenamed};
 use crate::core::mapping::{from_salesmanago, to_salesmanago, Held, OutboundOptions, Skip};
-use crate::core::salesmanago::contact::SmContact;
-use crate::core::salesmanago::operation::{Lookup, LookupKind, Upsert};
+use crate::core::salesmanago::contact::{SmContact, UpsertDetails};
+use crate::core::salesmanago::operation::{Lookup, LookupKind, Refused, Upsert};
 use crate::core::salesmanago::SmError;
 use crate::core::sync::{is_synchronised, write_back, Tally};
 
@@ -164,9 +165,14 @@ enum Stage {
     LookingUp(Ticket, bool, Map),
     /// The form is filling the columns.
     Filling(Ticket),
-    /// Upserting it: the row, the warnings, the consent base it makes and the values SALESmanago
-    /// changed, to write in Dynamics.
-    Upserting(Ticket, Map, Vec<String>, Option<String>, Map),
+    /// Asking Dataverse whether another contact holds the address the contact would be renamed
+    /// from (then it is not): the row, what SALESmanago holds, that address.
+    Sharing(Ticket, Map, Held, String),
+    /// Upserting it.
+    Upserting(Ticket, Box<Sending>),
+    /// Asking SALESmanago about the addresses of a rename it refused because another contact
+    /// has the new one ([`unrenamed`]).
+    Verifying(Ticket, Box<Sending>),
     /// Writing the outcome back; then the result.
     WritingBack(Ticket, Result<Vec<String>, JobFailure>),
     /// Waiting for the user to confirm a delete.
@@ -175,6 +181,21 @@ enum Stage {
     Deleting(Ticket, DeleteStep),
     /// Nothing more to do.
     Over,
+}
+
+/// A contact on its way to SALESmanago (Send, sync on save).
+#[derive(Debug)]
+struct Sending {
+    /// The row as read.
+    row: Map,
+    /// The upsert.
+    details: UpsertDetails,
+    /// The warnings, in the user's language.
+    warnings: Vec<String>,
+    /// The consent base it makes.
+    base: Option<String>,
+    /// The values SALESmanago changed, to write in Dynamics.
+    dynamics: Map,
 }
 
 /// A step of deleting one contact.
@@ -300,14 +321,46 @@ impl ContactCommand {
                 }
                 other => self.end(run, Err(failure(other))),
             },
-            Stage::Upserting(t, row, warnings, base, dynamics) if t == ticket => match result {
+            Stage::Sharing(t, row, held, previous) if t == ticket => match result {
+                Ok(Output::Page(rows, next)) => {
+                    // More than a page of contacts with the address: others hold it.
+                    let shared = next.is_some() || held_by_another(&rows, self.id().unwrap_or_default(), &previous);
+                    self.upsert(row, held, shared, run);
+                }
+                other => self.end(run, Err(failure(other))),
+            },
+            Stage::Upserting(t, sending) if t == ticket => match result {
                 Ok(Output::Contact(Some(sm_id))) => {
-                    let done = (SyncStatus::Synced, Some(sm_id.as_str()), base.as_deref());
+                    let Sending { row, details, warnings, base, dynamics } = *sending;
+                    let address = details.address();
+                    let done = (SyncStatus::Synced, Some(sm_id.as_str()), Some(address.as_str()), base.as_deref());
                     self.write_back(&row, done, None, Ok(warnings), dynamics, run);
                 }
-                Err(Error::Salesmanago(error)) => {
-                    self.send_failed(&row, error, run);
+                Err(Error::Salesmanago(error)) => match Refused::rejected(&sending.details, &error) {
+                    Some(Refused::Taken { .. }) => self.verify(sending, run),
+                    _ => self.send_failed(&sending.row, error, run),
+                },
+                other => self.end(run, Err(failure(other))),
+            },
+            Stage::Verifying(t, mut sending) if t == ticket => match result {
+                Ok(Output::Found(found)) => {
+                    let sm_id = ContactRow::from_json(&sending.row).get(contact::SALESMANAGO_ID).map(str::to_owned);
+                    match unrenamed(&sending.details, sm_id.as_deref(), &found) {
+                        Some(plain) => {
+                            sending.details = plain;
+                            let call = Call::UpsertOne(Box::new(Upsert(sending.details.clone())));
+                            self.stage = Stage::Upserting(run.issue(Request::Call(call)), sending);
+                        }
+                        None => {
+                            let message = Message::EmailTaken { email: sending.details.address() };
+                            let reason = self.say(&message);
+                            let outcome = Err(JobFailure { message, kind: "emailTaken" });
+                            let failed = (SyncStatus::Failed, None, None, None);
+                            self.write_back(&sending.row, failed, Some(reason), outcome, Map::new(), run);
+                        }
+                    }
                 }
+                Err(Error::Salesmanago(error)) => self.send_failed(&sending.row, error, run),
                 other => self.end(run, Err(failure(other))),
             },
             Stage::WritingBack(t, outcome) if t == ticket => match result {
@@ -361,7 +414,15 @@ impl ContactCommand {
     fn found(&mut self, row: &Map, sm: Option<&SmContact>, run: &mut Runner) {
         if let Task::Send { .. } | Task::Saved { .. } = self.task {
             let held = sm.map_or(Held::Missing, |sm| Held::Found(Box::new(sm.clone())));
-            return self.upsert(row.clone(), held, run);
+            // A rename takes the SALESmanago contact along: first, whether another contact
+            // still holds the address it would be renamed from (the sharing rule).
+            return match rename_from(&ContactRow::from_json(row), &held) {
+                Some(previous) => {
+                    let read = Request::Read(holders(std::slice::from_ref(&previous)));
+                    self.stage = Stage::Sharing(run.issue(read), row.clone(), held, previous);
+                }
+                None => self.upsert(row.clone(), held, false, run),
+            };
         }
         let parsed = ContactRow::from_json(row);
         let columns: Map = sm.map(|sm| from_salesmanago(&parsed, sm).columns.into_iter().collect()).unwrap_or_default();
@@ -386,10 +447,12 @@ impl ContactCommand {
         }
     }
 
-    /// Send and sync on save: map the saved row with what SALESmanago holds, upsert it, write
-    /// the outcome back.
-    fn upsert(&mut self, row: Map, held: Held, run: &mut Runner) {
-        let mut options = OutboundOptions { now_ms: self.now_ms, salesmanago: held, ..OutboundOptions::default() };
+    /// Send and sync on save: map the saved row with what SALESmanago holds (and whether
+    /// another contact holds the address it would be renamed from), upsert it, write the
+    /// outcome back.
+    fn upsert(&mut self, row: Map, held: Held, previous_shared: bool, run: &mut Runner) {
+        let mut options =
+            OutboundOptions { now_ms: self.now_ms, salesmanago: held, previous_shared, ..OutboundOptions::default() };
         if let Task::Saved { changed, .. } = &self.task {
             // A consent-like value changed in this save is a deliberate change (the consent rule).
             options.changed = changed.clone();
@@ -397,14 +460,33 @@ impl ContactCommand {
         match to_salesmanago(&ContactRow::from_json(&row), &options) {
             Ok(outbound) => {
                 let warnings = outbound.warnings.into_iter().map(|w| self.say(&Message::Warning(w))).collect();
-                let ticket = run.issue(Request::Call(Call::UpsertOne(Box::new(Upsert(outbound.details)))));
-                self.stage = Stage::Upserting(ticket, row, warnings, outbound.base, outbound.dynamics);
+                let call = Call::UpsertOne(Box::new(Upsert(outbound.details.clone())));
+                let sending = Sending {
+                    row,
+                    details: outbound.details,
+                    warnings,
+                    base: outbound.base,
+                    dynamics: outbound.dynamics,
+                };
+                self.stage = Stage::Upserting(run.issue(Request::Call(call)), Box::new(sending));
             }
             Err(skip) => {
                 let reason = self.say(&Message::Skipped(skip.clone()));
                 let outcome = Err(skipped(skip));
-                self.write_back(&row, (SyncStatus::Skipped, None, None), Some(reason), outcome, Map::new(), run);
+                let skipped = (SyncStatus::Skipped, None, None, None);
+                self.write_back(&row, skipped, Some(reason), outcome, Map::new(), run);
             }
+        }
+    }
+
+    /// SALESmanago refused renaming the contact because another contact has the new address:
+    /// whether that leaves the refusal standing ([`unrenamed`]) is read from the new and the
+    /// previous addresses.
+    fn verify(&mut self, sending: Box<Sending>, run: &mut Runner) {
+        let addresses = rename_lookup(&sending.details).map(Vec::from).unwrap_or_default();
+        match Lookup::batches(LookupKind::BasicByEmail, &addresses).into_iter().next() {
+            Some(call) => self.stage = Stage::Verifying(run.issue(Request::Call(Call::Lookup(call))), sending),
+            None => self.end(run, Err(unexpected().into())),
         }
     }
 
@@ -413,25 +495,25 @@ impl ContactCommand {
     fn send_failed(&mut self, row: &Map, error: SmError, run: &mut Runner) {
         let reason = self.say(&Message::Salesmanago(error.clone()));
         let outcome = Err(JobFailure::from(Error::Salesmanago(error)));
-        self.write_back(row, (SyncStatus::Failed, None, None), Some(reason), outcome, Map::new(), run);
+        self.write_back(row, (SyncStatus::Failed, None, None, None), Some(reason), outcome, Map::new(), run);
     }
 
-    /// Records the status, SALESmanago id and consent base of `done` on the contact (only what
-    /// changes), then ends with `outcome`.
+    /// Records the status, SALESmanago id, address sent and consent base of `done` on the
+    /// contact (only what changes), then ends with `outcome`.
     fn write_back(
         &mut self,
         row: &Map,
-        done: (SyncStatus, Option<&str>, Option<&str>),
+        done: (SyncStatus, Option<&str>, Option<&str>, Option<&str>),
         error: Option<String>,
         outcome: Result<Vec<String>, JobFailure>,
         values: Map,
         run: &mut Runner,
     ) {
         let id = self.id().unwrap_or_default().to_owned();
-        let (status, sm_id, base) = done;
+        let (status, sm_id, email, base) = done;
         // The sync time on Dataverse's clock: the catch-up compares it with `modifiedon`.
         let stamp = run.dataverse_time(self.now_ms);
-        let mut columns = write_back(row, status, sm_id, error.as_deref(), base, stamp).unwrap_or_default();
+        let mut columns = write_back(row, status, sm_id, email, error.as_deref(), base, stamp).unwrap_or_default();
         columns.extend(values);
         match (!columns.is_empty()).then_some(columns) {
             Some(columns) => {

@@ -4,13 +4,14 @@
 
 use crate::core::command::BulkJob;
 use crate::core::dataverse::contact::ContactRow;
-use crate::core::dataverse::query::{contacts, one_of};
+use crate::core::dataverse::query::{contacts, holders, one_of, HOLDERS_CHUNK};
 use crate::core::dataverse::schema::{contact, integration, Job as JobColumns, SyncStatus};
 use crate::core::i18n::{text, Message};
 use crate::core::json::{self, Map, Value};
-use crate::core::mapping::{to_salesmanago, OutboundOptions, Warning};
+use crate::core::mapping::outbound::{held_by_another, rename_from, rename_lookup, unrenamed};
+use crate::core::mapping::{to_salesmanago, Held, OutboundOptions, Warning};
 use crate::core::salesmanago::contact::UpsertDetails;
-use crate::core::salesmanago::operation::BatchUpsert;
+use crate::core::salesmanago::operation::{BatchUpsert, Lookup, LookupKind, Refused};
 use crate::core::salesmanago::SmError;
 use crate::core::sorted::SortedMap;
 use crate::core::sync::{write_back, Tally};
@@ -36,6 +37,10 @@ struct Page {
     sent: Vec<bool>,
     /// Row index, upsert, warnings and new consent base of each sendable row.
     sendable: Vec<(usize, UpsertDetails, Vec<Warning>, Option<String>)>,
+    /// Reads under way of the contacts holding an address the page's contacts would be renamed
+    /// from, and those read so far.
+    reading: usize,
+    holders: Vec<Value>,
     calls: usize,
     writes: Vec<Write>,
     tally: Tally,
@@ -44,8 +49,13 @@ struct Page {
 }
 
 enum Step {
+    /// Which contacts hold the addresses the page's contacts would be renamed from.
+    Holders,
     /// A batch upsert of these `sendable` entries.
     Call(Vec<usize>),
+    /// Whether renaming these `sendable` entries, refused because another contact has the new
+    /// address, may go as a plain upsert ([`unrenamed`]).
+    Verify(Vec<usize>),
     Write,
 }
 
@@ -245,27 +255,69 @@ impl Export {
         }
         let Some((index, step)) = self.tickets.remove(&ticket) else { return };
         match (step, result) {
+            (Step::Holders, Ok(Output::Page(rows, next))) => {
+                let page = self.page(index);
+                page.holders.extend(rows);
+                match next {
+                    Some(next) => {
+                        let ticket = run.issue(Request::Read(next));
+                        self.tickets.insert(ticket, (index, Step::Holders));
+                    }
+                    None => {
+                        page.reading -= 1;
+                        if page.reading == 0 {
+                            self.send(index, run, now_ms);
+                        }
+                    }
+                }
+                return;
+            }
+            (Step::Holders, Err(error)) => return run.fail(error.into()),
             (Step::Call(keys), Ok(Output::Upserted(outcome))) => {
                 let page = self.page(index);
                 page.calls -= 1;
+                let mut taken = Vec::new();
                 for key in keys {
                     let (row, details, warnings, base) = &page.sendable[key];
-                    let (row, warnings, base) = (*row, warnings.clone(), base.clone());
+                    let (row, warnings, base, address) = (*row, warnings.clone(), base.clone(), details.address());
                     match outcome.of(details) {
                         Ok(id) => {
                             let warned: Vec<String> =
                                 warnings.iter().map(|w| text(&Message::Warning(w.clone()), run.lang)).collect();
                             let warned = (!warned.is_empty()).then(|| warned.join(" "));
-                            let stamp = run.dataverse_time(now_ms);
-                            page.status(row, SyncStatus::Synced, Some(id), warned.as_deref(), base.as_deref(), stamp);
+                            let (synced, stamp) = ((Some(id), Some(address.as_str())), run.dataverse_time(now_ms));
+                            page.status(row, SyncStatus::Synced, synced, warned.as_deref(), base.as_deref(), stamp);
                             page.tally.done += 1;
                             page.sent[row] = true;
                         }
-                        Err((email, reason)) => {
-                            let reason = text(&Message::NotAccepted { email, reason }, run.lang);
-                            page.fail(row, reason, run.dataverse_time(now_ms));
+                        Err(Refused::Taken { .. }) => taken.push(key),
+                        Err(refused) => {
+                            page.fail(row, text(&Message::from(refused), run.lang), run.dataverse_time(now_ms))
                         }
                     }
+                }
+                self.verify(index, taken, run);
+            }
+            (Step::Verify(keys), Ok(Output::Found(found))) => {
+                let page = self.page(index);
+                page.calls -= 1;
+                let mut again = Vec::new();
+                for key in keys {
+                    let (row, details, ..) = &page.sendable[key];
+                    let row = *row;
+                    match unrenamed(details, page.rows[row].get(contact::SALESMANAGO_ID), &found) {
+                        Some(plain) => {
+                            page.sendable[key].1 = plain;
+                            again.push(key);
+                        }
+                        None => {
+                            let refused = Message::EmailTaken { email: details.address() };
+                            page.fail(row, text(&refused, run.lang), run.dataverse_time(now_ms));
+                        }
+                    }
+                }
+                if !again.is_empty() {
+                    self.call(index, again, run);
                 }
             }
             (Step::Call(keys), Err(Error::Salesmanago(SmError::Rejected { .. }))) if keys.len() > 1 => {
@@ -277,7 +329,7 @@ impl Export {
                 }
                 self.page(index).calls -= 1;
             }
-            (Step::Call(keys), Err(error)) => {
+            (Step::Call(keys) | Step::Verify(keys), Err(error)) => {
                 if error.passes() {
                     self.for_now += keys.len() as u64;
                 }
@@ -322,6 +374,24 @@ impl Export {
         self.tickets.insert(ticket, (index, Step::Call(keys)));
     }
 
+    /// Verifies the renames of these `sendable` entries that SALESmanago refused because another
+    /// contact has the new address: `contact/basic` of the new and the previous addresses.
+    fn verify(&mut self, index: usize, keys: Vec<usize>, run: &mut Runner) {
+        for chunk in keys.chunks(LookupKind::BasicByEmail.max() / 2) {
+            let page = self.page(index);
+            let addresses: Vec<String> =
+                chunk.iter().filter_map(|k| rename_lookup(&page.sendable[*k].1)).flatten().collect();
+            let Some(lookup) = Lookup::batches(LookupKind::BasicByEmail, &addresses).into_iter().next() else {
+                continue;
+            };
+            page.calls += 1;
+            let ticket = run.issue(Request::Call(Call::Lookup(lookup)));
+            self.tickets.insert(ticket, (index, Step::Verify(chunk.to_vec())));
+        }
+    }
+
+    /// Takes a page: its rows, and first, when some of its contacts would be renamed, which
+    /// contacts hold the addresses they would be renamed from (the sharing rule).
     fn take_page(&mut self, values: Vec<Value>, run: &mut Runner, now_ms: u64) {
         let index = self.next_index;
         self.next_index += 1;
@@ -344,23 +414,48 @@ impl Export {
                 continue;
             };
             page.last = parsed.id();
-            let at = page.rows.len();
             page.rows.push(parsed);
             page.maps.push(map);
             page.sent.push(false);
-            let changed = parsed_id(&page.rows[at]).and_then(|id| self.changed.get(&id)).cloned().unwrap_or_default();
-            match to_salesmanago(&page.rows[at], &OutboundOptions { now_ms, changed, ..OutboundOptions::default() }) {
+        }
+        let mut previous: Vec<String> = page.rows.iter().filter_map(|row| rename_from(row, &Held::Unread)).collect();
+        previous.sort();
+        previous.dedup();
+        for chunk in previous.chunks(HOLDERS_CHUNK) {
+            page.reading += 1;
+            let ticket = run.issue(Request::Read(holders(chunk)));
+            self.tickets.insert(ticket, (index, Step::Holders));
+        }
+        let reading = page.reading;
+        self.pages.insert(index, page);
+        if reading == 0 {
+            self.send(index, run, now_ms);
+        }
+    }
+
+    /// Maps the page's contacts and sends them in batches.
+    fn send(&mut self, index: usize, run: &mut Runner, now_ms: u64) {
+        let deliberate = &self.changed;
+        let page = self.pages.get_mut(&index).unwrap_or_else(|| unreachable!("a page is kept until it is done"));
+        for at in 0..page.rows.len() {
+            let row = &page.rows[at];
+            let previous_shared = rename_from(row, &Held::Unread)
+                .is_some_and(|previous| held_by_another(&page.holders, &row.id().unwrap_or_default(), &previous));
+            let changed = parsed_id(row).and_then(|id| deliberate.get(&id)).cloned().unwrap_or_default();
+            let options = OutboundOptions { now_ms, changed, previous_shared, ..OutboundOptions::default() };
+            match to_salesmanago(row, &options) {
                 Ok(outbound) => page.sendable.push((at, outbound.details, outbound.warnings, outbound.base)),
                 Err(skip) => {
                     let reason = text(&Message::Skipped(skip), run.lang);
-                    page.status(at, SyncStatus::Skipped, None, Some(&reason), None, run.dataverse_time(now_ms));
+                    let stamp = run.dataverse_time(now_ms);
+                    page.status(at, SyncStatus::Skipped, (None, None), Some(&reason), None, stamp);
                     let listed = not_done(&page.rows[at], true, reason);
                     page.tally.not_done(listed);
                 }
             }
         }
+        page.holders = Vec::new();
         let sendable = page.sendable.len();
-        self.pages.insert(index, page);
         let mut at = 0;
         while at < sendable {
             let end = (at + BatchUpsert::MAX).min(sendable);
@@ -416,17 +511,18 @@ impl Export {
 }
 
 impl Page {
-    /// Queues the status columns of row `at` (and its new consent base), where they change.
+    /// Queues the status columns of row `at` (its SALESmanago id and address, its new consent
+    /// base), where they change.
     fn status(
         &mut self,
         at: usize,
         status: SyncStatus,
-        sm_id: Option<&str>,
+        (sm_id, email): (Option<&str>, Option<&str>),
         error: Option<&str>,
         base: Option<&str>,
         now_ms: u64,
     ) {
-        if let Some(columns) = write_back(&self.maps[at], status, sm_id, error, base, now_ms) {
+        if let Some(columns) = write_back(&self.maps[at], status, sm_id, email, error, base, now_ms) {
             let id = self.rows[at].id().unwrap_or_default();
             self.writes.push(Write { key: at, id, columns });
         }
@@ -434,7 +530,7 @@ impl Page {
 
     /// Row `at` failed in SALESmanago for `reason`.
     fn fail(&mut self, at: usize, reason: String, now_ms: u64) {
-        self.status(at, SyncStatus::Failed, None, Some(&reason), None, now_ms);
+        self.status(at, SyncStatus::Failed, (None, None), Some(&reason), None, now_ms);
         let listed = not_done(&self.rows[at], false, reason);
         self.tally.not_done(listed);
     }

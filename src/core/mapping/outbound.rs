@@ -3,7 +3,8 @@
 //! | Dataverse column                          | SALESmanago field                           |
 //! |-------------------------------------------|---------------------------------------------|
 //! | `fullname`, else `firstname` + `lastname` | `contact.name`                              |
-//! | `emailaddress1`                           | `contact.email` (the key; required)         |
+//! | `emailaddress1`                           | `contact.email` (the key; required), or     |
+//! |                                           | `newEmail` when it renames ([`rename_from`])|
 //! | `mobilephone`, else `telephone1`          | `contact.phone`                             |
 //! | `fax`                                     | `contact.fax`                               |
 //! | `address1_line1..3`                       | `contact.address.streetAddress`             |
@@ -22,7 +23,7 @@ use super::normalize::{self, Date, EmailProblem};
 use crate::core::consent::{decide, Key, Theirs};
 use crate::core::dataverse::contact::ContactRow;
 use crate::core::dataverse::schema::{consent_name, contact};
-use crate::core::json::Map;
+use crate::core::json::{Map, Value};
 use crate::core::salesmanago::contact::SmContact;
 use crate::core::salesmanago::contact::{Address, ConsentDetail, ContactData, UpsertDetails};
 use crate::core::salesmanago::export::SYNC_TAG;
@@ -41,6 +42,10 @@ pub struct OutboundOptions {
     pub changed: Vec<String>,
     /// What SALESmanago holds of the contact, when it was read just before sending.
     pub salesmanago: Held,
+    /// Another Dynamics contact still holds the address SALESmanago knows this one by
+    /// ([`rename_from`], [`held_by_another`]): that SALESmanago contact stays theirs, so this
+    /// one is not renamed, and its new address goes as a contact of its own.
+    pub previous_shared: bool,
 }
 
 /// What SALESmanago holds of a contact about to be sent.
@@ -118,6 +123,7 @@ pub fn to_salesmanago(row: &ContactRow, options: &OutboundOptions) -> Result<Out
     let raw_email = row.get(contact::EMAIL).ok_or(Skip::MissingEmail)?;
     let email = normalize::email(raw_email)
         .map_err(|problem| Skip::InvalidEmail { email: raw_email.trim().to_owned(), problem })?;
+    let renamed_from = rename_from(row, &options.salesmanago).filter(|_| !options.previous_shared);
     let mut warnings = Vec::new();
     let mut text = |column: &'static str, value: Option<String>| {
         let (value, cut) = normalize::text(value.as_deref()?, MAX_TEXT);
@@ -175,7 +181,7 @@ pub fn to_salesmanago(row: &ContactRow, options: &OutboundOptions) -> Result<Out
         .collect();
     let details = UpsertDetails {
         contact: ContactData {
-            email,
+            email: renamed_from.clone().unwrap_or_else(|| email.clone()),
             name,
             phone,
             fax,
@@ -183,7 +189,7 @@ pub fn to_salesmanago(row: &ContactRow, options: &OutboundOptions) -> Result<Out
             external_id: row.id(),
             address: (!address.is_empty()).then_some(address),
         },
-        new_email: None,
+        new_email: renamed_from.is_some().then_some(email),
         birthday,
         force_opt_out: newsletter == Some(false),
         force_opt_in: newsletter == Some(true),
@@ -196,6 +202,75 @@ pub fn to_salesmanago(row: &ContactRow, options: &OutboundOptions) -> Result<Out
     };
     let base = (base != row.base).then(|| base.to_text());
     Ok(Outbound { details, warnings, base, dynamics })
+}
+
+/// The address SALESmanago knows the contact of `row` by, when the row's e-mail is another
+/// one now: the upsert is then keyed by it (`contact.email`) and renames the contact to the
+/// row's e-mail (`newEmail`). `None`: the upsert is keyed by the row's e-mail.
+///
+/// The contract this rests on, the one place it is written: SALESmanago finds the contact of
+/// an upsert by `contact.email`, and `newEmail` renames that contact, which keeps its id, its
+/// history, its consents and its opt-outs (`docs/salesmanago-api.md` §3.1; the shared API
+/// reference, §3.1 and "E-mail changes": **[code]/[3p]**, never tried against the live API).
+/// Without it, a changed address went as a new contact, and the old one stayed behind with
+/// everything SALESmanago knew. When another contact has the new address, SALESmanago refuses
+/// the rename ([`crate::core::salesmanago::operation::Refused`]) and nothing is merged.
+///
+/// The address SALESmanago knows: what it answered, read just before sending, for the
+/// contact's own SALESmanago id (`held`); else what was recorded when the contact was last sent
+/// (`new_salesmanagoemail`). Compared trimmed and case-insensitively; an invalid or absent one
+/// renames nothing. Whether another Dynamics contact still holds it (the SALESmanago contact
+/// is then theirs too, and not renamed) is the caller's to find out: [`held_by_another`].
+pub fn rename_from(row: &ContactRow, held: &Held) -> Option<String> {
+    let current = normalize::email(row.get(contact::EMAIL)?).ok()?;
+    let ours = match held {
+        Held::Found(sm) if sm.id.is_some() && sm.id.as_deref() == row.get(contact::SALESMANAGO_ID) => {
+            sm.email.as_deref()
+        }
+        _ => None,
+    };
+    let known = normalize::email(ours.or(row.get(contact::SALESMANAGO_EMAIL))?).ok()?;
+    (known != current).then_some(known)
+}
+
+/// Whether a contact other than `id` holds `address` (normalised) among `rows`, contacts as
+/// [`crate::core::dataverse::query::holders`] reads them: the SALESmanago contact of that
+/// address then stands for that one too, and renaming it would take it away.
+pub fn held_by_another(rows: &[Value], id: &str, address: &str) -> bool {
+    let own = id.trim_matches(|c| c == '{' || c == '}');
+    rows.iter().filter_map(Value::as_object).map(ContactRow::from_json).any(|other| {
+        other.id().is_some_and(|o| !o.eq_ignore_ascii_case(own))
+            && other.get(contact::EMAIL).and_then(|e| normalize::email(e).ok()).as_deref() == Some(address)
+    })
+}
+
+/// After SALESmanago refused renaming `details` because another contact has the new address
+/// ([`crate::core::salesmanago::operation::Refused::Taken`]): the upsert to send instead, keyed
+/// by the new address and renaming nothing, when that leaves nothing behind; `None` when the
+/// refusal stands.
+///
+/// `found` is what `contact/basic` answers for [`rename_lookup`]; `sm_id` the contact's
+/// `new_salesmanagoid`. Nothing is left behind when the contact holding the new address is this
+/// one (renamed already: by an attempt whose answer was lost, in SALESmanago, or by a run whose
+/// write-back failed), or when SALESmanago has no contact with the previous address (nothing
+/// to rename).
+pub fn unrenamed(details: &UpsertDetails, sm_id: Option<&str>, found: &[SmContact]) -> Option<UpsertDetails> {
+    let [new, previous] = rename_lookup(details)?;
+    let holder = |address: &str| found.iter().find(|sm| sm.email.as_deref() == Some(address));
+    let ours = sm_id.is_some() && holder(&new).is_some_and(|sm| sm.id.as_deref() == sm_id);
+    if !ours && holder(&previous).is_some() {
+        return None;
+    }
+    let mut plain = details.clone();
+    plain.contact.email = plain.new_email.take()?;
+    Some(plain)
+}
+
+/// The addresses [`unrenamed`] looks at, lower case: the new, then the previous; `None` when
+/// `details` renames nothing.
+pub fn rename_lookup(details: &UpsertDetails) -> Option<[String; 2]> {
+    let new = details.new_email.as_ref()?.trim().to_ascii_lowercase();
+    Some([new, details.contact.email.trim().to_ascii_lowercase()])
 }
 
 /// `fullname`, else `firstname lastname`.

@@ -14,7 +14,8 @@ use crate::core::json::{Fields, FromJson, Invalid, Map, ToJson, Value};
 pub struct UpsertDetails {
     /// The contact's data; `contact.email` identifies it.
     pub contact: ContactData,
-    /// Renames the contact's e-mail.
+    /// Renames the contact found by `contact.email` to this address, keeping its id
+    /// (`docs/salesmanago-api.md` §3.1).
     pub new_email: Option<String>,
     /// Birthday as `yyyyMMdd`.
     pub birthday: Option<String>,
@@ -105,6 +106,14 @@ impl ToJson for UpsertDetails {
 }
 
 impl UpsertDetails {
+    /// The address SALESmanago knows the contact by once this upsert is made, lower case: its
+    /// new address when it renames the contact (`newEmail`), else `contact.email`.
+    pub fn address(&self) -> String {
+        // Addresses are ASCII (RFC 822, as SALESmanago keeps them), so ASCII lower-casing is
+        // enough; Unicode's case tables would cost the wasm 18 KB.
+        self.new_email.as_ref().unwrap_or(&self.contact.email).trim().to_ascii_lowercase()
+    }
+
     /// Reads the request shape, as a script writes it; unknown fields are ignored.
     pub fn from_json(value: &Value) -> Result<UpsertDetails, Invalid> {
         let fields = Fields::of(value)?;

@@ -101,24 +101,64 @@ pub struct BatchOutcome {
     pub failed: SortedMap<String, Option<String>>,
 }
 
-/// The e-mail a batch upsert answers `detail` under (lower case): its new address, if renamed.
-fn answered_as(detail: &UpsertDetails) -> String {
-    // Addresses are ASCII (RFC 822, as SALESmanago keeps them), so ASCII lower-casing is enough;
-    // Unicode's case tables would cost the wasm 18 KB.
-    detail.new_email.as_ref().unwrap_or(&detail.contact.email).trim().to_ascii_lowercase()
+/// Why SALESmanago did not take one contact of an upsert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// The upsert renamed the contact (`newEmail`) to an address another SALESmanago contact
+    /// has: SALESmanago merges nothing, and neither does the engine.
+    Taken {
+        /// The new address, lower case.
+        email: String,
+    },
+    /// Another reason.
+    Other {
+        /// The e-mail SALESmanago answers it by, lower case.
+        email: String,
+        /// SALESmanago's message about it, if it gave one.
+        reason: Option<String>,
+    },
+}
+
+impl Refused {
+    /// SALESmanago's refusal of `detail`, with its message about it (`reason`), if any. The one
+    /// place its words are read: a rename whose new address another contact has is refused with
+    /// a message naming that address as existing ("Contact <newEmail> already exists", as the
+    /// simulator words it; the live text is not public, `docs/salesmanago-api.md` §3.1).
+    pub fn of(detail: &UpsertDetails, reason: Option<String>) -> Refused {
+        let email = detail.address();
+        let taken = detail.new_email.is_some()
+            && reason.as_deref().is_some_and(|r| {
+                let r = r.to_ascii_lowercase();
+                r.contains("already exists") && r.contains(&email)
+            });
+        if taken {
+            Refused::Taken { email }
+        } else {
+            Refused::Other { email, reason }
+        }
+    }
+
+    /// How a failed `contact/upsert` of `detail` refused it: `None` unless SALESmanago refused
+    /// it (`success:false`).
+    pub fn rejected(detail: &UpsertDetails, error: &SmError) -> Option<Refused> {
+        match error {
+            SmError::Rejected { messages } => {
+                let reason = (!messages.is_empty()).then(|| messages.join("; "));
+                Some(Refused::of(detail, reason))
+            }
+            _ => None,
+        }
+    }
 }
 
 impl BatchOutcome {
-    /// What SALESmanago did with `detail` of the call: the contact's id, or the e-mail and the
-    /// reason SALESmanago gave (if any) for not taking it.
-    pub fn of(&self, detail: &UpsertDetails) -> Result<&str, (String, Option<String>)> {
-        let email = answered_as(detail);
+    /// What SALESmanago did with `detail` of the call: the contact's id, or why it did not take
+    /// it.
+    pub fn of(&self, detail: &UpsertDetails) -> Result<&str, Refused> {
+        let email = detail.address();
         match self.ids.get(&email) {
             Some(id) => Ok(id),
-            None => {
-                let reason = self.failed.get(&email).cloned().flatten();
-                Err((email, reason))
-            }
+            None => Err(Refused::of(detail, self.failed.get(&email).cloned().flatten())),
         }
     }
 }
@@ -160,7 +200,8 @@ impl Operation for BatchUpsert {
             .collect();
         let mut outcome = BatchOutcome::default();
         for detail in &self.details {
-            let email = answered_as(detail);
+            // A renamed contact is answered by its new address.
+            let email = detail.address();
             match returned.get(&email) {
                 Some(id) => {
                     outcome.ids.insert(email, id.clone());
