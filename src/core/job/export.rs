@@ -455,14 +455,12 @@ impl Export {
             }
         }
         page.holders = Vec::new();
-        let sendable = page.sendable.len();
-        let mut at = 0;
-        while at < sendable {
-            let end = (at + BatchUpsert::MAX).min(sendable);
-            self.call(index, (at..end).collect(), run);
-            at = end;
+        let groups = BatchUpsert::groups(page.sendable.iter().map(|(_, details, ..)| details));
+        let sendable = !groups.is_empty();
+        for group in groups {
+            self.call(index, group, run);
         }
-        if sendable == 0 {
+        if !sendable {
             self.write(index, run, now_ms);
         }
     }

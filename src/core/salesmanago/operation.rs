@@ -173,6 +173,28 @@ impl BatchUpsert {
         batches(details, Self::MAX, |details| BatchUpsert { details })
     }
 
+    /// `details` (by index) in calls of at most [`Self::MAX`], in order, where a contact that is
+    /// renamed is the only one of its call answered by its address: SALESmanago answers by
+    /// address (`contactIds`), so another contact's answer would read as its own.
+    pub fn groups<'a>(details: impl IntoIterator<Item = &'a UpsertDetails>) -> Vec<Vec<usize>> {
+        let mut groups: Vec<(Vec<usize>, SortedMap<String, bool>)> = Vec::new();
+        for (at, detail) in details.into_iter().enumerate() {
+            let (address, renames) = (detail.address(), detail.new_email.is_some());
+            let fits = |(group, answered): &(Vec<usize>, SortedMap<String, bool>)| {
+                group.len() < Self::MAX && answered.get(&address).is_none_or(|other| !renames && !other)
+            };
+            match groups.iter_mut().find(|g| fits(g)) {
+                Some((group, answered)) => {
+                    group.push(at);
+                    let renamed = answered.get(&address).copied().unwrap_or(false);
+                    answered.insert(address, renamed || renames);
+                }
+                None => groups.push((vec![at], [(address, renames)].into_iter().collect())),
+            }
+        }
+        groups.into_iter().map(|(group, _)| group).collect()
+    }
+
     /// The contacts of this call.
     pub fn details(&self) -> &[UpsertDetails] {
         &self.details
