@@ -7,6 +7,7 @@
 mod consent_rule;
 mod dataverse;
 mod distributed;
+mod email_changes;
 mod rng;
 mod salesmanago;
 

@@ -1,6 +1,9 @@
 //! SALESmanago in memory: contacts by e-mail, the API methods the jobs call with the envelope
 //! the real API answers with, and its faults (429 with either form of `Retry-After`, 5xx,
-//! timeouts after the work was done, garbled answers, refused e-mails).
+//! timeouts after the work was done, garbled answers, refused e-mails). An upsert finds its
+//! contact by `contact.email`, and `newEmail` renames it, keeping its id; a new address another
+//! contact has is refused (`Contact <newEmail> already exists`, as the JS simulator says), as
+//! the API reference documents it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -166,6 +169,30 @@ impl Salesmanago {
         changed
     }
 
+    /// A contact of SALESmanago's own (not from Dynamics), under `email`; its id.
+    pub(crate) fn add_foreign(&mut self, email: &str, now: u64) -> String {
+        let id = self.new_id();
+        self.ids.insert(id.clone(), email.to_owned());
+        let record = SmRecord {
+            id: id.clone(),
+            email: email.to_owned(),
+            name: "Foreign".into(),
+            opted_out: false,
+            modified_on: now,
+            changed: false,
+            phone_opted_out: false,
+            consents: BTreeMap::new(),
+            tagged: false,
+        };
+        self.store.insert(email.to_owned(), record);
+        id
+    }
+
+    /// Every contact.
+    pub(crate) fn all(&self) -> impl Iterator<Item = &SmRecord> {
+        self.store.values()
+    }
+
     fn new_id(&mut self) -> String {
         let id = format!("sm-{:08}", self.next_id);
         self.next_id += 1;
@@ -303,18 +330,38 @@ impl Salesmanago {
                 Ok((email, id)) => {
                     ids.insert(email, id.into());
                 }
-                Err(message) => messages.push(Value::from(message)),
+                // A refusal names the contact's e-mail, as the JS simulator's do.
+                Err(message) if message.contains(&email_of(item)) => messages.push(Value::from(message)),
+                Err(message) => messages.push(Value::from(format!("{}: {message}", email_of(item)))),
             }
         }
         object(vec![("success", true.into()), ("message", Value::Array(messages)), ("contactIds", Value::Object(ids))])
     }
 
-    /// One contact of an upsert: its e-mail and id, or why it is refused.
+    /// One contact of an upsert: its e-mail (the new one, when renamed) and id, or why it is
+    /// refused.
     fn upsert_one(&mut self, item: &Value, now: u64) -> Result<(String, String), String> {
-        let email = item["contact"]["email"].as_str().unwrap_or_default().trim().to_ascii_lowercase();
-        if self.reject.contains(&email) {
-            return Err(format!("Contact rejected: {email}"));
+        let found_by = item["contact"]["email"].as_str().unwrap_or_default().trim().to_ascii_lowercase();
+        let new_email = item["newEmail"].as_str().map(|e| e.trim().to_ascii_lowercase());
+        for address in [Some(&found_by), new_email.as_ref()].into_iter().flatten() {
+            if self.reject.contains(address) {
+                return Err(format!("Contact rejected: {address}"));
+            }
         }
+        let email = match new_email.filter(|new| *new != found_by) {
+            Some(new) if self.store.contains_key(&new) => return Err(format!("Contact {new} already exists")),
+            Some(new) => {
+                // Renamed: the same contact, its id and all, under its new address (a contact
+                // not there is created under it).
+                if let Some(mut record) = self.store.remove(&found_by) {
+                    record.email = new.clone();
+                    self.ids.insert(record.id.clone(), new.clone());
+                    self.store.insert(new.clone(), record);
+                }
+                new
+            }
+            None => found_by,
+        };
         {
             let id = match self.store.get(&email) {
                 Some(record) => record.id.clone(),
