@@ -3,6 +3,7 @@
 use crate::core::json::{json, ToJson, Value};
 
 use super::normalize::EmailProblem;
+use super::outbound::{held_by_another, rename_from, rename_lookup, unrenamed};
 use super::*;
 use crate::core::dataverse::contact::ContactRow;
 use crate::core::salesmanago::contact::{SmConsent, SmContact};
@@ -373,4 +374,84 @@ fn consents_follow_the_same_rule() {
     theirs.consents_listed = false;
     let changes = from_salesmanago(&row(current), &theirs);
     assert!(changes.columns.is_empty(), "{:?}", changes.columns);
+}
+
+#[test]
+fn a_changed_e_mail_renames_the_contact_salesmanago_knows() {
+    let moved = json!({"contactid": "c1", "emailaddress1": " New@B.pl ", "new_salesmanagoemail": "old@b.pl"});
+    let out = send(moved.clone()).unwrap().details;
+    assert_eq!((out.contact.email.as_str(), out.new_email.as_deref()), ("old@b.pl", Some("new@b.pl")));
+    assert_eq!(out.address(), "new@b.pl", "answered and written back by the new address");
+    let body = out.to_json();
+    assert_eq!((body["contact"]["email"].as_str(), body["newEmail"].as_str()), (Some("old@b.pl"), Some("new@b.pl")));
+    // Another Dynamics contact still holds the old address: its SALESmanago contact stays.
+    let shared = OutboundOptions { now_ms: NOW, previous_shared: true, ..OutboundOptions::default() };
+    let kept = to_salesmanago(&row(moved), &shared).unwrap().details;
+    assert_eq!((kept.contact.email.as_str(), kept.new_email), ("new@b.pl", None));
+}
+
+#[test]
+fn only_a_real_change_to_a_valid_address_renames() {
+    let from = |value: Value| rename_from(&row(value), &Held::Unread);
+    assert_eq!(
+        from(json!({"emailaddress1": "a@b.pl", "new_salesmanagoemail": "old@b.pl"})).as_deref(),
+        Some("old@b.pl")
+    );
+    assert_eq!(from(json!({"emailaddress1": " A@B.PL", "new_salesmanagoemail": "a@b.pl "})), None, "case and spaces");
+    assert_eq!(from(json!({"emailaddress1": "a@b.pl"})), None, "never sent: nothing to rename");
+    assert_eq!(from(json!({"emailaddress1": "a@b.pl", "new_salesmanagoemail": "not an address"})), None);
+    assert_eq!(from(json!({"emailaddress1": "broken", "new_salesmanagoemail": "old@b.pl"})), None);
+    assert_eq!(
+        send(json!({"emailaddress1": "broken", "new_salesmanagoemail": "old@b.pl"})).unwrap_err(),
+        Skip::InvalidEmail { email: "broken".into(), problem: EmailProblem::Malformed }
+    );
+}
+
+#[test]
+fn what_salesmanago_answers_for_the_contacts_own_id_is_the_address_it_knows() {
+    let contact = row(json!({"emailaddress1": "new@b.pl", "new_salesmanagoid": "sm-1",
+        "new_salesmanagoemail": "old@b.pl"}));
+    let held = |value: Value| Held::Found(Box::new(sm(value)));
+    // Renamed already (an answer lost, a write-back that failed): nothing to rename.
+    assert_eq!(rename_from(&contact, &held(json!({"contactId": "sm-1", "email": "NEW@b.pl"}))), None);
+    // Renamed in SALESmanago meanwhile: renamed from there.
+    let there = held(json!({"contactId": "sm-1", "email": "other@b.pl"}));
+    assert_eq!(rename_from(&contact, &there).as_deref(), Some("other@b.pl"));
+    // Another contact (found by e-mail), or none: the address recorded stands.
+    let another = held(json!({"contactId": "sm-2", "email": "new@b.pl"}));
+    assert_eq!(rename_from(&contact, &another).as_deref(), Some("old@b.pl"));
+    assert_eq!(rename_from(&contact, &Held::Missing).as_deref(), Some("old@b.pl"));
+}
+
+#[test]
+fn the_old_address_is_shared_when_another_contact_holds_it() {
+    let rows = vec![
+        json!({"contactid": "{C1}", "emailaddress1": "Old@B.pl"}),
+        json!({"contactid": "c2", "emailaddress1": "x@b.pl"}),
+        json!({"contactid": "c3"}),
+    ];
+    assert!(!held_by_another(&rows, "c1", "old@b.pl"), "its own row");
+    assert!(held_by_another(&rows, "c9", "old@b.pl"));
+    assert!(held_by_another(&rows, "{C2}", "old@b.pl"));
+    assert!(!held_by_another(&rows, "c9", "y@b.pl"));
+    assert!(!held_by_another(&[json!(1)], "c9", "old@b.pl"), "a row that is not one is no holder");
+}
+
+#[test]
+fn a_refused_rename_goes_again_without_renaming_only_when_nothing_is_left_behind() {
+    let rename = send(json!({"emailaddress1": "new@b.pl", "new_salesmanagoemail": "old@b.pl"})).unwrap().details;
+    assert_eq!(rename_lookup(&rename), Some(["new@b.pl".to_owned(), "old@b.pl".to_owned()]));
+    let contact = |id: &str, email: &str| sm(json!({"contactId": id, "email": email}));
+    // The new address is this contact's own: renamed by an attempt whose answer was lost.
+    let plain = unrenamed(&rename, Some("sm-1"), &[contact("sm-1", "new@b.pl")]).expect("sent again");
+    assert_eq!((plain.contact.email.as_str(), plain.new_email), ("new@b.pl", None));
+    assert_eq!(plain.contact.external_id, rename.contact.external_id);
+    // No contact has the old address: nothing to rename, nothing left behind.
+    assert!(unrenamed(&rename, Some("sm-1"), &[contact("sm-2", "new@b.pl")]).is_some());
+    // Another contact has the new address and this one the old: the refusal stands.
+    let both = [contact("sm-2", "new@b.pl"), contact("sm-1", "old@b.pl")];
+    assert_eq!(unrenamed(&rename, Some("sm-1"), &both), None);
+    assert_eq!(unrenamed(&rename, None, &both), None);
+    let not_renamed = send(json!({"emailaddress1": "new@b.pl"})).unwrap().details;
+    assert_eq!((rename_lookup(&not_renamed), unrenamed(&not_renamed, Some("sm-1"), &[])), (None, None));
 }

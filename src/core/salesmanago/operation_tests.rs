@@ -89,6 +89,53 @@ fn batch_upsert_splits_and_reports_each_contact() {
 }
 
 #[test]
+fn a_rename_is_answered_by_its_new_address_and_its_refusal_read_once() {
+    let renamed = UpsertDetails { new_email: Some("New@X.pl".into()), ..details("old@x.pl") };
+    let op = &BatchUpsert::batches(&[renamed.clone(), details("c@x.pl")])[0];
+    assert_eq!(body(op)["upsertDetails"][0], json!({"contact": {"email": "old@x.pl"}, "newEmail": "New@X.pl"}));
+    let done = ok(op, json!({"success": true, "message": [], "contactIds": {"new@x.pl": "id-1", "c@x.pl": "id-c"}}));
+    assert_eq!(done.unwrap().of(&renamed), Ok("id-1"));
+    // The JS simulator's words: the contact's e-mail, then SALESmanago's message.
+    let taken = ok(
+        op,
+        json!({"success": true, "message": ["old@x.pl: Contact new@x.pl already exists", "c@x.pl: Contact rejected"],
+               "contactIds": {}}),
+    )
+    .unwrap();
+    assert_eq!(taken.of(&renamed), Err(Refused::Taken { email: "new@x.pl".into() }));
+    assert_eq!(
+        taken.of(&details("c@x.pl")),
+        Err(Refused::Other { email: "c@x.pl".into(), reason: Some("c@x.pl: Contact rejected".into()) })
+    );
+    // Only a rename is refused for a taken address; other words are another refusal.
+    let plain = details("new@x.pl");
+    assert!(matches!(Refused::of(&plain, Some("Contact new@x.pl already exists".into())), Refused::Other { .. }));
+    assert!(matches!(Refused::of(&renamed, Some("Contact rejected: new@x.pl".into())), Refused::Other { .. }));
+    assert!(matches!(Refused::of(&renamed, None), Refused::Other { reason: None, .. }));
+    // A single upsert refused (success:false) reads the same.
+    let refused = SmError::Rejected { messages: vec!["Contact NEW@x.pl already exists".into()] };
+    assert_eq!(Refused::rejected(&renamed, &refused), Some(Refused::Taken { email: "new@x.pl".into() }));
+    assert_eq!(Refused::rejected(&renamed, &SmError::Server { status: 503 }), None);
+}
+
+#[test]
+fn a_renamed_contact_is_alone_among_those_answered_by_its_address() {
+    let rename = |from: &str, to: &str| UpsertDetails { new_email: Some(to.into()), ..details(from) };
+    let all = [
+        details("a@x.pl"),
+        rename("old@x.pl", "A@x.pl"),
+        details("a@x.pl"),
+        details("b@x.pl"),
+        rename("old2@x.pl", "b@x.pl"),
+        rename("old3@x.pl", "c@x.pl"),
+    ];
+    // Contacts sharing an address go together: they are one SALESmanago contact.
+    assert_eq!(BatchUpsert::groups(&all), [vec![0, 2, 3, 5], vec![1, 4]]);
+    let many: Vec<_> = (0..BatchUpsert::MAX + 1).map(|i| details(&format!("c{i}@x.pl"))).collect();
+    assert_eq!(BatchUpsert::groups(&many).iter().map(Vec::len).collect::<Vec<_>>(), [BatchUpsert::MAX, 1]);
+}
+
+#[test]
 fn delete() {
     let op = Delete { email: "a@b.pl".into(), permanently: true };
     assert_eq!(body(&op), json!({"email": "a@b.pl", "permanently": true}));
