@@ -178,8 +178,22 @@ async fn salesmanago_api(
                 json!({"success": false, "message": [format!("{refused}: not valid")]})
             } else {
                 let mut ids = serde_json::Map::new();
+                let mut messages = Vec::new();
                 for (detail, email) in details.iter().zip(&emails) {
-                    let held = sm.hold(email);
+                    // `newEmail` renames the contact found by `contact.email`, keeping its id;
+                    // an address another contact has is refused.
+                    let mut email = email.clone();
+                    if let Some(new) = detail["newEmail"].as_str().map(str::to_ascii_lowercase) {
+                        if sm.contacts.contains_key(&new) {
+                            messages.push(format!("{email}: Contact {new} already exists"));
+                            continue;
+                        }
+                        if let Some(held) = sm.contacts.remove(&email) {
+                            sm.contacts.insert(new.clone(), held);
+                        }
+                        email = new;
+                    }
+                    let held = sm.hold(&email);
                     held.name = detail["contact"]["name"].as_str().map(str::to_owned);
                     held.external_id = detail["contact"]["externalId"].as_str().map(str::to_owned);
                     if detail["forceOptOut"] == true {
@@ -190,8 +204,22 @@ async fn salesmanago_api(
                     }
                     ids.insert(email.clone(), held.id.clone().into());
                 }
-                json!({"success": true, "message": [], "contactIds": ids})
+                json!({"success": true, "message": messages, "contactIds": ids})
             }
+        }
+        "contact/basic" => {
+            let emails: Vec<String> = body["email"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.as_str())
+                .map(str::to_ascii_lowercase)
+                .collect();
+            let found: Vec<Value> = emails
+                .iter()
+                .filter_map(|e| sm.contacts.get(e).map(|held| json!({"contactId": held.id, "email": e})))
+                .collect();
+            json!({"success": true, "message": [], "contacts": found})
         }
         "contact/hasContact" => match sm.contacts.get(&email) {
             Some(held) => json!({"success": true, "message": [], "result": true, "contactId": held.id}),
@@ -785,6 +813,48 @@ async fn a_burst_goes_as_batch_upserts_one_per_contact_as_dataverse_holds_it() {
     assert_eq!((status, said["reason"].as_str()), (200, Some(STALE)), "{said}");
     assert_eq!(world.sm.calls().len(), calls.len());
     assert_eq!(org.requests().iter().filter(|r| r.path == "contacts").count(), reads);
+    world.assert_faithful();
+}
+
+#[tokio::test]
+async fn a_changed_email_renames_the_salesmanago_contact_and_one_another_contact_has_is_refused() {
+    let world = World::new().await;
+    let org = &world.org;
+    let relay = world.relay(&[]).await;
+    org.put_contact(JAN, json!({"firstname": "Jan", "emailaddress1": JAN_EMAIL}));
+    let (status, said) = world.deliver(relay, &update(JAN, &op(1), json!({}))).await;
+    assert_eq!((status, said["done"].as_str()), (200, Some("done")), "{said}");
+    let sm_id = world.sm.held(JAN_EMAIL).unwrap().id;
+    assert_eq!(world.column(JAN, contact::SALESMANAGO_EMAIL), JAN_EMAIL, "the address SALESmanago knows");
+
+    // Changed in Dynamics: the contact SALESmanago knows by the old address is renamed.
+    org.put_contact(JAN, json!({"emailaddress1": " Jan.Nowy@Example.com"}));
+    let (status, said) = world.deliver(relay, &update(JAN, &op(2), json!({}))).await;
+    assert_eq!((status, said["done"].as_str()), (200, Some("done")), "{said}");
+    let detail = world.sm.upserted().last().cloned().unwrap();
+    assert_eq!(
+        (detail["contact"]["email"].as_str(), detail["newEmail"].as_str()),
+        (Some(JAN_EMAIL), Some("jan.nowy@example.com"))
+    );
+    assert_eq!(world.sm.held("jan.nowy@example.com").map(|held| held.id), Some(sm_id.clone()), "the id kept");
+    assert!(world.sm.held(JAN_EMAIL).is_none(), "nothing left behind");
+    assert_eq!(world.column(JAN, contact::SALESMANAGO_ID), sm_id.as_str());
+    assert_eq!(world.column(JAN, contact::SALESMANAGO_EMAIL), "jan.nowy@example.com");
+
+    // To an address another SALESmanago contact has: refused, nothing merged.
+    world.sm.has("taken@example.com");
+    org.put_contact(JAN, json!({"emailaddress1": "taken@example.com"}));
+    let (status, said) = world.deliver(relay, &update(JAN, &op(3), json!({}))).await;
+    assert_ne!(status, 200, "{said}");
+    let reason = world.column(JAN, contact::LAST_ERROR);
+    assert!(
+        reason.as_str().unwrap().contains("taken@example.com is already used by another SALESmanago contact"),
+        "{reason}"
+    );
+    assert_eq!(world.column(JAN, contact::SYNC_STATUS), FAILED);
+    assert_eq!(world.column(JAN, contact::SALESMANAGO_EMAIL), "jan.nowy@example.com");
+    assert_eq!(world.sm.held("jan.nowy@example.com").map(|held| held.id), Some(sm_id.clone()));
+    assert_ne!(world.sm.held("taken@example.com").map(|held| held.id), Some(sm_id));
     world.assert_faithful();
 }
 
