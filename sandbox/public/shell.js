@@ -342,7 +342,7 @@ function contactSections(solution, table) {
   const sections = CONTACT_FORM.map((s) => ({ label: pick(s.label, lcid), cells: s.columns.map((c) => ({ id: c, column: c })) }));
   const ours = [...solution.entities.get("contact").columns.keys()];
   const consents = [...table.columns.keys()].filter((c) => c.startsWith("new_consent_"));
-  const readOnly = new Set(["new_salesmanagoid", "new_salesmanagosyncedon", "new_salesmanagosyncstatus", "new_salesmanagolasterror"]);
+  const readOnly = new Set(["new_salesmanagoid", "new_salesmanagoemail", "new_salesmanagosyncedon", "new_salesmanagosyncstatus", "new_salesmanagolasterror"]);
   sections.push({ label: "SALESmanago", cells: [...ours, ...consents].map((c) => ({ id: c, column: c, disabled: readOnly.has(c) })) });
   return sections;
 }

@@ -9,7 +9,9 @@ use super::schema::{consent_name, contact};
 use crate::core::consent::{Base, Key};
 
 /// The standard contact columns the mapping reads, for `$select`. Consent columns are added at
-/// run time, from the table's metadata.
+/// run time, from the table's metadata; the status columns, the address SALESmanago knows the
+/// contact by among them, by [`super::query::contact_columns`] (a change of those is not news
+/// for SALESmanago).
 pub const SELECT: &[&str] = &[
     contact::ID,
     contact::FULL_NAME,

@@ -37,8 +37,9 @@ struct Page {
     sent: Vec<bool>,
     /// Row index, upsert, warnings and new consent base of each sendable row.
     sendable: Vec<(usize, UpsertDetails, Vec<Warning>, Option<String>)>,
-    /// Reads under way of the contacts holding an address the page's contacts would be renamed
-    /// from, and those read so far.
+    /// The address each row's contact would be renamed from ([`rename_from`]).
+    previous: Vec<Option<String>>,
+    /// Reads under way of the contacts holding those addresses, and those read so far.
     reading: usize,
     holders: Vec<Value>,
     calls: usize,
@@ -418,7 +419,8 @@ impl Export {
             page.maps.push(map);
             page.sent.push(false);
         }
-        let mut previous: Vec<String> = page.rows.iter().filter_map(|row| rename_from(row, &Held::Unread)).collect();
+        page.previous = page.rows.iter().map(|row| rename_from(row, &Held::Unread)).collect();
+        let mut previous: Vec<String> = page.previous.iter().flatten().cloned().collect();
         previous.sort();
         previous.dedup();
         for chunk in previous.chunks(HOLDERS_CHUNK) {
@@ -439,8 +441,9 @@ impl Export {
         let page = self.pages.get_mut(&index).unwrap_or_else(|| unreachable!("a page is kept until it is done"));
         for at in 0..page.rows.len() {
             let row = &page.rows[at];
-            let previous_shared = rename_from(row, &Held::Unread)
-                .is_some_and(|previous| held_by_another(&page.holders, &row.id().unwrap_or_default(), &previous));
+            let previous_shared = page.previous[at]
+                .as_ref()
+                .is_some_and(|previous| held_by_another(&page.holders, &row.id().unwrap_or_default(), previous));
             let changed = parsed_id(row).and_then(|id| deliberate.get(&id)).cloned().unwrap_or_default();
             let options = OutboundOptions { now_ms, changed, previous_shared, ..OutboundOptions::default() };
             match to_salesmanago(row, &options) {

@@ -211,7 +211,8 @@ pub fn to_salesmanago(row: &ContactRow, options: &OutboundOptions) -> Result<Out
 /// The contract this rests on, the one place it is written: SALESmanago finds the contact of
 /// an upsert by `contact.email`, and `newEmail` renames that contact, which keeps its id, its
 /// history, its consents and its opt-outs (`docs/salesmanago-api.md` §3.1; the shared API
-/// reference, §3.1 and "E-mail changes": **[code]/[3p]**, never tried against the live API).
+/// reference, §3.1 and "E-mail changes": seen in public code and third-party clients, never
+/// tried against the live API).
 /// Without it, a changed address went as a new contact, and the old one stayed behind with
 /// everything SALESmanago knew. When another contact has the new address, SALESmanago refuses
 /// the rename ([`crate::core::salesmanago::operation::Refused`]) and nothing is merged.

@@ -122,7 +122,7 @@ pub enum Refused {
 impl Refused {
     /// SALESmanago's refusal of `detail`, with its message about it (`reason`), if any. The one
     /// place its words are read: a rename whose new address another contact has is refused with
-    /// a message naming that address as existing ("Contact <newEmail> already exists", as the
+    /// a message naming that address as existing (`Contact <newEmail> already exists`, as the
     /// simulator words it; the live text is not public, `docs/salesmanago-api.md` §3.1).
     pub fn of(detail: &UpsertDetails, reason: Option<String>) -> Refused {
         let email = detail.address();
