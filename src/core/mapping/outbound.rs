@@ -223,14 +223,19 @@ pub fn to_salesmanago(row: &ContactRow, options: &OutboundOptions) -> Result<Out
 /// renames nothing. Whether another Dynamics contact still holds it (the SALESmanago contact
 /// is then theirs too, and not renamed) is the caller's to find out: [`held_by_another`].
 pub fn rename_from(row: &ContactRow, held: &Held) -> Option<String> {
-    let current = normalize::email(row.get(contact::EMAIL)?).ok()?;
+    let raw = row.get(contact::EMAIL)?;
     let ours = match held {
         Held::Found(sm) if sm.id.is_some() && sm.id.as_deref() == row.get(contact::SALESMANAGO_ID) => {
             sm.email.as_deref()
         }
         _ => None,
     };
-    let known = normalize::email(ours.or(row.get(contact::SALESMANAGO_EMAIL))?).ok()?;
+    let recorded = ours.or(row.get(contact::SALESMANAGO_EMAIL))?;
+    // Most often the same address: said without building either.
+    if raw.trim().eq_ignore_ascii_case(recorded.trim()) {
+        return None;
+    }
+    let (current, known) = (normalize::email(raw).ok()?, normalize::email(recorded).ok()?);
     (known != current).then_some(known)
 }
 

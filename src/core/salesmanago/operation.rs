@@ -177,22 +177,22 @@ impl BatchUpsert {
     /// renamed is the only one of its call answered by its address: SALESmanago answers by
     /// address (`contactIds`), so another contact's answer would read as its own.
     pub fn groups<'a>(details: impl IntoIterator<Item = &'a UpsertDetails>) -> Vec<Vec<usize>> {
-        let mut groups: Vec<(Vec<usize>, SortedMap<String, bool>)> = Vec::new();
-        for (at, detail) in details.into_iter().enumerate() {
-            let (address, renames) = (detail.address(), detail.new_email.is_some());
-            let fits = |(group, answered): &(Vec<usize>, SortedMap<String, bool>)| {
-                group.len() < Self::MAX && answered.get(&address).is_none_or(|other| !renames && !other)
+        let details: Vec<&UpsertDetails> = details.into_iter().collect();
+        let (renamed, plain): (Vec<usize>, Vec<usize>) =
+            (0..details.len()).partition(|at| details[*at].new_email.is_some());
+        let mut groups: Vec<Vec<usize>> = plain.chunks(Self::MAX).map(<[usize]>::to_vec).collect();
+        for at in renamed {
+            let address = details[at].address();
+            let answers = |other: usize| {
+                let detail = details[other];
+                detail.new_email.as_ref().unwrap_or(&detail.contact.email).trim().eq_ignore_ascii_case(&address)
             };
-            match groups.iter_mut().find(|g| fits(g)) {
-                Some((group, answered)) => {
-                    group.push(at);
-                    let renamed = answered.get(&address).copied().unwrap_or(false);
-                    answered.insert(address, renamed || renames);
-                }
-                None => groups.push((vec![at], [(address, renames)].into_iter().collect())),
+            match groups.iter_mut().find(|group| group.len() < Self::MAX && !group.iter().any(|o| answers(*o))) {
+                Some(group) => group.push(at),
+                None => groups.push(vec![at]),
             }
         }
-        groups.into_iter().map(|(group, _)| group).collect()
+        groups
     }
 
     /// The contacts of this call.
