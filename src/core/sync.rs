@@ -11,7 +11,7 @@ use crate::core::mapping::ContactPatch;
 /// Whether a change to `column` is one SALESmanago must hear about: a mapped contact column,
 /// an opt-out or a consent (not the key, the time, or our own status columns).
 pub fn is_synchronised(column: &str) -> bool {
-    let own = [contact::ID, contact::MODIFIED_ON, contact::SALESMANAGO_ID];
+    let own = [contact::ID, contact::MODIFIED_ON, contact::VERSION, contact::SALESMANAGO_ID];
     (SELECT.contains(&column) && !own.contains(&column)) || consent_name(column).is_some()
 }
 

@@ -88,6 +88,8 @@ pub(super) struct Export {
     /// "Export selected": the versions of the contacts sent read again, and those changed
     /// meanwhile sent again (their counts are not counted twice).
     recheck: Option<Recheck>,
+    /// The rows of the contacts sent, as they went (for the recheck).
+    went_rows: Vec<(String, Map)>,
     resending: bool,
     consents: Vec<String>,
     /// Contacts that failed for now (a service unavailable or busy): the catch-up's watermark
@@ -162,6 +164,7 @@ impl Export {
             went: Vec::new(),
             for_now: 0,
             recheck: selected.then(Recheck::default),
+            went_rows: Vec::new(),
             resending: false,
             consents: consents.clone(),
         }
@@ -179,7 +182,7 @@ impl Export {
                 }
             }
             if let Some(recheck) = &mut self.recheck {
-                if recheck.start(&self.went, run) {
+                if recheck.start(&self.went_rows, &self.consents, run) {
                     return;
                 }
             }
@@ -484,7 +487,11 @@ impl Export {
         let Some(page) = self.pages.remove(&index) else { return };
         if !self.all && self.watermark.is_none() {
             for (at, map) in page.maps.iter().enumerate().filter(|(at, _)| page.sent[*at]) {
-                self.went.push((page.rows[at].id().unwrap_or_default(), crate::core::dataverse::contact::version(map)));
+                let id = page.rows[at].id().unwrap_or_default();
+                self.went.push((id.clone(), crate::core::dataverse::contact::version(map)));
+                if self.recheck.is_some() {
+                    self.went_rows.push((id, map.clone()));
+                }
             }
         }
         // A contact sent again counts once, as it first went.

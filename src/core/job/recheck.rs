@@ -1,14 +1,15 @@
 //! After "Export selected" sent its contacts (above all a burst of webhook deliveries), their
-//! rows' versions are read again: a contact changed meanwhile goes again, as it is now. Two
+//! rows are read again: a contact whose synchronised columns changed meanwhile goes again, as it
+//! is now (a version raised only by the job's own write-back is no change). Two
 //! relay instances may each read a contact, one before and one after a change, and the older
 //! send may land in SALESmanago last; the instance that sent it sees the newer version here and
 //! sends that, so SALESmanago ends with the newest version without waiting for the catch-up.
 
-use crate::core::dataverse::contact::version;
-use crate::core::dataverse::query::{encode, one_of};
+use crate::core::dataverse::query::{contacts, one_of};
 use crate::core::dataverse::schema::contact;
-use crate::core::json::Value;
+use crate::core::json::{Map, Value};
 use crate::core::sorted::SortedMap;
+use crate::core::sync::is_synchronised;
 
 use super::runner::{Error, Output, Request, Runner};
 use super::Ticket;
@@ -25,8 +26,8 @@ pub(super) struct Recheck {
     rounds: u8,
     /// How many of the contacts sent were read again already.
     checked: usize,
-    /// Reads under way, with the contacts and the versions that went.
-    reading: SortedMap<Ticket, Vec<(String, Option<u64>)>>,
+    /// Reads under way, with the contacts' rows as they went.
+    reading: SortedMap<Ticket, Vec<(String, Map)>>,
     /// Contacts changed since they went.
     again: Vec<String>,
 }
@@ -42,9 +43,9 @@ pub(super) enum Checked {
 }
 
 impl Recheck {
-    /// Reads again the versions of the contacts in `went` not read again yet: whether any read
-    /// went out (the job waits for it).
-    pub(super) fn start(&mut self, went: &[(String, Option<u64>)], run: &mut Runner) -> bool {
+    /// Reads again the contacts in `went` (their rows as they went) not read again yet: whether
+    /// any read went out (the job waits for it).
+    pub(super) fn start(&mut self, went: &[(String, Map)], consents: &[String], run: &mut Runner) -> bool {
         if !self.reading.is_empty() {
             return true;
         }
@@ -56,8 +57,7 @@ impl Recheck {
         self.rounds += 1;
         for chunk in fresh.chunks(CHUNK) {
             let ids: Vec<String> = chunk.iter().map(|(id, _)| id.clone()).collect();
-            let filter = encode(&one_of(contact::ID, &ids));
-            let query = format!("?$select={},{}&$filter={filter}", contact::ID, contact::VERSION);
+            let query = contacts(consents, Some(&one_of(contact::ID, &ids)));
             self.reading.insert(run.issue(Request::Read(query)), chunk.to_vec());
         }
         true
@@ -71,11 +71,13 @@ impl Recheck {
         if let Ok(Output::Page(rows, _)) = result {
             for row in rows.iter().filter_map(Value::as_object) {
                 let id = row.get(contact::ID).and_then(Value::as_str).unwrap_or_default();
-                let went = sent.iter().find(|(s, _)| s.eq_ignore_ascii_case(id)).and_then(|(_, v)| *v);
-                if let (Some(now), Some(went)) = (version(row), went) {
-                    if now > went {
-                        self.again.push(id.to_owned());
-                    }
+                let Some((_, went)) = sent.iter().find(|(s, _)| s.eq_ignore_ascii_case(id)) else { continue };
+                let changed = row.iter().chain(went.iter()).any(|(column, _)| {
+                    is_synchronised(column)
+                        && row.get(column).unwrap_or(&Value::Null) != went.get(column).unwrap_or(&Value::Null)
+                });
+                if changed {
+                    self.again.push(id.to_owned());
                 }
             }
         }
