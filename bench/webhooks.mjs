@@ -74,6 +74,12 @@ async function main() {
   const relay = await startWebhookRelay(sandbox, { clientId: sim.clientId, apiSecret: sim.apiSecret, owner: sim.owner, endpoint: sim.url });
   const api = `${sandbox.url}/api/data/v9.2/`;
   try {
+    // Webhooks on, on the integration record: the relay acts only when the record says so.
+    const records = await (await fetch(api + "new_salesmanagointegrations?$select=new_salesmanagointegrationid")).json();
+    const [record] = records.value ?? [];
+    if (!record) throw new Error("the sandbox has no SALESmanago Integration record");
+    const on = await fetch(`${api}new_salesmanagointegrations(${record.new_salesmanagointegrationid})`, { method: "PATCH", headers: { "Content-Type": "application/json", "If-Match": "*" }, body: JSON.stringify({ new_webhooks: true }) });
+    if (on.status !== 204) throw new Error(`turning webhooks on: HTTP ${on.status}`);
     // 1. Latency, one write at a time.
     const latencies = [];
     for (let i = 0; i < options.samples; i++) {

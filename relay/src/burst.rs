@@ -22,6 +22,22 @@ use crate::{driver, Relay};
 
 pub(crate) use salesmanago_dynamics::core::job::deliveries::{Answer, Delivery, Done, Failed, Work};
 
+/// The contact table's consent columns: read at most once a minute (columns are added by an
+/// admin's customisation, rarely; the record, which says whether and how to act, is read for
+/// every burst).
+async fn consent_columns(relay: &Relay, dataverse: &crate::dataverse::Dataverse) -> Option<Vec<String>> {
+    const FRESH: Duration = Duration::from_secs(60);
+    if let Some((columns, read)) = relay.burst.consents.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        if read.elapsed() < FRESH {
+            return Some(columns.clone());
+        }
+    }
+    let attributes = dataverse.get(schema::CONTACT_ATTRIBUTES).await.ok()?;
+    let columns = schema::consent_columns(&Value::Object(attributes));
+    *relay.burst.consents.lock().unwrap_or_else(|p| p.into_inner()) = Some((columns.clone(), Instant::now()));
+    Some(columns)
+}
+
 /// The deliveries waiting, and when the first and the last of them came.
 struct Waiting {
     items: Vec<(Delivery, oneshot::Sender<Answer>)>,
@@ -40,6 +56,8 @@ const REMEMBERED: usize = 200_000;
 pub(crate) struct Burst {
     window: Duration,
     waiting: Mutex<Waiting>,
+    /// The consent columns, and when they were read.
+    consents: Mutex<Option<(Vec<String>, Instant)>>,
     /// What went last, by lower-case contact id (oldest first in the queue).
     sent: Mutex<(HashMap<String, Sent>, VecDeque<String>)>,
 }
@@ -50,7 +68,7 @@ impl Burst {
         let now = Instant::now();
         let waiting = Waiting { items: Vec::new(), first: now, last: now };
         let sent = Mutex::new((HashMap::new(), VecDeque::new()));
-        Burst { window, waiting: Mutex::new(waiting), sent }
+        Burst { window, waiting: Mutex::new(waiting), sent, consents: Mutex::new(None) }
     }
 
     fn remember(&self, contact: &str, went: Sent) {
@@ -133,14 +151,14 @@ pub(crate) async fn go(relay: &Relay, items: &[Delivery]) -> Vec<Answer> {
         )));
     };
     let record_query = format!("{}?$select={}&$top=2", integration::ENTITY_SET, SELECT.join(","));
-    let (record, attributes) = tokio::join!(dataverse.get(&record_query), dataverse.get(schema::CONTACT_ATTRIBUTES));
-    let (Ok(record), Ok(attributes)) = (record, attributes) else {
+    let (record, consents) = tokio::join!(dataverse.get(&record_query), consent_columns(relay, dataverse));
+    let (Ok(record), Some(consents)) = (record, consents) else {
         return all(Err(Failed::ForNow("Dataverse could not be read".into())));
     };
     let records = record.get("value").and_then(Value::as_array).into_iter().flatten();
     let start = BurstStart {
         records: records.filter_map(|r| r.as_object().cloned()).collect(),
-        consents: schema::consent_columns(&Value::Object(attributes)),
+        consents,
         client: relay.client.clone(),
         user: relay.user(),
         now_ms: crate::now_ms(),
