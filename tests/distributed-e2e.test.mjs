@@ -13,6 +13,9 @@
 // 4. A browser whose clock runs 10 minutes fast neither takes over a live run (leases are judged
 //    on Dataverse's clock) nor writes a watermark in the future ("Export changes" after it, from
 //    a normal browser, still sends a contact created next, with its delta link and without).
+// 5. An e-mail changed in Dynamics renames the SALESmanago contact, which keeps its id (no second
+//    contact, nothing left under the old address); a change to an address another SALESmanago
+//    contact has merges nothing: the contact is marked Failed and the other keeps its data.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, request as httpRequest } from "node:http";
@@ -352,4 +355,62 @@ test("a browser whose clock runs 10 minutes fast neither takes over a live run n
     await fast.close();
     configure(world, { new_webhooks: true });
   }
+});
+
+test("an e-mail change keeps one SALESmanago contact under its id; a change to another contact's address merges nothing", async () => {
+  const events = world.sandbox.events;
+  const SYNCED = 100000000;
+  const FAILED = 100000001;
+  const row = (id) => world.sandbox.dataverse.rows("contact").find((r) => r.contactid === id);
+  /** Waits until the relay wrote back that contact `id` went to SALESmanago as `email`. */
+  const syncedAs = (id, email) =>
+    until(() => {
+      const r = row(id);
+      return r?.new_salesmanagosyncstatus === SYNCED && r.new_salesmanagoemail === email && r.new_salesmanagoid ? r : null;
+    }, { what: `${email} written back as synced` });
+
+  // The first part: A renamed to B.
+  const a = "rename.before@example.com";
+  const b = "rename.after@example.com";
+  const id = await create({ firstname: "Zmienna", lastname: "Adresowa", emailaddress1: a });
+  const smId = (await until(() => inSalesmanago(a), { what: "the contact under A in SALESmanago" })).id;
+  const written = await syncedAs(id, a);
+  assert.equal(written.new_salesmanagoid, smId, "the SALESmanago id written back is the simulator's");
+  await events.idle();
+
+  await api("PATCH", `contacts(${id})`, { emailaddress1: b }, { "If-Match": "*" });
+  await until(() => inSalesmanago(b), { what: "the contact under B in SALESmanago" });
+  const after = await syncedAs(id, b);
+  await events.idle();
+  assert.equal(inSalesmanago(b).id, smId, "B is the same SALESmanago contact A was (renamed, same id)");
+  assert.equal(inSalesmanago(a), undefined, "nothing left under A in SALESmanago");
+  const person = world.sim.contacts().filter((c) => c.id === smId || c.name === "Zmienna Adresowa");
+  assert.deepEqual(person.map((c) => [c.id, c.email]), [[smId, b]], "one SALESmanago contact for this person");
+  assert.equal(after.new_salesmanagoid, smId, "new_salesmanagoid unchanged");
+  assert.equal(after.new_salesmanagoemail, b);
+  assert.equal(after.new_salesmanagolasterror ?? null, null);
+
+  // The second part: D changed to C, which a third, different SALESmanago contact has.
+  const c = "rename.taken@example.com";
+  const d = "rename.mover@example.com";
+  const third = await create({ firstname: "Trzeci", lastname: "Właściciel", emailaddress1: c, address1_city: "Kraków" });
+  await until(() => inSalesmanago(c)?.name === "Trzeci Właściciel", { what: "the third contact in SALESmanago" });
+  await syncedAs(third, c);
+  const mover = await create({ firstname: "Przenoszony", lastname: "Kontakt", emailaddress1: d, address1_city: "Gdańsk" });
+  const moverSmId = (await until(() => inSalesmanago(d), { what: "the contact under D in SALESmanago" })).id;
+  await syncedAs(mover, d);
+  await events.idle();
+  const thirdBefore = structuredClone(inSalesmanago(c));
+  assert.notEqual(thirdBefore.id, moverSmId, "two different SALESmanago contacts");
+
+  await api("PATCH", `contacts(${mover})`, { emailaddress1: c }, { "If-Match": "*" });
+  const failed = await until(() => (row(mover)?.new_salesmanagosyncstatus === FAILED ? row(mover) : null), { what: "the changed contact marked Failed" });
+  await events.idle();
+  assert.match(String(failed.new_salesmanagolasterror), /already used by another SALESmanago contact/, failed.new_salesmanagolasterror);
+  assert.ok(String(failed.new_salesmanagolasterror).includes(c), `the error names ${c}: ${failed.new_salesmanagolasterror}`);
+  assert.deepEqual(inSalesmanago(c), thirdBefore, "the third SALESmanago contact keeps its own data");
+  assert.equal(inSalesmanago(d)?.id, moverSmId, "the changed contact's SALESmanago contact stays under D, not merged");
+  assert.equal(world.sim.contacts().filter((x) => x.id === thirdBefore.id || x.id === moverSmId).length, 2, "still two SALESmanago contacts");
+  assert.equal(row(mover).new_salesmanagoid, moverSmId, "its SALESmanago id unchanged");
+  assert.equal(row(third).new_salesmanagosyncstatus, SYNCED, "the third Dynamics contact is untouched");
 });
