@@ -9,8 +9,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { createDataverse } from "../sandbox/dataverse.mjs";
+import { REQUEST_TIMEOUT_MS, withServer as withDataverseServer } from "./support/dataverse-server.mjs";
 
-const REQUEST_TIMEOUT_MS = 10_000;
 const MAX_PAGES = 50;
 const DAY_MS = 86_400_000;
 const TRACK = { Prefer: "odata.track-changes" };
@@ -43,59 +43,9 @@ const TABLES = () => ({
 const id = (n) => `00000000-0000-4000-8000-${String(n).padStart(12, "0")}`;
 const contacts = (from, to) => Array.from({ length: to - from + 1 }, (_, i) => ({ contactid: id(from + i), firstname: `First${from + i}`, lastname: `Last${from + i}`, emailaddress1: `c${from + i}@example.com` }));
 
-/** Starts a stand-in behind an HTTP server, runs fn, always closes the server and flushes. */
-async function withServer(options, fn) {
-  const dv = createDataverse({ tables: TABLES(), ...options });
-  const server = http.createServer(async (req, res) => {
-    try {
-      if (await dv.handle(req, res)) return;
-      res.writeHead(404, { "Content-Type": "text/plain" }).end("not the API");
-    } catch (error) {
-      if (!res.headersSent) res.writeHead(500);
-      res.end(String(error));
-    }
-  });
-  await new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", resolve);
-  });
-  const origin = `http://127.0.0.1:${server.address().port}`;
-  try {
-    await fn({ dv, origin, api: client(origin) });
-  } finally {
-    server.closeAllConnections();
-    await new Promise((resolve) => server.close(resolve));
-    await dv.flush();
-  }
-}
-
-function client(origin) {
-  const base = `${origin}/api/data/v9.2/`;
-  async function call(method, target, { body, headers = {} } = {}) {
-    const url = /^https?:/.test(target) ? target : base + target;
-    const init = { method, headers: { Accept: "application/json", ...headers }, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) };
-    if (body !== undefined) {
-      init.body = typeof body === "string" ? body : JSON.stringify(body);
-      if (!init.headers["Content-Type"]) init.headers["Content-Type"] = "application/json";
-    }
-    const response = await fetch(url, init);
-    const text = await response.text();
-    let json = null;
-    try {
-      json = text ? JSON.parse(text) : null;
-    } catch {
-      json = null;
-    }
-    return { status: response.status, headers: response.headers, text, json };
-  }
-  return {
-    base,
-    call,
-    get: (target, headers) => call("GET", target, { headers }),
-    post: (target, body, headers) => call("POST", target, { body, headers }),
-    patch: (target, body, headers) => call("PATCH", target, { body, headers }),
-    del: (target, headers) => call("DELETE", target, { headers }),
-  };
+/** The stand-in of this file's tables behind an HTTP server (tests/support/dataverse-server.mjs). */
+function withServer(options, fn) {
+  return withDataverseServer(TABLES(), options, fn);
 }
 
 /**
