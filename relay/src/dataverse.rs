@@ -1,12 +1,12 @@
 //! The relay's own way into Dataverse, as an application user: an OAuth 2.0 client-credentials
 //! token from Entra ID (scope `<org>/.default`), kept until a minute before it expires, then
-//! the Web API: read a contact back, write its synchronisation status. Service protection's
-//! `429` is waited out once, as long as `Retry-After` says, up to a minute.
+//! the Web API: the requests of the core's jobs as they ask for them ([`Dataverse::exchange`],
+//! retried by the jobs), and the record read for a burst and the registration's writes (there,
+//! service protection's `429` is waited out once, as long as `Retry-After` says, up to a minute).
 
 use std::time::{Duration, Instant};
 
 use axum::http::header;
-use salesmanago_dynamics::core::dataverse::batch::{self, BatchBody};
 use salesmanago_dynamics::core::dataverse::error::DvFailure;
 use salesmanago_dynamics::core::json::{self, Map, Value};
 use salesmanago_dynamics::core::salesmanago::HttpResponse;
@@ -115,11 +115,6 @@ impl Dataverse {
         format!("{}/api/data/v9.2/{path}", self.config.url.trim_end_matches('/'))
     }
 
-    /// The contact `id` as the Web API gives it, every column.
-    pub async fn contact(&self, id: &str) -> Result<Map, DataverseError> {
-        self.get(&format!("contacts({id})")).await
-    }
-
     /// `GET` of `path` under the Web API root (a row, or a page with `value` and
     /// `@odata.nextLink`; an absolute next link is taken as it is).
     pub async fn get(&self, path: &str) -> Result<Map, DataverseError> {
@@ -142,11 +137,6 @@ impl Dataverse {
             Ok(Value::Object(row)) => Ok(row),
             _ => Err(DataverseError::Unreachable),
         }
-    }
-
-    /// Writes `columns` to the existing contact `id` (`If-Match: *`: never creates one).
-    pub async fn write(&self, id: &str, columns: &Map) -> Result<(), DataverseError> {
-        self.patch(&format!("contacts({id})"), columns).await
     }
 
     /// Writes `columns` to the existing row at `path` (`If-Match: *`).
@@ -196,27 +186,6 @@ impl Dataverse {
     /// The Web API's root, for the addresses inside a `$batch`.
     pub fn service_root(&self) -> String {
         self.url("")
-    }
-
-    /// Sends a `$batch` of independent requests; each one's outcome, in order.
-    pub async fn batch(&self, batch: &BatchBody) -> Result<Vec<Result<(), String>>, DataverseError> {
-        let url = self.url("$batch");
-        let response = self
-            .send(|token| {
-                self.http
-                    .post(&url)
-                    .bearer_auth(token)
-                    .header(header::CONTENT_TYPE, batch.content_type.as_str())
-                    .header("Prefer", "odata.continue-on-error")
-                    .body(batch.body.clone())
-            })
-            .await?;
-        let status = response.status().as_u16();
-        if !(200..=299).contains(&status) {
-            return Err(DataverseError::Status(status));
-        }
-        let text = read(response).await?;
-        Ok(batch::outcomes(&text))
     }
 
     /// Deletes the row at `path`; a row already gone counts as deleted.

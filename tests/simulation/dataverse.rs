@@ -52,6 +52,16 @@ fn ok(body: String) -> Answer {
     Ok(HttpResponse { date: None, status: 200, retry_after: None, body })
 }
 
+/// `row` as a read with `$select` of `select` answers it.
+fn selected(row: &Map, select: &[String]) -> Value {
+    let mut out = Map::new();
+    out.insert("@odata.etag".into(), "W/\"1\"".into());
+    for column in select {
+        out.insert(column.clone(), row.get(column).cloned().unwrap_or(Value::Null));
+    }
+    Value::Object(out)
+}
+
 /// The id in `contacts(<id>)?…`.
 fn row_id(path: &str) -> &str {
     path.split_once('(').and_then(|(_, rest)| rest.split_once(')')).map_or("", |(id, _)| id)
@@ -170,14 +180,7 @@ impl Dataverse {
             .contacts
             .values()
             .filter(|row| since.is_none() || newer(row))
-            .map(|row| {
-                let mut out = Map::new();
-                out.insert("@odata.etag".into(), "W/\"1\"".into());
-                for column in &select {
-                    out.insert(column.clone(), row.get(column).cloned().unwrap_or(Value::Null));
-                }
-                Value::Object(out)
-            })
+            .map(|row| selected(row, &select))
             .collect();
         if let Some(since) = since {
             for (id, (version, _)) in &self.deleted {
@@ -300,17 +303,7 @@ impl Dataverse {
             }
             page.push(row);
         }
-        let rows: Vec<Value> = page
-            .iter()
-            .map(|row| {
-                let mut out = Map::new();
-                out.insert("@odata.etag".into(), "W/\"1\"".into());
-                for column in &select {
-                    out.insert(column.clone(), row.get(column).cloned().unwrap_or(Value::Null));
-                }
-                Value::Object(out)
-            })
-            .collect();
+        let rows: Vec<Value> = page.iter().map(|row| selected(row, &select)).collect();
         let mut body = Map::new();
         body.insert("value".into(), Value::Array(rows));
         if more {
