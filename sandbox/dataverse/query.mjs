@@ -93,6 +93,9 @@ function encodeSkipToken(page, token) {
 
 /** The primary keys, sorted, of the rows whose `lookup.column` holds one of `lookup.values`. */
 function candidateKeys(t, { column, keyOf, values }) {
+  // The primary key is the table's own key (stored lower-case, as every GUID is): no index to
+  // build, which a table written between reads would otherwise rebuild for every read.
+  if (column === t.primaryKey) return [...values].filter((v) => t.records.has(v)).sort();
   if (!t.indexes) t.indexes = new Map();
   let index = t.indexes.get(column);
   if (!index) {
