@@ -182,6 +182,8 @@ test("with webhooks on, a form save sends once, and the form shows the status th
   const id = await create({ firstname: "Forma", lastname: "Zapis", emailaddress1: email });
   await until(() => inSalesmanago(email), { what: "the new contact in SALESmanago" });
   await world.sandbox.events.idle();
+  // The relay answers once SALESmanago has the contact and writes the status back after.
+  await until(() => world.sandbox.dataverse.rows("contact").find((r) => r.contactid === id)?.new_salesmanagosyncstatus === SYNCED, { what: "the relay's first write-back" });
   await api("PATCH", `contacts(${id})`, { new_salesmanagosyncstatus: 100000001 }, { "If-Match": "*" });
   const contact = { contactid: id };
   const before = sentTo(email);

@@ -13,8 +13,10 @@ use tokio::sync::oneshot;
 
 use salesmanago_dynamics::core::dataverse::burst::Sent;
 use salesmanago_dynamics::core::dataverse::schema::{self, integration};
+use salesmanago_dynamics::core::i18n::{text, Lang};
 use salesmanago_dynamics::core::integration::SELECT;
 use salesmanago_dynamics::core::job::deliveries::{self, BurstStart, Exported};
+use salesmanago_dynamics::core::job::{Job, JobFailure, Settled, Summary};
 use salesmanago_dynamics::core::json::Value;
 use salesmanago_dynamics::core::salesmanago::operation::BatchUpsert;
 
@@ -142,7 +144,7 @@ async fn flush(relay: Arc<Relay>) {
 /// Does `items` now, together, through the core's jobs ([`deliveries::Burst`]): the record and
 /// the consent columns read for the burst (never one process's memory), the jobs driven, each
 /// delivery's answer, in order.
-pub(crate) async fn go(relay: &Relay, items: &[Delivery]) -> Vec<Answer> {
+pub(crate) async fn go(relay: &Arc<Relay>, items: &[Delivery]) -> Vec<Answer> {
     let all = |answer: Answer| vec![answer; items.len()];
     let Some(dataverse) = &relay.dataverse else {
         return all(Err(Failed::Refused(
@@ -174,21 +176,63 @@ pub(crate) async fn go(relay: &Relay, items: &[Delivery]) -> Vec<Answer> {
     };
     let export = burst.export.take();
     let forgets = std::mem::take(&mut burst.forgets);
-    let exported = async {
-        let mut job = export?;
-        let result = driver::drive(relay, dataverse, &mut job).await;
-        Some((result, job.went().to_vec()))
-    };
+    // The export is answered as soon as SALESmanago has every contact (its statuses are
+    // written back and its contacts read again after, off the answers' path).
+    let (settled_tx, settled) = oneshot::channel::<Outcome>();
+    match export {
+        Some(job) => relay.after.spawn(export_job(relay.clone(), job, settled_tx)),
+        None => drop(settled_tx),
+    }
     let forgotten = futures_util::future::join_all(
         forgets
             .into_iter()
             .map(|(index, mut job)| async move { (index, driver::drive(relay, dataverse, &mut job).await) }),
     );
-    let (exported, forgotten) = tokio::join!(exported, forgotten);
-    if let Some((_, went)) = &exported {
-        for (id, version) in went {
-            relay.burst.remember(id, Sent { version: *version, modified_ms: None });
+    let (outcome, forgotten) = tokio::join!(settled, forgotten);
+    let exported = match &outcome {
+        Ok(Outcome::Settled(settled)) => Some(Exported::Settled(settled)),
+        Ok(Outcome::Ended(result, went)) => Some(Exported::Ended { result, went }),
+        Err(_) => None,
+    };
+    burst.answers(exported, &forgotten)
+}
+
+/// What the burst's export tells its deliveries: its contacts settled, or its end.
+enum Outcome {
+    Settled(Settled),
+    Ended(Result<Summary, JobFailure>, Vec<(String, Option<u64>)>),
+}
+
+/// Drives the burst's "Export selected" to its end, telling `settled` as soon as it can; what
+/// it sent is remembered, and an end that failed after the answers is logged.
+async fn export_job(relay: Arc<Relay>, mut job: Job, settled: oneshot::Sender<Outcome>) {
+    let Some(dataverse) = &relay.dataverse else { return };
+    let mut tell = Some(settled);
+    let result = driver::watched(&relay, dataverse, &mut job, |job| {
+        if let Some(settled) = job.settled() {
+            if let Some(tell) = tell.take() {
+                let _ = tell.send(Outcome::Settled(settled.clone()));
+            }
+        }
+    })
+    .await;
+    for (id, version) in job.went() {
+        relay.burst.remember(id, Sent { version: *version, modified_ms: None });
+    }
+    match tell {
+        Some(tell) => {
+            let _ = tell.send(Outcome::Ended(result, job.went().to_vec()));
+        }
+        None => {
+            if let Err(failure) = &result {
+                let message = text(&failure.message, Lang::En);
+                tracing::warn!(kind = failure.kind, %message, "a burst's export failed after its deliveries were answered");
+            } else if let Ok(summary) = &result {
+                if summary.tally.failed() > 0 {
+                    let message = text(&summary.message, Lang::En);
+                    tracing::warn!(%message, "a burst's export ended with failures after its deliveries were answered");
+                }
+            }
         }
     }
-    burst.answers(exported.as_ref().map(|(result, went)| Exported { result, went }), &forgotten)
 }

@@ -20,6 +20,16 @@ type Pending<'a> = Pin<Box<dyn Future<Output = Option<(Ticket, Reply)>> + Send +
 
 /// Runs `job` to its end: its summary, or why it failed.
 pub(crate) async fn drive(relay: &Relay, dataverse: &Dataverse, job: &mut Job) -> Result<Summary, JobFailure> {
+    watched(relay, dataverse, job, |_| {}).await
+}
+
+/// Runs `job` to its end, showing it to `watch` after each reply it takes.
+pub(crate) async fn watched(
+    relay: &Relay,
+    dataverse: &Dataverse,
+    job: &mut Job,
+    mut watch: impl FnMut(&Job),
+) -> Result<Summary, JobFailure> {
     let root = dataverse.service_root();
     let mut pending: FuturesUnordered<Pending<'_>> = FuturesUnordered::new();
     loop {
@@ -39,7 +49,10 @@ pub(crate) async fn drive(relay: &Relay, dataverse: &Dataverse, job: &mut Job) -
             }));
         }
         match pending.next().await {
-            Some(Some((ticket, reply))) => job.handle(ticket, reply, now_ms()),
+            Some(Some((ticket, reply))) => {
+                job.handle(ticket, reply, now_ms());
+                watch(job);
+            }
             Some(None) => {}
             // Nothing under way and nothing planned, yet not finished: the job cannot go on.
             None => {

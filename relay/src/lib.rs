@@ -50,7 +50,7 @@ use salesmanago_dynamics::core::salesmanago::{
 pub use config::Config;
 use files::FileSigner;
 use limits::{Rate, Shares};
-pub use server::serve;
+pub use server::{serve, serve_with};
 
 struct Relay {
     config: Config,
@@ -69,11 +69,50 @@ struct Relay {
     burst: burst::Burst,
     /// Dataverse, as the integration's application user, when configured.
     dataverse: Option<dataverse::Dataverse>,
+    /// Work going on after its deliveries were answered (a burst's write-back and recheck).
+    after: After,
+}
+
+/// Work that goes on after its answer: counted, so that a shutdown lets it finish.
+#[derive(Clone)]
+pub struct After(Arc<tokio::sync::watch::Sender<usize>>);
+
+impl After {
+    fn new() -> After {
+        After(Arc::new(tokio::sync::watch::Sender::new(0)))
+    }
+
+    /// Runs `work` on its own task, counted until it ends.
+    fn spawn(&self, work: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.0.send_modify(|n| *n += 1);
+        let counter = self.0.clone();
+        tokio::spawn(async move {
+            // Counted down however the task ends (a panic included).
+            struct Done(Arc<tokio::sync::watch::Sender<usize>>);
+            impl Drop for Done {
+                fn drop(&mut self) {
+                    self.0.send_modify(|n| *n -= 1);
+                }
+            }
+            let _done = Done(counter);
+            work.await;
+        });
+    }
+
+    /// Resolves once no such work is under way.
+    pub async fn finished(&self) {
+        let _ = self.0.subscribe().wait_for(|n| *n == 0).await;
+    }
 }
 
 /// The relay's routes over `config`, with CORS for the allowed origins and a panic in one
 /// request answered as a `500`, never the end of the process.
 pub fn app(config: Config) -> Router {
+    app_and_after(config).0
+}
+
+/// [`app`], and the work its requests leave going on after their answers.
+pub(crate) fn app_and_after(config: Config) -> (Router, After) {
     let upstream = upstream::Upstream::new(&config);
     let client = Client { endpoint: config.endpoint.clone(), credentials: config.credentials.clone(), relay: None };
     let files = FileSigner::new(config.credentials.sign("salesmanago-relay files").as_bytes());
@@ -93,9 +132,11 @@ pub fn app(config: Config) -> Router {
         seen: webhook::Seen::new(),
         burst: burst::Burst::new(config.burst),
         dataverse,
+        after: After::new(),
         config,
     };
     let state = Arc::new(relay);
+    let after = state.after.clone();
     if state.dataverse.is_some() && !state.config.catch_up.is_zero() {
         tokio::spawn(catchup::every(state.clone()));
     }
@@ -109,7 +150,7 @@ pub fn app(config: Config) -> Router {
         .route("/dataverse/catch-up", post(webhook::catch_up_now))
         .fallback(|| async { json_response(404, r#"{"status":"not found"}"#.into()) })
         .with_state(state);
-    guarded(routes.layer(cors))
+    (guarded(routes.layer(cors)), after)
 }
 
 /// `router` with a panic in a request answered as a `500` (logged, with no detail of the

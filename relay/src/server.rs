@@ -43,7 +43,8 @@ pub fn descriptors() -> Option<u64> {
 }
 
 /// Serves the relay over `config` on `listener` until `shutdown` completes, then lets the
-/// connections under way finish (for at most 30 s).
+/// connections under way finish, and then the work left after their answers (each for at most
+/// 30 s).
 ///
 /// Fails when the connection cap does not fit the process's file descriptors (before serving).
 pub async fn serve(
@@ -51,11 +52,28 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ConfigError> {
+    serve_with(listener, config, shutdown, |_| {}).await
+}
+
+/// [`serve`], handing `after` the count of work going on after answers (a host that waits for
+/// it; the tests, to look at Dynamics once the statuses are written back).
+pub async fn serve_with(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+    after: impl FnOnce(crate::After),
+) -> Result<(), ConfigError> {
     let cap = config.connection_cap(descriptors())?;
     let (header_timeout, write_timeout) = (config.header_timeout, config.write_timeout);
-    let router = crate::app(config);
+    let (router, work) = crate::app_and_after(config);
+    after(work.clone());
+    let after = work;
     tracing::info!(connections = cap as u64, "connection cap");
     accept(listener, router, Limits { cap, header_timeout, write_timeout }, shutdown).await;
+    // Bursts answered whose statuses are still being written back.
+    if tokio::time::timeout(DRAIN, after.finished()).await.is_err() {
+        tracing::warn!("work after answers (status write-backs) cut short by the shutdown");
+    }
     Ok(())
 }
 

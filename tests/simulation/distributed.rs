@@ -180,12 +180,23 @@ impl Scenario {
             Ok(burst) => burst,
             Err(answer) => return vec![answer; items.len()],
         };
+        // Answered as soon as SALESmanago has every contact; the job goes on to its end
+        // (statuses written back, contacts read again) before the next event, here.
         let exported = burst.export.take().map(|mut job| {
-            let result = world.drive_raw(&mut job, None, &mut Vec::new()).expect("driven to the end");
+            let mut in_flight = Vec::new();
+            let mut settled = None;
+            let result = loop {
+                let end = world.drive_raw(&mut job, Some(1), &mut in_flight);
+                settled = settled.or_else(|| job.settled().cloned());
+                if let Some(result) = end {
+                    break result;
+                }
+            };
             if let Ok(summary) = &result {
                 assert!(summary.tally.adds_up(), "a burst's counts add up: {:?}", summary.tally);
+                assert!(settled.is_some(), "an export that ended well settled first");
             }
-            (result, job.went().to_vec())
+            (result, job.went().to_vec(), settled)
         });
         let forgotten: Vec<_> = std::mem::take(&mut burst.forgets)
             .into_iter()
@@ -193,14 +204,18 @@ impl Scenario {
                 (index, world.drive_raw(&mut job, None, &mut Vec::new()).expect("driven to the end"))
             })
             .collect();
-        if let Some((_, went)) = &exported {
+        if let Some((_, went, _)) = &exported {
             for (id, version) in went {
                 self.instances[instance]
                     .sent
                     .insert(id.to_ascii_lowercase(), Sent { version: *version, modified_ms: None });
             }
         }
-        burst.answers(exported.as_ref().map(|(result, went)| Exported { result, went }), &forgotten)
+        let exported = exported.as_ref().map(|(result, went, settled)| match settled {
+            Some(settled) => Exported::Settled(settled),
+            None => Exported::Ended { result, went },
+        });
+        burst.answers(exported, &forgotten)
     }
 
     /// The catch-up: "Export changes", by the relay or from a browser with a clock of its own.

@@ -14,6 +14,19 @@ pub(crate) async fn spawn_relay(config: salesmanago_relay::Config) -> SocketAddr
     address
 }
 
+/// [`spawn_relay`], with the count of the relay's work after its answers.
+#[allow(dead_code)]
+pub(crate) async fn spawn_watched(config: salesmanago_relay::Config) -> (SocketAddr, salesmanago_relay::After) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (tell, after) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let tell = move |after| drop(tell.send(after));
+        salesmanago_relay::serve_with(listener, config, std::future::pending(), tell).await.unwrap()
+    });
+    (address, after.await.unwrap())
+}
+
 /// Serves `router` on a free port of 127.0.0.1; its address.
 #[allow(dead_code)]
 pub(crate) async fn serve(router: Router) -> SocketAddr {

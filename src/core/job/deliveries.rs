@@ -16,10 +16,11 @@ use crate::core::i18n::{text, Lang, Message};
 use crate::core::integration::Settings;
 use crate::core::json::Map;
 use crate::core::salesmanago::Client;
+use crate::core::sync::NotDone;
 
 use super::contact::{ContactStart, Task};
 use super::lease::User;
-use super::{Job, JobFailure, Start, Summary};
+use super::{Job, JobFailure, Settled, Start, Summary};
 
 /// What a delivery asks for one contact.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,13 +96,18 @@ pub struct BurstStart {
     pub seed: u64,
 }
 
-/// How the burst's "Export selected" ended: its end, and the contacts it sent with their
-/// rows' versions ([`Job::went`]).
-pub struct Exported<'a> {
-    /// The job's end.
-    pub result: &'a Result<Summary, JobFailure>,
-    /// The contacts sent.
-    pub went: &'a [(String, Option<u64>)],
+/// What came of the burst's "Export selected".
+pub enum Exported<'a> {
+    /// Every contact's outcome in SALESmanago ([`Job::settled`]): the deliveries are answered
+    /// from it while the job writes the statuses back and reads the contacts again.
+    Settled(&'a Settled),
+    /// It ended before that: its end, and the contacts it sent ([`Job::went`]).
+    Ended {
+        /// The job's end.
+        result: &'a Result<Summary, JobFailure>,
+        /// The contacts sent, with their rows' versions.
+        went: &'a [(String, Option<u64>)],
+    },
 }
 
 /// A burst planned: the jobs to drive, and how each delivery's answer comes of them.
@@ -218,17 +224,21 @@ impl Burst {
             if self.fates[index] != Fate::Go || !matches!(work, Work::Send { .. }) {
                 continue;
             }
-            let Some(Exported { result, went }) = &exported else { continue };
             let id = &self.contacts[index];
-            answers[index] = Some(match (result, went.iter().any(|(w, _)| w.eq_ignore_ascii_case(id))) {
-                (_, true) => Ok(Done::Went),
-                (Ok(summary), false) => match summary.tally.not_done.iter().find(|n| n.id.eq_ignore_ascii_case(id)) {
-                    Some(n) if n.skipped => Ok(Done::Unsendable(n.reason.clone())),
-                    Some(n) => Err(Failed::ForNow(n.reason.clone())),
-                    // Not read: deleted since (its deletion comes on its own).
-                    None => Ok(Done::Gone),
-                },
-                (Err(failure), false) => failed(failure),
+            let is = |other: &str| other.eq_ignore_ascii_case(id);
+            let listed = |not_done: &[NotDone]| match not_done.iter().find(|n| is(&n.id)) {
+                Some(n) if n.skipped => Ok(Done::Unsendable(n.reason.clone())),
+                Some(n) => Err(Failed::ForNow(n.reason.clone())),
+                // Not read: deleted since (its deletion comes on its own).
+                None => Ok(Done::Gone),
+            };
+            answers[index] = Some(match &exported {
+                None => continue,
+                Some(Exported::Settled(settled)) if settled.went.iter().any(|w| is(w)) => Ok(Done::Went),
+                Some(Exported::Settled(settled)) => listed(&settled.not_done),
+                Some(Exported::Ended { went, .. }) if went.iter().any(|(w, _)| is(w)) => Ok(Done::Went),
+                Some(Exported::Ended { result: Ok(summary), .. }) => listed(&summary.tally.not_done),
+                Some(Exported::Ended { result: Err(failure), .. }) => failed(failure),
             });
         }
         for (index, result) in forgotten {
@@ -263,5 +273,72 @@ impl Seeds {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let z = (self.0 ^ (self.0 >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z ^ (z >> 31)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::dataverse::schema::integration;
+    use crate::core::i18n::Message;
+    use crate::core::json::Value;
+    use crate::core::salesmanago::{ApiSecret, Credentials, Endpoint};
+
+    fn send(contact: &str, version: u64) -> Delivery {
+        Delivery { contact: contact.into(), work: Work::Send { version: Some(version), changed: Vec::new() } }
+    }
+
+    fn burst(deliveries: &[Delivery]) -> Burst {
+        let mut record = Map::new();
+        record.insert(integration::WEBHOOKS.into(), Value::Bool(true));
+        let credentials =
+            Credentials { client_id: "c".into(), api_secret: ApiSecret::new("s"), owner: "o@example.com".into() };
+        let endpoint = Endpoint::parse("https://app3.salesmanago.pl").unwrap();
+        let start = BurstStart {
+            records: vec![record],
+            consents: Vec::new(),
+            client: Client { endpoint, credentials, relay: None },
+            user: User { id: "app".into(), name: "relay".into() },
+            now_ms: 0,
+            seed: 1,
+        };
+        Burst::new(deliveries, start, |_| None).unwrap_or_else(|_| panic!("the record says to act"))
+    }
+
+    fn listed(id: &str, skipped: bool, reason: &str) -> NotDone {
+        NotDone { id: id.into(), email: String::new(), name: String::new(), skipped, reason: reason.into() }
+    }
+
+    #[test]
+    fn deliveries_are_answered_from_what_salesmanago_made_of_their_contacts() {
+        // Jan twice (the newer rides on the older's read), Ewa, Ola, and Piotr gone since.
+        let deliveries = [send("JAN", 1), send("jan", 2), send("ewa", 1), send("ola", 1), send("piotr", 1)];
+        let burst = burst(&deliveries);
+        let settled = Settled {
+            went: vec!["jan".into()],
+            not_done: vec![listed("ewa", true, "no e-mail"), listed("ola", false, "SALESmanago is busy")],
+        };
+        let answers = burst.answers(Some(Exported::Settled(&settled)), &[]);
+        assert_eq!(
+            answers,
+            [
+                Ok(Done::Went),
+                Ok(Done::Went),
+                Ok(Done::Unsendable("no e-mail".into())),
+                Err(Failed::ForNow("SALESmanago is busy".into())),
+                Ok(Done::Gone),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_export_that_failed_before_settling_fails_what_did_not_go() {
+        let deliveries = [send("jan", 1), send("ewa", 1)];
+        let burst = burst(&deliveries);
+        let failure = JobFailure { message: Message::Dataverse { detail: "down".into() }, kind: "dataverse" };
+        let went = [("JAN".to_owned(), Some(1))];
+        let answers = burst.answers(Some(Exported::Ended { result: &Err(failure), went: &went }), &[]);
+        assert_eq!(answers[0], Ok(Done::Went));
+        assert!(matches!(&answers[1], Err(Failed::ForNow(reason)) if reason.contains("down")), "{answers:?}");
     }
 }

@@ -14,7 +14,7 @@ use crate::core::salesmanago::contact::UpsertDetails;
 use crate::core::salesmanago::operation::{BatchUpsert, Lookup, LookupKind, Refused};
 use crate::core::salesmanago::SmError;
 use crate::core::sorted::SortedMap;
-use crate::core::sync::{write_back, Tally};
+use crate::core::sync::{write_back, NotDone, Tally};
 use crate::object;
 
 use super::catchup::{CatchUp, Row as CatchRow};
@@ -60,6 +60,18 @@ enum Step {
     Write,
 }
 
+/// "Export selected": what SALESmanago made of each contact, known as soon as every page's
+/// calls are answered, before the statuses are written back to Dynamics and the contacts read
+/// again. A webhook delivery is answered from it: a write-back that fails then changes no
+/// answer (the contact is in SALESmanago; the job's summary and log tell of the write).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settled {
+    /// The contacts SALESmanago took.
+    pub went: Vec<String>,
+    /// The contacts skipped or failed, with their reasons.
+    pub not_done: Vec<NotDone>,
+}
+
 pub(super) struct Export {
     /// "Export changes": reading through change tracking, deletions among the changes.
     catch_up: Option<CatchUp>,
@@ -91,6 +103,11 @@ pub(super) struct Export {
     /// The rows of the contacts sent, as they went (for the recheck).
     went_rows: Vec<(String, Map)>,
     resending: bool,
+    /// "Export selected": the first pass's outcomes as its pages settle, and how many pages
+    /// read are not settled yet; `settled_all` once every page is.
+    settled: Settled,
+    unsettled: usize,
+    settled_all: bool,
     consents: Vec<String>,
     /// Contacts that failed for now (a service unavailable or busy): the catch-up's watermark
     /// and link stay before them. A refusal that stands (SALESmanago refusing a contact) does
@@ -166,6 +183,9 @@ impl Export {
             recheck: selected.then(Recheck::default),
             went_rows: Vec::new(),
             resending: false,
+            settled: Settled::default(),
+            unsettled: 0,
+            settled_all: false,
             consents: consents.clone(),
         }
     }
@@ -174,6 +194,7 @@ impl Export {
         if self.ending.started() {
             return;
         }
+        self.settled_all |= self.recheck.is_some() && self.first_pass_done();
         self.pages_to_read.read(run, self.pages.len());
         if self.pages_to_read.done() && self.pages.is_empty() && !run.busy() {
             if let Some(catch_up) = &mut self.catch_up {
@@ -230,6 +251,7 @@ impl Export {
             Checked::Waiting => return,
             Checked::Changed(ids) => {
                 if !ids.is_empty() {
+                    self.settled_all = true;
                     self.resending = true;
                     let queries =
                         ids.chunks(IN_CHUNK).map(|ids| contacts(&self.consents, Some(&one_of(contact::ID, ids))));
@@ -432,6 +454,7 @@ impl Export {
             self.tickets.insert(ticket, (index, Step::Holders));
         }
         let reading = page.reading;
+        self.unsettled += 1;
         self.pages.insert(index, page);
         if reading == 0 {
             self.send(index, run, now_ms);
@@ -473,12 +496,36 @@ impl Export {
 
     /// Writes the page's outcomes back, or completes it when nothing changes.
     fn write(&mut self, index: usize, run: &mut Runner, now_ms: u64) {
+        self.settle(index);
         let page = self.page(index);
         if page.writes.is_empty() {
             return self.complete(index, run, now_ms);
         }
         let ticket = run.issue(Request::Write(rows(&page.writes)));
         self.tickets.insert(ticket, (index, Step::Write));
+    }
+
+    /// Page `index` has every answer from SALESmanago: its outcomes join [`Settled`] (the first
+    /// pass's, of "Export selected").
+    fn settle(&mut self, index: usize) {
+        if self.recheck.is_none() || self.resending {
+            return;
+        }
+        let Some(page) = self.pages.get(&index) else { return };
+        let went = page.sent.iter().enumerate().filter(|(_, sent)| **sent);
+        self.settled.went.extend(went.filter_map(|(at, _)| page.rows[at].id()));
+        self.settled.not_done.extend(page.tally.not_done.iter().cloned());
+        self.unsettled -= 1;
+    }
+
+    /// "Export selected": every contact's outcome in SALESmanago, once the first pass has read
+    /// and sent them all ([`Settled`]).
+    pub(super) fn settled(&self) -> Option<&Settled> {
+        (self.settled_all || (self.recheck.is_some() && self.first_pass_done())).then_some(&self.settled)
+    }
+
+    fn first_pass_done(&self) -> bool {
+        !self.resending && self.pages_to_read.done() && self.unsettled == 0
     }
 
     /// A page is done: its counts join the others; the checkpoint moves past the pages done

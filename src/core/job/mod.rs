@@ -35,6 +35,7 @@ use crate::core::salesmanago::operation::BatchUpsert;
 use crate::core::salesmanago::{HttpRequest, HttpResponse, TransportFailure};
 use crate::core::sync::{iso_datetime, Tally};
 
+pub use export::Settled;
 use lease::User;
 use runner::{Error, Output, Runner};
 
@@ -335,6 +336,15 @@ impl Job {
         match &self.kind {
             Some(Kind::Export(job)) => job.went(),
             _ => &[],
+        }
+    }
+
+    /// "Export selected": what SALESmanago made of every contact, once known (before the
+    /// statuses are written back and the contacts read again).
+    pub fn settled(&self) -> Option<&Settled> {
+        match &self.kind {
+            Some(Kind::Export(job)) => job.settled(),
+            _ => None,
         }
     }
 
