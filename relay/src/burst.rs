@@ -20,6 +20,7 @@ use salesmanago_dynamics::core::job::{Job, JobFailure, Settled, Summary};
 use salesmanago_dynamics::core::json::Value;
 use salesmanago_dynamics::core::salesmanago::operation::BatchUpsert;
 
+use crate::dataverse::Method;
 use crate::{driver, Relay};
 
 pub(crate) use salesmanago_dynamics::core::job::deliveries::{Answer, Delivery, Done, Failed, Work};
@@ -152,9 +153,22 @@ pub(crate) async fn go(relay: &Arc<Relay>, items: &[Delivery]) -> Vec<Answer> {
                 .into(),
         )));
     };
+    let Some(consents) = consent_columns(relay, dataverse).await else {
+        return all(Err(Failed::ForNow("Dataverse could not be read".into())));
+    };
+    let plan = {
+        let sent = relay.burst.sent.lock().unwrap_or_else(|p| p.into_inner());
+        deliveries::Burst::plan(items, &consents, |contact| sent.0.get(contact).copied())
+    };
+    // The record and the contacts' rows, read side by side.
+    let root = dataverse.service_root();
+    let rows = plan.reads().iter().map(|read| {
+        let url = read.url(&root);
+        async move { dataverse.exchange(&url, &read.prefer(), Method::Get).await }
+    });
     let record_query = format!("{}?$select={}&$top=2", integration::ENTITY_SET, SELECT.join(","));
-    let (record, consents) = tokio::join!(dataverse.get(&record_query), consent_columns(relay, dataverse));
-    let (Ok(record), Some(consents)) = (record, consents) else {
+    let (record, read) = tokio::join!(dataverse.get(&record_query), futures_util::future::join_all(rows));
+    let Ok(record) = record else {
         return all(Err(Failed::ForNow("Dataverse could not be read".into())));
     };
     let records = record.get("value").and_then(Value::as_array).into_iter().flatten();
@@ -166,11 +180,7 @@ pub(crate) async fn go(relay: &Arc<Relay>, items: &[Delivery]) -> Vec<Answer> {
         now_ms: crate::now_ms(),
         seed: crate::outgoing::seed(),
     };
-    let burst = {
-        let sent = relay.burst.sent.lock().unwrap_or_else(|p| p.into_inner());
-        deliveries::Burst::new(items, start, |contact| sent.0.get(contact).copied())
-    };
-    let mut burst = match burst {
+    let mut burst = match plan.start(start, read) {
         Ok(burst) => burst,
         Err(answer) => return all(answer),
     };

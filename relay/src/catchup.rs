@@ -63,6 +63,7 @@ pub(crate) async fn catch_up(relay: &Relay) -> Result<CatchUp, Stopped> {
         consents: schema::consent_columns(&Value::Object(attributes)),
         selected: Vec::new(),
         changed: Vec::new(),
+        read: None,
         now_ms: now_ms(),
         seed: crate::outgoing::seed(),
     };

@@ -530,16 +530,17 @@ async fn with_dataverse_access_a_cut_event_is_read_back_and_the_status_written_b
     let sent = world.sm.upserted();
     assert_eq!((sent.len(), sent[0]["contact"]["name"].as_str()), (1, Some("Jan Kowalski")), "as read back");
 
-    // The record's settings and the consent columns, the contact read back, its status written.
+    // The consent columns, the record's settings and the contact read back, its status written.
     let requests: Vec<_> = org.requests().into_iter().filter(|r| !r.in_batch).collect();
     let mut asked: Vec<String> = requests.iter().map(|r| format!("{} {}", r.method, r.path)).collect();
-    asked[..2].sort();
+    // The consent columns first; then the record and the contact, side by side.
+    asked[1..3].sort();
     assert_eq!(
         asked,
         [
             "GET EntityDefinitions(LogicalName='contact')/Attributes",
-            "GET new_salesmanagointegrations",
             "GET contacts",
+            "GET new_salesmanagointegrations",
             "POST $batch",
             // The recheck: read again once sent, and the same.
             "GET contacts"
@@ -583,12 +584,14 @@ async fn the_integration_record_says_whether_to_act_and_how_to_remove() {
     org.set_record(integration::WEBHOOKS, false.into());
     let relay = world.relay(&[]).await;
 
-    // Webhooks off on the record: nothing is read or sent.
+    // Webhooks off on the record: nothing is sent or written (the contact's row, read beside
+    // the record, is dropped).
     let (status, said) = world.deliver(relay, UPDATE).await;
     assert_eq!((status, said["done"].as_str()), (200, Some("ignored")), "{said}");
     assert!(said["reason"].as_str().unwrap().contains("webhooks are off"), "{said}");
     assert!(world.sm.calls().is_empty());
-    assert!(org.requests().iter().all(|r| r.path != "contacts"), "{:#?}", org.lines());
+    assert!(org.requests().iter().all(|r| r.method == "GET"), "{:#?}", org.lines());
+    assert_eq!(world.column(JAN, contact::SYNC_STATUS), Value::Null);
 
     // Turned on: the same relay follows the record at once (it reads it for every burst).
     org.set_record(integration::WEBHOOKS, true.into());

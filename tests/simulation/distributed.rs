@@ -22,6 +22,7 @@ use salesmanago_dynamics::core::job::deliveries::{Answer, Burst, BurstStart, Del
 use salesmanago_dynamics::core::job::lease::User;
 use salesmanago_dynamics::core::json::{Map, Value};
 use salesmanago_dynamics::core::mapping::normalize;
+use salesmanago_dynamics::core::salesmanago::HttpResponse;
 
 use super::{for_each_seed, size, text, Faults, World};
 
@@ -176,7 +177,16 @@ impl Scenario {
             seed: world.rng.next(),
         };
         let memory = &self.instances[instance].sent;
-        let mut burst = match Burst::new(items, start, |contact| memory.get(contact).copied()) {
+        let plan = Burst::plan(items, &start.consents, |contact| memory.get(contact).copied());
+        // The rows read beside the record, as the relay reads them.
+        let date = Some(crate::rng::http_date(world.now / 1000 * 1000, 0));
+        let read = plan
+            .reads()
+            .iter()
+            .map(|read| world.dataverse.read(read, &mut world.rng, world.now))
+            .map(|reply| reply.map(|response| HttpResponse { date: date.clone(), ..response }))
+            .collect();
+        let mut burst = match plan.start(start, read) {
             Ok(burst) => burst,
             Err(answer) => return vec![answer; items.len()],
         };

@@ -113,6 +113,7 @@ impl World {
             consents: vec!["new_consent_marketing".into()],
             selected: Vec::new(),
             changed: Vec::new(),
+            read: None,
             now_ms: self.local(),
             seed: self.rng.next(),
         })

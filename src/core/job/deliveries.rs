@@ -12,15 +12,18 @@
 
 use crate::core::command::BulkJob;
 use crate::core::dataverse::burst::{coalesce, Change, Fate, Sent};
+use crate::core::dataverse::error::{self, DvFailure};
+use crate::core::dataverse::query;
 use crate::core::i18n::{text, Lang, Message};
 use crate::core::integration::Settings;
 use crate::core::json::Map;
-use crate::core::salesmanago::Client;
+use crate::core::salesmanago::{Client, HttpResponse};
 use crate::core::sync::NotDone;
 
 use super::contact::{ContactStart, Task};
+use super::export::selection;
 use super::lease::User;
-use super::{Job, JobFailure, Settled, Start, Summary};
+use super::{Job, JobFailure, Prefetched, Read, Settled, Start, Summary};
 
 /// What a delivery asks for one contact.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,15 +125,30 @@ pub struct Burst {
     pub forgets: Vec<(usize, Job)>,
 }
 
-impl Burst {
-    /// Plans `deliveries`; `sent` tells what this host sent last for a contact (lower-case
-    /// id): an optimisation only, the rows are read as they are now. `Err` answers every
-    /// delivery at once (the record says not to act).
-    pub fn new(
-        deliveries: &[Delivery],
-        start: BurstStart,
-        sent: impl Fn(&str) -> Option<Sent>,
-    ) -> Result<Burst, Answer> {
+/// A burst coalesced, before the record is read: the rows of the contacts to send can be read
+/// beside it ([`Plan::reads`]), so that neither waits for the other.
+pub struct Plan {
+    deliveries: Vec<Delivery>,
+    fates: Vec<Fate>,
+    /// The contacts to send, and the columns their changes set.
+    selected: Vec<String>,
+    changed: Vec<(String, Vec<String>)>,
+    /// Their rows' reads.
+    reads: Vec<Read>,
+}
+
+impl Plan {
+    /// The reads of the rows of the contacts to send, to take beside the record's.
+    pub fn reads(&self) -> &[Read] {
+        &self.reads
+    }
+
+    /// The burst's jobs, with the record and the consent columns in `start` and the answers
+    /// to [`Plan::reads`] in `read` (in their order); when one of them failed or did not hold
+    /// every row, the export reads them itself. `Err` answers every delivery at once (the
+    /// record says not to act).
+    pub fn start(self, start: BurstStart, read: Vec<Result<HttpResponse, DvFailure>>) -> Result<Burst, Answer> {
+        let Plan { deliveries, fates, selected, changed, .. } = self;
         let [record] = start.records.as_slice() else {
             return Err(Ok(Done::Ignored("there is not exactly one SALESmanago Integration record")));
         };
@@ -140,6 +158,68 @@ impl Burst {
                 "webhooks are off on the SALESmanago Integration record: the browser sends changes on save",
             )));
         }
+        let mut seeds = Seeds(start.seed);
+        let mut forgets = Vec::new();
+        for (index, delivery) in deliveries.iter().enumerate() {
+            if let (Fate::Go, Work::Remove { email }) = (fates[index], &delivery.work) {
+                let task = Task::Forget { id: delivery.contact.clone(), email: email.clone() };
+                let forget = Job::contact(ContactStart {
+                    task,
+                    lang: Lang::En,
+                    settings: settings.clone(),
+                    consents: start.consents.clone(),
+                    now_ms: start.now_ms,
+                    seed: seeds.next(),
+                });
+                forgets.push((index, forget));
+            }
+        }
+        let export = (!selected.is_empty()).then(|| {
+            Job::new(Start {
+                job: BulkJob::ExportSelected,
+                lang: Lang::En,
+                settings,
+                user: start.user.clone(),
+                record: record.clone(),
+                consents: start.consents.clone(),
+                selected,
+                changed,
+                read: prefetched(read, start.now_ms),
+                now_ms: start.now_ms,
+                seed: seeds.next(),
+            })
+        });
+        let works = deliveries.iter().map(|d| d.work.clone()).collect();
+        let contacts = deliveries.iter().map(|d| d.contact.clone()).collect();
+        Ok(Burst { fates, works, contacts, export, forgets })
+    }
+}
+
+/// The rows the reads answered, as one page, when every read answered with all its rows.
+fn prefetched(read: Vec<Result<HttpResponse, DvFailure>>, now_ms: u64) -> Option<Prefetched> {
+    if read.is_empty() {
+        return None;
+    }
+    let mut rows = Vec::new();
+    let mut date = None;
+    for answer in read {
+        let response = answer.ok()?;
+        date = date.or(response.date.clone());
+        let text = error::answer(Ok(response)).ok()?;
+        let (page, next) = query::page(&text).ok()?;
+        if next.is_some() {
+            return None;
+        }
+        rows.extend(page);
+    }
+    Some(Prefetched { rows, date, at_ms: now_ms })
+}
+
+impl Burst {
+    /// Plans `deliveries` with the contact table's `consents` columns; `sent` tells what this
+    /// host sent last for a contact (lower-case id): an optimisation only, the rows are read
+    /// as they are now.
+    pub fn plan(deliveries: &[Delivery], consents: &[String], sent: impl Fn(&str) -> Option<Sent>) -> Plan {
         let changes: Vec<Change> = deliveries
             .iter()
             .map(|d| Change {
@@ -153,62 +233,26 @@ impl Burst {
             })
             .collect();
         let fates = coalesce(&changes, sent);
-        let mut seeds = Seeds(start.seed);
         let mut selected = Vec::new();
         let mut changed = Vec::new();
-        let mut forgets = Vec::new();
         for (index, delivery) in deliveries.iter().enumerate() {
-            if fates[index] != Fate::Go {
-                continue;
-            }
-            match &delivery.work {
-                Work::Send { changed: columns, .. } => {
-                    // The columns set by every change of the contact in the burst.
-                    let mut columns = columns.clone();
-                    for (other, riding) in deliveries.iter().enumerate() {
-                        if let (Fate::RidesOn(winner), Work::Send { changed: more, .. }) = (fates[other], &riding.work)
-                        {
-                            if winner == index {
-                                columns.extend(more.iter().cloned());
-                            }
-                        }
+            let (Fate::Go, Work::Send { changed: columns, .. }) = (fates[index], &delivery.work) else { continue };
+            // The columns set by every change of the contact in the burst.
+            let mut columns = columns.clone();
+            for (other, riding) in deliveries.iter().enumerate() {
+                if let (Fate::RidesOn(winner), Work::Send { changed: more, .. }) = (fates[other], &riding.work) {
+                    if winner == index {
+                        columns.extend(more.iter().cloned());
                     }
-                    columns.sort_unstable();
-                    columns.dedup();
-                    selected.push(delivery.contact.clone());
-                    changed.push((delivery.contact.clone(), columns));
-                }
-                Work::Remove { email } => {
-                    let task = Task::Forget { id: delivery.contact.clone(), email: email.clone() };
-                    let forget = Job::contact(ContactStart {
-                        task,
-                        lang: Lang::En,
-                        settings: settings.clone(),
-                        consents: start.consents.clone(),
-                        now_ms: start.now_ms,
-                        seed: seeds.next(),
-                    });
-                    forgets.push((index, forget));
                 }
             }
+            columns.sort_unstable();
+            columns.dedup();
+            selected.push(delivery.contact.clone());
+            changed.push((delivery.contact.clone(), columns));
         }
-        let export = (!selected.is_empty()).then(|| {
-            Job::new(Start {
-                job: BulkJob::ExportSelected,
-                lang: Lang::En,
-                settings,
-                user: start.user.clone(),
-                record: record.clone(),
-                consents: start.consents.clone(),
-                selected,
-                changed,
-                now_ms: start.now_ms,
-                seed: seeds.next(),
-            })
-        });
-        let works = deliveries.iter().map(|d| d.work.clone()).collect();
-        let contacts = deliveries.iter().map(|d| d.contact.clone()).collect();
-        Ok(Burst { fates, works, contacts, export, forgets })
+        let reads = selection(consents, &selected).into_iter().map(|query| Read { query, track: false }).collect();
+        Plan { deliveries: deliveries.to_vec(), fates, selected, changed, reads }
     }
 
     /// Each delivery's answer, in order, from how the jobs ended: the export's, and each
@@ -302,7 +346,8 @@ mod tests {
             now_ms: 0,
             seed: 1,
         };
-        Burst::new(deliveries, start, |_| None).unwrap_or_else(|_| panic!("the record says to act"))
+        let plan = Burst::plan(deliveries, &start.consents, |_| None);
+        plan.start(start, Vec::new()).unwrap_or_else(|_| panic!("the record says to act"))
     }
 
     fn listed(id: &str, skipped: bool, reason: &str) -> NotDone {

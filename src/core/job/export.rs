@@ -146,7 +146,7 @@ impl Export {
             Vec::new()
         } else if selected {
             run.total = Some(start.selected.len() as u64);
-            start.selected.chunks(IN_CHUNK).map(|ids| contacts(consents, Some(&one_of(contact::ID, ids)))).collect()
+            selection(consents, &start.selected)
         } else if let Some((last, resumed)) = all.then(|| read_checkpoint(record)).flatten() {
             run.say(Message::Resuming { done: resumed.done });
             run.handled = resumed.total;
@@ -157,9 +157,10 @@ impl Export {
         } else {
             vec![contacts(consents, None)]
         };
-        let (catch_up, pages_to_read) = match catch_up {
-            Some((tracking, pages)) => (Some(tracking), pages),
-            None => (None, Pages::new(queries)),
+        let (catch_up, pages_to_read) = match (catch_up, &start.read) {
+            (Some((tracking, pages)), _) => (Some(tracking), pages),
+            (None, Some(read)) if selected => (None, Pages::read_already(read.rows.clone())),
+            (None, _) => (None, Pages::new(queries)),
         };
         Export {
             catch_up,
@@ -253,9 +254,7 @@ impl Export {
                 if !ids.is_empty() {
                     self.settled_all = true;
                     self.resending = true;
-                    let queries =
-                        ids.chunks(IN_CHUNK).map(|ids| contacts(&self.consents, Some(&one_of(contact::ID, ids))));
-                    self.pages_to_read = Pages::new(queries.collect::<Vec<_>>());
+                    self.pages_to_read = Pages::new(selection(&self.consents, &ids));
                 }
                 return;
             }
@@ -598,6 +597,11 @@ impl Page {
             self.tally.not_done(listed);
         }
     }
+}
+
+/// The queries that read the contacts `ids` (their columns with `consents`), a chunk each.
+pub(super) fn selection(consents: &[String], ids: &[String]) -> Vec<String> {
+    ids.chunks(IN_CHUNK).map(|ids| contacts(consents, Some(&one_of(contact::ID, ids)))).collect()
 }
 
 /// A row's id, in lower case.

@@ -230,10 +230,25 @@ pub struct Start {
     /// The columns each contact's change set deliberately (webhook events): the consent rule
     /// takes a change there as the user's. Empty in the browser.
     pub changed: Vec<(String, Vec<String>)>,
+    /// Rows the host read already for it (a burst's contacts, read beside the record);
+    /// `None` for a job that reads its own.
+    pub read: Option<Prefetched>,
     /// Now, Unix ms.
     pub now_ms: u64,
     /// Random bits for request keys and jitter.
     pub seed: u64,
+}
+
+/// Rows read before a job started, and when: the answer's `Date` (Dataverse's clock) and the
+/// host's time it came.
+#[derive(Debug, Clone)]
+pub struct Prefetched {
+    /// The rows, in one page.
+    pub rows: Vec<Value>,
+    /// The answer's `Date` header.
+    pub date: Option<String>,
+    /// The host's time the answer came, Unix ms.
+    pub at_ms: u64,
 }
 
 const EXPORT_RECORD: &[&str] = &[JobColumns::Export.checkpoint_column()];
@@ -293,6 +308,9 @@ impl Job {
     /// holds it.
     pub fn new(start: Start) -> Job {
         let mut run = Runner::new(&start);
+        if let Some(read) = &start.read {
+            run.observe_clock(read.date.as_deref(), read.at_ms);
+        }
         let now_ms = start.now_ms;
         let acquiring = start.job.state().map(|state| run.acquire(state, start.user.clone(), now_ms));
         let kind = Some(Kind::new(&start, &start.record, &mut run, now_ms));

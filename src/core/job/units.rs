@@ -42,6 +42,11 @@ impl Pages {
         Pages { queries: queries.into_iter().collect(), reading: None, arrived: None, tracked: false, delta: None }
     }
 
+    /// The rows the host read already, as one page that arrived.
+    pub(super) fn read_already(rows: Vec<Value>) -> Pages {
+        Pages { arrived: Some(rows), ..Pages::new([]) }
+    }
+
     /// A change-tracked read of `query`, and of the pages after it.
     pub(super) fn tracked(query: String) -> Pages {
         Pages { tracked: true, ..Pages::new([query]) }

@@ -44,6 +44,7 @@ pub(super) async fn run(context: Context, job: BulkJob) -> Outcome {
         consents,
         selected: context.selected_ids.clone(),
         changed: Vec::new(),
+        read: None,
         now_ms: now_ms(),
         seed: random_seed(),
     };

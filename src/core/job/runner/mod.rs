@@ -135,6 +135,11 @@ impl Runner {
         }
     }
 
+    /// Learns Dataverse's clock from an answer's `Date`, come at `local_ms`.
+    pub(super) fn observe_clock(&mut self, date: Option<&str>, local_ms: u64) {
+        self.clock.observe(date, local_ms);
+    }
+
     /// `local_ms` on Dataverse's clock, as its answers so far tell it.
     pub(super) fn dataverse_time(&self, local_ms: u64) -> u64 {
         self.clock.at(local_ms)
