@@ -1,9 +1,11 @@
 //! Bursts: webhook deliveries arriving together (an import fires one a contact) wait until
 //! arrivals pause for [`IDLE`] (at most `RELAY_BURST_MS`) and go together through the core's
-//! jobs ([`go`]): batch upserts of up to 400 contacts, their statuses written back in one
-//! Dataverse `$batch`. Each delivery is answered with its own contact's outcome, so a failure
-//! still answers 503 and Dataverse retries it. Which change of a contact goes is [`coalesce`]'s
-//! decision: one per contact, and a deletion over everything else.
+//! jobs ([`go`]): the contacts' rows read beside the integration record, batch upserts of up to
+//! 400 contacts. Each delivery is answered with its own contact's outcome in SALESmanago, so a
+//! failure still answers 503 and Dataverse retries it; the statuses are written back in one
+//! Dataverse `$batch` after the answers, and the contacts read again. Which change of a contact
+//! goes is the core's decision (`coalesce`): one per contact, and a deletion over everything
+//! else.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -108,15 +110,15 @@ pub(crate) async fn submit(relay: &Arc<Relay>, item: Delivery) -> Answer {
         tokio::spawn(async move {
             let idle = IDLE.min(relay.burst.window);
             loop {
-                tokio::time::sleep(idle).await;
+                // Until arrivals have paused for `idle` (from the last one, not a whole `idle`
+                // more), or the window has passed since the first.
                 let due = {
                     let waiting = relay.burst.waiting.lock().unwrap_or_else(|p| p.into_inner());
-                    waiting.items.is_empty()
-                        || waiting.last.elapsed() >= idle
-                        || waiting.first.elapsed() >= relay.burst.window
+                    (!waiting.items.is_empty()).then(|| (waiting.last + idle).min(waiting.first + relay.burst.window))
                 };
-                if due {
-                    return flush(relay).await;
+                match due {
+                    Some(due) if due > Instant::now() => tokio::time::sleep_until(due.into()).await,
+                    _ => return flush(relay).await,
                 }
             }
         });
