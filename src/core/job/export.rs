@@ -378,7 +378,7 @@ impl Export {
                 return;
             }
             (Step::Write, Err(error)) => return run.fail(error.into()),
-            (_, Ok(_)) => unreachable!("each request yields its own output"),
+            (_, Ok(_)) => return run.mismatched(),
         }
         if self.pages.get(&index).is_some_and(|p| p.calls == 0) {
             self.write(index, run, now_ms);

@@ -380,6 +380,14 @@ impl Runner {
         Some(crate::core::i18n::text(&error.message(), self.lang))
     }
 
+    /// A reply whose output is not its request's (the runner reads each reply as its request's
+    /// output, so none comes): the job fails, rather than the process (a release build aborts
+    /// on a panic).
+    pub(super) fn mismatched(&mut self) {
+        let detail = "an answer came that is not its request's".into();
+        self.fail(JobFailure { message: crate::core::i18n::Message::Dataverse { detail }, kind: "internal" });
+    }
+
     /// Ends the job with `failure`; it stays failed, and its later answers are ignored. A lease
     /// held is given up first, so the job can be started again at once.
     pub(super) fn fail(&mut self, failure: JobFailure) {
