@@ -118,8 +118,8 @@ impl Salesmanago {
     }
 
     /// SALESmanago-side changes after the last export: new names (some too long for
-    /// Dynamics' columns) and opt-outs, an hour before the pull.
-    pub(crate) fn change_some(&mut self, rng: &mut Rng, dataverse: &Dataverse, start: u64) {
+    /// Dynamics' columns) and opt-outs, made within `span` ms from `start`.
+    pub(crate) fn change_some(&mut self, rng: &mut Rng, dataverse: &Dataverse, start: u64, span: u64) {
         for (i, row) in dataverse.contacts.values().enumerate() {
             let Some(email) = row.get("emailaddress1").and_then(Value::as_str) else { continue };
             let Ok(email) = normalize::email(email) else { continue };
@@ -138,7 +138,7 @@ impl Salesmanago {
                 email: email.clone(),
                 name,
                 opted_out: rng.chance(400),
-                modified_on: start + rng.below(3_000_000),
+                modified_on: start + rng.below(span),
                 changed: true,
                 phone_opted_out: false,
                 consents: BTreeMap::new(),

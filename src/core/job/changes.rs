@@ -62,6 +62,10 @@ enum Step {
 }
 
 pub(super) struct Changes {
+    /// The watermark read from the record; the windows to list are planned from it once the
+    /// lease is held, on Dataverse's clock ([`Changes::plan`]).
+    watermark: Option<u64>,
+    planned: bool,
     to: u64,
     consents: Vec<String>,
     windows: VecDeque<(u64, u64)>,
@@ -78,17 +82,17 @@ pub(super) struct Changes {
 }
 
 impl Changes {
-    pub(super) fn new(start: &Start, record: &Map, now_ms: u64) -> Changes {
+    pub(super) fn new(start: &Start, record: &Map) -> Changes {
         let watermark = record
             .get(integration::CHANGES_WATERMARK)
             .and_then(Value::as_str)
             .and_then(|w| w.trim().parse::<u64>().ok());
-        let to = now_ms;
-        let from = watermark.map_or(to.saturating_sub(FIRST_PULL_MS), |w| w + 1);
         Changes {
-            to,
+            watermark,
+            planned: false,
+            to: 0,
             consents: start.consents.clone(),
-            windows: ModifiedContacts::windows(from, to).into(),
+            windows: VecDeque::new(),
             next: None,
             listing: None,
             listed: VecDeque::new(),
@@ -101,8 +105,21 @@ impl Changes {
         }
     }
 
+    /// Plans the windows to list, up to now on Dataverse's clock, once the lease is held (its
+    /// answers told that clock): a browser whose clock runs fast must not move the watermark
+    /// past changes SALESmanago has yet to make, nor one that runs slow leave some behind.
+    fn plan(&mut self, run: &Runner, now_ms: u64) -> bool {
+        if !self.planned && run.leased() {
+            self.to = run.dataverse_time(now_ms);
+            let from = self.watermark.map_or(self.to.saturating_sub(FIRST_PULL_MS), |w| w + 1);
+            self.windows = ModifiedContacts::windows(from, self.to).into();
+            self.planned = true;
+        }
+        self.planned
+    }
+
     pub(super) fn advance(&mut self, run: &mut Runner, now_ms: u64) {
-        if self.ending.started() {
+        if self.ending.started() || !self.plan(run, now_ms) {
             return;
         }
         let room = self.chunks.len() < run.limit();

@@ -280,13 +280,13 @@ enum Kind {
 }
 
 impl Kind {
-    fn new(start: &Start, record: &Map, run: &mut Runner, now_ms: u64) -> Kind {
+    fn new(start: &Start, record: &Map, run: &mut Runner) -> Kind {
         match start.job {
             BulkJob::ExportSelected | BulkJob::ExportAll | BulkJob::ExportChanges => {
                 Kind::Export(Box::new(export::Export::new(start, record, run)))
             }
             BulkJob::PullConsents => Kind::Consents(consents::Consents::new(start, run)),
-            BulkJob::PullChanges => Kind::Changes(changes::Changes::new(start, record, now_ms)),
+            BulkJob::PullChanges => Kind::Changes(changes::Changes::new(start, record)),
         }
     }
 }
@@ -313,7 +313,7 @@ impl Job {
         }
         let now_ms = start.now_ms;
         let acquiring = start.job.state().map(|state| run.acquire(state, start.user.clone(), now_ms));
-        let kind = Some(Kind::new(&start, &start.record, &mut run, now_ms));
+        let kind = Some(Kind::new(&start, &start.record, &mut run));
         let mut job = Job { run, kind, acquiring };
         job.run.begin(now_ms);
         job.advance(now_ms);

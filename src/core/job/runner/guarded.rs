@@ -60,6 +60,11 @@ impl Runner {
         self.issue(Request::Record(Guarded::new(columns, purpose, known)))
     }
 
+    /// Whether the job may act: it has no lease, or holds it.
+    pub(in crate::core::job) fn leased(&self) -> bool {
+        self.lease.as_ref().is_none_or(|l| l.held)
+    }
+
     /// Whether `request` must wait for the lease: while it is being taken, a job reads, but
     /// changes nothing.
     pub(super) fn waits_for_lease(&self, request: &Request) -> bool {
