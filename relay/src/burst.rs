@@ -22,6 +22,8 @@ use salesmanago_dynamics::core::job::{Job, JobFailure, Settled, Summary};
 use salesmanago_dynamics::core::json::Value;
 use salesmanago_dynamics::core::salesmanago::operation::BatchUpsert;
 
+use salesmanago_dynamics::core::retry::RetryPolicy;
+
 use crate::dataverse::Method;
 use crate::{driver, Relay};
 
@@ -37,7 +39,7 @@ async fn consent_columns(relay: &Relay, dataverse: &crate::dataverse::Dataverse)
             return Some(columns.clone());
         }
     }
-    let attributes = dataverse.get(schema::CONTACT_ATTRIBUTES).await.ok()?;
+    let attributes = dataverse.get_with(schema::CONTACT_ATTRIBUTES, RetryPolicy::delivery()).await.ok()?;
     let columns = schema::consent_columns(&Value::Object(attributes));
     *relay.burst.consents.lock().unwrap_or_else(|p| p.into_inner()) = Some((columns.clone(), Instant::now()));
     Some(columns)
@@ -169,7 +171,8 @@ pub(crate) async fn go(relay: &Arc<Relay>, items: &[Delivery]) -> Vec<Answer> {
         async move { dataverse.exchange(&url, &read.prefer(), Method::Get).await }
     });
     let record_query = format!("{}?$select={}&$top=2", integration::ENTITY_SET, SELECT.join(","));
-    let (record, read) = tokio::join!(dataverse.get(&record_query), futures_util::future::join_all(rows));
+    let (record, read) =
+        tokio::join!(dataverse.get_with(&record_query, RetryPolicy::delivery()), futures_util::future::join_all(rows));
     let Ok(record) = record else {
         return all(Err(Failed::ForNow("Dataverse could not be read".into())));
     };

@@ -1,14 +1,16 @@
 //! The relay's own way into Dataverse, as an application user: an OAuth 2.0 client-credentials
 //! token from Entra ID (scope `<org>/.default`), kept until a minute before it expires, then
 //! the Web API: the requests of the core's jobs as they ask for them ([`Dataverse::exchange`],
-//! retried by the jobs), and the record read for a burst and the registration's writes (there,
-//! service protection's `429` is waited out once, as long as `Retry-After` says, up to a minute).
+//! retried by the jobs), and the record read for a burst and the registration's writes, retried
+//! here as the same [`core::retry`](salesmanago_dynamics::core::retry) plans it.
 
 use std::time::{Duration, Instant};
 
 use axum::http::header;
-use salesmanago_dynamics::core::dataverse::error::DvFailure;
+use salesmanago_dynamics::core::clock::http_date_ms;
+use salesmanago_dynamics::core::dataverse::error::{self, DvFailure};
 use salesmanago_dynamics::core::json::{self, Map, Value};
+use salesmanago_dynamics::core::retry::{Failed, Retry, RetryPolicy};
 use salesmanago_dynamics::core::salesmanago::HttpResponse;
 use tokio::sync::Mutex;
 
@@ -96,19 +98,45 @@ impl Dataverse {
         Ok(token.to_owned())
     }
 
-    /// Sends a Web API request built by `make` with the token, waiting out one `429`.
-    async fn send(&self, make: impl Fn(&str) -> reqwest::RequestBuilder) -> Result<reqwest::Response, DataverseError> {
-        for attempt in 0..2 {
+    /// Sends a Web API request built by `make` with the token, tried again as
+    /// [`core::retry`](salesmanago_dynamics::core::retry) plans for Dataverse (service
+    /// protection's `Retry-After` honoured, 5xx and no answer backed off): the same decision as
+    /// the core's jobs. An answer that is no failure to try again comes back as it is.
+    async fn send(
+        &self,
+        policy: RetryPolicy,
+        make: impl Fn(&str) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, DataverseError> {
+        let mut attempt = 1;
+        loop {
             let token = self.token().await?;
-            let response = make(&token).send().await.map_err(|_| DataverseError::Unreachable)?;
-            if response.status().as_u16() == 429 && attempt == 0 {
-                let wait = response.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()?.parse().ok());
-                tokio::time::sleep(Duration::from_secs(wait.unwrap_or(1).min(60))).await;
-                continue;
+            // What failed, what it means to the core, and the time on Dataverse's clock.
+            let (failure, error, now) = match make(&token).send().await {
+                Ok(response) if !matches!(response.status().as_u16(), 408 | 429 | 500..=599) => {
+                    return Ok(response);
+                }
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let text = |name| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+                    let (retry_after, date) = (text(header::RETRY_AFTER), text(header::DATE));
+                    let body = read(response).await.unwrap_or_default();
+                    // A `Retry-After` date is read on Dataverse's clock, as its answer tells it.
+                    let now = date.as_deref().and_then(http_date_ms).unwrap_or_else(crate::now_ms);
+                    let answer = HttpResponse { status, retry_after, body, date };
+                    (DataverseError::Status(status), error::answer(Ok(answer)).err(), now)
+                }
+                Err(_) => {
+                    let failed = DvFailure { message: "Dataverse could not be reached".into(), ..DvFailure::default() };
+                    (DataverseError::Unreachable, Some(error::failure(failed)), crate::now_ms())
+                }
+            };
+            let Some(error) = error else { return Err(failure) };
+            match policy.plan(attempt, Failed::from(&error), now, jitter()) {
+                Retry::After(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+                Retry::GiveUp => return Err(failure),
             }
-            return Ok(response);
+            attempt += 1;
         }
-        Err(DataverseError::Status(429))
     }
 
     fn url(&self, path: &str) -> String {
@@ -118,9 +146,15 @@ impl Dataverse {
     /// `GET` of `path` under the Web API root (a row, or a page with `value` and
     /// `@odata.nextLink`; an absolute next link is taken as it is).
     pub async fn get(&self, path: &str) -> Result<Map, DataverseError> {
+        self.get_with(path, RetryPolicy::dataverse()).await
+    }
+
+    /// [`Dataverse::get`], tried again as `policy` says (a webhook delivery's reads are in a
+    /// hurry: [`RetryPolicy::delivery`]).
+    pub async fn get_with(&self, path: &str, policy: RetryPolicy) -> Result<Map, DataverseError> {
         let url = if path.starts_with("http") { path.to_owned() } else { self.url(path) };
         let response = self
-            .send(|token| {
+            .send(policy, |token| {
                 self.http
                     .get(&url)
                     .bearer_auth(token)
@@ -144,7 +178,7 @@ impl Dataverse {
         let url = self.url(path);
         let body = Value::Object(columns.clone()).to_string();
         let response = self
-            .send(|token| {
+            .send(RetryPolicy::dataverse(), |token| {
                 self.http
                     .patch(&url)
                     .bearer_auth(token)
@@ -166,7 +200,7 @@ impl Dataverse {
         let url = self.url(set);
         let body = Value::Object(columns.clone()).to_string();
         let response = self
-            .send(|token| {
+            .send(RetryPolicy::dataverse(), |token| {
                 self.http
                     .post(&url)
                     .bearer_auth(token)
@@ -191,7 +225,7 @@ impl Dataverse {
     /// Deletes the row at `path`; a row already gone counts as deleted.
     pub async fn delete(&self, path: &str) -> Result<(), DataverseError> {
         let url = self.url(path);
-        let response = self.send(|token| self.http.delete(&url).bearer_auth(token)).await?;
+        let response = self.send(RetryPolicy::dataverse(), |token| self.http.delete(&url).bearer_auth(token)).await?;
         match response.status().as_u16() {
             200..=299 | 404 => Ok(()),
             status => Err(DataverseError::Status(status)),
@@ -249,6 +283,12 @@ const MAX_ANSWER: usize = 64 * 1024 * 1024;
 async fn read(response: reqwest::Response) -> Result<String, DataverseError> {
     let bytes = crate::upstream::capped(response, MAX_ANSWER).await.map_err(|_| DataverseError::Unreachable)?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// A random number in `[0, 1)` for a retry's jitter (an even spread when randomness fails).
+fn jitter() -> f64 {
+    let mut random = [0_u8; 8];
+    getrandom::fill(&mut random).map_or(0.5, |()| (u64::from_le_bytes(random) >> 11) as f64 / (1_u64 << 53) as f64)
 }
 
 /// Percent-encodes a form value.

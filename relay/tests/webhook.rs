@@ -625,6 +625,25 @@ async fn the_integration_record_says_whether_to_act_and_how_to_remove() {
 }
 
 #[tokio::test]
+async fn a_throttled_record_read_is_tried_again_as_the_core_plans_it() {
+    let world = World::new().await;
+    let org = &world.org;
+    org.put_contact(JAN, json!({"firstname": "Jan", "emailaddress1": JAN_EMAIL}));
+    let relay = world.relay(&[]).await;
+    // Service protection refuses the burst's read of the record twice, asking for a second
+    // each time: the third try (`RetryPolicy::delivery`) reads it, and the delivery goes.
+    org.throttle_record(2);
+    let (status, said) = world.deliver(relay, &update(JAN, &op(1), json!({}))).await;
+    assert_eq!((status, said["done"].as_str()), (200, Some("done")), "{said}");
+    assert_eq!(world.sm.methods(), ["contact/batchupsert"]);
+    // Refused more often than the delivery can wait: 503, so Dataverse delivers once more.
+    org.throttle_record(3);
+    let (status, said) = world.deliver(relay, &update(JAN, &op(2), json!({}))).await;
+    assert_eq!((status, said["done"].as_str()), (503, Some("failed")), "{said}");
+    world.assert_faithful();
+}
+
+#[tokio::test]
 async fn deleting_one_of_two_contacts_that_share_an_email_keeps_the_salesmanago_contact() {
     let world = World::new().await;
     let org = &world.org;

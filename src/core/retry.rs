@@ -44,6 +44,13 @@ impl RetryPolicy {
     pub const fn dataverse() -> RetryPolicy {
         RetryPolicy { max_attempts: 8, base_ms: 500, cap_ms: 20_000, max_wait_ms: 300_000 }
     }
+
+    /// Dataverse, read while a webhook delivery waits for its answer: three quick attempts
+    /// within about two seconds (a wait asked for up to ten), then the delivery is answered
+    /// `503` and Dataverse delivers it again, rather than holding it past its timeout.
+    pub const fn delivery() -> RetryPolicy {
+        RetryPolicy { max_attempts: 3, base_ms: 500, cap_ms: 2_000, max_wait_ms: 10_000 }
+    }
 }
 
 /// What a failure says about trying again.
@@ -169,6 +176,17 @@ mod tests {
         assert_eq!(policy.plan(1, &longer, NOW, 0.5), Retry::GiveUp);
         assert_eq!(policy.plan(1, &DvError::Unavailable { detail: "x".into() }, NOW, 0.0), Retry::After(250));
         assert_eq!(policy.plan(1, &DvError::Refused { detail: "x".into() }, NOW, 0.0), Retry::GiveUp);
+    }
+
+    #[test]
+    fn a_delivery_waits_briefly_and_leaves_the_rest_to_dataverses_redelivery() {
+        let policy = RetryPolicy::delivery();
+        let down = DvError::Unavailable { detail: "x".into() };
+        let waits: Vec<_> = (1..=3).map(|attempt| policy.plan(attempt, &down, NOW, 1.0)).collect();
+        assert_eq!(waits, [Retry::After(500), Retry::After(1000), Retry::GiveUp]);
+        let asked = |seconds| DvError::Throttled { retry_after: Some(RetryAfter::Seconds(seconds)) };
+        assert_eq!(policy.plan(1, &asked(10), NOW, 0.5), Retry::After(10_000));
+        assert_eq!(policy.plan(1, &asked(11), NOW, 0.5), Retry::GiveUp);
     }
 
     #[test]

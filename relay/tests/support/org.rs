@@ -131,6 +131,8 @@ struct Inner {
     page_cap: usize,
     /// Every Web API request answers 503.
     down: bool,
+    /// The next so many requests for the integration record answer service protection's 429.
+    throttled: u32,
     /// The next so many reads of the record by id are followed by another writer's change.
     interfere: u32,
     /// The contact table tracks changes.
@@ -193,6 +195,7 @@ impl Org {
             record_version: 1000,
             page_cap: 5000,
             down: false,
+            throttled: 0,
             interfere: 0,
             tracking: true,
             keep_deleted: true,
@@ -283,6 +286,12 @@ impl Org {
     /// Every Web API request answers 503 while `down`.
     pub(crate) fn set_down(&self, down: bool) {
         self.lock().down = down;
+    }
+
+    /// The next `times` requests for the integration record are refused by service protection
+    /// (`429`, `Retry-After: 1`, its number-of-requests code).
+    pub(crate) fn throttle_record(&self, times: u32) {
+        self.lock().throttled = times;
     }
 
     /// After the next read of the record by id, another writer changes it (its ETag moves).
@@ -395,6 +404,12 @@ async fn web_api(State(org): State<Org>, method: Method, uri: Uri, headers: Head
         Some(_) if header(&headers, "authorization") != Some(&format!("Bearer {TOKEN}")) => {
             org.problems.push(format!("a request without the token: {method} {uri}"));
             Answer::error(401, "0x80040220", "The user is not authenticated")
+        }
+        Some(path) if org.throttled > 0 && path.starts_with(integration::ENTITY_SET) => {
+            org.throttled -= 1;
+            let mut answer = Answer::error(429, "0x80072322", "Number of requests exceeded the limit");
+            answer.headers.push(("retry-after".into(), "1".into()));
+            answer
         }
         Some(path) => {
             let path = decode(path, false);
