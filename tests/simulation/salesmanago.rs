@@ -118,12 +118,19 @@ impl Salesmanago {
     }
 
     /// SALESmanago-side changes after the last export: new names (some too long for
-    /// Dynamics' columns) and opt-outs, made within `span` ms from `start`.
-    pub(crate) fn change_some(&mut self, rng: &mut Rng, dataverse: &Dataverse, start: u64, span: u64) {
+    /// Dynamics' columns) and opt-outs to `per_mille` of the contacts it does not hold yet, made
+    /// within `span` ms from `start`.
+    pub(crate) fn change_some(
+        &mut self,
+        rng: &mut Rng,
+        dataverse: &Dataverse,
+        per_mille: u64,
+        (start, span): (u64, u64),
+    ) {
         for (i, row) in dataverse.contacts.values().enumerate() {
             let Some(email) = row.get("emailaddress1").and_then(Value::as_str) else { continue };
             let Ok(email) = normalize::email(email) else { continue };
-            if !rng.chance(300) || self.store.contains_key(&email) {
+            if !rng.chance(per_mille) || self.store.contains_key(&email) {
                 continue;
             }
             let name = match rng.below(10) {
