@@ -20,7 +20,7 @@ use crate::core::sync::{NotDone, Tally};
 
 use super::runner::{Call, Error, Output, Request, Runner};
 use super::units::{not_done, rows, Patching, Row, Write};
-use super::{Ending, Start, Ticket};
+use super::{Ending, Named, Start, Ticket};
 
 /// Changed ids handled together: one `In` filter.
 const CHUNK: usize = 100;
@@ -73,6 +73,10 @@ pub(super) struct Changes {
     next: Option<(u64, u64, u32)>,
     listing: Option<(Ticket, u64, u64, u32)>,
     listed: VecDeque<(String, u64)>,
+    /// Contacts named by their e-mail alone (a rule's call without an id).
+    emails: VecDeque<String>,
+    /// Only the contacts named (SALESmanago's rule calls), no listing and no watermark.
+    named: bool,
     chunks: SortedMap<usize, Chunk>,
     next_index: usize,
     tickets: SortedMap<Ticket, (usize, Step)>,
@@ -96,6 +100,8 @@ impl Changes {
             next: None,
             listing: None,
             listed: VecDeque::new(),
+            emails: VecDeque::new(),
+            named: false,
             chunks: SortedMap::new(),
             next_index: 0,
             tickets: SortedMap::new(),
@@ -103,6 +109,19 @@ impl Changes {
             hold: None,
             ending: Ending::new(start.job),
         }
+    }
+
+    /// Applies only the contacts `named` (by SALESmanago id, else by e-mail), as SALESmanago
+    /// holds them now: what its rules' calls name. Nothing is listed, and no watermark moves
+    /// (Pull changes stays the catch-up of a call that was lost).
+    pub(super) fn named(start: &Start, named: &Named) -> Changes {
+        let mut changes = Changes::new(start, &Map::new());
+        changes.planned = true;
+        changes.named = true;
+        changes.ending = Ending::unrecorded(start.job);
+        changes.listed = named.ids.iter().map(|id| (id.clone(), 0)).collect();
+        changes.emails = named.emails.iter().cloned().collect();
+        changes
     }
 
     /// Plans the windows to list, up to now on Dataverse's clock, once the lease is held (its
@@ -137,23 +156,33 @@ impl Changes {
         {
             let take = self.listed.len().min(CHUNK);
             let ids: Vec<(String, u64)> = self.listed.drain(..take).collect();
-            self.start_chunk(ids, run);
+            self.start_chunk(ids, LookupKind::ListById, run);
         }
-        if listed_all && self.listed.is_empty() && self.chunks.is_empty() && !run.busy() {
-            // Next time starts after the last change applied.
-            let watermark = self.hold.map_or(self.to, |h| h.saturating_sub(1).min(self.to));
+        while self.chunks.len() < run.limit() && !self.emails.is_empty() {
+            let take = self.emails.len().min(CHUNK);
+            let emails = self.emails.drain(..take).map(|email| (email, 0)).collect();
+            self.start_chunk(emails, LookupKind::BasicByEmail, run);
+        }
+        let done = self.listed.is_empty() && self.emails.is_empty() && self.chunks.is_empty();
+        if listed_all && done && !run.busy() {
             let mut extra = Map::new();
-            extra.insert(integration::CHANGES_WATERMARK.into(), watermark.to_string().into());
+            if !self.named {
+                // Next time starts after the last change applied.
+                let watermark = self.hold.map_or(self.to, |h| h.saturating_sub(1).min(self.to));
+                extra.insert(integration::CHANGES_WATERMARK.into(), watermark.to_string().into());
+            }
             self.ending.start(run, std::mem::take(&mut self.tally), extra, now_ms);
         }
     }
 
-    fn start_chunk(&mut self, ids: Vec<(String, u64)>, run: &mut Runner) {
+    /// Looks up `keys` (SALESmanago ids, or e-mails) as `kind` does.
+    fn start_chunk(&mut self, keys: Vec<(String, u64)>, kind: LookupKind, run: &mut Runner) {
         let index = self.next_index;
         self.next_index += 1;
+        let ids = keys;
         let keys: Vec<String> = ids.iter().map(|(id, _)| id.clone()).collect();
         let mut chunk = Chunk { ids, ..Chunk::default() };
-        for call in Lookup::batches(LookupKind::ListById, &keys) {
+        for call in Lookup::batches(kind, &keys) {
             let keys = call.keys().to_vec();
             let ticket = run.issue(Request::Call(Call::Lookup(call)));
             self.tickets.insert(ticket, (index, Step::Lookup(keys)));

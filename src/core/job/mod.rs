@@ -21,6 +21,7 @@ mod export;
 pub mod lease;
 mod recheck;
 mod removal;
+pub mod rules;
 mod runner;
 mod units;
 
@@ -239,6 +240,15 @@ pub struct Start {
     pub seed: u64,
 }
 
+/// SALESmanago contacts to apply ([`Job::pull_named`]): by id, and by e-mail those without.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Named {
+    /// SALESmanago contact ids.
+    pub ids: Vec<String>,
+    /// E-mails of contacts named without an id.
+    pub emails: Vec<String>,
+}
+
 /// Rows read before a job started, and when: the answer's `Date` (Dataverse's clock) and the
 /// host's time it came.
 #[derive(Debug, Clone)]
@@ -317,6 +327,18 @@ impl Job {
         let mut job = Job { run, kind, acquiring };
         job.run.begin(now_ms);
         job.advance(now_ms);
+        job
+    }
+
+    /// Applies the SALESmanago contacts `named` (by its rules' calls) to Dynamics as Pull
+    /// changes applies a changed contact, without its listing, lease or watermark: many of
+    /// these run at once, beside a Pull changes.
+    pub fn pull_named(start: Start, named: &Named) -> Job {
+        let run = Runner::new(&start);
+        let kind = Some(Kind::Changes(changes::Changes::named(&start, named)));
+        let mut job = Job { run, kind, acquiring: None };
+        job.run.begin(start.now_ms);
+        job.advance(start.now_ms);
         job
     }
 
@@ -415,6 +437,8 @@ impl Job {
 /// The end of a job: its summary recorded on the integration record, then told.
 struct Ending {
     job: BulkJob,
+    /// Whether the summary is recorded on the integration record (a job with state there).
+    record: bool,
     started: bool,
     /// The record's update, and the summary told once it is written.
     ticket: Option<Ticket>,
@@ -425,7 +449,12 @@ struct Ending {
 
 impl Ending {
     fn new(job: BulkJob) -> Ending {
-        Ending { job, started: false, ticket: None, summary: None, details: Vec::new() }
+        Ending { job, record: true, started: false, ticket: None, summary: None, details: Vec::new() }
+    }
+
+    /// The end of a run that leaves no trace on the record (a rule's call applied).
+    fn unrecorded(job: BulkJob) -> Ending {
+        Ending { record: false, ..Ending::new(job) }
     }
 
     fn started(&self) -> bool {
@@ -448,7 +477,7 @@ impl Ending {
             let more = text(&Message::Unlisted { count: tally.unlisted() }, run.lang);
             (tally.skipped() + tally.failed(), tally.csv(header, outcomes, &more))
         });
-        let columns = self.job.state().map(|job| {
+        let columns = self.job.state().filter(|_| self.record).map(|job| {
             // Dataverse's time: "Export changes" reads from it.
             extra.insert(job.last_run_column().into(), iso_datetime(run.dataverse_time(now_ms)).into());
             extra.insert(job.last_result_column().into(), text(&message, run.lang).into());

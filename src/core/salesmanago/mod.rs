@@ -19,6 +19,7 @@ pub mod export;
 pub mod http;
 pub mod operation;
 pub mod relay;
+pub mod rule;
 pub mod script;
 
 #[cfg(test)]
