@@ -25,6 +25,7 @@ use salesmanago_dynamics::core::salesmanago::operation::BatchUpsert;
 use salesmanago_dynamics::core::retry::RetryPolicy;
 
 use crate::dataverse::Method;
+use crate::gather::Gather;
 use crate::{driver, Relay};
 
 pub(crate) use salesmanago_dynamics::core::job::deliveries::{Answer, Delivery, Done, Failed, Work};
@@ -32,7 +33,7 @@ pub(crate) use salesmanago_dynamics::core::job::deliveries::{Answer, Delivery, D
 /// The contact table's consent columns: read at most once a minute (columns are added by an
 /// admin's customisation, rarely; the record, which says whether and how to act, is read for
 /// every burst).
-async fn consent_columns(relay: &Relay, dataverse: &crate::dataverse::Dataverse) -> Option<Vec<String>> {
+pub(crate) async fn consent_columns(relay: &Relay, dataverse: &crate::dataverse::Dataverse) -> Option<Vec<String>> {
     const FRESH: Duration = Duration::from_secs(60);
     if let Some((columns, read)) = relay.burst.consents.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
         if read.elapsed() < FRESH {
@@ -45,24 +46,12 @@ async fn consent_columns(relay: &Relay, dataverse: &crate::dataverse::Dataverse)
     Some(columns)
 }
 
-/// The deliveries waiting, and when the first and the last of them came.
-struct Waiting {
-    items: Vec<(Delivery, oneshot::Sender<Answer>)>,
-    first: Instant,
-    last: Instant,
-}
-
-/// A pause in arrivals this long ends the burst: Dataverse has sent what it had under way (it
-/// delivers a few at a time, each waiting for its answer), so waiting longer gains nothing.
-const IDLE: Duration = Duration::from_millis(10);
-
 /// Contacts remembered as sent: a delivery no newer is not read again.
 const REMEMBERED: usize = 200_000;
 
 /// The waiting deliveries, and what went.
 pub(crate) struct Burst {
-    window: Duration,
-    waiting: Mutex<Waiting>,
+    gather: Arc<Gather<Delivery, Answer>>,
     /// The consent columns, and when they were read.
     consents: Mutex<Option<(Vec<String>, Instant)>>,
     /// What went last, by lower-case contact id (oldest first in the queue).
@@ -72,10 +61,8 @@ pub(crate) struct Burst {
 impl Burst {
     /// Bursts gathered for `window` at most.
     pub(crate) fn new(window: Duration) -> Burst {
-        let now = Instant::now();
-        let waiting = Waiting { items: Vec::new(), first: now, last: now };
         let sent = Mutex::new((HashMap::new(), VecDeque::new()));
-        Burst { window, waiting: Mutex::new(waiting), sent, consents: Mutex::new(None) }
+        Burst { gather: Arc::new(Gather::new(window, BatchUpsert::MAX)), sent, consents: Mutex::new(None) }
     }
 
     fn remember(&self, contact: &str, went: Sent) {
@@ -94,37 +81,7 @@ impl Burst {
 
 /// Puts `item` in the burst under way and waits for its answer.
 pub(crate) async fn submit(relay: &Arc<Relay>, item: Delivery) -> Answer {
-    let (reply, answer) = oneshot::channel();
-    let (first, full) = {
-        let mut waiting = relay.burst.waiting.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        if waiting.items.is_empty() {
-            waiting.first = now;
-        }
-        waiting.last = now;
-        waiting.items.push((item, reply));
-        (waiting.items.len() == 1, waiting.items.len() >= BatchUpsert::MAX)
-    };
-    if full {
-        tokio::spawn(flush(relay.clone()));
-    } else if first {
-        let relay = relay.clone();
-        tokio::spawn(async move {
-            let idle = IDLE.min(relay.burst.window);
-            loop {
-                // Until arrivals have paused for `idle` (from the last one, not a whole `idle`
-                // more), or the window has passed since the first.
-                let due = {
-                    let waiting = relay.burst.waiting.lock().unwrap_or_else(|p| p.into_inner());
-                    (!waiting.items.is_empty()).then(|| (waiting.last + idle).min(waiting.first + relay.burst.window))
-                };
-                match due {
-                    Some(due) if due > Instant::now() => tokio::time::sleep_until(due.into()).await,
-                    _ => return flush(relay).await,
-                }
-            }
-        });
-    }
+    let answer = relay.burst.gather.add(item, relay.clone(), flush);
     // Dataverse waits 60 s for an answer: past `answer_within`, the delivery is answered as a
     // failure that may pass (503), so Dataverse delivers it once more; by then its contact has
     // gone, and the repeat finds it stale. A flush that panicked drops the reply: the same.
@@ -134,16 +91,8 @@ pub(crate) async fn submit(relay: &Arc<Relay>, item: Delivery) -> Answer {
     }
 }
 
-async fn flush(relay: Arc<Relay>) {
-    let taken = std::mem::take(&mut relay.burst.waiting.lock().unwrap_or_else(|p| p.into_inner()).items);
-    if taken.is_empty() {
-        return;
-    }
-    let (items, replies): (Vec<Delivery>, Vec<_>) = taken.into_iter().unzip();
-    let answers = go(&relay, &items).await;
-    for (reply, answer) in replies.into_iter().zip(answers) {
-        let _ = reply.send(answer);
-    }
+async fn flush(relay: Arc<Relay>, items: Vec<Delivery>) -> Vec<Answer> {
+    go(&relay, &items).await
 }
 
 /// Does `items` now, together, through the core's jobs ([`deliveries::Burst`]): the record and

@@ -60,6 +60,9 @@ pub struct Config {
     pub public_url: Option<String>,
     /// The keys Dataverse's webhook may show (none: the webhook is off).
     pub webhook_keys: Vec<StoredKey>,
+    /// The keys SALESmanago's rules show as HTTP Basic credentials, the key's id as the user
+    /// and its secret as the password (`RELAY_RULE_KEYS`; none: the rule endpoint is off).
+    pub rule_keys: Vec<StoredKey>,
     /// The application user the integration writes back as: its changes never travel back.
     pub app_user: Option<String>,
     /// How often the catch-up runs (with Dataverse access); zero: never on its own.
@@ -194,6 +197,7 @@ impl Config {
                 }
             },
             webhook_keys: stored_keys("RELAY_WEBHOOK_KEYS", &read("RELAY_WEBHOOK_KEYS")?.unwrap_or_default())?,
+            rule_keys: stored_keys("RELAY_RULE_KEYS", &read("RELAY_RULE_KEYS")?.unwrap_or_default())?,
             app_user: read("RELAY_APP_USER")?,
             dataverse: dataverse(&var)?,
             // Minutes, 0 for off; at most a week.

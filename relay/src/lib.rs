@@ -21,11 +21,13 @@ pub mod config;
 pub mod dataverse;
 mod driver;
 mod files;
+mod gather;
 mod intake;
 pub mod keys;
 mod limits;
 mod outgoing;
 pub mod register;
+mod rules;
 pub mod server;
 mod upstream;
 mod webhook;
@@ -67,6 +69,8 @@ struct Relay {
     seen: webhook::Seen,
     /// Deliveries gathered into batch upserts.
     burst: burst::Burst,
+    /// SALESmanago's rule calls gathered into jobs.
+    rules: rules::Rules,
     /// Dataverse, as the integration's application user, when configured.
     dataverse: Option<dataverse::Dataverse>,
     /// Work going on after its deliveries were answered (a burst's write-back and recheck).
@@ -131,6 +135,7 @@ pub(crate) fn app_and_after(config: Config) -> (Router, After) {
         deep: api::DeepCheck::default(),
         seen: webhook::Seen::new(),
         burst: burst::Burst::new(config.burst),
+        rules: rules::Rules::new(config.burst),
         dataverse,
         after: After::new(),
         config,
@@ -148,6 +153,7 @@ pub(crate) fn app_and_after(config: Config) -> (Router, After) {
         .route("/files/{expires}/{sig}/{address}", get(api::file))
         .route(salesmanago_dynamics::core::dataverse::registration::WEBHOOK_PATH, post(webhook::webhook))
         .route("/dataverse/catch-up", post(webhook::catch_up_now))
+        .route("/salesmanago/rule", post(rules::rule))
         .fallback(|| async { json_response(404, r#"{"status":"not found"}"#.into()) })
         .with_state(state);
     (guarded(routes.layer(cors)), after)

@@ -221,6 +221,20 @@ async fn salesmanago_api(
                 .collect();
             json!({"success": true, "message": [], "contacts": found})
         }
+        // Whole cards by id, as SALESmanago keeps them (with its opt-outs).
+        "contact/listById" => {
+            let ids: Vec<&str> = body["contactId"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            let found: Vec<Value> = sm
+                .contacts
+                .iter()
+                .filter(|(_, held)| ids.contains(&held.id.as_str()))
+                .map(|(email, held)| {
+                    json!({"id": held.id, "email": email, "name": held.name, "optedOut": held.newsletter_opt_out,
+                        "optedOutPhone": held.sms_opt_out, "modifiedOn": 1_800_000_000_000_u64})
+                })
+                .collect();
+            json!({"success": true, "message": [], "contacts": found})
+        }
         "contact/hasContact" => match sm.contacts.get(&email) {
             Some(held) => json!({"success": true, "message": [], "result": true, "contactId": held.id}),
             None => json!({"success": true, "message": [], "result": false, "contactId": null}),
@@ -621,6 +635,84 @@ async fn the_integration_record_says_whether_to_act_and_how_to_remove() {
     org.set_down(false);
     let (status, said) = world.deliver(relay, &update(JAN, &op(5), json!({}))).await;
     assert_eq!((status, said["done"].as_str()), (200, Some("done")), "the retry goes: {said}");
+    world.assert_faithful();
+}
+
+/// SALESmanago's rule call for the contact `sm_id` (`email`), with Basic credentials `auth`.
+async fn rule_call(relay: SocketAddr, auth: Option<(&str, &str)>, body: &str) -> (u16, Value, Option<String>) {
+    let mut request = client().post(format!("http://{relay}/salesmanago/rule")).body(body.to_owned());
+    if let Some((user, password)) = auth {
+        request = request.basic_auth(user, Some(password));
+    }
+    let response = request.header("content-type", "application/json").send().await.unwrap();
+    let status = response.status().as_u16();
+    let challenge = response.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_owned());
+    (status, serde_json::from_str(&response.text().await.unwrap()).unwrap_or(Value::Null), challenge)
+}
+
+#[tokio::test]
+async fn a_rule_call_brings_salesmanagos_opt_out_to_the_dynamics_contact_once() {
+    let world = World::new().await;
+    let org = &world.org;
+    org.put_contact(JAN, json!({"firstname": "Jan", "lastname": "Kowalski", "emailaddress1": JAN_EMAIL}));
+    world.sm.has(JAN_EMAIL);
+    let sm_id = world.sm.held(JAN_EMAIL).unwrap().id;
+    world.sm.lock().contacts.get_mut(JAN_EMAIL).unwrap().newsletter_opt_out = true;
+    let (key, stored) = new_key("salesmanago").unwrap();
+    let (user, password) = key.split_once('.').unwrap();
+    let relay = world.relay(&[("RELAY_RULE_KEYS", &stored.text())]).await;
+    let call = json!({"id": "ff9f1f0d-ffb7-4a00-9d84-999d2657f303", "name": "Opted out", "contactId": sm_id,
+        "description": "", "email": JAN_EMAIL, "phone": "", "company": ""})
+    .to_string();
+
+    let (status, said, _) = rule_call(relay, Some((user, password)), &call).await;
+    assert_eq!((status, said["done"].as_str()), (200, Some("done")), "{said}");
+    assert_eq!(world.column(JAN, "donotbulkemail"), json!(true));
+    assert_eq!(world.column(JAN, "new_salesmanagoid"), json!(sm_id));
+    // SALESmanago was only read: nothing goes back to it.
+    assert_eq!(world.sm.methods(), ["contact/listById"]);
+
+    // The same call again (or a late one) finds nothing that differs, and writes nothing.
+    let writes = |org: &Org| org.requests().iter().filter(|r| r.method != "GET").count();
+    let before = writes(org);
+    let (status, said, _) = rule_call(relay, Some((user, password)), &call).await;
+    assert_eq!((status, said["done"].as_str()), (200, Some("done")), "{said}");
+    assert_eq!(writes(org), before, "{:#?}", org.lines());
+
+    // Known by its e-mail alone (no contactId): looked up by e-mail.
+    world.sm.lock().contacts.get_mut(JAN_EMAIL).unwrap().sms_opt_out = true;
+    let by_email = json!({"id": "r2", "name": "SMS opt-out", "contactId": null, "email": JAN_EMAIL}).to_string();
+    let (status, said, _) = rule_call(relay, Some((user, password)), &by_email).await;
+    assert_eq!((status, said["done"].as_str()), (200, Some("done")), "{said}");
+    assert_eq!(world.sm.methods()[2..], ["contact/basic"]);
+    world.assert_faithful();
+}
+
+#[tokio::test]
+async fn a_rule_call_without_credentials_or_a_contact_is_refused_with_its_reason() {
+    let world = World::new().await;
+    let (key, stored) = new_key("salesmanago").unwrap();
+    let (user, password) = key.split_once('.').unwrap();
+    let relay = world.relay(&[("RELAY_RULE_KEYS", &stored.text())]).await;
+    let call = json!({"id": "r1", "contactId": "sm-1", "email": JAN_EMAIL}).to_string();
+    for auth in [None, Some((user, "wrong")), Some(("other", password)), Some((user, ""))] {
+        let (status, said, challenge) = rule_call(relay, auth, &call).await;
+        assert_eq!((status, said["done"].as_str()), (401, Some("refused")), "{auth:?}: {said}");
+        assert_eq!(challenge.as_deref(), Some(r#"Basic realm="salesmanago-relay""#));
+    }
+    // The webhook's key is not a rule's credential.
+    let (webhook_user, webhook_secret) = world.key.split_once('.').unwrap();
+    assert_eq!(rule_call(relay, Some((webhook_user, webhook_secret)), &call).await.0, 401);
+    for (body, reason) in [
+        ("contactId=sm-1", "not a JSON object"),
+        (r#"{"id":"r1","name":"Opted out"}"#, "neither contactId nor email names a contact"),
+        (r#"{"contactId":1}"#, "the field contactId is not text"),
+    ] {
+        let (status, said, _) = rule_call(relay, Some((user, password)), body).await;
+        assert_eq!((status, said["done"].as_str()), (400, Some("refused")), "{body}: {said}");
+        assert!(said["reason"].as_str().unwrap().contains(reason), "{body}: {said}");
+    }
+    assert!(world.sm.calls().is_empty());
     world.assert_faithful();
 }
 
