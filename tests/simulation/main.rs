@@ -9,6 +9,7 @@ mod dataverse;
 mod distributed;
 mod email_changes;
 mod rng;
+mod rule_calls;
 mod salesmanago;
 
 use salesmanago_dynamics::core::command::BulkJob;
