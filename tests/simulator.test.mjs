@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
+import http from "node:http";
 import { fileURLToPath } from "node:url";
 import { startSimulator } from "./simulator/server.mjs";
 
@@ -837,3 +838,52 @@ function within(promise, label) {
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
+
+// --- automation rules ------------------------------------------------------------------------
+
+test("rules call out once per change, as documented: JSON fields as strings, Basic auth, only their events", async () => {
+  const received = [];
+  const receiver = http.createServer((req, res) => {
+    let body = "";
+    req.on("data", (chunk) => (body += chunk));
+    req.on("end", () => {
+      received.push({ auth: req.headers.authorization, type: req.headers["content-type"], body: JSON.parse(body) });
+      res.end("{}");
+    });
+  });
+  await new Promise((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+  const url = `http://127.0.0.1:${receiver.address().port}/salesmanago/rule`;
+  try {
+    await withSimulator({}, async (client, sim) => {
+      await client.upsert({ email: "jan@example.com", name: "Jan", phone: "+48600100200" });
+      // No rules yet: nothing calls out.
+      await client.call("contact/optout", { email: "jan@example.com" }, { owner: undefined });
+      assert.equal(sim.ruleStats().fired, 0);
+      const set = await client.control("POST", "rules", { url, user: "salesmanago", password: "s3cret", events: ["optout", "optin", "details"] });
+      assert.deepEqual(set.json.rules, { url, user: "salesmanago", events: ["optout", "optin", "details"] });
+      // A change in SALESmanago's app, and one through the API (fireEvents is on by default).
+      const changed = await client.control("POST", "change", { email: "jan@example.com", optedOut: false, name: "Jan K" });
+      assert.equal(changed.json.optedOut, false);
+      await client.call("contact/optout", { email: "jan@example.com" }, { owner: undefined });
+      // An SMS opt-out is not among the rules' events; nothing changed, nothing calls.
+      await client.control("POST", "change", { email: "jan@example.com", optedOutPhone: true });
+      await client.control("POST", "change", { email: "jan@example.com", name: "Jan K" });
+      await sim.rulesIdle();
+      const id = (await client.stored("jan@example.com")).id;
+      const basic = `Basic ${Buffer.from("salesmanago:s3cret").toString("base64")}`;
+      assert.deepEqual(received.map((r) => [r.auth, r.type, r.body.name]), [
+        [basic, "application/json", "Contact has been opted in"],
+        [basic, "application/json", "Modified contact details"],
+        [basic, "application/json", "Contact has been opted out"],
+      ]);
+      assert.deepEqual(received[0].body, { id: "rule-optin", name: "Contact has been opted in", contactId: id, description: "", email: "jan@example.com", phone: "+48600100200", company: "" });
+      assert.deepEqual(sim.ruleStats(), { fired: 3, answered: 3, failed: 0, pending: 0 });
+      const bad = await client.control("POST", "rules", { url, events: ["deleted"] });
+      assert.equal(bad.status, 400);
+      assert.match(bad.json.error, /rules.events must list some of optout/);
+      assert.equal((await client.control("POST", "change", { email: "nobody@example.com", optedOut: true })).status, 400);
+    });
+  } finally {
+    receiver.close();
+  }
+});

@@ -521,8 +521,74 @@ function setFlag(flag, value) {
     if (contact[flag] !== value) {
       contact[flag] = value;
       contact.modifiedOn = ctx.store.nextModifiedOn();
+      // An API status change fires the rules, as `fireEvents` (true by default) has it.
+      ctx.rules.fire(contact, flagEvent(flag, value));
     }
     return { contactId: contact.id };
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Automation rules (docs/salesmanago-api.md §3.9): an admin's rule with the action "Send
+// information about executed rule (webhooks)" POSTs, once per contact it runs for, the JSON
+// {id, name, contactId, description, email, phone, company} (every field a string), with HTTP
+// Basic authentication when set. Assumed here, as nothing public says: the call is made once,
+// right after the change, and not retried.
+
+/** The rule events the simulator fires, and the rule named for each. */
+export const RULE_EVENTS = Object.freeze({
+  optout: "Contact has been opted out",
+  optin: "Contact has been opted in",
+  phoneoptout: "Contact has opted out from SMS subscription",
+  phoneoptin: "Contact has been added to SMS subscription",
+  details: "Modified contact details",
+});
+
+function flagEvent(flag, value) {
+  if (flag === "optedOut") return value ? "optout" : "optin";
+  return value ? "phoneoptout" : "phoneoptin";
+}
+
+/** The rules set up, and their calls; `fire` does nothing while none is. */
+function ruleHooks() {
+  let rules = null;
+  const stats = { fired: 0, answered: 0, failed: 0 };
+  const pending = new Set();
+  return {
+    stats: () => ({ ...stats, pending: pending.size }),
+    get: () => (rules ? { url: rules.url, user: rules.user, events: [...rules.events] } : null),
+    /** Sets the rules from `{url, user, password, events}` (null: none). */
+    set(input) {
+      if (input == null) return (rules = null);
+      if (!isPlainObject(input) || typeof input.url !== "string" || !/^https?:\/\//.test(input.url)) {
+        throw new ControlError("rules need a url (http:// or https://)");
+      }
+      const events = input.events ?? Object.keys(RULE_EVENTS);
+      if (!Array.isArray(events) || !events.every((e) => Object.hasOwn(RULE_EVENTS, e))) {
+        throw new ControlError(`rules.events must list some of ${Object.keys(RULE_EVENTS).join(", ")}`);
+      }
+      const auth = typeof input.user === "string" ? `Basic ${Buffer.from(`${input.user}:${input.password ?? ""}`).toString("base64")}` : null;
+      rules = { url: input.url, user: input.user ?? null, auth, events: new Set(events) };
+      return this.get();
+    },
+    fire(contact, event) {
+      if (!rules || !rules.events.has(event)) return;
+      stats.fired += 1;
+      const body = JSON.stringify({ id: `rule-${event}`, name: RULE_EVENTS[event], contactId: contact.id, description: "", email: contact.email, phone: contact.phone ?? "", company: contact.company ?? "" });
+      const headers = { "content-type": "application/json", ...(rules.auth ? { authorization: rules.auth } : {}) };
+      const call = fetch(rules.url, { method: "POST", headers, body, signal: AbortSignal.timeout(30_000) })
+        .then((response) => {
+          stats[response.ok ? "answered" : "failed"] += 1;
+          return response.arrayBuffer();
+        })
+        .catch(() => (stats.failed += 1))
+        .finally(() => pending.delete(call));
+      pending.add(call);
+    },
+    /** Resolves once no call is on its way. */
+    async idle() {
+      while (pending.size) await Promise.allSettled([...pending]);
+    },
   };
 }
 
@@ -861,6 +927,7 @@ export async function startSimulator(options = {}) {
 
   const store = new ContactStore();
   const plan = new FaultPlan();
+  const rules = ruleHooks();
   const exportJobs = new Map();
   let nextJob = 1000;
   let baseUrl = "";
@@ -931,7 +998,7 @@ export async function startSimulator(options = {}) {
   function callMethod(name, method, body) {
     if (!isAuthenticated(body, account)) return failure("Not authenticated");
     try {
-      const ctx = { store, users, options: config, rejectEmails, owner: null, exports, baseUrl: () => baseUrl };
+      const ctx = { store, users, options: config, rejectEmails, owner: null, exports, baseUrl: () => baseUrl, rules };
       if (method.owner) ctx.owner = resolveOwner(body.owner, users);
       const { message = [], ...payload } = method.handle(ctx, body);
       const envelope = { success: true, message, ...payload };
@@ -973,6 +1040,35 @@ export async function startSimulator(options = {}) {
     return contacts.map(exportView);
   }
 
+  /**
+   * A change made in SALESmanago's app (not through the API): `{email, optedOut?, optedOutPhone?,
+   * name?}`; the rules fire for what changed. Answers the contact.
+   */
+  function change(input) {
+    if (!isPlainObject(input) || typeof input.email !== "string") throw new ControlError("change a contact named by its email");
+    const contact = store.get(input.email);
+    if (!contact) throw new ControlError(`no contact ${input.email}`);
+    const events = [];
+    for (const flag of ["optedOut", "optedOutPhone"]) {
+      if (input[flag] === undefined) continue;
+      if (typeof input[flag] !== "boolean") throw new ControlError(`${flag} must be true or false`);
+      if (contact[flag] !== input[flag]) {
+        contact[flag] = input[flag];
+        events.push(flagEvent(flag, input[flag]));
+      }
+    }
+    if (input.name !== undefined) {
+      if (typeof input.name !== "string") throw new ControlError("name must be text");
+      if (contact.name !== input.name) {
+        contact.name = input.name;
+        events.push("details");
+      }
+    }
+    if (events.length) contact.modifiedOn = store.nextModifiedOn();
+    for (const event of events) rules.fire(contact, event);
+    return exportView(contact);
+  }
+
   function setFaults(input) {
     plan.replace(normalizeFaults(input));
     return plan.faults;
@@ -991,6 +1087,9 @@ export async function startSimulator(options = {}) {
     "POST /__sim/faults": (body) => setFaults(body),
     "GET /__sim/stats": () => stats,
     "POST /__sim/reset": () => (reset(), { reset: true }),
+    "GET /__sim/rules": () => ({ rules: rules.get(), ...rules.stats() }),
+    "POST /__sim/rules": (body) => ({ rules: rules.set(body) }),
+    "POST /__sim/change": (body) => change(body),
   };
 
   async function handleControl(req, res, path) {
@@ -1079,6 +1178,13 @@ export async function startSimulator(options = {}) {
       listeners.add(fn);
       return () => listeners.delete(fn);
     },
+    /** `rules({url, user, password, events})`: the automation rules that call out (null: none). */
+    rules: (input) => rules.set(input),
+    ruleStats: () => rules.stats(),
+    /** Resolves once every rule call made so far was answered. */
+    rulesIdle: () => rules.idle(),
+    /** `change({email, optedOut?, optedOutPhone?, name?})`: a change in SALESmanago's app. */
+    change,
     reset,
     close,
   };
