@@ -19,12 +19,12 @@ use salesmanago_dynamics::core::i18n::{text, Lang};
 use salesmanago_dynamics::core::integration::SELECT;
 use salesmanago_dynamics::core::job::deliveries::{self, BurstStart, Exported};
 use salesmanago_dynamics::core::job::{Job, JobFailure, Settled, Summary};
-use salesmanago_dynamics::core::json::Value;
+use salesmanago_dynamics::core::json::{Map, Value};
 use salesmanago_dynamics::core::salesmanago::operation::BatchUpsert;
 
 use salesmanago_dynamics::core::retry::RetryPolicy;
 
-use crate::dataverse::Method;
+use crate::dataverse::{Dataverse, DataverseError, Method};
 use crate::gather::Gather;
 use crate::{driver, Relay};
 
@@ -33,7 +33,7 @@ pub(crate) use salesmanago_dynamics::core::job::deliveries::{Answer, Delivery, D
 /// The contact table's consent columns: read at most once a minute (columns are added by an
 /// admin's customisation, rarely; the record, which says whether and how to act, is read for
 /// every burst).
-pub(crate) async fn consent_columns(relay: &Relay, dataverse: &crate::dataverse::Dataverse) -> Option<Vec<String>> {
+pub(crate) async fn consent_columns(relay: &Relay, dataverse: &Dataverse) -> Option<Vec<String>> {
     const FRESH: Duration = Duration::from_secs(60);
     if let Some((columns, read)) = relay.burst.consents.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
         if read.elapsed() < FRESH {
@@ -119,21 +119,11 @@ pub(crate) async fn go(relay: &Arc<Relay>, items: &[Delivery]) -> Vec<Answer> {
         let url = read.url(&root);
         async move { dataverse.exchange(&url, &read.prefer(), Method::Get).await }
     });
-    let record_query = format!("{}?$select={}&$top=2", integration::ENTITY_SET, SELECT.join(","));
-    let (record, read) =
-        tokio::join!(dataverse.get_with(&record_query, RetryPolicy::delivery()), futures_util::future::join_all(rows));
+    let (record, read) = tokio::join!(read_record(dataverse), futures_util::future::join_all(rows));
     let Ok(record) = record else {
         return all(Err(Failed::ForNow("Dataverse could not be read".into())));
     };
-    let records = record.get("value").and_then(Value::as_array).into_iter().flatten();
-    let start = BurstStart {
-        records: records.filter_map(|r| r.as_object().cloned()).collect(),
-        consents,
-        client: relay.client.clone(),
-        user: relay.user(),
-        now_ms: crate::now_ms(),
-        seed: crate::outgoing::seed(),
-    };
+    let start = start(relay, &record, consents);
     let mut burst = match plan.start(start, read) {
         Ok(burst) => burst,
         Err(answer) => return all(answer),
@@ -159,6 +149,27 @@ pub(crate) async fn go(relay: &Arc<Relay>, items: &[Delivery]) -> Vec<Answer> {
         Err(_) => None,
     };
     burst.answers(exported, &forgotten)
+}
+
+/// The integration record, read for a burst as the delivery's wait allows
+/// ([`RetryPolicy::delivery`]): its query's answer.
+pub(crate) async fn read_record(dataverse: &Dataverse) -> Result<Map, DataverseError> {
+    let query = format!("{}?$select={}&$top=2", integration::ENTITY_SET, SELECT.join(","));
+    dataverse.get_with(&query, RetryPolicy::delivery()).await
+}
+
+/// What the relay read for a burst (the record query's answer, the consent columns), with its
+/// own client, application user, clock and randomness.
+pub(crate) fn start(relay: &Relay, record: &Map, consents: Vec<String>) -> BurstStart {
+    let records = record.get("value").and_then(Value::as_array).into_iter().flatten();
+    BurstStart {
+        records: records.filter_map(|r| r.as_object().cloned()).collect(),
+        consents,
+        client: relay.client.clone(),
+        user: relay.user(),
+        now_ms: crate::now_ms(),
+        seed: crate::outgoing::seed(),
+    }
 }
 
 /// What the burst's export tells its deliveries: its contacts settled, or its end.

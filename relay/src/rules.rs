@@ -21,17 +21,13 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::Response;
 use base64::Engine;
 
-use salesmanago_dynamics::core::dataverse::schema::integration;
-use salesmanago_dynamics::core::integration::SELECT;
 use salesmanago_dynamics::core::job::deliveries::{Answer, Done, Failed};
-use salesmanago_dynamics::core::job::rules::{self, RuleStart};
-use salesmanago_dynamics::core::json::Value;
-use salesmanago_dynamics::core::retry::RetryPolicy;
+use salesmanago_dynamics::core::job::rules;
 use salesmanago_dynamics::core::salesmanago::operation::LookupKind;
 use salesmanago_dynamics::core::salesmanago::rule::RuleCall;
 
 use crate::gather::Gather;
-use crate::{driver, intake, json_response, keys, Relay};
+use crate::{burst, driver, intake, json_response, keys, Relay};
 
 /// Calls gathered into one job.
 pub(crate) struct Rules {
@@ -124,24 +120,11 @@ async fn go(relay: Arc<Relay>, calls: Vec<RuleCall>) -> Vec<Answer> {
                 .into(),
         )));
     };
-    let record_query = format!("{}?$select={}&$top=2", integration::ENTITY_SET, SELECT.join(","));
-    let (record, consents) = tokio::join!(
-        dataverse.get_with(&record_query, RetryPolicy::delivery()),
-        crate::burst::consent_columns(&relay, dataverse)
-    );
+    let (record, consents) = tokio::join!(burst::read_record(dataverse), burst::consent_columns(&relay, dataverse));
     let (Ok(record), Some(consents)) = (record, consents) else {
         return all(Err(Failed::ForNow("Dataverse could not be read".into())));
     };
-    let records = record.get("value").and_then(Value::as_array).into_iter().flatten();
-    let start = RuleStart {
-        records: records.filter_map(|r| r.as_object().cloned()).collect(),
-        consents,
-        client: relay.client.clone(),
-        user: relay.user(),
-        now_ms: crate::now_ms(),
-        seed: crate::outgoing::seed(),
-    };
-    let mut job = match rules::job(&calls, start) {
+    let mut job = match rules::job(&calls, burst::start(&relay, &record, consents)) {
         Ok(job) => job,
         Err(answer) => return all(answer),
     };

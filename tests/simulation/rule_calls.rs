@@ -10,8 +10,9 @@
 
 use salesmanago_dynamics::core::command::BulkJob;
 use salesmanago_dynamics::core::dataverse::schema::contact;
+use salesmanago_dynamics::core::job::deliveries::BurstStart;
 use salesmanago_dynamics::core::job::lease::User;
-use salesmanago_dynamics::core::job::rules::{self, RuleStart};
+use salesmanago_dynamics::core::job::rules;
 use salesmanago_dynamics::core::json::Value;
 use salesmanago_dynamics::core::salesmanago::rule::RuleCall;
 
@@ -22,7 +23,7 @@ impl World {
     /// Drives one burst of `calls` as the relay does: the record and the consent columns as
     /// read for it, then the job.
     fn rule_burst(&mut self, calls: &[RuleCall]) -> Result<Summary, String> {
-        let start = RuleStart {
+        let start = BurstStart {
             records: vec![self.dataverse.record.clone()],
             consents: vec!["new_consent_marketing".into()],
             client: self.settings().client,

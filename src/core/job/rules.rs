@@ -13,30 +13,10 @@
 use crate::core::command::BulkJob;
 use crate::core::i18n::{text, Lang};
 use crate::core::integration::Settings;
-use crate::core::json::Map;
 use crate::core::salesmanago::rule::RuleCall;
-use crate::core::salesmanago::Client;
 
-use super::deliveries::{Answer, Done, Failed};
-use super::lease::User;
+use super::deliveries::{Answer, BurstStart, Done, Failed};
 use super::{Job, JobFailure, Named, Start, Summary};
-
-/// What the host read for a burst of calls.
-#[derive(Debug, Clone)]
-pub struct RuleStart {
-    /// The integration record query's rows (exactly one is expected).
-    pub records: Vec<Map>,
-    /// The contact table's consent columns.
-    pub consents: Vec<String>,
-    /// How the host reaches SALESmanago (the relay holds the credentials itself).
-    pub client: Client,
-    /// The application user the host acts as.
-    pub user: User,
-    /// Now, Unix ms (the host's clock: only progress and the sync time shown).
-    pub now_ms: u64,
-    /// Random bits for the job's request keys and jitter.
-    pub seed: u64,
-}
 
 /// The contacts `calls` name, each once: by SALESmanago id, and by e-mail those without one.
 pub fn named(calls: &[RuleCall]) -> Named {
@@ -51,9 +31,9 @@ pub fn named(calls: &[RuleCall]) -> Named {
     named
 }
 
-/// The job that applies the contacts `calls` name; `Err` answers every call at once (there is
-/// no one integration record to act by).
-pub fn job(calls: &[RuleCall], start: RuleStart) -> Result<Job, Answer> {
+/// The job that applies the contacts `calls` name, with what the host read for them in `start`;
+/// `Err` answers every call at once (there is no one integration record to act by).
+pub fn job(calls: &[RuleCall], start: BurstStart) -> Result<Job, Answer> {
     let [record] = start.records.as_slice() else {
         return Err(Ok(Done::Ignored("there is not exactly one SALESmanago Integration record")));
     };
