@@ -23,6 +23,14 @@ impl ServiceClock {
         }
     }
 
+    /// The earliest the service's time can be at local time `local_ms`: its header's whole
+    /// second, without the half second [`ServiceClock::at`] adds. What a watermark is set to, so
+    /// that it is never ahead of a change the service has yet to make.
+    pub fn earliest(&self, local_ms: u64) -> u64 {
+        let half_second = if self.known() { 500 } else { 0 };
+        self.at(local_ms).saturating_sub(half_second)
+    }
+
     /// Whether the service has told its time.
     pub fn known(&self) -> bool {
         self.offset_ms.is_some()
@@ -103,10 +111,12 @@ mod tests {
         slow.observe(Some(date), dataverse - 600_000);
         assert_eq!(fast.at(dataverse + 600_000 + 30_000), slow.at(dataverse - 600_000 + 30_000));
         assert_eq!(fast.at(dataverse + 600_000), dataverse + 500);
+        // The earliest it can be: the header's second itself, never past the service's now.
+        assert_eq!(fast.earliest(dataverse + 600_000 + 30_000), dataverse + 30_000);
         // Until the service says its time, the machine's own.
         let unknown = ServiceClock::default();
         assert!(!unknown.known());
-        assert_eq!(unknown.at(42), 42);
+        assert_eq!((unknown.at(42), unknown.earliest(42)), (42, 42));
         let mut kept = fast;
         kept.observe(Some("not a date"), 0);
         kept.observe(None, 0);

@@ -126,10 +126,13 @@ impl Changes {
 
     /// Plans the windows to list, up to now on Dataverse's clock, once the lease is held (its
     /// answers told that clock): a browser whose clock runs fast must not move the watermark
-    /// past changes SALESmanago has yet to make, nor one that runs slow leave some behind.
+    /// past changes SALESmanago has yet to make, nor one that runs slow leave some behind. The
+    /// earliest that time can be: a change made within that second goes with the next pull.
+    /// (Assumed: SALESmanago's clock, which stamps `modifiedOn`, and Dataverse's agree within
+    /// that; both are services kept on time.)
     fn plan(&mut self, run: &Runner, now_ms: u64) -> bool {
         if !self.planned && run.leased() {
-            self.to = run.dataverse_time(now_ms);
+            self.to = run.dataverse_earliest(now_ms);
             let from = self.watermark.map_or(self.to.saturating_sub(FIRST_PULL_MS), |w| w + 1);
             self.windows = ModifiedContacts::windows(from, self.to).into();
             self.planned = true;

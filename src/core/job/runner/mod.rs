@@ -145,6 +145,11 @@ impl Runner {
         self.clock.at(local_ms)
     }
 
+    /// The earliest Dataverse's time can be at `local_ms` ([`ServiceClock::earliest`]).
+    pub(super) fn dataverse_earliest(&self, local_ms: u64) -> u64 {
+        self.clock.earliest(local_ms)
+    }
+
     /// Most requests in flight at once to each service, and most units (pages, chunks) in
     /// progress.
     pub(super) fn limit(&self) -> usize {
