@@ -101,6 +101,10 @@ export function demoSalesmanago(rows) {
       optedOut: differs ? !row.donotbulkemail : row.donotbulkemail,
       optedOutPhone: row.new_donotsms,
       consents: [{ consentName: "MARKETING", consentAccept: differs ? row.new_consent_marketing !== true : row.new_consent_marketing === true }],
+      // What marketing knows: a score, a state, a last visit (not drawn, so the rest stays as it was).
+      score: (i * 37) % 120,
+      state: ["PROSPECT", "CUSTOMER", "PARTNER"][i % 3],
+      lastVisit: base + ((i * 7919) % 60) * 86_400_000,
       modifiedOn: base + i * 60_000,
       createdOn: base,
     });

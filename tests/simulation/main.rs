@@ -17,7 +17,7 @@ use salesmanago_dynamics::core::dataverse::error::DvFailure;
 use salesmanago_dynamics::core::dataverse::schema::{contact, integration, Job as JobColumns, SyncStatus};
 use salesmanago_dynamics::core::i18n::{Lang, Message};
 use salesmanago_dynamics::core::integration::{settings, Settings};
-use salesmanago_dynamics::core::job::contact::{ContactStart, FormAction, Level, Task, DIFFERS, SYNC};
+use salesmanago_dynamics::core::job::contact::{ContactStart, FormAction, Level, Task, DIFFERS, STANDING, SYNC};
 use salesmanago_dynamics::core::job::lease::{Holder, User, STALE_MS};
 use salesmanago_dynamics::core::job::{record_columns, Action, Job, JobFailure, Reply, Start, Summary, Ticket};
 use salesmanago_dynamics::core::json::{Map, Value};
@@ -727,6 +727,21 @@ fn contact_commands(seed: u64, contacts: usize) {
                     .iter()
                     .any(|a| matches!(a, FormAction::Notify { id: DIFFERS, level: Level::Warning, message: Some(_) }));
                 assert_eq!(warned, format!("{:?}", summary.message).contains("Differs"), "{:?}", world.form);
+                // What SALESmanago knows of it shows on the form, its opt-out as SALESmanago has
+                // it; for a contact it does not hold, nothing (found by e-mail, or by the id
+                // the row holds).
+                let standing = world.form.iter().find_map(|a| match a {
+                    FormAction::Notify { id: STANDING, level: Level::Info, message } => Some(message.clone()),
+                    _ => None,
+                });
+                let by_id = text(&before, contact::SALESMANAGO_ID).and_then(|i| world.salesmanago.by_id(&i).cloned());
+                match by_id.or_else(|| held_before.as_ref().and_then(|(i, ..)| world.salesmanago.by_id(i).cloned())) {
+                    Some(sm) => assert!(
+                        matches!(&standing, Some(Some(Message::Standing { opted_out: Some(o), .. })) if *o == sm.opted_out),
+                        "{id}: {standing:?} for {sm:?}"
+                    ),
+                    None => assert_eq!(standing, Some(None), "{id}: a standing for a contact SALESmanago lacks"),
+                }
             }
             (Task::Delete { .. }, Ok(_)) => {
                 assert!(after.is_none(), "{id}: deleted, yet still in Dynamics");

@@ -194,6 +194,8 @@ function blankContact(email, owner) {
     birthday: null,
     optedOut: false,
     optedOutPhone: false,
+    score: 0,
+    lastVisit: null, // ms
     mainContactOwner: owner,
     consents: new Map(), // upper-cased consentName → {consentName, consentAccept, optOut, agreementDate}
     consentHistory: [], // every change of a consent, oldest first: {consentName, consentAccept, optOut, agreementDate, at}
@@ -369,7 +371,7 @@ function basicView(contact) {
     email: contact.email,
     phone: contact.phone,
     fax: contact.fax,
-    score: 0,
+    score: contact.score,
     state: contact.state,
     optedOut: contact.optedOut,
     optedOutPhone: contact.optedOutPhone,
@@ -381,7 +383,7 @@ function basicView(contact) {
     ...birthdayParts(contact.birthday),
     modifiedOn: contact.modifiedOn,
     createdOn: contact.createdOn,
-    lastVisit: null,
+    lastVisit: contact.lastVisit,
   };
 }
 
@@ -393,7 +395,7 @@ function cardView(contact) {
     email: contact.email,
     phone: contact.phone,
     fax: contact.fax,
-    score: 0,
+    score: contact.score,
     state: contact.state,
     optedOut: contact.optedOut,
     optedOutPhone: contact.optedOutPhone,
@@ -462,6 +464,8 @@ function seedContact(item, defaultOwner) {
     if (item.id != null) contact.id = readText(item.id, "id");
     applyUpsert(contact, request);
     assignDefined(contact, { optedOut: item.optedOut, optedOutPhone: item.optedOutPhone });
+    if (item.score != null) contact.score = toInteger(item.score) ?? fail("score must be an integer");
+    if (item.lastVisit != null) contact.lastVisit = toInteger(item.lastVisit) ?? fail("lastVisit must be an integer");
     contact.modifiedOn = item.modifiedOn == null ? null : toInteger(item.modifiedOn);
     contact.createdOn = item.createdOn == null ? null : toInteger(item.createdOn);
     if (contact.modifiedOn === null && item.modifiedOn != null) fail("modifiedOn must be an integer");

@@ -267,6 +267,20 @@ pub enum Message {
         /// How many fields differ.
         fields: usize,
     },
+    /// What SALESmanago knows of a contact, shown when its form opens: its score and state,
+    /// its last visit (an ISO date), and its opt-outs. Each part only when SALESmanago said it.
+    Standing {
+        /// Score.
+        score: Option<i64>,
+        /// State (`PROSPECT`, `CUSTOMER`, …).
+        state: Option<String>,
+        /// Last visit, `yyyy-mm-dd`.
+        last_visit: Option<String>,
+        /// Opted out of the newsletter.
+        opted_out: Option<bool>,
+        /// Opted out of SMS.
+        opted_out_phone: Option<bool>,
+    },
     /// A contact was sent to SALESmanago.
     Sent,
     /// The save succeeded but sending to SALESmanago did not.
@@ -420,6 +434,7 @@ impl Message {
             | Message::Fetched { .. }
             | Message::AlreadyMatches
             | Message::Differs { .. }
+            | Message::Standing { .. }
             | Message::Sent
             | Message::DeleteConfirm { .. } => {}
         }
@@ -577,6 +592,20 @@ mod tests {
             Message::AlreadyMatches,
             Message::SaveFirst,
             Message::Differs { fields: 2 },
+            Message::Standing {
+                score: Some(90),
+                state: Some("CUSTOMER".into()),
+                last_visit: Some("2026-11-30".into()),
+                opted_out: Some(true),
+                opted_out_phone: Some(false),
+            },
+            Message::Standing {
+                score: None,
+                state: Some("OTHER".into()),
+                last_visit: None,
+                opted_out: None,
+                opted_out_phone: None,
+            },
             Message::Sent,
             Message::SyncFailed { reason: "down".into() },
             Message::DeleteConfirm { count: 1, opt_out_only: false },

@@ -28,6 +28,9 @@ use super::{Action, JobFailure, Summary, Ticket};
 
 /// The form notification that says SALESmanago holds other data.
 pub const DIFFERS: &str = "salesmanago.differs";
+/// The form notification saying what SALESmanago knows of the contact (score, state, last
+/// visit, opt-outs), shown when the form opens.
+pub const STANDING: &str = "salesmanago.standing";
 /// The form notification of the last synchronisation.
 pub const SYNC: &str = "salesmanago.sync";
 
@@ -427,6 +430,7 @@ impl ContactCommand {
         let parsed = ContactRow::from_json(row);
         let columns: Map = sm.map(|sm| from_salesmanago(&parsed, sm).columns.into_iter().collect()).unwrap_or_default();
         if let Task::Check { .. } = self.task {
+            notify(run, STANDING, Level::Info, sm.map(standing));
             let fields = columns.len();
             if fields > 0 {
                 notify(run, DIFFERS, Level::Warning, Some(Message::Differs { fields }));
@@ -655,6 +659,17 @@ impl ContactCommand {
 
 fn notify(run: &mut Runner, id: &'static str, level: Level, message: Option<Message>) {
     run.emit(Action::Form { ticket: None, act: FormAction::Notify { id, level, message } });
+}
+
+/// What SALESmanago knows of `sm`, for its form.
+fn standing(sm: &SmContact) -> Message {
+    Message::Standing {
+        score: sm.score,
+        state: sm.state.clone(),
+        last_visit: sm.last_visit.map(|ms| crate::core::mapping::normalize::Date::from_unix_ms(ms).iso()),
+        opted_out: sm.opted_out,
+        opted_out_phone: sm.opted_out_phone,
+    }
 }
 
 fn skipped(skip: Skip) -> JobFailure {

@@ -250,6 +250,12 @@ pub struct SmContact {
     pub modified_on: Option<u64>,
     /// Creation, Unix ms.
     pub created_on: Option<u64>,
+    /// Its score (`score`): what its actions earned it in SALESmanago.
+    pub score: Option<i64>,
+    /// Its state (`state`: `PROSPECT`, `CUSTOMER`, `PARTNER`, `OTHER`, …), as SALESmanago says it.
+    pub state: Option<String>,
+    /// Its last visit to a monitored site (`lastVisit` in `basic`), Unix ms.
+    pub last_visit: Option<u64>,
 }
 
 /// A consent as a response lists it.
@@ -344,6 +350,9 @@ impl SmContact {
             deleted: object.get("deleted").and_then(flag).unwrap_or(false),
             modified_on: object.get("modifiedOn").and_then(number),
             created_on: object.get("createdOn").and_then(number),
+            score: object.get("score").and_then(|v| v.as_i64().or_else(|| v.as_str()?.trim().parse().ok())),
+            state: text("state").map(|s| s.chars().take(40).collect()),
+            last_visit: object.get("lastVisit").and_then(number),
         })
     }
 }
@@ -492,6 +501,7 @@ mod tests {
         assert_eq!((contact.opted_out, contact.opted_out_phone), (Some(false), Some(true)));
         assert_eq!(contact.address, Address::default());
         assert_eq!(contact.modified_on, Some(1672327453000));
+        assert_eq!((contact.score, contact.state.as_deref(), contact.last_visit), (Some(90), Some("PROSPECT"), None));
     }
 
     #[test]
