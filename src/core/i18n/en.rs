@@ -117,27 +117,7 @@ pub(super) fn text(message: &Message) -> String {
         Message::SaveFirst => "Save the contact first, then try again.".into(),
         Message::AlreadyMatches => "This contact already holds what SALESmanago holds.".into(),
         Message::Differs { fields } => format!("SALESmanago holds different data for this contact ({fields} fields). Use “Fetch from SALESmanago” to review it."),
-        Message::Standing { score, state, last_visit, opted_out, opted_out_phone } => {
-            let state = state.as_deref().map(|s| match s {
-                "PROSPECT" => "prospect",
-                "CUSTOMER" => "customer",
-                "PARTNER" => "partner",
-                "OTHER" => "other",
-                other => other,
-            });
-            let subscribed = |out: bool| if out { "unsubscribed" } else { "subscribed" };
-            let parts: Vec<String> = [
-                score.map(|s| format!("score {s}")),
-                state.map(str::to_owned),
-                last_visit.as_ref().map(|d| format!("last visit {d}")),
-                opted_out.map(|o| format!("newsletter: {}", subscribed(o))),
-                opted_out_phone.map(|o| format!("SMS: {}", subscribed(o))),
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
-            format!("SALESmanago: {}", parts.join(" · "))
-        }
+        Message::Standing { .. } => super::standing::text(message, &super::standing::ENGLISH),
         Message::Sent => "Sent to SALESmanago.".into(),
         Message::SyncFailed { reason } => format!("Saved in Dynamics, but not sent to SALESmanago: {reason} Use “Send to SALESmanago” to try again."),
         Message::DeleteConfirm { count, opt_out_only: false } => format!("Delete {count} contact(s) in Dynamics and in SALESmanago? This cannot be undone."),

@@ -3,6 +3,7 @@
 
 mod en;
 mod pl;
+mod standing;
 
 use crate::core::command::{BulkJob, Command};
 use crate::core::credentials::{Field, FieldProblem};

@@ -116,27 +116,7 @@ pub(super) fn text(message: &Message) -> String {
         Message::SaveFirst => "Najpierw zapisz kontakt, a potem spróbuj ponownie.".into(),
         Message::AlreadyMatches => "Ten kontakt zawiera już to samo, co SALESmanago.".into(),
         Message::Differs { fields } => format!("SALESmanago ma inne dane tego kontaktu (pól: {fields}). Użyj „Pobierz z SALESmanago”, aby je przejrzeć."),
-        Message::Standing { score, state, last_visit, opted_out, opted_out_phone } => {
-            let state = state.as_deref().map(|s| match s {
-                "PROSPECT" => "potencjalny klient",
-                "CUSTOMER" => "klient",
-                "PARTNER" => "partner",
-                "OTHER" => "inny",
-                other => other,
-            });
-            let subscribed = |out: bool| if out { "wypisany" } else { "zapisany" };
-            let parts: Vec<String> = [
-                score.map(|s| format!("punkty {s}")),
-                state.map(str::to_owned),
-                last_visit.as_ref().map(|d| format!("ostatnia wizyta {d}")),
-                opted_out.map(|o| format!("newsletter: {}", subscribed(o))),
-                opted_out_phone.map(|o| format!("SMS: {}", subscribed(o))),
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
-            format!("SALESmanago: {}", parts.join(" · "))
-        }
+        Message::Standing { .. } => super::standing::text(message, &super::standing::POLISH),
         Message::Sent => "Wysłano do SALESmanago.".into(),
         Message::SyncFailed { reason } => format!("Zapisano w Dynamics, ale nie wysłano do SALESmanago: {reason} Użyj „Wyślij do SALESmanago”, aby spróbować ponownie."),
         Message::DeleteConfirm { count, opt_out_only: false } => format!("Usunąć kontakty ({count}) w Dynamics i w SALESmanago? Tej operacji nie można cofnąć."),
