@@ -133,6 +133,15 @@ pub struct Tally {
     pub failed_count: u64,
 }
 
+/// How a contact was counted before its write went: what a write Dynamics refuses takes back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    /// Updated (or sent).
+    Done,
+    /// Already the same (its agreement alone may still have been written).
+    Same,
+}
+
 /// The most contacts a tally lists by name (for the CSV); beyond it only counts grow, so a
 /// job's memory stays bounded. Every contact's own status columns still record its outcome.
 pub const MAX_LISTED: usize = 1000;
@@ -148,6 +157,27 @@ impl Tally {
         if self.not_done.len() < MAX_LISTED {
             self.not_done.push(contact);
         }
+    }
+
+    /// Counts a contact as `counted`.
+    pub fn count(&mut self, counted: Counted) {
+        match counted {
+            Counted::Done => self.done += 1,
+            Counted::Same => self.same += 1,
+        }
+    }
+
+    /// A contact counted `counted` whose write Dynamics refused: failed now, listed with why.
+    /// The count taken back is the one the contact was given, never another's; a count that
+    /// was never given is not taken (the debug build says so).
+    pub fn refused(&mut self, counted: Counted, contact: NotDone) {
+        let counter = match counted {
+            Counted::Done => &mut self.done,
+            Counted::Same => &mut self.same,
+        };
+        debug_assert!(*counter > 0, "a refused write takes back a count that was never given: {counted:?}");
+        *counter = counter.saturating_sub(1);
+        self.not_done(contact);
     }
 
     /// Skipped contacts.
@@ -239,6 +269,24 @@ fn line(out: &mut String, fields: &[&str]) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_refused_write_takes_back_the_count_its_contact_was_given() {
+        let contact = |id: &str| NotDone {
+            id: id.into(),
+            email: String::new(),
+            name: String::new(),
+            skipped: false,
+            reason: "refused".into(),
+        };
+        let mut tally = Tally { total: 2, ..Tally::default() };
+        tally.count(Counted::Same);
+        tally.count(Counted::Done);
+        // The contact counted the same, whose agreement alone was refused: its own count goes.
+        tally.refused(Counted::Same, contact("a"));
+        assert_eq!((tally.done, tally.same, tally.failed()), (1, 0, 1));
+        assert!(tally.adds_up());
+    }
 
     #[test]
     fn dataverse_times_read_as_unix_ms_and_back() {

@@ -44,6 +44,8 @@ pub(crate) struct Dataverse {
     /// Delta tokens handed out, with when; older than `keep_changes_ms` they have expired.
     tokens: BTreeMap<u64, u64>,
     pub(crate) keep_changes_ms: u64,
+    /// Contacts whose every change Dynamics refuses (a plug-in's rule, a field's limit).
+    pub(crate) refuse: std::collections::BTreeSet<String>,
 }
 
 type Answer = Result<HttpResponse, DvFailure>;
@@ -128,6 +130,7 @@ impl Dataverse {
             tracking: !rng.chance(100),
             tokens: BTreeMap::new(),
             keep_changes_ms: 7 * 86_400_000,
+            refuse: Default::default(),
         }
     }
 
@@ -341,6 +344,9 @@ impl Dataverse {
     }
 
     fn update(&mut self, id: &str, columns: &Map, now: u64) -> Result<(), String> {
+        if self.refuse.contains(id) {
+            return Err("A plug-in refused this change of the contact (simulated)".into());
+        }
         let row = self.contacts.get_mut(id).ok_or_else(|| format!("contact With Id = {id} Does Not Exist"))?;
         for (column, value) in columns.iter() {
             let limit = LIMITS.iter().find(|(c, _)| c == column).map(|(_, l)| *l);

@@ -16,7 +16,7 @@ use crate::core::mapping::from_salesmanago;
 use crate::core::salesmanago::contact::SmContact;
 use crate::core::salesmanago::operation::{Lookup, LookupKind, ModifiedContacts};
 use crate::core::sorted::SortedMap;
-use crate::core::sync::{NotDone, Tally};
+use crate::core::sync::{Counted, NotDone, Tally};
 
 use super::runner::{Call, Error, Output, Request, Runner};
 use super::units::{not_done, rows, Patching, Row, Write};
@@ -41,6 +41,8 @@ struct Chunk {
     reading: bool,
     /// The writes; a write's key is its changed contact (an index into `changed`).
     patching: Patching,
+    /// How each changed contact written was counted, by its key.
+    counted: SortedMap<usize, Counted>,
     tally: Tally,
     hold: Option<u64>,
 }
@@ -250,13 +252,13 @@ impl Changes {
                 // A write's key is its changed contact.
                 for (key, reason) in chunk.patching.answer(outcomes) {
                     let reason = text(&Message::Dataverse { detail: reason }, run.lang);
-                    chunk.tally.done -= 1;
                     let sm = &chunk.changed[key];
                     let held = chunk.held(sm.id.as_deref());
                     hold(&mut chunk.hold, held);
                     let row = chunk.matching(sm).unwrap_or_else(|| unreachable!("a written contact has its row"));
                     let listed = not_done(&chunk.rows[row], false, reason);
-                    chunk.tally.not_done(listed);
+                    let counted = chunk.counted.get(&key).copied().unwrap_or(Counted::Done);
+                    chunk.tally.refused(counted, listed);
                 }
                 return self.write(index, run, now_ms);
             }
@@ -323,13 +325,11 @@ impl Changes {
                 chunk.tally.same += 1;
                 continue;
             }
-            if patch.is_empty() {
-                chunk.tally.same += 1;
-            } else {
-                chunk.tally.done += 1;
-            }
+            let counted = if patch.is_empty() { Counted::Same } else { Counted::Done };
+            chunk.tally.count(counted);
             // A contact whose values already agree may still get its consent base.
             let Some(columns) = patch.write(now_ms) else { continue };
+            chunk.counted.insert(key, counted);
             written.push(row);
             let id = chunk.rows[row].id().unwrap_or_default();
             chunk.patching.writes.push(Write { key, id, columns });

@@ -14,7 +14,7 @@ use crate::core::salesmanago::contact::UpsertDetails;
 use crate::core::salesmanago::operation::{BatchUpsert, Lookup, LookupKind, Refused};
 use crate::core::salesmanago::SmError;
 use crate::core::sorted::SortedMap;
-use crate::core::sync::{write_back, NotDone, Tally};
+use crate::core::sync::{write_back, Counted, NotDone, Tally};
 use crate::object;
 
 use super::catchup::{CatchUp, Row as CatchRow};
@@ -592,9 +592,8 @@ impl Page {
     /// Dynamics refused the write-back of row `at`: a contact counted sent becomes failed.
     fn written_failed(&mut self, at: usize, reason: String) {
         if std::mem::take(&mut self.sent[at]) {
-            self.tally.done -= 1;
             let listed = not_done(&self.rows[at], false, reason);
-            self.tally.not_done(listed);
+            self.tally.refused(Counted::Done, listed);
         }
     }
 }

@@ -12,7 +12,7 @@ use crate::core::mapping::normalize::email;
 use crate::core::mapping::{from_salesmanago, Skip};
 use crate::core::salesmanago::export::{ExportConsents, FileReader, JobStatus};
 use crate::core::sorted::SortedMap;
-use crate::core::sync::{consents_only, Tally};
+use crate::core::sync::{consents_only, Counted, Tally};
 
 use super::runner::{Call, Error, Output, Request, Runner};
 use super::units::{not_done, rows, unreadable, Answer, Pages, Patching, Row, Write};
@@ -46,6 +46,8 @@ enum Phase {
 #[derive(Default)]
 struct Page {
     rows: Vec<ContactRow>,
+    /// How each row was counted (a write's key is its row).
+    counted: Vec<Counted>,
     patching: Patching,
     tally: Tally,
 }
@@ -221,16 +223,14 @@ impl Consents {
             };
             let patch = consents_only(from_salesmanago(&parsed, &found));
             // A contact whose values already agree may still get its consent base.
-            if patch.is_empty() {
-                page.tally.same += 1;
-            } else {
-                page.tally.done += 1;
-            }
+            let counted = if patch.is_empty() { Counted::Same } else { Counted::Done };
+            page.tally.count(counted);
             if let Some(columns) = patch.write(now_ms) {
                 let write = Write { key: page.rows.len(), id: parsed.id().unwrap_or_default(), columns };
                 page.patching.writes.push(write);
             }
             page.rows.push(parsed);
+            page.counted.push(counted);
         }
         self.pages.insert(index, page);
         self.write(index, run, now_ms);
@@ -241,9 +241,8 @@ impl Consents {
         let Some(page) = self.pages.get_mut(&index) else { return };
         for (row, reason) in page.patching.answer(outcomes) {
             let reason = text(&Message::Dataverse { detail: reason }, run.lang);
-            page.tally.done -= 1;
             let listed = not_done(&page.rows[row], false, reason);
-            page.tally.not_done(listed);
+            page.tally.refused(page.counted[row], listed);
         }
         self.write(index, run, now_ms);
     }
