@@ -766,6 +766,8 @@ test("/__sim/contacts seeds (honouring id and times) and lists the internal shap
       birthday: null,
       optedOut: true,
       optedOutPhone: false,
+      score: 0,
+      lastVisit: null,
       mainContactOwner: "owner@example.com",
       consents: [{ consentName: "MARKETING", consentAccept: true, optOut: false, agreementDate: 3 }],
       tags: ["A_B"],
@@ -777,8 +779,13 @@ test("/__sim/contacts seeds (honouring id and times) and lists the internal shap
     assert.ok(second.modifiedOn > 2000);
     assert.equal((await call("contact/hasContact", { email: "seed@example.com" })).json.contactId, "fixed-id");
     assert.equal((await control("POST", "contacts", [{ name: "no email" }])).status, 400);
+    const scored = (await control("POST", "contacts", [{ email: "scored@example.com", score: 42, lastVisit: 1764460800000 }])).json[0];
+    assert.deepEqual([scored.score, scored.lastVisit], [42, 1764460800000]);
+    assert.equal((await call("contact/basic", { email: ["scored@example.com"] })).json.contacts[0].score, 42);
+    assert.equal((await control("POST", "contacts", [{ email: "x@example.com", score: "lots" }])).status, 400);
+    await control("POST", "contacts", [{ email: "scored@example.com", score: 0 }]);
     assert.equal((await control("POST", "contacts", { email: "a@b.co" })).status, 400);
-    assert.equal((await control("GET", "contacts")).json.length, 2, "a rejected seed stores nothing");
+    assert.equal((await control("GET", "contacts")).json.length, 3, "a rejected seed stores nothing");
   });
 });
 
