@@ -513,7 +513,7 @@ fn export_changes(seed: u64, contacts: usize) {
             // SALESmanago refusing a contact stands, and does not hold the watermark back.
             let refused = |id: &str| world.dataverse.contacts.get(id).is_some_and(|row| world.salesmanago.rejects(row));
             let for_now = t.failed() - t.not_done.iter().filter(|n| !n.skipped && refused(&n.id)).count() as u64;
-            check_watermark(for_now, watermark, started, world.last_start);
+            check_watermark(for_now, watermark, started, world.last_start, since);
         }
         // Stopped by the faults (service protection outlasting its retries): nothing moves.
         Err(failure) => assert_eq!(watermark, None, "stopped ({failure}): the watermark stays"),
@@ -541,15 +541,16 @@ fn export_changes(seed: u64, contacts: usize) {
 
 /// After a run of "Export changes" with `failed` contacts failed for now: the watermark moved to
 /// the run's start on Dataverse's clock (whatever the browser's) only when none did.
-fn check_watermark(failed: u64, watermark: Option<String>, started: u64, last_start: u64) {
+fn check_watermark(failed: u64, watermark: Option<String>, started: u64, last_start: u64, base: u64) {
+    let at = watermark.as_deref().and_then(|w| w.parse::<u64>().ok());
     if failed == 0 {
-        let at = watermark.as_deref().and_then(|w| w.parse::<u64>().ok());
         assert!(
             at.is_some_and(|w| w + CLOCK_ERROR_MS >= started && w <= last_start + 1000),
             "all went: the watermark moves to the run's start {started} on Dataverse's clock ({watermark:?})"
         );
     } else {
-        assert_eq!(watermark, None, "{failed} failed: the watermark stays");
+        // It stays where the run read from: the export's last run, pinned when none was stored.
+        assert!(at.is_none_or(|w| w <= base), "{failed} failed: the watermark stays at {base} ({watermark:?})");
     }
 }
 
@@ -909,7 +910,7 @@ fn export_all_adds_up_and_syncs_only_what_salesmanago_holds() {
 
 #[test]
 fn export_changes_sends_what_changed_and_moves_its_watermark_only_when_all_went() {
-    for_each_seed("export_changes", size, export_changes);
+    for_each_seed("export_changes", |seed| size(seed) / 2, export_changes);
 }
 
 #[test]

@@ -63,6 +63,8 @@ pub(super) struct CatchUp {
     bin: SortedMap<Ticket, Vec<String>>,
     /// Removals under way, with their contacts' ids.
     removals: SortedMap<Ticket, (String, Removal)>,
+    /// Whether it read since the last export, the record holding no watermark of its own.
+    unpinned: bool,
     /// The deleted contacts' counts.
     pub(super) tally: Tally,
     /// Deleted contacts that failed for now.
@@ -78,7 +80,9 @@ impl CatchUp {
         // Since the catch-up's watermark; the first time, since the last export finished.
         let last_export =
             record.get(super::JobColumns::Export.last_run_column()).and_then(Value::as_str).and_then(unix_ms);
-        let since = crate::core::sync::catch_up_since(record.get(integration::CATCH_UP_WATERMARK), last_export);
+        let watermark = record.get(integration::CATCH_UP_WATERMARK);
+        let since = crate::core::sync::catch_up_since(watermark, last_export);
+        let unpinned = watermark.and_then(Value::as_str).is_none_or(|w| w.trim().parse::<u64>().is_err());
         let link = record.get(integration::CATCH_UP_DELTA).and_then(Value::as_str).filter(|l| l.starts_with('?'));
         let (reading, pages) = match link {
             Some(link) => (Reading::Delta, Pages::tracked(link.to_owned())),
@@ -87,6 +91,7 @@ impl CatchUp {
         let catch_up = CatchUp {
             reading,
             since,
+            unpinned,
             consents: consents.to_vec(),
             opt_out_only,
             deleted: Vec::new(),
@@ -98,6 +103,13 @@ impl CatchUp {
             lang,
         };
         (catch_up, pages)
+    }
+
+    /// The watermark to write when contacts failed for now and none was stored: the base this
+    /// run read from (every contact, `0`, when it had none). Without it the next run would read
+    /// since the export's last run, which this run moves to its end, and miss what failed.
+    pub(super) fn base_to_keep(&self) -> Option<u64> {
+        self.unpinned.then(|| self.since.unwrap_or(0))
     }
 
     /// A tracked read was refused: what to read instead (every contact, tracked, when the link

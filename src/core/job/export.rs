@@ -218,9 +218,11 @@ impl Export {
                     self.ending.details.push(text(note, run.lang));
                 }
             }
-            // The watermark moves only when no contact failed for now.
-            if let Some(watermark) = self.watermark.filter(|_| self.for_now == 0) {
-                let watermark = run.dataverse_time(watermark);
+            // The watermark moves only when no contact failed for now; when some did, a base
+            // read from the export's last run is kept as the watermark (this run moves that).
+            let base = self.catch_up.as_ref().and_then(CatchUp::base_to_keep).filter(|_| self.for_now > 0);
+            let watermark = self.watermark.filter(|_| self.for_now == 0).map(|w| run.dataverse_time(w));
+            if let Some(watermark) = watermark.or(base) {
                 extra.insert(integration::CATCH_UP_WATERMARK.into(), watermark.to_string().into());
             }
             self.ending.start(run, tally, extra, now_ms);
