@@ -1,5 +1,5 @@
 //! Bursts: webhook deliveries arriving together (an import fires one a contact) wait until
-//! arrivals pause for [`IDLE`] (at most `RELAY_BURST_MS`) and go together through the core's
+//! arrivals pause ([`crate::gather`], at most `RELAY_BURST_MS`) and go together through the core's
 //! jobs ([`go`]): the contacts' rows read beside the integration record, batch upserts of up to
 //! 400 contacts. Each delivery is answered with its own contact's outcome in SALESmanago, so a
 //! failure still answers 503 and Dataverse retries it; the statuses are written back in one

@@ -12,7 +12,7 @@
 //!
 //! With Dataverse access (`DATAVERSE_URL` and an app registration), a contact the event does not
 //! fully describe (a payload cut for size, a step without a post-image) is read back, the
-//! integration record's settings are followed ([`crate::record`]), and the status the browser
+//! integration record's settings are followed (`integration::behaviour`), and the status the browser
 //! would write (SALESmanago id, time, status, last error, consent base) is written back as the
 //! application user, whose own changes the plan never sends back. Without it, such events are
 //! answered "skipped" with the reason.

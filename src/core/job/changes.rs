@@ -180,11 +180,11 @@ impl Changes {
         }
     }
 
-    /// Looks up `keys` (SALESmanago ids, or e-mails) as `kind` does.
-    fn start_chunk(&mut self, keys: Vec<(String, u64)>, kind: LookupKind, run: &mut Runner) {
+    /// Looks up `ids` (SALESmanago ids, or e-mails, each with the time the watermark must stay
+    /// before) as `kind` does.
+    fn start_chunk(&mut self, ids: Vec<(String, u64)>, kind: LookupKind, run: &mut Runner) {
         let index = self.next_index;
         self.next_index += 1;
-        let ids = keys;
         let keys: Vec<String> = ids.iter().map(|(id, _)| id.clone()).collect();
         let mut chunk = Chunk { ids, ..Chunk::default() };
         for call in Lookup::batches(kind, &keys) {

@@ -4,7 +4,7 @@
 //! version from a delivery that came late, on any relay instance; each deleted contact goes as
 //! a delete made in Dynamics already ([`Task::Forget`]: kept while another contact holds its
 //! e-mail). The host reads the integration record and the consent columns for the burst,
-//! drives the jobs [`Burst::new`] makes, and hands their ends to [`Burst::answers`].
+//! drives the jobs [`Burst::plan`] and [`Plan::start`] make, and hands their ends to [`Burst::answers`].
 //!
 //! ```text
 //!   deliveries ──plan (coalesce)──▶ Export selected (sends) + Forget per delete ──drive──▶ answers

@@ -13,7 +13,7 @@ use super::super::{Action, Ticket};
 use super::{Error, Output, Pending, Request, Runner};
 
 /// A guarded write of the integration record: read it (ETag and lease), then `PATCH` with
-/// `If-Match` (see [`super::lease`]).
+/// `If-Match` (see [`super::super::lease`]).
 #[derive(Debug, Clone)]
 pub(in crate::core::job) struct Guarded {
     pub(super) columns: Map,
