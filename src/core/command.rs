@@ -22,6 +22,8 @@ pub enum Command {
     PullConsents,
     /// Integration form: pull contacts changed in SALESmanago.
     PullChanges,
+    /// Integration form: pull SALESmanago activity onto the contacts' timelines.
+    PullActivity,
     /// Credential page: store the SALESmanago credentials on the integration record.
     SaveCredentials,
     /// Contact form opened: quietly check whether SALESmanago holds different data.
@@ -36,7 +38,7 @@ pub enum Command {
 
 impl Command {
     /// Every command.
-    pub const ALL: [Command; 13] = [
+    pub const ALL: [Command; 14] = [
         Command::FetchContact,
         Command::SendContact,
         Command::ExportSelected,
@@ -45,6 +47,7 @@ impl Command {
         Command::ExportChanges,
         Command::PullConsents,
         Command::PullChanges,
+        Command::PullActivity,
         Command::SaveCredentials,
         Command::ContactOpened,
         Command::ContactSaved,
@@ -63,6 +66,7 @@ impl Command {
             Command::ExportChanges => "integration.exportChanges",
             Command::PullConsents => "integration.pullConsents",
             Command::PullChanges => "integration.pullChanges",
+            Command::PullActivity => "integration.pullActivity",
             Command::SaveCredentials => "credentials.save",
             Command::ContactOpened => "contact.opened",
             Command::ContactSaved => "contact.saved",
@@ -84,6 +88,7 @@ impl Command {
             Command::ExportChanges => Some(BulkJob::ExportChanges),
             Command::PullConsents => Some(BulkJob::PullConsents),
             Command::PullChanges => Some(BulkJob::PullChanges),
+            Command::PullActivity => Some(BulkJob::PullActivity),
             Command::FetchContact
             | Command::SendContact
             | Command::TestConnection
@@ -109,6 +114,8 @@ pub enum BulkJob {
     PullConsents,
     /// Pull contacts changed in SALESmanago.
     PullChanges,
+    /// Pull SALESmanago activity onto the contacts' timelines.
+    PullActivity,
 }
 
 impl BulkJob {
@@ -120,6 +127,7 @@ impl BulkJob {
             BulkJob::ExportChanges => Command::ExportChanges,
             BulkJob::PullConsents => Command::PullConsents,
             BulkJob::PullChanges => Command::PullChanges,
+            BulkJob::PullActivity => Command::PullActivity,
         }
     }
 
@@ -132,6 +140,7 @@ impl BulkJob {
             BulkJob::ExportAll | BulkJob::ExportChanges => Some(Job::Export),
             BulkJob::PullConsents => Some(Job::Consents),
             BulkJob::PullChanges => Some(Job::Changes),
+            BulkJob::PullActivity => Some(Job::Activity),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The pure core: no `wasm-bindgen`, `js-sys`, `web-sys`, `gloo`, clock or random numbers.
 //! `tests/core_is_pure.rs` enforces that.
 
+pub mod activity;
 pub mod clock;
 pub mod command;
 pub mod consent;

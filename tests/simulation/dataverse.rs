@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use salesmanago_dynamics::core::dataverse::error::DvFailure;
 use salesmanago_dynamics::core::dataverse::query::literal;
+use salesmanago_dynamics::core::dataverse::schema::activity;
 use salesmanago_dynamics::core::dataverse::schema::{contact, integration, Job as JobColumns};
-use salesmanago_dynamics::core::job::{Read, Writes};
+use salesmanago_dynamics::core::job::{Read, Writes, Writing};
 use salesmanago_dynamics::core::json::{self, Map, Value};
 use salesmanago_dynamics::core::mapping::normalize;
 use salesmanago_dynamics::core::salesmanago::HttpResponse;
@@ -44,8 +45,11 @@ pub(crate) struct Dataverse {
     /// Delta tokens handed out, with when; older than `keep_changes_ms` they have expired.
     tokens: BTreeMap<u64, u64>,
     pub(crate) keep_changes_ms: u64,
-    /// Contacts whose every change Dynamics refuses (a plug-in's rule, a field's limit).
+    /// Contacts whose every change Dynamics refuses (a plug-in's rule, a field's limit), and
+    /// every activity row regarding them.
     pub(crate) refuse: std::collections::BTreeSet<String>,
+    /// SALESmanago activity rows by id (with `_regardingobjectid_value`).
+    pub(crate) activities: BTreeMap<String, Map>,
 }
 
 type Answer = Result<HttpResponse, DvFailure>;
@@ -131,6 +135,7 @@ impl Dataverse {
             tokens: BTreeMap::new(),
             keep_changes_ms: 7 * 86_400_000,
             refuse: Default::default(),
+            activities: BTreeMap::new(),
         }
     }
 
@@ -322,6 +327,9 @@ impl Dataverse {
             return fault;
         }
         self.batches += 1;
+        if writes.writing == Writing::NewActivities {
+            return self.create_activities(writes, rng);
+        }
         let mut body = String::new();
         for (id, columns) in &writes.rows {
             body.push_str("--batchresponse_1\r\nContent-Type: application/http\r\n\r\n");
@@ -341,6 +349,60 @@ impl Dataverse {
         }
         body.push_str("--batchresponse_1--\r\n");
         Ok(HttpResponse { date: None, status: 200, retry_after: None, body })
+    }
+
+    /// Activity rows, each created only if its id is not there (`If-None-Match: *`): `412`
+    /// when it is, a refusal for a contact whose changes Dynamics refuses. Now and then the
+    /// rows are made and the answer lost.
+    fn create_activities(&mut self, writes: &Writes, rng: &mut Rng) -> Answer {
+        let mut body = String::new();
+        for (id, columns) in &writes.rows {
+            body.push_str("--batchresponse_1\r\nContent-Type: application/http\r\n\r\n");
+            let bind = columns.get(activity::REGARDING_CONTACT).and_then(Value::as_str).unwrap_or_default();
+            let regarding = bind.strip_prefix("/contacts(").and_then(|r| r.strip_suffix(')')).unwrap_or_default();
+            assert!(!id.is_empty() && !regarding.is_empty(), "an activity row has an id and a contact: {columns:?}");
+            if self.refuse.contains(regarding) {
+                body.push_str("HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n\r\n{\"error\":{\"message\":\"A plug-in refused this activity (simulated)\"}}\r\n");
+            } else if self.activities.contains_key(id) {
+                body.push_str("HTTP/1.1 412 Precondition Failed\r\nContent-Type: application/json\r\n\r\n{\"error\":{\"code\":\"0x80040237\",\"message\":\"A record with matching key values already exists.\"}}\r\n");
+            } else {
+                let mut row = columns.clone();
+                row.remove(activity::REGARDING_CONTACT);
+                row.insert(activity::REGARDING.into(), regarding.into());
+                self.activities.insert(id.clone(), row);
+                body.push_str("HTTP/1.1 204 No Content\r\n\r\n\r\n");
+            }
+        }
+        body.push_str("--batchresponse_1--\r\n");
+        if rng.chance(self.faults.timeout) {
+            return Err(DvFailure { message: "Failed to fetch".into(), ..DvFailure::default() });
+        }
+        ok(body)
+    }
+
+    /// A page of activity rows older than a time: `new_salesmanagoactivities?$select=activityid
+    /// &$filter=actualend lt <time>&$top=<n>`.
+    fn old_activities(&mut self, path: &str) -> Answer {
+        let decoded = decode(path);
+        let before = decoded.split_once("actualend lt ").map(|(_, rest)| rest.split('&').next().unwrap_or_default());
+        let before = before.expect("the only activity query lists rows older than a time").to_owned();
+        let top: usize = decoded.split_once("$top=").and_then(|(_, n)| n.parse().ok()).expect("a page size");
+        let old: Vec<Value> = self
+            .activities
+            .iter()
+            .filter(|(_, row)| {
+                row.get(activity::ACTUAL_END).and_then(Value::as_str).is_some_and(|at| at < before.as_str())
+            })
+            .take(top)
+            .map(|(id, _)| {
+                let mut row = Map::new();
+                row.insert(activity::ID.into(), id.clone().into());
+                Value::Object(row)
+            })
+            .collect();
+        let mut page = Map::new();
+        page.insert("value".into(), Value::Array(old));
+        ok(Value::Object(page).to_string())
     }
 
     fn update(&mut self, id: &str, columns: &Map, now: u64) -> Result<(), String> {
@@ -416,6 +478,15 @@ impl Dataverse {
             return fault;
         }
         let id = row_id(path);
+        if path.starts_with(activity::ENTITY_SET) {
+            return match self.activities.remove(id) {
+                Some(_) if rng.chance(self.faults.timeout) => {
+                    Err(DvFailure { message: "Failed to fetch".into(), ..DvFailure::default() })
+                }
+                Some(_) => Ok(HttpResponse { date: None, status: 204, retry_after: None, body: String::new() }),
+                None => not_found(id),
+            };
+        }
         if !self.may_delete {
             let body =
                 r#"{"error":{"code":"0x80040220","message":"Principal user is missing prvDeleteContact privilege"}}"#;
@@ -450,6 +521,9 @@ impl Dataverse {
     pub(crate) fn get(&mut self, path: &str, rng: &mut Rng, now: u64) -> Answer {
         if let Some(fault) = self.fault(rng, now, false) {
             return fault;
+        }
+        if path.starts_with(activity::ENTITY_SET) {
+            return self.old_activities(path);
         }
         let select = path.split_once("?$select=").map_or("", |(_, s)| s);
         let mut row = Map::new();
@@ -554,8 +628,8 @@ fn matches(filter: Option<&str>, row: &Map) -> bool {
     if let Some(since) = filter.strip_prefix("modifiedon ge ") {
         return unix_ms(&text("modifiedon")) >= unix_ms(since);
     }
-    if filter == "emailaddress1 ne null" {
-        return row.get("emailaddress1").is_some_and(|v| !v.is_null());
+    if let Some(column) = filter.strip_suffix(" ne null") {
+        return row.get(column).is_some_and(|v| !v.is_null());
     }
     let inner = filter
         .strip_prefix("Microsoft.Dynamics.CRM.In(PropertyName=")

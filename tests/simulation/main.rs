@@ -4,6 +4,7 @@
 //! --test simulation -- --nocapture` replays it.
 #![cfg(not(target_arch = "wasm32"))]
 
+mod activity;
 mod consent_rule;
 mod dataverse;
 mod distributed;

@@ -30,6 +30,8 @@ pub(crate) struct SmRecord {
     pub(crate) consents: BTreeMap<String, bool>,
     /// Carries the engine's tag, so the export job selects it.
     pub(crate) tagged: bool,
+    /// Its activity, as its card lists it: `emailMessages`, `contactVisits`, `contactExtEvents`.
+    pub(crate) activity: Map,
 }
 
 pub(crate) struct Salesmanago {
@@ -150,6 +152,7 @@ impl Salesmanago {
                 phone_opted_out: false,
                 consents: BTreeMap::new(),
                 tagged: false,
+                activity: Map::new(),
             };
             self.store.insert(email, record);
         }
@@ -190,9 +193,89 @@ impl Salesmanago {
             phone_opted_out: false,
             consents: BTreeMap::new(),
             tagged: false,
+            activity: Map::new(),
         };
         self.store.insert(email.to_owned(), record);
         id
+    }
+
+    /// Gives the contact `id` `count` random events between `from` and `to` (ms), in the card's
+    /// formats (`core::salesmanago::activity`); some items lack their id.
+    pub(crate) fn add_activity(&mut self, id: &str, rng: &mut Rng, count: u64, (from, to): (u64, u64)) {
+        let Some(email) = self.ids.get(id).cloned() else { return };
+        let next = self.next_id;
+        self.next_id += count + 1;
+        let record = self.store.get_mut(&email).expect("an id names a contact");
+        for n in 0..count {
+            let at = from + rng.below((to - from).max(1));
+            let item_id = format!("a-{}-{n}", next);
+            let (key, item) = match rng.below(10) {
+                0..=5 => {
+                    let later = |rng: &mut Rng, chance: u64| {
+                        if rng.chance(chance) {
+                            Value::from(at + 1 + rng.below(3_600_000))
+                        } else {
+                            Value::Null
+                        }
+                    };
+                    let mut item = vec![
+                        ("subject", format!("Campaign {n}").into()),
+                        ("sentOn", at.into()),
+                        ("openedOn", later(rng, 400)),
+                        ("clickedOn", later(rng, 150)),
+                        ("bouncedOn", later(rng, 30)),
+                        ("unsubscribedOn", later(rng, 20)),
+                    ];
+                    if !rng.chance(100) {
+                        item.push(("id", item_id.into()));
+                    }
+                    ("emailMessages", object(item))
+                }
+                6..=8 => {
+                    let mut item = vec![
+                        ("time", at.into()),
+                        ("url", format!("https://shop.example.com/p/{n}").into()),
+                        ("duration", (rng.below(600)).to_string().into()),
+                        ("visitSource", "google".into()),
+                    ];
+                    if !rng.chance(100) {
+                        item.push(("conversationId", item_id.into()));
+                    }
+                    ("contactVisits", object(item))
+                }
+                _ => {
+                    let item = vec![
+                        ("eventId", item_id.into()),
+                        ("contactExtEventType", "PURCHASE".into()),
+                        ("date", at.into()),
+                        ("description", format!("Order {n}").into()),
+                        ("value", json::from_str(&format!("{}.5", rng.below(500))).expect("a number")),
+                    ];
+                    ("contactExtEvents", object(item))
+                }
+            };
+            if record.activity.get(key).is_none() {
+                record.activity.insert(key.to_owned(), Value::Array(Vec::new()));
+            }
+            if let Some(Value::Array(items)) = record.activity.get_mut(key) {
+                items.push(item);
+            }
+        }
+    }
+
+    /// The contact `id`'s full card, as `listById` answers it.
+    pub(crate) fn full_card(&self, id: &str) -> Option<Value> {
+        self.by_id(id).map(Self::list_card)
+    }
+
+    fn list_card(record: &SmRecord) -> Value {
+        let mut card = Self::card(record);
+        if let Value::Object(map) = &mut card {
+            for key in ["emailMessages", "contactVisits", "contactExtEvents"] {
+                map.insert(key.into(), record.activity.get(key).cloned().unwrap_or(Value::Array(Vec::new())));
+            }
+        }
+        card
     }
 
     /// Every contact.
@@ -272,8 +355,11 @@ impl Salesmanago {
                 ])
             }
             "contact/listById" => {
-                let found =
-                    strings(body.get("contactId")).iter().filter_map(|id| self.by_id(id)).map(Self::card).collect();
+                let found = strings(body.get("contactId"))
+                    .iter()
+                    .filter_map(|id| self.by_id(id))
+                    .map(Self::list_card)
+                    .collect();
                 object(vec![
                     ("success", true.into()),
                     ("message", Value::Array(vec![])),
@@ -388,6 +474,7 @@ impl Salesmanago {
                 phone_opted_out: false,
                 consents: BTreeMap::new(),
                 tagged: false,
+                activity: Map::new(),
             });
             if let Some(name) = item["contact"]["name"].as_str() {
                 record.name = name.to_owned();

@@ -41,6 +41,41 @@ pub mod integration {
     /// The catch-up's (the relay's, or Export changes') place in Dataverse change tracking: the
     /// delta link to read next, under the Web API root (`?$select=…&$deltatoken=…`).
     pub const CATCH_UP_DELTA: &str = "new_catchupdelta";
+    /// Pull activity: the kinds of SALESmanago activity kept, by name, comma-separated (empty:
+    /// the defaults; [`crate::core::activity::Kinds`]).
+    pub const ACTIVITY_KINDS: &str = "new_activitykinds";
+    /// Pull activity: how many days of activity are kept (1 to 3650; 90 when not set).
+    pub const ACTIVITY_DAYS: &str = "new_activitydays";
+    /// Pull activity: the time (Unix ms, decimal text, SALESmanago's) of the newest activity
+    /// pulled; the next pull takes what happened from a day before it on.
+    pub const ACTIVITY_WATERMARK: &str = "new_activitywatermark";
+}
+
+/// The "SALESmanago activity" table: a custom activity, shown on the contact's timeline, one row
+/// per SALESmanago event (an e-mail sent, opened, clicked, bounced, an unsubscribe, a visit, an
+/// external event).
+pub mod activity {
+    /// Logical name of the table.
+    pub const TABLE: &str = "new_salesmanagoactivity";
+    /// Web API entity set name.
+    pub const ENTITY_SET: &str = "new_salesmanagoactivities";
+    /// Primary key (every activity's): derived from the contact and the event, so a row is
+    /// created once whoever pulls it and however often.
+    pub const ID: &str = "activityid";
+    /// Primary name: what the event was about (an e-mail's subject, the page, the event).
+    pub const SUBJECT: &str = "subject";
+    /// The event's details.
+    pub const DESCRIPTION: &str = "description";
+    /// When it happened.
+    pub const ACTUAL_END: &str = "actualend";
+    /// The contact it happened to, as the Web API binds it (`/contacts(<id>)`).
+    pub const REGARDING_CONTACT: &str = "regardingobjectid_contact_new_salesmanagoactivity@odata.bind";
+    /// The regarding column as read back.
+    pub const REGARDING: &str = "_regardingobjectid_value";
+    /// The kind of event, a [`crate::core::activity::Kind`] (added by the solution).
+    pub const KIND: &str = "new_kind";
+    /// SALESmanago's id of the event (added by the solution).
+    pub const EVENT_ID: &str = "new_eventid";
 }
 
 /// A bulk job run from the integration form, with its state columns.
@@ -52,11 +87,13 @@ pub enum Job {
     Consents,
     /// Pull contacts changed in SALESmanago since the watermark.
     Changes,
+    /// Pull SALESmanago activity onto the contacts' timelines.
+    Activity,
 }
 
 impl Job {
     /// Every job, in the order the integration form shows them.
-    pub const ALL: [Job; 3] = [Job::Export, Job::Consents, Job::Changes];
+    pub const ALL: [Job; 4] = [Job::Export, Job::Consents, Job::Changes, Job::Activity];
 
     /// Column holding the resumable checkpoint (JSON) of an interrupted run.
     pub const fn checkpoint_column(self) -> &'static str {
@@ -64,6 +101,7 @@ impl Job {
             Job::Export => "new_exportcheckpoint",
             Job::Consents => "new_consentscheckpoint",
             Job::Changes => "new_changescheckpoint",
+            Job::Activity => "new_activitycheckpoint",
         }
     }
 
@@ -73,6 +111,7 @@ impl Job {
             Job::Export => "new_exportlastrun",
             Job::Consents => "new_consentslastrun",
             Job::Changes => "new_changeslastrun",
+            Job::Activity => "new_activitylastrun",
         }
     }
 
@@ -83,6 +122,7 @@ impl Job {
             Job::Export => "new_exportlease",
             Job::Consents => "new_consentslease",
             Job::Changes => "new_changeslease",
+            Job::Activity => "new_activitylease",
         }
     }
 
@@ -92,6 +132,7 @@ impl Job {
             Job::Export => "new_exportlastresult",
             Job::Consents => "new_consentslastresult",
             Job::Changes => "new_changeslastresult",
+            Job::Activity => "new_activitylastresult",
         }
     }
 }
@@ -190,6 +231,13 @@ pub const CUSTOM_COLUMNS: &[(&str, &[&str])] = &[
             Job::Changes.last_run_column(),
             Job::Changes.last_result_column(),
             Job::Changes.lease_column(),
+            integration::ACTIVITY_KINDS,
+            integration::ACTIVITY_DAYS,
+            integration::ACTIVITY_WATERMARK,
+            Job::Activity.checkpoint_column(),
+            Job::Activity.last_run_column(),
+            Job::Activity.last_result_column(),
+            Job::Activity.lease_column(),
         ],
     ),
     (
@@ -204,6 +252,7 @@ pub const CUSTOM_COLUMNS: &[(&str, &[&str])] = &[
             contact::CONSENT_BASE,
         ],
     ),
+    (activity::TABLE, &[activity::KIND, activity::EVENT_ID]),
 ];
 
 /// Values of the contact's `new_salesmanagosyncstatus` choice column.

@@ -106,6 +106,7 @@ pub(super) fn text(message: &Message) -> String {
         Message::Unlisted { count } => format!("…and {count} more, not listed here. Each contact's SALESmanago sync status and last error record its reason."),
         Message::PreparingFile { seconds } => format!("Pull consents: SALESmanago is preparing the file of consents and opt-outs ({seconds} s so far). Large accounts take a few minutes; keep this window open."),
         Message::ReadingFile { contacts } => format!("Pull consents: reading SALESmanago's file, {contacts} contacts so far…"),
+        Message::ActivityKindUnknown { name } => format!("The SALESmanago Integration record's \u{201c}Pull activity: kinds kept\u{201d} names \u{201c}{name}\u{201d}, which is not a kind of activity, so nothing was pulled. Use these names, separated by commas: sent, opened, clicked, bounced, unsubscribed, visit, event; or leave it empty for all but sent."),
         Message::FileNotReady { minutes } => format!("SALESmanago did not prepare the file of consents and opt-outs within {minutes} minutes, so nothing was changed. Try Pull consents again later."),
         Message::FileUnreadable { detail } => format!("SALESmanago's file of consents and opt-outs could not be read ({detail}), so nothing was changed. Try Pull consents again; if it happens again, send this message to your administrator."),
         Message::MayNotDelete => "you may not delete this contact in Dynamics 365, so it was left as it is in SALESmanago too. Ask your administrator for the right to delete contacts.".into(),
@@ -147,6 +148,7 @@ fn command_label(command: Command) -> &'static str {
         Command::PullConsents => "Pull consents",
         Command::SaveCredentials => "Save credentials",
         Command::PullChanges => "Pull changes",
+        Command::PullActivity => "Pull activity",
         Command::ContactOpened => "Check SALESmanago",
         Command::ContactSaved => "Sync on save",
         Command::DeleteContacts => "Delete",
@@ -260,6 +262,10 @@ fn summary(job: BulkJob, c: &Counts) -> String {
             "{label} finished: {} contacts changed in SALESmanago. {} updated in Dynamics, {} already the same, {} not in Dynamics (not created, as in the original plugin), {} failed.",
             c.total, c.done, c.same, c.missing, c.failed
         ),
+        BulkJob::PullActivity => format!(
+            "{label} finished: {} contacts checked. {} activities added to their timelines, {} there already, {} contacts not in SALESmanago, {} failed.",
+            c.total, c.done, c.same, c.missing, c.failed
+        ),
         BulkJob::ExportChanges => format!(
             "{label} finished: {} contacts changed in Dynamics since the last catch-up. {} sent, {} skipped, {} failed.",
             c.total, c.done, c.skipped, c.failed
@@ -305,6 +311,7 @@ fn privilege_words(privilege: &str) -> String {
     };
     let table = match table {
         "new_salesmanagointegration" => "the SALESmanago Integration record",
+        "new_salesmanagoactivity" => "SALESmanago activity",
         "contact" => "contacts",
         _ => "these records",
     };

@@ -227,6 +227,11 @@ pub enum Message {
         /// Contacts read so far.
         contacts: u64,
     },
+    /// The integration record names a kind of activity that is not one.
+    ActivityKindUnknown {
+        /// The name, as the record has it.
+        name: String,
+    },
     /// SALESmanago did not prepare the export file in time.
     FileNotReady {
         /// Minutes waited.
@@ -431,6 +436,7 @@ impl Message {
             | Message::ReadingFile { .. }
             | Message::FileNotReady { .. }
             | Message::FileUnreadable { .. }
+            | Message::ActivityKindUnknown { .. }
             | Message::SaveFirst
             | Message::Fetched { .. }
             | Message::AlreadyMatches
@@ -566,6 +572,7 @@ mod tests {
             Message::PreparingFile { seconds: 42 },
             Message::ReadingFile { contacts: 12_000 },
             Message::FileNotReady { minutes: 30 },
+            Message::ActivityKindUnknown { name: "opend".into() },
             Message::FileUnreadable { detail: "the export file ends before its list does".into() },
             Message::JobRunning {
                 command: Command::ExportAll,

@@ -105,6 +105,7 @@ pub(super) fn text(message: &Message) -> String {
         Message::Unlisted { count } => format!("…i {count} kolejnych, niewymienionych tutaj. Status synchronizacji i ostatni błąd każdego kontaktu zapisują powód."),
         Message::PreparingFile { seconds } => format!("Pobieranie zgód: SALESmanago przygotowuje plik ze zgodami i wypisami (czekam już {seconds} s). Przy dużych kontach trwa to kilka minut; nie zamykaj tego okna."),
         Message::ReadingFile { contacts } => format!("Pobieranie zgód: czytam plik z SALESmanago, dotąd {contacts} kontaktów…"),
+        Message::ActivityKindUnknown { name } => format!("Pole \u{201e}Pobierz aktywność: zachowywane rodzaje\u{201d} w rekordzie integracji z SALESmanago zawiera \u{201e}{name}\u{201d}, co nie jest rodzajem aktywności, więc niczego nie pobrano. Użyj tych nazw, rozdzielonych przecinkami: sent, opened, clicked, bounced, unsubscribed, visit, event; albo zostaw pole puste, aby zachować wszystkie poza sent."),
         Message::FileNotReady { minutes } => format!("SALESmanago nie przygotował pliku ze zgodami i wypisami w ciągu {minutes} minut, więc nic nie zmieniono. Spróbuj pobrać zgody ponownie później."),
         Message::FileUnreadable { detail } => format!("Nie udało się odczytać pliku ze zgodami i wypisami z SALESmanago ({detail}), więc nic nie zmieniono. Spróbuj ponownie; jeśli to się powtórzy, przekaż ten komunikat administratorowi."),
         Message::MayNotDelete => "nie masz uprawnień do usunięcia tego kontaktu w Dynamics 365, więc w SALESmanago też pozostał bez zmian. Poproś administratora o prawo usuwania kontaktów.".into(),
@@ -146,6 +147,7 @@ fn command_label(command: Command) -> &'static str {
         Command::PullConsents => "Pobierz zgody",
         Command::SaveCredentials => "Zapisz dane dostępowe",
         Command::PullChanges => "Pobierz zmiany",
+        Command::PullActivity => "Pobierz aktywność",
         Command::ContactOpened => "Sprawdź SALESmanago",
         Command::ContactSaved => "Synchronizacja przy zapisie",
         Command::DeleteContacts => "Usuń",
@@ -251,6 +253,10 @@ fn summary(job: BulkJob, c: &Counts) -> String {
             "{label}: zakończono. Kontakty zmienione w SALESmanago: {}. Zaktualizowano w Dynamics: {}, bez zmian: {}, brak w Dynamics (nie tworzymy ich, jak oryginalna wtyczka): {}, błędy: {}.",
             c.total, c.done, c.same, c.missing, c.failed
         ),
+        BulkJob::PullActivity => format!(
+            "{label}: zakończono. Sprawdzono kontaktów: {}. Dodano do ich osi czasu aktywności: {}, były już: {}, kontaktów brak w SALESmanago: {}, błędy: {}.",
+            c.total, c.done, c.same, c.missing, c.failed
+        ),
         BulkJob::ExportChanges => format!(
             "{label}: zakończono. Kontakty zmienione w Dynamics od ostatniego nadrabiania: {}. Wysłano: {}, pominięto: {}, błędy: {}.",
             c.total, c.done, c.skipped, c.failed
@@ -295,6 +301,7 @@ fn privilege_words(privilege: &str) -> String {
     };
     let table = match table {
         "new_salesmanagointegration" => "rekordu Integracja z SALESmanago",
+        "new_salesmanagoactivity" => "aktywności SALESmanago",
         "contact" => "kontaktów",
         _ => "tych rekordów",
     };

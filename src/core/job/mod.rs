@@ -12,6 +12,7 @@
 //! and feeds back what came of them; `tests/simulation` drives the same jobs against
 //! in-memory services with seeded faults and a simulated clock.
 
+mod activity;
 mod catchup;
 mod changes;
 mod consents;
@@ -72,20 +73,37 @@ impl Read {
     }
 }
 
-/// Contact columns to write in one `$batch`.
+/// Rows to write in one `$batch`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Writes {
-    /// Each contact's id and columns.
+    /// Each row's id and columns.
     pub rows: Vec<(String, Map)>,
     /// Makes the batch boundary unique.
     pub tag: String,
+    /// What the writes are.
+    pub writing: Writing,
+}
+
+/// What a `$batch` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Writing {
+    /// Columns of existing contacts (`If-Match: *`).
+    ContactUpdates,
+    /// New SALESmanago activity rows, each created only if its id is not there
+    /// (`If-None-Match: *`): `412` means there already.
+    NewActivities,
 }
 
 impl Writes {
     /// The `$batch` request under the Web API root; it is POSTed to `{root}$batch` with
     /// `Prefer: odata.continue-on-error`.
     pub fn batch(&self, service_root: &str) -> BatchBody {
-        batch::updates(service_root, schema::contact::ENTITY_SET, &self.rows, &self.tag)
+        match self.writing {
+            Writing::ContactUpdates => batch::updates(service_root, schema::contact::ENTITY_SET, &self.rows, &self.tag),
+            Writing::NewActivities => {
+                batch::creations(service_root, schema::activity::ENTITY_SET, &self.rows, &self.tag)
+            }
+        }
     }
 }
 
@@ -262,6 +280,8 @@ pub struct Prefetched {
 }
 
 const EXPORT_RECORD: &[&str] = &[JobColumns::Export.checkpoint_column()];
+const ACTIVITY_RECORD: &[&str] =
+    &[integration::ACTIVITY_WATERMARK, integration::ACTIVITY_KINDS, integration::ACTIVITY_DAYS];
 const EXPORT_CHANGES_RECORD: &[&str] =
     &[integration::CATCH_UP_WATERMARK, integration::CATCH_UP_DELTA, JobColumns::Export.last_run_column()];
 
@@ -277,6 +297,7 @@ fn state_columns(job: BulkJob) -> &'static [&'static str] {
     match job {
         BulkJob::ExportAll => EXPORT_RECORD,
         BulkJob::PullChanges => &[integration::CHANGES_WATERMARK],
+        BulkJob::PullActivity => ACTIVITY_RECORD,
         BulkJob::ExportChanges => EXPORT_CHANGES_RECORD,
         BulkJob::ExportSelected | BulkJob::PullConsents => &[],
     }
@@ -286,6 +307,7 @@ enum Kind {
     Export(Box<export::Export>),
     Consents(consents::Consents),
     Changes(changes::Changes),
+    Activity(activity::Activity),
     Contact(contact::ContactCommand),
 }
 
@@ -297,6 +319,7 @@ impl Kind {
             }
             BulkJob::PullConsents => Kind::Consents(consents::Consents::new(start, run)),
             BulkJob::PullChanges => Kind::Changes(changes::Changes::new(start, record)),
+            BulkJob::PullActivity => Kind::Activity(activity::Activity::new(start, record)),
         }
     }
 }
@@ -362,6 +385,7 @@ impl Job {
                 && match &mut self.kind {
                     Some(Kind::Export(job)) => job.work(&mut self.run, now_ms),
                     Some(Kind::Consents(job)) => job.work(&mut self.run, now_ms),
+                    Some(Kind::Activity(job)) => job.work(&mut self.run, now_ms),
                     Some(Kind::Changes(_) | Kind::Contact(_)) | None => false,
                 };
             if !worked {
@@ -412,6 +436,7 @@ impl Job {
                     Some(Kind::Export(job)) => job.on(ticket, result, &mut self.run, now_ms),
                     Some(Kind::Consents(job)) => job.on(ticket, result, &mut self.run, now_ms),
                     Some(Kind::Changes(job)) => job.on(ticket, result, &mut self.run, now_ms),
+                    Some(Kind::Activity(job)) => job.on(ticket, result, &mut self.run, now_ms),
                     Some(Kind::Contact(command)) => command.on(ticket, result, &mut self.run),
                     // A heartbeat's answer, or one that came after the job failed.
                     None => {}
@@ -429,6 +454,7 @@ impl Job {
             Some(Kind::Export(job)) => job.advance(&mut self.run, now_ms),
             Some(Kind::Consents(job)) => job.advance(&mut self.run, now_ms),
             Some(Kind::Changes(job)) => job.advance(&mut self.run, now_ms),
+            Some(Kind::Activity(job)) => job.advance(&mut self.run, now_ms),
             Some(Kind::Contact(_)) | None => {}
         }
     }

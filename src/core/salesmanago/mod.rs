@@ -10,6 +10,7 @@
 //! The contract is `docs/salesmanago-api.md`; each module cites the section it
 //! follows.
 
+pub mod activity;
 pub mod auth;
 pub mod contact;
 pub mod endpoint;

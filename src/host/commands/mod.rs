@@ -128,6 +128,7 @@ pub(crate) async fn run(command: Command, context: Context) -> Outcome {
         Command::ExportChanges => jobs::run(context, BulkJob::ExportChanges).await,
         Command::PullConsents => jobs::run(context, BulkJob::PullConsents).await,
         Command::PullChanges => jobs::run(context, BulkJob::PullChanges).await,
+        Command::PullActivity => jobs::run(context, BulkJob::PullActivity).await,
     }
 }
 

@@ -20,7 +20,7 @@ use request::read;
 pub(super) use request::{Call, Error, Output, Request};
 
 use super::lease::Lease;
-use super::{Action, JobFailure, Read, Reply, Summary, Ticket, Writes};
+use super::{Action, JobFailure, Read, Reply, Summary, Ticket, Writes, Writing};
 
 /// The longest wait for the next part of a download.
 const DOWNLOAD_IDLE_MS: u32 = 60_000;
@@ -233,9 +233,14 @@ impl Runner {
         Some(match request {
             Request::Read(query) => Action::Read { ticket, read: Read { query: query.clone(), track: false } },
             Request::Tracked(query) => Action::Read { ticket, read: Read { query: query.clone(), track: true } },
-            Request::Write(rows) => {
-                Action::Write { ticket, writes: Writes { rows: rows.clone(), tag: self.rng.key() } }
-            }
+            Request::Write(rows) => Action::Write {
+                ticket,
+                writes: Writes { rows: rows.clone(), tag: self.rng.key(), writing: Writing::ContactUpdates },
+            },
+            Request::Create(rows) => Action::Write {
+                ticket,
+                writes: Writes { rows: rows.clone(), tag: self.rng.key(), writing: Writing::NewActivities },
+            },
             Request::Record(guarded) => {
                 let guarded = guarded.clone();
                 self.record_action(ticket, &guarded, now_ms)

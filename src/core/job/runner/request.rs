@@ -27,6 +27,9 @@ pub(in crate::core::job) enum Request {
     Tracked(String),
     /// Contact columns, in one `$batch`.
     Write(Vec<(String, Map)>),
+    /// New activity rows with the ids given, each created only if it is not there, in one
+    /// `$batch`.
+    Create(Vec<(String, Map)>),
     /// Columns of the integration record, written under the job's lease.
     Record(Guarded),
     /// One row (`GET`, a path under the Web API root).
@@ -46,7 +49,7 @@ impl Request {
     pub(super) fn changes(&self) -> bool {
         match self {
             Request::Read(_) | Request::Tracked(_) | Request::Row(_) | Request::Download(_) => false,
-            Request::Write(_) | Request::Patch(..) | Request::Remove(_) => true,
+            Request::Write(_) | Request::Create(_) | Request::Patch(..) | Request::Remove(_) => true,
             Request::Record(guarded) => guarded.purpose != Purpose::Acquire,
             // Asking for an export changes no contact.
             Request::Call(Call::Lookup(_) | Call::Modified(_) | Call::Has(_) | Call::Export(_) | Call::Status(_)) => {
@@ -63,6 +66,7 @@ impl Request {
             Request::Read(_)
             | Request::Tracked(_)
             | Request::Write(_)
+            | Request::Create(_)
             | Request::Record(_)
             | Request::Row(_)
             | Request::Patch(..)
@@ -95,6 +99,8 @@ pub(in crate::core::job) enum Output {
     Tracked(Vec<Value>, Option<String>, Option<String>),
     /// Each row's outcome of a `$batch`, in order.
     Written(Vec<Result<(), String>>),
+    /// Each creation's outcome of a `$batch`, in order: created, or there already.
+    Created(Vec<Result<bool, String>>),
     /// The integration record was written under the lease.
     Recorded,
     /// A `PATCH` of the record went through: the record's new ETag, when it said.
@@ -204,6 +210,10 @@ pub(super) fn read(request: &Request, client: &Client, reply: Reply) -> Result<O
         (Request::Write(_), Reply::Dataverse(answer)) => {
             let text = error::answer(answer).map_err(Error::Dataverse)?;
             Ok(Output::Written(crate::core::dataverse::batch::outcomes(&text)))
+        }
+        (Request::Create(_), Reply::Dataverse(answer)) => {
+            let text = error::answer(answer).map_err(Error::Dataverse)?;
+            Ok(Output::Created(crate::core::dataverse::batch::created(&text)))
         }
         (Request::Record(guarded), Reply::Dataverse(answer)) => {
             if guarded.etag.is_some() {
