@@ -7,7 +7,7 @@ import { spawn } from "node:child_process";
 import { once } from "node:events";
 import http from "node:http";
 import { fileURLToPath } from "node:url";
-import { startSimulator } from "./simulator/server.mjs";
+import { generateActivity, startSimulator } from "./simulator/server.mjs";
 
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const DAY_MS = 86_400_000;
@@ -892,5 +892,305 @@ test("rules call out once per change, as documented: JSON fields as strings, Bas
     });
   } finally {
     receiver.close();
+  }
+});
+
+// --- activity --------------------------------------------------------------------------------
+
+const EMAIL_KEYS = ["id", "subject", "sentOn", "openedOn", "clickedOn", "bouncedOn", "unsubscribedOn"];
+const VISIT_KEYS = ["conversationId", "time", "url", "duration", "visitSource", "host"];
+const EVENT_KEYS = ["eventId", "contactExtEventType", "date", "description", "products", "value", "location", "externalId"];
+const activityOfCard = (card) => ({ emailMessages: card.emailMessages, contactVisits: card.contactVisits, contactExtEvents: card.contactExtEvents });
+
+/** The listById cards of these ids, 50 at a time. */
+async function cards(call, ids) {
+  const out = [];
+  for (let i = 0; i < ids.length; i += 50) {
+    const { json } = await call("contact/listById", { contactId: ids.slice(i, i + 50) });
+    assert.equal(json.success, true, JSON.stringify(json));
+    out.push(...json.contacts);
+  }
+  return out;
+}
+
+/** Asserts one card's activity is in the assumed formats, and its times in order. */
+function assertActivityFormat(activity, { since = -Infinity, until = Infinity } = {}) {
+  const inRange = (t, label) => {
+    assert.ok(Number.isSafeInteger(t), `${label}: ${t}`);
+    assert.ok(t >= since && t <= until, `${label} ${t} outside ${since}..${until}`);
+  };
+  for (const m of activity.emailMessages) {
+    assert.deepEqual(Object.keys(m), EMAIL_KEYS);
+    assert.match(m.id, UUID_V4);
+    assert.equal(typeof m.subject, "string");
+    inRange(m.sentOn, "sentOn");
+    for (const field of ["openedOn", "clickedOn", "bouncedOn", "unsubscribedOn"]) {
+      if (m[field] === null) continue;
+      inRange(m[field], field);
+      assert.ok(m[field] > m.sentOn, `${field} after sentOn: ${JSON.stringify(m)}`);
+    }
+    if (m.clickedOn !== null || m.unsubscribedOn !== null) assert.notEqual(m.openedOn, null, "clicks and unsubscribes are opened");
+    if (m.clickedOn !== null) assert.ok(m.clickedOn >= m.openedOn);
+    if (m.unsubscribedOn !== null) assert.ok(m.unsubscribedOn >= m.openedOn);
+    if (m.bouncedOn !== null) assert.equal(m.openedOn, null, "a bounce is never opened");
+  }
+  for (const v of activity.contactVisits) {
+    assert.deepEqual(Object.keys(v), VISIT_KEYS);
+    assert.match(v.conversationId, UUID_V4);
+    inRange(v.time, "time");
+    assert.match(v.duration, /^\d+$/);
+    assert.equal(v.host, "shop.example.com");
+    assert.ok(v.url.startsWith("https://shop.example.com/"), v.url);
+    assert.equal(typeof v.visitSource, "string");
+  }
+  for (const e of activity.contactExtEvents) {
+    assert.deepEqual(Object.keys(e), EVENT_KEYS);
+    assert.match(e.eventId, UUID_V4);
+    inRange(e.date, "date");
+    assert.ok(["PURCHASE", "CART", "VISIT", "MEETING", "OFFER", "DOWNLOAD"].includes(e.contactExtEventType), e.contactExtEventType);
+    assert.ok(e.products === null || /^SKU-\d{4}(,SKU-\d{4})*$/.test(e.products), e.products);
+    assert.ok(e.value === null || (typeof e.value === "number" && e.value > 0));
+  }
+  for (const [list, field] of [["emailMessages", "sentOn"], ["contactVisits", "time"], ["contactExtEvents", "date"]]) {
+    const times = activity[list].map((item) => item[field]);
+    assert.deepEqual(times, [...times].sort((a, b) => a - b), `${list} oldest first`);
+  }
+}
+
+test("activity added through /__sim/activity and addActivity shows on listById cards, in the assumed formats", async () => {
+  await withSimulator({}, async ({ call, upsert, control, stored }, sim) => {
+    await upsert({ email: "act@example.com" });
+    await upsert({ email: "other@example.com" });
+    const contact = await stored("act@example.com");
+    // Rules are set up: adding activity must fire none of them.
+    sim.rules({ url: "http://127.0.0.1:9/never" });
+    const message = { id: "msg-1", subject: "Spring sale", sentOn: 1_740_000_000_000, openedOn: 1_740_000_360_000, clickedOn: null, bouncedOn: null, unsubscribedOn: null };
+    const visit = { conversationId: "conv-1", time: 1_740_000_100_000, url: "https://shop.example.com/cart", duration: "120", visitSource: "google", host: "shop.example.com" };
+    const event = { eventId: "ev-1", contactExtEventType: "PURCHASE", date: 1_740_000_200_000, description: "Order placed", products: "p1,p2", value: 99.5, location: null, externalId: "ORD-1" };
+    const added = await control("POST", "activity", { email: "ACT@example.com", emailMessages: [message], contactVisits: [visit], contactExtEvents: [event] });
+    assert.equal(added.status, 200, added.text);
+    assert.deepEqual(added.json, { added: 3 });
+
+    // By contactId, with the least an item needs: ids are generated and the rest filled in.
+    const byId = await control("POST", "activity", {
+      contactId: contact.id,
+      emailMessages: [{ sentOn: 1_740_000_500_000, extra: "kept" }],
+      contactVisits: [{ time: 1_740_000_600_000, duration: 30 }],
+      contactExtEvents: [{ contactExtEventType: "CART", date: 1_740_000_700_000, products: ["a", "b"] }],
+    });
+    assert.deepEqual(byId.json, { added: 3 });
+    // The JS API, by e-mail and by id.
+    assert.deepEqual(sim.addActivity("act@example.com", { contactVisits: [{ ...visit, conversationId: "conv-2", time: 1_740_000_800_000 }] }), { added: 1 });
+    assert.deepEqual(sim.addActivity(contact.id, { emailMessages: [{ ...message, id: "msg-2" }] }), { added: 1 });
+
+    const [card, other] = await cards(call, [contact.id, (await stored("other@example.com")).id]);
+    assert.deepEqual(card.emailMessages[0], message);
+    assert.deepEqual(card.contactVisits[0], visit);
+    assert.deepEqual(card.contactExtEvents[0], event);
+    const [, generatedIdMessage, second] = card.emailMessages;
+    assert.match(generatedIdMessage.id, UUID_V4);
+    assert.deepEqual({ ...generatedIdMessage, id: "" }, { id: "", sentOn: 1_740_000_500_000, extra: "kept", subject: "", openedOn: null, clickedOn: null, bouncedOn: null, unsubscribedOn: null });
+    assert.equal(second.id, "msg-2");
+    const [, minimalVisit, thirdVisit] = card.contactVisits;
+    assert.match(minimalVisit.conversationId, UUID_V4);
+    assert.deepEqual({ ...minimalVisit, conversationId: "" }, { conversationId: "", time: 1_740_000_600_000, duration: "30", url: "", visitSource: "direct", host: "" });
+    assert.equal(thirdVisit.conversationId, "conv-2");
+    const [, cart] = card.contactExtEvents;
+    assert.match(cart.eventId, UUID_V4);
+    assert.deepEqual({ ...cart, eventId: "" }, { eventId: "", contactExtEventType: "CART", date: 1_740_000_700_000, products: "a,b", description: "", value: null, location: null, externalId: null });
+    assert.deepEqual(card.contactEvents, []);
+    assert.deepEqual(activityOfCard(other), { emailMessages: [], contactVisits: [], contactExtEvents: [] });
+
+    // No rule fired, modifiedOn unchanged, and the stored shape leaves activity out.
+    assert.equal(sim.ruleStats().fired, 0);
+    const after = await stored("act@example.com");
+    assert.equal(after.modifiedOn, contact.modifiedOn);
+    assert.equal("activity" in after, false);
+    // touch: true bumps modifiedOn, so the change feeds list the contact.
+    await control("POST", "activity", { email: "act@example.com", touch: true, contactVisits: [{ time: 1 }] });
+    assert.ok((await stored("act@example.com")).modifiedOn > contact.modifiedOn);
+    assert.equal(sim.ruleStats().fired, 0);
+
+    // Activity stays across a rename and a re-seed of the same e-mail; it goes with a delete.
+    await upsert({ email: "act@example.com" }, { newEmail: "renamed@example.com" });
+    await control("POST", "contacts", [{ email: "renamed@example.com", id: contact.id, name: "Re-seeded" }]);
+    const [kept] = await cards(call, [contact.id]);
+    assert.equal(kept.name, "Re-seeded");
+    assert.equal(kept.contactVisits.length, 4);
+    await call("contact/delete", { email: "renamed@example.com" });
+    await upsert({ email: "renamed@example.com" });
+    const [fresh] = await cards(call, [(await stored("renamed@example.com")).id]);
+    assert.deepEqual(activityOfCard(fresh), { emailMessages: [], contactVisits: [], contactExtEvents: [] });
+  });
+});
+
+test("bad /__sim/activity input is refused with 400 or 404 and adds nothing", async () => {
+  await withSimulator({}, async ({ call, upsert, control, stored }, sim) => {
+    await upsert({ email: "act@example.com" });
+    const { id } = await stored("act@example.com");
+    const good = { id: "ok", sentOn: 1 };
+    const cases = [
+      [404, { email: "nobody@example.com", emailMessages: [good] }, /no contact nobody@example.com/],
+      [404, { contactId: "no-such-id", emailMessages: [good] }, /no contact no-such-id/],
+      [400, { emailMessages: [good] }, /exactly one of email and contactId/],
+      [400, { email: "act@example.com", contactId: id, emailMessages: [good] }, /exactly one of email and contactId/],
+      [400, { email: "act@example.com", visits: [] }, /unknown keys: visits/],
+      [400, { email: "act@example.com", emailMessages: good }, /emailMessages must be an array/],
+      [400, { email: "act@example.com", emailMessages: [good, "text"] }, /emailMessages\[1\] must be an object/],
+      [400, { email: "act@example.com", emailMessages: [good, { id: "x" }] }, /emailMessages\[1\]\.sentOn must be an integer/],
+      [400, { email: "act@example.com", emailMessages: [{ id: 7, sentOn: 1 }] }, /emailMessages\[0\]\.id must be a non-empty string/],
+      [400, { email: "act@example.com", emailMessages: [{ sentOn: "1740000000000" }] }, /sentOn must be an integer/],
+      [400, { email: "act@example.com", emailMessages: [{ sentOn: 1.5 }] }, /sentOn must be an integer/],
+      [400, { email: "act@example.com", emailMessages: [{ sentOn: 1, openedOn: "soon" }] }, /openedOn must be an integer \(Unix ms\) or null/],
+      [400, { email: "act@example.com", contactVisits: [{ conversationId: "c", time: null }] }, /contactVisits\[0\]\.time must be an integer/],
+      [400, { email: "act@example.com", contactVisits: [{ time: 1, duration: "2 min" }] }, /duration must be seconds/],
+      [400, { email: "act@example.com", contactExtEvents: [{ eventId: "e", date: 1 }] }, /contactExtEventType must be a non-empty string/],
+      [400, { email: "act@example.com", contactExtEvents: [{ contactExtEventType: "CART", date: 1, value: "9.99" }] }, /value must be a number or null/],
+      [400, { email: "act@example.com", contactVisits: [{ time: 1 }], emailMessages: [good], contactExtEvents: [{}] }, /contactExtEvents\[0\]/],
+    ];
+    for (const [status, body, message] of cases) {
+      const response = await control("POST", "activity", body);
+      assert.equal(response.status, status, `${JSON.stringify(body)} → ${response.text}`);
+      assert.match(response.json.error, message, JSON.stringify(body));
+    }
+    for (const body of ["[1]", "{not json"]) {
+      const response = await fetch(`${sim.url}/__sim/activity`, { method: "POST", body });
+      assert.equal(response.status, 400, body);
+    }
+    assert.throws(() => sim.addActivity("nobody@example.com", { emailMessages: [good] }), (error) => error.status === 404 && /no contact/.test(error.message));
+    assert.throws(() => sim.addActivity("act@example.com", { emailMessages: [{ id: "x" }] }), (error) => error.status === 400 && /sentOn/.test(error.message));
+    const [card] = await cards(call, [id]);
+    assert.deepEqual(activityOfCard(card), { emailMessages: [], contactVisits: [], contactExtEvents: [] }, "nothing was added");
+  });
+});
+
+test("generated activity is deterministic for a seed, N items per contact, within since..until, oldest first", async () => {
+  const plan = { perContact: 5, seed: "bench", since: 1_735_689_600_000, until: 1_743_465_600_000 };
+  const emails = Array.from({ length: 120 }, (_, i) => `gen${i}@example.com`);
+  /** One simulator's activity by e-mail: half the contacts seeded, half upserted. */
+  async function run(options, rename = false) {
+    let result;
+    await withSimulator(options, async ({ call, upsert, control }) => {
+      await control("POST", "contacts", emails.slice(0, 60).map((email) => ({ email })));
+      for (const email of emails.slice(60)) await upsert({ email });
+      if (rename) await upsert({ email: emails[0] }, { newEmail: "renamed0@example.com" });
+      const stored = (await control("GET", "contacts")).json;
+      const byId = new Map(stored.map((c) => [c.id, c.email]));
+      const all = await cards(call, stored.map((c) => c.id));
+      result = new Map(all.map((card) => [byId.get(card.id) === "renamed0@example.com" ? emails[0] : byId.get(card.id), activityOfCard(card)]));
+    });
+    return result;
+  }
+  const first = await run({ activity: plan });
+  const again = await run({ activity: plan }, true);
+  assert.equal(first.size, emails.length);
+  assert.deepEqual(again, first, "two runs with one seed give the same data, renames keep it");
+  for (const [email, activity] of first) {
+    const count = activity.emailMessages.length + activity.contactVisits.length + activity.contactExtEvents.length;
+    assert.equal(count, 5, email);
+    assertActivityFormat(activity, plan);
+    assert.deepEqual(activity, generateActivity(plan, email), "the exported generator matches the cards");
+  }
+  const ids = [...first.values()].flatMap((a) => [...a.emailMessages.map((m) => m.id), ...a.contactVisits.map((v) => v.conversationId), ...a.contactExtEvents.map((e) => e.eventId)]);
+  assert.equal(new Set(ids).size, ids.length, "every id is distinct");
+  const other = generateActivity({ ...plan, seed: "other" }, emails[0]);
+  assert.notDeepEqual(other, first.get(emails[0]), "another seed, other data");
+  // Raising N keeps the earlier items: item i depends on the seed, the contact and i only.
+  const more = generateActivity({ ...plan, perContact: 8 }, emails[0]);
+  const firstIds = (a) => [...a.emailMessages.map((m) => m.id), ...a.contactVisits.map((v) => v.conversationId), ...a.contactExtEvents.map((e) => e.eventId)];
+  assert.ok(firstIds(first.get(emails[0])).every((id) => firstIds(more).includes(id)));
+  // No plan, or perContact 0: empty lists.
+  assert.deepEqual(generateActivity({ perContact: 0 }, emails[0]), { emailMessages: [], contactVisits: [], contactExtEvents: [] });
+  assert.deepEqual(generateActivity(null, emails[0]), { emailMessages: [], contactVisits: [], contactExtEvents: [] });
+});
+
+test("generated activity mixes kinds and e-mail outcomes as documented", () => {
+  const plan = { perContact: 5, seed: 42, since: 1_700_000_000_000, until: 1_700_000_000_000 + 30 * DAY_MS };
+  const count = { emails: 0, visits: 0, events: 0, opened: 0, clicked: 0, bounced: 0, unsubscribed: 0 };
+  const types = new Set();
+  for (let i = 0; i < 20_000; i++) {
+    const activity = generateActivity(plan, `mix${i}@example.com`);
+    if (i < 500) assertActivityFormat(activity, plan);
+    count.emails += activity.emailMessages.length;
+    count.visits += activity.contactVisits.length;
+    count.events += activity.contactExtEvents.length;
+    for (const m of activity.emailMessages) {
+      count.opened += m.openedOn !== null;
+      count.clicked += m.clickedOn !== null;
+      count.bounced += m.bouncedOn !== null;
+      count.unsubscribed += m.unsubscribedOn !== null;
+      assert.ok(m.sentOn >= plan.since && m.sentOn < plan.until);
+      for (const t of [m.openedOn, m.clickedOn, m.bouncedOn, m.unsubscribedOn]) assert.ok(t === null || (t > m.sentOn && t <= plan.until));
+      if (m.clickedOn !== null) assert.ok(m.openedOn !== null && m.clickedOn >= m.openedOn);
+      if (m.unsubscribedOn !== null) assert.ok(m.openedOn !== null && m.unsubscribedOn >= m.openedOn);
+    }
+    for (const e of activity.contactExtEvents) types.add(e.contactExtEventType);
+  }
+  const total = count.emails + count.visits + count.events;
+  assert.equal(total, 100_000);
+  const near = (actual, expected, tolerance, label) => assert.ok(Math.abs(actual - expected) <= tolerance, `${label}: ${actual.toFixed(4)}, expected about ${expected}`);
+  near(count.emails / total, 0.6, 0.01, "e-mail share");
+  near(count.visits / total, 0.3, 0.01, "visit share");
+  near(count.events / total, 0.1, 0.01, "event share");
+  near(count.opened / count.emails, 0.25, 0.01, "opened");
+  near(count.clicked / count.emails, 0.05, 0.005, "clicked");
+  near(count.bounced / count.emails, 0.01, 0.003, "bounced");
+  near(count.unsubscribed / count.emails, 0.005, 0.002, "unsubscribed");
+  assert.deepEqual([...types].sort(), ["CART", "DOWNLOAD", "MEETING", "OFFER", "PURCHASE", "VISIT"]);
+});
+
+test("the activity plan: options and /__sim/activity/plan validate it; added activity follows the generated", async () => {
+  for (const activity of [{ perContact: -1 }, { perContact: 1.5 }, { perContact: 1, since: 10, until: 10 }, { perContact: 1, seed: {} }, { perContact: 1, per: 2 }, "5"]) {
+    await assert.rejects(startSimulator({ port: 0, activity }), TypeError, JSON.stringify(activity));
+  }
+  await withSimulator({}, async ({ call, upsert, control, stored }, sim) => {
+    assert.deepEqual((await control("GET", "activity/plan")).json, { plan: null });
+    await upsert({ email: "plan@example.com" });
+    const { id } = await stored("plan@example.com");
+    sim.addActivity("plan@example.com", { contactVisits: [{ conversationId: "added", time: 1 }] });
+    const set = await control("POST", "activity/plan", { perContact: 3, seed: 9 });
+    assert.equal(set.status, 200);
+    assert.deepEqual(set.json, { plan: { perContact: 3, seed: "9", since: 1_735_689_600_000, until: 1_735_689_600_000 + 90 * DAY_MS } });
+    assert.deepEqual(sim.activityPlan(), set.json.plan);
+    const [card] = await cards(call, [id]);
+    const generated = generateActivity({ perContact: 3, seed: "9" }, "plan@example.com");
+    assert.deepEqual(activityOfCard(card), { ...generated, contactVisits: [...generated.contactVisits, { conversationId: "added", time: 1, url: "", visitSource: "direct", host: "", duration: "0" }] });
+    const bad = await control("POST", "activity/plan", { perContact: 1, since: 20, until: 10 });
+    assert.equal(bad.status, 400);
+    assert.match(bad.json.error, /activity.until must be after activity.since/);
+    assert.equal(sim.activityPlan().perContact, 3, "a refused plan changes nothing");
+    await control("POST", "reset", {});
+    assert.equal(sim.activityPlan().perContact, 3, "the plan survives a reset");
+    assert.equal(sim.setActivityPlan(null), null);
+    assert.deepEqual((await control("POST", "activity/plan", { perContact: 0 })).json, { plan: null });
+  });
+});
+
+test("the CLI takes the activity plan as --activity-* flags", async () => {
+  const cli = fileURLToPath(new URL("./simulator/cli.mjs", import.meta.url));
+  const flags = ["--port", "0", "--activity-per-contact", "4", "--activity-seed", "cli", "--activity-since=1700000000000", "--activity-until", "1710000000000"];
+  const child = spawn(process.execPath, [cli, ...flags], { stdio: ["ignore", "pipe", "pipe"] });
+  try {
+    const info = JSON.parse(await firstLine(child.stdout));
+    const client = api(info);
+    await client.upsert({ email: "cli@example.com" });
+    const { id } = await client.stored("cli@example.com");
+    const [card] = await cards(client.call, [id]);
+    const plan = { perContact: 4, seed: "cli", since: 1_700_000_000_000, until: 1_710_000_000_000 };
+    assert.deepEqual(activityOfCard(card), generateActivity(plan, "cli@example.com"));
+    assert.deepEqual((await client.control("GET", "activity/plan")).json, { plan });
+    const exited = once(child, "exit");
+    child.kill("SIGTERM");
+    await within(exited, "CLI exit after SIGTERM");
+  } finally {
+    if (child.exitCode === null) child.kill("SIGKILL");
+  }
+  for (const bad of [["--activity-per-contact", "many"], ["--activity-per-contact", "2", "--activity-since", "5", "--activity-until", "5"]]) {
+    const child2 = spawn(process.execPath, [cli, "--port", "0", ...bad], { stdio: ["ignore", "pipe", "pipe"] });
+    let stderr = "";
+    child2.stderr.on("data", (chunk) => (stderr += chunk));
+    const [code] = await within(once(child2, "exit"), "CLI exit on a bad activity flag");
+    assert.equal(code, 2, bad.join(" "));
+    assert.match(stderr, /usage:/);
   }
 });

@@ -5,7 +5,8 @@ import { startSimulator } from "./server.mjs";
 
 const USAGE =
   "usage: node tests/simulator/cli.mjs [--port N] [--host H] [--latency-ms N] [--cors | --no-cors] [--client-id X] " +
-  "[--api-secret Y] [--owner a@b.c] [--max-batch N] [--max-window-days N]";
+  "[--api-secret Y] [--owner a@b.c] [--max-batch N] [--max-window-days N] [--activity-per-contact N] [--activity-seed S] " +
+  "[--activity-since MS] [--activity-until MS]";
 
 const integer = (min, max) => (text) => {
   if (!/^\d+$/.test(text)) return undefined;
@@ -24,6 +25,11 @@ const VALUE_FLAGS = {
   "--owner": ["owner", nonEmpty],
   "--max-batch": ["maxBatch", integer(1, Number.MAX_SAFE_INTEGER)],
   "--max-window-days": ["maxWindowDays", integer(1, Number.MAX_SAFE_INTEGER)],
+  // Generated activity (the `activity` option): "activity.<field>".
+  "--activity-per-contact": ["activity.perContact", integer(0, 1000)],
+  "--activity-seed": ["activity.seed", nonEmpty],
+  "--activity-since": ["activity.since", integer(0, Number.MAX_SAFE_INTEGER)],
+  "--activity-until": ["activity.until", integer(0, Number.MAX_SAFE_INTEGER)],
 };
 
 class UsageError extends Error {}
@@ -43,7 +49,9 @@ function parseArgs(argv) {
     const [name, parse] = VALUE_FLAGS[flag];
     const value = parse(text);
     if (value === undefined) throw new UsageError(`bad value for ${flag}: ${text}`);
-    options[name] = value;
+    const [group, field] = name.split(".");
+    if (field === undefined) options[name] = value;
+    else options[group] = { ...options[group], [field]: value };
   }
   return options;
 }
