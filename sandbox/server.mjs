@@ -32,6 +32,32 @@ export function loadBuiltSolution() {
   return { xml, solution, entries };
 }
 
+/** The solution's custom activity, shown on the contact's timeline. */
+export const ACTIVITY = "new_salesmanagoactivity";
+
+/**
+ * The SALESmanago activity table as the solution defines it (entity set, keys, columns), and its
+ * regarding lookup. A custom activity's regarding column may point at any table with activities;
+ * the Web API names one navigation property per table (`regardingobjectid_<table>_<activity>`),
+ * which the platform makes on import: the sandbox makes the contact's.
+ */
+function activityTable(solution, fromSolution) {
+  const entity = solution.entities.get(ACTIVITY);
+  if (!entity) throw new Error(`the built solution has no table ${ACTIVITY}: rebuild it (npm run build)`);
+  const regarding = entity.lookups.get("regardingobjectid");
+  if (!regarding) throw new Error(`the built solution's ${ACTIVITY} has no regardingobjectid lookup`);
+  return {
+    entitySet: entity.entitySet,
+    primaryKey: entity.primaryKey,
+    primaryName: entity.primaryName,
+    label: entity.label,
+    columns: fromSolution(ACTIVITY, entity.primaryKey),
+    lookups: {
+      [`regardingobjectid_contact_${ACTIVITY}`]: { attribute: regarding.logicalName, set: "contacts", target: "contact", label: regarding.label },
+    },
+  };
+}
+
 /** Table definitions for the Dataverse stand-in: system columns plus the solution's. */
 export function tablesFrom(solution) {
   const managed = new Set(["createdon", "modifiedon"]);
@@ -51,6 +77,7 @@ export function tablesFrom(solution) {
       primaryName: "new_name",
       columns: fromSolution("new_salesmanagointegration", "new_salesmanagointegrationid"),
     },
+    [ACTIVITY]: activityTable(solution, fromSolution),
   };
 }
 

@@ -189,6 +189,12 @@ fn every_button_runs_an_engine_command_under_the_engines_label() {
             Command::PullChanges,
             &["PrimaryControl"],
         ),
+        (
+            "new_salesmanagointegration",
+            "Mscrm.Form.new_salesmanagointegration.MainTab.Save.Controls._children",
+            Command::PullActivity,
+            &["PrimaryControl"],
+        ),
     ];
     let mut found = Vec::new();
     for table in ["contact", schema::integration::TABLE] {

@@ -127,6 +127,7 @@ fn manifest_names_the_solution_version_publisher_and_root_components() {
         let mut expected = BTreeSet::from([
             ("1".to_owned(), "new_salesmanagointegration".to_owned(), "0".to_owned()),
             ("1".into(), "contact".into(), "2".into()),
+            ("1".into(), "new_salesmanagoactivity".into(), "0".into()),
         ]);
         expected.extend(WEB_RESOURCES.iter().map(|w| ("61".to_owned(), (*w).to_owned(), "0".to_owned())));
         // The field security profiles, by the ids customizations.xml gives them.
@@ -255,7 +256,8 @@ fn the_roles_grant_what_the_commands_need() {
 }
 
 /// The app "SALESmanago" holds contacts and the integration record, its site map leads to both,
-/// and it is for the two roles the solution ships.
+/// it holds the SALESmanago activity its contacts' timelines open, and it is for the two roles
+/// the solution ships.
 #[test]
 fn the_app_leads_to_contacts_and_the_integration_record() {
     let package = Package::built("unmanaged");
@@ -276,6 +278,7 @@ fn the_app_leads_to_contacts_and_the_integration_record() {
         BTreeSet::from([
             component("1", "contact"),
             component("1", "new_salesmanagointegration"),
+            component("1", "new_salesmanagoactivity"),
             component("62", "new_salesmanago")
         ])
     );

@@ -253,6 +253,7 @@ test("a change set that rolls back leaves no deletion and no change behind", asy
       "",
       `PATCH ${api.base}contacts(${id(99)}) HTTP/1.1`,
       "Content-Type: application/json",
+      "If-Match: *", // an update only: without it, the PATCH would create the row (an upsert)
       "",
       '{"firstname":"nobody"}',
       "--changeset_1--",

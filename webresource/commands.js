@@ -278,7 +278,9 @@
       /** Integration form: "Pull consents". */
       pullConsents: formCommand("integration.pullConsents"),
       /** Integration form: "Pull changes". */
-      pullChanges: formCommand("integration.pullChanges")
+      pullChanges: formCommand("integration.pullChanges"),
+      /** Integration form: "Pull activity": SALESmanago activity onto the contacts' timelines. */
+      pullActivity: formCommand("integration.pullActivity")
     })
   });
 })(window);

@@ -4,6 +4,12 @@
 // with etags) and `<set>(<id>)/<column>` (GET, PUT, DELETE of one value). Writes join the
 // operation's transaction (`ctx.tx`) and are stamped with the caller (`ctx.userId`).
 //
+// A PATCH of `<set>(<id>)` is an upsert, as the Web API's ("Upsert a table row"): without
+// If-Match or If-None-Match it updates the row, or creates it with that id when there is none;
+// `If-Match: *` (or an etag) only updates, 404 when the row is missing; `If-None-Match: *` only
+// creates, 412 "A record with matching key values already exists." when the row is there (which
+// stays as it was). A lookup bound with `<nav>@odata.bind` must name a row that exists, else 404.
+//
 // `env` is {store, security} (see createDataverse).
 import { DvError, CODE_DUPLICATE, CODE_VERSION, badPayload, badQuery, missing, notAllowed, notFoundSegment } from "./errors.mjs";
 import { contextUrl, empty, etag, json, parseJsonObject, project, rejectExpand, rejectUnknownOptions, representationHeaders } from "./odata.mjs";
@@ -28,12 +34,29 @@ function checkIfMatch(ctx, rec) {
     throw new DvError(412, CODE_VERSION, "The version of the existing record doesn't match the RowVersion property provided.");
 }
 
-function createRow(env, t, ctx, q) {
+const duplicate = () => new DvError(412, CODE_DUPLICATE, "A record with matching key values already exists.");
+
+/** Throws 404 when a lookup in `changes` names a row its table (when the sandbox has it) does not hold. */
+function checkBound(env, t, changes) {
+  for (const column of t.navigations?.values() ?? []) {
+    const id = changes[column.name];
+    const target = column.lookup.target && env.store.byName.get(column.lookup.target);
+    if (id != null && target && !target.records.has(id)) throw missing(target, id);
+  }
+}
+
+/** POST of a row, or (`key`, from an upsert) the creation of the row `<set>(<key>)`. */
+function createRow(env, t, ctx, q, key = null) {
   rejectUnknownOptions(q, ["$select", "$expand"]);
   rejectExpand(t, q);
   const select = parseSelect(t, q.get("$select"));
   const changes = changesFromBody(t, parseJsonObject(t, ctx.body));
-  if (changes[t.primaryKey] != null && t.records.has(changes[t.primaryKey])) throw new DvError(412, CODE_DUPLICATE, "A record with matching key values already exists.");
+  if (key !== null) {
+    if (changes[t.primaryKey] != null && changes[t.primaryKey] !== key) throw badQuery(`The primary key '${t.primaryKey}' in the body (${changes[t.primaryKey]}) is not the key in the address (${key}).`);
+    changes[t.primaryKey] = key;
+  }
+  if (changes[t.primaryKey] != null && t.records.has(changes[t.primaryKey])) throw duplicate();
+  checkBound(env, t, changes);
   const row = newRow(t, changes, ctx.userId);
   env.store.insert(t, row, ctx.tx, changes);
   const id = row[t.primaryKey];
@@ -56,12 +79,24 @@ function updateRow(env, t, id, ctx, q, changesOverride) {
   checkIfMatch(ctx, rec);
   const changes = changesOverride || changesFromBody(t, parseJsonObject(t, ctx.body));
   if (changes[t.primaryKey] != null && changes[t.primaryKey] !== id) throw badQuery(`The primary key '${t.primaryKey}' of a record cannot be changed (${id} → ${changes[t.primaryKey]}).`);
+  checkBound(env, t, changes);
   const row = applyComputed(t, { ...rec.row, ...changes, [t.primaryKey]: id, modifiedon: nowIso(), [MODIFIED_BY]: ctx.userId });
   env.store.replace(t, id, row, ctx.tx, changes);
   const entityId = `${ctx.base}${t.entitySet}(${id})`;
   const rep = representationHeaders(ctx);
   if (rep) return json(200, { "@odata.context": contextUrl(ctx, t, select, "/$entity"), ...project(t, t.records.get(id), select, ctx) }, { ...rep, "OData-EntityId": entityId });
   return empty(204, { "OData-EntityId": entityId });
+}
+
+/** PATCH `<set>(<id>)`: an update, a creation, or either (see the header of this file). */
+function upsertRow(env, t, id, ctx, q) {
+  const ifNoneMatch = ctx.headers["if-none-match"];
+  if (ifNoneMatch !== undefined && ifNoneMatch.trim() === "*") {
+    if (t.records.has(id)) throw duplicate();
+    return createRow(env, t, ctx, q, id);
+  }
+  if (ctx.headers["if-match"] === undefined && !t.records.has(id)) return createRow(env, t, ctx, q, id);
+  return updateRow(env, t, id, ctx, q);
 }
 
 /** An operation on the entity set of `t`; `segs` is the path from the set on. */
@@ -92,7 +127,7 @@ export function entitySetRoute(env, t, segs, ctx, q) {
       if (ctx.annotations) headers["Preference-Applied"] = `odata.include-annotations="${ctx.annotationsRaw}"`;
       return json(200, { "@odata.context": contextUrl(ctx, t, select, "/$entity"), ...project(t, rec, select, ctx) }, headers);
     }
-    if (method === "PATCH") return updateRow(env, t, id, ctx, q);
+    if (method === "PATCH") return upsertRow(env, t, id, ctx, q);
     if (method === "DELETE") {
       const rec = t.records.get(id);
       if (!rec) throw missing(t, id);

@@ -10,6 +10,9 @@ import { commandBar, loadLibrary } from "./ribbon.js";
 import { CONTACT_FORM, CONTACT_VIEW, TEXT } from "./system.js";
 
 const INTEGRATION = "new_salesmanagointegration";
+const ACTIVITY = "new_salesmanagoactivity";
+const API = "/api/data/v9.2/";
+const TIMELINE_PAGE = 50;
 const WEB_RESOURCE_CONTROL = "{9FDF5F91-88B1-47f4-AD53-C11EFC01A01D}";
 const PAGE_SIZE = 50;
 
@@ -430,7 +433,9 @@ async function formPage(solution, tables, xrm, entityName, id) {
     });
     return element("section", { class: "form-section", "aria-label": section.label }, element("h2", {}, section.label), element("div", { class: "fields" }, fields));
   });
-  $("main").replaceChildren(element("div", { class: "form-header" }, title, dirty), element("div", { id: "form-notifications", role: "region", "aria-label": "Form notifications" }), ...body);
+  // An existing contact's timeline: its SALESmanago activity, loaded after the form is shown.
+  const timeline = entityName === "contact" && id ? timelineSection(solution, tables, id) : null;
+  $("main").replaceChildren(element("div", { class: "form-header" }, title, dirty), element("div", { id: "form-notifications", role: "region", "aria-label": "Form notifications" }), ...body, ...(timeline ? [timeline.section] : []));
 
   const ui = {
     label: (labels) => pick(labels, lcid),
@@ -500,6 +505,7 @@ async function formPage(solution, tables, xrm, entityName, id) {
     for (const library of children(path(mainForm.form, "formLibraries"), "Library")) await loadLibrary(`/WebResources/${library.getAttribute("name")}`);
   }
   await showCommandBar(solution, entityName, "form", parameters, state, system);
+  timeline?.load(); // not awaited: the form does not wait for its timeline
   if (mainForm) {
     for (const event of children(path(mainForm.form, "events"), "event")) {
       if (event.getAttribute("name") !== "onload") continue;
@@ -519,6 +525,90 @@ async function formPage(solution, tables, xrm, entityName, id) {
       }
     }
   }
+}
+
+// ---- the contact's timeline ----
+
+/**
+ * The timeline of contact `contactId`: the SALESmanago activity rows regarding it, newest first,
+ * each with its kind (the solution's label in the user's language), subject, time and
+ * description. Returns `{section, load()}`: `load` reads the rows through the Web API, a page at
+ * a time, and never throws (a failure is shown in the section). The section carries
+ * `data-timeline` (and `data-state`: loading, ready or failed), each row `data-activity` and
+ * `data-kind` (the option value), for tests.
+ */
+function timelineSection(solution, tables, contactId) {
+  const table = tables[ACTIVITY];
+  const entity = solution.entities.get(ACTIVITY);
+  const kinds = new Map(((entity && entity.columns.get("new_kind")?.options) || []).map((o) => [o.value, pick(o.label, lcid)]));
+  const heading = element("h2", { id: "timeline-heading" }, t("timeline"));
+  const status = element("p", { class: "timeline-status", role: "status" }, t("loadingTimeline"));
+  const list = element("ol", { class: "timeline", "aria-labelledby": "timeline-heading", hidden: true });
+  const more = element("button", { type: "button", class: "timeline-more", hidden: true }, t("moreActivity"));
+  const section = element("section", { class: "form-section", "aria-labelledby": "timeline-heading", "data-timeline": true, "data-state": "loading" }, heading, status, list, more);
+  const when = new Intl.DateTimeFormat(lcid === 1045 ? "pl-PL" : "en-US", { dateStyle: "medium", timeStyle: "short" });
+
+  function item(row) {
+    const kind = row.new_kind;
+    const occurred = row.actualend ? new Date(row.actualend) : null;
+    return element(
+      "li",
+      { class: "activity", "data-activity": row[table.primaryKey], "data-kind": kind === null || kind === undefined ? "" : String(kind) },
+      element("p", { class: "kind" }, kind === null || kind === undefined ? "—" : kinds.get(kind) || String(kind)),
+      element("h3", { class: "subject" }, row.subject || "—"),
+      occurred ? element("p", { class: "when" }, element("time", { datetime: row.actualend }, when.format(occurred))) : null,
+      row.description ? element("p", { class: "description" }, row.description) : null,
+    );
+  }
+
+  async function page(url) {
+    const response = await fetch(url, { headers: { Accept: "application/json", "OData-Version": "4.0", "X-Sandbox-Lcid": String(lcid), Prefer: `odata.maxpagesize=${TIMELINE_PAGE}` } });
+    if (!response.ok) {
+      let message = `HTTP ${response.status}`;
+      try {
+        message = (await response.json()).error.message || message;
+      } catch {
+        // not a Dataverse error body: the status says it
+      }
+      throw new Error(message);
+    }
+    return response.json();
+  }
+
+  async function show(url) {
+    section.setAttribute("data-state", "loading");
+    more.disabled = true;
+    try {
+      const body = await page(url);
+      list.append(...body.value.map(item));
+      const next = body["@odata.nextLink"] || null;
+      more.hidden = !next;
+      more.onclick = next ? () => show(next) : null;
+      list.hidden = list.children.length === 0;
+      status.textContent = list.children.length === 0 ? t("noActivity") : "";
+      status.hidden = list.children.length > 0;
+      section.setAttribute("data-state", "ready");
+    } catch (e) {
+      status.hidden = false;
+      status.textContent = `${t("timelineFailed")}: ${e.message}`;
+      section.setAttribute("data-state", "failed");
+    } finally {
+      more.disabled = false;
+    }
+  }
+
+  function load() {
+    if (!table) {
+      status.textContent = `${t("timelineFailed")}: ${ACTIVITY}`;
+      section.setAttribute("data-state", "failed");
+      return Promise.resolve();
+    }
+    const select = [table.primaryKey, "subject", "description", "actualend", "new_kind"].join(",");
+    const filter = encodeURIComponent(`_regardingobjectid_value eq ${String(contactId).toLowerCase()}`);
+    return show(`${API}${table.entitySet}?$select=${select}&$filter=${filter}&$orderby=${encodeURIComponent("actualend desc")}`);
+  }
+
+  return { section, load };
 }
 
 function navigate(entityName, id) {

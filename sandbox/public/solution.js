@@ -49,6 +49,21 @@ const TYPES = {
   primarykey: "Uniqueidentifier",
 };
 
+/** Customizations.xml `<Type>`s of lookup columns (read apart: the sandbox stores them as `_<name>_value`). */
+const LOOKUP_TYPES = new Set(["lookup", "customer", "owner"]);
+
+/** A lookup column: `{logicalName, type, label, targets}` (targets: the object type codes `<LookupTypes>` names; none for regarding). */
+function lookup(element) {
+  const type = text(child(element, "Type"));
+  if (!LOOKUP_TYPES.has(type)) return null;
+  return {
+    logicalName: text(child(element, "LogicalName")),
+    type,
+    label: localized(children(path(element, "displaynames"), "displayname")),
+    targets: children(path(element, "LookupTypes"), "LookupType").map((t) => Number(text(t))),
+  };
+}
+
 function attribute(element) {
   const type = TYPES[text(child(element, "Type"))];
   if (!type) return null;
@@ -71,9 +86,11 @@ function attribute(element) {
 }
 
 /**
- * The solution: `entities` (logical name → {logicalName, columns: Map, forms: Element[],
- * ribbon: Element|null}), `webresources` (name → {name, fileName, type}) and `siteMap` (the
- * app's navigation: [{id, entity, titles}]).
+ * The solution: `entities` (logical name → {logicalName, label, entitySet, primaryKey,
+ * primaryName, isActivity, columns: Map, lookups: Map, forms: Element[], ribbon: Element|null}; a
+ * table the solution only extends, such as contact, has null entitySet and keys, and no labels),
+ * `webresources` (name → {name, fileName, type}) and `siteMap` (the app's navigation: [{id,
+ * entity, titles}]).
  */
 export function readSolution(doc) {
   const root = doc.documentElement;
@@ -82,9 +99,17 @@ export function readSolution(doc) {
     const info = path(entity, "EntityInfo", "entity");
     const logicalName = (info ? info.getAttribute("Name") : text(child(entity, "Name"))).toLowerCase();
     const columns = new Map();
+    const lookups = new Map();
+    let primaryKey = null;
+    let primaryName = null;
     for (const element of children(path(info, "attributes"), "attribute")) {
       const column = attribute(element);
       if (column) columns.set(column.logicalName, column);
+      const reference = lookup(element);
+      if (reference) lookups.set(reference.logicalName, reference);
+      const logical = text(child(element, "LogicalName"));
+      if (text(child(element, "Type")) === "primarykey") primaryKey = logical;
+      if (text(child(element, "DisplayMask")).split("|").includes("PrimaryName")) primaryName = logical;
     }
     const forms = [];
     for (const group of children(child(entity, "FormXml"), "forms")) {
@@ -93,7 +118,18 @@ export function readSolution(doc) {
         if (form) forms.push({ type: group.getAttribute("type"), form });
       }
     }
-    entities.set(logicalName, { logicalName, columns, forms, ribbon: child(entity, "RibbonDiffXml") });
+    entities.set(logicalName, {
+      logicalName,
+      label: localized(children(path(info, "LocalizedNames"), "LocalizedName")),
+      entitySet: text(child(info, "EntitySetName")) || null,
+      primaryKey,
+      primaryName,
+      isActivity: text(child(info, "IsActivity")) === "1",
+      columns,
+      lookups,
+      forms,
+      ribbon: child(entity, "RibbonDiffXml"),
+    });
   }
   const webresources = new Map();
   for (const resource of children(child(root, "WebResources"), "WebResource")) {

@@ -86,4 +86,9 @@ export const TEXT = {
   no: L("No", "Nie"),
   empty: L("No records", "Brak rekordów"),
   wiring: L("Sandbox: the solution's command wiring is broken", "Piaskownica: polecenie rozwiązania jest źle podłączone"),
+  timeline: L("Timeline", "Oś czasu"),
+  noActivity: L("No activity yet", "Brak aktywności"),
+  loadingTimeline: L("Loading the timeline…", "Wczytywanie osi czasu…"),
+  timelineFailed: L("The timeline could not be loaded", "Nie udało się wczytać osi czasu"),
+  moreActivity: L("Show more activity", "Pokaż więcej aktywności"),
 };
