@@ -200,6 +200,20 @@ async function runJob(page, id) {
   }, id);
 }
 
+/** Activity items on each contact's card for the Pull activity runs. */
+const ACTIVITY_PER_CONTACT = 5;
+
+/** Gives every simulated contact generated activity of the last 30 days. */
+async function activityPlan(sim) {
+  const until = Date.now();
+  await simulatorControl(sim, "activity/plan", { perContact: ACTIVITY_PER_CONTACT, seed: 1, since: until - 30 * 24 * 3600 * 1000, until });
+}
+
+/** The rows a Pull activity summary says it created. */
+function activityRows(text) {
+  return Number((text.match(/(\d+) activities added/) || [])[1] || 0);
+}
+
 /** Loads the engine in the page (as a first click would) and returns it ready. */
 async function warm(page) {
   await page.evaluate(() => window.SalesManago.loadEngine());
@@ -298,6 +312,7 @@ async function main() {
 
     // Memory at the smaller size first, in its own sandbox.
     let smallPeak = null;
+    let smallActivityPeak = null;
     if (options.small < options.contacts) {
       const sandbox = await sandboxWith(options.small, options, sim);
       await open(page, `${sandbox.url}/integration`);
@@ -305,6 +320,14 @@ async function main() {
       const small = await runJob(page, "new.integration.ExportAll.Button");
       smallPeak = small.peakBytes;
       log(`export ${options.small}: ${fmt(small.ms / 1000)} s, peak live memory ${fmt(small.peakBytes / 1048576, 1)} MiB (JS heap ${fmt(small.peakHeap / 1048576, 1)}, wasm ${fmt(small.peakWasm / 1048576, 1)})`);
+      await activityPlan(sim);
+      sandbox.dataverse.resetProtection();
+      await open(page, `${sandbox.url}/integration`);
+      await warm(page);
+      const smallActivity = await runJob(page, "new.integration.PullActivity.Button");
+      smallActivityPeak = smallActivity.peakBytes;
+      log(`pull activity ${options.small}: ${fmt(smallActivity.ms / 1000)} s, ${activityRows(smallActivity.text)} rows, peak live memory ${fmt(smallActivity.peakBytes / 1048576, 1)} MiB`);
+      await simulatorControl(sim, "activity/plan", null);
       await sandbox.close();
       await simulatorControl(sim, "reset", {});
     }
@@ -371,6 +394,20 @@ async function main() {
     log(`pull changes: ${fmt(chg.ms / 1000)} s, ${fmt(changedTotal / (chg.ms / 1000), 0)} contacts/s; pipeline limit ${fmt(chgLimit)} s; ${fmt(chgLimit / (chg.ms / 1000))} of limit; peak live memory ${fmt(chg.peakBytes / 1048576, 1)} MiB; longest stall ${fmt(chg.stallMs, 0)} ms`);
     log(`  summary: ${chg.text}`);
     log(chg.cpuLine);
+
+    // Pull activity: every contact's card carries SALESmanago activity of the last 30 days
+    // (the simulator's generated mix, ACTIVITY_PER_CONTACT items each), read 50 cards a call.
+    await activityPlan(sim);
+    sandbox.dataverse.resetProtection();
+    await open(page, `${sandbox.url}/integration`);
+    await warm(page);
+    const act = await measuredJob(page, "new.integration.PullActivity.Button", browser.profile);
+    const actRows = activityRows(act.text);
+    log(`pull activity: ${fmt(act.ms / 1000)} s, ${actRows} rows created (${fmt(actRows / (act.ms / 1000), 0)} rows/s) for ${n} contacts; peak live memory ${fmt(act.peakBytes / 1048576, 1)} MiB; longest stall ${fmt(act.stallMs, 0)} ms`);
+    log(`  summary: ${act.text}`);
+    log(act.cpuLine);
+    if (smallActivityPeak) log(`memory: pull activity peak live ${fmt(act.peakBytes / 1048576, 1)} MiB at ${n} vs ${fmt(smallActivityPeak / 1048576, 1)} MiB at ${options.small} (${fmt((act.peakBytes / smallActivityPeak - 1) * 100, 1)}%)`);
+    await simulatorControl(sim, "activity/plan", null);
 
     // Naive baseline on a small sample, scaled to N.
     await open(page, `${sandbox.url}/integration`);

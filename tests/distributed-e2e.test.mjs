@@ -57,6 +57,12 @@ async function catchUp(base = relay.url) {
   return done;
 }
 
+/** `POST /dataverse/pull-activity` on `base`: its status and JSON answer. */
+async function pullActivity(base = relay.url) {
+  const response = await fetch(`${base}/dataverse/pull-activity`, { method: "POST", headers: { "x-relay-webhook-key": relay.webhookKey }, signal: AbortSignal.timeout(120_000) });
+  return { status: response.status, body: await response.json() };
+}
+
 /** Points Dataverse's webhook at `publicUrl` (a relay or the proxy), as `salesmanago-relay register` does. */
 const pointWebhookAt = (publicUrl) => register({ ...relay.env, RELAY_PUBLIC_URL: publicUrl, RELAY_WEBHOOK_KEY: relay.webhookKey });
 
@@ -224,6 +230,37 @@ test("a delete made while the relay is down reaches SALESmanago through the catc
   assert.deepEqual({ sent: again.sent, skipped: again.skipped, failed: again.failed }, { sent: 0, skipped: 0, failed: 0 }, JSON.stringify(again));
   assert.deepEqual(writes, [], "nothing sent to SALESmanago");
   assert.match(String(record().new_catchupdelta), /^\?.*deltatoken=/);
+});
+
+test("the relay pulls SALESmanago activity as the application user; two instances at once create each row once", async () => {
+  const email = "activity.by.relay@example.com";
+  const id = await create({ firstname: "Aktywna", lastname: "Relay", emailaddress1: email });
+  await until(() => inSalesmanago(email), { what: "the contact in SALESmanago" });
+  await world.sandbox.events.idle();
+  await until(() => world.sandbox.dataverse.rows("contact").find((r) => r.contactid === id)?.new_salesmanagoid, { what: "its SALESmanago id in Dynamics" });
+  const now = Date.now();
+  world.sim.addActivity(email, {
+    emailMessages: [{ id: "m-relay-1", subject: "Newsletter", sentOn: now - 7_200_000, openedOn: now - 3_600_000 }],
+    contactVisits: [{ conversationId: "v-relay-1", time: now - 600_000, url: "https://shop.example.com/", duration: "5" }],
+  });
+  const second = await startRelay(relay.env);
+  try {
+    const [a, b] = await Promise.all([pullActivity(relay.url), pullActivity(second.url)]);
+    // One holds the job's lease; the other is told a run is under way (503: try later).
+    const done = [a, b].filter((r) => r.status === 200);
+    assert.ok(done.length >= 1, JSON.stringify([a, b]));
+    for (const other of [a, b].filter((r) => r.status !== 200)) assert.equal(other.status, 503, JSON.stringify(other));
+    const rows = () => world.sandbox.dataverse.rows("new_salesmanagoactivity").filter((r) => r._regardingobjectid_value === id);
+    assert.deepEqual(rows().map((r) => r.new_kind).sort(), [100000001, 100000005], JSON.stringify(rows()));
+    assert.equal(done.reduce((n, r) => n + r.body.created, 0), 2, JSON.stringify(done));
+    const again = await pullActivity(second.url);
+    assert.equal(again.status, 200, JSON.stringify(again));
+    assert.equal(again.body.created, 0, JSON.stringify(again));
+    assert.equal(rows().length, 2);
+    assert.ok(Number(record().new_activitywatermark) >= now - 600_000 - 1000, record().new_activitywatermark);
+  } finally {
+    await second.stop();
+  }
 });
 
 test("two relay instances behind one address, deliveries reordered and retried: SALESmanago ends with each contact's newest values", async () => {

@@ -455,6 +455,71 @@ test("Pull changes updates the matched contacts, creates none, and stores the wa
   assert.match((await takeDialog(world.page, { timeout: 60_000 })).text, /finished: 0 contacts changed/);
 });
 
+test("Pull activity puts SALESmanago's activity on the contact's timeline once, in the user's language, with the kinds the record keeps", async () => {
+  const contact = notInSalesmanago(3);
+  await open(world, `/contacts/${contact.contactid}`);
+  await button(world.page, "new.contact.Send.Button").click();
+  await takeDialog(world.page);
+  const held = inSalesmanago(contact.emailaddress1);
+  assert.ok(held && row(contact.contactid).new_salesmanagoid === held.id, "the contact is in SALESmanago, with its id in Dynamics");
+  const now = Date.now();
+  const minutes = (m) => now - m * 60_000;
+  world.sim.addActivity(held.email, {
+    emailMessages: [{ id: "m-e2e-1", subject: "Spring sale", sentOn: minutes(180), openedOn: minutes(120), clickedOn: minutes(119), bouncedOn: null, unsubscribedOn: null }],
+    contactVisits: [{ conversationId: "v-e2e-1", time: minutes(30), url: "https://shop.example.com/spring", duration: "42", visitSource: "google", host: "shop.example.com" }],
+    contactExtEvents: [{ eventId: "e-e2e-1", contactExtEventType: "PURCHASE", date: minutes(10), description: "Order 1001", value: 99.5 }],
+  });
+  const activities = () => world.sandbox.dataverse.rows("new_salesmanagoactivity").filter((a) => a._regardingobjectid_value === contact.contactid);
+
+  await open(world, "/integration");
+  await button(world.page, "new.integration.PullActivity.Button").click();
+  const first = await takeDialog(world.page, { timeout: 60_000 });
+  assert.match(first.text, /^Pull activity finished: \d+ contacts checked\. \d+ activities added to their timelines, \d+ there already, \d+ contacts not in SALESmanago, 0 failed\.$/, first.text);
+  // By default every kind but e-mails sent: opened, clicked, the visit and the purchase.
+  const kinds = activities().map((a) => a.new_kind).sort();
+  assert.deepEqual(kinds, [100000001, 100000002, 100000005, 100000006], JSON.stringify(activities()));
+  const visit = activities().find((a) => a.new_kind === 100000005);
+  assert.equal(visit.subject, "https://shop.example.com/spring");
+  assert.equal(Date.parse(visit.actualend), minutes(30) - (minutes(30) % 1000));
+  assert.match(visit.description, /duration: 42/);
+
+  for (const [lcid, labels, heading] of [
+    [1033, ["External event", "Website visit", "E-mail link clicked", "E-mail opened"], /Timeline/],
+    [1045, ["Zdarzenie zewnętrzne", "Wizyta na stronie", "Kliknięty link w e-mailu", "Otwarty e-mail"], /Oś czasu/],
+  ]) {
+    await open(world, `/contacts/${contact.contactid}`, lcid);
+    const timeline = world.page.locator('[data-timeline][data-state="ready"]');
+    await timeline.waitFor({ timeout: 15_000 });
+    assert.match(await timeline.innerText(), heading);
+    const items = await world.page.locator("[data-timeline] [data-activity]").allInnerTexts();
+    assert.equal(items.length, 4, items.join(" | "));
+    // Newest first, each under its kind's label in the user's language.
+    labels.forEach((label, i) => assert.ok(items[i].includes(label), `${lcid}: ${items[i]} has ${label}`));
+    assert.ok(items[0].includes("Order 1001") && items[1].includes("shop.example.com/spring"), items.join(" | "));
+  }
+  await world.page.screenshot({ path: join(SCREENSHOTS, "contact-timeline.png") });
+
+  // Again: nothing new, nothing twice. Then an admin keeps e-mails sent too: the send comes.
+  await open(world, "/integration");
+  await button(world.page, "new.integration.PullActivity.Button").click();
+  assert.match((await takeDialog(world.page, { timeout: 60_000 })).text, /\. 0 activities added to their timelines, \d+ there already/);
+  assert.equal(activities().length, 4);
+  const [record] = world.sandbox.dataverse.rows("new_salesmanagointegration");
+  world.sandbox.dataverse.seed("new_salesmanagointegration", [{ ...record, new_activitykinds: "sent, opened, clicked, visit, event" }]);
+  await open(world, "/integration");
+  await button(world.page, "new.integration.PullActivity.Button").click();
+  assert.match((await takeDialog(world.page, { timeout: 60_000 })).text, /\. 1 activities added to their timelines/);
+  assert.deepEqual(activities().map((a) => a.new_kind).sort(), [100000000, 100000001, 100000002, 100000005, 100000006]);
+
+  // A kind that is not one: refused with the names to use, nothing pulled.
+  world.sandbox.dataverse.seed("new_salesmanagointegration", [{ ...record, new_activitykinds: "opened, clicks" }]);
+  await open(world, "/integration");
+  await button(world.page, "new.integration.PullActivity.Button").click();
+  const refused = await takeDialog(world.page, { timeout: 60_000 });
+  assert.match(refused.text, /names “clicks”, which is not a kind of activity, so nothing was pulled\. Use these names/);
+  world.sandbox.dataverse.seed("new_salesmanagointegration", [{ ...record }]);
+});
+
 test("a consent column an admin adds is synchronised without any change to the solution", async () => {
   world.sandbox.dataverse.addColumn("contact", { logicalName: "new_consent_profiling", type: "Boolean", label: { 1033: "Profiling consent", 1045: "Zgoda na profilowanie" } });
   const contact = rows().find(sendable);

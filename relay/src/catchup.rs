@@ -6,6 +6,10 @@
 //!
 //! It runs every `RELAY_CATCH_UP_MINUTES` (15 by default) when the relay has Dataverse access,
 //! and on `POST /dataverse/catch-up` with a webhook key.
+//!
+//! Pull activity runs the same way, as the browser's job (SALESmanago's activity onto the
+//! contacts' timelines, under its lease, from its watermark): every `RELAY_ACTIVITY_MINUTES`
+//! (60 by default), and on `POST /dataverse/pull-activity` with a webhook key.
 
 use std::sync::Arc;
 
@@ -13,7 +17,7 @@ use salesmanago_dynamics::core::command::BulkJob;
 use salesmanago_dynamics::core::dataverse::schema::{self, integration};
 use salesmanago_dynamics::core::i18n::{text, Lang};
 use salesmanago_dynamics::core::integration::{Settings, SELECT};
-use salesmanago_dynamics::core::job::{record_columns, Job, Start};
+use salesmanago_dynamics::core::job::{record_columns, Job, Start, Summary};
 use salesmanago_dynamics::core::json::Value;
 
 use crate::{driver, now_ms, Relay};
@@ -40,11 +44,46 @@ pub(crate) struct Stopped {
     pub(crate) transient: bool,
 }
 
+/// What one Pull activity did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Pulled {
+    /// Contacts whose activity was read.
+    pub(crate) contacts: u64,
+    /// Activity rows created.
+    pub(crate) created: u64,
+    /// Activity rows there already.
+    pub(crate) present: u64,
+    /// Contacts whose activity failed for now.
+    pub(crate) failed: u64,
+}
+
 /// One catch-up.
 pub(crate) async fn catch_up(relay: &Relay) -> Result<CatchUp, Stopped> {
-    let stopped = |reason: String, transient| Stopped { reason, transient };
     let Some(dataverse) = &relay.dataverse else { return Err(stopped("no Dataverse access".into(), false)) };
-    let job = BulkJob::ExportChanges;
+    let t = run(relay, BulkJob::ExportChanges).await?.tally;
+    let watermark = dataverse
+        .get(&format!("{}?$select={}&$top=1", integration::ENTITY_SET, integration::CATCH_UP_WATERMARK))
+        .await
+        .ok()
+        .and_then(|r| {
+            r.get("value")?.as_array()?.first()?.get(integration::CATCH_UP_WATERMARK)?.as_str()?.parse().ok()
+        });
+    Ok(CatchUp { sent: t.done, skipped: t.skipped(), failed: t.failed(), watermark })
+}
+
+/// One Pull activity.
+pub(crate) async fn pull_activity(relay: &Relay) -> Result<Pulled, Stopped> {
+    let t = run(relay, BulkJob::PullActivity).await?.tally;
+    Ok(Pulled { contacts: t.total, created: t.done, present: t.same, failed: t.failed() })
+}
+
+fn stopped(reason: String, transient: bool) -> Stopped {
+    Stopped { reason, transient }
+}
+
+/// Runs `job` as the application user, from the integration record as it is now.
+async fn run(relay: &Relay, job: BulkJob) -> Result<Summary, Stopped> {
+    let Some(dataverse) = &relay.dataverse else { return Err(stopped("no Dataverse access".into(), false)) };
     let columns: Vec<&str> = SELECT.iter().copied().chain(record_columns(job)).collect();
     let query = format!("{}?$select={}&$top=2", integration::ENTITY_SET, columns.join(","));
     let unreadable = |_| stopped("Dataverse could not be read".into(), true);
@@ -68,23 +107,10 @@ pub(crate) async fn catch_up(relay: &Relay) -> Result<CatchUp, Stopped> {
         seed: crate::outgoing::seed(),
     };
     let mut running = Job::new(start);
-    match driver::drive(relay, dataverse, &mut running).await {
-        Ok(summary) => {
-            let t = &summary.tally;
-            let watermark = dataverse
-                .get(&format!("{}?$select={}&$top=1", integration::ENTITY_SET, integration::CATCH_UP_WATERMARK))
-                .await
-                .ok()
-                .and_then(|r| {
-                    r.get("value")?.as_array()?.first()?.get(integration::CATCH_UP_WATERMARK)?.as_str()?.parse().ok()
-                });
-            Ok(CatchUp { sent: t.done, skipped: t.skipped(), failed: t.failed(), watermark })
-        }
-        Err(failure) => {
-            let transient = !matches!(failure.kind, "settings" | "auth" | "unknownOwner" | "relayCredentials");
-            Err(stopped(text(&failure.message, Lang::En), transient))
-        }
-    }
+    driver::drive(relay, dataverse, &mut running).await.map_err(|failure| {
+        let transient = !matches!(failure.kind, "settings" | "auth" | "unknownOwner" | "relayCredentials");
+        stopped(text(&failure.message, Lang::En), transient)
+    })
 }
 
 /// Runs the catch-up every period, for as long as the relay runs.
@@ -96,6 +122,21 @@ pub(crate) async fn every(relay: Arc<Relay>) {
                 tracing::info!(target: "request", method = "catch-up", sent = done.sent, skipped = done.skipped, failed = done.failed)
             }
             Err(stopped) => tracing::warn!(target: "request", method = "catch-up", error = stopped.reason.as_str()),
+        }
+    }
+}
+
+/// Runs Pull activity every period, for as long as the relay runs.
+pub(crate) async fn activity_every(relay: Arc<Relay>) {
+    loop {
+        tokio::time::sleep(relay.config.activity).await;
+        match pull_activity(&relay).await {
+            Ok(done) => {
+                tracing::info!(target: "request", method = "pull-activity", contacts = done.contacts, created = done.created, present = done.present, failed = done.failed)
+            }
+            Err(stopped) => {
+                tracing::warn!(target: "request", method = "pull-activity", error = stopped.reason.as_str())
+            }
         }
     }
 }

@@ -67,6 +67,9 @@ pub struct Config {
     pub app_user: Option<String>,
     /// How often the catch-up runs (with Dataverse access); zero: never on its own.
     pub catch_up: Duration,
+    /// How often Pull activity runs (with Dataverse access, `RELAY_ACTIVITY_MINUTES`); zero:
+    /// never on its own.
+    pub activity: Duration,
     /// How long webhook deliveries gather into one batch upsert (`RELAY_BURST_MS`), at most.
     pub burst: Duration,
     /// A webhook delivery is answered within this (`RELAY_ANSWER_WITHIN_MS`, 50 s: Dataverse
@@ -202,6 +205,7 @@ impl Config {
             dataverse: dataverse(&var)?,
             // Minutes, 0 for off; at most a week.
             catch_up: Duration::from_secs(60 * number("RELAY_CATCH_UP_MINUTES", 15, 0..=7 * 24 * 60)?),
+            activity: Duration::from_secs(60 * number("RELAY_ACTIVITY_MINUTES", 60, 0..=7 * 24 * 60)?),
         })
     }
 }

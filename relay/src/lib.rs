@@ -145,6 +145,9 @@ pub(crate) fn app_and_after(config: Config) -> (Router, After) {
     if state.dataverse.is_some() && !state.config.catch_up.is_zero() {
         tokio::spawn(catchup::every(state.clone()));
     }
+    if state.dataverse.is_some() && !state.config.activity.is_zero() {
+        tokio::spawn(catchup::activity_every(state.clone()));
+    }
     let cors = cors(state.config.origins.clone());
     let routes = Router::new()
         .route("/healthz", get(|| async { json_response(200, r#"{"status":"ok"}"#.into()) }))
@@ -153,6 +156,7 @@ pub(crate) fn app_and_after(config: Config) -> (Router, After) {
         .route("/files/{expires}/{sig}/{address}", get(api::file))
         .route(salesmanago_dynamics::core::dataverse::registration::WEBHOOK_PATH, post(webhook::webhook))
         .route("/dataverse/catch-up", post(webhook::catch_up_now))
+        .route("/dataverse/pull-activity", post(webhook::pull_activity_now))
         .route("/salesmanago/rule", post(rules::rule))
         .fallback(|| async { json_response(404, r#"{"status":"not found"}"#.into()) })
         .with_state(state);

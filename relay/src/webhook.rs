@@ -188,3 +188,21 @@ pub(crate) async fn catch_up_now(
         Err(stopped) => answer(if stopped.transient { 503 } else { 502 }, "failed", &stopped.reason),
     }
 }
+
+/// `POST /dataverse/pull-activity` (with a webhook key): one Pull activity now, and what it did.
+pub(crate) async fn pull_activity_now(
+    State(relay): State<std::sync::Arc<Relay>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    if presented(&headers, query.as_deref()).and_then(|k| keys::verify(&relay.config.webhook_keys, &k)).is_none() {
+        return unknown_key();
+    }
+    match crate::catchup::pull_activity(&relay).await {
+        Ok(done) => {
+            let body = salesmanago_dynamics::object! {"contacts": done.contacts, "created": done.created, "present": done.present, "failed": done.failed};
+            json_response(200, body.to_string())
+        }
+        Err(stopped) => answer(if stopped.transient { 503 } else { 502 }, "failed", &stopped.reason),
+    }
+}
