@@ -125,13 +125,19 @@ pub(crate) fn pull_activity(seed: u64, contacts: usize) {
     world.run(BulkJob::PullActivity, 0).expect("a clean pull succeeds");
     let (kept, never) = expected(&world, world.last_start);
     check_rows(&world, &kept, &never, false);
-    let rows = world.dataverse.activities.len();
+    let rows = world.dataverse.activities.clone();
 
-    // Nothing new: nothing is created, nothing is lost.
+    // Nothing new: nothing is created, and nothing goes but what grew older than the days kept.
     world.now += 3_600_000;
     let again = world.run(BulkJob::PullActivity, 0).expect("a clean pull succeeds");
     assert_eq!(again.tally.done, 0, "nothing new, nothing created: {:?}", again.tally);
-    assert_eq!(world.dataverse.activities.len(), rows);
+    let oldest = Keeping::from_record(&world.dataverse.record).expect("valid").oldest(world.last_start);
+    for (id, row) in &rows {
+        let at = text(row, activity::ACTUAL_END).unwrap_or_default();
+        let kept = at >= iso_datetime(oldest + CLOCK_ERROR_MS);
+        assert!(!kept || world.dataverse.activities.contains_key(id), "{id} at {at} went, within the days kept");
+    }
+    assert!(world.dataverse.activities.keys().all(|id| rows.contains_key(id)), "nothing new appeared");
 
     // Fewer days kept: the older rows go.
     world.dataverse.record.insert(integration::ACTIVITY_DAYS.into(), 7u64.into());
