@@ -77,6 +77,21 @@ pub(crate) async fn pull_activity(relay: &Relay) -> Result<Pulled, Stopped> {
     Ok(Pulled { contacts: t.total, created: t.done, present: t.same, failed: t.failed() })
 }
 
+/// Runs `job` (the catch-up or Pull activity) now: what it did, as the relay answers it.
+pub(crate) async fn run_now(relay: &Relay, job: BulkJob) -> Result<Value, Stopped> {
+    Ok(match job {
+        BulkJob::PullActivity => {
+            let done = pull_activity(relay).await?;
+            salesmanago_dynamics::object! {"contacts": done.contacts, "created": done.created, "present": done.present, "failed": done.failed}
+        }
+        _ => {
+            let done = catch_up(relay).await?;
+            let watermark = done.watermark.map(|w| w.to_string());
+            salesmanago_dynamics::object! {"sent": done.sent, "skipped": done.skipped, "failed": done.failed, "watermark": watermark}
+        }
+    })
+}
+
 fn stopped(reason: String, transient: bool) -> Stopped {
     Stopped { reason, transient }
 }

@@ -26,6 +26,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 
+use salesmanago_dynamics::core::command::BulkJob;
 use salesmanago_dynamics::core::dataverse::contact;
 use salesmanago_dynamics::core::dataverse::event::{self, Event, Plan, SIZE_EXCEEDED_HEADER};
 use salesmanago_dynamics::core::dataverse::registration;
@@ -176,17 +177,7 @@ pub(crate) async fn catch_up_now(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    if presented(&headers, query.as_deref()).and_then(|k| keys::verify(&relay.config.webhook_keys, &k)).is_none() {
-        return unknown_key();
-    }
-    match crate::catchup::catch_up(&relay).await {
-        Ok(done) => {
-            let watermark = done.watermark.map(|w| w.to_string());
-            let body = salesmanago_dynamics::object! {"sent": done.sent, "skipped": done.skipped, "failed": done.failed, "watermark": watermark};
-            json_response(200, body.to_string())
-        }
-        Err(stopped) => answer(if stopped.transient { 503 } else { 502 }, "failed", &stopped.reason),
-    }
+    run_now(&relay, query.as_deref(), &headers, BulkJob::ExportChanges).await
 }
 
 /// `POST /dataverse/pull-activity` (with a webhook key): one Pull activity now, and what it did.
@@ -195,14 +186,17 @@ pub(crate) async fn pull_activity_now(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    if presented(&headers, query.as_deref()).and_then(|k| keys::verify(&relay.config.webhook_keys, &k)).is_none() {
+    run_now(&relay, query.as_deref(), &headers, BulkJob::PullActivity).await
+}
+
+/// Runs one of the relay's scheduled jobs now, for a request with a webhook key: what it did,
+/// or 503 when another try may pass, else 502, with why.
+async fn run_now(relay: &Relay, query: Option<&str>, headers: &HeaderMap, job: BulkJob) -> Response {
+    if presented(headers, query).and_then(|k| keys::verify(&relay.config.webhook_keys, &k)).is_none() {
         return unknown_key();
     }
-    match crate::catchup::pull_activity(&relay).await {
-        Ok(done) => {
-            let body = salesmanago_dynamics::object! {"contacts": done.contacts, "created": done.created, "present": done.present, "failed": done.failed};
-            json_response(200, body.to_string())
-        }
+    match crate::catchup::run_now(relay, job).await {
+        Ok(done) => json_response(200, done.to_string()),
         Err(stopped) => answer(if stopped.transient { 503 } else { 502 }, "failed", &stopped.reason),
     }
 }
