@@ -22,7 +22,7 @@ use crate::core::sorted::SortedMap;
 use crate::core::sync::{iso_datetime, Tally};
 
 use super::runner::{Call, Error, Output, Request, Runner};
-use super::units::{not_done, Answer, Pages, Row};
+use super::units::{not_done, unreadable, Answer, Pages, Row};
 use super::{Ending, JobFailure, Start, Ticket};
 
 /// Rows created in one `$batch`.
@@ -167,7 +167,10 @@ impl Activity {
         for value in values {
             match Row::of(value) {
                 Row::Read(parsed, _) => unit.rows.push(parsed),
-                Row::Unreadable => {}
+                Row::Unreadable => {
+                    unit.tally.total += 1;
+                    unit.tally.not_done(unreadable(run.lang));
+                }
             }
         }
         let mut ids: Vec<String> =
