@@ -298,12 +298,18 @@ impl Dataverse {
             .find_map(|p| p.strip_prefix("$select="))
             .map(|s| s.split(',').map(str::to_owned).collect())
             .unwrap_or_default();
+        // `$top` bounds the whole answer, as Dataverse has it: no next page.
+        let top: Option<usize> =
+            base.iter().find_map(|p| p.strip_prefix("$top=")).map(|n| n.parse().expect("$top is a number"));
         let mut page = Vec::new();
         let mut more = false;
         let from = after.clone().unwrap_or_default();
         for (id, row) in self.contacts.range(from..) {
             if Some(id) == after.as_ref() || !matches(filter.as_deref(), row) {
                 continue;
+            }
+            if top.is_some_and(|top| page.len() == top) {
+                break;
             }
             if page.len() == Read::PAGE as usize {
                 more = true;

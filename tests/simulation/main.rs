@@ -350,6 +350,14 @@ fn text(row: &Map, column: &str) -> Option<String> {
 /// SALESmanago with its id in Dynamics.
 fn export_all(seed: u64, contacts: usize) {
     let mut world = World::new(seed, contacts);
+    // Dynamics refuses every write of some contacts: their status write-back too, after
+    // SALESmanago took them.
+    let ids: Vec<String> = world.dataverse.contacts.keys().cloned().collect();
+    for id in ids {
+        if world.rng.chance(20) {
+            world.dataverse.refuse.insert(id);
+        }
+    }
     let interruptions = world.rng.below(4) as usize;
     let summary = world.run(BulkJob::ExportAll, interruptions);
     match summary {
@@ -358,6 +366,28 @@ fn export_all(seed: u64, contacts: usize) {
             assert!(t.adds_up(), "counts add up: {t:?}");
             assert_eq!(t.total, world.dataverse.contacts.len() as u64, "every contact counted once: {t:?}");
             assert_eq!(t.same + t.missing, 0);
+            // The split, not only the sum: each count is the contacts whose status says so (a
+            // resume that mixed up its checkpoint's counts calls invalid e-mails failures).
+            let count = |status: SyncStatus| {
+                let value = Some(i64::from(status.value()));
+                world
+                    .dataverse
+                    .contacts
+                    .values()
+                    .filter(|r| r.get(contact::SYNC_STATUS).and_then(Value::as_i64) == value)
+                    .count() as u64
+            };
+            // A contact whose writes Dynamics refuses keeps no status: it is skipped or failed.
+            let refused = &world.dataverse.refuse;
+            let unsendable = refused.iter().filter(|id| !world.dataverse.valid_email(&world.dataverse.contacts[*id]));
+            let unsendable = unsendable.count() as u64;
+            let (skipped, failed) = (count(SyncStatus::Skipped), count(SyncStatus::Failed));
+            assert_eq!(
+                (t.done, t.skipped(), t.failed()),
+                (count(SyncStatus::Synced), skipped + unsendable, failed + refused.len() as u64 - unsendable),
+                "the summary's (sent, skipped, failed) are the contacts' statuses ({} of them refused)",
+                refused.len()
+            );
         }
         Err(failure) => panic!("export failed: {failure}"),
     }
@@ -367,6 +397,7 @@ fn export_all(seed: u64, contacts: usize) {
         "a finished export leaves no checkpoint"
     );
     // A clean rerun.
+    world.dataverse.refuse.clear();
     world.dataverse.faults = Faults::default();
     world.salesmanago.faults = Faults::default();
     let clean = world.run(BulkJob::ExportAll, 0).expect("a clean export succeeds");
@@ -709,9 +740,47 @@ fn contact_commands(seed: u64, contacts: usize) {
     let webhooks = world.rng.chance(200);
     world.dataverse.record.insert(integration::WEBHOOKS.into(), webhooks.into());
     let ids: Vec<String> = world.dataverse.contacts.keys().cloned().collect();
+    // Contacts that share an e-mail, already in SALESmanago: deleting one must keep it there.
+    let address = |row: &Map| text(row, "emailaddress1").map(|e| e.trim().to_ascii_lowercase());
+    let shared: Vec<String> = ids
+        .iter()
+        .filter(|id| address(&world.dataverse.contacts[*id]).is_some_and(|a| a.starts_with("shared")))
+        .cloned()
+        .collect();
+    for id in &shared {
+        let email = address(&world.dataverse.contacts[id]).expect("an address");
+        if world.salesmanago.by_email(&email).is_none() {
+            world.salesmanago.add_foreign(&email, world.now);
+        }
+    }
     for _ in 0..30 {
-        let id = ids[world.rng.below(ids.len() as u64) as usize].clone();
+        let id =
+            match shared.is_empty() || world.rng.below(4) != 0 {
+                true => ids[world.rng.below(ids.len() as u64) as usize].clone(),
+                // The first of the contacts left with a shared address: the one a read of its
+                // address that stops at one row would find alone.
+                false => {
+                    let pick = address(
+                        &world
+                            .dataverse
+                            .contacts
+                            .get(&shared[world.rng.below(shared.len() as u64) as usize])
+                            .cloned()
+                            .unwrap_or_default(),
+                    );
+                    world.dataverse.contacts.iter().find(|(_, r)| pick.is_some() && address(r) == pick).map_or_else(
+                        || ids[world.rng.below(ids.len() as u64) as usize].clone(),
+                        |(first, _)| first.clone(),
+                    )
+                }
+            };
         let Some(before) = world.dataverse.contacts.get(&id).cloned() else { continue };
+        // Another Dynamics contact with its address, whose SALESmanago contact must stay.
+        let sharer = world
+            .dataverse
+            .contacts
+            .iter()
+            .any(|(other, row)| *other != id && address(row).is_some_and(|a| Some(a) == address(&before)));
         world.form.clear();
         let task = match world.rng.below(5) {
             0 => Task::Fetch { id: Some(id.clone()) },
@@ -794,6 +863,14 @@ fn contact_commands(seed: u64, contacts: usize) {
             }
             (Task::Delete { .. }, Ok(_)) => {
                 assert!(after.is_none(), "{id}: deleted, yet still in Dynamics");
+                if held_before.is_some() && sharer {
+                    // Neither removed nor opted out: another Dynamics contact still uses it.
+                    let held = world.in_salesmanago(&before).map(|s| (s.id.clone(), s.opted_out, s.phone_opted_out));
+                    assert_eq!(
+                        held, held_before,
+                        "{id}: its SALESmanago contact changed though another Dynamics contact holds its e-mail"
+                    );
+                }
                 if let Some(sm) = world.in_salesmanago(&before) {
                     // It stays for another Dynamics contact with the same e-mail.
                     let shared = world
