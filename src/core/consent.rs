@@ -203,6 +203,28 @@ mod tests {
     }
 
     #[test]
+    fn both_sides_agreeing_is_recorded_whatever_was_recorded_before() {
+        // Both hold the same value while the agreement says otherwise, or nothing: that value is
+        // the agreement now, or a later change is misread.
+        for key in [Key::Newsletter, Key::Sms, marketing()] {
+            for value in [true, false] {
+                for base in [None, Some(!value), Some(value)] {
+                    for changed_now in [false, true] {
+                        let d = decide(&key, Some(value), Theirs::Known(Some(value)), base, changed_now);
+                        let shown = (d.to_salesmanago, d.to_dynamics, d.agreed);
+                        assert_eq!(shown, (N, N, Some(value)), "{key:?} {value} {base:?} {changed_now}");
+                    }
+                }
+            }
+        }
+        // What recording it prevents: both granted over a recorded withdrawal, then SALESmanago
+        // withdraws; with the old agreement kept, Dynamics' grant would read as new and travel
+        // back over the withdrawal.
+        let agreed = decide(&marketing(), T, Theirs::Known(T), F, false).agreed;
+        assert_eq!(known(T, F, agreed), (N, F, F), "SALESmanago's withdrawal comes to Dynamics");
+    }
+
+    #[test]
     fn a_record_level_change_never_counts() {
         // SALESmanago holds "granted" as agreed; Dynamics opted out since: an unrelated
         // SALESmanago edit does not enter the rule at all, and the opt-out stays.

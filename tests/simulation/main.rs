@@ -787,11 +787,20 @@ fn contact_commands(seed: u64, contacts: usize) {
             1 => Task::Check { id: Some(id.clone()) },
             2 => Task::Send { id: Some(id.clone()), dirty: false },
             3 => {
-                let changed = vec!["firstname".to_owned(), contact::DO_NOT_BULK_EMAIL.to_owned()];
+                let mut changed = vec!["firstname".to_owned(), contact::DO_NOT_BULK_EMAIL.to_owned()];
+                // Now and then the user grants the consent in this very save: a deliberate grant,
+                // which must reach SALESmanago even where no agreement was recorded.
+                if world.rng.below(2) == 0 {
+                    let row = world.dataverse.contacts.get_mut(&id).expect("a contact");
+                    row.insert("new_consent_marketing".into(), true.into());
+                    changed.push("new_consent_marketing".into());
+                }
                 Task::Saved { id: Some(id.clone()), changed }
             }
             _ => Task::Delete { ids: vec![id.clone()], on_form: world.rng.chance(500), user: "u-1".into() },
         };
+        // As the save left it (a consent granted in it).
+        let before = world.dataverse.contacts.get(&id).cloned().unwrap_or(before);
         let held_before = world.in_salesmanago(&before).map(|s| (s.id.clone(), s.opted_out, s.phone_opted_out));
         let writes_before = world.salesmanago.writes;
         let mut job = world.start_contact(task.clone());
@@ -811,6 +820,16 @@ fn contact_commands(seed: u64, contacts: usize) {
                 let sm = world.in_salesmanago(&row).expect("sent to SALESmanago");
                 assert_eq!(status, Some(i64::from(SyncStatus::Synced.value())), "{id}: {row:?}");
                 assert_eq!(text(&row, contact::SALESMANAGO_ID).as_deref(), Some(sm.id.as_str()));
+                if let Task::Saved { changed, .. } = &task {
+                    if changed.iter().any(|c| c == "new_consent_marketing") {
+                        let held = sm.consents.get("MARKETING");
+                        assert_eq!(
+                            held,
+                            Some(&true),
+                            "{id}: the consent granted in this save did not reach SALESmanago"
+                        );
+                    }
+                }
             }
             (Task::Send { .. } | Task::Saved { .. }, Err(failure)) if failure.ends_with("(skipped)") => {
                 assert_eq!(status, Some(i64::from(SyncStatus::Skipped.value())), "{id}: {failure}");
