@@ -289,6 +289,43 @@ mod tests {
     }
 
     #[test]
+    fn counts_that_do_not_add_up_say_so() {
+        let tally =
+            Tally { total: 10, done: 4, same: 2, missing: 1, skipped_count: 2, failed_count: 1, ..Tally::default() };
+        assert!(tally.adds_up());
+        assert!(!Tally { failed_count: 2, ..tally.clone() }.adds_up());
+        assert!(!Tally { total: 11, ..tally }.adds_up());
+    }
+
+    #[test]
+    fn a_tally_lists_at_most_max_listed_contacts_and_counts_them_all() {
+        let mut tally = Tally::default();
+        for n in 0..MAX_LISTED + 5 {
+            let skipped = n % 2 == 0;
+            tally.not_done(NotDone {
+                id: n.to_string(),
+                email: String::new(),
+                name: String::new(),
+                skipped,
+                reason: "x".into(),
+            });
+        }
+        assert_eq!(tally.not_done.len(), MAX_LISTED);
+        assert_eq!(tally.skipped() + tally.failed(), (MAX_LISTED + 5) as u64);
+        assert_eq!(tally.unlisted(), 5);
+    }
+
+    #[test]
+    fn a_catch_up_looks_five_minutes_behind_its_watermark() {
+        // Changes committed out of order: one committed a few minutes before another that the
+        // last run saw is still read.
+        assert_eq!(catch_up_since(Some(&"1800000000000".into()), Some(1)), Some(1_800_000_000_000 - 300_000));
+        assert_eq!(catch_up_since(Some(&" 1800000000000 ".into()), None), Some(1_799_999_700_000));
+        assert_eq!(catch_up_since(None, Some(7)), Some(7), "no watermark: the export's last run");
+        assert_eq!(catch_up_since(Some(&"soon".into()), None), None);
+    }
+
+    #[test]
     fn dataverse_times_read_as_unix_ms_and_back() {
         assert_eq!(unix_ms("2017-09-26T00:04:07Z"), Some(1_506_384_247_000));
         assert_eq!(unix_ms("2017-09-26T00:04:07.123Z"), Some(1_506_384_247_000));

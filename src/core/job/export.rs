@@ -616,3 +616,22 @@ impl Export {
         &self.went
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checkpoint_whose_counts_do_not_add_up_is_not_resumed() {
+        let record = |checkpoint: &str| {
+            let mut record = Map::new();
+            record.insert(JobColumns::Export.checkpoint_column().into(), checkpoint.into());
+            record
+        };
+        let good = r#"{"after":"c-9","total":10,"done":7,"skipped":2,"failed":1}"#;
+        let (after, tally) = read_checkpoint(&record(good)).expect("a checkpoint that adds up resumes");
+        assert_eq!((after.as_str(), tally.done, tally.skipped(), tally.failed()), ("c-9", 7, 2, 1));
+        let bad = r#"{"after":"c-9","total":10,"done":7,"skipped":2,"failed":2}"#;
+        assert!(read_checkpoint(&record(bad)).is_none(), "a garbled checkpoint starts the export over");
+    }
+}

@@ -1,0 +1,19 @@
+#!/bin/sh
+# `npm run mutants [-- <cargo-mutants options>]`: mutation testing of the core's decision code
+# (the jobs, the consent rule, the tally, the mapping), each mutant tried against the unit tests
+# and the simulation (.cargo/mutants.toml). `-f <file>` narrows it to files of your choice. Not
+# part of `npm test`: at about half a minute a mutant on 2 cores, the whole set takes hours.
+# Installs cargo-mutants at the version below when it is missing. SIM_SEEDS sets the
+# simulation's seeds a mutant must survive (20).
+set -eu
+VERSION=27.1.0
+if ! cargo mutants --version 2>/dev/null | grep -q "$VERSION"; then
+  cargo install cargo-mutants --locked --version "$VERSION"
+fi
+case " $* " in
+  *" -f "* | *" --file "* | *" --file="*) files="" ;;
+  *) files="-f src/core/job/**/*.rs -f src/core/consent.rs -f src/core/sync.rs -f src/core/mapping/**/*.rs" ;;
+esac
+# The globs reach cargo-mutants unexpanded.
+set -f
+SIM_SEEDS="${SIM_SEEDS:-20}" exec cargo mutants --package salesmanago-dynamics $files "$@"
