@@ -20,7 +20,9 @@ const DAY: u64 = 24 * 3600 * 1000;
 /// with the contact and the event's time; and the rows it must not have.
 fn expected(world: &World, now: u64) -> (BTreeMap<String, (String, u64)>, BTreeSet<String>) {
     let keeping = Keeping::from_record(&world.dataverse.record).expect("the record's kinds are valid");
-    let oldest = keeping.oldest(now);
+    // The days kept, read here as the README states them (90 when not set), not by the engine.
+    let days = world.dataverse.record.get(integration::ACTIVITY_DAYS).and_then(Value::as_u64).unwrap_or(90);
+    let oldest = now.saturating_sub(days * DAY);
     let (mut kept, mut never) = (BTreeMap::new(), BTreeSet::new());
     for (contact_id, row) in &world.dataverse.contacts {
         let Some(sm_id) = text(row, contact::SALESMANAGO_ID) else { continue };
@@ -99,6 +101,9 @@ pub(crate) fn pull_activity(seed: u64, contacts: usize) {
     check_rows(&world, &kept, &never, true);
     let refused: Vec<&(String, u64)> = kept.values().filter(|(c, _)| world.dataverse.refuse.contains(c)).collect();
     assert_eq!(first.tally.failed() > 0, !refused.is_empty(), "refused rows are listed: {:?}", first.tally);
+    for listed in &first.tally.not_done {
+        assert!(listed.reason.contains("refused this activity (simulated)"), "listed with Dynamics' reason: {listed:?}");
+    }
     let watermark: Option<u64> =
         text(&world.dataverse.record, integration::ACTIVITY_WATERMARK).and_then(|w| w.parse().ok());
     if let Some(oldest_refused) = refused.iter().map(|(_, at)| *at).min() {
@@ -122,7 +127,10 @@ pub(crate) fn pull_activity(seed: u64, contacts: usize) {
     world.dataverse.refuse.clear();
     world.dataverse.faults = Faults::default();
     world.salesmanago.faults = Faults::default();
-    world.run(BulkJob::PullActivity, 0).expect("a clean pull succeeds");
+    let before: BTreeSet<String> = world.dataverse.activities.keys().cloned().collect();
+    let second = world.run(BulkJob::PullActivity, 0).expect("a clean pull succeeds");
+    let created = world.dataverse.activities.keys().filter(|id| !before.contains(*id)).count() as u64;
+    assert_eq!(second.tally.done, created, "the summary counts the rows it created: {:?}", second.tally);
     let (kept, never) = expected(&world, world.last_start);
     check_rows(&world, &kept, &never, false);
     let rows = world.dataverse.activities.clone();
@@ -131,7 +139,8 @@ pub(crate) fn pull_activity(seed: u64, contacts: usize) {
     world.now += 3_600_000;
     let again = world.run(BulkJob::PullActivity, 0).expect("a clean pull succeeds");
     assert_eq!(again.tally.done, 0, "nothing new, nothing created: {:?}", again.tally);
-    let oldest = Keeping::from_record(&world.dataverse.record).expect("valid").oldest(world.last_start);
+    let days = world.dataverse.record.get(integration::ACTIVITY_DAYS).and_then(Value::as_u64).unwrap_or(90);
+    let oldest = world.last_start.saturating_sub(days * DAY);
     for (id, row) in &rows {
         let at = text(row, activity::ACTUAL_END).unwrap_or_default();
         let kept = at >= iso_datetime(oldest + CLOCK_ERROR_MS);
