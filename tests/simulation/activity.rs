@@ -102,7 +102,10 @@ pub(crate) fn pull_activity(seed: u64, contacts: usize) {
     let refused: Vec<&(String, u64)> = kept.values().filter(|(c, _)| world.dataverse.refuse.contains(c)).collect();
     assert_eq!(first.tally.failed() > 0, !refused.is_empty(), "refused rows are listed: {:?}", first.tally);
     for listed in &first.tally.not_done {
-        assert!(listed.reason.contains("refused this activity (simulated)"), "listed with Dynamics' reason: {listed:?}");
+        assert!(
+            listed.reason.contains("refused this activity (simulated)"),
+            "listed with Dynamics' reason: {listed:?}"
+        );
     }
     let watermark: Option<u64> =
         text(&world.dataverse.record, integration::ACTIVITY_WATERMARK).and_then(|w| w.parse().ok());
@@ -131,14 +134,33 @@ pub(crate) fn pull_activity(seed: u64, contacts: usize) {
     let second = world.run(BulkJob::PullActivity, 0).expect("a clean pull succeeds");
     let created = world.dataverse.activities.keys().filter(|id| !before.contains(*id)).count() as u64;
     assert_eq!(second.tally.done, created, "the summary counts the rows it created: {:?}", second.tally);
+    // Every contact with a SALESmanago id is counted; those SALESmanago no longer has apart.
+    let with_id = world.dataverse.contacts.values().filter(|r| text(r, contact::SALESMANAGO_ID).is_some());
+    let gone = world
+        .dataverse
+        .contacts
+        .values()
+        .filter(|r| text(r, contact::SALESMANAGO_ID).is_some_and(|i| i.starts_with("gone-")));
+    assert_eq!(
+        (second.tally.total, second.tally.missing),
+        (with_id.count() as u64, gone.count() as u64),
+        "{:?}",
+        second.tally
+    );
     let (kept, never) = expected(&world, world.last_start);
     check_rows(&world, &kept, &never, false);
     let rows = world.dataverse.activities.clone();
 
     // Nothing new: nothing is created, and nothing goes but what grew older than the days kept.
     world.now += 3_600_000;
+    let watermark: u64 =
+        text(&world.dataverse.record, integration::ACTIVITY_WATERMARK).and_then(|w| w.parse().ok()).unwrap_or(0);
     let again = world.run(BulkJob::PullActivity, 0).expect("a clean pull succeeds");
     assert_eq!(again.tally.done, 0, "nothing new, nothing created: {:?}", again.tally);
+    // The last day's rows are sent again and found there already.
+    let (kept, _) = expected(&world, world.last_start);
+    let recent = kept.values().any(|(_, at)| *at >= watermark.saturating_sub(DAY) + 1000);
+    assert_eq!(again.tally.same > 0, recent, "the last day's rows are counted there already: {:?}", again.tally);
     let days = world.dataverse.record.get(integration::ACTIVITY_DAYS).and_then(Value::as_u64).unwrap_or(90);
     let oldest = world.last_start.saturating_sub(days * DAY);
     for (id, row) in &rows {

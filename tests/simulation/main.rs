@@ -882,6 +882,13 @@ fn contact_commands(seed: u64, contacts: usize) {
             }
             (Task::Delete { .. }, Ok(_)) => {
                 assert!(after.is_none(), "{id}: deleted, yet still in Dynamics");
+                if opt_out_only && held_before.is_some() {
+                    // Only opted out, never deleted, in SALESmanago.
+                    assert!(
+                        world.in_salesmanago(&before).is_some(),
+                        "{id}: deleted in SALESmanago though the record says opt out only"
+                    );
+                }
                 if held_before.is_some() && sharer {
                     // Neither removed nor opted out: another Dynamics contact still uses it.
                     let held = world.in_salesmanago(&before).map(|s| (s.id.clone(), s.opted_out, s.phone_opted_out));

@@ -153,6 +153,17 @@ mod tests {
     }
 
     #[test]
+    fn a_blank_id_is_no_id() {
+        // Two items whose ids are blank are two events, each named by what it is.
+        let found = read(json!({"contactVisits": [
+            {"conversationId": " ", "time": 1000, "url": "https://a"},
+            {"conversationId": "", "time": 2000, "url": "https://b"}
+        ]}));
+        let ids: Vec<_> = found.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, ["1000:https://a", "2000:https://b"]);
+    }
+
+    #[test]
     fn a_card_without_activity_has_none() {
         assert!(read(json!({"id": "x", "contactVisits": [], "emailMessages": null})).is_empty());
     }
