@@ -84,11 +84,12 @@ pub(crate) async fn run_now(relay: &Relay, job: BulkJob) -> Result<Value, Stoppe
             let done = pull_activity(relay).await?;
             salesmanago_dynamics::object! {"contacts": done.contacts, "created": done.created, "present": done.present, "failed": done.failed}
         }
-        _ => {
+        BulkJob::ExportChanges => {
             let done = catch_up(relay).await?;
             let watermark = done.watermark.map(|w| w.to_string());
             salesmanago_dynamics::object! {"sent": done.sent, "skipped": done.skipped, "failed": done.failed, "watermark": watermark}
         }
+        other => return Err(stopped(format!("the relay does not run {other:?}"), false)),
     })
 }
 

@@ -22,7 +22,7 @@ use crate::core::sorted::SortedMap;
 use crate::core::sync::{iso_datetime, Tally};
 
 use super::runner::{Call, Error, Output, Request, Runner};
-use super::units::{not_done, unreadable, Answer, Pages, Row};
+use super::units::{hold, not_done, unreadable, Answer, Pages, Row};
 use super::{Ending, JobFailure, Start, Ticket};
 
 /// Rows created in one `$batch`.
@@ -177,7 +177,7 @@ impl Activity {
             unit.rows.iter().filter_map(|r| r.get(contact::SALESMANAGO_ID)).map(|id| id.trim().to_owned()).collect();
         ids.sort_unstable();
         ids.dedup();
-        for call in Lookup::batches(LookupKind::ListById, &ids) {
+        for call in Lookup::batches(LookupKind::ActivityById, &ids) {
             let keys = call.keys().to_vec();
             let ticket = run.issue(Request::Call(Call::Lookup(call)));
             self.tickets.insert(ticket, (index, Step::Lookup(keys)));
@@ -228,7 +228,7 @@ impl Activity {
                                 Some(Err(reason)) => reason,
                                 _ => "Dynamics 365 did not say whether it saved this activity".to_owned(),
                             };
-                            self.hold = Some(self.hold.map_or(at, |h| h.min(at)));
+                            hold(&mut self.hold, at);
                             if !unit.failed.contains(&row) {
                                 unit.failed.push(row);
                                 let reason = text(&Message::Dataverse { detail: reason }, run.lang);

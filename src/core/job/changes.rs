@@ -19,7 +19,7 @@ use crate::core::sorted::SortedMap;
 use crate::core::sync::{Counted, NotDone, Tally};
 
 use super::runner::{Call, Error, Output, Request, Runner};
-use super::units::{not_done, rows, Patching, Row, Write};
+use super::units::{hold, not_done, rows, Patching, Row, Write};
 use super::{Ending, Named, Start, Ticket};
 
 /// Changed ids handled together: one `In` filter.
@@ -352,11 +352,6 @@ impl Changes {
         let ticket = run.issue(Request::Write(rows(&chunk.patching.writes)));
         self.tickets.insert(ticket, (index, Step::Write));
     }
-}
-
-/// Keeps the watermark before `at`.
-fn hold(slot: &mut Option<u64>, at: u64) {
-    *slot = Some(slot.map_or(at, |h| h.min(at)));
 }
 
 impl Chunk {

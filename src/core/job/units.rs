@@ -131,6 +131,11 @@ impl Row {
     }
 }
 
+/// Keeps a watermark before `at`: the earliest of the times held so far.
+pub(super) fn hold(slot: &mut Option<u64>, at: u64) {
+    *slot = Some(slot.map_or(at, |h| h.min(at)));
+}
+
 /// A contact the job could not handle, for the CSV.
 pub(super) fn not_done(row: &ContactRow, skipped: bool, reason: String) -> NotDone {
     NotDone {

@@ -256,7 +256,8 @@ pub struct SmContact {
     pub state: Option<String>,
     /// Its last visit to a monitored site (`lastVisit` in `basic`), Unix ms.
     pub last_visit: Option<u64>,
-    /// Its activity, as a full card (`listById`) lists it ([`super::activity`]).
+    /// Its activity, as a full card (`listById`) lists it ([`super::activity`]): read only by
+    /// the lookup that asks for it ([`super::operation::LookupKind::ActivityById`]).
     pub activity: Vec<crate::core::activity::Event>,
 }
 
@@ -355,7 +356,7 @@ impl SmContact {
             score: object.get("score").and_then(|v| v.as_i64().or_else(|| v.as_str()?.trim().parse().ok())),
             state: text("state").map(|s| s.chars().take(40).collect()),
             last_visit: object.get("lastVisit").and_then(number),
-            activity: super::activity::events(object),
+            activity: Vec::new(),
         })
     }
 }

@@ -50,13 +50,19 @@ fn contact_id(payload: &Payload) -> Result<String, SmError> {
     }
 }
 
-fn contact_list(payload: &Payload) -> Result<Vec<SmContact>, SmError> {
+fn contact_list(payload: &Payload, activity: bool) -> Result<Vec<SmContact>, SmError> {
+    let read = |item: &Value| {
+        let mut contact = SmContact::from_json(item)?;
+        if let (true, Some(card)) = (activity, item.as_object()) {
+            contact.activity = super::activity::events(card);
+        }
+        Some(contact)
+    };
     match payload.fields.get("contacts") {
         None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|item| SmContact::from_json(item).ok_or_else(|| invalid("a contact is not an object")))
-            .collect(),
+        Some(Value::Array(items)) => {
+            items.iter().map(|item| read(item).ok_or_else(|| invalid("a contact is not an object"))).collect()
+        }
         Some(_) => Err(invalid("`contacts` is not a list")),
     }
 }
@@ -307,6 +313,8 @@ pub enum LookupKind {
     BasicById,
     /// `contact/listById`: full cards by SALESmanago id, at most 50 a call.
     ListById,
+    /// `contact/listById` read with the cards' activity ([`super::activity`]): Pull activity's.
+    ActivityById,
 }
 
 impl LookupKind {
@@ -314,7 +322,7 @@ impl LookupKind {
     /// not documented.
     pub const fn max(self) -> usize {
         match self {
-            LookupKind::ListById => 50,
+            LookupKind::ListById | LookupKind::ActivityById => 50,
             LookupKind::BasicByEmail | LookupKind::BasicById => 100,
         }
     }
@@ -338,21 +346,21 @@ impl Operation for Lookup {
         match self.kind {
             LookupKind::BasicByEmail => "contact/basic",
             LookupKind::BasicById => "contact/basicById",
-            LookupKind::ListById => "contact/listById",
+            LookupKind::ListById | LookupKind::ActivityById => "contact/listById",
         }
     }
     fn body(&self) -> Map {
         let key = match self.kind {
             LookupKind::BasicByEmail => "email",
             LookupKind::BasicById => "id",
-            LookupKind::ListById => "contactId",
+            LookupKind::ListById | LookupKind::ActivityById => "contactId",
         };
         let mut body = Map::new();
         body.insert(key.into(), self.keys.to_json());
         body
     }
     fn parse(&self, payload: Payload) -> Result<Vec<SmContact>, SmError> {
-        contact_list(&payload)
+        contact_list(&payload, self.kind == LookupKind::ActivityById)
     }
 }
 

@@ -179,6 +179,18 @@ fn lookups_use_their_documented_keys_and_limits() {
 }
 
 #[test]
+fn only_the_activity_lookup_reads_the_cards_activity() {
+    let card = json!({"success": true, "message": [], "contacts": [{"id": "u1", "email": "a@b.pl",
+        "contactVisits": [{"conversationId": "v1", "time": 1000, "url": "https://a"}]}]});
+    let ids = ["u1".to_owned()];
+    let plain = &Lookup::batches(LookupKind::ListById, &ids)[0];
+    let with = &Lookup::batches(LookupKind::ActivityById, &ids)[0];
+    assert_eq!((with.method(), body(with)), (plain.method(), body(plain)), "the same call");
+    assert!(ok(plain, card.clone()).unwrap()[0].activity.is_empty(), "other jobs do not parse activity");
+    assert_eq!(ok(with, card).unwrap()[0].activity.len(), 1);
+}
+
+#[test]
 fn modified_contacts_pages_and_windows() {
     let paged = ModifiedContacts { from: 10, to: 20, page: Some(2) };
     assert_eq!(paged.method(), "contact/paginatedModifiedContacts");
