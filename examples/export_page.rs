@@ -2,8 +2,11 @@
 //! export page goes through, on pages of 400 rows shaped like the sandbox's Dataverse answers.
 //!
 //! ```text
-//! cargo run --release --example export_page [-- PAGES]
+//! cargo run --release --example export_page [-- PAGES [MAPPED]]
 //! ```
+//!
+//! `MAPPED` (0 to 20; 0 by default) adds that many columns to each row and maps them
+//! ([`FieldMapping`]): texts, numbers, dates, Yes/No and choices in turn.
 //!
 //! Prints the time per contact of each step. It is a benchmark, not a test: compare two builds
 //! by running both one after the other on the same machine.
@@ -14,6 +17,7 @@ use salesmanago_dynamics::core::dataverse::batch::updates;
 use salesmanago_dynamics::core::dataverse::contact::ContactRow;
 use salesmanago_dynamics::core::dataverse::query::page;
 use salesmanago_dynamics::core::dataverse::schema::SyncStatus;
+use salesmanago_dynamics::core::mapping::fields::FieldMapping;
 use salesmanago_dynamics::core::mapping::{to_salesmanago, OutboundOptions};
 use salesmanago_dynamics::core::salesmanago::operation::BatchUpsert;
 use salesmanago_dynamics::core::salesmanago::{ApiSecret, Client, Credentials, Endpoint, HttpResponse, Nonce};
@@ -22,15 +26,35 @@ use salesmanago_dynamics::core::sync::write_back;
 const ROWS: usize = 400;
 const NOW: u64 = 1_795_000_000_000;
 
-/// A Web API page of `ROWS` contacts, as the sandbox's stand-in writes it.
-fn dataverse_page(first: usize) -> String {
+/// The `n`th mapped column: its JSON value in row `i`, and its mapping entry.
+fn mapped_column(n: usize, i: usize) -> (String, String) {
+    let column = format!("new_mapped{n}");
+    match n % 5 {
+        0 => {
+            (format!(r#""Customer segment {i}""#), format!(r#"{{"column":"{column}","type":"text","detail":"d{n}"}}"#))
+        }
+        1 => (format!("{}.{}", i * 7, i % 100), format!(r#"{{"column":"{column}","type":"number","detail":"d{n}"}}"#)),
+        2 => ("\"2026-03-04T10:00:00Z\"".into(), format!(r#"{{"column":"{column}","type":"date","detail":"d{n}"}}"#)),
+        3 => ((i % 2 == 0).to_string(), format!(r#"{{"column":"{column}","type":"yesno","tag":"t{n}"}}"#)),
+        _ => (
+            format!("{}", i % 3 + 1),
+            format!(
+                r#"{{"column":"{column}","type":"choice","detail":"d{n}","labels":{{"1":"One","2":"Two","3":"Three"}}}}"#
+            ),
+        ),
+    }
+}
+
+/// A Web API page of `ROWS` contacts, as the sandbox's stand-in writes it, with `mapped` columns more.
+fn dataverse_page(first: usize, mapped: usize) -> String {
     let cities = ["Warszawa", "Kraków", "Manchester", "Berlin", "Gdańsk"];
     let rows: Vec<String> = (first..first + ROWS)
         .map(|i| {
+            let extra: String = (0..mapped).map(|n| format!(r#""new_mapped{n}":{},"#, mapped_column(n, i).0)).collect();
             let (phone, consent) = if i % 3 == 0 { ("null".to_owned(), "null") } else { (format!("\"+48 600 {i:06}\""), "true") };
             format!(
                 concat!(
-                    r#"{{"@odata.etag":"W/\"{i}\"","contactid":"00000000-0000-4000-8000-{i:012}","fullname":"Jan Dąbrowski {i}","#,
+                    r#"{{{extra}"@odata.etag":"W/\"{i}\"","contactid":"00000000-0000-4000-8000-{i:012}","fullname":"Jan Dąbrowski {i}","#,
                     r#""firstname":"Jan","lastname":"Dąbrowski {i}","emailaddress1":"jan.dabrowski{i}@example.com","#,
                     r#""mobilephone":{phone},"telephone1":null,"fax":null,"address1_line1":"Unter den Linden {i}","#,
                     r#""address1_line2":null,"address1_line3":null,"address1_city":"{city}","address1_postalcode":"00-001","#,
@@ -38,6 +62,7 @@ fn dataverse_page(first: usize) -> String {
                     r#""new_salesmanagoid":null,"modifiedon":"2026-11-22T22:55:45Z","new_consent_marketing":{consent},"#,
                     r#""new_salesmanagosyncstatus":null,"new_salesmanagolasterror":null,"new_salesmanagosyncedon":null}}"#
                 ),
+                extra = extra,
                 i = i,
                 phone = phone,
                 city = cities[i % cities.len()],
@@ -75,7 +100,11 @@ fn main() {
         },
         relay: None,
     };
-    let texts: Vec<String> = (0..pages.min(10)).map(|p| dataverse_page(p * ROWS)).collect();
+    let mapped: usize = std::env::args().nth(2).and_then(|n| n.parse().ok()).unwrap_or(0).min(20);
+    let entries: Vec<String> = (0..mapped).map(|n| mapped_column(n, 0).1).collect();
+    let mapping = FieldMapping::parse(&format!(r#"{{"version":1,"entries":[{}]}}"#, entries.join(",")))
+        .expect("the benchmark's mapping is valid");
+    let texts: Vec<String> = (0..pages.min(10)).map(|p| dataverse_page(p * ROWS, mapped)).collect();
     let mut steps = Steps::default();
     let mut bytes = (0usize, 0usize);
     let timed = |total: &mut Duration, started: Instant| *total += started.elapsed();
@@ -91,7 +120,7 @@ fn main() {
         let started = Instant::now();
         let options = OutboundOptions { now_ms: NOW, ..Default::default() };
         let details: Vec<_> =
-            parsed.iter().filter_map(|row| to_salesmanago(row, &options).ok()).map(|o| o.details).collect();
+            parsed.iter().filter_map(|row| to_salesmanago(row, &options, &mapping).ok()).map(|o| o.details).collect();
         timed(&mut steps.mapping, started);
 
         let started = Instant::now();

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use salesmanago_dynamics::core::command::BulkJob;
 use salesmanago_dynamics::core::dataverse::schema::{self, integration};
-use salesmanago_dynamics::core::i18n::{text, Lang};
+use salesmanago_dynamics::core::i18n::{text, Lang, Message};
 use salesmanago_dynamics::core::integration::{Settings, SELECT};
 use salesmanago_dynamics::core::job::{record_columns, Job, Start, Summary};
 use salesmanago_dynamics::core::json::Value;
@@ -109,10 +109,12 @@ async fn run(relay: &Relay, job: BulkJob) -> Result<Summary, Stopped> {
     let [Value::Object(record)] = rows.as_slice() else {
         return Err(stopped("there is not exactly one SALESmanago Integration record".into(), false));
     };
+    let settings = Settings::with(record, relay.client.clone())
+        .map_err(|error| stopped(text(&Message::Settings(error), Lang::En), false))?;
     let start = Start {
         job,
         lang: Lang::En,
-        settings: Settings::with(record, relay.client.clone()),
+        settings,
         user: relay.user(),
         record: record.clone(),
         consents: schema::consent_columns(&Value::Object(attributes)),

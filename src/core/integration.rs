@@ -4,6 +4,7 @@
 use crate::core::json::{Map, Value};
 
 use crate::core::dataverse::schema::integration;
+use crate::core::mapping::fields::{FieldMapping, MappingError};
 use crate::core::retry::RetryPolicy;
 use crate::core::salesmanago::relay::RelayKey;
 use crate::core::salesmanago::{ApiSecret, Client, Credentials, Endpoint, EndpointError};
@@ -19,10 +20,11 @@ pub const SELECT: &[&str] = &[
     integration::OPT_OUT_ON_DELETE,
     integration::WEBHOOKS,
     integration::CONCURRENCY,
+    integration::FIELD_MAPPING,
 ];
 
 /// Why the record's settings cannot be used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SettingsError {
     /// There is no integration record.
     NoRecord,
@@ -32,6 +34,8 @@ pub enum SettingsError {
     Incomplete,
     /// The endpoint is not usable.
     Endpoint(EndpointError),
+    /// The admin's field mapping cannot be read: nothing is sent by a wrong one.
+    Mapping(MappingError),
 }
 
 /// What the record says about the connection and the jobs.
@@ -47,6 +51,8 @@ pub struct Settings {
     pub webhooks: bool,
     /// Most concurrent requests of bulk jobs (1 to 16; 4 when not set).
     pub concurrency: u32,
+    /// The admin's field mapping, beside the built-in one.
+    pub mapping: FieldMapping,
 }
 
 /// The default of [`Settings::concurrency`]: well under Dataverse's 52 concurrent requests.
@@ -54,7 +60,7 @@ pub const DEFAULT_CONCURRENCY: u32 = 4;
 
 /// What the record says the synchronisation does, besides the connection: read by this one
 /// function, with one set of defaults, by the browser and by the relay.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Behaviour {
     /// Deleting a contact only opts it out in SALESmanago (off when not set).
     pub opt_out_on_delete: bool,
@@ -62,29 +68,34 @@ pub struct Behaviour {
     pub webhooks: bool,
     /// Most concurrent requests of bulk jobs (1 to 16; [`DEFAULT_CONCURRENCY`] when not set).
     pub concurrency: u32,
+    /// The admin's field mapping (none when not set).
+    pub mapping: FieldMapping,
 }
 
 /// The record's [`Behaviour`]. Its Yes/No columns read as booleans, as the Web API gives them;
-/// anything else counts as not set.
-pub fn behaviour(row: &Map) -> Behaviour {
+/// anything else counts as not set. Fails when the field mapping stored there cannot be read.
+pub fn behaviour(row: &Map) -> Result<Behaviour, SettingsError> {
     let yes = |column: &str| row.get(column).and_then(Value::as_bool).unwrap_or(false);
     let concurrency = row
         .get(integration::CONCURRENCY)
         .and_then(Value::as_u64)
         .map_or(DEFAULT_CONCURRENCY, |n| n.clamp(1, 16) as u32);
-    Behaviour {
+    let mapping = FieldMapping::parse(row.get(integration::FIELD_MAPPING).and_then(Value::as_str).unwrap_or_default())
+        .map_err(SettingsError::Mapping)?;
+    Ok(Behaviour {
         opt_out_on_delete: yes(integration::OPT_OUT_ON_DELETE),
         webhooks: yes(integration::WEBHOOKS),
         concurrency,
-    }
+        mapping,
+    })
 }
 
 impl Settings {
     /// The settings of the record `row` over `client`: the browser's from the record, the
-    /// relay's own (it holds the credentials itself).
-    pub fn with(row: &Map, client: Client) -> Settings {
-        let Behaviour { opt_out_on_delete, webhooks, concurrency } = behaviour(row);
-        Settings { id: text(row, integration::ID), client, opt_out_on_delete, webhooks, concurrency }
+    /// relay's own (it holds the credentials itself). Fails as [`behaviour`] does.
+    pub fn with(row: &Map, client: Client) -> Result<Settings, SettingsError> {
+        let Behaviour { opt_out_on_delete, webhooks, concurrency, mapping } = behaviour(row)?;
+        Ok(Settings { id: text(row, integration::ID), client, opt_out_on_delete, webhooks, concurrency, mapping })
     }
 }
 
@@ -115,7 +126,7 @@ pub fn settings(rows: &[Map]) -> Result<Settings, SettingsError> {
         return Err(SettingsError::Incomplete);
     }
     let endpoint = Endpoint::parse(&text(row, integration::ENDPOINT)).map_err(SettingsError::Endpoint)?;
-    Ok(Settings::with(row, Client { endpoint, credentials, relay }))
+    Settings::with(row, Client { endpoint, credentials, relay })
 }
 
 /// The retry policy of interactive commands: the default.
@@ -203,13 +214,28 @@ mod tests {
 
     #[test]
     fn the_behaviour_has_one_set_of_defaults() {
-        let off = Behaviour { opt_out_on_delete: false, webhooks: false, concurrency: DEFAULT_CONCURRENCY };
-        assert_eq!(behaviour(&Map::new()), off);
+        let off = Behaviour {
+            opt_out_on_delete: false,
+            webhooks: false,
+            concurrency: DEFAULT_CONCURRENCY,
+            mapping: FieldMapping::default(),
+        };
+        assert_eq!(behaviour(&Map::new()), Ok(off.clone()));
         // Only a Yes/No answer counts: an option set's number or text is not one.
         let odd = row(json!({"new_webhooks": 1, "new_optoutondelete": "true", "new_concurrency": "8"}));
-        assert_eq!(behaviour(&odd), off);
+        assert_eq!(behaviour(&odd), Ok(off));
         let on = row(json!({"new_webhooks": true, "new_optoutondelete": true, "new_concurrency": 0}));
-        assert_eq!(behaviour(&on), Behaviour { opt_out_on_delete: true, webhooks: true, concurrency: 1 });
+        let on = behaviour(&on).unwrap();
+        assert_eq!((on.opt_out_on_delete, on.webhooks, on.concurrency), (true, true, 1));
+    }
+
+    #[test]
+    fn a_mapping_that_cannot_be_read_refuses_the_settings() {
+        let mut r = complete();
+        r.insert("new_fieldmapping".into(), json!("{\"version\": 1, \"entries\": [{\"column\": \"Bad Name\"}]}"));
+        assert!(matches!(settings(&[r.clone()]), Err(SettingsError::Mapping(MappingError::Entry { number: 1, .. }))));
+        r.insert("new_fieldmapping".into(), json!("  "));
+        assert!(settings(&[r]).unwrap().mapping.is_empty(), "blank is none");
     }
 
     #[test]

@@ -9,6 +9,7 @@ use wasm_bindgen::prelude::*;
 use crate::core::dataverse::contact::ContactRow;
 use crate::core::i18n::{text, Lang, Message};
 use crate::core::json::{Map, Value};
+use crate::core::mapping::fields::FieldMapping;
 use crate::core::mapping::{from_salesmanago, to_salesmanago, OutboundOptions};
 use crate::core::salesmanago::contact::SmContact;
 use crate::core::salesmanago::script::{ScriptCall, ScriptConfig};
@@ -65,7 +66,7 @@ pub fn map_contact(row: String, opt_in_newsletter: bool, opt_in_sms: bool, lcid:
         changed.push(crate::core::dataverse::schema::contact::DO_NOT_SMS.to_owned());
     }
     let options = OutboundOptions { now_ms: now_ms(), changed, ..OutboundOptions::default() };
-    let outbound = to_salesmanago(&ContactRow::from_json(&row), &options)
+    let outbound = to_salesmanago(&ContactRow::from_json(&row), &options, &FieldMapping::NONE)
         .map_err(|skip| error(&Message::Skipped(skip), lang, "skipped"))?;
     let warnings: Vec<String> = outbound.warnings.into_iter().map(|w| text(&Message::Warning(w), lang)).collect();
     Ok(object! {"details": outbound.details, "warnings": warnings}.to_string())
@@ -79,7 +80,7 @@ pub fn contact_patch(row: String, contact: String, lcid: u32) -> Result<String, 
     let row = parse_row(&row, lang)?;
     let contact = parse(&contact, lang)?;
     let contact = SmContact::from_json(&contact).ok_or_else(|| invalid_input("the contact is not an object", lang))?;
-    let patch = from_salesmanago(&ContactRow::from_json(&row), &contact);
+    let patch = from_salesmanago(&ContactRow::from_json(&row), &contact, &FieldMapping::NONE);
     let mut columns = Map::new();
     columns.extend(patch.columns);
     Ok(Value::Object(columns).to_string())

@@ -16,6 +16,7 @@ use crate::rng::Rng;
 use salesmanago_dynamics::core::dataverse::contact::ContactRow;
 use salesmanago_dynamics::core::dataverse::schema::contact;
 use salesmanago_dynamics::core::json::{Map, Value};
+use salesmanago_dynamics::core::mapping::fields::FieldMapping;
 use salesmanago_dynamics::core::mapping::{from_salesmanago, to_salesmanago, Held, OutboundOptions};
 use salesmanago_dynamics::core::salesmanago::contact::{SmConsent, SmContact};
 
@@ -173,7 +174,8 @@ fn sync(c: &mut Contact, sync: Sync, fails: u64) {
                 _ => (Vec::new(), Held::Unread),
             };
             let options = OutboundOptions { now_ms: 1, changed, salesmanago, previous_shared: false };
-            let outbound = to_salesmanago(&ContactRow::from_json(&c.row), &options).expect("a valid contact");
+            let outbound =
+                to_salesmanago(&ContactRow::from_json(&c.row), &options, &FieldMapping::NONE).expect("a valid contact");
             if fails == 1 {
                 return;
             }
@@ -202,7 +204,7 @@ fn sync(c: &mut Contact, sync: Sync, fails: u64) {
             if fails == 1 {
                 return;
             }
-            let patch = from_salesmanago(&ContactRow::from_json(&c.row), &c.answer());
+            let patch = from_salesmanago(&ContactRow::from_json(&c.row), &c.answer(), &FieldMapping::NONE);
             if let Some(columns) = patch.write(0) {
                 for (column, value) in columns.iter() {
                     c.row.insert(column.clone(), value.clone());

@@ -3,7 +3,10 @@
 
 use crate::core::sorted::SortedMap;
 
-use crate::core::json::Map;
+use crate::core::json::{Map, Value};
+
+/// [`crate::core::mapping::fields::FORMATTED`] as the row's lower-cased keys hold it.
+const FORMATTED_LOWER: &str = "@odata.community.display.v1.formattedvalue";
 
 use super::schema::{consent_name, contact};
 use crate::core::consent::{Base, Key};
@@ -49,6 +52,10 @@ pub struct ContactRow {
     pub consents: SortedMap<String, Option<bool>>,
     /// What both sides agreed on at the last synchronisation.
     pub base: Base,
+    /// Other columns' values that are not text (numbers, Yes/No), and lookups' names
+    /// (`_<column>_value` + [`crate::core::mapping::fields::FORMATTED`]): what the admin's mapping reads
+    /// ([`crate::core::mapping::fields`]).
+    pub other: SortedMap<String, Value>,
 }
 
 impl ContactRow {
@@ -66,15 +73,34 @@ impl ContactRow {
                 contact::DO_NOT_BULK_EMAIL => parsed.do_not_bulk_email = value.as_bool(),
                 contact::DO_NOT_SMS => parsed.do_not_sms = value.as_bool(),
                 contact::CONSENT_BASE => parsed.base = value.as_str().map(Base::from_text).unwrap_or_default(),
-                _ if column.contains('@') => {} // OData annotations such as `…@odata.etag`
-                _ => {
-                    if let Some(text) = value.as_str().filter(|t| !t.trim().is_empty()) {
-                        parsed.text.insert(column, text.to_owned());
+                // A lookup's name; other OData annotations such as `…@odata.etag` are not read.
+                _ if column.starts_with('_') && column.ends_with(FORMATTED_LOWER) => {
+                    if let Some(name) = value.as_str() {
+                        parsed.other.insert(column, name.into());
                     }
                 }
+                _ if column.contains('@') => {}
+                _ => match value {
+                    Value::String(text) if !text.trim().is_empty() => {
+                        parsed.text.insert(column, text.to_owned());
+                    }
+                    Value::Number(_) | Value::Bool(_) => {
+                        parsed.other.insert(column, value.clone());
+                    }
+                    _ => {}
+                },
             }
         }
         parsed
+    }
+
+    /// A column's value as the Web API gave it (text, number or Yes/No), if it has one; a
+    /// lookup's name under `_<column>_value` + [`crate::core::mapping::fields::FORMATTED`].
+    pub fn value(&self, column: &str) -> Option<Value> {
+        match self.get(column) {
+            Some(text) => Some(text.into()),
+            None => self.other.get(&column.to_ascii_lowercase()).cloned(),
+        }
     }
 
     /// A text column's value, if it has one.
@@ -138,7 +164,9 @@ mod tests {
         assert_eq!(row.get("fullname"), Some("Jan Kowalski"));
         assert_eq!(row.get("emailaddress1"), None, "blank is no value");
         assert_eq!(row.get("telephone1"), None);
-        assert_eq!(row.get("numberofchildren"), None, "only text columns are kept");
+        assert_eq!(row.get("numberofchildren"), None, "not text");
+        assert_eq!(row.value("numberofchildren"), Some(3.into()), "kept for the admin's mapping");
+        assert_eq!(row.value("address1_city"), None, "a formatted value is no value");
         assert_eq!(row.do_not_bulk_email, Some(true));
         assert_eq!(row.do_not_sms, None);
         assert_eq!(row.consents.len(), 2, "{:?}", row.consents);

@@ -3,6 +3,7 @@
 use super::contact::SELECT;
 use super::schema::contact;
 use crate::core::json::{self, Value};
+use crate::core::mapping::fields::FieldMapping;
 
 /// An OData string literal: single quotes, inner quotes doubled.
 pub fn literal(value: &str) -> String {
@@ -32,6 +33,26 @@ pub fn contact_columns(consents: &[String]) -> Vec<String> {
         contact::SALESMANAGO_EMAIL,
     ];
     SELECT.iter().chain(status.iter()).map(|c| (*c).to_owned()).chain(consents.iter().cloned()).collect()
+}
+
+/// The columns a job reads beside the standard ones: the consent columns and the admin's
+/// mapped columns ([`FieldMapping::columns`]), each once.
+pub fn with_mapping(consents: &[String], mapping: &FieldMapping) -> Vec<String> {
+    let mut columns = consents.to_vec();
+    for column in mapping.columns() {
+        if !columns.contains(&column) {
+            columns.push(column);
+        }
+    }
+    columns
+}
+
+/// Whether a query's `$select` names a lookup (`_<column>_value`): its reads ask for the
+/// rows' names (`odata.include-annotations`).
+pub fn selects_lookup(query: &str) -> bool {
+    let Some((_, rest)) = query.split_once("$select=") else { return false };
+    let select = rest.split('&').next().unwrap_or_default();
+    select.split(',').any(|c| c.starts_with('_') && c.ends_with("_value"))
 }
 
 /// `?$select=…` of [`contact_columns`].

@@ -49,6 +49,8 @@ pub mod integration {
     /// Pull activity: the time (Unix ms, decimal text, SALESmanago's) of the newest activity
     /// pulled; the next pull takes what happened from a day before it on.
     pub const ACTIVITY_WATERMARK: &str = "new_activitywatermark";
+    /// The admin's field mapping, as JSON ([`crate::core::mapping::fields`]); empty: none.
+    pub const FIELD_MAPPING: &str = "new_fieldmapping";
 }
 
 /// The "SALESmanago activity" table: a custom activity, shown on the contact's timeline, one row
@@ -216,6 +218,7 @@ pub const CUSTOM_COLUMNS: &[(&str, &[&str])] = &[
             integration::OPT_OUT_ON_DELETE,
             integration::WEBHOOKS,
             integration::CONCURRENCY,
+            integration::FIELD_MAPPING,
             integration::CHANGES_WATERMARK,
             integration::CATCH_UP_WATERMARK,
             integration::CATCH_UP_DELTA,

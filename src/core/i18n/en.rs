@@ -5,6 +5,7 @@ use crate::core::command::{BulkJob, Command};
 use crate::core::credentials::{Field, FieldProblem};
 use crate::core::dataverse::schema::contact;
 use crate::core::integration::SettingsError;
+use crate::core::mapping::fields::{self, EntryProblem, MappingError, Problem};
 use crate::core::mapping::normalize::EmailProblem;
 use crate::core::mapping::outbound::MAX_TEXT;
 use crate::core::mapping::{Skip, Warning};
@@ -50,6 +51,15 @@ pub(super) fn text(message: &Message) -> String {
         Message::Warning(Warning::BirthdateIgnored) => {
             "The birth date is not a real date between 1900 and today, so it was not sent.".into()
         }
+        Message::Warning(Warning::Mapped(Problem::Truncated { column })) => {
+            format!("{column} was longer than {MAX_TEXT} characters; SALESmanago received the first {MAX_TEXT}.")
+        }
+        Message::Warning(Warning::Mapped(Problem::NotItsType { column })) => {
+            format!("{column} does not hold the type the field mapping says, so it was not sent. Save the mapping again in its editor.")
+        }
+        Message::Warning(Warning::Mapped(Problem::NoLabel { column, value })) => {
+            format!("{column} holds option {value}, which the field mapping has no label for, so it was not sent. Save the mapping again in its editor.")
+        }
         Message::DeletedEmailUnknown => "This contact was deleted in Dynamics 365 while its change was not delivered to SALESmanago, and its e-mail is no longer known, so it was not removed from SALESmanago. Remove it there by hand; to let the catch-up do it next time, turn on \"Keep deleted Dataverse records\" in the environment's settings.".into(),
         Message::DeltaExpired => "Dynamics 365 no longer keeps the changes since the last catch-up (its change tracking keeps them for a number of days), so every contact was read again. Contacts deleted meanwhile could not be seen: check SALESmanago for contacts deleted in Dynamics 365.".into(),
         Message::NotTracked => "The Contact table does not track changes, so contacts were read by modification time and deletions cannot be caught up. Turn on \"Track changes\" for the Contact table.".into(),
@@ -61,7 +71,7 @@ pub(super) fn text(message: &Message) -> String {
         Message::FieldsInvalid => "Nothing was saved: correct the fields marked.".into(),
         Message::CredentialsSaved => "Credentials saved. Use “Test connection” to check them.".into(),
         Message::IntegrationExists => "A SALESmanago Integration record already exists, and there can be only one. Open it from the SALESmanago Integration area instead of creating another.".into(),
-        Message::Settings(error) => settings(*error),
+        Message::Settings(error) => settings(error),
         // Through a relay, the owner is the relay's (SALESMANAGO_OWNER), not the record's.
         Message::ConnectionOk { owner } if owner.is_empty() => "Connected to SALESmanago through the relay. The relay's owner (SALESMANAGO_OWNER) is a user of this account, and contacts will be saved as theirs.".into(),
         Message::OwnerNotAUser { owner } if owner.is_empty() => "The relay reaches SALESmanago, but its owner (SALESMANAGO_OWNER) is not a user of this SALESmanago account. Ask the relay's administrator to set the e-mail of a SALESmanago user.".into(),
@@ -234,7 +244,7 @@ fn field_problem(field: Field, problem: FieldProblem) -> String {
     }
 }
 
-fn settings(error: SettingsError) -> String {
+fn settings(error: &SettingsError) -> String {
     match error {
         SettingsError::NoRecord => {
             "There is no SALESmanago Integration record yet. An administrator creates it and enters the credentials."
@@ -246,7 +256,45 @@ fn settings(error: SettingsError) -> String {
         }
         SettingsError::Incomplete => text(&Message::CredentialsIncomplete),
         SettingsError::Endpoint(error) => {
-            format!("The SALESmanago Integration record's endpoint is not usable. {}", endpoint(error))
+            format!("The SALESmanago Integration record's endpoint is not usable. {}", endpoint(*error))
+        }
+        SettingsError::Mapping(error) => format!(
+            "Nothing was synchronised: the field mapping on the SALESmanago Integration record cannot be used. {} Correct it in the mapping editor on that record.",
+            mapping(error)
+        ),
+    }
+}
+
+/// What is wrong with a stored field mapping (the sentence the editor shows too).
+pub(super) fn mapping(error: &MappingError) -> String {
+    match error {
+        MappingError::NotJson { detail } => format!("It is not valid JSON ({detail})."),
+        MappingError::Shape { detail } => format!("It is not a field mapping: {detail}."),
+        MappingError::Version { found } => format!(
+            "It was saved by another version of the integration (version {found}); this one reads version {}.",
+            fields::VERSION
+        ),
+        MappingError::TooMany { count } => {
+            format!("It has {count} entries; at most {} can be mapped.", fields::MAX_ENTRIES)
+        }
+        MappingError::Entry { number, column, problem } => {
+            let which =
+                if column.is_empty() { format!("Entry {number}") } else { format!("Entry {number} ({column})") };
+            let what = match problem {
+                EntryProblem::UnknownKey(key) => format!("has “{key}”, which an entry does not have"),
+                EntryProblem::Column => "needs the logical name of a contact column (lower-case letters, digits and _)".into(),
+                EntryProblem::Reserved => "maps a column the integration synchronises itself (name, e-mail, phones, address, birth date, opt-outs, consents, status)".into(),
+                EntryProblem::Type(name) => format!("has the type “{name}”; use text, number, date, yesno, choice or lookup"),
+                EntryProblem::Target => "needs exactly one of field, detail or tag".into(),
+                EntryProblem::Field(name) => format!("maps to the field “{name}”; SALESmanago's free standard fields are company and province"),
+                EntryProblem::Name(name) => format!("has the detail or tag name “{name}”, which is empty, longer than {} characters, or the integration's own tag", fields::MAX_NAME),
+                EntryProblem::Direction(name) => format!("has the direction “{name}”; use to, from or both"),
+                EntryProblem::TypeForTarget => "cannot go there: only Yes/No and choice columns make tags, and a standard field takes text, a choice or a lookup".into(),
+                EntryProblem::NotFromSalesmanago => "cannot come from SALESmanago (a lookup, or a field SALESmanago does not return): set its direction to “to”".into(),
+                EntryProblem::Labels => "is a choice without its labels: save it again from the mapping editor".into(),
+                EntryProblem::Twice { first } => format!("maps to the same SALESmanago field, detail or tag as entry {first}"),
+            };
+            format!("{which} {what}.")
         }
     }
 }

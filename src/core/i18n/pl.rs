@@ -5,6 +5,7 @@ use crate::core::command::{BulkJob, Command};
 use crate::core::credentials::{Field, FieldProblem};
 use crate::core::dataverse::schema::contact;
 use crate::core::integration::SettingsError;
+use crate::core::mapping::fields::{self, EntryProblem, MappingError, Problem};
 use crate::core::mapping::normalize::EmailProblem;
 use crate::core::mapping::outbound::MAX_TEXT;
 use crate::core::mapping::{Skip, Warning};
@@ -47,6 +48,15 @@ pub(super) fn text(message: &Message) -> String {
         Message::Warning(Warning::PhoneIgnored { column }) => {
             format!("{} nie jest numerem telefonu, więc nie zostało wysłane.", column_label(column))
         }
+        Message::Warning(Warning::Mapped(Problem::Truncated { column })) => {
+            format!("Kolumna „{column}” miała ponad {MAX_TEXT} znaków; SALESmanago otrzymało pierwsze {MAX_TEXT}.")
+        }
+        Message::Warning(Warning::Mapped(Problem::NotItsType { column })) => {
+            format!("Kolumna „{column}” nie ma typu podanego w mapowaniu pól, więc jej nie wysłano. Zapisz mapowanie ponownie w jego edytorze.")
+        }
+        Message::Warning(Warning::Mapped(Problem::NoLabel { column, value })) => {
+            format!("Kolumna „{column}” ma opcję {value}, dla której mapowanie pól nie ma etykiety, więc jej nie wysłano. Zapisz mapowanie ponownie w jego edytorze.")
+        }
         Message::Warning(Warning::BirthdateIgnored) => {
             "Data urodzenia nie jest prawdziwą datą z przedziału od 1900 roku do dziś, więc nie została wysłana.".into()
         }
@@ -61,7 +71,7 @@ pub(super) fn text(message: &Message) -> String {
         Message::FieldsInvalid => "Nic nie zapisano: popraw zaznaczone pola.".into(),
         Message::CredentialsSaved => "Zapisano dane dostępowe. Sprawdź je przyciskiem „Testuj połączenie”.".into(),
         Message::IntegrationExists => "Rekord integracji z SALESmanago już istnieje, a może być tylko jeden. Otwórz go w obszarze Integracja z SALESmanago zamiast tworzyć kolejny.".into(),
-        Message::Settings(error) => settings(*error),
+        Message::Settings(error) => settings(error),
         Message::ConnectionOk { owner } if owner.is_empty() => "Połączono z SALESmanago przez pośrednika. Właściciel ustawiony w pośredniku (SALESMANAGO_OWNER) jest użytkownikiem tego konta i kontakty będą zapisywane jako jego.".into(),
         Message::OwnerNotAUser { owner } if owner.is_empty() => "Pośrednik łączy się z SALESmanago, ale jego właściciel (SALESMANAGO_OWNER) nie jest użytkownikiem tego konta SALESmanago. Poproś administratora pośrednika o wpisanie e-maila użytkownika SALESmanago.".into(),
         Message::ConnectionOk { owner } => format!("Połączono z SALESmanago. {owner} jest użytkownikiem tego konta i kontakty będą zapisywane jako jego."),
@@ -233,12 +243,49 @@ fn field_problem(field: Field, problem: FieldProblem) -> String {
     }
 }
 
-fn settings(error: SettingsError) -> String {
+fn settings(error: &SettingsError) -> String {
     match error {
         SettingsError::NoRecord => "Nie ma jeszcze rekordu integracji z SALESmanago. Administrator tworzy go i wpisuje dane dostępowe.".into(),
         SettingsError::SeveralRecords => "Istnieje więcej niż jeden rekord integracji z SALESmanago, więc nie wiadomo, którego użyć. Usuń wszystkie poza jednym.".into(),
         SettingsError::Incomplete => text(&Message::CredentialsIncomplete),
-        SettingsError::Endpoint(error) => format!("Adres API w rekordzie integracji z SALESmanago jest nieprawidłowy. {}", endpoint(error)),
+        SettingsError::Endpoint(error) => format!("Adres API w rekordzie integracji z SALESmanago jest nieprawidłowy. {}", endpoint(*error)),
+        SettingsError::Mapping(error) => format!(
+            "Niczego nie zsynchronizowano: mapowania pól w rekordzie integracji z SALESmanago nie da się użyć. {} Popraw je w edytorze mapowania w tym rekordzie.",
+            mapping(error)
+        ),
+    }
+}
+
+/// Co jest nie tak z zapisanym mapowaniem pól (to samo zdanie pokazuje edytor).
+pub(super) fn mapping(error: &MappingError) -> String {
+    match error {
+        MappingError::NotJson { detail } => format!("To nie jest poprawny JSON ({detail})."),
+        MappingError::Shape { detail } => format!("To nie jest mapowanie pól: {detail}."),
+        MappingError::Version { found } => {
+            format!("Zapisała je inna wersja integracji (wersja {found}); ta czyta wersję {}.", fields::VERSION)
+        }
+        MappingError::TooMany { count } => {
+            format!("Ma {count} pozycji; można zmapować najwyżej {}.", fields::MAX_ENTRIES)
+        }
+        MappingError::Entry { number, column, problem } => {
+            let which =
+                if column.is_empty() { format!("Pozycja {number}") } else { format!("Pozycja {number} ({column})") };
+            let what = match problem {
+                EntryProblem::UnknownKey(key) => format!("ma „{key}”, czego pozycja nie ma"),
+                EntryProblem::Column => "wymaga nazwy logicznej kolumny kontaktu (małe litery, cyfry i _)".into(),
+                EntryProblem::Reserved => "mapuje kolumnę, którą integracja synchronizuje sama (imię i nazwisko, e-mail, telefony, adres, data urodzenia, rezygnacje, zgody, status)".into(),
+                EntryProblem::Type(name) => format!("ma typ „{name}”; użyj text, number, date, yesno, choice albo lookup"),
+                EntryProblem::Target => "wymaga dokładnie jednego z: field, detail, tag".into(),
+                EntryProblem::Field(name) => format!("wskazuje pole „{name}”; wolne pola standardowe SALESmanago to company i province"),
+                EntryProblem::Name(name) => format!("ma nazwę szczegółu lub tagu „{name}”, która jest pusta, dłuższa niż {} znaków albo jest tagiem samej integracji", fields::MAX_NAME),
+                EntryProblem::Direction(name) => format!("ma kierunek „{name}”; użyj to, from albo both"),
+                EntryProblem::TypeForTarget => "nie może tam trafić: tagi tworzą tylko kolumny Tak/Nie i opcji, a pole standardowe przyjmuje tekst, opcję albo odnośnik".into(),
+                EntryProblem::NotFromSalesmanago => "nie może przychodzić z SALESmanago (odnośnik albo pole, którego SALESmanago nie zwraca): ustaw kierunek „to”".into(),
+                EntryProblem::Labels => "to kolumna opcji bez etykiet: zapisz ją ponownie w edytorze mapowania".into(),
+                EntryProblem::Twice { first } => format!("wskazuje to samo pole, szczegół lub tag SALESmanago co pozycja {first}"),
+            };
+            format!("{which} {what}.")
+        }
     }
 }
 

@@ -12,6 +12,7 @@ use crate::core::dataverse::query::{contacts, one_of};
 use crate::core::dataverse::schema::{contact, integration};
 use crate::core::i18n::{text, Message};
 use crate::core::json::{Map, Value};
+use crate::core::mapping::fields::FieldMapping;
 use crate::core::mapping::from_salesmanago;
 use crate::core::salesmanago::contact::SmContact;
 use crate::core::salesmanago::operation::{Lookup, LookupKind, ModifiedContacts};
@@ -70,6 +71,8 @@ pub(super) struct Changes {
     planned: bool,
     to: u64,
     consents: Vec<String>,
+    /// The admin's field mapping.
+    mapping: FieldMapping,
     windows: VecDeque<(u64, u64)>,
     /// The next listing call: window and page.
     next: Option<(u64, u64, u32)>,
@@ -98,6 +101,7 @@ impl Changes {
             planned: false,
             to: 0,
             consents: start.consents.clone(),
+            mapping: start.settings.mapping.clone(),
             windows: VecDeque::new(),
             next: None,
             listing: None,
@@ -319,7 +323,7 @@ impl Changes {
                 chunk.tally.missing += 1;
                 continue;
             };
-            let patch = from_salesmanago(&chunk.rows[row], sm);
+            let patch = from_salesmanago(&chunk.rows[row], sm, &self.mapping);
             // Two changed contacts matching one row: the first one's write stands.
             if written.contains(&row) {
                 chunk.tally.same += 1;

@@ -14,6 +14,7 @@ use crate::core::dataverse::schema::{contact, SyncStatus};
 use crate::core::i18n::{text, Lang, Message};
 use crate::core::integration::Settings;
 use crate::core::json::Map;
+use crate::core::mapping::fields::FieldMapping;
 use crate::core::mapping::normalize::email;
 use crate::core::mapping::outbound::{held_by_another, rename_from, rename_lookup, unrenamed};
 use crate::core::mapping::{from_salesmanago, to_salesmanago, Held, OutboundOptions, Skip};
@@ -151,7 +152,7 @@ pub struct ContactStart {
     pub lang: Lang,
     /// The integration record's settings.
     pub settings: Settings,
-    /// The contact table's consent columns.
+    /// The contact table's consent columns (the command adds the admin's mapped columns).
     pub consents: Vec<String>,
     /// Now, Unix ms.
     pub now_ms: u64,
@@ -220,6 +221,8 @@ pub(super) struct ContactCommand {
     task: Task,
     lang: Lang,
     consents: Vec<String>,
+    /// The admin's field mapping.
+    mapping: FieldMapping,
     opt_out_only: bool,
     /// The relay's webhook sends each change: a save sends nothing from the browser.
     webhooks: bool,
@@ -243,6 +246,7 @@ impl ContactCommand {
             task: start.task.clone(),
             lang: start.lang,
             consents: start.consents.clone(),
+            mapping: start.settings.mapping.clone(),
             opt_out_only: start.settings.opt_out_on_delete,
             webhooks: start.settings.webhooks,
             now_ms: start.now_ms,
@@ -428,7 +432,8 @@ impl ContactCommand {
             };
         }
         let parsed = ContactRow::from_json(row);
-        let columns: Map = sm.map(|sm| from_salesmanago(&parsed, sm).columns.into_iter().collect()).unwrap_or_default();
+        let columns: Map =
+            sm.map(|sm| from_salesmanago(&parsed, sm, &self.mapping).columns.into_iter().collect()).unwrap_or_default();
         if let Task::Check { .. } = self.task {
             notify(run, STANDING, Level::Info, sm.map(standing));
             let fields = columns.len();
@@ -461,7 +466,7 @@ impl ContactCommand {
             // A consent-like value changed in this save is a deliberate change (the consent rule).
             options.changed = changed.clone();
         }
-        match to_salesmanago(&ContactRow::from_json(&row), &options) {
+        match to_salesmanago(&ContactRow::from_json(&row), &options, &self.mapping) {
             Ok(outbound) => {
                 let warnings = outbound.warnings.into_iter().map(|w| self.say(&Message::Warning(w))).collect();
                 let call = Call::UpsertOne(Box::new(Upsert(outbound.details.clone())));

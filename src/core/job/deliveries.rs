@@ -152,7 +152,8 @@ impl Plan {
         let [record] = start.records.as_slice() else {
             return Err(Ok(Done::Ignored("there is not exactly one SALESmanago Integration record")));
         };
-        let settings = Settings::with(record, start.client.clone());
+        let settings = Settings::with(record, start.client.clone())
+            .map_err(|error| Err(Failed::Refused(text(&Message::Settings(error), Lang::En))))?;
         if !settings.webhooks {
             return Err(Ok(Done::Ignored(
                 "webhooks are off on the SALESmanago Integration record: the browser sends changes on save",
@@ -174,6 +175,10 @@ impl Plan {
                 forgets.push((index, forget));
             }
         }
+        // Rows read before the record said what the admin maps lack those columns: the
+        // export reads them again.
+        let read_all = settings.mapping.columns().all(|c| start.consents.contains(&c));
+        let read = if read_all { read } else { Vec::new() };
         let export = (!selected.is_empty()).then(|| {
             Job::new(Start {
                 job: BulkJob::ExportSelected,

@@ -8,6 +8,7 @@ use crate::core::dataverse::query::{contacts, holders, one_of, HOLDERS_CHUNK};
 use crate::core::dataverse::schema::{contact, integration, Job as JobColumns, SyncStatus};
 use crate::core::i18n::{text, Message};
 use crate::core::json::{self, Map, Value};
+use crate::core::mapping::fields::FieldMapping;
 use crate::core::mapping::outbound::{held_by_another, rename_from, rename_lookup, unrenamed};
 use crate::core::mapping::{to_salesmanago, Held, OutboundOptions, Warning};
 use crate::core::salesmanago::contact::UpsertDetails;
@@ -109,6 +110,8 @@ pub(super) struct Export {
     unsettled: usize,
     settled_all: bool,
     consents: Vec<String>,
+    /// The admin's field mapping.
+    mapping: FieldMapping,
     /// Contacts that failed for now (a service unavailable or busy): the catch-up's watermark
     /// and link stay before them. A refusal that stands (SALESmanago refusing a contact) does
     /// not hold them back; it is listed with its reason.
@@ -188,6 +191,7 @@ impl Export {
             unsettled: 0,
             settled_all: false,
             consents: consents.clone(),
+            mapping: start.settings.mapping.clone(),
         }
     }
 
@@ -473,7 +477,7 @@ impl Export {
                 .is_some_and(|previous| held_by_another(&page.holders, &row.id().unwrap_or_default(), previous));
             let changed = parsed_id(row).and_then(|id| deliberate.get(&id)).cloned().unwrap_or_default();
             let options = OutboundOptions { now_ms, changed, previous_shared, ..OutboundOptions::default() };
-            match to_salesmanago(row, &options) {
+            match to_salesmanago(row, &options, &self.mapping) {
                 Ok(outbound) => page.sendable.push((at, outbound.details, outbound.warnings, outbound.base)),
                 Err(skip) => {
                     let reason = text(&Message::Skipped(skip), run.lang);

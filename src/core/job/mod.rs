@@ -29,6 +29,7 @@ mod units;
 use crate::core::command::BulkJob;
 use crate::core::dataverse::batch::{self, BatchBody};
 use crate::core::dataverse::error::DvFailure;
+use crate::core::dataverse::query;
 use crate::core::dataverse::schema::{self, integration, Job as JobColumns};
 use crate::core::i18n::{csv_titles, text, Counts, Lang, Message};
 use crate::core::integration::Settings;
@@ -64,12 +65,16 @@ impl Read {
         format!("{service_root}{}{}", schema::contact::ENTITY_SET, self.query)
     }
 
-    /// The `Prefer` header.
+    /// The `Prefer` header; names of lookups when the admin's mapping reads one.
     pub fn prefer(&self) -> String {
-        match self.track {
+        let mut prefer = match self.track {
             true => format!("odata.track-changes,odata.maxpagesize={}", Self::PAGE),
             false => format!("odata.maxpagesize={}", Self::PAGE),
+        };
+        if query::selects_lookup(&self.query) {
+            prefer.push_str(",odata.include-annotations=\"OData.Community.Display.V1.FormattedValue\"");
         }
+        prefer
     }
 }
 
@@ -242,7 +247,7 @@ pub struct Start {
     /// The integration record as the host read it with the settings: its `@odata.etag` and
     /// the columns of [`record_columns`].
     pub record: Map,
-    /// The contact table's consent columns.
+    /// The contact table's consent columns (the job adds the admin's mapped columns).
     pub consents: Vec<String>,
     /// The contacts selected in a grid (ids without braces).
     pub selected: Vec<String>,
@@ -339,7 +344,8 @@ impl Job {
     /// the record shows another run alive on Dataverse's clock. While the lease is being taken
     /// the job reads already; it writes and calls SALESmanago to change anything only once it
     /// holds it.
-    pub fn new(start: Start) -> Job {
+    pub fn new(mut start: Start) -> Job {
+        start.consents = query::with_mapping(&start.consents, &start.settings.mapping);
         let mut run = Runner::new(&start);
         if let Some(read) = &start.read {
             run.observe_clock(read.date.as_deref(), read.at_ms);
@@ -356,7 +362,8 @@ impl Job {
     /// Applies the SALESmanago contacts `named` (by its rules' calls) to Dynamics as Pull
     /// changes applies a changed contact, without its listing, lease or watermark: many of
     /// these run at once, beside a Pull changes.
-    pub fn pull_named(start: Start, named: &Named) -> Job {
+    pub fn pull_named(mut start: Start, named: &Named) -> Job {
+        start.consents = query::with_mapping(&start.consents, &start.settings.mapping);
         let run = Runner::new(&start);
         let kind = Some(Kind::Changes(changes::Changes::named(&start, named)));
         let mut job = Job { run, kind, acquiring: None };
@@ -366,7 +373,8 @@ impl Job {
     }
 
     /// Starts the contact command `start.task`.
-    pub fn contact(start: contact::ContactStart) -> Job {
+    pub fn contact(mut start: contact::ContactStart) -> Job {
+        start.consents = query::with_mapping(&start.consents, &start.settings.mapping);
         let mut run = Runner::for_command(start.task.command(), start.lang, &start.settings, start.seed);
         let kind = Some(Kind::Contact(contact::ContactCommand::new(&start, &mut run)));
         Job { run, kind, acquiring: None }

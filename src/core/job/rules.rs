@@ -11,7 +11,7 @@
 //! ```
 
 use crate::core::command::BulkJob;
-use crate::core::i18n::{text, Lang};
+use crate::core::i18n::{text, Lang, Message};
 use crate::core::integration::Settings;
 use crate::core::salesmanago::rule::RuleCall;
 
@@ -37,7 +37,8 @@ pub fn job(calls: &[RuleCall], start: BurstStart) -> Result<Job, Answer> {
     let [record] = start.records.as_slice() else {
         return Err(Ok(Done::Ignored("there is not exactly one SALESmanago Integration record")));
     };
-    let settings = Settings::with(record, start.client.clone());
+    let settings = Settings::with(record, start.client.clone())
+        .map_err(|error| Err(Failed::Refused(text(&Message::Settings(error), Lang::En))))?;
     let start = Start {
         job: BulkJob::PullChanges,
         lang: Lang::En,

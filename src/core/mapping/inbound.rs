@@ -8,6 +8,7 @@ use crate::core::sorted::SortedMap;
 
 use crate::core::json::Value;
 
+use super::fields::FieldMapping;
 use super::normalize::{self, Date};
 use super::outbound::{street, MAX_TEXT};
 use crate::core::consent::decide;
@@ -57,8 +58,9 @@ impl ContactPatch {
     }
 }
 
-/// The changes that make `row` hold what SALESmanago holds in `sm`.
-pub fn from_salesmanago(row: &ContactRow, sm: &SmContact) -> ContactPatch {
+/// The changes that make `row` hold what SALESmanago holds in `sm`, with the admin's
+/// `mapping`'s columns that come from SALESmanago ([`FieldMapping::from_salesmanago`]).
+pub fn from_salesmanago(row: &ContactRow, sm: &SmContact, mapping: &FieldMapping) -> ContactPatch {
     let mut patch = ContactPatch::default();
     if let Some(id) = &sm.id {
         patch.set_text(row, contact::SALESMANAGO_ID, id);
@@ -113,6 +115,7 @@ pub fn from_salesmanago(row: &ContactRow, sm: &SmContact) -> ContactPatch {
             }
         }
     }
+    mapping.from_salesmanago(row, sm, &mut patch.columns);
     let mut base = row.base.clone();
     for (key, ours) in row.consent_values() {
         let theirs = sm.theirs(&key);

@@ -124,6 +124,15 @@ impl Date {
         Date::new(y.parse().ok()?, m.parse().ok()?, d.parse().ok()?)
     }
 
+    /// `yyyyMMdd`, as SALESmanago writes birthdays.
+    pub fn parse_compact(raw: &str) -> Option<Date> {
+        let raw = raw.trim();
+        if raw.len() != 8 || !raw.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Date::new(raw[..4].parse().ok()?, raw[4..6].parse().ok()?, raw[6..].parse().ok()?)
+    }
+
     /// The UTC date of a Unix time in milliseconds.
     pub fn from_unix_ms(ms: u64) -> Date {
         // Howard Hinnant's civil_from_days, for days since 1970-01-01.

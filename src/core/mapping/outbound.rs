@@ -19,6 +19,7 @@
 //! as it is (too long, not a phone number, not a real birth date) is cut or left out, and a
 //! [`Warning`] says so; nothing is dropped silently.
 
+use super::fields::{FieldMapping, Problem};
 use super::normalize::{self, Date, EmailProblem};
 use crate::core::consent::{decide, Key, Theirs};
 use crate::core::dataverse::contact::ContactRow;
@@ -114,12 +115,15 @@ pub enum Warning {
     },
     /// Not a real birth date in the past; left out.
     BirthdateIgnored,
+    /// A value of the admin's mapping cut or left out.
+    Mapped(Problem),
 }
 
 /// Maps `row` to the upsert SALESmanago takes.
 ///
 /// Fails with a [`Skip`] when the row has no valid e-mail.
-pub fn to_salesmanago(row: &ContactRow, options: &OutboundOptions) -> Result<Outbound, Skip> {
+/// The admin's `mapping` adds its columns' values ([`FieldMapping::to_salesmanago`]).
+pub fn to_salesmanago(row: &ContactRow, options: &OutboundOptions, mapping: &FieldMapping) -> Result<Outbound, Skip> {
     let raw_email = row.get(contact::EMAIL).ok_or(Skip::MissingEmail)?;
     let email = normalize::email(raw_email)
         .map_err(|problem| Skip::InvalidEmail { email: raw_email.trim().to_owned(), problem })?;
@@ -179,7 +183,7 @@ pub fn to_salesmanago(row: &ContactRow, options: &OutboundOptions) -> Result<Out
             Key::Newsletter | Key::Sms => None,
         })
         .collect();
-    let details = UpsertDetails {
+    let mut details = UpsertDetails {
         contact: ContactData {
             email: renamed_from.clone().unwrap_or_else(|| email.clone()),
             name,
@@ -197,9 +201,12 @@ pub fn to_salesmanago(row: &ContactRow, options: &OutboundOptions) -> Result<Out
         force_phone_opt_in: sms == Some(true),
         // The export job selects contacts by tag: every contact sent carries ours.
         tags: vec![SYNC_TAG.to_owned()],
+        remove_tags: Vec::new(),
+        province: None,
         properties: Default::default(),
         consent_details,
     };
+    warnings.extend(mapping.to_salesmanago(row, &mut details).into_iter().map(Warning::Mapped));
     let base = (base != row.base).then(|| base.to_text());
     Ok(Outbound { details, warnings, base, dynamics })
 }

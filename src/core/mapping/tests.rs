@@ -2,6 +2,7 @@
 
 use crate::core::json::{json, ToJson, Value};
 
+use super::fields::FieldMapping;
 use super::normalize::EmailProblem;
 use super::outbound::{held_by_another, rename_from, rename_lookup, unrenamed};
 use super::*;
@@ -16,7 +17,7 @@ fn row(value: Value) -> ContactRow {
 }
 
 fn send(value: Value) -> Result<Outbound, Skip> {
-    to_salesmanago(&row(value), &OutboundOptions { now_ms: NOW, ..OutboundOptions::default() })
+    to_salesmanago(&row(value), &OutboundOptions { now_ms: NOW, ..OutboundOptions::default() }, &FieldMapping::NONE)
 }
 
 fn sent(value: Value) -> (Value, Vec<Warning>) {
@@ -57,19 +58,25 @@ fn a_full_contact_maps_field_by_field() {
 #[test]
 fn opt_ins_are_forced_only_when_deliberate() {
     let contact = row(json!({"emailaddress1": "a@b.pl", "donotbulkemail": false, "new_donotsms": false}));
-    let plain = to_salesmanago(&contact, &OutboundOptions { now_ms: NOW, ..Default::default() }).unwrap();
+    let plain =
+        to_salesmanago(&contact, &OutboundOptions { now_ms: NOW, ..Default::default() }, &FieldMapping::NONE).unwrap();
     assert!(!plain.details.force_opt_in && !plain.details.force_phone_opt_in && !plain.details.force_opt_out);
     assert_eq!(plain.base, None, "nothing agreed on the default allow");
     let changed = vec!["donotbulkemail".to_owned(), "new_donotsms".to_owned()];
     let deliberate = OutboundOptions { now_ms: NOW, changed, ..Default::default() };
-    let forced = to_salesmanago(&contact, &deliberate).unwrap();
+    let forced = to_salesmanago(&contact, &deliberate, &FieldMapping::NONE).unwrap();
     assert!(forced.details.force_opt_in && forced.details.force_phone_opt_in);
     assert_eq!(forced.base.as_deref(), Some(r#"{"newsletter":true,"sms":true}"#));
     let opted_out = row(json!({"emailaddress1": "a@b.pl", "donotbulkemail": true, "new_donotsms": true}));
-    let out = to_salesmanago(&opted_out, &OutboundOptions { now_ms: NOW, ..Default::default() }).unwrap().details;
+    let out = to_salesmanago(&opted_out, &OutboundOptions { now_ms: NOW, ..Default::default() }, &FieldMapping::NONE)
+        .unwrap()
+        .details;
     assert!(out.force_opt_out && out.force_phone_opt_out && !out.force_opt_in && !out.force_phone_opt_in);
     let unknown = row(json!({"emailaddress1": "a@b.pl"}));
-    assert!(!to_salesmanago(&unknown, &deliberate).unwrap().details.force_opt_in, "null is not an opt-in");
+    assert!(
+        !to_salesmanago(&unknown, &deliberate, &FieldMapping::NONE).unwrap().details.force_opt_in,
+        "null is not an opt-in"
+    );
 }
 
 #[test]
@@ -81,12 +88,12 @@ fn a_send_that_read_salesmanago_lets_its_withdrawal_win() {
     );
     held.consents_listed = true;
     let options = OutboundOptions { now_ms: NOW, salesmanago: Held::Found(Box::new(held)), ..Default::default() };
-    let out = to_salesmanago(&row, &options).unwrap();
+    let out = to_salesmanago(&row, &options, &FieldMapping::NONE).unwrap();
     assert!(out.details.consent_details.is_empty(), "the withdrawal stays: {:?}", out.details.consent_details);
     assert!(out.details.force_opt_out, "Dynamics' opt-out wins over SALESmanago's allow");
     // Not in SALESmanago at all: Dynamics' consent is the only one, and goes.
     let options = OutboundOptions { now_ms: NOW, salesmanago: Held::Missing, ..Default::default() };
-    assert!(to_salesmanago(&row, &options).unwrap().details.consent_details[0].consent_accept);
+    assert!(to_salesmanago(&row, &options, &FieldMapping::NONE).unwrap().details.consent_details[0].consent_accept);
 }
 
 #[test]
@@ -240,7 +247,7 @@ fn theirs_listing_none() -> SmContact {
 }
 
 fn patch(current: Value, theirs: Value) -> Value {
-    let patch = from_salesmanago(&row(current), &sm(theirs));
+    let patch = from_salesmanago(&row(current), &sm(theirs), &FieldMapping::NONE);
     Value::Object(patch.columns.into_iter().collect())
 }
 
@@ -343,7 +350,7 @@ fn consents_follow_the_same_rule() {
         consent("NEWS", true, false, 1),      // Dynamics has no value: take it
         consent("UNMAPPED", true, false, NOW + 5), // no column: ignored
     ];
-    let changes = from_salesmanago(&row(current.clone()), &theirs);
+    let changes = from_salesmanago(&row(current.clone()), &theirs, &FieldMapping::NONE);
     assert_eq!(changes.base.as_deref(), Some(r#"{"MARKETING":true,"NEWS":true,"PROFILING":false}"#));
     let changes = Value::Object(changes.columns.into_iter().collect());
     assert_eq!(
@@ -356,7 +363,7 @@ fn consents_follow_the_same_rule() {
     // read SALESmanago, leaves a grant the sides never agreed on alone; Send, which reads first,
     // sends it.
     let only_ours = json!({"emailaddress1": "a@b.pl", "new_consent_marketing": true});
-    let pulled = from_salesmanago(&row(only_ours.clone()), &theirs_listing_none());
+    let pulled = from_salesmanago(&row(only_ours.clone()), &theirs_listing_none(), &FieldMapping::NONE);
     assert!(pulled.columns.is_empty());
     assert_eq!(pulled.base, None);
     let exported = send(only_ours.clone()).unwrap();
@@ -366,13 +373,13 @@ fn consents_follow_the_same_rule() {
         salesmanago: Held::Found(Box::new(theirs_listing_none())),
         ..OutboundOptions::default()
     };
-    let sent = to_salesmanago(&row(only_ours), &read_first).unwrap();
+    let sent = to_salesmanago(&row(only_ours), &read_first, &FieldMapping::NONE).unwrap();
     assert_eq!(sent.details.consent_details.len(), 1);
     assert!(sent.details.consent_details[0].consent_accept);
     assert_eq!(sent.base.as_deref(), Some(r#"{"MARKETING":true}"#));
     // A response without a consent list says nothing about consents.
     theirs.consents_listed = false;
-    let changes = from_salesmanago(&row(current), &theirs);
+    let changes = from_salesmanago(&row(current), &theirs, &FieldMapping::NONE);
     assert!(changes.columns.is_empty(), "{:?}", changes.columns);
 }
 
@@ -386,7 +393,7 @@ fn a_changed_e_mail_renames_the_contact_salesmanago_knows() {
     assert_eq!((body["contact"]["email"].as_str(), body["newEmail"].as_str()), (Some("old@b.pl"), Some("new@b.pl")));
     // Another Dynamics contact still holds the old address: its SALESmanago contact stays.
     let shared = OutboundOptions { now_ms: NOW, previous_shared: true, ..OutboundOptions::default() };
-    let kept = to_salesmanago(&row(moved), &shared).unwrap().details;
+    let kept = to_salesmanago(&row(moved), &shared, &FieldMapping::NONE).unwrap().details;
     assert_eq!((kept.contact.email.as_str(), kept.new_email), ("new@b.pl", None));
 }
 

@@ -29,6 +29,10 @@ pub struct UpsertDetails {
     pub force_phone_opt_out: bool,
     /// Tags to add.
     pub tags: Vec<String>,
+    /// Tags to remove (`removeTags`).
+    pub remove_tags: Vec<String>,
+    /// The province (`province`, at the top level, not in the address).
+    pub province: Option<String>,
     /// Custom details (a map in requests).
     pub properties: SortedMap<String, String>,
     /// Consents given or withdrawn.
@@ -99,6 +103,8 @@ impl ToJson for UpsertDetails {
         map.put("forcePhoneOptIn", self.force_phone_opt_in.to_json());
         map.put("forcePhoneOptOut", self.force_phone_opt_out.to_json());
         map.put("tags", self.tags.to_json());
+        map.put("removeTags", self.remove_tags.to_json());
+        map.put("province", self.province.to_json());
         map.put("properties", self.properties.to_json());
         map.put("consentDetails", self.consent_details.to_json());
         Value::Object(map)
@@ -126,6 +132,8 @@ impl UpsertDetails {
             force_phone_opt_in: fields.or_default("forcePhoneOptIn")?,
             force_phone_opt_out: fields.or_default("forcePhoneOptOut")?,
             tags: fields.or_default("tags")?,
+            remove_tags: fields.or_default("removeTags")?,
+            province: fields.optional("province")?,
             properties: fields.or_default("properties")?,
             consent_details: fields.or_default("consentDetails")?,
         })
@@ -244,6 +252,9 @@ pub struct SmContact {
     pub properties: SortedMap<String, String>,
     /// Tag names (strings or `contactTags` objects on the wire).
     pub tags: Vec<String>,
+    /// Whether the answer listed the tags at all: an absent tag then means the contact has
+    /// none.
+    pub tags_listed: bool,
     /// Deleted in SALESmanago.
     pub deleted: bool,
     /// Last modification, Unix ms.
@@ -350,6 +361,7 @@ impl SmContact {
                 .is_some_and(|v| v.as_array().is_some()),
             properties: properties(object.get("properties")),
             tags: tags(object),
+            tags_listed: ["contactTags", "tags"].iter().any(|k| object.get(k).is_some_and(|v| v.as_array().is_some())),
             deleted: object.get("deleted").and_then(flag).unwrap_or(false),
             modified_on: object.get("modifiedOn").and_then(number),
             created_on: object.get("createdOn").and_then(number),

@@ -8,6 +8,7 @@ use crate::core::dataverse::query::{contacts, has_value};
 use crate::core::dataverse::schema::contact;
 use crate::core::i18n::{text, Message};
 use crate::core::json::{Map, Value};
+use crate::core::mapping::fields::FieldMapping;
 use crate::core::mapping::normalize::email;
 use crate::core::mapping::{from_salesmanago, Skip};
 use crate::core::salesmanago::export::{ExportConsents, FileReader, JobStatus};
@@ -221,7 +222,7 @@ impl Consents {
                     }
                 }
             };
-            let patch = consents_only(from_salesmanago(&parsed, &found));
+            let patch = consents_only(from_salesmanago(&parsed, &found, &FieldMapping::NONE));
             // A contact whose values already agree may still get its consent base.
             let counted = if patch.is_empty() { Counted::Same } else { Counted::Done };
             page.tally.count(counted);
