@@ -5,9 +5,13 @@
 //! of adding a second one. What is registered is defined once, in
 //! [`salesmanago_dynamics::core::dataverse::registration`].
 
+use salesmanago_dynamics::core::dataverse::query;
 use salesmanago_dynamics::core::dataverse::registration::{self, ENDPOINT_NAME};
-use salesmanago_dynamics::core::dataverse::schema::{consent_name, contact};
+use salesmanago_dynamics::core::dataverse::schema::{self, contact, integration};
+use salesmanago_dynamics::core::i18n::{self, Lang, Message};
+use salesmanago_dynamics::core::integration::SettingsError;
 use salesmanago_dynamics::core::json::{Map, Value};
+use salesmanago_dynamics::core::mapping::fields::FieldMapping;
 
 use crate::dataverse::{Dataverse, DataverseError};
 
@@ -18,6 +22,8 @@ pub enum RegisterError {
     Dataverse(DataverseError),
     /// Dataverse has no such message or filter (not an org with contacts?).
     Missing(String),
+    /// The integration record's field mapping cannot be read.
+    Mapping(String),
 }
 
 impl std::fmt::Display for RegisterError {
@@ -28,6 +34,7 @@ impl std::fmt::Display for RegisterError {
             ),
             RegisterError::Dataverse(error) => write!(f, "Dataverse: {error:?}"),
             RegisterError::Missing(what) => write!(f, "Dataverse has no {what}"),
+            RegisterError::Mapping(why) => f.write_str(why),
         }
     }
 }
@@ -76,18 +83,22 @@ async fn put(
     }
 }
 
-/// The contact table's consent columns.
-async fn consent_columns(dataverse: &Dataverse) -> Result<Vec<String>, DataverseError> {
-    let page = dataverse.get("EntityDefinitions(LogicalName='contact')/Attributes?$select=LogicalName").await?;
-    Ok(page
-        .get("value")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|a| a.get("LogicalName").and_then(Value::as_str))
-        .filter(|name| consent_name(name).is_some())
-        .map(str::to_owned)
-        .collect())
+/// The contact columns whose changes go to SALESmanago beside the standard ones: the consent
+/// columns in the table's metadata and the admin's mapped columns on the integration record.
+async fn columns(dataverse: &Dataverse) -> Result<Vec<String>, RegisterError> {
+    let query = format!("{}?$select={}&$top=2", integration::ENTITY_SET, integration::FIELD_MAPPING);
+    let (attributes, records) = tokio::join!(dataverse.get(schema::CONTACT_ATTRIBUTES), dataverse.get(&query));
+    let consents = schema::consent_columns(&Value::Object(attributes?));
+    let records = records?;
+    let rows: Vec<&Value> = records.get("value").and_then(Value::as_array).into_iter().flatten().collect();
+    let text = match rows.as_slice() {
+        [row] => row.get(integration::FIELD_MAPPING).and_then(Value::as_str).unwrap_or_default(),
+        _ => "",
+    };
+    let mapping = FieldMapping::parse(text).map_err(|error| {
+        RegisterError::Mapping(i18n::text(&Message::Settings(SettingsError::Mapping(error)), Lang::En))
+    })?;
+    Ok(query::with_mapping(&consents, &mapping))
 }
 
 /// Registers the webhook at `url` with `key`, or brings the registration up to date.
@@ -99,8 +110,7 @@ pub async fn register(dataverse: &Dataverse, url: &str, key: &str) -> Result<Rep
     let endpoint =
         put(dataverse, "serviceendpoints", existing.into_iter().next(), &body, "the service endpoint", &mut report)
             .await?;
-    let consents = consent_columns(dataverse).await?;
-    for step in registration::steps(&consents) {
+    for step in registration::steps(&columns(dataverse).await?) {
         let message = ids(dataverse, "sdkmessages", "sdkmessageid", &format!("name eq '{}'", step.message))
             .await?
             .into_iter()

@@ -9,6 +9,7 @@ use salesmanago_dynamics::core::dataverse::schema::activity;
 use salesmanago_dynamics::core::dataverse::schema::{contact, integration, Job as JobColumns};
 use salesmanago_dynamics::core::job::{Read, Writes, Writing};
 use salesmanago_dynamics::core::json::{self, Map, Value};
+use salesmanago_dynamics::core::mapping::fields::FORMATTED;
 use salesmanago_dynamics::core::mapping::normalize;
 use salesmanago_dynamics::core::salesmanago::HttpResponse;
 use salesmanago_dynamics::core::sync::{iso_datetime, unix_ms};
@@ -58,12 +59,17 @@ fn ok(body: String) -> Answer {
     Ok(HttpResponse { date: None, status: 200, retry_after: None, body })
 }
 
-/// `row` as a read with `$select` of `select` answers it.
-fn selected(row: &Map, select: &[String]) -> Value {
+/// `row` as a read with `$select` of `select` answers it; with `names`
+/// (`odata.include-annotations`), a lookup's name beside its value.
+fn selected(row: &Map, select: &[String], names: bool) -> Value {
     let mut out = Map::new();
     out.insert("@odata.etag".into(), "W/\"1\"".into());
     for column in select {
         out.insert(column.clone(), row.get(column).cloned().unwrap_or(Value::Null));
+        let name = format!("{column}{FORMATTED}");
+        if let Some(value) = row.get(&name).filter(|_| names && column.starts_with('_')) {
+            out.insert(name, value.clone());
+        }
     }
     Value::Object(out)
 }
@@ -188,7 +194,7 @@ impl Dataverse {
             .contacts
             .values()
             .filter(|row| since.is_none() || newer(row))
-            .map(|row| selected(row, &select))
+            .map(|row| selected(row, &select, false))
             .collect();
         if let Some(since) = since {
             for (id, (version, _)) in &self.deleted {
@@ -317,7 +323,8 @@ impl Dataverse {
             }
             page.push(row);
         }
-        let rows: Vec<Value> = page.iter().map(|row| selected(row, &select)).collect();
+        let names = read.prefer().contains("include-annotations");
+        let rows: Vec<Value> = page.iter().map(|row| selected(row, &select, names)).collect();
         let mut body = Map::new();
         body.insert("value".into(), Value::Array(rows));
         if more {

@@ -9,6 +9,7 @@ mod consent_rule;
 mod dataverse;
 mod distributed;
 mod email_changes;
+mod mapping;
 mod rng;
 mod rule_calls;
 mod salesmanago;

@@ -32,6 +32,13 @@ pub(crate) struct SmRecord {
     pub(crate) tagged: bool,
     /// Its activity, as its card lists it: `emailMessages`, `contactVisits`, `contactExtEvents`.
     pub(crate) activity: Map,
+    /// Custom details (`properties`): an upsert's are merged in, a detail it lacks stays.
+    pub(crate) properties: BTreeMap<String, String>,
+    /// Every tag but the engine's (`tagged`): an upsert's `tags` added, `removeTags` removed.
+    pub(crate) tags: BTreeSet<String>,
+    /// `contact.company` and `province`, as the last upsert that had them set them.
+    pub(crate) company: Option<String>,
+    pub(crate) province: Option<String>,
 }
 
 pub(crate) struct Salesmanago {
@@ -103,6 +110,11 @@ impl Salesmanago {
         self.store.get(email)
     }
 
+    /// The contact of `email`, to change as a SALESmanago user would.
+    pub(crate) fn edit(&mut self, email: &str) -> Option<&mut SmRecord> {
+        self.store.get_mut(email)
+    }
+
     pub(crate) fn by_id(&self, id: &str) -> Option<&SmRecord> {
         self.store.get(self.ids.get(id)?)
     }
@@ -153,6 +165,10 @@ impl Salesmanago {
                 consents: BTreeMap::new(),
                 tagged: false,
                 activity: Map::new(),
+                properties: BTreeMap::new(),
+                tags: BTreeSet::new(),
+                company: None,
+                province: None,
             };
             self.store.insert(email, record);
         }
@@ -194,6 +210,10 @@ impl Salesmanago {
             consents: BTreeMap::new(),
             tagged: false,
             activity: Map::new(),
+            properties: BTreeMap::new(),
+            tags: BTreeSet::new(),
+            company: None,
+            province: None,
         };
         self.store.insert(email.to_owned(), record);
         id
@@ -271,6 +291,16 @@ impl Salesmanago {
     fn list_card(record: &SmRecord) -> Value {
         let mut card = Self::card(record);
         if let Value::Object(map) = &mut card {
+            // Full cards list details as `{name, value}` and tags as `contactTags` objects
+            // (`docs/salesmanago-api.md` §3.4); `basic` has neither.
+            let properties = record
+                .properties
+                .iter()
+                .map(|(name, value)| object(vec![("name", name.clone().into()), ("value", value.clone().into())]));
+            map.insert("properties".into(), Value::Array(properties.collect()));
+            let engine = record.tagged.then(|| "DYNAMICS365".to_owned());
+            let tags = record.tags.iter().cloned().chain(engine).map(|t| object(vec![("tag", t.into())]));
+            map.insert("contactTags".into(), Value::Array(tags.collect()));
             for key in ["emailMessages", "contactVisits", "contactExtEvents"] {
                 map.insert(key.into(), record.activity.get(key).cloned().unwrap_or(Value::Array(Vec::new())));
             }
@@ -294,6 +324,7 @@ impl Salesmanago {
             ("contactId", record.id.clone().into()),
             ("email", record.email.clone().into()),
             ("name", record.name.clone().into()),
+            ("company", record.company.clone().map_or(Value::Null, Value::from)),
             ("optedOut", record.opted_out.into()),
             ("modifiedOn", record.modified_on.into()),
         ])
@@ -475,6 +506,10 @@ impl Salesmanago {
                 consents: BTreeMap::new(),
                 tagged: false,
                 activity: Map::new(),
+                properties: BTreeMap::new(),
+                tags: BTreeSet::new(),
+                company: None,
+                province: None,
             });
             if let Some(name) = item["contact"]["name"].as_str() {
                 record.name = name.to_owned();
@@ -493,6 +528,22 @@ impl Salesmanago {
             }
             if item["tags"].as_array().is_some_and(|tags| tags.iter().any(|t| t.as_str() == Some("DYNAMICS365"))) {
                 record.tagged = true;
+            }
+            for tag in strings(item.get("tags")).into_iter().filter(|t| t != "DYNAMICS365") {
+                record.tags.insert(tag);
+            }
+            for tag in strings(item.get("removeTags")) {
+                record.tags.remove(&tag);
+            }
+            for (name, value) in item["properties"].as_object().into_iter().flat_map(|p| p.iter()) {
+                let value = value.as_str().expect("a detail's value is text").to_owned();
+                record.properties.insert(name.clone(), value);
+            }
+            if let Some(company) = item["contact"]["company"].as_str() {
+                record.company = Some(company.to_owned());
+            }
+            if let Some(province) = item["province"].as_str() {
+                record.province = Some(province.to_owned());
             }
             Ok((email, id))
         }

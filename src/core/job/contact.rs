@@ -403,7 +403,13 @@ impl ContactCommand {
     /// The contact in SALESmanago: by its SALESmanago id, else by e-mail.
     fn lookup(&mut self, row: Map, run: &mut Runner) {
         let sm_id = ContactRow::from_json(&row).get(contact::SALESMANAGO_ID).map(str::to_owned);
-        match sm_id.and_then(|id| Lookup::batches(LookupKind::BasicById, &[id]).into_iter().next()) {
+        // Details and tags are only on full cards (`docs/salesmanago-api.md` §3.4): Fetch reads
+        // one when the admin's mapping brings any of them from SALESmanago.
+        let kind = match self.task {
+            Task::Fetch { .. } if self.mapping.reads_cards() => LookupKind::ListById,
+            _ => LookupKind::BasicById,
+        };
+        match sm_id.and_then(|id| Lookup::batches(kind, &[id]).into_iter().next()) {
             Some(call) => self.stage = Stage::LookingUp(run.issue(Request::Call(Call::Lookup(call))), true, row),
             None => self.lookup_by_email(row, run),
         }

@@ -364,6 +364,12 @@ impl FieldMapping {
         self.entries.iter().any(|e| e.kind == ColumnType::Lookup && e.direction.outbound())
     }
 
+    /// Whether a value comes from SALESmanago's details or tags, which only its full cards
+    /// (`listById`) carry.
+    pub fn reads_cards(&self) -> bool {
+        self.entries.iter().any(|e| e.direction.inbound() && !matches!(e.target, Target::Field(_)))
+    }
+
     /// Puts the values of `row` (a Web API row with [`FieldMapping::columns`]) into `details`.
     /// Each value that cannot go is a [`Problem`].
     pub fn to_salesmanago(&self, row: &ContactRow, details: &mut UpsertDetails) -> Vec<Problem> {
