@@ -1,17 +1,16 @@
 //! `salesmanago-relay register` and `unregister`: the webhook's service endpoint, its steps on
 //! contact Create, Update and Delete, and their images, made (or removed) through the Web API
 //! as the application user, with no plug-in tool. Running `register` again brings an existing
-//! registration up to date (a new address, a rotated key, consent columns added since) instead
+//! registration up to date (a new address, a rotated key, consent columns added since, a changed
+//! field mapping or sync scope) instead
 //! of adding a second one. What is registered is defined once, in
 //! [`salesmanago_dynamics::core::dataverse::registration`].
 
-use salesmanago_dynamics::core::dataverse::query;
 use salesmanago_dynamics::core::dataverse::registration::{self, ENDPOINT_NAME};
-use salesmanago_dynamics::core::dataverse::schema::{self, contact, integration};
+use salesmanago_dynamics::core::dataverse::schema::{self, contact, integration as columns_of};
 use salesmanago_dynamics::core::i18n::{self, Lang, Message};
-use salesmanago_dynamics::core::integration::SettingsError;
+use salesmanago_dynamics::core::integration;
 use salesmanago_dynamics::core::json::{Map, Value};
-use salesmanago_dynamics::core::mapping::fields::FieldMapping;
 
 use crate::dataverse::{Dataverse, DataverseError};
 
@@ -22,8 +21,8 @@ pub enum RegisterError {
     Dataverse(DataverseError),
     /// Dataverse has no such message or filter (not an org with contacts?).
     Missing(String),
-    /// The integration record's field mapping cannot be read.
-    Mapping(String),
+    /// The integration record's field mapping or sync scope cannot be read.
+    Settings(String),
 }
 
 impl std::fmt::Display for RegisterError {
@@ -34,7 +33,7 @@ impl std::fmt::Display for RegisterError {
             ),
             RegisterError::Dataverse(error) => write!(f, "Dataverse: {error:?}"),
             RegisterError::Missing(what) => write!(f, "Dataverse has no {what}"),
-            RegisterError::Mapping(why) => f.write_str(why),
+            RegisterError::Settings(why) => f.write_str(why),
         }
     }
 }
@@ -84,21 +83,24 @@ async fn put(
 }
 
 /// The contact columns whose changes go to SALESmanago beside the standard ones: the consent
-/// columns in the table's metadata and the admin's mapped columns on the integration record.
+/// columns in the table's metadata, and the admin's mapped columns and scope column on the
+/// integration record.
 async fn columns(dataverse: &Dataverse) -> Result<Vec<String>, RegisterError> {
-    let query = format!("{}?$select={}&$top=2", integration::ENTITY_SET, integration::FIELD_MAPPING);
+    let select =
+        [columns_of::FIELD_MAPPING, columns_of::SYNC_SCOPE, columns_of::SCOPE_COLUMN, columns_of::SCOPE_LEAVING];
+    let query = format!("{}?$select={}&$top=2", columns_of::ENTITY_SET, select.join(","));
     let (attributes, records) = tokio::join!(dataverse.get(schema::CONTACT_ATTRIBUTES), dataverse.get(&query));
     let consents = schema::consent_columns(&Value::Object(attributes?));
     let records = records?;
-    let rows: Vec<&Value> = records.get("value").and_then(Value::as_array).into_iter().flatten().collect();
-    let text = match rows.as_slice() {
-        [row] => row.get(integration::FIELD_MAPPING).and_then(Value::as_str).unwrap_or_default(),
-        _ => "",
+    let rows: Vec<&Map> =
+        records.get("value").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_object).collect();
+    let record = match rows.as_slice() {
+        [row] => (*row).clone(),
+        _ => Map::new(),
     };
-    let mapping = FieldMapping::parse(text).map_err(|error| {
-        RegisterError::Mapping(i18n::text(&Message::Settings(SettingsError::Mapping(error)), Lang::En))
-    })?;
-    Ok(query::with_mapping(&consents, &mapping))
+    let behaviour = integration::behaviour(&record)
+        .map_err(|error| RegisterError::Settings(i18n::text(&Message::Settings(error), Lang::En)))?;
+    Ok(integration::read_columns(&consents, &behaviour.mapping, &behaviour.scope))
 }
 
 /// Registers the webhook at `url` with `key`, or brings the registration up to date.

@@ -8,6 +8,7 @@ use crate::core::mapping::fields::{FieldMapping, MappingError};
 use crate::core::retry::RetryPolicy;
 use crate::core::salesmanago::relay::RelayKey;
 use crate::core::salesmanago::{ApiSecret, Client, Credentials, Endpoint, EndpointError};
+use crate::core::scope::{Scope, ScopeError};
 
 /// The columns every command reads from the record.
 pub const SELECT: &[&str] = &[
@@ -21,6 +22,9 @@ pub const SELECT: &[&str] = &[
     integration::WEBHOOKS,
     integration::CONCURRENCY,
     integration::FIELD_MAPPING,
+    integration::SYNC_SCOPE,
+    integration::SCOPE_COLUMN,
+    integration::SCOPE_LEAVING,
 ];
 
 /// Why the record's settings cannot be used.
@@ -36,6 +40,8 @@ pub enum SettingsError {
     Endpoint(EndpointError),
     /// The admin's field mapping cannot be read: nothing is sent by a wrong one.
     Mapping(MappingError),
+    /// The sync scope cannot be read: nothing is sent by a scope misread.
+    Scope(ScopeError),
 }
 
 /// What the record says about the connection and the jobs.
@@ -53,6 +59,8 @@ pub struct Settings {
     pub concurrency: u32,
     /// The admin's field mapping, beside the built-in one.
     pub mapping: FieldMapping,
+    /// Which contacts synchronise.
+    pub scope: Scope,
 }
 
 /// The default of [`Settings::concurrency`]: well under Dataverse's 52 concurrent requests.
@@ -70,6 +78,8 @@ pub struct Behaviour {
     pub concurrency: u32,
     /// The admin's field mapping (none when not set).
     pub mapping: FieldMapping,
+    /// Which contacts synchronise (all when not set).
+    pub scope: Scope,
 }
 
 /// The record's [`Behaviour`]. Its Yes/No columns read as booleans, as the Web API gives them;
@@ -82,11 +92,13 @@ pub fn behaviour(row: &Map) -> Result<Behaviour, SettingsError> {
         .map_or(DEFAULT_CONCURRENCY, |n| n.clamp(1, 16) as u32);
     let mapping = FieldMapping::parse(row.get(integration::FIELD_MAPPING).and_then(Value::as_str).unwrap_or_default())
         .map_err(SettingsError::Mapping)?;
+    let scope = Scope::from_record(row).map_err(SettingsError::Scope)?;
     Ok(Behaviour {
         opt_out_on_delete: yes(integration::OPT_OUT_ON_DELETE),
         webhooks: yes(integration::WEBHOOKS),
         concurrency,
         mapping,
+        scope,
     })
 }
 
@@ -94,9 +106,27 @@ impl Settings {
     /// The settings of the record `row` over `client`: the browser's from the record, the
     /// relay's own (it holds the credentials itself). Fails as [`behaviour`] does.
     pub fn with(row: &Map, client: Client) -> Result<Settings, SettingsError> {
-        let Behaviour { opt_out_on_delete, webhooks, concurrency, mapping } = behaviour(row)?;
-        Ok(Settings { id: text(row, integration::ID), client, opt_out_on_delete, webhooks, concurrency, mapping })
+        let Behaviour { opt_out_on_delete, webhooks, concurrency, mapping, scope } = behaviour(row)?;
+        let id = text(row, integration::ID);
+        Ok(Settings { id, client, opt_out_on_delete, webhooks, concurrency, mapping, scope })
     }
+
+    /// The contact columns a synchronisation reads beside the standard ones: the consent
+    /// columns, the admin's mapped columns and the scope's column, each once.
+    pub fn read_columns(&self, consents: &[String]) -> Vec<String> {
+        read_columns(consents, &self.mapping, &self.scope)
+    }
+}
+
+/// [`Settings::read_columns`] of a `mapping` and a `scope`.
+pub fn read_columns(consents: &[String], mapping: &FieldMapping, scope: &Scope) -> Vec<String> {
+    let mut columns = consents.to_vec();
+    for column in mapping.columns().chain(scope.column().map(str::to_owned)) {
+        if !columns.contains(&column) {
+            columns.push(column);
+        }
+    }
+    columns
 }
 
 fn text(row: &Map, column: &str) -> String {
@@ -219,6 +249,7 @@ mod tests {
             webhooks: false,
             concurrency: DEFAULT_CONCURRENCY,
             mapping: FieldMapping::default(),
+            scope: Scope::default(),
         };
         assert_eq!(behaviour(&Map::new()), Ok(off.clone()));
         // Only a Yes/No answer counts: an option set's number or text is not one.

@@ -14,5 +14,6 @@ pub mod json;
 pub mod mapping;
 pub mod retry;
 pub mod salesmanago;
+pub mod scope;
 pub mod sorted;
 pub mod sync;

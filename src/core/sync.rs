@@ -15,6 +15,19 @@ pub fn is_synchronised(column: &str) -> bool {
     (SELECT.contains(&column) && !own.contains(&column)) || consent_name(column).is_some()
 }
 
+/// Whether a change of `column` is news for SALESmanago when a synchronisation also reads the
+/// columns `read` (consents, the admin's mapped columns, the scope's column): a lookup read as
+/// `_<column>_value` changes as `<column>`.
+pub fn is_synchronised_with(column: &str, read: &[String]) -> bool {
+    is_synchronised(column) || read.iter().any(|r| r == column || logical(r) == column)
+}
+
+/// The logical name of a column as `$select` names it: a lookup's `_<column>_value` is
+/// `<column>`.
+pub fn logical(selected: &str) -> &str {
+    selected.strip_prefix('_').and_then(|c| c.strip_suffix("_value")).unwrap_or(selected)
+}
+
 /// Changes committed out of order: a catch-up (the relay's, or "Export changes") looks this far
 /// behind its watermark.
 pub const CATCH_UP_OVERLAP_MS: u64 = 5 * 60_000;
@@ -131,6 +144,8 @@ pub struct Tally {
     pub skipped_count: u64,
     /// Failed contacts, listed or not.
     pub failed_count: u64,
+    /// Contacts outside the sync scope: neither sent nor changed ([`crate::core::scope`]).
+    pub outside: u64,
 }
 
 /// How a contact was counted before its write went: what a write Dynamics refuses takes back.
@@ -192,7 +207,7 @@ impl Tally {
 
     /// Whether the counts add up to the total.
     pub fn adds_up(&self) -> bool {
-        self.done + self.same + self.missing + self.skipped_count + self.failed_count == self.total
+        self.done + self.same + self.missing + self.skipped_count + self.failed_count + self.outside == self.total
     }
 
     /// Adds another part's counts and list (up to [`MAX_LISTED`]).
@@ -203,6 +218,7 @@ impl Tally {
         self.missing += other.missing;
         self.skipped_count += other.skipped_count;
         self.failed_count += other.failed_count;
+        self.outside += other.outside;
         let room = MAX_LISTED.saturating_sub(self.not_done.len());
         self.not_done.extend(other.not_done.into_iter().take(room));
     }
@@ -338,6 +354,19 @@ mod tests {
 
     fn row(value: Value) -> Map {
         value.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn mapped_and_scope_columns_are_synchronised_too() {
+        let read = vec!["new_consent_x".to_owned(), "new_segment".to_owned(), "_parentcustomerid_value".to_owned()];
+        for column in ["new_segment", "parentcustomerid", "_parentcustomerid_value", "firstname", "new_consent_x"] {
+            assert!(is_synchronised_with(column, &read), "{column}");
+        }
+        for column in ["jobtitle", "new_salesmanagosyncstatus", "modifiedon", "customer"] {
+            assert!(!is_synchronised_with(column, &read), "{column}");
+        }
+        assert_eq!(logical("_parentcustomerid_value"), "parentcustomerid");
+        assert_eq!(logical("new_segment"), "new_segment");
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod mapping;
 mod rng;
 mod rule_calls;
 mod salesmanago;
+mod scope;
 
 use salesmanago_dynamics::core::command::BulkJob;
 use salesmanago_dynamics::core::dataverse::error::DvFailure;

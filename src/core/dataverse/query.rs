@@ -3,7 +3,6 @@
 use super::contact::SELECT;
 use super::schema::contact;
 use crate::core::json::{self, Value};
-use crate::core::mapping::fields::FieldMapping;
 
 /// An OData string literal: single quotes, inner quotes doubled.
 pub fn literal(value: &str) -> String {
@@ -33,18 +32,6 @@ pub fn contact_columns(consents: &[String]) -> Vec<String> {
         contact::SALESMANAGO_EMAIL,
     ];
     SELECT.iter().chain(status.iter()).map(|c| (*c).to_owned()).chain(consents.iter().cloned()).collect()
-}
-
-/// The columns a job reads beside the standard ones: the consent columns and the admin's
-/// mapped columns ([`FieldMapping::columns`]), each once.
-pub fn with_mapping(consents: &[String], mapping: &FieldMapping) -> Vec<String> {
-    let mut columns = consents.to_vec();
-    for column in mapping.columns() {
-        if !columns.contains(&column) {
-            columns.push(column);
-        }
-    }
-    columns
 }
 
 /// Whether a query's `$select` names a lookup (`_<column>_value`): its reads ask for the

@@ -17,7 +17,7 @@
 //!   there), `Target` on Update and Delete.
 
 use crate::core::json::{Map, Value};
-use crate::core::sync::is_synchronised;
+use crate::core::sync::{is_synchronised_with, logical};
 
 use super::query::contact_columns;
 use super::schema::contact;
@@ -55,17 +55,20 @@ pub struct Image {
     pub attributes: String,
 }
 
-/// The three steps, for an org whose contact table has the consent columns `consents`.
+/// The three steps, for an org whose synchronisation reads the columns `consents` besides the
+/// standard ones (the consent columns, the admin's mapped columns, the scope's column).
 ///
 /// Create and Update carry a post-image of every column the mapping reads, so the relay sends
 /// without reading the contact back; Update fires only for the synchronised columns (never for
 /// the integration's own status columns: no echo); Delete carries a pre-image with the e-mail.
 pub fn steps(consents: &[String]) -> Vec<Step> {
-    let columns = contact_columns(consents);
+    // Images and filters name a lookup by its logical name, not as `$select` does.
+    let columns: Vec<String> = contact_columns(consents).iter().map(|c| logical(c).to_owned()).collect();
     // The row's version orders changes of one second ([`super::burst`]); not a filtering one.
     let imaged: Vec<&str> = columns.iter().map(String::as_str).chain([contact::VERSION]).collect();
     let after = |property| Image { alias: "PostImage", kind: 1, property, attributes: imaged.join(",") };
-    let filtering: Vec<&str> = columns.iter().map(String::as_str).filter(|c| is_synchronised(c)).collect();
+    let filtering: Vec<&str> =
+        columns.iter().map(String::as_str).filter(|c| is_synchronised_with(c, consents)).collect();
     vec![
         Step { message: "Create", filtering: None, image: after("Id") },
         Step { message: "Update", filtering: Some(filtering.join(",")), image: after("Target") },

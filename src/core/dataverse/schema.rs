@@ -51,6 +51,12 @@ pub mod integration {
     pub const ACTIVITY_WATERMARK: &str = "new_activitywatermark";
     /// The admin's field mapping, as JSON ([`crate::core::mapping::fields`]); empty: none.
     pub const FIELD_MAPPING: &str = "new_fieldmapping";
+    /// Which contacts synchronise: a choice ([`crate::core::scope::option`]); empty: all.
+    pub const SYNC_SCOPE: &str = "new_syncscope";
+    /// The scope "Marked": the contact's Yes/No column (logical name) that marks them.
+    pub const SCOPE_COLUMN: &str = "new_scopecolumn";
+    /// What leaving the scope does in SALESmanago: a choice ([`crate::core::scope::option`]).
+    pub const SCOPE_LEAVING: &str = "new_scopeleaving";
 }
 
 /// The "SALESmanago activity" table: a custom activity, shown on the contact's timeline, one row
@@ -219,6 +225,9 @@ pub const CUSTOM_COLUMNS: &[(&str, &[&str])] = &[
             integration::WEBHOOKS,
             integration::CONCURRENCY,
             integration::FIELD_MAPPING,
+            integration::SYNC_SCOPE,
+            integration::SCOPE_COLUMN,
+            integration::SCOPE_LEAVING,
             integration::CHANGES_WATERMARK,
             integration::CATCH_UP_WATERMARK,
             integration::CATCH_UP_DELTA,
@@ -269,11 +278,14 @@ pub enum SyncStatus {
     Skipped = 100_000_002,
     /// A change is waiting to be sent.
     Pending = 100_000_003,
+    /// Outside the sync scope the record sets: not sent ([`crate::core::scope`]).
+    OutOfScope = 100_000_004,
 }
 
 impl SyncStatus {
     /// Every status, in option-value order.
-    pub const ALL: [SyncStatus; 4] = [SyncStatus::Synced, SyncStatus::Failed, SyncStatus::Skipped, SyncStatus::Pending];
+    pub const ALL: [SyncStatus; 5] =
+        [SyncStatus::Synced, SyncStatus::Failed, SyncStatus::Skipped, SyncStatus::Pending, SyncStatus::OutOfScope];
 
     /// The option value stored in Dataverse.
     pub const fn value(self) -> i32 {

@@ -11,6 +11,7 @@ use crate::core::mapping::outbound::MAX_TEXT;
 use crate::core::mapping::{Skip, Warning};
 use crate::core::salesmanago::relay::Refusal;
 use crate::core::salesmanago::{EndpointError, RetryAfter, SmError, TransportFailure};
+use crate::core::scope::ScopeError;
 
 pub(super) fn text(message: &Message) -> String {
     match message {
@@ -126,6 +127,7 @@ pub(super) fn text(message: &Message) -> String {
         Message::NotInSalesmanago { email } => format!("SALESmanago has no contact with the e-mail {email}. Use “Send to SALESmanago” to create it there."),
         Message::Fetched { fields } => format!("{fields} fields were filled in from SALESmanago. Review them, then save the contact to keep them."),
         Message::SaveFirst => "Save the contact first, then try again.".into(),
+        Message::OutsideScope => "Not sent: this contact is outside the sync scope set on the SALESmanago Integration record (it is not marked for synchronisation). Mark it, or ask an administrator to change the scope.".into(),
         Message::AlreadyMatches => "This contact already holds what SALESmanago holds.".into(),
         Message::Differs { fields } => format!("SALESmanago holds different data for this contact ({fields} fields). Use “Fetch from SALESmanago” to review it."),
         Message::Standing { .. } => super::standing::text(message, &super::standing::ENGLISH),
@@ -258,6 +260,9 @@ fn settings(error: &SettingsError) -> String {
         SettingsError::Endpoint(error) => {
             format!("The SALESmanago Integration record's endpoint is not usable. {}", endpoint(*error))
         }
+        SettingsError::Scope(ScopeError::Column(column)) if column.is_empty() => "Nothing was synchronised: the sync scope on the SALESmanago Integration record is “Marked contacts” but names no column. Enter the logical name of a Yes/No column of the contact, or choose “All contacts”.".into(),
+        SettingsError::Scope(ScopeError::Column(column)) => format!("Nothing was synchronised: the sync scope on the SALESmanago Integration record names “{column}”, which is not the logical name of a contact's Yes/No column the integration may use (lower-case letters, digits and _; not one it synchronises itself). Correct it on that record."),
+        SettingsError::Scope(ScopeError::Option(value)) => format!("Nothing was synchronised: the sync scope on the SALESmanago Integration record has option {value}, which this version of the integration does not know. Import the solution again, or choose another option."),
         SettingsError::Mapping(error) => format!(
             "Nothing was synchronised: the field mapping on the SALESmanago Integration record cannot be used. {} Correct it in the mapping editor on that record.",
             mapping(error)
@@ -301,7 +306,7 @@ pub(super) fn mapping(error: &MappingError) -> String {
 
 fn summary(job: BulkJob, c: &Counts) -> String {
     let label = command_label(job.command());
-    match job {
+    let counts = match job {
         BulkJob::PullConsents => format!(
             "{label} finished: {} contacts checked. {} updated, {} already the same, {} not in SALESmanago's file (only contacts sent from Dynamics are in it), {} skipped (no valid e-mail), {} failed.",
             c.total, c.done, c.same, c.missing, c.skipped, c.failed
@@ -321,6 +326,12 @@ fn summary(job: BulkJob, c: &Counts) -> String {
         BulkJob::ExportSelected | BulkJob::ExportAll => format!(
             "{label} finished: {} contacts. {} sent, {} skipped, {} failed.",
             c.total, c.done, c.skipped, c.failed
+        ),
+    };
+    match c.outside {
+        0 => counts,
+        n => format!(
+            "{counts} {n} outside the sync scope set on the SALESmanago Integration record: not sent or changed."
         ),
     }
 }

@@ -268,6 +268,8 @@ pub enum Message {
     },
     /// "Fetch from SALESmanago": nothing differs.
     AlreadyMatches,
+    /// Send or a save: the contact is outside the sync scope, so nothing went.
+    OutsideScope,
     /// A contact form opened whose contact SALESmanago holds differently.
     Differs {
         /// How many fields differ.
@@ -340,6 +342,8 @@ pub struct Counts {
     pub skipped: u64,
     /// Failed.
     pub failed: u64,
+    /// Outside the sync scope ([`crate::core::scope`]).
+    pub outside: u64,
 }
 
 /// `prv<action><table>` split: the action (`Read`, `AppendTo`, …) and the table's logical name.
@@ -440,6 +444,7 @@ impl Message {
             | Message::SaveFirst
             | Message::Fetched { .. }
             | Message::AlreadyMatches
+            | Message::OutsideScope
             | Message::Differs { .. }
             | Message::Standing { .. }
             | Message::Sent
@@ -561,6 +566,12 @@ mod tests {
                 problem,
             }));
             all.extend(errors.into_iter().map(|e| Message::Settings(SettingsError::Mapping(e))));
+            use crate::core::scope::ScopeError;
+            for error in
+                [ScopeError::Column(String::new()), ScopeError::Column("my column".into()), ScopeError::Option(9)]
+            {
+                all.push(Message::Settings(SettingsError::Scope(error)));
+            }
         }
         all.push(Message::NotAccepted { email: "a@b.pl".into(), reason: Some("Bad".into()) });
         all.push(Message::NotAccepted { email: "a@b.pl".into(), reason: None });
@@ -587,7 +598,7 @@ mod tests {
         all.push(Message::ConnectionOk { owner: "x@y.pl".into() });
         all.push(Message::OwnerNotAUser { owner: "x@y.pl".into() });
         all.push(Message::Dataverse { detail: "Access denied".into() });
-        let counts = Counts { total: 10, done: 4, same: 2, missing: 1, skipped: 2, failed: 1 };
+        let counts = Counts { total: 12, done: 4, same: 2, missing: 1, skipped: 2, failed: 1, outside: 2 };
         for command in Command::ALL {
             if let Some(job) = command.bulk_job() {
                 all.push(Message::Summary { job, counts });
@@ -633,6 +644,7 @@ mod tests {
             Message::NotInSalesmanago { email: String::new() },
             Message::Fetched { fields: 3 },
             Message::AlreadyMatches,
+            Message::OutsideScope,
             Message::SaveFirst,
             Message::Differs { fields: 2 },
             Message::Standing {

@@ -11,6 +11,7 @@ use crate::core::mapping::outbound::MAX_TEXT;
 use crate::core::mapping::{Skip, Warning};
 use crate::core::salesmanago::relay::Refusal;
 use crate::core::salesmanago::{EndpointError, RetryAfter, SmError, TransportFailure};
+use crate::core::scope::ScopeError;
 
 pub(super) fn text(message: &Message) -> String {
     match message {
@@ -125,6 +126,7 @@ pub(super) fn text(message: &Message) -> String {
         Message::NotInSalesmanago { email } => format!("W SALESmanago nie ma kontaktu z adresem {email}. Użyj „Wyślij do SALESmanago”, aby go tam utworzyć."),
         Message::Fetched { fields } => format!("Uzupełniono {fields} pól danymi z SALESmanago. Sprawdź je i zapisz kontakt, aby je zachować."),
         Message::SaveFirst => "Najpierw zapisz kontakt, a potem spróbuj ponownie.".into(),
+        Message::OutsideScope => "Nie wysłano: ten kontakt jest poza zakresem synchronizacji ustawionym w rekordzie integracji z SALESmanago (nie jest oznaczony do synchronizacji). Oznacz go albo poproś administratora o zmianę zakresu.".into(),
         Message::AlreadyMatches => "Ten kontakt zawiera już to samo, co SALESmanago.".into(),
         Message::Differs { fields } => format!("SALESmanago ma inne dane tego kontaktu (pól: {fields}). Użyj „Pobierz z SALESmanago”, aby je przejrzeć."),
         Message::Standing { .. } => super::standing::text(message, &super::standing::POLISH),
@@ -249,6 +251,9 @@ fn settings(error: &SettingsError) -> String {
         SettingsError::SeveralRecords => "Istnieje więcej niż jeden rekord integracji z SALESmanago, więc nie wiadomo, którego użyć. Usuń wszystkie poza jednym.".into(),
         SettingsError::Incomplete => text(&Message::CredentialsIncomplete),
         SettingsError::Endpoint(error) => format!("Adres API w rekordzie integracji z SALESmanago jest nieprawidłowy. {}", endpoint(*error)),
+        SettingsError::Scope(ScopeError::Column(column)) if column.is_empty() => "Niczego nie zsynchronizowano: zakres synchronizacji w rekordzie integracji z SALESmanago to „Oznaczone kontakty”, ale nie wskazuje kolumny. Wpisz nazwę logiczną kolumny Tak/Nie kontaktu albo wybierz „Wszystkie kontakty”.".into(),
+        SettingsError::Scope(ScopeError::Column(column)) => format!("Niczego nie zsynchronizowano: zakres synchronizacji w rekordzie integracji z SALESmanago wskazuje „{column}”, co nie jest nazwą logiczną kolumny Tak/Nie kontaktu, której integracja może użyć (małe litery, cyfry i _; nie kolumna synchronizowana przez samą integrację). Popraw to w tym rekordzie."),
+        SettingsError::Scope(ScopeError::Option(value)) => format!("Niczego nie zsynchronizowano: zakres synchronizacji w rekordzie integracji z SALESmanago ma opcję {value}, której ta wersja integracji nie zna. Zaimportuj rozwiązanie ponownie albo wybierz inną opcję."),
         SettingsError::Mapping(error) => format!(
             "Niczego nie zsynchronizowano: mapowania pól w rekordzie integracji z SALESmanago nie da się użyć. {} Popraw je w edytorze mapowania w tym rekordzie.",
             mapping(error)
@@ -291,7 +296,7 @@ pub(super) fn mapping(error: &MappingError) -> String {
 
 fn summary(job: BulkJob, c: &Counts) -> String {
     let label = command_label(job.command());
-    match job {
+    let counts = match job {
         BulkJob::PullConsents => format!(
             "{label}: zakończono. Sprawdzono kontaktów: {}. Zaktualizowano: {}, bez zmian: {}, brak w pliku z SALESmanago (są w nim tylko kontakty wysłane z Dynamics): {}, pominięto (brak poprawnego e-maila): {}, błędy: {}.",
             c.total, c.done, c.same, c.missing, c.skipped, c.failed
@@ -312,6 +317,10 @@ fn summary(job: BulkJob, c: &Counts) -> String {
             "{label}: zakończono. Kontakty: {}. Wysłano: {}, pominięto: {}, błędy: {}.",
             c.total, c.done, c.skipped, c.failed
         ),
+    };
+    match c.outside {
+        0 => counts,
+        n => format!("{counts} Poza zakresem synchronizacji ustawionym w rekordzie integracji z SALESmanago: {n} (nie wysłano ich ani nie zmieniono)."),
     }
 }
 

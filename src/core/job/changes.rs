@@ -16,6 +16,7 @@ use crate::core::mapping::fields::FieldMapping;
 use crate::core::mapping::from_salesmanago;
 use crate::core::salesmanago::contact::SmContact;
 use crate::core::salesmanago::operation::{Lookup, LookupKind, ModifiedContacts};
+use crate::core::scope::Scope;
 use crate::core::sorted::SortedMap;
 use crate::core::sync::{Counted, NotDone, Tally};
 
@@ -73,6 +74,8 @@ pub(super) struct Changes {
     consents: Vec<String>,
     /// The admin's field mapping.
     mapping: FieldMapping,
+    /// Which contacts synchronise.
+    scope: Scope,
     windows: VecDeque<(u64, u64)>,
     /// The next listing call: window and page.
     next: Option<(u64, u64, u32)>,
@@ -102,6 +105,7 @@ impl Changes {
             to: 0,
             consents: start.consents.clone(),
             mapping: start.settings.mapping.clone(),
+            scope: start.settings.scope.clone(),
             windows: VecDeque::new(),
             next: None,
             listing: None,
@@ -323,6 +327,11 @@ impl Changes {
                 chunk.tally.missing += 1;
                 continue;
             };
+            // Outside the scope the integration changes nothing.
+            if !self.scope.includes(&chunk.rows[row]) {
+                chunk.tally.outside += 1;
+                continue;
+            }
             let patch = from_salesmanago(&chunk.rows[row], sm, &self.mapping);
             // Two changed contacts matching one row: the first one's write stands.
             if written.contains(&row) {

@@ -21,7 +21,8 @@ use crate::core::mapping::{from_salesmanago, to_salesmanago, Held, OutboundOptio
 use crate::core::salesmanago::contact::{SmContact, UpsertDetails};
 use crate::core::salesmanago::operation::{Lookup, LookupKind, Refused, Upsert};
 use crate::core::salesmanago::SmError;
-use crate::core::sync::{is_synchronised, write_back, Tally};
+use crate::core::scope::Scope;
+use crate::core::sync::{is_synchronised_with, write_back, Tally};
 
 use super::removal::{Next, Removal, Removed};
 use super::runner::{Call, Error, Output, Request, Runner};
@@ -223,6 +224,8 @@ pub(super) struct ContactCommand {
     consents: Vec<String>,
     /// The admin's field mapping.
     mapping: FieldMapping,
+    /// Which contacts synchronise.
+    scope: Scope,
     opt_out_only: bool,
     /// The relay's webhook sends each change: a save sends nothing from the browser.
     webhooks: bool,
@@ -247,6 +250,7 @@ impl ContactCommand {
             lang: start.lang,
             consents: start.consents.clone(),
             mapping: start.settings.mapping.clone(),
+            scope: start.settings.scope.clone(),
             opt_out_only: start.settings.opt_out_on_delete,
             webhooks: start.settings.webhooks,
             now_ms: start.now_ms,
@@ -271,7 +275,9 @@ impl ContactCommand {
             Task::Fetch { id: None } | Task::Send { id: None, .. } | Task::Send { dirty: true, .. } => {
                 self.end(run, Err(save_first()));
             }
-            Task::Saved { changed, .. } if self.webhooks || !changed.iter().any(|c| is_synchronised(c)) => {
+            Task::Saved { changed, .. }
+                if self.webhooks || !changed.iter().any(|c| is_synchronised_with(c, &self.consents)) =>
+            {
                 self.succeed(run, Message::AlreadyMatches, Vec::new());
             }
             Task::Saved { id: None, .. } => self.end(run, Err(save_first())),
@@ -402,6 +408,19 @@ impl ContactCommand {
 
     /// The contact in SALESmanago: by its SALESmanago id, else by e-mail.
     fn lookup(&mut self, row: Map, run: &mut Runner) {
+        // Outside the scope nothing goes: a Send says why; a save, too, leaving the status as
+        // it is (an export marks a contact that left, and opts it out when the record says so).
+        let outside = !self.scope.includes(&ContactRow::from_json(&row));
+        match self.task {
+            Task::Send { .. } if outside => {
+                return self.end(run, Err(JobFailure { message: Message::OutsideScope, kind: "outsideScope" }));
+            }
+            Task::Saved { .. } if outside => {
+                notify(run, SYNC, Level::Info, Some(Message::OutsideScope));
+                return self.succeed(run, Message::OutsideScope, Vec::new());
+            }
+            _ => {}
+        }
         let sm_id = ContactRow::from_json(&row).get(contact::SALESMANAGO_ID).map(str::to_owned);
         // Details and tags are only on full cards (`docs/salesmanago-api.md` §3.4): Fetch reads
         // one when the admin's mapping brings any of them from SALESmanago.

@@ -175,9 +175,9 @@ impl Plan {
                 forgets.push((index, forget));
             }
         }
-        // Rows read before the record said what the admin maps lack those columns: the
+        // Rows read before the record said what the admin maps and scopes lack those columns: the
         // export reads them again.
-        let read_all = settings.mapping.columns().all(|c| start.consents.contains(&c));
+        let read_all = settings.read_columns(&start.consents).len() == start.consents.len();
         let read = if read_all { read } else { Vec::new() };
         let export = (!selected.is_empty()).then(|| {
             Job::new(Start {

@@ -9,11 +9,13 @@ use crate::core::dataverse::schema::{contact, integration, Job as JobColumns, Sy
 use crate::core::i18n::{text, Message};
 use crate::core::json::{self, Map, Value};
 use crate::core::mapping::fields::FieldMapping;
+use crate::core::mapping::normalize::email;
 use crate::core::mapping::outbound::{held_by_another, rename_from, rename_lookup, unrenamed};
 use crate::core::mapping::{to_salesmanago, Held, OutboundOptions, Warning};
-use crate::core::salesmanago::contact::UpsertDetails;
+use crate::core::salesmanago::contact::{ContactData, UpsertDetails};
 use crate::core::salesmanago::operation::{BatchUpsert, Lookup, LookupKind, Refused};
 use crate::core::salesmanago::SmError;
+use crate::core::scope::{Leaving, Scope, Standing};
 use crate::core::sorted::SortedMap;
 use crate::core::sync::{write_back, Counted, NotDone, Tally};
 use crate::object;
@@ -36,6 +38,9 @@ struct Page {
     maps: Vec<Map>,
     /// Whether each row is counted done (sent).
     sent: Vec<bool>,
+    /// Whether each row's upsert opts out a contact leaving the scope (counted outside, marked
+    /// so once SALESmanago took it).
+    leaving: Vec<bool>,
     /// Row index, upsert, warnings and new consent base of each sendable row.
     sendable: Vec<(usize, UpsertDetails, Vec<Warning>, Option<String>)>,
     /// The address each row's contact would be renamed from ([`rename_from`]).
@@ -112,6 +117,8 @@ pub(super) struct Export {
     consents: Vec<String>,
     /// The admin's field mapping.
     mapping: FieldMapping,
+    /// Which contacts go.
+    scope: Scope,
     /// Contacts that failed for now (a service unavailable or busy): the catch-up's watermark
     /// and link stay before them. A refusal that stands (SALESmanago refusing a contact) does
     /// not hold them back; it is listed with its reason.
@@ -129,6 +136,7 @@ fn read_checkpoint(record: &Map) -> Option<(String, Tally)> {
         done: count("done"),
         skipped_count: count("skipped"),
         failed_count: count("failed"),
+        outside: count("outside"),
         ..Tally::default()
     };
     tally.adds_up().then_some((after, tally))
@@ -192,6 +200,7 @@ impl Export {
             settled_all: false,
             consents: consents.clone(),
             mapping: start.settings.mapping.clone(),
+            scope: start.settings.scope.clone(),
         }
     }
 
@@ -312,6 +321,10 @@ impl Export {
                     let (row, details, warnings, base) = &page.sendable[key];
                     let (row, warnings, base, address) = (*row, warnings.clone(), base.clone(), details.address());
                     match outcome.of(details) {
+                        Ok(_) if page.leaving[row] => {
+                            let stamp = run.dataverse_time(now_ms);
+                            page.status(row, SyncStatus::OutOfScope, (None, None), None, None, stamp);
+                        }
                         Ok(id) => {
                             let warned: Vec<String> =
                                 warnings.iter().map(|w| text(&Message::Warning(w.clone()), run.lang)).collect();
@@ -448,6 +461,7 @@ impl Export {
             page.rows.push(parsed);
             page.maps.push(map);
             page.sent.push(false);
+            page.leaving.push(false);
         }
         page.previous = page.rows.iter().map(|row| rename_from(row, &Held::Unread)).collect();
         let mut previous: Vec<String> = page.previous.iter().flatten().cloned().collect();
@@ -475,6 +489,31 @@ impl Export {
             let previous_shared = page.previous[at]
                 .as_ref()
                 .is_some_and(|previous| held_by_another(&page.holders, &row.id().unwrap_or_default(), previous));
+            match self.scope.standing(row) {
+                Standing::In => {}
+                Standing::Outside => {
+                    page.tally.outside += 1;
+                    continue;
+                }
+                Standing::Leaving => {
+                    page.tally.outside += 1;
+                    match opt_out(row).filter(|_| self.scope.leaving == Leaving::OptedOut) {
+                        Some(details) => {
+                            page.leaving[at] = true;
+                            page.sendable.push((at, details, Vec::new(), None));
+                        }
+                        None => page.status(
+                            at,
+                            SyncStatus::OutOfScope,
+                            (None, None),
+                            None,
+                            None,
+                            run.dataverse_time(now_ms),
+                        ),
+                    }
+                    continue;
+                }
+            }
             let changed = parsed_id(row).and_then(|id| deliberate.get(&id)).cloned().unwrap_or_default();
             let options = OutboundOptions { now_ms, changed, previous_shared, ..OutboundOptions::default() };
             match to_salesmanago(row, &options, &self.mapping) {
@@ -560,7 +599,7 @@ impl Export {
         if self.all && self.since_checkpoint >= CHECKPOINT_EVERY && self.checkpoint.is_none() {
             if let Some(after) = &self.after {
                 let t = &self.prefix;
-                let checkpoint = object! {"after": after, "total": t.total, "done": t.done, "skipped": t.skipped(), "failed": t.failed()};
+                let checkpoint = object! {"after": after, "total": t.total, "done": t.done, "skipped": t.skipped(), "failed": t.failed(), "outside": t.outside};
                 let mut columns = Map::new();
                 columns.insert(JobColumns::Export.checkpoint_column().into(), checkpoint.to_string().into());
                 self.checkpoint = Some(run.record(columns, false));
@@ -590,6 +629,10 @@ impl Page {
 
     /// Row `at` failed in SALESmanago for `reason`.
     fn fail(&mut self, at: usize, reason: String, now_ms: u64) {
+        // An opt-out of a contact leaving the scope was counted outside: it fails instead.
+        if std::mem::take(&mut self.leaving[at]) {
+            self.tally.outside -= 1;
+        }
         self.status(at, SyncStatus::Failed, (None, None), Some(&reason), None, now_ms);
         let listed = not_done(&self.rows[at], false, reason);
         self.tally.not_done(listed);
@@ -607,6 +650,21 @@ impl Page {
 /// The queries that read the contacts `ids` (their columns with `consents`), a chunk each.
 pub(super) fn selection(consents: &[String], ids: &[String]) -> Vec<String> {
     ids.chunks(IN_CHUNK).map(|ids| contacts(consents, Some(&one_of(contact::ID, ids)))).collect()
+}
+
+/// The upsert that opts a contact leaving the scope out of e-mail and SMS, keyed by the
+/// address SALESmanago knows it by; `None` for a contact SALESmanago has no id of (nothing to
+/// opt out: an upsert would create it) or no valid address of.
+fn opt_out(row: &ContactRow) -> Option<UpsertDetails> {
+    row.get(contact::SALESMANAGO_ID)?;
+    let address = row.get(contact::SALESMANAGO_EMAIL).or_else(|| row.get(contact::EMAIL))?;
+    let email = email(address).ok()?;
+    Some(UpsertDetails {
+        contact: ContactData { email, ..ContactData::default() },
+        force_opt_out: true,
+        force_phone_opt_out: true,
+        ..UpsertDetails::default()
+    })
 }
 
 /// A row's id, in lower case.

@@ -345,7 +345,7 @@ impl Job {
     /// the job reads already; it writes and calls SALESmanago to change anything only once it
     /// holds it.
     pub fn new(mut start: Start) -> Job {
-        start.consents = query::with_mapping(&start.consents, &start.settings.mapping);
+        start.consents = start.settings.read_columns(&start.consents);
         let mut run = Runner::new(&start);
         if let Some(read) = &start.read {
             run.observe_clock(read.date.as_deref(), read.at_ms);
@@ -363,7 +363,7 @@ impl Job {
     /// changes applies a changed contact, without its listing, lease or watermark: many of
     /// these run at once, beside a Pull changes.
     pub fn pull_named(mut start: Start, named: &Named) -> Job {
-        start.consents = query::with_mapping(&start.consents, &start.settings.mapping);
+        start.consents = start.settings.read_columns(&start.consents);
         let run = Runner::new(&start);
         let kind = Some(Kind::Changes(changes::Changes::named(&start, named)));
         let mut job = Job { run, kind, acquiring: None };
@@ -374,7 +374,7 @@ impl Job {
 
     /// Starts the contact command `start.task`.
     pub fn contact(mut start: contact::ContactStart) -> Job {
-        start.consents = query::with_mapping(&start.consents, &start.settings.mapping);
+        start.consents = start.settings.read_columns(&start.consents);
         let mut run = Runner::for_command(start.task.command(), start.lang, &start.settings, start.seed);
         let kind = Some(Kind::Contact(contact::ContactCommand::new(&start, &mut run)));
         Job { run, kind, acquiring: None }
@@ -504,6 +504,7 @@ impl Ending {
             missing: tally.missing,
             skipped: tally.skipped(),
             failed: tally.failed(),
+            outside: tally.outside,
         };
         let message = Message::Summary { job: self.job, counts };
         let download = (!tally.not_done.is_empty()).then(|| {

@@ -9,7 +9,7 @@ use crate::core::dataverse::query::{contacts, one_of};
 use crate::core::dataverse::schema::contact;
 use crate::core::json::{Map, Value};
 use crate::core::sorted::SortedMap;
-use crate::core::sync::is_synchronised;
+use crate::core::sync::is_synchronised_with;
 
 use super::runner::{Error, Output, Request, Runner};
 use super::Ticket;
@@ -30,6 +30,8 @@ pub(super) struct Recheck {
     reading: SortedMap<Ticket, Vec<(String, Map)>>,
     /// Contacts changed since they went.
     again: Vec<String>,
+    /// The columns read besides the standard ones (consents, mapped, the scope's).
+    read: Vec<String>,
 }
 
 /// What an answer was to the recheck.
@@ -52,6 +54,7 @@ impl Recheck {
         if self.rounds >= ROUNDS || self.checked >= went.len() {
             return false;
         }
+        self.read = consents.to_vec();
         let fresh = &went[self.checked..];
         self.checked = went.len();
         self.rounds += 1;
@@ -73,7 +76,7 @@ impl Recheck {
                 let id = row.get(contact::ID).and_then(Value::as_str).unwrap_or_default();
                 let Some((_, went)) = sent.iter().find(|(s, _)| s.eq_ignore_ascii_case(id)) else { continue };
                 let changed = row.iter().chain(went.iter()).any(|(column, _)| {
-                    is_synchronised(column)
+                    is_synchronised_with(column, &self.read)
                         && row.get(column).unwrap_or(&Value::Null) != went.get(column).unwrap_or(&Value::Null)
                 });
                 if changed {

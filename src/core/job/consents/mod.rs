@@ -12,6 +12,7 @@ use crate::core::mapping::fields::FieldMapping;
 use crate::core::mapping::normalize::email;
 use crate::core::mapping::{from_salesmanago, Skip};
 use crate::core::salesmanago::export::{ExportConsents, FileReader, JobStatus};
+use crate::core::scope::Scope;
 use crate::core::sorted::SortedMap;
 use crate::core::sync::{consents_only, Counted, Tally};
 
@@ -56,6 +57,8 @@ struct Page {
 pub(super) struct Consents {
     phase: Phase,
     consents: Vec<String>,
+    /// Which contacts synchronise.
+    scope: Scope,
     reader: FileReader,
     /// The file's contacts, as they are read.
     file: Index,
@@ -74,6 +77,7 @@ impl Consents {
         Consents {
             phase: Phase::Asking(ticket),
             consents: start.consents.clone(),
+            scope: start.settings.scope.clone(),
             reader: FileReader::default(),
             file: Index::default(),
             pages_to_read: None,
@@ -200,6 +204,11 @@ impl Consents {
                 page.tally.not_done(unreadable(run.lang));
                 continue;
             };
+            // Outside the scope the integration changes nothing.
+            if !self.scope.includes(&parsed) {
+                page.tally.outside += 1;
+                continue;
+            }
             let by_id = parsed.get(contact::SALESMANAGO_ID).and_then(|id| self.file.by_id(id));
             let found = match by_id {
                 Some(found) => found,
