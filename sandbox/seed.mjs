@@ -37,6 +37,7 @@ function slug(text) {
 export function demoContacts(count) {
   const next = random(20261122);
   const pick = (list) => list[Math.floor(next() * list.length)];
+  const JOBS = ["Sales Manager", "Buyer", "CEO", null, "Office Manager"];
   const rows = [];
   for (let i = 0; i < count; i++) {
     const first = pick(FIRST);
@@ -66,6 +67,12 @@ export function demoContacts(count) {
       donotbulkemail: next() < 0.1,
       new_donotsms: next() < 0.05,
       new_consent_marketing: roll < 0.6 ? true : roll < 0.8 ? false : null,
+      // Derived from the index, not drawn: the draws above stay as they were.
+      jobtitle: JOBS[i % JOBS.length],
+      preferredcontactmethodcode: i % 7 === 0 ? null : 1 + (i % 5),
+      numberofchildren: i % 4 === 0 ? null : i % 3,
+      new_customerno: i % 5 === 0 ? null : `C-${String(10000 + i)}`,
+      new_marketingcontact: i % 3 !== 0,
     };
     if (i % 97 === 13) row.lastname = `${last} ${"-".repeat(5)} ${"very long name ".repeat(15)}`.slice(0, 50);
     if (i % 89 === 7) row.firstname = "<b>Bold</b>";

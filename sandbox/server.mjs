@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import { DOMParser } from "@xmldom/xmldom";
 import { readZip, solutionZipPath } from "./zip.mjs";
 import { readSolution } from "./public/solution.js";
-import { CONTACT_COLUMNS, DEMO_CONSENT_COLUMN } from "./public/system.js";
+import { CONTACT_COLUMNS, DEMO_CONSENT_COLUMN, DEMO_CUSTOM_COLUMNS } from "./public/system.js";
 import { createDataverse } from "./dataverse.mjs";
 import { EVENT_TABLES, createEvents, seedEventTables } from "./dataverse/events.mjs";
 import { createEntra } from "./entra.mjs";
@@ -112,6 +112,7 @@ export async function startSandbox({ port = 0, host = "127.0.0.1", dataFile = nu
   const dataverse = createDataverse({ file: dataFile, tables, latencyMs, protection });
   if (fresh) {
     dataverse.addColumn("contact", DEMO_CONSENT_COLUMN);
+    for (const column of DEMO_CUSTOM_COLUMNS) dataverse.addColumn("contact", column);
     dataverse.seed("contact", demoContacts(contacts));
     dataverse.seed("new_salesmanagointegration", [{ ...DEMO_INTEGRATION }]);
     await dataverse.flush?.();

@@ -31,7 +31,7 @@ async function violations(frame) {
 }
 
 for (const lcid of [1033, 1045]) {
-  test(`every page, the credential page and a dialog have no serious accessibility violation (${lcid})`, async () => {
+  test(`every page, the credential page, the mapping editor and a dialog have no serious accessibility violation (${lcid})`, async () => {
     const contact = world.sandbox.dataverse.rows("contact")[0];
     const problems = [];
     for (const path of ["/contacts", `/contacts/${contact.contactid}`, "/integration"]) {
@@ -41,6 +41,11 @@ for (const lcid of [1033, 1045]) {
     await credentialFrame(world.page).locator("#save:not([disabled])").waitFor();
     const frame = world.page.frames().find((f) => f.url().includes("credentials.html"));
     for (const v of await violations(frame)) problems.push(`credentials.html: ${v}`);
+    const editor = world.page.frameLocator('iframe[data-control="WebResource_mapping"]');
+    await editor.locator("#add:not([disabled])").waitFor();
+    await editor.locator("#add").click();
+    const mapping = world.page.frames().find((f) => f.url().includes("mapping.html"));
+    for (const v of await violations(mapping)) problems.push(`mapping.html: ${v}`);
     await button(world.page, "new.integration.TestConnection.Button").click();
     await world.page.locator("#dialogs .dialog").first().waitFor();
     for (const v of await violations(world.page)) problems.push(`dialog: ${v}`);

@@ -8,9 +8,10 @@ use std::process::Command;
 
 use support::{child_text, customizations_xsd, elements, parse, root, solution_version, Package, KINDS};
 
-const WEB_RESOURCES: [&str; 4] = [
+const WEB_RESOURCES: [&str; 5] = [
     "new_/salesmanago/commands.js",
     "new_/salesmanago/credentials.html",
+    "new_/salesmanago/mapping.html",
     "new_/salesmanago/engine.js",
     "new_/salesmanago/icon.svg",
 ];

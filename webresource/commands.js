@@ -240,7 +240,7 @@
       onFormReady: onFormReady
     }),
     Integration: Object.freeze({
-      /** Integration form OnLoad: hands Xrm and the formContext to the credential page. */
+      /** Integration form OnLoad: hands Xrm and the formContext to the credential page and the mapping editor. */
       onLoad: function (executionContext) {
         var formContext = executionContext.getFormContext();
         if (formContext.ui && formContext.ui.getFormType && formContext.ui.getFormType() === 1) {
@@ -259,15 +259,19 @@
               refused = !!(e && e.kind === "integrationExists");
             });
         }
-        var control = formContext.getControl("WebResource_credentials");
-        if (!control) {
-          return Promise.resolve();
-        }
-        return control.getContentWindow().then(function (page) {
-          if (page && typeof page.setClientApiContext === "function") {
-            page.setClientApiContext(xrm(), formContext);
+        // The credential page and the mapping editor get Xrm and the formContext.
+        var pages = ["WebResource_credentials", "WebResource_mapping"].map(function (name) {
+          var control = formContext.getControl(name);
+          if (!control) {
+            return Promise.resolve();
           }
+          return control.getContentWindow().then(function (page) {
+            if (page && typeof page.setClientApiContext === "function") {
+              page.setClientApiContext(xrm(), formContext);
+            }
+          });
         });
+        return Promise.all(pages);
       },
       /** Integration form: "Test connection". */
       testConnection: formCommand("integration.testConnection"),

@@ -22,6 +22,21 @@ export const CONTACT_COLUMNS = [
   { logicalName: "address1_postalcode", type: "String", maxLength: 20, label: L("ZIP/Postal Code", "Kod pocztowy") },
   { logicalName: "address1_country", type: "String", maxLength: 80, label: L("Country/Region", "Kraj/region") },
   { logicalName: "donotbulkemail", type: "Boolean", label: L("Do not allow Bulk Emails", "Nie zezwalaj na masowe wiadomości e-mail") },
+  // Standard columns an admin maps to SALESmanago (issue 26): text, a choice, a number.
+  { logicalName: "jobtitle", type: "String", maxLength: 100, label: L("Job Title", "Stanowisko") },
+  {
+    logicalName: "preferredcontactmethodcode",
+    type: "Picklist",
+    label: L("Preferred Method of Contact", "Preferowana metoda kontaktu"),
+    options: [
+      { value: 1, label: L("Any", "Dowolna") },
+      { value: 2, label: L("Email", "E-mail") },
+      { value: 3, label: L("Phone", "Telefon") },
+      { value: 4, label: L("Fax", "Faks") },
+      { value: 5, label: L("Mail", "Poczta") },
+    ],
+  },
+  { logicalName: "numberofchildren", type: "Integer", label: L("No. of Children", "Liczba dzieci") },
 ];
 
 /** The consent column the demo data adds, as an admin would (the solution ships none). */
@@ -31,11 +46,19 @@ export const DEMO_CONSENT_COLUMN = {
   label: L("Marketing consent", "Zgoda marketingowa"),
 };
 
+/** Custom columns the demo data adds, as an admin would: a customer number to map to a
+ * SALESmanago detail, and a Yes/No column to limit the sync scope by. */
+export const DEMO_CUSTOM_COLUMNS = [
+  { logicalName: "new_customerno", type: "String", maxLength: 20, label: L("Customer number", "Numer klienta") },
+  { logicalName: "new_marketingcontact", type: "Boolean", label: L("Marketing contact", "Kontakt marketingowy") },
+];
+
 /** The system contact form's sections; the solution's and consent columns follow in their own section. */
 export const CONTACT_FORM = [
   { label: L("Contact", "Kontakt"), columns: ["firstname", "lastname", "emailaddress1", "mobilephone", "telephone1", "fax", "birthdate"] },
   { label: L("Address", "Adres"), columns: ["address1_line1", "address1_line2", "address1_line3", "address1_city", "address1_postalcode", "address1_country"] },
-  { label: L("Contact preferences", "Preferencje kontaktu"), columns: ["donotbulkemail"] },
+  { label: L("Contact preferences", "Preferencje kontaktu"), columns: ["donotbulkemail", "preferredcontactmethodcode"] },
+  { label: L("Details", "Szczegóły"), columns: ["jobtitle", "numberofchildren", "new_customerno", "new_marketingcontact"] },
 ];
 
 /** The contact grid's columns (the system "Active Contacts" view, plus the solution's status). */

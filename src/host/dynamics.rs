@@ -94,10 +94,17 @@ pub(crate) async fn exchange(url: &str, prefer: &str, send: Send<'_>) -> std::re
     Ok(HttpResponse { status, retry_after, body, date })
 }
 
-/// A `GET` of the Web API: the answer's text, or what its failure means.
-async fn web_api(url: &str) -> Result<String> {
-    let reply = exchange(url, "", Send::Get).await;
+/// A `GET` of the Web API with a `Prefer` header: the answer's text, or what its failure means.
+async fn web_api_with(url: &str, prefer: &str) -> Result<String> {
+    let reply = exchange(url, prefer, Send::Get).await;
     error::answer(reply).map_err(|error| ClientApiError { message: error.detail(), error })
+}
+
+/// A `GET` of `path` under the Web API root, as JSON, patiently (service protection).
+pub(crate) async fn read_json(ui: &Ui, path: &str, prefer: &str) -> Result<Value> {
+    let url = format!("{}/api/data/v9.2/{}", ui.client_url()?, path);
+    let text = patiently(|| web_api_with(&url, prefer)).await?;
+    json::from_str(&text).map_err(|e| ClientApiError::new(e.to_string()))
 }
 
 /// Runs `attempt` again as [`RetryPolicy::dataverse`] plans after each failure it may fix
@@ -294,10 +301,7 @@ impl Ui {
 /// time, so an admin adds one without any change here.
 pub(crate) async fn consent_columns(ui: &Ui) -> Result<Vec<String>> {
     use crate::core::dataverse::schema;
-    let url = format!("{}/api/data/v9.2/{}", ui.client_url()?, schema::CONTACT_ATTRIBUTES);
-    let text = patiently(|| web_api(&url)).await?;
-    let body = json::from_str(&text).map_err(|e| ClientApiError::new(e.to_string()))?;
-    Ok(schema::consent_columns(&body))
+    Ok(schema::consent_columns(&read_json(ui, schema::CONTACT_ATTRIBUTES, "").await?))
 }
 
 impl FormContext {

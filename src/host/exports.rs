@@ -109,6 +109,82 @@ pub fn credentials_state(form_context: JsValue, lcid: u32) -> Result<String, JsV
         .map_err(|e| error(&Message::Dataverse { detail: e.message }, lang, "dataverse"))
 }
 
+/// The mapping editor's labels in the user's language, as a JSON object.
+#[wasm_bindgen(js_name = mappingText)]
+pub fn mapping_text(lcid: u32) -> String {
+    use crate::core::i18n::MappingLabel;
+    let lang = Lang::from_lcid(lcid);
+    let mut map: Map = MappingLabel::ALL
+        .iter()
+        .map(|(key, label)| ((*key).to_owned(), text(&Message::MappingLabel(*label), lang).into()))
+        .collect();
+    map.insert("engine".into(), text(&Message::EngineVersion { version: crate::VERSION }, lang).into());
+    Value::Object(map).to_string()
+}
+
+/// The mapping editor's start, as JSON `{columns, rows, problem}`: the contact's columns an
+/// admin may map (from its metadata), the rows of the mapping stored on the form's record, and
+/// what is wrong with it when it cannot be read.
+#[wasm_bindgen(js_name = mappingOpen)]
+pub async fn mapping_open(xrm: JsValue, form_context: JsValue, lcid: u32) -> Result<String, JsValue> {
+    let lang = Lang::from_lcid(lcid);
+    let ui = super::dynamics::Ui::new(xrm);
+    commands::mapping::open(&ui, &FormContext(form_context), lang)
+        .await
+        .map(|value| value.to_string())
+        .map_err(|e| error(&Message::Dataverse { detail: e.message }, lang, "dataverse"))
+}
+
+/// The mapping editor's check of its rows (`[{column, target, name, direction}]`) over the
+/// columns `mappingOpen` gave, as JSON `{ok, entry, problem}`.
+#[wasm_bindgen(js_name = mappingCheck)]
+pub fn mapping_check(rows: String, columns: String, lcid: u32) -> Result<String, JsValue> {
+    let lang = Lang::from_lcid(lcid);
+    let (rows, columns) = (page_json(&rows, lang)?, page_json(&columns, lang)?);
+    Ok(commands::mapping::check(&rows, &columns, lang).to_string())
+}
+
+/// What one contact (by e-mail, or the start of its name) would send under the rows, as JSON
+/// `{contact, sent, warnings}`; fails with the reason it cannot tell.
+#[wasm_bindgen(js_name = mappingPreview)]
+pub async fn mapping_preview(
+    xrm: JsValue,
+    rows: String,
+    columns: String,
+    who: String,
+    lcid: u32,
+) -> Result<String, JsValue> {
+    let lang = Lang::from_lcid(lcid);
+    let (rows, columns) = (page_json(&rows, lang)?, page_json(&columns, lang)?);
+    let ui = super::dynamics::Ui::new(xrm);
+    commands::mapping::preview(&ui, &rows, &columns, &who, lang)
+        .await
+        .map(|value| value.to_string())
+        .map_err(|reason| plain_error(&reason, "preview"))
+}
+
+/// Saves the rows as the record's mapping, and the form; resolves to the text to show, or
+/// fails with what is wrong (nothing saved).
+#[wasm_bindgen(js_name = mappingSave)]
+pub async fn mapping_save(form_context: JsValue, rows: String, columns: String, lcid: u32) -> Result<String, JsValue> {
+    let lang = Lang::from_lcid(lcid);
+    let (rows, columns) = (page_json(&rows, lang)?, page_json(&columns, lang)?);
+    commands::mapping::save(&FormContext(form_context), &rows, &columns, lang)
+        .await
+        .map_err(|reason| plain_error(&reason, "invalid"))
+}
+
+fn page_json(text: &str, lang: Lang) -> Result<Value, JsValue> {
+    crate::core::json::from_str(text).map_err(|e| invalid_input(e, lang))
+}
+
+/// A JavaScript `Error` with `message` (the user's text already) and `kind`.
+fn plain_error(message: &str, kind: &str) -> JsValue {
+    let error = js_sys::Error::new(message);
+    let _ = js_sys::Reflect::set(&error, &"kind".into(), &kind.into());
+    error.into()
+}
+
 /// A JavaScript `Error` with the user's text as `message` and a stable `kind` for scripts.
 pub(super) fn error(message: &Message, lang: Lang, kind: &str) -> JsValue {
     let error = js_sys::Error::new(&text(&message.clone().brief(), lang));

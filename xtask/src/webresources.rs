@@ -12,7 +12,7 @@ use crate::engine::{gzip_len, Engine};
 use crate::{fail, Result};
 
 /// Files copied from `webresource/` unchanged but for `@@VERSION@@`.
-const COPIED: &[&str] = &["commands.js", "credentials.html", "icon.svg"];
+const COPIED: &[&str] = &["commands.js", "credentials.html", "mapping.html", "icon.svg"];
 
 pub(crate) fn assemble(root: &Path, engine: &Engine, dir: &Path) -> Result<()> {
     let source = root.join("webresource");

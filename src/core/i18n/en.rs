@@ -1,6 +1,6 @@
 //! English catalogue.
 
-use super::{Counts, Message, Service};
+use super::{Counts, MappingLabel, Message, Service};
 use crate::core::command::{BulkJob, Command};
 use crate::core::credentials::{Field, FieldProblem};
 use crate::core::dataverse::schema::contact;
@@ -128,6 +128,33 @@ pub(super) fn text(message: &Message) -> String {
         Message::Fetched { fields } => format!("{fields} fields were filled in from SALESmanago. Review them, then save the contact to keep them."),
         Message::SaveFirst => "Save the contact first, then try again.".into(),
         Message::OutsideScope => "Not sent: this contact is outside the sync scope set on the SALESmanago Integration record (it is not marked for synchronisation). Mark it, or ask an administrator to change the scope.".into(),
+        Message::MappingProblem(error) => mapping(error),
+        Message::MappingSaved { entries: 0 } => "Saved: no columns are mapped beyond the built-in ones.".into(),
+        Message::MappingSaved { entries } => format!("Saved: {entries} mapped columns. The mapping applies to each contact from its next change; run Export all to send every contact with it now."),
+        Message::PreviewNoContact { who } => format!("No contact has the e-mail “{who}” or a name starting with it."),
+        Message::MappingLabel(label) => match label {
+            MappingLabel::Title => "Field mapping",
+            MappingLabel::Intro => "Dynamics columns sent to SALESmanago beside the built-in ones (name, e-mail, phones, address, birth date, opt-outs, consents), and which way.",
+            MappingLabel::Column => "Dynamics column",
+            MappingLabel::Target => "In SALESmanago",
+            MappingLabel::Name => "Detail, tag or field",
+            MappingLabel::Direction => "Direction",
+            MappingLabel::Detail => "Custom detail",
+            MappingLabel::Tag => "Tag",
+            MappingLabel::Field => "Standard field",
+            MappingLabel::To => "To SALESmanago",
+            MappingLabel::From => "From SALESmanago",
+            MappingLabel::Both => "Both ways",
+            MappingLabel::Add => "Add a column",
+            MappingLabel::Remove => "Remove",
+            MappingLabel::Save => "Save mapping",
+            MappingLabel::PreviewWho => "Preview a contact (e-mail or name)",
+            MappingLabel::Preview => "Preview",
+            MappingLabel::Empty => "No columns are mapped beyond the built-in ones.",
+            MappingLabel::Valid => "The mapping can be saved.",
+            MappingLabel::NeedForm => "Open this page from the SALESmanago Integration record in Dynamics 365 to edit the mapping.",
+        }
+        .into(),
         Message::AlreadyMatches => "This contact already holds what SALESmanago holds.".into(),
         Message::Differs { fields } => format!("SALESmanago holds different data for this contact ({fields} fields). Use “Fetch from SALESmanago” to review it."),
         Message::Standing { .. } => super::standing::text(message, &super::standing::ENGLISH),
@@ -297,6 +324,7 @@ pub(super) fn mapping(error: &MappingError) -> String {
                 EntryProblem::TypeForTarget => "cannot go there: only Yes/No and choice columns make tags, and a standard field takes text, a choice or a lookup".into(),
                 EntryProblem::NotFromSalesmanago => "cannot come from SALESmanago (a lookup, or a field SALESmanago does not return): set its direction to “to”".into(),
                 EntryProblem::Labels => "is a choice without its labels: save it again from the mapping editor".into(),
+                EntryProblem::NoSuchColumn => "names a column the contact does not have, or one that cannot be mapped".into(),
                 EntryProblem::Twice { first } => format!("maps to the same SALESmanago field, detail or tag as entry {first}"),
             };
             format!("{which} {what}.")

@@ -24,6 +24,15 @@ pub enum Lang {
 impl Lang {
     /// The language for a Windows LCID as Dynamics reports it (`userSettings.languageId`,
     /// the `userlcid` page parameter): 1045 is Polish, anything else English.
+    pub const fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Pl => "pl",
+        }
+    }
+
+    /// The language for a Windows LCID as Dynamics reports it (`userSettings.languageId`,
+    /// the `userlcid` page parameter): 1045 is Polish, anything else English.
     pub const fn from_lcid(lcid: u32) -> Lang {
         match lcid {
             1045 => Lang::Pl,
@@ -270,6 +279,20 @@ pub enum Message {
     AlreadyMatches,
     /// Send or a save: the contact is outside the sync scope, so nothing went.
     OutsideScope,
+    /// The mapping editor: what is wrong with the mapping (the sentence alone).
+    MappingProblem(crate::core::mapping::fields::MappingError),
+    /// The mapping editor saved a mapping of this many entries.
+    MappingSaved {
+        /// How many.
+        entries: usize,
+    },
+    /// The mapping editor's preview found no contact by this e-mail or name.
+    PreviewNoContact {
+        /// What the admin typed.
+        who: String,
+    },
+    /// The mapping editor's labels, by key ([`MappingLabel`]).
+    MappingLabel(MappingLabel),
     /// A contact form opened whose contact SALESmanago holds differently.
     Differs {
         /// How many fields differ.
@@ -325,6 +348,77 @@ impl From<Refused> for Message {
             Refused::Other { email, reason } => Message::NotAccepted { email, reason },
         }
     }
+}
+
+/// The mapping editor's labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MappingLabel {
+    /// The page's title.
+    Title,
+    /// What the page is for.
+    Intro,
+    /// The column header: the Dynamics column.
+    Column,
+    /// The column header: where it goes.
+    Target,
+    /// The column header: the detail's or tag's name, or the field.
+    Name,
+    /// The column header: which way.
+    Direction,
+    /// Target: a custom detail.
+    Detail,
+    /// Target: a tag.
+    Tag,
+    /// Target: a standard field.
+    Field,
+    /// Direction: to SALESmanago.
+    To,
+    /// Direction: from SALESmanago.
+    From,
+    /// Direction: both ways.
+    Both,
+    /// Adds a row.
+    Add,
+    /// Removes a row.
+    Remove,
+    /// Saves the mapping.
+    Save,
+    /// The preview's input label.
+    PreviewWho,
+    /// Runs the preview.
+    Preview,
+    /// No rows yet.
+    Empty,
+    /// The check passed.
+    Valid,
+    /// The page was opened outside the integration form.
+    NeedForm,
+}
+
+impl MappingLabel {
+    /// Every label, with the key the page knows it by.
+    pub const ALL: [(&'static str, MappingLabel); 20] = [
+        ("title", MappingLabel::Title),
+        ("intro", MappingLabel::Intro),
+        ("column", MappingLabel::Column),
+        ("target", MappingLabel::Target),
+        ("name", MappingLabel::Name),
+        ("direction", MappingLabel::Direction),
+        ("detail", MappingLabel::Detail),
+        ("tag", MappingLabel::Tag),
+        ("field", MappingLabel::Field),
+        ("to", MappingLabel::To),
+        ("from", MappingLabel::From),
+        ("both", MappingLabel::Both),
+        ("add", MappingLabel::Add),
+        ("remove", MappingLabel::Remove),
+        ("save", MappingLabel::Save),
+        ("previewWho", MappingLabel::PreviewWho),
+        ("preview", MappingLabel::Preview),
+        ("empty", MappingLabel::Empty),
+        ("valid", MappingLabel::Valid),
+        ("needForm", MappingLabel::NeedForm),
+    ];
 }
 
 /// A job's counts, as its summary reports them.
@@ -445,6 +539,10 @@ impl Message {
             | Message::Fetched { .. }
             | Message::AlreadyMatches
             | Message::OutsideScope
+            | Message::MappingProblem(_)
+            | Message::MappingSaved { .. }
+            | Message::PreviewNoContact { .. }
+            | Message::MappingLabel(_)
             | Message::Differs { .. }
             | Message::Standing { .. }
             | Message::Sent
@@ -482,6 +580,7 @@ mod tests {
             Message::UnknownCommand { name: "x.y".into() },
         ];
         all.extend(catalogue_samples());
+        all.extend(MappingLabel::ALL.iter().map(|(_, label)| Message::MappingLabel(*label)));
         for command in Command::ALL {
             all.push(Message::CommandLabel(command));
             all.push(Message::CommandNotAvailable { command, version: "9.9.9" });
@@ -552,6 +651,7 @@ mod tests {
                 EntryProblem::TypeForTarget,
                 EntryProblem::NotFromSalesmanago,
                 EntryProblem::Labels,
+                EntryProblem::NoSuchColumn,
                 EntryProblem::Twice { first: 1 },
             ];
             let mut errors = vec![
@@ -645,6 +745,10 @@ mod tests {
             Message::Fetched { fields: 3 },
             Message::AlreadyMatches,
             Message::OutsideScope,
+            Message::MappingSaved { entries: 3 },
+            Message::MappingSaved { entries: 0 },
+            Message::PreviewNoContact { who: "anna".into() },
+            Message::MappingProblem(crate::core::mapping::fields::MappingError::TooMany { count: 61 }),
             Message::SaveFirst,
             Message::Differs { fields: 2 },
             Message::Standing {
@@ -750,7 +854,9 @@ mod tests {
             let en = text(&message, Lang::En);
             let pl = text(&message, Lang::Pl);
             assert!(!en.trim().is_empty() && !pl.trim().is_empty(), "{message:?}");
-            let language_neutral = matches!(message, Message::EngineVersion { .. });
+            // "Tag" is Polish too.
+            let language_neutral =
+                matches!(message, Message::EngineVersion { .. } | Message::MappingLabel(MappingLabel::Tag));
             assert!(language_neutral || en != pl, "{message:?} is not translated: {en}");
         }
     }

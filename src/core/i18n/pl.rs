@@ -1,6 +1,6 @@
 //! Polish catalogue.
 
-use super::{Counts, Message, Service};
+use super::{Counts, MappingLabel, Message, Service};
 use crate::core::command::{BulkJob, Command};
 use crate::core::credentials::{Field, FieldProblem};
 use crate::core::dataverse::schema::contact;
@@ -127,6 +127,33 @@ pub(super) fn text(message: &Message) -> String {
         Message::Fetched { fields } => format!("Uzupełniono {fields} pól danymi z SALESmanago. Sprawdź je i zapisz kontakt, aby je zachować."),
         Message::SaveFirst => "Najpierw zapisz kontakt, a potem spróbuj ponownie.".into(),
         Message::OutsideScope => "Nie wysłano: ten kontakt jest poza zakresem synchronizacji ustawionym w rekordzie integracji z SALESmanago (nie jest oznaczony do synchronizacji). Oznacz go albo poproś administratora o zmianę zakresu.".into(),
+        Message::MappingProblem(error) => mapping(error),
+        Message::MappingSaved { entries: 0 } => "Zapisano: poza wbudowanymi nie zmapowano żadnych kolumn.".into(),
+        Message::MappingSaved { entries } => format!("Zapisano: zmapowane kolumny: {entries}. Mapowanie obowiązuje każdy kontakt od jego następnej zmiany; aby wysłać z nim wszystkie kontakty teraz, uruchom Eksport wszystkich."),
+        Message::PreviewNoContact { who } => format!("Żaden kontakt nie ma adresu e-mail „{who}” ani nazwy zaczynającej się od tego."),
+        Message::MappingLabel(label) => match label {
+            MappingLabel::Title => "Mapowanie pól",
+            MappingLabel::Intro => "Kolumny Dynamics wysyłane do SALESmanago oprócz wbudowanych (imię i nazwisko, e-mail, telefony, adres, data urodzenia, rezygnacje, zgody) oraz kierunek.",
+            MappingLabel::Column => "Kolumna Dynamics",
+            MappingLabel::Target => "W SALESmanago",
+            MappingLabel::Name => "Szczegół, tag lub pole",
+            MappingLabel::Direction => "Kierunek",
+            MappingLabel::Detail => "Szczegół kontaktu",
+            MappingLabel::Tag => "Tag",
+            MappingLabel::Field => "Pole standardowe",
+            MappingLabel::To => "Do SALESmanago",
+            MappingLabel::From => "Z SALESmanago",
+            MappingLabel::Both => "W obie strony",
+            MappingLabel::Add => "Dodaj kolumnę",
+            MappingLabel::Remove => "Usuń",
+            MappingLabel::Save => "Zapisz mapowanie",
+            MappingLabel::PreviewWho => "Podgląd kontaktu (e-mail lub nazwa)",
+            MappingLabel::Preview => "Podgląd",
+            MappingLabel::Empty => "Poza wbudowanymi nie zmapowano żadnych kolumn.",
+            MappingLabel::Valid => "Mapowanie można zapisać.",
+            MappingLabel::NeedForm => "Otwórz tę stronę z rekordu integracji z SALESmanago w Dynamics 365, aby edytować mapowanie.",
+        }
+        .into(),
         Message::AlreadyMatches => "Ten kontakt zawiera już to samo, co SALESmanago.".into(),
         Message::Differs { fields } => format!("SALESmanago ma inne dane tego kontaktu (pól: {fields}). Użyj „Pobierz z SALESmanago”, aby je przejrzeć."),
         Message::Standing { .. } => super::standing::text(message, &super::standing::POLISH),
@@ -287,6 +314,7 @@ pub(super) fn mapping(error: &MappingError) -> String {
                 EntryProblem::TypeForTarget => "nie może tam trafić: tagi tworzą tylko kolumny Tak/Nie i opcji, a pole standardowe przyjmuje tekst, opcję albo odnośnik".into(),
                 EntryProblem::NotFromSalesmanago => "nie może przychodzić z SALESmanago (odnośnik albo pole, którego SALESmanago nie zwraca): ustaw kierunek „to”".into(),
                 EntryProblem::Labels => "to kolumna opcji bez etykiet: zapisz ją ponownie w edytorze mapowania".into(),
+                EntryProblem::NoSuchColumn => "wskazuje kolumnę, której kontakt nie ma albo której nie można mapować".into(),
                 EntryProblem::Twice { first } => format!("wskazuje to samo pole, szczegół lub tag SALESmanago co pozycja {first}"),
             };
             format!("{which} {what}.")

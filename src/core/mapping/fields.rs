@@ -280,6 +280,9 @@ pub enum EntryProblem {
     NotFromSalesmanago,
     /// A choice without its labels, or a label that is not text.
     Labels,
+    /// The editor's column is not one of the contact's that may be mapped (gone, of a type that
+    /// cannot travel, or one the integration synchronises itself).
+    NoSuchColumn,
     /// The target is mapped by an earlier entry too.
     Twice {
         /// The earlier entry's place, from 1.

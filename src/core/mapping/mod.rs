@@ -2,6 +2,7 @@
 //! from a contact row, [`inbound`] the column changes from a SALESmanago contact. Single values
 //! are checked in [`normalize`].
 
+pub mod draft;
 pub mod fields;
 pub mod inbound;
 pub mod normalize;

@@ -4,6 +4,7 @@
 mod contact;
 mod credentials;
 mod jobs;
+pub(crate) mod mapping;
 
 use crate::core::json::Map;
 use wasm_bindgen::JsValue;

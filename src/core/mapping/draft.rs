@@ -1,0 +1,285 @@
+//! The mapping editor's side of the admin's mapping: the contact's columns as its metadata
+//! describes them ([`columns`]), the rows the admin edits ([`Draft`]), and the one way from
+//! those rows to a stored mapping ([`mapping`]), checked by the same rules as a stored one
+//! ([`FieldMapping::parse`]) and against the columns that exist.
+
+use crate::core::json::{Fields, Map, Value};
+use crate::core::sorted::SortedMap;
+
+use super::fields::{reserved, ColumnType, Direction, EntryProblem, FieldMapping, MappingError, Target};
+
+/// A contact column the admin may map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    /// Logical name.
+    pub name: String,
+    /// Display name in the user's language (the logical name when it has none).
+    pub label: String,
+    /// How its value travels.
+    pub kind: ColumnType,
+    /// A choice's options: value → label in the user's language.
+    pub options: SortedMap<i64, String>,
+}
+
+impl Column {
+    /// The column as the editor's page takes it (and gives it back).
+    pub fn to_json(&self) -> Value {
+        let mut map = Map::new();
+        map.insert("name".into(), self.name.clone().into());
+        map.insert("label".into(), self.label.clone().into());
+        map.insert("type".into(), self.kind.name().into());
+        let options: Map = self.options.iter().map(|(v, l)| (v.to_string(), l.clone().into())).collect();
+        map.insert("options".into(), options.into());
+        Value::Object(map)
+    }
+
+    /// The columns the page gives back; those it garbled are left out (their rows then name
+    /// no column the contact has).
+    pub fn list(value: &Value) -> Vec<Column> {
+        let read = |item: &Value| {
+            let kind = ColumnType::ALL.into_iter().find(|t| Some(t.name()) == item["type"].as_str())?;
+            let options = item["options"].as_object().into_iter().flat_map(Map::iter);
+            let options = options.filter_map(|(v, l)| Some((v.parse().ok()?, l.as_str()?.to_owned()))).collect();
+            let name = item["name"].as_str()?.to_owned();
+            (!reserved(&name)).then_some(())?;
+            Some(Column { name, label: item["label"].as_str()?.to_owned(), kind, options })
+        };
+        value.as_array().into_iter().flatten().filter_map(read).collect()
+    }
+}
+
+/// The contact's attributes as metadata lists them, under the Web API root: their names,
+/// types and display names.
+pub const ATTRIBUTES: &str = "EntityDefinitions(LogicalName='contact')/Attributes?$select=LogicalName,AttributeType,DisplayName,IsValidForRead,AttributeOf";
+
+/// The contact's choice columns with their options.
+pub const CHOICES: &str = "EntityDefinitions(LogicalName='contact')/Attributes/Microsoft.Dynamics.CRM.PicklistAttributeMetadata?$select=LogicalName&$expand=OptionSet($select=Options)";
+
+/// The columns an admin may map, from the answers to [`ATTRIBUTES`] and [`CHOICES`], sorted by
+/// label: readable columns of a type that travels ([`ColumnType::of_attribute`]), not one the
+/// integration synchronises itself, not a part of another (`AttributeOf`, such as a lookup's
+/// name column).
+pub fn columns(attributes: &Value, choices: &Value) -> Vec<Column> {
+    let label = |v: &Value| {
+        v["UserLocalizedLabel"]["Label"].as_str().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned)
+    };
+    let mut options: SortedMap<String, SortedMap<i64, String>> = SortedMap::new();
+    for choice in choices["value"].as_array().into_iter().flatten() {
+        let Some(name) = choice["LogicalName"].as_str() else { continue };
+        let listed = choice["OptionSet"]["Options"].as_array().into_iter().flatten();
+        let parsed = listed.filter_map(|o| Some((o["Value"].as_i64()?, label(&o["Label"])?))).collect();
+        options.insert(name.to_owned(), parsed);
+    }
+    let mut columns: Vec<Column> = attributes["value"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["IsValidForRead"].as_bool() != Some(false) && a["AttributeOf"].as_str().is_none())
+        .filter_map(|a| {
+            let name = a["LogicalName"].as_str()?.to_owned();
+            let kind = ColumnType::of_attribute(a["AttributeType"].as_str()?)?;
+            if reserved(&name) {
+                return None;
+            }
+            let label = label(&a["DisplayName"]).unwrap_or_else(|| name.clone());
+            let options = options.get(&name).cloned().unwrap_or_default();
+            Some(Column { name, label, kind, options })
+        })
+        .collect();
+    columns.sort_by(|a, b| a.label.to_ascii_lowercase().cmp(&b.label.to_ascii_lowercase()).then(a.name.cmp(&b.name)));
+    columns
+}
+
+/// One row of the editor: a column, where it goes and which way.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Draft {
+    /// The column's logical name.
+    pub column: String,
+    /// `detail`, `tag` or `field`.
+    pub target: String,
+    /// The detail's or tag's name, or the field (`company`, `province`).
+    pub name: String,
+    /// `to`, `from` or `both`.
+    pub direction: String,
+}
+
+impl Draft {
+    /// The editor's rows, as its page sends them: a list of `{column, target, name, direction}`.
+    pub fn list(value: &Value) -> Result<Vec<Draft>, MappingError> {
+        let shape = |detail: String| MappingError::Shape { detail };
+        let items = value.as_array().ok_or_else(|| shape("the rows are not a list".into()))?;
+        items
+            .iter()
+            .map(|item| {
+                let fields = Fields::of(item).map_err(|e| shape(e.to_string()))?;
+                let text = |key: &str| fields.or_default::<String>(key).map_err(|e| shape(e.to_string()));
+                Ok(Draft {
+                    column: text("column")?,
+                    target: text("target")?,
+                    name: text("name")?,
+                    direction: text("direction")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The row as the page takes it.
+    pub fn to_json(&self) -> Value {
+        let mut map = Map::new();
+        map.insert("column".into(), self.column.clone().into());
+        map.insert("target".into(), self.target.clone().into());
+        map.insert("name".into(), self.name.clone().into());
+        map.insert("direction".into(), self.direction.clone().into());
+        Value::Object(map)
+    }
+}
+
+/// The editor's rows of a stored mapping.
+pub fn drafts(mapping: &FieldMapping) -> Vec<Draft> {
+    mapping
+        .entries
+        .iter()
+        .map(|entry| {
+            let (target, name) = match &entry.target {
+                Target::Field(field) => ("field", field.name().to_owned()),
+                Target::Detail(name) => ("detail", name.clone()),
+                Target::Tag(name) => ("tag", name.clone()),
+            };
+            Draft {
+                column: entry.column.clone(),
+                target: target.into(),
+                name,
+                direction: entry.direction.name().into(),
+            }
+        })
+        .collect()
+}
+
+/// The mapping the editor's `rows` make over the contact's `columns`, with the choices' labels
+/// in `language`: each row checked as a stored entry is, and its column against those that
+/// exist, with its type and labels as the metadata gives them.
+pub fn mapping(rows: &[Draft], columns: &[Column], language: &str) -> Result<FieldMapping, MappingError> {
+    let mut entries = Vec::with_capacity(rows.len());
+    for (index, row) in rows.iter().enumerate() {
+        let name = row.column.trim();
+        let fail = |problem| MappingError::Entry { number: index + 1, column: name.to_owned(), problem };
+        let column = columns.iter().find(|c| c.name == name).ok_or_else(|| fail(EntryProblem::NoSuchColumn))?;
+        let mut entry = Map::new();
+        entry.insert("column".into(), column.name.clone().into());
+        entry.insert("label".into(), column.label.clone().into());
+        entry.insert("type".into(), column.kind.name().into());
+        let target = match row.target.as_str() {
+            "detail" | "tag" | "field" => row.target.clone(),
+            _ => return Err(fail(EntryProblem::Target)),
+        };
+        entry.insert(target, row.name.clone().into());
+        let direction =
+            if row.direction.trim().is_empty() { Direction::ToSalesmanago.name() } else { row.direction.trim() };
+        entry.insert("direction".into(), direction.into());
+        if column.kind == ColumnType::Choice {
+            let labels: Map = column.options.iter().map(|(v, l)| (v.to_string(), l.clone().into())).collect();
+            entry.insert("labels".into(), labels.into());
+        }
+        entries.push(Value::Object(entry));
+    }
+    let mut top = Map::new();
+    top.insert("version".into(), super::fields::VERSION.into());
+    top.insert("language".into(), language.into());
+    top.insert("entries".into(), entries.into());
+    FieldMapping::parse(&Value::Object(top).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::json::json;
+
+    fn metadata() -> (Value, Value) {
+        let attributes = json!({"value": [
+            {"LogicalName": "new_customerno", "AttributeType": "String", "DisplayName": {"UserLocalizedLabel": {"Label": "Customer number"}}},
+            {"LogicalName": "preferredcontactmethodcode", "AttributeType": "Picklist", "DisplayName": {"UserLocalizedLabel": {"Label": "Preferred Method of Contact"}}},
+            {"LogicalName": "numberofchildren", "AttributeType": "Integer", "DisplayName": {"UserLocalizedLabel": null}},
+            {"LogicalName": "parentcustomerid", "AttributeType": "Customer", "DisplayName": {"UserLocalizedLabel": {"Label": "Company Name"}}},
+            {"LogicalName": "parentcustomeridname", "AttributeType": "String", "AttributeOf": "parentcustomerid"},
+            {"LogicalName": "emailaddress1", "AttributeType": "String"},
+            {"LogicalName": "entityimage", "AttributeType": "Virtual"},
+            {"LogicalName": "new_secret", "AttributeType": "String", "IsValidForRead": false}
+        ]});
+        let choices = json!({"value": [{"LogicalName": "preferredcontactmethodcode", "OptionSet": {"Options": [
+            {"Value": 1, "Label": {"UserLocalizedLabel": {"Label": "Any"}}},
+            {"Value": 2, "Label": {"UserLocalizedLabel": {"Label": "Email"}}}
+        ]}}]});
+        (attributes, choices)
+    }
+
+    fn row(column: &str, target: &str, name: &str, direction: &str) -> Draft {
+        Draft { column: column.into(), target: target.into(), name: name.into(), direction: direction.into() }
+    }
+
+    #[test]
+    fn the_columns_are_those_that_travel_and_are_not_ours() {
+        let (attributes, choices) = metadata();
+        let columns = columns(&attributes, &choices);
+        let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["parentcustomerid", "new_customerno", "numberofchildren", "preferredcontactmethodcode"]);
+        assert_eq!(columns[2].label, "numberofchildren", "no display name: the logical name");
+        assert_eq!(columns[3].options.get(&2).map(String::as_str), Some("Email"));
+        assert_eq!(columns[0].kind, ColumnType::Lookup);
+    }
+
+    #[test]
+    fn rows_make_a_mapping_with_types_labels_and_options_from_the_metadata() {
+        let (attributes, choices) = metadata();
+        let columns = columns(&attributes, &choices);
+        let rows = [
+            row("new_customerno", "detail", "customer_no", "both"),
+            row("preferredcontactmethodcode", "detail", "channel", ""),
+            row("parentcustomerid", "field", "company", "to"),
+        ];
+        let made = mapping(&rows, &columns, "pl").unwrap();
+        assert_eq!(made.language, "pl");
+        assert_eq!(made.entries[0].label, "Customer number");
+        assert_eq!(made.entries[1].kind, ColumnType::Choice);
+        assert_eq!(made.entries[1].labels.get(&1).map(String::as_str), Some("Any"));
+        assert_eq!(made.entries[1].direction, Direction::ToSalesmanago);
+        assert_eq!(drafts(&made)[0], rows[0]);
+        assert_eq!(drafts(&made)[1].direction, "to");
+        assert_eq!(FieldMapping::parse(&made.to_text()).unwrap(), made, "what is saved reads back");
+    }
+
+    #[test]
+    fn a_row_that_cannot_be_is_refused_naming_it() {
+        let (attributes, choices) = metadata();
+        let columns = columns(&attributes, &choices);
+        let refused = |rows: &[Draft]| match mapping(rows, &columns, "en") {
+            Err(MappingError::Entry { number, problem, .. }) => (number, problem),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(refused(&[row("new_gone", "detail", "x", "to")]), (1, EntryProblem::NoSuchColumn));
+        assert_eq!(refused(&[row("emailaddress1", "detail", "x", "to")]), (1, EntryProblem::NoSuchColumn), "ours");
+        assert_eq!(refused(&[row("new_customerno", "colour", "x", "to")]), (1, EntryProblem::Target));
+        let twice = [row("new_customerno", "detail", "code", "to"), row("numberofchildren", "detail", "code", "to")];
+        assert_eq!(refused(&twice), (2, EntryProblem::Twice { first: 1 }));
+        assert_eq!(refused(&[row("new_customerno", "tag", "x", "to")]), (1, EntryProblem::TypeForTarget));
+        assert_eq!(refused(&[row("parentcustomerid", "detail", "x", "both")]), (1, EntryProblem::NotFromSalesmanago));
+    }
+
+    #[test]
+    fn columns_go_to_the_page_and_come_back() {
+        let (attributes, choices) = metadata();
+        let columns = columns(&attributes, &choices);
+        let back = Column::list(&Value::Array(columns.iter().map(Column::to_json).collect()));
+        assert_eq!(back, columns);
+        let garbled = json!([{"name": "emailaddress1", "label": "E", "type": "text"}, {"name": "x", "type": "colour"}]);
+        assert!(Column::list(&garbled).is_empty(), "ours, and an unknown type");
+    }
+
+    #[test]
+    fn the_pages_rows_are_read_strictly_enough() {
+        let rows =
+            Draft::list(&json!([{"column": "a", "target": "detail", "name": "b", "direction": "to"}, {}])).unwrap();
+        assert_eq!(rows[1], Draft::default());
+        assert!(matches!(Draft::list(&json!({"column": "a"})), Err(MappingError::Shape { .. })));
+        assert!(matches!(Draft::list(&json!([{"column": 5}])), Err(MappingError::Shape { .. })));
+    }
+}
