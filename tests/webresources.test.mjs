@@ -151,21 +151,25 @@ test("the shipped engine exports only what the web resources call; the test engi
     return Object.keys(engine).filter((k) => typeof engine[k] === "function" && !k.startsWith("__") && k !== "initSync").sort();
   };
   const shipped = await exportsOf(engineJs);
-  assert.deepEqual(shipped, ["credentialsState", "credentialsText", "runCommand"]);
-  for (const name of shipped) assert.match(commandsJs + webresource("credentials.html"), new RegExp(`\\.${name}\\(`), `${name} is called`);
+  assert.deepEqual(shipped, ["credentialsState", "credentialsText", "mappingCheck", "mappingOpen", "mappingPreview", "mappingSave", "mappingText", "runCommand"]);
+  const pages = commandsJs + webresource("credentials.html") + webresource("mapping.html");
+  for (const name of shipped) assert.match(pages, new RegExp(`\\.${name}\\(`), `${name} is called`);
   assert.deepEqual(await exportsOf(testEngine()), [...shipped, "contactPatch", "mapContact", "memoryBytes", "salesmanagoCall"].sort());
 });
 
-test("the integration form hands Xrm and its formContext to the credential page", async () => {
+test("the integration form hands Xrm and its formContext to the credential page and the mapping editor", async () => {
   const { context } = dynamicsWindow();
   load(context, commandsJs, "commands.js");
   const received = [];
-  const page = { setClientApiContext: (xrm, formContext) => received.push([xrm, formContext]) };
+  const page = (name) => ({ setClientApiContext: (xrm, formContext) => received.push([name, xrm, formContext]) });
+  const pages = { WebResource_credentials: page("credentials"), WebResource_mapping: page("mapping") };
   const formContext = {
-    getControl: (name) => (name === "WebResource_credentials" ? { getContentWindow: () => Promise.resolve(page) } : null),
+    getControl: (name) => (pages[name] ? { getContentWindow: () => Promise.resolve(pages[name]) } : null),
   };
   await context.SalesManago.Integration.onLoad({ getFormContext: () => formContext });
-  assert.equal(received.length, 1);
-  assert.equal(received[0][0], context.Xrm);
-  assert.equal(received[0][1], formContext);
+  assert.deepEqual(received.map(([name]) => name), ["credentials", "mapping"]);
+  for (const [, xrm, form] of received) {
+    assert.equal(xrm, context.Xrm);
+    assert.equal(form, formContext);
+  }
 });

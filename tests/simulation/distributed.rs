@@ -80,10 +80,12 @@ impl Scenario {
         row.insert("firstname".into(), format!("V{version}").into());
         row.insert("lastname".into(), "Edited".into());
         row.insert("fullname".into(), name.into());
+        // The admin's mapped column changes with it (mapped or not).
+        row.insert(SEGMENT.into(), format!("S{version}").into());
         world.dataverse.touch(&id, world.now);
         let work = Work::Send {
             version: Some(version),
-            changed: vec!["firstname".into(), "lastname".into(), "fullname".into()],
+            changed: vec!["firstname".into(), "lastname".into(), "fullname".into(), SEGMENT.into()],
         };
         self.enqueue(world, Delivery { contact: id, work });
     }
@@ -105,6 +107,7 @@ impl Scenario {
         row.insert("lastname".into(), "Created".into());
         row.insert("fullname".into(), format!("V{version} Created").into());
         row.insert(contact::DO_NOT_BULK_EMAIL.into(), false.into());
+        row.insert(SEGMENT.into(), format!("S{version}").into());
         if let Some(email) = email_key(&row) {
             self.held.entry(email).or_default().insert(id.clone());
         }
@@ -215,6 +218,17 @@ impl Scenario {
             })
             .collect();
         if let Some((_, went, _)) = &exported {
+            // What went carries the mapped column (its rows were read with it).
+            let mapped = world.dataverse.record.get(integration::FIELD_MAPPING).is_some();
+            for (id, _) in went.iter().filter(|_| mapped) {
+                let Some(row) = world.dataverse.contacts.get(id) else { continue };
+                let (Some(email), Some(_)) = (email_key(row), text(row, SEGMENT)) else { continue };
+                if self.held.get(&email).is_some_and(|ids| ids.len() > 1) {
+                    continue;
+                }
+                let held = world.salesmanago.by_email(&email).and_then(|sm| sm.properties.get("segment").cloned());
+                assert!(held.is_some(), "{id} went through a burst without its mapped column");
+            }
             for (id, version) in went {
                 self.instances[instance]
                     .sent
@@ -238,8 +252,17 @@ impl Scenario {
     }
 }
 
+/// A column the admin maps to a SALESmanago detail in half the runs: it reaches SALESmanago on
+/// the webhook path too (whose rows, read before the record said so, lack it).
+const SEGMENT: &str = "new_segment";
+
 fn distributed(seed: u64, contacts: usize) {
     let mut world = World::new(seed, contacts);
+    let mapped = world.rng.below(2) == 0;
+    if mapped {
+        let mapping = r#"{"version":1,"entries":[{"column":"new_segment","type":"text","detail":"segment"}]}"#;
+        world.dataverse.record.insert(integration::FIELD_MAPPING.into(), mapping.into());
+    }
     let faults = (world.dataverse.faults, world.salesmanago.faults);
     (world.dataverse.faults, world.salesmanago.faults) = (Faults::default(), Faults::default());
     world.run(BulkJob::ExportAll, 0).expect("a clean export succeeds");
@@ -329,6 +352,9 @@ fn distributed(seed: u64, contacts: usize) {
             let name = text(row, "fullname").unwrap_or_default();
             if version_of(&name).is_some() {
                 assert_eq!(sm.name, name, "{email}: SALESmanago holds its newest version");
+                let segment = text(row, SEGMENT);
+                let held = sm.properties.get("segment").cloned();
+                assert_eq!(held, segment.filter(|_| mapped), "{email}: the mapped column as its newest version");
             }
         }
     }

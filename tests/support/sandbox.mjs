@@ -73,6 +73,12 @@ export async function open(world, path, lcid = 1033) {
   await page.waitForFunction(() => window.__sandbox && (window.__sandbox.ready || window.__sandbox.fatal), null, { timeout: 20_000 });
   const fatal = await page.evaluate(() => window.__sandbox.fatal);
   if (fatal) throw new Error(`sandbox page ${path} failed: ${fatal}`);
+  // The integration form's mapping editor reads the contact's metadata as it opens: a test that
+  // counts Dataverse's requests, or makes some fail, starts once those are done.
+  if (path.startsWith("/integration") && world.sandbox.url) {
+    const editor = page.frameLocator('iframe[data-control="WebResource_mapping"]');
+    await editor.locator("main[data-loaded]").waitFor({ timeout: 20_000 });
+  }
 }
 
 /** The command-bar button with ribbon id `id` (a Playwright locator). */
