@@ -3,13 +3,15 @@
 // SALESmanago simulator (in its own process, so the two servers do not share a core).
 //
 //   npm run bench -- [--contacts N] [--latency-ms L] [--concurrency K] [--naive N] [--small N]
-//                    [--profile 1] [--driver devtools|playwright]
+//                    [--profile 1] [--driver devtools|playwright] [--mapped N]
 //   npm run bench -- --relay [options of bench/relay.mjs]   (the relay's load bench instead)
 //
 // For each job it prints contacts per second, the pipeline limit (the shortest time the round
 // trips and Dataverse's modelled service-protection budget allow), the ratio limit/measured,
 // the speed-up over a naive one-upsert-per-contact baseline (measured on a small N, scaled),
-// and peak memory (JS heap after a collection + wasm). Its last line is:
+// and peak memory (JS heap after a collection + wasm). `--mapped N` (at most 20) adds N columns to
+// every contact (texts, numbers, dates, Yes/No and choices in turn) and maps them to SALESmanago
+// details and tags, as an admin's field mapping would. Its last line is:
 //   bench: export <ratio to limit> of limit, <speed-up> x naive, wasm <bytes> B
 import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
@@ -25,12 +27,12 @@ const PAGE = 400; // contacts per Dataverse page and per SALESmanago batch (Batc
 const LOOKUP = 100; // ids per contact/listById call
 const FIRST_STATUS_S = 2; // pull consents first asks whether the export file is ready after 2 s
 
-const USAGE = "usage: npm run bench -- [--contacts N] [--latency-ms L] [--concurrency K] [--naive N] [--small N] [--profile 1] [--driver devtools|playwright]";
+const USAGE = "usage: npm run bench -- [--contacts N] [--latency-ms L] [--concurrency K] [--naive N] [--small N] [--profile 1] [--driver devtools|playwright] [--mapped N]";
 const DRIVERS = ["devtools", "playwright"];
 
 function parse(argv) {
-  const options = { contacts: 100_000, latencyMs: 20, concurrency: 4, naive: 200, small: 10_000, profile: 0, driver: "devtools" };
-  const names = { "--contacts": "contacts", "--latency-ms": "latencyMs", "--concurrency": "concurrency", "--naive": "naive", "--small": "small", "--profile": "profile", "--driver": "driver" };
+  const options = { contacts: 100_000, latencyMs: 20, concurrency: 4, naive: 200, small: 10_000, profile: 0, driver: "devtools", mapped: 0 };
+  const names = { "--contacts": "contacts", "--latency-ms": "latencyMs", "--concurrency": "concurrency", "--naive": "naive", "--small": "small", "--profile": "profile", "--driver": "driver", "--mapped": "mapped" };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split(/=(.*)/s);
     const key = names[flag];
@@ -48,6 +50,7 @@ function parse(argv) {
     options[key] = value;
   }
   options.small = Math.min(options.small, options.contacts);
+  options.mapped = Math.min(options.mapped, 20);
   return options;
 }
 
@@ -141,10 +144,46 @@ async function sandboxWith(contacts, options, sim) {
   const engineJs = readFileSync(join(root, "target", "engine-test", "engine.js"), "utf8");
   const sandbox = await startSandbox({ port: 0, dataFile: null, reset: true, contacts, latencyMs: options.latencyMs, protection: true, engineJs });
   const [record] = sandbox.dataverse.rows("new_salesmanagointegration");
+  const mapping = mapColumns(sandbox, options.mapped);
   sandbox.dataverse.seed("new_salesmanagointegration", [
-    { ...record, new_clientid: sim.clientId, new_apisecret: sim.apiSecret, new_owner: sim.owner, new_endpoint: sim.url, new_concurrency: options.concurrency },
+    { ...record, new_clientid: sim.clientId, new_apisecret: sim.apiSecret, new_owner: sim.owner, new_endpoint: sim.url, new_concurrency: options.concurrency, new_fieldmapping: mapping },
   ]);
   return sandbox;
+}
+
+/**
+ * `count` columns more on every contact, with values, and the field mapping of them (its JSON),
+ * or null for none: texts, numbers, dates, Yes/No (to tags) and choices in turn.
+ */
+function mapColumns(sandbox, count) {
+  if (!count) return null;
+  const label = (text) => ({ 1033: text, 1045: text });
+  const options = [1, 2, 3].map((value) => ({ value, label: label(`Option ${value}`) }));
+  const kinds = [
+    { type: "String", mapped: "text", value: (i) => `Segment ${i % 17}` },
+    { type: "Integer", mapped: "number", value: (i) => i % 1000 },
+    { type: "DateOnly", mapped: "date", value: (i) => `2026-0${1 + (i % 9)}-1${i % 10}` },
+    { type: "Boolean", mapped: "yesno", value: (i) => i % 2 === 0 },
+    { type: "Picklist", mapped: "choice", value: (i) => 1 + (i % 3) },
+  ];
+  const columns = [];
+  for (let n = 0; n < count; n++) {
+    const kind = kinds[n % kinds.length];
+    const logicalName = `new_bench${n}`;
+    sandbox.dataverse.addColumn("contact", { logicalName, type: kind.type, label: label(`Bench ${n}`), ...(kind.type === "Picklist" ? { options } : {}) });
+    columns.push({ logicalName, kind });
+  }
+  const rows = sandbox.dataverse.rows("contact").map((row, i) => {
+    const more = Object.fromEntries(columns.map(({ logicalName, kind }) => [logicalName, kind.value(i)]));
+    return { ...row, ...more };
+  });
+  sandbox.dataverse.seed("contact", rows);
+  const entries = columns.map(({ logicalName, kind }, n) => {
+    const target = kind.mapped === "yesno" ? { tag: `bench ${n}` } : { detail: `bench${n}` };
+    const labels = kind.mapped === "choice" ? { labels: { 1: "Option 1", 2: "Option 2", 3: "Option 3" } } : {};
+    return { column: logicalName, type: kind.mapped, ...target, ...labels };
+  });
+  return JSON.stringify({ version: 1, language: "en", entries });
 }
 
 async function open(page, url) {
@@ -308,7 +347,7 @@ async function main() {
     // Live memory needs precise heap figures and a collection on demand.
     browser = await launch(options.driver, ["--enable-precise-memory-info", "--js-flags=--expose-gc"]);
     const { page } = browser;
-    log(`bench: ${options.contacts} contacts, latency ${options.latencyMs} ms on Dataverse and SALESmanago, concurrency ${options.concurrency}, ${PAGE} per batch, ${options.driver} driver`);
+    log(`bench: ${options.contacts} contacts, latency ${options.latencyMs} ms on Dataverse and SALESmanago, concurrency ${options.concurrency}, ${PAGE} per batch, ${options.driver} driver, ${options.mapped} mapped columns`);
 
     // Memory at the smaller size first, in its own sandbox.
     let smallPeak = null;

@@ -10,7 +10,7 @@
 //! SALESmanago first; its data there stays. A contact entering the scope goes with its next
 //! change (its flag's change is one), or with Export changes or Export all.
 
-use crate::core::dataverse::contact::ContactRow;
+use crate::core::dataverse::contact::{Cell, ContactRow};
 use crate::core::dataverse::schema::{contact, integration, SyncStatus};
 use crate::core::json::{Map, Value};
 use crate::core::mapping::fields::reserved;
@@ -116,7 +116,7 @@ impl Scope {
     pub fn includes(&self, row: &ContactRow) -> bool {
         match &self.rule {
             Rule::All => true,
-            Rule::Marked(column) => row.value(column).and_then(|v| v.as_bool()) == Some(true),
+            Rule::Marked(column) => matches!(row.cell(column), Some(Cell::Other(Value::Bool(true)))),
         }
     }
 
@@ -125,7 +125,10 @@ impl Scope {
         if self.includes(row) {
             return Standing::In;
         }
-        let status = row.value(contact::SYNC_STATUS).and_then(|v| v.as_i64());
+        let status = match row.cell(contact::SYNC_STATUS) {
+            Some(Cell::Other(value)) => value.as_i64(),
+            _ => None,
+        };
         match status {
             None => Standing::Outside,
             Some(s) if s == i64::from(SyncStatus::OutOfScope.value()) => Standing::Outside,

@@ -38,6 +38,15 @@ pub const SELECT: &[&str] = &[
     contact::VERSION,
 ];
 
+/// A value of a row, borrowed: text, or a number or Yes/No as the Web API gave it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cell<'a> {
+    /// Text (non-blank).
+    Text(&'a str),
+    /// A number, a Yes/No, or a lookup's name.
+    Other(&'a Value),
+}
+
 /// One contact row.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ContactRow {
@@ -94,13 +103,22 @@ impl ContactRow {
         parsed
     }
 
-    /// A column's value as the Web API gave it (text, number or Yes/No), if it has one; a
-    /// lookup's name under `_<column>_value` + [`crate::core::mapping::fields::FORMATTED`].
-    pub fn value(&self, column: &str) -> Option<Value> {
+    /// A column's value as the Web API gave it, if it has one; a lookup's name under
+    /// `_<column>_value` + [`crate::core::mapping::fields::FORMATTED`]. `column` is a logical
+    /// name (lower case), as the row's keys are.
+    pub fn cell(&self, column: &str) -> Option<Cell<'_>> {
         match self.get(column) {
-            Some(text) => Some(text.into()),
-            None => self.other.get(&column.to_ascii_lowercase()).cloned(),
+            Some(text) => Some(Cell::Text(text)),
+            None => self.other.get(column).map(Cell::Other),
         }
+    }
+
+    /// [`ContactRow::cell`] as an owned JSON value.
+    pub fn value(&self, column: &str) -> Option<Value> {
+        self.cell(column).map(|cell| match cell {
+            Cell::Text(text) => text.into(),
+            Cell::Other(value) => value.clone(),
+        })
     }
 
     /// A text column's value, if it has one.

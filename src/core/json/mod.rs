@@ -59,6 +59,11 @@ impl Number {
         int.parse().ok()
     }
 
+    /// The number as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
     /// The number if it is an integer that fits an `i64`.
     pub fn as_i64(&self) -> Option<i64> {
         if self.0.contains(['.', 'e', 'E']) {

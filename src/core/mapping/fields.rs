@@ -32,7 +32,7 @@
 //! - From SALESmanago, a detail absent from the card is unknown, never a blank; a tag is read
 //!   only from a card that lists its tags.
 
-use crate::core::dataverse::contact::ContactRow;
+use crate::core::dataverse::contact::{Cell, ContactRow};
 use crate::core::json::{self, Map, Value};
 use crate::core::salesmanago::contact::{SmContact, UpsertDetails};
 use crate::core::salesmanago::export::SYNC_TAG;
@@ -208,6 +208,8 @@ pub struct Entry {
     pub direction: Direction,
     /// A choice's labels by option value.
     pub labels: SortedMap<i64, String>,
+    /// A lookup's name as a row holds it (`_<column>_value` + [`FORMATTED`], lower case).
+    lookup_name: String,
 }
 
 /// The admin's mapping, checked.
@@ -523,7 +525,11 @@ impl Entry {
             Some(Ok(label)) => normalize::text(&label, MAX_NAME).0.unwrap_or_else(|| column.to_owned()),
             Some(Err(raw)) => return Err(EntryProblem::UnknownKey(format!("label: {raw}"))),
         };
-        Ok(Entry { column: column.to_owned(), label, kind, target, direction, labels })
+        let lookup_name = match kind {
+            ColumnType::Lookup => format!("_{column}_value{}", FORMATTED.to_ascii_lowercase()),
+            _ => String::new(),
+        };
+        Ok(Entry { column: column.to_owned(), label, kind, target, direction, labels, lookup_name })
     }
 
     fn to_json(&self) -> Value {
@@ -558,36 +564,35 @@ impl Entry {
     /// it: a value cut still goes, one not of its type does not.
     fn outbound(&self, row: &ContactRow) -> (Option<Outgoing>, Option<Problem>) {
         let column = || self.label.clone();
-        let value = match self.kind {
-            ColumnType::Lookup => row.value(&format!("_{}_value{FORMATTED}", self.column)),
-            _ => row.value(&self.column),
+        let cell = match self.kind {
+            ColumnType::Lookup => row.cell(&self.lookup_name),
+            _ => row.cell(&self.column),
         };
-        let Some(value) = value else { return (None, None) };
-        let text = match (self.kind, &value) {
-            (ColumnType::Text | ColumnType::Lookup, Value::String(text)) => text.clone(),
-            (ColumnType::Number, Value::Number(n)) => n.to_string(),
+        let Some(cell) = cell else { return (None, None) };
+        let text: &str = match (self.kind, cell) {
+            (ColumnType::Text, Cell::Text(text)) => text,
+            (ColumnType::Lookup, Cell::Other(Value::String(text))) => text,
+            (ColumnType::Number, Cell::Other(Value::Number(n))) => n.as_str(),
             // An Edm.Int64 or Decimal read with IEEE754Compatible comes as text.
-            (ColumnType::Number, Value::String(text)) if number(text).is_some() => text.trim().to_owned(),
-            (ColumnType::Date, Value::String(text)) if Date::parse_iso(text).is_some() => {
-                Date::parse_iso(text).map(Date::iso).unwrap_or_default()
-            }
-            (ColumnType::YesNo, Value::Bool(yes)) => {
+            (ColumnType::Number, Cell::Text(text)) if number(text).is_some() => text,
+            (ColumnType::Date, Cell::Text(text)) => match Date::parse_iso(text) {
+                Some(date) => return (Some(Outgoing::Text(date.iso())), None),
+                None => return (None, Some(Problem::NotItsType { column: column() })),
+            },
+            (ColumnType::YesNo, Cell::Other(Value::Bool(yes))) => {
                 let value = match self.target {
                     Target::Tag(_) => Outgoing::Tag(*yes),
                     _ => Outgoing::Text(yes.to_string()),
                 };
                 return (Some(value), None);
             }
-            (ColumnType::Choice, Value::Number(n)) => {
-                let option = n.to_string();
-                match option.parse::<i64>().ok().and_then(|v| self.labels.get(&v)) {
-                    Some(label) => label.clone(),
-                    None => return (None, Some(Problem::NoLabel { column: column(), value: option })),
-                }
-            }
+            (ColumnType::Choice, Cell::Other(Value::Number(n))) => match n.as_i64().and_then(|v| self.labels.get(&v)) {
+                Some(label) => label,
+                None => return (None, Some(Problem::NoLabel { column: column(), value: n.to_string() })),
+            },
             _ => return (None, Some(Problem::NotItsType { column: column() })),
         };
-        match normalize::text(&text, MAX_TEXT) {
+        match normalize::text(text, MAX_TEXT) {
             (Some(value), true) => (Some(Outgoing::Text(value)), Some(Problem::Truncated { column: column() })),
             (value, _) => (value.map(Outgoing::Text), None),
         }
