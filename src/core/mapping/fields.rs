@@ -613,12 +613,8 @@ impl Entry {
                 }
                 toggle(details, chosen, true);
             }
-            // A Yes/No for a field or detail goes as text; no other pair is parsed.
-            (_, Outgoing::Tag(on)) => {
-                if let Target::Detail(name) = &self.target {
-                    details.properties.insert(name.clone(), on.to_string());
-                }
-            }
+            // [`Entry::outbound`] makes a tag's value only for a tag (a Yes/No elsewhere is text).
+            (Target::Field(_) | Target::Detail(_), Outgoing::Tag(_)) => {}
         }
     }
 
