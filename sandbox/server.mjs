@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import { DOMParser } from "@xmldom/xmldom";
 import { readZip, solutionZipPath } from "./zip.mjs";
 import { readSolution } from "./public/solution.js";
-import { CONTACT_COLUMNS, DEMO_CONSENT_COLUMN, DEMO_CUSTOM_COLUMNS } from "./public/system.js";
+import { CONTACT_COLUMNS, DEMO_CONSENT_COLUMN, DEMO_CUSTOM_COLUMNS, DEMO_VIEWS, L } from "./public/system.js";
 import { createDataverse } from "./dataverse.mjs";
 import { EVENT_TABLES, createEvents, seedEventTables } from "./dataverse/events.mjs";
 import { createEntra } from "./entra.mjs";
@@ -78,6 +78,18 @@ export function tablesFrom(solution) {
       columns: fromSolution("new_salesmanagointegration", "new_salesmanagointegrationid"),
     },
     [ACTIVITY]: activityTable(solution, fromSolution),
+    // The org's views (system views): the sync scope may be "the contacts in a view".
+    savedquery: {
+      entitySet: "savedqueries",
+      primaryKey: "savedqueryid",
+      primaryName: "name",
+      label: L("View", "Widok"),
+      columns: {
+        name: { type: "String", maxLength: 200, label: L("Name", "Nazwa") },
+        returnedtypecode: { type: "String", maxLength: 64, label: L("Table", "Tabela") },
+        fetchxml: { type: "Memo", label: L("FetchXML", "FetchXML") },
+      },
+    },
   };
 }
 
@@ -113,6 +125,7 @@ export async function startSandbox({ port = 0, host = "127.0.0.1", dataFile = nu
   if (fresh) {
     dataverse.addColumn("contact", DEMO_CONSENT_COLUMN);
     for (const column of DEMO_CUSTOM_COLUMNS) dataverse.addColumn("contact", column);
+    dataverse.seed("savedquery", DEMO_VIEWS);
     dataverse.seed("contact", demoContacts(contacts));
     dataverse.seed("new_salesmanagointegration", [{ ...DEMO_INTEGRATION }]);
     await dataverse.flush?.();

@@ -1,8 +1,8 @@
 // The admin's field mapping and sync scope, end to end in the sandbox, without a line of code:
 // the mapping editor on the integration form maps a custom column and a choice to SALESmanago
-// details (checked as typed, previewed on one contact, saved), the form limits the sync to the
-// contacts a Yes/No column marks, and Export all sends exactly those values for exactly those
-// contacts (the simulator shows them).
+// details (checked as typed, previewed on one contact, saved) and limits the sync to the contacts
+// of a view, and Export all sends exactly those values for exactly those contacts (the simulator
+// shows them).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -37,7 +37,7 @@ async function fillRow(n, { column, target, name, direction }) {
   await row.locator("select").nth(2).selectOption(direction);
 }
 
-test("an admin maps a custom column and a choice, limits the sync to marked contacts, and Export all sends exactly that", async () => {
+test("an admin maps a custom column and a choice, limits the sync to a view, and Export all sends exactly that", async () => {
   const before = new Set(world.sim.contacts().map((c) => c.email));
   await open(world, "/integration");
   const page = editor();
@@ -85,6 +85,12 @@ test("an admin maps a custom column and a choice, limits the sync to marked cont
   assert.equal(previewed.properties.channel, CHANNEL[sample.preferredcontactmethodcode]);
   assert.equal(previewed.contact.email, sample.emailaddress1.trim().toLowerCase());
 
+  // The scope: the contacts of the view "Marketing contacts"; a view on a related table cannot be one.
+  await page.locator("#rule").selectOption("view");
+  const partner = page.locator('#view option[value="Contacts of partner accounts"]');
+  assert.equal(await partner.isDisabled(), true);
+  assert.match(await partner.innerText(), /uses <link-entity>/);
+  await page.locator("#view").selectOption("Marketing contacts");
   await page.locator("#save").click();
   await until(async () => /Saved: 2 mapped columns/.test(await page.locator("#status").innerText()), { what: "the save" });
   const stored = JSON.parse(record().new_fieldmapping);
@@ -92,14 +98,9 @@ test("an admin maps a custom column and a choice, limits the sync to marked cont
     stored.entries.map((e) => [e.column, e.type, e.detail]),
     [["new_customerno", "text", "customer_no"], ["preferredcontactmethodcode", "choice", "channel"]]
   );
-
-  // The scope, on the same form: the contacts "Marketing contact" marks.
-  await world.page.locator("#field-new_syncscope").selectOption("100000001");
-  await world.page.locator("#field-new_syncscope").dispatchEvent("change");
-  await world.page.locator("#field-new_scopecolumn").fill("new_marketingcontact");
-  await world.page.locator("#field-new_scopecolumn").dispatchEvent("change");
-  await button(world.page, "Mscrm.SavePrimary").click();
-  await until(() => record().new_scopecolumn === "new_marketingcontact" && record().new_syncscope === 100000001, { what: "the scope saved" });
+  assert.equal(record().new_syncscope, 100000002);
+  assert.equal(record().new_scopeview, "Marketing contacts");
+  assert.match(record().new_scopefetchxml, /new_marketingcontact/);
 
   const summary = await jobSummary(world.page, "new.integration.ExportAll.Button");
   const outside = rows().filter((r) => r.new_marketingcontact !== true).length;

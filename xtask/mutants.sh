@@ -12,7 +12,7 @@ if ! cargo mutants --version 2>/dev/null | grep -q "$VERSION"; then
 fi
 case " $* " in
   *" -f "* | *" --file "* | *" --file="*) files="" ;;
-  *) files="-f src/core/job/**/*.rs -f src/core/consent.rs -f src/core/sync.rs -f src/core/mapping/**/*.rs -f src/core/scope.rs" ;;
+  *) files="-f src/core/job/**/*.rs -f src/core/consent.rs -f src/core/sync.rs -f src/core/mapping/**/*.rs -f src/core/scope/**/*.rs" ;;
 esac
 # The globs reach cargo-mutants unexpanded.
 set -f

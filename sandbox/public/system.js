@@ -3,7 +3,7 @@
 // command-bar buttons, and the sandbox's own texts. Everything the solution adds comes from
 // customizations.xml instead (see solution.js).
 
-const L = (en, pl) => ({ 1033: en, 1045: pl });
+export const L = (en, pl) => ({ 1033: en, 1045: pl });
 
 /** Standard contact columns (a subset of the system table), as Web API metadata. */
 export const CONTACT_COLUMNS = [
@@ -51,6 +51,25 @@ export const DEMO_CONSENT_COLUMN = {
 export const DEMO_CUSTOM_COLUMNS = [
   { logicalName: "new_customerno", type: "String", maxLength: 20, label: L("Customer number", "Numer klienta") },
   { logicalName: "new_marketingcontact", type: "Boolean", label: L("Marketing contact", "Kontakt marketingowy") },
+];
+
+/** Views of contacts an admin made, as `savedquery` rows: one the sync scope can be, one it
+ * cannot (a condition on a related table). */
+export const DEMO_VIEWS = [
+  {
+    savedqueryid: "00000000-0000-4000-8000-5a7ed0000001",
+    name: "Marketing contacts",
+    returnedtypecode: "contact",
+    fetchxml:
+      '<fetch version="1.0" mapping="logical"><entity name="contact"><attribute name="fullname"/><order attribute="fullname" descending="false"/><filter type="and"><condition attribute="new_marketingcontact" operator="eq" value="1"/></filter></entity></fetch>',
+  },
+  {
+    savedqueryid: "00000000-0000-4000-8000-5a7ed0000002",
+    name: "Contacts of partner accounts",
+    returnedtypecode: "contact",
+    fetchxml:
+      '<fetch version="1.0" mapping="logical"><entity name="contact"><attribute name="fullname"/><link-entity name="account" from="accountid" to="parentcustomerid"><filter><condition attribute="customertypecode" operator="eq" value="3"/></filter></link-entity></entity></fetch>',
+  },
 ];
 
 /** The system contact form's sections; the solution's and consent columns follow in their own section. */

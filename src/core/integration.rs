@@ -25,6 +25,8 @@ pub const SELECT: &[&str] = &[
     integration::SYNC_SCOPE,
     integration::SCOPE_COLUMN,
     integration::SCOPE_LEAVING,
+    integration::SCOPE_VIEW,
+    integration::SCOPE_FETCHXML,
 ];
 
 /// Why the record's settings cannot be used.
@@ -121,7 +123,7 @@ impl Settings {
 /// [`Settings::read_columns`] of a `mapping` and a `scope`.
 pub fn read_columns(consents: &[String], mapping: &FieldMapping, scope: &Scope) -> Vec<String> {
     let mut columns = consents.to_vec();
-    for column in mapping.columns().chain(scope.column().map(str::to_owned)) {
+    for column in mapping.columns().chain(scope.columns()) {
         if !columns.contains(&column) {
             columns.push(column);
         }

@@ -122,9 +122,10 @@ pub fn mapping_text(lcid: u32) -> String {
     Value::Object(map).to_string()
 }
 
-/// The mapping editor's start, as JSON `{columns, rows, problem}`: the contact's columns an
-/// admin may map (from its metadata), the rows of the mapping stored on the form's record, and
-/// what is wrong with it when it cannot be read.
+/// The mapping editor's start, as JSON `{columns, rows, problem, views, scope}`: the contact's
+/// columns an admin may map (from its metadata), the rows of the mapping stored on the form's
+/// record, what is wrong with it when it cannot be read, the contact views (each with why it
+/// cannot be the scope, if it cannot), and the record's scope.
 #[wasm_bindgen(js_name = mappingOpen)]
 pub async fn mapping_open(xrm: JsValue, form_context: JsValue, lcid: u32) -> Result<String, JsValue> {
     let lang = Lang::from_lcid(lcid);
@@ -163,13 +164,22 @@ pub async fn mapping_preview(
         .map_err(|reason| plain_error(&reason, "preview"))
 }
 
-/// Saves the rows as the record's mapping, and the form; resolves to the text to show, or
-/// fails with what is wrong (nothing saved).
+/// Saves the rows as the record's mapping and the scope (`{rule, column, view, leaving}`) as its
+/// scope, and the form; resolves to the text to show, or fails with what is wrong (nothing
+/// saved).
 #[wasm_bindgen(js_name = mappingSave)]
-pub async fn mapping_save(form_context: JsValue, rows: String, columns: String, lcid: u32) -> Result<String, JsValue> {
+pub async fn mapping_save(
+    xrm: JsValue,
+    form_context: JsValue,
+    rows: String,
+    columns: String,
+    scope: String,
+    lcid: u32,
+) -> Result<String, JsValue> {
     let lang = Lang::from_lcid(lcid);
-    let (rows, columns) = (page_json(&rows, lang)?, page_json(&columns, lang)?);
-    commands::mapping::save(&FormContext(form_context), &rows, &columns, lang)
+    let (rows, columns, scope) = (page_json(&rows, lang)?, page_json(&columns, lang)?, page_json(&scope, lang)?);
+    let ui = super::dynamics::Ui::new(xrm);
+    commands::mapping::save(&ui, &FormContext(form_context), &rows, &columns, &scope, lang)
         .await
         .map_err(|reason| plain_error(&reason, "invalid"))
 }

@@ -46,8 +46,16 @@ fn scope_on_every_path(seed: u64, contacts: usize) {
     let mut world = World::new(seed, contacts);
     let opt_out = world.rng.below(2) == 0;
     let record = &mut world.dataverse.record;
-    record.insert(integration::SYNC_SCOPE.into(), 100_000_001u64.into());
-    record.insert(integration::SCOPE_COLUMN.into(), "New_MarketingContact ".into());
+    // Marked by the Yes/No column, or the contacts of a view whose filter says the same.
+    if world.rng.below(2) == 0 {
+        record.insert(integration::SYNC_SCOPE.into(), 100_000_001u64.into());
+        record.insert(integration::SCOPE_COLUMN.into(), "New_MarketingContact ".into());
+    } else {
+        let fetch = r#"<fetch><entity name="contact"><attribute name="fullname"/><filter type="and"><condition attribute="new_marketingcontact" operator="eq" value="1"/></filter></entity></fetch>"#;
+        record.insert(integration::SYNC_SCOPE.into(), 100_000_002u64.into());
+        record.insert(integration::SCOPE_VIEW.into(), "Marketing contacts".into());
+        record.insert(integration::SCOPE_FETCHXML.into(), fetch.into());
+    }
     record.insert(integration::SCOPE_LEAVING.into(), (100_000_000u64 + u64::from(opt_out)).into());
     let ids: Vec<String> = world.dataverse.contacts.keys().cloned().collect();
     for id in &ids {

@@ -57,6 +57,10 @@ pub mod integration {
     pub const SCOPE_COLUMN: &str = "new_scopecolumn";
     /// What leaving the scope does in SALESmanago: a choice ([`crate::core::scope::option`]).
     pub const SCOPE_LEAVING: &str = "new_scopeleaving";
+    /// The scope "In a view": the view's name, as the mapping editor saved it.
+    pub const SCOPE_VIEW: &str = "new_scopeview";
+    /// The scope "In a view": the view's FetchXML, as the mapping editor read it when it saved.
+    pub const SCOPE_FETCHXML: &str = "new_scopefetchxml";
 }
 
 /// The "SALESmanago activity" table: a custom activity, shown on the contact's timeline, one row
@@ -228,6 +232,8 @@ pub const CUSTOM_COLUMNS: &[(&str, &[&str])] = &[
             integration::SYNC_SCOPE,
             integration::SCOPE_COLUMN,
             integration::SCOPE_LEAVING,
+            integration::SCOPE_VIEW,
+            integration::SCOPE_FETCHXML,
             integration::CHANGES_WATERMARK,
             integration::CATCH_UP_WATERMARK,
             integration::CATCH_UP_DELTA,

@@ -5,12 +5,14 @@ use crate::core::command::{BulkJob, Command};
 use crate::core::credentials::{Field, FieldProblem};
 use crate::core::dataverse::schema::contact;
 use crate::core::integration::SettingsError;
+use crate::core::mapping::draft::ScopeProblem;
 use crate::core::mapping::fields::{self, EntryProblem, MappingError, Problem};
 use crate::core::mapping::normalize::EmailProblem;
 use crate::core::mapping::outbound::MAX_TEXT;
 use crate::core::mapping::{Skip, Warning};
 use crate::core::salesmanago::relay::Refusal;
 use crate::core::salesmanago::{EndpointError, RetryAfter, SmError, TransportFailure};
+use crate::core::scope::view::ViewError;
 use crate::core::scope::ScopeError;
 
 pub(super) fn text(message: &Message) -> String {
@@ -133,8 +135,8 @@ pub(super) fn text(message: &Message) -> String {
         Message::MappingSaved { entries } => format!("Saved: {entries} mapped columns. The mapping applies to each contact from its next change; run Export all to send every contact with it now."),
         Message::PreviewNoContact { who } => format!("No contact has the e-mail “{who}” or a name starting with it."),
         Message::MappingLabel(label) => match label {
-            MappingLabel::Title => "Field mapping",
-            MappingLabel::Intro => "Dynamics columns sent to SALESmanago beside the built-in ones (name, e-mail, phones, address, birth date, opt-outs, consents), and which way.",
+            MappingLabel::Title => "What syncs",
+            MappingLabel::Intro => "Which contacts synchronise, and the Dynamics columns sent to SALESmanago beside the built-in ones (name, e-mail, phones, address, birth date, opt-outs, consents), and which way.",
             MappingLabel::Column => "Dynamics column",
             MappingLabel::Target => "In SALESmanago",
             MappingLabel::Name => "Detail, tag or field",
@@ -147,14 +149,27 @@ pub(super) fn text(message: &Message) -> String {
             MappingLabel::Both => "Both ways",
             MappingLabel::Add => "Add a column",
             MappingLabel::Remove => "Remove",
-            MappingLabel::Save => "Save mapping",
+            MappingLabel::Save => "Save mapping and scope",
             MappingLabel::PreviewWho => "Preview a contact (e-mail or name)",
             MappingLabel::Preview => "Preview",
             MappingLabel::Empty => "No columns are mapped beyond the built-in ones.",
             MappingLabel::Valid => "The mapping can be saved.",
             MappingLabel::NeedForm => "Open this page from the SALESmanago Integration record in Dynamics 365 to edit the mapping.",
+            MappingLabel::Scope => "Contacts that synchronise",
+            MappingLabel::ScopeAll => "All contacts",
+            MappingLabel::ScopeMarked => "Contacts a Yes/No column marks",
+            MappingLabel::ScopeView => "Contacts in a view",
+            MappingLabel::ScopeColumn => "Marking column",
+            MappingLabel::ScopeViewName => "View",
+            MappingLabel::Leaving => "A contact leaving the scope",
+            MappingLabel::LeaveAlone => "Leave it in SALESmanago",
+            MappingLabel::OptOut => "Opt it out in SALESmanago",
+            MappingLabel::ViewSaved => "The view's conditions are saved with the scope: after changing the view, save here again.",
         }
         .into(),
+        Message::ScopeProblem(ScopeProblem::NoColumn) => "Choose the Yes/No column that marks the contacts to synchronise.".into(),
+        Message::ScopeProblem(ScopeProblem::NoView) => "Choose the view whose contacts synchronise.".into(),
+        Message::ScopeProblem(ScopeProblem::View(error)) => format!("That view {}", view_problem(error)),
         Message::AlreadyMatches => "This contact already holds what SALESmanago holds.".into(),
         Message::Differs { fields } => format!("SALESmanago holds different data for this contact ({fields} fields). Use “Fetch from SALESmanago” to review it."),
         Message::Standing { .. } => super::standing::text(message, &super::standing::ENGLISH),
@@ -289,11 +304,21 @@ fn settings(error: &SettingsError) -> String {
         }
         SettingsError::Scope(ScopeError::Column(column)) if column.is_empty() => "Nothing was synchronised: the sync scope on the SALESmanago Integration record is “Marked contacts” but names no column. Enter the logical name of a Yes/No column of the contact, or choose “All contacts”.".into(),
         SettingsError::Scope(ScopeError::Column(column)) => format!("Nothing was synchronised: the sync scope on the SALESmanago Integration record names “{column}”, which is not the logical name of a contact's Yes/No column the integration may use (lower-case letters, digits and _; not one it synchronises itself). Correct it on that record."),
+        SettingsError::Scope(ScopeError::View(error)) => format!("Nothing was synchronised: the sync scope's view {} Choose the view again in the mapping editor, or another scope.", view_problem(error)),
         SettingsError::Scope(ScopeError::Option(value)) => format!("Nothing was synchronised: the sync scope on the SALESmanago Integration record has option {value}, which this version of the integration does not know. Import the solution again, or choose another option."),
         SettingsError::Mapping(error) => format!(
             "Nothing was synchronised: the field mapping on the SALESmanago Integration record cannot be used. {} Correct it in the mapping editor on that record.",
             mapping(error)
         ),
+    }
+}
+
+/// What is wrong with a view as a scope (the editor says it too).
+pub(super) fn view_problem(error: &ViewError) -> String {
+    match error {
+        ViewError::Malformed(detail) => format!("cannot be read ({detail})."),
+        ViewError::NotContacts(table) => format!("lists {table} rows, not contacts."),
+        ViewError::Unsupported(what) => format!("uses {what}, which the integration cannot decide for each contact: a view's conditions must be on the contact's own columns (equal, not equal, empty, in a list, like, begins or ends with, greater or less than)."),
     }
 }
 

@@ -293,6 +293,8 @@ pub enum Message {
     },
     /// The mapping editor's labels, by key ([`MappingLabel`]).
     MappingLabel(MappingLabel),
+    /// The mapping editor: why the scope cannot be saved.
+    ScopeProblem(crate::core::mapping::draft::ScopeProblem),
     /// A contact form opened whose contact SALESmanago holds differently.
     Differs {
         /// How many fields differ.
@@ -393,11 +395,31 @@ pub enum MappingLabel {
     Valid,
     /// The page was opened outside the integration form.
     NeedForm,
+    /// The scope's heading.
+    Scope,
+    /// Scope: every contact.
+    ScopeAll,
+    /// Scope: those a Yes/No column marks.
+    ScopeMarked,
+    /// Scope: those in a view.
+    ScopeView,
+    /// The marking column's select.
+    ScopeColumn,
+    /// The view's select.
+    ScopeViewName,
+    /// What leaving the scope does.
+    Leaving,
+    /// Leaving: left alone.
+    LeaveAlone,
+    /// Leaving: opted out.
+    OptOut,
+    /// A view's conditions are kept with the scope.
+    ViewSaved,
 }
 
 impl MappingLabel {
     /// Every label, with the key the page knows it by.
-    pub const ALL: [(&'static str, MappingLabel); 20] = [
+    pub const ALL: [(&'static str, MappingLabel); 30] = [
         ("title", MappingLabel::Title),
         ("intro", MappingLabel::Intro),
         ("column", MappingLabel::Column),
@@ -418,6 +440,16 @@ impl MappingLabel {
         ("empty", MappingLabel::Empty),
         ("valid", MappingLabel::Valid),
         ("needForm", MappingLabel::NeedForm),
+        ("scope", MappingLabel::Scope),
+        ("scopeAll", MappingLabel::ScopeAll),
+        ("scopeMarked", MappingLabel::ScopeMarked),
+        ("scopeView", MappingLabel::ScopeView),
+        ("scopeColumn", MappingLabel::ScopeColumn),
+        ("scopeViewName", MappingLabel::ScopeViewName),
+        ("leaving", MappingLabel::Leaving),
+        ("leaveAlone", MappingLabel::LeaveAlone),
+        ("optOut", MappingLabel::OptOut),
+        ("viewSaved", MappingLabel::ViewSaved),
     ];
 }
 
@@ -543,6 +575,7 @@ impl Message {
             | Message::MappingSaved { .. }
             | Message::PreviewNoContact { .. }
             | Message::MappingLabel(_)
+            | Message::ScopeProblem(_)
             | Message::Differs { .. }
             | Message::Standing { .. }
             | Message::Sent
@@ -749,6 +782,11 @@ mod tests {
             Message::MappingSaved { entries: 0 },
             Message::PreviewNoContact { who: "anna".into() },
             Message::MappingProblem(crate::core::mapping::fields::MappingError::TooMany { count: 61 }),
+            Message::ScopeProblem(crate::core::mapping::draft::ScopeProblem::NoColumn),
+            Message::ScopeProblem(crate::core::mapping::draft::ScopeProblem::NoView),
+            Message::ScopeProblem(crate::core::mapping::draft::ScopeProblem::View(
+                crate::core::scope::view::ViewError::NotContacts("account".into()),
+            )),
             Message::SaveFirst,
             Message::Differs { fields: 2 },
             Message::Standing {

@@ -5,12 +5,14 @@ use crate::core::command::{BulkJob, Command};
 use crate::core::credentials::{Field, FieldProblem};
 use crate::core::dataverse::schema::contact;
 use crate::core::integration::SettingsError;
+use crate::core::mapping::draft::ScopeProblem;
 use crate::core::mapping::fields::{self, EntryProblem, MappingError, Problem};
 use crate::core::mapping::normalize::EmailProblem;
 use crate::core::mapping::outbound::MAX_TEXT;
 use crate::core::mapping::{Skip, Warning};
 use crate::core::salesmanago::relay::Refusal;
 use crate::core::salesmanago::{EndpointError, RetryAfter, SmError, TransportFailure};
+use crate::core::scope::view::ViewError;
 use crate::core::scope::ScopeError;
 
 pub(super) fn text(message: &Message) -> String {
@@ -132,8 +134,8 @@ pub(super) fn text(message: &Message) -> String {
         Message::MappingSaved { entries } => format!("Zapisano: zmapowane kolumny: {entries}. Mapowanie obowiązuje każdy kontakt od jego następnej zmiany; aby wysłać z nim wszystkie kontakty teraz, uruchom Eksport wszystkich."),
         Message::PreviewNoContact { who } => format!("Żaden kontakt nie ma adresu e-mail „{who}” ani nazwy zaczynającej się od tego."),
         Message::MappingLabel(label) => match label {
-            MappingLabel::Title => "Mapowanie pól",
-            MappingLabel::Intro => "Kolumny Dynamics wysyłane do SALESmanago oprócz wbudowanych (imię i nazwisko, e-mail, telefony, adres, data urodzenia, rezygnacje, zgody) oraz kierunek.",
+            MappingLabel::Title => "Co się synchronizuje",
+            MappingLabel::Intro => "Które kontakty się synchronizują oraz kolumny Dynamics wysyłane do SALESmanago oprócz wbudowanych (imię i nazwisko, e-mail, telefony, adres, data urodzenia, rezygnacje, zgody) wraz z kierunkiem.",
             MappingLabel::Column => "Kolumna Dynamics",
             MappingLabel::Target => "W SALESmanago",
             MappingLabel::Name => "Szczegół, tag lub pole",
@@ -146,14 +148,27 @@ pub(super) fn text(message: &Message) -> String {
             MappingLabel::Both => "W obie strony",
             MappingLabel::Add => "Dodaj kolumnę",
             MappingLabel::Remove => "Usuń",
-            MappingLabel::Save => "Zapisz mapowanie",
+            MappingLabel::Save => "Zapisz mapowanie i zakres",
             MappingLabel::PreviewWho => "Podgląd kontaktu (e-mail lub nazwa)",
             MappingLabel::Preview => "Podgląd",
             MappingLabel::Empty => "Poza wbudowanymi nie zmapowano żadnych kolumn.",
             MappingLabel::Valid => "Mapowanie można zapisać.",
             MappingLabel::NeedForm => "Otwórz tę stronę z rekordu integracji z SALESmanago w Dynamics 365, aby edytować mapowanie.",
+            MappingLabel::Scope => "Kontakty, które się synchronizują",
+            MappingLabel::ScopeAll => "Wszystkie kontakty",
+            MappingLabel::ScopeMarked => "Kontakty oznaczone kolumną Tak/Nie",
+            MappingLabel::ScopeView => "Kontakty z widoku",
+            MappingLabel::ScopeColumn => "Oznaczająca kolumna",
+            MappingLabel::ScopeViewName => "Widok",
+            MappingLabel::Leaving => "Kontakt opuszczający zakres",
+            MappingLabel::LeaveAlone => "Zostaw go w SALESmanago",
+            MappingLabel::OptOut => "Wypisz go w SALESmanago",
+            MappingLabel::ViewSaved => "Warunki widoku zapisują się z zakresem: po zmianie widoku zapisz tu ponownie.",
         }
         .into(),
+        Message::ScopeProblem(ScopeProblem::NoColumn) => "Wybierz kolumnę Tak/Nie, która oznacza kontakty do synchronizacji.".into(),
+        Message::ScopeProblem(ScopeProblem::NoView) => "Wybierz widok, którego kontakty się synchronizują.".into(),
+        Message::ScopeProblem(ScopeProblem::View(error)) => format!("Ten widok {}", view_problem(error)),
         Message::AlreadyMatches => "Ten kontakt zawiera już to samo, co SALESmanago.".into(),
         Message::Differs { fields } => format!("SALESmanago ma inne dane tego kontaktu (pól: {fields}). Użyj „Pobierz z SALESmanago”, aby je przejrzeć."),
         Message::Standing { .. } => super::standing::text(message, &super::standing::POLISH),
@@ -280,11 +295,21 @@ fn settings(error: &SettingsError) -> String {
         SettingsError::Endpoint(error) => format!("Adres API w rekordzie integracji z SALESmanago jest nieprawidłowy. {}", endpoint(*error)),
         SettingsError::Scope(ScopeError::Column(column)) if column.is_empty() => "Niczego nie zsynchronizowano: zakres synchronizacji w rekordzie integracji z SALESmanago to „Oznaczone kontakty”, ale nie wskazuje kolumny. Wpisz nazwę logiczną kolumny Tak/Nie kontaktu albo wybierz „Wszystkie kontakty”.".into(),
         SettingsError::Scope(ScopeError::Column(column)) => format!("Niczego nie zsynchronizowano: zakres synchronizacji w rekordzie integracji z SALESmanago wskazuje „{column}”, co nie jest nazwą logiczną kolumny Tak/Nie kontaktu, której integracja może użyć (małe litery, cyfry i _; nie kolumna synchronizowana przez samą integrację). Popraw to w tym rekordzie."),
+        SettingsError::Scope(ScopeError::View(error)) => format!("Niczego nie zsynchronizowano: widok zakresu synchronizacji {} Wybierz widok ponownie w edytorze mapowania albo inny zakres.", view_problem(error)),
         SettingsError::Scope(ScopeError::Option(value)) => format!("Niczego nie zsynchronizowano: zakres synchronizacji w rekordzie integracji z SALESmanago ma opcję {value}, której ta wersja integracji nie zna. Zaimportuj rozwiązanie ponownie albo wybierz inną opcję."),
         SettingsError::Mapping(error) => format!(
             "Niczego nie zsynchronizowano: mapowania pól w rekordzie integracji z SALESmanago nie da się użyć. {} Popraw je w edytorze mapowania w tym rekordzie.",
             mapping(error)
         ),
+    }
+}
+
+/// Co jest nie tak z widokiem jako zakresem (to samo mówi edytor).
+pub(super) fn view_problem(error: &ViewError) -> String {
+    match error {
+        ViewError::Malformed(detail) => format!("jest nieczytelny ({detail})."),
+        ViewError::NotContacts(table) => format!("zawiera wiersze {table}, a nie kontakty."),
+        ViewError::Unsupported(what) => format!("używa {what}, czego integracja nie rozstrzyga dla każdego kontaktu: warunki widoku muszą dotyczyć własnych kolumn kontaktu (równe, różne, puste, na liście, like, zaczyna się lub kończy na, większe lub mniejsze)."),
     }
 }
 

@@ -7,6 +7,7 @@ use crate::core::json::{Fields, Map, Value};
 use crate::core::sorted::SortedMap;
 
 use super::fields::{reserved, ColumnType, Direction, EntryProblem, FieldMapping, MappingError, Target};
+use crate::core::scope::view::{ViewError, ViewFilter};
 
 /// A contact column the admin may map.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,6 +156,159 @@ pub fn drafts(mapping: &FieldMapping) -> Vec<Draft> {
         .collect()
 }
 
+/// The contact views, under the Web API root: their names and FetchXML.
+pub const VIEWS: &str = "savedqueries?$select=name,fetchxml&$filter=returnedtypecode eq 'contact'&$orderby=name asc";
+
+/// A view the admin may choose as the scope, and why not, if it cannot be one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewChoice {
+    /// Its name.
+    pub name: String,
+    /// Its FetchXML.
+    pub fetch: String,
+    /// Why it cannot be the scope.
+    pub problem: Option<ViewError>,
+}
+
+/// The contact views in the answer to [`VIEWS`], each judged over the contact's attributes
+/// (the answer to [`ATTRIBUTES`]): a condition on a column that is not the contact's, or on a
+/// lookup, cannot be decided from a row the integration reads.
+pub fn views(answer: &Value, attributes: &Value) -> Vec<ViewChoice> {
+    let kinds: SortedMap<String, String> = attributes["value"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| Some((a["LogicalName"].as_str()?.to_owned(), a["AttributeType"].as_str()?.to_owned())))
+        .collect();
+    answer["value"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| {
+            let name = v["name"].as_str()?.trim().to_owned();
+            let fetch = v["fetchxml"].as_str()?.to_owned();
+            let problem = match ViewFilter::parse(&fetch) {
+                Err(error) => Some(error),
+                Ok(filter) => {
+                    filter.columns().into_iter().find_map(|column| match kinds.get(&column).map(String::as_str) {
+                        None => Some(ViewError::Unsupported(format!(
+                            "the column {column}, which the contact does not have"
+                        ))),
+                        Some("Lookup" | "Customer" | "Owner") => {
+                            Some(ViewError::Unsupported(format!("a condition on the lookup {column}")))
+                        }
+                        Some(_) => None,
+                    })
+                }
+            };
+            Some(ViewChoice { name, fetch, problem })
+        })
+        .collect()
+}
+
+impl ViewChoice {
+    /// The view as the editor's page takes it (and gives it back).
+    pub fn to_json(&self) -> Value {
+        let mut map = Map::new();
+        map.insert("name".into(), self.name.clone().into());
+        map.insert("fetch".into(), self.fetch.clone().into());
+        Value::Object(map)
+    }
+}
+
+/// The editor's scope: `{rule: all|marked|view, column, view, leaving: alone|optout}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScopeDraft {
+    /// `all`, `marked` or `view`.
+    pub rule: String,
+    /// The marking Yes/No column (`marked`).
+    pub column: String,
+    /// The view's name (`view`).
+    pub view: String,
+    /// `alone` or `optout`.
+    pub leaving: String,
+}
+
+/// Why the editor's scope cannot be saved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScopeProblem {
+    /// "Marked" with no Yes/No column of the contact's chosen.
+    NoColumn,
+    /// "In a view" with no view of the contact's chosen.
+    NoView,
+    /// The view chosen cannot be the scope.
+    View(ViewError),
+}
+
+impl ScopeDraft {
+    /// The page's scope.
+    pub fn of(value: &Value) -> ScopeDraft {
+        let text = |key: &str| value[key].as_str().unwrap_or_default().trim().to_owned();
+        ScopeDraft { rule: text("rule"), column: text("column"), view: text("view"), leaving: text("leaving") }
+    }
+
+    /// The scope the record holds, as the page shows it.
+    pub fn from_record(record: &Map) -> ScopeDraft {
+        use crate::core::dataverse::schema::integration;
+        use crate::core::scope::option;
+        let text = |key: &str| record.get(key).and_then(Value::as_str).unwrap_or_default().trim().to_owned();
+        let number = |key: &str| record.get(key).and_then(Value::as_i64);
+        let rule = match number(integration::SYNC_SCOPE) {
+            Some(option::MARKED) => "marked",
+            Some(option::VIEW) => "view",
+            _ => "all",
+        };
+        let leaving = if number(integration::SCOPE_LEAVING) == Some(option::OPTED_OUT) { "optout" } else { "alone" };
+        ScopeDraft {
+            rule: rule.into(),
+            column: text(integration::SCOPE_COLUMN),
+            view: text(integration::SCOPE_VIEW),
+            leaving: leaving.into(),
+        }
+    }
+
+    /// The page's shape of it.
+    pub fn to_json(&self) -> Value {
+        let mut map = Map::new();
+        for (key, value) in
+            [("rule", &self.rule), ("column", &self.column), ("view", &self.view), ("leaving", &self.leaving)]
+        {
+            map.insert(key.into(), value.clone().into());
+        }
+        Value::Object(map)
+    }
+
+    /// The record's scope columns for it, over the contact's Yes/No `columns` and its `views`.
+    pub fn record(&self, columns: &[Column], views: &[ViewChoice]) -> Result<Map, ScopeProblem> {
+        use crate::core::dataverse::schema::integration;
+        use crate::core::scope::option;
+        let mut record = Map::new();
+        let (rule, column, view, fetch) = match self.rule.as_str() {
+            "marked" => {
+                let flag = columns.iter().find(|c| c.name == self.column && c.kind == ColumnType::YesNo);
+                let flag = flag.ok_or(ScopeProblem::NoColumn)?;
+                (option::MARKED, Value::from(flag.name.clone()), Value::Null, Value::Null)
+            }
+            "view" => {
+                let chosen = views.iter().find(|v| v.name == self.view).ok_or(ScopeProblem::NoView)?;
+                // Judged again from its FetchXML: the page's word is not taken for it.
+                if let Some(problem) = chosen.problem.clone().or_else(|| ViewFilter::parse(&chosen.fetch).err()) {
+                    return Err(ScopeProblem::View(problem));
+                }
+                (option::VIEW, Value::Null, chosen.name.clone().into(), chosen.fetch.clone().into())
+            }
+            _ => (option::ALL, Value::Null, Value::Null, Value::Null),
+        };
+        record.insert(integration::SYNC_SCOPE.into(), rule.into());
+        record.insert(integration::SCOPE_COLUMN.into(), column);
+        record.insert(integration::SCOPE_VIEW.into(), view);
+        record.insert(integration::SCOPE_FETCHXML.into(), fetch);
+        let leaving = if self.leaving == "optout" { option::OPTED_OUT } else { option::LEFT_ALONE };
+        record.insert(integration::SCOPE_LEAVING.into(), leaving.into());
+        Ok(record)
+    }
+}
+
 /// The mapping the editor's `rows` make over the contact's `columns`, with the choices' labels
 /// in `language`: each row checked as a stored entry is, and its column against those that
 /// exist, with its type and labels as the metadata gives them.
@@ -272,6 +426,78 @@ mod tests {
         assert_eq!(back, columns);
         let garbled = json!([{"name": "emailaddress1", "label": "E", "type": "text"}, {"name": "x", "type": "colour"}]);
         assert!(Column::list(&garbled).is_empty(), "ours, and an unknown type");
+    }
+
+    #[test]
+    fn views_are_judged_over_the_contacts_attributes() {
+        let (attributes, _) = metadata();
+        let wrap = |filter: &str| {
+            format!(r#"<fetch><entity name="contact"><attribute name="fullname"/>{filter}</entity></fetch>"#)
+        };
+        let answer = json!({"value": [
+            {"name": "Families", "fetchxml": wrap(r#"<filter><condition attribute="numberofchildren" operator="gt" value="1"/></filter>"#)},
+            {"name": "Of ACME", "fetchxml": wrap(r#"<filter><condition attribute="parentcustomerid" operator="eq" value="{A}"/></filter>"#)},
+            {"name": "Gone", "fetchxml": wrap(r#"<filter><condition attribute="new_gone" operator="null"/></filter>"#)},
+            {"name": "Linked", "fetchxml": wrap(r#"<link-entity name="account" from="accountid" to="parentcustomerid"/>"#)},
+            {"name": "With e-mail", "fetchxml": wrap(r#"<filter><condition attribute="emailaddress1" operator="not-null"/></filter>"#)}
+        ]});
+        let views = views(&answer, &attributes);
+        let problems: Vec<Option<ViewError>> = views.iter().map(|v| v.problem.clone()).collect();
+        assert_eq!(problems[0], None);
+        assert_eq!(problems[1], Some(ViewError::Unsupported("a condition on the lookup parentcustomerid".into())));
+        assert!(matches!(&problems[2], Some(ViewError::Unsupported(what)) if what.contains("new_gone")));
+        assert_eq!(problems[3], Some(ViewError::Unsupported("<link-entity>".into())));
+        assert_eq!(problems[4], None, "the built-in columns may be filtered on");
+    }
+
+    #[test]
+    fn the_scope_becomes_the_records_columns() {
+        let (attributes, choices) = metadata();
+        let mut columns = columns(&attributes, &choices);
+        columns.push(Column {
+            name: "new_marketing".into(),
+            label: "Marketing".into(),
+            kind: ColumnType::YesNo,
+            options: SortedMap::new(),
+        });
+        let fetch = r#"<fetch><entity name="contact"/></fetch>"#;
+        let views = [
+            ViewChoice { name: "All of them".into(), fetch: fetch.into(), problem: None },
+            ViewChoice {
+                name: "Linked".into(),
+                fetch: fetch.into(),
+                problem: Some(ViewError::Unsupported("<link-entity>".into())),
+            },
+        ];
+        let draft = |rule: &str, column: &str, view: &str| ScopeDraft {
+            rule: rule.into(),
+            column: column.into(),
+            view: view.into(),
+            leaving: "optout".into(),
+        };
+        let marked = draft("marked", "new_marketing", "").record(&columns, &views).unwrap();
+        assert_eq!(marked.get("new_syncscope"), Some(&Value::from(100_000_001u64)));
+        assert_eq!(marked.get("new_scopecolumn"), Some(&Value::from("new_marketing")));
+        assert_eq!(marked.get("new_scopefetchxml"), Some(&Value::Null));
+        assert_eq!(marked.get("new_scopeleaving"), Some(&Value::from(100_000_001u64)));
+        assert_eq!(
+            draft("marked", "new_customerno", "").record(&columns, &views),
+            Err(ScopeProblem::NoColumn),
+            "not Yes/No"
+        );
+        let view = draft("view", "", "All of them").record(&columns, &views).unwrap();
+        assert_eq!(view.get("new_scopefetchxml"), Some(&Value::from(fetch)));
+        assert_eq!(view.get("new_scopecolumn"), Some(&Value::Null));
+        assert_eq!(draft("view", "", "Nope").record(&columns, &views), Err(ScopeProblem::NoView));
+        assert!(matches!(draft("view", "", "Linked").record(&columns, &views), Err(ScopeProblem::View(_))));
+        let all = draft("all", "x", "y").record(&columns, &views).unwrap();
+        assert_eq!(all.get("new_syncscope"), Some(&Value::from(100_000_000u64)));
+        // What the record holds reads back as the page showed it.
+        assert_eq!(ScopeDraft::from_record(&view), draft("view", "", "All of them"));
+        assert_eq!(
+            ScopeDraft::from_record(&Map::new()),
+            ScopeDraft { rule: "all".into(), leaving: "alone".into(), ..ScopeDraft::default() }
+        );
     }
 
     #[test]

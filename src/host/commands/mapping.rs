@@ -7,8 +7,8 @@ use crate::core::dataverse::contact::ContactRow;
 use crate::core::dataverse::query::{encode, literal, select, selects_lookup};
 use crate::core::dataverse::schema::{self, contact, integration};
 use crate::core::i18n::{text, Lang, Message};
-use crate::core::json::Value;
-use crate::core::mapping::draft::{self, Column, Draft};
+use crate::core::json::{Map, Value};
+use crate::core::mapping::draft::{self, Column, Draft, ScopeDraft, ScopeProblem};
 use crate::core::mapping::fields::{FieldMapping, MappingError};
 use crate::core::mapping::{to_salesmanago, OutboundOptions, Skip};
 use crate::core::salesmanago::contact::UpsertDetails;
@@ -20,9 +20,24 @@ use super::super::dynamics::{read_json, ClientApiError, FormContext, Ui};
 /// What the editor opens with: the columns, the stored rows, and what is wrong with the stored
 /// mapping, if anything.
 pub(crate) async fn open(ui: &Ui, form: &FormContext, lang: Lang) -> Result<Value, ClientApiError> {
-    let (attributes, choices) =
-        futures_util::future::try_join(read_json(ui, draft::ATTRIBUTES, ""), read_json(ui, draft::CHOICES, "")).await?;
+    let (attributes, choices, views) = futures_util::future::join3(
+        read_json(ui, draft::ATTRIBUTES, ""),
+        read_json(ui, draft::CHOICES, ""),
+        read_json(ui, draft::VIEWS, ""),
+    )
+    .await;
+    let (attributes, choices) = (attributes?, choices?);
     let columns = draft::columns(&attributes, &choices);
+    // Without the views (no privilege to read them), the other scopes stay possible.
+    let views = views.map(|answer| draft::views(&answer, &attributes)).unwrap_or_default();
+    let views: Vec<Value> = views
+        .iter()
+        .map(|view| {
+            let problem =
+                view.problem.as_ref().map(|p| text(&Message::ScopeProblem(ScopeProblem::View(p.clone())), lang));
+            object! {"name": view.name.clone(), "problem": problem}
+        })
+        .collect();
     let stored = form.value(integration::FIELD_MAPPING)?;
     let (rows, problem) = match FieldMapping::parse(stored.as_str().unwrap_or_default()) {
         Ok(mapping) => (draft::drafts(&mapping), None),
@@ -32,6 +47,8 @@ pub(crate) async fn open(ui: &Ui, form: &FormContext, lang: Lang) -> Result<Valu
         "columns": Value::Array(columns.iter().map(Column::to_json).collect()),
         "rows": Value::Array(rows.iter().map(Draft::to_json).collect()),
         "problem": problem,
+        "views": Value::Array(views),
+        "scope": ScopeDraft::from_record(&scope_record(form)?).to_json(),
     })
 }
 
@@ -87,15 +104,48 @@ pub(crate) async fn preview(ui: &Ui, rows: &Value, columns: &Value, who: &str, l
     }
 }
 
-/// Saves `rows` as the record's mapping (none when there are none) and the form with it; the
-/// text to show.
-pub(crate) async fn save(form: &FormContext, rows: &Value, columns: &Value, lang: Lang) -> Result<String, String> {
+/// Saves `rows` as the record's mapping (none when there are none) and `scope` as its scope
+/// (a view's FetchXML read again and judged now), and the form with them; the text to show.
+pub(crate) async fn save(
+    ui: &Ui,
+    form: &FormContext,
+    rows: &Value,
+    columns: &Value,
+    scope: &Value,
+    lang: Lang,
+) -> Result<String, String> {
     let mapping = built(rows, columns, lang).map_err(|e| mapping_problem(&e, lang))?;
-    let stored = if mapping.is_empty() { Value::Null } else { mapping.to_text().into() };
     let failed = |e: ClientApiError| text(&Message::Dataverse { detail: e.message }, lang);
+    let scope = ScopeDraft::of(scope);
+    let views = match scope.rule.as_str() {
+        "view" => {
+            let (answer, attributes) =
+                futures_util::future::try_join(read_json(ui, draft::VIEWS, ""), read_json(ui, draft::ATTRIBUTES, ""))
+                    .await
+                    .map_err(failed)?;
+            draft::views(&answer, &attributes)
+        }
+        _ => Vec::new(),
+    };
+    let record = scope.record(&Column::list(columns), &views).map_err(|p| text(&Message::ScopeProblem(p), lang))?;
+    let stored = if mapping.is_empty() { Value::Null } else { mapping.to_text().into() };
     form.set_value(integration::FIELD_MAPPING, &stored).map_err(failed)?;
+    for (column, value) in record.iter() {
+        form.set_value(column, value).map_err(failed)?;
+    }
     form.save().await.map_err(failed)?;
     Ok(text(&Message::MappingSaved { entries: mapping.entries.len() }, lang))
+}
+
+/// The scope's columns as the form holds them.
+fn scope_record(form: &FormContext) -> Result<Map, ClientApiError> {
+    let columns =
+        [integration::SYNC_SCOPE, integration::SCOPE_COLUMN, integration::SCOPE_VIEW, integration::SCOPE_LEAVING];
+    let mut record = Map::new();
+    for column in columns {
+        record.insert(column.into(), form.value(column)?);
+    }
+    Ok(record)
 }
 
 fn built(rows: &Value, columns: &Value, lang: Lang) -> Result<FieldMapping, MappingError> {

@@ -2,6 +2,10 @@
 //!
 //! - **All** (the default): every contact with an e-mail, as before.
 //! - **Marked**: the contacts whose Yes/No column (named on the record) says Yes.
+//! - **In a view**: the contacts a Dynamics view of contacts holds, by its filter ([`view`]),
+//!   as the mapping editor read it when the scope was saved (its FetchXML is kept on the record,
+//!   so every browser and the relay decide alike, with no query per contact). A view changed
+//!   since takes effect when the scope is saved again.
 //!
 //! A contact outside the scope is neither sent nor changed by the integration: exports count it
 //! apart, with the reason; a save or Send sends nothing and says why; the pulls leave it alone.
@@ -15,6 +19,10 @@ use crate::core::dataverse::schema::{contact, integration, SyncStatus};
 use crate::core::json::{Map, Value};
 use crate::core::mapping::fields::reserved;
 
+pub mod view;
+
+use view::{ViewError, ViewFilter};
+
 /// Which contacts synchronise.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Rule {
@@ -23,6 +31,13 @@ pub enum Rule {
     All,
     /// Those whose Yes/No column (logical name) says Yes.
     Marked(String),
+    /// Those a view holds.
+    View {
+        /// The view's name, as saved (for messages).
+        name: String,
+        /// Its filter.
+        filter: ViewFilter,
+    },
 }
 
 /// What becomes of a contact that leaves the scope, in SALESmanago.
@@ -50,6 +65,8 @@ pub mod option {
     pub const ALL: i64 = 100_000_000;
     /// Those a Yes/No column marks.
     pub const MARKED: i64 = 100_000_001;
+    /// Those a view holds.
+    pub const VIEW: i64 = 100_000_002;
     /// `new_scopeleaving`: left alone.
     pub const LEFT_ALONE: i64 = 100_000_000;
     /// `new_scopeleaving`: opted out.
@@ -64,6 +81,8 @@ pub enum ScopeError {
     Column(String),
     /// An option this version does not know (a newer solution's).
     Option(i64),
+    /// "In a view" whose saved FetchXML cannot be evaluated (or none was saved).
+    View(ViewError),
 }
 
 /// Where one contact stands.
@@ -94,6 +113,15 @@ impl Scope {
                 }
                 Rule::Marked(column)
             }
+            Some(option::VIEW) => {
+                let text = |column: &str| row.get(column).and_then(Value::as_str).unwrap_or_default().trim();
+                let fetch = text(integration::SCOPE_FETCHXML);
+                if fetch.is_empty() {
+                    return Err(ScopeError::View(ViewError::Malformed("no view was saved".into())));
+                }
+                let filter = ViewFilter::parse(fetch).map_err(ScopeError::View)?;
+                Rule::View { name: text(integration::SCOPE_VIEW).to_owned(), filter }
+            }
             Some(other) => return Err(ScopeError::Option(other)),
         };
         let leaving = match option(integration::SCOPE_LEAVING) {
@@ -104,11 +132,12 @@ impl Scope {
         Ok(Scope { rule, leaving })
     }
 
-    /// The contact column it reads, if any.
-    pub fn column(&self) -> Option<&str> {
+    /// The contact columns it reads.
+    pub fn columns(&self) -> Vec<String> {
         match &self.rule {
-            Rule::All => None,
-            Rule::Marked(column) => Some(column),
+            Rule::All => Vec::new(),
+            Rule::Marked(column) => vec![column.clone()],
+            Rule::View { filter, .. } => filter.columns(),
         }
     }
 
@@ -117,6 +146,7 @@ impl Scope {
         match &self.rule {
             Rule::All => true,
             Rule::Marked(column) => matches!(row.cell(column), Some(Cell::Other(Value::Bool(true)))),
+            Rule::View { filter, .. } => filter.includes(row),
         }
     }
 
@@ -155,7 +185,7 @@ mod tests {
         let scope = Scope::from_record(&Map::new()).unwrap();
         assert_eq!(scope, Scope::default());
         assert!(scope.includes(&row(json!({}))));
-        assert_eq!(scope.column(), None);
+        assert!(scope.columns().is_empty());
     }
 
     #[test]
@@ -166,11 +196,27 @@ mod tests {
         let scope = Scope::from_record(&r).unwrap();
         assert_eq!(scope.rule, Rule::Marked("new_marketing".into()));
         assert_eq!(scope.leaving, Leaving::OptedOut);
-        assert_eq!(scope.column(), Some("new_marketing"));
+        assert_eq!(scope.columns(), ["new_marketing"]);
         assert!(scope.includes(&row(json!({"new_marketing": true}))));
         assert!(!scope.includes(&row(json!({"new_marketing": false}))));
         assert!(!scope.includes(&row(json!({"new_marketing": null}))), "empty is not a Yes");
         assert!(!scope.includes(&row(json!({}))));
+    }
+
+    #[test]
+    fn a_view_scope_takes_what_its_saved_filter_holds() {
+        let fetch = r#"<fetch><entity name="contact"><filter><condition attribute="numberofchildren" operator="gt" value="1"/></filter></entity></fetch>"#;
+        let mut r = record(json!({"new_syncscope": 100000002, "new_scopeview": " Families "}));
+        r.insert("new_scopefetchxml".into(), fetch.into());
+        let scope = Scope::from_record(&r).unwrap();
+        assert!(matches!(&scope.rule, Rule::View { name, .. } if name == "Families"));
+        assert_eq!(scope.columns(), ["numberofchildren"]);
+        assert!(scope.includes(&row(json!({"numberofchildren": 2}))));
+        assert!(!scope.includes(&row(json!({"numberofchildren": 1}))));
+        let none = record(json!({"new_syncscope": 100000002}));
+        assert!(matches!(Scope::from_record(&none), Err(ScopeError::View(ViewError::Malformed(_)))));
+        r.insert("new_scopefetchxml".into(), "<fetch><entity name='account'/></fetch>".into());
+        assert_eq!(Scope::from_record(&r), Err(ScopeError::View(ViewError::NotContacts("account".into()))));
     }
 
     #[test]
