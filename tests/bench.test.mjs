@@ -11,10 +11,10 @@ const bench = (args) =>
   spawnSync(process.execPath, [join(root, "bench", "run.mjs"), ...args], { encoding: "utf8", timeout: 180_000 });
 
 test("the bench runs every job at a small size and ends with its one-line result", () => {
-  const run = bench(["--contacts", "1200", "--small", "400", "--naive", "3", "--latency-ms", "5"]);
+  const run = bench(["--contacts", "1200", "--small", "400", "--naive", "3", "--latency-ms", "5", "--mapped", "3"]);
   assert.equal(run.status, 0, run.stderr);
   const lines = run.stdout.trim().split("\n");
-  assert.match(lines[0], /^bench: 1200 contacts, latency 5 ms .*, devtools driver$/);
+  assert.match(lines[0], /^bench: 1200 contacts, latency 5 ms .*, devtools driver, 3 mapped columns$/);
   assert.match(run.stdout, /Export all contacts finished: 1200 contacts\. (\d+) sent, (\d+) skipped, 0 failed\./);
   const [, sent, skipped] = run.stdout.match(/finished: 1200 contacts\. (\d+) sent, (\d+) skipped/);
   assert.equal(Number(sent) + Number(skipped), 1200);
@@ -36,6 +36,6 @@ test("the bench names a bad option or value, with its usage", () => {
     const run = bench(args);
     assert.equal(run.status, 2, args.join(" "));
     assert.equal(run.stderr.split("\n")[0], said);
-    assert.match(run.stderr.split("\n")[1], /^usage: npm run bench -- .*\[--driver devtools\|playwright\]$/);
+    assert.match(run.stderr.split("\n")[1], /^usage: npm run bench -- .*\[--driver devtools\|playwright\] \[--mapped N\]$/);
   }
 });
