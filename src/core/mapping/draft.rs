@@ -398,7 +398,11 @@ mod tests {
         assert_eq!(made.entries[1].direction, Direction::ToSalesmanago);
         assert_eq!(drafts(&made)[0], rows[0]);
         let page: Vec<Value> = drafts(&made).iter().map(Draft::to_json).collect();
-        assert_eq!(Draft::list(&Value::Array(page)).unwrap(), drafts(&made), "the page gets the rows and gives them back");
+        assert_eq!(
+            Draft::list(&Value::Array(page)).unwrap(),
+            drafts(&made),
+            "the page gets the rows and gives them back"
+        );
         assert_eq!(drafts(&made)[1].direction, "to");
         assert_eq!(FieldMapping::parse(&made.to_text()).unwrap(), made, "what is saved reads back");
     }

@@ -149,3 +149,62 @@ fn decimals_compare_by_value() {
     assert_eq!(compare_decimal("1e3", "1000"), None);
     assert_eq!(compare_decimal("abc", "1"), None);
 }
+
+#[test]
+fn every_operator_and_its_negation() {
+    let one = |op: &str, value: &str| {
+        view(&format!(r#"<filter><condition attribute="jobtitle" operator="{op}" value="{value}"/></filter>"#))
+    };
+    let ceo = row(json!({"jobtitle": "CEO of Sales"}));
+    let none = row(json!({}));
+    for (op, value, holds_ceo, holds_none) in [
+        ("like", "ceo%", true, false),
+        ("not-like", "ceo%", false, true),
+        ("not-like", "cfo%", true, true),
+        ("begins-with", "CEO", true, false),
+        ("not-begin-with", "CEO", false, true),
+        ("not-begin-with", "Sales", true, true),
+        ("ends-with", "sales", true, false),
+        ("ends-with", "CEO", false, false),
+        ("not-end-with", "sales", false, true),
+    ] {
+        let filter = one(op, value);
+        assert_eq!((filter.includes(&ceo), filter.includes(&none)), (holds_ceo, holds_none), "{op} {value}");
+    }
+    let listed = |op: &str| {
+        view(&format!(
+            r#"<filter><condition attribute="numberofchildren" operator="{op}"><value>1</value><value>3</value></condition></filter>"#
+        ))
+    };
+    assert!(!listed("not-in").includes(&row(json!({"numberofchildren": 3}))));
+    assert!(listed("not-in").includes(&row(json!({"numberofchildren": 2}))));
+    assert!(listed("not-in").includes(&row(json!({}))), "not-in takes a row without a value");
+    let at_most = view(r#"<filter><condition attribute="numberofchildren" operator="le" value="2"/></filter>"#);
+    assert!(
+        at_most.includes(&row(json!({"numberofchildren": 2})))
+            && at_most.includes(&row(json!({"numberofchildren": 1})))
+    );
+    assert!(!at_most.includes(&row(json!({"numberofchildren": 3}))));
+    let above = view(r#"<filter><condition attribute="numberofchildren" operator="gt" value="2"/></filter>"#);
+    assert!(!above.includes(&row(json!({"numberofchildren": 2}))));
+    let below = view(r#"<filter><condition attribute="numberofchildren" operator="lt" value="2"/></filter>"#);
+    assert!(
+        below.includes(&row(json!({"numberofchildren": 1}))) && !below.includes(&row(json!({"numberofchildren": 2})))
+    );
+}
+
+#[test]
+fn a_column_read_twice_is_read_once_and_names_are_checked() {
+    let twice = view(
+        r#"<filter type="or"><condition attribute="jobtitle" operator="eq" value="CEO"/><condition attribute="JobTitle" operator="eq" value="CFO"/></filter>"#,
+    );
+    assert_eq!(twice.columns(), ["jobtitle"]);
+    assert!(twice.includes(&row(json!({"jobtitle": "cfo"}))));
+    for attribute in ["", "job title", "job-title"] {
+        let fetch = format!(
+            r#"<fetch><entity name="contact"><filter><condition attribute="{attribute}" operator="null"/></filter></entity></fetch>"#
+        );
+        assert!(matches!(ViewFilter::parse(&fetch), Err(ViewError::Malformed(_))), "{attribute:?}");
+    }
+    assert!(matches!(ViewFilter::parse(r#"<fetch><attribute name="contact"/></fetch>"#), Err(ViewError::Malformed(_))));
+}
