@@ -74,13 +74,27 @@ impl ContactRow {
         let mut parsed = ContactRow::default();
         for (column, value) in row {
             let column = column.to_ascii_lowercase();
+            // The consent-like Yes/No columns are read for the consent rule, and kept as cells too:
+            // a view (the sync scope) may filter on them.
+            let yes_no = |parsed: &mut ContactRow, column: &String| {
+                if let Value::Bool(_) = value {
+                    parsed.other.insert(column.clone(), value.clone());
+                }
+            };
             if consent_name(&column).is_some() {
+                yes_no(&mut parsed, &column);
                 parsed.consents.insert(column, value.as_bool());
                 continue;
             }
             match column.as_str() {
-                contact::DO_NOT_BULK_EMAIL => parsed.do_not_bulk_email = value.as_bool(),
-                contact::DO_NOT_SMS => parsed.do_not_sms = value.as_bool(),
+                contact::DO_NOT_BULK_EMAIL => {
+                    yes_no(&mut parsed, &column);
+                    parsed.do_not_bulk_email = value.as_bool();
+                }
+                contact::DO_NOT_SMS => {
+                    yes_no(&mut parsed, &column);
+                    parsed.do_not_sms = value.as_bool();
+                }
                 contact::CONSENT_BASE => parsed.base = value.as_str().map(Base::from_text).unwrap_or_default(),
                 // A lookup's name; other OData annotations such as `…@odata.etag` are not read.
                 _ if column.starts_with('_') && column.ends_with(FORMATTED_LOWER) => {
@@ -185,6 +199,9 @@ mod tests {
         assert_eq!(row.get("numberofchildren"), None, "not text");
         assert_eq!(row.value("numberofchildren"), Some(3.into()), "kept for the admin's mapping");
         assert_eq!(row.value("address1_city"), None, "a formatted value is no value");
+        assert_eq!(row.value("donotbulkemail"), Some(true.into()), "the opt-outs and consents are cells too");
+        assert_eq!(row.value("new_consent_marketing"), Some(false.into()));
+        assert_eq!(row.value("new_donotsms"), None, "null is no value");
         assert_eq!(row.do_not_bulk_email, Some(true));
         assert_eq!(row.do_not_sms, None);
         assert_eq!(row.consents.len(), 2, "{:?}", row.consents);

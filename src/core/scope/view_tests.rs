@@ -208,3 +208,26 @@ fn a_column_read_twice_is_read_once_and_names_are_checked() {
     }
     assert!(matches!(ViewFilter::parse(r#"<fetch><attribute name="contact"/></fetch>"#), Err(ViewError::Malformed(_))));
 }
+
+#[test]
+fn a_no_a_date_time_against_a_date_and_empty_numbers() {
+    let off = view(r#"<filter><condition attribute="donotbulkemail" operator="eq" value="0"/></filter>"#);
+    assert!(off.includes(&row(json!({"donotbulkemail": false}))));
+    assert!(!off.includes(&row(json!({"donotbulkemail": true}))));
+    let on_the_day =
+        view(r#"<filter><condition attribute="lastusedincampaign" operator="eq" value="2026-03-04"/></filter>"#);
+    assert!(
+        on_the_day.includes(&row(json!({"lastusedincampaign": "2026-03-04T10:00:00Z"}))),
+        "a date-time on that date"
+    );
+    assert!(!on_the_day.includes(&row(json!({"lastusedincampaign": "2026-03-05T00:00:00Z"}))));
+    // Ten characters that are not a date are text: nothing is cut.
+    let text = view(r#"<filter><condition attribute="jobtitle" operator="eq" value="abcd-ef-gh"/></filter>"#);
+    assert!(!text.includes(&row(json!({"jobtitle": "abcd-ef-ghij"}))));
+    let shaped = view(r#"<filter><condition attribute="jobtitle" operator="eq" value="2026-03-0x"/></filter>"#);
+    assert!(!shaped.includes(&row(json!({"jobtitle": "2026-03-0xZZ"}))), "digits where a date has them");
+    for (a, b) in [("", "0"), (".", "0"), ("-", "0")] {
+        assert_eq!(compare_decimal(a, b), None, "{a:?}");
+    }
+    assert!(!is_date("2026-03-0") && !is_date("2026/03/04") && !is_date("2026-3-04xx") && is_date("2026-03-04"));
+}
