@@ -231,3 +231,18 @@ fn a_no_a_date_time_against_a_date_and_empty_numbers() {
     }
     assert!(!is_date("2026-03-0") && !is_date("2026/03/04") && !is_date("2026-3-04xx") && is_date("2026-03-04"));
 }
+
+#[test]
+fn the_xml_reader_holds_to_xml() {
+    let gt = view(r#"<filter><condition attribute="jobtitle" operator="eq" value="a>b"/></filter>"#);
+    assert!(gt.includes(&row(json!({"jobtitle": "A>B"}))), "a > inside a quoted value");
+    for broken in [
+        r#"<fetch><entity name="contact"><filter></entity></filter></fetch>"#,
+        r#"<fetch><entity name="contact"><></></entity></fetch>"#,
+        r#"<fetch><entity name="contact"><fi$ter/></entity></fetch>"#,
+        r#"</fetch>"#,
+        r#"<fetch><entity name="contact"/></fetch></fetch>"#,
+    ] {
+        assert!(matches!(ViewFilter::parse(broken), Err(ViewError::Malformed(_))), "{broken}: {:?}", ViewFilter::parse(broken));
+    }
+}
