@@ -226,6 +226,7 @@ fn a_no_a_date_time_against_a_date_and_empty_numbers() {
     assert!(!text.includes(&row(json!({"jobtitle": "abcd-ef-ghij"}))));
     let shaped = view(r#"<filter><condition attribute="jobtitle" operator="eq" value="2026-03-0x"/></filter>"#);
     assert!(!shaped.includes(&row(json!({"jobtitle": "2026-03-0xZZ"}))), "digits where a date has them");
+    assert!(!on_the_day.includes(&row(json!({"lastusedincampaign": "soon"}))), "short text against a date");
     for (a, b) in [("", "0"), (".", "0"), ("-", "0")] {
         assert_eq!(compare_decimal(a, b), None, "{a:?}");
     }
