@@ -244,6 +244,10 @@ fn the_xml_reader_holds_to_xml() {
         r#"</fetch>"#,
         r#"<fetch><entity name="contact"/></fetch></fetch>"#,
     ] {
-        assert!(matches!(ViewFilter::parse(broken), Err(ViewError::Malformed(_))), "{broken}: {:?}", ViewFilter::parse(broken));
+        assert!(
+            matches!(ViewFilter::parse(broken), Err(ViewError::Malformed(_))),
+            "{broken}: {:?}",
+            ViewFilter::parse(broken)
+        );
     }
 }
