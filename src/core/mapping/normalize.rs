@@ -58,6 +58,10 @@ pub fn email(raw: &str) -> Result<String, EmailProblem> {
 /// ends trimmed. Blank text is no value. Longer than `max` characters is cut there, and the
 /// second value says so.
 pub fn text(raw: &str, max: usize) -> (Option<String>, bool) {
+    // Most values need nothing done: one pass says so, and one copy is made.
+    if is_clean(raw, max) {
+        return (Some(raw.to_owned()), false);
+    }
     let mut out = String::with_capacity(raw.len());
     for c in raw.chars() {
         let c = if c.is_control() { ' ' } else { c };
@@ -66,14 +70,39 @@ pub fn text(raw: &str, max: usize) -> (Option<String>, bool) {
         }
         out.push(if c.is_whitespace() { ' ' } else { c });
     }
-    let trimmed = out.trim_end();
-    if trimmed.is_empty() {
+    out.truncate(out.trim_end().len());
+    if out.is_empty() {
         return (None, false);
     }
-    match trimmed.char_indices().nth(max) {
-        Some((cut, _)) => (Some(trimmed[..cut].trim_end().to_owned()), true),
-        None => (Some(trimmed.to_owned()), false),
+    match out.char_indices().nth(max) {
+        Some((cut, _)) => {
+            out.truncate(cut);
+            out.truncate(out.trim_end().len());
+            (Some(out), true)
+        }
+        None => (Some(out), false),
     }
+}
+
+/// Whether [`text`] leaves `raw` as it is: not blank, no control characters, white space only
+/// single spaces between words, at most `max` characters.
+fn is_clean(raw: &str, max: usize) -> bool {
+    let (mut count, mut after_space) = (0, true);
+    for c in raw.chars() {
+        count += 1;
+        if count > max || c.is_control() {
+            return false;
+        }
+        if c.is_whitespace() {
+            if c != ' ' || after_space {
+                return false;
+            }
+            after_space = true;
+        } else {
+            after_space = false;
+        }
+    }
+    count > 0 && !after_space
 }
 
 /// A phone or fax number: digits with an optional leading `+` and the separators people type
@@ -253,6 +282,16 @@ mod tests {
         assert_eq!(text("Zażółć gęślą", 4), (Some("Zażó".into()), true));
         assert_eq!(text("ab cd", 3), (Some("ab".into()), true), "no trailing space after the cut");
         assert_eq!(text("<b>x</b>", 50), (Some("<b>x</b>".into()), false), "markup is data, kept verbatim");
+        // Text that needs nothing done, at the edges of the shortcut.
+        assert_eq!(text("Zażółć", 6), (Some("Zażółć".into()), false), "exactly max characters");
+        assert_eq!(text("Zażółć", 5), (Some("Zażół".into()), true));
+        assert_eq!(text("a\u{a0}b", 9), (Some("a b".into()), false), "a non-breaking space is a space");
+        assert_eq!(text("a  b", 9), (Some("a b".into()), false));
+        assert_eq!(text("a b ", 9), (Some("a b".into()), false));
+        assert_eq!(text("", 9), (None, false));
+        assert!(
+            is_clean("a b", 3) && !is_clean("a b", 2) && !is_clean(" a", 9) && !is_clean("a\tb", 9) && !is_clean("", 9)
+        );
     }
 
     #[test]
