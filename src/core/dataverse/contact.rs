@@ -6,7 +6,11 @@ use crate::core::sorted::SortedMap;
 use crate::core::json::{Map, Value};
 
 /// [`crate::core::mapping::fields::FORMATTED`] as the row's lower-cased keys hold it.
-const FORMATTED_LOWER: &str = "@odata.community.display.v1.formattedvalue";
+pub const FORMATTED_KEY: &str = "@odata.community.display.v1.formattedvalue";
+
+/// The Yes/No cells of the columns read into their own fields (the opt-outs, the consents).
+static YES: Value = Value::Bool(true);
+static NO: Value = Value::Bool(false);
 
 use super::schema::{consent_name, contact};
 use crate::core::consent::{Base, Key};
@@ -74,30 +78,16 @@ impl ContactRow {
         let mut parsed = ContactRow::default();
         for (column, value) in row {
             let column = column.to_ascii_lowercase();
-            // The consent-like Yes/No columns are read for the consent rule, and kept as cells too:
-            // a view (the sync scope) may filter on them.
-            let yes_no = |parsed: &mut ContactRow, column: &String| {
-                if let Value::Bool(_) = value {
-                    parsed.other.insert(column.clone(), value.clone());
-                }
-            };
             if consent_name(&column).is_some() {
-                yes_no(&mut parsed, &column);
                 parsed.consents.insert(column, value.as_bool());
                 continue;
             }
             match column.as_str() {
-                contact::DO_NOT_BULK_EMAIL => {
-                    yes_no(&mut parsed, &column);
-                    parsed.do_not_bulk_email = value.as_bool();
-                }
-                contact::DO_NOT_SMS => {
-                    yes_no(&mut parsed, &column);
-                    parsed.do_not_sms = value.as_bool();
-                }
+                contact::DO_NOT_BULK_EMAIL => parsed.do_not_bulk_email = value.as_bool(),
+                contact::DO_NOT_SMS => parsed.do_not_sms = value.as_bool(),
                 contact::CONSENT_BASE => parsed.base = value.as_str().map(Base::from_text).unwrap_or_default(),
                 // A lookup's name; other OData annotations such as `…@odata.etag` are not read.
-                _ if column.starts_with('_') && column.ends_with(FORMATTED_LOWER) => {
+                _ if column.starts_with('_') && column.ends_with(FORMATTED_KEY) => {
                     if let Some(name) = value.as_str() {
                         parsed.other.insert(column, name.into());
                     }
@@ -120,10 +110,18 @@ impl ContactRow {
     /// A column's value as the Web API gave it, if it has one; a lookup's name under
     /// `_<column>_value` + [`crate::core::mapping::fields::FORMATTED`]. `column` is a logical
     /// name (lower case), as the row's keys are.
+    /// The opt-outs and consents, read into their own fields for the consent rule, are cells
+    /// too: a view (the sync scope) may filter on them.
     pub fn cell(&self, column: &str) -> Option<Cell<'_>> {
-        match self.get(column) {
-            Some(text) => Some(Cell::Text(text)),
-            None => self.other.get(column).map(Cell::Other),
+        let yes_no = |held: Option<bool>| held.map(|yes| Cell::Other(if yes { &YES } else { &NO }));
+        match column {
+            contact::DO_NOT_BULK_EMAIL => yes_no(self.do_not_bulk_email),
+            contact::DO_NOT_SMS => yes_no(self.do_not_sms),
+            _ if consent_name(column).is_some() => yes_no(self.consents.get(column).copied().flatten()),
+            _ => match self.get(column) {
+                Some(text) => Some(Cell::Text(text)),
+                None => self.other.get(column).map(Cell::Other),
+            },
         }
     }
 

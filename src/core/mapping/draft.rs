@@ -206,16 +206,6 @@ pub fn views(answer: &Value, attributes: &Value) -> Vec<ViewChoice> {
         .collect()
 }
 
-impl ViewChoice {
-    /// The view as the editor's page takes it (and gives it back).
-    pub fn to_json(&self) -> Value {
-        let mut map = Map::new();
-        map.insert("name".into(), self.name.clone().into());
-        map.insert("fetch".into(), self.fetch.clone().into());
-        Value::Object(map)
-    }
-}
-
 /// The editor's scope: `{rule: all|marked|view, column, view, leaving: alone|optout}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScopeDraft {

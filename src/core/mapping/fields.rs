@@ -32,7 +32,7 @@
 //! - From SALESmanago, a detail absent from the card is unknown, never a blank; a tag is read
 //!   only from a card that lists its tags.
 
-use crate::core::dataverse::contact::{Cell, ContactRow};
+use crate::core::dataverse::contact::{Cell, ContactRow, FORMATTED_KEY};
 use crate::core::json::{self, Map, Value};
 use crate::core::salesmanago::contact::{SmContact, UpsertDetails};
 use crate::core::salesmanago::export::SYNC_TAG;
@@ -364,11 +364,6 @@ impl FieldMapping {
         self.entries.iter().map(Entry::select)
     }
 
-    /// Whether a read must ask for names (`odata.include-annotations`): a lookup is mapped.
-    pub fn needs_names(&self) -> bool {
-        self.entries.iter().any(|e| e.kind == ColumnType::Lookup && e.direction.outbound())
-    }
-
     /// Whether a value comes from SALESmanago's details or tags, which only its full cards
     /// (`listById`) carry.
     pub fn reads_cards(&self) -> bool {
@@ -526,7 +521,7 @@ impl Entry {
             Some(Err(raw)) => return Err(EntryProblem::UnknownKey(format!("label: {raw}"))),
         };
         let lookup_name = match kind {
-            ColumnType::Lookup => format!("_{column}_value{}", FORMATTED.to_ascii_lowercase()),
+            ColumnType::Lookup => format!("_{column}_value{FORMATTED_KEY}"),
             _ => String::new(),
         };
         Ok(Entry { column: column.to_owned(), label, kind, target, direction, labels, lookup_name })

@@ -7,11 +7,13 @@ use crate::core::dataverse::contact::ContactRow;
 use crate::core::dataverse::query::{encode, literal, select, selects_lookup};
 use crate::core::dataverse::schema::{self, contact, integration};
 use crate::core::i18n::{text, Lang, Message};
+use crate::core::integration::read_columns;
 use crate::core::json::{Map, Value};
 use crate::core::mapping::draft::{self, Column, Draft, ScopeDraft, ScopeProblem};
 use crate::core::mapping::fields::{FieldMapping, MappingError};
 use crate::core::mapping::{to_salesmanago, OutboundOptions, Skip};
 use crate::core::salesmanago::contact::UpsertDetails;
+use crate::core::scope::Scope;
 use crate::object;
 
 use super::super::browser::now_ms;
@@ -72,12 +74,7 @@ pub(crate) async fn preview(ui: &Ui, rows: &Value, columns: &Value, who: &str, l
     let mapping = built(rows, columns, lang).map_err(|e| mapping_problem(&e, lang))?;
     let failed = |e: ClientApiError| text(&Message::Dataverse { detail: e.message }, lang);
     let consents = schema::consent_columns(&read_json(ui, schema::CONTACT_ATTRIBUTES, "").await.map_err(failed)?);
-    let mut read = consents;
-    for column in mapping.columns() {
-        if !read.contains(&column) {
-            read.push(column);
-        }
-    }
+    let read = read_columns(&consents, &mapping, &Scope::default());
     let who = who.trim();
     let filter =
         format!("{} eq {} or startswith({}, {})", contact::EMAIL, literal(who), contact::FULL_NAME, literal(who));
