@@ -4,6 +4,10 @@
 //
 //   npm run bench -- [--contacts N] [--latency-ms L] [--concurrency K] [--naive N] [--small N]
 //                    [--profile 1] [--driver devtools|playwright] [--mapped N]
+//   npm run bench -- --compare-mapped N [--repeat R] [--contacts N] [--latency-ms L]
+//     Export all alone, with no mapping and with N mapped columns in turn, R pairs (default 3),
+//     each run on a fresh sandbox: each pair's times, and the median of the pairs' ratios
+//     (with --profile 1, each run's CPU by process too).
 //   npm run bench -- --relay [options of bench/relay.mjs]   (the relay's load bench instead)
 //
 // For each job it prints contacts per second, the pipeline limit (the shortest time the round
@@ -27,12 +31,12 @@ const PAGE = 400; // contacts per Dataverse page and per SALESmanago batch (Batc
 const LOOKUP = 100; // ids per contact/listById call
 const FIRST_STATUS_S = 2; // pull consents first asks whether the export file is ready after 2 s
 
-const USAGE = "usage: npm run bench -- [--contacts N] [--latency-ms L] [--concurrency K] [--naive N] [--small N] [--profile 1] [--driver devtools|playwright] [--mapped N]";
+const USAGE = "usage: npm run bench -- [--contacts N] [--latency-ms L] [--concurrency K] [--naive N] [--small N] [--profile 1] [--driver devtools|playwright] [--mapped N] [--compare-mapped N [--repeat R]]";
 const DRIVERS = ["devtools", "playwright"];
 
 function parse(argv) {
-  const options = { contacts: 100_000, latencyMs: 20, concurrency: 4, naive: 200, small: 10_000, profile: 0, driver: "devtools", mapped: 0 };
-  const names = { "--contacts": "contacts", "--latency-ms": "latencyMs", "--concurrency": "concurrency", "--naive": "naive", "--small": "small", "--profile": "profile", "--driver": "driver", "--mapped": "mapped" };
+  const options = { contacts: 100_000, latencyMs: 20, concurrency: 4, naive: 200, small: 10_000, profile: 0, driver: "devtools", mapped: 0, compareMapped: 0, repeat: 3 };
+  const names = { "--contacts": "contacts", "--latency-ms": "latencyMs", "--concurrency": "concurrency", "--naive": "naive", "--small": "small", "--profile": "profile", "--driver": "driver", "--mapped": "mapped", "--compare-mapped": "compareMapped", "--repeat": "repeat" };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split(/=(.*)/s);
     const key = names[flag];
@@ -51,6 +55,8 @@ function parse(argv) {
   }
   options.small = Math.min(options.small, options.contacts);
   options.mapped = Math.min(options.mapped, 20);
+  options.compareMapped = Math.min(options.compareMapped, 20);
+  options.repeat = Math.max(options.repeat, 1);
   return options;
 }
 
@@ -336,8 +342,53 @@ async function fetchClick(page, url, phone) {
   }, phone);
 }
 
+/**
+ * `--compare-mapped N`: Export all alone, without a mapping and with N mapped columns in turn
+ * (which goes first alternates), each on a fresh sandbox and a reset simulator, in one browser:
+ * the pairs side by side on this machine, and the median of their ratios.
+ */
+async function compareMapped(options) {
+  const sim = await startSimulatorProcess(options.latencyMs);
+  let browser = null;
+  try {
+    browser = await launch(options.driver, ["--enable-precise-memory-info", "--js-flags=--expose-gc"]);
+    const { page } = browser;
+    log(`bench: Export all of ${options.contacts} contacts, no mapping vs ${options.compareMapped} mapped columns, ${options.repeat} pairs, latency ${options.latencyMs} ms`);
+    const exportWith = async (mapped) => {
+      const sandbox = await sandboxWith(options.contacts, { ...options, mapped }, sim);
+      try {
+        await open(page, `${sandbox.url}/integration`);
+        await warm(page);
+        const job = await measuredJob(page, "new.integration.ExportAll.Button", browser.profile);
+        if (!/finished/.test(job.text)) throw new Error(`Export all did not finish: ${job.text}`);
+        if (options.profile) log(`${mapped} mapped:\n${job.cpuLine}`);
+        return job.ms / 1000;
+      } finally {
+        await sandbox.close();
+        await simulatorControl(sim, "reset", {});
+      }
+    };
+    const ratios = [];
+    for (let round = 0; round < options.repeat; round++) {
+      const order = round % 2 === 0 ? [0, options.compareMapped] : [options.compareMapped, 0];
+      const seconds = {};
+      for (const mapped of order) seconds[mapped] = await exportWith(mapped);
+      const ratio = seconds[options.compareMapped] / seconds[0];
+      ratios.push(ratio);
+      log(`pair ${round + 1}: no mapping ${fmt(seconds[0])} s, ${options.compareMapped} mapped ${fmt(seconds[options.compareMapped])} s, ratio ${fmt(ratio, 3)}`);
+    }
+    ratios.sort((a, b) => a - b);
+    const median = ratios.length % 2 ? ratios[(ratios.length - 1) / 2] : (ratios[ratios.length / 2 - 1] + ratios[ratios.length / 2]) / 2;
+    log(`bench: export all with ${options.compareMapped} mapped columns is ${fmt(median, 3)}× the time without (median of ${ratios.length} pairs; spread ${fmt(ratios[0], 3)}-${fmt(ratios[ratios.length - 1], 3)})`);
+  } finally {
+    await browser?.close();
+    sim.stop();
+  }
+}
+
 async function main() {
   const options = parse(process.argv.slice(2));
+  if (options.compareMapped) return compareMapped(options);
   const wasmFile = join(root, "target", "engine", "engine_opt.wasm");
   const wasm = readFileSync(wasmFile);
   const dir = mkdtempSync(join(tmpdir(), "salesmanago-bench-"));
@@ -396,7 +447,7 @@ async function main() {
       // The same samples by where they ran: the engine, page JS, the browser's own functions.
       const kinds = new Map();
       for (const [key, us] of self) {
-        const kind = / \((idle|program|garbage collector)\) /.test(` ${key} `) ? key.split(" :")[0] : key.includes(".wasm") ? "engine (wasm)" : /\.m?js/.test(key) ? "page JS" : "built-ins (fetch, Request, text codecs, ...)";
+        const kind = / \((idle|program|garbage collector)\) /.test(` ${key} `) ? key.split(" :")[0] : key.includes(".wasm") || key.startsWith("wasm-function") ? "engine (wasm)" : /\.m?js/.test(key) ? "page JS" : "built-ins (fetch, Request, text codecs, ...)";
         kinds.set(kind, (kinds.get(kind) || 0) + us);
       }
       log(`  profile by kind: ${[...kinds].sort((a, b) => b[1] - a[1]).map(([k, us]) => `${k} ${fmt(us / 1000, 0)} ms`).join(", ")}`);

@@ -17,11 +17,12 @@ use salesmanago_dynamics::core::dataverse::batch::updates;
 use salesmanago_dynamics::core::dataverse::contact::ContactRow;
 use salesmanago_dynamics::core::dataverse::query::page;
 use salesmanago_dynamics::core::dataverse::schema::SyncStatus;
+use salesmanago_dynamics::core::json::Value;
 use salesmanago_dynamics::core::mapping::fields::FieldMapping;
 use salesmanago_dynamics::core::mapping::{to_salesmanago, OutboundOptions};
 use salesmanago_dynamics::core::salesmanago::operation::BatchUpsert;
 use salesmanago_dynamics::core::salesmanago::{ApiSecret, Client, Credentials, Endpoint, HttpResponse, Nonce};
-use salesmanago_dynamics::core::sync::write_back;
+use salesmanago_dynamics::core::sync::{write_back, Went};
 
 const ROWS: usize = 400;
 const NOW: u64 = 1_795_000_000_000;
@@ -104,6 +105,7 @@ fn main() {
     let entries: Vec<String> = (0..mapped).map(|n| mapped_column(n, 0).1).collect();
     let mapping = FieldMapping::parse(&format!(r#"{{"version":1,"entries":[{}]}}"#, entries.join(",")))
         .expect("the benchmark's mapping is valid");
+    let fingerprint = mapping.fingerprint();
     let texts: Vec<String> = (0..pages.min(10)).map(|p| dataverse_page(p * ROWS, mapped)).collect();
     let mut steps = Steps::default();
     let mut bytes = (0usize, 0usize);
@@ -114,7 +116,11 @@ fn main() {
         timed(&mut steps.read_page, started);
 
         let started = Instant::now();
-        let parsed: Vec<ContactRow> = rows.iter().filter_map(|r| r.as_object()).map(ContactRow::from_json).collect();
+        let objects = rows.into_iter().filter_map(|r| match r {
+            Value::Object(map) => Some(map),
+            _ => None,
+        });
+        let parsed: Vec<ContactRow> = objects.map(ContactRow::from_map).collect();
         timed(&mut steps.rows, started);
 
         let started = Instant::now();
@@ -137,14 +143,13 @@ fn main() {
         timed(&mut steps.response, started);
 
         let started = Instant::now();
-        let writes: Vec<(String, _)> = rows
+        let writes: Vec<(String, _)> = parsed
             .iter()
-            .filter_map(|r| r.as_object())
-            .zip(&parsed)
-            .filter_map(|(row, parsed)| {
+            .filter_map(|parsed| {
                 let key = parsed.get("emailaddress1")?.to_ascii_lowercase();
                 let id = outcome.ids.get(&key).map(String::as_str);
-                Some((parsed.id()?, write_back(row, SyncStatus::Synced, id, Some(&key), None, None, NOW)?))
+                let went = Went { id, email: Some(&key), mapping: fingerprint.as_deref(), ..Went::default() };
+                Some((parsed.id()?, write_back(parsed, SyncStatus::Synced, went, None, NOW)?))
             })
             .collect();
         let body = updates("https://org.crm4.dynamics.com/api/data/v9.2/", "contacts", &writes, "batch_1");

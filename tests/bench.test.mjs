@@ -26,6 +26,16 @@ test("the bench runs every job at a small size and ends with its one-line result
   assert.match(lines.at(-1), /^bench: export \d+\.\d\d of limit, \d+ x naive, wasm \d+ B$/);
 });
 
+test("the bench compares Export all without and with a mapping, pair by pair, and gives the median ratio", () => {
+  const run = bench(["--compare-mapped", "3", "--repeat", "2", "--contacts", "300", "--latency-ms", "5"]);
+  assert.equal(run.status, 0, run.stderr);
+  const lines = run.stdout.trim().split("\n");
+  assert.match(lines[0], /^bench: Export all of 300 contacts, no mapping vs 3 mapped columns, 2 pairs, latency 5 ms$/);
+  assert.match(lines[1], /^pair 1: no mapping \d+\.\d\d s, 3 mapped \d+\.\d\d s, ratio \d+\.\d{3}$/);
+  assert.match(lines[2], /^pair 2: no mapping /);
+  assert.match(lines.at(-1), /^bench: export all with 3 mapped columns is \d+\.\d{3}× the time without \(median of 2 pairs; spread \d+\.\d{3}-\d+\.\d{3}\)$/);
+});
+
 test("the bench names a bad option or value, with its usage", () => {
   for (const [args, said] of [
     [["--driver", "firefox"], "--driver takes devtools or playwright, not firefox"],
@@ -36,6 +46,6 @@ test("the bench names a bad option or value, with its usage", () => {
     const run = bench(args);
     assert.equal(run.status, 2, args.join(" "));
     assert.equal(run.stderr.split("\n")[0], said);
-    assert.match(run.stderr.split("\n")[1], /^usage: npm run bench -- .*\[--driver devtools\|playwright\] \[--mapped N\]$/);
+    assert.match(run.stderr.split("\n")[1], /^usage: npm run bench -- .*\[--driver devtools\|playwright\] \[--mapped N\] \[--compare-mapped N \[--repeat R\]\]$/);
   }
 });

@@ -175,7 +175,8 @@ pub(crate) fn start(relay: &Relay, record: &Map, consents: Vec<String>) -> Burst
 /// What the burst's export tells its deliveries: its contacts settled, or its end.
 enum Outcome {
     Settled(Settled),
-    Ended(Result<Summary, JobFailure>, Vec<(String, Option<u64>)>),
+    /// Boxed: a summary is large beside the settled contacts.
+    Ended(Box<Result<Summary, JobFailure>>, Vec<(String, Option<u64>)>),
 }
 
 /// Drives the burst's "Export selected" to its end, telling `settled` as soon as it can; what
@@ -196,7 +197,7 @@ async fn export_job(relay: Arc<Relay>, mut job: Job, settled: oneshot::Sender<Ou
     }
     match tell {
         Some(tell) => {
-            let _ = tell.send(Outcome::Ended(result, job.went().to_vec()));
+            let _ = tell.send(Outcome::Ended(Box::new(result), job.went().to_vec()));
         }
         None => {
             if let Err(failure) = &result {

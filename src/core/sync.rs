@@ -3,7 +3,7 @@
 
 use crate::core::json::{Map, Value};
 
-use crate::core::dataverse::contact::SELECT;
+use crate::core::dataverse::contact::{ContactRow, SELECT};
 use crate::core::dataverse::schema::{consent_name, contact, SyncStatus};
 use crate::core::mapping::normalize::Date;
 use crate::core::mapping::ContactPatch;
@@ -66,47 +66,57 @@ pub fn unix_ms(iso: &str) -> Option<u64> {
     Some((days * 86_400 + h * 3600 + m * 60 + s) * 1000)
 }
 
+/// What a contact went to SALESmanago as, written back with its status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Went<'a> {
+    /// Its SALESmanago id.
+    pub id: Option<&'a str>,
+    /// The address it was sent by (normalised, as sent: SALESmanago knows it by that one now).
+    pub email: Option<&'a str>,
+    /// Its new consent base, after an upsert that made it agreed.
+    pub base: Option<&'a str>,
+    /// The fingerprint of the admin's mapping it went with
+    /// ([`crate::core::mapping::fields::FieldMapping::fingerprint`]; `None`: the built-in one).
+    /// Recorded with a `Synced` status only.
+    pub mapping: Option<&'a str>,
+}
+
 /// The status columns to write on a contact after a synchronisation, or `None` when they
 /// already say so (a contact exported unchanged is not written again).
 ///
-/// `row` is the contact as read (with the status columns selected); `sm_id` and `email` the
-/// SALESmanago id and the address the contact was sent by (normalised, as sent: SALESmanago
-/// knows it by that one now); `error` is the reason shown to users for `Failed` and `Skipped`;
-/// `base` the contact's new consent base, after an upsert that made it agreed.
-pub fn write_back(
-    row: &Map,
-    status: SyncStatus,
-    sm_id: Option<&str>,
-    email: Option<&str>,
-    error: Option<&str>,
-    base: Option<&str>,
-    now_ms: u64,
-) -> Option<Map> {
-    let text = |column: &str| row.get(column).and_then(Value::as_str).filter(|s| !s.is_empty());
-    let same_status = row.get(contact::SYNC_STATUS).and_then(Value::as_i64) == Some(i64::from(status.value()));
-    let same_id = sm_id.is_none() || text(contact::SALESMANAGO_ID) == sm_id;
-    let same_email = email.is_none() || text(contact::SALESMANAGO_EMAIL) == email;
+/// `row` is the contact as read (with the status columns selected); `went` what it went to
+/// SALESmanago as; `error` is the reason shown to users for `Failed` and `Skipped`.
+pub fn write_back(row: &ContactRow, status: SyncStatus, went: Went, error: Option<&str>, now_ms: u64) -> Option<Map> {
+    let text = |column: &str| row.get(column);
+    let same_status = row.other.get(contact::SYNC_STATUS).and_then(Value::as_i64) == Some(i64::from(status.value()));
+    let same_id = went.id.is_none() || text(contact::SALESMANAGO_ID) == went.id;
+    let same_email = went.email.is_none() || text(contact::SALESMANAGO_EMAIL) == went.email;
     let same_error = text(contact::LAST_ERROR) == error;
-    if same_status && same_id && same_email && same_error && base.is_none() {
+    let synced = status == SyncStatus::Synced;
+    let same_mapping = !synced || text(contact::MAPPED_WITH) == went.mapping;
+    if same_status && same_id && same_email && same_error && same_mapping && went.base.is_none() {
         return None;
     }
     let mut columns = Map::new();
-    if let Some(base) = base {
+    if let Some(base) = went.base {
         columns.insert(contact::CONSENT_BASE.into(), base.into());
     }
     columns.insert(contact::SYNC_STATUS.into(), status.value().into());
-    if let Some(id) = sm_id {
+    if let Some(id) = went.id {
         columns.insert(contact::SALESMANAGO_ID.into(), id.into());
     }
-    if let Some(email) = email {
+    if let Some(email) = went.email {
         columns.insert(contact::SALESMANAGO_EMAIL.into(), email.into());
     }
     columns.insert(
         contact::LAST_ERROR.into(),
         error.map_or(Value::Null, |e| e.chars().take(2000).collect::<String>().into()),
     );
-    if status == SyncStatus::Synced {
+    if synced {
         columns.insert(contact::SYNCED_ON.into(), iso_datetime(now_ms).into());
+        if !same_mapping {
+            columns.insert(contact::MAPPED_WITH.into(), went.mapping.map_or(Value::Null, Value::from));
+        }
     }
     Some(columns)
 }
@@ -146,6 +156,43 @@ pub struct Tally {
     pub failed_count: u64,
     /// Contacts outside the sync scope: neither sent nor changed ([`crate::core::scope`]).
     pub outside: u64,
+    /// Of `done`: sent again because the admin's mapping changed since they last went
+    /// ([`Again::Mapping`]).
+    pub again: u64,
+    /// Of `done`: sent after an export had marked them outside the sync scope: they entered it
+    /// ([`Again::Scope`]).
+    pub entered: u64,
+}
+
+/// Why an export sends a contact SALESmanago already holds as Dynamics does, other than its own
+/// changes: the admin changed what syncs since it last went.
+///
+/// Counted as the export goes, from each contact's own columns, not before it: Dataverse counts
+/// matching rows only up to 5,000 (`$count`, "Count rows using OData") and aggregates only up
+/// to 50,000 (FetchXML's `fetch` element reference).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Again {
+    /// It went with another mapping ([`contact::MAPPED_WITH`] differs from the fingerprint of
+    /// the mapping in force).
+    Mapping,
+    /// An export marked it outside the sync scope; it is inside now.
+    Scope,
+}
+
+impl Again {
+    /// Why `row` (read with the status columns) goes again when sent with the mapping whose
+    /// fingerprint is `mapping`; `None` when it never went, failed or was skipped last, or went
+    /// with this mapping.
+    pub fn of(row: &ContactRow, mapping: Option<&str>) -> Option<Again> {
+        let status = row.other.get(contact::SYNC_STATUS).and_then(Value::as_i64)?;
+        if status == i64::from(SyncStatus::OutOfScope.value()) {
+            Some(Again::Scope)
+        } else if status == i64::from(SyncStatus::Synced.value()) && row.get(contact::MAPPED_WITH) != mapping {
+            Some(Again::Mapping)
+        } else {
+            None
+        }
+    }
 }
 
 /// How a contact was counted before its write went: what a write Dynamics refuses takes back.
@@ -172,6 +219,31 @@ impl Tally {
         if self.not_done.len() < MAX_LISTED {
             self.not_done.push(contact);
         }
+    }
+
+    /// Counts a contact sent, and why it went again if it did.
+    pub fn sent(&mut self, again: Option<Again>) {
+        self.done += 1;
+        match again {
+            Some(Again::Mapping) => self.again += 1,
+            Some(Again::Scope) => self.entered += 1,
+            None => {}
+        }
+    }
+
+    /// A contact counted [`Tally::sent`] whose write Dynamics refused: failed now, its reason
+    /// for going again taken back with it.
+    pub fn sent_refused(&mut self, again: Option<Again>, contact: NotDone) {
+        let counter = match again {
+            Some(Again::Mapping) => Some(&mut self.again),
+            Some(Again::Scope) => Some(&mut self.entered),
+            None => None,
+        };
+        if let Some(counter) = counter {
+            debug_assert!(*counter > 0, "a refused write takes back a reason never counted: {again:?}");
+            *counter = counter.saturating_sub(1);
+        }
+        self.refused(Counted::Done, contact);
     }
 
     /// Counts a contact as `counted`.
@@ -219,6 +291,8 @@ impl Tally {
         self.skipped_count += other.skipped_count;
         self.failed_count += other.failed_count;
         self.outside += other.outside;
+        self.again += other.again;
+        self.entered += other.entered;
         let room = MAX_LISTED.saturating_sub(self.not_done.len());
         self.not_done.extend(other.not_done.into_iter().take(room));
     }
@@ -352,8 +426,8 @@ mod tests {
     use super::*;
     use crate::core::json::json;
 
-    fn row(value: Value) -> Map {
-        value.as_object().unwrap().clone()
+    fn row(value: Value) -> ContactRow {
+        ContactRow::from_json(value.as_object().unwrap())
     }
 
     #[test]
@@ -432,16 +506,8 @@ mod tests {
 
     #[test]
     fn a_first_sync_writes_id_status_and_time() {
-        let columns = write_back(
-            &row(json!({"contactid": "c1"})),
-            SyncStatus::Synced,
-            Some("sm-1"),
-            Some("a@b.pl"),
-            None,
-            None,
-            0,
-        )
-        .unwrap();
+        let went = Went { id: Some("sm-1"), email: Some("a@b.pl"), ..Went::default() };
+        let columns = write_back(&row(json!({"contactid": "c1"})), SyncStatus::Synced, went, None, 0).unwrap();
         assert_eq!(
             Value::Object(columns),
             json!({"new_salesmanagosyncstatus": 100_000_000, "new_salesmanagoid": "sm-1",
@@ -454,12 +520,20 @@ mod tests {
     fn an_unchanged_contact_is_not_written_again() {
         let synced = row(json!({"new_salesmanagosyncstatus": 100_000_000, "new_salesmanagoid": "sm-1",
             "new_salesmanagoemail": "a@b.pl", "new_salesmanagolasterror": null}));
-        let sent = |id, email| write_back(&synced, SyncStatus::Synced, Some(id), Some(email), None, None, 5);
+        let sent = |id, email| {
+            write_back(
+                &synced,
+                SyncStatus::Synced,
+                Went { id: Some(id), email: Some(email), ..Went::default() },
+                None,
+                5,
+            )
+        };
         assert_eq!(sent("sm-1", "a@b.pl"), None);
         assert!(sent("sm-2", "a@b.pl").is_some(), "a new id is written");
         let renamed = sent("sm-1", "new@b.pl").expect("a new address is written");
         assert_eq!(renamed["new_salesmanagoemail"], "new@b.pl");
-        let failed = write_back(&synced, SyncStatus::Failed, None, None, Some("down"), None, 5).unwrap();
+        let failed = write_back(&synced, SyncStatus::Failed, Went::default(), Some("down"), 5).unwrap();
         assert_eq!(failed["new_salesmanagolasterror"], "down");
         assert!(!failed.contains_key("new_salesmanagosyncedon"), "a failure does not move the sync time");
         assert!(!failed.contains_key("new_salesmanagoid"));
@@ -467,9 +541,26 @@ mod tests {
     }
 
     #[test]
+    fn a_synced_contact_records_the_mapping_it_went_with() {
+        let went = |mapping| Went { id: Some("sm-1"), email: Some("a@b.pl"), mapping, ..Went::default() };
+        let before = row(json!({"new_salesmanagosyncstatus": 100_000_000, "new_salesmanagoid": "sm-1",
+            "new_salesmanagoemail": "a@b.pl", "new_salesmanagomapping": "00aa"}));
+        assert_eq!(write_back(&before, SyncStatus::Synced, went(Some("00aa")), None, 5), None, "the same mapping");
+        let newer = write_back(&before, SyncStatus::Synced, went(Some("11bb")), None, 5).expect("a new mapping");
+        assert_eq!(newer["new_salesmanagomapping"], "11bb");
+        let built_in = write_back(&before, SyncStatus::Synced, went(None), None, 5).expect("back to the built-in");
+        assert_eq!(built_in["new_salesmanagomapping"], Value::Null);
+        let failed = write_back(&before, SyncStatus::Failed, went(Some("11bb")), Some("down"), 5).unwrap();
+        assert!(!failed.contains_key("new_salesmanagomapping"), "a contact that failed did not go with it");
+        let never = row(json!({"new_salesmanagosyncstatus": 100_000_000, "new_salesmanagoid": "sm-1",
+            "new_salesmanagoemail": "a@b.pl"}));
+        assert_eq!(write_back(&never, SyncStatus::Synced, went(None), None, 5), None, "no mapping, none recorded");
+    }
+
+    #[test]
     fn errors_are_cut_to_the_column() {
         let long = "x".repeat(3000);
-        let columns = write_back(&Map::new(), SyncStatus::Failed, None, None, Some(&long), None, 0).unwrap();
+        let columns = write_back(&ContactRow::default(), SyncStatus::Failed, Went::default(), Some(&long), 0).unwrap();
         assert_eq!(columns["new_salesmanagolasterror"].as_str().unwrap().len(), 2000);
     }
 

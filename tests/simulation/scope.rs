@@ -112,6 +112,7 @@ fn scope_on_every_path(seed: u64, contacts: usize) {
     let there = held(&world);
     let summary = world.run(BulkJob::ExportAll, 0).expect("a clean export succeeds");
     check_nothing_outside_went(&world, &there);
+    assert_eq!(summary.tally.entered, 0, "a contact never marked outside does not count as entering");
     assert!(summary.tally.adds_up(), "{:?}", summary.tally);
     let outside = world.dataverse.contacts.values().filter(|r| !flagged(r)).count() as u64;
     assert_eq!(summary.tally.outside, outside, "{:?}", summary.tally);
@@ -142,6 +143,20 @@ fn scope_on_every_path(seed: u64, contacts: usize) {
     for id in &leaving {
         assert_eq!(status(&world.dataverse.contacts[id]), marked, "{id} stays marked");
     }
+
+    // They come back into the scope: the next export sends them and counts them as entering it.
+    for id in &leaving {
+        world.dataverse.contacts.get_mut(id).expect("a contact").insert(FLAG.into(), true.into());
+    }
+    let summary = world.run(BulkJob::ExportAll, 0).expect("a clean export succeeds");
+    let back = leaving.iter().filter(|id| status(&world.dataverse.contacts[*id]) == synced).count() as u64;
+    assert_eq!((summary.tally.entered, summary.tally.again), (back, 0), "{:?}", summary.tally);
+    let said = i18n::text(&summary.message, Lang::En);
+    assert_eq!(said.contains(&format!("{back} of those sent had been outside the sync scope")), back > 0, "{said}");
+    for id in &leaving {
+        world.dataverse.contacts.get_mut(id).expect("a contact").insert(FLAG.into(), false.into());
+    }
+    world.run(BulkJob::ExportAll, 0).expect("a clean export succeeds");
 
     // SALESmanago changes contacts; Pull changes leaves those outside the scope alone.
     world.salesmanago.change_some(&mut world.rng, &world.dataverse, 300, (world.now, 60_000));

@@ -74,6 +74,7 @@ const CONTACT_ATTRIBUTES: &[(&str, &str)] = &[
     ("new_salesmanagosyncstatus", "Picklist"),
     ("new_salesmanagolasterror", "Memo"),
     ("new_salesmanagoconsentbase", "Memo"),
+    ("new_salesmanagomapping", "String"),
     ("new_consent_marketing", "Boolean"),
     ("new_consent_notes", "String"),
 ];

@@ -180,13 +180,14 @@ pub enum Plan {
 
 /// The columns the synchronisation itself writes on a contact: a change of only these is the
 /// integration's own write-back, not news for SALESmanago.
-const OWN_COLUMNS: [&str; 6] = [
+const OWN_COLUMNS: [&str; 7] = [
     contact::SALESMANAGO_ID,
     contact::SALESMANAGO_EMAIL,
     contact::SYNCED_ON,
     contact::SYNC_STATUS,
     contact::LAST_ERROR,
     contact::CONSENT_BASE,
+    contact::MAPPED_WITH,
 ];
 
 /// Decides what `event` asks of SALESmanago. `own_user` is the application user the integration

@@ -30,6 +30,7 @@ pub fn contact_columns(consents: &[String]) -> Vec<String> {
         contact::SYNCED_ON,
         contact::CONSENT_BASE,
         contact::SALESMANAGO_EMAIL,
+        contact::MAPPED_WITH,
     ];
     SELECT.iter().chain(status.iter()).map(|c| (*c).to_owned()).chain(consents.iter().cloned()).collect()
 }
@@ -197,7 +198,7 @@ mod tests {
         let options = contacts(&["new_consent_marketing".into()], Some("emailaddress1 ne null"));
         assert!(options.starts_with("?$select=contactid,fullname,"), "{options}");
         assert!(options.contains(
-            ",new_salesmanagosyncstatus,new_salesmanagolasterror,new_salesmanagosyncedon,new_salesmanagoconsentbase,new_salesmanagoemail,new_consent_marketing&"
+            ",new_salesmanagosyncstatus,new_salesmanagolasterror,new_salesmanagosyncedon,new_salesmanagoconsentbase,new_salesmanagoemail,new_salesmanagomapping,new_consent_marketing&"
         ));
         assert!(options.ends_with("&$filter=emailaddress1%20ne%20null&$orderby=contactid asc"), "{options}");
     }

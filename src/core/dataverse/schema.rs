@@ -204,6 +204,11 @@ pub mod contact {
     /// The opt-outs and consents both sides agreed on at the last synchronisation, as JSON
     /// ([`crate::core::consent::Base`]; added by the solution, not on any form).
     pub const CONSENT_BASE: &str = "new_salesmanagoconsentbase";
+    /// What the admin's field mapping was when the contact last went to SALESmanago
+    /// ([`crate::core::mapping::fields::FieldMapping::fingerprint`]; empty for the built-in
+    /// mapping alone; added by the solution, not on any form): "Export all" counts the contacts
+    /// it sends again because the mapping changed since.
+    pub const MAPPED_WITH: &str = "new_salesmanagomapping";
     /// "Do not allow SMS" (added by the solution).
     pub const DO_NOT_SMS: &str = "new_donotsms";
     /// Standard "Do not allow bulk e-mails": the newsletter opt-out.
@@ -268,6 +273,7 @@ pub const CUSTOM_COLUMNS: &[(&str, &[&str])] = &[
             contact::LAST_ERROR,
             contact::DO_NOT_SMS,
             contact::CONSENT_BASE,
+            contact::MAPPED_WITH,
         ],
     ),
     (activity::TABLE, &[activity::KIND, activity::EVENT_ID]),

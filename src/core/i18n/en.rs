@@ -132,7 +132,7 @@ pub(super) fn text(message: &Message) -> String {
         Message::OutsideScope => "Not sent: this contact is outside the sync scope set on the SALESmanago Integration record (it is not marked for synchronisation). Mark it, or ask an administrator to change the scope.".into(),
         Message::MappingProblem(error) => mapping(error),
         Message::MappingSaved { entries: 0 } => "Saved: no columns are mapped beyond the built-in ones.".into(),
-        Message::MappingSaved { entries } => format!("Saved: {entries} mapped columns. The mapping applies to each contact from its next change; run Export all to send every contact with it now."),
+        Message::MappingSaved { entries } => format!("Saved: {entries} mapped columns. The mapping applies to each contact from its next change; run Export all to send every contact with it now (its summary counts those sent again because of this change)."),
         Message::PreviewNoContact { who } => format!("No contact has the e-mail “{who}” or a name starting with it."),
         Message::MappingLabel(label) => match label {
             MappingLabel::Title => "What syncs",
@@ -381,12 +381,20 @@ fn summary(job: BulkJob, c: &Counts) -> String {
             c.total, c.done, c.skipped, c.failed
         ),
     };
-    match c.outside {
+    let mut text = match c.outside {
         0 => counts,
         n => format!(
             "{counts} {n} outside the sync scope set on the SALESmanago Integration record: not sent or changed."
         ),
+    };
+    if c.again > 0 {
+        text +=
+            &format!(" {} of those sent went again because the field mapping changed since they last went.", c.again);
     }
+    if c.entered > 0 {
+        text += &format!(" {} of those sent had been outside the sync scope and are inside it now.", c.entered);
+    }
+    text
 }
 
 fn relay(refusal: Refusal) -> String {

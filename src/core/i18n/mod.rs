@@ -470,6 +470,10 @@ pub struct Counts {
     pub failed: u64,
     /// Outside the sync scope ([`crate::core::scope`]).
     pub outside: u64,
+    /// Of `done`: sent again because the admin's mapping changed since they last went.
+    pub again: u64,
+    /// Of `done`: sent on entering the sync scope.
+    pub entered: u64,
 }
 
 /// `prv<action><table>` split: the action (`Read`, `AppendTo`, …) and the table's logical name.
@@ -731,7 +735,8 @@ mod tests {
         all.push(Message::ConnectionOk { owner: "x@y.pl".into() });
         all.push(Message::OwnerNotAUser { owner: "x@y.pl".into() });
         all.push(Message::Dataverse { detail: "Access denied".into() });
-        let counts = Counts { total: 12, done: 4, same: 2, missing: 1, skipped: 2, failed: 1, outside: 2 };
+        let counts =
+            Counts { total: 12, done: 4, same: 2, missing: 1, skipped: 2, failed: 1, outside: 2, again: 3, entered: 1 };
         for command in Command::ALL {
             if let Some(job) = command.bulk_job() {
                 all.push(Message::Summary { job, counts });

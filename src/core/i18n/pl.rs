@@ -131,7 +131,7 @@ pub(super) fn text(message: &Message) -> String {
         Message::OutsideScope => "Nie wysłano: ten kontakt jest poza zakresem synchronizacji ustawionym w rekordzie integracji z SALESmanago (nie jest oznaczony do synchronizacji). Oznacz go albo poproś administratora o zmianę zakresu.".into(),
         Message::MappingProblem(error) => mapping(error),
         Message::MappingSaved { entries: 0 } => "Zapisano: poza wbudowanymi nie zmapowano żadnych kolumn.".into(),
-        Message::MappingSaved { entries } => format!("Zapisano: zmapowane kolumny: {entries}. Mapowanie obowiązuje każdy kontakt od jego następnej zmiany; aby wysłać z nim wszystkie kontakty teraz, uruchom Eksport wszystkich."),
+        Message::MappingSaved { entries } => format!("Zapisano: zmapowane kolumny: {entries}. Mapowanie obowiązuje każdy kontakt od jego następnej zmiany; aby wysłać z nim wszystkie kontakty teraz, uruchom Eksport wszystkich (jego podsumowanie poda, ile kontaktów wysłano ponownie z powodu tej zmiany)."),
         Message::PreviewNoContact { who } => format!("Żaden kontakt nie ma adresu e-mail „{who}” ani nazwy zaczynającej się od tego."),
         Message::MappingLabel(label) => match label {
             MappingLabel::Title => "Co się synchronizuje",
@@ -371,10 +371,20 @@ fn summary(job: BulkJob, c: &Counts) -> String {
             c.total, c.done, c.skipped, c.failed
         ),
     };
-    match c.outside {
+    let mut text = match c.outside {
         0 => counts,
         n => format!("{counts} Poza zakresem synchronizacji ustawionym w rekordzie integracji z SALESmanago: {n} (nie wysłano ich ani nie zmieniono)."),
+    };
+    if c.again > 0 {
+        text += &format!(
+            " Spośród wysłanych ponownie z powodu zmiany mapowania pól od ich ostatniej wysyłki: {}.",
+            c.again
+        );
     }
+    if c.entered > 0 {
+        text += &format!(" Spośród wysłanych wcześniej poza zakresem synchronizacji, a teraz w nim: {}.", c.entered);
+    }
+    text
 }
 
 fn relay(refusal: Refusal) -> String {

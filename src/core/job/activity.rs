@@ -166,7 +166,7 @@ impl Activity {
         let mut unit = Unit::default();
         for value in values {
             match Row::of(value) {
-                Row::Read(parsed, _) => unit.rows.push(parsed),
+                Row::Read(parsed) => unit.rows.push(parsed),
                 Row::Unreadable => {
                     unit.tally.total += 1;
                     unit.tally.not_done(unreadable(run.lang));

@@ -245,7 +245,7 @@ impl Changes {
             }
             (Step::Read, Ok(Output::Page(values, next))) => {
                 chunk.rows.extend(values.into_iter().filter_map(|v| match Row::of(v) {
-                    Row::Read(parsed, _) => Some(parsed),
+                    Row::Read(parsed) => Some(parsed),
                     Row::Unreadable => None,
                 }));
                 if let Some(next) = next {

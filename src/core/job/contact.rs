@@ -22,7 +22,7 @@ use crate::core::salesmanago::contact::{SmContact, UpsertDetails};
 use crate::core::salesmanago::operation::{Lookup, LookupKind, Refused, Upsert};
 use crate::core::salesmanago::SmError;
 use crate::core::scope::Scope;
-use crate::core::sync::{is_synchronised_with, write_back, Tally};
+use crate::core::sync::{is_synchronised_with, write_back, Tally, Went};
 
 use super::removal::{Next, Removal, Removed};
 use super::runner::{Call, Error, Output, Request, Runner};
@@ -346,8 +346,9 @@ impl ContactCommand {
                 Ok(Output::Contact(Some(sm_id))) => {
                     let Sending { row, details, warnings, base, dynamics } = *sending;
                     let address = details.address();
-                    let done = (SyncStatus::Synced, Some(sm_id.as_str()), Some(address.as_str()), base.as_deref());
-                    self.write_back(&row, done, None, Ok(warnings), dynamics, run);
+                    let went =
+                        Went { id: Some(&sm_id), email: Some(&address), base: base.as_deref(), ..Went::default() };
+                    self.write_back(&row, (SyncStatus::Synced, went), None, Ok(warnings), dynamics, run);
                 }
                 Err(Error::Salesmanago(error)) => match Refused::rejected(&sending.details, &error) {
                     Some(Refused::Taken { .. }) => self.verify(sending, run),
@@ -368,7 +369,7 @@ impl ContactCommand {
                             let message = Message::EmailTaken { email: sending.details.address() };
                             let reason = self.say(&message);
                             let outcome = Err(JobFailure { message, kind: "emailTaken" });
-                            let failed = (SyncStatus::Failed, None, None, None);
+                            let failed = (SyncStatus::Failed, Went::default());
                             self.write_back(&sending.row, failed, Some(reason), outcome, Map::new(), run);
                         }
                     }
@@ -507,7 +508,7 @@ impl ContactCommand {
             Err(skip) => {
                 let reason = self.say(&Message::Skipped(skip.clone()));
                 let outcome = Err(skipped(skip));
-                let skipped = (SyncStatus::Skipped, None, None, None);
+                let skipped = (SyncStatus::Skipped, Went::default());
                 self.write_back(&row, skipped, Some(reason), outcome, Map::new(), run);
             }
         }
@@ -529,25 +530,28 @@ impl ContactCommand {
     fn send_failed(&mut self, row: &Map, error: SmError, run: &mut Runner) {
         let reason = self.say(&Message::Salesmanago(error.clone()));
         let outcome = Err(JobFailure::from(Error::Salesmanago(error)));
-        self.write_back(row, (SyncStatus::Failed, None, None, None), Some(reason), outcome, Map::new(), run);
+        self.write_back(row, (SyncStatus::Failed, Went::default()), Some(reason), outcome, Map::new(), run);
     }
 
-    /// Records the status, SALESmanago id, address sent and consent base of `done` on the
-    /// contact (only what changes), then ends with `outcome`.
+    /// Records the status and what the contact went as (its SALESmanago id, address sent,
+    /// consent base, and the admin's mapping) on the contact (only what changes), then ends
+    /// with `outcome`.
     fn write_back(
         &mut self,
         row: &Map,
-        done: (SyncStatus, Option<&str>, Option<&str>, Option<&str>),
+        (status, went): (SyncStatus, Went),
         error: Option<String>,
         outcome: Result<Vec<String>, JobFailure>,
         values: Map,
         run: &mut Runner,
     ) {
         let id = self.id().unwrap_or_default().to_owned();
-        let (status, sm_id, email, base) = done;
         // The sync time on Dataverse's clock: the catch-up compares it with `modifiedon`.
         let stamp = run.dataverse_time(self.now_ms);
-        let mut columns = write_back(row, status, sm_id, email, error.as_deref(), base, stamp).unwrap_or_default();
+        let fingerprint = self.mapping.fingerprint();
+        let went = Went { mapping: fingerprint.as_deref(), ..went };
+        let parsed = ContactRow::from_json(row);
+        let mut columns = write_back(&parsed, status, went, error.as_deref(), stamp).unwrap_or_default();
         columns.extend(values);
         match (!columns.is_empty()).then_some(columns) {
             Some(columns) => {

@@ -17,7 +17,7 @@ use crate::core::salesmanago::operation::{BatchUpsert, Lookup, LookupKind, Refus
 use crate::core::salesmanago::SmError;
 use crate::core::scope::{Leaving, Scope, Standing};
 use crate::core::sorted::SortedMap;
-use crate::core::sync::{write_back, Counted, NotDone, Tally};
+use crate::core::sync::{write_back, Again, NotDone, Tally, Went};
 use crate::object;
 
 use super::catchup::{CatchUp, Row as CatchRow};
@@ -35,9 +35,12 @@ const CHECKPOINT_EVERY: usize = 10;
 #[derive(Default)]
 struct Page {
     rows: Vec<ContactRow>,
-    maps: Vec<Map>,
+    /// "Export selected": each row as read, for the recheck ([`Recheck`]); none otherwise.
+    kept: Vec<Option<Map>>,
     /// Whether each row is counted done (sent).
     sent: Vec<bool>,
+    /// Why each row goes again beside its own changes, if it does.
+    again: Vec<Option<Again>>,
     /// Whether each row's upsert opts out a contact leaving the scope (counted outside, marked
     /// so once SALESmanago took it).
     leaving: Vec<bool>,
@@ -115,8 +118,9 @@ pub(super) struct Export {
     unsettled: usize,
     settled_all: bool,
     consents: Vec<String>,
-    /// The admin's field mapping.
+    /// The admin's field mapping, and its fingerprint (what each contact sent records).
     mapping: FieldMapping,
+    fingerprint: Option<String>,
     /// Which contacts go.
     scope: Scope,
     /// Contacts that failed for now (a service unavailable or busy): the catch-up's watermark
@@ -137,6 +141,8 @@ fn read_checkpoint(record: &Map) -> Option<(String, Tally)> {
         skipped_count: count("skipped"),
         failed_count: count("failed"),
         outside: count("outside"),
+        again: count("again"),
+        entered: count("entered"),
         ..Tally::default()
     };
     tally.adds_up().then_some((after, tally))
@@ -200,6 +206,7 @@ impl Export {
             settled_all: false,
             consents: consents.clone(),
             mapping: start.settings.mapping.clone(),
+            fingerprint: start.settings.mapping.fingerprint(),
             scope: start.settings.scope.clone(),
         }
     }
@@ -314,6 +321,7 @@ impl Export {
             }
             (Step::Holders, Err(error)) => return run.fail(error.into()),
             (Step::Call(keys), Ok(Output::Upserted(outcome))) => {
+                let fingerprint = self.fingerprint.clone();
                 let page = self.page(index);
                 page.calls -= 1;
                 let mut taken = Vec::new();
@@ -323,15 +331,21 @@ impl Export {
                     match outcome.of(details) {
                         Ok(_) if page.leaving[row] => {
                             let stamp = run.dataverse_time(now_ms);
-                            page.status(row, SyncStatus::OutOfScope, (None, None), None, None, stamp);
+                            page.status(row, SyncStatus::OutOfScope, Went::default(), None, stamp);
                         }
                         Ok(id) => {
                             let warned: Vec<String> =
                                 warnings.iter().map(|w| text(&Message::Warning(w.clone()), run.lang)).collect();
                             let warned = (!warned.is_empty()).then(|| warned.join(" "));
-                            let (synced, stamp) = ((Some(id), Some(address.as_str())), run.dataverse_time(now_ms));
-                            page.status(row, SyncStatus::Synced, synced, warned.as_deref(), base.as_deref(), stamp);
-                            page.tally.done += 1;
+                            let stamp = run.dataverse_time(now_ms);
+                            let went = Went {
+                                id: Some(id),
+                                email: Some(&address),
+                                base: base.as_deref(),
+                                mapping: fingerprint.as_deref(),
+                            };
+                            page.status(row, SyncStatus::Synced, went, warned.as_deref(), stamp);
+                            page.tally.sent(page.again[row]);
                             page.sent[row] = true;
                         }
                         Err(Refused::Taken { .. }) => taken.push(key),
@@ -453,14 +467,16 @@ impl Export {
                 },
             };
             page.tally.total += 1;
-            let Row::Read(parsed, map) = Row::of(value) else {
+            let kept = self.recheck.as_ref().and_then(|_| value.as_object().cloned());
+            let Row::Read(parsed) = Row::of(value) else {
                 page.tally.not_done(unreadable(run.lang));
                 continue;
             };
             page.last = parsed.id();
             page.rows.push(parsed);
-            page.maps.push(map);
+            page.kept.push(kept);
             page.sent.push(false);
+            page.again.push(None);
             page.leaving.push(false);
         }
         page.previous = page.rows.iter().map(|row| rename_from(row, &Held::Unread)).collect();
@@ -502,14 +518,9 @@ impl Export {
                             page.leaving[at] = true;
                             page.sendable.push((at, details, Vec::new(), None));
                         }
-                        None => page.status(
-                            at,
-                            SyncStatus::OutOfScope,
-                            (None, None),
-                            None,
-                            None,
-                            run.dataverse_time(now_ms),
-                        ),
+                        None => {
+                            page.status(at, SyncStatus::OutOfScope, Went::default(), None, run.dataverse_time(now_ms))
+                        }
                     }
                     continue;
                 }
@@ -517,11 +528,15 @@ impl Export {
             let changed = parsed_id(row).and_then(|id| deliberate.get(&id)).cloned().unwrap_or_default();
             let options = OutboundOptions { now_ms, changed, previous_shared, ..OutboundOptions::default() };
             match to_salesmanago(row, &options, &self.mapping) {
-                Ok(outbound) => page.sendable.push((at, outbound.details, outbound.warnings, outbound.base)),
+                Ok(outbound) => {
+                    // Only "Export all" sends contacts for no change of their own.
+                    page.again[at] = Again::of(row, self.fingerprint.as_deref()).filter(|_| self.all);
+                    page.sendable.push((at, outbound.details, outbound.warnings, outbound.base));
+                }
                 Err(skip) => {
                     let reason = text(&Message::Skipped(skip), run.lang);
                     let stamp = run.dataverse_time(now_ms);
-                    page.status(at, SyncStatus::Skipped, (None, None), Some(&reason), None, stamp);
+                    page.status(at, SyncStatus::Skipped, Went::default(), Some(&reason), stamp);
                     let listed = not_done(&page.rows[at], true, reason);
                     page.tally.not_done(listed);
                 }
@@ -577,11 +592,12 @@ impl Export {
     fn complete(&mut self, index: usize, run: &mut Runner, now_ms: u64) {
         let Some(page) = self.pages.remove(&index) else { return };
         if !self.all && self.watermark.is_none() {
-            for (at, map) in page.maps.iter().enumerate().filter(|(at, _)| page.sent[*at]) {
-                let id = page.rows[at].id().unwrap_or_default();
-                self.went.push((id.clone(), crate::core::dataverse::contact::version(map)));
-                if self.recheck.is_some() {
-                    self.went_rows.push((id, map.clone()));
+            let sent = page.rows.into_iter().zip(page.kept).zip(page.sent).filter(|(_, sent)| *sent);
+            for ((row, kept), _) in sent {
+                let id = row.id().unwrap_or_default();
+                self.went.push((id.clone(), row.version()));
+                if let Some(map) = kept {
+                    self.went_rows.push((id, map));
                 }
             }
         }
@@ -599,7 +615,7 @@ impl Export {
         if self.all && self.since_checkpoint >= CHECKPOINT_EVERY && self.checkpoint.is_none() {
             if let Some(after) = &self.after {
                 let t = &self.prefix;
-                let checkpoint = object! {"after": after, "total": t.total, "done": t.done, "skipped": t.skipped(), "failed": t.failed(), "outside": t.outside};
+                let checkpoint = object! {"after": after, "total": t.total, "done": t.done, "skipped": t.skipped(), "failed": t.failed(), "outside": t.outside, "again": t.again, "entered": t.entered};
                 let mut columns = Map::new();
                 columns.insert(JobColumns::Export.checkpoint_column().into(), checkpoint.to_string().into());
                 self.checkpoint = Some(run.record(columns, false));
@@ -610,18 +626,10 @@ impl Export {
 }
 
 impl Page {
-    /// Queues the status columns of row `at` (its SALESmanago id and address, its new consent
-    /// base), where they change.
-    fn status(
-        &mut self,
-        at: usize,
-        status: SyncStatus,
-        (sm_id, email): (Option<&str>, Option<&str>),
-        error: Option<&str>,
-        base: Option<&str>,
-        now_ms: u64,
-    ) {
-        if let Some(columns) = write_back(&self.maps[at], status, sm_id, email, error, base, now_ms) {
+    /// Queues the status columns of row `at` (what it went as: its SALESmanago id and address,
+    /// its new consent base, the mapping), where they change.
+    fn status(&mut self, at: usize, status: SyncStatus, went: Went, error: Option<&str>, now_ms: u64) {
+        if let Some(columns) = write_back(&self.rows[at], status, went, error, now_ms) {
             let id = self.rows[at].id().unwrap_or_default();
             self.writes.push(Write { key: at, id, columns });
         }
@@ -633,7 +641,7 @@ impl Page {
         if std::mem::take(&mut self.leaving[at]) {
             self.tally.outside -= 1;
         }
-        self.status(at, SyncStatus::Failed, (None, None), Some(&reason), None, now_ms);
+        self.status(at, SyncStatus::Failed, Went::default(), Some(&reason), now_ms);
         let listed = not_done(&self.rows[at], false, reason);
         self.tally.not_done(listed);
     }
@@ -642,7 +650,7 @@ impl Page {
     fn written_failed(&mut self, at: usize, reason: String) {
         if std::mem::take(&mut self.sent[at]) {
             let listed = not_done(&self.rows[at], false, reason);
-            self.tally.refused(Counted::Done, listed);
+            self.tally.sent_refused(self.again[at], listed);
         }
     }
 }
@@ -690,9 +698,10 @@ mod tests {
             record.insert(JobColumns::Export.checkpoint_column().into(), checkpoint.into());
             record
         };
-        let good = r#"{"after":"c-9","total":10,"done":7,"skipped":2,"failed":1}"#;
+        let good = r#"{"after":"c-9","total":10,"done":7,"skipped":2,"failed":1,"again":4,"entered":2}"#;
         let (after, tally) = read_checkpoint(&record(good)).expect("a checkpoint that adds up resumes");
         assert_eq!((after.as_str(), tally.done, tally.skipped(), tally.failed()), ("c-9", 7, 2, 1));
+        assert_eq!((tally.again, tally.entered), (4, 2), "the contacts sent again so far are counted on");
         let bad = r#"{"after":"c-9","total":10,"done":7,"skipped":2,"failed":2}"#;
         assert!(read_checkpoint(&record(bad)).is_none(), "a garbled checkpoint starts the export over");
     }

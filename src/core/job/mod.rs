@@ -505,6 +505,8 @@ impl Ending {
             skipped: tally.skipped(),
             failed: tally.failed(),
             outside: tally.outside,
+            again: tally.again,
+            entered: tally.entered,
         };
         let message = Message::Summary { job: self.job, counts };
         let download = (!tally.not_done.is_empty()).then(|| {

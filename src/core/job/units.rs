@@ -110,18 +110,18 @@ impl Pages {
 
 /// A row of a page: read, or why not (with its index in the page).
 pub(super) enum Row {
-    Read(ContactRow, Map),
+    Read(ContactRow),
     Unreadable,
 }
 
 impl Row {
-    /// Reads one row as it came; a row without an object shape or an id fails alone.
+    /// Reads one row as it came, taking it; a row without an object shape or an id fails alone.
     pub(super) fn of(value: Value) -> Row {
         match value {
             Value::Object(map) => {
-                let parsed = ContactRow::from_json(&map);
+                let parsed = ContactRow::from_map(map);
                 if parsed.id().is_some() {
-                    Row::Read(parsed, map)
+                    Row::Read(parsed)
                 } else {
                     Row::Unreadable
                 }

@@ -364,6 +364,34 @@ impl FieldMapping {
         self.entries.iter().map(Entry::select)
     }
 
+    /// What a contact sent with this mapping went with, recorded on it
+    /// (`new_salesmanagomapping`): 16 hex digits of SHA-1 over the entries that send, each as
+    /// stored less its label and direction, in the order of their text. `None` when nothing
+    /// is sent by the mapping (the built-in mapping alone, as every contact sent before one was
+    /// set). A new label, a reordering or an entry that only takes values back changes nothing
+    /// sent, so not this; a column, target, type or choice label does.
+    pub fn fingerprint(&self) -> Option<String> {
+        let mut sent: Vec<String> = self
+            .entries
+            .iter()
+            .filter(|e| e.direction.outbound())
+            .map(|e| {
+                let mut json = e.to_json();
+                if let Value::Object(map) = &mut json {
+                    map.remove("label");
+                    map.remove("direction");
+                }
+                json.to_string()
+            })
+            .collect();
+        if sent.is_empty() {
+            return None;
+        }
+        sent.sort();
+        let digest = sha1_smol::Sha1::from(sent.join("\n")).digest().to_string();
+        Some(digest[..16].to_owned())
+    }
+
     /// Whether a value comes from SALESmanago's details or tags, which only its full cards
     /// (`listById`) carry.
     pub fn reads_cards(&self) -> bool {
@@ -559,9 +587,15 @@ impl Entry {
     /// it: a value cut still goes, one not of its type does not.
     fn outbound(&self, row: &ContactRow) -> (Option<Outgoing>, Option<Problem>) {
         let column = || self.label.clone();
+        // First where the Web API's JSON puts the column's type (text; a number, Yes/No or
+        // option; a lookup's name), then the other place, so a value of the wrong type is
+        // still told. Mapped columns are never the opt-outs or consents ([`reserved`]), which a
+        // row keeps apart.
+        let (text, other) = (|| row.get(&self.column).map(Cell::Text), || row.other.get(&self.column).map(Cell::Other));
         let cell = match self.kind {
-            ColumnType::Lookup => row.cell(&self.lookup_name),
-            _ => row.cell(&self.column),
+            ColumnType::Lookup => row.other.get(&self.lookup_name).map(Cell::Other),
+            ColumnType::Text | ColumnType::Date => text().or_else(other),
+            ColumnType::Number | ColumnType::YesNo | ColumnType::Choice => other().or_else(text),
         };
         let Some(cell) = cell else { return (None, None) };
         let text: &str = match (self.kind, cell) {

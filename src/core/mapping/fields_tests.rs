@@ -301,3 +301,41 @@ fn numbers_compare_as_numbers() {
         assert!(!same_number(a, b), "{a} ≠ {b}");
     }
 }
+
+#[test]
+fn the_fingerprint_changes_with_what_is_sent_only() {
+    let base = json!([
+        {"column": "new_customerno", "label": "Customer no.", "type": "text", "detail": "customer_no", "direction": "both"},
+        {"column": "industrycode", "type": "choice", "detail": "industry", "labels": {"1": "Accounting"}},
+        {"column": "new_vip", "type": "yesno", "tag": "vip", "direction": "from"}
+    ]);
+    let print = |entries: Value| mapping(entries).unwrap().fingerprint();
+    let first = print(base.clone()).expect("entries that send have a fingerprint");
+    assert_eq!(first.len(), 16);
+    assert!(first.bytes().all(|b| b.is_ascii_hexdigit()));
+    // The same sent: another label, another order, `to` for `both`, an entry that only comes back.
+    let same = json!([
+        {"column": "industrycode", "label": "Branża", "type": "choice", "detail": "industry", "labels": {"1": "Accounting"}},
+        {"column": "new_customerno", "type": "text", "detail": "customer_no", "direction": "to"},
+        {"column": "new_vip", "type": "yesno", "tag": "vip", "direction": "from"},
+        {"column": "new_segment", "type": "text", "detail": "segment", "direction": "from"}
+    ]);
+    assert_eq!(print(same).as_deref(), Some(first.as_str()));
+    // Something else sent: another target, another choice label, one entry more or less.
+    let others = [
+        json!([{"column": "new_customerno", "type": "text", "detail": "customer no", "direction": "both"},
+               {"column": "industrycode", "type": "choice", "detail": "industry", "labels": {"1": "Accounting"}}]),
+        json!([{"column": "new_customerno", "type": "text", "detail": "customer_no", "direction": "both"},
+               {"column": "industrycode", "type": "choice", "detail": "industry", "labels": {"1": "Księgowość"}}]),
+        json!([{"column": "new_customerno", "type": "text", "detail": "customer_no", "direction": "both"}]),
+        json!([{"column": "new_customerno", "type": "text", "detail": "customer_no", "direction": "both"},
+               {"column": "industrycode", "type": "choice", "detail": "industry", "labels": {"1": "Accounting"}},
+               {"column": "new_vip", "type": "yesno", "tag": "vip", "direction": "both"}]),
+    ];
+    for other in others {
+        assert_ne!(print(other.clone()).as_deref(), Some(first.as_str()), "{other}");
+    }
+    // Nothing sent by the mapping: the built-in mapping's (none), as contacts sent before one.
+    assert_eq!(FieldMapping::NONE.fingerprint(), None);
+    assert_eq!(print(json!([{"column": "new_vip", "type": "yesno", "tag": "vip", "direction": "from"}])), None);
+}

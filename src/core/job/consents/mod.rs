@@ -200,7 +200,7 @@ impl Consents {
         let mut page = Page::default();
         for value in values {
             page.tally.total += 1;
-            let Row::Read(parsed, _) = Row::of(value) else {
+            let Row::Read(parsed) = Row::of(value) else {
                 page.tally.not_done(unreadable(run.lang));
                 continue;
             };
