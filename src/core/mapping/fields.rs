@@ -219,6 +219,9 @@ pub struct FieldMapping {
     pub entries: Vec<Entry>,
     /// The language of the choices' labels (`en`, `pl`, …), as stored.
     pub language: String,
+    /// The entries that send, by index, in their details' name order: each contact's details
+    /// are then filled in order, each added at the end.
+    sending: Vec<usize>,
 }
 
 /// Why a stored mapping cannot be used: nothing of it is used, and the message says where.
@@ -296,7 +299,7 @@ const KEYS: &[&str] = &["column", "label", "type", "field", "detail", "tag", "di
 
 impl FieldMapping {
     /// No mapping: the built-in one alone.
-    pub const NONE: FieldMapping = FieldMapping { entries: Vec::new(), language: String::new() };
+    pub const NONE: FieldMapping = FieldMapping { entries: Vec::new(), language: String::new(), sending: Vec::new() };
 
     /// The mapping stored as `text` (the record's column); empty text is no mapping.
     ///
@@ -341,7 +344,12 @@ impl FieldMapping {
             }
             entries.push(entry);
         }
-        Ok(FieldMapping { entries, language })
+        let mut sending: Vec<usize> = (0..entries.len()).filter(|at| entries[*at].direction.outbound()).collect();
+        sending.sort_by_key(|at| match &entries[*at].target {
+            Target::Detail(name) => (0, name.as_str()),
+            _ => (1, ""),
+        });
+        Ok(FieldMapping { entries, language, sending })
     }
 
     /// The stored JSON of this mapping ([`FieldMapping::parse`] reads it back).
@@ -402,14 +410,20 @@ impl FieldMapping {
     /// Each value that cannot go is a [`Problem`].
     pub fn to_salesmanago(&self, row: &ContactRow, details: &mut UpsertDetails) -> Vec<Problem> {
         let mut problems = Vec::new();
-        for entry in self.entries.iter().filter(|e| e.direction.outbound()) {
+        for at in &self.sending {
+            let entry = &self.entries[*at];
             let (value, problem) = entry.outbound(row);
             if let Some(value) = value {
                 entry.put(value, details);
             }
-            problems.extend(problem);
+            problems.extend(problem.map(|problem| (*at, problem)));
         }
-        problems
+        // Told in the mapping's order, as the admin reads it.
+        let mut ordered = Vec::with_capacity(problems.len());
+        while let Some(first) = (0..problems.len()).min_by_key(|i| problems[*i].0) {
+            ordered.push(problems.swap_remove(first).1);
+        }
+        ordered
     }
 
     /// The columns of `row` to change so that Dynamics holds what `sm` holds, for the entries
