@@ -63,11 +63,6 @@ impl<K: Ord, V> SortedMap<K, V> {
 
     /// Sets `key`; returns the old value.
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
-        // Keys often come in order (a row's columns as `$select` lists them): one comparison.
-        if self.0.last().is_none_or(|(last, _)| *last < key) {
-            self.0.push((key, value));
-            return None;
-        }
         match self.find(&key) {
             Ok(at) => Some(std::mem::replace(&mut self.0[at].1, value)),
             Err(at) => {

@@ -219,9 +219,6 @@ pub struct FieldMapping {
     pub entries: Vec<Entry>,
     /// The language of the choices' labels (`en`, `pl`, …), as stored.
     pub language: String,
-    /// The entries that send, by index, in their details' name order: each contact's details
-    /// are then filled in order, each added at the end.
-    sending: Vec<usize>,
 }
 
 /// Why a stored mapping cannot be used: nothing of it is used, and the message says where.
@@ -299,7 +296,7 @@ const KEYS: &[&str] = &["column", "label", "type", "field", "detail", "tag", "di
 
 impl FieldMapping {
     /// No mapping: the built-in one alone.
-    pub const NONE: FieldMapping = FieldMapping { entries: Vec::new(), language: String::new(), sending: Vec::new() };
+    pub const NONE: FieldMapping = FieldMapping { entries: Vec::new(), language: String::new() };
 
     /// The mapping stored as `text` (the record's column); empty text is no mapping.
     ///
@@ -344,12 +341,7 @@ impl FieldMapping {
             }
             entries.push(entry);
         }
-        let mut sending: Vec<usize> = (0..entries.len()).filter(|at| entries[*at].direction.outbound()).collect();
-        sending.sort_by_key(|at| match &entries[*at].target {
-            Target::Detail(name) => (0, name.as_str()),
-            _ => (1, ""),
-        });
-        Ok(FieldMapping { entries, language, sending })
+        Ok(FieldMapping { entries, language })
     }
 
     /// The stored JSON of this mapping ([`FieldMapping::parse`] reads it back).
@@ -410,20 +402,14 @@ impl FieldMapping {
     /// Each value that cannot go is a [`Problem`].
     pub fn to_salesmanago(&self, row: &ContactRow, details: &mut UpsertDetails) -> Vec<Problem> {
         let mut problems = Vec::new();
-        for at in &self.sending {
-            let entry = &self.entries[*at];
+        for entry in self.entries.iter().filter(|e| e.direction.outbound()) {
             let (value, problem) = entry.outbound(row);
             if let Some(value) = value {
                 entry.put(value, details);
             }
-            problems.extend(problem.map(|problem| (*at, problem)));
+            problems.extend(problem);
         }
-        // Told in the mapping's order, as the admin reads it.
-        let mut ordered = Vec::with_capacity(problems.len());
-        while let Some(first) = (0..problems.len()).min_by_key(|i| problems[*i].0) {
-            ordered.push(problems.swap_remove(first).1);
-        }
-        ordered
+        problems
     }
 
     /// The columns of `row` to change so that Dynamics holds what `sm` holds, for the entries
