@@ -168,6 +168,9 @@ enum Stage {
     Reading(Ticket),
     /// Looking it up in SALESmanago, by id (`true`) or by e-mail.
     LookingUp(Ticket, bool, Map),
+    /// Reading the full card of the contact found by e-mail, whose basic card is kept in case
+    /// the full one does not come.
+    ReadingCard(Ticket, Map, Box<SmContact>),
     /// The form is filling the columns.
     Filling(Ticket),
     /// Asking Dataverse whether another contact holds the address the contact would be renamed
@@ -324,6 +327,20 @@ impl ContactCommand {
             },
             Stage::LookingUp(t, by_id, row) if t == ticket => match result {
                 Ok(Output::Found(found)) => match found.into_iter().next() {
+                    // Found by e-mail on a basic card, when the mapping needs the full one.
+                    Some(sm) if !by_id && self.card() == LookupKind::ListById => {
+                        match sm
+                            .id
+                            .as_ref()
+                            .and_then(|id| Lookup::batches(LookupKind::ListById, std::slice::from_ref(id)).pop())
+                        {
+                            Some(call) => {
+                                let ticket = run.issue(Request::Call(Call::Lookup(call)));
+                                self.stage = Stage::ReadingCard(ticket, row, Box::new(sm));
+                            }
+                            None => self.found(&row, Some(&sm), run),
+                        }
+                    }
                     Some(sm) => self.found(&row, Some(&sm), run),
                     None if by_id => self.lookup_by_email(row, run),
                     None => self.found(&row, None, run),
@@ -331,6 +348,13 @@ impl ContactCommand {
                 // A send that cannot read SALESmanago fails, and says so on the contact.
                 Err(Error::Salesmanago(error)) if matches!(self.task, Task::Send { .. } | Task::Saved { .. }) => {
                     self.send_failed(&row, error, run);
+                }
+                other => self.end(run, Err(failure(other))),
+            },
+            Stage::ReadingCard(t, row, basic) if t == ticket => match result {
+                Ok(Output::Found(found)) => {
+                    let card = found.into_iter().next();
+                    self.found(&row, Some(card.as_ref().unwrap_or(&basic)), run);
                 }
                 other => self.end(run, Err(failure(other))),
             },
@@ -423,15 +447,19 @@ impl ContactCommand {
             _ => {}
         }
         let sm_id = ContactRow::from_json(&row).get(contact::SALESMANAGO_ID).map(str::to_owned);
-        // Details and tags are only on full cards (`docs/salesmanago-api.md` §3.4): Fetch reads
-        // one when the admin's mapping brings any of them from SALESmanago.
-        let kind = match self.task {
-            Task::Fetch { .. } if self.mapping.reads_cards() => LookupKind::ListById,
-            _ => LookupKind::BasicById,
-        };
-        match sm_id.and_then(|id| Lookup::batches(kind, &[id]).into_iter().next()) {
+        match sm_id.and_then(|id| Lookup::batches(self.card(), &[id]).into_iter().next()) {
             Some(call) => self.stage = Stage::LookingUp(run.issue(Request::Call(Call::Lookup(call))), true, row),
             None => self.lookup_by_email(row, run),
+        }
+    }
+
+    /// How the contact is read from SALESmanago by id. Details and tags are only on full cards
+    /// (`docs/salesmanago-api.md` §3.4): Fetch and the check on open read one when the admin's
+    /// mapping brings any of them from SALESmanago, so both see the mapped values that differ.
+    fn card(&self) -> LookupKind {
+        match self.task {
+            Task::Fetch { .. } | Task::Check { .. } if self.mapping.reads_cards() => LookupKind::ListById,
+            _ => LookupKind::BasicById,
         }
     }
 
