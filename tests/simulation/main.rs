@@ -108,6 +108,17 @@ impl World {
 
     /// Starts `job` as if the host had read the record as `record`.
     fn start_with(&mut self, job: BulkJob, record: Map) -> Job {
+        self.start_on(job, record, Vec::new())
+    }
+
+    /// Starts "Export selected" of the contacts `ids`.
+    fn start_selected(&mut self, ids: Vec<String>) -> Job {
+        let record = self.dataverse.snapshot(&record_columns(BulkJob::ExportSelected));
+        self.start_on(BulkJob::ExportSelected, record, ids)
+    }
+
+    /// Starts `job` on the contacts `selected` (none: the job's own).
+    fn start_on(&mut self, job: BulkJob, record: Map, selected: Vec<String>) -> Job {
         let settings = self.settings();
         self.last_start = self.now;
         Job::new(Start {
@@ -117,7 +128,7 @@ impl World {
             user: User { id: "u-1".into(), name: "Anna Nowak".into() },
             record,
             consents: vec!["new_consent_marketing".into()],
-            selected: Vec::new(),
+            selected,
             changed: Vec::new(),
             read: None,
             now_ms: self.local(),
