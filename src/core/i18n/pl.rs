@@ -376,13 +376,11 @@ fn summary(job: BulkJob, c: &Counts) -> String {
         n => format!("{counts} Poza zakresem synchronizacji ustawionym w rekordzie integracji z SALESmanago: {n} (nie wysłano ich ani nie zmieniono)."),
     };
     if c.again > 0 {
-        text += &format!(
-            " Spośród wysłanych ponownie z powodu zmiany mapowania pól od ich ostatniej wysyłki: {}.",
-            c.again
-        );
+        text +=
+            &format!(" W tym wysłanych ponownie, bo od ich ostatniej wysyłki zmieniło się mapowanie pól: {}.", c.again);
     }
     if c.entered > 0 {
-        text += &format!(" Spośród wysłanych wcześniej poza zakresem synchronizacji, a teraz w nim: {}.", c.entered);
+        text += &format!(" W tym wysłanych po powrocie do zakresu synchronizacji: {}.", c.entered);
     }
     text
 }
