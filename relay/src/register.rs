@@ -86,14 +86,8 @@ async fn put(
 /// columns in the table's metadata, and the admin's mapped columns and scope column on the
 /// integration record.
 async fn columns(dataverse: &Dataverse) -> Result<Vec<String>, RegisterError> {
-    let select = [
-        columns_of::FIELD_MAPPING,
-        columns_of::SYNC_SCOPE,
-        columns_of::SCOPE_COLUMN,
-        columns_of::SCOPE_LEAVING,
-        columns_of::SCOPE_FETCHXML,
-    ];
-    let query = format!("{}?$select={}&$top=2", columns_of::ENTITY_SET, select.join(","));
+    // The record's columns as every command reads them: the mapping and the scope among them.
+    let query = format!("{}?$select={}&$top=2", columns_of::ENTITY_SET, integration::SELECT.join(","));
     let (attributes, records) = tokio::join!(dataverse.get(schema::CONTACT_ATTRIBUTES), dataverse.get(&query));
     let consents = schema::consent_columns(&Value::Object(attributes?));
     let records = records?;

@@ -25,7 +25,6 @@ pub const SELECT: &[&str] = &[
     integration::SYNC_SCOPE,
     integration::SCOPE_COLUMN,
     integration::SCOPE_LEAVING,
-    integration::SCOPE_VIEW,
     integration::SCOPE_FETCHXML,
 ];
 

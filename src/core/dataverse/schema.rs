@@ -326,6 +326,14 @@ pub fn consent_columns(attributes: &crate::core::json::Value) -> Vec<String> {
     columns
 }
 
+/// Whether `name` has a column's logical name's shape: a lower-case ASCII letter, then letters,
+/// digits and `_`, at most 100 in all.
+pub fn is_logical_name(name: &str) -> bool {
+    name.len() <= 100
+        && name.as_bytes().first().is_some_and(u8::is_ascii_lowercase)
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
 /// The SALESmanago consent name behind a consent column, if `column` is one: the part after
 /// `new_consent_`, in upper case as SALESmanago names consents (`new_consent_marketing` →
 /// `MARKETING`). Column names are compared case-insensitively, as Dataverse logical names are

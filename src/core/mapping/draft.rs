@@ -281,8 +281,8 @@ impl ScopeDraft {
             }
             "view" => {
                 let chosen = views.iter().find(|v| v.name == self.view).ok_or(ScopeProblem::NoView)?;
-                // Judged again from its FetchXML: the page's word is not taken for it.
-                if let Some(problem) = chosen.problem.clone().or_else(|| ViewFilter::parse(&chosen.fetch).err()) {
+                // `views` judged it from its FetchXML, read again by the save (not the page's word).
+                if let Some(problem) = chosen.problem.clone() {
                     return Err(ScopeProblem::View(problem));
                 }
                 (option::VIEW, Value::Null, chosen.name.clone().into(), chosen.fetch.clone().into())

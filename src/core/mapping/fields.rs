@@ -33,6 +33,7 @@
 //!   only from a card that lists its tags.
 
 use crate::core::dataverse::contact::{Cell, ContactRow, FORMATTED_KEY};
+use crate::core::dataverse::schema::is_logical_name;
 use crate::core::json::{self, Map, Value};
 use crate::core::salesmanago::contact::{SmContact, UpsertDetails};
 use crate::core::salesmanago::export::SYNC_TAG;
@@ -461,11 +462,7 @@ impl Entry {
         if let Some(key) = fields.keys().find(|k| !KEYS.contains(&k.as_str())) {
             return Err(EntryProblem::UnknownKey(key.clone()));
         }
-        let logical = !column.is_empty()
-            && column.len() <= 100
-            && column.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-            && column.as_bytes()[0].is_ascii_lowercase();
-        if !logical {
+        if !is_logical_name(column) {
             return Err(EntryProblem::Column);
         }
         if reserved(column) {

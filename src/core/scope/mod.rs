@@ -15,7 +15,7 @@
 //! change (its flag's change is one), or with Export changes or Export all.
 
 use crate::core::dataverse::contact::{Cell, ContactRow};
-use crate::core::dataverse::schema::{contact, integration, SyncStatus};
+use crate::core::dataverse::schema::{contact, integration, is_logical_name, SyncStatus};
 use crate::core::json::{Map, Value};
 use crate::core::mapping::fields::reserved;
 
@@ -31,13 +31,8 @@ pub enum Rule {
     All,
     /// Those whose Yes/No column (logical name) says Yes.
     Marked(String),
-    /// Those a view holds.
-    View {
-        /// The view's name, as saved (for messages).
-        name: String,
-        /// Its filter.
-        filter: ViewFilter,
-    },
+    /// Those a view holds: its filter, as saved.
+    View(ViewFilter),
 }
 
 /// What becomes of a contact that leaves the scope, in SALESmanago.
@@ -100,27 +95,24 @@ impl Scope {
     /// The scope the record `row` sets; every contact when it sets none.
     pub fn from_record(row: &Map) -> Result<Scope, ScopeError> {
         let option = |column: &str| row.get(column).and_then(Value::as_i64);
+        let text = |column: &str| row.get(column).and_then(Value::as_str).unwrap_or_default().trim();
         let rule = match option(integration::SYNC_SCOPE) {
             None | Some(option::ALL) => Rule::All,
             Some(option::MARKED) => {
-                let raw = row.get(integration::SCOPE_COLUMN).and_then(Value::as_str).unwrap_or_default().trim();
+                let raw = text(integration::SCOPE_COLUMN);
                 let column = raw.to_ascii_lowercase();
-                let logical = !column.is_empty()
-                    && column.len() <= 100
-                    && column.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-                if !logical || reserved(&column) {
+                if !is_logical_name(&column) || reserved(&column) {
                     return Err(ScopeError::Column(raw.to_owned()));
                 }
                 Rule::Marked(column)
             }
             Some(option::VIEW) => {
-                let text = |column: &str| row.get(column).and_then(Value::as_str).unwrap_or_default().trim();
                 let fetch = text(integration::SCOPE_FETCHXML);
                 if fetch.is_empty() {
                     return Err(ScopeError::View(ViewError::Malformed("no view was saved".into())));
                 }
                 let filter = ViewFilter::parse(fetch).map_err(ScopeError::View)?;
-                Rule::View { name: text(integration::SCOPE_VIEW).to_owned(), filter }
+                Rule::View(filter)
             }
             Some(other) => return Err(ScopeError::Option(other)),
         };
@@ -137,7 +129,7 @@ impl Scope {
         match &self.rule {
             Rule::All => Vec::new(),
             Rule::Marked(column) => vec![column.clone()],
-            Rule::View { filter, .. } => filter.columns(),
+            Rule::View(filter) => filter.columns(),
         }
     }
 
@@ -146,7 +138,7 @@ impl Scope {
         match &self.rule {
             Rule::All => true,
             Rule::Marked(column) => matches!(row.cell(column), Some(Cell::Other(Value::Bool(true)))),
-            Rule::View { filter, .. } => filter.includes(row),
+            Rule::View(filter) => filter.includes(row),
         }
     }
 
@@ -209,7 +201,7 @@ mod tests {
         let mut r = record(json!({"new_syncscope": 100000002, "new_scopeview": " Families "}));
         r.insert("new_scopefetchxml".into(), fetch.into());
         let scope = Scope::from_record(&r).unwrap();
-        assert!(matches!(&scope.rule, Rule::View { name, .. } if name == "Families"));
+        assert!(matches!(&scope.rule, Rule::View(_)));
         assert_eq!(scope.columns(), ["numberofchildren"]);
         assert!(scope.includes(&row(json!({"numberofchildren": 2}))));
         assert!(!scope.includes(&row(json!({"numberofchildren": 1}))));

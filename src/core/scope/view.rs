@@ -17,6 +17,7 @@
 use std::cmp::Ordering;
 
 use crate::core::dataverse::contact::{Cell, ContactRow};
+use crate::core::dataverse::schema::is_logical_name;
 use crate::core::json::Value;
 
 /// A view's filter on contacts.
@@ -170,7 +171,7 @@ fn condition(element: &xml::Element) -> Result<Condition, ViewError> {
         return Err(ViewError::Unsupported(format!("a condition on {table}")));
     }
     let attribute = element.attribute("attribute").unwrap_or_default().to_ascii_lowercase();
-    if attribute.is_empty() || !attribute.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+    if !is_logical_name(&attribute) {
         return Err(ViewError::Malformed(format!("a condition on “{attribute}”")));
     }
     let name = element.attribute("operator").unwrap_or_default();
@@ -186,6 +187,15 @@ fn condition(element: &xml::Element) -> Result<Condition, ViewError> {
     if values.len() < least || values.len() > most {
         return Err(ViewError::Malformed(format!("the operator {name} on {attribute} with {} values", values.len())));
     }
+    // What each row is compared with, made once: values in lower case (Dataverse compares text
+    // without regard to case), trimmed but for a LIKE pattern, whose spaces count; the
+    // begins-with and ends-with operators as their LIKE patterns.
+    let values = match op {
+        Op::Like | Op::NotLike => values.iter().map(|v| v.to_ascii_lowercase()).collect(),
+        Op::BeginsWith | Op::NotBeginWith => vec![format!("{}%", escape(&values[0])).to_ascii_lowercase()],
+        Op::EndsWith | Op::NotEndWith => vec![format!("%{}", escape(&values[0])).to_ascii_lowercase()],
+        _ => values.iter().map(|v| v.trim().to_ascii_lowercase()).collect(),
+    };
     Ok(Condition { attribute, op, values })
 }
 
@@ -222,7 +232,7 @@ impl Condition {
             Some(Cell::Other(v)) => Some(v.to_string().to_ascii_lowercase()),
             None => None,
         };
-        let like = |pattern: &str| text().is_some_and(|t| matches_like(&t, &pattern.to_ascii_lowercase()));
+        let like = |pattern: &str| text().is_some_and(|t| matches_like(&t, pattern));
         match self.op {
             Op::Eq => value(first) == Some(Some(Ordering::Equal)),
             Op::Ne => value(first) != Some(Some(Ordering::Equal)),
@@ -230,12 +240,9 @@ impl Condition {
             Op::NotNull => cell.is_some(),
             Op::In => self.values.iter().any(|v| value(v) == Some(Some(Ordering::Equal))),
             Op::NotIn => !self.values.iter().any(|v| value(v) == Some(Some(Ordering::Equal))),
-            Op::Like => like(first),
-            Op::NotLike => !like(first),
-            Op::BeginsWith => like(&format!("{}%", escape(first))),
-            Op::NotBeginWith => !like(&format!("{}%", escape(first))),
-            Op::EndsWith => like(&format!("%{}", escape(first))),
-            Op::NotEndWith => !like(&format!("%{}", escape(first))),
+            // Their patterns, made by [`condition`].
+            Op::Like | Op::BeginsWith | Op::EndsWith => like(first),
+            Op::NotLike | Op::NotBeginWith | Op::NotEndWith => !like(first),
             Op::Gt => matches!(value(first), Some(Some(Ordering::Greater))),
             Op::Ge => matches!(value(first), Some(Some(Ordering::Greater | Ordering::Equal))),
             Op::Lt => matches!(value(first), Some(Some(Ordering::Less))),
@@ -244,13 +251,12 @@ impl Condition {
     }
 }
 
-/// How the row's value compares with a condition's; `None` when they cannot be compared
-/// (a Yes/No with a value that is not one).
+/// How the row's value compares with a condition's (trimmed, in lower case); `None` when they
+/// cannot be compared (a Yes/No with a value that is not one).
 fn compare(cell: Cell<'_>, value: &str) -> Option<Ordering> {
-    let value = value.trim();
     match cell {
         Cell::Other(Value::Bool(held)) => {
-            let wanted = match value.to_ascii_lowercase().as_str() {
+            let wanted = match value {
                 "1" | "true" => true,
                 "0" | "false" => false,
                 _ => return None,
@@ -258,11 +264,11 @@ fn compare(cell: Cell<'_>, value: &str) -> Option<Ordering> {
             Some(held.cmp(&wanted))
         }
         Cell::Other(Value::Number(n)) => compare_decimal(n.as_str(), value),
-        Cell::Other(other) => Some(other.to_string().to_ascii_lowercase().as_str().cmp(&*value.to_ascii_lowercase())),
+        Cell::Other(other) => Some(other.to_string().to_ascii_lowercase().as_str().cmp(value)),
         Cell::Text(text) => {
             // A date-time against a date compares the date.
             let text = if value.len() == 10 && is_date(value) && is_date(text) { &text[..10] } else { text };
-            Some(text.trim().to_ascii_lowercase().cmp(&value.to_ascii_lowercase()))
+            Some(text.trim().to_ascii_lowercase().as_str().cmp(value))
         }
     }
 }
