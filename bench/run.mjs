@@ -445,7 +445,7 @@ async function main() {
         const key = `${f.functionName || "(anonymous)"} ${f.url.split("/").pop()}:${f.lineNumber}`;
         self.set(key, (self.get(key) || 0) + (dt[i] || 0));
       });
-      const top = [...self].sort((a, b) => b[1] - a[1]).slice(0, 15);
+      const top = [...self].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env.BENCH_PROFILE_TOP) || 15);
       for (const [key, us] of top) log(`  profile: ${fmt(us / 1000, 0)} ms ${key}`);
       // The same samples by where they ran: the engine, page JS, the browser's own functions.
       const kinds = new Map();

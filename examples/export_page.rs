@@ -46,29 +46,46 @@ fn mapped_column(n: usize, i: usize) -> (String, String) {
     }
 }
 
-/// A Web API page of `ROWS` contacts, as the sandbox's stand-in writes it, with `mapped` columns more.
+/// A Web API page of `ROWS` contacts, as the sandbox's stand-in writes it (the ETag, then the
+/// columns in `$select`'s order, which is name order), with `mapped` columns more.
 fn dataverse_page(first: usize, mapped: usize) -> String {
     let cities = ["Warszawa", "Kraków", "Manchester", "Berlin", "Gdańsk"];
     let rows: Vec<String> = (first..first + ROWS)
         .map(|i| {
-            let extra: String = (0..mapped).map(|n| format!(r#""new_mapped{n}":{},"#, mapped_column(n, i).0)).collect();
-            let (phone, consent) = if i % 3 == 0 { ("null".to_owned(), "null") } else { (format!("\"+48 600 {i:06}\""), "true") };
-            format!(
-                concat!(
-                    r#"{{{extra}"@odata.etag":"W/\"{i}\"","contactid":"00000000-0000-4000-8000-{i:012}","fullname":"Jan Dąbrowski {i}","#,
-                    r#""firstname":"Jan","lastname":"Dąbrowski {i}","emailaddress1":"jan.dabrowski{i}@example.com","#,
-                    r#""mobilephone":{phone},"telephone1":null,"fax":null,"address1_line1":"Unter den Linden {i}","#,
-                    r#""address1_line2":null,"address1_line3":null,"address1_city":"{city}","address1_postalcode":"00-001","#,
-                    r#""address1_country":"Poland","birthdate":"1980-05-17","donotbulkemail":false,"new_donotsms":false,"#,
-                    r#""new_salesmanagoid":null,"modifiedon":"2026-11-22T22:55:45Z","new_consent_marketing":{consent},"#,
-                    r#""new_salesmanagosyncstatus":null,"new_salesmanagolasterror":null,"new_salesmanagosyncedon":null}}"#
-                ),
-                extra = extra,
-                i = i,
-                phone = phone,
-                city = cities[i % cities.len()],
-                consent = consent,
-            )
+            let (phone, consent) =
+                if i % 3 == 0 { ("null".to_owned(), "null") } else { (format!("\"+48 600 {i:06}\""), "true") };
+            let mut columns: Vec<(String, String)> = [
+                ("contactid", format!("\"00000000-0000-4000-8000-{i:012}\"")),
+                ("fullname", format!("\"Jan Dąbrowski {i}\"")),
+                ("firstname", "\"Jan\"".into()),
+                ("lastname", format!("\"Dąbrowski {i}\"")),
+                ("emailaddress1", format!("\"jan.dabrowski{i}@example.com\"")),
+                ("mobilephone", phone),
+                ("telephone1", "null".into()),
+                ("fax", "null".into()),
+                ("address1_line1", format!("\"Unter den Linden {i}\"")),
+                ("address1_line2", "null".into()),
+                ("address1_line3", "null".into()),
+                ("address1_city", format!("\"{}\"", cities[i % cities.len()])),
+                ("address1_postalcode", "\"00-001\"".into()),
+                ("address1_country", "\"Poland\"".into()),
+                ("birthdate", "\"1980-05-17\"".into()),
+                ("donotbulkemail", "false".into()),
+                ("new_donotsms", "false".into()),
+                ("new_salesmanagoid", "null".into()),
+                ("modifiedon", "\"2026-11-22T22:55:45Z\"".into()),
+                ("new_consent_marketing", consent.into()),
+                ("new_salesmanagosyncstatus", "null".into()),
+                ("new_salesmanagolasterror", "null".into()),
+                ("new_salesmanagosyncedon", "null".into()),
+            ]
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value))
+            .chain((0..mapped).map(|n| (format!("new_mapped{n}"), mapped_column(n, i).0)))
+            .collect();
+            columns.sort();
+            let columns: Vec<String> = columns.iter().map(|(name, value)| format!(r#""{name}":{value}"#)).collect();
+            format!(r#"{{"@odata.etag":"W/\"{i}\"",{}}}"#, columns.join(","))
         })
         .collect();
     format!(r#"{{"@odata.context":"x","value":[{}]}}"#, rows.join(","))
@@ -130,7 +147,7 @@ fn main() {
         timed(&mut steps.mapping, started);
 
         let started = Instant::now();
-        let batches = BatchUpsert::batches(&details);
+        let batches = [BatchUpsert::of(details.clone())];
         let nonce = Nonce { api_key: "k".repeat(32), request_time_ms: NOW };
         let requests: Vec<_> = batches.iter().map(|b| client.request(b, &nonce)).collect();
         timed(&mut steps.request, started);

@@ -61,8 +61,13 @@ impl<K: Ord, V> SortedMap<K, V> {
         self.find(key).is_ok()
     }
 
-    /// Sets `key`; returns the old value.
+    /// Sets `key`; returns the old value. A key after every other goes at the end without a
+    /// search.
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
+        if self.0.last().is_none_or(|(last, _)| *last < key) {
+            self.0.push((key, value));
+            return None;
+        }
         match self.find(&key) {
             Ok(at) => Some(std::mem::replace(&mut self.0[at].1, value)),
             Err(at) => {
@@ -98,6 +103,16 @@ impl<K: Ord, V> SortedMap<K, V> {
     /// The keys in order, taken.
     pub fn into_keys(self) -> impl Iterator<Item = K> {
         self.0.into_iter().map(|(k, _)| k)
+    }
+
+    /// Makes room for `more` entries at once.
+    pub fn reserve(&mut self, more: usize) {
+        self.0.reserve(more);
+    }
+
+    /// Gives back the room no entry uses.
+    pub fn shrink_to_fit(&mut self) {
+        self.0.shrink_to_fit();
     }
 
     /// The number of entries.

@@ -83,14 +83,14 @@ pub(crate) async fn exchange(url: &str, prefer: &str, send: Send<'_>) -> std::re
     let failed = |e: gloo_net::Error| DvFailure { message: e.to_string(), ..DvFailure::default() };
     let response = match body {
         None => builder.send().await,
-        Some(text) => builder.body(text.to_owned()).map_err(failed)?.send().await,
+        Some(text) => builder.body(super::transport::bytes(text)).map_err(failed)?.send().await,
     }
     .map_err(failed)?;
     let status = response.status();
     let retry_after = response.headers().get("Retry-After");
     // Dataverse's clock: the organisation's own origin, so the header is readable.
     let date = response.headers().get("Date");
-    let body = response.text().await.map_err(failed)?;
+    let body = HttpResponse::text(response.binary().await.map_err(failed)?);
     Ok(HttpResponse { status, retry_after, body, date })
 }
 

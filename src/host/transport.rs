@@ -14,6 +14,12 @@ use crate::core::salesmanago::{HttpRequest, HttpResponse, TransportFailure};
 /// How long the reachability probe may take.
 const PROBE_TIMEOUT_MS: u32 = 5_000;
 
+/// `text` as a request body: its UTF-8 bytes, which the browser sends as they are (a string
+/// would be decoded to a JS string and encoded again).
+pub(crate) fn bytes(text: &str) -> js_sys::Uint8Array {
+    js_sys::Uint8Array::from(text.as_bytes())
+}
+
 /// Sends `request`; gives up after `timeout_ms`.
 pub(crate) async fn perform(request: &HttpRequest, timeout_ms: u32) -> Result<HttpResponse, TransportFailure> {
     let signal = AbortSignal::timeout_with_u32(timeout_ms);
@@ -25,7 +31,7 @@ pub(crate) async fn perform(request: &HttpRequest, timeout_ms: u32) -> Result<Ht
     }
     let sent = builder
         .abort_signal(Some(&signal))
-        .body(request.body.as_str())
+        .body(bytes(&request.body))
         .map_err(|_| TransportFailure::Network)?
         .send()
         .await;
@@ -38,8 +44,8 @@ pub(crate) async fn perform(request: &HttpRequest, timeout_ms: u32) -> Result<Ht
     let retry_after = response.headers().get("retry-after");
     // Readable only when the server exposes it to the page's origin (the relay does).
     let date = response.headers().get("date");
-    let body = match response.text().await {
-        Ok(body) => body,
+    let body = match response.binary().await {
+        Ok(body) => HttpResponse::text(body),
         Err(_) if signal.aborted() => return Err(TransportFailure::Timeout),
         Err(_) => return Err(TransportFailure::Network),
     };

@@ -426,9 +426,7 @@ impl Export {
         let page = self.page(index);
         let details: Vec<UpsertDetails> = keys.iter().map(|k| page.sendable[*k].1.clone()).collect();
         page.calls += 1;
-        let batch =
-            BatchUpsert::batches(&details).into_iter().next().unwrap_or_else(|| unreachable!("keys are not empty"));
-        let ticket = run.issue(Request::Call(Call::Upsert(batch)));
+        let ticket = run.issue(Request::Call(Call::Upsert(BatchUpsert::of(details))));
         self.tickets.insert(ticket, (index, Step::Call(keys)));
     }
 

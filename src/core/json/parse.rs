@@ -37,7 +37,7 @@ pub fn from_str_unique(text: &str) -> Result<Value, Error> {
 }
 
 fn parse(text: &str, unique: bool) -> Result<Value, Error> {
-    let mut parser = Parser { text, at: 0, depth: 0, unique, keys: Vec::new() };
+    let mut parser = Parser { text, at: 0, depth: 0, unique, keys: Vec::new(), fields: 0 };
     let value = parser.value()?;
     parser.space();
     if parser.at < text.len() {
@@ -54,7 +54,14 @@ struct Parser<'a> {
     /// A fingerprint of each key of the objects being read, innermost last: a repeated key is
     /// found by comparing numbers, and only a matching number compares the text.
     keys: Vec<u64>,
+    /// How many fields the last object read had (at most [`FIELDS_HINT`]): the next is made
+    /// that large at once, as the rows of one answer are alike.
+    fields: usize,
 }
+
+/// The most fields an object is made room for before they are read: a row's columns, with
+/// room to spare; a hostile answer's huge object does not make every object after it huge.
+const FIELDS_HINT: usize = 128;
 
 /// FNV-1a of `key`.
 fn fingerprint(key: &str) -> u64 {
@@ -143,15 +150,18 @@ impl Parser<'_> {
 
     /// After `{`.
     fn object(&mut self) -> Result<Value, Error> {
-        let mut map = Map::new();
+        let mut map = Map(Vec::with_capacity(self.fields));
         let base = self.keys.len();
         let result = self.fields(&mut map, base);
         self.keys.truncate(base);
+        self.fields = map.0.len().min(FIELDS_HINT);
         result.map(|()| Value::Object(map))
     }
 
     /// The fields of an object up to its `}`; `self.keys[base..]` holds their fingerprints.
     fn fields(&mut self, map: &mut Map, base: usize) -> Result<(), Error> {
+        // A bit per fingerprint's top byte: a key whose bit is clear is new without looking.
+        let mut seen = [0u64; 4];
         self.space();
         if self.peek() == Some(b'}') {
             self.at += 1;
@@ -165,7 +175,12 @@ impl Parser<'_> {
             let key_at = self.at;
             let key = self.string()?;
             let print = fingerprint(&key);
-            let repeated = self.keys[base..].iter().zip(&map.0).position(|(p, (k, _))| *p == print && *k == key);
+            let (word, bit) = ((print >> 62) as usize, 1u64 << ((print >> 56) & 63));
+            let repeated = match seen[word] & bit {
+                0 => None,
+                _ => self.keys[base..].iter().zip(&map.0).position(|(p, (k, _))| *p == print && *k == key),
+            };
+            seen[word] |= bit;
             if self.unique && repeated.is_some() {
                 self.at = key_at;
                 return Err(self.error("repeated key"));

@@ -403,6 +403,7 @@ impl FieldMapping {
     /// Each value that cannot go is a [`Problem`].
     pub fn to_salesmanago(&self, row: &ContactRow, details: &mut UpsertDetails) -> Vec<Problem> {
         let mut problems = Vec::new();
+        details.properties.reserve(self.entries.iter().filter(|e| matches!(e.target, Target::Detail(_))).count());
         for entry in self.entries.iter().filter(|e| e.direction.outbound()) {
             let (value, problem) = entry.outbound(row);
             if let Some(value) = value {

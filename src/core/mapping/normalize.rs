@@ -62,6 +62,11 @@ pub fn text(raw: &str, max: usize) -> (Option<String>, bool) {
     if is_clean(raw, max) {
         return (Some(raw.to_owned()), false);
     }
+    cleaned(raw, max)
+}
+
+/// [`text`] made character by character.
+fn cleaned(raw: &str, max: usize) -> (Option<String>, bool) {
     let mut out = String::with_capacity(raw.len());
     for c in raw.chars() {
         let c = if c.is_control() { ' ' } else { c };
@@ -87,6 +92,17 @@ pub fn text(raw: &str, max: usize) -> (Option<String>, bool) {
 /// Whether [`text`] leaves `raw` as it is: not blank, no control characters, white space only
 /// single spaces between words, at most `max` characters.
 fn is_clean(raw: &str, max: usize) -> bool {
+    if raw.is_ascii() {
+        // Most values: byte by byte, printable characters and single spaces between words.
+        let mut after_space = true;
+        for &b in raw.as_bytes() {
+            if !(b' '..=b'~').contains(&b) || (b == b' ' && after_space) {
+                return false;
+            }
+            after_space = b == b' ';
+        }
+        return raw.len() <= max && !after_space;
+    }
     let (mut count, mut after_space) = (0, true);
     for c in raw.chars() {
         count += 1;
@@ -144,13 +160,14 @@ impl Date {
     /// Reads `YYYY-MM-DD`, optionally followed by a time (`T…`), as Dataverse writes dates.
     pub fn parse_iso(raw: &str) -> Option<Date> {
         let raw = raw.trim();
-        let date = raw.split_once('T').map_or(raw, |(d, _)| d);
-        let mut parts = date.split('-');
-        let (y, m, d) = (parts.next()?, parts.next()?, parts.next()?);
-        if parts.next().is_some() || y.len() != 4 || m.len() != 2 || d.len() != 2 {
+        let date = raw.split_once('T').map_or(raw, |(d, _)| d).as_bytes();
+        if date.len() != 10 || date[4] != b'-' || date[7] != b'-' {
             return None;
         }
-        Date::new(y.parse().ok()?, m.parse().ok()?, d.parse().ok()?)
+        let number = |digits: &[u8]| {
+            digits.iter().try_fold(0u16, |n, d| d.is_ascii_digit().then(|| n * 10 + u16::from(d - b'0')))
+        };
+        Date::new(number(&date[..4])?, number(&date[5..7])? as u8, number(&date[8..])? as u8)
     }
 
     /// `yyyyMMdd`, as SALESmanago writes birthdays.
@@ -202,11 +219,13 @@ impl Date {
         let digit = |n: u16| char::from(b'0' + (n % 10) as u8);
         let year = self.year;
         let (month, day) = (u16::from(self.month), u16::from(self.day));
-        [year / 1000, year / 100, year / 10, year, 0, month / 10, month, 0, day / 10, day]
-            .iter()
-            .enumerate()
-            .map(|(at, n)| if at == 4 || at == 7 { '-' } else { digit(*n) })
-            .collect()
+        let mut iso = String::with_capacity(10);
+        for (at, n) in
+            [year / 1000, year / 100, year / 10, year, 0, month / 10, month, 0, day / 10, day].into_iter().enumerate()
+        {
+            iso.push(if at == 4 || at == 7 { '-' } else { digit(n) });
+        }
+        iso
     }
 }
 
@@ -303,6 +322,26 @@ mod tests {
         assert!(
             is_clean("a b", 3) && !is_clean("a b", 2) && !is_clean(" a", 9) && !is_clean("a\tb", 9) && !is_clean("", 9)
         );
+    }
+
+    #[test]
+    fn clean_text_is_exactly_what_cleaning_leaves_as_it_is() {
+        // Every text of up to 4 of these characters, ASCII (the byte-wise check) and not.
+        let alphabet = ['a', ' ', '~', '\t', '\n', '\u{7f}', '\u{1f}', 'ż', '\u{a0}', '\u{85}'];
+        let mut texts = vec![String::new()];
+        for _ in 0..4 {
+            let longer: Vec<String> =
+                texts.iter().flat_map(|t| alphabet.iter().map(move |c| format!("{t}{c}"))).collect();
+            texts.extend(longer);
+        }
+        texts.sort();
+        texts.dedup();
+        for raw in &texts {
+            for max in [2, 3, 9] {
+                let unchanged = cleaned(raw, max) == (Some(raw.clone()), false);
+                assert_eq!(is_clean(raw, max), unchanged, "{raw:?} at most {max}");
+            }
+        }
     }
 
     #[test]

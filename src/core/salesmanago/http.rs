@@ -38,6 +38,21 @@ pub struct HttpResponse {
 }
 
 impl HttpResponse {
+    /// A body's bytes as a page reads them as text (`Response.text()`, WHATWG's "UTF-8
+    /// decode"): a leading byte-order mark dropped, each malformed sequence one U+FFFD. The host
+    /// reads bodies as bytes, so an answer crosses into the engine once instead of being
+    /// decoded to a JS string and encoded back.
+    pub fn text(bytes: Vec<u8>) -> String {
+        let mut text = match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(bad) => String::from_utf8_lossy(bad.as_bytes()).into_owned(),
+        };
+        if text.starts_with('\u{feff}') {
+            text.drain(..'\u{feff}'.len_utf8());
+        }
+        text
+    }
+
     /// How long the server asks to wait (`Retry-After`). A date is read against the answer's
     /// own `Date`, so the wait does not depend on this machine's clock.
     pub fn wait(&self) -> Option<RetryAfter> {
@@ -60,4 +75,20 @@ pub enum TransportFailure {
     /// The server answered, but the browser withheld the answer: the endpoint does not allow
     /// calls from this origin (CORS).
     CrossOrigin,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HttpResponse;
+
+    #[test]
+    fn a_body_reads_as_a_page_reads_text() {
+        assert_eq!(HttpResponse::text("Dąbrowski ✓".as_bytes().to_vec()), "Dąbrowski ✓");
+        assert_eq!(HttpResponse::text(b"\xEF\xBB\xBF{}".to_vec()), "{}", "a leading byte-order mark is dropped");
+        assert_eq!(HttpResponse::text(b"{}\xEF\xBB\xBF".to_vec()), "{}\u{feff}", "only a leading one");
+        assert_eq!(HttpResponse::text(b"\xEF\xBB\xBF\xEF\xBB\xBF".to_vec()), "\u{feff}", "only one");
+        // WHATWG's decoder: each maximal malformed part is one U+FFFD.
+        assert_eq!(HttpResponse::text(b"a\xF0\x9F\x98b\xFFc".to_vec()), "a\u{fffd}b\u{fffd}c");
+        assert_eq!(HttpResponse::text(Vec::new()), "");
+    }
 }

@@ -179,6 +179,13 @@ impl BatchUpsert {
         batches(details, Self::MAX, |details| BatchUpsert { details })
     }
 
+    /// One call that upserts `details`, already grouped as [`Self::groups`] groups them (at most
+    /// [`Self::MAX`]): taken as they are, not copied.
+    pub fn of(details: Vec<UpsertDetails>) -> BatchUpsert {
+        debug_assert!(details.len() <= Self::MAX, "a call of at most BatchUpsert::MAX contacts");
+        BatchUpsert { details }
+    }
+
     /// `details` (by index) in calls of at most [`Self::MAX`], in order, where a contact that is
     /// renamed is the only one of its call answered by its address: SALESmanago answers by
     /// address (`contactIds`), so another contact's answer would read as its own.
