@@ -9,6 +9,7 @@
 //! which for the few dozen keys of a row is faster than a map; numbers keep their text, so
 //! what is read is written back unchanged and no float is formatted.
 
+pub mod object;
 mod parse;
 mod read;
 #[cfg(test)]
@@ -325,13 +326,7 @@ impl Map {
     /// Adds `key` when `value` says something (not `null`, `false`, `[]` or `{}`): the
     /// optional fields of a request body.
     pub fn put(&mut self, key: &str, value: Value) {
-        let empty = match &value {
-            Value::Null | Value::Bool(false) => true,
-            Value::Array(items) => items.is_empty(),
-            Value::Object(map) => map.is_empty(),
-            _ => false,
-        };
-        if !empty {
+        if !object::blank(&value) {
             self.insert(key.to_owned(), value);
         }
     }
@@ -383,11 +378,29 @@ impl<'a> IntoIterator for &'a Map {
 pub trait ToJson {
     /// This value as a JSON tree.
     fn to_json(&self) -> Value;
+
+    /// This value as JSON text at the end of `out`, as [`Value::write`] writes
+    /// [`ToJson::to_json`]: through the tree unless the type writes itself, as
+    /// [`object::Object`]s and what they hold do.
+    fn write_json(&self, out: &mut String) {
+        self.to_json().write(out);
+    }
+
+    /// Whether [`Map::put`] leaves this out (`null`, `false`, `[]` or `{}`).
+    fn is_blank(&self) -> bool {
+        object::blank(&self.to_json())
+    }
 }
 
 impl ToJson for Value {
     fn to_json(&self) -> Value {
         self.clone()
+    }
+    fn write_json(&self, out: &mut String) {
+        self.write(out);
+    }
+    fn is_blank(&self) -> bool {
+        object::blank(self)
     }
 }
 
@@ -395,11 +408,27 @@ impl ToJson for Map {
     fn to_json(&self) -> Value {
         Value::Object(self.clone())
     }
+    fn write_json(&self, out: &mut String) {
+        let mut text = object::Text::open(out);
+        for (key, value) in self {
+            object::Sink::field(&mut text, key, value, object::Keep::Always);
+        }
+        text.close();
+    }
+    fn is_blank(&self) -> bool {
+        self.is_empty()
+    }
 }
 
 impl ToJson for str {
     fn to_json(&self) -> Value {
         Value::String(self.to_owned())
+    }
+    fn write_json(&self, out: &mut String) {
+        write_string(self, out);
+    }
+    fn is_blank(&self) -> bool {
+        false
     }
 }
 
@@ -407,11 +436,23 @@ impl ToJson for String {
     fn to_json(&self) -> Value {
         Value::String(self.clone())
     }
+    fn write_json(&self, out: &mut String) {
+        write_string(self, out);
+    }
+    fn is_blank(&self) -> bool {
+        false
+    }
 }
 
 impl ToJson for bool {
     fn to_json(&self) -> Value {
         Value::Bool(*self)
+    }
+    fn write_json(&self, out: &mut String) {
+        out.push_str(if *self { "true" } else { "false" });
+    }
+    fn is_blank(&self) -> bool {
+        !*self
     }
 }
 
@@ -420,6 +461,13 @@ macro_rules! integers {
         impl ToJson for $t {
             fn to_json(&self) -> Value {
                 Value::Number(Number(self.to_string().into_boxed_str()))
+            }
+            fn write_json(&self, out: &mut String) {
+                use std::fmt::Write as _;
+                let _ = write!(out, "{self}");
+            }
+            fn is_blank(&self) -> bool {
+                false
             }
         }
         impl PartialEq<$t> for Value {
@@ -440,11 +488,26 @@ impl<T: ToJson + ?Sized> ToJson for &T {
     fn to_json(&self) -> Value {
         (**self).to_json()
     }
+    fn write_json(&self, out: &mut String) {
+        (**self).write_json(out);
+    }
+    fn is_blank(&self) -> bool {
+        (**self).is_blank()
+    }
 }
 
 impl<T: ToJson> ToJson for Option<T> {
     fn to_json(&self) -> Value {
         self.as_ref().map_or(Value::Null, T::to_json)
+    }
+    fn write_json(&self, out: &mut String) {
+        match self {
+            Some(value) => value.write_json(out),
+            None => out.push_str("null"),
+        }
+    }
+    fn is_blank(&self) -> bool {
+        self.as_ref().is_none_or(T::is_blank)
     }
 }
 
@@ -452,17 +515,46 @@ impl<T: ToJson> ToJson for [T] {
     fn to_json(&self) -> Value {
         Value::Array(self.iter().map(T::to_json).collect())
     }
+    fn write_json(&self, out: &mut String) {
+        out.push('[');
+        for (at, item) in self.iter().enumerate() {
+            if at > 0 {
+                out.push(',');
+            }
+            item.write_json(out);
+        }
+        out.push(']');
+    }
+    fn is_blank(&self) -> bool {
+        self.is_empty()
+    }
 }
 
 impl<T: ToJson> ToJson for Vec<T> {
     fn to_json(&self) -> Value {
         self.as_slice().to_json()
     }
+    fn write_json(&self, out: &mut String) {
+        self.as_slice().write_json(out);
+    }
+    fn is_blank(&self) -> bool {
+        self.is_empty()
+    }
 }
 
 impl<T: ToJson> ToJson for SortedMap<String, T> {
     fn to_json(&self) -> Value {
         Value::Object(Map(self.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()))
+    }
+    fn write_json(&self, out: &mut String) {
+        let mut text = object::Text::open(out);
+        for (key, value) in self {
+            object::Sink::field(&mut text, key, value, object::Keep::Always);
+        }
+        text.close();
+    }
+    fn is_blank(&self) -> bool {
+        self.is_empty()
     }
 }
 

@@ -262,6 +262,15 @@ impl Parser<'_> {
     /// At `"`; returns the unescaped text.
     fn string(&mut self) -> Result<String, Error> {
         self.at += 1;
+        // Most strings have nothing to unescape: one copy of their text, made at its size.
+        let rest = &self.text.as_bytes()[self.at..];
+        if let Some(end) = rest.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20) {
+            if rest[end] == b'"' {
+                let text = self.text[self.at..self.at + end].to_owned();
+                self.at += end + 1;
+                return Ok(text);
+            }
+        }
         let mut out = String::new();
         loop {
             let rest = &self.text.as_bytes()[self.at..];

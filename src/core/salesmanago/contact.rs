@@ -7,6 +7,7 @@
 use crate::core::consent::{Key, Theirs};
 use crate::core::sorted::SortedMap;
 
+use crate::core::json::object::{object_json, Keep, Object, Sink};
 use crate::core::json::{Fields, FromJson, Invalid, Map, ToJson, Value};
 
 /// One contact to create or update, with its opt-in flags and consents.
@@ -91,25 +92,24 @@ pub struct ConsentDetail {
     pub agreement_date: u64,
 }
 
-impl ToJson for UpsertDetails {
+impl Object for UpsertDetails {
     /// The request shape: optional fields only when they say something.
-    fn to_json(&self) -> Value {
-        let mut map = Map::new();
-        map.insert("contact".into(), self.contact.to_json());
-        map.put("newEmail", self.new_email.to_json());
-        map.put("birthday", self.birthday.to_json());
-        map.put("forceOptIn", self.force_opt_in.to_json());
-        map.put("forceOptOut", self.force_opt_out.to_json());
-        map.put("forcePhoneOptIn", self.force_phone_opt_in.to_json());
-        map.put("forcePhoneOptOut", self.force_phone_opt_out.to_json());
-        map.put("tags", self.tags.to_json());
-        map.put("removeTags", self.remove_tags.to_json());
-        map.put("province", self.province.to_json());
-        map.put("properties", self.properties.to_json());
-        map.put("consentDetails", self.consent_details.to_json());
-        Value::Object(map)
+    fn fields(&self, sink: &mut dyn Sink) {
+        sink.field("contact", &self.contact, Keep::Always);
+        sink.field("newEmail", &self.new_email, Keep::WhenSaid);
+        sink.field("birthday", &self.birthday, Keep::WhenSaid);
+        sink.field("forceOptIn", &self.force_opt_in, Keep::WhenSaid);
+        sink.field("forceOptOut", &self.force_opt_out, Keep::WhenSaid);
+        sink.field("forcePhoneOptIn", &self.force_phone_opt_in, Keep::WhenSaid);
+        sink.field("forcePhoneOptOut", &self.force_phone_opt_out, Keep::WhenSaid);
+        sink.field("tags", &self.tags, Keep::WhenSaid);
+        sink.field("removeTags", &self.remove_tags, Keep::WhenSaid);
+        sink.field("province", &self.province, Keep::WhenSaid);
+        sink.field("properties", &self.properties, Keep::WhenSaid);
+        sink.field("consentDetails", &self.consent_details, Keep::WhenSaid);
     }
 }
+object_json!(UpsertDetails);
 
 impl UpsertDetails {
     /// The address SALESmanago knows the contact by once this upsert is made, lower case: its
@@ -140,19 +140,18 @@ impl UpsertDetails {
     }
 }
 
-impl ToJson for ContactData {
-    fn to_json(&self) -> Value {
-        let mut map = Map::new();
-        map.insert("email".into(), self.email.to_json());
-        map.put("name", self.name.to_json());
-        map.put("phone", self.phone.to_json());
-        map.put("fax", self.fax.to_json());
-        map.put("company", self.company.to_json());
-        map.put("externalId", self.external_id.to_json());
-        map.put("address", self.address.to_json());
-        Value::Object(map)
+impl Object for ContactData {
+    fn fields(&self, sink: &mut dyn Sink) {
+        sink.field("email", &self.email, Keep::Always);
+        sink.field("name", &self.name, Keep::WhenSaid);
+        sink.field("phone", &self.phone, Keep::WhenSaid);
+        sink.field("fax", &self.fax, Keep::WhenSaid);
+        sink.field("company", &self.company, Keep::WhenSaid);
+        sink.field("externalId", &self.external_id, Keep::WhenSaid);
+        sink.field("address", &self.address, Keep::WhenSaid);
     }
 }
+object_json!(ContactData);
 
 impl FromJson for ContactData {
     const EXPECTED: &'static str = "a contact with an `email`";
@@ -170,16 +169,15 @@ impl FromJson for ContactData {
     }
 }
 
-impl ToJson for Address {
-    fn to_json(&self) -> Value {
-        let mut map = Map::new();
-        map.put("streetAddress", self.street_address.to_json());
-        map.put("zipCode", self.zip_code.to_json());
-        map.put("city", self.city.to_json());
-        map.put("country", self.country.to_json());
-        Value::Object(map)
+impl Object for Address {
+    fn fields(&self, sink: &mut dyn Sink) {
+        sink.field("streetAddress", &self.street_address, Keep::WhenSaid);
+        sink.field("zipCode", &self.zip_code, Keep::WhenSaid);
+        sink.field("city", &self.city, Keep::WhenSaid);
+        sink.field("country", &self.country, Keep::WhenSaid);
     }
 }
+object_json!(Address);
 
 impl FromJson for Address {
     const EXPECTED: &'static str = "an address";
@@ -194,16 +192,15 @@ impl FromJson for Address {
     }
 }
 
-impl ToJson for ConsentDetail {
-    fn to_json(&self) -> Value {
-        crate::object! {
-            "consentName": self.consent_name,
-            "consentAccept": self.consent_accept,
-            "optOut": self.opt_out,
-            "agreementDate": self.agreement_date,
-        }
+impl Object for ConsentDetail {
+    fn fields(&self, sink: &mut dyn Sink) {
+        sink.field("consentName", &self.consent_name, Keep::Always);
+        sink.field("consentAccept", &self.consent_accept, Keep::Always);
+        sink.field("optOut", &self.opt_out, Keep::Always);
+        sink.field("agreementDate", &self.agreement_date, Keep::Always);
     }
 }
+object_json!(ConsentDetail);
 
 impl FromJson for ConsentDetail {
     const EXPECTED: &'static str = "a consent";

@@ -26,7 +26,7 @@ pub mod script;
 #[cfg(test)]
 mod operation_tests;
 
-use crate::core::json::Value;
+use crate::core::json::object::{self, Keep, Sink};
 
 pub use auth::{ApiSecret, Credentials, Nonce};
 pub use endpoint::{Endpoint, EndpointError};
@@ -48,13 +48,17 @@ pub struct Client {
 impl Client {
     /// The HTTP request for `operation`, signed with `nonce`.
     pub fn request<O: Operation>(&self, operation: &O, nonce: &Nonce) -> HttpRequest {
-        let mut body = match self.relay {
-            Some(_) => crate::core::json::Map::new(),
-            None => self.credentials.auth_fields(nonce, operation.needs_owner()),
-        };
-        body.extend(operation.body());
+        let mut body = String::new();
+        let mut text = object::Text::open(&mut body);
+        if self.relay.is_none() {
+            for (key, value) in &self.credentials.auth_fields(nonce, operation.needs_owner()) {
+                text.field(key, value, Keep::Always);
+            }
+        }
+        operation.body_fields(&mut text);
+        text.close();
         let url = self.endpoint.url(operation.method());
-        HttpRequest { url, body: Value::Object(body).to_string(), relay_key: self.relay.clone() }
+        HttpRequest { url, body, relay_key: self.relay.clone() }
     }
 
     /// The output of `operation` from what the host got back.

@@ -6,6 +6,7 @@
 
 use crate::core::sorted::SortedMap;
 
+use crate::core::json::object::{self, Keep, Object, Sink};
 use crate::core::json::{FromJson, Map, ToJson, Value};
 use crate::object;
 
@@ -28,6 +29,14 @@ pub trait Operation {
 
     /// The method's own body fields; the auth fields are added by the client.
     fn body(&self) -> Map;
+
+    /// Gives [`Operation::body`]'s fields to `sink`, as the client writes a request: a call
+    /// that is an [`Object`] gives its own, written without building the tree.
+    fn body_fields(&self, sink: &mut dyn Sink) {
+        for (key, value) in &self.body() {
+            sink.field(key, value, Keep::Always);
+        }
+    }
 
     /// Reads a successful answer.
     ///
@@ -214,13 +223,23 @@ impl BatchUpsert {
     }
 }
 
+impl Object for BatchUpsert {
+    fn fields(&self, sink: &mut dyn Sink) {
+        sink.field("upsertDetails", &self.details, Keep::Always);
+        sink.field("useApiDoubleOptIn", &false, Keep::Always);
+    }
+}
+
 impl Operation for BatchUpsert {
     type Output = BatchOutcome;
     fn method(&self) -> &'static str {
         "contact/batchupsert"
     }
     fn body(&self) -> Map {
-        fields(object! {"upsertDetails": self.details, "useApiDoubleOptIn": false})
+        object::to_map(self)
+    }
+    fn body_fields(&self, sink: &mut dyn Sink) {
+        self.fields(sink);
     }
     fn parse(&self, payload: Payload) -> Result<BatchOutcome, SmError> {
         let returned = match payload.fields.get("contactIds") {

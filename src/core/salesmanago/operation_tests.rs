@@ -289,3 +289,56 @@ fn through_a_relay_requests_go_unsigned_with_the_key_and_its_refusals_are_named(
     assert_eq!(relay.relay_check().unwrap().url, "https://relay.example.com/sm/healthz/deep");
     assert_eq!(client().relay_check(), None);
 }
+
+#[test]
+fn a_batch_is_written_byte_for_byte_as_its_tree_says() {
+    use super::contact::{Address, ConsentDetail};
+    use crate::core::json::ToJson;
+    // Each optional field left out and said, texts that need escapes, an address with nothing
+    // in it (left out) and one with something.
+    let details: Vec<UpsertDetails> = (0..64u32)
+        .map(|n| {
+            let bit = |b: u32| n & (1 << b) != 0;
+            let mut d = UpsertDetails::default();
+            d.contact.email = format!("a{n}@example.com");
+            d.contact.name = bit(0).then(|| "Zoë \"Q\" \\ \n\u{1}".into());
+            d.contact.address = bit(1).then(Address::default);
+            if bit(2) {
+                d.contact.address = Some(Address { city: Some("Łódź".into()), ..Address::default() });
+            }
+            if bit(3) {
+                d.tags = vec!["SM_SYNC".into(), "t\"".into()];
+                d.force_opt_out = true;
+            }
+            if bit(4) {
+                d.properties.insert("d\"1".into(), "x\ty".into());
+                d.properties.insert("a".into(), String::new());
+            }
+            if bit(5) {
+                d.consent_details = vec![ConsentDetail {
+                    consent_name: "marketing".into(),
+                    consent_accept: false,
+                    opt_out: true,
+                    agreement_date: 1_700_000_000_000,
+                }];
+                d.new_email = Some("b@example.com".into());
+            }
+            d
+        })
+        .collect();
+    for detail in &details {
+        let mut written = String::new();
+        detail.write_json(&mut written);
+        assert_eq!(written, detail.to_json().to_string(), "{detail:?}");
+    }
+    assert!(Address::default().is_blank() && !details[0].contact.is_blank());
+    let batch = BatchUpsert::of(details);
+    let mut tree = client().credentials.auth_fields(&nonce(), true);
+    tree.extend(batch.body());
+    assert_eq!(client().request(&batch, &nonce()).body, Value::Object(tree).to_string());
+    // An operation that is not written by its fields goes through its tree.
+    let one = Upsert(batch.details()[5].clone());
+    let mut tree = client().credentials.auth_fields(&nonce(), true);
+    tree.extend(one.body());
+    assert_eq!(client().request(&one, &nonce()).body, Value::Object(tree).to_string());
+}
