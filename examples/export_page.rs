@@ -142,11 +142,15 @@ fn main() {
 
         let started = Instant::now();
         let options = OutboundOptions { now_ms: NOW, ..Default::default() };
-        let details: Vec<_> =
-            parsed.iter().filter_map(|row| to_salesmanago(row, &options, &mapping).ok()).map(|o| o.details).collect();
+        let details: Vec<_> = parsed
+            .iter()
+            .filter_map(|row| to_salesmanago(row, &options, &mapping).ok())
+            .map(|o| std::sync::Arc::new(o.details))
+            .collect();
         timed(&mut steps.mapping, started);
 
         let started = Instant::now();
+        // The job keeps its contacts and the call shares them.
         let batches = [BatchUpsert::of(details.clone())];
         let nonce = Nonce { api_key: "k".repeat(32), request_time_ms: NOW };
         let requests: Vec<_> = batches.iter().map(|b| client.request(b, &nonce)).collect();

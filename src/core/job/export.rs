@@ -2,6 +2,8 @@
 //! outcome written back where it changes. "Export all" saves a checkpoint every few pages
 //! and a later run resumes after it.
 
+use std::sync::Arc;
+
 use crate::core::command::BulkJob;
 use crate::core::dataverse::contact::ContactRow;
 use crate::core::dataverse::query::{contacts, holders, one_of, HOLDERS_CHUNK};
@@ -31,6 +33,10 @@ const IN_CHUNK: usize = 100;
 /// Pages between two checkpoints of "Export all".
 const CHECKPOINT_EVERY: usize = 10;
 
+/// A row to send: its index, its upsert (shared with the call that sends it), its warnings and
+/// its new consent base.
+type Sendable = (usize, Arc<UpsertDetails>, Vec<Warning>, Option<String>);
+
 /// A page on its way: its rows, what goes to SALESmanago, what is written back.
 #[derive(Default)]
 struct Page {
@@ -44,8 +50,8 @@ struct Page {
     /// Whether each row's upsert opts out a contact leaving the scope (counted outside, marked
     /// so once SALESmanago took it).
     leaving: Vec<bool>,
-    /// Row index, upsert, warnings and new consent base of each sendable row.
-    sendable: Vec<(usize, UpsertDetails, Vec<Warning>, Option<String>)>,
+    /// Each sendable row.
+    sendable: Vec<Sendable>,
     /// The address each row's contact would be renamed from ([`rename_from`]).
     previous: Vec<Option<String>>,
     /// Reads under way of the contacts holding those addresses, and those read so far.
@@ -365,7 +371,7 @@ impl Export {
                     let row = *row;
                     match unrenamed(details, page.rows[row].get(contact::SALESMANAGO_ID), &found) {
                         Some(plain) => {
-                            page.sendable[key].1 = plain;
+                            page.sendable[key].1 = Arc::new(plain);
                             again.push(key);
                         }
                         None => {
@@ -424,7 +430,7 @@ impl Export {
 
     fn call(&mut self, index: usize, keys: Vec<usize>, run: &mut Runner) {
         let page = self.page(index);
-        let details: Vec<UpsertDetails> = keys.iter().map(|k| page.sendable[*k].1.clone()).collect();
+        let details: Vec<Arc<UpsertDetails>> = keys.iter().map(|k| Arc::clone(&page.sendable[*k].1)).collect();
         page.calls += 1;
         let ticket = run.issue(Request::Call(Call::Upsert(BatchUpsert::of(details))));
         self.tickets.insert(ticket, (index, Step::Call(keys)));
@@ -514,7 +520,7 @@ impl Export {
                     match opt_out(row).filter(|_| self.scope.leaving == Leaving::OptedOut) {
                         Some(details) => {
                             page.leaving[at] = true;
-                            page.sendable.push((at, details, Vec::new(), None));
+                            page.sendable.push((at, Arc::new(details), Vec::new(), None));
                         }
                         None => {
                             page.status(at, SyncStatus::OutOfScope, Went::default(), None, run.dataverse_time(now_ms))
@@ -529,7 +535,7 @@ impl Export {
                 Ok(outbound) => {
                     // Only "Export all" sends contacts for no change of their own.
                     page.again[at] = Again::of(row, self.fingerprint.as_deref()).filter(|_| self.all);
-                    page.sendable.push((at, outbound.details, outbound.warnings, outbound.base));
+                    page.sendable.push((at, Arc::new(outbound.details), outbound.warnings, outbound.base));
                 }
                 Err(skip) => {
                     let reason = text(&Message::Skipped(skip), run.lang);
@@ -541,7 +547,7 @@ impl Export {
             }
         }
         page.holders = Vec::new();
-        let groups = BatchUpsert::groups(page.sendable.iter().map(|(_, details, ..)| details));
+        let groups = BatchUpsert::groups(page.sendable.iter().map(|(_, details, ..)| &**details));
         let sendable = !groups.is_empty();
         for group in groups {
             self.call(index, group, run);

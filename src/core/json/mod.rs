@@ -496,6 +496,18 @@ impl<T: ToJson + ?Sized> ToJson for &T {
     }
 }
 
+impl<T: ToJson + ?Sized> ToJson for std::sync::Arc<T> {
+    fn to_json(&self) -> Value {
+        (**self).to_json()
+    }
+    fn write_json(&self, out: &mut String) {
+        (**self).write_json(out);
+    }
+    fn is_blank(&self) -> bool {
+        (**self).is_blank()
+    }
+}
+
 impl<T: ToJson> ToJson for Option<T> {
     fn to_json(&self) -> Value {
         self.as_ref().map_or(Value::Null, T::to_json)

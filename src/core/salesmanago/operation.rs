@@ -4,6 +4,8 @@
 //! [`super::Client`] adds the auth fields and the URL. Methods with a per-call limit are built
 //! through a `batches` constructor that splits the input, so an over-long call cannot be made.
 
+use std::sync::Arc;
+
 use crate::core::sorted::SortedMap;
 
 use crate::core::json::object::{self, Keep, Object, Sink};
@@ -103,7 +105,8 @@ impl Operation for Upsert {
 /// `contact/batchupsert`: many contacts in one synchronous call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchUpsert {
-    details: Vec<UpsertDetails>,
+    /// Shared with the job that sends them, which keeps them until the call is answered.
+    details: Vec<Arc<UpsertDetails>>,
 }
 
 /// What a batch upsert did with each contact.
@@ -185,12 +188,13 @@ impl BatchUpsert {
 
     /// The calls that upsert `details`, at most [`Self::MAX`] each.
     pub fn batches(details: &[UpsertDetails]) -> Vec<BatchUpsert> {
-        batches(details, Self::MAX, |details| BatchUpsert { details })
+        let details: Vec<Arc<UpsertDetails>> = details.iter().cloned().map(Arc::new).collect();
+        batches(&details, Self::MAX, |details| BatchUpsert { details })
     }
 
     /// One call that upserts `details`, already grouped as [`Self::groups`] groups them (at most
-    /// [`Self::MAX`]): taken as they are, not copied.
-    pub fn of(details: Vec<UpsertDetails>) -> BatchUpsert {
+    /// [`Self::MAX`]): shared, not copied.
+    pub fn of(details: Vec<Arc<UpsertDetails>>) -> BatchUpsert {
         debug_assert!(details.len() <= Self::MAX, "a call of at most BatchUpsert::MAX contacts");
         BatchUpsert { details }
     }
@@ -218,7 +222,7 @@ impl BatchUpsert {
     }
 
     /// The contacts of this call.
-    pub fn details(&self) -> &[UpsertDetails] {
+    pub fn details(&self) -> &[Arc<UpsertDetails>] {
         &self.details
     }
 }
