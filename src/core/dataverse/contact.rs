@@ -117,7 +117,7 @@ impl ContactRow {
             }
             _ if column.contains('@') => {}
             _ => match value {
-                Value::String(text) if !text.trim().is_empty() => {
+                Value::String(text) if text.chars().any(|c| !c.is_whitespace()) => {
                     self.text.insert(column, text);
                 }
                 Value::Number(_) | Value::Bool(_) => {

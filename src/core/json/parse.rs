@@ -63,9 +63,14 @@ struct Parser<'a> {
 /// room to spare; a hostile answer's huge object does not make every object after it huge.
 const FIELDS_HINT: usize = 128;
 
-/// FNV-1a of `key`.
+/// A hash of `key`, eight bytes at a step (FxHash's step; FNV's byte at a step cost a
+/// multiplication a byte, which in wasm showed in every row read).
 fn fingerprint(key: &str) -> u64 {
-    key.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3))
+    key.as_bytes().chunks(8).fold(key.len() as u64, |hash, chunk| {
+        let mut word = [0u8; 8];
+        word[..chunk.len()].copy_from_slice(chunk);
+        (hash.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(0x517c_c1b7_2722_0a95)
+    })
 }
 
 impl Parser<'_> {

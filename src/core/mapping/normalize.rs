@@ -216,16 +216,22 @@ impl Date {
         if self.year > 9999 {
             return format!("{:04}-{:02}-{:02}", self.year, self.month, self.day);
         }
-        let digit = |n: u16| char::from(b'0' + (n % 10) as u8);
-        let year = self.year;
-        let (month, day) = (u16::from(self.month), u16::from(self.day));
-        let mut iso = String::with_capacity(10);
-        for (at, n) in
-            [year / 1000, year / 100, year / 10, year, 0, month / 10, month, 0, day / 10, day].into_iter().enumerate()
-        {
-            iso.push(if at == 4 || at == 7 { '-' } else { digit(n) });
-        }
-        iso
+        let digit = |n: u16| b'0' + (n % 10) as u8;
+        let (year, month, day) = (self.year, u16::from(self.month), u16::from(self.day));
+        let iso = [
+            digit(year / 1000),
+            digit(year / 100),
+            digit(year / 10),
+            digit(year),
+            b'-',
+            digit(month / 10),
+            digit(month),
+            b'-',
+            digit(day / 10),
+            digit(day),
+        ];
+        // Digits and dashes: always UTF-8.
+        std::str::from_utf8(&iso).unwrap_or_default().to_owned()
     }
 }
 
