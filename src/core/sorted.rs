@@ -61,13 +61,19 @@ impl<K: Ord, V> SortedMap<K, V> {
         self.find(key).is_ok()
     }
 
-    /// Sets `key`; returns the old value. A key after every other goes at the end without a
-    /// search.
-    pub fn insert(&mut self, key: K, value: V) -> Option<V> {
-        if self.0.last().is_none_or(|(last, _)| *last < key) {
-            self.0.push((key, value));
-            return None;
+    /// Sets `key`, as [`SortedMap::insert`] does, for keys that come mostly in order: one after
+    /// every other goes at the end without a search.
+    pub fn append(&mut self, key: K, value: V) {
+        match self.0.last().is_none_or(|(last, _)| *last < key) {
+            true => self.0.push((key, value)),
+            false => {
+                self.insert(key, value);
+            }
         }
+    }
+
+    /// Sets `key`; returns the old value.
+    pub fn insert(&mut self, key: K, value: V) -> Option<V> {
         match self.find(&key) {
             Ok(at) => Some(std::mem::replace(&mut self.0[at].1, value)),
             Err(at) => {

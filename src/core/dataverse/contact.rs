@@ -102,7 +102,7 @@ impl ContactRow {
     fn take(&mut self, mut column: String, value: Value) {
         column.make_ascii_lowercase();
         if consent_name(&column).is_some() {
-            self.consents.insert(column, value.as_bool());
+            self.consents.append(column, value.as_bool());
             return;
         }
         match column.as_str() {
@@ -112,16 +112,16 @@ impl ContactRow {
             // A lookup's name; other OData annotations such as `…@odata.etag` are not read.
             _ if column.starts_with('_') && column.ends_with(FORMATTED_KEY) => {
                 if let Value::String(name) = value {
-                    self.other.insert(column, Value::String(name));
+                    self.other.append(column, Value::String(name));
                 }
             }
             _ if column.contains('@') => {}
             _ => match value {
                 Value::String(text) if text.chars().any(|c| !c.is_whitespace()) => {
-                    self.text.insert(column, text);
+                    self.text.append(column, text);
                 }
                 Value::Number(_) | Value::Bool(_) => {
-                    self.other.insert(column, value);
+                    self.other.append(column, value);
                 }
                 _ => {}
             },
