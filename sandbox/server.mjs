@@ -171,7 +171,10 @@ export async function startSandbox({ port = 0, host = "127.0.0.1", dataFile = nu
       if (PAGES.test(p)) return send(200, TYPES[".html"], await readFile(join(PUBLIC, "index.html")));
       if (p.startsWith("/sandbox/") && /^[a-z]+\.(js|css)$/.test(p.slice(9))) return send(200, TYPES[extname(p)], await readFile(join(PUBLIC, p.slice(9))));
       if (p === "/solution/customizations.xml") return send(200, TYPES[".xml"], built.xml);
-      if (files.has(p)) return send(200, files.get(p).type, files.get(p).body);
+      // A web resource by its cached address (`/{token}/WebResources/…`, as getWebResourceUrl
+      // gives it) is the same file.
+      const file = files.get(p.replace(/^\/%7B\d+%7D\/webresources\//i, "/WebResources/"));
+      if (file) return send(200, file.type, file.body);
       if (p === "/__sandbox/tables") return send(200, "application/json", JSON.stringify(definitions()));
       if (p === "/__sandbox/stats") return send(200, "application/json", JSON.stringify(dataverse.stats()));
       // What the user's security roles give: the command bar's privilege rules read it.

@@ -220,6 +220,16 @@ test("the grid pages through Dataverse and selects rows for its buttons", async 
   await world.page.screenshot({ path: join(SCREENSHOTS, "contacts-grid.png") });
 });
 
+test("a web resource's address from getWebResourceUrl carries a caching token and serves the same file", async () => {
+  await open(world, "/contacts");
+  const name = "new_/salesmanago/commands.js";
+  const cached = await world.page.evaluate((n) => Xrm.Utility.getGlobalContext().getWebResourceUrl(n), name);
+  assert.match(cached, /^\/%7B\d+%7D\/WebResources\/new_\/salesmanago\/commands\.js$/i, "relative, with the token");
+  const [plain, tokened] = await Promise.all([`/WebResources/${name}`, cached].map((p) => fetch(`${world.sandbox.url}${p}`)));
+  assert.equal(tokened.status, 200);
+  assert.equal(await tokened.text(), await plain.text());
+});
+
 test("Xrm.WebApi pages with maxPageSize and nextLink, and reports Dataverse throttling", async () => {
   await open(world, "/contacts");
   const pages = await world.page.evaluate(async () => {

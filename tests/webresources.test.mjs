@@ -16,7 +16,12 @@ function dynamicsWindow({ languageId = 1033, engineLoads = true } = {}) {
     console, atob, TextDecoder, TextEncoder, URL, FinalizationRegistry, WebAssembly, queueMicrotask, setTimeout,
     Xrm: {
       Utility: {
-        getGlobalContext: () => ({ userSettings: { languageId }, getClientUrl: () => "https://contoso.crm4.dynamics.com" }),
+        getGlobalContext: () => ({
+          userSettings: { languageId },
+          getClientUrl: () => "https://contoso.crm4.dynamics.com",
+          // As Microsoft's reference shows it: relative, with the caching token.
+          getWebResourceUrl: (name) => `/%7b637199221580014143%7d/webresources/${name}`,
+        }),
       },
       WebApi: {
         // An org where the solution is imported but no integration record exists yet.
@@ -99,7 +104,7 @@ test("commands load the engine on first use, once, and show its answer in the us
   assert.equal(context.SalesManagoEngine, undefined, "engine.js must not load before a command runs");
   await Promise.all([context.SalesManago.Integration.pullChanges({}), context.SalesManago.Integration.testConnection({})]);
   assert.deepEqual(seen.scripts, [
-    `https://contoso.crm4.dynamics.com/WebResources/new_/salesmanago/engine.js?ver=${version()}`,
+    "/%7b637199221580014143%7d/webresources/new_/salesmanago/engine.js",
   ]);
   assert.equal(seen.alerts.length, 0, seen.alerts.join("\n"));
   assert.equal(seen.errors.length, 2);

@@ -31,12 +31,15 @@
     }
   }
 
-  /** Where engine.js is: beside this script, else under the organisation's web resources. */
+  /**
+   * Where engine.js is: beside this script, else where Dynamics says, with its caching token
+   * (getWebResourceUrl; an address made by hand would not be cached).
+   */
   function engineUrl() {
     if (self && /commands\.js(\?|$)/.test(self)) {
       return self.replace(/commands\.js(\?.*)?$/, "engine.js?ver=" + VERSION);
     }
-    return xrm().Utility.getGlobalContext().getClientUrl() + "/WebResources/" + ENGINE + "?ver=" + VERSION;
+    return xrm().Utility.getGlobalContext().getWebResourceUrl(ENGINE);
   }
 
   /** Resolves to the engine's exports, loading engine.js on first use (once per window). */

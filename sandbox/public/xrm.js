@@ -3,6 +3,8 @@
 // dialogs, notifications and the progress indicator are drawn by `ui` (see shell.js).
 
 const API = "/api/data/v9.2/";
+// The caching token Dynamics puts in web resource addresses (getWebResourceUrl).
+const CACHE_TOKEN = "638700000000000000";
 
 /** A Web API failure as Xrm.WebApi reports it: `{errorCode, message, code}`. */
 async function apiError(response) {
@@ -123,6 +125,8 @@ export function createXrm({ lcid, ui, entitySets, userId = "00000000-0000-0000-0
         userSettings: { languageId: lcid, userId: `{${userId.toUpperCase()}}`, userName, securityRoles: [] },
         organizationSettings: { languageId: 1033, uniqueName: "sandbox", organizationId: "{00000000-0000-0000-0000-0000000000bb}" },
         getClientUrl: () => origin,
+        // Relative, with a caching token, as Dynamics answers (the sandbox serves that path too).
+        getWebResourceUrl: (name) => `/%7B${CACHE_TOKEN}%7D/WebResources/${name}`,
         getCurrentAppUrl: () => origin,
         getVersion: () => "9.2.0.0",
         isOnPremises: () => false,
