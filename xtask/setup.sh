@@ -41,8 +41,18 @@ if [ "$have" != "$wanted" ]; then
   say "installing wasm-bindgen-cli $wanted (found: ${have:-none}); this compiles for a few minutes"
   # --locked first for the CLI's own tested dependency set; some of its locked versions can be
   # missing from a registry mirror, so fall back to a fresh resolution of the same CLI version.
-  cargo install --quiet wasm-bindgen-cli --version "$wanted" --locked ||
-    cargo install --quiet wasm-bindgen-cli --version "$wanted"
+  # The first attempt's output is kept aside and shown only if the fallback fails too.
+  log=$(mktemp)
+  if ! cargo install --quiet wasm-bindgen-cli --version "$wanted" --locked 2>"$log"; then
+    say "the locked install could not resolve here (expected where the registry lacks one of its pinned versions); installing wasm-bindgen-cli $wanted with a fresh resolution"
+    if ! cargo install --quiet wasm-bindgen-cli --version "$wanted"; then
+      say "both installs failed; the locked one said:"
+      cat "$log" >&2
+      rm -f "$log"
+      exit 1
+    fi
+  fi
+  rm -f "$log"
 fi
 
 # --- npm packages ------------------------------------------------------------------------------

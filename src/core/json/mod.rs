@@ -409,11 +409,7 @@ impl ToJson for Map {
         Value::Object(self.clone())
     }
     fn write_json(&self, out: &mut String) {
-        let mut text = object::Text::open(out);
-        for (key, value) in self {
-            object::Sink::field(&mut text, key, value, object::Keep::Always);
-        }
-        text.close();
+        object::write_entries(self, out);
     }
     fn is_blank(&self) -> bool {
         self.is_empty()
@@ -559,11 +555,7 @@ impl<T: ToJson> ToJson for SortedMap<String, T> {
         Value::Object(Map(self.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()))
     }
     fn write_json(&self, out: &mut String) {
-        let mut text = object::Text::open(out);
-        for (key, value) in self {
-            object::Sink::field(&mut text, key, value, object::Keep::Always);
-        }
-        text.close();
+        object::write_entries(self, out);
     }
     fn is_blank(&self) -> bool {
         self.is_empty()

@@ -95,6 +95,15 @@ pub fn write(object: &dyn Object, out: &mut String) {
     text.close();
 }
 
+/// A map's entries as the text of one object, at the end of `out`.
+pub fn write_entries<'a, V: ToJson + 'a>(entries: impl IntoIterator<Item = (&'a String, &'a V)>, out: &mut String) {
+    let mut text = Text::open(out);
+    for (key, value) in entries {
+        text.field(key, value, Keep::Always);
+    }
+    text.close();
+}
+
 /// Whether `object` has no field to write.
 pub fn is_blank(object: &dyn Object) -> bool {
     let mut blank = Blank(true);
