@@ -381,23 +381,14 @@ fn export_all(seed: u64, contacts: usize) {
             assert_eq!(t.same + t.missing, 0);
             // The split, not only the sum: each count is the contacts whose status says so (a
             // resume that mixed up its checkpoint's counts calls invalid e-mails failures).
-            let count = |status: SyncStatus| {
-                let value = Some(i64::from(status.value()));
-                world
-                    .dataverse
-                    .contacts
-                    .values()
-                    .filter(|r| r.get(contact::SYNC_STATUS).and_then(Value::as_i64) == value)
-                    .count() as u64
-            };
             // A contact whose writes Dynamics refuses keeps no status: it is skipped or failed.
             let refused = &world.dataverse.refuse;
             let unsendable = refused.iter().filter(|id| !world.dataverse.valid_email(&world.dataverse.contacts[*id]));
             let unsendable = unsendable.count() as u64;
-            let (skipped, failed) = (count(SyncStatus::Skipped), count(SyncStatus::Failed));
+            let (synced, skipped, failed) = world.statuses(|_| true);
             assert_eq!(
                 (t.done, t.skipped(), t.failed()),
-                (count(SyncStatus::Synced), skipped + unsendable, failed + refused.len() as u64 - unsendable),
+                (synced, skipped + unsendable, failed + refused.len() as u64 - unsendable),
                 "the summary's (sent, skipped, failed) are the contacts' statuses ({} of them refused)",
                 refused.len()
             );
@@ -434,10 +425,23 @@ fn export_all(seed: u64, contacts: usize) {
         }
     }
     assert!(clean.tally.adds_up());
+    let t = &clean.tally;
+    assert_eq!((t.done, t.skipped(), t.failed()), world.statuses(|_| true), "a clean run's split: {t:?}");
     world.salesmanago.check_unique();
 }
 
 impl World {
+    /// How many of the contacts `counted` picks are (Synced, Skipped, Failed): what an export's
+    /// summary must say it sent, skipped and failed.
+    fn statuses(&self, counted: impl Fn(&str) -> bool) -> (u64, u64, u64) {
+        let count = |status: SyncStatus| {
+            let value = Some(i64::from(status.value()));
+            let rows = self.dataverse.contacts.iter().filter(|(id, _)| counted(id));
+            rows.filter(|(_, r)| r.get(contact::SYNC_STATUS).and_then(Value::as_i64) == value).count() as u64
+        };
+        (count(SyncStatus::Synced), count(SyncStatus::Skipped), count(SyncStatus::Failed))
+    }
+
     /// No contact is marked Synced that SALESmanago lacks.
     fn check_synced(&self) {
         for (id, row) in &self.dataverse.contacts {
@@ -532,15 +536,16 @@ fn export_changes(seed: u64, contacts: usize) {
     let since = text(&world.dataverse.record, JobColumns::Export.last_run_column())
         .and_then(|t| unix_ms(&t))
         .expect("the export's last run");
-    let due: Vec<&String> = world
+    let due: Vec<String> = world
         .dataverse
         .contacts
         .iter()
         .filter(|(_, row)| text(row, "modifiedon").and_then(|t| unix_ms(&t)).is_some_and(|m| m >= since))
-        .map(|(id, _)| id)
+        .map(|(id, _)| id.clone())
         .collect();
-    assert!(changed.iter().all(|id| due.contains(&id)));
-    let due = due.len() as u64;
+    assert!(changed.iter().all(|id| due.contains(id)));
+    let due_ids = due;
+    let due = due_ids.len() as u64;
     let interruptions = world.rng.below(3) as usize;
     let result = world.run(BulkJob::ExportChanges, interruptions);
     let watermark = text(&world.dataverse.record, integration::CATCH_UP_WATERMARK);
@@ -554,6 +559,9 @@ fn export_changes(seed: u64, contacts: usize) {
             assert!(t.total <= due, "the contacts modified since the last export, and only they: {t:?}");
             if interruptions == 0 {
                 assert_eq!(t.total, due, "the contacts modified since the last export: {t:?}");
+                // The split: each of those holds the status its count says.
+                let split = world.statuses(|id| due_ids.iter().any(|d| d == id));
+                assert_eq!((t.done, t.skipped(), t.failed()), split, "(sent, skipped, failed) of {t:?}");
             }
             // SALESmanago refusing a contact stands, and does not hold the watermark back.
             let refused = |id: &str| world.dataverse.contacts.get(id).is_some_and(|row| world.salesmanago.rejects(row));
