@@ -9,6 +9,9 @@
 //     each run on a fresh sandbox whose contacts have the N columns either way: each pair's
 //     times, and the median of the pairs' ratios
 //     (with --profile 1, each run's CPU by process too).
+//   With --profile 1 each of Export all, Pull consents and Pull changes also prints the page's
+//   heaviest functions (BENCH_PROFILE_TOP of them, 15 by default), their sum by kind, and the
+//   functions of the longest stretch without idle time: what a long task was doing.
 //   npm run bench -- --relay [options of bench/relay.mjs]   (the relay's load bench instead)
 //
 // For each job it prints contacts per second, the pipeline limit (the shortest time the round
@@ -125,6 +128,54 @@ async function measuredJob(page, id, profile) {
   return job;
 }
 const fmt = (n, digits = 2) => Number(n).toFixed(digits);
+
+/**
+ * `measuredJob`, and with `profile` on, the page's CPU profile meanwhile: its heaviest functions
+ * by self time (BENCH_PROFILE_TOP of them, 15 by default), their sum by kind, and the functions
+ * of its longest stretch without idle time (what a long task was doing).
+ */
+async function profiledJob(page, id, processes, profile) {
+  const cdp = profile ? await page.session() : null;
+  if (cdp) await cdp.send("Profiler.enable").then(() => cdp.send("Profiler.start"));
+  const job = await measuredJob(page, id, processes);
+  if (!cdp) return job;
+  const { profile: samples } = await cdp.send("Profiler.stop");
+  const byId = new Map(samples.nodes.map((n) => [n.id, n]));
+  const keyOf = (id) => {
+    const f = byId.get(id).callFrame;
+    return `${f.functionName || "(anonymous)"} ${f.url.split("/").pop()}:${f.lineNumber}`;
+  };
+  const keys = samples.samples.map(keyOf);
+  const dt = samples.timeDeltas;
+  const sum = (from, to) => {
+    const self = new Map();
+    for (let i = from; i < to; i++) self.set(keys[i], (self.get(keys[i]) || 0) + (dt[i] || 0));
+    return self;
+  };
+  const self = sum(0, keys.length);
+  const top = [...self].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env.BENCH_PROFILE_TOP) || 15);
+  for (const [key, us] of top) log(`  profile: ${fmt(us / 1000, 0)} ms ${key}`);
+  // The same samples by where they ran: the engine, page JS, the browser's own functions.
+  const kinds = new Map();
+  for (const [key, us] of self) {
+    const kind = / \((idle|program|garbage collector)\) /.test(` ${key} `) ? key.split(" :")[0] : key.includes(".wasm") || key.startsWith("wasm-function") ? "engine (wasm)" : /\.m?js/.test(key) ? "page JS" : "built-ins (fetch, Request, text codecs, ...)";
+    kinds.set(kind, (kinds.get(kind) || 0) + us);
+  }
+  log(`  profile by kind: ${[...kinds].sort((a, b) => b[1] - a[1]).map(([k, us]) => `${k} ${fmt(us / 1000, 0)} ms`).join(", ")}`);
+  // The longest stretch of samples none of which is idle.
+  let best = [0, 0, 0];
+  for (let i = 0, start = 0, span = 0; i <= keys.length; i++) {
+    if (i === keys.length || keys[i].startsWith("(idle)")) {
+      if (span > best[2]) best = [start, i, span];
+      start = i + 1;
+      span = 0;
+    } else span += dt[i] || 0;
+  }
+  const stretch = [...sum(best[0], best[1])].sort((a, b) => b[1] - a[1]).slice(0, 8);
+  log(`  longest busy stretch: ${fmt(best[2] / 1000, 0)} ms: ${stretch.map(([k, us]) => `${fmt(us / 1000, 0)} ms ${k}`).join("; ")}`);
+  return job;
+}
+
 
 /** The simulator in a child process; resolves to its JSON line plus a stop(). */
 function startSimulatorProcess(latencyMs) {
@@ -431,30 +482,7 @@ async function main() {
 
     await open(page, `${sandbox.url}/integration`);
     await warm(page);
-    const cdp = options.profile ? await page.session() : null;
-    if (cdp) await cdp.send("Profiler.enable").then(() => cdp.send("Profiler.start"));
-    const exp = await measuredJob(page, "new.integration.ExportAll.Button", browser.profile);
-    if (cdp) {
-      // --profile 1: the page's heaviest functions during the export, by self time.
-      const { profile } = await cdp.send("Profiler.stop");
-      const self = new Map();
-      const dt = profile.timeDeltas;
-      const byId = new Map(profile.nodes.map((n) => [n.id, n]));
-      profile.samples.forEach((id, i) => {
-        const f = byId.get(id).callFrame;
-        const key = `${f.functionName || "(anonymous)"} ${f.url.split("/").pop()}:${f.lineNumber}`;
-        self.set(key, (self.get(key) || 0) + (dt[i] || 0));
-      });
-      const top = [...self].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env.BENCH_PROFILE_TOP) || 15);
-      for (const [key, us] of top) log(`  profile: ${fmt(us / 1000, 0)} ms ${key}`);
-      // The same samples by where they ran: the engine, page JS, the browser's own functions.
-      const kinds = new Map();
-      for (const [key, us] of self) {
-        const kind = / \((idle|program|garbage collector)\) /.test(` ${key} `) ? key.split(" :")[0] : key.includes(".wasm") || key.startsWith("wasm-function") ? "engine (wasm)" : /\.m?js/.test(key) ? "page JS" : "built-ins (fetch, Request, text codecs, ...)";
-        kinds.set(kind, (kinds.get(kind) || 0) + us);
-      }
-      log(`  profile by kind: ${[...kinds].sort((a, b) => b[1] - a[1]).map(([k, us]) => `${k} ${fmt(us / 1000, 0)} ms`).join(", ")}`);
-    }
+    const exp = await profiledJob(page, "new.integration.ExportAll.Button", browser.profile, options.profile);
     const expLimit = exportLimit(n, options.latencyMs, options.concurrency, n);
     const expRatio = expLimit / (exp.ms / 1000);
     log(`export all: ${fmt(exp.ms / 1000)} s, ${fmt(n / (exp.ms / 1000), 0)} contacts/s; pipeline limit ${fmt(expLimit)} s; ${fmt(expRatio)} of limit; peak live memory ${fmt(exp.peakBytes / 1048576, 1)} MiB (JS heap ${fmt(exp.peakHeap / 1048576, 1)}, wasm ${fmt(exp.peakWasm / 1048576, 1)}); longest stall ${fmt(exp.stallMs, 0)} ms`);
@@ -470,7 +498,7 @@ async function main() {
     sandbox.dataverse.resetProtection();
     await open(page, `${sandbox.url}/integration`);
     await warm(page);
-    const con = await measuredJob(page, "new.integration.PullConsents.Button", browser.profile);
+    const con = await profiledJob(page, "new.integration.PullConsents.Button", browser.profile, options.profile);
     const conLimit = consentsLimit(n, options.latencyMs, options.concurrency, changed.length);
     log(`pull consents: ${fmt(con.ms / 1000)} s, ${fmt(n / (con.ms / 1000), 0)} contacts/s; pipeline limit ${fmt(conLimit)} s; ${fmt(conLimit / (con.ms / 1000))} of limit; peak live memory ${fmt(con.peakBytes / 1048576, 1)} MiB; longest stall ${fmt(con.stallMs, 0)} ms`);
     log(`  summary: ${con.text}`);
@@ -480,7 +508,7 @@ async function main() {
     // Pull changes: the first pull looks back 30 days, so every contact the export wrote counts as changed.
     await open(page, `${sandbox.url}/integration`);
     await warm(page);
-    const chg = await measuredJob(page, "new.integration.PullChanges.Button", browser.profile);
+    const chg = await profiledJob(page, "new.integration.PullChanges.Button", browser.profile, options.profile);
     const changedTotal = Number((chg.text.match(/finished: (\d+) contacts changed/) || [])[1] || 0);
     const chgUpdated = Number((chg.text.match(/(\d+) updated in Dynamics/) || [])[1] || 0);
     const chgLimit = changesLimit(changedTotal, options.latencyMs, options.concurrency, chgUpdated);
