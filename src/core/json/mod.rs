@@ -480,29 +480,23 @@ macro_rules! integers {
 }
 integers!(u8, u16, u32, u64, usize, i32, i64);
 
-impl<T: ToJson + ?Sized> ToJson for &T {
-    fn to_json(&self) -> Value {
-        (**self).to_json()
-    }
-    fn write_json(&self, out: &mut String) {
-        (**self).write_json(out);
-    }
-    fn is_blank(&self) -> bool {
-        (**self).is_blank()
-    }
+/// [`ToJson`] of what a reference or a shared pointer points to.
+macro_rules! pointers {
+    ($($pointer:ty),*) => {$(
+        impl<T: ToJson + ?Sized> ToJson for $pointer {
+            fn to_json(&self) -> Value {
+                (**self).to_json()
+            }
+            fn write_json(&self, out: &mut String) {
+                (**self).write_json(out);
+            }
+            fn is_blank(&self) -> bool {
+                (**self).is_blank()
+            }
+        }
+    )*};
 }
-
-impl<T: ToJson + ?Sized> ToJson for std::sync::Arc<T> {
-    fn to_json(&self) -> Value {
-        (**self).to_json()
-    }
-    fn write_json(&self, out: &mut String) {
-        (**self).write_json(out);
-    }
-    fn is_blank(&self) -> bool {
-        (**self).is_blank()
-    }
-}
+pointers!(&T, std::sync::Arc<T>);
 
 impl<T: ToJson> ToJson for Option<T> {
     fn to_json(&self) -> Value {
