@@ -13,7 +13,7 @@ use crate::core::command::BulkJob;
 use crate::core::job::contact::FormAction;
 use crate::core::job::{record_columns, Action, Job, Reply, Start, Ticket};
 
-use super::super::browser::{now_ms, random_seed, sleep};
+use super::super::browser::{now_ms, random_seed, sleep, yield_now};
 use super::super::dynamics::{consent_columns, exchange, refresh_grid, FormContext, Send, Ui};
 use super::super::transport::{download, perform, Download};
 use super::{load_settings, Context, Done, Failure, Outcome};
@@ -182,13 +182,31 @@ fn execute(action: Action, context: &Context, ui: &Ui, root: &str) -> Step {
 /// The next part of a download, with the wait for the one after; or its end.
 async fn next_part(ticket: Ticket, mut body: Download) -> Event {
     match body.next().await {
-        Ok(Some(bytes)) => Event::Part(ticket, bytes, Box::pin(next_part(ticket, body))),
+        Ok(Some(bytes)) => sliced(ticket, bytes, 0, body),
         Ok(None) => {
             let end = HttpResponse { date: None, status: body.status(), retry_after: None, body: String::new() };
             Event::Reply(ticket, Reply::Salesmanago(Ok(end)))
         }
         Err(failure) => Event::Reply(ticket, Reply::Salesmanago(Err(failure))),
     }
+}
+
+/// `chunk` from `at` as parts of at most [`Reply::PART_MAX`] bytes, each after a turn of the
+/// event loop; then the download's next chunk.
+fn sliced(ticket: Ticket, chunk: Vec<u8>, at: usize, body: Download) -> Event {
+    let end = chunk.len().min(at + Reply::PART_MAX);
+    if at == 0 && end == chunk.len() {
+        return Event::Part(ticket, chunk, Box::pin(next_part(ticket, body)));
+    }
+    let part = chunk[at..end].to_vec();
+    let rest: Pending = match end == chunk.len() {
+        true => Box::pin(next_part(ticket, body)),
+        false => Box::pin(async move {
+            yield_now().await;
+            sliced(ticket, chunk, end, body)
+        }),
+    };
+    Event::Part(ticket, part, rest)
 }
 
 type FormReply = Pin<Box<dyn Future<Output = Result<usize, String>>>>;
