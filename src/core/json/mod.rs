@@ -155,28 +155,8 @@ impl Value {
             Value::Bool(false) => out.push_str("false"),
             Value::Number(n) => out.push_str(&n.0),
             Value::String(s) => write_string(s, out),
-            Value::Array(items) => {
-                out.push('[');
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    item.write(out);
-                }
-                out.push(']');
-            }
-            Value::Object(map) => {
-                out.push('{');
-                for (i, (key, value)) in map.0.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    write_string(key, out);
-                    out.push(':');
-                    value.write(out);
-                }
-                out.push('}');
-            }
+            Value::Array(items) => items.write_json(out),
+            Value::Object(map) => map.write_json(out),
         }
     }
 }
