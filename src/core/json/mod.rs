@@ -306,7 +306,7 @@ impl Map {
     /// Adds `key` when `value` says something (not `null`, `false`, `[]` or `{}`): the
     /// optional fields of a request body.
     pub fn put(&mut self, key: &str, value: Value) {
-        if !object::blank(&value) {
+        if !value.is_blank() {
             self.insert(key.to_owned(), value);
         }
     }
@@ -368,7 +368,7 @@ pub trait ToJson {
 
     /// Whether [`Map::put`] leaves this out (`null`, `false`, `[]` or `{}`).
     fn is_blank(&self) -> bool {
-        object::blank(&self.to_json())
+        self.to_json().is_blank()
     }
 }
 
@@ -380,7 +380,12 @@ impl ToJson for Value {
         self.write(out);
     }
     fn is_blank(&self) -> bool {
-        object::blank(self)
+        match self {
+            Value::Null | Value::Bool(false) => true,
+            Value::Array(items) => items.is_empty(),
+            Value::Object(map) => map.is_empty(),
+            _ => false,
+        }
     }
 }
 

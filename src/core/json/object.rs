@@ -2,7 +2,7 @@
 //! written as text ([`ToJson::write_json`]) without one: a bulk call's body of 400 contacts is
 //! written straight from them, with no copy of each name and value to build and free.
 
-use super::{write_string, Map, ToJson, Value};
+use super::{write_string, Map, ToJson};
 
 /// Whether a field is always there, or only when it says something (not `null`, `false`, `[]`
 /// or `{}`: the optional fields of a request body, as [`Map::put`] keeps them).
@@ -129,13 +129,3 @@ macro_rules! object_json {
     };
 }
 pub use crate::object_json;
-
-/// Whether [`Map::put`] leaves `value` out.
-pub(super) fn blank(value: &Value) -> bool {
-    match value {
-        Value::Null | Value::Bool(false) => true,
-        Value::Array(items) => items.is_empty(),
-        Value::Object(map) => map.is_empty(),
-        _ => false,
-    }
-}
