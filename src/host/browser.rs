@@ -1,6 +1,6 @@
 //! The browser's clock, randomness and timers: the only `Date.now()`, random numbers,
-//! `setTimeout` and yielding of the engine. Bound to the global scope, so they work in a window, an iframe
-//! and in Node alike.
+//! `setTimeout` and yielding of the engine. Bound to the global scope, so they work in a
+//! window, an iframe and in Node alike.
 
 use wasm_bindgen::prelude::*;
 
