@@ -177,7 +177,6 @@ impl Consents {
                 if let Err(detail) = self.reader.finish() {
                     return unreadable_file(run, detail);
                 }
-                self.file.complete();
                 self.phase = Phase::Comparing;
                 let query = contacts(&self.consents, Some(&has_value(contact::EMAIL)));
                 self.pages_to_read = Some(Pages::new([query]));
