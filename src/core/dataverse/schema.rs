@@ -314,9 +314,8 @@ pub const CONTACT_ATTRIBUTES: &str =
 /// [`CONTACT_ATTRIBUTES`], sorted.
 pub fn consent_columns(attributes: &crate::core::json::Value) -> Vec<String> {
     let mut columns: Vec<String> = attributes["value"]
-        .as_array()
-        .into_iter()
-        .flatten()
+        .items()
+        .iter()
         .filter(|a| a["AttributeType"] == "Boolean")
         .filter_map(|a| a["LogicalName"].as_str())
         .filter(|name| consent_name(name).is_some())

@@ -300,9 +300,8 @@ impl Activity {
                 let ids: Vec<String> = match result {
                     Ok(Output::Row(page)) => page
                         .get("value")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
+                        .map_or(&[][..], Value::items)
+                        .iter()
                         .filter_map(|row| row.get(activity::ID).and_then(Value::as_str).map(str::to_owned))
                         .collect(),
                     Ok(_) => return run.mismatched(),

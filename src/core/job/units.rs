@@ -190,10 +190,9 @@ pub(super) fn settle(
         };
         if split && write.columns.len() > 1 {
             // Opt-outs first, so they are written whatever happens to the rest.
-            let mut columns: Vec<(&String, &Value)> = write.columns.iter().collect();
-            columns
-                .sort_by_key(|(c, _)| !(c.as_str() == contact::DO_NOT_BULK_EMAIL || c.as_str() == contact::DO_NOT_SMS));
-            for (column, value) in columns {
+            let opt_out = |c: &str| c == contact::DO_NOT_BULK_EMAIL || c == contact::DO_NOT_SMS;
+            let (first, rest): (Vec<_>, Vec<_>) = write.columns.iter().partition(|(c, _)| opt_out(c));
+            for (column, value) in first.into_iter().chain(rest) {
                 // The consent base says what both sides hold: never written without the values.
                 if column == contact::CONSENT_BASE {
                     continue;

@@ -121,6 +121,16 @@ impl Value {
         }
     }
 
+    /// The items if this is an array, else none: what a loop over a list that may be missing
+    /// reads (one slice walk, where `as_array().into_iter().flatten()` compiles its own
+    /// flattening loop at each use).
+    pub fn items(&self) -> &[Value] {
+        match self {
+            Value::Array(items) => items,
+            _ => &[],
+        }
+    }
+
     /// The fields, if this is an object.
     pub fn as_object(&self) -> Option<&Map> {
         match self {

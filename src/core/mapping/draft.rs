@@ -45,7 +45,7 @@ impl Column {
             (!reserved(&name)).then_some(())?;
             Some(Column { name, label: item["label"].as_str()?.to_owned(), kind, options })
         };
-        value.as_array().into_iter().flatten().filter_map(read).collect()
+        value.items().iter().filter_map(read).collect()
     }
 }
 
@@ -65,16 +65,15 @@ pub fn columns(attributes: &Value, choices: &Value) -> Vec<Column> {
         v["UserLocalizedLabel"]["Label"].as_str().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned)
     };
     let mut options: SortedMap<String, SortedMap<i64, String>> = SortedMap::new();
-    for choice in choices["value"].as_array().into_iter().flatten() {
+    for choice in choices["value"].items() {
         let Some(name) = choice["LogicalName"].as_str() else { continue };
-        let listed = choice["OptionSet"]["Options"].as_array().into_iter().flatten();
+        let listed = choice["OptionSet"]["Options"].items().iter();
         let parsed = listed.filter_map(|o| Some((o["Value"].as_i64()?, label(&o["Label"])?))).collect();
         options.insert(name.to_owned(), parsed);
     }
     let mut columns: Vec<Column> = attributes["value"]
-        .as_array()
-        .into_iter()
-        .flatten()
+        .items()
+        .iter()
         .filter(|a| a["IsValidForRead"].as_bool() != Some(false) && a["AttributeOf"].as_str().is_none())
         .filter_map(|a| {
             let name = a["LogicalName"].as_str()?.to_owned();
@@ -87,7 +86,10 @@ pub fn columns(attributes: &Value, choices: &Value) -> Vec<Column> {
             Some(Column { name, label, kind, options })
         })
         .collect();
-    columns.sort_by(|a, b| a.label.to_ascii_lowercase().cmp(&b.label.to_ascii_lowercase()).then(a.name.cmp(&b.name)));
+    // Logical names are unique, so the order is total and an unstable sort gives the same.
+    columns.sort_unstable_by(|a, b| {
+        a.label.to_ascii_lowercase().cmp(&b.label.to_ascii_lowercase()).then(a.name.cmp(&b.name))
+    });
     columns
 }
 
@@ -175,15 +177,13 @@ pub struct ViewChoice {
 /// lookup, cannot be decided from a row the integration reads.
 pub fn views(answer: &Value, attributes: &Value) -> Vec<ViewChoice> {
     let kinds: SortedMap<String, String> = attributes["value"]
-        .as_array()
-        .into_iter()
-        .flatten()
+        .items()
+        .iter()
         .filter_map(|a| Some((a["LogicalName"].as_str()?.to_owned(), a["AttributeType"].as_str()?.to_owned())))
         .collect();
     answer["value"]
-        .as_array()
-        .into_iter()
-        .flatten()
+        .items()
+        .iter()
         .filter_map(|v| {
             let name = v["name"].as_str()?.trim().to_owned();
             let fetch = v["fetchxml"].as_str()?.to_owned();

@@ -32,7 +32,7 @@ pub fn events(card: &Map) -> Vec<Event> {
 }
 
 fn items<'a>(card: &'a Map, key: &str) -> impl Iterator<Item = &'a Map> {
-    card.get(key).and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_object)
+    card.get(key).map_or(&[][..], Value::items).iter().filter_map(Value::as_object)
 }
 
 /// A non-blank string (or number) field, trimmed.

@@ -429,9 +429,8 @@ fn birthday(object: &Map) -> Option<(Option<u16>, u8, u8)> {
 
 /// `consents` or `consentDetails`: a list of `{consentName, consentAccept, optOut, agreementDate}`.
 fn consents(object: &Map) -> Vec<SmConsent> {
-    let list = object.get("consents").or_else(|| object.get("consentDetails")).and_then(Value::as_array);
-    list.into_iter()
-        .flatten()
+    let list = object.get("consents").or_else(|| object.get("consentDetails")).map_or(&[][..], Value::items);
+    list.iter()
         .filter_map(|item| {
             let item = item.as_object()?;
             let name = text_field(item, "consentName").or_else(|| text_field(item, "name"))?;
@@ -469,9 +468,8 @@ fn properties(value: Option<&Value>) -> SortedMap<String, String> {
 
 /// `contactTags` objects (`{tag, …}`) or `tags` strings.
 fn tags(object: &Map) -> Vec<String> {
-    let list = object.get("contactTags").or_else(|| object.get("tags")).and_then(Value::as_array);
-    list.into_iter()
-        .flatten()
+    let list = object.get("contactTags").or_else(|| object.get("tags")).map_or(&[][..], Value::items);
+    list.iter()
         .filter_map(|item| match item {
             Value::String(s) => Some(s.clone()),
             Value::Object(o) => text_field(o, "tag").or_else(|| text_field(o, "tagName")),
