@@ -61,6 +61,29 @@ fn web_resource_parts_are_named_as_dynamics_exports_name_them() {
 }
 
 #[test]
+fn the_shipped_engine_is_within_its_budget() {
+    let package = Package::built("managed");
+    let files = web_resource_files(package.text("customizations.xml"));
+    let (_, file) = files.iter().find(|(name, _)| name == "new_/salesmanago/engine.js").expect("engine.js ships");
+    let script = package.text(file.trim_start_matches('/'));
+    let base64 = script
+        .split_once("var WASM_BASE64 = \"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(base64, _)| base64)
+        .expect("engine.js holds its wasm as `var WASM_BASE64 = \"…\"`");
+    // "\0asm", version 1: what a wasm module starts with.
+    assert!(base64.starts_with("AGFzbQEAAAA"), "the engine's base64 is not a wasm module");
+    let size = base64.len() / 4 * 3 - base64.bytes().rev().take_while(|&b| b == b'=').count();
+    let budget = salesmanago_dynamics::ENGINE_BUDGET_BYTES;
+    assert!(
+        size <= budget,
+        "the engine's wasm is {size} B, {} B over its budget of {budget} B (ENGINE_BUDGET_BYTES in src/lib.rs): \
+         find what grew with `twiggy top` on an `ENGINE_NAMES=1 cargo xtask build`",
+        size - budget
+    );
+}
+
+#[test]
 fn shipped_web_resources_are_the_built_files() {
     let built = root().join("target/webresources");
     for kind in KINDS {

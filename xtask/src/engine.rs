@@ -94,7 +94,9 @@ pub(crate) fn build(root: &Path, flavour: Flavour) -> Result<Engine> {
         return fail(format!("{} is missing: run `npm ci`", wasm_opt.display()));
     }
     let mut wasm_opt = Command::new(&wasm_opt);
-    wasm_opt.arg("-Oz").args(WASM_FEATURES).arg(&bindgen_wasm).arg("-o").arg(&optimised);
+    // `--low-memory-unused`: the module never addresses its first kilobyte (rustc puts the
+    // stack's far end there, 1 MiB down), so constant offsets fold into loads and stores.
+    wasm_opt.args(["-Oz", "--low-memory-unused"]).args(WASM_FEATURES).arg(&bindgen_wasm).arg("-o").arg(&optimised);
     if std::env::var_os("ENGINE_NAMES").is_some() {
         // For profiles (`ENGINE_NAMES=1 npm run bench -- --profile 1`): keep function names.
         wasm_opt.arg("-g");
@@ -102,13 +104,28 @@ pub(crate) fn build(root: &Path, flavour: Flavour) -> Result<Engine> {
     run(&mut wasm_opt, "wasm-opt")?;
     let engine = Engine { glue: std::fs::read_to_string(out.join("engine.js"))?, wasm: std::fs::read(&optimised)? };
     println!(
-        "{}: wasm {} B raw, {} B gzip (before wasm-opt: {} B raw)",
+        "{}: wasm {} B raw, {} B gzip (before wasm-opt: {} B raw){}",
         flavour.dir(),
         engine.wasm.len(),
         gzip_len(&engine.wasm)?,
-        std::fs::metadata(&bindgen_wasm)?.len()
+        std::fs::metadata(&bindgen_wasm)?.len(),
+        match flavour {
+            Flavour::Shipped => budget(engine.wasm.len()),
+            Flavour::Test => String::new(),
+        }
     );
     Ok(engine)
+}
+
+/// How `size` stands against the shipped engine's budget.
+fn budget(size: usize) -> String {
+    let budget = salesmanago_dynamics::ENGINE_BUDGET_BYTES;
+    match size.checked_sub(budget) {
+        Some(over) if over > 0 => {
+            format!("; OVER its budget of {budget} B by {over} B: `cargo test --test package` fails")
+        }
+        _ => format!("; budget {budget} B, {} B to spare", budget - size),
+    }
 }
 
 /// The size of `bytes` gzipped at the best level, as a web server would send them.
