@@ -49,6 +49,6 @@ test("the bench names a bad option or value, with its usage", () => {
     const run = bench(args);
     assert.equal(run.status, 2, args.join(" "));
     assert.equal(run.stderr.split("\n")[0], said);
-    assert.match(run.stderr.split("\n")[1], /^usage: npm run bench -- .*\[--driver devtools\|playwright\] \[--mapped N\] \[--activity 0\|1\] \[--stall-limit-ms M\] \[--compare-mapped N \[--repeat R\]\]$/);
+    assert.match(run.stderr.split("\n")[1], /^usage: npm run bench -- .*\[--driver devtools\|playwright\] \[--mapped N\] \[--activity 0\|1\] \[--stall-limit-ms M\] \[--protection 0\|1\] \[--compare-mapped N \[--repeat R\]\]$/);
   }
 });

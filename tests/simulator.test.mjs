@@ -724,6 +724,20 @@ test("hang never answers, and close() is prompt with hung sockets", async () => 
 
 // --- control endpoints -----------------------------------------------------------------------
 
+test("/__sim/contacts?every=N lists every Nth contact, and names a bad N", async () => {
+  await withSimulator({}, async ({ control }) => {
+    await control("POST", "contacts", [1, 2, 3, 4, 5].map((i) => ({ email: `c${i}@example.com` })));
+    const emails = async (path) => (await control("GET", path)).json.map((c) => c.email);
+    assert.deepEqual(await emails("contacts?every=2"), ["c1@example.com", "c3@example.com", "c5@example.com"]);
+    assert.deepEqual(await emails("contacts?every=1"), await emails("contacts"));
+    for (const bad of ["0", "1.5", "x"]) {
+      const refused = await control("GET", `contacts?every=${bad}`);
+      assert.equal(refused.status, 400, bad);
+      assert.equal(refused.json.error, `every takes a whole number ≥ 1, not ${bad}`);
+    }
+  });
+});
+
 test("/__sim/contacts seeds (honouring id and times) and lists the internal shape", async () => {
   await withSimulator({}, async ({ call, control }) => {
     const seed = [

@@ -1177,6 +1177,18 @@ function sendJson(res, status, payload, headers = {}) {
   sendRaw(res, status, JSON.stringify(payload), { "content-type": "application/json", ...headers });
 }
 
+/**
+ * `items` as a JSON array, in bytes: written a slice at a time, since a million export entries
+ * are more text than one JavaScript string may hold.
+ */
+function jsonArray(items) {
+  const parts = [];
+  for (let i = 0; i < items.length; i += 10_000) {
+    parts.push(Buffer.from((i === 0 ? "" : ",") + items.slice(i, i + 10_000).map((item) => JSON.stringify(item)).join(",")));
+  }
+  return Buffer.concat([Buffer.from("["), ...parts, Buffer.from("]")]);
+}
+
 function sendRaw(res, status, body, headers) {
   if (res.headersSent || res.destroyed) return;
   res.writeHead(status, { ...headers, "content-length": Buffer.byteLength(body) });
@@ -1255,7 +1267,7 @@ export async function startSimulator(options = {}) {
   const exports = {
     create(entries) {
       const id = nextJob++;
-      exportJobs.set(id, { id, readyAt: Date.now() + config.exportDelayMs, file: JSON.stringify(entries) });
+      exportJobs.set(id, { id, readyAt: Date.now() + config.exportDelayMs, file: jsonArray(entries) });
       return id;
     },
     get: (requestId) => exportJobs.get(Number(requestId)),
@@ -1429,7 +1441,9 @@ export async function startSimulator(options = {}) {
   }
 
   const controls = {
-    "GET /__sim/contacts": () => store.all().map(exportView),
+    // `?every=N`: every Nth contact only (the first, the N+1st, …), so a bench of a million
+    // contacts can sample them without one answer of hundreds of megabytes.
+    "GET /__sim/contacts": (_, query) => sampled(store.all(), query.get("every")).map(exportView),
     "POST /__sim/contacts": (body) => seed(body),
     "GET /__sim/faults": () => plan.faults,
     "POST /__sim/faults": (body) => setFaults(body),
@@ -1443,7 +1457,14 @@ export async function startSimulator(options = {}) {
     "POST /__sim/activity/plan": (body) => ({ plan: setActivityPlan(body) }),
   };
 
-  async function handleControl(req, res, path) {
+  function sampled(contacts, every) {
+    if (every === null) return contacts;
+    const n = Number(every);
+    if (!Number.isInteger(n) || n < 1) throw new ControlError(`every takes a whole number ≥ 1, not ${every}`);
+    return contacts.filter((_, i) => i % n === 0);
+  }
+
+  async function handleControl(req, res, path, query) {
     if (req.method === "OPTIONS") return sendRaw(res, 204, "", CORS_HEADERS);
     const control = controls[`${req.method} ${path}`];
     if (!control) return sendJson(res, 404, { error: `Unknown control endpoint ${req.method} ${path}` }, CORS_HEADERS);
@@ -1457,7 +1478,7 @@ export async function startSimulator(options = {}) {
       }
     }
     try {
-      return sendJson(res, 200, control(body), CORS_HEADERS);
+      return sendJson(res, 200, control(body, query), CORS_HEADERS);
     } catch (error) {
       if (error instanceof ControlError) return sendJson(res, error.status, { error: error.message }, CORS_HEADERS);
       throw error;
@@ -1465,8 +1486,9 @@ export async function startSimulator(options = {}) {
   }
 
   async function route(req, res) {
-    const path = new URL(req.url, "http://simulator").pathname;
-    if (path.startsWith("/__sim/")) return handleControl(req, res, path);
+    const url = new URL(req.url, "http://simulator");
+    const path = url.pathname;
+    if (path.startsWith("/__sim/")) return handleControl(req, res, path, url.searchParams);
     if (path.startsWith("/api/")) return handleApi(req, res, path);
     const headers = corsFor(apiCors());
     const file = path.match(/^\/files\/(\d+)\.json$/);

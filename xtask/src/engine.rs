@@ -1,5 +1,5 @@
 //! Builds the engine: `cargo build` for wasm32, then the wasm-bindgen CLI (`--target
-//! no-modules`), then `wasm-opt -Oz` from npm's binaryen.
+//! no-modules`), then `wasm-opt -Oz --low-memory-unused` from npm's binaryen.
 
 use std::io::Write;
 use std::path::Path;
@@ -11,7 +11,7 @@ use crate::{fail, Result};
 pub(crate) struct Engine {
     /// The `--target no-modules` glue; it declares a local `wasm_bindgen`.
     pub(crate) glue: String,
-    /// The module after `wasm-opt -Oz`.
+    /// The module after `wasm-opt`.
     pub(crate) wasm: Vec<u8>,
 }
 

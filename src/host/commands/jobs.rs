@@ -116,34 +116,19 @@ enum Step {
 /// Takes `action`.
 fn execute(action: Action, context: &Context, ui: &Ui, root: &str) -> Step {
     Step::Wait(match action {
-        Action::Read { ticket, read } => {
-            let url = read.url(root);
-            Box::pin(
-                async move { Event::Reply(ticket, Reply::Dataverse(exchange(&url, &read.prefer(), Send::Get).await)) },
-            )
-        }
+        Action::Read { ticket, read } => Box::pin(web_api(ticket, read.url(root), read.prefer(), Method::Get)),
         Action::Write { ticket, writes } => {
             let batch = writes.batch(root);
-            let url = format!("{root}$batch");
-            Box::pin(async move {
-                let send = Send::Post(&batch.content_type, &batch.body);
-                Event::Reply(ticket, Reply::Dataverse(exchange(&url, "odata.continue-on-error", send).await))
-            })
+            let post = Method::Post { content_type: batch.content_type, body: batch.body };
+            Box::pin(web_api(ticket, format!("{root}$batch"), "odata.continue-on-error".into(), post))
         }
-        Action::Get { ticket, path } => {
-            let url = format!("{root}{path}");
-            Box::pin(async move { Event::Reply(ticket, Reply::Dataverse(exchange(&url, "", Send::Get).await)) })
-        }
+        Action::Get { ticket, path } => Box::pin(web_api(ticket, format!("{root}{path}"), String::new(), Method::Get)),
         Action::Patch { ticket, path, if_match, body } => {
-            let url = format!("{root}{path}");
-            Box::pin(async move {
-                let send = Send::Patch(&if_match, &body);
-                Event::Reply(ticket, Reply::Dataverse(exchange(&url, "return=representation", send).await))
-            })
+            let patch = Method::Patch { if_match, body };
+            Box::pin(web_api(ticket, format!("{root}{path}"), "return=representation".into(), patch))
         }
         Action::Delete { ticket, path } => {
-            let url = format!("{root}{path}");
-            Box::pin(async move { Event::Reply(ticket, Reply::Dataverse(exchange(&url, "", Send::Delete).await)) })
+            Box::pin(web_api(ticket, format!("{root}{path}"), String::new(), Method::Delete))
         }
         Action::Form { ticket, act } => match (form(act, context, ui), ticket) {
             (Some(future), Some(ticket)) => Box::pin(async move { Event::Reply(ticket, Reply::Form(future.await)) }),
@@ -177,6 +162,26 @@ fn execute(action: Action, context: &Context, ui: &Ui, root: &str) -> Step {
             });
         }
     })
+}
+
+/// A Web API request of a job, owned until it is answered.
+enum Method {
+    Get,
+    Post { content_type: String, body: String },
+    Patch { if_match: String, body: String },
+    Delete,
+}
+
+/// The answer to a Web API request of a job: one future for every kind of request, so the
+/// request code is compiled once.
+async fn web_api(ticket: Ticket, url: String, prefer: String, method: Method) -> Event {
+    let send = match &method {
+        Method::Get => Send::Get,
+        Method::Post { content_type, body } => Send::Post(content_type, body),
+        Method::Patch { if_match, body } => Send::Patch(if_match, body),
+        Method::Delete => Send::Delete,
+    };
+    Event::Reply(ticket, Reply::Dataverse(exchange(&url, &prefer, send).await))
 }
 
 /// The next part of a download, with the wait for the one after; or its end.
