@@ -571,7 +571,7 @@ async function main() {
 
     const gz = gzipSync(wasm, { level: 9 }).length;
     if (smallPeak) log(`memory: peak live ${fmt(exp.peakBytes / 1048576, 1)} MiB at ${n} vs ${fmt(smallPeak / 1048576, 1)} MiB at ${options.small} (${fmt((exp.peakBytes / smallPeak - 1) * 100, 1)}%; target ≤ 20%)`);
-    log(`wasm: ${wasm.length} B raw, ${gz} B gzip (the build's budget is in xtask/src/engine.rs)`);
+    log(`wasm: ${wasm.length} B raw, ${gz} B gzip (its budget: ENGINE_BUDGET_BYTES in src/lib.rs)`);
     const stalls = Object.entries({ "export all": exp, "pull consents": con, "pull changes": chg, "pull activity": act }).filter(([, job]) => job);
     const limit = options.stallLimitMs;
     const over = limit ? stalls.filter(([, job]) => job.stallMs > limit) : [];

@@ -33,7 +33,7 @@ struct Entry {
     /// All zero when the entry has no e-mail.
     email: Digest,
     flags: u8,
-    /// Its consents: `consents[first..first + count]`.
+    /// Its consents: `count` of them in [`Index::consents`] from `first`.
     first: u32,
     count: u16,
 }
@@ -44,6 +44,63 @@ struct Consent {
     name: u16,
     accepted: bool,
     opted_out: bool,
+}
+
+/// A list kept in blocks of 4,096 items, so that it never copies what it holds as it grows (a
+/// doubling vector copies all of it now and then: 20 MB in one task at a million contacts). An
+/// item's address is its block's number times 4,096 plus its place in the block; a run of items
+/// pushed together stays in one block.
+struct Blocks<T> {
+    blocks: Vec<Vec<T>>,
+    len: usize,
+}
+
+impl<T> Default for Blocks<T> {
+    fn default() -> Self {
+        Blocks { blocks: Vec::new(), len: 0 }
+    }
+}
+
+impl<T> Blocks<T> {
+    const BLOCK: usize = 1 << 12;
+
+    /// Items pushed.
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Pushes `count` items side by side (at most [`Self::BLOCK`]); the first one's address.
+    fn push_run(&mut self, count: usize, items: impl IntoIterator<Item = T>) -> u32 {
+        debug_assert!(count <= Self::BLOCK);
+        if self.blocks.last().is_none_or(|b| b.len() + count > Self::BLOCK) {
+            self.blocks.push(Vec::with_capacity(Self::BLOCK));
+        }
+        let at = self.blocks.len() - 1;
+        let block = &mut self.blocks[at];
+        let address = (at * Self::BLOCK + block.len()) as u32;
+        block.extend(items.into_iter().take(count));
+        self.len += block.len() - (address as usize % Self::BLOCK);
+        address
+    }
+
+    /// Pushes `item`; its address.
+    fn push(&mut self, item: T) -> u32 {
+        self.push_run(1, [item])
+    }
+
+    /// The `count` items from `address`.
+    fn run(&self, address: u32, count: usize) -> &[T] {
+        if count == 0 {
+            return &[];
+        }
+        let (block, at) = (address as usize / Self::BLOCK, address as usize % Self::BLOCK);
+        &self.blocks[block][at..at + count]
+    }
+
+    /// The item at `address`.
+    fn get(&self, address: u32) -> &T {
+        &self.run(address, 1)[0]
+    }
 }
 
 /// Entry numbers filed by a digest: in one of 4,096 buckets by its first 12 bits (digests are
@@ -80,8 +137,8 @@ impl Buckets {
 /// The file's contacts, found by SALESmanago id or by e-mail.
 #[derive(Default)]
 pub(super) struct Index {
-    entries: Vec<Entry>,
-    consents: Vec<Consent>,
+    entries: Blocks<Entry>,
+    consents: Blocks<Consent>,
     names: Vec<String>,
     by_id: Buckets,
     /// Entries with an e-mail.
@@ -99,7 +156,7 @@ impl Index {
     pub(super) fn push(&mut self, contact: Exported) {
         let id = digest(&contact.id);
         let Self { entries, consents, names, by_id, by_email } = self;
-        if by_id.first(&id, |i| &entries[i as usize].id).is_some() {
+        if by_id.first(&id, |i| &entries.get(i).id).is_some() {
             return;
         }
         let mut flags = 0;
@@ -110,12 +167,13 @@ impl Index {
                 flags |= known | if opted_out { out } else { 0 };
             }
         }
-        let first = consents.len() as u32;
         if contact.consents.is_some() {
             flags |= CONSENTS_LISTED;
         }
-        let listed = contact.consents.unwrap_or_default();
-        for consent in listed.into_iter().take(usize::from(u16::MAX)) {
+        // A contact's consents stay side by side; more than a block's worth (no account has
+        // thousands of consents) are not kept.
+        let mut listed = Vec::new();
+        for consent in contact.consents.unwrap_or_default().into_iter().take(Blocks::<Consent>::BLOCK) {
             let name = match names.iter().position(|n| *n == consent.name) {
                 Some(at) => at,
                 None => {
@@ -124,35 +182,36 @@ impl Index {
                 }
             };
             let Ok(name) = u16::try_from(name) else { continue };
-            consents.push(Consent { name, accepted: consent.accepted, opted_out: consent.opted_out });
+            listed.push(Consent { name, accepted: consent.accepted, opted_out: consent.opted_out });
         }
-        let count = (consents.len() - first as usize) as u16;
+        let count = listed.len() as u16;
+        let first = consents.push_run(listed.len(), listed);
         let email = contact.email.as_deref().map_or([0; 16], digest);
-        let number = entries.len() as u32;
-        entries.push(Entry { id, email, flags, first, count });
-        by_id.file(&id, number, |i| &entries[i as usize].id);
+        let number = entries.push(Entry { id, email, flags, first, count });
+        by_id.file(&id, number, |i| &entries.get(i).id);
         if email != [0; 16] {
-            by_email.file(&email, number, |i| &entries[i as usize].email);
+            by_email.file(&email, number, |i| &entries.get(i).email);
         }
     }
 
     /// The contact with this SALESmanago id.
     pub(super) fn by_id(&self, id: &str) -> Option<SmContact> {
-        let at = self.by_id.first(&digest(id), |i| &self.entries[i as usize].id)?;
-        Some(self.contact(&self.entries[at as usize]))
+        let at = self.by_id.first(&digest(id), |i| &self.entries.get(i).id)?;
+        Some(self.contact(self.entries.get(at)))
     }
 
     /// The contact with this e-mail (lower-cased).
     pub(super) fn by_email(&self, email: &str) -> Option<SmContact> {
-        let at = self.by_email.first(&digest(email), |i| &self.entries[i as usize].email)?;
-        Some(self.contact(&self.entries[at as usize]))
+        let at = self.by_email.first(&digest(email), |i| &self.entries.get(i).email)?;
+        Some(self.contact(self.entries.get(at)))
     }
 
     /// The contact as the mapping reads it: its opt-outs and consents.
     fn contact(&self, entry: &Entry) -> SmContact {
         let channel = |known: u8, out: u8| (entry.flags & known != 0).then_some(entry.flags & out != 0);
-        let first = entry.first as usize;
-        let consents = self.consents[first..first + usize::from(entry.count)]
+        let consents = self
+            .consents
+            .run(entry.first, usize::from(entry.count))
             .iter()
             .map(|c| SmConsent {
                 name: self.names[usize::from(c.name)].clone(),
@@ -261,5 +320,27 @@ mod tests {
             }
         }
         assert!(index.by_id("id-20011").is_none() && index.by_email("c20011@x.pl").is_none());
+    }
+
+    #[test]
+    fn blocks_keep_runs_together_and_find_every_item_across_blocks() {
+        let mut blocks = Blocks::default();
+        let single: Vec<u32> = (0..5_000u32).map(|i| blocks.push(i)).collect();
+        assert_eq!(single[4_095], 4_095);
+        assert_eq!(single[4_096], 4_096, "the second block follows the first");
+        let run = blocks.push_run(3_500, 10_000..13_500u32);
+        assert_eq!(run, 2 * 4_096, "a run that does not fit where the last block ends starts a new block");
+        let empty = blocks.push_run(0, []);
+        assert_eq!(blocks.run(empty, 0), &[] as &[u32]);
+        assert_eq!(blocks.len(), 8_500);
+        for (i, &address) in single.iter().enumerate() {
+            assert_eq!(*blocks.get(address), i as u32);
+        }
+        assert_eq!(blocks.run(run, 3_500), (10_000..13_500u32).collect::<Vec<_>>().as_slice());
+        // A full block, then an empty run: its address is past every block, and reads nothing.
+        let mut full = Blocks::default();
+        full.push_run(4_096, 0..4_096u32);
+        let past = full.push_run(0, []);
+        assert!(full.run(past, 0).is_empty());
     }
 }
