@@ -188,8 +188,6 @@ async function profiledJob(page, id, processes, profile) {
   return job;
 }
 
-
-/** The simulator in a child process; resolves to its JSON line plus a stop(). */
 /**
  * The servers (the Dataverse stand-in in this process, the simulator in its own) stand for other
  * machines. Once Chromium runs (it keeps the priority it started with), they take a lower one,
@@ -198,16 +196,14 @@ async function profiledJob(page, id, processes, profile) {
  * worst timer delay was 48–66 ms at equal priority, 29 ms with the page first.
  */
 function serversBehindBrowser(sim) {
-  for (const pid of [process.pid, sim.pid]) {
-    try {
-      setPriority(pid, 10);
-    } catch (error) {
-      log(`bench: the servers' priority stays as it was (${error.message}): the stalls include their work`);
-      return;
-    }
+  try {
+    for (const pid of [process.pid, sim.pid]) setPriority(pid, 10);
+  } catch (error) {
+    log(`bench: the servers could not all be put behind the browser (${error.message}): the stalls may include their work`);
   }
 }
 
+/** The simulator in a child process; resolves to its JSON line, its pid and a stop(). */
 function startSimulatorProcess(latencyMs) {
   const child = spawn(process.execPath, [join(root, "tests", "simulator", "cli.mjs"), "--port", "0", "--latency-ms", String(latencyMs), "--max-batch", String(PAGE), "--cors"], { stdio: ["ignore", "pipe", "inherit"] });
   return new Promise((resolve, reject) => {

@@ -536,15 +536,14 @@ fn export_changes(seed: u64, contacts: usize) {
     let since = text(&world.dataverse.record, JobColumns::Export.last_run_column())
         .and_then(|t| unix_ms(&t))
         .expect("the export's last run");
-    let due: Vec<String> = world
+    let due_ids: Vec<String> = world
         .dataverse
         .contacts
         .iter()
         .filter(|(_, row)| text(row, "modifiedon").and_then(|t| unix_ms(&t)).is_some_and(|m| m >= since))
         .map(|(id, _)| id.clone())
         .collect();
-    assert!(changed.iter().all(|id| due.contains(id)));
-    let due_ids = due;
+    assert!(changed.iter().all(|id| due_ids.contains(id)));
     let due = due_ids.len() as u64;
     let interruptions = world.rng.below(3) as usize;
     let result = world.run(BulkJob::ExportChanges, interruptions);
