@@ -10,13 +10,16 @@
 //     each run on a fresh sandbox whose contacts have the N columns either way: each pair's
 //     times, and the median of the pairs' ratios
 //     (with --profile 1, each run's CPU by process too).
+//   BENCH_ENGINE=<path of an engine.js built with --test-engine> runs another engine (an earlier
+//   commit's, built in a `git worktree`) in this bench and sandbox: a pair of runs, before and after.
 //   With --profile 1 each of Export all, Pull consents, Pull changes and Pull activity also prints the page's
 //   heaviest functions (BENCH_PROFILE_TOP of them, 15 by default), their sum by kind, and the
 //   functions of the longest stretch without idle time: what a long task was doing.
 //   npm run bench -- --relay [options of bench/relay.mjs]   (the relay's load bench instead)
 //
-// For each job it prints contacts per second, the pipeline limit (the shortest time the round
-// trips and Dataverse's modelled service-protection budget allow), the ratio limit/measured,
+// For each job it prints contacts per second, the pipeline limit (the shortest time its requests
+// allow with K of them in flight to each service, as the services answered them, and Dataverse's
+// modelled service-protection budget allows: `pipelineLimit`), the ratio limit/measured,
 // the speed-up over a naive one-upsert-per-contact baseline (measured on a small N, scaled),
 // and peak memory (JS heap after a collection + wasm). `--mapped N` (at most 20) adds N columns to
 // every contact (texts, numbers, dates, Yes/No and choices in turn) and maps them to SALESmanago
@@ -225,7 +228,8 @@ async function simulatorControl(sim, path, body) {
 async function sandboxWith(contacts, options, sim, columns = options.mapped) {
   // In memory: saving a 100,000-row file is the sandbox's chore, not Dataverse's behaviour.
   // The test engine: the shipped engine's jobs, plus `memoryBytes` and `salesmanagoCall`.
-  const engineJs = readFileSync(join(root, "target", "engine-test", "engine.js"), "utf8");
+  // BENCH_ENGINE names another test engine's engine.js (an earlier build's, for a pair of runs).
+  const engineJs = readFileSync(process.env.BENCH_ENGINE || join(root, "target", "engine-test", "engine.js"), "utf8");
   const sandbox = await startSandbox({ port: 0, dataFile: null, reset: true, contacts, latencyMs: options.latencyMs, protection: Boolean(options.protection), engineJs });
   const [record] = sandbox.dataverse.rows("new_salesmanagointegration");
   const mapping = mapColumns(sandbox, columns, options.mapped > 0);
@@ -343,37 +347,71 @@ async function warm(page) {
   await page.evaluate(() => window.SalesManago.loadEngine());
 }
 
-/** Export's round-trip limit: sequential page reads; K pages at a time each needing a SALESmanago batch and a `$batch` write. */
-function exportLimit(n, latency, k, writes) {
+/** Ids per page of the reads that cut a read of every contact into parts (Read::KEYS_PAGE). */
+const KEYS_PAGE = 5000;
+/**
+ * Round trips every job makes one after another, whatever its size: before its first page, the
+ * record, the consent columns, then the lease's read and its write (4), and the first page of
+ * ids (1); after its last page is read, that page's last step, the summary and the lease's
+ * release (3).
+ */
+const CHAIN = 8;
+
+/**
+ * A job's pipeline limit: the shortest time its requests allow when each service has at most
+ * K of them in flight at once (the job's concurrency, under Dataverse's 52 per user).
+ *
+ *   limit = CHAIN × rt + max(dv × d, sm × rt, sequential) / K, never under Dataverse's budget
+ *
+ * - rt: the latency on both sides; d: the mean time the Dataverse stand-in took per request
+ *   during the job (latency included: its own work on a page or a $batch counts as the service's);
+ * - dv, sm: the requests the job needs beside the chain (its pages, ids, writes, calls);
+ * - sequential: what must go one after another in the body (Pull changes' listing);
+ * - budget: the 5-minute windows Dataverse's service protection allows (requests, execution
+ *   time; 0 with `--protection 0`).
+ */
+function pipelineLimit({ rt, d, k, dv, sm, sequential = 0, costMs }) {
+  const body = Math.max((dv * d) / k, (sm * rt) / k, sequential);
+  return Math.max(CHAIN * rt + body, budget(dv, costMs));
+}
+
+/** Export all's limit: its pages of ids, each page read and written back, a checkpoint every 10 pages; a SALESmanago batch a page. */
+function exportLimit(n, latency, k, writes, d) {
   const pages = Math.ceil(n / PAGE);
-  const rt = latency / 1000;
-  const reads = pages * rt;
-  const work = (pages * 2 * rt) / k;
-  const roundTrips = Math.max(reads, work) + 2 * rt; // the last page's batch and write
-  return Math.max(roundTrips, budget(pages * 2 + Math.ceil(pages / 10), pages * DEFAULT_PROTECTION.costMs.GET + writes * DEFAULT_PROTECTION.costMs.PATCH));
+  const dv = Math.ceil(n / KEYS_PAGE) + 2 * pages + Math.floor(pages / 10);
+  const costMs = pages * DEFAULT_PROTECTION.costMs.GET + writes * DEFAULT_PROTECTION.costMs.PATCH;
+  return pipelineLimit({ rt: latency / 1000, d, k, dv, sm: pages, costMs });
 }
 
 /**
- * Pull consents' limit: the export job (asked for, then its status first asked after 2 s, when
- * the simulator's file is ready), the file's download, then sequential page reads, each page's
- * write (when it has one) K pages at a time.
+ * Pull consents' limit: the export job asked for, its status first asked after 2 s (when the
+ * simulator's file is ready), the file's download, one after another; then the contacts with an
+ * e-mail (`n`) read as Export all reads them, and a `$batch` for each page with a change.
  */
-function consentsLimit(n, latency, k, writes) {
+function consentsLimit(n, latency, k, writes, d) {
   const pages = Math.ceil(n / PAGE);
   const rt = latency / 1000;
-  const file = rt + FIRST_STATUS_S + rt + rt;
-  const perPage = writes > 0 ? rt : 0;
-  const roundTrips = file + Math.max(pages * rt, (pages * perPage) / k) + perPage;
-  return Math.max(roundTrips, budget(pages + Math.min(pages, writes), pages * DEFAULT_PROTECTION.costMs.GET + writes * DEFAULT_PROTECTION.costMs.PATCH));
+  const file = 3 * rt + FIRST_STATUS_S;
+  const dv = Math.ceil(n / KEYS_PAGE) + pages + Math.min(pages, writes);
+  const costMs = pages * DEFAULT_PROTECTION.costMs.GET + writes * DEFAULT_PROTECTION.costMs.PATCH;
+  return file + pipelineLimit({ rt, d, k, dv, sm: 0, costMs });
 }
 
-/** Pull changes' limit: the change pages (1,000 ids) in sequence; per 100 ids, two listById calls and a Dataverse read, K at a time. */
-function changesLimit(changed, latency, k, writes) {
+/** Pull changes' limit: the change pages (1,000 ids) one after another; per 100 ids, two listById calls, a Dataverse read and, when some changed, a write. */
+function changesLimit(changed, latency, k, writes, d) {
   const rt = latency / 1000;
   const pages = Math.ceil(changed / 1000);
   const chunks = Math.ceil(changed / LOOKUP);
-  const roundTrips = Math.max(pages * rt, (chunks * 3 * rt) / k) + 3 * rt;
-  return Math.max(roundTrips, budget(chunks * 2, chunks * DEFAULT_PROTECTION.costMs.GET + writes * DEFAULT_PROTECTION.costMs.PATCH));
+  const dv = chunks + Math.min(chunks, writes);
+  const costMs = chunks * DEFAULT_PROTECTION.costMs.GET + writes * DEFAULT_PROTECTION.costMs.PATCH;
+  return pipelineLimit({ rt, d, k, dv, sm: pages + 2 * chunks, sequential: pages * rt, costMs });
+}
+
+/** The mean seconds the Dataverse stand-in took per request since `before` (its stats then). */
+function meanAnswer(sandbox, before) {
+  const now = sandbox.dataverse.stats();
+  const requests = now.requests - before.requests;
+  return requests ? (now.busyMs - before.busyMs) / requests / 1000 : 0;
 }
 
 /** Whether the stand-in models service protection (`--protection`). */
@@ -517,8 +555,9 @@ async function main() {
 
     await open(page, `${sandbox.url}/integration`);
     await warm(page);
+    let before = sandbox.dataverse.stats();
     const exp = await profiledJob(page, "new.integration.ExportAll.Button", browser.profile, options.profile);
-    const expLimit = exportLimit(n, options.latencyMs, options.concurrency, n);
+    const expLimit = exportLimit(n, options.latencyMs, options.concurrency, n, meanAnswer(sandbox, before));
     const expRatio = expLimit / (exp.ms / 1000);
     log(`export all: ${fmt(exp.ms / 1000)} s, ${fmt(n / (exp.ms / 1000), 0)} contacts/s; pipeline limit ${fmt(expLimit)} s; ${fmt(expRatio)} of limit; peak live memory ${fmt(exp.peakBytes / 1048576, 1)} MiB (JS heap ${fmt(exp.peakHeap / 1048576, 1)}, wasm ${fmt(exp.peakWasm / 1048576, 1)}); longest stall ${fmt(exp.stallMs, 0)} ms`);
     log(`  summary: ${exp.text}`);
@@ -533,8 +572,10 @@ async function main() {
     sandbox.dataverse.resetProtection();
     await open(page, `${sandbox.url}/integration`);
     await warm(page);
+    before = sandbox.dataverse.stats();
     const con = await profiledJob(page, "new.integration.PullConsents.Button", browser.profile, options.profile);
-    const conLimit = consentsLimit(n, options.latencyMs, options.concurrency, changed.length);
+    const withEmail = sandbox.dataverse.rows("contact").filter((r) => r.emailaddress1 != null).length;
+    const conLimit = consentsLimit(withEmail, options.latencyMs, options.concurrency, changed.length, meanAnswer(sandbox, before));
     log(`pull consents: ${fmt(con.ms / 1000)} s, ${fmt(n / (con.ms / 1000), 0)} contacts/s; pipeline limit ${fmt(conLimit)} s; ${fmt(conLimit / (con.ms / 1000))} of limit; peak live memory ${fmt(con.peakBytes / 1048576, 1)} MiB; longest stall ${fmt(con.stallMs, 0)} ms`);
     log(`  summary: ${con.text}`);
     log(con.cpuLine);
@@ -543,10 +584,11 @@ async function main() {
     // Pull changes: the first pull looks back 30 days, so every contact the export wrote counts as changed.
     await open(page, `${sandbox.url}/integration`);
     await warm(page);
+    before = sandbox.dataverse.stats();
     const chg = await profiledJob(page, "new.integration.PullChanges.Button", browser.profile, options.profile);
     const changedTotal = Number((chg.text.match(/finished: (\d+) contacts changed/) || [])[1] || 0);
     const chgUpdated = Number((chg.text.match(/(\d+) updated in Dynamics/) || [])[1] || 0);
-    const chgLimit = changesLimit(changedTotal, options.latencyMs, options.concurrency, chgUpdated);
+    const chgLimit = changesLimit(changedTotal, options.latencyMs, options.concurrency, chgUpdated, meanAnswer(sandbox, before));
     log(`pull changes: ${fmt(chg.ms / 1000)} s, ${fmt(changedTotal / (chg.ms / 1000), 0)} contacts/s; pipeline limit ${fmt(chgLimit)} s; ${fmt(chgLimit / (chg.ms / 1000))} of limit; peak live memory ${fmt(chg.peakBytes / 1048576, 1)} MiB; longest stall ${fmt(chg.stallMs, 0)} ms`);
     log(`  summary: ${chg.text}`);
     log(chg.cpuLine);

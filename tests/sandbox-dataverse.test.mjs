@@ -7,6 +7,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { createDataverse } from "../sandbox/dataverse.mjs";
+import { idOrder, sortIds } from "../sandbox/dataverse/util.mjs";
 import { REQUEST_TIMEOUT_MS, client, withServer as withDataverseServer } from "./support/dataverse-server.mjs";
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -388,7 +389,7 @@ test("$filter In: read through an index that follows every write, paged and comb
         .rows("contact")
         .filter((r) => ["l1", "l2"].includes(r.lastname.toLowerCase()) && r.numberofchildren === 0)
         .map((r) => r.contactid)
-        .sort();
+        .sort((a, b) => (idOrder(a) < idOrder(b) ? -1 : 1));
     const read = async () => {
       const seen = [];
       let url = `contacts?$select=contactid&$filter=${encodeURIComponent(filter)}&$count=true`;
@@ -420,6 +421,35 @@ test("$filter In: read through an index that follows every write, paged and comb
     const after = expected();
     assert.equal(after.length, before.length);
     assert.ok(!after.includes(before[0]) && !after.includes(before[1]) && after.includes(joining));
+  });
+});
+
+test("ids are ordered and compared as SQL Server orders uniqueidentifier, and a range of them is sought", async () => {
+  await withServer({}, async ({ dv, api }) => {
+    // The text's order is not the database's: the last group counts most, the first group's
+    // last byte before its first (.NET's SqlGuid.Compare; learn.microsoft.com, "Comparing GUID
+    // and uniqueidentifier Values").
+    const ids = ["ff000000-0000-0000-0000-000000000001", "00000000-0000-0000-0000-000000000002", "000000ff-0000-0000-0000-000000000002", "01000000-0000-0000-0000-000000000002", "00000000-0000-0000-0001-000000000002"];
+    dv.seed("contact", ids.map((contactid, i) => ({ contactid, firstname: `F${i}` })));
+    const order = [ids[0], ids[1], ids[3], ids[2], ids[4]];
+    assert.deepEqual(sortIds(ids), order);
+    const read = async (filter) => {
+      const q = filter ? `&$filter=${encodeURIComponent(filter)}` : "";
+      const r = await api.get(`contacts?$select=contactid&$orderby=contactid asc${q}`);
+      assert.equal(r.status, 200, r.text);
+      return r.json.value.map((row) => row.contactid);
+    };
+    assert.deepEqual(await read(), order);
+    assert.deepEqual(await read(`contactid gt ${ids[0]}`), order.slice(1));
+    assert.deepEqual(await read(`contactid gt ${ids[1]} and contactid le ${ids[2]}`), [ids[3], ids[2]]);
+    assert.deepEqual(await read(`(firstname ne null) and contactid ge ${ids[3]} and contactid lt ${ids[4]}`), [ids[3], ids[2]]);
+    assert.deepEqual(await read(`contactid lt ${ids[3]} or contactid gt ${ids[2]}`), [ids[0], ids[1], ids[4]]);
+    assert.deepEqual(await read(`contactid gt ${ids[2]} and contactid le ${ids[3]}`), [], "an empty range");
+    // New rows get ids as Dataverse makes them: sequential in that order, not the text's.
+    const made = [];
+    for (let i = 0; i < 300; i++) made.push((await api.post("contacts", { firstname: `N${i}` })).headers.get("odata-entityid").match(/\(([^)]+)\)/)[1]);
+    assert.deepEqual(sortIds(made), made, "in the order they were made");
+    assert.notDeepEqual([...made].sort(), made, "which is not the text's");
   });
 });
 
@@ -477,14 +507,14 @@ test("paging with odata.maxpagesize through @odata.nextLink: 2,500 rows, no dupl
     assert.equal(new Set(byKey.map((r) => r.contactid)).size, 2500);
     assert.deepEqual(
       byKey.map((r) => r.contactid),
-      all.map((r) => r.contactid).sort(),
+      sortIds(all.map((r) => r.contactid)),
     );
 
     // descending key order
     const desc = await walk("contacts?$select=contactid&$orderby=contactid desc", 3);
     assert.deepEqual(
       desc.map((r) => r.contactid),
-      all.map((r) => r.contactid).sort().reverse(),
+      sortIds(all.map((r) => r.contactid)).reverse(),
     );
 
     // a filter and an order with many ties, as a consistent sequence
@@ -492,7 +522,7 @@ test("paging with odata.maxpagesize through @odata.nextLink: 2,500 rows, no dupl
     const sorted = await walk(`contacts?$select=contactid,lastname,numberofchildren&$filter=${filter}&$orderby=lastname desc,numberofchildren&$count=true`, 2);
     const expected = all
       .filter((r) => r.emailaddress1 !== null && r.numberofchildren < 8)
-      .sort((a, b) => (a.lastname < b.lastname ? 1 : a.lastname > b.lastname ? -1 : a.numberofchildren - b.numberofchildren || (a.contactid < b.contactid ? -1 : 1)));
+      .sort((a, b) => (a.lastname < b.lastname ? 1 : a.lastname > b.lastname ? -1 : a.numberofchildren - b.numberofchildren || (idOrder(a.contactid) < idOrder(b.contactid) ? -1 : 1)));
     assert.equal(expected.length, 1500);
     assert.deepEqual(
       sorted.map((r) => r.contactid),

@@ -57,6 +57,7 @@ import { DOMParser } from "@xmldom/xmldom";
 import { DvError, CODE_NO_ATTRIBUTE, badQuery } from "./errors.mjs";
 import { contextUrl, json, project } from "./odata.mjs";
 import { sortKey } from "./query.mjs";
+import { idOrder, sortIds } from "./util.mjs";
 import { GUID_RE, INT32_MAX, INT32_MIN } from "./values.mjs";
 
 export const FETCH_PARAM = "fetchXml";
@@ -339,16 +340,16 @@ export function fetchRows(env, t, ctx, q) {
     records = t.records;
   }
   let candidates;
-  if (query.keys) candidates = [...query.keys].filter((k) => records.has(k)).sort();
+  if (query.keys) candidates = sortIds([...query.keys].filter((k) => records.has(k)));
   else if (!query.bin) candidates = t.sortedKeys;
-  else candidates = [...records.keys()].sort();
+  else candidates = sortIds(records.keys());
   let matched = [];
   for (const key of candidates) {
     const rec = records.get(key);
     if (query.test(rec.row)) matched.push(rec);
   }
   if (query.order.length) {
-    const decorated = matched.map((rec) => ({ rec, keys: query.order.map((o) => sortKey(o.col, rec.row[o.col.name])), id: rec.row[t.primaryKey] }));
+    const decorated = matched.map((rec) => ({ rec, keys: query.order.map((o) => sortKey(o.col, rec.row[o.col.name])), id: idOrder(rec.row[t.primaryKey]) }));
     decorated.sort((x, y) => {
       for (let i = 0; i < query.order.length; i++) {
         const a = x.keys[i];

@@ -19,7 +19,7 @@ import fsp from "node:fs/promises";
 import path from "node:path";
 import { randomUUID } from "node:crypto";
 import { normalizeColumn } from "./tables.mjs";
-import { isPlainObject } from "./util.mjs";
+import { isPlainObject, sortIds } from "./util.mjs";
 import { GUID_RE } from "./values.mjs";
 
 const SAVE_DELAY_MS = 250; // debounce of the file write; always ≤ 1 s after the first change
@@ -214,7 +214,7 @@ function loadRows(t, rows, where, versions, seen) {
     records.set(key, rec);
   }
   t.records = records;
-  t.sortedKeys = [...records.keys()].sort();
+  t.sortedKeys = sortIds(records.keys());
   t.indexes = undefined;
   return fresh;
 }

@@ -3,7 +3,7 @@
 import { badQuery, noProperty } from "./errors.mjs";
 import { compileFilter } from "./filter.mjs";
 import { contextUrl, json, project, rejectExpand, rejectUnknownOptions } from "./odata.mjs";
-import { b64url, bound, isPlainObject, unb64url, xmlAttr, xmlUnattr } from "./util.mjs";
+import { b64url, bound, idOrder, isPlainObject, sortIds, unb64url, xmlAttr, xmlUnattr } from "./util.mjs";
 import { isoMillis } from "./values.mjs";
 
 export const DEFAULT_PAGE_SIZE = 5000;
@@ -43,8 +43,9 @@ export function sortKey(col, value) {
   switch (col.type) {
     case "String":
     case "Memo":
-    case "Uniqueidentifier":
       return String(value).toLowerCase();
+    case "Uniqueidentifier":
+      return idOrder(value);
     case "DateTime":
     case "DateOnly": {
       const ms = isoMillis(value);
@@ -69,8 +70,8 @@ function compareKeys(a, b, order) {
     else c = x < y ? -1 : x > y ? 1 : 0;
     if (c !== 0) return order[i].desc ? -c : c;
   }
-  const pa = a[order.length];
-  const pb = b[order.length];
+  const pa = idOrder(a[order.length]);
+  const pb = idOrder(b[order.length]);
   return pa < pb ? -1 : pa > pb ? 1 : 0;
 }
 
@@ -110,7 +111,7 @@ function candidateKeys(t, { column, keyOf, values }) {
   }
   const found = [];
   for (const v of values) for (const id of index.get(v) || []) found.push(id);
-  return found.sort();
+  return sortIds(found);
 }
 
 /** GET of an entity set: the matching rows, a page at a time. */
@@ -156,7 +157,14 @@ export function queryRows(t, ctx, q) {
     const keys = predicate?.lookup ? candidateKeys(t, predicate.lookup) : t.sortedKeys;
     let i = token ? (desc ? bound(keys, token.k, false) - 1 : bound(keys, token.k, true)) : desc ? keys.length - 1 : 0;
     const step = desc ? -1 : 1;
-    for (; i >= 0 && i < keys.length && collected.length <= want; i += step) {
+    // A range of the primary key is sought, not scanned (the clustered index's seek).
+    let end = desc ? -1 : keys.length;
+    const range = predicate?.range;
+    if (range && !desc) {
+      if (range.lo) i = Math.max(i, bound(keys, range.lo.key, range.lo.inclusive === false));
+      if (range.hi) end = Math.min(end, bound(keys, range.hi.key, range.hi.inclusive));
+    }
+    for (; i >= 0 && i < keys.length && (desc || i < end) && collected.length <= want; i += step) {
       const rec = t.records.get(keys[i]);
       if (!predicate || predicate(rec.row)) collected.push(rec);
     }

@@ -11,7 +11,7 @@ import { executeAlone } from "./routes.mjs";
 const MAX_BODY_BYTES = 64 * 1024 * 1024;
 
 export function freshStats() {
-  return { requests: 0, byMethod: { GET: 0, POST: 0, PATCH: 0, DELETE: 0 }, batches: 0, batchedOperations: 0, throttled: 0, inFlightPeak: 0 };
+  return { requests: 0, byMethod: { GET: 0, POST: 0, PATCH: 0, DELETE: 0 }, batches: 0, batchedOperations: 0, throttled: 0, inFlightPeak: 0, busyMs: 0 };
 }
 
 function tooMany(env, { code, message, retryAfter }) {
@@ -103,6 +103,7 @@ export async function handle(env, req, res) {
   stats.requests++;
   stats.byMethod[method] = (stats.byMethod[method] || 0) + 1;
   env.inFlight++;
+  const began = performance.now();
   if (env.inFlight > stats.inFlightPeak) stats.inFlightPeak = env.inFlight;
   try {
     let response;
@@ -130,6 +131,7 @@ export async function handle(env, req, res) {
     }
   } finally {
     env.inFlight--;
+    stats.busyMs += performance.now() - began; // each request's time, latency included (the bench's limits)
   }
   return true;
 }

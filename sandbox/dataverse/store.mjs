@@ -22,7 +22,7 @@
 import { VERSION, columnDefinition, compileTable, fullRow, newRow, normalizeColumn } from "./tables.mjs";
 import { changesFromBody } from "./values.mjs";
 import { createSaver, loadDataFile } from "./persistence.mjs";
-import { bound, isPlainObject } from "./util.mjs";
+import { bound, isPlainObject, sortIds } from "./util.mjs";
 
 const DAY_MS = 86_400_000;
 
@@ -348,7 +348,7 @@ export function createStore({ tables, file = null, changeTracking = { tables: []
     }
     t.records = records;
     t.seq = seq;
-    t.sortedKeys = [...records.keys()].sort();
+    t.sortedKeys = sortIds(records.keys());
     t.indexes = undefined;
     markDirty();
   }

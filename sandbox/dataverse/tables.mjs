@@ -3,8 +3,7 @@
 //
 // Rows are kept immutable in a Map per table (primary key → {row, version, seq}) in insertion order,
 // plus a sorted array of primary keys for paging in key order without rescanning.
-import { randomUUID } from "node:crypto";
-import { isPlainObject, nowIso } from "./util.mjs";
+import { isPlainObject, nowIso, sequentialId } from "./util.mjs";
 import { COLUMN_TYPES, MEMO_MAX, NAME_RE, STRING_MAX } from "./values.mjs";
 
 /** The lookups to the user who created and last modified a row, as the Web API names them. */
@@ -142,7 +141,7 @@ export function newRow(t, changes, userId = null) {
   const row = {};
   for (const name of t.columns.keys()) row[name] = null;
   Object.assign(row, changes);
-  if (row[t.primaryKey] == null) row[t.primaryKey] = randomUUID();
+  if (row[t.primaryKey] == null) row[t.primaryKey] = sequentialId();
   const now = nowIso();
   if (row.createdon == null) row.createdon = now;
   if (row.modifiedon == null) row.modifiedon = row.createdon;

@@ -1,6 +1,6 @@
 // Small helpers with no Dataverse knowledge of their own: plain-object test, times, base64url,
 // XML attribute escapes, stable GUIDs, binary search, labels in metadata shape.
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 
 export const isPlainObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -17,13 +17,50 @@ export function guidFrom(text) {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${((parseInt(h[16], 16) & 3) | 8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
-/** Index of the first element > key (upper) or ≥ key (lower) in a sorted string array. */
+const GUID_TEXT = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/**
+ * Where a primary key sorts, as SQL Server orders `uniqueidentifier` (and so Dataverse pages
+ * `$orderby=<id>` and compares `<id> gt …`): the stored bytes (the first three groups
+ * little-endian) in the order .NET's `SqlGuid.Compare` takes them, 10–15, 8, 9, 6, 7, 4, 5,
+ * 0–3. The last group of the text counts most; the text's own order is not the database's.
+ * A key that is not a GUID sorts as its text.
+ */
+export function idOrder(id) {
+  const s = String(id).toLowerCase();
+  if (!GUID_TEXT.test(s)) return s;
+  return s.slice(24) + s.slice(19, 23) + s.slice(16, 18) + s.slice(14, 16) + s.slice(11, 13) + s.slice(9, 11) + s.slice(6, 8) + s.slice(4, 6) + s.slice(2, 4) + s.slice(0, 2);
+}
+
+const made = { next: randomBytes(4).readUInt32BE(0), server: randomBytes(3).toString("hex"), clock: randomBytes(2).toString("hex") };
+
+/**
+ * A new row's id as Dataverse makes one: sequential in SQL Server's order ({@link idOrder}),
+ * the last group Azure's `000d3a` and this server's own (real ids look so:
+ * `0c03dc7d-6add-ea11-a813-000d3a21015b`). Their text's order is not their order.
+ */
+export function sequentialId() {
+  const n = made.next++;
+  const hex = (v, digits) => v.toString(16).padStart(digits, "0");
+  // the counter's bytes, least significant first, as the first group's text holds them
+  const first = [0, 8, 16, 24].map((shift) => hex((n >>> shift) & 0xff, 2)).join("");
+  return `${first}-0000-ef11-${made.clock}-000d3a${made.server}`;
+}
+
+/** Primary keys in SQL Server's order ({@link idOrder}), each key's place computed once. */
+export function sortIds(ids) {
+  return [...ids].map((id) => [idOrder(id), id]).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map((pair) => pair[1]);
+}
+
+/** Index of the first element > key (upper) or ≥ key (lower) in primary keys sorted by {@link sortIds}. */
 export function bound(sorted, key, upper) {
+  const k = idOrder(key);
   let lo = 0;
   let hi = sorted.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (upper ? sorted[mid] <= key : sorted[mid] < key) lo = mid + 1;
+    const m = idOrder(sorted[mid]);
+    if (upper ? m <= k : m < k) lo = mid + 1;
     else hi = mid;
   }
   return lo;

@@ -88,7 +88,7 @@ impl Dataverse {
     pub(crate) fn seeded(rng: &mut Rng, n: usize, faults: Faults, now: u64) -> Dataverse {
         let mut contacts = BTreeMap::new();
         for i in 0..n {
-            let id = format!("00000000-0000-4000-8000-{:012x}", i * 7 + 3);
+            let id = dataverse_id(i as u64 * 7 + 3, rng.below(3));
             let mut row = Map::new();
             row.insert(contact::ID.into(), id.clone().into());
             let first = if rng.chance(5) { format!("Bad{SURROGATE}Name") } else { format!("Jan{i}") };
@@ -309,15 +309,18 @@ impl Dataverse {
             base.iter().find_map(|p| p.strip_prefix("$top=")).map(|n| n.parse().expect("$top is a number"));
         let mut page = Vec::new();
         let mut more = false;
-        let from = after.clone().unwrap_or_default();
-        for (id, row) in self.contacts.range(from..) {
-            if Some(id) == after.as_ref() || !matches(filter.as_deref(), row) {
-                continue;
-            }
+        // In `$orderby=contactid`'s order: SQL Server's, not the text's.
+        let mut rows: Vec<([u8; 16], &Map)> = (self.contacts.iter())
+            .filter(|(_, row)| matches(filter.as_deref(), row))
+            .map(|(id, row)| (sql_key(id), row))
+            .collect();
+        rows.sort_unstable_by_key(|(key, _)| *key);
+        let from = after.as_deref().map(sql_key);
+        for (_, row) in rows.into_iter().filter(|(key, _)| from.is_none_or(|from| *key > from)) {
             if top.is_some_and(|top| page.len() == top) {
                 break;
             }
-            if page.len() == Read::PAGE as usize {
+            if page.len() == read.page as usize {
                 more = true;
                 break;
             }
@@ -578,7 +581,7 @@ impl Dataverse {
             // export starts after it, so any other count would be counted twice or never.
             let checkpoint = json::from_str(checkpoint).expect("a checkpoint is JSON");
             let after = checkpoint["after"].as_str().expect("a checkpoint names its last contact");
-            let upto = self.contacts.range(..=after.to_owned()).count() as u64;
+            let upto = self.contacts.keys().filter(|id| sql_key(id) <= sql_key(after)).count() as u64;
             assert_eq!(checkpoint["total"].as_u64(), Some(upto), "the checkpoint after {after} counts {upto} contacts");
         }
         for (column, value) in columns.iter() {
@@ -631,12 +634,48 @@ fn decode(text: &str) -> String {
     String::from_utf8(out).expect("UTF-8 filter")
 }
 
-/// Whether `row` passes one of the filters the jobs use.
+/// A contact id as Dataverse makes one: sequential in SQL Server's order (the counter's
+/// bytes from the third group's last, most significant, to the first group's first), by one
+/// of three servers (the last two groups: Azure's `000d3a` and the server's own). Real ids
+/// look so (`0c03dc7d-6add-ea11-a813-000d3a21015b`); their text's order is not SQL Server's.
+pub(crate) fn dataverse_id(counter: u64, server: u64) -> String {
+    let b = (0x11ee_0000_0000_0000 | counter).to_be_bytes();
+    let (clock, node) = [(0xa813, 0x21015b), (0x86d4, 0x4e707e), (0x81ac, 0x85c5f6)][server as usize % 3];
+    format!(
+        "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{clock:04x}-000d3a{node:06x}",
+        b[7], b[6], b[5], b[4], b[3], b[2], b[1], b[0]
+    )
+}
+
+/// Where `id` sorts among `uniqueidentifier`s in SQL Server: its stored bytes (the first three
+/// groups little-endian) taken in the order `SqlGuid` compares them, 10–15, 8, 9, 6, 7, 4, 5,
+/// 0–3 (.NET's `System.Data.SqlTypes.SqlGuid.Compare`).
+pub(crate) fn sql_key(id: &str) -> [u8; 16] {
+    let digit = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
+    let mut t = [0u8; 16];
+    let mut digits = id.bytes().filter(|c| *c != b'-');
+    for byte in &mut t {
+        *byte = digit(digits.next().unwrap_or(b'0')) << 4 | digit(digits.next().unwrap_or(b'0'));
+    }
+    [10, 11, 12, 13, 14, 15, 8, 9, 7, 6, 5, 4, 3, 2, 1, 0].map(|i| t[i])
+}
+
+/// Whether `row` passes the filter the jobs use: terms joined by `and`, each one the
+/// simulation knows.
 fn matches(filter: Option<&str>, row: &Map) -> bool {
-    let text = |column: &str| row.get(column).and_then(Value::as_str).unwrap_or_default().to_owned();
     let Some(filter) = filter else { return true };
+    filter
+        .split(" and ")
+        .all(|term| matches_term(term.strip_prefix('(').and_then(|t| t.strip_suffix(')')).unwrap_or(term), row))
+}
+
+fn matches_term(filter: &str, row: &Map) -> bool {
+    let text = |column: &str| row.get(column).and_then(Value::as_str).unwrap_or_default().to_owned();
     if let Some(after) = filter.strip_prefix("contactid gt ") {
-        return text(contact::ID).as_str() > after;
+        return sql_key(&text(contact::ID)) > sql_key(after);
+    }
+    if let Some(upto) = filter.strip_prefix("contactid le ") {
+        return sql_key(&text(contact::ID)) <= sql_key(upto);
     }
     if let Some(since) = filter.strip_prefix("modifiedon ge ") {
         return unix_ms(&text("modifiedon")) >= unix_ms(since);

@@ -65,6 +65,46 @@ pub fn contacts(consents: &[String], filter: Option<&str>) -> String {
     options
 }
 
+/// `?$select=contactid…` of the contacts `filter` keeps, in primary key order: where a read of
+/// them all is cut into parts ([`within`]), [`crate::core::job::Read::KEYS_PAGE`] ids a page.
+pub fn keys(filter: Option<&str>) -> String {
+    let mut options = format!("?$select={}", contact::ID);
+    if let Some(filter) = filter {
+        options.push_str("&$filter=");
+        options.push_str(&encode(filter));
+    }
+    options.push_str(&format!("&$orderby={} asc", contact::ID));
+    options
+}
+
+/// `filter` (if any) and the ids after `after` up to `upto` (each bound when given), as
+/// Dataverse compares ids: its order, whatever it is, is the one [`keys`] answered in, so a
+/// part read with these bounds holds exactly the contacts listed between them. (Dataverse keeps
+/// ids as SQL Server's `uniqueidentifier`, whose order is not the text's: the last group of
+/// digits counts most. The engine never compares two ids itself.)
+pub fn within(filter: Option<&str>, after: Option<&str>, upto: Option<&str>) -> Option<String> {
+    let bounds = [(after, "gt"), (upto, "le")];
+    let mut terms = bounds.iter().filter_map(|(id, op)| Some(format!("{} {op} {}", contact::ID, (*id)?)));
+    match (filter, terms.next()) {
+        (filter, None) => filter.map(str::to_owned),
+        (None, Some(first)) => Some(terms.fold(first, |all, term| all + " and " + &term)),
+        (Some(filter), Some(first)) => {
+            Some(terms.fold(format!("({filter}) and {first}"), |all, term| all + " and " + &term))
+        }
+    }
+}
+
+/// Whether `text` is a GUID as the Web API writes one (`8-4-4-4-12` hexadecimal digits): the
+/// only id put into a filter unquoted.
+pub fn is_guid(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() == 36
+        && bytes.iter().enumerate().all(|(at, b)| match at {
+            8 | 13 | 18 | 23 => *b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
+}
+
 /// Addresses per [`holders`] query: one `In` filter.
 pub const HOLDERS_CHUNK: usize = 100;
 
@@ -197,6 +237,28 @@ mod tests {
             query,
             "?$select=contactid,emailaddress1&$filter=Microsoft.Dynamics.CRM.In(PropertyName='emailaddress1',PropertyValues=['a%40b.pl','o''neil%40x.ie'])"
         );
+    }
+
+    #[test]
+    fn parts_are_bounded_by_ids_after_the_filter() {
+        let id = "0c03dc7d-6add-ea11-a813-000d3a21015b";
+        assert_eq!(within(None, None, None), None);
+        assert_eq!(within(Some("emailaddress1 ne null"), None, None).as_deref(), Some("emailaddress1 ne null"));
+        assert_eq!(within(None, Some(id), None), Some(format!("contactid gt {id}")));
+        assert_eq!(
+            within(Some("emailaddress1 ne null"), Some(id), Some(id)),
+            Some(format!("(emailaddress1 ne null) and contactid gt {id} and contactid le {id}"))
+        );
+        assert_eq!(keys(None), "?$select=contactid&$orderby=contactid asc");
+        assert!(is_guid(id) && is_guid(&id.to_ascii_uppercase()));
+        for bad in [
+            "",
+            "0c03dc7d-6add-ea11-a813-000d3a21015",
+            "0c03dc7d 6add-ea11-a813-000d3a21015b",
+            "0c03dc7d-6add-ea11-a813-000d3a21015g",
+        ] {
+            assert!(!is_guid(bad), "{bad}");
+        }
     }
 
     #[test]

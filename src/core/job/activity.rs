@@ -12,7 +12,7 @@
 
 use crate::core::activity::Keeping;
 use crate::core::dataverse::contact::ContactRow;
-use crate::core::dataverse::query::{contacts, has_value};
+use crate::core::dataverse::query::has_value;
 use crate::core::dataverse::schema::{activity, contact, integration};
 use crate::core::i18n::{text, Message};
 use crate::core::json::{Map, Value};
@@ -93,13 +93,12 @@ impl Activity {
             .get(integration::ACTIVITY_WATERMARK)
             .and_then(Value::as_str)
             .and_then(|w| w.trim().parse::<u64>().ok());
-        let query = contacts(&[], Some(&has_value(contact::SALESMANAGO_ID)));
         Activity {
             keeping: Keeping::from_record(record),
             watermark,
             since: None,
             oldest: 0,
-            pages: Pages::new([query]),
+            pages: Pages::all(&[], Some(has_value(contact::SALESMANAGO_ID)), None),
             units: SortedMap::new(),
             next_index: 0,
             tickets: SortedMap::new(),
@@ -160,7 +159,7 @@ impl Activity {
         if self.since.is_none() {
             return false;
         }
-        let Some(values) = self.pages.arrived() else { return false };
+        let Some(values) = self.pages.arrived().map(|page| page.rows) else { return false };
         let index = self.next_index;
         self.next_index += 1;
         let mut unit = Unit::default();

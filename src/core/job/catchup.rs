@@ -125,7 +125,7 @@ impl CatchUp {
                 self.reading = Reading::ByTime;
                 self.notes.push(Message::NotTracked);
                 let filter = self.since.map(|ms| format!("{} ge {}", contact::MODIFIED_ON, iso_datetime(ms)));
-                Ok(Pages::new([contacts(&self.consents, filter.as_deref())]))
+                Ok(Pages::new(vec![contacts(&self.consents, filter.as_deref())]))
             }
             _ => Err(error),
         }

@@ -154,8 +154,8 @@ impl Changes {
         if self.ending.started() || !self.plan(run, now_ms) {
             return;
         }
-        let room = self.chunks.len() < run.limit();
-        if self.listing.is_none() && room && self.listed.len() < CHUNK * run.limit() {
+        let room = self.chunks.len() < run.depth();
+        if self.listing.is_none() && room && self.listed.len() < CHUNK * run.depth() {
             if let Some((from, to, page)) =
                 self.next.take().or_else(|| self.windows.pop_front().map(|(f, t)| (f, t, 1)))
             {
@@ -165,13 +165,13 @@ impl Changes {
             }
         }
         let listed_all = self.listing.is_none() && self.next.is_none() && self.windows.is_empty();
-        while self.chunks.len() < run.limit() && (self.listed.len() >= CHUNK || (listed_all && !self.listed.is_empty()))
+        while self.chunks.len() < run.depth() && (self.listed.len() >= CHUNK || (listed_all && !self.listed.is_empty()))
         {
             let take = self.listed.len().min(CHUNK);
             let ids: Vec<(String, u64)> = self.listed.drain(..take).collect();
             self.start_chunk(ids, LookupKind::ListById, run);
         }
-        while self.chunks.len() < run.limit() && !self.emails.is_empty() {
+        while self.chunks.len() < run.depth() && !self.emails.is_empty() {
             let take = self.emails.len().min(CHUNK);
             let emails = self.emails.drain(..take).map(|email| (email, 0)).collect();
             self.start_chunk(emails, LookupKind::BasicByEmail, run);

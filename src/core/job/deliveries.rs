@@ -256,7 +256,7 @@ impl Burst {
             selected.push(delivery.contact.clone());
             changed.push((delivery.contact.clone(), columns));
         }
-        let reads = selection(consents, &selected).into_iter().map(|query| Read { query, track: false }).collect();
+        let reads = selection(consents, &selected).into_iter().map(Read::of).collect();
         Plan { deliveries: deliveries.to_vec(), fates, selected, changed, reads }
     }
 

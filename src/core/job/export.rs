@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::core::command::BulkJob;
 use crate::core::dataverse::contact::ContactRow;
-use crate::core::dataverse::query::{contacts, holders, one_of, HOLDERS_CHUNK};
+use crate::core::dataverse::query::{contacts, holders, is_guid, one_of, HOLDERS_CHUNK};
 use crate::core::dataverse::schema::{contact, integration, Job as JobColumns, SyncStatus};
 use crate::core::i18n::{text, Message};
 use crate::core::json::{self, Map, Value};
@@ -25,7 +25,7 @@ use crate::object;
 use super::catchup::{CatchUp, Row as CatchRow};
 use super::recheck::{Checked, Recheck};
 use super::runner::{Call, Error, Output, Request, Runner};
-use super::units::{not_done, rows, settle, unreadable, Answer, Pages, Row, Write};
+use super::units::{not_done, rows, settle, unreadable, Answer, Arrived, Pages, Place, Row, Write};
 use super::{Ending, Start, Ticket};
 
 /// Ids per `In` filter of a selection.
@@ -62,6 +62,9 @@ struct Page {
     tally: Tally,
     /// The last contact of the page, for the checkpoint.
     last: Option<String>,
+    /// Where the page lies in the read, and whether it ends its part.
+    place: Place,
+    ends_part: bool,
 }
 
 enum Step {
@@ -98,11 +101,14 @@ pub(super) struct Export {
     next_index: usize,
     pages: SortedMap<usize, Page>,
     tickets: SortedMap<Ticket, (usize, Step)>,
-    /// The counts of the pages done in order from the first; a checkpoint holds only these.
+    /// The counts of the pages done (for "Export all", in order from the first: a checkpoint
+    /// holds only these).
     prefix: Tally,
-    /// Pages done out of order: their counts and last contact.
-    ahead: SortedMap<usize, (Tally, Option<String>)>,
-    next_done: usize,
+    /// "Export all": pages done out of order, by place: their counts, last contact, and
+    /// whether each ends its part.
+    ahead: SortedMap<Place, (Tally, Option<String>, bool)>,
+    /// "Export all": the first page not done.
+    next_done: Place,
     since_checkpoint: usize,
     after: Option<String>,
     checkpoint: Option<Ticket>,
@@ -135,11 +141,12 @@ pub(super) struct Export {
     for_now: u64,
 }
 
-/// The checkpoint of an interrupted "Export all": the last contact done and the counts up to it.
+/// The checkpoint of an interrupted "Export all": the last contact done (a GUID: it goes into
+/// the next run's filter) and the counts up to it.
 fn read_checkpoint(record: &Map) -> Option<(String, Tally)> {
     let text = record.get(JobColumns::Export.checkpoint_column())?.as_str()?;
     let value = json::from_str(text).ok()?;
-    let after = value.get("after")?.as_str()?.to_owned();
+    let after = value.get("after")?.as_str().filter(|id| is_guid(id))?.to_owned();
     let count = |key: &str| value.get(key).and_then(Value::as_u64).unwrap_or(0);
     let tally = Tally {
         total: count("total"),
@@ -163,28 +170,28 @@ impl Export {
         let mut after = None;
         let changes = start.job == BulkJob::ExportChanges;
         let mut catch_up = None;
-        let queries: Vec<String> = if changes {
+        let pages = if changes {
             let (tracking, pages) = CatchUp::new(record, consents, start.settings.opt_out_on_delete, start.lang);
-            catch_up = Some((tracking, pages));
-            Vec::new()
+            catch_up = Some(tracking);
+            pages
         } else if selected {
             run.total = Some(start.selected.len() as u64);
-            selection(consents, &start.selected)
+            match &start.read {
+                Some(read) => Pages::read_already(read.rows.clone()),
+                None => Pages::new(selection(consents, &start.selected)),
+            }
         } else if let Some((last, resumed)) = all.then(|| read_checkpoint(record)).flatten() {
             run.say(Message::Resuming { done: resumed.done });
             run.handled = resumed.total;
             prefix = resumed;
-            let query = contacts(consents, Some(&format!("{} gt {last}", contact::ID)));
-            after = Some(last);
-            vec![query]
+            after = Some(last.clone());
+            Pages::all(consents, None, Some(last))
+        } else if all {
+            Pages::all(consents, None, None)
         } else {
-            vec![contacts(consents, None)]
+            Pages::new(vec![contacts(consents, None)])
         };
-        let (catch_up, pages_to_read) = match (catch_up, &start.read) {
-            (Some((tracking, pages)), _) => (Some(tracking), pages),
-            (None, Some(read)) if selected => (None, Pages::read_already(read.rows.clone())),
-            (None, _) => (None, Pages::new(queries)),
-        };
+        let pages_to_read = pages;
         Export {
             catch_up,
             all,
@@ -196,7 +203,7 @@ impl Export {
             tickets: SortedMap::new(),
             prefix,
             ahead: SortedMap::new(),
-            next_done: 0,
+            next_done: Place::default(),
             since_checkpoint: 0,
             after,
             checkpoint: None,
@@ -257,8 +264,8 @@ impl Export {
 
     /// Works on a page that arrived; `false` when there is none.
     pub(super) fn work(&mut self, run: &mut Runner, now_ms: u64) -> bool {
-        let Some(values) = self.pages_to_read.arrived() else { return false };
-        self.take_page(values, run, now_ms);
+        let Some(page) = self.pages_to_read.arrived() else { return false };
+        self.take_page(page, run, now_ms);
         true
     }
 
@@ -454,11 +461,11 @@ impl Export {
 
     /// Takes a page: its rows, and first, when some of its contacts would be renamed, which
     /// contacts hold the addresses they would be renamed from (the sharing rule).
-    fn take_page(&mut self, values: Vec<Value>, run: &mut Runner, now_ms: u64) {
+    fn take_page(&mut self, arrived: Arrived, run: &mut Runner, now_ms: u64) {
         let index = self.next_index;
         self.next_index += 1;
-        let mut page = Page::default();
-        for value in values {
+        let mut page = Page { place: arrived.place, ends_part: arrived.last, ..Page::default() };
+        for value in arrived.rows {
             let value = match self.catch_up.as_mut() {
                 None => value,
                 Some(catch_up) => match catch_up.row(value) {
@@ -607,16 +614,24 @@ impl Export {
         }
         // A contact sent again counts once, as it first went.
         let tally = if self.resending { Tally::default() } else { page.tally };
-        self.ahead.insert(index, (tally, page.last));
-        while let Some((tally, last)) = self.ahead.remove(&self.next_done) {
+        if !self.all {
             self.prefix.merge(tally);
-            self.after = last.or(self.after.take());
-            self.next_done += 1;
-            self.since_checkpoint += 1;
+        } else {
+            // The checkpoint moves only past pages done in the read's order: parts are cut in
+            // Dataverse's order of ids, so every contact up to `after` is done.
+            self.ahead.insert(page.place, (tally, page.last, page.ends_part));
+            while let Some((tally, last, ends_part)) = self.ahead.remove(&self.next_done) {
+                self.prefix.merge(tally);
+                self.after = last.or(self.after.take());
+                self.next_done = self.next_done.after(ends_part);
+                self.since_checkpoint += 1;
+            }
         }
-        run.handled = self.prefix.total + self.ahead.iter().map(|(_, (t, _))| t.total).sum::<u64>();
+        run.handled = self.prefix.total + self.ahead.iter().map(|(_, (t, ..))| t.total).sum::<u64>();
         run.show(now_ms);
-        if self.all && self.since_checkpoint >= CHECKPOINT_EVERY && self.checkpoint.is_none() {
+        // None once the last page is done: the summary, next, clears it.
+        let last = self.pages_to_read.done() && self.pages.is_empty();
+        if self.all && self.since_checkpoint >= CHECKPOINT_EVERY && self.checkpoint.is_none() && !last {
             if let Some(after) = &self.after {
                 let t = &self.prefix;
                 let checkpoint = object! {"after": after, "total": t.total, "done": t.done, "skipped": t.skipped(), "failed": t.failed(), "outside": t.outside, "again": t.again, "entered": t.entered};
@@ -702,11 +717,14 @@ mod tests {
             record.insert(JobColumns::Export.checkpoint_column().into(), checkpoint.into());
             record
         };
-        let good = r#"{"after":"c-9","total":10,"done":7,"skipped":2,"failed":1,"again":4,"entered":2}"#;
-        let (after, tally) = read_checkpoint(&record(good)).expect("a checkpoint that adds up resumes");
-        assert_eq!((after.as_str(), tally.done, tally.skipped(), tally.failed()), ("c-9", 7, 2, 1));
+        let id = "0c03dc7d-6add-ea11-a813-000d3a21015b";
+        let good = format!(r#"{{"after":"{id}","total":10,"done":7,"skipped":2,"failed":1,"again":4,"entered":2}}"#);
+        let (after, tally) = read_checkpoint(&record(&good)).expect("a checkpoint that adds up resumes");
+        assert_eq!((after.as_str(), tally.done, tally.skipped(), tally.failed()), (id, 7, 2, 1));
         assert_eq!((tally.again, tally.entered), (4, 2), "the contacts sent again so far are counted on");
-        let bad = r#"{"after":"c-9","total":10,"done":7,"skipped":2,"failed":2}"#;
-        assert!(read_checkpoint(&record(bad)).is_none(), "a garbled checkpoint starts the export over");
+        let bad = format!(r#"{{"after":"{id}","total":10,"done":7,"skipped":2,"failed":2}}"#);
+        assert!(read_checkpoint(&record(&bad)).is_none(), "a garbled checkpoint starts the export over");
+        let injected = good.replace(id, &format!("{id} or true"));
+        assert!(read_checkpoint(&record(&injected)).is_none(), "only an id goes into the next run's filter");
     }
 }

@@ -54,11 +54,20 @@ pub struct Read {
     /// A change-tracked read (`Prefer: odata.track-changes`): its last page carries the delta
     /// link, and a delta read its deleted rows.
     pub track: bool,
+    /// Rows per page (`odata.maxpagesize`).
+    pub page: u32,
 }
 
 impl Read {
     /// Contacts per page: one SALESmanago batch.
     pub const PAGE: u32 = BatchUpsert::MAX as u32;
+    /// Ids per page of a read of ids alone: Dataverse's largest page.
+    pub const KEYS_PAGE: u32 = 5000;
+
+    /// A read of `query`, [`Read::PAGE`] rows a page, not change-tracked.
+    pub fn of(query: String) -> Read {
+        Read { query, track: false, page: Self::PAGE }
+    }
 
     /// The request's URL under the Web API root (`https://org…/api/data/v9.2/`).
     pub fn url(&self, service_root: &str) -> String {
@@ -68,8 +77,8 @@ impl Read {
     /// The `Prefer` header; names of lookups when the admin's mapping reads one.
     pub fn prefer(&self) -> String {
         let mut prefer = match self.track {
-            true => format!("odata.track-changes,odata.maxpagesize={}", Self::PAGE),
-            false => format!("odata.maxpagesize={}", Self::PAGE),
+            true => format!("odata.track-changes,odata.maxpagesize={}", self.page),
+            false => format!("odata.maxpagesize={}", self.page),
         };
         if query::selects_lookup(&self.query) {
             prefer.push_str(",odata.include-annotations=\"OData.Community.Display.V1.FormattedValue\"");

@@ -10,20 +10,75 @@ use crate::core::json::{Map, Value};
 use crate::core::sync::NotDone;
 
 use super::runner::{Error, Output, Request, Runner};
-use super::{JobFailure, Ticket};
+use super::{Read, Ticket};
 use crate::core::dataverse::error::DvError;
+use crate::core::dataverse::query::{contacts, is_guid, keys, within};
 
-/// The pages of contacts a job reads, one after the other: its queries, each followed by its
-/// pages' next links. A page that arrives is kept until the job works on it, after the next
-/// read has gone out, so the reads never wait for the work.
+/// Where a page lies in a read: its part and its place in the part. When a read of every
+/// contact is cut into parts ([`Pages::all`]), parts are numbered in Dataverse's order of ids.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct Place {
+    pub(super) part: usize,
+    pub(super) page: usize,
+}
+
+impl Place {
+    /// The page after this one: the next of its part, or the first of the next part when this
+    /// was its part's last.
+    pub(super) fn after(self, last: bool) -> Place {
+        match last {
+            true => Place { part: self.part + 1, page: 0 },
+            false => Place { part: self.part, page: self.page + 1 },
+        }
+    }
+}
+
+/// A page that arrived.
+pub(super) struct Arrived {
+    pub(super) place: Place,
+    /// The last page of its part.
+    pub(super) last: bool,
+    pub(super) rows: Vec<Value>,
+}
+
+/// The pages of contacts a job reads: its queries (parts), each followed by its pages' next
+/// links. Parts are read side by side, as far as the job may hold pages ([`Runner::depth`]: so
+/// reads never starve the write-backs); a change-tracked read goes one page after the other. A page that arrives is kept until the job works on it, after the
+/// next reads have gone out, so the reads never wait for the work.
 pub(super) struct Pages {
-    queries: VecDeque<String>,
-    reading: Option<Ticket>,
-    arrived: Option<Vec<Value>>,
+    /// What is still to read: a part's first page, or a part's next page (first in line).
+    queries: VecDeque<(Place, String)>,
+    /// The reads under way, with the page each reads.
+    reading: Vec<(Ticket, Place)>,
+    arrived: VecDeque<Arrived>,
     /// Change-tracked reads (`Prefer: odata.track-changes`).
     tracked: bool,
     /// The delta link the last tracked page carried.
     pub(super) delta: Option<String>,
+    /// A read of every contact: where its ids cut it into parts.
+    cuts: Option<Cuts>,
+    /// Parts made so far.
+    parts: usize,
+}
+
+/// Cuts a read of every contact into parts of [`Read::PAGE`] contacts: it lists their ids
+/// alone ([`Read::KEYS_PAGE`] a page, one page after the other, a little ahead of the parts'
+/// reads), and every [`Read::PAGE`]-th id ends a part. The parts are then read side by side.
+/// Ids are not spread evenly (Dataverse's own are sequential, and cluster by the server that
+/// made them), so they are listed rather than guessed. A contact made after the listing falls
+/// in the part around its id, or in the last, which has no end.
+struct Cuts {
+    /// What every contact read passes.
+    filter: Option<String>,
+    /// The consent columns the parts read.
+    consents: Vec<String>,
+    /// The id the next part starts after.
+    after: Option<String>,
+    /// The next page of ids; `None` once the last has been read.
+    next: Option<String>,
+    reading: Option<Ticket>,
+    /// Ids listed since the last cut.
+    since: usize,
 }
 
 /// What an answer was, seen by [`Pages`].
@@ -38,73 +93,137 @@ pub(super) enum Answer {
 }
 
 impl Pages {
-    pub(super) fn new(queries: impl IntoIterator<Item = String>) -> Pages {
-        Pages { queries: queries.into_iter().collect(), reading: None, arrived: None, tracked: false, delta: None }
+    /// A part for each of `queries`.
+    pub(super) fn new(queries: Vec<String>) -> Pages {
+        let queries: VecDeque<(Place, String)> =
+            queries.into_iter().enumerate().map(|(part, query)| (Place { part, page: 0 }, query)).collect();
+        Pages {
+            parts: queries.len(),
+            queries,
+            reading: Vec::new(),
+            arrived: VecDeque::new(),
+            tracked: false,
+            delta: None,
+            cuts: None,
+        }
+    }
+
+    /// Every contact `filter` keeps (with the columns of `consents`), after the id `after` when
+    /// given, in parts cut by their ids ([`Cuts`]).
+    pub(super) fn all(consents: &[String], filter: Option<String>, after: Option<String>) -> Pages {
+        let next = Some(keys(within(filter.as_deref(), after.as_deref(), None).as_deref()));
+        let cuts = Cuts { filter, consents: consents.to_vec(), after, next, reading: None, since: 0 };
+        Pages { cuts: Some(cuts), ..Pages::new(Vec::new()) }
     }
 
     /// The rows the host read already, as one page that arrived.
     pub(super) fn read_already(rows: Vec<Value>) -> Pages {
-        Pages { arrived: Some(rows), ..Pages::new([]) }
+        let mut pages = Pages::new(Vec::new());
+        pages.arrived.push_back(Arrived { place: Place::default(), last: true, rows });
+        pages
     }
 
     /// A change-tracked read of `query`, and of the pages after it.
     pub(super) fn tracked(query: String) -> Pages {
-        Pages { tracked: true, ..Pages::new([query]) }
+        Pages { tracked: true, ..Pages::new(vec![query]) }
     }
 
-    /// Asks for the next page, unless one is on its way or the job has no room for it beside
-    /// the `in_progress` pages.
+    /// Asks for the next pages (and ids), as far as the job has room for them beside the
+    /// `in_progress` pages.
     pub(super) fn read(&mut self, run: &mut Runner, in_progress: usize) {
-        let held = in_progress + usize::from(self.arrived.is_some());
-        if self.reading.is_none() && held < run.limit() {
-            if let Some(query) = self.queries.pop_front() {
-                let request = if self.tracked { Request::Tracked(query) } else { Request::Read(query) };
-                self.reading = Some(run.issue(request));
+        if let Some(cuts) = self.cuts.as_mut().filter(|c| c.reading.is_none() && self.queries.len() < run.limit()) {
+            if let Some(query) = cuts.next.take() {
+                cuts.reading = Some(run.issue(Request::Keys(query)));
             }
+        }
+        let (most, depth) = match self.tracked {
+            true => (1, run.limit()),
+            false => (usize::MAX, run.depth()),
+        };
+        while self.reading.len() < most && in_progress + self.arrived.len() + self.reading.len() < depth {
+            let Some((place, query)) = self.queries.pop_front() else { break };
+            let request = if self.tracked { Request::Tracked(query) } else { Request::Read(query) };
+            self.reading.push((run.issue(request), place));
         }
     }
 
     /// Whether every page has been read and handed over.
     pub(super) fn done(&self) -> bool {
-        self.reading.is_none() && self.queries.is_empty() && self.arrived.is_none()
+        let listed = self.cuts.as_ref().is_none_or(|c| c.reading.is_none() && c.next.is_none());
+        listed && self.reading.is_empty() && self.queries.is_empty() && self.arrived.is_empty()
     }
 
-    /// The page that arrived, to work on.
-    pub(super) fn arrived(&mut self) -> Option<Vec<Value>> {
-        self.arrived.take()
+    /// A page that arrived, to work on.
+    pub(super) fn arrived(&mut self) -> Option<Arrived> {
+        self.arrived.pop_front()
     }
 
     /// Takes an answer: a page is kept (its next page queued first), or the answer is given
     /// back when it is not a read's.
     pub(super) fn answer(&mut self, ticket: Ticket, result: Result<Output, Error>, run: &mut Runner) -> Answer {
-        if self.reading != Some(ticket) {
-            return Answer::Other(result);
-        }
-        self.reading = None;
-        match result {
-            Ok(Output::Page(values, next)) => {
-                if let Some(next) = next {
-                    self.queries.push_front(next);
-                }
-                self.arrived = Some(values);
+        if self.cuts.as_ref().is_some_and(|c| c.reading == Some(ticket)) {
+            match result {
+                Ok(Output::Page(values, next)) => self.cut(&values, next),
+                Err(error) => run.fail(error.into()),
+                Ok(_) => run.mismatched(),
             }
+            return Answer::Taken;
+        }
+        let Some(at) = self.reading.iter().position(|(t, _)| *t == ticket) else { return Answer::Other(result) };
+        let (_, place) = self.reading.swap_remove(at);
+        let (rows, next) = match result {
+            Ok(Output::Page(values, next)) => (values, next),
             Ok(Output::Tracked(values, next, delta)) => {
-                if let Some(next) = next {
-                    self.queries.push_front(next);
-                }
                 self.delta = delta.or(self.delta.take());
-                self.arrived = Some(values);
+                (values, next)
             }
             Err(error @ Error::Dataverse(DvError::DeltaExpired | DvError::NotTracked)) if self.tracked => {
                 return Answer::Untracked(error);
             }
-            Err(error) => run.fail(error.into()),
-            Ok(_) => run.fail(JobFailure {
-                message: Message::Dataverse { detail: "a read answered with something else than a page".into() },
-                kind: "dataverse",
-            }),
+            Err(error) => {
+                run.fail(error.into());
+                return Answer::Taken;
+            }
+            Ok(_) => {
+                run.mismatched();
+                return Answer::Taken;
+            }
+        };
+        let last = next.is_none();
+        if let Some(next) = next {
+            self.queries.push_front((place.after(false), next));
         }
+        self.arrived.push_back(Arrived { place, last, rows });
         Answer::Taken
+    }
+
+    /// A page of ids listed: a part ends at every [`Read::PAGE`]-th, and the last part, with
+    /// no end, follows the last page.
+    fn cut(&mut self, values: &[Value], next: Option<String>) {
+        let Some(cuts) = self.cuts.as_mut() else { return };
+        cuts.reading = None;
+        let mut ends = Vec::new();
+        for value in values {
+            cuts.since += 1;
+            let id = value.get(contact::ID).and_then(Value::as_str).filter(|id| is_guid(id));
+            if let Some(id) = id.filter(|_| cuts.since >= Read::PAGE as usize) {
+                ends.push(Some(id.to_ascii_lowercase()));
+                cuts.since = 0;
+            }
+        }
+        let listed = next.is_none();
+        cuts.next = next;
+        if listed {
+            ends.push(None);
+        }
+        for upto in ends {
+            let cuts = self.cuts.as_mut().unwrap_or_else(|| unreachable!("cutting"));
+            let filter = within(cuts.filter.as_deref(), cuts.after.as_deref(), upto.as_deref());
+            let query = contacts(&cuts.consents, filter.as_deref());
+            cuts.after = upto;
+            self.queries.push_back((Place { part: self.parts, page: 0 }, query));
+            self.parts += 1;
+        }
     }
 }
 
@@ -210,7 +329,137 @@ pub(super) fn settle(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::command::Command;
+    use crate::core::i18n::Lang;
+    use crate::core::integration::Settings;
+    use crate::core::job::{Action, Reply};
     use crate::core::json::json;
+    use crate::core::salesmanago::{ApiSecret, Client, Credentials, Endpoint, HttpResponse};
+
+    /// A runner with `concurrency` requests in flight to each service.
+    fn runner(concurrency: u32) -> Runner {
+        let mut record = Map::new();
+        record.insert("new_concurrency".into(), concurrency.into());
+        let credentials =
+            Credentials { client_id: "c".into(), api_secret: ApiSecret::new("s"), owner: "o@example.com".into() };
+        let endpoint = Endpoint::parse("https://app3.salesmanago.pl").unwrap();
+        let settings = Settings::with(&record, Client { endpoint, credentials, relay: None }).unwrap();
+        Runner::for_command(Command::ExportAll, Lang::En, &settings, 1)
+    }
+
+    /// The reads the runner hands the host now.
+    fn reads(run: &mut Runner) -> Vec<(Ticket, Read)> {
+        std::iter::from_fn(|| run.poll(0))
+            .filter_map(|action| match action {
+                Action::Read { ticket, read } => Some((ticket, read)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Answers `ticket` with these rows (and a next link when `more`).
+    fn answer(pages: &mut Pages, run: &mut Runner, ticket: Ticket, rows: Vec<Value>, more: bool) {
+        let mut body = Map::new();
+        body.insert("value".into(), Value::Array(rows));
+        if more {
+            body.insert("@odata.nextLink".into(), "https://org/api/data/v9.2/contacts?$skiptoken=x".into());
+        }
+        let response =
+            HttpResponse { status: 200, retry_after: None, body: Value::Object(body).to_string(), date: None };
+        let output = run.answer(ticket, Reply::Dataverse(Ok(response)), 0).expect("an answer to a read");
+        assert!(matches!(pages.answer(ticket, output, run), Answer::Taken));
+    }
+
+    fn id(n: usize) -> String {
+        format!("{n:08x}-0000-ef11-a813-000d3a21015b")
+    }
+
+    fn ids(from: usize, count: usize) -> Vec<Value> {
+        (from..from + count).map(|n| json!({ "contactid": id(n) })).collect()
+    }
+
+    #[test]
+    fn a_read_of_every_contact_is_cut_at_every_page_th_id_and_its_parts_read_side_by_side() {
+        let mut run = runner(2);
+        let page = Read::PAGE as usize;
+        let mut pages = Pages::all(&[], Some("emailaddress1 ne null".into()), Some(id(0)));
+        pages.read(&mut run, 0);
+        let first = reads(&mut run);
+        assert_eq!(first.len(), 1, "the ids first, alone");
+        let (ticket, read) = &first[0];
+        assert_eq!(read.page, Read::KEYS_PAGE);
+        assert!(read.prefer().contains("odata.maxpagesize=5000"), "{}", read.prefer());
+        assert_eq!(read.query, keys(Some(&format!("(emailaddress1 ne null) and contactid gt {}", id(0)))));
+
+        // 2.5 pages of ids, and more to list: two parts end at the 400th and the 800th.
+        let mut listed = ids(1, 2 * page + page / 2);
+        listed.insert(page - 1, json!({ "contactid": "not a guid" }));
+        answer(&mut pages, &mut run, *ticket, listed, true);
+        pages.read(&mut run, 0);
+        let parts = reads(&mut run);
+        let queries: Vec<&str> = parts.iter().map(|(_, read)| read.query.as_str()).collect();
+        let bounds = |after: &str, upto: Option<&str>| {
+            contacts(&[], within(Some("emailaddress1 ne null"), Some(after), upto).as_deref())
+        };
+        // Two parts, read side by side in their order (two requests in flight); a non-GUID id
+        // counts, but ends no part. The next ids wait while two parts are still to read.
+        assert_eq!(queries, [bounds(&id(0), Some(&id(page))), bounds(&id(page), Some(&id(2 * page)))]);
+        assert!(parts.iter().all(|(_, read)| read.page == Read::PAGE && !read.track));
+        assert!(!pages.done());
+
+        // The first part answers with a next page: fewer than two reads wait, so the next ids
+        // are listed first, then that page is read (two requests in flight at most).
+        answer(&mut pages, &mut run, parts[0].0, ids(1, page - 1), true);
+        let got = pages.arrived().expect("the page");
+        assert_eq!((got.place, got.last, got.rows.len()), (Place { part: 0, page: 0 }, false, page - 1));
+        pages.read(&mut run, 1);
+        let next = reads(&mut run);
+        assert_eq!(next.iter().map(|(_, read)| read.page).collect::<Vec<_>>(), [Read::KEYS_PAGE]);
+        answer(&mut pages, &mut run, parts[1].0, ids(page + 1, page), false);
+        pages.read(&mut run, 2);
+        let after = reads(&mut run);
+        assert_eq!(after.len(), 1);
+        assert_eq!(after[0].1.query, "?$skiptoken=x", "the part's next page, before any other part");
+    }
+
+    #[test]
+    fn the_last_part_has_no_end_and_places_follow_the_parts() {
+        let mut run = runner(4);
+        let page = Read::PAGE as usize;
+        let mut pages = Pages::all(&[], None, None);
+        pages.read(&mut run, 0);
+        let (ticket, read) = reads(&mut run).remove(0);
+        assert_eq!(read.query, keys(None));
+        answer(&mut pages, &mut run, ticket, ids(1, page + 1), false);
+        pages.read(&mut run, 0);
+        let parts = reads(&mut run);
+        let queries: Vec<String> = parts.iter().map(|(_, read)| read.query.clone()).collect();
+        let part = |after: Option<&str>, upto: Option<&str>| contacts(&[], within(None, after, upto).as_deref());
+        assert_eq!(queries, [part(None, Some(&id(page))), part(Some(&id(page)), None)]);
+        // The second part answers first: each page keeps its place.
+        answer(&mut pages, &mut run, parts[1].0, ids(page + 1, 1), false);
+        answer(&mut pages, &mut run, parts[0].0, ids(1, page), false);
+        let places: Vec<(Place, bool)> = std::iter::from_fn(|| pages.arrived()).map(|a| (a.place, a.last)).collect();
+        assert_eq!(places, [(Place { part: 1, page: 0 }, true), (Place { part: 0, page: 0 }, true)]);
+        assert!(pages.done());
+        assert_eq!(Place { part: 0, page: 0 }.after(true), Place { part: 1, page: 0 });
+        assert_eq!(Place { part: 0, page: 0 }.after(false), Place { part: 0, page: 1 });
+    }
+
+    #[test]
+    fn no_contact_at_all_is_one_empty_part() {
+        let mut run = runner(4);
+        let mut pages = Pages::all(&[], None, None);
+        pages.read(&mut run, 0);
+        let (ticket, _) = reads(&mut run).remove(0);
+        answer(&mut pages, &mut run, ticket, Vec::new(), false);
+        pages.read(&mut run, 0);
+        let parts = reads(&mut run);
+        assert_eq!(parts.len(), 1);
+        answer(&mut pages, &mut run, parts[0].0, Vec::new(), false);
+        assert!(pages.arrived().is_some_and(|a| a.rows.is_empty() && a.last));
+        assert!(pages.done());
+    }
 
     fn write(key: usize, columns: Value) -> Write {
         Write { key, id: format!("c{key}"), columns: columns.as_object().unwrap().clone() }

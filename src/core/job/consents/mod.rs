@@ -4,7 +4,7 @@
 //! matched by SALESmanago id, then by e-mail, and writes only the values the consent rule moves.
 
 use crate::core::dataverse::contact::ContactRow;
-use crate::core::dataverse::query::{contacts, has_value};
+use crate::core::dataverse::query::has_value;
 use crate::core::dataverse::schema::contact;
 use crate::core::i18n::{text, Message};
 use crate::core::json::{Map, Value};
@@ -99,7 +99,9 @@ impl Consents {
 
     /// Works on a page that arrived; `false` when there is none.
     pub(super) fn work(&mut self, run: &mut Runner, now_ms: u64) -> bool {
-        let Some(values) = self.pages_to_read.as_mut().and_then(Pages::arrived) else { return false };
+        let Some(values) = self.pages_to_read.as_mut().and_then(Pages::arrived).map(|page| page.rows) else {
+            return false;
+        };
         self.compare(values, run, now_ms);
         true
     }
@@ -178,8 +180,7 @@ impl Consents {
                     return unreadable_file(run, detail);
                 }
                 self.phase = Phase::Comparing;
-                let query = contacts(&self.consents, Some(&has_value(contact::EMAIL)));
-                self.pages_to_read = Some(Pages::new([query]));
+                self.pages_to_read = Some(Pages::all(&self.consents, Some(has_value(contact::EMAIL)), None));
                 run.show(now_ms);
             }
             // A heartbeat's answer, or one that came late.

@@ -125,7 +125,8 @@ impl Runner {
             }
             other => return Some(Ok(other)),
         }
-        self.queued.push_front(ticket);
+        // The write goes next: the changes the lease gates wait for it.
+        self.first.push_front(ticket);
         None
     }
 

@@ -76,6 +76,9 @@ pub(super) struct Runner {
     next_ticket: u64,
     pending: SortedMap<Ticket, Pending>,
     queued: VecDeque<Ticket>,
+    /// What goes before everything else: reads, in the order asked, and first of all the
+    /// write of the record once it is read (the lease it takes lets every change go).
+    first: VecDeque<Ticket>,
     delayed: Vec<(u64, Ticket)>,
     /// Requests with the host, per service.
     in_flight: [usize; 2],
@@ -119,6 +122,7 @@ impl Runner {
             next_ticket: 1,
             pending: SortedMap::new(),
             queued: VecDeque::new(),
+            first: VecDeque::new(),
             delayed: Vec::new(),
             in_flight: [0; 2],
             rng: Rng(seed),
@@ -150,10 +154,15 @@ impl Runner {
         self.clock.earliest(local_ms)
     }
 
-    /// Most requests in flight at once to each service, and most units (pages, chunks) in
-    /// progress.
+    /// Most requests in flight at once to each service.
     pub(super) fn limit(&self) -> usize {
         self.limit
+    }
+
+    /// Most units (pages, chunks) a job holds at once: twice [`Runner::limit`], so that while
+    /// a unit waits for one service, another has its requests in flight with the other.
+    pub(super) fn depth(&self) -> usize {
+        2 * self.limit
     }
 
     /// Whether any request is still to be answered.
@@ -193,14 +202,13 @@ impl Runner {
 
     /// Queues `request`; its answer comes back with the ticket returned.
     pub(super) fn issue(&mut self, request: Request) -> Ticket {
-        // Pages are read one after the other, and everything else waits for them: a read goes
-        // first, so the pipeline does not stall behind the write-backs.
-        let first = matches!(request, Request::Read(_) | Request::Tracked(_));
+        // Reads go before everything else (in the order asked), so the pipeline does not stall
+        // behind the write-backs; the job bounds the pages it holds, so they cannot starve them.
+        let read = matches!(request, Request::Read(_) | Request::Keys(_) | Request::Tracked(_));
         let ticket = self.hold(request);
-        if first {
-            self.queued.push_front(ticket);
-        } else {
-            self.queued.push_back(ticket);
+        match read {
+            true => self.first.push_back(ticket),
+            false => self.queued.push_back(ticket),
         }
         ticket
     }
@@ -224,15 +232,23 @@ impl Runner {
         let room = |pending: &Pending| {
             self.in_flight[slot(pending.request.service())] < self.limit && !self.waits_for_lease(&pending.request)
         };
-        let at = self.queued.iter().position(|t| self.pending.get(t).is_some_and(room))?;
-        let ticket = self.queued.remove(at)?;
+        let pick = |queue: &VecDeque<Ticket>| queue.iter().position(|t| self.pending.get(t).is_some_and(room));
+        let ticket = match (pick(&self.first), pick(&self.queued)) {
+            (Some(at), _) => self.first.remove(at)?,
+            (None, at) => self.queued.remove(at?)?,
+        };
         let pending = self.pending.get_mut(&ticket)?;
         pending.sent = true;
         self.in_flight[slot(pending.request.service())] += 1;
         let request = &pending.request;
         Some(match request {
-            Request::Read(query) => Action::Read { ticket, read: Read { query: query.clone(), track: false } },
-            Request::Tracked(query) => Action::Read { ticket, read: Read { query: query.clone(), track: true } },
+            Request::Read(query) => Action::Read { ticket, read: Read::of(query.clone()) },
+            Request::Keys(query) => {
+                Action::Read { ticket, read: Read { query: query.clone(), track: false, page: Read::KEYS_PAGE } }
+            }
+            Request::Tracked(query) => {
+                Action::Read { ticket, read: Read { query: query.clone(), track: true, page: Read::PAGE } }
+            }
             Request::Write(rows) => Action::Write {
                 ticket,
                 writes: Writes { rows: rows.clone(), tag: self.rng.key(), writing: Writing::ContactUpdates },
@@ -408,6 +424,7 @@ impl Runner {
             // Nothing else goes out: only the release, then the failure is told.
             self.pending = SortedMap::new();
             self.queued.clear();
+            self.first.clear();
             self.delayed.clear();
             self.in_flight = [0; 2];
             self.failing = Some(failure);

@@ -23,6 +23,9 @@ use super::guarded::Guarded;
 pub(in crate::core::job) enum Request {
     /// A page of contacts.
     Read(String),
+    /// A page of contact ids alone ([`super::super::Read::KEYS_PAGE`] a page): where a read
+    /// of every contact is cut into parts.
+    Keys(String),
     /// A page of a change-tracked read of contacts.
     Tracked(String),
     /// Contact columns, in one `$batch`.
@@ -48,7 +51,7 @@ impl Request {
     /// Whether it changes anything in Dataverse or SALESmanago (all but reads).
     pub(super) fn changes(&self) -> bool {
         match self {
-            Request::Read(_) | Request::Tracked(_) | Request::Row(_) | Request::Download(_) => false,
+            Request::Read(_) | Request::Keys(_) | Request::Tracked(_) | Request::Row(_) | Request::Download(_) => false,
             Request::Write(_) | Request::Create(_) | Request::Patch(..) | Request::Remove(_) => true,
             Request::Record(guarded) => guarded.purpose != Purpose::Acquire,
             // Asking for an export changes no contact.
@@ -64,6 +67,7 @@ impl Request {
         match self {
             Request::Call(_) | Request::Download(_) => Service::Salesmanago,
             Request::Read(_)
+            | Request::Keys(_)
             | Request::Tracked(_)
             | Request::Write(_)
             | Request::Create(_)
@@ -194,7 +198,7 @@ impl Error {
 /// Reads the host's reply to `request`.
 pub(super) fn read(request: &Request, client: &Client, reply: Reply) -> Result<Output, Error> {
     match (request, reply) {
-        (Request::Read(_), Reply::Dataverse(answer)) => {
+        (Request::Read(_) | Request::Keys(_), Reply::Dataverse(answer)) => {
             let text = error::answer(answer).map_err(Error::Dataverse)?;
             // An answer that is not a page (cut off, garbled) may read on another attempt.
             let (rows, next) =
