@@ -43,8 +43,9 @@ pub(super) struct Arrived {
 
 /// The pages of contacts a job reads: its queries (parts), each followed by its pages' next
 /// links. Parts are read side by side, as far as the job may hold pages ([`Runner::depth`]: so
-/// reads never starve the write-backs); a change-tracked read goes one page after the other. A page that arrives is kept until the job works on it, after the
-/// next reads have gone out, so the reads never wait for the work.
+/// reads never starve the write-backs); a change-tracked read goes one page after the other.
+/// A page that arrives is kept until the job works on it, after the next reads have gone out,
+/// so the reads never wait for the work.
 pub(super) struct Pages {
     /// What is still to read: a part's first page, or a part's next page (first in line).
     queries: VecDeque<(Place, String)>,
@@ -70,7 +71,7 @@ pub(super) struct Pages {
 struct Cuts {
     /// What every contact read passes.
     filter: Option<String>,
-    /// The consent columns the parts read.
+    /// The columns the parts read beside the standard ones (consents, the mapping's).
     consents: Vec<String>,
     /// The id the next part starts after.
     after: Option<String>,
