@@ -444,6 +444,7 @@ test("ids are ordered and compared as SQL Server orders uniqueidentifier, and a 
     assert.deepEqual(await read(`contactid gt ${ids[1]} and contactid le ${ids[2]}`), [ids[3], ids[2]]);
     assert.deepEqual(await read(`(firstname ne null) and contactid ge ${ids[3]} and contactid lt ${ids[4]}`), [ids[3], ids[2]]);
     assert.deepEqual(await read(`contactid lt ${ids[3]} or contactid gt ${ids[2]}`), [ids[0], ids[1], ids[4]]);
+    assert.deepEqual(await read(`not (contactid gt ${ids[3]})`), [ids[0], ids[1], ids[3]], "a range under `not` is not sought");
     assert.deepEqual(await read(`contactid gt ${ids[2]} and contactid le ${ids[3]}`), [], "an empty range");
     // New rows get ids as Dataverse makes them: sequential in that order, not the text's.
     const made = [];

@@ -201,30 +201,26 @@ impl Pages {
     /// A page of ids listed: a part ends at every [`Read::PAGE`]-th, and the last part, with
     /// no end, follows the last page.
     fn cut(&mut self, values: &[Value], next: Option<String>) {
-        let Some(cuts) = self.cuts.as_mut() else { return };
+        let Pages { cuts: Some(cuts), queries, parts, .. } = self else { return };
         cuts.reading = None;
-        let mut ends = Vec::new();
+        let mut part = |cuts: &mut Cuts, upto: Option<String>| {
+            let filter = within(cuts.filter.as_deref(), cuts.after.as_deref(), upto.as_deref());
+            queries.push_back((Place { part: *parts, page: 0 }, contacts(&cuts.consents, filter.as_deref())));
+            *parts += 1;
+            cuts.after = upto;
+        };
         for value in values {
             cuts.since += 1;
             let id = value.get(contact::ID).and_then(Value::as_str).filter(|id| is_guid(id));
             if let Some(id) = id.filter(|_| cuts.since >= Read::PAGE as usize) {
-                ends.push(Some(id.to_ascii_lowercase()));
+                part(cuts, Some(id.to_ascii_lowercase()));
                 cuts.since = 0;
             }
         }
-        let listed = next.is_none();
+        if next.is_none() {
+            part(cuts, None);
+        }
         cuts.next = next;
-        if listed {
-            ends.push(None);
-        }
-        for upto in ends {
-            let cuts = self.cuts.as_mut().unwrap_or_else(|| unreachable!("cutting"));
-            let filter = within(cuts.filter.as_deref(), cuts.after.as_deref(), upto.as_deref());
-            let query = contacts(&cuts.consents, filter.as_deref());
-            cuts.after = upto;
-            self.queries.push_back((Place { part: self.parts, page: 0 }, query));
-            self.parts += 1;
-        }
     }
 }
 

@@ -233,9 +233,13 @@ impl Runner {
             self.in_flight[slot(pending.request.service())] < self.limit && !self.waits_for_lease(&pending.request)
         };
         let pick = |queue: &VecDeque<Ticket>| queue.iter().position(|t| self.pending.get(t).is_some_and(room));
-        let ticket = match (pick(&self.first), pick(&self.queued)) {
-            (Some(at), _) => self.first.remove(at)?,
-            (None, at) => self.queued.remove(at?)?,
+        // The other queue is looked at only when nothing in the first may go.
+        let ticket = match pick(&self.first) {
+            Some(at) => self.first.remove(at)?,
+            None => {
+                let at = pick(&self.queued)?;
+                self.queued.remove(at)?
+            }
         };
         let pending = self.pending.get_mut(&ticket)?;
         pending.sent = true;
