@@ -15,8 +15,31 @@
 //! SALESmanago and writes the results back. The core does no I/O, reads no clock and holds
 //! no globals, so every decision is tested natively with `cargo test`; the host (compiled
 //! only for `wasm32`) binds `fetch` and `Xrm` and is kept mechanical.
+//!
+//! The engine (the `wasm32` build, but for its own unit tests) is `no_std`: std on
+//! `wasm32-unknown-unknown` has no files, threads, clock or console to offer, and its panic
+//! runtime formats every message only to drop it. Without it the engine is smaller by that
+//! machinery (see the README's Sizes). The code names `alloc` and `core` paths, through
+//! [`prelude`] for what std's prelude would give.
+#![cfg_attr(all(target_arch = "wasm32", not(test)), no_std)]
+
+extern crate alloc;
 
 pub mod core;
+mod prelude;
+
+/// The allocator std would have used on `wasm32`.
+#[cfg(all(target_arch = "wasm32", not(test)))]
+#[global_allocator]
+static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
+/// A panic is a bug; in the browser it ends as the `RuntimeError` std's handler would also have
+/// given (there is nowhere to print its message), without formatting the message first.
+#[cfg(all(target_arch = "wasm32", not(test)))]
+#[panic_handler]
+fn panic(_: &::core::panic::PanicInfo) -> ! {
+    ::core::arch::wasm32::unreachable()
+}
 
 #[cfg(target_arch = "wasm32")]
 mod host;
@@ -27,4 +50,4 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The most the shipped engine's wasm may weigh, in bytes after `wasm-opt` (the build prints
 /// its size beside this; `tests/package.rs` fails above it). A ratchet: lowered whenever the
 /// engine shrinks, raised only with a reason in the commit. The goal is 300,000 B.
-pub const ENGINE_BUDGET_BYTES: usize = 508_600;
+pub const ENGINE_BUDGET_BYTES: usize = 496_600;

@@ -5,6 +5,7 @@
 //! created only where no row has it (`If-None-Match: *`): a row is made once, whoever pulls it,
 //! however often, in whatever order.
 
+use crate::prelude::*;
 use uuid::Uuid;
 
 use crate::core::dataverse::schema::{activity, contact, integration};

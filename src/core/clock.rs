@@ -4,6 +4,7 @@
 //! `Date` header of that service's answers ([`ServiceClock`]).
 
 use crate::core::mapping::normalize::Date;
+use crate::prelude::*;
 
 /// A service's clock as this machine estimates it: the offset from the local clock that its
 /// last answer's `Date` header showed.

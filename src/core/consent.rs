@@ -26,6 +26,7 @@
 
 use crate::core::json::{self, Map, Value};
 use crate::core::sorted::SortedMap;
+use crate::prelude::*;
 
 /// A consent-like value.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

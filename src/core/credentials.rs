@@ -7,6 +7,7 @@ use crate::core::dataverse::schema::integration;
 use crate::core::json::{Fields, Invalid, Value};
 use crate::core::mapping::normalize::{email, EmailProblem};
 use crate::core::salesmanago::{Endpoint, EndpointError};
+use crate::prelude::*;
 
 /// A field of the credential page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,8 +115,8 @@ impl CredentialsForm {
 #[derive(Clone, PartialEq, Eq)]
 pub struct ToStore(pub Vec<(Field, String)>);
 
-impl std::fmt::Debug for ToStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl ::core::fmt::Debug for ToStore {
+    fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
         let fields: Vec<_> = self
             .0
             .iter()

@@ -2,6 +2,7 @@
 //! judging a connection test.
 
 use crate::core::json::{Map, Value};
+use crate::prelude::*;
 
 use crate::core::dataverse::schema::integration;
 use crate::core::mapping::fields::{FieldMapping, MappingError};

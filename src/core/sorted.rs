@@ -5,8 +5,9 @@
 //! for these uses (ordered iteration, logarithmic lookup) at a fraction of the size, and reads
 //! faster at these sizes.
 
-use std::borrow::Borrow;
-use std::fmt;
+use crate::prelude::*;
+use ::core::borrow::Borrow;
+use ::core::fmt;
 
 /// A map sorted by key; each key at most once.
 #[derive(Clone, PartialEq, Eq)]
@@ -75,7 +76,7 @@ impl<K: Ord, V> SortedMap<K, V> {
     /// Sets `key`; returns the old value.
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
         match self.find(&key) {
-            Ok(at) => Some(std::mem::replace(&mut self.0[at].1, value)),
+            Ok(at) => Some(::core::mem::replace(&mut self.0[at].1, value)),
             Err(at) => {
                 self.0.insert(at, (key, value));
                 None
@@ -150,7 +151,7 @@ impl<K: Ord, V> FromIterator<(K, V)> for SortedMap<K, V> {
 
 impl<K, V> IntoIterator for SortedMap<K, V> {
     type Item = (K, V);
-    type IntoIter = std::vec::IntoIter<(K, V)>;
+    type IntoIter = alloc::vec::IntoIter<(K, V)>;
     fn into_iter(self) -> Self::IntoIter {
         self.0.into_iter()
     }
@@ -158,13 +159,13 @@ impl<K, V> IntoIterator for SortedMap<K, V> {
 
 impl<'a, K, V> IntoIterator for &'a SortedMap<K, V> {
     type Item = (&'a K, &'a V);
-    type IntoIter = std::iter::Map<std::slice::Iter<'a, (K, V)>, fn(&'a (K, V)) -> (&'a K, &'a V)>;
+    type IntoIter = ::core::iter::Map<::core::slice::Iter<'a, (K, V)>, fn(&'a (K, V)) -> (&'a K, &'a V)>;
     fn into_iter(self) -> Self::IntoIter {
         self.0.iter().map(|(k, v)| (k, v))
     }
 }
 
-impl<K: Ord + Borrow<Q>, Q: Ord + ?Sized, V> std::ops::Index<&Q> for SortedMap<K, V> {
+impl<K: Ord + Borrow<Q>, Q: Ord + ?Sized, V> ::core::ops::Index<&Q> for SortedMap<K, V> {
     type Output = V;
     /// The value of `key`; panics when it is missing, as `BTreeMap` does.
     fn index(&self, key: &Q) -> &V {

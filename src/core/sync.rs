@@ -2,6 +2,7 @@
 //! its summary and the CSV of the contacts it could not handle.
 
 use crate::core::json::{Map, Value};
+use crate::prelude::*;
 
 use crate::core::dataverse::contact::{ContactRow, SELECT};
 use crate::core::dataverse::schema::{consent_name, contact, SyncStatus};

@@ -2,6 +2,7 @@
 //! `setTimeout` and yielding of the engine. Bound to the global scope, so they work in a
 //! window, an iframe and in Node alike.
 
+use crate::prelude::*;
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen]
@@ -54,7 +55,7 @@ pub(crate) fn random_key() -> String {
 pub(crate) fn random_seed() -> u64 {
     let mut bytes = [0_u8; 8];
     if get_random_values(&mut bytes).is_err() {
-        return (random() * 2f64.powi(53)) as u64 ^ now_ms();
+        return (random() * 9_007_199_254_740_992.0) as u64 ^ now_ms();
     }
     u64::from_le_bytes(bytes)
 }

@@ -1,6 +1,7 @@
 //! The Dynamics client API (`Xrm`, `formContext`) as the engine uses it. Values cross as JSON,
 //! so the core sees JSON values only. Mechanical: no decisions here.
 
+use crate::prelude::*;
 use js_sys::{Array, Function, Promise, Reflect, JSON};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -66,31 +67,37 @@ pub(crate) enum Send<'a> {
 
 /// A Web API request to the organisation, as it came back. Interprets nothing; the core reads
 /// the answer.
-pub(crate) async fn exchange(url: &str, prefer: &str, send: Send<'_>) -> std::result::Result<HttpResponse, DvFailure> {
-    use gloo_net::http::Request;
-    let (mut builder, body) = match send {
-        Send::Get => (Request::get(url), None),
-        Send::Post(content_type, body) => (Request::post(url).header("Content-Type", content_type), Some(body)),
-        Send::Delete => (Request::delete(url), None),
-        Send::Patch(if_match, body) => {
-            (Request::patch(url).header("Content-Type", "application/json").header("If-Match", if_match), Some(body))
-        }
+pub(crate) async fn exchange(
+    url: &str,
+    prefer: &str,
+    send: Send<'_>,
+) -> ::core::result::Result<HttpResponse, DvFailure> {
+    use super::transport::{body, fetch, header, message_of, Fetch};
+    let (method, content_type, body_text) = match send {
+        Send::Get => ("GET", None, None),
+        Send::Post(content_type, body) => ("POST", Some(content_type), Some(body)),
+        Send::Delete => ("DELETE", None, None),
+        Send::Patch(_, body) => ("PATCH", Some("application/json"), Some(body)),
     };
-    builder = builder.header("Accept", "application/json").header("OData-Version", "4.0");
+    let mut headers = vec![("Accept", "application/json"), ("OData-Version", "4.0")];
+    if let Some(content_type) = content_type {
+        headers.push(("Content-Type", content_type));
+    }
+    if let Send::Patch(if_match, _) = send {
+        headers.push(("If-Match", if_match));
+    }
     if !prefer.is_empty() {
-        builder = builder.header("Prefer", prefer);
+        headers.push(("Prefer", prefer));
     }
-    let failed = |e: gloo_net::Error| DvFailure { message: e.to_string(), ..DvFailure::default() };
-    let response = match body {
-        None => builder.send().await,
-        Some(text) => builder.body(super::transport::bytes(text)).map_err(failed)?.send().await,
-    }
-    .map_err(failed)?;
+    let failed = |e: JsValue| DvFailure { message: message_of(&e), ..DvFailure::default() };
+    let mut request = Fetch::new(method, url, &headers);
+    request.body = body_text;
+    let response = fetch(request).await.map_err(failed)?;
     let status = response.status();
-    let retry_after = response.headers().get("Retry-After");
+    let retry_after = header(&response, "Retry-After");
     // Dataverse's clock: the organisation's own origin, so the header is readable.
-    let date = response.headers().get("Date");
-    let body = HttpResponse::text(response.binary().await.map_err(failed)?);
+    let date = header(&response, "Date");
+    let body = HttpResponse::text(body(&response).await.map_err(failed)?);
     Ok(HttpResponse { status, retry_after, body, date })
 }
 
@@ -112,7 +119,7 @@ pub(crate) async fn read_json(ui: &Ui, path: &str, prefer: &str) -> Result<Value
 async fn patiently<T, F, Fut>(mut attempt: F) -> Result<T>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T>>,
+    Fut: ::core::future::Future<Output = Result<T>>,
 {
     let mut tries = 1;
     loop {
@@ -129,7 +136,7 @@ where
     }
 }
 
-type Result<T> = std::result::Result<T, ClientApiError>;
+type Result<T> = ::core::result::Result<T, ClientApiError>;
 
 fn get(target: &JsValue, key: &str) -> Result<JsValue> {
     let value = Reflect::get(target, &key.into())?;

@@ -4,6 +4,8 @@
 // Exports are reached from JavaScript, not from Rust.
 #![allow(unreachable_pub)]
 
+use crate::prelude::*;
+
 use wasm_bindgen::prelude::*;
 
 use crate::core::command::Command;

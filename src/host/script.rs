@@ -1,6 +1,8 @@
 //! Runs a [`ScriptCall`] (the JSON form of a SALESmanago call) through a [`Connection`],
 //! splitting calls that exceed a method's limit, and returns the output as JSON.
 
+use crate::prelude::*;
+
 use crate::core::json::{ToJson, Value};
 use crate::object;
 

@@ -1,11 +1,14 @@
-//! Performs a core [`HttpRequest`] with `fetch` (gloo-net) and hands back what came of it.
-//! Interprets nothing: statuses and bodies go to the core as they are.
+//! Performs a core [`HttpRequest`] with `fetch` and hands back what came of it. Interprets
+//! nothing: statuses and bodies go to the core as they are.
 
+use crate::prelude::*;
 use futures_util::future::{select, Either};
-use gloo_net::http::Request;
+use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortController, AbortSignal, ReadableStreamDefaultReader, RequestMode};
+use web_sys::{
+    AbortController, AbortSignal, Headers, ReadableStreamDefaultReader, Request, RequestInit, RequestMode, Response,
+};
 
 use super::browser::sleep;
 
@@ -14,37 +17,93 @@ use crate::core::salesmanago::{HttpRequest, HttpResponse, TransportFailure};
 /// How long the reachability probe may take.
 const PROBE_TIMEOUT_MS: u32 = 5_000;
 
-/// `text` as a request body: its UTF-8 bytes, which the browser sends as they are (a string
-/// would be decoded to a JS string and encoded again).
-pub(crate) fn bytes(text: &str) -> js_sys::Uint8Array {
-    js_sys::Uint8Array::from(text.as_bytes())
+#[wasm_bindgen]
+extern "C" {
+    /// The global scope's `fetch` (a window's, a worker's or Node's).
+    #[wasm_bindgen(catch, js_name = fetch)]
+    fn fetch_request(request: &Request) -> Result<js_sys::Promise, JsValue>;
+}
+
+/// A request for [`fetch`].
+pub(crate) struct Fetch<'a> {
+    pub(crate) method: &'a str,
+    pub(crate) url: &'a str,
+    pub(crate) headers: &'a [(&'a str, &'a str)],
+    /// Sent as its UTF-8 bytes, as they are (a string would be decoded to a JS string and
+    /// encoded again).
+    pub(crate) body: Option<&'a str>,
+    pub(crate) signal: Option<&'a AbortSignal>,
+    /// `no-cors`, for the reachability probe.
+    pub(crate) no_cors: bool,
+}
+
+impl<'a> Fetch<'a> {
+    /// A `method` request of `url` with these headers, nothing else set.
+    pub(crate) fn new(method: &'a str, url: &'a str, headers: &'a [(&'a str, &'a str)]) -> Fetch<'a> {
+        Fetch { method, url, headers, body: None, signal: None, no_cors: false }
+    }
+}
+
+/// Sends `request`: its response (any status), or what `fetch` rejected with.
+pub(crate) async fn fetch(request: Fetch<'_>) -> Result<Response, JsValue> {
+    let init = RequestInit::new();
+    init.set_method(request.method);
+    let headers = Headers::new()?;
+    for (name, value) in request.headers {
+        headers.set(name, value)?;
+    }
+    init.set_headers(&headers);
+    if let Some(body) = request.body {
+        init.set_body(&js_sys::Uint8Array::from(body.as_bytes()));
+    }
+    init.set_signal(request.signal);
+    if request.no_cors {
+        init.set_mode(RequestMode::NoCors);
+    }
+    let sent = fetch_request(&Request::new_with_str_and_init(request.url, &init)?)?;
+    Ok(JsFuture::from(sent).await?.unchecked_into())
+}
+
+/// A response's header, when the browser lets the page read it.
+pub(crate) fn header(response: &Response, name: &str) -> Option<String> {
+    response.headers().get(name).ok().flatten()
+}
+
+/// A response's whole body, as bytes.
+pub(crate) async fn body(response: &Response) -> Result<Vec<u8>, JsValue> {
+    let buffer = JsFuture::from(response.array_buffer()?).await?;
+    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+}
+
+/// What a rejected promise said: an `Error`'s message, a thrown string, or a general word.
+pub(crate) fn message_of(value: &JsValue) -> String {
+    js_sys::Reflect::get(value, &"message".into())
+        .ok()
+        .and_then(|message| message.as_string())
+        .or_else(|| value.as_string())
+        .unwrap_or_else(|| "the request failed".into())
 }
 
 /// Sends `request`; gives up after `timeout_ms`.
 pub(crate) async fn perform(request: &HttpRequest, timeout_ms: u32) -> Result<HttpResponse, TransportFailure> {
     let signal = AbortSignal::timeout_with_u32(timeout_ms);
-    let mut builder = Request::post(&request.url)
-        .header("Content-Type", HttpRequest::CONTENT_TYPE)
-        .header("Accept", HttpRequest::ACCEPT);
-    if let Some(key) = &request.relay_key {
-        builder = builder.header("Authorization", &key.authorization());
+    let authorization = request.relay_key.as_ref().map(|key| key.authorization());
+    let mut headers = vec![("Content-Type", HttpRequest::CONTENT_TYPE), ("Accept", HttpRequest::ACCEPT)];
+    if let Some(authorization) = &authorization {
+        headers.push(("Authorization", authorization));
     }
-    let sent = builder
-        .abort_signal(Some(&signal))
-        .body(bytes(&request.body))
-        .map_err(|_| TransportFailure::Network)?
-        .send()
-        .await;
-    let response = match sent {
+    let mut post = Fetch::new("POST", &request.url, &headers);
+    (post.body, post.signal) = (Some(request.body.as_str()), Some(&signal));
+    let response = match fetch(post).await {
         Ok(response) => response,
         Err(_) if signal.aborted() => return Err(TransportFailure::Timeout),
         Err(_) => return Err(why_unreachable(&request.url).await),
     };
     let status = response.status();
-    let retry_after = response.headers().get("retry-after");
+    let retry_after = header(&response, "retry-after");
     // Readable only when the server exposes it to the page's origin (the relay does).
-    let date = response.headers().get("date");
-    let body = match response.binary().await {
+    let date = header(&response, "date");
+    let body = match body(&response).await {
         Ok(body) => HttpResponse::text(body),
         Err(_) if signal.aborted() => return Err(TransportFailure::Timeout),
         Err(_) => return Err(TransportFailure::Network),
@@ -65,8 +124,9 @@ pub(crate) struct Download {
 pub(crate) async fn download(url: &str, idle_ms: u32) -> Result<Result<Download, HttpResponse>, TransportFailure> {
     let controller = AbortController::new().map_err(|_| TransportFailure::Network)?;
     let signal = controller.signal();
-    let started = Request::get(url).abort_signal(Some(&signal)).send();
-    let response = match select(Box::pin(started), Box::pin(sleep(u64::from(idle_ms)))).await {
+    let mut get = Fetch::new("GET", url, &[]);
+    get.signal = Some(&signal);
+    let response = match select(Box::pin(fetch(get)), Box::pin(sleep(u64::from(idle_ms)))).await {
         Either::Left((Ok(response), _)) => response,
         Either::Left((Err(_), _)) => return Err(why_unreachable(url).await),
         Either::Right(_) => {
@@ -75,13 +135,13 @@ pub(crate) async fn download(url: &str, idle_ms: u32) -> Result<Result<Download,
         }
     };
     let status = response.status();
-    let body = response.body().filter(|_| (200..300).contains(&status));
-    let Some(body) = body else {
-        let retry_after = response.headers().get("retry-after");
-        let body = response.text().await.unwrap_or_default();
+    let stream = response.body().filter(|_| (200..300).contains(&status));
+    let Some(stream) = stream else {
+        let retry_after = header(&response, "retry-after");
+        let body = body(&response).await.map(HttpResponse::text).unwrap_or_default();
         return Ok(Err(HttpResponse { date: None, status, retry_after, body }));
     };
-    let reader = body.get_reader().unchecked_into::<ReadableStreamDefaultReader>();
+    let reader = stream.get_reader().unchecked_into::<ReadableStreamDefaultReader>();
     Ok(Ok(Download { status, reader, controller, idle_ms }))
 }
 
@@ -124,8 +184,9 @@ impl Drop for Download {
 /// up, and fails only when nothing answers. It sends no body and no credentials.
 async fn why_unreachable(url: &str) -> TransportFailure {
     let signal = AbortSignal::timeout_with_u32(PROBE_TIMEOUT_MS);
-    let probe = Request::get(url).mode(RequestMode::NoCors).abort_signal(Some(&signal)).send().await;
-    match probe {
+    let mut probe = Fetch::new("GET", url, &[]);
+    (probe.signal, probe.no_cors) = (Some(&signal), true);
+    match fetch(probe).await {
         Ok(_) => TransportFailure::CrossOrigin,
         Err(_) => TransportFailure::Network,
     }

@@ -3,6 +3,7 @@
 //! (`{"AccessRights": "ReadAccess, WriteAccess, DeleteAccess, …"}`).
 
 use crate::core::json::{Map, Value};
+use crate::prelude::*;
 
 /// The path, under the Web API root, that asks what `user` may do to the row `id` of
 /// `entity_set`.

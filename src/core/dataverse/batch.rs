@@ -2,6 +2,7 @@
 //! independent of the others (no change set), so one failure does not undo the rest.
 
 use crate::core::json::{Map, Value};
+use crate::prelude::*;
 
 /// The most operations Dataverse takes in one batch.
 pub const MAX_OPERATIONS: usize = 1000;

@@ -10,6 +10,7 @@
 //! change of its contact in the burst.
 
 use crate::core::sorted::SortedMap;
+use crate::prelude::*;
 
 /// One change waiting in a burst.
 #[derive(Debug, Clone, PartialEq, Eq)]

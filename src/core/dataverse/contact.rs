@@ -2,6 +2,7 @@
 //! reads. Values are read tolerantly: absent, `null` and blank text are all "no value".
 
 use crate::core::sorted::SortedMap;
+use crate::prelude::*;
 
 use crate::core::json::{Map, Value};
 

@@ -4,6 +4,7 @@
 
 use crate::core::json::{self, Value};
 use crate::core::salesmanago::{HttpResponse, RetryAfter};
+use crate::prelude::*;
 
 /// A Web API call that ended without an HTTP answer the host could read: the error object of
 /// `Xrm.WebApi` (its `message`, `errorCode`, `status` and `retryAfter`), or `fetch`'s failure.

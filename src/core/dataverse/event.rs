@@ -11,6 +11,7 @@
 use crate::core::dataverse::schema::contact;
 use crate::core::json::{self, Map, Value};
 use crate::core::sync::iso_datetime;
+use crate::prelude::*;
 
 /// The header Dataverse sets when it cut the payload for size.
 pub const SIZE_EXCEEDED_HEADER: &str = "x-ms-dynamics-msg-size-exceeded";

@@ -3,6 +3,7 @@
 use super::contact::SELECT;
 use super::schema::contact;
 use crate::core::json::{self, Value};
+use crate::prelude::*;
 
 /// An OData string literal: single quotes, inner quotes doubled.
 pub fn literal(value: &str) -> String {

@@ -18,6 +18,7 @@
 
 use crate::core::json::{Map, Value};
 use crate::core::sync::{is_synchronised_with, logical};
+use crate::prelude::*;
 
 use super::query::contact_columns;
 use super::schema::contact;

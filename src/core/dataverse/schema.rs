@@ -5,6 +5,8 @@
 //! existing installation upgrades in place. `tests/solution.rs` checks that the solution's
 //! `customizations.xml` defines exactly the custom columns listed here.
 
+use crate::prelude::*;
+
 /// The "SALESmanago Integration" table: one record holds the credentials and the job state.
 pub mod integration {
     /// Logical name of the table.
@@ -370,7 +372,7 @@ mod tests {
 
     #[test]
     fn every_custom_column_is_listed_once() {
-        let mut seen = std::collections::BTreeSet::new();
+        let mut seen = alloc::collections::BTreeSet::new();
         for (table, columns) in CUSTOM_COLUMNS {
             for column in *columns {
                 assert!(seen.insert((*table, *column)), "{table}.{column} listed twice");

@@ -14,6 +14,7 @@ use crate::core::salesmanago::relay::Refusal;
 use crate::core::salesmanago::{EndpointError, RetryAfter, SmError, TransportFailure};
 use crate::core::scope::view::ViewError;
 use crate::core::scope::ScopeError;
+use crate::prelude::*;
 
 pub(super) fn text(message: &Message) -> String {
     match message {

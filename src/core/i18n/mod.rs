@@ -1,6 +1,8 @@
 //! User-visible text: the only place it is built. English and Polish catalogues are
 //! exhaustive matches, so a message without a translation does not compile.
 
+use crate::prelude::*;
+
 mod en;
 mod pl;
 mod standing;

@@ -1,6 +1,7 @@
 //! [`Message::Standing`] in each language: the parts SALESmanago said, in one order, joined.
 
 use super::Message;
+use crate::prelude::*;
 
 /// A language's words for it.
 pub(super) struct Words {

@@ -20,6 +20,7 @@ use crate::core::salesmanago::contact::SmContact;
 use crate::core::salesmanago::operation::{Lookup, LookupKind};
 use crate::core::sorted::SortedMap;
 use crate::core::sync::{iso_datetime, Tally};
+use crate::prelude::*;
 
 use super::runner::{Call, Error, Output, Request, Runner};
 use super::units::{hold, not_done, unreadable, Answer, Pages, Row};
@@ -148,7 +149,7 @@ impl Activity {
                     let watermark = self.watermark.map_or(held, |w| w.max(held));
                     extra.insert(integration::ACTIVITY_WATERMARK.into(), watermark.to_string().into());
                 }
-                self.ending.start(run, std::mem::take(&mut self.tally), extra, now_ms);
+                self.ending.start(run, ::core::mem::take(&mut self.tally), extra, now_ms);
             }
             Pruning::Listing(_) | Pruning::Deleting(_) => {}
         }
@@ -213,7 +214,7 @@ impl Activity {
             }
             (Step::Create, Ok(Output::Created(outcomes))) => {
                 let mut outcomes = outcomes.into_iter();
-                for (at, row) in std::mem::take(&mut unit.sent) {
+                for (at, row) in ::core::mem::take(&mut unit.sent) {
                     match outcomes.next() {
                         Some(Ok(created)) => {
                             if created {

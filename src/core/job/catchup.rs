@@ -20,6 +20,7 @@ use crate::core::i18n::{text, Lang, Message};
 use crate::core::json::{Map, Value};
 use crate::core::sorted::SortedMap;
 use crate::core::sync::{iso_datetime, unix_ms, NotDone, Tally};
+use crate::prelude::*;
 
 use super::removal::{Next, Removal};
 use super::runner::{Error, Output, Request, Runner};

@@ -5,7 +5,8 @@
 //! whose lookup failed) holds it at its modification time, so the next pull tries it again,
 //! while its other columns (an opt-out above all) are written column by column meanwhile.
 
-use std::collections::VecDeque;
+use crate::prelude::*;
+use alloc::collections::VecDeque;
 
 use crate::core::dataverse::contact::ContactRow;
 use crate::core::dataverse::query::{contacts, one_of};
@@ -184,7 +185,7 @@ impl Changes {
                 let watermark = self.hold.map_or(self.to, |h| h.saturating_sub(1).min(self.to));
                 extra.insert(integration::CHANGES_WATERMARK.into(), watermark.to_string().into());
             }
-            self.ending.start(run, std::mem::take(&mut self.tally), extra, now_ms);
+            self.ending.start(run, ::core::mem::take(&mut self.tally), extra, now_ms);
         }
     }
 
@@ -312,7 +313,7 @@ impl Changes {
     fn patch(&mut self, index: usize, run: &mut Runner, now_ms: u64) {
         let Some(chunk) = self.chunks.get_mut(&index) else { return };
         chunk.tally = Tally::default();
-        for (id, reason) in std::mem::take(&mut chunk.unknown) {
+        for (id, reason) in ::core::mem::take(&mut chunk.unknown) {
             chunk.tally.total += 1;
             let held = chunk.held(Some(&id));
             hold(&mut chunk.hold, held);

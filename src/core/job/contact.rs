@@ -23,6 +23,7 @@ use crate::core::salesmanago::operation::{Lookup, LookupKind, Refused, Upsert};
 use crate::core::salesmanago::SmError;
 use crate::core::scope::Scope;
 use crate::core::sync::{is_synchronised_with, write_back, Tally, Went};
+use crate::prelude::*;
 
 use super::removal::{Next, Removal, Removed};
 use super::runner::{Call, Error, Output, Request, Runner};
@@ -315,7 +316,7 @@ impl ContactCommand {
 impl ContactCommand {
     /// Takes the answer to `ticket` from Dataverse or SALESmanago.
     pub(super) fn on(&mut self, ticket: Ticket, result: Result<Output, Error>, run: &mut Runner) {
-        match std::mem::replace(&mut self.stage, Stage::Over) {
+        match ::core::mem::replace(&mut self.stage, Stage::Over) {
             Stage::Reading(t) if t == ticket => match result {
                 Ok(Output::Row(row)) => match self.task {
                     Task::Fetch { .. } | Task::Check { .. } => self.lookup(row, run),
@@ -332,7 +333,7 @@ impl ContactCommand {
                         match sm
                             .id
                             .as_ref()
-                            .and_then(|id| Lookup::batches(LookupKind::ListById, std::slice::from_ref(id)).pop())
+                            .and_then(|id| Lookup::batches(LookupKind::ListById, ::core::slice::from_ref(id)).pop())
                         {
                             Some(call) => {
                                 let ticket = run.issue(Request::Call(Call::Lookup(call)));
@@ -413,7 +414,7 @@ impl ContactCommand {
     /// Takes the form's answer to `ticket`: how many columns it filled, or whether the user
     /// confirmed (1) or not (0).
     pub(super) fn on_form(&mut self, ticket: Ticket, reply: Result<usize, String>, run: &mut Runner) {
-        match (std::mem::replace(&mut self.stage, Stage::Over), reply) {
+        match (::core::mem::replace(&mut self.stage, Stage::Over), reply) {
             (Stage::Filling(t), Ok(0)) if t == ticket => self.succeed(run, Message::AlreadyMatches, Vec::new()),
             (Stage::Filling(t), Ok(fields)) if t == ticket => {
                 self.succeed(run, Message::Fetched { fields }, Vec::new())
@@ -479,7 +480,7 @@ impl ContactCommand {
             // still holds the address it would be renamed from (the sharing rule).
             return match rename_from(&ContactRow::from_json(row), &held) {
                 Some(previous) => {
-                    let read = Request::Read(holders(std::slice::from_ref(&previous)));
+                    let read = Request::Read(holders(::core::slice::from_ref(&previous)));
                     self.stage = Stage::Sharing(run.issue(read), row.clone(), held, previous);
                 }
                 None => self.upsert(row.clone(), held, false, run),
@@ -689,7 +690,7 @@ impl ContactCommand {
         if matches!(self.task, Task::Delete { on_form: false, .. }) {
             run.emit(Action::Form { ticket: None, act: FormAction::RefreshGrid });
         }
-        let failures = std::mem::take(&mut self.failures);
+        let failures = ::core::mem::take(&mut self.failures);
         let close_form = on_form && failures.is_empty();
         let message =
             Message::Deleted { deleted: self.deleted, failures, kept: self.kept, opt_out_only: self.opt_out_only };

@@ -19,6 +19,7 @@ use crate::core::integration::Settings;
 use crate::core::json::Map;
 use crate::core::salesmanago::{Client, HttpResponse};
 use crate::core::sync::NotDone;
+use crate::prelude::*;
 
 use super::contact::{ContactStart, Task};
 use super::export::selection;

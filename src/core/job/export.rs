@@ -2,7 +2,8 @@
 //! outcome written back where it changes. "Export all" saves a checkpoint every few pages
 //! and a later run resumes after it.
 
-use std::sync::Arc;
+use crate::prelude::*;
+use alloc::sync::Arc;
 
 use crate::core::command::BulkJob;
 use crate::core::dataverse::contact::ContactRow;
@@ -241,10 +242,10 @@ impl Export {
                     return;
                 }
             }
-            let mut tally = std::mem::take(&mut self.prefix);
+            let mut tally = ::core::mem::take(&mut self.prefix);
             let mut extra = Map::new();
             if let Some(catch_up) = &mut self.catch_up {
-                tally.merge(std::mem::take(&mut catch_up.tally));
+                tally.merge(::core::mem::take(&mut catch_up.tally));
                 self.for_now += catch_up.for_now;
                 catch_up.columns(self.pages_to_read.delta.take(), self.for_now > 0, &mut extra);
                 for note in &catch_up.notes {
@@ -414,7 +415,7 @@ impl Export {
             }
             (Step::Write, Ok(Output::Written(outcomes))) => {
                 let page = self.page(index);
-                let (failed, _) = settle(std::mem::take(&mut page.writes), outcomes, false);
+                let (failed, _) = settle(::core::mem::take(&mut page.writes), outcomes, false);
                 for (row, reason) in failed {
                     // Only a Synced write counted the contact done; it is failed now.
                     let reason = text(&Message::Dataverse { detail: reason }, run.lang);
@@ -657,7 +658,7 @@ impl Page {
     /// Row `at` failed in SALESmanago for `reason`.
     fn fail(&mut self, at: usize, reason: String, now_ms: u64) {
         // An opt-out of a contact leaving the scope was counted outside: it fails instead.
-        if std::mem::take(&mut self.leaving[at]) {
+        if ::core::mem::take(&mut self.leaving[at]) {
             self.tally.outside -= 1;
         }
         self.status(at, SyncStatus::Failed, Went::default(), Some(&reason), now_ms);
@@ -667,7 +668,7 @@ impl Page {
 
     /// Dynamics refused the write-back of row `at`: a contact counted sent becomes failed.
     fn written_failed(&mut self, at: usize, reason: String) {
-        if std::mem::take(&mut self.sent[at]) {
+        if ::core::mem::take(&mut self.sent[at]) {
             let listed = not_done(&self.rows[at], false, reason);
             self.tally.sent_refused(self.again[at], listed);
         }

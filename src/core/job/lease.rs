@@ -19,6 +19,7 @@
 use crate::core::dataverse::schema::Job as JobColumns;
 use crate::core::json::{self, Map, Value};
 use crate::object;
+use crate::prelude::*;
 
 /// How often a running job renews its lease, at the longest.
 pub const HEARTBEAT_MS: u64 = 30_000;

@@ -12,6 +12,8 @@
 //! and feeds back what came of them; `tests/simulation` drives the same jobs against
 //! in-memory services with seeded faults and a simulated clock.
 
+use crate::prelude::*;
+
 mod activity;
 mod catchup;
 mod changes;
@@ -541,7 +543,7 @@ impl Ending {
             }
             extra
         });
-        let details = std::mem::take(&mut self.details);
+        let details = ::core::mem::take(&mut self.details);
         let summary = Summary { message, details, close_form: false, download, tally };
         self.started = true;
         match columns {

@@ -10,6 +10,7 @@ use crate::core::dataverse::schema::contact;
 use crate::core::json::{Map, Value};
 use crate::core::sorted::SortedMap;
 use crate::core::sync::is_synchronised_with;
+use crate::prelude::*;
 
 use super::runner::{Error, Output, Request, Runner};
 use super::Ticket;
@@ -85,7 +86,7 @@ impl Recheck {
             }
         }
         if self.reading.is_empty() {
-            Checked::Changed(std::mem::take(&mut self.again))
+            Checked::Changed(::core::mem::take(&mut self.again))
         } else {
             Checked::Waiting
         }

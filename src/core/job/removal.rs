@@ -9,6 +9,7 @@ use crate::core::dataverse::schema::contact;
 use crate::core::json::Value;
 use crate::core::mapping::normalize::email;
 use crate::core::salesmanago::operation::{Channel, Delete, HasContact, SetSubscription};
+use crate::prelude::*;
 
 use super::runner::{Call, Error, Output, Request};
 

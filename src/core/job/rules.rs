@@ -14,6 +14,7 @@ use crate::core::command::BulkJob;
 use crate::core::i18n::{text, Lang, Message};
 use crate::core::integration::Settings;
 use crate::core::salesmanago::rule::RuleCall;
+use crate::prelude::*;
 
 use super::deliveries::{Answer, BurstStart, Done, Failed};
 use super::{Job, JobFailure, Named, Start, Summary};

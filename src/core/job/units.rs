@@ -1,7 +1,8 @@
 //! What the jobs share about contacts: reading a page's rows one by one, and writing columns
 //! so that a column Dataverse refuses does not hold back the others.
 
-use std::collections::VecDeque;
+use crate::prelude::*;
+use alloc::collections::VecDeque;
 
 use crate::core::dataverse::contact::ContactRow;
 use crate::core::dataverse::schema::contact;
@@ -346,7 +347,7 @@ mod tests {
 
     /// The reads the runner hands the host now.
     fn reads(run: &mut Runner) -> Vec<(Ticket, Read)> {
-        std::iter::from_fn(|| run.poll(0))
+        ::core::iter::from_fn(|| run.poll(0))
             .filter_map(|action| match action {
                 Action::Read { ticket, read } => Some((ticket, read)),
                 _ => None,
@@ -436,7 +437,7 @@ mod tests {
         // The second part answers first: each page keeps its place.
         answer(&mut pages, &mut run, parts[1].0, ids(page + 1, 1), false);
         answer(&mut pages, &mut run, parts[0].0, ids(1, page), false);
-        let places: Vec<(Place, bool)> = std::iter::from_fn(|| pages.arrived()).map(|a| (a.place, a.last)).collect();
+        let places: Vec<(Place, bool)> = ::core::iter::from_fn(|| pages.arrived()).map(|a| (a.place, a.last)).collect();
         assert_eq!(places, [(Place { part: 1, page: 0 }, true), (Place { part: 0, page: 0 }, true)]);
         assert!(pages.done());
         assert_eq!(Place { part: 0, page: 0 }.after(true), Place { part: 1, page: 0 });
@@ -497,7 +498,7 @@ impl Patching {
     /// the first batch, [`Patching::writes`] holds the column-by-column retry, if any.
     pub(super) fn answer(&mut self, outcomes: Vec<Result<(), String>>) -> Vec<(usize, String)> {
         let first = !self.split;
-        let (failed, again) = settle(std::mem::take(&mut self.writes), outcomes, first);
+        let (failed, again) = settle(::core::mem::take(&mut self.writes), outcomes, first);
         let mut out: Vec<(usize, String)> = Vec::new();
         for (key, reason) in failed {
             let retried = again.iter().any(|w| w.key == key);

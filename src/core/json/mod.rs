@@ -9,13 +9,15 @@
 //! which for the few dozen keys of a row is faster than a map; numbers keep their text, so
 //! what is read is written back unchanged and no float is formatted.
 
+use crate::prelude::*;
+
 pub mod object;
 mod parse;
 mod read;
 #[cfg(test)]
 mod tests;
 
-use std::fmt;
+use ::core::fmt;
 
 use crate::core::sorted::SortedMap;
 
@@ -207,7 +209,7 @@ impl fmt::Display for Value {
     }
 }
 
-impl std::ops::Index<&str> for Value {
+impl ::core::ops::Index<&str> for Value {
     type Output = Value;
     /// A field of an object; `null` when missing or not an object.
     fn index(&self, key: &str) -> &Value {
@@ -215,7 +217,7 @@ impl std::ops::Index<&str> for Value {
     }
 }
 
-impl std::ops::Index<usize> for Value {
+impl ::core::ops::Index<usize> for Value {
     type Output = Value;
     /// An item of an array; `null` when out of range or not an array.
     fn index(&self, at: usize) -> &Value {
@@ -235,7 +237,7 @@ impl PartialEq<&str> for Value {
     }
 }
 
-impl std::ops::Index<&str> for Map {
+impl ::core::ops::Index<&str> for Map {
     type Output = Value;
     /// The value of `key`; `null` when missing.
     fn index(&self, key: &str) -> &Value {
@@ -279,7 +281,7 @@ impl Map {
     /// Sets `key` (in place if present, else last); returns the old value.
     pub fn insert(&mut self, key: String, value: Value) -> Option<Value> {
         match self.get_mut(&key) {
-            Some(old) => Some(std::mem::replace(old, value)),
+            Some(old) => Some(::core::mem::replace(old, value)),
             None => {
                 self.0.push((key, value));
                 None
@@ -349,7 +351,7 @@ impl FromIterator<(String, Value)> for Map {
 
 impl IntoIterator for Map {
     type Item = (String, Value);
-    type IntoIter = std::vec::IntoIter<(String, Value)>;
+    type IntoIter = alloc::vec::IntoIter<(String, Value)>;
     fn into_iter(self) -> Self::IntoIter {
         self.0.into_iter()
     }
@@ -358,7 +360,7 @@ impl IntoIterator for Map {
 impl<'a> IntoIterator for &'a Map {
     type Item = (&'a String, &'a Value);
     type IntoIter =
-        std::iter::Map<std::slice::Iter<'a, (String, Value)>, fn(&'a (String, Value)) -> (&'a String, &'a Value)>;
+        ::core::iter::Map<::core::slice::Iter<'a, (String, Value)>, fn(&'a (String, Value)) -> (&'a String, &'a Value)>;
     fn into_iter(self) -> Self::IntoIter {
         self.0.iter().map(|(k, v)| (k, v))
     }
@@ -454,7 +456,7 @@ macro_rules! integers {
                 Value::Number(Number(self.to_string().into_boxed_str()))
             }
             fn write_json(&self, out: &mut String) {
-                use std::fmt::Write as _;
+                use ::core::fmt::Write as _;
                 let _ = write!(out, "{self}");
             }
             fn is_blank(&self) -> bool {
@@ -491,7 +493,7 @@ macro_rules! pointers {
         }
     )*};
 }
-pointers!(&T, std::sync::Arc<T>);
+pointers!(&T, alloc::sync::Arc<T>);
 
 impl<T: ToJson> ToJson for Option<T> {
     fn to_json(&self) -> Value {
@@ -587,6 +589,12 @@ impl<T: Into<Value>> From<Option<T>> for Value {
     }
 }
 
+/// A key of [`object!`], owned (the macro's callers need not name `String`).
+#[doc(hidden)]
+pub fn key(key: &str) -> String {
+    key.into()
+}
+
 /// An object from `key: value` pairs, each value anything [`ToJson`]:
 /// `object! {"email": email, "async": false}`.
 #[macro_export]
@@ -594,7 +602,7 @@ macro_rules! object {
     ($($key:literal : $value:expr),* $(,)?) => {{
         #[allow(unused_mut)]
         let mut map = $crate::core::json::Map::new();
-        $(map.insert(::std::string::String::from($key), $crate::core::json::ToJson::to_json(&$value));)*
+        $(map.insert($crate::core::json::key($key), $crate::core::json::ToJson::to_json(&$value));)*
         $crate::core::json::Value::Object(map)
     }};
 }

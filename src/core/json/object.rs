@@ -3,6 +3,7 @@
 //! written straight from them, with no copy of each name and value to build and free.
 
 use super::{write_string, Map, ToJson};
+use crate::prelude::*;
 
 /// Whether a field is always there, or only when it says something (not `null`, `false`, `[]`
 /// or `{}`: the optional fields of a request body, as [`Map::put`] keeps them).
@@ -61,7 +62,7 @@ impl Sink for Text<'_> {
         if keep == Keep::WhenSaid && value.is_blank() {
             return;
         }
-        if !std::mem::replace(&mut self.first, false) {
+        if !::core::mem::replace(&mut self.first, false) {
             self.out.push(',');
         }
         write_string(key, self.out);

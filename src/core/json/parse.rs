@@ -1,6 +1,7 @@
 //! The parser: one JSON text to a [`Value`], with the line and column of what is wrong.
 
-use std::fmt;
+use crate::prelude::*;
+use ::core::fmt;
 
 use super::{Map, Number, Value};
 
@@ -18,7 +19,7 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl ::core::error::Error for Error {}
 
 /// Objects and arrays nested deeper than this are refused (a hostile answer cannot exhaust the
 /// stack).

@@ -1,6 +1,7 @@
 //! Reading JSON into the engine's types, with messages in serde's words.
 
-use std::fmt;
+use crate::prelude::*;
+use ::core::fmt;
 
 use super::{Error, Map, Value};
 use crate::core::sorted::SortedMap;

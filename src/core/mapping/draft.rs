@@ -5,6 +5,7 @@
 
 use crate::core::json::{Fields, Map, Value};
 use crate::core::sorted::SortedMap;
+use crate::prelude::*;
 
 use super::fields::{reserved, ColumnType, Direction, EntryProblem, FieldMapping, MappingError, Target};
 use crate::core::scope::view::{ViewError, ViewFilter};

@@ -38,6 +38,7 @@ use crate::core::json::{self, Map, Value};
 use crate::core::salesmanago::contact::{SmContact, UpsertDetails};
 use crate::core::salesmanago::export::SYNC_TAG;
 use crate::core::sorted::SortedMap;
+use crate::prelude::*;
 
 use super::normalize::{self, Date};
 use super::outbound::MAX_TEXT;

@@ -5,6 +5,7 @@
 //! unknown, not empty. Opt-outs and consents follow the consent rule ([`crate::core::consent`]).
 
 use crate::core::sorted::SortedMap;
+use crate::prelude::*;
 
 use crate::core::json::Value;
 

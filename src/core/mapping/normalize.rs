@@ -3,6 +3,7 @@
 //! dates. Each function says what it accepts; none drops a value without saying why.
 
 use crate::core::salesmanago::endpoint::is_dns_label;
+use crate::prelude::*;
 
 /// Why an e-mail address cannot be sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,7 +232,7 @@ impl Date {
             digit(day),
         ];
         // Digits and dashes: always UTF-8.
-        std::str::from_utf8(&iso).unwrap_or_default().to_owned()
+        ::core::str::from_utf8(&iso).unwrap_or_default().to_owned()
     }
 }
 

@@ -28,6 +28,7 @@ use crate::core::json::{Map, Value};
 use crate::core::salesmanago::contact::SmContact;
 use crate::core::salesmanago::contact::{Address, ConsentDetail, ContactData, UpsertDetails};
 use crate::core::salesmanago::export::SYNC_TAG;
+use crate::prelude::*;
 
 /// Longest free text sent in one field. SALESmanago documents no contact field limits; 255 is the
 /// limit of its event detail fields (`docs/salesmanago-api.md` §4) and fits every Dynamics address column.

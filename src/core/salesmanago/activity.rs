@@ -13,6 +13,7 @@
 
 use crate::core::activity::{Event, Kind};
 use crate::core::json::{Map, Value};
+use crate::prelude::*;
 
 use super::contact::number;
 

@@ -4,7 +4,8 @@
 //! sent; the `apiKey` is any random string, which the host draws per request and passes in, as
 //! it passes the request time: the core has no clock and no randomness.
 
-use std::fmt;
+use crate::prelude::*;
+use ::core::fmt;
 
 use crate::core::json::Map;
 

@@ -6,6 +6,7 @@
 
 use crate::core::consent::{Key, Theirs};
 use crate::core::sorted::SortedMap;
+use crate::prelude::*;
 
 use crate::core::json::object::{object_json, Keep, Object, Sink};
 use crate::core::json::{Fields, FromJson, Invalid, Map, ToJson, Value};
@@ -415,7 +416,7 @@ fn birthday(object: &Map) -> Option<(Option<u16>, u8, u8)> {
         return Some((year, u8::try_from(month).ok()?, u8::try_from(day).ok()?));
     }
     let digits = text_field(object, "birthday")?;
-    let field = |range: std::ops::Range<usize>| digits.get(range)?.parse::<u16>().ok();
+    let field = |range: ::core::ops::Range<usize>| digits.get(range)?.parse::<u16>().ok();
     match digits.len() {
         8 if digits.bytes().all(|b| b.is_ascii_digit()) => {
             Some((field(0..4), u8::try_from(field(4..6)?).ok()?, u8::try_from(field(6..8)?).ok()?))

@@ -8,6 +8,8 @@
 //!
 //! Anything else is refused with an [`EndpointError`] that says what to enter instead.
 
+use crate::prelude::*;
+
 /// A validated API base, such as `https://app3.salesmanago.pl`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {

@@ -3,6 +3,7 @@
 //! into [`SmError`]s and hands the payload's other fields to the method's parser.
 
 use crate::core::json::{self, Map, Value};
+use crate::prelude::*;
 
 use super::error::SmError;
 use super::http::{HttpResponse, TransportFailure};

@@ -3,6 +3,7 @@
 //! No variant holds a secret: server messages and statuses only.
 
 use super::http::TransportFailure;
+use crate::prelude::*;
 
 /// A failed SALESmanago call.
 #[derive(Debug, Clone, PartialEq, Eq)]

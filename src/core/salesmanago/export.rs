@@ -15,6 +15,7 @@
 
 use crate::core::json::{self, Map, Value};
 use crate::object;
+use crate::prelude::*;
 
 use super::contact::{SmConsent, SmContact};
 use super::endpoint::is_file_address;
@@ -169,7 +170,7 @@ impl FileReader {
                         _ => {}
                     }
                     if self.depth == 0 {
-                        let entry = std::mem::take(&mut self.entry);
+                        let entry = ::core::mem::take(&mut self.entry);
                         self.state = State::Between;
                         self.entry_read(&entry)?;
                     }
@@ -183,7 +184,7 @@ impl FileReader {
 
     /// The contacts read since the last call.
     pub fn take(&mut self) -> Vec<Exported> {
-        std::mem::take(&mut self.read)
+        ::core::mem::take(&mut self.read)
     }
 
     /// Checks that the file ended where its list did.
@@ -197,7 +198,7 @@ impl FileReader {
     }
 
     fn entry_read(&mut self, bytes: &[u8]) -> Result<(), String> {
-        let text = std::str::from_utf8(bytes).map_err(|_| "an export entry is not UTF-8".to_owned())?;
+        let text = ::core::str::from_utf8(bytes).map_err(|_| "an export entry is not UTF-8".to_owned())?;
         let Value::Object(entry) = json::from_str(text).map_err(|e| e.to_string())? else {
             return Err("an export entry is not an object".into());
         };

@@ -3,6 +3,7 @@
 
 use super::error::RetryAfter;
 use super::relay::RelayKey;
+use crate::prelude::*;
 
 /// A request to SALESmanago: always `POST` with a JSON body.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,6 +10,8 @@
 //! The contract is `docs/salesmanago-api.md`; each module cites the section it
 //! follows.
 
+use crate::prelude::*;
+
 pub mod activity;
 pub mod auth;
 pub mod contact;

@@ -4,7 +4,8 @@
 //! [`super::Client`] adds the auth fields and the URL. Methods with a per-call limit are built
 //! through a `batches` constructor that splits the input, so an over-long call cannot be made.
 
-use std::sync::Arc;
+use crate::prelude::*;
+use alloc::sync::Arc;
 
 use crate::core::sorted::SortedMap;
 

@@ -332,7 +332,7 @@ fn a_batch_is_written_byte_for_byte_as_its_tree_says() {
         assert_eq!(written, detail.to_json().to_string(), "{detail:?}");
     }
     assert!(Address::default().is_blank() && !details[0].contact.is_blank());
-    let batch = BatchUpsert::of(details.into_iter().map(std::sync::Arc::new).collect());
+    let batch = BatchUpsert::of(details.into_iter().map(alloc::sync::Arc::new).collect());
     let mut tree = client().credentials.auth_fields(&nonce(), true);
     tree.extend(batch.body());
     assert_eq!(client().request(&batch, &nonce()).body, Value::Object(tree).to_string());

@@ -7,6 +7,7 @@
 //! from anything SALESmanago says.
 
 use crate::core::json::Value;
+use crate::prelude::*;
 
 /// An API method the engine calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,8 +69,8 @@ impl RelayKey {
     }
 }
 
-impl std::fmt::Debug for RelayKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl ::core::fmt::Debug for RelayKey {
+    fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
         f.write_str("RelayKey(<redacted>)")
     }
 }

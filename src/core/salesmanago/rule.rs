@@ -8,6 +8,7 @@
 
 use crate::core::json::{self, Value};
 use crate::core::mapping::normalize;
+use crate::prelude::*;
 
 /// The longest SALESmanago id taken (a UUID is 36 characters).
 const MAX_ID: usize = 64;
@@ -36,8 +37,8 @@ pub enum RuleProblem {
     NoContact,
 }
 
-impl std::fmt::Display for RuleProblem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl ::core::fmt::Display for RuleProblem {
+    fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
         match self {
             RuleProblem::NotJson(detail) => write!(f, "not a JSON object: {detail}"),
             RuleProblem::NotText(field) => write!(f, "the field {field} is not text"),

@@ -3,6 +3,7 @@
 //! their API method and with the API's own field names.
 
 use crate::core::json::{self, Fields, Invalid, Value};
+use crate::prelude::*;
 
 use super::auth::{ApiSecret, Credentials};
 use super::contact::UpsertDetails;

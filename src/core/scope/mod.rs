@@ -18,6 +18,7 @@ use crate::core::dataverse::contact::{Cell, ContactRow};
 use crate::core::dataverse::schema::{contact, integration, is_logical_name, SyncStatus};
 use crate::core::json::{Map, Value};
 use crate::core::mapping::fields::reserved;
+use crate::prelude::*;
 
 pub mod view;
 

@@ -14,7 +14,8 @@
 //! table, a relative date such as `last-x-days`, a user or business-unit operator) is refused by
 //! name, never evaluated as something it is not.
 
-use std::cmp::Ordering;
+use crate::prelude::*;
+use ::core::cmp::Ordering;
 
 use crate::core::dataverse::contact::{Cell, ContactRow};
 use crate::core::dataverse::schema::is_logical_name;
@@ -382,6 +383,8 @@ fn close(pattern: &[Token], reach: &mut [bool]) {
 
 /// Just enough XML for FetchXML: elements, attributes, text, comments, the five entities.
 mod xml {
+    use crate::prelude::*;
+
     #[derive(Debug, Default)]
     pub(super) struct Element {
         pub(super) name: String,

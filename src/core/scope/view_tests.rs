@@ -134,7 +134,7 @@ fn entities_and_quotes_are_read() {
 
 #[test]
 fn decimals_compare_by_value() {
-    use std::cmp::Ordering::*;
+    use ::core::cmp::Ordering::*;
     for (a, b, order) in [
         ("10", "2", Greater),
         ("2.50", "2.5", Equal),

@@ -2,11 +2,10 @@
 //! from the form or the grid: what the form says goes into a core
 //! [`crate::core::job::contact::Task`], which [`super::jobs::drive`] runs.
 
-use std::cell::RefCell;
-
 use crate::core::integration::Settings;
 use crate::core::job::contact::{ContactStart, Task};
 use crate::core::job::Job;
+use crate::prelude::*;
 
 use super::super::browser::{now_ms, random_seed};
 use super::super::dynamics::{consent_columns, FormContext};
@@ -17,22 +16,20 @@ use super::{load_settings, Context, Failure, Outcome};
 /// commands, so that a click costs one Dataverse and one SALESmanago round trip.
 const CACHE_MS: u64 = 60_000;
 
-thread_local! {
-    static CACHE: RefCell<Option<(u64, Settings, Vec<String>)>> = const { RefCell::new(None) };
-}
+/// The cache: when it was filled, the settings and the consent columns. A spin lock only to be a
+/// safe `static` in the `no_std` engine: the page's one thread never finds it held.
+static CACHE: spin::Mutex<Option<(u64, Settings, Vec<String>)>> = spin::Mutex::new(None);
 
 /// The integration settings and the contact table's consent columns, cached for [`CACHE_MS`].
 async fn settings_and_consents(context: &Context) -> Result<(Settings, Vec<String>), Failure> {
     let now = now_ms();
-    if let Some((_, settings, consents)) =
-        CACHE.with(|c| c.borrow().clone()).filter(|(at, ..)| now.saturating_sub(*at) < CACHE_MS)
-    {
+    if let Some((_, settings, consents)) = CACHE.lock().clone().filter(|(at, ..)| now.saturating_sub(*at) < CACHE_MS) {
         return Ok((settings, consents));
     }
     let (web_api, ui) = (context.web_api()?, context.ui());
     let (settings, consents) = futures_util::future::join(load_settings(&web_api, &[]), consent_columns(&ui)).await;
     let (settings, consents) = (settings?.0, consents?);
-    CACHE.with(|c| *c.borrow_mut() = Some((now, settings.clone(), consents.clone())));
+    *CACHE.lock() = Some((now, settings.clone(), consents.clone()));
     Ok((settings, consents))
 }
 

@@ -1,6 +1,7 @@
 //! The credential page: save what the admin typed into the form's hidden columns.
 
 use crate::core::json::{Map, Value};
+use crate::prelude::*;
 
 use crate::core::credentials::{check, Field, Stored};
 use crate::core::dataverse::schema::integration;

@@ -3,8 +3,9 @@
 //! SALESmanago calls, timers, the progress indicator, the form's fills, notifications and
 //! dialogs) and feeds back what came of them. Every decision is the core's.
 
-use std::future::Future;
-use std::pin::Pin;
+use crate::prelude::*;
+use ::core::future::Future;
+use ::core::pin::Pin;
 
 use futures_util::future::poll_immediate;
 use futures_util::stream::{FuturesUnordered, StreamExt};

@@ -15,6 +15,7 @@ use crate::core::mapping::{to_salesmanago, OutboundOptions, Skip};
 use crate::core::salesmanago::contact::UpsertDetails;
 use crate::core::scope::Scope;
 use crate::object;
+use crate::prelude::*;
 
 use super::super::browser::now_ms;
 use super::super::dynamics::{read_json, ClientApiError, FormContext, Ui};

@@ -1,6 +1,8 @@
 //! The user commands, end to end: read from Dynamics, let the core decide, call SALESmanago,
 //! write back. One module per kind of command.
 
+use crate::prelude::*;
+
 mod contact;
 mod credentials;
 mod jobs;

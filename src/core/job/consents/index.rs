@@ -10,6 +10,7 @@
 
 use crate::core::salesmanago::contact::{SmConsent, SmContact};
 use crate::core::salesmanago::export::Exported;
+use crate::prelude::*;
 
 type Digest = [u8; 16];
 

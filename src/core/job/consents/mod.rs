@@ -15,6 +15,7 @@ use crate::core::salesmanago::export::{ExportConsents, FileReader, JobStatus};
 use crate::core::scope::Scope;
 use crate::core::sorted::SortedMap;
 use crate::core::sync::{consents_only, Counted, Tally};
+use crate::prelude::*;
 
 use super::runner::{Call, Error, Output, Request, Runner};
 use super::units::{not_done, rows, unreadable, Answer, Pages, Patching, Row, Write};
@@ -93,7 +94,7 @@ impl Consents {
         let Some(pages) = self.pages_to_read.as_mut().filter(|_| !self.ending.started()) else { return };
         pages.read(run, self.pages.len());
         if pages.done() && self.pages.is_empty() && !run.busy() {
-            self.ending.start(run, std::mem::take(&mut self.tally), Map::new(), now_ms);
+            self.ending.start(run, ::core::mem::take(&mut self.tally), Map::new(), now_ms);
         }
     }
 

@@ -7,6 +7,7 @@ use crate::core::dataverse::error::DvError;
 use crate::core::dataverse::schema::{integration, Job as JobColumns};
 use crate::core::i18n::Message;
 use crate::core::json::{Map, Value};
+use crate::prelude::*;
 
 use super::super::lease::{Holder, Lease, Purpose, User, Verdict, HEARTBEAT_MS, MAX_CONFLICTS, STALE_MS};
 use super::super::{Action, Ticket};

@@ -1,7 +1,8 @@
 //! What every job shares: tickets, the bound on requests in flight, retries as
 //! [`crate::core::retry`] plans them, signing, progress and the job's end.
 
-use std::collections::VecDeque;
+use crate::prelude::*;
+use alloc::collections::VecDeque;
 
 use crate::core::clock::ServiceClock;
 use crate::core::command::{BulkJob, Command};

@@ -13,6 +13,7 @@ use crate::core::salesmanago::operation::{BatchOutcome, BatchUpsert, Lookup, Mod
 use crate::core::salesmanago::operation::{Delete, HasContact, SetSubscription, Upsert};
 use crate::core::salesmanago::relay::Refusal;
 use crate::core::salesmanago::{Client, SmError};
+use crate::prelude::*;
 
 use super::super::lease::Purpose;
 use super::super::Reply;
