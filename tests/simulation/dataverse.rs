@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use salesmanago_dynamics::core::job::lease::Holder;
+
 use salesmanago_dynamics::core::dataverse::error::DvFailure;
 use salesmanago_dynamics::core::dataverse::query::literal;
 use salesmanago_dynamics::core::dataverse::schema::activity;
@@ -49,8 +51,29 @@ pub(crate) struct Dataverse {
     /// Contacts whose every change Dynamics refuses (a plug-in's rule, a field's limit), and
     /// every activity row regarding them.
     pub(crate) refuse: std::collections::BTreeSet<String>,
+    /// The contacts of which Dynamics refused a write (for either reason) since this was last
+    /// cleared: what a job's summary must call failed.
+    pub(crate) refused_writes: std::collections::BTreeSet<String>,
     /// SALESmanago activity rows by id (with `_regardingobjectid_value`).
     pub(crate) activities: BTreeMap<String, Map>,
+    /// One write of a job's lease that a plug-in on the integration record refuses (`400`),
+    /// once; `None` when it has been.
+    pub(crate) refuse_lease: Option<LeaseWrite>,
+    /// The lease tokens written so far: a token's first write takes the lease.
+    tokens_seen: std::collections::BTreeSet<String>,
+    /// The renewals written so far, by lease token.
+    renewals: BTreeMap<String, u32>,
+}
+
+/// A write of a job's lease on the integration record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LeaseWrite {
+    /// The run's first: it takes the lease.
+    Acquire,
+    /// The run's `n`th renewal (1 is the first), with its progress and checkpoint.
+    Renew(u32),
+    /// The last: the summary, the lease given up.
+    Release,
 }
 
 type Answer = Result<HttpResponse, DvFailure>;
@@ -141,7 +164,11 @@ impl Dataverse {
             tokens: BTreeMap::new(),
             keep_changes_ms: 7 * 86_400_000,
             refuse: Default::default(),
+            refused_writes: Default::default(),
             activities: BTreeMap::new(),
+            refuse_lease: None,
+            tokens_seen: Default::default(),
+            renewals: BTreeMap::new(),
         }
     }
 
@@ -422,18 +449,12 @@ impl Dataverse {
     }
 
     fn update(&mut self, id: &str, columns: &Map, now: u64) -> Result<(), String> {
-        if self.refuse.contains(id) {
-            return Err("A plug-in refused this change of the contact (simulated)".into());
+        let refused = self.check_update(id, columns);
+        if refused.is_err() {
+            self.refused_writes.insert(id.to_owned());
         }
-        let row = self.contacts.get_mut(id).ok_or_else(|| format!("contact With Id = {id} Does Not Exist"))?;
-        for (column, value) in columns.iter() {
-            let limit = LIMITS.iter().find(|(c, _)| c == column).map(|(_, l)| *l);
-            if let (Some(limit), Some(text)) = (limit, value.as_str()) {
-                if text.chars().count() > limit {
-                    return Err(format!("A validation error occurred. The length of the '{column}' attribute of the 'contact' entity exceeded the maximum allowed length of '{limit}'."));
-                }
-            }
-        }
+        refused?;
+        let row = self.contacts.get_mut(id).expect("checked");
         for (column, value) in columns.iter() {
             row.insert(column.clone(), value.clone());
         }
@@ -445,6 +466,25 @@ impl Dataverse {
         row.insert("modifiedon".into(), iso_datetime(now).into());
         self.row_version += 1;
         row.insert(contact::VERSION.into(), self.row_version.into());
+        Ok(())
+    }
+
+    /// Whether Dynamics takes this change of contact `id`: else why not.
+    fn check_update(&self, id: &str, columns: &Map) -> Result<(), String> {
+        if self.refuse.contains(id) {
+            return Err("A plug-in refused this change of the contact (simulated)".into());
+        }
+        if !self.contacts.contains_key(id) {
+            return Err(format!("contact With Id = {id} Does Not Exist"));
+        }
+        for (column, value) in columns.iter() {
+            let limit = LIMITS.iter().find(|(c, _)| c == column).map(|(_, l)| *l);
+            if let (Some(limit), Some(text)) = (limit, value.as_str()) {
+                if text.chars().count() > limit {
+                    return Err(format!("A validation error occurred. The length of the '{column}' attribute of the 'contact' entity exceeded the maximum allowed length of '{limit}'."));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -561,6 +601,10 @@ impl Dataverse {
             return Ok(HttpResponse { date: None, status: 412, retry_after: None, body: body.into() });
         }
         let Ok(Value::Object(columns)) = json::from_str(body) else { panic!("a PATCH body is a JSON object: {body}") };
+        if self.refuses_lease(&columns) {
+            let body = r#"{"error":{"code":"0x80040265","message":"A plug-in on the integration record refused this change (simulated)"}}"#;
+            return Ok(HttpResponse { date: None, status: 400, retry_after: None, body: body.into() });
+        }
         self.record(&columns);
         self.version += 1;
         if rng.chance(self.faults.timeout) {
@@ -573,6 +617,32 @@ impl Dataverse {
         let mut row = Map::new();
         row.insert("@odata.etag".into(), self.etag().into());
         ok(Value::Object(row).to_string())
+    }
+
+    /// Whether this write of the record is the lease write to refuse (once).
+    fn refuses_lease(&mut self, columns: &Map) -> bool {
+        let lease = columns.iter().find(|(column, _)| column.ends_with("lease"));
+        let Some(holder) = lease.and_then(|(_, value)| value.as_str()).and_then(Holder::from_text) else {
+            return false;
+        };
+        let write = match (self.tokens_seen.insert(holder.token.clone()), holder.released) {
+            (_, true) => LeaseWrite::Release,
+            (true, false) => LeaseWrite::Acquire,
+            (false, false) => {
+                let renewals = self.renewals.entry(holder.token.clone()).or_default();
+                *renewals += 1;
+                LeaseWrite::Renew(*renewals)
+            }
+        };
+        if self.refuse_lease != Some(write) {
+            return false;
+        }
+        self.refuse_lease = None;
+        // A refused first write has not taken the lease: the run's next write takes it.
+        if write == LeaseWrite::Acquire {
+            self.tokens_seen.remove(&holder.token);
+        }
+        true
     }
 
     fn record(&mut self, columns: &Map) {

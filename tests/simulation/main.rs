@@ -15,6 +15,8 @@ mod rule_calls;
 mod salesmanago;
 mod scope;
 
+use std::collections::BTreeSet;
+
 use salesmanago_dynamics::core::command::BulkJob;
 use salesmanago_dynamics::core::dataverse::error::DvFailure;
 use salesmanago_dynamics::core::dataverse::schema::{contact, integration, Job as JobColumns, SyncStatus};
@@ -24,10 +26,11 @@ use salesmanago_dynamics::core::job::contact::{ContactStart, FormAction, Level, 
 use salesmanago_dynamics::core::job::lease::{Holder, User, STALE_MS};
 use salesmanago_dynamics::core::job::{record_columns, Action, Job, JobFailure, Reply, Start, Summary, Ticket};
 use salesmanago_dynamics::core::json::{Map, Value};
+use salesmanago_dynamics::core::mapping::normalize;
 use salesmanago_dynamics::core::salesmanago::HttpResponse;
 use salesmanago_dynamics::core::sync::unix_ms;
 
-use dataverse::Dataverse;
+use dataverse::{Dataverse, LeaseWrite};
 use rng::Rng;
 use salesmanago::Salesmanago;
 
@@ -69,6 +72,9 @@ pub(crate) struct World {
     pub(crate) salesmanago: Salesmanago,
     /// What the contact commands asked of the form.
     pub(crate) form: Vec<FormAction>,
+    /// Added to every answer's latency: a slow network, so a job lives long enough to renew
+    /// its lease.
+    pub(crate) slow_ms: u64,
 }
 
 const START: u64 = 1_800_000_000_000;
@@ -83,7 +89,17 @@ impl World {
         let faults = Faults::draw(&mut rng);
         let dataverse = Dataverse::seeded(&mut rng, contacts, faults, START);
         let salesmanago = Salesmanago::new(faults, &mut rng, &dataverse);
-        World { now: START, skew: 0, tries: 0, last_start: START, rng, dataverse, salesmanago, form: Vec::new() }
+        World {
+            now: START,
+            skew: 0,
+            tries: 0,
+            last_start: START,
+            rng,
+            dataverse,
+            salesmanago,
+            form: Vec::new(),
+            slow_ms: 0,
+        }
     }
 
     /// The acting browser's clock.
@@ -170,6 +186,7 @@ impl World {
             while let Some(action) = job.poll(self.local()) {
                 // Mostly quick; now and then slow, so requests overtake each other.
                 let latency = 5 + self.rng.below(150) + if self.rng.chance(100) { self.rng.below(3000) } else { 0 };
+                let latency = latency + self.slow_ms;
                 match action {
                     Action::Read { ticket, read } => {
                         let reply = self.dataverse.read(&read, &mut self.rng, self.now);
@@ -297,8 +314,9 @@ impl World {
             self.now += 60_000;
             self.refused_while_held(job);
         }
-        if job.state().is_some() && result.is_ok() {
-            assert!(self.holder(job).is_some_and(|h| h.released), "a finished job gives its lease up");
+        if let (Some(_), Ok(summary)) = (job.state(), &result) {
+            let unrecorded = summary.details.iter().any(|d| d.contains("did not take this summary"));
+            assert!(unrecorded || self.holder(job).is_some_and(|h| h.released), "a finished job gives its lease up");
         }
         result
     }
@@ -433,7 +451,7 @@ fn export_all(seed: u64, contacts: usize) {
 impl World {
     /// How many of the contacts `counted` picks are (Synced, Skipped, Failed): what an export's
     /// summary must say it sent, skipped and failed.
-    fn statuses(&self, counted: impl Fn(&str) -> bool) -> (u64, u64, u64) {
+    pub(crate) fn statuses(&self, counted: impl Fn(&str) -> bool) -> (u64, u64, u64) {
         let count = |status: SyncStatus| {
             let value = Some(i64::from(status.value()));
             let rows = self.dataverse.contacts.iter().filter(|(id, _)| counted(id));
@@ -488,7 +506,12 @@ fn pull_changes(seed: u64, contacts: usize) {
     world.now += 120_000;
     world.dataverse.faults = Faults::default();
     world.salesmanago.faults = Faults::default();
+    world.dataverse.refused_writes.clear();
     let second = world.run(BulkJob::PullChanges, 0).expect("a clean pull succeeds");
+    // Failed: exactly the contacts whose write Dynamics refused.
+    let failed: BTreeSet<&String> = second.tally.not_done.iter().filter(|n| !n.skipped).map(|n| &n.id).collect();
+    assert_eq!(second.tally.failed(), failed.len() as u64, "{:?}", second.tally);
+    assert_eq!(failed, world.dataverse.refused_writes.iter().collect(), "failed: those Dynamics refused");
     for sm in world.salesmanago.changed() {
         let Some((id, row)) = world.dataverse.matching(sm) else { continue };
         // Dynamics refuses some names (too long for its columns); the summary lists those.
@@ -558,7 +581,10 @@ fn export_changes(seed: u64, contacts: usize) {
             assert!(t.total <= due, "the contacts modified since the last export, and only they: {t:?}");
             if interruptions == 0 {
                 assert_eq!(t.total, due, "the contacts modified since the last export: {t:?}");
-                // The split: each of those holds the status its count says.
+            }
+            // The split, whenever the last run went over all of them (an interrupted run's too):
+            // each holds the status its count says.
+            if t.total == due {
                 let split = world.statuses(|id| due_ids.iter().any(|d| d == id));
                 assert_eq!((t.done, t.skipped(), t.failed()), split, "(sent, skipped, failed) of {t:?}");
             }
@@ -639,6 +665,7 @@ fn pull_consents(seed: u64, contacts: usize) {
     }
     world.now += 3_600_000;
     let before = world.dataverse.contacts.clone();
+    world.dataverse.refused_writes.clear();
     let interruptions = world.rng.below(2) as usize;
     let (summary, once) = match world.run(BulkJob::PullConsents, interruptions) {
         Ok(summary) => (summary, interruptions == 0 && world.tries == 1),
@@ -667,6 +694,29 @@ fn pull_consents(seed: u64, contacts: usize) {
             .filter(|(id, row)| values.iter().any(|c| row.get(c) != before.get(*id).and_then(|was| was.get(c))))
             .count();
         assert_eq!(t.done, updated as u64, "{t:?}");
+        // The rest of the split, from the world as the job read it (the contacts with an
+        // e-mail): a contact is found in the file by its SALESmanago id, else by its e-mail; one
+        // with neither is missing, one whose e-mail SALESmanago cannot take is skipped; those
+        // whose write Dynamics refused failed.
+        let in_file = |sm: Option<&salesmanago::SmRecord>| sm.is_some_and(|sm| sm.tagged);
+        let read: Vec<&Map> = before.values().filter(|row| text(row, "emailaddress1").is_some()).collect();
+        assert_eq!(t.total, read.len() as u64, "every contact with an e-mail, once: {t:?}");
+        let (mut missing, mut skipped) = (0, 0);
+        for row in read {
+            if text(row, contact::SALESMANAGO_ID).is_some_and(|id| in_file(world.salesmanago.by_id(&id))) {
+                continue;
+            }
+            match normalize::email(&text(row, "emailaddress1").unwrap_or_default()) {
+                Ok(address) if !in_file(world.salesmanago.by_email(&address)) => missing += 1,
+                Ok(_) => {}
+                Err(_) => skipped += 1,
+            }
+        }
+        let refused = &world.dataverse.refused_writes;
+        let split = (t.missing, t.skipped(), t.failed(), t.outside);
+        assert_eq!(split, (missing, skipped, refused.len() as u64, 0), "(missing, skipped, failed, outside) of {t:?}");
+        let failed: BTreeSet<&String> = t.not_done.iter().filter(|n| !n.skipped).map(|n| &n.id).collect();
+        assert_eq!(failed, refused.iter().collect(), "the contacts failed are those whose write Dynamics refused");
     }
     let failed: Vec<&str> = t.not_done.iter().map(|n| n.id.as_str()).collect();
     let flag = |row: &Map, column: &str| row.get(column).and_then(Value::as_bool);
@@ -967,6 +1017,83 @@ fn contact_commands_leave_each_contact_as_salesmanago_has_it() {
     for_each_seed("contact_commands", |seed| 20 + size(seed) % 200, contact_commands);
 }
 
+/// A plug-in on the integration record refuses one write of a job's lease: the one that takes
+/// it, one renewal, or the last (the summary, the lease given up). The job stops with Dynamics'
+/// reason or ends with its work done, and loses nothing: a later run, once the lease may be
+/// taken, finishes the work, and every count still says what each contact holds.
+fn refused_lease_write(seed: u64, contacts: usize) {
+    let mut world = World::new(seed, contacts);
+    let job = [BulkJob::ExportAll, BulkJob::PullConsents, BulkJob::PullChanges][(seed % 3) as usize];
+    if job != BulkJob::ExportAll {
+        let faults = (world.dataverse.faults, world.salesmanago.faults);
+        (world.dataverse.faults, world.salesmanago.faults) = (Faults::default(), Faults::default());
+        world.run(BulkJob::ExportAll, 0).expect("a clean export succeeds");
+        (world.dataverse.faults, world.salesmanago.faults) = faults;
+        world.salesmanago.change_consents(&mut world.rng);
+        world.salesmanago.change_some(&mut world.rng, &world.dataverse, 300, (START, 3_000_000));
+        world.now += 3_600_000;
+    }
+    let refused = match world.rng.below(3) {
+        0 => LeaseWrite::Acquire,
+        1 => LeaseWrite::Renew(1 + world.rng.below(2) as u32),
+        _ => LeaseWrite::Release,
+    };
+    world.dataverse.refuse_lease = Some(refused);
+    // A renewal comes after its heartbeat's 30 s, or with a checkpoint every 4,000 contacts.
+    if let LeaseWrite::Renew(_) = refused {
+        world.slow_ms = 5000 + world.rng.below(5000);
+    }
+    let before = world.dataverse.contacts.clone();
+    let sm_writes = world.salesmanago.writes;
+    world.another_browser();
+    let mut running = world.start(job);
+    let first = world.drive_raw(&mut running, None, &mut Vec::new()).expect("driven to the end");
+    let say = |message: &Message| salesmanago_dynamics::core::i18n::text(message, Lang::En);
+    if world.dataverse.refuse_lease.take().is_none() {
+        match (refused, &first) {
+            // The work is done and told, with the record's refusal beside the counts; the lease
+            // stays this run's until it is stale.
+            (LeaseWrite::Release, Ok(summary)) => {
+                assert!(summary.tally.adds_up(), "{:?}", summary.tally);
+                let told = summary.details.iter().any(|d| d.contains("did not take this summary"));
+                assert!(told, "the refusal is told beside the summary: {:?}", summary.details);
+                assert!(world.holder(job).is_some_and(|h| !h.released), "the lease was not given up");
+            }
+            // Refused before the lease was taken: nothing changed anywhere.
+            (LeaseWrite::Acquire, Err(failure)) => {
+                assert!(say(&failure.message).contains("A plug-in on the integration record refused"), "{failure:?}");
+                assert_eq!(world.dataverse.contacts, before, "refused its lease, yet changed contacts");
+                assert_eq!(world.salesmanago.writes, sm_writes, "refused its lease, yet wrote to SALESmanago");
+            }
+            // Stopped with Dynamics' reason.
+            (LeaseWrite::Renew(_), Err(failure)) => {
+                assert!(say(&failure.message).contains("A plug-in on the integration record refused"), "{failure:?}");
+            }
+            (refused, other) => panic!("{job:?} with its {refused:?} refused ended as {other:?}"),
+        }
+    }
+    // Nothing is lost: once the lease may be taken, a run without faults finishes the work.
+    world.slow_ms = 0;
+    world.now += 1000;
+    world.refused_while_held(job);
+    (world.dataverse.faults, world.salesmanago.faults) = (Faults::default(), Faults::default());
+    world.dataverse.refused_writes.clear();
+    let last = world.run(job, 0).unwrap_or_else(|f| panic!("{job:?} after a refused lease write: {f}"));
+    let t = &last.tally;
+    assert!(t.adds_up(), "{t:?}");
+    assert!(world.holder(job).is_some_and(|h| h.released), "the last run gave its lease up");
+    if job == BulkJob::ExportAll {
+        // The last run resumed from the checkpoint a refused renewal or summary left, or started
+        // over: each of its counts is the contacts' statuses.
+        assert_eq!(t.total, world.dataverse.contacts.len() as u64, "every contact counted once: {t:?}");
+        assert_eq!((t.done, t.skipped(), t.failed()), world.statuses(|_| true), "{t:?}");
+        world.check_synced();
+    } else {
+        let failed: BTreeSet<&String> = t.not_done.iter().filter(|n| !n.skipped).map(|n| &n.id).collect();
+        assert_eq!(failed, world.dataverse.refused_writes.iter().collect(), "failed: those Dynamics refused");
+    }
+}
+
 /// A tab frozen mid-export (a laptop asleep) wakes while another run that took its lease over
 /// is under way: it stops at its next write of the record and writes nothing there, and the
 /// other run goes on to its end. When it wakes after the other run ended, it may only run
@@ -1025,6 +1152,11 @@ fn frozen_tab(seed: u64, contacts: usize) {
 #[test]
 fn a_frozen_run_taken_over_stops_and_writes_nothing_to_the_record() {
     for_each_seed("a_frozen_run", |seed| size(seed) / 4, frozen_tab);
+}
+
+#[test]
+fn a_refused_lease_write_stops_the_job_or_ends_it_and_loses_nothing() {
+    for_each_seed("refused_lease_write", |seed| size(seed) / 4, refused_lease_write);
 }
 
 #[test]

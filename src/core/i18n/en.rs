@@ -5,6 +5,7 @@ use crate::core::command::{BulkJob, Command};
 use crate::core::credentials::{Field, FieldProblem};
 use crate::core::dataverse::schema::contact;
 use crate::core::integration::SettingsError;
+use crate::core::job::lease::STALE_MS;
 use crate::core::mapping::draft::ScopeProblem;
 use crate::core::mapping::fields::{self, EntryProblem, MappingError, Problem};
 use crate::core::mapping::normalize::EmailProblem;
@@ -115,6 +116,10 @@ pub(super) fn text(message: &Message) -> String {
         Message::RecordBusy { command } => format!(
             "{} could not save its progress: the SALESmanago Integration record kept changing. Try again in a moment.",
             command_label(*command)
+        ),
+        Message::SummaryNotRecorded { detail } => format!(
+            "The SALESmanago Integration record did not take this summary ({detail}). The work above is done, but the record does not show it: the job can start again in {} minutes, and that run may go over some of the same contacts again.",
+            STALE_MS / 60_000
         ),
         Message::DownloadNotDone { count } => format!("Download the list of the {count} contacts that did not go, with the reasons (CSV)?"),
         Message::Unlisted { count } => format!("…and {count} more, not listed here. Each contact's SALESmanago sync status and last error record its reason."),

@@ -211,6 +211,12 @@ pub enum Message {
         /// The job.
         command: Command,
     },
+    /// A job did its work, but the integration record did not take its summary (and with it
+    /// the lease given up, the checkpoint cleared, the watermark moved).
+    SummaryNotRecorded {
+        /// Dynamics' reason.
+        detail: String,
+    },
     /// A job finished.
     Summary {
         /// The job.
@@ -520,6 +526,7 @@ impl Message {
             | Message::InvalidInput { detail }
             | Message::UnknownCommand { name: detail }
             | Message::NotAccepted { reason: Some(detail), .. }
+            | Message::SummaryNotRecorded { detail }
             | Message::SyncFailed { reason: detail } => cut(detail),
             Message::Deleted { failures, .. } => failures.iter_mut().for_each(cut),
             // SALESmanago's other errors carry no text of its own (a status, a wait, an owner
@@ -779,6 +786,7 @@ mod tests {
             Message::JobTakenOver { command: Command::ExportAll, user: "Anna Nowak".into() },
             Message::JobTakenOver { command: Command::PullConsents, user: String::new() },
             Message::RecordBusy { command: Command::PullConsents },
+            Message::SummaryNotRecorded { detail: "A plug-in refused this change".into() },
             Message::Unlisted { count: 12 },
             Message::NotInSalesmanago { email: "a@b.pl".into() },
             Message::NotInSalesmanago { email: String::new() },

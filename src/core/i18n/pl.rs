@@ -5,6 +5,7 @@ use crate::core::command::{BulkJob, Command};
 use crate::core::credentials::{Field, FieldProblem};
 use crate::core::dataverse::schema::contact;
 use crate::core::integration::SettingsError;
+use crate::core::job::lease::STALE_MS;
 use crate::core::mapping::draft::ScopeProblem;
 use crate::core::mapping::fields::{self, EntryProblem, MappingError, Problem};
 use crate::core::mapping::normalize::EmailProblem;
@@ -114,6 +115,10 @@ pub(super) fn text(message: &Message) -> String {
         Message::RecordBusy { command } => format!(
             "„{}” nie może zapisać postępu: rekord integracji SALESmanago cały czas się zmieniał. Spróbuj ponownie za chwilę.",
             command_label(*command)
+        ),
+        Message::SummaryNotRecorded { detail } => format!(
+            "Rekord integracji SALESmanago nie przyjął tego podsumowania ({detail}). Powyższa praca została wykonana, ale rekord jej nie pokazuje: zadanie można uruchomić ponownie za {} min, a ten przebieg może ponownie objąć część tych samych kontaktów.",
+            STALE_MS / 60_000
         ),
         Message::DownloadNotDone { count } => format!("Pobrać listę {count} kontaktów, których nie przetworzono, z powodami (CSV)?"),
         Message::Unlisted { count } => format!("…i {count} kolejnych, niewymienionych tutaj. Status synchronizacji i ostatni błąd każdego kontaktu zapisują powód."),

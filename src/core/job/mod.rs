@@ -563,6 +563,14 @@ impl Ending {
         match (result, self.summary.take()) {
             (Ok(_), Some(summary)) => run.succeed(summary),
             (Ok(_), None) => unreachable!("an ending keeps its summary until the record is written"),
+            // The work is done; only the record did not take its summary (a plug-in's refusal,
+            // Dataverse unreachable past its retries): told with the summary, not instead of it.
+            (Err(Error::Dataverse(error)), Some(mut summary)) => {
+                let not_recorded = Message::SummaryNotRecorded { detail: error.detail() }.brief();
+                summary.details.push(text(&not_recorded, run.lang));
+                run.succeed(summary)
+            }
+            // Another run holds the job now (or Dataverse says this user may not write there).
             (Err(error), _) => run.fail(JobFailure { message: error.message(), kind: error.kind() }),
         }
         true
