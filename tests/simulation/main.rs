@@ -267,6 +267,8 @@ impl World {
                     return None;
                 }
             }
+            // A job that waits for nothing would sit until its heartbeat (30 s) woke it.
+            assert!(!job.stalled(), "the job waits for nothing and has not finished");
             let next_reply = in_flight.iter().map(|(at, ..)| *at).min();
             // The job's timer runs on the browser's clock.
             let timer = job.poll_timeout().map(|at| at.saturating_add_signed(-self.skew));

@@ -399,6 +399,12 @@ impl Job {
         Job { run, kind, acquiring: None }
     }
 
+    /// Whether the job waits for nothing (no request pending or to send) and has not finished:
+    /// never true of a job that works, which the simulation checks after every step.
+    pub fn stalled(&self) -> bool {
+        self.run.stalled()
+    }
+
     /// The next action to take now, if any. Call until `None` after starting the job, after
     /// each [`Job::handle`] and at [`Job::poll_timeout`].
     pub fn poll(&mut self, now_ms: u64) -> Option<Action> {

@@ -175,6 +175,12 @@ impl Runner {
         self.finished
     }
 
+    /// Whether a job (not a contact command, which waits for the user) waits for nothing: no
+    /// request pending or to send, and not finished. Only its heartbeat would wake it.
+    pub(super) fn stalled(&self) -> bool {
+        self.job.is_some() && !self.finished && self.pending.is_empty() && self.out.is_empty()
+    }
+
     /// A ticket for an action the runner does not answer (a form's).
     pub(super) fn ticket(&mut self) -> Ticket {
         let ticket = Ticket(self.next_ticket);
