@@ -331,9 +331,13 @@ impl Dataverse {
             .find_map(|p| p.strip_prefix("$select="))
             .map(|s| s.split(',').map(str::to_owned).collect())
             .unwrap_or_default();
-        // `$top` bounds the whole answer, as Dataverse has it: no next page.
+        // `$top` bounds the whole answer, as Dataverse has it: no next page. Microsoft says not
+        // to combine it with a page size, and the engine never does.
         let top: Option<usize> =
             base.iter().find_map(|p| p.strip_prefix("$top=")).map(|n| n.parse().expect("$top is a number"));
+        assert!(top.is_none() || read.page == 0, "a read with $top asks for no page size: {}", read.query);
+        // No page size asked: Dataverse's own, 5,000.
+        let page_size = if read.page == 0 { 5000 } else { read.page as usize };
         let mut page = Vec::new();
         let mut more = false;
         // In `$orderby=contactid`'s order: SQL Server's, not the text's.
@@ -347,7 +351,7 @@ impl Dataverse {
             if top.is_some_and(|top| page.len() == top) {
                 break;
             }
-            if page.len() == read.page as usize {
+            if page.len() == page_size {
                 more = true;
                 break;
             }

@@ -56,7 +56,7 @@ pub struct Read {
     /// A change-tracked read (`Prefer: odata.track-changes`): its last page carries the delta
     /// link, and a delta read its deleted rows.
     pub track: bool,
-    /// Rows per page (`odata.maxpagesize`).
+    /// Rows per page (`odata.maxpagesize`); 0 asks for none (a read bounded by `$top`).
     pub page: u32,
 }
 
@@ -66,9 +66,13 @@ impl Read {
     /// Ids per page of a read of ids alone: Dataverse's largest page.
     pub const KEYS_PAGE: u32 = 5000;
 
-    /// A read of `query`, [`Read::PAGE`] rows a page, not change-tracked.
+    /// A read of `query`, [`Read::PAGE`] rows a page, not change-tracked. A query bounded by
+    /// `$top` asks for no page size: Microsoft's "Page results" and "Limit the number of rows"
+    /// pages (Web API, query data) say not to combine the two; `$top` alone answers at most that
+    /// many rows, and no next page.
     pub fn of(query: String) -> Read {
-        Read { query, track: false, page: Self::PAGE }
+        let page = if query.contains("$top=") { 0 } else { Self::PAGE };
+        Read { query, track: false, page }
     }
 
     /// The request's URL under the Web API root (`https://org…/api/data/v9.2/`).
@@ -78,14 +82,17 @@ impl Read {
 
     /// The `Prefer` header; names of lookups when the admin's mapping reads one.
     pub fn prefer(&self) -> String {
-        let mut prefer = match self.track {
-            true => format!("odata.track-changes,odata.maxpagesize={}", self.page),
-            false => format!("odata.maxpagesize={}", self.page),
-        };
-        if query::selects_lookup(&self.query) {
-            prefer.push_str(",odata.include-annotations=\"OData.Community.Display.V1.FormattedValue\"");
+        let mut prefer: Vec<String> = Vec::new();
+        if self.track {
+            prefer.push("odata.track-changes".into());
         }
-        prefer
+        if self.page > 0 {
+            prefer.push(format!("odata.maxpagesize={}", self.page));
+        }
+        if query::selects_lookup(&self.query) {
+            prefer.push("odata.include-annotations=\"OData.Community.Display.V1.FormattedValue\"".into());
+        }
+        prefer.join(",")
     }
 }
 
@@ -580,5 +587,18 @@ impl Ending {
             (Err(error), _) => run.fail(JobFailure { message: error.message(), kind: error.kind() }),
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_bounded_by_top_asks_for_no_page_size() {
+        assert_eq!(Read::of("?$select=contactid&$top=2".into()).prefer(), "");
+        assert_eq!(Read::of("?$select=contactid".into()).prefer(), "odata.maxpagesize=400");
+        let tracked = Read { track: true, ..Read::of("?$select=contactid".into()) };
+        assert_eq!(tracked.prefer(), "odata.track-changes,odata.maxpagesize=400");
     }
 }
