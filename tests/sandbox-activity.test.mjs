@@ -218,6 +218,7 @@ test("$batch: each part's If-None-Match applies to it alone; a row there already
 
     // Without odata.continue-on-error, a batch stops at its first failure, a 412 included.
     const stopped = await batch(api, [parts[0], { ...parts[1], url: `${SET}(${activityId(5)})` }], { stopOnError: true });
+    assert.equal(stopped.status, 400, "a batch stopped at a failure answers 400");
     assert.deepEqual(outcomes(stopped.text), [[412, DUPLICATE]]);
     assert.equal(dv.rows("new_salesmanagoactivity").length, 2);
   });
@@ -357,4 +358,20 @@ test("only a saved contact's form has a timeline", async () => {
     assert.deepEqual(stray, [], path);
   }
   assert.deepEqual(problems, []);
+});
+
+test("the contact's donotbulkemail is labelled as Dynamics labels it (Do Not Allow / Allow), not Yes / No", async () => {
+  await withTables(async ({ dv, api }) => {
+    dv.seed("contact", [{ contactid: contactId(3), firstname: "Ewa", donotbulkemail: true }]);
+    for (const [lcid, labels] of [["1033", ["Do Not Allow", "Allow"]], ["1045", ["Nie zezwalaj", "Zezwalaj"]]]) {
+      const path = "EntityDefinitions(LogicalName='contact')/Attributes(LogicalName='donotbulkemail')/Microsoft.Dynamics.CRM.BooleanAttributeMetadata?$select=LogicalName&$expand=OptionSet";
+      const meta = await api.call("GET", path, { headers: { "X-Sandbox-Lcid": lcid } });
+      const label = (option) => meta.json.OptionSet[option].Label.UserLocalizedLabel.Label;
+      assert.deepEqual([label("TrueOption"), label("FalseOption")], labels, lcid);
+      const row = await api.call("GET", `contacts(${contactId(3)})?$select=donotbulkemail`, {
+        headers: { "X-Sandbox-Lcid": lcid, Prefer: 'odata.include-annotations="OData.Community.Display.V1.FormattedValue"' },
+      });
+      assert.equal(row.json["donotbulkemail@OData.Community.Display.V1.FormattedValue"], labels[0], lcid);
+    }
+  });
 });

@@ -283,7 +283,10 @@ test("$select errors and collection basics", async () => {
     assert.equal(row3.emailaddress1, null);
 
     assert.equal((await api.get("contacts?$skip=2")).status, 400);
-    assert.equal((await api.get("contacts?$expand=parentcustomerid")).status, 400);
+    // Not served: refused by name (501), never "no such property".
+    const expanded = await api.get("contacts?$expand=parentcustomerid($select=name)");
+    assert.equal(expanded.status, 501);
+    assert.match(expanded.json.error.message, /^The sandbox does not support \$expand on contacts \('parentcustomerid'\)/);
     assert.equal((await api.get("contacts?$top=-1")).status, 400);
     assert.equal((await api.get("contacts?$select=fullname&$select=lastname")).status, 400);
 
@@ -610,10 +613,11 @@ function parseBatchResponse(contentType, text) {
   return split(text, boundary).map(parsePart);
 }
 
-async function postBatch(api, items, headers = {}) {
+/** Posts a `$batch` of `items`; its parts, answered with `status` (400: stopped at a failure). */
+async function postBatch(api, items, headers = {}, status = 200) {
   const boundary = `batch_${Math.random().toString(16).slice(2)}`;
   const r = await api.call("POST", "$batch", { body: batchBody(boundary, items), headers: { "Content-Type": `multipart/mixed; boundary=${boundary}`, ...headers } });
-  assert.equal(r.status, 200, r.text);
+  assert.equal(r.status, status, r.text);
   assert.match(r.headers.get("content-type"), /^multipart\/mixed; boundary=batchresponse_[0-9a-f-]{36}$/);
   return { parts: parseBatchResponse(r.headers.get("content-type"), r.text), headers: r.headers };
 }
@@ -673,7 +677,7 @@ test("$batch: a failing change set rolls back as a whole; stop or continue on er
         { method: "PATCH", url: `contacts(${id(4)})`, body: { lastname: "Never" }, contentId: "5" },
       ],
       { method: "GET", url: `contacts(${id(1)})` },
-    ]);
+    ], {}, 400);
     assert.equal(parts.length, 1, "stops after the failed change set");
     assert.equal(parts[0].status, 400);
     assert.equal(parts[0].contentId, "4");
@@ -686,7 +690,8 @@ test("$batch: a failing change set rolls back as a whole; stop or continue on er
       { method: "GET", url: `contacts(${id(1)})?$select=firstname` },
       { method: "GET", url: `contacts(${missing})` },
       { method: "PATCH", url: `contacts(${id(1)})`, body: { lastname: "After" } },
-    ]);
+    ], {}, 400);
+    // Stopped at a failure, the batch itself answers 400 (with continue-on-error, 200).
     assert.deepEqual(
       stopped.parts.map((p) => p.status),
       [200, 404],
@@ -1381,4 +1386,49 @@ test("persistence: a data file written before rows carried who modified them loa
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("what the sandbox does not serve is refused by name (501), never answered wrongly nor called missing", async () => {
+  await withServer({}, async ({ dv, api }) => {
+    dv.seed("contact", sampleContacts());
+    const refused = async (path, pattern) => {
+      const answer = await api.get(path);
+      assert.equal(answer.status, 501, path);
+      assert.match(answer.json.error.message, pattern, path);
+    };
+    // Microsoft Learn, "Count rows": a segment Dataverse serves; `$count=true` is the sandbox's way.
+    await refused("contacts/$count", /does not support the \$count segment \(contacts\/\$count\); ask contacts\?\$count=true/);
+    await refused("GlobalOptionSetDefinitions", /does not support global choices \(GlobalOptionSetDefinitions\)/);
+    await refused("environmentvariablevalues?$select=value", /does not support environment variable values/);
+    await refused("environmentvariabledefinitions", /does not support environment variables/);
+    await refused("RelationshipDefinitions", /does not support relationship metadata/);
+    // Metadata filters other than the one it evaluates: answering every row would be wrong.
+    await refused("EntityDefinitions?$filter=IsCustomEntity eq true", /this \$filter on EntityDefinitions \('IsCustomEntity eq true'\): only LogicalName eq/);
+    await refused("EntityDefinitions(LogicalName='contact')/Attributes?$filter=AttributeType eq 'String'", /\$filter on Attributes/);
+    const one = await api.get("EntityDefinitions?$select=LogicalName&$filter=LogicalName eq 'contact'");
+    assert.deepEqual(one.json.value.map((e) => e.LogicalName), ["contact"]);
+    // A resource that exists nowhere is still Dataverse's 404.
+    assert.equal((await api.get("nosuchset")).status, 404);
+  });
+});
+
+test("RetrievePrincipalAccess as Microsoft documents it: any alias, either JSON quoting, a user that does not exist is 404", async () => {
+  await withServer({ principals: new Map([["app-token", APP_USER]]) }, async ({ dv, api }) => {
+    dv.seed("contact", sampleContacts());
+    const path = (user, alias, target) => `systemusers(${user})/Microsoft.Dynamics.CRM.RetrievePrincipalAccess(Target=${alias})?${alias}=${encodeURIComponent(target)}`;
+    const single = `{'@odata.id':'contacts(${id(1)})'}`;
+    const double = `{"@odata.id":"contacts(${id(1)})"}`;
+    for (const [alias, target] of [["@t", single], ["@target", single], ["@p1", double]]) {
+      const answer = await api.get(path(BROWSER_USER, alias, target));
+      assert.equal(answer.status, 200, `${alias} ${target}`);
+      assert.match(answer.json.AccessRights, /ReadAccess/);
+    }
+    assert.equal((await api.get(path(`{${APP_USER.toUpperCase()}}`, "@t", single))).status, 200);
+    const nobody = await api.get(path("00000000-0000-4000-8000-00000000dead", "@t", single));
+    assert.equal(nobody.status, 404);
+    assert.equal(nobody.json.error.message, "systemuser With Id = 00000000-0000-4000-8000-00000000dead Does Not Exist");
+    const noValue = await api.get(`systemusers(${BROWSER_USER})/Microsoft.Dynamics.CRM.RetrievePrincipalAccess(Target=@t)`);
+    assert.equal(noValue.status, 400);
+    assert.match(noValue.json.error.message, /@t has no value/);
+  });
 });

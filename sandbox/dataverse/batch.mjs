@@ -169,11 +169,17 @@ export function runBatch(env, ctx, parsed) {
       parts.push({ changeset: responses });
     }
   }
-  return printBatch(parts, continueOnError);
+  // Stopped at a failure (no `odata.continue-on-error`): the batch itself answers 400, its body
+  // the parts up to the failed one. Microsoft Learn ("Execute batch operations using the Web
+  // API", handling errors): with continue-on-error the batch answers 200 OK and each part its
+  // own status; the third-party client dynamics-web-api says the same of that header, and its
+  // tests' recorded batch error is a 400 whose body holds the failed part.
+  const stopped = !continueOnError && parts.some((part) => !part.changeset && part.response.status >= 400);
+  return printBatch(parts, continueOnError, stopped ? 400 : 200);
 }
 
 /** The multipart/mixed answer of the parts (`{contentId, response}` or `{changeset: [...]}`). */
-function printBatch(parts, continueOnError) {
+function printBatch(parts, continueOnError, status) {
   const boundary = `batchresponse_${randomUUID()}`;
   let out = "";
   const partHeaders = (contentId) => `Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n${contentId != null ? `Content-ID: ${contentId}\r\n` : ""}\r\n`;
@@ -190,6 +196,6 @@ function printBatch(parts, continueOnError) {
   out += `--${boundary}--\r\n`;
   const headers = { "Content-Type": `multipart/mixed; boundary=${boundary}`, "OData-Version": "4.0" };
   if (continueOnError) headers["Preference-Applied"] = "odata.continue-on-error";
-  return { status: 200, headers, body: out };
+  return { status, headers, body: out };
 }
 

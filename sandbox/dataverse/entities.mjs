@@ -11,7 +11,7 @@
 // stays as it was). A lookup bound with `<nav>@odata.bind` must name a row that exists, else 404.
 //
 // `env` is {store, security} (see createDataverse).
-import { DvError, CODE_DUPLICATE, CODE_VERSION, badPayload, badQuery, missing, notAllowed, notFoundSegment } from "./errors.mjs";
+import { DvError, CODE_DUPLICATE, CODE_VERSION, badPayload, badQuery, missing, notAllowed, notFoundSegment, notSupported } from "./errors.mjs";
 import { contextUrl, empty, etag, json, parseJsonObject, project, rejectExpand, rejectUnknownOptions, representationHeaders } from "./odata.mjs";
 import { isTrackedRead, trackedRead } from "./changes.mjs";
 import { fetchRows, isFetchRead } from "./fetchxml.mjs";
@@ -105,6 +105,8 @@ export function entitySetRoute(env, t, segs, ctx, q) {
   const method = ctx.method;
   if (method === "GET") env.security.checkRead(t, ctx.userId);
   if (first.key === null) {
+    // `contacts/$count` (Microsoft Learn, "Count rows"): not served; `$count=true` is.
+    if (rest[0]?.name === "$count") throw notSupported(`the $count segment (${t.entitySet}/$count); ask ${t.entitySet}?$count=true instead`);
     if (rest.length) throw notFoundSegment(rest[0].name);
     if (method === "GET") {
       if (isFetchRead(q)) return fetchRows(env, t, ctx, q);

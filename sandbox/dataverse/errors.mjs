@@ -31,6 +31,11 @@ export const CODE_CHANGE_TRACKING_NOT_ENABLED = "0x80072491";
 
 export const badQuery = (message) => new DvError(400, CODE_BAD_QUERY, message);
 export const badPayload = (message) => new DvError(400, CODE_PAYLOAD, message);
+/**
+ * A request Dataverse answers but the sandbox does not: 501, naming what the sandbox does not do,
+ * so that a client is never answered wrongly (nor told a real resource does not exist).
+ */
+export const notSupported = (what) => new DvError(501, CODE_BAD_QUERY, `The sandbox does not support ${what}.`);
 export const notFoundSegment = (segment) => new DvError(404, CODE_NOT_FOUND_SEGMENT, `Resource not found for the segment '${segment}'.`);
 export const notAllowed = (method, what, allow) => new DvError(405, CODE_BAD_QUERY, `The HTTP method '${method}' is not allowed on ${what}.`, { Allow: allow });
 export const noProperty = (t, name) => badQuery(`Could not find a property named '${name}' on type 'Microsoft.Dynamics.CRM.${t.logical}'.`);

@@ -2,7 +2,7 @@
 // type) and the option sets of choice and yes/no columns, with labels in the user's language.
 // The lookups every row carries (_createdby_value, _modifiedby_value) are not listed as
 // attributes: their attributes are Lookup attributes, a type the sandbox does not describe.
-import { DvError, CODE_NOT_EXIST, badQuery, notAllowed, notFoundSegment } from "./errors.mjs";
+import { DvError, CODE_NOT_EXIST, badQuery, notAllowed, notFoundSegment, notSupported } from "./errors.mjs";
 import { json } from "./odata.mjs";
 import { BOOLEAN_LABELS } from "./tables.mjs";
 import { guidFrom, labelOf } from "./util.mjs";
@@ -168,8 +168,10 @@ export function metadataRoute(store, segs, ctx, q) {
     let list = [...byName.values()];
     const filter = q.get("$filter");
     if (filter) {
+      // Any other filter is refused by name: answering every table would be answering wrongly.
       const m = /^\s*LogicalName\s+eq\s+'((?:[^']|'')*)'\s*$/.exec(filter);
-      if (m) list = list.filter((t) => t.logical === m[1].replace(/''/g, "'"));
+      if (!m) throw notSupported(`this $filter on EntityDefinitions ('${filter}'): only LogicalName eq '<name>'`);
+      list = list.filter((t) => t.logical === m[1].replace(/''/g, "'"));
     }
     return json(200, { "@odata.context": `${ctx.base}$metadata#EntityDefinitions`, value: list.map(entityBody) });
   }
@@ -182,6 +184,7 @@ export function metadataRoute(store, segs, ctx, q) {
     cast = rest[1].name.slice("Microsoft.Dynamics.CRM.".length);
     if (!Object.values(ATTRIBUTE_ODATA_TYPE).includes(cast)) throw notFoundSegment(rest[1].name);
   }
+  if (q.has("$filter")) throw notSupported(`$filter on Attributes ('${q.get("$filter")}'); read them all, or one by its LogicalName`);
   const select = listOf(q.get("$select"));
   const fits = (c) => !cast || cast === "AttributeMetadata" || ATTRIBUTE_ODATA_TYPE[c.type] === cast;
   const context = `${ctx.base}$metadata#EntityDefinitions('${t.logical}')/Attributes${cast ? `/Microsoft.Dynamics.CRM.${cast}` : ""}`;

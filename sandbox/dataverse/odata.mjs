@@ -2,7 +2,7 @@
 // path segments, and the shapes of answers (JSON with OData headers, errors, rows with etags and
 // formatted values).
 import { BOOLEAN_LABELS } from "./tables.mjs";
-import { badPayload, badQuery, noProperty, notFoundSegment } from "./errors.mjs";
+import { badPayload, badQuery, notFoundSegment, notSupported } from "./errors.mjs";
 import { isPlainObject, pickLabel } from "./util.mjs";
 
 export const API_PREFIX = "/api/data/v9.2/";
@@ -171,9 +171,14 @@ export function rejectUnknownOptions(q, allowed) {
   }
 }
 
+/**
+ * `$expand` on an entity set (Microsoft Learn, "Join tables using the Web API") is not served:
+ * refused by name, not answered as if the navigation property did not exist. A lookup's value and
+ * its name come from `_<lookup>_value` with its annotations.
+ */
 export function rejectExpand(t, q) {
   const expand = q.get("$expand");
   if (expand == null) return;
   const name = expand.split(/[(,]/)[0].trim();
-  throw noProperty(t, name || expand);
+  throw notSupported(`$expand on ${t.entitySet} ('${name || expand}'); select the lookup's _${name || "<lookup>"}_value column instead`);
 }

@@ -3,11 +3,23 @@
 // throws (a failure is answered as Dataverse's error body).
 //
 // `env` is {store, security} (see createDataverse); `ctx` comes from contextFor.
-import { DvError, CODE_NOT_FOUND_SEGMENT, badQuery, notAllowed, notFoundSegment, unexpected } from "./errors.mjs";
+import { DvError, CODE_NOT_FOUND_SEGMENT, badQuery, notAllowed, notFoundSegment, notSupported, unexpected } from "./errors.mjs";
 import { entitySetRoute } from "./entities.mjs";
 import { metadataRoute } from "./metadata.mjs";
 import { errorResponse, json, parseQuery, parseSegments } from "./odata.mjs";
 import { principalAccessRoute, whoAmIRoute } from "./security.mjs";
+
+/**
+ * Resources every Dataverse organisation serves that the sandbox does not: refused by name (501),
+ * never answered as if they did not exist. Microsoft Learn: "Query schema definitions" (global
+ * choices), "Environment variables" (Power Apps), "Web API metadata" (relationships).
+ */
+const UNSERVED = new Map([
+  ["GlobalOptionSetDefinitions", "global choices (GlobalOptionSetDefinitions)"],
+  ["RelationshipDefinitions", "relationship metadata (RelationshipDefinitions)"],
+  ["environmentvariabledefinitions", "environment variables (environmentvariabledefinitions)"],
+  ["environmentvariablevalues", "environment variable values (environmentvariablevalues)"],
+]);
 
 /** Runs one operation; its writes join `ctx.tx`. Returns {status, headers, body}. */
 export function execute(env, ctx) {
@@ -33,6 +45,7 @@ export function execute(env, ctx) {
     if (first.name === "systemusers" && segs[1]?.name === "Microsoft.Dynamics.CRM.RetrievePrincipalAccess") {
       return principalAccessRoute(env, segs, ctx, q);
     }
+    if (UNSERVED.has(first.name)) throw notSupported(UNSERVED.get(first.name));
     const t = bySet.get(first.name);
     if (!t) {
       if (byName.has(first.name)) throw new DvError(404, CODE_NOT_FOUND_SEGMENT, `Resource not found for the segment '${first.name}'. Use the entity set name '${byName.get(first.name).entitySet}'.`);

@@ -3,7 +3,7 @@
 // request acts as the sandbox's browser user (WHO_AM_I.UserId), whose privileges are those its
 // security roles give (a test takes one away to see what such a user sees). WhoAmI and
 // RetrievePrincipalAccess answer from this.
-import { DvError, CODE_PRIVILEGE, badQuery, missing, notAllowed, notFoundSegment } from "./errors.mjs";
+import { DvError, CODE_NOT_EXIST, CODE_PRIVILEGE, badQuery, missing, notAllowed, notFoundSegment } from "./errors.mjs";
 import { json } from "./odata.mjs";
 import { isPlainObject } from "./util.mjs";
 import { GUID_RE } from "./values.mjs";
@@ -102,19 +102,28 @@ export function whoAmIRoute(segs, ctx) {
 }
 
 /**
- * `systemusers(<id>)/Microsoft.Dynamics.CRM.RetrievePrincipalAccess(Target=@t)?@t={'@odata.id':'<set>(<id>)'}`:
- * the user's rights on that row, as flags.
+ * `systemusers(<id>)/Microsoft.Dynamics.CRM.RetrievePrincipalAccess(Target=@p)?@p={'@odata.id':'<set>(<id>)'}`:
+ * the user's rights on that row, as flags. As Microsoft Learn documents it ("Use Web API functions":
+ * parameter aliases; the RetrievePrincipalAccess function reference): any alias name, the
+ * target in either JSON quoting, and a user that does not exist is 404.
  */
 export function principalAccessRoute(env, segs, ctx, q) {
   if (ctx.method !== "GET") throw notAllowed(ctx.method, "the function RetrievePrincipalAccess", "GET");
-  if (segs.length !== 2 || segs[1].key !== "Target=@t") throw badQuery("RetrievePrincipalAccess takes Target=@t.");
-  const target = /^\{'@odata\.id':'([a-z_]+)\(([0-9a-f-]{36})\)'\}$/.exec(q.get("@t") || "");
-  if (!target) throw badQuery(`The parameter alias @t is not a row reference: '${q.get("@t")}'.`);
-  const t = env.store.bySet.get(target[1]);
-  if (!t) throw notFoundSegment(target[1]);
-  if (!t.records.has(target[2])) throw missing(t, target[2]);
-  // The user asked about: an application user's id, or (any other id) the browser user.
+  const alias = /^Target=(@[A-Za-z_][A-Za-z0-9_]*)$/.exec(String(segs[1].key ?? "").trim());
+  if (segs.length !== 2 || !alias) throw badQuery("RetrievePrincipalAccess takes one parameter, Target, as a parameter alias (Target=@t).");
+  const value = q.get(alias[1]);
+  if (value == null) throw badQuery(`The parameter alias ${alias[1]} has no value in the query.`);
+  const target = /^\{\s*(['"])@odata\.id\1\s*:\s*(['"])([a-z_]+)\(([0-9a-fA-F-]{36})\)\2\s*\}$/.exec(value.trim());
+  if (!target) throw badQuery(`The parameter alias ${alias[1]} is not a row reference ({'@odata.id':'<entity set>(<id>)'}): '${value}'.`);
+  const t = env.store.bySet.get(target[3]);
+  if (!t) throw notFoundSegment(target[3]);
+  const rowId = target[4].toLowerCase();
+  if (!t.records.has(rowId)) throw missing(t, rowId);
+  // The user asked about: the browser user or an application user; any other does not exist.
   const asked = String(segs[0].key ?? "").trim().replace(/^\{(.*)\}$/, "$1").toLowerCase();
+  if (asked !== WHO_AM_I.UserId && !env.security.isApplicationUser(asked)) {
+    throw new DvError(404, CODE_NOT_EXIST, `systemuser With Id = ${asked} Does Not Exist`);
+  }
   const rights = env.security.accessRights(t, asked);
   return json(200, { "@odata.context": `${ctx.base}$metadata#Microsoft.Dynamics.CRM.RetrievePrincipalAccessResponse`, AccessRights: rights.join(", ") });
 }

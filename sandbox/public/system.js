@@ -21,7 +21,16 @@ export const CONTACT_COLUMNS = [
   { logicalName: "address1_city", type: "String", maxLength: 80, label: L("City", "Miasto") },
   { logicalName: "address1_postalcode", type: "String", maxLength: 20, label: L("ZIP/Postal Code", "Kod pocztowy") },
   { logicalName: "address1_country", type: "String", maxLength: 80, label: L("Country/Region", "Kraj/region") },
-  { logicalName: "donotbulkemail", type: "Boolean", label: L("Do not allow Bulk Emails", "Nie zezwalaj na masowe wiadomości e-mail") },
+  // Its options as Dynamics labels them (not Yes/No).
+  {
+    logicalName: "donotbulkemail",
+    type: "Boolean",
+    label: L("Do not allow Bulk Emails", "Nie zezwalaj na masowe wiadomości e-mail"),
+    options: [
+      { value: 1, label: L("Do Not Allow", "Nie zezwalaj") },
+      { value: 0, label: L("Allow", "Zezwalaj") },
+    ],
+  },
   // Standard columns an admin maps to SALESmanago (issue 26): text, a choice, a number.
   { logicalName: "jobtitle", type: "String", maxLength: 100, label: L("Job Title", "Stanowisko") },
   {
