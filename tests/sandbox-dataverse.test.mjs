@@ -328,6 +328,11 @@ test("$filter: comparison operators, null, booleans, dates, guids and string col
     assert.deepEqual(await q("new_externalid eq aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"), n(5));
     assert.deepEqual(await q("lastname eq 'O''Brien'"), n(3), "quoted quotes");
     assert.deepEqual(await q("firstname eq 'łukasz'"), n(6));
+    // Dataverse's default collation is accent-insensitive too, and `eq` ignores trailing spaces.
+    assert.deepEqual(await q("lastname eq 'wojcik'"), n(6), "accents are ignored");
+    assert.deepEqual(await q("lastname eq 'WÓJCIK   '"), n(6), "trailing spaces are ignored");
+    assert.deepEqual(await q("startswith(lastname,'woj')"), n(6));
+    assert.deepEqual(await q("Microsoft.Dynamics.CRM.In(PropertyName='lastname',PropertyValues=['Wojcik','Smith'])"), n(5, 6));
     assert.deepEqual(await q("preferredcontactmethodcode eq 2"), n(2));
     assert.deepEqual(await q("lastname gt 'Smith'"), n(6));
   });

@@ -57,7 +57,7 @@ import { DOMParser } from "@xmldom/xmldom";
 import { DvError, CODE_NO_ATTRIBUTE, badQuery } from "./errors.mjs";
 import { contextUrl, json, project } from "./odata.mjs";
 import { sortKey } from "./query.mjs";
-import { idOrder, sortIds } from "./util.mjs";
+import { collate, idOrder, sortIds } from "./util.mjs";
 import { GUID_RE, INT32_MAX, INT32_MIN } from "./values.mjs";
 
 export const FETCH_PARAM = "fetchXml";
@@ -143,7 +143,7 @@ function valueKey(t, col, name, text) {
   switch (col.type) {
     case "String":
     case "Memo":
-      return text.toLowerCase();
+      return collate(text);
     case "Uniqueidentifier": {
       const bare = text.trim().replace(/^\{(.*)\}$/, "$1");
       if (!GUID_RE.test(bare)) throw invalid(`the value '${text}' of the condition on '${name}' is not a GUID.`);
@@ -165,7 +165,7 @@ function valueKey(t, col, name, text) {
 /** The comparable key of a stored value of `col` (null stays null). */
 function rowKey(col, value) {
   if (value == null) return null;
-  if (col.type === "String" || col.type === "Memo") return String(value).toLowerCase();
+  if (col.type === "String" || col.type === "Memo") return collate(value);
   if (col.type === "Uniqueidentifier") return String(value).toLowerCase();
   return value;
 }

@@ -2,7 +2,7 @@
 // and/or/not, null, contains/startswith/endswith and Microsoft.Dynamics.CRM.In/NotIn; an In on
 // a column tells the query which rows it can be among (`predicate.lookup`), read through an index.
 import { badQuery, noProperty } from "./errors.mjs";
-import { idOrder } from "./util.mjs";
+import { collate, fold, idOrder } from "./util.mjs";
 import { isoMillis } from "./values.mjs";
 
 const KEYWORDS = new Set(["and", "or", "not", "eq", "ne", "gt", "ge", "lt", "le"]);
@@ -81,8 +81,8 @@ function compareValues(category, a, b) {
     return x < y ? -1 : x > y ? 1 : 0;
   }
   if (category === "s") {
-    const x = a.toLowerCase();
-    const y = b.toLowerCase();
+    const x = collate(a);
+    const y = collate(b);
     return x < y ? -1 : x > y ? 1 : 0;
   }
   return a < b ? -1 : a > b ? 1 : 0;
@@ -215,7 +215,7 @@ export function compileFilter(t, text) {
         const a = x(row);
         const b = y(row);
         if (a == null || b == null) return false;
-        return test(String(a).toLowerCase(), String(b).toLowerCase());
+        return test(fold(a), fold(b));
       },
     };
   }
@@ -235,7 +235,7 @@ export function compileFilter(t, text) {
       if (v.type !== "String") throw badQuery(`The values of PropertyValues of '${name}' must be string literals.`);
       const raw = v.ev();
       let key;
-      if (type === "String") key = raw.toLowerCase();
+      if (type === "String") key = collate(raw);
       else if (type === "Integer") key = Number(raw);
       else if (type === "Boolean") key = raw.toLowerCase() === "true";
       else if (type === "Guid") key = raw.toLowerCase();
@@ -247,7 +247,7 @@ export function compileFilter(t, text) {
     const negate = name.endsWith("NotIn");
     const keyOf = (row) => {
       const v = ev(row);
-      return v != null && type === "String" ? v.toLowerCase() : v;
+      return v != null && type === "String" ? collate(v) : v;
     };
     return {
       type: "Boolean",

@@ -3,7 +3,7 @@
 import { badQuery, noProperty } from "./errors.mjs";
 import { compileFilter } from "./filter.mjs";
 import { contextUrl, json, project, rejectExpand, rejectUnknownOptions } from "./odata.mjs";
-import { b64url, bound, idOrder, isPlainObject, sortIds, unb64url, xmlAttr, xmlUnattr } from "./util.mjs";
+import { b64url, bound, collate, idOrder, isPlainObject, sortIds, unb64url, xmlAttr, xmlUnattr } from "./util.mjs";
 import { isoMillis } from "./values.mjs";
 
 export const DEFAULT_PAGE_SIZE = 5000;
@@ -37,13 +37,13 @@ export function parseOrderBy(t, text) {
   return out;
 }
 
-/** A comparable key of a stored value: null first, strings case-insensitively, dates as ms. */
+/** A comparable key of a stored value: null first, strings as the collation orders them, dates as ms. */
 export function sortKey(col, value) {
   if (value == null) return null;
   switch (col.type) {
     case "String":
     case "Memo":
-      return String(value).toLowerCase();
+      return collate(value);
     case "Uniqueidentifier":
       return idOrder(value);
     case "DateTime":

@@ -11,6 +11,18 @@ export const unb64url = (text) => Buffer.from(text, "base64url").toString("utf8"
 export const xmlAttr = (s) => String(s).replace(/&/g, "&amp;").replace(/"/g, "&quot;").replace(/</g, "&lt;");
 export const xmlUnattr = (s) => String(s).replace(/&quot;/g, '"').replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&amp;/g, "&");
 
+/**
+ * Text as Dataverse's default collation compares it: case- and accent-insensitive (issue 28
+ * records it: `'Zaneta'` matches `'Żaneta'`; an organisation's database is created with a
+ * `_CI_AI` SQL Server collation). Letters are folded to lower case without their accents;
+ * letters that are not a base letter and an accent (ł, ø, ß) stay as they are, which is where
+ * this and SQL Server may differ.
+ */
+export const fold = (s) => String(s).normalize("NFD").replace(/\p{M}+/gu, "").toLowerCase();
+
+/** `fold`, and trailing spaces ignored, as SQL Server's `=` and `<` ignore them (not `LIKE`). */
+export const collate = (s) => fold(s).replace(/ +$/, "");
+
 /** A stable GUID derived from text (for MetadataIds). */
 export function guidFrom(text) {
   const h = createHash("sha1").update(text).digest("hex");
