@@ -747,6 +747,40 @@ fn pull_consents(seed: u64, contacts: usize) {
     }
 }
 
+/// SALESmanago's export file is never ready: Pull consents asks for it 2 s after starting the
+/// export, then each time 1.5 times later than the time before, at most 30 s apart, and gives up
+/// after 30 minutes, saying so; once the file comes, a later run goes through.
+fn file_never_ready(seed: u64, contacts: usize) {
+    let mut world = World::new(seed, contacts);
+    (world.dataverse.faults, world.salesmanago.faults) = (Faults::default(), Faults::default());
+    world.run(BulkJob::ExportAll, 0).expect("a clean export succeeds");
+    world.now += 3_600_000;
+    world.salesmanago.never_ready = true;
+    let failure = world.run(BulkJob::PullConsents, 0).expect_err("a file never ready fails the job");
+    assert!(failure.ends_with("(fileNotReady)"), "{failure}");
+    assert!(failure.contains("minutes: 30"), "it says how long it waited: {failure}");
+    let asked = world.salesmanago.status_asked.values().next().expect("the status was asked").clone();
+    // From the export's start: each wait on the job's clock, and the latency (5 ms to about
+    // 3.2 s) of the answer it waited from.
+    let mut wait = 2_000;
+    for (i, gap) in asked.windows(2).map(|w| w[1] - w[0]).enumerate() {
+        assert!(
+            (wait..wait + 3_200).contains(&gap),
+            "status poll {} came {gap} ms after the step before, not {wait} ms",
+            i + 1
+        );
+        wait = (wait * 3 / 2).min(30_000);
+    }
+    let waited = asked.last().expect("asked") - asked.first().expect("asked");
+    // Given up at the first answer 30 minutes after the export started: at most one wait (30 s)
+    // and its latency later.
+    let limit = 30 * 60_000;
+    assert!((limit - 3_200..limit + 35_000).contains(&waited), "gave up after {waited} ms, not 30 minutes");
+    world.salesmanago.never_ready = false;
+    world.now += 600_000;
+    world.run(BulkJob::PullConsents, 0).expect("once the file comes, the pull goes through");
+}
+
 fn seeds() -> Vec<u64> {
     match std::env::var("SIM_SEED") {
         Ok(seed) => vec![seed.parse().expect("SIM_SEED is a number")],
@@ -1174,6 +1208,11 @@ fn export_changes_sends_what_changed_and_moves_its_watermark_only_when_all_went(
 #[test]
 fn pull_changes_never_passes_a_change_it_did_not_apply() {
     for_each_seed("pull_changes", |seed| size(seed) / 2, pull_changes);
+}
+
+#[test]
+fn pull_consents_gives_up_on_a_file_that_never_comes_after_polling_less_and_less_often() {
+    for_each_seed("file_never_ready", |seed| size(seed) / 20 + 5, file_never_ready);
 }
 
 #[test]

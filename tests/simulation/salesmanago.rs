@@ -56,6 +56,10 @@ pub(crate) struct Salesmanago {
     pub(crate) history: Vec<(String, String)>,
     /// Export jobs: when each file is ready, and its text (the contacts as they were asked for).
     exports: BTreeMap<String, (u64, String)>,
+    /// Export files are never ready (SALESmanago's job stuck).
+    pub(crate) never_ready: bool,
+    /// When each export job was started, then each time its status was asked, by request id.
+    pub(crate) status_asked: BTreeMap<String, Vec<u64>>,
 }
 
 type Answer = (Result<HttpResponse, TransportFailure>, bool);
@@ -97,6 +101,8 @@ impl Salesmanago {
             writes: 0,
             history: Vec::new(),
             exports: BTreeMap::new(),
+            never_ready: false,
+            status_asked: BTreeMap::new(),
         }
     }
 
@@ -414,6 +420,7 @@ impl Salesmanago {
             "contact/export/data" => self.export(&body, rng, now),
             "job/status" => {
                 let id = body["requestId"].to_string().trim_matches('"').to_owned();
+                self.status_asked.entry(id.clone()).or_default().push(now);
                 let (ready_at, _) = self.exports.get(&id).expect("a job SALESmanago started");
                 let mut answer = vec![("success", true.into()), ("message", Value::Array(vec![]))];
                 if *ready_at <= now {
@@ -632,7 +639,9 @@ impl Salesmanago {
         let id = (1000 + self.exports.len()).to_string();
         // Mostly ready within two minutes; now and then after twenty.
         let delay = if rng.chance(50) { 20 * 60_000 } else { rng.below(120_000) };
-        self.exports.insert(id.clone(), (now + delay, Value::Array(entries).to_string()));
+        let ready_at = if self.never_ready { u64::MAX } else { now + delay };
+        self.status_asked.insert(id.clone(), vec![now]);
+        self.exports.insert(id.clone(), (ready_at, Value::Array(entries).to_string()));
         object(vec![
             ("success", true.into()),
             ("message", Value::Array(vec![])),
