@@ -75,6 +75,8 @@ pub(crate) struct World {
     /// Added to every answer's latency: a slow network, so a job lives long enough to renew
     /// its lease.
     pub(crate) slow_ms: u64,
+    /// Each "preparing the file" progress the job showed: (true time, seconds it says it waited).
+    pub(crate) preparing: Vec<(u64, u64)>,
 }
 
 const START: u64 = 1_800_000_000_000;
@@ -99,6 +101,7 @@ impl World {
             salesmanago,
             form: Vec::new(),
             slow_ms: 0,
+            preparing: Vec::new(),
         }
     }
 
@@ -256,6 +259,7 @@ impl World {
                         }
                         in_flight.push((at, ticket, Reply::Salesmanago(end)));
                     }
+                    Action::Progress(Message::PreparingFile { seconds }) => self.preparing.push((self.now, seconds)),
                     Action::Progress(_) => {}
                     Action::Finished(result) => {
                         assert!(job.poll(self.local()).is_none(), "a finished job asks for nothing more");
@@ -771,6 +775,13 @@ fn file_never_ready(seed: u64, contacts: usize) {
         );
         wait = (wait * 3 / 2).min(30_000);
     }
+    // Each "preparing the file" progress says how long it has waited, to the second.
+    let started = asked[0];
+    for &(at, seconds) in &world.preparing {
+        let waited = (at - started) / 1000;
+        assert!(seconds <= waited && waited <= seconds + 4, "shown at {waited} s as waiting {seconds} s");
+    }
+    assert!(world.preparing.len() > 40, "the wait is shown as it goes: {:?}", world.preparing.len());
     let waited = asked.last().expect("asked") - asked.first().expect("asked");
     // Given up at the first answer 30 minutes after the export started: at most one wait (30 s)
     // and its latency later.
