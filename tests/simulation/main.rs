@@ -28,7 +28,7 @@ use salesmanago_dynamics::core::job::{record_columns, Action, Job, JobFailure, R
 use salesmanago_dynamics::core::json::{Map, Value};
 use salesmanago_dynamics::core::mapping::normalize;
 use salesmanago_dynamics::core::salesmanago::HttpResponse;
-use salesmanago_dynamics::core::sync::unix_ms;
+use salesmanago_dynamics::core::sync::{unix_ms, Tally};
 
 use dataverse::{Dataverse, LeaseWrite};
 use rng::Rng;
@@ -466,6 +466,14 @@ impl World {
         (count(SyncStatus::Synced), count(SyncStatus::Skipped), count(SyncStatus::Failed))
     }
 
+    /// The contacts `tally` says failed are exactly those whose write Dynamics refused since
+    /// `refused_writes` was cleared (each listed: the simulation stays under `MAX_LISTED`).
+    fn check_failed_are_refused(&self, tally: &Tally) {
+        let failed: BTreeSet<&String> = tally.not_done.iter().filter(|n| !n.skipped).map(|n| &n.id).collect();
+        assert_eq!(tally.failed(), failed.len() as u64, "every failed contact listed once: {tally:?}");
+        assert_eq!(failed, self.dataverse.refused_writes.iter().collect(), "failed: those Dynamics refused, {tally:?}");
+    }
+
     /// No contact is marked Synced that SALESmanago lacks.
     fn check_synced(&self) {
         for (id, row) in &self.dataverse.contacts {
@@ -514,10 +522,7 @@ fn pull_changes(seed: u64, contacts: usize) {
     world.salesmanago.faults = Faults::default();
     world.dataverse.refused_writes.clear();
     let second = world.run(BulkJob::PullChanges, 0).expect("a clean pull succeeds");
-    // Failed: exactly the contacts whose write Dynamics refused.
-    let failed: BTreeSet<&String> = second.tally.not_done.iter().filter(|n| !n.skipped).map(|n| &n.id).collect();
-    assert_eq!(second.tally.failed(), failed.len() as u64, "{:?}", second.tally);
-    assert_eq!(failed, world.dataverse.refused_writes.iter().collect(), "failed: those Dynamics refused");
+    world.check_failed_are_refused(&second.tally);
     for sm in world.salesmanago.changed() {
         let Some((id, row)) = world.dataverse.matching(sm) else { continue };
         // Dynamics refuses some names (too long for its columns); the summary lists those.
@@ -718,11 +723,9 @@ fn pull_consents(seed: u64, contacts: usize) {
                 Err(_) => skipped += 1,
             }
         }
-        let refused = &world.dataverse.refused_writes;
-        let split = (t.missing, t.skipped(), t.failed(), t.outside);
-        assert_eq!(split, (missing, skipped, refused.len() as u64, 0), "(missing, skipped, failed, outside) of {t:?}");
-        let failed: BTreeSet<&String> = t.not_done.iter().filter(|n| !n.skipped).map(|n| &n.id).collect();
-        assert_eq!(failed, refused.iter().collect(), "the contacts failed are those whose write Dynamics refused");
+        let split = (t.missing, t.skipped(), t.outside);
+        assert_eq!(split, (missing, skipped, 0), "(missing, skipped, outside) of {t:?}");
+        world.check_failed_are_refused(t);
     }
     let failed: Vec<&str> = t.not_done.iter().map(|n| n.id.as_str()).collect();
     let flag = |row: &Map, column: &str| row.get(column).and_then(Value::as_bool);
@@ -1136,8 +1139,7 @@ fn refused_lease_write(seed: u64, contacts: usize) {
         assert_eq!((t.done, t.skipped(), t.failed()), world.statuses(|_| true), "{t:?}");
         world.check_synced();
     } else {
-        let failed: BTreeSet<&String> = t.not_done.iter().filter(|n| !n.skipped).map(|n| &n.id).collect();
-        assert_eq!(failed, world.dataverse.refused_writes.iter().collect(), "failed: those Dynamics refused");
+        world.check_failed_are_refused(t);
     }
 }
 
