@@ -173,6 +173,21 @@ fn scope_on_every_path(seed: u64, contacts: usize) {
     }
     check_nothing_outside_went(&world, &there);
 
+    // Pull consents too: SALESmanago changes opt-outs and consents; those outside the scope
+    // (among the contacts with an e-mail, which the job reads) are counted apart and left alone.
+    world.salesmanago.change_consents(&mut world.rng);
+    let before = world.dataverse.contacts.clone();
+    world.now += 3_600_000;
+    let pulled = world.run(BulkJob::PullConsents, 0).expect("the pull succeeds");
+    assert!(pulled.tally.adds_up(), "{:?}", pulled.tally);
+    let outside = before.values().filter(|r| !flagged(r) && text(r, "emailaddress1").is_some()).count() as u64;
+    assert_eq!(pulled.tally.outside, outside, "{:?}", pulled.tally);
+    for (id, row) in &world.dataverse.contacts {
+        if !flagged(row) {
+            assert_eq!(Some(row), before.get(id), "{id} is outside the scope and was changed by Pull consents");
+        }
+    }
+
     // Send of a contact outside: refused, nothing sent.
     if let Some(id) = ids.iter().find(|id| !flagged(&world.dataverse.contacts[*id])).cloned() {
         let writes = world.salesmanago.writes;

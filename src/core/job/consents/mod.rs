@@ -34,6 +34,11 @@ const READY_WITHIN_MS: u64 = 30 * 60_000;
 /// Progress while reading the file is shown each time this many more contacts are in.
 const SHOW_EVERY: usize = 1_000;
 
+/// Whether reading the file from `before` contacts to `now` passed a multiple of [`SHOW_EVERY`].
+fn shows_progress(before: usize, now: usize) -> bool {
+    now / SHOW_EVERY > before / SHOW_EVERY
+}
+
 /// Where the job is.
 enum Phase {
     /// SALESmanago is asked for the export.
@@ -172,7 +177,7 @@ impl Consents {
                 for contact in self.reader.take() {
                     self.file.push(contact);
                 }
-                if self.file.len() / SHOW_EVERY > before / SHOW_EVERY {
+                if shows_progress(before, self.file.len()) {
                     run.say(Message::ReadingFile { contacts: self.file.len() as u64 });
                 }
             }
@@ -276,4 +281,20 @@ impl Consents {
 /// Ends the job: the file could not be read.
 fn unreadable_file(run: &mut Runner, detail: String) {
     run.fail(JobFailure { message: Message::FileUnreadable { detail }, kind: "fileUnreadable" });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_shows_each_time_another_thousand_contacts_are_in() {
+        assert!(shows_progress(999, 1_000));
+        assert!(shows_progress(0, 1_000));
+        assert!(shows_progress(1_500, 2_600));
+        assert!(shows_progress(1_999, 2_000));
+        assert!(!shows_progress(0, 999));
+        assert!(!shows_progress(1_000, 1_999));
+        assert!(!shows_progress(1_000, 1_000));
+    }
 }
