@@ -135,14 +135,20 @@ export function queryRows(t, ctx, q) {
   const prefer = ctx.prefer;
   let pageSize = DEFAULT_PAGE_SIZE;
   const applied = [];
+  let paging = false;
   if (prefer["odata.maxpagesize"] !== undefined) {
     const n = Number(prefer["odata.maxpagesize"]);
     if (Number.isInteger(n) && n > 0) {
+      paging = true;
       pageSize = Math.min(n, MAX_PAGE_SIZE);
       applied.push(`odata.maxpagesize=${pageSize}`);
     }
   }
   if (ctx.annotations) applied.push(`odata.include-annotations="${ctx.annotationsRaw}"`);
+  // "Page results", section "Don't use the $top query option while paging records"
+  // (learn.microsoft.com/power-apps/developer/data-platform/webapi/query/page-results): "If you
+  // include both, $top is ignored."
+  if (paging) top = null;
   const token = q.has("$skiptoken") ? decodeSkipToken(q.get("$skiptoken")) : null;
   const returned = token ? token.n : 0;
   const remaining = top === null ? Infinity : Math.max(0, top - returned);
