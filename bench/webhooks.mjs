@@ -37,7 +37,7 @@ function startSandboxChild(concurrency) {
   const script = `
     import { startSandbox } from ${JSON.stringify(join(root, "sandbox", "server.mjs"))};
     const s = await startSandbox({ port: 0, contacts: 0, webhooks: { concurrency: ${concurrency}, retryDelayMs: 1000 } });
-    process.stdout.write(JSON.stringify({ url: s.url, appUser: s.appUser }) + "\\n");
+    process.stdout.write(JSON.stringify({ url: s.url, appUser: s.appUser, token: s.token }) + "\\n");
   `;
   const child = spawn(process.execPath, ["--input-type=module", "-e", script], { stdio: ["ignore", "pipe", "inherit"] });
   return new Promise((resolve, reject) => {
@@ -73,12 +73,14 @@ async function main() {
   const sandbox = await startSandboxChild(options.concurrency);
   const relay = await startWebhookRelay(sandbox, { clientId: sim.clientId, apiSecret: sim.apiSecret, owner: sim.owner, endpoint: sim.url });
   const api = `${sandbox.url}/api/data/v9.2/`;
+  // The bench writes as another system would: with the browser user's bearer token.
+  const auth = { Authorization: `Bearer ${sandbox.token}` };
   try {
     // Webhooks on, on the integration record: the relay acts only when the record says so.
-    const records = await (await fetch(api + "new_salesmanagointegrations?$select=new_salesmanagointegrationid")).json();
+    const records = await (await fetch(api + "new_salesmanagointegrations?$select=new_salesmanagointegrationid", { headers: auth })).json();
     const [record] = records.value ?? [];
     if (!record) throw new Error("the sandbox has no SALESmanago Integration record");
-    const on = await fetch(`${api}new_salesmanagointegrations(${record.new_salesmanagointegrationid})`, { method: "PATCH", headers: { "Content-Type": "application/json", "If-Match": "*" }, body: JSON.stringify({ new_webhooks: true }) });
+    const on = await fetch(`${api}new_salesmanagointegrations(${record.new_salesmanagointegrationid})`, { method: "PATCH", headers: { ...auth, "Content-Type": "application/json", "If-Match": "*" }, body: JSON.stringify({ new_webhooks: true }) });
     if (on.status !== 204) throw new Error(`turning webhooks on: HTTP ${on.status}`);
     // 1. Latency, one write at a time.
     const latencies = [];
@@ -86,7 +88,7 @@ async function main() {
       const email = `latency${i}@example.com`;
       const reached = new Promise((resolve) => waiting.set(email, resolve));
       const sent = Date.now();
-      const response = await fetch(api + "contacts", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ firstname: "Latency", lastname: `N${i}`, emailaddress1: email }) });
+      const response = await fetch(api + "contacts", { method: "POST", headers: { ...auth, "Content-Type": "application/json" }, body: JSON.stringify({ firstname: "Latency", lastname: `N${i}`, emailaddress1: email }) });
       if (response.status !== 204) throw new Error(`create: HTTP ${response.status}`);
       const at = await Promise.race([reached, new Promise((_, reject) => setTimeout(() => reject(new Error(`${email} did not arrive in 60 s`)), 60_000).unref())]);
       waiting.delete(email);
@@ -114,7 +116,7 @@ async function main() {
         parts.push(["--changeset_1", "Content-Type: application/http", "Content-Transfer-Encoding: binary", `Content-ID: ${i - from + 1}`, "", `POST ${api}contacts HTTP/1.1`, "Content-Type: application/json", "", JSON.stringify(row)].join("\r\n"));
       }
       const body = ["--batch_1", "Content-Type: multipart/mixed; boundary=changeset_1", "", ...parts, "--changeset_1--", "--batch_1--", ""].join("\r\n");
-      const response = await fetch(api + "$batch", { method: "POST", headers: { "Content-Type": "multipart/mixed; boundary=batch_1" }, body });
+      const response = await fetch(api + "$batch", { method: "POST", headers: { ...auth, "Content-Type": "multipart/mixed; boundary=batch_1" }, body });
       if (response.status !== 200) throw new Error(`$batch: HTTP ${response.status}`);
     }
     const written = Date.now();

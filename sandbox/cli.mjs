@@ -163,6 +163,7 @@ try {
       JSON.stringify({
         mode,
         sandbox: sandbox.url,
+        dataverseToken: sandbox.token,
         simulator: simulator.url,
         relay: relay?.url ?? null,
         relayKey: relay?.key ?? null,
@@ -206,7 +207,7 @@ try {
         ...(options.webhooks
           ? [
               `Webhooks: on. salesmanago-relay at ${relay.url} receives every change of a contact (registered: ${relay.registered.length} rows);`,
-              `  try: curl -X POST ${sandbox.url}/api/data/v9.2/contacts -H 'Content-Type: application/json' -d '{"firstname":"Ala","emailaddress1":"ala@example.com"}'`,
+              `  try: curl -X POST ${sandbox.url}/api/data/v9.2/contacts -H 'Authorization: Bearer ${sandbox.token}' -H 'Content-Type: application/json' -d '{"firstname":"Ala","emailaddress1":"ala@example.com"}'`,
               "",
             ]
           : []),

@@ -23,16 +23,19 @@ import { createStore } from "./dataverse/store.mjs";
 
 export { API_PREFIX } from "./dataverse/odata.mjs";
 export { DEFAULT_PROTECTION } from "./dataverse/protection.mjs";
-export { WHO_AM_I } from "./dataverse/security.mjs";
+export { SESSION_COOKIE, WHO_AM_I } from "./dataverse/security.mjs";
 export { COLUMN_TYPES } from "./dataverse/values.mjs";
 
 /**
  * Creates a Dataverse Web API stand-in. See the header of this file and `handle`.
  *
- * `principals` maps bearer tokens to application users' systemuserids ({token: userId}, or a
- * Map): a request with `Authorization: Bearer <token>` acts as that user (allowed everything);
- * any other acts as the browser user WHO_AM_I.UserId. `addPrincipal(token, userId)` adds one
- * later and returns its removal.
+ * Every request needs a credential (401 without one, as Dataverse answers). `principals` maps
+ * bearer tokens to systemuserids ({token: userId}, or a Map): a request with
+ * `Authorization: Bearer <token>` acts as that user: an application user (allowed everything),
+ * or the browser user WHO_AM_I.UserId when the token is issued for it. `addPrincipal(token,
+ * userId)` adds one later and returns its removal. `openSession()` gives the value of a session
+ * cookie (`CrmOwinAuth=<value>`, SESSION_COOKIE) that acts as the browser user, as the web
+ * client's pages carry theirs.
  *
  * `onCommit(fn)` calls `fn` after each committed write, once per row, with
  * `{table, message: "Create"|"Update"|"Delete", id, pre, post, target, userId, at}`: `pre` and
@@ -101,6 +104,8 @@ export function createDataverse({ file = null, tables, latencyMs = 0, protection
     /** The compiled table `logical` (its columns and their types). */
     table: store.table,
     addPrincipal: env.security.addPrincipal,
+    /** A new session of the browser user: the value of its session cookie (SESSION_COOKIE). */
+    openSession: env.security.openSession,
     /** Moves the change-tracking clock forward by `ms` (delta tokens age, the deletion log and the recycle bin are pruned). */
     advanceChangeTrackingClock: store.clock.advance,
     /** The same clock: it also ages what the recycle bin keeps. */

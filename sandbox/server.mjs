@@ -1,6 +1,7 @@
 // The sandbox web server: the model-driven app shell (/contacts, /contacts/<id>, /integration),
 // the built solution's web resources at the paths Dynamics serves them from, its
 // customizations.xml, and a Dataverse Web API stand-in at /api/data/v9.2/.
+import { randomBytes } from "node:crypto";
 import { createServer } from "node:http";
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { readFile } from "node:fs/promises";
@@ -10,7 +11,7 @@ import { DOMParser } from "@xmldom/xmldom";
 import { readZip, solutionZipPath } from "./zip.mjs";
 import { readSolution } from "./public/solution.js";
 import { CONTACT_COLUMNS, DEMO_CONSENT_COLUMN, DEMO_CUSTOM_COLUMNS, DEMO_VIEWS, L } from "./public/system.js";
-import { createDataverse } from "./dataverse.mjs";
+import { SESSION_COOKIE, WHO_AM_I, createDataverse } from "./dataverse.mjs";
 import { EVENT_TABLES, createEvents, seedEventTables } from "./dataverse/events.mjs";
 import { createEntra } from "./entra.mjs";
 import { demoContacts } from "./seed.mjs";
@@ -138,6 +139,13 @@ export async function startSandbox({ port = 0, host = "127.0.0.1", dataFile = nu
     const { tenant, clientId, clientSecret: secret, userId } = APP_USER;
     entra = createEntra({ tenant, clients: [{ clientId, secret, userId }], grant: (token, user) => dataverse.addPrincipal(token, user) });
   }
+  // The browser's credential, as a signed-in user of the web client has one: every page and web
+  // resource the sandbox serves sets the session cookie its API calls carry. Programs (tests,
+  // the bench, curl) use the browser user's bearer token instead.
+  const session = dataverse.openSession();
+  const cookie = `${SESSION_COOKIE}=${session}; Path=/; HttpOnly; SameSite=Lax`;
+  const token = randomBytes(24).toString("base64url");
+  dataverse.addPrincipal(token, WHO_AM_I.UserId);
   const files = new Map();
   for (const resource of built.solution.webresources.values()) {
     const entry = built.entries.get(resource.fileName.replace(/^\//, ""));
@@ -166,8 +174,8 @@ export async function startSandbox({ port = 0, host = "127.0.0.1", dataFile = nu
       const p = url.pathname;
       if (await dataverse.handle(request, response)) return;
       if (entra && (await entra.handle(request, response))) return;
-      const send = (status, type, body) => response.writeHead(status, { "Content-Type": type, "Cache-Control": "no-store" }).end(body);
-      if (p === "/") return response.writeHead(302, { Location: "/contacts" }).end();
+      const send = (status, type, body) => response.writeHead(status, { "Content-Type": type, "Cache-Control": "no-store", "Set-Cookie": cookie }).end(body);
+      if (p === "/") return response.writeHead(302, { Location: "/contacts", "Set-Cookie": cookie }).end();
       if (PAGES.test(p)) return send(200, TYPES[".html"], await readFile(join(PUBLIC, "index.html")));
       if (p.startsWith("/sandbox/") && /^[a-z]+\.(js|css)$/.test(p.slice(9))) return send(200, TYPES[extname(p)], await readFile(join(PUBLIC, p.slice(9))));
       if (p === "/solution/customizations.xml") return send(200, TYPES[".xml"], built.xml);
@@ -198,6 +206,8 @@ export async function startSandbox({ port = 0, host = "127.0.0.1", dataFile = nu
   return {
     url,
     dataverse,
+    /** The browser user's bearer token, for programs calling the Web API: `Authorization: Bearer <token>`. */
+    token,
     solution: built.solution,
     /** Webhook deliveries (with `webhooks`): stats(), idle(), failedJobs(). */
     events,

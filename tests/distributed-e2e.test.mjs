@@ -32,11 +32,11 @@ const inSalesmanago = (email) => world.sim.contacts().find((c) => c.email === em
 const record = () => world.sandbox.dataverse.rows(RECORD)[0];
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** A Web API request as another system makes it (the browser user's session). */
+/** A Web API request as another system makes it (with the browser user's bearer token). */
 async function api(method, path, body, headers = {}) {
   const response = await fetch(`${world.sandbox.url}/api/data/v9.2/${path}`, {
     method,
-    headers: { "Content-Type": "application/json", Accept: "application/json", ...headers },
+    headers: { "Content-Type": "application/json", Accept: "application/json", Authorization: `Bearer ${world.sandbox.token}`, ...headers },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await response.text();

@@ -274,7 +274,7 @@ test("the contact form's timeline lists the contact's SALESmanago activity, newe
   const put = async (n, contact, kind, subject, at) => {
     const response = await fetch(`${api}${SET}(${activityId(n)})`, {
       method: "PATCH",
-      headers: { "Content-Type": "application/json", "If-None-Match": "*" },
+      headers: { "Content-Type": "application/json", "If-None-Match": "*", Authorization: `Bearer ${sandbox.token}` },
       body: JSON.stringify(activity(contact, kind, subject, at)),
     });
     assert.equal(response.status, 204, await response.text());

@@ -9,7 +9,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { createDataverse } from "../sandbox/dataverse.mjs";
-import { REQUEST_TIMEOUT_MS, withServer as withDataverseServer } from "./support/dataverse-server.mjs";
+import { BROWSER_TOKEN, REQUEST_TIMEOUT_MS, withServer as withDataverseServer } from "./support/dataverse-server.mjs";
 
 const MAX_PAGES = 50;
 const DAY_MS = 86_400_000;
@@ -75,7 +75,7 @@ async function readAll(api, first, headers) {
 function getWithPreferHeaders(url, prefers) {
   return new Promise((resolve, reject) => {
     // an array value goes on the wire as one header line per item
-    const headers = { Accept: "application/json", Prefer: prefers };
+    const headers = { Accept: "application/json", Authorization: `Bearer ${BROWSER_TOKEN}`, Prefer: prefers };
     const req = http.request(url, { method: "GET", headers, timeout: REQUEST_TIMEOUT_MS }, (res) => {
       const chunks = [];
       res.on("data", (c) => chunks.push(c));

@@ -68,8 +68,11 @@ async function stopsCleanly(run) {
   assert.equal(code, 0, `exit ${code}; stderr: ${err}`);
 }
 
+/** The sandbox's Web API as a program calls it: with the browser user's token the CLI printed. */
+const asUser = (info, headers = {}) => ({ Authorization: `Bearer ${info.dataverseToken}`, ...headers });
+
 async function count(info, filter = "") {
-  const response = await fetch(`${info.sandbox}/api/data/v9.2/contacts?$select=contactid&$count=true&$top=1${filter}`);
+  const response = await fetch(`${info.sandbox}/api/data/v9.2/contacts?$select=contactid&$count=true&$top=1${filter}`, { headers: asUser(info) });
   return (await response.json())["@odata.count"];
 }
 
@@ -103,7 +106,9 @@ test("--port 0 --json in relay mode: one JSON line once all three listen; the re
   try {
     const run = await start(["--port", "0", "--json", "--data", dir, "--contacts", "30"]);
     const info = run.info();
-    assert.deepEqual(Object.keys(info).sort(), ["apiSecret", "clientId", "mode", "owner", "relay", "relayKey", "sandbox", "simulator"]);
+    assert.deepEqual(Object.keys(info).sort(), ["apiSecret", "clientId", "dataverseToken", "mode", "owner", "relay", "relayKey", "sandbox", "simulator"]);
+    // The Web API wants a credential, as Dataverse does; the printed token is one.
+    assert.equal((await fetch(`${info.sandbox}/api/data/v9.2/WhoAmI`)).status, 401);
     assert.equal(info.mode, "relay");
     assert.match(info.relay, /^http:\/\/127\.0\.0\.1:\d+$/);
     assert.match(info.relayKey, /^browser\.[0-9a-f]{64}$/);
@@ -136,7 +141,7 @@ test("data survives a restart, and --reset starts afresh", async () => {
     let run = await start(["--port", "0", "--json", "--data", dir, "--contacts", "12"]);
     let info = run.info();
     const id = "00000000-0000-4000-8000-000000000001";
-    const patch = await fetch(`${info.sandbox}/api/data/v9.2/contacts(${id})`, { method: "PATCH", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ address1_city: "Zakopane" }) });
+    const patch = await fetch(`${info.sandbox}/api/data/v9.2/contacts(${id})`, { method: "PATCH", headers: asUser(info, { "Content-Type": "application/json" }), body: JSON.stringify({ address1_city: "Zakopane" }) });
     assert.equal(patch.status, 204);
     await fetch(`${info.simulator}/__sim/contacts`, { method: "POST", body: JSON.stringify([{ email: "kept@example.com" }]) });
     await fetch(`${info.simulator}/api/user/listByClient`, { method: "POST", body: "{}" });
@@ -275,11 +280,11 @@ test("--webhooks runs one relay, registered in the sandbox: a contact written th
     const info = run.info();
     assert.match(info.relay, /^http:\/\/127\.0\.0\.1:\d+$/);
     assert.equal((await deepHealth(info.relay, info.relayKey, info.sandbox)).status, 200, "the browser's relay is the webhook's");
-    const [endpoint] = (await (await fetch(`${info.sandbox}/api/data/v9.2/serviceendpoints?$select=url`)).json()).value;
+    const [endpoint] = (await (await fetch(`${info.sandbox}/api/data/v9.2/serviceendpoints?$select=url`, { headers: asUser(info) })).json()).value;
     assert.equal(endpoint.url, `${info.relay}/dataverse/webhook`);
     const created = await fetch(`${info.sandbox}/api/data/v9.2/contacts`, {
       method: "POST",
-      headers: { "Content-Type": "application/json" },
+      headers: asUser(info, { "Content-Type": "application/json" }),
       body: JSON.stringify({ firstname: "Ala", lastname: "Webhook", emailaddress1: "cli.webhook@example.com" }),
     });
     assert.equal(created.status, 204);

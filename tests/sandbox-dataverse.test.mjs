@@ -6,9 +6,9 @@ import http from "node:http";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { createDataverse } from "../sandbox/dataverse.mjs";
+import { WHO_AM_I, createDataverse } from "../sandbox/dataverse.mjs";
 import { idOrder, sortIds } from "../sandbox/dataverse/util.mjs";
-import { REQUEST_TIMEOUT_MS, client, withServer as withDataverseServer } from "./support/dataverse-server.mjs";
+import { BROWSER_TOKEN, REQUEST_TIMEOUT_MS, client, withServer as withDataverseServer } from "./support/dataverse-server.mjs";
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const ISO_Z = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/;
@@ -1086,6 +1086,7 @@ test("100,000 contacts: seed, save, load and page with a filter in a few seconds
     assert.ok(loadMs < 5000, `load took ${loadMs} ms`);
     assert.equal(loaded.rows("contact").length, 100_000);
 
+    loaded.addPrincipal(BROWSER_TOKEN, WHO_AM_I.UserId);
     const server = http.createServer(async (req, res) => {
       if (!(await loaded.handle(req, res))) res.writeHead(404).end();
     });
@@ -1235,7 +1236,7 @@ test("onCommit: a change set is told once it committed, in order; a rolled-back 
         ],
         { method: "PATCH", url: `contacts(${id(5)})`, body: { lastname: "Alone" } },
       ],
-      { Prefer: "odata.continue-on-error", ...asApp },
+      { Prefer: "odata.continue-on-error" },
     );
     assert.deepEqual(
       parts.map((p) => p.changeset?.map((c) => c.status) ?? p.status),
@@ -1290,8 +1291,22 @@ test("principals: a registered bearer token acts as its application user; rows c
     const who = async (headers) => (await api.get("WhoAmI", headers)).json.UserId;
     assert.equal(await who(), BROWSER_USER);
     assert.equal(await who(asApp), APP_USER, "lower case, as GUIDs are answered");
-    assert.equal(await who({ Authorization: "Bearer unknown-token" }), BROWSER_USER);
-    assert.equal(await who({ Authorization: "Basic app-token" }), BROWSER_USER);
+    // No credential, a token nobody registered, or another scheme: 401 with Dataverse's challenge
+    // ("Discover the authority at run time": `WWW-Authenticate: Bearer authorization_uri=…`), no body.
+    for (const Authorization of [null, "Bearer unknown-token", "Basic app-token", "Bearer"]) {
+      const refused = await api.get("WhoAmI", { Authorization });
+      assert.equal(refused.status, 401, `${Authorization}: ${refused.text}`);
+      assert.match(refused.headers.get("www-authenticate"), /^Bearer authorization_uri=https:\/\/login\.microsoftonline\.com\/[0-9a-f-]{36}\/oauth2\/authorize, resource_id=http:\/\/127\.0\.0\.1:\d+\/$/);
+      assert.equal(refused.text, "");
+    }
+    // Nothing is looked at before the caller is known: not even a write.
+    const before = dv.rows("contact").length;
+    assert.equal((await api.post("contacts", { firstname: "Nobody" }, { Authorization: null })).status, 401);
+    assert.equal(dv.rows("contact").length, before);
+    // The browser's session cookie acts as the browser user; an unknown one is no one.
+    const session = dv.openSession();
+    assert.equal(await who({ Authorization: null, Cookie: `theme=dark; CrmOwinAuth=${session}` }), BROWSER_USER);
+    assert.equal((await api.get("WhoAmI", { Authorization: null, Cookie: "CrmOwinAuth=made-up" })).status, 401);
 
     // created by the browser user, then modified by the application user
     const created = await api.post("contacts", { firstname: "Ola", _modifiedby_value: OTHER_APP_USER }, { Prefer: "return=representation" });
@@ -1342,7 +1357,7 @@ test("principals: a registered bearer token acts as its application user; rows c
     const remove = dv.addPrincipal("later-token", OTHER_APP_USER);
     assert.equal(await who({ Authorization: "Bearer later-token" }), OTHER_APP_USER);
     remove();
-    assert.equal(await who({ Authorization: "Bearer later-token" }), BROWSER_USER);
+    assert.equal((await api.get("WhoAmI", { Authorization: "Bearer later-token" })).status, 401, "a removed token is no one");
     assert.throws(() => dv.addPrincipal("token", "not-a-guid"), /not a GUID/);
     assert.throws(() => dv.addPrincipal("", APP_USER), /token/);
   });

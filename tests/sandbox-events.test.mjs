@@ -6,7 +6,7 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
-import { createDataverse } from "../sandbox/dataverse.mjs";
+import { WHO_AM_I, createDataverse } from "../sandbox/dataverse.mjs";
 import { EVENT_TABLES, SDK_MESSAGES, createEvents, seedEventTables } from "../sandbox/dataverse/events.mjs";
 import { createEntra } from "../sandbox/entra.mjs";
 
@@ -81,6 +81,7 @@ async function listen(handler) {
 async function startStack(eventOptions = {}) {
   const dv = createDataverse({ tables: { ...CONTACT, ...EVENT_TABLES } });
   seedEventTables(dv, ["contact"]);
+  dv.addPrincipal(BROWSER_TOKEN, WHO_AM_I.UserId);
   const events = createEvents(dv, { retryDelayMs: 50, ...eventOptions });
   const entra = createEntra({ tenant: APP.tenant, clients: [{ clientId: APP.clientId, secret: APP.secret, userId: APP.userId }], grant: (token, userId) => dv.addPrincipal(token, userId) });
   const { origin, close } = await listen(async (req, res) => {
@@ -136,10 +137,14 @@ async function deadUrl() {
   return `${origin}/dataverse/webhook`;
 }
 
+/** The browser user's bearer token in these tests. */
+const BROWSER_TOKEN = "browser-user-token";
+
+/** A Web API client acting as the browser user, unless a request's `Authorization` says otherwise. */
 function client(origin) {
   const base = `${origin}/api/data/v9.2/`;
   async function call(method, target, { body, headers = {} } = {}) {
-    const init = { method, headers: { Accept: "application/json", ...headers }, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) };
+    const init = { method, headers: { Accept: "application/json", Authorization: `Bearer ${BROWSER_TOKEN}`, ...headers }, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) };
     if (body !== undefined) {
       init.body = JSON.stringify(body);
       init.headers["Content-Type"] = "application/json";
@@ -721,7 +726,10 @@ test("Entra: a client-credentials token acts as the application user in the Data
   assert.equal(who.json.UserId, APP.userId);
   const browser = (await api.get("WhoAmI")).json.UserId;
   assert.notEqual(browser, APP.userId);
-  assert.equal((await api.get("WhoAmI", { Authorization: "Bearer not-issued" })).json.UserId, browser, "an unknown token is not the app user");
+  // A token nobody issued is no one: 401 with Dataverse's challenge, which names the authority.
+  const unknown = await api.get("WhoAmI", { Authorization: "Bearer not-issued" });
+  assert.equal(unknown.status, 401, unknown.text);
+  assert.match(unknown.headers.get("www-authenticate"), /^Bearer authorization_uri=https:\/\/login\.microsoftonline\.com\/[0-9a-f-]{36}\/oauth2\/authorize, resource_id=http:\/\/127\.0\.0\.1:\d+\/$/);
 
   const id = await createContact(api, { emailaddress1: "app@example.com" }, asApp);
   const row = (await api.get(`contacts(${id})?$select=_modifiedby_value,_createdby_value`)).json;

@@ -1,8 +1,13 @@
-// Who the caller is and what they may do. A request whose `Authorization: Bearer <token>` carries
-// a registered token acts as that token's application user, which may do everything; any other
-// request acts as the sandbox's browser user (WHO_AM_I.UserId), whose privileges are those its
-// security roles give (a test takes one away to see what such a user sees). WhoAmI and
-// RetrievePrincipalAccess answer from this.
+// Who the caller is and what they may do. Every request carries a credential, as in Dataverse:
+// `Authorization: Bearer <token>` with a registered token (an application user's, which may do
+// everything, or one issued for the browser user), or the browser's session cookie
+// (`CrmOwinAuth`, as the Dynamics web client's pages carry theirs; the sandbox's pages get it
+// when they load). Without either, or with a token nobody registered, the answer is 401 with
+// the challenge Dataverse gives (`WWW-Authenticate: Bearer authorization_uri=…`: tools that
+// discover a tenant read it, e.g. "Discover the authority at run time" on Microsoft Learn). The
+// browser user (WHO_AM_I.UserId) has the privileges its security roles give (a test takes one
+// away to see what such a user sees). WhoAmI and RetrievePrincipalAccess answer from this.
+import { randomBytes } from "node:crypto";
 import { DvError, CODE_NOT_EXIST, CODE_PRIVILEGE, badQuery, missing, notAllowed, notFoundSegment } from "./errors.mjs";
 import { json } from "./odata.mjs";
 import { isPlainObject } from "./util.mjs";
@@ -16,6 +21,10 @@ export const WHO_AM_I = Object.freeze({
 });
 
 const BEARER_RE = /^\s*Bearer\s+(\S+)\s*$/i;
+/** The session cookie of the Dynamics web client. */
+export const SESSION_COOKIE = "CrmOwinAuth";
+/** Entra ID's authority as Dataverse's 401 names it (a sandbox tenant). */
+const AUTHORITY = "https://login.microsoftonline.com/00000000-0000-4000-8000-7e7a7e7a0001/oauth2/authorize";
 
 /**
  * The callers and their privileges: `principals` maps bearer tokens to application users'
@@ -44,10 +53,32 @@ export function createSecurity({ principals = null } = {}) {
     for (const [token, userId] of entries) addPrincipal(token, userId);
   }
 
-  /** The systemuserid a request acts as, from its (lower-case) headers. */
+  const sessions = new Set(); // the browser user's session cookies
+
+  /** A new session of the browser user: the value of its `CrmOwinAuth` cookie. */
+  function openSession() {
+    const value = randomBytes(24).toString("base64url");
+    sessions.add(value);
+    return value;
+  }
+
+  /** The systemuserid a request acts as, from its (lower-case) headers; null when it has no valid credential. */
   function userOf(headers) {
-    const m = BEARER_RE.exec(headers.authorization || "");
-    return (m && tokens.get(m[1])) || WHO_AM_I.UserId;
+    if (headers.authorization !== undefined) {
+      const m = BEARER_RE.exec(headers.authorization);
+      return (m && tokens.get(m[1])) || null;
+    }
+    for (const part of String(headers.cookie || "").split(";")) {
+      const at = part.indexOf("=");
+      if (at > 0 && part.slice(0, at).trim() === SESSION_COOKIE && sessions.has(part.slice(at + 1).trim())) return WHO_AM_I.UserId;
+    }
+    return null;
+  }
+
+  /** The 401 of a request without a valid credential: Dataverse's challenge, no body. */
+  function challenge(base) {
+    const resource = new URL(base).origin + "/";
+    return { status: 401, headers: { "WWW-Authenticate": `Bearer authorization_uri=${AUTHORITY}, resource_id=${resource}` }, body: "" };
   }
 
   /** Whether `userId` is an application user (allowed everything), not the browser user. */
@@ -80,7 +111,9 @@ export function createSecurity({ principals = null } = {}) {
 
   return {
     addPrincipal,
+    openSession,
     userOf,
+    challenge,
     isApplicationUser,
     checkRead,
     checkDelete,

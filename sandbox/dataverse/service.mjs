@@ -54,6 +54,11 @@ function baseUrl(req) {
 async function serve(env, req, target) {
   const { protection, stats } = env;
   const method = req.method || "GET";
+  // Who asks comes first: without a credential nothing else is looked at.
+  const headers = {};
+  for (const [k, v] of Object.entries(req.headers)) headers[k.toLowerCase()] = Array.isArray(v) ? v.join(", ") : String(v);
+  const userId = env.security.userOf(headers);
+  if (userId === null) return env.security.challenge(baseUrl(req));
   // concurrency: answered at once, before any latency
   const crowded = protection.checkConcurrency(env.inFlight);
   if (crowded) return tooMany(env, crowded);
@@ -67,9 +72,7 @@ async function serve(env, req, target) {
   await protection.delay();
   const fault = protection.checkFault();
   if (fault) return tooMany(env, fault);
-  const headers = {};
-  for (const [k, v] of Object.entries(req.headers)) headers[k.toLowerCase()] = Array.isArray(v) ? v.join(", ") : String(v);
-  const ctx = contextFor(method, target, headers, body, baseUrl(req), { userId: env.security.userOf(headers) });
+  const ctx = contextFor(method, target, headers, body, baseUrl(req), { userId });
   const isBatch = ctx.path === "$batch";
   let parsed = null;
   if (isBatch && method === "POST") {

@@ -1,7 +1,10 @@
 // The sandbox's Dataverse behind a real HTTP server on 127.0.0.1, and a small Web API client,
 // for the tests of the stand-in itself (sandbox-dataverse, sandbox-changes, sandbox-recyclebin).
 import http from "node:http";
-import { createDataverse } from "../../sandbox/dataverse.mjs";
+import { WHO_AM_I, createDataverse } from "../../sandbox/dataverse.mjs";
+
+/** The browser user's bearer token in these tests (`client` sends it unless told otherwise). */
+export const BROWSER_TOKEN = "browser-user-token";
 
 /** How long one request may take before the test fails. */
 export const REQUEST_TIMEOUT_MS = 10_000;
@@ -9,6 +12,7 @@ export const REQUEST_TIMEOUT_MS = 10_000;
 /** Starts a stand-in of `tables` behind an HTTP server, runs fn, always closes the server and flushes. */
 export async function withServer(tables, options, fn) {
   const dv = createDataverse({ tables, ...options });
+  dv.addPrincipal(BROWSER_TOKEN, WHO_AM_I.UserId);
   const server = http.createServer(async (req, res) => {
     try {
       if (await dv.handle(req, res)) return;
@@ -32,12 +36,18 @@ export async function withServer(tables, options, fn) {
   }
 }
 
-/** A Web API client of the stand-in at `origin`: each answer's status, headers, text and JSON. */
-export function client(origin) {
+/**
+ * A Web API client of the stand-in at `origin`: each answer's status, headers, text and JSON.
+ * It authenticates with `token` (the browser user's by default); a request's own
+ * `Authorization` header replaces it, and `Authorization: null` sends none.
+ */
+export function client(origin, token = BROWSER_TOKEN) {
   const base = `${origin}/api/data/v9.2/`;
   async function call(method, target, { body, headers = {} } = {}) {
     const url = /^https?:/.test(target) ? target : base + target;
-    const init = { method, headers: { Accept: "application/json", ...headers }, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) };
+    const all = { Accept: "application/json", Authorization: `Bearer ${token}`, ...headers };
+    if (all.Authorization === null) delete all.Authorization;
+    const init = { method, headers: all, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) };
     if (body !== undefined) {
       init.body = typeof body === "string" ? body : JSON.stringify(body);
       if (!init.headers["Content-Type"]) init.headers["Content-Type"] = "application/json";
