@@ -332,7 +332,25 @@ test("$filter: comparison operators, null, booleans, dates, guids and string col
     assert.deepEqual(await q("lastname eq 'wojcik'"), n(6), "accents are ignored");
     assert.deepEqual(await q("lastname eq 'WÓJCIK   '"), n(6), "trailing spaces are ignored");
     assert.deepEqual(await q("startswith(lastname,'woj')"), n(6));
+    // contains/startswith/endswith are SQL Server's LIKE: %, _, [set] and [^set] are wildcards,
+    // a wildcard in brackets is itself ("Use wildcard characters in conditions for string values").
+    assert.deepEqual(await q("contains(description,'0%c')"), n(6), "% is any run");
+    assert.deepEqual(await q("contains(description,'100[%]')"), n(6), "[%] is a percent sign");
+    assert.deepEqual(await q("contains(description,'100[%]x')"), []);
+    assert.deepEqual(await q("startswith(emailaddress1,'_nna')"), n(1), "_ is any one character");
+    assert.deepEqual(await q("endswith(emailaddress1,'example.co_')"), n(1, 2, 6));
+    assert.deepEqual(await q("contains(emailaddress1,'[_]')"), [], "[_] is an underscore, and no e-mail has one");
+    assert.deepEqual(await q("startswith(lastname,'[kn]')"), n(1, 2, 4, 7), "a set");
+    assert.deepEqual(await q("startswith(lastname,'[^a-n]')"), n(3, 5, 6), "not in a range");
+    assert.deepEqual(await q("contains(lastname,'.')"), [], "anything else is itself");
     assert.deepEqual(await q("Microsoft.Dynamics.CRM.In(PropertyName='lastname',PropertyValues=['Wojcik','Smith'])"), n(5, 6));
+    // PropertyValues is JSON ("Filter rows using OData", "Manage single quotes"): a value with a
+    // quote goes in double quotes; an OData literal's doubled quote is "Invalid JSON".
+    assert.deepEqual(await q(`Microsoft.Dynamics.CRM.In(PropertyName='lastname',PropertyValues=["O'Brien","Smith"])`), n(3, 5));
+    const doubled = await api.get(`contacts?$filter=${encodeURIComponent("Microsoft.Dynamics.CRM.In(PropertyName='lastname',PropertyValues=['O''Brien'])")}`);
+    assert.equal(doubled.status, 400);
+    assert.match(doubled.json.error.message, /^Invalid JSON\. A comma character ',' was expected in scope 'Array'/);
+    assert.equal((await api.get(`contacts?$filter=${encodeURIComponent('lastname eq "Smith"')}`)).status, 400, "a JSON string is no OData literal");
     assert.deepEqual(await q("preferredcontactmethodcode eq 2"), n(2));
     assert.deepEqual(await q("lastname gt 'Smith'"), n(6));
   });

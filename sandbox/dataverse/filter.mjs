@@ -2,7 +2,7 @@
 // and/or/not, null, contains/startswith/endswith and Microsoft.Dynamics.CRM.In/NotIn; an In on
 // a column tells the query which rows it can be among (`predicate.lookup`), read through an index.
 import { badQuery, noProperty } from "./errors.mjs";
-import { collate, fold, idOrder } from "./util.mjs";
+import { collate, idOrder, likeTest } from "./util.mjs";
 import { isoMillis } from "./values.mjs";
 
 const KEYWORDS = new Set(["and", "or", "not", "eq", "ne", "gt", "ge", "lt", "le"]);
@@ -38,12 +38,14 @@ function lex(text) {
     if (c === "'") {
       const at = i;
       let s = "";
+      let doubled = false;
       i++;
       for (;;) {
         if (i >= text.length) throw badQuery(`There is an unterminated string literal at position ${at} in '${text}'.`);
         if (text[i] === "'") {
           if (text[i + 1] === "'") {
             s += "'";
+            doubled = true;
             i += 2;
             continue;
           }
@@ -52,7 +54,23 @@ function lex(text) {
         }
         s += text[i++];
       }
-      tokens.push({ kind: "string", value: s, at });
+      tokens.push({ kind: "string", value: s, at, doubled });
+      continue;
+    }
+    // A JSON string: only an element of a function's array (PropertyValues=["…"]) may be one.
+    if (c === '"') {
+      const m = /"(?:[^"\\]|\\.)*"/y;
+      m.lastIndex = i;
+      const found = m.exec(text);
+      if (!found) throw badQuery(`There is an unterminated string literal at position ${i} in '${text}'.`);
+      let value;
+      try {
+        value = JSON.parse(found[0]);
+      } catch {
+        throw badQuery(`Invalid JSON string at position ${i} in '${text}'.`);
+      }
+      tokens.push({ kind: "json", value, at: i });
+      i += found[0].length;
       continue;
     }
     let matched = false;
@@ -207,15 +225,17 @@ export function compileFilter(t, text) {
     if (args.length !== 2 || args.some((a) => a.named || (a.expr.type !== "String" && a.expr.type !== "Null")))
       throw badQuery(`No function signature for the function with name '${name}' matches the specified arguments. The function signatures considered are: ${signature}.`);
     const [x, y] = args.map((a) => a.expr.ev);
-    const test =
-      name === "contains" ? (a, b) => a.includes(b) : name === "startswith" ? (a, b) => a.startsWith(b) : (a, b) => a.endsWith(b);
+    // A pattern is usually a literal: compiled once, and again only when it changes.
+    let last = null;
+    let test = null;
     return {
       type: "Boolean",
       ev: (row) => {
         const a = x(row);
         const b = y(row);
         if (a == null || b == null) return false;
-        return test(fold(a), fold(b));
+        if (b !== last) [last, test] = [b, likeTest(name, b)];
+        return test(a);
       },
     };
   }
@@ -276,7 +296,17 @@ export function compileFilter(t, text) {
             const list = [];
             if (peek()?.kind !== "]") {
               for (;;) {
-                list.push(parsePrimary());
+                // Dataverse reads the array as JSON: strings in double quotes, or in single
+                // quotes without a doubled quote inside ("Filter rows using OData", "Manage
+                // single quotes": a doubled one is this error).
+                const item = peek();
+                if (item?.kind === "string" && item.doubled) {
+                  throw badQuery("Invalid JSON. A comma character ',' was expected in scope 'Array'. Every two elements in an array and properties of an object must be separated by commas.");
+                }
+                if (item?.kind === "json") {
+                  pos++;
+                  list.push(lit("String", item.value));
+                } else list.push(parsePrimary());
                 if (peek()?.kind === ",") {
                   pos++;
                   continue;

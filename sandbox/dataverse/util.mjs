@@ -23,6 +23,43 @@ export const fold = (s) => String(s).normalize("NFD").replace(/\p{M}+/gu, "").to
 /** `fold`, and trailing spaces ignored, as SQL Server's `=` and `<` ignore them (not `LIKE`). */
 export const collate = (s) => fold(s).replace(/ +$/, "");
 
+/**
+ * The test of `contains`, `startswith` or `endswith` (`kind`) with `pattern`: Dataverse runs them
+ * as SQL Server's LIKE, so `%` (any run), `_` (any one character), `[set]` and `[^set]` (one
+ * character in or not in a set or range like `a-f`) are wildcards inside the value, and a
+ * wildcard in brackets (`[%]`, `[_]`, `[[]`) is itself ("Use wildcard characters in conditions
+ * for string values", learn.microsoft.com/power-apps/developer/data-platform/wildcard-characters).
+ * Case and accents are folded as `fold` does. A `[` never closed is a literal `[`.
+ */
+export function likeTest(kind, pattern) {
+  const p = fold(pattern);
+  let re = kind === "startswith" ? "^" : "^[\\s\\S]*";
+  const escape = (c) => c.replace(/[\\^$.*+?()[\]{}|\/-]/g, "\\$&");
+  for (let i = 0; i < p.length; i++) {
+    const c = p[i];
+    if (c === "%") re += "[\\s\\S]*";
+    else if (c === "_") re += "[\\s\\S]";
+    else if (c === "[" && p.indexOf("]", i + 2) > 0) {
+      const end = p.indexOf("]", i + 2);
+      let set = p.slice(i + 1, end);
+      const not = set.startsWith("^") && set.length > 1;
+      if (not) set = set.slice(1);
+      let cls = "";
+      for (let j = 0; j < set.length; j++) {
+        if (set[j + 1] === "-" && j + 2 < set.length) {
+          cls += `${escape(set[j])}-${escape(set[j + 2])}`;
+          j += 2;
+        } else cls += escape(set[j]);
+      }
+      re += `[${not ? "^" : ""}${cls}]`;
+      i = end;
+    } else re += escape(c);
+  }
+  re += kind === "endswith" ? "$" : "[\\s\\S]*$";
+  const compiled = new RegExp(re, "u");
+  return (value) => compiled.test(fold(value));
+}
+
 /** A stable GUID derived from text (for MetadataIds). */
 export function guidFrom(text) {
   const h = createHash("sha1").update(text).digest("hex");

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use salesmanago_dynamics::core::job::lease::Holder;
 
 use salesmanago_dynamics::core::dataverse::error::DvFailure;
-use salesmanago_dynamics::core::dataverse::query::literal;
 use salesmanago_dynamics::core::dataverse::schema::activity;
 use salesmanago_dynamics::core::dataverse::schema::{contact, integration, Job as JobColumns};
 use salesmanago_dynamics::core::job::{Read, Writes, Writing};
@@ -123,6 +122,8 @@ impl Dataverse {
                 0..=2 => None,
                 3..=4 => Some(format!("not-an-email-{i}")),
                 5 => Some(format!("shared{}@example.com", i % 3)),
+                // An apostrophe is valid in an address, and must survive every query.
+                6 => Some(format!("o'neil{i}@example.com")),
                 _ => Some(format!("user{i}@example.com")),
             };
             if let Some(email) = email {
@@ -763,7 +764,38 @@ fn matches_term(filter: &str, row: &Map) -> bool {
         .unwrap_or_else(|| panic!("a filter the simulation does not know: {filter}"));
     let (column, values) = inner.split_once(",PropertyValues=[").expect("In has values");
     let column = column.trim_matches('\'');
+    let values = in_values(values);
     let value = text(column);
-    !value.is_empty()
-        && values.split("','").any(|v| literal(&value).trim_matches('\'').eq_ignore_ascii_case(v.trim_matches('\'')))
+    !value.is_empty() && values.iter().any(|v| value.eq_ignore_ascii_case(v))
+}
+
+/// The values of an `In` filter's `PropertyValues=[…]`, read as Dataverse reads them: a JSON
+/// array (its reader also takes strings in single quotes), where an OData literal's doubled
+/// quote (`'o''neil@…'`) is "Invalid JSON" ("Filter rows using OData", "Manage single quotes").
+fn in_values(list: &str) -> Vec<String> {
+    fn invalid<T>(list: &str) -> T {
+        panic!("Invalid JSON: Dynamics refuses PropertyValues=[{list}]")
+    }
+    let mut values = Vec::new();
+    let mut rest = list.trim();
+    while !rest.is_empty() {
+        let (value, after) = if rest.starts_with('"') {
+            let mut stream = serde_json::Deserializer::from_str(rest).into_iter::<String>();
+            let value = stream.next().and_then(Result::ok).unwrap_or_else(|| invalid(list));
+            (value, &rest[stream.byte_offset()..])
+        } else if let Some(quoted) = rest.strip_prefix('\'') {
+            let end = quoted.find('\'').unwrap_or_else(|| invalid(list));
+            (quoted[..end].to_owned(), &quoted[end + 1..])
+        } else {
+            invalid(list)
+        };
+        values.push(value);
+        rest = after.trim_start();
+        match rest.strip_prefix(',') {
+            Some(next) => rest = next.trim_start(),
+            None if rest.is_empty() => {}
+            None => invalid(list),
+        }
+    }
+    values
 }

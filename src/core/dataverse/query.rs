@@ -10,15 +10,35 @@ pub fn literal(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
 
+/// An OData string literal for `contains`, `startswith` or `endswith` that matches `value` as
+/// written: Dataverse runs them as SQL Server's LIKE, where `%`, `_` and `[` are wildcards unless
+/// in brackets ("Use wildcard characters in conditions for string values", Microsoft Learn).
+pub fn like_literal(value: &str) -> String {
+    let mut plain = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '%' | '_' | '[' => {
+                plain.push('[');
+                plain.push(c);
+                plain.push(']');
+            }
+            _ => plain.push(c),
+        }
+    }
+    literal(&plain)
+}
+
 /// `column` holds a value.
 pub fn has_value(column: &str) -> String {
     format!("{column} ne null")
 }
 
 /// `column` is one of `values` (Dataverse's `In` function; at most 100 values per query keep
-/// the URL short).
+/// the URL short). The values are a JSON array of strings in double quotes: Dataverse reads
+/// `PropertyValues` as JSON, where an OData literal's doubled quote (`'o''neil@…'`) is "Invalid
+/// JSON" ("Filter rows using OData", section "Manage single quotes", on Microsoft Learn).
 pub fn one_of(column: &str, values: &[String]) -> String {
-    let list: Vec<String> = values.iter().map(|v| literal(v)).collect();
+    let list: Vec<String> = values.iter().map(|v| Value::from(v.as_str()).to_string()).collect();
     format!("Microsoft.Dynamics.CRM.In(PropertyName={},PropertyValues=[{}])", literal(column), list.join(","))
 }
 
@@ -223,11 +243,17 @@ mod tests {
     }
 
     #[test]
-    fn one_of_uses_dataverses_in_function() {
-        let ids = vec!["a".to_owned(), "b'c".to_owned()];
+    fn like_literals_bracket_the_wildcards() {
+        assert_eq!(like_literal("Jan_K 50% [x] o'neil"), "'Jan[_]K 50[%] [[]x] o''neil'");
+        assert_eq!(like_literal("Anna"), "'Anna'");
+    }
+
+    #[test]
+    fn one_of_uses_dataverses_in_function_with_json_strings() {
+        let values = vec!["a".to_owned(), "o'neil@example.ie".to_owned(), r#"odd"one\@example.com"#.to_owned()];
         assert_eq!(
-            one_of("contactid", &ids),
-            "Microsoft.Dynamics.CRM.In(PropertyName='contactid',PropertyValues=['a','b''c'])"
+            one_of("emailaddress1", &values),
+            r#"Microsoft.Dynamics.CRM.In(PropertyName='emailaddress1',PropertyValues=["a","o'neil@example.ie","odd\"one\\@example.com"])"#
         );
     }
 

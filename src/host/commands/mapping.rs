@@ -4,7 +4,7 @@
 //! ([`crate::core::mapping::draft`]).
 
 use crate::core::dataverse::contact::ContactRow;
-use crate::core::dataverse::query::{encode, literal, select, selects_lookup};
+use crate::core::dataverse::query::{encode, like_literal, literal, select, selects_lookup};
 use crate::core::dataverse::schema::{self, contact, integration};
 use crate::core::i18n::{text, Lang, Message};
 use crate::core::integration::read_columns;
@@ -78,7 +78,7 @@ pub(crate) async fn preview(ui: &Ui, rows: &Value, columns: &Value, who: &str, l
     let read = read_columns(&consents, &mapping, &Scope::default());
     let who = who.trim();
     let filter =
-        format!("{} eq {} or startswith({}, {})", contact::EMAIL, literal(who), contact::FULL_NAME, literal(who));
+        format!("{} eq {} or startswith({}, {})", contact::EMAIL, literal(who), contact::FULL_NAME, like_literal(who));
     let query = format!("{}{}&$filter={}&$top=1", contact::ENTITY_SET, select(&read), encode(&filter));
     let prefer = if selects_lookup(&query) {
         r#"odata.include-annotations="OData.Community.Display.V1.FormattedValue""#
