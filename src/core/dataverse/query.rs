@@ -14,18 +14,8 @@ pub fn literal(value: &str) -> String {
 /// written: Dataverse runs them as SQL Server's LIKE, where `%`, `_` and `[` are wildcards unless
 /// in brackets ("Use wildcard characters in conditions for string values", Microsoft Learn).
 pub fn like_literal(value: &str) -> String {
-    let mut plain = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '%' | '_' | '[' => {
-                plain.push('[');
-                plain.push(c);
-                plain.push(']');
-            }
-            _ => plain.push(c),
-        }
-    }
-    literal(&plain)
+    // `[` first: the brackets the others get are not to be bracketed again.
+    literal(&value.replace('[', "[[]").replace('%', "[%]").replace('_', "[_]"))
 }
 
 /// `column` holds a value.
@@ -38,8 +28,8 @@ pub fn has_value(column: &str) -> String {
 /// `PropertyValues` as JSON, where an OData literal's doubled quote (`'o''neil@…'`) is "Invalid
 /// JSON" ("Filter rows using OData", section "Manage single quotes", on Microsoft Learn).
 pub fn one_of(column: &str, values: &[String]) -> String {
-    let list: Vec<String> = values.iter().map(|v| Value::from(v.as_str()).to_string()).collect();
-    format!("Microsoft.Dynamics.CRM.In(PropertyName={},PropertyValues=[{}])", literal(column), list.join(","))
+    let list = Value::Array(values.iter().map(|v| Value::from(v.as_str())).collect());
+    format!("Microsoft.Dynamics.CRM.In(PropertyName={},PropertyValues={list})", literal(column))
 }
 
 /// The columns a synchronisation reads: [`SELECT`], the sync status columns (with the address
