@@ -305,6 +305,9 @@ impl World {
             self.now += 1000 + self.rng.below(2 * STALE_MS);
             self.refused_while_held(job);
         }
+        // Export all's checkpoint, which "Export changes" (sharing the export's columns) keeps.
+        let checkpoint = BulkJob::ExportAll.state().map(|s| s.checkpoint_column()).expect("Export all has state");
+        let resumable = self.dataverse.record.get(checkpoint).cloned();
         let mut result = Err(String::new());
         // A request that failed for now every time it was tried ends the job; the user starts
         // it again (and again, at worst).
@@ -323,6 +326,26 @@ impl World {
         if let (Some(_), Ok(summary)) = (job.state(), &result) {
             let unrecorded = summary.details.iter().any(|d| d.contains("did not take this summary"));
             assert!(unrecorded || self.holder(job).is_some_and(|h| h.released), "a finished job gives its lease up");
+            let now = self.dataverse.record.get(checkpoint).filter(|v| !v.is_null());
+            match job {
+                BulkJob::ExportAll if !unrecorded => assert_eq!(now, None, "a finished Export all leaves no checkpoint"),
+                BulkJob::ExportChanges => {
+                    assert_eq!(now, resumable.as_ref().filter(|v| !v.is_null()), "Export changes keeps Export all's checkpoint")
+                }
+                _ => {}
+            }
+        }
+        // Contacts not done come with their list to download, counted as the summary counts them.
+        if let Ok(summary) = &result {
+            let t = &summary.tally;
+            match &summary.download {
+                Some((count, csv)) => {
+                    assert!(!t.not_done.is_empty(), "a list to download, of nothing: {t:?}");
+                    assert_eq!(*count, t.skipped() + t.failed(), "the list's count: {t:?}");
+                    assert!(t.not_done.iter().all(|n| csv.contains(&n.id)), "every contact not done is listed");
+                }
+                None => assert!(t.not_done.is_empty(), "contacts not done, and no list to download: {t:?}"),
+            }
         }
         result
     }

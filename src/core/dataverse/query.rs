@@ -252,7 +252,7 @@ mod tests {
         let query = holders(&["a@b.pl".into(), "o'neil@x.ie".into()]);
         assert_eq!(
             query,
-            "?$select=contactid,emailaddress1&$filter=Microsoft.Dynamics.CRM.In(PropertyName='emailaddress1',PropertyValues=['a%40b.pl','o''neil%40x.ie'])"
+            "?$select=contactid,emailaddress1&$filter=Microsoft.Dynamics.CRM.In(PropertyName='emailaddress1',PropertyValues=[%22a%40b.pl%22,%22o'neil%40x.ie%22])"
         );
     }
 
