@@ -328,9 +328,15 @@ impl World {
             assert!(unrecorded || self.holder(job).is_some_and(|h| h.released), "a finished job gives its lease up");
             let now = self.dataverse.record.get(checkpoint).filter(|v| !v.is_null());
             match job {
-                BulkJob::ExportAll if !unrecorded => assert_eq!(now, None, "a finished Export all leaves no checkpoint"),
+                BulkJob::ExportAll if !unrecorded => {
+                    assert_eq!(now, None, "a finished Export all leaves no checkpoint")
+                }
                 BulkJob::ExportChanges => {
-                    assert_eq!(now, resumable.as_ref().filter(|v| !v.is_null()), "Export changes keeps Export all's checkpoint")
+                    assert_eq!(
+                        now,
+                        resumable.as_ref().filter(|v| !v.is_null()),
+                        "Export changes keeps Export all's checkpoint"
+                    )
                 }
                 _ => {}
             }

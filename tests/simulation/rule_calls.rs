@@ -77,7 +77,11 @@ fn rule_calls(seed: u64, contacts: usize) {
         let burst: Vec<(usize, RuleCall)> = calls.drain(..take).collect();
         world.another_browser();
         let named: Vec<RuleCall> = burst.iter().map(|(_, call)| call.clone()).collect();
-        let Ok(summary) = world.rule_burst(&named) else { continue };
+        let record = world.dataverse.record.clone();
+        let result = world.rule_burst(&named);
+        // A call leaves no trace on the integration record: no summary, no watermark, no lease.
+        assert!(world.dataverse.record == record, "a rule's call changed the integration record");
+        let Ok(summary) = result else { continue };
         assert!(summary.tally.adds_up(), "{:?}", summary.tally);
         // A lookup that failed names no contact: those wait for the catch-up.
         if summary.tally.not_done.iter().any(|n| n.id.is_empty()) {

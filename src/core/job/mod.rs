@@ -595,6 +595,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_read_is_of_the_contacts_under_the_web_api_root() {
+        let read = Read::of("?$select=contactid".into());
+        assert_eq!(
+            read.url("https://org.crm4.dynamics.com/api/data/v9.2/"),
+            "https://org.crm4.dynamics.com/api/data/v9.2/contacts?$select=contactid"
+        );
+    }
+
+    #[test]
     fn a_read_bounded_by_top_asks_for_no_page_size() {
         assert_eq!(Read::of("?$select=contactid&$top=2".into()).prefer(), "");
         assert_eq!(Read::of("?$select=contactid".into()).prefer(), "odata.maxpagesize=400");
