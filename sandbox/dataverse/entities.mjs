@@ -123,7 +123,9 @@ export function entitySetRoute(env, t, segs, ctx, q) {
       const select = parseSelect(t, q.get("$select"));
       const rec = t.records.get(id);
       if (!rec) throw missing(t, id);
-      const ifNoneMatch = ctx.headers["if-none-match"];
+      // "Perform conditional operations using the Web API", "Query must not include
+      // annotations": with `Prefer: odata.include-annotations` a GET never answers 304.
+      const ifNoneMatch = ctx.prefer["odata.include-annotations"] === undefined && ctx.headers["if-none-match"];
       if (ifNoneMatch && ifNoneMatch.split(",").some((e) => e.trim() === etag(rec))) return empty(304, { ETag: etag(rec) });
       const headers = { ETag: etag(rec) };
       if (ctx.annotations) headers["Preference-Applied"] = `odata.include-annotations="${ctx.annotationsRaw}"`;

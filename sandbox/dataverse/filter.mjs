@@ -1,7 +1,7 @@
 // $filter: a recursive-descent parser compiled to closures (row → boolean). Comparisons,
 // and/or/not, null, contains/startswith/endswith and Microsoft.Dynamics.CRM.In/NotIn; an In on
 // a column tells the query which rows it can be among (`predicate.lookup`), read through an index.
-import { badQuery, noProperty } from "./errors.mjs";
+import { badQuery, noProperty, notSupported } from "./errors.mjs";
 import { collate, idOrder, likeTest } from "./util.mjs";
 import { isoMillis } from "./values.mjs";
 
@@ -19,6 +19,26 @@ const TOKEN_PATTERNS = [
   ["number", /-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?[mMdDfFlL]?(?![\w.])/y],
   ["ident", /[A-Za-z_][A-Za-z0-9_.]*/y],
 ];
+
+/**
+ * Dataverse's query functions ("Filter rows using OData", "Dataverse query functions"; the
+ * QueryFunctionIndex on Microsoft Learn), but In and NotIn, which the sandbox has.
+ */
+const DATAVERSE_QUERY_FUNCTIONS = new Set(
+  [
+    "InFiscalPeriod InFiscalPeriodAndYear InFiscalYear InOrAfterFiscalPeriodAndYear InOrBeforeFiscalPeriodAndYear",
+    "Last7Days LastFiscalPeriod LastFiscalYear LastMonth LastWeek LastXDays LastXFiscalPeriods LastXFiscalYears",
+    "LastXHours LastXMonths LastXWeeks LastXYears LastYear Next7Days NextFiscalPeriod NextFiscalYear NextMonth NextWeek",
+    "NextXDays NextXFiscalPeriods NextXFiscalYears NextXHours NextXMonths NextXWeeks NextXYears NextYear",
+    "OlderThanXDays OlderThanXHours OlderThanXMinutes OlderThanXMonths OlderThanXWeeks OlderThanXYears On OnOrAfter",
+    "OnOrBefore ThisFiscalPeriod ThisFiscalYear ThisMonth ThisWeek ThisYear Today Tomorrow Yesterday",
+    "EqualBusinessId EqualUserId NotEqualBusinessId NotEqualUserId Above AboveOrEqual EqualUserOrUserHierarchy",
+    "EqualUserOrUserHierarchyAndTeams EqualUserOrUserTeams EqualUserTeams NotUnder Under UnderOrEqual",
+    "ContainValues DoesNotContainValues Between NotBetween EqualUserLanguage Contains DoesNotContain",
+  ]
+    .join(" ")
+    .split(" "),
+);
 
 function lex(text) {
   const tokens = [];
@@ -333,6 +353,10 @@ export function compileFilter(t, text) {
     const lower = name.toLowerCase();
     if (lower === "contains" || lower === "startswith" || lower === "endswith") return stringFunction(lower, args);
     if (name === "Microsoft.Dynamics.CRM.In" || name === "Microsoft.Dynamics.CRM.NotIn") return inFunction(name, args, tok);
+    // Dataverse has the function, the sandbox does not: refused by name, never answered wrongly.
+    if (name.startsWith("Microsoft.Dynamics.CRM.") && DATAVERSE_QUERY_FUNCTIONS.has(name.slice(23))) {
+      throw notSupported(`the query function ${name} (it supports contains, startswith, endswith, Microsoft.Dynamics.CRM.In and NotIn)`);
+    }
     throw badQuery(`The function '${name}' is not supported by the sandbox (contains, startswith, endswith, Microsoft.Dynamics.CRM.In and NotIn are).`);
   }
 
