@@ -1451,8 +1451,14 @@ test("what the sandbox does not serve is refused by name (501), never answered w
       assert.equal(answer.status, 501, path);
       assert.match(answer.json.error.message, pattern, path);
     };
-    // Microsoft Learn, "Count rows": a segment Dataverse serves; `$count=true` is the sandbox's way.
-    await refused("contacts/$count", /does not support the \$count segment \(contacts\/\$count\); ask contacts\?\$count=true/);
+    // Microsoft Learn, "Count rows using OData": `contacts/$count` is the number as plain text.
+    const count = await api.get("contacts/$count");
+    assert.equal(count.status, 200, count.text);
+    assert.match(count.headers.get("content-type"), /^text\/plain/);
+    assert.equal(count.text, String(dv.rows("contact").length));
+    const some = await api.get(`contacts/$count?$filter=${encodeURIComponent("startswith(lastname,'now')")}`);
+    assert.equal(some.text, "2");
+    assert.equal((await api.get("contacts/$count?$select=lastname")).status, 400, "only $filter goes with it");
     await refused("GlobalOptionSetDefinitions", /does not support global choices \(GlobalOptionSetDefinitions\)/);
     await refused("environmentvariablevalues?$select=value", /does not support environment variable values/);
     await refused("environmentvariabledefinitions", /does not support environment variables/);

@@ -11,11 +11,11 @@
 // stays as it was). A lookup bound with `<nav>@odata.bind` must name a row that exists, else 404.
 //
 // `env` is {store, security} (see createDataverse).
-import { DvError, CODE_DUPLICATE, CODE_VERSION, badPayload, badQuery, missing, notAllowed, notFoundSegment, notSupported } from "./errors.mjs";
+import { DvError, CODE_DUPLICATE, CODE_VERSION, badPayload, badQuery, missing, notAllowed, notFoundSegment } from "./errors.mjs";
 import { contextUrl, empty, etag, json, parseJsonObject, project, rejectExpand, rejectUnknownOptions, representationHeaders } from "./odata.mjs";
 import { isTrackedRead, trackedRead } from "./changes.mjs";
 import { fetchRows, isFetchRead } from "./fetchxml.mjs";
-import { parseSelect, queryRows } from "./query.mjs";
+import { countRows, parseSelect, queryRows } from "./query.mjs";
 import { MODIFIED_BY, applyComputed, newRow } from "./tables.mjs";
 import { nowIso } from "./util.mjs";
 import { GUID_RE, changesFromBody, coerceValue } from "./values.mjs";
@@ -105,8 +105,11 @@ export function entitySetRoute(env, t, segs, ctx, q) {
   const method = ctx.method;
   if (method === "GET") env.security.checkRead(t, ctx.userId);
   if (first.key === null) {
-    // `contacts/$count` (Microsoft Learn, "Count rows"): not served; `$count=true` is.
-    if (rest[0]?.name === "$count") throw notSupported(`the $count segment (${t.entitySet}/$count); ask ${t.entitySet}?$count=true instead`);
+    // `contacts/$count` (Microsoft Learn, "Count rows using OData"): the number, as text.
+    if (rest[0]?.name === "$count" && rest.length === 1 && rest[0].key === null) {
+      if (method !== "GET") throw notAllowed(method, `${t.entitySet}/$count`, "GET");
+      return countRows(t, q);
+    }
     if (rest.length) throw notFoundSegment(rest[0].name);
     if (method === "GET") {
       if (isFetchRead(q)) return fetchRows(env, t, ctx, q);
