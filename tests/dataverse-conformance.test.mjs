@@ -197,12 +197,37 @@ test("paging (\"Page results\"): pages of odata.maxpagesize with @odata.nextLink
   });
 });
 
-test("formatted values (\"Formatted values\"): choices and yes/no columns get their label in the user's language", async () => {
+const FORMATTED = "OData.Community.Display.V1.FormattedValue";
+
+test("formatted values (\"Web API properties\": formatted values, lookup properties): choices, yes/no, numbers, dates and lookups, in the user's language", async () => {
   await withClient(async ({ api }) => {
-    const row = await api.retrieve({ collection: "contacts", key: id(2), select: ["preferredcontactmethodcode", "donotbulkemail"], includeAnnotations: "OData.Community.Display.V1.FormattedValue" });
-    assert.equal(row["preferredcontactmethodcode@OData.Community.Display.V1.FormattedValue"], "Email");
-    assert.equal(row["donotbulkemail@OData.Community.Display.V1.FormattedValue"], "Do Not Allow");
+    // Created through the API, so created by the browser user.
+    const made = await api.create({ collection: "contacts", data: { numberofchildren: 1234, donotbulkemail: true, preferredcontactmethodcode: 2 } });
+    const columns = ["preferredcontactmethodcode", "donotbulkemail", "numberofchildren", "createdon", "_createdby_value"];
+    const row = await api.retrieve({ collection: "contacts", key: made, select: columns, includeAnnotations: FORMATTED });
+    assert.equal(row[`preferredcontactmethodcode@${FORMATTED}`], "Email");
+    assert.equal(row[`donotbulkemail@${FORMATTED}`], "Do Not Allow");
+    assert.equal(row[`numberofchildren@${FORMATTED}`], "1,234");
+    assert.match(row[`createdon@${FORMATTED}`], /^\d{1,2}\/\d{1,2}\/\d{4} \d{1,2}:\d{2} [AP]M$/);
+    assert.equal(row[`_createdby_value@${FORMATTED}`], "Sandbox User", "a lookup shows its row's name");
+    assert.equal(row["_createdby_value@Microsoft.Dynamics.CRM.lookuplogicalname"], undefined, "only the annotations asked for");
+    // With every annotation: the lookup's table and navigation property too.
+    const all = await api.retrieve({ collection: "contacts", key: made, select: ["_createdby_value"], includeAnnotations: "*" });
+    assert.equal(all["_createdby_value@Microsoft.Dynamics.CRM.lookuplogicalname"], "systemuser");
+    assert.equal(all["_createdby_value@Microsoft.Dynamics.CRM.associatednavigationproperty"], "createdby");
   });
+  // A Polish user (the sandbox takes the language from X-Sandbox-Lcid).
+  await withClient(
+    async ({ api }) => {
+      await api.update({ collection: "contacts", key: id(2), data: { numberofchildren: 1234 } });
+      const row = await api.retrieve({ collection: "contacts", key: id(2), select: ["preferredcontactmethodcode", "donotbulkemail", "numberofchildren", "createdon"], includeAnnotations: FORMATTED });
+      assert.equal(row[`preferredcontactmethodcode@${FORMATTED}`], "E-mail");
+      assert.equal(row[`donotbulkemail@${FORMATTED}`], "Nie zezwalaj");
+      assert.equal(row[`numberofchildren@${FORMATTED}`], "1\u00a0234");
+      assert.match(row[`createdon@${FORMATTED}`], /^\d{2}\.\d{2}\.\d{4} \d{2}:\d{2}$/);
+    },
+    { headers: { "X-Sandbox-Lcid": "1045" } },
+  );
 });
 
 // ----- batches ----------------------------------------------------------------------------------

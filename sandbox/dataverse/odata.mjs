@@ -16,8 +16,34 @@ export const errorResponse = (error) => json(error.status, { error: { code: erro
 
 export const etag = (rec) => `W/"${rec.version}"`;
 
-function formattedValue(col, value, lcid) {
+/** A whole number with its thousands grouped: 1,234 (en-US), 1 234 with a no-break space (pl-PL). */
+function groupThousands(value, lcid) {
+  const digits = String(Math.abs(value)).replace(/\B(?=(\d{3})+$)/g, lcid === 1045 ? "\u00a0" : ",");
+  return value < 0 ? `-${digits}` : digits;
+}
+
+/**
+ * The value as a user of `lcid` sees it, as Dataverse's `OData.Community.Display.V1.FormattedValue`
+ * gives it ("Formatted values" in "Web API properties" on Microsoft Learn): a choice's or yes/no's
+ * label; a whole number with its thousands grouped; a date and time, or a date, in the default
+ * format of the language (en-US: 12/7/2026 4:55 PM; pl-PL: 07.12.2026 16:55), in UTC (the
+ * sandbox user's time zone; an assumption: the user's personal settings change it in a real
+ * org); a lookup's row's primary name (`names`).
+ */
+function formattedValue(col, value, lcid, names) {
   if (value == null) return undefined;
+  if (col.lookup) return names?.(col.lookup, value) ?? undefined;
+  if (col.type === "Integer") return groupThousands(value, lcid);
+  if (col.type === "DateTime" || col.type === "DateOnly") {
+    const at = new Date(col.type === "DateOnly" ? `${value}T00:00:00Z` : value);
+    if (Number.isNaN(at.getTime())) return undefined;
+    const [y, mo, d, h, mi] = [at.getUTCFullYear(), at.getUTCMonth() + 1, at.getUTCDate(), at.getUTCHours(), at.getUTCMinutes()];
+    const two = (n) => String(n).padStart(2, "0");
+    const polish = lcid === 1045;
+    const date = polish ? `${two(d)}.${two(mo)}.${y}` : `${mo}/${d}/${y}`;
+    if (col.type === "DateOnly") return date;
+    return polish ? `${date} ${two(h)}:${two(mi)}` : `${date} ${h % 12 || 12}:${two(mi)} ${h < 12 ? "AM" : "PM"}`;
+  }
   if (col.type === "Picklist") {
     const option = col.options?.find((o) => o.value === value);
     return option ? pickLabel(option.label, lcid) ?? String(value) : String(value);
@@ -37,8 +63,14 @@ export function project(t, rec, select, ctx) {
     const value = rec.row[col.name] === undefined ? null : rec.row[col.name];
     out[col.name] = value;
     if (ctx.annotations) {
-      const f = formattedValue(col, value, ctx.lcid);
+      const f = formattedValue(col, value, ctx.lcid, ctx.names);
       if (f !== undefined) out[`${col.name}@OData.Community.Display.V1.FormattedValue`] = f;
+    }
+    // A lookup's navigation property and the table it points to ("Lookup properties" in "Web
+    // API properties"), with `*` or the Microsoft.Dynamics.CRM annotations asked for.
+    if (ctx.lookupAnnotations && col.lookup && value != null) {
+      out[`${col.name}@Microsoft.Dynamics.CRM.associatednavigationproperty`] = col.lookup.attribute;
+      out[`${col.name}@Microsoft.Dynamics.CRM.lookuplogicalname`] = col.lookup.target;
     }
   }
   if (!(t.primaryKey in out)) out[t.primaryKey] = rec.row[t.primaryKey];
@@ -133,6 +165,7 @@ export function contextFor(method, target, headers, body, base, extra = {}) {
   const prefer = parsePrefer(headers.prefer);
   const annotationsRaw = typeof prefer["odata.include-annotations"] === "string" ? prefer["odata.include-annotations"] : null;
   const annotations = !!annotationsRaw && (annotationsRaw === "*" || /FormattedValue|\*/.test(annotationsRaw));
+  const lookupAnnotations = !!annotationsRaw && /^\*$|Microsoft\.Dynamics\.CRM\.(\*|lookuplogicalname|associatednavigationproperty)/.test(annotationsRaw);
   const lcid = Number(headers["x-sandbox-lcid"]) || 1033;
   return {
     method,
@@ -143,7 +176,10 @@ export function contextFor(method, target, headers, body, base, extra = {}) {
     base,
     prefer,
     annotations,
+    lookupAnnotations,
     annotationsRaw,
+    /** A lookup's row's name (`(lookup, id) → string|null`), for formatted values. */
+    names: null,
     lcid,
     userId: null,
     tx: null,

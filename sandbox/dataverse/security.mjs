@@ -23,6 +23,8 @@ export const WHO_AM_I = Object.freeze({
 const BEARER_RE = /^\s*Bearer\s+(\S+)\s*$/i;
 /** The session cookie of the Dynamics web client. */
 export const SESSION_COOKIE = "CrmOwinAuth";
+/** The browser user's full name (Xrm's userSettings.userName in the sandbox's pages). */
+export const USER_NAME = "Sandbox User";
 /** Entra ID's authority as Dataverse's 401 names it (a sandbox tenant). */
 const AUTHORITY = "https://login.microsoftonline.com/00000000-0000-4000-8000-7e7a7e7a0001/oauth2/authorize";
 
@@ -109,9 +111,17 @@ export function createSecurity({ principals = null } = {}) {
     return rights;
   }
 
+  /** A user's full name, as a lookup to them shows it: the browser user's, or an application user's. */
+  function nameOf(userId) {
+    const id = String(userId).toLowerCase();
+    if (id === WHO_AM_I.UserId) return USER_NAME;
+    return [...tokens.values()].includes(id) ? "# SALESmanago relay" : null;
+  }
+
   return {
     addPrincipal,
     openSession,
+    nameOf,
     userOf,
     challenge,
     isApplicationUser,

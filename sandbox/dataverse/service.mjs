@@ -50,6 +50,14 @@ function baseUrl(req) {
   return `${proto}://${host}${API_PREFIX}`;
 }
 
+/** The name a lookup shows: its row's primary name, or a user's full name. */
+function nameOf(env, lookup, id) {
+  if (lookup.target === "systemuser") return env.security.nameOf(id);
+  const t = lookup.set ? env.store.bySet.get(lookup.set) : null;
+  const row = t?.records.get(String(id).toLowerCase())?.row;
+  return row && t.primaryName ? (row[t.primaryName] ?? null) : null;
+}
+
 /** The answer to `req` (`target`: its URL after the API prefix), or null when the client went away. */
 async function serve(env, req, target) {
   const { protection, stats } = env;
@@ -72,7 +80,7 @@ async function serve(env, req, target) {
   await protection.delay();
   const fault = protection.checkFault();
   if (fault) return tooMany(env, fault);
-  const ctx = contextFor(method, target, headers, body, baseUrl(req), { userId });
+  const ctx = contextFor(method, target, headers, body, baseUrl(req), { userId, names: (lookup, id) => nameOf(env, lookup, id) });
   const isBatch = ctx.path === "$batch";
   let parsed = null;
   if (isBatch && method === "POST") {

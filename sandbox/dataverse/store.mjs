@@ -44,6 +44,12 @@ export function createStore({ tables, file = null, changeTracking = { tables: []
     byName.set(logical, t);
     bySet.set(t.entitySet, t);
   }
+  // A lookup names the table it points to (its lookuplogicalname): the one its entity set is.
+  for (const t of byName.values()) {
+    for (const col of t.columns.values()) {
+      if (col.lookup && col.lookup.target == null && col.lookup.set) col.lookup.target = bySet.get(col.lookup.set)?.logical ?? null;
+    }
+  }
   for (const logical of changeTracking.tables) {
     const t = byName.get(logical);
     if (!t) throw new Error(`sandbox/dataverse: changeTracking names '${logical}', which is not a table (known: ${[...byName.keys()].join(", ")})`);
