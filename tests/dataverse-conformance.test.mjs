@@ -230,6 +230,27 @@ test("formatted values (\"Web API properties\": formatted values, lookup propert
   );
 });
 
+test("system columns (\"Table definitions\": statecode, statuscode, ownerid): Active by default, a state with its default reason, a reason of another state refused, the creator owns the row", async () => {
+  await withClient(async ({ api }) => {
+    const made = await api.create({ collection: "contacts", data: { firstname: "Stan" } });
+    const row = await api.retrieve({ collection: "contacts", key: made, select: ["statecode", "statuscode", "_ownerid_value"], includeAnnotations: FORMATTED });
+    assert.deepEqual([row.statecode, row.statuscode], [0, 1]);
+    assert.deepEqual([row[`statecode@${FORMATTED}`], row[`statuscode@${FORMATTED}`]], ["Active", "Active"]);
+    assert.equal(row._ownerid_value, WHO_AM_I.UserId);
+    assert.equal(row[`_ownerid_value@${FORMATTED}`], "Sandbox User");
+    await api.update({ collection: "contacts", key: made, data: { statecode: 1 } });
+    const inactive = await api.retrieve({ collection: "contacts", key: made, select: ["statecode", "statuscode"] });
+    assert.deepEqual([inactive.statecode, inactive.statuscode], [1, 2], "deactivated with its default reason");
+    const mismatch = await failure(api.update({ collection: "contacts", key: made, data: { statecode: 0, statuscode: 2 } }));
+    assert.equal(mismatch.status, 400);
+    assert.match(mismatch.message, /^2 is not a valid status code for state code contactState\.Active on contact/);
+    assert.equal(await api.count({ collection: "contacts", filter: "statecode eq 0" }), 4, "the others stay active");
+    const types = await api.retrieveAttributes({ entityKey: "LogicalName='contact'", select: ["LogicalName", "AttributeType"] });
+    const typeOf = (name) => types.value.find((a) => a.LogicalName === name)?.AttributeType;
+    assert.deepEqual([typeOf("statecode"), typeOf("statuscode"), typeOf("preferredcontactmethodcode")], ["State", "Status", "Picklist"]);
+  });
+});
+
 // ----- batches ----------------------------------------------------------------------------------
 
 test("$batch (\"Execute batch operations\"): reads and change sets answered in order; a change set that fails rolls back as a whole", async () => {

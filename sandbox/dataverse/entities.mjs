@@ -16,7 +16,7 @@ import { contextUrl, empty, etag, json, parseJsonObject, project, rejectExpand, 
 import { isTrackedRead, trackedRead } from "./changes.mjs";
 import { fetchRows, isFetchRead } from "./fetchxml.mjs";
 import { countRows, parseSelect, queryRows } from "./query.mjs";
-import { MODIFIED_BY, applyComputed, newRow } from "./tables.mjs";
+import { MODIFIED_BY, applyComputed, newRow, settleState } from "./tables.mjs";
 import { nowIso } from "./util.mjs";
 import { GUID_RE, changesFromBody, coerceValue } from "./values.mjs";
 
@@ -80,7 +80,7 @@ function updateRow(env, t, id, ctx, q, changesOverride) {
   const changes = changesOverride || changesFromBody(t, parseJsonObject(t, ctx.body));
   if (changes[t.primaryKey] != null && changes[t.primaryKey] !== id) throw badQuery(`The primary key '${t.primaryKey}' of a record cannot be changed (${id} → ${changes[t.primaryKey]}).`);
   checkBound(env, t, changes);
-  const row = applyComputed(t, { ...rec.row, ...changes, [t.primaryKey]: id, modifiedon: nowIso(), [MODIFIED_BY]: ctx.userId });
+  const row = applyComputed(t, settleState(t, { ...rec.row, ...changes, [t.primaryKey]: id, modifiedon: nowIso(), [MODIFIED_BY]: ctx.userId }, changes));
   env.store.replace(t, id, row, ctx.tx, changes);
   const entityId = `${ctx.base}${t.entitySet}(${id})`;
   const rep = representationHeaders(ctx);

@@ -19,12 +19,15 @@ const ATTRIBUTE_ODATA_TYPE = {
   Uniqueidentifier: "AttributeMetadata",
 };
 
+/** The metadata type of `col`: Status and Status Reason are their own kinds of choice. */
+const odataTypeOf = (col) => (col.metaType ? `${col.metaType}AttributeMetadata` : ATTRIBUTE_ODATA_TYPE[col.type]);
+
 function optionSetOf(t, col, lcid) {
   if (col.type === "Picklist") {
     return {
       MetadataId: guidFrom(`optionset:${t.logical}.${col.name}`),
       Name: `${t.logical}_${col.name}`,
-      OptionSetType: "Picklist",
+      OptionSetType: col.metaType ?? "Picklist",
       IsGlobal: false,
       Options: (col.options || []).map((o) => ({ Value: o.value, Label: labelOf(o.label, lcid) })),
     };
@@ -44,9 +47,9 @@ function optionSetOf(t, col, lcid) {
 }
 
 function attributeMetadata(t, col, lcid, withOptionSet) {
-  const type = col.type === "DateOnly" ? "DateTime" : col.type;
+  const type = col.metaType ?? (col.type === "DateOnly" ? "DateTime" : col.type);
   const a = {
-    "@odata.type": `#Microsoft.Dynamics.CRM.${ATTRIBUTE_ODATA_TYPE[col.type]}`,
+    "@odata.type": `#Microsoft.Dynamics.CRM.${odataTypeOf(col)}`,
     MetadataId: guidFrom(`attribute:${t.logical}.${col.name}`),
     LogicalName: col.name,
     SchemaName: col.name,
@@ -182,11 +185,11 @@ export function metadataRoute(store, segs, ctx, q) {
   if (rest.length > 1) {
     if (rest.length > 2 || rest[1].key !== null || !rest[1].name.startsWith("Microsoft.Dynamics.CRM.")) throw notFoundSegment(rest[rest.length - 1].name);
     cast = rest[1].name.slice("Microsoft.Dynamics.CRM.".length);
-    if (!Object.values(ATTRIBUTE_ODATA_TYPE).includes(cast)) throw notFoundSegment(rest[1].name);
+    if (![...Object.values(ATTRIBUTE_ODATA_TYPE), "StateAttributeMetadata", "StatusAttributeMetadata"].includes(cast)) throw notFoundSegment(rest[1].name);
   }
   if (q.has("$filter")) throw notSupported(`$filter on Attributes ('${q.get("$filter")}'); read them all, or one by its LogicalName`);
   const select = listOf(q.get("$select"));
-  const fits = (c) => !cast || cast === "AttributeMetadata" || ATTRIBUTE_ODATA_TYPE[c.type] === cast;
+  const fits = (c) => !cast || cast === "AttributeMetadata" || odataTypeOf(c) === cast;
   const context = `${ctx.base}$metadata#EntityDefinitions('${t.logical}')/Attributes${cast ? `/Microsoft.Dynamics.CRM.${cast}` : ""}`;
   if (rest[0].key !== null) {
     const k = metadataKey(rest[0].key, "Attributes");

@@ -3,6 +3,7 @@
 //
 // Rows are kept immutable in a Map per table (primary key → {row, version, seq}) in insertion order,
 // plus a sorted array of primary keys for paging in key order without rescanning.
+import { CODE_VALIDATION, DvError } from "./errors.mjs";
 import { isPlainObject, nowIso, sequentialId } from "./util.mjs";
 import { COLUMN_TYPES, MEMO_MAX, NAME_RE, STRING_MAX } from "./values.mjs";
 
@@ -18,11 +19,27 @@ const SYSTEM_LABELS = {
   [CREATED_BY]: { 1033: "Created By", 1045: "Utworzone przez" },
   [MODIFIED_BY]: { 1033: "Modified By", 1045: "Zmodyfikowane przez" },
 };
+/** The owner, as the Web API names it (a systemuser lookup: the sandbox has no teams). */
+export const OWNER = "_ownerid_value";
 /** The lookup columns every table has: Web API property → attribute (a systemuser lookup). */
 const LOOKUPS = [
   [CREATED_BY, "createdby"],
   [MODIFIED_BY, "modifiedby"],
+  [OWNER, "ownerid"],
 ];
+SYSTEM_LABELS[OWNER] = { 1033: "Owner", 1045: "Właściciel" };
+/**
+ * Status and Status Reason, as every table of a user-owned table has them ("Table definitions:
+ * statecode and statuscode"): Active (0) with reason Active (1), Inactive (1) with reason
+ * Inactive (2). A table's definition may give its own.
+ */
+const STATE = {
+  statecode: { 1033: "Status", 1045: "Stan", options: [[0, "Active", "Aktywny"], [1, "Inactive", "Nieaktywny"]] },
+  statuscode: { 1033: "Status Reason", 1045: "Przyczyna stanu", options: [[1, "Active", "Aktywny"], [2, "Inactive", "Nieaktywny"]] },
+};
+/** The reason a state has when none is given, and the state each reason belongs to. */
+const DEFAULT_REASON = { 0: 1, 1: 2 };
+const STATE_OF_REASON = { 1: 0, 2: 1 };
 const IMPLICIT = new Set(Object.keys(SYSTEM_LABELS));
 export const BOOLEAN_LABELS = { true: { 1033: "Yes", 1045: "Tak" }, false: { 1033: "No", 1045: "Nie" } };
 
@@ -71,6 +88,12 @@ export function compileTable(logical, def) {
     if (!columns.has(name)) columns.set(name, normalizeColumn(logical, name, { type: "String" }));
     columns.get(name).computed = true;
     computed.push([name, fn]);
+  }
+  for (const [name, s] of Object.entries(STATE)) {
+    if (columns.has(name)) continue;
+    const options = s.options.map(([value, en, pl]) => ({ value, label: { 1033: en, 1045: pl } }));
+    const metaType = name === "statecode" ? "State" : "Status";
+    columns.set(name, { name, type: "Picklist", metaType, label: { 1033: s[1033], 1045: s[1045] }, options, system: true });
   }
   for (const name of ["createdon", "modifiedon"]) {
     const given = def.columns?.[name];
@@ -147,5 +170,27 @@ export function newRow(t, changes, userId = null) {
   if (row.modifiedon == null) row.modifiedon = row.createdon;
   if (row[CREATED_BY] == null) row[CREATED_BY] = userId;
   if (row[MODIFIED_BY] == null) row[MODIFIED_BY] = row[CREATED_BY];
+  if (t.columns.has(OWNER) && row[OWNER] == null) row[OWNER] = row[CREATED_BY];
+  settleState(t, row, changes);
   return applyComputed(t, row);
+}
+
+/**
+ * Status and Status Reason after a write of `changes` to `row` (in place): a state set alone
+ * takes its default reason, a reason alone its state; a reason of another state is refused as
+ * Dataverse refuses it. Tables with their own statecode/statuscode are left as they define them.
+ */
+export function settleState(t, row, changes) {
+  const state = t.columns.get("statecode");
+  const reason = t.columns.get("statuscode");
+  if (!state?.system || !reason?.system) return row;
+  if (changes.statuscode != null && changes.statecode == null) row.statecode = STATE_OF_REASON[row.statuscode] ?? row.statecode;
+  if (row.statecode == null) row.statecode = 0;
+  if (changes.statecode != null && changes.statuscode == null) row.statuscode = DEFAULT_REASON[row.statecode];
+  if (row.statuscode == null) row.statuscode = DEFAULT_REASON[row.statecode];
+  if (STATE_OF_REASON[row.statuscode] !== row.statecode) {
+    const name = row.statecode === 0 ? "Active" : "Inactive";
+    throw new DvError(400, CODE_VALIDATION, `${row.statuscode} is not a valid status code for state code ${t.logical}State.${name} on ${t.logical} with Id ${row[t.primaryKey]}.`);
+  }
+  return row;
 }
