@@ -237,6 +237,9 @@ test("system columns (\"Table definitions\": statecode, statuscode, ownerid): Ac
     assert.deepEqual([row.statecode, row.statuscode], [0, 1]);
     assert.deepEqual([row[`statecode@${FORMATTED}`], row[`statuscode@${FORMATTED}`]], ["Active", "Active"]);
     assert.equal(row._ownerid_value, WHO_AM_I.UserId);
+    // The user lookups expand ("Join tables using OData"), with $select inside.
+    const joined = await api.retrieve({ collection: "contacts", key: made, select: ["firstname"], expand: [{ property: "createdby", select: ["fullname"] }] });
+    assert.equal(joined.createdby.fullname, "Sandbox User");
     assert.equal(row[`_ownerid_value@${FORMATTED}`], "Sandbox User");
     await api.update({ collection: "contacts", key: made, data: { statecode: 1 } });
     const inactive = await api.retrieve({ collection: "contacts", key: made, select: ["statecode", "statuscode"] });

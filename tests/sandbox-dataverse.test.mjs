@@ -290,7 +290,16 @@ test("$select errors and collection basics", async () => {
     // Not served: refused by name (501), never "no such property".
     const expanded = await api.get("contacts?$expand=parentcustomerid($select=name)");
     assert.equal(expanded.status, 501);
-    assert.match(expanded.json.error.message, /^The sandbox does not support \$expand on contacts \('parentcustomerid'\)/);
+    assert.match(expanded.json.error.message, /^The sandbox does not support \$expand of 'parentcustomerid\(\$select=name\)' on contacts/);
+    // The user lookups every row has expand ("Join tables using OData"), with $select inside.
+    const made = await api.post("contacts", { firstname: "Ex" }, { Prefer: "return=representation" });
+    const joined = await api.get(`contacts(${made.json.contactid})?$select=firstname&$expand=createdby($select=fullname),ownerid`);
+    assert.equal(joined.status, 200, joined.text);
+    assert.deepEqual(joined.json.createdby, { fullname: "Sandbox User", systemuserid: "00000000-0000-0000-0000-0000000000aa" });
+    assert.equal(joined.json.ownerid.fullname, "Sandbox User");
+    const list = await api.get(`contacts?$select=firstname&$filter=firstname eq 'Ex'&$expand=modifiedby($select=fullname)`);
+    assert.equal(list.json.value[0].modifiedby.fullname, "Sandbox User");
+    assert.equal((await api.get("contacts?$expand=createdby($select=fullname;$expand=x)")).status, 501, "nested options refused by name");
     assert.equal((await api.get("contacts?$top=-1")).status, 400);
     assert.equal((await api.get("contacts?$select=fullname&$select=lastname")).status, 400);
 

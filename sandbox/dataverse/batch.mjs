@@ -133,7 +133,7 @@ export function runBatch(env, ctx, parsed) {
     if (lcidHeader && !headers["x-sandbox-lcid"]) headers["x-sandbox-lcid"] = lcidHeader;
     if (target === null) return { response: errorResponse(notFoundSegment(req.target)), created: null };
     // the batch's caller is every operation's
-    const inner = contextFor(req.method, target, headers, req.body, ctx.base, { userId: ctx.userId, names: ctx.names, tx, inBatch: true });
+    const inner = contextFor(req.method, target, headers, req.body, ctx.base, { userId: ctx.userId, names: ctx.names, related: ctx.related, tx, inBatch: true });
     const response = tx ? execute(env, inner) : executeAlone(env, inner);
     return { response, created: inner.created || null };
   };

@@ -12,7 +12,7 @@
 //
 // `env` is {store, security} (see createDataverse).
 import { DvError, CODE_DUPLICATE, CODE_VERSION, badPayload, badQuery, missing, notAllowed, notFoundSegment } from "./errors.mjs";
-import { contextUrl, empty, etag, json, parseJsonObject, project, rejectExpand, rejectUnknownOptions, representationHeaders } from "./odata.mjs";
+import { contextUrl, empty, etag, expandInto, json, parseExpand, parseJsonObject, project, rejectExpand, rejectUnknownOptions, representationHeaders } from "./odata.mjs";
 import { isTrackedRead, trackedRead } from "./changes.mjs";
 import { fetchRows, isFetchRead } from "./fetchxml.mjs";
 import { countRows, parseSelect, queryRows } from "./query.mjs";
@@ -122,17 +122,17 @@ export function entitySetRoute(env, t, segs, ctx, q) {
   if (rest.length === 0) {
     if (method === "GET") {
       rejectUnknownOptions(q, ["$select", "$expand", "$filter", "$orderby", "$top", "$count"]);
-      rejectExpand(t, q);
+      const expands = parseExpand(t, q);
       const select = parseSelect(t, q.get("$select"));
       const rec = t.records.get(id);
       if (!rec) throw missing(t, id);
-      // "Perform conditional operations using the Web API", "Query must not include
-      // annotations": with `Prefer: odata.include-annotations` a GET never answers 304.
-      const ifNoneMatch = ctx.prefer["odata.include-annotations"] === undefined && ctx.headers["if-none-match"];
+      // "Perform conditional operations using the Web API", "Query must not include $expand"
+      // and "… annotations": with either, a GET never answers 304.
+      const ifNoneMatch = ctx.prefer["odata.include-annotations"] === undefined && expands.length === 0 && ctx.headers["if-none-match"];
       if (ifNoneMatch && ifNoneMatch.split(",").some((e) => e.trim() === etag(rec))) return empty(304, { ETag: etag(rec) });
       const headers = { ETag: etag(rec) };
       if (ctx.annotations) headers["Preference-Applied"] = `odata.include-annotations="${ctx.annotationsRaw}"`;
-      return json(200, { "@odata.context": contextUrl(ctx, t, select, "/$entity"), ...project(t, rec, select, ctx) }, headers);
+      return json(200, { "@odata.context": contextUrl(ctx, t, select, "/$entity"), ...expandInto(project(t, rec, select, ctx), rec, expands, ctx) }, headers);
     }
     if (method === "PATCH") return upsertRow(env, t, id, ctx, q);
     if (method === "DELETE") {

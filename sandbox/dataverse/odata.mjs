@@ -180,6 +180,8 @@ export function contextFor(method, target, headers, body, base, extra = {}) {
     annotationsRaw,
     /** A lookup's row's name (`(lookup, id) → string|null`), for formatted values. */
     names: null,
+    /** A lookup's row for `$expand` (`(lookup, id, select) → object|null`). */
+    related: null,
     lcid,
     userId: null,
     tx: null,
@@ -208,9 +210,34 @@ export function rejectUnknownOptions(q, allowed) {
 }
 
 /**
- * `$expand` on an entity set (Microsoft Learn, "Join tables using the Web API") is not served:
- * refused by name, not answered as if the navigation property did not exist. A lookup's value and
- * its name come from `_<lookup>_value` with its annotations.
+ * `$expand` of single-valued navigation properties ("Join tables using OData" on Microsoft
+ * Learn): the lookups every table has (`createdby`, `modifiedby`, `ownerid`, to a user) and
+ * those a table defines, each with an optional `($select=…)`. Anything else (collections,
+ * nested `$expand`, `$filter` inside) is refused by name. Returns `[{nav, column, select}]`.
+ */
+export function parseExpand(t, q) {
+  const text = q.get("$expand");
+  if (text == null) return [];
+  const expands = [];
+  for (const part of text.split(/,(?![^(]*\))/)) {
+    const m = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\(\s*\$select=([A-Za-z0-9_,\s]+)\))?\s*$/.exec(part);
+    const nav = m?.[1] ?? part.trim().split("(")[0];
+    const column = m && [...t.columns.values()].find((c) => c.lookup && c.lookup.attribute === nav);
+    if (!column) throw notSupported(`$expand of '${part.trim()}' on ${t.entitySet} (it expands lookups, with $select inside: createdby($select=fullname))`);
+    expands.push({ nav, column, select: m[2] ? m[2].split(",").map((s) => s.trim()).filter(Boolean) : null });
+  }
+  return expands;
+}
+
+/** The expanded lookups of `rec` onto `out` (`ctx.related` reads the rows they point to). */
+export function expandInto(out, rec, expands, ctx) {
+  for (const { nav, column, select } of expands) out[nav] = ctx.related?.(column.lookup, rec.row[column.name], select) ?? null;
+  return out;
+}
+
+/**
+ * `$expand` where the sandbox does not serve it (a write's representation): refused by name,
+ * not answered as if the navigation property did not exist.
  */
 export function rejectExpand(t, q) {
   const expand = q.get("$expand");

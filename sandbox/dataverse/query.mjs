@@ -2,7 +2,7 @@
 // server-driven paging with a $skiptoken, and the index an In filter reads through.
 import { badQuery, noProperty } from "./errors.mjs";
 import { compileFilter } from "./filter.mjs";
-import { contextUrl, json, project, rejectExpand, rejectUnknownOptions } from "./odata.mjs";
+import { contextUrl, expandInto, json, parseExpand, project, rejectUnknownOptions } from "./odata.mjs";
 import { b64url, bound, collate, idOrder, isPlainObject, sortIds, unb64url, xmlAttr, xmlUnattr } from "./util.mjs";
 import { isoMillis } from "./values.mjs";
 
@@ -130,7 +130,7 @@ export function countRows(t, q) {
 /** GET of an entity set: the matching rows, a page at a time. */
 export function queryRows(t, ctx, q) {
   rejectUnknownOptions(q, ["$select", "$filter", "$orderby", "$top", "$count", "$skiptoken", "$expand"]);
-  rejectExpand(t, q);
+  const expands = parseExpand(t, q);
   const select = parseSelect(t, q.get("$select"));
   const predicate = q.has("$filter") ? compileFilter(t, q.get("$filter")) : null;
   const order = parseOrderBy(t, q.get("$orderby"));
@@ -227,7 +227,7 @@ export function queryRows(t, ctx, q) {
     body["@odata.count"] = Math.min(total, COUNT_LIMIT);
     if (total > COUNT_LIMIT) body["@Microsoft.Dynamics.CRM.totalrecordcountlimitexceeded"] = true;
   }
-  body.value = page.map((rec) => project(t, rec, select, ctx));
+  body.value = page.map((rec) => expandInto(project(t, rec, select, ctx), rec, expands, ctx));
   if (more) {
     const last = page[page.length - 1];
     const next = { n: returned + page.length, k: last.row[t.primaryKey] };

@@ -3,9 +3,9 @@
 // with the counters `stats` reports.
 //
 // `env` is {store, security, protection, stats, inFlight} (see createDataverse).
-import { DvError, CODE_BAD_QUERY, CODE_UNEXPECTED, badQuery, notAllowed, unexpected } from "./errors.mjs";
+import { DvError, CODE_BAD_QUERY, CODE_UNEXPECTED, badQuery, notAllowed, notSupported, unexpected } from "./errors.mjs";
 import { MAX_BATCH_OPERATIONS, parseBatch, runBatch } from "./batch.mjs";
-import { API_PREFIX, JSON_TYPE, contextFor, errorResponse } from "./odata.mjs";
+import { API_PREFIX, JSON_TYPE, contextFor, errorResponse, etag } from "./odata.mjs";
 import { executeAlone } from "./routes.mjs";
 
 const MAX_BODY_BYTES = 64 * 1024 * 1024;
@@ -58,6 +58,32 @@ function nameOf(env, lookup, id) {
   return row && t.primaryName ? (row[t.primaryName] ?? null) : null;
 }
 
+/**
+ * The row a lookup points to, for `$expand`: a user as `{systemuserid, fullname}` (the sandbox
+ * has no user table), a table's row with its `select`ed columns; null when there is none.
+ */
+function relatedRow(env, lookup, id, select) {
+  if (id == null) return null;
+  if (lookup.target === "systemuser") {
+    const fullname = env.security.nameOf(id);
+    if (fullname === null) return null;
+    const user = { systemuserid: String(id).toLowerCase(), fullname };
+    const unknown = (select ?? []).find((c) => !(c in user));
+    if (unknown) throw notSupported(`the column '${unknown}' of a user in $expand (it has systemuserid and fullname)`);
+    return select ? Object.fromEntries(select.map((c) => [c, user[c]]).concat([["systemuserid", user.systemuserid]])) : user;
+  }
+  const t = lookup.set ? env.store.bySet.get(lookup.set) : null;
+  const rec = t?.records.get(String(id).toLowerCase());
+  if (!rec) return null;
+  const out = { "@odata.etag": etag(rec) };
+  for (const name of select ?? [...t.columns.keys()]) {
+    if (!t.columns.has(name)) throw badQuery(`Could not find a property named '${name}' on type 'Microsoft.Dynamics.CRM.${t.logical}'.`);
+    out[name] = rec.row[name] ?? null;
+  }
+  out[t.primaryKey] = rec.row[t.primaryKey];
+  return out;
+}
+
 /** The answer to `req` (`target`: its URL after the API prefix), or null when the client went away. */
 async function serve(env, req, target) {
   const { protection, stats } = env;
@@ -80,7 +106,7 @@ async function serve(env, req, target) {
   await protection.delay();
   const fault = protection.checkFault();
   if (fault) return tooMany(env, fault);
-  const ctx = contextFor(method, target, headers, body, baseUrl(req), { userId, names: (lookup, id) => nameOf(env, lookup, id) });
+  const ctx = contextFor(method, target, headers, body, baseUrl(req), { userId, names: (lookup, id) => nameOf(env, lookup, id), related: (lookup, id, select) => relatedRow(env, lookup, id, select) });
   const isBatch = ctx.path === "$batch";
   let parsed = null;
   if (isBatch && method === "POST") {
