@@ -177,6 +177,7 @@ try {
     process.stdout.write(
       [
         `Dynamics 365 sandbox:   ${sandbox.url}/contacts`,
+        `Dataverse Web API:      ${sandbox.url}/api/data/v9.2/ (as the browser user: Authorization: Bearer ${sandbox.token})`,
         `SALESmanago simulator:  ${simulator.url}${options.direct ? "" : " (refuses browsers, as the live API most likely does)"}`,
         ...(relay ? [`salesmanago-relay:      ${relay.url} (holds the simulator's credentials and signs the calls)`] : []),
         "",

@@ -569,7 +569,7 @@ async fn with_dataverse_access_a_cut_event_is_read_back_and_the_status_written_b
     let read = requests.iter().find(|r| r.path == "contacts").unwrap();
     assert_eq!(
         read.param("$filter"),
-        Some(format!("Microsoft.Dynamics.CRM.In(PropertyName='contactid',PropertyValues=['{JAN}'])").as_str())
+        Some(format!("Microsoft.Dynamics.CRM.In(PropertyName='contactid',PropertyValues=[\"{JAN}\"])").as_str())
     );
     let columns: Vec<&str> = read.param("$select").unwrap().split(',').collect();
     assert!(columns.contains(&"new_consent_marketing"), "the consent column found in the metadata");
@@ -755,7 +755,7 @@ async fn deleting_one_of_two_contacts_that_share_an_email_keeps_the_salesmanago_
     assert_eq!(
         read.param("$filter"),
         Some(
-            format!("Microsoft.Dynamics.CRM.In(PropertyName='emailaddress1',PropertyValues=['{JAN_EMAIL}'])").as_str()
+            format!("Microsoft.Dynamics.CRM.In(PropertyName='emailaddress1',PropertyValues=[\"{JAN_EMAIL}\"])").as_str()
         )
     );
     assert_eq!((read.param("$select"), read.param("$top"), read.status), (Some("contactid"), Some("2"), 200));

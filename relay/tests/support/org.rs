@@ -1131,7 +1131,7 @@ struct Filter(Vec<Condition>);
 
 #[derive(Debug)]
 enum Condition {
-    /// `Microsoft.Dynamics.CRM.In(PropertyName='column',PropertyValues=['a','b'])`.
+    /// `Microsoft.Dynamics.CRM.In(PropertyName='column',PropertyValues=["a","b"])`.
     In(String, Vec<String>),
     /// `column op value` (`None`: `null`).
     Compare(String, String, Option<String>),
@@ -1182,6 +1182,26 @@ impl Parser<'_> {
         }
     }
 
+    /// An element of `In`'s `PropertyValues`, read as Dataverse reads that array, as JSON: a
+    /// string in double quotes, or in single quotes with no quote inside (an OData literal's
+    /// doubled quote is "Invalid JSON": "Filter rows using OData", "Manage single quotes").
+    fn array_value(&mut self) -> Result<String, String> {
+        if self.rest().starts_with('"') {
+            let mut stream = serde_json::Deserializer::from_str(self.rest()).into_iter::<String>();
+            let value = stream.next().and_then(Result::ok).ok_or_else(|| format!("Invalid JSON in {:?}", self.text))?;
+            self.at += stream.byte_offset();
+            return Ok(value);
+        }
+        self.expect("'")?;
+        let end = self.rest().find('\'').ok_or_else(|| format!("Invalid JSON in {:?}", self.text))?;
+        let value = self.rest()[..end].to_owned();
+        self.at += end + 1;
+        if self.rest().starts_with('\'') {
+            return Err(format!("Invalid JSON (a doubled quote) in {:?}", self.text));
+        }
+        Ok(value)
+    }
+
     fn word(&mut self) -> String {
         let word: String = self.rest().chars().take_while(|c| !matches!(c, ' ' | ')' | ',')).collect();
         self.at += word.len();
@@ -1192,9 +1212,9 @@ impl Parser<'_> {
         if self.eat("Microsoft.Dynamics.CRM.In(PropertyName=") {
             let column = self.literal()?;
             self.expect(",PropertyValues=[")?;
-            let mut values = vec![self.literal()?];
+            let mut values = vec![self.array_value()?];
             while self.eat(",") {
-                values.push(self.literal()?);
+                values.push(self.array_value()?);
             }
             self.expect("])")?;
             return Ok(Condition::In(column, values));
