@@ -755,7 +755,8 @@ async fn deleting_one_of_two_contacts_that_share_an_email_keeps_the_salesmanago_
     assert_eq!(
         read.param("$filter"),
         Some(
-            format!("Microsoft.Dynamics.CRM.In(PropertyName='emailaddress1',PropertyValues=[\"{JAN_EMAIL}\"])").as_str()
+            format!("Microsoft.Dynamics.CRM.In(PropertyName='emailaddress1',PropertyValues=[\"{JAN_EMAIL}\"])")
+                .as_str()
         )
     );
     assert_eq!((read.param("$select"), read.param("$top"), read.status), (Some("contactid"), Some("2"), 200));
