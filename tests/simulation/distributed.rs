@@ -195,6 +195,7 @@ impl Scenario {
         };
         // Answered as soon as SALESmanago has every contact; the job goes on to its end
         // (statuses written back, contacts read again) before the next event, here.
+        let history = world.salesmanago.history.len();
         let exported = burst.export.take().map(|mut job| {
             let mut in_flight = Vec::new();
             let mut settled = None;
@@ -209,7 +210,25 @@ impl Scenario {
                 assert!(summary.tally.adds_up(), "a burst's counts add up: {:?}", summary.tally);
                 assert!(settled.is_some(), "an export that ended well settled first");
             }
-            (result, job.went().to_vec(), settled)
+            // What the export says went (the relay remembers it, and answers by it) is what
+            // reached SALESmanago, and what settled first says went too.
+            let went = job.went().to_vec();
+            let upserted: BTreeSet<String> =
+                world.salesmanago.history[history..].iter().map(|(email, _)| email.clone()).collect();
+            for (id, _) in &went {
+                let row = world.dataverse.contacts.get(id).unwrap_or_else(|| panic!("{id} went, but is no contact"));
+                let email = email_key(row).unwrap_or_else(|| panic!("{id} went without an e-mail"));
+                assert!(upserted.contains(&email), "{id} went, but SALESmanago got no upsert of {email}");
+            }
+            if let Ok(summary) = &result {
+                assert!(summary.tally.done == 0 || !went.is_empty(), "sent {}, but nothing went", summary.tally.done);
+            }
+            if let Some(settled) = &settled {
+                for id in &settled.went {
+                    assert!(went.iter().any(|(w, _)| w == id), "{id} settled as sent, but did not go");
+                }
+            }
+            (result, went, settled)
         });
         let forgotten: Vec<_> = std::mem::take(&mut burst.forgets)
             .into_iter()
@@ -235,11 +254,26 @@ impl Scenario {
                     .insert(id.to_ascii_lowercase(), Sent { version: *version, modified_ms: None });
             }
         }
+        let went: Vec<String> = exported
+            .as_ref()
+            .map(|(_, went, _)| went.iter().map(|(id, _)| id.to_ascii_lowercase()).collect())
+            .unwrap_or_default();
         let exported = exported.as_ref().map(|(result, went, settled)| match settled {
             Some(settled) => Exported::Settled(settled),
             None => Exported::Ended { result, went },
         });
-        burst.answers(exported, &forgotten)
+        let answers = burst.answers(exported, &forgotten);
+        // A change whose contact went is answered so (not "gone", not a failure to try again).
+        for (item, answer) in items.iter().zip(&answers) {
+            if matches!(item.work, Work::Send { .. }) && went.contains(&item.contact.to_ascii_lowercase()) {
+                assert!(
+                    matches!(answer, Ok(Done::Went)),
+                    "{} went, yet its delivery is answered {answer:?}",
+                    item.contact
+                );
+            }
+        }
+        answers
     }
 
     /// The catch-up: "Export changes", by the relay or from a browser with a clock of its own.
