@@ -58,6 +58,11 @@ pub(crate) struct Salesmanago {
     exports: BTreeMap<String, (u64, String)>,
     /// Export files are never ready (SALESmanago's job stuck).
     pub(crate) never_ready: bool,
+    /// Contacts whose `listById` call SALESmanago refuses (`success:false`), with every other id
+    /// asked in the same call.
+    pub(crate) refuse_lookup: BTreeSet<String>,
+    /// Every id asked in a refused `listById` call.
+    pub(crate) refused_lookups: BTreeSet<String>,
     /// When each export job was started, then each time its status was asked, by request id.
     pub(crate) status_asked: BTreeMap<String, Vec<u64>>,
 }
@@ -102,6 +107,8 @@ impl Salesmanago {
             history: Vec::new(),
             exports: BTreeMap::new(),
             never_ready: false,
+            refuse_lookup: BTreeSet::new(),
+            refused_lookups: BTreeSet::new(),
             status_asked: BTreeMap::new(),
         }
     }
@@ -389,6 +396,13 @@ impl Salesmanago {
                     ("success", true.into()),
                     ("message", Value::Array(vec![])),
                     ("contacts", Value::Array(found)),
+                ])
+            }
+            "contact/listById" if strings(body.get("contactId")).iter().any(|id| self.refuse_lookup.contains(id)) => {
+                self.refused_lookups.extend(strings(body.get("contactId")));
+                object(vec![
+                    ("success", false.into()),
+                    ("message", Value::Array(vec!["The contacts could not be read (simulated)".into()])),
                 ])
             }
             "contact/listById" => {
