@@ -63,6 +63,9 @@ pub(crate) struct Salesmanago {
     pub(crate) refuse_lookup: BTreeSet<String>,
     /// Every id asked in a refused `listById` call.
     pub(crate) refused_lookups: BTreeSet<String>,
+    /// E-mails whose batch upsert fails with a server error every time it is tried (a failure
+    /// that passes, but not within the job's retries).
+    pub(crate) failing: BTreeSet<String>,
     /// When each export job was started, then each time its status was asked, by request id.
     pub(crate) status_asked: BTreeMap<String, Vec<u64>>,
 }
@@ -109,6 +112,7 @@ impl Salesmanago {
             never_ready: false,
             refuse_lookup: BTreeSet::new(),
             refused_lookups: BTreeSet::new(),
+            failing: BTreeSet::new(),
             status_asked: BTreeMap::new(),
         }
     }
@@ -357,6 +361,12 @@ impl Salesmanago {
         }
         let body = json::from_str(&request.body).expect("the engine sends JSON");
         let method = request.url.rsplit_once("/api/").map(|(_, m)| m).expect("an API URL");
+        if method == "contact/batchupsert" && !self.failing.is_empty() {
+            let emails = body["upsertDetails"].items().iter().filter_map(|d| d["contact"]["email"].as_str());
+            if emails.map(str::to_ascii_lowercase).any(|e| self.failing.contains(&e)) {
+                return answer(500, Value::Null);
+            }
+        }
         if !matches!(
             method,
             "contact/basic"
