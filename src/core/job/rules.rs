@@ -90,4 +90,26 @@ mod tests {
         assert_eq!(named.ids, ["a", "c"]);
         assert_eq!(named.emails, ["b@x.pl"]);
     }
+
+    #[test]
+    fn a_burst_is_answered_went_only_when_nothing_failed_else_with_the_reasons_to_try_again() {
+        use crate::core::sync::{NotDone, Tally};
+        let summary = |not_done: Vec<(bool, &str)>| {
+            let mut tally = Tally::default();
+            for (skipped, reason) in not_done {
+                let (id, email, name) = ("c".into(), "c@x.pl".into(), "C".into());
+                tally.not_done(NotDone { id, email, name, skipped, reason: reason.into() });
+            }
+            let message = Message::Dataverse { detail: "done".into() };
+            Ok(Summary { message, details: Vec::new(), close_form: false, download: None, tally })
+        };
+        assert_eq!(answer(&summary(vec![])), Ok(Done::Went));
+        assert_eq!(answer(&summary(vec![(true, "no e-mail")])), Ok(Done::Went), "a skipped contact is no failure");
+        assert_eq!(
+            answer(&summary(vec![(false, "refused"), (false, "timed out")])),
+            Err(Failed::ForNow("refused; timed out".into()))
+        );
+        let failure = JobFailure { message: Message::Dataverse { detail: "down".into() }, kind: "dataverse" };
+        assert!(matches!(answer(&Err(failure)), Err(Failed::ForNow(m)) if m.contains("down")));
+    }
 }
