@@ -74,6 +74,11 @@ impl Scenario {
     fn edit(&mut self, world: &mut World) {
         let ids: Vec<String> = world.dataverse.contacts.keys().cloned().collect();
         let Some(id) = ids.get(world.rng.below(ids.len().max(1) as u64) as usize).cloned() else { return };
+        self.edit_contact(world, id);
+    }
+
+    /// A user edits contact `id` (its name, and the mapped column): its webhook is queued.
+    fn edit_contact(&mut self, world: &mut World, id: String) {
         let version = world.dataverse.row_version + 1;
         let row = world.dataverse.contacts.get_mut(&id).expect("a contact");
         let name = format!("V{version} Edited");
@@ -196,6 +201,12 @@ impl Scenario {
         // Answered as soon as SALESmanago has every contact; the job goes on to its end
         // (statuses written back, contacts read again) before the next event, here.
         let history = world.salesmanago.history.len();
+        // Now and then a user edits one of the burst's contacts while its export runs (before it
+        // settles, so before it reads its contacts again).
+        let sent: Vec<String> =
+            items.iter().filter(|d| matches!(d.work, Work::Send { .. })).map(|d| d.contact.clone()).collect();
+        let mut editing = sent.first().cloned().filter(|_| world.rng.below(3) == 0);
+        let mut edited = None;
         let exported = burst.export.take().map(|mut job| {
             let mut in_flight = Vec::new();
             let mut settled = None;
@@ -205,7 +216,31 @@ impl Scenario {
                 if let Some(result) = end {
                     break result;
                 }
+                if settled.is_none() {
+                    if let Some(id) = editing.take().filter(|id| world.dataverse.contacts.contains_key(id)) {
+                        self.edit_contact(world, id.clone());
+                        edited = Some(id);
+                    }
+                }
             };
+            // The recheck saw the edit: SALESmanago holds the contact as it is now, at once.
+            if let (Ok(summary), Some(id)) = (&result, &edited) {
+                let row = &world.dataverse.contacts[id];
+                let failed = summary.tally.not_done.iter().any(|n| n.id.eq_ignore_ascii_case(id));
+                let went = job.went().iter().any(|(w, _)| w.eq_ignore_ascii_case(id));
+                let own = |email: &String| self.held.get(email).is_none_or(|ids| ids.len() < 2);
+                if let Some(email) =
+                    email_key(row).filter(|e| went && !failed && own(e) && !world.salesmanago.rejects(row))
+                {
+                    let name = text(row, "fullname").unwrap_or_default();
+                    let held = world.salesmanago.by_email(&email).map(|sm| sm.name.clone());
+                    assert_eq!(
+                        held,
+                        Some(name),
+                        "{id}: edited while its export ran, SALESmanago holds its newest name"
+                    );
+                }
+            }
             if let Ok(summary) = &result {
                 assert!(summary.tally.adds_up(), "a burst's counts add up: {:?}", summary.tally);
                 assert!(settled.is_some(), "an export that ended well settled first");
