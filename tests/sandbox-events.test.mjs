@@ -286,6 +286,15 @@ test("registration: the relay's bodies are accepted and bound; Dataverse's refus
   assert.deepEqual([endpoint.json.contract, endpoint.json.authtype, endpoint.json.url], [8, 5, receiver.url]);
   assert.equal(endpoint.json.authvalue, `<settings><setting name="${KEY_HEADER}" value="k" /></settings>`);
 
+  // A table's own lookup expands by its navigation property ("Join tables using OData"), with
+  // the row it points to; the attribute's name is no navigation property.
+  const { stepId: createStep } = ids.steps.Create;
+  const expanded = await api.get(`sdkmessageprocessingsteps(${createStep})?$select=stage&$expand=eventhandler_serviceendpoint($select=url)`);
+  assert.equal(expanded.status, 200, expanded.text);
+  assert.equal(expanded.json.eventhandler_serviceendpoint.url, receiver.url);
+  assert.equal(expanded.json.eventhandler_serviceendpoint.serviceendpointid, ids.endpointId);
+  assert.equal((await api.get(`sdkmessageprocessingsteps(${createStep})?$expand=eventhandler`)).status, 501);
+
   // The lookups read back as _<attribute>_value.
   for (const message of ["Create", "Update", "Delete"]) {
     const { stepId, messageId, filterId } = ids.steps[message];

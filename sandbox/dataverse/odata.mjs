@@ -222,7 +222,8 @@ export function parseExpand(t, q) {
   for (const part of text.split(/,(?![^(]*\))/)) {
     const m = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\(\s*\$select=([A-Za-z0-9_,\s]+)\))?\s*$/.exec(part);
     const nav = m?.[1] ?? part.trim().split("(")[0];
-    const column = m && [...t.columns.values()].find((c) => c.lookup && c.lookup.attribute === nav);
+    // A table's own lookup by its navigation property; the user lookups by theirs (their attribute's name).
+    const column = m && (t.navigations.get(nav) ?? [...t.columns.values()].find((c) => c.lookup?.target === "systemuser" && c.lookup.attribute === nav));
     if (!column) throw notSupported(`$expand of '${part.trim()}' on ${t.entitySet} (it expands lookups, with $select inside: createdby($select=fullname))`);
     expands.push({ nav, column, select: m[2] ? m[2].split(",").map((s) => s.trim()).filter(Boolean) : null });
   }

@@ -115,7 +115,7 @@ export function createSecurity({ principals = null } = {}) {
   function nameOf(userId) {
     const id = String(userId).toLowerCase();
     if (id === WHO_AM_I.UserId) return USER_NAME;
-    return [...tokens.values()].includes(id) ? "# SALESmanago relay" : null;
+    return isApplicationUser(id) ? "# SALESmanago relay" : null;
   }
 
   return {

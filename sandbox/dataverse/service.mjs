@@ -50,12 +50,17 @@ function baseUrl(req) {
   return `${proto}://${host}${API_PREFIX}`;
 }
 
+/** The table a lookup of a table's own points to, and its row `id` there (if any). */
+function target(env, lookup, id) {
+  const t = lookup.set ? env.store.bySet.get(lookup.set) : null;
+  return { t, rec: t?.records.get(String(id).toLowerCase()) };
+}
+
 /** The name a lookup shows: its row's primary name, or a user's full name. */
 function nameOf(env, lookup, id) {
   if (lookup.target === "systemuser") return env.security.nameOf(id);
-  const t = lookup.set ? env.store.bySet.get(lookup.set) : null;
-  const row = t?.records.get(String(id).toLowerCase())?.row;
-  return row && t.primaryName ? (row[t.primaryName] ?? null) : null;
+  const { t, rec } = target(env, lookup, id);
+  return rec && t.primaryName ? (rec.row[t.primaryName] ?? null) : null;
 }
 
 /**
@@ -72,8 +77,7 @@ function relatedRow(env, lookup, id, select) {
     if (unknown) throw notSupported(`the column '${unknown}' of a user in $expand (it has systemuserid and fullname)`);
     return select ? Object.fromEntries(select.map((c) => [c, user[c]]).concat([["systemuserid", user.systemuserid]])) : user;
   }
-  const t = lookup.set ? env.store.bySet.get(lookup.set) : null;
-  const rec = t?.records.get(String(id).toLowerCase());
+  const { t, rec } = target(env, lookup, id);
   if (!rec) return null;
   const out = { "@odata.etag": etag(rec) };
   for (const name of select ?? [...t.columns.keys()]) {

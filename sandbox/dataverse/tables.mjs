@@ -13,21 +13,22 @@ export const MODIFIED_BY = "_modifiedby_value";
 /** The row version column every table has. */
 export const VERSION = "versionnumber";
 
+/** The owner, as the Web API names it (a systemuser lookup: the sandbox has no teams). */
+export const OWNER = "_ownerid_value";
+
 const SYSTEM_LABELS = {
   createdon: { 1033: "Created On", 1045: "Data utworzenia" },
   modifiedon: { 1033: "Modified On", 1045: "Data modyfikacji" },
   [CREATED_BY]: { 1033: "Created By", 1045: "Utworzone przez" },
   [MODIFIED_BY]: { 1033: "Modified By", 1045: "Zmodyfikowane przez" },
+  [OWNER]: { 1033: "Owner", 1045: "Właściciel" },
 };
-/** The owner, as the Web API names it (a systemuser lookup: the sandbox has no teams). */
-export const OWNER = "_ownerid_value";
 /** The lookup columns every table has: Web API property → attribute (a systemuser lookup). */
 const LOOKUPS = [
   [CREATED_BY, "createdby"],
   [MODIFIED_BY, "modifiedby"],
   [OWNER, "ownerid"],
 ];
-SYSTEM_LABELS[OWNER] = { 1033: "Owner", 1045: "Właściciel" };
 /**
  * Status and Status Reason, as every table of a user-owned table has them ("Table definitions:
  * statecode and statuscode"): Active (0) with reason Active (1), Inactive (1) with reason
