@@ -32,6 +32,8 @@ pub(crate) struct Dataverse {
     pub(crate) version: u64,
     /// `$batch` writes of contacts made.
     pub(crate) batches: u64,
+    /// Reads of the integration record answered.
+    pub(crate) record_reads: u64,
     pub(crate) faults: Faults,
     /// Whether the user may delete contacts (a role without the privilege, when not).
     pub(crate) may_delete: bool,
@@ -156,6 +158,7 @@ impl Dataverse {
             record,
             version: 1,
             batches: 0,
+            record_reads: 0,
             faults,
             may_delete: true,
             row_version: n as u64,
@@ -587,6 +590,7 @@ impl Dataverse {
             return self.old_activities(path);
         }
         let select = path.split_once("?$select=").map_or("", |(_, s)| s);
+        self.record_reads += 1;
         let mut row = Map::new();
         row.insert("@odata.etag".into(), self.etag().into());
         for column in select.split(',').filter(|c| !c.is_empty()) {

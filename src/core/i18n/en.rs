@@ -96,18 +96,23 @@ pub(super) fn text(message: &Message) -> String {
         }
         Message::Summary { job, counts } => summary(*job, counts),
         Message::JobRunning { command, user, minutes, done, total, seconds_left } => {
-            let who = if user.is_empty() { "another user".to_owned() } else { user.clone() };
-            let progress = match total {
-                Some(total) => format!("{done} of {total} contacts"),
-                None => format!("{done} contacts"),
-            };
+            let who = someone(user);
+            let progress = share(*done, *total);
             format!(
                 "{} is already running: {who} started it {minutes} min ago, and {progress} are done so far. Wait for it to finish. If its window was closed, you can start it again in {seconds_left} s (3 minutes after it was last active), and it goes on from where it stopped.",
                 command_label(*command)
             )
         }
+        Message::JobJustRan { command, user, done, total } => {
+            let who = someone(user);
+            let progress = share(*done, *total);
+            format!(
+                "{} has just run: {who} started it while this start was on its way, and it has already ended ({progress} handled). This start was dropped so that the job does not run twice; start it again if you need another run.",
+                command_label(*command)
+            )
+        }
         Message::JobTakenOver { command, user } => {
-            let who = if user.is_empty() { "another user".to_owned() } else { user.clone() };
+            let who = someone(user);
             format!(
                 "{} stopped in this window: {who} started it again after this window had been silent for 3 minutes. Nothing is lost: the new run goes on from where this one stopped.",
                 command_label(*command)
@@ -194,6 +199,23 @@ pub(super) fn text(message: &Message) -> String {
             }
             text
         }
+    }
+}
+
+/// Who started a run, as its lease names them.
+fn someone(user: &str) -> &str {
+    if user.is_empty() {
+        "another user"
+    } else {
+        user
+    }
+}
+
+/// Contacts done of a run, of how many when known.
+fn share(done: u64, total: Option<u64>) -> String {
+    match total {
+        Some(total) => format!("{done} of {total} contacts"),
+        None => format!("{done} contacts"),
     }
 }
 

@@ -184,6 +184,17 @@ pub enum Message {
         /// Seconds left to wait.
         seconds: u64,
     },
+    /// A job was not started: another run of it began after this start and has ended.
+    JobJustRan {
+        /// The job.
+        command: Command,
+        /// Who started the other run.
+        user: String,
+        /// Contacts it handled.
+        done: u64,
+        /// Contacts in all, when known.
+        total: Option<u64>,
+    },
     /// A job was not started: another run of it is under way.
     JobRunning {
         /// The job.
@@ -537,6 +548,7 @@ impl Message {
             | Message::EmailTaken { .. }
             | Message::ConnectionOk { .. }
             | Message::JobRunning { .. }
+            | Message::JobJustRan { .. }
             | Message::JobTakenOver { .. }
             | Message::OwnerNotAUser { .. }
             | Message::NotInSalesmanago { .. }
@@ -783,6 +795,13 @@ mod tests {
                 total: None,
                 seconds_left: 0,
             },
+            Message::JobJustRan {
+                command: Command::ExportAll,
+                user: "Anna Nowak".into(),
+                done: 8000,
+                total: Some(8000),
+            },
+            Message::JobJustRan { command: Command::PullChanges, user: String::new(), done: 0, total: None },
             Message::JobTakenOver { command: Command::ExportAll, user: "Anna Nowak".into() },
             Message::JobTakenOver { command: Command::PullConsents, user: String::new() },
             Message::RecordBusy { command: Command::PullConsents },

@@ -95,18 +95,23 @@ pub(super) fn text(message: &Message) -> String {
         }
         Message::Summary { job, counts } => summary(*job, counts),
         Message::JobRunning { command, user, minutes, done, total, seconds_left } => {
-            let who = if user.is_empty() { "inny użytkownik".to_owned() } else { user.clone() };
-            let progress = match total {
-                Some(total) => format!("{done} z {total}"),
-                None => format!("{done}"),
-            };
+            let who = someone(user);
+            let progress = share(*done, *total);
             format!(
                 "„{}” już trwa: uruchomienie rozpoczął(-ęła) {who} {minutes} min temu, dotąd gotowe kontakty: {progress}. Poczekaj, aż się zakończy. Jeśli jego okno zamknięto, możesz uruchomić je ponownie za {seconds_left} s (3 minuty po ostatniej aktywności) i będzie kontynuowane od miejsca, w którym się zatrzymało.",
                 command_label(*command)
             )
         }
+        Message::JobJustRan { command, user, done, total } => {
+            let who = someone(user);
+            let progress = share(*done, *total);
+            format!(
+                "„{}” właśnie się wykonało: uruchomił(a) je {who}, gdy to uruchomienie było w drodze, i już się zakończyło (obsłużone kontakty: {progress}). To uruchomienie pominięto, aby zadanie nie wykonało się dwa razy; uruchom je ponownie, jeśli potrzebny jest kolejny przebieg.",
+                command_label(*command)
+            )
+        }
         Message::JobTakenOver { command, user } => {
-            let who = if user.is_empty() { "inny użytkownik".to_owned() } else { user.clone() };
+            let who = someone(user);
             format!(
                 "„{}” zatrzymano w tym oknie: {who} uruchomił(a) je ponownie, gdy to okno przez 3 minuty nie dawało znaku życia. Nic nie przepadło: nowe uruchomienie kontynuuje od miejsca, w którym to się zatrzymało.",
                 command_label(*command)
@@ -193,6 +198,23 @@ pub(super) fn text(message: &Message) -> String {
             }
             text
         }
+    }
+}
+
+/// Who started a run, as its lease names them.
+fn someone(user: &str) -> &str {
+    if user.is_empty() {
+        "inny użytkownik"
+    } else {
+        user
+    }
+}
+
+/// Contacts done of a run, of how many when known.
+fn share(done: u64, total: Option<u64>) -> String {
+    match total {
+        Some(total) => format!("{done} z {total}"),
+        None => format!("{done}"),
     }
 }
 

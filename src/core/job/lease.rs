@@ -11,6 +11,10 @@
 //! [`STALE_MS`] (a closed tab) may be taken over, and the job resumes from its checkpoint.
 //! While the lease is being taken the job already reads, but changes nothing.
 //!
+//! A start that finds, after a `412`, that another run took the lease since its first read and
+//! has already ended (two clicks at once, the first quick) does not run again: that run began
+//! after this start and did what it asked for.
+//!
 //! Every time in a lease (its start, its heartbeat) and every "now" it is judged at is
 //! Dataverse's clock as each browser learns it ([`crate::core::clock`]), never the browser's own:
 //! a tab whose clock runs ten minutes fast would otherwise find a live run stale, and one ten
@@ -120,6 +124,8 @@ pub(super) enum Verdict {
     TakenOver(Option<Holder>),
     /// Nothing to write: this run's release was made already (only its answer was lost).
     Released,
+    /// Another run took the lease after this start first read the record, and has ended.
+    JustRan(Holder),
 }
 
 /// This run's lease of a job.
@@ -135,16 +141,19 @@ pub(super) struct Lease {
     pub(super) held: bool,
     /// When it was last written.
     pub(super) renewed_ms: u64,
+    /// The token of the lease the acquire's first read found (`Some(None)`: none).
+    found: Option<Option<String>>,
 }
 
 impl Lease {
     pub(super) fn new(job: JobColumns, token: String, user: User, now_ms: u64) -> Lease {
-        Lease { column: job.lease_column(), token, user, since_ms: None, held: false, renewed_ms: now_ms }
+        Lease { column: job.lease_column(), token, user, since_ms: None, held: false, renewed_ms: now_ms, found: None }
     }
 
     /// Judges the record as read (its Web API JSON) for a write of `purpose`, at `now_ms` on
-    /// Dataverse's clock.
-    pub(super) fn judge(&self, record: &Map, purpose: Purpose, now_ms: u64) -> Result<Verdict, String> {
+    /// Dataverse's clock. The acquire's first read is remembered: a lease that differs from it
+    /// later was taken since.
+    pub(super) fn judge(&mut self, record: &Map, purpose: Purpose, now_ms: u64) -> Result<Verdict, String> {
         let etag = record
             .get("@odata.etag")
             .and_then(Value::as_str)
@@ -155,10 +164,15 @@ impl Lease {
         let ours = holder.as_ref().is_some_and(|h| h.token == self.token);
         let released = holder.as_ref().is_some_and(|h| h.released);
         Ok(match purpose {
-            Purpose::Acquire => match holder {
-                Some(other) if !ours && !other.released && !other.stale(now_ms) => Verdict::Running(other),
-                _ => Verdict::Write { etag },
-            },
+            Purpose::Acquire => {
+                let token = holder.as_ref().map(|h| h.token.clone());
+                let taken_since = *self.found.get_or_insert_with(|| token.clone()) != token;
+                match holder {
+                    Some(other) if !ours && !other.released && !other.stale(now_ms) => Verdict::Running(other),
+                    Some(other) if !ours && other.released && taken_since => Verdict::JustRan(other),
+                    _ => Verdict::Write { etag },
+                }
+            }
             Purpose::Release if ours && released => Verdict::Released,
             Purpose::Renew | Purpose::Release if ours && !released => Verdict::Write { etag },
             Purpose::Renew | Purpose::Release => Verdict::TakenOver(holder),
@@ -257,9 +271,35 @@ mod tests {
         let released = Holder::from_text(lease.value(Purpose::Release, 5, None, NOW).as_str().unwrap()).unwrap();
         assert_eq!(lease.judge(&record(Some(&released)), Purpose::Release, NOW).unwrap(), Verdict::Released);
         assert!(matches!(lease.judge(&record(Some(&released)), Purpose::Renew, NOW), Ok(Verdict::TakenOver(_))));
-        // A released lease is free for another run at once.
+        // A released lease is free for another start at once.
         let free = Holder { released: true, ..theirs };
-        assert!(matches!(lease.judge(&record(Some(&free)), Purpose::Acquire, NOW), Ok(Verdict::Write { .. })));
+        let fresh = self::lease().judge(&record(Some(&free)), Purpose::Acquire, NOW);
+        assert!(matches!(fresh, Ok(Verdict::Write { .. })));
+    }
+
+    #[test]
+    fn a_start_overtaken_by_a_whole_run_does_not_run_again() {
+        let theirs = Holder { released: true, ..other(NOW) };
+        let before = Holder { token: "earlier".into(), ..theirs.clone() };
+        for first in [None, Some(&before)] {
+            // Two clicks at once: both read the record, the other wrote first (this one's write
+            // got a 412), and its run ended before this one read the record again.
+            let mut lease = lease();
+            assert!(matches!(lease.judge(&record(first), Purpose::Acquire, NOW), Ok(Verdict::Write { .. })));
+            let verdict = lease.judge(&record(Some(&theirs)), Purpose::Acquire, NOW + 900);
+            assert_eq!(verdict, Ok(Verdict::JustRan(theirs.clone())), "{first:?}");
+        }
+        // A 412 for another column's change: the lease read first is the one read again.
+        let mut unchanged = lease();
+        for _ in 0..2 {
+            let verdict = unchanged.judge(&record(Some(&before)), Purpose::Acquire, NOW);
+            assert!(matches!(verdict, Ok(Verdict::Write { .. })));
+        }
+        // A run that started since and went silent (a closed tab) is taken over.
+        let mut waking = lease();
+        waking.judge(&record(None), Purpose::Acquire, NOW).unwrap();
+        let silent = Holder { released: false, ..other(NOW - STALE_MS) };
+        assert!(matches!(waking.judge(&record(Some(&silent)), Purpose::Acquire, NOW), Ok(Verdict::Write { .. })));
     }
 
     #[test]

@@ -99,6 +99,11 @@ impl Runner {
             Output::RecordRead(record) => match lease.judge(&record, guarded.purpose, dataverse_now) {
                 Ok(Verdict::Write { etag }) => guarded.etag = Some(etag),
                 Ok(Verdict::Running(holder)) => return Some(Err(running(command, &holder, dataverse_now))),
+                Ok(Verdict::JustRan(holder)) => {
+                    let message =
+                        Message::JobJustRan { command, user: holder.user.name, done: holder.done, total: holder.total };
+                    return Some(Err(Error::Refused(message, "jobJustRan")));
+                }
                 Ok(Verdict::Released) => {
                     lease.held = false;
                     return Some(Ok(Output::Recorded));
