@@ -207,6 +207,15 @@ impl Scenario {
             items.iter().filter(|d| matches!(d.work, Work::Send { .. })).map(|d| d.contact.clone()).collect();
         let mut editing = sent.first().cloned().filter(|_| world.rng.below(3) == 0);
         let mut edited = None;
+        // Now and then both services answer at once and well all through the burst; then and
+        // there a user may edit that contact again and again while the export runs (a storm).
+        let quiet = world.rng.below(4) == 0;
+        let storm = quiet && editing.is_some() && world.rng.below(2) == 0;
+        let faults = (world.dataverse.faults, world.salesmanago.faults);
+        if quiet {
+            (world.dataverse.faults, world.salesmanago.faults) = (Faults::default(), Faults::default());
+        }
+        let mut storms = 0;
         let exported = burst.export.take().map(|mut job| {
             let mut in_flight = Vec::new();
             let mut settled = None;
@@ -216,15 +225,22 @@ impl Scenario {
                 if let Some(result) = end {
                     break result;
                 }
-                if settled.is_none() {
+                if storm && storms < 40 {
+                    if let Some(id) = editing.clone().filter(|id| world.dataverse.contacts.contains_key(id)) {
+                        self.edit_contact(world, id.clone());
+                        storms += 1;
+                        edited = Some(id);
+                    }
+                } else if settled.is_none() && !storm {
                     if let Some(id) = editing.take().filter(|id| world.dataverse.contacts.contains_key(id)) {
                         self.edit_contact(world, id.clone());
                         edited = Some(id);
                     }
                 }
             };
-            // The recheck saw the edit: SALESmanago holds the contact as it is now, at once.
-            if let (Ok(summary), Some(id)) = (&result, &edited) {
+            // The recheck saw the edit: SALESmanago holds the contact as it is now, at once
+            // (in a storm, edits after its last round wait for the catch-up).
+            if let (Ok(summary), Some(id), false) = (&result, &edited, storm) {
                 let row = &world.dataverse.contacts[id];
                 let failed = summary.tally.not_done.iter().any(|n| n.id.eq_ignore_ascii_case(id));
                 let went = job.went().iter().any(|(w, _)| w.eq_ignore_ascii_case(id));
@@ -265,6 +281,24 @@ impl Scenario {
             }
             (result, went, settled)
         });
+        if quiet {
+            // Without faults, each contact goes once; one edited while it went goes again, three
+            // rounds at most however often it is edited (`recheck::ROUNDS`).
+            let went = exported.as_ref().map(|(_, went, _)| went.as_slice()).unwrap_or_default();
+            let email_of = |id: &String| world.dataverse.contacts.get(id).and_then(email_key);
+            let again = edited.as_ref().and_then(email_of);
+            let mut upserts: BTreeMap<&String, usize> = BTreeMap::new();
+            for (email, _) in &world.salesmanago.history[history..] {
+                *upserts.entry(email).or_default() += 1;
+            }
+            for (email, count) in upserts {
+                let ids: BTreeSet<&String> =
+                    went.iter().map(|(id, _)| id).filter(|id| email_of(id).as_ref() == Some(email)).collect();
+                let most = ids.len().max(1) + if again.as_ref() == Some(email) { 3 } else { 0 };
+                assert!(count <= most, "{email}: sent {count} times by one burst, at most {most} ({storms} edits)");
+            }
+        }
+        (world.dataverse.faults, world.salesmanago.faults) = faults;
         let forgotten: Vec<_> = std::mem::take(&mut burst.forgets)
             .into_iter()
             .map(|(index, mut job)| {
