@@ -861,11 +861,21 @@ fn seeds() -> Vec<u64> {
     }
 }
 
+/// Set when a scenario failed. With `SIM_FAIL_FAST` set (as `npm run mutants` does: one failure
+/// is all it needs to know), the other scenarios stop at their next seed, saying so.
+static FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Runs `check` for every seed, saying which seed failed.
 fn for_each_seed(name: &str, size: impl Fn(u64) -> usize, check: impl Fn(u64, usize) + std::panic::RefUnwindSafe) {
+    let fail_fast = std::env::var_os("SIM_FAIL_FAST").is_some();
     for seed in seeds() {
+        if fail_fast && FAILED.load(std::sync::atomic::Ordering::Relaxed) {
+            eprintln!("{name}: stopped before seed {seed}, as another scenario failed (SIM_FAIL_FAST)");
+            return;
+        }
         let contacts = size(seed);
         if std::panic::catch_unwind(|| check(seed, contacts)).is_err() {
+            FAILED.store(true, std::sync::atomic::Ordering::Relaxed);
             panic!("{name} failed for seed {seed} ({contacts} contacts): replay with SIM_SEED={seed} cargo test --test simulation {name} -- --nocapture");
         }
     }
