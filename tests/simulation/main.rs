@@ -854,10 +854,21 @@ fn seeds() -> Vec<u64> {
     match std::env::var("SIM_SEED") {
         Ok(seed) => vec![seed.parse().expect("SIM_SEED is a number")],
         // `npm test` runs the 500 seeds in a release build; a debug build runs 50 of them.
-        Err(_) => {
-            let default = if cfg!(debug_assertions) { 50 } else { 500 };
-            (1..=std::env::var("SIM_SEEDS").ok().and_then(|n| n.parse().ok()).unwrap_or(default)).collect()
-        }
+        // `SIM_SEEDS=n` runs seeds 1 to n; a list of seeds and ranges (`1-20,25`) runs those.
+        Err(_) => match std::env::var("SIM_SEEDS") {
+            Ok(list) if list.contains([',', '-']) => list.split(',').flat_map(seed_range).collect(),
+            Ok(n) => (1..=n.trim().parse().expect("SIM_SEEDS is a number, or seeds and ranges: 1-20,25")).collect(),
+            Err(_) => (1..=if cfg!(debug_assertions) { 50 } else { 500 }).collect(),
+        },
+    }
+}
+
+/// The seeds of one item of `SIM_SEEDS`'s list: `25`, or `1-20`.
+fn seed_range(item: &str) -> std::ops::RangeInclusive<u64> {
+    let number = |n: &str| n.trim().parse::<u64>().expect("SIM_SEEDS: seeds and ranges, as in 1-20,25");
+    match item.split_once('-') {
+        Some((from, to)) => number(from)..=number(to),
+        None => number(item)..=number(item),
     }
 }
 
