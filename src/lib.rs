@@ -50,4 +50,4 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The most the shipped engine's wasm may weigh, in bytes after `wasm-opt` (the build prints
 /// its size beside this; `tests/package.rs` fails above it). A ratchet: lowered whenever the
 /// engine shrinks, raised only with a reason in the commit. The goal is 300,000 B.
-pub const ENGINE_BUDGET_BYTES: usize = 498_900;
+pub const ENGINE_BUDGET_BYTES: usize = 490_000;

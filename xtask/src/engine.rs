@@ -96,7 +96,13 @@ pub(crate) fn build(root: &Path, flavour: Flavour) -> Result<Engine> {
     let mut wasm_opt = Command::new(&wasm_opt);
     // `--low-memory-unused`: the module never addresses its first kilobyte (rustc puts the
     // stack's far end there, 1 MiB down), so constant offsets fold into loads and stores.
-    wasm_opt.args(["-Oz", "--low-memory-unused"]).args(WASM_FEATURES).arg(&bindgen_wasm).arg("-o").arg(&optimised);
+    // `--strip-producers`, `--strip-target-features`: the toolchain's notes, which no browser reads.
+    wasm_opt
+        .args(["-Oz", "--low-memory-unused", "--strip-producers", "--strip-target-features"])
+        .args(WASM_FEATURES)
+        .arg(&bindgen_wasm)
+        .arg("-o")
+        .arg(&optimised);
     if std::env::var_os("ENGINE_NAMES").is_some() {
         // For profiles (`ENGINE_NAMES=1 npm run bench -- --profile 1`): keep function names.
         wasm_opt.arg("-g");

@@ -47,7 +47,7 @@ pub fn contact_columns(consents: &[String]) -> Vec<String> {
         SELECT.iter().chain(status.iter()).map(|c| (*c).to_owned()).chain(consents.iter().cloned()).collect();
     // In name order: the Web API answers a row's columns in `$select`'s order, so each comes
     // after the one before it and a row is read without sorting ([`super::contact::ContactRow`]).
-    columns.sort_unstable();
+    crate::core::sorted::sort(&mut columns);
     columns.dedup();
     columns
 }

@@ -323,7 +323,7 @@ pub fn consent_columns(attributes: &crate::core::json::Value) -> Vec<String> {
         .filter(|name| consent_name(name).is_some())
         .map(str::to_owned)
         .collect();
-    columns.sort_unstable();
+    crate::core::sorted::sort(&mut columns);
     columns
 }
 

@@ -175,7 +175,7 @@ impl Activity {
         }
         let mut ids: Vec<String> =
             unit.rows.iter().filter_map(|r| r.get(contact::SALESMANAGO_ID)).map(|id| id.trim().to_owned()).collect();
-        ids.sort_unstable();
+        crate::core::sorted::sort(&mut ids);
         ids.dedup();
         for call in Lookup::batches(LookupKind::ActivityById, &ids) {
             let keys = call.keys().to_vec();

@@ -222,7 +222,7 @@ impl Changes {
                             .into_iter()
                             .map(|c| (c.id, c.modified_on.unwrap_or(from).max(from)))
                             .collect();
-                        ids.sort_unstable();
+                        crate::core::sorted::sort(&mut ids);
                         ids.dedup_by(|a, b| a.0 == b.0);
                         self.listed.extend(ids);
                     }

@@ -252,7 +252,7 @@ impl Burst {
                     }
                 }
             }
-            columns.sort_unstable();
+            crate::core::sorted::sort(&mut columns);
             columns.dedup();
             selected.push(delivery.contact.clone());
             changed.push((delivery.contact.clone(), columns));

@@ -493,7 +493,7 @@ impl Export {
         }
         page.previous = page.rows.iter().map(|row| rename_from(row, &Held::Unread)).collect();
         let mut previous: Vec<String> = page.previous.iter().flatten().cloned().collect();
-        previous.sort_unstable();
+        crate::core::sorted::sort(&mut previous);
         previous.dedup();
         for chunk in previous.chunks(HOLDERS_CHUNK) {
             page.reading += 1;

@@ -72,7 +72,8 @@ pub fn columns(attributes: &Value, choices: &Value) -> Vec<Column> {
         let parsed = listed.filter_map(|o| Some((o["Value"].as_i64()?, label(&o["Label"])?))).collect();
         options.insert(name.to_owned(), parsed);
     }
-    let mut columns: Vec<Column> = attributes["value"]
+    // By label, then by logical name: names are unique, so each column has a place of its own.
+    let columns: SortedMap<(String, String), Column> = attributes["value"]
         .items()
         .iter()
         .filter(|a| a["IsValidForRead"].as_bool() != Some(false) && a["AttributeOf"].as_str().is_none())
@@ -84,14 +85,10 @@ pub fn columns(attributes: &Value, choices: &Value) -> Vec<Column> {
             }
             let label = label(&a["DisplayName"]).unwrap_or_else(|| name.clone());
             let options = options.get(&name).cloned().unwrap_or_default();
-            Some(Column { name, label, kind, options })
+            Some(((label.to_ascii_lowercase(), name.clone()), Column { name, label, kind, options }))
         })
         .collect();
-    // Logical names are unique, so the order is total and an unstable sort gives the same.
-    columns.sort_unstable_by(|a, b| {
-        a.label.to_ascii_lowercase().cmp(&b.label.to_ascii_lowercase()).then(a.name.cmp(&b.name))
-    });
-    columns
+    columns.into_iter().map(|(_, column)| column).collect()
 }
 
 /// One row of the editor: a column, where it goes and which way.

@@ -389,7 +389,7 @@ impl FieldMapping {
         if sent.is_empty() {
             return None;
         }
-        sent.sort_unstable();
+        crate::core::sorted::sort(&mut sent);
         let digest = sha1_smol::Sha1::from(sent.join("\n")).digest().to_string();
         Some(digest[..16].to_owned())
     }
