@@ -44,6 +44,9 @@ pub(crate) struct Dataverse {
     pub(crate) deleted: BTreeMap<String, (u64, Map)>,
     /// The environment keeps deleted records ("Keep deleted Dataverse records").
     pub(crate) bin: bool,
+    /// Reads of the recycle bin fail with a server error every time (a failure that passes,
+    /// but not within a job's retries).
+    pub(crate) failing_bin: bool,
     /// The contact table tracks changes.
     pub(crate) tracking: bool,
     /// Delta tokens handed out, with when; older than `keep_changes_ms` they have expired.
@@ -164,6 +167,7 @@ impl Dataverse {
             row_version: n as u64,
             deleted: BTreeMap::new(),
             bin: !rng.chance(200),
+            failing_bin: false,
             tracking: !rng.chance(100),
             tokens: BTreeMap::new(),
             keep_changes_ms: 7 * 86_400_000,
@@ -259,6 +263,10 @@ impl Dataverse {
 
     /// A FetchXML read of the recycle bin: the deleted contacts named, with their e-mails.
     fn bin_read(&self, query: &str) -> Answer {
+        if self.failing_bin {
+            let body = r#"{"error":{"code":"0x80040216","message":"An unexpected error occurred (simulated)."}}"#;
+            return Ok(HttpResponse { date: None, status: 500, retry_after: None, body: body.into() });
+        }
         if !self.bin {
             let body =
                 r#"{"error":{"code":"0x80040203","message":"The recycle bin is not enabled in this environment."}}"#;

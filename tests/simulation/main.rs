@@ -648,14 +648,71 @@ fn export_changes(seed: u64, contacts: usize) {
         // Stopped by the faults (service protection outlasting its retries): nothing moves.
         Err(failure) => assert_eq!(watermark, None, "stopped ({failure}): the watermark stays"),
     }
-    // Clean, again: every changed contact SALESmanago takes holds its new name.
     world.dataverse.faults = Faults::default();
     world.salesmanago.faults = Faults::default();
     world.salesmanago.failing.clear();
+    let link = text(&world.dataverse.record, integration::CATCH_UP_DELTA);
+    // Now and then the link outlives what Dynamics keeps (change tracking's days): the next run
+    // reads every contact again, and says so.
+    let expired = link.is_some() && world.rng.below(3) == 0;
+    if expired {
+        world.now += world.dataverse.keep_changes_ms + 60_000;
+    }
+    // Else contacts are deleted in Dynamics (their webhooks lost): the next run finds them
+    // through the link and removes them from SALESmanago; while SALESmanago fails some of those
+    // removals, the link stays where it was, and a later run removes them.
+    let mut removed = Vec::new();
+    if link.is_some() && !expired && world.dataverse.tracking && world.dataverse.bin {
+        let ids: Vec<String> = world.dataverse.contacts.keys().cloned().collect();
+        for id in ids {
+            let row = &world.dataverse.contacts[&id];
+            let email = text(row, "emailaddress1").unwrap_or_default().trim().to_ascii_lowercase();
+            let held = world
+                .dataverse
+                .contacts
+                .values()
+                .filter(|r| text(r, "emailaddress1").is_some_and(|e| e.trim().eq_ignore_ascii_case(&email)));
+            if world.rng.chance(60) && world.salesmanago.by_email(&email).is_some() && held.count() == 1 {
+                world.dataverse.delete(&id);
+                removed.push(email);
+            }
+        }
+        // SALESmanago fails some of the removals, or Dynamics every read of its recycle bin.
+        match world.rng.below(3) {
+            0 => world.salesmanago.failing.extend(removed.iter().filter(|_| world.rng.below(2) == 0).cloned()),
+            1 => world.dataverse.failing_bin = !removed.is_empty(),
+            _ => {}
+        }
+        let failing =
+            world.salesmanago.failing.len() as u64 + if world.dataverse.failing_bin { removed.len() } else { 0 } as u64;
+        if failing > 0 {
+            world.now += 60_000;
+            match world.run(BulkJob::ExportChanges, 0) {
+                // The recycle bin unreadable: the job stops, saying why.
+                Err(failure) => assert!(world.dataverse.failing_bin && failure.ends_with("(dataverse)"), "{failure}"),
+                Ok(summary) => {
+                    assert!(!world.dataverse.failing_bin, "the recycle bin unreadable, yet it ended well: {summary:?}");
+                    assert!(summary.tally.failed() >= failing, "{failing} failing: {:?}", summary.tally);
+                }
+            }
+            let now = text(&world.dataverse.record, integration::CATCH_UP_DELTA);
+            assert_eq!(now, link, "a removal failed for now: the link stays");
+            world.salesmanago.failing.clear();
+            world.dataverse.failing_bin = false;
+        }
+    }
+    // Clean, again: every changed contact SALESmanago takes holds its new name, and every
+    // contact deleted is gone from SALESmanago (or opted out, as the record may say).
     world.now += 60_000;
-    world.run(BulkJob::ExportChanges, 0).expect("a clean run succeeds");
+    let last = world.run(BulkJob::ExportChanges, 0).expect("a clean run succeeds");
+    let told = last.details.iter().any(|d| d.contains("no longer keeps the changes since the last catch-up"));
+    assert_eq!(told, expired, "the link expired: every contact read again, said so ({:?})", last.details);
+    for email in &removed {
+        let held = world.salesmanago.by_email(email);
+        assert!(held.is_none_or(|sm| sm.opted_out), "{email}: deleted in Dynamics, still in SALESmanago: {held:?}");
+    }
     for id in &changed {
-        let row = &world.dataverse.contacts[id];
+        let Some(row) = world.dataverse.contacts.get(id) else { continue }; // deleted since
         let email = text(row, "emailaddress1").unwrap_or_default().trim().to_ascii_lowercase();
         if !world.dataverse.valid_email(row) || world.salesmanago.rejects(row) || email.starts_with("shared") {
             continue;

@@ -63,8 +63,8 @@ pub(crate) struct Salesmanago {
     pub(crate) refuse_lookup: BTreeSet<String>,
     /// Every id asked in a refused `listById` call.
     pub(crate) refused_lookups: BTreeSet<String>,
-    /// E-mails whose batch upsert fails with a server error every time it is tried (a failure
-    /// that passes, but not within the job's retries).
+    /// E-mails whose batch upsert, delete or opt-out fails with a server error every time it is
+    /// tried (a failure that passes, but not within the job's retries).
     pub(crate) failing: BTreeSet<String>,
     /// When each export job was started, then each time its status was asked, by request id.
     pub(crate) status_asked: BTreeMap<String, Vec<u64>>,
@@ -361,9 +361,17 @@ impl Salesmanago {
         }
         let body = json::from_str(&request.body).expect("the engine sends JSON");
         let method = request.url.rsplit_once("/api/").map(|(_, m)| m).expect("an API URL");
-        if method == "contact/batchupsert" && !self.failing.is_empty() {
-            let emails = body["upsertDetails"].items().iter().filter_map(|d| d["contact"]["email"].as_str());
-            if emails.map(str::to_ascii_lowercase).any(|e| self.failing.contains(&e)) {
+        if !self.failing.is_empty() {
+            let emails: Vec<&str> = match method {
+                "contact/batchupsert" => {
+                    body["upsertDetails"].items().iter().filter_map(|d| d["contact"]["email"].as_str()).collect()
+                }
+                "contact/delete" | "contact/optout" | "contact/phoneoptout" => {
+                    body["email"].as_str().into_iter().collect()
+                }
+                _ => Vec::new(),
+            };
+            if emails.iter().any(|e| self.failing.contains(&e.trim().to_ascii_lowercase())) {
                 return answer(500, Value::Null);
             }
         }

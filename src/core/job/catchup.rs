@@ -207,17 +207,8 @@ impl CatchUp {
             Ok(Output::Page(rows, _)) => rows,
             // The environment keeps no deleted records (or refuses FetchXML on them).
             Err(Error::Dataverse(DvError::Refused { .. })) | Ok(_) => Vec::new(),
-            Err(error) => {
-                if error.passes() {
-                    self.for_now += chunk.len() as u64;
-                }
-                let Some(reason) = run.reason(error) else { return };
-                for id in chunk {
-                    self.tally.total += 1;
-                    self.not_done(&id, "", false, reason.clone());
-                }
-                return;
-            }
+            // Any other failure (past Dynamics' retries) stops the job: its link stays.
+            Err(error) => return run.fail(error.into()),
         };
         for id in chunk {
             self.tally.total += 1;
