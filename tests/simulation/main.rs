@@ -519,7 +519,9 @@ impl World {
 /// lost; a later pull applies what the first could not.
 fn pull_changes(seed: u64, contacts: usize) {
     let mut world = World::new(seed, contacts);
-    world.salesmanago.change_some(&mut world.rng, &world.dataverse, 300, (START, 3_000_000));
+    // Changed in the last hour; in half the worlds, over the 30 days the first pull looks back.
+    let span = if world.rng.below(2) == 0 { 3_000_000 } else { 29 * 86_400_000 };
+    world.salesmanago.change_some(&mut world.rng, &world.dataverse, 300, (START + 3_000_000 - span, span));
     world.now = START + 3_600_000;
     let interruptions = world.rng.below(3) as usize;
     match world.run(BulkJob::PullChanges, interruptions) {
@@ -662,10 +664,27 @@ fn export_changes(seed: u64, contacts: usize) {
     // through the link and removes them from SALESmanago; while SALESmanago fails some of those
     // removals, the link stays where it was, and a later run removes them.
     let mut removed = Vec::new();
+    // Deleted too: contacts without an e-mail (skipped, their e-mail unknown), and with one
+    // SALESmanago could not hold (nothing to remove: done).
+    let (mut blank, mut invalid) = (Vec::new(), Vec::new());
+    // The first run that ended well after the deletes (it found them).
+    let mut found: Option<Tally> = None;
     if link.is_some() && !expired && world.dataverse.tracking && world.dataverse.bin {
         let ids: Vec<String> = world.dataverse.contacts.keys().cloned().collect();
         for id in ids {
             let row = &world.dataverse.contacts[&id];
+            if !world.dataverse.valid_email(row) {
+                let none = row.get("emailaddress1").is_none_or(Value::is_null);
+                if world.rng.chance(60) {
+                    world.dataverse.delete(&id);
+                    if none {
+                        blank.push(id)
+                    } else {
+                        invalid.push(id)
+                    }
+                }
+                continue;
+            }
             let email = text(row, "emailaddress1").unwrap_or_default().trim().to_ascii_lowercase();
             let held = world
                 .dataverse
@@ -693,6 +712,7 @@ fn export_changes(seed: u64, contacts: usize) {
                 Ok(summary) => {
                     assert!(!world.dataverse.failing_bin, "the recycle bin unreadable, yet it ended well: {summary:?}");
                     assert!(summary.tally.failed() >= failing, "{failing} failing: {:?}", summary.tally);
+                    found = Some(summary.tally);
                 }
             }
             let now = text(&world.dataverse.record, integration::CATCH_UP_DELTA);
@@ -710,6 +730,16 @@ fn export_changes(seed: u64, contacts: usize) {
     for email in &removed {
         let held = world.salesmanago.by_email(email);
         assert!(held.is_none_or(|sm| sm.opted_out), "{email}: deleted in Dynamics, still in SALESmanago: {held:?}");
+    }
+    let found = found.unwrap_or(last.tally);
+    // (Each listed, when the summary lists every contact not done.)
+    let listed = if found.unlisted() == 0 { blank.as_slice() } else { &[] };
+    for id in listed {
+        let skipped = found.not_done.iter().any(|n| &n.id == id && n.skipped);
+        assert!(skipped, "{id}: deleted without an e-mail, not skipped: {found:?}");
+    }
+    for id in &invalid {
+        assert!(!found.not_done.iter().any(|n| &n.id == id), "{id}: deleted, nothing to remove, listed: {found:?}");
     }
     for id in &changed {
         let Some(row) = world.dataverse.contacts.get(id) else { continue }; // deleted since
