@@ -32,7 +32,15 @@ impl World {
             seed: self.rng.next(),
         };
         let mut job = rules::job(calls, start).map_err(|answer| format!("{answer:?}"))?;
-        self.drive_with(&mut job, None, &mut Vec::new()).expect("driven to the end")
+        let (reads, version) = (self.dataverse.record_reads, self.dataverse.version);
+        let ended = self.drive_with(&mut job, None, &mut Vec::new()).expect("driven to the end");
+        // A rule's call leaves no trace on the record, and reads nothing of it (the relay read it).
+        assert_eq!(
+            (self.dataverse.record_reads, self.dataverse.version),
+            (reads, version),
+            "a rule's call used the record"
+        );
+        ended
     }
 
     /// Whether Dynamics holds what SALESmanago says of `sm`, or `summary` says why not.
