@@ -522,6 +522,16 @@ fn pull_changes(seed: u64, contacts: usize) {
     // Changed in the last hour; in half the worlds, over the 30 days the first pull looks back.
     let span = if world.rng.below(2) == 0 { 3_000_000 } else { 29 * 86_400_000 };
     world.salesmanago.change_some(&mut world.rng, &world.dataverse, 300, (START + 3_000_000 - span, span));
+    // In half the worlds SALESmanago refuses to look some changed contacts up (`listById`
+    // answering `success:false`): they fail for now, and the watermark stays before them.
+    // (Those whose change shows: a name Dynamics does not hold yet.)
+    if world.rng.below(2) == 0 {
+        let shows = |sm: &salesmanago::SmRecord| {
+            world.dataverse.matching(sm).is_some_and(|(_, row)| !world.dataverse.holds_name(row, sm))
+        };
+        let ids: Vec<String> = world.salesmanago.changed().filter(|sm| shows(sm)).map(|sm| sm.id.clone()).collect();
+        world.salesmanago.refuse_lookup.extend(ids.into_iter().filter(|_| world.rng.chance(100)));
+    }
     world.now = START + 3_600_000;
     let interruptions = world.rng.below(3) as usize;
     match world.run(BulkJob::PullChanges, interruptions) {
@@ -531,6 +541,9 @@ fn pull_changes(seed: u64, contacts: usize) {
     let watermark: u64 = text(&world.dataverse.record, integration::CHANGES_WATERMARK)
         .and_then(|w| w.parse().ok())
         .expect("a watermark is recorded");
+    // Held back by what failed, at those changes' times: never before the first pull's 30 days
+    // (the next pull would list SALESmanago's changes since the beginning of time).
+    assert!(watermark + 31 * 86_400_000 >= world.now, "the watermark {watermark} fell back to long ago");
     for sm in world.salesmanago.changed() {
         let Some((id, row)) = world.dataverse.matching(sm) else { continue };
         if sm.opted_out && sm.modified_on <= watermark {
@@ -551,6 +564,7 @@ fn pull_changes(seed: u64, contacts: usize) {
     world.now += 120_000;
     world.dataverse.faults = Faults::default();
     world.salesmanago.faults = Faults::default();
+    world.salesmanago.refuse_lookup.clear();
     world.dataverse.refused_writes.clear();
     let second = world.run(BulkJob::PullChanges, 0).expect("a clean pull succeeds");
     world.check_failed_are_refused(&second.tally);
