@@ -522,6 +522,9 @@ fn pull_changes(seed: u64, contacts: usize) {
     // Changed in the last hour; in half the worlds, over the 30 days the first pull looks back.
     let span = if world.rng.below(2) == 0 { 3_000_000 } else { 29 * 86_400_000 };
     world.salesmanago.change_some(&mut world.rng, &world.dataverse, 300, (START + 3_000_000 - span, span));
+    // And contacts Dynamics does not have: the pull counts them as missing.
+    let elsewhere = world.rng.below(4);
+    world.salesmanago.add_elsewhere(elsewhere, START + 1_000_000);
     // In half the worlds SALESmanago refuses to look some changed contacts up (`listById`
     // answering `success:false`): they fail for now, and the watermark stays before them.
     // (Those whose change shows: a name Dynamics does not hold yet.)
@@ -535,7 +538,13 @@ fn pull_changes(seed: u64, contacts: usize) {
     world.now = START + 3_600_000;
     let interruptions = world.rng.below(3) as usize;
     match world.run(BulkJob::PullChanges, interruptions) {
-        Ok(summary) => assert!(summary.tally.adds_up(), "{:?}", summary.tally),
+        Ok(summary) => {
+            assert!(summary.tally.adds_up(), "{:?}", summary.tally);
+            // (A refused lookup fails every contact asked in its call.)
+            if interruptions == 0 && world.salesmanago.refuse_lookup.is_empty() {
+                assert!(summary.tally.missing >= elsewhere, "{elsewhere} only in SALESmanago: {:?}", summary.tally);
+            }
+        }
         Err(failure) => panic!("pull changes failed: {failure}"),
     }
     let watermark: u64 = text(&world.dataverse.record, integration::CHANGES_WATERMARK)

@@ -191,6 +191,33 @@ impl Salesmanago {
         }
     }
 
+    /// `count` contacts only SALESmanago has (added there, never in Dynamics), changed at
+    /// `modified_on`: a pull finds no contact for them.
+    pub(crate) fn add_elsewhere(&mut self, count: u64, modified_on: u64) {
+        for _ in 0..count {
+            let id = self.new_id();
+            let email = format!("elsewhere-{id}@example.com");
+            self.ids.insert(id.clone(), email.clone());
+            let record = SmRecord {
+                id,
+                email: email.clone(),
+                name: "Only Elsewhere".into(),
+                opted_out: false,
+                modified_on,
+                changed: true,
+                phone_opted_out: false,
+                consents: BTreeMap::new(),
+                tagged: false,
+                activity: Map::new(),
+                properties: BTreeMap::new(),
+                tags: BTreeSet::new(),
+                company: None,
+                province: None,
+            };
+            self.store.insert(email, record);
+        }
+    }
+
     /// Changes in SALESmanago to contacts the engine sent: opt-outs and opt-ins of the newsletter
     /// and SMS, MARKETING given or withdrawn. The e-mails changed.
     pub(crate) fn change_consents(&mut self, rng: &mut Rng) -> Vec<String> {
