@@ -169,52 +169,40 @@ impl Salesmanago {
                 1..=3 => format!("Anna{i} Nowak"),
                 _ => row.get("fullname").and_then(Value::as_str).unwrap_or("X").replace("@@SURROGATE@@", "\u{fffd}"),
             };
-            let id = self.new_id();
-            self.ids.insert(id.clone(), email.clone());
-            let record = SmRecord {
-                id,
-                email: email.clone(),
-                name,
-                opted_out: rng.chance(400),
-                modified_on: start + rng.below(span),
-                changed: true,
-                phone_opted_out: false,
-                consents: BTreeMap::new(),
-                tagged: false,
-                activity: Map::new(),
-                properties: BTreeMap::new(),
-                tags: BTreeSet::new(),
-                company: None,
-                province: None,
-            };
-            self.store.insert(email, record);
+            let (opted_out, modified_on) = (rng.chance(400), start + rng.below(span));
+            self.add_changed(email, name, opted_out, modified_on);
         }
+    }
+
+    /// A contact changed in SALESmanago at `modified_on`, under a new id.
+    fn add_changed(&mut self, email: String, name: String, opted_out: bool, modified_on: u64) {
+        let id = self.new_id();
+        self.ids.insert(id.clone(), email.clone());
+        let record = SmRecord {
+            id,
+            email: email.clone(),
+            name,
+            opted_out,
+            modified_on,
+            changed: true,
+            phone_opted_out: false,
+            consents: BTreeMap::new(),
+            tagged: false,
+            activity: Map::new(),
+            properties: BTreeMap::new(),
+            tags: BTreeSet::new(),
+            company: None,
+            province: None,
+        };
+        self.store.insert(email, record);
     }
 
     /// `count` contacts only SALESmanago has (added there, never in Dynamics), changed at
     /// `modified_on`: a pull finds no contact for them.
     pub(crate) fn add_elsewhere(&mut self, count: u64, modified_on: u64) {
-        for _ in 0..count {
-            let id = self.new_id();
-            let email = format!("elsewhere-{id}@example.com");
-            self.ids.insert(id.clone(), email.clone());
-            let record = SmRecord {
-                id,
-                email: email.clone(),
-                name: "Only Elsewhere".into(),
-                opted_out: false,
-                modified_on,
-                changed: true,
-                phone_opted_out: false,
-                consents: BTreeMap::new(),
-                tagged: false,
-                activity: Map::new(),
-                properties: BTreeMap::new(),
-                tags: BTreeSet::new(),
-                company: None,
-                province: None,
-            };
-            self.store.insert(email, record);
+        for n in 0..count {
+            let email = format!("elsewhere-{n}-{}@example.com", self.next_id);
+            self.add_changed(email, "Only Elsewhere".into(), false, modified_on);
         }
     }
 
