@@ -41,6 +41,29 @@ pub(crate) struct SmRecord {
     pub(crate) province: Option<String>,
 }
 
+impl SmRecord {
+    /// A contact neither opted out nor changed by the scenario, with no consents, tags,
+    /// activity or details.
+    fn new(id: String, email: String, name: String, modified_on: u64) -> SmRecord {
+        SmRecord {
+            id,
+            email,
+            name,
+            opted_out: false,
+            modified_on,
+            changed: false,
+            phone_opted_out: false,
+            consents: BTreeMap::new(),
+            tagged: false,
+            activity: Map::new(),
+            properties: BTreeMap::new(),
+            tags: BTreeSet::new(),
+            company: None,
+            province: None,
+        }
+    }
+}
+
 pub(crate) struct Salesmanago {
     store: BTreeMap<String, SmRecord>,
     ids: BTreeMap<String, String>,
@@ -178,22 +201,7 @@ impl Salesmanago {
     fn add_changed(&mut self, email: String, name: String, opted_out: bool, modified_on: u64) {
         let id = self.new_id();
         self.ids.insert(id.clone(), email.clone());
-        let record = SmRecord {
-            id,
-            email: email.clone(),
-            name,
-            opted_out,
-            modified_on,
-            changed: true,
-            phone_opted_out: false,
-            consents: BTreeMap::new(),
-            tagged: false,
-            activity: Map::new(),
-            properties: BTreeMap::new(),
-            tags: BTreeSet::new(),
-            company: None,
-            province: None,
-        };
+        let record = SmRecord { opted_out, changed: true, ..SmRecord::new(id, email.clone(), name, modified_on) };
         self.store.insert(email, record);
     }
 
@@ -231,22 +239,7 @@ impl Salesmanago {
     pub(crate) fn add_foreign(&mut self, email: &str, now: u64) -> String {
         let id = self.new_id();
         self.ids.insert(id.clone(), email.to_owned());
-        let record = SmRecord {
-            id: id.clone(),
-            email: email.to_owned(),
-            name: "Foreign".into(),
-            opted_out: false,
-            modified_on: now,
-            changed: false,
-            phone_opted_out: false,
-            consents: BTreeMap::new(),
-            tagged: false,
-            activity: Map::new(),
-            properties: BTreeMap::new(),
-            tags: BTreeSet::new(),
-            company: None,
-            province: None,
-        };
+        let record = SmRecord::new(id.clone(), email.to_owned(), "Foreign".into(), now);
         self.store.insert(email.to_owned(), record);
         id
     }
@@ -549,22 +542,10 @@ impl Salesmanago {
                     id
                 }
             };
-            let record = self.store.entry(email.clone()).or_insert_with(|| SmRecord {
-                id: id.clone(),
-                email: email.clone(),
-                name: String::new(),
-                opted_out: false,
-                modified_on: now,
-                changed: false,
-                phone_opted_out: false,
-                consents: BTreeMap::new(),
-                tagged: false,
-                activity: Map::new(),
-                properties: BTreeMap::new(),
-                tags: BTreeSet::new(),
-                company: None,
-                province: None,
-            });
+            let record = self
+                .store
+                .entry(email.clone())
+                .or_insert_with(|| SmRecord::new(id.clone(), email.clone(), String::new(), now));
             if let Some(name) = item["contact"]["name"].as_str() {
                 record.name = name.to_owned();
                 self.history.push((email.clone(), name.to_owned()));
