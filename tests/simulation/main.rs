@@ -6,6 +6,7 @@
 
 mod activity;
 mod consent_rule;
+mod contact_commands;
 mod dataverse;
 mod distributed;
 mod email_changes;
@@ -22,7 +23,7 @@ use salesmanago_dynamics::core::dataverse::error::DvFailure;
 use salesmanago_dynamics::core::dataverse::schema::{contact, integration, Job as JobColumns, SyncStatus};
 use salesmanago_dynamics::core::i18n::{Lang, Message};
 use salesmanago_dynamics::core::integration::{settings, Settings};
-use salesmanago_dynamics::core::job::contact::{ContactStart, FormAction, Level, Task, DIFFERS, STANDING, SYNC};
+use salesmanago_dynamics::core::job::contact::{ContactStart, FormAction, Task};
 use salesmanago_dynamics::core::job::lease::{Holder, User, STALE_MS};
 use salesmanago_dynamics::core::job::{record_columns, Action, Job, JobFailure, Reply, Start, Summary, Ticket};
 use salesmanago_dynamics::core::json::{Map, Value};
@@ -72,11 +73,27 @@ pub(crate) struct World {
     pub(crate) salesmanago: Salesmanago,
     /// What the contact commands asked of the form.
     pub(crate) form: Vec<FormAction>,
+    /// How the user and the form answer the contact commands.
+    pub(crate) habits: Habits,
+    /// Each answer the form gave, in order.
+    pub(crate) answers: Vec<Result<usize, String>>,
     /// Added to every answer's latency: a slow network, so a job lives long enough to renew
     /// its lease.
     pub(crate) slow_ms: u64,
     /// Each "preparing the file" progress the job showed: (true time, seconds it says it waited).
     pub(crate) preparing: Vec<(u64, u64)>,
+}
+
+/// How the user and the form answer a contact command, as chances in a thousand (none by
+/// default: the user confirms, and the form has every column it is asked to fill).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Habits {
+    /// The user declines a delete's confirmation.
+    pub(crate) declines: u64,
+    /// The form fails to fill its columns or to ask the user.
+    pub(crate) fails: u64,
+    /// The form lacks some of the columns it is asked to fill (it says how many it has).
+    pub(crate) lacks: u64,
 }
 
 const START: u64 = 1_800_000_000_000;
@@ -100,6 +117,8 @@ impl World {
             dataverse,
             salesmanago,
             form: Vec::new(),
+            habits: Habits::default(),
+            answers: Vec::new(),
             slow_ms: 0,
             preparing: Vec::new(),
         }
@@ -228,12 +247,7 @@ impl World {
                         in_flight.push((self.now + latency, ticket, Reply::Dataverse(reply)));
                     }
                     Action::Form { ticket, act } => {
-                        // The user confirms; the form has every column it is asked to fill.
-                        let reply = match &act {
-                            FormAction::Fill(columns) => Some(Ok(columns.len())),
-                            FormAction::Confirm(_) => Some(Ok(1)),
-                            FormAction::Notify { .. } | FormAction::Refresh { .. } | FormAction::RefreshGrid => None,
-                        };
+                        let reply = self.answer_form(&act);
                         self.form.push(act);
                         if let (Some(ticket), Some(reply)) = (ticket, reply) {
                             in_flight.push((self.now + 1, ticket, Reply::Form(reply)));
@@ -288,6 +302,26 @@ impl World {
             }
         }
         panic!("the job did not finish in ten million steps");
+    }
+
+    /// The form's answer to `act`, as [`World::habits`] make it (kept in [`World::answers`]).
+    fn answer_form(&mut self, act: &FormAction) -> Option<Result<usize, String>> {
+        let Habits { declines, fails, lacks } = self.habits;
+        // No draw where the habit is none: the other scenarios' worlds stay as they were.
+        let chance = |rng: &mut Rng, per_mille: u64| per_mille > 0 && rng.chance(per_mille);
+        let rng = &mut self.rng;
+        let reply = match act {
+            FormAction::Fill(_) | FormAction::Confirm(_) if chance(rng, fails) => {
+                Err("The form could not do it (simulated)".to_owned())
+            }
+            FormAction::Fill(columns) if chance(rng, lacks) => Ok(rng.below(columns.len() as u64) as usize),
+            FormAction::Fill(columns) => Ok(columns.len()),
+            FormAction::Confirm(_) if chance(rng, declines) => Ok(0),
+            FormAction::Confirm(_) => Ok(1),
+            FormAction::Notify { .. } | FormAction::Refresh { .. } | FormAction::RefreshGrid => return None,
+        };
+        self.answers.push(reply.clone());
+        Some(reply)
     }
 
     /// Runs `job` to its end, abandoning it `interruptions` times at random steps first.
@@ -1030,227 +1064,6 @@ impl World {
         let email = text(row, "emailaddress1")?.trim().to_ascii_lowercase();
         self.salesmanago.by_email(&email)
     }
-}
-
-/// The contact commands on random contacts, under faults: send and sync on save leave each
-/// contact's status as SALESmanago has it, fetch fills the form with what differs, the check
-/// on open says so, delete removes a contact from Dynamics only once SALESmanago no longer has
-/// it (or has it opted out), and a failure after a save shows on the form.
-fn contact_commands(seed: u64, contacts: usize) {
-    let mut world = World::new(seed, contacts);
-    let opt_out_only = world.rng.chance(300);
-    world.dataverse.record.insert(integration::OPT_OUT_ON_DELETE.into(), opt_out_only.into());
-    // Now and then a user whose role does not let them delete contacts.
-    world.dataverse.may_delete = !world.rng.chance(200);
-    // Now and then an org whose changes go through the relay's webhook.
-    let webhooks = world.rng.chance(200);
-    world.dataverse.record.insert(integration::WEBHOOKS.into(), webhooks.into());
-    let ids: Vec<String> = world.dataverse.contacts.keys().cloned().collect();
-    // Contacts that share an e-mail, already in SALESmanago: deleting one must keep it there.
-    let address = |row: &Map| text(row, "emailaddress1").map(|e| e.trim().to_ascii_lowercase());
-    let shared: Vec<String> = ids
-        .iter()
-        .filter(|id| address(&world.dataverse.contacts[*id]).is_some_and(|a| a.starts_with("shared")))
-        .cloned()
-        .collect();
-    for id in &shared {
-        let email = address(&world.dataverse.contacts[id]).expect("an address");
-        if world.salesmanago.by_email(&email).is_none() {
-            world.salesmanago.add_foreign(&email, world.now);
-        }
-    }
-    for _ in 0..30 {
-        let id =
-            match shared.is_empty() || world.rng.below(4) != 0 {
-                true => ids[world.rng.below(ids.len() as u64) as usize].clone(),
-                // The first of the contacts left with a shared address: the one a read of its
-                // address that stops at one row would find alone.
-                false => {
-                    let pick = address(
-                        &world
-                            .dataverse
-                            .contacts
-                            .get(&shared[world.rng.below(shared.len() as u64) as usize])
-                            .cloned()
-                            .unwrap_or_default(),
-                    );
-                    world.dataverse.contacts.iter().find(|(_, r)| pick.is_some() && address(r) == pick).map_or_else(
-                        || ids[world.rng.below(ids.len() as u64) as usize].clone(),
-                        |(first, _)| first.clone(),
-                    )
-                }
-            };
-        let Some(before) = world.dataverse.contacts.get(&id).cloned() else { continue };
-        // Another Dynamics contact with its address, whose SALESmanago contact must stay.
-        let sharer = world
-            .dataverse
-            .contacts
-            .iter()
-            .any(|(other, row)| *other != id && address(row).is_some_and(|a| Some(a) == address(&before)));
-        world.form.clear();
-        let task = match world.rng.below(5) {
-            0 => Task::Fetch { id: Some(id.clone()) },
-            1 => Task::Check { id: Some(id.clone()) },
-            2 => Task::Send { id: Some(id.clone()), dirty: false },
-            3 => {
-                let mut changed = vec!["firstname".to_owned(), contact::DO_NOT_BULK_EMAIL.to_owned()];
-                // Now and then the user grants the consent in this very save: a deliberate grant,
-                // which must reach SALESmanago even where no agreement was recorded.
-                if world.rng.below(2) == 0 {
-                    let row = world.dataverse.contacts.get_mut(&id).expect("a contact");
-                    row.insert("new_consent_marketing".into(), true.into());
-                    changed.push("new_consent_marketing".into());
-                }
-                Task::Saved { id: Some(id.clone()), changed }
-            }
-            _ => Task::Delete { ids: vec![id.clone()], on_form: world.rng.chance(500), user: "u-1".into() },
-        };
-        // As the save left it (a consent granted in it).
-        let before = world.dataverse.contacts.get(&id).cloned().unwrap_or(before);
-        let held_before = world.in_salesmanago(&before).map(|s| (s.id.clone(), s.opted_out, s.phone_opted_out));
-        let writes_before = world.salesmanago.writes;
-        let mut job = world.start_contact(task.clone());
-        let result = world.drive(&mut job, None).expect("driven to the end");
-        let after = world.dataverse.contacts.get(&id).cloned();
-        let status = after.as_ref().and_then(|r| r.get(contact::SYNC_STATUS)).and_then(Value::as_i64);
-        let failed_on_dataverse = matches!(&result, Err(f) if f.ends_with("(dataverse)"));
-        match (&task, &result) {
-            (Task::Saved { .. }, _) if webhooks => {
-                // The webhook sends it: the browser sends nothing and writes nothing.
-                assert!(result.is_ok(), "{result:?}");
-                assert_eq!(world.salesmanago.writes, writes_before, "{id}: sent from the browser too");
-                assert_eq!(after.as_ref(), Some(&before), "{id}: written from the browser");
-            }
-            (Task::Send { .. } | Task::Saved { .. }, Ok(_)) => {
-                let row = after.expect("still there");
-                let sm = world.in_salesmanago(&row).expect("sent to SALESmanago");
-                assert_eq!(status, Some(i64::from(SyncStatus::Synced.value())), "{id}: {row:?}");
-                assert_eq!(text(&row, contact::SALESMANAGO_ID).as_deref(), Some(sm.id.as_str()));
-                if let Task::Saved { changed, .. } = &task {
-                    if changed.iter().any(|c| c == "new_consent_marketing") {
-                        let held = sm.consents.get("MARKETING");
-                        assert_eq!(
-                            held,
-                            Some(&true),
-                            "{id}: the consent granted in this save did not reach SALESmanago"
-                        );
-                    }
-                }
-            }
-            (Task::Send { .. } | Task::Saved { .. }, Err(failure)) if failure.ends_with("(skipped)") => {
-                assert_eq!(status, Some(i64::from(SyncStatus::Skipped.value())), "{id}: {failure}");
-            }
-            (Task::Send { .. } | Task::Saved { .. }, Err(failure)) if !failed_on_dataverse => {
-                assert_eq!(status, Some(i64::from(SyncStatus::Failed.value())), "{id}: {failure}");
-                assert!(
-                    after.as_ref().and_then(|r| text(r, contact::LAST_ERROR)).is_some(),
-                    "{id}: the reason is kept"
-                );
-            }
-            (Task::Fetch { .. }, Ok(summary)) => {
-                let filled =
-                    world.form.iter().find_map(|a| if let FormAction::Fill(c) = a { Some(c.clone()) } else { None });
-                match (world.in_salesmanago(&before), filled) {
-                    (Some(_), Some(columns)) => {
-                        assert!(!columns.is_empty());
-                        assert_eq!(summary.message, Message::Fetched { fields: columns.len() });
-                    }
-                    (Some(_), None) => assert_eq!(summary.message, Message::AlreadyMatches),
-                    (None, filled) => {
-                        // Found by its SALESmanago id only, or not at all.
-                        let by_id =
-                            text(&before, contact::SALESMANAGO_ID).and_then(|i| world.salesmanago.by_id(&i).cloned());
-                        assert!(by_id.is_some() || filled.is_none(), "{id}: filled from nowhere");
-                    }
-                }
-            }
-            (Task::Check { .. }, Ok(summary)) => {
-                let warned = world
-                    .form
-                    .iter()
-                    .any(|a| matches!(a, FormAction::Notify { id: DIFFERS, level: Level::Warning, message: Some(_) }));
-                assert_eq!(warned, format!("{:?}", summary.message).contains("Differs"), "{:?}", world.form);
-                // What SALESmanago knows of it shows on the form, its opt-out as SALESmanago has
-                // it; for a contact it does not hold, nothing (found by e-mail, or by the id
-                // the row holds).
-                let standing = world.form.iter().find_map(|a| match a {
-                    FormAction::Notify { id: STANDING, level: Level::Info, message } => Some(message.clone()),
-                    _ => None,
-                });
-                let by_id = text(&before, contact::SALESMANAGO_ID).and_then(|i| world.salesmanago.by_id(&i).cloned());
-                match by_id.or_else(|| held_before.as_ref().and_then(|(i, ..)| world.salesmanago.by_id(i).cloned())) {
-                    Some(sm) => assert!(
-                        matches!(&standing, Some(Some(Message::Standing { opted_out: Some(o), .. })) if *o == sm.opted_out),
-                        "{id}: {standing:?} for {sm:?}"
-                    ),
-                    None => assert_eq!(standing, Some(None), "{id}: a standing for a contact SALESmanago lacks"),
-                }
-            }
-            (Task::Delete { .. }, Ok(_)) => {
-                assert!(after.is_none(), "{id}: deleted, yet still in Dynamics");
-                if opt_out_only && held_before.is_some() {
-                    // Only opted out, never deleted, in SALESmanago.
-                    assert!(
-                        world.in_salesmanago(&before).is_some(),
-                        "{id}: deleted in SALESmanago though the record says opt out only"
-                    );
-                }
-                if held_before.is_some() && sharer {
-                    // Neither removed nor opted out: another Dynamics contact still uses it.
-                    let held = world.in_salesmanago(&before).map(|s| (s.id.clone(), s.opted_out, s.phone_opted_out));
-                    assert_eq!(
-                        held, held_before,
-                        "{id}: its SALESmanago contact changed though another Dynamics contact holds its e-mail"
-                    );
-                }
-                if let Some(sm) = world.in_salesmanago(&before) {
-                    // It stays for another Dynamics contact with the same e-mail.
-                    let shared = world
-                        .dataverse
-                        .contacts
-                        .values()
-                        .any(|r| world.in_salesmanago(r).is_some_and(|o| o.id == sm.id));
-                    assert!(
-                        shared || (opt_out_only && sm.opted_out && sm.phone_opted_out),
-                        "{id}: deleted in Dynamics, still in SALESmanago: {sm:?}"
-                    );
-                }
-            }
-            (Task::Delete { .. }, Err(failure)) if !world.dataverse.may_delete => {
-                // Nothing happens anywhere for want of the right, and the message says why.
-                assert_eq!(after.as_ref(), Some(&before), "{id}: changed in Dynamics: {failure}");
-                let held =
-                    |sm: Option<&salesmanago::SmRecord>| sm.map(|s| (s.id.clone(), s.opted_out, s.phone_opted_out));
-                assert_eq!(held(world.in_salesmanago(&before)), held_before, "{id}: touched in SALESmanago");
-                assert!(failure.contains("you may not delete") || failure.contains("(dataverse)"), "{failure}");
-            }
-            (Task::Delete { .. }, Err(failure)) => {
-                // A contact Dynamics deleted whose answer was lost may be gone; one whose
-                // SALESmanago step failed is not.
-                if world.in_salesmanago(&before).is_some_and(|sm| !sm.opted_out || !opt_out_only)
-                    && !failed_on_dataverse
-                {
-                    assert!(after.is_some(), "{id}: gone from Dynamics though SALESmanago still has it: {failure}");
-                }
-            }
-            (_, _) => {}
-        }
-        if let (Task::Saved { .. }, Err(_)) = (&task, &result) {
-            let shown = world
-                .form
-                .iter()
-                .any(|a| matches!(a, FormAction::Notify { id: SYNC, level: Level::Error, message: Some(_) }));
-            assert!(shown, "a failure after a save shows on the form: {:?}", world.form);
-        }
-        world.now += 1000 + world.rng.below(60_000);
-    }
-    world.check_synced();
-    world.salesmanago.check_unique();
-}
-
-#[test]
-fn contact_commands_leave_each_contact_as_salesmanago_has_it() {
-    for_each_seed("contact_commands", |seed| 20 + size(seed) % 200, contact_commands);
 }
 
 /// A plug-in on the integration record refuses one write of a job's lease: the one that takes

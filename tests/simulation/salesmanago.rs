@@ -28,6 +28,8 @@ pub(crate) struct SmRecord {
     pub(crate) phone_opted_out: bool,
     /// Consents by name: given (`true`) or withdrawn.
     pub(crate) consents: BTreeMap<String, bool>,
+    /// Each consent's agreement date (Unix ms), as the last upsert that sent it said.
+    pub(crate) agreed_on: BTreeMap<String, u64>,
     /// Carries the engine's tag, so the export job selects it.
     pub(crate) tagged: bool,
     /// Its activity, as its card lists it: `emailMessages`, `contactVisits`, `contactExtEvents`.
@@ -54,6 +56,7 @@ impl SmRecord {
             changed: false,
             phone_opted_out: false,
             consents: BTreeMap::new(),
+            agreed_on: BTreeMap::new(),
             tagged: false,
             activity: Map::new(),
             properties: BTreeMap::new(),
@@ -81,11 +84,13 @@ pub(crate) struct Salesmanago {
     exports: BTreeMap<String, (u64, String)>,
     /// Export files are never ready (SALESmanago's job stuck).
     pub(crate) never_ready: bool,
-    /// Contacts whose `listById` call SALESmanago refuses (`success:false`), with every other id
-    /// asked in the same call.
+    /// Contacts (ids or e-mails) whose lookup SALESmanago refuses (`success:false`), with every
+    /// other contact asked in the same call: `listById` and `basicById` by id, `basic` by e-mail.
     pub(crate) refuse_lookup: BTreeSet<String>,
-    /// Every id asked in a refused `listById` call.
+    /// Every id or e-mail asked in a refused lookup.
     pub(crate) refused_lookups: BTreeSet<String>,
+    /// `listById` calls answered: full cards read.
+    pub(crate) card_reads: u64,
     /// E-mails whose batch upsert, delete or opt-out fails with a server error every time it is
     /// tried (a failure that passes, but not within the job's retries).
     pub(crate) failing: BTreeSet<String>,
@@ -135,6 +140,7 @@ impl Salesmanago {
             never_ready: false,
             refuse_lookup: BTreeSet::new(),
             refused_lookups: BTreeSet::new(),
+            card_reads: 0,
             failing: BTreeSet::new(),
             status_asked: BTreeMap::new(),
         }
@@ -401,12 +407,34 @@ impl Salesmanago {
         let method = request.url.rsplit_once("/api/").map(|(_, m)| m).expect("an API URL");
         let result = match method {
             "contact/batchupsert" => self.batch_upsert(&body, now),
-            "contact/basic" => {
-                let found = strings(body.get("email"))
-                    .iter()
-                    .filter_map(|e| self.store.get(&e.to_ascii_lowercase()))
-                    .map(Self::card)
-                    .collect();
+            "contact/basic" | "contact/basicById" | "contact/listById" => {
+                let keys = strings(body.get(if method == "contact/basic" {
+                    "email"
+                } else if method == "contact/listById" {
+                    "contactId"
+                } else {
+                    "id"
+                }));
+                if keys.iter().any(|k| self.refuse_lookup.contains(&k.to_ascii_lowercase())) {
+                    self.refused_lookups.extend(keys);
+                    return answer(
+                        200,
+                        object(vec![
+                            ("success", false.into()),
+                            ("message", Value::Array(vec!["The contacts could not be read (simulated)".into()])),
+                        ]),
+                    );
+                }
+                let found = match method {
+                    "contact/basic" => {
+                        keys.iter().filter_map(|e| self.store.get(&e.to_ascii_lowercase())).map(Self::card).collect()
+                    }
+                    "contact/basicById" => keys.iter().filter_map(|id| self.by_id(id)).map(Self::card).collect(),
+                    _ => {
+                        self.card_reads += 1;
+                        keys.iter().filter_map(|id| self.by_id(id)).map(Self::list_card).collect()
+                    }
+                };
                 object(vec![
                     ("success", true.into()),
                     ("message", Value::Array(vec![])),
@@ -415,33 +443,6 @@ impl Salesmanago {
             }
             "contact/upsert" | "contact/hasContact" | "contact/delete" | "contact/optout" | "contact/phoneoptout" => {
                 self.contact_call(method, &body, now)
-            }
-            "contact/basicById" => {
-                let found = strings(body.get("id")).iter().filter_map(|id| self.by_id(id)).map(Self::card).collect();
-                object(vec![
-                    ("success", true.into()),
-                    ("message", Value::Array(vec![])),
-                    ("contacts", Value::Array(found)),
-                ])
-            }
-            "contact/listById" if strings(body.get("contactId")).iter().any(|id| self.refuse_lookup.contains(id)) => {
-                self.refused_lookups.extend(strings(body.get("contactId")));
-                object(vec![
-                    ("success", false.into()),
-                    ("message", Value::Array(vec!["The contacts could not be read (simulated)".into()])),
-                ])
-            }
-            "contact/listById" => {
-                let found = strings(body.get("contactId"))
-                    .iter()
-                    .filter_map(|id| self.by_id(id))
-                    .map(Self::list_card)
-                    .collect();
-                object(vec![
-                    ("success", true.into()),
-                    ("message", Value::Array(vec![])),
-                    ("contacts", Value::Array(found)),
-                ])
             }
             "contact/paginatedModifiedContacts" => {
                 let number = |k: &str| body.get(k).and_then(Value::as_u64).expect("a number");
@@ -559,7 +560,8 @@ impl Salesmanago {
             }
             for consent in item["consentDetails"].as_array().into_iter().flatten() {
                 let name = consent["consentName"].as_str().expect("a consent's name").to_owned();
-                record.consents.insert(name, consent["consentAccept"].as_bool() == Some(true));
+                record.consents.insert(name.clone(), consent["consentAccept"].as_bool() == Some(true));
+                record.agreed_on.insert(name, consent["agreementDate"].as_u64().expect("an agreement date"));
             }
             if item["tags"].as_array().is_some_and(|tags| tags.iter().any(|t| t.as_str() == Some("DYNAMICS365"))) {
                 record.tagged = true;

@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 
 use salesmanago_dynamics::core::command::BulkJob;
 use salesmanago_dynamics::core::dataverse::schema::{contact, integration, SyncStatus};
-use salesmanago_dynamics::core::i18n::{self, Lang};
-use salesmanago_dynamics::core::job::contact::Task;
+use salesmanago_dynamics::core::i18n::{self, Lang, Message};
+use salesmanago_dynamics::core::job::contact::{FormAction, Level, Task, SYNC};
 use salesmanago_dynamics::core::json::{Map, Value};
 use salesmanago_dynamics::core::mapping::normalize;
 
@@ -195,6 +195,19 @@ fn scope_on_every_path(seed: u64, contacts: usize) {
         let result = world.drive(&mut job, None).expect("driven");
         assert!(matches!(&result, Err(f) if f.ends_with("(outsideScope)")), "{id}: {result:?}");
         assert_eq!(world.salesmanago.writes, writes, "{id}: sent though outside the scope");
+        // A save of it: nothing sent or written, and the form says why.
+        world.form.clear();
+        let before = world.dataverse.contacts.get(&id).cloned();
+        let changed = vec!["firstname".to_owned(), contact::DO_NOT_BULK_EMAIL.to_owned()];
+        let mut job = world.start_contact(Task::Saved { id: Some(id.clone()), changed });
+        let result = world.drive(&mut job, None).expect("driven");
+        assert!(matches!(&result, Ok(s) if s.message == Message::OutsideScope), "{id}: {result:?}");
+        assert_eq!(world.salesmanago.writes, writes, "{id}: sent on save though outside the scope");
+        assert_eq!(world.dataverse.contacts.get(&id), before.as_ref(), "{id}: written on save though outside");
+        let said = world.form.iter().any(|a| {
+            matches!(a, FormAction::Notify { id: SYNC, level: Level::Info, message: Some(Message::OutsideScope) })
+        });
+        assert!(said, "{id}: the form does not say it is outside the scope: {:?}", world.form);
     }
 }
 

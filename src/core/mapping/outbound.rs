@@ -21,7 +21,7 @@
 
 use super::fields::{FieldMapping, Problem};
 use super::normalize::{self, Date, EmailProblem};
-use crate::core::consent::{decide, Key, Theirs};
+use crate::core::consent::{decide, Base, Key, Theirs};
 use crate::core::dataverse::contact::ContactRow;
 use crate::core::dataverse::schema::{consent_name, contact};
 use crate::core::json::{Map, Value};
@@ -128,7 +128,18 @@ pub fn to_salesmanago(row: &ContactRow, options: &OutboundOptions, mapping: &Fie
     let raw_email = row.get(contact::EMAIL).ok_or(Skip::MissingEmail)?;
     let email = normalize::email(raw_email)
         .map_err(|problem| Skip::InvalidEmail { email: raw_email.trim().to_owned(), problem })?;
-    let renamed_from = rename_from(row, &options.salesmanago).filter(|_| !options.previous_shared);
+    let previous = rename_from(row, &options.salesmanago);
+    let renamed_from = previous.clone().filter(|_| !options.previous_shared);
+    // The consent rule weighs the SALESmanago contact the upsert reaches, and the agreement made
+    // with it: the one read, with the row's base; none (SALESmanago has no contact, and an
+    // agreement with one gone binds nothing: Dynamics' values go as to a new contact); or, when
+    // the one read keeps the old address for another Dynamics contact, the contact of the new
+    // address, not read, with no agreement yet.
+    let (held, agreed) = match &options.salesmanago {
+        Held::Missing => (&Held::Missing, Base::default()),
+        _ if previous.is_some() && options.previous_shared => (&Held::Unread, Base::default()),
+        held => (held, row.base.clone()),
+    };
     let mut warnings = Vec::new();
     let mut text = |column: &'static str, value: Option<String>| {
         let (value, cut) = normalize::text(value.as_deref()?, MAX_TEXT);
@@ -152,7 +163,7 @@ pub fn to_salesmanago(row: &ContactRow, options: &OutboundOptions, mapping: &Fie
     let birthday = birthday(row, options.now_ms, &mut warnings);
 
     // Only a change travels (the consent rule); SALESmanago's side as read just before, if it was.
-    let mut base = row.base.clone();
+    let mut base = agreed.clone();
     let mut sent: Vec<(Key, bool)> = Vec::new();
     let mut dynamics = Map::new();
     for (key, ours) in row.consent_values() {
@@ -161,7 +172,7 @@ pub fn to_salesmanago(row: &ContactRow, options: &OutboundOptions, mapping: &Fie
             Key::Sms => c == contact::DO_NOT_SMS,
             Key::Consent(name) => consent_name(c).as_deref() == Some(name.as_str()),
         });
-        let decision = decide(&key, ours, options.salesmanago.theirs(&key), row.base.get(&key), changed_now);
+        let decision = decide(&key, ours, held.theirs(&key), agreed.get(&key), changed_now);
         if let Some((column, value)) = decision.to_dynamics.and_then(|granted| row.consent_column(&key, granted)) {
             dynamics.insert(column, value.into());
         }

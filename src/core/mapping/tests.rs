@@ -398,6 +398,41 @@ fn a_changed_e_mail_renames_the_contact_salesmanago_knows() {
 }
 
 #[test]
+fn an_agreement_binds_only_the_salesmanago_contact_it_was_made_with() {
+    // Opted out and consenting, both agreed with the SALESmanago contact of the old address.
+    let moved = json!({"contactid": "c1", "emailaddress1": "new@b.pl", "new_salesmanagoid": "sm-1",
+        "new_salesmanagoemail": "old@b.pl", "donotbulkemail": true, "new_consent_marketing": true,
+        "new_salesmanagoconsentbase": r#"{"newsletter":false,"MARKETING":true}"#});
+    let read = sm(json!({"contactId": "sm-1", "email": "old@b.pl", "optedOut": true}));
+    // Another Dynamics contact keeps the old address: a new SALESmanago contact takes the new
+    // one, and gets the opt-out (it was found by the simulation going as subscribed).
+    let shared = OutboundOptions {
+        now_ms: NOW,
+        salesmanago: Held::Found(Box::new(read.clone())),
+        previous_shared: true,
+        ..OutboundOptions::default()
+    };
+    let out = to_salesmanago(&row(moved.clone()), &shared, &FieldMapping::NONE).unwrap();
+    assert_eq!((out.details.contact.email.as_str(), out.details.new_email.as_deref()), ("new@b.pl", None));
+    assert!(out.details.force_opt_out, "{:?}", out.details);
+    // The new contact not read, its consent waits for a send that reads it; the old agreement
+    // no longer stands.
+    assert!(out.details.consent_details.is_empty(), "{:?}", out.details.consent_details);
+    assert_eq!(out.base.as_deref(), Some(r#"{"newsletter":false}"#));
+    // The same contact renamed: the agreement stands, nothing travels again.
+    let renamed = OutboundOptions { salesmanago: Held::Found(Box::new(read)), previous_shared: false, ..shared };
+    let out = to_salesmanago(&row(moved.clone()), &renamed, &FieldMapping::NONE).unwrap();
+    assert_eq!(out.details.new_email.as_deref(), Some("new@b.pl"));
+    assert!(!out.details.force_opt_out && out.details.consent_details.is_empty(), "{:?}", out.details);
+    assert_eq!(out.base, None);
+    // Deleted in SALESmanago since: everything Dynamics holds goes, as to a new contact.
+    let gone = OutboundOptions { now_ms: NOW, salesmanago: Held::Missing, ..OutboundOptions::default() };
+    let out = to_salesmanago(&row(moved), &gone, &FieldMapping::NONE).unwrap();
+    assert!(out.details.force_opt_out, "{:?}", out.details);
+    assert!(out.details.consent_details[0].consent_accept, "{:?}", out.details.consent_details);
+}
+
+#[test]
 fn only_a_real_change_to_a_valid_address_renames() {
     let from = |value: Value| rename_from(&row(value), &Held::Unread);
     assert_eq!(
