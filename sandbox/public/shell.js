@@ -118,8 +118,10 @@ function formNotification(uniqueId, message, level) {
   const existing = area.querySelector(`[data-id="${CSS.escape(String(uniqueId))}"]`);
   if (existing) existing.remove();
   if (message === null || message === undefined) return true;
+  // As Dynamics: only these three levels show; another is refused (the method answers false).
+  const css = { ERROR: "error", WARNING: "warning", INFO: "info" }[level];
+  if (!css) return false;
   sandbox.log.push({ kind: "formNotification", level, text: message, id: uniqueId });
-  const css = { ERROR: "error", WARNING: "warning", INFO: "info" }[level] || "info";
   area.append(element("div", { class: `notification ${css}`, "data-id": uniqueId, "data-level": level, role: css === "error" ? "alert" : "status" }, message));
   return true;
 }

@@ -556,6 +556,22 @@ fn pull_changes(seed: u64, contacts: usize) {
     // Changed in the last hour; in half the worlds, over the 30 days the first pull looks back.
     let span = if world.rng.below(2) == 0 { 3_000_000 } else { 29 * 86_400_000 };
     world.salesmanago.change_some(&mut world.rng, &world.dataverse, 300, (START + 3_000_000 - span, span));
+    // In a third of the worlds, a contact changed twice in SALESmanago, alike: under the id it
+    // holds (moved to another address there), and as a new contact with its address. Both match
+    // it: the first write stands, the other counts as the same.
+    if world.rng.below(3) == 0 {
+        let twin = world.dataverse.contacts.iter().find_map(|(id, row)| {
+            let email = normalize::email(&text(row, contact::EMAIL)?).ok()?;
+            (world.salesmanago.by_email(&email).is_none()).then(|| (id.clone(), email))
+        });
+        if let Some((id, email)) = twin {
+            let at = START + 2_000_000;
+            let moved = world.salesmanago.add_changed(format!("moved-{email}"), "Twin Changed".into(), false, at);
+            let row = world.dataverse.contacts.get_mut(&id).expect("a contact");
+            row.insert(contact::SALESMANAGO_ID.into(), moved.into());
+            world.salesmanago.add_changed(email, "Twin Changed".into(), false, at + 100);
+        }
+    }
     // And contacts Dynamics does not have: the pull counts them as missing.
     let elsewhere = world.rng.below(4);
     world.salesmanago.add_elsewhere(elsewhere, START + 1_000_000);
@@ -955,7 +971,8 @@ fn pull_consents(seed: u64, contacts: usize) {
 
 /// SALESmanago's export file is never ready: Pull consents asks for it 2 s after starting the
 /// export, then each time 1.5 times later than the time before, at most 30 s apart, and gives up
-/// after 30 minutes, saying so; once the file comes, a later run goes through.
+/// after 30 minutes, saying so; a file that comes broken fails the job and changes nothing; once
+/// the file comes whole, a later run goes through.
 fn file_never_ready(seed: u64, contacts: usize) {
     let mut world = World::new(seed, contacts);
     (world.dataverse.faults, world.salesmanago.faults) = (Faults::default(), Faults::default());
@@ -990,6 +1007,14 @@ fn file_never_ready(seed: u64, contacts: usize) {
     let limit = 30 * 60_000;
     assert!((limit - 3_200..limit + 35_000).contains(&waited), "gave up after {waited} ms, not 30 minutes");
     world.salesmanago.never_ready = false;
+    // A file that comes broken (an error page, or cut short): the job says so and writes nothing.
+    world.now += 600_000;
+    world.salesmanago.broken_files = Some(world.rng.below(2) == 0);
+    let contacts = world.dataverse.contacts.clone();
+    let failure = world.run(BulkJob::PullConsents, 0).expect_err("a broken file fails the job");
+    assert!(failure.ends_with("(fileUnreadable)"), "{failure}");
+    assert!(world.dataverse.contacts == contacts, "a broken file changed contacts");
+    world.salesmanago.broken_files = None;
     world.now += 600_000;
     world.run(BulkJob::PullConsents, 0).expect("once the file comes, the pull goes through");
 }
@@ -1281,7 +1306,7 @@ fn pull_changes_never_passes_a_change_it_did_not_apply() {
 }
 
 #[test]
-fn pull_consents_gives_up_on_a_file_that_never_comes_after_polling_less_and_less_often() {
+fn pull_consents_gives_up_on_a_file_that_never_comes_or_comes_broken() {
     for_each_seed("file_never_ready", |seed| size(seed) / 20 + 5, file_never_ready);
 }
 

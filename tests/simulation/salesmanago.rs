@@ -84,6 +84,9 @@ pub(crate) struct Salesmanago {
     exports: BTreeMap<String, (u64, String)>,
     /// Export files are never ready (SALESmanago's job stuck).
     pub(crate) never_ready: bool,
+    /// Export files come broken: text that is not the file's (`Some(true)`: an error page), or
+    /// the file cut short with a good ending (`Some(false)`).
+    pub(crate) broken_files: Option<bool>,
     /// Contacts (ids or e-mails) whose lookup SALESmanago refuses (`success:false`), with every
     /// other contact asked in the same call: `listById` and `basicById` by id, `basic` by e-mail.
     pub(crate) refuse_lookup: BTreeSet<String>,
@@ -138,6 +141,7 @@ impl Salesmanago {
             history: Vec::new(),
             exports: BTreeMap::new(),
             never_ready: false,
+            broken_files: None,
             refuse_lookup: BTreeSet::new(),
             refused_lookups: BTreeSet::new(),
             card_reads: 0,
@@ -203,12 +207,14 @@ impl Salesmanago {
         }
     }
 
-    /// A contact changed in SALESmanago at `modified_on`, under a new id.
-    fn add_changed(&mut self, email: String, name: String, opted_out: bool, modified_on: u64) {
+    /// A contact changed in SALESmanago at `modified_on`, under a new id; its id.
+    pub(crate) fn add_changed(&mut self, email: String, name: String, opted_out: bool, modified_on: u64) -> String {
         let id = self.new_id();
         self.ids.insert(id.clone(), email.clone());
-        let record = SmRecord { opted_out, changed: true, ..SmRecord::new(id, email.clone(), name, modified_on) };
+        let record =
+            SmRecord { opted_out, changed: true, ..SmRecord::new(id.clone(), email.clone(), name, modified_on) };
         self.store.insert(email, record);
+        id
     }
 
     /// `count` contacts only SALESmanago has (added there, never in Dynamics), changed at
@@ -695,7 +701,11 @@ impl Salesmanago {
                 false,
             );
         }
-        let bytes = text.into_bytes();
+        let bytes = match self.broken_files {
+            Some(true) => b"<html><body>502 Bad Gateway</body></html>".to_vec(),
+            Some(false) => text.as_bytes()[..text.len() / 2].to_vec(),
+            None => text.into_bytes(),
+        };
         let mut parts = Vec::new();
         let mut at = 0;
         while at < bytes.len() {

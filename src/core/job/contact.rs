@@ -750,3 +750,15 @@ fn failure(result: Result<Output, Error>) -> JobFailure {
         Ok(_) => unexpected().into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Level;
+
+    #[test]
+    fn levels_are_the_ones_set_form_notification_takes() {
+        // Dynamics shows a notification only at these levels (`formContext.ui.setFormNotification`).
+        let names = [Level::Info, Level::Warning, Level::Error].map(Level::name);
+        assert_eq!(names, ["INFO", "WARNING", "ERROR"]);
+    }
+}

@@ -24,6 +24,7 @@ use crate::prelude::*;
 use super::contact::{ContactStart, Task};
 use super::export::selection;
 use super::lease::User;
+use super::rng::Rng;
 use super::{Job, JobFailure, Prefetched, Read, Settled, Start, Summary};
 
 /// What a delivery asks for one contact.
@@ -160,7 +161,7 @@ impl Plan {
                 "webhooks are off on the SALESmanago Integration record: the browser sends changes on save",
             )));
         }
-        let mut seeds = Seeds(start.seed);
+        let mut seeds = Rng(start.seed);
         let mut forgets = Vec::new();
         for (index, delivery) in deliveries.iter().enumerate() {
             if let (Fate::Go, Work::Remove { email }) = (fates[index], &delivery.work) {
@@ -312,17 +313,6 @@ impl Burst {
             })
             .map(|answer| answer.unwrap_or(Err(Failed::ForNow("its job did not end".into()))))
             .collect()
-    }
-}
-
-/// Seeds for the burst's jobs, one after the other (SplitMix64's step).
-struct Seeds(u64);
-
-impl Seeds {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let z = (self.0 ^ (self.0 >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z ^ (z >> 31)
     }
 }
 

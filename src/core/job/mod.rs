@@ -24,6 +24,7 @@ mod export;
 pub mod lease;
 mod recheck;
 mod removal;
+mod rng;
 pub mod rules;
 mod runner;
 mod units;

@@ -21,6 +21,7 @@ use request::read;
 pub(super) use request::{Call, Error, Output, Request};
 
 use super::lease::Lease;
+use super::rng::Rng;
 use super::{Action, JobFailure, Read, Reply, Summary, Ticket, Writes, Writing};
 
 /// The longest wait for the next part of a download.
@@ -39,28 +40,6 @@ fn slot(service: Service) -> usize {
     match service {
         Service::Dataverse => 0,
         Service::Salesmanago => 1,
-    }
-}
-
-/// A small deterministic generator (SplitMix64) for request keys and jitter, seeded by the host
-/// with real randomness, and by tests with a number they can replay.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1_u64 << 53) as f64
-    }
-
-    fn key(&mut self) -> String {
-        format!("{:016x}{:016x}", self.next(), self.next())
     }
 }
 
