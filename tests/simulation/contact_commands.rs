@@ -52,7 +52,7 @@ fn contact_commands(seed: u64, contacts: usize) {
         world.habits = Habits {
             declines: 1 + world.rng.below(300),
             fails: 1 + world.rng.below(100),
-            lacks: 1 + world.rng.below(300),
+            lacks: 200 + world.rng.below(600),
         };
     }
     let clean = {
@@ -74,11 +74,16 @@ fn contact_commands(seed: u64, contacts: usize) {
     }
     for (n, id) in ids.iter().enumerate() {
         let row = world.dataverse.contacts.get_mut(id).expect("a contact");
-        // A SALESmanago id SALESmanago no longer knows (the contact was deleted there since):
-        // the commands find the contact by e-mail.
+        // A SALESmanago id SALESmanago no longer knows (the contact was deleted there, and came
+        // back under another id): the commands find the contact by e-mail.
         let synced = row.get(contact::SYNC_STATUS).and_then(Value::as_i64) == Some(SyncStatus::Synced.value().into());
         if world.rng.chance(100) && !synced {
             row.insert(contact::SALESMANAGO_ID.into(), format!("sm-gone-{n}").into());
+            if let Some(email) = text(row, contact::EMAIL).and_then(|e| normalize::email(&e).ok()) {
+                if world.salesmanago.by_email(&email).is_none() {
+                    world.salesmanago.add_foreign(&email, world.now);
+                }
+            }
         }
         // A contact SALESmanago refuses to look up.
         if world.rng.chance(30) {
@@ -114,9 +119,14 @@ fn contact_commands(seed: u64, contacts: usize) {
             .contacts
             .iter()
             .any(|(other, row)| *other != id && address(row).is_some_and(|a| Some(a) == address(&before)));
-        // SALESmanago users change opt-outs and consents of contacts sent before.
+        // SALESmanago users change opt-outs and consents of contacts sent before, and names.
         if world.rng.below(5) == 0 {
             world.salesmanago.change_consents(&mut world.rng);
+        }
+        if world.rng.below(3) == 0 {
+            if let Some(sm) = address(&before).and_then(|a| world.salesmanago.edit(&a)) {
+                sm.name = format!("Edited {renames}");
+            }
         }
         world.form.clear();
         world.answers.clear();

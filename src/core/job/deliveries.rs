@@ -328,7 +328,16 @@ mod tests {
         Delivery { contact: contact.into(), work: Work::Send { version: Some(version), changed: Vec::new() } }
     }
 
+    fn remove(contact: &str) -> Delivery {
+        Delivery { contact: contact.into(), work: Work::Remove { email: format!("{contact}@example.com") } }
+    }
+
     fn burst(deliveries: &[Delivery]) -> Burst {
+        burst_after(deliveries, |_| None)
+    }
+
+    /// The burst of `deliveries` on a host that sent what `sent` says last.
+    fn burst_after(deliveries: &[Delivery], sent: impl Fn(&str) -> Option<Sent>) -> Burst {
         let mut record = Map::new();
         record.insert(integration::WEBHOOKS.into(), Value::Bool(true));
         let credentials =
@@ -342,7 +351,7 @@ mod tests {
             now_ms: 0,
             seed: 1,
         };
-        let plan = Burst::plan(deliveries, &start.consents, |_| None);
+        let plan = Burst::plan(deliveries, &start.consents, sent);
         plan.start(start, Vec::new()).unwrap_or_else(|_| panic!("the record says to act"))
     }
 
@@ -370,6 +379,71 @@ mod tests {
                 Ok(Done::Gone),
             ]
         );
+    }
+
+    #[test]
+    fn each_deleted_contact_is_answered_from_its_removal() {
+        let deliveries = [remove("jan"), remove("ewa"), remove("ola"), remove("piotr")];
+        let burst = burst(&deliveries);
+        let deleted = |kept| Summary {
+            message: Message::Deleted { deleted: 1, failures: Vec::new(), kept, opt_out_only: false },
+            details: Vec::new(),
+            close_form: false,
+            download: None,
+            tally: Default::default(),
+        };
+        let failures = vec!["ola: SALESmanago is busy".to_owned()];
+        let refused = Message::Deleted { deleted: 0, failures, kept: 0, opt_out_only: false };
+        let down = Message::Dataverse { detail: "down".into() };
+        let forgotten = [
+            (0, Ok(deleted(1))),
+            (1, Ok(deleted(0))),
+            (2, Err(JobFailure { message: refused, kind: "deleteFailed" })),
+            (3, Err(JobFailure { message: down, kind: "dataverse" })),
+        ];
+        let answers = burst.answers(None, &forgotten);
+        // Another contact holds Jan's e-mail: its SALESmanago contact stays.
+        assert_eq!(answers[..2], [Ok(Done::Kept), Ok(Done::Went)]);
+        // The removal's own reason, not the delete command's summary of it.
+        assert_eq!(answers[2], Err(Failed::ForNow("ola: SALESmanago is busy".into())));
+        assert!(matches!(&answers[3], Err(Failed::ForNow(reason)) if reason.contains("down")), "{answers:?}");
+    }
+
+    #[test]
+    fn changes_that_went_already_are_answered_stale_with_those_riding_on_them() {
+        let sent = |_: &str| Some(Sent { version: Some(5), modified_ms: None });
+        let burst = burst_after(&[send("jan", 3), send("JAN", 4), send("ewa", 6)], sent);
+        let settled = Settled { went: vec!["ewa".into()], not_done: Vec::new() };
+        let answers = burst.answers(Some(Exported::Settled(&settled)), &[]);
+        assert_eq!(answers, [Ok(Done::Stale), Ok(Done::Stale), Ok(Done::Went)]);
+    }
+
+    #[test]
+    fn a_contacts_changes_in_one_burst_go_as_one_with_every_column_they_set() {
+        let change = |version, column: &str| Delivery {
+            contact: "jan".into(),
+            work: Work::Send { version: Some(version), changed: vec![column.into(), "firstname".into()] },
+        };
+        let plan = Burst::plan(&[change(1, "donotbulkemail"), change(2, "donotsms"), remove("ewa")], &[], |_| None);
+        assert_eq!(plan.selected, ["jan"]);
+        let columns: Vec<String> = ["donotbulkemail", "donotsms", "firstname"].map(String::from).to_vec();
+        assert_eq!(plan.changed, [("jan".to_owned(), columns)]);
+        // Its row is read beside the record (the deleted contact's is not read).
+        assert_eq!(plan.reads().len(), 1);
+    }
+
+    #[test]
+    fn rows_read_beside_the_record_reach_the_export_only_when_every_read_holds_all_its_rows() {
+        let page =
+            |body: &str| Ok(HttpResponse { date: Some("d".into()), status: 200, retry_after: None, body: body.into() });
+        let rows = r#"{"value":[{"contactid":"jan"},{"contactid":"ewa"}]}"#;
+        let read = prefetched(vec![page(rows), page(r#"{"value":[{"contactid":"ola"}]}"#)], 7).expect("read");
+        assert_eq!((read.rows.len(), read.date.as_deref(), read.at_ms), (3, Some("d"), 7));
+        // More rows behind a link, a failed read, or none: the export reads them itself.
+        let more = r#"{"value":[{"contactid":"jan"}],"@odata.nextLink":"https://x/next"}"#;
+        assert!(prefetched(vec![page(more)], 7).is_none());
+        assert!(prefetched(vec![page(rows), Err(DvFailure::default())], 7).is_none());
+        assert!(prefetched(Vec::new(), 7).is_none());
     }
 
     #[test]
