@@ -800,6 +800,10 @@ fn export_changes(seed: u64, contacts: usize) {
     let last = world.run(BulkJob::ExportChanges, 0).expect("a clean run succeeds");
     let told = last.details.iter().any(|d| d.contains("no longer keeps the changes since the last catch-up"));
     assert_eq!(told, expired, "the link expired: every contact read again, said so ({:?})", last.details);
+    // A clean run leaves the link to the changes after it, where Dynamics tracks changes: the
+    // next run reads those (deletions too) rather than every contact modified since a time.
+    let link = text(&world.dataverse.record, integration::CATCH_UP_DELTA);
+    assert_eq!(link.is_some(), world.dataverse.tracking, "a clean run's link: {link:?}");
     for email in &removed {
         let held = world.salesmanago.by_email(email);
         assert!(held.is_none_or(|sm| sm.opted_out), "{email}: deleted in Dynamics, still in SALESmanago: {held:?}");

@@ -229,7 +229,6 @@ impl Export {
         if self.ending.started() {
             return;
         }
-        self.settled_all |= self.recheck.is_some() && self.first_pass_done();
         self.pages_to_read.read(run, self.pages.len());
         if self.pages_to_read.done() && self.pages.is_empty() && !run.busy() {
             if let Some(catch_up) = &mut self.catch_up {
@@ -719,11 +718,14 @@ mod tests {
             record
         };
         let id = "0c03dc7d-6add-ea11-a813-000d3a21015b";
-        let good = format!(r#"{{"after":"{id}","total":10,"done":7,"skipped":2,"failed":1,"again":4,"entered":2}}"#);
+        let good = format!(
+            r#"{{"after":"{id}","total":13,"done":7,"skipped":2,"failed":1,"outside":3,"again":4,"entered":2}}"#
+        );
         let (after, tally) = read_checkpoint(&record(&good)).expect("a checkpoint that adds up resumes");
         assert_eq!((after.as_str(), tally.done, tally.skipped(), tally.failed()), (id, 7, 2, 1));
+        assert_eq!(tally.outside, 3, "the contacts outside the scope so far are counted on");
         assert_eq!((tally.again, tally.entered), (4, 2), "the contacts sent again so far are counted on");
-        let bad = format!(r#"{{"after":"{id}","total":10,"done":7,"skipped":2,"failed":2}}"#);
+        let bad = format!(r#"{{"after":"{id}","total":13,"done":7,"skipped":2,"failed":2,"outside":3}}"#);
         assert!(read_checkpoint(&record(&bad)).is_none(), "a garbled checkpoint starts the export over");
         let injected = good.replace(id, &format!("{id} or true"));
         assert!(read_checkpoint(&record(&injected)).is_none(), "only an id goes into the next run's filter");

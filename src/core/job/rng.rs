@@ -38,5 +38,10 @@ mod tests {
             [rng.next(), rng.next(), rng.next()],
             [0xe220_a839_7b1d_cdaf, 0x6e78_9e6a_a1b9_65f4, 0x06c4_5d18_8009_454f]
         );
+        // `unit` keeps the top 53 bits, as a fraction of 2^53; `key` is two draws in hex.
+        let mut rng = Rng(0);
+        assert_eq!(rng.unit(), (0xe220_a839_7b1d_cdaf_u64 >> 11) as f64 / 9_007_199_254_740_992.0);
+        assert!((0..1000).map(|_| rng.unit()).all(|u| (0.0..1.0).contains(&u)));
+        assert_eq!(Rng(0).key(), "e220a8397b1dcdaf6e789e6aa1b965f4");
     }
 }
