@@ -18,7 +18,7 @@ mod scope;
 
 use std::collections::BTreeSet;
 
-use salesmanago_dynamics::core::command::BulkJob;
+use salesmanago_dynamics::core::command::{BulkJob, Command};
 use salesmanago_dynamics::core::dataverse::error::DvFailure;
 use salesmanago_dynamics::core::dataverse::schema::{contact, integration, Job as JobColumns, SyncStatus};
 use salesmanago_dynamics::core::i18n::{Lang, Message};
@@ -26,12 +26,12 @@ use salesmanago_dynamics::core::integration::{settings, Settings};
 use salesmanago_dynamics::core::job::contact::{ContactStart, FormAction, Task};
 use salesmanago_dynamics::core::job::lease::{Holder, User, STALE_MS};
 use salesmanago_dynamics::core::job::{record_columns, Action, Job, JobFailure, Reply, Start, Summary, Ticket};
-use salesmanago_dynamics::core::json::{Map, Value};
+use salesmanago_dynamics::core::json::{self, Map, Value};
 use salesmanago_dynamics::core::mapping::normalize;
 use salesmanago_dynamics::core::salesmanago::HttpResponse;
 use salesmanago_dynamics::core::sync::{unix_ms, Tally};
 
-use dataverse::{Dataverse, LeaseWrite};
+use dataverse::{sql_key, Dataverse, LeaseWrite};
 use rng::Rng;
 use salesmanago::Salesmanago;
 
@@ -82,6 +82,11 @@ pub(crate) struct World {
     pub(crate) slow_ms: u64,
     /// Each "preparing the file" progress the job showed: (true time, seconds it says it waited).
     pub(crate) preparing: Vec<(u64, u64)>,
+    /// Writes of Export all's checkpoint asked for (each attempt, answered or not).
+    pub(crate) checkpoint_writes: u64,
+    /// Every answer takes the same time (none overtakes another): a run whose pages end in the
+    /// order they were read.
+    pub(crate) steady: bool,
 }
 
 /// How the user and the form answer a contact command, as chances in a thousand (none by
@@ -121,6 +126,8 @@ impl World {
             answers: Vec::new(),
             slow_ms: 0,
             preparing: Vec::new(),
+            checkpoint_writes: 0,
+            steady: false,
         }
     }
 
@@ -207,7 +214,10 @@ impl World {
         for _ in 0..10_000_000 {
             while let Some(action) = job.poll(self.local()) {
                 // Mostly quick; now and then slow, so requests overtake each other.
-                let latency = 5 + self.rng.below(150) + if self.rng.chance(100) { self.rng.below(3000) } else { 0 };
+                let latency = match self.steady {
+                    true => 50,
+                    false => 5 + self.rng.below(150) + if self.rng.chance(100) { self.rng.below(3000) } else { 0 },
+                };
                 let latency = latency + self.slow_ms;
                 match action {
                     Action::Read { ticket, read } => {
@@ -232,6 +242,10 @@ impl World {
                         in_flight.push((self.now + latency, ticket, Reply::Dataverse(reply)));
                     }
                     Action::Patch { ticket, path, if_match, body } => {
+                        let checkpoint = JobColumns::Export.checkpoint_column();
+                        if json::from_str(&body).is_ok_and(|b| b.get(checkpoint).is_some_and(|c| !c.is_null())) {
+                            self.checkpoint_writes += 1;
+                        }
                         let reply = if path.starts_with("contacts(") {
                             assert_eq!(if_match, "*", "a contact is updated, never created");
                             self.dataverse.patch_row(&path, &body, &mut self.rng, self.now)
@@ -274,6 +288,18 @@ impl World {
                         in_flight.push((at, ticket, Reply::Salesmanago(end)));
                     }
                     Action::Progress(Message::PreparingFile { seconds }) => self.preparing.push((self.now, seconds)),
+                    Action::Progress(
+                        Message::Progress { done, total: Some(total), .. }
+                        | Message::Waiting { done, total: Some(total), .. },
+                    ) => assert!(done <= total, "progress says {done} of {total}"),
+                    // Export all counts each contact once (none is deleted while it runs here).
+                    Action::Progress(
+                        Message::Progress { command: Command::ExportAll, done, .. }
+                        | Message::Waiting { command: Command::ExportAll, done, .. },
+                    ) => {
+                        let contacts = self.dataverse.contacts.len() as u64;
+                        assert!(done <= contacts, "progress says {done} of {contacts} contacts handled");
+                    }
                     Action::Progress(_) => {}
                     Action::Finished(result) => {
                         assert!(job.poll(self.local()).is_none(), "a finished job asks for nothing more");
@@ -348,8 +374,27 @@ impl World {
         for tries in 1..=3 {
             self.tries = tries;
             self.another_browser();
+            // Export all resumes after its checkpoint: it sends no contact up to it again.
+            let after = self
+                .dataverse
+                .record
+                .get(checkpoint)
+                .and_then(Value::as_str)
+                .and_then(|c| json::from_str(c).ok()?.get("after")?.as_str().map(str::to_owned));
+            let upserts = self.salesmanago.history.len();
             let mut running = self.start(job);
             result = self.drive(&mut running, None).expect("driven to the end");
+            if let (BulkJob::ExportAll, Some(after)) = (job, &after) {
+                for (email, _) in &self.salesmanago.history[upserts..] {
+                    let beyond = self.dataverse.contacts.iter().any(|(id, row)| {
+                        sql_key(id) > sql_key(after)
+                            && text(row, "emailaddress1").is_some_and(|e| e.trim().eq_ignore_ascii_case(email))
+                    });
+                    assert!(beyond, "{email} sent again by a run resumed after {after}");
+                }
+            }
+            // Only "Export selected" keeps what went (the relay answers by it).
+            assert!(job == BulkJob::ExportSelected || running.went().is_empty(), "{job:?} kept what went");
             let passing = ["(throttled)", "(server)", "(timeout)", "(network)", "(invalidResponse)", "(dataverse)"];
             if !result.as_ref().is_err_and(|f| passing.iter().any(|k| f.ends_with(k))) {
                 break;
@@ -491,8 +536,15 @@ fn export_all(seed: u64, contacts: usize) {
     world.dataverse.refuse.clear();
     world.dataverse.faults = Faults::default();
     world.salesmanago.faults = Faults::default();
+    // Its pages end in the order they were read: it saves its checkpoint every 10 pages of 400
+    // contacts, but at the last.
+    world.steady = true;
+    let writes = world.checkpoint_writes;
     let clean = world.run(BulkJob::ExportAll, 0).expect("a clean export succeeds");
+    world.steady = false;
     world.check_synced();
+    let (pages, writes) = (contacts.div_ceil(400) as u64, world.checkpoint_writes - writes);
+    assert_eq!(writes, pages.saturating_sub(1) / 10, "checkpoints in {pages} pages");
     for (id, row) in &world.dataverse.contacts {
         let sendable = world.dataverse.valid_email(row);
         let status = row.get(contact::SYNC_STATUS).and_then(Value::as_i64);
