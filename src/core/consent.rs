@@ -24,6 +24,7 @@
 //!   value back to the old base before then is taken for no change.
 //! - A consent SALESmanago holds none of counts as not given.
 
+use crate::core::dataverse::schema::{consent_name, contact};
 use crate::core::json::{self, Map, Value};
 use crate::core::sorted::SortedMap;
 use crate::prelude::*;
@@ -52,6 +53,16 @@ impl Key {
     /// Whether it is a channel, which Dynamics allows by default on a new contact.
     pub fn is_channel(&self) -> bool {
         matches!(self, Key::Newsletter | Key::Sms)
+    }
+
+    /// The value a contact column holds, if it holds one (`donotbulkemail`, `new_donotsms`,
+    /// `new_consent_<name>`).
+    pub fn of_column(column: &str) -> Option<Key> {
+        match column {
+            contact::DO_NOT_BULK_EMAIL => Some(Key::Newsletter),
+            contact::DO_NOT_SMS => Some(Key::Sms),
+            _ => consent_name(column).map(Key::Consent),
+        }
     }
 }
 

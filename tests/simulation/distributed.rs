@@ -24,7 +24,7 @@ use salesmanago_dynamics::core::json::{Map, Value};
 use salesmanago_dynamics::core::mapping::normalize;
 use salesmanago_dynamics::core::salesmanago::HttpResponse;
 
-use super::{for_each_seed, size, text, Faults, World};
+use super::{for_each_seed, size, text, Faults, World, START};
 
 /// A delivery waiting in Dataverse's asynchronous service, with the tries made.
 struct Queued {
@@ -87,11 +87,14 @@ impl Scenario {
         row.insert("fullname".into(), name.into());
         // The admin's mapped column changes with it (mapped or not).
         row.insert(SEGMENT.into(), format!("S{version}").into());
+        let mut changed = vec!["firstname".into(), "lastname".into(), "fullname".into(), SEGMENT.into()];
+        // Now and then the user grants the consent in the same edit.
+        if world.rng.below(4) == 0 && row.get(CONSENT) != Some(&Value::Bool(true)) {
+            row.insert(CONSENT.into(), true.into());
+            changed.push(CONSENT.into());
+        }
         world.dataverse.touch(&id, world.now);
-        let work = Work::Send {
-            version: Some(version),
-            changed: vec!["firstname".into(), "lastname".into(), "fullname".into(), SEGMENT.into()],
-        };
+        let work = Work::Send { version: Some(version), changed };
         self.enqueue(world, Delivery { contact: id, work });
     }
 
@@ -270,6 +273,20 @@ impl Scenario {
                 let row = world.dataverse.contacts.get(id).unwrap_or_else(|| panic!("{id} went, but is no contact"));
                 let email = email_key(row).unwrap_or_else(|| panic!("{id} went without an e-mail"));
                 assert!(upserted.contains(&email), "{id} went, but SALESmanago got no upsert of {email}");
+                // A consent its user granted, in a change this burst delivered, went with it
+                // (whatever the order of delivery), dated when it went.
+                let granted = items.iter().any(|d| {
+                    d.contact.eq_ignore_ascii_case(id)
+                        && matches!(&d.work, Work::Send { changed, .. } if changed.iter().any(|c| c == CONSENT))
+                });
+                if granted {
+                    let sm = world.salesmanago.by_email(&email).expect("it went");
+                    assert_eq!(sm.consents.get("MARKETING"), Some(&true), "{id}: a deliberate grant did not go");
+                    let on = sm.agreed_on.get("MARKETING").copied().unwrap_or_default();
+                    // (On the clock of the relay that sent it: up to ten minutes off.)
+                    let skew = 600_000;
+                    assert!((START - skew..=world.now + skew).contains(&on), "{id}: the grant went dated {on}");
+                }
             }
             if let Ok(summary) = &result {
                 assert!(summary.tally.done == 0 || !went.is_empty(), "sent {}, but nothing went", summary.tally.done);
@@ -332,6 +349,14 @@ impl Scenario {
             None => Exported::Ended { result, went },
         });
         let answers = burst.answers(exported, &forgotten);
+        // A change that granted a consent is never stale, whatever came before it: only its
+        // delivery says the grant was the user's.
+        for (item, answer) in items.iter().zip(&answers) {
+            if let Work::Send { changed, .. } = &item.work {
+                let granted = changed.iter().any(|c| c == CONSENT);
+                assert!(!granted || !matches!(answer, Ok(Done::Stale)), "{}: a grant answered stale", item.contact);
+            }
+        }
         // A change whose contact went is answered so (not "gone", not a failure to try again).
         for (item, answer) in items.iter().zip(&answers) {
             if matches!(item.work, Work::Send { .. }) && went.contains(&item.contact.to_ascii_lowercase()) {
@@ -358,6 +383,9 @@ impl Scenario {
 /// A column the admin maps to a SALESmanago detail in half the runs: it reaches SALESmanago on
 /// the webhook path too (whose rows, read before the record said so, lack it).
 const SEGMENT: &str = "new_segment";
+
+/// The consent column the relay's bursts read.
+const CONSENT: &str = "new_consent_marketing";
 
 fn distributed(seed: u64, contacts: usize) {
     let mut world = World::new(seed, contacts);

@@ -110,12 +110,26 @@ fn scope_on_every_path(seed: u64, contacts: usize) {
         .collect();
     world.now += 3_600_000;
     let there = held(&world);
+    // Now and then SALESmanago fails the opt-out of some leaving contacts (their batch): they
+    // fail for now, and count so, not as outside; the next export marks them.
+    if opt_out && world.rng.below(2) == 0 {
+        let failing: Vec<String> =
+            held_before.iter().map(|(email, ..)| email.clone()).filter(|_| world.rng.below(2) == 0).collect();
+        world.salesmanago.failing.extend(failing);
+    }
     let summary = world.run(BulkJob::ExportAll, 0).expect("a clean export succeeds");
     check_nothing_outside_went(&world, &there);
     assert_eq!(summary.tally.entered, 0, "a contact never marked outside does not count as entering");
     assert!(summary.tally.adds_up(), "{:?}", summary.tally);
+    let failed = Some(i64::from(SyncStatus::Failed.value()));
+    let unmarked = leaving.iter().filter(|id| status(&world.dataverse.contacts[*id]) == failed).count() as u64;
     let outside = world.dataverse.contacts.values().filter(|r| !flagged(r)).count() as u64;
-    assert_eq!(summary.tally.outside, outside, "{:?}", summary.tally);
+    assert_eq!(summary.tally.outside, outside - unmarked, "{unmarked} opt-outs failed: {:?}", summary.tally);
+    if !world.salesmanago.failing.is_empty() {
+        world.salesmanago.failing.clear();
+        let summary = world.run(BulkJob::ExportAll, 0).expect("a clean export succeeds");
+        assert_eq!(summary.tally.outside, outside, "{:?}", summary.tally);
+    }
     let marked = Some(i64::from(SyncStatus::OutOfScope.value()));
     for id in &leaving {
         let row = &world.dataverse.contacts[id];

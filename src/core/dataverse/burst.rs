@@ -8,6 +8,12 @@
 //! Without versions, `modifiedon` orders them, but it counts whole seconds: two changes in the
 //! same second are both sent, the later arrival last. A deletion is final: it wins over every
 //! change of its contact in the burst.
+//!
+//! A change in which the user set a consent-like column (the newsletter, SMS, a consent) is never
+//! stale: the consent rule sends a grant only as the user's deliberate change, and only a
+//! change's own delivery says which columns its request set. When it comes after a newer change
+//! of the contact went, the contact goes again, as it is now, with those columns as set by the
+//! user; else the grant would be lost to the order of delivery.
 
 use crate::core::sorted::SortedMap;
 use crate::prelude::*;
@@ -23,6 +29,8 @@ pub struct Change {
     pub modified_ms: Option<u64>,
     /// The contact was deleted.
     pub delete: bool,
+    /// The request set a consent-like column.
+    pub deliberate: bool,
 }
 
 /// What becomes of one change of a burst.
@@ -93,6 +101,9 @@ pub fn coalesce(changes: &[Change], sent: impl Fn(&str) -> Option<Sent>) -> Vec<
             winner.insert(key, index);
         }
     }
+    // Contacts with a change that set a consent-like column: their newest change goes.
+    let deliberate: Vec<String> =
+        changes.iter().filter(|c| c.deliberate).map(|c| c.contact.to_ascii_lowercase()).collect();
     changes
         .iter()
         .enumerate()
@@ -102,7 +113,8 @@ pub fn coalesce(changes: &[Change], sent: impl Fn(&str) -> Option<Sent>) -> Vec<
             if won != index {
                 return Fate::RidesOn(won);
             }
-            let stale = !change.delete && sent(&key).is_some_and(|last| change.went(&last));
+            let stale =
+                !change.delete && !deliberate.contains(&key) && sent(&key).is_some_and(|last| change.went(&last));
             if stale {
                 Fate::Stale
             } else {
@@ -117,11 +129,17 @@ mod tests {
     use super::*;
 
     fn change(contact: &str, modified_ms: Option<u64>, delete: bool) -> Change {
-        Change { contact: contact.into(), version: None, modified_ms, delete }
+        Change { contact: contact.into(), version: None, modified_ms, delete, deliberate: false }
     }
 
     fn versioned(contact: &str, version: u64, modified_ms: u64) -> Change {
-        Change { contact: contact.into(), version: Some(version), modified_ms: Some(modified_ms), delete: false }
+        Change {
+            contact: contact.into(),
+            version: Some(version),
+            modified_ms: Some(modified_ms),
+            delete: false,
+            deliberate: false,
+        }
     }
 
     fn at(modified_ms: u64) -> Option<Sent> {
@@ -166,6 +184,19 @@ mod tests {
     }
 
     #[test]
+    fn a_change_of_a_consent_goes_even_after_a_newer_change_went() {
+        // A grant (version 7) delivered after the name's change (version 8) went: the contact
+        // goes again, as it is now, so that the grant goes as the user's.
+        let newer = Some(Sent { version: Some(8), modified_ms: Some(1000) });
+        let grant = Change { deliberate: true, ..versioned("a", 7, 1000) };
+        assert_eq!(coalesce(::core::slice::from_ref(&grant), |_| newer), [Fate::Go]);
+        // Riding on the contact's newest change in the burst, it makes that one go.
+        let changes = [versioned("a", 8, 1000), grant];
+        assert_eq!(coalesce(&changes, |_| newer), [Fate::Go, Fate::RidesOn(0)]);
+        assert_eq!(coalesce(&changes[..1], |_| newer), [Fate::Stale], "without it, stale");
+    }
+
+    #[test]
     fn fates_hold_for_any_arrival_order() {
         // Every order of the same changes sends the same version of each contact.
         let changes = [
@@ -173,7 +204,7 @@ mod tests {
             versioned("a", 3, 3),
             versioned("b", 2, 2),
             versioned("a", 2, 3),
-            Change { contact: "b".into(), version: None, modified_ms: Some(9), delete: true },
+            Change { contact: "b".into(), version: None, modified_ms: Some(9), delete: true, deliberate: false },
         ];
         let mut order: Vec<usize> = (0..changes.len()).collect();
         for round in 0..120 {

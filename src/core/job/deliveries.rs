@@ -11,6 +11,7 @@
 //! ```
 
 use crate::core::command::BulkJob;
+use crate::core::consent::Key;
 use crate::core::dataverse::burst::{coalesce, Change, Fate, Sent};
 use crate::core::dataverse::error::{self, DvFailure};
 use crate::core::dataverse::query;
@@ -237,6 +238,10 @@ impl Burst {
                 },
                 modified_ms: None,
                 delete: matches!(d.work, Work::Remove { .. }),
+                deliberate: match &d.work {
+                    Work::Send { changed, .. } => changed.iter().any(|c| Key::of_column(c).is_some()),
+                    Work::Remove { .. } => false,
+                },
             })
             .collect();
         let fates = coalesce(&changes, sent);

@@ -23,7 +23,7 @@ use super::fields::{FieldMapping, Problem};
 use super::normalize::{self, Date, EmailProblem};
 use crate::core::consent::{decide, Base, Key, Theirs};
 use crate::core::dataverse::contact::ContactRow;
-use crate::core::dataverse::schema::{consent_name, contact};
+use crate::core::dataverse::schema::contact;
 use crate::core::json::{Map, Value};
 use crate::core::salesmanago::contact::SmContact;
 use crate::core::salesmanago::contact::{Address, ConsentDetail, ContactData, UpsertDetails};
@@ -167,11 +167,7 @@ pub fn to_salesmanago(row: &ContactRow, options: &OutboundOptions, mapping: &Fie
     let mut sent: Vec<(Key, bool)> = Vec::new();
     let mut dynamics = Map::new();
     for (key, ours) in row.consent_values() {
-        let changed_now = options.changed.iter().any(|c| match &key {
-            Key::Newsletter => c == contact::DO_NOT_BULK_EMAIL,
-            Key::Sms => c == contact::DO_NOT_SMS,
-            Key::Consent(name) => consent_name(c).as_deref() == Some(name.as_str()),
-        });
+        let changed_now = options.changed.iter().any(|c| Key::of_column(c).as_ref() == Some(&key));
         let decision = decide(&key, ours, held.theirs(&key), agreed.get(&key), changed_now);
         if let Some((column, value)) = decision.to_dynamics.and_then(|granted| row.consent_column(&key, granted)) {
             dynamics.insert(column, value.into());
