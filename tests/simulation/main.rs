@@ -87,6 +87,8 @@ pub(crate) struct World {
     /// Every answer takes the same time (none overtakes another): a run whose pages end in the
     /// order they were read.
     pub(crate) steady: bool,
+    /// The most requests a job had in flight at once, both services together.
+    pub(crate) most_in_flight: usize,
 }
 
 /// How the user and the form answer a contact command, as chances in a thousand (none by
@@ -128,6 +130,7 @@ impl World {
             preparing: Vec::new(),
             checkpoint_writes: 0,
             steady: false,
+            most_in_flight: 0,
         }
     }
 
@@ -311,6 +314,8 @@ impl World {
                     return None;
                 }
             }
+            let requests: BTreeSet<Ticket> = in_flight.iter().map(|(_, ticket, _)| *ticket).collect();
+            self.most_in_flight = self.most_in_flight.max(requests.len());
             // A job that waits for nothing would sit until its heartbeat (30 s) woke it.
             assert!(!job.stalled(), "the job waits for nothing and has not finished");
             let next_reply = in_flight.iter().map(|(at, ..)| *at).min();
@@ -539,12 +544,17 @@ fn export_all(seed: u64, contacts: usize) {
     // Its pages end in the order they were read: it saves its checkpoint every 10 pages of 400
     // contacts, but at the last.
     world.steady = true;
+    world.most_in_flight = 0;
     let writes = world.checkpoint_writes;
     let clean = world.run(BulkJob::ExportAll, 0).expect("a clean export succeeds");
     world.steady = false;
     world.check_synced();
     let (pages, writes) = (contacts.div_ceil(400) as u64, world.checkpoint_writes - writes);
     assert_eq!(writes, pages.saturating_sub(1) / 10, "checkpoints in {pages} pages");
+    // Each service has its own requests in flight (the record's concurrency at most, each): over
+    // many pages, more than one service's worth are on their way at once.
+    let (most, limit) = (world.most_in_flight, world.settings().concurrency as usize);
+    assert!(pages < 12 || most > limit, "at most {most} requests in flight (the limit: {limit} a service)");
     for (id, row) in &world.dataverse.contacts {
         let sendable = world.dataverse.valid_email(row);
         let status = row.get(contact::SYNC_STATUS).and_then(Value::as_i64);
