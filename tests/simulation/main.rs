@@ -89,6 +89,17 @@ pub(crate) struct World {
     pub(crate) steady: bool,
     /// The most requests a job had in flight at once, both services together.
     pub(crate) most_in_flight: usize,
+    /// What the last job driven showed: any progress, and a wait told after a service asked
+    /// for one of 2 s or more (`Retry-After`), and whether one asked.
+    pub(crate) shown: Shown,
+}
+
+/// What a job showed while it ran ([`World::shown`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Shown {
+    progress: bool,
+    waiting: bool,
+    asked_to_wait: bool,
 }
 
 /// How the user and the form answer a contact command, as chances in a thousand (none by
@@ -131,6 +142,7 @@ impl World {
             checkpoint_writes: 0,
             steady: false,
             most_in_flight: 0,
+            shown: Shown::default(),
         }
     }
 
@@ -214,8 +226,19 @@ impl World {
         let dated = |reply: Result<HttpResponse, DvFailure>, now: u64| {
             reply.map(|response| HttpResponse { date: Some(rng::http_date(now / 1000 * 1000, 0)), ..response })
         };
+        // A request asked to wait (`Retry-After` in seconds) goes again no sooner (true time;
+        // the header counts whole seconds).
+        let mut not_before: std::collections::BTreeMap<Ticket, u64> = Default::default();
+        self.shown = Shown::default();
         for _ in 0..10_000_000 {
             while let Some(action) = job.poll(self.local()) {
+                if let Some(at) = action_ticket(&action).and_then(|t| not_before.remove(&t)) {
+                    assert!(self.now + 1000 >= at, "a request went again {} ms before it was asked to", at - self.now);
+                }
+                if let Action::Progress(message) = &action {
+                    self.shown.progress = true;
+                    self.shown.waiting |= matches!(message, Message::Waiting { .. });
+                }
                 // Mostly quick; now and then slow, so requests overtake each other.
                 let latency = match self.steady {
                     true => 50,
@@ -329,6 +352,14 @@ impl World {
             self.now = self.now.max(next);
             if let Some(at) = in_flight.iter().position(|(when, ..)| *when <= self.now) {
                 let (_, ticket, reply) = in_flight.swap_remove(at);
+                let asked = match &reply {
+                    Reply::Dataverse(Ok(r)) | Reply::Salesmanago(Ok(r)) if r.status == 429 => r.retry_after.as_deref(),
+                    _ => None,
+                };
+                if let Some(seconds) = asked.and_then(|a| a.parse::<u64>().ok()) {
+                    not_before.insert(ticket, self.now + seconds * 1000);
+                    self.shown.asked_to_wait |= seconds >= 2;
+                }
                 job.handle(ticket, reply, self.local());
             }
         }
@@ -389,6 +420,10 @@ impl World {
             let upserts = self.salesmanago.history.len();
             let mut running = self.start(job);
             result = self.drive(&mut running, None).expect("driven to the end");
+            // A job that ran showed its progress; any job tells each wait a service asked for.
+            let shown = self.shown;
+            assert!(shown.progress || result.is_err(), "{job:?} ran and showed no progress: {result:?}");
+            assert!(!shown.asked_to_wait || shown.waiting, "{job:?} was asked to wait and did not say so");
             if let (BulkJob::ExportAll, Some(after)) = (job, &after) {
                 for (email, _) in &self.salesmanago.history[upserts..] {
                     let beyond = self.dataverse.contacts.iter().any(|(id, row)| {
@@ -1124,6 +1159,20 @@ fn for_each_seed(name: &str, size: impl Fn(u64) -> usize, check: impl Fn(u64, us
             FAILED.store(true, std::sync::atomic::Ordering::Relaxed);
             panic!("{name} failed for seed {seed} ({contacts} contacts): replay with SIM_SEED={seed} cargo test --test simulation {name} -- --nocapture");
         }
+    }
+}
+
+/// The ticket an action is answered with, if it is a request.
+fn action_ticket(action: &Action) -> Option<Ticket> {
+    match action {
+        Action::Read { ticket, .. }
+        | Action::Write { ticket, .. }
+        | Action::Get { ticket, .. }
+        | Action::Patch { ticket, .. }
+        | Action::Delete { ticket, .. }
+        | Action::Call { ticket, .. }
+        | Action::Download { ticket, .. } => Some(*ticket),
+        Action::Form { .. } | Action::Progress(_) | Action::Finished(_) => None,
     }
 }
 
