@@ -229,6 +229,8 @@ impl World {
         // A request asked to wait (`Retry-After` in seconds) goes again no sooner (true time;
         // the header counts whole seconds).
         let mut not_before: std::collections::BTreeMap<Ticket, u64> = Default::default();
+        // The wait the answer just handed over asked for, in seconds.
+        let mut just_asked = None;
         self.shown = Shown::default();
         for _ in 0..10_000_000 {
             while let Some(action) = job.poll(self.local()) {
@@ -237,7 +239,15 @@ impl World {
                 }
                 if let Action::Progress(message) = &action {
                     self.shown.progress = true;
-                    self.shown.waiting |= matches!(message, Message::Waiting { .. });
+                    if let Message::Waiting { seconds, .. } = message {
+                        self.shown.waiting = true;
+                        // Both services ask for 5 s at most here (a date may round up a second,
+                        // and the clock read from Dataverse's answers be off one more).
+                        assert!((1..=7).contains(seconds), "waiting {seconds} s");
+                        // Just asked: at least that long (the header's whole seconds).
+                        let asked = just_asked.unwrap_or(0);
+                        assert!(*seconds + 1 >= asked, "waiting {seconds} s, asked for {asked} s");
+                    }
                 }
                 // Mostly quick; now and then slow, so requests overtake each other.
                 let latency = match self.steady {
@@ -337,6 +347,7 @@ impl World {
                     return None;
                 }
             }
+            just_asked = None;
             let requests: BTreeSet<Ticket> = in_flight.iter().map(|(_, ticket, _)| *ticket).collect();
             self.most_in_flight = self.most_in_flight.max(requests.len());
             // A job that waits for nothing would sit until its heartbeat (30 s) woke it.
@@ -359,6 +370,7 @@ impl World {
                 if let Some(seconds) = asked.and_then(|a| a.parse::<u64>().ok()) {
                     not_before.insert(ticket, self.now + seconds * 1000);
                     self.shown.asked_to_wait |= seconds >= 2;
+                    just_asked = Some(seconds);
                 }
                 job.handle(ticket, reply, self.local());
             }
