@@ -24,7 +24,7 @@ use salesmanago_dynamics::core::dataverse::schema::{contact, integration, Job as
 use salesmanago_dynamics::core::i18n::{Lang, Message};
 use salesmanago_dynamics::core::integration::{settings, Settings};
 use salesmanago_dynamics::core::job::contact::{ContactStart, FormAction, Task};
-use salesmanago_dynamics::core::job::lease::{Holder, User, STALE_MS};
+use salesmanago_dynamics::core::job::lease::{Holder, User, HEARTBEAT_MS, STALE_MS};
 use salesmanago_dynamics::core::job::{record_columns, Action, Job, JobFailure, Reply, Start, Summary, Ticket};
 use salesmanago_dynamics::core::json::{self, Map, Value};
 use salesmanago_dynamics::core::mapping::normalize;
@@ -522,6 +522,28 @@ impl World {
                 assert!(
                     failure.contains("Anna Nowak") && failure.contains(&format!("done: {}", holder.done)),
                     "{failure}"
+                );
+                // How long it has run, and how long until it may be taken over, as Dataverse's
+                // clock says (a browser reads it within a few seconds).
+                let number = |field: &str| -> u64 {
+                    let at = failure.find(field).unwrap_or_else(|| panic!("{field} in {failure}")) + field.len();
+                    failure[at..]
+                        .chars()
+                        .take_while(char::is_ascii_digit)
+                        .collect::<String>()
+                        .parse()
+                        .expect("a number")
+                };
+                let (minutes, left) = (number("minutes: "), number("seconds_left: "));
+                let ran = (self.now - holder.since_ms) / 60_000;
+                assert!(
+                    minutes + 1 >= ran && minutes <= ran,
+                    "running {minutes} minutes, {ran} by the record: {failure}"
+                );
+                let stale = (holder.heartbeat_ms + STALE_MS).saturating_sub(self.now) / 1000;
+                assert!(
+                    left <= STALE_MS / 1000 && left.abs_diff(stale) <= 10,
+                    "{left} s left, {stale} by the record: {failure}"
                 );
             }
             // Dataverse kept failing the read: the start failed, having written nothing.
@@ -1247,8 +1269,17 @@ fn refused_lease_write(seed: u64, contacts: usize) {
     let before = world.dataverse.contacts.clone();
     let sm_writes = world.salesmanago.writes;
     world.another_browser();
+    let started = world.now;
     let mut running = world.start(job);
     let first = world.drive_raw(&mut running, None, &mut Vec::new()).expect("driven to the end");
+    // A job renews its lease every 30 s while it runs: one that ran long enough met the refusal.
+    if let (LeaseWrite::Renew(n), Some(_)) = (refused, &world.dataverse.refuse_lease) {
+        let ran = world.now - started;
+        assert!(
+            ran < (u64::from(n) + 1) * HEARTBEAT_MS,
+            "{job:?} ran {ran} ms and renewed its lease fewer than {n} times"
+        );
+    }
     let say = |message: &Message| salesmanago_dynamics::core::i18n::text(message, Lang::En);
     if world.dataverse.refuse_lease.take().is_none() {
         match (refused, &first) {
