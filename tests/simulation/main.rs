@@ -1154,6 +1154,20 @@ fn file_never_ready(seed: u64, contacts: usize) {
     world.run(BulkJob::PullConsents, 0).expect("once the file comes, the pull goes through");
 }
 
+/// SALESmanago refuses every call as not authenticated (the API secret was changed there):
+/// each job stops at its first answer, saying why, and marks no contact failed.
+fn wrong_credentials(seed: u64, contacts: usize) {
+    let mut world = World::new(seed, contacts);
+    world.salesmanago.unauthenticated = true;
+    for job in [BulkJob::ExportAll, BulkJob::ExportChanges, BulkJob::PullConsents, BulkJob::PullChanges] {
+        let before = world.dataverse.contacts.clone();
+        world.now += 600_000;
+        let failure = world.run(job, 0).expect_err("refused as not authenticated");
+        assert!(failure.ends_with("(auth)"), "{job:?}: {failure}");
+        assert!(world.dataverse.contacts == before, "{job:?} changed contacts");
+    }
+}
+
 fn seeds() -> Vec<u64> {
     match std::env::var("SIM_SEED") {
         Ok(seed) => vec![seed.parse().expect("SIM_SEED is a number")],
@@ -1466,6 +1480,11 @@ fn pull_changes_never_passes_a_change_it_did_not_apply() {
 #[test]
 fn pull_consents_gives_up_on_a_file_that_never_comes_or_comes_broken() {
     for_each_seed("file_never_ready", |seed| size(seed) / 20 + 5, file_never_ready);
+}
+
+#[test]
+fn wrong_credentials_stop_every_job_at_once_and_change_no_contact() {
+    for_each_seed("wrong_credentials", |seed| size(seed) / 10 + 20, wrong_credentials);
 }
 
 #[test]

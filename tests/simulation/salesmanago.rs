@@ -82,6 +82,8 @@ pub(crate) struct Salesmanago {
     pub(crate) history: Vec<(String, String)>,
     /// Export jobs: when each file is ready, and its text (the contacts as they were asked for).
     exports: BTreeMap<String, (u64, String)>,
+    /// Every call is refused as not authenticated (the API secret changed in SALESmanago).
+    pub(crate) unauthenticated: bool,
     /// Export files are never ready (SALESmanago's job stuck).
     pub(crate) never_ready: bool,
     /// Export files come broken: text that is not the file's (`Some(true)`: an error page), or
@@ -141,6 +143,7 @@ impl Salesmanago {
             history: Vec::new(),
             exports: BTreeMap::new(),
             never_ready: false,
+            unauthenticated: false,
             broken_files: None,
             refuse_lookup: BTreeSet::new(),
             refused_lookups: BTreeSet::new(),
@@ -378,6 +381,12 @@ impl Salesmanago {
         }
         if rng.chance(self.faults.server_error) {
             return answer(500, Value::Null);
+        }
+        if self.unauthenticated {
+            return answer(
+                200,
+                object(vec![("success", false.into()), ("message", Value::Array(vec!["Not authenticated".into()]))]),
+            );
         }
         let body = json::from_str(&request.body).expect("the engine sends JSON");
         let method = request.url.rsplit_once("/api/").map(|(_, m)| m).expect("an API URL");
