@@ -2,6 +2,8 @@
 //! burst's jobs: seeded by the host with real randomness, and by tests with a number they can
 //! replay.
 
+use crate::prelude::*;
+
 /// SplitMix64.
 pub(super) struct Rng(pub(super) u64);
 
