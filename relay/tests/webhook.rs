@@ -407,6 +407,16 @@ fn update(id: &str, op: &str, image: Value) -> String {
     event.to_string()
 }
 
+/// [`update`] whose request set no consent-like column: a change that can be stale (one that
+/// set a consent is never stale, so that the user's grant goes whatever the order of delivery;
+/// see `a_consent_set_in_an_older_change_goes_even_after_a_newer_one_went`).
+fn update_plain(id: &str, op: &str, image: Value) -> String {
+    let mut event: Value = serde_json::from_str(&update(id, op, image)).unwrap();
+    let attributes = event["InputParameters"][0]["value"]["Attributes"].as_array_mut().unwrap();
+    attributes.retain(|a| a["key"] != contact::DO_NOT_BULK_EMAIL);
+    event.to_string()
+}
+
 /// The fixture's Delete, as delivery `op` of contact `id` whose pre-image holds `email`.
 fn delete(id: &str, op: &str, email: &str) -> String {
     let mut event: Value = serde_json::from_str(DELETE).unwrap();
@@ -922,12 +932,16 @@ async fn a_burst_goes_as_batch_upserts_one_per_contact_as_dataverse_holds_it() {
     let older = org.put_contact(&id(0), json!({"firstname": "Older"}));
     let newer = org.put_contact(&id(0), json!({"firstname": "Newer"}));
     let image = |version: u64, first: &str| json!({"versionnumber": version, "firstname": first, "emailaddress1": "contact0@example.com"});
-    let mut bodies = vec![update(&id(0), &op(1000), image(newer, "Newer"))];
+    let mut bodies = vec![update_plain(&id(0), &op(1000), image(newer, "Newer"))];
     for n in 1..=60 {
         let email = format!("contact{n}@example.com");
-        bodies.push(update(&id(n), &op(n), json!({"versionnumber": versions[n as usize], "emailaddress1": email})));
+        bodies.push(update_plain(
+            &id(n),
+            &op(n),
+            json!({"versionnumber": versions[n as usize], "emailaddress1": email}),
+        ));
     }
-    bodies.push(update(&id(0), &op(1001), image(older, "Older")));
+    bodies.push(update_plain(&id(0), &op(1001), image(older, "Older")));
 
     let answers = futures_util::future::join_all(bodies.iter().map(|body| world.deliver(relay, body))).await;
     assert!(answers.iter().all(|(status, said)| *status == 200 && said["done"] == "done"), "{answers:?}");
@@ -945,7 +959,7 @@ async fn a_burst_goes_as_batch_upserts_one_per_contact_as_dataverse_holds_it() {
 
     // The older change delivered again, alone: stale, so neither read nor sent.
     let reads = org.requests().iter().filter(|r| r.path == "contacts").count();
-    let (status, said) = world.deliver(relay, &update(&id(0), &op(1002), image(older, "Older"))).await;
+    let (status, said) = world.deliver(relay, &update_plain(&id(0), &op(1002), image(older, "Older"))).await;
     assert_eq!((status, said["reason"].as_str()), (200, Some(STALE)), "{said}");
     assert_eq!(world.sm.calls().len(), calls.len());
     assert_eq!(org.requests().iter().filter(|r| r.path == "contacts").count(), reads);
@@ -1029,7 +1043,7 @@ async fn a_delivery_is_answered_in_time_and_its_repeat_is_harmless() {
     world.sm.lock().slow_ms = 800;
     let relay = world.relay(&[("RELAY_ANSWER_WITHIN_MS", "200")]).await;
     let version = world.org.put_contact(JAN, json!({"firstname": "Jan", "emailaddress1": JAN_EMAIL}));
-    let update = update(JAN, &op(1), json!({"versionnumber": version}));
+    let update = update_plain(JAN, &op(1), json!({"versionnumber": version}));
     let started = std::time::Instant::now();
     // Not waiting for the relay's work after its answer.
     let (status, said) = deliver(relay, Some(&world.key), &update, &[]).await;
@@ -1063,13 +1077,36 @@ async fn without_dataverse_access_deliveries_are_refused_naming_dataverse_url() 
 }
 
 #[tokio::test]
+async fn a_consent_set_in_an_older_change_goes_even_after_a_newer_one_went() {
+    let world = World::new().await;
+    let org = &world.org;
+    // The user opts Jan out of the newsletter (the request sets `donotbulkemail`), then edits
+    // the name; Dataverse delivers the name's change first.
+    let older = org.put_contact(JAN, json!({"firstname": "Old", "emailaddress1": JAN_EMAIL, "donotbulkemail": true}));
+    let older = update(JAN, &op(1), json!({"versionnumber": older, "firstname": "Old", "donotbulkemail": true}));
+    let newer = org.put_contact(JAN, json!({"firstname": "New", "fullname": "New Name"}));
+    let newer = update_plain(JAN, &op(2), json!({"versionnumber": newer, "firstname": "New", "fullname": "New Name"}));
+    let relay = world.relay(&[]).await;
+    assert_eq!(world.deliver(relay, &newer).await.1["done"], "done");
+    let sent = world.sm.upserted().len();
+    // The opt-out's own change comes after: not stale, the contact goes again as it is now.
+    let (status, said) = world.deliver(relay, &older).await;
+    assert_eq!((status, said["done"].as_str(), said["reason"].as_str()), (200, Some("done"), Some("")), "{said}");
+    let upserted = world.sm.upserted();
+    assert_eq!(upserted.len(), sent + 1, "sent again");
+    assert_eq!(upserted[sent]["contact"]["name"], upserted[sent - 1]["contact"]["name"], "as the contact is now");
+    assert_eq!(upserted[sent]["forceOptOut"], true, "the user's opt-out goes as theirs");
+    world.assert_faithful();
+}
+
+#[tokio::test]
 async fn an_older_delivery_never_overwrites_a_newer_change_on_any_relay_instance() {
     let world = World::new().await;
     let org = &world.org;
     let older = org.put_contact(JAN, json!({"firstname": "Old", "lastname": "Name", "emailaddress1": JAN_EMAIL}));
-    let older = update(JAN, &op(1), json!({"versionnumber": older, "firstname": "Old", "fullname": "Old Name"}));
+    let older = update_plain(JAN, &op(1), json!({"versionnumber": older, "firstname": "Old", "fullname": "Old Name"}));
     let newer = org.put_contact(JAN, json!({"firstname": "New"}));
-    let newer = update(JAN, &op(2), json!({"versionnumber": newer, "firstname": "New", "fullname": "New Name"}));
+    let newer = update_plain(JAN, &op(2), json!({"versionnumber": newer, "firstname": "New", "fullname": "New Name"}));
     // Two instances: each with its own memory, the same org and SALESmanago.
     let (first, second) = (world.relay(&[]).await, world.relay(&[]).await);
 
@@ -1095,12 +1132,17 @@ async fn changes_of_a_contact_that_went_already_are_all_answered_done_together()
     let older = org.put_contact(JAN, json!({"firstname": "Old", "emailaddress1": JAN_EMAIL}));
     let newer = org.put_contact(JAN, json!({"firstname": "New"}));
     let relay = world.relay(&[("RELAY_BURST_MS", "300")]).await;
-    assert_eq!(world.deliver(relay, &update(JAN, &op(1), json!({"versionnumber": newer}))).await.1["done"], "done");
+    assert_eq!(
+        world.deliver(relay, &update_plain(JAN, &op(1), json!({"versionnumber": newer}))).await.1["done"],
+        "done"
+    );
     // Dataverse delivers both changes once more (its retry of each, after an answer was lost),
     // together: neither is newer than what went, so neither is read or sent, and both are
     // answered so that Dataverse does not try again.
-    let again =
-        [update(JAN, &op(2), json!({"versionnumber": newer})), update(JAN, &op(3), json!({"versionnumber": older}))];
+    let again = [
+        update_plain(JAN, &op(2), json!({"versionnumber": newer})),
+        update_plain(JAN, &op(3), json!({"versionnumber": older})),
+    ];
     let answers = futures_util::future::join_all(again.iter().map(|body| world.deliver(relay, body))).await;
     for (status, said) in &answers {
         assert_eq!(
