@@ -128,6 +128,12 @@ fn contact_commands(seed: u64, contacts: usize) {
                 sm.name = format!("Edited {renames}");
             }
         }
+        // Or its newsletter: opted out there, or back in.
+        if world.rng.below(4) == 0 {
+            if let Some(sm) = address(&before).and_then(|a| world.salesmanago.edit(&a)) {
+                sm.opted_out = !sm.opted_out;
+            }
+        }
         world.form.clear();
         world.answers.clear();
         let kind = world.rng.below(5);
