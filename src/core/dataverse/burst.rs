@@ -101,9 +101,12 @@ pub fn coalesce(changes: &[Change], sent: impl Fn(&str) -> Option<Sent>) -> Vec<
             winner.insert(key, index);
         }
     }
-    // Contacts with a change that set a consent-like column: their newest change goes.
-    let deliberate: Vec<String> =
+    // Contacts with a change that set a consent-like column (sorted, to be sought in a burst of
+    // thousands): their newest change goes.
+    let mut deliberate: Vec<String> =
         changes.iter().filter(|c| c.deliberate).map(|c| c.contact.to_ascii_lowercase()).collect();
+    crate::core::sorted::sort(&mut deliberate);
+    deliberate.dedup();
     changes
         .iter()
         .enumerate()
@@ -113,8 +116,9 @@ pub fn coalesce(changes: &[Change], sent: impl Fn(&str) -> Option<Sent>) -> Vec<
             if won != index {
                 return Fate::RidesOn(won);
             }
-            let stale =
-                !change.delete && !deliberate.contains(&key) && sent(&key).is_some_and(|last| change.went(&last));
+            let stale = !change.delete
+                && deliberate.binary_search(&key).is_err()
+                && sent(&key).is_some_and(|last| change.went(&last));
             if stale {
                 Fate::Stale
             } else {
