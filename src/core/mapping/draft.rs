@@ -488,6 +488,12 @@ mod tests {
         assert_eq!(all.get("new_syncscope"), Some(&Value::from(100_000_000u64)));
         // What the record holds reads back as the page showed it.
         assert_eq!(ScopeDraft::from_record(&view), draft("view", "", "All of them"));
+        assert_eq!(ScopeDraft::from_record(&marked), draft("marked", "new_marketing", ""));
+        // The page's shape reads back as written, trimmed.
+        let page = draft("view", "new_marketing", "All of them");
+        assert_eq!(ScopeDraft::of(&page.to_json()), page);
+        let spaced = json!({"rule": " marked ", "column": " new_marketing", "view": "", "leaving": "optout "});
+        assert_eq!(ScopeDraft::of(&spaced), draft("marked", "new_marketing", ""));
         assert_eq!(
             ScopeDraft::from_record(&Map::new()),
             ScopeDraft { rule: "all".into(), leaving: "alone".into(), ..ScopeDraft::default() }

@@ -361,6 +361,16 @@ impl FieldMapping {
         self.entries.is_empty()
     }
 
+    /// What the record's column holds for it: nothing for no entries (the built-in mapping
+    /// alone), else its stored JSON.
+    pub fn stored(&self) -> Value {
+        if self.is_empty() {
+            Value::Null
+        } else {
+            self.to_text().into()
+        }
+    }
+
     /// The columns to read for it (`$select`): a lookup as `_<column>_value`.
     pub fn columns(&self) -> impl Iterator<Item = String> + '_ {
         self.entries.iter().map(Entry::select)

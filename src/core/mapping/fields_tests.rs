@@ -50,6 +50,10 @@ fn none_is_none_and_a_mapping_reads_back_as_written() {
     let full = full();
     assert_eq!(full.entries.len(), 9);
     assert_eq!(FieldMapping::parse(&full.to_text()).unwrap(), full);
+    // The record holds its text, or nothing for no entries.
+    assert!(!full.is_empty() && FieldMapping::NONE.is_empty());
+    assert_eq!(full.stored().as_str().map(FieldMapping::parse), Some(Ok(full.clone())));
+    assert_eq!(mapping(json!([])).unwrap().stored(), Value::Null);
     assert_eq!(full.entries[3].target, Target::Tag("VIP_CLIENT".into()), "a tag as the vendor's SDK sends it");
     assert_eq!(full.entries[2].target, Target::Detail("last campaign".into()), "detail names keep their spaces");
     assert_eq!(full.entries[6].direction, Direction::ToSalesmanago, "to SALESmanago unless said");
@@ -74,10 +78,20 @@ fn what_is_not_a_mapping_is_refused_and_says_where() {
     );
     assert!(matches!(FieldMapping::parse(r#"{"version": 1, "entries": {}}"#), Err(MappingError::Shape { .. })));
     assert!(matches!(FieldMapping::parse(r#"{"version": 1, "extra": 1}"#), Err(MappingError::Shape { .. })));
+    // The labels' language is a code (`pl`, `en-us`), not any text.
+    let language = |code: &str| FieldMapping::parse(&format!(r#"{{"version": 1, "language": "{code}"}}"#));
+    assert_eq!(language(" PL-pl ").map(|m| m.language), Ok("pl-pl".into()));
+    assert!(matches!(language("Polish, as in Poland"), Err(MappingError::Shape { .. })));
+    assert!(matches!(FieldMapping::parse(r#"{"version": 1, "language": 1045}"#), Err(MappingError::Shape { .. })));
     let many: Vec<Value> = (0..=MAX_ENTRIES)
         .map(|i| json!({"column": format!("new_c{i}"), "type": "text", "detail": format!("d{i}")}))
         .collect();
-    assert_eq!(mapping(Value::Array(many)), Err(MappingError::TooMany { count: MAX_ENTRIES + 1 }));
+    assert_eq!(mapping(Value::Array(many.clone())), Err(MappingError::TooMany { count: MAX_ENTRIES + 1 }));
+    assert_eq!(
+        mapping(Value::Array(many[1..].to_vec())).map(|m| m.entries.len()),
+        Ok(MAX_ENTRIES),
+        "as many as allowed"
+    );
     // The entry's place and column are named.
     assert_eq!(
         mapping(
@@ -108,7 +122,14 @@ fn each_wrong_entry_has_its_reason() {
     );
     assert_eq!(problem(json!([{"column": "new_a", "type": "text", "detail": "  "}])), EntryProblem::Name("".into()));
     let long = "x".repeat(MAX_NAME + 1);
-    assert_eq!(problem(json!([{"column": "new_a", "type": "text", "detail": long.clone()}])), EntryProblem::Name(long));
+    assert_eq!(
+        problem(json!([{"column": "new_a", "type": "text", "detail": long.clone()}])),
+        EntryProblem::Name(long.clone())
+    );
+    assert_eq!(problem(json!([{"column": "new_a", "type": "yesno", "tag": " "}])), EntryProblem::Name("".into()));
+    assert_eq!(problem(json!([{"column": "new_a", "type": "yesno", "tag": long.clone()}])), EntryProblem::Name(long));
+    let longest = json!([{"column": "new_a", "type": "yesno", "tag": "x".repeat(MAX_NAME)}]);
+    assert_eq!(mapping(longest).map(|m| m.entries[0].target.clone()), Ok(Target::Tag("X".repeat(MAX_NAME))));
     assert_eq!(
         problem(json!([{"column": "new_a", "type": "yesno", "tag": "dynamics365"}])),
         EntryProblem::Name("dynamics365".into())
@@ -129,6 +150,10 @@ fn each_wrong_entry_has_its_reason() {
         EntryProblem::NotFromSalesmanago
     );
     assert_eq!(problem(json!([{"column": "new_a", "type": "choice", "detail": "d"}])), EntryProblem::Labels);
+    assert_eq!(
+        problem(json!([{"column": "new_a", "type": "choice", "detail": "d", "labels": {}}])),
+        EntryProblem::Labels
+    );
     assert_eq!(
         problem(json!([{"column": "new_a", "type": "choice", "detail": "d", "labels": {"x": "A"}}])),
         EntryProblem::Labels
@@ -284,12 +309,31 @@ fn company_text_comes_back_when_both_ways() {
 
 #[test]
 fn metadata_types_group_as_they_travel() {
-    assert_eq!(ColumnType::of_attribute("Memo"), Some(ColumnType::Text));
-    assert_eq!(ColumnType::of_attribute("Money"), Some(ColumnType::Number));
-    assert_eq!(ColumnType::of_attribute("Customer"), Some(ColumnType::Lookup));
-    assert_eq!(ColumnType::of_attribute("Status"), Some(ColumnType::Choice));
-    assert_eq!(ColumnType::of_attribute("MultiSelectPicklist"), None);
-    assert_eq!(ColumnType::of_attribute("Virtual"), None);
+    // Every `AttributeType` of Dataverse's metadata the editor offers, and some it does not.
+    let types = [
+        ("String", Some(ColumnType::Text)),
+        ("Memo", Some(ColumnType::Text)),
+        ("Integer", Some(ColumnType::Number)),
+        ("BigInt", Some(ColumnType::Number)),
+        ("Decimal", Some(ColumnType::Number)),
+        ("Double", Some(ColumnType::Number)),
+        ("Money", Some(ColumnType::Number)),
+        ("DateTime", Some(ColumnType::Date)),
+        ("Boolean", Some(ColumnType::YesNo)),
+        ("Picklist", Some(ColumnType::Choice)),
+        ("State", Some(ColumnType::Choice)),
+        ("Status", Some(ColumnType::Choice)),
+        ("Lookup", Some(ColumnType::Lookup)),
+        ("Customer", Some(ColumnType::Lookup)),
+        ("Owner", Some(ColumnType::Lookup)),
+        ("MultiSelectPicklist", None),
+        ("Virtual", None),
+        ("Image", None),
+        ("PartyList", None),
+    ];
+    for (attribute_type, kind) in types {
+        assert_eq!(ColumnType::of_attribute(attribute_type), kind, "{attribute_type}");
+    }
 }
 
 #[test]
@@ -338,4 +382,19 @@ fn the_fingerprint_changes_with_what_is_sent_only() {
     // Nothing sent by the mapping: the built-in mapping's (none), as contacts sent before one.
     assert_eq!(FieldMapping::NONE.fingerprint(), None);
     assert_eq!(print(json!([{"column": "new_vip", "type": "yesno", "tag": "vip", "direction": "from"}])), None);
+}
+
+#[test]
+fn only_details_and_tags_from_salesmanago_need_its_full_cards() {
+    let reads = |entries: Value| mapping(entries).unwrap().reads_cards();
+    assert!(reads(json!([{"column": "new_a", "type": "text", "detail": "a", "direction": "both"}])));
+    assert!(reads(json!([{"column": "new_v", "type": "yesno", "tag": "vip", "direction": "from"}])));
+    assert!(!reads(json!([{"column": "new_a", "type": "text", "detail": "a"}])), "sent only");
+    assert!(!reads(json!([{"column": "new_v", "type": "yesno", "tag": "vip", "direction": "to"}])), "sent only");
+    assert!(
+        !reads(json!([{"column": "new_company", "type": "text", "field": "company", "direction": "both"}])),
+        "a standard field is on every card"
+    );
+    assert!(!FieldMapping::NONE.reads_cards());
+    assert!(full().reads_cards());
 }

@@ -126,8 +126,7 @@ pub(crate) async fn save(
         _ => Vec::new(),
     };
     let record = scope.record(&Column::list(columns), &views).map_err(|p| text(&Message::ScopeProblem(p), lang))?;
-    let stored = if mapping.is_empty() { Value::Null } else { mapping.to_text().into() };
-    form.set_value(integration::FIELD_MAPPING, &stored).map_err(failed)?;
+    form.set_value(integration::FIELD_MAPPING, &mapping.stored()).map_err(failed)?;
     for (column, value) in record.iter() {
         form.set_value(column, value).map_err(failed)?;
     }
