@@ -285,6 +285,29 @@ fn from_salesmanago_only_what_differs_and_only_what_it_says() {
 }
 
 #[test]
+fn what_dynamics_holds_already_in_its_own_form_is_not_written_again() {
+    let sm = card(json!({
+        "email": "a@b.pl",
+        "properties": [{"name": "customer_no", "value": "C-2"}, {"name": "employees", "value": "1200.5"},
+                       {"name": "last campaign", "value": "20260401"}]
+    }));
+    let written = |current: &str| {
+        let mut columns = SortedMap::new();
+        full().from_salesmanago(&row(crate::core::json::from_str(current).unwrap()), &sm, &mut columns);
+        columns.into_iter().map(|(column, _)| column).collect::<Vec<_>>()
+    };
+    // As the Web API writes them: text with the spaces a user typed, a decimal with its
+    // scale, a date with its time.
+    let held = r#"{"new_customerno": "C-2  ", "numberofemployees": 1200.50,
+                   "lastusedincampaign": "2026-04-01T00:00:00Z"}"#;
+    assert_eq!(written(held), Vec::<String>::new());
+    let as_text = r#"{"new_customerno": "C-2", "numberofemployees": "1200.5", "lastusedincampaign": "2026-04-01"}"#;
+    assert_eq!(written(as_text), Vec::<String>::new(), "a number the row holds as text");
+    let other = r#"{"new_customerno": "C-3", "numberofemployees": 1200.51, "lastusedincampaign": "2026-04-02"}"#;
+    assert_eq!(written(other), ["lastusedincampaign", "new_customerno", "numberofemployees"]);
+}
+
+#[test]
 fn a_card_that_does_not_list_tags_or_details_changes_nothing() {
     let sm = card(json!({"email": "a@b.pl", "properties": [{"name": "industry", "value": "Mining"}]}));
     let mut columns = SortedMap::new();
