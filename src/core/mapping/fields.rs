@@ -753,12 +753,11 @@ fn toggle(details: &mut UpsertDetails, tag: String, on: bool) {
     }
 }
 
-/// `text` as a JSON number, if it is one.
+/// `text` as a JSON number, if it is one (JSON's grammar admits only digits, `-`, `+`, `.`,
+/// `e` and `E` in one, and nothing around it but the spaces trimmed).
 fn number(text: &str) -> Option<Value> {
-    let text = text.trim();
-    let plain = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit() || b"-+.eE".contains(&b));
-    match json::from_str(text) {
-        Ok(value @ Value::Number(_)) if plain => Some(value),
+    match json::from_str(text.trim()) {
+        Ok(value @ Value::Number(_)) => Some(value),
         _ => None,
     }
 }

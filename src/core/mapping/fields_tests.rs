@@ -421,3 +421,13 @@ fn only_details_and_tags_from_salesmanago_need_its_full_cards() {
     assert!(!FieldMapping::NONE.reads_cards());
     assert!(full().reads_cards());
 }
+
+#[test]
+fn a_number_from_salesmanago_is_a_json_number_and_nothing_else() {
+    for text in ["12", " -3.5 ", "1e3", "0"] {
+        assert!(matches!(number(text), Some(Value::Number(_))), "{text}");
+    }
+    for text in ["", " ", "12abc", "0x1F", "1,5", "NaN", "+5", "\"5\"", "[5]", "5 6", "1.", "Infinity"] {
+        assert_eq!(number(text), None, "{text}");
+    }
+}
