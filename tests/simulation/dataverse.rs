@@ -67,6 +67,9 @@ pub(crate) struct Dataverse {
     tokens_seen: std::collections::BTreeSet<String>,
     /// The renewals written so far, by lease token.
     renewals: BTreeMap<String, u32>,
+    /// The record's next guarded writes that find it changed by someone else (an admin saving
+    /// the record, a flow) since it was read: each is refused (`412`).
+    pub(crate) meddled: u32,
 }
 
 /// A write of a job's lease on the integration record.
@@ -177,6 +180,7 @@ impl Dataverse {
             refuse_lease: None,
             tokens_seen: Default::default(),
             renewals: BTreeMap::new(),
+            meddled: 0,
         }
     }
 
@@ -612,6 +616,11 @@ impl Dataverse {
     pub(crate) fn patch(&mut self, if_match: &str, body: &str, rng: &mut Rng, now: u64) -> Answer {
         if let Some(fault) = self.fault(rng, now, false) {
             return fault;
+        }
+        if self.meddled > 0 {
+            // Someone else's write came between the job's read and this one.
+            self.meddled -= 1;
+            self.version += 1;
         }
         if if_match != self.etag() {
             let body = r#"{"error":{"code":"0x80060882","message":"The version of the existing record doesn't match the RowVersion property provided."}}"#;

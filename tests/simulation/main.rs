@@ -24,7 +24,7 @@ use salesmanago_dynamics::core::dataverse::schema::{contact, integration, Job as
 use salesmanago_dynamics::core::i18n::{Lang, Message};
 use salesmanago_dynamics::core::integration::{settings, Settings};
 use salesmanago_dynamics::core::job::contact::{ContactStart, FormAction, Task};
-use salesmanago_dynamics::core::job::lease::{Holder, User, HEARTBEAT_MS, STALE_MS};
+use salesmanago_dynamics::core::job::lease::{Holder, User, HEARTBEAT_MS, MAX_CONFLICTS, STALE_MS};
 use salesmanago_dynamics::core::job::{record_columns, Action, Job, JobFailure, Reply, Start, Summary, Ticket};
 use salesmanago_dynamics::core::json::{self, Map, Value};
 use salesmanago_dynamics::core::mapping::normalize;
@@ -1337,6 +1337,33 @@ fn refused_lease_write(seed: u64, contacts: usize) {
     }
 }
 
+/// Someone else writes the integration record between each read and write of a job's lease,
+/// some number of times in a row. The job reads it again after each refusal (`412`) and
+/// bears `MAX_CONFLICTS` of them in a row; the next stops it, saying the record is busy,
+/// having changed nothing.
+fn busy_record(seed: u64, contacts: usize) {
+    let mut world = World::new(seed, contacts);
+    (world.dataverse.faults, world.salesmanago.faults) = (Faults::default(), Faults::default());
+    let busy = world.rng.below(2 * u64::from(MAX_CONFLICTS) + 2) as u32;
+    world.dataverse.meddled = busy;
+    let before = world.dataverse.contacts.clone();
+    let result = world.run(BulkJob::ExportAll, 0);
+    let refused = busy - world.dataverse.meddled;
+    if busy > MAX_CONFLICTS {
+        let failure = result.expect_err("a record busy past the bound stops the job");
+        assert!(failure.contains("recordBusy"), "{failure}");
+        assert_eq!(refused, MAX_CONFLICTS + 1, "{MAX_CONFLICTS} refusals borne, the next one stops it");
+        assert_eq!(world.dataverse.contacts, before, "stopped before its lease, yet changed contacts");
+        assert_eq!(world.salesmanago.writes, 0, "stopped before its lease, yet wrote to SALESmanago");
+        assert!(world.holder(BulkJob::ExportAll).is_none(), "no lease was taken");
+    } else {
+        let summary = result.unwrap_or_else(|f| panic!("{busy} refusals in a row stopped the job: {f}"));
+        assert_eq!(refused, busy);
+        assert!(summary.tally.adds_up(), "{:?}", summary.tally);
+        assert!(world.holder(BulkJob::ExportAll).is_some_and(|h| h.released), "the lease was given up");
+    }
+}
+
 /// A tab frozen mid-export (a laptop asleep) wakes while another run that took its lease over
 /// is under way: it stops at its next write of the record and writes nothing there, and the
 /// other run goes on to its end. When it wakes after the other run ended, it may only run
@@ -1453,6 +1480,11 @@ fn a_start_overtaken_by_a_whole_run_does_not_run_again() {
 #[test]
 fn a_frozen_run_taken_over_stops_and_writes_nothing_to_the_record() {
     for_each_seed("a_frozen_run", |seed| size(seed) / 4, frozen_tab);
+}
+
+#[test]
+fn a_record_busy_past_the_bound_stops_the_job_and_changes_nothing() {
+    for_each_seed("busy_record", |seed| size(seed) / 8, busy_record);
 }
 
 #[test]

@@ -33,7 +33,7 @@ pub const HEARTBEAT_MS: u64 = 30_000;
 pub const STALE_MS: u64 = 180_000;
 
 /// Conflicting writes (`412`) a guarded write tolerates before it gives up.
-pub(super) const MAX_CONFLICTS: u32 = 10;
+pub const MAX_CONFLICTS: u32 = 10;
 
 /// Who runs a job, as the host knows the user.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
