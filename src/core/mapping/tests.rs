@@ -288,6 +288,16 @@ fn one_word_names_and_the_other_phone_column() {
 }
 
 #[test]
+fn a_name_split_otherwise_in_dynamics_is_kept_when_it_reads_the_same() {
+    // A two-word last name: SALESmanago's one name would split it as "Jan Maria" + "Rokita".
+    let split = json!({"firstname": "Jan", "lastname": "Maria Rokita"});
+    assert_eq!(patch(split, json!({"name": "Jan  Maria Rokita"})), json!({}), "read as first and last");
+    let with_full = json!({"fullname": "Jan Maria Rokita", "firstname": "Jan", "lastname": "Maria Rokita"});
+    assert_eq!(patch(with_full, json!({"name": "Jan Maria Rokita"})), json!({}));
+    assert_eq!(patch(json!({}), json!({"name": "Jan Rokita"})), json!({"firstname": "Jan", "lastname": "Rokita"}));
+}
+
+#[test]
 fn a_new_street_clears_the_extra_lines() {
     let changes = patch(
         json!({"address1_line1": "Stara 1", "address1_line3": "x"}),
@@ -473,6 +483,7 @@ fn the_old_address_is_shared_when_another_contact_holds_it() {
         json!({"contactid": "c3"}),
     ];
     assert!(!held_by_another(&rows, "c1", "old@b.pl"), "its own row");
+    assert!(!held_by_another(&rows, "{C1}", "old@b.pl"), "its own row, its id as the form gives it");
     assert!(held_by_another(&rows, "c9", "old@b.pl"));
     assert!(held_by_another(&rows, "{C2}", "old@b.pl"));
     assert!(!held_by_another(&rows, "c9", "y@b.pl"));
