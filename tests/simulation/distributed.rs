@@ -32,10 +32,17 @@ struct Queued {
     tries: u8,
 }
 
-/// A relay instance: its memory of what it sent (lost on a restart).
-#[derive(Default)]
+/// A relay instance: its memory of what it sent (lost on a restart), and its machine's clock.
 struct Instance {
     sent: BTreeMap<String, Sent>,
+    /// How far its clock is from Dataverse's, ms (up to ten minutes either way).
+    skew: i64,
+}
+
+impl Instance {
+    fn new(world: &mut World) -> Instance {
+        Instance { sent: BTreeMap::new(), skew: world.rng.below(1_200_001) as i64 - 600_000 }
+    }
 }
 
 /// The version a name given by the scenario carries (`V<version> …`).
@@ -176,15 +183,44 @@ impl Scenario {
         }
     }
 
-    /// A burst on relay instance `instance`, as `relay/src/burst.rs` does it.
+    /// A burst on relay instance `instance`, on its clock. Each contact it wrote back is
+    /// stamped on Dataverse's clock (the catch-up compares the stamp with `modifiedon`), not
+    /// the instance's.
     fn burst(&mut self, world: &mut World, instance: usize, items: &[Delivery]) -> Vec<Answer> {
+        let (skew, started) = (world.skew, world.now);
+        world.skew = self.instances[instance].skew;
+        let stamps = |world: &World| -> BTreeMap<String, Option<String>> {
+            let stamp = |row: &Map| text(row, contact::SYNCED_ON);
+            items
+                .iter()
+                .filter_map(|d| Some((d.contact.clone(), stamp(world.dataverse.contacts.get(&d.contact)?))))
+                .collect()
+        };
+        let before = stamps(world);
+        let answers = self.burst_on(world, instance, items);
+        for (id, stamp) in stamps(world) {
+            let Some(stamp) = stamp.filter(|s| before.get(&id) != Some(&Some(s.clone()))) else { continue };
+            let at = salesmanago_dynamics::core::sync::unix_ms(&stamp).expect("a stamp is a date-time");
+            assert!(
+                (started.saturating_sub(1000)..=world.now + 1000).contains(&at),
+                "{id} stamped {stamp} by a relay {} s off, between {started} and {} on Dataverse's clock",
+                world.skew / 1000,
+                world.now
+            );
+        }
+        world.skew = skew;
+        answers
+    }
+
+    /// A burst on relay instance `instance`, as `relay/src/burst.rs` does it.
+    fn burst_on(&mut self, world: &mut World, instance: usize, items: &[Delivery]) -> Vec<Answer> {
         let record = world.dataverse.snapshot(SELECT);
         let start = BurstStart {
             records: vec![record],
             consents: vec!["new_consent_marketing".into()],
             client: world.settings().client,
             user: User { id: "app-user".into(), name: "SALESmanago relay".into() },
-            now_ms: world.now,
+            now_ms: world.local(),
             seed: world.rng.next(),
         };
         let memory = &self.instances[instance].sent;
@@ -408,7 +444,7 @@ fn distributed(seed: u64, contacts: usize) {
     let instances = 1 + world.rng.below(3) as usize;
     let mut scenario = Scenario {
         queue: Vec::new(),
-        instances: (0..instances).map(|_| Instance::default()).collect(),
+        instances: (0..instances).map(|_| Instance::new(&mut world)).collect(),
         relay_down: false,
         deleted: BTreeMap::new(),
         next_contact: 0,
@@ -431,7 +467,7 @@ fn distributed(seed: u64, contacts: usize) {
             85..=89 => {
                 // A relay instance restarts: its memory is gone.
                 let at = world.rng.below(instances as u64) as usize;
-                scenario.instances[at] = Instance::default();
+                scenario.instances[at].sent.clear();
             }
             90..=93 => {
                 let on = world.dataverse.record.get(integration::WEBHOOKS) == Some(&Value::Bool(true));
