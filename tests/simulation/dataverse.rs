@@ -58,6 +58,10 @@ pub(crate) struct Dataverse {
     /// The contacts of which Dynamics refused a write (for either reason) since this was last
     /// cleared: what a job's summary must call failed.
     pub(crate) refused_writes: std::collections::BTreeSet<String>,
+    /// Contacts whose next write of several columns Dataverse fails once, for a reason that
+    /// passes (its SQL deadlock): written again column by column, it goes, and the contact is
+    /// not failed.
+    pub(crate) deadlocked: std::collections::BTreeSet<String>,
     /// SALESmanago activity rows by id (with `_regardingobjectid_value`).
     pub(crate) activities: BTreeMap<String, Map>,
     /// One write of a job's lease that a plug-in on the integration record refuses (`400`),
@@ -176,6 +180,7 @@ impl Dataverse {
             keep_changes_ms: 7 * 86_400_000,
             refuse: Default::default(),
             refused_writes: Default::default(),
+            deadlocked: Default::default(),
             activities: BTreeMap::new(),
             refuse_lease: None,
             tokens_seen: Default::default(),
@@ -469,6 +474,9 @@ impl Dataverse {
     }
 
     fn update(&mut self, id: &str, columns: &Map, now: u64) -> Result<(), String> {
+        if columns.len() > 1 && self.deadlocked.remove(id) {
+            return Err("Generic SQL error: Transaction (Process ID 57) was deadlocked on lock resources with another process and has been chosen as the deadlock victim. Rerun the transaction.".into());
+        }
         let refused = self.check_update(id, columns);
         if refused.is_err() {
             self.refused_writes.insert(id.to_owned());

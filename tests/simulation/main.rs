@@ -713,6 +713,9 @@ fn pull_changes(seed: u64, contacts: usize) {
         let ids: Vec<String> = world.salesmanago.changed().filter(|sm| shows(sm)).map(|sm| sm.id.clone()).collect();
         world.salesmanago.refuse_lookup.extend(ids.into_iter().filter(|_| world.rng.chance(100)));
     }
+    // Now and then a contact's write meets a deadlock that passes when written again.
+    let ids: Vec<String> = world.dataverse.contacts.keys().filter(|_| world.rng.chance(30)).cloned().collect();
+    world.dataverse.deadlocked.extend(ids);
     world.now = START + 3_600_000;
     let interruptions = world.rng.below(3) as usize;
     match world.run(BulkJob::PullChanges, interruptions) {
@@ -1019,6 +1022,8 @@ fn pull_consents(seed: u64, contacts: usize) {
         }
         if world.rng.chance(100) {
             world.dataverse.refuse.insert(id);
+        } else if world.rng.chance(50) {
+            world.dataverse.deadlocked.insert(id);
         }
     }
     world.now += 3_600_000;
