@@ -261,6 +261,10 @@ mod tests {
         assert_eq!(email("  Jan.Kowalski@Example.COM "), Ok("jan.kowalski@example.com".into()));
         assert_eq!(email("a+tag@sub.example.co.uk"), Ok("a+tag@sub.example.co.uk".into()));
         assert_eq!(email("o'neil@example.ie"), Ok("o'neil@example.ie".into()));
+        // The longest an address and its local part may be: 254 and 64 characters.
+        let longest = format!("{}@{}.{}.{}.com", "a".repeat(64), "b".repeat(63), "c".repeat(63), "d".repeat(57));
+        assert_eq!(longest.len(), 254);
+        assert_eq!(email(&longest), Ok(longest.clone()));
     }
 
     #[test]
