@@ -1027,6 +1027,10 @@ fn pull_consents(seed: u64, contacts: usize) {
         }
     }
     world.now += 3_600_000;
+    // In half the worlds the file's server is busy at first, or asks to wait.
+    if world.rng.below(2) == 0 {
+        world.salesmanago.file_hiccups = vec![[500, 503, 408, 429][world.rng.below(4) as usize]];
+    }
     let before = world.dataverse.contacts.clone();
     world.dataverse.refused_writes.clear();
     let interruptions = world.rng.below(2) as usize;

@@ -89,6 +89,9 @@ pub(crate) struct Salesmanago {
     /// Export files come broken: text that is not the file's (`Some(true)`: an error page), or
     /// the file cut short with a good ending (`Some(false)`).
     pub(crate) broken_files: Option<bool>,
+    /// What the file's server answers the next downloads, one each, before it serves the file:
+    /// statuses that pass (busy, timed out, asking to wait).
+    pub(crate) file_hiccups: Vec<u16>,
     /// Contacts (ids or e-mails) whose lookup SALESmanago refuses (`success:false`), with every
     /// other contact asked in the same call: `listById` and `basicById` by id, `basic` by e-mail.
     pub(crate) refuse_lookup: BTreeSet<String>,
@@ -145,6 +148,7 @@ impl Salesmanago {
             never_ready: false,
             unauthenticated: false,
             broken_files: None,
+            file_hiccups: Vec::new(),
             refuse_lookup: BTreeSet::new(),
             refused_lookups: BTreeSet::new(),
             card_reads: 0,
@@ -703,12 +707,11 @@ impl Salesmanago {
     ) -> (Vec<Vec<u8>>, Result<HttpResponse, TransportFailure>, bool) {
         let id = url.rsplit('/').next().and_then(|f| f.strip_suffix(".json")).expect("a file address");
         let text = self.exports.get(id).map(|(_, text)| text.clone()).expect("a file SALESmanago handed out");
-        if rng.chance(self.faults.server_error) {
-            return (
-                Vec::new(),
-                Ok(HttpResponse { date: None, status: 503, retry_after: None, body: String::new() }),
-                false,
-            );
+        let hiccup = self.file_hiccups.pop().or_else(|| rng.chance(self.faults.server_error).then_some(503));
+        if let Some(status) = hiccup {
+            // The file's server speaks plain HTTP: no envelope, a `Retry-After` with a 429.
+            let retry_after = (status == 429).then(|| "2".to_owned());
+            return (Vec::new(), Ok(HttpResponse { date: None, status, retry_after, body: String::new() }), false);
         }
         let bytes = match self.broken_files {
             Some(true) => b"<html><body>502 Bad Gateway</body></html>".to_vec(),
