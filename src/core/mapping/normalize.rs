@@ -119,7 +119,8 @@ fn is_clean(raw: &str, max: usize) -> bool {
             after_space = false;
         }
     }
-    count > 0 && !after_space
+    // (Empty text ends "after a space", as it began.)
+    !after_space
 }
 
 /// A phone or fax number: digits with an optional leading `+` and the separators people type
@@ -386,8 +387,15 @@ mod tests {
             "1984/08/04",
             "",
             "0000-01-01",
+            "2024-05x01",
+            "2024x05-01",
         ] {
             assert_eq!(Date::parse_iso(bad), None, "{bad:?}");
+        }
+        // SALESmanago's `yyyyMMdd`, and nothing more or less.
+        assert_eq!(Date::parse_compact(" 19840804 "), Date::new(1984, 8, 4));
+        for bad in ["198408041", "1984084", "+0240501", "1984-8-4", "19840230", ""] {
+            assert_eq!(Date::parse_compact(bad), None, "{bad:?}");
         }
     }
 
@@ -398,6 +406,16 @@ mod tests {
         for ms in [0_u64, 86_399_999, 951_782_400_000, 1_700_000_000_000, 4_102_444_800_000] {
             let date = Date::from_unix_ms(ms);
             assert_eq!(date.days_since_epoch(), (ms / 86_400_000) as i64, "{ms}");
+        }
+        // Every day from 1970 to 2500 (past Howard Hinnant's era and century boundaries): a
+        // real date, the day after the one before, and back to the same day.
+        let mut before = Date::from_unix_ms(0);
+        for day in 1..=(2500 - 1970) * 366 {
+            let date = Date::from_unix_ms(day * 86_400_000);
+            assert_eq!(Date::new(date.year, date.month, date.day), Some(date), "day {day}");
+            assert!(date > before, "day {day}: {date:?} after {before:?}");
+            assert_eq!(date.days_since_epoch(), day as i64, "{date:?}");
+            before = date;
         }
         assert_eq!(unix_ms("2000-02-29T00:00:00Z"), Some(951_782_400_000));
         assert_eq!(unix_ms("2023-11-14T22:13:20.5Z"), Some(1_700_000_000_500));
