@@ -63,6 +63,10 @@ pub fn unix_ms(iso: &str) -> Option<u64> {
     let mut hms = time.split(':');
     let (h, m) = (hms.next()?.parse::<u64>().ok()?, hms.next()?.parse::<u64>().ok()?);
     let s = hms.next().map_or(Some(0), |s| s.split('.').next()?.parse::<u64>().ok())?;
+    // (A leap second is 60.)
+    if h > 23 || m > 59 || s > 60 {
+        return None;
+    }
     let days = u64::try_from(date.days_since_epoch()).ok()?;
     Some((days * 86_400 + h * 3600 + m * 60 + s) * 1000)
 }
@@ -423,6 +427,11 @@ mod tests {
         assert_eq!(unix_ms(&iso_datetime(1_800_000_000_000)), Some(1_800_000_000_000));
         assert_eq!(unix_ms("2017-09-26"), None);
         assert_eq!(unix_ms("soon"), None);
+        assert_eq!(unix_ms("2000-02-29T00:00:00Z"), Some(951_782_400_000));
+        assert_eq!(unix_ms("2023-11-14T23:59:60Z"), Some(1_700_006_400_000), "a leap second");
+        for bad in ["2023-11-14T24:00:00Z", "2023-11-14T23:60:00Z", "2023-11-14T23:59:61Z", "2023-02-29T00:00:00Z"] {
+            assert_eq!(unix_ms(bad), None, "{bad}");
+        }
     }
     use super::*;
     use crate::core::json::json;

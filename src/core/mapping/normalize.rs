@@ -237,22 +237,6 @@ impl Date {
     }
 }
 
-/// A Dataverse date-time (`2024-05-01T10:20:30Z`, optional fraction) as Unix milliseconds.
-pub fn unix_ms(raw: &str) -> Option<u64> {
-    let raw = raw.trim();
-    let date = Date::parse_iso(raw)?;
-    let time = raw.split_once('T').map_or("00:00:00", |(_, t)| t.trim_end_matches('Z'));
-    let (hms, fraction) = time.split_once('.').unwrap_or((time, ""));
-    let mut parts = hms.split(':').map(|p| p.parse::<u64>().ok());
-    let (h, m, s) = (parts.next()??, parts.next()??, parts.next().flatten().unwrap_or(0));
-    if h > 23 || m > 59 || s > 60 {
-        return None;
-    }
-    let millis: u64 = fraction.chars().chain("000".chars()).take(3).collect::<String>().parse().ok()?;
-    let days = u64::try_from(date.days_since_epoch()).ok()?;
-    Some(days * 86_400_000 + (h * 3600 + m * 60 + s) * 1000 + millis)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -417,9 +401,5 @@ mod tests {
             assert_eq!(date.days_since_epoch(), day as i64, "{date:?}");
             before = date;
         }
-        assert_eq!(unix_ms("2000-02-29T00:00:00Z"), Some(951_782_400_000));
-        assert_eq!(unix_ms("2023-11-14T22:13:20.5Z"), Some(1_700_000_000_500));
-        assert_eq!(unix_ms("2023-11-14T25:00:00Z"), None);
-        assert_eq!(unix_ms("yesterday"), None);
     }
 }
