@@ -61,6 +61,23 @@ fn email_changes(seed: u64, contacts: usize) {
     let holders = |email: &str| synced.iter().filter(|(_, _, e)| e == email).count();
     let mut touched = BTreeSet::new();
     let mut moved: Vec<(String, String, String, Moved)> = Vec::new();
+    // In half the larger worlds a bulk edit (an import, a script) moves 150 contacts in a
+    // row (as Dataverse orders them, so many share a page of 400) onto addresses other
+    // SALESmanago contacts have: far more refusals in a page than one lookup verifies.
+    if synced.len() >= 600 && world.rng.below(2) == 0 {
+        let mut in_order: Vec<&(String, String, String)> = synced.iter().filter(|(_, _, e)| holders(e) == 1).collect();
+        in_order.sort_by_key(|(id, ..)| crate::dataverse::sql_key(id));
+        let from = world.rng.below((in_order.len() - 150) as u64) as usize;
+        for (n, (id, sm_id, from)) in in_order[from..from + 150].iter().enumerate() {
+            let foreign = format!("bulk{n}.{seed}@example.net");
+            let taker = world.salesmanago.add_foreign(&foreign, world.now);
+            touched.insert(id.clone());
+            let row = world.dataverse.contacts.get_mut(id).expect("a contact");
+            row.insert(contact::EMAIL.into(), foreign.into());
+            world.dataverse.touch(id, world.now);
+            moved.push((id.clone(), sm_id.clone(), from.clone(), Moved::Taken(taker)));
+        }
+    }
     for (n, (id, sm_id, from)) in synced.iter().enumerate() {
         if touched.contains(id) || !world.rng.chance(120) {
             continue;
