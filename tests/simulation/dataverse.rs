@@ -74,6 +74,9 @@ pub(crate) struct Dataverse {
     /// The record's next guarded writes that find it changed by someone else (an admin saving
     /// the record, a flow) since it was read: each is refused (`412`).
     pub(crate) meddled: u32,
+    /// The next read of the record answers `429` asking to wait this many seconds (Dataverse's
+    /// execution-time limit, whose waits are long).
+    pub(crate) throttle_record: Option<u64>,
 }
 
 /// A write of a job's lease on the integration record.
@@ -186,6 +189,7 @@ impl Dataverse {
             tokens_seen: Default::default(),
             renewals: BTreeMap::new(),
             meddled: 0,
+            throttle_record: None,
         }
     }
 
@@ -608,6 +612,15 @@ impl Dataverse {
         }
         if path.starts_with(activity::ENTITY_SET) {
             return self.old_activities(path);
+        }
+        if let Some(seconds) = self.throttle_record.take() {
+            let body = r#"{"error":{"code":"0x80072321","message":"Combined execution time of incoming requests exceeded limit of 1,200,000 milliseconds over time window of 300 seconds."}}"#;
+            return Ok(HttpResponse {
+                date: None,
+                status: 429,
+                retry_after: Some(seconds.to_string()),
+                body: body.into(),
+            });
         }
         let select = path.split_once("?$select=").map_or("", |(_, s)| s);
         self.record_reads += 1;
