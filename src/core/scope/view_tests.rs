@@ -60,6 +60,10 @@ fn lists_patterns_and_nulls() {
     assert!(!like.includes(&row(json!({"emailaddress1": "anna@example.org"}))));
     let one = view(r#"<filter><condition attribute="jobtitle" operator="like" value="C_O"/></filter>"#);
     assert!(one.includes(&row(json!({"jobtitle": "CEO"}))) && !one.includes(&row(json!({"jobtitle": "CFOO"}))));
+    // A pattern's spaces count, as in SQL's LIKE: not trimmed as other values are.
+    let spaced = view(r#"<filter><condition attribute="jobtitle" operator="like" value="%ceo "/></filter>"#);
+    assert!(spaced.includes(&row(json!({"jobtitle": "Acting CEO "}))));
+    assert!(!spaced.includes(&row(json!({"jobtitle": "Acting CEO"}))));
     let begins = view(r#"<filter><condition attribute="jobtitle" operator="begins-with" value="50%"/></filter>"#);
     assert!(begins.includes(&row(json!({"jobtitle": "50% partner"}))));
     assert!(!begins.includes(&row(json!({"jobtitle": "500 partners"}))), "a % in the value is literal");
