@@ -61,14 +61,15 @@ fn email_changes(seed: u64, contacts: usize) {
     let holders = |email: &str| synced.iter().filter(|(_, _, e)| e == email).count();
     let mut touched = BTreeSet::new();
     let mut moved: Vec<(String, String, String, Moved)> = Vec::new();
-    // In half the larger worlds a bulk edit (an import, a script) moves 150 contacts in a
-    // row (as Dataverse orders them, so many share a page of 400) onto addresses other
-    // SALESmanago contacts have: far more refusals in a page than one lookup verifies.
-    if synced.len() >= 600 && world.rng.below(2) == 0 {
+    // In half the larger worlds (seeds 25, 75, …: the mutants' reduced set holds 25) a bulk edit
+    // (an import, a script) moves 150 contacts in a row (as Dataverse orders them, so many share
+    // a page of 400) onto addresses other SALESmanago contacts have: far more refusals in a page
+    // than one lookup verifies.
+    if synced.len() >= 600 && seed % 50 == 25 {
         let mut in_order: Vec<&(String, String, String)> = synced.iter().filter(|(_, _, e)| holders(e) == 1).collect();
         in_order.sort_by_key(|(id, ..)| crate::dataverse::sql_key(id));
-        let from = world.rng.below((in_order.len() - 150) as u64) as usize;
-        for (n, (id, sm_id, from)) in in_order[from..from + 150].iter().enumerate() {
+        let first = world.rng.below((in_order.len() - 150) as u64) as usize;
+        for (n, (id, sm_id, from)) in in_order[first..first + 150].iter().enumerate() {
             let foreign = format!("bulk{n}.{seed}@example.net");
             let taker = world.salesmanago.add_foreign(&foreign, world.now);
             touched.insert(id.clone());
