@@ -410,7 +410,14 @@ impl World {
             // when faults make its requests go again.
             let stop = 1 + self.rng.below(self.dataverse.contacts.len() as u64 / 8 + 40) as usize;
             if let Some(result) = self.drive(&mut running, Some(stop)) {
-                return result;
+                // It ended before it was abandoned. A failure for now is one of the user's tries
+                // below (the user starts the job again); anything else is its end.
+                if !fails_for_now(&result) {
+                    return result;
+                }
+                self.now += 60_000;
+                self.refused_while_held(job);
+                continue;
             }
             // The tab was closed; someone starts the job again, soon or later.
             self.now += 1000 + self.rng.below(2 * STALE_MS);
@@ -450,8 +457,7 @@ impl World {
             }
             // Only "Export selected" keeps what went (the relay answers by it).
             assert!(job == BulkJob::ExportSelected || running.went().is_empty(), "{job:?} kept what went");
-            let passing = ["(throttled)", "(server)", "(timeout)", "(network)", "(invalidResponse)", "(dataverse)"];
-            if !result.as_ref().is_err_and(|f| passing.iter().any(|k| f.ends_with(k))) {
+            if !fails_for_now(&result) {
                 break;
             }
             self.now += 60_000;
@@ -558,6 +564,13 @@ impl World {
         self.skew = skew;
         self.now = self.now.max(holder.heartbeat_ms + STALE_MS + CLOCK_ERROR_MS);
     }
+}
+
+/// Whether a job ended failing for now: a request failed every time it was tried, for a reason
+/// that passes (the user starts the job again later).
+fn fails_for_now(result: &Result<Summary, String>) -> bool {
+    let passing = ["(throttled)", "(server)", "(timeout)", "(network)", "(invalidResponse)", "(dataverse)"];
+    result.as_ref().is_err_and(|f| passing.iter().any(|k| f.ends_with(k)))
 }
 
 fn text(row: &Map, column: &str) -> Option<String> {
