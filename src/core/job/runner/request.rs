@@ -295,3 +295,36 @@ pub(super) fn read(request: &Request, client: &Client, reply: Reply) -> Result<O
         (_, _) => Err(Error::Dataverse(DvError::Refused { detail: "the host answered with the wrong service".into() })),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::salesmanago::relay::RelayKey;
+    use crate::core::salesmanago::{ApiSecret, Credentials, Endpoint, HttpResponse};
+
+    fn client(relay: bool) -> Client {
+        Client {
+            endpoint: Endpoint::parse("https://relay.example.com/sm").unwrap(),
+            credentials: Credentials { client_id: String::new(), api_secret: ApiSecret::new(""), owner: String::new() },
+            relay: RelayKey::new(if relay { "k1.x" } else { "" }),
+        }
+    }
+
+    fn downloaded(client: &Client, status: u16, body: &str) -> Result<Output, Error> {
+        let response = HttpResponse { date: None, status, retry_after: None, body: body.into() };
+        read(&Request::Download("files/1/a".into()), client, Reply::Salesmanago(Ok(response)))
+    }
+
+    #[test]
+    fn a_download_the_relay_refuses_names_its_reason_and_the_file_server_its_status() {
+        let refused = Refusal::File.body();
+        let through = downloaded(&client(true), 404, &refused);
+        assert!(matches!(through, Err(Error::Salesmanago(SmError::Relay(Refusal::File)))), "{through:?}");
+        // From SALESmanago's file server itself, such a body is not the relay's: its status tells.
+        let direct = downloaded(&client(false), 404, &refused);
+        assert!(matches!(direct, Err(Error::Salesmanago(SmError::UnexpectedStatus { status: 404 }))), "{direct:?}");
+        let busy = downloaded(&client(true), 503, "");
+        assert!(matches!(busy, Err(Error::Salesmanago(SmError::Server { status: 503 }))), "{busy:?}");
+        assert!(matches!(downloaded(&client(false), 200, ""), Ok(Output::Downloaded)));
+    }
+}
