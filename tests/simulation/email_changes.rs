@@ -68,8 +68,9 @@ fn email_changes(seed: u64, contacts: usize) {
     if synced.len() >= 600 && seed % 50 == 25 {
         let mut in_order: Vec<&(String, String, String)> = synced.iter().filter(|(_, _, e)| holders(e) == 1).collect();
         in_order.sort_by_key(|(id, ..)| crate::dataverse::sql_key(id));
-        let first = world.rng.below((in_order.len() - 150) as u64) as usize;
-        for (n, (id, sm_id, from)) in in_order[first..first + 150].iter().enumerate() {
+        let first = world.rng.below(in_order.len().saturating_sub(150) as u64 + 1) as usize;
+        in_order.truncate(first + 150);
+        for (n, (id, sm_id, from)) in in_order[first..].iter().enumerate() {
             let foreign = format!("bulk{n}.{seed}@example.net");
             let taker = world.salesmanago.add_foreign(&foreign, world.now);
             touched.insert(id.clone());

@@ -47,6 +47,19 @@ pub struct Client {
     pub relay: Option<relay::RelayKey>,
 }
 
+#[cfg(test)]
+impl Client {
+    /// For tests: the relay at `https://relay.example.com/sm` with relay key `key`, blank
+    /// credentials; with an empty key, the same address called as SALESmanago itself.
+    pub(crate) fn relayed(key: &str) -> Client {
+        Client {
+            endpoint: Endpoint::parse("https://relay.example.com/sm").unwrap(),
+            credentials: Credentials { client_id: String::new(), api_secret: ApiSecret::new(""), owner: String::new() },
+            relay: relay::RelayKey::new(key),
+        }
+    }
+}
+
 impl Client {
     /// The HTTP request for `operation`, signed with `nonce`.
     pub fn request<O: Operation>(&self, operation: &O, nonce: &Nonce) -> HttpRequest {

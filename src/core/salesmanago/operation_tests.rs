@@ -264,11 +264,7 @@ fn failures_reach_every_operation() {
 #[test]
 fn through_a_relay_requests_go_unsigned_with_the_key_and_its_refusals_are_named() {
     use super::relay::{Refusal, RelayKey};
-    let relay = Client {
-        endpoint: Endpoint::parse("https://relay.example.com/sm").unwrap(),
-        credentials: Credentials { client_id: String::new(), api_secret: ApiSecret::new(""), owner: String::new() },
-        relay: RelayKey::new("k1.abc"),
-    };
+    let relay = Client::relayed("k1.abc");
     let request = relay.request(&HasContact { email: "a@b.pl".into() }, &nonce());
     assert_eq!(request.url, "https://relay.example.com/sm/api/contact/hasContact");
     assert_eq!(request.body, r#"{"email":"a@b.pl"}"#, "no auth fields: the relay signs");

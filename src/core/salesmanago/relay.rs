@@ -307,16 +307,7 @@ mod tests {
         {
             assert!(!is_file_path(not), "{not}");
         }
-        use crate::core::salesmanago::{Client, Credentials, Endpoint};
-        let client = Client {
-            endpoint: Endpoint::parse("https://relay.example.com/sm").unwrap(),
-            credentials: Credentials {
-                client_id: String::new(),
-                api_secret: super::super::ApiSecret::new(""),
-                owner: String::new(),
-            },
-            relay: RelayKey::new("k1.x"),
-        };
+        let client = crate::core::salesmanago::Client::relayed("k1.x");
         assert_eq!(client.file_address("files/1/s/a"), "https://relay.example.com/sm/files/1/s/a");
         assert_eq!(client.file_address("https://files.example/1.json"), "https://files.example/1.json");
     }

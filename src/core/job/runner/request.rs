@@ -299,15 +299,10 @@ pub(super) fn read(request: &Request, client: &Client, reply: Reply) -> Result<O
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::salesmanago::relay::RelayKey;
-    use crate::core::salesmanago::{ApiSecret, Credentials, Endpoint, HttpResponse};
+    use crate::core::salesmanago::HttpResponse;
 
     fn client(relay: bool) -> Client {
-        Client {
-            endpoint: Endpoint::parse("https://relay.example.com/sm").unwrap(),
-            credentials: Credentials { client_id: String::new(), api_secret: ApiSecret::new(""), owner: String::new() },
-            relay: RelayKey::new(if relay { "k1.x" } else { "" }),
-        }
+        Client::relayed(if relay { "k1.x" } else { "" })
     }
 
     fn downloaded(client: &Client, status: u16, body: &str) -> Result<Output, Error> {
