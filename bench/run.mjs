@@ -10,8 +10,9 @@
 //     each run on a fresh sandbox whose contacts have the N columns either way: each pair's
 //     times, and the median of the pairs' ratios
 //     (with --profile 1, each run's CPU by process too).
-//   BENCH_ENGINE=<path of an engine.js built with --test-engine> runs another engine (an earlier
-//   commit's, built in a `git worktree`) in this bench and sandbox: a pair of runs, before and after.
+//   BENCH_ENGINE=<a directory built with --test-engine: its engine.js and engine-admin.js> runs
+//   another engine (an earlier commit's, built in a `git worktree`) in this bench and sandbox: a
+//   pair of runs, before and after.
 //   With --profile 1 each of Export all, Pull consents, Pull changes and Pull activity also prints the page's
 //   heaviest functions (BENCH_PROFILE_TOP of them, 15 by default), their sum by kind, and the
 //   functions of the longest stretch without idle time: what a long task was doing.
@@ -228,9 +229,10 @@ async function simulatorControl(sim, path, body) {
 async function sandboxWith(contacts, options, sim, columns = options.mapped) {
   // In memory: saving a 100,000-row file is the sandbox's chore, not Dataverse's behaviour.
   // The test engine: the shipped engine's jobs, plus `memoryBytes` and `salesmanagoCall`.
-  // BENCH_ENGINE names another test engine's engine.js (an earlier build's, for a pair of runs).
-  const engineJs = readFileSync(process.env.BENCH_ENGINE || join(root, "target", "engine-test", "engine.js"), "utf8");
-  const sandbox = await startSandbox({ port: 0, dataFile: null, reset: true, contacts, latencyMs: options.latencyMs, protection: Boolean(options.protection), engineJs });
+  // BENCH_ENGINE names another test engine's directory (an earlier build's, for a pair of runs).
+  const engineDir = process.env.BENCH_ENGINE || join(root, "target", "engine-test");
+  const engines = Object.fromEntries(["engine.js", "engine-admin.js"].map((file) => [file, readFileSync(join(engineDir, file), "utf8")]));
+  const sandbox = await startSandbox({ port: 0, dataFile: null, reset: true, contacts, latencyMs: options.latencyMs, protection: Boolean(options.protection), engines });
   const [record] = sandbox.dataverse.rows("new_salesmanagointegration");
   const mapping = mapColumns(sandbox, columns, options.mapped > 0);
   sandbox.dataverse.seed("new_salesmanagointegration", [
@@ -288,7 +290,8 @@ async function open(page, url) {
  */
 async function runJob(page, id) {
   return page.evaluate(async (id) => {
-    const engine = await SalesManagoEngine.ready().catch(() => null);
+    // Every job the bench runs is the integration record's.
+    const engine = await SalesManagoAdminEngine.ready().catch(() => null);
     let peak = 0;
     let peakHeap = 0;
     let peakWasm = 0;
@@ -301,7 +304,7 @@ async function runJob(page, id) {
       last = now;
       if (!force && ++ticks % 10 !== 0) return;
       window.gc();
-      const wasm = window.SalesManagoEngine && engine ? engine.memoryBytes() : 0;
+      const wasm = window.SalesManagoAdminEngine && engine ? engine.memoryBytes() : 0;
       peak = Math.max(peak, performance.memory.usedJSHeapSize + wasm);
       peakHeap = Math.max(peakHeap, performance.memory.usedJSHeapSize);
       peakWasm = Math.max(peakWasm, wasm);
@@ -344,7 +347,7 @@ function activityRows(text) {
 
 /** Loads the engine in the page (as a first click would) and returns it ready. */
 async function warm(page) {
-  await page.evaluate(() => window.SalesManago.loadEngine());
+  await page.evaluate(() => window.SalesManago.loadEngine("integration.exportAll"));
 }
 
 /** Ids per page of the reads that cut a read of every contact into parts (Read::KEYS_PAGE). */
@@ -429,7 +432,7 @@ function budget(requests, costMs) {
 async function naivePerContact(page, sim, count) {
   return page.evaluate(
     async ({ sim, count }) => {
-      const engine = await SalesManagoEngine.ready();
+      const engine = await SalesManagoAdminEngine.ready();
       const config = JSON.stringify({ endpoint: sim.url, clientId: sim.clientId, apiSecret: sim.apiSecret, owner: sim.owner });
       const { entities } = await Xrm.WebApi.retrieveMultipleRecords("contact", `?$select=contactid,emailaddress1,fullname&$filter=emailaddress1 ne null&$top=${count}`);
       const started = performance.now();
@@ -513,7 +516,8 @@ async function main() {
   const options = parse(process.argv.slice(2));
   if (options.compareMapped) return compareMapped(options);
   protectionOn = Boolean(options.protection);
-  const wasmFile = join(root, "target", "engine", "engine_opt.wasm");
+  // The engine of the integration record's jobs, as shipped.
+  const wasmFile = join(root, "target", "engine-admin", "engine_opt.wasm");
   const wasm = readFileSync(wasmFile);
   const dir = mkdtempSync(join(tmpdir(), "salesmanago-bench-"));
   const sim = await startSimulatorProcess(options.latencyMs);
@@ -630,7 +634,7 @@ async function main() {
 
     const gz = gzipSync(wasm, { level: 9 }).length;
     if (smallPeak) log(`memory: peak live ${fmt(exp.peakBytes / 1048576, 1)} MiB at ${n} vs ${fmt(smallPeak / 1048576, 1)} MiB at ${options.small} (${fmt((exp.peakBytes / smallPeak - 1) * 100, 1)}%; target ≤ 20%)`);
-    log(`wasm: ${wasm.length} B raw, ${gz} B gzip (its budget: ENGINE_BUDGET_BYTES in src/lib.rs)`);
+    log(`wasm: ${wasm.length} B raw, ${gz} B gzip (the admin engine; its budget: Engine::budget_bytes in src/core/command.rs)`);
     const stalls = Object.entries({ "export all": exp, "pull consents": con, "pull changes": chg, "pull activity": act }).filter(([, job]) => job);
     const limit = options.stallLimitMs;
     const over = limit ? stalls.filter(([, job]) => job.stallMs > limit) : [];

@@ -111,10 +111,11 @@ export const DEMO_INTEGRATION = { new_salesmanagointegrationid: "00000000-0000-4
 /**
  * Starts the sandbox on `host:port`. `dataFile` holds the Dataverse data (created and seeded
  * with `contacts` demo contacts when missing or when `reset`). Resolves to
- * `{url, dataverse, solution, close()}`. `engineJs`, when given, is served in place of the
- * solution's engine.js (the bench's test engine).
+ * `{url, dataverse, solution, close()}`. `engines`, when given, maps engine scripts' file names
+ * (`engine.js`, `engine-admin.js`) to texts served in place of the solution's (the bench's test
+ * engine).
  */
-export async function startSandbox({ port = 0, host = "127.0.0.1", dataFile = null, reset = false, contacts = 200, latencyMs = 0, protection, engineJs = null, webhooks = null } = {}) {
+export async function startSandbox({ port = 0, host = "127.0.0.1", dataFile = null, reset = false, contacts = 200, latencyMs = 0, protection, engines = {}, webhooks = null } = {}) {
   const built = loadBuiltSolution();
   // Dataverse's webhooks (registration tables, deliveries) and Entra ID for the relay's
   // application user; `webhooks` holds createEvents' options, or `true` for the defaults.
@@ -151,7 +152,7 @@ export async function startSandbox({ port = 0, host = "127.0.0.1", dataFile = nu
     const entry = built.entries.get(resource.fileName.replace(/^\//, ""));
     if (entry) files.set("/WebResources/" + resource.name, { body: entry, type: WEBRESOURCE_TYPES[resource.type] || "application/octet-stream" });
   }
-  if (engineJs !== null) files.set("/WebResources/new_/salesmanago/engine.js", { body: Buffer.from(engineJs, "utf8"), type: "text/javascript" });
+  for (const [file, js] of Object.entries(engines)) files.set(`/WebResources/new_/salesmanago/${file}`, { body: Buffer.from(js, "utf8"), type: "text/javascript" });
 
   function definitions() {
     const out = {};

@@ -22,6 +22,10 @@
 //! machinery (see the README's Sizes). The code names `alloc` and `core` paths, through
 //! [`prelude`] for what std's prelude would give.
 #![cfg_attr(all(target_arch = "wasm32", not(test)), no_std)]
+// One engine's build (`contact` or `admin` alone, see `core::command::Engine`) leaves parts of
+// the shared core that only the other engine uses; the full build (every test, the relay, and
+// `npm run lint`'s first clippy) still finds what no one uses.
+#![cfg_attr(not(all(feature = "contact", feature = "admin")), allow(dead_code))]
 
 extern crate alloc;
 
@@ -46,8 +50,3 @@ mod host;
 
 /// The engine's version, as in `Cargo.toml` and the solution's version (`x.y.z.0`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// The most the shipped engine's wasm may weigh, in bytes after `wasm-opt` (the build prints
-/// its size beside this; `tests/package.rs` fails above it). A ratchet: lowered whenever the
-/// engine shrinks, raised only with a reason in the commit. The goal is 300,000 B.
-pub const ENGINE_BUDGET_BYTES: usize = 490_000;

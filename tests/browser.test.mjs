@@ -1,5 +1,6 @@
 // The built web resources in headless Chromium: the credential page loads the engine and labels
-// its fields in the user's language; commands.js loads engine.js beside itself on first use.
+// its fields in the user's language; commands.js loads a command's engine beside itself on
+// first use.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
@@ -73,9 +74,9 @@ test("the credential page opened outside its form cannot save and says where to 
   await page.close();
 });
 
-test("a ribbon command loads engine.js beside commands.js once and shows the engine's answer", async () => {
+test("a ribbon command loads its engine beside commands.js once and shows the engine's answer", async () => {
   const { page, problems } = await open("/host.html");
-  assert.equal(await page.evaluate(() => typeof window.SalesManagoEngine), "undefined");
+  assert.equal(await page.evaluate(() => typeof window.SalesManagoAdminEngine), "undefined");
   const button = page.getByRole("button", { name: "Export all contacts" });
   await button.click();
   await button.click();
@@ -85,9 +86,11 @@ test("a ribbon command loads engine.js beside commands.js once and shows the eng
     assert.equal(kind, "error", text);
     assert.match(text, /Nie ma jeszcze rekordu integracji z SALESmanago/);
   }
-  const engineLoads = server.requests.filter((r) => r.startsWith("/WebResources/new_/salesmanago/engine.js"));
-  assert.deepEqual(engineLoads.slice(-1), [`/WebResources/new_/salesmanago/engine.js?ver=${version()}`]);
+  // "Export all contacts" is the integration record's: the admin engine, and only it.
+  const engineLoads = server.requests.filter((r) => r.startsWith("/WebResources/new_/salesmanago/engine"));
+  assert.deepEqual(engineLoads.slice(-1), [`/WebResources/new_/salesmanago/engine-admin.js?ver=${version()}`]);
   assert.equal(engineLoads.filter((r) => r.includes("?ver=")).length, 1);
+  assert.equal(await page.evaluate(() => typeof window.SalesManagoEngine), "undefined");
   assert.deepEqual(problems, []);
   await page.close();
 });

@@ -21,9 +21,10 @@ function setLanguage(lcid) {
   Xrm.Utility.getGlobalContext = () => context;
 }
 
-/** commands.js in a window-like context whose engine is `engine` (already loaded). */
+/** commands.js in a window-like context whose two engines are `engine` (already loaded). */
 function commandsWith(engine) {
-  const context = { console, setTimeout, Promise, Xrm, SalesManagoEngine: { version: version(), ready: () => Promise.resolve(engine) }, document: { currentScript: null } };
+  const loaded = { version: version(), ready: () => Promise.resolve(engine) };
+  const context = { console, setTimeout, Promise, Xrm, SalesManagoEngine: loaded, SalesManagoAdminEngine: loaded, document: { currentScript: null } };
   context.window = context;
   vm.createContext(context);
   vm.runInContext(webresource("commands.js"), context, { filename: "commands.js" });
@@ -108,12 +109,12 @@ async function credentialPage(lcid, columns) {
   const context = { console, atob, TextDecoder, TextEncoder, URL, URLSearchParams, FinalizationRegistry, WebAssembly, queueMicrotask, setTimeout, crypto: globalThis.crypto, document, location: { search: `?userlcid=${lcid}` } };
   context.window = context;
   vm.createContext(context);
-  vm.runInContext(webresource("engine.js"), context, { filename: "engine.js" });
+  vm.runInContext(webresource("engine-admin.js"), context, { filename: "engine-admin.js" });
   const html = webresource("credentials.html");
   const inline = [...html.matchAll(/<script>([\s\S]*?)<\/script>/g)].map((m) => m[1]);
   assert.equal(inline.length, 1, "credentials.html has one inline script");
   vm.runInContext(inline[0], context, { filename: "credentials.html" });
-  await context.SalesManagoEngine.ready();
+  await context.SalesManagoAdminEngine.ready();
   await new Promise((resolve) => setTimeout(resolve, 0));
   context.setClientApiContext(Xrm, formContext);
   const $ = (id) => elements.get(id);

@@ -8,8 +8,10 @@ import { solutionZip, testEngine, version, webresource } from "./support/package
 
 const commandsJs = webresource("commands.js");
 const engineJs = webresource("engine.js");
+const adminJs = webresource("engine-admin.js");
+const engines = { "engine.js": engineJs, "engine-admin.js": adminJs };
 
-/** A window-like vm context with a fake Xrm; engine.js "loads" when commands.js appends it. */
+/** A window-like vm context with a fake Xrm; an engine "loads" when commands.js appends it. */
 function dynamicsWindow({ languageId = 1033, engineLoads = true } = {}) {
   const seen = { alerts: [], errors: [], scripts: [] };
   const context = {
@@ -40,7 +42,8 @@ function dynamicsWindow({ languageId = 1033, engineLoads = true } = {}) {
           seen.scripts.push(element.src);
           setTimeout(() => {
             if (engineLoads) {
-              vm.runInContext(engineJs, context, { filename: "engine.js" });
+              const file = element.src.split("/").pop().split("?")[0];
+              vm.runInContext(engines[file], context, { filename: file });
               element.onload();
             } else {
               element.onerror();
@@ -80,15 +83,17 @@ test("every function the solution calls is defined by commands.js", () => {
   }
 });
 
-test("commands.js adds one global, SalesManago, and engine.js one, SalesManagoEngine", () => {
+test("commands.js adds one global, SalesManago, and each engine one: SalesManagoEngine, SalesManagoAdminEngine", () => {
   const { context } = dynamicsWindow();
   const before = new Set(Object.keys(context));
   load(context, commandsJs, "commands.js");
   load(context, engineJs, "engine.js");
+  load(context, adminJs, "engine-admin.js");
   const added = Object.keys(context).filter((k) => !before.has(k)).sort();
-  assert.deepEqual(added, ["SalesManago", "SalesManagoEngine"]);
+  assert.deepEqual(added, ["SalesManago", "SalesManagoAdminEngine", "SalesManagoEngine"]);
   assert.equal(context.SalesManago.version, version());
   assert.equal(context.SalesManagoEngine.version, version());
+  assert.equal(context.SalesManagoAdminEngine.version, version());
 });
 
 test("the contact form's enable rule answers at once and loads no engine", () => {
@@ -98,17 +103,27 @@ test("the contact form's enable rule answers at once and loads no engine", () =>
   assert.deepEqual(seen.scripts, []);
 });
 
-test("commands load the engine on first use, once, and show its answer in the user's language", async () => {
+test("commands load their engine on first use, once, and show its answer in the user's language", async () => {
   const { context, seen } = dynamicsWindow({ languageId: 1045 });
   load(context, commandsJs, "commands.js");
-  assert.equal(context.SalesManagoEngine, undefined, "engine.js must not load before a command runs");
+  assert.equal(context.SalesManagoAdminEngine, undefined, "no engine may load before a command runs");
   await Promise.all([context.SalesManago.Integration.pullChanges({}), context.SalesManago.Integration.testConnection({})]);
+  // The integration form's commands load the admin engine alone.
   assert.deepEqual(seen.scripts, [
-    "/%7b637199221580014143%7d/webresources/new_/salesmanago/engine.js",
+    "/%7b637199221580014143%7d/webresources/new_/salesmanago/engine-admin.js",
   ]);
+  assert.equal(context.SalesManagoEngine, undefined, "the contact pages' engine is not needed");
   assert.equal(seen.alerts.length, 0, seen.alerts.join("\n"));
   assert.equal(seen.errors.length, 2);
   for (const error of seen.errors) assert.match(error, /Nie ma jeszcze rekordu integracji z SALESmanago/);
+  // A contact command in the same window (the command bar's) loads the other engine beside it.
+  await context.SalesManago.Contact.send({});
+  assert.deepEqual(seen.scripts.slice(1), ["/%7b637199221580014143%7d/webresources/new_/salesmanago/engine.js"]);
+  assert.equal(seen.errors.length, 3);
+  // The engine's own answer (this form has no record to read), not a failure to start it.
+  assert.match(seen.errors[2], /^Dynamics 365 odrzucił żądanie/);
+  await context.SalesManago.Integration.pullConsents({});
+  assert.equal(seen.scripts.length, 2, "each engine loads once");
 });
 
 test("an engine that cannot load is reported, and the next click tries again", async () => {
@@ -148,18 +163,42 @@ test("the engine instantiates once per window and a second engine.js keeps the f
   await assert.rejects(a.runCommand("no.such", { lcid: 1033 }), /no command “no\.such”/);
 });
 
-test("the shipped engine exports only what the web resources call; the test engine adds the test exports", async () => {
-  const exportsOf = async (js) => {
-    const { context } = dynamicsWindow();
-    load(context, js, "engine.js");
-    const engine = await context.SalesManagoEngine.ready();
-    return Object.keys(engine).filter((k) => typeof engine[k] === "function" && !k.startsWith("__") && k !== "initSync").sort();
-  };
-  const shipped = await exportsOf(engineJs);
-  assert.deepEqual(shipped, ["credentialsState", "credentialsText", "mappingCheck", "mappingOpen", "mappingPreview", "mappingSave", "mappingText", "runCommand"]);
-  const pages = commandsJs + webresource("credentials.html") + webresource("mapping.html");
-  for (const name of shipped) assert.match(pages, new RegExp(`\\.${name}\\(`), `${name} is called`);
-  assert.deepEqual(await exportsOf(testEngine()), [...shipped, "contactPatch", "mapContact", "memoryBytes", "salesmanagoCall"].sort());
+/** The engine `js` defines as `global`, instantiated in a window of its own. */
+async function engineIn(js, global) {
+  const { context } = dynamicsWindow();
+  load(context, js, "engine.js");
+  return context[global].ready();
+}
+
+function exportsOf(engine) {
+  return Object.keys(engine).filter((k) => typeof engine[k] === "function" && !k.startsWith("__") && k !== "initSync").sort();
+}
+
+test("each shipped engine exports only what its pages call; the test engine adds the test exports", async () => {
+  const contact = exportsOf(await engineIn(engineJs, "SalesManagoEngine"));
+  assert.deepEqual(contact, ["runCommand"]);
+  const admin = exportsOf(await engineIn(adminJs, "SalesManagoAdminEngine"));
+  assert.deepEqual(admin, ["credentialsState", "credentialsText", "mappingCheck", "mappingOpen", "mappingPreview", "mappingSave", "mappingText", "runCommand"]);
+  const pages = webresource("credentials.html") + webresource("mapping.html");
+  for (const name of admin.filter((n) => n !== "runCommand")) assert.match(pages, new RegExp(`\\.${name}\\(`), `${name} is called`);
+  assert.match(commandsJs, /\.runCommand\(/);
+  assert.deepEqual(exportsOf(await engineIn(testEngine(), "SalesManagoEngine")), [...admin, "contactPatch", "mapContact", "memoryBytes", "salesmanagoCall"].sort());
+});
+
+test("each shipped engine runs its own commands and refuses the other's as unknown", async () => {
+  const contact = await engineIn(engineJs, "SalesManagoEngine");
+  const admin = await engineIn(adminJs, "SalesManagoAdminEngine");
+  // Every command the web resources name, by the engine commands.js sends it to (`contact.*`).
+  const sources = commandsJs + webresource("credentials.html");
+  const names = new Set([...sources.matchAll(/"((?:contact|integration|credentials)\.[a-zA-Z]+)"/g)].map((m) => m[1]));
+  assert.equal(names.size, 14, [...names].join());
+  const kind = (promise) => promise.then(() => "done", (e) => e.kind);
+  for (const name of names) {
+    const [own, other] = name.startsWith("contact.") ? [contact, admin] : [admin, contact];
+    // With no Dynamics behind it, the own engine fails reading, or knows it has nothing to do.
+    assert.notEqual(await kind(own.runCommand(name, { lcid: 1033, xrm: {} })), "unknownCommand", name);
+    await assert.rejects(other.runCommand(name, { lcid: 1033 }), (e) => e.kind === "unknownCommand" && e.message.includes(name), name);
+  }
 });
 
 test("the integration form hands Xrm and its formContext to the credential page and the mapping editor", async () => {

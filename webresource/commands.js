@@ -3,16 +3,21 @@
  * (web resource new_/salesmanago/commands.js).
  *
  * The solution's ribbon and form XML call the functions under the one global `SalesManago`.
- * Each forwards to the engine (new_/salesmanago/engine.js), which this script loads on first
- * use. Decisions and user text live in the engine; the only text here is the fallback shown
- * when the engine itself cannot start.
+ * Each forwards to an engine, which this script loads on first use: the contact form's and
+ * grid's commands (`contact.*`) to new_/salesmanago/engine.js, the integration record's to
+ * new_/salesmanago/engine-admin.js, so a sales user's form never loads the admin's jobs.
+ * Decisions and user text live in the engines; the only text here is the fallback shown when
+ * an engine itself cannot start.
  */
 (function (root) {
   "use strict";
 
   var VERSION = "@@VERSION@@";
-  var ENGINE = "new_/salesmanago/engine.js";
-  var loading = null;
+  // Each engine's file and the one global it defines (core::command::Engine).
+  var ENGINES = {
+    contact: { file: "engine.js", global: "SalesManagoEngine", loading: null },
+    admin: { file: "engine-admin.js", global: "SalesManagoAdminEngine", loading: null }
+  };
 
   // The URL this script was loaded from, when the browser tells (ribbon libraries may be
   // evaluated without a current script).
@@ -31,51 +36,61 @@
     }
   }
 
-  /**
-   * Where engine.js is: beside this script, else where Dynamics says, with its caching token
-   * (getWebResourceUrl; an address made by hand would not be cached).
-   */
-  function engineUrl() {
-    if (self && /commands\.js(\?|$)/.test(self)) {
-      return self.replace(/commands\.js(\?.*)?$/, "engine.js?ver=" + VERSION);
-    }
-    return xrm().Utility.getGlobalContext().getWebResourceUrl(ENGINE);
+  /** The engine that runs command `name`. */
+  function engineOf(name) {
+    return String(name).indexOf("contact.") === 0 ? ENGINES.contact : ENGINES.admin;
   }
 
-  /** Resolves to the engine's exports, loading engine.js on first use (once per window). */
-  function loadEngine() {
-    if (!loading) {
-      loading = new Promise(function (resolve, reject) {
-        if (root.SalesManagoEngine && root.SalesManagoEngine.version === VERSION) {
+  /**
+   * Where an engine's script is: beside this script, else where Dynamics says, with its caching
+   * token (getWebResourceUrl; an address made by hand would not be cached).
+   */
+  function engineUrl(engine) {
+    if (self && /commands\.js(\?|$)/.test(self)) {
+      return self.replace(/commands\.js(\?.*)?$/, engine.file + "?ver=" + VERSION);
+    }
+    return xrm().Utility.getGlobalContext().getWebResourceUrl("new_/salesmanago/" + engine.file);
+  }
+
+  /**
+   * Resolves to the exports of the engine that runs command `name` (the contact pages' when no
+   * name is given), loading its script on first use (once per window).
+   */
+  function loadEngine(name) {
+    var engine = name ? engineOf(name) : ENGINES.contact;
+    if (!engine.loading) {
+      engine.loading = new Promise(function (resolve, reject) {
+        if (root[engine.global] && root[engine.global].version === VERSION) {
           resolve();
           return;
         }
         var script = root.document.createElement("script");
-        script.src = engineUrl();
+        script.src = engineUrl(engine);
         script.onload = function () {
           resolve();
         };
         script.onerror = function () {
-          reject(new Error("engine.js could not be loaded from " + script.src));
+          reject(new Error(engine.file + " could not be loaded from " + script.src));
         };
         root.document.head.appendChild(script);
       })
         .then(function () {
-          if (!root.SalesManagoEngine) {
-            throw new Error("engine.js loaded but did not define SalesManagoEngine");
+          var loaded = root[engine.global];
+          if (!loaded) {
+            throw new Error(engine.file + " loaded but did not define " + engine.global);
           }
           // A cache or a half-finished publish can serve another version's engine.
-          if (root.SalesManagoEngine.version !== VERSION) {
-            throw new Error("engine.js is version " + root.SalesManagoEngine.version + ", commands.js " + VERSION);
+          if (loaded.version !== VERSION) {
+            throw new Error(engine.file + " is version " + loaded.version + ", commands.js " + VERSION);
           }
-          return root.SalesManagoEngine.ready();
+          return loaded.ready();
         })
         .catch(function (error) {
-          loading = null;
+          engine.loading = null;
           throw error;
         });
     }
-    return loading;
+    return engine.loading;
   }
 
   /** The text shown when the engine cannot start, so it cannot come from the engine. */
@@ -146,7 +161,7 @@
   }
 
   function run(name, parameters) {
-    return loadEngine().then(
+    return loadEngine(name).then(
       function (engine) {
         return engine.runCommand(name, context(parameters)).then(
           function (result) {
@@ -170,7 +185,7 @@
 
   /** Runs engine command `name` without dialogs: the engine reports on the form itself. */
   function runQuietly(name, parameters) {
-    return loadEngine()
+    return loadEngine(name)
       .then(function (engine) {
         return engine.runCommand(name, context(parameters));
       })
@@ -254,7 +269,7 @@
               event.getEventArgs().preventDefault();
             }
           });
-          loadEngine()
+          loadEngine("integration.opened")
             .then(function (engine) {
               return engine.runCommand("integration.opened", context({ primaryControl: formContext }));
             })

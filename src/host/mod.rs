@@ -5,6 +5,8 @@ mod browser;
 mod commands;
 mod dynamics;
 mod exports;
+#[cfg(feature = "admin")]
+mod pages;
 mod salesmanago;
 #[cfg(feature = "test-exports")]
 mod script;

@@ -2,7 +2,8 @@
 
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
-use super::exports::{credentials_text, run_command};
+use super::exports::run_command;
+use super::pages::credentials_text;
 
 wasm_bindgen_test_configure!(run_in_browser);
 

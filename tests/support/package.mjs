@@ -18,8 +18,9 @@ export function solutionZip(kind = "unmanaged") {
 }
 
 /**
- * The test engine's `engine.js` (`cargo xtask build --test-engine`): the shipped engine plus
- * `salesmanagoCall`, `mapContact`, `contactPatch` and `memoryBytes`, which only tests call.
+ * The test engine's `engine.js` (`cargo xtask build --test-engine`): both shipped engines'
+ * commands in one, plus `salesmanagoCall`, `mapContact`, `contactPatch` and `memoryBytes`, which
+ * only tests call (`engine-admin.js` beside it is the same engine under the admin's global).
  */
 export function testEngine() {
   return readFileSync(join(root, "target", "engine-test", "engine.js"), "utf8");

@@ -5,6 +5,8 @@ use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 
+use salesmanago_dynamics::core::command::Engine as ShippedEngine;
+
 use crate::{fail, Result};
 
 /// The engine's wasm-bindgen glue and its optimised wasm.
@@ -30,9 +32,10 @@ const WASM_FEATURES: &[&str] = &[
 /// Which engine to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Flavour {
-    /// The engine the solution ships: only what the web resources call.
-    Shipped,
-    /// The shipped engine plus the exports tests and the bench call (feature `test-exports`).
+    /// One of the two engines the solution ships: only what its pages call.
+    Shipped(ShippedEngine),
+    /// Both shipped engines in one, plus the exports tests and the bench call (feature
+    /// `test-exports`).
     Test,
 }
 
@@ -40,7 +43,8 @@ impl Flavour {
     /// Where its files go, under `target/`.
     fn dir(self) -> &'static str {
         match self {
-            Flavour::Shipped => "engine",
+            Flavour::Shipped(ShippedEngine::ContactPages) => "engine",
+            Flavour::Shipped(ShippedEngine::IntegrationRecord) => "engine-admin",
             Flavour::Test => "engine-test",
         }
     }
@@ -71,9 +75,10 @@ pub(crate) fn build(root: &Path, flavour: Flavour) -> Result<Engine> {
         "--target",
         TARGET,
     ]);
-    if flavour == Flavour::Test {
-        cargo.args(["--features", "test-exports"]);
-    }
+    match flavour {
+        Flavour::Shipped(engine) => cargo.args(["--no-default-features", "--features", engine.feature()]),
+        Flavour::Test => cargo.args(["--features", "test-exports"]),
+    };
     run(&mut cargo, "cargo build for wasm32 (is the target installed? run `npm run setup`)")?;
     let out = root.join("target").join(flavour.dir());
     std::fs::create_dir_all(&out)?;
@@ -116,10 +121,10 @@ pub(crate) fn build(root: &Path, flavour: Flavour) -> Result<Engine> {
         gzip_len(&engine.wasm)?,
         std::fs::metadata(&bindgen_wasm)?.len(),
         match flavour {
-            Flavour::Shipped if std::env::var_os("ENGINE_NAMES").is_some() => {
+            Flavour::Shipped(_) if std::env::var_os("ENGINE_NAMES").is_some() => {
                 "; with function names, so not the size that ships: build without ENGINE_NAMES before packaging".into()
             }
-            Flavour::Shipped => budget(engine.wasm.len()),
+            Flavour::Shipped(shipped) => budget(shipped, engine.wasm.len()),
             Flavour::Test => String::new(),
         }
     );
@@ -127,8 +132,8 @@ pub(crate) fn build(root: &Path, flavour: Flavour) -> Result<Engine> {
 }
 
 /// How `size` stands against the shipped engine's budget.
-fn budget(size: usize) -> String {
-    let budget = salesmanago_dynamics::ENGINE_BUDGET_BYTES;
+fn budget(engine: ShippedEngine, size: usize) -> String {
+    let budget = engine.budget_bytes();
     match size.checked_sub(budget) {
         Some(over) if over > 0 => {
             format!("; OVER its budget of {budget} B by {over} B: `cargo test --test package` fails")

@@ -1,6 +1,7 @@
-//! Build tooling: `cargo xtask build` turns the engine into web resources and packs the
-//! Dataverse solution (with `--test-engine`, also `target/engine-test/engine.js`, the engine
-//! with the exports only tests and the bench call); `cargo xtask pack` only packs, from web
+//! Build tooling: `cargo xtask build` turns the two engines (the contact pages' and the
+//! integration record's) into web resources and packs the Dataverse solution (with
+//! `--test-engine`, also `target/engine-test/`, one engine with both engines' commands and the
+//! exports only tests and the bench call, as both scripts); `cargo xtask pack` only packs, from web
 //! resources already built.
 //!
 //! Installing the tools it calls (wasm32 target, wasm-bindgen CLI, npm packages) is
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use engine::Flavour;
+use salesmanago_dynamics::core::command::Engine as ShippedEngine;
 
 /// A build step failed; the text says what to do.
 #[derive(Debug)]
@@ -53,13 +55,16 @@ fn run(args: &[String]) -> Result<()> {
     let dist = option(options, "--dist")?.map_or_else(|| root.join("dist"), PathBuf::from);
     match command.as_str() {
         "build" => {
-            let engine = engine::build(&root, Flavour::Shipped)?;
+            let engines = ShippedEngine::ALL
+                .into_iter()
+                .map(|shipped| Ok((shipped, engine::build(&root, Flavour::Shipped(shipped))?)))
+                .collect::<Result<Vec<_>>>()?;
             let webresources = root.join("target/webresources");
-            webresources::assemble(&root, &engine, &webresources)?;
+            webresources::assemble(&root, &engines, &webresources)?;
             report_zips(&solution::pack(&root, &webresources, &dist)?)?;
             if options.iter().any(|o| o == "--test-engine") {
                 let engine = engine::build(&root, Flavour::Test)?;
-                webresources::engine_only(&root, &engine, &root.join("target/engine-test"))?;
+                webresources::test_engine(&root, &engine, &root.join("target/engine-test"))?;
             }
             Ok(())
         }

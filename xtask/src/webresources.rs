@@ -1,12 +1,15 @@
 //! Assembles the web resources into one folder, named as in the solution
 //! (`new_/salesmanago/<file>` is `<dir>/<file>`).
 //!
-//! `engine.js` is generated from `webresource/engine.template.js`: the wasm-bindgen glue and
-//! the wasm (base64) go inside one closure, so the only global is `SalesManagoEngine`.
+//! The two engines' scripts (`engine.js`, `engine-admin.js`) are generated from
+//! `webresource/engine.template.js`: the wasm-bindgen glue and the wasm (base64) go inside one
+//! closure, so each defines one global (`SalesManagoEngine`, `SalesManagoAdminEngine`).
 
 use std::path::Path;
 
 use base64::Engine as _;
+
+use salesmanago_dynamics::core::command::Engine as ShippedEngine;
 
 use crate::engine::{gzip_len, Engine};
 use crate::{fail, Result};
@@ -14,7 +17,8 @@ use crate::{fail, Result};
 /// Files copied from `webresource/` unchanged but for `@@VERSION@@`.
 const COPIED: &[&str] = &["commands.js", "credentials.html", "mapping.html", "icon.svg"];
 
-pub(crate) fn assemble(root: &Path, engine: &Engine, dir: &Path) -> Result<()> {
+/// Writes the web resources into `dir`, with each shipped engine's script.
+pub(crate) fn assemble(root: &Path, engines: &[(ShippedEngine, Engine)], dir: &Path) -> Result<()> {
     let source = root.join("webresource");
     std::fs::create_dir_all(dir)?;
     let version = salesmanago_dynamics::VERSION;
@@ -23,22 +27,28 @@ pub(crate) fn assemble(root: &Path, engine: &Engine, dir: &Path) -> Result<()> {
         std::fs::write(dir.join(file), text.replace("@@VERSION@@", version))?;
     }
     let template = std::fs::read_to_string(source.join("engine.template.js"))?;
-    let js = engine_js(&template, engine, version)?;
-    std::fs::write(dir.join("engine.js"), &js)?;
-    println!("engine.js: {} B raw, {} B gzip", js.len(), gzip_len(js.as_bytes())?);
+    for (shipped, engine) in engines {
+        let js = engine_js(&template, engine, *shipped, version)?;
+        std::fs::write(dir.join(shipped.file()), &js)?;
+        println!("{}: {} B raw, {} B gzip", shipped.file(), js.len(), gzip_len(js.as_bytes())?);
+    }
     Ok(())
 }
 
-/// Writes `engine.js` alone into `dir` (the test engine: never packed into a solution).
-pub(crate) fn engine_only(root: &Path, engine: &Engine, dir: &Path) -> Result<()> {
+/// Writes the test engine into `dir` as both engines' scripts, so that a page finds every
+/// command where it looks (never packed into a solution).
+pub(crate) fn test_engine(root: &Path, engine: &Engine, dir: &Path) -> Result<()> {
     let template = std::fs::read_to_string(root.join("webresource").join("engine.template.js"))?;
     std::fs::create_dir_all(dir)?;
-    std::fs::write(dir.join("engine.js"), engine_js(&template, engine, salesmanago_dynamics::VERSION)?)?;
+    for shipped in ShippedEngine::ALL {
+        let js = engine_js(&template, engine, shipped, salesmanago_dynamics::VERSION)?;
+        std::fs::write(dir.join(shipped.file()), js)?;
+    }
     Ok(())
 }
 
-fn engine_js(template: &str, engine: &Engine, version: &str) -> Result<String> {
-    for marker in ["/*@@GLUE@@*/", "@@WASM_BASE64@@", "@@VERSION@@"] {
+fn engine_js(template: &str, engine: &Engine, shipped: ShippedEngine, version: &str) -> Result<String> {
+    for marker in ["/*@@GLUE@@*/", "@@WASM_BASE64@@", "@@VERSION@@", "@@FILE@@", "@@GLOBAL@@"] {
         if !template.contains(marker) {
             return fail(format!("webresource/engine.template.js lacks the marker {marker}"));
         }
@@ -50,7 +60,12 @@ fn engine_js(template: &str, engine: &Engine, version: &str) -> Result<String> {
     }
     let base64 = base64::engine::general_purpose::STANDARD.encode(&engine.wasm);
     let glue = GLUE.iter().fold(engine.glue.trim_end().to_owned(), |glue, (newer, older)| glue.replace(newer, older));
-    Ok(template.replace("@@VERSION@@", version).replace("@@WASM_BASE64@@", &base64).replace("/*@@GLUE@@*/", &glue))
+    Ok(template
+        .replace("@@VERSION@@", version)
+        .replace("@@FILE@@", shipped.file())
+        .replace("@@GLOBAL@@", shipped.global())
+        .replace("@@WASM_BASE64@@", &base64)
+        .replace("/*@@GLUE@@*/", &glue))
 }
 
 /// What Microsoft's solution checker refuses in the wasm-bindgen glue, each with its equal.

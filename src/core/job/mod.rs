@@ -14,17 +14,23 @@
 
 use crate::prelude::*;
 
+#[cfg(feature = "admin")]
 mod activity;
 mod catchup;
+#[cfg(feature = "admin")]
 mod changes;
+#[cfg(feature = "admin")]
 mod consents;
 pub mod contact;
+// The relay's webhook deliveries and rule calls: the relay holds both engines' work.
+#[cfg(all(feature = "contact", feature = "admin"))]
 pub mod deliveries;
 mod export;
 pub mod lease;
 mod recheck;
 mod removal;
 mod rng;
+#[cfg(all(feature = "contact", feature = "admin"))]
 pub mod rules;
 mod runner;
 mod units;
@@ -335,11 +341,18 @@ fn state_columns(job: BulkJob) -> &'static [&'static str] {
     }
 }
 
+/// A job's own state. The variants only one engine runs are built into that engine alone
+/// ([`crate::core::command::Engine`]). A job holds one, so their sizes may differ.
+#[allow(clippy::large_enum_variant)]
 enum Kind {
     Export(Box<export::Export>),
+    #[cfg(feature = "admin")]
     Consents(consents::Consents),
+    #[cfg(feature = "admin")]
     Changes(changes::Changes),
+    #[cfg(feature = "admin")]
     Activity(activity::Activity),
+    #[cfg(feature = "contact")]
     Contact(contact::ContactCommand),
 }
 
@@ -349,9 +362,16 @@ impl Kind {
             BulkJob::ExportSelected | BulkJob::ExportAll | BulkJob::ExportChanges => {
                 Kind::Export(Box::new(export::Export::new(start, record, run)))
             }
+            #[cfg(feature = "admin")]
             BulkJob::PullConsents => Kind::Consents(consents::Consents::new(start, run)),
+            #[cfg(feature = "admin")]
             BulkJob::PullChanges => Kind::Changes(changes::Changes::new(start, record)),
+            #[cfg(feature = "admin")]
             BulkJob::PullActivity => Kind::Activity(activity::Activity::new(start, record)),
+            // The contact pages' engine never starts these: the host runs only the commands of
+            // its own engine (`Command::engine`).
+            #[cfg(not(feature = "admin"))]
+            BulkJob::PullConsents | BulkJob::PullChanges | BulkJob::PullActivity => unreachable!(),
         }
     }
 }
@@ -389,6 +409,7 @@ impl Job {
     /// Applies the SALESmanago contacts `named` (by its rules' calls) to Dynamics as Pull
     /// changes applies a changed contact, without its listing, lease or watermark: many of
     /// these run at once, beside a Pull changes.
+    #[cfg(feature = "admin")]
     pub fn pull_named(mut start: Start, named: &Named) -> Job {
         start.consents = start.settings.read_columns(&start.consents);
         let run = Runner::new(&start);
@@ -400,6 +421,7 @@ impl Job {
     }
 
     /// Starts the contact command `start.task`.
+    #[cfg(feature = "contact")]
     pub fn contact(mut start: contact::ContactStart) -> Job {
         start.consents = start.settings.read_columns(&start.consents);
         let mut run = Runner::for_command(start.task.command(), start.lang, &start.settings, start.seed);
@@ -425,9 +447,15 @@ impl Job {
             let worked = !self.run.finished()
                 && match &mut self.kind {
                     Some(Kind::Export(job)) => job.work(&mut self.run, now_ms),
+                    #[cfg(feature = "admin")]
                     Some(Kind::Consents(job)) => job.work(&mut self.run, now_ms),
+                    #[cfg(feature = "admin")]
                     Some(Kind::Activity(job)) => job.work(&mut self.run, now_ms),
-                    Some(Kind::Changes(_) | Kind::Contact(_)) | None => false,
+                    #[cfg(feature = "admin")]
+                    Some(Kind::Changes(_)) => false,
+                    #[cfg(feature = "contact")]
+                    Some(Kind::Contact(_)) => false,
+                    None => false,
                 };
             if !worked {
                 return None;
@@ -461,9 +489,13 @@ impl Job {
     /// Takes the reply to the action `ticket` named.
     pub fn handle(&mut self, ticket: Ticket, reply: Reply, now_ms: u64) {
         if let Reply::Form(reply) = reply {
+            // Only a contact command asks the form.
+            #[cfg(feature = "contact")]
             if let Some(Kind::Contact(command)) = &mut self.kind {
                 command.on_form(ticket, reply, &mut self.run);
             }
+            #[cfg(not(feature = "contact"))]
+            drop(reply);
             return;
         }
         if let Some(result) = self.run.answer(ticket, reply, now_ms) {
@@ -475,9 +507,13 @@ impl Job {
             } else {
                 match &mut self.kind {
                     Some(Kind::Export(job)) => job.on(ticket, result, &mut self.run, now_ms),
+                    #[cfg(feature = "admin")]
                     Some(Kind::Consents(job)) => job.on(ticket, result, &mut self.run, now_ms),
+                    #[cfg(feature = "admin")]
                     Some(Kind::Changes(job)) => job.on(ticket, result, &mut self.run, now_ms),
+                    #[cfg(feature = "admin")]
                     Some(Kind::Activity(job)) => job.on(ticket, result, &mut self.run, now_ms),
+                    #[cfg(feature = "contact")]
                     Some(Kind::Contact(command)) => command.on(ticket, result, &mut self.run),
                     // A heartbeat's answer, or one that came after the job failed.
                     None => {}
@@ -493,10 +529,15 @@ impl Job {
         }
         match &mut self.kind {
             Some(Kind::Export(job)) => job.advance(&mut self.run, now_ms),
+            #[cfg(feature = "admin")]
             Some(Kind::Consents(job)) => job.advance(&mut self.run, now_ms),
+            #[cfg(feature = "admin")]
             Some(Kind::Changes(job)) => job.advance(&mut self.run, now_ms),
+            #[cfg(feature = "admin")]
             Some(Kind::Activity(job)) => job.advance(&mut self.run, now_ms),
-            Some(Kind::Contact(_)) | None => {}
+            #[cfg(feature = "contact")]
+            Some(Kind::Contact(_)) => {}
+            None => {}
         }
     }
 }

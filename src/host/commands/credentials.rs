@@ -1,4 +1,5 @@
-//! The credential page: save what the admin typed into the form's hidden columns.
+//! The credential page: save what the admin typed into the form's hidden columns, and test
+//! the connection they make.
 
 use crate::core::json::{Map, Value};
 use crate::prelude::*;
@@ -6,9 +7,14 @@ use crate::prelude::*;
 use crate::core::credentials::{check, Field, Stored};
 use crate::core::dataverse::schema::integration;
 use crate::core::i18n::Message;
+use crate::core::integration::{verdict, ConnectionVerdict};
+use crate::core::salesmanago::operation::ListUsers;
+use crate::core::salesmanago::relay::check_verdict;
+use crate::core::salesmanago::script::DEFAULT_TIMEOUT_MS;
 
 use super::super::dynamics::{ClientApiError, FormContext};
-use super::{integration_rows, Context, Failure, Outcome};
+use super::super::transport::perform;
+use super::{connection, integration_rows, load_settings, Context, Failure, Outcome};
 
 pub(super) async fn save(context: Context) -> Outcome {
     let form = FormContext(context.primary_control.clone());
@@ -67,4 +73,26 @@ pub(crate) fn credentials_state(form: &FormContext) -> Result<Value, ClientApiEr
     state.insert("secretStored".into(), Value::Bool(held.secret));
     state.insert("relayKeyStored".into(), Value::Bool(held.relay_key));
     Ok(Value::Object(state))
+}
+
+/// "Test connection": the credentials against SALESmanago, directly or through the relay.
+pub(super) async fn test_connection(context: Context) -> Outcome {
+    let (settings, _) = load_settings(&context.web_api()?, &[]).await?;
+    // Through a relay, its deep check signs the call and judges its own owner.
+    let judged = match settings.client.relay_check() {
+        Some(check) => check_verdict(perform(&check, DEFAULT_TIMEOUT_MS).await)?,
+        None => {
+            let users = connection(&settings).call(&ListUsers).await?;
+            verdict(&settings.client.credentials.owner, &users)
+        }
+    };
+    // Through a relay, the owner is the relay's: the messages say so without naming one.
+    let owner = match settings.client.relay {
+        Some(_) => String::new(),
+        None => settings.client.credentials.owner.clone(),
+    };
+    match judged {
+        ConnectionVerdict::Ok => Ok(Message::ConnectionOk { owner }.into()),
+        ConnectionVerdict::OwnerNotAUser => Err(Failure::new(Message::OwnerNotAUser { owner }, "owner")),
+    }
 }

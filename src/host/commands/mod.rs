@@ -3,9 +3,12 @@
 
 use crate::prelude::*;
 
+#[cfg(feature = "contact")]
 mod contact;
+#[cfg(feature = "admin")]
 mod credentials;
 mod jobs;
+#[cfg(feature = "admin")]
 pub(crate) mod mapping;
 
 use crate::core::json::Map;
@@ -16,16 +19,14 @@ use crate::core::credentials::{CredentialsForm, Field};
 use crate::core::dataverse::error::DvError;
 use crate::core::dataverse::schema::integration;
 use crate::core::i18n::{text, Lang, Message};
-use crate::core::integration::{retry_policy, settings, verdict, ConnectionVerdict, Settings, SELECT};
-use crate::core::salesmanago::operation::ListUsers;
-use crate::core::salesmanago::relay::check_verdict;
+use crate::core::integration::{retry_policy, settings, Settings, SELECT};
 use crate::core::salesmanago::script::DEFAULT_TIMEOUT_MS;
 use crate::core::salesmanago::SmError;
 
 use super::dynamics::{ClientApiError, Ui, WebApi};
 use super::salesmanago::Connection;
-use super::transport::perform;
 
+#[cfg(feature = "admin")]
 pub(crate) use credentials::credentials_state;
 
 /// What a command was started with: `Xrm`, and the CrmParameters of its button.
@@ -115,23 +116,40 @@ impl From<SmError> for Failure {
 
 type Outcome = Result<Done, Failure>;
 
-/// Runs `command`.
+/// Runs `command`, one of this engine's ([`Command::engine`]; the caller refuses the others).
 pub(crate) async fn run(command: Command, context: Context) -> Outcome {
     match command {
+        #[cfg(feature = "admin")]
         Command::SaveCredentials => credentials::save(context).await,
+        #[cfg(feature = "admin")]
         Command::IntegrationOpened => credentials::opened(context).await,
-        Command::TestConnection => test_connection(context).await,
+        #[cfg(feature = "admin")]
+        Command::TestConnection => credentials::test_connection(context).await,
+        #[cfg(feature = "contact")]
         Command::FetchContact => contact::fetch(context).await,
+        #[cfg(feature = "contact")]
         Command::ContactOpened => contact::opened(context).await,
+        #[cfg(feature = "contact")]
         Command::SendContact => contact::send(context).await,
+        #[cfg(feature = "contact")]
         Command::ContactSaved => contact::saved(context).await,
+        #[cfg(feature = "contact")]
         Command::DeleteContacts => contact::delete(context).await,
+        #[cfg(feature = "contact")]
         Command::ExportSelected => jobs::run(context, BulkJob::ExportSelected).await,
+        #[cfg(feature = "admin")]
         Command::ExportAll => jobs::run(context, BulkJob::ExportAll).await,
+        #[cfg(feature = "admin")]
         Command::ExportChanges => jobs::run(context, BulkJob::ExportChanges).await,
+        #[cfg(feature = "admin")]
         Command::PullConsents => jobs::run(context, BulkJob::PullConsents).await,
+        #[cfg(feature = "admin")]
         Command::PullChanges => jobs::run(context, BulkJob::PullChanges).await,
+        #[cfg(feature = "admin")]
         Command::PullActivity => jobs::run(context, BulkJob::PullActivity).await,
+        // The other engine's commands, refused by the caller.
+        #[cfg(not(all(feature = "contact", feature = "admin")))]
+        _ => Err(Failure::new(Message::UnknownCommand { name: command.name().into() }, "unknownCommand")),
     }
 }
 
@@ -151,25 +169,4 @@ async fn load_settings(web_api: &WebApi, extra: &[&str]) -> Result<(Settings, Ma
 
 fn connection(settings: &Settings) -> Connection {
     Connection { client: settings.client.clone(), retry: retry_policy(), timeout_ms: DEFAULT_TIMEOUT_MS }
-}
-
-async fn test_connection(context: Context) -> Outcome {
-    let (settings, _) = load_settings(&context.web_api()?, &[]).await?;
-    // Through a relay, its deep check signs the call and judges its own owner.
-    let judged = match settings.client.relay_check() {
-        Some(check) => check_verdict(perform(&check, DEFAULT_TIMEOUT_MS).await)?,
-        None => {
-            let users = connection(&settings).call(&ListUsers).await?;
-            verdict(&settings.client.credentials.owner, &users)
-        }
-    };
-    // Through a relay, the owner is the relay's: the messages say so without naming one.
-    let owner = match settings.client.relay {
-        Some(_) => String::new(),
-        None => settings.client.credentials.owner.clone(),
-    };
-    match judged {
-        ConnectionVerdict::Ok => Ok(Message::ConnectionOk { owner }.into()),
-        ConnectionVerdict::OwnerNotAUser => Err(Failure::new(Message::OwnerNotAUser { owner }, "owner")),
-    }
 }
