@@ -4,7 +4,7 @@
 //
 //   npm run bench -- [--contacts N] [--latency-ms L] [--concurrency K] [--naive N] [--small N]
 //                    [--profile 1] [--driver devtools|playwright] [--mapped N] [--activity 0|1]
-//                    [--stall-limit-ms M] [--protection 0|1]
+//                    [--stall-limit-ms M] [--protection 0|1] [--job-minutes M]
 //   npm run bench -- --compare-mapped N [--repeat R] [--contacts N] [--latency-ms L]
 //     Export all alone, with no mapping and with N mapped columns in turn, R pairs (default 3),
 //     each run on a fresh sandbox whose contacts have the N columns either way: each pair's
@@ -32,7 +32,8 @@
 // (`--stall-limit-ms`; 0 only reports), else the bench fails once it has printed everything.
 // `--protection 0` turns the stand-in's service protection off (and out of the limits): at a
 // million contacts the write-backs alone need about eight 5-minute windows of Dataverse's
-// execution time, so the jobs' own speed and memory are measured so.
+// execution time, so the jobs' own speed and memory are measured so. A job that shows no summary
+// within 15 minutes fails the bench (`--job-minutes` allows more).
 // Its last lines are:
 //   stalls: <job> <ms> ms, ...
 //   bench: export <ratio to limit> of limit, <speed-up> x naive, wasm <bytes> B
@@ -51,12 +52,12 @@ const LOOKUP = 100; // ids per contact/listById call
 const FIRST_STATUS_S = 2; // pull consents first asks whether the export file is ready after 2 s
 const STALL_LIMIT_MS = 50; // the longest a job may hold the tab's main thread (a "long task")
 
-const USAGE = "usage: npm run bench -- [--contacts N] [--latency-ms L] [--concurrency K] [--naive N] [--small N] [--profile 1] [--driver devtools|playwright] [--mapped N] [--activity 0|1] [--stall-limit-ms M] [--protection 0|1] [--compare-mapped N [--repeat R]]";
+const USAGE = "usage: npm run bench -- [--contacts N] [--latency-ms L] [--concurrency K] [--naive N] [--small N] [--profile 1] [--driver devtools|playwright] [--mapped N] [--activity 0|1] [--stall-limit-ms M] [--protection 0|1] [--job-minutes M] [--compare-mapped N [--repeat R]]";
 const DRIVERS = ["devtools", "playwright"];
 
 function parse(argv) {
-  const options = { contacts: 100_000, latencyMs: 20, concurrency: 4, naive: 200, small: 10_000, profile: 0, driver: "devtools", mapped: 0, compareMapped: 0, repeat: 3, activity: 1, stallLimitMs: STALL_LIMIT_MS, protection: 1 };
-  const names = { "--contacts": "contacts", "--latency-ms": "latencyMs", "--concurrency": "concurrency", "--naive": "naive", "--small": "small", "--profile": "profile", "--driver": "driver", "--mapped": "mapped", "--compare-mapped": "compareMapped", "--repeat": "repeat", "--activity": "activity", "--stall-limit-ms": "stallLimitMs", "--protection": "protection" };
+  const options = { contacts: 100_000, latencyMs: 20, concurrency: 4, naive: 200, small: 10_000, profile: 0, driver: "devtools", mapped: 0, compareMapped: 0, repeat: 3, activity: 1, stallLimitMs: STALL_LIMIT_MS, protection: 1, jobMinutes: 15 };
+  const names = { "--contacts": "contacts", "--latency-ms": "latencyMs", "--concurrency": "concurrency", "--naive": "naive", "--small": "small", "--profile": "profile", "--driver": "driver", "--mapped": "mapped", "--compare-mapped": "compareMapped", "--repeat": "repeat", "--activity": "activity", "--stall-limit-ms": "stallLimitMs", "--protection": "protection", "--job-minutes": "jobMinutes" };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split(/=(.*)/s);
     const key = names[flag];
@@ -289,7 +290,7 @@ async function open(page, url) {
  * Returns {ms, text, peakBytes, peakHeap, peakWasm, stallMs}.
  */
 async function runJob(page, id) {
-  return page.evaluate(async (id) => {
+  return page.evaluate(async ({ id, minutes }) => {
     // Every job the bench runs is the integration record's.
     const engine = await SalesManagoAdminEngine.ready().catch(() => null);
     let peak = 0;
@@ -314,7 +315,7 @@ async function runJob(page, id) {
     document.querySelector(`#commandbar button[data-id="${id}"]`).click();
     // Bounded: a job that never ends fails the bench instead of hanging it.
     while (!document.querySelector("#dialogs .dialog")) {
-      if (performance.now() - started > 15 * 60_000) throw new Error(`${id} showed no summary in 15 minutes`);
+      if (performance.now() - started > minutes * 60_000) throw new Error(`${id} showed no summary in ${minutes} minutes (\`--job-minutes\` allows more)`);
       await new Promise((r) => setTimeout(r, 20));
     }
     const ms = performance.now() - started;
@@ -328,7 +329,7 @@ async function runJob(page, id) {
       await new Promise((r) => setTimeout(r, 50));
     }
     return { ms, text, peakBytes: peak, peakHeap, peakWasm, stallMs: stall };
-  }, id);
+  }, { id, minutes: jobMinutes });
 }
 
 /** Activity items on each contact's card for the Pull activity runs. */
@@ -419,6 +420,9 @@ function meanAnswer(sandbox, before) {
 
 /** Whether the stand-in models service protection (`--protection`). */
 let protectionOn = true;
+
+/** How long a job may take before the bench gives up on it (`--job-minutes`). */
+let jobMinutes = 15;
 
 /** The shortest time Dataverse's service protection allows `requests` costing `costMs`. */
 function budget(requests, costMs) {
@@ -516,6 +520,7 @@ async function main() {
   const options = parse(process.argv.slice(2));
   if (options.compareMapped) return compareMapped(options);
   protectionOn = Boolean(options.protection);
+  jobMinutes = options.jobMinutes;
   // The engine of the integration record's jobs, as shipped.
   const wasmFile = join(root, "target", "engine-admin", "engine_opt.wasm");
   const wasm = readFileSync(wasmFile);

@@ -85,6 +85,11 @@ pub(super) async fn drive(context: &Context, mut job: Job) -> Outcome {
             Some(event) => timer = on(&mut job, event, timer, &mut pending),
             None => unreachable!("a job that has not finished waits for a reply or its timer"),
         }
+        // Every other answer in already is handed over before the job works on any: the
+        // requests they allow go out first, instead of one page's work after another's.
+        while let Some(Some(event)) = poll_immediate(pending.next()).await {
+            timer = on(&mut job, event, timer, &mut pending);
+        }
     }
 }
 
