@@ -205,7 +205,7 @@ export function createStore({ tables, file = null, changeTracking = { tables: []
     const version = nextVersion();
     row[VERSION] = version;
     t.records.set(id, { row, version, seq: t.seq++ });
-    t.sortedKeys.splice(bound(t.sortedKeys, id, false), 0, id);
+    t.addKey(id);
     if (tx?.undo) tx.undo.push({ t, id, before: undefined });
     record(tx, { t, message: "Create", id, before: null, after: row, target });
     markDirty();

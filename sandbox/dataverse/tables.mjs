@@ -4,7 +4,7 @@
 // Rows are kept immutable in a Map per table (primary key → {row, version, seq}) in insertion order,
 // plus a sorted array of primary keys for paging in key order without rescanning.
 import { CODE_VALIDATION, DvError } from "./errors.mjs";
-import { isPlainObject, nowIso, sequentialId } from "./util.mjs";
+import { isPlainObject, mergeIds, nowIso, sequentialId } from "./util.mjs";
 import { COLUMN_TYPES, MEMO_MAX, NAME_RE, STRING_MAX } from "./values.mjs";
 
 /** The lookups to the user who created and last modified a row, as the Web API names them. */
@@ -121,7 +121,7 @@ export function compileTable(logical, def) {
   }
   const primaryName = typeof def.primaryName === "string" ? def.primaryName : null;
   if (primaryName && !columns.has(primaryName)) throw new Error(`sandbox/dataverse: primaryName '${primaryName}' of table '${logical}' is not one of its columns`);
-  return {
+  const t = {
     logical,
     entitySet,
     primaryKey,
@@ -132,9 +132,29 @@ export function compileTable(logical, def) {
     added: new Map(), // name → column, added at run time (persisted)
     computed,
     records: new Map(), // primary key → { row, version, seq }
-    sortedKeys: [],
     seq: 0,
   };
+  // The primary keys in SQL Server's order ({@link sortIds}), kept lazily: a new row's key waits
+  // until a reader asks (`addKey`), so creating n rows costs n log n, not n² (each creation
+  // splicing a sorted array that holds millions of keys).
+  let sorted = [];
+  let pending = [];
+  Object.defineProperty(t, "sortedKeys", {
+    enumerable: true,
+    get() {
+      if (pending.length) {
+        sorted = mergeIds(sorted, pending);
+        pending = [];
+      }
+      return sorted;
+    },
+    set(keys) {
+      sorted = keys;
+      pending = [];
+    },
+  });
+  t.addKey = (id) => pending.push(id);
+  return t;
 }
 
 export function applyComputed(t, row) {

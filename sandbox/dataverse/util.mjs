@@ -101,6 +101,23 @@ export function sortIds(ids) {
   return [...ids].map((id) => [idOrder(id), id]).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map((pair) => pair[1]);
 }
 
+/** `sorted` (by {@link sortIds}) and the keys `added` (in any order) as one sorted array. */
+export function mergeIds(sorted, added) {
+  const more = [...added].map((id) => [idOrder(id), id]).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  const out = new Array(sorted.length + more.length);
+  let i = 0;
+  let j = 0;
+  let n = 0;
+  let next = i < sorted.length ? idOrder(sorted[i]) : null;
+  while (i < sorted.length || j < more.length) {
+    if (j >= more.length || (i < sorted.length && next <= more[j][0])) {
+      out[n++] = sorted[i++];
+      next = i < sorted.length ? idOrder(sorted[i]) : null;
+    } else out[n++] = more[j++][1];
+  }
+  return out;
+}
+
 /** Index of the first element > key (upper) or ≥ key (lower) in primary keys sorted by {@link sortIds}. */
 export function bound(sorted, key, upper) {
   const k = idOrder(key);

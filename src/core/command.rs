@@ -82,7 +82,7 @@ impl Engine {
     /// engine shrinks, raised only with a reason in the commit. The goal is 300,000 B each.
     pub const fn budget_bytes(self) -> usize {
         match self {
-            Engine::ContactPages => 391_500,
+            Engine::ContactPages => 392_000,
             Engine::IntegrationRecord => 466_500,
         }
     }

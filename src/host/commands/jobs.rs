@@ -52,12 +52,18 @@ pub(super) async fn run(context: Context, job: BulkJob) -> Outcome {
     drive(&context, Job::new(start)).await
 }
 
+/// The longest the driver works on before it lets the page take its turn (input, rendering):
+/// well under the 50 ms that make a long task.
+const SLICE_MS: u64 = 20;
+
 /// Runs `job` to its end.
 pub(super) async fn drive(context: &Context, mut job: Job) -> Outcome {
     let ui = context.ui();
     let root = format!("{}/api/data/v9.2/", ui.client_url()?);
     let mut pending: FuturesUnordered<Pending> = FuturesUnordered::new();
     let mut timer: Option<u64> = None;
+    // When the page last had its turn.
+    let mut turn_ms = now_ms();
     loop {
         while let Some(action) = job.poll(now_ms()) {
             match execute(action, context, &ui, &root) {
@@ -71,6 +77,11 @@ pub(super) async fn drive(context: &Context, mut job: Job) -> Outcome {
                 Step::Shown => {}
                 Step::End(outcome) => return outcome,
             }
+            // Answers that come in a wave are worked on in one go unless the page gets turns.
+            if now_ms().saturating_sub(turn_ms) > SLICE_MS {
+                yield_now().await;
+                turn_ms = now_ms();
+            }
         }
         if let Some(at) = job.poll_timeout() {
             if timer.is_none_or(|set| at < set) {
@@ -81,7 +92,16 @@ pub(super) async fn drive(context: &Context, mut job: Job) -> Outcome {
                 }));
             }
         }
-        match pending.next().await {
+        let event = match poll_immediate(pending.next()).await {
+            Some(event) => event,
+            // Nothing in yet: the page has its turn while the driver waits.
+            None => {
+                let event = pending.next().await;
+                turn_ms = now_ms();
+                event
+            }
+        };
+        match event {
             Some(event) => timer = on(&mut job, event, timer, &mut pending),
             None => unreachable!("a job that has not finished waits for a reply or its timer"),
         }
