@@ -210,20 +210,34 @@ function serversBehindBrowser(sim) {
 
 /** The simulator in a child process; resolves to its JSON line, its pid and a stop(). */
 function startSimulatorProcess(latencyMs) {
-  const child = spawn(process.execPath, [join(root, "tests", "simulator", "cli.mjs"), "--port", "0", "--latency-ms", String(latencyMs), "--max-batch", String(PAGE), "--cors"], { stdio: ["ignore", "pipe", "inherit"] });
+  // With this process's Node options: a million contacts' activity needs the heap `--max-old-space-size` gives.
+  const args = [...process.execArgv, join(root, "tests", "simulator", "cli.mjs"), "--port", "0", "--latency-ms", String(latencyMs), "--max-batch", String(PAGE), "--cors"];
+  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
+  let stopping = false;
+  child.on("exit", (code, signal) => {
+    if (!stopping) log(`bench: the simulator ended during the run (${signal ?? `exit ${code}`})`);
+  });
   return new Promise((resolve, reject) => {
     let out = "";
     child.on("exit", (code) => reject(new Error(`simulator exited ${code}`)));
     child.stdout.on("data", (d) => {
       out += d;
-      if (out.includes("\n")) resolve({ ...JSON.parse(out.split("\n")[0]), pid: child.pid, stop: () => child.kill("SIGTERM") });
+      if (out.includes("\n")) resolve({ ...JSON.parse(out.split("\n")[0]), pid: child.pid, stop: () => ((stopping = true), child.kill("SIGTERM")) });
     });
   });
 }
 
-async function simulatorControl(sim, path, body) {
-  const response = await fetch(`${sim.url}/__sim/${path}`, body === undefined ? {} : { method: "POST", body: JSON.stringify(body) });
-  return response.json();
+async function simulatorControl(sim, path, body, retried = false) {
+  try {
+    const response = await fetch(`${sim.url}/__sim/${path}`, body === undefined ? {} : { method: "POST", body: JSON.stringify(body) });
+    return await response.json();
+  } catch (error) {
+    // A kept-alive connection the simulator closed as it was reused ("other side closed", seen
+    // once a million contacts' jobs had kept the bench away from it): the call is asked again,
+    // once, on a new connection. Every control call sets state whole, so asking twice is safe.
+    if (retried || error.cause?.code !== "UND_ERR_SOCKET") throw error;
+    return simulatorControl(sim, path, body, true);
+  }
 }
 
 /** A sandbox with `contacts` demo contacts, modelling Dataverse's service protection unless `--protection 0`. */
@@ -663,7 +677,8 @@ if (process.argv.includes("--relay")) {
   await import("./relay.mjs");
 } else {
   main().catch((error) => {
-    process.stderr.write(`bench: ${error.stack || error.message}\n`);
+    // `fetch failed` says why only in its cause (a refused or reset connection).
+    process.stderr.write(`bench: ${error.stack || error.message}${error.cause ? `\n  cause: ${error.cause.stack || error.cause}` : ""}\n`);
     process.exit(1);
   });
 }
