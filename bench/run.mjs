@@ -67,7 +67,9 @@ function parse(argv) {
       ? `unknown option ${flag}`
       : key === "driver"
         ? !DRIVERS.includes(value) && `${flag} takes ${DRIVERS.join(" or ")}, not ${text ?? "nothing"}`
-        : (!Number.isInteger(value) || value < 0) && `${flag} takes a whole number ≥ 0, not ${text ?? "nothing"}`;
+        : key === "jobMinutes"
+          ? (!Number.isInteger(value) || value < 1) && `${flag} takes a whole number ≥ 1, not ${text ?? "nothing"}`
+          : (!Number.isInteger(value) || value < 0) && `${flag} takes a whole number ≥ 0, not ${text ?? "nothing"}`;
     if (bad) {
       process.stderr.write(`${bad}\n${USAGE}\n`);
       process.exit(2);

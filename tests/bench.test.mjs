@@ -45,10 +45,12 @@ test("the bench names a bad option or value, with its usage", () => {
     [["--latency-ms"], "--latency-ms takes a whole number ≥ 0, not nothing"],
     [["--contact", "5"], "unknown option --contact"],
     [["--stall-limit-ms", "fifty"], "--stall-limit-ms takes a whole number ≥ 0, not fifty"],
+    // No time at all would fail every job before it starts.
+    [["--job-minutes", "0"], "--job-minutes takes a whole number ≥ 1, not 0"],
   ]) {
     const run = bench(args);
     assert.equal(run.status, 2, args.join(" "));
     assert.equal(run.stderr.split("\n")[0], said);
-    assert.match(run.stderr.split("\n")[1], /^usage: npm run bench -- .*\[--driver devtools\|playwright\] \[--mapped N\] \[--activity 0\|1\] \[--stall-limit-ms M\] \[--protection 0\|1\] \[--compare-mapped N \[--repeat R\]\]$/);
+    assert.match(run.stderr.split("\n")[1], /^usage: npm run bench -- .*\[--driver devtools\|playwright\] \[--mapped N\] \[--activity 0\|1\] \[--stall-limit-ms M\] \[--protection 0\|1\] \[--job-minutes M\] \[--compare-mapped N \[--repeat R\]\]$/);
   }
 });
