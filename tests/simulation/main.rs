@@ -82,6 +82,10 @@ pub(crate) struct World {
     pub(crate) slow_ms: u64,
     /// Each "preparing the file" progress the job showed: (true time, seconds it says it waited).
     pub(crate) preparing: Vec<(u64, u64)>,
+    /// Where SALESmanago's export file is ([`FileStep`]), and the reads of Dynamics' contacts
+    /// asked for while it was prepared and while it downloaded.
+    file_step: FileStep,
+    pub(crate) file_reads: FileReads,
     /// Writes of Export all's checkpoint asked for (each attempt, answered or not).
     pub(crate) checkpoint_writes: u64,
     /// Every answer takes the same time (none overtakes another): a run whose pages end in the
@@ -92,6 +96,24 @@ pub(crate) struct World {
     /// What the last job driven showed: any progress, and a wait told; and whether it tried a
     /// request again after a wait of 2 s or more a service asked for (`Retry-After`).
     pub(crate) shown: Shown,
+}
+
+/// Where SALESmanago's export file is, as the requests show it.
+#[derive(Debug, Clone, Copy, Default)]
+enum FileStep {
+    #[default]
+    None,
+    /// Asked for (`contact/export/data`), not yet downloading.
+    Preparing,
+    /// The download under this ticket runs.
+    Downloading(Ticket),
+}
+
+/// Reads of Dynamics' contacts asked for while the export file was prepared or downloaded.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct FileReads {
+    pub(crate) preparing: usize,
+    pub(crate) downloading: usize,
 }
 
 /// What a job showed while it ran ([`World::shown`]).
@@ -139,6 +161,8 @@ impl World {
             answers: Vec::new(),
             slow_ms: 0,
             preparing: Vec::new(),
+            file_step: FileStep::None,
+            file_reads: FileReads::default(),
             checkpoint_writes: 0,
             steady: false,
             most_in_flight: 0,
@@ -234,7 +258,11 @@ impl World {
         let mut just_asked = None;
         let mut most_asked = 5;
         self.shown = Shown::default();
+        self.file_step = FileStep::None;
         for _ in 0..10_000_000 {
+            // The reads asked for at this instant, counted where the file is once they are out
+            // (a download and the reads beside it go out together, in either order).
+            let mut reads_now = 0;
             while let Some(action) = job.poll(self.local()) {
                 if let Some((at, seconds)) = action_ticket(&action).and_then(|t| not_before.remove(&t)) {
                     assert!(self.now + 1000 >= at, "a request went again {} ms before it was asked to", at - self.now);
@@ -260,6 +288,7 @@ impl World {
                 let latency = latency + self.slow_ms;
                 match action {
                     Action::Read { ticket, read } => {
+                        reads_now += 1;
                         let reply = self.dataverse.read(&read, &mut self.rng, self.now);
                         let reply = dated(reply, self.now);
                         in_flight.push((self.now + latency, ticket, Reply::Dataverse(reply)));
@@ -307,6 +336,9 @@ impl World {
                         }
                     }
                     Action::Call { ticket, request, timeout_ms } => {
+                        if request.url.ends_with("/contact/export/data") {
+                            self.file_step = FileStep::Preparing;
+                        }
                         let (reply, timed_out) = self.salesmanago.call(&request, &mut self.rng, self.now);
                         let reply =
                             reply.map(|r| HttpResponse { date: Some(rng::http_date(self.now / 1000 * 1000, 0)), ..r });
@@ -315,6 +347,7 @@ impl World {
                     }
                     Action::Download { ticket, url, idle_timeout_ms } => {
                         // The parts arrive one after the other, then the end (or a failure).
+                        self.file_step = FileStep::Downloading(ticket);
                         let (parts, end, stalled) = self.salesmanago.download(&url, &mut self.rng);
                         let mut at = self.now + latency;
                         for part in parts {
@@ -350,6 +383,11 @@ impl World {
                     return None;
                 }
             }
+            match self.file_step {
+                FileStep::Preparing => self.file_reads.preparing += reads_now,
+                FileStep::Downloading(_) => self.file_reads.downloading += reads_now,
+                FileStep::None => {}
+            }
             just_asked = None;
             let requests: BTreeSet<Ticket> = in_flight.iter().map(|(_, ticket, _)| *ticket).collect();
             self.most_in_flight = self.most_in_flight.max(requests.len());
@@ -366,6 +404,10 @@ impl World {
             self.now = self.now.max(next);
             if let Some(at) = in_flight.iter().position(|(when, ..)| *when <= self.now) {
                 let (_, ticket, reply) = in_flight.swap_remove(at);
+                if matches!((self.file_step, &reply), (FileStep::Downloading(t), Reply::Salesmanago(_)) if t == ticket)
+                {
+                    self.file_step = FileStep::None;
+                }
                 let asked = match &reply {
                     Reply::Dataverse(Ok(r)) | Reply::Salesmanago(Ok(r)) if r.status == 429 => r.retry_after.as_deref(),
                     _ => None,
@@ -1062,6 +1104,10 @@ fn pull_consents(seed: u64, contacts: usize) {
     };
     let t = &summary.tally;
     assert!(t.adds_up() && t.done <= t.total && t.same <= t.total, "{t:?}");
+    // Dynamics' first pages are read while the file downloads, none while SALESmanago prepares
+    // it (a page read then would be compared with values minutes old).
+    let reads = world.file_reads;
+    assert!(reads.preparing == 0 && reads.downloading > 0, "contact reads around the file: {reads:?}");
     // A contact Dynamics refused was written nothing.
     for id in &world.dataverse.refuse {
         assert_eq!(world.dataverse.contacts.get(id), before.get(id), "{id}: refused, yet changed");

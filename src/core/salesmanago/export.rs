@@ -133,7 +133,9 @@ impl FileReader {
     ///
     /// Fails, saying what is wrong, when the file is not a list of objects.
     pub fn feed(&mut self, bytes: &[u8]) -> Result<(), String> {
-        for &byte in bytes {
+        let mut at = 0;
+        while at < bytes.len() {
+            let byte = bytes[at];
             match self.state {
                 State::Before => match byte {
                     b'[' => self.state = State::Between,
@@ -144,8 +146,8 @@ impl FileReader {
                 State::Between => match byte {
                     b'{' => {
                         self.state = State::Entry;
-                        self.depth = 1;
-                        self.entry.push(byte);
+                        self.depth = 0;
+                        continue;
                     }
                     b']' => self.state = State::After,
                     b',' => {}
@@ -153,33 +155,58 @@ impl FileReader {
                     _ => return Err("an export entry is not an object".into()),
                 },
                 State::Entry => {
-                    self.entry.push(byte);
-                    if self.in_string {
-                        match byte {
-                            _ if self.escaped => self.escaped = false,
-                            b'\\' => self.escaped = true,
-                            b'"' => self.in_string = false,
-                            _ => {}
+                    // The entry's bytes in this part: parsed where they lie when the entry is
+                    // whole in it, else gathered until its last byte comes.
+                    let end = self.entry_end(&bytes[at..]);
+                    let part = &bytes[at..at + end.unwrap_or(bytes.len() - at)];
+                    at += part.len();
+                    match end {
+                        Some(_) if self.entry.is_empty() => self.entry_read(part)?,
+                        Some(_) => {
+                            self.entry.extend_from_slice(part);
+                            let entry = ::core::mem::take(&mut self.entry);
+                            self.entry_read(&entry)?;
                         }
-                        continue;
+                        None => self.entry.extend_from_slice(part),
                     }
-                    match byte {
-                        b'"' => self.in_string = true,
-                        b'{' | b'[' => self.depth += 1,
-                        b'}' | b']' => self.depth -= 1,
-                        _ => {}
-                    }
-                    if self.depth == 0 {
-                        let entry = ::core::mem::take(&mut self.entry);
+                    if end.is_some() {
                         self.state = State::Between;
-                        self.entry_read(&entry)?;
                     }
+                    continue;
                 }
                 State::After if byte.is_ascii_whitespace() => {}
                 State::After => return Err("the export file goes on after its list".into()),
             }
+            at += 1;
         }
         Ok(())
+    }
+
+    /// How many of `bytes` the current entry takes: `Some` when its closing brace is among them.
+    fn entry_end(&mut self, bytes: &[u8]) -> Option<usize> {
+        for (at, &byte) in bytes.iter().enumerate() {
+            if self.in_string {
+                match byte {
+                    _ if self.escaped => self.escaped = false,
+                    b'\\' => self.escaped = true,
+                    b'"' => self.in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match byte {
+                b'"' => self.in_string = true,
+                b'{' | b'[' => self.depth += 1,
+                b'}' | b']' => {
+                    self.depth -= 1;
+                    if self.depth == 0 {
+                        return Some(at + 1);
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
     }
 
     /// The contacts read since the last call.
@@ -202,18 +229,21 @@ impl FileReader {
         let Value::Object(entry) = json::from_str(text).map_err(|e| e.to_string())? else {
             return Err("an export entry is not an object".into());
         };
-        for (id, parts) in entry.iter() {
-            let Some(parts) = parts.as_object() else { continue };
-            let mut data = parts.get("contactData").and_then(Value::as_object).cloned().unwrap_or_default();
+        for (id, parts) in entry {
+            let Value::Object(mut parts) = parts else { continue };
+            let mut data = match parts.remove("contactData") {
+                Some(Value::Object(data)) => data,
+                _ => Map::new(),
+            };
             for key in ["consents", "consentDetails"] {
-                if let Some(list) = parts.get(key) {
-                    data.insert("consents".into(), list.clone());
+                if let Some(list) = parts.remove(key) {
+                    data.insert("consents".into(), list);
                 }
             }
             if let Some(contact) = SmContact::from_json(&Value::Object(data)) {
                 let consents = contact.consents_listed.then_some(contact.consents);
                 let (opted_out, opted_out_phone) = (contact.opted_out, contact.opted_out_phone);
-                self.read.push(Exported { id: id.clone(), email: contact.email, opted_out, opted_out_phone, consents });
+                self.read.push(Exported { id, email: contact.email, opted_out, opted_out_phone, consents });
             }
         }
         Ok(())
@@ -300,6 +330,15 @@ mod tests {
             parts.extend(reader.take());
             assert_eq!(parts, whole, "cut at {cut}");
         }
+        // A byte at a time: every entry gathered across parts.
+        let mut reader = FileReader::default();
+        let mut parts = Vec::new();
+        for byte in text.as_bytes() {
+            reader.feed(::core::slice::from_ref(byte)).unwrap();
+            parts.extend(reader.take());
+        }
+        reader.finish().unwrap();
+        assert_eq!(parts, whole, "a byte at a time");
         assert_eq!(whole[0].consents, Some(Vec::new()));
         assert_eq!(whole[1].opted_out_phone, Some(true));
     }

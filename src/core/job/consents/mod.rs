@@ -45,7 +45,7 @@ enum Phase {
     Asking(Ticket),
     /// SALESmanago prepares the file; it is asked again after `wait_ms`.
     Preparing { ticket: Ticket, request_id: String, since_ms: u64, wait_ms: u64 },
-    /// The file is being read.
+    /// The file is being read, and Dynamics' first pages with it.
     Reading(Ticket),
     /// Dynamics' contacts are compared with the file.
     Comparing,
@@ -98,13 +98,17 @@ impl Consents {
     pub(super) fn advance(&mut self, run: &mut Runner, now_ms: u64) {
         let Some(pages) = self.pages_to_read.as_mut().filter(|_| !self.ending.started()) else { return };
         pages.read(run, self.pages.len());
-        if pages.done() && self.pages.is_empty() && !run.busy() {
+        let comparing = matches!(self.phase, Phase::Comparing);
+        if comparing && pages.done() && self.pages.is_empty() && !run.busy() {
             self.ending.start(run, ::core::mem::take(&mut self.tally), Map::new(), now_ms);
         }
     }
 
     /// Works on a page that arrived; `false` when there is none.
     pub(super) fn work(&mut self, run: &mut Runner, now_ms: u64) -> bool {
+        if !matches!(self.phase, Phase::Comparing) {
+            return false;
+        }
         let Some(values) = self.pages_to_read.as_mut().and_then(Pages::arrived).map(|page| page.rows) else {
             return false;
         };
@@ -151,6 +155,11 @@ impl Consents {
                 match status {
                     Some(url) => {
                         self.phase = Phase::Reading(run.issue(Request::Download(url)));
+                        // Dynamics' first pages are read while the file downloads and is read (as
+                        // many as the job holds at once), and compared once it is whole. Not
+                        // before: a page read while SALESmanago prepares the file (minutes for a
+                        // large account) would be compared with values that old.
+                        self.pages_to_read = Some(Pages::all(&self.consents, Some(has_value(contact::EMAIL)), None));
                         run.say(Message::ReadingFile { contacts: 0 });
                     }
                     None if waited >= READY_WITHIN_MS => {
@@ -186,7 +195,6 @@ impl Consents {
                     return unreadable_file(run, detail);
                 }
                 self.phase = Phase::Comparing;
-                self.pages_to_read = Some(Pages::all(&self.consents, Some(has_value(contact::EMAIL)), None));
                 run.show(now_ms);
             }
             // A heartbeat's answer, or one that came late.
