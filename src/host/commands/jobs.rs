@@ -33,9 +33,11 @@ type Pending = Pin<Box<dyn Future<Output = Event>>>;
 /// Runs `job` to its end.
 pub(super) async fn run(context: Context, job: BulkJob) -> Outcome {
     let web_api = context.web_api()?;
-    let (settings, record) = load_settings(&web_api, &record_columns(job)).await?;
     let ui = context.ui();
-    let consents = consent_columns(&ui).await?;
+    // The record and the consent columns at once: one round trip before the job starts.
+    let (loaded, consents) =
+        futures_util::future::join(load_settings(&web_api, &record_columns(job)), consent_columns(&ui)).await;
+    let ((settings, record), consents) = (loaded?, consents?);
     let start = Start {
         job,
         lang: context.lang,
