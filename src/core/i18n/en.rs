@@ -19,21 +19,28 @@ use crate::prelude::*;
 
 pub(super) fn text(message: &Message) -> String {
     match message {
+        #[cfg(feature = "admin")]
         Message::CredentialsTitle => "SALESmanago credentials".into(),
+        #[cfg(feature = "admin")]
         Message::ClientIdLabel => "Client ID".into(),
+        #[cfg(feature = "admin")]
         Message::ApiSecretLabel => "API secret".into(),
+        #[cfg(feature = "admin")]
         Message::OwnerLabel => "Owner e-mail".into(),
+        #[cfg(feature = "admin")]
         Message::EndpointLabel => "Endpoint".into(),
+        #[cfg(feature = "admin")]
         Message::RelayKeyLabel => "Relay key (only with salesmanago-relay)".into(),
+        #[cfg(feature = "admin")]
         Message::RelayKeySaved => "saved (type a new key to replace it)".into(),
+        #[cfg(feature = "admin")]
         Message::CredentialsNeedForm => "Open this page from the SALESmanago Integration record in Dynamics 365 to enter the credentials.".into(),
+        #[cfg(feature = "admin")]
         Message::SecretSaved => "saved (type a new secret to replace it)".into(),
+        #[cfg(feature = "admin")]
         Message::EngineVersion { version } => format!("SALESmanago engine {version}"),
+        #[cfg(feature = "admin")]
         Message::CommandLabel(command) => command_label(*command).into(),
-        Message::CommandNotAvailable { command, version } => format!(
-            "“{}” is not available in version {version} of the SALESmanago integration yet.",
-            command_label(*command)
-        ),
         Message::UnknownCommand { name } => format!(
             "The SALESmanago engine has no command “{name}”. The solution's web resources are from different versions: import the solution again."
         ),
@@ -72,15 +79,23 @@ pub(super) fn text(message: &Message) -> String {
         Message::NotAccepted { email, reason: Some(reason) } => format!("SALESmanago did not accept {email}: {reason}"),
         Message::NotAccepted { email, reason: None } => format!("SALESmanago did not accept {email} and gave no reason."),
         Message::EmailTaken { email } => format!("The new e-mail {email} is already used by another SALESmanago contact, so this contact was not renamed to it. Merge the two contacts in SALESmanago, or change the address."),
+        #[cfg(feature = "admin")]
         Message::FieldInvalid { field, problem } => field_problem(*field, *problem),
+        #[cfg(feature = "admin")]
         Message::FieldsInvalid => "Nothing was saved: correct the fields marked.".into(),
+        #[cfg(feature = "admin")]
         Message::CredentialsSaved => "Credentials saved. Use “Test connection” to check them.".into(),
+        #[cfg(feature = "admin")]
         Message::IntegrationExists => "A SALESmanago Integration record already exists, and there can be only one. Open it from the SALESmanago Integration area instead of creating another.".into(),
         Message::Settings(error) => settings(error),
         // Through a relay, the owner is the relay's (SALESMANAGO_OWNER), not the record's.
+        #[cfg(feature = "admin")]
         Message::ConnectionOk { owner } if owner.is_empty() => "Connected to SALESmanago through the relay. The relay's owner (SALESMANAGO_OWNER) is a user of this account, and contacts will be saved as theirs.".into(),
+        #[cfg(feature = "admin")]
         Message::OwnerNotAUser { owner } if owner.is_empty() => "The relay reaches SALESmanago, but its owner (SALESMANAGO_OWNER) is not a user of this SALESmanago account. Ask the relay's administrator to set the e-mail of a SALESmanago user.".into(),
+        #[cfg(feature = "admin")]
         Message::ConnectionOk { owner } => format!("Connected to SALESmanago. {owner} is a user of this account, and contacts will be saved as theirs."),
+        #[cfg(feature = "admin")]
         Message::OwnerNotAUser { owner } => format!("The client ID and API secret work, but {owner} is not a user of this SALESmanago account. Enter the e-mail of a SALESmanago user as the owner."),
         Message::Dataverse { detail } => format!("Dynamics 365 refused the request: {detail}"),
         Message::Progress { command, done, total } => match total {
@@ -128,23 +143,40 @@ pub(super) fn text(message: &Message) -> String {
         ),
         Message::DownloadNotDone { count } => format!("Download the list of the {count} contacts that did not go, with the reasons (CSV)?"),
         Message::Unlisted { count } => format!("…and {count} more, not listed here. Each contact's SALESmanago sync status and last error record its reason."),
+        #[cfg(feature = "admin")]
         Message::PreparingFile { seconds } => format!("Pull consents: SALESmanago is preparing the file of consents and opt-outs ({seconds} s so far). Large accounts take a few minutes; keep this window open."),
+        #[cfg(feature = "admin")]
         Message::ReadingFile { contacts } => format!("Pull consents: reading SALESmanago's file, {contacts} contacts so far…"),
+        #[cfg(feature = "admin")]
         Message::ActivityKindUnknown { name } => format!("The SALESmanago Integration record's \u{201c}Pull activity: kinds kept\u{201d} names \u{201c}{name}\u{201d}, which is not a kind of activity, so nothing was pulled. Use these names, separated by commas: sent, opened, clicked, bounced, unsubscribed, visit, event; or leave it empty for all but sent."),
+        #[cfg(feature = "admin")]
         Message::FileNotReady { minutes } => format!("SALESmanago did not prepare the file of consents and opt-outs within {minutes} minutes, so nothing was changed. Try Pull consents again later."),
+        #[cfg(feature = "admin")]
         Message::FileUnreadable { detail } => format!("SALESmanago's file of consents and opt-outs could not be read ({detail}), so nothing was changed. Try Pull consents again; if it happens again, send this message to your administrator."),
+        #[cfg(feature = "contact")]
         Message::MayNotDelete => "you may not delete this contact in Dynamics 365, so it was left as it is in SALESmanago too. Ask your administrator for the right to delete contacts.".into(),
         Message::MissingPrivilege { privilege } => format!("Your security roles do not let you {}. Ask your administrator to assign you the role “SALESmanago user” (for the SALESmanago buttons on contacts) or “SALESmanago administrator” (for the SALESmanago Integration record and its jobs).", privilege_words(privilege)),
+        #[cfg(feature = "admin")]
         Message::Resuming { done } => format!("Continuing the interrupted export: {done} contacts were already exported."),
+        #[cfg(feature = "contact")]
         Message::NotInSalesmanago { email } if email.is_empty() => "SALESmanago has no such contact: this contact has no e-mail address and no SALESmanago ID to look it up by.".into(),
+        #[cfg(feature = "contact")]
         Message::NotInSalesmanago { email } => format!("SALESmanago has no contact with the e-mail {email}. Use “Send to SALESmanago” to create it there."),
+        #[cfg(feature = "contact")]
         Message::Fetched { fields } => format!("{fields} fields were filled in from SALESmanago. Review them, then save the contact to keep them."),
+        #[cfg(feature = "contact")]
         Message::SaveFirst => "Save the contact first, then try again.".into(),
+        #[cfg(feature = "contact")]
         Message::OutsideScope => "Not sent: this contact is outside the sync scope set on the SALESmanago Integration record (it is not marked for synchronisation). Mark it, or ask an administrator to change the scope.".into(),
+        #[cfg(feature = "admin")]
         Message::MappingProblem(error) => mapping(error),
+        #[cfg(feature = "admin")]
         Message::MappingSaved { entries: 0 } => "Saved: no columns are mapped beyond the built-in ones.".into(),
+        #[cfg(feature = "admin")]
         Message::MappingSaved { entries } => format!("Saved: {entries} mapped columns. The mapping applies to each contact from its next change; run Export all to send every contact with it now (its summary counts those sent again because of this change)."),
+        #[cfg(feature = "admin")]
         Message::PreviewNoContact { who } => format!("No contact has the e-mail “{who}” or a name starting with it."),
+        #[cfg(feature = "admin")]
         Message::MappingLabel(label) => match label {
             MappingLabel::Title => "What syncs",
             MappingLabel::Intro => "Which contacts synchronise, and the Dynamics columns sent to SALESmanago beside the built-in ones (name, e-mail, phones, address, birth date, opt-outs, consents), and which way.",
@@ -178,15 +210,24 @@ pub(super) fn text(message: &Message) -> String {
             MappingLabel::ViewSaved => "The view's conditions are saved with the scope: after changing the view, save here again.",
         }
         .into(),
+        #[cfg(feature = "admin")]
         Message::ScopeProblem(ScopeProblem::NoColumn) => "Choose the Yes/No column that marks the contacts to synchronise.".into(),
+        #[cfg(feature = "admin")]
         Message::ScopeProblem(ScopeProblem::NoView) => "Choose the view whose contacts synchronise.".into(),
+        #[cfg(feature = "admin")]
         Message::ScopeProblem(ScopeProblem::View(error)) => format!("That view {}", view_problem(error)),
         Message::AlreadyMatches => "This contact already holds what SALESmanago holds.".into(),
+        #[cfg(feature = "contact")]
         Message::Differs { fields } => format!("SALESmanago holds different data for this contact ({fields} fields). Use “Fetch from SALESmanago” to review it."),
+        #[cfg(feature = "contact")]
         Message::Standing { .. } => super::standing::text(message, &super::standing::ENGLISH),
+        #[cfg(feature = "contact")]
         Message::Sent => "Sent to SALESmanago.".into(),
+        #[cfg(feature = "contact")]
         Message::SyncFailed { reason } => format!("Saved in Dynamics, but not sent to SALESmanago: {reason} Use “Send to SALESmanago” to try again."),
+        #[cfg(feature = "contact")]
         Message::DeleteConfirm { count, opt_out_only: false } => format!("Delete {count} contact(s) in Dynamics and in SALESmanago? This cannot be undone."),
+        #[cfg(feature = "contact")]
         Message::DeleteConfirm { count, opt_out_only: true } => format!("Delete {count} contact(s) in Dynamics and opt them out of newsletters and SMS in SALESmanago? This cannot be undone."),
         Message::Deleted { deleted, failures, kept, opt_out_only } => {
             let there = if *opt_out_only { "opted out in SALESmanago" } else { "deleted in SALESmanago" };

@@ -5,6 +5,7 @@ use crate::prelude::*;
 
 mod en;
 mod pl;
+#[cfg(feature = "contact")]
 mod standing;
 
 use crate::core::command::{BulkJob, Command};
@@ -56,37 +57,41 @@ pub enum Service {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
     /// Heading of the credential page.
+    #[cfg(feature = "admin")]
     CredentialsTitle,
     /// Label of the client id field.
+    #[cfg(feature = "admin")]
     ClientIdLabel,
     /// Label of the API secret field.
+    #[cfg(feature = "admin")]
     ApiSecretLabel,
     /// Label of the owner e-mail field.
+    #[cfg(feature = "admin")]
     OwnerLabel,
     /// Label of the endpoint field.
+    #[cfg(feature = "admin")]
     EndpointLabel,
     /// The credential page's relay key label.
+    #[cfg(feature = "admin")]
     RelayKeyLabel,
     /// The relay key field's placeholder when a key is stored.
+    #[cfg(feature = "admin")]
     RelayKeySaved,
     /// Shown in place of a stored secret, which is never displayed again.
+    #[cfg(feature = "admin")]
     SecretSaved,
     /// The credential page was opened outside the integration form, so it cannot save.
+    #[cfg(feature = "admin")]
     CredentialsNeedForm,
     /// Footer of the credential page: the engine version.
+    #[cfg(feature = "admin")]
     EngineVersion {
         /// The engine version.
         version: &'static str,
     },
     /// The label of a command, as on its button.
+    #[cfg(feature = "admin")]
     CommandLabel(Command),
-    /// A command whose behaviour this build does not have yet.
-    CommandNotAvailable {
-        /// The command.
-        command: Command,
-        /// The engine version.
-        version: &'static str,
-    },
     /// `commands.js` asked for a command the engine does not know (a packaging mistake).
     UnknownCommand {
         /// The name it asked for.
@@ -132,6 +137,7 @@ pub enum Message {
         email: String,
     },
     /// A field of the credential page is not acceptable.
+    #[cfg(feature = "admin")]
     FieldInvalid {
         /// The field.
         field: Field,
@@ -139,19 +145,24 @@ pub enum Message {
         problem: FieldProblem,
     },
     /// The credential page was not saved because of the fields marked.
+    #[cfg(feature = "admin")]
     FieldsInvalid,
     /// The credentials were stored on the integration record.
+    #[cfg(feature = "admin")]
     CredentialsSaved,
     /// The credential page is open on a new record while another integration record exists.
+    #[cfg(feature = "admin")]
     IntegrationExists,
     /// The integration record's settings cannot be used.
     Settings(SettingsError),
     /// "Test connection" succeeded.
+    #[cfg(feature = "admin")]
     ConnectionOk {
         /// The owner e-mail it checked.
         owner: String,
     },
     /// The credentials work, but the owner is not a user of the account.
+    #[cfg(feature = "admin")]
     OwnerNotAUser {
         /// The owner e-mail on the record.
         owner: String,
@@ -246,31 +257,37 @@ pub enum Message {
         count: u64,
     },
     /// "Pull consents" waits for SALESmanago to prepare its export file.
+    #[cfg(feature = "admin")]
     PreparingFile {
         /// Seconds waited so far.
         seconds: u64,
     },
     /// "Pull consents" reads SALESmanago's export file.
+    #[cfg(feature = "admin")]
     ReadingFile {
         /// Contacts read so far.
         contacts: u64,
     },
     /// The integration record names a kind of activity that is not one.
+    #[cfg(feature = "admin")]
     ActivityKindUnknown {
         /// The name, as the record has it.
         name: String,
     },
     /// SALESmanago did not prepare the export file in time.
+    #[cfg(feature = "admin")]
     FileNotReady {
         /// Minutes waited.
         minutes: u64,
     },
     /// SALESmanago's export file could not be used.
+    #[cfg(feature = "admin")]
     FileUnreadable {
         /// What is wrong with it (the engine's words, never the file's text).
         detail: String,
     },
     /// A contact the user may not delete in Dynamics, so it was not touched in SALESmanago.
+    #[cfg(feature = "contact")]
     MayNotDelete,
     /// The user's security roles lack a privilege a command needs.
     MissingPrivilege {
@@ -278,18 +295,22 @@ pub enum Message {
         privilege: String,
     },
     /// An interrupted "Export all" continues.
+    #[cfg(feature = "admin")]
     Resuming {
         /// Contacts already exported before.
         done: u64,
     },
     /// "Fetch from SALESmanago": SALESmanago has no such contact.
+    #[cfg(feature = "contact")]
     NotInSalesmanago {
         /// The e-mail looked up (empty when the contact has none).
         email: String,
     },
     /// A command on a contact form that has unsaved changes or was never saved.
+    #[cfg(feature = "contact")]
     SaveFirst,
     /// "Fetch from SALESmanago" filled fields into the form.
+    #[cfg(feature = "contact")]
     Fetched {
         /// How many fields changed.
         fields: usize,
@@ -297,30 +318,38 @@ pub enum Message {
     /// "Fetch from SALESmanago": nothing differs.
     AlreadyMatches,
     /// Send or a save: the contact is outside the sync scope, so nothing went.
+    #[cfg(feature = "contact")]
     OutsideScope,
     /// The mapping editor: what is wrong with the mapping (the sentence alone).
+    #[cfg(feature = "admin")]
     MappingProblem(crate::core::mapping::fields::MappingError),
     /// The mapping editor saved a mapping of this many entries.
+    #[cfg(feature = "admin")]
     MappingSaved {
         /// How many.
         entries: usize,
     },
     /// The mapping editor's preview found no contact by this e-mail or name.
+    #[cfg(feature = "admin")]
     PreviewNoContact {
         /// What the admin typed.
         who: String,
     },
     /// The mapping editor's labels, by key ([`MappingLabel`]).
+    #[cfg(feature = "admin")]
     MappingLabel(MappingLabel),
     /// The mapping editor: why the scope cannot be saved.
+    #[cfg(feature = "admin")]
     ScopeProblem(crate::core::mapping::draft::ScopeProblem),
     /// A contact form opened whose contact SALESmanago holds differently.
+    #[cfg(feature = "contact")]
     Differs {
         /// How many fields differ.
         fields: usize,
     },
     /// What SALESmanago knows of a contact, shown when its form opens: its score and state,
     /// its last visit (an ISO date), and its opt-outs. Each part only when SALESmanago said it.
+    #[cfg(feature = "contact")]
     Standing {
         /// Score.
         score: Option<i64>,
@@ -334,13 +363,16 @@ pub enum Message {
         opted_out_phone: Option<bool>,
     },
     /// A contact was sent to SALESmanago.
+    #[cfg(feature = "contact")]
     Sent,
     /// The save succeeded but sending to SALESmanago did not.
+    #[cfg(feature = "contact")]
     SyncFailed {
         /// Why, in the user's language.
         reason: String,
     },
     /// Asks before deleting contacts in both places.
+    #[cfg(feature = "contact")]
     DeleteConfirm {
         /// How many contacts.
         count: usize,
@@ -537,8 +569,9 @@ impl Message {
             | Message::InvalidInput { detail }
             | Message::UnknownCommand { name: detail }
             | Message::NotAccepted { reason: Some(detail), .. }
-            | Message::SummaryNotRecorded { detail }
-            | Message::SyncFailed { reason: detail } => cut(detail),
+            | Message::SummaryNotRecorded { detail } => cut(detail),
+            #[cfg(feature = "contact")]
+            Message::SyncFailed { reason: detail } => cut(detail),
             Message::Deleted { failures, .. } => failures.iter_mut().for_each(cut),
             // SALESmanago's other errors carry no text of its own (a status, a wait, an owner
             // from the record).
@@ -546,17 +579,32 @@ impl Message {
             // Text from the integration record or a contact: bounded by its column's length.
             Message::NotAccepted { reason: None, .. }
             | Message::EmailTaken { .. }
-            | Message::ConnectionOk { .. }
             | Message::JobRunning { .. }
             | Message::JobJustRan { .. }
             | Message::JobTakenOver { .. }
-            | Message::OwnerNotAUser { .. }
-            | Message::NotInSalesmanago { .. }
             | Message::Skipped(_)
             | Message::Warning(_)
             | Message::Settings(_)
             | Message::Endpoint(_) => {}
+            #[cfg(feature = "admin")]
+            Message::ConnectionOk { .. } | Message::OwnerNotAUser { .. } => {}
+            #[cfg(feature = "contact")]
+            Message::NotInSalesmanago { .. } => {}
             // The engine's own text and numbers.
+            Message::Unreadable
+            | Message::DeletedEmailUnknown
+            | Message::DeltaExpired
+            | Message::NotTracked
+            | Message::Progress { .. }
+            | Message::Waiting { .. }
+            | Message::Summary { .. }
+            | Message::RecordBusy { .. }
+            | Message::DownloadNotDone { .. }
+            | Message::Unlisted { .. }
+            | Message::MissingPrivilege { .. }
+            | Message::AlreadyMatches
+            | Message::CredentialsIncomplete => {}
+            #[cfg(feature = "admin")]
             Message::CredentialsTitle
             | Message::ClientIdLabel
             | Message::ApiSecretLabel
@@ -568,39 +616,26 @@ impl Message {
             | Message::CredentialsNeedForm
             | Message::EngineVersion { .. }
             | Message::CommandLabel(_)
-            | Message::CommandNotAvailable { .. }
-            | Message::CredentialsIncomplete
-            | Message::Unreadable
-            | Message::DeletedEmailUnknown
-            | Message::DeltaExpired
-            | Message::NotTracked
             | Message::FieldInvalid { .. }
             | Message::FieldsInvalid
             | Message::CredentialsSaved
             | Message::IntegrationExists
-            | Message::Progress { .. }
-            | Message::Waiting { .. }
-            | Message::Summary { .. }
-            | Message::RecordBusy { .. }
-            | Message::DownloadNotDone { .. }
-            | Message::Unlisted { .. }
             | Message::Resuming { .. }
-            | Message::MayNotDelete
-            | Message::MissingPrivilege { .. }
             | Message::PreparingFile { .. }
             | Message::ReadingFile { .. }
             | Message::FileNotReady { .. }
             | Message::FileUnreadable { .. }
             | Message::ActivityKindUnknown { .. }
-            | Message::SaveFirst
-            | Message::Fetched { .. }
-            | Message::AlreadyMatches
-            | Message::OutsideScope
             | Message::MappingProblem(_)
             | Message::MappingSaved { .. }
             | Message::PreviewNoContact { .. }
             | Message::MappingLabel(_)
-            | Message::ScopeProblem(_)
+            | Message::ScopeProblem(_) => {}
+            #[cfg(feature = "contact")]
+            Message::MayNotDelete
+            | Message::SaveFirst
+            | Message::Fetched { .. }
+            | Message::OutsideScope
             | Message::Differs { .. }
             | Message::Standing { .. }
             | Message::Sent
@@ -641,7 +676,6 @@ mod tests {
         all.extend(MappingLabel::ALL.iter().map(|(_, label)| Message::MappingLabel(*label)));
         for command in Command::ALL {
             all.push(Message::CommandLabel(command));
-            all.push(Message::CommandNotAvailable { command, version: "9.9.9" });
         }
         all
     }
@@ -935,10 +969,10 @@ mod tests {
 
     #[test]
     fn messages_carry_their_details() {
-        let not_available = Message::CommandNotAvailable { command: Command::PullChanges, version: "1.2.3" };
         for lang in [Lang::En, Lang::Pl] {
-            let t = text(&not_available, lang);
+            let t = text(&Message::EngineVersion { version: "1.2.3" }, lang);
             assert!(t.contains("1.2.3"), "{t}");
+            let t = text(&Message::RecordBusy { command: Command::PullChanges }, lang);
             assert!(t.contains(&text(&Message::CommandLabel(Command::PullChanges), lang)), "{t}");
             assert!(text(&Message::UnknownCommand { name: "contact.frob".into() }, lang).contains("contact.frob"));
         }

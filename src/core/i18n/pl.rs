@@ -19,21 +19,28 @@ use crate::prelude::*;
 
 pub(super) fn text(message: &Message) -> String {
     match message {
+        #[cfg(feature = "admin")]
         Message::CredentialsTitle => "Dane dostępowe SALESmanago".into(),
+        #[cfg(feature = "admin")]
         Message::ClientIdLabel => "Identyfikator klienta".into(),
+        #[cfg(feature = "admin")]
         Message::ApiSecretLabel => "Sekret API".into(),
+        #[cfg(feature = "admin")]
         Message::OwnerLabel => "E-mail właściciela".into(),
+        #[cfg(feature = "admin")]
         Message::EndpointLabel => "Adres API".into(),
+        #[cfg(feature = "admin")]
         Message::RelayKeyLabel => "Klucz pośrednika (tylko z salesmanago-relay)".into(),
+        #[cfg(feature = "admin")]
         Message::RelayKeySaved => "zapisano (wpisz nowy klucz, aby go zastąpić)".into(),
+        #[cfg(feature = "admin")]
         Message::CredentialsNeedForm => "Otwórz tę stronę z rekordu Integracja z SALESmanago w Dynamics 365, aby wpisać dane dostępowe.".into(),
+        #[cfg(feature = "admin")]
         Message::SecretSaved => "zapisano (wpisz nowy sekret, aby go zastąpić)".into(),
+        #[cfg(feature = "admin")]
         Message::EngineVersion { version } => format!("SALESmanago engine {version}"),
+        #[cfg(feature = "admin")]
         Message::CommandLabel(command) => command_label(*command).into(),
-        Message::CommandNotAvailable { command, version } => format!(
-            "„{}” nie jest jeszcze dostępne w wersji {version} integracji z SALESmanago.",
-            command_label(*command)
-        ),
         Message::UnknownCommand { name } => format!(
             "Silnik SALESmanago nie zna polecenia „{name}”. Zasoby sieci Web rozwiązania pochodzą z różnych wersji: zaimportuj rozwiązanie ponownie."
         ),
@@ -72,14 +79,22 @@ pub(super) fn text(message: &Message) -> String {
         Message::NotAccepted { email, reason: Some(reason) } => format!("SALESmanago nie przyjęło kontaktu {email}: {reason}"),
         Message::NotAccepted { email, reason: None } => format!("SALESmanago nie przyjęło kontaktu {email} i nie podało powodu."),
         Message::EmailTaken { email } => format!("Nowy adres e-mail {email} ma już inny kontakt w SALESmanago, więc adres tego kontaktu nie został zmieniony. Scal oba kontakty w SALESmanago albo zmień adres."),
+        #[cfg(feature = "admin")]
         Message::FieldInvalid { field, problem } => field_problem(*field, *problem),
+        #[cfg(feature = "admin")]
         Message::FieldsInvalid => "Nic nie zapisano: popraw zaznaczone pola.".into(),
+        #[cfg(feature = "admin")]
         Message::CredentialsSaved => "Zapisano dane dostępowe. Sprawdź je przyciskiem „Testuj połączenie”.".into(),
+        #[cfg(feature = "admin")]
         Message::IntegrationExists => "Rekord integracji z SALESmanago już istnieje, a może być tylko jeden. Otwórz go w obszarze Integracja z SALESmanago zamiast tworzyć kolejny.".into(),
         Message::Settings(error) => settings(error),
+        #[cfg(feature = "admin")]
         Message::ConnectionOk { owner } if owner.is_empty() => "Połączono z SALESmanago przez pośrednika. Właściciel ustawiony w pośredniku (SALESMANAGO_OWNER) jest użytkownikiem tego konta i kontakty będą zapisywane jako jego.".into(),
+        #[cfg(feature = "admin")]
         Message::OwnerNotAUser { owner } if owner.is_empty() => "Pośrednik łączy się z SALESmanago, ale jego właściciel (SALESMANAGO_OWNER) nie jest użytkownikiem tego konta SALESmanago. Poproś administratora pośrednika o wpisanie e-maila użytkownika SALESmanago.".into(),
+        #[cfg(feature = "admin")]
         Message::ConnectionOk { owner } => format!("Połączono z SALESmanago. {owner} jest użytkownikiem tego konta i kontakty będą zapisywane jako jego."),
+        #[cfg(feature = "admin")]
         Message::OwnerNotAUser { owner } => format!("Identyfikator klienta i sekret API działają, ale {owner} nie jest użytkownikiem tego konta SALESmanago. Podaj jako właściciela e-mail użytkownika SALESmanago."),
         Message::Dataverse { detail } => format!("Dynamics 365 odrzucił żądanie: {detail}"),
         Message::Progress { command, done, total } => match total {
@@ -127,23 +142,40 @@ pub(super) fn text(message: &Message) -> String {
         ),
         Message::DownloadNotDone { count } => format!("Pobrać listę {count} kontaktów, których nie przetworzono, z powodami (CSV)?"),
         Message::Unlisted { count } => format!("…i {count} kolejnych, niewymienionych tutaj. Status synchronizacji i ostatni błąd każdego kontaktu zapisują powód."),
+        #[cfg(feature = "admin")]
         Message::PreparingFile { seconds } => format!("Pobieranie zgód: SALESmanago przygotowuje plik ze zgodami i wypisami (czekam już {seconds} s). Przy dużych kontach trwa to kilka minut; nie zamykaj tego okna."),
+        #[cfg(feature = "admin")]
         Message::ReadingFile { contacts } => format!("Pobieranie zgód: czytam plik z SALESmanago, dotąd {contacts} kontaktów…"),
+        #[cfg(feature = "admin")]
         Message::ActivityKindUnknown { name } => format!("Pole \u{201e}Pobierz aktywność: zachowywane rodzaje\u{201d} w rekordzie integracji z SALESmanago zawiera \u{201e}{name}\u{201d}, co nie jest rodzajem aktywności, więc niczego nie pobrano. Użyj tych nazw, rozdzielonych przecinkami: sent, opened, clicked, bounced, unsubscribed, visit, event; albo zostaw pole puste, aby zachować wszystkie poza sent."),
+        #[cfg(feature = "admin")]
         Message::FileNotReady { minutes } => format!("SALESmanago nie przygotował pliku ze zgodami i wypisami w ciągu {minutes} minut, więc nic nie zmieniono. Spróbuj pobrać zgody ponownie później."),
+        #[cfg(feature = "admin")]
         Message::FileUnreadable { detail } => format!("Nie udało się odczytać pliku ze zgodami i wypisami z SALESmanago ({detail}), więc nic nie zmieniono. Spróbuj ponownie; jeśli to się powtórzy, przekaż ten komunikat administratorowi."),
+        #[cfg(feature = "contact")]
         Message::MayNotDelete => "nie masz uprawnień do usunięcia tego kontaktu w Dynamics 365, więc w SALESmanago też pozostał bez zmian. Poproś administratora o prawo usuwania kontaktów.".into(),
         Message::MissingPrivilege { privilege } => format!("Twoje role zabezpieczeń nie pozwalają {}. Poproś administratora o przypisanie roli „SALESmanago user” (przyciski SALESmanago na kontaktach) albo „SALESmanago administrator” (rekord Integracja z SALESmanago i jego zadania).", privilege_words(privilege)),
+        #[cfg(feature = "admin")]
         Message::Resuming { done } => format!("Wznawiam przerwany eksport: {done} kontaktów już wyeksportowano."),
+        #[cfg(feature = "contact")]
         Message::NotInSalesmanago { email } if email.is_empty() => "W SALESmanago nie ma takiego kontaktu: ten kontakt nie ma adresu e-mail ani identyfikatora SALESmanago, po którym można go znaleźć.".into(),
+        #[cfg(feature = "contact")]
         Message::NotInSalesmanago { email } => format!("W SALESmanago nie ma kontaktu z adresem {email}. Użyj „Wyślij do SALESmanago”, aby go tam utworzyć."),
+        #[cfg(feature = "contact")]
         Message::Fetched { fields } => format!("Uzupełniono {fields} pól danymi z SALESmanago. Sprawdź je i zapisz kontakt, aby je zachować."),
+        #[cfg(feature = "contact")]
         Message::SaveFirst => "Najpierw zapisz kontakt, a potem spróbuj ponownie.".into(),
+        #[cfg(feature = "contact")]
         Message::OutsideScope => "Nie wysłano: ten kontakt jest poza zakresem synchronizacji ustawionym w rekordzie integracji z SALESmanago (nie jest oznaczony do synchronizacji). Oznacz go albo poproś administratora o zmianę zakresu.".into(),
+        #[cfg(feature = "admin")]
         Message::MappingProblem(error) => mapping(error),
+        #[cfg(feature = "admin")]
         Message::MappingSaved { entries: 0 } => "Zapisano: poza wbudowanymi nie zmapowano żadnych kolumn.".into(),
+        #[cfg(feature = "admin")]
         Message::MappingSaved { entries } => format!("Zapisano: zmapowane kolumny: {entries}. Mapowanie obowiązuje każdy kontakt od jego następnej zmiany; aby wysłać z nim wszystkie kontakty teraz, uruchom Eksport wszystkich (jego podsumowanie poda, ile kontaktów wysłano ponownie z powodu tej zmiany)."),
+        #[cfg(feature = "admin")]
         Message::PreviewNoContact { who } => format!("Żaden kontakt nie ma adresu e-mail „{who}” ani nazwy zaczynającej się od tego."),
+        #[cfg(feature = "admin")]
         Message::MappingLabel(label) => match label {
             MappingLabel::Title => "Co się synchronizuje",
             MappingLabel::Intro => "Które kontakty się synchronizują oraz kolumny Dynamics wysyłane do SALESmanago oprócz wbudowanych (imię i nazwisko, e-mail, telefony, adres, data urodzenia, rezygnacje, zgody) wraz z kierunkiem.",
@@ -177,15 +209,24 @@ pub(super) fn text(message: &Message) -> String {
             MappingLabel::ViewSaved => "Warunki widoku zapisują się z zakresem: po zmianie widoku zapisz tu ponownie.",
         }
         .into(),
+        #[cfg(feature = "admin")]
         Message::ScopeProblem(ScopeProblem::NoColumn) => "Wybierz kolumnę Tak/Nie, która oznacza kontakty do synchronizacji.".into(),
+        #[cfg(feature = "admin")]
         Message::ScopeProblem(ScopeProblem::NoView) => "Wybierz widok, którego kontakty się synchronizują.".into(),
+        #[cfg(feature = "admin")]
         Message::ScopeProblem(ScopeProblem::View(error)) => format!("Ten widok {}", view_problem(error)),
         Message::AlreadyMatches => "Ten kontakt zawiera już to samo, co SALESmanago.".into(),
+        #[cfg(feature = "contact")]
         Message::Differs { fields } => format!("SALESmanago ma inne dane tego kontaktu (pól: {fields}). Użyj „Pobierz z SALESmanago”, aby je przejrzeć."),
+        #[cfg(feature = "contact")]
         Message::Standing { .. } => super::standing::text(message, &super::standing::POLISH),
+        #[cfg(feature = "contact")]
         Message::Sent => "Wysłano do SALESmanago.".into(),
+        #[cfg(feature = "contact")]
         Message::SyncFailed { reason } => format!("Zapisano w Dynamics, ale nie wysłano do SALESmanago: {reason} Użyj „Wyślij do SALESmanago”, aby spróbować ponownie."),
+        #[cfg(feature = "contact")]
         Message::DeleteConfirm { count, opt_out_only: false } => format!("Usunąć kontakty ({count}) w Dynamics i w SALESmanago? Tej operacji nie można cofnąć."),
+        #[cfg(feature = "contact")]
         Message::DeleteConfirm { count, opt_out_only: true } => format!("Usunąć kontakty ({count}) w Dynamics i wypisać je z newslettera i SMS w SALESmanago? Tej operacji nie można cofnąć."),
         Message::Deleted { deleted, failures, kept, opt_out_only } => {
             let there = if *opt_out_only { "wypisano w SALESmanago" } else { "usunięto w SALESmanago" };

@@ -182,6 +182,8 @@ impl Export {
                 None => Pages::new(selection(consents, &start.selected)),
             }
         } else if let Some((last, resumed)) = all.then(|| read_checkpoint(record)).flatten() {
+            // Only Export all resumes, in the integration record's engine.
+            #[cfg(feature = "admin")]
             run.say(Message::Resuming { done: resumed.done });
             run.handled = resumed.total;
             prefix = resumed;

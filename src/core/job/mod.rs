@@ -21,7 +21,9 @@ mod catchup;
 mod changes;
 #[cfg(feature = "admin")]
 mod consents;
+#[cfg(feature = "contact")]
 pub mod contact;
+pub mod form;
 // The relay's webhook deliveries and rule calls: the relay holds both engines' work.
 #[cfg(all(feature = "contact", feature = "admin"))]
 pub mod deliveries;
@@ -186,7 +188,7 @@ pub enum Action {
         /// Hand back with the reply, when one is wanted.
         ticket: Option<Ticket>,
         /// What to do.
-        act: contact::FormAction,
+        act: form::FormAction,
     },
     /// Send a signed request to SALESmanago; reply with [`Reply::Salesmanago`].
     Call {

@@ -11,7 +11,7 @@ use futures_util::future::poll_immediate;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use crate::core::command::BulkJob;
-use crate::core::job::contact::FormAction;
+use crate::core::job::form::FormAction;
 use crate::core::job::{record_columns, Action, Job, Reply, Start, Ticket};
 
 use super::super::browser::{now_ms, random_seed, sleep, yield_now};
