@@ -202,7 +202,9 @@ pub enum Action {
     /// GET a file SALESmanago handed out (an export's `fileUrl`), with no credentials and no
     /// headers: each part of the body as it arrives with [`Reply::Part`], then
     /// [`Reply::Salesmanago`] with the status (and the body, when the status is not 2xx) or why
-    /// there was none. Give up when no part comes for `idle_timeout_ms`.
+    /// there was none. Give up when no part comes for `idle_timeout_ms`. Only Pull consents
+    /// downloads, in the integration record's engine.
+    #[cfg(feature = "admin")]
     Download {
         /// Hand back with each reply.
         ticket: Ticket,
@@ -225,6 +227,7 @@ pub enum Reply {
     /// SALESmanago's answer, or why there was none.
     Salesmanago(Result<HttpResponse, TransportFailure>),
     /// The next part of a [`Action::Download`]'s body, at most [`Reply::PART_MAX`] bytes.
+    #[cfg(feature = "admin")]
     Part(Vec<u8>),
     /// The form's answer: columns filled, or 1 when the user confirmed; or what failed.
     Form(Result<usize, String>),

@@ -243,6 +243,7 @@ impl Runner {
                 ticket,
                 writes: Writes { rows: rows.clone(), tag: self.rng.key(), writing: Writing::ContactUpdates },
             },
+            #[cfg(feature = "admin")]
             Request::Create(rows) => Action::Write {
                 ticket,
                 writes: Writes { rows: rows.clone(), tag: self.rng.key(), writing: Writing::NewActivities },
@@ -264,16 +265,20 @@ impl Runner {
                 let request = match call {
                     Call::Upsert(op) => self.client.request(op, &nonce),
                     Call::Lookup(op) => self.client.request(op, &nonce),
+                    #[cfg(feature = "admin")]
                     Call::Modified(op) => self.client.request(op, &nonce),
                     Call::UpsertOne(op) => self.client.request(op.as_ref(), &nonce),
                     Call::Has(op) => self.client.request(op, &nonce),
                     Call::Delete(op) => self.client.request(op, &nonce),
                     Call::Subscribe(op) => self.client.request(op, &nonce),
+                    #[cfg(feature = "admin")]
                     Call::Export(op) => self.client.request(op, &nonce),
+                    #[cfg(feature = "admin")]
                     Call::Status(op) => self.client.request(op, &nonce),
                 };
                 Action::Call { ticket, request, timeout_ms: DEFAULT_TIMEOUT_MS }
             }
+            #[cfg(feature = "admin")]
             Request::Download(url) => Action::Download { ticket, url: url.clone(), idle_timeout_ms: DOWNLOAD_IDLE_MS },
         })
     }
@@ -294,6 +299,7 @@ impl Runner {
         if let Reply::Dataverse(Ok(response)) = &reply {
             self.clock.observe(response.date.as_deref(), now_ms);
         }
+        #[cfg(feature = "admin")]
         if let Reply::Part(bytes) = reply {
             // The download goes on: it stays with the host. A part for anything else is ignored.
             if !matches!(pending.request, Request::Download(_)) {

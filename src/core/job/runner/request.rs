@@ -33,6 +33,7 @@ pub(in crate::core::job) enum Request {
     Write(Vec<(String, Map)>),
     /// New activity rows with the ids given, each created only if it is not there, in one
     /// `$batch`.
+    #[cfg(feature = "admin")]
     Create(Vec<(String, Map)>),
     /// Columns of the integration record, written under the job's lease.
     Record(Guarded),
@@ -45,6 +46,7 @@ pub(in crate::core::job) enum Request {
     /// A SALESmanago call.
     Call(Call),
     /// A file SALESmanago handed out, read part by part.
+    #[cfg(feature = "admin")]
     Download(String),
 }
 
@@ -52,13 +54,17 @@ impl Request {
     /// Whether it changes anything in Dataverse or SALESmanago (all but reads).
     pub(super) fn changes(&self) -> bool {
         match self {
-            Request::Read(_) | Request::Keys(_) | Request::Tracked(_) | Request::Row(_) | Request::Download(_) => false,
-            Request::Write(_) | Request::Create(_) | Request::Patch(..) | Request::Remove(_) => true,
+            Request::Read(_) | Request::Keys(_) | Request::Tracked(_) | Request::Row(_) => false,
+            Request::Write(_) | Request::Patch(..) | Request::Remove(_) => true,
+            #[cfg(feature = "admin")]
+            Request::Download(_) => false,
+            #[cfg(feature = "admin")]
+            Request::Create(_) => true,
             Request::Record(guarded) => guarded.purpose != Purpose::Acquire,
+            Request::Call(Call::Lookup(_) | Call::Has(_)) => false,
             // Asking for an export changes no contact.
-            Request::Call(Call::Lookup(_) | Call::Modified(_) | Call::Has(_) | Call::Export(_) | Call::Status(_)) => {
-                false
-            }
+            #[cfg(feature = "admin")]
+            Request::Call(Call::Modified(_) | Call::Export(_) | Call::Status(_)) => false,
             Request::Call(Call::Upsert(_) | Call::UpsertOne(_) | Call::Delete(_) | Call::Subscribe(_)) => true,
         }
     }
@@ -66,12 +72,15 @@ impl Request {
     /// Which service answers it: each has its own bound on requests in flight.
     pub(super) fn service(&self) -> Service {
         match self {
-            Request::Call(_) | Request::Download(_) => Service::Salesmanago,
+            Request::Call(_) => Service::Salesmanago,
+            #[cfg(feature = "admin")]
+            Request::Download(_) => Service::Salesmanago,
+            #[cfg(feature = "admin")]
+            Request::Create(_) => Service::Dataverse,
             Request::Read(_)
             | Request::Keys(_)
             | Request::Tracked(_)
             | Request::Write(_)
-            | Request::Create(_)
             | Request::Record(_)
             | Request::Row(_)
             | Request::Patch(..)
@@ -85,12 +94,15 @@ impl Request {
 pub(in crate::core::job) enum Call {
     Upsert(BatchUpsert),
     Lookup(Lookup),
+    #[cfg(feature = "admin")]
     Modified(ModifiedContacts),
     UpsertOne(Box<Upsert>),
     Has(HasContact),
     Delete(Delete),
     Subscribe(SetSubscription),
+    #[cfg(feature = "admin")]
     Export(ExportConsents),
+    #[cfg(feature = "admin")]
     Status(JobStatus),
 }
 
@@ -216,6 +228,7 @@ pub(super) fn read(request: &Request, client: &Client, reply: Reply) -> Result<O
             let text = error::answer(answer).map_err(Error::Dataverse)?;
             Ok(Output::Written(crate::core::dataverse::batch::outcomes(&text)))
         }
+        #[cfg(feature = "admin")]
         (Request::Create(_), Reply::Dataverse(answer)) => {
             let text = error::answer(answer).map_err(Error::Dataverse)?;
             Ok(Output::Created(crate::core::dataverse::batch::created(&text)))
@@ -246,6 +259,7 @@ pub(super) fn read(request: &Request, client: &Client, reply: Reply) -> Result<O
             match call {
                 Call::Upsert(op) => client.response(op, outcome).map(Output::Upserted).map_err(sm),
                 Call::Lookup(op) => client.response(op, outcome).map(Output::Found).map_err(sm),
+                #[cfg(feature = "admin")]
                 Call::Modified(op) => client.response(op, outcome).map(Output::Modified).map_err(sm),
                 Call::UpsertOne(op) => {
                     client.response(op.as_ref(), outcome).map(|id| Output::Contact(Some(id))).map_err(sm)
@@ -253,13 +267,16 @@ pub(super) fn read(request: &Request, client: &Client, reply: Reply) -> Result<O
                 Call::Has(op) => client.response(op, outcome).map(Output::Contact).map_err(sm),
                 Call::Delete(op) => client.response(op, outcome).map(|()| Output::Done).map_err(sm),
                 Call::Subscribe(op) => client.response(op, outcome).map(|_| Output::Done).map_err(sm),
+                #[cfg(feature = "admin")]
                 Call::Export(op) => client.response(op, outcome).map(Output::Requested).map_err(sm),
+                #[cfg(feature = "admin")]
                 Call::Status(op) => {
                     let address = client.response(op, outcome).map_err(sm)?;
                     Ok(Output::Status(address.map(|url| client.file_address(&url))))
                 }
             }
         }
+        #[cfg(feature = "admin")]
         (Request::Download(_), Reply::Salesmanago(outcome)) => match outcome {
             Ok(response) if (200..300).contains(&response.status) => Ok(Output::Downloaded),
             // The file's server speaks no envelope: its status says it all, but for a relay's
