@@ -370,10 +370,12 @@ async function warm(page) {
 /** Ids per page of the reads that cut a read of every contact into parts (Read::KEYS_PAGE). */
 const KEYS_PAGE = 5000;
 /**
- * Round trips every job makes one after another, whatever its size: before its first page, the
- * record, the consent columns, then the lease's read and its write (4), and the first page of
- * ids (1); after its last page is read, that page's last step, the summary and the lease's
- * release (3).
+ * Round trips the limit allows every job one after another, whatever its size: before its first
+ * page, the record, the consent columns, the lease's read and its write (4), and the first page
+ * of ids (1); after its last page is read, that page's last step, the summary and the lease's
+ * release (3). An allowance, not a bound: the job reads the record and the consent columns at
+ * once, the first page of ids beside the lease's read, and its first pages beside the lease's
+ * write, so it needs 3 of the 5 before its first page arrives.
  */
 const CHAIN = 8;
 

@@ -953,8 +953,7 @@ const API_METHODS = {
       const unknown = types.find((type) => !EXPORT_DATA_TYPES.includes(type));
       if (unknown !== undefined) fail(`Unknown dataType ${unknown}`);
       const chosen = ctx.store.all().filter((contact) => tags.some((tag) => contact.tags.has(tag)));
-      const entries = chosen.map((contact) => ({ [contact.id]: exportEntry(contact, types) }));
-      return { requestId: ctx.exports.create(entries) };
+      return { requestId: ctx.exports.create(chosen, types) };
     },
   },
   "job/status": {
@@ -962,7 +961,7 @@ const API_METHODS = {
     handle(ctx, body) {
       const job = ctx.exports.get(body.requestId);
       if (!job) fail("Job not found");
-      if (Date.now() < job.readyAt) return { message: ["The export is being prepared"] };
+      if (!job.file || Date.now() < job.readyAt) return { message: ["The export is being prepared"] };
       return { fileUrl: `${ctx.baseUrl()}/files/${job.id}.json` };
     },
   },
@@ -1178,13 +1177,20 @@ function sendJson(res, status, payload, headers = {}) {
 }
 
 /**
- * `items` as a JSON array, in bytes: written a slice at a time, since a million export entries
- * are more text than one JavaScript string may hold.
+ * The export file of `contacts` with the parts `types` ask for, in bytes, built as SALESmanago
+ * builds it: after `contact/export/data` has answered, 10,000 contacts at a time with a turn of
+ * the event loop between them, so a large account's file never holds up the calls meanwhile (a
+ * million contacts built in the call outlasted the engine's call timeout); written a slice at a
+ * time, since a million entries are more text than one JavaScript string may hold. `null` once
+ * `stopped()`.
  */
-function jsonArray(items) {
+async function exportFile(contacts, types, stopped) {
   const parts = [];
-  for (let i = 0; i < items.length; i += 10_000) {
-    parts.push(Buffer.from((i === 0 ? "" : ",") + items.slice(i, i + 10_000).map((item) => JSON.stringify(item)).join(",")));
+  for (let i = 0; i < contacts.length; i += 10_000) {
+    if (i > 0) await new Promise((resolve) => setImmediate(resolve));
+    if (stopped()) return null;
+    const entries = contacts.slice(i, i + 10_000).map((contact) => JSON.stringify({ [contact.id]: exportEntry(contact, types) }));
+    parts.push(Buffer.from((i === 0 ? "" : ",") + entries.join(",")));
   }
   return Buffer.concat([Buffer.from("["), ...parts, Buffer.from("]")]);
 }
@@ -1265,9 +1271,14 @@ export async function startSimulator(options = {}) {
   let nextJob = 1000;
   let baseUrl = "";
   const exports = {
-    create(entries) {
+    /** Starts the export of `contacts`; its file is ready once built and `exportDelayMs` have passed. */
+    create(contacts, types) {
       const id = nextJob++;
-      exportJobs.set(id, { id, readyAt: Date.now() + config.exportDelayMs, file: jsonArray(entries) });
+      const job = { id, readyAt: Date.now() + config.exportDelayMs, file: null };
+      exportJobs.set(id, job);
+      exportFile(contacts, types, () => closing !== null).then((file) => {
+        job.file = file;
+      });
       return id;
     },
     get: (requestId) => exportJobs.get(Number(requestId)),
@@ -1494,7 +1505,7 @@ export async function startSimulator(options = {}) {
     const file = path.match(/^\/files\/(\d+)\.json$/);
     if (file && req.method === "GET") {
       const job = exports.get(file[1]);
-      if (!job || Date.now() < job.readyAt) return sendJson(res, 404, failure(`Not found: ${path}`), headers);
+      if (!job || !job.file || Date.now() < job.readyAt) return sendJson(res, 404, failure(`Not found: ${path}`), headers);
       return sendRaw(res, 200, job.file, { ...headers, "content-type": "application/json" });
     }
     if (req.method === "OPTIONS") return sendRaw(res, 204, "", headers);
