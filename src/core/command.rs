@@ -83,7 +83,7 @@ impl Engine {
     pub const fn budget_bytes(self) -> usize {
         match self {
             Engine::ContactPages => 362_500,
-            Engine::IntegrationRecord => 459_000,
+            Engine::IntegrationRecord => 454_200,
         }
     }
 

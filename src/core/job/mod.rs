@@ -23,7 +23,6 @@ mod changes;
 mod consents;
 #[cfg(feature = "contact")]
 pub mod contact;
-pub mod form;
 // The relay's webhook deliveries and rule calls: the relay holds both engines' work.
 #[cfg(all(feature = "contact", feature = "admin"))]
 pub mod deliveries;
@@ -183,12 +182,14 @@ pub enum Action {
         /// The row, under the Web API root.
         path: String,
     },
-    /// Something for the form or grid to do; with a ticket, reply with [`Reply::Form`].
+    /// Something for the form or grid to do; with a ticket, reply with [`Reply::Form`]. Only
+    /// the contact commands ask.
+    #[cfg(feature = "contact")]
     Form {
         /// Hand back with the reply, when one is wanted.
         ticket: Option<Ticket>,
         /// What to do.
-        act: form::FormAction,
+        act: contact::FormAction,
     },
     /// Send a signed request to SALESmanago; reply with [`Reply::Salesmanago`].
     Call {
@@ -230,6 +231,7 @@ pub enum Reply {
     #[cfg(feature = "admin")]
     Part(Vec<u8>),
     /// The form's answer: columns filled, or 1 when the user confirmed; or what failed.
+    #[cfg(feature = "contact")]
     Form(Result<usize, String>),
 }
 
@@ -493,14 +495,12 @@ impl Job {
 
     /// Takes the reply to the action `ticket` named.
     pub fn handle(&mut self, ticket: Ticket, reply: Reply, now_ms: u64) {
+        // Only a contact command asks the form.
+        #[cfg(feature = "contact")]
         if let Reply::Form(reply) = reply {
-            // Only a contact command asks the form.
-            #[cfg(feature = "contact")]
             if let Some(Kind::Contact(command)) = &mut self.kind {
                 command.on_form(ticket, reply, &mut self.run);
             }
-            #[cfg(not(feature = "contact"))]
-            drop(reply);
             return;
         }
         if let Some(result) = self.run.answer(ticket, reply, now_ms) {

@@ -11,7 +11,8 @@ use futures_util::future::poll_immediate;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use crate::core::command::BulkJob;
-use crate::core::job::form::FormAction;
+#[cfg(feature = "contact")]
+use crate::core::job::contact::FormAction;
 use crate::core::job::{record_columns, Action, Job, Reply, Start, Ticket};
 
 use super::super::browser::{now_ms, random_seed, sleep, yield_now};
@@ -162,6 +163,7 @@ fn execute(action: Action, context: &Context, ui: &Ui, root: &str) -> Step {
         Action::Delete { ticket, path } => {
             Box::pin(web_api(ticket, format!("{root}{path}"), String::new(), Method::Delete))
         }
+        #[cfg(feature = "contact")]
         Action::Form { ticket, act } => match (form(act, context, ui), ticket) {
             (Some(future), Some(ticket)) => Box::pin(async move { Event::Reply(ticket, Reply::Form(future.await)) }),
             // Done at once, or an answer nobody asked for.
@@ -249,9 +251,11 @@ fn sliced(ticket: Ticket, chunk: Vec<u8>, at: usize, body: Download) -> Event {
     Event::Part(ticket, part, rest)
 }
 
+#[cfg(feature = "contact")]
 type FormReply = Pin<Box<dyn Future<Output = Result<usize, String>>>>;
 
 /// Does what the form or grid is asked; the future of its answer, when one is wanted.
+#[cfg(feature = "contact")]
 fn form(act: FormAction, context: &Context, ui: &Ui) -> Option<FormReply> {
     let form = FormContext(context.primary_control.clone());
     match act {
