@@ -103,17 +103,19 @@ export function sortIds(ids) {
 
 /** `sorted` (by {@link sortIds}) and the keys `added` (in any order) as one sorted array. */
 export function mergeIds(sorted, added) {
-  const more = [...added].map((id) => [idOrder(id), id]).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  const more = sortIds(added);
   const out = new Array(sorted.length + more.length);
-  let i = 0;
-  let j = 0;
-  let n = 0;
-  let next = i < sorted.length ? idOrder(sorted[i]) : null;
+  let [i, j, n] = [0, 0, 0];
+  const order = (keys, at) => (at < keys.length ? idOrder(keys[at]) : null);
+  let [left, right] = [order(sorted, 0), order(more, 0)];
   while (i < sorted.length || j < more.length) {
-    if (j >= more.length || (i < sorted.length && next <= more[j][0])) {
+    if (j >= more.length || (i < sorted.length && left <= right)) {
       out[n++] = sorted[i++];
-      next = i < sorted.length ? idOrder(sorted[i]) : null;
-    } else out[n++] = more[j++][1];
+      left = order(sorted, i);
+    } else {
+      out[n++] = more[j++];
+      right = order(more, j);
+    }
   }
   return out;
 }

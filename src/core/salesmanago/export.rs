@@ -157,21 +157,20 @@ impl FileReader {
                 State::Entry => {
                     // The entry's bytes in this part: parsed where they lie when the entry is
                     // whole in it, else gathered until its last byte comes.
-                    let end = self.entry_end(&bytes[at..]);
-                    let part = &bytes[at..at + end.unwrap_or(bytes.len() - at)];
-                    at += part.len();
-                    match end {
-                        Some(_) if self.entry.is_empty() => self.entry_read(part)?,
-                        Some(_) => {
-                            self.entry.extend_from_slice(part);
-                            let entry = ::core::mem::take(&mut self.entry);
-                            self.entry_read(&entry)?;
-                        }
-                        None => self.entry.extend_from_slice(part),
+                    let rest = &bytes[at..];
+                    let Some(end) = self.entry_end(rest) else {
+                        self.entry.extend_from_slice(rest);
+                        return Ok(());
+                    };
+                    if self.entry.is_empty() {
+                        self.entry_read(&rest[..end])?;
+                    } else {
+                        self.entry.extend_from_slice(&rest[..end]);
+                        let entry = ::core::mem::take(&mut self.entry);
+                        self.entry_read(&entry)?;
                     }
-                    if end.is_some() {
-                        self.state = State::Between;
-                    }
+                    self.state = State::Between;
+                    at += end;
                     continue;
                 }
                 State::After if byte.is_ascii_whitespace() => {}
