@@ -133,12 +133,25 @@ fn buttons(entity: roxmltree::Node) -> Vec<Button> {
     out
 }
 
-/// The engine command a ribbon function runs: `SalesManago.Contact.fetch` → `contact.fetch`.
+/// The engine command a ribbon function runs, as `commands.js` passes it:
+/// `SalesManago.Contact.fetch` is `fetch: formCommand("contact.fetch")` under `Contact:`.
 fn command_of(function: &str) -> Command {
-    let rest = function.strip_prefix("SalesManago.").unwrap_or_else(|| panic!("{function} is outside SalesManago"));
-    let mut chars = rest.chars();
-    let name: String = chars.next().map(|c| c.to_ascii_lowercase()).into_iter().chain(chars).collect();
-    Command::from_name(&name).unwrap_or_else(|| panic!("{function} runs no engine command ({name})"))
+    let (space, key) = function
+        .strip_prefix("SalesManago.")
+        .and_then(|rest| rest.split_once('.'))
+        .unwrap_or_else(|| panic!("{function} is not SalesManago.<Namespace>.<function>"));
+    let js = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/webresource/commands.js")).unwrap();
+    let block = js.find(&format!("{space}: Object.freeze({{")).map(|at| &js[at..]);
+    let line = block
+        .and_then(|block| block.split_once(&format!("\n      {key}: ")))
+        .and_then(|(_, rest)| rest.lines().next())
+        .unwrap_or_else(|| panic!("{function} is not defined in commands.js"));
+    let name = line
+        .split_once("Command(\"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(name, _)| name)
+        .unwrap_or_else(|| panic!("{function} runs no engine command: {line}"));
+    Command::from_name(name).unwrap_or_else(|| panic!("{function} runs {name}, which the engine does not know"))
 }
 
 #[test]

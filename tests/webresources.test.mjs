@@ -126,6 +126,17 @@ test("commands load their engine on first use, once, and show its answer in the 
   assert.equal(seen.scripts.length, 2, "each engine loads once");
 });
 
+test("the grid's Export, a job over many contacts, loads the integration record's engine, not the contact pages'", async () => {
+  const { context, seen } = dynamicsWindow({ languageId: 1033 });
+  load(context, commandsJs, "commands.js");
+  await context.SalesManago.Contact.exportSelected(["{0A1B2C3D-0000-4000-8000-00000000000A}"], { refresh() {} });
+  assert.deepEqual(seen.scripts, ["/%7b637199221580014143%7d/webresources/new_/salesmanago/engine-admin.js"]);
+  assert.equal(context.SalesManagoEngine, undefined, "the contact pages' engine is not needed");
+  // The engine's own answer (no record to read here), not a refusal of the command.
+  assert.equal(seen.errors.length, 1);
+  assert.doesNotMatch(seen.errors[0], /no command|could not start/);
+});
+
 test("an engine that cannot load is reported, and the next click tries again", async () => {
   const { context, seen } = dynamicsWindow({ languageId: 1033, engineLoads: false });
   load(context, commandsJs, "commands.js");
@@ -190,7 +201,7 @@ test("each shipped engine runs its own commands and refuses the other's as unkno
   const admin = await engineIn(adminJs, "SalesManagoAdminEngine");
   // Every command the web resources name, by the engine commands.js sends it to (`contact.*`).
   const sources = commandsJs + webresource("credentials.html");
-  const names = new Set([...sources.matchAll(/"((?:contact|integration|credentials)\.[a-zA-Z]+)"/g)].map((m) => m[1]));
+  const names = new Set([...sources.matchAll(/"((?:contact|grid|integration|credentials)\.[a-zA-Z]+)"/g)].map((m) => m[1]));
   assert.equal(names.size, 14, [...names].join());
   const kind = (promise) => promise.then(() => "done", (e) => e.kind);
   for (const name of names) {

@@ -3,9 +3,11 @@
  * (web resource new_/salesmanago/commands.js).
  *
  * The solution's ribbon and form XML call the functions under the one global `SalesManago`.
- * Each forwards to an engine, which this script loads on first use: the contact form's and
- * grid's commands (`contact.*`) to new_/salesmanago/engine.js, the integration record's to
- * new_/salesmanago/engine-admin.js, so a sales user's form never loads the admin's jobs.
+ * Each forwards to an engine, which this script loads on first use: the commands on a contact
+ * or a few (`contact.*`) to new_/salesmanago/engine.js, the jobs over many contacts (the
+ * integration record's and the grid's export) and the integration record's other commands to
+ * new_/salesmanago/engine-admin.js, so a contact form, which loads its engine each time it
+ * opens, never loads the jobs.
  * Decisions and user text live in the engines; the only text here is the fallback shown when
  * an engine itself cannot start.
  */
@@ -250,7 +252,7 @@
       /** Contact form: "Send to SALESmanago" (CrmParameter PrimaryControl). */
       send: formCommand("contact.send"),
       /** Contact grid: "Export to SALESmanago" (SelectedControlSelectedItemIds, SelectedControl). */
-      exportSelected: gridCommand("contact.exportSelected"),
+      exportSelected: gridCommand("grid.exportSelected"),
       /** Contact form and grid "Delete" (overrides the system command): SALESmanago, then Dynamics. */
       delete: formCommand("contact.delete"),
       deleteSelected: gridCommand("contact.delete"),

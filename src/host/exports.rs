@@ -59,6 +59,11 @@ pub async fn run_command(name: String, context: JsValue) -> Result<JsValue, JsVa
                 message.push('\n');
                 message.push_str(detail);
             }
+            // Only a job over many contacts lists those that did not go (the integration
+            // record's engine); a contact command's summary has no list.
+            #[cfg(not(feature = "admin"))]
+            let download: Option<Value> = None;
+            #[cfg(feature = "admin")]
             let download = done.download.map(|(count, csv)| {
                 object! {
                     "name": format!("salesmanago-{}-not-done.csv", name.replace('.', "-")),

@@ -72,8 +72,11 @@ pub(super) fn text(message: &Message) -> String {
         Message::Warning(Warning::Mapped(Problem::NoLabel { column, value })) => {
             format!("{column} holds option {value}, which the field mapping has no label for, so it was not sent. Save the mapping again in its editor.")
         }
+        #[cfg(feature = "admin")]
         Message::DeletedEmailUnknown => "This contact was deleted in Dynamics 365 while its change was not delivered to SALESmanago, and its e-mail is no longer known, so it was not removed from SALESmanago. Remove it there by hand; to let the catch-up do it next time, turn on \"Keep deleted Dataverse records\" in the environment's settings.".into(),
+        #[cfg(feature = "admin")]
         Message::DeltaExpired => "Dynamics 365 no longer keeps the changes since the last catch-up (its change tracking keeps them for a number of days), so every contact was read again. Contacts deleted meanwhile could not be seen: check SALESmanago for contacts deleted in Dynamics 365.".into(),
+        #[cfg(feature = "admin")]
         Message::NotTracked => "The Contact table does not track changes, so contacts were read by modification time and deletions cannot be caught up. Turn on \"Track changes\" for the Contact table.".into(),
         Message::Unreadable => "Dynamics 365 returned this contact in a form the integration cannot read (no contact ID), so it was skipped. Open the contact and save it, then run the job again.".into(),
         Message::NotAccepted { email, reason: Some(reason) } => format!("SALESmanago did not accept {email}: {reason}"),
@@ -98,10 +101,12 @@ pub(super) fn text(message: &Message) -> String {
         #[cfg(feature = "admin")]
         Message::OwnerNotAUser { owner } => format!("The client ID and API secret work, but {owner} is not a user of this SALESmanago account. Enter the e-mail of a SALESmanago user as the owner."),
         Message::Dataverse { detail } => format!("Dynamics 365 refused the request: {detail}"),
+        #[cfg(feature = "admin")]
         Message::Progress { command, done, total } => match total {
             Some(total) => format!("{}: {done} of {total} contacts…", command_label(*command)),
             None => format!("{}: {done} contacts…", command_label(*command)),
         },
+        #[cfg(feature = "admin")]
         Message::Waiting { command, done, total, service, seconds } => {
             let progress = text(&Message::Progress { command: *command, done: *done, total: *total });
             match service {
@@ -109,7 +114,9 @@ pub(super) fn text(message: &Message) -> String {
                 Service::Salesmanago => format!("{progress} SALESmanago asked to slow down: continuing in {seconds} s."),
             }
         }
+        #[cfg(feature = "admin")]
         Message::Summary { job, counts } => summary(*job, counts),
+        #[cfg(feature = "admin")]
         Message::JobRunning { command, user, minutes, done, total, seconds_left } => {
             let who = someone(user);
             let progress = share(*done, *total);
@@ -118,6 +125,7 @@ pub(super) fn text(message: &Message) -> String {
                 command_label(*command)
             )
         }
+        #[cfg(feature = "admin")]
         Message::JobJustRan { command, user, done, total } => {
             let who = someone(user);
             let progress = share(*done, *total);
@@ -126,6 +134,7 @@ pub(super) fn text(message: &Message) -> String {
                 command_label(*command)
             )
         }
+        #[cfg(feature = "admin")]
         Message::JobTakenOver { command, user } => {
             let who = someone(user);
             format!(
@@ -133,15 +142,19 @@ pub(super) fn text(message: &Message) -> String {
                 command_label(*command)
             )
         }
+        #[cfg(feature = "admin")]
         Message::RecordBusy { command } => format!(
             "{} could not save its progress: the SALESmanago Integration record kept changing. Try again in a moment.",
             command_label(*command)
         ),
+        #[cfg(feature = "admin")]
         Message::SummaryNotRecorded { detail } => format!(
             "The SALESmanago Integration record did not take this summary ({detail}). The work above is done, but the record does not show it: the job can start again in {} minutes, and that run may go over some of the same contacts again.",
             STALE_MS / 60_000
         ),
+        #[cfg(feature = "admin")]
         Message::DownloadNotDone { count } => format!("Download the list of the {count} contacts that did not go, with the reasons (CSV)?"),
+        #[cfg(feature = "admin")]
         Message::Unlisted { count } => format!("…and {count} more, not listed here. Each contact's SALESmanago sync status and last error record its reason."),
         #[cfg(feature = "admin")]
         Message::PreparingFile { seconds } => format!("Pull consents: SALESmanago is preparing the file of consents and opt-outs ({seconds} s so far). Large accounts take a few minutes; keep this window open."),

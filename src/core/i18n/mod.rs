@@ -116,12 +116,15 @@ pub enum Message {
     Unreadable,
     /// The catch-up saw a contact deleted in Dynamics whose e-mail is no longer known (the
     /// environment keeps no deleted records), so it cannot remove it from SALESmanago.
+    #[cfg(feature = "admin")]
     DeletedEmailUnknown,
     /// The catch-up's change-tracking link had expired: every contact was read again, and
     /// contacts deleted meanwhile could not be seen.
+    #[cfg(feature = "admin")]
     DeltaExpired,
     /// The contact table does not track changes: the catch-up read contacts by modification
     /// time, and cannot see deletions.
+    #[cfg(feature = "admin")]
     NotTracked,
     /// SALESmanago did not accept a contact of a batch.
     NotAccepted {
@@ -173,6 +176,7 @@ pub enum Message {
         detail: String,
     },
     /// A job is under way.
+    #[cfg(feature = "admin")]
     Progress {
         /// The job.
         command: Command,
@@ -183,6 +187,7 @@ pub enum Message {
     },
     /// A job is under way and waits because a service asked it to slow down (HTTP 429 with
     /// `Retry-After`).
+    #[cfg(feature = "admin")]
     Waiting {
         /// The job.
         command: Command,
@@ -196,6 +201,7 @@ pub enum Message {
         seconds: u64,
     },
     /// A job was not started: another run of it began after this start and has ended.
+    #[cfg(feature = "admin")]
     JobJustRan {
         /// The job.
         command: Command,
@@ -207,6 +213,7 @@ pub enum Message {
         total: Option<u64>,
     },
     /// A job was not started: another run of it is under way.
+    #[cfg(feature = "admin")]
     JobRunning {
         /// The job.
         command: Command,
@@ -222,6 +229,7 @@ pub enum Message {
         seconds_left: u64,
     },
     /// A job stopped: another run took it over while this one was silent.
+    #[cfg(feature = "admin")]
     JobTakenOver {
         /// The job.
         command: Command,
@@ -229,17 +237,20 @@ pub enum Message {
         user: String,
     },
     /// A job could not write to the integration record: it kept changing.
+    #[cfg(feature = "admin")]
     RecordBusy {
         /// The job.
         command: Command,
     },
     /// A job did its work, but the integration record did not take its summary (and with it
     /// the lease given up, the checkpoint cleared, the watermark moved).
+    #[cfg(feature = "admin")]
     SummaryNotRecorded {
         /// Dynamics' reason.
         detail: String,
     },
     /// A job finished.
+    #[cfg(feature = "admin")]
     Summary {
         /// The job.
         job: BulkJob,
@@ -247,11 +258,13 @@ pub enum Message {
         counts: Counts,
     },
     /// Offer to download the contacts a job did not handle.
+    #[cfg(feature = "admin")]
     DownloadNotDone {
         /// How many.
         count: u64,
     },
     /// The CSV's last line when it lists only the first contacts.
+    #[cfg(feature = "admin")]
     Unlisted {
         /// Contacts counted but not listed.
         count: u64,
@@ -568,8 +581,9 @@ impl Message {
             | Message::Dataverse { detail }
             | Message::InvalidInput { detail }
             | Message::UnknownCommand { name: detail }
-            | Message::NotAccepted { reason: Some(detail), .. }
-            | Message::SummaryNotRecorded { detail } => cut(detail),
+            | Message::NotAccepted { reason: Some(detail), .. } => cut(detail),
+            #[cfg(feature = "admin")]
+            Message::SummaryNotRecorded { detail } => cut(detail),
             #[cfg(feature = "contact")]
             Message::SyncFailed { reason: detail } => cut(detail),
             Message::Deleted { failures, .. } => failures.iter_mut().for_each(cut),
@@ -579,9 +593,6 @@ impl Message {
             // Text from the integration record or a contact: bounded by its column's length.
             Message::NotAccepted { reason: None, .. }
             | Message::EmailTaken { .. }
-            | Message::JobRunning { .. }
-            | Message::JobJustRan { .. }
-            | Message::JobTakenOver { .. }
             | Message::Skipped(_)
             | Message::Warning(_)
             | Message::Settings(_)
@@ -592,6 +603,15 @@ impl Message {
             Message::NotInSalesmanago { .. } => {}
             // The engine's own text and numbers.
             Message::Unreadable
+            | Message::MissingPrivilege { .. }
+            | Message::AlreadyMatches
+            | Message::CredentialsIncomplete => {}
+            // The jobs': text from the integration record (who runs a job), the engine's own
+            // text and numbers.
+            #[cfg(feature = "admin")]
+            Message::JobRunning { .. }
+            | Message::JobJustRan { .. }
+            | Message::JobTakenOver { .. }
             | Message::DeletedEmailUnknown
             | Message::DeltaExpired
             | Message::NotTracked
@@ -600,10 +620,7 @@ impl Message {
             | Message::Summary { .. }
             | Message::RecordBusy { .. }
             | Message::DownloadNotDone { .. }
-            | Message::Unlisted { .. }
-            | Message::MissingPrivilege { .. }
-            | Message::AlreadyMatches
-            | Message::CredentialsIncomplete => {}
+            | Message::Unlisted { .. } => {}
             #[cfg(feature = "admin")]
             Message::CredentialsTitle
             | Message::ClientIdLabel

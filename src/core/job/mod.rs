@@ -16,6 +16,7 @@ use crate::prelude::*;
 
 #[cfg(feature = "admin")]
 mod activity;
+#[cfg(feature = "admin")]
 mod catchup;
 #[cfg(feature = "admin")]
 mod changes;
@@ -26,6 +27,7 @@ pub mod contact;
 // The relay's webhook deliveries and rule calls: the relay holds both engines' work.
 #[cfg(all(feature = "contact", feature = "admin"))]
 pub mod deliveries;
+#[cfg(feature = "admin")]
 mod export;
 pub mod lease;
 mod recheck;
@@ -48,6 +50,7 @@ use crate::core::salesmanago::operation::BatchUpsert;
 use crate::core::salesmanago::{HttpRequest, HttpResponse, TransportFailure};
 use crate::core::sync::{iso_datetime, Tally};
 
+#[cfg(feature = "admin")]
 pub use export::Settled;
 use lease::User;
 use runner::{Error, Output, Runner};
@@ -352,6 +355,7 @@ fn state_columns(job: BulkJob) -> &'static [&'static str] {
 /// ([`crate::core::command::Engine`]). A job holds one, so their sizes may differ.
 #[allow(clippy::large_enum_variant)]
 enum Kind {
+    #[cfg(feature = "admin")]
     Export(Box<export::Export>),
     #[cfg(feature = "admin")]
     Consents(consents::Consents),
@@ -363,22 +367,18 @@ enum Kind {
     Contact(contact::ContactCommand),
 }
 
+/// The jobs over many contacts run in the integration record's engine alone
+/// ([`crate::core::command::Engine`]).
+#[cfg(feature = "admin")]
 impl Kind {
     fn new(start: &Start, record: &Map, run: &mut Runner) -> Kind {
         match start.job {
             BulkJob::ExportSelected | BulkJob::ExportAll | BulkJob::ExportChanges => {
                 Kind::Export(Box::new(export::Export::new(start, record, run)))
             }
-            #[cfg(feature = "admin")]
             BulkJob::PullConsents => Kind::Consents(consents::Consents::new(start, run)),
-            #[cfg(feature = "admin")]
             BulkJob::PullChanges => Kind::Changes(changes::Changes::new(start, record)),
-            #[cfg(feature = "admin")]
             BulkJob::PullActivity => Kind::Activity(activity::Activity::new(start, record)),
-            // The contact pages' engine never starts these: the host runs only the commands of
-            // its own engine (`Command::engine`).
-            #[cfg(not(feature = "admin"))]
-            BulkJob::PullConsents | BulkJob::PullChanges | BulkJob::PullActivity => unreachable!(),
         }
     }
 }
@@ -398,6 +398,7 @@ impl Job {
     /// the record shows another run alive on Dataverse's clock. While the lease is being taken
     /// the job reads already; it writes and calls SALESmanago to change anything only once it
     /// holds it.
+    #[cfg(feature = "admin")]
     pub fn new(mut start: Start) -> Job {
         start.consents = start.settings.read_columns(&start.consents);
         let mut run = Runner::new(&start);
@@ -453,6 +454,7 @@ impl Job {
             // allowed (the next page's read) have gone out.
             let worked = !self.run.finished()
                 && match &mut self.kind {
+                    #[cfg(feature = "admin")]
                     Some(Kind::Export(job)) => job.work(&mut self.run, now_ms),
                     #[cfg(feature = "admin")]
                     Some(Kind::Consents(job)) => job.work(&mut self.run, now_ms),
@@ -472,8 +474,10 @@ impl Job {
     }
 
     /// "Export selected": each contact sent so far, with its row's version.
+    #[cfg(feature = "admin")]
     pub fn went(&self) -> &[(String, Option<u64>)] {
         match &self.kind {
+            #[cfg(feature = "admin")]
             Some(Kind::Export(job)) => job.went(),
             _ => &[],
         }
@@ -481,8 +485,10 @@ impl Job {
 
     /// "Export selected": what SALESmanago made of every contact, once known (before the
     /// statuses are written back and the contacts read again).
+    #[cfg(feature = "admin")]
     pub fn settled(&self) -> Option<&Settled> {
         match &self.kind {
+            #[cfg(feature = "admin")]
             Some(Kind::Export(job)) => job.settled(),
             _ => None,
         }
@@ -511,6 +517,7 @@ impl Job {
                 }
             } else {
                 match &mut self.kind {
+                    #[cfg(feature = "admin")]
                     Some(Kind::Export(job)) => job.on(ticket, result, &mut self.run, now_ms),
                     #[cfg(feature = "admin")]
                     Some(Kind::Consents(job)) => job.on(ticket, result, &mut self.run, now_ms),
@@ -528,11 +535,14 @@ impl Job {
         self.advance(now_ms);
     }
 
+    // The contact commands do their work as their replies come: nothing here uses the time.
+    #[cfg_attr(not(feature = "admin"), allow(unused_variables))]
     fn advance(&mut self, now_ms: u64) {
         if self.run.finished() {
             return;
         }
         match &mut self.kind {
+            #[cfg(feature = "admin")]
             Some(Kind::Export(job)) => job.advance(&mut self.run, now_ms),
             #[cfg(feature = "admin")]
             Some(Kind::Consents(job)) => job.advance(&mut self.run, now_ms),
@@ -548,6 +558,7 @@ impl Job {
 }
 
 /// The end of a job: its summary recorded on the integration record, then told.
+#[cfg(feature = "admin")]
 struct Ending {
     job: BulkJob,
     /// Whether the summary is recorded on the integration record (a job with state there).
@@ -560,6 +571,7 @@ struct Ending {
     details: Vec<String>,
 }
 
+#[cfg(feature = "admin")]
 impl Ending {
     fn new(job: BulkJob) -> Ending {
         Ending { job, record: true, started: false, ticket: None, summary: None, details: Vec::new() }

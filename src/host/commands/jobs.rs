@@ -33,6 +33,7 @@ enum Event {
 type Pending = Pin<Box<dyn Future<Output = Event>>>;
 
 /// Runs `job` to its end.
+#[cfg(feature = "admin")]
 pub(super) async fn run(context: Context, job: BulkJob) -> Outcome {
     let web_api = context.web_api()?;
     let ui = context.ui();

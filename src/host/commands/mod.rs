@@ -135,7 +135,7 @@ pub(crate) async fn run(command: Command, context: Context) -> Outcome {
         Command::ContactSaved => contact::saved(context).await,
         #[cfg(feature = "contact")]
         Command::DeleteContacts => contact::delete(context).await,
-        #[cfg(feature = "contact")]
+        #[cfg(feature = "admin")]
         Command::ExportSelected => jobs::run(context, BulkJob::ExportSelected).await,
         #[cfg(feature = "admin")]
         Command::ExportAll => jobs::run(context, BulkJob::ExportAll).await,

@@ -14,6 +14,8 @@ use crate::core::salesmanago::script::DEFAULT_TIMEOUT_MS;
 use crate::core::salesmanago::{Client, Nonce};
 use crate::core::sorted::SortedMap;
 
+// The lease: only the jobs over many contacts hold one, in the integration record's engine.
+#[cfg(feature = "admin")]
 mod guarded;
 mod request;
 
@@ -40,6 +42,18 @@ fn slot(service: Service) -> usize {
     match service {
         Service::Dataverse => 0,
         Service::Salesmanago => 1,
+    }
+}
+
+/// The contact commands hold no lease: its hooks, empty in the contact pages' engine.
+#[cfg(not(feature = "admin"))]
+impl Runner {
+    fn waits_for_lease(&self, _: &Request) -> bool {
+        false
+    }
+
+    fn heartbeat_at(&self) -> Option<u64> {
+        None
     }
 }
 
@@ -207,6 +221,7 @@ impl Runner {
         if self.finished {
             return None;
         }
+        #[cfg(feature = "admin")]
         if self.heartbeat_due(now_ms) {
             self.heartbeat = Some(self.record(Map::new(), false));
         }
@@ -248,6 +263,7 @@ impl Runner {
                 ticket,
                 writes: Writes { rows: rows.clone(), tag: self.rng.key(), writing: Writing::NewActivities },
             },
+            #[cfg(feature = "admin")]
             Request::Record(guarded) => {
                 let guarded = guarded.clone();
                 self.record_action(ticket, &guarded, now_ms)
@@ -332,6 +348,7 @@ impl Runner {
             self.show(now_ms);
             return None;
         }
+        #[cfg(feature = "admin")]
         let result = match result {
             Ok(output @ (Output::RecordRead(_) | Output::Conflict | Output::RecordWritten(_))) => {
                 self.guarded(ticket, output, now_ms)?
@@ -360,18 +377,21 @@ impl Runner {
     }
 
     /// Shows progress: contacts handled, and a wait still under way.
+    #[cfg_attr(not(feature = "admin"), allow(unused_variables))]
     pub(super) fn show(&mut self, now_ms: u64) {
-        if self.job.is_none() {
-            return; // a contact command shows no progress
+        // A contact command shows no progress; only the jobs over many contacts do, in the
+        // integration record's engine.
+        #[cfg(feature = "admin")]
+        if self.job.is_some() {
+            let (command, done, total) = (self.command, self.handled, self.total);
+            let message = match self.wait {
+                Some((service, until)) if until > now_ms => {
+                    Message::Waiting { command, done, total, service, seconds: (until - now_ms).div_ceil(1000) }
+                }
+                _ => Message::Progress { command, done, total },
+            };
+            self.say(message);
         }
-        let (command, done, total) = (self.command, self.handled, self.total);
-        let message = match self.wait {
-            Some((service, until)) if until > now_ms => {
-                Message::Waiting { command, done, total, service, seconds: (until - now_ms).div_ceil(1000) }
-            }
-            _ => Message::Progress { command, done, total },
-        };
-        self.say(message);
     }
 
     /// Shows the first progress, unless the job has said something already (resuming).
@@ -416,6 +436,7 @@ impl Runner {
         if self.finished || self.failing.is_some() {
             return;
         }
+        #[cfg(feature = "admin")]
         if self.lease.as_ref().is_some_and(|l| l.held) {
             // Nothing else goes out: only the release, then the failure is told.
             self.pending = SortedMap::new();
@@ -425,10 +446,10 @@ impl Runner {
             self.in_flight = [0; 2];
             self.failing = Some(failure);
             self.record(Map::new(), true);
-        } else {
-            self.finished = true;
-            self.out.push_back(Action::Finished(Err(failure)));
+            return;
         }
+        self.finished = true;
+        self.out.push_back(Action::Finished(Err(failure)));
     }
 
     /// Ends the job with `summary`.

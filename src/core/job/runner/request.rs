@@ -15,8 +15,10 @@ use crate::core::salesmanago::relay::Refusal;
 use crate::core::salesmanago::{Client, SmError};
 use crate::prelude::*;
 
+#[cfg(feature = "admin")]
 use super::super::lease::Purpose;
 use super::super::Reply;
+#[cfg(feature = "admin")]
 use super::guarded::Guarded;
 
 /// A request a job wants made; kept until it is answered for good, so it can be made again.
@@ -36,6 +38,7 @@ pub(in crate::core::job) enum Request {
     #[cfg(feature = "admin")]
     Create(Vec<(String, Map)>),
     /// Columns of the integration record, written under the job's lease.
+    #[cfg(feature = "admin")]
     Record(Guarded),
     /// One row (`GET`, a path under the Web API root).
     Row(String),
@@ -60,6 +63,7 @@ impl Request {
             Request::Download(_) => false,
             #[cfg(feature = "admin")]
             Request::Create(_) => true,
+            #[cfg(feature = "admin")]
             Request::Record(guarded) => guarded.purpose != Purpose::Acquire,
             Request::Call(Call::Lookup(_) | Call::Has(_)) => false,
             // Asking for an export changes no contact.
@@ -77,11 +81,12 @@ impl Request {
             Request::Download(_) => Service::Salesmanago,
             #[cfg(feature = "admin")]
             Request::Create(_) => Service::Dataverse,
+            #[cfg(feature = "admin")]
+            Request::Record(_) => Service::Dataverse,
             Request::Read(_)
             | Request::Keys(_)
             | Request::Tracked(_)
             | Request::Write(_)
-            | Request::Record(_)
             | Request::Row(_)
             | Request::Patch(..)
             | Request::Remove(_) => Service::Dataverse,
@@ -233,6 +238,7 @@ pub(super) fn read(request: &Request, client: &Client, reply: Reply) -> Result<O
             let text = error::answer(answer).map_err(Error::Dataverse)?;
             Ok(Output::Created(crate::core::dataverse::batch::created(&text)))
         }
+        #[cfg(feature = "admin")]
         (Request::Record(guarded), Reply::Dataverse(answer)) => {
             if guarded.etag.is_some() {
                 if matches!(&answer, Ok(response) if response.status == 412) {
