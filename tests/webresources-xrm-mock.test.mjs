@@ -21,10 +21,10 @@ function setLanguage(lcid) {
   Xrm.Utility.getGlobalContext = () => context;
 }
 
-/** commands.js in a window-like context whose two engines are `engine` (already loaded). */
+/** commands.js in a window-like context whose engines are all `engine` (already loaded). */
 function commandsWith(engine) {
   const loaded = { version: version(), ready: () => Promise.resolve(engine) };
-  const context = { console, setTimeout, Promise, Xrm, SalesManagoEngine: loaded, SalesManagoAdminEngine: loaded, document: { currentScript: null } };
+  const context = { console, setTimeout, Promise, Xrm, SalesManagoEngine: loaded, SalesManagoAdminEngine: loaded, SalesManagoJobsEngine: loaded, document: { currentScript: null } };
   context.window = context;
   vm.createContext(context);
   vm.runInContext(webresource("commands.js"), context, { filename: "commands.js" });
@@ -57,7 +57,7 @@ test("each integration button runs its own command", async () => {
   const formContext = XrmMockGenerator.getFormContext();
   for (const name of ["testConnection", "exportAll", "pullConsents", "pullChanges"]) await SalesManago.Integration[name](formContext);
   await SalesManago.Contact.send(formContext);
-  assert.deepEqual(engine.calls.map((c) => c.name), ["integration.testConnection", "integration.exportAll", "integration.pullConsents", "integration.pullChanges", "contact.send"]);
+  assert.deepEqual(engine.calls.map((c) => c.name), ["integration.testConnection", "job.exportAll", "job.pullConsents", "job.pullChanges", "contact.send"]);
 });
 
 test("the grid button passes the selected ids as the Web API takes them, and the grid control", async () => {

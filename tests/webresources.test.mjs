@@ -9,7 +9,8 @@ import { solutionZip, testEngine, version, webresource } from "./support/package
 const commandsJs = webresource("commands.js");
 const engineJs = webresource("engine.js");
 const adminJs = webresource("engine-admin.js");
-const engines = { "engine.js": engineJs, "engine-admin.js": adminJs };
+const jobsJs = webresource("engine-jobs.js");
+const engines = { "engine.js": engineJs, "engine-admin.js": adminJs, "engine-jobs.js": jobsJs };
 
 /** A window-like vm context with a fake Xrm; an engine "loads" when commands.js appends it. */
 function dynamicsWindow({ languageId = 1033, engineLoads = true } = {}) {
@@ -83,17 +84,19 @@ test("every function the solution calls is defined by commands.js", () => {
   }
 });
 
-test("commands.js adds one global, SalesManago, and each engine one: SalesManagoEngine, SalesManagoAdminEngine", () => {
+test("commands.js adds one global, SalesManago, and each engine one: SalesManagoEngine, SalesManagoAdminEngine, SalesManagoJobsEngine", () => {
   const { context } = dynamicsWindow();
   const before = new Set(Object.keys(context));
   load(context, commandsJs, "commands.js");
   load(context, engineJs, "engine.js");
   load(context, adminJs, "engine-admin.js");
+  load(context, jobsJs, "engine-jobs.js");
   const added = Object.keys(context).filter((k) => !before.has(k)).sort();
-  assert.deepEqual(added, ["SalesManago", "SalesManagoAdminEngine", "SalesManagoEngine"]);
+  assert.deepEqual(added, ["SalesManago", "SalesManagoAdminEngine", "SalesManagoEngine", "SalesManagoJobsEngine"]);
   assert.equal(context.SalesManago.version, version());
   assert.equal(context.SalesManagoEngine.version, version());
   assert.equal(context.SalesManagoAdminEngine.version, version());
+  assert.equal(context.SalesManagoJobsEngine.version, version());
 });
 
 test("the contact form's enable rule answers at once and loads no engine", () => {
@@ -106,31 +109,37 @@ test("the contact form's enable rule answers at once and loads no engine", () =>
 test("commands load their engine on first use, once, and show its answer in the user's language", async () => {
   const { context, seen } = dynamicsWindow({ languageId: 1045 });
   load(context, commandsJs, "commands.js");
-  assert.equal(context.SalesManagoAdminEngine, undefined, "no engine may load before a command runs");
-  await Promise.all([context.SalesManago.Integration.pullChanges({}), context.SalesManago.Integration.testConnection({})]);
-  // The integration form's commands load the admin engine alone.
+  assert.equal(context.SalesManagoJobsEngine, undefined, "no engine may load before a command runs");
+  await Promise.all([context.SalesManago.Integration.pullChanges({}), context.SalesManago.Integration.exportAll({})]);
+  // The integration form's jobs load the jobs' engine alone.
   assert.deepEqual(seen.scripts, [
-    "/%7b637199221580014143%7d/webresources/new_/salesmanago/engine-admin.js",
+    "/%7b637199221580014143%7d/webresources/new_/salesmanago/engine-jobs.js",
   ]);
   assert.equal(context.SalesManagoEngine, undefined, "the contact pages' engine is not needed");
+  assert.equal(context.SalesManagoAdminEngine, undefined, "the integration record's pages' engine is not needed");
   assert.equal(seen.alerts.length, 0, seen.alerts.join("\n"));
   assert.equal(seen.errors.length, 2);
   for (const error of seen.errors) assert.match(error, /Nie ma jeszcze rekordu integracji z SALESmanago/);
-  // A contact command in the same window (the command bar's) loads the other engine beside it.
+  // Test connection is the record's pages' engine's, loaded beside it.
+  await context.SalesManago.Integration.testConnection({});
+  assert.deepEqual(seen.scripts.slice(1), ["/%7b637199221580014143%7d/webresources/new_/salesmanago/engine-admin.js"]);
+  assert.match(seen.errors[2], /Nie ma jeszcze rekordu integracji z SALESmanago/);
+  // A contact command in the same window (the command bar's) loads its engine beside them.
   await context.SalesManago.Contact.send({});
-  assert.deepEqual(seen.scripts.slice(1), ["/%7b637199221580014143%7d/webresources/new_/salesmanago/engine.js"]);
-  assert.equal(seen.errors.length, 3);
+  assert.deepEqual(seen.scripts.slice(2), ["/%7b637199221580014143%7d/webresources/new_/salesmanago/engine.js"]);
+  assert.equal(seen.errors.length, 4);
   // The engine's own answer (this form has no record to read), not a failure to start it.
-  assert.match(seen.errors[2], /^Dynamics 365 odrzucił żądanie/);
+  assert.match(seen.errors[3], /^Dynamics 365 odrzucił żądanie/);
   await context.SalesManago.Integration.pullConsents({});
-  assert.equal(seen.scripts.length, 2, "each engine loads once");
+  await context.SalesManago.Integration.testConnection({});
+  assert.equal(seen.scripts.length, 3, "each engine loads once");
 });
 
-test("the grid's Export, a job over many contacts, loads the integration record's engine, not the contact pages'", async () => {
+test("the grid's Export, a job over many contacts, loads the jobs' engine, not the contact pages'", async () => {
   const { context, seen } = dynamicsWindow({ languageId: 1033 });
   load(context, commandsJs, "commands.js");
   await context.SalesManago.Contact.exportSelected(["{0A1B2C3D-0000-4000-8000-00000000000A}"], { refresh() {} });
-  assert.deepEqual(seen.scripts, ["/%7b637199221580014143%7d/webresources/new_/salesmanago/engine-admin.js"]);
+  assert.deepEqual(seen.scripts, ["/%7b637199221580014143%7d/webresources/new_/salesmanago/engine-jobs.js"]);
   assert.equal(context.SalesManagoEngine, undefined, "the contact pages' engine is not needed");
   // The engine's own answer (no record to read here), not a refusal of the command.
   assert.equal(seen.errors.length, 1);
@@ -190,25 +199,32 @@ test("each shipped engine exports only what its pages call; the test engine adds
   assert.deepEqual(contact, ["runCommand"]);
   const admin = exportsOf(await engineIn(adminJs, "SalesManagoAdminEngine"));
   assert.deepEqual(admin, ["credentialsState", "credentialsText", "mappingCheck", "mappingOpen", "mappingPreview", "mappingSave", "mappingText", "runCommand"]);
+  assert.deepEqual(exportsOf(await engineIn(jobsJs, "SalesManagoJobsEngine")), ["runCommand"]);
   const pages = webresource("credentials.html") + webresource("mapping.html");
   for (const name of admin.filter((n) => n !== "runCommand")) assert.match(pages, new RegExp(`\\.${name}\\(`), `${name} is called`);
   assert.match(commandsJs, /\.runCommand\(/);
   assert.deepEqual(exportsOf(await engineIn(testEngine(), "SalesManagoEngine")), [...admin, "contactPatch", "mapContact", "memoryBytes", "salesmanagoCall"].sort());
 });
 
-test("each shipped engine runs its own commands and refuses the other's as unknown", async () => {
-  const contact = await engineIn(engineJs, "SalesManagoEngine");
-  const admin = await engineIn(adminJs, "SalesManagoAdminEngine");
-  // Every command the web resources name, by the engine commands.js sends it to (`contact.*`).
+test("each shipped engine runs its own commands and refuses the others' as unknown", async () => {
+  const shipped = {
+    contact: await engineIn(engineJs, "SalesManagoEngine"),
+    admin: await engineIn(adminJs, "SalesManagoAdminEngine"),
+    jobs: await engineIn(jobsJs, "SalesManagoJobsEngine"),
+  };
+  // Every command the web resources name, by the engine commands.js sends it to (`contact.*`,
+  // `job.*`, the rest).
   const sources = commandsJs + webresource("credentials.html");
-  const names = new Set([...sources.matchAll(/"((?:contact|grid|integration|credentials)\.[a-zA-Z]+)"/g)].map((m) => m[1]));
+  const names = new Set([...sources.matchAll(/"((?:contact|job|integration|credentials)\.[a-zA-Z]+)"/g)].map((m) => m[1]));
   assert.equal(names.size, 14, [...names].join());
   const kind = (promise) => promise.then(() => "done", (e) => e.kind);
   for (const name of names) {
-    const [own, other] = name.startsWith("contact.") ? [contact, admin] : [admin, contact];
+    const own = { contact: "contact", job: "jobs" }[name.split(".")[0]] || "admin";
     // With no Dynamics behind it, the own engine fails reading, or knows it has nothing to do.
-    assert.notEqual(await kind(own.runCommand(name, { lcid: 1033, xrm: {} })), "unknownCommand", name);
-    await assert.rejects(other.runCommand(name, { lcid: 1033 }), (e) => e.kind === "unknownCommand" && e.message.includes(name), name);
+    assert.notEqual(await kind(shipped[own].runCommand(name, { lcid: 1033, xrm: {} })), "unknownCommand", name);
+    for (const other of Object.keys(shipped).filter((e) => e !== own)) {
+      await assert.rejects(shipped[other].runCommand(name, { lcid: 1033 }), (e) => e.kind === "unknownCommand" && e.message.includes(name), `${name} in ${other}`);
+    }
   }
 });
 

@@ -4,10 +4,12 @@
  *
  * The solution's ribbon and form XML call the functions under the one global `SalesManago`.
  * Each forwards to an engine, which this script loads on first use: the commands on a contact
- * or a few (`contact.*`) to new_/salesmanago/engine.js, the jobs over many contacts (the
- * integration record's and the grid's export) and the integration record's other commands to
- * new_/salesmanago/engine-admin.js, so a contact form, which loads its engine each time it
- * opens, never loads the jobs.
+ * or a few (`contact.*`) to new_/salesmanago/engine.js, the jobs over many contacts (`job.*`:
+ * the grid's export, the integration record's exports and pulls) to
+ * new_/salesmanago/engine-jobs.js, and the integration record's other commands to
+ * new_/salesmanago/engine-admin.js, the engine of its credential page and mapping editor. A
+ * contact form, which loads its engine each time it opens, never loads the jobs; the
+ * integration form loads them only when a button starts one.
  * Decisions and user text live in the engines; the only text here is the fallback shown when
  * an engine itself cannot start.
  */
@@ -18,7 +20,8 @@
   // Each engine's file and the one global it defines (core::command::Engine).
   var ENGINES = {
     contact: { file: "engine.js", global: "SalesManagoEngine", loading: null },
-    admin: { file: "engine-admin.js", global: "SalesManagoAdminEngine", loading: null }
+    admin: { file: "engine-admin.js", global: "SalesManagoAdminEngine", loading: null },
+    jobs: { file: "engine-jobs.js", global: "SalesManagoJobsEngine", loading: null }
   };
 
   // The URL this script was loaded from, when the browser tells (ribbon libraries may be
@@ -40,7 +43,8 @@
 
   /** The engine that runs command `name`. */
   function engineOf(name) {
-    return String(name).indexOf("contact.") === 0 ? ENGINES.contact : ENGINES.admin;
+    var prefix = String(name).split(".")[0];
+    return prefix === "contact" ? ENGINES.contact : prefix === "job" ? ENGINES.jobs : ENGINES.admin;
   }
 
   /**
@@ -252,7 +256,7 @@
       /** Contact form: "Send to SALESmanago" (CrmParameter PrimaryControl). */
       send: formCommand("contact.send"),
       /** Contact grid: "Export to SALESmanago" (SelectedControlSelectedItemIds, SelectedControl). */
-      exportSelected: gridCommand("grid.exportSelected"),
+      exportSelected: gridCommand("job.exportSelected"),
       /** Contact form and grid "Delete" (overrides the system command): SALESmanago, then Dynamics. */
       delete: formCommand("contact.delete"),
       deleteSelected: gridCommand("contact.delete"),
@@ -296,15 +300,15 @@
       /** Integration form: "Test connection". */
       testConnection: formCommand("integration.testConnection"),
       /** Integration form: "Export all contacts". */
-      exportAll: formCommand("integration.exportAll"),
+      exportAll: formCommand("job.exportAll"),
       /** Integration form: "Export changes". */
-      exportChanges: formCommand("integration.exportChanges"),
+      exportChanges: formCommand("job.exportChanges"),
       /** Integration form: "Pull consents". */
-      pullConsents: formCommand("integration.pullConsents"),
+      pullConsents: formCommand("job.pullConsents"),
       /** Integration form: "Pull changes". */
-      pullChanges: formCommand("integration.pullChanges"),
+      pullChanges: formCommand("job.pullChanges"),
       /** Integration form: "Pull activity": SALESmanago activity onto the contacts' timelines. */
-      pullActivity: formCommand("integration.pullActivity")
+      pullActivity: formCommand("job.pullActivity")
     })
   });
 })(window);

@@ -36,39 +36,45 @@ pub enum Command {
     IntegrationOpened,
 }
 
-/// The two engines the solution ships: each page loads only the one its commands run in, so a
-/// sales user's contact form, which loads its engine each time it opens, does not load the
-/// jobs over many contacts and the admin's editor. Cargo features build them (`contact`,
-/// `admin`); the test engine, the relay and the native tests have both.
+/// The three engines the solution ships: each page loads only the one its commands run in, so a
+/// sales user's contact form, which loads its engine each time it opens, loads neither the jobs
+/// over many contacts nor the admin's pages, and the integration record's form, whose credential
+/// page and mapping editor each load theirs, loads no job until a button starts one. Cargo
+/// features build them (`contact`, `admin`, `jobs`); the test engine, the relay and the native
+/// tests have all three.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
     /// `engine.js`: the commands on one contact or a few, on the contact form and grid (feature
-    /// `contact`).
+    /// `contact`; their names start `contact.`).
     ContactPages,
-    /// `engine-admin.js`: the jobs over many contacts (the integration record's, and the
-    /// contact grid's export, the same Export job), the credential page and the mapping editor
-    /// (feature `admin`).
+    /// `engine-admin.js`: the integration record's pages: the credential page, the mapping
+    /// editor, Test connection and the record's opening (feature `admin`).
     IntegrationRecord,
+    /// `engine-jobs.js`: the jobs over many contacts, the integration record's and the contact
+    /// grid's export (feature `jobs`; their names start `job.`).
+    Jobs,
 }
 
 impl Engine {
-    /// Both, the contact pages' first.
-    pub const ALL: [Engine; 2] = [Engine::ContactPages, Engine::IntegrationRecord];
+    /// All three, the contact pages' first.
+    pub const ALL: [Engine; 3] = [Engine::ContactPages, Engine::IntegrationRecord, Engine::Jobs];
 
     /// Its web resource's file name, under `new_/salesmanago/`.
     pub const fn file(self) -> &'static str {
         match self {
             Engine::ContactPages => "engine.js",
             Engine::IntegrationRecord => "engine-admin.js",
+            Engine::Jobs => "engine-jobs.js",
         }
     }
 
     /// The one global its web resource defines (distinct, as the command bar's window may
-    /// load both).
+    /// load more than one).
     pub const fn global(self) -> &'static str {
         match self {
             Engine::ContactPages => "SalesManagoEngine",
             Engine::IntegrationRecord => "SalesManagoAdminEngine",
+            Engine::Jobs => "SalesManagoJobsEngine",
         }
     }
 
@@ -77,6 +83,7 @@ impl Engine {
         match self {
             Engine::ContactPages => "contact",
             Engine::IntegrationRecord => "admin",
+            Engine::Jobs => "jobs",
         }
     }
 
@@ -86,7 +93,8 @@ impl Engine {
     pub const fn budget_bytes(self) -> usize {
         match self {
             Engine::ContactPages => 290_000,
-            Engine::IntegrationRecord => 454_500,
+            Engine::IntegrationRecord => 251_000,
+            Engine::Jobs => 393_000,
         }
     }
 
@@ -95,6 +103,7 @@ impl Engine {
         match self {
             Engine::ContactPages => cfg!(feature = "contact"),
             Engine::IntegrationRecord => cfg!(feature = "admin"),
+            Engine::Jobs => cfg!(feature = "jobs"),
         }
     }
 }
@@ -119,7 +128,7 @@ impl Command {
     ];
 
     /// The engine that runs it. `commands.js` picks the same one by the name's prefix: the
-    /// contact pages' names start `contact.`, no other does.
+    /// contact pages' names start `contact.`, the jobs' `job.`, no other does.
     pub const fn engine(self) -> Engine {
         match self {
             Command::FetchContact
@@ -127,15 +136,15 @@ impl Command {
             | Command::ContactOpened
             | Command::ContactSaved
             | Command::DeleteContacts => Engine::ContactPages,
+            Command::TestConnection | Command::SaveCredentials | Command::IntegrationOpened => {
+                Engine::IntegrationRecord
+            }
             Command::ExportSelected
-            | Command::TestConnection
             | Command::ExportAll
             | Command::ExportChanges
             | Command::PullConsents
             | Command::PullChanges
-            | Command::PullActivity
-            | Command::SaveCredentials
-            | Command::IntegrationOpened => Engine::IntegrationRecord,
+            | Command::PullActivity => Engine::Jobs,
         }
     }
 
@@ -144,13 +153,13 @@ impl Command {
         match self {
             Command::FetchContact => "contact.fetch",
             Command::SendContact => "contact.send",
-            Command::ExportSelected => "grid.exportSelected",
+            Command::ExportSelected => "job.exportSelected",
             Command::TestConnection => "integration.testConnection",
-            Command::ExportAll => "integration.exportAll",
-            Command::ExportChanges => "integration.exportChanges",
-            Command::PullConsents => "integration.pullConsents",
-            Command::PullChanges => "integration.pullChanges",
-            Command::PullActivity => "integration.pullActivity",
+            Command::ExportAll => "job.exportAll",
+            Command::ExportChanges => "job.exportChanges",
+            Command::PullConsents => "job.pullConsents",
+            Command::PullChanges => "job.pullChanges",
+            Command::PullActivity => "job.pullActivity",
             Command::SaveCredentials => "credentials.save",
             Command::ContactOpened => "contact.opened",
             Command::ContactSaved => "contact.saved",
@@ -245,14 +254,21 @@ mod tests {
     }
 
     #[test]
-    fn the_contact_pages_engine_runs_exactly_the_commands_named_contact() {
+    fn each_engine_runs_exactly_the_commands_its_prefix_names() {
+        // `commands.js` routes by the same rule: `contact.*`, `job.*`, the rest.
         for command in Command::ALL {
-            let contact = command.name().starts_with("contact.");
-            assert_eq!(command.engine() == Engine::ContactPages, contact, "{command:?}");
+            let name = command.name();
+            let engine = match () {
+                _ if name.starts_with("contact.") => Engine::ContactPages,
+                _ if name.starts_with("job.") => Engine::Jobs,
+                _ => Engine::IntegrationRecord,
+            };
+            assert_eq!(command.engine(), engine, "{command:?}");
+            assert_eq!(command.bulk_job().is_some(), engine == Engine::Jobs, "{command:?}");
         }
         // A grid's export is a job over many contacts, as the integration record's are.
-        assert_eq!(Command::ExportSelected.engine(), Engine::IntegrationRecord);
-        assert_eq!(Command::ExportAll.engine(), Engine::IntegrationRecord);
+        assert_eq!(Command::ExportSelected.engine(), Engine::Jobs);
+        assert_eq!(Command::TestConnection.engine(), Engine::IntegrationRecord);
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! What both engines export to JavaScript (`SalesManagoEngine.ready()` and
-//! `SalesManagoAdminEngine.ready()` resolve to an object holding them): `runCommand`. The
-//! integration record's pages call the admin engine's further exports ([`super::pages`]).
+//! What every engine exports to JavaScript (`SalesManagoEngine.ready()`,
+//! `SalesManagoAdminEngine.ready()` and `SalesManagoJobsEngine.ready()` resolve to an object
+//! holding them): `runCommand`. The integration record's pages call their engine's further
+//! exports ([`super::pages`]).
 
 // Exports are reached from JavaScript, not from Rust.
 #![allow(unreachable_pub)]
@@ -28,7 +29,7 @@ use super::dynamics::{from_json, to_json};
 pub async fn run_command(name: String, context: JsValue) -> Result<JsValue, JsValue> {
     let member = |key: &str| js_sys::Reflect::get(&context, &key.into()).unwrap_or(JsValue::UNDEFINED);
     let lang = Lang::from_lcid(member("lcid").as_f64().unwrap_or(1033.0) as u32);
-    // A command of the other engine is as unknown here: commands.js picks the engine by the
+    // A command of another engine is as unknown here: commands.js picks the engine by the
     // command's name, so only web resources of different versions ask this one for it.
     let Some(command) = Command::from_name(&name).filter(|c| c.engine().built()) else {
         return Err(error(&Message::UnknownCommand { name }, lang, "unknownCommand"));
@@ -61,9 +62,9 @@ pub async fn run_command(name: String, context: JsValue) -> Result<JsValue, JsVa
             }
             // Only a job over many contacts lists those that did not go (the integration
             // record's engine); a contact command's summary has no list.
-            #[cfg(not(feature = "admin"))]
+            #[cfg(not(feature = "jobs"))]
             let download: Option<Value> = None;
-            #[cfg(feature = "admin")]
+            #[cfg(feature = "jobs")]
             let download = done.download.map(|(count, csv)| {
                 object! {
                     "name": format!("salesmanago-{}-not-done.csv", name.replace('.', "-")),

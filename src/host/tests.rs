@@ -36,7 +36,7 @@ async fn unknown_commands_reject_with_a_localised_message() {
 
 #[wasm_bindgen_test]
 async fn a_command_without_xrm_fails_with_a_dataverse_error() {
-    let error = run_command("integration.pullChanges".into(), context(1033)).await.expect_err("no Xrm");
+    let error = run_command("job.pullChanges".into(), context(1033)).await.expect_err("no Xrm");
     let kind = js_sys::Reflect::get(&error, &"kind".into()).expect("kind").as_string();
     let text = js_sys::Reflect::get(&error, &"message".into()).expect("message").as_string().expect("text");
     assert_eq!(kind.as_deref(), Some("dataverse"));

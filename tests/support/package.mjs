@@ -18,9 +18,10 @@ export function solutionZip(kind = "unmanaged") {
 }
 
 /**
- * The test engine's `engine.js` (`cargo xtask build --test-engine`): both shipped engines'
+ * The test engine's `engine.js` (`cargo xtask build --test-engine`): every shipped engine's
  * commands in one, plus `salesmanagoCall`, `mapContact`, `contactPatch` and `memoryBytes`, which
- * only tests call (`engine-admin.js` beside it is the same engine under the admin's global).
+ * only tests call (`engine-admin.js` and `engine-jobs.js` beside it are the same engine under the
+ * other engines' globals).
  */
 export function testEngine() {
   return readFileSync(join(root, "target", "engine-test", "engine.js"), "utf8");

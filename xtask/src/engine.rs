@@ -32,9 +32,9 @@ const WASM_FEATURES: &[&str] = &[
 /// Which engine to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Flavour {
-    /// One of the two engines the solution ships: only what its pages call.
+    /// One of the three engines the solution ships: only what its pages call.
     Shipped(ShippedEngine),
-    /// Both shipped engines in one, plus the exports tests and the bench call (feature
+    /// The shipped engines in one, plus the exports tests and the bench call (feature
     /// `test-exports`).
     Test,
 }
@@ -45,6 +45,7 @@ impl Flavour {
         match self {
             Flavour::Shipped(ShippedEngine::ContactPages) => "engine",
             Flavour::Shipped(ShippedEngine::IntegrationRecord) => "engine-admin",
+            Flavour::Shipped(ShippedEngine::Jobs) => "engine-jobs",
             Flavour::Test => "engine-test",
         }
     }

@@ -1,7 +1,7 @@
-//! Build tooling: `cargo xtask build` turns the two engines (the contact pages' and the
-//! integration record's) into web resources and packs the Dataverse solution (with
-//! `--test-engine`, also `target/engine-test/`, one engine with both engines' commands and the
-//! exports only tests and the bench call, as both scripts); `cargo xtask pack` only packs, from web
+//! Build tooling: `cargo xtask build` turns the three engines (the contact pages', the
+//! integration record's pages' and the jobs') into web resources and packs the Dataverse solution
+//! (with `--test-engine`, also `target/engine-test/`, one engine with every engine's commands and
+//! the exports only tests and the bench call, as each engine's script); `cargo xtask pack` only packs, from web
 //! resources already built.
 //!
 //! Installing the tools it calls (wasm32 target, wasm-bindgen CLI, npm packages) is

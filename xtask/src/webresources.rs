@@ -1,9 +1,10 @@
 //! Assembles the web resources into one folder, named as in the solution
 //! (`new_/salesmanago/<file>` is `<dir>/<file>`).
 //!
-//! The two engines' scripts (`engine.js`, `engine-admin.js`) are generated from
+//! The engines' scripts (`engine.js`, `engine-admin.js`, `engine-jobs.js`) are generated from
 //! `webresource/engine.template.js`: the wasm-bindgen glue and the wasm (base64) go inside one
-//! closure, so each defines one global (`SalesManagoEngine`, `SalesManagoAdminEngine`).
+//! closure, so each defines one global (`SalesManagoEngine`, `SalesManagoAdminEngine`,
+//! `SalesManagoJobsEngine`).
 
 use std::path::Path;
 
@@ -35,7 +36,7 @@ pub(crate) fn assemble(root: &Path, engines: &[(ShippedEngine, Engine)], dir: &P
     Ok(())
 }
 
-/// Writes the test engine into `dir` as both engines' scripts, so that a page finds every
+/// Writes the test engine into `dir` as every engine's script, so that a page finds every
 /// command where it looks (never packed into a solution).
 pub(crate) fn test_engine(root: &Path, engine: &Engine, dir: &Path) -> Result<()> {
     let template = std::fs::read_to_string(root.join("webresource").join("engine.template.js"))?;

@@ -116,15 +116,15 @@ pub enum Message {
     Unreadable,
     /// The catch-up saw a contact deleted in Dynamics whose e-mail is no longer known (the
     /// environment keeps no deleted records), so it cannot remove it from SALESmanago.
-    #[cfg(feature = "admin")]
+    #[cfg(feature = "jobs")]
     DeletedEmailUnknown,
     /// The catch-up's change-tracking link had expired: every contact was read again, and
     /// contacts deleted meanwhile could not be seen.
-    #[cfg(feature = "admin")]
+    #[cfg(feature = "jobs")]
     DeltaExpired,
     /// The contact table does not track changes: the catch-up read contacts by modification
     /// time, and cannot see deletions.
-    #[cfg(feature = "admin")]
+    #[cfg(feature = "jobs")]
     NotTracked,
     /// SALESmanago did not accept a contact of a batch.
     NotAccepted {
@@ -176,7 +176,7 @@ pub enum Message {
         detail: String,
     },
     /// A job is under way.
-    #[cfg(feature = "admin")]
+    #[cfg(feature = "jobs")]
     Progress {
         /// The job.
         command: Command,
@@ -187,7 +187,7 @@ pub enum Message {
     },
     /// A job is under way and waits because a service asked it to slow down (HTTP 429 with
     /// `Retry-After`).
-    #[cfg(feature = "admin")]
+    #[cfg(feature = "jobs")]
     Waiting {
         /// The job.
         command: Command,
@@ -201,7 +201,7 @@ pub enum Message {
         seconds: u64,
     },
     /// A job was not started: another run of it began after this start and has ended.
-    #[cfg(feature = "admin")]
+    #[cfg(feature = "jobs")]
     JobJustRan {
         /// The job.
         command: Command,
@@ -213,7 +213,7 @@ pub enum Message {
         total: Option<u64>,
     },
     /// A job was not started: another run of it is under way.
-    #[cfg(feature = "admin")]
+    #[cfg(feature = "jobs")]
     JobRunning {
         /// The job.
         command: Command,
@@ -229,7 +229,7 @@ pub enum Message {
         seconds_left: u64,
     },
     /// A job stopped: another run took it over while this one was silent.
-    #[cfg(feature = "admin")]
+    #[cfg(feature = "jobs")]
     JobTakenOver {
         /// The job.
         command: Command,
@@ -237,20 +237,20 @@ pub enum Message {
         user: String,
     },
     /// A job could not write to the integration record: it kept changing.
-    #[cfg(feature = "admin")]
+    #[cfg(feature = "jobs")]
     RecordBusy {
         /// The job.
         command: Command,
     },
     /// A job did its work, but the integration record did not take its summary (and with it
     /// the lease given up, the checkpoint cleared, the watermark moved).
-    #[cfg(feature = "admin")]
+    #[cfg(feature = "jobs")]
     SummaryNotRecorded {
         /// Dynamics' reason.
         detail: String,
     },
     /// A job finished.
-    #[cfg(feature = "admin")]
+    #[cfg(feature = "jobs")]
     Summary {
         /// The job.
         job: BulkJob,
@@ -258,43 +258,43 @@ pub enum Message {
         counts: Counts,
     },
     /// Offer to download the contacts a job did not handle.
-    #[cfg(feature = "admin")]
+    #[cfg(feature = "jobs")]
     DownloadNotDone {
         /// How many.
         count: u64,
     },
     /// The CSV's last line when it lists only the first contacts.
-    #[cfg(feature = "admin")]
+    #[cfg(feature = "jobs")]
     Unlisted {
         /// Contacts counted but not listed.
         count: u64,
     },
     /// "Pull consents" waits for SALESmanago to prepare its export file.
-    #[cfg(feature = "admin")]
+    #[cfg(feature = "jobs")]
     PreparingFile {
         /// Seconds waited so far.
         seconds: u64,
     },
     /// "Pull consents" reads SALESmanago's export file.
-    #[cfg(feature = "admin")]
+    #[cfg(feature = "jobs")]
     ReadingFile {
         /// Contacts read so far.
         contacts: u64,
     },
     /// The integration record names a kind of activity that is not one.
-    #[cfg(feature = "admin")]
+    #[cfg(feature = "jobs")]
     ActivityKindUnknown {
         /// The name, as the record has it.
         name: String,
     },
     /// SALESmanago did not prepare the export file in time.
-    #[cfg(feature = "admin")]
+    #[cfg(feature = "jobs")]
     FileNotReady {
         /// Minutes waited.
         minutes: u64,
     },
     /// SALESmanago's export file could not be used.
-    #[cfg(feature = "admin")]
+    #[cfg(feature = "jobs")]
     FileUnreadable {
         /// What is wrong with it (the engine's words, never the file's text).
         detail: String,
@@ -308,7 +308,7 @@ pub enum Message {
         privilege: String,
     },
     /// An interrupted "Export all" continues.
-    #[cfg(feature = "admin")]
+    #[cfg(feature = "jobs")]
     Resuming {
         /// Contacts already exported before.
         done: u64,
@@ -582,7 +582,7 @@ impl Message {
             | Message::InvalidInput { detail }
             | Message::UnknownCommand { name: detail }
             | Message::NotAccepted { reason: Some(detail), .. } => cut(detail),
-            #[cfg(feature = "admin")]
+            #[cfg(feature = "jobs")]
             Message::SummaryNotRecorded { detail } => cut(detail),
             #[cfg(feature = "contact")]
             Message::SyncFailed { reason: detail } => cut(detail),
@@ -608,7 +608,7 @@ impl Message {
             | Message::CredentialsIncomplete => {}
             // The jobs': text from the integration record (who runs a job), the engine's own
             // text and numbers.
-            #[cfg(feature = "admin")]
+            #[cfg(feature = "jobs")]
             Message::JobRunning { .. }
             | Message::JobJustRan { .. }
             | Message::JobTakenOver { .. }
@@ -620,7 +620,13 @@ impl Message {
             | Message::Summary { .. }
             | Message::RecordBusy { .. }
             | Message::DownloadNotDone { .. }
-            | Message::Unlisted { .. } => {}
+            | Message::Unlisted { .. }
+            | Message::Resuming { .. }
+            | Message::PreparingFile { .. }
+            | Message::ReadingFile { .. }
+            | Message::FileNotReady { .. }
+            | Message::FileUnreadable { .. }
+            | Message::ActivityKindUnknown { .. } => {}
             #[cfg(feature = "admin")]
             Message::CredentialsTitle
             | Message::ClientIdLabel
@@ -637,12 +643,6 @@ impl Message {
             | Message::FieldsInvalid
             | Message::CredentialsSaved
             | Message::IntegrationExists
-            | Message::Resuming { .. }
-            | Message::PreparingFile { .. }
-            | Message::ReadingFile { .. }
-            | Message::FileNotReady { .. }
-            | Message::FileUnreadable { .. }
-            | Message::ActivityKindUnknown { .. }
             | Message::MappingProblem(_)
             | Message::MappingSaved { .. }
             | Message::PreviewNoContact { .. }

@@ -72,11 +72,11 @@ pub(super) fn text(message: &Message) -> String {
         Message::Warning(Warning::BirthdateIgnored) => {
             "Data urodzenia nie jest prawdziwą datą z przedziału od 1900 roku do dziś, więc nie została wysłana.".into()
         }
-        #[cfg(feature = "admin")]
+        #[cfg(feature = "jobs")]
         Message::DeletedEmailUnknown => "Ten kontakt usunięto w Dynamics 365, gdy jego zmiana nie dotarła do SALESmanago, a jego adres e-mail nie jest już znany, więc nie został usunięty z SALESmanago. Usuń go tam ręcznie; aby następnym razem zrobiło to nadrabianie, włącz \"Zachowuj usunięte rekordy Dataverse\" w ustawieniach środowiska.".into(),
-        #[cfg(feature = "admin")]
+        #[cfg(feature = "jobs")]
         Message::DeltaExpired => "Dynamics 365 nie przechowuje już zmian od ostatniego nadrabiania (śledzenie zmian przechowuje je przez określoną liczbę dni), więc wszystkie kontakty odczytano ponownie. Kontaktów usuniętych w międzyczasie nie dało się zobaczyć: sprawdź w SALESmanago kontakty usunięte w Dynamics 365.".into(),
-        #[cfg(feature = "admin")]
+        #[cfg(feature = "jobs")]
         Message::NotTracked => "Tabela Kontakt nie śledzi zmian, więc kontakty odczytano według czasu modyfikacji, a usunięć nie da się nadrobić. Włącz \"Śledzenie zmian\" dla tabeli Kontakt.".into(),
         Message::Unreadable => "Dynamics 365 zwróciło ten kontakt w postaci, której integracja nie potrafi odczytać (brak identyfikatora kontaktu), więc został pominięty. Otwórz kontakt i zapisz go, a potem uruchom zadanie ponownie.".into(),
         Message::NotAccepted { email, reason: Some(reason) } => format!("SALESmanago nie przyjęło kontaktu {email}: {reason}"),
@@ -100,12 +100,12 @@ pub(super) fn text(message: &Message) -> String {
         #[cfg(feature = "admin")]
         Message::OwnerNotAUser { owner } => format!("Identyfikator klienta i sekret API działają, ale {owner} nie jest użytkownikiem tego konta SALESmanago. Podaj jako właściciela e-mail użytkownika SALESmanago."),
         Message::Dataverse { detail } => format!("Dynamics 365 odrzucił żądanie: {detail}"),
-        #[cfg(feature = "admin")]
+        #[cfg(feature = "jobs")]
         Message::Progress { command, done, total } => match total {
             Some(total) => format!("{}: {done} z {total} kontaktów…", command_label(*command)),
             None => format!("{}: {done} kontaktów…", command_label(*command)),
         },
-        #[cfg(feature = "admin")]
+        #[cfg(feature = "jobs")]
         Message::Waiting { command, done, total, service, seconds } => {
             let progress = text(&Message::Progress { command: *command, done: *done, total: *total });
             match service {
@@ -113,9 +113,9 @@ pub(super) fn text(message: &Message) -> String {
                 Service::Salesmanago => format!("{progress} SALESmanago poprosiło o spowolnienie: wznowienie za {seconds} s."),
             }
         }
-        #[cfg(feature = "admin")]
+        #[cfg(feature = "jobs")]
         Message::Summary { job, counts } => summary(*job, counts),
-        #[cfg(feature = "admin")]
+        #[cfg(feature = "jobs")]
         Message::JobRunning { command, user, minutes, done, total, seconds_left } => {
             let who = someone(user);
             let progress = share(*done, *total);
@@ -124,7 +124,7 @@ pub(super) fn text(message: &Message) -> String {
                 command_label(*command)
             )
         }
-        #[cfg(feature = "admin")]
+        #[cfg(feature = "jobs")]
         Message::JobJustRan { command, user, done, total } => {
             let who = someone(user);
             let progress = share(*done, *total);
@@ -133,7 +133,7 @@ pub(super) fn text(message: &Message) -> String {
                 command_label(*command)
             )
         }
-        #[cfg(feature = "admin")]
+        #[cfg(feature = "jobs")]
         Message::JobTakenOver { command, user } => {
             let who = someone(user);
             format!(
@@ -141,34 +141,34 @@ pub(super) fn text(message: &Message) -> String {
                 command_label(*command)
             )
         }
-        #[cfg(feature = "admin")]
+        #[cfg(feature = "jobs")]
         Message::RecordBusy { command } => format!(
             "„{}” nie może zapisać postępu: rekord integracji SALESmanago cały czas się zmieniał. Spróbuj ponownie za chwilę.",
             command_label(*command)
         ),
-        #[cfg(feature = "admin")]
+        #[cfg(feature = "jobs")]
         Message::SummaryNotRecorded { detail } => format!(
             "Rekord integracji SALESmanago nie przyjął tego podsumowania ({detail}). Powyższa praca została wykonana, ale rekord jej nie pokazuje: zadanie można uruchomić ponownie za {} min, a ten przebieg może ponownie objąć część tych samych kontaktów.",
             STALE_MS / 60_000
         ),
-        #[cfg(feature = "admin")]
+        #[cfg(feature = "jobs")]
         Message::DownloadNotDone { count } => format!("Pobrać listę {count} kontaktów, których nie przetworzono, z powodami (CSV)?"),
-        #[cfg(feature = "admin")]
+        #[cfg(feature = "jobs")]
         Message::Unlisted { count } => format!("…i {count} kolejnych, niewymienionych tutaj. Status synchronizacji i ostatni błąd każdego kontaktu zapisują powód."),
-        #[cfg(feature = "admin")]
+        #[cfg(feature = "jobs")]
         Message::PreparingFile { seconds } => format!("Pobieranie zgód: SALESmanago przygotowuje plik ze zgodami i wypisami (czekam już {seconds} s). Przy dużych kontach trwa to kilka minut; nie zamykaj tego okna."),
-        #[cfg(feature = "admin")]
+        #[cfg(feature = "jobs")]
         Message::ReadingFile { contacts } => format!("Pobieranie zgód: czytam plik z SALESmanago, dotąd {contacts} kontaktów…"),
-        #[cfg(feature = "admin")]
+        #[cfg(feature = "jobs")]
         Message::ActivityKindUnknown { name } => format!("Pole \u{201e}Pobierz aktywność: zachowywane rodzaje\u{201d} w rekordzie integracji z SALESmanago zawiera \u{201e}{name}\u{201d}, co nie jest rodzajem aktywności, więc niczego nie pobrano. Użyj tych nazw, rozdzielonych przecinkami: sent, opened, clicked, bounced, unsubscribed, visit, event; albo zostaw pole puste, aby zachować wszystkie poza sent."),
-        #[cfg(feature = "admin")]
+        #[cfg(feature = "jobs")]
         Message::FileNotReady { minutes } => format!("SALESmanago nie przygotował pliku ze zgodami i wypisami w ciągu {minutes} minut, więc nic nie zmieniono. Spróbuj pobrać zgody ponownie później."),
-        #[cfg(feature = "admin")]
+        #[cfg(feature = "jobs")]
         Message::FileUnreadable { detail } => format!("Nie udało się odczytać pliku ze zgodami i wypisami z SALESmanago ({detail}), więc nic nie zmieniono. Spróbuj ponownie; jeśli to się powtórzy, przekaż ten komunikat administratorowi."),
         #[cfg(feature = "contact")]
         Message::MayNotDelete => "nie masz uprawnień do usunięcia tego kontaktu w Dynamics 365, więc w SALESmanago też pozostał bez zmian. Poproś administratora o prawo usuwania kontaktów.".into(),
         Message::MissingPrivilege { privilege } => format!("Twoje role zabezpieczeń nie pozwalają {}. Poproś administratora o przypisanie roli „SALESmanago user” (przyciski SALESmanago na kontaktach) albo „SALESmanago administrator” (rekord Integracja z SALESmanago i jego zadania).", privilege_words(privilege)),
-        #[cfg(feature = "admin")]
+        #[cfg(feature = "jobs")]
         Message::Resuming { done } => format!("Wznawiam przerwany eksport: {done} kontaktów już wyeksportowano."),
         #[cfg(feature = "contact")]
         Message::NotInSalesmanago { email } if email.is_empty() => "W SALESmanago nie ma takiego kontaktu: ten kontakt nie ma adresu e-mail ani identyfikatora SALESmanago, po którym można go znaleźć.".into(),

@@ -182,8 +182,8 @@ impl Export {
                 None => Pages::new(selection(consents, &start.selected)),
             }
         } else if let Some((last, resumed)) = all.then(|| read_checkpoint(record)).flatten() {
-            // Only Export all resumes, in the integration record's engine.
-            #[cfg(feature = "admin")]
+            // Only Export all resumes, in the jobs' engine.
+            #[cfg(feature = "jobs")]
             run.say(Message::Resuming { done: resumed.done });
             run.handled = resumed.total;
             prefix = resumed;

@@ -14,26 +14,26 @@
 
 use crate::prelude::*;
 
-#[cfg(feature = "admin")]
+#[cfg(feature = "jobs")]
 mod activity;
-#[cfg(feature = "admin")]
+#[cfg(feature = "jobs")]
 mod catchup;
-#[cfg(feature = "admin")]
+#[cfg(feature = "jobs")]
 mod changes;
-#[cfg(feature = "admin")]
+#[cfg(feature = "jobs")]
 mod consents;
 #[cfg(feature = "contact")]
 pub mod contact;
-// The relay's webhook deliveries and rule calls: the relay holds both engines' work.
-#[cfg(all(feature = "contact", feature = "admin"))]
+// The relay's webhook deliveries and rule calls: the relay holds every engine's work.
+#[cfg(all(feature = "contact", feature = "jobs"))]
 pub mod deliveries;
-#[cfg(feature = "admin")]
+#[cfg(feature = "jobs")]
 mod export;
 pub mod lease;
 mod recheck;
 mod removal;
 mod rng;
-#[cfg(all(feature = "contact", feature = "admin"))]
+#[cfg(all(feature = "contact", feature = "jobs"))]
 pub mod rules;
 mod runner;
 mod units;
@@ -50,7 +50,7 @@ use crate::core::salesmanago::operation::BatchUpsert;
 use crate::core::salesmanago::{HttpRequest, HttpResponse, TransportFailure};
 use crate::core::sync::{iso_datetime, Tally};
 
-#[cfg(feature = "admin")]
+#[cfg(feature = "jobs")]
 pub use export::Settled;
 use lease::User;
 use runner::{Error, Output, Runner};
@@ -207,8 +207,8 @@ pub enum Action {
     /// headers: each part of the body as it arrives with [`Reply::Part`], then
     /// [`Reply::Salesmanago`] with the status (and the body, when the status is not 2xx) or why
     /// there was none. Give up when no part comes for `idle_timeout_ms`. Only Pull consents
-    /// downloads, in the integration record's engine.
-    #[cfg(feature = "admin")]
+    /// downloads, in the jobs' engine.
+    #[cfg(feature = "jobs")]
     Download {
         /// Hand back with each reply.
         ticket: Ticket,
@@ -231,7 +231,7 @@ pub enum Reply {
     /// SALESmanago's answer, or why there was none.
     Salesmanago(Result<HttpResponse, TransportFailure>),
     /// The next part of a [`Action::Download`]'s body, at most [`Reply::PART_MAX`] bytes.
-    #[cfg(feature = "admin")]
+    #[cfg(feature = "jobs")]
     Part(Vec<u8>),
     /// The form's answer: columns filled, or 1 when the user confirmed; or what failed.
     #[cfg(feature = "contact")]
@@ -354,22 +354,23 @@ fn state_columns(job: BulkJob) -> &'static [&'static str] {
 /// A job's own state. The variants only one engine runs are built into that engine alone
 /// ([`crate::core::command::Engine`]). A job holds one, so their sizes may differ.
 #[allow(clippy::large_enum_variant)]
+#[cfg(any(feature = "contact", feature = "jobs"))]
 enum Kind {
-    #[cfg(feature = "admin")]
+    #[cfg(feature = "jobs")]
     Export(Box<export::Export>),
-    #[cfg(feature = "admin")]
+    #[cfg(feature = "jobs")]
     Consents(consents::Consents),
-    #[cfg(feature = "admin")]
+    #[cfg(feature = "jobs")]
     Changes(changes::Changes),
-    #[cfg(feature = "admin")]
+    #[cfg(feature = "jobs")]
     Activity(activity::Activity),
     #[cfg(feature = "contact")]
     Contact(contact::ContactCommand),
 }
 
-/// The jobs over many contacts run in the integration record's engine alone
+/// The jobs over many contacts run in the jobs' engine alone
 /// ([`crate::core::command::Engine`]).
-#[cfg(feature = "admin")]
+#[cfg(feature = "jobs")]
 impl Kind {
     fn new(start: &Start, record: &Map, run: &mut Runner) -> Kind {
         match start.job {
@@ -383,7 +384,8 @@ impl Kind {
     }
 }
 
-/// A job under way.
+/// A job under way (none in the integration record's pages' engine, which runs no job).
+#[cfg(any(feature = "contact", feature = "jobs"))]
 pub struct Job {
     run: Runner,
     /// The job's own state (`None` for a job that has none).
@@ -392,13 +394,14 @@ pub struct Job {
     acquiring: Option<Ticket>,
 }
 
+#[cfg(any(feature = "contact", feature = "jobs"))]
 impl Job {
     /// Starts the job `start.job`. A job with state on the integration record takes its lease
     /// ([`lease`]), so that one run of it goes at a time: refused, having changed nothing, when
     /// the record shows another run alive on Dataverse's clock. While the lease is being taken
     /// the job reads already; it writes and calls SALESmanago to change anything only once it
     /// holds it.
-    #[cfg(feature = "admin")]
+    #[cfg(feature = "jobs")]
     pub fn new(mut start: Start) -> Job {
         start.consents = start.settings.read_columns(&start.consents);
         let mut run = Runner::new(&start);
@@ -417,7 +420,7 @@ impl Job {
     /// Applies the SALESmanago contacts `named` (by its rules' calls) to Dynamics as Pull
     /// changes applies a changed contact, without its listing, lease or watermark: many of
     /// these run at once, beside a Pull changes.
-    #[cfg(feature = "admin")]
+    #[cfg(feature = "jobs")]
     pub fn pull_named(mut start: Start, named: &Named) -> Job {
         start.consents = start.settings.read_columns(&start.consents);
         let run = Runner::new(&start);
@@ -454,13 +457,13 @@ impl Job {
             // allowed (the next page's read) have gone out.
             let worked = !self.run.finished()
                 && match &mut self.kind {
-                    #[cfg(feature = "admin")]
+                    #[cfg(feature = "jobs")]
                     Some(Kind::Export(job)) => job.work(&mut self.run, now_ms),
-                    #[cfg(feature = "admin")]
+                    #[cfg(feature = "jobs")]
                     Some(Kind::Consents(job)) => job.work(&mut self.run, now_ms),
-                    #[cfg(feature = "admin")]
+                    #[cfg(feature = "jobs")]
                     Some(Kind::Activity(job)) => job.work(&mut self.run, now_ms),
-                    #[cfg(feature = "admin")]
+                    #[cfg(feature = "jobs")]
                     Some(Kind::Changes(_)) => false,
                     #[cfg(feature = "contact")]
                     Some(Kind::Contact(_)) => false,
@@ -474,10 +477,10 @@ impl Job {
     }
 
     /// "Export selected": each contact sent so far, with its row's version.
-    #[cfg(feature = "admin")]
+    #[cfg(feature = "jobs")]
     pub fn went(&self) -> &[(String, Option<u64>)] {
         match &self.kind {
-            #[cfg(feature = "admin")]
+            #[cfg(feature = "jobs")]
             Some(Kind::Export(job)) => job.went(),
             _ => &[],
         }
@@ -485,10 +488,10 @@ impl Job {
 
     /// "Export selected": what SALESmanago made of every contact, once known (before the
     /// statuses are written back and the contacts read again).
-    #[cfg(feature = "admin")]
+    #[cfg(feature = "jobs")]
     pub fn settled(&self) -> Option<&Settled> {
         match &self.kind {
-            #[cfg(feature = "admin")]
+            #[cfg(feature = "jobs")]
             Some(Kind::Export(job)) => job.settled(),
             _ => None,
         }
@@ -517,13 +520,13 @@ impl Job {
                 }
             } else {
                 match &mut self.kind {
-                    #[cfg(feature = "admin")]
+                    #[cfg(feature = "jobs")]
                     Some(Kind::Export(job)) => job.on(ticket, result, &mut self.run, now_ms),
-                    #[cfg(feature = "admin")]
+                    #[cfg(feature = "jobs")]
                     Some(Kind::Consents(job)) => job.on(ticket, result, &mut self.run, now_ms),
-                    #[cfg(feature = "admin")]
+                    #[cfg(feature = "jobs")]
                     Some(Kind::Changes(job)) => job.on(ticket, result, &mut self.run, now_ms),
-                    #[cfg(feature = "admin")]
+                    #[cfg(feature = "jobs")]
                     Some(Kind::Activity(job)) => job.on(ticket, result, &mut self.run, now_ms),
                     #[cfg(feature = "contact")]
                     Some(Kind::Contact(command)) => command.on(ticket, result, &mut self.run),
@@ -536,19 +539,19 @@ impl Job {
     }
 
     // The contact commands do their work as their replies come: nothing here uses the time.
-    #[cfg_attr(not(feature = "admin"), allow(unused_variables))]
+    #[cfg_attr(not(feature = "jobs"), allow(unused_variables))]
     fn advance(&mut self, now_ms: u64) {
         if self.run.finished() {
             return;
         }
         match &mut self.kind {
-            #[cfg(feature = "admin")]
+            #[cfg(feature = "jobs")]
             Some(Kind::Export(job)) => job.advance(&mut self.run, now_ms),
-            #[cfg(feature = "admin")]
+            #[cfg(feature = "jobs")]
             Some(Kind::Consents(job)) => job.advance(&mut self.run, now_ms),
-            #[cfg(feature = "admin")]
+            #[cfg(feature = "jobs")]
             Some(Kind::Changes(job)) => job.advance(&mut self.run, now_ms),
-            #[cfg(feature = "admin")]
+            #[cfg(feature = "jobs")]
             Some(Kind::Activity(job)) => job.advance(&mut self.run, now_ms),
             #[cfg(feature = "contact")]
             Some(Kind::Contact(_)) => {}
@@ -558,7 +561,7 @@ impl Job {
 }
 
 /// The end of a job: its summary recorded on the integration record, then told.
-#[cfg(feature = "admin")]
+#[cfg(feature = "jobs")]
 struct Ending {
     job: BulkJob,
     /// Whether the summary is recorded on the integration record (a job with state there).
@@ -571,7 +574,7 @@ struct Ending {
     details: Vec<String>,
 }
 
-#[cfg(feature = "admin")]
+#[cfg(feature = "jobs")]
 impl Ending {
     fn new(job: BulkJob) -> Ending {
         Ending { job, record: true, started: false, ticket: None, summary: None, details: Vec::new() }

@@ -7,6 +7,7 @@ use crate::prelude::*;
 mod contact;
 #[cfg(feature = "admin")]
 mod credentials;
+#[cfg(any(feature = "contact", feature = "jobs"))]
 mod jobs;
 #[cfg(feature = "admin")]
 pub(crate) mod mapping;
@@ -135,20 +136,20 @@ pub(crate) async fn run(command: Command, context: Context) -> Outcome {
         Command::ContactSaved => contact::saved(context).await,
         #[cfg(feature = "contact")]
         Command::DeleteContacts => contact::delete(context).await,
-        #[cfg(feature = "admin")]
+        #[cfg(feature = "jobs")]
         Command::ExportSelected => jobs::run(context, BulkJob::ExportSelected).await,
-        #[cfg(feature = "admin")]
+        #[cfg(feature = "jobs")]
         Command::ExportAll => jobs::run(context, BulkJob::ExportAll).await,
-        #[cfg(feature = "admin")]
+        #[cfg(feature = "jobs")]
         Command::ExportChanges => jobs::run(context, BulkJob::ExportChanges).await,
-        #[cfg(feature = "admin")]
+        #[cfg(feature = "jobs")]
         Command::PullConsents => jobs::run(context, BulkJob::PullConsents).await,
-        #[cfg(feature = "admin")]
+        #[cfg(feature = "jobs")]
         Command::PullChanges => jobs::run(context, BulkJob::PullChanges).await,
-        #[cfg(feature = "admin")]
+        #[cfg(feature = "jobs")]
         Command::PullActivity => jobs::run(context, BulkJob::PullActivity).await,
-        // The other engine's commands, refused by the caller.
-        #[cfg(not(all(feature = "contact", feature = "admin")))]
+        // The other engines' commands, refused by the caller.
+        #[cfg(not(all(feature = "contact", feature = "admin", feature = "jobs")))]
         _ => Err(Failure::new(Message::UnknownCommand { name: command.name().into() }, "unknownCommand")),
     }
 }

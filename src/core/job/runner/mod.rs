@@ -14,8 +14,8 @@ use crate::core::salesmanago::script::DEFAULT_TIMEOUT_MS;
 use crate::core::salesmanago::{Client, Nonce};
 use crate::core::sorted::SortedMap;
 
-// The lease: only the jobs over many contacts hold one, in the integration record's engine.
-#[cfg(feature = "admin")]
+// The lease: only the jobs over many contacts hold one, in the jobs' engine.
+#[cfg(feature = "jobs")]
 mod guarded;
 mod request;
 
@@ -46,7 +46,7 @@ fn slot(service: Service) -> usize {
 }
 
 /// The contact commands hold no lease: its hooks, empty in the contact pages' engine.
-#[cfg(not(feature = "admin"))]
+#[cfg(not(feature = "jobs"))]
 impl Runner {
     fn waits_for_lease(&self, _: &Request) -> bool {
         false
@@ -221,7 +221,7 @@ impl Runner {
         if self.finished {
             return None;
         }
-        #[cfg(feature = "admin")]
+        #[cfg(feature = "jobs")]
         if self.heartbeat_due(now_ms) {
             self.heartbeat = Some(self.record(Map::new(), false));
         }
@@ -258,12 +258,12 @@ impl Runner {
                 ticket,
                 writes: Writes { rows: rows.clone(), tag: self.rng.key(), writing: Writing::ContactUpdates },
             },
-            #[cfg(feature = "admin")]
+            #[cfg(feature = "jobs")]
             Request::Create(rows) => Action::Write {
                 ticket,
                 writes: Writes { rows: rows.clone(), tag: self.rng.key(), writing: Writing::NewActivities },
             },
-            #[cfg(feature = "admin")]
+            #[cfg(feature = "jobs")]
             Request::Record(guarded) => {
                 let guarded = guarded.clone();
                 self.record_action(ticket, &guarded, now_ms)
@@ -281,20 +281,20 @@ impl Runner {
                 let request = match call {
                     Call::Upsert(op) => self.client.request(op, &nonce),
                     Call::Lookup(op) => self.client.request(op, &nonce),
-                    #[cfg(feature = "admin")]
+                    #[cfg(feature = "jobs")]
                     Call::Modified(op) => self.client.request(op, &nonce),
                     Call::UpsertOne(op) => self.client.request(op.as_ref(), &nonce),
                     Call::Has(op) => self.client.request(op, &nonce),
                     Call::Delete(op) => self.client.request(op, &nonce),
                     Call::Subscribe(op) => self.client.request(op, &nonce),
-                    #[cfg(feature = "admin")]
+                    #[cfg(feature = "jobs")]
                     Call::Export(op) => self.client.request(op, &nonce),
-                    #[cfg(feature = "admin")]
+                    #[cfg(feature = "jobs")]
                     Call::Status(op) => self.client.request(op, &nonce),
                 };
                 Action::Call { ticket, request, timeout_ms: DEFAULT_TIMEOUT_MS }
             }
-            #[cfg(feature = "admin")]
+            #[cfg(feature = "jobs")]
             Request::Download(url) => Action::Download { ticket, url: url.clone(), idle_timeout_ms: DOWNLOAD_IDLE_MS },
         })
     }
@@ -315,7 +315,7 @@ impl Runner {
         if let Reply::Dataverse(Ok(response)) = &reply {
             self.clock.observe(response.date.as_deref(), now_ms);
         }
-        #[cfg(feature = "admin")]
+        #[cfg(feature = "jobs")]
         if let Reply::Part(bytes) = reply {
             // The download goes on: it stays with the host. A part for anything else is ignored.
             if !matches!(pending.request, Request::Download(_)) {
@@ -348,7 +348,7 @@ impl Runner {
             self.show(now_ms);
             return None;
         }
-        #[cfg(feature = "admin")]
+        #[cfg(feature = "jobs")]
         let result = match result {
             Ok(output @ (Output::RecordRead(_) | Output::Conflict | Output::RecordWritten(_))) => {
                 self.guarded(ticket, output, now_ms)?
@@ -377,11 +377,11 @@ impl Runner {
     }
 
     /// Shows progress: contacts handled, and a wait still under way.
-    #[cfg_attr(not(feature = "admin"), allow(unused_variables))]
+    #[cfg_attr(not(feature = "jobs"), allow(unused_variables))]
     pub(super) fn show(&mut self, now_ms: u64) {
         // A contact command shows no progress; only the jobs over many contacts do, in the
-        // integration record's engine.
-        #[cfg(feature = "admin")]
+        // jobs' engine.
+        #[cfg(feature = "jobs")]
         if self.job.is_some() {
             let (command, done, total) = (self.command, self.handled, self.total);
             let message = match self.wait {
@@ -436,7 +436,7 @@ impl Runner {
         if self.finished || self.failing.is_some() {
             return;
         }
-        #[cfg(feature = "admin")]
+        #[cfg(feature = "jobs")]
         if self.lease.as_ref().is_some_and(|l| l.held) {
             // Nothing else goes out: only the release, then the failure is told.
             self.pending = SortedMap::new();

@@ -15,10 +15,10 @@ use crate::core::salesmanago::relay::Refusal;
 use crate::core::salesmanago::{Client, SmError};
 use crate::prelude::*;
 
-#[cfg(feature = "admin")]
+#[cfg(feature = "jobs")]
 use super::super::lease::Purpose;
 use super::super::Reply;
-#[cfg(feature = "admin")]
+#[cfg(feature = "jobs")]
 use super::guarded::Guarded;
 
 /// A request a job wants made; kept until it is answered for good, so it can be made again.
@@ -35,10 +35,10 @@ pub(in crate::core::job) enum Request {
     Write(Vec<(String, Map)>),
     /// New activity rows with the ids given, each created only if it is not there, in one
     /// `$batch`.
-    #[cfg(feature = "admin")]
+    #[cfg(feature = "jobs")]
     Create(Vec<(String, Map)>),
     /// Columns of the integration record, written under the job's lease.
-    #[cfg(feature = "admin")]
+    #[cfg(feature = "jobs")]
     Record(Guarded),
     /// One row (`GET`, a path under the Web API root).
     Row(String),
@@ -49,7 +49,7 @@ pub(in crate::core::job) enum Request {
     /// A SALESmanago call.
     Call(Call),
     /// A file SALESmanago handed out, read part by part.
-    #[cfg(feature = "admin")]
+    #[cfg(feature = "jobs")]
     Download(String),
 }
 
@@ -59,15 +59,15 @@ impl Request {
         match self {
             Request::Read(_) | Request::Keys(_) | Request::Tracked(_) | Request::Row(_) => false,
             Request::Write(_) | Request::Patch(..) | Request::Remove(_) => true,
-            #[cfg(feature = "admin")]
+            #[cfg(feature = "jobs")]
             Request::Download(_) => false,
-            #[cfg(feature = "admin")]
+            #[cfg(feature = "jobs")]
             Request::Create(_) => true,
-            #[cfg(feature = "admin")]
+            #[cfg(feature = "jobs")]
             Request::Record(guarded) => guarded.purpose != Purpose::Acquire,
             Request::Call(Call::Lookup(_) | Call::Has(_)) => false,
             // Asking for an export changes no contact.
-            #[cfg(feature = "admin")]
+            #[cfg(feature = "jobs")]
             Request::Call(Call::Modified(_) | Call::Export(_) | Call::Status(_)) => false,
             Request::Call(Call::Upsert(_) | Call::UpsertOne(_) | Call::Delete(_) | Call::Subscribe(_)) => true,
         }
@@ -77,11 +77,11 @@ impl Request {
     pub(super) fn service(&self) -> Service {
         match self {
             Request::Call(_) => Service::Salesmanago,
-            #[cfg(feature = "admin")]
+            #[cfg(feature = "jobs")]
             Request::Download(_) => Service::Salesmanago,
-            #[cfg(feature = "admin")]
+            #[cfg(feature = "jobs")]
             Request::Create(_) => Service::Dataverse,
-            #[cfg(feature = "admin")]
+            #[cfg(feature = "jobs")]
             Request::Record(_) => Service::Dataverse,
             Request::Read(_)
             | Request::Keys(_)
@@ -99,15 +99,15 @@ impl Request {
 pub(in crate::core::job) enum Call {
     Upsert(BatchUpsert),
     Lookup(Lookup),
-    #[cfg(feature = "admin")]
+    #[cfg(feature = "jobs")]
     Modified(ModifiedContacts),
     UpsertOne(Box<Upsert>),
     Has(HasContact),
     Delete(Delete),
     Subscribe(SetSubscription),
-    #[cfg(feature = "admin")]
+    #[cfg(feature = "jobs")]
     Export(ExportConsents),
-    #[cfg(feature = "admin")]
+    #[cfg(feature = "jobs")]
     Status(JobStatus),
 }
 
@@ -233,12 +233,12 @@ pub(super) fn read(request: &Request, client: &Client, reply: Reply) -> Result<O
             let text = error::answer(answer).map_err(Error::Dataverse)?;
             Ok(Output::Written(crate::core::dataverse::batch::outcomes(&text)))
         }
-        #[cfg(feature = "admin")]
+        #[cfg(feature = "jobs")]
         (Request::Create(_), Reply::Dataverse(answer)) => {
             let text = error::answer(answer).map_err(Error::Dataverse)?;
             Ok(Output::Created(crate::core::dataverse::batch::created(&text)))
         }
-        #[cfg(feature = "admin")]
+        #[cfg(feature = "jobs")]
         (Request::Record(guarded), Reply::Dataverse(answer)) => {
             if guarded.etag.is_some() {
                 if matches!(&answer, Ok(response) if response.status == 412) {
@@ -265,7 +265,7 @@ pub(super) fn read(request: &Request, client: &Client, reply: Reply) -> Result<O
             match call {
                 Call::Upsert(op) => client.response(op, outcome).map(Output::Upserted).map_err(sm),
                 Call::Lookup(op) => client.response(op, outcome).map(Output::Found).map_err(sm),
-                #[cfg(feature = "admin")]
+                #[cfg(feature = "jobs")]
                 Call::Modified(op) => client.response(op, outcome).map(Output::Modified).map_err(sm),
                 Call::UpsertOne(op) => {
                     client.response(op.as_ref(), outcome).map(|id| Output::Contact(Some(id))).map_err(sm)
@@ -273,16 +273,16 @@ pub(super) fn read(request: &Request, client: &Client, reply: Reply) -> Result<O
                 Call::Has(op) => client.response(op, outcome).map(Output::Contact).map_err(sm),
                 Call::Delete(op) => client.response(op, outcome).map(|()| Output::Done).map_err(sm),
                 Call::Subscribe(op) => client.response(op, outcome).map(|_| Output::Done).map_err(sm),
-                #[cfg(feature = "admin")]
+                #[cfg(feature = "jobs")]
                 Call::Export(op) => client.response(op, outcome).map(Output::Requested).map_err(sm),
-                #[cfg(feature = "admin")]
+                #[cfg(feature = "jobs")]
                 Call::Status(op) => {
                     let address = client.response(op, outcome).map_err(sm)?;
                     Ok(Output::Status(address.map(|url| client.file_address(&url))))
                 }
             }
         }
-        #[cfg(feature = "admin")]
+        #[cfg(feature = "jobs")]
         (Request::Download(_), Reply::Salesmanago(outcome)) => match outcome {
             Ok(response) if (200..300).contains(&response.status) => Ok(Output::Downloaded),
             // The file's server speaks no envelope: its status says it all, but for a relay's
