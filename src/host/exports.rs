@@ -60,8 +60,8 @@ pub async fn run_command(name: String, context: JsValue) -> Result<JsValue, JsVa
                 message.push('\n');
                 message.push_str(detail);
             }
-            // Only a job over many contacts lists those that did not go (the integration
-            // record's engine); a contact command's summary has no list.
+            // Only a job over many contacts lists those that did not go (the jobs' engine); a
+            // contact command's or a page's summary has no list.
             #[cfg(not(feature = "jobs"))]
             let download: Option<Value> = None;
             #[cfg(feature = "jobs")]
