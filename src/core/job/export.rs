@@ -182,8 +182,6 @@ impl Export {
                 None => Pages::new(selection(consents, &start.selected)),
             }
         } else if let Some((last, resumed)) = all.then(|| read_checkpoint(record)).flatten() {
-            // Only Export all resumes, in the jobs' engine.
-            #[cfg(feature = "jobs")]
             run.say(Message::Resuming { done: resumed.done });
             run.handled = resumed.total;
             prefix = resumed;

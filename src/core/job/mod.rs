@@ -480,7 +480,6 @@ impl Job {
     #[cfg(feature = "jobs")]
     pub fn went(&self) -> &[(String, Option<u64>)] {
         match &self.kind {
-            #[cfg(feature = "jobs")]
             Some(Kind::Export(job)) => job.went(),
             _ => &[],
         }
@@ -491,7 +490,6 @@ impl Job {
     #[cfg(feature = "jobs")]
     pub fn settled(&self) -> Option<&Settled> {
         match &self.kind {
-            #[cfg(feature = "jobs")]
             Some(Kind::Export(job)) => job.settled(),
             _ => None,
         }

@@ -45,18 +45,6 @@ fn slot(service: Service) -> usize {
     }
 }
 
-/// The contact commands hold no lease: its hooks, empty in the contact pages' engine.
-#[cfg(not(feature = "jobs"))]
-impl Runner {
-    fn waits_for_lease(&self, _: &Request) -> bool {
-        false
-    }
-
-    fn heartbeat_at(&self) -> Option<u64> {
-        None
-    }
-}
-
 /// The shared machinery of a job.
 pub(super) struct Runner {
     pub(super) lang: Lang,
@@ -95,6 +83,18 @@ pub(super) struct Runner {
     /// Dataverse's clock, as its answers tell it: what the lease and the watermarks are judged
     /// and written by.
     clock: ServiceClock,
+}
+
+/// The contact commands hold no lease: its hooks, empty in the contact pages' engine.
+#[cfg(not(feature = "jobs"))]
+impl Runner {
+    fn waits_for_lease(&self, _: &Request) -> bool {
+        false
+    }
+
+    fn heartbeat_at(&self) -> Option<u64> {
+        None
+    }
 }
 
 impl Runner {
