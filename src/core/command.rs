@@ -92,9 +92,9 @@ impl Engine {
     /// engine shrinks, raised only with a reason in the commit. The goal is 300,000 B each.
     pub const fn budget_bytes(self) -> usize {
         match self {
-            Engine::ContactPages => 290_000,
-            Engine::IntegrationRecord => 251_000,
-            Engine::Jobs => 393_000,
+            Engine::ContactPages => 288_400,
+            Engine::IntegrationRecord => 249_300,
+            Engine::Jobs => 391_000,
         }
     }
 

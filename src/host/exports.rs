@@ -32,7 +32,7 @@ pub async fn run_command(name: String, context: JsValue) -> Result<JsValue, JsVa
     // A command of another engine is as unknown here: commands.js picks the engine by the
     // command's name, so only web resources of different versions ask this one for it.
     let Some(command) = Command::from_name(&name).filter(|c| c.engine().built()) else {
-        return Err(error(&Message::UnknownCommand { name }, lang, "unknownCommand"));
+        return Err(error(Message::UnknownCommand { name }, lang, "unknownCommand"));
     };
     let form = match to_json(&member("form")) {
         Value::Null => None,
@@ -76,7 +76,7 @@ pub async fn run_command(name: String, context: JsValue) -> Result<JsValue, JsVa
             Ok(from_json(&result))
         }
         Err(failure) => {
-            let e = error(&failure.message, lang, failure.kind);
+            let e = error(failure.message, lang, failure.kind);
             if !failure.fields.is_empty() {
                 let fields = js_sys::Object::new();
                 for (field, message) in &failure.fields {
@@ -90,13 +90,13 @@ pub async fn run_command(name: String, context: JsValue) -> Result<JsValue, JsVa
 }
 
 /// A JavaScript `Error` with the user's text as `message` and a stable `kind` for scripts.
-pub(super) fn error(message: &Message, lang: Lang, kind: &str) -> JsValue {
-    let error = js_sys::Error::new(&text(&message.clone().brief(), lang));
+pub(super) fn error(message: Message, lang: Lang, kind: &str) -> JsValue {
+    let error = js_sys::Error::new(&text(&message.brief(), lang));
     // Setting a property on a fresh Error object cannot fail.
     let _ = js_sys::Reflect::set(&error, &"kind".into(), &kind.into());
     error.into()
 }
 
 pub(super) fn invalid_input(detail: impl ToString, lang: Lang) -> JsValue {
-    error(&Message::InvalidInput { detail: detail.to_string() }, lang, "invalidInput")
+    error(Message::InvalidInput { detail: detail.to_string() }, lang, "invalidInput")
 }

@@ -44,7 +44,7 @@ pub fn credentials_state(form_context: JsValue, lcid: u32) -> Result<String, JsV
     let lang = Lang::from_lcid(lcid);
     commands::credentials_state(&FormContext(form_context))
         .map(|state| state.to_string())
-        .map_err(|e| error(&Message::Dataverse { detail: e.message }, lang, "dataverse"))
+        .map_err(|e| error(Message::Dataverse { detail: e.message }, lang, "dataverse"))
 }
 
 /// The mapping editor's labels in the user's language, as a JSON object.
@@ -71,7 +71,7 @@ pub async fn mapping_open(xrm: JsValue, form_context: JsValue, lcid: u32) -> Res
     commands::mapping::open(&ui, &FormContext(form_context), lang)
         .await
         .map(|value| value.to_string())
-        .map_err(|e| error(&Message::Dataverse { detail: e.message }, lang, "dataverse"))
+        .map_err(|e| error(Message::Dataverse { detail: e.message }, lang, "dataverse"))
 }
 
 /// The mapping editor's check of its rows (`[{column, target, name, direction}]`) over the

@@ -40,15 +40,15 @@ pub async fn salesmanago_call(config: String, call: String, lcid: u32) -> Result
     let lang = Lang::from_lcid(lcid);
     let config = ScriptConfig::from_json(&parse(&config, lang)?).map_err(|e| invalid_input(e, lang))?;
     let call = ScriptCall::from_json_text(&call).map_err(|e| invalid_input(e, lang))?;
-    let (client, retry) = config.client().map_err(|e| error(&Message::Endpoint(e), lang, "endpoint"))?;
+    let (client, retry) = config.client().map_err(|e| error(Message::Endpoint(e), lang, "endpoint"))?;
     let credentials = &client.credentials;
     if credentials.client_id.is_empty() || credentials.api_secret.is_empty() || credentials.owner.is_empty() {
-        return Err(error(&Message::CredentialsIncomplete, lang, "credentials"));
+        return Err(error(Message::CredentialsIncomplete, lang, "credentials"));
     }
     let connection = Connection { client, retry, timeout_ms: config.timeout_ms };
     match super::script::execute(&connection, call).await {
         Ok(output) => Ok(output.to_string()),
-        Err(e) => Err(error(&Message::Salesmanago(e.clone()), lang, e.kind())),
+        Err(e) => Err(error(Message::Salesmanago(e.clone()), lang, e.kind())),
     }
 }
 
@@ -69,7 +69,7 @@ pub fn map_contact(row: String, opt_in_newsletter: bool, opt_in_sms: bool, lcid:
     }
     let options = OutboundOptions { now_ms: now_ms(), changed, ..OutboundOptions::default() };
     let outbound = to_salesmanago(&ContactRow::from_json(&row), &options, &FieldMapping::NONE)
-        .map_err(|skip| error(&Message::Skipped(skip), lang, "skipped"))?;
+        .map_err(|skip| error(Message::Skipped(skip), lang, "skipped"))?;
     let warnings: Vec<String> = outbound.warnings.into_iter().map(|w| text(&Message::Warning(w), lang)).collect();
     Ok(object! {"details": outbound.details, "warnings": warnings}.to_string())
 }

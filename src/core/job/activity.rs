@@ -189,9 +189,7 @@ impl Activity {
     }
 
     pub(super) fn on(&mut self, ticket: Ticket, result: Result<Output, Error>, run: &mut Runner, now_ms: u64) {
-        if self.ending.on(ticket, &result, run) {
-            return;
-        }
+        let Some(result) = self.ending.on(ticket, result, run) else { return };
         let result = match self.pages.answer(ticket, result, run) {
             Answer::Taken => return,
             Answer::Untracked(error) => return run.fail(error.into()),

@@ -206,9 +206,7 @@ impl Changes {
     }
 
     pub(super) fn on(&mut self, ticket: Ticket, result: Result<Output, Error>, run: &mut Runner, now_ms: u64) {
-        if self.ending.on(ticket, &result, run) {
-            return;
-        }
+        let Some(result) = self.ending.on(ticket, result, run) else { return };
         if let Some((listing, from, to, page)) = self.listing {
             if listing == ticket {
                 self.listing = None;

@@ -678,7 +678,7 @@ impl ContactCommand {
                 self.delete_next(run);
             }
             Err(error) => {
-                self.failures.push(format!("{id}: {}", self.say(&error.message())));
+                self.failures.push(format!("{id}: {}", self.say(&error.into_message())));
                 self.next += 1;
                 self.delete_next(run);
             }

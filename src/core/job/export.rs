@@ -270,9 +270,7 @@ impl Export {
     }
 
     pub(super) fn on(&mut self, ticket: Ticket, result: Result<Output, Error>, run: &mut Runner, now_ms: u64) {
-        if self.ending.on(ticket, &result, run) {
-            return;
-        }
+        let Some(result) = self.ending.on(ticket, result, run) else { return };
         let mut slot = Some(result);
         if self.catch_up.as_mut().is_some_and(|catch_up| catch_up.on(ticket, &mut slot, run)) {
             return;

@@ -272,7 +272,8 @@ pub struct JobFailure {
 
 impl From<Error> for JobFailure {
     fn from(error: Error) -> JobFailure {
-        JobFailure { message: error.message(), kind: error.kind() }
+        let kind = error.kind();
+        JobFailure { message: error.into_message(), kind }
     }
 }
 
@@ -628,10 +629,10 @@ impl Ending {
         }
     }
 
-    /// Takes the record's answer; `false` when `ticket` is not the ending's.
-    fn on(&mut self, ticket: Ticket, result: &Result<Output, Error>, run: &mut Runner) -> bool {
+    /// Takes the record's answer; hands `result` back when `ticket` is not the ending's.
+    fn on(&mut self, ticket: Ticket, result: Result<Output, Error>, run: &mut Runner) -> Option<Result<Output, Error>> {
         if self.ticket != Some(ticket) {
-            return false;
+            return Some(result);
         }
         match (result, self.summary.take()) {
             (Ok(_), Some(summary)) => run.succeed(summary),
@@ -644,9 +645,9 @@ impl Ending {
                 run.succeed(summary)
             }
             // Another run holds the job now (or Dataverse says this user may not write there).
-            (Err(error), _) => run.fail(JobFailure { message: error.message(), kind: error.kind() }),
+            (Err(error), _) => run.fail(error.into()),
         }
-        true
+        None
     }
 }
 

@@ -117,9 +117,7 @@ impl Consents {
     }
 
     pub(super) fn on(&mut self, ticket: Ticket, result: Result<Output, Error>, run: &mut Runner, now_ms: u64) {
-        if self.ending.on(ticket, &result, run) {
-            return;
-        }
+        let Some(result) = self.ending.on(ticket, result, run) else { return };
         let result = match self.pages_to_read.as_mut() {
             Some(pages) => match pages.answer(ticket, result, run) {
                 Answer::Taken => return,

@@ -419,7 +419,7 @@ impl Runner {
             self.fail(error.into());
             return None;
         }
-        Some(crate::core::i18n::text(&error.message(), self.lang))
+        Some(crate::core::i18n::text(&error.into_message(), self.lang))
     }
 
     /// A reply whose output is not its request's (the runner reads each reply as its request's

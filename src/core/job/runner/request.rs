@@ -201,14 +201,12 @@ impl Error {
     }
 
     /// The user's message.
-    pub(in crate::core::job) fn message(&self) -> Message {
+    pub(in crate::core::job) fn into_message(self) -> Message {
         match self {
-            Error::Dataverse(DvError::MissingPrivilege { privilege }) => {
-                Message::MissingPrivilege { privilege: privilege.clone() }
-            }
+            Error::Dataverse(DvError::MissingPrivilege { privilege }) => Message::MissingPrivilege { privilege },
             Error::Dataverse(error) => Message::Dataverse { detail: error.detail() },
-            Error::Salesmanago(error) => Message::Salesmanago(error.clone()),
-            Error::Refused(message, _) => message.clone(),
+            Error::Salesmanago(error) => Message::Salesmanago(error),
+            Error::Refused(message, _) => message,
         }
     }
 }
