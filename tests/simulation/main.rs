@@ -783,6 +783,18 @@ fn pull_changes(seed: u64, contacts: usize) {
             if interruptions == 0 && world.salesmanago.refuse_lookup.is_empty() {
                 assert!(summary.tally.missing >= elsewhere, "{elsewhere} only in SALESmanago: {:?}", summary.tally);
             }
+            // Each contact whose lookup failed is in the list to download, named by its
+            // SALESmanago id (Dynamics' id and e-mail are not known without the lookup).
+            if interruptions == 0 {
+                let csv = summary.download.as_ref().map(|(_, csv)| csv.as_str()).unwrap_or_default();
+                for id in &world.salesmanago.refused_lookups {
+                    let listed = summary.tally.not_done.iter().any(|n| n.reason.contains(id.as_str()));
+                    assert!(
+                        listed && csv.contains(id.as_str()),
+                        "{id}: its lookup failed, and it is not listed: {csv}"
+                    );
+                }
+            }
         }
         Err(failure) => panic!("pull changes failed: {failure}"),
     }

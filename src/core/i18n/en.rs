@@ -165,6 +165,8 @@ pub(super) fn text(message: &Message) -> String {
         #[cfg(feature = "jobs")]
         Message::FileNotReady { minutes } => format!("SALESmanago did not prepare the file of consents and opt-outs within {minutes} minutes, so nothing was changed. Try Pull consents again later."),
         #[cfg(feature = "jobs")]
+        Message::LookupFailed { contact, reason } => format!("SALESmanago contact {contact} changed, but could not be read there, so its change is not applied yet: it is read again next time. {reason}"),
+        #[cfg(feature = "jobs")]
         Message::FileUnreadable { detail } => format!("SALESmanago's file of consents and opt-outs could not be read ({detail}), so nothing was changed. Try Pull consents again; if it happens again, send this message to your administrator."),
         #[cfg(feature = "contact")]
         Message::MayNotDelete => "you may not delete this contact in Dynamics 365, so it was left as it is in SALESmanago too. Ask your administrator for the right to delete contacts.".into(),

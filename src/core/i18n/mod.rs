@@ -293,6 +293,16 @@ pub enum Message {
         /// Minutes waited.
         minutes: u64,
     },
+    /// Pull changes: a contact changed in SALESmanago could not be looked up there, so its
+    /// change waits for the next try (the reason in the CSV's row for it, where neither its
+    /// Dynamics id nor its e-mail is known).
+    #[cfg(feature = "jobs")]
+    LookupFailed {
+        /// Its SALESmanago id.
+        contact: String,
+        /// Why, in the user's language.
+        reason: String,
+    },
     /// SALESmanago's export file could not be used.
     #[cfg(feature = "jobs")]
     FileUnreadable {
@@ -583,7 +593,7 @@ impl Message {
             | Message::UnknownCommand { name: detail }
             | Message::NotAccepted { reason: Some(detail), .. } => cut(detail),
             #[cfg(feature = "jobs")]
-            Message::SummaryNotRecorded { detail } => cut(detail),
+            Message::SummaryNotRecorded { detail } | Message::LookupFailed { reason: detail, .. } => cut(detail),
             #[cfg(feature = "contact")]
             Message::SyncFailed { reason: detail } => cut(detail),
             Message::Deleted { failures, .. } => failures.iter_mut().for_each(cut),
@@ -830,6 +840,10 @@ mod tests {
             Message::FileNotReady { minutes: 30 },
             Message::ActivityKindUnknown { name: "opend".into() },
             Message::FileUnreadable { detail: "the export file ends before its list does".into() },
+            Message::LookupFailed {
+                contact: "a1b2c3".into(),
+                reason: "SALESmanago is receiving too many requests. Try again in a minute.".into(),
+            },
             Message::JobRunning {
                 command: Command::ExportAll,
                 user: "Anna Nowak".into(),

@@ -164,6 +164,8 @@ pub(super) fn text(message: &Message) -> String {
         #[cfg(feature = "jobs")]
         Message::FileNotReady { minutes } => format!("SALESmanago nie przygotował pliku ze zgodami i wypisami w ciągu {minutes} minut, więc nic nie zmieniono. Spróbuj pobrać zgody ponownie później."),
         #[cfg(feature = "jobs")]
+        Message::LookupFailed { contact, reason } => format!("Kontakt SALESmanago {contact} zmienił się, ale nie udało się go tam odczytać, więc jego zmiany jeszcze nie zastosowano: zostanie odczytany ponownie następnym razem. {reason}"),
+        #[cfg(feature = "jobs")]
         Message::FileUnreadable { detail } => format!("Nie udało się odczytać pliku ze zgodami i wypisami z SALESmanago ({detail}), więc nic nie zmieniono. Spróbuj ponownie; jeśli to się powtórzy, przekaż ten komunikat administratorowi."),
         #[cfg(feature = "contact")]
         Message::MayNotDelete => "nie masz uprawnień do usunięcia tego kontaktu w Dynamics 365, więc w SALESmanago też pozostał bez zmian. Poproś administratora o prawo usuwania kontaktów.".into(),

@@ -315,6 +315,9 @@ impl Changes {
             chunk.tally.total += 1;
             let held = chunk.held(Some(&id));
             hold(&mut chunk.hold, held);
+            // Neither its Dynamics id nor its e-mail is known without the lookup: the reason
+            // names it by its SALESmanago id.
+            let reason = text(&Message::LookupFailed { contact: id, reason }, run.lang);
             let listed =
                 NotDone { id: String::new(), email: String::new(), name: String::new(), skipped: false, reason };
             chunk.tally.not_done(listed);
