@@ -81,7 +81,7 @@ test("the credential page opened outside its form cannot save and says where to 
 
 test("a ribbon command loads its engine beside commands.js once and shows the engine's answer", async () => {
   const { page, problems } = await open("/host.html");
-  assert.equal(await page.evaluate(() => typeof window.SalesManagoJobsEngine), "undefined");
+  assert.equal(await page.evaluate(() => typeof window.SalesManagoExportEngine), "undefined");
   const button = page.getByRole("button", { name: "Export all contacts" });
   await button.click();
   await button.click();
@@ -91,9 +91,9 @@ test("a ribbon command loads its engine beside commands.js once and shows the en
     assert.equal(kind, "error", text);
     assert.match(text, /Nie ma jeszcze rekordu integracji z SALESmanago/);
   }
-  // "Export all contacts" is a job over many contacts: the jobs' engine, and only it.
+  // "Export all contacts" is an export over many contacts: the exports' engine, and only it.
   const engineLoads = server.requests.filter((r) => r.startsWith("/WebResources/new_/salesmanago/engine"));
-  assert.deepEqual(engineLoads.slice(-1), [`/WebResources/new_/salesmanago/engine-jobs.js?ver=${version()}`]);
+  assert.deepEqual(engineLoads.slice(-1), [`/WebResources/new_/salesmanago/engine-export.js?ver=${version()}`]);
   assert.equal(engineLoads.filter((r) => r.includes("?ver=")).length, 1);
   assert.equal(await page.evaluate(() => typeof window.SalesManagoEngine), "undefined");
   assert.deepEqual(problems, []);

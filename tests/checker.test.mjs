@@ -18,7 +18,8 @@ test("the checker reads every script the solution ships, inline ones too", () =>
   assert.deepEqual(names, [
     "new_/salesmanago/engine.js",
     "new_/salesmanago/engine-admin.js",
-    "new_/salesmanago/engine-jobs.js",
+    "new_/salesmanago/engine-export.js",
+    "new_/salesmanago/engine-pull.js",
     "new_/salesmanago/commands.js",
     "new_/salesmanago/credentials.html (inline script 2)",
     "new_/salesmanago/mapping.html (inline script 2)",

@@ -9,13 +9,14 @@ use std::process::Command;
 use salesmanago_dynamics::core::command::Engine;
 use support::{child_text, customizations_xsd, elements, parse, root, solution_version, Package, KINDS};
 
-const WEB_RESOURCES: [&str; 7] = [
+const WEB_RESOURCES: [&str; 8] = [
     "new_/salesmanago/commands.js",
     "new_/salesmanago/credentials.html",
     "new_/salesmanago/mapping.html",
     "new_/salesmanago/engine.js",
     "new_/salesmanago/engine-admin.js",
-    "new_/salesmanago/engine-jobs.js",
+    "new_/salesmanago/engine-export.js",
+    "new_/salesmanago/engine-pull.js",
     "new_/salesmanago/icon.svg",
 ];
 

@@ -9,8 +9,9 @@ import { solutionZip, testEngine, version, webresource } from "./support/package
 const commandsJs = webresource("commands.js");
 const engineJs = webresource("engine.js");
 const adminJs = webresource("engine-admin.js");
-const jobsJs = webresource("engine-jobs.js");
-const engines = { "engine.js": engineJs, "engine-admin.js": adminJs, "engine-jobs.js": jobsJs };
+const exportJs = webresource("engine-export.js");
+const pullJs = webresource("engine-pull.js");
+const engines = { "engine.js": engineJs, "engine-admin.js": adminJs, "engine-export.js": exportJs, "engine-pull.js": pullJs };
 
 /** A window-like vm context with a fake Xrm; an engine "loads" when commands.js appends it. */
 function dynamicsWindow({ languageId = 1033, engineLoads = true } = {}) {
@@ -84,19 +85,20 @@ test("every function the solution calls is defined by commands.js", () => {
   }
 });
 
-test("commands.js adds one global, SalesManago, and each engine one: SalesManagoEngine, SalesManagoAdminEngine, SalesManagoJobsEngine", () => {
+test("commands.js adds one global, SalesManago, and each engine one: SalesManagoEngine, SalesManagoAdminEngine, SalesManagoExportEngine, SalesManagoPullEngine", () => {
   const { context } = dynamicsWindow();
   const before = new Set(Object.keys(context));
   load(context, commandsJs, "commands.js");
   load(context, engineJs, "engine.js");
   load(context, adminJs, "engine-admin.js");
-  load(context, jobsJs, "engine-jobs.js");
+  load(context, exportJs, "engine-export.js");
+  load(context, pullJs, "engine-pull.js");
   const added = Object.keys(context).filter((k) => !before.has(k)).sort();
-  assert.deepEqual(added, ["SalesManago", "SalesManagoAdminEngine", "SalesManagoEngine", "SalesManagoJobsEngine"]);
+  assert.deepEqual(added, ["SalesManago", "SalesManagoAdminEngine", "SalesManagoEngine", "SalesManagoExportEngine", "SalesManagoPullEngine"]);
   assert.equal(context.SalesManago.version, version());
-  assert.equal(context.SalesManagoEngine.version, version());
-  assert.equal(context.SalesManagoAdminEngine.version, version());
-  assert.equal(context.SalesManagoJobsEngine.version, version());
+  for (const global of ["SalesManagoEngine", "SalesManagoAdminEngine", "SalesManagoExportEngine", "SalesManagoPullEngine"]) {
+    assert.equal(context[global].version, version(), global);
+  }
 });
 
 test("the contact form's enable rule answers at once and loads no engine", () => {
@@ -109,37 +111,43 @@ test("the contact form's enable rule answers at once and loads no engine", () =>
 test("commands load their engine on first use, once, and show its answer in the user's language", async () => {
   const { context, seen } = dynamicsWindow({ languageId: 1045 });
   load(context, commandsJs, "commands.js");
-  assert.equal(context.SalesManagoJobsEngine, undefined, "no engine may load before a command runs");
-  await Promise.all([context.SalesManago.Integration.pullChanges({}), context.SalesManago.Integration.exportAll({})]);
-  // The integration form's jobs load the jobs' engine alone.
+  assert.equal(context.SalesManagoPullEngine, undefined, "no engine may load before a command runs");
+  await Promise.all([context.SalesManago.Integration.pullChanges({}), context.SalesManago.Integration.pullConsents({})]);
+  // The integration form's pulls load the pulls' engine alone.
   assert.deepEqual(seen.scripts, [
-    "/%7b637199221580014143%7d/webresources/new_/salesmanago/engine-jobs.js",
+    "/%7b637199221580014143%7d/webresources/new_/salesmanago/engine-pull.js",
   ]);
+  assert.equal(context.SalesManagoExportEngine, undefined, "the exports' engine is not needed");
   assert.equal(context.SalesManagoEngine, undefined, "the contact pages' engine is not needed");
   assert.equal(context.SalesManagoAdminEngine, undefined, "the integration record's pages' engine is not needed");
   assert.equal(seen.alerts.length, 0, seen.alerts.join("\n"));
   assert.equal(seen.errors.length, 2);
   for (const error of seen.errors) assert.match(error, /Nie ma jeszcze rekordu integracji z SALESmanago/);
-  // Test connection is the record's pages' engine's, loaded beside it.
-  await context.SalesManago.Integration.testConnection({});
-  assert.deepEqual(seen.scripts.slice(1), ["/%7b637199221580014143%7d/webresources/new_/salesmanago/engine-admin.js"]);
+  // An export loads the exports' engine beside it.
+  await context.SalesManago.Integration.exportAll({});
+  assert.deepEqual(seen.scripts.slice(1), ["/%7b637199221580014143%7d/webresources/new_/salesmanago/engine-export.js"]);
   assert.match(seen.errors[2], /Nie ma jeszcze rekordu integracji z SALESmanago/);
+  // Test connection is the record's pages' engine's.
+  await context.SalesManago.Integration.testConnection({});
+  assert.deepEqual(seen.scripts.slice(2), ["/%7b637199221580014143%7d/webresources/new_/salesmanago/engine-admin.js"]);
+  assert.match(seen.errors[3], /Nie ma jeszcze rekordu integracji z SALESmanago/);
   // A contact command in the same window (the command bar's) loads its engine beside them.
   await context.SalesManago.Contact.send({});
-  assert.deepEqual(seen.scripts.slice(2), ["/%7b637199221580014143%7d/webresources/new_/salesmanago/engine.js"]);
-  assert.equal(seen.errors.length, 4);
+  assert.deepEqual(seen.scripts.slice(3), ["/%7b637199221580014143%7d/webresources/new_/salesmanago/engine.js"]);
+  assert.equal(seen.errors.length, 5);
   // The engine's own answer (this form has no record to read), not a failure to start it.
-  assert.match(seen.errors[3], /^Dynamics 365 odrzucił żądanie/);
-  await context.SalesManago.Integration.pullConsents({});
+  assert.match(seen.errors[4], /^Dynamics 365 odrzucił żądanie/);
+  await context.SalesManago.Integration.pullActivity({});
+  await context.SalesManago.Integration.exportChanges({});
   await context.SalesManago.Integration.testConnection({});
-  assert.equal(seen.scripts.length, 3, "each engine loads once");
+  assert.equal(seen.scripts.length, 4, "each engine loads once");
 });
 
-test("the grid's Export, a job over many contacts, loads the jobs' engine, not the contact pages'", async () => {
+test("the grid's Export, a job over many contacts, loads the exports' engine, not the contact pages'", async () => {
   const { context, seen } = dynamicsWindow({ languageId: 1033 });
   load(context, commandsJs, "commands.js");
   await context.SalesManago.Contact.exportSelected(["{0A1B2C3D-0000-4000-8000-00000000000A}"], { refresh() {} });
-  assert.deepEqual(seen.scripts, ["/%7b637199221580014143%7d/webresources/new_/salesmanago/engine-jobs.js"]);
+  assert.deepEqual(seen.scripts, ["/%7b637199221580014143%7d/webresources/new_/salesmanago/engine-export.js"]);
   assert.equal(context.SalesManagoEngine, undefined, "the contact pages' engine is not needed");
   // The engine's own answer (no record to read here), not a refusal of the command.
   assert.equal(seen.errors.length, 1);
@@ -199,7 +207,8 @@ test("each shipped engine exports only what its pages call; the test engine adds
   assert.deepEqual(contact, ["runCommand"]);
   const admin = exportsOf(await engineIn(adminJs, "SalesManagoAdminEngine"));
   assert.deepEqual(admin, ["credentialsState", "credentialsText", "mappingCheck", "mappingOpen", "mappingPreview", "mappingSave", "mappingText", "runCommand"]);
-  assert.deepEqual(exportsOf(await engineIn(jobsJs, "SalesManagoJobsEngine")), ["runCommand"]);
+  assert.deepEqual(exportsOf(await engineIn(exportJs, "SalesManagoExportEngine")), ["runCommand"]);
+  assert.deepEqual(exportsOf(await engineIn(pullJs, "SalesManagoPullEngine")), ["runCommand"]);
   const pages = webresource("credentials.html") + webresource("mapping.html");
   for (const name of admin.filter((n) => n !== "runCommand")) assert.match(pages, new RegExp(`\\.${name}\\(`), `${name} is called`);
   assert.match(commandsJs, /\.runCommand\(/);
@@ -210,16 +219,17 @@ test("each shipped engine runs its own commands and refuses the others' as unkno
   const shipped = {
     contact: await engineIn(engineJs, "SalesManagoEngine"),
     admin: await engineIn(adminJs, "SalesManagoAdminEngine"),
-    jobs: await engineIn(jobsJs, "SalesManagoJobsEngine"),
+    exports: await engineIn(exportJs, "SalesManagoExportEngine"),
+    pulls: await engineIn(pullJs, "SalesManagoPullEngine"),
   };
   // Every command the web resources name, by the engine commands.js sends it to (`contact.*`,
-  // `job.*`, the rest).
+  // `job.export*`, `job.pull*`, the rest).
   const sources = commandsJs + webresource("credentials.html");
   const names = new Set([...sources.matchAll(/"((?:contact|job|integration|credentials)\.[a-zA-Z]+)"/g)].map((m) => m[1]));
   assert.equal(names.size, 14, [...names].join());
   const kind = (promise) => promise.then(() => "done", (e) => e.kind);
   for (const name of names) {
-    const own = { contact: "contact", job: "jobs" }[name.split(".")[0]] || "admin";
+    const own = name.startsWith("contact.") ? "contact" : name.startsWith("job.export") ? "exports" : name.startsWith("job.pull") ? "pulls" : "admin";
     // With no Dynamics behind it, the own engine fails reading, or knows it has nothing to do.
     assert.notEqual(await kind(shipped[own].runCommand(name, { lcid: 1033, xrm: {} })), "unknownCommand", name);
     for (const other of Object.keys(shipped).filter((e) => e !== own)) {

@@ -4,12 +4,12 @@
  *
  * The solution's ribbon and form XML call the functions under the one global `SalesManago`.
  * Each forwards to an engine, which this script loads on first use: the commands on a contact
- * or a few (`contact.*`) to new_/salesmanago/engine.js, the jobs over many contacts (`job.*`:
- * the grid's export, the integration record's exports and pulls) to
- * new_/salesmanago/engine-jobs.js, and the integration record's other commands to
- * new_/salesmanago/engine-admin.js, the engine of its credential page and mapping editor. A
- * contact form, which loads its engine each time it opens, never loads the jobs; the
- * integration form loads them only when a button starts one.
+ * or a few (`contact.*`) to new_/salesmanago/engine.js, the exports over many contacts
+ * (`job.export*`: the grid's and the integration record's) to new_/salesmanago/engine-export.js,
+ * the pulls (`job.pull*`) to new_/salesmanago/engine-pull.js, and the integration record's
+ * other commands to new_/salesmanago/engine-admin.js, the engine of its credential page and
+ * mapping editor. A contact form, which loads its engine each time it opens, never loads a job;
+ * the integration form loads one only when a button starts it, and an export no pull.
  * Decisions and user text live in the engines; the only text here is the fallback shown when
  * an engine itself cannot start.
  */
@@ -21,7 +21,8 @@
   var ENGINES = {
     contact: { file: "engine.js", global: "SalesManagoEngine", loading: null },
     admin: { file: "engine-admin.js", global: "SalesManagoAdminEngine", loading: null },
-    jobs: { file: "engine-jobs.js", global: "SalesManagoJobsEngine", loading: null }
+    exports: { file: "engine-export.js", global: "SalesManagoExportEngine", loading: null },
+    pulls: { file: "engine-pull.js", global: "SalesManagoPullEngine", loading: null }
   };
 
   // The URL this script was loaded from, when the browser tells (ribbon libraries may be
@@ -41,10 +42,16 @@
     }
   }
 
-  /** The engine that runs command `name`. */
+  /** The engine that runs command `name` (by its prefix, as core::command::Command::engine). */
   function engineOf(name) {
-    var prefix = String(name).split(".")[0];
-    return prefix === "contact" ? ENGINES.contact : prefix === "job" ? ENGINES.jobs : ENGINES.admin;
+    var text = String(name);
+    if (/^contact\./.test(text)) {
+      return ENGINES.contact;
+    }
+    if (/^job\.export/.test(text)) {
+      return ENGINES.exports;
+    }
+    return /^job\.pull/.test(text) ? ENGINES.pulls : ENGINES.admin;
   }
 
   /**

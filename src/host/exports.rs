@@ -1,6 +1,6 @@
 //! What every engine exports to JavaScript (`SalesManagoEngine.ready()`,
-//! `SalesManagoAdminEngine.ready()` and `SalesManagoJobsEngine.ready()` resolve to an object
-//! holding them): `runCommand`. The integration record's pages call their engine's further
+//! `SalesManagoAdminEngine.ready()`, `SalesManagoExportEngine.ready()` and
+//! `SalesManagoPullEngine.ready()` resolve to an object holding them): `runCommand`. The integration record's pages call their engine's further
 //! exports ([`super::pages`]).
 
 // Exports are reached from JavaScript, not from Rust.
@@ -60,8 +60,8 @@ pub async fn run_command(name: String, context: JsValue) -> Result<JsValue, JsVa
                 message.push('\n');
                 message.push_str(detail);
             }
-            // Only a job over many contacts lists those that did not go (the jobs' engine); a
-            // contact command's or a page's summary has no list.
+            // Only a job over many contacts lists those that did not go (the exports' and the
+            // pulls' engines); a contact command's or a page's summary has no list.
             #[cfg(not(feature = "jobs"))]
             let download: Option<Value> = None;
             #[cfg(feature = "jobs")]

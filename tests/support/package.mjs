@@ -20,8 +20,8 @@ export function solutionZip(kind = "unmanaged") {
 /**
  * The test engine's `engine.js` (`cargo xtask build --test-engine`): every shipped engine's
  * commands in one, plus `salesmanagoCall`, `mapContact`, `contactPatch` and `memoryBytes`, which
- * only tests call (`engine-admin.js` and `engine-jobs.js` beside it are the same engine under the
- * other engines' globals).
+ * only tests call (`engine-admin.js`, `engine-export.js` and `engine-pull.js` beside it are the
+ * same engine under the other engines' globals).
  */
 export function testEngine() {
   return readFileSync(join(root, "target", "engine-test", "engine.js"), "utf8");

@@ -32,7 +32,7 @@ const WASM_FEATURES: &[&str] = &[
 /// Which engine to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Flavour {
-    /// One of the three engines the solution ships: only what its pages call.
+    /// One of the engines the solution ships: only what its pages call.
     Shipped(ShippedEngine),
     /// The shipped engines in one, plus the exports tests and the bench call (feature
     /// `test-exports`).
@@ -43,9 +43,8 @@ impl Flavour {
     /// Where its files go, under `target/`.
     fn dir(self) -> &'static str {
         match self {
-            Flavour::Shipped(ShippedEngine::ContactPages) => "engine",
-            Flavour::Shipped(ShippedEngine::IntegrationRecord) => "engine-admin",
-            Flavour::Shipped(ShippedEngine::Jobs) => "engine-jobs",
+            // `engine`, `engine-admin`, `engine-export`, `engine-pull`.
+            Flavour::Shipped(shipped) => shipped.file().trim_end_matches(".js"),
             Flavour::Test => "engine-test",
         }
     }

@@ -51,6 +51,9 @@ fn parts(sources: &Path, webresources: &Path, vars: &Vars) -> Result<Vec<(String
         let part = crate::template::web_resource_part(name);
         files.push((part.trim_start_matches('/').to_owned(), bytes));
     }
+    // By part name, as `tests/package.rs` reads them (not by the resource's name, whose `-` and
+    // `.` the part's name drops).
+    files.sort_by(|a, b| a.0.cmp(&b.0));
     let mut parts = vec![
         ("[Content_Types].xml".to_owned(), content_types(&files).into_bytes()),
         ("solution.xml".to_owned(), manifest.text.into_bytes()),

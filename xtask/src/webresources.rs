@@ -1,10 +1,10 @@
 //! Assembles the web resources into one folder, named as in the solution
 //! (`new_/salesmanago/<file>` is `<dir>/<file>`).
 //!
-//! The engines' scripts (`engine.js`, `engine-admin.js`, `engine-jobs.js`) are generated from
-//! `webresource/engine.template.js`: the wasm-bindgen glue and the wasm (base64) go inside one
-//! closure, so each defines one global (`SalesManagoEngine`, `SalesManagoAdminEngine`,
-//! `SalesManagoJobsEngine`).
+//! The engines' scripts (`engine.js`, `engine-admin.js`, `engine-export.js`, `engine-pull.js`)
+//! are generated from `webresource/engine.template.js`: the wasm-bindgen glue and the wasm
+//! (base64) go inside one closure, so each defines one global (`SalesManagoEngine`,
+//! `SalesManagoAdminEngine`, `SalesManagoExportEngine`, `SalesManagoPullEngine`).
 
 use std::path::Path;
 

@@ -72,11 +72,11 @@ pub(super) fn text(message: &Message) -> String {
         Message::Warning(Warning::Mapped(Problem::NoLabel { column, value })) => {
             format!("{column} holds option {value}, which the field mapping has no label for, so it was not sent. Save the mapping again in its editor.")
         }
-        #[cfg(feature = "jobs")]
+        #[cfg(feature = "export")]
         Message::DeletedEmailUnknown => "This contact was deleted in Dynamics 365 while its change was not delivered to SALESmanago, and its e-mail is no longer known, so it was not removed from SALESmanago. Remove it there by hand; to let the catch-up do it next time, turn on \"Keep deleted Dataverse records\" in the environment's settings.".into(),
-        #[cfg(feature = "jobs")]
+        #[cfg(feature = "export")]
         Message::DeltaExpired => "Dynamics 365 no longer keeps the changes since the last catch-up (its change tracking keeps them for a number of days), so every contact was read again. Contacts deleted meanwhile could not be seen: check SALESmanago for contacts deleted in Dynamics 365.".into(),
-        #[cfg(feature = "jobs")]
+        #[cfg(feature = "export")]
         Message::NotTracked => "The Contact table does not track changes, so contacts were read by modification time and deletions cannot be caught up. Turn on \"Track changes\" for the Contact table.".into(),
         Message::Unreadable => "Dynamics 365 returned this contact in a form the integration cannot read (no contact ID), so it was skipped. Open the contact and save it, then run the job again.".into(),
         Message::NotAccepted { email, reason: Some(reason) } => format!("SALESmanago did not accept {email}: {reason}"),
@@ -156,22 +156,22 @@ pub(super) fn text(message: &Message) -> String {
         Message::DownloadNotDone { count } => format!("Download the list of the {count} contacts that did not go, with the reasons (CSV)?"),
         #[cfg(feature = "jobs")]
         Message::Unlisted { count } => format!("…and {count} more, not listed here. Each contact's SALESmanago sync status and last error record its reason."),
-        #[cfg(feature = "jobs")]
+        #[cfg(feature = "pull")]
         Message::PreparingFile { seconds } => format!("Pull consents: SALESmanago is preparing the file of consents and opt-outs ({seconds} s so far). Large accounts take a few minutes; keep this window open."),
-        #[cfg(feature = "jobs")]
+        #[cfg(feature = "pull")]
         Message::ReadingFile { contacts } => format!("Pull consents: reading SALESmanago's file, {contacts} contacts so far…"),
-        #[cfg(feature = "jobs")]
+        #[cfg(feature = "pull")]
         Message::ActivityKindUnknown { name } => format!("The SALESmanago Integration record's \u{201c}Pull activity: kinds kept\u{201d} names \u{201c}{name}\u{201d}, which is not a kind of activity, so nothing was pulled. Use these names, separated by commas: sent, opened, clicked, bounced, unsubscribed, visit, event; or leave it empty for all but sent."),
-        #[cfg(feature = "jobs")]
+        #[cfg(feature = "pull")]
         Message::FileNotReady { minutes } => format!("SALESmanago did not prepare the file of consents and opt-outs within {minutes} minutes, so nothing was changed. Try Pull consents again later."),
-        #[cfg(feature = "jobs")]
+        #[cfg(feature = "pull")]
         Message::LookupFailed { contact, reason } => format!("SALESmanago contact {contact} changed, but could not be read there, so its change is not applied yet: it is read again next time. {reason}"),
-        #[cfg(feature = "jobs")]
+        #[cfg(feature = "pull")]
         Message::FileUnreadable { detail } => format!("SALESmanago's file of consents and opt-outs could not be read ({detail}), so nothing was changed. Try Pull consents again; if it happens again, send this message to your administrator."),
         #[cfg(feature = "contact")]
         Message::MayNotDelete => "you may not delete this contact in Dynamics 365, so it was left as it is in SALESmanago too. Ask your administrator for the right to delete contacts.".into(),
         Message::MissingPrivilege { privilege } => format!("Your security roles do not let you {}. Ask your administrator to assign you the role “SALESmanago user” (for the SALESmanago buttons on contacts) or “SALESmanago administrator” (for the SALESmanago Integration record and its jobs).", privilege_words(privilege)),
-        #[cfg(feature = "jobs")]
+        #[cfg(feature = "export")]
         Message::Resuming { done } => format!("Continuing the interrupted export: {done} contacts were already exported."),
         #[cfg(feature = "contact")]
         Message::NotInSalesmanago { email } if email.is_empty() => "SALESmanago has no such contact: this contact has no e-mail address and no SALESmanago ID to look it up by.".into(),

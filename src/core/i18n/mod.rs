@@ -116,15 +116,15 @@ pub enum Message {
     Unreadable,
     /// The catch-up saw a contact deleted in Dynamics whose e-mail is no longer known (the
     /// environment keeps no deleted records), so it cannot remove it from SALESmanago.
-    #[cfg(feature = "jobs")]
+    #[cfg(feature = "export")]
     DeletedEmailUnknown,
     /// The catch-up's change-tracking link had expired: every contact was read again, and
     /// contacts deleted meanwhile could not be seen.
-    #[cfg(feature = "jobs")]
+    #[cfg(feature = "export")]
     DeltaExpired,
     /// The contact table does not track changes: the catch-up read contacts by modification
     /// time, and cannot see deletions.
-    #[cfg(feature = "jobs")]
+    #[cfg(feature = "export")]
     NotTracked,
     /// SALESmanago did not accept a contact of a batch.
     NotAccepted {
@@ -270,25 +270,25 @@ pub enum Message {
         count: u64,
     },
     /// "Pull consents" waits for SALESmanago to prepare its export file.
-    #[cfg(feature = "jobs")]
+    #[cfg(feature = "pull")]
     PreparingFile {
         /// Seconds waited so far.
         seconds: u64,
     },
     /// "Pull consents" reads SALESmanago's export file.
-    #[cfg(feature = "jobs")]
+    #[cfg(feature = "pull")]
     ReadingFile {
         /// Contacts read so far.
         contacts: u64,
     },
     /// The integration record names a kind of activity that is not one.
-    #[cfg(feature = "jobs")]
+    #[cfg(feature = "pull")]
     ActivityKindUnknown {
         /// The name, as the record has it.
         name: String,
     },
     /// SALESmanago did not prepare the export file in time.
-    #[cfg(feature = "jobs")]
+    #[cfg(feature = "pull")]
     FileNotReady {
         /// Minutes waited.
         minutes: u64,
@@ -296,7 +296,7 @@ pub enum Message {
     /// Pull changes: a contact changed in SALESmanago could not be looked up there, so its
     /// change waits for the next try (the reason in the CSV's row for it, where neither its
     /// Dynamics id nor its e-mail is known).
-    #[cfg(feature = "jobs")]
+    #[cfg(feature = "pull")]
     LookupFailed {
         /// Its SALESmanago id.
         contact: String,
@@ -304,7 +304,7 @@ pub enum Message {
         reason: String,
     },
     /// SALESmanago's export file could not be used.
-    #[cfg(feature = "jobs")]
+    #[cfg(feature = "pull")]
     FileUnreadable {
         /// What is wrong with it (the engine's words, never the file's text).
         detail: String,
@@ -318,7 +318,7 @@ pub enum Message {
         privilege: String,
     },
     /// An interrupted "Export all" continues.
-    #[cfg(feature = "jobs")]
+    #[cfg(feature = "export")]
     Resuming {
         /// Contacts already exported before.
         done: u64,
@@ -593,7 +593,9 @@ impl Message {
             | Message::UnknownCommand { name: detail }
             | Message::NotAccepted { reason: Some(detail), .. } => cut(detail),
             #[cfg(feature = "jobs")]
-            Message::SummaryNotRecorded { detail } | Message::LookupFailed { reason: detail, .. } => cut(detail),
+            Message::SummaryNotRecorded { detail } => cut(detail),
+            #[cfg(feature = "pull")]
+            Message::LookupFailed { reason: detail, .. } => cut(detail),
             #[cfg(feature = "contact")]
             Message::SyncFailed { reason: detail } => cut(detail),
             Message::Deleted { failures, .. } => failures.iter_mut().for_each(cut),
@@ -622,17 +624,16 @@ impl Message {
             Message::JobRunning { .. }
             | Message::JobJustRan { .. }
             | Message::JobTakenOver { .. }
-            | Message::DeletedEmailUnknown
-            | Message::DeltaExpired
-            | Message::NotTracked
             | Message::Progress { .. }
             | Message::Waiting { .. }
             | Message::Summary { .. }
             | Message::RecordBusy { .. }
             | Message::DownloadNotDone { .. }
-            | Message::Unlisted { .. }
-            | Message::Resuming { .. }
-            | Message::PreparingFile { .. }
+            | Message::Unlisted { .. } => {}
+            #[cfg(feature = "export")]
+            Message::DeletedEmailUnknown | Message::DeltaExpired | Message::NotTracked | Message::Resuming { .. } => {}
+            #[cfg(feature = "pull")]
+            Message::PreparingFile { .. }
             | Message::ReadingFile { .. }
             | Message::FileNotReady { .. }
             | Message::FileUnreadable { .. }

@@ -72,11 +72,11 @@ pub(super) fn text(message: &Message) -> String {
         Message::Warning(Warning::BirthdateIgnored) => {
             "Data urodzenia nie jest prawdziwą datą z przedziału od 1900 roku do dziś, więc nie została wysłana.".into()
         }
-        #[cfg(feature = "jobs")]
+        #[cfg(feature = "export")]
         Message::DeletedEmailUnknown => "Ten kontakt usunięto w Dynamics 365, gdy jego zmiana nie dotarła do SALESmanago, a jego adres e-mail nie jest już znany, więc nie został usunięty z SALESmanago. Usuń go tam ręcznie; aby następnym razem zrobiło to nadrabianie, włącz \"Zachowuj usunięte rekordy Dataverse\" w ustawieniach środowiska.".into(),
-        #[cfg(feature = "jobs")]
+        #[cfg(feature = "export")]
         Message::DeltaExpired => "Dynamics 365 nie przechowuje już zmian od ostatniego nadrabiania (śledzenie zmian przechowuje je przez określoną liczbę dni), więc wszystkie kontakty odczytano ponownie. Kontaktów usuniętych w międzyczasie nie dało się zobaczyć: sprawdź w SALESmanago kontakty usunięte w Dynamics 365.".into(),
-        #[cfg(feature = "jobs")]
+        #[cfg(feature = "export")]
         Message::NotTracked => "Tabela Kontakt nie śledzi zmian, więc kontakty odczytano według czasu modyfikacji, a usunięć nie da się nadrobić. Włącz \"Śledzenie zmian\" dla tabeli Kontakt.".into(),
         Message::Unreadable => "Dynamics 365 zwróciło ten kontakt w postaci, której integracja nie potrafi odczytać (brak identyfikatora kontaktu), więc został pominięty. Otwórz kontakt i zapisz go, a potem uruchom zadanie ponownie.".into(),
         Message::NotAccepted { email, reason: Some(reason) } => format!("SALESmanago nie przyjęło kontaktu {email}: {reason}"),
@@ -155,22 +155,22 @@ pub(super) fn text(message: &Message) -> String {
         Message::DownloadNotDone { count } => format!("Pobrać listę {count} kontaktów, których nie przetworzono, z powodami (CSV)?"),
         #[cfg(feature = "jobs")]
         Message::Unlisted { count } => format!("…i {count} kolejnych, niewymienionych tutaj. Status synchronizacji i ostatni błąd każdego kontaktu zapisują powód."),
-        #[cfg(feature = "jobs")]
+        #[cfg(feature = "pull")]
         Message::PreparingFile { seconds } => format!("Pobieranie zgód: SALESmanago przygotowuje plik ze zgodami i wypisami (czekam już {seconds} s). Przy dużych kontach trwa to kilka minut; nie zamykaj tego okna."),
-        #[cfg(feature = "jobs")]
+        #[cfg(feature = "pull")]
         Message::ReadingFile { contacts } => format!("Pobieranie zgód: czytam plik z SALESmanago, dotąd {contacts} kontaktów…"),
-        #[cfg(feature = "jobs")]
+        #[cfg(feature = "pull")]
         Message::ActivityKindUnknown { name } => format!("Pole \u{201e}Pobierz aktywność: zachowywane rodzaje\u{201d} w rekordzie integracji z SALESmanago zawiera \u{201e}{name}\u{201d}, co nie jest rodzajem aktywności, więc niczego nie pobrano. Użyj tych nazw, rozdzielonych przecinkami: sent, opened, clicked, bounced, unsubscribed, visit, event; albo zostaw pole puste, aby zachować wszystkie poza sent."),
-        #[cfg(feature = "jobs")]
+        #[cfg(feature = "pull")]
         Message::FileNotReady { minutes } => format!("SALESmanago nie przygotował pliku ze zgodami i wypisami w ciągu {minutes} minut, więc nic nie zmieniono. Spróbuj pobrać zgody ponownie później."),
-        #[cfg(feature = "jobs")]
+        #[cfg(feature = "pull")]
         Message::LookupFailed { contact, reason } => format!("Kontakt SALESmanago {contact} zmienił się, ale nie udało się go tam odczytać, więc jego zmiany jeszcze nie zastosowano: zostanie odczytany ponownie następnym razem. {reason}"),
-        #[cfg(feature = "jobs")]
+        #[cfg(feature = "pull")]
         Message::FileUnreadable { detail } => format!("Nie udało się odczytać pliku ze zgodami i wypisami z SALESmanago ({detail}), więc nic nie zmieniono. Spróbuj ponownie; jeśli to się powtórzy, przekaż ten komunikat administratorowi."),
         #[cfg(feature = "contact")]
         Message::MayNotDelete => "nie masz uprawnień do usunięcia tego kontaktu w Dynamics 365, więc w SALESmanago też pozostał bez zmian. Poproś administratora o prawo usuwania kontaktów.".into(),
         Message::MissingPrivilege { privilege } => format!("Twoje role zabezpieczeń nie pozwalają {}. Poproś administratora o przypisanie roli „SALESmanago user” (przyciski SALESmanago na kontaktach) albo „SALESmanago administrator” (rekord Integracja z SALESmanago i jego zadania).", privilege_words(privilege)),
-        #[cfg(feature = "jobs")]
+        #[cfg(feature = "export")]
         Message::Resuming { done } => format!("Wznawiam przerwany eksport: {done} kontaktów już wyeksportowano."),
         #[cfg(feature = "contact")]
         Message::NotInSalesmanago { email } if email.is_empty() => "W SALESmanago nie ma takiego kontaktu: ten kontakt nie ma adresu e-mail ani identyfikatora SALESmanago, po którym można go znaleźć.".into(),

@@ -14,26 +14,27 @@
 
 use crate::prelude::*;
 
-#[cfg(feature = "jobs")]
+#[cfg(feature = "pull")]
 mod activity;
-#[cfg(feature = "jobs")]
+#[cfg(feature = "export")]
 mod catchup;
-#[cfg(feature = "jobs")]
+#[cfg(feature = "pull")]
 mod changes;
-#[cfg(feature = "jobs")]
+#[cfg(feature = "pull")]
 mod consents;
 #[cfg(feature = "contact")]
 pub mod contact;
 // The relay's webhook deliveries and rule calls: the relay holds every engine's work.
-#[cfg(all(feature = "contact", feature = "jobs"))]
+#[cfg(all(feature = "contact", feature = "export", feature = "pull"))]
 pub mod deliveries;
-#[cfg(feature = "jobs")]
+#[cfg(feature = "export")]
 mod export;
 pub mod lease;
 mod recheck;
+#[cfg(any(feature = "contact", feature = "export"))]
 mod removal;
 mod rng;
-#[cfg(all(feature = "contact", feature = "jobs"))]
+#[cfg(all(feature = "contact", feature = "export", feature = "pull"))]
 pub mod rules;
 mod runner;
 mod units;
@@ -50,7 +51,7 @@ use crate::core::salesmanago::operation::BatchUpsert;
 use crate::core::salesmanago::{HttpRequest, HttpResponse, TransportFailure};
 use crate::core::sync::{iso_datetime, Tally};
 
-#[cfg(feature = "jobs")]
+#[cfg(feature = "export")]
 pub use export::Settled;
 use lease::User;
 use runner::{Error, Output, Runner};
@@ -207,8 +208,8 @@ pub enum Action {
     /// headers: each part of the body as it arrives with [`Reply::Part`], then
     /// [`Reply::Salesmanago`] with the status (and the body, when the status is not 2xx) or why
     /// there was none. Give up when no part comes for `idle_timeout_ms`. Only Pull consents
-    /// downloads, in the jobs' engine.
-    #[cfg(feature = "jobs")]
+    /// downloads, in the pulls' engine.
+    #[cfg(feature = "pull")]
     Download {
         /// Hand back with each reply.
         ticket: Ticket,
@@ -231,7 +232,7 @@ pub enum Reply {
     /// SALESmanago's answer, or why there was none.
     Salesmanago(Result<HttpResponse, TransportFailure>),
     /// The next part of a [`Action::Download`]'s body, at most [`Reply::PART_MAX`] bytes.
-    #[cfg(feature = "jobs")]
+    #[cfg(feature = "pull")]
     Part(Vec<u8>),
     /// The form's answer: columns filled, or 1 when the user confirmed; or what failed.
     #[cfg(feature = "contact")]
@@ -357,30 +358,38 @@ fn state_columns(job: BulkJob) -> &'static [&'static str] {
 #[allow(clippy::large_enum_variant)]
 #[cfg(any(feature = "contact", feature = "jobs"))]
 enum Kind {
-    #[cfg(feature = "jobs")]
+    #[cfg(feature = "export")]
     Export(Box<export::Export>),
-    #[cfg(feature = "jobs")]
+    #[cfg(feature = "pull")]
     Consents(consents::Consents),
-    #[cfg(feature = "jobs")]
+    #[cfg(feature = "pull")]
     Changes(changes::Changes),
-    #[cfg(feature = "jobs")]
+    #[cfg(feature = "pull")]
     Activity(activity::Activity),
     #[cfg(feature = "contact")]
     Contact(contact::ContactCommand),
 }
 
-/// The jobs over many contacts run in the jobs' engine alone
+/// The exports run in the exports' engine alone, the pulls in the pulls' engine
 /// ([`crate::core::command::Engine`]).
 #[cfg(feature = "jobs")]
 impl Kind {
     fn new(start: &Start, record: &Map, run: &mut Runner) -> Kind {
         match start.job {
+            #[cfg(feature = "export")]
             BulkJob::ExportSelected | BulkJob::ExportAll | BulkJob::ExportChanges => {
                 Kind::Export(Box::new(export::Export::new(start, record, run)))
             }
+            #[cfg(feature = "pull")]
             BulkJob::PullConsents => Kind::Consents(consents::Consents::new(start, run)),
+            #[cfg(feature = "pull")]
             BulkJob::PullChanges => Kind::Changes(changes::Changes::new(start, record)),
+            #[cfg(feature = "pull")]
             BulkJob::PullActivity => Kind::Activity(activity::Activity::new(start, record)),
+            // The host starts only the jobs of the engine it runs in: another's command is
+            // refused as unknown before any job starts (`host::commands`).
+            #[cfg(not(all(feature = "export", feature = "pull")))]
+            job => unreachable!("{job:?} runs in another engine"),
         }
     }
 }
@@ -421,7 +430,7 @@ impl Job {
     /// Applies the SALESmanago contacts `named` (by its rules' calls) to Dynamics as Pull
     /// changes applies a changed contact, without its listing, lease or watermark: many of
     /// these run at once, beside a Pull changes.
-    #[cfg(feature = "jobs")]
+    #[cfg(feature = "pull")]
     pub fn pull_named(mut start: Start, named: &Named) -> Job {
         start.consents = start.settings.read_columns(&start.consents);
         let run = Runner::new(&start);
@@ -458,13 +467,13 @@ impl Job {
             // allowed (the next page's read) have gone out.
             let worked = !self.run.finished()
                 && match &mut self.kind {
-                    #[cfg(feature = "jobs")]
+                    #[cfg(feature = "export")]
                     Some(Kind::Export(job)) => job.work(&mut self.run, now_ms),
-                    #[cfg(feature = "jobs")]
+                    #[cfg(feature = "pull")]
                     Some(Kind::Consents(job)) => job.work(&mut self.run, now_ms),
-                    #[cfg(feature = "jobs")]
+                    #[cfg(feature = "pull")]
                     Some(Kind::Activity(job)) => job.work(&mut self.run, now_ms),
-                    #[cfg(feature = "jobs")]
+                    #[cfg(feature = "pull")]
                     Some(Kind::Changes(_)) => false,
                     #[cfg(feature = "contact")]
                     Some(Kind::Contact(_)) => false,
@@ -478,7 +487,7 @@ impl Job {
     }
 
     /// "Export selected": each contact sent so far, with its row's version.
-    #[cfg(feature = "jobs")]
+    #[cfg(feature = "export")]
     pub fn went(&self) -> &[(String, Option<u64>)] {
         match &self.kind {
             Some(Kind::Export(job)) => job.went(),
@@ -488,7 +497,7 @@ impl Job {
 
     /// "Export selected": what SALESmanago made of every contact, once known (before the
     /// statuses are written back and the contacts read again).
-    #[cfg(feature = "jobs")]
+    #[cfg(feature = "export")]
     pub fn settled(&self) -> Option<&Settled> {
         match &self.kind {
             Some(Kind::Export(job)) => job.settled(),
@@ -519,13 +528,13 @@ impl Job {
                 }
             } else {
                 match &mut self.kind {
-                    #[cfg(feature = "jobs")]
+                    #[cfg(feature = "export")]
                     Some(Kind::Export(job)) => job.on(ticket, result, &mut self.run, now_ms),
-                    #[cfg(feature = "jobs")]
+                    #[cfg(feature = "pull")]
                     Some(Kind::Consents(job)) => job.on(ticket, result, &mut self.run, now_ms),
-                    #[cfg(feature = "jobs")]
+                    #[cfg(feature = "pull")]
                     Some(Kind::Changes(job)) => job.on(ticket, result, &mut self.run, now_ms),
-                    #[cfg(feature = "jobs")]
+                    #[cfg(feature = "pull")]
                     Some(Kind::Activity(job)) => job.on(ticket, result, &mut self.run, now_ms),
                     #[cfg(feature = "contact")]
                     Some(Kind::Contact(command)) => command.on(ticket, result, &mut self.run),
@@ -544,13 +553,13 @@ impl Job {
             return;
         }
         match &mut self.kind {
-            #[cfg(feature = "jobs")]
+            #[cfg(feature = "export")]
             Some(Kind::Export(job)) => job.advance(&mut self.run, now_ms),
-            #[cfg(feature = "jobs")]
+            #[cfg(feature = "pull")]
             Some(Kind::Consents(job)) => job.advance(&mut self.run, now_ms),
-            #[cfg(feature = "jobs")]
+            #[cfg(feature = "pull")]
             Some(Kind::Changes(job)) => job.advance(&mut self.run, now_ms),
-            #[cfg(feature = "jobs")]
+            #[cfg(feature = "pull")]
             Some(Kind::Activity(job)) => job.advance(&mut self.run, now_ms),
             #[cfg(feature = "contact")]
             Some(Kind::Contact(_)) => {}

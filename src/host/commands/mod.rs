@@ -136,20 +136,20 @@ pub(crate) async fn run(command: Command, context: Context) -> Outcome {
         Command::ContactSaved => contact::saved(context).await,
         #[cfg(feature = "contact")]
         Command::DeleteContacts => contact::delete(context).await,
-        #[cfg(feature = "jobs")]
+        #[cfg(feature = "export")]
         Command::ExportSelected => jobs::run(context, BulkJob::ExportSelected).await,
-        #[cfg(feature = "jobs")]
+        #[cfg(feature = "export")]
         Command::ExportAll => jobs::run(context, BulkJob::ExportAll).await,
-        #[cfg(feature = "jobs")]
+        #[cfg(feature = "export")]
         Command::ExportChanges => jobs::run(context, BulkJob::ExportChanges).await,
-        #[cfg(feature = "jobs")]
+        #[cfg(feature = "pull")]
         Command::PullConsents => jobs::run(context, BulkJob::PullConsents).await,
-        #[cfg(feature = "jobs")]
+        #[cfg(feature = "pull")]
         Command::PullChanges => jobs::run(context, BulkJob::PullChanges).await,
-        #[cfg(feature = "jobs")]
+        #[cfg(feature = "pull")]
         Command::PullActivity => jobs::run(context, BulkJob::PullActivity).await,
         // The other engines' commands, refused by the caller.
-        #[cfg(not(all(feature = "contact", feature = "admin", feature = "jobs")))]
+        #[cfg(not(all(feature = "contact", feature = "admin", feature = "export", feature = "pull")))]
         _ => Err(Failure::new(Message::UnknownCommand { name: command.name().into() }, "unknownCommand")),
     }
 }

@@ -14,7 +14,7 @@ use crate::core::salesmanago::script::DEFAULT_TIMEOUT_MS;
 use crate::core::salesmanago::{Client, Nonce};
 use crate::core::sorted::SortedMap;
 
-// The lease: only the jobs over many contacts hold one, in the jobs' engine.
+// The lease: only the jobs over many contacts hold one, in the exports' and pulls' engines.
 #[cfg(feature = "jobs")]
 mod guarded;
 mod request;
@@ -254,11 +254,12 @@ impl Runner {
             Request::Tracked(query) => {
                 Action::Read { ticket, read: Read { query: query.clone(), track: true, page: Read::PAGE } }
             }
+            #[cfg(feature = "jobs")]
             Request::Write(rows) => Action::Write {
                 ticket,
                 writes: Writes { rows: rows.clone(), tag: self.rng.key(), writing: Writing::ContactUpdates },
             },
-            #[cfg(feature = "jobs")]
+            #[cfg(feature = "pull")]
             Request::Create(rows) => Action::Write {
                 ticket,
                 writes: Writes { rows: rows.clone(), tag: self.rng.key(), writing: Writing::NewActivities },
@@ -268,33 +269,41 @@ impl Runner {
                 let guarded = guarded.clone();
                 self.record_action(ticket, &guarded, now_ms)
             }
+            #[cfg(any(feature = "contact", feature = "pull"))]
             Request::Row(path) => Action::Get { ticket, path: path.clone() },
+            #[cfg(feature = "contact")]
             Request::Patch(path, columns) => Action::Patch {
                 ticket,
                 path: path.clone(),
                 if_match: "*".into(),
                 body: Value::Object(columns.clone()).to_string(),
             },
+            #[cfg(any(feature = "contact", feature = "pull"))]
             Request::Remove(path) => Action::Delete { ticket, path: path.clone() },
             Request::Call(call) => {
                 let nonce = Nonce { api_key: self.rng.key(), request_time_ms: now_ms };
                 let request = match call {
+                    #[cfg(feature = "export")]
                     Call::Upsert(op) => self.client.request(op, &nonce),
                     Call::Lookup(op) => self.client.request(op, &nonce),
-                    #[cfg(feature = "jobs")]
+                    #[cfg(feature = "pull")]
                     Call::Modified(op) => self.client.request(op, &nonce),
+                    #[cfg(feature = "contact")]
                     Call::UpsertOne(op) => self.client.request(op.as_ref(), &nonce),
+                    #[cfg(any(feature = "contact", feature = "export"))]
                     Call::Has(op) => self.client.request(op, &nonce),
+                    #[cfg(any(feature = "contact", feature = "export"))]
                     Call::Delete(op) => self.client.request(op, &nonce),
+                    #[cfg(any(feature = "contact", feature = "export"))]
                     Call::Subscribe(op) => self.client.request(op, &nonce),
-                    #[cfg(feature = "jobs")]
+                    #[cfg(feature = "pull")]
                     Call::Export(op) => self.client.request(op, &nonce),
-                    #[cfg(feature = "jobs")]
+                    #[cfg(feature = "pull")]
                     Call::Status(op) => self.client.request(op, &nonce),
                 };
                 Action::Call { ticket, request, timeout_ms: DEFAULT_TIMEOUT_MS }
             }
-            #[cfg(feature = "jobs")]
+            #[cfg(feature = "pull")]
             Request::Download(url) => Action::Download { ticket, url: url.clone(), idle_timeout_ms: DOWNLOAD_IDLE_MS },
         })
     }
@@ -315,7 +324,7 @@ impl Runner {
         if let Reply::Dataverse(Ok(response)) = &reply {
             self.clock.observe(response.date.as_deref(), now_ms);
         }
-        #[cfg(feature = "jobs")]
+        #[cfg(feature = "pull")]
         if let Reply::Part(bytes) = reply {
             // The download goes on: it stays with the host. A part for anything else is ignored.
             if !matches!(pending.request, Request::Download(_)) {
@@ -380,7 +389,7 @@ impl Runner {
     #[cfg_attr(not(feature = "jobs"), allow(unused_variables))]
     pub(super) fn show(&mut self, now_ms: u64) {
         // A contact command shows no progress; only the jobs over many contacts do, in the
-        // jobs' engine.
+        // exports' and the pulls' engines.
         #[cfg(feature = "jobs")]
         if self.job.is_some() {
             let (command, done, total) = (self.command, self.handled, self.total);

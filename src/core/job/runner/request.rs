@@ -32,24 +32,28 @@ pub(in crate::core::job) enum Request {
     /// A page of a change-tracked read of contacts.
     Tracked(String),
     /// Contact columns, in one `$batch`.
+    #[cfg(feature = "jobs")]
     Write(Vec<(String, Map)>),
     /// New activity rows with the ids given, each created only if it is not there, in one
     /// `$batch`.
-    #[cfg(feature = "jobs")]
+    #[cfg(feature = "pull")]
     Create(Vec<(String, Map)>),
     /// Columns of the integration record, written under the job's lease.
     #[cfg(feature = "jobs")]
     Record(Guarded),
     /// One row (`GET`, a path under the Web API root).
+    #[cfg(any(feature = "contact", feature = "pull"))]
     Row(String),
     /// Columns of one row (`PATCH` of an existing row: `If-Match: *`).
+    #[cfg(feature = "contact")]
     Patch(String, Map),
     /// Delete one row; one already gone counts as deleted.
+    #[cfg(any(feature = "contact", feature = "pull"))]
     Remove(String),
     /// A SALESmanago call.
     Call(Call),
     /// A file SALESmanago handed out, read part by part.
-    #[cfg(feature = "jobs")]
+    #[cfg(feature = "pull")]
     Download(String),
 }
 
@@ -57,19 +61,22 @@ impl Request {
     /// Whether it changes anything in Dataverse or SALESmanago (all but reads).
     pub(super) fn changes(&self) -> bool {
         match self {
-            Request::Read(_) | Request::Keys(_) | Request::Tracked(_) | Request::Row(_) => false,
-            Request::Write(_) | Request::Patch(..) | Request::Remove(_) => true,
+            Request::Read(_) | Request::Keys(_) | Request::Tracked(_) => false,
+            #[cfg(any(feature = "contact", feature = "pull"))]
+            Request::Row(_) => false,
             #[cfg(feature = "jobs")]
+            Request::Write(_) => true,
+            #[cfg(feature = "contact")]
+            Request::Patch(..) => true,
+            #[cfg(any(feature = "contact", feature = "pull"))]
+            Request::Remove(_) => true,
+            #[cfg(feature = "pull")]
             Request::Download(_) => false,
-            #[cfg(feature = "jobs")]
+            #[cfg(feature = "pull")]
             Request::Create(_) => true,
             #[cfg(feature = "jobs")]
             Request::Record(guarded) => guarded.purpose != Purpose::Acquire,
-            Request::Call(Call::Lookup(_) | Call::Has(_)) => false,
-            // Asking for an export changes no contact.
-            #[cfg(feature = "jobs")]
-            Request::Call(Call::Modified(_) | Call::Export(_) | Call::Status(_)) => false,
-            Request::Call(Call::Upsert(_) | Call::UpsertOne(_) | Call::Delete(_) | Call::Subscribe(_)) => true,
+            Request::Call(call) => call.changes(),
         }
     }
 
@@ -77,19 +84,19 @@ impl Request {
     pub(super) fn service(&self) -> Service {
         match self {
             Request::Call(_) => Service::Salesmanago,
-            #[cfg(feature = "jobs")]
+            #[cfg(feature = "pull")]
             Request::Download(_) => Service::Salesmanago,
-            #[cfg(feature = "jobs")]
+            #[cfg(feature = "pull")]
             Request::Create(_) => Service::Dataverse,
             #[cfg(feature = "jobs")]
             Request::Record(_) => Service::Dataverse,
-            Request::Read(_)
-            | Request::Keys(_)
-            | Request::Tracked(_)
-            | Request::Write(_)
-            | Request::Row(_)
-            | Request::Patch(..)
-            | Request::Remove(_) => Service::Dataverse,
+            Request::Read(_) | Request::Keys(_) | Request::Tracked(_) => Service::Dataverse,
+            #[cfg(feature = "jobs")]
+            Request::Write(_) => Service::Dataverse,
+            #[cfg(any(feature = "contact", feature = "pull"))]
+            Request::Row(_) | Request::Remove(_) => Service::Dataverse,
+            #[cfg(feature = "contact")]
+            Request::Patch(..) => Service::Dataverse,
         }
     }
 }
@@ -97,18 +104,42 @@ impl Request {
 /// The SALESmanago calls jobs make.
 #[derive(Debug, Clone)]
 pub(in crate::core::job) enum Call {
+    #[cfg(feature = "export")]
     Upsert(BatchUpsert),
     Lookup(Lookup),
-    #[cfg(feature = "jobs")]
+    #[cfg(feature = "pull")]
     Modified(ModifiedContacts),
+    #[cfg(feature = "contact")]
     UpsertOne(Box<Upsert>),
+    #[cfg(any(feature = "contact", feature = "export"))]
     Has(HasContact),
+    #[cfg(any(feature = "contact", feature = "export"))]
     Delete(Delete),
+    #[cfg(any(feature = "contact", feature = "export"))]
     Subscribe(SetSubscription),
-    #[cfg(feature = "jobs")]
+    #[cfg(feature = "pull")]
     Export(ExportConsents),
-    #[cfg(feature = "jobs")]
+    #[cfg(feature = "pull")]
     Status(JobStatus),
+}
+
+impl Call {
+    /// Whether it changes a contact in SALESmanago (asking for an export changes none).
+    fn changes(&self) -> bool {
+        match self {
+            Call::Lookup(_) => false,
+            #[cfg(any(feature = "contact", feature = "export"))]
+            Call::Has(_) => false,
+            #[cfg(any(feature = "contact", feature = "export"))]
+            Call::Delete(_) | Call::Subscribe(_) => true,
+            #[cfg(feature = "export")]
+            Call::Upsert(_) => true,
+            #[cfg(feature = "contact")]
+            Call::UpsertOne(_) => true,
+            #[cfg(feature = "pull")]
+            Call::Modified(_) | Call::Export(_) | Call::Status(_) => false,
+        }
+    }
 }
 
 /// What an answered request yields.
@@ -227,11 +258,12 @@ pub(super) fn read(request: &Request, client: &Client, reply: Reply) -> Result<O
                 query::tracked_page(&text).map_err(|detail| Error::Dataverse(DvError::Unavailable { detail }))?;
             Ok(Output::Tracked(rows, next, delta))
         }
+        #[cfg(feature = "jobs")]
         (Request::Write(_), Reply::Dataverse(answer)) => {
             let text = error::answer(answer).map_err(Error::Dataverse)?;
             Ok(Output::Written(crate::core::dataverse::batch::outcomes(&text)))
         }
-        #[cfg(feature = "jobs")]
+        #[cfg(feature = "pull")]
         (Request::Create(_), Reply::Dataverse(answer)) => {
             let text = error::answer(answer).map_err(Error::Dataverse)?;
             Ok(Output::Created(crate::core::dataverse::batch::created(&text)))
@@ -261,26 +293,31 @@ pub(super) fn read(request: &Request, client: &Client, reply: Reply) -> Result<O
         (Request::Call(call), Reply::Salesmanago(outcome)) => {
             let sm = |e| Error::Salesmanago(e);
             match call {
+                #[cfg(feature = "export")]
                 Call::Upsert(op) => client.response(op, outcome).map(Output::Upserted).map_err(sm),
                 Call::Lookup(op) => client.response(op, outcome).map(Output::Found).map_err(sm),
-                #[cfg(feature = "jobs")]
+                #[cfg(feature = "pull")]
                 Call::Modified(op) => client.response(op, outcome).map(Output::Modified).map_err(sm),
+                #[cfg(feature = "contact")]
                 Call::UpsertOne(op) => {
                     client.response(op.as_ref(), outcome).map(|id| Output::Contact(Some(id))).map_err(sm)
                 }
+                #[cfg(any(feature = "contact", feature = "export"))]
                 Call::Has(op) => client.response(op, outcome).map(Output::Contact).map_err(sm),
+                #[cfg(any(feature = "contact", feature = "export"))]
                 Call::Delete(op) => client.response(op, outcome).map(|()| Output::Done).map_err(sm),
+                #[cfg(any(feature = "contact", feature = "export"))]
                 Call::Subscribe(op) => client.response(op, outcome).map(|_| Output::Done).map_err(sm),
-                #[cfg(feature = "jobs")]
+                #[cfg(feature = "pull")]
                 Call::Export(op) => client.response(op, outcome).map(Output::Requested).map_err(sm),
-                #[cfg(feature = "jobs")]
+                #[cfg(feature = "pull")]
                 Call::Status(op) => {
                     let address = client.response(op, outcome).map_err(sm)?;
                     Ok(Output::Status(address.map(|url| client.file_address(&url))))
                 }
             }
         }
-        #[cfg(feature = "jobs")]
+        #[cfg(feature = "pull")]
         (Request::Download(_), Reply::Salesmanago(outcome)) => match outcome {
             Ok(response) if (200..300).contains(&response.status) => Ok(Output::Downloaded),
             // The file's server speaks no envelope: its status says it all, but for a relay's
@@ -293,6 +330,7 @@ pub(super) fn read(request: &Request, client: &Client, reply: Reply) -> Result<O
             })),
             Err(failure) => Err(Error::Salesmanago(client.judged(failure.into()))),
         },
+        #[cfg(any(feature = "contact", feature = "pull"))]
         (Request::Row(_), Reply::Dataverse(answer)) => {
             let text = error::answer(answer).map_err(Error::Dataverse)?;
             match crate::core::json::from_str(&text) {
@@ -301,10 +339,12 @@ pub(super) fn read(request: &Request, client: &Client, reply: Reply) -> Result<O
                 _ => Err(Error::Dataverse(DvError::Unavailable { detail: "the row could not be read".into() })),
             }
         }
+        #[cfg(feature = "contact")]
         (Request::Patch(..), Reply::Dataverse(answer)) => {
             error::answer(answer).map_err(Error::Dataverse)?;
             Ok(Output::Done)
         }
+        #[cfg(any(feature = "contact", feature = "pull"))]
         (Request::Remove(_), Reply::Dataverse(answer)) => {
             // A row already gone (deleted by an earlier attempt whose answer was lost) is gone.
             if matches!(&answer, Ok(response) if response.status == 404) {
