@@ -162,7 +162,7 @@ pub(super) fn text(message: &Message) -> String {
         #[cfg(feature = "pull")]
         Message::ActivityKindUnknown { name } => format!("Pole \u{201e}Pobierz aktywność: zachowywane rodzaje\u{201d} w rekordzie integracji z SALESmanago zawiera \u{201e}{name}\u{201d}, co nie jest rodzajem aktywności, więc niczego nie pobrano. Użyj tych nazw, rozdzielonych przecinkami: sent, opened, clicked, bounced, unsubscribed, visit, event; albo zostaw pole puste, aby zachować wszystkie poza sent."),
         #[cfg(feature = "pull")]
-        Message::FileNotReady { minutes } => format!("SALESmanago nie przygotował pliku ze zgodami i wypisami w ciągu {minutes} minut, więc nic nie zmieniono. Spróbuj pobrać zgody ponownie później."),
+        Message::FileNotReady { minutes } => format!("SALESmanago nie przygotowało pliku ze zgodami i wypisami w ciągu {minutes} minut, więc nic nie zmieniono. Spróbuj pobrać zgody ponownie później."),
         #[cfg(feature = "pull")]
         Message::LookupFailed { contact, reason } => format!("Kontakt SALESmanago {contact} zmienił się, ale nie udało się go tam odczytać, więc jego zmiany jeszcze nie zastosowano: zostanie odczytany ponownie następnym razem. {reason}"),
         #[cfg(feature = "pull")]
