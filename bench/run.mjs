@@ -312,9 +312,13 @@ async function runJob(page, id) {
   return page.evaluate(async ({ id, minutes }) => {
     // The exports run in the exports' engine, the pulls in the pulls' (loaded by the first click).
     const global = /\.Pull[A-Za-z]*\.Button$/.test(id) ? "SalesManagoPullEngine" : "SalesManagoExportEngine";
+    // Asked once its script is there; the samples before count no wasm.
     let engine = null;
+    let asked = false;
     const grab = () => {
-      if (!engine && window[global]) window[global].ready().then((e) => (engine = e), () => {});
+      if (asked || !window[global]) return;
+      asked = true;
+      window[global].ready().then((e) => (engine = e), () => {});
     };
     let peak = 0;
     let peakHeap = 0;
