@@ -10,7 +10,7 @@
 //     each run on a fresh sandbox whose contacts have the N columns either way: each pair's
 //     times, and the median of the pairs' ratios
 //     (with --profile 1, each run's CPU by process too).
-//   BENCH_ENGINE=<a directory built with --test-engine: its engine.js, engine-admin.js, engine-export.js and engine-pull.js> runs
+//   BENCH_ENGINE=<a directory built with --test-engine: its engine.en.js, engine-export.pl.js, … (or, an earlier build's, engine.js, engine-export.js, …)> runs
 //   another engine (an earlier commit's, built in a `git worktree`) in this bench and sandbox: a
 //   pair of runs, before and after.
 //   With --profile 1 each of Export all, Pull consents, Pull changes and Pull activity also prints the page's
@@ -40,7 +40,7 @@
 //   bench: export <ratio to limit> of limit, <speed-up> x naive, wasm <bytes> B
 // (`not measured` in place of `<speed-up> x naive` with `--naive 0`).
 import { spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { availableParallelism, setPriority, tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
@@ -250,8 +250,15 @@ async function sandboxWith(contacts, options, sim, columns = options.mapped) {
   // The test engine: the shipped engine's jobs, plus `memoryBytes` and `salesmanagoCall`.
   // BENCH_ENGINE names another test engine's directory (an earlier build's, for a pair of runs).
   const engineDir = process.env.BENCH_ENGINE || join(root, "target", "engine-test");
-  const files = ["engine.js", "engine-admin.js", "engine-export.js", "engine-pull.js"];
-  const engines = Object.fromEntries(files.map((file) => [file, readFileSync(join(engineDir, file), "utf8")]));
+  // Each engine in each language; an earlier build's engine has both languages in one file.
+  const engines = {};
+  for (const stem of ["engine", "engine-admin", "engine-export", "engine-pull"]) {
+    for (const lang of ["en", "pl"]) {
+      const file = [`${stem}.${lang}.js`, `${stem}.js`].find((f) => existsSync(join(engineDir, f)));
+      if (!file) throw new Error(`${engineDir} has no ${stem}.${lang}.js: build it with \`cargo xtask build --test-engine\``);
+      engines[`${stem}.${lang}.js`] = readFileSync(join(engineDir, file), "utf8");
+    }
+  }
   const sandbox = await startSandbox({ port: 0, dataFile: null, reset: true, contacts, latencyMs: options.latencyMs, protection: Boolean(options.protection), engines });
   const [record] = sandbox.dataverse.rows("new_salesmanagointegration");
   const mapping = mapColumns(sandbox, columns, options.mapped > 0);
@@ -552,8 +559,8 @@ async function main() {
   if (options.compareMapped) return compareMapped(options);
   protectionOn = Boolean(options.protection);
   jobMinutes = options.jobMinutes;
-  // The exports' engine, as shipped (the export's figure is the bench's headline).
-  const wasmFile = join(root, "target", "engine-export", "engine_opt.wasm");
+  // The exports' engine, as shipped in English (the export's figure is the bench's headline).
+  const wasmFile = join(root, "target", "engine-export.en", "engine_opt.wasm");
   const wasm = readFileSync(wasmFile);
   const dir = mkdtempSync(join(tmpdir(), "salesmanago-bench-"));
   const sim = await startSimulatorProcess(options.latencyMs);
@@ -674,7 +681,7 @@ async function main() {
 
     const gz = gzipSync(wasm, { level: 9 }).length;
     if (smallPeak) log(`memory: peak live ${fmt(exp.peakBytes / 1048576, 1)} MiB at ${n} vs ${fmt(smallPeak / 1048576, 1)} MiB at ${options.small} (${fmt((exp.peakBytes / smallPeak - 1) * 100, 1)}%; target ≤ 20%)`);
-    log(`wasm: ${wasm.length} B raw, ${gz} B gzip (the exports' engine; its budget: Engine::budget_bytes in src/core/command.rs)`);
+    log(`wasm: ${wasm.length} B raw, ${gz} B gzip (the exports' engine in English; its budget: Engine::budget_bytes in src/core/command.rs)`);
     const stalls = Object.entries({ "export all": exp, "pull consents": con, "pull changes": chg, "pull activity": act }).filter(([, job]) => job);
     const limit = options.stallLimitMs;
     const over = limit ? stalls.filter(([, job]) => job.stallMs > limit) : [];

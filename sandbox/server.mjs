@@ -112,8 +112,8 @@ export const DEMO_INTEGRATION = { new_salesmanagointegrationid: "00000000-0000-4
  * Starts the sandbox on `host:port`. `dataFile` holds the Dataverse data (created and seeded
  * with `contacts` demo contacts when missing or when `reset`). Resolves to
  * `{url, dataverse, solution, close()}`. `engines`, when given, maps engine scripts' file names
- * (`engine.js`, `engine-admin.js`, `engine-export.js`, `engine-pull.js`) to texts served in place
- * of the solution's (the bench's test engine).
+ * (`engine.en.js`, `engine-export.pl.js`, …) to texts served in place of the solution's (the
+ * bench's test engine).
  */
 export async function startSandbox({ port = 0, host = "127.0.0.1", dataFile = null, reset = false, contacts = 200, latencyMs = 0, protection, engines = {}, webhooks = null } = {}) {
   const built = loadBuiltSolution();

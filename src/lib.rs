@@ -22,13 +22,23 @@
 //! machinery (see the README's Sizes). The code names `alloc` and `core` paths, through
 //! [`prelude`] for what std's prelude would give.
 #![cfg_attr(all(target_arch = "wasm32", not(test)), no_std)]
-// One engine's build (`contact`, `admin`, `export` or `pull` alone, see `core::command::Engine`)
+// One engine's build (`contact`, `admin`, `export` or `pull` alone, in one language, see
+// `core::command::Engine`)
 // leaves parts of the shared core that only the others use, and the imports for them; the full
 // build (every test, the relay, and `npm run lint`'s first clippy) still finds what no one uses.
 #![cfg_attr(
-    not(all(feature = "contact", feature = "admin", feature = "export", feature = "pull")),
+    not(all(
+        feature = "contact",
+        feature = "admin",
+        feature = "export",
+        feature = "pull",
+        feature = "en",
+        feature = "pl"
+    )),
     allow(dead_code, unused_imports)
 )]
+#[cfg(not(any(feature = "en", feature = "pl")))]
+compile_error!("build with at least one language: Cargo feature `en` or `pl` (core::i18n::Lang)");
 
 extern crate alloc;
 

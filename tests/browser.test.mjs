@@ -91,9 +91,10 @@ test("a ribbon command loads its engine beside commands.js once and shows the en
     assert.equal(kind, "error", text);
     assert.match(text, /Nie ma jeszcze rekordu integracji z SALESmanago/);
   }
-  // "Export all contacts" is an export over many contacts: the exports' engine, and only it.
+  // "Export all contacts" is an export over many contacts: the exports' engine, and only it, in
+  // the user's language (Polish here).
   const engineLoads = server.requests.filter((r) => r.startsWith("/WebResources/new_/salesmanago/engine"));
-  assert.deepEqual(engineLoads.slice(-1), [`/WebResources/new_/salesmanago/engine-export.js?ver=${version()}`]);
+  assert.deepEqual(engineLoads.slice(-1), [`/WebResources/new_/salesmanago/engine-export.pl.js?ver=${version()}`]);
   assert.equal(engineLoads.filter((r) => r.includes("?ver=")).length, 1);
   assert.equal(await page.evaluate(() => typeof window.SalesManagoEngine), "undefined");
   assert.deepEqual(problems, []);

@@ -16,13 +16,17 @@ async function findings(code) {
 test("the checker reads every script the solution ships, inline ones too", () => {
   const names = shippedScripts(solutionZipPath(root, "managed")).map((s) => s.name);
   assert.deepEqual(names, [
-    "new_/salesmanago/engine.js",
-    "new_/salesmanago/engine-admin.js",
-    "new_/salesmanago/engine-export.js",
-    "new_/salesmanago/engine-pull.js",
+    "new_/salesmanago/engine.en.js",
+    "new_/salesmanago/engine.pl.js",
+    "new_/salesmanago/engine-admin.en.js",
+    "new_/salesmanago/engine-admin.pl.js",
+    "new_/salesmanago/engine-export.en.js",
+    "new_/salesmanago/engine-export.pl.js",
+    "new_/salesmanago/engine-pull.en.js",
+    "new_/salesmanago/engine-pull.pl.js",
     "new_/salesmanago/commands.js",
-    "new_/salesmanago/credentials.html (inline script 2)",
-    "new_/salesmanago/mapping.html (inline script 2)",
+    "new_/salesmanago/credentials.html (inline script 1)",
+    "new_/salesmanago/mapping.html (inline script 1)",
   ]);
 });
 

@@ -7,16 +7,21 @@ use std::collections::BTreeSet;
 use std::process::Command;
 
 use salesmanago_dynamics::core::command::Engine;
+use salesmanago_dynamics::core::i18n::Lang;
 use support::{child_text, customizations_xsd, elements, parse, root, solution_version, Package, KINDS};
 
-const WEB_RESOURCES: [&str; 8] = [
+const WEB_RESOURCES: [&str; 12] = [
     "new_/salesmanago/commands.js",
     "new_/salesmanago/credentials.html",
     "new_/salesmanago/mapping.html",
-    "new_/salesmanago/engine.js",
-    "new_/salesmanago/engine-admin.js",
-    "new_/salesmanago/engine-export.js",
-    "new_/salesmanago/engine-pull.js",
+    "new_/salesmanago/engine.en.js",
+    "new_/salesmanago/engine.pl.js",
+    "new_/salesmanago/engine-admin.en.js",
+    "new_/salesmanago/engine-admin.pl.js",
+    "new_/salesmanago/engine-export.en.js",
+    "new_/salesmanago/engine-export.pl.js",
+    "new_/salesmanago/engine-pull.en.js",
+    "new_/salesmanago/engine-pull.pl.js",
     "new_/salesmanago/icon.svg",
 ];
 
@@ -68,8 +73,8 @@ fn web_resource_parts_are_named_as_dynamics_exports_name_them() {
 fn each_shipped_engine_is_within_its_budget() {
     let package = Package::built("managed");
     let files = web_resource_files(package.text("customizations.xml"));
-    for engine in Engine::ALL {
-        let name = format!("new_/salesmanago/{}", engine.file());
+    for (engine, lang) in Engine::ALL.into_iter().flat_map(|engine| Lang::ALL.map(|lang| (engine, lang))) {
+        let name = format!("new_/salesmanago/{}", engine.file(lang));
         let (_, file) = files.iter().find(|(n, _)| *n == name).unwrap_or_else(|| panic!("{name} ships"));
         let script = package.text(file.trim_start_matches('/'));
         let base64 = script

@@ -108,12 +108,22 @@ async function credentialPage(lcid, columns) {
   const { elements, document } = credentialDocument();
   const context = { console, atob, TextDecoder, TextEncoder, URL, URLSearchParams, FinalizationRegistry, WebAssembly, queueMicrotask, setTimeout, crypto: globalThis.crypto, document, location: { search: `?userlcid=${lcid}` } };
   context.window = context;
+  // The page loads its engine, in its user's language, beside itself.
+  const scripts = [];
+  document.createElement = (tagName) => ({ tagName });
+  document.head = {
+    appendChild(element) {
+      scripts.push(element.src);
+      setTimeout(() => (vm.runInContext(webresource(element.src), context, { filename: element.src }), element.onload()), 0);
+    },
+  };
   vm.createContext(context);
-  vm.runInContext(webresource("engine-admin.js"), context, { filename: "engine-admin.js" });
   const html = webresource("credentials.html");
   const inline = [...html.matchAll(/<script>([\s\S]*?)<\/script>/g)].map((m) => m[1]);
   assert.equal(inline.length, 1, "credentials.html has one inline script");
   vm.runInContext(inline[0], context, { filename: "credentials.html" });
+  for (let i = 0; i < 100 && !context.SalesManagoAdminEngine; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.deepEqual(scripts, [lcid === 1045 ? "engine-admin.pl.js" : "engine-admin.en.js"]);
   await context.SalesManagoAdminEngine.ready();
   await new Promise((resolve) => setTimeout(resolve, 0));
   context.setClientApiContext(Xrm, formContext);

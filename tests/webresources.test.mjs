@@ -7,11 +7,16 @@ import vm from "node:vm";
 import { solutionZip, testEngine, version, webresource } from "./support/package.mjs";
 
 const commandsJs = webresource("commands.js");
-const engineJs = webresource("engine.js");
-const adminJs = webresource("engine-admin.js");
-const exportJs = webresource("engine-export.js");
-const pullJs = webresource("engine-pull.js");
-const engines = { "engine.js": engineJs, "engine-admin.js": adminJs, "engine-export.js": exportJs, "engine-pull.js": pullJs };
+// Every engine in both languages, by file; the English ones by engine for the tests below.
+const engines = Object.fromEntries(
+  ["engine", "engine-admin", "engine-export", "engine-pull"]
+    .flatMap((stem) => [`${stem}.en.js`, `${stem}.pl.js`])
+    .map((file) => [file, webresource(file)]),
+);
+const engineJs = engines["engine.en.js"];
+const adminJs = engines["engine-admin.en.js"];
+const exportJs = engines["engine-export.en.js"];
+const pullJs = engines["engine-pull.en.js"];
 
 /** A window-like vm context with a fake Xrm; an engine "loads" when commands.js appends it. */
 function dynamicsWindow({ languageId = 1033, engineLoads = true } = {}) {
@@ -89,10 +94,10 @@ test("commands.js adds one global, SalesManago, and each engine one: SalesManago
   const { context } = dynamicsWindow();
   const before = new Set(Object.keys(context));
   load(context, commandsJs, "commands.js");
-  load(context, engineJs, "engine.js");
-  load(context, adminJs, "engine-admin.js");
-  load(context, exportJs, "engine-export.js");
-  load(context, pullJs, "engine-pull.js");
+  load(context, engineJs, "engine.en.js");
+  load(context, adminJs, "engine-admin.en.js");
+  load(context, exportJs, "engine-export.en.js");
+  load(context, pullJs, "engine-pull.en.js");
   const added = Object.keys(context).filter((k) => !before.has(k)).sort();
   assert.deepEqual(added, ["SalesManago", "SalesManagoAdminEngine", "SalesManagoEngine", "SalesManagoExportEngine", "SalesManagoPullEngine"]);
   assert.equal(context.SalesManago.version, version());
@@ -115,7 +120,7 @@ test("commands load their engine on first use, once, and show its answer in the 
   await Promise.all([context.SalesManago.Integration.pullChanges({}), context.SalesManago.Integration.pullConsents({})]);
   // The integration form's pulls load the pulls' engine alone.
   assert.deepEqual(seen.scripts, [
-    "/%7b637199221580014143%7d/webresources/new_/salesmanago/engine-pull.js",
+    "/%7b637199221580014143%7d/webresources/new_/salesmanago/engine-pull.pl.js",
   ]);
   assert.equal(context.SalesManagoExportEngine, undefined, "the exports' engine is not needed");
   assert.equal(context.SalesManagoEngine, undefined, "the contact pages' engine is not needed");
@@ -125,15 +130,15 @@ test("commands load their engine on first use, once, and show its answer in the 
   for (const error of seen.errors) assert.match(error, /Nie ma jeszcze rekordu integracji z SALESmanago/);
   // An export loads the exports' engine beside it.
   await context.SalesManago.Integration.exportAll({});
-  assert.deepEqual(seen.scripts.slice(1), ["/%7b637199221580014143%7d/webresources/new_/salesmanago/engine-export.js"]);
+  assert.deepEqual(seen.scripts.slice(1), ["/%7b637199221580014143%7d/webresources/new_/salesmanago/engine-export.pl.js"]);
   assert.match(seen.errors[2], /Nie ma jeszcze rekordu integracji z SALESmanago/);
   // Test connection is the record's pages' engine's.
   await context.SalesManago.Integration.testConnection({});
-  assert.deepEqual(seen.scripts.slice(2), ["/%7b637199221580014143%7d/webresources/new_/salesmanago/engine-admin.js"]);
+  assert.deepEqual(seen.scripts.slice(2), ["/%7b637199221580014143%7d/webresources/new_/salesmanago/engine-admin.pl.js"]);
   assert.match(seen.errors[3], /Nie ma jeszcze rekordu integracji z SALESmanago/);
   // A contact command in the same window (the command bar's) loads its engine beside them.
   await context.SalesManago.Contact.send({});
-  assert.deepEqual(seen.scripts.slice(3), ["/%7b637199221580014143%7d/webresources/new_/salesmanago/engine.js"]);
+  assert.deepEqual(seen.scripts.slice(3), ["/%7b637199221580014143%7d/webresources/new_/salesmanago/engine.pl.js"]);
   assert.equal(seen.errors.length, 5);
   // The engine's own answer (this form has no record to read), not a failure to start it.
   assert.match(seen.errors[4], /^Dynamics 365 odrzucił żądanie/);
@@ -147,7 +152,7 @@ test("the grid's Export, a job over many contacts, loads the exports' engine, no
   const { context, seen } = dynamicsWindow({ languageId: 1033 });
   load(context, commandsJs, "commands.js");
   await context.SalesManago.Contact.exportSelected(["{0A1B2C3D-0000-4000-8000-00000000000A}"], { refresh() {} });
-  assert.deepEqual(seen.scripts, ["/%7b637199221580014143%7d/webresources/new_/salesmanago/engine-export.js"]);
+  assert.deepEqual(seen.scripts, ["/%7b637199221580014143%7d/webresources/new_/salesmanago/engine-export.en.js"]);
   assert.equal(context.SalesManagoEngine, undefined, "the contact pages' engine is not needed");
   // The engine's own answer (no record to read here), not a refusal of the command.
   assert.equal(seen.errors.length, 1);
@@ -160,7 +165,7 @@ test("an engine that cannot load is reported, and the next click tries again", a
   await context.SalesManago.Contact.send({});
   assert.equal(seen.alerts.length, 0);
   assert.equal(seen.errors.length, 1);
-  assert.match(seen.errors[0], /SALESmanago engine could not start .*engine\.js could not be loaded/);
+  assert.match(seen.errors[0], /SALESmanago engine could not start .*engine\.en\.js could not be loaded/);
   await context.SalesManago.Contact.send({});
   assert.equal(seen.scripts.length, 2, "a failed load must not be cached");
 });
@@ -171,21 +176,21 @@ test("an engine of another version (a stale cache) is reported, not used", async
   const stale = engineJs.replaceAll(`"${version()}"`, '"0.0.1"');
   context.document.head.appendChild = (element) => {
     seen.scripts.push(element.src);
-    setTimeout(() => (vm.runInContext(stale, context, { filename: "engine.js" }), element.onload()), 1);
+    setTimeout(() => (vm.runInContext(stale, context, { filename: "engine.en.js" }), element.onload()), 1);
   };
   await context.SalesManago.Contact.send({});
   assert.equal(seen.errors.length, 1);
-  assert.match(seen.errors[0], /SALESmanago engine could not start \(engine\.js is version 0\.0\.1, commands\.js \d+\.\d+\.\d+\)/);
+  assert.match(seen.errors[0], /SALESmanago engine could not start \(engine\.en\.js is version 0\.0\.1, commands\.js \d+\.\d+\.\d+\)/);
 });
 
-test("the engine instantiates once per window and a second engine.js keeps the first", async () => {
+test("the engine instantiates once per window and a second engine.en.js keeps the first", async () => {
   const { context } = dynamicsWindow();
-  load(context, engineJs, "engine.js");
+  load(context, engineJs, "engine.en.js");
   const first = context.SalesManagoEngine;
   const [a, b] = await Promise.all([first.ready(), first.ready()]);
   assert.equal(a, b);
   assert.equal(first.version, version());
-  load(context, engineJs, "engine.js");
+  load(context, engineJs, "engine.en.js");
   assert.equal(context.SalesManagoEngine, first);
   assert.equal(await context.SalesManagoEngine.ready(), a);
   await assert.rejects(a.runCommand("no.such", { lcid: 1033 }), /no command “no\.such”/);
@@ -194,7 +199,7 @@ test("the engine instantiates once per window and a second engine.js keeps the f
 /** The engine `js` defines as `global`, instantiated in a window of its own. */
 async function engineIn(js, global) {
   const { context } = dynamicsWindow();
-  load(context, js, "engine.js");
+  load(context, js, "engine.en.js");
   return context[global].ready();
 }
 
@@ -234,6 +239,26 @@ test("each shipped engine runs its own commands and refuses the others' as unkno
     assert.notEqual(await kind(shipped[own].runCommand(name, { lcid: 1033, xrm: {} })), "unknownCommand", name);
     for (const other of Object.keys(shipped).filter((e) => e !== own)) {
       await assert.rejects(shipped[other].runCommand(name, { lcid: 1033 }), (e) => e.kind === "unknownCommand" && e.message.includes(name), `${name} in ${other}`);
+    }
+  }
+});
+
+test("each engine speaks one language, the one its file names, and carries no other's text", async () => {
+  const globals = { engine: "SalesManagoEngine", "engine-admin": "SalesManagoAdminEngine", "engine-export": "SalesManagoExportEngine", "engine-pull": "SalesManagoPullEngine" };
+  const said = { en: /has no command “no\.such”/, pl: /nie zna polecenia „no\.such”/ };
+  // Text only the other language has, as it sits in the wasm.
+  const foreign = { en: "nie zna polecenia", pl: "has no command" };
+  for (const [stem, global] of Object.entries(globals)) {
+    for (const lang of ["en", "pl"]) {
+      const js = engines[`${stem}.${lang}.js`];
+      const wasm = Buffer.from(js.split('var WASM_BASE64 = "')[1].split('"')[0], "base64");
+      assert.ok(wasm.includes(lang === "en" ? "has no command" : "nie zna polecenia"), `${stem}.${lang}.js has its text`);
+      assert.ok(!wasm.includes(foreign[lang]), `${stem}.${lang}.js carries the other language's text`);
+      const engine = await engineIn(js, global);
+      // Whatever the user's language, the engine answers in its own (commands.js loads the user's).
+      for (const lcid of [1033, 1045]) {
+        await assert.rejects(engine.runCommand("no.such", { lcid }), (e) => said[lang].test(e.message), `${stem}.${lang}.js, LCID ${lcid}`);
+      }
     }
   }
 });

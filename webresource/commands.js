@@ -3,13 +3,16 @@
  * (web resource new_/salesmanago/commands.js).
  *
  * The solution's ribbon and form XML call the functions under the one global `SalesManago`.
- * Each forwards to an engine, which this script loads on first use: the commands on a contact
- * or a few (`contact.*`) to new_/salesmanago/engine.js, the exports over many contacts
- * (`job.export*`: the grid's and the integration record's) to new_/salesmanago/engine-export.js,
- * the pulls (`job.pull*`) to new_/salesmanago/engine-pull.js, and the integration record's
- * other commands to new_/salesmanago/engine-admin.js, the engine of its credential page and
- * mapping editor. A contact form, which loads its engine each time it opens, never loads a job;
- * the integration form loads one only when a button starts it, and an export no pull.
+ * Each forwards to an engine, which this script loads on first use, in the user's language
+ * (`.pl.js` for Polish, `.en.js` for every other): the commands on a contact or a few
+ * (`contact.*`) to new_/salesmanago/engine.<lang>.js, the exports over many contacts
+ * (`job.export*`: the grid's and the integration record's) to
+ * new_/salesmanago/engine-export.<lang>.js, the pulls (`job.pull*`) to
+ * new_/salesmanago/engine-pull.<lang>.js, and the integration record's other commands to
+ * new_/salesmanago/engine-admin.<lang>.js, the engine of its credential page and mapping editor.
+ * A contact form, which loads its engine each time it opens, never loads a job nor the other
+ * language's text; the integration form loads a job only when a button starts it, and an export
+ * no pull.
  * Decisions and user text live in the engines; the only text here is the fallback shown when
  * an engine itself cannot start.
  */
@@ -17,12 +20,13 @@
   "use strict";
 
   var VERSION = "@@VERSION@@";
-  // Each engine's file and the one global it defines (core::command::Engine).
+  // Each engine's file without its language and the one global it defines, in either language
+  // (core::command::Engine).
   var ENGINES = {
-    contact: { file: "engine.js", global: "SalesManagoEngine", loading: null },
-    admin: { file: "engine-admin.js", global: "SalesManagoAdminEngine", loading: null },
-    exports: { file: "engine-export.js", global: "SalesManagoExportEngine", loading: null },
-    pulls: { file: "engine-pull.js", global: "SalesManagoPullEngine", loading: null }
+    contact: { stem: "engine", global: "SalesManagoEngine", loading: null },
+    admin: { stem: "engine-admin", global: "SalesManagoAdminEngine", loading: null },
+    exports: { stem: "engine-export", global: "SalesManagoExportEngine", loading: null },
+    pulls: { stem: "engine-pull", global: "SalesManagoPullEngine", loading: null }
   };
 
   // The URL this script was loaded from, when the browser tells (ribbon libraries may be
@@ -40,6 +44,11 @@
     } catch (e) {
       return 1033;
     }
+  }
+
+  /** The file of `engine` in the user's language (as core::i18n::Lang::from_lcid: 1045 is Polish). */
+  function engineFile(engine) {
+    return engine.stem + (lcid() === 1045 ? ".pl.js" : ".en.js");
   }
 
   /** The engine that runs command `name` (by its prefix, as core::command::Command::engine). */
@@ -60,9 +69,9 @@
    */
   function engineUrl(engine) {
     if (self && /commands\.js(\?|$)/.test(self)) {
-      return self.replace(/commands\.js(\?.*)?$/, engine.file + "?ver=" + VERSION);
+      return self.replace(/commands\.js(\?.*)?$/, engineFile(engine) + "?ver=" + VERSION);
     }
-    return xrm().Utility.getGlobalContext().getWebResourceUrl("new_/salesmanago/" + engine.file);
+    return xrm().Utility.getGlobalContext().getWebResourceUrl("new_/salesmanago/" + engineFile(engine));
   }
 
   /**
@@ -83,18 +92,18 @@
           resolve();
         };
         script.onerror = function () {
-          reject(new Error(engine.file + " could not be loaded from " + script.src));
+          reject(new Error(engineFile(engine) + " could not be loaded from " + script.src));
         };
         root.document.head.appendChild(script);
       })
         .then(function () {
           var loaded = root[engine.global];
           if (!loaded) {
-            throw new Error(engine.file + " loaded but did not define " + engine.global);
+            throw new Error(engineFile(engine) + " loaded but did not define " + engine.global);
           }
           // A cache or a half-finished publish can serve another version's engine.
           if (loaded.version !== VERSION) {
-            throw new Error(engine.file + " is version " + loaded.version + ", commands.js " + VERSION);
+            throw new Error(engineFile(engine) + " is version " + loaded.version + ", commands.js " + VERSION);
           }
           return loaded.ready();
         })

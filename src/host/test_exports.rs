@@ -1,5 +1,5 @@
 //! Exports for tests and the bench only, built with the `test-exports` feature into the test
-//! engine (`target/engine-test/engine.js`); the engine the solution ships has none of them.
+//! engine (`target/engine-test/engine.en.js`, …); the engine the solution ships has none of them.
 
 // Exports are reached from JavaScript, not from Rust.
 #![allow(unreachable_pub)]

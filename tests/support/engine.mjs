@@ -1,4 +1,4 @@
-// The built engine (web resource engine.js) loaded into this Node process, and a SALESmanago
+// The test engine (web resource engine.en.js) loaded into this Node process, and a SALESmanago
 // simulator for it to call: the real wasm client against an independent server.
 import vm from "node:vm";
 import { startSimulator } from "../simulator/server.mjs";
@@ -6,10 +6,10 @@ import { testEngine } from "./package.mjs";
 
 let engine;
 
-/** The test engine's exports; its engine.js is evaluated once, as a browser would. */
+/** The test engine's exports; its engine.en.js is evaluated once, as a browser would. */
 export async function loadEngine() {
   if (!engine) {
-    vm.runInThisContext(testEngine(), { filename: "engine.js" });
+    vm.runInThisContext(testEngine(), { filename: "engine.en.js" });
     engine = await globalThis.SalesManagoEngine.ready();
   }
   return engine;

@@ -18,16 +18,16 @@ export function solutionZip(kind = "unmanaged") {
 }
 
 /**
- * The test engine's `engine.js` (`cargo xtask build --test-engine`): every shipped engine's
- * commands in one, plus `salesmanagoCall`, `mapContact`, `contactPatch` and `memoryBytes`, which
- * only tests call (`engine-admin.js`, `engine-export.js` and `engine-pull.js` beside it are the
- * same engine under the other engines' globals).
+ * The test engine's `engine.en.js` (`cargo xtask build --test-engine`): every shipped engine's
+ * commands and both languages in one, plus `salesmanagoCall`, `mapContact`, `contactPatch` and
+ * `memoryBytes`, which only tests call (every other engine file beside it, `engine.pl.js`,
+ * `engine-admin.en.js`, …, is the same engine, under its engine's global).
  */
 export function testEngine() {
-  return readFileSync(join(root, "target", "engine-test", "engine.js"), "utf8");
+  return readFileSync(join(root, "target", "engine-test", "engine.en.js"), "utf8");
 }
 
-/** A built web resource's text (`commands.js`, `engine.js`, …). */
+/** A built web resource's text (`commands.js`, `engine.en.js`, …). */
 export function webresource(file) {
   return readFileSync(join(webresources, file), "utf8");
 }

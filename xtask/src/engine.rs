@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use salesmanago_dynamics::core::command::Engine as ShippedEngine;
+use salesmanago_dynamics::core::i18n::Lang;
 
 use crate::{fail, Result};
 
@@ -32,20 +33,19 @@ const WASM_FEATURES: &[&str] = &[
 /// Which engine to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Flavour {
-    /// One of the engines the solution ships: only what its pages call.
-    Shipped(ShippedEngine),
+    /// One of the engines the solution ships, in one language: only what its pages call.
+    Shipped(ShippedEngine, Lang),
     /// The shipped engines in one, plus the exports tests and the bench call (feature
     /// `test-exports`).
     Test,
 }
 
 impl Flavour {
-    /// Where its files go, under `target/`.
-    fn dir(self) -> &'static str {
+    /// Where its files go, under `target/`: `engine-export.pl`, `engine-test`.
+    fn dir(self) -> String {
         match self {
-            // `engine`, `engine-admin`, `engine-export`, `engine-pull`.
-            Flavour::Shipped(shipped) => shipped.file().trim_end_matches(".js"),
-            Flavour::Test => "engine-test",
+            Flavour::Shipped(shipped, lang) => format!("{}.{}", shipped.stem(), lang.code()),
+            Flavour::Test => "engine-test".into(),
         }
     }
 }
@@ -76,7 +76,9 @@ pub(crate) fn build(root: &Path, flavour: Flavour) -> Result<Engine> {
         TARGET,
     ]);
     match flavour {
-        Flavour::Shipped(engine) => cargo.args(["--no-default-features", "--features", engine.feature()]),
+        Flavour::Shipped(engine, lang) => {
+            cargo.args(["--no-default-features", "--features", &format!("{},{}", engine.feature(), lang.code())])
+        }
         Flavour::Test => cargo.args(["--features", "test-exports"]),
     };
     run(&mut cargo, "cargo build for wasm32 (is the target installed? run `npm run setup`)")?;
@@ -121,10 +123,10 @@ pub(crate) fn build(root: &Path, flavour: Flavour) -> Result<Engine> {
         gzip_len(&engine.wasm)?,
         std::fs::metadata(&bindgen_wasm)?.len(),
         match flavour {
-            Flavour::Shipped(_) if std::env::var_os("ENGINE_NAMES").is_some() => {
+            Flavour::Shipped(..) if std::env::var_os("ENGINE_NAMES").is_some() => {
                 "; with function names, so not the size that ships: build without ENGINE_NAMES before packaging".into()
             }
-            Flavour::Shipped(shipped) => budget(shipped, engine.wasm.len()),
+            Flavour::Shipped(shipped, _) => budget(shipped, engine.wasm.len()),
             Flavour::Test => String::new(),
         }
     );

@@ -1,8 +1,9 @@
-//! Build tooling: `cargo xtask build` turns the three engines (the contact pages', the
-//! integration record's pages' and the jobs') into web resources and packs the Dataverse solution
-//! (with `--test-engine`, also `target/engine-test/`, one engine with every engine's commands and
-//! the exports only tests and the bench call, as each engine's script); `cargo xtask pack` only packs, from web
-//! resources already built.
+//! Build tooling: `cargo xtask build` turns the four engines (the contact pages', the
+//! integration record's pages', the exports' and the pulls'), each in English and in Polish, into
+//! web resources and packs the Dataverse solution (with `--test-engine`, also
+//! `target/engine-test/`, one engine with every engine's commands, both languages and the exports
+//! only tests and the bench call, as each engine's script); `cargo xtask pack` only packs, from
+//! web resources already built.
 //!
 //! Installing the tools it calls (wasm32 target, wasm-bindgen CLI, npm packages) is
 //! `xtask/setup.sh`'s job; this program checks for them and says what is missing.
@@ -17,6 +18,7 @@ use std::process::ExitCode;
 
 use engine::Flavour;
 use salesmanago_dynamics::core::command::Engine as ShippedEngine;
+use salesmanago_dynamics::core::i18n::Lang;
 
 /// A build step failed; the text says what to do.
 #[derive(Debug)]
@@ -57,7 +59,8 @@ fn run(args: &[String]) -> Result<()> {
         "build" => {
             let engines = ShippedEngine::ALL
                 .into_iter()
-                .map(|shipped| Ok((shipped, engine::build(&root, Flavour::Shipped(shipped))?)))
+                .flat_map(|shipped| Lang::ALL.map(|lang| (shipped, lang)))
+                .map(|(shipped, lang)| Ok((shipped, lang, engine::build(&root, Flavour::Shipped(shipped, lang))?)))
                 .collect::<Result<Vec<_>>>()?;
             let webresources = root.join("target/webresources");
             webresources::assemble(&root, &engines, &webresources)?;

@@ -1,16 +1,18 @@
 //! Assembles the web resources into one folder, named as in the solution
 //! (`new_/salesmanago/<file>` is `<dir>/<file>`).
 //!
-//! The engines' scripts (`engine.js`, `engine-admin.js`, `engine-export.js`, `engine-pull.js`)
-//! are generated from `webresource/engine.template.js`: the wasm-bindgen glue and the wasm
-//! (base64) go inside one closure, so each defines one global (`SalesManagoEngine`,
-//! `SalesManagoAdminEngine`, `SalesManagoExportEngine`, `SalesManagoPullEngine`).
+//! The engines' scripts (`engine.en.js`, `engine.pl.js`, `engine-admin.en.js`, … one per engine
+//! and language) are generated from `webresource/engine.template.js`: the wasm-bindgen glue and
+//! the wasm (base64) go inside one closure, so each defines one global (`SalesManagoEngine`,
+//! `SalesManagoAdminEngine`, `SalesManagoExportEngine`, `SalesManagoPullEngine`, the same in
+//! either language).
 
 use std::path::Path;
 
 use base64::Engine as _;
 
 use salesmanago_dynamics::core::command::Engine as ShippedEngine;
+use salesmanago_dynamics::core::i18n::Lang;
 
 use crate::engine::{gzip_len, Engine};
 use crate::{fail, Result};
@@ -19,7 +21,7 @@ use crate::{fail, Result};
 const COPIED: &[&str] = &["commands.js", "credentials.html", "mapping.html", "icon.svg"];
 
 /// Writes the web resources into `dir`, with each shipped engine's script.
-pub(crate) fn assemble(root: &Path, engines: &[(ShippedEngine, Engine)], dir: &Path) -> Result<()> {
+pub(crate) fn assemble(root: &Path, engines: &[(ShippedEngine, Lang, Engine)], dir: &Path) -> Result<()> {
     let source = root.join("webresource");
     std::fs::create_dir_all(dir)?;
     let version = salesmanago_dynamics::VERSION;
@@ -28,10 +30,11 @@ pub(crate) fn assemble(root: &Path, engines: &[(ShippedEngine, Engine)], dir: &P
         std::fs::write(dir.join(file), text.replace("@@VERSION@@", version))?;
     }
     let template = std::fs::read_to_string(source.join("engine.template.js"))?;
-    for (shipped, engine) in engines {
-        let js = engine_js(&template, engine, *shipped, version)?;
-        std::fs::write(dir.join(shipped.file()), &js)?;
-        println!("{}: {} B raw, {} B gzip", shipped.file(), js.len(), gzip_len(js.as_bytes())?);
+    for (shipped, lang, engine) in engines {
+        let file = shipped.file(*lang);
+        let js = engine_js(&template, engine, *shipped, &file, version)?;
+        std::fs::write(dir.join(&file), &js)?;
+        println!("{file}: {} B raw, {} B gzip", js.len(), gzip_len(js.as_bytes())?);
     }
     Ok(())
 }
@@ -42,13 +45,18 @@ pub(crate) fn test_engine(root: &Path, engine: &Engine, dir: &Path) -> Result<()
     let template = std::fs::read_to_string(root.join("webresource").join("engine.template.js"))?;
     std::fs::create_dir_all(dir)?;
     for shipped in ShippedEngine::ALL {
-        let js = engine_js(&template, engine, shipped, salesmanago_dynamics::VERSION)?;
-        std::fs::write(dir.join(shipped.file()), js)?;
+        for lang in Lang::ALL {
+            let file = shipped.file(lang);
+            std::fs::write(
+                dir.join(&file),
+                engine_js(&template, engine, shipped, &file, salesmanago_dynamics::VERSION)?,
+            )?;
+        }
     }
     Ok(())
 }
 
-fn engine_js(template: &str, engine: &Engine, shipped: ShippedEngine, version: &str) -> Result<String> {
+fn engine_js(template: &str, engine: &Engine, shipped: ShippedEngine, file: &str, version: &str) -> Result<String> {
     for marker in ["/*@@GLUE@@*/", "@@WASM_BASE64@@", "@@VERSION@@", "@@FILE@@", "@@GLOBAL@@"] {
         if !template.contains(marker) {
             return fail(format!("webresource/engine.template.js lacks the marker {marker}"));
@@ -63,7 +71,7 @@ fn engine_js(template: &str, engine: &Engine, shipped: ShippedEngine, version: &
     let glue = GLUE.iter().fold(engine.glue.trim_end().to_owned(), |glue, (newer, older)| glue.replace(newer, older));
     Ok(template
         .replace("@@VERSION@@", version)
-        .replace("@@FILE@@", shipped.file())
+        .replace("@@FILE@@", file)
         .replace("@@GLOBAL@@", shipped.global())
         .replace("@@WASM_BASE64@@", &base64)
         .replace("/*@@GLUE@@*/", &glue))

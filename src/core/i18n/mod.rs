@@ -3,7 +3,9 @@
 
 use crate::prelude::*;
 
+#[cfg(feature = "en")]
 mod en;
+#[cfg(feature = "pl")]
 mod pl;
 #[cfg(feature = "contact")]
 mod standing;
@@ -40,6 +42,21 @@ impl Lang {
         match lcid {
             1045 => Lang::Pl,
             _ => Lang::En,
+        }
+    }
+
+    /// Both, English first.
+    pub const ALL: [Lang; 2] = [Lang::En, Lang::Pl];
+
+    /// The language text is built in when a user's is `self`: `self` where this build has its
+    /// catalogue (Cargo feature `en`, `pl`, named as [`Lang::code`]), else the one it has. The
+    /// shipped engines each have one (`commands.js` loads the user's), everything else both.
+    pub const fn built(self) -> Lang {
+        match self {
+            Lang::En if cfg!(feature = "en") => Lang::En,
+            Lang::Pl if cfg!(feature = "pl") => Lang::Pl,
+            _ if cfg!(feature = "en") => Lang::En,
+            _ => Lang::Pl,
         }
     }
 }
@@ -673,11 +690,16 @@ impl Message {
     }
 }
 
-/// The text of `message` in `lang`.
+/// The text of `message` in `lang`, or in the one language this engine has (each shipped
+/// engine is built for one: see [`Lang::built`]).
 pub fn text(message: &Message, lang: Lang) -> String {
-    match lang {
+    match lang.built() {
+        #[cfg(feature = "en")]
         Lang::En => en::text(message),
+        #[cfg(feature = "pl")]
         Lang::Pl => pl::text(message),
+        #[allow(unreachable_patterns)]
+        _ => unreachable!("Lang::built names a language this build has"),
     }
 }
 
