@@ -250,11 +250,13 @@ async function sandboxWith(contacts, options, sim, columns = options.mapped) {
   // The test engine: the shipped engine's jobs, plus `memoryBytes` and `salesmanagoCall`.
   // BENCH_ENGINE names another test engine's directory (an earlier build's, for a pair of runs).
   const engineDir = process.env.BENCH_ENGINE || join(root, "target", "engine-test");
-  // Each engine in each language; an earlier build's engine has both languages in one file.
+  // Each engine in each language; an earlier build's engine has both languages in one file, and
+  // its pulls one engine.
   const engines = {};
-  for (const stem of ["engine", "engine-admin", "engine-export", "engine-pull"]) {
+  for (const stem of ["engine", "engine-admin", "engine-export", "engine-pull-consents", "engine-pull-changes", "engine-pull-activity"]) {
     for (const lang of ["en", "pl"]) {
-      const file = [`${stem}.${lang}.js`, `${stem}.js`].find((f) => existsSync(join(engineDir, f)));
+      const older = stem.startsWith("engine-pull-") ? ["engine-pull.js"] : [];
+      const file = [`${stem}.${lang}.js`, `${stem}.js`, ...older].find((f) => existsSync(join(engineDir, f)));
       if (!file) throw new Error(`${engineDir} has no ${stem}.${lang}.js: build it with \`cargo xtask build --test-engine\``);
       engines[`${stem}.${lang}.js`] = readFileSync(join(engineDir, file), "utf8");
     }
@@ -317,8 +319,9 @@ async function open(page, url) {
  */
 async function runJob(page, id) {
   return page.evaluate(async ({ id, minutes }) => {
-    // The exports run in the exports' engine, the pulls in the pulls' (loaded by the first click).
-    const global = /\.Pull[A-Za-z]*\.Button$/.test(id) ? "SalesManagoPullEngine" : "SalesManagoExportEngine";
+    // The exports run in the exports' engine, each pull in its own (loaded by the first click).
+    const pull = /\.Pull([A-Za-z]*)\.Button$/.exec(id);
+    const global = pull ? `SalesManagoPull${pull[1]}Engine` : "SalesManagoExportEngine";
     // Asked once its script is there; the samples before count no wasm.
     let engine = null;
     let asked = false;

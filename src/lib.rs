@@ -31,7 +31,9 @@
         feature = "contact",
         feature = "admin",
         feature = "export",
-        feature = "pull",
+        feature = "consents",
+        feature = "changes",
+        feature = "activity",
         feature = "en",
         feature = "pl"
     )),

@@ -10,7 +10,7 @@ use salesmanago_dynamics::core::command::Engine;
 use salesmanago_dynamics::core::i18n::Lang;
 use support::{child_text, customizations_xsd, elements, parse, root, solution_version, Package, KINDS};
 
-const WEB_RESOURCES: [&str; 12] = [
+const WEB_RESOURCES: [&str; 16] = [
     "new_/salesmanago/commands.js",
     "new_/salesmanago/credentials.html",
     "new_/salesmanago/mapping.html",
@@ -20,8 +20,12 @@ const WEB_RESOURCES: [&str; 12] = [
     "new_/salesmanago/engine-admin.pl.js",
     "new_/salesmanago/engine-export.en.js",
     "new_/salesmanago/engine-export.pl.js",
-    "new_/salesmanago/engine-pull.en.js",
-    "new_/salesmanago/engine-pull.pl.js",
+    "new_/salesmanago/engine-pull-consents.en.js",
+    "new_/salesmanago/engine-pull-consents.pl.js",
+    "new_/salesmanago/engine-pull-changes.en.js",
+    "new_/salesmanago/engine-pull-changes.pl.js",
+    "new_/salesmanago/engine-pull-activity.en.js",
+    "new_/salesmanago/engine-pull-activity.pl.js",
     "new_/salesmanago/icon.svg",
 ];
 

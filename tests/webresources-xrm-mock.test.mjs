@@ -24,7 +24,7 @@ function setLanguage(lcid) {
 /** commands.js in a window-like context whose engines are all `engine` (already loaded). */
 function commandsWith(engine) {
   const loaded = { version: version(), ready: () => Promise.resolve(engine) };
-  const context = { console, setTimeout, Promise, Xrm, SalesManagoEngine: loaded, SalesManagoAdminEngine: loaded, SalesManagoExportEngine: loaded, SalesManagoPullEngine: loaded, document: { currentScript: null } };
+  const context = { console, setTimeout, Promise, Xrm, SalesManagoEngine: loaded, SalesManagoAdminEngine: loaded, SalesManagoExportEngine: loaded, SalesManagoPullConsentsEngine: loaded, SalesManagoPullChangesEngine: loaded, SalesManagoPullActivityEngine: loaded, document: { currentScript: null } };
   context.window = context;
   vm.createContext(context);
   vm.runInContext(webresource("commands.js"), context, { filename: "commands.js" });

@@ -9,14 +9,19 @@ import { solutionZip, testEngine, version, webresource } from "./support/package
 const commandsJs = webresource("commands.js");
 // Every engine in both languages, by file; the English ones by engine for the tests below.
 const engines = Object.fromEntries(
-  ["engine", "engine-admin", "engine-export", "engine-pull"]
+  ["engine", "engine-admin", "engine-export", "engine-pull-consents", "engine-pull-changes", "engine-pull-activity"]
     .flatMap((stem) => [`${stem}.en.js`, `${stem}.pl.js`])
     .map((file) => [file, webresource(file)]),
 );
 const engineJs = engines["engine.en.js"];
 const adminJs = engines["engine-admin.en.js"];
 const exportJs = engines["engine-export.en.js"];
-const pullJs = engines["engine-pull.en.js"];
+const pullJs = {
+  consents: engines["engine-pull-consents.en.js"],
+  changes: engines["engine-pull-changes.en.js"],
+  activity: engines["engine-pull-activity.en.js"],
+};
+const PULL_GLOBALS = { consents: "SalesManagoPullConsentsEngine", changes: "SalesManagoPullChangesEngine", activity: "SalesManagoPullActivityEngine" };
 
 /** A window-like vm context with a fake Xrm; an engine "loads" when commands.js appends it. */
 function dynamicsWindow({ languageId = 1033, engineLoads = true } = {}) {
@@ -90,18 +95,19 @@ test("every function the solution calls is defined by commands.js", () => {
   }
 });
 
-test("commands.js adds one global, SalesManago, and each engine one: SalesManagoEngine, SalesManagoAdminEngine, SalesManagoExportEngine, SalesManagoPullEngine", () => {
+test("commands.js adds one global, SalesManago, and each engine one: SalesManagoEngine, SalesManagoAdminEngine, SalesManagoExportEngine, SalesManagoPull…Engine", () => {
   const { context } = dynamicsWindow();
   const before = new Set(Object.keys(context));
   load(context, commandsJs, "commands.js");
   load(context, engineJs, "engine.en.js");
   load(context, adminJs, "engine-admin.en.js");
   load(context, exportJs, "engine-export.en.js");
-  load(context, pullJs, "engine-pull.en.js");
+  for (const [pull, js] of Object.entries(pullJs)) load(context, js, `engine-pull-${pull}.en.js`);
   const added = Object.keys(context).filter((k) => !before.has(k)).sort();
-  assert.deepEqual(added, ["SalesManago", "SalesManagoAdminEngine", "SalesManagoEngine", "SalesManagoExportEngine", "SalesManagoPullEngine"]);
+  const globals = ["SalesManagoEngine", "SalesManagoAdminEngine", "SalesManagoExportEngine", ...Object.values(PULL_GLOBALS)];
+  assert.deepEqual(added, ["SalesManago", ...globals].sort());
   assert.equal(context.SalesManago.version, version());
-  for (const global of ["SalesManagoEngine", "SalesManagoAdminEngine", "SalesManagoExportEngine", "SalesManagoPullEngine"]) {
+  for (const global of globals) {
     assert.equal(context[global].version, version(), global);
   }
 });
@@ -115,37 +121,39 @@ test("the contact form's enable rule answers at once and loads no engine", () =>
 
 test("commands load their engine on first use, once, and show its answer in the user's language", async () => {
   const { context, seen } = dynamicsWindow({ languageId: 1045 });
+  const at = (file) => `/%7b637199221580014143%7d/webresources/new_/salesmanago/${file}`;
   load(context, commandsJs, "commands.js");
-  assert.equal(context.SalesManagoPullEngine, undefined, "no engine may load before a command runs");
+  assert.equal(context.SalesManagoPullChangesEngine, undefined, "no engine may load before a command runs");
   await Promise.all([context.SalesManago.Integration.pullChanges({}), context.SalesManago.Integration.pullConsents({})]);
-  // The integration form's pulls load the pulls' engine alone.
-  assert.deepEqual(seen.scripts, [
-    "/%7b637199221580014143%7d/webresources/new_/salesmanago/engine-pull.pl.js",
-  ]);
+  // Each pull loads its own engine, in the user's language (Polish here), and only it.
+  assert.deepEqual(seen.scripts, [at("engine-pull-changes.pl.js"), at("engine-pull-consents.pl.js")]);
+  assert.equal(context.SalesManagoPullActivityEngine, undefined, "Pull activity's engine is not needed");
   assert.equal(context.SalesManagoExportEngine, undefined, "the exports' engine is not needed");
   assert.equal(context.SalesManagoEngine, undefined, "the contact pages' engine is not needed");
   assert.equal(context.SalesManagoAdminEngine, undefined, "the integration record's pages' engine is not needed");
   assert.equal(seen.alerts.length, 0, seen.alerts.join("\n"));
   assert.equal(seen.errors.length, 2);
   for (const error of seen.errors) assert.match(error, /Nie ma jeszcze rekordu integracji z SALESmanago/);
-  // An export loads the exports' engine beside it.
+  // An export loads the exports' engine beside them.
   await context.SalesManago.Integration.exportAll({});
-  assert.deepEqual(seen.scripts.slice(1), ["/%7b637199221580014143%7d/webresources/new_/salesmanago/engine-export.pl.js"]);
+  assert.deepEqual(seen.scripts.slice(2), [at("engine-export.pl.js")]);
   assert.match(seen.errors[2], /Nie ma jeszcze rekordu integracji z SALESmanago/);
   // Test connection is the record's pages' engine's.
   await context.SalesManago.Integration.testConnection({});
-  assert.deepEqual(seen.scripts.slice(2), ["/%7b637199221580014143%7d/webresources/new_/salesmanago/engine-admin.pl.js"]);
+  assert.deepEqual(seen.scripts.slice(3), [at("engine-admin.pl.js")]);
   assert.match(seen.errors[3], /Nie ma jeszcze rekordu integracji z SALESmanago/);
   // A contact command in the same window (the command bar's) loads its engine beside them.
   await context.SalesManago.Contact.send({});
-  assert.deepEqual(seen.scripts.slice(3), ["/%7b637199221580014143%7d/webresources/new_/salesmanago/engine.pl.js"]);
+  assert.deepEqual(seen.scripts.slice(4), [at("engine.pl.js")]);
   assert.equal(seen.errors.length, 5);
   // The engine's own answer (this form has no record to read), not a failure to start it.
   assert.match(seen.errors[4], /^Dynamics 365 odrzucił żądanie/);
   await context.SalesManago.Integration.pullActivity({});
+  assert.deepEqual(seen.scripts.slice(5), [at("engine-pull-activity.pl.js")]);
+  await context.SalesManago.Integration.pullConsents({});
   await context.SalesManago.Integration.exportChanges({});
   await context.SalesManago.Integration.testConnection({});
-  assert.equal(seen.scripts.length, 4, "each engine loads once");
+  assert.equal(seen.scripts.length, 6, "each engine loads once");
 });
 
 test("the grid's Export, a job over many contacts, loads the exports' engine, not the contact pages'", async () => {
@@ -213,7 +221,7 @@ test("each shipped engine exports only what its pages call; the test engine adds
   const admin = exportsOf(await engineIn(adminJs, "SalesManagoAdminEngine"));
   assert.deepEqual(admin, ["credentialsState", "credentialsText", "mappingCheck", "mappingOpen", "mappingPreview", "mappingSave", "mappingText", "runCommand"]);
   assert.deepEqual(exportsOf(await engineIn(exportJs, "SalesManagoExportEngine")), ["runCommand"]);
-  assert.deepEqual(exportsOf(await engineIn(pullJs, "SalesManagoPullEngine")), ["runCommand"]);
+  for (const [pull, js] of Object.entries(pullJs)) assert.deepEqual(exportsOf(await engineIn(js, PULL_GLOBALS[pull])), ["runCommand"], pull);
   const pages = webresource("credentials.html") + webresource("mapping.html");
   for (const name of admin.filter((n) => n !== "runCommand")) assert.match(pages, new RegExp(`\\.${name}\\(`), `${name} is called`);
   assert.match(commandsJs, /\.runCommand\(/);
@@ -225,16 +233,18 @@ test("each shipped engine runs its own commands and refuses the others' as unkno
     contact: await engineIn(engineJs, "SalesManagoEngine"),
     admin: await engineIn(adminJs, "SalesManagoAdminEngine"),
     exports: await engineIn(exportJs, "SalesManagoExportEngine"),
-    pulls: await engineIn(pullJs, "SalesManagoPullEngine"),
+    "job.pullConsents": await engineIn(pullJs.consents, PULL_GLOBALS.consents),
+    "job.pullChanges": await engineIn(pullJs.changes, PULL_GLOBALS.changes),
+    "job.pullActivity": await engineIn(pullJs.activity, PULL_GLOBALS.activity),
   };
   // Every command the web resources name, by the engine commands.js sends it to (`contact.*`,
-  // `job.export*`, `job.pull*`, the rest).
+  // `job.export*`, each pull to its own, the rest).
   const sources = commandsJs + webresource("credentials.html");
   const names = new Set([...sources.matchAll(/"((?:contact|job|integration|credentials)\.[a-zA-Z]+)"/g)].map((m) => m[1]));
   assert.equal(names.size, 14, [...names].join());
   const kind = (promise) => promise.then(() => "done", (e) => e.kind);
   for (const name of names) {
-    const own = name.startsWith("contact.") ? "contact" : name.startsWith("job.export") ? "exports" : name.startsWith("job.pull") ? "pulls" : "admin";
+    const own = name.startsWith("contact.") ? "contact" : name.startsWith("job.export") ? "exports" : name.startsWith("job.pull") ? name : "admin";
     // With no Dynamics behind it, the own engine fails reading, or knows it has nothing to do.
     assert.notEqual(await kind(shipped[own].runCommand(name, { lcid: 1033, xrm: {} })), "unknownCommand", name);
     for (const other of Object.keys(shipped).filter((e) => e !== own)) {
@@ -244,7 +254,12 @@ test("each shipped engine runs its own commands and refuses the others' as unkno
 });
 
 test("each engine speaks one language, the one its file names, and carries no other's text", async () => {
-  const globals = { engine: "SalesManagoEngine", "engine-admin": "SalesManagoAdminEngine", "engine-export": "SalesManagoExportEngine", "engine-pull": "SalesManagoPullEngine" };
+  const globals = {
+    engine: "SalesManagoEngine",
+    "engine-admin": "SalesManagoAdminEngine",
+    "engine-export": "SalesManagoExportEngine",
+    ...Object.fromEntries(Object.entries(PULL_GLOBALS).map(([pull, global]) => [`engine-pull-${pull}`, global])),
+  };
   const said = { en: /has no command “no\.such”/, pl: /nie zna polecenia „no\.such”/ };
   // Text only the other language has, as it sits in the wasm.
   const foreign = { en: "nie zna polecenia", pl: "has no command" };

@@ -7,12 +7,13 @@
  * (`.pl.js` for Polish, `.en.js` for every other): the commands on a contact or a few
  * (`contact.*`) to new_/salesmanago/engine.<lang>.js, the exports over many contacts
  * (`job.export*`: the grid's and the integration record's) to
- * new_/salesmanago/engine-export.<lang>.js, the pulls (`job.pull*`) to
- * new_/salesmanago/engine-pull.<lang>.js, and the integration record's other commands to
- * new_/salesmanago/engine-admin.<lang>.js, the engine of its credential page and mapping editor.
+ * new_/salesmanago/engine-export.<lang>.js, each pull to its own (`job.pullConsents` to
+ * new_/salesmanago/engine-pull-consents.<lang>.js, …), and the integration record's other
+ * commands to new_/salesmanago/engine-admin.<lang>.js, the engine of its credential page and
+ * mapping editor.
  * A contact form, which loads its engine each time it opens, never loads a job nor the other
  * language's text; the integration form loads a job only when a button starts it, and an export
- * no pull.
+ * no pull, a pull no export nor another pull.
  * Decisions and user text live in the engines; the only text here is the fallback shown when
  * an engine itself cannot start.
  */
@@ -26,7 +27,9 @@
     contact: { stem: "engine", global: "SalesManagoEngine", loading: null },
     admin: { stem: "engine-admin", global: "SalesManagoAdminEngine", loading: null },
     exports: { stem: "engine-export", global: "SalesManagoExportEngine", loading: null },
-    pulls: { stem: "engine-pull", global: "SalesManagoPullEngine", loading: null }
+    pullConsents: { stem: "engine-pull-consents", global: "SalesManagoPullConsentsEngine", loading: null },
+    pullChanges: { stem: "engine-pull-changes", global: "SalesManagoPullChangesEngine", loading: null },
+    pullActivity: { stem: "engine-pull-activity", global: "SalesManagoPullActivityEngine", loading: null }
   };
 
   // The URL this script was loaded from, when the browser tells (ribbon libraries may be
@@ -51,7 +54,7 @@
     return engine.stem + (lcid() === 1045 ? ".pl.js" : ".en.js");
   }
 
-  /** The engine that runs command `name` (by its prefix, as core::command::Command::engine). */
+  /** The engine that runs command `name` (by its name, as core::command::Command::engine). */
   function engineOf(name) {
     var text = String(name);
     if (/^contact\./.test(text)) {
@@ -60,7 +63,8 @@
     if (/^job\.export/.test(text)) {
       return ENGINES.exports;
     }
-    return /^job\.pull/.test(text) ? ENGINES.pulls : ENGINES.admin;
+    var pull = /^job\.(pull(?:Consents|Changes|Activity))$/.exec(text);
+    return pull ? ENGINES[pull[1]] : ENGINES.admin;
   }
 
   /**

@@ -38,13 +38,14 @@ pub enum Command {
     IntegrationOpened,
 }
 
-/// The four engines the solution ships, each in two languages: each page loads only the one its
+/// The six engines the solution ships, each in two languages: each page loads only the one its
 /// commands run in, in its user's language, so a sales user's contact form, which loads its
 /// engine each time it opens, loads neither the jobs over many contacts nor the admin's pages
 /// nor the other language's text; the integration record's form, whose credential page and
 /// mapping editor each load theirs, loads no job until a button starts one; and an export loads
-/// no pull, nor a pull an export. Cargo features build them (`contact`, `admin`, `export`,
-/// `pull`, each with `en` or `pl`); the test engine, the relay and the native tests have all.
+/// no pull, a pull no export nor another pull. Cargo features build them (`contact`, `admin`,
+/// `export`, `consents`, `changes`, `activity`, each with `en` or `pl`); the test engine, the
+/// relay and the native tests have all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
     /// `engine.<lang>.js`: the commands on one contact or a few, on the contact form and grid
@@ -56,14 +57,27 @@ pub enum Engine {
     /// `engine-export.<lang>.js`: the exports over many contacts, the integration record's and
     /// the contact grid's (feature `export`; their names start `job.export`).
     Exports,
-    /// `engine-pull.<lang>.js`: the pulls from SALESmanago, of consents, changes and activity
-    /// (feature `pull`; their names start `job.pull`).
-    Pulls,
+    /// `engine-pull-consents.<lang>.js`: Pull consents, SALESmanago's consents file read into
+    /// the contacts' consent columns (feature `consents`; `job.pullConsents`).
+    PullConsents,
+    /// `engine-pull-changes.<lang>.js`: Pull changes, the contacts SALESmanago changed since the
+    /// last run (feature `changes`; `job.pullChanges`).
+    PullChanges,
+    /// `engine-pull-activity.<lang>.js`: Pull activity, SALESmanago's e-mail events as activity
+    /// rows (feature `activity`; `job.pullActivity`).
+    PullActivity,
 }
 
 impl Engine {
-    /// All four, the contact pages' first.
-    pub const ALL: [Engine; 4] = [Engine::ContactPages, Engine::IntegrationRecord, Engine::Exports, Engine::Pulls];
+    /// All six, the contact pages' first.
+    pub const ALL: [Engine; 6] = [
+        Engine::ContactPages,
+        Engine::IntegrationRecord,
+        Engine::Exports,
+        Engine::PullConsents,
+        Engine::PullChanges,
+        Engine::PullActivity,
+    ];
 
     /// Its web resources' names without their language and `.js`, under `new_/salesmanago/`.
     pub const fn stem(self) -> &'static str {
@@ -71,7 +85,9 @@ impl Engine {
             Engine::ContactPages => "engine",
             Engine::IntegrationRecord => "engine-admin",
             Engine::Exports => "engine-export",
-            Engine::Pulls => "engine-pull",
+            Engine::PullConsents => "engine-pull-consents",
+            Engine::PullChanges => "engine-pull-changes",
+            Engine::PullActivity => "engine-pull-activity",
         }
     }
 
@@ -87,7 +103,9 @@ impl Engine {
             Engine::ContactPages => "SalesManagoEngine",
             Engine::IntegrationRecord => "SalesManagoAdminEngine",
             Engine::Exports => "SalesManagoExportEngine",
-            Engine::Pulls => "SalesManagoPullEngine",
+            Engine::PullConsents => "SalesManagoPullConsentsEngine",
+            Engine::PullChanges => "SalesManagoPullChangesEngine",
+            Engine::PullActivity => "SalesManagoPullActivityEngine",
         }
     }
 
@@ -97,7 +115,9 @@ impl Engine {
             Engine::ContactPages => "contact",
             Engine::IntegrationRecord => "admin",
             Engine::Exports => "export",
-            Engine::Pulls => "pull",
+            Engine::PullConsents => "consents",
+            Engine::PullChanges => "changes",
+            Engine::PullActivity => "activity",
         }
     }
 
@@ -110,7 +130,9 @@ impl Engine {
             Engine::ContactPages => 268_000,
             Engine::IntegrationRecord => 231_700,
             Engine::Exports => 297_200,
-            Engine::Pulls => 307_400,
+            Engine::PullConsents => 269_800,
+            Engine::PullChanges => 260_500,
+            Engine::PullActivity => 240_300,
         }
     }
 
@@ -120,7 +142,9 @@ impl Engine {
             Engine::ContactPages => cfg!(feature = "contact"),
             Engine::IntegrationRecord => cfg!(feature = "admin"),
             Engine::Exports => cfg!(feature = "export"),
-            Engine::Pulls => cfg!(feature = "pull"),
+            Engine::PullConsents => cfg!(feature = "consents"),
+            Engine::PullChanges => cfg!(feature = "changes"),
+            Engine::PullActivity => cfg!(feature = "activity"),
         }
     }
 }
@@ -144,9 +168,9 @@ impl Command {
         Command::IntegrationOpened,
     ];
 
-    /// The engine that runs it. `commands.js` picks the same one by the name's prefix: the
-    /// contact pages' names start `contact.`, the exports' `job.export`, the pulls' `job.pull`,
-    /// no other does.
+    /// The engine that runs it. `commands.js` picks the same one by the name: the contact
+    /// pages' names start `contact.`, the exports' `job.export`, each pull has its own
+    /// (`job.pullConsents`, …), the integration record's are the rest.
     pub const fn engine(self) -> Engine {
         match self {
             Command::FetchContact
@@ -158,7 +182,9 @@ impl Command {
                 Engine::IntegrationRecord
             }
             Command::ExportSelected | Command::ExportAll | Command::ExportChanges => Engine::Exports,
-            Command::PullConsents | Command::PullChanges | Command::PullActivity => Engine::Pulls,
+            Command::PullConsents => Engine::PullConsents,
+            Command::PullChanges => Engine::PullChanges,
+            Command::PullActivity => Engine::PullActivity,
         }
     }
 
@@ -268,24 +294,33 @@ mod tests {
     }
 
     #[test]
-    fn each_engine_runs_exactly_the_commands_its_prefix_names() {
-        // `commands.js` routes by the same rule: `contact.*`, `job.export*`, `job.pull*`, the rest.
+    fn each_engine_runs_exactly_the_commands_its_name_routes_to_it() {
+        // `commands.js` routes by the same rule: `contact.*`, `job.export*`, each pull by its
+        // name, the rest.
         for command in Command::ALL {
             let name = command.name();
-            let engine = match () {
+            let engine = match name {
                 _ if name.starts_with("contact.") => Engine::ContactPages,
                 _ if name.starts_with("job.export") => Engine::Exports,
-                _ if name.starts_with("job.pull") => Engine::Pulls,
+                "job.pullConsents" => Engine::PullConsents,
+                "job.pullChanges" => Engine::PullChanges,
+                "job.pullActivity" => Engine::PullActivity,
                 _ => Engine::IntegrationRecord,
             };
             assert_eq!(command.engine(), engine, "{command:?}");
-            let jobs = [Engine::Exports, Engine::Pulls];
+            let jobs = [Engine::Exports, Engine::PullConsents, Engine::PullChanges, Engine::PullActivity];
             assert_eq!(command.bulk_job().is_some(), jobs.contains(&engine), "{command:?}");
             assert_eq!(name.starts_with("job."), jobs.contains(&engine), "{command:?}");
         }
         // A grid's export is a job over many contacts, as the integration record's are.
         assert_eq!(Command::ExportSelected.engine(), Engine::Exports);
         assert_eq!(Command::TestConnection.engine(), Engine::IntegrationRecord);
+        // Every engine runs some command, and has a distinct file and global.
+        for engine in Engine::ALL {
+            assert!(Command::ALL.iter().any(|c| c.engine() == engine), "{engine:?}");
+            let same = |other: &Engine| other.stem() == engine.stem() || other.global() == engine.global();
+            assert_eq!(Engine::ALL.iter().filter(|other| same(other)).count(), 1, "{engine:?}");
+        }
     }
 
     #[test]

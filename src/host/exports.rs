@@ -1,7 +1,8 @@
 //! What every engine exports to JavaScript (`SalesManagoEngine.ready()`,
-//! `SalesManagoAdminEngine.ready()`, `SalesManagoExportEngine.ready()` and
-//! `SalesManagoPullEngine.ready()` resolve to an object holding them): `runCommand`. The integration record's pages call their engine's further
-//! exports ([`super::pages`]).
+//! `SalesManagoAdminEngine.ready()`, `SalesManagoExportEngine.ready()`,
+//! `SalesManagoPullConsentsEngine.ready()` and the other pulls' resolve to an object holding
+//! them): `runCommand`. The integration record's pages call their engine's further exports
+//! ([`super::pages`]).
 
 // Exports are reached from JavaScript, not from Rust.
 #![allow(unreachable_pub)]

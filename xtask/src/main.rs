@@ -1,5 +1,5 @@
-//! Build tooling: `cargo xtask build` turns the four engines (the contact pages', the
-//! integration record's pages', the exports' and the pulls'), each in English and in Polish, into
+//! Build tooling: `cargo xtask build` turns the six engines (the contact pages', the
+//! integration record's pages', the exports' and each pull's), each in English and in Polish, into
 //! web resources and packs the Dataverse solution (with `--test-engine`, also
 //! `target/engine-test/`, one engine with every engine's commands, both languages and the exports
 //! only tests and the bench call, as each engine's script); `cargo xtask pack` only packs, from

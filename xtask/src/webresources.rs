@@ -4,8 +4,8 @@
 //! The engines' scripts (`engine.en.js`, `engine.pl.js`, `engine-admin.en.js`, … one per engine
 //! and language) are generated from `webresource/engine.template.js`: the wasm-bindgen glue and
 //! the wasm (base64) go inside one closure, so each defines one global (`SalesManagoEngine`,
-//! `SalesManagoAdminEngine`, `SalesManagoExportEngine`, `SalesManagoPullEngine`, the same in
-//! either language).
+//! `SalesManagoAdminEngine`, `SalesManagoExportEngine`, `SalesManagoPullConsentsEngine`, …, the
+//! same in either language).
 
 use std::path::Path;
 

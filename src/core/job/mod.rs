@@ -14,18 +14,18 @@
 
 use crate::prelude::*;
 
-#[cfg(feature = "pull")]
+#[cfg(feature = "activity")]
 mod activity;
 #[cfg(feature = "export")]
 mod catchup;
-#[cfg(feature = "pull")]
+#[cfg(feature = "changes")]
 mod changes;
-#[cfg(feature = "pull")]
+#[cfg(feature = "consents")]
 mod consents;
 #[cfg(feature = "contact")]
 pub mod contact;
 // The relay's webhook deliveries and rule calls: the relay holds every engine's work.
-#[cfg(all(feature = "contact", feature = "export", feature = "pull"))]
+#[cfg(all(feature = "contact", feature = "export", feature = "consents", feature = "changes", feature = "activity"))]
 pub mod deliveries;
 #[cfg(feature = "export")]
 mod export;
@@ -34,7 +34,7 @@ mod recheck;
 #[cfg(any(feature = "contact", feature = "export"))]
 mod removal;
 mod rng;
-#[cfg(all(feature = "contact", feature = "export", feature = "pull"))]
+#[cfg(all(feature = "contact", feature = "export", feature = "consents", feature = "changes", feature = "activity"))]
 pub mod rules;
 mod runner;
 mod units;
@@ -208,8 +208,8 @@ pub enum Action {
     /// headers: each part of the body as it arrives with [`Reply::Part`], then
     /// [`Reply::Salesmanago`] with the status (and the body, when the status is not 2xx) or why
     /// there was none. Give up when no part comes for `idle_timeout_ms`. Only Pull consents
-    /// downloads, in the pulls' engine.
-    #[cfg(feature = "pull")]
+    /// downloads, in its own engine.
+    #[cfg(feature = "consents")]
     Download {
         /// Hand back with each reply.
         ticket: Ticket,
@@ -232,7 +232,7 @@ pub enum Reply {
     /// SALESmanago's answer, or why there was none.
     Salesmanago(Result<HttpResponse, TransportFailure>),
     /// The next part of a [`Action::Download`]'s body, at most [`Reply::PART_MAX`] bytes.
-    #[cfg(feature = "pull")]
+    #[cfg(feature = "consents")]
     Part(Vec<u8>),
     /// The form's answer: columns filled, or 1 when the user confirmed; or what failed.
     #[cfg(feature = "contact")]
@@ -360,35 +360,40 @@ fn state_columns(job: BulkJob) -> &'static [&'static str] {
 enum Kind {
     #[cfg(feature = "export")]
     Export(Box<export::Export>),
-    #[cfg(feature = "pull")]
+    #[cfg(feature = "consents")]
     Consents(consents::Consents),
-    #[cfg(feature = "pull")]
+    #[cfg(feature = "changes")]
     Changes(changes::Changes),
-    #[cfg(feature = "pull")]
+    #[cfg(feature = "activity")]
     Activity(activity::Activity),
     #[cfg(feature = "contact")]
     Contact(contact::ContactCommand),
 }
 
-/// The exports run in the exports' engine alone, the pulls in the pulls' engine
+/// The exports run in the exports' engine alone, each pull in its own
 /// ([`crate::core::command::Engine`]).
 #[cfg(feature = "jobs")]
 impl Kind {
+    // An engine with one kind of job uses what that kind needs of these.
+    #[cfg_attr(
+        not(all(feature = "export", feature = "consents", feature = "changes", feature = "activity")),
+        allow(unused_variables)
+    )]
     fn new(start: &Start, record: &Map, run: &mut Runner) -> Kind {
         match start.job {
             #[cfg(feature = "export")]
             BulkJob::ExportSelected | BulkJob::ExportAll | BulkJob::ExportChanges => {
                 Kind::Export(Box::new(export::Export::new(start, record, run)))
             }
-            #[cfg(feature = "pull")]
+            #[cfg(feature = "consents")]
             BulkJob::PullConsents => Kind::Consents(consents::Consents::new(start, run)),
-            #[cfg(feature = "pull")]
+            #[cfg(feature = "changes")]
             BulkJob::PullChanges => Kind::Changes(changes::Changes::new(start, record)),
-            #[cfg(feature = "pull")]
+            #[cfg(feature = "activity")]
             BulkJob::PullActivity => Kind::Activity(activity::Activity::new(start, record)),
             // The host starts only the jobs of the engine it runs in: another's command is
             // refused as unknown before any job starts (`host::commands`).
-            #[cfg(not(all(feature = "export", feature = "pull")))]
+            #[cfg(not(all(feature = "export", feature = "consents", feature = "changes", feature = "activity")))]
             job => unreachable!("{job:?} runs in another engine"),
         }
     }
@@ -430,7 +435,7 @@ impl Job {
     /// Applies the SALESmanago contacts `named` (by its rules' calls) to Dynamics as Pull
     /// changes applies a changed contact, without its listing, lease or watermark: many of
     /// these run at once, beside a Pull changes.
-    #[cfg(feature = "pull")]
+    #[cfg(feature = "changes")]
     pub fn pull_named(mut start: Start, named: &Named) -> Job {
         start.consents = start.settings.read_columns(&start.consents);
         let run = Runner::new(&start);
@@ -469,11 +474,11 @@ impl Job {
                 && match &mut self.kind {
                     #[cfg(feature = "export")]
                     Some(Kind::Export(job)) => job.work(&mut self.run, now_ms),
-                    #[cfg(feature = "pull")]
+                    #[cfg(feature = "consents")]
                     Some(Kind::Consents(job)) => job.work(&mut self.run, now_ms),
-                    #[cfg(feature = "pull")]
+                    #[cfg(feature = "activity")]
                     Some(Kind::Activity(job)) => job.work(&mut self.run, now_ms),
-                    #[cfg(feature = "pull")]
+                    #[cfg(feature = "changes")]
                     Some(Kind::Changes(_)) => false,
                     #[cfg(feature = "contact")]
                     Some(Kind::Contact(_)) => false,
@@ -530,11 +535,11 @@ impl Job {
                 match &mut self.kind {
                     #[cfg(feature = "export")]
                     Some(Kind::Export(job)) => job.on(ticket, result, &mut self.run, now_ms),
-                    #[cfg(feature = "pull")]
+                    #[cfg(feature = "consents")]
                     Some(Kind::Consents(job)) => job.on(ticket, result, &mut self.run, now_ms),
-                    #[cfg(feature = "pull")]
+                    #[cfg(feature = "changes")]
                     Some(Kind::Changes(job)) => job.on(ticket, result, &mut self.run, now_ms),
-                    #[cfg(feature = "pull")]
+                    #[cfg(feature = "activity")]
                     Some(Kind::Activity(job)) => job.on(ticket, result, &mut self.run, now_ms),
                     #[cfg(feature = "contact")]
                     Some(Kind::Contact(command)) => command.on(ticket, result, &mut self.run),
@@ -555,11 +560,11 @@ impl Job {
         match &mut self.kind {
             #[cfg(feature = "export")]
             Some(Kind::Export(job)) => job.advance(&mut self.run, now_ms),
-            #[cfg(feature = "pull")]
+            #[cfg(feature = "consents")]
             Some(Kind::Consents(job)) => job.advance(&mut self.run, now_ms),
-            #[cfg(feature = "pull")]
+            #[cfg(feature = "changes")]
             Some(Kind::Changes(job)) => job.advance(&mut self.run, now_ms),
-            #[cfg(feature = "pull")]
+            #[cfg(feature = "activity")]
             Some(Kind::Activity(job)) => job.advance(&mut self.run, now_ms),
             #[cfg(feature = "contact")]
             Some(Kind::Contact(_)) => {}

@@ -25,7 +25,7 @@ use crate::core::salesmanago::HttpResponse;
 /// rest), or the job's timer.
 enum Event {
     Reply(Ticket, Reply),
-    #[cfg(feature = "pull")]
+    #[cfg(feature = "consents")]
     Part(Ticket, Vec<u8>, Pending),
     Timer,
 }
@@ -119,15 +119,15 @@ pub(super) async fn drive(context: &Context, mut job: Job) -> Outcome {
 }
 
 /// Hands `event` to the job; the timer still set afterwards (`pending` takes the rest of a
-/// download, which only the pulls' engine makes).
-#[cfg_attr(not(feature = "pull"), allow(unused_variables))]
+/// download, which only Pull consents' engine makes).
+#[cfg_attr(not(feature = "consents"), allow(unused_variables))]
 fn on(job: &mut Job, event: Event, timer: Option<u64>, pending: &mut FuturesUnordered<Pending>) -> Option<u64> {
     match event {
         Event::Reply(ticket, reply) => {
             job.handle(ticket, reply, now_ms());
             timer
         }
-        #[cfg(feature = "pull")]
+        #[cfg(feature = "consents")]
         Event::Part(ticket, bytes, rest) => {
             job.handle(ticket, Reply::Part(bytes), now_ms());
             pending.push(rest);
@@ -173,7 +173,7 @@ fn execute(action: Action, context: &Context, ui: &Ui, root: &str) -> Step {
         Action::Call { ticket, request, timeout_ms } => {
             Box::pin(async move { Event::Reply(ticket, Reply::Salesmanago(perform(&request, timeout_ms).await)) })
         }
-        #[cfg(feature = "pull")]
+        #[cfg(feature = "consents")]
         Action::Download { ticket, url, idle_timeout_ms } => Box::pin(async move {
             match download(&url, idle_timeout_ms).await {
                 Ok(Ok(body)) => next_part(ticket, body).await,
@@ -221,7 +221,7 @@ async fn web_api(ticket: Ticket, url: String, prefer: String, method: Method) ->
 }
 
 /// The next part of a download, with the wait for the one after; or its end.
-#[cfg(feature = "pull")]
+#[cfg(feature = "consents")]
 async fn next_part(ticket: Ticket, mut body: Download) -> Event {
     match body.next().await {
         Ok(Some(bytes)) => sliced(ticket, bytes, 0, body),
@@ -235,7 +235,7 @@ async fn next_part(ticket: Ticket, mut body: Download) -> Event {
 
 /// `chunk` from `at` as parts of at most [`Reply::PART_MAX`] bytes, each after a turn of the
 /// event loop; then the download's next chunk.
-#[cfg(feature = "pull")]
+#[cfg(feature = "consents")]
 fn sliced(ticket: Ticket, chunk: Vec<u8>, at: usize, body: Download) -> Event {
     let end = chunk.len().min(at + Reply::PART_MAX);
     if at == 0 && end == chunk.len() {

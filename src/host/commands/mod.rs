@@ -142,14 +142,21 @@ pub(crate) async fn run(command: Command, context: Context) -> Outcome {
         Command::ExportAll => jobs::run(context, BulkJob::ExportAll).await,
         #[cfg(feature = "export")]
         Command::ExportChanges => jobs::run(context, BulkJob::ExportChanges).await,
-        #[cfg(feature = "pull")]
+        #[cfg(feature = "consents")]
         Command::PullConsents => jobs::run(context, BulkJob::PullConsents).await,
-        #[cfg(feature = "pull")]
+        #[cfg(feature = "changes")]
         Command::PullChanges => jobs::run(context, BulkJob::PullChanges).await,
-        #[cfg(feature = "pull")]
+        #[cfg(feature = "activity")]
         Command::PullActivity => jobs::run(context, BulkJob::PullActivity).await,
         // The other engines' commands, refused by the caller.
-        #[cfg(not(all(feature = "contact", feature = "admin", feature = "export", feature = "pull")))]
+        #[cfg(not(all(
+            feature = "contact",
+            feature = "admin",
+            feature = "export",
+            feature = "consents",
+            feature = "changes",
+            feature = "activity"
+        )))]
         _ => Err(Failure::new(Message::UnknownCommand { name: command.name().into() }, "unknownCommand")),
     }
 }

@@ -259,7 +259,7 @@ impl Runner {
                 ticket,
                 writes: Writes { rows: rows.clone(), tag: self.rng.key(), writing: Writing::ContactUpdates },
             },
-            #[cfg(feature = "pull")]
+            #[cfg(feature = "activity")]
             Request::Create(rows) => Action::Write {
                 ticket,
                 writes: Writes { rows: rows.clone(), tag: self.rng.key(), writing: Writing::NewActivities },
@@ -286,7 +286,7 @@ impl Runner {
                     #[cfg(feature = "export")]
                     Call::Upsert(op) => self.client.request(op, &nonce),
                     Call::Lookup(op) => self.client.request(op, &nonce),
-                    #[cfg(feature = "pull")]
+                    #[cfg(feature = "changes")]
                     Call::Modified(op) => self.client.request(op, &nonce),
                     #[cfg(feature = "contact")]
                     Call::UpsertOne(op) => self.client.request(op.as_ref(), &nonce),
@@ -296,14 +296,14 @@ impl Runner {
                     Call::Delete(op) => self.client.request(op, &nonce),
                     #[cfg(any(feature = "contact", feature = "export"))]
                     Call::Subscribe(op) => self.client.request(op, &nonce),
-                    #[cfg(feature = "pull")]
+                    #[cfg(feature = "consents")]
                     Call::Export(op) => self.client.request(op, &nonce),
-                    #[cfg(feature = "pull")]
+                    #[cfg(feature = "consents")]
                     Call::Status(op) => self.client.request(op, &nonce),
                 };
                 Action::Call { ticket, request, timeout_ms: DEFAULT_TIMEOUT_MS }
             }
-            #[cfg(feature = "pull")]
+            #[cfg(feature = "consents")]
             Request::Download(url) => Action::Download { ticket, url: url.clone(), idle_timeout_ms: DOWNLOAD_IDLE_MS },
         })
     }
@@ -324,7 +324,7 @@ impl Runner {
         if let Reply::Dataverse(Ok(response)) = &reply {
             self.clock.observe(response.date.as_deref(), now_ms);
         }
-        #[cfg(feature = "pull")]
+        #[cfg(feature = "consents")]
         if let Reply::Part(bytes) = reply {
             // The download goes on: it stays with the host. A part for anything else is ignored.
             if !matches!(pending.request, Request::Download(_)) {

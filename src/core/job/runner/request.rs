@@ -36,7 +36,7 @@ pub(in crate::core::job) enum Request {
     Write(Vec<(String, Map)>),
     /// New activity rows with the ids given, each created only if it is not there, in one
     /// `$batch`.
-    #[cfg(feature = "pull")]
+    #[cfg(feature = "activity")]
     Create(Vec<(String, Map)>),
     /// Columns of the integration record, written under the job's lease.
     #[cfg(feature = "jobs")]
@@ -53,7 +53,7 @@ pub(in crate::core::job) enum Request {
     /// A SALESmanago call.
     Call(Call),
     /// A file SALESmanago handed out, read part by part.
-    #[cfg(feature = "pull")]
+    #[cfg(feature = "consents")]
     Download(String),
 }
 
@@ -70,9 +70,9 @@ impl Request {
             Request::Patch(..) => true,
             #[cfg(any(feature = "contact", feature = "pull"))]
             Request::Remove(_) => true,
-            #[cfg(feature = "pull")]
+            #[cfg(feature = "consents")]
             Request::Download(_) => false,
-            #[cfg(feature = "pull")]
+            #[cfg(feature = "activity")]
             Request::Create(_) => true,
             #[cfg(feature = "jobs")]
             Request::Record(guarded) => guarded.purpose != Purpose::Acquire,
@@ -84,9 +84,9 @@ impl Request {
     pub(super) fn service(&self) -> Service {
         match self {
             Request::Call(_) => Service::Salesmanago,
-            #[cfg(feature = "pull")]
+            #[cfg(feature = "consents")]
             Request::Download(_) => Service::Salesmanago,
-            #[cfg(feature = "pull")]
+            #[cfg(feature = "activity")]
             Request::Create(_) => Service::Dataverse,
             #[cfg(feature = "jobs")]
             Request::Record(_) => Service::Dataverse,
@@ -107,7 +107,7 @@ pub(in crate::core::job) enum Call {
     #[cfg(feature = "export")]
     Upsert(BatchUpsert),
     Lookup(Lookup),
-    #[cfg(feature = "pull")]
+    #[cfg(feature = "changes")]
     Modified(ModifiedContacts),
     #[cfg(feature = "contact")]
     UpsertOne(Box<Upsert>),
@@ -117,9 +117,9 @@ pub(in crate::core::job) enum Call {
     Delete(Delete),
     #[cfg(any(feature = "contact", feature = "export"))]
     Subscribe(SetSubscription),
-    #[cfg(feature = "pull")]
+    #[cfg(feature = "consents")]
     Export(ExportConsents),
-    #[cfg(feature = "pull")]
+    #[cfg(feature = "consents")]
     Status(JobStatus),
 }
 
@@ -136,8 +136,10 @@ impl Call {
             Call::Upsert(_) => true,
             #[cfg(feature = "contact")]
             Call::UpsertOne(_) => true,
-            #[cfg(feature = "pull")]
-            Call::Modified(_) | Call::Export(_) | Call::Status(_) => false,
+            #[cfg(feature = "changes")]
+            Call::Modified(_) => false,
+            #[cfg(feature = "consents")]
+            Call::Export(_) | Call::Status(_) => false,
         }
     }
 }
@@ -263,7 +265,7 @@ pub(super) fn read(request: &Request, client: &Client, reply: Reply) -> Result<O
             let text = error::answer(answer).map_err(Error::Dataverse)?;
             Ok(Output::Written(crate::core::dataverse::batch::outcomes(&text)))
         }
-        #[cfg(feature = "pull")]
+        #[cfg(feature = "activity")]
         (Request::Create(_), Reply::Dataverse(answer)) => {
             let text = error::answer(answer).map_err(Error::Dataverse)?;
             Ok(Output::Created(crate::core::dataverse::batch::created(&text)))
@@ -296,7 +298,7 @@ pub(super) fn read(request: &Request, client: &Client, reply: Reply) -> Result<O
                 #[cfg(feature = "export")]
                 Call::Upsert(op) => client.response(op, outcome).map(Output::Upserted).map_err(sm),
                 Call::Lookup(op) => client.response(op, outcome).map(Output::Found).map_err(sm),
-                #[cfg(feature = "pull")]
+                #[cfg(feature = "changes")]
                 Call::Modified(op) => client.response(op, outcome).map(Output::Modified).map_err(sm),
                 #[cfg(feature = "contact")]
                 Call::UpsertOne(op) => {
@@ -308,16 +310,16 @@ pub(super) fn read(request: &Request, client: &Client, reply: Reply) -> Result<O
                 Call::Delete(op) => client.response(op, outcome).map(|()| Output::Done).map_err(sm),
                 #[cfg(any(feature = "contact", feature = "export"))]
                 Call::Subscribe(op) => client.response(op, outcome).map(|_| Output::Done).map_err(sm),
-                #[cfg(feature = "pull")]
+                #[cfg(feature = "consents")]
                 Call::Export(op) => client.response(op, outcome).map(Output::Requested).map_err(sm),
-                #[cfg(feature = "pull")]
+                #[cfg(feature = "consents")]
                 Call::Status(op) => {
                     let address = client.response(op, outcome).map_err(sm)?;
                     Ok(Output::Status(address.map(|url| client.file_address(&url))))
                 }
             }
         }
-        #[cfg(feature = "pull")]
+        #[cfg(feature = "consents")]
         (Request::Download(_), Reply::Salesmanago(outcome)) => match outcome {
             Ok(response) if (200..300).contains(&response.status) => Ok(Output::Downloaded),
             // The file's server speaks no envelope: its status says it all, but for a relay's
