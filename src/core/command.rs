@@ -130,9 +130,9 @@ impl Engine {
             Engine::ContactPages => 268_000,
             Engine::IntegrationRecord => 231_700,
             Engine::Exports => 297_200,
-            Engine::PullConsents => 269_800,
-            Engine::PullChanges => 260_500,
-            Engine::PullActivity => 240_300,
+            Engine::PullConsents => 268_300,
+            Engine::PullChanges => 258_600,
+            Engine::PullActivity => 238_400,
         }
     }
 

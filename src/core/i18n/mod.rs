@@ -287,25 +287,25 @@ pub enum Message {
         count: u64,
     },
     /// "Pull consents" waits for SALESmanago to prepare its export file.
-    #[cfg(feature = "pull")]
+    #[cfg(feature = "consents")]
     PreparingFile {
         /// Seconds waited so far.
         seconds: u64,
     },
     /// "Pull consents" reads SALESmanago's export file.
-    #[cfg(feature = "pull")]
+    #[cfg(feature = "consents")]
     ReadingFile {
         /// Contacts read so far.
         contacts: u64,
     },
     /// The integration record names a kind of activity that is not one.
-    #[cfg(feature = "pull")]
+    #[cfg(feature = "activity")]
     ActivityKindUnknown {
         /// The name, as the record has it.
         name: String,
     },
     /// SALESmanago did not prepare the export file in time.
-    #[cfg(feature = "pull")]
+    #[cfg(feature = "consents")]
     FileNotReady {
         /// Minutes waited.
         minutes: u64,
@@ -313,7 +313,7 @@ pub enum Message {
     /// Pull changes: a contact changed in SALESmanago could not be looked up there, so its
     /// change waits for the next try (the reason in the CSV's row for it, where neither its
     /// Dynamics id nor its e-mail is known).
-    #[cfg(feature = "pull")]
+    #[cfg(feature = "changes")]
     LookupFailed {
         /// Its SALESmanago id.
         contact: String,
@@ -321,7 +321,7 @@ pub enum Message {
         reason: String,
     },
     /// SALESmanago's export file could not be used.
-    #[cfg(feature = "pull")]
+    #[cfg(feature = "consents")]
     FileUnreadable {
         /// What is wrong with it (the engine's words, never the file's text).
         detail: String,
@@ -611,7 +611,7 @@ impl Message {
             | Message::NotAccepted { reason: Some(detail), .. } => cut(detail),
             #[cfg(feature = "jobs")]
             Message::SummaryNotRecorded { detail } => cut(detail),
-            #[cfg(feature = "pull")]
+            #[cfg(feature = "changes")]
             Message::LookupFailed { reason: detail, .. } => cut(detail),
             #[cfg(feature = "contact")]
             Message::SyncFailed { reason: detail } => cut(detail),
@@ -649,12 +649,13 @@ impl Message {
             | Message::Unlisted { .. } => {}
             #[cfg(feature = "export")]
             Message::DeletedEmailUnknown | Message::DeltaExpired | Message::NotTracked | Message::Resuming { .. } => {}
-            #[cfg(feature = "pull")]
+            #[cfg(feature = "consents")]
             Message::PreparingFile { .. }
             | Message::ReadingFile { .. }
             | Message::FileNotReady { .. }
-            | Message::FileUnreadable { .. }
-            | Message::ActivityKindUnknown { .. } => {}
+            | Message::FileUnreadable { .. } => {}
+            #[cfg(feature = "activity")]
+            Message::ActivityKindUnknown { .. } => {}
             #[cfg(feature = "admin")]
             Message::CredentialsTitle
             | Message::ClientIdLabel
@@ -1006,6 +1007,21 @@ mod tests {
         assert_eq!(Lang::from_lcid(1033), Lang::En);
         assert_eq!(Lang::from_lcid(1031), Lang::En);
         assert_eq!(Lang::from_lcid(0), Lang::En);
+        // The codes name the Cargo features and the engines' files (`engine.pl.js`).
+        assert_eq!(Lang::ALL.map(Lang::code), ["en", "pl"]);
+    }
+
+    #[test]
+    fn a_build_with_both_languages_answers_in_the_one_asked() {
+        // The shipped engines have one each and answer in it (tests/webresources.test.mjs).
+        for lang in Lang::ALL {
+            assert_eq!(lang.built(), lang);
+        }
+        let name = String::from("no.such");
+        assert_ne!(
+            text(&Message::UnknownCommand { name: name.clone() }, Lang::En),
+            text(&Message::UnknownCommand { name }, Lang::Pl)
+        );
     }
 
     #[test]
