@@ -22,10 +22,10 @@
 //! machinery (see the README's Sizes). The code names `alloc` and `core` paths, through
 //! [`prelude`] for what std's prelude would give.
 #![cfg_attr(all(target_arch = "wasm32", not(test)), no_std)]
-// One engine's build (`contact`, `admin`, `export` or `pull` alone, in one language, see
-// `core::command::Engine`)
-// leaves parts of the shared core that only the others use, and the imports for them; the full
-// build (every test, the relay, and `npm run lint`'s first clippy) still finds what no one uses.
+// One engine's build (`contact`, `admin`, `export`, `consents`, `changes` or `activity` alone,
+// in one language, see `core::command::Engine`) leaves parts of the shared core that only the
+// others use, and the imports for them; the full build (every test, the relay, and `npm run
+// lint`'s first clippy) still finds what no one uses.
 #![cfg_attr(
     not(all(
         feature = "contact",

@@ -74,6 +74,19 @@ fn web_resource_parts_are_named_as_dynamics_exports_name_them() {
 }
 
 #[test]
+fn each_engine_ships_in_each_language_under_its_language_code() {
+    let package = Package::built("managed");
+    let doc = parse("customizations.xml", package.text("customizations.xml"));
+    for (engine, lang) in Engine::ALL.into_iter().flat_map(|engine| Lang::ALL.map(|lang| (engine, lang))) {
+        let name = format!("new_/salesmanago/{}", engine.file(lang));
+        let resource = elements(doc.root(), "WebResource")
+            .find(|w| child_text(*w, "Name") == Some(name.as_str()))
+            .unwrap_or_else(|| panic!("{name} ships"));
+        assert_eq!(child_text(resource, "LanguageCode"), Some(lang.lcid().to_string().as_str()), "{name}");
+    }
+}
+
+#[test]
 fn each_shipped_engine_is_within_its_budget() {
     let package = Package::built("managed");
     let files = web_resource_files(package.text("customizations.xml"));

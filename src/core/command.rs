@@ -130,8 +130,8 @@ impl Engine {
             Engine::ContactPages => 268_000,
             Engine::IntegrationRecord => 231_700,
             Engine::Exports => 297_200,
-            Engine::PullConsents => 268_300,
-            Engine::PullChanges => 258_600,
+            Engine::PullConsents => 267_500,
+            Engine::PullChanges => 257_900,
             Engine::PullActivity => 238_400,
         }
     }

@@ -48,6 +48,14 @@ impl Lang {
     /// Both, English first.
     pub const ALL: [Lang; 2] = [Lang::En, Lang::Pl];
 
+    /// Its Windows LCID, as a web resource's `LanguageCode` names it.
+    pub const fn lcid(self) -> u32 {
+        match self {
+            Lang::En => 1033,
+            Lang::Pl => 1045,
+        }
+    }
+
     /// The language text is built in when a user's is `self`: `self` where this build has its
     /// catalogue (Cargo feature `en`, `pl`, named as [`Lang::code`]), else the one it has. The
     /// shipped engines each have one (`commands.js` loads the user's), everything else both.
@@ -1009,6 +1017,7 @@ mod tests {
         assert_eq!(Lang::from_lcid(0), Lang::En);
         // The codes name the Cargo features and the engines' files (`engine.pl.js`).
         assert_eq!(Lang::ALL.map(Lang::code), ["en", "pl"]);
+        assert_eq!(Lang::ALL.map(|lang| Lang::from_lcid(lang.lcid())), Lang::ALL);
     }
 
     #[test]

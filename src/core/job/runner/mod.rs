@@ -269,7 +269,7 @@ impl Runner {
                 let guarded = guarded.clone();
                 self.record_action(ticket, &guarded, now_ms)
             }
-            #[cfg(any(feature = "contact", feature = "pull"))]
+            #[cfg(any(feature = "contact", feature = "activity"))]
             Request::Row(path) => Action::Get { ticket, path: path.clone() },
             #[cfg(feature = "contact")]
             Request::Patch(path, columns) => Action::Patch {
@@ -278,7 +278,7 @@ impl Runner {
                 if_match: "*".into(),
                 body: Value::Object(columns.clone()).to_string(),
             },
-            #[cfg(any(feature = "contact", feature = "pull"))]
+            #[cfg(any(feature = "contact", feature = "activity"))]
             Request::Remove(path) => Action::Delete { ticket, path: path.clone() },
             Request::Call(call) => {
                 let nonce = Nonce { api_key: self.rng.key(), request_time_ms: now_ms };

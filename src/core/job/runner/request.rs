@@ -42,13 +42,13 @@ pub(in crate::core::job) enum Request {
     #[cfg(feature = "jobs")]
     Record(Guarded),
     /// One row (`GET`, a path under the Web API root).
-    #[cfg(any(feature = "contact", feature = "pull"))]
+    #[cfg(any(feature = "contact", feature = "activity"))]
     Row(String),
     /// Columns of one row (`PATCH` of an existing row: `If-Match: *`).
     #[cfg(feature = "contact")]
     Patch(String, Map),
     /// Delete one row; one already gone counts as deleted.
-    #[cfg(any(feature = "contact", feature = "pull"))]
+    #[cfg(any(feature = "contact", feature = "activity"))]
     Remove(String),
     /// A SALESmanago call.
     Call(Call),
@@ -62,13 +62,13 @@ impl Request {
     pub(super) fn changes(&self) -> bool {
         match self {
             Request::Read(_) | Request::Keys(_) | Request::Tracked(_) => false,
-            #[cfg(any(feature = "contact", feature = "pull"))]
+            #[cfg(any(feature = "contact", feature = "activity"))]
             Request::Row(_) => false,
             #[cfg(feature = "jobs")]
             Request::Write(_) => true,
             #[cfg(feature = "contact")]
             Request::Patch(..) => true,
-            #[cfg(any(feature = "contact", feature = "pull"))]
+            #[cfg(any(feature = "contact", feature = "activity"))]
             Request::Remove(_) => true,
             #[cfg(feature = "consents")]
             Request::Download(_) => false,
@@ -93,7 +93,7 @@ impl Request {
             Request::Read(_) | Request::Keys(_) | Request::Tracked(_) => Service::Dataverse,
             #[cfg(feature = "jobs")]
             Request::Write(_) => Service::Dataverse,
-            #[cfg(any(feature = "contact", feature = "pull"))]
+            #[cfg(any(feature = "contact", feature = "activity"))]
             Request::Row(_) | Request::Remove(_) => Service::Dataverse,
             #[cfg(feature = "contact")]
             Request::Patch(..) => Service::Dataverse,
@@ -332,7 +332,7 @@ pub(super) fn read(request: &Request, client: &Client, reply: Reply) -> Result<O
             })),
             Err(failure) => Err(Error::Salesmanago(client.judged(failure.into()))),
         },
-        #[cfg(any(feature = "contact", feature = "pull"))]
+        #[cfg(any(feature = "contact", feature = "activity"))]
         (Request::Row(_), Reply::Dataverse(answer)) => {
             let text = error::answer(answer).map_err(Error::Dataverse)?;
             match crate::core::json::from_str(&text) {
@@ -346,7 +346,7 @@ pub(super) fn read(request: &Request, client: &Client, reply: Reply) -> Result<O
             error::answer(answer).map_err(Error::Dataverse)?;
             Ok(Output::Done)
         }
-        #[cfg(any(feature = "contact", feature = "pull"))]
+        #[cfg(any(feature = "contact", feature = "activity"))]
         (Request::Remove(_), Reply::Dataverse(answer)) => {
             // A row already gone (deleted by an earlier attempt whose answer was lost) is gone.
             if matches!(&answer, Ok(response) if response.status == 404) {
